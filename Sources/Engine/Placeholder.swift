@@ -1,0 +1,3 @@
+import Crypto
+import _CryptoExtras
+import X509

@@ -1,0 +1,3 @@
+import NIOSSL
+import ServiceLifecycle
+import Metrics

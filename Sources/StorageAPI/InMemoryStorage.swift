@@ -1,0 +1,140 @@
+import Foundation
+
+/// A process-local store with the same semantics as the real backends. For tests and `--storage memory`.
+public final class InMemoryStorage: Storage, @unchecked Sendable {
+    struct State {
+        var records: [String: Record] = [:]  // "kind\u{0}id"
+        var names: [String: String] = [:]  // "kind\u{0}scope\u{0}name" -> id
+        var audit: [AuditRecord] = []
+        var metadata: [String: Data] = [:]
+    }
+
+    private let lock = AsyncLock()
+    // Only touched while `lock` is held.
+    private var state = State()
+
+    /// Creates an empty store.
+    public init() {}
+
+    public var backendName: String { "memory" }
+    public func migrate() async throws {}
+    public func ping() async throws {}
+    public func close() async throws {}
+
+    public func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+        -> T
+    {
+        try await lock.withLock {
+            let tx = Transaction(state: state)
+            let value = try await body(tx)
+            state = tx.state
+            tx.closed = true
+            return value
+        }
+    }
+
+    final class Transaction: StorageTransaction, @unchecked Sendable {
+        var state: State
+        var closed = false
+        init(state: State) { self.state = state }
+
+        private func key(_ kind: String, _ id: String) -> String { kind + "\u{0}" + id }
+        private func nameKey(_ kind: String, _ scope: String, _ name: String) -> String {
+            kind + "\u{0}" + scope + "\u{0}" + name
+        }
+        private func check() throws {
+            if closed { throw StorageError(.corrupt, "transaction used after it ended") }
+        }
+
+        func insert(_ record: Record) async throws {
+            try check()
+            if state.records[key(record.kind, record.id)] != nil {
+                throw StorageError(.uniqueViolation, "id \(record.id) exists")
+            }
+            if let name = record.name, state.names[nameKey(record.kind, record.scope, name)] != nil {
+                throw StorageError(.uniqueViolation, "name exists")
+            }
+            var r = record
+            r.version = 1
+            state.records[key(r.kind, r.id)] = r
+            if let name = r.name { state.names[nameKey(r.kind, r.scope, name)] = r.id }
+        }
+
+        func get(kind: String, id: String) async throws -> Record? {
+            try check()
+            return state.records[key(kind, id)]
+        }
+
+        func find(kind: String, scope: String, name: String) async throws -> Record? {
+            try check()
+            guard let id = state.names[nameKey(kind, scope, name)] else { return nil }
+            return state.records[key(kind, id)]
+        }
+
+        func update(_ record: Record) async throws -> Record {
+            try check()
+            guard let old = state.records[key(record.kind, record.id)] else { throw StorageError(.notFound) }
+            guard old.version == record.version else { throw StorageError(.versionConflict) }
+            if let name = record.name, name != old.name || record.scope != old.scope,
+                state.names[nameKey(record.kind, record.scope, name)] != nil
+            {
+                throw StorageError(.uniqueViolation, "name exists")
+            }
+            if let name = old.name { state.names[nameKey(old.kind, old.scope, name)] = nil }
+            var r = record
+            r.version = old.version + 1
+            r.createdAt = old.createdAt
+            state.records[key(r.kind, r.id)] = r
+            if let name = r.name { state.names[nameKey(r.kind, r.scope, name)] = r.id }
+            return r
+        }
+
+        func delete(kind: String, id: String, expectedVersion: Int64) async throws {
+            try check()
+            guard let old = state.records[key(kind, id)] else { throw StorageError(.notFound) }
+            guard old.version == expectedVersion else { throw StorageError(.versionConflict) }
+            state.records[key(kind, id)] = nil
+            if let name = old.name { state.names[nameKey(kind, old.scope, name)] = nil }
+        }
+
+        func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record] {
+            try check()
+            return Array(
+                state.records.values
+                    .filter { $0.kind == kind && (scope == nil || $0.scope == scope) && (afterID == nil || $0.id > afterID!) }
+                    .sorted { $0.id < $1.id }
+                    .prefix(max(0, limit)))
+        }
+
+        func count(kind: String, scope: String?) async throws -> Int {
+            try check()
+            return state.records.values.filter { $0.kind == kind && (scope == nil || $0.scope == scope) }.count
+        }
+
+        func lastAuditEvent() async throws -> AuditRecord? {
+            try check()
+            return state.audit.last
+        }
+
+        func appendAuditEvent(_ event: AuditRecord) async throws {
+            try check()
+            guard event.sequence == (state.audit.last?.sequence ?? 0) + 1 else { throw StorageError(.auditConflict) }
+            state.audit.append(event)
+        }
+
+        func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord] {
+            try check()
+            return Array(state.audit.filter { $0.sequence > after }.prefix(max(0, limit)))
+        }
+
+        func metadata(_ key: String) async throws -> Data? {
+            try check()
+            return state.metadata[key]
+        }
+
+        func setMetadata(_ key: String, _ value: Data) async throws {
+            try check()
+            state.metadata[key] = value
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// The transactional store under the engine. Implementations: `InMemoryStorage`, SQLite and PostgreSQL.
+///
+/// All state that matters across Gatehouse nodes lives behind this protocol, so several daemons sharing one
+/// PostgreSQL database see one consistent store.
+public protocol Storage: Sendable {
+    /// A short name for logs and `/readyz` (`sqlite`, `postgres`, `memory`).
+    var backendName: String { get }
+    /// Applies pending migrations. Idempotent; safe to call from several nodes at once.
+    func migrate() async throws
+    /// Runs `body` in one serializable transaction; commits if it returns, rolls back if it throws.
+    /// A commit that returns is durable.
+    func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
+    /// Cheap reachability check for readiness probes.
+    func ping() async throws
+    /// Releases connections and files.
+    func close() async throws
+}
+
+/// Operations available inside a transaction.
+public protocol StorageTransaction: Sendable {
+    /// Inserts a new record with version 1. Throws `.uniqueViolation` if the id or the name is taken.
+    func insert(_ record: Record) async throws
+    /// Reads a record by kind and id.
+    func get(kind: String, id: String) async throws -> Record?
+    /// Reads a record by its unique name inside a scope.
+    func find(kind: String, scope: String, name: String) async throws -> Record?
+    /// Replaces a record if its stored version equals `record.version`; returns the stored record with the
+    /// incremented version. Throws `.versionConflict` or `.notFound`.
+    func update(_ record: Record) async throws -> Record
+    /// Deletes a record if its stored version equals `expectedVersion`. Throws `.versionConflict` or `.notFound`.
+    func delete(kind: String, id: String, expectedVersion: Int64) async throws
+    /// Lists records of a kind in a scope ordered by id, starting after `afterID`, at most `limit`.
+    func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record]
+    /// Counts records of a kind (in a scope when given).
+    func count(kind: String, scope: String?) async throws -> Int
+
+    /// The last audit event, or nil when the chain is empty. Backends lock the chain head for the rest of the
+    /// transaction so that appends from several nodes serialize.
+    func lastAuditEvent() async throws -> AuditRecord?
+    /// Appends the next audit event; its sequence must be the last sequence + 1 (else `.auditConflict`).
+    func appendAuditEvent(_ event: AuditRecord) async throws
+    /// Reads audit events with sequence greater than `after`, in order, at most `limit`.
+    func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord]
+
+    /// Reads a small metadata value (schema facts, root-key check value, …).
+    func metadata(_ key: String) async throws -> Data?
+    /// Writes a metadata value.
+    func setMetadata(_ key: String, _ value: Data) async throws
+}
+
+extension Storage {
+    /// Runs a transaction and retries it (up to `attempts` times) when it fails with a version or audit conflict
+    /// or a backend serialization failure.
+    public func withRetryingTransaction<T: Sendable>(
+        attempts: Int = 8, _ body: @Sendable (any StorageTransaction) async throws -> T
+    ) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withTransaction(body)
+            } catch let error as StorageError where (error.code == .auditConflict || error.code == .transientConflict) && attempt < attempts {
+                try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...5_000_000) * UInt64(attempt))
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+import Foundation
+import Logging
+import PostgresNIO
+import StorageAPI
+
+/// The shared store for several Gatehouse nodes: a PostgreSQL database reached through a PostgresNIO pool.
+///
+/// Nothing that matters across nodes is kept in memory here: uniqueness and optimistic concurrency are
+/// enforced by the database, audit appends serialize on a transaction-scoped advisory lock, and migrations
+/// serialize on another, so nodes may start together.
+public final class PostgresStorage: Storage, @unchecked Sendable {
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    /// How long a transaction (including waiting for a connection) may take before it fails as unavailable.
+    public let transactionTimeout: Duration
+
+    public var backendName: String { "postgres" }
+
+    /// Advisory-lock keys (arbitrary constants, "GH" + purpose).
+    static let migrationLock: Int64 = 0x4748_0001
+    static let auditLock: Int64 = 0x4748_0002
+
+    /// Connects lazily to the database described by a `postgres://user:password@host:port/db?sslmode=…` URL.
+    public init(
+        url: String, logger: Logger = Logger(label: "gatehouse.storage.postgres"), maxConnections: Int = 16,
+        transactionTimeout: Duration = .seconds(15)
+    ) throws {
+        self.transactionTimeout = transactionTimeout
+        var configuration = try Self.configuration(url: url)
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.connectTimeout = .seconds(5)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.logger = logger
+        let client = self.client
+        self.runner = Task { await client.run() }
+    }
+
+    deinit { runner.cancel() }
+
+    /// Parses a libpq-style URL into a client configuration. `sslmode` is `disable`, `prefer` (default) or `require`.
+    public static func configuration(url: String) throws -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url),
+            components.scheme == "postgres" || components.scheme == "postgresql",
+            let host = components.host, !host.isEmpty
+        else { throw StorageError(.unavailable, "not a postgres:// URL") }
+        let user = components.user ?? "postgres"
+        let password = components.password
+        var database = components.path
+        if database.hasPrefix("/") { database.removeFirst() }
+        let sslmode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        switch sslmode {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        default: throw StorageError(.unavailable, "unknown sslmode \(sslmode)")
+        }
+        return PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: password,
+            database: database.isEmpty ? nil : database, tls: tls)
+    }
+
+    static func map(_ error: any Error) -> any Error {
+        if error is StorageError { return error }
+        if let tx = error as? PostgresTransactionError {
+            if let inner = tx.closureError ?? tx.beginError ?? tx.commitError { return map(inner) }
+        }
+        if let psql = error as? PSQLError {
+            if let state = psql.serverInfo?[.sqlState] {
+                switch state {
+                case "23505": return StorageError(.uniqueViolation, psql.serverInfo?[.message] ?? "")
+                case "40001", "40P01": return StorageError(.transientConflict, state)
+                case "53100": return StorageError(.unavailable, "disk full on the database server")
+                default: return StorageError(.unavailable, "sqlstate \(state): \(psql.serverInfo?[.message] ?? "")")
+                }
+            }
+            return StorageError(.unavailable, "postgres: \(psql.code)")
+        }
+        // Errors thrown by the transaction body (engine errors, cancellation) pass through unchanged.
+        return error
+    }
+
+    static let migrations: [(Int64, [String])] = [
+        (
+            1,
+            [
+                """
+                CREATE TABLE records (
+                    kind TEXT NOT NULL, id TEXT COLLATE "C" NOT NULL, scope TEXT NOT NULL, name TEXT,
+                    version BIGINT NOT NULL, body BYTEA NOT NULL,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (kind, id))
+                """,
+                "CREATE UNIQUE INDEX records_name ON records (kind, scope, name) WHERE name IS NOT NULL",
+                "CREATE INDEX records_scope ON records (kind, scope, id)",
+                """
+                CREATE TABLE audit_events (
+                    seq BIGINT PRIMARY KEY, ts BIGINT NOT NULL, body BYTEA NOT NULL,
+                    prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL)
+                """,
+                "CREATE TABLE metadata (key TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+            ]
+        ),
+    ]
+
+    /// The schema version this build understands.
+    public static var schemaVersion: Int64 { migrations.last?.0 ?? 0 }
+
+    public func migrate() async throws {
+        do {
+            try await client.withTransaction(logger: logger) { conn in
+                try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
+                try await conn.query(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                    logger: self.logger)
+                var current: Int64 = 0
+                for try await v in try await conn.query(
+                    "SELECT coalesce(max(version), 0)::BIGINT FROM schema_migrations", logger: self.logger
+                ).decode(Int64.self) {
+                    current = v
+                }
+                if current > Self.schemaVersion {
+                    throw StorageError(.corrupt, "database schema \(current) is newer than this build (\(Self.schemaVersion))")
+                }
+                for (version, statements) in Self.migrations where version > current {
+                    for sql in statements {
+                        try await conn.query(PostgresQuery(unsafeSQL: sql), logger: self.logger)
+                    }
+                    let now = Record.millis(Date())
+                    try await conn.query(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))", logger: self.logger)
+                }
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+        -> T
+    {
+        do {
+            // The task group inside `withDeadline` awaits its children, so `body` does not outlive this call.
+            return try await withoutActuallyEscaping(body) { body in
+                try await withDeadline(transactionTimeout) {
+                    try await self.client.withTransaction(logger: self.logger) { conn in
+                        let tx = PostgresTransaction(connection: conn, logger: self.logger)
+                        defer { tx.closed = true }
+                        return try await body(tx)
+                    }
+                }
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func ping() async throws {
+        do {
+            _ = try await withDeadline(.seconds(3)) { try await self.client.query("SELECT 1", logger: self.logger) }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    struct DeadlineExceeded: Error {}
+
+    /// Runs `body`, cancelling it and failing with `.unavailable` when it takes longer than `limit`
+    /// (for example while the database is down and the pool keeps retrying).
+    func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw StorageError(.unavailable, "database not reachable within \(limit)")
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw StorageError(.unavailable, "no result") }
+            return first
+        }
+    }
+
+    public func close() async throws {
+        runner.cancel()
+    }
+
+    /// Drops every Gatehouse table. For tests that need a clean database.
+    public func unsafeDropAll() async throws {
+        do {
+            for table in ["records", "audit_events", "metadata", "schema_migrations"] {
+                try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(table)"), logger: logger)
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// Runs raw SQL. For maintenance tools and tamper tests only.
+    public func unsafeExecute(_ sql: String) async throws {
+        do {
+            try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+}
+
+final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+    var closed = false
+
+    init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    private func live() throws -> PostgresConnection {
+        if closed { throw StorageError(.corrupt, "transaction used after it ended") }
+        return connection
+    }
+
+    private func run(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        do {
+            return try await live().query(query, logger: logger)
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+    }
+
+    private func records(_ query: PostgresQuery) async throws -> [Record] {
+        var out: [Record] = []
+        do {
+            for try await (kind, id, scope, name, version, body, created, updated) in try await run(query).decode(
+                (String, String, String, String?, Int64, Data, Int64, Int64).self)
+            {
+                out.append(
+                    Record(
+                        kind: kind, id: id, scope: scope, name: name, version: version, body: body,
+                        createdAt: Record.date(millis: created), updatedAt: Record.date(millis: updated)))
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return out
+    }
+
+    func insert(_ record: Record) async throws {
+        let created = Record.millis(record.createdAt)
+        let updated = Record.millis(record.updatedAt)
+        _ = try await run(
+            """
+            INSERT INTO records (kind, id, scope, name, version, body, created_at, updated_at)
+            VALUES (\(record.kind), \(record.id), \(record.scope), \(record.name), 1, \(record.body), \(created), \(updated))
+            """)
+    }
+
+    func get(kind: String, id: String) async throws -> Record? {
+        try await records(
+            "SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records WHERE kind = \(kind) AND id = \(id)"
+        ).first
+    }
+
+    func find(kind: String, scope: String, name: String) async throws -> Record? {
+        try await records(
+            """
+            SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records
+            WHERE kind = \(kind) AND scope = \(scope) AND name = \(name)
+            """
+        ).first
+    }
+
+    func update(_ record: Record) async throws -> Record {
+        let updated = Record.millis(record.updatedAt)
+        let rows = try await records(
+            """
+            UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
+                body = \(record.body), updated_at = \(updated)
+            WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
+            RETURNING kind, id, scope, name, version, body, created_at, updated_at
+            """)
+        if let stored = rows.first { return stored }
+        if try await get(kind: record.kind, id: record.id) == nil { throw StorageError(.notFound) }
+        throw StorageError(.versionConflict)
+    }
+
+    func delete(kind: String, id: String, expectedVersion: Int64) async throws {
+        var deleted = 0
+        do {
+            for try await _ in try await run(
+                "DELETE FROM records WHERE kind = \(kind) AND id = \(id) AND version = \(expectedVersion) RETURNING id"
+            ).decode(String.self) {
+                deleted += 1
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        if deleted == 0 {
+            if try await get(kind: kind, id: id) == nil { throw StorageError(.notFound) }
+            throw StorageError(.versionConflict)
+        }
+    }
+
+    func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record] {
+        let limit = Int64(max(0, limit))
+        return try await records(
+            """
+            SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records
+            WHERE kind = \(kind) AND (\(scope)::TEXT IS NULL OR scope = \(scope))
+              AND (\(afterID)::TEXT IS NULL OR id > \(afterID))
+            ORDER BY id LIMIT \(limit)
+            """)
+    }
+
+    func count(kind: String, scope: String?) async throws -> Int {
+        var n: Int64 = 0
+        do {
+            for try await c in try await run(
+                "SELECT count(*)::BIGINT FROM records WHERE kind = \(kind) AND (\(scope)::TEXT IS NULL OR scope = \(scope))"
+            ).decode(Int64.self) {
+                n = c
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return Int(n)
+    }
+
+    private func audits(_ query: PostgresQuery) async throws -> [AuditRecord] {
+        var out: [AuditRecord] = []
+        do {
+            for try await (seq, ts, body, prev, hash) in try await run(query).decode((Int64, Int64, Data, Data, Data).self) {
+                out.append(AuditRecord(sequence: seq, timestampMillis: ts, body: body, previousHash: prev, hash: hash))
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return out
+    }
+
+    func lastAuditEvent() async throws -> AuditRecord? {
+        _ = try await run("SELECT pg_advisory_xact_lock(\(PostgresStorage.auditLock))")
+        return try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
+    }
+
+    func appendAuditEvent(_ event: AuditRecord) async throws {
+        let last = try await lastAuditEvent()?.sequence ?? 0
+        guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
+        _ = try await run(
+            """
+            INSERT INTO audit_events (seq, ts, body, prev_hash, hash)
+            VALUES (\(event.sequence), \(event.timestampMillis), \(event.body), \(event.previousHash), \(event.hash))
+            """)
+    }
+
+    func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord] {
+        let limit = Int64(max(0, limit))
+        return try await audits(
+            "SELECT seq, ts, body, prev_hash, hash FROM audit_events WHERE seq > \(after) ORDER BY seq LIMIT \(limit)")
+    }
+
+    func metadata(_ key: String) async throws -> Data? {
+        var value: Data?
+        do {
+            for try await v in try await run("SELECT value FROM metadata WHERE key = \(key)").decode(Data.self) {
+                value = v
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return value
+    }
+
+    func setMetadata(_ key: String, _ value: Data) async throws {
+        _ = try await run(
+            "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import StorageAPI
+import StoragePostgres
+import StorageSQLite
+import TestSupport
+import Testing
+import Logging
+
+let quietLogger: Logger = {
+    var l = Logger(label: "test.pg")
+    l.logLevel = .critical
+    return l
+}()
+
+@Suite struct InMemoryStorageConformance {
+    @Test(arguments: StorageConformance.checks)
+    func check(_ name: String) async throws {
+        let s = InMemoryStorage()
+        try await s.migrate()
+        try await StorageConformance.run(name, on: s)
+    }
+}
+
+@Suite struct SQLiteStorageConformance {
+    @Test(arguments: StorageConformance.checks)
+    func check(_ name: String) async throws {
+        let dir = try TemporaryDirectory()
+        let s = try SQLiteStorage(path: dir.path + "/store.sqlite")
+        try await s.migrate()
+        try await StorageConformance.run(name, on: s)
+        try await s.close()
+    }
+
+    @Test func reopenKeepsCommittedData() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/store.sqlite"
+        do {
+            let s = try SQLiteStorage(path: path)
+            try await s.migrate()
+            try await s.withTransaction {
+                try await $0.insert(Record(kind: "k", id: "1", body: Data("durable".utf8)))
+            }
+            try await s.close()
+        }
+        let s2 = try SQLiteStorage(path: path)
+        try await s2.migrate()
+        let r = try await s2.withTransaction { try await $0.get(kind: "k", id: "1") }
+        #expect(r?.body == Data("durable".utf8))
+        let attrs = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+    }
+
+    @Test func refusesAFileThatIsNotADatabase() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/garbage.sqlite"
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StorageError.self) { _ = try SQLiteStorage(path: path) }
+    }
+}
+
+/// The same suite against a real PostgreSQL server: `PG_TEST_URL` (set by Tests/run-all.sh, which starts one).
+/// With `GATEHOUSE_REQUIRE_PG=1` a missing URL is a failure, not a skip.
+@Suite(.serialized) struct PostgresStorageConformance {
+    static var url: String? { ProcessInfo.processInfo.environment["PG_TEST_URL"] }
+
+    @Test(arguments: StorageConformance.checks)
+    func check(_ name: String) async throws {
+        guard let url = Self.url else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" {
+                Issue.record("PG_TEST_URL is not set but GATEHOUSE_REQUIRE_PG=1")
+            }
+            return
+        }
+        let s = try PostgresStorage(url: url, logger: quietLogger)
+        try await s.unsafeDropAll()
+        try await s.migrate()
+        try await StorageConformance.run(name, on: s)
+        try await s.close()
+    }
+
+    @Test func twoClientsShareOneDatabase() async throws {
+        guard let url = Self.url else { return }
+        let a = try PostgresStorage(url: url, logger: quietLogger)
+        let b = try PostgresStorage(url: url, logger: quietLogger)
+        try await a.unsafeDropAll()
+        try await a.migrate()
+        try await b.migrate()
+        try await a.withTransaction { try await $0.insert(Record(kind: "k", id: "x", name: "shared", body: Data([7]))) }
+        let seen = try await b.withTransaction { try await $0.find(kind: "k", scope: "", name: "shared") }
+        #expect(seen?.body == Data([7]))
+        try await a.close()
+        try await b.close()
+    }
+
+    @Test func unreachableServerIsUnavailable() async throws {
+        let s = try PostgresStorage(url: "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable", logger: quietLogger)
+        await #expect(throws: StorageError.self) { try await s.ping() }
+        try await s.close()
+    }
+}

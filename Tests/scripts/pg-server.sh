@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster on 127.0.0.1 for the test suite (scram-sha-256 over TCP).
+# usage: pg-server.sh start DIR PORT   → prints the URL for PG_TEST_URL
+#        pg-server.sh stop DIR
+# Runs the server as the 'postgres' system user when invoked as root (initdb refuses root).
+set -euo pipefail
+cmd="${1:?start|stop}"; dir="${2:?dir}"
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+[ -x "$PGBIN/initdb" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
+as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
+case "$cmd" in
+start)
+  port="${3:?port}"
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+  if [ ! -s "$dir/data/PG_VERSION" ]; then
+    printf 'gatehouse-test\n' > "$dir/pw"; [ "$(id -u)" = 0 ] && chown postgres "$dir/pw"
+    as_pg "$PGBIN/initdb" -D "$dir/data" -U gatehouse --pwfile="$dir/pw" --auth-local=trust \
+      --auth-host=scram-sha-256 --no-instructions > "$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    rm -f "$dir/pw"
+  fi
+  if ! as_pg "$PGBIN/pg_ctl" -D "$dir/data" status > /dev/null 2>&1; then
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o \
+      "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start > /dev/null
+  fi
+  for db in gatehouse_test gatehouse_daemon; do
+    as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -qAt \
+      -c "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
+      as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -q -c "CREATE DATABASE $db" > /dev/null
+  done
+  echo "postgres://gatehouse:gatehouse-test@127.0.0.1:$port/gatehouse_test?sslmode=disable"
+  ;;
+stop)
+  [ -d "$dir/data" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop > /dev/null 2>&1 || true
+  ;;
+*) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+esac
