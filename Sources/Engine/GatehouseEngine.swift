@@ -1,0 +1,300 @@
+import Crypto
+import EngineAPI
+import Foundation
+import Logging
+import StorageAPI
+
+/// The engine: authorization, audit and envelope encryption in front of one `Storage`.
+public final class GatehouseEngine: Engine {
+    let storage: any Storage
+    let keyring: Keyring
+    let audit: AuditChain
+    let authorizer: any Authorizer
+    let logger: Logger
+    let clock: @Sendable () -> Date
+
+    static let secretKind = "secret"
+
+    /// Opens the engine: migrates storage, checks the root key, and creates the first data key and the audit
+    /// key in a new store. Throws `EngineError` with a clear message (wrong root key, store unavailable, …).
+    public static func open(
+        storage: any Storage, rootKey: any RootKeyProvider, authorizer: any Authorizer,
+        logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() }
+    ) async throws -> GatehouseEngine {
+        let key = try rootKey.loadRootKey()
+        do {
+            try await storage.migrate()
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage (\(storage.backendName)) cannot be opened: \(e.detail)")
+        }
+        let keyring = Keyring(rootKey: key)
+        do {
+            try await keyring.bootstrap(storage)
+            let auditKey = try await loadAuditKey(storage, keyring)
+            return GatehouseEngine(
+                storage: storage, keyring: keyring, audit: AuditChain(key: auditKey), authorizer: authorizer,
+                logger: logger, clock: clock)
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage (\(storage.backendName)): \(e.detail.isEmpty ? e.code.rawValue : e.detail)")
+        }
+    }
+
+    static func loadAuditKey(_ storage: any Storage, _ keyring: Keyring) async throws -> SymmetricKey {
+        for _ in 0..<3 {
+            do {
+                let raw = try await storage.withTransaction { tx -> [UInt8] in
+                    if let record = try await tx.get(kind: Keyring.systemKind, id: AuditChain.keyID) {
+                        return try await keyring.open(record.body, binding: "system/audit-key", tx)
+                    }
+                    let fresh = SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) }
+                    let sealed = try await keyring.seal(fresh, binding: "system/audit-key", tx)
+                    try await tx.insert(Record(kind: Keyring.systemKind, id: AuditChain.keyID, body: sealed))
+                    return fresh
+                }
+                return SymmetricKey(data: raw)
+            } catch let e as StorageError where e.code == .uniqueViolation {
+                continue
+            }
+        }
+        throw EngineError(.unavailable, "cannot create the audit key")
+    }
+
+    init(
+        storage: any Storage, keyring: Keyring, audit: AuditChain, authorizer: any Authorizer, logger: Logger,
+        clock: @escaping @Sendable () -> Date
+    ) {
+        self.storage = storage
+        self.keyring = keyring
+        self.audit = audit
+        self.authorizer = authorizer
+        self.logger = logger
+        self.clock = clock
+    }
+
+    // MARK: - Plumbing
+
+    func event(_ ctx: CallContext, _ type: String, project: String?, _ metadata: [String: String]) -> AuditEvent {
+        var actorMetadata = ["id": ctx.principal.id, "name": ctx.principal.name, "authMethod": ctx.principal.method.rawValue]
+        for (k, v) in ctx.principal.attributes { actorMetadata[k] = v }
+        var meta = metadata
+        meta["requestId"] = ctx.requestID
+        let actorType: String
+        switch ctx.principal.method {
+        case .system: actorType = "platform"
+        case .anonymous: actorType = "unknownUser"
+        case .tlsCertificate, .token: actorType = "identity"
+        }
+        return AuditEvent(
+            event: .init(type: type, metadata: meta), actor: .init(type: actorType, metadata: actorMetadata),
+            projectId: project, ipAddress: ctx.ipAddress, userAgent: ctx.userAgent, userAgentType: ctx.frontEnd,
+            timestamp: clock())
+    }
+
+    /// Asks the authorizer; on denial writes an audit event and throws `.permissionDenied`.
+    func authorize(_ ctx: CallContext, _ action: Action, _ resource: ResourceRef) async throws {
+        guard let reason = await authorizer.denialReason(ctx.principal, action, resource) else { return }
+        let e = event(
+            ctx, "authorization.denied", project: resource.project,
+            ["action": action.rawValue, "resourceType": resource.type, "resource": resource.name ?? "", "reason": reason])
+        do {
+            try await storage.withRetryingTransaction { tx in try await self.audit.append(e, tx) }
+        } catch {
+            logger.error("cannot audit a denial", metadata: ["error": "\(error)"])
+        }
+        throw EngineError(
+            ctx.principal.method == .anonymous ? .unauthenticated : .permissionDenied,
+            ctx.principal.method == .anonymous ? "authentication required" : "permission denied")
+    }
+
+    /// Runs a storage transaction, mapping storage errors to engine errors.
+    func transact<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T {
+        do {
+            return try await storage.withRetryingTransaction(body)
+        } catch let e as EngineError {
+            throw e
+        } catch let e as StorageError {
+            switch e.code {
+            case .uniqueViolation: throw EngineError(.alreadyExists, "already exists", diagnostic: e.detail)
+            case .versionConflict, .auditConflict, .transientConflict:
+                throw EngineError(.conflict, "concurrent modification; retry", diagnostic: e.detail)
+            case .notFound: throw EngineError(.notFound, "not found", diagnostic: e.detail)
+            case .unavailable: throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+            case .corrupt: throw EngineError(.internal, "storage error", diagnostic: e.detail)
+            }
+        } catch is CancellationError {
+            throw EngineError(.unavailable, "cancelled")
+        } catch {
+            throw EngineError(.internal, "internal error", diagnostic: "\(error)")
+        }
+    }
+
+    static func validateName(_ value: String, _ what: String) throws {
+        guard !value.isEmpty, value.utf8.count <= 200,
+            value.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) })
+        else {
+            throw EngineError(.invalidArgument, "\(what) must be 1–200 characters of letters, digits, '-', '_' or '.'")
+        }
+    }
+
+    // MARK: - Health
+
+    public func health() async -> HealthReport {
+        do {
+            try await storage.ping()
+            return HealthReport(storageBackend: storage.backendName, storageReachable: true, detail: "ok")
+        } catch {
+            return HealthReport(storageBackend: storage.backendName, storageReachable: false, detail: "storage unreachable")
+        }
+    }
+
+    // MARK: - Secrets
+
+    struct SecretBody: Codable {
+        var value: Data
+    }
+
+    func metadata(_ r: Record) -> SecretMetadata {
+        SecretMetadata(
+            id: r.id, project: r.scope, name: r.name ?? "", version: r.version, createdAt: r.createdAt,
+            updatedAt: r.updatedAt)
+    }
+
+    public func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws
+        -> SecretMetadata
+    {
+        try Self.validateName(project, "project")
+        try Self.validateName(name, "name")
+        try await authorize(ctx, .secretCreate, ResourceRef(type: "secret", project: project, name: name))
+        let id = UUID().uuidString.lowercased()
+        let now = clock()
+        return try await transact { tx in
+            let sealed = try await self.keyring.seal(value.bytes, binding: "secret/\(id)/value", tx)
+            let body = try JSONEncoder().encode(SecretBody(value: sealed))
+            let record = Record(kind: Self.secretKind, id: id, scope: project, name: name, body: body, createdAt: now)
+            try await tx.insert(record)
+            try await self.audit.append(
+                self.event(ctx, "secret.create", project: project, ["secretId": id, "name": name]), tx)
+            return self.metadata(record)
+        }
+    }
+
+    public func updateSecret(
+        _ ctx: CallContext, project: String, name: String, value: SecretBytes, expectedVersion: Int64?
+    ) async throws -> SecretMetadata {
+        try Self.validateName(project, "project")
+        try Self.validateName(name, "name")
+        try await authorize(ctx, .secretUpdate, ResourceRef(type: "secret", project: project, name: name))
+        let now = clock()
+        return try await transact { tx in
+            guard var record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
+                throw EngineError(.notFound, "secret not found")
+            }
+            if let expectedVersion, expectedVersion != record.version {
+                throw EngineError(.conflict, "secret is at version \(record.version), not \(expectedVersion)")
+            }
+            let sealed = try await self.keyring.seal(value.bytes, binding: "secret/\(record.id)/value", tx)
+            record.body = try JSONEncoder().encode(SecretBody(value: sealed))
+            record.updatedAt = now
+            let stored = try await tx.update(record)
+            try await self.audit.append(
+                self.event(ctx, "secret.update", project: project, ["secretId": record.id, "name": name, "version": "\(stored.version)"]),
+                tx)
+            return self.metadata(stored)
+        }
+    }
+
+    public func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes) {
+        try Self.validateName(project, "project")
+        try Self.validateName(name, "name")
+        try await authorize(ctx, .secretRead, ResourceRef(type: "secret", project: project, name: name))
+        return try await transact { tx in
+            guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
+                throw EngineError(.notFound, "secret not found")
+            }
+            let body: SecretBody
+            do {
+                body = try JSONDecoder().decode(SecretBody.self, from: record.body)
+            } catch {
+                throw EngineError(.internal, "stored secret is unreadable", diagnostic: "\(record.id): \(error)")
+            }
+            let plain = try await self.keyring.open(body.value, binding: "secret/\(record.id)/value", tx)
+            // The read is audited in the same transaction: no audit event, no plaintext.
+            try await self.audit.append(
+                self.event(ctx, "secret.read", project: project, ["secretId": record.id, "name": name]), tx)
+            return (self.metadata(record), SecretBytes(plain))
+        }
+    }
+
+    public func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws
+        -> Page<SecretMetadata>
+    {
+        try Self.validateName(project, "project")
+        try await authorize(ctx, .secretList, ResourceRef(type: "secret", project: project))
+        let limit = min(max(limit, 1), 1000)
+        let records = try await transact { tx in
+            try await tx.list(kind: Self.secretKind, scope: project, afterID: after, limit: limit + 1)
+        }
+        let items = records.prefix(limit).map(metadata)
+        return Page(items: Array(items), next: records.count > limit ? items.last?.id : nil)
+    }
+
+    public func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws {
+        try Self.validateName(project, "project")
+        try Self.validateName(name, "name")
+        try await authorize(ctx, .secretDelete, ResourceRef(type: "secret", project: project, name: name))
+        try await transact { tx in
+            guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
+                throw EngineError(.notFound, "secret not found")
+            }
+            try await tx.delete(kind: Self.secretKind, id: record.id, expectedVersion: record.version)
+            try await self.audit.append(
+                self.event(ctx, "secret.delete", project: project, ["secretId": record.id, "name": name]), tx)
+        }
+    }
+
+    // MARK: - Audit
+
+    public func auditEvents(_ ctx: CallContext, after: Int64, limit: Int) async throws -> [ChainedAuditEvent] {
+        try await authorize(ctx, .auditRead, ResourceRef(type: "audit"))
+        let records = try await transact { tx in try await tx.auditEvents(after: after, limit: min(max(limit, 1), 1000)) }
+        let decoder = AuditChain.decoder()
+        return try records.map { r in
+            do {
+                let e = try decoder.decode(AuditEvent.self, from: r.body)
+                return ChainedAuditEvent(sequence: r.sequence, event: e, hash: r.hash.map { String(format: "%02x", $0) }.joined())
+            } catch {
+                throw EngineError(.internal, "audit event \(r.sequence) is unreadable", diagnostic: "\(error)")
+            }
+        }
+    }
+
+    public func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification {
+        try await authorize(ctx, .auditRead, ResourceRef(type: "audit"))
+        return try await verifyChain()
+    }
+
+    func verifyChain() async throws -> AuditVerification {
+        do {
+            return try await audit.verify(storage: storage)
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+        }
+    }
+
+    // MARK: - Maintenance (local operator, not exposed to front ends)
+
+    /// Re-wraps all data keys under a new root key. Returns how many were re-wrapped.
+    public func rotateRootKey(to provider: any RootKeyProvider) async throws -> Int {
+        let newKey = try provider.loadRootKey()
+        do {
+            let n = try await keyring.rotateRootKey(to: newKey, storage)
+            try await storage.withRetryingTransaction { tx in
+                try await self.audit.append(
+                    self.event(.system("cli"), "root-key.rotate", project: nil, ["dataKeys": "\(n)"]), tx)
+            }
+            return n
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+        }
+    }
+}

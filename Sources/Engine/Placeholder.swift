@@ -1,3 +1,0 @@
-import Crypto
-import _CryptoExtras
-import X509

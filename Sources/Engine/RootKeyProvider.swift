@@ -1,0 +1,88 @@
+import Crypto
+import EngineAPI
+import Foundation
+
+/// Where the root key (the key-encryption key) comes from. A protocol so an HSM or KMS provider can be added
+/// without touching the engine: it only ever asks for the key once at start-up.
+public protocol RootKeyProvider: Sendable {
+    /// A description for logs and errors (never the key).
+    var sourceDescription: String { get }
+    /// Loads the 256-bit root key.
+    func loadRootKey() throws -> SymmetricKey
+}
+
+/// Reads the root key from a file holding 32 bytes as base64 (one line). The file must not be readable by
+/// group or others.
+public struct FileRootKeyProvider: RootKeyProvider {
+    /// The file path.
+    public var path: String
+    public init(path: String) { self.path = path }
+    public var sourceDescription: String { "key file \(path)" }
+
+    public func loadRootKey() throws -> SymmetricKey {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: path) else {
+            throw EngineError(.unavailable, "root key file \(path) does not exist (run `gatehouse init`)")
+        }
+        guard fm.isReadableFile(atPath: path), let data = fm.contents(atPath: path) else {
+            throw EngineError(.unavailable, "root key file \(path) is not readable")
+        }
+        if let perms = (try? fm.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
+            perms.intValue & 0o077 != 0
+        {
+            throw EngineError(
+                .unavailable,
+                "root key file \(path) is accessible by group or others (mode \(String(perms.intValue, radix: 8))); chmod 600 it")
+        }
+        return try Self.parse(data, source: sourceDescription)
+    }
+
+    static func parse(_ data: Data, source: String) throws -> SymmetricKey {
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let raw = Data(base64Encoded: text), raw.count == 32 else {
+            throw EngineError(.unavailable, "\(source) does not hold a base64-encoded 32-byte key")
+        }
+        return SymmetricKey(data: raw)
+    }
+
+    /// Creates a new random key file with mode 0600. Fails if the file exists.
+    public static func create(path: String) throws {
+        let key = SymmetricKey(size: .bits256)
+        let text = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+        try writeNew(path: path, contents: Data(text.utf8))
+    }
+
+    /// Writes `contents` to a new file with mode 0600, durably (fsync). Fails if the file exists.
+    public static func writeNew(path: String, contents: Data) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw EngineError(.unavailable, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let written = contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == contents.count, fsync(fd) == 0 else {
+            throw EngineError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Reads the root key (base64, 32 bytes) from an environment variable, e.g. injected by a secret manager.
+public struct EnvironmentRootKeyProvider: RootKeyProvider {
+    /// The variable name.
+    public var variable: String
+    public init(variable: String) { self.variable = variable }
+    public var sourceDescription: String { "environment variable \(variable)" }
+
+    public func loadRootKey() throws -> SymmetricKey {
+        guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+            throw EngineError(.unavailable, "environment variable \(variable) is not set")
+        }
+        return try FileRootKeyProvider.parse(Data(value.utf8), source: sourceDescription)
+    }
+}
+
+/// A fixed key, for tests.
+public struct StaticRootKeyProvider: RootKeyProvider {
+    let key: SymmetricKey
+    public init(_ key: SymmetricKey) { self.key = key }
+    public var sourceDescription: String { "static key" }
+    public func loadRootKey() throws -> SymmetricKey { key }
+}

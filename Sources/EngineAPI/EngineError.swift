@@ -1,0 +1,52 @@
+import Foundation
+
+/// The one error type the engine throws. Front ends map `code` to their protocol's error (KMIP result reason,
+/// ACME problem type, HTTP status, SQLSTATE); `diagnostic` is for logs only and never reaches a peer.
+public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A growable set of error categories.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The caller is not authenticated.
+        public static let unauthenticated = Code(rawValue: "unauthenticated")
+        /// The caller is authenticated but not allowed.
+        public static let permissionDenied = Code(rawValue: "permission_denied")
+        /// No such object (or the caller may not know it exists).
+        public static let notFound = Code(rawValue: "not_found")
+        /// An object with that name already exists.
+        public static let alreadyExists = Code(rawValue: "already_exists")
+        /// The request is malformed or violates a limit.
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// A concurrent change won; re-read and retry.
+        public static let conflict = Code(rawValue: "conflict")
+        /// The object is in a state that does not allow the operation.
+        public static let wrongState = Code(rawValue: "wrong_state")
+        /// A cryptographic operation failed (bad tag, wrong key).
+        public static let cryptographicFailure = Code(rawValue: "cryptographic_failure")
+        /// Storage or another dependency is unavailable; retry later.
+        public static let unavailable = Code(rawValue: "unavailable")
+        /// A bug or an unexpected condition.
+        public static let `internal` = Code(rawValue: "internal")
+
+        public var description: String { rawValue }
+    }
+
+    /// The category.
+    public var code: Code
+    /// A short message safe to show to the peer.
+    public var message: String
+    /// Details for the logs.
+    public var diagnostic: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, diagnostic: String = "") {
+        self.code = code
+        self.message = message
+        self.diagnostic = diagnostic
+    }
+
+    public var description: String {
+        diagnostic.isEmpty ? "\(code): \(message)" : "\(code): \(message) [\(diagnostic)]"
+    }
+}

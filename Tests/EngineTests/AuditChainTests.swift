@@ -1,0 +1,86 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+import Testing
+
+@testable import Engine
+
+@Suite struct AuditChainTests {
+    /// An engine with five audited operations, and its raw events.
+    func populated() async throws -> (GatehouseEngine, InMemoryStorage, [AuditRecord], Data?) {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        for i in 0..<3 { _ = try await engine.createSecret(admin, project: "p", name: "s\(i)", value: SecretBytes([UInt8(i)])) }
+        _ = try await engine.readSecret(admin, project: "p", name: "s1")
+        try await engine.deleteSecret(admin, project: "p", name: "s2")
+        let (events, head) = try await storage.withTransaction { tx in
+            (try await tx.auditEvents(after: 0, limit: 100), try await tx.metadata("audit_head"))
+        }
+        return (engine, storage, events, head)
+    }
+
+    @Test func intactChainVerifies() async throws {
+        let (engine, _, events, head) = try await populated()
+        #expect(events.count == 5)
+        let v = engine.audit.verify(events, head: head)
+        #expect(v.isIntact)
+        #expect(v.checked == 5)
+        #expect(try await engine.verifyAudit(admin).isIntact)
+        let shown = try await engine.auditEvents(admin, after: 0, limit: 10)
+        #expect(shown.map(\.event.event.type) == ["secret.create", "secret.create", "secret.create", "secret.read", "secret.delete"])
+        #expect(shown[0].event.userAgentType == "test")
+        #expect(shown[0].event.actor.type == "identity")
+        #expect(shown[0].event.projectId == "p")
+    }
+
+    @Test func editIsDetected() async throws {
+        let (engine, _, events, head) = try await populated()
+        var edited = events
+        edited[2].body = Data(String(decoding: edited[2].body, as: UTF8.self).replacingOccurrences(of: "s2", with: "zz").utf8)
+        let v = engine.audit.verify(edited, head: head)
+        #expect(!v.isIntact)
+        #expect(v.problems.contains { $0.contains("event 3") && $0.contains("edited") })
+    }
+
+    @Test func deletionIsDetected() async throws {
+        let (engine, _, events, head) = try await populated()
+        var deleted = events
+        deleted.remove(at: 1)
+        #expect(!engine.audit.verify(deleted, head: head).isIntact)
+        // Deleting the tail is caught by the signed head.
+        let truncated = Array(events.dropLast())
+        let v = engine.audit.verify(truncated, head: head)
+        #expect(v.problems.contains { $0.contains("tail") })
+    }
+
+    @Test func reorderingIsDetected() async throws {
+        let (engine, _, events, head) = try await populated()
+        var swapped = events
+        swapped.swapAt(1, 2)
+        #expect(!engine.audit.verify(swapped, head: head).isIntact)
+        // Swapping only the bodies (keeping sequence numbers and hashes in place) is caught too.
+        var bodies = events
+        let b = bodies[1].body
+        bodies[1].body = bodies[2].body
+        bodies[2].body = b
+        #expect(!engine.audit.verify(bodies, head: head).isIntact)
+    }
+
+    @Test func recomputingHashesWithoutTheKeyDoesNotHelp() async throws {
+        let (engine, _, events, head) = try await populated()
+        // An attacker who rewrites an event and recomputes the chain with a key of their own is caught.
+        let forged = AuditChain(key: SymmetricKey(size: .bits256))
+        var rewritten: [AuditRecord] = []
+        var prev = AuditChain.zeroHash
+        for var r in events {
+            r.previousHash = prev
+            r.hash = forged.hash(previous: prev, sequence: r.sequence, timestamp: r.timestampMillis, body: r.body)
+            prev = r.hash
+            rewritten.append(r)
+        }
+        let forgedHead = forged.head(sequence: rewritten.last?.sequence ?? 0, hash: prev)
+        #expect(!engine.audit.verify(rewritten, head: forgedHead).isIntact)
+        #expect(engine.audit.verify(events, head: head).isIntact)
+    }
+}
