@@ -1,0 +1,323 @@
+import Foundation
+
+/// How a TLS listener treats client certificates.
+public enum ClientAuthMode: String, Sendable, CaseIterable {
+    /// A certificate chained to the client CA is required; the handshake fails without one.
+    case required
+    /// A certificate is verified if presented; requests without one are anonymous.
+    case optional
+    /// No client certificates are requested.
+    case off
+}
+
+/// One listener's settings (`[listeners.NAME]`).
+public struct ListenerConfiguration: Sendable, Hashable {
+    public var name: String
+    public var enabled: Bool
+    public var address: String
+    /// 0 picks a free port; the daemon prints and records the one it got.
+    public var port: Int
+    /// TLS on or off (the operations listener defaults to plain HTTP on loopback).
+    public var tls: Bool
+    public var certificatePath: String
+    public var keyPath: String
+    public var clientCAPath: String
+    public var clientAuth: ClientAuthMode
+    public var maxConnections: Int
+    public var idleTimeout: Duration
+    public var handshakeTimeout: Duration
+    public var maxMessageSize: Int
+}
+
+/// Which store to use.
+public enum StorageConfiguration: Sendable, Hashable {
+    case sqlite(path: String)
+    case postgres(url: String)
+}
+
+/// Where the root key comes from.
+public enum RootKeySource: Sendable, Hashable {
+    case file(path: String)
+    case environment(variable: String)
+}
+
+/// The daemon's whole, validated configuration.
+public struct GatehouseConfiguration: Sendable {
+    public var dataDirectory: String
+    public var storage: StorageConfiguration
+    public var rootKey: RootKeySource
+    public var logLevel: String
+    public var logFormat: String
+    public var adminCommonNames: [String]
+    public var auditStreamURL: String?
+    public var auditStreamToken: String?
+    public var listeners: [String: ListenerConfiguration]
+    /// Where each setting came from, for `config check`.
+    public var sources: [String: String]
+
+    /// The certificate directory made by `gatehouse init`.
+    public var certsDirectory: String { (dataDirectory as NSString).appendingPathComponent("certs") }
+}
+
+/// One problem found while loading the configuration: where, which key, and why.
+public struct ConfigurationProblem: Sendable, Hashable, CustomStringConvertible {
+    public var location: String
+    public var key: String
+    public var reason: String
+    public var description: String { "\(location): \(key): \(reason)" }
+}
+
+/// All problems found; thrown by `ConfigurationLoader.load`.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigurationProblem]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Loads, overlays and validates configuration: defaults ← file ← environment (`GATEHOUSE_…`) ← command line.
+public enum ConfigurationLoader {
+    enum Kind { case string, integer, boolean, stringArray, duration }
+
+    struct Key {
+        let path: String
+        let kind: Kind
+        let defaultValue: TOMLValue
+        let allowed: [String]?
+    }
+
+    /// Listener names the daemon knows, with their default ports and whether they speak TLS.
+    public static let listenerDefaults: [(name: String, port: Int64, tls: Bool, clientAuth: String)] = [
+        ("https", 8443, true, "optional"),
+        ("operations", 9090, false, "off"),
+    ]
+
+    static let keys: [Key] = {
+        var k: [Key] = [
+            Key(path: "data_dir", kind: .string, defaultValue: .string(".gatehouse"), allowed: nil),
+            Key(path: "storage.backend", kind: .string, defaultValue: .string("sqlite"), allowed: ["sqlite", "postgres"]),
+            Key(path: "storage.sqlite_path", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "storage.postgres_url", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "root_key.source", kind: .string, defaultValue: .string("file"), allowed: ["file", "env"]),
+            Key(path: "root_key.file", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "root_key.env", kind: .string, defaultValue: .string("GATEHOUSE_ROOT_KEY"), allowed: nil),
+            Key(path: "logging.level", kind: .string, defaultValue: .string("info"),
+                allowed: ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
+            Key(path: "logging.format", kind: .string, defaultValue: .string("json"), allowed: ["json", "text"]),
+            Key(path: "admin.common_names", kind: .stringArray, defaultValue: .array([.string("gatehouse-admin")]), allowed: nil),
+            Key(path: "audit.stream_url", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "audit.stream_token", kind: .string, defaultValue: .string(""), allowed: nil),
+        ]
+        for l in listenerDefaults {
+            let p = "listeners.\(l.name)."
+            k += [
+                Key(path: p + "enabled", kind: .boolean, defaultValue: .boolean(true), allowed: nil),
+                Key(path: p + "address", kind: .string, defaultValue: .string("127.0.0.1"), allowed: nil),
+                Key(path: p + "port", kind: .integer, defaultValue: .integer(l.port), allowed: nil),
+                Key(path: p + "tls", kind: .boolean, defaultValue: .boolean(l.tls), allowed: nil),
+                Key(path: p + "tls_certificate", kind: .string, defaultValue: .string(""), allowed: nil),
+                Key(path: p + "tls_key", kind: .string, defaultValue: .string(""), allowed: nil),
+                Key(path: p + "client_ca", kind: .string, defaultValue: .string(""), allowed: nil),
+                Key(path: p + "client_auth", kind: .string, defaultValue: .string(l.clientAuth), allowed: ["required", "optional", "off"]),
+                Key(path: p + "max_connections", kind: .integer, defaultValue: .integer(1024), allowed: nil),
+                Key(path: p + "idle_timeout", kind: .duration, defaultValue: .string("60s"), allowed: nil),
+                Key(path: p + "handshake_timeout", kind: .duration, defaultValue: .string("10s"), allowed: nil),
+                Key(path: p + "max_message_size", kind: .integer, defaultValue: .integer(1_048_576), allowed: nil),
+            ]
+        }
+        return k
+    }()
+
+    /// The environment variable that overrides a key: `listeners.https.port` → `GATEHOUSE_LISTENERS_HTTPS_PORT`.
+    public static func environmentName(_ path: String) -> String {
+        "GATEHOUSE_" + path.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    /// Every known key path, for documentation and tests.
+    public static var knownKeys: [String] { keys.map(\.path) }
+
+    /// Parses a duration such as `500ms`, `30s`, `5m`, `2h`, `3d`.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        for (suffix, millis) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            // "ms" must win over "s" and "m": check the longest suffix first by requiring digits only.
+            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number), n >= 0, n < 1_000_000_000 else {
+                continue
+            }
+            return .milliseconds(n * millis)
+        }
+        return nil
+    }
+
+    /// Loads the configuration from an optional file plus the environment.
+    /// - Parameters:
+    ///   - file: path of a TOML file, or nil for defaults only.
+    ///   - environment: variables to read overrides from.
+    ///   - dataDirectoryOverride: `--data-dir` from the command line (wins over everything).
+    public static func load(
+        file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+        dataDirectoryOverride: String? = nil
+    ) throws -> GatehouseConfiguration {
+        var document = TOMLDocument()
+        var problems: [ConfigurationProblem] = []
+        let fileLabel = file ?? "(defaults)"
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigurationError(problems: [
+                    ConfigurationProblem(location: file, key: "-", reason: "cannot read the file (missing or not readable)")
+                ])
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(problems: [ConfigurationProblem(location: file, key: "-", reason: "not UTF-8 text")])
+            }
+            do {
+                document = try TOMLDocument(parsing: text)
+            } catch let e as TOMLDocument.SyntaxError {
+                throw ConfigurationError(problems: [
+                    ConfigurationProblem(location: "\(file):\(e.line)", key: "-", reason: e.message)
+                ])
+            }
+        }
+        let known = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
+        for (path, entry) in document.entries.sorted(by: { $0.value.line < $1.value.line }) where known[path] == nil {
+            problems.append(ConfigurationProblem(location: "\(fileLabel):\(entry.line)", key: path, reason: "unknown key"))
+        }
+
+        var values: [String: TOMLValue] = [:]
+        var sources: [String: String] = [:]
+        for key in keys {
+            var value = key.defaultValue
+            var source = "default"
+            if let entry = document.entries[key.path] {
+                value = entry.value
+                source = "\(fileLabel):\(entry.line)"
+            }
+            let envName = environmentName(key.path)
+            if let env = environment[envName] {
+                source = "environment \(envName)"
+                switch key.kind {
+                case .string, .duration: value = .string(env)
+                case .integer:
+                    if let n = Int64(env) { value = .integer(n) } else { value = .string(env) }
+                case .boolean:
+                    if ["true", "1", "yes"].contains(env.lowercased()) {
+                        value = .boolean(true)
+                    } else if ["false", "0", "no"].contains(env.lowercased()) {
+                        value = .boolean(false)
+                    } else {
+                        value = .string(env)
+                    }
+                case .stringArray:
+                    value = .array(env.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) })
+                }
+            }
+            if key.path == "data_dir", let dataDirectoryOverride {
+                value = .string(dataDirectoryOverride)
+                source = "command line --data-dir"
+            }
+            // Type checks.
+            let ok: Bool
+            switch (key.kind, value) {
+            case (.string, .string), (.integer, .integer), (.boolean, .boolean): ok = true
+            case (.duration, .string(let s)): ok = parseDuration(s) != nil
+            case (.stringArray, .array(let a)): ok = a.allSatisfy { if case .string = $0 { return true } else { return false } }
+            default: ok = false
+            }
+            if !ok {
+                let expected: String
+                switch key.kind {
+                case .string: expected = "a string"
+                case .integer: expected = "an integer"
+                case .boolean: expected = "true or false"
+                case .stringArray: expected = "an array of strings"
+                case .duration: expected = "a duration such as \"500ms\", \"30s\", \"5m\", \"2h\" or \"3d\""
+                }
+                problems.append(ConfigurationProblem(location: source, key: key.path, reason: "must be \(expected), got \(value)"))
+                continue
+            }
+            if let allowed = key.allowed, case .string(let s) = value, !allowed.contains(s) {
+                problems.append(
+                    ConfigurationProblem(
+                        location: source, key: key.path, reason: "must be one of \(allowed.joined(separator: ", ")), got \"\(s)\""))
+                continue
+            }
+            values[key.path] = value
+            sources[key.path] = source
+        }
+        func str(_ p: String) -> String { if case .string(let s)? = values[p] { return s } else { return "" } }
+        func int(_ p: String) -> Int64 { if case .integer(let i)? = values[p] { return i } else { return 0 } }
+        func bool(_ p: String) -> Bool { if case .boolean(let b)? = values[p] { return b } else { return false } }
+        func problem(_ p: String, _ reason: String) {
+            problems.append(ConfigurationProblem(location: sources[p] ?? fileLabel, key: p, reason: reason))
+        }
+
+        let dataDir = str("data_dir")
+        if dataDir.isEmpty { problem("data_dir", "must not be empty") }
+        func inData(_ name: String) -> String { (dataDir as NSString).appendingPathComponent(name) }
+
+        let storage: StorageConfiguration
+        if str("storage.backend") == "postgres" {
+            let url = str("storage.postgres_url")
+            if url.isEmpty {
+                problem("storage.postgres_url", "is required when storage.backend = \"postgres\"")
+            } else if !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) || URLComponents(string: url)?.host == nil {
+                problem("storage.postgres_url", "must be a postgres://user:password@host:port/database URL")
+            }
+            storage = .postgres(url: url)
+        } else {
+            storage = .sqlite(path: str("storage.sqlite_path").isEmpty ? inData("gatehouse.sqlite") : str("storage.sqlite_path"))
+        }
+        let rootKey: RootKeySource =
+            str("root_key.source") == "env"
+            ? .environment(variable: str("root_key.env"))
+            : .file(path: str("root_key.file").isEmpty ? inData("root.key") : str("root_key.file"))
+
+        var listeners: [String: ListenerConfiguration] = [:]
+        var usedPorts: [String: String] = [:]
+        for l in listenerDefaults {
+            let p = "listeners.\(l.name)."
+            let port = int(p + "port")
+            if port < 0 || port > 65535 { problem(p + "port", "must be between 0 and 65535") }
+            let maxConnections = int(p + "max_connections")
+            if maxConnections < 1 { problem(p + "max_connections", "must be at least 1") }
+            let maxMessage = int(p + "max_message_size")
+            if maxMessage < 1024 || maxMessage > 1 << 30 { problem(p + "max_message_size", "must be between 1024 and 1073741824") }
+            let address = str(p + "address")
+            if address.isEmpty { problem(p + "address", "must not be empty") }
+            let enabled = bool(p + "enabled")
+            if enabled, port != 0 {
+                let slot = "\(address):\(port)"
+                if let other = usedPorts[slot] { problem(p + "port", "\(slot) is already used by listener \(other)") }
+                usedPorts[slot] = l.name
+            }
+            let tls = bool(p + "tls")
+            let clientAuth = ClientAuthMode(rawValue: str(p + "client_auth")) ?? .off
+            if !tls, clientAuth != .off {
+                problem(p + "client_auth", "requires tls = true")
+            }
+            listeners[l.name] = ListenerConfiguration(
+                name: l.name, enabled: enabled, address: address, port: Int(port), tls: tls,
+                certificatePath: str(p + "tls_certificate").isEmpty ? inData("certs/server.crt") : str(p + "tls_certificate"),
+                keyPath: str(p + "tls_key").isEmpty ? inData("certs/server.key") : str(p + "tls_key"),
+                clientCAPath: str(p + "client_ca").isEmpty ? inData("certs/ca.crt") : str(p + "client_ca"),
+                clientAuth: clientAuth, maxConnections: Int(max(1, maxConnections)),
+                idleTimeout: parseDuration(str(p + "idle_timeout")) ?? .seconds(60),
+                handshakeTimeout: parseDuration(str(p + "handshake_timeout")) ?? .seconds(10),
+                maxMessageSize: Int(maxMessage))
+        }
+        var admins: [String] = []
+        if case .array(let a)? = values["admin.common_names"] {
+            admins = a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+        }
+        let streamURL = str("audit.stream_url")
+        if !streamURL.isEmpty, !(streamURL.hasPrefix("http://") || streamURL.hasPrefix("https://")) {
+            problem("audit.stream_url", "must be an http:// or https:// URL")
+        }
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+        return GatehouseConfiguration(
+            dataDirectory: dataDir, storage: storage, rootKey: rootKey, logLevel: str("logging.level"),
+            logFormat: str("logging.format"), adminCommonNames: admins,
+            auditStreamURL: streamURL.isEmpty ? nil : streamURL,
+            auditStreamToken: str("audit.stream_token").isEmpty ? nil : str("audit.stream_token"),
+            listeners: listeners, sources: sources)
+    }
+}

@@ -1,0 +1,112 @@
+import DaemonConfig
+import Foundation
+import Testing
+
+/// Finds the repository root from this file's path (tests run from the package directory anyway).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+func write(_ text: String) throws -> String {
+    let path = NSTemporaryDirectory() + "gh-config-\(UUID().uuidString).toml"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+@Suite struct ConfigurationTests {
+    @Test func annotatedDefaultFileLoadsAndCoversEveryKey() throws {
+        let path = repositoryRoot + "/Config/gatehouse.toml"
+        let config = try ConfigurationLoader.load(file: path, environment: [:])
+        #expect(config.dataDirectory == ".gatehouse")
+        #expect(config.storage == .sqlite(path: ".gatehouse/gatehouse.sqlite"))
+        #expect(config.listeners["https"]?.port == 8443)
+        #expect(config.listeners["https"]?.clientAuth == .optional)
+        let doc = try TOMLDocument(parsing: String(contentsOfFile: path, encoding: .utf8))
+        #expect(Set(doc.entries.keys) == Set(ConfigurationLoader.knownKeys), "the annotated file documents every key")
+    }
+
+    @Test func defaultsWithoutAFile() throws {
+        let config = try ConfigurationLoader.load(file: nil, environment: [:])
+        #expect(config.rootKey == .file(path: ".gatehouse/root.key"))
+        #expect(config.listeners["operations"]?.tls == false)
+        #expect(config.adminCommonNames == ["gatehouse-admin"])
+    }
+
+    @Test func environmentOverridesFileAndCommandLineOverridesBoth() throws {
+        let path = try write("data_dir = \"/from/file\"\n[listeners.https]\nport = 1111\n")
+        let config = try ConfigurationLoader.load(
+            file: path,
+            environment: [
+                "GATEHOUSE_LISTENERS_HTTPS_PORT": "2222", "GATEHOUSE_STORAGE_BACKEND": "postgres",
+                "GATEHOUSE_STORAGE_POSTGRES_URL": "postgres://u:p@db.internal:5432/gh",
+                "GATEHOUSE_ADMIN_COMMON_NAMES": "a, b",
+            ], dataDirectoryOverride: "/cli")
+        #expect(config.listeners["https"]?.port == 2222)
+        #expect(config.storage == .postgres(url: "postgres://u:p@db.internal:5432/gh"))
+        #expect(config.dataDirectory == "/cli")
+        #expect(config.adminCommonNames == ["a", "b"])
+        #expect(config.sources["listeners.https.port"] == "environment GATEHOUSE_LISTENERS_HTTPS_PORT")
+    }
+
+    @Test func everyErrorNamesFileLineKeyAndReason() throws {
+        let path = try write(
+            """
+            data_dir = "/tmp/x"
+            colour = "blue"
+            [storage]
+            backend = "mysql"
+            [listeners.https]
+            port = 70000
+            idle_timeout = "soon"
+            client_auth = "sometimes"
+            max_connections = "many"
+            """)
+        do {
+            _ = try ConfigurationLoader.load(file: path, environment: [:])
+            Issue.record("expected errors")
+        } catch let e as ConfigurationError {
+            let text = e.description
+            #expect(text.contains("\(path):2: colour: unknown key"))
+            #expect(text.contains("\(path):4: storage.backend: must be one of sqlite, postgres"))
+            #expect(text.contains("listeners.https.port: must be between 0 and 65535"))
+            #expect(text.contains("\(path):7: listeners.https.idle_timeout: must be a duration"))
+            #expect(text.contains("\(path):8: listeners.https.client_auth: must be one of required, optional, off"))
+            #expect(text.contains("\(path):9: listeners.https.max_connections: must be an integer"))
+        }
+    }
+
+    @Test func syntaxErrorsNameTheLine() throws {
+        for (text, line) in [("a = \"unterminated\n", 1), ("\n\n[broken\n", 3), ("x = what\n", 1), ("a = 1\na = 2\n", 2)] {
+            let path = try write(text)
+            #expect(throws: ConfigurationError.self) { _ = try ConfigurationLoader.load(file: path, environment: [:]) }
+            do { _ = try ConfigurationLoader.load(file: path, environment: [:]) } catch let e as ConfigurationError {
+                #expect(e.problems.first?.location == "\(path):\(line)")
+            }
+        }
+    }
+
+    @Test func missingFileAndPostgresWithoutURL() throws {
+        #expect(throws: ConfigurationError.self) { _ = try ConfigurationLoader.load(file: "/nonexistent/gh.toml", environment: [:]) }
+        do {
+            _ = try ConfigurationLoader.load(file: nil, environment: ["GATEHOUSE_STORAGE_BACKEND": "postgres"])
+            Issue.record("expected an error")
+        } catch let e as ConfigurationError {
+            #expect(e.description.contains("storage.postgres_url: is required"))
+        }
+    }
+
+    @Test func durations() {
+        #expect(ConfigurationLoader.parseDuration("500ms") == .milliseconds(500))
+        #expect(ConfigurationLoader.parseDuration("30s") == .seconds(30))
+        #expect(ConfigurationLoader.parseDuration("5m") == .seconds(300))
+        #expect(ConfigurationLoader.parseDuration("2h") == .seconds(7200))
+        #expect(ConfigurationLoader.parseDuration("3d") == .seconds(259_200))
+        #expect(ConfigurationLoader.parseDuration("3") == nil)
+        #expect(ConfigurationLoader.parseDuration("-3s") == nil)
+        #expect(ConfigurationLoader.parseDuration("s") == nil)
+    }
+
+    @Test func duplicatePortsAreRefused() throws {
+        let path = try write("[listeners.operations]\nport = 8443\n")
+        #expect(throws: ConfigurationError.self) { _ = try ConfigurationLoader.load(file: path, environment: [:]) }
+    }
+}
