@@ -1,2 +1,228 @@
 import ArgumentParser
-print("x")
+import Daemon
+import DaemonConfig
+import Engine
+import EngineAPI
+import Foundation
+import Logging
+
+/// Options shared by every command that reads the configuration.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (TOML). Default: none (built-in defaults + GATEHOUSE_* environment).")
+    var config: String?
+
+    @Option(name: .long, help: "Data directory (overrides data_dir). Default: ./.gatehouse")
+    var dataDir: String?
+
+    func load() throws -> GatehouseConfiguration {
+        let file = config ?? ProcessInfo.processInfo.environment["GATEHOUSE_CONFIG"]
+        do {
+            return try ConfigurationLoader.load(file: file, dataDirectoryOverride: dataDir)
+        } catch let e as ConfigurationError {
+            throw ValidationError("invalid configuration:\n" + e.description)
+        }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("gatehouse: \(message)\n".utf8))
+    exit(1)
+}
+
+func quietLogger() -> Logger {
+    var l = Logger(label: "gatehouse.cli")
+    l.logLevel = .error
+    return l
+}
+
+@main
+struct Gatehouse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatehouse",
+        abstract: "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
+        subcommands: [Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon (creates the data directory on first start).")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let registry = GatehouseDaemon.bootstrapObservability(config)
+        let logger = Logger(label: "gatehouse")
+        do {
+            try await GatehouseDaemon(config: config, logger: logger, registry: registry).run()
+        } catch let e as DaemonError {
+            fail(e.description)
+        }
+    }
+}
+
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "First-start step: data directory, root key file, development PKI, and the store.")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        do {
+            let result = try FirstStart.run(config)
+            let (_, storage) = try await StoreFactory.engine(config, logger: quietLogger())
+            try? await storage.close()
+            for path in result.created { print("created \(path)") }
+            if result.created.isEmpty { print("already initialized: \(config.dataDirectory)") }
+            print("CA certificate:           \(result.pki.caCertificate)")
+            print("server certificate:       \(result.pki.serverCertificate)")
+            print("admin client certificate: \(result.pki.adminCertificate) (key \(result.pki.adminKey))")
+        } catch let e as DaemonError {
+            fail(e.description)
+        }
+    }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration file; every error names the file and line, the key and the reason.")
+        @Argument(help: "The TOML file to check.") var file: String
+
+        func run() throws {
+            do {
+                let config = try ConfigurationLoader.load(file: file)
+                print("\(file): OK")
+                for name in config.listeners.keys.sorted() {
+                    guard let l = config.listeners[name], l.enabled else { continue }
+                    print("  listener \(name): \(l.tls ? "https" : "http")://\(l.address):\(l.port) client_auth=\(l.clientAuth.rawValue)")
+                }
+                switch config.storage {
+                case .sqlite(let path): print("  storage: sqlite \(path)")
+                case .postgres: print("  storage: postgres")
+                }
+            } catch let e as ConfigurationError {
+                for p in e.problems { FileHandle.standardError.write(Data("\(p)\n".utf8)) }
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read and verify the hash-chained audit log (local operator access to the store).",
+        subcommands: [Verify.self, Tail.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Detect any edited, deleted or reordered audit event.")
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            let config = try options.load()
+            do {
+                let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger())
+                defer { Task { try? await storage.close() } }
+                let result = try await engine.verifyAudit(.system("cli"))
+                if result.isIntact {
+                    print("audit chain intact: \(result.checked) events verified")
+                } else {
+                    print("audit chain BROKEN (\(result.checked) events read):")
+                    for p in result.problems { print("  - \(p)") }
+                    throw ExitCode(2)
+                }
+            } catch let e as DaemonError {
+                fail(e.description)
+            } catch let e as EngineError {
+                fail(e.message)
+            }
+        }
+    }
+
+    struct Tail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print audit events as JSON lines.")
+        @OptionGroup var options: ConfigOptions
+        @Option(name: [.customShort("n"), .long], help: "How many of the latest events.") var lines: Int = 20
+        @Flag(name: .shortAndLong, help: "Keep printing new events.") var follow = false
+
+        func run() async throws {
+            let config = try options.load()
+            do {
+                let (engine, _) = try await StoreFactory.engine(config, logger: quietLogger())
+                let ctx = CallContext.system("cli")
+                var all: [ChainedAuditEvent] = []
+                var after: Int64 = 0
+                while true {
+                    let page = try await engine.auditEvents(ctx, after: after, limit: 1000)
+                    all += page
+                    if all.count > lines { all.removeFirst(all.count - lines) }
+                    guard let last = page.last, page.count == 1000 else { break }
+                    after = last.sequence
+                }
+                after = all.last?.sequence ?? after
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                func emit(_ e: ChainedAuditEvent) throws {
+                    struct Line: Encodable {
+                        var sequence: Int64
+                        var hash: String
+                        var event: AuditEvent
+                    }
+                    let data = try encoder.encode(Line(sequence: e.sequence, hash: e.hash, event: e.event))
+                    print(String(decoding: data, as: UTF8.self))
+                }
+                for e in all { try emit(e) }
+                while follow {
+                    try await Task.sleep(for: .seconds(1))
+                    let page = try await engine.auditEvents(ctx, after: after, limit: 1000)
+                    for e in page { try emit(e) }
+                    after = page.last?.sequence ?? after
+                }
+            } catch let e as DaemonError {
+                fail(e.description)
+            } catch let e as EngineError {
+                fail(e.message)
+            }
+        }
+    }
+}
+
+struct RotateRootKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-root-key",
+        abstract: "Re-wrap every data key under a new root key (stop the daemons sharing the store first).",
+        discussion: """
+            With a key file: writes <file>.new (0600), re-wraps in one transaction, then renames it over the old file.
+            If interrupted after the re-wrap, the next start or rotation finishes the rename.
+            With an environment key: give the new key's variable with --new-key-env; update the environment afterwards.
+            """)
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Environment variable holding the new key (for root_key.source = \"env\").") var newKeyEnv: String?
+
+    func run() async throws {
+        let config = try options.load()
+        do {
+            let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger())
+            defer { Task { try? await storage.close() } }
+            switch config.rootKey {
+            case .file(let path):
+                let next = path + ".new"
+                unlink(next)
+                try FileRootKeyProvider.create(path: next)
+                let n = try await engine.rotateRootKey(to: FileRootKeyProvider(path: next))
+                guard rename(next, path) == 0 else { fail("re-wrapped under \(next) but cannot rename it to \(path)") }
+                print("root key rotated: \(n) data keys re-wrapped; new key in \(path)")
+            case .environment:
+                guard let variable = newKeyEnv else { throw ValidationError("--new-key-env is required when the root key comes from the environment") }
+                let n = try await engine.rotateRootKey(to: EnvironmentRootKeyProvider(variable: variable))
+                print("root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)")
+            }
+        } catch let e as DaemonError {
+            fail(e.description)
+        } catch let e as EngineError {
+            fail(e.message)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import DaemonConfig
+import Engine
+import EngineAPI
+import Foundation
+import HTTPFrontEnd
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServerSupport
+import ServiceLifecycle
+import StorageAPI
+import Synchronization
+import UnixSignals
+
+/// The composition root: builds storage, the engine and every listener into one `ServiceGroup`.
+///
+/// SIGTERM/SIGINT drain gracefully (listeners stop accepting, in-flight requests finish, then exit 0);
+/// SIGHUP reloads TLS certificates for new connections without dropping existing ones.
+public final class GatehouseDaemon: Sendable {
+    let config: GatehouseConfiguration
+    let logger: Logger
+    let registry: PrometheusCollectorRegistry
+    let bound = Mutex<[String: Int]>([:])
+    let announcedReady = Mutex(false)
+
+    public init(config: GatehouseConfiguration, logger: Logger, registry: PrometheusCollectorRegistry) {
+        self.config = config
+        self.logger = logger
+        self.registry = registry
+    }
+
+    /// Sets up logging and metrics for the process (call once).
+    public static func bootstrapObservability(_ config: GatehouseConfiguration) -> PrometheusCollectorRegistry {
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        if config.logFormat == "json" {
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            }
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }
+
+    func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    /// Runs until SIGTERM/SIGINT. Throws `DaemonError` for start-up failures.
+    public func run() async throws {
+        let first = try FirstStart.run(config)
+        for path in first.created { logger.info("created", metadata: ["path": "\(path)"]) }
+        let (engine, storage) = try await StoreFactory.engine(config, logger: logger)
+
+        let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
+        try? FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: runDir + "/listeners.json")
+
+        say("gatehouse: data directory \(config.dataDirectory)")
+        switch config.storage {
+        case .sqlite(let path): say("gatehouse: storage sqlite \(path)")
+        case .postgres: say("gatehouse: storage postgres (shared)")
+        }
+        say("gatehouse: CA certificate \(first.pki.caCertificate)")
+        say("gatehouse: admin client certificate \(first.pki.adminCertificate) key \(first.pki.adminKey)")
+
+        let enabled = config.listeners.values.filter(\.enabled).sorted { $0.name < $1.name }
+        let readiness: @Sendable () async -> (Bool, String) = { [self] in
+            let health = await engine.health()
+            let up = self.bound.withLock { $0 }
+            let missing = enabled.map(\.name).filter { up[$0] == nil }
+            let ready = health.storageReachable && missing.isEmpty
+            var detail = "storage \(health.storageBackend): \(health.storageReachable ? "reachable" : "UNREACHABLE")"
+            detail += missing.isEmpty ? "; listeners: all up" : "; listeners not up: \(missing.joined(separator: ", "))"
+            return (ready, (ready ? "ready; " : "not ready; ") + detail)
+        }
+
+        var services: [any Service] = []
+        var tlsContexts: [ReloadableTLSContext] = []
+        for listener in enabled {
+            var tls: ReloadableTLSContext?
+            if listener.tls {
+                do {
+                    tls = try ReloadableTLSContext(
+                        settings: TLSServerSettings(
+                            certificatePath: listener.certificatePath, keyPath: listener.keyPath,
+                            clientCAPath: listener.clientCAPath,
+                            clientAuth: TLSServerSettings.ClientAuth(rawValue: listener.clientAuth.rawValue) ?? .required))
+                } catch {
+                    throw DaemonError("listeners.\(listener.name): \(error)")
+                }
+                if let tls { tlsContexts.append(tls) }
+            }
+            let settings = HTTPListener.Settings(
+                name: listener.name, host: listener.address, port: listener.port, tls: tls,
+                maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
+                handshakeTimeout: listener.handshakeTimeout, maxMessageSize: listener.maxMessageSize)
+            let router: Router<GatehouseRequestContext>
+            switch listener.name {
+            case "operations": router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
+            default: router = HTTPListener.apiRouter(engine: engine, settings: settings, readiness: readiness)
+            }
+            let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
+            let name = listener.name
+            let scheme = listener.tls ? "https" : "http"
+            services.append(
+                HTTPListener.make(settings, router: router, counter: counter, logger: logger) { [self] port in
+                    self.bound.withLock { $0[name] = port }
+                    self.say("gatehouse: listening \(name) \(scheme)://\(Self.hostForURL(listener.address)):\(port)")
+                    self.listenersBound(runDir: runDir, expected: enabled.count)
+                })
+        }
+        services.append(ReloadService(contexts: tlsContexts, logger: logger))
+
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            SystemdNotifier.notify("STOPPING=1")
+            try? await storage.close()
+            throw DaemonError("a listener failed: \(error)")
+        }
+        SystemdNotifier.notify("STOPPING=1")
+        try? await storage.close()
+        say("gatehouse: stopped")
+    }
+
+    static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+    /// Records bound ports in `<data_dir>/run/listeners.json` and tells systemd once all are up.
+    func listenersBound(runDir: String, expected: Int) {
+        let snapshot = bound.withLock { $0 }
+        if let data = try? JSONSerialization.data(withJSONObject: snapshot, options: [.sortedKeys]) {
+            let tmp = runDir + "/listeners.json.tmp"
+            if FileManager.default.createFile(atPath: tmp, contents: data) {
+                _ = rename(tmp, runDir + "/listeners.json")
+            }
+        }
+        let first = announcedReady.withLock { done -> Bool in
+            if done || snapshot.count != expected { return false }
+            done = true
+            return true
+        }
+        if first {
+            SystemdNotifier.notify("READY=1\nSTATUS=serving")
+            say("gatehouse: ready")
+        }
+    }
+}
+
+/// Reloads TLS certificates on SIGHUP. A failed reload keeps the old certificates and logs why.
+struct ReloadService: Service {
+    let contexts: [ReloadableTLSContext]
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            SystemdNotifier.notify("RELOADING=1")
+            for context in contexts {
+                do {
+                    try context.reload()
+                    logger.notice("reloaded TLS certificate", metadata: ["certificate": "\(context.settings.certificatePath)"])
+                } catch {
+                    logger.error("TLS reload failed; keeping the old certificate", metadata: ["error": "\(error)"])
+                }
+            }
+            SystemdNotifier.notify("READY=1")
+        }
+    }
+}

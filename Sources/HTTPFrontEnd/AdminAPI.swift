@@ -1,0 +1,124 @@
+import EngineAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Routes of the HTTPS listener: health, and the admin API (`/api/v1/…`). Every operation is one engine call
+/// with the caller's principal; the engine authorizes and audits.
+public struct AdminAPI: Sendable {
+    let engine: any Engine
+    let maxBodySize: Int
+
+    public init(engine: any Engine, maxBodySize: Int) {
+        self.engine = engine
+        self.maxBodySize = maxBodySize
+    }
+
+    struct SecretValueBody: Codable {
+        var value: String
+        var expectedVersion: Int64?
+    }
+
+    struct SecretResponse: Codable, ResponseEncodable {
+        var secret: SecretMetadata
+        var value: String?
+    }
+
+    struct SecretList: Codable, ResponseEncodable {
+        var secrets: [SecretMetadata]
+        var next: String?
+    }
+
+    struct AuditList: Codable, ResponseEncodable {
+        struct Item: Codable {
+            var sequence: Int64
+            var hash: String
+            var event: AuditEvent
+        }
+        var events: [Item]
+    }
+
+    struct Whoami: Codable, ResponseEncodable {
+        var method: String
+        var id: String
+        var name: String
+    }
+
+    func context(_ request: Request, _ context: GatehouseRequestContext) async -> CallContext {
+        CallContext(
+            principal: await context.principal(), frontEnd: "admin-api",
+            requestID: request.headers[.init("X-Request-Id")!] ?? UUID().uuidString,
+            ipAddress: context.peerAddress, userAgent: request.headers[.userAgent])
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        var request = request
+        let buffer = try await request.collectBody(upTo: maxBodySize)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch {
+            throw HTTPError(.badRequest, message: "the request body is not valid JSON for this endpoint")
+        }
+    }
+
+    static func utf8(_ s: SecretBytes) -> String { String(decoding: s.bytes, as: UTF8.self) }
+
+    /// Adds the routes to a router.
+    public func register(on router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)) {
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            let (ready, detail) = await readiness()
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: ByteBuffer(string: detail + "\n")))
+        }
+        let api = router.group("api/v1")
+        api.get("whoami") { request, ctx -> Whoami in
+            let p = await ctx.principal()
+            guard p.method != .anonymous else { throw EngineError(.unauthenticated, "authentication required") }
+            return Whoami(method: p.method.rawValue, id: p.id, name: p.name)
+        }
+        let secrets = api.group("projects/:project/secrets")
+        secrets.get { request, ctx -> SecretList in
+            let project = try ctx.parameters.require("project")
+            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
+            let after = request.uri.queryParameters.get("after")
+            let page = try await engine.listSecrets(await context(request, ctx), project: project, after: after, limit: limit)
+            return SecretList(secrets: page.items, next: page.next)
+        }
+        secrets.post(":name") { request, ctx -> EditedResponse<SecretResponse> in
+            let body = try await decode(SecretValueBody.self, request)
+            let meta = try await engine.createSecret(
+                await context(request, ctx), project: try ctx.parameters.require("project"),
+                name: try ctx.parameters.require("name"), value: SecretBytes(utf8: body.value))
+            return EditedResponse(status: .created, response: SecretResponse(secret: meta, value: nil))
+        }
+        secrets.put(":name") { request, ctx -> SecretResponse in
+            let body = try await decode(SecretValueBody.self, request)
+            let meta = try await engine.updateSecret(
+                await context(request, ctx), project: try ctx.parameters.require("project"),
+                name: try ctx.parameters.require("name"), value: SecretBytes(utf8: body.value),
+                expectedVersion: body.expectedVersion)
+            return SecretResponse(secret: meta, value: nil)
+        }
+        secrets.get(":name") { request, ctx -> SecretResponse in
+            let (meta, value) = try await engine.readSecret(
+                await context(request, ctx), project: try ctx.parameters.require("project"),
+                name: try ctx.parameters.require("name"))
+            return SecretResponse(secret: meta, value: Self.utf8(value))
+        }
+        secrets.delete(":name") { request, ctx -> HTTPResponse.Status in
+            try await engine.deleteSecret(
+                await context(request, ctx), project: try ctx.parameters.require("project"),
+                name: try ctx.parameters.require("name"))
+            return .noContent
+        }
+        api.get("audit/events") { request, ctx -> AuditList in
+            let after = request.uri.queryParameters.get("after", as: Int64.self) ?? 0
+            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
+            let events = try await engine.auditEvents(await context(request, ctx), after: after, limit: limit)
+            return AuditList(events: events.map { .init(sequence: $0.sequence, hash: $0.hash, event: $0.event) })
+        }
+    }
+}

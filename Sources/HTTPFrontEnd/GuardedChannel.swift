@@ -1,0 +1,50 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOSSL
+import ServerSupport
+
+/// A Hummingbird child channel that adds Gatehouse's listener policy in front of HTTP/1.1: TLS from a
+/// reloadable context (SIGHUP swaps certificates for new connections) and the connection guard (cap, handshake
+/// timeout, idle timeout, handshake-failure metrics).
+public struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
+    public typealias Value = Base.Value
+
+    let base: Base
+    let tls: ReloadableTLSContext?
+    let counter: ConnectionCounter
+    let handshakeTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+
+    public init(
+        _ base: Base, tls: ReloadableTLSContext?, counter: ConnectionCounter, handshakeTimeout: TimeAmount,
+        idleTimeout: TimeAmount
+    ) {
+        self.base = base
+        self.tls = tls
+        self.counter = counter
+        self.handshakeTimeout = handshakeTimeout
+        self.idleTimeout = idleTimeout
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            if let tls {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+            }
+            try channel.pipeline.syncOperations.addHandler(
+                ConnectionGuardHandler(
+                    counter: counter, tls: tls != nil, handshakeTimeout: handshakeTimeout, idleTimeout: idleTimeout))
+        }.flatMap {
+            base.setup(channel: channel, logger: logger)
+        }
+    }
+
+    public func handle(value: Base.Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+extension GuardedChannel: HTTPChannelHandler where Base: HTTPChannelHandler {
+    public var responder: HTTPChannelHandler.Responder { base.responder }
+}

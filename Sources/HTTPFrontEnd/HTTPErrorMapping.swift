@@ -1,0 +1,80 @@
+import EngineAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The admin API's one mapping from `EngineError` to HTTP: a status and a JSON body
+/// `{"error": {"code": "...", "message": "..."}}` with a stable code and a human message.
+public enum HTTPErrorMapping {
+    /// The HTTP status for an engine error code.
+    public static func status(for code: EngineError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .unauthenticated: return .unauthorized
+        case .permissionDenied: return .forbidden
+        case .notFound: return .notFound
+        case .alreadyExists, .conflict: return .conflict
+        case .invalidArgument: return .badRequest
+        case .wrongState: return .conflict
+        case .unavailable: return .serviceUnavailable
+        case .cryptographicFailure, .internal: return .internalServerError
+        default: return .internalServerError
+        }
+    }
+
+    /// A JSON error response.
+    public static func response(status: HTTPResponse.Status, code: String, message: String) -> Response {
+        let body: [String: [String: String]] = ["error": ["code": code, "message": message]]
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"gatehouse\"" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The response for any error thrown by a route.
+    public static func response(for error: any Error) -> Response {
+        if let e = error as? EngineError {
+            return response(status: status(for: e.code), code: e.code.rawValue, message: e.message)
+        }
+        if let e = error as? HTTPError {
+            let code: String
+            switch e.status {
+            case .contentTooLarge: code = "payload_too_large"
+            case .notFound: code = "not_found"
+            case .badRequest: code = "bad_request"
+            case .methodNotAllowed: code = "method_not_allowed"
+            default: code = "http_\(e.status.code)"
+            }
+            return response(status: e.status, code: code, message: e.body ?? e.status.reasonPhrase)
+        }
+        if error is DecodingError {
+            return response(status: .badRequest, code: "invalid_json", message: "the request body is not valid JSON for this endpoint")
+        }
+        return response(status: .internalServerError, code: "internal", message: "internal error")
+    }
+}
+
+/// Maps thrown errors to JSON responses and records per-route metrics.
+public struct ErrorAndMetricsMiddleware: RouterMiddleware {
+    public typealias Context = GatehouseRequestContext
+    let listener: String
+
+    public init(listener: String) { self.listener = listener }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = HTTPErrorMapping.response(for: error)
+        }
+        RequestMetrics.record(
+            listener: listener, operation: "\(request.method) \(context.endpointPath ?? "unmatched")",
+            status: Int(response.status.code), elapsed: ContinuousClock.now - start)
+        return response
+    }
+}

@@ -1,3 +1,0 @@
-import NIOSSL
-import ServiceLifecycle
-import Metrics

@@ -1,0 +1,107 @@
+import Foundation
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// TLS settings of one listener, as files on disk.
+public struct TLSServerSettings: Sendable, Hashable {
+    /// How client certificates are treated.
+    public enum ClientAuth: String, Sendable, Hashable {
+        case required, optional, off
+    }
+    public var certificatePath: String
+    public var keyPath: String
+    public var clientCAPath: String
+    public var clientAuth: ClientAuth
+
+    public init(certificatePath: String, keyPath: String, clientCAPath: String, clientAuth: ClientAuth) {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.clientCAPath = clientCAPath
+        self.clientAuth = clientAuth
+    }
+}
+
+/// Gatehouse's TLS defaults: TLS 1.2 and 1.3 only; TLS 1.2 suites limited to ECDHE with AEAD (Mozilla
+/// "intermediate" minus the finite-field DHE suites); client certificates verified against the configured CA chain.
+public enum TLSPolicy {
+    /// TLS 1.2 cipher suites, strongest first (TLS 1.3 suites are all AEAD and forward-secret).
+    public static let tls12CipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
+    /// Builds the server configuration from files. Throws a readable error naming the file at fault.
+    public static func serverConfiguration(_ settings: TLSServerSettings) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(settings.certificatePath)
+        } catch {
+            throw TLSSetupError("cannot load TLS certificate \(settings.certificatePath): \(error)")
+        }
+        guard !chain.isEmpty else { throw TLSSetupError("no certificate in \(settings.certificatePath)") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: settings.keyPath, format: .pem)
+        } catch {
+            throw TLSSetupError("cannot load TLS private key \(settings.keyPath): \(error)")
+        }
+        var config = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        config.minimumTLSVersion = .tlsv12
+        config.maximumTLSVersion = .tlsv13
+        config.cipherSuites = tls12CipherSuites
+        config.curves = [.x25519, .secp256r1, .secp384r1]
+        config.renegotiationSupport = .none
+        switch settings.clientAuth {
+        case .off:
+            config.certificateVerification = .none
+        case .required, .optional:
+            guard FileManager.default.isReadableFile(atPath: settings.clientCAPath) else {
+                throw TLSSetupError("cannot read client CA file \(settings.clientCAPath)")
+            }
+            do {
+                let roots = try NIOSSLCertificate.fromPEMFile(settings.clientCAPath)
+                guard !roots.isEmpty else { throw TLSSetupError("no certificate in \(settings.clientCAPath)") }
+                config.trustRoots = .certificates(roots)
+                config.sendCANameList = true
+            } catch let e as TLSSetupError {
+                throw e
+            } catch {
+                throw TLSSetupError("cannot load client CA \(settings.clientCAPath): \(error)")
+            }
+            config.certificateVerification =
+                settings.clientAuth == .required ? .noHostnameVerification : .optionalVerification
+        }
+        return config
+    }
+
+    /// A readable TLS setup error.
+    public struct TLSSetupError: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ d: String) { description = d }
+    }
+}
+
+/// A TLS context that can be swapped at run time (SIGHUP): new connections use the new certificates, existing
+/// connections keep theirs.
+public final class ReloadableTLSContext: Sendable {
+    public let settings: TLSServerSettings
+    private let current: Mutex<NIOSSLContext>
+
+    /// Loads the files once; throws if they are unusable.
+    public init(settings: TLSServerSettings) throws {
+        self.settings = settings
+        self.current = Mutex(try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings)))
+    }
+
+    /// The context for the next connection.
+    public var context: NIOSSLContext { current.withLock { $0 } }
+
+    /// Re-reads the files. On failure the old context stays in use and the error is thrown.
+    public func reload() throws {
+        let fresh = try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings))
+        current.withLock { $0 = fresh }
+    }
+}
