@@ -159,7 +159,11 @@ let package = Package(
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "DaemonConfig", "TestSupport"],
+            dependencies: [
+                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: strict
         ),
     ],

@@ -138,12 +138,16 @@ public final class GatehouseDaemon: Sendable {
 
     /// Records bound ports in `<data_dir>/run/listeners.json` and tells systemd once all are up.
     func listenersBound(runDir: String, expected: Int) {
-        let snapshot = bound.withLock { $0 }
-        if let data = try? JSONSerialization.data(withJSONObject: snapshot, options: [.sortedKeys]) {
-            let tmp = runDir + "/listeners.json.tmp"
-            if FileManager.default.createFile(atPath: tmp, contents: data) {
-                _ = rename(tmp, runDir + "/listeners.json")
+        // Written under the lock so concurrent listeners cannot interleave their writes; the file always holds the
+        // latest complete snapshot.
+        let snapshot = bound.withLock { ports -> [String: Int] in
+            if let data = try? JSONSerialization.data(withJSONObject: ports, options: [.sortedKeys]) {
+                let tmp = runDir + "/listeners.json.tmp"
+                if FileManager.default.createFile(atPath: tmp, contents: data) {
+                    _ = rename(tmp, runDir + "/listeners.json")
+                }
             }
+            return ports
         }
         let first = announcedReady.withLock { done -> Bool in
             if done || snapshot.count != expected { return false }

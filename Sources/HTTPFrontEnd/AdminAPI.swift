@@ -54,6 +54,9 @@ public struct AdminAPI: Sendable {
 
     func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
         var request = request
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodySize {
+            throw HTTPError(.contentTooLarge, message: "the request body exceeds the listener's limit")
+        }
         let buffer = try await request.collectBody(upTo: maxBodySize)
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))

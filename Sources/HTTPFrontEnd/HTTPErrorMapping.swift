@@ -48,6 +48,9 @@ public enum HTTPErrorMapping {
             }
             return response(status: e.status, code: code, message: e.body ?? e.status.reasonPhrase)
         }
+        if error is NIOTooManyBytesError {
+            return response(status: .contentTooLarge, code: "payload_too_large", message: "the request body exceeds the listener's limit")
+        }
         if error is DecodingError {
             return response(status: .badRequest, code: "invalid_json", message: "the request body is not valid JSON for this endpoint")
         }

@@ -10,6 +10,10 @@ public enum CertificateFactory {
     public struct Issued: Sendable {
         public var certificate: Certificate
         public var privateKey: P256.Signing.PrivateKey
+        public init(certificate: Certificate, privateKey: P256.Signing.PrivateKey) {
+            self.certificate = certificate
+            self.privateKey = privateKey
+        }
         /// PEM text ending in a newline, so several can be concatenated into a chain file.
         public var certificatePEM: String { ((try? certificate.serializeAsPEM().pemString) ?? "") + "\n" }
         /// PKCS#8 PEM text ending in a newline.

@@ -1,0 +1,203 @@
+import Crypto
+import Foundation
+import ServerSupport
+import StorageSQLite
+import TestSupport
+import Testing
+import X509
+
+/// Tests against the built `gatehouse` binary, with real peers (curl, openssl). Serialized: one of them binds the
+/// default ports.
+@Suite(.serialized) struct DaemonTests {
+    @Test func serveWithNoArgumentsBecomesReady() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path, ephemeralPorts: false)
+        let ports = try daemon.waitUntilListening()
+        #expect(ports == ["https": 8443, "operations": 9090])
+        let (_, body, code) = try curl(["http://127.0.0.1:9090/readyz"])
+        #expect(code == 200)
+        #expect(body.hasPrefix("ready"))
+        let (_, health, hcode) = try curl(["--cacert", dir.path + "/.gatehouse/certs/ca.crt", "https://localhost:8443/healthz"])
+        #expect(hcode == 200 && health.hasPrefix("ok"))
+        for key in ["root.key", "certs/ca.key", "certs/server.key", "certs/admin.key", "gatehouse.sqlite"] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: dir.path + "/.gatehouse/" + key)
+            #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(key) must be 0600")
+        }
+        #expect(daemon.log.contains("listening https https://127.0.0.1:8443"))
+        #expect(daemon.log.contains("admin client certificate"))
+        #expect(daemon.stop() == 0)
+        #expect(daemon.log.contains("gatehouse: stopped"))
+    }
+
+    @Test func mutualTLSRequired() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LISTENERS_HTTPS_CLIENT_AUTH": "required"])
+        try daemon.waitUntilListening()
+        let url = daemon.httpsBase + "/api/v1/whoami"
+        let ca = ["--cacert", daemon.dataDirectory + "/certs/ca.crt"]
+
+        let (status, body, code) = try curl(daemon.adminCurl + [url])
+        #expect(status == 0 && code == 200)
+        #expect(body.contains("\"name\":\"gatehouse-admin\""))
+
+        // No certificate: the handshake is refused.
+        let (noneStatus, _, noneCode) = try curl(ca + [url])
+        #expect(noneStatus != 0 && noneCode == 0)
+
+        // A certificate from another CA.
+        let otherCA = try CertificateFactory.makeCA(commonName: "Not Gatehouse", validity: 86400)
+        let untrusted = try CertificateFactory.issue(commonName: "gatehouse-admin", usage: .client, issuer: otherCA, validity: 86400)
+        let (untrustedStatus, _, untrustedCode) = try curl(ca + clientFiles(untrusted, in: dir.path, name: "untrusted") + [url])
+        #expect(untrustedStatus != 0 && untrustedCode == 0)
+
+        // An expired certificate from the right CA.
+        let applianceCA = try applianceCA(daemon.dataDirectory)
+        let expired = try CertificateFactory.issue(
+            commonName: "gatehouse-admin", usage: .client, issuer: applianceCA, notBefore: Date().addingTimeInterval(-7200),
+            validity: 3600)
+        let (expiredStatus, _, expiredCode) = try curl(ca + clientFiles(expired, in: dir.path, name: "expired") + [url])
+        #expect(expiredStatus != 0 && expiredCode == 0)
+
+        // A valid certificate for someone who is not an administrator: authenticated, then denied by the engine.
+        let other = try CertificateFactory.issue(commonName: "someone", usage: .client, issuer: applianceCA, validity: 3600)
+        let otherArgs = ca + (try clientFiles(other, in: dir.path, name: "someone"))
+        let (_, deniedBody, deniedCode) = try curl(otherArgs + [daemon.httpsBase + "/api/v1/projects/p/secrets/x"])
+        #expect(deniedCode == 403)
+        #expect(deniedBody.contains("permission_denied"))
+
+        let (_, metrics, _) = try curl([daemon.operationsBase + "/metrics"])
+        let failures = metrics.split(separator: "\n").first { $0.hasPrefix("gatehouse_tls_handshake_failures_total{listener=\"https\"}") }
+        #expect((failures?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 3)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func optionalClientAuthIsAnonymousWithoutACertificate() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let (_, body, code) = try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt", daemon.httpsBase + "/api/v1/whoami"])
+        #expect(code == 401)
+        #expect(body.contains("unauthenticated"))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func onlyTLS12And13WithForwardSecretAEAD() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let target = "127.0.0.1:\(daemon.ports["https"] ?? 0)"
+        func handshake(_ extra: [String]) throws -> Bool {
+            let out = try ProcessRunner.run(
+                ["openssl", "s_client", "-connect", target, "-servername", "localhost"] + extra, stdin: Data("Q\n".utf8),
+                timeout: 20)
+            return out.status == 0 && out.stdout.contains("Cipher is") && !out.stdout.contains("Cipher is (NONE)")
+        }
+        #expect(try handshake(["-tls1_3"]))
+        #expect(try handshake(["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]))
+        #expect(try !handshake(["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]))
+        #expect(try !handshake(["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"]))
+        // CBC (non-AEAD) suites are refused even over TLS 1.2.
+        #expect(try !handshake(["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384"]))
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func listenerLimits() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(
+            directory: dir.path,
+            environment: [
+                "GATEHOUSE_LISTENERS_OPERATIONS_MAX_CONNECTIONS": "2",
+                "GATEHOUSE_LISTENERS_OPERATIONS_IDLE_TIMEOUT": "1500ms",
+                "GATEHOUSE_LISTENERS_HTTPS_HANDSHAKE_TIMEOUT": "1s",
+                "GATEHOUSE_LISTENERS_HTTPS_MAX_MESSAGE_SIZE": "2048",
+            ])
+        try daemon.waitUntilListening()
+        let ops = daemon.ports["operations"] ?? 0
+        // Connection cap: the third concurrent connection is closed at once.
+        let a = tcpConnect(ops)
+        let b = tcpConnect(ops)
+        usleep(200_000)
+        let c = tcpConnect(ops)
+        #expect(a >= 0 && b >= 0 && c >= 0)
+        #expect(closedByPeer(c, within: 2))
+        close(c)
+        // Idle timeout: a silent connection is closed after ~1.5 s.
+        #expect(closedByPeer(a, within: 4))
+        close(a)
+        close(b)
+        // Handshake timeout: a TCP connection that never starts TLS is dropped after ~1 s.
+        let h = tcpConnect(daemon.ports["https"] ?? 0)
+        #expect(closedByPeer(h, within: 4))
+        close(h)
+        // Maximum message size: a body over 2048 bytes is refused with 413.
+        let big = "{\"value\":\"" + String(repeating: "x", count: 4096) + "\"}"
+        let (_, body, code) = try curl(daemon.adminCurl + ["-X", "POST", "--data-binary", big, daemon.httpsBase + "/api/v1/projects/p/secrets/big"])
+        #expect(code == 413)
+        #expect(body.contains("payload_too_large"))
+        // Malformed JSON: 400.
+        let (_, _, badCode) = try curl(daemon.adminCurl + ["-X", "POST", "--data-binary", "{nope", daemon.httpsBase + "/api/v1/projects/p/secrets/bad"])
+        #expect(badCode == 400)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func gracefulShutdownDrainsInFlightRequests() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        // A ~600 KB upload at 200 KB/s takes ~3 s; SIGTERM arrives 1 s in and must not cut it off.
+        let payload = "{\"value\":\"" + String(repeating: "d", count: 600_000) + "\"}"
+        let file = dir.path + "/payload.json"
+        try payload.write(toFile: file, atomically: true, encoding: .utf8)
+        let upload = Process()
+        upload.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let outFile = dir.path + "/upload.out"
+        upload.arguments = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "200K"] + daemon.adminCurl
+            + ["-X", "POST", "--data-binary", "@" + file, daemon.httpsBase + "/api/v1/projects/p/secrets/drained"]
+        FileManager.default.createFile(atPath: outFile, contents: nil)
+        upload.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
+        try upload.run()
+        sleep(1)
+        daemon.signal(SIGTERM)
+        upload.waitUntilExit()
+        let code = try String(contentsOfFile: outFile, encoding: .utf8)
+        #expect(code == "201", "the in-flight request completes during the drain")
+        #expect(daemon.waitForExit() == 0)
+        // New connections are refused after shutdown, and the write is durable.
+        let again = try DaemonProcess(directory: dir.path)
+        try again.waitUntilListening()
+        let (_, body, getCode) = try curl(again.adminCurl + [again.httpsBase + "/api/v1/projects/p/secrets/drained"])
+        #expect(getCode == 200)
+        #expect(body.contains("dddddddddd"))
+        #expect(again.stop() == 0)
+    }
+
+    @Test func sighupReloadsTheServerCertificate() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let target = "127.0.0.1:\(daemon.ports["https"] ?? 0)"
+        func servedSerial() throws -> String {
+            let out = try ProcessRunner.run(["openssl", "s_client", "-connect", target], stdin: Data("Q\n".utf8), timeout: 20)
+            let pem = out.stdout.components(separatedBy: "-----BEGIN CERTIFICATE-----").dropFirst().first?
+                .components(separatedBy: "-----END CERTIFICATE-----").first ?? ""
+            let cert = try Certificate(pemEncoded: "-----BEGIN CERTIFICATE-----" + pem + "-----END CERTIFICATE-----")
+            return cert.serialNumber.description
+        }
+        let before = try servedSerial()
+        let ca = try applianceCA(daemon.dataDirectory)
+        let fresh = try CertificateFactory.issue(
+            commonName: "localhost", usage: .server(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"]), issuer: ca,
+            validity: 86400)
+        try (fresh.certificatePEM + ca.certificatePEM).write(toFile: daemon.dataDirectory + "/certs/server.crt", atomically: true, encoding: .utf8)
+        try fresh.privateKeyPEM.write(toFile: daemon.dataDirectory + "/certs/server.key", atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        var after = before
+        for _ in 0..<50 where after == before {
+            usleep(100_000)
+            after = try servedSerial()
+        }
+        #expect(after == fresh.certificate.serialNumber.description)
+        #expect(after != before)
+        #expect(daemon.stop() == 0)
+    }
+}

@@ -1,0 +1,59 @@
+import Crypto
+import Foundation
+import ServerSupport
+import TestSupport
+import Testing
+import X509
+
+/// curl with the given extra arguments; returns (exit status, body, HTTP status).
+func curl(_ args: [String], timeout: TimeInterval = 30) throws -> (Int32, String, Int) {
+    let out = try ProcessRunner.run(["curl", "-sS", "-w", "\n%{http_code}"] + args, timeout: timeout)
+    var lines = out.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let code = Int(lines.popLast() ?? "") ?? 0
+    return (out.status, lines.joined(separator: "\n"), code)
+}
+
+/// A fresh working directory with an initialized data directory.
+func freshDirectory() throws -> TemporaryDirectory { try TemporaryDirectory(prefix: "gh-daemon") }
+
+/// Loads the appliance CA made by first start, to sign test certificates.
+func applianceCA(_ dataDirectory: String) throws -> CertificateFactory.Issued {
+    let certPEM = try String(contentsOfFile: dataDirectory + "/certs/ca.crt", encoding: .utf8)
+    let keyPEM = try String(contentsOfFile: dataDirectory + "/certs/ca.key", encoding: .utf8)
+    return CertificateFactory.Issued(
+        certificate: try Certificate(pemEncoded: certPEM), privateKey: try P256.Signing.PrivateKey(pemRepresentation: keyPEM))
+}
+
+/// Writes a client certificate and key to files and returns curl's arguments for them.
+func clientFiles(_ issued: CertificateFactory.Issued, in dir: String, name: String) throws -> [String] {
+    let cert = dir + "/\(name).crt"
+    let key = dir + "/\(name).key"
+    try issued.certificatePEM.write(toFile: cert, atomically: true, encoding: .utf8)
+    try issued.privateKeyPEM.write(toFile: key, atomically: true, encoding: .utf8)
+    chmod(key, 0o600)
+    return ["--cert", cert, "--key", key]
+}
+
+/// Opens a TCP connection to 127.0.0.1:port; returns the fd.
+func tcpConnect(_ port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return rc == 0 ? fd : -1
+}
+
+/// True when the peer closed the connection within `within` seconds (read returns 0 or an error).
+func closedByPeer(_ fd: Int32, within: TimeInterval) -> Bool {
+    var tv = timeval(tv_sec: Int(within), tv_usec: Int((within - Double(Int(within))) * 1_000_000))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var buffer = [UInt8](repeating: 0, count: 256)
+    let n = read(fd, &buffer, buffer.count)
+    if n == 0 { return true }
+    if n < 0 { return errno == ECONNRESET }
+    return false
+}
