@@ -109,6 +109,14 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     public func migrate() async throws {
         do {
+            try await withDeadline(transactionTimeout) { try await self.migrateNow() }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    func migrateNow() async throws {
+        do {
             try await client.withTransaction(logger: logger) { conn in
                 try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
                 try await conn.query(

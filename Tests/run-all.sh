@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs (idempotent) and runs every test.
+# Ends with one line: "N passed, N failed".
+#   - Debian packages: curl, openssl, PostgreSQL 15 server (started here, on loopback), SQLite/SSL headers.
+#   - Python tools in a venv under .build/test-venv: sslyze (TLS profile check).
+#   - swift build --build-tests, then swift test with PG_TEST_URL pointing at the PostgreSQL started here.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+log() { printf '[run-all %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# 1. System packages (only what is missing; apt-get update once).
+need=()
+for p in curl openssl ca-certificates postgresql libsqlite3-dev libssl-dev python3-venv util-linux iproute2 procps; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  log "apt-get install ${need[*]}"
+  $SUDO apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
+    { log "apt-get failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+# 2. Python test tools in a venv under the build folder.
+VENV="$ROOT/.build/test-venv"
+if [ ! -x "$VENV/bin/sslyze" ]; then
+  log "creating $VENV (sslyze)"
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --upgrade pip >&2 && "$VENV/bin/pip" install -q sslyze >&2 ||
+    { log "pip install failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+export SSLYZE_BIN="$VENV/bin/sslyze"
+
+# 3. Build everything (the daemon binary is used by the end-to-end tests).
+log "swift build --build-tests"
+if ! swift build --build-tests >&2; then log "build failed"; echo "0 passed, 1 failed"; exit 1; fi
+export GATEHOUSE_BIN="$(swift build --show-bin-path)/gatehouse"
+
+# 4. A throwaway PostgreSQL on a free loopback port.
+PGDIR="$(mktemp -d /tmp/gatehouse-test-pg.XXXXXX)"
+chmod 755 "$PGDIR"
+PGPORT=""
+for port in $(seq 55432 55499); do
+  if ! ss -Hltn "sport = :$port" | grep -q .; then PGPORT=$port; break; fi
+done
+cleanup() { "$ROOT/Tests/scripts/pg-server.sh" stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"; }
+trap cleanup EXIT
+log "starting PostgreSQL on 127.0.0.1:$PGPORT"
+if ! PG_TEST_URL="$("$ROOT/Tests/scripts/pg-server.sh" start "$PGDIR" "$PGPORT")"; then
+  log "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1
+fi
+export PG_TEST_URL
+export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
+export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1
+
+# 5. The whole suite.
+OUT="$(mktemp /tmp/gatehouse-test-out.XXXXXX)"
+log "swift test"
+swift test --skip-build 2>&1 | tee "$OUT"
+status=${PIPESTATUS[0]}
+total=$(grep -Eo 'Test run with [0-9]+ tests?' "$OUT" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+failed=$(grep -Ec '^✘ Test .* failed after' "$OUT" || true)
+rm -f "$OUT"
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+passed=$((total - failed)); [ "$passed" -lt 0 ] && passed=0
+echo "$passed passed, $failed failed"
+exit "$status"
