@@ -71,6 +71,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -141,6 +142,7 @@ let package = Package(
             dependencies: ["Engine", "EngineAPI", "StorageAPI", "TestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(name: "ArchitectureTests", swiftSettings: strict),
         .testTarget(
             name: "DaemonConfigTests",
             dependencies: ["DaemonConfig"],

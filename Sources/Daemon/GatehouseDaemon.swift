@@ -117,6 +117,12 @@ public final class GatehouseDaemon: Sendable {
                 })
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))
+        if let stream = config.auditStreamURL, let url = URL(string: stream) {
+            services.append(
+                AuditStreamService(
+                    engine: engine, client: WebhookClient(url: url, bearerToken: config.auditStreamToken), logger: logger))
+            say("gatehouse: streaming audit events to \(url.scheme ?? "")://\(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")")
+        }
 
         let group = ServiceGroup(
             configuration: .init(

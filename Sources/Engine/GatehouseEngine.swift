@@ -298,3 +298,21 @@ public final class GatehouseEngine: Engine {
         }
     }
 }
+
+extension GatehouseEngine {
+    static let streamCursorKey = "audit_stream_cursor"
+
+    /// The last audit sequence delivered to the audit stream (shared by all nodes of a store).
+    public func auditStreamCursor() async throws -> Int64 {
+        let data = try await transact { tx in try await tx.metadata(Self.streamCursorKey) }
+        return data.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+    }
+
+    /// Advances the audit stream cursor (never moves it backwards).
+    public func advanceAuditStreamCursor(to sequence: Int64) async throws {
+        try await transact { tx in
+            let current = try await tx.metadata(Self.streamCursorKey).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+            if sequence > current { try await tx.setMetadata(Self.streamCursorKey, Data(String(sequence).utf8)) }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Engine
+import EngineAPI
+import Foundation
+import Logging
+import ServerSupport
+import ServiceLifecycle
+
+/// Streams audit events to an HTTP endpoint (`[audit] stream_url`, bearer `stream_token`) in the background.
+///
+/// Batches of up to 100 events are POSTed as `{"events":[{"sequence":…,"hash":…,"event":{…}}]}`; a 2xx answer
+/// advances a cursor kept in the store, anything else is retried with exponential backoff (1 s … 60 s). Requests
+/// never wait for it. Delivery is at-least-once (receivers de-duplicate by `sequence`): several nodes sharing a
+/// store may send the same batch.
+struct AuditStreamService: Service {
+    let engine: GatehouseEngine
+    let client: WebhookClient
+    let logger: Logger
+    var pollInterval: Duration = .seconds(1)
+
+    struct Item: Encodable {
+        var sequence: Int64
+        var hash: String
+        var event: AuditEvent
+    }
+    struct Batch: Encodable { var events: [Item] }
+
+    func run() async throws {
+        var backoff: Duration = .seconds(1)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let cursor = try await engine.auditStreamCursor()
+                let events = try await engine.auditEvents(.system("audit-stream"), after: cursor, limit: 100)
+                if events.isEmpty {
+                    try await Task.sleep(for: pollInterval)
+                    continue
+                }
+                let body = try encoder.encode(Batch(events: events.map { Item(sequence: $0.sequence, hash: $0.hash, event: $0.event) }))
+                let status = try await client.post(Array(body))
+                guard (200..<300).contains(status) else {
+                    throw WebhookClient.Failure(description: "endpoint answered \(status)")
+                }
+                if let last = events.last { try await engine.advanceAuditStreamCursor(to: last.sequence) }
+                backoff = .seconds(1)
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("audit stream delivery failed; will retry", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(60))
+            }
+        }
+    }
+}

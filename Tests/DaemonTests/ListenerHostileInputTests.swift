@@ -1,0 +1,110 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Hostile peers on every listener, and the audit stream to a real HTTP endpoint.
+@Suite(.serialized) struct ListenerHostileInputTests {
+    /// Sends raw bytes and returns what came back before the peer closed (or 3 s passed).
+    func exchange(_ port: Int, _ bytes: [UInt8]) -> [UInt8] {
+        let fd = tcpConnect(port)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return out
+    }
+
+    @Test func garbageNeverHurtsTheDaemon() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let https = daemon.ports["https"] ?? 0
+        let ops = daemon.ports["operations"] ?? 0
+        var rng = SystemRandomNumberGenerator()
+        // Random bytes, a truncated ClientHello, an HTTP request in clear text to the TLS port.
+        for _ in 0..<20 {
+            _ = exchange(https, (0..<Int.random(in: 1...2048, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        }
+        _ = exchange(https, [0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc, 0x03, 0x03])
+        let clear = exchange(https, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(!String(decoding: clear, as: UTF8.self).contains("200 OK"))
+        // Malformed HTTP and oversized headers on the plain operations listener get a 4xx, not a crash.
+        let malformed = String(decoding: exchange(ops, Array("BREW /coffee HTCPCP/1.0\r\n\r\n".utf8)), as: UTF8.self)
+        #expect(malformed.isEmpty || malformed.hasPrefix("HTTP/1.1 4"))
+        let hugeHeader = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 200_000) + "\r\n\r\n"
+        let huge = String(decoding: exchange(ops, Array(hugeHeader.utf8)), as: UTF8.self)
+        #expect(huge.isEmpty || huge.hasPrefix("HTTP/1.1 4"))
+        // Garbage inside a valid TLS session: a 400, not a crash.
+        let out = try ProcessRunner.run(
+            ["openssl", "s_client", "-quiet", "-connect", "127.0.0.1:\(https)", "-servername", "localhost"],
+            stdin: Data("\u{01}\u{02}NOT HTTP AT ALL\r\n\r\n".utf8), timeout: 15)
+        #expect(!out.stdout.contains("200 OK"))
+        // Non-UTF-8 and traversal-looking names through the API are refused cleanly.
+        let (_, _, traversal) = try curl(daemon.adminCurl + ["--path-as-is", daemon.httpsBase + "/api/v1/projects/p/secrets/..%2f..%2fetc"])
+        #expect(traversal == 400 || traversal == 404)
+        // Still alive and ready.
+        let (_, body, code) = try curl([daemon.operationsBase + "/readyz"])
+        #expect(code == 200 && body.hasPrefix("ready"))
+        #expect(daemon.process.isRunning)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func auditEventsStreamToAnEndpointWithRetries() throws {
+        let dir = try freshDirectory()
+        let portFile = dir.path + "/receiver.port"
+        let logFile = dir.path + "/receiver.jsonl"
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        receiver.arguments = ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/webhook-receiver.py", portFile, logFile, "2"]
+        try receiver.run()
+        defer {
+            kill(receiver.processIdentifier, SIGKILL)
+            receiver.waitUntilExit()
+        }
+        var port = ""
+        for _ in 0..<100 where port.isEmpty {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? ""
+            usleep(50_000)
+        }
+        #expect(!port.isEmpty)
+        let daemon = try DaemonProcess(
+            directory: dir.path,
+            environment: [
+                "GATEHOUSE_AUDIT_STREAM_URL": "http://127.0.0.1:\(port)/audit", "GATEHOUSE_AUDIT_STREAM_TOKEN": "stream-token-1",
+            ])
+        try daemon.waitUntilListening()
+        for i in 0..<3 {
+            let (_, _, code) = try curl(daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"v\(i)\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/s\(i)"])
+            #expect(code == 201)
+        }
+        // Two 503s, then delivery (backoff 1 s + 2 s).
+        var delivered = Set<Int>()
+        var lines: [[String: Any]] = []
+        for _ in 0..<150 where delivered.count < 3 {
+            usleep(100_000)
+            let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            delivered = []
+            for line in lines where (line["status"] as? Int) == 204 {
+                guard let body = line["body"] as? String,
+                    let batch = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+                    let events = batch["events"] as? [[String: Any]]
+                else { continue }
+                for e in events { if let s = e["sequence"] as? Int { delivered.insert(s) } }
+            }
+        }
+        #expect(delivered == [1, 2, 3])
+        #expect(lines.filter { ($0["status"] as? Int) == 503 }.count == 2)
+        #expect(lines.allSatisfy { ($0["authorization"] as? String) == "Bearer stream-token-1" })
+        #expect(!lines.contains { (($0["body"] as? String) ?? "").contains("\"v1\"") }, "no secret values in audit events")
+        #expect(daemon.stop() == 0)
+    }
+}
