@@ -98,3 +98,50 @@ let quietLogger: Logger = {
         try await s.close()
     }
 }
+
+/// PostgreSQL going away and coming back: requests fail cleanly (`.unavailable`, within the deadline) while it is
+/// away, and succeed again without a restart when it returns; nothing committed is lost.
+@Suite(.serialized) struct PostgresOutageTests {
+    @Test func serverGoesAwayAndComesBack() async throws {
+        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let components = URLComponents(string: url),
+            let pgPort = components.port
+        else { return }
+        let forwarder = TCPForwarder(upstreamPort: pgPort)
+        try forwarder.start()
+        // Its own database, so the conformance suite running in parallel is not disturbed.
+        var viaForwarder = components
+        viaForwarder.port = forwarder.port
+        viaForwarder.path = "/gatehouse_outage"
+        let s = try PostgresStorage(url: viaForwarder.string ?? url, logger: quietLogger, transactionTimeout: .seconds(2))
+        try await s.unsafeDropAll()
+        try await s.migrate()
+        try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "before", body: Data([1]))) }
+
+        forwarder.stop()
+        let start = ContinuousClock.now
+        do {
+            try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "during", body: Data([2]))) }
+            Issue.record("a write succeeded while the database was away")
+        } catch let e as StorageError {
+            #expect(e.code == .unavailable)
+        }
+        #expect(ContinuousClock.now - start < .seconds(10))
+        await #expect(throws: StorageError.self) { try await s.ping() }
+
+        try forwarder.start()
+        var recovered = false
+        for _ in 0..<40 where !recovered {
+            do {
+                try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "after", body: Data([3]))) }
+                recovered = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        #expect(recovered, "the pool reconnects by itself")
+        let ids = try await s.withTransaction { try await $0.list(kind: "k", scope: nil, afterID: nil, limit: 10).map(\.id) }
+        #expect(ids == ["after", "before"])
+        try await s.close()
+        forwarder.stop()
+    }
+}
