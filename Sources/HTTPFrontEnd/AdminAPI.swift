@@ -69,13 +69,7 @@ public struct AdminAPI: Sendable {
 
     /// Adds the routes to a router.
     public func register(on router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)) {
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/readyz") { _, _ -> Response in
-            let (ready, detail) = await readiness()
-            return Response(
-                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
-                body: .init(byteBuffer: ByteBuffer(string: detail + "\n")))
-        }
+        HTTPListener.addHealthRoutes(to: router, readiness: readiness)
         let api = router.group("api/v1")
         api.get("whoami") { request, ctx -> Whoami in
             let p = await ctx.principal()

@@ -78,6 +78,19 @@ public enum HTTPListener {
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         router.add(middleware: ErrorAndMetricsMiddleware(listener: settings.name))
+        addHealthRoutes(to: router, readiness: readiness)
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        return router
+    }
+
+    /// `/healthz` (alive) and `/readyz` (200 when ready, else 503 with the reason).
+    static func addHealthRoutes(
+        to router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)
+    ) {
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             let (ready, detail) = await readiness()
@@ -85,11 +98,5 @@ public enum HTTPListener {
                 status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
                 body: .init(byteBuffer: ByteBuffer(string: detail + "\n")))
         }
-        router.get("/metrics") { _, _ -> Response in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
-        }
-        return router
     }
 }

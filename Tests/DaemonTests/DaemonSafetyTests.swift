@@ -105,24 +105,11 @@ import Testing
             let daemon = try DaemonProcess(directory: dir.path)
             try daemon.waitUntilListening()
             // One curl process, 4 parallel keep-alive connections, many POSTs.
-            var config = ""
-            for i in 0..<perCycle {
-                let name = "k-\(cycle)-\(i)"
-                if i > 0 { config += "next\n" }
-                config += """
-                    url = "\(daemon.httpsBase)/api/v1/projects/crash/secrets/\(name)"
-                    request = "POST"
-                    data = "{\\"value\\":\\"value-of-\(name)\\"}"
-                    header = "Content-Type: application/json"
-                    cacert = "\(daemon.dataDirectory)/certs/ca.crt"
-                    cert = "\(daemon.dataDirectory)/certs/admin.crt"
-                    key = "\(daemon.dataDirectory)/certs/admin.key"
-                    silent
-                    output = "/dev/null"
-                    write-out = "\(name) %{http_code}\\n"
-
-                    """
-            }
+            let config = curlPostBatch(
+                (0..<perCycle).map { i in
+                    let name = "k-\(cycle)-\(i)"
+                    return (name, "\(daemon.httpsBase)/api/v1/projects/crash/secrets/\(name)", "{\"value\":\"value-of-\(name)\"}")
+                }, certs: daemon.dataDirectory + "/certs")
             let configPath = dir.path + "/writes-\(cycle).curl"
             try config.write(toFile: configPath, atomically: true, encoding: .utf8)
             let writer = Process()

@@ -35,17 +35,7 @@ func clientFiles(_ issued: CertificateFactory.Issued, in dir: String, name: Stri
 }
 
 /// Opens a TCP connection to 127.0.0.1:port; returns the fd.
-func tcpConnect(_ port: Int) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    return rc == 0 ? fd : -1
-}
+func tcpConnect(_ port: Int) -> Int32 { Loopback.connect(port: port) }
 
 /// True when the peer closed the connection within `within` seconds (read returns 0 or an error).
 func closedByPeer(_ fd: Int32, within: TimeInterval) -> Bool {
@@ -56,4 +46,28 @@ func closedByPeer(_ fd: Int32, within: TimeInterval) -> Bool {
     if n == 0 { return true }
     if n < 0 { return errno == ECONNRESET }
     return false
+}
+
+/// A curl `-K` config that POSTs each (url, JSON body) with the daemon's admin certificate and prints
+/// "<label> <status>" per transfer; run it with `curl --parallel -K FILE`.
+func curlPostBatch(_ posts: [(label: String, url: String, json: String)], certs: String) -> String {
+    var config = ""
+    for (i, post) in posts.enumerated() {
+        if i > 0 { config += "next\n" }
+        let data = post.json.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        config += """
+            url = "\(post.url)"
+            request = "POST"
+            data = "\(data)"
+            header = "Content-Type: application/json"
+            cacert = "\(certs)/ca.crt"
+            cert = "\(certs)/admin.crt"
+            key = "\(certs)/admin.key"
+            silent
+            output = "/dev/null"
+            write-out = "\(post.label) %{http_code}\\n"
+
+            """
+    }
+    return config
 }

@@ -1,5 +1,31 @@
 import Foundation
 
+/// Plain POSIX helpers for loopback sockets in tests.
+public enum Loopback {
+    /// 127.0.0.1:port as a sockaddr_in.
+    public static func address(port: Int) -> sockaddr_in {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return addr
+    }
+
+    /// A connected TCP socket to 127.0.0.1:port, or -1.
+    public static func connect(port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = address(port: port)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+}
+
 /// A loopback TCP forwarder a test can cut and restore, to make a server "go away and come back".
 public final class TCPForwarder: @unchecked Sendable {
     public let upstreamPort: Int
@@ -13,13 +39,10 @@ public final class TCPForwarder: @unchecked Sendable {
 
     /// Starts listening (on the same port as before after a `stop`).
     public func start() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var addr = Loopback.address(port: port)
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -60,16 +83,10 @@ public final class TCPForwarder: @unchecked Sendable {
         while true {
             let client = accept(fd, nil, nil)
             if client < 0 { return }
-            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(upstreamPort).bigEndian)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let ok = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            let upstream = Loopback.connect(port: upstreamPort)
             lock.lock()
-            let keep = running && ok == 0
+            let keep = running && upstream >= 0
             if keep {
                 sockets.insert(client)
                 sockets.insert(upstream)
@@ -77,7 +94,7 @@ public final class TCPForwarder: @unchecked Sendable {
             lock.unlock()
             guard keep else {
                 close(client)
-                close(upstream)
+                if upstream >= 0 { close(upstream) }
                 continue
             }
             Thread.detachNewThread { [self] in pump(client, upstream) }

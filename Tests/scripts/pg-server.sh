@@ -21,7 +21,7 @@ start)
   fi
   if ! as_pg "$PGBIN/pg_ctl" -D "$dir/data" status > /dev/null 2>&1; then
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o \
-      "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start > /dev/null
+      "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=500 -c fsync=on" start > /dev/null
   fi
   for db in gatehouse_test gatehouse_daemon gatehouse_outage; do
     as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -qAt \
