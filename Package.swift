@@ -94,6 +94,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "DaemonConfig", swiftSettings: strict),
+        .target(name: "TTLV", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .target(
             name: "Daemon",
             dependencies: [
@@ -143,6 +144,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
+        .testTarget(
+            name: "TTLVTests",
+            dependencies: [
+                "TTLV", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "DaemonConfigTests",
             dependencies: ["DaemonConfig"],
