@@ -95,11 +95,24 @@ let package = Package(
         ),
         .target(name: "DaemonConfig", swiftSettings: strict),
         .target(name: "TTLV", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
+        .target(name: "KMIPProtocol", dependencies: ["TTLV"], swiftSettings: strict),
+        .target(
+            name: "KMIPFrontEnd",
+            dependencies: [
+                "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Daemon",
             dependencies: [
                 "DaemonConfig", "EngineAPI", "Engine", "StorageAPI", "StorageSQLite", "StoragePostgres",
-                "ServerSupport", "HTTPFrontEnd",
+                "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -144,6 +157,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
+        .testTarget(
+            name: "KMIPFrontEndTests", dependencies: ["KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI"], swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",
             dependencies: [

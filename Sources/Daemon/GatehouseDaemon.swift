@@ -3,6 +3,7 @@ import Engine
 import EngineAPI
 import Foundation
 import HTTPFrontEnd
+import KMIPFrontEnd
 import Hummingbird
 import Logging
 import Metrics
@@ -101,20 +102,33 @@ public final class GatehouseDaemon: Sendable {
                 name: listener.name, host: listener.address, port: listener.port, tls: tls,
                 maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
                 handshakeTimeout: listener.handshakeTimeout, maxMessageSize: listener.maxMessageSize)
-            let router: Router<GatehouseRequestContext>
-            switch listener.name {
-            case "operations": router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
-            default: router = HTTPListener.apiRouter(engine: engine, settings: settings, readiness: readiness)
-            }
             let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
             let name = listener.name
-            let scheme = listener.tls ? "https" : "http"
-            services.append(
-                HTTPListener.make(settings, router: router, counter: counter, logger: logger) { [self] port in
-                    self.bound.withLock { $0[name] = port }
-                    self.say("gatehouse: listening \(name) \(scheme)://\(Self.hostForURL(listener.address)):\(port)")
-                    self.listenersBound(runDir: runDir, expected: enabled.count)
-                })
+            let scheme = listener.name == "kmip" ? "kmip+tls" : listener.tls ? "https" : "http"
+            let onBound: @Sendable (Int) async -> Void = { [self] port in
+                self.bound.withLock { $0[name] = port }
+                self.say("gatehouse: listening \(name) \(scheme)://\(Self.hostForURL(listener.address)):\(port)")
+                self.listenersBound(runDir: runDir, expected: enabled.count)
+            }
+            switch listener.name {
+            case "kmip":
+                guard let tls, listener.clientAuth == .required else {
+                    throw DaemonError("listeners.kmip: KMIP needs tls = true and client_auth = \"required\"")
+                }
+                services.append(
+                    KMIPListener(
+                        settings: .init(
+                            host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
+                            handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
+                            idleTimeout: HTTPListener.timeAmount(listener.idleTimeout)),
+                        counter: counter, logger: logger, onBound: onBound))
+            case "operations":
+                let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
+                services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
+            default:
+                let router = HTTPListener.apiRouter(engine: engine, settings: settings, readiness: readiness)
+                services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
+            }
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))
         if let stream = config.auditStreamURL, let url = URL(string: stream) {

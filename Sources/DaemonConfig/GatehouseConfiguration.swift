@@ -87,6 +87,7 @@ public enum ConfigurationLoader {
     /// Listener names the daemon knows, with their default ports and whether they speak TLS.
     public static let listenerDefaults: [(name: String, port: Int64, tls: Bool, clientAuth: String)] = [
         ("https", 8443, true, "optional"),
+        ("kmip", 5696, true, "required"),
         ("operations", 9090, false, "off"),
     ]
 

@@ -36,7 +36,8 @@ public enum HTTPListener {
         }
     }
 
-    static func timeAmount(_ d: Duration) -> TimeAmount {
+    /// Converts a Swift `Duration` to NIO's `TimeAmount`.
+    public static func timeAmount(_ d: Duration) -> TimeAmount {
         .nanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
     }
 

@@ -12,7 +12,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
-    /// How long a transaction (including waiting for a connection) may take before it fails as unavailable.
+    /// How long reaching the database (a connection and one round trip) may take before a call fails as unavailable.
     public let transactionTimeout: Duration
 
     public var backendName: String { "postgres" }
@@ -109,7 +109,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     public func migrate() async throws {
         do {
-            try await withDeadline(transactionTimeout) { try await self.migrateNow() }
+            try await reach(within: transactionTimeout)
+            try await migrateNow()
         } catch {
             throw Self.map(error)
         }
@@ -149,15 +150,13 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         -> T
     {
         do {
-            // The task group inside `withDeadline` awaits its children, so `body` does not outlive this call.
-            return try await withoutActuallyEscaping(body) { body in
-                try await withDeadline(transactionTimeout) {
-                    try await self.client.withTransaction(logger: self.logger) { conn in
-                        let tx = PostgresTransaction(connection: conn, logger: self.logger)
-                        defer { tx.closed = true }
-                        return try await body(tx)
-                    }
-                }
+            // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
+            // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
+            try await reach(within: transactionTimeout)
+            return try await client.withTransaction(logger: logger) { conn in
+                let tx = PostgresTransaction(connection: conn, logger: self.logger)
+                defer { tx.closed = true }
+                return try await body(tx)
             }
         } catch {
             throw Self.map(error)
@@ -166,10 +165,16 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     public func ping() async throws {
         do {
-            _ = try await withDeadline(.seconds(3)) { try await self.client.query("SELECT 1", logger: self.logger) }
+            try await reach(within: .seconds(3))
         } catch {
             throw Self.map(error)
         }
+    }
+
+    /// One round trip on a pooled connection within `limit` (waiting for a connection included); cancelling it is
+    /// safe because no transaction is open.
+    func reach(within limit: Duration) async throws {
+        _ = try await withDeadline(limit) { try await self.client.query("SELECT 1", logger: self.logger) }
     }
 
     struct DeadlineExceeded: Error {}

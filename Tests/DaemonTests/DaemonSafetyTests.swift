@@ -25,17 +25,19 @@ import Testing
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
         let certs = daemon.dataDirectory + "/certs"
-        let out = try ProcessRunner.run(
-            [
-                sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", certs + "/ca.crt", "--cert",
-                certs + "/admin.crt", "--key", certs + "/admin.key", "--keyform", "PEM",
-                "localhost:\(daemon.ports["https"] ?? 0)",
-            ], timeout: 180)
-        #expect(out.status == 0, "sslyze: \(out.stdout.suffix(1500))")
-        #expect(out.stdout.contains("OK - Compliant"))
-        // SSL 2.0, SSL 3.0, TLS 1.0 and TLS 1.1 each: every suite rejected.
-        #expect(out.stdout.components(separatedBy: "the server rejected all cipher suites").count - 1 >= 4)
-        #expect(out.stdout.contains("The server accepted the following"))
+        for listener in ["https", "kmip"] {
+            let out = try ProcessRunner.run(
+                [
+                    sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", certs + "/ca.crt", "--cert",
+                    certs + "/admin.crt", "--key", certs + "/admin.key", "--keyform", "PEM",
+                    "localhost:\(daemon.ports[listener] ?? 0)",
+                ], timeout: 180)
+            #expect(out.status == 0, "sslyze \(listener): \(out.stdout.suffix(1500))")
+            #expect(out.stdout.contains("OK - Compliant"), "\(listener)")
+            // SSL 2.0, SSL 3.0, TLS 1.0 and TLS 1.1 each: every suite rejected.
+            #expect(out.stdout.components(separatedBy: "the server rejected all cipher suites").count - 1 >= 4, "\(listener)")
+            #expect(out.stdout.contains("The server accepted the following"), "\(listener)")
+        }
         #expect(daemon.stop() == 0)
     }
 

@@ -13,7 +13,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path, ephemeralPorts: false)
         let ports = try daemon.waitUntilListening()
-        #expect(ports == ["https": 8443, "operations": 9090])
+        #expect(ports == ["https": 8443, "kmip": 5696, "operations": 9090])
         let (_, body, code) = try curl(["http://127.0.0.1:9090/readyz"])
         #expect(code == 200)
         #expect(body.hasPrefix("ready"))

@@ -37,14 +37,21 @@ func clientFiles(_ issued: CertificateFactory.Issued, in dir: String, name: Stri
 /// Opens a TCP connection to 127.0.0.1:port; returns the fd.
 func tcpConnect(_ port: Int) -> Int32 { Loopback.connect(port: port) }
 
-/// True when the peer closed the connection within `within` seconds (read returns 0 or an error).
+/// True when the peer closed the connection within `within` seconds (anything it sent first, such as a TLS
+/// alert, is read and ignored).
 func closedByPeer(_ fd: Int32, within: TimeInterval) -> Bool {
-    var tv = timeval(tv_sec: Int(within), tv_usec: Int((within - Double(Int(within))) * 1_000_000))
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var buffer = [UInt8](repeating: 0, count: 256)
-    let n = read(fd, &buffer, buffer.count)
-    if n == 0 { return true }
-    if n < 0 { return errno == ECONNRESET }
+    let deadline = Date().addingTimeInterval(within)
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while Date() < deadline {
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let n = read(fd, &buffer, buffer.count)
+        if n == 0 { return true }
+        if n < 0 {
+            if errno == ECONNRESET { return true }
+            if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return true }
+        }
+    }
     return false
 }
 

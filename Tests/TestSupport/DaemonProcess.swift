@@ -21,6 +21,7 @@ public final class DaemonProcess: @unchecked Sendable {
         if ephemeralPorts {
             env["GATEHOUSE_LISTENERS_HTTPS_PORT"] = "0"
             env["GATEHOUSE_LISTENERS_OPERATIONS_PORT"] = "0"
+            env["GATEHOUSE_LISTENERS_KMIP_PORT"] = "0"
         }
         env["GATEHOUSE_LOGGING_LEVEL"] = env["GATEHOUSE_LOGGING_LEVEL"] ?? "notice"
         for (k, v) in environment { env[k] = v }
@@ -42,7 +43,7 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// Waits until every enabled listener is bound (the daemon writes run/listeners.json) or the process exits.
     @discardableResult
-    public func waitUntilListening(expected: Int = 2, timeout: TimeInterval = 20) throws -> [String: Int] {
+    public func waitUntilListening(expected: Int = 3, timeout: TimeInterval = 20) throws -> [String: Int] {
         let path = dataDirectory + "/run/listeners.json"
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

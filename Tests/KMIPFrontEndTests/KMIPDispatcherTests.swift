@@ -1,0 +1,146 @@
+import EngineAPI
+import KMIPFrontEnd
+import KMIPProtocol
+import Testing
+import TTLV
+
+func requestMessage(version: (Int32, Int32), items: [(UInt32, [TTLVItem])], extraHeader: [TTLVItem] = [], batchCount: Int32? = nil)
+    -> [UInt8]
+{
+    var header: [TTLVItem] = [
+        TTLVItem(
+            tag: KMIPTag.protocolVersion,
+            .structure([
+                TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(version.0)),
+                TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(version.1)),
+            ]))
+    ]
+    header += extraHeader
+    header.append(TTLVItem(tag: KMIPTag.batchCount, .integer(batchCount ?? Int32(items.count))))
+    var children = [TTLVItem(tag: KMIPTag.requestHeader, .structure(header))]
+    for (op, payload) in items {
+        children.append(
+            TTLVItem(
+                tag: KMIPTag.batchItem,
+                .structure([
+                    TTLVItem(tag: KMIPTag.operation, .enumeration(op)),
+                    TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
+                ])))
+    }
+    return TTLVEncoder.encode(TTLVItem(tag: KMIPTag.requestMessage, .structure(children)))
+}
+
+struct Decoded {
+    var version: (Int32, Int32)
+    var items: [(status: UInt32, reason: UInt32?, payload: TTLVItem?)]
+}
+
+func decodeResponse(_ bytes: [UInt8]) throws -> Decoded {
+    let message = try TTLVDecoder().decode(bytes)
+    #expect(message.tag == KMIPTag.responseMessage)
+    let pv = message.child(KMIPTag.responseHeader)?.child(KMIPTag.protocolVersion)
+    guard case .integer(let major)? = pv?.child(KMIPTag.protocolVersionMajor)?.value,
+        case .integer(let minor)? = pv?.child(KMIPTag.protocolVersionMinor)?.value
+    else { throw TTLVError(.truncated, at: 0) }
+    let items = message.children(KMIPTag.batchItem).map { item -> (UInt32, UInt32?, TTLVItem?) in
+        var status: UInt32 = 99
+        if case .enumeration(let s)? = item.child(KMIPTag.resultStatus)?.value { status = s }
+        var reason: UInt32?
+        if case .enumeration(let r)? = item.child(KMIPTag.resultReason)?.value { reason = r }
+        return (status, reason, item.child(KMIPTag.responsePayload))
+    }
+    if case .integer(let count)? = message.child(KMIPTag.responseHeader)?.child(KMIPTag.batchCount)?.value {
+        #expect(Int(count) == items.count)
+    }
+    return Decoded(version: (major, minor), items: items)
+}
+
+let dispatcher = KMIPDispatcher(maxMessageSize: 1 << 20, clock: { 1_700_000_000 })
+let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
+
+@Suite struct KMIPDispatcherTests {
+    @Test(arguments: ProtocolVersion.supported)
+    func discoverVersionsAnswersInTheRequestVersion(_ v: ProtocolVersion) throws {
+        let (bytes, close) = dispatcher.process(
+            requestMessage(version: (v.major, v.minor), items: [(KMIPOperation.discoverVersions.rawValue, [])]), principal: someone)
+        #expect(!close)
+        let r = try decodeResponse(bytes)
+        #expect(r.version == (v.major, v.minor))
+        #expect(r.items.count == 1 && r.items[0].status == ResultStatus.success.rawValue)
+        #expect(r.items[0].payload?.children(KMIPTag.protocolVersion).count == 7)
+    }
+
+    @Test func discoverVersionsFiltersToWhatTheClientListed() throws {
+        func pv(_ a: Int32, _ b: Int32) -> TTLVItem {
+            TTLVItem(
+                tag: KMIPTag.protocolVersion,
+                .structure([TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(a)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(b))]))
+        }
+        let (bytes, _) = dispatcher.process(
+            requestMessage(version: (1, 4), items: [(KMIPOperation.discoverVersions.rawValue, [pv(1, 1), pv(3, 0), pv(2, 0)])]),
+            principal: someone)
+        let payload = try decodeResponse(bytes).items[0].payload
+        #expect(payload?.children(KMIPTag.protocolVersion) == [pv(2, 0), pv(1, 1)])
+    }
+
+    @Test func unsupportedOperationsAndVersionsAreProperErrors() throws {
+        let create = try decodeResponse(dispatcher.process(requestMessage(version: (1, 2), items: [(KMIPOperation.create.rawValue, [])]), principal: someone).0)
+        #expect(create.items[0].status == ResultStatus.operationFailed.rawValue)
+        #expect(create.items[0].reason == ResultReason.operationNotSupported.rawValue)
+        let unknown = try decodeResponse(dispatcher.process(requestMessage(version: (1, 2), items: [(0x7777, [])]), principal: someone).0)
+        #expect(unknown.items[0].reason == ResultReason.operationNotSupported.rawValue)
+        let future = try decodeResponse(dispatcher.process(requestMessage(version: (3, 0), items: [(KMIPOperation.query.rawValue, [])]), principal: someone).0)
+        #expect(future.version == (2, 1))
+        #expect(future.items[0].reason == ResultReason.invalidMessage.rawValue)
+    }
+
+    @Test func batchErrorContinuation() throws {
+        let items: [(UInt32, [TTLVItem])] = [
+            (KMIPOperation.query.rawValue, []), (KMIPOperation.create.rawValue, []), (KMIPOperation.discoverVersions.rawValue, []),
+        ]
+        let stop = try decodeResponse(dispatcher.process(requestMessage(version: (1, 4), items: items), principal: someone).0)
+        #expect(stop.items.map(\.status) == [0, 1], "Stop (the default) ends the batch at the first failure")
+        let cont = try decodeResponse(
+            dispatcher.process(
+                requestMessage(version: (1, 4), items: items, extraHeader: [TTLVItem(tag: KMIPTag.batchErrorContinuationOption, .enumeration(1))]),
+                principal: someone
+            ).0)
+        #expect(cont.items.map(\.status) == [0, 1, 0])
+    }
+
+    @Test func malformedRequests() throws {
+        // Not TTLV at all: an error response, then the connection closes.
+        let (garbage, close) = dispatcher.process([0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8], principal: someone)
+        #expect(close)
+        #expect(try decodeResponse(garbage).items[0].reason == ResultReason.invalidMessage.rawValue)
+        // Valid TTLV, wrong batch count: Invalid Message, connection stays open.
+        let (badCount, keep) = dispatcher.process(
+            requestMessage(version: (1, 0), items: [(KMIPOperation.query.rawValue, [])], batchCount: 3), principal: someone)
+        #expect(!keep)
+        #expect(try decodeResponse(badCount).items[0].reason == ResultReason.invalidMessage.rawValue)
+        // Not a request message.
+        let (other, _) = dispatcher.process(TTLVEncoder.encode(TTLVItem(tag: KMIPTag.responseMessage, .structure([]))), principal: someone)
+        #expect(try decodeResponse(other).items[0].reason == ResultReason.invalidMessage.rawValue)
+    }
+
+    @Test func maximumResponseSizeIsHonoured() throws {
+        let (bytes, _) = dispatcher.process(
+            requestMessage(
+                version: (1, 4), items: [(KMIPOperation.discoverVersions.rawValue, [])],
+                extraHeader: [TTLVItem(tag: KMIPTag.maximumResponseSize, .integer(64))]), principal: someone)
+        #expect(try decodeResponse(bytes).items[0].reason == ResultReason.responseTooLarge.rawValue)
+    }
+
+    @Test func queryListsOperationsAndServerInformation() throws {
+        let (bytes, _) = dispatcher.process(
+            requestMessage(
+                version: (1, 4),
+                items: [(KMIPOperation.query.rawValue, [
+                    TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue)),
+                    TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.serverInformation.rawValue)),
+                ])]), principal: someone)
+        let payload = try decodeResponse(bytes).items[0].payload
+        #expect(payload?.children(KMIPTag.operation).count == KMIPDispatcher.supportedOperations.count)
+        #expect(payload?.child(KMIPTag.vendorIdentification)?.value == .textString("Gatehouse"))
+    }
+}
