@@ -153,7 +153,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["Engine", "EngineAPI", "StorageAPI", "TestSupport"],
+            dependencies: ["Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),

@@ -119,6 +119,11 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         try await threadPool.shutdownGracefully()
     }
 
+    /// The database size in pages (for maintenance tools and tests).
+    public func pageCount() async throws -> Int64 {
+        try await lock.withLock { try connection.query("PRAGMA page_count").first?.first?.int ?? 0 }
+    }
+
     /// Runs raw SQL outside the engine's control. For maintenance tools and tamper tests only.
     public func unsafeExecute(_ sql: String) async throws {
         try await lock.withLock { try connection.execute(sql) }
