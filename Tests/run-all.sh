@@ -64,5 +64,13 @@ failed=$(grep -Ec '^✘ Test .* failed after' "$OUT" || true)
 rm -f "$OUT"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 passed=$((total - failed)); [ "$passed" -lt 0 ] && passed=0
+
+# 6. libFuzzer targets (AddressSanitizer), bounded: each counts as one test.
+log "fuzzing (${GATEHOUSE_FUZZ_SECONDS:-30}s per target)"
+if "$ROOT/Tests/Fuzz/run-fuzz.sh" "${GATEHOUSE_FUZZ_SECONDS:-30}"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); status=1
+fi
 echo "$passed passed, $failed failed"
 exit "$status"
