@@ -60,12 +60,7 @@ public struct TOMLDocument: Sendable {
             if scanner.peek == "[" {
                 scanner.advance()
                 if scanner.peek == "[" { throw SyntaxError(line: lineNumber, message: "arrays of tables are not supported") }
-                var path: [String] = []
-                repeat {
-                    scanner.skipSpaces()
-                    path.append(try scanner.key())
-                    scanner.skipSpaces()
-                } while scanner.consume(".")
+                let path = try scanner.dottedKey()
                 guard scanner.consume("]") else { throw SyntaxError(line: lineNumber, message: "expected ']' after table name") }
                 scanner.skipSpaces()
                 guard scanner.atEndOrComment else { throw SyntaxError(line: lineNumber, message: "unexpected text after table header") }
@@ -76,12 +71,7 @@ public struct TOMLDocument: Sendable {
                 table = path
                 continue
             }
-            var keyPath: [String] = []
-            repeat {
-                scanner.skipSpaces()
-                keyPath.append(try scanner.key())
-                scanner.skipSpaces()
-            } while scanner.consume(".")
+            let keyPath = try scanner.dottedKey()
             guard scanner.consume("=") else { throw SyntaxError(line: lineNumber, message: "expected '=' after key") }
             scanner.skipSpaces()
             let value = try scanner.value()
@@ -128,6 +118,17 @@ public struct TOMLDocument: Sendable {
             }
             guard !out.isEmpty else { throw error("expected a key") }
             return out
+        }
+
+        /// `a.b."c"` with optional spaces around the dots.
+        mutating func dottedKey() throws -> [String] {
+            var path: [String] = []
+            repeat {
+                skipSpaces()
+                path.append(try key())
+                skipSpaces()
+            } while consume(".")
+            return path
         }
 
         mutating func basicString() throws -> String {

@@ -46,7 +46,6 @@ public struct TTLVDecoder: Sendable {
         guard let type = TTLVType(rawValue: b[offset + 3]) else { throw TTLVError(.unknownType, at: start + 3) }
         let length = Int(b[offset + 4]) << 24 | Int(b[offset + 5]) << 16 | Int(b[offset + 6]) << 8 | Int(b[offset + 7])
         offset += 8
-        let valueStart = offset
         func fixed(_ n: Int) throws {
             guard length == n else { throw TTLVError(.invalidLength, at: start + 4) }
         }
@@ -116,7 +115,6 @@ public struct TTLVDecoder: Sendable {
             }
             offset += padded
         }
-        _ = valueStart
         return TTLVItem(tag: tag, value)
     }
 }
