@@ -130,8 +130,9 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Daemon", "DaemonConfig", "Engine", "EngineAPI",
+                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -165,7 +166,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport"],
+            dependencies: [
+                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport", "ServerSupport",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
@@ -176,6 +181,15 @@ let package = Package(
             dependencies: [
                 "TTLV", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HTTPFrontEndTests",
+            dependencies: [
+                "HTTPFrontEnd", "Engine", "EngineAPI", "StorageAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

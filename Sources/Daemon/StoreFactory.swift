@@ -39,14 +39,14 @@ public enum StoreFactory {
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage, rootKey: rootKeyProvider(config),
-                authorizer: AdminOnlyAuthorizer(adminCommonNames: Set(config.adminCommonNames)), logger: logger)
+                bootstrapAdmins: Set(config.adminCommonNames), logger: logger)
             return (engine, storage)
         } catch let e as EngineError where e.code == .cryptographicFailure {
             // An interrupted `rotate-root-key` may have re-wrapped the store under <file>.new: finish it.
             if case .file(let path) = config.rootKey, FileManager.default.fileExists(atPath: path + ".new"),
                 let engine = try? await GatehouseEngine.open(
                     storage: storage, rootKey: FileRootKeyProvider(path: path + ".new"),
-                    authorizer: AdminOnlyAuthorizer(adminCommonNames: Set(config.adminCommonNames)), logger: logger)
+                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger)
             {
                 guard rename(path + ".new", path) == 0 else {
                     throw DaemonError("the store is wrapped under \(path).new but it cannot be renamed to \(path)")

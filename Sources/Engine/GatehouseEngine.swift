@@ -9,7 +9,8 @@ public final class GatehouseEngine: Engine {
     let storage: any Storage
     let keyring: Keyring
     let audit: AuditChain
-    let authorizer: any Authorizer
+    let bootstrapAdmins: Set<String>
+    let accessCache = AccessCache()
     let logger: Logger
     let clock: @Sendable () -> Date
 
@@ -18,7 +19,7 @@ public final class GatehouseEngine: Engine {
     /// Opens the engine: migrates storage, checks the root key, and creates the first data key and the audit
     /// key in a new store. Throws `EngineError` with a clear message (wrong root key, store unavailable, …).
     public static func open(
-        storage: any Storage, rootKey: any RootKeyProvider, authorizer: any Authorizer,
+        storage: any Storage, rootKey: any RootKeyProvider, bootstrapAdmins: Set<String>,
         logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> GatehouseEngine {
         let key = try rootKey.loadRootKey()
@@ -32,7 +33,7 @@ public final class GatehouseEngine: Engine {
             try await keyring.bootstrap(storage)
             let auditKey = try await loadAuditKey(storage, keyring)
             return GatehouseEngine(
-                storage: storage, keyring: keyring, audit: AuditChain(key: auditKey), authorizer: authorizer,
+                storage: storage, keyring: keyring, audit: AuditChain(key: auditKey), bootstrapAdmins: bootstrapAdmins,
                 logger: logger, clock: clock)
         } catch let e as StorageError {
             throw EngineError(.unavailable, "storage (\(storage.backendName)): \(e.detail.isEmpty ? e.code.rawValue : e.detail)")
@@ -60,13 +61,13 @@ public final class GatehouseEngine: Engine {
     }
 
     init(
-        storage: any Storage, keyring: Keyring, audit: AuditChain, authorizer: any Authorizer, logger: Logger,
+        storage: any Storage, keyring: Keyring, audit: AuditChain, bootstrapAdmins: Set<String>, logger: Logger,
         clock: @escaping @Sendable () -> Date
     ) {
         self.storage = storage
         self.keyring = keyring
         self.audit = audit
-        self.authorizer = authorizer
+        self.bootstrapAdmins = bootstrapAdmins
         self.logger = logger
         self.clock = clock
     }
@@ -88,22 +89,6 @@ public final class GatehouseEngine: Engine {
             event: .init(type: type, metadata: meta), actor: .init(type: actorType, metadata: actorMetadata),
             projectId: project, ipAddress: ctx.ipAddress, userAgent: ctx.userAgent, userAgentType: ctx.frontEnd,
             timestamp: clock())
-    }
-
-    /// Asks the authorizer; on denial writes an audit event and throws `.permissionDenied`.
-    func authorize(_ ctx: CallContext, _ action: Action, _ resource: ResourceRef) async throws {
-        guard let reason = await authorizer.denialReason(ctx.principal, action, resource) else { return }
-        let e = event(
-            ctx, "authorization.denied", project: resource.project,
-            ["action": action.rawValue, "resourceType": resource.type, "resource": resource.name ?? "", "reason": reason])
-        do {
-            try await storage.withRetryingTransaction { tx in try await self.audit.append(e, tx) }
-        } catch {
-            logger.error("cannot audit a denial", metadata: ["error": "\(error)"])
-        }
-        throw EngineError(
-            ctx.principal.method == .anonymous ? .unauthenticated : .permissionDenied,
-            ctx.principal.method == .anonymous ? "authentication required" : "permission denied")
     }
 
     /// Runs a storage transaction, mapping storage errors to engine errors.
@@ -164,16 +149,17 @@ public final class GatehouseEngine: Engine {
     {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        try await authorize(ctx, .secretCreate, ResourceRef(type: "secret", project: project, name: name))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "create", ["name": name]))
         let id = UUID().uuidString.lowercased()
         let now = clock()
         return try await transact { tx in
+            _ = try await self.requireProject(project, tx)
             let sealed = try await self.keyring.seal(value.bytes, binding: "secret/\(id)/value", tx)
             let body = try JSONEncoder().encode(SecretBody(value: sealed))
             let record = Record(kind: Self.secretKind, id: id, scope: project, name: name, body: body, createdAt: now)
             try await tx.insert(record)
             try await self.audit.append(
-                self.event(ctx, "secret.create", project: project, ["secretId": id, "name": name]), tx)
+                self.allowed(ctx, decision, "secret.create", project: project, ["secretId": id, "name": name]), tx)
             return self.metadata(record)
         }
     }
@@ -183,7 +169,7 @@ public final class GatehouseEngine: Engine {
     ) async throws -> SecretMetadata {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        try await authorize(ctx, .secretUpdate, ResourceRef(type: "secret", project: project, name: name))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "edit", ["name": name]))
         let now = clock()
         return try await transact { tx in
             guard var record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
@@ -197,7 +183,7 @@ public final class GatehouseEngine: Engine {
             record.updatedAt = now
             let stored = try await tx.update(record)
             try await self.audit.append(
-                self.event(ctx, "secret.update", project: project, ["secretId": record.id, "name": name, "version": "\(stored.version)"]),
+                self.allowed(ctx, decision, "secret.update", project: project, ["secretId": record.id, "name": name, "version": "\(stored.version)"]),
                 tx)
             return self.metadata(stored)
         }
@@ -206,7 +192,7 @@ public final class GatehouseEngine: Engine {
     public func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes) {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        try await authorize(ctx, .secretRead, ResourceRef(type: "secret", project: project, name: name))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "read", ["name": name]))
         return try await transact { tx in
             guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
                 throw EngineError(.notFound, "secret not found")
@@ -220,7 +206,7 @@ public final class GatehouseEngine: Engine {
             let plain = try await self.keyring.open(body.value, binding: "secret/\(record.id)/value", tx)
             // The read is audited in the same transaction: no audit event, no plaintext.
             try await self.audit.append(
-                self.event(ctx, "secret.read", project: project, ["secretId": record.id, "name": name]), tx)
+                self.allowed(ctx, decision, "secret.read", project: project, ["secretId": record.id, "name": name]), tx)
             return (self.metadata(record), SecretBytes(plain))
         }
     }
@@ -229,33 +215,40 @@ public final class GatehouseEngine: Engine {
         -> Page<SecretMetadata>
     {
         try Self.validateName(project, "project")
-        try await authorize(ctx, .secretList, ResourceRef(type: "secret", project: project))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "read"))
         let limit = min(max(limit, 1), 1000)
         let records = try await transact { tx in
-            try await tx.list(kind: Self.secretKind, scope: project, afterID: after, limit: limit + 1)
+            _ = try await self.requireProject(project, tx)
+            let records = try await tx.list(kind: Self.secretKind, scope: project, afterID: after, limit: limit + 1)
+            try await self.audit.append(self.allowed(ctx, decision, "secret.list", project: project), tx)
+            return records
         }
-        let items = records.prefix(limit).map(metadata)
-        return Page(items: Array(items), next: records.count > limit ? items.last?.id : nil)
+        let page = records.prefix(limit)
+        // Items the caller's conditions do not cover are left out (the cursor still advances past them).
+        let items = page.map(metadata).filter {
+            decision.permits(AccessRequest(.project(project), "secrets", "read", ["name": $0.name]))
+        }
+        return Page(items: items, next: records.count > limit ? page.last?.id : nil)
     }
 
     public func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        try await authorize(ctx, .secretDelete, ResourceRef(type: "secret", project: project, name: name))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "delete", ["name": name]))
         try await transact { tx in
             guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
                 throw EngineError(.notFound, "secret not found")
             }
             try await tx.delete(kind: Self.secretKind, id: record.id, expectedVersion: record.version)
             try await self.audit.append(
-                self.event(ctx, "secret.delete", project: project, ["secretId": record.id, "name": name]), tx)
+                self.allowed(ctx, decision, "secret.delete", project: project, ["secretId": record.id, "name": name]), tx)
         }
     }
 
     // MARK: - Audit
 
     public func auditEvents(_ ctx: CallContext, after: Int64, limit: Int) async throws -> [ChainedAuditEvent] {
-        try await authorize(ctx, .auditRead, ResourceRef(type: "audit"))
+        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
         let records = try await transact { tx in try await tx.auditEvents(after: after, limit: min(max(limit, 1), 1000)) }
         let decoder = AuditChain.decoder()
         return try records.map { r in
@@ -269,7 +262,8 @@ public final class GatehouseEngine: Engine {
     }
 
     public func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification {
-        try await authorize(ctx, .auditRead, ResourceRef(type: "audit"))
+        // Read-only on purpose: appending here would re-sign the head and could hide a truncation just detected.
+        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
         return try await verifyChain()
     }
 

@@ -124,7 +124,7 @@ public struct HealthReport: Sendable, Hashable {
 /// The single API every front end calls. Authorization and audit happen behind it, once.
 ///
 /// Each call takes the caller explicitly (`CallContext`) and throws only `EngineError`.
-public protocol Engine: Sendable {
+public protocol Engine: AccessEngine {
     /// Storage reachability and other readiness facts. Not authorized, not audited.
     func health() async -> HealthReport
 
@@ -144,4 +144,58 @@ public protocol Engine: Sendable {
     func auditEvents(_ ctx: CallContext, after: Int64, limit: Int) async throws -> [ChainedAuditEvent]
     /// Checks the whole audit chain for edits, deletions and reordering.
     func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification
+}
+
+/// Identities, authentication and access control (part of `Engine`).
+public protocol AccessEngine: Sendable {
+    // MARK: Authentication
+    /// Turns a bearer access token into the identity's principal, counting one use. Throws `.unauthenticated`
+    /// for unknown, expired, spent or revoked tokens and tokens used from an untrusted address (all audited).
+    func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal
+    /// Universal Auth login: client ID + client secret → access token.
+    func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken
+    /// TLS Certificate Auth login: the caller's verified certificate → access token for `identityId`.
+    func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken
+    /// Renews a token (up to its max TTL, or by its period).
+    func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken
+    /// Revokes a token.
+    func revokeToken(_ ctx: CallContext, accessToken: String) async throws
+    /// Who the caller is, as the engine resolves it (identity id and name, or the bootstrap administrator).
+    func whoami(_ ctx: CallContext) async throws -> [String: String]
+
+    // MARK: Projects
+    func createProject(_ ctx: CallContext, slug: String, description: String) async throws -> ProjectInfo
+    func listProjects(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<ProjectInfo>
+    func getProject(_ ctx: CallContext, slug: String) async throws -> ProjectInfo
+    func deleteProject(_ ctx: CallContext, slug: String) async throws
+
+    // MARK: Identities and their auth methods
+    func createIdentity(_ ctx: CallContext, _ spec: IdentitySpec) async throws -> IdentityInfo
+    func listIdentities(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<IdentityInfo>
+    func getIdentity(_ ctx: CallContext, id: String) async throws -> IdentityInfo
+    func updateIdentity(_ ctx: CallContext, id: String, _ spec: IdentitySpec) async throws -> IdentityInfo
+    func deleteIdentity(_ ctx: CallContext, id: String) async throws
+    func attachUniversalAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> UniversalAuthInfo
+    func getUniversalAuth(_ ctx: CallContext, identityId: String) async throws -> UniversalAuthInfo
+    func createClientSecret(_ ctx: CallContext, identityId: String, _ spec: ClientSecretSpec) async throws
+        -> (ClientSecretInfo, SecretBytes)
+    func listClientSecrets(_ ctx: CallContext, identityId: String) async throws -> [ClientSecretInfo]
+    func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws -> ClientSecretInfo
+    func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TokenAuthInfo
+    func createIdentityToken(_ ctx: CallContext, identityId: String) async throws -> IssuedToken
+    func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TLSCertAuthInfo
+    func getTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> TLSCertAuthInfo
+
+    // MARK: Roles, memberships, privileges
+    func createRole(_ ctx: CallContext, project: String, _ spec: RoleSpec) async throws -> RoleInfo
+    func listRoles(_ ctx: CallContext, project: String) async throws -> [RoleInfo]
+    func getRole(_ ctx: CallContext, project: String, slug: String) async throws -> RoleInfo
+    func deleteRole(_ ctx: CallContext, project: String, slug: String) async throws
+    func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws
+        -> MembershipInfo
+    func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo]
+    func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws
+    func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo
+    func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo]
+    func deletePrivilege(_ ctx: CallContext, project: String, id: String) async throws
 }

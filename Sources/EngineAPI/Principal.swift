@@ -22,13 +22,24 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
     public var name: String
     /// Extra facts for policy conditions and audit (`issuer`, `serial`, `notAfter`, …).
     public var attributes: [String: String]
+    /// For certificate principals: the DER certificates the peer presented, leaf first. The engine checks them
+    /// against identities' TLS Certificate Auth CAs. Not audited.
+    public var certificateChain: [[UInt8]]
+    /// For certificate principals: whether the listener verified the chain against its own client CA (the
+    /// bootstrap administrators' CA).
+    public var verifiedByListener: Bool
 
     /// Creates a principal.
-    public init(method: Method, id: String, name: String, attributes: [String: String] = [:]) {
+    public init(
+        method: Method, id: String, name: String, attributes: [String: String] = [:], certificateChain: [[UInt8]] = [],
+        verifiedByListener: Bool = false
+    ) {
         self.method = method
         self.id = id
         self.name = name
         self.attributes = attributes
+        self.certificateChain = certificateChain
+        self.verifiedByListener = verifiedByListener
     }
 
     /// The daemon acting on its own behalf.

@@ -45,11 +45,22 @@ public struct AdminAPI: Sendable {
         var name: String
     }
 
-    func context(_ request: Request, _ context: GatehouseRequestContext) async -> CallContext {
-        CallContext(
-            principal: await context.principal(), frontEnd: "admin-api",
-            requestID: request.headers[.init("X-Request-Id")!] ?? UUID().uuidString,
-            ipAddress: context.peerAddress, userAgent: request.headers[.userAgent])
+    /// The caller of a request: a bearer access token when the request carries one, else the TLS client
+    /// certificate (or anonymous).
+    func context(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
+        let requestID = request.headers[.init("X-Request-Id")!].map { String($0.prefix(100)) } ?? UUID().uuidString
+        var principal = await context.principal()
+        if let authorization = request.headers[.authorization] {
+            guard authorization.lowercased().hasPrefix("bearer ") else {
+                throw EngineError(.unauthenticated, "the Authorization header must be 'Bearer <access token>'")
+            }
+            principal = try await engine.authenticate(
+                bearerToken: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces),
+                ipAddress: context.peerAddress, frontEnd: "admin-api")
+        }
+        return CallContext(
+            principal: principal, frontEnd: "admin-api", requestID: requestID, ipAddress: context.peerAddress,
+            userAgent: request.headers[.userAgent])
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
@@ -59,7 +70,9 @@ public struct AdminAPI: Sendable {
         }
         let buffer = try await request.collectBody(upTo: maxBodySize)
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(T.self, from: Data(buffer: buffer))
         } catch {
             throw HTTPError(.badRequest, message: "the request body is not valid JSON for this endpoint")
         }
@@ -71,50 +84,54 @@ public struct AdminAPI: Sendable {
     public func register(on router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)) {
         HTTPListener.addHealthRoutes(to: router, readiness: readiness)
         let api = router.group("api/v1")
-        api.get("whoami") { request, ctx -> Whoami in
-            let p = await ctx.principal()
-            guard p.method != .anonymous else { throw EngineError(.unauthenticated, "authentication required") }
-            return Whoami(method: p.method.rawValue, id: p.id, name: p.name)
+        api.get("whoami") { request, ctx in
+            JSON(try await engine.whoami(try await context(request, ctx)))
         }
+        api.get("openapi.json") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        AccessRoutes(api: self).register(on: api)
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")
             let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
             let after = request.uri.queryParameters.get("after")
-            let page = try await engine.listSecrets(await context(request, ctx), project: project, after: after, limit: limit)
+            let page = try await engine.listSecrets(try await context(request, ctx), project: project, after: after, limit: limit)
             return SecretList(secrets: page.items, next: page.next)
         }
         secrets.post(":name") { request, ctx -> EditedResponse<SecretResponse> in
             let body = try await decode(SecretValueBody.self, request)
             let meta = try await engine.createSecret(
-                await context(request, ctx), project: try ctx.parameters.require("project"),
+                try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"), value: SecretBytes(utf8: body.value))
             return EditedResponse(status: .created, response: SecretResponse(secret: meta, value: nil))
         }
         secrets.put(":name") { request, ctx -> SecretResponse in
             let body = try await decode(SecretValueBody.self, request)
             let meta = try await engine.updateSecret(
-                await context(request, ctx), project: try ctx.parameters.require("project"),
+                try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"), value: SecretBytes(utf8: body.value),
                 expectedVersion: body.expectedVersion)
             return SecretResponse(secret: meta, value: nil)
         }
         secrets.get(":name") { request, ctx -> SecretResponse in
             let (meta, value) = try await engine.readSecret(
-                await context(request, ctx), project: try ctx.parameters.require("project"),
+                try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"))
             return SecretResponse(secret: meta, value: Self.utf8(value))
         }
         secrets.delete(":name") { request, ctx -> HTTPResponse.Status in
             try await engine.deleteSecret(
-                await context(request, ctx), project: try ctx.parameters.require("project"),
+                try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"))
             return .noContent
         }
         api.get("audit/events") { request, ctx -> AuditList in
             let after = request.uri.queryParameters.get("after", as: Int64.self) ?? 0
             let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
-            let events = try await engine.auditEvents(await context(request, ctx), after: after, limit: limit)
+            let events = try await engine.auditEvents(try await context(request, ctx), after: after, limit: limit)
             return AuditList(events: events.map { .init(sequence: $0.sequence, hash: $0.hash, event: $0.event) })
         }
     }

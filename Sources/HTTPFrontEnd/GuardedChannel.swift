@@ -30,7 +30,7 @@ public struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             if let tls {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                try channel.pipeline.syncOperations.addHandlers(tls.makeServerHandlers())
             }
             try channel.pipeline.syncOperations.addHandler(
                 ConnectionGuardHandler(

@@ -17,6 +17,7 @@ public enum HTTPErrorMapping {
         case .invalidArgument: return .badRequest
         case .wrongState: return .conflict
         case .unavailable: return .serviceUnavailable
+        case .locked: return .tooManyRequests
         case .cryptographicFailure, .internal: return .internalServerError
         default: return .internalServerError
         }

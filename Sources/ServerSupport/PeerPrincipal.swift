@@ -8,9 +8,14 @@ import X509
 /// Turns a verified TLS peer certificate into a `Principal`. (NIOSSL has already checked the chain against the
 /// listener's client CA, the validity period and the key usage; this only reads identity facts.)
 public enum PeerPrincipal {
-    /// The principal for a verified leaf certificate.
-    public static func principal(for certificate: NIOSSLCertificate) -> Principal? {
-        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
+    /// The principal for a leaf certificate (plus any intermediates the peer sent).
+    public static func principal(for certificate: NIOSSLCertificate, chain: [[UInt8]] = [], verifiedByListener: Bool) -> Principal? {
+        guard let der = try? certificate.toDERBytes() else { return nil }
+        return principal(der: der, chain: chain.isEmpty ? [der] : chain, verifiedByListener: verifiedByListener)
+    }
+
+    static func principal(der: [UInt8], chain: [[UInt8]], verifiedByListener: Bool) -> Principal? {
+        guard let parsed = try? Certificate(derEncoded: der) else { return nil }
         let fingerprint = SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
         let cn = commonName(parsed.subject) ?? parsed.subject.description
         let formatter = ISO8601DateFormatter()
@@ -20,7 +25,7 @@ public enum PeerPrincipal {
                 "issuer": parsed.issuer.description,
                 "serial": parsed.serialNumber.description,
                 "notAfter": formatter.string(from: parsed.notValidAfter),
-            ])
+            ], certificateChain: chain, verifiedByListener: verifiedByListener)
     }
 
     /// The first common name in a distinguished name.
@@ -35,9 +40,26 @@ public enum PeerPrincipal {
     }
 
     /// The principal of a channel's TLS peer, or `.anonymous` when it presented no certificate.
+    ///
+    /// Listeners with required client authentication let BoringSSL verify the chain against the client CA. With
+    /// optional client authentication the chain was only captured; it is verified here against the listener's
+    /// roots, and a chain from another CA still yields a principal (not verified by the listener) for the engine to
+    /// match against identities' TLS Certificate Auth.
     public static func principal(of channel: any Channel) async -> Principal {
+        if let capture = try? await channel.pipeline.handler(type: PeerCertificateCapture.self).get() {
+            let chain = capture.presentedChain
+            guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return .anonymous }
+            let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
+            var verifier = Verifier(rootCertificates: CertificateStore(capture.listenerRoots)) {
+                RFC5280Policy(validationTime: Date())
+            }
+            let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+            var verified = false
+            if case .validCertificate = result { verified = true }
+            return principal(der: leafDER, chain: chain, verifiedByListener: verified) ?? .anonymous
+        }
         guard let certificate = try? await channel.nioSSL_peerCertificate().get(),
-            let principal = principal(for: certificate)
+            let principal = principal(for: certificate, verifiedByListener: true)
         else { return .anonymous }
         return principal
     }

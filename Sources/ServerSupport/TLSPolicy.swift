@@ -2,6 +2,8 @@ import Foundation
 import NIOCore
 import NIOSSL
 import Synchronization
+import SwiftASN1
+import X509
 
 /// TLS settings of one listener, as files on disk.
 public struct TLSServerSettings: Sendable, Hashable {
@@ -88,20 +90,42 @@ public enum TLSPolicy {
 /// connections keep theirs.
 public final class ReloadableTLSContext: Sendable {
     public let settings: TLSServerSettings
-    private let current: Mutex<NIOSSLContext>
+    private let current: Mutex<(NIOSSLContext, [Certificate])>
 
     /// Loads the files once; throws if they are unusable.
     public init(settings: TLSServerSettings) throws {
         self.settings = settings
-        self.current = Mutex(try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings)))
+        self.current = Mutex(try Self.load(settings))
+    }
+
+    static func load(_ settings: TLSServerSettings) throws -> (NIOSSLContext, [Certificate]) {
+        let context = try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings))
+        var roots: [Certificate] = []
+        if settings.clientAuth != .off {
+            let pem = (try? String(contentsOfFile: settings.clientCAPath, encoding: .utf8)) ?? ""
+            roots = (try? PEMDocument.parseMultiple(pemString: pem).compactMap { try? Certificate(pemDocument: $0) }) ?? []
+        }
+        return (context, roots)
     }
 
     /// The context for the next connection.
-    public var context: NIOSSLContext { current.withLock { $0 } }
+    public var context: NIOSSLContext { current.withLock { $0.0 } }
+
+    /// The client-CA roots (as swift-certificates values) for the next connection.
+    public var clientRoots: [Certificate] { current.withLock { $0.1 } }
 
     /// Re-reads the files. On failure the old context stays in use and the error is thrown.
     public func reload() throws {
-        let fresh = try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings))
+        let fresh = try Self.load(settings)
         current.withLock { $0 = fresh }
+    }
+
+    /// The TLS handler for a new connection. With optional client authentication the presented chain is captured
+    /// (see `PeerCertificateCapture`) and added to the pipeline after the TLS handler.
+    public func makeServerHandlers() -> [any ChannelHandler] {
+        let (context, roots) = current.withLock { $0 }
+        guard settings.clientAuth == .optional else { return [NIOSSLServerHandler(context: context)] }
+        let capture = PeerCertificateCapture(listenerRoots: roots)
+        return [NIOSSLServerHandler(context: context, customVerificationCallback: capture.callback), capture]
     }
 }

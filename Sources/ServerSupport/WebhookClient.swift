@@ -27,8 +27,25 @@ public struct WebhookClient: Sendable {
 
     /// POSTs `body` and returns the response status code.
     public func post(_ body: [UInt8], contentType: String = "application/json") async throws -> Int {
+        var headers = [("Content-Type", contentType)]
+        if let bearerToken { headers.append(("Authorization", "Bearer \(bearerToken)")) }
+        return try await OneShotHTTPClient.send(
+            url: url, method: .POST, body: body, headers: headers, caFile: caFile, timeout: timeout
+        ).status
+    }
+}
+
+/// One HTTP/1.1 request on its own connection (TLS for `https://`, optionally with a client certificate), with a
+/// timeout on the whole exchange and a cap on the response size. Used by the webhook client and the CLI.
+public enum OneShotHTTPClient {
+    /// Sends a request and collects the response.
+    public static func send(
+        url: URL, method: HTTPMethod, body: [UInt8]?, headers extra: [(String, String)] = [], caFile: String? = nil,
+        certificateFile: String? = nil, keyFile: String? = nil, timeout: TimeAmount = .seconds(30),
+        maxResponseSize: Int = 16 << 20
+    ) async throws -> (status: Int, body: [UInt8]) {
         guard let host = url.host, let scheme = url.scheme, scheme == "http" || scheme == "https" else {
-            throw Failure(description: "not an http(s) URL")
+            throw WebhookClient.Failure(description: "not an http(s) URL")
         }
         let port = url.port ?? (scheme == "https" ? 443 : 80)
         var path = url.path.isEmpty ? "/" : url.path
@@ -38,6 +55,10 @@ public struct WebhookClient: Sendable {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
             if let caFile { tls.trustRoots = .file(caFile) }
+            if let certificateFile, let keyFile {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            }
             sslContext = try NIOSSLContext(configuration: tls)
         } else {
             sslContext = nil
@@ -59,18 +80,29 @@ public struct WebhookClient: Sendable {
         return try await channel.executeThenClose { inbound, outbound in
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: url.port.map { "\(host):\($0)" } ?? host)
-            headers.add(name: "Content-Type", value: contentType)
-            headers.add(name: "Content-Length", value: String(body.count))
+            headers.add(name: "Content-Length", value: String(body?.count ?? 0))
             headers.add(name: "Connection", value: "close")
             headers.add(name: "User-Agent", value: "gatehouse")
-            if let bearerToken { headers.add(name: "Authorization", value: "Bearer \(bearerToken)") }
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)))
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+            for (k, v) in extra { headers.add(name: k, value: v) }
+            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+            if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
             try await outbound.write(.end(nil))
+            var status: Int?
+            var collected: [UInt8] = []
             for try await part in inbound {
-                if case .head(let head) = part { return Int(head.status.code) }
+                switch part {
+                case .head(let head): status = Int(head.status.code)
+                case .body(let buffer):
+                    guard collected.count + buffer.readableBytes <= maxResponseSize else {
+                        throw WebhookClient.Failure(description: "response larger than \(maxResponseSize) bytes")
+                    }
+                    collected += Array(buffer.readableBytesView)
+                case .end:
+                    if let status { return (status, collected) }
+                }
             }
-            throw Failure(description: "connection closed without a response")
+            guard let status else { throw WebhookClient.Failure(description: "connection closed without a response") }
+            return (status, collected)
         }
     }
 }

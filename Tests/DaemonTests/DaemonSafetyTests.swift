@@ -24,6 +24,8 @@ import Testing
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
+        try daemon.ensureProject("crash")
         let certs = daemon.dataDirectory + "/certs"
         for listener in ["https", "kmip"] {
             let out = try ProcessRunner.run(
@@ -106,6 +108,8 @@ import Testing
         for cycle in 0..<cycles {
             let daemon = try DaemonProcess(directory: dir.path)
             try daemon.waitUntilListening()
+            try daemon.ensureProject("p")
+            try daemon.ensureProject("crash")
             // One curl process, 4 parallel keep-alive connections, many POSTs.
             let config = curlPostBatch(
                 (0..<perCycle).map { i in
@@ -134,6 +138,8 @@ import Testing
         // Restart and read back every acknowledged write.
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
+        try daemon.ensureProject("crash")
         var lost: [String] = []
         var listed = Set<String>()
         var after = ""
@@ -164,6 +170,7 @@ import Testing
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         for i in 0..<4 {
             let (_, _, code) = try curl(
                 daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"v\(i)\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/s\(i)"])
@@ -172,7 +179,7 @@ import Testing
         #expect(daemon.stop() == 0)
         let ok = try gatehouse(["audit", "verify"], cwd: dir.path)
         #expect(ok.status == 0)
-        #expect(ok.stdout.contains("intact: 4 events"))
+        #expect(ok.stdout.contains("intact: 5 events"), "project.create + 4 × secret.create")
         let tail = try gatehouse(["audit", "tail", "-n", "2"], cwd: dir.path)
         #expect(tail.stdout.split(separator: "\n").count == 2)
         #expect(tail.stdout.contains("\"type\":\"secret.create\""))
@@ -181,15 +188,15 @@ import Testing
         let db = dir.path + "/.gatehouse/gatehouse.sqlite"
         do {
             let store = try SQLiteStorage(path: db)
-            try await store.unsafeExecute("UPDATE audit_events SET body = replace(body, 's2', 'zz') WHERE seq = 3")
+            try await store.unsafeExecute("UPDATE audit_events SET body = replace(body, 's2', 'zz') WHERE seq = 4")
             try await store.close()
         }
         let edited = try gatehouse(["audit", "verify"], cwd: dir.path)
         #expect(edited.status == 2)
-        #expect(edited.stdout.contains("event 3") && edited.stdout.contains("edited"))
+        #expect(edited.stdout.contains("event 4") && edited.stdout.contains("edited"))
         do {
             let store = try SQLiteStorage(path: db)
-            try await store.unsafeExecute("DELETE FROM audit_events WHERE seq = 4")
+            try await store.unsafeExecute("DELETE FROM audit_events WHERE seq = 5")
             try await store.close()
         }
         let deleted = try gatehouse(["audit", "verify"], cwd: dir.path)
@@ -201,6 +208,8 @@ import Testing
         let dir = try freshDirectory()
         var daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
+        try daemon.ensureProject("crash")
         let (_, _, code) = try curl(daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"before-rotation\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/r"])
         #expect(code == 201)
         #expect(daemon.stop() == 0)
@@ -213,6 +222,8 @@ import Testing
         #expect(newKey != oldKey)
         daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
+        try daemon.ensureProject("crash")
         let (_, body, getCode) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/p/secrets/r"])
         #expect(getCode == 200 && body.contains("before-rotation"))
         #expect(daemon.stop() == 0)

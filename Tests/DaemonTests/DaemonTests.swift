@@ -13,6 +13,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path, ephemeralPorts: false)
         let ports = try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         #expect(ports == ["https": 8443, "kmip": 5696, "operations": 9090])
         let (_, body, code) = try curl(["http://127.0.0.1:9090/readyz"])
         #expect(code == 200)
@@ -33,6 +34,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LISTENERS_HTTPS_CLIENT_AUTH": "required"])
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         let url = daemon.httpsBase + "/api/v1/whoami"
         let ca = ["--cacert", daemon.dataDirectory + "/certs/ca.crt"]
 
@@ -58,12 +60,13 @@ import X509
         let (expiredStatus, _, expiredCode) = try curl(ca + clientFiles(expired, in: dir.path, name: "expired") + [url])
         #expect(expiredStatus != 0 && expiredCode == 0)
 
-        // A valid certificate for someone who is not an administrator: authenticated, then denied by the engine.
+        // A valid certificate whose common name is neither an administrator nor accepted by any identity's TLS
+        // Certificate Auth: the handshake succeeds, the engine refuses (401) and audits it.
         let other = try CertificateFactory.issue(commonName: "someone", usage: .client, issuer: applianceCA, validity: 3600)
         let otherArgs = ca + (try clientFiles(other, in: dir.path, name: "someone"))
         let (_, deniedBody, deniedCode) = try curl(otherArgs + [daemon.httpsBase + "/api/v1/projects/p/secrets/x"])
-        #expect(deniedCode == 403)
-        #expect(deniedBody.contains("permission_denied"))
+        #expect(deniedCode == 401)
+        #expect(deniedBody.contains("unauthenticated"))
 
         let (_, metrics, _) = try curl([daemon.operationsBase + "/metrics"])
         let failures = metrics.split(separator: "\n").first { $0.hasPrefix("gatehouse_tls_handshake_failures_total{listener=\"https\"}") }
@@ -75,6 +78,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         let (_, body, code) = try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt", daemon.httpsBase + "/api/v1/whoami"])
         #expect(code == 401)
         #expect(body.contains("unauthenticated"))
@@ -85,6 +89,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         let target = "127.0.0.1:\(daemon.ports["https"] ?? 0)"
         func handshake(_ extra: [String]) throws -> Bool {
             let out = try ProcessRunner.run(
@@ -112,6 +117,7 @@ import X509
                 "GATEHOUSE_LISTENERS_HTTPS_MAX_MESSAGE_SIZE": "2048",
             ])
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         let ops = daemon.ports["operations"] ?? 0
         // Connection cap: the third concurrent connection is closed at once.
         let a = tcpConnect(ops)
@@ -144,6 +150,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         // A ~600 KB upload at 200 KB/s takes ~3 s; SIGTERM arrives 1 s in and must not cut it off.
         let payload = "{\"value\":\"" + String(repeating: "d", count: 600_000) + "\"}"
         let file = dir.path + "/payload.json"
@@ -165,6 +172,7 @@ import X509
         // New connections are refused after shutdown, and the write is durable.
         let again = try DaemonProcess(directory: dir.path)
         try again.waitUntilListening()
+        try again.ensureProject("p")
         let (_, body, getCode) = try curl(again.adminCurl + [again.httpsBase + "/api/v1/projects/p/secrets/drained"])
         #expect(getCode == 200)
         #expect(body.contains("dddddddddd"))
@@ -175,6 +183,7 @@ import X509
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         let target = "127.0.0.1:\(daemon.ports["https"] ?? 0)"
         func servedSerial() throws -> String {
             let out = try ProcessRunner.run(["openssl", "s_client", "-connect", target], stdin: Data("Q\n".utf8), timeout: 20)

@@ -26,6 +26,7 @@ import Testing
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         let https = daemon.ports["https"] ?? 0
         let ops = daemon.ports["operations"] ?? 0
         var rng = SystemRandomNumberGenerator()
@@ -81,6 +82,7 @@ import Testing
                 "GATEHOUSE_AUDIT_STREAM_URL": "http://127.0.0.1:\(port)/audit", "GATEHOUSE_AUDIT_STREAM_TOKEN": "stream-token-1",
             ])
         try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
         for i in 0..<3 {
             let (_, _, code) = try curl(daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"v\(i)\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/s\(i)"])
             #expect(code == 201)
@@ -88,7 +90,7 @@ import Testing
         // Two 503s, then delivery (backoff 1 s + 2 s).
         var delivered = Set<Int>()
         var lines: [[String: Any]] = []
-        for _ in 0..<150 where delivered.count < 3 {
+        for _ in 0..<150 where delivered.count < 4 {
             usleep(100_000)
             let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
             lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -101,7 +103,7 @@ import Testing
                 for e in events { if let s = e["sequence"] as? Int { delivered.insert(s) } }
             }
         }
-        #expect(delivered == [1, 2, 3])
+        #expect(delivered == [1, 2, 3, 4], "project.create + 3 × secret.create")
         #expect(lines.filter { ($0["status"] as? Int) == 503 }.count == 2)
         #expect(lines.allSatisfy { ($0["authorization"] as? String) == "Bearer stream-token-1" })
         #expect(!lines.contains { (($0["body"] as? String) ?? "").contains("\"v1\"") }, "no secret values in audit events")

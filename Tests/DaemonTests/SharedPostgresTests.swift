@@ -24,6 +24,7 @@ import Testing
         let dirB = try freshDirectory()
         let a = try DaemonProcess(directory: dirA.path, environment: env)
         try a.waitUntilListening()
+        try a.ensureProject("p")
         // Node B trusts the same appliance CA and serves the same admin certificate (copied certs).
         try FileManager.default.createDirectory(atPath: dirB.path + "/.gatehouse", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: dirA.path + "/.gatehouse/certs", toPath: dirB.path + "/.gatehouse/certs")
@@ -56,6 +57,6 @@ import Testing
         #expect(b.stop() == 0)
         let verify = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirB.path, environment: env)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-        #expect(verify.stdout.contains("intact: 3 events"), "create, read, create")
+        #expect(verify.stdout.contains("intact: 4 events"), "project create, create, read, create")
     }
 }

@@ -7,7 +7,8 @@ import Testing
 @testable import Engine
 
 @Suite struct AuditChainTests {
-    /// An engine with five audited operations, and its raw events.
+    /// An engine with seven audited operations (two project creations, then five secret operations), and its raw
+    /// events.
     func populated() async throws -> (GatehouseEngine, InMemoryStorage, [AuditRecord], Data?) {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
@@ -22,25 +23,26 @@ import Testing
 
     @Test func intactChainVerifies() async throws {
         let (engine, _, events, head) = try await populated()
-        #expect(events.count == 5)
+        #expect(events.count == 7)
         let v = engine.audit.verify(events, head: head)
         #expect(v.isIntact)
-        #expect(v.checked == 5)
+        #expect(v.checked == 7)
         #expect(try await engine.verifyAudit(admin).isIntact)
         let shown = try await engine.auditEvents(admin, after: 0, limit: 10)
-        #expect(shown.map(\.event.event.type) == ["secret.create", "secret.create", "secret.create", "secret.read", "secret.delete"])
-        #expect(shown[0].event.userAgentType == "test")
-        #expect(shown[0].event.actor.type == "identity")
-        #expect(shown[0].event.projectId == "p")
+        #expect(shown.map(\.event.event.type) == ["project.create", "project.create", "secret.create", "secret.create", "secret.create", "secret.read", "secret.delete"])
+        #expect(shown[2].event.userAgentType == "test")
+        #expect(shown[2].event.actor.type == "identity")
+        #expect(shown[2].event.projectId == "p")
+        #expect(shown[2].event.event.metadata["grantedBy"] == "bootstrap-admin")
     }
 
     @Test func editIsDetected() async throws {
         let (engine, _, events, head) = try await populated()
         var edited = events
-        edited[2].body = Data(String(decoding: edited[2].body, as: UTF8.self).replacingOccurrences(of: "s2", with: "zz").utf8)
+        edited[4].body = Data(String(decoding: edited[4].body, as: UTF8.self).replacingOccurrences(of: "s2", with: "zz").utf8)
         let v = engine.audit.verify(edited, head: head)
         #expect(!v.isIntact)
-        #expect(v.problems.contains { $0.contains("event 3") && $0.contains("edited") })
+        #expect(v.problems.contains { $0.contains("event 5") && $0.contains("edited") })
     }
 
     @Test func deletionIsDetected() async throws {

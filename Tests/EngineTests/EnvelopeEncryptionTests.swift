@@ -7,13 +7,23 @@ import Testing
 @testable import Engine
 
 let admin = CallContext(
-    principal: Principal(method: .tlsCertificate, id: "fp-admin", name: "gatehouse-admin"), frontEnd: "test")
-let stranger = CallContext(principal: Principal(method: .tlsCertificate, id: "fp-x", name: "someone"), frontEnd: "test")
+    principal: Principal(method: .tlsCertificate, id: "fp-admin", name: "gatehouse-admin", verifiedByListener: true),
+    frontEnd: "test")
+let stranger = CallContext(
+    principal: Principal(method: .tlsCertificate, id: "fp-x", name: "someone", verifiedByListener: true), frontEnd: "test")
 
-func openEngine(_ storage: any Storage, key: SymmetricKey) async throws -> GatehouseEngine {
-    try await GatehouseEngine.open(
-        storage: storage, rootKey: StaticRootKeyProvider(key),
-        authorizer: AdminOnlyAuthorizer(adminCommonNames: ["gatehouse-admin"]))
+/// Opens an engine whose store has the projects `p` and `p1`.
+func openEngine(
+    _ storage: any Storage, key: SymmetricKey, clock: @escaping @Sendable () -> Date = { Date() }
+) async throws -> GatehouseEngine {
+    let engine = try await GatehouseEngine.open(
+        storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], clock: clock)
+    for project in ["p", "p1"] {
+        do {
+            _ = try await engine.createProject(admin, slug: project, description: "")
+        } catch let e as EngineError where e.code == .alreadyExists {}
+    }
+    return engine
 }
 
 @Suite struct EnvelopeEncryptionTests {
@@ -94,18 +104,19 @@ func openEngine(_ storage: any Storage, key: SymmetricKey) async throws -> Gateh
 }
 
 @Suite struct AuthorizationHookTests {
-    @Test func nonAdminIsDeniedAndTheDenialIsAudited() async throws {
+    @Test func unknownCertificateAndAnonymousAreRefusedAndAudited() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        let before = try await engine.auditEvents(admin, after: 0, limit: 100).count
         await #expect { _ = try await engine.createSecret(stranger, project: "p1", name: "x", value: SecretBytes([1])) } throws: {
-            ($0 as? EngineError)?.code == .permissionDenied
+            ($0 as? EngineError)?.code == .unauthenticated
         }
         let anon = CallContext(principal: .anonymous, frontEnd: "test")
         await #expect { _ = try await engine.readSecret(anon, project: "p1", name: "x") } throws: {
             ($0 as? EngineError)?.code == .unauthenticated
         }
-        let events = try await engine.auditEvents(admin, after: 0, limit: 100)
-        #expect(events.map(\.event.event.type) == ["authorization.denied", "authorization.denied"])
+        let events = Array(try await engine.auditEvents(admin, after: 0, limit: 100).dropFirst(before))
+        #expect(events.map(\.event.event.type) == ["authentication.failed", "authentication.failed"])
         #expect(events.first?.event.actor.metadata["name"] == "someone")
         #expect(events.first?.event.event.metadata["action"] == "secrets.create")
     }

@@ -104,6 +104,16 @@ public final class DaemonProcess: @unchecked Sendable {
         return ["--cacert", c + "/ca.crt", "--cert", c + "/admin.crt", "--key", c + "/admin.key"]
     }
 
+    /// Creates a project through the admin API (as the bootstrap administrator); an existing one is fine.
+    public func ensureProject(_ slug: String) throws {
+        let out = try ProcessRunner.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
+             "-d", "{\"slug\":\"\(slug)\"}"] + adminCurl + [httpsBase + "/api/v1/projects"], timeout: 30)
+        guard out.stdout == "201" || out.stdout == "409" else {
+            throw DaemonFailure("cannot create project \(slug): HTTP \(out.stdout) \(out.stderr)")
+        }
+    }
+
     public var httpsBase: String { "https://localhost:\(ports["https"] ?? 0)" }
     public var operationsBase: String { "http://127.0.0.1:\(ports["operations"] ?? 0)" }
 }

@@ -40,7 +40,10 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
-        subcommands: [Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self])
+        subcommands: [
+            Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self, IdentityCommand.self,
+            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self,
+        ])
 }
 
 struct Serve: AsyncParsableCommand {

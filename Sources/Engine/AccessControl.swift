@@ -1,0 +1,330 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+import Synchronization
+import X509
+
+/// Record kinds of the identity subsystem.
+enum AccessKind {
+    static let project = "project"
+    static let identity = "identity"
+    static let universalAuth = "auth-ua"
+    static let clientSecret = "ua-secret"
+    static let tokenAuth = "auth-token"
+    static let tlsCertAuth = "auth-tls"
+    static let accessToken = "access-token"
+    static let lockout = "ua-lockout"
+    static let role = "role"
+    static let membership = "membership"
+    static let privilege = "privilege"
+    /// Scope of organization-wide records.
+    static let org = "org"
+}
+
+/// Stored bodies (JSON) of the identity subsystem.
+struct ProjectBody: Codable { var description: String }
+struct IdentityBody: Codable {
+    var orgRole: OrgRole
+    var metadata: [String: String]
+}
+struct ClientSecretBody: Codable {
+    var hash: Data
+    var prefix: String
+    var description: String
+    var ttl: Int
+    var numUsesLimit: Int
+    var numUses: Int
+    var isRevoked: Bool
+}
+struct TokenBody: Codable {
+    var identityId: String
+    var authMethod: String
+    var expiresAt: Date
+    var settings: AccessTokenSettings
+    var numUses: Int
+    var isRevoked: Bool
+}
+struct LockoutBody: Codable {
+    var failures: Int
+    var lastFailureAt: Date
+    var lockedUntil: Date?
+}
+struct RoleBody: Codable {
+    var description: String
+    var permissions: [Permission]
+}
+struct MembershipBody: Codable { var roles: [RoleGrant] }
+struct PrivilegeBody: Codable {
+    var identityId: String
+    var slug: String
+    var permissions: [Permission]
+    var isTemporary: Bool
+    var temporaryRange: String?
+    var start: Date?
+    var end: Date?
+}
+
+/// Who the caller turned out to be.
+struct Caller: Sendable {
+    enum Kind: Sendable { case superuser, identity }
+    var kind: Kind
+    var identityId: String?
+    var name: String
+    var orgRole: OrgRole
+    var metadata: [String: String]
+
+    var facts: TemplateFacts { TemplateFacts(id: identityId ?? "", name: name, metadata: metadata) }
+}
+
+/// The outcome of an allowed authorization: who, and which grant allowed it.
+struct Decision: Sendable {
+    var caller: Caller
+    var grantedBy: String
+    /// The rules that applied (for filtering listed items); empty for superusers.
+    var rules: [(origin: String, permission: Permission)]
+    var isSuperuser: Bool { caller.kind == .superuser || caller.orgRole == .admin }
+
+    /// Whether the same caller may act on one item of a listing.
+    func permits(_ request: AccessRequest) -> Bool {
+        isSuperuser || PolicyEvaluator.allows(rules, request, caller.facts) != nil
+    }
+}
+
+/// Short-lived caches in front of policy lookups. Local writes invalidate them at once; other nodes of a shared
+/// store see changes within `ttl` (documented in README "Access control").
+final class AccessCache: Sendable {
+    struct Entry<V: Sendable>: Sendable {
+        var value: V
+        var expires: Date
+        var generation: Int
+    }
+    static let ttl: TimeInterval = 2
+    private let generation = Atomic<Int>(0)
+    private let rules = Mutex<[String: Entry<[(origin: String, permission: Permission)]>]>([:])
+    private let callers = Mutex<[String: Entry<Caller?>]>([:])
+
+    func invalidate() { generation.add(1, ordering: .sequentiallyConsistent) }
+    var currentGeneration: Int { generation.load(ordering: .sequentiallyConsistent) }
+
+    func rules(_ key: String, now: Date) -> [(origin: String, permission: Permission)]? {
+        let g = currentGeneration
+        return self.rules.withLock { map in
+            guard let e = map[key], e.generation == g, e.expires > now else { return nil }
+            return e.value
+        }
+    }
+    func storeRules(_ key: String, _ value: [(origin: String, permission: Permission)], expires: Date, generation g: Int) {
+        self.rules.withLock { map in
+            if map.count > 10_000 { map.removeAll() }
+            map[key] = Entry(value: value, expires: expires, generation: g)
+        }
+    }
+    func caller(_ key: String, now: Date) -> Caller?? {
+        let g = currentGeneration
+        return callers.withLock { map in
+            guard let e = map[key], e.generation == g, e.expires > now else { return nil }
+            return .some(e.value)
+        }
+    }
+    func storeCaller(_ key: String, _ value: Caller?, expires: Date, generation g: Int) {
+        callers.withLock { map in
+            if map.count > 10_000 { map.removeAll() }
+            map[key] = Entry(value: value, expires: expires, generation: g)
+        }
+    }
+}
+
+extension GatehouseEngine {
+    // MARK: - Resolving the caller
+
+    func decode<T: Decodable>(_ type: T.Type, _ record: Record) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: record.body)
+        } catch {
+            throw EngineError(.internal, "a stored \(record.kind) is unreadable", diagnostic: "\(record.id): \(error)")
+        }
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        do { return try JSONEncoder().encode(value) } catch {
+            throw EngineError(.internal, "cannot encode a record", diagnostic: "\(error)")
+        }
+    }
+
+    /// Resolves a principal to a caller; nil when the principal does not authenticate anyone.
+    func resolve(_ principal: Principal) async throws -> Caller? {
+        switch principal.method {
+        case .system:
+            return Caller(kind: .superuser, identityId: nil, name: "system", orgRole: .admin, metadata: [:])
+        case .anonymous:
+            return nil
+        case .token:
+            return try await identityCaller(principal.id)
+        case .tlsCertificate:
+            if principal.verifiedByListener, bootstrapAdmins.contains(principal.name) {
+                return Caller(kind: .superuser, identityId: nil, name: principal.name, orgRole: .admin, metadata: [:])
+            }
+            let now = clock()
+            if let cached = accessCache.caller("cert:" + principal.id, now: now) { return cached }
+            let generation = accessCache.currentGeneration
+            let identityId = try await certificateIdentity(principal, only: nil)
+            let caller = try await identityId.asyncMap { try await identityCaller($0) } ?? nil
+            accessCache.storeCaller("cert:" + principal.id, caller, expires: now + AccessCache.ttl, generation: generation)
+            return caller
+        }
+    }
+
+    func identityCaller(_ identityId: String) async throws -> Caller? {
+        let now = clock()
+        if let cached = accessCache.caller("id:" + identityId, now: now) { return cached }
+        let generation = accessCache.currentGeneration
+        let record = try await transact { tx in try await tx.get(kind: AccessKind.identity, id: identityId) }
+        let caller = try record.map { r -> Caller in
+            let body = try decode(IdentityBody.self, r)
+            return Caller(kind: .identity, identityId: r.id, name: r.name ?? "", orgRole: body.orgRole, metadata: body.metadata)
+        }
+        accessCache.storeCaller("id:" + identityId, caller, expires: now + AccessCache.ttl, generation: generation)
+        return caller
+    }
+
+    /// The identity whose TLS Certificate Auth accepts the principal's certificate chain (optionally only `only`).
+    func certificateIdentity(_ principal: Principal, only: String?) async throws -> String? {
+        guard let leafDER = principal.certificateChain.first, let leaf = try? Certificate(derEncoded: leafDER) else {
+            return nil
+        }
+        let intermediates = principal.certificateChain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
+        let configs: [Record] = try await transact { tx in
+            if let only { return try await tx.get(kind: AccessKind.tlsCertAuth, id: only).map { [$0] } ?? [] }
+            return try await tx.list(kind: AccessKind.tlsCertAuth, scope: AccessKind.org, afterID: nil, limit: 10_000)
+        }
+        let now = clock()
+        for record in configs {
+            let config = try decode(TLSCertAuthInfo.self, record)
+            guard config.allowedCommonNames.contains(principal.name) else { continue }
+            guard let ca = try? Certificate(pemEncoded: config.caCertificate) else { continue }
+            var verifier = Verifier(rootCertificates: CertificateStore([ca])) {
+                RFC5280Policy(validationTime: now)
+            }
+            let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+            if case .validCertificate = result { return config.identityId }
+        }
+        return nil
+    }
+
+    // MARK: - Authorization
+
+    /// Authorizes one engine call. On denial writes an audit event and throws; on success returns the decision,
+    /// which the operation records in its own audit event.
+    @discardableResult
+    func authorize(_ ctx: CallContext, _ request: AccessRequest) async throws -> Decision {
+        guard let caller = try await resolve(ctx.principal) else {
+            await auditFailure(
+                ctx, "authentication.failed", project: request.project,
+                ["action": request.description, "reason": ctx.principal.method == .anonymous ? "no credentials" : "no identity accepts these credentials"])
+            throw EngineError(.unauthenticated, "authentication required")
+        }
+        if caller.kind == .superuser {
+            return Decision(caller: caller, grantedBy: ctx.principal.method == .system ? "system" : "bootstrap-admin", rules: [])
+        }
+        if caller.orgRole == .admin {
+            return Decision(caller: caller, grantedBy: "org-role:admin", rules: [])
+        }
+        let rules: [(origin: String, permission: Permission)]
+        switch request.scope {
+        case .organization:
+            rules = PolicyEvaluator.orgPermissions(caller.orgRole).map { ("org-role:\(caller.orgRole.rawValue)", $0) }
+        case .project(let project):
+            rules = try await projectRules(identityId: caller.identityId ?? "", project: project)
+        }
+        if let by = PolicyEvaluator.allows(rules, request, caller.facts) {
+            return Decision(caller: caller, grantedBy: by, rules: rules)
+        }
+        await auditFailure(
+            ctx, "authorization.denied", project: request.project,
+            ["action": request.description, "resource": request.fields["name"] ?? "", "identityId": caller.identityId ?? "",
+             "reason": "no permission grants \(request.description)"])
+        throw EngineError(.permissionDenied, "permission denied")
+    }
+
+    /// Rules of an identity in a project from its active role grants and additional privileges.
+    func projectRules(identityId: String, project: String) async throws -> [(origin: String, permission: Permission)] {
+        let now = clock()
+        let key = identityId + "|" + project
+        if let cached = accessCache.rules(key, now: now) { return cached }
+        let generation = accessCache.currentGeneration
+        var expires = now + AccessCache.ttl
+        let (membership, customRoles, privileges) = try await transact { tx in
+            let m = try await tx.find(kind: AccessKind.membership, scope: project, name: identityId)
+            let roles = try await tx.list(kind: AccessKind.role, scope: project, afterID: nil, limit: 10_000)
+            let privileges = try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000)
+            return (m, roles, privileges)
+        }
+        var rules: [(origin: String, permission: Permission)] = []
+        if let membership {
+            let body = try decode(MembershipBody.self, membership)
+            for grant in body.roles {
+                if grant.isTemporary {
+                    guard let start = grant.temporaryAccessStartTime, let end = grant.temporaryAccessEndTime else { continue }
+                    if now < start { expires = min(expires, start); continue }
+                    if now >= end { continue }
+                    expires = min(expires, end)
+                }
+                if let builtIn = PolicyEvaluator.builtInRole(grant.role, project: project) {
+                    rules += builtIn.permissions.map { ("role:\(grant.role)", $0) }
+                } else if let custom = customRoles.first(where: { $0.name == grant.role }) {
+                    rules += try decode(RoleBody.self, custom).permissions.map { ("role:\(grant.role)", $0) }
+                }
+            }
+        }
+        for record in privileges {
+            let p = try decode(PrivilegeBody.self, record)
+            guard p.identityId == identityId else { continue }
+            if p.isTemporary {
+                guard let start = p.start, let end = p.end else { continue }
+                if now < start { expires = min(expires, start); continue }
+                if now >= end { continue }
+                expires = min(expires, end)
+            }
+            rules += p.permissions.map { ("privilege:\(p.slug)", $0) }
+        }
+        accessCache.storeRules(key, rules, expires: expires, generation: generation)
+        return rules
+    }
+
+    /// Writes an audit event for a refused call (best effort: a failure to audit is logged, the refusal stands).
+    func auditFailure(_ ctx: CallContext, _ type: String, project: String?, _ metadata: [String: String]) async {
+        let e = event(ctx, type, project: project, metadata)
+        do {
+            try await storage.withRetryingTransaction { tx in try await self.audit.append(e, tx) }
+        } catch {
+            logger.error("cannot audit a refusal", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// An audit event for an allowed operation, naming the grant that allowed it.
+    func allowed(
+        _ ctx: CallContext, _ decision: Decision, _ type: String, project: String?, _ metadata: [String: String] = [:]
+    ) -> AuditEvent {
+        var m = metadata
+        m["decision"] = "allow"
+        m["grantedBy"] = decision.grantedBy
+        if let id = decision.caller.identityId { m["identityId"] = id }
+        return event(ctx, type, project: project, m)
+    }
+
+    /// Fails with `.notFound` unless the project exists.
+    func requireProject(_ slug: String, _ tx: any StorageTransaction) async throws -> Record {
+        guard let record = try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: slug) else {
+            throw EngineError(.notFound, "project '\(slug)' not found")
+        }
+        return record
+    }
+}
+
+extension Optional {
+    func asyncMap<U>(_ transform: (Wrapped) async throws -> U) async rethrows -> U? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}

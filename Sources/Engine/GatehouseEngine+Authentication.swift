@@ -1,0 +1,282 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+
+// Logins, access tokens and lockout.
+extension GatehouseEngine {
+    /// Creates an access token record; returns (token id for audit, issued token).
+    func issueToken(identityId: String, method: String, _ settings: AccessTokenSettings, _ tx: any StorageTransaction)
+        async throws -> (String, IssuedToken)
+    {
+        let token = Self.randomToken("ghat_")
+        let hash = Self.hex(Self.hash(token))
+        let now = clock()
+        let lifetime = settings.accessTokenPeriod > 0 ? settings.accessTokenPeriod : settings.accessTokenTTL
+        let body = TokenBody(
+            identityId: identityId, authMethod: method, expiresAt: now + TimeInterval(lifetime), settings: settings,
+            numUses: 0, isRevoked: false)
+        try await tx.insert(
+            Record(kind: AccessKind.accessToken, id: hash, scope: identityId, body: try Self.encode(body), createdAt: now))
+        let id = String(hash.prefix(16))
+        return (id, IssuedToken(accessToken: token, expiresIn: lifetime, accessTokenMaxTTL: settings.accessTokenMaxTTL))
+    }
+
+    /// Why a stored token cannot be used now, or nil.
+    func tokenProblem(_ body: TokenBody, ip: String?, now: Date) -> String? {
+        if body.isRevoked { return "token revoked" }
+        if now >= body.expiresAt { return "token expired" }
+        if body.settings.accessTokenNumUsesLimit > 0, body.numUses >= body.settings.accessTokenNumUsesLimit {
+            return "token use limit reached"
+        }
+        if !CIDR.allows(body.settings.accessTokenTrustedIps, ip) { return "token used from an untrusted address" }
+        return nil
+    }
+
+    enum Outcome<T: Sendable>: Sendable {
+        case success(T)
+        case failure(EngineError)
+    }
+
+    public func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal {
+        let ctx = CallContext(principal: .anonymous, frontEnd: frontEnd, ipAddress: ipAddress)
+        guard bearerToken.hasPrefix("ghat_"), bearerToken.utf8.count < 200 else {
+            await auditFailure(ctx, "authentication.failed", project: nil, ["method": "token", "reason": "malformed token"])
+            throw EngineError(.unauthenticated, "invalid access token")
+        }
+        let hash = Self.hex(Self.hash(bearerToken))
+        let now = clock()
+        let outcome: Outcome<TokenBody> = try await transact { tx in
+            guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
+                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+            }
+            var body = try self.decode(TokenBody.self, record)
+            if let problem = self.tokenProblem(body, ip: ipAddress, now: now) {
+                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+            }
+            // Only limited tokens pay for a write per use.
+            if body.settings.accessTokenNumUsesLimit > 0 {
+                body.numUses += 1
+                record.body = try Self.encode(body)
+                _ = try await tx.update(record)
+            }
+            return .success(body)
+        }
+        switch outcome {
+        case .failure(let e):
+            await auditFailure(
+                ctx, "authentication.failed", project: nil, ["method": "token", "tokenId": String(hash.prefix(16)), "reason": e.diagnostic])
+            throw e
+        case .success(let body):
+            guard let caller = try await identityCaller(body.identityId) else {
+                throw EngineError(.unauthenticated, "invalid access token", diagnostic: "identity deleted")
+            }
+            return Principal(
+                method: .token, id: body.identityId, name: caller.name,
+                attributes: ["tokenId": String(hash.prefix(16)), "authMethod": body.authMethod])
+        }
+    }
+
+    public func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken {
+        guard !clientId.isEmpty, clientId.utf8.count <= 64, clientSecret.bytes.count <= 200 else {
+            await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "reason": "malformed credentials"])
+            throw EngineError(.unauthenticated, "invalid client ID or client secret")
+        }
+        let presented = Data(SHA256.hash(data: clientSecret.bytes))
+        let now = clock()
+        let outcome: Outcome<(String, String, IssuedToken)> = try await transact { tx in
+            guard let config = try await tx.find(kind: AccessKind.universalAuth, scope: AccessKind.org, name: clientId) else {
+                return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: "unknown client ID"))
+            }
+            let ua = try self.decode(UniversalAuthInfo.self, config)
+            let identityId = ua.identityId
+            let lockout = try await tx.get(kind: AccessKind.lockout, id: identityId)
+            var state = try lockout.map { try self.decode(LockoutBody.self, $0) }
+            if ua.lockoutEnabled, let until = state?.lockedUntil, now < until {
+                return .failure(
+                    EngineError(
+                        .locked, "identity is locked after repeated failed logins; retry in \(Int(until.timeIntervalSince(now).rounded(.up))) s",
+                        diagnostic: "locked out"))
+            }
+            // Check every secret (no early exit) in constant time per comparison.
+            let secrets = try await tx.list(kind: AccessKind.clientSecret, scope: identityId, afterID: nil, limit: 1000)
+            var match: (Record, ClientSecretBody)?
+            for r in secrets {
+                let b = try self.decode(ClientSecretBody.self, r)
+                if Self.constantTimeEqual(b.hash, presented), match == nil { match = (r, b) }
+            }
+            var problem: String?
+            if !CIDR.allows(ua.clientSecretTrustedIps, ctx.ipAddress) {
+                problem = "login from an untrusted address"
+            } else if let (r, b) = match {
+                if b.isRevoked {
+                    problem = "client secret revoked"
+                } else if b.ttl > 0, now >= r.createdAt + TimeInterval(b.ttl) {
+                    problem = "client secret expired"
+                } else if b.numUsesLimit > 0, b.numUses >= b.numUsesLimit {
+                    problem = "client secret use limit reached"
+                }
+            } else {
+                problem = "wrong client secret"
+            }
+            if let problem {
+                if ua.lockoutEnabled {
+                    var s = state ?? LockoutBody(failures: 0, lastFailureAt: now, lockedUntil: nil)
+                    if now.timeIntervalSince(s.lastFailureAt) > TimeInterval(ua.lockoutCounterResetSeconds) || s.lockedUntil != nil {
+                        s.failures = 0
+                        s.lockedUntil = nil
+                    }
+                    s.failures += 1
+                    s.lastFailureAt = now
+                    if s.failures >= ua.lockoutThreshold {
+                        s.lockedUntil = now + TimeInterval(ua.lockoutDurationSeconds)
+                        s.failures = 0
+                    }
+                    if var l = lockout {
+                        l.body = try Self.encode(s)
+                        _ = try await tx.update(l)
+                    } else {
+                        try await tx.insert(Record(kind: AccessKind.lockout, id: identityId, body: try Self.encode(s), createdAt: now))
+                    }
+                    state = s
+                }
+                try await self.audit.append(
+                    self.event(
+                        ctx, "login.failed", project: nil,
+                        ["method": "universal-auth", "identityId": identityId, "reason": problem,
+                         "lockedUntil": state?.lockedUntil.map { ISO8601DateFormatter().string(from: $0) } ?? ""]), tx)
+                return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: problem))
+            }
+            guard let matched = match else { return .failure(EngineError(.internal, "unreachable")) }
+            var (secretRecord, secretBody) = matched
+            if let l = lockout {
+                try await tx.delete(kind: AccessKind.lockout, id: l.id, expectedVersion: l.version)
+            }
+            secretBody.numUses += 1
+            secretRecord.body = try Self.encode(secretBody)
+            _ = try await tx.update(secretRecord)
+            let (tokenId, issued) = try await self.issueToken(identityId: identityId, method: "universal-auth", ua.token, tx)
+            try await self.audit.append(
+                self.event(
+                    ctx, "login.universal-auth", project: nil,
+                    ["identityId": identityId, "clientSecretId": secretRecord.id, "tokenId": tokenId]), tx)
+            return .success((identityId, tokenId, issued))
+        }
+        switch outcome {
+        case .failure(let e):
+            if e.code == .locked {
+                await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "clientId": clientId, "reason": "locked out"])
+            } else if e.diagnostic == "unknown client ID" {
+                await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "clientId": clientId, "reason": e.diagnostic])
+            }
+            throw e
+        case .success(let (_, _, issued)):
+            return issued
+        }
+    }
+
+    static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for (x, y) in zip(a, b) { diff |= x ^ y }
+        return diff == 0
+    }
+
+    public func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken {
+        guard ctx.principal.method == .tlsCertificate, !identityId.isEmpty, identityId.utf8.count <= 64 else {
+            await auditFailure(ctx, "login.failed", project: nil, ["method": "tls-cert-auth", "reason": "no client certificate"])
+            throw EngineError(.unauthenticated, "a client certificate is required")
+        }
+        guard try await certificateIdentity(ctx.principal, only: identityId) == identityId else {
+            await auditFailure(
+                ctx, "login.failed", project: nil,
+                ["method": "tls-cert-auth", "identityId": identityId, "reason": "certificate not accepted by this identity"])
+            throw EngineError(.unauthenticated, "the client certificate is not accepted for this identity")
+        }
+        return try await transact { tx in
+            guard let r = try await tx.get(kind: AccessKind.tlsCertAuth, id: identityId) else {
+                throw EngineError(.unauthenticated, "the client certificate is not accepted for this identity")
+            }
+            let settings = try self.decode(TLSCertAuthInfo.self, r).token
+            let (tokenId, issued) = try await self.issueToken(identityId: identityId, method: "tls-cert-auth", settings, tx)
+            try await self.audit.append(
+                self.event(ctx, "login.tls-cert-auth", project: nil, ["identityId": identityId, "tokenId": tokenId]), tx)
+            return issued
+        }
+    }
+
+    public func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken {
+        let hash = Self.hex(Self.hash(accessToken))
+        let now = clock()
+        let outcome: Outcome<IssuedToken> = try await transact { tx in
+            guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
+                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+            }
+            var body = try self.decode(TokenBody.self, record)
+            if let problem = self.tokenProblem(body, ip: ctx.ipAddress, now: now) {
+                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+            }
+            let s = body.settings
+            if s.accessTokenPeriod > 0 {
+                body.expiresAt = now + TimeInterval(s.accessTokenPeriod)
+            } else {
+                var expiry = now + TimeInterval(s.accessTokenTTL)
+                if s.accessTokenMaxTTL > 0 {
+                    let hardEnd = record.createdAt + TimeInterval(s.accessTokenMaxTTL)
+                    guard now < hardEnd else {
+                        return .failure(EngineError(.unauthenticated, "the token has reached its max TTL", diagnostic: "max TTL"))
+                    }
+                    expiry = min(expiry, hardEnd)
+                }
+                body.expiresAt = expiry
+            }
+            record.body = try Self.encode(body)
+            _ = try await tx.update(record)
+            try await self.audit.append(
+                self.event(ctx, "token.renew", project: nil, ["identityId": body.identityId, "tokenId": String(hash.prefix(16))]), tx)
+            return .success(
+                IssuedToken(
+                    accessToken: accessToken, expiresIn: Int(body.expiresAt.timeIntervalSince(now).rounded(.down)),
+                    accessTokenMaxTTL: s.accessTokenMaxTTL))
+        }
+        switch outcome {
+        case .success(let t): return t
+        case .failure(let e):
+            await auditFailure(ctx, "token.renew.failed", project: nil, ["tokenId": String(hash.prefix(16)), "reason": e.diagnostic])
+            throw e
+        }
+    }
+
+    public func revokeToken(_ ctx: CallContext, accessToken: String) async throws {
+        let hash = Self.hex(Self.hash(accessToken))
+        let found: Bool = try await transact { tx in
+            guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else { return false }
+            var body = try self.decode(TokenBody.self, record)
+            body.isRevoked = true
+            record.body = try Self.encode(body)
+            _ = try await tx.update(record)
+            try await self.audit.append(
+                self.event(ctx, "token.revoke", project: nil, ["identityId": body.identityId, "tokenId": String(hash.prefix(16))]), tx)
+            return true
+        }
+        guard found else {
+            await auditFailure(ctx, "token.revoke.failed", project: nil, ["tokenId": String(hash.prefix(16)), "reason": "unknown token"])
+            throw EngineError(.unauthenticated, "invalid access token")
+        }
+    }
+
+    public func whoami(_ ctx: CallContext) async throws -> [String: String] {
+        guard let caller = try await resolve(ctx.principal) else {
+            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "whoami", "reason": "no identity accepts these credentials"])
+            throw EngineError(.unauthenticated, "authentication required")
+        }
+        var out = ["method": ctx.principal.method.rawValue, "name": caller.name, "orgRole": caller.orgRole.rawValue]
+        switch caller.kind {
+        case .superuser: out["kind"] = ctx.principal.method == .system ? "system" : "bootstrap-admin"
+        case .identity:
+            out["kind"] = "identity"
+            out["identityId"] = caller.identityId ?? ""
+        }
+        return out
+    }
+}
