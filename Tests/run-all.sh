@@ -23,14 +23,14 @@ fi
 
 # 2. Python test tools in a venv under the build folder (re-installed when the list changes).
 VENV="$ROOT/.build/test-venv"
-PY_SPECS="sslyze pykmip==0.11.0"
+PY_SPECS="sslyze pykmip==0.11.0 schemathesis==4.32.5"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_SPECS" ]; then
   log "preparing $VENV ($PY_SPECS)"
   { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q --upgrade pip >&2 &&
     "$VENV/bin/pip" install -q $PY_SPECS >&2 && echo "$PY_SPECS" > "$VENV/.specs" ||
     { log "pip install failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
-export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python"
+export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python" SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
 
 # 3. Build everything (the daemon binary is used by the end-to-end tests).
 log "swift build --build-tests"
@@ -52,7 +52,7 @@ if ! PG_TEST_URL="$("$ROOT/Tests/scripts/pg-server.sh" start "$PGDIR" "$PGPORT")
 fi
 export PG_TEST_URL
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
-export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1
+export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1
 
 # 5. The whole suite.
 OUT="$(mktemp /tmp/gatehouse-test-out.XXXXXX)"

@@ -55,9 +55,7 @@ struct AccessRoutes: Sendable {
     func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
         try await api.context(request, context)
     }
-    func page(_ request: Request) -> (String?, Int) {
-        (request.uri.queryParameters.get("after"), request.uri.queryParameters.get("limit", as: Int.self) ?? 100)
-    }
+    func page(_ request: Request) throws -> (String?, Int) { try AdminAPI.page(request) }
 
     func register(on api: RouterGroup<GatehouseRequestContext>) {
         // Projects
@@ -67,7 +65,7 @@ struct AccessRoutes: Sendable {
             return JSON(ProjectResponse(project: p), status: .created)
         }
         api.get("projects") { request, c in
-            let (after, limit) = page(request)
+            let (after, limit) = try page(request)
             let p = try await engine.listProjects(try await ctx(request, c), after: after, limit: limit)
             return JSON(ProjectList(projects: p.items, next: p.next))
         }
@@ -85,7 +83,7 @@ struct AccessRoutes: Sendable {
             return JSON(IdentityResponse(identity: try await engine.createIdentity(try await ctx(request, c), spec)), status: .created)
         }
         api.get("identities") { request, c in
-            let (after, limit) = page(request)
+            let (after, limit) = try page(request)
             let p = try await engine.listIdentities(try await ctx(request, c), after: after, limit: limit)
             return JSON(IdentityList(identities: p.items, next: p.next))
         }

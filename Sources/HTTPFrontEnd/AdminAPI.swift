@@ -78,6 +78,16 @@ public struct AdminAPI: Sendable {
         }
     }
 
+    /// `after` and `limit` query parameters; `limit` must be an integer 1–1000 (default 100).
+    static func page(_ request: Request) throws -> (String?, Int) {
+        let after = request.uri.queryParameters.get("after")
+        guard let text = request.uri.queryParameters.get("limit") else { return (after, 100) }
+        guard let limit = Int(text), (1...1000).contains(limit) else {
+            throw HTTPError(.badRequest, message: "limit must be an integer from 1 to 1000")
+        }
+        return (after, limit)
+    }
+
     static func utf8(_ s: SecretBytes) -> String { String(decoding: s.bytes, as: UTF8.self) }
 
     /// Adds the routes to a router.
@@ -96,8 +106,7 @@ public struct AdminAPI: Sendable {
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")
-            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
-            let after = request.uri.queryParameters.get("after")
+            let (after, limit) = try Self.page(request)
             let page = try await engine.listSecrets(try await context(request, ctx), project: project, after: after, limit: limit)
             return SecretList(secrets: page.items, next: page.next)
         }
@@ -129,8 +138,10 @@ public struct AdminAPI: Sendable {
             return .noContent
         }
         api.get("audit/events") { request, ctx -> AuditList in
-            let after = request.uri.queryParameters.get("after", as: Int64.self) ?? 0
-            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
+            let (afterText, limit) = try Self.page(request)
+            guard let after = afterText.map({ Int64($0) }) ?? 0, after >= 0 else {
+                throw HTTPError(.badRequest, message: "after must be a non-negative integer")
+            }
             let events = try await engine.auditEvents(try await context(request, ctx), after: after, limit: limit)
             return AuditList(events: events.map { .init(sequence: $0.sequence, hash: $0.hash, event: $0.event) })
         }

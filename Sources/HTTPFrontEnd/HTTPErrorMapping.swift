@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// The admin API's one mapping from `EngineError` to HTTP: a status and a JSON body
 /// `{"error": {"code": "...", "message": "..."}}` with a stable code and a human message.
@@ -63,8 +64,12 @@ public enum HTTPErrorMapping {
 public struct ErrorAndMetricsMiddleware: RouterMiddleware {
     public typealias Context = GatehouseRequestContext
     let listener: String
+    let routes: RouteTable
 
-    public init(listener: String) { self.listener = listener }
+    public init(listener: String, routes: RouteTable = RouteTable()) {
+        self.listener = listener
+        self.routes = routes
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -73,6 +78,18 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
         let response: Response
         do {
             response = try await next(request, context)
+        } catch let e as HTTPError where e.status == .notFound {
+            // The path exists with other methods: 405 with Allow (RFC 9110 §15.5.6), not 404.
+            let allowed = routes.methods(for: request.uri.path)
+            if allowed.isEmpty || allowed.contains(request.method.rawValue) {
+                response = HTTPErrorMapping.response(for: e)
+            } else {
+                var r = HTTPErrorMapping.response(
+                    status: .methodNotAllowed, code: "method_not_allowed",
+                    message: "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+                r.headers[.allow] = allowed.joined(separator: ", ")
+                response = r
+            }
         } catch {
             response = HTTPErrorMapping.response(for: error)
         }
@@ -80,5 +97,29 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
             listener: listener, operation: "\(request.method) \(context.endpointPath ?? "unmatched")",
             status: Int(response.status.code), elapsed: ContinuousClock.now - start)
         return response
+    }
+}
+
+/// The routes of a router (filled in after registration), to tell "no such path" (404) from "no such method" (405).
+public final class RouteTable: Sendable {
+    private let entries = Mutex<[(method: String, segments: [Substring])]>([])
+
+    public init() {}
+
+    /// Records the router's routes.
+    public func record<Context>(_ router: Router<Context>) {
+        let list = router.routes.map { (method: $0.method.rawValue, segments: "\($0.path)".split(separator: "/")) }
+        entries.withLock { $0 = list }
+    }
+
+    /// Methods registered for paths matching `path` (sorted).
+    public func methods(for path: String) -> [String] {
+        let parts = path.split(separator: "/")
+        let list = entries.withLock { $0 }
+        var out = Set<String>()
+        for entry in list where entry.segments.count == parts.count {
+            if zip(entry.segments, parts).allSatisfy({ $0.hasPrefix(":") || $0 == $1 }) { out.insert(entry.method) }
+        }
+        return out.sorted()
     }
 }

@@ -68,8 +68,10 @@ public enum HTTPListener {
         engine: any Engine, settings: Settings, readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
-        router.add(middleware: ErrorAndMetricsMiddleware(listener: settings.name))
+        let table = RouteTable()
+        router.add(middleware: ErrorAndMetricsMiddleware(listener: settings.name, routes: table))
         AdminAPI(engine: engine, maxBodySize: settings.maxMessageSize).register(on: router, readiness: readiness)
+        table.record(router)
         return router
     }
 
