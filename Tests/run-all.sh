@@ -57,7 +57,8 @@ export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMI
 # 5. The whole suite.
 OUT="$(mktemp /tmp/gatehouse-test-out.XXXXXX)"
 log "swift test"
-swift test --skip-build --no-parallel 2>&1 | tee "$OUT"
+# A hung test must fail the run, not stall CI: the whole suite gets 45 minutes.
+timeout --kill-after=30 2700 swift test --skip-build --no-parallel 2>&1 | tee "$OUT"
 status=${PIPESTATUS[0]}
 total=$(grep -Eo 'Test run with [0-9]+ tests?' "$OUT" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Ec '^✘ Test .* failed after' "$OUT" || true)

@@ -121,7 +121,7 @@ public final class GatehouseDaemon: Sendable {
                             host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
                             handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
                             idleTimeout: HTTPListener.timeAmount(listener.idleTimeout)),
-                        counter: counter, logger: logger, onBound: onBound))
+                        engine: engine, counter: counter, logger: logger, onBound: onBound))
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))

@@ -26,6 +26,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let cryptographicFailure = Code(rawValue: "cryptographic_failure")
         /// Storage or another dependency is unavailable; retry later.
         public static let unavailable = Code(rawValue: "unavailable")
+        /// The request is valid but asks for something this server does not implement (mode, algorithm).
+        public static let featureNotSupported = Code(rawValue: "feature_not_supported")
         /// Too many failed attempts: the identity is locked out for a while.
         public static let locked = Code(rawValue: "locked")
         /// A bug or an unexpected condition.

@@ -19,6 +19,7 @@ public enum HTTPErrorMapping {
         case .wrongState: return .conflict
         case .unavailable: return .serviceUnavailable
         case .locked: return .tooManyRequests
+        case .featureNotSupported: return .notImplemented
         case .cryptographicFailure, .internal: return .internalServerError
         default: return .internalServerError
         }

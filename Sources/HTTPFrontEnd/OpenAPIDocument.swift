@@ -379,6 +379,9 @@ public enum OpenAPIDocument {
             "create",
             "edit",
             "delete",
+            "encrypt",
+            "decrypt",
+            "mac",
             "*"
            ]
           },

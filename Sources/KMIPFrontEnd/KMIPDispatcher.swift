@@ -8,17 +8,28 @@ import TTLV
 public struct KMIPDispatcher: Sendable {
     public var maxMessageSize: Int
     public var clock: @Sendable () -> Int64
+    /// The engine; without one (codec tests) only DiscoverVersions and Query are answered.
+    public var engine: (any Engine)?
 
-    public init(maxMessageSize: Int, clock: @escaping @Sendable () -> Int64) {
+    public init(maxMessageSize: Int, engine: (any Engine)? = nil, clock: @escaping @Sendable () -> Int64) {
         self.maxMessageSize = maxMessageSize
+        self.engine = engine
         self.clock = clock
     }
 
-    /// Operations this build answers. Key lifecycle and crypto operations arrive with the engine's key API.
-    public static let supportedOperations: [KMIPOperation] = [.discoverVersions, .query]
+    /// Operations this build answers.
+    public static let keyOperations: [KMIPOperation] = [
+        .create, .register, .locate, .get, .getAttributes, .getAttributeList, .activate, .revoke, .destroy, .encrypt,
+        .decrypt, .mac,
+    ]
+    public var supportedOperations: [KMIPOperation] {
+        engine == nil ? [.discoverVersions, .query] : Self.keyOperations + [.query, .discoverVersions]
+    }
     public static let vendor = "Gatehouse"
 
-    public func process(_ bytes: [UInt8], principal: Principal) -> (response: [UInt8], closeConnection: Bool) {
+    public func process(_ bytes: [UInt8], principal: Principal, ipAddress: String? = nil) async -> (
+        response: [UInt8], closeConnection: Bool
+    ) {
         let fallback = ProtocolVersion(1, 0)
         let item: TTLVItem
         do {
@@ -47,8 +58,10 @@ public struct KMIPDispatcher: Sendable {
             )
         }
         var results: [KMIPBatchResult] = []
+        var state = BatchState()
+        let ctx = CallContext(principal: principal, frontEnd: "kmip", ipAddress: ipAddress)
         for batchItem in request.items {
-            let result = handle(batchItem, version: request.protocolVersion)
+            let result = await handle(batchItem, version: request.protocolVersion, ctx: ctx, state: &state)
             results.append(result)
             // Batch Error Continuation Option: 1 Continue; 2 Stop (default); 3 Undo (treated as Stop: nothing here
             // changes state yet).
@@ -63,7 +76,9 @@ public struct KMIPDispatcher: Sendable {
         return (response, false)
     }
 
-    func handle(_ item: KMIPRequest.BatchItem, version: ProtocolVersion) -> KMIPBatchResult {
+    func handle(_ item: KMIPRequest.BatchItem, version: ProtocolVersion, ctx: CallContext, state: inout BatchState) async
+        -> KMIPBatchResult
+    {
         guard let operation = item.operation else {
             return .failure(item, .operationNotSupported, "unknown operation \(item.operationCode)")
         }
@@ -76,9 +91,39 @@ public struct KMIPDispatcher: Sendable {
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: KMIPProtocolOperations.query(
-                    item.payload, operations: Self.supportedOperations, objectTypes: [], vendor: Self.vendor))
+                    item.payload, operations: supportedOperations,
+                    objectTypes: engine == nil ? [] : [.symmetricKey, .secretData, .opaqueObject], vendor: Self.vendor))
         default:
-            return .failure(item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
+            guard let engine, Self.keyOperations.contains(operation) else {
+                return .failure(item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
+            }
+            let ops = KMIPKeyOperations(engine: engine, ctx: ctx, version: version)
+            do {
+                let payload: [TTLVItem]
+                switch operation {
+                case .create: payload = try await ops.create(item.payload, &state)
+                case .register: payload = try await ops.register(item.payload, &state)
+                case .get: payload = try await ops.get(item.payload, &state)
+                case .getAttributes: payload = try await ops.getAttributes(item.payload, &state)
+                case .getAttributeList: payload = try await ops.getAttributeList(item.payload, &state)
+                case .activate: payload = try await ops.activate(item.payload, &state)
+                case .revoke: payload = try await ops.revoke(item.payload, &state)
+                case .destroy: payload = try await ops.destroy(item.payload, &state)
+                case .locate: payload = try await ops.locate(item.payload)
+                case .encrypt: payload = try await ops.encrypt(item.payload, &state)
+                case .decrypt: payload = try await ops.decrypt(item.payload, &state)
+                case .mac: payload = try await ops.mac(item.payload, &state)
+                default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
+                }
+                return KMIPBatchResult(
+                    operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: payload)
+            } catch let e as KMIPFieldError {
+                return .failure(item, e.reason, e.message)
+            } catch let e as EngineError {
+                return .failure(item, KMIPKeyOperations.reason(for: e.code), e.message)
+            } catch {
+                return .failure(item, .generalFailure, "internal error")
+            }
         }
     }
 }

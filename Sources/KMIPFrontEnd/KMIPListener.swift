@@ -34,8 +34,13 @@ public struct KMIPListener: Service {
     let counter: ConnectionCounter
     let logger: Logger
     let onBound: @Sendable (Int) async -> Void
+    let engine: any Engine
 
-    public init(settings: Settings, counter: ConnectionCounter, logger: Logger, onBound: @escaping @Sendable (Int) async -> Void) {
+    public init(
+        settings: Settings, engine: any Engine, counter: ConnectionCounter, logger: Logger,
+        onBound: @escaping @Sendable (Int) async -> Void
+    ) {
+        self.engine = engine
         self.settings = settings
         self.counter = counter
         self.logger = logger
@@ -63,7 +68,8 @@ public struct KMIPListener: Service {
             }
         logger.info("KMIP listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
         await onBound(server.channel.localAddress?.port ?? settings.port)
-        let dispatcher = KMIPDispatcher(maxMessageSize: settings.maxMessageSize, clock: { Int64(Date().timeIntervalSince1970) })
+        let dispatcher = KMIPDispatcher(
+            maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { connections in
@@ -80,10 +86,15 @@ public struct KMIPListener: Service {
     static func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: KMIPDispatcher, logger: Logger) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
-                let principal = await PeerPrincipal.principal(of: connection.channel)
+                // The principal is read once the first frame arrived: the TLS handshake (and so the client
+                // certificate) is complete by then.
+                var principal: Principal?
+                let ip = connection.channel.remoteAddress?.ipAddress
                 do {
                     for try await frame in inbound.cancelOnGracefulShutdown() {
-                        let (response, close) = dispatcher.process(Array(buffer: frame), principal: principal)
+                        if principal == nil { principal = await PeerPrincipal.principal(of: connection.channel) }
+                        let principal = principal ?? .anonymous
+                        let (response, close) = await dispatcher.process(Array(buffer: frame), principal: principal, ipAddress: ip)
                         try await outbound.write(ByteBuffer(bytes: response))
                         if close { return }
                     }

@@ -61,8 +61,11 @@ struct KMIPConnection {
 
 struct KMIP: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "KMIP over persistent mTLS connections (one per worker), DiscoverVersions round trips.",
-        discussion: "Key operations (Get, Encrypt, Create) join once the KMIP key operations are served.")
+        abstract: "KMIP over persistent mTLS connections (one per worker): DiscoverVersions, Get, Encrypt, Create.",
+        discussion: """
+            get: Get of one AES-256 key created (and activated) at the start. encrypt: AES-256-GCM of 1 KiB with that key.
+            create: durable Create of AES-256 keys (each acknowledged after its transaction is on disk).
+            """)
 
     @Option(help: "Gatehouse KMIP HOST:PORT.") var target = "127.0.0.1:5696"
     @Option var ca = ".gatehouse/certs/ca.crt"
@@ -76,7 +79,8 @@ struct KMIP: AsyncParsableCommand {
     var peerCiphers: String?
     @Option(help: "Comma-separated concurrency levels.") var concurrency = "1,4,16"
     @Option(help: "Seconds per level.") var seconds: Double = 5
-    @Option(help: "Protocol version of the requests, MAJOR.MINOR.") var version = "1.2"
+    @Option(help: "Protocol version of the requests, MAJOR.MINOR.") var version = "1.4"
+    @Option(help: "Comma-separated operations: discover, get, encrypt, create.") var operations = "discover,get,encrypt,create"
 
     struct Result {
         var ops: Int
@@ -91,7 +95,7 @@ struct KMIP: AsyncParsableCommand {
         }
     }
 
-    func request(_ v: ProtocolVersion) -> [UInt8] {
+    static func message(_ v: ProtocolVersion, _ operation: KMIPOperation, _ payload: [TTLVItem]) -> [UInt8] {
         TTLVEncoder.encode(
             TTLVItem(
                 tag: KMIPTag.requestMessage,
@@ -110,10 +114,77 @@ struct KMIP: AsyncParsableCommand {
                     TTLVItem(
                         tag: KMIPTag.batchItem,
                         .structure([
-                            TTLVItem(tag: KMIPTag.operation, .enumeration(KMIPOperation.discoverVersions.rawValue)),
-                            TTLVItem(tag: KMIPTag.requestPayload, .structure([])),
+                            TTLVItem(tag: KMIPTag.operation, .enumeration(operation.rawValue)),
+                            TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
                         ])),
                 ])))
+    }
+
+    static func attribute(_ name: String, _ value: TTLVValue) -> TTLVItem {
+        TTLVItem(
+            tag: KMIPTag.attribute,
+            .structure([TTLVItem(tag: KMIPTag.attributeName, .textString(name)), TTLVItem(tag: KMIPTag.attributeValue, value)]))
+    }
+
+    static func createRequest(_ v: ProtocolVersion) -> [UInt8] {
+        message(v, .create, [
+            TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
+            TTLVItem(
+                tag: KMIPTag.templateAttribute,
+                .structure([
+                    attribute("Cryptographic Algorithm", .enumeration(3)), attribute("Cryptographic Length", .integer(256)),
+                    attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)),
+                ])),
+        ])
+    }
+
+    static func uidPayload(_ uid: String) -> [TTLVItem] { [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(uid))] }
+
+    static func encryptRequest(_ v: ProtocolVersion, _ uid: String, _ data: [UInt8]) -> [UInt8] {
+        message(v, .encrypt, uidPayload(uid) + [
+            TTLVItem(tag: KMIPTag.cryptographicParameters, .structure([TTLVItem(tag: KMIPTag.blockCipherMode, .enumeration(9))])),
+            TTLVItem(tag: KMIPTag.data, .byteString(data)),
+        ])
+    }
+
+    /// Sends one request on a fresh connection and returns the response payload.
+    static func roundTrip(_ e: Endpoint, _ body: [UInt8]) async throws -> TTLVItem {
+        let connection = try await KMIPConnection.open(e)
+        return try await connection.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            try await outbound.write(ByteBuffer(bytes: body))
+            guard let frame = try await iterator.next(), let m = try? TTLVDecoder().decode(Array(buffer: frame)),
+                let item = m.child(KMIPTag.batchItem)
+            else { throw ValidationError("no response") }
+            guard case .enumeration(let status)? = item.child(KMIPTag.resultStatus)?.value, status == 0 else {
+                var why = ""
+                if case .textString(let t)? = item.child(KMIPTag.resultMessage)?.value { why = t }
+                throw ValidationError("setup request failed: \(why)")
+            }
+            return item.child(KMIPTag.responsePayload) ?? TTLVItem(tag: 0, .structure([]))
+        }
+    }
+
+    /// Creates and activates an AES-256 key for the get/encrypt workloads; returns its UID.
+    static func setupKey(_ e: Endpoint, _ v: ProtocolVersion) async throws -> String {
+        let created = try await roundTrip(e, createRequest(v))
+        guard case .textString(let uid)? = created.child(KMIPTag.uniqueIdentifier)?.value else {
+            throw ValidationError("Create returned no Unique Identifier")
+        }
+        _ = try await roundTrip(e, message(v, .activate, uidPayload(uid)))
+        return uid
+    }
+
+    /// The request bytes of one workload for one endpoint.
+    static func workload(_ op: String, _ e: Endpoint, _ v: ProtocolVersion) async throws -> [UInt8] {
+        switch op {
+        case "discover": return message(v, .discoverVersions, [])
+        case "create": return createRequest(v)
+        case "get": return message(v, .get, uidPayload(try await setupKey(e, v)))
+        case "encrypt":
+            return encryptRequest(v, try await setupKey(e, v), (0..<1024).map { UInt8(truncatingIfNeeded: $0) })
+        default: throw ValidationError("unknown operation \(op)")
+        }
     }
 
     static func succeeded(_ frame: ByteBuffer) -> Bool {
@@ -165,25 +236,36 @@ struct KMIP: AsyncParsableCommand {
         return result
     }
 
-    func line(_ name: String, _ c: Int, _ r: Result) -> String {
+    func line(_ name: String, _ op: String, _ c: Int, _ r: Result) -> String {
         String(
-            format: "%-10@ discover-versions c=%-3d %9.0f ops/s  p50 %6.3f ms  p99 %6.3f ms  p999 %6.3f ms  errors %d",
-            name, c, r.rate, r.percentile(0.50), r.percentile(0.99), r.percentile(0.999), r.errors)
+            format: "%-10@ %-9@ c=%-3d %9.0f ops/s  p50 %6.3f ms  p99 %6.3f ms  p999 %6.3f ms  errors %d",
+            name, op, c, r.rate, r.percentile(0.50), r.percentile(0.99), r.percentile(0.999), r.errors)
     }
 
     func run() async throws {
         let parts = version.split(separator: ".").compactMap { Int32($0) }
         guard parts.count == 2 else { throw ValidationError("--version MAJOR.MINOR") }
-        let body = request(ProtocolVersion(parts[0], parts[1]))
+        let v = ProtocolVersion(parts[0], parts[1])
         let gatehouse = try Endpoint.parse(target, ca: ca, cert: cert, key: key)
         let other = try peer.map { try Endpoint.parse($0, ca: peerCa ?? ca, cert: peerCert ?? cert, key: peerKey ?? key, ciphers: peerCiphers) }
-        for c in concurrency.split(separator: ",").compactMap({ Int($0) }) {
-            let g = try await measure(gatehouse, workers: c, body: body)
-            print(line("gatehouse", c, g))
+        for op in operations.split(separator: ",").map(String.init) {
+            let body = try await Self.workload(op, gatehouse, v)
+            var peerBody: [UInt8]?
             if let other {
-                let p = try await measure(other, workers: c, body: body)
-                print(line("peer", c, p))
-                print(String(format: "ratio gatehouse/peer c=%d: %.1fx", c, g.rate / max(p.rate, 0.001)))
+                do {
+                    peerBody = try await Self.workload(op, other, v)
+                } catch {
+                    print("peer      \(op): setup failed (\(error)); not measured")
+                }
+            }
+            for c in concurrency.split(separator: ",").compactMap({ Int($0) }) {
+                let g = try await measure(gatehouse, workers: c, body: body)
+                print(line("gatehouse", op, c, g))
+                if let other, let peerBody {
+                    let p = try await measure(other, workers: c, body: peerBody)
+                    print(line("peer", op, c, p))
+                    print(String(format: "ratio gatehouse/peer %@ c=%d: %.1fx", op, c, g.rate / max(p.rate, 0.001)))
+                }
             }
         }
     }

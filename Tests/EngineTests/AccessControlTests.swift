@@ -39,6 +39,8 @@ struct World {
     var personas: [String: IdentityInfo] = [:]
     var spare: IdentityInfo
     var uaIdentity: IdentityInfo
+    /// Per project: an Active AES key, a Pre-Active AES key and an Active HMAC key.
+    var keys: [String: (active: String, preActive: String, hmac: String)] = [:]
 
     static func make() async throws -> World {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
@@ -68,6 +70,14 @@ struct World {
             engine: engine, spare: try await identity("spare", .noAccess, projectRole: "viewer"),
             uaIdentity: try await identity("ua-holder", .noAccess, projectRole: nil))
         _ = try await engine.attachUniversalAuth(admin, identityId: w.uaIdentity.id, AuthMethodSpec())
+        for p in ["alpha", "beta"] {
+            let active = try await engine.createKey(admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, names: ["k-\(p)"]))
+            _ = try await engine.activateObject(admin, id: active.id)
+            let pre = try await engine.createKey(admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+            let hmac = try await engine.createKey(admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256))
+            _ = try await engine.activateObject(admin, id: hmac.id)
+            w.keys[p] = (active.id, pre.id, hmac.id)
+        }
         w.personas["org-admin"] = try await identity("org-admin", .admin, projectRole: nil)
         w.personas["org-member"] = try await identity("org-member", .member, projectRole: nil)
         w.personas["project-admin"] = try await identity("project-admin", .noAccess, projectRole: "admin")
@@ -102,6 +112,17 @@ let operations: [(String, Bool, Operation)] = [
     ("membership.delete", true, { w, c, p in try await w.engine.deleteMembership(c, project: p, identityId: w.spare.id) }),
     ("privilege.create", true, { w, c, p in _ = try await w.engine.createPrivilege(c, project: p, PrivilegeSpec(identityId: w.spare.id, slug: "x", permissions: [Permission(subject: "secrets", actions: ["read"])])) }),
     ("privilege.list", true, { w, c, p in _ = try await w.engine.listPrivileges(c, project: p) }),
+    ("kms.create", true, { w, c, p in _ = try await w.engine.createKey(c, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256)) }),
+    ("kms.register", true, { w, c, p in _ = try await w.engine.registerObject(c, project: p, ObjectSpec(objectType: .secretData), material: SecretBytes([1, 2, 3])) }),
+    ("kms.get", true, { w, c, p in _ = try await w.engine.getObject(c, id: w.keys[p]?.active ?? "") }),
+    ("kms.attributes", true, { w, c, p in _ = try await w.engine.objectAttributes(c, id: w.keys[p]?.active ?? "") }),
+    ("kms.locate", true, { w, c, p in _ = try await w.engine.locateObjects(c, project: p, LocateFilter()) }),
+    ("kms.activate", true, { w, c, p in _ = try await w.engine.activateObject(c, id: w.keys[p]?.preActive ?? "") }),
+    ("kms.revoke", true, { w, c, p in _ = try await w.engine.revokeObject(c, id: w.keys[p]?.active ?? "", reason: 5, message: nil, compromiseOccurrence: nil) }),
+    ("kms.destroy", true, { w, c, p in _ = try await w.engine.destroyObject(c, id: w.keys[p]?.preActive ?? "") }),
+    ("kms.encrypt", true, { w, c, p in _ = try await w.engine.encrypt(c, id: w.keys[p]?.active ?? "", CipherParameters(), data: [1], iv: nil, aad: nil) }),
+    ("kms.decrypt", true, { w, c, p in _ = try await w.engine.decrypt(c, id: w.keys[p]?.active ?? "", CipherParameters(), data: [1], iv: Array(repeating: 0, count: 12), aad: nil, tag: Array(repeating: 0, count: 16)) }),
+    ("kms.mac", true, { w, c, p in _ = try await w.engine.mac(c, id: w.keys[p]?.hmac ?? "", CipherParameters(), data: [1]) }),
     ("project.create", false, { w, c, _ in _ = try await w.engine.createProject(c, slug: "new-one", description: "") }),
     ("identity.create", false, { w, c, _ in _ = try await w.engine.createIdentity(c, IdentitySpec(name: "fresh")) }),
     ("identity.list", false, { w, c, _ in _ = try await w.engine.listIdentities(c, after: nil, limit: 10) }),
@@ -127,14 +148,16 @@ let testCA: CertificateFactory.Issued = {
 let orgOps: Set<String> = Set(operations.filter { !$0.1 }.map(\.0))
 let projectOps: Set<String> = Set(operations.filter { $0.1 }.map(\.0))
 let secretReads: Set<String> = ["secret.read app-*", "secret.read db-*", "secret.list"]
-let projectReads: Set<String> = secretReads.union(["project.get", "role.list", "role.get", "membership.list", "privilege.list"])
+let kmsReads: Set<String> = ["kms.get", "kms.attributes", "kms.locate"]
+let kmsAll: Set<String> = Set(operations.map(\.0).filter { $0.hasPrefix("kms.") })
+let projectReads: Set<String> = secretReads.union(kmsReads).union(["project.get", "role.list", "role.get", "membership.list", "privilege.list"])
 
 /// What each persona may do in project alpha (and, for org-level operations, anywhere).
 let expectedAllowed: [String: Set<String>] = [
     "org-admin": orgOps.union(projectOps),
     "org-member": ["project.create"],
     "project-admin": projectOps,
-    "developer": projectReads.union(["secret.create", "secret.update", "secret.delete"]),
+    "developer": projectReads.union(["secret.create", "secret.update", "secret.delete"]).union(kmsAll),
     "viewer": projectReads,
     "app-reader": ["secret.read app-*", "secret.list"],
     "no-delete": secretReads.union(["secret.create", "secret.update"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import StorageAPI
 import StoragePostgres
 import StorageSQLite
@@ -94,15 +95,48 @@ let quietLogger: Logger = {
 
     @Test func unreachableServerIsUnavailable() async throws {
         let s = try PostgresStorage(url: "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable", logger: quietLogger)
-        await #expect(throws: StorageError.self) { try await s.ping() }
+        await #expect(throws: StorageError.self) { try await within(30) { try await s.ping() } }
         try await s.close()
     }
 }
 
 /// PostgreSQL going away and coming back: requests fail cleanly (`.unavailable`, within the deadline) while it is
 /// away, and succeed again without a restart when it returns; nothing committed is lost.
+/// Runs `body` but gives up after `seconds` (the body's task is left behind and cancelled): a storage call that
+/// hangs becomes a recorded failure instead of a stalled suite.
+func within<T: Sendable>(_ seconds: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let box = OnceBox<Result<T, any Error>>()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let work = Task {
+            let r: Result<T, any Error>
+            do { r = .success(try await body()) } catch { r = .failure(error) }
+            if box.set(r) { continuation.resume(with: r) }
+        }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            let r: Result<T, any Error> = .failure(StorageError(.unavailable, "timed out after \(seconds) s"))
+            if box.set(r) {
+                work.cancel()
+                continuation.resume(with: r)
+            }
+        }
+    }
+}
+
+/// Holds the first value set.
+final class OnceBox<T: Sendable>: Sendable {
+    private let value = Mutex<T?>(nil)
+    func set(_ v: T) -> Bool {
+        value.withLock { current in
+            guard current == nil else { return false }
+            current = v
+            return true
+        }
+    }
+}
+
 @Suite(.serialized) struct PostgresOutageTests {
-    @Test func serverGoesAwayAndComesBack() async throws {
+    @Test(.timeLimit(.minutes(3))) func serverGoesAwayAndComesBack() async throws {
         guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let components = URLComponents(string: url),
             let pgPort = components.port
         else { return }
@@ -120,20 +154,20 @@ let quietLogger: Logger = {
         forwarder.stop()
         let start = ContinuousClock.now
         do {
-            try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "during", body: Data([2]))) }
+            try await within(30) { try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "during", body: Data([2]))) } }
             Issue.record("a write succeeded while the database was away")
         } catch let e as StorageError {
             #expect(e.code == .unavailable)
         }
         #expect(ContinuousClock.now - start < .seconds(15), "fails within the deadline, not forever")
-        await #expect(throws: StorageError.self) { try await s.ping() }
+        await #expect(throws: StorageError.self) { try await within(30) { try await s.ping() } }
 
         try forwarder.start()
         // The pool reconnects by itself (with its own backoff): retry for up to 60 s, no restart.
-        func eventually<T: Sendable>(_ body: @Sendable () async throws -> T) async -> T? {
+        func eventually<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> T? {
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline {
-                if let value = try? await body() { return value }
+                if let value = try? await within(15, body) { return value }
                 try? await Task.sleep(for: .milliseconds(250))
             }
             return nil
@@ -144,7 +178,7 @@ let quietLogger: Logger = {
         #expect(recovered != nil, "the pool reconnects by itself")
         let ids = await eventually { try await s.withTransaction { try await $0.list(kind: "k", scope: nil, afterID: nil, limit: 10).map(\.id) } }
         #expect(ids == ["after", "before"])
-        try await s.close()
+        _ = try? await within(30) { try await s.close() }
         forwarder.stop()
     }
 }

@@ -1,0 +1,425 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+import _CryptoExtras
+
+/// Stored form of a managed object: public facts plus the sealed material (nil once destroyed).
+struct ManagedObjectBody: Codable {
+    var meta: ManagedObject
+    var material: Data?
+}
+
+/// KMIP Cryptographic Algorithm values the engine understands.
+enum Algorithm {
+    static let tripleDES: UInt32 = 2
+    static let aes: UInt32 = 3
+    static let hmacSHA1: UInt32 = 7
+    static let hmacSHA224: UInt32 = 8
+    static let hmacSHA256: UInt32 = 9
+    static let hmacSHA384: UInt32 = 10
+    static let hmacSHA512: UInt32 = 11
+    static let hmac: Set<UInt32> = [7, 8, 9, 10, 11]
+}
+
+extension GatehouseEngine {
+    static let objectKind = "kms-object"
+    static let defaultKMIPProject = "kmip-default"
+
+    /// The usage mask of an object created without one: symmetric keys may encrypt, decrypt, wrap, unwrap and MAC;
+    /// other objects nothing cryptographic.
+    static func defaultUsage(_ type: ManagedObjectType) -> UInt32 {
+        type == .symmetricKey
+            ? ([.encrypt, .decrypt, .wrapKey, .unwrapKey, .macGenerate, .macVerify] as UsageMask).rawValue : 0
+    }
+
+    // MARK: - Helpers
+
+    /// The project objects go to: the explicit one, else the identity's `kmip.project` metadata, else its only
+    /// project membership; the bootstrap administrator uses `kmip-default` (created on first use).
+    func keyProject(_ ctx: CallContext, explicit: String?) async throws -> String {
+        if let explicit { return explicit }
+        guard let caller = try await resolve(ctx.principal) else {
+            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "kms-keys", "reason": "no identity accepts these credentials"])
+            throw EngineError(.unauthenticated, "authentication required")
+        }
+        if caller.kind == .superuser {
+            try await transact { tx in
+                if try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) == nil {
+                    try await tx.insert(
+                        Record(
+                            kind: AccessKind.project, id: UUID().uuidString.lowercased(), scope: AccessKind.org,
+                            name: Self.defaultKMIPProject,
+                            body: try Self.encode(ProjectBody(description: "objects created over KMIP by administrators")),
+                            createdAt: self.clock()))
+                }
+            }
+            return Self.defaultKMIPProject
+        }
+        if let p = caller.metadata["kmip.project"] { return p }
+        let id = caller.identityId ?? ""
+        let projects = try await transact { tx -> [String] in
+            var out: [String] = []
+            var after: String?
+            while true {
+                let batch = try await tx.list(kind: AccessKind.membership, scope: nil, afterID: after, limit: 500)
+                if batch.isEmpty { break }
+                out += batch.filter { $0.name == id }.map(\.scope)
+                after = batch.last?.id
+            }
+            return out
+        }
+        guard projects.count == 1, let only = projects.first else {
+            throw EngineError(
+                .invalidArgument,
+                projects.isEmpty
+                    ? "the identity belongs to no project; set its metadata kmip.project"
+                    : "the identity belongs to several projects; set its metadata kmip.project")
+        }
+        return only
+    }
+
+    func loadObject(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ManagedObjectBody) {
+        guard id.utf8.count <= 64, let record = try await tx.get(kind: Self.objectKind, id: id) else {
+            throw EngineError(.notFound, "object not found")
+        }
+        return (record, try decode(ManagedObjectBody.self, record))
+    }
+
+    /// Loads an object's facts (outside a transaction) to authorize against its project and name.
+    func objectFacts(_ id: String) async throws -> ManagedObject {
+        try await transact { tx in try await self.loadObject(id, tx).1.meta }
+    }
+
+    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: String) async throws -> (Decision, ManagedObject) {
+        let meta = try await objectFacts(id)
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(meta.project), "kms-keys", action, ["name": meta.names.first ?? meta.id]))
+        return (decision, meta)
+    }
+
+    static func validate(_ spec: ObjectSpec) throws {
+        guard spec.names.count <= 16, spec.names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 }),
+            spec.objectGroups.count <= 16, spec.objectGroups.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 })
+        else { throw EngineError(.invalidArgument, "names and object groups: at most 16 of 1–256 bytes") }
+    }
+
+    func newObject(_ spec: ObjectSpec, project: String, now: Date) -> ManagedObject {
+        var meta = ManagedObject(
+            id: UUID().uuidString.lowercased(), project: project, objectType: spec.objectType, algorithm: spec.algorithm,
+            cryptographicLength: spec.cryptographicLength, usageMask: spec.usageMask ?? Self.defaultUsage(spec.objectType),
+            state: .preActive,
+            names: spec.names, objectGroups: spec.objectGroups, initialDate: now, lastChangeDate: now, dataType: spec.dataType)
+        if let activation = spec.activationDate {
+            meta.activationDate = activation
+            if activation <= now { meta.state = .active }
+        }
+        return meta
+    }
+
+    func store(
+        _ ctx: CallContext, _ decision: Decision, _ meta: ManagedObject, material: [UInt8], event: String
+    ) async throws -> ManagedObject {
+        try await transact { tx in
+            _ = try await self.requireProject(meta.project, tx)
+            let sealed = try await self.keyring.seal(material, binding: "kms-object/\(meta.id)/material", tx)
+            try await tx.insert(
+                Record(
+                    kind: Self.objectKind, id: meta.id, scope: meta.project,
+                    body: try Self.encode(ManagedObjectBody(meta: meta, material: sealed)), createdAt: meta.initialDate))
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, event, project: meta.project,
+                    ["objectId": meta.id, "objectType": meta.objectType.rawValue, "name": meta.names.first ?? "",
+                     "algorithm": meta.algorithm.map { "\($0)" } ?? "", "length": meta.cryptographicLength.map { "\($0)" } ?? ""]), tx)
+            return meta
+        }
+    }
+
+    // MARK: - Create / Register
+
+    public func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject {
+        try Self.validate(spec)
+        guard spec.objectType == .symmetricKey else {
+            throw EngineError(.invalidArgument, "Create makes symmetric keys; register other objects")
+        }
+        guard let algorithm = spec.algorithm else { throw EngineError(.invalidArgument, "Cryptographic Algorithm is required") }
+        let length = Int(spec.cryptographicLength ?? 0)
+        let valid: Bool
+        switch algorithm {
+        case Algorithm.aes: valid = [128, 192, 256].contains(length)
+        case Algorithm.tripleDES: valid = [112, 168, 192].contains(length)
+        case _ where Algorithm.hmac.contains(algorithm): valid = length >= 128 && length <= 1024 && length % 8 == 0
+        default: valid = false
+        }
+        guard valid else {
+            throw EngineError(.invalidArgument, "unsupported algorithm \(algorithm) / length \(length) for a symmetric key")
+        }
+        let p = try await keyProject(ctx, explicit: project)
+        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
+        let material = SymmetricKey(size: .init(bitCount: algorithm == Algorithm.tripleDES ? 192 : length)).withUnsafeBytes { Array($0) }
+        return try await store(ctx, decision, newObject(spec, project: p, now: clock()), material: material, event: "kms.create")
+    }
+
+    public func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws
+        -> ManagedObject
+    {
+        try Self.validate(spec)
+        guard !material.bytes.isEmpty, material.bytes.count <= 64 * 1024 else {
+            throw EngineError(.invalidArgument, "object material must be 1 byte to 64 KiB")
+        }
+        if spec.objectType == .symmetricKey, spec.algorithm == Algorithm.aes, ![16, 24, 32].contains(material.bytes.count) {
+            throw EngineError(.invalidArgument, "an AES key is 16, 24 or 32 bytes")
+        }
+        let p = try await keyProject(ctx, explicit: project)
+        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
+        var meta = newObject(spec, project: p, now: clock())
+        if spec.objectType == .symmetricKey, meta.cryptographicLength == nil { meta.cryptographicLength = Int32(material.bytes.count * 8) }
+        return try await store(ctx, decision, meta, material: material.bytes, event: "kms.register")
+    }
+
+    // MARK: - Read
+
+    public func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?) {
+        let (decision, _) = try await authorizeObject(ctx, id, "read")
+        return try await transact { tx in
+            let (_, body) = try await self.loadObject(id, tx)
+            var plain: SecretBytes?
+            if let sealed = body.material {
+                plain = SecretBytes(try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx))
+            }
+            try await self.audit.append(self.allowed(ctx, decision, "kms.get", project: body.meta.project, ["objectId": id]), tx)
+            return (body.meta, plain)
+        }
+    }
+
+    public func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+        let (_, meta) = try await authorizeObject(ctx, id, "read")
+        return meta
+    }
+
+    public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
+        let p = try await keyProject(ctx, explicit: project)
+        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "read"))
+        let records = try await transact { tx -> [Record] in
+            var out: [Record] = []
+            var after: String?
+            while true {
+                let batch = try await tx.list(kind: Self.objectKind, scope: p, afterID: after, limit: 1000)
+                out += batch
+                if batch.count < 1000 { break }
+                after = batch.last?.id
+            }
+            return out
+        }
+        var matches: [ManagedObject] = []
+        for r in records {
+            let m = try decode(ManagedObjectBody.self, r).meta
+            if let n = filter.name, !m.names.contains(n) { continue }
+            if let t = filter.objectType, m.objectType != t { continue }
+            if let a = filter.algorithm, m.algorithm != a { continue }
+            if let l = filter.cryptographicLength, m.cryptographicLength != l { continue }
+            if let s = filter.state, m.state != s { continue }
+            if let g = filter.objectGroup, !m.objectGroups.contains(g) { continue }
+            guard decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id])) else { continue }
+            matches.append(m)
+        }
+        // Newest first (KMIP leaves the order to the server; most clients want the latest key for a name).
+        matches.sort { ($0.initialDate, $0.id) > ($1.initialDate, $1.id) }
+        var ids = Array(matches.dropFirst(max(0, filter.offsetItems)).map(\.id))
+        if let max = filter.maximumItems, max >= 0 { ids = Array(ids.prefix(max)) }
+        return ids
+    }
+
+    // MARK: - Lifecycle
+
+    func transition(
+        _ ctx: CallContext, _ id: String, action: String, event: String, _ change: @Sendable (inout ManagedObjectBody, Date) throws -> Void
+    ) async throws -> ManagedObject {
+        let (decision, _) = try await authorizeObject(ctx, id, action)
+        let now = clock()
+        return try await transact { tx in
+            var (record, body) = try await self.loadObject(id, tx)
+            try change(&body, now)
+            body.meta.lastChangeDate = now
+            record.body = try Self.encode(body)
+            record.updatedAt = now
+            _ = try await tx.update(record)
+            try await self.audit.append(
+                self.allowed(ctx, decision, event, project: body.meta.project, ["objectId": id, "state": "\(body.meta.state)"]), tx)
+            return body.meta
+        }
+    }
+
+    public func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+        try await transition(ctx, id, action: "edit", event: "kms.activate") { body, now in
+            guard body.meta.state == .preActive else {
+                throw EngineError(.wrongState, "only a Pre-Active object can be activated (it is \(body.meta.state))")
+            }
+            body.meta.state = .active
+            body.meta.activationDate = now
+        }
+    }
+
+    public func revokeObject(_ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?)
+        async throws -> ManagedObject
+    {
+        guard (1...8).contains(reason) else { throw EngineError(.invalidArgument, "unknown revocation reason \(reason)") }
+        return try await transition(ctx, id, action: "edit", event: "kms.revoke") { body, now in
+            let compromise = reason == 2 || reason == 3
+            switch body.meta.state {
+            case .destroyed, .destroyedCompromised:
+                throw EngineError(.wrongState, "the object is destroyed")
+            case .compromised where !compromise:
+                throw EngineError(.wrongState, "the object is already compromised")
+            default: break
+            }
+            body.meta.revocationReason = reason
+            body.meta.revocationMessage = message.map { String($0.prefix(1000)) }
+            if compromise {
+                body.meta.state = .compromised
+                body.meta.compromiseDate = now
+                body.meta.compromiseOccurrenceDate = compromiseOccurrence ?? now
+            } else {
+                body.meta.state = .deactivated
+                body.meta.deactivationDate = now
+            }
+        }
+    }
+
+    public func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+        try await transition(ctx, id, action: "delete", event: "kms.destroy") { body, now in
+            switch body.meta.state {
+            case .active:
+                throw EngineError(.wrongState, "an Active object must be revoked before it is destroyed")
+            case .destroyed, .destroyedCompromised:
+                throw EngineError(.wrongState, "the object is already destroyed")
+            case .compromised:
+                body.meta.state = .destroyedCompromised
+            case .preActive, .deactivated:
+                body.meta.state = .destroyed
+            }
+            body.meta.destroyDate = now
+            body.material = nil  // the sealed key material is gone; metadata stays
+        }
+    }
+
+    // MARK: - Cryptography
+
+    /// Opens a usable key: the object must be Active, of the right type, and allow `usage`.
+    func usableKey(_ ctx: CallContext, _ id: String, action: String, usage: UsageMask) async throws -> (ManagedObject, SymmetricKey) {
+        let (decision, _) = try await authorizeObject(ctx, id, action)
+        return try await transact { tx in
+            let (_, body) = try await self.loadObject(id, tx)
+            let meta = body.meta
+            guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
+            guard meta.state == .active else {
+                throw EngineError(.wrongState, "the key is \(meta.state), not Active")
+            }
+            let now = self.clock()
+            if let d = meta.deactivationDate, d <= now { throw EngineError(.wrongState, "the key is past its deactivation date") }
+            guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
+                throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
+            }
+            guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
+            let raw = try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
+            return (meta, SymmetricKey(data: raw))
+        }
+    }
+
+    public func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?)
+        async throws -> CipherResult
+    {
+        guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt)
+        guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
+        if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
+        do {
+            switch p.blockCipherMode ?? 9 {
+            case 9:
+                guard (p.tagLength ?? 16) == 16 else { throw EngineError(.featureNotSupported, "GCM tags are 16 bytes") }
+                let nonce = try iv.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
+                let box = try AES.GCM.seal(data, using: key, nonce: nonce, authenticating: aad ?? [])
+                return CipherResult(data: Array(box.ciphertext), iv: iv == nil ? Array(nonce) : nil, tag: Array(box.tag))
+            case 1:
+                let ivBytes = iv ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
+                let out = try AES._CBC.encrypt(data, using: key, iv: AES._CBC.IV(ivBytes: ivBytes), noPadding: (p.paddingMethod ?? 3) == 1)
+                return CipherResult(data: Array(out), iv: iv == nil ? ivBytes : nil)
+            case 6:
+                let nonceBytes = iv ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
+                let out = try AES._CTR.encrypt(data, using: key, nonce: AES._CTR.Nonce(nonceBytes: nonceBytes))
+                return CipherResult(data: Array(out), iv: iv == nil ? nonceBytes : nil)
+            default:
+                throw EngineError(.featureNotSupported, "block cipher mode \(p.blockCipherMode ?? 0) is not supported")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.invalidArgument, "invalid cryptographic parameters (IV length, padding)", diagnostic: "\(error)")
+        }
+    }
+
+    public func decrypt(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
+    ) async throws -> CipherResult {
+        guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt)
+        guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
+        guard let iv else { throw EngineError(.invalidArgument, "decryption needs the IV/Counter/Nonce") }
+        try Self.checkIV(iv, mode: p.blockCipherMode ?? 9)
+        do {
+            switch p.blockCipherMode ?? 9 {
+            case 9:
+                guard let tag, tag.count == 16 else { throw EngineError(.invalidArgument, "GCM decryption needs the 16-byte tag") }
+                let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: iv), ciphertext: data, tag: tag)
+                do {
+                    return CipherResult(data: Array(try AES.GCM.open(box, using: key, authenticating: aad ?? [])))
+                } catch {
+                    throw EngineError(.cryptographicFailure, "authentication tag mismatch")
+                }
+            case 1:
+                do {
+                    return CipherResult(
+                        data: Array(try AES._CBC.decrypt(data, using: key, iv: AES._CBC.IV(ivBytes: iv), noPadding: (p.paddingMethod ?? 3) == 1)))
+                } catch {
+                    throw EngineError(.cryptographicFailure, "decryption failed (bad padding or key)")
+                }
+            case 6:
+                return CipherResult(data: Array(try AES._CTR.decrypt(data, using: key, nonce: AES._CTR.Nonce(nonceBytes: iv))))
+            default:
+                throw EngineError(.featureNotSupported, "block cipher mode \(p.blockCipherMode ?? 0) is not supported")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.invalidArgument, "invalid cryptographic parameters (IV length)", diagnostic: "\(error)")
+        }
+    }
+
+    /// IV/nonce lengths: 16 bytes for CBC and CTR, 12 for GCM (the only nonce size swift-crypto's GCM takes).
+    static func checkIV(_ iv: [UInt8], mode: UInt32) throws {
+        let expected: Int
+        switch mode {
+        case 1, 6: expected = 16
+        case 9: expected = 12
+        default: return
+        }
+        guard iv.count == expected else {
+            throw EngineError(.invalidArgument, "the IV/Counter/Nonce must be \(expected) bytes for this mode, not \(iv.count)")
+        }
+    }
+
+    public func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] {
+        guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let (meta, key) = try await usableKey(ctx, id, action: "mac", usage: .macGenerate)
+        switch p.algorithm ?? meta.algorithm ?? 0 {
+        case Algorithm.hmacSHA1: return Array(HMAC<Insecure.SHA1>.authenticationCode(for: data, using: key))
+        case Algorithm.hmacSHA256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
+        case Algorithm.hmacSHA384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: key))
+        case Algorithm.hmacSHA512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
+        default: throw EngineError(.featureNotSupported, "MAC needs an HMAC-SHA1/256/384/512 algorithm")
+        }
+    }
+}

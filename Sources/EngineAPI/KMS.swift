@@ -1,0 +1,179 @@
+import Foundation
+
+// The key-management engine API (used by KMIP). Values mirror KMIP's managed-object model (KMIP 1.4 §2–3,
+// 2.1 §2–4) without its wire encoding.
+
+/// Managed object types served (KMIP Object Type).
+public enum ManagedObjectType: String, Sendable, Hashable, Codable, CaseIterable {
+    case symmetricKey, secretData, opaqueObject
+}
+
+/// Key lifecycle states (KMIP 1.4 §3.22); raw values are KMIP's enumeration values.
+public enum KeyState: Int, Sendable, Hashable, Codable {
+    case preActive = 1, active, deactivated, compromised, destroyed, destroyedCompromised
+}
+
+/// Cryptographic Usage Mask bits (KMIP 1.4 §3.19).
+public struct UsageMask: OptionSet, Sendable, Hashable, Codable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let sign = UsageMask(rawValue: 0x1)
+    public static let verify = UsageMask(rawValue: 0x2)
+    public static let encrypt = UsageMask(rawValue: 0x4)
+    public static let decrypt = UsageMask(rawValue: 0x8)
+    public static let wrapKey = UsageMask(rawValue: 0x10)
+    public static let unwrapKey = UsageMask(rawValue: 0x20)
+    public static let export = UsageMask(rawValue: 0x40)
+    public static let macGenerate = UsageMask(rawValue: 0x80)
+    public static let macVerify = UsageMask(rawValue: 0x100)
+    public static let deriveKey = UsageMask(rawValue: 0x200)
+}
+
+/// The public facts of a managed object (never its key material).
+public struct ManagedObject: Sendable, Hashable, Codable {
+    public var id: String
+    public var project: String
+    public var objectType: ManagedObjectType
+    /// KMIP Cryptographic Algorithm enumeration value (3 = AES, 9 = HMAC-SHA256, …), if any.
+    public var algorithm: UInt32?
+    public var cryptographicLength: Int32?
+    public var usageMask: UInt32
+    public var state: KeyState
+    public var names: [String]
+    public var objectGroups: [String]
+    public var initialDate: Date
+    public var activationDate: Date?
+    public var deactivationDate: Date?
+    public var destroyDate: Date?
+    public var compromiseDate: Date?
+    public var compromiseOccurrenceDate: Date?
+    public var revocationReason: UInt32?
+    public var revocationMessage: String?
+    public var lastChangeDate: Date
+    /// Secret Data Type / Opaque Data Type enumeration value, for those object types.
+    public var dataType: UInt32?
+
+    public init(
+        id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,
+        usageMask: UInt32, state: KeyState, names: [String], objectGroups: [String], initialDate: Date,
+        lastChangeDate: Date, dataType: UInt32? = nil
+    ) {
+        self.id = id
+        self.project = project
+        self.objectType = objectType
+        self.algorithm = algorithm
+        self.cryptographicLength = cryptographicLength
+        self.usageMask = usageMask
+        self.state = state
+        self.names = names
+        self.objectGroups = objectGroups
+        self.initialDate = initialDate
+        self.lastChangeDate = lastChangeDate
+        self.dataType = dataType
+    }
+}
+
+/// What to create or register.
+public struct ObjectSpec: Sendable, Hashable {
+    public var objectType: ManagedObjectType
+    public var algorithm: UInt32?
+    public var cryptographicLength: Int32?
+    public var usageMask: UInt32?
+    public var names: [String]
+    public var objectGroups: [String]
+    public var activationDate: Date?
+    public var dataType: UInt32?
+    public init(
+        objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
+        names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
+    ) {
+        self.objectType = objectType
+        self.algorithm = algorithm
+        self.cryptographicLength = cryptographicLength
+        self.usageMask = usageMask
+        self.names = names
+        self.objectGroups = objectGroups
+        self.activationDate = activationDate
+        self.dataType = dataType
+    }
+}
+
+/// Locate filters (all given ones must match).
+public struct LocateFilter: Sendable, Hashable {
+    public var name: String?
+    public var objectType: ManagedObjectType?
+    public var algorithm: UInt32?
+    public var cryptographicLength: Int32?
+    public var state: KeyState?
+    public var objectGroup: String?
+    public var maximumItems: Int?
+    public var offsetItems: Int
+    public init(
+        name: String? = nil, objectType: ManagedObjectType? = nil, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil,
+        state: KeyState? = nil, objectGroup: String? = nil, maximumItems: Int? = nil, offsetItems: Int = 0
+    ) {
+        self.name = name
+        self.objectType = objectType
+        self.algorithm = algorithm
+        self.cryptographicLength = cryptographicLength
+        self.state = state
+        self.objectGroup = objectGroup
+        self.maximumItems = maximumItems
+        self.offsetItems = offsetItems
+    }
+}
+
+/// Symmetric cipher parameters (KMIP Cryptographic Parameters, the parts served).
+public struct CipherParameters: Sendable, Hashable {
+    /// KMIP Block Cipher Mode: 1 CBC, 2 ECB, 6 CTR, 9 GCM (default GCM when absent).
+    public var blockCipherMode: UInt32?
+    /// KMIP Padding Method: 1 None, 3 PKCS5.
+    public var paddingMethod: UInt32?
+    /// Authentication tag length in bytes (GCM; default 16).
+    public var tagLength: Int?
+    /// KMIP Cryptographic Algorithm for MAC (HMAC variants) when the key does not say.
+    public var algorithm: UInt32?
+    public init(blockCipherMode: UInt32? = nil, paddingMethod: UInt32? = nil, tagLength: Int? = nil, algorithm: UInt32? = nil) {
+        self.blockCipherMode = blockCipherMode
+        self.paddingMethod = paddingMethod
+        self.tagLength = tagLength
+        self.algorithm = algorithm
+    }
+}
+
+/// The output of Encrypt / Decrypt.
+public struct CipherResult: Sendable, Hashable {
+    public var data: [UInt8]
+    /// The IV/nonce the server generated (Encrypt without one).
+    public var iv: [UInt8]?
+    /// The GCM tag (Encrypt).
+    public var tag: [UInt8]?
+    public init(data: [UInt8], iv: [UInt8]? = nil, tag: [UInt8]? = nil) {
+        self.data = data
+        self.iv = iv
+        self.tag = tag
+    }
+}
+
+/// Key management (part of `Engine`). Objects live in a project: the caller's KMIP project when `project` is nil.
+public protocol KeyEngine: Sendable {
+    func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject
+    func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws
+        -> ManagedObject
+    /// The object and its material (nil once destroyed).
+    func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?)
+    func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject
+    func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject
+    /// Revokes: reason 1 (Unspecified) / 2 (Key Compromise) / 3 (CA Compromise) → Compromised; others → Deactivated.
+    func revokeObject(_ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?)
+        async throws -> ManagedObject
+    /// Erases the material and keeps the metadata (Destroyed / Destroyed Compromised).
+    func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject
+    func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String]
+    func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?)
+        async throws -> CipherResult
+    func decrypt(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
+    ) async throws -> CipherResult
+    func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8]
+}

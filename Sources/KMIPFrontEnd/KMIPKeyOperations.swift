@@ -1,0 +1,373 @@
+import EngineAPI
+import Foundation
+import KMIPProtocol
+import TTLV
+
+/// A malformed or unsupported field in a request payload.
+struct KMIPFieldError: Error {
+    var reason: ResultReason
+    var message: String
+    init(_ reason: ResultReason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+    init(_ message: String) {
+        self.init(.invalidField, message)
+    }
+}
+
+/// Per-batch state: the ID Placeholder (KMIP 1.4 §4: an operation without Unique Identifier uses the one the
+/// previous batch item produced).
+struct BatchState {
+    var idPlaceholder: String?
+}
+
+/// Key lifecycle and crypto operations: payload → one engine call → payload.
+struct KMIPKeyOperations {
+    let engine: any Engine
+    let ctx: CallContext
+    let version: ProtocolVersion
+
+    // MARK: Payload readers
+
+    func uid(_ payload: TTLVItem?, _ state: BatchState) throws -> String {
+        if case .textString(let id)? = payload?.child(KMIPTag.uniqueIdentifier)?.value { return id }
+        if let id = state.idPlaceholder { return id }
+        throw KMIPFieldError(.missingData, "Unique Identifier is missing and no ID Placeholder is set")
+    }
+
+    static func objectType(_ raw: UInt32) -> ManagedObjectType? {
+        switch raw {
+        case KMIPObjectType.symmetricKey.rawValue: return .symmetricKey
+        case KMIPObjectType.secretData.rawValue: return .secretData
+        case KMIPObjectType.opaqueObject.rawValue: return .opaqueObject
+        default: return nil
+        }
+    }
+
+    static func kmipType(_ t: ManagedObjectType) -> KMIPObjectType {
+        switch t {
+        case .symmetricKey: return .symmetricKey
+        case .secretData: return .secretData
+        case .opaqueObject: return .opaqueObject
+        }
+    }
+
+    static func date(_ v: TTLVValue) -> Date? {
+        switch v {
+        case .dateTime(let s): return Date(timeIntervalSince1970: TimeInterval(s))
+        case .dateTimeExtended(let us): return Date(timeIntervalSince1970: TimeInterval(us) / 1_000_000)
+        default: return nil
+        }
+    }
+
+    /// An engine spec from request attributes.
+    static func spec(_ type: ManagedObjectType, _ attributes: [KMIPAttribute]) throws -> ObjectSpec {
+        var spec = ObjectSpec(objectType: type)
+        for a in attributes {
+            switch (a.name, a.value) {
+            case ("Cryptographic Algorithm", .enumeration(let v)): spec.algorithm = v
+            case ("Cryptographic Length", .integer(let v)): spec.cryptographicLength = v
+            case ("Cryptographic Usage Mask", .integer(let v)): spec.usageMask = UInt32(bitPattern: v)
+            case ("Name", _):
+                guard let text = a.nameText else { throw KMIPFieldError("a Name attribute needs a Name Value") }
+                spec.names.append(text)
+            case ("Object Group", .textString(let g)): spec.objectGroups.append(g)
+            case ("Activation Date", let v): spec.activationDate = date(v)
+            case ("Operation Policy Name", _), ("Object Type", _): break  // accepted; policy is RBAC, type is explicit
+            default:
+                throw KMIPFieldError("attribute '\(a.name)' cannot be set by the client or has the wrong type")
+            }
+        }
+        return spec
+    }
+
+    /// The attributes of an object, as KMIP attributes.
+    static func attributes(_ m: ManagedObject) -> [KMIPAttribute] {
+        func date(_ d: Date) -> TTLVValue { .dateTime(Int64(d.timeIntervalSince1970)) }
+        var out: [KMIPAttribute] = [
+            KMIPAttribute(name: "Unique Identifier", value: .textString(m.id)),
+            KMIPAttribute(name: "Object Type", value: .enumeration(kmipType(m.objectType).rawValue)),
+        ]
+        out += m.names.map(KMIPAttribute.name)
+        if let a = m.algorithm { out.append(KMIPAttribute(name: "Cryptographic Algorithm", value: .enumeration(a))) }
+        if let l = m.cryptographicLength { out.append(KMIPAttribute(name: "Cryptographic Length", value: .integer(l))) }
+        out.append(KMIPAttribute(name: "Cryptographic Usage Mask", value: .integer(Int32(bitPattern: m.usageMask))))
+        out.append(KMIPAttribute(name: "State", value: .enumeration(UInt32(m.state.rawValue))))
+        out.append(KMIPAttribute(name: "Initial Date", value: date(m.initialDate)))
+        if let d = m.activationDate { out.append(KMIPAttribute(name: "Activation Date", value: date(d))) }
+        if let d = m.deactivationDate { out.append(KMIPAttribute(name: "Deactivation Date", value: date(d))) }
+        if let d = m.destroyDate { out.append(KMIPAttribute(name: "Destroy Date", value: date(d))) }
+        if let d = m.compromiseDate { out.append(KMIPAttribute(name: "Compromise Date", value: date(d))) }
+        if let d = m.compromiseOccurrenceDate { out.append(KMIPAttribute(name: "Compromise Occurrence Date", value: date(d))) }
+        if let r = m.revocationReason {
+            var reason = [TTLVItem(tag: KMIPTag.revocationReasonCode, .enumeration(r))]
+            if let msg = m.revocationMessage { reason.append(TTLVItem(tag: KMIPTag.revocationMessage, .textString(msg))) }
+            out.append(KMIPAttribute(name: "Revocation Reason", value: .structure(reason)))
+        }
+        out += m.objectGroups.map { KMIPAttribute(name: "Object Group", value: .textString($0)) }
+        out.append(KMIPAttribute(name: "Last Change Date", value: date(m.lastChangeDate)))
+        return out
+    }
+
+    // MARK: Operations
+
+    func create(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        guard case .enumeration(let rawType)? = payload?.child(KMIPTag.objectType)?.value else {
+            throw KMIPFieldError(.missingData, "Object Type is required")
+        }
+        guard rawType == KMIPObjectType.symmetricKey.rawValue else {
+            throw KMIPFieldError("Create makes Symmetric Keys (object type \(rawType) is not creatable)")
+        }
+        let spec = try Self.spec(.symmetricKey, KMIPAttributeCodec.read(payload))
+        let m = try await engine.createKey(ctx, project: nil, spec)
+        state.idPlaceholder = m.id
+        return [
+            TTLVItem(tag: KMIPTag.objectType, .enumeration(rawType)), TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id)),
+        ]
+    }
+
+    func register(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        guard case .enumeration(let rawType)? = payload?.child(KMIPTag.objectType)?.value,
+            let type = Self.objectType(rawType)
+        else { throw KMIPFieldError("Register takes a Symmetric Key, Secret Data or Opaque Object") }
+        var spec = try Self.spec(type, KMIPAttributeCodec.read(payload))
+        let material: [UInt8]
+        switch type {
+        case .symmetricKey, .secretData:
+            let holderTag = type == .symmetricKey ? KMIPTag.symmetricKey : KMIPTag.secretData
+            guard let holder = payload?.child(holderTag), let block = holder.child(KMIPTag.keyBlock) else {
+                throw KMIPFieldError(.missingData, "the object's Key Block is missing")
+            }
+            if case .enumeration(let t)? = holder.child(KMIPTag.secretDataType)?.value { spec.dataType = t }
+            guard block.child(KMIPTag.keyWrappingData) == nil else {
+                throw KMIPFieldError(.featureNotSupported, "registering wrapped keys is not supported")
+            }
+            if case .enumeration(let f)? = block.child(KMIPTag.keyFormatType)?.value, f != 1, f != 2, f != 7 {
+                throw KMIPFieldError(.keyFormatTypeNotSupported, "key format type \(f) cannot be registered here")
+            }
+            let keyValue = block.child(KMIPTag.keyValue)
+            if case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.value {
+                material = b
+            } else if case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.child(KMIPTag.key)?.value {
+                material = b  // Transparent Symmetric Key
+            } else if case .byteString(let b)? = keyValue?.value {
+                material = b  // 1.x allows Key Value as a byte string
+            } else {
+                throw KMIPFieldError(.missingData, "Key Material is missing")
+            }
+            if case .enumeration(let a)? = block.child(KMIPTag.cryptographicAlgorithm)?.value, spec.algorithm == nil { spec.algorithm = a }
+            if case .integer(let l)? = block.child(KMIPTag.cryptographicLength)?.value, spec.cryptographicLength == nil {
+                spec.cryptographicLength = l
+            }
+        case .opaqueObject:
+            guard let holder = payload?.child(KMIPTag.opaqueObject),
+                case .byteString(let b)? = holder.child(KMIPTag.opaqueDataValue)?.value
+            else { throw KMIPFieldError(.missingData, "Opaque Data Value is missing") }
+            if case .enumeration(let t)? = holder.child(KMIPTag.opaqueDataType)?.value { spec.dataType = t }
+            material = b
+        }
+        let m = try await engine.registerObject(ctx, project: nil, spec, material: SecretBytes(material))
+        state.idPlaceholder = m.id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
+    }
+
+    func get(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        var format: UInt32?
+        if case .enumeration(let f)? = payload?.child(KMIPTag.keyFormatType)?.value { format = f }
+        if payload?.child(KMIPTag.keyWrappingData) != nil || payload?.child(0x420047) != nil {
+            throw KMIPFieldError(.featureNotSupported, "key wrapping on Get is not supported yet")
+        }
+        let (m, material) = try await engine.getObject(ctx, id: id)
+        state.idPlaceholder = id
+        guard let material else { throw KMIPFieldError(.itemNotFound, "the object's key material was destroyed") }
+        let object: TTLVItem
+        switch m.objectType {
+        case .symmetricKey, .secretData:
+            let f = format ?? (m.objectType == .symmetricKey ? 1 : 2)
+            let keyMaterial: TTLVItem
+            switch f {
+            case 1, 2 where m.objectType == .secretData:
+                keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .byteString(material.bytes))
+            case 7 where m.objectType == .symmetricKey:
+                keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: KMIPTag.key, .byteString(material.bytes))]))
+            default:
+                throw KMIPFieldError(.keyFormatTypeNotSupported, "key format type \(f) is not available for this object")
+            }
+            var block = [
+                TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(f)),
+                TTLVItem(tag: KMIPTag.keyValue, .structure([keyMaterial])),
+            ]
+            if let a = m.algorithm { block.append(TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(a))) }
+            if let l = m.cryptographicLength { block.append(TTLVItem(tag: KMIPTag.cryptographicLength, .integer(l))) }
+            let blockItem = TTLVItem(tag: KMIPTag.keyBlock, .structure(block))
+            if m.objectType == .symmetricKey {
+                object = TTLVItem(tag: KMIPTag.symmetricKey, .structure([blockItem]))
+            } else {
+                object = TTLVItem(
+                    tag: KMIPTag.secretData,
+                    .structure([TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2)), blockItem]))
+            }
+        case .opaqueObject:
+            object = TTLVItem(
+                tag: KMIPTag.opaqueObject,
+                .structure([
+                    TTLVItem(tag: KMIPTag.opaqueDataType, .enumeration(m.dataType ?? 0x8000_0000)),
+                    TTLVItem(tag: KMIPTag.opaqueDataValue, .byteString(material.bytes)),
+                ]))
+        }
+        return [
+            TTLVItem(tag: KMIPTag.objectType, .enumeration(Self.kmipType(m.objectType).rawValue)),
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), object,
+        ]
+    }
+
+    func getAttributes(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        let m = try await engine.objectAttributes(ctx, id: id)
+        state.idPlaceholder = id
+        var wanted = Set<String>()
+        for n in payload?.children(KMIPTag.attributeName) ?? [] { if case .textString(let s) = n.value { wanted.insert(s) } }
+        for r in payload?.children(KMIPTag.attributeReference) ?? [] {
+            if case .enumeration(let tag) = r.value, let name = KMIPAttribute.namesByTag[tag] { wanted.insert(name) }
+        }
+        let all = Self.attributes(m).filter { wanted.isEmpty || wanted.contains($0.name) }
+        let encoded = KMIPAttributeCodec.encode(all, version: version)
+        let idItem = TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))
+        return version.major >= 2 ? [idItem, TTLVItem(tag: KMIPTag.attributes, .structure(encoded))] : [idItem] + encoded
+    }
+
+    func getAttributeList(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        let m = try await engine.objectAttributes(ctx, id: id)
+        state.idPlaceholder = id
+        var seen = Set<String>()
+        let names = Self.attributes(m).map(\.name).filter { seen.insert($0).inserted }
+        let items: [TTLVItem] =
+            version.major >= 2
+            ? names.compactMap { KMIPAttribute.tagsByName[$0] }.map { TTLVItem(tag: KMIPTag.attributeReference, .enumeration($0)) }
+            : names.map { TTLVItem(tag: KMIPTag.attributeName, .textString($0)) }
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))] + items
+    }
+
+    func activate(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        _ = try await engine.activateObject(ctx, id: id)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+    }
+
+    func revoke(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let reason = payload?.child(KMIPTag.revocationReason),
+            case .enumeration(let code)? = reason.child(KMIPTag.revocationReasonCode)?.value
+        else { throw KMIPFieldError(.missingData, "Revocation Reason is required") }
+        var message: String?
+        if case .textString(let m)? = reason.child(KMIPTag.revocationMessage)?.value { message = m }
+        let occurrence = payload?.child(KMIPTag.compromiseOccurrenceDate).flatMap { Self.date($0.value) }
+        _ = try await engine.revokeObject(ctx, id: id, reason: code, message: message, compromiseOccurrence: occurrence)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+    }
+
+    func destroy(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        _ = try await engine.destroyObject(ctx, id: id)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+    }
+
+    func locate(_ payload: TTLVItem?) async throws -> [TTLVItem] {
+        var filter = LocateFilter()
+        if case .integer(let m)? = payload?.child(KMIPTag.maximumItems)?.value {
+            guard m >= 0 else { throw KMIPFieldError("Maximum Items must not be negative") }
+            filter.maximumItems = Int(m)
+        }
+        if case .integer(let o)? = payload?.child(KMIPTag.offsetItems)?.value {
+            guard o >= 0 else { throw KMIPFieldError("Offset Items must not be negative") }
+            filter.offsetItems = Int(o)
+        }
+        for a in KMIPAttributeCodec.read(payload) {
+            switch (a.name, a.value) {
+            case ("Name", _): filter.name = a.nameText
+            case ("Object Type", .enumeration(let t)):
+                guard let type = Self.objectType(t) else { return version >= ProtocolVersion(1, 3) ? [TTLVItem(tag: KMIPTag.locatedItems, .integer(0))] : [] }
+                filter.objectType = type
+            case ("Cryptographic Algorithm", .enumeration(let v)): filter.algorithm = v
+            case ("Cryptographic Length", .integer(let v)): filter.cryptographicLength = v
+            case ("State", .enumeration(let v)):
+                guard let s = KeyState(rawValue: Int(v)) else { throw KMIPFieldError("unknown State \(v)") }
+                filter.state = s
+            case ("Object Group", .textString(let g)): filter.objectGroup = g
+            default:
+                throw KMIPFieldError(.featureNotSupported, "Locate cannot filter on '\(a.name)'")
+            }
+        }
+        let ids = try await engine.locateObjects(ctx, project: nil, filter)
+        var out: [TTLVItem] = []
+        if version >= ProtocolVersion(1, 3) { out.append(TTLVItem(tag: KMIPTag.locatedItems, .integer(Int32(ids.count)))) }
+        return out + ids.map { TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString($0)) }
+    }
+
+    static func parameters(_ payload: TTLVItem?) -> CipherParameters {
+        var p = CipherParameters()
+        guard let cp = payload?.child(KMIPTag.cryptographicParameters) else { return p }
+        if case .enumeration(let v)? = cp.child(KMIPTag.blockCipherMode)?.value { p.blockCipherMode = v }
+        if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
+        if case .integer(let v)? = cp.child(KMIPTag.tagLength)?.value { p.tagLength = Int(v) }
+        if case .enumeration(let v)? = cp.child(KMIPTag.cryptographicAlgorithm)?.value { p.algorithm = v }
+        return p
+    }
+
+    static func bytes(_ payload: TTLVItem?, _ tag: UInt32) -> [UInt8]? {
+        if case .byteString(let b)? = payload?.child(tag)?.value { return b }
+        return nil
+    }
+
+    func encrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        let r = try await engine.encrypt(
+            ctx, id: id, Self.parameters(payload), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData))
+        state.idPlaceholder = id
+        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
+        if let iv = r.iv { out.append(TTLVItem(tag: KMIPTag.ivCounterNonce, .byteString(iv))) }
+        if let tag = r.tag { out.append(TTLVItem(tag: KMIPTag.authenticatedEncryptionTag, .byteString(tag))) }
+        return out
+    }
+
+    func decrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        let r = try await engine.decrypt(
+            ctx, id: id, Self.parameters(payload), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData),
+            tag: Self.bytes(payload, KMIPTag.authenticatedEncryptionTag))
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
+    }
+
+    func mac(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        let out = try await engine.mac(ctx, id: id, Self.parameters(payload), data: data)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.macData, .byteString(out))]
+    }
+
+    /// The one mapping from engine errors to KMIP result reasons (valid in every version).
+    static func reason(for code: EngineError.Code) -> ResultReason {
+        switch code {
+        case .notFound: return .itemNotFound
+        case .unauthenticated: return .authenticationNotSuccessful
+        case .permissionDenied: return .permissionDenied
+        case .invalidArgument, .alreadyExists: return .invalidField
+        case .wrongState, .conflict: return .illegalOperation
+        case .cryptographicFailure: return .cryptographicFailure
+        case .featureNotSupported: return .featureNotSupported
+        default: return .generalFailure
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import TTLV
+
+/// One KMIP attribute: its 1.x name (KMIP 1.4 §3), the tag it has in 2.x `Attributes` structures (KMIP 2.1 §4),
+/// and its value.
+public struct KMIPAttribute: Sendable, Hashable {
+    public var name: String
+    public var value: TTLVValue
+    public init(name: String, value: TTLVValue) {
+        self.name = name
+        self.value = value
+    }
+    public var tag: UInt32? { KMIPAttribute.tagsByName[name] }
+
+    /// Attribute names and their tags for the attributes this server understands.
+    public static let tagsByName: [String: UInt32] = [
+        "Unique Identifier": KMIPTag.uniqueIdentifier, "Name": KMIPTag.name, "Object Type": KMIPTag.objectType,
+        "Cryptographic Algorithm": KMIPTag.cryptographicAlgorithm, "Cryptographic Length": KMIPTag.cryptographicLength,
+        "Cryptographic Usage Mask": KMIPTag.cryptographicUsageMask, "State": KMIPTag.state,
+        "Initial Date": KMIPTag.initialDate, "Activation Date": KMIPTag.activationDate,
+        "Deactivation Date": KMIPTag.deactivationDate, "Destroy Date": KMIPTag.destroyDate,
+        "Compromise Date": KMIPTag.compromiseDate, "Compromise Occurrence Date": KMIPTag.compromiseOccurrenceDate,
+        "Last Change Date": KMIPTag.lastChangeDate, "Revocation Reason": KMIPTag.revocationReason,
+        "Object Group": KMIPTag.objectGroup, "Operation Policy Name": KMIPTag.operationPolicyName,
+        "Original Creation Date": KMIPTag.originalCreationDate,
+    ]
+    public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
+
+    /// The text of a Name attribute value.
+    public var nameText: String? {
+        if case .textString(let s)? = TTLVItem(tag: 0, value).child(KMIPTag.nameValue)?.value { return s }
+        return nil
+    }
+
+    /// A Name attribute (Uninterpreted Text String).
+    public static func name(_ text: String) -> KMIPAttribute {
+        KMIPAttribute(
+            name: "Name",
+            value: .structure([
+                TTLVItem(tag: KMIPTag.nameValue, .textString(text)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1)),
+            ]))
+    }
+}
+
+/// Reading and writing attribute lists in both encodings: 1.x `Attribute` structures (name, index, value) and 2.x
+/// items tagged with the attribute's own tag inside `Attributes`.
+public enum KMIPAttributeCodec {
+    /// Attributes of a request payload: its `Template-Attribute`'s and bare `Attribute`s (1.x), or its `Attributes`
+    /// structure (2.x).
+    public static func read(_ payload: TTLVItem?) -> [KMIPAttribute] {
+        guard let payload else { return [] }
+        var out: [KMIPAttribute] = []
+        for holder in payload.children(KMIPTag.templateAttribute) { out += readAttributeItems(holder.children(KMIPTag.attribute)) }
+        out += readAttributeItems(payload.children(KMIPTag.attribute))
+        for holder in payload.children(KMIPTag.attributes) {
+            for item in holder.children {
+                if let name = KMIPAttribute.namesByTag[item.tag] { out.append(KMIPAttribute(name: name, value: item.value)) }
+            }
+        }
+        return out
+    }
+
+    static func readAttributeItems(_ items: [TTLVItem]) -> [KMIPAttribute] {
+        items.compactMap { a in
+            guard case .textString(let name)? = a.child(KMIPTag.attributeName)?.value, let value = a.child(KMIPTag.attributeValue)
+            else { return nil }
+            return KMIPAttribute(name: name, value: value.value)
+        }
+    }
+
+    /// Attribute items for a response in `version`: 1.x `Attribute` structures, 2.x tagged items.
+    public static func encode(_ attributes: [KMIPAttribute], version: ProtocolVersion) -> [TTLVItem] {
+        if version.major >= 2 {
+            return attributes.compactMap { a in a.tag.map { TTLVItem(tag: $0, a.value) } }
+        }
+        var indexes: [String: Int32] = [:]
+        return attributes.map { a in
+            let index = indexes[a.name, default: 0]
+            indexes[a.name] = index + 1
+            var children = [TTLVItem(tag: KMIPTag.attributeName, .textString(a.name))]
+            if index > 0 { children.append(TTLVItem(tag: KMIPTag.attributeIndex, .integer(index))) }
+            children.append(TTLVItem(tag: KMIPTag.attributeValue, a.value))
+            return TTLVItem(tag: KMIPTag.attribute, .structure(children))
+        }
+    }
+}
