@@ -91,47 +91,51 @@ struct Decision: Sendable {
     }
 }
 
-/// Short-lived caches in front of policy lookups. Local writes invalidate them at once; other nodes of a shared
-/// store see changes within `ttl` (documented in README "Access control").
+/// Rules granted to one identity in one project, each with where it came from (`role:…`, `privilege:…`).
+typealias Rules = [(origin: String, permission: Permission)]
+
+/// Short-lived caches in front of policy lookups. Local writes invalidate them at once (a generation counter);
+/// other nodes of a shared store see changes within `ttl` (README "Identities and access control").
 final class AccessCache: Sendable {
-    struct Entry<V: Sendable>: Sendable {
-        var value: V
-        var expires: Date
-        var generation: Int
+    /// One map of entries that expire by time and by generation.
+    final class Map<V: Sendable>: Sendable {
+        struct Entry: Sendable {
+            var value: V
+            var expires: Date
+            var generation: Int
+        }
+        private let entries = Mutex<[String: Entry]>([:])
+
+        func get(_ key: String, now: Date, generation: Int) -> V? {
+            entries.withLock { map in
+                guard let e = map[key], e.generation == generation, e.expires > now else { return nil }
+                return e.value
+            }
+        }
+        func set(_ key: String, _ value: V, expires: Date, generation: Int) {
+            entries.withLock { map in
+                if map.count > 10_000 { map.removeAll() }
+                map[key] = Entry(value: value, expires: expires, generation: generation)
+            }
+        }
     }
+
     static let ttl: TimeInterval = 2
     private let generation = Atomic<Int>(0)
-    private let rules = Mutex<[String: Entry<[(origin: String, permission: Permission)]>]>([:])
-    private let callers = Mutex<[String: Entry<Caller?>]>([:])
+    private let ruleMap = Map<Rules>()
+    /// `Caller?` wrapped so that "no such identity" is cached too.
+    private let callerMap = Map<Caller?>()
 
     func invalidate() { generation.add(1, ordering: .sequentiallyConsistent) }
     var currentGeneration: Int { generation.load(ordering: .sequentiallyConsistent) }
 
-    func rules(_ key: String, now: Date) -> [(origin: String, permission: Permission)]? {
-        let g = currentGeneration
-        return self.rules.withLock { map in
-            guard let e = map[key], e.generation == g, e.expires > now else { return nil }
-            return e.value
-        }
+    func rules(_ key: String, now: Date) -> Rules? { ruleMap.get(key, now: now, generation: currentGeneration) }
+    func storeRules(_ key: String, _ value: Rules, expires: Date, generation g: Int) {
+        ruleMap.set(key, value, expires: expires, generation: g)
     }
-    func storeRules(_ key: String, _ value: [(origin: String, permission: Permission)], expires: Date, generation g: Int) {
-        self.rules.withLock { map in
-            if map.count > 10_000 { map.removeAll() }
-            map[key] = Entry(value: value, expires: expires, generation: g)
-        }
-    }
-    func caller(_ key: String, now: Date) -> Caller?? {
-        let g = currentGeneration
-        return callers.withLock { map in
-            guard let e = map[key], e.generation == g, e.expires > now else { return nil }
-            return .some(e.value)
-        }
-    }
+    func caller(_ key: String, now: Date) -> Caller?? { callerMap.get(key, now: now, generation: currentGeneration) }
     func storeCaller(_ key: String, _ value: Caller?, expires: Date, generation g: Int) {
-        callers.withLock { map in
-            if map.count > 10_000 { map.removeAll() }
-            map[key] = Entry(value: value, expires: expires, generation: g)
-        }
+        callerMap.set(key, value, expires: expires, generation: g)
     }
 }
 
