@@ -36,7 +36,10 @@ let package = Package(
         .target(name: "StorageAPI", swiftSettings: strict),
         .target(
             name: "StorageSQLite",
-            dependencies: ["StorageAPI", "CSQLite", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "StorageAPI", "CSQLite", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .target(

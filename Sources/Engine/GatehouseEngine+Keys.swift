@@ -83,7 +83,17 @@ extension GatehouseEngine {
         guard id.utf8.count <= 64, let record = try await tx.get(kind: Self.objectKind, id: id) else {
             throw EngineError(.notFound, "object not found")
         }
-        return (record, try decode(ManagedObjectBody.self, record))
+        // Decoding the JSON body was a tenth of a KMIP Get's CPU: reuse the decoded body while the stored version
+        // (and so the bytes) is unchanged.
+        if let cached = objectCache.withLock({ $0[id] }), cached.version == record.version, cached.bytes == record.body.count {
+            return (record, cached.body)
+        }
+        let body = try decode(ManagedObjectBody.self, record)
+        objectCache.withLock { cache in
+            if cache.count > 50_000 { cache.removeAll() }
+            cache[id] = (record.version, record.body.count, body)
+        }
+        return (record, body)
     }
 
     /// Loads an object's facts (outside a transaction) to authorize against its project and name.
@@ -182,7 +192,8 @@ extension GatehouseEngine {
 
     public func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?) {
         let (decision, _) = try await authorizeObject(ctx, id, "read")
-        return try await transact { tx in
+        // Relaxed commit: the only write is this read's audit event (see Storage.withRelaxedTransaction).
+        return try await transact(relaxed: true) { tx in
             let (_, body) = try await self.loadObject(id, tx)
             var plain: SecretBytes?
             if let sealed = body.material {
@@ -309,7 +320,7 @@ extension GatehouseEngine {
     /// Opens a usable key: the object must be Active, of the right type, and allow `usage`.
     func usableKey(_ ctx: CallContext, _ id: String, action: String, usage: UsageMask) async throws -> (ManagedObject, SymmetricKey) {
         let (decision, _) = try await authorizeObject(ctx, id, action)
-        return try await transact { tx in
+        return try await transact(relaxed: true) { tx in
             let (_, body) = try await self.loadObject(id, tx)
             let meta = body.meta
             guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }

@@ -3,6 +3,7 @@ import EngineAPI
 import Foundation
 import Logging
 import StorageAPI
+import Synchronization
 
 /// The engine: authorization, audit and envelope encryption in front of one `Storage`.
 public final class GatehouseEngine: Engine {
@@ -11,6 +12,8 @@ public final class GatehouseEngine: Engine {
     let audit: AuditChain
     let bootstrapAdmins: Set<String>
     let accessCache = AccessCache()
+    /// Decoded managed-object bodies by id, with the record version they were decoded from.
+    let objectCache = Mutex<[String: (version: Int64, bytes: Int, body: ManagedObjectBody)]>([:])
     let logger: Logger
     let clock: @Sendable () -> Date
 
@@ -92,9 +95,11 @@ public final class GatehouseEngine: Engine {
     }
 
     /// Runs a storage transaction, mapping storage errors to engine errors.
-    func transact<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T {
+    func transact<T: Sendable>(relaxed: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws -> T
+    {
         do {
-            return try await storage.withRetryingTransaction(body)
+            return try await storage.withRetryingTransaction(relaxed: relaxed, body)
         } catch let e as EngineError {
             throw e
         } catch let e as StorageError {
@@ -193,7 +198,7 @@ public final class GatehouseEngine: Engine {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
         let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "read", ["name": name]))
-        return try await transact { tx in
+        return try await transact(relaxed: true) { tx in
             guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
                 throw EngineError(.notFound, "secret not found")
             }

@@ -12,6 +12,10 @@ public protocol Storage: Sendable {
     /// Runs `body` in one serializable transaction; commits if it returns, rolls back if it throws.
     /// A commit that returns is durable.
     func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
+    /// Like `withTransaction`, but the commit may return before it reaches stable storage: it survives a crash
+    /// (`kill -9`) of this process, not a power loss. Meant for transactions whose only write is the audit record of
+    /// a read (Get, Encrypt, …), where waiting for an fsync would bound reads by disk latency.
+    func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
     /// Cheap reachability check for readiness probes.
     func ping() async throws
     /// Releases connections and files.
@@ -51,16 +55,23 @@ public protocol StorageTransaction: Sendable {
 }
 
 extension Storage {
+    /// Backends without a cheaper relaxed commit run a normal transaction.
+    public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+        -> T
+    {
+        try await withTransaction(body)
+    }
+
     /// Runs a transaction and retries it (up to `attempts` times) when it fails with a version or audit conflict
     /// or a backend serialization failure.
     public func withRetryingTransaction<T: Sendable>(
-        attempts: Int = 8, _ body: @Sendable (any StorageTransaction) async throws -> T
+        attempts: Int = 8, relaxed: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T
     ) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await withTransaction(body)
+                return relaxed ? try await withRelaxedTransaction(body) : try await withTransaction(body)
             } catch let error as StorageError where (error.code == .auditConflict || error.code == .transientConflict) && attempt < attempts {
                 try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...5_000_000) * UInt64(attempt))
             }

@@ -149,11 +149,24 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     public func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
         -> T
     {
+        try await run(body, relaxed: false)
+    }
+
+    /// `synchronous_commit = off` for this transaction only: the commit returns once it is in the server's WAL
+    /// buffers (it survives a crash of Gatehouse, and of PostgreSQL's backends, not of the database host).
+    public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws -> T
+    {
+        try await run(body, relaxed: true)
+    }
+
+    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T {
         do {
             // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
             // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
             try await reach(within: transactionTimeout)
             return try await client.withTransaction(logger: logger) { conn in
+                if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
                 let tx = PostgresTransaction(connection: conn, logger: self.logger)
                 defer { tx.closed = true }
                 return try await body(tx)

@@ -1,17 +1,22 @@
 import CSQLite
 import Foundation
+import NIOConcurrencyHelpers
 import NIOPosix
 import StorageAPI
 
-/// The embedded default store: one SQLite database file in WAL mode with `synchronous=FULL`, so a transaction
-/// that returned is on disk and survives `kill -9` or power loss.
+/// The embedded default store: one SQLite database file in WAL mode; a transaction that returned is on disk and
+/// survives `kill -9` or power loss.
 ///
-/// One connection serves all transactions, serialized by an async lock; commits (the fsync) run on a
-/// dedicated thread pool so they do not block the cooperative executor.
+/// One connection serves all transactions, serialized by an async lock. Durability uses **group commit**: SQLite
+/// runs with `synchronous=NORMAL` (a COMMIT appends its frames to the WAL without fsync), and a writing
+/// transaction returns only after a WAL fsync that started after its COMMIT has finished. Writers that commit
+/// while one fsync is running share the next one, so N concurrent writers cost one fsync, not N. (A transaction
+/// is durable once its WAL frames are on stable storage; checkpoints under NORMAL fsync the WAL before copying.)
 public final class SQLiteStorage: Storage, @unchecked Sendable {
     private let connection: SQLiteConnection
     private let lock = AsyncLock()
     private let threadPool: NIOThreadPool
+    private let durability: GroupCommit
 
     public var backendName: String { "sqlite" }
 
@@ -24,14 +29,15 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             }
         }
         self.connection = try SQLiteConnection(path: path)
-        self.threadPool = NIOThreadPool(numberOfThreads: 1)
+        self.threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
+        self.durability = GroupCommit(walPath: path + "-wal", directory: (path as NSString).deletingLastPathComponent, pool: threadPool)
         try connection.execute("PRAGMA busy_timeout=5000")
         let mode = try connection.query("PRAGMA journal_mode=WAL").first?.first?.text
         guard mode?.lowercased() == "wal" else {
             throw StorageError(.unavailable, "\(path): cannot enable WAL journal (got \(mode ?? "nothing"))")
         }
-        try connection.execute("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        try connection.execute("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         // Fail early on a file that is not a database.
         _ = try connection.query("SELECT count(*) FROM sqlite_master")
     }
@@ -83,13 +89,25 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
                 throw error
             }
         }
+        try await durability.waitUntilDurable()
     }
 
     public func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
         -> T
     {
-        try await lock.withLock {
+        try await run(body, durable: true)
+    }
+
+    public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws -> T
+    {
+        try await run(body, durable: false)
+    }
+
+    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, durable: Bool) async throws -> T {
+        let (value, wrote): (T, Bool) = try await lock.withLock {
             try connection.execute("BEGIN IMMEDIATE")
+            let changesBefore = sqlite3_total_changes64(connection.handle)
             let tx = SQLiteTransaction(connection: connection)
             let value: T
             do {
@@ -100,15 +118,19 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
                 throw error
             }
             tx.closed = true
-            let connection = self.connection
+            let wrote = sqlite3_total_changes64(connection.handle) != changesBefore
             do {
-                try await threadPool.runIfActive { try connection.execute("COMMIT") }
+                // Without fsync (synchronous=NORMAL) this is a write to the WAL: cheap enough to run here.
+                try connection.execute("COMMIT")
             } catch {
                 try? connection.execute("ROLLBACK")
                 throw error
             }
-            return value
+            return (value, wrote)
         }
+        // Outside the lock, so the next transactions run while this one waits for (and shares) the fsync.
+        if wrote && durable { try await durability.waitUntilDurable() }
+        return value
     }
 
     public func ping() async throws {
@@ -116,6 +138,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
     }
 
     public func close() async throws {
+        durability.close()
         try await threadPool.shutdownGracefully()
     }
 
@@ -259,5 +282,92 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         try live().query(
             "INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [.text(key), .blob(value)])
+    }
+}
+
+/// Group commit: callers that committed wait for a WAL fsync that *started after* their commit. While one fsync
+/// runs, new callers queue for the next; that next fsync covers all of them.
+final class GroupCommit: @unchecked Sendable {
+    private struct State {
+        var running = false
+        /// Waiting for the fsync that is running now (their commits happened before it started).
+        var current: [CheckedContinuation<Void, any Error>] = []
+        /// Waiting for the next fsync (they committed while one was running).
+        var next: [CheckedContinuation<Void, any Error>] = []
+        var fd: Int32 = -1
+        var directorySynced = false
+        var closed = false
+    }
+    private let state = NIOLockedValueBox(State())
+    private let walPath: String
+    private let directory: String
+    private let pool: NIOThreadPool
+
+    init(walPath: String, directory: String, pool: NIOThreadPool) {
+        self.walPath = walPath
+        self.directory = directory.isEmpty ? "." : directory
+        self.pool = pool
+    }
+
+    func waitUntilDurable() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let start = state.withLockedValue { s -> Bool in
+                if s.running {
+                    s.next.append(continuation)
+                    return false
+                }
+                s.running = true
+                s.current = [continuation]
+                return true
+            }
+            if start { runSync() }
+        }
+    }
+
+    /// Runs one fsync on the pool for the `current` group, then starts the next group if anyone is waiting.
+    private func runSync() {
+        pool.submit { [self] _ in
+            let result = syncWAL()
+            let (finished, again) = state.withLockedValue { s -> ([CheckedContinuation<Void, any Error>], Bool) in
+                let done = s.current
+                if s.next.isEmpty {
+                    s.running = false
+                    s.current = []
+                    return (done, false)
+                }
+                s.current = s.next
+                s.next = []
+                return (done, true)
+            }
+            for c in finished { c.resume(with: result) }
+            if again { runSync() }
+        }
+    }
+
+    private func syncWAL() -> Result<Void, any Error> {
+        var fd = state.withLockedValue { $0.fd }
+        if fd < 0 {
+            fd = open(walPath, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return .failure(StorageError(.unavailable, "cannot open \(walPath): errno \(errno)")) }
+            state.withLockedValue { $0.fd = fd }
+        }
+        guard fsync(fd) == 0 else { return .failure(StorageError(.unavailable, "fsync of the WAL failed: errno \(errno)")) }
+        // The WAL's directory entry must be durable too (once, after the WAL exists).
+        if !state.withLockedValue({ $0.directorySynced }) {
+            let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 {
+                _ = fsync(dfd)
+                Glibc.close(dfd)
+            }
+            state.withLockedValue { $0.directorySynced = true }
+        }
+        return .success(())
+    }
+
+    func close() {
+        state.withLockedValue { s in
+            if s.fd >= 0 { _ = Glibc.close(s.fd) }
+            s.fd = -1
+        }
     }
 }

@@ -86,3 +86,14 @@ import Testing
         #expect(engine.audit.verify(events, head: head).isIntact)
     }
 }
+
+@Suite struct AuditTimestampTests {
+    @Test func sameTextAsISO8601DateFormatter() {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for t in [0.0, 1_800_000_000.123, 1_764_298_445.999, 951_782_400.5, 4_102_444_799.001, 1_700_000_000] {
+            let d = Date(timeIntervalSince1970: t)
+            #expect(AuditChain.timestamp(d) == f.string(from: d), "\(t)")
+        }
+    }
+}
