@@ -51,6 +51,17 @@ schemas = {
  "SecretValue": obj({"value": string, "expectedVersion": {"type": "integer", "minimum": 1, "maximum": 9007199254740991}}, ["value"]),
  "AuditEvent": {"type": "object", "description": "See README 'Audit log'"},
 }
+# Request bodies are decoded with Swift Codable, which reads an explicit null as "absent" for optional fields:
+# say so in the schema, so that {"description": null} is not "a schema-violating request that was accepted".
+for request_schema in ["ProjectCreate", "IdentityCreate", "IdentitySpec", "AuthMethodSpec", "ClientSecretSpec", "RoleSpec",
+                       "PrivilegeSpec", "SecretValue", "RoleGrant", "Permission", "Condition"]:
+    sch = schemas[request_schema]
+    required = set(sch.get("required", []))
+    for key, prop in list(sch["properties"].items()):
+        if key not in required:
+            sch["properties"][key] = {"anyOf": [prop, {"type": "null"}]}
+
+
 def param(name, where="path", schema=string, required=True):
     return {"name": name, "in": where, "required": required, "schema": schema}
 page = [param("after", "query", string, False), param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, False)]

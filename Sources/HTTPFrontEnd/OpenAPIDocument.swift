@@ -71,70 +71,154 @@ public enum OpenAPIDocument {
        "AuthMethodSpec": {
         "properties": {
          "accessTokenMaxTTL": {
-          "maximum": 315360000,
-          "minimum": 0,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 315360000,
+            "minimum": 0,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "accessTokenNumUsesLimit": {
-          "maximum": 9007199254740991,
-          "minimum": 0,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 9007199254740991,
+            "minimum": 0,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "accessTokenPeriod": {
-          "maximum": 315360000,
-          "minimum": 0,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 315360000,
+            "minimum": 0,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "accessTokenTTL": {
-          "maximum": 315360000,
-          "minimum": 1,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 315360000,
+            "minimum": 1,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "accessTokenTrustedIps": {
-          "items": {
-           "maxLength": 43,
-           "type": "string"
-          },
-          "maxItems": 100,
-          "minItems": 1,
-          "type": "array"
+          "anyOf": [
+           {
+            "items": {
+             "maxLength": 43,
+             "type": "string"
+            },
+            "maxItems": 100,
+            "minItems": 1,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "allowedCommonNames": {
-          "items": {
-           "type": "string"
-          },
-          "type": "array"
+          "anyOf": [
+           {
+            "items": {
+             "type": "string"
+            },
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "caCertificate": {
-          "description": "PEM CA certificate (TLS Certificate Auth)",
-          "type": "string"
+          "anyOf": [
+           {
+            "description": "PEM CA certificate (TLS Certificate Auth)",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "clientSecretTrustedIps": {
-          "items": {
-           "maxLength": 43,
-           "type": "string"
-          },
-          "maxItems": 100,
-          "minItems": 1,
-          "type": "array"
+          "anyOf": [
+           {
+            "items": {
+             "maxLength": 43,
+             "type": "string"
+            },
+            "maxItems": 100,
+            "minItems": 1,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "lockoutCounterResetSeconds": {
-          "maximum": 3600,
-          "minimum": 1,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 3600,
+            "minimum": 1,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "lockoutDurationSeconds": {
-          "maximum": 86400,
-          "minimum": 1,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 86400,
+            "minimum": 1,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "lockoutEnabled": {
-          "type": "boolean"
+          "anyOf": [
+           {
+            "type": "boolean"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "lockoutThreshold": {
-          "maximum": 30,
-          "minimum": 1,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 30,
+            "minimum": 1,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          }
         },
         "type": "object"
@@ -187,18 +271,39 @@ public enum OpenAPIDocument {
        "ClientSecretSpec": {
         "properties": {
          "description": {
-          "maxLength": 500,
-          "type": "string"
+          "anyOf": [
+           {
+            "maxLength": 500,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "numUsesLimit": {
-          "maximum": 9007199254740991,
-          "minimum": 0,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 9007199254740991,
+            "minimum": 0,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "ttl": {
-          "maximum": 315360000,
-          "minimum": 0,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 315360000,
+            "minimum": 0,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          }
         },
         "type": "object"
@@ -207,19 +312,47 @@ public enum OpenAPIDocument {
         "minProperties": 1,
         "properties": {
          "$eq": {
-          "type": "string"
+          "anyOf": [
+           {
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "$glob": {
-          "type": "string"
+          "anyOf": [
+           {
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "$in": {
-          "items": {
-           "type": "string"
-          },
-          "type": "array"
+          "anyOf": [
+           {
+            "items": {
+             "type": "string"
+            },
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "$ne": {
-          "type": "string"
+          "anyOf": [
+           {
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          }
         },
         "type": "object"
@@ -292,26 +425,40 @@ public enum OpenAPIDocument {
        "IdentityCreate": {
         "properties": {
          "metadata": {
-          "additionalProperties": {
-           "maxLength": 256,
-           "type": "string"
-          },
-          "maxProperties": 50,
-          "propertyNames": {
-           "maxLength": 64,
-           "minLength": 1
-          },
-          "type": "object"
+          "anyOf": [
+           {
+            "additionalProperties": {
+             "maxLength": 256,
+             "type": "string"
+            },
+            "maxProperties": 50,
+            "propertyNames": {
+             "maxLength": 64,
+             "minLength": 1
+            },
+            "type": "object"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "name": {
           "pattern": "^[A-Za-z0-9._-]{1,200}$",
           "type": "string"
          },
          "orgRole": {
-          "enum": [
-           "admin",
-           "member",
-           "no-access"
+          "anyOf": [
+           {
+            "enum": [
+             "admin",
+             "member",
+             "no-access"
+            ]
+           },
+           {
+            "type": "null"
+           }
           ]
          }
         },
@@ -323,26 +470,47 @@ public enum OpenAPIDocument {
        "IdentitySpec": {
         "properties": {
          "metadata": {
-          "additionalProperties": {
-           "maxLength": 256,
-           "type": "string"
-          },
-          "maxProperties": 50,
-          "propertyNames": {
-           "maxLength": 64,
-           "minLength": 1
-          },
-          "type": "object"
+          "anyOf": [
+           {
+            "additionalProperties": {
+             "maxLength": 256,
+             "type": "string"
+            },
+            "maxProperties": 50,
+            "propertyNames": {
+             "maxLength": 64,
+             "minLength": 1
+            },
+            "type": "object"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "name": {
-          "pattern": "^[A-Za-z0-9._-]{1,200}$",
-          "type": "string"
+          "anyOf": [
+           {
+            "pattern": "^[A-Za-z0-9._-]{1,200}$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "orgRole": {
-          "enum": [
-           "admin",
-           "member",
-           "no-access"
+          "anyOf": [
+           {
+            "enum": [
+             "admin",
+             "member",
+             "no-access"
+            ]
+           },
+           {
+            "type": "null"
+           }
           ]
          }
         },
@@ -389,19 +557,33 @@ public enum OpenAPIDocument {
           "type": "array"
          },
          "conditions": {
-          "additionalProperties": {
-           "$ref": "#/components/schemas/Condition"
-          },
-          "propertyNames": {
-           "enum": [
-            "name",
-            "path"
-           ]
-          },
-          "type": "object"
+          "anyOf": [
+           {
+            "additionalProperties": {
+             "$ref": "#/components/schemas/Condition"
+            },
+            "propertyNames": {
+             "enum": [
+              "name",
+              "path"
+             ]
+            },
+            "type": "object"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "inverted": {
-          "type": "boolean"
+          "anyOf": [
+           {
+            "type": "boolean"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "subject": {
           "enum": [
@@ -471,7 +653,14 @@ public enum OpenAPIDocument {
           "type": "string"
          },
          "isTemporary": {
-          "type": "boolean"
+          "anyOf": [
+           {
+            "type": "boolean"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "permissions": {
           "items": {
@@ -486,12 +675,26 @@ public enum OpenAPIDocument {
           "type": "string"
          },
          "temporaryAccessStartTime": {
-          "format": "date-time",
-          "type": "string"
+          "anyOf": [
+           {
+            "format": "date-time",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "temporaryRange": {
-          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
-          "type": "string"
+          "anyOf": [
+           {
+            "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          }
         },
         "required": [
@@ -524,8 +727,15 @@ public enum OpenAPIDocument {
        "ProjectCreate": {
         "properties": {
          "description": {
-          "maxLength": 1000,
-          "type": "string"
+          "anyOf": [
+           {
+            "maxLength": 1000,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "slug": {
           "pattern": "^[a-z0-9_-]{1,64}$",
@@ -569,23 +779,51 @@ public enum OpenAPIDocument {
        "RoleGrant": {
         "properties": {
          "isTemporary": {
-          "type": "boolean"
+          "anyOf": [
+           {
+            "type": "boolean"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "role": {
           "type": "string"
          },
          "temporaryAccessEndTime": {
-          "format": "date-time",
-          "type": "string"
+          "anyOf": [
+           {
+            "format": "date-time",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "temporaryAccessStartTime": {
-          "format": "date-time",
-          "type": "string"
+          "anyOf": [
+           {
+            "format": "date-time",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "temporaryRange": {
-          "description": "e.g. 30s, 1m, 2h, 3d",
-          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
-          "type": "string"
+          "anyOf": [
+           {
+            "description": "e.g. 30s, 1m, 2h, 3d",
+            "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          }
         },
         "required": [
@@ -596,7 +834,14 @@ public enum OpenAPIDocument {
        "RoleSpec": {
         "properties": {
          "description": {
-          "type": "string"
+          "anyOf": [
+           {
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "permissions": {
           "items": {
@@ -653,9 +898,16 @@ public enum OpenAPIDocument {
        "SecretValue": {
         "properties": {
          "expectedVersion": {
-          "maximum": 9007199254740991,
-          "minimum": 1,
-          "type": "integer"
+          "anyOf": [
+           {
+            "maximum": 9007199254740991,
+            "minimum": 1,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
          },
          "value": {
           "type": "string"
