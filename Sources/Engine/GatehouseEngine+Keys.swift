@@ -19,6 +19,8 @@ enum Algorithm {
     static let hmacSHA256: UInt32 = 9
     static let hmacSHA384: UInt32 = 10
     static let hmacSHA512: UInt32 = 11
+    static let blowfish: UInt32 = 16
+    static let idea: UInt32 = 19
     static let hmac: Set<UInt32> = [7, 8, 9, 10, 11]
 }
 
@@ -112,6 +114,9 @@ extension GatehouseEngine {
         guard spec.names.count <= 16, spec.names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 }),
             spec.objectGroups.count <= 16, spec.objectGroups.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 })
         else { throw EngineError(.invalidArgument, "names and object groups: at most 16 of 1–256 bytes") }
+        guard spec.customAttributes.count <= 64,
+            spec.customAttributes.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 256 && $0.value.count <= 16 && $0.value.allSatisfy { $0.count <= 4096 } })
+        else { throw EngineError(.invalidArgument, "too many or too large attributes") }
     }
 
     func newObject(_ spec: ObjectSpec, project: String, now: Date) -> ManagedObject {
@@ -120,6 +125,7 @@ extension GatehouseEngine {
             cryptographicLength: spec.cryptographicLength, usageMask: spec.usageMask ?? Self.defaultUsage(spec.objectType),
             state: .preActive,
             names: spec.names, objectGroups: spec.objectGroups, initialDate: now, lastChangeDate: now, dataType: spec.dataType)
+        meta.customAttributes = spec.customAttributes.isEmpty ? nil : spec.customAttributes
         if let activation = spec.activationDate {
             meta.activationDate = activation
             if activation <= now { meta.state = .active }
@@ -159,6 +165,8 @@ extension GatehouseEngine {
         switch algorithm {
         case Algorithm.aes: valid = [128, 192, 256].contains(length)
         case Algorithm.tripleDES: valid = [112, 168, 192].contains(length)
+        case Algorithm.idea: valid = length == 128
+        case Algorithm.blowfish: valid = length >= 32 && length <= 448 && length % 8 == 0
         case _ where Algorithm.hmac.contains(algorithm): valid = length >= 128 && length <= 1024 && length % 8 == 0
         default: valid = false
         }
@@ -231,6 +239,9 @@ extension GatehouseEngine {
             if let a = filter.algorithm, m.algorithm != a { continue }
             if let l = filter.cryptographicLength, m.cryptographicLength != l { continue }
             if let s = filter.state, m.state != s { continue }
+            if (m.state == .destroyed || m.state == .destroyedCompromised) && !filter.includeDestroyed
+                && filter.state != m.state
+            { continue }
             if let g = filter.objectGroup, !m.objectGroups.contains(g) { continue }
             guard decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id])) else { continue }
             matches.append(m)
@@ -259,6 +270,23 @@ extension GatehouseEngine {
             try await self.audit.append(
                 self.allowed(ctx, decision, event, project: body.meta.project, ["objectId": id, "state": "\(body.meta.state)"]), tx)
             return body.meta
+        }
+    }
+
+    public func editObjectAttributes(
+        _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void
+    ) async throws -> ManagedObject {
+        try await transition(ctx, id, action: "edit", event: "kms.attributes.edit") { body, _ in
+            var e = EditableAttributes(
+                names: body.meta.names, objectGroups: body.meta.objectGroups, customAttributes: body.meta.customAttributes ?? [:])
+            try edit(&e)
+            let spec = ObjectSpec(objectType: body.meta.objectType, names: e.names, objectGroups: e.objectGroups)
+            try Self.validate(spec)
+            guard e.customAttributes.count <= 64, e.customAttributes.values.allSatisfy({ $0.count <= 16 && $0.allSatisfy { $0.count <= 4096 } })
+            else { throw EngineError(.invalidArgument, "too many or too large attributes") }
+            body.meta.names = e.names
+            body.meta.objectGroups = e.objectGroups
+            body.meta.customAttributes = e.customAttributes.isEmpty ? nil : e.customAttributes
         }
     }
 

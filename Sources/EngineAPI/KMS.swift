@@ -52,6 +52,9 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     public var lastChangeDate: Date
     /// Secret Data Type / Opaque Data Type enumeration value, for those object types.
     public var dataType: UInt32?
+    /// Attributes the engine stores for clients without interpreting them (Application Specific Information,
+    /// Contact Information, custom `x-…` attributes): name → values in the front end's own encoding, in order.
+    public var customAttributes: [String: [[UInt8]]]?
 
     public init(
         id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,
@@ -83,6 +86,7 @@ public struct ObjectSpec: Sendable, Hashable {
     public var objectGroups: [String]
     public var activationDate: Date?
     public var dataType: UInt32?
+    public var customAttributes: [String: [[UInt8]]] = [:]
     public init(
         objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
         names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
@@ -108,6 +112,9 @@ public struct LocateFilter: Sendable, Hashable {
     public var objectGroup: String?
     public var maximumItems: Int?
     public var offsetItems: Int
+    /// Destroyed objects (metadata only) are found only when asked for (KMIP 2.x Storage Status Mask
+    /// "Destroyed Storage", or a State filter naming a destroyed state).
+    public var includeDestroyed = false
     public init(
         name: String? = nil, objectType: ManagedObjectType? = nil, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil,
         state: KeyState? = nil, objectGroup: String? = nil, maximumItems: Int? = nil, offsetItems: Int = 0
@@ -155,6 +162,18 @@ public struct CipherResult: Sendable, Hashable {
     }
 }
 
+/// The client-editable attributes of an object (Add/Modify/Delete Attribute edit these in one transaction).
+public struct EditableAttributes: Sendable, Hashable {
+    public var names: [String]
+    public var objectGroups: [String]
+    public var customAttributes: [String: [[UInt8]]]
+    public init(names: [String], objectGroups: [String], customAttributes: [String: [[UInt8]]]) {
+        self.names = names
+        self.objectGroups = objectGroups
+        self.customAttributes = customAttributes
+    }
+}
+
 /// Key management (part of `Engine`). Objects live in a project: the caller's KMIP project when `project` is nil.
 public protocol KeyEngine: Sendable {
     func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject
@@ -176,4 +195,7 @@ public protocol KeyEngine: Sendable {
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult
     func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8]
+    /// Edits names, object groups and stored client attributes atomically; `edit` throws `EngineError` to refuse.
+    func editObjectAttributes(_ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void)
+        async throws -> ManagedObject
 }

@@ -19,8 +19,8 @@ public struct KMIPDispatcher: Sendable {
 
     /// Operations this build answers.
     public static let keyOperations: [KMIPOperation] = [
-        .create, .register, .locate, .get, .getAttributes, .getAttributeList, .activate, .revoke, .destroy, .encrypt,
-        .decrypt, .mac,
+        .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
+        .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil ? [.discoverVersions, .query] : Self.keyOperations + [.query, .discoverVersions]
@@ -106,6 +106,9 @@ public struct KMIPDispatcher: Sendable {
                 case .get: payload = try await ops.get(item.payload, &state)
                 case .getAttributes: payload = try await ops.getAttributes(item.payload, &state)
                 case .getAttributeList: payload = try await ops.getAttributeList(item.payload, &state)
+                case .addAttribute: payload = try await ops.changeAttribute(item.payload, .add, &state)
+                case .modifyAttribute, .setAttribute: payload = try await ops.changeAttribute(item.payload, .modify, &state)
+                case .deleteAttribute: payload = try await ops.changeAttribute(item.payload, .delete, &state)
                 case .activate: payload = try await ops.activate(item.payload, &state)
                 case .revoke: payload = try await ops.revoke(item.payload, &state)
                 case .destroy: payload = try await ops.destroy(item.payload, &state)

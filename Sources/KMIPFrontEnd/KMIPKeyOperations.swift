@@ -1,5 +1,6 @@
 import EngineAPI
 import Foundation
+import Synchronization
 import KMIPProtocol
 import TTLV
 
@@ -76,10 +77,28 @@ struct KMIPKeyOperations {
             case ("Activation Date", let v): spec.activationDate = date(v)
             case ("Operation Policy Name", _), ("Object Type", _): break  // accepted; policy is RBAC, type is explicit
             default:
-                throw KMIPFieldError("attribute '\(a.name)' cannot be set by the client or has the wrong type")
+                guard Self.isClientAttribute(a.name) else {
+                    throw KMIPFieldError("attribute '\(a.name)' cannot be set by the client or has the wrong type")
+                }
+                spec.customAttributes[a.name, default: []].append(Self.store(a.value))
             }
         }
         return spec
+    }
+
+    /// Attributes a client may set that the engine keeps without interpreting.
+    static func isClientAttribute(_ name: String) -> Bool {
+        ["Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute"].contains(name)
+            || name.hasPrefix("x-") || name.hasPrefix("y-")
+    }
+
+    /// A stored attribute value: the TTLV encoding of the value (tag Attribute Value).
+    static func store(_ value: TTLVValue) -> [UInt8] {
+        TTLVEncoder.encode(TTLVItem(tag: KMIPTag.attributeValue, value))
+    }
+
+    static func load(_ bytes: [UInt8]) -> TTLVValue? {
+        (try? TTLVDecoder(maxDepth: 8, maxMessageSize: 8192).decode(bytes))?.value
     }
 
     /// The attributes of an object, as KMIP attributes.
@@ -107,6 +126,9 @@ struct KMIPKeyOperations {
         }
         out += m.objectGroups.map { KMIPAttribute(name: "Object Group", value: .textString($0)) }
         out.append(KMIPAttribute(name: "Last Change Date", value: date(m.lastChangeDate)))
+        for (name, values) in (m.customAttributes ?? [:]).sorted(by: { $0.key < $1.key }) {
+            out += values.compactMap(load).map { KMIPAttribute(name: name, value: $0) }
+        }
         return out
     }
 
@@ -251,6 +273,101 @@ struct KMIPKeyOperations {
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))] + items
     }
 
+    /// The attribute an Add/Modify/Delete Attribute request names: 1.x `Attribute` (name, index, value) or 2.x
+    /// `New Attribute` / `Current Attribute` (a tagged item) / `Attribute Reference`.
+    static func requestedAttribute(_ payload: TTLVItem?) -> (name: String, index: Int?, value: TTLVValue?)? {
+        if let a = payload?.child(KMIPTag.attribute),
+            case .textString(let name)? = a.child(KMIPTag.attributeName)?.value
+        {
+            var index: Int?
+            if case .integer(let i)? = a.child(KMIPTag.attributeIndex)?.value { index = Int(i) }
+            return (name, index, a.child(KMIPTag.attributeValue)?.value)
+        }
+        if case .textString(let name)? = payload?.child(KMIPTag.attributeName)?.value {
+            var index: Int?
+            if case .integer(let i)? = payload?.child(KMIPTag.attributeIndex)?.value { index = Int(i) }
+            return (name, index, nil)
+        }
+        for holderTag in [KMIPTag.newAttribute, KMIPTag.currentAttribute] {
+            if let item = payload?.child(holderTag)?.children.first, let name = KMIPAttribute.namesByTag[item.tag] {
+                return (name, nil, item.value)
+            }
+        }
+        if case .enumeration(let tag)? = payload?.child(KMIPTag.attributeReference)?.value, let name = KMIPAttribute.namesByTag[tag] {
+            return (name, nil, nil)
+        }
+        return nil
+    }
+
+    enum AttributeChange: Sendable { case add, modify, delete }
+
+    /// Add/Modify/Delete Attribute (KMIP 1.4 §4.13–4.15, 2.1 §6.1.3/6.1.31/6.1.13) on names, object groups and
+    /// client attributes; everything else is read-only.
+    func changeAttribute(_ payload: TTLVItem?, _ change: AttributeChange, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let (name, index, value) = Self.requestedAttribute(payload) else {
+            throw KMIPFieldError(.missingData, "the attribute to change is missing")
+        }
+        let editable = name == "Name" || name == "Object Group" || Self.isClientAttribute(name)
+        guard editable else { throw KMIPFieldError(.permissionDenied, "attribute '\(name)' is read-only") }
+        if change != .delete, value == nil { throw KMIPFieldError(.missingData, "Attribute Value is missing") }
+        var stored: TTLVValue?
+        if let value {
+            switch name {
+            case "Name":
+                guard KMIPAttribute(name: name, value: value).nameText != nil else { throw KMIPFieldError("a Name needs a Name Value") }
+            case "Object Group":
+                guard case .textString = value else { throw KMIPFieldError("an Object Group is a text string") }
+            default: break
+            }
+            stored = value
+        }
+        let newValue = stored
+        let result = Mutex<(Int, TTLVValue?)>((0, nil))
+        _ = try await engine.editObjectAttributes(ctx, id: id) { e in
+            var values: [TTLVValue]
+            switch name {
+            case "Name": values = e.names.map { KMIPAttribute.name($0).value }
+            case "Object Group": values = e.objectGroups.map { .textString($0) }
+            default: values = (e.customAttributes[name] ?? []).compactMap(Self.load)
+            }
+            let at: Int
+            switch change {
+            case .add:
+                guard let newValue else { return }
+                values.append(newValue)
+                at = values.count - 1
+            case .modify:
+                at = index ?? 0
+                guard values.indices.contains(at), let newValue else {
+                    throw EngineError(.notFound, "attribute '\(name)' has no instance \(at)")
+                }
+                values[at] = newValue
+            case .delete:
+                at = index ?? 0
+                guard values.indices.contains(at) else { throw EngineError(.notFound, "attribute '\(name)' has no instance \(at)") }
+                result.withLock { $0 = (at, values[at]) }
+                values.remove(at: at)
+            }
+            if change != .delete { result.withLock { $0 = (at, newValue) } }
+            switch name {
+            case "Name": e.names = values.compactMap { KMIPAttribute(name: name, value: $0).nameText }
+            case "Object Group": e.objectGroups = values.compactMap { if case .textString(let t) = $0 { return t } else { return nil } }
+            default: e.customAttributes[name] = values.isEmpty ? nil : values.map(Self.store)
+            }
+        }
+        state.idPlaceholder = id
+        let (at, shown) = result.withLock { $0 }
+        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+        if version.major < 2, let shown {
+            var a = [TTLVItem(tag: KMIPTag.attributeName, .textString(name))]
+            if change != .add || at > 0 { a.append(TTLVItem(tag: KMIPTag.attributeIndex, .integer(Int32(at)))) }
+            a.append(TTLVItem(tag: KMIPTag.attributeValue, shown))
+            out.append(TTLVItem(tag: KMIPTag.attribute, .structure(a)))
+        }
+        return out
+    }
+
     func activate(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         _ = try await engine.activateObject(ctx, id: id)
@@ -287,6 +404,9 @@ struct KMIPKeyOperations {
         if case .integer(let o)? = payload?.child(KMIPTag.offsetItems)?.value {
             guard o >= 0 else { throw KMIPFieldError("Offset Items must not be negative") }
             filter.offsetItems = Int(o)
+        }
+        if case .integer(let mask)? = payload?.child(KMIPTag.storageStatusMask)?.value, mask & 0x4 != 0 {
+            filter.includeDestroyed = true
         }
         for a in KMIPAttributeCodec.read(payload) {
             switch (a.name, a.value) {

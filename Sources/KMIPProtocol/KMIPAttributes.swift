@@ -22,6 +22,8 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Last Change Date": KMIPTag.lastChangeDate, "Revocation Reason": KMIPTag.revocationReason,
         "Object Group": KMIPTag.objectGroup, "Operation Policy Name": KMIPTag.operationPolicyName,
         "Original Creation Date": KMIPTag.originalCreationDate,
+        "Application Specific Information": 0x420004, "Contact Information": 0x420022, "Description": 0x4200FC,
+        "Comment": 0x4200FD,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 

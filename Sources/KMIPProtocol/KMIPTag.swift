@@ -55,6 +55,8 @@ public enum KMIPTag {
     public static let authenticatedEncryptionTag: UInt32 = 0x4200FF
     public static let attributes: UInt32 = 0x420125
     public static let attributeReference: UInt32 = 0x42013B
+    public static let currentAttribute: UInt32 = 0x42013C
+    public static let newAttribute: UInt32 = 0x42013D
     public static let attribute: UInt32 = 0x420008
     public static let authentication: UInt32 = 0x42000C
     public static let batchCount: UInt32 = 0x42000D
