@@ -126,6 +126,8 @@ extension GatehouseEngine {
             state: .preActive,
             names: spec.names, objectGroups: spec.objectGroups, initialDate: now, lastChangeDate: now, dataType: spec.dataType)
         meta.customAttributes = spec.customAttributes.isEmpty ? nil : spec.customAttributes
+        meta.keyFormatType = spec.keyFormatType
+        meta.splitKey = spec.splitKey
         if let activation = spec.activationDate {
             meta.activationDate = activation
             if activation <= now { meta.state = .active }
@@ -186,7 +188,9 @@ extension GatehouseEngine {
         guard !material.bytes.isEmpty, material.bytes.count <= 64 * 1024 else {
             throw EngineError(.invalidArgument, "object material must be 1 byte to 64 KiB")
         }
-        if spec.objectType == .symmetricKey, spec.algorithm == Algorithm.aes, ![16, 24, 32].contains(material.bytes.count) {
+        if spec.objectType == .symmetricKey, spec.algorithm == Algorithm.aes, spec.keyFormatType ?? 1 == 1,
+            ![16, 24, 32].contains(material.bytes.count)
+        {
             throw EngineError(.invalidArgument, "an AES key is 16, 24 or 32 bytes")
         }
         let p = try await keyProject(ctx, explicit: project)
@@ -235,6 +239,8 @@ extension GatehouseEngine {
         for r in records {
             let m = try decode(ManagedObjectBody.self, r).meta
             if let n = filter.name, !m.names.contains(n) { continue }
+            if let id = filter.id, m.id != id { continue }
+            if let c = filter.certificateType, m.objectType != .certificate || (m.dataType ?? 1) != c { continue }
             if let t = filter.objectType, m.objectType != t { continue }
             if let a = filter.algorithm, m.algorithm != a { continue }
             if let l = filter.cryptographicLength, m.cryptographicLength != l { continue }
@@ -243,6 +249,9 @@ extension GatehouseEngine {
                 && filter.state != m.state
             { continue }
             if let g = filter.objectGroup, !m.objectGroups.contains(g) { continue }
+            let initial = Int64(m.initialDate.timeIntervalSince1970.rounded(.down))
+            if let from = filter.initialDateFrom, initial < from { continue }
+            if let to = filter.initialDateTo, initial > to { continue }
             guard decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id])) else { continue }
             matches.append(m)
         }

@@ -5,7 +5,24 @@ import Foundation
 
 /// Managed object types served (KMIP Object Type).
 public enum ManagedObjectType: String, Sendable, Hashable, Codable, CaseIterable {
-    case symmetricKey, secretData, opaqueObject
+    case symmetricKey, secretData, opaqueObject, publicKey, privateKey, certificate, splitKey
+}
+
+/// The Split Key fields (KMIP 1.4 §2.2.5).
+public struct SplitKeyInfo: Sendable, Hashable, Codable {
+    public var parts: Int32
+    public var partIdentifier: Int32
+    public var threshold: Int32
+    public var method: UInt32
+    /// Big-endian bytes of the prime field size, for polynomial sharing over a prime field.
+    public var primeFieldSize: [UInt8]?
+    public init(parts: Int32, partIdentifier: Int32, threshold: Int32, method: UInt32, primeFieldSize: [UInt8]?) {
+        self.parts = parts
+        self.partIdentifier = partIdentifier
+        self.threshold = threshold
+        self.method = method
+        self.primeFieldSize = primeFieldSize
+    }
 }
 
 /// Key lifecycle states (KMIP 1.4 §3.22); raw values are KMIP's enumeration values.
@@ -55,6 +72,9 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     /// Attributes the engine stores for clients without interpreting them (Application Specific Information,
     /// Contact Information, custom `x-…` attributes): name → values in the front end's own encoding, in order.
     public var customAttributes: [String: [[UInt8]]]?
+    /// The KMIP Key Format Type the material is stored in (registered keys keep the client's format).
+    public var keyFormatType: UInt32?
+    public var splitKey: SplitKeyInfo?
 
     public init(
         id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,
@@ -87,6 +107,8 @@ public struct ObjectSpec: Sendable, Hashable {
     public var activationDate: Date?
     public var dataType: UInt32?
     public var customAttributes: [String: [[UInt8]]] = [:]
+    public var keyFormatType: UInt32?
+    public var splitKey: SplitKeyInfo?
     public init(
         objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
         names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
@@ -112,6 +134,12 @@ public struct LocateFilter: Sendable, Hashable {
     public var objectGroup: String?
     public var maximumItems: Int?
     public var offsetItems: Int
+    public var id: String?
+    /// For certificates: the certificate type (KMIP Certificate Type).
+    public var certificateType: UInt32?
+    /// Initial Date range, in whole seconds, inclusive.
+    public var initialDateFrom: Int64?
+    public var initialDateTo: Int64?
     /// Destroyed objects (metadata only) are found only when asked for (KMIP 2.x Storage Status Mask
     /// "Destroyed Storage", or a State filter naming a destroyed state).
     public var includeDestroyed = false

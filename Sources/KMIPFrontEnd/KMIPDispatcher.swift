@@ -92,7 +92,7 @@ public struct KMIPDispatcher: Sendable {
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: KMIPProtocolOperations.query(
                     item.payload, operations: supportedOperations,
-                    objectTypes: engine == nil ? [] : [.symmetricKey, .secretData, .opaqueObject], vendor: Self.vendor))
+                    objectTypes: engine == nil ? [] : [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor))
         default:
             guard let engine, Self.keyOperations.contains(operation) else {
                 return .failure(item, .operationNotSupported, "operation \(operation) is not supported by this server yet")

@@ -42,7 +42,24 @@ struct KMIPKeyOperations {
         case KMIPObjectType.symmetricKey.rawValue: return .symmetricKey
         case KMIPObjectType.secretData.rawValue: return .secretData
         case KMIPObjectType.opaqueObject.rawValue: return .opaqueObject
+        case KMIPObjectType.publicKey.rawValue: return .publicKey
+        case KMIPObjectType.privateKey.rawValue: return .privateKey
+        case KMIPObjectType.certificate.rawValue: return .certificate
+        case KMIPObjectType.splitKey.rawValue: return .splitKey
         default: return nil
+        }
+    }
+
+    /// The tag of the structure that carries an object of this type (KMIP 1.4 §2.2).
+    static func holderTag(_ t: ManagedObjectType) -> UInt32 {
+        switch t {
+        case .symmetricKey: return KMIPTag.symmetricKey
+        case .secretData: return KMIPTag.secretData
+        case .opaqueObject: return KMIPTag.opaqueObject
+        case .publicKey: return KMIPTag.publicKey
+        case .privateKey: return KMIPTag.privateKey
+        case .certificate: return KMIPTag.certificate
+        case .splitKey: return KMIPTag.splitKey
         }
     }
 
@@ -51,6 +68,10 @@ struct KMIPKeyOperations {
         case .symmetricKey: return .symmetricKey
         case .secretData: return .secretData
         case .opaqueObject: return .opaqueObject
+        case .publicKey: return .publicKey
+        case .privateKey: return .privateKey
+        case .certificate: return .certificate
+        case .splitKey: return .splitKey
         }
     }
 
@@ -152,40 +173,58 @@ struct KMIPKeyOperations {
     func register(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         guard case .enumeration(let rawType)? = payload?.child(KMIPTag.objectType)?.value,
             let type = Self.objectType(rawType)
-        else { throw KMIPFieldError("Register takes a Symmetric Key, Secret Data or Opaque Object") }
+        else { throw KMIPFieldError("Register takes keys, certificates, secret data, split keys and opaque objects") }
         var spec = try Self.spec(type, KMIPAttributeCodec.read(payload))
+        guard let holder = payload?.child(Self.holderTag(type)) else {
+            throw KMIPFieldError(.missingData, "the object to register is missing")
+        }
         let material: [UInt8]
         switch type {
-        case .symmetricKey, .secretData:
-            let holderTag = type == .symmetricKey ? KMIPTag.symmetricKey : KMIPTag.secretData
-            guard let holder = payload?.child(holderTag), let block = holder.child(KMIPTag.keyBlock) else {
-                throw KMIPFieldError(.missingData, "the object's Key Block is missing")
-            }
+        case .symmetricKey, .secretData, .publicKey, .privateKey, .splitKey:
+            guard let block = holder.child(KMIPTag.keyBlock) else { throw KMIPFieldError(.missingData, "the object's Key Block is missing") }
             if case .enumeration(let t)? = holder.child(KMIPTag.secretDataType)?.value { spec.dataType = t }
             guard block.child(KMIPTag.keyWrappingData) == nil else {
                 throw KMIPFieldError(.featureNotSupported, "registering wrapped keys is not supported")
             }
-            if case .enumeration(let f)? = block.child(KMIPTag.keyFormatType)?.value, f != 1, f != 2, f != 7 {
-                throw KMIPFieldError(.keyFormatTypeNotSupported, "key format type \(f) cannot be registered here")
+            guard case .enumeration(let format)? = block.child(KMIPTag.keyFormatType)?.value else {
+                throw KMIPFieldError(.missingData, "Key Format Type is missing")
             }
+            spec.keyFormatType = format
             let keyValue = block.child(KMIPTag.keyValue)
             if case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.value {
                 material = b
-            } else if case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.child(KMIPTag.key)?.value {
-                material = b  // Transparent Symmetric Key
+            } else if type == .symmetricKey, case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.child(KMIPTag.key)?.value {
+                material = b  // Transparent Symmetric Key: stored raw
+                spec.keyFormatType = 1
             } else if case .byteString(let b)? = keyValue?.value {
                 material = b  // 1.x allows Key Value as a byte string
             } else {
-                throw KMIPFieldError(.missingData, "Key Material is missing")
+                throw KMIPFieldError(.keyFormatTypeNotSupported, "only byte-string key material can be registered (format \(format))")
             }
             if case .enumeration(let a)? = block.child(KMIPTag.cryptographicAlgorithm)?.value, spec.algorithm == nil { spec.algorithm = a }
             if case .integer(let l)? = block.child(KMIPTag.cryptographicLength)?.value, spec.cryptographicLength == nil {
                 spec.cryptographicLength = l
             }
+            if type == .splitKey {
+                guard case .integer(let parts)? = holder.child(KMIPTag.splitKeyParts)?.value,
+                    case .integer(let part)? = holder.child(KMIPTag.keyPartIdentifier)?.value,
+                    case .integer(let threshold)? = holder.child(KMIPTag.splitKeyThreshold)?.value,
+                    case .enumeration(let method)? = holder.child(KMIPTag.splitKeyMethod)?.value
+                else { throw KMIPFieldError(.missingData, "a Split Key needs parts, part identifier, threshold and method") }
+                var prime: [UInt8]?
+                if case .bigInteger(let p)? = holder.child(KMIPTag.primeFieldSize)?.value { prime = p }
+                spec.splitKey = SplitKeyInfo(parts: parts, partIdentifier: part, threshold: threshold, method: method, primeFieldSize: prime)
+            }
+        case .certificate:
+            guard case .byteString(let der)? = holder.child(KMIPTag.certificateValue)?.value else {
+                throw KMIPFieldError(.missingData, "Certificate Value is missing")
+            }
+            if case .enumeration(let t)? = holder.child(KMIPTag.certificateType)?.value { spec.dataType = t } else { spec.dataType = 1 }
+            material = der
         case .opaqueObject:
-            guard let holder = payload?.child(KMIPTag.opaqueObject),
-                case .byteString(let b)? = holder.child(KMIPTag.opaqueDataValue)?.value
-            else { throw KMIPFieldError(.missingData, "Opaque Data Value is missing") }
+            guard case .byteString(let b)? = holder.child(KMIPTag.opaqueDataValue)?.value else {
+                throw KMIPFieldError(.missingData, "Opaque Data Value is missing")
+            }
             if case .enumeration(let t)? = holder.child(KMIPTag.opaqueDataType)?.value { spec.dataType = t }
             material = b
         }
@@ -206,16 +245,16 @@ struct KMIPKeyOperations {
         guard let material else { throw KMIPFieldError(.itemNotFound, "the object's key material was destroyed") }
         let object: TTLVItem
         switch m.objectType {
-        case .symmetricKey, .secretData:
-            let f = format ?? (m.objectType == .symmetricKey ? 1 : 2)
+        case .symmetricKey, .secretData, .publicKey, .privateKey, .splitKey:
+            let stored = m.keyFormatType ?? (m.objectType == .secretData ? 2 : 1)
+            let f = format ?? stored
             let keyMaterial: TTLVItem
-            switch f {
-            case 1, 2 where m.objectType == .secretData:
+            if f == stored || (f == 1 && m.objectType == .secretData && stored == 2) || (f == 2 && m.objectType == .secretData && stored == 1) {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .byteString(material.bytes))
-            case 7 where m.objectType == .symmetricKey:
+            } else if f == 7, m.objectType == .symmetricKey, stored == 1 {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: KMIPTag.key, .byteString(material.bytes))]))
-            default:
-                throw KMIPFieldError(.keyFormatTypeNotSupported, "key format type \(f) is not available for this object")
+            } else {
+                throw KMIPFieldError(.keyFormatTypeNotSupported, "key format type \(f) is not available for this object (stored as \(stored))")
             }
             var block = [
                 TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(f)),
@@ -224,13 +263,25 @@ struct KMIPKeyOperations {
             if let a = m.algorithm { block.append(TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(a))) }
             if let l = m.cryptographicLength { block.append(TTLVItem(tag: KMIPTag.cryptographicLength, .integer(l))) }
             let blockItem = TTLVItem(tag: KMIPTag.keyBlock, .structure(block))
-            if m.objectType == .symmetricKey {
-                object = TTLVItem(tag: KMIPTag.symmetricKey, .structure([blockItem]))
-            } else {
-                object = TTLVItem(
-                    tag: KMIPTag.secretData,
-                    .structure([TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2)), blockItem]))
+            var fields: [TTLVItem] = []
+            if m.objectType == .secretData { fields.append(TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2))) }
+            if m.objectType == .splitKey, let sk = m.splitKey {
+                fields += [
+                    TTLVItem(tag: KMIPTag.splitKeyParts, .integer(sk.parts)),
+                    TTLVItem(tag: KMIPTag.keyPartIdentifier, .integer(sk.partIdentifier)),
+                    TTLVItem(tag: KMIPTag.splitKeyThreshold, .integer(sk.threshold)),
+                    TTLVItem(tag: KMIPTag.splitKeyMethod, .enumeration(sk.method)),
+                ]
+                if let p = sk.primeFieldSize { fields.append(TTLVItem(tag: KMIPTag.primeFieldSize, .bigInteger(p))) }
             }
+            object = TTLVItem(tag: Self.holderTag(m.objectType), .structure(fields + [blockItem]))
+        case .certificate:
+            object = TTLVItem(
+                tag: KMIPTag.certificate,
+                .structure([
+                    TTLVItem(tag: KMIPTag.certificateType, .enumeration(m.dataType ?? 1)),
+                    TTLVItem(tag: KMIPTag.certificateValue, .byteString(material.bytes)),
+                ]))
         case .opaqueObject:
             object = TTLVItem(
                 tag: KMIPTag.opaqueObject,
@@ -420,6 +471,18 @@ struct KMIPKeyOperations {
                 guard let s = KeyState(rawValue: Int(v)) else { throw KMIPFieldError("unknown State \(v)") }
                 filter.state = s
             case ("Object Group", .textString(let g)): filter.objectGroup = g
+            case ("Unique Identifier", .textString(let id)): filter.id = id
+            case ("Certificate Type", .enumeration(let t)): filter.certificateType = t
+            case ("Initial Date", let v):
+                // One instance: that second; two instances: an inclusive range (KMIP 1.4 §4.9).
+                guard let d = Self.date(v) else { throw KMIPFieldError("Initial Date must be a date") }
+                let seconds = Int64(d.timeIntervalSince1970.rounded(.down))
+                if filter.initialDateFrom == nil {
+                    filter.initialDateFrom = seconds
+                    filter.initialDateTo = seconds
+                } else {
+                    filter.initialDateTo = seconds
+                }
             default:
                 throw KMIPFieldError(.featureNotSupported, "Locate cannot filter on '\(a.name)'")
             }

@@ -23,7 +23,7 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Object Group": KMIPTag.objectGroup, "Operation Policy Name": KMIPTag.operationPolicyName,
         "Original Creation Date": KMIPTag.originalCreationDate,
         "Application Specific Information": 0x420004, "Contact Information": 0x420022, "Description": 0x4200FC,
-        "Comment": 0x4200FD,
+        "Comment": 0x4200FD, "Certificate Type": 0x42001D,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 
@@ -78,10 +78,12 @@ public enum KMIPAttributeCodec {
         return attributes.map { a in
             let index = indexes[a.name, default: 0]
             indexes[a.name] = index + 1
-            var children = [TTLVItem(tag: KMIPTag.attributeName, .textString(a.name))]
-            if index > 0 { children.append(TTLVItem(tag: KMIPTag.attributeIndex, .integer(index))) }
-            children.append(TTLVItem(tag: KMIPTag.attributeValue, a.value))
-            return TTLVItem(tag: KMIPTag.attribute, .structure(children))
+            // The index is written for every instance (0 for the first): KMIP 1.x allows omitting 0, but clients such
+            // as PyKMIP read it.
+            let children = [
+                TTLVItem(tag: KMIPTag.attributeName, .textString(a.name)), TTLVItem(tag: KMIPTag.attributeIndex, .integer(index)),
+            ]
+            return TTLVItem(tag: KMIPTag.attribute, .structure(children + [TTLVItem(tag: KMIPTag.attributeValue, a.value)]))
         }
     }
 }

@@ -55,6 +55,17 @@ public enum KMIPTag {
     public static let authenticatedEncryptionTag: UInt32 = 0x4200FF
     public static let attributes: UInt32 = 0x420125
     public static let attributeReference: UInt32 = 0x42013B
+    public static let certificate: UInt32 = 0x420013
+    public static let certificateType: UInt32 = 0x42001D
+    public static let certificateValue: UInt32 = 0x42001E
+    public static let keyPartIdentifier: UInt32 = 0x420044
+    public static let primeFieldSize: UInt32 = 0x420062
+    public static let privateKey: UInt32 = 0x420064
+    public static let publicKey: UInt32 = 0x42006D
+    public static let splitKey: UInt32 = 0x420089
+    public static let splitKeyMethod: UInt32 = 0x42008A
+    public static let splitKeyParts: UInt32 = 0x42008B
+    public static let splitKeyThreshold: UInt32 = 0x42008C
     public static let currentAttribute: UInt32 = 0x42013C
     public static let newAttribute: UInt32 = 0x42013D
     public static let attribute: UInt32 = 0x420008
