@@ -19,6 +19,7 @@ enum Algorithm {
     static let hmacSHA256: UInt32 = 9
     static let hmacSHA384: UInt32 = 10
     static let hmacSHA512: UInt32 = 11
+    static let rsa: UInt32 = 4
     static let blowfish: UInt32 = 16
     static let idea: UInt32 = 19
     static let hmac: Set<UInt32> = [7, 8, 9, 10, 11]
@@ -240,6 +241,8 @@ extension GatehouseEngine {
             let m = try decode(ManagedObjectBody.self, r).meta
             if let n = filter.name, !m.names.contains(n) { continue }
             if let id = filter.id, m.id != id { continue }
+            if let mask = filter.usageMask, m.usageMask & mask != mask { continue }
+            if !filter.customAttributes.allSatisfy({ name, value in (m.customAttributes?[name] ?? []).contains(value) }) { continue }
             if let c = filter.certificateType, m.objectType != .certificate || (m.dataType ?? 1) != c { continue }
             if let t = filter.objectType, m.objectType != t { continue }
             if let a = filter.algorithm, m.algorithm != a { continue }
@@ -468,6 +471,141 @@ extension GatehouseEngine {
         case Algorithm.hmacSHA384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: key))
         case Algorithm.hmacSHA512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
         default: throw EngineError(.featureNotSupported, "MAC needs an HMAC-SHA1/256/384/512 algorithm")
+        }
+    }
+}
+
+// MARK: - Asymmetric keys
+
+extension GatehouseEngine {
+    static let pkcs1Format: UInt32 = 3
+
+    public func createKeyPair(
+        _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec
+    ) async throws -> (ManagedObject, ManagedObject) {
+        try Self.validate(privateSpec)
+        try Self.validate(publicSpec)
+        guard algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "key pairs are RSA (algorithm 4) for now") }
+        let size: _RSA.Signing.KeySize
+        switch length {
+        case 2048: size = .bits2048
+        case 3072: size = .bits3072
+        case 4096: size = .bits4096
+        default: throw EngineError(.invalidArgument, "RSA keys are 2048, 3072 or 4096 bits")
+        }
+        let p = try await keyProject(ctx, explicit: project)
+        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": privateSpec.names.first ?? ""]))
+        let key: _RSA.Signing.PrivateKey
+        do { key = try _RSA.Signing.PrivateKey(keySize: size) } catch {
+            throw EngineError(.cryptographicFailure, "RSA key generation failed", diagnostic: "\(error)")
+        }
+        let now = clock()
+        var priv = newObject(privateSpec, project: p, now: now)
+        priv.objectType = .privateKey
+        priv.algorithm = algorithm
+        priv.cryptographicLength = length
+        priv.keyFormatType = Self.pkcs1Format
+        if privateSpec.usageMask == nil { priv.usageMask = (UsageMask.sign).rawValue }
+        var pub = newObject(publicSpec, project: p, now: now)
+        pub.objectType = .publicKey
+        pub.algorithm = algorithm
+        pub.cryptographicLength = length
+        pub.keyFormatType = Self.pkcs1Format
+        if publicSpec.usageMask == nil { pub.usageMask = (UsageMask.verify).rawValue }
+        let privateDER = Array(key.derRepresentation)
+        let publicDER = Array(key.publicKey.pkcs1DERRepresentation)
+        let (privMeta, pubMeta) = (priv, pub)
+        try await transact { tx in
+            _ = try await self.requireProject(p, tx)
+            for (meta, material) in [(privMeta, privateDER), (pubMeta, publicDER)] {
+                let sealed = try await self.keyring.seal(material, binding: "kms-object/\(meta.id)/material", tx)
+                try await tx.insert(
+                    Record(
+                        kind: Self.objectKind, id: meta.id, scope: p,
+                        body: try Self.encode(ManagedObjectBody(meta: meta, material: sealed)), createdAt: now))
+            }
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "kms.create-key-pair", project: p,
+                    ["privateKeyId": privMeta.id, "publicKeyId": pubMeta.id, "algorithm": "\(algorithm)", "length": "\(length)"]), tx)
+        }
+        return (privMeta, pubMeta)
+    }
+
+    /// Opens an asymmetric key for signing or verifying, with the same state and usage checks as symmetric keys.
+    func usableAsymmetricKey(_ ctx: CallContext, _ id: String, action: String, type: ManagedObjectType, usage: UsageMask)
+        async throws -> (ManagedObject, [UInt8])
+    {
+        let (decision, _) = try await authorizeObject(ctx, id, action)
+        return try await transact(relaxed: true) { tx in
+            let (_, body) = try await self.loadObject(id, tx)
+            let meta = body.meta
+            guard meta.objectType == type else { throw EngineError(.invalidArgument, "the object is not a \(type)") }
+            guard meta.state == .active else { throw EngineError(.wrongState, "the key is \(meta.state), not Active") }
+            guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
+                throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
+            }
+            guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
+            let raw = try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
+            try await self.audit.append(self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
+            return (meta, raw)
+        }
+    }
+
+    static func rsaPadding(_ p: SignatureParameters) throws -> _RSA.Signing.Padding {
+        switch p.paddingMethod ?? 10 {
+        case 10: return .PSS
+        case 8: return .insecurePKCS1v1_5
+        default: throw EngineError(.featureNotSupported, "padding method \(p.paddingMethod ?? 0) is not supported for RSA signatures")
+        }
+    }
+
+    static func digest(_ p: SignatureParameters, _ data: [UInt8]) throws -> any Digest {
+        switch p.hashingAlgorithm ?? 6 {
+        case 6: return SHA256.hash(data: data)
+        case 7: return SHA384.hash(data: data)
+        case 8: return SHA512.hash(data: data)
+        default: throw EngineError(.featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported")
+        }
+    }
+
+    public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
+        guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "sign", type: .privateKey, usage: .sign)
+        guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys sign for now") }
+        do {
+            let key = try _RSA.Signing.PrivateKey(derRepresentation: der)
+            let padding = try Self.rsaPadding(p)
+            let signature: _RSA.Signing.RSASignature
+            switch try Self.digest(p, data) {
+            case let d as SHA256.Digest: signature = try key.signature(for: d, padding: padding)
+            case let d as SHA384.Digest: signature = try key.signature(for: d, padding: padding)
+            case let d as SHA512.Digest: signature = try key.signature(for: d, padding: padding)
+            default: throw EngineError(.featureNotSupported, "unsupported digest")
+            }
+            return Array(signature.rawRepresentation)
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.cryptographicFailure, "signing failed", diagnostic: "\(error)")
+        }
+    }
+
+    public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool {
+        guard data.count <= 1 << 20, signature.count <= 4096 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "verify", type: .publicKey, usage: .verify)
+        guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys verify for now") }
+        let key: _RSA.Signing.PublicKey
+        do { key = try _RSA.Signing.PublicKey(derRepresentation: der) } catch {
+            throw EngineError(.cryptographicFailure, "the stored public key is unusable", diagnostic: "\(error)")
+        }
+        let padding = try Self.rsaPadding(p)
+        let sig = _RSA.Signing.RSASignature(rawRepresentation: signature)
+        switch try Self.digest(p, data) {
+        case let d as SHA256.Digest: return key.isValidSignature(sig, for: d, padding: padding)
+        case let d as SHA384.Digest: return key.isValidSignature(sig, for: d, padding: padding)
+        case let d as SHA512.Digest: return key.isValidSignature(sig, for: d, padding: padding)
+        default: throw EngineError(.featureNotSupported, "unsupported digest")
         }
     }
 }

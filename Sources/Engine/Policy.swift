@@ -62,7 +62,7 @@ struct TemplateFacts: Sendable {
 enum PolicyEvaluator {
     static let projectSubjects = ["project", "secrets", "roles", "members", "kms-keys"]
     static let orgSubjects = ["projects", "identities", "audit"]
-    static let actions = ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac"]
+    static let actions = ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify"]
 
     /// Whether `rules` allow `request`; returns the first allowing rule's origin or nil.
     static func allows(_ rules: [(origin: String, permission: Permission)], _ request: AccessRequest, _ facts: TemplateFacts)

@@ -135,6 +135,10 @@ public struct LocateFilter: Sendable, Hashable {
     public var maximumItems: Int?
     public var offsetItems: Int
     public var id: String?
+    /// Objects whose Cryptographic Usage Mask has at least these bits.
+    public var usageMask: UInt32?
+    /// Stored client attributes that must be present with exactly these encoded values.
+    public var customAttributes: [String: [UInt8]] = [:]
     /// For certificates: the certificate type (KMIP Certificate Type).
     public var certificateType: UInt32?
     /// Initial Date range, in whole seconds, inclusive.
@@ -173,6 +177,17 @@ public struct CipherParameters: Sendable, Hashable {
         self.paddingMethod = paddingMethod
         self.tagLength = tagLength
         self.algorithm = algorithm
+    }
+}
+
+/// Signature parameters (KMIP Cryptographic Parameters: Padding Method 8 PKCS#1 v1.5 / 10 PSS, Hashing Algorithm
+/// 6 SHA-256 / 7 SHA-384 / 8 SHA-512).
+public struct SignatureParameters: Sendable, Hashable {
+    public var paddingMethod: UInt32?
+    public var hashingAlgorithm: UInt32?
+    public init(paddingMethod: UInt32? = nil, hashingAlgorithm: UInt32? = nil) {
+        self.paddingMethod = paddingMethod
+        self.hashingAlgorithm = hashingAlgorithm
     }
 }
 
@@ -223,6 +238,14 @@ public protocol KeyEngine: Sendable {
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult
     func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8]
+    /// Creates an asymmetric key pair (RSA 2048/3072/4096); returns (private key, public key). `privateSpec` and
+    /// `publicSpec` carry each key's names, groups and usage mask (common attributes already merged in).
+    func createKeyPair(_ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec)
+        async throws -> (ManagedObject, ManagedObject)
+    /// Signs `data` with a private key (RSA PKCS#1 v1.5 or PSS, SHA-256/384/512).
+    func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8]
+    /// Verifies a signature with a public key; false when it does not verify.
+    func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool
     /// Edits names, object groups and stored client attributes atomically; `edit` throws `EngineError` to refuse.
     func editObjectAttributes(_ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void)
         async throws -> ManagedObject

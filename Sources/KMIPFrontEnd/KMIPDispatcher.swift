@@ -20,7 +20,8 @@ public struct KMIPDispatcher: Sendable {
     /// Operations this build answers.
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
-        .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac,
+        .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
+        .signatureVerify,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil ? [.discoverVersions, .query] : Self.keyOperations + [.query, .discoverVersions]
@@ -110,6 +111,9 @@ public struct KMIPDispatcher: Sendable {
                 case .modifyAttribute, .setAttribute: payload = try await ops.changeAttribute(item.payload, .modify, &state)
                 case .deleteAttribute: payload = try await ops.changeAttribute(item.payload, .delete, &state)
                 case .activate: payload = try await ops.activate(item.payload, &state)
+                case .createKeyPair: payload = try await ops.createKeyPair(item.payload, &state)
+                case .sign: payload = try await ops.sign(item.payload, &state)
+                case .signatureVerify: payload = try await ops.signatureVerify(item.payload, &state)
                 case .revoke: payload = try await ops.revoke(item.payload, &state)
                 case .destroy: payload = try await ops.destroy(item.payload, &state)
                 case .locate: payload = try await ops.locate(item.payload)

@@ -96,7 +96,7 @@ struct KMIPKeyOperations {
                 spec.names.append(text)
             case ("Object Group", .textString(let g)): spec.objectGroups.append(g)
             case ("Activation Date", let v): spec.activationDate = date(v)
-            case ("Operation Policy Name", _), ("Object Type", _): break  // accepted; policy is RBAC, type is explicit
+            case ("Object Type", _): break  // the payload's Object Type decides
             default:
                 guard Self.isClientAttribute(a.name) else {
                     throw KMIPFieldError("attribute '\(a.name)' cannot be set by the client or has the wrong type")
@@ -109,7 +109,9 @@ struct KMIPKeyOperations {
 
     /// Attributes a client may set that the engine keeps without interpreting.
     static func isClientAttribute(_ name: String) -> Bool {
-        ["Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute"].contains(name)
+        // Operation Policy Name is kept for clients that locate by it; authorization is the engine's RBAC, not it.
+        ["Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute",
+         "Operation Policy Name"].contains(name)
             || name.hasPrefix("x-") || name.hasPrefix("y-")
     }
 
@@ -120,6 +122,16 @@ struct KMIPKeyOperations {
 
     static func load(_ bytes: [UInt8]) -> TTLVValue? {
         (try? TTLVDecoder(maxDepth: 8, maxMessageSize: 8192).decode(bytes))?.value
+    }
+
+    /// KMIP 1.x objects always have an Operation Policy Name ("default" unless the client named one); clients
+    /// locate by it. (2.x reserved the attribute.) Gatehouse's authorization does not depend on it.
+    static func withDefaultPolicy(_ spec: ObjectSpec) -> ObjectSpec {
+        var spec = spec
+        if spec.customAttributes["Operation Policy Name"] == nil {
+            spec.customAttributes["Operation Policy Name"] = [store(.textString("default"))]
+        }
+        return spec
     }
 
     /// The attributes of an object, as KMIP attributes.
@@ -162,7 +174,7 @@ struct KMIPKeyOperations {
         guard rawType == KMIPObjectType.symmetricKey.rawValue else {
             throw KMIPFieldError("Create makes Symmetric Keys (object type \(rawType) is not creatable)")
         }
-        let spec = try Self.spec(.symmetricKey, KMIPAttributeCodec.read(payload))
+        let spec = Self.withDefaultPolicy(try Self.spec(.symmetricKey, KMIPAttributeCodec.read(payload)))
         let m = try await engine.createKey(ctx, project: nil, spec)
         state.idPlaceholder = m.id
         return [
@@ -228,7 +240,7 @@ struct KMIPKeyOperations {
             if case .enumeration(let t)? = holder.child(KMIPTag.opaqueDataType)?.value { spec.dataType = t }
             material = b
         }
-        let m = try await engine.registerObject(ctx, project: nil, spec, material: SecretBytes(material))
+        let m = try await engine.registerObject(ctx, project: nil, Self.withDefaultPolicy(spec), material: SecretBytes(material))
         state.idPlaceholder = m.id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
     }
@@ -419,6 +431,74 @@ struct KMIPKeyOperations {
         return out
     }
 
+    /// Attributes under one of CreateKeyPair's holders (1.x Template-Attribute or 2.x Attributes).
+    static func attributes(in payload: TTLVItem?, _ tags: [UInt32]) -> [KMIPAttribute] {
+        var out: [KMIPAttribute] = []
+        for tag in tags {
+            guard let holder = payload?.child(tag) else { continue }
+            if tag == KMIPTag.commonAttributes || tag == KMIPTag.privateKeyAttributes || tag == KMIPTag.publicKeyAttributes {
+                for item in holder.children {
+                    if let name = KMIPAttribute.namesByTag[item.tag] { out.append(KMIPAttribute(name: name, value: item.value)) }
+                }
+            } else {
+                out += KMIPAttributeCodec.read(TTLVItem(tag: 0, .structure([TTLVItem(tag: KMIPTag.templateAttribute, holder.value)])))
+            }
+        }
+        return out
+    }
+
+    func createKeyPair(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let common = Self.attributes(in: payload, [KMIPTag.commonTemplateAttribute, KMIPTag.commonAttributes])
+        let priv = Self.attributes(in: payload, [KMIPTag.privateKeyTemplateAttribute, KMIPTag.privateKeyAttributes])
+        let pub = Self.attributes(in: payload, [KMIPTag.publicKeyTemplateAttribute, KMIPTag.publicKeyAttributes])
+        var privateSpec = Self.withDefaultPolicy(try Self.spec(.privateKey, common + priv))
+        var publicSpec = Self.withDefaultPolicy(try Self.spec(.publicKey, common + pub))
+        guard let algorithm = privateSpec.algorithm ?? publicSpec.algorithm else {
+            throw KMIPFieldError(.missingData, "Cryptographic Algorithm is required")
+        }
+        guard let length = privateSpec.cryptographicLength ?? publicSpec.cryptographicLength else {
+            throw KMIPFieldError(.missingData, "Cryptographic Length is required")
+        }
+        privateSpec.objectType = .privateKey
+        publicSpec.objectType = .publicKey
+        let (p, q) = try await engine.createKeyPair(
+            ctx, project: nil, algorithm: algorithm, length: length, privateSpec: privateSpec, publicSpec: publicSpec)
+        state.idPlaceholder = p.id
+        return [
+            TTLVItem(tag: KMIPTag.privateKeyUniqueIdentifier, .textString(p.id)),
+            TTLVItem(tag: KMIPTag.publicKeyUniqueIdentifier, .textString(q.id)),
+        ]
+    }
+
+    static func signatureParameters(_ payload: TTLVItem?) -> SignatureParameters {
+        var p = SignatureParameters()
+        guard let cp = payload?.child(KMIPTag.cryptographicParameters) else { return p }
+        if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
+        if case .enumeration(let v)? = cp.child(KMIPTag.hashingAlgorithm)?.value { p.hashingAlgorithm = v }
+        return p
+    }
+
+    func sign(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        let signature = try await engine.sign(ctx, id: id, Self.signatureParameters(payload), data: data)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.signatureData, .byteString(signature))]
+    }
+
+    func signatureVerify(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let data = Self.bytes(payload, KMIPTag.data), let signature = Self.bytes(payload, KMIPTag.signatureData) else {
+            throw KMIPFieldError(.missingData, "Data and Signature Data are required")
+        }
+        let valid = try await engine.verify(ctx, id: id, Self.signatureParameters(payload), data: data, signature: signature)
+        state.idPlaceholder = id
+        return [
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
+            TTLVItem(tag: KMIPTag.validityIndicator, .enumeration(valid ? 1 : 2)),
+        ]
+    }
+
     func activate(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         _ = try await engine.activateObject(ctx, id: id)
@@ -472,6 +552,7 @@ struct KMIPKeyOperations {
                 filter.state = s
             case ("Object Group", .textString(let g)): filter.objectGroup = g
             case ("Unique Identifier", .textString(let id)): filter.id = id
+            case ("Cryptographic Usage Mask", .integer(let m)): filter.usageMask = UInt32(bitPattern: m)
             case ("Certificate Type", .enumeration(let t)): filter.certificateType = t
             case ("Initial Date", let v):
                 // One instance: that second; two instances: an inclusive range (KMIP 1.4 §4.9).
@@ -483,6 +564,8 @@ struct KMIPKeyOperations {
                 } else {
                     filter.initialDateTo = seconds
                 }
+            case (let name, let value) where Self.isClientAttribute(name):
+                filter.customAttributes[name] = Self.store(value)
             default:
                 throw KMIPFieldError(.featureNotSupported, "Locate cannot filter on '\(a.name)'")
             }

@@ -66,6 +66,17 @@ public enum KMIPTag {
     public static let splitKeyMethod: UInt32 = 0x42008A
     public static let splitKeyParts: UInt32 = 0x42008B
     public static let splitKeyThreshold: UInt32 = 0x42008C
+    public static let commonTemplateAttribute: UInt32 = 0x42001F
+    public static let hashingAlgorithm: UInt32 = 0x420038
+    public static let privateKeyTemplateAttribute: UInt32 = 0x420065
+    public static let privateKeyUniqueIdentifier: UInt32 = 0x420066
+    public static let publicKeyTemplateAttribute: UInt32 = 0x42006E
+    public static let publicKeyUniqueIdentifier: UInt32 = 0x42006F
+    public static let validityIndicator: UInt32 = 0x42009B
+    public static let signatureData: UInt32 = 0x4200C3
+    public static let commonAttributes: UInt32 = 0x420126
+    public static let privateKeyAttributes: UInt32 = 0x420127
+    public static let publicKeyAttributes: UInt32 = 0x420128
     public static let currentAttribute: UInt32 = 0x42013C
     public static let newAttribute: UInt32 = 0x42013D
     public static let attribute: UInt32 = 0x420008
