@@ -23,7 +23,7 @@ fi
 
 # 2. Python test tools in a venv under the build folder (re-installed when the list changes).
 VENV="$ROOT/.build/test-venv"
-PY_SPECS="sslyze pykmip==0.11.0 schemathesis==4.32.5"
+PY_SPECS="sslyze pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_SPECS" ]; then
   log "preparing $VENV ($PY_SPECS)"
   { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q --upgrade pip >&2 &&
@@ -31,6 +31,16 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_
     { log "pip install failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python" SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
+
+# PyKMIP's own integration suite lives in its source distribution (not in the wheel).
+SDIST="$ROOT/.build/pykmip-sdist"
+if [ ! -d "$SDIST/pykmip-0.11.0/kmip/tests/integration" ]; then
+  log "fetching the PyKMIP 0.11.0 sdist for its integration suite"
+  mkdir -p "$SDIST" && "$VENV/bin/pip" download -q --no-binary :all: --no-deps pykmip==0.11.0 -d "$SDIST" >&2 &&
+    tar -xzf "$SDIST/pykmip-0.11.0.tar.gz" -C "$SDIST" ||
+    { log "cannot fetch the PyKMIP sdist"; echo "0 passed, 1 failed"; exit 1; }
+fi
+export PYKMIP_SDIST="$SDIST/pykmip-0.11.0"
 
 # 3. Build everything (the daemon binary is used by the end-to-end tests).
 log "swift build --build-tests"

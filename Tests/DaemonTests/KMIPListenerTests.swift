@@ -132,6 +132,61 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// PyKMIP 0.11.0's own integration suite (`pytest kmip/tests/integration -m "not ignore" --config client`,
+    /// 37 runnable tests) against the daemon. Every test must pass except the ones listed in `notYetServed`, which
+    /// need operations Gatehouse does not serve yet; the list only shrinks.
+    static let notYetServed: Set<String> = [
+        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_derive_key_using_pbkdf2",
+        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_derive_key_using_encryption",
+        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_derive_key_using_nist_800_108c",
+        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_derive_key_using_hmac",
+        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_create_get_wrapped_destroy",
+        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_register_wrapped_get_destroy",
+    ]
+
+    @Test func pykmipIntegrationSuite() throws {
+        guard let python = pykmip() else { return }
+        guard let sdist = ProcessInfo.processInfo.environment["PYKMIP_SDIST"] else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" { Issue.record("PYKMIP_SDIST is not set") }
+            return
+        }
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let c = daemon.dataDirectory + "/certs"
+        let home = dir.path + "/home"
+        try FileManager.default.createDirectory(atPath: home + "/.pykmip", withIntermediateDirectories: true)
+        try """
+            [client]
+            host=127.0.0.1
+            port=\(daemon.ports["kmip"] ?? 0)
+            certfile=\(c)/admin.crt
+            keyfile=\(c)/admin.key
+            ca_certs=\(c)/ca.crt
+            cert_reqs=CERT_REQUIRED
+            ssl_version=PROTOCOL_SSLv23
+            do_handshake_on_connect=True
+            suppress_ragged_eofs=True
+
+            """.write(toFile: home + "/.pykmip/pykmip.conf", atomically: true, encoding: .utf8)
+        let out = try ProcessRunner.run(
+            [python, "-m", "pytest", "kmip/tests/integration", "-m", "not ignore", "--config", "client", "-p", "no:cacheprovider",
+             "-q", "-rfE", "-W", "ignore::DeprecationWarning"],
+            cwd: sdist, environment: ["HOME": home], timeout: 600)
+        let summary = out.stdout.split(separator: "\n").last { $0.contains("passed") || $0.contains("failed") } ?? ""
+        print("PyKMIP integration suite: \(summary)")
+        let failed = Set(
+            out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAILED ") || $0.hasPrefix("ERROR ") }.compactMap { line in
+                line.split(separator: " ").dropFirst().first.map { String($0.split(separator: "/").last ?? "") }
+            })
+        let passed = summary.split(separator: " ").firstIndex { $0.hasPrefix("passed") }.flatMap { i in
+            i > 0 ? Int(summary.split(separator: " ")[i - 1]) : nil
+        } ?? 0
+        #expect(failed.isSubset(of: Self.notYetServed), "unexpected failures: \(failed.subtracting(Self.notYetServed).sorted())\n\(out.stdout.suffix(4000))")
+        #expect(passed + Self.notYetServed.count >= 37, "\(summary)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func hostilePeersGetErrorsAndTheListenerSurvives() throws {
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
