@@ -129,6 +129,7 @@ extension GatehouseEngine {
         meta.customAttributes = spec.customAttributes.isEmpty ? nil : spec.customAttributes
         meta.keyFormatType = spec.keyFormatType
         meta.splitKey = spec.splitKey
+        meta.wrappingData = spec.wrappingData
         if let activation = spec.activationDate {
             meta.activationDate = activation
             if activation <= now { meta.state = .active }
@@ -189,11 +190,8 @@ extension GatehouseEngine {
         guard !material.bytes.isEmpty, material.bytes.count <= 64 * 1024 else {
             throw EngineError(.invalidArgument, "object material must be 1 byte to 64 KiB")
         }
-        if spec.objectType == .symmetricKey, spec.algorithm == Algorithm.aes, spec.keyFormatType ?? 1 == 1,
-            ![16, 24, 32].contains(material.bytes.count)
-        {
-            throw EngineError(.invalidArgument, "an AES key is 16, 24 or 32 bytes")
-        }
+        // Any length is accepted for a registered key (a 512-bit "AES" key is a common KDF base); Encrypt and
+        // Decrypt check the length when the key is used.
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: p, now: clock())
@@ -364,6 +362,7 @@ extension GatehouseEngine {
             let (_, body) = try await self.loadObject(id, tx)
             let meta = body.meta
             guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
+            guard meta.wrappingData == nil else { throw EngineError(.invalidArgument, "the key was registered wrapped; the server cannot use it") }
             guard meta.state == .active else {
                 throw EngineError(.wrongState, "the key is \(meta.state), not Active")
             }
@@ -386,6 +385,7 @@ extension GatehouseEngine {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
+        guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
         do {
             switch p.blockCipherMode ?? 9 {
@@ -418,6 +418,7 @@ extension GatehouseEngine {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
+        guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         guard let iv else { throw EngineError(.invalidArgument, "decryption needs the IV/Counter/Nonce") }
         try Self.checkIV(iv, mode: p.blockCipherMode ?? 9)
         do {
@@ -606,6 +607,131 @@ extension GatehouseEngine {
         case let d as SHA384.Digest: return key.isValidSignature(sig, for: d, padding: padding)
         case let d as SHA512.Digest: return key.isValidSignature(sig, for: d, padding: padding)
         default: throw EngineError(.featureNotSupported, "unsupported digest")
+        }
+    }
+}
+
+// MARK: - Key derivation
+
+extension GatehouseEngine {
+    /// NIST SP 800-108 KDF in counter mode with HMAC: K(i) = HMAC(key, [i]₃₂ ‖ fixed), i = 1…, truncated.
+    static func kbkdfCounter<H: HashFunction>(_: H.Type, key: [UInt8], fixed: [UInt8], length: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var i: UInt32 = 1
+        let k = SymmetricKey(data: key)
+        while out.count < length {
+            var block = withUnsafeBytes(of: i.bigEndian) { Array($0) }
+            block += fixed
+            out += Array(HMAC<H>.authenticationCode(for: block, using: k))
+            i += 1
+        }
+        return Array(out.prefix(length))
+    }
+
+    static func derive(_ p: DerivationParameters, key: [UInt8], length: Int) throws -> [UInt8] {
+        let hash = p.hashingAlgorithm ?? 6
+        switch p.method {
+        case 1:
+            guard let salt = p.salt, let iterations = p.iterationCount, iterations > 0, iterations <= 10_000_000 else {
+                throw EngineError(.invalidArgument, "PBKDF2 needs a salt and an iteration count")
+            }
+            let function: KDF.Insecure.PBKDF2.HashFunction
+            switch hash {
+            case 4: function = .insecureSHA1
+            case 6: function = .sha256
+            case 7: function = .sha384
+            case 8: function = .sha512
+            default: throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported for PBKDF2")
+            }
+            let k = try KDF.Insecure.PBKDF2.deriveKey(
+                from: key, salt: salt, using: function, outputByteCount: length, unsafeUncheckedRounds: iterations)
+            return k.withUnsafeBytes { Array($0) }
+        case 2:
+            let input = p.derivationData ?? key
+            switch hash {
+            case 4: return Array(Insecure.SHA1.hash(data: input))
+            case 6: return Array(SHA256.hash(data: input))
+            case 7: return Array(SHA384.hash(data: input))
+            case 8: return Array(SHA512.hash(data: input))
+            default: throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported")
+            }
+        case 3:
+            let ikm = SymmetricKey(data: key)
+            let salt = p.salt ?? []
+            let info = p.derivationData ?? []
+            let k: SymmetricKey
+            switch hash {
+            case 4: k = HKDF<Insecure.SHA1>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
+            case 6: k = HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
+            case 7: k = HKDF<SHA384>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
+            case 8: k = HKDF<SHA512>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
+            default: throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported for HMAC derivation")
+            }
+            return k.withUnsafeBytes { Array($0) }
+        case 5:
+            let fixed = p.derivationData ?? []
+            switch hash {
+            case 4: return kbkdfCounter(Insecure.SHA1.self, key: key, fixed: fixed, length: length)
+            case 6: return kbkdfCounter(SHA256.self, key: key, fixed: fixed, length: length)
+            case 7: return kbkdfCounter(SHA384.self, key: key, fixed: fixed, length: length)
+            case 8: return kbkdfCounter(SHA512.self, key: key, fixed: fixed, length: length)
+            default: throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported for SP 800-108")
+            }
+        default:
+            throw EngineError(.featureNotSupported, "derivation method \(p.method) is not supported")
+        }
+    }
+
+    public func deriveKey(_ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec)
+        async throws -> ManagedObject
+    {
+        try Self.validate(spec)
+        guard spec.objectType == .symmetricKey || spec.objectType == .secretData else {
+            throw EngineError(.invalidArgument, "DeriveKey makes symmetric keys or secret data")
+        }
+        guard let bits = spec.cryptographicLength, bits > 0, bits % 8 == 0, bits <= 8192 else {
+            throw EngineError(.invalidArgument, "Cryptographic Length (a multiple of 8, at most 8192) is required")
+        }
+        // The base object: usable for derivation (Pre-Active or Active, Derive Key in its usage mask).
+        let (baseDecision, _) = try await authorizeObject(ctx, baseID, "read")
+        let base = try await transact { tx -> (ManagedObject, [UInt8]) in
+            let (_, body) = try await self.loadObject(baseID, tx)
+            guard body.meta.state == .active || body.meta.state == .preActive else {
+                throw EngineError(.wrongState, "the base object is \(body.meta.state)")
+            }
+            guard UsageMask(rawValue: body.meta.usageMask).contains(.deriveKey) else {
+                throw EngineError(.permissionDenied, "the base object's usage mask does not allow Derive Key")
+            }
+            guard let sealed = body.material else { throw EngineError(.wrongState, "the base object's material was destroyed") }
+            return (body.meta, try await self.keyring.open(sealed, binding: "kms-object/\(baseID)/material", tx))
+        }
+        _ = baseDecision
+        let material = try Self.derive(p, key: base.1, length: Int(bits) / 8)
+        let target = try await keyProject(ctx, explicit: project ?? base.0.project)
+        let decision = try await authorize(ctx, AccessRequest(.project(target), "kms-keys", "create", ["name": spec.names.first ?? ""]))
+        var meta = newObject(spec, project: target, now: clock())
+        meta.keyFormatType = spec.objectType == .secretData ? 2 : 1
+        return try await store(ctx, decision, meta, material: material, event: "kms.derive")
+    }
+}
+
+// MARK: - Key wrapping
+
+extension GatehouseEngine {
+    public func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8]) {
+        let (wrapMeta, kek) = try await usableKey(ctx, wrappingKeyID, action: "encrypt", usage: .wrapKey)
+        guard wrapMeta.algorithm == Algorithm.aes, [16, 24, 32].contains(kek.bitCount / 8) else {
+            throw EngineError(.invalidArgument, "the wrapping key must be an AES-128/192/256 key")
+        }
+        let (meta, material) = try await getObject(ctx, id: id)
+        guard let material else { throw EngineError(.wrongState, "the object's material was destroyed") }
+        guard material.bytes.count >= 16, material.bytes.count % 8 == 0 else {
+            throw EngineError(.invalidArgument, "AES Key Wrap needs material of at least 16 bytes, a multiple of 8")
+        }
+        do {
+            return (meta, Array(try AES.KeyWrap.wrap(SymmetricKey(data: material.bytes), using: kek)))
+        } catch {
+            throw EngineError(.cryptographicFailure, "key wrapping failed", diagnostic: "\(error)")
         }
     }
 }

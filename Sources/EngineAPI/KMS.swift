@@ -75,6 +75,9 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     /// The KMIP Key Format Type the material is stored in (registered keys keep the client's format).
     public var keyFormatType: UInt32?
     public var splitKey: SplitKeyInfo?
+    /// For keys registered already wrapped: the Key Wrapping Data in the front end's encoding. The material is the
+    /// wrapped bytes; the server cannot use such a key for cryptography, only store and return it.
+    public var wrappingData: [UInt8]?
 
     public init(
         id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,
@@ -109,6 +112,7 @@ public struct ObjectSpec: Sendable, Hashable {
     public var customAttributes: [String: [[UInt8]]] = [:]
     public var keyFormatType: UInt32?
     public var splitKey: SplitKeyInfo?
+    public var wrappingData: [UInt8]?
     public init(
         objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
         names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
@@ -191,6 +195,23 @@ public struct SignatureParameters: Sendable, Hashable {
     }
 }
 
+/// DeriveKey parameters (KMIP 1.4 §4.6): method 1 PBKDF2, 2 HASH, 3 HMAC (HKDF), 5 NIST SP 800-108 counter mode.
+public struct DerivationParameters: Sendable, Hashable {
+    public var method: UInt32
+    /// KMIP Hashing Algorithm (4 SHA-1, 6 SHA-256, 7 SHA-384, 8 SHA-512); default SHA-256.
+    public var hashingAlgorithm: UInt32?
+    public var derivationData: [UInt8]?
+    public var salt: [UInt8]?
+    public var iterationCount: Int?
+    public init(method: UInt32, hashingAlgorithm: UInt32? = nil, derivationData: [UInt8]? = nil, salt: [UInt8]? = nil, iterationCount: Int? = nil) {
+        self.method = method
+        self.hashingAlgorithm = hashingAlgorithm
+        self.derivationData = derivationData
+        self.salt = salt
+        self.iterationCount = iterationCount
+    }
+}
+
 /// The output of Encrypt / Decrypt.
 public struct CipherResult: Sendable, Hashable {
     public var data: [UInt8]
@@ -242,6 +263,12 @@ public protocol KeyEngine: Sendable {
     /// `publicSpec` carry each key's names, groups and usage mask (common attributes already merged in).
     func createKeyPair(_ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec)
         async throws -> (ManagedObject, ManagedObject)
+    /// The object's material wrapped (RFC 3394 AES Key Wrap) with an Active AES key that allows Wrap Key.
+    func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8])
+    /// Derives a symmetric key or secret data (of `spec.cryptographicLength` bits) from a base object that allows
+    /// Derive Key.
+    func deriveKey(_ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec)
+        async throws -> ManagedObject
     /// Signs `data` with a private key (RSA PKCS#1 v1.5 or PSS, SHA-256/384/512).
     func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8]
     /// Verifies a signature with a public key; false when it does not verify.

@@ -21,7 +21,7 @@ public struct KMIPDispatcher: Sendable {
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
-        .signatureVerify,
+        .signatureVerify, .deriveKey,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil ? [.discoverVersions, .query] : Self.keyOperations + [.query, .discoverVersions]
@@ -112,6 +112,7 @@ public struct KMIPDispatcher: Sendable {
                 case .deleteAttribute: payload = try await ops.changeAttribute(item.payload, .delete, &state)
                 case .activate: payload = try await ops.activate(item.payload, &state)
                 case .createKeyPair: payload = try await ops.createKeyPair(item.payload, &state)
+                case .deriveKey: payload = try await ops.deriveKey(item.payload, &state)
                 case .sign: payload = try await ops.sign(item.payload, &state)
                 case .signatureVerify: payload = try await ops.signatureVerify(item.payload, &state)
                 case .revoke: payload = try await ops.revoke(item.payload, &state)

@@ -67,6 +67,16 @@ public enum KMIPTag {
     public static let splitKeyParts: UInt32 = 0x42008B
     public static let splitKeyThreshold: UInt32 = 0x42008C
     public static let commonTemplateAttribute: UInt32 = 0x42001F
+    public static let encryptionKeyInformation: UInt32 = 0x420036
+    public static let keyWrappingSpecification: UInt32 = 0x420047
+    public static let wrappingMethod: UInt32 = 0x42009E
+    public static let encodingOption: UInt32 = 0x4200A3
+    public static let derivationData: UInt32 = 0x420030
+    public static let derivationMethod: UInt32 = 0x420031
+    public static let derivationParameters: UInt32 = 0x420032
+    public static let initializationVector: UInt32 = 0x42003A
+    public static let iterationCount: UInt32 = 0x42003C
+    public static let salt: UInt32 = 0x420084
     public static let hashingAlgorithm: UInt32 = 0x420038
     public static let privateKeyTemplateAttribute: UInt32 = 0x420065
     public static let privateKeyUniqueIdentifier: UInt32 = 0x420066
