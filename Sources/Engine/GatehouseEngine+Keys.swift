@@ -628,9 +628,32 @@ extension GatehouseEngine {
         return Array(out.prefix(length))
     }
 
-    static func derive(_ p: DerivationParameters, key: [UInt8], length: Int) throws -> [UInt8] {
+    static func derive(_ p: DerivationParameters, key: [UInt8], baseAlgorithm: UInt32?, length: Int) throws -> [UInt8] {
         let hash = p.hashingAlgorithm ?? 6
         switch p.method {
+        case 4:
+            // ENCRYPT: the derivation data encrypted under the base key (CBC), truncated to the length asked for.
+            guard let data = p.derivationData, let iv = p.initializationVector else {
+                throw EngineError(.invalidArgument, "ENCRYPT derivation needs derivation data and an initialization vector")
+            }
+            guard (p.blockCipherMode ?? 1) == 1 else { throw EngineError(.featureNotSupported, "ENCRYPT derivation supports CBC only") }
+            let pad = (p.paddingMethod ?? 3) == 3
+            let out: [UInt8]
+            switch p.algorithm ?? baseAlgorithm ?? 0 {
+            case Algorithm.blowfish:
+                do { out = try Blowfish(key: key).encryptCBC(data, iv: iv, pad: pad) } catch {
+                    throw EngineError(.invalidArgument, "Blowfish needs a 4–56 byte key and an 8-byte IV (and, without padding, whole blocks)")
+                }
+            case Algorithm.aes:
+                do {
+                    out = Array(try AES._CBC.encrypt(data, using: SymmetricKey(data: key), iv: AES._CBC.IV(ivBytes: iv), noPadding: !pad))
+                } catch {
+                    throw EngineError(.invalidArgument, "AES-CBC needs a 16/24/32-byte key and a 16-byte IV")
+                }
+            default: throw EngineError(.featureNotSupported, "ENCRYPT derivation supports AES and Blowfish")
+            }
+            guard out.count >= length else { throw EngineError(.invalidArgument, "the derivation data is too short for the length asked") }
+            return Array(out.prefix(length))
         case 1:
             guard let salt = p.salt, let iterations = p.iterationCount, iterations > 0, iterations <= 10_000_000 else {
                 throw EngineError(.invalidArgument, "PBKDF2 needs a salt and an iteration count")
@@ -706,7 +729,7 @@ extension GatehouseEngine {
             return (body.meta, try await self.keyring.open(sealed, binding: "kms-object/\(baseID)/material", tx))
         }
         _ = baseDecision
-        let material = try Self.derive(p, key: base.1, length: Int(bits) / 8)
+        let material = try Self.derive(p, key: base.1, baseAlgorithm: base.0.algorithm, length: Int(bits) / 8)
         let target = try await keyProject(ctx, explicit: project ?? base.0.project)
         let decision = try await authorize(ctx, AccessRequest(.project(target), "kms-keys", "create", ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: target, now: clock())

@@ -195,7 +195,8 @@ public struct SignatureParameters: Sendable, Hashable {
     }
 }
 
-/// DeriveKey parameters (KMIP 1.4 §4.6): method 1 PBKDF2, 2 HASH, 3 HMAC (HKDF), 5 NIST SP 800-108 counter mode.
+/// DeriveKey parameters (KMIP 1.4 §4.6): method 1 PBKDF2, 2 HASH, 3 HMAC (HKDF), 4 ENCRYPT, 5 NIST SP 800-108
+/// counter mode.
 public struct DerivationParameters: Sendable, Hashable {
     public var method: UInt32
     /// KMIP Hashing Algorithm (4 SHA-1, 6 SHA-256, 7 SHA-384, 8 SHA-512); default SHA-256.
@@ -203,6 +204,12 @@ public struct DerivationParameters: Sendable, Hashable {
     public var derivationData: [UInt8]?
     public var salt: [UInt8]?
     public var iterationCount: Int?
+    /// ENCRYPT derivation: the IV, and the cipher (KMIP Cryptographic Algorithm 3 AES / 16 Blowfish, Block Cipher
+    /// Mode 1 CBC, Padding Method 1 none / 3 PKCS#5).
+    public var initializationVector: [UInt8]?
+    public var algorithm: UInt32?
+    public var blockCipherMode: UInt32?
+    public var paddingMethod: UInt32?
     public init(method: UInt32, hashingAlgorithm: UInt32? = nil, derivationData: [UInt8]? = nil, salt: [UInt8]? = nil, iterationCount: Int? = nil) {
         self.method = method
         self.hashingAlgorithm = hashingAlgorithm

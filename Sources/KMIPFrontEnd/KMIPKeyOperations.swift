@@ -550,8 +550,11 @@ struct KMIPKeyOperations {
         p.derivationData = Self.bytes(dp, KMIPTag.derivationData)
         p.salt = Self.bytes(dp, KMIPTag.salt)
         if case .integer(let n)? = dp?.child(KMIPTag.iterationCount)?.value { p.iterationCount = Int(n) }
-        if dp?.child(KMIPTag.initializationVector) != nil || method == 4 {
-            throw KMIPFieldError(.featureNotSupported, "the ENCRYPT derivation method is not supported")
+        p.initializationVector = Self.bytes(dp, KMIPTag.initializationVector)
+        if let cp = dp?.child(KMIPTag.cryptographicParameters) {
+            if case .enumeration(let v)? = cp.child(KMIPTag.cryptographicAlgorithm)?.value { p.algorithm = v }
+            if case .enumeration(let v)? = cp.child(KMIPTag.blockCipherMode)?.value { p.blockCipherMode = v }
+            if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
         }
         let spec = Self.withDefaultPolicy(try Self.spec(type, KMIPAttributeCodec.read(payload)))
         let m = try await engine.deriveKey(ctx, project: nil, baseID: baseID, p, spec)

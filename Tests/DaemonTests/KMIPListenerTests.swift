@@ -133,12 +133,7 @@ import Testing
     }
 
     /// PyKMIP 0.11.0's own integration suite (`pytest kmip/tests/integration -m "not ignore" --config client`,
-    /// 37 runnable tests) against the daemon. Every test must pass except the ones listed in `notYetServed`, which
-    /// need what Gatehouse does not serve yet (Blowfish-CBC for the ENCRYPT derivation); the list only shrinks.
-    static let notYetServed: Set<String> = [
-        "test_proxykmipclient.py::TestProxyKmipClientIntegration::test_derive_key_using_encryption",
-    ]
-
+    /// 37 runnable tests) against the daemon: every test passes.
     @Test func pykmipIntegrationSuite() throws {
         guard let python = pykmip() else { return }
         guard let sdist = ProcessInfo.processInfo.environment["PYKMIP_SDIST"] else {
@@ -177,8 +172,8 @@ import Testing
         let passed = summary.split(separator: " ").firstIndex { $0.hasPrefix("passed") }.flatMap { i in
             i > 0 ? Int(summary.split(separator: " ")[i - 1]) : nil
         } ?? 0
-        #expect(failed.isSubset(of: Self.notYetServed), "unexpected failures: \(failed.subtracting(Self.notYetServed).sorted())\n\(out.stdout.suffix(4000))")
-        #expect(passed + Self.notYetServed.count >= 37, "\(summary)")
+        #expect(failed.isEmpty, "failures: \(failed.sorted())\n\(out.stdout.suffix(4000))")
+        #expect(passed == 37, "\(summary)")
         #expect(daemon.stop() == 0)
     }
 
