@@ -35,7 +35,7 @@ struct AccessRoutes: Sendable {
     struct IdentityList: Codable { var identities: [IdentityInfo]; var next: String? }
     struct UniversalAuthResponse: Codable { var identityUniversalAuth: UniversalAuthInfo }
     struct ClientSecretResponse: Codable { var clientSecret: String; var clientSecretData: ClientSecretInfo }
-    struct ClientSecretList: Codable { var clientSecretData: [ClientSecretInfo] }
+    struct ClientSecretList: Codable { var clientSecretData: [ClientSecretInfo]; var next: String? }
     struct ClientSecretOne: Codable { var clientSecretData: ClientSecretInfo }
     struct TokenAuthResponse: Codable { var identityTokenAuth: TokenAuthInfo }
     struct TLSCertAuthResponse: Codable { var identityTlsCertAuth: TLSCertAuthInfo }
@@ -44,18 +44,28 @@ struct AccessRoutes: Sendable {
     struct TokenBody: Codable { var accessToken: String }
     struct Message: Codable { var message: String }
     struct RoleResponse: Codable { var role: RoleInfo }
-    struct RoleList: Codable { var roles: [RoleInfo] }
+    struct RoleList: Codable { var roles: [RoleInfo]; var next: String? }
     struct MembershipBody: Codable { var roles: [RoleGrant] }
     struct MembershipResponse: Codable { var identityMembership: MembershipInfo }
-    struct MembershipList: Codable { var identityMemberships: [MembershipInfo] }
+    struct MembershipList: Codable { var identityMemberships: [MembershipInfo]; var next: String? }
     struct PrivilegeResponse: Codable { var privilege: PrivilegeInfo }
-    struct PrivilegeList: Codable { var privileges: [PrivilegeInfo] }
+    struct PrivilegeList: Codable { var privileges: [PrivilegeInfo]; var next: String? }
 
     func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T { try await api.decode(type, request) }
     func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
         try await api.context(request, context)
     }
     func page(_ request: Request) throws -> (String?, Int) { try AdminAPI.page(request) }
+
+    /// One page of a list the engine returns whole (bounded lists: roles, memberships, privileges, client secrets),
+    /// ordered by `key`; `next` is the last key of the page when more follow.
+    func paginate<T>(_ items: [T], _ request: Request, key: (T) -> String) throws -> ([T], String?) {
+        let (after, limit) = try page(request)
+        let sorted = items.sorted { key($0) < key($1) }
+        let rest = after.map { a in sorted.filter { key($0) > a } } ?? sorted
+        let pageItems = Array(rest.prefix(limit))
+        return (pageItems, rest.count > limit ? pageItems.last.map(key) : nil)
+    }
 
     func register(on api: RouterGroup<GatehouseRequestContext>) {
         // Projects
@@ -122,10 +132,9 @@ struct AccessRoutes: Sendable {
                 status: .created)
         }
         api.get("auth/universal-auth/identities/:identityId/client-secrets") { request, c in
-            JSON(
-                ClientSecretList(
-                    clientSecretData: try await engine.listClientSecrets(
-                        try await ctx(request, c), identityId: try c.parameters.require("identityId"))))
+            let all = try await engine.listClientSecrets(try await ctx(request, c), identityId: try c.parameters.require("identityId"))
+            let (items, next) = try paginate(all, request) { $0.id }
+            return JSON(ClientSecretList(clientSecretData: items, next: next))
         }
         api.post("auth/universal-auth/identities/:identityId/client-secrets/:clientSecretId/revoke") { request, c in
             JSON(
@@ -188,7 +197,9 @@ struct AccessRoutes: Sendable {
             return JSON(RoleResponse(role: role), status: .created)
         }
         api.get("projects/:project/roles") { request, c in
-            JSON(RoleList(roles: try await engine.listRoles(try await ctx(request, c), project: try c.parameters.require("project"))))
+            let all = try await engine.listRoles(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try paginate(all, request) { $0.slug }
+            return JSON(RoleList(roles: items, next: next))
         }
         api.get("projects/:project/roles/:slug") { request, c in
             JSON(
@@ -204,9 +215,9 @@ struct AccessRoutes: Sendable {
 
         // Memberships
         api.get("projects/:project/identity-memberships") { request, c in
-            JSON(
-                MembershipList(
-                    identityMemberships: try await engine.listMemberships(try await ctx(request, c), project: try c.parameters.require("project"))))
+            let all = try await engine.listMemberships(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try paginate(all, request) { $0.identityId }
+            return JSON(MembershipList(identityMemberships: items, next: next))
         }
         api.put("projects/:project/identity-memberships/:identityId") { request, c in
             let body = try await decode(MembershipBody.self, request)
@@ -228,7 +239,9 @@ struct AccessRoutes: Sendable {
             return JSON(PrivilegeResponse(privilege: p), status: .created)
         }
         api.get("projects/:project/identity-privileges") { request, c in
-            JSON(PrivilegeList(privileges: try await engine.listPrivileges(try await ctx(request, c), project: try c.parameters.require("project"))))
+            let all = try await engine.listPrivileges(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try paginate(all, request) { $0.id }
+            return JSON(PrivilegeList(privileges: items, next: next))
         }
         api.delete("projects/:project/identity-privileges/:privilegeId") { request, c -> HTTPResponse.Status in
             try await engine.deletePrivilege(

@@ -2003,6 +2003,24 @@ public enum OpenAPIDocument {
            "pattern": "^[A-Za-z0-9-]{1,64}$",
            "type": "string"
           }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
          }
         ],
         "responses": {
@@ -2016,6 +2034,12 @@ public enum OpenAPIDocument {
                 "$ref": "#/components/schemas/ClientSecret"
                },
                "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
               }
              },
              "required": [
@@ -3257,6 +3281,24 @@ public enum OpenAPIDocument {
            "pattern": "^[a-z0-9_-]{1,64}$",
            "type": "string"
           }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
          }
         ],
         "responses": {
@@ -3270,6 +3312,12 @@ public enum OpenAPIDocument {
                 "$ref": "#/components/schemas/Membership"
                },
                "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
               }
              },
              "required": [
@@ -3562,6 +3610,24 @@ public enum OpenAPIDocument {
            "pattern": "^[a-z0-9_-]{1,64}$",
            "type": "string"
           }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
          }
         ],
         "responses": {
@@ -3570,6 +3636,12 @@ public enum OpenAPIDocument {
            "application/json": {
             "schema": {
              "properties": {
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              },
               "privileges": {
                "items": {
                 "$ref": "#/components/schemas/Privilege"
@@ -3857,6 +3929,24 @@ public enum OpenAPIDocument {
            "pattern": "^[a-z0-9_-]{1,64}$",
            "type": "string"
           }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
          }
         ],
         "responses": {
@@ -3865,6 +3955,12 @@ public enum OpenAPIDocument {
            "application/json": {
             "schema": {
              "properties": {
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              },
               "roles": {
                "items": {
                 "$ref": "#/components/schemas/Role"

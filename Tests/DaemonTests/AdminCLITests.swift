@@ -136,6 +136,34 @@ import X509
         #expect(daemon.stop() == 0)
     }
 
+    @Test func everyListPaginates() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
+        for i in 0..<3 {
+            _ = try cli(daemon, ["role", "create", "--project", "p", "r\(i)", "--permissions", "[{\"subject\":\"secrets\",\"actions\":[\"read\"]}]"])
+        }
+        // 3 built-in + 3 custom roles, two at a time, following `next`.
+        var seen: [String] = []
+        var after: String?
+        for _ in 0..<10 {
+            let url = daemon.httpsBase + "/api/v1/projects/p/roles?limit=2" + (after.map { "&after=\($0)" } ?? "")
+            let (_, body, code) = try curl(daemon.adminCurl + [url])
+            #expect(code == 200)
+            let page = try json(body)
+            let roles = (page["roles"] as? [[String: Any]] ?? []).compactMap { $0["slug"] as? String }
+            #expect(roles.count <= 2)
+            seen += roles
+            after = page["next"] as? String
+            if after == nil { break }
+        }
+        #expect(seen == ["admin", "developer", "r0", "r1", "r2", "viewer"])
+        let (_, _, bad) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/p/roles?limit=0"])
+        #expect(bad == 400)
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func servesItsOpenAPIDocument() throws {
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
