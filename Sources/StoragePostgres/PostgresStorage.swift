@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import StorageAPI
 
 /// The shared store for several Gatehouse nodes: a PostgreSQL database reached through a PostgresNIO pool.
@@ -192,18 +193,26 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     struct DeadlineExceeded: Error {}
 
-    /// Runs `body`, cancelling it and failing with `.unavailable` when it takes longer than `limit`
-    /// (for example while the database is down and the pool keeps retrying).
+    /// Runs `body`, failing with `.unavailable` when it takes longer than `limit` (for example while the database is
+    /// down and the pool keeps retrying). The body is cancelled but not waited for: a task group would wait for a
+    /// child that ignores cancellation (a connection attempt stuck in the pool), which made this deadline a hang.
     func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw StorageError(.unavailable, "database not reachable within \(limit)")
+        let outcome = FirstOutcome<T>()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let workHandle = Mutex<Task<Void, Never>?>(nil)
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                guard !Task.isCancelled, outcome.claim() else { return }
+                workHandle.withLock { $0 }?.cancel()
+                continuation.resume(throwing: StorageError(.unavailable, "database not reachable within \(limit)"))
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw StorageError(.unavailable, "no result") }
-            return first
+            let work = Task {
+                let r: Result<T, any Error>
+                do { r = .success(try await body()) } catch { r = .failure(error) }
+                timer.cancel()
+                if outcome.claim() { continuation.resume(with: r) }
+            }
+            workHandle.withLock { $0 = work }
         }
     }
 
@@ -401,5 +410,17 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     func setMetadata(_ key: String, _ value: Data) async throws {
         _ = try await run(
             "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    }
+}
+
+/// Lets exactly one of several racing tasks resume a continuation.
+final class FirstOutcome<T>: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool {
+        done.withLock { d in
+            if d { return false }
+            d = true
+            return true
+        }
     }
 }
