@@ -173,7 +173,8 @@ extension GatehouseEngine {
             if let cached = accessCache.caller("cert:" + principal.id, now: now) { return cached }
             let generation = accessCache.currentGeneration
             let identityId = try await certificateIdentity(principal, only: nil)
-            let caller = try await identityId.asyncMap { try await identityCaller($0) } ?? nil
+            var caller: Caller?
+            if let identityId { caller = try await identityCaller(identityId) }
             accessCache.storeCaller("cert:" + principal.id, caller, expires: now + AccessCache.ttl, generation: generation)
             return caller
         }
@@ -323,12 +324,5 @@ extension GatehouseEngine {
             throw EngineError(.notFound, "project '\(slug)' not found")
         }
         return record
-    }
-}
-
-extension Optional {
-    func asyncMap<U>(_ transform: (Wrapped) async throws -> U) async rethrows -> U? {
-        guard let self else { return nil }
-        return try await transform(self)
     }
 }
