@@ -47,7 +47,11 @@ public enum PeerPrincipal {
     /// match against identities' TLS Certificate Auth.
     public static func principal(of channel: any Channel) async -> Principal {
         if let capture = try? await channel.pipeline.handler(type: PeerCertificateCapture.self).get() {
-            let chain = capture.presentedChain
+            var chain = capture.presentedChain
+            // A resumed TLS session skips the verification callback: the session still knows the peer's leaf.
+            if chain.isEmpty, let resumed = try? await channel.nioSSL_peerCertificate().get(), let der = try? resumed.toDERBytes() {
+                chain = [der]
+            }
             guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return .anonymous }
             let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
             var verifier = Verifier(rootCertificates: CertificateStore(capture.listenerRoots)) {
