@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "HTTPFrontEnd",
             dependencies: [
-                "EngineAPI", "ServerSupport",
+                "EngineAPI", "ServerSupport", "ESTProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -100,6 +100,8 @@ let package = Package(
         .target(name: "DaemonConfig", swiftSettings: strict),
         .target(name: "TTLV", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .target(name: "KMIPProtocol", dependencies: ["TTLV"], swiftSettings: strict),
+        .target(
+            name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1")], swiftSettings: strict),
         .target(
             name: "KMIPFrontEnd",
             dependencies: [

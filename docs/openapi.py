@@ -24,6 +24,9 @@ boolean = {"type": "boolean"}
 date = {"type": "string", "format": "date-time"}
 strmap = {"type": "object", "additionalProperties": {"type": "string"}}
 strs = {"type": "array", "items": string}
+keyAlgs = {"enum": ["RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "ED25519"]}
+durT = {"type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$", "description": "e.g. 90d, 8760h"}
+reasons = {"enum": ["unspecified", "keyCompromise", "caCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "removeFromCRL", "privilegeWithdrawn", "aaCompromise"]}
 schemas = {
  "Error": obj({"error": obj({"code": string, "message": string}, ["code", "message"])}, ["error"]),
  "Project": obj({"slug": string, "description": string, "createdAt": date}, ["slug", "description", "createdAt"]),
@@ -40,7 +43,7 @@ schemas = {
  "TLSCertAuth": obj({"identityId": string, "caCertificate": string, "allowedCommonNames": strs, "token": S("AccessTokenSettings")}, ["identityId", "caCertificate", "allowedCommonNames"]),
  "AccessToken": obj({"accessToken": string, "expiresIn": integer, "accessTokenMaxTTL": integer, "tokenType": {"const": "Bearer"}}, ["accessToken", "expiresIn", "accessTokenMaxTTL", "tokenType"]),
  "Condition": dict(obj({"$eq": string, "$ne": string, "$in": strs, "$glob": string}), minProperties=1),
- "Permission": obj({"subject": {"enum": ["project", "secrets", "roles", "members", "kms-keys", "*"]}, "actions": {"type": "array", "minItems": 1, "items": {"enum": ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "*"]}}, "conditions": {"type": "object", "propertyNames": {"enum": ["name", "path"]}, "additionalProperties": S("Condition")}, "inverted": boolean}, ["subject", "actions"]),
+ "Permission": obj({"subject": {"enum": ["project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates", "certificate-profiles", "certificates", "*"]}, "actions": {"type": "array", "minItems": 1, "items": {"enum": ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export", "*"]}}, "conditions": {"type": "object", "propertyNames": {"enum": ["name", "path"]}, "additionalProperties": S("Condition")}, "inverted": boolean}, ["subject", "actions"]),
  "Role": obj({"slug": string, "project": string, "description": string, "permissions": {"type": "array", "items": S("Permission")}, "isBuiltIn": boolean}, ["slug", "project", "permissions", "isBuiltIn"]),
  "RoleSpec": obj({"slug": slugT, "description": string, "permissions": {"type": "array", "minItems": 1, "maxItems": 200, "items": S("Permission")}}, ["slug", "permissions"]),
  "RoleGrant": obj({"role": string, "isTemporary": boolean, "temporaryRange": {"type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$", "description": "e.g. 30s, 1m, 2h, 3d"}, "temporaryAccessStartTime": date, "temporaryAccessEndTime": date}, ["role"]),
@@ -50,11 +53,23 @@ schemas = {
  "SecretMetadata": obj({"id": string, "project": string, "name": string, "version": integer, "createdAt": date, "updatedAt": date}, ["id", "project", "name", "version"]),
  "SecretValue": obj({"value": string, "expectedVersion": {"type": "integer", "minimum": 1, "maximum": 9007199254740991}}, ["value"]),
  "AuditEvent": {"type": "object", "description": "See README 'Audit log'"},
+ "CASubject": obj({"commonName": {"type": "string", "minLength": 1, "maxLength": 64}, "organization": {"type": "string", "maxLength": 64}, "organizationalUnit": {"type": "string", "maxLength": 64}, "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"}, "province": {"type": "string", "maxLength": 64}, "locality": {"type": "string", "maxLength": 64}}, ["commonName"]),
+ "CASpec": obj({"type": {"enum": ["root", "intermediate"]}, "subject": S("CASubject"), "keyAlgorithm": keyAlgs, "notAfter": date, "maxPathLength": {"type": "integer", "minimum": -1, "maximum": 100}, "parentCaId": idT}, ["type", "subject"]),
+ "CA": obj({"id": string, "project": string, "type": {"enum": ["root", "intermediate"]}, "status": {"enum": ["active", "pending-certificate", "disabled"]}, "subject": S("CASubject"), "dn": string, "keyAlgorithm": keyAlgs, "maxPathLength": {"type": "integer"}, "parentCaId": string, "serialNumber": string, "notBefore": date, "notAfter": date, "certificate": string, "certificateChain": strs, "createdAt": date}, ["id", "project", "type", "status", "subject", "dn", "keyAlgorithm", "maxPathLength", "certificateChain", "createdAt"]),
+ "PatternRule": obj({"type": {"type": "string", "maxLength": 32}, "allowed": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 253}}, "denied": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 253}}, "required": boolean}, ["type"]),
+ "TemplateSpec": obj({"name": nameT, "description": {"type": "string", "maxLength": 1000}, "subject": {"type": "array", "maxItems": 20, "items": S("PatternRule")}, "sans": {"type": "array", "maxItems": 20, "items": S("PatternRule")}, "keyAlgorithms": {"type": "array", "items": keyAlgs}, "signatureAlgorithms": {"type": "array", "items": {"enum": ["SHA256-ECDSA", "SHA384-ECDSA", "SHA512-ECDSA", "SHA256-RSA", "SHA384-RSA", "SHA512-RSA", "ED25519"]}}, "keyUsages": {"type": "array", "items": {"enum": ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"]}}, "extendedKeyUsages": {"type": "array", "items": {"enum": ["serverAuth", "clientAuth", "codeSigning", "emailProtection", "timeStamping", "ocspSigning"]}}, "maxTTL": durT}, ["name"]),
+ "Template": obj({"id": string, "project": string, "spec": S("TemplateSpec"), "createdAt": date}, ["id", "project", "spec", "createdAt"]),
+ "ESTSettings": obj({"passphrase": {"type": "string", "minLength": 8, "maxLength": 256, "writeOnly": True}, "bootstrapCAChain": {"type": "string", "description": "PEM certificates"}, "disableBootstrapValidation": boolean, "requireChannelBinding": boolean}),
+ "ProfileSpec": obj({"slug": nameT, "description": {"type": "string", "maxLength": 1000}, "caId": idT, "templateId": idT, "enrollment": {"enum": ["api", "est", "acme"]}, "est": S("ESTSettings"), "defaultTTL": durT}, ["slug", "templateId", "enrollment"]),
+ "Profile": obj({"id": string, "slug": string, "project": string, "description": string, "caId": string, "templateId": string, "enrollment": {"enum": ["api", "est", "acme"]}, "estHasPassphrase": boolean, "estBootstrapCAChain": string, "estDisableBootstrapValidation": boolean, "estRequireChannelBinding": boolean, "defaultTTL": string, "createdAt": date}, ["id", "slug", "project", "templateId", "enrollment", "estHasPassphrase", "estDisableBootstrapValidation", "estRequireChannelBinding", "createdAt"]),
+ "IssuanceRequest": obj({"csr": {"type": "string", "maxLength": 65536, "description": "PEM or base64 DER PKCS#10"}, "commonName": {"type": "string", "maxLength": 64}, "altNames": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 1024}}, "ttl": durT, "keyAlgorithm": keyAlgs, "signatureAlgorithm": string}),
+ "Certificate": obj({"serialNumber": string, "project": string, "caId": string, "profileId": string, "commonName": string, "subject": string, "altNames": strs, "notBefore": date, "notAfter": date, "status": {"enum": ["active", "revoked", "expired"]}, "revokedAt": date, "revocationReason": reasons, "certificate": string, "certificateChain": strs, "hasPrivateKey": boolean}, ["serialNumber", "project", "commonName", "subject", "altNames", "notBefore", "notAfter", "status", "certificate", "certificateChain", "hasPrivateKey"]),
 }
 # Request bodies are decoded with Swift Codable, which reads an explicit null as "absent" for optional fields:
 # say so in the schema, so that {"description": null} is not "a schema-violating request that was accepted".
 for request_schema in ["ProjectCreate", "IdentityCreate", "IdentitySpec", "AuthMethodSpec", "ClientSecretSpec", "RoleSpec",
-                       "PrivilegeSpec", "SecretValue", "RoleGrant", "Permission", "Condition"]:
+                       "PrivilegeSpec", "SecretValue", "RoleGrant", "Permission", "Condition", "CASubject", "CASpec",
+                       "PatternRule", "TemplateSpec", "ESTSettings", "ProfileSpec", "IssuanceRequest"]:
     sch = schemas[request_schema]
     required = set(sch.get("required", []))
     for key, prop in list(sch["properties"].items()):
@@ -132,6 +147,43 @@ op("delete", "/api/v1/projects/{project}/identity-memberships/{identityId}", "Re
 op("post", "/api/v1/projects/{project}/identity-privileges", "Grant an additional (optionally temporary) privilege", "privileges", {**ok(wrap("privilege", S("Privilege")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("PrivilegeSpec")))
 op("get", "/api/v1/projects/{project}/identity-privileges", "List additional privileges", "privileges", {**ok(obj({"privileges": arr(S("Privilege")), "next": {"type": ["string", "null"]}}, ["privileges"])), **errors(*std)}, [proj] + page)
 op("delete", "/api/v1/projects/{project}/identity-privileges/{privilegeId}", "Delete an additional privilege", "privileges", {**nocontent, **errors(*std)}, [proj, param("privilegeId", schema=idT)])
+def lst(key, schema): return obj({key: arr(schema), "next": {"type": ["string", "null"]}}, [key])
+caid = param("caId", schema=idT)
+op("post", "/api/v1/projects/{project}/pki/cas", "Create a root or intermediate CA", "pki", {**ok(wrap("ca", S("CA")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("CASpec")))
+op("get", "/api/v1/projects/{project}/pki/cas", "List CAs", "pki", {**ok(lst("cas", S("CA"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/pki/cas/{caId}", "Get a CA", "pki", {**ok(wrap("ca", S("CA"))), **errors(*std)}, [caid])
+op("get", "/api/v1/pki/cas/{caId}/csr", "The CSR of an intermediate awaiting an external CA's certificate", "pki", {**ok(wrap("csr", string)), **errors(*std, "409")}, [caid])
+op("post", "/api/v1/pki/cas/{caId}/import-certificate", "Install an externally issued CA certificate and its chain", "pki", {**ok(wrap("ca", S("CA"))), **errors(*std, "409", "413")}, [caid], body(obj({"certificate": string, "certificateChain": string}, ["certificate", "certificateChain"])))
+op("post", "/api/v1/pki/cas/{caId}/renew", "Re-issue the CA certificate (same key) with a new end of validity", "pki", {**ok(wrap("ca", S("CA"))), **errors(*std, "409", "413")}, [caid], body(obj({"notAfter": date}, ["notAfter"])))
+tid = param("templateId", schema=idT)
+op("post", "/api/v1/projects/{project}/pki/templates", "Create a certificate template (policy)", "pki", {**ok(wrap("template", S("Template")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("TemplateSpec")))
+op("get", "/api/v1/projects/{project}/pki/templates", "List templates", "pki", {**ok(lst("templates", S("Template"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/pki/templates/{templateId}", "Get a template", "pki", {**ok(wrap("template", S("Template"))), **errors(*std)}, [tid])
+op("delete", "/api/v1/pki/templates/{templateId}", "Delete a template no profile uses", "pki", {**nocontent, **errors(*std, "409")}, [tid])
+pid = param("profileId", schema={"type": "string", "pattern": "^[A-Za-z0-9._-]{1,200}$", "description": "id or slug"})
+op("post", "/api/v1/projects/{project}/pki/profiles", "Create a certificate profile (issuer, template, enrollment method)", "pki", {**ok(wrap("profile", S("Profile")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("ProfileSpec")))
+op("get", "/api/v1/projects/{project}/pki/profiles", "List profiles", "pki", {**ok(lst("profiles", S("Profile"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/pki/profiles/{profileId}", "Get a profile", "pki", {**ok(wrap("profile", S("Profile"))), **errors(*std)}, [pid])
+op("delete", "/api/v1/pki/profiles/{profileId}", "Delete a profile", "pki", {**nocontent, **errors(*std)}, [pid])
+op("post", "/api/v1/pki/profiles/{profileId}/issue", "Issue from a CSR, or CSR-less (the key is returned once)", "pki", {**ok(obj({"certificate": S("Certificate"), "privateKey": string}, ["certificate"]), "201", "Created"), **errors(*std, "409", "413")}, [pid], body(S("IssuanceRequest")))
+serial = param("serial", schema={"type": "string", "pattern": "^[0-9a-fA-F:]{1,64}$"})
+op("get", "/api/v1/projects/{project}/pki/certificates", "List issued certificates", "pki", {**ok(lst("certificates", S("Certificate"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/pki/certificates/{serial}", "Get a certificate", "pki", {**ok(wrap("certificate", S("Certificate"))), **errors(*std)}, [serial])
+op("post", "/api/v1/pki/certificates/{serial}/revoke", "Revoke (the CRL is regenerated at once)", "pki", {**ok(wrap("certificate", S("Certificate"))), **errors(*std, "409", "413")}, [serial], body(obj({"reason": {"anyOf": [reasons, {"type": "null"}]}})))
+op("get", "/api/v1/pki/certificates/{serial}/bundle", "PEM bundle: certificate, chain and the private key if the server holds it (audited)", "pki", {**ok(obj({"certificate": string, "certificateChain": strs, "privateKey": string}, ["certificate", "certificateChain"])), **errors(*std, "409")}, [serial])
+der = lambda t: {"200": {"description": "OK", "content": {t: {"schema": {"type": "string", "format": "binary"}}}}}
+op("get", "/pki/crl/{file}", "The CA's current CRL (DER), as named in issued certificates", "pki-public", {**der("application/pkix-crl"), **errors("404", "503")}, [param("file", schema={"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}[.]crl$"})], security=False)
+op("post", "/pki/ocsp", "OCSP responder (RFC 6960, POST)", "pki-public", der("application/ocsp-response"), req={"required": True, "content": {"application/ocsp-request": {"schema": {"type": "string", "format": "binary"}}}}, security=False)
+op("get", "/pki/ocsp/{request}", "OCSP responder (RFC 6960, GET with base64 request)", "pki-public", der("application/ocsp-response"), [param("request", schema={"type": "string", "maxLength": 4096})], security=False)
+esttext = lambda *codes: {c: {"description": d, "content": {"text/plain": {"schema": string}}} for c, d in [("400", "Malformed request"), ("401", "Credentials required or refused (WWW-Authenticate)"), ("403", "Policy violation"), ("404", "No such EST profile"), ("409", "Conflict"), ("413", "Body too large"), ("415", "Not application/pkcs10"), ("503", "Unavailable")] if c in codes}
+b64 = lambda t: {"200": {"description": "OK (base64, Content-Transfer-Encoding: base64)", "content": {t: {"schema": string}}}}
+estreq = {"required": True, "content": {"application/pkcs10": {"schema": {"type": "string", "description": "base64 DER PKCS#10"}}}}
+for prefix, params in [("/.well-known/est", []), ("/.well-known/est/{profile}", [param("profile", schema=nameT)])]:
+    op("get", prefix + "/cacerts", "EST: the CA certificates (certs-only PKCS#7)", "est", {**b64("application/pkcs7-mime"), **esttext("404", "503")}, params, security=False)
+    op("get", prefix + "/csrattrs", "EST: CSR attributes", "est", {**b64("application/csrattrs"), "204": {"description": "None"}, **esttext("404", "503")}, params, security=False)
+    op("post", prefix + "/simpleenroll", "EST: enroll (passphrase or bootstrap client certificate)", "est", {**b64("application/pkcs7-mime"), **esttext("400", "401", "403", "404", "409", "413", "415", "503")}, params, estreq, security=False)
+    op("post", prefix + "/simplereenroll", "EST: re-enroll with the current certificate as TLS client certificate", "est", {**b64("application/pkcs7-mime"), **esttext("400", "401", "403", "404", "409", "413", "415", "503")}, params, estreq, security=False)
+    op("post", prefix + "/serverkeygen", "EST: server-side key generation (multipart: PKCS#8 key and certs-only PKCS#7)", "est", {"200": {"description": "OK", "content": {"multipart/mixed": {"schema": string}}}, **esttext("400", "401", "403", "404", "409", "413", "415", "503")}, params, estreq, security=False)
 doc = {"openapi": "3.1.0",
  "info": {"title": "Gatehouse admin API", "version": "1", "description": "Projects, machine identities, authentication methods, roles and grants. Authenticate with the admin client certificate (mTLS) or 'Authorization: Bearer <access token>'. Errors are {\"error\": {\"code\", \"message\"}} with a stable code."},
  "servers": [{"url": "https://localhost:8443"}],

@@ -107,6 +107,9 @@ public final class GatehouseDaemon: Sendable {
             let scheme = listener.name == "kmip" ? "kmip+tls" : listener.tls ? "https" : "http"
             let onBound: @Sendable (Int) async -> Void = { [self] port in
                 self.bound.withLock { $0[name] = port }
+                if name == "https" {
+                    engine.setPKIBaseURL(config.pkiPublicURL ?? "https://\(Self.hostForURL(listener.address)):\(port)")
+                }
                 self.say("gatehouse: listening \(name) \(scheme)://\(Self.hostForURL(listener.address)):\(port)")
                 self.listenersBound(runDir: runDir, expected: enabled.count)
             }
@@ -126,11 +129,13 @@ public final class GatehouseDaemon: Sendable {
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             default:
-                let router = HTTPListener.apiRouter(engine: engine, settings: settings, readiness: readiness)
+                let router = HTTPListener.apiRouter(
+                    engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile, readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))
+        services.append(CRLRefreshService(engine: engine, logger: logger))
         if let stream = config.auditStreamURL, let url = URL(string: stream) {
             services.append(
                 AuditStreamService(

@@ -51,6 +51,10 @@ public struct GatehouseConfiguration: Sendable {
     public var adminCommonNames: [String]
     public var auditStreamURL: String?
     public var auditStreamToken: String?
+    /// Base URL written into issued certificates for the CRL and OCSP endpoints (default: the HTTPS listener).
+    public var pkiPublicURL: String?
+    /// The EST profile served at `/.well-known/est/…` without a label.
+    public var estDefaultProfile: String?
     public var listeners: [String: ListenerConfiguration]
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
@@ -106,6 +110,8 @@ public enum ConfigurationLoader {
             Key(path: "admin.common_names", kind: .stringArray, defaultValue: .array([.string("gatehouse-admin")]), allowed: nil),
             Key(path: "audit.stream_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "audit.stream_token", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
         ]
         for l in listenerDefaults {
             let p = "listeners.\(l.name)."
@@ -313,12 +319,18 @@ public enum ConfigurationLoader {
         if !streamURL.isEmpty, !(streamURL.hasPrefix("http://") || streamURL.hasPrefix("https://")) {
             problem("audit.stream_url", "must be an http:// or https:// URL")
         }
+        let publicURL = str("pki.public_url")
+        if !publicURL.isEmpty, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            problem("pki.public_url", "must be an http:// or https:// URL")
+        }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         return GatehouseConfiguration(
             dataDirectory: dataDir, storage: storage, rootKey: rootKey, logLevel: str("logging.level"),
             logFormat: str("logging.format"), adminCommonNames: admins,
             auditStreamURL: streamURL.isEmpty ? nil : streamURL,
             auditStreamToken: str("audit.stream_token").isEmpty ? nil : str("audit.stream_token"),
+            pkiPublicURL: publicURL.isEmpty ? nil : publicURL,
+            estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             listeners: listeners, sources: sources)
     }
 }

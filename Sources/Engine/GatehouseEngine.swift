@@ -14,6 +14,10 @@ public final class GatehouseEngine: Engine {
     let accessCache = AccessCache()
     /// Decoded managed-object bodies by id, with the record version they were decoded from.
     let objectCache = Mutex<[String: (version: Int64, bytes: Int, body: ManagedObjectBody)]>([:])
+    /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
+    let caCache = Mutex<[String: LoadedCA]>([:])
+    /// The base URL written into certificates for the CRL and OCSP endpoints.
+    let pkiBaseURL = Mutex<String>("https://127.0.0.1:8443")
     let logger: Logger
     let clock: @Sendable () -> Date
 

@@ -60,9 +60,14 @@ struct TemplateFacts: Sendable {
 
 /// Evaluates permissions: a request is allowed when some non-inverted rule matches and no inverted rule does.
 enum PolicyEvaluator {
-    static let projectSubjects = ["project", "secrets", "roles", "members", "kms-keys"]
+    static let projectSubjects = [
+        "project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates",
+        "certificate-profiles", "certificates",
+    ]
     static let orgSubjects = ["projects", "identities", "audit"]
-    static let actions = ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify"]
+    static let actions = [
+        "read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export",
+    ]
 
     /// Whether `rules` allow `request`; returns the first allowing rule's origin or nil.
     static func allows(_ rules: [(origin: String, permission: Permission)], _ request: AccessRequest, _ facts: TemplateFacts)
@@ -143,8 +148,12 @@ enum PolicyEvaluator {
     static let builtInProjectRoles: [String: (String, [Permission])] = [
         "admin": ("Full access to the project", [all("*")]),
         "developer": (
-            "Manage secrets and keys; read roles and members",
-            [all("secrets"), all("kms-keys"), read("project"), read("roles"), read("members")]
+            "Manage secrets, keys and certificates; read CAs, templates, profiles, roles and members",
+            [
+                all("secrets"), all("kms-keys"), all("certificates"), read("certificate-authorities"),
+                read("certificate-templates"), read("certificate-profiles"), read("project"), read("roles"),
+                read("members"),
+            ]
         ),
         "viewer": ("Read-only access", projectSubjects.map(read)),
     ]
@@ -164,13 +173,14 @@ enum PolicyEvaluator {
     }
 }
 
-/// Shell-style globs: `*` (any run of characters except `/`), `**` (anything), `?` (one character).
+/// Shell-style globs: `*` (any run of characters except the separator, `/` by default), `**` (anything), `?` (one
+/// character other than the separator).
 enum Glob {
-    static func matches(_ pattern: String, _ text: String) -> Bool {
-        match(Array(pattern.unicodeScalars), 0, Array(text.unicodeScalars), 0)
+    static func matches(_ pattern: String, _ text: String, separator: Unicode.Scalar = "/") -> Bool {
+        match(Array(pattern.unicodeScalars), 0, Array(text.unicodeScalars), 0, separator)
     }
 
-    private static func match(_ p: [Unicode.Scalar], _ i: Int, _ t: [Unicode.Scalar], _ j: Int) -> Bool {
+    private static func match(_ p: [Unicode.Scalar], _ i: Int, _ t: [Unicode.Scalar], _ j: Int, _ sep: Unicode.Scalar) -> Bool {
         var i = i
         var j = j
         // Iterative with backtracking on the last star: linear-ish, no exponential blow-up on hostile patterns.
@@ -184,10 +194,10 @@ enum Glob {
                 i += double ? 2 : 1
                 starI = i
                 starJ = j
-            } else if i < p.count, p[i] == "?" || p[i] == t[j], !(p[i] == "?" && t[j] == "/") {
+            } else if i < p.count, p[i] == "?" || p[i] == t[j], !(p[i] == "?" && t[j] == sep) {
                 i += 1
                 j += 1
-            } else if starI >= 0, starCrossesSlash || t[starJ] != "/" {
+            } else if starI >= 0, starCrossesSlash || t[starJ] != sep {
                 starJ += 1
                 j = starJ
                 i = starI

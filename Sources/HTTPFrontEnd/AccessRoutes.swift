@@ -60,11 +60,7 @@ struct AccessRoutes: Sendable {
     /// One page of a list the engine returns whole (bounded lists: roles, memberships, privileges, client secrets),
     /// ordered by `key`; `next` is the last key of the page when more follow.
     func paginate<T>(_ items: [T], _ request: Request, key: (T) -> String) throws -> ([T], String?) {
-        let (after, limit) = try page(request)
-        let sorted = items.sorted { key($0) < key($1) }
-        let rest = after.map { a in sorted.filter { key($0) > a } } ?? sorted
-        let pageItems = Array(rest.prefix(limit))
-        return (pageItems, rest.count > limit ? pageItems.last.map(key) : nil)
+        try AdminAPI.paginate(items, request, key: key)
     }
 
     func register(on api: RouterGroup<GatehouseRequestContext>) {

@@ -9,10 +9,13 @@ import NIOCore
 public struct AdminAPI: Sendable {
     let engine: any Engine
     let maxBodySize: Int
+    /// The EST profile served at `/.well-known/est/…` without a label.
+    let estDefaultProfile: String?
 
-    public init(engine: any Engine, maxBodySize: Int) {
+    public init(engine: any Engine, maxBodySize: Int, estDefaultProfile: String? = nil) {
         self.engine = engine
         self.maxBodySize = maxBodySize
+        self.estDefaultProfile = estDefaultProfile
     }
 
     struct SecretValueBody: Codable {
@@ -88,6 +91,16 @@ public struct AdminAPI: Sendable {
         return (after, limit)
     }
 
+    /// One page of a list the engine returns whole (bounded lists), ordered by `key`; `next` is the last key of the
+    /// page when more follow.
+    static func paginate<T>(_ items: [T], _ request: Request, key: (T) -> String) throws -> ([T], String?) {
+        let (after, limit) = try page(request)
+        let sorted = items.sorted { key($0) < key($1) }
+        let rest = after.map { a in sorted.filter { key($0) > a } } ?? sorted
+        let pageItems = Array(rest.prefix(limit))
+        return (pageItems, rest.count > limit ? pageItems.last.map(key) : nil)
+    }
+
     static func utf8(_ s: SecretBytes) -> String { String(decoding: s.bytes, as: UTF8.self) }
 
     /// Adds the routes to a router.
@@ -103,6 +116,8 @@ public struct AdminAPI: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
         AccessRoutes(api: self).register(on: api)
+        PKIRoutes(api: self).register(on: api, root: router)
+        ESTRoutes(engine: engine, defaultProfile: estDefaultProfile).register(on: router)
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")

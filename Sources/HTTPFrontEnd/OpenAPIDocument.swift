@@ -223,6 +223,312 @@ public enum OpenAPIDocument {
         },
         "type": "object"
        },
+       "CA": {
+        "properties": {
+         "certificate": {
+          "type": "string"
+         },
+         "certificateChain": {
+          "items": {
+           "type": "string"
+          },
+          "type": "array"
+         },
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "dn": {
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "keyAlgorithm": {
+          "enum": [
+           "RSA_2048",
+           "RSA_3072",
+           "RSA_4096",
+           "EC_prime256v1",
+           "EC_secp384r1",
+           "ED25519"
+          ]
+         },
+         "maxPathLength": {
+          "type": "integer"
+         },
+         "notAfter": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "notBefore": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "parentCaId": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "serialNumber": {
+          "type": "string"
+         },
+         "status": {
+          "enum": [
+           "active",
+           "pending-certificate",
+           "disabled"
+          ]
+         },
+         "subject": {
+          "$ref": "#/components/schemas/CASubject"
+         },
+         "type": {
+          "enum": [
+           "root",
+           "intermediate"
+          ]
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "type",
+         "status",
+         "subject",
+         "dn",
+         "keyAlgorithm",
+         "maxPathLength",
+         "certificateChain",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "CASpec": {
+        "properties": {
+         "keyAlgorithm": {
+          "anyOf": [
+           {
+            "enum": [
+             "RSA_2048",
+             "RSA_3072",
+             "RSA_4096",
+             "EC_prime256v1",
+             "EC_secp384r1",
+             "ED25519"
+            ]
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "maxPathLength": {
+          "anyOf": [
+           {
+            "maximum": 100,
+            "minimum": -1,
+            "type": "integer"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "notAfter": {
+          "anyOf": [
+           {
+            "format": "date-time",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "parentCaId": {
+          "anyOf": [
+           {
+            "pattern": "^[A-Za-z0-9-]{1,64}$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "subject": {
+          "$ref": "#/components/schemas/CASubject"
+         },
+         "type": {
+          "enum": [
+           "root",
+           "intermediate"
+          ]
+         }
+        },
+        "required": [
+         "type",
+         "subject"
+        ],
+        "type": "object"
+       },
+       "CASubject": {
+        "properties": {
+         "commonName": {
+          "maxLength": 64,
+          "minLength": 1,
+          "type": "string"
+         },
+         "country": {
+          "anyOf": [
+           {
+            "pattern": "^[A-Za-z]{2}$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "locality": {
+          "anyOf": [
+           {
+            "maxLength": 64,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "organization": {
+          "anyOf": [
+           {
+            "maxLength": 64,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "organizationalUnit": {
+          "anyOf": [
+           {
+            "maxLength": 64,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "province": {
+          "anyOf": [
+           {
+            "maxLength": 64,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        },
+        "required": [
+         "commonName"
+        ],
+        "type": "object"
+       },
+       "Certificate": {
+        "properties": {
+         "altNames": {
+          "items": {
+           "type": "string"
+          },
+          "type": "array"
+         },
+         "caId": {
+          "type": "string"
+         },
+         "certificate": {
+          "type": "string"
+         },
+         "certificateChain": {
+          "items": {
+           "type": "string"
+          },
+          "type": "array"
+         },
+         "commonName": {
+          "type": "string"
+         },
+         "hasPrivateKey": {
+          "type": "boolean"
+         },
+         "notAfter": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "notBefore": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "profileId": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "revocationReason": {
+          "enum": [
+           "unspecified",
+           "keyCompromise",
+           "caCompromise",
+           "affiliationChanged",
+           "superseded",
+           "cessationOfOperation",
+           "certificateHold",
+           "removeFromCRL",
+           "privilegeWithdrawn",
+           "aaCompromise"
+          ]
+         },
+         "revokedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "serialNumber": {
+          "type": "string"
+         },
+         "status": {
+          "enum": [
+           "active",
+           "revoked",
+           "expired"
+          ]
+         },
+         "subject": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "serialNumber",
+         "project",
+         "commonName",
+         "subject",
+         "altNames",
+         "notBefore",
+         "notAfter",
+         "status",
+         "certificate",
+         "certificateChain",
+         "hasPrivateKey"
+        ],
+        "type": "object"
+       },
        "ClientSecret": {
         "properties": {
          "createdAt": {
@@ -348,6 +654,55 @@ public enum OpenAPIDocument {
           "anyOf": [
            {
             "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        },
+        "type": "object"
+       },
+       "ESTSettings": {
+        "properties": {
+         "bootstrapCAChain": {
+          "anyOf": [
+           {
+            "description": "PEM certificates",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "disableBootstrapValidation": {
+          "anyOf": [
+           {
+            "type": "boolean"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "passphrase": {
+          "anyOf": [
+           {
+            "maxLength": 256,
+            "minLength": 8,
+            "type": "string",
+            "writeOnly": true
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "requireChannelBinding": {
+          "anyOf": [
+           {
+            "type": "boolean"
            },
            {
             "type": "null"
@@ -516,6 +871,88 @@ public enum OpenAPIDocument {
         },
         "type": "object"
        },
+       "IssuanceRequest": {
+        "properties": {
+         "altNames": {
+          "anyOf": [
+           {
+            "items": {
+             "maxLength": 1024,
+             "type": "string"
+            },
+            "maxItems": 100,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "commonName": {
+          "anyOf": [
+           {
+            "maxLength": 64,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "csr": {
+          "anyOf": [
+           {
+            "description": "PEM or base64 DER PKCS#10",
+            "maxLength": 65536,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "keyAlgorithm": {
+          "anyOf": [
+           {
+            "enum": [
+             "RSA_2048",
+             "RSA_3072",
+             "RSA_4096",
+             "EC_prime256v1",
+             "EC_secp384r1",
+             "ED25519"
+            ]
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "signatureAlgorithm": {
+          "anyOf": [
+           {
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "ttl": {
+          "anyOf": [
+           {
+            "description": "e.g. 90d, 8760h",
+            "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        },
+        "type": "object"
+       },
        "Membership": {
         "properties": {
          "identityId": {
@@ -538,6 +975,58 @@ public enum OpenAPIDocument {
         ],
         "type": "object"
        },
+       "PatternRule": {
+        "properties": {
+         "allowed": {
+          "anyOf": [
+           {
+            "items": {
+             "maxLength": 253,
+             "type": "string"
+            },
+            "maxItems": 100,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "denied": {
+          "anyOf": [
+           {
+            "items": {
+             "maxLength": 253,
+             "type": "string"
+            },
+            "maxItems": 100,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "required": {
+          "anyOf": [
+           {
+            "type": "boolean"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "type": {
+          "maxLength": 32,
+          "type": "string"
+         }
+        },
+        "required": [
+         "type"
+        ],
+        "type": "object"
+       },
        "Permission": {
         "properties": {
          "actions": {
@@ -550,6 +1039,10 @@ public enum OpenAPIDocument {
             "encrypt",
             "decrypt",
             "mac",
+            "sign",
+            "verify",
+            "revoke",
+            "export",
             "*"
            ]
           },
@@ -592,6 +1085,10 @@ public enum OpenAPIDocument {
            "roles",
            "members",
            "kms-keys",
+           "certificate-authorities",
+           "certificate-templates",
+           "certificate-profiles",
+           "certificates",
            "*"
           ]
          }
@@ -701,6 +1198,135 @@ public enum OpenAPIDocument {
          "identityId",
          "slug",
          "permissions"
+        ],
+        "type": "object"
+       },
+       "Profile": {
+        "properties": {
+         "caId": {
+          "type": "string"
+         },
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "defaultTTL": {
+          "type": "string"
+         },
+         "description": {
+          "type": "string"
+         },
+         "enrollment": {
+          "enum": [
+           "api",
+           "est",
+           "acme"
+          ]
+         },
+         "estBootstrapCAChain": {
+          "type": "string"
+         },
+         "estDisableBootstrapValidation": {
+          "type": "boolean"
+         },
+         "estHasPassphrase": {
+          "type": "boolean"
+         },
+         "estRequireChannelBinding": {
+          "type": "boolean"
+         },
+         "id": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "slug": {
+          "type": "string"
+         },
+         "templateId": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "slug",
+         "project",
+         "templateId",
+         "enrollment",
+         "estHasPassphrase",
+         "estDisableBootstrapValidation",
+         "estRequireChannelBinding",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "ProfileSpec": {
+        "properties": {
+         "caId": {
+          "anyOf": [
+           {
+            "pattern": "^[A-Za-z0-9-]{1,64}$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "defaultTTL": {
+          "anyOf": [
+           {
+            "description": "e.g. 90d, 8760h",
+            "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "description": {
+          "anyOf": [
+           {
+            "maxLength": 1000,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "enrollment": {
+          "enum": [
+           "api",
+           "est",
+           "acme"
+          ]
+         },
+         "est": {
+          "anyOf": [
+           {
+            "$ref": "#/components/schemas/ESTSettings"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "slug": {
+          "pattern": "^[A-Za-z0-9._-]{1,200}$",
+          "type": "string"
+         },
+         "templateId": {
+          "pattern": "^[A-Za-z0-9-]{1,64}$",
+          "type": "string"
+         }
+        },
+        "required": [
+         "slug",
+         "templateId",
+         "enrollment"
         ],
         "type": "object"
        },
@@ -943,6 +1569,177 @@ public enum OpenAPIDocument {
         ],
         "type": "object"
        },
+       "Template": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "spec": {
+          "$ref": "#/components/schemas/TemplateSpec"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "spec",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "TemplateSpec": {
+        "properties": {
+         "description": {
+          "anyOf": [
+           {
+            "maxLength": 1000,
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "extendedKeyUsages": {
+          "anyOf": [
+           {
+            "items": {
+             "enum": [
+              "serverAuth",
+              "clientAuth",
+              "codeSigning",
+              "emailProtection",
+              "timeStamping",
+              "ocspSigning"
+             ]
+            },
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "keyAlgorithms": {
+          "anyOf": [
+           {
+            "items": {
+             "enum": [
+              "RSA_2048",
+              "RSA_3072",
+              "RSA_4096",
+              "EC_prime256v1",
+              "EC_secp384r1",
+              "ED25519"
+             ]
+            },
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "keyUsages": {
+          "anyOf": [
+           {
+            "items": {
+             "enum": [
+              "digitalSignature",
+              "nonRepudiation",
+              "keyEncipherment",
+              "dataEncipherment",
+              "keyAgreement",
+              "keyCertSign",
+              "cRLSign",
+              "encipherOnly",
+              "decipherOnly"
+             ]
+            },
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "maxTTL": {
+          "anyOf": [
+           {
+            "description": "e.g. 90d, 8760h",
+            "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+            "type": "string"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "name": {
+          "pattern": "^[A-Za-z0-9._-]{1,200}$",
+          "type": "string"
+         },
+         "sans": {
+          "anyOf": [
+           {
+            "items": {
+             "$ref": "#/components/schemas/PatternRule"
+            },
+            "maxItems": 20,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "signatureAlgorithms": {
+          "anyOf": [
+           {
+            "items": {
+             "enum": [
+              "SHA256-ECDSA",
+              "SHA384-ECDSA",
+              "SHA512-ECDSA",
+              "SHA256-RSA",
+              "SHA384-RSA",
+              "SHA512-RSA",
+              "ED25519"
+             ]
+            },
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "subject": {
+          "anyOf": [
+           {
+            "items": {
+             "$ref": "#/components/schemas/PatternRule"
+            },
+            "maxItems": 20,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        },
+        "required": [
+         "name"
+        ],
+        "type": "object"
+       },
        "TokenAuth": {
         "properties": {
          "identityId": {
@@ -1019,6 +1816,913 @@ public enum OpenAPIDocument {
      },
      "openapi": "3.1.0",
      "paths": {
+      "/.well-known/est/cacerts": {
+       "get": {
+        "operationId": "get__well_known_est_cacerts",
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkcs7-mime": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: the CA certificates (certs-only PKCS#7)",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/csrattrs": {
+       "get": {
+        "operationId": "get__well_known_est_csrattrs",
+        "responses": {
+         "200": {
+          "content": {
+           "application/csrattrs": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "204": {
+          "description": "None"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: CSR attributes",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/serverkeygen": {
+       "post": {
+        "operationId": "post__well_known_est_serverkeygen",
+        "requestBody": {
+         "content": {
+          "application/pkcs10": {
+           "schema": {
+            "description": "base64 DER PKCS#10",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "multipart/mixed": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Malformed request"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Credentials required or refused (WWW-Authenticate)"
+         },
+         "403": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Policy violation"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "409": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not application/pkcs10"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: server-side key generation (multipart: PKCS#8 key and certs-only PKCS#7)",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/simpleenroll": {
+       "post": {
+        "operationId": "post__well_known_est_simpleenroll",
+        "requestBody": {
+         "content": {
+          "application/pkcs10": {
+           "schema": {
+            "description": "base64 DER PKCS#10",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkcs7-mime": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Malformed request"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Credentials required or refused (WWW-Authenticate)"
+         },
+         "403": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Policy violation"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "409": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not application/pkcs10"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: enroll (passphrase or bootstrap client certificate)",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/simplereenroll": {
+       "post": {
+        "operationId": "post__well_known_est_simplereenroll",
+        "requestBody": {
+         "content": {
+          "application/pkcs10": {
+           "schema": {
+            "description": "base64 DER PKCS#10",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkcs7-mime": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Malformed request"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Credentials required or refused (WWW-Authenticate)"
+         },
+         "403": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Policy violation"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "409": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not application/pkcs10"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: re-enroll with the current certificate as TLS client certificate",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/{profile}/cacerts": {
+       "get": {
+        "operationId": "get__well_known_est_profile_cacerts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkcs7-mime": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: the CA certificates (certs-only PKCS#7)",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/{profile}/csrattrs": {
+       "get": {
+        "operationId": "get__well_known_est_profile_csrattrs",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/csrattrs": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "204": {
+          "description": "None"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: CSR attributes",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/{profile}/serverkeygen": {
+       "post": {
+        "operationId": "post__well_known_est_profile_serverkeygen",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/pkcs10": {
+           "schema": {
+            "description": "base64 DER PKCS#10",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "multipart/mixed": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Malformed request"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Credentials required or refused (WWW-Authenticate)"
+         },
+         "403": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Policy violation"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "409": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not application/pkcs10"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: server-side key generation (multipart: PKCS#8 key and certs-only PKCS#7)",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/{profile}/simpleenroll": {
+       "post": {
+        "operationId": "post__well_known_est_profile_simpleenroll",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/pkcs10": {
+           "schema": {
+            "description": "base64 DER PKCS#10",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkcs7-mime": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Malformed request"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Credentials required or refused (WWW-Authenticate)"
+         },
+         "403": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Policy violation"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "409": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not application/pkcs10"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: enroll (passphrase or bootstrap client certificate)",
+        "tags": [
+         "est"
+        ]
+       }
+      },
+      "/.well-known/est/{profile}/simplereenroll": {
+       "post": {
+        "operationId": "post__well_known_est_profile_simplereenroll",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/pkcs10": {
+           "schema": {
+            "description": "base64 DER PKCS#10",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkcs7-mime": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK (base64, Content-Transfer-Encoding: base64)"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Malformed request"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Credentials required or refused (WWW-Authenticate)"
+         },
+         "403": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Policy violation"
+         },
+         "404": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No such EST profile"
+         },
+         "409": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not application/pkcs10"
+         },
+         "503": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Unavailable"
+         }
+        },
+        "security": [],
+        "summary": "EST: re-enroll with the current certificate as TLS client certificate",
+        "tags": [
+         "est"
+        ]
+       }
+      },
       "/api/v1/audit/events": {
        "get": {
         "operationId": "get_api_v1_audit_events",
@@ -2921,6 +4625,1262 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pki/cas/{caId}": {
+       "get": {
+        "operationId": "get_api_v1_pki_cas_caId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "caId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "ca": {
+               "$ref": "#/components/schemas/CA"
+              }
+             },
+             "required": [
+              "ca"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get a CA",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/cas/{caId}/csr": {
+       "get": {
+        "operationId": "get_api_v1_pki_cas_caId_csr",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "caId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "csr": {
+               "type": "string"
+              }
+             },
+             "required": [
+              "csr"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "The CSR of an intermediate awaiting an external CA's certificate",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/cas/{caId}/import-certificate": {
+       "post": {
+        "operationId": "post_api_v1_pki_cas_caId_import_certificate",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "caId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "certificate": {
+              "type": "string"
+             },
+             "certificateChain": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "certificate",
+             "certificateChain"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "ca": {
+               "$ref": "#/components/schemas/CA"
+              }
+             },
+             "required": [
+              "ca"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Install an externally issued CA certificate and its chain",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/cas/{caId}/renew": {
+       "post": {
+        "operationId": "post_api_v1_pki_cas_caId_renew",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "caId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "notAfter": {
+              "format": "date-time",
+              "type": "string"
+             }
+            },
+            "required": [
+             "notAfter"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "ca": {
+               "$ref": "#/components/schemas/CA"
+              }
+             },
+             "required": [
+              "ca"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Re-issue the CA certificate (same key) with a new end of validity",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/certificates/{serial}": {
+       "get": {
+        "operationId": "get_api_v1_pki_certificates_serial",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "pattern": "^[0-9a-fA-F:]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/Certificate"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get a certificate",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/certificates/{serial}/bundle": {
+       "get": {
+        "operationId": "get_api_v1_pki_certificates_serial_bundle",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "pattern": "^[0-9a-fA-F:]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "type": "string"
+              },
+              "certificateChain": {
+               "items": {
+                "type": "string"
+               },
+               "type": "array"
+              },
+              "privateKey": {
+               "type": "string"
+              }
+             },
+             "required": [
+              "certificate",
+              "certificateChain"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "PEM bundle: certificate, chain and the private key if the server holds it (audited)",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/certificates/{serial}/revoke": {
+       "post": {
+        "operationId": "post_api_v1_pki_certificates_serial_revoke",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "pattern": "^[0-9a-fA-F:]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "reason": {
+              "anyOf": [
+               {
+                "enum": [
+                 "unspecified",
+                 "keyCompromise",
+                 "caCompromise",
+                 "affiliationChanged",
+                 "superseded",
+                 "cessationOfOperation",
+                 "certificateHold",
+                 "removeFromCRL",
+                 "privilegeWithdrawn",
+                 "aaCompromise"
+                ]
+               },
+               {
+                "type": "null"
+               }
+              ]
+             }
+            },
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/Certificate"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Revoke (the CRL is regenerated at once)",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/profiles/{profileId}": {
+       "delete": {
+        "operationId": "delete_api_v1_pki_profiles_profileId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profileId",
+          "required": true,
+          "schema": {
+           "description": "id or slug",
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Done"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Delete a profile",
+        "tags": [
+         "pki"
+        ]
+       },
+       "get": {
+        "operationId": "get_api_v1_pki_profiles_profileId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profileId",
+          "required": true,
+          "schema": {
+           "description": "id or slug",
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "profile": {
+               "$ref": "#/components/schemas/Profile"
+              }
+             },
+             "required": [
+              "profile"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get a profile",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/profiles/{profileId}/issue": {
+       "post": {
+        "operationId": "post_api_v1_pki_profiles_profileId_issue",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profileId",
+          "required": true,
+          "schema": {
+           "description": "id or slug",
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/IssuanceRequest"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/Certificate"
+              },
+              "privateKey": {
+               "type": "string"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Issue from a CSR, or CSR-less (the key is returned once)",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/templates/{templateId}": {
+       "delete": {
+        "operationId": "delete_api_v1_pki_templates_templateId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "templateId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Done"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Delete a template no profile uses",
+        "tags": [
+         "pki"
+        ]
+       },
+       "get": {
+        "operationId": "get_api_v1_pki_templates_templateId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "templateId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "template": {
+               "$ref": "#/components/schemas/Template"
+              }
+             },
+             "required": [
+              "template"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get a template",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
       "/api/v1/projects": {
        "get": {
         "operationId": "get_api_v1_projects",
@@ -3914,6 +6874,828 @@ public enum OpenAPIDocument {
         "summary": "Delete an additional privilege",
         "tags": [
          "privileges"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pki/cas": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pki_cas",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "cas": {
+               "items": {
+                "$ref": "#/components/schemas/CA"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "cas"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List CAs",
+        "tags": [
+         "pki"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_pki_cas",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/CASpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "ca": {
+               "$ref": "#/components/schemas/CA"
+              }
+             },
+             "required": [
+              "ca"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Create a root or intermediate CA",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pki/certificates": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pki_certificates",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificates": {
+               "items": {
+                "$ref": "#/components/schemas/Certificate"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "certificates"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List issued certificates",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pki/profiles": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pki_profiles",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              },
+              "profiles": {
+               "items": {
+                "$ref": "#/components/schemas/Profile"
+               },
+               "type": "array"
+              }
+             },
+             "required": [
+              "profiles"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List profiles",
+        "tags": [
+         "pki"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_pki_profiles",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/ProfileSpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "profile": {
+               "$ref": "#/components/schemas/Profile"
+              }
+             },
+             "required": [
+              "profile"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Create a certificate profile (issuer, template, enrollment method)",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pki/templates": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pki_templates",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              },
+              "templates": {
+               "items": {
+                "$ref": "#/components/schemas/Template"
+               },
+               "type": "array"
+              }
+             },
+             "required": [
+              "templates"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List templates",
+        "tags": [
+         "pki"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_pki_templates",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/TemplateSpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "template": {
+               "$ref": "#/components/schemas/Template"
+              }
+             },
+             "required": [
+              "template"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Create a certificate template (policy)",
+        "tags": [
+         "pki"
         ]
        }
       },
@@ -4947,6 +8729,128 @@ public enum OpenAPIDocument {
         "summary": "Liveness",
         "tags": [
          "operations"
+        ]
+       }
+      },
+      "/pki/crl/{file}": {
+       "get": {
+        "operationId": "get_pki_crl_file",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "file",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}[.]crl$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/pkix-crl": {
+            "schema": {
+             "format": "binary",
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "security": [],
+        "summary": "The CA's current CRL (DER), as named in issued certificates",
+        "tags": [
+         "pki-public"
+        ]
+       }
+      },
+      "/pki/ocsp": {
+       "post": {
+        "operationId": "post_pki_ocsp",
+        "requestBody": {
+         "content": {
+          "application/ocsp-request": {
+           "schema": {
+            "format": "binary",
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/ocsp-response": {
+            "schema": {
+             "format": "binary",
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         }
+        },
+        "security": [],
+        "summary": "OCSP responder (RFC 6960, POST)",
+        "tags": [
+         "pki-public"
+        ]
+       }
+      },
+      "/pki/ocsp/{request}": {
+       "get": {
+        "operationId": "get_pki_ocsp_request",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "request",
+          "required": true,
+          "schema": {
+           "maxLength": 4096,
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/ocsp-response": {
+            "schema": {
+             "format": "binary",
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         }
+        },
+        "security": [],
+        "summary": "OCSP responder (RFC 6960, GET with base64 request)",
+        "tags": [
+         "pki-public"
         ]
        }
       },

@@ -1,0 +1,149 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+import SwiftASN1
+import X509
+
+/// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity.
+extension GatehouseEngine {
+    func estProfile(_ slug: String) async throws -> ProfileBody {
+        let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(slug, tx) }
+        guard body.info.enrollment == .est, body.info.caId != nil else {
+            throw EngineError(.notFound, "no EST profile '\(slug)'")
+        }
+        return body
+    }
+
+    public func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]] {
+        let p = try await estProfile(profile)
+        guard let caId = p.info.caId else { throw EngineError(.notFound, "no EST profile '\(profile)'") }
+        let ca = try await transact(relaxed: true) { tx in try await self.loadCA(caId, tx) }
+        guard let der = ca.body.certificateDER else { throw EngineError(.wrongState, "the profile's CA has no certificate") }
+        return [Array(der)] + ca.body.chainDER.map { Array($0) }
+    }
+
+    public func estCSRAttributes(_ ctx: CallContext, profile: String) async throws -> [UInt8]? {
+        let p = try await estProfile(profile)
+        let template = try await transact(relaxed: true) { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
+        var oids: [ASN1ObjectIdentifier] = []
+        if p.info.estRequireChannelBinding { oids.append(PKIDER.oidChallengePassword) }
+        // The signature algorithm the device should sign its CSR with: the template's first, else SHA-256 ECDSA.
+        let name = template.signatureAlgorithms.first ?? "SHA256-ECDSA"
+        if let oid = PKIDER.signatureAlgorithms.first(where: { $0.name == name })?.oid { oids.append(oid) }
+        return try PKIDER.bytes { s in
+            try s.appendConstructedNode(identifier: .sequence) { s in for o in oids { try s.serialize(o) } }
+        }
+    }
+
+    /// Which credential let the device in, or nil.
+    func estAuthenticate(_ ctx: CallContext, _ p: ProfileBody, _ credentials: ESTCredentials) async -> String? {
+        if let password = credentials.password, let salt = p.passphraseSalt, let mac = p.passphraseMAC {
+            let presented = Data(HMAC<SHA256>.authenticationCode(for: Array(password.utf8), using: SymmetricKey(data: salt)))
+            if Self.constantTimeEqual(presented, mac) { return "est:passphrase" }
+        }
+        let chain = ctx.principal.certificateChain
+        guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return nil }
+        if p.info.estDisableBootstrapValidation { return "est:client-certificate-unvalidated" }
+        guard let pem = p.info.estBootstrapCAChain, let roots = try? Self.pemCertificates(pem), !roots.isEmpty else { return nil }
+        let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
+        let now = clock()
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: now) }
+        let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+        if case .validCertificate = result { return "est:bootstrap-certificate" }
+        return nil
+    }
+
+    public func estEnroll(
+        _ ctx: CallContext, profile: String, csr csrBytes: [UInt8], credentials: ESTCredentials, reenroll: Bool,
+        serverKeyGen: Bool
+    ) async throws -> ESTEnrollment {
+        let p = try await estProfile(profile)
+        let operation = reenroll ? "simplereenroll" : serverKeyGen ? "serverkeygen" : "simpleenroll"
+        let grantedBy: String
+        let current: CertificateBody?
+        if reenroll {
+            // RFC 7030 §4.2.2: authenticated by the current certificate this profile issued.
+            guard let leafDER = ctx.principal.certificateChain.first, let leaf = try? Certificate(derEncoded: leafDER) else {
+                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "no client certificate"])
+                throw EngineError(.unauthenticated, "re-enrollment requires the current certificate as TLS client certificate")
+            }
+            let serial = Self.hex(leaf.serialNumber.bytes)
+            let stored = try await transact(relaxed: true) { tx in
+                try await tx.get(kind: PKIKind.certificate, id: serial).map { try self.decode(CertificateBody.self, $0) }
+            }
+            guard let stored, stored.info.profileId == p.info.id, Array(stored.der) == leafDER else {
+                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "certificate not issued by this profile"])
+                throw EngineError(.unauthenticated, "the client certificate was not issued by this profile")
+            }
+            guard stored.info.status == .active, stored.info.notAfter > clock() else {
+                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "certificate \(stored.info.status.rawValue) or expired", "serialNumber": serial])
+                throw EngineError(.unauthenticated, "the client certificate is revoked or expired")
+            }
+            current = stored
+            grantedBy = "est:current-certificate"
+        } else {
+            guard let how = await estAuthenticate(ctx, p, credentials) else {
+                let offered = credentials.password != nil || !ctx.principal.certificateChain.isEmpty
+                await auditFailure(
+                    ctx, "pki.est.refused", project: p.info.project,
+                    ["profile": p.info.slug, "operation": operation, "reason": offered ? "credentials refused" : "no credentials"])
+                throw EngineError(.unauthenticated, offered ? "the EST credentials are not accepted" : "EST credentials required")
+            }
+            grantedBy = how
+            current = nil
+        }
+        let csr = try Self.parseCSR(csrBytes)
+        let requested = try Self.requestedExtensions(csr)
+        let sans = (try? requested?.subjectAlternativeNames) ?? nil
+        if p.info.estRequireChannelBinding {
+            guard let unique = credentials.tlsUnique else {
+                throw EngineError(.permissionDenied, "this profile requires tls-unique channel binding, which this listener cannot provide")
+            }
+            let expected = Data(unique).base64EncodedString()
+            let presented = csr.attributes[oid: PKIDER.oidChallengePassword]?.values.first.flatMap { v -> String? in
+                (try? ASN1UTF8String(asn1Any: v)).map { String($0) } ?? (try? ASN1PrintableString(asn1Any: v)).map { String($0) }
+            }
+            guard let presented, Self.constantTimeEqual(Data(presented.utf8), Data(expected.utf8)) else {
+                throw EngineError(.permissionDenied, "the CSR's challengePassword does not carry this connection's tls-unique value")
+            }
+        }
+        if let current {
+            // §4.2.2: same subject and SubjectAltName as the current certificate.
+            let cert = try Certificate(derEncoded: Array(current.der))
+            let currentSANs = (try? cert.extensions.subjectAlternativeNames) ?? nil
+            guard cert.subject == csr.subject,
+                Set(try PKIPolicy.sanValues(currentSANs ?? .init()).map { "\($0.0):\($0.1)" })
+                    == Set(try PKIPolicy.sanValues(sans ?? .init()).map { "\($0.0):\($0.1)" })
+            else {
+                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "subject or SAN changed"])
+                throw EngineError(.permissionDenied, "re-enrollment must keep the current certificate's subject and SubjectAltName")
+            }
+        }
+        var input = IssueInput(
+            subject: csr.subject, sans: sans ?? SubjectAlternativeNames(), publicKey: csr.publicKey,
+            requestedExtensions: requested, ttl: nil)
+        var pkcs8: [UInt8]?
+        if serverKeyGen {
+            let template = try await transact(relaxed: true) { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
+            let algorithm = Self.keyAlgorithm(csr.publicKey).flatMap { a in template.keyAlgorithms.isEmpty || template.keyAlgorithms.contains(a) ? a : nil }
+                ?? template.keyAlgorithms.first ?? .ecP256
+            let (key, der) = try Self.generateKey(algorithm)
+            input.publicKey = key.publicKey
+            pkcs8 = der
+        }
+        let issueInput = input
+        let (grant, replaced) = (grantedBy, current?.info.serialNumber)
+        let (info, der) = try await transact { tx in
+            do {
+                let (info, der) = try await self.issue(p.info, issueInput, tx)
+                var meta = ["profile": p.info.slug, "serialNumber": info.serialNumber, "subject": info.subject, "decision": "allow", "grantedBy": grant]
+                if let replaced { meta["replaces"] = replaced }
+                try await self.audit.append(self.event(ctx, "pki.est.\(operation)", project: p.info.project, meta), tx)
+                return (info, der)
+            }
+        }
+        _ = info
+        return ESTEnrollment(certificate: der, privateKeyPKCS8: pkcs8.map { SecretBytes($0) })
+    }
+}
