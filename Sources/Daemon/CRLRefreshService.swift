@@ -18,7 +18,8 @@ struct CRLRefreshService: Service {
             } catch {
                 logger.warning("CRL refresh failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            // Graceful shutdown cancels the wait at once.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

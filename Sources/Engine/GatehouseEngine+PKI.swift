@@ -338,7 +338,8 @@ extension GatehouseEngine {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "certificate-authorities", "read"))
         return try await transact { tx in
-            try await tx.list(kind: PKIKind.ca, scope: project, afterID: nil, limit: 10_000).map { try self.decode(CABody.self, $0).info }
+            _ = try await self.requireProject(project, tx)
+            return try await tx.list(kind: PKIKind.ca, scope: project, afterID: nil, limit: 10_000).map { try self.decode(CABody.self, $0).info }
         }
     }
 
@@ -467,7 +468,8 @@ extension GatehouseEngine {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "certificate-templates", "read"))
         return try await transact { tx in
-            try await tx.list(kind: PKIKind.template, scope: project, afterID: nil, limit: 10_000).map {
+            _ = try await self.requireProject(project, tx)
+            return try await tx.list(kind: PKIKind.template, scope: project, afterID: nil, limit: 10_000).map {
                 try self.decode(TemplateInfo.self, $0)
             }
         }
@@ -555,7 +557,8 @@ extension GatehouseEngine {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "certificate-profiles", "read"))
         return try await transact { tx in
-            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
+            _ = try await self.requireProject(project, tx)
+            return try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
                 .map { try self.decode(ProfileBody.self, $0).info }.filter { $0.project == project }
         }
     }
@@ -781,7 +784,8 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), "certificates", "read"))
         let n = max(1, min(limit, 1000))
         let records = try await transact { tx in
-            try await tx.list(kind: PKIKind.certificate, scope: project, afterID: after, limit: n + 1)
+            _ = try await self.requireProject(project, tx)
+            return try await tx.list(kind: PKIKind.certificate, scope: project, afterID: after, limit: n + 1)
         }
         let items = try records.prefix(n).map { present(try decode(CertificateBody.self, $0).info) }
         return Page(items: items, next: records.count > n ? items.last?.serialNumber : nil)

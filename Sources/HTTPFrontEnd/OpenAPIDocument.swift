@@ -8829,7 +8829,7 @@ public enum OpenAPIDocument {
           "name": "request",
           "required": true,
           "schema": {
-           "maxLength": 4096,
+           "description": "URL-encoded base64 DER OCSPRequest; anything else gets a malformedRequest response",
            "type": "string"
           }
          }

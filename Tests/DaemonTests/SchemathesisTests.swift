@@ -23,7 +23,10 @@ import Testing
         let out = try ProcessRunner.run(
             [bin, "run", daemon.httpsBase + "/api/v1/openapi.json", "--tls-verify", certs + "/ca.crt",
              "--request-cert", certs + "/admin.crt", "--request-cert-key", certs + "/admin.key",
-             "--exclude-checks", "ignored_auth,positive_data_acceptance", "-n", "15", "--seed", "7", "--max-time", "90",
+             "--exclude-checks", "ignored_auth,positive_data_acceptance",
+             // Binary protocol bodies (PKCS#10, OCSP requests) that schemathesis cannot generate; ESTTests sends
+             // them hostile bodies instead.
+             "--exclude-name-regex", "^POST /(\\.well-known/est|pki/ocsp)", "-n", "15", "--seed", "7", "--max-time", "90",
              "--no-color"],
             cwd: dir.path, environment: ["HOME": dir.path], timeout: 240)
         let summary = out.stdout.split(separator: "\n").filter { $0.contains("generated") || $0.contains("passed") }

@@ -1,0 +1,268 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+import SwiftASN1
+import Testing
+import X509
+
+@testable import Engine
+
+/// The private CA: template rules, CA nesting, external signing, issuance, revocation and what is stored.
+@Suite struct PKIEngineTests {
+    struct World {
+        var engine: GatehouseEngine
+        var storage: InMemoryStorage
+        var root: CAInfo
+        var issuing: CAInfo
+    }
+
+    func world() async throws -> World {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        let root = try await engine.createCA(
+            admin, project: "p", CASpec(type: .root, subject: CASubject(commonName: "Root"), keyAlgorithm: .ecP256, maxPathLength: 1))
+        let issuing = try await engine.createCA(
+            admin, project: "p",
+            CASpec(type: .intermediate, subject: CASubject(commonName: "Issuing"), keyAlgorithm: .ecP384, parentCaId: root.id))
+        return World(engine: engine, storage: storage, root: root, issuing: issuing)
+    }
+
+    /// A profile over `template` issuing from the intermediate, API enrollment.
+    func profile(_ w: World, _ template: TemplateSpec, slug: String = "api") async throws -> ProfileInfo {
+        let t = try await w.engine.createTemplate(admin, project: "p", template)
+        return try await w.engine.createProfile(
+            admin, project: "p", ProfileSpec(slug: slug, caId: w.issuing.id, templateId: t.id, enrollment: .api))
+    }
+
+    /// A PEM CSR for `subject` with the given extensions requested.
+    func csr(
+        key: P256.Signing.PrivateKey = P256.Signing.PrivateKey(), _ subject: DistinguishedName,
+        _ extensions: Certificate.Extensions = Certificate.Extensions()
+    ) throws -> String {
+        var attributes = CertificateSigningRequest.Attributes()
+        if !extensions.isEmpty { attributes.insert(try CertificateSigningRequest.Attribute(ExtensionRequest(extensions: extensions))) }
+        let request = try CertificateSigningRequest(
+            version: .v1, subject: subject, privateKey: Certificate.PrivateKey(key), attributes: attributes,
+            signatureAlgorithm: .ecdsaWithSHA256)
+        return try request.serializeAsPEM().pemString
+    }
+
+    func cn(_ name: String, org: String? = nil) throws -> DistinguishedName {
+        try DistinguishedName {
+            if let org { OrganizationName(org) }
+            CommonName(name)
+        }
+    }
+
+    func sans(_ names: [GeneralName]) throws -> Certificate.Extensions {
+        try Certificate.Extensions { SubjectAlternativeNames(names) }
+    }
+
+    static let base = TemplateSpec(
+        name: "web", subject: [PatternRule(type: "commonName", allowed: ["*.example.com"], denied: ["admin.example.com"])],
+        sans: [
+            PatternRule(type: "dns", allowed: ["*.example.com"]), PatternRule(type: "ip", allowed: ["10.0.0.0/8"]),
+            PatternRule(type: "email", allowed: ["*@example.com"]), PatternRule(type: "uri", allowed: ["spiffe://example.com/**"]),
+        ],
+        keyAlgorithms: [.ecP256], signatureAlgorithms: ["SHA384-ECDSA"], keyUsages: ["digitalSignature"],
+        extendedKeyUsages: ["serverAuth"], maxTTL: "30d")
+
+    @Test func everyTemplateRuleRefusesAViolatingRequestAndNamesTheRule() async throws {
+        let w = try await world()
+        let p = try await profile(w, Self.base)
+        // The compliant request passes, with what the template says.
+        let ok = try await w.engine.issueCertificate(
+            admin, profile: p.slug,
+            IssuanceRequest(
+                csr: try csr(try cn("www.example.com"), try sans([
+                    .dnsName("www.example.com"), .ipAddress(ASN1OctetString(contentBytes: [10, 1, 2, 3])),
+                    .rfc822Name("ops@example.com"), .uniformResourceIdentifier("spiffe://example.com/ns/web"),
+                ])), ttl: "7d"))
+        let cert = try Certificate(pemEncoded: ok.certificate.certificate)
+        #expect(cert.signatureAlgorithm == .ecdsaWithSHA384)
+        #expect(try cert.extensions.keyUsage == KeyUsage(digitalSignature: true))
+        #expect(try cert.extensions.extendedKeyUsage == ExtendedKeyUsage([.serverAuth]))
+        #expect(cert.serialNumber.bytes.count == 16, "128-bit serial")
+        #expect(try cert.extensions.subjectKeyIdentifier != nil && cert.extensions.authorityKeyIdentifier != nil)
+        #expect(ok.certificate.altNames.contains("ip:10.1.2.3"))
+
+        let cases: [(String, () throws -> IssuanceRequest, String)] = [
+            ("CN outside allowed", { IssuanceRequest(csr: try csr(try cn("www.other.com"))) }, "subject commonName 'www.other.com' matches no allowed pattern"),
+            ("CN wildcard is one label", { IssuanceRequest(csr: try csr(try cn("a.b.example.com"))) }, "matches no allowed pattern"),
+            ("CN denied", { IssuanceRequest(csr: try csr(try cn("admin.example.com"))) }, "matches denied pattern 'admin.example.com'"),
+            ("subject attribute without rule", { IssuanceRequest(csr: try csr(try cn("www.example.com", org: "Evil"))) }, "subject organization 'Evil' is not allowed (no organization rule)"),
+            ("DNS SAN outside", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try sans([.dnsName("www.evil.com")]))) }, "SAN dns 'www.evil.com' matches no allowed pattern"),
+            ("IP SAN outside CIDR", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try sans([.ipAddress(ASN1OctetString(contentBytes: [192, 168, 1, 1]))]))) }, "SAN ip '192.168.1.1'"),
+            ("email SAN outside", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try sans([.rfc822Name("x@evil.com")]))) }, "SAN email 'x@evil.com'"),
+            ("URI SAN outside", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try sans([.uniformResourceIdentifier("https://evil.com")]))) }, "SAN uri 'https://evil.com'"),
+            ("key usage not allowed", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try Certificate.Extensions { KeyUsage(digitalSignature: true, keyCertSign: true) })) }, "key usage keyCertSign is not allowed"),
+            ("EKU not allowed", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try Certificate.Extensions { try ExtendedKeyUsage([.codeSigning]) })) }, "extended key usage"),
+            ("CA requested", { IssuanceRequest(csr: try csr(try cn("www.example.com"), try Certificate.Extensions { BasicConstraints.isCertificateAuthority(maxPathLength: nil) })) }, "a CA certificate cannot be requested"),
+            ("TTL above max", { IssuanceRequest(csr: try csr(try cn("www.example.com")), ttl: "31d") }, "exceeds maxTTL 30d"),
+            ("key algorithm", { IssuanceRequest(commonName: "www.example.com", keyAlgorithm: .ecP384) }, "key algorithm EC_secp384r1 is not allowed"),
+        ]
+        for (name, make, words) in cases {
+            do {
+                _ = try await w.engine.issueCertificate(admin, profile: p.slug, try make())
+                Issue.record("\(name): issued")
+            } catch let e as EngineError {
+                #expect(e.code == .permissionDenied && e.message.contains(words), "\(name): \(e)")
+            }
+        }
+        // Required SAN; signature algorithm the issuer cannot produce.
+        var required = Self.base
+        required.name = "required"
+        required.sans[0].required = true
+        let rp = try await profile(w, required, slug: "required")
+        #expect(await message { _ = try await w.engine.issueCertificate(admin, profile: rp.slug, IssuanceRequest(csr: try csr(try cn("www.example.com")))) }?.contains("SAN dns is required") == true)
+        var rsaOnly = Self.base
+        rsaOnly.name = "rsa-only"
+        rsaOnly.signatureAlgorithms = ["SHA256-RSA"]
+        let sp = try await profile(w, rsaOnly, slug: "rsa-only")
+        #expect(await message { _ = try await w.engine.issueCertificate(admin, profile: sp.slug, IssuanceRequest(csr: try csr(try cn("www.example.com")))) }?.contains("no allowed signature algorithm") == true)
+        // Malformed templates are refused up front.
+        var bad = Self.base
+        bad.name = "bad"
+        bad.sans = [PatternRule(type: "ip", allowed: ["not-a-cidr"])]
+        #expect(await code { _ = try await w.engine.createTemplate(admin, project: "p", bad) } == .invalidArgument)
+        bad.sans = [PatternRule(type: "fax")]
+        #expect(await code { _ = try await w.engine.createTemplate(admin, project: "p", bad) } == .invalidArgument)
+    }
+
+    func message(_ body: () async throws -> Void) async -> String? {
+        do {
+            try await body()
+            return nil
+        } catch let e as EngineError {
+            return e.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func pathLengthAndValidityNest() async throws {
+        let w = try await world()  // root path length 1, intermediate 0
+        let e = w.engine
+        // Below an intermediate with path length 0: no CA at all.
+        #expect(await message { _ = try await e.createCA(admin, project: "p", CASpec(type: .intermediate, subject: CASubject(commonName: "x"), keyAlgorithm: .ecP256, parentCaId: w.issuing.id)) }?.contains("path length 0") == true)
+        // Below the root (path length 1): the child's must be lower (0), not 1, not unlimited.
+        for bad in [1, -1] {
+            #expect(await message { _ = try await e.createCA(admin, project: "p", CASpec(type: .intermediate, subject: CASubject(commonName: "x"), keyAlgorithm: .ecP256, maxPathLength: bad, parentCaId: w.root.id)) }?.contains("lower than the parent") == true)
+        }
+        // Validity inside the parent's.
+        let rootEnd = try #require(w.root.notAfter)
+        #expect(await message { _ = try await e.createCA(admin, project: "p", CASpec(type: .intermediate, subject: CASubject(commonName: "x"), keyAlgorithm: .ecP256, notAfter: rootEnd + 86400, parentCaId: w.root.id)) }?.contains("not be later than the parent") == true)
+        // The chain verifies and carries the path length.
+        let issuing = try Certificate(pemEncoded: try #require(w.issuing.certificate))
+        #expect(try issuing.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 0))
+        let rootCert = try Certificate(pemEncoded: try #require(w.root.certificate))
+        #expect(try rootCert.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 1))
+        var verifier = Verifier(rootCertificates: CertificateStore([rootCert])) { RFC5280Policy(validationTime: Date()) }
+        guard case .validCertificate = await verifier.validate(leafCertificate: issuing, intermediates: CertificateStore()) else {
+            Issue.record("the intermediate does not verify under the root")
+            return
+        }
+        // Renewal keeps the key and moves the end of validity (inside the parent's).
+        let renewed = try await e.renewCA(admin, id: w.issuing.id, notAfter: Date() + 86400 * 30)
+        #expect(try Certificate(pemEncoded: try #require(renewed.certificate)).publicKey == issuing.publicKey)
+        #expect(abs((renewed.notAfter ?? .distantPast).timeIntervalSince(Date() + 86400 * 30)) < 5)
+        #expect(await code { _ = try await e.renewCA(admin, id: w.issuing.id, notAfter: rootEnd + 86400) } == .invalidArgument)
+    }
+
+    @Test func intermediateSignedByAnExternalCA() async throws {
+        let w = try await world()
+        let pending = try await w.engine.createCA(
+            admin, project: "p", CASpec(type: .intermediate, subject: CASubject(commonName: "Ext Issuing", organization: "Acme"), keyAlgorithm: .rsa2048))
+        #expect(pending.status == .pendingCertificate && pending.certificate == nil)
+        let csrPEM = try await w.engine.caCertificateRequest(admin, id: pending.id)
+        let request = try CertificateSigningRequest(pemEncoded: csrPEM)
+        #expect(request.publicKey.isValidSignature(request.signature, for: request))
+        // The "external" CA: a plain swift-certificates root outside Gatehouse.
+        let extKey = P256.Signing.PrivateKey()
+        let extName = try DistinguishedName { CommonName("Corporate Root") }
+        let extRoot = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(extKey.publicKey), notValidBefore: Date() - 60,
+            notValidAfter: Date() + 86400 * 365, issuer: extName, subject: extName, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
+            issuerPrivateKey: .init(extKey))
+        let signed = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: request.publicKey, notValidBefore: Date() - 60,
+            notValidAfter: Date() + 86400 * 100, issuer: extName, subject: request.subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            },
+            issuerPrivateKey: .init(extKey))
+        // Another key's certificate, or a chain that did not sign it, is refused.
+        #expect(await code { _ = try await w.engine.importCACertificate(admin, id: pending.id, certificate: try signed.serializeAsPEM().pemString, chain: try #require(w.root.certificate)) } == .invalidArgument)
+        let active = try await w.engine.importCACertificate(
+            admin, id: pending.id, certificate: try signed.serializeAsPEM().pemString, chain: try extRoot.serializeAsPEM().pemString)
+        #expect(active.status == .active && active.maxPathLength == 0 && active.certificateChain.count == 1)
+        // It issues, and the leaf verifies up to the external root.
+        let t = try await w.engine.createTemplate(
+            admin, project: "p", TemplateSpec(name: "any", subject: [PatternRule(type: "commonName", allowed: ["**"])], sans: []))
+        let p = try await w.engine.createProfile(admin, project: "p", ProfileSpec(slug: "ext", caId: active.id, templateId: t.id, enrollment: .api))
+        let issued = try await w.engine.issueCertificate(admin, profile: p.id, IssuanceRequest(commonName: "svc"))
+        let leaf = try Certificate(pemEncoded: issued.certificate.certificate)
+        #expect(leaf.signatureAlgorithm == .sha256WithRSAEncryption)
+        var verifier = Verifier(rootCertificates: CertificateStore([extRoot])) { RFC5280Policy(validationTime: Date()) }
+        let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore([signed]))
+        guard case .validCertificate = result else {
+            Issue.record("leaf does not verify: \(result)")
+            return
+        }
+    }
+
+    @Test func csrLessKeysAreSealedAtRestAndRevocationReachesTheCRL() async throws {
+        let w = try await world()
+        let t = try await w.engine.createTemplate(
+            admin, project: "p", TemplateSpec(name: "svc", subject: [PatternRule(type: "commonName", allowed: ["*"])], sans: [PatternRule(type: "dns", allowed: ["*.svc"])]))
+        let p = try await w.engine.createProfile(admin, project: "p", ProfileSpec(slug: "svc", caId: w.issuing.id, templateId: t.id, enrollment: .api))
+        let issued = try await w.engine.issueCertificate(admin, profile: p.slug, IssuanceRequest(commonName: "db", altNames: ["db.svc"], keyAlgorithm: .ecP256))
+        let keyPEM = try #require(issued.privateKey)
+        let key = try Certificate.PrivateKey(pemEncoded: keyPEM)
+        #expect(key.publicKey == (try Certificate(pemEncoded: issued.certificate.certificate)).publicKey)
+        // Nothing of the private key (or any CA key) is stored in the clear.
+        let der = try #require(PEMDocument(pemString: keyPEM).derBytes as [UInt8]?)
+        let records = try await w.storage.withTransaction { tx in
+            try await tx.list(kind: "pki-cert", scope: nil, afterID: nil, limit: 100) + (try await tx.list(kind: "pki-ca", scope: nil, afterID: nil, limit: 100))
+        }
+        for r in records {
+            #expect(r.body.range(of: Data(der.suffix(32))) == nil)
+            #expect(r.body.range(of: Data(Data(der).base64EncodedString().prefix(40).utf8)) == nil)
+        }
+        // Export returns it again (audited); revocation regenerates the CRL with the serial and reason.
+        #expect(String(decoding: try await w.engine.certificatePrivateKey(admin, serial: issued.certificate.serialNumber).bytes, as: UTF8.self) == keyPEM)
+        let before = try await w.engine.crl(caId: w.issuing.id)
+        _ = try await w.engine.revokeCertificate(admin, serial: issued.certificate.serialNumber, reason: .superseded)
+        #expect(await code { _ = try await w.engine.revokeCertificate(admin, serial: issued.certificate.serialNumber, reason: .superseded) } == .wrongState)
+        let after = try await w.engine.crl(caId: w.issuing.id)
+        let serial = try #require(GatehouseEngine.bytes(hex: issued.certificate.serialNumber))
+        #expect(before.firstRange(of: serial) == nil && after.firstRange(of: serial) != nil)
+        #expect(try await w.engine.getCertificate(admin, serial: issued.certificate.serialNumber).status == .revoked)
+        // Malformed OCSP requests get malformedRequest, never an error.
+        #expect(try await w.engine.ocsp(request: [0x30, 0x03, 0x02, 0x01]) == [0x30, 0x03, 0x0A, 0x01, 0x01])
+        #expect(try await w.engine.ocsp(request: []) == [0x30, 0x03, 0x0A, 0x01, 0x01])
+    }
+
+    @Test func rolesGovernPKI() async throws {
+        let w = try await world()
+        let t = try await w.engine.createTemplate(admin, project: "p", TemplateSpec(name: "any", subject: [PatternRule(type: "commonName", allowed: ["**"])], sans: []))
+        let p = try await w.engine.createProfile(admin, project: "p", ProfileSpec(slug: "roles", caId: w.issuing.id, templateId: t.id, enrollment: .api))
+        func member(_ name: String, _ role: String) async throws -> CallContext {
+            let i = try await w.engine.createIdentity(admin, IdentitySpec(name: name, orgRole: .noAccess))
+            _ = try await w.engine.setMembership(admin, project: "p", identityId: i.id, roles: [RoleGrant(role: role)])
+            return as_(i)
+        }
+        let dev = try await member("dev", "developer")
+        let viewer = try await member("viewer", "viewer")
+        let issued = try await w.engine.issueCertificate(dev, profile: p.slug, IssuanceRequest(commonName: "x"))
+        #expect(await code { _ = try await w.engine.createCA(dev, project: "p", CASpec(type: .root, subject: CASubject(commonName: "r"))) } == .permissionDenied)
+        #expect(await code { _ = try await w.engine.issueCertificate(viewer, profile: p.slug, IssuanceRequest(commonName: "x")) } == .permissionDenied)
+        #expect(try await w.engine.getCertificate(viewer, serial: issued.certificate.serialNumber).commonName == "x")
+        #expect(await code { _ = try await w.engine.revokeCertificate(viewer, serial: issued.certificate.serialNumber, reason: .unspecified) } == .permissionDenied)
+        #expect(await code { _ = try await w.engine.certificatePrivateKey(viewer, serial: issued.certificate.serialNumber) } == .permissionDenied)
+        #expect(await code { _ = try await w.engine.listCAs(stranger, project: "p") } != nil)
+    }
+}
