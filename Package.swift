@@ -182,6 +182,11 @@ let package = Package(
         .testTarget(
             name: "KMIPFrontEndTests", dependencies: ["KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI"], swiftSettings: strict),
         .testTarget(
+            name: "ESTProtocolTests",
+            dependencies: ["ESTProtocol", .product(name: "SwiftASN1", package: "swift-asn1")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "TTLVTests",
             dependencies: [
                 "TTLV", .product(name: "NIOCore", package: "swift-nio"),

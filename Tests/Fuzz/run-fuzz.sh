@@ -21,3 +21,23 @@ if "$OUT/ttlv-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpu
 else
   tail -30 "$OUT/ttlv.log"; echo "fuzz ttlv: CRASH"; exit 1
 fi
+
+# EST: application/pkcs10 bodies (base64 with CRLF/LF/none, raw DER) -> PKCS#10 DER -> certs-only PKCS#7.
+mkdir -p "$OUT/corpus-est"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/est-seed.key" 2>/dev/null &&
+  openssl req -new -key "$OUT/est-seed.key" -subj "/CN=seed" -outform DER -out "$OUT/corpus-est/csr.der" 2>/dev/null &&
+  base64 -w 64 "$OUT/corpus-est/csr.der" > "$OUT/corpus-est/csr.b64" &&
+  base64 -w 64 "$OUT/corpus-est/csr.der" | sed 's/$/\r/' > "$OUT/corpus-est/csr-crlf.b64"
+ASN1="$ROOT/.build/checkouts/swift-asn1/Sources/SwiftASN1"
+if [ ! -d "$ASN1" ]; then echo "fuzz est: swift-asn1 checkout missing (run swift build first)"; exit 1; fi
+mapfile -d '' ASN1_SOURCES < <(find "$ASN1" -name '*.swift' -print0)
+# One module: swift-asn1's sources plus the codec without its `import SwiftASN1`.
+sed '/^import SwiftASN1$/d' "$ROOT/Sources/ESTProtocol/ESTCodec.swift" > "$OUT/ESTCodec.swift"
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name ESTFuzz \
+  "${ASN1_SOURCES[@]}" "$OUT/ESTCodec.swift" "$ROOT/Tests/Fuzz/ESTFuzz.swift" -o "$OUT/est-fuzz" > "$OUT/build-est.log" 2>&1 ||
+  { grep -v 'Cannot export local symbol' "$OUT/build-est.log" | tail -20; echo "fuzz est: build failed"; exit 1; }
+if "$OUT/est-fuzz" -max_total_time="$SECS" -max_len=8192 -timeout=5 "$OUT/corpus-est" > "$OUT/est.log" 2>&1; then
+  echo "fuzz est: $(grep -Eo 'Done [0-9]+ runs' "$OUT/est.log" | tail -1) in ${SECS}s, no crash"
+else
+  tail -30 "$OUT/est.log"; echo "fuzz est: CRASH"; exit 1
+fi
