@@ -7,8 +7,16 @@ import X509
 
 /// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity.
 extension GatehouseEngine {
+    /// The EST profile by slug. Devices enroll in bursts, so a profile read is reused for two seconds (the same
+    /// staleness the access cache allows; local changes to profiles are rare and take effect within that).
     func estProfile(_ slug: String) async throws -> ProfileBody {
+        let now = clock()
+        if let hit = estProfiles.withLock({ $0[slug] }), hit.until > now { return hit.body }
         let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(slug, tx) }
+        estProfiles.withLock { cache in
+            if cache.count > 1_000 { cache.removeAll() }
+            cache[slug] = (body, now + 2)
+        }
         guard body.info.enrollment == .est, body.info.caId != nil else {
             throw EngineError(.notFound, "no EST profile '\(slug)'")
         }
@@ -45,11 +53,27 @@ extension GatehouseEngine {
         let chain = ctx.principal.certificateChain
         guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return nil }
         if p.info.estDisableBootstrapValidation { return "est:client-certificate-unvalidated" }
-        guard let pem = p.info.estBootstrapCAChain, let roots = try? Self.pemCertificates(pem), !roots.isEmpty else { return nil }
-        let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
+        guard let pem = p.info.estBootstrapCAChain else { return nil }
+        // A chain verified for this profile is remembered for a minute (devices enroll over keep-alive connections
+        // and retry); the key covers the profile's settings and the whole presented chain.
         let now = clock()
+        var hasher = SHA256()
+        hasher.update(data: Array(p.info.id.utf8))
+        hasher.update(data: Array(pem.utf8))
+        for c in chain { hasher.update(data: c) }
+        let cacheKey = Data(hasher.finalize())
+        if let until = estVerifiedChains.withLock({ $0[cacheKey] }), until > now { return "est:bootstrap-certificate" }
+        guard let roots = try? Self.pemCertificates(pem), !roots.isEmpty else { return nil }
+        let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: now) }
         let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+        if case .validCertificate = result {
+            estVerifiedChains.withLock { cache in
+                if cache.count > 10_000 { cache = cache.filter { $0.value > now } }
+                if cache.count > 10_000 { cache.removeAll() }
+                cache[cacheKey] = min(now + 60, leaf.notValidAfter)
+            }
+        }
         if case .validCertificate = result { return "est:bootstrap-certificate" }
         return nil
     }

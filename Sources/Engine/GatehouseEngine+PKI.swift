@@ -27,12 +27,14 @@ struct LoadedCA: @unchecked Sendable {
     var signatureAlgorithm: Certificate.SignatureAlgorithm
 }
 
-struct ProfileBody: Codable {
+struct ProfileBody: Codable, Sendable {
     var info: ProfileInfo
     var passphraseSalt: Data?
     var passphraseMAC: Data?
 }
 
+/// Stored form of an issued certificate. `info.certificate` and `info.certificateChain` are left empty at rest
+/// (the DER is here and the chain is the CA's) and filled in when read.
 struct CertificateBody: Codable {
     var info: CertificateInfo
     var der: Data
@@ -200,6 +202,20 @@ extension GatehouseEngine {
         return loaded
     }
 
+    /// Decodes a record, reusing the previous decoding while the record's version is unchanged.
+    func cachedDecode<T: Decodable & Sendable>(_ type: T.Type, _ record: Record) throws -> T {
+        let key = record.kind + "/" + record.id
+        if let hit = decodedRecords.withLock({ $0[key] }), hit.version == record.version, let value = hit.value as? T {
+            return value
+        }
+        let value = try decode(T.self, record)
+        decodedRecords.withLock { cache in
+            if cache.count > 5_000 { cache.removeAll() }
+            cache[key] = (record.version, value)
+        }
+        return value
+    }
+
     func loadProfile(_ idOrSlug: String, _ tx: any StorageTransaction) async throws -> (Record, ProfileBody) {
         guard !idOrSlug.isEmpty, idOrSlug.utf8.count <= 200 else { throw EngineError(.notFound, "profile not found") }
         let record: Record?
@@ -209,14 +225,14 @@ extension GatehouseEngine {
             record = try await tx.get(kind: PKIKind.profile, id: idOrSlug)
         }
         guard let record else { throw EngineError(.notFound, "profile '\(idOrSlug)' not found") }
-        return (record, try decode(ProfileBody.self, record))
+        return (record, try cachedDecode(ProfileBody.self, record))
     }
 
     func loadTemplate(_ id: String, _ tx: any StorageTransaction) async throws -> TemplateInfo {
         guard id.utf8.count <= 64, let r = try await tx.get(kind: PKIKind.template, id: id) else {
             throw EngineError(.notFound, "certificate template '\(id)' not found")
         }
-        return try decode(TemplateInfo.self, r)
+        return try cachedDecode(TemplateInfo.self, r)
     }
 
     // MARK: - CAs
@@ -574,6 +590,7 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "delete"))
         try await transact { tx in
             try await tx.delete(kind: PKIKind.profile, id: record.id, expectedVersion: record.version)
+            self.estProfiles.withLock { $0[body.info.slug] = nil }
             try await self.audit.append(
                 self.allowed(ctx, decision, "pki.profile.delete", project: body.info.project, ["profileId": record.id]), tx)
         }
@@ -662,13 +679,13 @@ extension GatehouseEngine {
             extensions: try Certificate.Extensions(extensions), issuerPrivateKey: signingKey)
         let der = try Self.der(certificate)
         let serialHex = Self.hex(serial)
-        let chain = ca.map { c in [c.body.certificateDER ?? Data()] + c.body.chainDER } ?? []
+        // Stored without PEM and chain (see CertificateBody); `describe` fills them in for callers that want them.
         let info = CertificateInfo(
             serialNumber: serialHex, project: profile.project, caId: profile.caId, profileId: profile.id,
             commonName: Self.commonName(input.subject), subject: input.subject.description,
             altNames: sanValues.map { "\($0.0):\($0.1)" }, notBefore: certificate.notValidBefore,
             notAfter: certificate.notValidAfter, status: .active, revokedAt: nil, revocationReason: nil,
-            certificate: Self.pem(der), certificateChain: chain.map { Self.pem($0) }, hasPrivateKey: input.sealKey != nil)
+            certificate: "", certificateChain: [], hasPrivateKey: input.sealKey != nil)
         var body = CertificateBody(info: info, der: Data(der), sealedKey: nil)
         if let k = input.sealKey { body.sealedKey = try await keyring.seal(k, binding: "pki-cert/\(serialHex)/key", tx) }
         try await tx.insert(
@@ -743,7 +760,8 @@ extension GatehouseEngine {
         }
         let issueInput = input
         let info = try await transact { tx in
-            let (info, _) = try await self.issue(p, issueInput, tx)
+            let (slim, der) = try await self.issue(p, issueInput, tx)
+            let info = try await self.describe(CertificateBody(info: slim, der: Data(der)), tx)
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "pki.certificate.issue", project: p.project,
@@ -765,8 +783,13 @@ extension GatehouseEngine {
         }
     }
 
-    func present(_ info: CertificateInfo) -> CertificateInfo {
-        var i = info
+    /// The full facts of a stored certificate: PEM, the issuer chain, and `expired` once past its end.
+    func describe(_ body: CertificateBody, _ tx: any StorageTransaction) async throws -> CertificateInfo {
+        var i = body.info
+        i.certificate = Self.pem(body.der)
+        if let caId = i.caId, let ca = try? await loadCA(caId, tx) {
+            i.certificateChain = ([ca.body.certificateDER ?? Data()] + ca.body.chainDER).map { Self.pem($0) }
+        }
         if i.status == .active, i.notAfter < clock() { i.status = .expired }
         return i
     }
@@ -774,7 +797,7 @@ extension GatehouseEngine {
     public func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo {
         let (_, body) = try await certificateBody(serial)
         try await authorize(ctx, AccessRequest(.project(body.info.project), "certificates", "read"))
-        return present(body.info)
+        return try await transact(relaxed: true) { tx in try await self.describe(body, tx) }
     }
 
     public func listCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws
@@ -783,12 +806,13 @@ extension GatehouseEngine {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "certificates", "read"))
         let n = max(1, min(limit, 1000))
-        let records = try await transact { tx in
+        return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: PKIKind.certificate, scope: project, afterID: after, limit: n + 1)
+            let records = try await tx.list(kind: PKIKind.certificate, scope: project, afterID: after, limit: n + 1)
+            var items: [CertificateInfo] = []
+            for r in records.prefix(n) { items.append(try await self.describe(try self.decode(CertificateBody.self, r), tx)) }
+            return Page(items: items, next: records.count > n ? items.last?.serialNumber : nil)
         }
-        let items = try records.prefix(n).map { present(try decode(CertificateBody.self, $0).info) }
-        return Page(items: items, next: records.count > n ? items.last?.serialNumber : nil)
     }
 
     public func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo {
@@ -821,7 +845,7 @@ extension GatehouseEngine {
                     ctx, decision, "pki.certificate.revoke", project: body.info.project,
                     ["serialNumber": body.info.serialNumber, "reason": reason.rawValue]),
                 tx)
-            return body.info
+            return try await self.describe(body, tx)
         }
     }
 

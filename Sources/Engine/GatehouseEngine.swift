@@ -16,6 +16,12 @@ public final class GatehouseEngine: Engine {
     let objectCache = Mutex<[String: (version: Int64, bytes: Int, body: ManagedObjectBody)]>([:])
     /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
     let caCache = Mutex<[String: LoadedCA]>([:])
+    /// Decoded PKI records (profiles, templates) by kind/id, with the record version they were decoded from.
+    let decodedRecords = Mutex<[String: (version: Int64, value: any Sendable)]>([:])
+    /// EST profiles by slug, reused for two seconds.
+    let estProfiles = Mutex<[String: (body: ProfileBody, until: Date)]>([:])
+    /// EST bootstrap chains recently verified, by hash of (profile, its bootstrap CAs, the presented chain).
+    let estVerifiedChains = Mutex<[Data: Date]>([:])
     /// The base URL written into certificates for the CRL and OCSP endpoints.
     let pkiBaseURL = Mutex<String>("https://127.0.0.1:8443")
     let logger: Logger

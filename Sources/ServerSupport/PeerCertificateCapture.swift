@@ -1,3 +1,4 @@
+import EngineAPI
 import Foundation
 import NIOCore
 import NIOSSL
@@ -27,4 +28,7 @@ public final class PeerCertificateCapture: ChannelInboundHandler, RemovableChann
 
     /// The presented chain, leaf first (empty when the client sent no certificate).
     public var presentedChain: [[UInt8]] { chain.withLock { $0 } }
+
+    /// The principal computed for this connection's chain, reused by later requests on it until `until`.
+    let resolved = Mutex<(chain: [[UInt8]], principal: Principal, until: Date)?>(nil)
 }

@@ -18,13 +18,12 @@ public enum PeerPrincipal {
         guard let parsed = try? Certificate(derEncoded: der) else { return nil }
         let fingerprint = SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
         let cn = commonName(parsed.subject) ?? parsed.subject.description
-        let formatter = ISO8601DateFormatter()
         return Principal(
             method: .tlsCertificate, id: "sha256:" + fingerprint, name: cn,
             attributes: [
                 "issuer": parsed.issuer.description,
                 "serial": parsed.serialNumber.description,
-                "notAfter": formatter.string(from: parsed.notValidAfter),
+                "notAfter": parsed.notValidAfter.formatted(.iso8601),
             ], certificateChain: chain, verifiedByListener: verifiedByListener)
     }
 
@@ -52,6 +51,11 @@ public enum PeerPrincipal {
             if chain.isEmpty, let resumed = try? await channel.nioSSL_peerCertificate().get(), let der = try? resumed.toDERBytes() {
                 chain = [der]
             }
+            // Keep-alive connections make many requests with one chain: verify it once a minute, not per request.
+            let now = Date()
+            if let cached = capture.resolved.withLock({ $0 }), cached.chain == chain, cached.until > now {
+                return cached.principal
+            }
             guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return .anonymous }
             let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
             var verifier = Verifier(rootCertificates: CertificateStore(capture.listenerRoots)) {
@@ -60,7 +64,9 @@ public enum PeerPrincipal {
             let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
             var verified = false
             if case .validCertificate = result { verified = true }
-            return principal(der: leafDER, chain: chain, verifiedByListener: verified) ?? .anonymous
+            let principal = principal(der: leafDER, chain: chain, verifiedByListener: verified) ?? .anonymous
+            capture.resolved.withLock { $0 = (chain, principal, min(now + 60, leaf.notValidAfter)) }
+            return principal
         }
         guard let certificate = try? await channel.nioSSL_peerCertificate().get(),
             let principal = principal(for: certificate, verifiedByListener: true)

@@ -11,7 +11,7 @@ import TTLV
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self])
+        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self, EST.self])
 }
 
 struct Endpoint {
@@ -30,22 +30,51 @@ struct Endpoint {
     }
 }
 
+/// Throughput and latencies of one measured level.
+struct Result {
+    var ops: Int
+    var errors: Int
+    var elapsed: Double
+    var latencies: [Double]
+    var rate: Double { Double(ops) / elapsed }
+    func percentile(_ p: Double) -> Double {
+        guard !latencies.isEmpty else { return .nan }
+        let sorted = latencies.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000
+    }
+
+    func line(_ name: String, _ op: String, _ c: Int) -> String {
+        String(
+            format: "%-10@ %-9@ c=%-3d %9.0f ops/s  p50 %6.3f ms  p99 %6.3f ms  p999 %6.3f ms  errors %d",
+            name, op, c, rate, percentile(0.50), percentile(0.99), percentile(0.999), errors)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// A client TLS context for `e` (mutual TLS with its certificate).
+func clientTLS(_ e: Endpoint) throws -> NIOSSLContext {
+    var tls = TLSConfiguration.makeClientConfiguration()
+    tls.minimumTLSVersion = .tlsv12
+    tls.trustRoots = .file(e.ca)
+    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(e.cert).map { .certificate($0) }
+    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: e.key, format: .pem))
+    tls.certificateVerification = .noHostnameVerification
+    if let ciphers = e.ciphers {
+        tls.cipherSuites = ciphers
+        tls.maximumTLSVersion = .tlsv12
+    }
+    return try NIOSSLContext(configuration: tls)
+}
+
 /// One persistent mutual-TLS KMIP connection: write a request frame, read one response frame.
 struct KMIPConnection {
     let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
     static func open(_ e: Endpoint) async throws -> KMIPConnection {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        tls.trustRoots = .file(e.ca)
-        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(e.cert).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: e.key, format: .pem))
-        tls.certificateVerification = .noHostnameVerification
-        if let ciphers = e.ciphers {
-            tls.cipherSuites = ciphers
-            tls.maximumTLSVersion = .tlsv12
-        }
-        let context = try NIOSSLContext(configuration: tls)
+        let context = try clientTLS(e)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: e.host, port: e.port) { channel in
@@ -81,19 +110,6 @@ struct KMIP: AsyncParsableCommand {
     @Option(help: "Seconds per level.") var seconds: Double = 5
     @Option(help: "Protocol version of the requests, MAJOR.MINOR.") var version = "1.4"
     @Option(help: "Comma-separated operations: discover, get, encrypt, create.") var operations = "discover,get,encrypt,create"
-
-    struct Result {
-        var ops: Int
-        var errors: Int
-        var elapsed: Double
-        var latencies: [Double]
-        var rate: Double { Double(ops) / elapsed }
-        func percentile(_ p: Double) -> Double {
-            guard !latencies.isEmpty else { return .nan }
-            let sorted = latencies.sorted()
-            return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000
-        }
-    }
 
     static func message(_ v: ProtocolVersion, _ operation: KMIPOperation, _ payload: [TTLVItem]) -> [UInt8] {
         TTLVEncoder.encode(
@@ -215,7 +231,7 @@ struct KMIP: AsyncParsableCommand {
                             try await outbound.write(ByteBuffer(bytes: body))
                             guard let frame = try await iterator.next() else { break }
                             let dt = ContinuousClock.now - t0
-                            latencies.append(Double(dt.components.seconds) + Double(dt.components.attoseconds) / 1e18)
+                            latencies.append(dt.seconds)
                             if !Self.succeeded(frame) { errors += 1 }
                         }
                     }
@@ -232,14 +248,8 @@ struct KMIP: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - start
         var result = perWorker
-        result.elapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        result.elapsed = elapsed.seconds
         return result
-    }
-
-    func line(_ name: String, _ op: String, _ c: Int, _ r: Result) -> String {
-        String(
-            format: "%-10@ %-9@ c=%-3d %9.0f ops/s  p50 %6.3f ms  p99 %6.3f ms  p999 %6.3f ms  errors %d",
-            name, op, c, r.rate, r.percentile(0.50), r.percentile(0.99), r.percentile(0.999), r.errors)
     }
 
     func run() async throws {
@@ -260,10 +270,10 @@ struct KMIP: AsyncParsableCommand {
             }
             for c in concurrency.split(separator: ",").compactMap({ Int($0) }) {
                 let g = try await measure(gatehouse, workers: c, body: body)
-                print(line("gatehouse", op, c, g))
+                print(g.line("gatehouse", op, c))
                 if let other, let peerBody {
                     let p = try await measure(other, workers: c, body: peerBody)
-                    print(line("peer", op, c, p))
+                    print(p.line("peer", op, c))
                     print(String(format: "ratio gatehouse/peer %@ c=%d: %.1fx", op, c, g.rate / max(p.rate, 0.001)))
                 }
             }
