@@ -33,6 +33,13 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "PKCS12", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StorageAPI", swiftSettings: strict),
         .target(
             name: "StorageSQLite",
@@ -59,7 +66,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI",
+                "EngineAPI", "StorageAPI", "PKCS12",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -3,6 +3,7 @@ import EngineAPI
 import Foundation
 import StorageAPI
 import SwiftASN1
+import PKCS12
 import X509
 import _CryptoExtras
 
@@ -861,6 +862,39 @@ extension GatehouseEngine {
                 self.allowed(ctx, decision, "pki.certificate.export-key", project: existing.info.project, ["serialNumber": existing.info.serialNumber]),
                 tx)
             return SecretBytes(Array(Self.pem(pkcs8, "PRIVATE KEY").utf8))
+        }
+    }
+
+    public func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8] {
+        let (_, existing) = try await certificateBody(serial)
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "certificates", "export"))
+        guard !password.isEmpty, password.utf8.count <= 256, !password.utf8.contains(0) else {
+            throw EngineError(.invalidArgument, "password must be 1–256 bytes (PKCS#12 archives are always encrypted)")
+        }
+        let name = alias ?? existing.info.commonName
+        guard name.utf8.count <= 256, !name.utf8.contains(0) else { throw EngineError(.invalidArgument, "alias is too long") }
+        guard let sealed = existing.sealedKey else {
+            throw EngineError(.wrongState, "the server does not hold this certificate's private key")
+        }
+        return try await transact { tx in
+            let pkcs8 = try await self.keyring.open(sealed, binding: "pki-cert/\(existing.info.serialNumber)/key", tx)
+            var chain: [[UInt8]] = []
+            if let caId = existing.info.caId {
+                let ca = try await self.loadCA(caId, tx)
+                chain = ([ca.body.certificateDER ?? Data()] + ca.body.chainDER).map { Array($0) }
+            }
+            let archive: [UInt8]
+            do {
+                archive = try PKCS12Archive.make(
+                    certificate: Array(existing.der), chain: chain, privateKeyPKCS8: pkcs8, password: password, alias: name)
+            } catch {
+                throw EngineError(.internal, "cannot build the PKCS#12 archive", diagnostic: "\(error)")
+            }
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "pki.certificate.export-pkcs12", project: existing.info.project,
+                    ["serialNumber": existing.info.serialNumber]), tx)
+            return archive
         }
     }
 

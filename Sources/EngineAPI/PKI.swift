@@ -440,6 +440,9 @@ public protocol PKIEngine: Sendable {
     func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo
     /// The private key (PKCS#8 PEM) of a certificate issued CSR-less, for export (audited as a key export).
     func certificatePrivateKey(_ ctx: CallContext, serial: String) async throws -> SecretBytes
+    /// A PKCS#12 archive (DER) of the certificate, its chain and the private key the server holds, encrypted under
+    /// `password`, with `alias` as friendly name (audited as a key export).
+    func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8]
 
     /// The current CRL of a CA (DER); public, regenerated when stale.
     func crl(caId: String) async throws -> [UInt8]

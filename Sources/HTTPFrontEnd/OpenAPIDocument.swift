@@ -5276,6 +5276,142 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pki/certificates/{serial}/pkcs12": {
+       "post": {
+        "operationId": "post_api_v1_pki_certificates_serial_pkcs12",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "pattern": "^[0-9a-fA-F:]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "alias": {
+              "anyOf": [
+               {
+                "maxLength": 256,
+                "pattern": "^[^\\u0000]*$",
+                "type": "string"
+               },
+               {
+                "type": "null"
+               }
+              ]
+             },
+             "password": {
+              "maxLength": 256,
+              "minLength": 1,
+              "pattern": "^[^\\u0000]*$",
+              "type": "string"
+             }
+            },
+            "required": [
+             "password"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/x-pkcs12": {
+            "schema": {
+             "format": "binary",
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "PKCS#12 of the certificate, chain and the key the server holds (audited)",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
       "/api/v1/pki/certificates/{serial}/revoke": {
        "post": {
         "operationId": "post_api_v1_pki_certificates_serial_revoke",

@@ -22,6 +22,7 @@ struct PKIRoutes: Sendable {
     struct CertificateResponse: Codable { var certificate: CertificateInfo }
     struct CertificateList: Codable { var certificates: [CertificateInfo]; var next: String? }
     struct RevokeBody: Codable { var reason: RevocationReason? }
+    struct PKCS12Body: Codable { var password: String; var alias: String? }
     struct Bundle: Codable { var certificate: String; var certificateChain: [String]; var privateKey: String? }
 
     func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
@@ -122,6 +123,16 @@ struct PKIRoutes: Sendable {
             let info = try await engine.getCertificate(call, serial: serial)
             let key = info.hasPrivateKey ? AdminAPI.utf8(try await engine.certificatePrivateKey(call, serial: serial)) : nil
             return JSON(Bundle(certificate: info.certificate, certificateChain: info.certificateChain, privateKey: key))
+        }
+
+        pki.post("certificates/:serial/pkcs12") { request, c -> Response in
+            let body = try await decode(PKCS12Body.self, request)
+            let archive = try await engine.exportPKCS12(
+                try await ctx(request, c), serial: try c.parameters.require("serial"), password: body.password, alias: body.alias)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/x-pkcs12", .contentDisposition: "attachment; filename=\"certificate.p12\""],
+                body: .init(byteBuffer: ByteBuffer(bytes: archive)))
         }
 
         // Public endpoints named in issued certificates (no authentication, as relying parties expect).

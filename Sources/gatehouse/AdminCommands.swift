@@ -42,6 +42,12 @@ struct APIOptions: ParsableArguments {
 
     /// Sends a request; prints the API's error and exits non-zero on failure; returns the decoded JSON.
     func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false) async -> Any? {
+        let bytes = await raw(method, path, body: body, anonymous: anonymous)
+        return bytes.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(bytes))
+    }
+
+    /// Sends a request; prints the API's error and exits non-zero on failure; returns the response body.
+    func raw(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false) async -> [UInt8] {
         guard let url = URL(string: baseURL + path) else { fail("invalid server URL \(baseURL)") }
         let certs = dataDirectory + "/certs"
         var headers: [(String, String)] = [("Accept", "application/json")]
@@ -65,14 +71,14 @@ struct APIOptions: ParsableArguments {
         } catch {
             fail("cannot reach the admin API at \(baseURL): \(error)")
         }
-        let json = response.body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(response.body))
         guard (200..<300).contains(response.status) else {
+            let json = response.body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(response.body))
             if let e = (json as? [String: Any])?["error"] as? [String: Any] {
                 fail("\(e["message"] as? String ?? "error") (HTTP \(response.status), \(e["code"] as? String ?? "?"))")
             }
             fail("HTTP \(response.status)")
         }
-        return json
+        return response.body
     }
 
     /// Prints a value: JSON as is, or a table of `columns` for a list (or one object).
