@@ -136,6 +136,7 @@ public final class GatehouseDaemon: Sendable {
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))
         services.append(CRLRefreshService(engine: engine, logger: logger))
+        services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         if let stream = config.auditStreamURL, let url = URL(string: stream) {
             services.append(
                 AuditStreamService(

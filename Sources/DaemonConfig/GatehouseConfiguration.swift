@@ -55,6 +55,8 @@ public struct GatehouseConfiguration: Sendable {
     public var pkiPublicURL: String?
     /// The EST profile served at `/.well-known/est/…` without a label.
     public var estDefaultProfile: String?
+    /// How often certificate expiry alerts are evaluated.
+    public var pkiAlertInterval: Duration = .seconds(3600)
     public var listeners: [String: ListenerConfiguration]
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
@@ -111,6 +113,7 @@ public enum ConfigurationLoader {
             Key(path: "audit.stream_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "audit.stream_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pki.alert_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
         ]
         for l in listenerDefaults {
@@ -331,6 +334,7 @@ public enum ConfigurationLoader {
             auditStreamToken: str("audit.stream_token").isEmpty ? nil : str("audit.stream_token"),
             pkiPublicURL: publicURL.isEmpty ? nil : publicURL,
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
+            pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
             listeners: listeners, sources: sources)
     }
 }

@@ -62,7 +62,7 @@ struct TemplateFacts: Sendable {
 enum PolicyEvaluator {
     static let projectSubjects = [
         "project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates",
-        "certificate-profiles", "certificates",
+        "certificate-profiles", "certificates", "pki-alerts",
     ]
     static let orgSubjects = ["projects", "identities", "audit"]
     static let actions = [

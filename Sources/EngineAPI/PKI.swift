@@ -461,3 +461,92 @@ public protocol PKIEngine: Sendable {
         _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool, serverKeyGen: Bool
     ) async throws -> ESTEnrollment
 }
+
+// MARK: - Expiry alerts
+
+/// One condition on a certificate: `field` (`commonName`, `subject`, `altName`, `profile`, `caId`, `serialNumber`)
+/// `operator` (`equals`, `notEquals`, `contains`, `startsWith`, `endsWith`, `glob`) `value`.
+public struct AlertFilter: Sendable, Hashable, Codable {
+    public var field: String
+    public var `operator`: String
+    public var value: String
+    public init(field: String, operator: String, value: String) {
+        self.field = field
+        self.operator = `operator`
+        self.value = value
+    }
+}
+
+/// An expiry alert rule of a project: certificates matching every filter and expiring within `alertBefore` are
+/// reported once each to the recipients (webhook URLs) and the log.
+public struct AlertSpec: Sendable, Hashable, Codable {
+    public var name: String
+    public var alertBefore: String
+    public var filters: [AlertFilter]
+    public var recipients: [String]
+    public init(name: String, alertBefore: String, filters: [AlertFilter] = [], recipients: [String]) {
+        self.name = name
+        self.alertBefore = alertBefore
+        self.filters = filters
+        self.recipients = recipients
+    }
+    enum CodingKeys: String, CodingKey { case name, alertBefore, filters, recipients }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        alertBefore = try c.decode(String.self, forKey: .alertBefore)
+        filters = try c.decodeIfPresent([AlertFilter].self, forKey: .filters) ?? []
+        recipients = try c.decodeIfPresent([String].self, forKey: .recipients) ?? []
+    }
+}
+
+public struct AlertInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var project: String
+    public var spec: AlertSpec
+    public var createdAt: Date
+    public init(id: String, project: String, spec: AlertSpec, createdAt: Date) {
+        self.id = id
+        self.project = project
+        self.spec = spec
+        self.createdAt = createdAt
+    }
+}
+
+/// One certificate an alert rule reports, claimed by this node for delivery.
+public struct ExpiryNotice: Sendable, Hashable, Codable {
+    public var id: String
+    public var alertId: String
+    public var alertName: String
+    public var project: String
+    public var serialNumber: String
+    public var commonName: String
+    public var notAfter: Date
+    public var recipients: [String]
+    public init(
+        id: String, alertId: String, alertName: String, project: String, serialNumber: String, commonName: String,
+        notAfter: Date, recipients: [String]
+    ) {
+        self.id = id
+        self.alertId = alertId
+        self.alertName = alertName
+        self.project = project
+        self.serialNumber = serialNumber
+        self.commonName = commonName
+        self.notAfter = notAfter
+        self.recipients = recipients
+    }
+}
+
+/// Expiry alert rules and their scheduled evaluation (part of `Engine`).
+public protocol AlertEngine: Sendable {
+    func createAlert(_ ctx: CallContext, project: String, _ spec: AlertSpec) async throws -> AlertInfo
+    func listAlerts(_ ctx: CallContext, project: String) async throws -> [AlertInfo]
+    func deleteAlert(_ ctx: CallContext, id: String) async throws
+    /// Finds certificates due for an alert and claims each (rule, certificate) pair for this caller, once across
+    /// all nodes sharing the store; also re-claims deliveries another node claimed but did not confirm within
+    /// `retryAfter` seconds. System callers only.
+    func claimExpiryNotices(_ ctx: CallContext, retryAfter: TimeInterval) async throws -> [ExpiryNotice]
+    /// Records that a notice was delivered (it is not claimed again).
+    func confirmExpiryNotice(_ ctx: CallContext, id: String) async throws
+}

@@ -64,6 +64,108 @@ public enum OpenAPIDocument {
         },
         "type": "object"
        },
+       "Alert": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "spec": {
+          "$ref": "#/components/schemas/AlertSpec"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "spec",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "AlertFilter": {
+        "properties": {
+         "field": {
+          "enum": [
+           "commonName",
+           "subject",
+           "altName",
+           "profile",
+           "caId",
+           "serialNumber"
+          ]
+         },
+         "operator": {
+          "enum": [
+           "equals",
+           "notEquals",
+           "contains",
+           "startsWith",
+           "endsWith",
+           "glob"
+          ]
+         },
+         "value": {
+          "maxLength": 256,
+          "type": "string"
+         }
+        },
+        "required": [
+         "field",
+         "operator",
+         "value"
+        ],
+        "type": "object"
+       },
+       "AlertSpec": {
+        "properties": {
+         "alertBefore": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         },
+         "filters": {
+          "anyOf": [
+           {
+            "items": {
+             "$ref": "#/components/schemas/AlertFilter"
+            },
+            "maxItems": 20,
+            "type": "array"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         },
+         "name": {
+          "pattern": "^[A-Za-z0-9._-]{1,200}$",
+          "type": "string"
+         },
+         "recipients": {
+          "items": {
+           "format": "uri",
+           "maxLength": 2048,
+           "pattern": "^https?://[^/?#]+",
+           "type": "string"
+          },
+          "maxItems": 20,
+          "minItems": 1,
+          "type": "array"
+         }
+        },
+        "required": [
+         "name",
+         "alertBefore",
+         "recipients"
+        ],
+        "type": "object"
+       },
        "AuditEvent": {
         "description": "See README 'Audit log'",
         "type": "object"
@@ -1089,6 +1191,7 @@ public enum OpenAPIDocument {
            "certificate-templates",
            "certificate-profiles",
            "certificates",
+           "pki-alerts",
            "*"
           ]
          }
@@ -4625,6 +4728,81 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pki/alerts/{alertId}": {
+       "delete": {
+        "operationId": "delete_api_v1_pki_alerts_alertId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "alertId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Done"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Delete an expiry alert",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
       "/api/v1/pki/cas/{caId}": {
        "get": {
         "operationId": "get_api_v1_pki_cas_caId",
@@ -7010,6 +7188,241 @@ public enum OpenAPIDocument {
         "summary": "Delete an additional privilege",
         "tags": [
          "privileges"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pki/alerts": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pki_alerts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "alerts": {
+               "items": {
+                "$ref": "#/components/schemas/Alert"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "alerts"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List expiry alerts",
+        "tags": [
+         "pki"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_pki_alerts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/AlertSpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "alert": {
+               "$ref": "#/components/schemas/Alert"
+              }
+             },
+             "required": [
+              "alert"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Create a certificate expiry alert (webhook + log)",
+        "tags": [
+         "pki"
         ]
        }
       },

@@ -23,6 +23,8 @@ struct PKIRoutes: Sendable {
     struct CertificateList: Codable { var certificates: [CertificateInfo]; var next: String? }
     struct RevokeBody: Codable { var reason: RevocationReason? }
     struct PKCS12Body: Codable { var password: String; var alias: String? }
+    struct AlertResponse: Codable { var alert: AlertInfo }
+    struct AlertList: Codable { var alerts: [AlertInfo]; var next: String? }
     struct Bundle: Codable { var certificate: String; var certificateChain: [String]; var privateKey: String? }
 
     func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
@@ -61,6 +63,16 @@ struct PKIRoutes: Sendable {
             let all = try await engine.listProfiles(try await ctx(request, c), project: try c.parameters.require("project"))
             let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
             return JSON(ProfileList(profiles: items, next: next))
+        }
+        project.post("alerts") { request, c in
+            let spec = try await decode(AlertSpec.self, request)
+            let a = try await engine.createAlert(try await ctx(request, c), project: try c.parameters.require("project"), spec)
+            return JSON(AlertResponse(alert: a), status: .created)
+        }
+        project.get("alerts") { request, c in
+            let all = try await engine.listAlerts(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
+            return JSON(AlertList(alerts: items, next: next))
         }
         project.get("certificates") { request, c in
             let (after, limit) = try AdminAPI.page(request)
@@ -107,6 +119,10 @@ struct PKIRoutes: Sendable {
             let issued = try await engine.issueCertificate(
                 try await ctx(request, c), profile: try c.parameters.require("profileId"), body)
             return JSON(issued, status: .created)
+        }
+        pki.delete("alerts/:alertId") { request, c -> HTTPResponse.Status in
+            try await engine.deleteAlert(try await ctx(request, c), id: try c.parameters.require("alertId"))
+            return .noContent
         }
         pki.get("certificates/:serial") { request, c in
             JSON(CertificateResponse(certificate: try await engine.getCertificate(try await ctx(request, c), serial: try c.parameters.require("serial"))))

@@ -125,4 +125,54 @@ import Testing
         // The secrets never reach the daemon's log.
         #expect(!daemon.log.contains("p12-secret") && !daemon.log.contains("BEGIN PRIVATE KEY"))
     }
+
+    @Test func expiryAlertsReachTheWebhookOnce() throws {
+        let dir = try freshDirectory()
+        let portFile = dir.path + "/port"
+        let logFile = dir.path + "/hooks.jsonl"
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        receiver.arguments = ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/webhook-receiver.py", portFile, logFile, "1"]
+        try receiver.run()
+        defer {
+            kill(receiver.processIdentifier, SIGKILL)
+            receiver.waitUntilExit()
+        }
+        var port = ""
+        for _ in 0..<100 where port.isEmpty {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? ""
+            usleep(50_000)
+        }
+        #expect(!port.isEmpty)
+        let daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_PKI_ALERT_INTERVAL": "1s"])
+        try daemon.waitUntilListening()
+        _ = try cli(daemon, ["project", "create", "ops"])
+        let ca = try json(try cli(daemon, ["pki", "ca", "create", "--project", "ops", "--cn", "Ops Root", "--key-algorithm", "EC_prime256v1", "--output", "json"]))
+        try #"{"name":"t","subject":[{"type":"commonName","allowed":["**"]}],"sans":[],"maxTTL":"365d"}"#
+            .write(toFile: dir.path + "/t.json", atomically: true, encoding: .utf8)
+        let t = try json(try cli(daemon, ["pki", "template", "create", "--project", "ops", "--file", dir.path + "/t.json", "--output", "json"]))
+        _ = try cli(daemon, ["pki", "profile", "create", "--project", "ops", "--slug", "ops", "--ca", try #require(ca["id"] as? String),
+                             "--template", try #require(t["id"] as? String)])
+        let soon = try json(try cli(daemon, ["pki", "issue", "ops", "--cn", "expiring.ops", "--ttl", "5d", "--output", "json"]))
+        let serial = try #require((soon["certificate"] as? [String: Any])?["serialNumber"] as? String)
+        _ = try cli(daemon, ["pki", "issue", "ops", "--cn", "fine.ops", "--ttl", "200d", "--output", "json"])
+        let (_, created, code) = try curl(daemon.adminCurl + ["-H", "Content-Type: application/json", "-X", "POST", "-d",
+            #"{"name":"two-weeks","alertBefore":"14d","recipients":["http://127.0.0.1:\#(port)/expiry"]}"#,
+            daemon.httpsBase + "/api/v1/projects/ops/pki/alerts"])
+        #expect(code == 201, "\(created)")
+        // The receiver refuses the first POST (503): the notice is retried by a later run, then delivered once.
+        var lines: [String] = []
+        for _ in 0..<150 {
+            lines = ((try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            if lines.filter({ $0.contains("\"status\": 204") }).count >= 1 { break }
+            usleep(200_000)
+        }
+        usleep(2_500_000)  // a few more runs: nothing new may arrive
+        lines = ((try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let delivered = lines.filter { $0.contains("\"status\": 204") }
+        #expect(delivered.count == 1, "\(lines)")
+        #expect(delivered.first?.contains(serial) == true && delivered.first?.contains("certificate.expiring") == true)
+        #expect(!lines.joined().contains("fine.ops"))
+        #expect(daemon.log.contains("certificate expiring"))
+    }
 }

@@ -266,3 +266,50 @@ import X509
         #expect(await code { _ = try await w.engine.listCAs(stranger, project: "p") } != nil)
     }
 }
+
+/// Expiry alerts: due certificates are reported once per rule even with several nodes claiming at the same time.
+@Suite struct ExpiryAlertTests {
+    let system = CallContext(principal: .system, frontEnd: "scheduler", requestID: "t")
+
+    @Test func eachDueCertificateIsClaimedOnceAcrossNodesAndRetriedIfUnconfirmed() async throws {
+        let storage = InMemoryStorage()
+        let clock = TestClock()
+        let rootKey = SymmetricKey(size: .bits256)
+        let node1 = try await openEngine(storage, key: rootKey, clock: clock.read)
+        let node2 = try await openEngine(storage, key: rootKey, clock: clock.read)
+        let ca = try await node1.createCA(admin, project: "p", CASpec(type: .root, subject: CASubject(commonName: "R"), keyAlgorithm: .ecP256))
+        let t = try await node1.createTemplate(
+            admin, project: "p", TemplateSpec(name: "t", subject: [PatternRule(type: "commonName", allowed: ["**"])], sans: [], maxTTL: "365d"))
+        let p = try await node1.createProfile(admin, project: "p", ProfileSpec(slug: "alerts", caId: ca.id, templateId: t.id, enrollment: .api))
+        var soon: [String] = []
+        for i in 0..<6 {
+            soon.append(try await node1.issueCertificate(admin, profile: p.slug, IssuanceRequest(commonName: "web-\(i)", ttl: "10d")).certificate.serialNumber)
+        }
+        _ = try await node1.issueCertificate(admin, profile: p.slug, IssuanceRequest(commonName: "web-late", ttl: "100d"))
+        _ = try await node1.issueCertificate(admin, profile: p.slug, IssuanceRequest(commonName: "db-0", ttl: "10d"))
+        _ = try await node1.revokeCertificate(admin, serial: soon[5], reason: .superseded)
+        _ = try await node1.createAlert(
+            admin, project: "p",
+            AlertSpec(name: "web-30d", alertBefore: "30d", filters: [AlertFilter(field: "commonName", operator: "startsWith", value: "web-")],
+                      recipients: ["https://hooks.example/expiry"]))
+        #expect(await code { _ = try await node1.createAlert(admin, project: "p", AlertSpec(name: "x", alertBefore: "soon", recipients: ["https://a"])) } == .invalidArgument)
+        #expect(await code { _ = try await node1.createAlert(admin, project: "p", AlertSpec(name: "x", alertBefore: "1d", recipients: ["ftp://a"])) } == .invalidArgument)
+        #expect(await code { _ = try await node1.claimExpiryNotices(admin, retryAfter: 60) } == .permissionDenied)
+
+        // Both nodes run the job at once.
+        async let a = node1.claimExpiryNotices(system, retryAfter: 120)
+        async let b = node2.claimExpiryNotices(system, retryAfter: 120)
+        let (first, second) = try await (a, b)
+        let claimed = (first + second).map(\.serialNumber)
+        #expect(claimed.count == 5 && Set(claimed) == Set(soon.prefix(5)), "claimed \(claimed)")
+        // Nothing new on the next runs; node 1 confirms its notices, node 2 "crashes" before confirming.
+        #expect(try await node1.claimExpiryNotices(system, retryAfter: 120).isEmpty)
+        for n in first { try await node1.confirmExpiryNotice(system, id: n.id) }
+        clock.advance(121)
+        let retried = try await node1.claimExpiryNotices(system, retryAfter: 120)
+        #expect(Set(retried.map(\.id)) == Set(second.map(\.id)), "unconfirmed claims are taken over")
+        for n in retried { try await node1.confirmExpiryNotice(system, id: n.id) }
+        clock.advance(121)
+        #expect(try await node2.claimExpiryNotices(system, retryAfter: 120).isEmpty)
+    }
+}
