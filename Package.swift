@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "HTTPFrontEnd",
             dependencies: [
-                "EngineAPI", "ServerSupport", "ESTProtocol",
+                "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -107,6 +107,14 @@ let package = Package(
         .target(name: "DaemonConfig", swiftSettings: strict),
         .target(name: "TTLV", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .target(name: "KMIPProtocol", dependencies: ["TTLV"], swiftSettings: strict),
+        .target(
+            name: "ACMEProtocol",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1")], swiftSettings: strict),
         .target(

@@ -32,6 +32,16 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_
 fi
 export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python" SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
 
+# certbot (latest) in its own venv: it needs a newer `cryptography` than sslyze accepts.
+CERTBOT_VENV="$ROOT/.build/certbot-venv"
+if [ ! -x "$CERTBOT_VENV/bin/certbot" ]; then
+  log "preparing $CERTBOT_VENV (certbot)"
+  { [ -x "$CERTBOT_VENV/bin/python" ] || python3 -m venv "$CERTBOT_VENV"; } &&
+    "$CERTBOT_VENV/bin/pip" install -q --upgrade pip >&2 && "$CERTBOT_VENV/bin/pip" install -q certbot requests >&2 ||
+    { log "pip install certbot failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+export CERTBOT_BIN="$CERTBOT_VENV/bin/certbot" ACME_PYTHON="$CERTBOT_VENV/bin/python"
+
 # PyKMIP's own integration suite lives in its source distribution (not in the wheel).
 SDIST="$ROOT/.build/pykmip-sdist"
 if [ ! -d "$SDIST/pykmip-0.11.0/kmip/tests/integration" ]; then
@@ -62,7 +72,7 @@ if ! PG_TEST_URL="$("$ROOT/Tests/scripts/pg-server.sh" start "$PGDIR" "$PGPORT")
 fi
 export PG_TEST_URL
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
-export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1
+export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1
 
 # 5. The whole suite.
 OUT="$(mktemp /tmp/gatehouse-test-out.XXXXXX)"

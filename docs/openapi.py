@@ -178,6 +178,23 @@ op("post", "/api/v1/pki/certificates/{serial}/pkcs12", "PKCS#12 of the certifica
 op("post", "/api/v1/projects/{project}/pki/alerts", "Create a certificate expiry alert (webhook + log)", "pki", {**ok(wrap("alert", S("Alert")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("AlertSpec")))
 op("get", "/api/v1/projects/{project}/pki/alerts", "List expiry alerts", "pki", {**ok(lst("alerts", S("Alert"))), **errors(*std)}, [proj] + page)
 op("delete", "/api/v1/pki/alerts/{alertId}", "Delete an expiry alert", "pki", {**nocontent, **errors(*std)}, [param("alertId", schema=idT)])
+op("get", "/api/v1/pki/profiles/{profileId}/acme-eab", "The ACME profile's external account binding key id and HMAC key (audited)", "pki", {**ok(obj({"keyId": string, "hmacKey": string}, ["keyId", "hmacKey"])), **errors(*std, "409")}, [pid])
+acmeprob = lambda *codes: {c: {"description": d, "content": {"application/problem+json": {"schema": {"type": "object", "properties": {"type": string, "detail": string, "status": {"type": "integer"}}}}}} for c, d in [("400", "Problem (malformed, badNonce, badCSR, …)"), ("403", "unauthorized, orderNotReady"), ("404", "No such directory"), ("415", "Not application/jose+json"), ("500", "serverInternal")] if c in codes}
+jose = {"required": True, "content": {"application/jose+json": {"schema": {"type": "object", "properties": {"protected": string, "payload": string, "signature": string}, "required": ["protected", "payload", "signature"]}}}}
+acmejson = lambda status="200": {status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}
+for prefix in ["/acme/{profile}", "/api/v1/cert-manager/certificate-profiles/{profile}/acme"]:
+    pp = [param("profile", schema=nameT)]
+    tag = "acme"
+    op("get", prefix + "/directory", "ACME directory (RFC 8555 §7.1.1)", tag, {**acmejson(), **acmeprob("404")}, pp, security=False)
+    op("head", prefix + "/new-nonce", "A fresh Replay-Nonce (200)", tag, {"200": {"description": "Replay-Nonce header"}, **acmeprob("404")}, pp, security=False)
+    op("get", prefix + "/new-nonce", "A fresh Replay-Nonce (204)", tag, {"204": {"description": "Replay-Nonce header"}, **acmeprob("404")}, pp, security=False)
+    for path, summary, extra in [("new-account", "Create or find an account (EAB required)", []), ("account/{id}", "Account: POST-as-GET, update contact, deactivate", [param("id")]),
+                                 ("account/{id}/orders", "The account's orders", [param("id")]), ("new-order", "New order (dns and ip identifiers)", []),
+                                 ("order/{id}", "Order (POST-as-GET)", [param("id")]), ("authz/{id}", "Authorization (POST-as-GET)", [param("id")]),
+                                 ("chall/{id}", "Respond to a challenge (validation starts)", [param("id")]), ("finalize/{id}", "Finalize with a CSR", [param("id")]),
+                                 ("cert/{serial}", "Download the certificate chain (application/pem-certificate-chain)", [param("serial")]),
+                                 ("revoke-cert", "Revoke (account key or certificate key)", [])]:
+        op("post", prefix + "/" + path, summary, tag, {**acmejson(), **acmeprob("400", "403", "404", "415", "500")}, pp + extra, jose, security=False)
 der = lambda t: {"200": {"description": "OK", "content": {t: {"schema": {"type": "string", "format": "binary"}}}}}
 op("get", "/pki/crl/{file}", "The CA's current CRL (DER), as named in issued certificates", "pki-public", {**der("application/pkix-crl"), **errors("404", "503")}, [param("file", schema={"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}[.]crl$"})], security=False)
 op("post", "/pki/ocsp", "OCSP responder (RFC 6960, POST)", "pki-public", der("application/ocsp-response"), req={"required": True, "content": {"application/ocsp-request": {"schema": {"type": "string", "format": "binary"}}}}, security=False)

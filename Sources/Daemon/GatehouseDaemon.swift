@@ -130,7 +130,9 @@ public final class GatehouseDaemon: Sendable {
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             default:
                 let router = HTTPListener.apiRouter(
-                    engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile, readiness: readiness)
+                    engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile,
+                    acme: ACMESettings(http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService),
+                    readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }
         }

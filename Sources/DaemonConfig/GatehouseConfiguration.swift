@@ -57,6 +57,10 @@ public struct GatehouseConfiguration: Sendable {
     public var estDefaultProfile: String?
     /// How often certificate expiry alerts are evaluated.
     public var pkiAlertInterval: Duration = .seconds(3600)
+    /// Port the ACME http-01 validator connects to.
+    public var acmeHTTP01Port: Int = 80
+    /// Terms of service URL in ACME directories (nil: none, and no agreement required).
+    public var acmeTermsOfService: String?
     public var listeners: [String: ListenerConfiguration]
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
@@ -115,6 +119,8 @@ public enum ConfigurationLoader {
             Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.alert_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
+            Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
         ]
         for l in listenerDefaults {
             let p = "listeners.\(l.name)."
@@ -322,6 +328,10 @@ public enum ConfigurationLoader {
         if !streamURL.isEmpty, !(streamURL.hasPrefix("http://") || streamURL.hasPrefix("https://")) {
             problem("audit.stream_url", "must be an http:// or https:// URL")
         }
+        var acmePort = 80
+        if case .integer(let n)? = values["acme.http01_port"] {
+            if (1...65535).contains(n) { acmePort = Int(n) } else { problem("acme.http01_port", "must be 1–65535") }
+        }
         let publicURL = str("pki.public_url")
         if !publicURL.isEmpty, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             problem("pki.public_url", "must be an http:// or https:// URL")
@@ -335,6 +345,8 @@ public enum ConfigurationLoader {
             pkiPublicURL: publicURL.isEmpty ? nil : publicURL,
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
+            acmeHTTP01Port: acmePort,
+            acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             listeners: listeners, sources: sources)
     }
 }

@@ -161,7 +161,7 @@ extension GatehouseEngine {
         switch principal.method {
         case .system:
             return Caller(kind: .superuser, identityId: nil, name: "system", orgRole: .admin, metadata: [:])
-        case .anonymous:
+        case .anonymous, .acmeAccount:
             return nil
         case .token:
             return try await identityCaller(principal.id)

@@ -32,6 +32,9 @@ struct ProfileBody: Codable, Sendable {
     var info: ProfileInfo
     var passphraseSalt: Data?
     var passphraseMAC: Data?
+    /// ACME external account binding: key id and the HMAC key sealed under the root key.
+    var eabKeyId: String?
+    var eabSealedKey: Data?
 }
 
 /// Stored form of an issued certificate. `info.certificate` and `info.certificateChain` are left empty at rest
@@ -560,10 +563,14 @@ extension GatehouseEngine {
                 estBootstrapCAChain: spec.est?.bootstrapCAChain,
                 estDisableBootstrapValidation: spec.est?.disableBootstrapValidation ?? false,
                 estRequireChannelBinding: spec.est?.requireChannelBinding ?? false, defaultTTL: spec.defaultTTL, createdAt: now)
+            var body = ProfileBody(info: info, passphraseSalt: passSalt, passphraseMAC: passMAC)
+            if spec.enrollment == .acme {
+                body.eabKeyId = "kid-" + Self.randomToken(12)
+                let hmacKey = SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) }
+                body.eabSealedKey = try await self.keyring.seal(hmacKey, binding: "pki-profile/\(info.id)/eab", tx)
+            }
             try await tx.insert(
-                Record(
-                    kind: PKIKind.profile, id: info.id, scope: AccessKind.org, name: spec.slug,
-                    body: try Self.encode(ProfileBody(info: info, passphraseSalt: passSalt, passphraseMAC: passMAC)), createdAt: now))
+                Record(kind: PKIKind.profile, id: info.id, scope: AccessKind.org, name: spec.slug, body: try Self.encode(body), createdAt: now))
             try await self.audit.append(
                 self.allowed(ctx, decision, "pki.profile.create", project: project, ["profileId": info.id, "slug": spec.slug]), tx)
             return info

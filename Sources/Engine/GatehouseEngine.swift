@@ -96,6 +96,7 @@ public final class GatehouseEngine: Engine {
         switch ctx.principal.method {
         case .system: actorType = "platform"
         case .anonymous: actorType = "unknownUser"
+        case .acmeAccount: actorType = "acmeAccount"
         case .tlsCertificate, .token: actorType = "identity"
         }
         return AuditEvent(

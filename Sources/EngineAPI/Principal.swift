@@ -10,6 +10,8 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
         case token
         /// The daemon itself or a local operator command (`gatehouse audit verify`, schedulers).
         case system
+        /// An ACME account whose key signed the request (the front end verified the JWS).
+        case acmeAccount
         /// No credentials.
         case anonymous
     }

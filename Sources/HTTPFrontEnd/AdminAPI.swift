@@ -11,11 +11,13 @@ public struct AdminAPI: Sendable {
     let maxBodySize: Int
     /// The EST profile served at `/.well-known/est/…` without a label.
     let estDefaultProfile: String?
+    let acme: ACMESettings
 
-    public init(engine: any Engine, maxBodySize: Int, estDefaultProfile: String? = nil) {
+    public init(engine: any Engine, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings()) {
         self.engine = engine
         self.maxBodySize = maxBodySize
         self.estDefaultProfile = estDefaultProfile
+        self.acme = acme
     }
 
     struct SecretValueBody: Codable {
@@ -118,6 +120,7 @@ public struct AdminAPI: Sendable {
         AccessRoutes(api: self).register(on: api)
         PKIRoutes(api: self).register(on: api, root: router)
         ESTRoutes(engine: engine, defaultProfile: estDefaultProfile).register(on: router)
+        ACMERoutes(engine: engine, settings: acme).register(on: router)
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")

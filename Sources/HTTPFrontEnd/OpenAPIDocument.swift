@@ -2826,6 +2826,1848 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/acme/{profile}/account/{id}": {
+       "post": {
+        "operationId": "post_acme_profile_account_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Account: POST-as-GET, update contact, deactivate",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/account/{id}/orders": {
+       "post": {
+        "operationId": "post_acme_profile_account_id_orders",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "The account's orders",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/authz/{id}": {
+       "post": {
+        "operationId": "post_acme_profile_authz_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Authorization (POST-as-GET)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/cert/{serial}": {
+       "post": {
+        "operationId": "post_acme_profile_cert_serial",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Download the certificate chain (application/pem-certificate-chain)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/chall/{id}": {
+       "post": {
+        "operationId": "post_acme_profile_chall_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Respond to a challenge (validation starts)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/directory": {
+       "get": {
+        "operationId": "get_acme_profile_directory",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "ACME directory (RFC 8555 \u00a77.1.1)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/finalize/{id}": {
+       "post": {
+        "operationId": "post_acme_profile_finalize_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Finalize with a CSR",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/new-account": {
+       "post": {
+        "operationId": "post_acme_profile_new_account",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Create or find an account (EAB required)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/new-nonce": {
+       "get": {
+        "operationId": "get_acme_profile_new_nonce",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Replay-Nonce header"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "A fresh Replay-Nonce (204)",
+        "tags": [
+         "acme"
+        ]
+       },
+       "head": {
+        "operationId": "head_acme_profile_new_nonce",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Replay-Nonce header"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "A fresh Replay-Nonce (200)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/new-order": {
+       "post": {
+        "operationId": "post_acme_profile_new_order",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "New order (dns and ip identifiers)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/order/{id}": {
+       "post": {
+        "operationId": "post_acme_profile_order_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Order (POST-as-GET)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/revoke-cert": {
+       "post": {
+        "operationId": "post_acme_profile_revoke_cert",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Revoke (account key or certificate key)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
       "/api/v1/audit/events": {
        "get": {
         "operationId": "get_api_v1_audit_events",
@@ -4227,6 +6069,1848 @@ public enum OpenAPIDocument {
         "summary": "Exchange client ID and secret for an access token",
         "tags": [
          "universal-auth"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/account/{id}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_account_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Account: POST-as-GET, update contact, deactivate",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/account/{id}/orders": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_account_id_orders",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "The account's orders",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/authz/{id}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_authz_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Authorization (POST-as-GET)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/cert/{serial}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_cert_serial",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Download the certificate chain (application/pem-certificate-chain)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/chall/{id}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_chall_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Respond to a challenge (validation starts)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/directory": {
+       "get": {
+        "operationId": "get_api_v1_cert_manager_certificate_profiles_profile_acme_directory",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "ACME directory (RFC 8555 \u00a77.1.1)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/finalize/{id}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_finalize_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Finalize with a CSR",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/new-account": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_new_account",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Create or find an account (EAB required)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/new-nonce": {
+       "get": {
+        "operationId": "get_api_v1_cert_manager_certificate_profiles_profile_acme_new_nonce",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Replay-Nonce header"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "A fresh Replay-Nonce (204)",
+        "tags": [
+         "acme"
+        ]
+       },
+       "head": {
+        "operationId": "head_api_v1_cert_manager_certificate_profiles_profile_acme_new_nonce",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Replay-Nonce header"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "A fresh Replay-Nonce (200)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/new-order": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_new_order",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "New order (dns and ip identifiers)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/order/{id}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_order_id",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Order (POST-as-GET)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/revoke-cert": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_revoke_cert",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Revoke (account key or certificate key)",
+        "tags": [
+         "acme"
         ]
        }
       },
@@ -5893,6 +9577,111 @@ public enum OpenAPIDocument {
          }
         },
         "summary": "Get a profile",
+        "tags": [
+         "pki"
+        ]
+       }
+      },
+      "/api/v1/pki/profiles/{profileId}/acme-eab": {
+       "get": {
+        "operationId": "get_api_v1_pki_profiles_profileId_acme_eab",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profileId",
+          "required": true,
+          "schema": {
+           "description": "id or slug",
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "hmacKey": {
+               "type": "string"
+              },
+              "keyId": {
+               "type": "string"
+              }
+             },
+             "required": [
+              "keyId",
+              "hmacKey"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "The ACME profile's external account binding key id and HMAC key (audited)",
         "tags": [
          "pki"
         ]

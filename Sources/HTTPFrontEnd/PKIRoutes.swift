@@ -110,6 +110,10 @@ struct PKIRoutes: Sendable {
         pki.get("profiles/:profileId") { request, c in
             JSON(ProfileResponse(profile: try await engine.getProfile(try await ctx(request, c), id: try c.parameters.require("profileId"))))
         }
+        pki.get("profiles/:profileId/acme-eab") { request, c in
+            let (kid, key) = try await engine.acmeEABCredentials(try await ctx(request, c), profile: try c.parameters.require("profileId"))
+            return JSON(["keyId": kid, "hmacKey": key])
+        }
         pki.delete("profiles/:profileId") { request, c -> HTTPResponse.Status in
             try await engine.deleteProfile(try await ctx(request, c), id: try c.parameters.require("profileId"))
             return .noContent

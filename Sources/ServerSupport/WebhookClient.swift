@@ -42,7 +42,7 @@ public enum OneShotHTTPClient {
     public static func send(
         url: URL, method: HTTPMethod, body: [UInt8]?, headers extra: [(String, String)] = [], caFile: String? = nil,
         certificateFile: String? = nil, keyFile: String? = nil, timeout: TimeAmount = .seconds(30),
-        maxResponseSize: Int = 16 << 20
+        maxResponseSize: Int = 16 << 20, connectTo: String? = nil
     ) async throws -> (status: Int, body: [UInt8]) {
         guard let host = url.host, let scheme = url.scheme, scheme == "http" || scheme == "https" else {
             throw WebhookClient.Failure(description: "not an http(s) URL")
@@ -65,7 +65,7 @@ public enum OneShotHTTPClient {
         }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(timeout)
-            .connect(host: host, port: port) { channel in
+            .connect(host: connectTo ?? host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(

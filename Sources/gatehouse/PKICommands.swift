@@ -142,7 +142,23 @@ struct PKICommand: AsyncParsableCommand {
 
     struct Profile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "profile", abstract: "Certificate profiles.", subcommands: [Create.self, List.self])
+            commandName: "profile", abstract: "Certificate profiles.", subcommands: [Create.self, List.self, ACMEEAB.self])
+
+        struct ACMEEAB: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "acme-eab", abstract: "Show an ACME profile's external account binding (for certbot --eab-kid/--eab-hmac-key).")
+            @OptionGroup var api: APIOptions
+            @Argument(help: "Profile id or slug") var profile: String
+            func run() async throws {
+                let r = await api.call(.GET, "/api/v1/pki/profiles/\(profile)/acme-eab")
+                if api.output == .json {
+                    api.show(r, columns: [])
+                } else {
+                    print("kid \(field(r, "keyId") as? String ?? "")")
+                    print("hmac-key \(field(r, "hmacKey") as? String ?? "")")
+                }
+            }
+        }
 
         struct Create: AsyncParsableCommand {
             @OptionGroup var api: APIOptions

@@ -1,0 +1,492 @@
+import Crypto
+import EngineAPI
+import Foundation
+import StorageAPI
+import X509
+
+struct ACMEAccountBody: Codable { var info: ACMEAccountInfo }
+struct ACMEOrderBody: Codable { var info: ACMEOrderInfo }
+struct ACMEAuthzBody: Codable { var info: ACMEAuthorizationInfo }
+
+enum ACMEKind {
+    static let account = "acme-account"
+    static let order = "acme-order"
+    static let authz = "acme-authz"
+    static let usedNonce = "acme-nonce-used"
+}
+
+/// ACME (RFC 8555) state: accounts per profile, orders, authorizations and challenges, nonces. Certificates are
+/// issued through the profile's template and CA like every other enrollment.
+extension GatehouseEngine {
+    static let nonceLifetime: TimeInterval = 600
+    static let orderLifetime: TimeInterval = 7 * 86400
+
+    static func acme(_ type: String, _ message: String) -> EngineError { EngineError(.init(rawValue: "acme:" + type), message) }
+
+    var nonceKey: SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: audit.key, info: Array("gatehouse acme nonce v1".utf8), outputByteCount: 32)
+    }
+
+    static func randomToken(_ bytes: Int = 16) -> String {
+        let raw = (0..<bytes).map { _ in UInt8.random(in: 0...255) }
+        return Data(raw).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func b64url(_ data: some Sequence<UInt8>) -> String {
+        Data(data).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func unb64url(_ s: String) -> [UInt8]? {
+        var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while t.count % 4 != 0 { t += "=" }
+        return Data(base64Encoded: t).map { Array($0) }
+    }
+
+    // MARK: Profiles and EAB
+
+    public func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo {
+        let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(profile, tx) }
+        guard body.info.enrollment == .acme, body.info.caId != nil else { throw EngineError(.notFound, "no ACME profile '\(profile)'") }
+        return body.info
+    }
+
+    public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) {
+        let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(profile, tx) }
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "edit"))
+        guard let kid = body.eabKeyId, let sealed = body.eabSealedKey else {
+            throw EngineError(.wrongState, "profile '\(profile)' has no external account binding (not an ACME profile)")
+        }
+        return try await transact { tx in
+            let key = try await self.keyring.open(sealed, binding: "pki-profile/\(body.info.id)/eab", tx)
+            try await self.audit.append(self.allowed(ctx, decision, "pki.profile.acme-eab.read", project: body.info.project, ["profileId": body.info.id]), tx)
+            return (kid, Self.b64url(key))
+        }
+    }
+
+    // MARK: Nonces
+
+    public func acmeNewNonce() async throws -> String {
+        var plain = withUnsafeBytes(of: UInt64(clock().timeIntervalSince1970 * 1000).bigEndian) { Array($0) }
+        plain += (0..<8).map { _ in UInt8.random(in: 0...255) }
+        guard let sealed = try? AES.GCM.seal(plain, using: nonceKey).combined else {
+            throw EngineError(.internal, "cannot make a nonce")
+        }
+        return Self.b64url(sealed)
+    }
+
+    public func acmeConsumeNonce(_ nonce: String) async throws -> Bool {
+        guard nonce.utf8.count <= 128, let bytes = Self.unb64url(nonce), let box = try? AES.GCM.SealedBox(combined: bytes),
+            let plain = try? AES.GCM.open(box, using: nonceKey), plain.count == 16
+        else { return false }
+        let millis = plain.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let age = clock().timeIntervalSince1970 - Double(millis) / 1000
+        guard age >= -5, age <= Self.nonceLifetime else { return false }
+        // Single use on every node: the first to record it wins.
+        let id = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        do {
+            try await storage.withTransaction { tx in
+                try await tx.insert(Record(kind: ACMEKind.usedNonce, id: id, scope: "acme", name: nil, body: Data(), createdAt: self.clock()))
+            }
+            return true
+        } catch let e as StorageError where e.code == .uniqueViolation {
+            return false
+        } catch {
+            throw EngineError(.unavailable, "storage unavailable")
+        }
+    }
+
+    // MARK: Accounts
+
+    func acmeCaller(_ ctx: CallContext, _ accountId: String) throws {
+        guard ctx.principal.method == .acmeAccount, ctx.principal.id == accountId else {
+            throw Self.acme("unauthorized", "the request is not signed by this account")
+        }
+    }
+
+    func loadAccount(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEAccountInfo) {
+        guard id.utf8.count <= 64, let r = try await tx.get(kind: ACMEKind.account, id: id) else {
+            throw Self.acme("accountDoesNotExist", "no such account")
+        }
+        return (r, try decode(ACMEAccountBody.self, r).info)
+    }
+
+    public func acmeAccount(profileId: String, accountId: String) async throws -> ACMEAccountInfo {
+        let info = try await transact(relaxed: true) { tx in try await self.loadAccount(accountId, tx).1 }
+        guard info.profileId == profileId else { throw Self.acme("accountDoesNotExist", "no such account for this directory") }
+        return info
+    }
+
+    public func acmeNewAccount(
+        _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool,
+        onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
+    ) async throws -> (ACMEAccountInfo, created: Bool) {
+        let existing = try await transact(relaxed: true) { tx in
+            try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
+        }
+        if let existing {
+            guard existing.status == "valid" else { throw Self.acme("unauthorized", "the account is \(existing.status)") }
+            return (existing, false)
+        }
+        if onlyReturnExisting { throw Self.acme("accountDoesNotExist", "no account exists for this key") }
+        for c in contact {
+            guard c.hasPrefix("mailto:"), c.utf8.count <= 320, !c.contains(","), c.contains("@") else {
+                throw Self.acme("invalidContact", "contact '\(c)' is not a single mailto: address")
+            }
+        }
+        guard contact.count <= 10 else { throw Self.acme("invalidContact", "at most 10 contacts") }
+        let (_, profile) = try await transact(relaxed: true) { tx in try await self.loadProfile(profileId, tx) }
+        guard let eabKid = profile.eabKeyId, let sealed = profile.eabSealedKey else {
+            throw EngineError(.notFound, "no ACME profile")
+        }
+        guard let eab else { throw Self.acme("externalAccountRequired", "this directory requires external account binding") }
+        let key = try await transact(relaxed: true) { tx in try await self.keyring.open(sealed, binding: "pki-profile/\(profileId)/eab", tx) }
+        let expected: [UInt8]
+        switch eab.alg {
+        case "HS384": expected = Array(HMAC<SHA384>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
+        case "HS512": expected = Array(HMAC<SHA512>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
+        default: expected = Array(HMAC<SHA256>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
+        }
+        guard eab.kid == eabKid, Self.constantTimeEqual(Data(expected), Data(eab.mac)) else {
+            await auditFailure(ctx, "acme.account.refused", project: profile.info.project, ["profileId": profileId, "reason": "external account binding does not verify"])
+            throw Self.acme("unauthorized", "the external account binding does not verify")
+        }
+        let now = clock()
+        let info = ACMEAccountInfo(
+            id: Self.randomToken(12), profileId: profileId, status: "valid", contact: contact, thumbprint: thumbprint, jwk: jwk,
+            eabKeyId: eabKid, createdAt: now)
+        do {
+            try await transact { tx in
+                try await tx.insert(
+                    Record(kind: ACMEKind.account, id: info.id, scope: profileId, name: thumbprint, body: try Self.encode(ACMEAccountBody(info: info)), createdAt: now))
+                try await self.audit.append(
+                    self.event(ctx, "acme.account.create", project: profile.info.project, ["accountId": info.id, "profileId": profileId, "decision": "allow", "grantedBy": "acme:eab"]), tx)
+            }
+        } catch let e as EngineError where e.code == .alreadyExists {
+            // The same key registered concurrently: return that account.
+            let raced = try await transact(relaxed: true) { tx in
+                try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
+            }
+            if let raced { return (raced, false) }
+            throw e
+        }
+        return (info, true)
+    }
+
+    public func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo {
+        try acmeCaller(ctx, accountId)
+        return try await transact { tx in
+            var (record, info) = try await self.loadAccount(accountId, tx)
+            guard info.status == "valid" else { throw Self.acme("unauthorized", "the account is \(info.status)") }
+            if let contact {
+                for c in contact where !c.hasPrefix("mailto:") || c.contains(",") {
+                    throw Self.acme("invalidContact", "contact '\(c)' is not a single mailto: address")
+                }
+                info.contact = contact
+            }
+            if deactivate { info.status = "deactivated" }
+            record.body = try Self.encode(ACMEAccountBody(info: info))
+            record.updatedAt = self.clock()
+            _ = try await tx.update(record)
+            try await self.audit.append(self.event(ctx, deactivate ? "acme.account.deactivate" : "acme.account.update", project: nil, ["accountId": accountId]), tx)
+            return info
+        }
+    }
+
+    func validAccount(_ ctx: CallContext, _ accountId: String, _ tx: any StorageTransaction) async throws -> ACMEAccountInfo {
+        try acmeCaller(ctx, accountId)
+        let (_, info) = try await loadAccount(accountId, tx)
+        guard info.status == "valid" else { throw Self.acme("unauthorized", "the account is \(info.status)") }
+        return info
+    }
+
+    // MARK: Orders
+
+    public func acmeNewOrder(
+        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?
+    ) async throws -> ACMEOrderInfo {
+        guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme("malformed", "an order needs 1–100 identifiers") }
+        var seen = Set<ACMEIdentifier>()
+        var subproblems: [String] = []
+        for id in identifiers {
+            guard seen.insert(ACMEIdentifier(type: id.type, value: id.value.lowercased())).inserted else {
+                throw Self.acme("malformed", "duplicate identifier \(id.value)")
+            }
+            switch id.type {
+            case "dns" where id.value.hasPrefix("*."):
+                subproblems.append("'\(id.value)': wildcards need dns-01 validation, which this server does not offer yet")
+            case "dns":
+                let name = id.value.hasPrefix("*.") ? String(id.value.dropFirst(2)) : id.value
+                let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+                if name.isEmpty || name.utf8.count > 253 || labels.contains(where: { $0.isEmpty || $0.count > 63 })
+                    || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+                {
+                    subproblems.append("'\(id.value)' is not a valid DNS name")
+                }
+            case "ip":
+                if CIDR.parse(id.value) == nil || id.value.contains("/") { subproblems.append("'\(id.value)' is not an IP address") }
+            default:
+                throw Self.acme("unsupportedIdentifier", "identifier type '\(id.type)' is not supported (dns, ip)")
+            }
+        }
+        if !subproblems.isEmpty { throw Self.acme("rejectedIdentifier", subproblems.joined(separator: "; ")) }
+        let now = clock()
+        return try await transact { tx in
+            let account = try await self.validAccount(ctx, accountId, tx)
+            let (_, profile) = try await self.loadProfile(account.profileId, tx)
+            let template = try await self.loadTemplate(profile.info.templateId, tx).spec
+            // The template decides early which names it would ever sign (rejectedIdentifier), not at finalize.
+            for id in identifiers {
+                let type = id.type == "ip" ? "ip" : "dns"
+                do {
+                    try PKIPolicy.check(template.sans, [(type, id.value.lowercased())], what: "SAN")
+                } catch let e as EngineError {
+                    throw Self.acme("rejectedIdentifier", e.message)
+                }
+            }
+            if let notAfter, let max = DurationText.seconds(template.maxTTL),
+                notAfter.timeIntervalSince(notBefore ?? now) > TimeInterval(max)
+            {
+                throw Self.acme("malformed", "notAfter is beyond the profile's maximum validity \(template.maxTTL)")
+            }
+            if let notBefore, notBefore < now - 60 || notBefore > now + 7 * 86400 {
+                throw Self.acme("malformed", "notBefore must be between now and 7 days from now")
+            }
+            let orderId = Self.randomToken(12)
+            var authzIds: [String] = []
+            for id in identifiers {
+                let authzId = Self.randomToken(12)
+                let token = Self.randomToken(32)
+                let wildcard = id.type == "dns" && id.value.hasPrefix("*.")
+                let value = wildcard ? String(id.value.dropFirst(2)) : id.value
+                let challenges = [ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: "pending")]
+                let authz = ACMEAuthorizationInfo(
+                    id: authzId, orderId: orderId, accountId: accountId, identifier: ACMEIdentifier(type: id.type, value: value.lowercased()),
+                    status: "pending", expires: now + Self.orderLifetime, wildcard: wildcard, challenges: challenges)
+                try await tx.insert(Record(kind: ACMEKind.authz, id: authzId, scope: orderId, name: nil, body: try Self.encode(ACMEAuthzBody(info: authz)), createdAt: now))
+                authzIds.append(authzId)
+            }
+            let order = ACMEOrderInfo(
+                id: orderId, accountId: accountId, profileId: account.profileId, status: "pending", expires: now + Self.orderLifetime,
+                identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) }, notBefore: notBefore,
+                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil)
+            try await tx.insert(Record(kind: ACMEKind.order, id: orderId, scope: accountId, name: nil, body: try Self.encode(ACMEOrderBody(info: order)), createdAt: now))
+            try await self.audit.append(
+                self.event(ctx, "acme.order.create", project: profile.info.project,
+                           ["accountId": accountId, "orderId": orderId, "identifiers": identifiers.map(\.value).joined(separator: ",")]), tx)
+            return order
+        }
+    }
+
+    func loadOrder(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEOrderInfo) {
+        guard id.utf8.count <= 64, let r = try await tx.get(kind: ACMEKind.order, id: id) else {
+            throw Self.acme("malformed", "no such order")
+        }
+        return (r, try decode(ACMEOrderBody.self, r).info)
+    }
+
+    public func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo {
+        try acmeCaller(ctx, accountId)
+        let order = try await transact(relaxed: true) { tx in try await self.loadOrder(orderId, tx).1 }
+        guard order.accountId == accountId else { throw Self.acme("unauthorized", "the order belongs to another account") }
+        if ["pending", "ready"].contains(order.status), order.expires < clock() {
+            var expired = order
+            expired.status = "invalid"
+            expired.error = ACMEError(type: "urn:ietf:params:acme:error:malformed", detail: "the order expired")
+            return expired
+        }
+        return order
+    }
+
+    public func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String] {
+        try acmeCaller(ctx, accountId)
+        return try await transact(relaxed: true) { tx in
+            try await tx.list(kind: ACMEKind.order, scope: accountId, afterID: nil, limit: 1000).map(\.id)
+        }
+    }
+
+    func loadAuthz(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEAuthorizationInfo) {
+        guard id.utf8.count <= 64, let r = try await tx.get(kind: ACMEKind.authz, id: id) else {
+            throw Self.acme("malformed", "no such authorization")
+        }
+        return (r, try decode(ACMEAuthzBody.self, r).info)
+    }
+
+    public func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo {
+        try acmeCaller(ctx, accountId)
+        let authz = try await transact(relaxed: true) { tx in try await self.loadAuthz(authorizationId, tx).1 }
+        guard authz.accountId == accountId else { throw Self.acme("unauthorized", "the authorization belongs to another account") }
+        return authz
+    }
+
+    public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String) async throws
+        -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
+    {
+        guard let dash = challengeId.lastIndex(of: "-") else { throw Self.acme("malformed", "no such challenge") }
+        let authzId = String(challengeId[..<dash])
+        return try await transact { tx in
+            let account = try await self.validAccount(ctx, accountId, tx)
+            var (record, authz) = try await self.loadAuthz(authzId, tx)
+            guard authz.accountId == accountId else { throw Self.acme("unauthorized", "the challenge belongs to another account") }
+            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }) else { throw Self.acme("malformed", "no such challenge") }
+            var challenge = authz.challenges[index]
+            // Responding again to a challenge that is not pending is harmless (RFC 8555 §7.5.1): report its state.
+            guard challenge.status == "pending", authz.status == "pending" else { return (challenge, authz, nil) }
+            guard authz.expires > self.clock() else { throw Self.acme("malformed", "the authorization expired") }
+            challenge.status = "processing"
+            authz.challenges[index] = challenge
+            record.body = try Self.encode(ACMEAuthzBody(info: authz))
+            record.updatedAt = self.clock()
+            _ = try await tx.update(record)
+            let keyAuthorization = challenge.token + "." + account.thumbprint
+            return (challenge, authz, ACMEValidationTask(challenge: challenge, identifier: authz.identifier, keyAuthorization: keyAuthorization))
+        }
+    }
+
+    public func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws {
+        guard ctx.principal.method == .system else { throw EngineError(.permissionDenied, "validators only") }
+        guard let dash = challengeId.lastIndex(of: "-") else { throw EngineError(.notFound, "no such challenge") }
+        let authzId = String(challengeId[..<dash])
+        let now = clock()
+        try await transact { tx in
+            var (record, authz) = try await self.loadAuthz(authzId, tx)
+            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }), authz.challenges[index].status == "processing" else {
+                return
+            }
+            authz.challenges[index].status = error == nil ? "valid" : "invalid"
+            authz.challenges[index].validated = error == nil ? now : nil
+            authz.challenges[index].error = error
+            authz.status = error == nil ? "valid" : "invalid"
+            record.body = try Self.encode(ACMEAuthzBody(info: authz))
+            record.updatedAt = now
+            _ = try await tx.update(record)
+            var (orderRecord, order) = try await self.loadOrder(authz.orderId, tx)
+            guard order.status == "pending" else { return }
+            if let error {
+                order.status = "invalid"
+                order.error = ACMEError(type: error.type, detail: "authorization for \(authz.identifier.value) failed: \(error.detail)")
+            } else {
+                var all = true
+                for id in order.authorizations where id != authz.id {
+                    if try await self.loadAuthz(id, tx).1.status != "valid" { all = false }
+                }
+                if all { order.status = "ready" }
+            }
+            orderRecord.body = try Self.encode(ACMEOrderBody(info: order))
+            orderRecord.updatedAt = now
+            _ = try await tx.update(orderRecord)
+            try await self.audit.append(
+                self.event(ctx, "acme.challenge.\(error == nil ? "valid" : "invalid")", project: nil,
+                           ["accountId": authz.accountId, "challengeId": challengeId, "identifier": authz.identifier.value]), tx)
+        }
+    }
+
+    public func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr csrBytes: [UInt8]) async throws -> ACMEOrderInfo {
+        return try await transact { tx in
+            _ = try await self.validAccount(ctx, accountId, tx)
+            var (record, order) = try await self.loadOrder(orderId, tx)
+            guard order.accountId == accountId else { throw Self.acme("unauthorized", "the order belongs to another account") }
+            guard order.status == "ready" else {
+                throw Self.acme("orderNotReady", "the order is \(order.status), not ready")
+            }
+            let csr: CertificateSigningRequest
+            do { csr = try Self.parseCSR(csrBytes) } catch let e as EngineError { throw Self.acme("badCSR", e.message) }
+            let requested = (try? Self.requestedExtensions(csr)) ?? nil
+            let sans = ((try? requested?.subjectAlternativeNames) ?? nil) ?? SubjectAlternativeNames()
+            // The CSR must name exactly the order's identifiers (CN, if any, among them).
+            let values = try PKIPolicy.sanValues(sans)
+            let csrNames = Set(values.map { ACMEIdentifier(type: $0.0 == "ip" ? "ip" : "dns", value: $0.1.lowercased()) })
+            let orderNames = Set(order.identifiers)
+            guard csrNames == orderNames, values.allSatisfy({ $0.0 == "dns" || $0.0 == "ip" }) else {
+                throw Self.acme("badCSR", "the CSR's names (\(csrNames.map(\.value).sorted().joined(separator: ", "))) must be exactly the order's (\(orderNames.map(\.value).sorted().joined(separator: ", ")))")
+            }
+            let cn = Self.commonName(csr.subject)
+            if !cn.isEmpty, !orderNames.contains(where: { $0.value == cn.lowercased() }) {
+                throw Self.acme("badCSR", "the CSR's common name \(cn) is not one of the order's identifiers")
+            }
+            let (_, profile) = try await self.loadProfile(order.profileId, tx)
+            let subject = cn.isEmpty ? DistinguishedName() : try DistinguishedName { CommonName(cn) }
+            let ttl = order.notAfter.map { $0.timeIntervalSince(order.notBefore ?? self.clock()) }
+            let (info, _): (CertificateInfo, [UInt8])
+            do {
+                (info, _) = try await self.issue(
+                    profile.info,
+                    IssueInput(subject: subject, sans: sans, publicKey: csr.publicKey, requestedExtensions: nil, ttl: ttl), tx)
+            } catch let e as EngineError where e.code == .permissionDenied || e.code == .invalidArgument {
+                throw Self.acme("badCSR", e.message)
+            }
+            order.status = "valid"
+            order.certificateSerial = info.serialNumber
+            record.body = try Self.encode(ACMEOrderBody(info: order))
+            record.updatedAt = self.clock()
+            _ = try await tx.update(record)
+            try await self.audit.append(
+                self.event(ctx, "acme.order.finalize", project: profile.info.project,
+                           ["accountId": accountId, "orderId": orderId, "serialNumber": info.serialNumber, "decision": "allow", "grantedBy": "acme:authorizations"]), tx)
+            return order
+        }
+    }
+
+    public func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] {
+        try acmeCaller(ctx, accountId)
+        let (_, body) = try await certificateBody(serial)
+        return try await transact(relaxed: true) { tx in
+            // Only the account whose order produced it may download it.
+            var owned = false
+            var after: String?
+            repeat {
+                let batch = try await tx.list(kind: ACMEKind.order, scope: accountId, afterID: after, limit: 500)
+                for r in batch where try self.decode(ACMEOrderBody.self, r).info.certificateSerial == body.info.serialNumber { owned = true }
+                after = batch.count == 500 ? batch.last?.id : nil
+            } while after != nil && !owned
+            guard owned else { throw Self.acme("unauthorized", "the certificate was not issued to this account") }
+            var chain = [Array(body.der)]
+            if let caId = body.info.caId {
+                let ca = try await self.loadCA(caId, tx)
+                chain += ([ca.body.certificateDER ?? Data()] + ca.body.chainDER).map { Array($0) }
+            }
+            return chain
+        }
+    }
+
+    public func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws {
+        guard let cert = try? Certificate(derEncoded: certificate) else { throw Self.acme("malformed", "the certificate is not DER") }
+        guard let r = RevocationReason.allCases.first(where: { $0.code == reason }), r != .removeFromCRL, r != .certificateHold else {
+            throw Self.acme("badRevocationReason", "reason \(reason) is not allowed")
+        }
+        let serial = Self.hex(cert.serialNumber.bytes)
+        let (_, body) = try await certificateBody(serial)
+        guard Array(body.der) == certificate, body.info.profileId == profileId else {
+            throw Self.acme("unauthorized", "the certificate was not issued by this directory")
+        }
+        if let accountId {
+            _ = try await acmeCertificate(ctx, accountId: accountId, serial: serial)
+        } else {
+            // The front end verified the JWS with the certificate's own key.
+            guard ctx.principal.method == .acmeAccount, ctx.principal.id == "certificate-key:" + serial else {
+                throw Self.acme("unauthorized", "the request is signed by neither the account nor the certificate key")
+            }
+        }
+        let now = clock()
+        try await transact { tx in
+            guard var record = try await tx.get(kind: PKIKind.certificate, id: serial) else { throw EngineError(.notFound, "certificate not found") }
+            var b = try self.decode(CertificateBody.self, record)
+            guard b.info.status != .revoked else { throw Self.acme("alreadyRevoked", "the certificate is already revoked") }
+            b.info.status = .revoked
+            b.info.revokedAt = now
+            b.info.revocationReason = r
+            record.body = try Self.encode(b)
+            record.updatedAt = now
+            _ = try await tx.update(record)
+            if let caId = b.info.caId {
+                try await tx.insert(
+                    Record(kind: PKIKind.revoked, id: "\(caId)/\(serial)", scope: caId, name: nil,
+                           body: try Self.encode(RevokedBody(serial: serial, revokedAt: now, reason: r)), createdAt: now))
+                _ = try await self.regenerateCRL(caId, tx)
+            }
+            try await self.audit.append(
+                self.event(ctx, "acme.certificate.revoke", project: b.info.project, ["serialNumber": serial, "reason": r.rawValue]), tx)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+
+/// An ACME identifier (`dns` or `ip`, RFC 8555 §9.7.7 and RFC 8738).
+public struct ACMEIdentifier: Sendable, Hashable, Codable {
+    public var type: String
+    public var value: String
+    public init(type: String, value: String) {
+        self.type = type
+        self.value = value
+    }
+}
+
+/// An ACME error as stored on a challenge, authorization or order (`type` is the full URN).
+public struct ACMEError: Sendable, Hashable, Codable {
+    public var type: String
+    public var detail: String
+    public init(type: String, detail: String) {
+        self.type = type
+        self.detail = detail
+    }
+}
+
+public struct ACMEAccountInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var profileId: String
+    /// `valid`, `deactivated` or `revoked`.
+    public var status: String
+    public var contact: [String]
+    public var thumbprint: String
+    /// The account key as RFC 7638 canonical JWK JSON.
+    public var jwk: String
+    public var eabKeyId: String?
+    public var createdAt: Date
+    public init(
+        id: String, profileId: String, status: String, contact: [String], thumbprint: String, jwk: String, eabKeyId: String?,
+        createdAt: Date
+    ) {
+        self.id = id
+        self.profileId = profileId
+        self.status = status
+        self.contact = contact
+        self.thumbprint = thumbprint
+        self.jwk = jwk
+        self.eabKeyId = eabKeyId
+        self.createdAt = createdAt
+    }
+}
+
+public struct ACMEChallengeInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var type: String
+    public var token: String
+    /// `pending`, `processing`, `valid`, `invalid`.
+    public var status: String
+    public var validated: Date?
+    public var error: ACMEError?
+    public init(id: String, type: String, token: String, status: String, validated: Date? = nil, error: ACMEError? = nil) {
+        self.id = id
+        self.type = type
+        self.token = token
+        self.status = status
+        self.validated = validated
+        self.error = error
+    }
+}
+
+public struct ACMEAuthorizationInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var orderId: String
+    public var accountId: String
+    public var identifier: ACMEIdentifier
+    /// `pending`, `valid`, `invalid`, `deactivated`, `expired`, `revoked`.
+    public var status: String
+    public var expires: Date
+    public var wildcard: Bool
+    public var challenges: [ACMEChallengeInfo]
+    public init(
+        id: String, orderId: String, accountId: String, identifier: ACMEIdentifier, status: String, expires: Date,
+        wildcard: Bool, challenges: [ACMEChallengeInfo]
+    ) {
+        self.id = id
+        self.orderId = orderId
+        self.accountId = accountId
+        self.identifier = identifier
+        self.status = status
+        self.expires = expires
+        self.wildcard = wildcard
+        self.challenges = challenges
+    }
+}
+
+public struct ACMEOrderInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var accountId: String
+    public var profileId: String
+    /// `pending`, `ready`, `processing`, `valid`, `invalid`.
+    public var status: String
+    public var expires: Date
+    public var identifiers: [ACMEIdentifier]
+    public var notBefore: Date?
+    public var notAfter: Date?
+    public var authorizations: [String]
+    public var certificateSerial: String?
+    public var error: ACMEError?
+    public init(
+        id: String, accountId: String, profileId: String, status: String, expires: Date, identifiers: [ACMEIdentifier],
+        notBefore: Date?, notAfter: Date?, authorizations: [String], certificateSerial: String?, error: ACMEError?
+    ) {
+        self.id = id
+        self.accountId = accountId
+        self.profileId = profileId
+        self.status = status
+        self.expires = expires
+        self.identifiers = identifiers
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.authorizations = authorizations
+        self.certificateSerial = certificateSerial
+        self.error = error
+    }
+}
+
+/// What a challenge validator must check.
+public struct ACMEValidationTask: Sendable, Hashable {
+    public var challenge: ACMEChallengeInfo
+    public var identifier: ACMEIdentifier
+    public var keyAuthorization: String
+    public init(challenge: ACMEChallengeInfo, identifier: ACMEIdentifier, keyAuthorization: String) {
+        self.challenge = challenge
+        self.identifier = identifier
+        self.keyAuthorization = keyAuthorization
+    }
+}
+
+/// ACME (RFC 8555) state behind the ACME front end. The front end parses and verifies each JWS (with the account
+/// key this API returns) and calls with a principal of method `.acmeAccount` whose id is the account id; the engine
+/// checks ownership, states and the profile's template, and audits. Errors: `EngineError` whose code is
+/// `acme:<type>` for ACME-specific problems (`acme:badCSR`, `acme:orderNotReady`, …).
+public protocol ACMEEngine: Sendable {
+    /// The ACME profile by id or slug (must use ACME enrollment).
+    func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo
+    /// The profile's external account binding key id and HMAC key (base64url); administrators only.
+    func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String)
+    /// A fresh nonce, valid once on any node sharing the store.
+    func acmeNewNonce() async throws -> String
+    /// Consumes a nonce; false when unknown, expired or already used.
+    func acmeConsumeNonce(_ nonce: String) async throws -> Bool
+    /// The account for a `kid` (its key verifies the JWS).
+    func acmeAccount(profileId: String, accountId: String) async throws -> ACMEAccountInfo
+    /// Finds or creates the account of a key. `eab` is the inner JWS's (kid, alg, signing input, MAC).
+    func acmeNewAccount(
+        _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool,
+        onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
+    ) async throws -> (ACMEAccountInfo, created: Bool)
+    func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo
+    func acmeNewOrder(
+        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?
+    ) async throws -> ACMEOrderInfo
+    func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo
+    func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String]
+    func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo
+    /// The client asks for validation: the challenge becomes `processing`; the returned task is for a validator.
+    func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String) async throws
+        -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
+    /// A validator's verdict (system callers): the challenge, its authorization and order move on (§7.1.6).
+    func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws
+    func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws -> ACMEOrderInfo
+    /// The certificate chain (DER, leaf first) of an order of this account.
+    func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]]
+    /// Revokes a certificate, as its account (`accountId`) or as the holder of its key (`accountId` nil: the front
+    /// end verified the JWS with the certificate's key).
+    func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws
+}

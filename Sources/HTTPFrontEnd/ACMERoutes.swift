@@ -1,0 +1,437 @@
+import ACMEProtocol
+import EngineAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServerSupport
+
+/// ACME settings of the HTTPS listener.
+public struct ACMESettings: Sendable {
+    /// Port the http-01 validator connects to (80 in production; tests point it at their client).
+    public var http01Port: Int
+    /// Terms of service URL announced in the directory; when set, newAccount must agree to it.
+    public var termsOfService: String?
+    public var website: String?
+    public init(http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil) {
+        self.http01Port = http01Port
+        self.termsOfService = termsOfService
+        self.website = website
+    }
+}
+
+/// RFC 8555 over HTTPS: one directory per ACME profile at `/acme/{profile}/directory` and at the reference
+/// platform's `/api/v1/cert-manager/certificate-profiles/{profile}/acme/directory`. Every POST is a flattened JWS:
+/// parsed and checked here (url, nonce, key, signature), then one engine call with the account as principal.
+struct ACMERoutes: Sendable {
+    let engine: any Engine
+    let settings: ACMESettings
+    let logger = Logger(label: "gatehouse.acme")
+
+    static let prefixes = ["acme/:profile", "api/v1/cert-manager/certificate-profiles/:profile/acme"]
+
+    struct Call {
+        var base: String
+        var profile: ProfileInfo
+        var jws: JWS
+        var ctx: CallContext
+        var accountId: String?
+    }
+
+    // MARK: Responses
+
+    func headers(_ base: String, nonce: Bool = true) async -> HTTPFields {
+        var h: HTTPFields = [.cacheControl: "no-store", HTTPField.Name("Link")!: "<\(base)/directory>;rel=\"index\""]
+        if nonce, let n = try? await engine.acmeNewNonce() { h[HTTPField.Name("Replay-Nonce")!] = n }
+        return h
+    }
+
+    func json(_ value: Any, status: HTTPResponse.Status = .ok, base: String, extra: HTTPFields = [:]) async -> Response {
+        var h = await headers(base)
+        h[.contentType] = "application/json"
+        for f in extra { h[f.name] = f.value }
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func problem(_ p: ACMEProblem, base: String) async -> Response {
+        var h = await headers(base)
+        h[.contentType] = "application/problem+json"
+        var object: [String: Any] = ["type": p.type, "detail": p.detail, "status": p.status]
+        if let subs = p.subproblems { object["subproblems"] = subs.map { ["type": $0.type, "detail": $0.detail] } }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return Response(status: .init(code: p.status), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Engine errors as ACME problems: `acme:<type>` codes keep their type; others map by category.
+    static func problem(_ error: any Error) -> ACMEProblem {
+        if let p = error as? ACMEProblem { return p }
+        guard let e = error as? EngineError else { return ACMEProblem("serverInternal", "internal error", status: 500) }
+        if e.code.rawValue.hasPrefix("acme:") {
+            let type = String(e.code.rawValue.dropFirst(5))
+            let status: Int
+            switch type {
+            case "unauthorized", "orderNotReady": status = 403
+            case "accountDoesNotExist": status = 400
+            case "rateLimited": status = 429
+            default: status = 400
+            }
+            return ACMEProblem(type, e.message, status: status)
+        }
+        switch e.code {
+        case .notFound: return ACMEProblem("malformed", e.message, status: 404)
+        case .permissionDenied: return ACMEProblem("unauthorized", e.message, status: 403)
+        case .invalidArgument: return ACMEProblem("malformed", e.message)
+        case .unavailable: return ACMEProblem("serverInternal", e.message, status: 503)
+        case .conflict, .wrongState: return ACMEProblem("malformed", e.message, status: 409)
+        default: return ACMEProblem("serverInternal", "internal error", status: 500)
+        }
+    }
+
+    // MARK: Request plumbing
+
+    static func host(_ request: Request) -> String {
+        request.head.authority ?? "localhost"
+    }
+
+    func base(_ request: Request, _ context: GatehouseRequestContext) -> String {
+        let path = request.uri.path
+        let profile = context.parameters.get("profile") ?? ""
+        let marker = path.hasPrefix("/acme/") ? "/acme/\(profile)" : "/api/v1/cert-manager/certificate-profiles/\(profile)/acme"
+        return "https://\(Self.host(request))\(marker)"
+    }
+
+    /// Parses and authenticates a POST. `allowJWK`: newAccount and revokeCert may carry a jwk instead of a kid.
+    func authenticate(_ request: Request, _ context: GatehouseRequestContext, allowJWK: Bool = false) async throws -> Call {
+        let base = base(request, context)
+        let profile: ProfileInfo
+        do { profile = try await engine.acmeProfile(CallContext(principal: .anonymous, frontEnd: "acme", requestID: ""), profile: try context.parameters.require("profile")) } catch {
+            throw ACMEProblem("malformed", "no such ACME directory", status: 404)
+        }
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/jose+json") == true else {
+            throw ACMEProblem("malformed", "Content-Type must be application/jose+json", status: 415)
+        }
+        var request = request
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: 64 * 1024) } catch { throw ACMEProblem.malformed("the request body is larger than 64 KiB") }
+        let jws = try JWS.parse(Array(buffer: body))
+        let expected = "https://\(Self.host(request))\(request.uri.path)"
+        guard jws.url == expected else { throw ACMEProblem.unauthorized("the JWS url '\(jws.url)' is not this request's URL \(expected)") }
+        guard let nonce = jws.nonce, try await engine.acmeConsumeNonce(nonce) else {
+            throw ACMEProblem.badNonce("the nonce is unknown, expired or already used")
+        }
+        var accountId: String?
+        let key: JWK
+        if let jwk = jws.jwk {
+            guard allowJWK else { throw ACMEProblem.malformed("this request must be signed with the account's kid") }
+            key = jwk
+        } else {
+            guard let kid = jws.kid, kid.hasPrefix(base + "/account/") else {
+                throw ACMEProblem.accountDoesNotExist("kid must be an account URL of this directory")
+            }
+            let id = String(kid.dropFirst((base + "/account/").count))
+            let account: ACMEAccountInfo
+            do { account = try await engine.acmeAccount(profileId: profile.id, accountId: id) } catch { throw Self.problem(error) }
+            guard account.status == "valid" else { throw ACMEProblem.unauthorized("the account is \(account.status)") }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(account.jwk.utf8)) as? [String: Any] else {
+                throw ACMEProblem("serverInternal", "stored account key unreadable", status: 500)
+            }
+            key = try JWK(json: object)
+            accountId = id
+        }
+        guard key.algorithms.contains(jws.alg) else {
+            throw ACMEProblem.badSignatureAlgorithm("alg \(jws.alg) does not match the key (use \(key.algorithms.sorted().joined(separator: " or ")))")
+        }
+        guard key.verify(alg: jws.alg, signature: jws.signature, input: jws.signingInput) else {
+            throw ACMEProblem.malformed("the JWS signature does not verify")
+        }
+        let principal = Principal(method: .acmeAccount, id: accountId ?? ("jwk:" + key.thumbprint), name: accountId ?? key.thumbprint)
+        let ctx = CallContext(
+            principal: principal, frontEnd: "acme",
+            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) } ?? UUID().uuidString,
+            ipAddress: context.peerAddress, userAgent: request.headers[.userAgent])
+        return Call(base: base, profile: profile, jws: jws, ctx: ctx, accountId: accountId)
+    }
+
+    /// Runs a POST handler, turning every failure into a problem document.
+    func post(
+        _ request: Request, _ context: GatehouseRequestContext, allowJWK: Bool = false,
+        _ body: @escaping @Sendable (Call) async throws -> Response
+    ) async -> Response {
+        let base = base(request, context)
+        do {
+            let call = try await authenticate(request, context, allowJWK: allowJWK)
+            return try await body(call)
+        } catch {
+            let p = Self.problem(error)
+            if p.status >= 500 { logger.error("ACME request failed", metadata: ["error": "\(error)"]) }
+            return await problem(p, base: base)
+        }
+    }
+
+    // MARK: Resources
+
+    func accountJSON(_ a: ACMEAccountInfo, base: String) -> [String: Any] {
+        ["status": a.status, "contact": a.contact, "orders": "\(base)/account/\(a.id)/orders", "createdAt": a.createdAt.formatted(.iso8601)]
+    }
+
+    func orderJSON(_ o: ACMEOrderInfo, base: String) -> [String: Any] {
+        var j: [String: Any] = [
+            "status": o.status, "expires": o.expires.formatted(.iso8601),
+            "identifiers": o.identifiers.map { ["type": $0.type, "value": $0.value] },
+            "authorizations": o.authorizations.map { "\(base)/authz/\($0)" }, "finalize": "\(base)/finalize/\(o.id)",
+        ]
+        if let nb = o.notBefore { j["notBefore"] = nb.formatted(.iso8601) }
+        if let na = o.notAfter { j["notAfter"] = na.formatted(.iso8601) }
+        if let serial = o.certificateSerial { j["certificate"] = "\(base)/cert/\(serial)" }
+        if let e = o.error { j["error"] = ["type": e.type, "detail": e.detail] }
+        return j
+    }
+
+    func challengeJSON(_ c: ACMEChallengeInfo, base: String) -> [String: Any] {
+        var j: [String: Any] = ["type": c.type, "url": "\(base)/chall/\(c.id)", "token": c.token, "status": c.status]
+        if let v = c.validated { j["validated"] = v.formatted(.iso8601) }
+        if let e = c.error { j["error"] = ["type": e.type, "detail": e.detail] }
+        return j
+    }
+
+    func authzJSON(_ a: ACMEAuthorizationInfo, base: String) -> [String: Any] {
+        var j: [String: Any] = [
+            "status": a.status, "expires": a.expires.formatted(.iso8601),
+            "identifier": ["type": a.identifier.type, "value": a.identifier.value],
+            "challenges": a.challenges.map { challengeJSON($0, base: base) },
+        ]
+        if a.wildcard { j["wildcard"] = true }
+        return j
+    }
+
+    static func location(_ url: String) -> HTTPFields { [.location: url] }
+
+    func directoryExists(_ context: GatehouseRequestContext) async -> Bool {
+        guard let profile = context.parameters.get("profile") else { return false }
+        return (try? await engine.acmeProfile(CallContext(principal: .anonymous, frontEnd: "acme", requestID: ""), profile: profile)) != nil
+    }
+
+    // MARK: Routes
+
+    func register(on router: Router<GatehouseRequestContext>) {
+        for prefix in Self.prefixes {
+            let g = router.group(RouterPath(prefix))
+            g.get("directory") { request, context -> Response in
+                let base = base(request, context)
+                guard await directoryExists(context) else {
+                    return await problem(ACMEProblem("malformed", "no such ACME directory", status: 404), base: base)
+                }
+                var meta: [String: Any] = ["externalAccountRequired": true]
+                if let tos = settings.termsOfService { meta["termsOfService"] = tos }
+                if let site = settings.website { meta["website"] = site }
+                let directory: [String: Any] = [
+                    "newNonce": "\(base)/new-nonce", "newAccount": "\(base)/new-account", "newOrder": "\(base)/new-order",
+                    "revokeCert": "\(base)/revoke-cert", "meta": meta,
+                ]
+                var h: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+                h[.contentType] = "application/json"
+                let data = (try? JSONSerialization.data(withJSONObject: directory, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+                return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            }
+            for (method, status) in [(HTTPRequest.Method.head, HTTPResponse.Status.ok), (.get, .noContent)] {
+                g.on("new-nonce", method: method) { request, context -> Response in
+                    let base = base(request, context)
+                    guard await directoryExists(context) else {
+                        return await problem(ACMEProblem("malformed", "no such ACME directory", status: 404), base: base)
+                    }
+                    return Response(status: status, headers: await headers(base))
+                }
+            }
+            g.post("new-account") { request, context -> Response in
+                await post(request, context, allowJWK: true) { call in
+                    guard let jwk = call.jws.jwk else { throw ACMEProblem.malformed("newAccount must carry the jwk") }
+                    let payload = try call.jws.payloadObject() ?? [:]
+                    let only = payload["onlyReturnExisting"] as? Bool ?? false
+                    let agreed = payload["termsOfServiceAgreed"] as? Bool ?? false
+                    if settings.termsOfService != nil, !agreed, !only {
+                        throw ACMEProblem("userActionRequired", "agree to the terms of service (termsOfServiceAgreed)", status: 403)
+                    }
+                    let contact = (payload["contact"] as? [Any])?.compactMap { $0 as? String } ?? []
+                    var eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
+                    if let binding = payload["externalAccountBinding"] as? [String: Any] {
+                        let parsed = try ExternalAccountBinding.parse(binding, outerURL: call.jws.url, outerJWK: jwk)
+                        eab = (parsed.kid, parsed.alg, parsed.signingInput, parsed.mac)
+                    }
+                    let (account, created) = try await engine.acmeNewAccount(
+                        call.ctx, profileId: call.profile.id, jwk: jwk.canonicalJSON, thumbprint: jwk.thumbprint, contact: contact,
+                        termsAgreed: agreed, onlyReturnExisting: only, eab: eab)
+                    return await json(
+                        accountJSON(account, base: call.base), status: created ? .created : .ok, base: call.base,
+                        extra: Self.location("\(call.base)/account/\(account.id)"))
+                }
+            }
+            g.post("account/:id") { request, context -> Response in
+                await post(request, context) { call in
+                    let id = try context.parameters.require("id")
+                    guard call.accountId == id else { throw ACMEProblem.unauthorized("the kid is not this account") }
+                    let payload = try call.jws.payloadObject()
+                    var account: ACMEAccountInfo
+                    if let payload, payload["contact"] != nil || payload["status"] != nil {
+                        if let status = payload["status"] as? String, status != "deactivated" {
+                            throw ACMEProblem.malformed("an account can only be updated to status 'deactivated'")
+                        }
+                        account = try await engine.acmeUpdateAccount(
+                            call.ctx, accountId: id, contact: (payload["contact"] as? [Any])?.compactMap { $0 as? String },
+                            deactivate: payload["status"] as? String == "deactivated")
+                    } else {
+                        account = try await engine.acmeAccount(profileId: call.profile.id, accountId: id)
+                    }
+                    return await json(accountJSON(account, base: call.base), base: call.base)
+                }
+            }
+            g.post("account/:id/orders") { request, context -> Response in
+                await post(request, context) { call in
+                    let id = try context.parameters.require("id")
+                    guard call.accountId == id else { throw ACMEProblem.unauthorized("the kid is not this account") }
+                    let orders = try await engine.acmeOrders(call.ctx, accountId: id)
+                    return await json(["orders": orders.map { "\(call.base)/order/\($0)" }], base: call.base)
+                }
+            }
+            g.post("new-order") { request, context -> Response in
+                await post(request, context) { call in
+                    guard let payload = try call.jws.payloadObject(), let ids = payload["identifiers"] as? [[String: Any]] else {
+                        throw ACMEProblem.malformed("newOrder needs identifiers")
+                    }
+                    let identifiers = try ids.map { i -> ACMEIdentifier in
+                        guard let t = i["type"] as? String, let v = i["value"] as? String else { throw ACMEProblem.malformed("identifier needs type and value") }
+                        return ACMEIdentifier(type: t, value: v)
+                    }
+                    func date(_ key: String) throws -> Date? {
+                        guard let s = payload[key] as? String else { return nil }
+                        guard let d = try? Date(s, strategy: .iso8601) else { throw ACMEProblem.malformed("\(key) is not an RFC 3339 date") }
+                        return d
+                    }
+                    let order = try await engine.acmeNewOrder(
+                        call.ctx, accountId: call.accountId ?? "", identifiers: identifiers, notBefore: try date("notBefore"),
+                        notAfter: try date("notAfter"))
+                    return await json(orderJSON(order, base: call.base), status: .created, base: call.base, extra: Self.location("\(call.base)/order/\(order.id)"))
+                }
+            }
+            g.post("order/:id") { request, context -> Response in
+                await post(request, context) { call in
+                    let order = try await engine.acmeOrder(call.ctx, accountId: call.accountId ?? "", orderId: try context.parameters.require("id"))
+                    var extra: HTTPFields = [:]
+                    if order.status == "processing" || order.status == "pending" { extra[.retryAfter] = "1" }
+                    return await json(orderJSON(order, base: call.base), base: call.base, extra: extra)
+                }
+            }
+            g.post("authz/:id") { request, context -> Response in
+                await post(request, context) { call in
+                    let authz = try await engine.acmeAuthorization(call.ctx, accountId: call.accountId ?? "", authorizationId: try context.parameters.require("id"))
+                    var extra: HTTPFields = [:]
+                    if authz.status == "pending" { extra[.retryAfter] = "1" }
+                    return await json(authzJSON(authz, base: call.base), base: call.base, extra: extra)
+                }
+            }
+            g.post("chall/:id") { request, context -> Response in
+                await post(request, context) { call in
+                    let id = try context.parameters.require("id")
+                    let (challenge, authz, task) = try await engine.acmeRespondChallenge(call.ctx, accountId: call.accountId ?? "", challengeId: id)
+                    if let task { startValidation(task) }
+                    var extra: HTTPFields = [HTTPField.Name("Link")!: "<\(call.base)/authz/\(authz.id)>;rel=\"up\""]
+                    if challenge.status == "processing" { extra[.retryAfter] = "1" }
+                    return await json(challengeJSON(challenge, base: call.base), base: call.base, extra: extra)
+                }
+            }
+            g.post("finalize/:id") { request, context -> Response in
+                await post(request, context) { call in
+                    guard let payload = try call.jws.payloadObject(), let csrText = payload["csr"] as? String,
+                        let csr = Base64URL.decode(csrText)
+                    else { throw ACMEProblem("badCSR", "finalize needs a base64url csr") }
+                    let order = try await engine.acmeFinalize(call.ctx, accountId: call.accountId ?? "", orderId: try context.parameters.require("id"), csr: csr)
+                    return await json(orderJSON(order, base: call.base), base: call.base, extra: Self.location("\(call.base)/order/\(order.id)"))
+                }
+            }
+            g.post("cert/:serial") { request, context -> Response in
+                await post(request, context) { call in
+                    let chain = try await engine.acmeCertificate(call.ctx, accountId: call.accountId ?? "", serial: try context.parameters.require("serial"))
+                    var h = await headers(call.base)
+                    h[.contentType] = "application/pem-certificate-chain"
+                    let pem = chain.map { der in
+                        "-----BEGIN CERTIFICATE-----\n" + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+                            + "\n-----END CERTIFICATE-----\n"
+                    }.joined()
+                    return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: pem)))
+                }
+            }
+            g.post("revoke-cert") { request, context -> Response in
+                await post(request, context, allowJWK: true) { call in
+                    guard let payload = try call.jws.payloadObject(), let certText = payload["certificate"] as? String,
+                        let der = Base64URL.decode(certText)
+                    else { throw ACMEProblem.malformed("revokeCert needs a base64url certificate") }
+                    let reason = payload["reason"] as? Int ?? 0
+                    var ctx = call.ctx
+                    if call.accountId == nil {
+                        // Signed with a jwk: it must be the certificate's own key (§7.6).
+                        guard let jwk = call.jws.jwk, Self.certificateKeyMatches(der, jwk) else {
+                            throw ACMEProblem.unauthorized("a jwk-signed revocation must use the certificate's key")
+                        }
+                        ctx.principal = Principal(method: .acmeAccount, id: "certificate-key:" + Self.serialHex(der), name: "certificate key")
+                    }
+                    try await engine.acmeRevoke(ctx, profileId: call.profile.id, accountId: call.accountId, certificate: der, reason: reason)
+                    return Response(status: .ok, headers: await headers(call.base))
+                }
+            }
+        }
+    }
+
+    // MARK: Validation
+
+    /// Runs an http-01 validation in the background and reports the verdict to the engine (RFC 8555 §8.3):
+    /// GET `http://{identifier}:{port}/.well-known/acme-challenge/{token}` must return the key authorization.
+    /// Names under `.localhost` are loopback (RFC 6761). A few attempts, one second apart.
+    func startValidation(_ task: ACMEValidationTask) {
+        let engine = self.engine
+        let port = settings.http01Port
+        let logger = self.logger
+        Task.detached {
+            var failure: ACMEError?
+            for attempt in 0..<3 {
+                failure = await Self.checkHTTP01(task, port: port)
+                if failure == nil { break }
+                if attempt < 2 { try? await Task.sleep(for: .seconds(1)) }
+            }
+            do {
+                try await engine.acmeCompleteValidation(
+                    CallContext(principal: .system, frontEnd: "acme-validator", requestID: task.challenge.id), challengeId: task.challenge.id,
+                    error: failure)
+            } catch {
+                logger.error("cannot record a validation result", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    static func checkHTTP01(_ task: ACMEValidationTask, port: Int) async -> ACMEError? {
+        let value = task.identifier.value
+        let host = task.identifier.type == "ip" && value.contains(":") ? "[\(value)]" : value
+        let loopback = value == "localhost" || value.hasSuffix(".localhost")
+        guard let url = URL(string: "http://\(host):\(port)/.well-known/acme-challenge/\(task.challenge.token)") else {
+            return ACMEError(type: "urn:ietf:params:acme:error:malformed", detail: "cannot build the validation URL")
+        }
+        do {
+            let (status, body) = try await OneShotHTTPClient.send(
+                url: url, method: .GET, body: nil, timeout: .seconds(5), maxResponseSize: 4096, connectTo: loopback ? "127.0.0.1" : nil)
+            guard status == 200 else {
+                return ACMEError(type: "urn:ietf:params:acme:error:unauthorized", detail: "\(url) answered HTTP \(status)")
+            }
+            let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard text == task.keyAuthorization else {
+                return ACMEError(type: "urn:ietf:params:acme:error:unauthorized", detail: "\(url) did not return the key authorization")
+            }
+            return nil
+        } catch {
+            return ACMEError(type: "urn:ietf:params:acme:error:connection", detail: "cannot fetch \(url): \(error)")
+        }
+    }
+
+    static func serialHex(_ der: [UInt8]) -> String { certificateSerialHex(der) }
+
+    static func certificateKeyMatches(_ der: [UInt8], _ jwk: JWK) -> Bool { jwk.certifies(der) }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// ACME (RFC 8555) against the daemon with certbot (register with EAB, certonly over http-01, renew, revoke) and
+/// with a small client of our own for IP identifiers and the error paths (Tests/scripts/acme-client.py).
+@Suite(.serialized) struct ACMETests {
+    func cli(_ daemon: DaemonProcess, _ args: [String]) throws -> String {
+        let out = try ProcessRunner.run([ProcessRunner.gatehouseBinary] + args + ["--data-dir", daemon.dataDirectory], timeout: 60)
+        #expect(out.status == 0, "gatehouse \(args.joined(separator: " ")): \(out.stderr)")
+        return out.stdout
+    }
+
+    func freePort() throws -> Int {
+        let out = try ProcessRunner.run(
+            ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+        return Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    @Test func certbotRegistersGetsRenewsAndRevokesAndErrorPathsAreProtocolCorrect() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let certbot = env["CERTBOT_BIN"], let python = env["ACME_PYTHON"] else {
+            if env["GATEHOUSE_REQUIRE_CERTBOT"] == "1" { Issue.record("CERTBOT_BIN / ACME_PYTHON are not set") }
+            return
+        }
+        let dir = try freshDirectory()
+        let work = dir.path
+        let http01 = try freePort()
+        let daemon = try DaemonProcess(directory: work, environment: ["GATEHOUSE_ACME_HTTP01_PORT": "\(http01)"])
+        try daemon.waitUntilListening()
+        _ = try cli(daemon, ["project", "create", "web"])
+        let caJSON = try cli(daemon, ["pki", "ca", "create", "--project", "web", "--cn", "ACME Root", "--key-algorithm", "EC_prime256v1", "--output", "json"])
+        let ca = try #require(try JSONSerialization.jsonObject(with: Data(caJSON.utf8)) as? [String: Any])
+        let caId = try #require(ca["id"] as? String)
+        try (ca["certificate"] as? String ?? "").write(toFile: work + "/acme-root.pem", atomically: true, encoding: .utf8)
+        try #"{"name":"acme","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost"]},{"type":"ip","allowed":["127.0.0.0/8"]}],"keyUsages":["digitalSignature"],"extendedKeyUsages":["serverAuth"],"maxTTL":"90d"}"#
+            .write(toFile: work + "/t.json", atomically: true, encoding: .utf8)
+        let tJSON = try cli(daemon, ["pki", "template", "create", "--project", "web", "--file", work + "/t.json", "--output", "json"])
+        let templateId = try #require((try JSONSerialization.jsonObject(with: Data(tJSON.utf8)) as? [String: Any])?["id"] as? String)
+        _ = try cli(daemon, ["pki", "profile", "create", "--project", "web", "--slug", "web-acme", "--ca", caId, "--template", templateId, "--enrollment", "acme"])
+        let eab = try cli(daemon, ["pki", "profile", "acme-eab", "web-acme"]).split(separator: "\n").map { $0.split(separator: " ") }
+        let kid = String(try #require(eab.first { $0.first == "kid" }?.last))
+        let hmac = String(try #require(eab.first { $0.first == "hmac-key" }?.last))
+        let directory = daemon.httpsBase + "/acme/web-acme/directory"
+        let ca_bundle = daemon.dataDirectory + "/certs/ca.crt"
+        let certbotEnv = ["REQUESTS_CA_BUNDLE": ca_bundle, "CURL_CA_BUNDLE": ""]
+        let common = ["--server", directory, "--config-dir", work + "/cb/etc", "--work-dir", work + "/cb/work", "--logs-dir", work + "/cb/logs", "--non-interactive"]
+
+        // certbot: register with EAB and get a certificate over http-01.
+        let issued = try ProcessRunner.run(
+            [certbot, "certonly"] + common + [
+                "--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", "\(http01)", "--preferred-challenges", "http-01",
+                "--agree-tos", "-m", "ops@example.org", "-d", "test.localhost", "--key-type", "ecdsa", "--eab-kid", kid, "--eab-hmac-key", hmac,
+            ], environment: certbotEnv, timeout: 180)
+        #expect(issued.status == 0, "certbot certonly: \(issued.stdout)\(issued.stderr)")
+        let live = work + "/cb/etc/live/test.localhost"
+        let verify = try ProcessRunner.run(["openssl", "verify", "-CAfile", work + "/acme-root.pem", live + "/cert.pem"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let text = try ProcessRunner.run(["openssl", "x509", "-in", live + "/cert.pem", "-noout", "-text"]).stdout
+        #expect(text.contains("DNS:test.localhost") && text.contains("TLS Web Server Authentication") && text.contains("Digital Signature"))
+        let serial1 = try ProcessRunner.run(["openssl", "x509", "-in", live + "/cert.pem", "-noout", "-serial"]).stdout
+
+        // Renewal, forced, without certbot's random sleep.
+        let renewed = try ProcessRunner.run(
+            [certbot, "renew", "--force-renewal", "--no-random-sleep-on-renew"] + common.dropFirst(2), environment: certbotEnv, timeout: 180)
+        #expect(renewed.status == 0 && (renewed.stdout + renewed.stderr).contains("all renewals succeeded"), "\(renewed.stdout)\(renewed.stderr)")
+        let serial2 = try ProcessRunner.run(["openssl", "x509", "-in", live + "/cert.pem", "-noout", "-serial"]).stdout
+        #expect(serial1 != serial2 && !serial2.isEmpty)
+
+        // Revocation: the certificate shows as revoked in the engine.
+        let revoked = try ProcessRunner.run(
+            [certbot, "revoke"] + common + ["--cert-path", live + "/cert.pem", "--reason", "keycompromise", "--no-delete-after-revoke"],
+            environment: certbotEnv, timeout: 120)
+        #expect(revoked.status == 0, "certbot revoke: \(revoked.stdout)\(revoked.stderr)")
+        let listing = try cli(daemon, ["pki", "certs", "--project", "web"])
+        let hex = serial2.replacingOccurrences(of: "serial=", with: "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        #expect(listing.split(separator: "\n").contains { $0.contains(hex) && $0.contains("revoked") }, "\(listing)")
+
+        // Our own client: IP identifiers and the error paths.
+        let own = try ProcessRunner.run(
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, ca_bundle, kid, hmac, "\(http01)"], timeout: 180)
+        #expect(own.status == 0 && own.stdout.contains(" 0 failed"), "acme-client:\n\(own.stdout)\(own.stderr)")
+        let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+        for event in ["acme.account.create", "acme.order.create", "acme.challenge.valid", "acme.order.finalize", "acme.certificate.revoke", "acme.account.refused"] {
+            #expect(audit.contains(event), "audit lacks \(event)")
+        }
+        #expect(!daemon.log.contains(hmac), "the EAB key never reaches the log")
+    }
+}

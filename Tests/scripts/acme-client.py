@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""A small ACME (RFC 8555) client for the error paths certbot never takes, plus IP identifiers (RFC 8738).
+
+usage: acme-client.py DIRECTORY_URL CA_BUNDLE EAB_KID EAB_HMAC HTTP01_PORT
+Uses `cryptography` and `requests` (from certbot's venv). Answers http-01 itself on 127.0.0.1:HTTP01_PORT.
+Prints one PASS/FAIL line per check and 'N passed, M failed'; exit 1 on any failure.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, padding
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+import ipaddress
+
+DIRECTORY, CA, EAB_KID, EAB_HMAC, PORT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+import os
+os.environ["REQUESTS_CA_BUNDLE"] = CA  # requests lets CURL_CA_BUNDLE/REQUESTS_CA_BUNDLE override Session.verify
+os.environ.pop("CURL_CA_BUNDLE", None)
+S = requests.Session()
+S.verify = CA
+results = {"pass": 0, "fail": 0}
+challenges = {}
+
+
+def check(name, ok, detail=""):
+    results["pass" if ok else "fail"] += 1
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)[:400]), flush=True)
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        token = self.path.rsplit("/", 1)[-1]
+        body = challenges.get(token)
+        self.send_response(200 if body else 404)
+        self.end_headers()
+        if body:
+            self.wfile.write(body.encode())
+
+    def log_message(self, *a):
+        pass
+
+
+threading.Thread(target=HTTPServer(("127.0.0.1", PORT), Handler).serve_forever, daemon=True).start()
+
+
+class Key:
+    def __init__(self, kind="ec"):
+        self.kind = kind
+        self.key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else rsa.generate_private_key(65537, 2048)
+
+    def jwk(self):
+        pub = self.key.public_key().public_numbers()
+        if self.kind == "ec":
+            return {"crv": "P-256", "kty": "EC", "x": b64(pub.x.to_bytes(32, "big")), "y": b64(pub.y.to_bytes(32, "big"))}
+        n = pub.n.to_bytes((pub.n.bit_length() + 7) // 8, "big")
+        return {"e": b64(pub.e.to_bytes(3, "big")), "kty": "RSA", "n": b64(n)}
+
+    def alg(self):
+        return "ES256" if self.kind == "ec" else "RS256"
+
+    def sign(self, data):
+        if self.kind == "ec":
+            r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def thumbprint(self):
+        return b64(hashlib.sha256(json.dumps(self.jwk(), sort_keys=True, separators=(",", ":")).encode()).digest())
+
+
+d = S.get(DIRECTORY).json()
+
+
+def nonce():
+    return S.head(d["newNonce"]).headers["Replay-Nonce"]
+
+
+def jws(key, url, payload, kid=None, alg=None, nonce_value=None, tamper=False, use_jwk=False):
+    protected = {"alg": alg or key.alg(), "nonce": nonce_value or nonce(), "url": url}
+    if kid and not use_jwk:
+        protected["kid"] = kid
+    else:
+        protected["jwk"] = key.jwk()
+    p = b64(json.dumps(protected).encode())
+    body = "" if payload is None else b64(json.dumps(payload).encode())
+    sig = key.sign((p + "." + body).encode())
+    if tamper:
+        body = b64(json.dumps({"tampered": True}).encode())
+    return {"protected": p, "payload": body, "signature": b64(sig)}
+
+
+def post(key, url, payload, **kw):
+    return S.post(url, json=jws(key, url, payload, **kw), headers={"Content-Type": "application/jose+json"})
+
+
+def eab(key, url, kid=EAB_KID, mac_key=EAB_HMAC):
+    p = b64(json.dumps({"alg": "HS256", "kid": kid, "url": url}).encode())
+    payload = b64(json.dumps(key.jwk()).encode())
+    raw = base64.urlsafe_b64decode(mac_key + "=" * (-len(mac_key) % 4))
+    return {"protected": p, "payload": payload, "signature": b64(hmac.new(raw, (p + "." + payload).encode(), hashlib.sha256).digest())}
+
+
+def problem(r, kind):
+    try:
+        return r.headers.get("Content-Type", "").startswith("application/problem+json") and r.json()["type"] == "urn:ietf:params:acme:error:" + kind
+    except Exception:
+        return False
+
+
+acct_key = Key("ec")
+new_acct = d["newAccount"]
+r = post(acct_key, new_acct, {"termsOfServiceAgreed": True, "contact": ["mailto:ops@example.org"]})
+check("newAccount without EAB -> externalAccountRequired", problem(r, "externalAccountRequired"), r.text)
+r = post(acct_key, new_acct, {"termsOfServiceAgreed": True, "externalAccountBinding": eab(acct_key, new_acct, mac_key=b64(b"x" * 32))})
+check("EAB with a wrong MAC -> unauthorized", problem(r, "unauthorized") and r.status_code == 403, r.text)
+r = post(acct_key, new_acct, {"termsOfServiceAgreed": True, "externalAccountBinding": eab(acct_key, new_acct)})
+check("newAccount with EAB -> 201 + Location", r.status_code == 201 and "Location" in r.headers, r.text)
+kid = r.headers.get("Location")
+r = post(acct_key, new_acct, {"onlyReturnExisting": True})
+check("onlyReturnExisting finds the account (200, same Location)", r.status_code == 200 and r.headers.get("Location") == kid, r.text)
+
+used = nonce()
+post(acct_key, kid, None, kid=kid, nonce_value=used)
+r = post(acct_key, kid, None, kid=kid, nonce_value=used)
+check("replayed nonce -> badNonce with a fresh Replay-Nonce", problem(r, "badNonce") and "Replay-Nonce" in r.headers, r.text)
+r = S.post(kid, json=jws(acct_key, kid + "x", None, kid=kid), headers={"Content-Type": "application/jose+json"})
+check("JWS url differs from the request URL -> unauthorized", problem(r, "unauthorized"), r.text)
+r = post(acct_key, kid, None, kid=kid, alg="RS256")
+check("alg RS256 with an EC key -> badSignatureAlgorithm", problem(r, "badSignatureAlgorithm"), r.text)
+r = post(acct_key, kid, None, kid=kid, alg="none")
+check("alg none -> badSignatureAlgorithm", problem(r, "badSignatureAlgorithm"), r.text)
+r = post(acct_key, kid, {"contact": []}, kid=kid, tamper=True)
+check("tampered payload -> signature does not verify (malformed)", problem(r, "malformed") and r.status_code == 400, r.text)
+r = S.post(kid, data="{not json", headers={"Content-Type": "application/jose+json"})
+check("body that is not JSON -> malformed", problem(r, "malformed"), r.text)
+r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "evil.example.com"}]}, kid=kid)
+check("identifier outside the template -> rejectedIdentifier", problem(r, "rejectedIdentifier"), r.text)
+
+# IP identifier (RFC 8738) through http-01 answered here.
+r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]}, kid=kid)
+check("newOrder for an IP identifier -> 201 pending", r.status_code == 201 and r.json()["status"] == "pending", r.text)
+order_url, order = r.headers["Location"], r.json()
+r = post(acct_key, order["finalize"], {"csr": "AAAA"}, kid=kid)
+check("finalize before the order is ready -> orderNotReady", problem(r, "orderNotReady") and r.status_code == 403, r.text)
+authz = post(acct_key, order["authorizations"][0], None, kid=kid).json()
+chall = [c for c in authz["challenges"] if c["type"] == "http-01"][0]
+challenges[chall["token"]] = chall["token"] + "." + acct_key.thumbprint()
+post(acct_key, chall["url"], {}, kid=kid)
+for _ in range(50):
+    order = post(acct_key, order_url, None, kid=kid).json()
+    if order["status"] != "pending":
+        break
+    time.sleep(0.2)
+check("http-01 validated: order ready", order["status"] == "ready", order)
+cert_key = ec.generate_private_key(ec.SECP256R1())
+
+
+def csr(names):
+    sans = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n) for n in names]
+    req = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).add_extension(x509.SubjectAlternativeName(sans), False)
+    return b64(req.sign(cert_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
+r = post(acct_key, order["finalize"], {"csr": csr(["127.0.0.1", "other.localhost"])}, kid=kid)
+check("CSR with an extra name -> badCSR", problem(r, "badCSR"), r.text)
+r = post(acct_key, order["finalize"], {"csr": csr(["127.0.0.1"])}, kid=kid)
+check("finalize -> valid with a certificate URL", r.status_code == 200 and r.json().get("status") == "valid", r.text)
+cert_url = r.json().get("certificate", "")
+r = post(acct_key, cert_url, None, kid=kid)
+pem_ok = r.status_code == 200 and r.headers.get("Content-Type") == "application/pem-certificate-chain"
+leaf = x509.load_pem_x509_certificates(r.content)[0] if pem_ok else None
+check("certificate download: PEM chain with the IP SAN", pem_ok and leaf is not None and
+      ipaddress.ip_address("127.0.0.1") in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress), r.text[:200])
+
+# Another account may not read this one's order or certificate.
+other = Key("rsa")
+r = post(other, new_acct, {"termsOfServiceAgreed": True, "externalAccountBinding": eab(other, new_acct)})
+other_kid = r.headers.get("Location")
+check("RS256 account created", r.status_code == 201, r.text)
+r = post(other, order_url, None, kid=other_kid)
+check("another account's order -> unauthorized", problem(r, "unauthorized"), r.text)
+r = post(other, cert_url, None, kid=other_kid)
+check("another account's certificate -> unauthorized", problem(r, "unauthorized"), r.text)
+
+# Revocation signed with the certificate's own key (jwk), then again -> alreadyRevoked.
+class CertKey(Key):
+    def __init__(self, k):
+        self.kind, self.key = "ec", k
+
+
+der = leaf.public_bytes(serialization.Encoding.DER) if leaf else b""
+r = post(CertKey(cert_key), d["revokeCert"], {"certificate": b64(der), "reason": 1}, use_jwk=True)
+check("revokeCert signed by the certificate key -> 200", r.status_code == 200, r.text)
+r = post(acct_key, d["revokeCert"], {"certificate": b64(der)}, kid=kid)
+check("revoking again -> alreadyRevoked", problem(r, "alreadyRevoked"), r.text)
+
+# Deactivated accounts are refused.
+r = post(other, other_kid, {"status": "deactivated"}, kid=other_kid)
+check("account deactivation -> deactivated", r.status_code == 200 and r.json()["status"] == "deactivated", r.text)
+r = post(other, d["newOrder"], {"identifiers": [{"type": "dns", "value": "a.localhost"}]}, kid=other_kid)
+check("deactivated account -> unauthorized", problem(r, "unauthorized"), r.text)
+
+print(f"{results['pass']} passed, {results['fail']} failed")
+sys.exit(1 if results["fail"] else 0)
