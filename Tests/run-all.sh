@@ -60,16 +60,19 @@ export GATEHOUSE_BIN="$(swift build --show-bin-path)/gatehouse"
 # 4. A throwaway PostgreSQL on a free loopback port.
 PGDIR="$(mktemp -d /tmp/gatehouse-test-pg.XXXXXX)"
 chmod 755 "$PGDIR"
-PGPORT=""
-for port in $(seq 55432 55499); do
-  if ! ss -Hltn "sport = :$port" | grep -q .; then PGPORT=$port; break; fi
-done
 cleanup() { "$ROOT/Tests/scripts/pg-server.sh" stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"; }
 trap cleanup EXIT
-log "starting PostgreSQL on 127.0.0.1:$PGPORT"
-if ! PG_TEST_URL="$("$ROOT/Tests/scripts/pg-server.sh" start "$PGDIR" "$PGPORT")"; then
-  log "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1
-fi
+# Try a few free ports: a port can be taken between the check and the bind.
+PG_TEST_URL=""
+for port in $(seq 55432 55499); do
+  ss -Hltn "sport = :$port" | grep -q . && continue
+  log "starting PostgreSQL on 127.0.0.1:$port"
+  if PG_TEST_URL="$("$ROOT/Tests/scripts/pg-server.sh" start "$PGDIR" "$port")"; then break; fi
+  log "PostgreSQL did not start on $port: $(tail -n 3 "$PGDIR/postgres.log" 2>/dev/null | tr '\n' ' ')"
+  "$ROOT/Tests/scripts/pg-server.sh" stop "$PGDIR" >/dev/null 2>&1; PG_TEST_URL=""
+  attempts=$((${attempts:-0} + 1)); [ "$attempts" -ge 3 ] && break
+done
+if [ -z "$PG_TEST_URL" ]; then log "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1; fi
 export PG_TEST_URL
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
 export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1

@@ -11,7 +11,7 @@ import TTLV
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self, EST.self])
+        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self, EST.self, ACME.self])
 }
 
 struct Endpoint {
@@ -59,8 +59,10 @@ func clientTLS(_ e: Endpoint) throws -> NIOSSLContext {
     var tls = TLSConfiguration.makeClientConfiguration()
     tls.minimumTLSVersion = .tlsv12
     tls.trustRoots = .file(e.ca)
-    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(e.cert).map { .certificate($0) }
-    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: e.key, format: .pem))
+    if !e.cert.isEmpty {
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(e.cert).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: e.key, format: .pem))
+    }
     tls.certificateVerification = .noHostnameVerification
     if let ciphers = e.ciphers {
         tls.cipherSuites = ciphers

@@ -31,6 +31,21 @@ struct HTTPConnection {
     func run<T: Sendable>(
         _ body: (_ request: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8])) async throws -> T
     ) async throws -> T {
+        try await runWithHeaders { request in
+            try await withoutActuallyEscaping(request) { send in
+                try await body { m, p, h, b in
+                    let (status, bytes, _) = try await send(m, p, h, b)
+                    return (status, bytes)
+                }
+            }
+        }
+    }
+
+    /// Like `run`, also returning the response headers (names lowercased).
+    func runWithHeaders<T: Sendable>(
+        _ body: (_ request: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8], [String: String]))
+            async throws -> T
+    ) async throws -> T {
         try await channel.executeThenClose { inbound, outbound in
             var iterator = inbound.makeAsyncIterator()
             return try await body { method, path, headers, bytes in
@@ -41,11 +56,16 @@ struct HTTPConnection {
                 try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: bytes))), .end(nil)])
                 var status: UInt = 0
                 var response: [UInt8] = []
+                var responseHeaders: [String: String] = [:]
                 while let part = try await iterator.next() {
                     switch part {
-                    case .head(let h): status = h.status.code
+                    case .head(let h):
+                        status = h.status.code
+                        for (name, value) in h.headers { responseHeaders[name.lowercased()] = value }
                     case .body(let b): response += Array(buffer: b)
-                    case .end: return (status, response)
+                    case .end:
+                        // A HEAD response has no body even with a Content-Length.
+                        return (status, response, responseHeaders)
                     }
                 }
                 throw ValidationError("connection closed mid-response")
