@@ -187,13 +187,14 @@ for prefix in ["/acme/{profile}", "/api/v1/cert-manager/certificate-profiles/{pr
     tag = "acme"
     op("get", prefix + "/directory", "ACME directory (RFC 8555 §7.1.1)", tag, {**acmejson(), **acmeprob("404")}, pp, security=False)
     op("head", prefix + "/new-nonce", "A fresh Replay-Nonce (200)", tag, {"200": {"description": "Replay-Nonce header"}, **acmeprob("404")}, pp, security=False)
+    op("get", prefix + "/renewal-info/{certID}", "ACME Renewal Information (RFC 9773): the suggested renewal window", tag, {**acmejson(), **acmeprob("400", "404")}, pp + [param("certID", schema={"type": "string", "pattern": "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$"})], security=False)
     op("get", prefix + "/new-nonce", "A fresh Replay-Nonce (204)", tag, {"204": {"description": "Replay-Nonce header"}, **acmeprob("404")}, pp, security=False)
     for path, summary, extra in [("new-account", "Create or find an account (EAB required)", []), ("account/{id}", "Account: POST-as-GET, update contact, deactivate", [param("id")]),
                                  ("account/{id}/orders", "The account's orders", [param("id")]), ("new-order", "New order (dns and ip identifiers)", []),
                                  ("order/{id}", "Order (POST-as-GET)", [param("id")]), ("authz/{id}", "Authorization (POST-as-GET)", [param("id")]),
                                  ("chall/{id}", "Respond to a challenge (validation starts)", [param("id")]), ("finalize/{id}", "Finalize with a CSR", [param("id")]),
                                  ("cert/{serial}", "Download the certificate chain (application/pem-certificate-chain)", [param("serial")]),
-                                 ("revoke-cert", "Revoke (account key or certificate key)", [])]:
+                                 ("revoke-cert", "Revoke (account key or certificate key)", []), ("key-change", "Roll the account over to a new key (RFC 8555 §7.3.5)", [])]:
         op("post", prefix + "/" + path, summary, tag, {**acmejson(), **acmeprob("400", "403", "404", "415", "500")}, pp + extra, jose, security=False)
 der = lambda t: {"200": {"description": "OK", "content": {t: {"schema": {"type": "string", "format": "binary"}}}}}
 op("get", "/pki/crl/{file}", "The CA's current CRL (DER), as named in issued certificates", "pki-public", {**der("application/pkix-crl"), **errors("404", "503")}, [param("file", schema={"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}[.]crl$"})], security=False)

@@ -490,4 +490,40 @@ extension GatehouseEngine {
                 self.event(ctx, "acme.certificate.revoke", project: b.info.project, ["serialNumber": serial, "reason": r.rawValue]), tx)
         }
     }
+
+    public func acmeChangeKey(_ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String) async throws
+        -> ACMEAccountInfo
+    {
+        try acmeCaller(ctx, accountId)
+        return try await transact { tx in
+            var (record, info) = try await self.loadAccount(accountId, tx)
+            guard info.status == "valid" else { throw Self.acme("unauthorized", "the account is \(info.status)") }
+            guard info.thumbprint == oldThumbprint else { throw Self.acme("malformed", "oldKey is not the account's current key") }
+            if let other = try await tx.find(kind: ACMEKind.account, scope: info.profileId, name: newThumbprint) {
+                throw EngineError(.alreadyExists, "the new key belongs to another account", diagnostic: other.id)
+            }
+            info.jwk = newJWK
+            info.thumbprint = newThumbprint
+            record.name = newThumbprint
+            record.body = try Self.encode(ACMEAccountBody(info: info))
+            record.updatedAt = self.clock()
+            _ = try await tx.update(record)
+            try await self.audit.append(self.event(ctx, "acme.account.key-change", project: nil, ["accountId": accountId]), tx)
+            return info
+        }
+    }
+
+    public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (start: Date, end: Date) {
+        let (_, body) = try await certificateBody(Self.hex(serial))
+        guard body.info.profileId == profileId, let cert = try? Certificate(derEncoded: Array(body.der)),
+            let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == authorityKeyId
+        else { throw EngineError(.notFound, "no certificate of this directory has that certID") }
+        let now = clock()
+        if body.info.status == .revoked {
+            // Renew at once (RFC 9773 §4.2: a window in the past).
+            return (now - 86400, now - 3600)
+        }
+        let lifetime = body.info.notAfter.timeIntervalSince(body.info.notBefore)
+        return (body.info.notAfter - lifetime / 3, body.info.notAfter - lifetime / 6)
+    }
 }

@@ -170,4 +170,10 @@ public protocol ACMEEngine: Sendable {
     /// Revokes a certificate, as its account (`accountId`) or as the holder of its key (`accountId` nil: the front
     /// end verified the JWS with the certificate's key).
     func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws
+    /// Rolls the account over to a new key (RFC 8555 §7.3.5; the front end verified both signatures). Fails with
+    /// `acme:conflict`-style `alreadyExists` when another account of the profile holds that key.
+    func acmeChangeKey(_ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String) async throws
+        -> ACMEAccountInfo
+    /// ACME Renewal Information (RFC 9773) for a certificate of this profile: the suggested renewal window.
+    func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (start: Date, end: Date)
 }

@@ -228,7 +228,8 @@ struct ACMERoutes: Sendable {
                 if let site = settings.website { meta["website"] = site }
                 let directory: [String: Any] = [
                     "newNonce": "\(base)/new-nonce", "newAccount": "\(base)/new-account", "newOrder": "\(base)/new-order",
-                    "revokeCert": "\(base)/revoke-cert", "meta": meta,
+                    "revokeCert": "\(base)/revoke-cert", "keyChange": "\(base)/key-change",
+                    "renewalInfo": "\(base)/renewal-info", "meta": meta,
                 ]
                 var h: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
                 h[.contentType] = "application/json"
@@ -359,6 +360,54 @@ struct ACMERoutes: Sendable {
                             + "\n-----END CERTIFICATE-----\n"
                     }.joined()
                     return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: pem)))
+                }
+            }
+            g.post("key-change") { request, context -> Response in
+                await post(request, context) { call in
+                    // RFC 8555 §7.3.5: the payload is a JWS by the new key over {account, oldKey}.
+                    guard let accountId = call.accountId else { throw ACMEProblem.malformed("key-change must be signed with the account's kid") }
+                    let inner = try JWS.parse(call.jws.payload, requireNonce: false)
+                    guard inner.nonce == nil else { throw ACMEProblem.malformed("the inner JWS must not carry a nonce") }
+                    guard inner.url == call.jws.url else { throw ACMEProblem.malformed("the inner JWS url must equal the outer url") }
+                    guard let newKey = inner.jwk else { throw ACMEProblem.malformed("the inner JWS must carry the new key as jwk") }
+                    guard newKey.algorithms.contains(inner.alg), newKey.verify(alg: inner.alg, signature: inner.signature, input: inner.signingInput) else {
+                        throw ACMEProblem.malformed("the inner JWS signature does not verify with the new key")
+                    }
+                    guard let payload = try inner.payloadObject(), payload["account"] as? String == "\(call.base)/account/\(accountId)",
+                        let oldObject = payload["oldKey"] as? [String: Any]
+                    else { throw ACMEProblem.malformed("the inner payload must name this account and its oldKey") }
+                    let oldKey = try JWK(json: oldObject)
+                    do {
+                        let account = try await engine.acmeChangeKey(
+                            call.ctx, accountId: accountId, oldThumbprint: oldKey.thumbprint, newJWK: newKey.canonicalJSON,
+                            newThumbprint: newKey.thumbprint)
+                        return await json(accountJSON(account, base: call.base), base: call.base)
+                    } catch let e as EngineError where e.code == .alreadyExists {
+                        return await problem(ACMEProblem("malformed", "the new key is already in use by another account", status: 409), base: call.base)
+                    }
+                }
+            }
+            g.get("renewal-info/:certID") { request, context -> Response in
+                let base = base(request, context)
+                // RFC 9773 §4.1: certID = base64url(AKI keyIdentifier) "." base64url(serial number bytes).
+                let certID = (try? context.parameters.require("certID")) ?? ""
+                let parts = certID.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count == 2, let aki = Base64URL.decode(String(parts[0])), let serial = Base64URL.decode(String(parts[1])),
+                    !aki.isEmpty, !serial.isEmpty, serial.count <= 21
+                else {
+                    return await problem(ACMEProblem.malformed("certID must be base64url(AKI).base64url(serial)"), base: base)
+                }
+                do {
+                    guard await directoryExists(context), let profile = context.parameters.get("profile") else {
+                        return await problem(ACMEProblem("malformed", "no such ACME directory", status: 404), base: base)
+                    }
+                    let p = try await engine.acmeProfile(CallContext(principal: .anonymous, frontEnd: "acme", requestID: ""), profile: profile)
+                    let (start, end) = try await engine.acmeRenewalInfo(profileId: p.id, authorityKeyId: aki, serial: serial)
+                    return await json(
+                        ["suggestedWindow": ["start": start.formatted(.iso8601), "end": end.formatted(.iso8601)]], base: base,
+                        extra: [.retryAfter: "21600"])
+                } catch {
+                    return await problem(ACMEProblem("malformed", "no certificate of this directory has that certID", status: 404), base: base)
                 }
             }
             g.post("revoke-cert") { request, context -> Response in

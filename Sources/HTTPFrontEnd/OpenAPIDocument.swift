@@ -3912,6 +3912,170 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/acme/{profile}/key-change": {
+       "post": {
+        "operationId": "post_acme_profile_key_change",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Roll the account over to a new key (RFC 8555 \u00a77.3.5)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
       "/acme/{profile}/new-account": {
        "post": {
         "operationId": "post_acme_profile_new_account",
@@ -4499,6 +4663,90 @@ public enum OpenAPIDocument {
         },
         "security": [],
         "summary": "Order (POST-as-GET)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/renewal-info/{certID}": {
+       "get": {
+        "operationId": "get_acme_profile_renewal_info_certID",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "certID",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "ACME Renewal Information (RFC 9773): the suggested renewal window",
         "tags": [
          "acme"
         ]
@@ -7158,6 +7406,170 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/key-change": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_key_change",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "Roll the account over to a new key (RFC 8555 \u00a77.3.5)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
       "/api/v1/cert-manager/certificate-profiles/{profile}/acme/new-account": {
        "post": {
         "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_new_account",
@@ -7745,6 +8157,90 @@ public enum OpenAPIDocument {
         },
         "security": [],
         "summary": "Order (POST-as-GET)",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/renewal-info/{certID}": {
+       "get": {
+        "operationId": "get_api_v1_cert_manager_certificate_profiles_profile_acme_renewal_info_certID",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "certID",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         }
+        },
+        "security": [],
+        "summary": "ACME Renewal Information (RFC 9773): the suggested renewal window",
         "tags": [
          "acme"
         ]

@@ -196,6 +196,36 @@ check("another account's order -> unauthorized", problem(r, "unauthorized"), r.t
 r = post(other, cert_url, None, kid=other_kid)
 check("another account's certificate -> unauthorized", problem(r, "unauthorized"), r.text)
 
+# ACME Renewal Information (RFC 9773) for the issued certificate.
+def cert_id(cert):
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 8) // 8, "big")
+    return b64(aki) + "." + b64(serial)
+
+
+check("directory announces renewalInfo and keyChange", "renewalInfo" in d and "keyChange" in d, d)
+r = S.get(d.get("renewalInfo", "") + "/" + cert_id(leaf)) if leaf else None
+window = r.json().get("suggestedWindow", {}) if r is not None and r.status_code == 200 else {}
+check("renewalInfo: a suggested window inside the validity, with Retry-After",
+      r is not None and r.status_code == 200 and window.get("start", "") < window.get("end", "") and "Retry-After" in r.headers, r.text if r is not None else "")
+r = S.get(d.get("renewalInfo", "") + "/AAAA.AAAA")
+check("renewalInfo for an unknown certID -> 404 problem", r.status_code == 404 and problem(r, "malformed"), r.text)
+
+# Key rollover (RFC 8555 §7.3.5): afterwards the old key no longer signs for the account, the new one does.
+new_key = Key("ec")
+inner_protected = b64(json.dumps({"alg": "ES256", "jwk": new_key.jwk(), "url": d["keyChange"]}).encode())
+inner_payload = b64(json.dumps({"account": kid, "oldKey": acct_key.jwk()}).encode())
+inner = {"protected": inner_protected, "payload": inner_payload, "signature": b64(new_key.sign((inner_protected + "." + inner_payload).encode()))}
+r = post(acct_key, d["keyChange"], inner, kid=kid)
+check("keyChange -> 200", r.status_code == 200, r.text)
+r = post(acct_key, kid, None, kid=kid)
+check("the old key no longer signs for the account", r.status_code >= 400, r.text)
+r = post(new_key, kid, None, kid=kid)
+check("the new key signs for the account", r.status_code == 200, r.text)
+r = post(new_key, new_acct, {"onlyReturnExisting": True})
+check("onlyReturnExisting with the new key finds the account", r.status_code == 200 and r.headers.get("Location") == kid, r.text)
+acct_key = new_key
+
 # Revocation signed with the certificate's own key (jwk), then again -> alreadyRevoked.
 class CertKey(Key):
     def __init__(self, k):
@@ -207,6 +237,9 @@ r = post(CertKey(cert_key), d["revokeCert"], {"certificate": b64(der), "reason":
 check("revokeCert signed by the certificate key -> 200", r.status_code == 200, r.text)
 r = post(acct_key, d["revokeCert"], {"certificate": b64(der)}, kid=kid)
 check("revoking again -> alreadyRevoked", problem(r, "alreadyRevoked"), r.text)
+r = S.get(d.get("renewalInfo", "") + "/" + cert_id(leaf)) if leaf else None
+check("renewalInfo after revocation: renew now (window in the past)",
+      r is not None and r.status_code == 200 and r.json()["suggestedWindow"]["end"] < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), r.text if r is not None else "")
 
 # Deactivated accounts are refused.
 r = post(other, other_kid, {"status": "deactivated"}, kid=other_kid)
