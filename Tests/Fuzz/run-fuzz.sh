@@ -41,3 +41,16 @@ if "$OUT/est-fuzz" -max_total_time="$SECS" -max_len=8192 -timeout=5 "$OUT/corpus
 else
   tail -30 "$OUT/est.log"; echo "fuzz est: CRASH"; exit 1
 fi
+
+# ACME: request bodies -> flattened JWS, protected header rules, JWK parsing.
+mkdir -p "$OUT/corpus-jws"
+printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoibiIsInVybCI6Imh0dHBzOi8veC9uZXctYWNjb3VudCIsImp3ayI6eyJrdHkiOiJFQyIsImNydiI6IlAtMjU2IiwieCI6IkFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUEiLCJ5IjoiQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQSJ9fQ","payload":"e30","signature":"AAAA"}' > "$OUT/corpus-jws/newaccount"
+printf '%s' '{"protected":"eyJhbGciOiJSUzI1NiIsIm5vbmNlIjoibiIsInVybCI6InUiLCJraWQiOiJrIn0","payload":"","signature":"AA"}' > "$OUT/corpus-jws/kid"
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name JWSFuzz \
+  "$ROOT/Sources/ACMEProtocol/JWS.swift" "$ROOT/Tests/Fuzz/JWSFuzz.swift" -o "$OUT/jws-fuzz" > "$OUT/build-jws.log" 2>&1 ||
+  { grep -v 'Cannot export local symbol' "$OUT/build-jws.log" | tail -20; echo "fuzz jws: build failed"; exit 1; }
+if "$OUT/jws-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpus-jws" > "$OUT/jws.log" 2>&1; then
+  echo "fuzz jws: $(grep -Eo 'Done [0-9]+ runs' "$OUT/jws.log" | tail -1) in ${SECS}s, no crash"
+else
+  tail -30 "$OUT/jws.log"; echo "fuzz jws: CRASH"; exit 1
+fi
