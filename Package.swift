@@ -97,6 +97,7 @@ let package = Package(
             name: "HTTPFrontEnd",
             dependencies: [
                 "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

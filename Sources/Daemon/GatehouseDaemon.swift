@@ -131,7 +131,9 @@ public final class GatehouseDaemon: Sendable {
             default:
                 let router = HTTPListener.apiRouter(
                     engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile,
-                    acme: ACMESettings(http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService),
+                    acme: ACMESettings(
+                        http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService,
+                        dnsResolver: config.acmeDNSResolver),
                     readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }

@@ -61,6 +61,8 @@ public struct GatehouseConfiguration: Sendable {
     public var acmeHTTP01Port: Int = 80
     /// Terms of service URL in ACME directories (nil: none, and no agreement required).
     public var acmeTermsOfService: String?
+    /// DNS server (HOST:PORT) for dns-01 validation; nil: the system's first nameserver.
+    public var acmeDNSResolver: String?
     public var listeners: [String: ListenerConfiguration]
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
@@ -121,6 +123,7 @@ public enum ConfigurationLoader {
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "acme.dns_resolver", kind: .string, defaultValue: .string(""), allowed: nil),
         ]
         for l in listenerDefaults {
             let p = "listeners.\(l.name)."
@@ -347,6 +350,7 @@ public enum ConfigurationLoader {
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
+            acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),
             listeners: listeners, sources: sources)
     }
 }

@@ -218,8 +218,6 @@ extension GatehouseEngine {
                 throw Self.acme("malformed", "duplicate identifier \(id.value)")
             }
             switch id.type {
-            case "dns" where id.value.hasPrefix("*."):
-                subproblems.append("'\(id.value)': wildcards need dns-01 validation, which this server does not offer yet")
             case "dns":
                 let name = id.value.hasPrefix("*.") ? String(id.value.dropFirst(2)) : id.value
                 let labels = name.split(separator: ".", omittingEmptySubsequences: false)
@@ -264,7 +262,10 @@ extension GatehouseEngine {
                 let token = Self.randomToken(32)
                 let wildcard = id.type == "dns" && id.value.hasPrefix("*.")
                 let value = wildcard ? String(id.value.dropFirst(2)) : id.value
-                let challenges = [ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: "pending")]
+                // http-01 for names and addresses, dns-01 for names; a wildcard can only be proven over DNS (§8.4).
+                var challenges: [ACMEChallengeInfo] = []
+                if !wildcard { challenges.append(ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: "pending")) }
+                if id.type == "dns" { challenges.append(ACMEChallengeInfo(id: authzId + "-dns", type: "dns-01", token: token, status: "pending")) }
                 let authz = ACMEAuthorizationInfo(
                     id: authzId, orderId: orderId, accountId: accountId, identifier: ACMEIdentifier(type: id.type, value: value.lowercased()),
                     status: "pending", expires: now + Self.orderLifetime, wildcard: wildcard, challenges: challenges)

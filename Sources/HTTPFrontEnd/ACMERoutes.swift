@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Crypto
 import ServerSupport
 
 /// ACME settings of the HTTPS listener.
@@ -14,10 +15,26 @@ public struct ACMESettings: Sendable {
     /// Terms of service URL announced in the directory; when set, newAccount must agree to it.
     public var termsOfService: String?
     public var website: String?
-    public init(http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil) {
+    /// The DNS server dns-01 queries go to (HOST:PORT); nil: the first nameserver of /etc/resolv.conf.
+    public var dnsResolver: String?
+    public init(http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil, dnsResolver: String? = nil) {
         self.http01Port = http01Port
         self.termsOfService = termsOfService
         self.website = website
+        self.dnsResolver = dnsResolver
+    }
+
+    /// (host, port) of the resolver for dns-01.
+    var resolver: (String, Int) {
+        if let r = dnsResolver, let colon = r.lastIndex(of: ":"), let port = Int(r[r.index(after: colon)...]) {
+            return (String(r[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+        }
+        let conf = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+        for line in conf.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, parts[0] == "nameserver" { return (String(parts[1]), 53) }
+        }
+        return ("127.0.0.1", 53)
     }
 }
 
@@ -439,11 +456,13 @@ struct ACMERoutes: Sendable {
     func startValidation(_ task: ACMEValidationTask) {
         let engine = self.engine
         let port = settings.http01Port
+        let resolver = settings.resolver
         let logger = self.logger
         Task.detached {
             var failure: ACMEError?
             for attempt in 0..<3 {
-                failure = await Self.checkHTTP01(task, port: port)
+                failure = task.challenge.type == "dns-01"
+                    ? await Self.checkDNS01(task, resolver: resolver) : await Self.checkHTTP01(task, port: port)
                 if failure == nil { break }
                 if attempt < 2 { try? await Task.sleep(for: .seconds(1)) }
             }
@@ -477,6 +496,26 @@ struct ACMERoutes: Sendable {
             return nil
         } catch {
             return ACMEError(type: "urn:ietf:params:acme:error:connection", detail: "cannot fetch \(url): \(error)")
+        }
+    }
+
+    /// dns-01 (RFC 8555 §8.4): a TXT record at `_acme-challenge.{domain}` holding base64url(SHA-256(key authorization)).
+    static func checkDNS01(_ task: ACMEValidationTask, resolver: (String, Int)) async -> ACMEError? {
+        let name = "_acme-challenge." + task.identifier.value
+        let expected = Base64URL.encode(SHA256.hash(data: Array(task.keyAuthorization.utf8)))
+        let id = UInt16.random(in: 0...UInt16.max)
+        do {
+            let query = try DNSTXT.query(name, id: id)
+            let answer = try await UDPExchange.send(query, host: resolver.0, port: resolver.1)
+            let records = try DNSTXT.answers(answer, id: id)
+            guard records.contains(expected) else {
+                return ACMEError(
+                    type: "urn:ietf:params:acme:error:unauthorized",
+                    detail: records.isEmpty ? "no TXT record at \(name)" : "no TXT record at \(name) holds the expected digest")
+            }
+            return nil
+        } catch {
+            return ACMEError(type: "urn:ietf:params:acme:error:dns", detail: "cannot query TXT \(name): \(error)")
         }
     }
 

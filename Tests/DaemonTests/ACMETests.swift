@@ -26,14 +26,30 @@ import Testing
         let dir = try freshDirectory()
         let work = dir.path
         let http01 = try freePort()
-        let daemon = try DaemonProcess(directory: work, environment: ["GATEHOUSE_ACME_HTTP01_PORT": "\(http01)"])
+        // pebble-challtestsrv (Debian's pebble package) is the DNS server dns-01 validation asks.
+        let dnsPort = try freePort()
+        let dnsManagement = try freePort()
+        let dns = Process()
+        dns.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        dns.arguments = ["pebble-challtestsrv", "-dns01", "127.0.0.1:\(dnsPort)", "-management", "127.0.0.1:\(dnsManagement)",
+                         "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""]
+        dns.standardOutput = FileHandle.nullDevice
+        dns.standardError = FileHandle.nullDevice
+        try dns.run()
+        defer {
+            kill(dns.processIdentifier, SIGKILL)
+            dns.waitUntilExit()
+        }
+        let daemon = try DaemonProcess(
+            directory: work,
+            environment: ["GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_DNS_RESOLVER": "127.0.0.1:\(dnsPort)"])
         try daemon.waitUntilListening()
         _ = try cli(daemon, ["project", "create", "web"])
         let caJSON = try cli(daemon, ["pki", "ca", "create", "--project", "web", "--cn", "ACME Root", "--key-algorithm", "EC_prime256v1", "--output", "json"])
         let ca = try #require(try JSONSerialization.jsonObject(with: Data(caJSON.utf8)) as? [String: Any])
         let caId = try #require(ca["id"] as? String)
         try (ca["certificate"] as? String ?? "").write(toFile: work + "/acme-root.pem", atomically: true, encoding: .utf8)
-        try #"{"name":"acme","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost"]},{"type":"ip","allowed":["127.0.0.0/8"]}],"keyUsages":["digitalSignature"],"extendedKeyUsages":["serverAuth"],"maxTTL":"90d"}"#
+        try #"{"name":"acme","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost","*.*.localhost"]},{"type":"ip","allowed":["127.0.0.0/8"]}],"keyUsages":["digitalSignature"],"extendedKeyUsages":["serverAuth"],"maxTTL":"90d"}"#
             .write(toFile: work + "/t.json", atomically: true, encoding: .utf8)
         let tJSON = try cli(daemon, ["pki", "template", "create", "--project", "web", "--file", work + "/t.json", "--output", "json"])
         let templateId = try #require((try JSONSerialization.jsonObject(with: Data(tJSON.utf8)) as? [String: Any])?["id"] as? String)
@@ -78,7 +94,8 @@ import Testing
 
         // Our own client: IP identifiers and the error paths.
         let own = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, ca_bundle, kid, hmac, "\(http01)"], timeout: 180)
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, ca_bundle, kid, hmac, "\(http01)",
+             "http://127.0.0.1:\(dnsManagement)"], timeout: 180)
         #expect(own.status == 0 && own.stdout.contains(" 0 failed"), "acme-client:\n\(own.stdout)\(own.stderr)")
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         for event in ["acme.account.create", "acme.order.create", "acme.challenge.valid", "acme.order.finalize", "acme.certificate.revoke", "acme.account.refused"] {

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A small ACME (RFC 8555) client for the error paths certbot never takes, plus IP identifiers (RFC 8738).
 
-usage: acme-client.py DIRECTORY_URL CA_BUNDLE EAB_KID EAB_HMAC HTTP01_PORT
-Uses `cryptography` and `requests` (from certbot's venv). Answers http-01 itself on 127.0.0.1:HTTP01_PORT.
+usage: acme-client.py DIRECTORY_URL CA_BUNDLE EAB_KID EAB_HMAC HTTP01_PORT [CHALLTESTSRV_MANAGEMENT_URL]
+Uses `cryptography` and `requests` (from certbot's venv). Answers http-01 itself on 127.0.0.1:HTTP01_PORT; with a
+pebble-challtestsrv management URL it publishes dns-01 TXT records there (the server's DNS resolver).
 Prints one PASS/FAIL line per check and 'N passed, M failed'; exit 1 on any failure.
 """
 import base64
@@ -23,6 +24,7 @@ from cryptography.x509.oid import NameOID
 import ipaddress
 
 DIRECTORY, CA, EAB_KID, EAB_HMAC, PORT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+DNS_MGMT = sys.argv[6] if len(sys.argv) > 6 else None
 import os
 os.environ["REQUESTS_CA_BUNDLE"] = CA  # requests lets CURL_CA_BUNDLE/REQUESTS_CA_BUNDLE override Session.verify
 os.environ.pop("CURL_CA_BUNDLE", None)
@@ -195,6 +197,46 @@ r = post(other, order_url, None, kid=other_kid)
 check("another account's order -> unauthorized", problem(r, "unauthorized"), r.text)
 r = post(other, cert_url, None, kid=other_kid)
 check("another account's certificate -> unauthorized", problem(r, "unauthorized"), r.text)
+
+# dns-01 (RFC 8555 §8.4) through a real DNS server: a wildcard order, and a failure without the record.
+if DNS_MGMT:
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "*.wild.localhost"}]}, kid=kid)
+    check("wildcard newOrder -> 201", r.status_code == 201, r.text)
+    w_url, w_order = r.headers.get("Location"), r.json()
+    w_authz = post(acct_key, w_order["authorizations"][0], None, kid=kid).json()
+    types = [c["type"] for c in w_authz["challenges"]]
+    check("wildcard authorization: wildcard flag, dns-01 only", w_authz.get("wildcard") is True and types == ["dns-01"] and
+          w_authz["identifier"]["value"] == "wild.localhost", w_authz)
+    dc = w_authz["challenges"][0]
+    digest = b64(hashlib.sha256((dc["token"] + "." + acct_key.thumbprint()).encode()).digest())
+    requests.post(DNS_MGMT + "/set-txt", json={"host": "_acme-challenge.wild.localhost.", "value": digest}, verify=False)
+    post(acct_key, dc["url"], {}, kid=kid)
+    for _ in range(50):
+        w_order = post(acct_key, w_url, None, kid=kid).json()
+        if w_order["status"] != "pending":
+            break
+        time.sleep(0.2)
+    check("dns-01 validated through the resolver: order ready", w_order["status"] == "ready", w_order)
+    wkey = ec.generate_private_key(ec.SECP256R1())
+    req = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).add_extension(
+        x509.SubjectAlternativeName([x509.DNSName("*.wild.localhost")]), False).sign(wkey, hashes.SHA256())
+    r = post(acct_key, w_order["finalize"], {"csr": b64(req.public_bytes(serialization.Encoding.DER))}, kid=kid)
+    check("wildcard certificate issued", r.status_code == 200 and r.json().get("status") == "valid", r.text)
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "missing.localhost"}]}, kid=kid)
+    m_url, m_order = r.headers.get("Location"), r.json()
+    m_authz = post(acct_key, m_order["authorizations"][0], None, kid=kid).json()
+    mc = [c for c in m_authz["challenges"] if c["type"] == "dns-01"][0]
+    post(acct_key, mc["url"], {}, kid=kid)
+    for _ in range(60):
+        m_order = post(acct_key, m_url, None, kid=kid).json()
+        if m_order["status"] != "pending":
+            break
+        time.sleep(0.2)
+    m_authz = post(acct_key, m_order["authorizations"][0], None, kid=kid).json()
+    failed = [c for c in m_authz["challenges"] if c["type"] == "dns-01"][0]
+    check("dns-01 without the TXT record: challenge, authorization and order invalid, with the reason",
+          m_order["status"] == "invalid" and m_authz["status"] == "invalid" and failed["status"] == "invalid" and
+          "_acme-challenge.missing.localhost" in failed.get("error", {}).get("detail", ""), m_authz)
 
 # ACME Renewal Information (RFC 9773) for the issued certificate.
 def cert_id(cert):
