@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwiftASN1
 import X509
 import _CryptoExtras
 
@@ -54,4 +55,26 @@ extension JWK {
 public func certificateSerialHex(_ der: [UInt8]) -> String {
     guard let cert = try? Certificate(derEncoded: der) else { return "" }
     return cert.serialNumber.bytes.map { String(format: "%02x", $0) }.joined()
+}
+
+/// tls-alpn-01 (RFC 8737 §3) certificate checks.
+public enum TLSALPN01 {
+    public static let acmeIdentifierOID: ASN1ObjectIdentifier = [1, 3, 6, 1, 5, 5, 7, 1, 31]
+
+    /// Nil when `leafDER` proves control of `identifier` for `keyAuthorization`; else why not.
+    public static func problem(leafDER: [UInt8]?, negotiated: String?, identifier: String, keyAuthorization: String) -> String? {
+        guard negotiated == "acme-tls/1" else { return "the server did not negotiate ALPN acme-tls/1" }
+        guard let der = leafDER, let cert = try? Certificate(derEncoded: der) else { return "no certificate was presented" }
+        guard let sans = try? cert.extensions.subjectAlternativeNames, sans.count == 1, case .dnsName(let name) = sans.first,
+            name.lowercased() == identifier.lowercased()
+        else { return "the certificate must have exactly one dNSName SAN, \(identifier)" }
+        guard let ext = cert.extensions.first(where: { $0.oid == acmeIdentifierOID }) else {
+            return "the certificate has no acmeIdentifier extension"
+        }
+        guard ext.critical else { return "the acmeIdentifier extension must be critical" }
+        guard let node = try? DER.parse(Array(ext.value)), let octets = try? ASN1OctetString(derEncoded: node),
+            Array(octets.bytes) == Array(SHA256.hash(data: Array(keyAuthorization.utf8)))
+        else { return "the acmeIdentifier extension does not hold SHA-256 of the key authorization" }
+        return nil
+    }
 }

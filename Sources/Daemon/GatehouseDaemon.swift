@@ -133,7 +133,7 @@ public final class GatehouseDaemon: Sendable {
                     engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile,
                     acme: ACMESettings(
                         http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService,
-                        dnsResolver: config.acmeDNSResolver),
+                        dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port),
                     readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }

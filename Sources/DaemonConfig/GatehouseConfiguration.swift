@@ -63,6 +63,8 @@ public struct GatehouseConfiguration: Sendable {
     public var acmeTermsOfService: String?
     /// DNS server (HOST:PORT) for dns-01 validation; nil: the system's first nameserver.
     public var acmeDNSResolver: String?
+    /// Port the ACME tls-alpn-01 validator connects to.
+    public var acmeTLSALPN01Port: Int = 443
     public var listeners: [String: ListenerConfiguration]
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
@@ -124,6 +126,7 @@ public enum ConfigurationLoader {
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.dns_resolver", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "acme.tlsalpn01_port", kind: .integer, defaultValue: .integer(443), allowed: nil),
         ]
         for l in listenerDefaults {
             let p = "listeners.\(l.name)."
@@ -335,6 +338,10 @@ public enum ConfigurationLoader {
         if case .integer(let n)? = values["acme.http01_port"] {
             if (1...65535).contains(n) { acmePort = Int(n) } else { problem("acme.http01_port", "must be 1–65535") }
         }
+        var alpnPort = 443
+        if case .integer(let n)? = values["acme.tlsalpn01_port"] {
+            if (1...65535).contains(n) { alpnPort = Int(n) } else { problem("acme.tlsalpn01_port", "must be 1–65535") }
+        }
         let publicURL = str("pki.public_url")
         if !publicURL.isEmpty, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             problem("pki.public_url", "must be an http:// or https:// URL")
@@ -351,6 +358,7 @@ public enum ConfigurationLoader {
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),
+            acmeTLSALPN01Port: alpnPort,
             listeners: listeners, sources: sources)
     }
 }

@@ -266,6 +266,9 @@ extension GatehouseEngine {
                 var challenges: [ACMEChallengeInfo] = []
                 if !wildcard { challenges.append(ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: "pending")) }
                 if id.type == "dns" { challenges.append(ACMEChallengeInfo(id: authzId + "-dns", type: "dns-01", token: token, status: "pending")) }
+                if id.type == "dns", !wildcard {
+                    challenges.append(ACMEChallengeInfo(id: authzId + "-alpn", type: "tls-alpn-01", token: token, status: "pending"))
+                }
                 let authz = ACMEAuthorizationInfo(
                     id: authzId, orderId: orderId, accountId: accountId, identifier: ACMEIdentifier(type: id.type, value: value.lowercased()),
                     status: "pending", expires: now + Self.orderLifetime, wildcard: wildcard, challenges: challenges)

@@ -17,8 +17,14 @@ public struct ACMESettings: Sendable {
     public var website: String?
     /// The DNS server dns-01 queries go to (HOST:PORT); nil: the first nameserver of /etc/resolv.conf.
     public var dnsResolver: String?
-    public init(http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil, dnsResolver: String? = nil) {
+    /// Port the tls-alpn-01 validator connects to (443 in production).
+    public var tlsALPN01Port: Int
+    public init(
+        http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil, dnsResolver: String? = nil,
+        tlsALPN01Port: Int = 443
+    ) {
         self.http01Port = http01Port
+        self.tlsALPN01Port = tlsALPN01Port
         self.termsOfService = termsOfService
         self.website = website
         self.dnsResolver = dnsResolver
@@ -457,12 +463,16 @@ struct ACMERoutes: Sendable {
         let engine = self.engine
         let port = settings.http01Port
         let resolver = settings.resolver
+        let alpnPort = settings.tlsALPN01Port
         let logger = self.logger
         Task.detached {
             var failure: ACMEError?
             for attempt in 0..<3 {
-                failure = task.challenge.type == "dns-01"
-                    ? await Self.checkDNS01(task, resolver: resolver) : await Self.checkHTTP01(task, port: port)
+                switch task.challenge.type {
+                case "dns-01": failure = await Self.checkDNS01(task, resolver: resolver)
+                case "tls-alpn-01": failure = await Self.checkTLSALPN01(task, port: alpnPort)
+                default: failure = await Self.checkHTTP01(task, port: port)
+                }
                 if failure == nil { break }
                 if attempt < 2 { try? await Task.sleep(for: .seconds(1)) }
             }
@@ -516,6 +526,22 @@ struct ACMERoutes: Sendable {
             return nil
         } catch {
             return ACMEError(type: "urn:ietf:params:acme:error:dns", detail: "cannot query TXT \(name): \(error)")
+        }
+    }
+
+    /// tls-alpn-01 (RFC 8737): TLS to the identifier with SNI and ALPN acme-tls/1; the self-signed certificate must
+    /// name the identifier and carry the critical acmeIdentifier extension with SHA-256 of the key authorization.
+    static func checkTLSALPN01(_ task: ACMEValidationTask, port: Int) async -> ACMEError? {
+        let value = task.identifier.value
+        let loopback = value == "localhost" || value.hasSuffix(".localhost")
+        do {
+            let (negotiated, leaf) = try await TLSALPNProbe.probe(host: loopback ? "127.0.0.1" : value, port: port, serverName: value)
+            if let why = TLSALPN01.problem(leafDER: leaf, negotiated: negotiated, identifier: value, keyAuthorization: task.keyAuthorization) {
+                return ACMEError(type: "urn:ietf:params:acme:error:unauthorized", detail: why)
+            }
+            return nil
+        } catch {
+            return ACMEError(type: "urn:ietf:params:acme:error:tls", detail: "TLS to \(value):\(port) failed: \(error)")
         }
     }
 

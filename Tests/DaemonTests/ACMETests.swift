@@ -29,6 +29,7 @@ import Testing
         // pebble-challtestsrv (Debian's pebble package) is the DNS server dns-01 validation asks.
         let dnsPort = try freePort()
         let dnsManagement = try freePort()
+        let alpnPort = try freePort()
         let dns = Process()
         dns.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         dns.arguments = ["pebble-challtestsrv", "-dns01", "127.0.0.1:\(dnsPort)", "-management", "127.0.0.1:\(dnsManagement)",
@@ -42,7 +43,10 @@ import Testing
         }
         let daemon = try DaemonProcess(
             directory: work,
-            environment: ["GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_DNS_RESOLVER": "127.0.0.1:\(dnsPort)"])
+            environment: [
+                "GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_DNS_RESOLVER": "127.0.0.1:\(dnsPort)",
+                "GATEHOUSE_ACME_TLSALPN01_PORT": "\(alpnPort)",
+            ])
         try daemon.waitUntilListening()
         _ = try cli(daemon, ["project", "create", "web"])
         let caJSON = try cli(daemon, ["pki", "ca", "create", "--project", "web", "--cn", "ACME Root", "--key-algorithm", "EC_prime256v1", "--output", "json"])
@@ -95,8 +99,12 @@ import Testing
         // Our own client: IP identifiers and the error paths.
         let own = try ProcessRunner.run(
             [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, ca_bundle, kid, hmac, "\(http01)",
-             "http://127.0.0.1:\(dnsManagement)"], timeout: 180)
+             "http://127.0.0.1:\(dnsManagement)", "\(alpnPort)"], timeout: 180)
         #expect(own.status == 0 && own.stdout.contains(" 0 failed"), "acme-client:\n\(own.stdout)\(own.stderr)")
+        for step in ["PASS dns-01 validated", "PASS wildcard certificate issued", "PASS tls-alpn-01 validated",
+                     "PASS keyChange", "PASS renewalInfo", "PASS http-01 validated"] {
+            #expect(own.stdout.contains(step), "acme-client did not run '\(step)':\n\(own.stdout)")
+        }
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         for event in ["acme.account.create", "acme.order.create", "acme.challenge.valid", "acme.order.finalize", "acme.certificate.revoke", "acme.account.refused"] {
             #expect(audit.contains(event), "audit lacks \(event)")

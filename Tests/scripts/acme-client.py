@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small ACME (RFC 8555) client for the error paths certbot never takes, plus IP identifiers (RFC 8738).
 
-usage: acme-client.py DIRECTORY_URL CA_BUNDLE EAB_KID EAB_HMAC HTTP01_PORT [CHALLTESTSRV_MANAGEMENT_URL]
+usage: acme-client.py DIRECTORY_URL CA_BUNDLE EAB_KID EAB_HMAC HTTP01_PORT [CHALLTESTSRV_MANAGEMENT_URL [TLSALPN01_PORT]]
 Uses `cryptography` and `requests` (from certbot's venv). Answers http-01 itself on 127.0.0.1:HTTP01_PORT; with a
 pebble-challtestsrv management URL it publishes dns-01 TXT records there (the server's DNS resolver).
 Prints one PASS/FAIL line per check and 'N passed, M failed'; exit 1 on any failure.
@@ -25,6 +25,7 @@ import ipaddress
 
 DIRECTORY, CA, EAB_KID, EAB_HMAC, PORT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 DNS_MGMT = sys.argv[6] if len(sys.argv) > 6 else None
+ALPN_PORT = int(sys.argv[7]) if len(sys.argv) > 7 else None
 import os
 os.environ["REQUESTS_CA_BUNDLE"] = CA  # requests lets CURL_CA_BUNDLE/REQUESTS_CA_BUNDLE override Session.verify
 os.environ.pop("CURL_CA_BUNDLE", None)
@@ -237,6 +238,69 @@ if DNS_MGMT:
     check("dns-01 without the TXT record: challenge, authorization and order invalid, with the reason",
           m_order["status"] == "invalid" and m_authz["status"] == "invalid" and failed["status"] == "invalid" and
           "_acme-challenge.missing.localhost" in failed.get("error", {}).get("detail", ""), m_authz)
+
+# tls-alpn-01 (RFC 8737): a TLS server here answering ALPN acme-tls/1 with the challenge certificate.
+if ALPN_PORT:
+    import datetime
+    import socket
+    import ssl
+    import tempfile
+    alpn = {"files": None}
+
+    def alpn_cert(name, digest):
+        k = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).public_key(k.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+                .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31"), b"\x04\x20" + digest), True)
+                .sign(k, hashes.SHA256()))
+        d = tempfile.mkdtemp()
+        open(d + "/c.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+        open(d + "/k.pem", "wb").write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        alpn["files"] = (d + "/c.pem", d + "/k.pem")
+
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", ALPN_PORT))
+    srv.listen(16)
+
+    def alpn_loop():
+        while True:
+            conn, _ = srv.accept()
+            try:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.set_alpn_protocols(["acme-tls/1"])
+                ctx.load_cert_chain(*alpn["files"])
+                ctx.wrap_socket(conn, server_side=True).close()
+            except Exception:
+                conn.close()
+
+    threading.Thread(target=alpn_loop, daemon=True).start()
+
+    def alpn_order(name, good):
+        r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}, kid=kid)
+        url, o = r.headers.get("Location"), r.json()
+        az = post(acct_key, o["authorizations"][0], None, kid=kid).json()
+        c = [c for c in az["challenges"] if c["type"] == "tls-alpn-01"][0]
+        digest = hashlib.sha256((c["token"] + "." + acct_key.thumbprint()).encode()).digest()
+        alpn_cert(name, digest if good else hashlib.sha256(b"wrong").digest())
+        post(acct_key, c["url"], {}, kid=kid)
+        for _ in range(60):
+            o = post(acct_key, url, None, kid=kid).json()
+            if o["status"] != "pending":
+                break
+            time.sleep(0.2)
+        return o, post(acct_key, o["authorizations"][0], None, kid=kid).json()
+
+    o, az = alpn_order("alpn.localhost", True)
+    check("tls-alpn-01 validated: order ready", o["status"] == "ready", (o, az))
+    o, az = alpn_order("badalpn.localhost", False)
+    failed = [c for c in az["challenges"] if c["type"] == "tls-alpn-01"][0]
+    check("tls-alpn-01 with the wrong digest: invalid, naming the acmeIdentifier extension",
+          o["status"] == "invalid" and "acmeIdentifier" in failed.get("error", {}).get("detail", ""), az)
 
 # ACME Renewal Information (RFC 9773) for the issued certificate.
 def cert_id(cert):
