@@ -65,6 +65,9 @@ public struct GatehouseConfiguration: Sendable {
     public var acmeDNSResolver: String?
     /// Port the ACME tls-alpn-01 validator connects to.
     public var acmeTLSALPN01Port: Int = 443
+    /// ACME new orders per account and per identifier per hour (0 = unlimited).
+    public var acmeOrdersPerAccountPerHour: Int = 3000
+    public var acmeOrdersPerIdentifierPerHour: Int = 300
     public var listeners: [String: ListenerConfiguration]
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
@@ -127,6 +130,8 @@ public enum ConfigurationLoader {
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.dns_resolver", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.tlsalpn01_port", kind: .integer, defaultValue: .integer(443), allowed: nil),
+            Key(path: "acme.orders_per_account_per_hour", kind: .integer, defaultValue: .integer(3000), allowed: nil),
+            Key(path: "acme.orders_per_identifier_per_hour", kind: .integer, defaultValue: .integer(300), allowed: nil),
         ]
         for l in listenerDefaults {
             let p = "listeners.\(l.name)."
@@ -359,6 +364,8 @@ public enum ConfigurationLoader {
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),
             acmeTLSALPN01Port: alpnPort,
+            acmeOrdersPerAccountPerHour: Int(max(0, int("acme.orders_per_account_per_hour"))),
+            acmeOrdersPerIdentifierPerHour: Int(max(0, int("acme.orders_per_identifier_per_hour"))),
             listeners: listeners, sources: sources)
     }
 }

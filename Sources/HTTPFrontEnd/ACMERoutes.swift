@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Crypto
 import ServerSupport
+import Synchronization
 
 /// ACME settings of the HTTPS listener.
 public struct ACMESettings: Sendable {
@@ -19,10 +20,15 @@ public struct ACMESettings: Sendable {
     public var dnsResolver: String?
     /// Port the tls-alpn-01 validator connects to (443 in production).
     public var tlsALPN01Port: Int
+    /// New orders allowed per account, and per identifier, in any hour (0 = unlimited). Counted per node.
+    public var ordersPerAccountPerHour: Int
+    public var ordersPerIdentifierPerHour: Int
     public init(
         http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil, dnsResolver: String? = nil,
-        tlsALPN01Port: Int = 443
+        tlsALPN01Port: Int = 443, ordersPerAccountPerHour: Int = 3000, ordersPerIdentifierPerHour: Int = 300
     ) {
+        self.ordersPerAccountPerHour = ordersPerAccountPerHour
+        self.ordersPerIdentifierPerHour = ordersPerIdentifierPerHour
         self.http01Port = http01Port
         self.tlsALPN01Port = tlsALPN01Port
         self.termsOfService = termsOfService
@@ -47,9 +53,34 @@ public struct ACMESettings: Sendable {
 /// RFC 8555 over HTTPS: one directory per ACME profile at `/acme/{profile}/directory` and at the reference
 /// platform's `/api/v1/cert-manager/certificate-profiles/{profile}/acme/directory`. Every POST is a flattened JWS:
 /// parsed and checked here (url, nonce, key, signature), then one engine call with the account as principal.
+/// Sliding one-hour windows of events per key (accounts, identifiers).
+final class RateLimiter: Sendable {
+    let window: TimeInterval = 3600
+    let events = Mutex<[String: [Date]]>([:])
+
+    /// Records one event for each key if all are under `limit`; otherwise the seconds until the first key frees up.
+    func admit(_ keys: [String], limit: Int, now: Date = Date()) -> TimeInterval? {
+        guard limit > 0 else { return nil }
+        return events.withLock { all in
+            if all.count > 100_000 { all = all.filter { $0.value.last.map { now.timeIntervalSince($0) < self.window } ?? false } }
+            var wait: TimeInterval = 0
+            for k in keys {
+                let recent = (all[k] ?? []).filter { now.timeIntervalSince($0) < window }
+                all[k] = recent
+                if recent.count >= limit, let oldest = recent.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
+            }
+            if wait > 0 { return wait }
+            for k in keys { all[k, default: []].append(now) }
+            return nil
+        }
+    }
+}
+
 struct ACMERoutes: Sendable {
     let engine: any Engine
     let settings: ACMESettings
+    let accountLimiter = RateLimiter()
+    let identifierLimiter = RateLimiter()
     let logger = Logger(label: "gatehouse.acme")
 
     static let prefixes = ["acme/:profile", "api/v1/cert-manager/certificate-profiles/:profile/acme"]
@@ -78,8 +109,9 @@ struct ACMERoutes: Sendable {
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    func problem(_ p: ACMEProblem, base: String) async -> Response {
+    func problem(_ p: ACMEProblem, base: String, extra: HTTPFields = [:]) async -> Response {
         var h = await headers(base)
+        for f in extra { h[f.name] = f.value }
         h[.contentType] = "application/problem+json"
         var object: [String: Any] = ["type": p.type, "detail": p.detail, "status": p.status]
         if let subs = p.subproblems { object["subproblems"] = subs.map { ["type": $0.type, "detail": $0.detail] } }
@@ -326,6 +358,17 @@ struct ACMERoutes: Sendable {
                     let identifiers = try ids.map { i -> ACMEIdentifier in
                         guard let t = i["type"] as? String, let v = i["value"] as? String else { throw ACMEProblem.malformed("identifier needs type and value") }
                         return ACMEIdentifier(type: t, value: v)
+                    }
+                    if let wait = accountLimiter.admit(["account:" + (call.accountId ?? "")], limit: settings.ordersPerAccountPerHour) {
+                        return await problem(
+                            ACMEProblem("rateLimited", "too many new orders for this account; retry in \(Int(wait.rounded(.up))) s", status: 429),
+                            base: call.base, extra: [.retryAfter: "\(Int(wait.rounded(.up)))"])
+                    }
+                    let names = identifiers.map { "\($0.type):\($0.value.lowercased())" }
+                    if let wait = identifierLimiter.admit(names, limit: settings.ordersPerIdentifierPerHour) {
+                        return await problem(
+                            ACMEProblem("rateLimited", "too many new orders for these identifiers; retry in \(Int(wait.rounded(.up))) s", status: 429),
+                            base: call.base, extra: [.retryAfter: "\(Int(wait.rounded(.up)))"])
                     }
                     func date(_ key: String) throws -> Date? {
                         guard let s = payload[key] as? String else { return nil }

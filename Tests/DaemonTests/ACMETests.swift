@@ -45,7 +45,7 @@ import Testing
             directory: work,
             environment: [
                 "GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_DNS_RESOLVER": "127.0.0.1:\(dnsPort)",
-                "GATEHOUSE_ACME_TLSALPN01_PORT": "\(alpnPort)",
+                "GATEHOUSE_ACME_TLSALPN01_PORT": "\(alpnPort)", "GATEHOUSE_ACME_ORDERS_PER_IDENTIFIER_PER_HOUR": "3",
             ])
         try daemon.waitUntilListening()
         _ = try cli(daemon, ["project", "create", "web"])

@@ -302,6 +302,12 @@ if ALPN_PORT:
     check("tls-alpn-01 with the wrong digest: invalid, naming the acmeIdentifier extension",
           o["status"] == "invalid" and "acmeIdentifier" in failed.get("error", {}).get("detail", ""), az)
 
+# Rate limit per identifier (the test daemon allows 3 new orders per identifier per hour).
+codes = [post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "busy.localhost"}]}, kid=kid) for _ in range(4)]
+check("4th order for one identifier within the hour -> rateLimited (429, Retry-After)",
+      [c.status_code for c in codes] == [201, 201, 201, 429] and problem(codes[3], "rateLimited") and "Retry-After" in codes[3].headers,
+      [c.status_code for c in codes])
+
 # ACME Renewal Information (RFC 9773) for the issued certificate.
 def cert_id(cert):
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
