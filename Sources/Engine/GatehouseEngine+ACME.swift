@@ -49,7 +49,7 @@ extension GatehouseEngine {
     // MARK: Profiles and EAB
 
     public func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo {
-        let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(profile, tx) }
+        let body = try await recentProfile(profile)
         guard body.info.enrollment == .acme, body.info.caId != nil else { throw EngineError(.notFound, "no ACME profile '\(profile)'") }
         return body.info
     }
@@ -117,7 +117,16 @@ extension GatehouseEngine {
     }
 
     public func acmeAccount(profileId: String, accountId: String) async throws -> ACMEAccountInfo {
+        // Every ACME request looks its account up to verify the JWS: reuse a read for two seconds. Changes made on
+        // this node (update, deactivation, key change) drop the entry at once; the operation itself re-reads the
+        // account from the store in its transaction.
+        let now = clock()
+        if let hit = acmeAccounts.withLock({ $0[accountId] }), hit.until > now, hit.info.profileId == profileId { return hit.info }
         let info = try await transact(relaxed: true) { tx in try await self.loadAccount(accountId, tx).1 }
+        acmeAccounts.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[accountId] = (info, now + 2)
+        }
         guard info.profileId == profileId else { throw Self.acme("accountDoesNotExist", "no such account for this directory") }
         return info
     }
@@ -190,6 +199,7 @@ extension GatehouseEngine {
                 info.contact = contact
             }
             if deactivate { info.status = "deactivated" }
+            self.acmeAccounts.withLock { _ = $0.removeValue(forKey: accountId) }
             record.body = try Self.encode(ACMEAccountBody(info: info))
             record.updatedAt = self.clock()
             _ = try await tx.update(record)
@@ -508,6 +518,7 @@ extension GatehouseEngine {
             }
             info.jwk = newJWK
             info.thumbprint = newThumbprint
+            self.acmeAccounts.withLock { _ = $0.removeValue(forKey: accountId) }
             record.name = newThumbprint
             record.body = try Self.encode(ACMEAccountBody(info: info))
             record.updatedAt = self.clock()

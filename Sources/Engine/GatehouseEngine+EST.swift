@@ -7,9 +7,9 @@ import X509
 
 /// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity.
 extension GatehouseEngine {
-    /// The EST profile by slug. Devices enroll in bursts, so a profile read is reused for two seconds (the same
-    /// staleness the access cache allows; local changes to profiles are rare and take effect within that).
-    func estProfile(_ slug: String) async throws -> ProfileBody {
+    /// A profile by slug or id for the enrollment front ends (EST, ACME), which look it up on every request: a read
+    /// is reused for two seconds (the staleness the access cache allows; local deletions take effect at once).
+    func recentProfile(_ slug: String) async throws -> ProfileBody {
         let now = clock()
         if let hit = estProfiles.withLock({ $0[slug] }), hit.until > now { return hit.body }
         let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(slug, tx) }
@@ -17,6 +17,13 @@ extension GatehouseEngine {
             if cache.count > 1_000 { cache.removeAll() }
             cache[slug] = (body, now + 2)
         }
+        return body
+    }
+
+    /// The EST profile by slug. Devices enroll in bursts, so a profile read is reused for two seconds (the same
+    /// staleness the access cache allows; local changes to profiles are rare and take effect within that).
+    func estProfile(_ slug: String) async throws -> ProfileBody {
+        let body = try await recentProfile(slug)
         guard body.info.enrollment == .est, body.info.caId != nil else {
             throw EngineError(.notFound, "no EST profile '\(slug)'")
         }

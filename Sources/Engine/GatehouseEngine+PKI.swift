@@ -598,7 +598,10 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "delete"))
         try await transact { tx in
             try await tx.delete(kind: PKIKind.profile, id: record.id, expectedVersion: record.version)
-            self.estProfiles.withLock { $0[body.info.slug] = nil }
+            self.estProfiles.withLock {
+                $0[body.info.slug] = nil
+                $0[body.info.id] = nil
+            }
             try await self.audit.append(
                 self.allowed(ctx, decision, "pki.profile.delete", project: body.info.project, ["profileId": record.id]), tx)
         }

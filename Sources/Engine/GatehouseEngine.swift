@@ -18,7 +18,9 @@ public final class GatehouseEngine: Engine {
     let caCache = Mutex<[String: LoadedCA]>([:])
     /// Decoded PKI records (profiles, templates) by kind/id, with the record version they were decoded from.
     let decodedRecords = Mutex<[String: (version: Int64, value: any Sendable)]>([:])
-    /// EST profiles by slug, reused for two seconds.
+    /// ACME accounts by id, reused for two seconds by JWS verification.
+    let acmeAccounts = Mutex<[String: (info: ACMEAccountInfo, until: Date)]>([:])
+    /// Enrollment profiles by slug or id, reused for two seconds.
     let estProfiles = Mutex<[String: (body: ProfileBody, until: Date)]>([:])
     /// EST bootstrap chains recently verified, by hash of (profile, its bootstrap CAs, the presented chain).
     let estVerifiedChains = Mutex<[Data: Date]>([:])
