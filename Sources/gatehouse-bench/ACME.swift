@@ -160,6 +160,25 @@ final class ACMEFlow: @unchecked Sendable {
     }
 }
 
+struct TimedOut: Error {}
+
+/// Runs `body`, giving up after `seconds` (a stuck peer must not stall the benchmark).
+func withDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            throw TimedOut()
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw TimedOut() }
+        return first
+    }
+}
+
+/// One line to standard output at once (unbuffered, so a level's result shows even if a later level is cut off).
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 struct ACME: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ACME full flow per certificate (newOrder, authz, http-01 answered here, finalize, download), one account and connection per worker.",
@@ -209,12 +228,46 @@ struct ACME: AsyncParsableCommand {
         return (c, [:])
     }
 
-    func measure(directoryURL: String, ca: String, eab: (String, String)?, workers: Int, tokens: NIOLockedValueBox<[String: String]>, names: NIOLockedValueBox<Int>) async throws -> Result {
+    func measure(
+        directoryURL: String, ca: String, eab: (String, String)?, workers: Int, tokens: NIOLockedValueBox<[String: String]>,
+        names: NIOLockedValueBox<Int>
+    ) async throws -> Result {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         let start = ContinuousClock.now
         let total = try await withThrowingTaskGroup(of: Result.self) { group in
             for _ in 0..<workers {
                 group.addTask {
+                    // A worker whose server stops answering for 15 s ends with what it measured (the rest counts
+                    // as errors), instead of stalling the whole run.
+                    let partial = NIOLockedValueBox(Result(ops: 0, errors: 0, elapsed: 0, latencies: []))
+                    do {
+                        return try await withDeadline(seconds + 15) {
+                            try await worker(directoryURL: directoryURL, ca: ca, eab: eab, tokens: tokens, names: names, deadline: deadline, partial: partial)
+                        }
+                    } catch is TimedOut {
+                        var r = partial.withLockedValue { $0 }
+                        r.errors += 1
+                        return r
+                    }
+                }
+            }
+            var sum = Result(ops: 0, errors: 0, elapsed: 0, latencies: [])
+            for try await r in group {
+                sum.ops += r.ops
+                sum.errors += r.errors
+                sum.latencies += r.latencies
+            }
+            return sum
+        }
+        var result = total
+        result.elapsed = (ContinuousClock.now - start).seconds
+        return result
+    }
+
+    func worker(
+        directoryURL: String, ca: String, eab: (String, String)?, tokens: NIOLockedValueBox<[String: String]>,
+        names: NIOLockedValueBox<Int>, deadline: ContinuousClock.Instant, partial: NIOLockedValueBox<Result>
+    ) async throws -> Result {
                     let (connection, _) = try await connection(directoryURL, ca: ca)
                     return try await connection.runWithHeaders { request in
                         let (_, dirBytes, _) = try await request(.GET, URL(string: directoryURL)?.path ?? "/", [], [])
@@ -232,22 +285,11 @@ struct ACME: AsyncParsableCommand {
                             let ok = (try? await flow.issue(request, "b\(n).localhost")) ?? false
                             latencies.append((ContinuousClock.now - t0).seconds)
                             if !ok { errors += 1 }
+                            let snapshot = Result(ops: latencies.count - errors, errors: errors, elapsed: 0, latencies: latencies)
+                            partial.withLockedValue { $0 = snapshot }
                         }
                         return Result(ops: latencies.count - errors, errors: errors, elapsed: 0, latencies: latencies)
                     }
-                }
-            }
-            var sum = Result(ops: 0, errors: 0, elapsed: 0, latencies: [])
-            for try await r in group {
-                sum.ops += r.ops
-                sum.errors += r.errors
-                sum.latencies += r.latencies
-            }
-            return sum
-        }
-        var result = total
-        result.elapsed = (ContinuousClock.now - start).seconds
-        return result
     }
 
     func run() async throws {
@@ -259,11 +301,11 @@ struct ACME: AsyncParsableCommand {
         let (directory, kid, hmac) = try await setUp(endpoint)
         for c in concurrency.split(separator: ",").compactMap({ Int($0) }) {
             let g = try await measure(directoryURL: directory, ca: ca, eab: (kid, hmac), workers: c, tokens: tokens, names: names)
-            print(g.line("gatehouse", "acme-cert", c))
+            say(g.line("gatehouse", "acme-cert", c))
             if let peerDirectory {
                 let p = try await measure(directoryURL: peerDirectory, ca: peerCa ?? ca, eab: nil, workers: c, tokens: tokens, names: names)
-                print(p.line("peer", "acme-cert", c))
-                print(String(format: "ratio gatehouse/peer acme-cert c=%d: %.1fx", c, g.rate / max(p.rate, 0.001)))
+                say(p.line("peer", "acme-cert", c))
+                say(String(format: "ratio gatehouse/peer acme-cert c=%d: %.1fx", c, g.rate / max(p.rate, 0.001)))
             }
         }
     }
