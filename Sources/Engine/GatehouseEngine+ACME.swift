@@ -488,18 +488,7 @@ extension GatehouseEngine {
             guard var record = try await tx.get(kind: PKIKind.certificate, id: serial) else { throw EngineError(.notFound, "certificate not found") }
             var b = try self.decode(CertificateBody.self, record)
             guard b.info.status != .revoked else { throw Self.acme("alreadyRevoked", "the certificate is already revoked") }
-            b.info.status = .revoked
-            b.info.revokedAt = now
-            b.info.revocationReason = r
-            record.body = try Self.encode(b)
-            record.updatedAt = now
-            _ = try await tx.update(record)
-            if let caId = b.info.caId {
-                try await tx.insert(
-                    Record(kind: PKIKind.revoked, id: "\(caId)/\(serial)", scope: caId, name: nil,
-                           body: try Self.encode(RevokedBody(serial: serial, revokedAt: now, reason: r)), createdAt: now))
-                _ = try await self.regenerateCRL(caId, tx)
-            }
+            try await self.markRevoked(&record, &b, reason: r, now: now, tx)
             try await self.audit.append(
                 self.event(ctx, "acme.certificate.revoke", project: b.info.project, ["serialNumber": serial, "reason": r.rawValue]), tx)
         }

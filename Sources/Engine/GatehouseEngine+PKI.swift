@@ -837,26 +837,32 @@ extension GatehouseEngine {
             }
             var body = try self.decode(CertificateBody.self, record)
             guard body.info.status != .revoked else { throw EngineError(.wrongState, "the certificate is already revoked") }
-            body.info.status = .revoked
-            body.info.revokedAt = now
-            body.info.revocationReason = reason
-            record.body = try Self.encode(body)
-            record.updatedAt = now
-            _ = try await tx.update(record)
-            if let caId = body.info.caId {
-                try await tx.insert(
-                    Record(
-                        kind: PKIKind.revoked, id: "\(caId)/\(body.info.serialNumber)", scope: caId, name: nil,
-                        body: try Self.encode(RevokedBody(serial: body.info.serialNumber, revokedAt: now, reason: reason)),
-                        createdAt: now))
-                _ = try await self.regenerateCRL(caId, tx)
-            }
+            try await self.markRevoked(&record, &body, reason: reason, now: now, tx)
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "pki.certificate.revoke", project: body.info.project,
                     ["serialNumber": body.info.serialNumber, "reason": reason.rawValue]),
                 tx)
             return try await self.describe(body, tx)
+        }
+    }
+
+    /// Revokes a stored certificate in `tx`: its record, the CA's revocation list entry, a regenerated CRL.
+    func markRevoked(
+        _ record: inout Record, _ body: inout CertificateBody, reason: RevocationReason, now: Date, _ tx: any StorageTransaction
+    ) async throws {
+        body.info.status = .revoked
+        body.info.revokedAt = now
+        body.info.revocationReason = reason
+        record.body = try Self.encode(body)
+        record.updatedAt = now
+        _ = try await tx.update(record)
+        if let caId = body.info.caId {
+            try await tx.insert(
+                Record(
+                    kind: PKIKind.revoked, id: "\(caId)/\(body.info.serialNumber)", scope: caId, name: nil,
+                    body: try Self.encode(RevokedBody(serial: body.info.serialNumber, revokedAt: now, reason: reason)), createdAt: now))
+            _ = try await regenerateCRL(caId, tx)
         }
     }
 

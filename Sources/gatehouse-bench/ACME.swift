@@ -27,7 +27,7 @@ final class ChallengeResponder: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    static func start(port: Int, tokens: NIOLockedValueBox<[String: String]>) async throws -> Channel {
+    static func start(port: Int, tokens: NIOLockedValueBox<[String: String]>) async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -251,13 +251,7 @@ struct ACME: AsyncParsableCommand {
                     }
                 }
             }
-            var sum = Result(ops: 0, errors: 0, elapsed: 0, latencies: [])
-            for try await r in group {
-                sum.ops += r.ops
-                sum.errors += r.errors
-                sum.latencies += r.latencies
-            }
-            return sum
+            return try await Result.sum(group)
         }
         var result = total
         result.elapsed = (ContinuousClock.now - start).seconds

@@ -43,6 +43,17 @@ struct Result {
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000
     }
 
+    /// The workers' results of a task group added up (elapsed is set by the caller).
+    static func sum(_ group: ThrowingTaskGroup<Result, any Error>) async throws -> Result {
+        var total = Result(ops: 0, errors: 0, elapsed: 0, latencies: [])
+        for try await r in group {
+            total.ops += r.ops
+            total.errors += r.errors
+            total.latencies += r.latencies
+        }
+        return total
+    }
+
     func line(_ name: String, _ op: String, _ c: Int) -> String {
         String(
             format: "%-10@ %-9@ c=%-3d %9.0f ops/s  p50 %6.3f ms  p99 %6.3f ms  p999 %6.3f ms  errors %d",
@@ -240,13 +251,7 @@ struct KMIP: AsyncParsableCommand {
                     return Result(ops: latencies.count, errors: errors, elapsed: 0, latencies: latencies)
                 }
             }
-            var total = Result(ops: 0, errors: 0, elapsed: 0, latencies: [])
-            for try await r in group {
-                total.ops += r.ops
-                total.errors += r.errors
-                total.latencies += r.latencies
-            }
-            return total
+            return try await Result.sum(group)
         }
         let elapsed = ContinuousClock.now - start
         var result = perWorker

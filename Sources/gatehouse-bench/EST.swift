@@ -165,13 +165,7 @@ struct EST: AsyncParsableCommand {
                     }
                 }
             }
-            var sum = Result(ops: 0, errors: 0, elapsed: 0, latencies: [])
-            for try await r in group {
-                sum.ops += r.ops
-                sum.errors += r.errors
-                sum.latencies += r.latencies
-            }
-            return sum
+            return try await Result.sum(group)
         }
         var result = total
         result.elapsed = (ContinuousClock.now - start).seconds

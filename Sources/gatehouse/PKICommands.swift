@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaemonConfig
 import Foundation
 
 /// `gatehouse pki …`: CAs, templates, profiles, issuance, revocation and export over the admin API.
@@ -287,14 +288,8 @@ struct PKICommand: AsyncParsableCommand {
     }
 }
 
-/// `30d`, `12h`, `90m`, `45s`.
+/// `30d`, `12h`, `90m`, `45s` in seconds (the configuration file's duration syntax).
 func durationSeconds(_ text: String) -> Int? {
-    guard let unit = text.last, let n = Int(text.dropLast()), n > 0 else { return nil }
-    switch unit {
-    case "s": return n
-    case "m": return n * 60
-    case "h": return n * 3600
-    case "d": return n * 86400
-    default: return nil
-    }
+    guard let d = ConfigurationLoader.parseDuration(text), d > .zero else { return nil }
+    return Int(d.components.seconds)
 }

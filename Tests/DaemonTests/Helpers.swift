@@ -78,3 +78,20 @@ func curlPostBatch(_ posts: [(label: String, url: String, json: String)], certs:
     }
     return config
 }
+
+/// Tests/scripts/webhook-receiver.py on a free loopback port, answering the first `failFirst` POSTs with 503; it
+/// appends one JSON line per POST to `logFile`. Kill the process when done.
+func startWebhookReceiver(in dir: String, failFirst: Int) throws -> (process: Process, port: String, logFile: String) {
+    let portFile = dir + "/receiver.port"
+    let logFile = dir + "/receiver.jsonl"
+    let receiver = Process()
+    receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    receiver.arguments = ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/webhook-receiver.py", portFile, logFile, "\(failFirst)"]
+    try receiver.run()
+    var port = ""
+    for _ in 0..<100 where port.isEmpty {
+        port = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? ""
+        usleep(50_000)
+    }
+    return (receiver, port, logFile)
+}

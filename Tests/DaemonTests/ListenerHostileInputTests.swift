@@ -60,20 +60,10 @@ import Testing
 
     @Test func auditEventsStreamToAnEndpointWithRetries() throws {
         let dir = try freshDirectory()
-        let portFile = dir.path + "/receiver.port"
-        let logFile = dir.path + "/receiver.jsonl"
-        let receiver = Process()
-        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        receiver.arguments = ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/webhook-receiver.py", portFile, logFile, "2"]
-        try receiver.run()
+        let (receiver, port, logFile) = try startWebhookReceiver(in: dir.path, failFirst: 2)
         defer {
             kill(receiver.processIdentifier, SIGKILL)
             receiver.waitUntilExit()
-        }
-        var port = ""
-        for _ in 0..<100 where port.isEmpty {
-            port = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? ""
-            usleep(50_000)
         }
         #expect(!port.isEmpty)
         let daemon = try DaemonProcess(
