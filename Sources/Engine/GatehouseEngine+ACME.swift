@@ -15,6 +15,8 @@ enum ACMEKind {
     static let usedNonce = "acme-nonce-used"
     /// Which account a certificate was issued to: id = serial, scope = account id.
     static let certificateOwner = "acme-cert-owner"
+    /// Certificates an order has declared it replaces (RFC 9773): id = serial, body = the order id.
+    static let replaced = "acme-replaced"
 }
 
 /// ACME (RFC 8555) state: accounts per profile, orders, authorizations and challenges, nonces. Certificates are
@@ -218,7 +220,8 @@ extension GatehouseEngine {
     // MARK: Orders
 
     public func acmeNewOrder(
-        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?
+        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?
     ) async throws -> ACMEOrderInfo {
         guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme("malformed", "an order needs 1–100 identifiers") }
         var seen = Set<ACMEIdentifier>()
@@ -266,6 +269,21 @@ extension GatehouseEngine {
                 throw Self.acme("malformed", "notBefore must be between now and 7 days from now")
             }
             let orderId = Self.randomToken(12)
+            if let replaces {
+                // RFC 9773 §5: the replaced certificate must be this account's, and be replaced only once.
+                let serial = Self.hex(replaces.serial)
+                guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: serial), owner.scope == accountId,
+                    let record = try await tx.get(kind: PKIKind.certificate, id: serial),
+                    let cert = try? Certificate(derEncoded: Array(try self.decode(CertificateBody.self, record).der)),
+                    let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == replaces.authorityKeyId
+                else { throw Self.acme("malformed", "replaces does not name a certificate issued to this account") }
+                do {
+                    try await tx.insert(
+                        Record(kind: ACMEKind.replaced, id: serial, scope: accountId, name: nil, body: Data(orderId.utf8), createdAt: now))
+                } catch let e as StorageError where e.code == .uniqueViolation {
+                    throw Self.acme("alreadyReplaced", "the certificate \(replaces.certID) has already been replaced by another order")
+                }
+            }
             var authzIds: [String] = []
             for id in identifiers {
                 let authzId = Self.randomToken(12)
@@ -288,7 +306,7 @@ extension GatehouseEngine {
             let order = ACMEOrderInfo(
                 id: orderId, accountId: accountId, profileId: account.profileId, status: "pending", expires: now + Self.orderLifetime,
                 identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) }, notBefore: notBefore,
-                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil)
+                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil, replaces: replaces?.certID)
             try await tx.insert(Record(kind: ACMEKind.order, id: orderId, scope: accountId, name: nil, body: try Self.encode(ACMEOrderBody(info: order)), createdAt: now))
             try await self.audit.append(
                 self.event(ctx, "acme.order.create", project: profile.info.project,

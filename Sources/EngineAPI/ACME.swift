@@ -102,10 +102,14 @@ public struct ACMEOrderInfo: Sendable, Hashable, Codable {
     public var authorizations: [String]
     public var certificateSerial: String?
     public var error: ACMEError?
+    /// The ARI certID of the certificate this order replaces (RFC 9773 §5).
+    public var replaces: String?
     public init(
         id: String, accountId: String, profileId: String, status: String, expires: Date, identifiers: [ACMEIdentifier],
-        notBefore: Date?, notAfter: Date?, authorizations: [String], certificateSerial: String?, error: ACMEError?
+        notBefore: Date?, notAfter: Date?, authorizations: [String], certificateSerial: String?, error: ACMEError?,
+        replaces: String? = nil
     ) {
+        self.replaces = replaces
         self.id = id
         self.accountId = accountId
         self.profileId = profileId
@@ -153,8 +157,10 @@ public protocol ACMEEngine: Sendable {
         onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
     ) async throws -> (ACMEAccountInfo, created: Bool)
     func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo
+    /// `replaces`: (certID text, its authority key id, its serial) of a certificate of this account (RFC 9773 §5).
     func acmeNewOrder(
-        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?
+        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?
     ) async throws -> ACMEOrderInfo
     func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo
     func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String]

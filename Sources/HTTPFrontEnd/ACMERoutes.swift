@@ -128,6 +128,7 @@ struct ACMERoutes: Sendable {
             let status: Int
             switch type {
             case "unauthorized", "orderNotReady": status = 403
+            case "alreadyReplaced": status = 409
             case "accountDoesNotExist": status = 400
             case "rateLimited": status = 429
             default: status = 400
@@ -241,6 +242,7 @@ struct ACMERoutes: Sendable {
         if let na = o.notAfter { j["notAfter"] = na.formatted(.iso8601) }
         if let serial = o.certificateSerial { j["certificate"] = "\(base)/cert/\(serial)" }
         if let e = o.error { j["error"] = ["type": e.type, "detail": e.detail] }
+        if let r = o.replaces { j["replaces"] = r }
         return j
     }
 
@@ -375,9 +377,17 @@ struct ACMERoutes: Sendable {
                         guard let d = try? Date(s, strategy: .iso8601) else { throw ACMEProblem.malformed("\(key) is not an RFC 3339 date") }
                         return d
                     }
+                    var replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?
+                    if let certID = payload["replaces"] as? String {
+                        let parts = certID.split(separator: ".", omittingEmptySubsequences: false)
+                        guard parts.count == 2, let aki = Base64URL.decode(String(parts[0])), let serial = Base64URL.decode(String(parts[1])),
+                            !aki.isEmpty, !serial.isEmpty
+                        else { throw ACMEProblem.malformed("replaces must be an ARI certID: base64url(AKI).base64url(serial)") }
+                        replaces = (certID, aki, serial)
+                    }
                     let order = try await engine.acmeNewOrder(
                         call.ctx, accountId: call.accountId ?? "", identifiers: identifiers, notBefore: try date("notBefore"),
-                        notAfter: try date("notAfter"))
+                        notAfter: try date("notAfter"), replaces: replaces)
                     return await json(orderJSON(order, base: call.base), status: .created, base: call.base, extra: Self.location("\(call.base)/order/\(order.id)"))
                 }
             }

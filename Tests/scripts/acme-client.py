@@ -316,6 +316,13 @@ def cert_id(cert):
 
 
 check("directory announces renewalInfo and keyChange", "renewalInfo" in d and "keyChange" in d, d)
+# An order that replaces the certificate (RFC 9773 §5): accepted once, echoed; a second one is alreadyReplaced.
+r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}], "replaces": cert_id(leaf)}, kid=kid)
+check("newOrder with replaces -> 201, replaces echoed", r.status_code == 201 and r.json().get("replaces") == cert_id(leaf), r.text)
+r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}], "replaces": cert_id(leaf)}, kid=kid)
+check("replacing the same certificate again -> alreadyReplaced", problem(r, "alreadyReplaced"), r.text)
+r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "r.localhost"}], "replaces": "AAAA.AAAA"}, kid=kid)
+check("replaces naming no certificate of this account -> malformed", problem(r, "malformed"), r.text)
 r = S.get(d.get("renewalInfo", "") + "/" + cert_id(leaf)) if leaf else None
 window = r.json().get("suggestedWindow", {}) if r is not None and r.status_code == 200 else {}
 check("renewalInfo: a suggested window inside the validity, with Retry-After",
