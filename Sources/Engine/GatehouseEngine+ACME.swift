@@ -27,8 +27,9 @@ extension GatehouseEngine {
 
     static func acme(_ type: String, _ message: String) -> EngineError { EngineError(.init(rawValue: "acme:" + type), message) }
 
-    var nonceKey: SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: audit.key, info: Array("gatehouse acme nonce v1".utf8), outputByteCount: 32)
+    /// The key ACME nonces are sealed with, derived from the audit key (shared by every node of a store).
+    static func nonceKey(_ auditKey: SymmetricKey) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: auditKey, info: Array("gatehouse acme nonce v1".utf8), outputByteCount: 32)
     }
 
     static func randomToken(_ bytes: Int = 16) -> String {

@@ -18,6 +18,8 @@ public final class GatehouseEngine: Engine {
     let caCache = Mutex<[String: LoadedCA]>([:])
     /// Decoded PKI records (profiles, templates) by kind/id, with the record version they were decoded from.
     let decodedRecords = Mutex<[String: (version: Int64, value: any Sendable)]>([:])
+    /// Seals ACME nonces (derived once from the audit key).
+    let nonceKey: SymmetricKey
     /// ACME accounts by id, reused for two seconds by JWS verification.
     let acmeAccounts = Mutex<[String: (info: ACMEAccountInfo, until: Date)]>([:])
     /// Enrollment profiles by slug or id, reused for two seconds.
@@ -82,6 +84,7 @@ public final class GatehouseEngine: Engine {
         self.storage = storage
         self.keyring = keyring
         self.audit = audit
+        self.nonceKey = Self.nonceKey(audit.key)
         self.bootstrapAdmins = bootstrapAdmins
         self.logger = logger
         self.clock = clock
