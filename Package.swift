@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12",
+                "EngineAPI", "StorageAPI", "PKCS12", "SSHProtocol",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -117,6 +117,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "SSHProtocol", swiftSettings: strict),
         .target(
             name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1")], swiftSettings: strict),
         .target(
@@ -207,6 +208,7 @@ let package = Package(
             dependencies: ["ESTProtocol", .product(name: "SwiftASN1", package: "swift-asn1")],
             swiftSettings: strict
         ),
+        .testTarget(name: "SSHProtocolTests", dependencies: ["SSHProtocol"], swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",
             dependencies: [

@@ -11,7 +11,7 @@ log() { printf '[run-all %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # 1. System packages (only what is missing; apt-get update once).
 need=()
-for p in curl openssl ca-certificates postgresql libsqlite3-dev libssl-dev python3-venv util-linux iproute2 procps pebble; do
+for p in curl openssl ca-certificates postgresql libsqlite3-dev libssl-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -75,7 +75,7 @@ done
 if [ -z "$PG_TEST_URL" ]; then log "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1; fi
 export PG_TEST_URL
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
-export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1
+export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1 GATEHOUSE_REQUIRE_OPENSSH=1
 
 # 5. The whole suite.
 OUT="$(mktemp /tmp/gatehouse-test-out.XXXXXX)"

@@ -43,7 +43,7 @@ schemas = {
  "TLSCertAuth": obj({"identityId": string, "caCertificate": string, "allowedCommonNames": strs, "token": S("AccessTokenSettings")}, ["identityId", "caCertificate", "allowedCommonNames"]),
  "AccessToken": obj({"accessToken": string, "expiresIn": integer, "accessTokenMaxTTL": integer, "tokenType": {"const": "Bearer"}}, ["accessToken", "expiresIn", "accessTokenMaxTTL", "tokenType"]),
  "Condition": dict(obj({"$eq": string, "$ne": string, "$in": strs, "$glob": string}), minProperties=1),
- "Permission": obj({"subject": {"enum": ["project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates", "certificate-profiles", "certificates", "pki-alerts", "*"]}, "actions": {"type": "array", "minItems": 1, "items": {"enum": ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export", "*"]}}, "conditions": {"type": "object", "propertyNames": {"enum": ["name", "path"]}, "additionalProperties": S("Condition")}, "inverted": boolean}, ["subject", "actions"]),
+ "Permission": obj({"subject": {"enum": ["project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates", "certificate-profiles", "certificates", "pki-alerts", "ssh-certificate-authorities", "ssh-certificates", "ssh-hosts", "*"]}, "actions": {"type": "array", "minItems": 1, "items": {"enum": ["read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export", "*"]}}, "conditions": {"type": "object", "propertyNames": {"enum": ["name", "path"]}, "additionalProperties": S("Condition")}, "inverted": boolean}, ["subject", "actions"]),
  "Role": obj({"slug": string, "project": string, "description": string, "permissions": {"type": "array", "items": S("Permission")}, "isBuiltIn": boolean}, ["slug", "project", "permissions", "isBuiltIn"]),
  "RoleSpec": obj({"slug": slugT, "description": string, "permissions": {"type": "array", "minItems": 1, "maxItems": 200, "items": S("Permission")}}, ["slug", "permissions"]),
  "RoleGrant": obj({"role": string, "isTemporary": boolean, "temporaryRange": {"type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$", "description": "e.g. 30s, 1m, 2h, 3d"}, "temporaryAccessStartTime": date, "temporaryAccessEndTime": date}, ["role"]),
@@ -92,6 +92,24 @@ def body(schema):
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 def wrap(key, schema): return obj({key: schema}, [key])
 def arr(schema): return {"type": "array", "items": schema}
+sshAlgs = {"enum": ["ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-3072", "rsa-4096"]}
+sshKey = {"type": "string", "maxLength": 16384, "description": "authorized_keys format: 'ssh-ed25519 AAAA… [comment]'"}
+principal = {"type": "string", "pattern": "^[!-+--~]{1,255}$"}
+mapping = obj({"login": {"type": "string", "pattern": "^[!-+--.0-~]{1,32}$"}, "allowedIdentities": {"type": "array", "minItems": 1, "maxItems": 1000, "items": nameT}}, ["login", "allowedIdentities"])
+mappings = {"type": "array", "maxItems": 100, "items": S("SSHLoginMapping")}
+hostnameT = {"type": "string", "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$"}
+schemas.update({
+ "SSHCASpec": obj({"name": nameT, "keyAlgorithm": sshAlgs, "userTTL": durT, "maxUserTTL": durT, "hostTTL": durT, "maxHostTTL": durT}, ["name"]),
+ "SSHCA": obj({"id": string, "project": string, "name": string, "keyAlgorithm": sshAlgs, "publicKey": string, "fingerprint": string, "userTTL": string, "maxUserTTL": string, "hostTTL": string, "maxHostTTL": string, "createdAt": date}, ["id", "project", "name", "keyAlgorithm", "publicKey", "fingerprint", "userTTL", "maxUserTTL", "hostTTL", "maxHostTTL", "createdAt"]),
+ "SSHCertificateRequest": obj({"type": {"enum": ["user", "host"]}, "publicKey": sshKey, "keyId": {"type": "string", "maxLength": 256}, "principals": {"type": "array", "minItems": 1, "maxItems": 256, "items": principal}, "ttl": durT, "criticalOptions": {"type": "object", "propertyNames": {"enum": ["force-command", "source-address", "verify-required"]}, "additionalProperties": {"type": "string", "maxLength": 4096}}, "extensions": {"type": "array", "items": {"enum": ["permit-X11-forwarding", "permit-agent-forwarding", "permit-port-forwarding", "permit-pty", "permit-user-rc", "no-touch-required"]}}}, ["type", "publicKey", "principals"]),
+ "SSHCertificate": obj({"serial": string, "caId": string, "project": string, "type": {"enum": ["user", "host"]}, "keyId": string, "principals": strs, "validAfter": date, "validBefore": date, "criticalOptions": strmap, "extensions": strs, "publicKeyFingerprint": string, "certificate": string, "status": {"enum": ["active", "revoked", "expired"]}, "revokedAt": date, "issuedTo": string}, ["serial", "caId", "project", "type", "keyId", "principals", "validAfter", "validBefore", "criticalOptions", "extensions", "publicKeyFingerprint", "certificate", "status", "issuedTo"]),
+ "SSHLoginMapping": mapping,
+ "SSHHostGroupSpec": obj({"name": nameT, "loginMappings": mappings}, ["name"]),
+ "SSHHostGroup": obj({"id": string, "project": string, "name": string, "loginMappings": arr(S("SSHLoginMapping")), "createdAt": date}, ["id", "project", "name", "loginMappings", "createdAt"]),
+ "SSHHostSpec": obj({"hostname": hostnameT, "port": {"type": "integer", "minimum": 1, "maximum": 65535}, "hostGroup": nameT, "userCaId": idT, "hostCaId": idT, "loginMappings": mappings, "hostPublicKey": sshKey, "hostCertificateTTL": durT}, ["hostname", "userCaId", "hostCaId"]),
+ "SSHHost": obj({"id": string, "project": string, "hostname": string, "port": {"type": "integer"}, "hostGroupId": string, "userCaId": string, "hostCaId": string, "loginMappings": arr(S("SSHLoginMapping")), "userCAPublicKey": string, "hostCAPublicKey": string, "hostCertificate": string, "createdAt": date}, ["id", "project", "hostname", "port", "userCaId", "hostCaId", "loginMappings", "userCAPublicKey", "hostCAPublicKey", "createdAt"]),
+ "SSHConnectGrant": obj({"certificate": S("SSHCertificate"), "hostname": string, "port": {"type": "integer"}, "login": string, "knownHostsLine": string}, ["certificate", "hostname", "port", "login", "knownHostsLine"]),
+})
 std = ("400", "401", "403", "404", "503")
 nocontent = {"204": {"description": "Done"}}
 P = {}
@@ -200,6 +218,26 @@ der = lambda t: {"200": {"description": "OK", "content": {t: {"schema": {"type":
 op("get", "/pki/crl/{file}", "The CA's current CRL (DER), as named in issued certificates", "pki-public", {**der("application/pkix-crl"), **errors("404", "503")}, [param("file", schema={"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}[.]crl$"})], security=False)
 op("post", "/pki/ocsp", "OCSP responder (RFC 6960, POST)", "pki-public", der("application/ocsp-response"), req={"required": True, "content": {"application/ocsp-request": {"schema": {"type": "string", "format": "binary"}}}}, security=False)
 op("get", "/pki/ocsp/{request}", "OCSP responder (RFC 6960, GET with base64 request)", "pki-public", der("application/ocsp-response"), [param("request", schema={"type": "string", "description": "URL-encoded base64 DER OCSPRequest; anything else gets a malformedRequest response"})], security=False)
+sshca = param("caId", schema=idT)
+sshserial = param("serial", schema={"type": "string", "pattern": "^[0-9]{1,20}$"})
+sshhost = param("host", schema={"type": "string", "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$", "description": "host id or hostname"})
+op("post", "/api/v1/projects/{project}/ssh/cas", "Create an SSH certificate authority (key sealed at rest)", "ssh", {**ok(wrap("ca", S("SSHCA")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("SSHCASpec")))
+op("get", "/api/v1/projects/{project}/ssh/cas", "List SSH CAs", "ssh", {**ok(lst("cas", S("SSHCA"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/ssh/cas/{caId}", "Get an SSH CA", "ssh", {**ok(wrap("ca", S("SSHCA"))), **errors(*std)}, [sshca])
+op("post", "/api/v1/ssh/cas/{caId}/issue", "Sign an OpenSSH user or host certificate", "ssh", {**ok(wrap("certificate", S("SSHCertificate")), "201", "Created"), **errors(*std, "409", "413")}, [sshca], body(S("SSHCertificateRequest")))
+op("get", "/api/v1/projects/{project}/ssh/certificates", "List issued SSH certificates", "ssh", {**ok(lst("certificates", S("SSHCertificate"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/ssh/certificates/{serial}", "Get an SSH certificate", "ssh", {**ok(wrap("certificate", S("SSHCertificate"))), **errors(*std)}, [sshserial])
+op("post", "/api/v1/ssh/certificates/{serial}/revoke", "Revoke an SSH certificate (it enters the CA's KRL)", "ssh", {**ok(wrap("certificate", S("SSHCertificate"))), **errors(*std, "409")}, [sshserial])
+op("post", "/api/v1/projects/{project}/ssh/host-groups", "Create a host group with login mappings", "ssh", {**ok(wrap("hostGroup", S("SSHHostGroup")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("SSHHostGroupSpec")))
+op("get", "/api/v1/projects/{project}/ssh/host-groups", "List host groups", "ssh", {**ok(lst("hostGroups", S("SSHHostGroup"))), **errors(*std)}, [proj] + page)
+op("post", "/api/v1/projects/{project}/ssh/hosts", "Register a host (and sign its host key)", "ssh", {**ok(wrap("host", S("SSHHost")), "201", "Created"), **errors(*std, "409", "413")}, [proj], body(S("SSHHostSpec")))
+op("get", "/api/v1/projects/{project}/ssh/hosts", "List hosts", "ssh", {**ok(lst("hosts", S("SSHHost"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/ssh/hosts/{host}", "Get a host", "ssh", {**ok(wrap("host", S("SSHHost"))), **errors(*std)}, [sshhost])
+op("delete", "/api/v1/ssh/hosts/{host}", "Remove a host", "ssh", {**nocontent, **errors(*std, "409")}, [sshhost])
+op("post", "/api/v1/ssh/hosts/{host}/host-certificate", "Sign the host's key (principal: its hostname)", "ssh", {**ok(wrap("certificate", S("SSHCertificate")), "201", "Created"), **errors(*std, "409", "413")}, [sshhost], body(obj({"publicKey": sshKey, "ttl": durT}, ["publicKey"])))
+op("post", "/api/v1/ssh/hosts/{host}/connect", "A short-lived user certificate for a login the caller's mappings allow", "ssh", {**ok(S("SSHConnectGrant"), "201", "Created"), **errors(*std, "409", "413")}, [sshhost], body(obj({"publicKey": sshKey, "login": {"type": "string", "maxLength": 32}, "ttl": durT}, ["publicKey"])))
+op("get", "/ssh/krl/{file}", "The SSH CA's key revocation list (for sshd RevokedKeys)", "ssh-public", {**der("application/octet-stream"), **errors("404", "503")}, [param("file", schema={"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}[.]krl$"})], security=False)
+op("get", "/ssh/ca/{file}", "The SSH CA's public key (for TrustedUserCAKeys / @cert-authority)", "ssh-public", {**text, **errors("404", "503")}, [param("file", schema={"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}[.]pub$"})], security=False)
 esttext = lambda *codes: {c: {"description": d, "content": {"text/plain": {"schema": string}}} for c, d in [("400", "Malformed request"), ("401", "Credentials required or refused (WWW-Authenticate)"), ("403", "Policy violation"), ("404", "No such EST profile"), ("409", "Conflict"), ("413", "Body too large"), ("415", "Not application/pkcs10"), ("503", "Unavailable")] if c in codes}
 b64 = lambda t: {"200": {"description": "OK (base64, Content-Transfer-Encoding: base64)", "content": {t: {"schema": string}}}}
 estreq = {"required": True, "content": {"application/pkcs10": {"schema": {"type": "string", "description": "base64 DER PKCS#10"}}}}

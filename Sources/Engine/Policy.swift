@@ -62,7 +62,7 @@ struct TemplateFacts: Sendable {
 enum PolicyEvaluator {
     static let projectSubjects = [
         "project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates",
-        "certificate-profiles", "certificates", "pki-alerts",
+        "certificate-profiles", "certificates", "pki-alerts", "ssh-certificate-authorities", "ssh-certificates", "ssh-hosts",
     ]
     static let orgSubjects = ["projects", "identities", "audit"]
     static let actions = [
@@ -152,7 +152,7 @@ enum PolicyEvaluator {
             [
                 all("secrets"), all("kms-keys"), all("certificates"), read("certificate-authorities"),
                 read("certificate-templates"), read("certificate-profiles"), read("project"), read("roles"),
-                read("members"),
+                read("members"), read("ssh-certificate-authorities"), read("ssh-hosts"),
             ]
         ),
         "viewer": ("Read-only access", projectSubjects.map(read)),

@@ -1192,6 +1192,9 @@ public enum OpenAPIDocument {
            "certificate-profiles",
            "certificates",
            "pki-alerts",
+           "ssh-certificate-authorities",
+           "ssh-certificates",
+           "ssh-hosts",
            "*"
           ]
          }
@@ -1588,6 +1591,460 @@ public enum OpenAPIDocument {
         "required": [
          "slug",
          "permissions"
+        ],
+        "type": "object"
+       },
+       "SSHCA": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "fingerprint": {
+          "type": "string"
+         },
+         "hostTTL": {
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "keyAlgorithm": {
+          "enum": [
+           "ed25519",
+           "ecdsa-p256",
+           "ecdsa-p384",
+           "rsa-3072",
+           "rsa-4096"
+          ]
+         },
+         "maxHostTTL": {
+          "type": "string"
+         },
+         "maxUserTTL": {
+          "type": "string"
+         },
+         "name": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "publicKey": {
+          "type": "string"
+         },
+         "userTTL": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "name",
+         "keyAlgorithm",
+         "publicKey",
+         "fingerprint",
+         "userTTL",
+         "maxUserTTL",
+         "hostTTL",
+         "maxHostTTL",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "SSHCASpec": {
+        "properties": {
+         "hostTTL": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         },
+         "keyAlgorithm": {
+          "enum": [
+           "ed25519",
+           "ecdsa-p256",
+           "ecdsa-p384",
+           "rsa-3072",
+           "rsa-4096"
+          ]
+         },
+         "maxHostTTL": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         },
+         "maxUserTTL": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         },
+         "name": {
+          "pattern": "^[A-Za-z0-9._-]{1,200}$",
+          "type": "string"
+         },
+         "userTTL": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         }
+        },
+        "required": [
+         "name"
+        ],
+        "type": "object"
+       },
+       "SSHCertificate": {
+        "properties": {
+         "caId": {
+          "type": "string"
+         },
+         "certificate": {
+          "type": "string"
+         },
+         "criticalOptions": {
+          "additionalProperties": {
+           "type": "string"
+          },
+          "type": "object"
+         },
+         "extensions": {
+          "items": {
+           "type": "string"
+          },
+          "type": "array"
+         },
+         "issuedTo": {
+          "type": "string"
+         },
+         "keyId": {
+          "type": "string"
+         },
+         "principals": {
+          "items": {
+           "type": "string"
+          },
+          "type": "array"
+         },
+         "project": {
+          "type": "string"
+         },
+         "publicKeyFingerprint": {
+          "type": "string"
+         },
+         "revokedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "serial": {
+          "type": "string"
+         },
+         "status": {
+          "enum": [
+           "active",
+           "revoked",
+           "expired"
+          ]
+         },
+         "type": {
+          "enum": [
+           "user",
+           "host"
+          ]
+         },
+         "validAfter": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "validBefore": {
+          "format": "date-time",
+          "type": "string"
+         }
+        },
+        "required": [
+         "serial",
+         "caId",
+         "project",
+         "type",
+         "keyId",
+         "principals",
+         "validAfter",
+         "validBefore",
+         "criticalOptions",
+         "extensions",
+         "publicKeyFingerprint",
+         "certificate",
+         "status",
+         "issuedTo"
+        ],
+        "type": "object"
+       },
+       "SSHCertificateRequest": {
+        "properties": {
+         "criticalOptions": {
+          "additionalProperties": {
+           "maxLength": 4096,
+           "type": "string"
+          },
+          "propertyNames": {
+           "enum": [
+            "force-command",
+            "source-address",
+            "verify-required"
+           ]
+          },
+          "type": "object"
+         },
+         "extensions": {
+          "items": {
+           "enum": [
+            "permit-X11-forwarding",
+            "permit-agent-forwarding",
+            "permit-port-forwarding",
+            "permit-pty",
+            "permit-user-rc",
+            "no-touch-required"
+           ]
+          },
+          "type": "array"
+         },
+         "keyId": {
+          "maxLength": 256,
+          "type": "string"
+         },
+         "principals": {
+          "items": {
+           "pattern": "^[!-+--~]{1,255}$",
+           "type": "string"
+          },
+          "maxItems": 256,
+          "minItems": 1,
+          "type": "array"
+         },
+         "publicKey": {
+          "description": "authorized_keys format: 'ssh-ed25519 AAAA\u2026 [comment]'",
+          "maxLength": 16384,
+          "type": "string"
+         },
+         "ttl": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         },
+         "type": {
+          "enum": [
+           "user",
+           "host"
+          ]
+         }
+        },
+        "required": [
+         "type",
+         "publicKey",
+         "principals"
+        ],
+        "type": "object"
+       },
+       "SSHConnectGrant": {
+        "properties": {
+         "certificate": {
+          "$ref": "#/components/schemas/SSHCertificate"
+         },
+         "hostname": {
+          "type": "string"
+         },
+         "knownHostsLine": {
+          "type": "string"
+         },
+         "login": {
+          "type": "string"
+         },
+         "port": {
+          "type": "integer"
+         }
+        },
+        "required": [
+         "certificate",
+         "hostname",
+         "port",
+         "login",
+         "knownHostsLine"
+        ],
+        "type": "object"
+       },
+       "SSHHost": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "hostCAPublicKey": {
+          "type": "string"
+         },
+         "hostCaId": {
+          "type": "string"
+         },
+         "hostCertificate": {
+          "type": "string"
+         },
+         "hostGroupId": {
+          "type": "string"
+         },
+         "hostname": {
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "loginMappings": {
+          "items": {
+           "$ref": "#/components/schemas/SSHLoginMapping"
+          },
+          "type": "array"
+         },
+         "port": {
+          "type": "integer"
+         },
+         "project": {
+          "type": "string"
+         },
+         "userCAPublicKey": {
+          "type": "string"
+         },
+         "userCaId": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "hostname",
+         "port",
+         "userCaId",
+         "hostCaId",
+         "loginMappings",
+         "userCAPublicKey",
+         "hostCAPublicKey",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "SSHHostGroup": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "loginMappings": {
+          "items": {
+           "$ref": "#/components/schemas/SSHLoginMapping"
+          },
+          "type": "array"
+         },
+         "name": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "name",
+         "loginMappings",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "SSHHostGroupSpec": {
+        "properties": {
+         "loginMappings": {
+          "items": {
+           "$ref": "#/components/schemas/SSHLoginMapping"
+          },
+          "maxItems": 100,
+          "type": "array"
+         },
+         "name": {
+          "pattern": "^[A-Za-z0-9._-]{1,200}$",
+          "type": "string"
+         }
+        },
+        "required": [
+         "name"
+        ],
+        "type": "object"
+       },
+       "SSHHostSpec": {
+        "properties": {
+         "hostCaId": {
+          "pattern": "^[A-Za-z0-9-]{1,64}$",
+          "type": "string"
+         },
+         "hostCertificateTTL": {
+          "description": "e.g. 90d, 8760h",
+          "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+          "type": "string"
+         },
+         "hostGroup": {
+          "pattern": "^[A-Za-z0-9._-]{1,200}$",
+          "type": "string"
+         },
+         "hostPublicKey": {
+          "description": "authorized_keys format: 'ssh-ed25519 AAAA\u2026 [comment]'",
+          "maxLength": 16384,
+          "type": "string"
+         },
+         "hostname": {
+          "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$",
+          "type": "string"
+         },
+         "loginMappings": {
+          "items": {
+           "$ref": "#/components/schemas/SSHLoginMapping"
+          },
+          "maxItems": 100,
+          "type": "array"
+         },
+         "port": {
+          "maximum": 65535,
+          "minimum": 1,
+          "type": "integer"
+         },
+         "userCaId": {
+          "pattern": "^[A-Za-z0-9-]{1,64}$",
+          "type": "string"
+         }
+        },
+        "required": [
+         "hostname",
+         "userCaId",
+         "hostCaId"
+        ],
+        "type": "object"
+       },
+       "SSHLoginMapping": {
+        "properties": {
+         "allowedIdentities": {
+          "items": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          },
+          "maxItems": 1000,
+          "minItems": 1,
+          "type": "array"
+         },
+         "login": {
+          "pattern": "^[!-+--.0-~]{1,32}$",
+          "type": "string"
+         }
+        },
+        "required": [
+         "login",
+         "allowedIdentities"
         ],
         "type": "object"
        },
@@ -13510,6 +13967,1671 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/projects/{project}/ssh/cas": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_ssh_cas",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "cas": {
+               "items": {
+                "$ref": "#/components/schemas/SSHCA"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "cas"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List SSH CAs",
+        "tags": [
+         "ssh"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_ssh_cas",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/SSHCASpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "ca": {
+               "$ref": "#/components/schemas/SSHCA"
+              }
+             },
+             "required": [
+              "ca"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Create an SSH certificate authority (key sealed at rest)",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/ssh/certificates": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_ssh_certificates",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificates": {
+               "items": {
+                "$ref": "#/components/schemas/SSHCertificate"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "certificates"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List issued SSH certificates",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/ssh/host-groups": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_ssh_host_groups",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "hostGroups": {
+               "items": {
+                "$ref": "#/components/schemas/SSHHostGroup"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "hostGroups"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List host groups",
+        "tags": [
+         "ssh"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_ssh_host_groups",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/SSHHostGroupSpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "hostGroup": {
+               "$ref": "#/components/schemas/SSHHostGroup"
+              }
+             },
+             "required": [
+              "hostGroup"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Create a host group with login mappings",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/ssh/hosts": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_ssh_hosts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "hosts": {
+               "items": {
+                "$ref": "#/components/schemas/SSHHost"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "hosts"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List hosts",
+        "tags": [
+         "ssh"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_ssh_hosts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/SSHHostSpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "host": {
+               "$ref": "#/components/schemas/SSHHost"
+              }
+             },
+             "required": [
+              "host"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Register a host (and sign its host key)",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/cas/{caId}": {
+       "get": {
+        "operationId": "get_api_v1_ssh_cas_caId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "caId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "ca": {
+               "$ref": "#/components/schemas/SSHCA"
+              }
+             },
+             "required": [
+              "ca"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get an SSH CA",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/cas/{caId}/issue": {
+       "post": {
+        "operationId": "post_api_v1_ssh_cas_caId_issue",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "caId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/SSHCertificateRequest"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/SSHCertificate"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Sign an OpenSSH user or host certificate",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/certificates/{serial}": {
+       "get": {
+        "operationId": "get_api_v1_ssh_certificates_serial",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "pattern": "^[0-9]{1,20}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/SSHCertificate"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get an SSH certificate",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/certificates/{serial}/revoke": {
+       "post": {
+        "operationId": "post_api_v1_ssh_certificates_serial_revoke",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "serial",
+          "required": true,
+          "schema": {
+           "pattern": "^[0-9]{1,20}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/SSHCertificate"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Revoke an SSH certificate (it enters the CA's KRL)",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/hosts/{host}": {
+       "delete": {
+        "operationId": "delete_api_v1_ssh_hosts_host",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "host",
+          "required": true,
+          "schema": {
+           "description": "host id or hostname",
+           "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Done"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Remove a host",
+        "tags": [
+         "ssh"
+        ]
+       },
+       "get": {
+        "operationId": "get_api_v1_ssh_hosts_host",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "host",
+          "required": true,
+          "schema": {
+           "description": "host id or hostname",
+           "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "host": {
+               "$ref": "#/components/schemas/SSHHost"
+              }
+             },
+             "required": [
+              "host"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get a host",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/hosts/{host}/connect": {
+       "post": {
+        "operationId": "post_api_v1_ssh_hosts_host_connect",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "host",
+          "required": true,
+          "schema": {
+           "description": "host id or hostname",
+           "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "login": {
+              "maxLength": 32,
+              "type": "string"
+             },
+             "publicKey": {
+              "description": "authorized_keys format: 'ssh-ed25519 AAAA\u2026 [comment]'",
+              "maxLength": 16384,
+              "type": "string"
+             },
+             "ttl": {
+              "description": "e.g. 90d, 8760h",
+              "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+              "type": "string"
+             }
+            },
+            "required": [
+             "publicKey"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/SSHConnectGrant"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "A short-lived user certificate for a login the caller's mappings allow",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
+      "/api/v1/ssh/hosts/{host}/host-certificate": {
+       "post": {
+        "operationId": "post_api_v1_ssh_hosts_host_host_certificate",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "host",
+          "required": true,
+          "schema": {
+           "description": "host id or hostname",
+           "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "publicKey": {
+              "description": "authorized_keys format: 'ssh-ed25519 AAAA\u2026 [comment]'",
+              "maxLength": 16384,
+              "type": "string"
+             },
+             "ttl": {
+              "description": "e.g. 90d, 8760h",
+              "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+              "type": "string"
+             }
+            },
+            "required": [
+             "publicKey"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "$ref": "#/components/schemas/SSHCertificate"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Sign the host's key (principal: its hostname)",
+        "tags": [
+         "ssh"
+        ]
+       }
+      },
       "/api/v1/whoami": {
        "get": {
         "operationId": "get_api_v1_whoami",
@@ -13717,6 +15839,113 @@ public enum OpenAPIDocument {
         "summary": "Readiness (503 with the reason when not ready)",
         "tags": [
          "operations"
+        ]
+       }
+      },
+      "/ssh/ca/{file}": {
+       "get": {
+        "operationId": "get_ssh_ca_file",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "file",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}[.]pub$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "security": [],
+        "summary": "The SSH CA's public key (for TrustedUserCAKeys / @cert-authority)",
+        "tags": [
+         "ssh-public"
+        ]
+       }
+      },
+      "/ssh/krl/{file}": {
+       "get": {
+        "operationId": "get_ssh_krl_file",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "file",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}[.]krl$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/octet-stream": {
+            "schema": {
+             "format": "binary",
+             "type": "string"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "security": [],
+        "summary": "The SSH CA's key revocation list (for sshd RevokedKeys)",
+        "tags": [
+         "ssh-public"
         ]
        }
       }

@@ -54,3 +54,22 @@ if "$OUT/jws-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpus
 else
   tail -30 "$OUT/jws.log"; echo "fuzz jws: CRASH"; exit 1
 fi
+
+# SSH: OpenSSH certificates, public key blobs, KRLs (seeded with a certificate, its keys and a KRL from OpenSSH).
+mkdir -p "$OUT/corpus-ssh"
+if command -v ssh-keygen >/dev/null; then
+  rm -f "$OUT"/ssh-seed*
+  ssh-keygen -q -t ed25519 -N '' -f "$OUT/ssh-seed-ca" && ssh-keygen -q -t ecdsa -N '' -f "$OUT/ssh-seed-user" &&
+    ssh-keygen -q -s "$OUT/ssh-seed-ca" -I seed -n a,b -z 7 -O force-command=/bin/true "$OUT/ssh-seed-user.pub" &&
+    cut -d' ' -f2 "$OUT/ssh-seed-user-cert.pub" | base64 -d > "$OUT/corpus-ssh/cert" &&
+    cut -d' ' -f2 "$OUT/ssh-seed-ca.pub" | base64 -d > "$OUT/corpus-ssh/key" &&
+    ssh-keygen -q -k -f "$OUT/corpus-ssh/krl" -s "$OUT/ssh-seed-ca.pub" "$OUT/ssh-seed-user-cert.pub" 2>/dev/null
+fi
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name SSHFuzz \
+  "$ROOT"/Sources/SSHProtocol/*.swift "$ROOT/Tests/Fuzz/SSHCertFuzz.swift" -o "$OUT/ssh-fuzz" > "$OUT/build-ssh.log" 2>&1 ||
+  { grep -v 'Cannot export local symbol' "$OUT/build-ssh.log" | tail -20; echo "fuzz ssh: build failed"; exit 1; }
+if "$OUT/ssh-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpus-ssh" > "$OUT/ssh.log" 2>&1; then
+  echo "fuzz ssh: $(grep -Eo 'Done [0-9]+ runs' "$OUT/ssh.log" | tail -1) in ${SECS}s, no crash"
+else
+  tail -30 "$OUT/ssh.log"; echo "fuzz ssh: CRASH"; exit 1
+fi
