@@ -194,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "EngineTests",
             dependencies: [
-                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport", "ServerSupport",
+                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport", "ServerSupport", "SSHProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
