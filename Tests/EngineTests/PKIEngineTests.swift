@@ -130,16 +130,6 @@ import X509
         #expect(await code { _ = try await w.engine.createTemplate(admin, project: "p", bad) } == .invalidArgument)
     }
 
-    func message(_ body: () async throws -> Void) async -> String? {
-        do {
-            try await body()
-            return nil
-        } catch let e as EngineError {
-            return e.message
-        } catch {
-            return "\(error)"
-        }
-    }
 
     @Test func pathLengthAndValidityNest() async throws {
         let w = try await world()  // root path length 1, intermediate 0
@@ -311,5 +301,17 @@ import X509
         for n in retried { try await node1.confirmExpiryNotice(system, id: n.id) }
         clock.advance(121)
         #expect(try await node2.claimExpiryNotices(system, retryAfter: 120).isEmpty)
+    }
+}
+
+/// The message of the engine error `body` throws, or nil when it succeeds.
+func message(_ body: () async throws -> Void) async -> String? {
+    do {
+        try await body()
+        return nil
+    } catch let e as EngineError {
+        return e.message
+    } catch {
+        return "\(error)"
     }
 }

@@ -10,17 +10,6 @@ import Testing
 /// The SSH CA in the engine: signatures of every CA algorithm verify over the certificate's signed bytes, keys are
 /// sealed at rest, requests outside the rules are refused with the reason, revocation feeds the KRL.
 @Suite struct SSHEngineTests {
-    func message(_ body: () async throws -> Void) async -> String? {
-        do {
-            try await body()
-            return nil
-        } catch let e as EngineError {
-            return e.message
-        } catch {
-            return "\(error)"
-        }
-    }
-
     static func userKey() -> String {
         SSHPublicKey.ed25519(Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)).authorizedKey(comment: "u")
     }
