@@ -133,7 +133,7 @@ public final class GatehouseDaemon: Sendable {
                     engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile,
                     acme: ACMESettings(
                         http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService,
-                        dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port,
+                        website: config.acmeWebsite, caaIdentities: config.acmeCAAIdentities, dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port,
                         ordersPerAccountPerHour: config.acmeOrdersPerAccountPerHour,
                         ordersPerIdentifierPerHour: config.acmeOrdersPerIdentifierPerHour),
                     readiness: readiness)

@@ -63,6 +63,9 @@ public struct GatehouseConfiguration: Sendable {
     public var acmeTermsOfService: String?
     /// DNS server (HOST:PORT) for dns-01 validation; nil: the system's first nameserver.
     public var acmeDNSResolver: String?
+    /// `website` and `caaIdentities` (RFC 8555 §7.1.1, RFC 8659) announced in ACME directories.
+    public var acmeWebsite: String?
+    public var acmeCAAIdentities: [String] = []
     /// Port the ACME tls-alpn-01 validator connects to.
     public var acmeTLSALPN01Port: Int = 443
     /// ACME new orders per account and per identifier per hour (0 = unlimited).
@@ -129,6 +132,8 @@ public enum ConfigurationLoader {
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.dns_resolver", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "acme.website", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "acme.caa_identities", kind: .stringArray, defaultValue: .array([]), allowed: nil),
             Key(path: "acme.tlsalpn01_port", kind: .integer, defaultValue: .integer(443), allowed: nil),
             Key(path: "acme.orders_per_account_per_hour", kind: .integer, defaultValue: .integer(3000), allowed: nil),
             Key(path: "acme.orders_per_identifier_per_hour", kind: .integer, defaultValue: .integer(300), allowed: nil),
@@ -335,6 +340,17 @@ public enum ConfigurationLoader {
         if case .array(let a)? = values["admin.common_names"] {
             admins = a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
         }
+        var caaIdentities: [String] = []
+        if case .array(let a)? = values["acme.caa_identities"] {
+            caaIdentities = a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+        }
+        for name in caaIdentities where name.isEmpty || name.count > 253 || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            problem("acme.caa_identities", "'\(name)' is not a domain name")
+        }
+        let website = str("acme.website")
+        if !website.isEmpty, !(website.hasPrefix("http://") || website.hasPrefix("https://")) {
+            problem("acme.website", "must be an http:// or https:// URL")
+        }
         let streamURL = str("audit.stream_url")
         if !streamURL.isEmpty, !(streamURL.hasPrefix("http://") || streamURL.hasPrefix("https://")) {
             problem("audit.stream_url", "must be an http:// or https:// URL")
@@ -363,6 +379,8 @@ public enum ConfigurationLoader {
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),
+            acmeWebsite: str("acme.website").isEmpty ? nil : str("acme.website"),
+            acmeCAAIdentities: caaIdentities,
             acmeTLSALPN01Port: alpnPort,
             acmeOrdersPerAccountPerHour: Int(max(0, int("acme.orders_per_account_per_hour"))),
             acmeOrdersPerIdentifierPerHour: Int(max(0, int("acme.orders_per_identifier_per_hour"))),

@@ -16,6 +16,8 @@ public struct ACMESettings: Sendable {
     /// Terms of service URL announced in the directory; when set, newAccount must agree to it.
     public var termsOfService: String?
     public var website: String?
+    /// Domain names a CAA record may name to authorize this CA (RFC 8659), announced in the directory meta.
+    public var caaIdentities: [String]
     /// The DNS server dns-01 queries go to (HOST:PORT); nil: the first nameserver of /etc/resolv.conf.
     public var dnsResolver: String?
     /// Port the tls-alpn-01 validator connects to (443 in production).
@@ -24,7 +26,8 @@ public struct ACMESettings: Sendable {
     public var ordersPerAccountPerHour: Int
     public var ordersPerIdentifierPerHour: Int
     public init(
-        http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil, dnsResolver: String? = nil,
+        http01Port: Int = 80, termsOfService: String? = nil, website: String? = nil, caaIdentities: [String] = [],
+        dnsResolver: String? = nil,
         tlsALPN01Port: Int = 443, ordersPerAccountPerHour: Int = 3000, ordersPerIdentifierPerHour: Int = 300
     ) {
         self.ordersPerAccountPerHour = ordersPerAccountPerHour
@@ -33,6 +36,7 @@ public struct ACMESettings: Sendable {
         self.tlsALPN01Port = tlsALPN01Port
         self.termsOfService = termsOfService
         self.website = website
+        self.caaIdentities = caaIdentities
         self.dnsResolver = dnsResolver
     }
 
@@ -283,6 +287,7 @@ struct ACMERoutes: Sendable {
                 var meta: [String: Any] = ["externalAccountRequired": true]
                 if let tos = settings.termsOfService { meta["termsOfService"] = tos }
                 if let site = settings.website { meta["website"] = site }
+                if !settings.caaIdentities.isEmpty { meta["caaIdentities"] = settings.caaIdentities }
                 let directory: [String: Any] = [
                     "newNonce": "\(base)/new-nonce", "newAccount": "\(base)/new-account", "newOrder": "\(base)/new-order",
                     "revokeCert": "\(base)/revoke-cert", "keyChange": "\(base)/key-change",

@@ -46,6 +46,7 @@ import Testing
             environment: [
                 "GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_DNS_RESOLVER": "127.0.0.1:\(dnsPort)",
                 "GATEHOUSE_ACME_TLSALPN01_PORT": "\(alpnPort)", "GATEHOUSE_ACME_ORDERS_PER_IDENTIFIER_PER_HOUR": "3",
+                "GATEHOUSE_ACME_WEBSITE": "https://pki.example.test/", "GATEHOUSE_ACME_CAA_IDENTITIES": "pki.example.test, gatehouse.test",
             ])
         try daemon.waitUntilListening()
         _ = try cli(daemon, ["project", "create", "web"])
@@ -102,7 +103,7 @@ import Testing
              "http://127.0.0.1:\(dnsManagement)", "\(alpnPort)"], timeout: 180)
         #expect(own.status == 0 && own.stdout.contains(" 0 failed"), "acme-client:\n\(own.stdout)\(own.stderr)")
         for step in ["PASS dns-01 validated", "PASS wildcard certificate issued", "PASS tls-alpn-01 validated",
-                     "PASS keyChange", "PASS renewalInfo", "PASS http-01 validated"] {
+                     "PASS keyChange", "PASS renewalInfo", "PASS http-01 validated", "PASS directory meta"] {
             #expect(own.stdout.contains(step), "acme-client did not run '\(step)':\n\(own.stdout)")
         }
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])

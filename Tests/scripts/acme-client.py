@@ -316,6 +316,10 @@ def cert_id(cert):
 
 
 check("directory announces renewalInfo and keyChange", "renewalInfo" in d and "keyChange" in d, d)
+meta = d.get("meta", {})
+check("directory meta: EAB required, website and CAA identities from the configuration",
+      meta.get("externalAccountRequired") is True and meta.get("website") == "https://pki.example.test/"
+      and meta.get("caaIdentities") == ["pki.example.test", "gatehouse.test"], meta)
 # An order that replaces the certificate (RFC 9773 §5): accepted once, echoed; a second one is alreadyReplaced.
 r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}], "replaces": cert_id(leaf)}, kid=kid)
 check("newOrder with replaces -> 201, replaces echoed", r.status_code == 201 and r.json().get("replaces") == cert_id(leaf), r.text)
