@@ -7,20 +7,26 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SECS="${1:-30}"
 OUT="$ROOT/.build/fuzz"
 mkdir -p "$OUT/corpus-ttlv"
+
+# fuzz_target NAME MODULE MAX_LEN SOURCES…: builds $OUT/NAME-fuzz with ASan and runs it on $OUT/corpus-NAME.
+fuzz_target() {
+  local name="$1" module="$2" maxlen="$3"; shift 3
+  swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "$module" "$@" -o "$OUT/$name-fuzz" \
+    > "$OUT/build-$name.log" 2>&1 ||
+    { grep -v 'Cannot export local symbol' "$OUT/build-$name.log" | tail -20; echo "fuzz $name: build failed"; exit 1; }
+  if "$OUT/$name-fuzz" -max_total_time="$SECS" -max_len="$maxlen" -timeout=5 "$OUT/corpus-$name" > "$OUT/$name.log" 2>&1; then
+    echo "fuzz $name: $(grep -Eo 'Done [0-9]+ runs' "$OUT/$name.log" | tail -1) in ${SECS}s, no crash"
+  else
+    tail -30 "$OUT/$name.log"; echo "fuzz $name: CRASH"; exit 1
+  fi
+}
 # Seed corpus: the specification's encoding examples.
 printf '\x42\x00\x20\x02\x00\x00\x00\x04\x00\x00\x00\x08\x00\x00\x00\x00' > "$OUT/corpus-ttlv/integer"
 printf '\x42\x00\x20\x07\x00\x00\x00\x0b\x48\x65\x6c\x6c\x6f\x20\x57\x6f\x72\x6c\x64\x00\x00\x00\x00\x00' > "$OUT/corpus-ttlv/text"
 printf '\x42\x00\x20\x01\x00\x00\x00\x20\x42\x00\x04\x05\x00\x00\x00\x04\x00\x00\x00\xfe\x00\x00\x00\x00\x42\x00\x05\x02\x00\x00\x00\x04\x00\x00\x00\xff\x00\x00\x00\x00' > "$OUT/corpus-ttlv/structure"
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name TTLVFuzz \
-  "$ROOT/Sources/TTLV/TTLVItem.swift" "$ROOT/Sources/TTLV/TTLVError.swift" \
-  "$ROOT/Sources/TTLV/TTLVDecoder.swift" "$ROOT/Sources/TTLV/TTLVEncoder.swift" \
-  "$ROOT/Tests/Fuzz/TTLVFuzz.swift" -o "$OUT/ttlv-fuzz" > "$OUT/build.log" 2>&1 ||
-  { grep -v 'Cannot export local symbol' "$OUT/build.log" | tail -20; echo "fuzz: build failed"; exit 1; }
-if "$OUT/ttlv-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpus-ttlv" > "$OUT/ttlv.log" 2>&1; then
-  echo "fuzz ttlv: $(grep -Eo 'Done [0-9]+ runs' "$OUT/ttlv.log" | tail -1) in ${SECS}s, no crash"
-else
-  tail -30 "$OUT/ttlv.log"; echo "fuzz ttlv: CRASH"; exit 1
-fi
+fuzz_target ttlv TTLVFuzz 4096 \
+  "$ROOT/Sources/TTLV/TTLVItem.swift" "$ROOT/Sources/TTLV/TTLVError.swift" "$ROOT/Sources/TTLV/TTLVDecoder.swift" \
+  "$ROOT/Sources/TTLV/TTLVEncoder.swift" "$ROOT/Tests/Fuzz/TTLVFuzz.swift"
 
 # EST: application/pkcs10 bodies (base64 with CRLF/LF/none, raw DER) -> PKCS#10 DER -> certs-only PKCS#7.
 mkdir -p "$OUT/corpus-est"
@@ -33,27 +39,15 @@ if [ ! -d "$ASN1" ]; then echo "fuzz est: swift-asn1 checkout missing (run swift
 mapfile -d '' ASN1_SOURCES < <(find "$ASN1" -name '*.swift' -print0)
 # One module: swift-asn1's sources plus the codec without its `import SwiftASN1`.
 sed '/^import SwiftASN1$/d' "$ROOT/Sources/ESTProtocol/ESTCodec.swift" > "$OUT/ESTCodec.swift"
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name ESTFuzz \
-  "${ASN1_SOURCES[@]}" "$OUT/ESTCodec.swift" "$ROOT/Tests/Fuzz/ESTFuzz.swift" -o "$OUT/est-fuzz" > "$OUT/build-est.log" 2>&1 ||
-  { grep -v 'Cannot export local symbol' "$OUT/build-est.log" | tail -20; echo "fuzz est: build failed"; exit 1; }
-if "$OUT/est-fuzz" -max_total_time="$SECS" -max_len=8192 -timeout=5 "$OUT/corpus-est" > "$OUT/est.log" 2>&1; then
-  echo "fuzz est: $(grep -Eo 'Done [0-9]+ runs' "$OUT/est.log" | tail -1) in ${SECS}s, no crash"
-else
-  tail -30 "$OUT/est.log"; echo "fuzz est: CRASH"; exit 1
-fi
+fuzz_target est ESTFuzz 8192 \
+  "${ASN1_SOURCES[@]}" "$OUT/ESTCodec.swift" "$ROOT/Tests/Fuzz/ESTFuzz.swift"
 
 # ACME: request bodies -> flattened JWS, protected header rules, JWK parsing.
 mkdir -p "$OUT/corpus-jws"
 printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoibiIsInVybCI6Imh0dHBzOi8veC9uZXctYWNjb3VudCIsImp3ayI6eyJrdHkiOiJFQyIsImNydiI6IlAtMjU2IiwieCI6IkFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUEiLCJ5IjoiQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQSJ9fQ","payload":"e30","signature":"AAAA"}' > "$OUT/corpus-jws/newaccount"
 printf '%s' '{"protected":"eyJhbGciOiJSUzI1NiIsIm5vbmNlIjoibiIsInVybCI6InUiLCJraWQiOiJrIn0","payload":"","signature":"AA"}' > "$OUT/corpus-jws/kid"
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name JWSFuzz \
-  "$ROOT/Sources/ACMEProtocol/JWS.swift" "$ROOT/Tests/Fuzz/JWSFuzz.swift" -o "$OUT/jws-fuzz" > "$OUT/build-jws.log" 2>&1 ||
-  { grep -v 'Cannot export local symbol' "$OUT/build-jws.log" | tail -20; echo "fuzz jws: build failed"; exit 1; }
-if "$OUT/jws-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpus-jws" > "$OUT/jws.log" 2>&1; then
-  echo "fuzz jws: $(grep -Eo 'Done [0-9]+ runs' "$OUT/jws.log" | tail -1) in ${SECS}s, no crash"
-else
-  tail -30 "$OUT/jws.log"; echo "fuzz jws: CRASH"; exit 1
-fi
+fuzz_target jws JWSFuzz 4096 \
+  "$ROOT/Sources/ACMEProtocol/JWS.swift" "$ROOT/Tests/Fuzz/JWSFuzz.swift"
 
 # SSH: OpenSSH certificates, public key blobs, KRLs (seeded with a certificate, its keys and a KRL from OpenSSH).
 mkdir -p "$OUT/corpus-ssh"
@@ -65,11 +59,5 @@ if command -v ssh-keygen >/dev/null; then
     cut -d' ' -f2 "$OUT/ssh-seed-ca.pub" | base64 -d > "$OUT/corpus-ssh/key" &&
     ssh-keygen -q -k -f "$OUT/corpus-ssh/krl" -s "$OUT/ssh-seed-ca.pub" "$OUT/ssh-seed-user-cert.pub" 2>/dev/null
 fi
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name SSHFuzz \
-  "$ROOT"/Sources/SSHProtocol/*.swift "$ROOT/Tests/Fuzz/SSHCertFuzz.swift" -o "$OUT/ssh-fuzz" > "$OUT/build-ssh.log" 2>&1 ||
-  { grep -v 'Cannot export local symbol' "$OUT/build-ssh.log" | tail -20; echo "fuzz ssh: build failed"; exit 1; }
-if "$OUT/ssh-fuzz" -max_total_time="$SECS" -max_len=4096 -timeout=5 "$OUT/corpus-ssh" > "$OUT/ssh.log" 2>&1; then
-  echo "fuzz ssh: $(grep -Eo 'Done [0-9]+ runs' "$OUT/ssh.log" | tail -1) in ${SECS}s, no crash"
-else
-  tail -30 "$OUT/ssh.log"; echo "fuzz ssh: CRASH"; exit 1
-fi
+fuzz_target ssh SSHFuzz 4096 \
+  "$ROOT"/Sources/SSHProtocol/*.swift "$ROOT/Tests/Fuzz/SSHCertFuzz.swift"
