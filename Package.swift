@@ -39,6 +39,22 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibSSH2",
+            path: "Sources/CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+        .target(
+            name: "SSHTunnel",
+            dependencies: [
+                "CLibSSH2", "SSHProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "PKCS12", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StorageAPI", swiftSettings: strict),
         .target(
@@ -105,7 +121,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "DaemonConfig", swiftSettings: strict),
+        .target(name: "DaemonConfig", dependencies: ["SSHProtocol"], swiftSettings: strict),
         .target(name: "TTLV", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .target(name: "KMIPProtocol", dependencies: ["TTLV"], swiftSettings: strict),
         .target(
@@ -136,7 +152,7 @@ let package = Package(
             name: "Daemon",
             dependencies: [
                 "DaemonConfig", "EngineAPI", "Engine", "StorageAPI", "StorageSQLite", "StoragePostgres",
-                "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd",
+                "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd", "SSHTunnel", "SSHProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

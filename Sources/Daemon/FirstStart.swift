@@ -44,6 +44,11 @@ public enum FirstStart {
         } catch {
             throw DaemonError("cannot create the development PKI in \(config.certsDirectory): \(error)")
         }
+        do {
+            created += try GatewayKey.ensure(path: GatewayKey.defaultPath(dataDirectory: config.dataDirectory))
+        } catch {
+            throw DaemonError("cannot create the gateway SSH key: \(error)")
+        }
         return Result(created: created, pki: pki)
     }
 }

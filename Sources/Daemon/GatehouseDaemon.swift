@@ -9,6 +9,7 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import SSHTunnel
 import ServerSupport
 import ServiceLifecycle
 import StorageAPI
@@ -72,6 +73,12 @@ public final class GatehouseDaemon: Sendable {
         say("gatehouse: admin client certificate \(first.pki.adminCertificate) key \(first.pki.adminKey)")
 
         let enabled = config.listeners.values.filter(\.enabled).sorted { $0.name < $1.name }
+        let tunnelService = config.tunnel.map { t in
+            TunnelService(
+                configuration: t, listeners: config.listeners, statusFile: runDir + "/tunnel.json", logger: logger,
+                boundPorts: { [self] in self.bound.withLock { $0 } })
+        }
+        try? FileManager.default.removeItem(atPath: runDir + "/tunnel.json")
         let readiness: @Sendable () async -> (Bool, String) = { [self] in
             let health = await engine.health()
             let up = self.bound.withLock { $0 }
@@ -79,7 +86,22 @@ public final class GatehouseDaemon: Sendable {
             let ready = health.storageReachable && missing.isEmpty
             var detail = "storage \(health.storageBackend): \(health.storageReachable ? "reachable" : "UNREACHABLE")"
             detail += missing.isEmpty ? "; listeners: all up" : "; listeners not up: \(missing.joined(separator: ", "))"
-            return (ready, (ready ? "ready; " : "not ready; ") + detail)
+            var tunnelUp = true
+            if let tunnelService {
+                // An enabled tunnel is part of readiness: a gateway whose relay forwards are down serves nobody remote.
+                if let status = tunnelService.status {
+                    tunnelUp = status.isUp
+                    detail += "; tunnel \(status.relay): \(status.state.rawValue)"
+                    let forwards = status.forwards.map { "\($0.name)→\($0.listen) \($0.state)" }.joined(separator: ", ")
+                    if !forwards.isEmpty { detail += " (\(forwards))" }
+                    if let error = status.lastError, !status.isUp { detail += ": \(error)" }
+                } else {
+                    tunnelUp = false
+                    detail += "; tunnel: starting"
+                }
+            }
+            let allReady = ready && tunnelUp
+            return (allReady, (allReady ? "ready; " : "not ready; ") + detail)
         }
 
         var services: [any Service] = []
@@ -141,6 +163,10 @@ public final class GatehouseDaemon: Sendable {
             }
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))
+        if let tunnelService, let t = config.tunnel {
+            services.append(tunnelService)
+            say("gatehouse: tunnel to \(t.relayHost):\(t.relayPort) as \(t.user) (\(t.forwards.count) forwards)")
+        }
         services.append(CRLRefreshService(engine: engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         if let stream = config.auditStreamURL, let url = URL(string: stream) {

@@ -1,4 +1,5 @@
 import Foundation
+import SSHProtocol
 
 /// How a TLS listener treats client certificates.
 public enum ClientAuthMode: String, Sendable, CaseIterable {
@@ -27,6 +28,32 @@ public struct ListenerConfiguration: Sendable, Hashable {
     public var idleTimeout: Duration
     public var handshakeTimeout: Duration
     public var maxMessageSize: Int
+}
+
+/// `[tunnel]`: the SSH reverse tunnel to a relay (a stock OpenSSH sshd).
+public struct TunnelConfiguration: Sendable, Hashable {
+    /// One `forwards` entry, `EXPOSE=LISTEN_HOST:PORT`: EXPOSE is a listener name (`https`, `kmip`, …) or a local
+    /// `host:port`; the relay listens on LISTEN_HOST:PORT (port 0 = the relay picks).
+    public struct Forward: Sendable, Hashable {
+        public var expose: String
+        /// Set when EXPOSE is `host:port` rather than a listener name.
+        public var targetHost: String?
+        public var targetPort: Int?
+        public var remoteHost: String
+        public var remotePort: Int
+    }
+    public var relayHost: String
+    public var relayPort: Int
+    public var user: String
+    public var keyPath: String
+    /// The relay's host key as a known_hosts line or `type base64`.
+    public var relayHostKey: String
+    public var forwards: [Forward]
+    public var keepaliveInterval: Duration
+    public var keepaliveCountMax: Int
+    public var reconnectMin: Duration
+    public var reconnectMax: Duration
+    public var connectTimeout: Duration
 }
 
 /// Which store to use.
@@ -72,6 +99,8 @@ public struct GatehouseConfiguration: Sendable {
     public var acmeOrdersPerAccountPerHour: Int = 3000
     public var acmeOrdersPerIdentifierPerHour: Int = 300
     public var listeners: [String: ListenerConfiguration]
+    /// The outbound reverse tunnel to a relay (`[tunnel]`), nil when disabled.
+    public var tunnel: TunnelConfiguration?
     /// Where each setting came from, for `config check`.
     public var sources: [String: String]
 
@@ -137,6 +166,17 @@ public enum ConfigurationLoader {
             Key(path: "acme.tlsalpn01_port", kind: .integer, defaultValue: .integer(443), allowed: nil),
             Key(path: "acme.orders_per_account_per_hour", kind: .integer, defaultValue: .integer(3000), allowed: nil),
             Key(path: "acme.orders_per_identifier_per_hour", kind: .integer, defaultValue: .integer(300), allowed: nil),
+            Key(path: "tunnel.enabled", kind: .boolean, defaultValue: .boolean(false), allowed: nil),
+            Key(path: "tunnel.relay", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "tunnel.user", kind: .string, defaultValue: .string("gatehouse"), allowed: nil),
+            Key(path: "tunnel.key", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "tunnel.relay_host_key", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "tunnel.forwards", kind: .stringArray, defaultValue: .array([]), allowed: nil),
+            Key(path: "tunnel.keepalive_interval", kind: .duration, defaultValue: .string("30s"), allowed: nil),
+            Key(path: "tunnel.keepalive_count_max", kind: .integer, defaultValue: .integer(3), allowed: nil),
+            Key(path: "tunnel.reconnect_min", kind: .duration, defaultValue: .string("1s"), allowed: nil),
+            Key(path: "tunnel.reconnect_max", kind: .duration, defaultValue: .string("60s"), allowed: nil),
+            Key(path: "tunnel.connect_timeout", kind: .duration, defaultValue: .string("10s"), allowed: nil),
         ]
         for l in listenerDefaults {
             let p = "listeners.\(l.name)."
@@ -157,6 +197,90 @@ public enum ConfigurationLoader {
         }
         return k
     }()
+
+    /// Splits `host:port` / `[v6]:port`; nil when malformed.
+    public static func splitHostPort(_ text: String, defaultPort: Int? = nil) -> (host: String, port: Int)? {
+        var host = text
+        var portText: String?
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if rest.hasPrefix(":") { portText = String(rest.dropFirst()) } else if !rest.isEmpty { return nil }
+        } else if let colon = text.lastIndex(of: ":") {
+            if text[..<colon].contains(":") { return nil }  // bare IPv6 needs brackets
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+        }
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "=" }) else { return nil }
+        if let portText {
+            guard let p = Int(portText), (0...65535).contains(p) else { return nil }
+            return (host, p)
+        }
+        guard let defaultPort else { return nil }
+        return (host, defaultPort)
+    }
+
+    static func parseTunnel(
+        relay: String, user: String, keyPath: String, hostKey: String, forwards: TOMLValue?, listenerNames: Set<String>,
+        problem: (String, String) -> Void
+    ) -> TunnelConfiguration? {
+        var ok = true
+        let relayParts = splitHostPort(relay, defaultPort: 22)
+        if relay.isEmpty || relayParts == nil || relayParts?.port == 0 {
+            problem("tunnel.relay", "must be HOST or HOST:PORT of the relay's sshd when the tunnel is enabled")
+            ok = false
+        }
+        if user.isEmpty || user.contains(where: { $0.isWhitespace || $0 == "@" || $0 == ":" }) {
+            problem("tunnel.user", "must be a user name on the relay")
+            ok = false
+        }
+        if hostKey.isEmpty {
+            problem("tunnel.relay_host_key", "is required: pin the relay's host key (a known_hosts line or 'ssh-ed25519 AAAA…')")
+            ok = false
+        } else if (try? SSHHostKeyPin(hostKey)) == nil {
+            problem("tunnel.relay_host_key", "is not a known_hosts line or 'type base64' public key")
+            ok = false
+        }
+        var parsed: [TunnelConfiguration.Forward] = []
+        var seen = Set<String>()
+        if case .array(let items)? = forwards {
+            for case .string(let item) in items {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let listen = splitHostPort(parts[1]) else {
+                    problem("tunnel.forwards", "'\(item)' must be EXPOSE=LISTEN_HOST:PORT (EXPOSE: a listener name or host:port)")
+                    ok = false
+                    continue
+                }
+                var f = TunnelConfiguration.Forward(expose: parts[0], remoteHost: listen.host, remotePort: listen.port)
+                if !listenerNames.contains(parts[0]) {
+                    guard let target = splitHostPort(parts[0]), target.port > 0 else {
+                        problem("tunnel.forwards", "'\(parts[0])' is neither a listener name (\(listenerNames.sorted().joined(separator: ", "))) nor host:port")
+                        ok = false
+                        continue
+                    }
+                    f.targetHost = target.host
+                    f.targetPort = target.port
+                }
+                if listen.port != 0, !seen.insert("\(listen.host):\(listen.port)").inserted {
+                    problem("tunnel.forwards", "\(parts[1]) is requested twice")
+                    ok = false
+                }
+                parsed.append(f)
+            }
+        }
+        var listed = 0
+        if case .array(let items)? = forwards { listed = items.count }
+        if listed == 0 {
+            problem("tunnel.forwards", "must list at least one forward, e.g. [\"https=127.0.0.1:8443\"]")
+            ok = false
+        }
+        guard ok, let relayParts else { return nil }
+        return TunnelConfiguration(
+            relayHost: relayParts.host, relayPort: relayParts.port, user: user, keyPath: keyPath, relayHostKey: hostKey,
+            forwards: parsed, keepaliveInterval: .seconds(30), keepaliveCountMax: 3, reconnectMin: .seconds(1),
+            reconnectMax: .seconds(60), connectTimeout: .seconds(10))
+    }
 
     /// The environment variable that overrides a key: `listeners.https.port` → `GATEHOUSE_LISTENERS_HTTPS_PORT`.
     public static func environmentName(_ path: String) -> String {
@@ -367,6 +491,30 @@ public enum ConfigurationLoader {
         if !publicURL.isEmpty, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             problem("pki.public_url", "must be an http:// or https:// URL")
         }
+        var tunnel: TunnelConfiguration?
+        if bool("tunnel.enabled") {
+            tunnel = parseTunnel(
+                relay: str("tunnel.relay"), user: str("tunnel.user"),
+                keyPath: str("tunnel.key").isEmpty ? inData("tunnel/gateway_ed25519") : str("tunnel.key"),
+                hostKey: str("tunnel.relay_host_key"), forwards: values["tunnel.forwards"],
+                listenerNames: Set(listenerDefaults.map(\.name)), problem: problem)
+            if var t = tunnel {
+                t.keepaliveInterval = parseDuration(str("tunnel.keepalive_interval")) ?? .seconds(30)
+                if t.keepaliveInterval < .seconds(1) { problem("tunnel.keepalive_interval", "must be at least 1s") }
+                t.keepaliveCountMax = Int(int("tunnel.keepalive_count_max"))
+                if !(1...100).contains(t.keepaliveCountMax) { problem("tunnel.keepalive_count_max", "must be 1–100") }
+                t.reconnectMin = parseDuration(str("tunnel.reconnect_min")) ?? .seconds(1)
+                t.reconnectMax = parseDuration(str("tunnel.reconnect_max")) ?? .seconds(60)
+                if t.reconnectMin < .milliseconds(10) { problem("tunnel.reconnect_min", "must be at least 10ms") }
+                if t.reconnectMax < t.reconnectMin { problem("tunnel.reconnect_max", "must not be below tunnel.reconnect_min") }
+                t.connectTimeout = parseDuration(str("tunnel.connect_timeout")) ?? .seconds(10)
+                if t.connectTimeout < .milliseconds(100) { problem("tunnel.connect_timeout", "must be at least 100ms") }
+                for f in t.forwards where f.targetHost == nil && listeners[f.expose]?.enabled != true {
+                    problem("tunnel.forwards", "listener \(f.expose) is not enabled")
+                }
+                tunnel = t
+            }
+        }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         return GatehouseConfiguration(
             dataDirectory: dataDir, storage: storage, rootKey: rootKey, logLevel: str("logging.level"),
@@ -384,6 +532,6 @@ public enum ConfigurationLoader {
             acmeTLSALPN01Port: alpnPort,
             acmeOrdersPerAccountPerHour: Int(max(0, int("acme.orders_per_account_per_hour"))),
             acmeOrdersPerIdentifierPerHour: Int(max(0, int("acme.orders_per_identifier_per_hour"))),
-            listeners: listeners, sources: sources)
+            listeners: listeners, tunnel: tunnel, sources: sources)
     }
 }

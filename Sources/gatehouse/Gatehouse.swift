@@ -42,7 +42,7 @@ struct Gatehouse: AsyncParsableCommand {
         abstract: "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
         subcommands: [
             Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self, IdentityCommand.self,
-            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self, SSHCommand.self,
+            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self, SSHCommand.self, TunnelCommand.self,
         ])
 }
 
@@ -78,6 +78,8 @@ struct Init: AsyncParsableCommand {
             print("CA certificate:           \(result.pki.caCertificate)")
             print("server certificate:       \(result.pki.serverCertificate)")
             print("admin client certificate: \(result.pki.adminCertificate) (key \(result.pki.adminKey))")
+            let gateway = GatewayKey.defaultPath(dataDirectory: config.dataDirectory)
+            print("gateway SSH key:          \(gateway) (public: \((try? GatewayKey.publicKeyLine(path: gateway)) ?? "?"))")
         } catch let e as DaemonError {
             fail(e.description)
         }

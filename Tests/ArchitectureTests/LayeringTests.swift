@@ -40,11 +40,24 @@ import Testing
     }
 
     @Test func codecsStayPure() throws {
-        for target in ["TTLV", "KMIPProtocol", "ACMEProtocol", "ESTProtocol", "PGWire", "Recording"] where targets.contains(target) {
+        for target in ["TTLV", "KMIPProtocol", "ACMEProtocol", "ESTProtocol", "SSHProtocol", "PGWire", "Recording"] where targets.contains(target) {
             for (file, module) in try imports(of: target) {
                 #expect(
                     !["NIOPosix", "NIOSSL", "Hummingbird", "EngineAPI", "Engine"].contains(module), "\(target)/\(file) imports \(module)")
             }
+        }
+    }
+
+    /// libssh2 blocks and is not thread-safe per session: it stays inside SSHTunnel, which runs it on its own thread
+    /// and never touches a NIO event loop.
+    @Test func libssh2StaysInTheTunnelTarget() throws {
+        for target in targets where target != "CLibSSH2" {
+            for (file, module) in try imports(of: target) where module == "CLibSSH2" {
+                #expect(target == "SSHTunnel", "\(target)/\(file) imports CLibSSH2")
+            }
+        }
+        for (file, module) in try imports(of: "SSHTunnel") {
+            #expect(!module.hasPrefix("NIO"), "SSHTunnel/\(file) imports \(module)")
         }
     }
 

@@ -24,6 +24,51 @@ func write(_ text: String) throws -> String {
         #expect(Set(doc.entries.keys) == Set(ConfigurationLoader.knownKeys), "the annotated file documents every key")
     }
 
+    @Test func tunnelSettingsAreValidatedWithReasons() throws {
+        let relayKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJyqU1XB+gW89h37OOcFwNmTDJVEjKqRrHjmJa6R2wjw relay"
+        let good = try ConfigurationLoader.load(
+            file: nil,
+            environment: [
+                "GATEHOUSE_TUNNEL_ENABLED": "true", "GATEHOUSE_TUNNEL_RELAY": "relay.example.net",
+                "GATEHOUSE_TUNNEL_RELAY_HOST_KEY": "[relay.example.net]:22 " + relayKey,
+                "GATEHOUSE_TUNNEL_FORWARDS": "https=127.0.0.1:8443, 127.0.0.1:5432=[::1]:0",
+            ])
+        let t = try #require(good.tunnel)
+        #expect(t.relayHost == "relay.example.net" && t.relayPort == 22 && t.user == "gatehouse")
+        #expect(t.keyPath == ".gatehouse/tunnel/gateway_ed25519")
+        #expect(t.forwards.count == 2)
+        #expect(t.forwards[0].expose == "https" && t.forwards[0].targetHost == nil && t.forwards[0].remotePort == 8443)
+        #expect(t.forwards[1].targetHost == "127.0.0.1" && t.forwards[1].targetPort == 5432 && t.forwards[1].remoteHost == "::1")
+        #expect(t.keepaliveInterval == .seconds(30) && t.keepaliveCountMax == 3)
+        #expect(try ConfigurationLoader.load(file: nil, environment: [:]).tunnel == nil, "disabled by default")
+
+        func problems(_ env: [String: String]) -> String {
+            do {
+                _ = try ConfigurationLoader.load(file: nil, environment: ["GATEHOUSE_TUNNEL_ENABLED": "true"].merging(env) { $1 })
+                return ""
+            } catch { return "\(error)" }
+        }
+        let missing = problems([:])
+        #expect(missing.contains("tunnel.relay: must be HOST or HOST:PORT"), "\(missing)")
+        #expect(missing.contains("tunnel.relay_host_key: is required"), "\(missing)")
+        #expect(missing.contains("tunnel.forwards: must list at least one forward"), "\(missing)")
+        let bad = problems([
+            "GATEHOUSE_TUNNEL_RELAY": "relay:99999", "GATEHOUSE_TUNNEL_RELAY_HOST_KEY": "ssh-dss AAAA",
+            "GATEHOUSE_TUNNEL_FORWARDS": "nosuchlistener=127.0.0.1:1,https", "GATEHOUSE_TUNNEL_RECONNECT_MAX": "10ms",
+        ])
+        #expect(bad.contains("tunnel.relay: must be HOST or HOST:PORT"), "\(bad)")
+        #expect(bad.contains("tunnel.relay_host_key: is not a known_hosts line"), "\(bad)")
+        #expect(bad.contains("'nosuchlistener' is neither a listener name"), "\(bad)")
+        #expect(bad.contains("'https' must be EXPOSE=LISTEN_HOST:PORT"), "\(bad)")
+        let disabledListener = problems([
+            "GATEHOUSE_TUNNEL_RELAY": "relay", "GATEHOUSE_TUNNEL_RELAY_HOST_KEY": relayKey,
+            "GATEHOUSE_TUNNEL_FORWARDS": "kmip=127.0.0.1:5696", "GATEHOUSE_LISTENERS_KMIP_ENABLED": "false",
+            "GATEHOUSE_TUNNEL_RECONNECT_MIN": "5s", "GATEHOUSE_TUNNEL_RECONNECT_MAX": "1s",
+        ])
+        #expect(disabledListener.contains("listener kmip is not enabled"), "\(disabledListener)")
+        #expect(disabledListener.contains("tunnel.reconnect_max: must not be below"), "\(disabledListener)")
+    }
+
     @Test func defaultsWithoutAFile() throws {
         let config = try ConfigurationLoader.load(file: nil, environment: [:])
         #expect(config.rootKey == .file(path: ".gatehouse/root.key"))

@@ -91,4 +91,23 @@ enum Vectors {
         #expect(SSHBase64.decode("Z") == nil)
         #expect(SSHBase64.decode("Zg==Zg==") == nil)
     }
+
+    /// The gateway key file: PROTOCOL.key layout (checked by reading it back; `ssh-keygen -y` reads it in
+    /// SSHTunnelTests), 70-column base64 between the armour lines.
+    @Test func openSSHPrivateKeyFileRoundTrips() throws {
+        let seed = [UInt8](repeating: 7, count: 32)
+        let publicKey = (0..<32).map { UInt8($0) }
+        let pem = try SSHPrivateKeyFile.ed25519(seed: seed, publicKey: publicKey, comment: "gw", checkInt: 0x0102_0304)
+        let lines = pem.split(separator: "\n")
+        #expect(lines.first == "-----BEGIN OPENSSH PRIVATE KEY-----" && lines.last == "-----END OPENSSH PRIVATE KEY-----")
+        #expect(lines.dropFirst().dropLast().dropLast().allSatisfy { $0.count == 70 })
+        #expect(try SSHPrivateKeyFile.publicKey(pem: pem) == .ed25519(publicKey))
+        let body = try #require(SSHBase64.decode(lines.dropFirst().dropLast().joined()))
+        #expect(Array(body.prefix(15)) == Array("openssh-key-v1".utf8) + [0])
+        #expect(throws: SSHWireError.self) { try SSHPrivateKeyFile.ed25519(seed: [1], publicKey: publicKey, comment: "", checkInt: 0) }
+        #expect(throws: SSHWireError.self) { try SSHPrivateKeyFile.publicKey(pem: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----") }
+        let pin = try SSHHostKeyPin("[relay]:2222 " + SSHPublicKey.ed25519(publicKey).authorizedKey(comment: "x"))
+        #expect(pin.key == .ed25519(publicKey))
+        #expect(throws: SSHWireError.self) { try SSHHostKeyPin("relay ssh-dss AAAA") }
+    }
 }
