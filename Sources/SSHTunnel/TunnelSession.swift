@@ -385,8 +385,16 @@ final class TunnelSession {
                 lastPublish = ContinuousClock.now
             }
 
-            // Work libssh2 already holds (data read from the socket but not yet taken) must not wait for poll.
+            // Work libssh2 already holds must not wait for poll. Channel frees and sends above may have read from the
+            // socket (queueing data, EOFs or new forwarded channels): one last accept pass drains the transport, so
+            // what the checks below see is everything that arrived.
             var busy = false
+            for (forward, listener) in listeners {
+                while let channel = libssh2_channel_forward_accept(listener) {
+                    accept(channel, forward: forward)
+                    busy = true
+                }
+            }
             for c in connections where !c.connecting {
                 if c.toLocal.isEmpty && !c.channelEOF {
                     var available: UInt = 0
@@ -411,7 +419,13 @@ final class TunnelSession {
             let timeout: Int32 = busy ? 0 : Int32(max(1, min(1000, Int(nextKeepalive) * 1000)))
             let n = poll(&pollSet, nfds_t(pollSet.count), timeout)
             if n < 0 && errno != EINTR { throw TunnelError.session("poll: \(String(cString: strerror(errno)))") }
-            if pollSet[0].revents != 0 { lastInbound = ContinuousClock.now }
+            if pollSet[0].revents != 0 {
+                lastInbound = ContinuousClock.now
+                // Acknowledge at once: a relay that does not set TCP_NODELAY holds its next small packet (the first
+                // data after a channel open) until our ACK, and a delayed ACK costs 40 ms per connection.
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
             if pollSet[0].revents & Int16(POLLNVAL) != 0 { throw TunnelError.session("relay socket invalid") }
             if pollSet[1].revents != 0 { client.drainWake() }
             for (i, c) in connections.enumerated() where c.connecting {

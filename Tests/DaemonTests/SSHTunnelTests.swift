@@ -122,7 +122,8 @@ import Testing
             "GATEHOUSE_TUNNEL_FORWARDS": forwards.joined(separator: ","),
             "GATEHOUSE_TUNNEL_RECONNECT_MIN": "200ms",
             "GATEHOUSE_TUNNEL_RECONNECT_MAX": "1s",
-            "GATEHOUSE_TUNNEL_KEEPALIVE_INTERVAL": "2s",
+            "GATEHOUSE_TUNNEL_KEEPALIVE_INTERVAL": "1s",
+            "GATEHOUSE_TUNNEL_KEEPALIVE_COUNT_MAX": "3",
         ]
     }
 
@@ -231,6 +232,25 @@ import Testing
         #expect(back != nil, "the tunnel did not come back: \(String(describing: Self.tunnelStatus(daemon)))")
         let (again, againEchoed) = try DigestSink.send(bytes: 1 << 20, to: sinkRelayPort, timeout: 60)
         #expect(again == againEchoed)
+
+        // A relay that stops answering (its session process frozen; TCP stays up): keepalives go unanswered, the
+        // gateway gives up after keepalive_interval × keepalive_count_max and dials a fresh session.
+        // (The frozen session still holds the forwarded port on the relay, so the new session's forward is refused
+        // until the relay's own session is gone; the gateway keeps retrying with backoff.)
+        let frozen = Relay.descendants(of: relay.sshd?.pid ?? 0)
+        #expect(!frozen.isEmpty)
+        for p in frozen { kill(p, SIGSTOP) }
+        defer { for p in frozen { kill(p, SIGKILL) } }
+        let patience = Date().addingTimeInterval(15)
+        var noticed = daemon.log.contains("keepalive timeout")
+        while !noticed && Date() < patience {
+            usleep(50_000)
+            noticed = daemon.log.contains("keepalive timeout")
+        }
+        #expect(noticed, "the frozen relay was not noticed: \(daemon.log.suffix(2000))")
+        for p in frozen { kill(p, SIGKILL) }
+        let third = Self.waitForTunnel(daemon, timeout: 30) { $0["state"] as? String == "established" && ($0["sessions"] as? Int ?? 0) >= 3 }
+        #expect(third != nil, "no new session after the frozen relay session went away: \(String(describing: Self.tunnelStatus(daemon)))")
     }
 
     @Test func aWrongRelayHostKeyIsRefusedBeforeAuthenticationAndAGarbageRelayIsSurvived() throws {
