@@ -41,11 +41,26 @@ public struct ACMEProblem: Error, Sendable, Hashable, Codable, CustomStringConve
     public var detail: String
     public var status: Int
     public var subproblems: [ACMEProblem]?
-    public init(_ kind: String, _ detail: String, status: Int = 400, subproblems: [ACMEProblem]? = nil) {
+    /// The identifier a subproblem is about (RFC 8555 §6.7.1).
+    public var identifier: Identifier?
+
+    public struct Identifier: Sendable, Hashable, Codable {
+        public var type: String
+        public var value: String
+        public init(type: String, value: String) {
+            self.type = type
+            self.value = value
+        }
+    }
+
+    public init(
+        _ kind: String, _ detail: String, status: Int = 400, subproblems: [ACMEProblem]? = nil, identifier: Identifier? = nil
+    ) {
         self.type = "urn:ietf:params:acme:error:" + kind
         self.detail = detail
         self.status = status
         self.subproblems = subproblems
+        self.identifier = identifier
     }
     public var description: String { "\(type): \(detail)" }
 

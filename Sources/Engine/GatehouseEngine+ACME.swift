@@ -17,6 +17,9 @@ enum ACMEKind {
     static let certificateOwner = "acme-cert-owner"
     /// Certificates an order has declared it replaces (RFC 9773): id = serial, body = the order id.
     static let replaced = "acme-replaced"
+    /// The latest valid authorization of an account for an identifier, for reuse by later orders:
+    /// id = account id, identifier type, value and wildcard flag; body = the authorization id.
+    static let validAuthz = "acme-authz-valid"
 }
 
 /// ACME (RFC 8555) state: accounts per profile, orders, authorizations and challenges, nonces. Certificates are
@@ -24,8 +27,24 @@ enum ACMEKind {
 extension GatehouseEngine {
     static let nonceLifetime: TimeInterval = 600
     static let orderLifetime: TimeInterval = 7 * 86400
+    /// A valid authorization is reused by new orders of the same account for the same identifier while it has at
+    /// least this long to live (RFC 8555 §7.1.3 lets servers reuse; renewals then need no new validation).
+    static let authzReuseMargin: TimeInterval = 3600
+
+    static func validAuthzKey(_ accountId: String, _ identifier: ACMEIdentifier, wildcard: Bool) -> String {
+        "\(accountId)|\(identifier.type)|\(identifier.value.lowercased())|\(wildcard ? "*" : "")"
+    }
 
     static func acme(_ type: String, _ message: String) -> EngineError { EngineError(.init(rawValue: "acme:" + type), message) }
+
+    /// `rejectedIdentifier` naming each refused identifier in a subproblem (the top-level detail repeats a lone one).
+    static func rejected(_ subproblems: [EngineError.Subproblem], of total: Int) -> EngineError {
+        let detail =
+            subproblems.count == 1 && total == 1
+            ? subproblems[0].message : "\(subproblems.count) of \(total) identifiers were rejected: " + subproblems.map(\.message).joined(separator: "; ")
+        let type = subproblems.allSatisfy { $0.code.rawValue == "acme:unsupportedIdentifier" } ? "unsupportedIdentifier" : "rejectedIdentifier"
+        return EngineError(.init(rawValue: "acme:" + type), detail, subproblems: subproblems)
+    }
 
     /// The key ACME nonces are sealed with, derived from the audit key (shared by every node of a store).
     static func nonceKey(_ auditKey: SymmetricKey) -> SymmetricKey {
@@ -226,7 +245,7 @@ extension GatehouseEngine {
     ) async throws -> ACMEOrderInfo {
         guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme("malformed", "an order needs 1–100 identifiers") }
         var seen = Set<ACMEIdentifier>()
-        var subproblems: [String] = []
+        var subproblems: [EngineError.Subproblem] = []
         for id in identifiers {
             guard seen.insert(ACMEIdentifier(type: id.type, value: id.value.lowercased())).inserted else {
                 throw Self.acme("malformed", "duplicate identifier \(id.value)")
@@ -238,29 +257,37 @@ extension GatehouseEngine {
                 if name.isEmpty || name.utf8.count > 253 || labels.contains(where: { $0.isEmpty || $0.count > 63 })
                     || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
                 {
-                    subproblems.append("'\(id.value)' is not a valid DNS name")
+                    subproblems.append(.init(.init(rawValue: "acme:malformed"), "'\(id.value)' is not a valid DNS name", itemType: "dns", itemValue: id.value))
                 }
             case "ip":
-                if CIDR.parse(id.value) == nil || id.value.contains("/") { subproblems.append("'\(id.value)' is not an IP address") }
+                if CIDR.parse(id.value) == nil || id.value.contains("/") {
+                    subproblems.append(.init(.init(rawValue: "acme:malformed"), "'\(id.value)' is not an IP address", itemType: "ip", itemValue: id.value))
+                }
             default:
-                throw Self.acme("unsupportedIdentifier", "identifier type '\(id.type)' is not supported (dns, ip)")
+                subproblems.append(
+                    .init(.init(rawValue: "acme:unsupportedIdentifier"), "identifier type '\(id.type)' is not supported (dns, ip)",
+                        itemType: id.type, itemValue: id.value))
             }
         }
-        if !subproblems.isEmpty { throw Self.acme("rejectedIdentifier", subproblems.joined(separator: "; ")) }
+        let malformed = Set(subproblems.map(\.itemValue))
+        let syntaxProblems = subproblems
         let now = clock()
         return try await transact { tx in
             let account = try await self.validAccount(ctx, accountId, tx)
             let (_, profile) = try await self.loadProfile(account.profileId, tx)
             let template = try await self.loadTemplate(profile.info.templateId, tx).spec
-            // The template decides early which names it would ever sign (rejectedIdentifier), not at finalize.
-            for id in identifiers {
+            // The template decides early which names it would ever sign (rejectedIdentifier), not at finalize; every
+            // refused identifier is named in its own subproblem (RFC 8555 §6.7.1).
+            var refused = syntaxProblems
+            for id in identifiers where !malformed.contains(id.value) {
                 let type = id.type == "ip" ? "ip" : "dns"
                 do {
                     try PKIPolicy.check(template.sans, [(type, id.value.lowercased())], what: "SAN")
                 } catch let e as EngineError {
-                    throw Self.acme("rejectedIdentifier", e.message)
+                    refused.append(.init(.init(rawValue: "acme:rejectedIdentifier"), e.message, itemType: id.type, itemValue: id.value))
                 }
             }
+            if !refused.isEmpty { throw Self.rejected(refused, of: identifiers.count) }
             if let notAfter, let max = DurationText.seconds(template.maxTTL),
                 notAfter.timeIntervalSince(notBefore ?? now) > TimeInterval(max)
             {
@@ -286,7 +313,19 @@ extension GatehouseEngine {
                 }
             }
             var authzIds: [String] = []
+            var reused = 0
             for id in identifiers {
+                let wildcardName = id.type == "dns" && id.value.hasPrefix("*.")
+                let bare = ACMEIdentifier(type: id.type, value: (wildcardName ? String(id.value.dropFirst(2)) : id.value).lowercased())
+                if let pointer = try await tx.get(kind: ACMEKind.validAuthz, id: Self.validAuthzKey(accountId, bare, wildcard: wildcardName)),
+                    let existing = try? await self.loadAuthz(String(decoding: pointer.body, as: UTF8.self), tx).1,
+                    existing.status == "valid", existing.accountId == accountId, existing.identifier == bare,
+                    existing.wildcard == wildcardName, existing.expires > now + Self.authzReuseMargin
+                {
+                    authzIds.append(existing.id)
+                    reused += 1
+                    continue
+                }
                 let authzId = Self.randomToken(12)
                 let token = Self.randomToken(32)
                 let wildcard = id.type == "dns" && id.value.hasPrefix("*.")
@@ -305,13 +344,15 @@ extension GatehouseEngine {
                 authzIds.append(authzId)
             }
             let order = ACMEOrderInfo(
-                id: orderId, accountId: accountId, profileId: account.profileId, status: "pending", expires: now + Self.orderLifetime,
+                id: orderId, accountId: accountId, profileId: account.profileId, status: reused == identifiers.count ? "ready" : "pending",
+                expires: now + Self.orderLifetime,
                 identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) }, notBefore: notBefore,
                 notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil, replaces: replaces?.certID)
             try await tx.insert(Record(kind: ACMEKind.order, id: orderId, scope: accountId, name: nil, body: try Self.encode(ACMEOrderBody(info: order)), createdAt: now))
             try await self.audit.append(
                 self.event(ctx, "acme.order.create", project: profile.info.project,
-                           ["accountId": accountId, "orderId": orderId, "identifiers": identifiers.map(\.value).joined(separator: ",")]), tx)
+                           ["accountId": accountId, "orderId": orderId, "identifiers": identifiers.map(\.value).joined(separator: ","),
+                            "reusedAuthorizations": String(reused)]), tx)
             return order
         }
     }
@@ -398,6 +439,18 @@ extension GatehouseEngine {
             record.body = try Self.encode(ACMEAuthzBody(info: authz))
             record.updatedAt = now
             _ = try await tx.update(record)
+            if error == nil {
+                // Remember it for reuse by this account's later orders for the same identifier.
+                let key = Self.validAuthzKey(authz.accountId, authz.identifier, wildcard: authz.wildcard)
+                if var pointer = try await tx.get(kind: ACMEKind.validAuthz, id: key) {
+                    pointer.body = Data(authz.id.utf8)
+                    pointer.updatedAt = now
+                    _ = try await tx.update(pointer)
+                } else {
+                    try await tx.insert(
+                        Record(kind: ACMEKind.validAuthz, id: key, scope: authz.accountId, name: nil, body: Data(authz.id.utf8), createdAt: now))
+                }
+            }
             var (orderRecord, order) = try await self.loadOrder(authz.orderId, tx)
             guard order.status == "pending" else { return }
             if let error {

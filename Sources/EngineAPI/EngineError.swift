@@ -42,12 +42,29 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// Details for the logs.
     public var diagnostic: String
+    /// Per-item errors of a request about several items (ACME identifiers, RFC 8555 §6.7.1), safe to show.
+    public var subproblems: [Subproblem]
+
+    /// One item's error: its category, message and the item (`type`, `value`), e.g. an identifier.
+    public struct Subproblem: Sendable, Hashable {
+        public var code: Code
+        public var message: String
+        public var itemType: String
+        public var itemValue: String
+        public init(_ code: Code, _ message: String, itemType: String, itemValue: String) {
+            self.code = code
+            self.message = message
+            self.itemType = itemType
+            self.itemValue = itemValue
+        }
+    }
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, diagnostic: String = "") {
+    public init(_ code: Code, _ message: String, diagnostic: String = "", subproblems: [Subproblem] = []) {
         self.code = code
         self.message = message
         self.diagnostic = diagnostic
+        self.subproblems = subproblems
     }
 
     public var description: String {

@@ -118,7 +118,13 @@ struct ACMERoutes: Sendable {
         for f in extra { h[f.name] = f.value }
         h[.contentType] = "application/problem+json"
         var object: [String: Any] = ["type": p.type, "detail": p.detail, "status": p.status]
-        if let subs = p.subproblems { object["subproblems"] = subs.map { ["type": $0.type, "detail": $0.detail] } }
+        if let subs = p.subproblems {
+            object["subproblems"] = subs.map { sub -> [String: Any] in
+                var o: [String: Any] = ["type": sub.type, "detail": sub.detail]
+                if let id = sub.identifier { o["identifier"] = ["type": id.type, "value": id.value] }
+                return o
+            }
+        }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return Response(status: .init(code: p.status), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
@@ -137,7 +143,12 @@ struct ACMERoutes: Sendable {
             case "rateLimited": status = 429
             default: status = 400
             }
-            return ACMEProblem(type, e.message, status: status)
+            let subproblems = e.subproblems.map { sub in
+                ACMEProblem(
+                    sub.code.rawValue.hasPrefix("acme:") ? String(sub.code.rawValue.dropFirst(5)) : "malformed", sub.message,
+                    status: status, identifier: .init(type: sub.itemType, value: sub.itemValue))
+            }
+            return ACMEProblem(type, e.message, status: status, subproblems: subproblems.isEmpty ? nil : subproblems)
         }
         switch e.code {
         case .notFound: return ACMEProblem("malformed", e.message, status: 404)

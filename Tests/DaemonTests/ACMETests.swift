@@ -45,7 +45,7 @@ import Testing
             directory: work,
             environment: [
                 "GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_DNS_RESOLVER": "127.0.0.1:\(dnsPort)",
-                "GATEHOUSE_ACME_TLSALPN01_PORT": "\(alpnPort)", "GATEHOUSE_ACME_ORDERS_PER_IDENTIFIER_PER_HOUR": "3",
+                "GATEHOUSE_ACME_TLSALPN01_PORT": "\(alpnPort)", "GATEHOUSE_ACME_ORDERS_PER_IDENTIFIER_PER_HOUR": "4",
                 "GATEHOUSE_ACME_WEBSITE": "https://pki.example.test/", "GATEHOUSE_ACME_CAA_IDENTITIES": "pki.example.test, gatehouse.test",
             ])
         try daemon.waitUntilListening()

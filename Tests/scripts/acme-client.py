@@ -152,6 +152,15 @@ r = S.post(kid, data="{not json", headers={"Content-Type": "application/jose+jso
 check("body that is not JSON -> malformed", problem(r, "malformed"), r.text)
 r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "evil.example.com"}]}, kid=kid)
 check("identifier outside the template -> rejectedIdentifier", problem(r, "rejectedIdentifier"), r.text)
+# Several bad identifiers among good ones: one subproblem per refused identifier, naming it (RFC 8555 6.7.1).
+r = post(acct_key, d["newOrder"], {"identifiers": [
+    {"type": "dns", "value": "ok.localhost"}, {"type": "dns", "value": "evil.example.com"},
+    {"type": "dns", "value": "bad..name"}, {"type": "ip", "value": "not-an-ip"}]}, kid=kid)
+subs = r.json().get("subproblems", []) if r.headers.get("Content-Type", "").startswith("application/problem+json") else []
+check("several bad identifiers -> rejectedIdentifier with one subproblem each",
+      problem(r, "rejectedIdentifier") and len(subs) == 3
+      and {(s["identifier"]["type"], s["identifier"]["value"]) for s in subs} == {("dns", "bad..name"), ("ip", "not-an-ip"), ("dns", "evil.example.com")}
+      and all(s["type"].startswith("urn:ietf:params:acme:error:") and s["detail"] for s in subs), r.text)
 
 # IP identifier (RFC 8738) through http-01 answered here.
 r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]}, kid=kid)
@@ -177,6 +186,11 @@ def csr(names):
     req = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).add_extension(x509.SubjectAlternativeName(sans), False)
     return b64(req.sign(cert_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
 
+
+# The valid authorization is reused by the account's next order for the same identifier: ready at once.
+r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]}, kid=kid)
+check("a second order for a validated identifier reuses the valid authorization (ready at once)",
+      r.status_code == 201 and r.json()["status"] == "ready" and r.json()["authorizations"] == order["authorizations"], r.text)
 
 r = post(acct_key, order["finalize"], {"csr": csr(["127.0.0.1", "other.localhost"])}, kid=kid)
 check("CSR with an extra name -> badCSR", problem(r, "badCSR"), r.text)
@@ -303,9 +317,9 @@ if ALPN_PORT:
           o["status"] == "invalid" and "acmeIdentifier" in failed.get("error", {}).get("detail", ""), az)
 
 # Rate limit per identifier (the test daemon allows 3 new orders per identifier per hour).
-codes = [post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "busy.localhost"}]}, kid=kid) for _ in range(4)]
-check("4th order for one identifier within the hour -> rateLimited (429, Retry-After)",
-      [c.status_code for c in codes] == [201, 201, 201, 429] and problem(codes[3], "rateLimited") and "Retry-After" in codes[3].headers,
+codes = [post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "busy.localhost"}]}, kid=kid) for _ in range(5)]
+check("5th order for one identifier within the hour -> rateLimited (429, Retry-After)",
+      [c.status_code for c in codes] == [201, 201, 201, 201, 429] and problem(codes[4], "rateLimited") and "Retry-After" in codes[4].headers,
       [c.status_code for c in codes])
 
 # ACME Renewal Information (RFC 9773) for the issued certificate.
