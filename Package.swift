@@ -135,6 +135,13 @@ let package = Package(
         ),
         .target(name: "SSHProtocol", swiftSettings: strict),
         .target(
+            name: "PGWire",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1")], swiftSettings: strict),
         .target(
             name: "KMIPFrontEnd",
@@ -225,6 +232,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SSHProtocolTests", dependencies: ["SSHProtocol"], swiftSettings: strict),
+        .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",
             dependencies: [
