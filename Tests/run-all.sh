@@ -84,7 +84,7 @@ log "swift test"
 timeout --kill-after=30 2700 swift test --skip-build --no-parallel 2>&1 | tee "$OUT"
 status=${PIPESTATUS[0]}
 total=$(grep -Eo 'Test run with [0-9]+ tests?' "$OUT" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-failed=$(grep -Ec '^✘ Test .* failed after' "$OUT" || true)
+failed=$(grep -E '^✘ Test .* failed after' "$OUT" | grep -vc '^✘ Test run with' || true)
 rm -f "$OUT"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 passed=$((total - failed)); [ "$passed" -lt 0 ] && passed=0

@@ -84,9 +84,20 @@ final class ACMEFlow: @unchecked Sendable {
         return u.path + (u.query.map { "?" + $0 } ?? "")
     }
 
-    /// POSTs a JWS (payload nil = POST-as-GET); returns status, JSON body and headers.
+    /// POSTs a JWS (payload nil = POST-as-GET); returns status, JSON body and headers. A `badNonce` refusal is
+    /// retried with the fresh nonce it carries, as RFC 8555 §6.5 expects of clients (Pebble rejects 5% of nonces on
+    /// purpose; certbot retries too).
     @discardableResult
     func post(_ request: Send, _ url: String, _ payload: Any?, eab: [String: Any]? = nil) async throws -> (UInt, [UInt8], [String: String]) {
+        var response = try await postOnce(request, url, payload, eab: eab)
+        for _ in 0..<3 {
+            guard response.0 == 400, String(decoding: response.1, as: UTF8.self).contains("urn:ietf:params:acme:error:badNonce") else { break }
+            response = try await postOnce(request, url, payload, eab: eab)
+        }
+        return response
+    }
+
+    func postOnce(_ request: Send, _ url: String, _ payload: Any?, eab: [String: Any]?) async throws -> (UInt, [UInt8], [String: String]) {
         var protected: [String: Any] = ["alg": "ES256", "nonce": try await freshNonce(request), "url": url]
         if let kid { protected["kid"] = kid } else { protected["jwk"] = jwk }
         let p = Self.b64(try JSONSerialization.data(withJSONObject: protected, options: [.sortedKeys, .withoutEscapingSlashes]))

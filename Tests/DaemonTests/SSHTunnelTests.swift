@@ -253,6 +253,104 @@ import Testing
         #expect(third != nil, "no new session after the frozen relay session went away: \(String(describing: Self.tunnelStatus(daemon)))")
     }
 
+    /// Many connections share the one SSH session: a target that stops reading holds back only its own connection
+    /// (per-channel flow control, bounded buffering in the gateway) while a hundred concurrent echo connections go
+    /// through unharmed; once the target reads again, every byte of the stalled connection arrives.
+    @Test func aStalledConnectionDoesNotBlockAHundredOthers() throws {
+        guard Self.openSSHAvailable() else { return }
+        let dir = try freshDirectory()
+        let dataDirectory = dir.path + "/.gatehouse"
+        let target = try EchoOrStallServer()
+        defer { target.stop() }
+        let relayPort = try SSHCATests.freePort()
+        let forwards = ["127.0.0.1:\(target.port)=127.0.0.1:\(relayPort)"]
+        let authorized = try Self.prepareGateway(dataDirectory: dataDirectory, forwards: forwards)
+        let relay = try Relay(dir: dir.path + "/relay", authorizedKeys: authorized)
+        defer { relay.kill() }
+        let daemon = try DaemonProcess(directory: dir.path, environment: Self.tunnelEnvironment(relay: relay, forwards: forwards))
+        defer { _ = daemon.stop() }
+        try daemon.waitUntilListening()
+        _ = try #require(Self.waitForTunnel(daemon) { $0["state"] as? String == "established" }, "\(daemon.log)")
+        let rssBefore = Self.residentMiB(daemon.pid)
+
+        // The stalled connection: write until nothing more is taken for a second.
+        let stalled = tcpConnect(relayPort)
+        try #require(stalled >= 0)
+        defer { close(stalled) }
+        _ = fcntl(stalled, F_SETFL, fcntl(stalled, F_GETFL) | O_NONBLOCK)
+        var first: UInt8 = UInt8(ascii: "S")
+        #expect(send(stalled, &first, 1, Int32(MSG_NOSIGNAL)) == 1)
+        let chunk = [UInt8](repeating: 0x5a, count: 1 << 16)
+        var accepted = 0
+        var lastProgress = Date()
+        while Date().timeIntervalSince(lastProgress) < 1.5 && accepted < 512 << 20 {
+            let n = chunk.withUnsafeBytes { send(stalled, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                accepted += n
+                lastProgress = Date()
+            } else {
+                usleep(10_000)
+            }
+        }
+        #expect(accepted < 64 << 20, "\(accepted) bytes were taken for a target that reads nothing: no back-pressure")
+
+        // A hundred echo connections at once, 64 KiB each, through the same session.
+        let group = DispatchGroup()
+        let failures = Atomic<Int>(0)
+        let started = Date()
+        for i in 0..<100 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                let fd = tcpConnect(relayPort)
+                guard fd >= 0 else {
+                    failures.wrappingAdd(1, ordering: .relaxed)
+                    return
+                }
+                defer { close(fd) }
+                var tv = timeval(tv_sec: 30, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                let payload = [UInt8(ascii: "E")] + (0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+                var off = 0
+                while off < payload.count {
+                    let n = payload[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n <= 0 { break }
+                    off += n
+                }
+                shutdown(fd, Int32(SHUT_WR))
+                var back: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = read(fd, &buffer, buffer.count)
+                    if n <= 0 { break }
+                    back += buffer[0..<n]
+                }
+                if back != Array(payload.dropFirst()) { failures.wrappingAdd(1, ordering: .relaxed) }
+            }
+        }
+        #expect(group.wait(timeout: .now() + 60) == .success, "echo connections hung behind the stalled one")
+        #expect(failures.load(ordering: .relaxed) == 0, "\(failures.load(ordering: .relaxed)) of 100 echo connections failed")
+        #expect(Date().timeIntervalSince(started) < 30)
+        let rssDuring = Self.residentMiB(daemon.pid)
+        #expect(rssDuring - rssBefore < 200, "the gateway grew from \(rssBefore) to \(rssDuring) MiB")
+
+        // Release the stalled target: everything the client wrote arrives.
+        target.release()
+        shutdown(stalled, Int32(SHUT_WR))
+        let deadline = Date().addingTimeInterval(30)
+        while target.stalledBytes.load(ordering: .relaxed) < accepted && Date() < deadline { usleep(20_000) }
+        #expect(target.stalledBytes.load(ordering: .relaxed) == accepted)
+        let status = Self.waitForTunnel(daemon, timeout: 5) { ($0["totalConnections"] as? Int ?? 0) >= 101 }
+        #expect(status != nil, "\(String(describing: Self.tunnelStatus(daemon)))")
+    }
+
+    static func residentMiB(_ pid: Int32) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+    }
+
     @Test func aWrongRelayHostKeyIsRefusedBeforeAuthenticationAndAGarbageRelayIsSurvived() throws {
         guard Self.openSSHAvailable() else { return }
         let dir = try freshDirectory()
@@ -295,6 +393,58 @@ import Testing
         let health = try ProcessRunner.run(["curl", "-sS", victim.operationsBase + "/healthz"])
         #expect(health.status == 0, "the daemon stopped answering: \(victim.log)")
         #expect(victim.process.isRunning)
+    }
+}
+
+/// The target for the flow-control test: a connection starting with `E` is echoed until EOF; one starting with `S`
+/// is not read at all until `release()`, then counted.
+final class EchoOrStallServer: @unchecked Sendable {
+    let listener: Int32
+    let port: Int
+    let released = DispatchSemaphore(value: 0)
+    let stalledBytes = Atomic<Int>(0)
+
+    init() throws {
+        (listener, port) = try loopbackListener()
+        let fd = listener
+        Thread.detachNewThread { [self] in
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                Thread.detachNewThread { [self] in
+                    defer { close(c) }
+                    var kind: UInt8 = 0
+                    guard read(c, &kind, 1) == 1 else { return }
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    if kind == UInt8(ascii: "S") {
+                        released.wait()
+                        while true {
+                            let n = read(c, &buffer, buffer.count)
+                            if n <= 0 { return }
+                            stalledBytes.wrappingAdd(n, ordering: .relaxed)
+                        }
+                    }
+                    while true {
+                        let n = read(c, &buffer, buffer.count)
+                        if n <= 0 { break }
+                        var off = 0
+                        while off < n {
+                            let w = buffer[off..<n].withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                            if w <= 0 { return }
+                            off += w
+                        }
+                    }
+                    shutdown(c, Int32(SHUT_WR))
+                }
+            }
+        }
+    }
+
+    func release() { released.signal() }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
     }
 }
 
