@@ -107,6 +107,10 @@ struct ConfigCommand: ParsableCommand {
                 case .sqlite(let path): print("  storage: sqlite \(path)")
                 case .postgres: print("  storage: postgres")
                 }
+                if let t = config.tunnel {
+                    let forwards = t.forwards.map { "\($0.expose)→\($0.remoteHost):\($0.remotePort)" }.joined(separator: ", ")
+                    print("  tunnel: \(t.user)@\(t.relayHost):\(t.relayPort) forwards \(forwards)")
+                }
             } catch let e as ConfigurationError {
                 for p in e.problems { FileHandle.standardError.write(Data("\(p)\n".utf8)) }
                 throw ExitCode(1)
