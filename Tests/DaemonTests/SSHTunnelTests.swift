@@ -396,51 +396,23 @@ import Testing
     }
 }
 
-/// The target for the flow-control test: a connection starting with `E` is echoed until EOF; one starting with `S`
-/// is not read at all until `release()`, then counted.
-final class EchoOrStallServer: @unchecked Sendable {
+/// A loopback TCP server that runs `handle` on a thread of its own for every accepted connection; the handler owns
+/// (and closes) the socket.
+final class LoopbackServer: @unchecked Sendable {
     let listener: Int32
     let port: Int
-    let released = DispatchSemaphore(value: 0)
-    let stalledBytes = Atomic<Int>(0)
 
-    init() throws {
+    init(handle: @escaping @Sendable (Int32) -> Void) throws {
         (listener, port) = try loopbackListener()
         let fd = listener
-        Thread.detachNewThread { [self] in
+        Thread.detachNewThread {
             while true {
                 let c = accept(fd, nil, nil)
                 if c < 0 { return }
-                Thread.detachNewThread { [self] in
-                    defer { close(c) }
-                    var kind: UInt8 = 0
-                    guard read(c, &kind, 1) == 1 else { return }
-                    var buffer = [UInt8](repeating: 0, count: 65536)
-                    if kind == UInt8(ascii: "S") {
-                        released.wait()
-                        while true {
-                            let n = read(c, &buffer, buffer.count)
-                            if n <= 0 { return }
-                            stalledBytes.wrappingAdd(n, ordering: .relaxed)
-                        }
-                    }
-                    while true {
-                        let n = read(c, &buffer, buffer.count)
-                        if n <= 0 { break }
-                        var off = 0
-                        while off < n {
-                            let w = buffer[off..<n].withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                            if w <= 0 { return }
-                            off += w
-                        }
-                    }
-                    shutdown(c, Int32(SHUT_WR))
-                }
+                Thread.detachNewThread { handle(c) }
             }
         }
     }
-
-    func release() { released.signal() }
 
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
@@ -448,38 +420,73 @@ final class EchoOrStallServer: @unchecked Sendable {
     }
 }
 
-/// A TCP server that hashes everything a connection sends and answers with the SHA-256 (hex) at end of input.
-final class DigestSink: @unchecked Sendable {
-    let listener: Int32
-    let port: Int
+/// Writes all of `bytes` to `fd`; false if the peer went away.
+@discardableResult
+func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+    var off = bytes.startIndex
+    while off < bytes.endIndex {
+        let w = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if w <= 0 { return false }
+        off += w
+    }
+    return true
+}
+
+/// The target for the flow-control test: a connection starting with `E` is echoed until EOF; one starting with `S`
+/// is not read at all until `release()`, then counted.
+final class EchoOrStallServer: @unchecked Sendable {
+    let released = DispatchSemaphore(value: 0)
+    let stalledBytes = Atomic<Int>(0)
+    private var server: LoopbackServer?
+    var port: Int { server?.port ?? 0 }
 
     init() throws {
-        (listener, port) = try loopbackListener()
-        let fd = listener
-        Thread.detachNewThread {
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                Thread.detachNewThread {
-                    var hash = SHA256()
-                    var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-                    while true {
-                        let n = read(c, &buffer, buffer.count)
-                        if n <= 0 { break }
-                        hash.update(data: buffer[0..<n])
-                    }
-                    let hex = Array((hash.finalize().map { String(format: "%02x", $0) }.joined() + "\n").utf8)
-                    _ = hex.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    close(c)
+        server = try LoopbackServer { [self] c in
+            defer { close(c) }
+            var kind: UInt8 = 0
+            guard read(c, &kind, 1) == 1 else { return }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            if kind == UInt8(ascii: "S") {
+                released.wait()
+                while true {
+                    let n = read(c, &buffer, buffer.count)
+                    if n <= 0 { return }
+                    stalledBytes.wrappingAdd(n, ordering: .relaxed)
                 }
             }
+            while true {
+                let n = read(c, &buffer, buffer.count)
+                if n <= 0 { break }
+                guard writeAll(c, buffer[0..<n]) else { return }
+            }
+            shutdown(c, Int32(SHUT_WR))
         }
     }
 
-    func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+    func release() { released.signal() }
+    func stop() { server?.stop() }
+}
+
+/// A TCP server that hashes everything a connection sends and answers with the SHA-256 (hex) at end of input.
+final class DigestSink: @unchecked Sendable {
+    let server: LoopbackServer
+    var port: Int { server.port }
+
+    init() throws {
+        server = try LoopbackServer { c in
+            defer { close(c) }
+            var hash = SHA256()
+            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+            while true {
+                let n = read(c, &buffer, buffer.count)
+                if n <= 0 { break }
+                hash.update(data: buffer[0..<n])
+            }
+            writeAll(c, Array((hash.finalize().map { String(format: "%02x", $0) }.joined() + "\n").utf8)[...])
+        }
     }
+
+    func stop() { server.stop() }
 
     /// Sends `bytes` pseudo-random bytes, half-closes, and returns (digest sent, digest the sink reported).
     static func send(bytes: Int, to port: Int, timeout: TimeInterval) throws -> (String, String) {
@@ -501,12 +508,7 @@ final class DigestSink: @unchecked Sendable {
                 }
             }
             hash.update(data: block[0..<count])
-            var offset = 0
-            while offset < count {
-                let n = block[offset..<count].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-                offset += n
-            }
+            guard writeAll(fd, block[0..<count]) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
             sent += count
         }
         shutdown(fd, Int32(SHUT_WR))
@@ -524,27 +526,21 @@ final class DigestSink: @unchecked Sendable {
 
 /// Accepts on a free port, connects upstream, pumps both ways and keeps a copy of everything.
 final class CapturingProxy: @unchecked Sendable {
-    let listener: Int32
-    let port: Int
     let lock = NSLock()
     var data: [UInt8] = []
     var bytes: [UInt8] { lock.withLock { data } }
+    private var server: LoopbackServer?
+    var port: Int { server?.port ?? 0 }
 
     init(upstreamPort: Int) throws {
-        (listener, port) = try loopbackListener()
-        let fd = listener
-        Thread.detachNewThread { [self] in
-            while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 { return }
-                let upstream = Loopback.connect(port: upstreamPort)
-                if upstream < 0 {
-                    close(client)
-                    continue
-                }
-                Thread.detachNewThread { [self] in pump(client, upstream) }
-                Thread.detachNewThread { [self] in pump(upstream, client) }
+        server = try LoopbackServer { [self] client in
+            let upstream = Loopback.connect(port: upstreamPort)
+            if upstream < 0 {
+                close(client)
+                return
             }
+            Thread.detachNewThread { [self] in pump(client, upstream) }
+            pump(upstream, client)
         }
     }
 
@@ -554,57 +550,36 @@ final class CapturingProxy: @unchecked Sendable {
             let n = read(from, &buffer, buffer.count)
             if n <= 0 { break }
             lock.withLock { data += buffer[0..<n] }
-            var off = 0
-            while off < n {
-                let w = buffer[off..<n].withUnsafeBytes { send(to, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if w <= 0 { break }
-                off += w
-            }
+            guard writeAll(to, buffer[0..<n]) else { break }
         }
         shutdown(from, Int32(SHUT_RDWR))
         shutdown(to, Int32(SHUT_RDWR))
     }
 
-    func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-    }
+    func stop() { server?.stop() }
 }
 
 /// A "relay" that answers with an SSH banner and then garbage (every other connection: closes at once).
 final class HostileRelay: @unchecked Sendable {
-    let listener: Int32
-    let port: Int
     let connections = Atomic<Int>(0)
+    private var server: LoopbackServer?
+    var port: Int { server?.port ?? 0 }
 
     init() throws {
-        (listener, port) = try loopbackListener()
-        let fd = listener
-        Thread.detachNewThread { [self] in
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                let n = connections.wrappingAdd(1, ordering: .relaxed).newValue
-                if n % 2 == 0 {
-                    close(c)
-                    continue
-                }
-                var junk = Array("SSH-2.0-hostile\r\n".utf8)
-                // A packet length of 2^31 then random bytes.
-                junk += [0x80, 0, 0, 0]
-                var rng = SystemRandomNumberGenerator()
-                for _ in 0..<4096 { junk.append(UInt8.random(in: 0...255, using: &rng)) }
-                _ = junk.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                usleep(200_000)
-                close(c)
-            }
+        server = try LoopbackServer { [self] c in
+            defer { close(c) }
+            let n = connections.wrappingAdd(1, ordering: .relaxed).newValue
+            if n % 2 == 0 { return }
+            // A banner, a packet length of 2^31, then random bytes.
+            var junk = Array("SSH-2.0-hostile\r\n".utf8) + [0x80, 0, 0, 0]
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<4096 { junk.append(UInt8.random(in: 0...255, using: &rng)) }
+            writeAll(c, junk[...])
+            usleep(200_000)
         }
     }
 
-    func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-    }
+    func stop() { server?.stop() }
 }
 
 extension Array where Element == UInt8 {
