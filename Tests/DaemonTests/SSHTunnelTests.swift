@@ -113,6 +113,19 @@ import Testing
         return line.stdout
     }
 
+    /// Initializes the gateway, starts a relay that authorizes it (extra sshd_config lines allowed) and the daemon
+    /// with the tunnel configured (`hostKey` overrides the pinned key). The caller kills/stops both.
+    static func startGateway(
+        _ dir: TemporaryDirectory, forwards: [String], relayConfig: String = "", hostKey: String? = nil
+    ) throws -> (Relay, DaemonProcess) {
+        let authorized = try prepareGateway(dataDirectory: dir.path + "/.gatehouse", forwards: forwards)
+        let relay = try Relay(dir: dir.path + "/relay", authorizedKeys: authorized, extraConfig: relayConfig)
+        let daemon = try DaemonProcess(
+            directory: dir.path, environment: tunnelEnvironment(relay: relay, forwards: forwards, hostKey: hostKey))
+        try daemon.waitUntilListening()
+        return (relay, daemon)
+    }
+
     static func tunnelEnvironment(relay: Relay, forwards: [String], hostKey: String? = nil) -> [String: String] {
         [
             "GATEHOUSE_TUNNEL_ENABLED": "true",
@@ -149,14 +162,11 @@ import Testing
         let dataDirectory = dir.path + "/.gatehouse"
         let httpsRelayPort = try SSHCATests.freePort()
         let forwards = ["https=127.0.0.1:\(httpsRelayPort)"]
-        let authorized = try Self.prepareGateway(dataDirectory: dataDirectory, forwards: forwards)
-        #expect(authorized.hasPrefix("restrict,port-forwarding,permitlisten=\"127.0.0.1:\(httpsRelayPort)\" ssh-ed25519 "), "\(authorized)")
-        let relay = try Relay(dir: dir.path + "/relay", authorizedKeys: authorized)
+        let (relay, daemon) = try Self.startGateway(dir, forwards: forwards)
         defer { relay.kill() }
-
-        let daemon = try DaemonProcess(directory: dir.path, environment: Self.tunnelEnvironment(relay: relay, forwards: forwards))
         defer { _ = daemon.stop() }
-        try daemon.waitUntilListening()
+        let authorized = (try? String(contentsOfFile: relay.dir + "/authorized_keys", encoding: .utf8)) ?? ""
+        #expect(authorized.hasPrefix("restrict,port-forwarding,permitlisten=\"127.0.0.1:\(httpsRelayPort)\" ssh-ed25519 "), "\(authorized)")
         let status = try #require(
             Self.waitForTunnel(daemon) { $0["state"] as? String == "established" },
             "tunnel not established: \(String(describing: Self.tunnelStatus(daemon)))\n\(daemon.log)\n\(relay.log.suffix(3000))")
@@ -198,17 +208,13 @@ import Testing
     @Test func twoHundredFiftySixMiBSurviveAThousandRekeysAndTheRelayComesBack() throws {
         guard Self.openSSHAvailable() else { return }
         let dir = try freshDirectory()
-        let dataDirectory = dir.path + "/.gatehouse"
         let sink = try DigestSink()
         defer { sink.stop() }
         let sinkRelayPort = try SSHCATests.freePort()
         let forwards = ["127.0.0.1:\(sink.port)=127.0.0.1:\(sinkRelayPort)"]
-        let authorized = try Self.prepareGateway(dataDirectory: dataDirectory, forwards: forwards)
-        let relay = try Relay(dir: dir.path + "/relay", authorizedKeys: authorized, extraConfig: "RekeyLimit 64K 1s")
+        let (relay, daemon) = try Self.startGateway(dir, forwards: forwards, relayConfig: "RekeyLimit 64K 1s")
         defer { relay.kill() }
-        let daemon = try DaemonProcess(directory: dir.path, environment: Self.tunnelEnvironment(relay: relay, forwards: forwards))
         defer { _ = daemon.stop() }
-        try daemon.waitUntilListening()
         _ = try #require(
             Self.waitForTunnel(daemon) { $0["state"] as? String == "established" },
             "tunnel not established: \(String(describing: Self.tunnelStatus(daemon)))\n\(daemon.log)")
@@ -259,17 +265,13 @@ import Testing
     @Test func aStalledConnectionDoesNotBlockAHundredOthers() throws {
         guard Self.openSSHAvailable() else { return }
         let dir = try freshDirectory()
-        let dataDirectory = dir.path + "/.gatehouse"
         let target = try EchoOrStallServer()
         defer { target.stop() }
         let relayPort = try SSHCATests.freePort()
         let forwards = ["127.0.0.1:\(target.port)=127.0.0.1:\(relayPort)"]
-        let authorized = try Self.prepareGateway(dataDirectory: dataDirectory, forwards: forwards)
-        let relay = try Relay(dir: dir.path + "/relay", authorizedKeys: authorized)
+        let (relay, daemon) = try Self.startGateway(dir, forwards: forwards)
         defer { relay.kill() }
-        let daemon = try DaemonProcess(directory: dir.path, environment: Self.tunnelEnvironment(relay: relay, forwards: forwards))
         defer { _ = daemon.stop() }
-        try daemon.waitUntilListening()
         _ = try #require(Self.waitForTunnel(daemon) { $0["state"] as? String == "established" }, "\(daemon.log)")
         let rssBefore = Self.residentMiB(daemon.pid)
 
@@ -357,17 +359,13 @@ import Testing
         let dataDirectory = dir.path + "/.gatehouse"
         let relayPort = try SSHCATests.freePort()
         let forwards = ["https=127.0.0.1:\(relayPort)"]
-        let authorized = try Self.prepareGateway(dataDirectory: dataDirectory, forwards: forwards)
-        let relay = try Relay(dir: dir.path + "/relay", authorizedKeys: authorized)
-        defer { relay.kill() }
         // Pin another Ed25519 key than the relay's.
         let other = try ProcessRunner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir.path + "/other"])
         #expect(other.status == 0)
         let otherKey = try String(contentsOfFile: dir.path + "/other.pub", encoding: .utf8)
-        let daemon = try DaemonProcess(
-            directory: dir.path, environment: Self.tunnelEnvironment(relay: relay, forwards: forwards, hostKey: otherKey))
+        let (relay, daemon) = try Self.startGateway(dir, forwards: forwards, hostKey: otherKey)
+        defer { relay.kill() }
         defer { _ = daemon.stop() }
-        try daemon.waitUntilListening()
         let refused = Self.waitForTunnel(daemon) { ($0["lastError"] as? String)?.contains("host key mismatch") == true }
         let error = refused?["lastError"] as? String ?? "none"
         #expect(refused != nil, "no host key error: \(String(describing: Self.tunnelStatus(daemon)))")
