@@ -38,7 +38,9 @@ struct TunnelCommand: ParsableCommand {
                 for f in status["forwards"] as? [[String: Any]] ?? [] {
                     let bound = (f["boundPort"] as? Int).map { " (bound port \($0))" } ?? ""
                     let error = (f["error"] as? String).map { ": \($0)" } ?? ""
-                    print("forward:      \(f["listen"] as? String ?? "?") → \(f["name"] as? String ?? "?") \(f["target"] as? String ?? "?") \(f["state"] as? String ?? "?")\(bound)\(error)")
+                    let name = f["name"] as? String ?? "?", target = f["target"] as? String ?? "?"
+                    let exposed = name == target ? target : "\(name) (\(target))"
+                    print("forward:      \(f["listen"] as? String ?? "?") → \(exposed) \(f["state"] as? String ?? "?")\(bound)\(error)")
                 }
             }
             if status["state"] as? String != "established" { throw ExitCode(3) }
