@@ -181,4 +181,42 @@ import Testing
         #expect(error?[UInt8(ascii: "C")] == "22012", "\(failed)")
         send(PGFrontendMessage.terminate.frame)
     }
+
+    /// The proxy's start-up convention: user = account, database = resource; session parameters on an allow-list;
+    /// replication and `options` refused with SQLSTATEs the client shows.
+    @Test func startupConventionAndRefusals() throws {
+        let ok = try PGStartupRequest(parameters: [
+            ("user", "app_user"), ("database", "orders-db"), ("application_name", "psql"), ("client_encoding", "UTF8"),
+            ("replication", "false"), ("options", " "),
+        ])
+        #expect(ok.account == "app_user" && ok.resource == "orders-db")
+        #expect(ok.upstreamParameters(role: "app", database: "orders").elementsEqual(
+            [("user", "app"), ("database", "orders"), ("application_name", "psql"), ("client_encoding", "UTF8")], by: ==))
+        let cases: [([(String, String)], PGStartupRequest.Refusal)] = [
+            ([("database", "r")], .missing("user")),
+            ([("user", "a")], .missing("database")),
+            ([("user", "a"), ("database", "r"), ("replication", "database")], .replication),
+            ([("user", "a"), ("database", "r"), ("replication", "true")], .replication),
+            ([("user", "a"), ("database", "r"), ("options", "-c session_replication_role=replica")], .options),
+            ([("user", "a"), ("database", "r"), ("session_authorization", "postgres")], .parameter("session_authorization")),
+        ]
+        for (parameters, refusal) in cases {
+            #expect(throws: refusal) { try PGStartupRequest(parameters: parameters) }
+        }
+        #expect(PGStartupRequest.Refusal.replication.sqlState == "0A000" && PGStartupRequest.Refusal.missing("user").sqlState == "28000")
+    }
+
+    @Test func cancelKeysMapOnlyWithTheRightSecret() {
+        var keys = PGCancelKeys()
+        let upstream = PGCancelKeys.Upstream(processID: 4242, secretKey: 77, session: "s1")
+        let issued = keys.issue(for: upstream)
+        #expect(issued.processID != upstream.processID || issued.secretKey != upstream.secretKey)
+        #expect(keys.resolve(processID: issued.processID, secretKey: issued.secretKey) == upstream)
+        #expect(keys.resolve(processID: issued.processID, secretKey: issued.secretKey &+ 1) == nil)
+        #expect(keys.resolve(processID: issued.processID &+ 1, secretKey: issued.secretKey) == nil)
+        let many = (0..<1000).map { keys.issue(for: .init(processID: $0, secretKey: $0, session: "s\($0)")).processID }
+        #expect(Set(many).count == 1000 && keys.count == 1001)
+        keys.remove(processID: issued.processID)
+        #expect(keys.resolve(processID: issued.processID, secretKey: issued.secretKey) == nil)
+    }
 }
