@@ -110,7 +110,7 @@ extension GatehouseEngine {
         // Single use on every node: the first to record it wins. Recorded without waiting for the disk (a crash may
         // forget the last few used nonces; each request they signed is still checked in full, and they expire
         // within minutes), which saves a flush on every ACME request.
-        let id = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let id = Hex.encode(SHA256.hash(data: bytes))
         do {
             try await storage.withRelaxedTransaction { tx in
                 try await tx.insert(Record(kind: ACMEKind.usedNonce, id: id, scope: "acme", name: nil, body: Data(), createdAt: self.clock()))

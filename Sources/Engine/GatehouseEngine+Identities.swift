@@ -290,7 +290,7 @@ extension GatehouseEngine {
     }
 
     static func hash(_ secret: String) -> Data { Data(SHA256.hash(data: Data(secret.utf8))) }
-    static func hex(_ d: Data) -> String { d.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ d: Data) -> String { Hex.encode(d) }
 
     func clientSecretInfo(_ r: Record) throws -> ClientSecretInfo {
         let b = try decode(ClientSecretBody.self, r)

@@ -161,7 +161,7 @@ extension GatehouseEngine {
         return bytes
     }
 
-    static func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(bytes) }
 
     static func der(_ certificate: Certificate) throws -> [UInt8] { try PKIDER.der(certificate) }
 

@@ -275,7 +275,7 @@ public final class GatehouseEngine: Engine {
         return try records.map { r in
             do {
                 let e = try decoder.decode(AuditEvent.self, from: r.body)
-                return ChainedAuditEvent(sequence: r.sequence, event: e, hash: r.hash.map { String(format: "%02x", $0) }.joined())
+                return ChainedAuditEvent(sequence: r.sequence, event: e, hash: Hex.encode(r.hash))
             } catch {
                 throw EngineError(.internal, "audit event \(r.sequence) is unreadable", diagnostic: "\(error)")
             }

@@ -16,7 +16,7 @@ public enum PeerPrincipal {
 
     static func principal(der: [UInt8], chain: [[UInt8]], verifiedByListener: Bool) -> Principal? {
         guard let parsed = try? Certificate(derEncoded: der) else { return nil }
-        let fingerprint = SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
+        let fingerprint = Hex.encode(SHA256.hash(data: der))
         let cn = commonName(parsed.subject) ?? parsed.subject.description
         return Principal(
             method: .tlsCertificate, id: "sha256:" + fingerprint, name: cn,
