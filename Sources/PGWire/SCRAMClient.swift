@@ -62,7 +62,7 @@ public struct SCRAMClient: Sendable {
             let value = String(part.dropFirst(2))
             switch part.first {
             case "r": nonce = value
-            case "s": salt = Base64.decode(value)
+            case "s": salt = Data(base64Encoded: value).map { Array($0) }
             case "i": iterations = Int(value)
             case "m": throw SCRAMError.malformed("mandatory extension")
             default: break
@@ -83,14 +83,14 @@ public struct SCRAMClient: Sendable {
         let proof = zip(clientKey, clientSignature).map { $0 ^ $1 }
         let serverKey = Self.hmac(saltedKey, "Server Key")
         serverSignature = Self.hmac(serverKey, authMessage)
-        return Array((withoutProof + ",p=" + Base64.encode(proof)).utf8)
+        return Array((withoutProof + ",p=" + Data(proof).base64EncodedString()).utf8)
     }
 
     /// Checks server-final-message (AuthenticationSASLFinal): the server proves it knows the password too.
     public func verify(serverFinal: [UInt8]) throws {
         let text = String(decoding: serverFinal, as: UTF8.self)
         if text.hasPrefix("e=") { throw SCRAMError.serverError(String(text.dropFirst(2))) }
-        guard text.hasPrefix("v="), let signature = Base64.decode(String(text.dropFirst(2)).split(separator: ",").first.map(String.init) ?? ""),
+        guard text.hasPrefix("v="), let signature = Data(base64Encoded: String(text.dropFirst(2).prefix { $0 != "," })).map({ Array($0) }),
             let expected = serverSignature
         else { throw SCRAMError.malformed("server-final") }
         var difference: UInt8 = signature.count == expected.count ? 0 : 1
@@ -109,53 +109,5 @@ public struct SCRAMClient: Sendable {
     /// The mechanisms offered in AuthenticationSASL (code 10): NUL-terminated names, then an empty one.
     public static func mechanisms(_ data: [UInt8]) -> [String] {
         data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-    }
-}
-
-/// Standard base64 with padding (SCRAM attributes).
-enum Base64 {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        var i = 0
-        while i < bytes.count {
-            let n = min(3, bytes.count - i)
-            var v = UInt32(bytes[i]) << 16
-            if n > 1 { v |= UInt32(bytes[i + 1]) << 8 }
-            if n > 2 { v |= UInt32(bytes[i + 2]) }
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(n > 1 ? alphabet[Int(v >> 6 & 63)] : UInt8(ascii: "="))
-            out.append(n > 2 ? alphabet[Int(v & 63)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func decode(_ text: String) -> [UInt8]? {
-        var values: [UInt8] = []
-        var padding = 0
-        for c in text.utf8 {
-            if c == UInt8(ascii: "=") {
-                padding += 1
-                continue
-            }
-            guard padding == 0, let v = alphabet.firstIndex(of: c) else { return nil }
-            values.append(UInt8(v))
-        }
-        guard (values.count + padding) % 4 == 0, padding <= 2 else { return nil }
-        var out: [UInt8] = []
-        var i = 0
-        while i + 1 < values.count {
-            let chunk = values[i..<min(i + 4, values.count)]
-            var v: UInt32 = 0
-            for (k, x) in chunk.enumerated() { v |= UInt32(x) << (18 - 6 * UInt32(k)) }
-            out.append(UInt8(v >> 16 & 0xff))
-            if chunk.count > 2 { out.append(UInt8(v >> 8 & 0xff)) }
-            if chunk.count > 3 { out.append(UInt8(v & 0xff)) }
-            i += 4
-        }
-        return out
     }
 }

@@ -355,15 +355,7 @@ final class TunnelSession {
             }
             try out.flush()
             // Accepting drains the transport (every readable packet is processed and queued per channel).
-            for (forward, listener) in listeners {
-                while let channel = libssh2_channel_forward_accept(listener) {
-                    accept(channel, forward: forward)
-                }
-                let code = libssh2_session_last_errno(session)
-                if code != LIBSSH2_ERROR_EAGAIN && code != 0 {
-                    throw TunnelError.session(connectionGone() ?? lastError())
-                }
-            }
+            _ = try acceptPending(session)
             for c in connections where !c.connecting { pump(c) }
             if connections.contains(where: \.done) { reap() }
             if !closing.isEmpty {
@@ -388,13 +380,7 @@ final class TunnelSession {
             // Work libssh2 already holds must not wait for poll. Channel frees and sends above may have read from the
             // socket (queueing data, EOFs or new forwarded channels): one last accept pass drains the transport, so
             // what the checks below see is everything that arrived.
-            var busy = false
-            for (forward, listener) in listeners {
-                while let channel = libssh2_channel_forward_accept(listener) {
-                    accept(channel, forward: forward)
-                    busy = true
-                }
-            }
+            var busy = try acceptPending(session)
             for c in connections where !c.connecting {
                 if c.toLocal.isEmpty && !c.channelEOF {
                     var available: UInt = 0
@@ -440,6 +426,23 @@ final class TunnelSession {
                 }
             }
         }
+    }
+
+    /// Accepts every forwarded channel libssh2 has queued (reading the relay socket until it would block); true if
+    /// there was one. Throws when the session is gone.
+    func acceptPending(_ session: OpaquePointer) throws -> Bool {
+        var accepted = false
+        for (forward, listener) in listeners {
+            while let channel = libssh2_channel_forward_accept(listener) {
+                accept(channel, forward: forward)
+                accepted = true
+            }
+            let code = libssh2_session_last_errno(session)
+            if code != LIBSSH2_ERROR_EAGAIN && code != 0 {
+                throw TunnelError.session(connectionGone() ?? lastError())
+            }
+        }
+        return accepted
     }
 
     /// A new channel from the relay: connect to the forward's target without blocking.
