@@ -156,10 +156,24 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PGProxyFrontEnd",
+            dependencies: [
+                "PGWire", "EngineAPI", "ServerSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Daemon",
             dependencies: [
                 "DaemonConfig", "EngineAPI", "Engine", "StorageAPI", "StorageSQLite", "StoragePostgres",
-                "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd", "SSHTunnel", "SSHProtocol",
+                "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd", "PGProxyFrontEnd", "SSHTunnel", "SSHProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -4,6 +4,7 @@ import EngineAPI
 import Foundation
 import HTTPFrontEnd
 import KMIPFrontEnd
+import PGProxyFrontEnd
 import Hummingbird
 import Logging
 import Metrics
@@ -59,6 +60,7 @@ public final class GatehouseDaemon: Sendable {
         let first = try FirstStart.run(config)
         for path in first.created { logger.info("created", metadata: ["path": "\(path)"]) }
         let (engine, storage) = try await StoreFactory.engine(config, logger: logger)
+        engine.setPAMConnector(PGConnector())
 
         let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
         try? FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
@@ -126,7 +128,7 @@ public final class GatehouseDaemon: Sendable {
                 handshakeTimeout: listener.handshakeTimeout, maxMessageSize: listener.maxMessageSize)
             let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
             let name = listener.name
-            let scheme = listener.name == "kmip" ? "kmip+tls" : listener.tls ? "https" : "http"
+            let scheme = listener.name == "kmip" ? "kmip+tls" : listener.name == "postgres" ? "postgresql" : listener.tls ? "https" : "http"
             let onBound: @Sendable (Int) async -> Void = { [self] port in
                 self.bound.withLock { $0[name] = port }
                 if name == "https" {
@@ -142,6 +144,15 @@ public final class GatehouseDaemon: Sendable {
                 }
                 services.append(
                     KMIPListener(
+                        settings: .init(
+                            host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
+                            handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
+                            idleTimeout: HTTPListener.timeAmount(listener.idleTimeout)),
+                        engine: engine, counter: counter, logger: logger, onBound: onBound))
+            case "postgres":
+                guard let tls else { throw DaemonError("listeners.postgres: the PostgreSQL proxy needs tls = true") }
+                services.append(
+                    PGProxyListener(
                         settings: .init(
                             host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
                             handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),

@@ -134,10 +134,13 @@ public enum ConfigurationLoader {
     }
 
     /// Listener names the daemon knows, with their default ports and whether they speak TLS.
-    public static let listenerDefaults: [(name: String, port: Int64, tls: Bool, clientAuth: String)] = [
-        ("https", 8443, true, "optional"),
-        ("kmip", 5696, true, "required"),
-        ("operations", 9090, false, "off"),
+    public static let listenerDefaults: [(name: String, port: Int64, tls: Bool, clientAuth: String, idle: String, maxMessage: Int64)] = [
+        ("https", 8443, true, "optional", "60s", 1_048_576),
+        ("kmip", 5696, true, "required", "60s", 1_048_576),
+        ("operations", 9090, false, "off", "60s", 1_048_576),
+        // The PostgreSQL access proxy: engineers' sessions sit idle for long stretches; COPY and large statements
+        // need more than the HTTP limit.
+        ("postgres", 15432, true, "optional", "8h", 67_108_864),
     ]
 
     static let keys: [Key] = {
@@ -190,9 +193,9 @@ public enum ConfigurationLoader {
                 Key(path: p + "client_ca", kind: .string, defaultValue: .string(""), allowed: nil),
                 Key(path: p + "client_auth", kind: .string, defaultValue: .string(l.clientAuth), allowed: ["required", "optional", "off"]),
                 Key(path: p + "max_connections", kind: .integer, defaultValue: .integer(1024), allowed: nil),
-                Key(path: p + "idle_timeout", kind: .duration, defaultValue: .string("60s"), allowed: nil),
+                Key(path: p + "idle_timeout", kind: .duration, defaultValue: .string(l.idle), allowed: nil),
                 Key(path: p + "handshake_timeout", kind: .duration, defaultValue: .string("10s"), allowed: nil),
-                Key(path: p + "max_message_size", kind: .integer, defaultValue: .integer(1_048_576), allowed: nil),
+                Key(path: p + "max_message_size", kind: .integer, defaultValue: .integer(l.maxMessage), allowed: nil),
             ]
         }
         return k

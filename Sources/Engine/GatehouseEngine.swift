@@ -28,6 +28,8 @@ public final class GatehouseEngine: Engine {
     let estVerifiedChains = Mutex<[Data: Date]>([:])
     /// The base URL written into certificates for the CRL and OCSP endpoints.
     let pkiBaseURL = Mutex<String>("https://127.0.0.1:8443")
+    /// Reaches PostgreSQL resources for connection tests (installed by the daemon).
+    let pamConnector = PAMConnectorSlot()
     let logger: Logger
     let clock: @Sendable () -> Date
 

@@ -63,10 +63,12 @@ enum PolicyEvaluator {
     static let projectSubjects = [
         "project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates",
         "certificate-profiles", "certificates", "pki-alerts", "ssh-certificate-authorities", "ssh-certificates", "ssh-hosts",
+        "pam-resources", "pam-accounts", "pam-access", "pam-sessions",
     ]
     static let orgSubjects = ["projects", "identities", "audit"]
     static let actions = [
         "read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export",
+        "request", "approve", "auto-approve",
     ]
 
     /// Whether `rules` allow `request`; returns the first allowing rule's origin or nil.
@@ -129,8 +131,8 @@ enum PolicyEvaluator {
                 throw EngineError(.invalidArgument, "actions must be among \(actions.joined(separator: ", ")) or *")
             }
             for (field, c) in p.conditions ?? [:] {
-                guard ["name", "path"].contains(field) else {
-                    throw EngineError(.invalidArgument, "conditions may test 'name' or 'path', not '\(field)'")
+                guard ["name", "path", "account"].contains(field) else {
+                    throw EngineError(.invalidArgument, "conditions may test 'name', 'path' or 'account', not '\(field)'")
                 }
                 guard c.eq != nil || c.ne != nil || c.in != nil || c.glob != nil else {
                     throw EngineError(.invalidArgument, "condition on '\(field)' needs $eq, $ne, $in or $glob")
@@ -152,7 +154,8 @@ enum PolicyEvaluator {
             [
                 all("secrets"), all("kms-keys"), all("certificates"), read("certificate-authorities"),
                 read("certificate-templates"), read("certificate-profiles"), read("project"), read("roles"),
-                read("members"), read("ssh-certificate-authorities"), read("ssh-hosts"),
+                read("members"), read("ssh-certificate-authorities"), read("ssh-hosts"), read("pam-resources"),
+                read("pam-accounts"), Permission(subject: "pam-access", actions: ["read", "request"]),
             ]
         ),
         "viewer": ("Read-only access", projectSubjects.map(read)),

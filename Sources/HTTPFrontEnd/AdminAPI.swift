@@ -120,6 +120,7 @@ public struct AdminAPI: Sendable {
         AccessRoutes(api: self).register(on: api)
         PKIRoutes(api: self).register(on: api, root: router)
         SSHRoutes(api: self).register(on: api, root: router)
+        PAMRoutes(api: self).register(on: api)
         ESTRoutes(engine: engine, defaultProfile: estDefaultProfile).register(on: router)
         ACMERoutes(engine: engine, settings: acme).register(on: router)
         let secrets = api.group("projects/:project/secrets")

@@ -1077,6 +1077,288 @@ public enum OpenAPIDocument {
         ],
         "type": "object"
        },
+       "PAMAccount": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "passwordChangedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "resourceId": {
+          "type": "string"
+         },
+         "username": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "resourceId",
+         "project",
+         "username",
+         "createdAt",
+         "passwordChangedAt"
+        ],
+        "type": "object"
+       },
+       "PAMGrant": {
+        "properties": {
+         "accountId": {
+          "type": "string"
+         },
+         "decidedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "decidedBy": {
+          "type": "string"
+         },
+         "duration": {
+          "type": "string"
+         },
+         "expiresAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "granteeId": {
+          "type": "string"
+         },
+         "granteeName": {
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "reason": {
+          "type": "string"
+         },
+         "requestedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "resourceId": {
+          "type": "string"
+         },
+         "resourceName": {
+          "type": "string"
+         },
+         "status": {
+          "enum": [
+           "pending",
+           "approved",
+           "rejected",
+           "revoked",
+           "expired"
+          ]
+         },
+         "username": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "resourceId",
+         "resourceName",
+         "accountId",
+         "username",
+         "granteeId",
+         "granteeName",
+         "reason",
+         "duration",
+         "status",
+         "requestedAt"
+        ],
+        "type": "object"
+       },
+       "PAMResource": {
+        "properties": {
+         "createdAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "failClosed": {
+          "type": "boolean"
+         },
+         "id": {
+          "type": "string"
+         },
+         "name": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "target": {
+          "$ref": "#/components/schemas/PAMTarget"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "name",
+         "target",
+         "failClosed",
+         "createdAt"
+        ],
+        "type": "object"
+       },
+       "PAMResourceSpec": {
+        "properties": {
+         "caCertificate": {
+          "description": "PEM CA certificate(s) for verify-ca / verify-full",
+          "type": "string"
+         },
+         "database": {
+          "maxLength": 63,
+          "minLength": 1,
+          "type": "string"
+         },
+         "failClosed": {
+          "type": "boolean"
+         },
+         "host": {
+          "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$",
+          "type": "string"
+         },
+         "name": {
+          "pattern": "^[A-Za-z0-9._-]{1,63}$",
+          "type": "string"
+         },
+         "port": {
+          "maximum": 65535,
+          "minimum": 1,
+          "type": "integer"
+         },
+         "tlsMode": {
+          "enum": [
+           "disable",
+           "require",
+           "verify-ca",
+           "verify-full"
+          ]
+         }
+        },
+        "required": [
+         "name",
+         "host",
+         "database"
+        ],
+        "type": "object"
+       },
+       "PAMSession": {
+        "properties": {
+         "clientAddress": {
+          "type": "string"
+         },
+         "endReason": {
+          "type": "string"
+         },
+         "endedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "grantId": {
+          "type": "string"
+         },
+         "granteeId": {
+          "type": "string"
+         },
+         "granteeName": {
+          "type": "string"
+         },
+         "id": {
+          "type": "string"
+         },
+         "project": {
+          "type": "string"
+         },
+         "resourceName": {
+          "type": "string"
+         },
+         "startedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "stats": {
+          "properties": {
+           "bytesFromClient": {
+            "maximum": 9007199254740991,
+            "minimum": 0,
+            "type": "integer"
+           },
+           "bytesFromServer": {
+            "maximum": 9007199254740991,
+            "minimum": 0,
+            "type": "integer"
+           },
+           "statements": {
+            "maximum": 9007199254740991,
+            "minimum": 0,
+            "type": "integer"
+           }
+          },
+          "type": "object"
+         },
+         "username": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "id",
+         "project",
+         "grantId",
+         "resourceName",
+         "username",
+         "granteeId",
+         "granteeName",
+         "startedAt"
+        ],
+        "type": "object"
+       },
+       "PAMTarget": {
+        "properties": {
+         "caCertificate": {
+          "type": "string"
+         },
+         "database": {
+          "type": "string"
+         },
+         "host": {
+          "type": "string"
+         },
+         "port": {
+          "type": "integer"
+         },
+         "tlsMode": {
+          "enum": [
+           "disable",
+           "require",
+           "verify-ca",
+           "verify-full"
+          ]
+         }
+        },
+        "required": [
+         "host",
+         "port",
+         "database",
+         "tlsMode"
+        ],
+        "type": "object"
+       },
        "PatternRule": {
         "properties": {
          "allowed": {
@@ -1145,6 +1427,9 @@ public enum OpenAPIDocument {
             "verify",
             "revoke",
             "export",
+            "request",
+            "approve",
+            "auto-approve",
             "*"
            ]
           },
@@ -1160,7 +1445,8 @@ public enum OpenAPIDocument {
             "propertyNames": {
              "enum": [
               "name",
-              "path"
+              "path",
+              "account"
              ]
             },
             "type": "object"
@@ -1195,6 +1481,10 @@ public enum OpenAPIDocument {
            "ssh-certificate-authorities",
            "ssh-certificates",
            "ssh-hosts",
+           "pam-resources",
+           "pam-accounts",
+           "pam-access",
+           "pam-sessions",
            "*"
           ]
          }
@@ -9365,6 +9655,1021 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pam/accounts/{accountId}": {
+       "delete": {
+        "operationId": "delete_api_v1_pam_accounts_accountId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "accountId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Done"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Delete an account (live sessions on it end)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/accounts/{accountId}/access-requests": {
+       "post": {
+        "operationId": "post_api_v1_pam_accounts_accountId_access_requests",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "accountId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "duration": {
+              "description": "e.g. 90d, 8760h",
+              "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+              "type": "string"
+             },
+             "reason": {
+              "maxLength": 1000,
+              "minLength": 1,
+              "type": "string"
+             }
+            },
+            "required": [
+             "duration",
+             "reason"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "grant": {
+               "$ref": "#/components/schemas/PAMGrant"
+              }
+             },
+             "required": [
+              "grant"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Request just-in-time access (approved at once with auto-approve)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/grants/{grantId}": {
+       "get": {
+        "operationId": "get_api_v1_pam_grants_grantId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "grantId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "grant": {
+               "$ref": "#/components/schemas/PAMGrant"
+              }
+             },
+             "required": [
+              "grant"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get an access request or grant",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/grants/{grantId}/approve": {
+       "post": {
+        "operationId": "post_api_v1_pam_grants_grantId_approve",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "grantId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "grant": {
+               "$ref": "#/components/schemas/PAMGrant"
+              }
+             },
+             "required": [
+              "grant"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Approve a pending request (not one's own)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/grants/{grantId}/reject": {
+       "post": {
+        "operationId": "post_api_v1_pam_grants_grantId_reject",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "grantId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "grant": {
+               "$ref": "#/components/schemas/PAMGrant"
+              }
+             },
+             "required": [
+              "grant"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Reject a pending request",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/grants/{grantId}/revoke": {
+       "post": {
+        "operationId": "post_api_v1_pam_grants_grantId_revoke",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "grantId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "grant": {
+               "$ref": "#/components/schemas/PAMGrant"
+              }
+             },
+             "required": [
+              "grant"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Revoke an approved grant (live sessions end)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/resources/{resourceId}": {
+       "delete": {
+        "operationId": "delete_api_v1_pam_resources_resourceId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "resourceId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "204": {
+          "description": "Done"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Delete a resource without accounts",
+        "tags": [
+         "pam"
+        ]
+       },
+       "get": {
+        "operationId": "get_api_v1_pam_resources_resourceId",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "resourceId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "resource": {
+               "$ref": "#/components/schemas/PAMResource"
+              }
+             },
+             "required": [
+              "resource"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Get a resource",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/resources/{resourceId}/accounts": {
+       "get": {
+        "operationId": "get_api_v1_pam_resources_resourceId_accounts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "resourceId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "accounts": {
+               "items": {
+                "$ref": "#/components/schemas/PAMAccount"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "accounts"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List a resource's accounts",
+        "tags": [
+         "pam"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_pam_resources_resourceId_accounts",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "resourceId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "password": {
+              "maxLength": 1024,
+              "minLength": 1,
+              "type": "string"
+             },
+             "username": {
+              "maxLength": 63,
+              "minLength": 1,
+              "type": "string"
+             }
+            },
+            "required": [
+             "username",
+             "password"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "account": {
+               "$ref": "#/components/schemas/PAMAccount"
+              }
+             },
+             "required": [
+              "account"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Add an account (validated by a real login; the password is sealed and never returned)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
       "/api/v1/pki/alerts/{alertId}": {
        "delete": {
         "operationId": "delete_api_v1_pki_alerts_alertId",
@@ -11930,6 +13235,475 @@ public enum OpenAPIDocument {
         "summary": "Delete an additional privilege",
         "tags": [
          "privileges"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pam/grants": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pam_grants",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "grants": {
+               "items": {
+                "$ref": "#/components/schemas/PAMGrant"
+               },
+               "type": "array"
+              },
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              }
+             },
+             "required": [
+              "grants"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List access requests and grants",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pam/resources": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pam_resources",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              },
+              "resources": {
+               "items": {
+                "$ref": "#/components/schemas/PAMResource"
+               },
+               "type": "array"
+              }
+             },
+             "required": [
+              "resources"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List PostgreSQL resources",
+        "tags": [
+         "pam"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_projects_project_pam_resources",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/PAMResourceSpec"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "resource": {
+               "$ref": "#/components/schemas/PAMResource"
+              }
+             },
+             "required": [
+              "resource"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Add a PostgreSQL resource (runs a connection test)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pam/sessions": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pam_sessions",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "after",
+          "required": false,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "limit",
+          "required": false,
+          "schema": {
+           "maximum": 1000,
+           "minimum": 1,
+           "type": "integer"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "next": {
+               "type": [
+                "string",
+                "null"
+               ]
+              },
+              "sessions": {
+               "items": {
+                "$ref": "#/components/schemas/PAMSession"
+               },
+               "type": "array"
+              }
+             },
+             "required": [
+              "sessions"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "List proxy sessions",
+        "tags": [
+         "pam"
         ]
        }
       },

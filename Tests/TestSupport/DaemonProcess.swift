@@ -22,6 +22,7 @@ public final class DaemonProcess: @unchecked Sendable {
             env["GATEHOUSE_LISTENERS_HTTPS_PORT"] = "0"
             env["GATEHOUSE_LISTENERS_OPERATIONS_PORT"] = "0"
             env["GATEHOUSE_LISTENERS_KMIP_PORT"] = "0"
+            env["GATEHOUSE_LISTENERS_POSTGRES_PORT"] = "0"
         }
         env["GATEHOUSE_LOGGING_LEVEL"] = env["GATEHOUSE_LOGGING_LEVEL"] ?? "notice"
         for (k, v) in environment { env[k] = v }

@@ -1,0 +1,438 @@
+import EngineAPI
+import Foundation
+import StorageAPI
+import Synchronization
+
+struct PAMResourceBody: Codable, Sendable {
+    var info: PAMResourceInfo
+}
+
+struct PAMAccountBody: Codable, Sendable {
+    var info: PAMAccountInfo
+    /// The password sealed under the root key (binding `pam-account/<id>/password`).
+    var sealedPassword: Data
+}
+
+struct PAMGrantBody: Codable, Sendable {
+    var info: PAMGrantInfo
+}
+
+struct PAMSessionBody: Codable, Sendable {
+    var info: PAMSessionInfo
+}
+
+struct PAMNameBody: Codable, Sendable {
+    var resourceId: String
+}
+
+enum PAMKind {
+    static let resource = "pam-resource"
+    /// Resource names are unique across the appliance (they are the `database` clients ask for): id = name.
+    static let resourceName = "pam-resource-name"
+    /// Scope: the resource id; name: the username.
+    static let account = "pam-account"
+    /// Scope: the account id.
+    static let grant = "pam-grant"
+    /// Scope: the project.
+    static let session = "pam-session"
+}
+
+/// The connector installed by the daemon (the proxy front end owns the wire protocol).
+final class PAMConnectorSlot: Sendable {
+    let slot = Mutex<(any PAMConnector)?>(nil)
+}
+
+extension GatehouseEngine {
+    public func setPAMConnector(_ connector: any PAMConnector) { pamConnector.slot.withLock { $0 = connector } }
+
+    var connector: any PAMConnector {
+        get throws {
+            guard let c = pamConnector.slot.withLock({ $0 }) else {
+                throw EngineError(.unavailable, "no PostgreSQL connector is installed")
+            }
+            return c
+        }
+    }
+
+    static let maxGrantSeconds = 30 * 86_400
+
+    // MARK: - Resources
+
+    public func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws -> PAMResourceInfo {
+        try Self.validateName(project, "project")
+        try Self.validateName(spec.name, "name")
+        guard spec.name.utf8.count <= 63 else { throw EngineError(.invalidArgument, "name: at most 63 characters") }
+        try Self.validateHostname(spec.host)
+        let port = spec.port ?? 5432
+        guard (1...65535).contains(port) else { throw EngineError(.invalidArgument, "port must be 1–65535") }
+        guard !spec.database.isEmpty, spec.database.utf8.count <= 63, !spec.database.contains("\0") else {
+            throw EngineError(.invalidArgument, "database must be 1–63 characters")
+        }
+        let mode = spec.tlsMode ?? .verifyFull
+        if let ca = spec.caCertificate, !ca.isEmpty {
+            guard ca.utf8.count <= 64 * 1024, ca.contains("-----BEGIN CERTIFICATE-----") else {
+                throw EngineError(.invalidArgument, "caCertificate must be PEM certificates (at most 64 KiB)")
+            }
+        }
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-resources", "create", ["name": spec.name]))
+        let target = PAMTarget(
+            host: spec.host, port: port, database: spec.database, tlsMode: mode,
+            caCertificate: (spec.caCertificate?.isEmpty ?? true) ? nil : spec.caCertificate)
+        // The connection test: a PostgreSQL server must answer, with TLS as the mode asks.
+        try await connector.checkReachable(target)
+        let id = UUID().uuidString.lowercased()
+        let now = clock()
+        let info = PAMResourceInfo(id: id, project: project, name: spec.name, target: target, failClosed: spec.failClosed ?? true, createdAt: now)
+        return try await transact { tx in
+            _ = try await self.requireProject(project, tx)
+            if try await tx.get(kind: PAMKind.resourceName, id: spec.name) != nil {
+                throw EngineError(.alreadyExists, "a resource named '\(spec.name)' exists")
+            }
+            try await tx.insert(Record(kind: PAMKind.resourceName, id: spec.name, scope: project, body: try Self.encode(PAMNameBody(resourceId: id)), createdAt: now))
+            try await tx.insert(Record(
+                kind: PAMKind.resource, id: id, scope: project, name: spec.name, body: try Self.encode(PAMResourceBody(info: info)),
+                createdAt: now))
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.resource.create", project: project,
+                    ["resourceId": id, "name": spec.name, "host": spec.host, "port": String(port), "tlsMode": mode.rawValue]), tx)
+            return info
+        }
+    }
+
+    func pamResource(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, PAMResourceInfo) {
+        guard id.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.resource, id: id) else {
+            throw EngineError(.notFound, "resource '\(id.prefix(64))' not found")
+        }
+        return (r, try cachedDecode(PAMResourceBody.self, r).info)
+    }
+
+    public func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo] {
+        try Self.validateName(project, "project")
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-resources", "read"))
+        return try await transact(relaxed: true) { tx in
+            _ = try await self.requireProject(project, tx)
+            return try await tx.list(kind: PAMKind.resource, scope: project, afterID: nil, limit: 10_000).map {
+                try self.decode(PAMResourceBody.self, $0).info
+            }.filter { decision.permits(AccessRequest(.project(project), "pam-resources", "read", ["name": $0.name])) }
+        }
+    }
+
+    public func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo {
+        let (_, info) = try await transact(relaxed: true) { tx in try await self.pamResource(id, tx) }
+        try await authorize(ctx, AccessRequest(.project(info.project), "pam-resources", "read", ["name": info.name]))
+        return info
+    }
+
+    public func deletePAMResource(_ ctx: CallContext, id: String) async throws {
+        let (_, info) = try await transact(relaxed: true) { tx in try await self.pamResource(id, tx) }
+        let decision = try await authorize(ctx, AccessRequest(.project(info.project), "pam-resources", "delete", ["name": info.name]))
+        try await transact { tx in
+            let (record, info) = try await self.pamResource(id, tx)
+            let accounts = try await tx.list(kind: PAMKind.account, scope: id, afterID: nil, limit: 1)
+            guard accounts.isEmpty else { throw EngineError(.wrongState, "delete the resource's accounts first") }
+            try await tx.delete(kind: PAMKind.resource, id: id, expectedVersion: record.version)
+            if let name = try await tx.get(kind: PAMKind.resourceName, id: info.name) {
+                try await tx.delete(kind: PAMKind.resourceName, id: info.name, expectedVersion: name.version)
+            }
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.resource.delete", project: info.project, ["resourceId": id, "name": info.name]), tx)
+        }
+    }
+
+    // MARK: - Accounts
+
+    static func validateRoleName(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 63, !name.contains("\0"),
+            name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+        else { throw EngineError(.invalidArgument, "username must be 1–63 printable characters") }
+    }
+
+    public func createPAMAccount(_ ctx: CallContext, resourceId: String, username: String, password: SecretBytes) async throws
+        -> PAMAccountInfo
+    {
+        try Self.validateRoleName(username)
+        guard !password.bytes.isEmpty, password.bytes.count <= 1024, !password.bytes.contains(0) else {
+            throw EngineError(.invalidArgument, "password must be 1–1024 bytes without NUL")
+        }
+        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(resourceId, tx) }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(resource.project), "pam-accounts", "create", ["name": resource.name, "account": username]))
+        // Validated by a real login before anything is stored.
+        try await connector.checkLogin(resource.target, username: username, password: password)
+        let id = UUID().uuidString.lowercased()
+        let now = clock()
+        let info = PAMAccountInfo(id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now, passwordChangedAt: now)
+        return try await transact { tx in
+            _ = try await self.pamResource(resourceId, tx)
+            if try await tx.find(kind: PAMKind.account, scope: resourceId, name: username) != nil {
+                throw EngineError(.alreadyExists, "the resource already has an account '\(username)'")
+            }
+            let sealed = try await self.keyring.seal(password.bytes, binding: "pam-account/\(id)/password", tx)
+            try await tx.insert(Record(
+                kind: PAMKind.account, id: id, scope: resourceId, name: username,
+                body: try Self.encode(PAMAccountBody(info: info, sealedPassword: sealed)), createdAt: now))
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.account.create", project: resource.project,
+                    ["resourceId": resourceId, "accountId": id, "username": username]), tx)
+            return info
+        }
+    }
+
+    func pamAccount(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, PAMAccountBody) {
+        guard id.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.account, id: id) else {
+            throw EngineError(.notFound, "account '\(id.prefix(64))' not found")
+        }
+        return (r, try decode(PAMAccountBody.self, r))
+    }
+
+    public func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] {
+        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(resourceId, tx) }
+        try await authorize(ctx, AccessRequest(.project(resource.project), "pam-accounts", "read", ["name": resource.name]))
+        return try await transact(relaxed: true) { tx in
+            try await tx.list(kind: PAMKind.account, scope: resourceId, afterID: nil, limit: 10_000).map {
+                try self.decode(PAMAccountBody.self, $0).info
+            }
+        }
+    }
+
+    public func deletePAMAccount(_ ctx: CallContext, id: String) async throws {
+        let (_, body) = try await transact(relaxed: true) { tx in try await self.pamAccount(id, tx) }
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-accounts", "delete", ["account": body.info.username]))
+        try await transact { tx in
+            let (record, body) = try await self.pamAccount(id, tx)
+            try await tx.delete(kind: PAMKind.account, id: id, expectedVersion: record.version)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.account.delete", project: body.info.project,
+                    ["accountId": id, "username": body.info.username]), tx)
+        }
+    }
+
+    // MARK: - Grants
+
+    /// The grantee key of a caller: its identity, or the principal id of an administrator certificate.
+    func granteeId(_ ctx: CallContext, _ caller: Caller) -> String { caller.identityId ?? ctx.principal.id }
+
+    public func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws -> PAMGrantInfo {
+        guard let seconds = DurationText.seconds(duration) else {
+            throw EngineError(.invalidArgument, "duration must be a duration such as 1m, 2h or 3d")
+        }
+        guard seconds <= Self.maxGrantSeconds else { throw EngineError(.invalidArgument, "duration: at most 30d") }
+        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !reason.isEmpty, reason.utf8.count <= 1000 else { throw EngineError(.invalidArgument, "reason: 1–1000 characters") }
+        let (_, account) = try await transact(relaxed: true) { tx in try await self.pamAccount(accountId, tx) }
+        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(account.info.resourceId, tx) }
+        let fields = ["name": resource.name, "account": account.info.username]
+        let decision = try await authorize(ctx, AccessRequest(.project(resource.project), "pam-access", "request", fields))
+        let auto = decision.permits(AccessRequest(.project(resource.project), "pam-access", "auto-approve", fields))
+        let now = clock()
+        var info = PAMGrantInfo(
+            id: UUID().uuidString.lowercased(), project: resource.project, resourceId: resource.id, resourceName: resource.name,
+            accountId: accountId, username: account.info.username, granteeId: granteeId(ctx, decision.caller),
+            granteeName: decision.caller.name, reason: reason, duration: duration, status: .pending, requestedAt: now)
+        if auto {
+            info.status = .approved
+            info.decidedAt = now
+            info.decidedBy = "auto-approve (\(decision.grantedBy))"
+            info.expiresAt = now.addingTimeInterval(TimeInterval(seconds))
+        }
+        let final = info
+        try await transact { tx in
+            try await tx.insert(Record(
+                kind: PAMKind.grant, id: final.id, scope: accountId, name: nil, body: try Self.encode(PAMGrantBody(info: final)),
+                createdAt: now))
+            var meta = ["grantId": final.id, "resource": resource.name, "username": final.username, "duration": duration,
+                        "reason": reason, "status": final.status.rawValue]
+            if let e = final.expiresAt { meta["expiresAt"] = ISO8601DateFormatter().string(from: e) }
+            try await self.audit.append(self.allowed(ctx, decision, "pam.access.request", project: resource.project, meta), tx)
+        }
+        logger.notice(
+            "PAM access \(auto ? "granted" : "requested")",
+            metadata: ["grantId": "\(final.id)", "resource": "\(resource.name)", "account": "\(final.username)",
+                       "grantee": "\(final.granteeName)", "duration": "\(duration)"])
+        return final
+    }
+
+    func pamGrant(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, PAMGrantInfo) {
+        guard id.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.grant, id: id) else {
+            throw EngineError(.notFound, "access request '\(id.prefix(64))' not found")
+        }
+        return (r, describeGrant(try decode(PAMGrantBody.self, r).info))
+    }
+
+    func describeGrant(_ g: PAMGrantInfo) -> PAMGrantInfo {
+        var g = g
+        if g.status == .approved, let e = g.expiresAt, e <= clock() { g.status = .expired }
+        return g
+    }
+
+    /// Approve, reject or revoke: `action` is the permission needed, `from` the states it applies to.
+    func decideGrant(
+        _ ctx: CallContext, grantId: String, action: String, from: Set<PAMGrantInfo.Status>, to: PAMGrantInfo.Status, auditType: String
+    ) async throws -> PAMGrantInfo {
+        let (_, existing) = try await transact(relaxed: true) { tx in try await self.pamGrant(grantId, tx) }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(existing.project), "pam-access", action, ["name": existing.resourceName, "account": existing.username]))
+        if to == .approved, !decision.isSuperuser, granteeId(ctx, decision.caller) == existing.granteeId {
+            await auditFailure(ctx, "authorization.denied", project: existing.project, ["action": "pam-access:approve", "reason": "own request"])
+            throw EngineError(.permissionDenied, "an approver cannot approve their own request")
+        }
+        let now = clock()
+        let result = try await transact { tx -> PAMGrantInfo in
+            var (record, info) = try await self.pamGrant(grantId, tx)
+            guard from.contains(info.status) else {
+                throw EngineError(.wrongState, "the request is \(info.status.rawValue)")
+            }
+            info.status = to
+            info.decidedAt = now
+            info.decidedBy = decision.caller.name
+            if to == .approved, let seconds = DurationText.seconds(info.duration) {
+                info.expiresAt = now.addingTimeInterval(TimeInterval(seconds))
+            }
+            if to == .revoked { info.expiresAt = now }
+            record.body = try Self.encode(PAMGrantBody(info: info))
+            _ = try await tx.update(record)
+            try await self.audit.append(
+                self.allowed(ctx, decision, auditType, project: info.project,
+                    ["grantId": grantId, "resource": info.resourceName, "username": info.username, "grantee": info.granteeName]), tx)
+            return info
+        }
+        logger.notice(
+            "PAM access \(to.rawValue)",
+            metadata: ["grantId": "\(grantId)", "resource": "\(result.resourceName)", "account": "\(result.username)",
+                       "grantee": "\(result.granteeName)", "by": "\(decision.caller.name)"])
+        return result
+    }
+
+    public func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.pending], to: .approved, auditType: "pam.access.approve")
+    }
+
+    public func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.pending], to: .rejected, auditType: "pam.access.reject")
+    }
+
+    public func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.approved], to: .revoked, auditType: "pam.access.revoke")
+    }
+
+    public func listPAMGrants(_ ctx: CallContext, project: String) async throws -> [PAMGrantInfo] {
+        try Self.validateName(project, "project")
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-access", "read"))
+        return try await transact(relaxed: true) { tx in
+            try await tx.list(kind: PAMKind.grant, scope: nil, afterID: nil, limit: 100_000)
+                .map { self.describeGrant(try self.decode(PAMGrantBody.self, $0).info) }
+                .filter { $0.project == project }
+                .filter { decision.permits(AccessRequest(.project(project), "pam-access", "read", ["name": $0.resourceName, "account": $0.username])) }
+                .sorted { $0.requestedAt < $1.requestedAt }
+        }
+    }
+
+    public func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        let (_, g) = try await transact(relaxed: true) { tx in try await self.pamGrant(grantId, tx) }
+        let caller = try await resolve(ctx.principal)
+        // The grantee may always read its own request; others need read permission.
+        if let caller, granteeId(ctx, caller) == g.granteeId { return g }
+        try await authorize(ctx, AccessRequest(.project(g.project), "pam-access", "read", ["name": g.resourceName, "account": g.username]))
+        return g
+    }
+
+    // MARK: - Sessions
+
+    public func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket {
+        guard let caller = try await resolve(ctx.principal) else {
+            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "pam-session:open", "reason": "no identity accepts these credentials"])
+            throw EngineError(.unauthenticated, "authentication required")
+        }
+        let grantee = granteeId(ctx, caller)
+        let now = clock()
+        // Unknown resources and accounts are refused like missing grants: the client learns nothing about names.
+        let found = try await transact(relaxed: true) { tx -> (PAMResourceInfo, PAMAccountBody, PAMGrantInfo)? in
+            guard resource.utf8.count <= 200, username.utf8.count <= 200,
+                let name = try await tx.get(kind: PAMKind.resourceName, id: resource)
+            else { return nil }
+            let resourceId = try self.decode(PAMNameBody.self, name).resourceId
+            let (_, info) = try await self.pamResource(resourceId, tx)
+            guard let accountRecord = try await tx.find(kind: PAMKind.account, scope: resourceId, name: username) else { return nil }
+            let account = try self.decode(PAMAccountBody.self, accountRecord)
+            let grants = try await tx.list(kind: PAMKind.grant, scope: account.info.id, afterID: nil, limit: 100_000)
+                .map { try self.decode(PAMGrantBody.self, $0).info }
+                .filter { $0.granteeId == grantee && $0.status == .approved && ($0.expiresAt ?? .distantPast) > now }
+            guard let best = grants.max(by: { ($0.expiresAt ?? now) < ($1.expiresAt ?? now) }) else { return nil }
+            return (info, account, best)
+        }
+        guard let (info, account, grant) = found else {
+            await auditFailure(
+                ctx, "pam.session.denied", project: nil,
+                ["resource": String(resource.prefix(200)), "username": String(username.prefix(200)), "grantee": caller.name,
+                 "reason": "no approved, unexpired grant"])
+            throw EngineError(.permissionDenied, "no active access grant for \(username)@\(resource)")
+        }
+        let sessionId = UUID().uuidString.lowercased()
+        let session = PAMSessionInfo(
+            id: sessionId, project: info.project, grantId: grant.id, resourceName: info.name, username: username,
+            granteeId: grantee, granteeName: caller.name, clientAddress: ctx.ipAddress, startedAt: now)
+        let password = try await transact { tx -> [UInt8] in
+            let raw = try await self.keyring.open(account.sealedPassword, binding: "pam-account/\(account.info.id)/password", tx)
+            try await tx.insert(Record(
+                kind: PAMKind.session, id: sessionId, scope: info.project, name: nil,
+                body: try Self.encode(PAMSessionBody(info: session)), createdAt: now))
+            try await self.audit.append(
+                self.event(ctx, "pam.session.start", project: info.project,
+                    ["sessionId": sessionId, "grantId": grant.id, "resource": info.name, "username": username,
+                     "grantee": caller.name, "decision": "allow", "grantedBy": "pam-grant:\(grant.id)"]), tx)
+            return raw
+        }
+        return PAMSessionTicket(
+            sessionId: sessionId, grantId: grant.id, project: info.project, resource: info, username: username,
+            password: SecretBytes(password), expiresAt: grant.expiresAt ?? now)
+    }
+
+    public func pamSessionDeadline(sessionId: String, grantId: String) async -> Date? {
+        let now = clock()
+        do {
+            return try await transact(relaxed: true) { tx -> Date? in
+                guard let r = try await tx.get(kind: PAMKind.grant, id: grantId) else { return nil }
+                let g = try self.decode(PAMGrantBody.self, r).info
+                guard g.status == .approved, let e = g.expiresAt, e > now else { return nil }
+                // The account may have been deleted since the session started.
+                guard try await tx.get(kind: PAMKind.account, id: g.accountId) != nil else { return nil }
+                return e
+            }
+        } catch {
+            // Storage trouble does not end sessions on its own; the grant's end still does (the proxy keeps it).
+            return .distantFuture
+        }
+    }
+
+    public func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async {
+        let now = clock()
+        do {
+            try await transact { tx in
+                guard let r = try await tx.get(kind: PAMKind.session, id: sessionId) else { return }
+                var body = try self.decode(PAMSessionBody.self, r)
+                body.info.endedAt = now
+                body.info.endReason = reason
+                body.info.stats = stats
+                var record = r
+                record.body = try Self.encode(body)
+                _ = try await tx.update(record)
+                try await self.audit.append(
+                    self.event(ctx, "pam.session.end", project: body.info.project,
+                        ["sessionId": sessionId, "reason": reason, "statements": String(stats.statements),
+                         "bytesFromClient": String(stats.bytesFromClient), "bytesFromServer": String(stats.bytesFromServer)]), tx)
+            }
+        } catch {
+            logger.error("cannot record the end of a PAM session", metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
+        }
+    }
+
+    public func listPAMSessions(_ ctx: CallContext, project: String) async throws -> [PAMSessionInfo] {
+        try Self.validateName(project, "project")
+        try await authorize(ctx, AccessRequest(.project(project), "pam-sessions", "read"))
+        return try await transact(relaxed: true) { tx in
+            try await tx.list(kind: PAMKind.session, scope: project, afterID: nil, limit: 100_000)
+                .map { try self.decode(PAMSessionBody.self, $0).info }
+                .sorted { $0.startedAt < $1.startedAt }
+        }
+    }
+}

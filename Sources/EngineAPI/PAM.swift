@@ -1,0 +1,257 @@
+import Foundation
+
+// MARK: - Privileged access management (PostgreSQL)
+
+/// How the proxy connects to a resource (libpq's `sslmode` names).
+public enum PAMTLSMode: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Plain TCP (only for loopback or a trusted network).
+    case disable
+    /// TLS without certificate checks.
+    case require
+    /// TLS; the server certificate must chain to the resource's CA.
+    case verifyCA = "verify-ca"
+    /// TLS; chain to the resource's CA and the host name must match (the default).
+    case verifyFull = "verify-full"
+}
+
+/// Where a resource lives and how to reach it.
+public struct PAMTarget: Sendable, Hashable, Codable {
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var tlsMode: PAMTLSMode
+    /// PEM CA certificate(s) for `verify-ca` / `verify-full`; empty means the system trust store.
+    public var caCertificate: String?
+    public init(host: String, port: Int, database: String, tlsMode: PAMTLSMode, caCertificate: String? = nil) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.tlsMode = tlsMode
+        self.caCertificate = caCertificate
+    }
+}
+
+/// What a resource (a PostgreSQL target) is created with.
+public struct PAMResourceSpec: Sendable, Hashable, Codable {
+    /// Unique across the appliance: clients select it as the `database` of their start-up message.
+    public var name: String
+    public var host: String
+    public var port: Int?
+    public var database: String
+    public var tlsMode: PAMTLSMode?
+    public var caCertificate: String?
+    /// Terminate a session when its recording cannot be written (default true).
+    public var failClosed: Bool?
+    public init(
+        name: String, host: String, port: Int? = nil, database: String, tlsMode: PAMTLSMode? = nil,
+        caCertificate: String? = nil, failClosed: Bool? = nil
+    ) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.database = database
+        self.tlsMode = tlsMode
+        self.caCertificate = caCertificate
+        self.failClosed = failClosed
+    }
+}
+
+/// A PostgreSQL resource.
+public struct PAMResourceInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var project: String
+    public var name: String
+    public var target: PAMTarget
+    public var failClosed: Bool
+    public var createdAt: Date
+    public init(id: String, project: String, name: String, target: PAMTarget, failClosed: Bool, createdAt: Date) {
+        self.id = id
+        self.project = project
+        self.name = name
+        self.target = target
+        self.failClosed = failClosed
+        self.createdAt = createdAt
+    }
+}
+
+/// A database login on a resource. The password never leaves the engine except to the proxy that injects it.
+public struct PAMAccountInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var resourceId: String
+    public var project: String
+    public var username: String
+    public var createdAt: Date
+    /// When the credential last changed.
+    public var passwordChangedAt: Date
+    public init(id: String, resourceId: String, project: String, username: String, createdAt: Date, passwordChangedAt: Date) {
+        self.id = id
+        self.resourceId = resourceId
+        self.project = project
+        self.username = username
+        self.createdAt = createdAt
+        self.passwordChangedAt = passwordChangedAt
+    }
+}
+
+/// A just-in-time access request and, once approved, the grant it became.
+public struct PAMGrantInfo: Sendable, Hashable, Codable {
+    public enum Status: String, Sendable, Hashable, Codable {
+        case pending, approved, rejected, revoked, expired
+    }
+    public var id: String
+    public var project: String
+    public var resourceId: String
+    public var resourceName: String
+    public var accountId: String
+    public var username: String
+    /// Who asked (identity id, or the principal id of an administrator certificate) and their name.
+    public var granteeId: String
+    public var granteeName: String
+    public var reason: String
+    /// The requested duration, e.g. `2h`.
+    public var duration: String
+    public var status: Status
+    public var requestedAt: Date
+    public var decidedAt: Date?
+    public var decidedBy: String?
+    /// Set once approved: the grant ends then.
+    public var expiresAt: Date?
+    public init(
+        id: String, project: String, resourceId: String, resourceName: String, accountId: String, username: String,
+        granteeId: String, granteeName: String, reason: String, duration: String, status: Status, requestedAt: Date,
+        decidedAt: Date? = nil, decidedBy: String? = nil, expiresAt: Date? = nil
+    ) {
+        self.id = id
+        self.project = project
+        self.resourceId = resourceId
+        self.resourceName = resourceName
+        self.accountId = accountId
+        self.username = username
+        self.granteeId = granteeId
+        self.granteeName = granteeName
+        self.reason = reason
+        self.duration = duration
+        self.status = status
+        self.requestedAt = requestedAt
+        self.decidedAt = decidedAt
+        self.decidedBy = decidedBy
+        self.expiresAt = expiresAt
+    }
+}
+
+/// What the proxy gets when the engine lets a caller into a resource: where to connect and with which credential.
+public struct PAMSessionTicket: Sendable, CustomStringConvertible {
+    public var sessionId: String
+    public var grantId: String
+    public var project: String
+    public var resource: PAMResourceInfo
+    public var username: String
+    /// The injected credential. Never logged (redacted by `SecretBytes`).
+    public var password: SecretBytes
+    public var expiresAt: Date
+    public init(
+        sessionId: String, grantId: String, project: String, resource: PAMResourceInfo, username: String,
+        password: SecretBytes, expiresAt: Date
+    ) {
+        self.sessionId = sessionId
+        self.grantId = grantId
+        self.project = project
+        self.resource = resource
+        self.username = username
+        self.password = password
+        self.expiresAt = expiresAt
+    }
+    public var description: String { "PAMSessionTicket(\(sessionId), \(resource.name)/\(username))" }
+}
+
+/// Counters of a finished proxy session.
+public struct PAMSessionStats: Sendable, Hashable, Codable {
+    public var statements: Int
+    public var bytesFromClient: Int64
+    public var bytesFromServer: Int64
+    public init(statements: Int = 0, bytesFromClient: Int64 = 0, bytesFromServer: Int64 = 0) {
+        self.statements = statements
+        self.bytesFromClient = bytesFromClient
+        self.bytesFromServer = bytesFromServer
+    }
+}
+
+/// A proxy session as the store remembers it.
+public struct PAMSessionInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var project: String
+    public var grantId: String
+    public var resourceName: String
+    public var username: String
+    public var granteeId: String
+    public var granteeName: String
+    public var clientAddress: String?
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var endReason: String?
+    public var stats: PAMSessionStats?
+    public init(
+        id: String, project: String, grantId: String, resourceName: String, username: String, granteeId: String,
+        granteeName: String, clientAddress: String?, startedAt: Date, endedAt: Date? = nil, endReason: String? = nil,
+        stats: PAMSessionStats? = nil
+    ) {
+        self.id = id
+        self.project = project
+        self.grantId = grantId
+        self.resourceName = resourceName
+        self.username = username
+        self.granteeId = granteeId
+        self.granteeName = granteeName
+        self.clientAddress = clientAddress
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.endReason = endReason
+        self.stats = stats
+    }
+}
+
+/// Reaches a PostgreSQL server on the engine's behalf (connection tests, credential checks). Implemented by the
+/// proxy front end, which owns the wire protocol; the engine never opens sockets itself.
+public protocol PAMConnector: Sendable {
+    /// Connects to `target` and negotiates TLS as its mode says (a PostgreSQL server must answer the SSLRequest);
+    /// throws `EngineError(.unavailable)` with the reason.
+    func checkReachable(_ target: PAMTarget) async throws
+    /// Connects to `target` and logs in as `username`; throws `EngineError` (`.unavailable` for network/TLS
+    /// failures, `.invalidArgument` for a refused login) with a message fit for the administrator.
+    func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws
+}
+
+/// Resources, accounts, just-in-time grants and proxy sessions (part of `Engine`).
+public protocol PAMEngine: Sendable {
+    /// Installs the connector used for connection tests (the daemon does this once at start).
+    func setPAMConnector(_ connector: any PAMConnector)
+
+    func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws -> PAMResourceInfo
+    func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo]
+    func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo
+    func deletePAMResource(_ ctx: CallContext, id: String) async throws
+    /// Adds an account after logging in with it (a refused login is a clear `.invalidArgument`).
+    func createPAMAccount(_ ctx: CallContext, resourceId: String, username: String, password: SecretBytes) async throws
+        -> PAMAccountInfo
+    func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo]
+    func deletePAMAccount(_ ctx: CallContext, id: String) async throws
+
+    /// Asks for access to an account for `duration` (e.g. `2h`); approved at once when the caller may
+    /// `auto-approve` on `pam-access`.
+    func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws -> PAMGrantInfo
+    func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
+    func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
+    /// Ends an approved grant early; live sessions on it are terminated by the proxy.
+    func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
+    func listPAMGrants(_ ctx: CallContext, project: String) async throws -> [PAMGrantInfo]
+    func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
+
+    /// Lets the caller into `resource` (by name) as `username` if it holds an approved, unexpired grant; records
+    /// the session start and returns where to connect with which credential.
+    func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket
+    /// The grant's current end, or nil when it no longer allows the session (revoked, expired, deleted).
+    func pamSessionDeadline(sessionId: String, grantId: String) async -> Date?
+    /// Records the end of a session.
+    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
+    func listPAMSessions(_ ctx: CallContext, project: String) async throws -> [PAMSessionInfo]
+}

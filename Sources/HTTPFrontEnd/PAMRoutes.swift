@@ -1,0 +1,93 @@
+import EngineAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// PostgreSQL access management over the admin API: resources and their accounts (`/api/v1/projects/{project}/pam/…`,
+/// `/api/v1/pam/…`), just-in-time access requests and grants, and the sessions the proxy recorded.
+struct PAMRoutes: Sendable {
+    let api: AdminAPI
+    var engine: any Engine { api.engine }
+
+    struct ResourceResponse: Codable { var resource: PAMResourceInfo }
+    struct ResourceList: Codable { var resources: [PAMResourceInfo]; var next: String? }
+    struct AccountBody: Codable { var username: String; var password: String }
+    struct AccountResponse: Codable { var account: PAMAccountInfo }
+    struct AccountList: Codable { var accounts: [PAMAccountInfo]; var next: String? }
+    struct AccessBody: Codable { var duration: String; var reason: String }
+    struct GrantResponse: Codable { var grant: PAMGrantInfo }
+    struct GrantList: Codable { var grants: [PAMGrantInfo]; var next: String? }
+    struct SessionList: Codable { var sessions: [PAMSessionInfo]; var next: String? }
+
+    func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
+        try await api.context(request, context)
+    }
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T { try await api.decode(type, request) }
+
+    func register(on api: RouterGroup<GatehouseRequestContext>) {
+        let project = api.group("projects/:project/pam")
+        project.post("resources") { request, c in
+            let spec = try await decode(PAMResourceSpec.self, request)
+            let r = try await engine.createPAMResource(try await ctx(request, c), project: try c.parameters.require("project"), spec)
+            return JSON(ResourceResponse(resource: r), status: .created)
+        }
+        project.get("resources") { request, c in
+            let all = try await engine.listPAMResources(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
+            return JSON(ResourceList(resources: items, next: next))
+        }
+        project.get("grants") { request, c in
+            let all = try await engine.listPAMGrants(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
+            return JSON(GrantList(grants: items, next: next))
+        }
+        project.get("sessions") { request, c in
+            let all = try await engine.listPAMSessions(try await ctx(request, c), project: try c.parameters.require("project"))
+            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
+            return JSON(SessionList(sessions: items, next: next))
+        }
+
+        let pam = api.group("pam")
+        pam.get("resources/:resourceId") { request, c in
+            JSON(ResourceResponse(resource: try await engine.getPAMResource(try await ctx(request, c), id: try c.parameters.require("resourceId"))))
+        }
+        pam.delete("resources/:resourceId") { request, c -> HTTPResponse.Status in
+            try await engine.deletePAMResource(try await ctx(request, c), id: try c.parameters.require("resourceId"))
+            return .noContent
+        }
+        pam.post("resources/:resourceId/accounts") { request, c in
+            let body = try await decode(AccountBody.self, request)
+            let a = try await engine.createPAMAccount(
+                try await ctx(request, c), resourceId: try c.parameters.require("resourceId"), username: body.username,
+                password: SecretBytes(utf8: body.password))
+            return JSON(AccountResponse(account: a), status: .created)
+        }
+        pam.get("resources/:resourceId/accounts") { request, c in
+            let all = try await engine.listPAMAccounts(try await ctx(request, c), resourceId: try c.parameters.require("resourceId"))
+            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
+            return JSON(AccountList(accounts: items, next: next))
+        }
+        pam.delete("accounts/:accountId") { request, c -> HTTPResponse.Status in
+            try await engine.deletePAMAccount(try await ctx(request, c), id: try c.parameters.require("accountId"))
+            return .noContent
+        }
+        pam.post("accounts/:accountId/access-requests") { request, c in
+            let body = try await decode(AccessBody.self, request)
+            let g = try await engine.requestPAMAccess(
+                try await ctx(request, c), accountId: try c.parameters.require("accountId"), duration: body.duration, reason: body.reason)
+            return JSON(GrantResponse(grant: g), status: .created)
+        }
+        pam.get("grants/:grantId") { request, c in
+            JSON(GrantResponse(grant: try await engine.getPAMGrant(try await ctx(request, c), grantId: try c.parameters.require("grantId"))))
+        }
+        pam.post("grants/:grantId/approve") { request, c in
+            JSON(GrantResponse(grant: try await engine.approvePAMAccess(try await ctx(request, c), grantId: try c.parameters.require("grantId"))))
+        }
+        pam.post("grants/:grantId/reject") { request, c in
+            JSON(GrantResponse(grant: try await engine.rejectPAMAccess(try await ctx(request, c), grantId: try c.parameters.require("grantId"))))
+        }
+        pam.post("grants/:grantId/revoke") { request, c in
+            JSON(GrantResponse(grant: try await engine.revokePAMGrant(try await ctx(request, c), grantId: try c.parameters.require("grantId"))))
+        }
+    }
+}

@@ -1,0 +1,402 @@
+import EngineAPI
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PGWire
+import ServerSupport
+import ServiceLifecycle
+import Synchronization
+
+/// Proxy-issued cancel keys and where each session's backend lives.
+final class PGCancelRegistry: Sendable {
+    let keys = Mutex(PGCancelKeys())
+    let targets = Mutex<[String: PAMTarget]>([:])
+}
+
+/// Session counters shared by the relay tasks.
+final class StatsBox: Sendable {
+    let value: Mutex<PAMSessionStats>
+    init(_ initial: PAMSessionStats) { value = Mutex(initial) }
+}
+
+/// One iterator moved into the task that alone uses it.
+final class IteratorBox: @unchecked Sendable {
+    var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    init(_ iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator) { self.iterator = iterator }
+}
+
+/// The PostgreSQL access proxy listener: PostgreSQL v3 clients (psql, libpq, psycopg, pgbench) connect with TLS,
+/// authenticate with a Gatehouse client certificate (or a Gatehouse access token as the password), and select a
+/// grant with `user=<account> dbname=<resource>`. The proxy logs in upstream with the account's credential, which
+/// the client never sees, and relays both ways.
+public struct PGProxyListener: Service {
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var tls: ReloadableTLSContext
+        public var maxMessageSize: Int
+        public var handshakeTimeout: TimeAmount
+        public var idleTimeout: TimeAmount
+        /// How often live sessions re-check their grant (revocation; expiry is exact).
+        public var grantCheckInterval: Duration
+
+        public init(
+            host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount,
+            idleTimeout: TimeAmount, grantCheckInterval: Duration = .seconds(2)
+        ) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+            self.maxMessageSize = maxMessageSize
+            self.handshakeTimeout = handshakeTimeout
+            self.idleTimeout = idleTimeout
+            self.grantCheckInterval = grantCheckInterval
+        }
+    }
+
+    let settings: Settings
+    let engine: any Engine
+    let counter: ConnectionCounter
+    let logger: Logger
+    let onBound: @Sendable (Int) async -> Void
+    let cancels = PGCancelRegistry()
+
+    public init(
+        settings: Settings, engine: any Engine, counter: ConnectionCounter, logger: Logger,
+        onBound: @escaping @Sendable (Int) async -> Void
+    ) {
+        self.settings = settings
+        self.engine = engine
+        self.counter = counter
+        self.logger = logger
+        self.onBound = onBound
+    }
+
+    public func run() async throws {
+        let settings = self.settings
+        let counter = self.counter
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: settings.host, port: settings.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(PGPreTLSHandler(makeTLSHandlers: { settings.tls.makeServerHandlers() }))
+                    try sync.addHandler(
+                        ConnectionGuardHandler(
+                            counter: counter, tls: true, handshakeTimeout: settings.handshakeTimeout,
+                            idleTimeout: settings.idleTimeout))
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        logger.info("PostgreSQL proxy listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
+        await onBound(server.channel.localAddress?.port ?? settings.port)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                let session = PGProxySession(
+                    listener: self, channel: connection.channel, outbound: outbound,
+                    iterator: IteratorBox(inbound.makeAsyncIterator()))
+                await session.run()
+            }
+        } catch {
+            logger.debug("PostgreSQL proxy connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// One client connection, from the start-up packet to the end of the relayed session.
+struct PGProxySession {
+    let listener: PGProxyListener
+    let channel: any Channel
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let iterator: IteratorBox
+    var engine: any Engine { listener.engine }
+    var logger: Logger { listener.logger }
+
+    func send(_ messages: [PGBackendMessage]) async throws {
+        var buffer = ByteBuffer()
+        for m in messages { buffer.writeBytes(m.frame.bytes) }
+        try await outbound.write(buffer)
+    }
+
+    func fatal(_ sqlState: String, _ message: String) async {
+        try? await send([.error(sqlState: sqlState, message: message, severity: "FATAL")])
+    }
+
+    func run() async {
+        var decoder = PGFrameDecoder(expectStartup: true, maxMessageLength: listener.settings.maxMessageSize)
+        let ip = channel.remoteAddress?.ipAddress
+        do {
+            guard let first = try await PGUpstream.nextFrame(&iterator.iterator, &decoder) else { return }
+            let startup: PGStartup
+            do { startup = try PGStartup(body: first.body) } catch {
+                return await fatal("08P01", "invalid start-up packet")
+            }
+            var parameters: [(String, String)]
+            switch startup {
+            case .cancel(let pid, let key):
+                return await cancel(processID: pid, secretKey: key)
+            case .sslRequest, .gssEncRequest:
+                return await fatal("08P01", "SSLRequest or GSSENCRequest inside TLS")
+            case .startup(let minor, let params):
+                parameters = params
+                // Protocol 3.x with x > 0 and `_pq_.` options: the proxy speaks 3.0 and says so (§55.2.2).
+                let extensions = params.map(\.0).filter { $0.hasPrefix("_pq_.") }
+                parameters.removeAll { $0.0.hasPrefix("_pq_.") }
+                if minor > 0 || !extensions.isEmpty {
+                    try await send([.negotiateProtocolVersion(minor: 0, unrecognized: extensions)])
+                }
+            }
+            let request: PGStartupRequest
+            do { request = try PGStartupRequest(parameters: parameters) } catch {
+                return await fatal(error.sqlState, error.description)
+            }
+            decoder.expectStartup = false
+            // Who is this: the client certificate, or else a Gatehouse access token given as the password.
+            var principal = await PeerPrincipal.principal(of: channel)
+            if principal.method == .anonymous {
+                try await send([.authentication(code: 3, data: [])])
+                guard let frame = try await PGUpstream.nextFrame(&iterator.iterator, &decoder), frame.type == UInt8(ascii: "p") else {
+                    return await fatal("08P01", "expected a password message")
+                }
+                var reader = PGReader(frame.body)
+                let token = (try? reader.cString()) ?? ""
+                do {
+                    principal = try await engine.authenticate(bearerToken: token, ipAddress: ip, frontEnd: "pg-proxy")
+                } catch {
+                    return await fatal("28P01", "authentication failed: present a Gatehouse client certificate or an access token as the password")
+                }
+            }
+            let ctx = CallContext(principal: principal, frontEnd: "pg-proxy", ipAddress: ip, userAgent: request.passthrough["application_name"])
+            let ticket: PAMSessionTicket
+            do {
+                ticket = try await engine.openPAMSession(ctx, resource: request.resource, username: request.account)
+            } catch let e as EngineError {
+                switch e.code {
+                case .unauthenticated: return await fatal("28000", "authentication failed: no Gatehouse identity accepts this client certificate")
+                case .permissionDenied: return await fatal("28000", e.message)
+                default:
+                    logger.error("PAM session refused", metadata: ["error": "\(e)"])
+                    return await fatal("08006", "the access proxy cannot open the session")
+                }
+            }
+            try await relay(ticket, request, ctx, &decoder)
+        } catch {
+            logger.debug("PostgreSQL proxy session failed", metadata: ["error": "\(error)"])
+            if let e = error as? PGWireError { await fatal("08P01", e.description) }
+        }
+    }
+
+    func relay(_ ticket: PAMSessionTicket, _ request: PGStartupRequest, _ ctx: CallContext, _ clientDecoder: inout PGFrameDecoder) async throws {
+        let target = ticket.resource.target
+        let upstream: PGUpstream.Channel
+        do {
+            upstream = try await PGUpstream.open(target)
+        } catch {
+            logger.error("PAM upstream unreachable", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-unreachable", stats: .init())
+            return await fatal("08006", "cannot connect to the resource (the Gatehouse log has the reason)")
+        }
+        let clientLeftover = clientDecoder.drain()
+        try await upstream.executeThenClose { upInbound, upOutbound in
+            var upIterator = upInbound.makeAsyncIterator()
+            var upDecoder = PGFrameDecoder(expectStartup: false, maxMessageLength: 1 << 30)
+            let greeting: PGUpstream.Greeting
+            do {
+                greeting = try await PGUpstream.login(
+                    inbound: &upIterator, outbound: upOutbound, decoder: &upDecoder, target: target,
+                    parameters: request.upstreamParameters(role: ticket.username, database: target.database),
+                    username: ticket.username, password: ticket.password)
+            } catch {
+                // The upstream's words stay in the log: the client is told only that the login failed.
+                logger.error("PAM upstream login failed", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-login-failed", stats: .init())
+                return await fatal("08006", "the resource refused the proxy's login (the Gatehouse log has the reason)")
+            }
+            var proxyKey: (processID: Int32, secretKey: Int32)?
+            if let key = greeting.backendKey {
+                proxyKey = listener.cancels.keys.withLock {
+                    $0.issue(for: .init(processID: key.processID, secretKey: key.secretKey, session: ticket.sessionId))
+                }
+                listener.cancels.targets.withLock { $0[ticket.sessionId] = target }
+            }
+            defer {
+                if let proxyKey { listener.cancels.keys.withLock { $0.remove(processID: proxyKey.processID) } }
+                listener.cancels.targets.withLock { $0[ticket.sessionId] = nil }
+            }
+            var hello: [PGBackendMessage] = [.authentication(code: 0, data: [])]
+            hello += greeting.parameters.map { .parameterStatus(name: $0.0, value: $0.1) }
+            hello += greeting.notices
+            if let proxyKey { hello.append(.backendKeyData(processID: proxyKey.processID, secretKey: proxyKey.secretKey)) }
+            hello.append(.readyForQuery(status: UInt8(ascii: "I")))
+            var first = ByteBuffer()
+            for m in hello { first.writeBytes(m.frame.bytes) }
+            first.writeBytes(upDecoder.drain())
+            try await outbound.write(first)
+            var leftoverObserver = PGStatementCounter(maxMessageLength: listener.settings.maxMessageSize)
+            let leftoverStatements = leftoverObserver.observe(clientLeftover)
+            if leftoverObserver.invalidLength != nil {
+                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "client-protocol-violation", stats: .init())
+                return await fatal("08P01", "invalid message length")
+            }
+            if !clientLeftover.isEmpty { try await upOutbound.write(ByteBuffer(bytes: clientLeftover)) }
+            logger.info(
+                "PAM session started",
+                metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
+                           "caller": "\(ctx.principal.name)"])
+
+            let stats = StatsBox(PAMSessionStats(statements: leftoverStatements, bytesFromClient: Int64(clientLeftover.count)))
+            let startObserver = leftoverObserver
+            let clientBox = iterator
+            let upBox = IteratorBox(upIterator)
+            let clientChannel = channel
+            let upChannel = upstream.channel
+            let clientOut = outbound
+            let engine = self.engine
+            let checkEvery = listener.settings.grantCheckInterval
+            let maxMessage = listener.settings.maxMessageSize
+            let reason: String = try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    var observer = startObserver
+                    do {
+                        while let buffer = try await clientBox.iterator.next() {
+                            let n = observer.observe(buffer.readableBytesView)
+                            if let bad = observer.invalidLength {
+                                // Nothing of a frame with an impossible length reaches the server.
+                                try? await clientOut.write(ByteBuffer(bytes: PGBackendMessage.error(
+                                    sqlState: "08P01", message: "invalid message length \(bad) (allowed 4…\(maxMessage))", severity: "FATAL").frame.bytes))
+                                return "client-protocol-violation"
+                            }
+                            try await upOutbound.write(buffer)
+                            stats.value.withLock {
+                                $0.bytesFromClient += Int64(buffer.readableBytes)
+                                $0.statements += n
+                            }
+                            if observer.terminated { return "client-terminated" }
+                        }
+                    } catch {
+                        return "client-error"
+                    }
+                    return "client-disconnected"
+                }
+                group.addTask {
+                    do {
+                        while let buffer = try await upBox.iterator.next() {
+                            try await clientOut.write(buffer)
+                            stats.value.withLock { $0.bytesFromServer += Int64(buffer.readableBytes) }
+                        }
+                    } catch {
+                        return "upstream-error"
+                    }
+                    return "upstream-closed"
+                }
+                group.addTask {
+                    // Ends the session exactly at the grant's end, and within `checkEvery` of a revocation.
+                    var deadline = ticket.expiresAt
+                    while true {
+                        let wait = min(deadline.timeIntervalSinceNow, Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
+                        if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) }
+                        guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
+                            return "grant-revoked"
+                        }
+                        deadline = min(current, ticket.expiresAt)
+                        if deadline <= Date() { return "grant-expired" }
+                    }
+                }
+                let first = try await group.next() ?? "ended"
+                if first.hasPrefix("grant-") {
+                    // Tell the client why, then end both sides.
+                    let text = first == "grant-expired" ? "the access grant expired" : "the access grant was revoked"
+                    try? await clientOut.write(
+                        ByteBuffer(bytes: PGBackendMessage.error(sqlState: "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
+                }
+                clientChannel.close(promise: nil)
+                upChannel.close(promise: nil)
+                group.cancelAll()
+                return first
+            }
+            let final = stats.value.withLock { $0 }
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: reason, stats: final)
+            logger.info(
+                "PAM session ended",
+                metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)", "statements": "\(final.statements)"])
+        }
+    }
+
+    /// Forwards a CancelRequest to the backend the proxy key names; unknown keys are ignored, as PostgreSQL does.
+    func cancel(processID: Int32, secretKey: Int32) async {
+        guard let upstream = listener.cancels.keys.withLock({ $0.resolve(processID: processID, secretKey: secretKey) }),
+            let target = listener.cancels.targets.withLock({ $0[upstream.session] })
+        else { return }
+        do {
+            let channel = try await PGUpstream.open(target)
+            try await channel.executeThenClose { _, out in
+                try await out.write(ByteBuffer(bytes: PGStartup.cancel(processID: upstream.processID, secretKey: upstream.secretKey).frame.bytes))
+            }
+            logger.info("PAM cancel forwarded", metadata: ["sessionId": "\(upstream.session)"])
+        } catch {
+            logger.warning("PAM cancel failed", metadata: ["sessionId": "\(upstream.session)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Counts statements (Query and Execute messages) and notices Terminate in the client's byte stream without
+/// copying it: it walks the frame headers.
+struct PGStatementCounter {
+    /// Largest message accepted (length field); beyond it, or below 4, the session ends (CVE-2024-27304).
+    var maxMessageLength = 64 << 20
+    var invalidLength: Int?
+    var pendingHeader: [UInt8] = []
+    var skip = 0
+    var terminated = false
+
+    @discardableResult
+    mutating func observe(_ bytes: some Collection<UInt8>) -> Int {
+        var count = 0
+        var index = bytes.startIndex
+        while index != bytes.endIndex, invalidLength == nil {
+            if skip > 0 {
+                let n = min(skip, bytes.distance(from: index, to: bytes.endIndex))
+                index = bytes.index(index, offsetBy: n)
+                skip -= n
+                continue
+            }
+            pendingHeader.append(bytes[index])
+            index = bytes.index(after: index)
+            if pendingHeader.count == 5 {
+                let type = pendingHeader[0]
+                let length = Int(pendingHeader[1]) << 24 | Int(pendingHeader[2]) << 16 | Int(pendingHeader[3]) << 8 | Int(pendingHeader[4])
+                pendingHeader.removeAll(keepingCapacity: true)
+                guard length >= 4, length <= maxMessageLength else {
+                    invalidLength = length
+                    return count
+                }
+                skip = length - 4
+                switch type {
+                case UInt8(ascii: "Q"), UInt8(ascii: "E"): count += 1
+                case UInt8(ascii: "X"): terminated = true
+                default: break
+                }
+            }
+        }
+        return count
+    }
+}

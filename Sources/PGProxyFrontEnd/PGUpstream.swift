@@ -1,0 +1,329 @@
+import Crypto
+import EngineAPI
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PGWire
+
+/// Why the proxy could not reach or log in to a resource. `description` is for the administrator and the logs;
+/// clients of the proxy only ever get a generic message.
+struct PGUpstreamError: Error, CustomStringConvertible {
+    enum Kind { case unreachable, tls, refusedLogin, protocolError }
+    var kind: Kind
+    var description: String
+    init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// Sends SSLRequest on an upstream connection and installs the TLS client handler once the server answers `S`.
+/// Until then nothing else is written or read: bytes after the `S` (plaintext injected before the handshake,
+/// cf. CVE-2021-23222) fail the connection.
+final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let makeTLSHandler: () throws -> NIOSSLClientHandler
+    let installed: EventLoopPromise<Void>
+    var sent = false
+
+    init(installed: EventLoopPromise<Void>, makeTLSHandler: @escaping () throws -> NIOSSLClientHandler) {
+        self.installed = installed
+        self.makeTLSHandler = makeTLSHandler
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { if context.channel.isActive { sendRequest(context) } }
+    func channelActive(context: ChannelHandlerContext) {
+        sendRequest(context)
+        context.fireChannelActive()
+    }
+
+    func sendRequest(_ context: ChannelHandlerContext) {
+        guard !sent else { return }
+        sent = true
+        let request = PGStartup.sslRequest.frame.bytes
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: request)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard buffer.readableBytes == 1, let answer = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
+            fail(context, PGUpstreamError(.protocolError, "the server answered SSLRequest with \(buffer.readableBytes) bytes (not a PostgreSQL server, or bytes injected before TLS)"))
+            return
+        }
+        switch answer {
+        case UInt8(ascii: "S"):
+            do {
+                let tls = try makeTLSHandler()
+                try context.pipeline.syncOperations.addHandler(tls, position: .after(self))
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                installed.succeed()
+            } catch {
+                fail(context, PGUpstreamError(.tls, "TLS setup: \(error)"))
+            }
+        case UInt8(ascii: "N"):
+            fail(context, PGUpstreamError(.tls, "the server does not accept TLS connections (SSLRequest answered N)"))
+        default:
+            fail(context, PGUpstreamError(.protocolError, "unexpected answer to SSLRequest (not a PostgreSQL server?)"))
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Nothing but the SSLRequest may leave before TLS is in place.
+        promise?.fail(PGUpstreamError(.tls, "write before TLS"))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context, PGUpstreamError(.unreachable, "\(error)"))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        installed.fail(PGUpstreamError(.unreachable, "the server closed the connection during SSLRequest"))
+        context.fireChannelInactive()
+    }
+
+    func fail(_ context: ChannelHandlerContext, _ error: PGUpstreamError) {
+        installed.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+/// Client connections to PostgreSQL resources: TCP, TLS per the resource's mode, and authentication with the
+/// injected credential (SCRAM-SHA-256; MD5 and cleartext only over TLS).
+enum PGUpstream {
+    typealias Channel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+
+    static func tlsConfiguration(_ target: PAMTarget) throws -> TLSConfiguration {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.minimumTLSVersion = .tlsv12
+        switch target.tlsMode {
+        case .disable, .require:
+            config.certificateVerification = .none
+        case .verifyCA, .verifyFull:
+            config.certificateVerification = target.tlsMode == .verifyFull ? .fullVerification : .noHostnameVerification
+            if let pem = target.caCertificate, !pem.isEmpty {
+                do {
+                    config.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
+                } catch {
+                    throw PGUpstreamError(.tls, "the resource's CA certificate cannot be read: \(error)")
+                }
+            }
+        }
+        return config
+    }
+
+    /// Opens TCP (+ TLS) to the target. The returned channel is ready for the StartupMessage.
+    static func open(_ target: PAMTarget, timeout: TimeAmount = .seconds(10)) async throws -> Channel {
+        let useTLS = target.tlsMode != .disable
+        let context = useTLS ? try NIOSSLContext(configuration: try tlsConfiguration(target)) : nil
+        let isIP = IPAddressText.isLiteral(target.host)
+        let (channel, installed): (Channel, EventLoopFuture<Void>?)
+        do {
+            (channel, installed) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: target.host, port: target.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        var installed: EventLoopFuture<Void>?
+                        if let context {
+                            let promise = channel.eventLoop.makePromise(of: Void.self)
+                            let negotiator = PGUpstreamTLSNegotiator(installed: promise) {
+                                // SNI needs a name: an IP literal gets none, and then verify-full checks the chain
+                                // only (like verify-ca); README "PAM" notes it.
+                                try NIOSSLClientHandler(context: context, serverHostname: isIP ? nil : target.host)
+                            }
+                            try channel.pipeline.syncOperations.addHandler(negotiator)
+                            installed = promise.futureResult
+                        }
+                        return (try Channel(wrappingChannelSynchronously: channel), installed)
+                    }
+                }
+        } catch {
+            throw PGUpstreamError(.unreachable, "cannot connect to \(target.host):\(target.port): \(error)")
+        }
+        if let installed {
+            do { try await installed.get() } catch {
+                try? await channel.channel.close()
+                if let e = error as? PGUpstreamError { throw e }
+                throw PGUpstreamError(.tls, "\(error)")
+            }
+        }
+        return channel
+    }
+
+    /// What the server said between AuthenticationOk and the first ReadyForQuery.
+    struct Greeting: Sendable {
+        var parameters: [(String, String)] = []
+        var backendKey: (processID: Int32, secretKey: Int32)?
+        var notices: [PGBackendMessage] = []
+    }
+
+    /// Logs in on an open channel: sends the StartupMessage, answers the authentication exchange, and reads up to the
+    /// first ReadyForQuery. `decoder` keeps any bytes that followed it.
+    static func login(
+        inbound: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        decoder: inout PGFrameDecoder, target: PAMTarget, parameters: [(String, String)], username: String,
+        password: SecretBytes
+    ) async throws -> Greeting {
+        try await outbound.write(ByteBuffer(bytes: PGStartup.startup(minorVersion: 0, parameters: parameters).frame.bytes))
+        var scram: SCRAMClient?
+        var greeting = Greeting()
+        var authenticated = false
+        let passwordText = String(decoding: password.bytes, as: UTF8.self)
+        while true {
+            guard let frame = try await nextFrame(&inbound, &decoder) else {
+                throw PGUpstreamError(.protocolError, "the server closed the connection during login")
+            }
+            let message: PGBackendMessage
+            do { message = try PGBackendMessage(frame) } catch {
+                throw PGUpstreamError(.protocolError, "undecodable server message during login: \(error)")
+            }
+            switch message {
+            case .authentication(let code, let data):
+                guard !authenticated else { throw PGUpstreamError(.protocolError, "authentication request after AuthenticationOk") }
+                switch code {
+                case 0: authenticated = true
+                case 10:
+                    guard SCRAMClient.mechanisms(data).contains(SCRAMClient.mechanism) else {
+                        throw PGUpstreamError(.refusedLogin, "the server offers no SASL mechanism the proxy supports (\(SCRAMClient.mechanisms(data)))")
+                    }
+                    let client = SCRAMClient(password: passwordText)
+                    scram = client
+                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.saslInitialResponse(mechanism: SCRAMClient.mechanism, data: client.clientFirst).frame.bytes))
+                case 11:
+                    guard var client = scram else { throw PGUpstreamError(.protocolError, "SASL continue without SASL") }
+                    let final: [UInt8]
+                    do { final = try client.clientFinal(serverFirst: data) } catch {
+                        throw PGUpstreamError(.protocolError, "SCRAM: \(error)")
+                    }
+                    scram = client
+                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(final).frame.bytes))
+                case 12:
+                    guard let client = scram else { throw PGUpstreamError(.protocolError, "SASL final without SASL") }
+                    do { try client.verify(serverFinal: data) } catch {
+                        throw PGUpstreamError(.refusedLogin, "SCRAM: \(error)")
+                    }
+                case 3, 5:
+                    // A password (or its MD5) must not cross an unencrypted connection.
+                    guard target.tlsMode != .disable else {
+                        throw PGUpstreamError(.refusedLogin, "the server asks for a \(code == 3 ? "cleartext" : "MD5") password on an unencrypted connection; use scram-sha-256 or TLS")
+                    }
+                    var answer = password.bytes
+                    if code == 5 {
+                        guard data.count == 4 else { throw PGUpstreamError(.protocolError, "MD5 request without a salt") }
+                        let inner = Hex.encode(Insecure.MD5.hash(data: password.bytes + Array(username.utf8)))
+                        answer = Array(("md5" + Hex.encode(Insecure.MD5.hash(data: Array(inner.utf8) + data))).utf8)
+                    }
+                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(answer + [0]).frame.bytes))
+                default:
+                    throw PGUpstreamError(.refusedLogin, "the server asks for an authentication method the proxy does not support (\(code))")
+                }
+            case .errorOrNotice(true, let fields):
+                let text = [fields[UInt8(ascii: "C")].map { "SQLSTATE \($0)" }, fields[UInt8(ascii: "M")]].compactMap { $0 }.joined(separator: ": ")
+                throw PGUpstreamError(authenticated ? .protocolError : .refusedLogin, text.isEmpty ? "the server refused the login" : text)
+            case .errorOrNotice(false, _):
+                greeting.notices.append(message)
+            case .parameterStatus(let name, let value):
+                greeting.parameters.append((name, value))
+            case .backendKeyData(let pid, let key):
+                greeting.backendKey = (pid, key)
+            case .negotiateProtocolVersion:
+                break
+            case .readyForQuery:
+                guard authenticated else { throw PGUpstreamError(.protocolError, "ReadyForQuery before AuthenticationOk") }
+                return greeting
+            default:
+                throw PGUpstreamError(.protocolError, "unexpected server message during login")
+            }
+        }
+    }
+
+    static func nextFrame(_ inbound: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, _ decoder: inout PGFrameDecoder)
+        async throws -> PGFrame?
+    {
+        while true {
+            if let frame = try decoder.next() { return frame }
+            guard let buffer = try await inbound.next() else { return nil }
+            decoder.feed(buffer.readableBytesView)
+        }
+    }
+}
+
+/// The engine's connector: connection tests and credential checks with the proxy's own upstream code.
+public struct PGConnector: PAMConnector {
+    public init() {}
+
+    public func checkReachable(_ target: PAMTarget) async throws {
+        if target.tlsMode != .disable {
+            // A TLS mode: the SSLRequest, the handshake and the certificate checks are the test.
+            let channel = try await mapped { try await PGUpstream.open(target) }
+            // Make sure the handshake itself finished (verification failures surface here).
+            try await mapped {
+                try await channel.executeThenClose { inbound, outbound in
+                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
+                    var it = inbound.makeAsyncIterator()
+                    _ = try await it.next()
+                }
+            }
+            return
+        }
+        // Plain TCP: a PostgreSQL server answers an SSLRequest with one byte, S or N.
+        let channel = try await mapped {
+            try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
+                .connect(host: target.host, port: target.port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try PGUpstream.Channel(wrappingChannelSynchronously: channel) }
+                }
+        }
+        try await mapped {
+            try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(bytes: PGStartup.sslRequest.frame.bytes))
+                var it = inbound.makeAsyncIterator()
+                guard let answer = try await it.next(), answer.readableBytes == 1,
+                    let byte = answer.getInteger(at: answer.readerIndex, as: UInt8.self), byte == UInt8(ascii: "S") || byte == UInt8(ascii: "N")
+                else { throw PGUpstreamError(.protocolError, "\(target.host):\(target.port) does not answer like a PostgreSQL server") }
+            }
+        }
+    }
+
+    public func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws {
+        let channel = try await mapped { try await PGUpstream.open(target) }
+        try await mapped {
+            try await channel.executeThenClose { inbound, outbound in
+                var it = inbound.makeAsyncIterator()
+                var decoder = PGFrameDecoder(expectStartup: false)
+                _ = try await PGUpstream.login(
+                    inbound: &it, outbound: outbound, decoder: &decoder, target: target,
+                    parameters: [("user", username), ("database", target.database), ("application_name", "gatehouse-check")],
+                    username: username, password: password)
+                try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
+            }
+        }
+    }
+
+    func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let e as PGUpstreamError {
+            switch e.kind {
+            case .refusedLogin: throw EngineError(.invalidArgument, "login refused: \(e.description)")
+            // The administrator named a target the appliance cannot use: a request error with the reason.
+            case .unreachable, .tls, .protocolError: throw EngineError(.invalidArgument, "connection test failed: \(e.description)")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.invalidArgument, "connection test failed: \(error)")
+        }
+    }
+}
+
+/// Whether a host string is an IPv4 or IPv6 literal.
+enum IPAddressText {
+    static func isLiteral(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+}
