@@ -315,7 +315,8 @@ struct PGProxySession {
                         let wait = min(deadline.timeIntervalSinceNow, Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
                         if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) }
                         guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
-                            return "grant-revoked"
+                            // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.
+                            return ticket.expiresAt.timeIntervalSinceNow < 1 ? "grant-expired" : "grant-revoked"
                         }
                         deadline = min(current, ticket.expiresAt)
                         if deadline <= Date() { return "grant-expired" }

@@ -1,0 +1,329 @@
+import Foundation
+import ServerSupport
+import TestSupport
+import Testing
+
+/// The PostgreSQL access proxy against the real PostgreSQL the test command starts (`PG_TEST_URL`), driven by psql,
+/// pgbench and a hostile Python client: resources and accounts checked by real connections, just-in-time grants,
+/// client certificates and access tokens, the extended protocol, COPY, large results, cancel, revocation, expiry
+/// and upstream failure.
+@Suite(.serialized) struct PAMProxyTests {
+    /// The test PostgreSQL's host, port, superuser and password.
+    struct Upstream {
+        var port: Int
+        var user: String
+        var password: String
+        var database: String
+        var url: String
+    }
+
+    static func upstream() -> Upstream? {
+        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let c = URLComponents(string: url), let port = c.port,
+            let user = c.user, let password = c.password
+        else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_URL is not set") }
+            return nil
+        }
+        return Upstream(port: port, user: user, password: password, database: String(c.path.dropFirst()), url: url)
+    }
+
+    /// A daemon with project `prod`, resource `orders` on the test PostgreSQL and its superuser account.
+    struct Fixture {
+        let dir: TemporaryDirectory
+        let daemon: DaemonProcess
+        let pg: Upstream
+        let resourceId: String
+        let accountId: String
+        var certs: String { daemon.dataDirectory + "/certs" }
+        var proxyPort: Int { daemon.ports["postgres"] ?? 0 }
+
+        init() throws {
+            guard let pg = PAMProxyTests.upstream() else { throw Skip() }
+            self.pg = pg
+            dir = try freshDirectory()
+            daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"])
+            try daemon.waitUntilListening(expected: 4)
+            try daemon.ensureProject("prod")
+            let (_, body, code) = try Fixture.post(
+                daemon, "/api/v1/projects/prod/pam/resources",
+                ["name": "orders", "host": "127.0.0.1", "port": pg.port, "database": pg.database, "tlsMode": "disable"])
+            guard code == 201 else { throw DaemonProcess.DaemonFailure("resource: \(code) \(body)") }
+            resourceId = try Fixture.field(body, "resource", "id")
+            let (_, account, accountCode) = try Fixture.post(
+                daemon, "/api/v1/pam/resources/\(resourceId)/accounts", ["username": pg.user, "password": pg.password])
+            guard accountCode == 201 else { throw DaemonProcess.DaemonFailure("account: \(accountCode) \(account)") }
+            accountId = try Fixture.field(account, "account", "id")
+        }
+
+        struct Skip: Error {}
+
+        static func post(_ daemon: DaemonProcess, _ path: String, _ json: [String: Any], auth: [String]? = nil) throws -> (Int32, String, Int) {
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
+            return try curl((auth ?? daemon.adminCurl) + ["-X", "POST", "-H", "Content-Type: application/json", "-d", body, daemon.httpsBase + path])
+        }
+
+        static func field(_ body: String, _ outer: String, _ inner: String) throws -> String {
+            let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            return try #require((object?[outer] as? [String: Any])?[inner] as? String, "\(outer).\(inner) in \(body)")
+        }
+
+        /// An identity with TLS Certificate Auth for `cn` and `role` in `prod`; returns curl's certificate arguments.
+        func engineer(_ cn: String, role: String = "developer") throws -> [String] {
+            let (_, created, _) = try Fixture.post(daemon, "/api/v1/identities", ["name": cn])
+            let id = try Fixture.field(created, "identity", "id")
+            let caPEM = try String(contentsOfFile: certs + "/ca.crt", encoding: .utf8)
+            let (_, _, attach) = try Fixture.post(daemon, "/api/v1/auth/tls-cert-auth/identities/\(id)", ["caCertificate": caPEM, "allowedCommonNames": [cn]])
+            #expect(attach == 201)
+            let (_, _, member) = try curl(
+                daemon.adminCurl + ["-X", "PUT", "-H", "Content-Type: application/json", "-d", "{\"roles\":[{\"role\":\"\(role)\"}]}",
+                    daemon.httpsBase + "/api/v1/projects/prod/identity-memberships/\(id)"])
+            #expect(member == 200)
+            let issued = try CertificateFactory.issue(commonName: cn, usage: .client, issuer: try applianceCA(daemon.dataDirectory), validity: 3600)
+            return ["--cacert", certs + "/ca.crt"] + (try clientFiles(issued, in: dir.path, name: cn))
+        }
+
+        /// A libpq connection string to the proxy with a client certificate (curl-style `--cert X --key Y` arguments).
+        func conninfo(_ auth: [String], account: String? = nil, resource: String = "orders") -> String {
+            let cert = auth.firstIndex(of: "--cert").map { auth[$0 + 1] } ?? ""
+            let key = auth.firstIndex(of: "--key").map { auth[$0 + 1] } ?? ""
+            return "host=127.0.0.1 port=\(proxyPort) user=\(account ?? pg.user) dbname=\(resource) sslmode=verify-ca "
+                + "sslrootcert=\(certs)/ca.crt sslcert=\(cert) sslkey=\(key) connect_timeout=10"
+        }
+
+        var adminAuth: [String] { daemon.adminCurl }
+
+        /// psql with `-X -At`, one `-c` per statement.
+        func psql(_ conninfo: String, _ statements: [String], stdin: Data? = nil, environment: [String: String] = [:], timeout: TimeInterval = 60)
+            throws -> ProcessRunner.Output
+        {
+            try ProcessRunner.run(
+                ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", conninfo] + statements.flatMap { ["-c", $0] }, cwd: dir.path,
+                environment: ["PGPASSWORD": "", "PGCONNECT_TIMEOUT": "10"].merging(environment) { $1 }, stdin: stdin, timeout: timeout)
+        }
+
+        /// An approved grant for the administrator (auto-approved) of the given duration.
+        func adminGrant(_ duration: String) throws -> String {
+            let (_, body, code) = try Fixture.post(daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": duration, "reason": "test"])
+            #expect(code == 201, "\(body)")
+            #expect(try Fixture.field(body, "grant", "status") == "approved")
+            return try Fixture.field(body, "grant", "id")
+        }
+    }
+
+    @Test func psqlThroughTheProxyWithJustInTimeGrants() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        // Connection tests: a closed port and a wrong password are refused with the reason.
+        let (_, closed, closedCode) = try Fixture.post(
+            f.daemon, "/api/v1/projects/prod/pam/resources", ["name": "nowhere", "host": "127.0.0.1", "port": 1, "database": "x", "tlsMode": "disable"])
+        #expect(closedCode == 400 && closed.contains("connection test failed"), "\(closed)")
+        let (_, wrong, wrongCode) = try Fixture.post(
+            f.daemon, "/api/v1/pam/resources/\(f.resourceId)/accounts", ["username": f.pg.user, "password": "not-the-password"])
+        #expect(wrongCode == 400 && wrong.contains("password authentication failed"), "\(wrong)")
+        let (_, accounts, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/resources/\(f.resourceId)/accounts"])
+        #expect(accounts.contains(f.pg.user) && !accounts.contains(f.pg.password))
+
+        // An engineer (developer role: may request, not approve) asks for access; refused until approved.
+        let alice = try f.engineer("alice")
+        let (_, requested, requestCode) = try Fixture.post(
+            f.daemon, "/api/v1/pam/accounts/\(f.accountId)/access-requests", ["duration": "2h", "reason": "INC-1234 slow orders"], auth: alice)
+        #expect(requestCode == 201)
+        #expect(try Fixture.field(requested, "grant", "status") == "pending")
+        let grantId = try Fixture.field(requested, "grant", "id")
+        let before = try f.psql(f.conninfo(alice), ["select 1"])
+        #expect(before.status != 0 && before.stderr.contains("no active access grant"), "\(before.stderr)")
+        let (_, _, selfApprove) = try Fixture.post(f.daemon, "/api/v1/pam/grants/\(grantId)/approve", [:], auth: alice)
+        #expect(selfApprove == 403)
+        let (_, approved, approveCode) = try Fixture.post(f.daemon, "/api/v1/pam/grants/\(grantId)/approve", [:])
+        #expect(approveCode == 200 && approved.contains("\"approved\""), "\(approved)")
+
+        // Queries, COPY in and out, a large result, as the injected account (the engineer never had the password).
+        let table = "pam_t_\(UInt32.random(in: 1...UInt32.max))"
+        let session = try f.psql(
+            f.conninfo(alice),
+            ["select current_user", "create table \(table)(id int, note text)", "\\copy \(table) from stdin",
+             "select count(*), sum(id) from \(table)", "\\copy (select * from \(table) order by id) to stdout"],
+            stdin: Data((1...1000).map { "\($0)\tnote \($0)\n" }.joined().utf8) + Data("\\.\n".utf8))
+        #expect(session.status == 0, "\(session.stderr)")
+        let lines = session.stdout.split(separator: "\n")
+        #expect(lines.first == Substring(f.pg.user))
+        #expect(lines.contains("1000|500500"), "\(session.stdout.prefix(300))")
+        #expect(lines.contains("1000\tnote 1000") && lines.count >= 1002)
+        let large = try f.psql(f.conninfo(alice), ["select repeat('x', 1000) from generate_series(1, 20000)"])
+        #expect(large.status == 0 && large.stdout.utf8.count == 20000 * 1001, "\(large.stdout.utf8.count) \(large.stderr)")
+
+        // The extended query protocol (pgbench -M extended: Parse/Bind/Execute with parameters).
+        let script = f.dir.path + "/bench.sql"
+        try "\\set id random(1, 1000)\nselect note from \(table) where id = :id;\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let bench = try ProcessRunner.run(
+            ["pgbench", "-n", "-M", "extended", "-c", "2", "-t", "50", "-f", script, f.conninfo(alice)], cwd: f.dir.path, timeout: 120)
+        #expect(bench.status == 0 && bench.stdout.contains("number of transactions actually processed: 100/100"), "\(bench.stdout)\(bench.stderr)")
+
+        // An access token as the password, without a client certificate; a bad token is refused.
+        let (_, identities, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/identities"])
+        let aliceId = try #require(
+            ((try JSONSerialization.jsonObject(with: Data(identities.utf8)) as? [String: Any])?["identities"] as? [[String: Any]])?
+                .first { $0["name"] as? String == "alice" }?["id"] as? String)
+        let (_, _, tokenAuth) = try Fixture.post(f.daemon, "/api/v1/auth/token-auth/identities/\(aliceId)", [:])
+        #expect(tokenAuth == 201)
+        let (_, tokenBody, _) = try Fixture.post(f.daemon, "/api/v1/auth/token-auth/identities/\(aliceId)/tokens", [:])
+        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenBody.utf8)) as? [String: Any])?["accessToken"] as? String, "\(tokenBody)")
+        let plain = "host=127.0.0.1 port=\(f.proxyPort) user=\(f.pg.user) dbname=orders sslmode=require"
+        let withToken = try f.psql(plain, ["select 'token-ok'"], environment: ["PGPASSWORD": token])
+        #expect(withToken.status == 0 && withToken.stdout.contains("token-ok"), "\(withToken.stderr)")
+        let badToken = try f.psql(plain, ["select 1"], environment: ["PGPASSWORD": "ghat_not-a-token"])
+        #expect(badToken.status != 0 && badToken.stderr.contains("authentication failed"), "\(badToken.stderr)")
+
+        // Another account name, or a resource that does not exist, reveals nothing and is refused alike.
+        let other = try f.psql(f.conninfo(alice, account: "postgres"), ["select 1"])
+        #expect(other.status != 0 && other.stderr.contains("no active access grant"))
+        let unknown = try f.psql(f.conninfo(alice, resource: "no-such-db"), ["select 1"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no active access grant"))
+        // A certificate from another CA gets no session.
+        let stranger = try CertificateFactory.issue(
+            commonName: "alice", usage: .client, issuer: try CertificateFactory.makeCA(commonName: "Other CA", validity: 3600), validity: 3600)
+        let strangerArgs = try clientFiles(stranger, in: f.dir.path, name: "stranger")
+        let refused = try f.psql(f.conninfo(strangerArgs), ["select 1"])
+        #expect(refused.status != 0)
+
+        // Sessions are on record with their statement counts, and audited.
+        let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+        let list = try #require((try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]])
+        #expect(list.count >= 5)
+        #expect(list.contains { ($0["granteeName"] as? String) == "alice" && (($0["stats"] as? [String: Any])?["statements"] as? Int ?? 0) >= 5 })
+        let (_, audit, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+        for event in ["pam.resource.create", "pam.account.create", "pam.access.request", "pam.access.approve", "pam.session.start", "pam.session.end", "pam.session.denied"] {
+            #expect(audit.contains(event), "audit lacks \(event)")
+        }
+        #expect(!audit.contains(f.pg.password))
+        #expect(!f.daemon.log.contains(f.pg.password))
+        _ = try f.psql("host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable", ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
+        #expect(f.daemon.stop() == 0)
+    }
+
+    /// Runs a program in the background with an empty signal mask (the test process blocks some signals, and psql
+    /// must see SIGINT to send its CancelRequest), stderr to a file; ended by its PID.
+    final class Background: @unchecked Sendable {
+        private(set) var pid: pid_t = 0
+        let errPath: String
+        let started = Date()
+        init(_ arguments: [String], environment: [String: String] = [:], errPath: String) throws {
+            self.errPath = errPath
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            posix_spawnattr_setsigmask(&attributes, &empty)
+            var defaults = sigset_t()
+            sigfillset(&defaults)
+            posix_spawnattr_setsigdefault(&attributes, &defaults)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in environment { env[k] = v }
+            var argv: [UnsafeMutablePointer<CChar>?] = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
+            var envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer { for a in argv + envp { free(a) } }
+            let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attributes, &argv, &envp)
+            guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL) }
+        }
+        func wait(_ timeout: TimeInterval) -> (status: Int32, stderr: String, seconds: TimeInterval) {
+            let deadline = Date().addingTimeInterval(timeout)
+            var status: Int32 = 0
+            var done = false
+            while !done && Date() < deadline {
+                if waitpid(pid, &status, WNOHANG) == pid { done = true } else { usleep(20_000) }
+            }
+            if !done {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+            }
+            let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text, Date().timeIntervalSince(started))
+        }
+    }
+
+    @Test func sessionsEndOnRevocationExpiryCancelAndUpstreamFailure() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        func sleeper(_ app: String) throws -> Background {
+            try Background(
+                ["psql", "-X", "-At", f.conninfo(admin), "-c", "select pg_sleep(30)"], environment: ["PGAPPNAME": app],
+                errPath: f.dir.path + "/\(app).err")
+        }
+
+        // Expiry: a 4-second grant ends the session at its end, with the reason.
+        _ = try f.adminGrant("4s")
+        let expiring = try sleeper("gh-expiry")
+        let expired = expiring.wait(25)
+        #expect(expired.status != 0 && expired.stderr.contains("access grant expired"), "\(expired.stderr)")
+        #expect(expired.seconds < 12, "ended after \(expired.seconds) s")
+
+        // Revocation: within the proxy's check interval (2 s).
+        let grant = try f.adminGrant("1h")
+        let revoking = try sleeper("gh-revoke")
+        usleep(1_500_000)
+        let (_, _, revokeCode) = try Fixture.post(f.daemon, "/api/v1/pam/grants/\(grant)/revoke", [:])
+        #expect(revokeCode == 200)
+        let revoked = revoking.wait(25)
+        #expect(revoked.status != 0 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+        #expect(revoked.seconds < 8, "ended after \(revoked.seconds) s")
+
+        // Cancel (psql's Ctrl-C path sends a CancelRequest with the proxy-issued key).
+        _ = try f.adminGrant("1h")
+        let cancelling = try sleeper("gh-cancel")
+        usleep(1_500_000)
+        kill(cancelling.pid, SIGINT)
+        let cancelled = cancelling.wait(25)
+        #expect(cancelled.stderr.contains("canceling statement due to user request"), "\(cancelled.stderr)")
+        #expect(cancelled.seconds < 8)
+
+        // Upstream failure mid-session: the backend is terminated; the client gets the server's FATAL and the proxy
+        // ends the session.
+        let victim = try sleeper("gh-victim")
+        usleep(1_500_000)
+        let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable"
+        let kill = try f.psql(
+            direct, ["select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'gh-victim'"],
+            environment: ["PGPASSWORD": f.pg.password])
+        #expect(kill.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(kill.stdout) \(kill.stderr)")
+        let failed = victim.wait(25)
+        #expect(failed.status != 0 && failed.stderr.contains("terminating connection due to administrator command"), "\(failed.stderr)")
+
+        // Every one of those ended with its reason on record; the proxy still serves.
+        let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+        for reason in ["grant-expired", "grant-revoked", "upstream-closed"] { #expect(sessions.contains(reason), "\(reason) in \(sessions)") }
+        let after = try f.psql(f.conninfo(admin), ["select 'still-serving'"])
+        #expect(after.stdout.contains("still-serving"), "\(after.stderr)")
+        #expect(f.daemon.stop() == 0)
+    }
+
+    @Test func hostileClientsGetProtocolErrorsAndTheProxySurvives() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        _ = try f.adminGrant("1h")
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        let out = try ProcessRunner.run(
+            ["python3", ProcessInfo.processInfo.environment["PG_HOSTILE_SCRIPT"] ?? (ProcessRunner.repositoryRoot + "/Tests/scripts/pg-hostile.py"),
+             String(f.proxyPort), f.certs + "/ca.crt", f.certs + "/admin.crt", f.dir.path + "/admin.key", "orders", f.pg.user], timeout: 120)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        for name in ["plaintext-startup", "ssl-request-with-trailing-plaintext", "startup-length-overflow", "gssenc-then-tls-replication-refused",
+                     "message-length-overflow", "garbage", "no-certificate-asks-for-password"] {
+            #expect(out.stdout.contains("\(name) ok"), "\(name): \(out.stdout)")
+        }
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let after = try f.psql(f.conninfo(admin), ["select 'alive'"])
+        #expect(after.stdout.contains("alive"), "\(after.stderr)")
+        #expect(f.daemon.stop() == 0)
+    }
+}
