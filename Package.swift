@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "SSHProtocol",
+                "EngineAPI", "StorageAPI", "PKCS12", "SSHProtocol", "Recording",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -135,6 +135,8 @@ let package = Package(
         ),
         .target(name: "SSHProtocol", swiftSettings: strict),
         .target(
+            name: "Recording", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(
             name: "PGWire",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -158,7 +160,7 @@ let package = Package(
         .target(
             name: "PGProxyFrontEnd",
             dependencies: [
-                "PGWire", "EngineAPI", "ServerSupport",
+                "PGWire", "Recording", "EngineAPI", "ServerSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -247,6 +249,8 @@ let package = Package(
         ),
         .testTarget(name: "SSHProtocolTests", dependencies: ["SSHProtocol"], swiftSettings: strict),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "RecordingTests", dependencies: ["Recording", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",
             dependencies: [

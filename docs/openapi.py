@@ -241,6 +241,8 @@ op("get", "/api/v1/pam/grants/{grantId}", "Get an access request or grant", "pam
 op("post", "/api/v1/pam/grants/{grantId}/approve", "Approve a pending request (not one's own)", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std, "409")}, [pamgrant])
 op("post", "/api/v1/pam/grants/{grantId}/reject", "Reject a pending request", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std, "409")}, [pamgrant])
 op("post", "/api/v1/pam/grants/{grantId}/revoke", "Revoke an approved grant (live sessions end)", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std, "409")}, [pamgrant])
+schemas["PAMRecordingEvent"] = obj({"t": {"type": "number"}, "kind": string, "text": string, "name": string, "statement": string, "sqlState": string, "parameters": {"type": "array", "items": {"type": ["string", "null"]}}, "parameterTypes": {"type": "array", "items": {"type": "integer"}}, "formats": {"type": "array", "items": {"type": "integer"}}, "rows": {"type": "integer"}, "bytes": {"type": "integer"}, "detail": strmap}, ["t", "kind"])
+op("get", "/api/v1/pam/sessions/{sessionId}/recording", "Decrypt and check a session recording (audited)", "pam", {**ok(obj({"integrity": {"enum": ["complete", "incomplete", "tampered"]}, "integrityDetail": string, "session": S("PAMSession"), "events": {"type": "array", "items": S("PAMRecordingEvent")}}, ["integrity", "session", "events"])), **errors(*std)}, [param("sessionId", schema=idT)])
 op("get", "/api/v1/projects/{project}/pam/sessions", "List proxy sessions", "pam", {**ok(lst("sessions", S("PAMSession"))), **errors(*std)}, [proj] + page)
 sshca = param("caId", schema=idT)
 sshserial = param("serial", schema={"type": "string", "pattern": "^[0-9]{1,20}$"})

@@ -63,6 +63,9 @@ public final class GatehouseDaemon: Sendable {
         engine.setPAMConnector(PGConnector())
 
         let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
+        // Session recordings (encrypted; only the engine can open them): owner-only.
+        let recordingDirectory = (config.dataDirectory as NSString).appendingPathComponent("recordings")
+        try? FileManager.default.createDirectory(atPath: recordingDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try? FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: runDir + "/listeners.json")
 
@@ -156,7 +159,7 @@ public final class GatehouseDaemon: Sendable {
                         settings: .init(
                             host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
                             handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
-                            idleTimeout: HTTPListener.timeAmount(listener.idleTimeout)),
+                            idleTimeout: HTTPListener.timeAmount(listener.idleTimeout), recordingDirectory: recordingDirectory),
                         engine: engine, counter: counter, logger: logger, onBound: onBound))
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
@@ -169,7 +172,7 @@ public final class GatehouseDaemon: Sendable {
                         website: config.acmeWebsite, caaIdentities: config.acmeCAAIdentities, dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port,
                         ordersPerAccountPerHour: config.acmeOrdersPerAccountPerHour,
                         ordersPerIdentifierPerHour: config.acmeOrdersPerIdentifierPerHour),
-                    readiness: readiness)
+                    recordingDirectory: recordingDirectory, readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }
         }

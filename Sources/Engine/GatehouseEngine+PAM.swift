@@ -1,5 +1,7 @@
+import Crypto
 import EngineAPI
 import Foundation
+import Recording
 import StorageAPI
 import Synchronization
 
@@ -19,6 +21,8 @@ struct PAMGrantBody: Codable, Sendable {
 
 struct PAMSessionBody: Codable, Sendable {
     var info: PAMSessionInfo
+    /// The recording's data key sealed under the root key (binding `pam-recording/<session id>`).
+    var sealedRecordingKey: Data?
 }
 
 struct PAMNameBody: Codable, Sendable {
@@ -37,9 +41,12 @@ enum PAMKind {
     static let session = "pam-session"
 }
 
-/// The connector installed by the daemon (the proxy front end owns the wire protocol).
+/// The connector installed by the daemon (the proxy front end owns the wire protocol), and the appliance's
+/// recording signing key once loaded.
 final class PAMConnectorSlot: Sendable {
     let slot = Mutex<(any PAMConnector)?>(nil)
+    let signingKey = Mutex<Curve25519.Signing.PrivateKey?>(nil)
+    static let signingKeyID = "pam-recording-signing-key"
 }
 
 extension GatehouseEngine {
@@ -371,11 +378,13 @@ extension GatehouseEngine {
         let session = PAMSessionInfo(
             id: sessionId, project: info.project, grantId: grant.id, resourceName: info.name, username: username,
             granteeId: grantee, granteeName: caller.name, clientAddress: ctx.ipAddress, startedAt: now)
+        let recordingKey = SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) }
         let password = try await transact { tx -> [UInt8] in
             let raw = try await self.keyring.open(account.sealedPassword, binding: "pam-account/\(account.info.id)/password", tx)
+            let sealedKey = try await self.keyring.seal(recordingKey, binding: "pam-recording/\(sessionId)", tx)
             try await tx.insert(Record(
                 kind: PAMKind.session, id: sessionId, scope: info.project, name: nil,
-                body: try Self.encode(PAMSessionBody(info: session)), createdAt: now))
+                body: try Self.encode(PAMSessionBody(info: session, sealedRecordingKey: sealedKey)), createdAt: now))
             try await self.audit.append(
                 self.event(ctx, "pam.session.start", project: info.project,
                     ["sessionId": sessionId, "grantId": grant.id, "resource": info.name, "username": username,
@@ -384,7 +393,8 @@ extension GatehouseEngine {
         }
         return PAMSessionTicket(
             sessionId: sessionId, grantId: grant.id, project: info.project, resource: info, username: username,
-            password: SecretBytes(password), expiresAt: grant.expiresAt ?? now)
+            password: SecretBytes(password), expiresAt: grant.expiresAt ?? now, recordingKey: SecretBytes(recordingKey),
+            granteeName: caller.name)
     }
 
     public func pamSessionDeadline(sessionId: String, grantId: String) async -> Date? {
@@ -434,5 +444,81 @@ extension GatehouseEngine {
                 .map { try self.decode(PAMSessionBody.self, $0).info }
                 .sorted { $0.startedAt < $1.startedAt }
         }
+    }
+
+    // MARK: - Recordings
+
+    func recordingSigningKey() async throws -> Curve25519.Signing.PrivateKey {
+        if let key = pamConnector.signingKey.withLock({ $0 }) { return key }
+        for _ in 0..<3 {
+            do {
+                let raw = try await transact { tx -> [UInt8] in
+                    if let r = try await tx.get(kind: Keyring.systemKind, id: PAMConnectorSlot.signingKeyID) {
+                        return try await self.keyring.open(r.body, binding: "system/pam-recording-signing-key", tx)
+                    }
+                    let fresh = Array(Curve25519.Signing.PrivateKey().rawRepresentation)
+                    let sealed = try await self.keyring.seal(fresh, binding: "system/pam-recording-signing-key", tx)
+                    try await tx.insert(Record(kind: Keyring.systemKind, id: PAMConnectorSlot.signingKeyID, body: sealed))
+                    return fresh
+                }
+                let key = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+                pamConnector.signingKey.withLock { $0 = key }
+                return key
+            } catch let e as EngineError where e.code == .alreadyExists {
+                continue  // another node created it first
+            }
+        }
+        throw EngineError(.unavailable, "cannot load the recording signing key")
+    }
+
+    public func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8] {
+        let exists = try await transact(relaxed: true) { tx in
+            sessionId.utf8.count <= 64 ? try await tx.get(kind: PAMKind.session, id: sessionId) != nil : false
+        }
+        guard exists else { throw EngineError(.notFound, "no such session") }
+        return Array(try await recordingSigningKey().signature(for: bytes))
+    }
+
+    public func readPAMRecording(_ ctx: CallContext, sessionId: String, file: [UInt8]) async throws -> PAMRecording {
+        let body = try await transact(relaxed: true) { tx -> PAMSessionBody in
+            guard sessionId.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.session, id: sessionId) else {
+                throw EngineError(.notFound, "session '\(sessionId.prefix(64))' not found")
+            }
+            return try self.decode(PAMSessionBody.self, r)
+        }
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-sessions", "read", ["name": body.info.resourceName]))
+        guard let sealed = body.sealedRecordingKey, !file.isEmpty else { throw EngineError(.notFound, "the session has no recording") }
+        let key = try await transact(relaxed: true) { tx in
+            try await self.keyring.open(sealed, binding: "pam-recording/\(sessionId)", tx)
+        }
+        let publicKey = try await recordingSigningKey().publicKey
+        let result: RecordingDecoder.Result
+        do {
+            result = try RecordingDecoder.read(file, expectedSession: sessionId, key: key) { message, signature in
+                publicKey.isValidSignature(signature, for: message)
+            }
+        } catch {
+            throw EngineError(.invalidArgument, "the recording file is unreadable: \(error)")
+        }
+        var events: [PAMRecordingEvent] = []
+        let decoder = JSONDecoder()
+        for chunk in result.chunks {
+            for line in chunk.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+                if let e = try? decoder.decode(PAMRecordingEvent.self, from: Data(line)) { events.append(e) }
+            }
+        }
+        let (integrity, detail): (String, String?)
+        switch result.integrity {
+        case .complete: (integrity, detail) = ("complete", nil)
+        case .incomplete(let why): (integrity, detail) = ("incomplete", why)
+        case .tampered(let why): (integrity, detail) = ("tampered", why)
+        }
+        let eventCount = String(events.count)
+        try await transact { tx in
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.recording.read", project: body.info.project,
+                    ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
+        }
+        return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
     }
 }

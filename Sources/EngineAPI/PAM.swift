@@ -149,9 +149,13 @@ public struct PAMSessionTicket: Sendable, CustomStringConvertible {
     /// The injected credential. Never logged (redacted by `SecretBytes`).
     public var password: SecretBytes
     public var expiresAt: Date
+    /// The session's recording data key (its sealed form stays in the store); the proxy encrypts the recording with it.
+    public var recordingKey: SecretBytes
+    /// Who is connecting, for the recording's first event.
+    public var granteeName: String
     public init(
         sessionId: String, grantId: String, project: String, resource: PAMResourceInfo, username: String,
-        password: SecretBytes, expiresAt: Date
+        password: SecretBytes, expiresAt: Date, recordingKey: SecretBytes, granteeName: String
     ) {
         self.sessionId = sessionId
         self.grantId = grantId
@@ -160,6 +164,8 @@ public struct PAMSessionTicket: Sendable, CustomStringConvertible {
         self.username = username
         self.password = password
         self.expiresAt = expiresAt
+        self.recordingKey = recordingKey
+        self.granteeName = granteeName
     }
     public var description: String { "PAMSessionTicket(\(sessionId), \(resource.name)/\(username))" }
 }
@@ -210,6 +216,64 @@ public struct PAMSessionInfo: Sendable, Hashable, Codable {
     }
 }
 
+/// One entry of a session recording's timeline (JSON lines inside the encrypted chunks).
+///
+/// `kind`: `start` (detail: who, grant, resource, account, client), `query` (text), `parse` (name, text,
+/// parameterTypes), `bind` (name = portal, statement, formats, parameters: text values as UTF-8, binary ones as
+/// `\x…` hex, each capped at 4 KiB), `execute` (name = portal, rows = max rows), `functionCall` (text = function
+/// OID), `complete` (text = command tag, rows), `error` (sqlState, text), `copyIn` / `copyOut` (bytes), `end`
+/// (text = reason).
+public struct PAMRecordingEvent: Sendable, Hashable, Codable {
+    /// Seconds since the session started.
+    public var t: Double
+    public var kind: String
+    public var text: String?
+    public var name: String?
+    public var statement: String?
+    public var sqlState: String?
+    public var parameters: [String?]?
+    public var parameterTypes: [Int32]?
+    public var formats: [Int16]?
+    public var rows: Int64?
+    public var bytes: Int64?
+    public var detail: [String: String]?
+    public init(
+        t: Double, kind: String, text: String? = nil, name: String? = nil, statement: String? = nil, sqlState: String? = nil,
+        parameters: [String?]? = nil, parameterTypes: [Int32]? = nil, formats: [Int16]? = nil, rows: Int64? = nil,
+        bytes: Int64? = nil, detail: [String: String]? = nil
+    ) {
+        self.t = t
+        self.kind = kind
+        self.text = text
+        self.name = name
+        self.statement = statement
+        self.sqlState = sqlState
+        self.parameters = parameters
+        self.parameterTypes = parameterTypes
+        self.formats = formats
+        self.rows = rows
+        self.bytes = bytes
+        self.detail = detail
+    }
+}
+
+/// A decrypted, checked session recording.
+public struct PAMRecording: Sendable, Hashable, Codable {
+    /// `complete` (signed manifest matches), `incomplete` (no manifest: the proxy stopped before the session
+    /// ended; readable up to the last flushed chunk) or `tampered` (changed, reordered, truncated or spliced:
+    /// events up to the damage are returned).
+    public var integrity: String
+    public var integrityDetail: String?
+    public var session: PAMSessionInfo
+    public var events: [PAMRecordingEvent]
+    public init(integrity: String, integrityDetail: String?, session: PAMSessionInfo, events: [PAMRecordingEvent]) {
+        self.integrity = integrity
+        self.integrityDetail = integrityDetail
+        self.session = session
+        self.events = events
+    }
+}
+
 /// Reaches a PostgreSQL server on the engine's behalf (connection tests, credential checks). Implemented by the
 /// proxy front end, which owns the wire protocol; the engine never opens sockets itself.
 public protocol PAMConnector: Sendable {
@@ -254,4 +318,10 @@ public protocol PAMEngine: Sendable {
     /// Records the end of a session.
     func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
     func listPAMSessions(_ ctx: CallContext, project: String) async throws -> [PAMSessionInfo]
+    /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
+    /// recording key, for a session that exists.
+    func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]
+    /// Opens a session's recording file (read by the caller from the recordings directory): authorized
+    /// (`pam-sessions` `read`) and audited; checks the signature, the chain and every chunk.
+    func readPAMRecording(_ ctx: CallContext, sessionId: String, file: [UInt8]) async throws -> PAMRecording
 }

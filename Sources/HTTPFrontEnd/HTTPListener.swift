@@ -66,12 +66,14 @@ public enum HTTPListener {
     /// The HTTPS API listener's router.
     public static func apiRouter(
         engine: any Engine, settings: Settings, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
-        readiness: @escaping @Sendable () async -> (Bool, String)
+        recordingDirectory: String? = nil, readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         let table = RouteTable()
         router.add(middleware: ErrorAndMetricsMiddleware(listener: settings.name, routes: table))
-        AdminAPI(engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme)
+        AdminAPI(
+            engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
+            recordingDirectory: recordingDirectory)
             .register(on: router, readiness: readiness)
         table.record(router)
         return router

@@ -1183,6 +1183,66 @@ public enum OpenAPIDocument {
         ],
         "type": "object"
        },
+       "PAMRecordingEvent": {
+        "properties": {
+         "bytes": {
+          "type": "integer"
+         },
+         "detail": {
+          "additionalProperties": {
+           "type": "string"
+          },
+          "type": "object"
+         },
+         "formats": {
+          "items": {
+           "type": "integer"
+          },
+          "type": "array"
+         },
+         "kind": {
+          "type": "string"
+         },
+         "name": {
+          "type": "string"
+         },
+         "parameterTypes": {
+          "items": {
+           "type": "integer"
+          },
+          "type": "array"
+         },
+         "parameters": {
+          "items": {
+           "type": [
+            "string",
+            "null"
+           ]
+          },
+          "type": "array"
+         },
+         "rows": {
+          "type": "integer"
+         },
+         "sqlState": {
+          "type": "string"
+         },
+         "statement": {
+          "type": "string"
+         },
+         "t": {
+          "type": "number"
+         },
+         "text": {
+          "type": "string"
+         }
+        },
+        "required": [
+         "t",
+         "kind"
+        ],
+        "type": "object"
+       },
        "PAMResource": {
         "properties": {
          "createdAt": {
@@ -10665,6 +10725,114 @@ public enum OpenAPIDocument {
          }
         },
         "summary": "Add an account (validated by a real login; the password is sealed and never returned)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/pam/sessions/{sessionId}/recording": {
+       "get": {
+        "operationId": "get_api_v1_pam_sessions_sessionId_recording",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "sessionId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "events": {
+               "items": {
+                "$ref": "#/components/schemas/PAMRecordingEvent"
+               },
+               "type": "array"
+              },
+              "integrity": {
+               "enum": [
+                "complete",
+                "incomplete",
+                "tampered"
+               ]
+              },
+              "integrityDetail": {
+               "type": "string"
+              },
+              "session": {
+               "$ref": "#/components/schemas/PAMSession"
+              }
+             },
+             "required": [
+              "integrity",
+              "session",
+              "events"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Decrypt and check a session recording (audited)",
         "tags": [
          "pam"
         ]

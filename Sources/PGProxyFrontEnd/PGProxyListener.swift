@@ -42,11 +42,14 @@ public struct PGProxyListener: Service {
         public var idleTimeout: TimeAmount
         /// How often live sessions re-check their grant (revocation; expiry is exact).
         public var grantCheckInterval: Duration
+        /// Where session recordings are written (`<data_dir>/recordings`).
+        public var recordingDirectory: String
 
         public init(
             host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount,
-            idleTimeout: TimeAmount, grantCheckInterval: Duration = .seconds(2)
+            idleTimeout: TimeAmount, recordingDirectory: String, grantCheckInterval: Duration = .seconds(2)
         ) {
+            self.recordingDirectory = recordingDirectory
             self.host = host
             self.port = port
             self.tls = tls
@@ -251,9 +254,27 @@ struct PGProxySession {
             for m in hello { first.writeBytes(m.frame.bytes) }
             first.writeBytes(upDecoder.drain())
             try await outbound.write(first)
-            var leftoverObserver = PGStatementCounter(maxMessageLength: listener.settings.maxMessageSize)
-            let leftoverStatements = leftoverObserver.observe(clientLeftover)
-            if leftoverObserver.invalidLength != nil {
+            // The recording starts before the first relayed byte; without it a fail-closed resource serves nothing.
+            var recorder: PGSessionRecorder?
+            do {
+                recorder = try PGSessionRecorder(directory: listener.settings.recordingDirectory, sessionId: ticket.sessionId, key: ticket.recordingKey)
+            } catch {
+                logger.error("PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+                if ticket.resource.failClosed {
+                    await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
+                    return await fatal("58030", "the session recording cannot be written, and this resource requires one")
+                }
+            }
+            recorder?.record(PAMRecordingEvent(
+                t: 0, kind: "start",
+                detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,
+                         "who": ticket.granteeName, "principal": ctx.principal.id, "client": ctx.ipAddress ?? "",
+                         "application": request.passthrough["application_name"] ?? ""]))
+            var leftoverObserver = PGStreamObserver(.client, maxMessageLength: listener.settings.maxMessageSize)
+            do {
+                try leftoverObserver.observe(ByteBuffer(bytes: clientLeftover), recorder: recorder)
+            } catch {
+                await recorder?.close(reason: "client-protocol-violation", engine: engine, sessionId: ticket.sessionId)
                 await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "client-protocol-violation", stats: .init())
                 return await fatal("08P01", "invalid message length")
             }
@@ -263,7 +284,7 @@ struct PGProxySession {
                 metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
                            "caller": "\(ctx.principal.name)"])
 
-            let stats = StatsBox(PAMSessionStats(statements: leftoverStatements, bytesFromClient: Int64(clientLeftover.count)))
+            let stats = StatsBox(PAMSessionStats(statements: leftoverObserver.statements, bytesFromClient: Int64(clientLeftover.count)))
             let startObserver = leftoverObserver
             let clientBox = iterator
             let upBox = IteratorBox(upIterator)
@@ -273,22 +294,32 @@ struct PGProxySession {
             let engine = self.engine
             let checkEvery = listener.settings.grantCheckInterval
             let maxMessage = listener.settings.maxMessageSize
+            let failClosed = ticket.resource.failClosed
+            let activeRecorder = recorder
             let reason: String = try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {
                     var observer = startObserver
                     do {
                         while let buffer = try await clientBox.iterator.next() {
-                            let n = observer.observe(buffer.readableBytesView)
-                            if let bad = observer.invalidLength {
+                            let before = observer.statements
+                            do {
+                                try observer.observe(buffer, recorder: activeRecorder)
+                            } catch {
                                 // Nothing of a frame with an impossible length reaches the server.
                                 try? await clientOut.write(ByteBuffer(bytes: PGBackendMessage.error(
-                                    sqlState: "08P01", message: "invalid message length \(bad) (allowed 4…\(maxMessage))", severity: "FATAL").frame.bytes))
+                                    sqlState: "08P01", message: "\(error) (allowed 4…\(maxMessage))", severity: "FATAL").frame.bytes))
                                 return "client-protocol-violation"
                             }
+                            if failClosed, let failure = activeRecorder?.failure {
+                                try? await clientOut.write(ByteBuffer(bytes: PGBackendMessage.error(
+                                    sqlState: "58030", message: "terminating the session: the recording failed (\(failure))", severity: "FATAL").frame.bytes))
+                                return "recording-failed"
+                            }
                             try await upOutbound.write(buffer)
+                            let added = observer.statements - before
                             stats.value.withLock {
                                 $0.bytesFromClient += Int64(buffer.readableBytes)
-                                $0.statements += n
+                                $0.statements += added
                             }
                             if observer.terminated { return "client-terminated" }
                         }
@@ -298,15 +329,28 @@ struct PGProxySession {
                     return "client-disconnected"
                 }
                 group.addTask {
+                    var observer = PGStreamObserver(.server, maxMessageLength: 1 << 30)
                     do {
                         while let buffer = try await upBox.iterator.next() {
                             try await clientOut.write(buffer)
                             stats.value.withLock { $0.bytesFromServer += Int64(buffer.readableBytes) }
+                            // Parsed after delivery: the recording never delays the server's answer.
+                            try? observer.observe(buffer, recorder: activeRecorder)
                         }
                     } catch {
                         return "upstream-error"
                     }
                     return "upstream-closed"
+                }
+                if let activeRecorder {
+                    group.addTask {
+                        // Seals what is pending every second: a crash loses at most that much.
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(1))
+                            if !activeRecorder.flush(), failClosed { return "recording-failed" }
+                        }
+                        return "cancelled"
+                    }
                 }
                 group.addTask {
                     // Ends the session exactly at the grant's end, and within `checkEvery` of a revocation.
@@ -335,6 +379,10 @@ struct PGProxySession {
                 return first
             }
             let final = stats.value.withLock { $0 }
+            if let recorder {
+                recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason))
+                await recorder.close(reason: reason, engine: engine, sessionId: ticket.sessionId)
+            }
             await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: reason, stats: final)
             logger.info(
                 "PAM session ended",
@@ -356,48 +404,5 @@ struct PGProxySession {
         } catch {
             logger.warning("PAM cancel failed", metadata: ["sessionId": "\(upstream.session)", "error": "\(error)"])
         }
-    }
-}
-
-/// Counts statements (Query and Execute messages) and notices Terminate in the client's byte stream without
-/// copying it: it walks the frame headers.
-struct PGStatementCounter {
-    /// Largest message accepted (length field); beyond it, or below 4, the session ends (CVE-2024-27304).
-    var maxMessageLength = 64 << 20
-    var invalidLength: Int?
-    var pendingHeader: [UInt8] = []
-    var skip = 0
-    var terminated = false
-
-    @discardableResult
-    mutating func observe(_ bytes: some Collection<UInt8>) -> Int {
-        var count = 0
-        var index = bytes.startIndex
-        while index != bytes.endIndex, invalidLength == nil {
-            if skip > 0 {
-                let n = min(skip, bytes.distance(from: index, to: bytes.endIndex))
-                index = bytes.index(index, offsetBy: n)
-                skip -= n
-                continue
-            }
-            pendingHeader.append(bytes[index])
-            index = bytes.index(after: index)
-            if pendingHeader.count == 5 {
-                let type = pendingHeader[0]
-                let length = Int(pendingHeader[1]) << 24 | Int(pendingHeader[2]) << 16 | Int(pendingHeader[3]) << 8 | Int(pendingHeader[4])
-                pendingHeader.removeAll(keepingCapacity: true)
-                guard length >= 4, length <= maxMessageLength else {
-                    invalidLength = length
-                    return count
-                }
-                skip = length - 4
-                switch type {
-                case UInt8(ascii: "Q"), UInt8(ascii: "E"): count += 1
-                case UInt8(ascii: "X"): terminated = true
-                default: break
-                }
-            }
-        }
-        return count
     }
 }

@@ -14,7 +14,7 @@ import X509
         let daemon = try DaemonProcess(directory: dir.path, ephemeralPorts: false)
         let ports = try daemon.waitUntilListening()
         try daemon.ensureProject("p")
-        #expect(ports == ["https": 8443, "kmip": 5696, "operations": 9090])
+        #expect(ports == ["https": 8443, "kmip": 5696, "operations": 9090, "postgres": 15432])
         let (_, body, code) = try curl(["http://127.0.0.1:9090/readyz"])
         #expect(code == 200)
         #expect(body.hasPrefix("ready"))

@@ -326,4 +326,103 @@ import Testing
         #expect(after.stdout.contains("alive"), "\(after.stderr)")
         #expect(f.daemon.stop() == 0)
     }
+
+    /// Ids of the sessions on record.
+    static func sessionIds(_ f: Fixture) throws -> Set<String> {
+        let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+        let list = try #require((try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]])
+        return Set(list.compactMap { $0["id"] as? String })
+    }
+
+    /// The one session that is new since `known`.
+    static func newSession(_ f: Fixture, since known: Set<String>) throws -> String {
+        let fresh = try sessionIds(f).subtracting(known)
+        #expect(fresh.count == 1, "\(fresh)")
+        return try #require(fresh.first)
+    }
+
+    static func recording(_ f: Fixture, _ id: String) throws -> (code: Int, integrity: String, events: [[String: Any]], body: String) {
+        let (_, body, code) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
+        return (code, object["integrity"] as? String ?? "", object["events"] as? [[String: Any]] ?? [], body)
+    }
+
+    @Test func recordingsReplayTheSessionAndDetectTamperingAndCrashes() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        _ = try f.adminGrant("1h")
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let marker = "marker_\(UInt32.random(in: 1...UInt32.max))"
+        let statements = [
+            "select '\(marker)' as m", "create temp table r(x int)", "insert into r values (1), (2)", "select * from r where x = 2",
+            "select * from no_such_table_\(marker)",
+        ]
+        var known = try Self.sessionIds(f)
+        let psql = try ProcessRunner.run(
+            ["psql", "-X", "-At", f.conninfo(admin)] + statements.flatMap { ["-c", $0] }, cwd: f.dir.path, timeout: 60)
+        #expect(psql.stderr.contains("does not exist"))
+        let id = try Self.newSession(f, since: known)
+        known.insert(id)
+        let first = try Self.recording(f, id)
+        #expect(first.code == 200 && first.integrity == "complete", "\(first.body.prefix(500))")
+        let queries = first.events.filter { $0["kind"] as? String == "query" }.compactMap { $0["text"] as? String }
+        #expect(queries == statements, "\(queries)")
+        let tags = first.events.filter { $0["kind"] as? String == "complete" }.compactMap { $0["text"] as? String }
+        #expect(tags == ["SELECT 1", "CREATE TABLE", "INSERT 0 2", "SELECT 1"], "\(tags)")
+        let error = first.events.first { $0["kind"] as? String == "error" }
+        #expect(error?["sqlState"] as? String == "42P01")
+        #expect(first.events.first?["kind"] as? String == "start" && first.events.last?["kind"] as? String == "end")
+        #expect(((first.events.first?["detail"] as? [String: String])?["who"]) == "gatehouse-admin")
+        // On disk: ciphertext only.
+        let path = f.daemon.dataDirectory + "/recordings/\(id).ghrec"
+        let bytes = try #require(FileManager.default.contents(atPath: path))
+        #expect(!String(decoding: bytes, as: UTF8.self).contains(marker))
+
+        // The extended protocol: statement text from Parse, parameter values from Bind.
+        let script = f.dir.path + "/ext.sql"
+        try "\\set v 4242\nselect :v::int + 1 as \(marker);\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let bench = try ProcessRunner.run(["pgbench", "-n", "-M", "extended", "-t", "3", "-f", script, f.conninfo(admin)], cwd: f.dir.path, timeout: 60)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        // pgbench opens one connection of its own before its clients: the client's session is the one with Parse.
+        let fresh = try Self.sessionIds(f).subtracting(known)
+        known.formUnion(fresh)
+        let candidates = try fresh.map { ($0, try Self.recording(f, $0)) }
+        let (extendedId, extended) = try #require(candidates.first { $0.1.events.contains { $0["kind"] as? String == "parse" } })
+        #expect(extended.integrity == "complete")
+        #expect(extended.events.contains { $0["kind"] as? String == "parse" && ($0["text"] as? String ?? "").contains(marker) })
+        #expect(extended.events.filter { $0["kind"] as? String == "bind" && ($0["parameters"] as? [String])?.first == "4242" }.count == 3)
+        #expect(extended.events.filter { $0["kind"] as? String == "execute" }.count == 3)
+
+        // Tampering: a flipped byte, a spliced file.
+        var tampered = [UInt8](bytes)
+        tampered[tampered.count / 2] ^= 0x20
+        try Data(tampered).write(to: URL(fileURLWithPath: path))
+        let flipped = try Self.recording(f, id)
+        #expect(flipped.code == 200 && flipped.integrity == "tampered", "\(flipped.body.prefix(300))")
+        let otherPath = f.daemon.dataDirectory + "/recordings/\(extendedId).ghrec"
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.copyItem(atPath: otherPath, toPath: path)
+        #expect(try Self.recording(f, id).integrity == "tampered")
+
+        // kill -9 mid-session: what was flushed (at least once a second) stays readable.
+        let long = try Background(
+            ["psql", "-X", "-At", f.conninfo(admin), "-c", "select 'before-crash-\(marker)'", "-c", "select pg_sleep(30)"],
+            errPath: f.dir.path + "/crash.err")
+        usleep(2_500_000)
+        let crashed = try Self.newSession(f, since: known)
+        f.daemon.signal(SIGKILL)
+        _ = f.daemon.waitForExit()
+        _ = long.wait(30)
+        let restarted = try DaemonProcess(directory: f.dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"])
+        try restarted.waitUntilListening(expected: 4)
+        let (_, body, code) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(crashed)/recording"])
+        #expect(code == 200 && body.contains("\"integrity\":\"incomplete\""), "\(body.prefix(300))")
+        #expect(body.contains("before-crash-\(marker)") && body.contains("pg_sleep"))
+        // Reading recordings is audited.
+        let (_, audit, _) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/audit/events?limit=1000"])
+        #expect(audit.contains("pam.recording.read"))
+        #expect(restarted.stop() == 0)
+    }
 }

@@ -44,7 +44,7 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// Waits until every enabled listener is bound (the daemon writes run/listeners.json) or the process exits.
     @discardableResult
-    public func waitUntilListening(expected: Int = 3, timeout: TimeInterval = 20) throws -> [String: Int] {
+    public func waitUntilListening(expected: Int = 4, timeout: TimeInterval = 20) throws -> [String: Int] {
         let path = dataDirectory + "/run/listeners.json"
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

@@ -1,0 +1,212 @@
+import EngineAPI
+import Foundation
+import NIOCore
+import PGWire
+import Recording
+
+/// Writes one session's encrypted recording (`<recordings>/<session id>.ghrec`): events are JSON lines collected
+/// into chunks of about 64 KiB, sealed and written as they fill and at least once a second (so a `kill -9` loses at
+/// most the last second), then a manifest signed by the engine at the end. Both relay directions record through one
+/// lock; nothing here ever delays a relayed byte beyond the time to append an event.
+final class PGSessionRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var encoder: RecordingEncoder
+    private var fd: Int32
+    private var pending: [UInt8] = []
+    private let json = JSONEncoder()
+    private(set) var failure: String?
+    let started = Date()
+    let path: String
+    static let chunkSize = 64 * 1024
+
+    init(directory: String, sessionId: String, key: SecretBytes) throws {
+        path = directory + "/" + sessionId + ".ghrec"
+        encoder = RecordingEncoder(session: sessionId, key: key.bytes)
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RecordingError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        json.outputFormatting = [.sortedKeys]
+        guard writeAll(encoder.header) else { throw RecordingError("cannot write \(path): \(failure ?? "")") }
+    }
+
+    var seconds: Double { (Date().timeIntervalSince(started) * 1000).rounded() / 1000 }
+
+    /// Appends an event; false once the recording has failed.
+    @discardableResult
+    func record(_ event: PAMRecordingEvent) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard failure == nil else { return false }
+        guard let line = try? json.encode(event) else { return true }
+        pending.append(contentsOf: line)
+        pending.append(UInt8(ascii: "\n"))
+        if pending.count >= Self.chunkSize { sealPending() }
+        return failure == nil
+    }
+
+    /// Seals what is pending (the periodic flush).
+    @discardableResult
+    func flush() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if !pending.isEmpty, failure == nil { sealPending() }
+        return failure == nil
+    }
+
+    /// Seals the rest, appends the signed manifest and syncs the file.
+    func close(reason: String, engine: any Engine, sessionId: String) async {
+        let manifest: [UInt8]? = lock.withLock {
+            if !pending.isEmpty, failure == nil { sealPending() }
+            return failure == nil ? encoder.manifest(endedAt: Date(), endReason: reason) : nil
+        }
+        if let manifest,
+            let signature = try? await engine.signPAMRecordingManifest(sessionId: sessionId, RecordingFormat.signedManifestBytes(manifest))
+        {
+            lock.withLock {
+                _ = writeAll(RecordingEncoder.manifestRecord(manifest, signature: signature))
+                _ = fsync(fd)
+            }
+        }
+        lock.withLock {
+            if fd >= 0 { Foundation.close(fd) }
+            fd = -1
+        }
+    }
+
+    private func sealPending() {
+        do {
+            let record = try encoder.seal(pending)
+            pending.removeAll(keepingCapacity: true)
+            _ = writeAll(record)
+        } catch {
+            failure = "cannot seal a chunk: \(error)"
+        }
+    }
+
+    private func writeAll(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = "cannot write the recording: \(String(cString: strerror(errno)))"
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+}
+
+/// Turns one direction of the relayed stream into recording events (and enforces the message length limit).
+struct PGStreamObserver {
+    enum Direction { case client, server }
+    let direction: Direction
+    var scanner: PGFrameScanner
+    var statements = 0
+    var terminated = false
+    var copyBytes: Int64 = 0
+    static let valueCap = 4096
+
+    init(_ direction: Direction, maxMessageLength: Int) {
+        self.direction = direction
+        let interesting: Set<UInt8> =
+            direction == .client
+            ? Set("QPBEFXcf".utf8)
+            : Set("CEGHW".utf8)
+        scanner = PGFrameScanner(maxMessageLength: maxMessageLength, interesting: interesting)
+    }
+
+    /// Scans bytes; records what they say. Throws on an impossible length.
+    mutating func observe(_ buffer: ByteBuffer, recorder: PGSessionRecorder?) throws {
+        var seen: [PGFrameScanner.Seen] = []
+        var scanner = self.scanner
+        try buffer.withUnsafeReadableBytes { raw in try scanner.feed(raw) { seen.append($0) } }
+        self.scanner = scanner
+        for frame in seen { handle(frame, recorder) }
+    }
+
+    mutating func handle(_ frame: PGFrameScanner.Seen, _ recorder: PGSessionRecorder?) {
+        let t = recorder?.seconds ?? 0
+        switch (direction, frame.type) {
+        case (.client, UInt8(ascii: "Q")), (.client, UInt8(ascii: "E")):
+            statements += 1
+        case (.client, UInt8(ascii: "X")):
+            terminated = true
+        case (_, UInt8(ascii: "d")):
+            copyBytes += Int64(frame.length)
+            return
+        default: break
+        }
+        guard let recorder else { return }
+        let event: PAMRecordingEvent?
+        if frame.truncated {
+            event = PAMRecordingEvent(
+                t: t, kind: Self.kind(frame.type, direction), text: String(decoding: frame.body.prefix(Self.valueCap), as: UTF8.self) + "…",
+                bytes: Int64(frame.length))
+        } else {
+            event = Self.event(frame, direction, t, &copyBytes)
+        }
+        if let event { recorder.record(event) }
+    }
+
+    static func kind(_ type: UInt8, _ direction: Direction) -> String {
+        switch (direction, Character(Unicode.Scalar(type))) {
+        case (.client, "Q"): return "query"
+        case (.client, "P"): return "parse"
+        case (.client, "B"): return "bind"
+        case (.client, "E"): return "execute"
+        case (.client, "F"): return "functionCall"
+        case (.server, "C"): return "complete"
+        case (.server, "E"): return "error"
+        default: return "message"
+        }
+    }
+
+    static func render(_ value: [UInt8]?, binary: Bool) -> String? {
+        guard let value else { return nil }
+        let capped = value.prefix(valueCap)
+        let text = binary || String(validating: capped, as: UTF8.self) == nil
+            ? "\\x" + Hex.encode(capped) : String(decoding: capped, as: UTF8.self)
+        return value.count > valueCap ? text + "…" : text
+    }
+
+    static func event(_ frame: PGFrameScanner.Seen, _ direction: Direction, _ t: Double, _ copyBytes: inout Int64) -> PAMRecordingEvent? {
+        let pgFrame = PGFrame(type: frame.type, body: frame.body)
+        switch direction {
+        case .client:
+            guard let message = try? PGFrontendMessage(pgFrame) else { return nil }
+            switch message {
+            case .query(let sql): return PAMRecordingEvent(t: t, kind: "query", text: sql)
+            case .parse(let name, let sql, let types): return PAMRecordingEvent(t: t, kind: "parse", text: sql, name: name, parameterTypes: types)
+            case .bind(let portal, let statement, let formats, let parameters, _):
+                let values = parameters.enumerated().map { i, v in
+                    render(v, binary: (formats.count == 1 ? formats[0] : (i < formats.count ? formats[i] : 0)) == 1)
+                }
+                return PAMRecordingEvent(t: t, kind: "bind", name: portal, statement: statement, parameters: values, formats: formats)
+            case .execute(let portal, let maxRows): return PAMRecordingEvent(t: t, kind: "execute", name: portal, rows: Int64(maxRows))
+            case .functionCall(let oid, _, _, _): return PAMRecordingEvent(t: t, kind: "functionCall", text: String(oid))
+            case .copyDone, .copyFail:
+                defer { copyBytes = 0 }
+                return PAMRecordingEvent(t: t, kind: "copyIn", bytes: copyBytes)
+            default: return nil
+            }
+        case .server:
+            guard let message = try? PGBackendMessage(pgFrame) else { return nil }
+            switch message {
+            case .commandComplete(let tag):
+                var rows: Int64?
+                if let last = tag.split(separator: " ").last, let n = Int64(last) { rows = n }
+                if tag.hasPrefix("COPY"), copyBytes > 0 {
+                    defer { copyBytes = 0 }
+                    return PAMRecordingEvent(t: t, kind: "complete", text: tag, rows: rows, bytes: copyBytes)
+                }
+                return PAMRecordingEvent(t: t, kind: "complete", text: tag, rows: rows)
+            case .errorOrNotice(true, let fields):
+                return PAMRecordingEvent(t: t, kind: "error", text: fields[UInt8(ascii: "M")], sqlState: fields[UInt8(ascii: "C")])
+            case .copyResponse(let kind, _, _):
+                return PAMRecordingEvent(t: t, kind: "copyStart", text: kind == UInt8(ascii: "H") ? "out" : kind == UInt8(ascii: "G") ? "in" : "both")
+            default: return nil
+            }
+        }
+    }
+}

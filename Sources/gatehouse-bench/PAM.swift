@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+
+/// `gatehouse-bench pam`: pgbench through the PostgreSQL access proxy, against the same server directly and through
+/// pgbouncer (session mode) in the same run. Starts its own Gatehouse (and pgbouncer, when installed) on loopback
+/// against an existing PostgreSQL (`Tests/scripts/pg-server.sh start DIR PORT` prints a suitable URL).
+struct PAM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pam", abstract: "pgbench: direct vs pgbouncer (session) vs the Gatehouse PostgreSQL proxy.")
+
+    @Option(help: "postgres://user:password@127.0.0.1:PORT/database of the server to measure (scram-sha-256).") var pgURL: String
+    @Option(help: "The gatehouse binary (default: next to this program).") var gatehouse: String?
+    @Option(help: "Seconds per pgbench run.") var seconds = 10
+    @Option(help: "Client counts, comma-separated.") var concurrency = "4,16"
+    @Option(help: "Workloads: select-only (pgbench -S) and/or tpcb (the default script), comma-separated.") var workloads = "select-only,tpcb"
+    @Option(help: "pgbench -M (simple, extended, prepared).") var queryMode = "simple"
+
+    func run() throws {
+        guard let url = URLComponents(string: pgURL), let pgPort = url.port, let user = url.user, let password = url.password else {
+            throw ValidationError("--pg-url must be postgres://user:password@host:port/database")
+        }
+        let database = String(url.path.dropFirst())
+        let binary = gatehouse ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/gatehouse")
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("no gatehouse binary at \(binary)") }
+        let work = NSTemporaryDirectory() + "gatehouse-bench-pam-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        chmod(work, 0o755)
+        var children: [Spawned] = []
+        defer {
+            for c in children.reversed() { c.terminate() }
+            try? FileManager.default.removeItem(atPath: work)
+        }
+        setenv("PGPASSWORD", password, 1)
+        let direct = "host=127.0.0.1 port=\(pgPort) user=\(user) dbname=\(database) sslmode=disable"
+        print("pgbench -i -s 1 (direct)")
+        _ = try shell(["pgbench", "-i", "-q", "-s", "1", direct])
+
+        // Gatehouse with the resource, the account and an approved grant for its administrator.
+        let data = work + "/gh"
+        children.append(try Spawned(
+            [binary, "serve", "--data-dir", data],
+            environment: ["GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
+                          "GATEHOUSE_LISTENERS_POSTGRES_PORT=0", "GATEHOUSE_LOGGING_LEVEL=warning"],
+            output: work + "/gatehouse.log"))
+        var ports: [String: Int] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while ports.count < 4, Date() < deadline {
+            usleep(100_000)
+            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json") { ports = (try? JSONSerialization.jsonObject(with: d) as? [String: Int]) ?? [:] }
+        }
+        guard let https = ports["https"], let proxy = ports["postgres"] else { throw ValidationError("gatehouse did not start (\(work)/gatehouse.log)") }
+        let certs = data + "/certs"
+        func api(_ path: String, _ body: String) throws -> [String: Any] {
+            let out = try shell(["curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
+                                 "-H", "Content-Type: application/json", "-d", body, "https://localhost:\(https)/api/v1" + path])
+            return (try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
+        }
+        _ = try api("/projects", #"{"slug":"bench"}"#)
+        let resource = try api("/projects/bench/pam/resources", #"{"name":"bench","host":"127.0.0.1","port":\#(pgPort),"database":"\#(database)","tlsMode":"disable"}"#)
+        guard let rid = (resource["resource"] as? [String: Any])?["id"] as? String else { throw ValidationError("resource: \(resource)") }
+        let account = try api("/pam/resources/\(rid)/accounts", #"{"username":"\#(user)","password":"\#(password)"}"#)
+        guard let aid = (account["account"] as? [String: Any])?["id"] as? String else { throw ValidationError("account: \(account)") }
+        _ = try api("/pam/accounts/\(aid)/access-requests", #"{"duration":"1d","reason":"benchmark"}"#)
+        let key = work + "/admin.key"
+        try FileManager.default.copyItem(atPath: certs + "/admin.key", toPath: key)
+        chmod(key, 0o600)
+        let viaGatehouse = "host=127.0.0.1 port=\(proxy) user=\(user) dbname=bench sslmode=require sslcert=\(certs)/admin.crt sslkey=\(key)"
+
+        // pgbouncer in session mode with scram-sha-256 both ways, when it is installed.
+        var targets: [(String, String)] = [("direct", direct)]
+        if FileManager.default.isExecutableFile(atPath: "/usr/sbin/pgbouncer") {
+            let bouncerPort = try freeLoopbackPort()
+            try "\"\(user)\" \"\(password)\"\n".write(toFile: work + "/userlist.txt", atomically: true, encoding: .utf8)
+            try """
+                [databases]
+                \(database) = host=127.0.0.1 port=\(pgPort) dbname=\(database)
+                [pgbouncer]
+                listen_addr = 127.0.0.1
+                listen_port = \(bouncerPort)
+                unix_socket_dir =
+                auth_type = scram-sha-256
+                auth_file = \(work)/userlist.txt
+                pool_mode = session
+                max_client_conn = 200
+                default_pool_size = 40
+                logfile = \(work)/pgbouncer.log
+                ignore_startup_parameters = extra_float_digits
+
+                """.write(toFile: work + "/pgbouncer.ini", atomically: true, encoding: .utf8)
+            // pgbouncer refuses to run as root.
+            var command = ["/usr/sbin/pgbouncer", work + "/pgbouncer.ini"]
+            if getuid() == 0 {
+                _ = try shell(["chown", "-R", "postgres", work + "/userlist.txt", work + "/pgbouncer.ini", work])
+                command = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] + command
+            }
+            children.append(try Spawned(command, output: work + "/pgbouncer.out"))
+            try waitForPort(bouncerPort, seconds: 10)
+            targets.append(("pgbouncer", "host=127.0.0.1 port=\(bouncerPort) user=\(user) dbname=\(database) sslmode=disable"))
+        } else {
+            print("pgbouncer: not installed (apt-get install pgbouncer) — skipped")
+        }
+        targets.append(("gatehouse", viaGatehouse))
+        print("Gatehouse: client TLS (client certificate) → proxy → plain TCP, SCRAM-SHA-256 upstream; direct and pgbouncer: plain TCP")
+
+        let levels = concurrency.split(separator: ",").compactMap { Int($0) }
+        for workload in workloads.split(separator: ",").map(String.init) {
+            for c in levels {
+                var tps: [String: Double] = [:]
+                for (name, conninfo) in targets {
+                    var args = ["pgbench", "-n", "-c", String(c), "-j", String(min(c, 2)), "-T", String(seconds), "-M", queryMode]
+                    if workload == "select-only" { args.append("-S") }
+                    let out = (try? shell(args + [conninfo])) ?? ""
+                    let rate = Self.number(after: "tps = ", in: out)
+                    let latency = Self.number(after: "latency average = ", in: out)
+                    tps[name] = rate
+                    print(String(format: "%-11@ %-10@ c=%-3d %9.0f tps  latency avg %6.3f ms", workload, name, c, rate ?? .nan, latency ?? .nan))
+                }
+                if let g = tps["gatehouse"], let d = tps["direct"], d > 0 {
+                    var line = String(format: "%-11@ ratio      c=%-3d gatehouse/direct %.2fx", workload, c, g / d)
+                    if let b = tps["pgbouncer"], b > 0 { line += String(format: "  gatehouse/pgbouncer %.2fx", g / b) }
+                    print(line)
+                }
+            }
+        }
+    }
+
+    static func number(after marker: String, in text: String) -> Double? {
+        guard let r = text.range(of: marker) else { return nil }
+        return Double(text[r.upperBound...].prefix { $0.isNumber || $0 == "." })
+    }
+}
