@@ -41,13 +41,14 @@ struct APIOptions: ParsableArguments {
     }
 
     /// Sends a request; prints the API's error and exits non-zero on failure; returns the decoded JSON.
-    func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false) async -> Any? {
-        let bytes = await raw(method, path, body: body, anonymous: anonymous)
+    /// With `tolerant`, an error answer returns nil instead of exiting.
+    func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false) async -> Any? {
+        let bytes = await raw(method, path, body: body, anonymous: anonymous, tolerant: tolerant)
         return bytes.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(bytes))
     }
 
     /// Sends a request; prints the API's error and exits non-zero on failure; returns the response body.
-    func raw(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false) async -> [UInt8] {
+    func raw(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false) async -> [UInt8] {
         guard let url = URL(string: baseURL + path) else { fail("invalid server URL \(baseURL)") }
         let certs = dataDirectory + "/certs"
         var headers: [(String, String)] = [("Accept", "application/json")]
@@ -72,6 +73,7 @@ struct APIOptions: ParsableArguments {
             fail("cannot reach the admin API at \(baseURL): \(error)")
         }
         guard (200..<300).contains(response.status) else {
+            if tolerant { return [] }
             let json = response.body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(response.body))
             if let e = (json as? [String: Any])?["error"] as? [String: Any] {
                 fail("\(e["message"] as? String ?? "error") (HTTP \(response.status), \(e["code"] as? String ?? "?"))")

@@ -425,4 +425,48 @@ import Testing
         #expect(audit.contains("pam.recording.read"))
         #expect(restarted.stop() == 0)
     }
+
+    @Test func theCLIManagesAccessConnectsAndReplays() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        let gatehouse = ProcessRunner.gatehouseBinary
+        let api = ["--data-dir", f.daemon.dataDirectory]
+        func cli(_ args: [String], stdin: Data? = nil) throws -> ProcessRunner.Output {
+            try ProcessRunner.run([gatehouse] + args, cwd: f.dir.path, stdin: stdin, timeout: 60)
+        }
+        // A second resource and account through the CLI (the password from stdin only).
+        let created = try cli(["pam", "resource", "create"] + api + [
+            "--project", "prod", "--name", "orders-cli", "--host", "127.0.0.1", "--port", String(f.pg.port), "--database", f.pg.database,
+            "--tls-mode", "disable", "--output", "json",
+        ])
+        #expect(created.status == 0, "\(created.stdout)\(created.stderr)")
+        let rid = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let refused = try cli(["pam", "account", "add"] + api + ["--resource", rid, "--username", f.pg.user], stdin: Data("wrong\n".utf8))
+        #expect(refused.status != 0 && refused.stderr.contains("password authentication failed"), "\(refused.stderr)")
+        let added = try cli(["pam", "account", "add"] + api + ["--resource", rid, "--username", f.pg.user], stdin: Data((f.pg.password + "\n").utf8))
+        #expect(added.status == 0, "\(added.stderr)")
+        // connect: requests (auto-approved for the administrator), then runs psql through the proxy.
+        let marker = "cli_\(UInt32.random(in: 1...UInt32.max))"
+        let connect = try cli(
+            ["pam", "connect", "orders-cli"] + api + ["--project", "prod", "--account", f.pg.user, "--duration", "30m", "--reason", "CHG-7",
+             "--", "-X", "-At", "-c", "select '\(marker)'"])
+        #expect(connect.status == 0 && connect.stdout.contains(marker), "\(connect.stdout)\(connect.stderr)")
+        // A second connect reuses the grant (no new request).
+        let again = try cli(["pam", "connect", "orders-cli"] + api + ["--project", "prod", "--account", f.pg.user, "--", "-X", "-At", "-c", "select 2"])
+        #expect(again.status == 0 && again.stdout.contains("2"), "\(again.stderr)")
+        let grants = try cli(["pam", "grants"] + api + ["--project", "prod", "--output", "json"])
+        let list = (try JSONSerialization.jsonObject(with: Data(grants.stdout.utf8)) as? [[String: Any]]) ?? []
+        #expect(list.filter { $0["resourceName"] as? String == "orders-cli" }.count == 1, "\(grants.stdout)")
+        // Sessions: list, search, replay.
+        let sessions = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--output", "json"])
+        let ids = ((try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+        #expect(ids.count == 2, "\(sessions.stdout)")
+        let search = try cli(["pam", "sessions", "search"] + api + ["--project", "prod", marker])
+        #expect(search.status == 0 && search.stdout.contains(marker) && search.stdout.split(separator: "\n").count == 2, "\(search.stdout)\(search.stderr)")
+        let hit = try #require(ids.first { search.stdout.contains($0) })
+        let replay = try cli(["pam", "sessions", "replay"] + api + [hit])
+        #expect(replay.status == 0 && replay.stdout.contains("integrity: complete"), "\(replay.stdout)\(replay.stderr)")
+        #expect(replay.stdout.contains("query") && replay.stdout.contains("select '\(marker)'") && replay.stdout.contains("SELECT 1"))
+        #expect(f.daemon.stop() == 0)
+    }
 }

@@ -1,0 +1,271 @@
+import ArgumentParser
+import Foundation
+
+/// `gatehouse pam …`: PostgreSQL resources and accounts, just-in-time access, `connect`, and session recordings.
+struct PAMCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pam", abstract: "PostgreSQL access: resources, accounts, access requests, connect, session recordings.",
+        subcommands: [Resource.self, Account.self, Request.self, Approve.self, Reject.self, Revoke.self, Grants.self, Connect.self, Sessions.self])
+
+    static let resourceColumns = ["id", "name", "target", "failClosed"]
+    static let accountColumns = ["id", "username", "resourceId", "passwordChangedAt"]
+    static let grantColumns = ["id", "resourceName", "username", "granteeName", "status", "duration", "expiresAt", "reason"]
+    static let sessionColumns = ["id", "resourceName", "username", "granteeName", "startedAt", "endedAt", "endReason"]
+
+    struct Resource: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "PostgreSQL resources.", subcommands: [Create.self, List.self, Delete.self])
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add a resource (the appliance tests the connection first).")
+            @OptionGroup var api: APIOptions
+            @Option var project: String
+            @Option(help: "Name clients use as dbname") var name: String
+            @Option var host: String
+            @Option var port: Int = 5432
+            @Option(help: "The database on the server") var database: String
+            @Option(help: "disable, require, verify-ca, verify-full (default)") var tlsMode: String?
+            @Option(help: "PEM file of the CA that signed the server's certificate") var caFile: String?
+            @Flag(help: "Keep sessions running when their recording cannot be written (default: terminate them)") var failOpen = false
+            func run() async throws {
+                var body: [String: Any] = ["name": name, "host": host, "port": port, "database": database, "failClosed": !failOpen]
+                if let tlsMode { body["tlsMode"] = tlsMode }
+                if let caFile { body["caCertificate"] = PKICommand.readFile(caFile) }
+                api.show(field(await api.call(.POST, "/api/v1/projects/\(project)/pam/resources", body: body), "resource"), columns: PAMCommand.resourceColumns)
+            }
+        }
+        struct List: AsyncParsableCommand {
+            @OptionGroup var api: APIOptions
+            @Option var project: String
+            func run() async throws {
+                api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/pam/resources?limit=1000"), "resources"), columns: PAMCommand.resourceColumns)
+            }
+        }
+        struct Delete: AsyncParsableCommand {
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            func run() async throws { _ = await api.raw(.DELETE, "/api/v1/pam/resources/\(id)") }
+        }
+    }
+
+    struct Account: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Database accounts on a resource.", subcommands: [Add.self, List.self, Delete.self])
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add an account; the password is read from stdin (never from the command line) and checked by a real login.")
+            @OptionGroup var api: APIOptions
+            @Option(help: "Resource id") var resource: String
+            @Option var username: String
+            func run() async throws {
+                let input = FileHandle.standardInput.readDataToEndOfFile()
+                let password = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .newlines)
+                guard !password.isEmpty else { fail("give the password on stdin") }
+                api.show(
+                    field(await api.call(.POST, "/api/v1/pam/resources/\(resource)/accounts", body: ["username": username, "password": password]), "account"),
+                    columns: PAMCommand.accountColumns)
+            }
+        }
+        struct List: AsyncParsableCommand {
+            @OptionGroup var api: APIOptions
+            @Option(help: "Resource id") var resource: String
+            func run() async throws {
+                api.show(field(await api.call(.GET, "/api/v1/pam/resources/\(resource)/accounts?limit=1000"), "accounts"), columns: PAMCommand.accountColumns)
+            }
+        }
+        struct Delete: AsyncParsableCommand {
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            func run() async throws { _ = await api.raw(.DELETE, "/api/v1/pam/accounts/\(id)") }
+        }
+    }
+
+    struct Request: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ask for just-in-time access to an account.")
+        @OptionGroup var api: APIOptions
+        @Argument(help: "Account id") var account: String
+        @Option(help: "e.g. 30m, 2h, 3d") var duration: String
+        @Option var reason: String
+        func run() async throws {
+            api.show(
+                field(await api.call(.POST, "/api/v1/pam/accounts/\(account)/access-requests", body: ["duration": duration, "reason": reason]), "grant"),
+                columns: PAMCommand.grantColumns)
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        @OptionGroup var api: APIOptions
+        @Argument var grant: String
+        func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/approve"), "grant"), columns: PAMCommand.grantColumns) }
+    }
+    struct Reject: AsyncParsableCommand {
+        @OptionGroup var api: APIOptions
+        @Argument var grant: String
+        func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/reject"), "grant"), columns: PAMCommand.grantColumns) }
+    }
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End an approved grant now (its live sessions are terminated).")
+        @OptionGroup var api: APIOptions
+        @Argument var grant: String
+        func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/revoke"), "grant"), columns: PAMCommand.grantColumns) }
+    }
+    struct Grants: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List access requests and grants.")
+        @OptionGroup var api: APIOptions
+        @Option var project: String
+        func run() async throws {
+            api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/pam/grants?limit=1000"), "grants"), columns: PAMCommand.grantColumns)
+        }
+    }
+
+    struct Connect: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Connect with psql through the access proxy, requesting (or reusing) a grant.",
+            discussion: """
+                Reuses an approved grant of yours for the account; otherwise requests one for --duration with --reason. An \
+                auto-approved request connects at once; a pending one prints its id for an approver and exits 3. psql gets \
+                your client certificate (or your access token as the password) and never the database password. Arguments \
+                after -- go to psql.
+                """)
+        @OptionGroup var api: APIOptions
+        @Argument(help: "Resource name") var resource: String
+        @Option var project: String
+        @Option(help: "Database account (username) on the resource") var account: String
+        @Option var duration = "1h"
+        @Option var reason: String?
+        @Option(help: "The proxy's HOST:PORT (default: the local daemon's postgres listener)") var proxy: String?
+        @Option(help: "psql binary") var psql = "psql"
+        @Argument(parsing: .postTerminator) var psqlArguments: [String] = []
+
+        func run() async throws {
+            let resources = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/resources?limit=1000"), "resources") as? [[String: Any]] ?? []
+            guard let rid = resources.first(where: { $0["name"] as? String == resource })?["id"] as? String else {
+                fail("no resource '\(resource)' in project \(project)")
+            }
+            let accounts = field(await api.call(.GET, "/api/v1/pam/resources/\(rid)/accounts?limit=1000"), "accounts") as? [[String: Any]] ?? []
+            guard let aid = accounts.first(where: { $0["username"] as? String == account })?["id"] as? String else {
+                fail("no account '\(account)' on \(resource)")
+            }
+            let me = field(await api.call(.GET, "/api/v1/whoami"), "name") as? String ?? ""
+            let grants = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/grants?limit=1000"), "grants") as? [[String: Any]] ?? []
+            let reusable = grants.first {
+                $0["accountId"] as? String == aid && $0["status"] as? String == "approved" && $0["granteeName"] as? String == me
+            }
+            if reusable == nil {
+                guard let reason else { fail("no active grant: give --reason to request one") }
+                let grant = field(await api.call(.POST, "/api/v1/pam/accounts/\(aid)/access-requests", body: ["duration": duration, "reason": reason]), "grant")
+                guard field(grant, "status") as? String == "approved" else {
+                    FileHandle.standardError.write(Data("access request \(field(grant, "id") as? String ?? "") is pending approval (gatehouse pam approve ID)\n".utf8))
+                    throw ExitCode(3)
+                }
+            }
+            var host = "127.0.0.1"
+            var port = 15432
+            if let proxy {
+                let parts = proxy.split(separator: ":")
+                guard parts.count == 2, let p = Int(parts[1]) else { fail("--proxy must be HOST:PORT") }
+                host = String(parts[0])
+                port = p
+            } else if let data = FileManager.default.contents(atPath: api.dataDirectory + "/run/listeners.json"),
+                let map = try? JSONSerialization.jsonObject(with: data) as? [String: Int], let p = map["postgres"]
+            {
+                port = p
+            }
+            let certs = api.dataDirectory + "/certs"
+            var conninfo = "host=\(host) port=\(port) user=\(account) dbname=\(resource) sslmode=verify-ca sslrootcert=\(api.caCert ?? certs + "/ca.crt")"
+            var environment = ProcessInfo.processInfo.environment
+            if let token = api.token ?? environment["GATEHOUSE_TOKEN"] {
+                environment["PGPASSWORD"] = token
+            } else {
+                conninfo += " sslcert=\(api.cert ?? certs + "/admin.crt") sslkey=\(api.key ?? certs + "/admin.key")"
+            }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [psql, conninfo] + psqlArguments
+            process.environment = environment
+            do { try process.run() } catch { fail("cannot run \(psql): \(error)") }
+            process.waitUntilExit()
+            if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
+        }
+    }
+
+    struct Sessions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Proxy sessions and their encrypted recordings.", subcommands: [List.self, Show.self, Replay.self, Search.self])
+
+        struct List: AsyncParsableCommand {
+            @OptionGroup var api: APIOptions
+            @Option var project: String
+            @Option(help: "Only sessions of this resource") var resource: String?
+            @Option(help: "Only sessions of this user (grantee name)") var user: String?
+            func run() async throws {
+                var sessions = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?limit=1000"), "sessions") as? [[String: Any]] ?? []
+                if let resource { sessions = sessions.filter { $0["resourceName"] as? String == resource } }
+                if let user { sessions = sessions.filter { $0["granteeName"] as? String == user } }
+                api.show(sessions, columns: PAMCommand.sessionColumns)
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A session's metadata and the integrity of its recording.")
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            func run() async throws {
+                let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording")
+                var session = field(recording, "session") as? [String: Any] ?? [:]
+                session["integrity"] = field(recording, "integrity")
+                session["events"] = (field(recording, "events") as? [Any])?.count
+                api.show(session, columns: PAMCommand.sessionColumns + ["integrity", "events"])
+            }
+        }
+
+        struct Replay: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print a session as a timeline (reading it is audited).")
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            func run() async throws {
+                let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording")
+                if api.output == .json {
+                    api.show(recording, columns: [])
+                    return
+                }
+                print("integrity: \(field(recording, "integrity") as? String ?? "?")\((field(recording, "integrityDetail") as? String).map { " (\($0))" } ?? "")")
+                for event in field(recording, "events") as? [[String: Any]] ?? [] { print(Self.line(event)) }
+            }
+
+            static func line(_ e: [String: Any]) -> String {
+                let t = String(format: "%9.3fs", (e["t"] as? Double) ?? 0)
+                let kind = (e["kind"] as? String ?? "?").padding(toLength: 12, withPad: " ", startingAt: 0)
+                var parts: [String] = []
+                if let name = e["name"] as? String, !name.isEmpty { parts.append("[\(name)]") }
+                if let state = e["sqlState"] as? String { parts.append(state) }
+                if let text = e["text"] as? String { parts.append(text) }
+                if let p = e["parameters"] as? [Any] { parts.append("(" + p.map { ($0 as? String).map { "'\($0)'" } ?? "NULL" }.joined(separator: ", ") + ")") }
+                if let rows = e["rows"] as? Int, e["kind"] as? String == "complete" { parts.append("rows=\(rows)") }
+                if let bytes = e["bytes"] as? Int { parts.append("bytes=\(bytes)") }
+                if let detail = e["detail"] as? [String: String] { parts.append(detail.keys.sorted().map { "\($0)=\(detail[$0] ?? "")" }.joined(separator: " ")) }
+                return "\(t)  \(kind) \(parts.joined(separator: " "))"
+            }
+        }
+
+        struct Search: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Find statements containing TEXT across a project's sessions (each recording read is audited).")
+            @OptionGroup var api: APIOptions
+            @Option var project: String
+            @Argument var text: String
+            func run() async throws {
+                let sessions = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?limit=1000"), "sessions") as? [[String: Any]] ?? []
+                var hits: [[String: Any]] = []
+                for s in sessions {
+                    guard let id = s["id"] as? String else { continue }
+                    // Sessions refused before their recording began have none.
+                    let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording", tolerant: true)
+                    for e in field(recording, "events") as? [[String: Any]] ?? [] where ["query", "parse"].contains(e["kind"] as? String ?? "") {
+                        if let sql = e["text"] as? String, sql.localizedCaseInsensitiveContains(text) {
+                            hits.append(["session": id, "granteeName": s["granteeName"] ?? "", "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0, "statement": sql])
+                        }
+                    }
+                }
+                api.show(hits, columns: ["session", "granteeName", "resourceName", "t", "statement"])
+            }
+        }
+    }
+}
