@@ -22,12 +22,6 @@ final class StatsBox: Sendable {
     init(_ initial: PAMSessionStats) { value = Mutex(initial) }
 }
 
-/// One iterator moved into the task that alone uses it.
-final class IteratorBox: @unchecked Sendable {
-    var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
-    init(_ iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator) { self.iterator = iterator }
-}
-
 /// The PostgreSQL access proxy listener: PostgreSQL v3 clients (psql, libpq, psycopg, pgbench) connect with TLS,
 /// authenticate with a Gatehouse client certificate (or a Gatehouse access token as the password), and select a
 /// grant with `user=<account> dbname=<resource>`. The proxy logs in upstream with the account's credential, which
@@ -93,7 +87,7 @@ public struct PGProxyListener: Service {
                         ConnectionGuardHandler(
                             counter: counter, tls: true, handshakeTimeout: settings.handshakeTimeout,
                             idleTimeout: settings.idleTimeout))
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return try PGConnection.install(on: channel, isClient: true)
                 }
             }
         logger.info("PostgreSQL proxy listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
@@ -111,33 +105,24 @@ public struct PGProxyListener: Service {
         }
     }
 
-    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                let session = PGProxySession(
-                    listener: self, channel: connection.channel, outbound: outbound,
-                    iterator: IteratorBox(inbound.makeAsyncIterator()))
-                await session.run()
-            }
-        } catch {
-            logger.debug("PostgreSQL proxy connection ended", metadata: ["error": "\(error)"])
-        }
+    func serve(_ connection: PGConnection) async {
+        await PGProxySession(listener: self, client: connection).run()
+        connection.close()
     }
 }
 
 /// One client connection, from the start-up packet to the end of the relayed session.
 struct PGProxySession {
     let listener: PGProxyListener
-    let channel: any Channel
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    let iterator: IteratorBox
+    let client: PGConnection
+    var channel: any Channel { client.channel }
     var engine: any Engine { listener.engine }
     var logger: Logger { listener.logger }
 
     func send(_ messages: [PGBackendMessage]) async throws {
         var buffer = ByteBuffer()
         for m in messages { buffer.writeBytes(m.frame.bytes) }
-        try await outbound.write(buffer)
+        try await client.send(buffer)
     }
 
     func fatal(_ sqlState: String, _ message: String) async {
@@ -148,7 +133,7 @@ struct PGProxySession {
         var decoder = PGFrameDecoder(expectStartup: true, maxMessageLength: listener.settings.maxMessageSize)
         let ip = channel.remoteAddress?.ipAddress
         do {
-            guard let first = try await PGUpstream.nextFrame(&iterator.iterator, &decoder) else { return }
+            guard let first = try await PGUpstream.nextFrame(client, &decoder) else { return }
             let startup: PGStartup
             do { startup = try PGStartup(body: first.body) } catch {
                 return await fatal("08P01", "invalid start-up packet")
@@ -177,7 +162,7 @@ struct PGProxySession {
             var principal = await PeerPrincipal.principal(of: channel)
             if principal.method == .anonymous {
                 try await send([.authentication(code: 3, data: [])])
-                guard let frame = try await PGUpstream.nextFrame(&iterator.iterator, &decoder), frame.type == UInt8(ascii: "p") else {
+                guard let frame = try await PGUpstream.nextFrame(client, &decoder), frame.type == UInt8(ascii: "p") else {
                     return await fatal("08P01", "expected a password message")
                 }
                 var reader = PGReader(frame.body)
@@ -210,184 +195,139 @@ struct PGProxySession {
 
     func relay(_ ticket: PAMSessionTicket, _ request: PGStartupRequest, _ ctx: CallContext, _ clientDecoder: inout PGFrameDecoder) async throws {
         let target = ticket.resource.target
-        let upstream: PGUpstream.Channel
+        let upstream: PGConnection
         do {
-            upstream = try await PGUpstream.open(target)
+            upstream = try await PGUpstream.open(target, on: channel.eventLoop)
         } catch {
             logger.error("PAM upstream unreachable", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
             await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-unreachable", stats: .init())
             return await fatal("08006", "cannot connect to the resource (the Gatehouse log has the reason)")
         }
+        defer { upstream.close() }
         let clientLeftover = clientDecoder.drain()
-        try await upstream.executeThenClose { upInbound, upOutbound in
-            var upIterator = upInbound.makeAsyncIterator()
-            var upDecoder = PGFrameDecoder(expectStartup: false, maxMessageLength: 1 << 30)
-            let greeting: PGUpstream.Greeting
-            do {
-                greeting = try await PGUpstream.login(
-                    inbound: &upIterator, outbound: upOutbound, decoder: &upDecoder, target: target,
-                    parameters: request.upstreamParameters(role: ticket.username, database: target.database),
-                    username: ticket.username, password: ticket.password)
-            } catch {
-                // The upstream's words stay in the log: the client is told only that the login failed.
-                logger.error("PAM upstream login failed", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
-                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-login-failed", stats: .init())
-                return await fatal("08006", "the resource refused the proxy's login (the Gatehouse log has the reason)")
-            }
-            var proxyKey: (processID: Int32, secretKey: Int32)?
-            if let key = greeting.backendKey {
-                proxyKey = listener.cancels.keys.withLock {
-                    $0.issue(for: .init(processID: key.processID, secretKey: key.secretKey, session: ticket.sessionId))
-                }
-                listener.cancels.targets.withLock { $0[ticket.sessionId] = target }
-            }
-            defer {
-                if let proxyKey { listener.cancels.keys.withLock { $0.remove(processID: proxyKey.processID) } }
-                listener.cancels.targets.withLock { $0[ticket.sessionId] = nil }
-            }
-            var hello: [PGBackendMessage] = [.authentication(code: 0, data: [])]
-            hello += greeting.parameters.map { .parameterStatus(name: $0.0, value: $0.1) }
-            hello += greeting.notices
-            if let proxyKey { hello.append(.backendKeyData(processID: proxyKey.processID, secretKey: proxyKey.secretKey)) }
-            hello.append(.readyForQuery(status: UInt8(ascii: "I")))
-            var first = ByteBuffer()
-            for m in hello { first.writeBytes(m.frame.bytes) }
-            first.writeBytes(upDecoder.drain())
-            try await outbound.write(first)
-            // The recording starts before the first relayed byte; without it a fail-closed resource serves nothing.
-            var recorder: PGSessionRecorder?
-            do {
-                recorder = try PGSessionRecorder(directory: listener.settings.recordingDirectory, sessionId: ticket.sessionId, key: ticket.recordingKey)
-            } catch {
-                logger.error("PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
-                if ticket.resource.failClosed {
-                    await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
-                    return await fatal("58030", "the session recording cannot be written, and this resource requires one")
-                }
-            }
-            recorder?.record(PAMRecordingEvent(
-                t: 0, kind: "start",
-                detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,
-                         "who": ticket.granteeName, "principal": ctx.principal.id, "client": ctx.ipAddress ?? "",
-                         "application": request.passthrough["application_name"] ?? ""]))
-            var leftoverObserver = PGStreamObserver(.client, maxMessageLength: listener.settings.maxMessageSize)
-            do {
-                try leftoverObserver.observe(ByteBuffer(bytes: clientLeftover), recorder: recorder)
-            } catch {
-                await recorder?.close(reason: "client-protocol-violation", engine: engine, sessionId: ticket.sessionId)
-                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "client-protocol-violation", stats: .init())
-                return await fatal("08P01", "invalid message length")
-            }
-            if !clientLeftover.isEmpty { try await upOutbound.write(ByteBuffer(bytes: clientLeftover)) }
-            logger.info(
-                "PAM session started",
-                metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
-                           "caller": "\(ctx.principal.name)"])
-
-            let stats = StatsBox(PAMSessionStats(statements: leftoverObserver.statements, bytesFromClient: Int64(clientLeftover.count)))
-            let startObserver = leftoverObserver
-            let clientBox = iterator
-            let upBox = IteratorBox(upIterator)
-            let clientChannel = channel
-            let upChannel = upstream.channel
-            let clientOut = outbound
-            let engine = self.engine
-            let checkEvery = listener.settings.grantCheckInterval
-            let maxMessage = listener.settings.maxMessageSize
-            let failClosed = ticket.resource.failClosed
-            let activeRecorder = recorder
-            let reason: String = try await withThrowingTaskGroup(of: String.self) { group in
-                group.addTask {
-                    var observer = startObserver
-                    do {
-                        while let buffer = try await clientBox.iterator.next() {
-                            let before = observer.statements
-                            do {
-                                try observer.observe(buffer, recorder: activeRecorder)
-                            } catch {
-                                // Nothing of a frame with an impossible length reaches the server.
-                                try? await clientOut.write(ByteBuffer(bytes: PGBackendMessage.error(
-                                    sqlState: "08P01", message: "\(error) (allowed 4…\(maxMessage))", severity: "FATAL").frame.bytes))
-                                return "client-protocol-violation"
-                            }
-                            if failClosed, let failure = activeRecorder?.failure {
-                                try? await clientOut.write(ByteBuffer(bytes: PGBackendMessage.error(
-                                    sqlState: "58030", message: "terminating the session: the recording failed (\(failure))", severity: "FATAL").frame.bytes))
-                                return "recording-failed"
-                            }
-                            try await upOutbound.write(buffer)
-                            let added = observer.statements - before
-                            stats.value.withLock {
-                                $0.bytesFromClient += Int64(buffer.readableBytes)
-                                $0.statements += added
-                            }
-                            if observer.terminated { return "client-terminated" }
-                        }
-                    } catch {
-                        return "client-error"
-                    }
-                    return "client-disconnected"
-                }
-                group.addTask {
-                    var observer = PGStreamObserver(.server, maxMessageLength: 1 << 30)
-                    do {
-                        while let buffer = try await upBox.iterator.next() {
-                            try await clientOut.write(buffer)
-                            stats.value.withLock { $0.bytesFromServer += Int64(buffer.readableBytes) }
-                            // Parsed after delivery: the recording never delays the server's answer.
-                            try? observer.observe(buffer, recorder: activeRecorder)
-                        }
-                    } catch {
-                        return "upstream-error"
-                    }
-                    return "upstream-closed"
-                }
-                if let activeRecorder {
-                    group.addTask {
-                        // Seals what is pending every second: a crash loses at most that much.
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: .seconds(1))
-                            if !activeRecorder.flush(), failClosed { return "recording-failed" }
-                        }
-                        return "cancelled"
-                    }
-                }
-                group.addTask {
-                    // Ends the session exactly at the grant's end, and within `checkEvery` of a revocation.
-                    var deadline = ticket.expiresAt
-                    while true {
-                        let wait = min(deadline.timeIntervalSinceNow, Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
-                        if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) }
-                        guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
-                            // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.
-                            return ticket.expiresAt.timeIntervalSinceNow < 1 ? "grant-expired" : "grant-revoked"
-                        }
-                        deadline = min(current, ticket.expiresAt)
-                        if deadline <= Date() { return "grant-expired" }
-                    }
-                }
-                let first = try await group.next() ?? "ended"
-                if first.hasPrefix("grant-") {
-                    // Tell the client why, then end both sides.
-                    let text = first == "grant-expired" ? "the access grant expired" : "the access grant was revoked"
-                    try? await clientOut.write(
-                        ByteBuffer(bytes: PGBackendMessage.error(sqlState: "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
-                }
-                clientChannel.close(promise: nil)
-                upChannel.close(promise: nil)
-                group.cancelAll()
-                return first
-            }
-            let final = stats.value.withLock { $0 }
-            if let recorder {
-                recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason))
-                await recorder.close(reason: reason, engine: engine, sessionId: ticket.sessionId)
-            }
-            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: reason, stats: final)
-            logger.info(
-                "PAM session ended",
-                metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)", "statements": "\(final.statements)"])
+        var upDecoder = PGFrameDecoder(expectStartup: false, maxMessageLength: 1 << 30)
+        let greeting: PGUpstream.Greeting
+        do {
+            greeting = try await PGUpstream.login(
+                upstream, decoder: &upDecoder, target: target,
+                parameters: request.upstreamParameters(role: ticket.username, database: target.database),
+                username: ticket.username, password: ticket.password)
+        } catch {
+            // The upstream's words stay in the log: the client is told only that the login failed.
+            logger.error("PAM upstream login failed", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-login-failed", stats: .init())
+            return await fatal("08006", "the resource refused the proxy's login (the Gatehouse log has the reason)")
         }
+        var proxyKey: (processID: Int32, secretKey: Int32)?
+        if let key = greeting.backendKey {
+            proxyKey = listener.cancels.keys.withLock {
+                $0.issue(for: .init(processID: key.processID, secretKey: key.secretKey, session: ticket.sessionId))
+            }
+            listener.cancels.targets.withLock { $0[ticket.sessionId] = target }
+        }
+        defer {
+            if let proxyKey { listener.cancels.keys.withLock { $0.remove(processID: proxyKey.processID) } }
+            listener.cancels.targets.withLock { $0[ticket.sessionId] = nil }
+        }
+        // The recording starts before the first relayed byte; without it a fail-closed resource serves nothing.
+        var recorder: PGSessionRecorder?
+        do {
+            recorder = try PGSessionRecorder(directory: listener.settings.recordingDirectory, sessionId: ticket.sessionId, key: ticket.recordingKey)
+        } catch {
+            logger.error("PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+            if ticket.resource.failClosed {
+                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
+                return await fatal("58030", "the session recording cannot be written, and this resource requires one")
+            }
+        }
+        recorder?.record(PAMRecordingEvent(
+            t: 0, kind: "start",
+            detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,
+                     "who": ticket.granteeName, "principal": ctx.principal.id, "client": ctx.ipAddress ?? "",
+                     "application": request.passthrough["application_name"] ?? ""]))
+        var hello: [PGBackendMessage] = [.authentication(code: 0, data: [])]
+        hello += greeting.parameters.map { .parameterStatus(name: $0.0, value: $0.1) }
+        hello += greeting.notices
+        if let proxyKey { hello.append(.backendKeyData(processID: proxyKey.processID, secretKey: proxyKey.secretKey)) }
+        hello.append(.readyForQuery(status: UInt8(ascii: "I")))
+        try await send(hello)
+        logger.info(
+            "PAM session started",
+            metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
+                       "caller": "\(ctx.principal.name)"])
+
+        let state = PGRelayState(stats: StatsBox(PAMSessionStats()), recorder: recorder, failClosed: ticket.resource.failClosed)
+        let maxMessage = listener.settings.maxMessageSize
+        try await PGConnection.relay(
+            client: client, server: upstream, state: state,
+            clientObserver: PGStreamObserver(.client, maxMessageLength: maxMessage),
+            serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30),
+            clientLeftover: ByteBuffer(bytes: clientLeftover), serverLeftover: ByteBuffer(bytes: upDecoder.drain()))
+
+        let clientChannel = channel
+        let upChannel = upstream.channel
+        let engine = self.engine
+        let checkEvery = listener.settings.grantCheckInterval
+        let reason: String = await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                try? await clientChannel.closeFuture.get()
+                return nil
+            }
+            group.addTask {
+                try? await upChannel.closeFuture.get()
+                return nil
+            }
+            group.addTask {
+                // Ends the session exactly at the grant's end, and within `checkEvery` of a revocation.
+                var deadline = ticket.expiresAt
+                while !Task.isCancelled {
+                    let wait = min(deadline.timeIntervalSinceNow, Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
+                    if wait > 0 {
+                        do { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) } catch { return nil }
+                    }
+                    guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
+                        // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.
+                        return ticket.expiresAt.timeIntervalSinceNow < 1 ? "grant-expired" : "grant-revoked"
+                    }
+                    deadline = min(current, ticket.expiresAt)
+                    if deadline <= Date() { return "grant-expired" }
+                }
+                return nil
+            }
+            if let recorder {
+                group.addTask {
+                    // Seals what is pending every second: a crash loses at most that much.
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(1)) } catch { return nil }
+                        if !recorder.flush(), state.failClosed { return "recording-failed" }
+                    }
+                    return nil
+                }
+            }
+            let first = await group.next() ?? nil
+            if let first {
+                state.end(first)
+                if first.hasPrefix("grant-") || first == "recording-failed" {
+                    // Tell the client why, then end both sides.
+                    let text = first == "grant-expired" ? "the access grant expired" : first == "grant-revoked" ? "the access grant was revoked" : "the recording failed"
+                    try? await clientChannel.writeAndFlush(
+                        ByteBuffer(bytes: PGBackendMessage.error(sqlState: first == "recording-failed" ? "58030" : "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
+                }
+            }
+            clientChannel.close(promise: nil)
+            upChannel.close(promise: nil)
+            group.cancelAll()
+            return state.reason.withLock { $0 } ?? "ended"
+        }
+        let final = state.stats.value.withLock { $0 }
+        if let recorder {
+            recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason))
+            await recorder.close(reason: reason, engine: engine, sessionId: ticket.sessionId)
+        }
+        await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: reason, stats: final)
+        logger.info(
+            "PAM session ended",
+            metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)", "statements": "\(final.statements)"])
     }
 
     /// Forwards a CancelRequest to the backend the proxy key names; unknown keys are ignored, as PostgreSQL does.
@@ -396,10 +336,9 @@ struct PGProxySession {
             let target = listener.cancels.targets.withLock({ $0[upstream.session] })
         else { return }
         do {
-            let channel = try await PGUpstream.open(target)
-            try await channel.executeThenClose { _, out in
-                try await out.write(ByteBuffer(bytes: PGStartup.cancel(processID: upstream.processID, secretKey: upstream.secretKey).frame.bytes))
-            }
+            let connection = try await PGUpstream.open(target, on: channel.eventLoop)
+            defer { connection.close() }
+            try await connection.send(ByteBuffer(bytes: PGStartup.cancel(processID: upstream.processID, secretKey: upstream.secretKey).frame.bytes))
             logger.info("PAM cancel forwarded", metadata: ["sessionId": "\(upstream.session)"])
         } catch {
             logger.warning("PAM cancel failed", metadata: ["sessionId": "\(upstream.session)", "error": "\(error)"])

@@ -95,8 +95,6 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
 /// Client connections to PostgreSQL resources: TCP, TLS per the resource's mode, and authentication with the
 /// injected credential (SCRAM-SHA-256; MD5 and cleartext only over TLS).
 enum PGUpstream {
-    typealias Channel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
-
     static func tlsConfiguration(_ target: PAMTarget) throws -> TLSConfiguration {
         var config = TLSConfiguration.makeClientConfiguration()
         config.minimumTLSVersion = .tlsv12
@@ -116,14 +114,15 @@ enum PGUpstream {
         return config
     }
 
-    /// Opens TCP (+ TLS) to the target. The returned channel is ready for the StartupMessage.
-    static func open(_ target: PAMTarget, timeout: TimeAmount = .seconds(10)) async throws -> Channel {
+    /// Opens TCP (+ TLS) to the target on `eventLoop` (the client connection's, so the relay never hops threads).
+    /// The returned connection is ready for the StartupMessage.
+    static func open(_ target: PAMTarget, on eventLoop: any EventLoop, timeout: TimeAmount = .seconds(10)) async throws -> PGConnection {
         let useTLS = target.tlsMode != .disable
         let context = useTLS ? try NIOSSLContext(configuration: try tlsConfiguration(target)) : nil
         let isIP = IPAddressText.isLiteral(target.host)
-        let (channel, installed): (Channel, EventLoopFuture<Void>?)
+        let (channel, installed): (PGConnection, EventLoopFuture<Void>?)
         do {
-            (channel, installed) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            (channel, installed) = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: target.host, port: target.port) { channel in
@@ -139,7 +138,7 @@ enum PGUpstream {
                             try channel.pipeline.syncOperations.addHandler(negotiator)
                             installed = promise.futureResult
                         }
-                        return (try Channel(wrappingChannelSynchronously: channel), installed)
+                        return (try PGConnection.install(on: channel, isClient: false), installed)
                     }
                 }
         } catch {
@@ -147,7 +146,7 @@ enum PGUpstream {
         }
         if let installed {
             do { try await installed.get() } catch {
-                try? await channel.channel.close()
+                channel.close()
                 if let e = error as? PGUpstreamError { throw e }
                 throw PGUpstreamError(.tls, "\(error)")
             }
@@ -165,17 +164,17 @@ enum PGUpstream {
     /// Logs in on an open channel: sends the StartupMessage, answers the authentication exchange, and reads up to the
     /// first ReadyForQuery. `decoder` keeps any bytes that followed it.
     static func login(
-        inbound: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        decoder: inout PGFrameDecoder, target: PAMTarget, parameters: [(String, String)], username: String,
-        password: SecretBytes
+        _ connection: PGConnection, decoder: inout PGFrameDecoder, target: PAMTarget, parameters: [(String, String)],
+        username: String, password: SecretBytes
     ) async throws -> Greeting {
-        try await outbound.write(ByteBuffer(bytes: PGStartup.startup(minorVersion: 0, parameters: parameters).frame.bytes))
+        let outbound = connection
+        try await outbound.send(ByteBuffer(bytes: PGStartup.startup(minorVersion: 0, parameters: parameters).frame.bytes))
         var scram: SCRAMClient?
         var greeting = Greeting()
         var authenticated = false
         let passwordText = String(decoding: password.bytes, as: UTF8.self)
         while true {
-            guard let frame = try await nextFrame(&inbound, &decoder) else {
+            guard let frame = try await nextFrame(connection, &decoder) else {
                 throw PGUpstreamError(.protocolError, "the server closed the connection during login")
             }
             let message: PGBackendMessage
@@ -193,7 +192,7 @@ enum PGUpstream {
                     }
                     let client = SCRAMClient(password: passwordText)
                     scram = client
-                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.saslInitialResponse(mechanism: SCRAMClient.mechanism, data: client.clientFirst).frame.bytes))
+                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.saslInitialResponse(mechanism: SCRAMClient.mechanism, data: client.clientFirst).frame.bytes))
                 case 11:
                     guard var client = scram else { throw PGUpstreamError(.protocolError, "SASL continue without SASL") }
                     let final: [UInt8]
@@ -201,7 +200,7 @@ enum PGUpstream {
                         throw PGUpstreamError(.protocolError, "SCRAM: \(error)")
                     }
                     scram = client
-                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(final).frame.bytes))
+                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(final).frame.bytes))
                 case 12:
                     guard let client = scram else { throw PGUpstreamError(.protocolError, "SASL final without SASL") }
                     do { try client.verify(serverFinal: data) } catch {
@@ -218,7 +217,7 @@ enum PGUpstream {
                         let inner = Hex.encode(Insecure.MD5.hash(data: password.bytes + Array(username.utf8)))
                         answer = Array(("md5" + Hex.encode(Insecure.MD5.hash(data: Array(inner.utf8) + data))).utf8)
                     }
-                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(answer + [0]).frame.bytes))
+                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(answer + [0]).frame.bytes))
                 default:
                     throw PGUpstreamError(.refusedLogin, "the server asks for an authentication method the proxy does not support (\(code))")
                 }
@@ -242,12 +241,10 @@ enum PGUpstream {
         }
     }
 
-    static func nextFrame(_ inbound: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, _ decoder: inout PGFrameDecoder)
-        async throws -> PGFrame?
-    {
+    static func nextFrame(_ connection: PGConnection, _ decoder: inout PGFrameDecoder) async throws -> PGFrame? {
         while true {
             if let frame = try decoder.next() { return frame }
-            guard let buffer = try await inbound.next() else { return nil }
+            guard let buffer = try await connection.receive() else { return nil }
             decoder.feed(buffer.readableBytesView)
         }
     }
@@ -258,49 +255,44 @@ public struct PGConnector: PAMConnector {
     public init() {}
 
     public func checkReachable(_ target: PAMTarget) async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         if target.tlsMode != .disable {
-            // A TLS mode: the SSLRequest, the handshake and the certificate checks are the test.
-            let channel = try await mapped { try await PGUpstream.open(target) }
-            // Make sure the handshake itself finished (verification failures surface here).
+            // A TLS mode: the SSLRequest, the handshake and the certificate checks are the test. The handshake runs
+            // when the first bytes go out; a verification failure closes the connection with the error.
+            let connection = try await mapped { try await PGUpstream.open(target, on: loop) }
+            defer { connection.close() }
             try await mapped {
-                try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
-                    var it = inbound.makeAsyncIterator()
-                    _ = try await it.next()
-                }
+                try await connection.send(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
+                _ = try await connection.receive()
             }
             return
         }
         // Plain TCP: a PostgreSQL server answers an SSLRequest with one byte, S or N.
-        let channel = try await mapped {
-            try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
+        let connection = try await mapped {
+            try await ClientBootstrap(group: loop).connectTimeout(.seconds(10))
                 .connect(host: target.host, port: target.port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try PGUpstream.Channel(wrappingChannelSynchronously: channel) }
+                    channel.eventLoop.makeCompletedFuture { try PGConnection.install(on: channel, isClient: false) }
                 }
         }
+        defer { connection.close() }
         try await mapped {
-            try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(bytes: PGStartup.sslRequest.frame.bytes))
-                var it = inbound.makeAsyncIterator()
-                guard let answer = try await it.next(), answer.readableBytes == 1,
-                    let byte = answer.getInteger(at: answer.readerIndex, as: UInt8.self), byte == UInt8(ascii: "S") || byte == UInt8(ascii: "N")
-                else { throw PGUpstreamError(.protocolError, "\(target.host):\(target.port) does not answer like a PostgreSQL server") }
-            }
+            try await connection.send(ByteBuffer(bytes: PGStartup.sslRequest.frame.bytes))
+            guard let answer = try await connection.receive(), answer.readableBytes == 1,
+                let byte = answer.getInteger(at: answer.readerIndex, as: UInt8.self), byte == UInt8(ascii: "S") || byte == UInt8(ascii: "N")
+            else { throw PGUpstreamError(.protocolError, "\(target.host):\(target.port) does not answer like a PostgreSQL server") }
         }
     }
 
     public func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws {
-        let channel = try await mapped { try await PGUpstream.open(target) }
+        let connection = try await mapped { try await PGUpstream.open(target, on: MultiThreadedEventLoopGroup.singleton.next()) }
+        defer { connection.close() }
         try await mapped {
-            try await channel.executeThenClose { inbound, outbound in
-                var it = inbound.makeAsyncIterator()
-                var decoder = PGFrameDecoder(expectStartup: false)
-                _ = try await PGUpstream.login(
-                    inbound: &it, outbound: outbound, decoder: &decoder, target: target,
-                    parameters: [("user", username), ("database", target.database), ("application_name", "gatehouse-check")],
-                    username: username, password: password)
-                try await outbound.write(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
-            }
+            var decoder = PGFrameDecoder(expectStartup: false)
+            _ = try await PGUpstream.login(
+                connection, decoder: &decoder, target: target,
+                parameters: [("user", username), ("database", target.database), ("application_name", "gatehouse-check")],
+                username: username, password: password)
+            try await connection.send(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
         }
     }
 
