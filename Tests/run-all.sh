@@ -73,7 +73,7 @@ for port in $(seq 55432 55499); do
   attempts=$((${attempts:-0} + 1)); [ "$attempts" -ge 3 ] && break
 done
 if [ -z "$PG_TEST_URL" ]; then log "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1; fi
-export PG_TEST_URL
+export PG_TEST_URL PG_TEST_CA="$PGDIR/tls/ca.crt"
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
 export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1 GATEHOUSE_REQUIRE_OPENSSH=1
 

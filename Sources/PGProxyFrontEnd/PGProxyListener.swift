@@ -244,7 +244,8 @@ struct PGProxySession {
             t: 0, kind: "start",
             detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,
                      "who": ticket.granteeName, "principal": ctx.principal.id, "client": ctx.ipAddress ?? "",
-                     "application": request.passthrough["application_name"] ?? ""]))
+                     "application": request.passthrough["application_name"] ?? "",
+                     "upstreamTLS": target.tlsMode.rawValue, "upstreamAuth": greeting.method]))
         var hello: [PGBackendMessage] = [.authentication(code: 0, data: [])]
         hello += greeting.parameters.map { .parameterStatus(name: $0.0, value: $0.1) }
         hello += greeting.notices

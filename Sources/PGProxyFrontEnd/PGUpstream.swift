@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PGWire
+import X509
 
 /// Why the proxy could not reach or log in to a resource. `description` is for the administrator and the logs;
 /// clients of the proxy only ever get a generic message.
@@ -30,6 +31,7 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
     let makeTLSHandler: () throws -> NIOSSLClientHandler
     let installed: EventLoopPromise<Void>
     var sent = false
+    var tlsInstalled = false
 
     init(installed: EventLoopPromise<Void>, makeTLSHandler: @escaping () throws -> NIOSSLClientHandler) {
         self.installed = installed
@@ -58,6 +60,8 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
         switch answer {
         case UInt8(ascii: "S"):
             do {
+                // From here on, writes come from the TLS handler (its ClientHello first) and pass through.
+                tlsInstalled = true
                 let tls = try makeTLSHandler()
                 try context.pipeline.syncOperations.addHandler(tls, position: .after(self))
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
@@ -74,7 +78,8 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // Nothing but the SSLRequest may leave before TLS is in place.
-        promise?.fail(PGUpstreamError(.tls, "write before TLS"))
+        guard tlsInstalled else { return promise?.fail(PGUpstreamError(.tls, "write before TLS")) ?? () }
+        context.write(data, promise: promise)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -156,6 +161,8 @@ enum PGUpstream {
 
     /// What the server said between AuthenticationOk and the first ReadyForQuery.
     struct Greeting: Sendable {
+        /// How the proxy authenticated upstream (SCRAM-SHA-256-PLUS, SCRAM-SHA-256, md5, password, trust).
+        var method = "trust"
         var parameters: [(String, String)] = []
         var backendKey: (processID: Int32, secretKey: Int32)?
         var notices: [PGBackendMessage] = []
@@ -187,12 +194,18 @@ enum PGUpstream {
                 switch code {
                 case 0: authenticated = true
                 case 10:
-                    guard SCRAMClient.mechanisms(data).contains(SCRAMClient.mechanism) else {
-                        throw PGUpstreamError(.refusedLogin, "the server offers no SASL mechanism the proxy supports (\(SCRAMClient.mechanisms(data)))")
+                    let offered = SCRAMClient.mechanisms(data)
+                    // Channel binding whenever the server offers it over TLS.
+                    var binding: [UInt8]?
+                    if offered.contains(SCRAMClient.mechanismPlus) { binding = await serverEndPoint(connection) }
+                    guard binding != nil || offered.contains(SCRAMClient.mechanism) else {
+                        throw PGUpstreamError(.refusedLogin, "the server offers no SASL mechanism the proxy supports (\(offered))")
                     }
-                    let client = SCRAMClient(password: passwordText)
+                    let mechanism = binding == nil ? SCRAMClient.mechanism : SCRAMClient.mechanismPlus
+                    let client = SCRAMClient(password: passwordText, channelBinding: binding)
                     scram = client
-                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.saslInitialResponse(mechanism: SCRAMClient.mechanism, data: client.clientFirst).frame.bytes))
+                    greeting.method = mechanism
+                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.saslInitialResponse(mechanism: mechanism, data: client.clientFirst).frame.bytes))
                 case 11:
                     guard var client = scram else { throw PGUpstreamError(.protocolError, "SASL continue without SASL") }
                     let final: [UInt8]
@@ -212,6 +225,7 @@ enum PGUpstream {
                         throw PGUpstreamError(.refusedLogin, "the server asks for a \(code == 3 ? "cleartext" : "MD5") password on an unencrypted connection; use scram-sha-256 or TLS")
                     }
                     var answer = password.bytes
+                    greeting.method = code == 3 ? "password" : "md5"
                     if code == 5 {
                         guard data.count == 4 else { throw PGUpstreamError(.protocolError, "MD5 request without a salt") }
                         let inner = Hex.encode(Insecure.MD5.hash(data: password.bytes + Array(username.utf8)))
@@ -238,6 +252,19 @@ enum PGUpstream {
             default:
                 throw PGUpstreamError(.protocolError, "unexpected server message during login")
             }
+        }
+    }
+
+    /// RFC 5929 `tls-server-end-point`: the hash of the server's certificate, with SHA-256 unless its signature
+    /// uses SHA-384 or SHA-512 (then that hash). nil without TLS.
+    static func serverEndPoint(_ connection: PGConnection) async -> [UInt8]? {
+        guard let certificate = try? await connection.channel.nioSSL_peerCertificate().get(), let der = try? certificate.toDERBytes(),
+            let parsed = try? Certificate(derEncoded: der)
+        else { return nil }
+        switch parsed.signatureAlgorithm {
+        case .ecdsaWithSHA384, .sha384WithRSAEncryption: return Array(SHA384.hash(data: der))
+        case .ecdsaWithSHA512, .sha512WithRSAEncryption: return Array(SHA512.hash(data: der))
+        default: return Array(SHA256.hash(data: der))
         }
     }
 

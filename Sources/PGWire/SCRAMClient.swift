@@ -25,12 +25,17 @@ public struct SCRAMClient: Sendable {
     }
 
     public static let mechanism = "SCRAM-SHA-256"
+    /// With TLS channel binding (RFC 5802 §6, `tls-server-end-point` per RFC 5929): the proof is tied to the server
+    /// certificate this connection saw, so a man in the middle with another certificate cannot relay the exchange.
+    public static let mechanismPlus = "SCRAM-SHA-256-PLUS"
     /// A hostile server could ask for billions of PBKDF2 rounds: refuse above this.
     public static let maxIterations = 1_000_000
 
     let password: [UInt8]
     let clientNonce: String
     var clientFirstBare: String
+    let gs2Header: String
+    let channelBinding: [UInt8]
     var serverSignature: [UInt8]?
 
     /// - Parameters:
@@ -38,8 +43,12 @@ public struct SCRAMClient: Sendable {
     ///     other passwords are used as UTF-8, which is what PostgreSQL does when SASLprep fails).
     ///   - nonce: the client nonce (printable, no comma); random by default.
     ///   - user: the SCRAM user name (PostgreSQL ignores it and uses the start-up packet's: empty by default).
-    public init(password: String, user: String = "", nonce: String? = nil) {
+    ///   - channelBinding: the `tls-server-end-point` data (the server certificate's hash) for SCRAM-SHA-256-PLUS;
+    ///     nil for plain SCRAM-SHA-256.
+    public init(password: String, user: String = "", nonce: String? = nil, channelBinding: [UInt8]? = nil) {
         self.password = Array(password.utf8)
+        gs2Header = channelBinding == nil ? "n,," : "p=tls-server-end-point,,"
+        self.channelBinding = channelBinding ?? []
         var rng = SystemRandomNumberGenerator()
         clientNonce = nonce ?? String((0..<24).map { _ in Self.nonceAlphabet.randomElement(using: &rng) ?? "x" })
         let name = user.replacingOccurrences(of: "=", with: "=3D").replacingOccurrences(of: ",", with: "=2C")
@@ -49,7 +58,7 @@ public struct SCRAMClient: Sendable {
     static let nonceAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
     /// client-first-message (for SASLInitialResponse).
-    public var clientFirst: [UInt8] { Array(("n,," + clientFirstBare).utf8) }
+    public var clientFirst: [UInt8] { Array((gs2Header + clientFirstBare).utf8) }
 
     /// Takes server-first-message (AuthenticationSASLContinue) and returns client-final-message (SASLResponse).
     public mutating func clientFinal(serverFirst: [UInt8]) throws -> [UInt8] {
@@ -77,7 +86,7 @@ public struct SCRAMClient: Sendable {
         let saltedKey = salted.withUnsafeBytes { Array($0) }
         let clientKey = Self.hmac(saltedKey, "Client Key")
         let storedKey = Array(SHA256.hash(data: clientKey))
-        let withoutProof = "c=biws,r=" + nonce
+        let withoutProof = "c=" + Data(Array(gs2Header.utf8) + channelBinding).base64EncodedString() + ",r=" + nonce
         let authMessage = clientFirstBare + "," + text + "," + withoutProof
         let clientSignature = Self.hmac(storedKey, authMessage)
         let proof = zip(clientKey, clientSignature).map { $0 ^ $1 }

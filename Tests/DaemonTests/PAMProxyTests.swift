@@ -469,4 +469,46 @@ import Testing
         #expect(replay.stdout.contains("query") && replay.stdout.contains("select '\(marker)'") && replay.stdout.contains("SELECT 1"))
         #expect(f.daemon.stop() == 0)
     }
+
+    @Test func upstreamTLSIsVerifiedAndTheSCRAMExchangeBoundToIt() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        guard let caPath = ProcessInfo.processInfo.environment["PG_TEST_CA"], let ca = try? String(contentsOfFile: caPath, encoding: .utf8) else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_CA is not set") }
+            return
+        }
+        func resource(_ name: String, _ extra: [String: Any]) throws -> (String, Int) {
+            var body: [String: Any] = ["name": name, "host": "localhost", "port": f.pg.port, "database": f.pg.database]
+            for (k, v) in extra { body[k] = v }
+            let (_, out, code) = try Fixture.post(f.daemon, "/api/v1/projects/prod/pam/resources", body)
+            return (out, code)
+        }
+        // Another CA's chain, and the system roots, are refused by the connection test; the right CA passes.
+        let stranger = try CertificateFactory.makeCA(commonName: "Not the database CA", validity: 3600).certificatePEM
+        let (wrongCA, wrongCode) = try resource("tls-wrong", ["tlsMode": "verify-full", "caCertificate": stranger])
+        #expect(wrongCode == 400 && wrongCA.contains("connection test failed"), "\(wrongCA)")
+        let (systemRoots, systemCode) = try resource("tls-system", [:])
+        #expect(systemCode == 400, "\(systemRoots)")
+        let (created, code) = try resource("tls-good", ["tlsMode": "verify-full", "caCertificate": ca])
+        #expect(code == 201, "\(created)")
+        let rid = try Fixture.field(created, "resource", "id")
+        let (account, accountCode) = try { () throws -> (String, Int) in
+            let (_, out, c) = try Fixture.post(f.daemon, "/api/v1/pam/resources/\(rid)/accounts", ["username": f.pg.user, "password": f.pg.password])
+            return (out, c)
+        }()
+        #expect(accountCode == 201, "\(account)")
+        let aid = try Fixture.field(account, "account", "id")
+        let (_, grant, grantCode) = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(aid)/access-requests", ["duration": "1h", "reason": "tls"])
+        #expect(grantCode == 201, "\(grant)")
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.certs + "/admin.key"]
+        let known = try Self.sessionIds(f)
+        let out = try f.psql(f.conninfo(admin, resource: "tls-good"), ["select ssl from pg_stat_ssl where pid = pg_backend_pid()"])
+        #expect(out.status == 0 && out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "t", "\(out.stdout)\(out.stderr)")
+        let id = try Self.newSession(f, since: known)
+        let recording = try Self.recording(f, id)
+        let detail = recording.events.first?["detail"] as? [String: String]
+        #expect(detail?["upstreamTLS"] == "verify-full")
+        #expect(detail?["upstreamAuth"] == "SCRAM-SHA-256-PLUS", "\(String(describing: detail))")
+        #expect(f.daemon.stop() == 0)
+    }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 cluster on 127.0.0.1 for the test suite (scram-sha-256 over TCP).
-# usage: pg-server.sh start DIR PORT   → prints the URL for PG_TEST_URL
+# usage: pg-server.sh start DIR PORT   → prints the URL for PG_TEST_URL (TLS offered too; CA in DIR/tls/ca.crt)
 #        pg-server.sh stop DIR
 # Runs the server as the 'postgres' system user when invoked as root (initdb refuses root).
 set -euo pipefail
@@ -19,9 +19,23 @@ start)
       --auth-host=scram-sha-256 --no-instructions > "$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     rm -f "$dir/pw"
   fi
+  # TLS for clients that ask (sslmode=disable still works): a throwaway CA and a server certificate for
+  # localhost / 127.0.0.1 in $dir/tls (the proxy's upstream TLS tests use $dir/tls/ca.crt).
+  if [ ! -s "$dir/tls/server.crt" ]; then
+    mkdir -p "$dir/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=gatehouse-test-pg-ca" \
+      -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" > /dev/null 2>&1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+      -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" > /dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$dir/tls/ext"
+    openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.crt" -CAkey "$dir/tls/ca.key" -CAcreateserial -days 2 \
+      -extfile "$dir/tls/ext" -out "$dir/tls/server.crt" > /dev/null 2>&1
+    chmod 600 "$dir/tls/server.key"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir/tls"
+  fi
   if ! as_pg "$PGBIN/pg_ctl" -D "$dir/data" status > /dev/null 2>&1; then
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o \
-      "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=500 -c fsync=on" start > /dev/null
+      "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=500 -c fsync=on -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" start > /dev/null
   fi
   for db in gatehouse_test gatehouse_daemon gatehouse_outage; do
     as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -qAt \
