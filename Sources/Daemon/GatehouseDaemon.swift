@@ -183,6 +183,7 @@ public final class GatehouseDaemon: Sendable {
         }
         services.append(CRLRefreshService(engine: engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
+        services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
         if let stream = config.auditStreamURL, let url = URL(string: stream) {
             services.append(
                 AuditStreamService(

@@ -84,6 +84,8 @@ public struct GatehouseConfiguration: Sendable {
     public var estDefaultProfile: String?
     /// How often certificate expiry alerts are evaluated.
     public var pkiAlertInterval: Duration = .seconds(3600)
+    /// How often the scheduler looks for PAM accounts whose rotation interval has passed.
+    public var pamRotationCheckInterval: Duration = .seconds(60)
     /// Port the ACME http-01 validator connects to.
     public var acmeHTTP01Port: Int = 80
     /// Terms of service URL in ACME directories (nil: none, and no agreement required).
@@ -160,6 +162,7 @@ public enum ConfigurationLoader {
             Key(path: "audit.stream_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.alert_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
+            Key(path: "pam.rotation_check_interval", kind: .duration, defaultValue: .string("1m"), allowed: nil),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -527,6 +530,7 @@ public enum ConfigurationLoader {
             pkiPublicURL: publicURL.isEmpty ? nil : publicURL,
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
+            pamRotationCheckInterval: parseDuration(str("pam.rotation_check_interval")) ?? .seconds(60),
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),

@@ -1,5 +1,6 @@
 import Crypto
 import EngineAPI
+import _CryptoExtras
 import Foundation
 import Recording
 import StorageAPI
@@ -13,6 +14,10 @@ struct PAMAccountBody: Codable, Sendable {
     var info: PAMAccountInfo
     /// The password sealed under the root key (binding `pam-account/<id>/password`).
     var sealedPassword: Data
+    /// A rotation in progress (one node, one rotation at a time) holds the account until then.
+    var rotationClaimUntil: Date?
+    /// The last rotation attempt (scheduled retries wait 10 minutes after a failure).
+    var lastRotationAttempt: Date?
 }
 
 struct PAMGrantBody: Codable, Sendable {
@@ -89,7 +94,10 @@ extension GatehouseEngine {
         try await connector.checkReachable(target)
         let id = UUID().uuidString.lowercased()
         let now = clock()
-        let info = PAMResourceInfo(id: id, project: project, name: spec.name, target: target, failClosed: spec.failClosed ?? true, createdAt: now)
+        if let r = spec.rotationAccount { try Self.validateRoleName(r) }
+        let info = PAMResourceInfo(
+            id: id, project: project, name: spec.name, target: target, failClosed: spec.failClosed ?? true,
+            rotationAccount: spec.rotationAccount, createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             if try await tx.get(kind: PAMKind.resourceName, id: spec.name) != nil {
@@ -154,10 +162,15 @@ extension GatehouseEngine {
         else { throw EngineError(.invalidArgument, "username must be 1–63 printable characters") }
     }
 
-    public func createPAMAccount(_ ctx: CallContext, resourceId: String, username: String, password: SecretBytes) async throws
-        -> PAMAccountInfo
-    {
+    public func createPAMAccount(
+        _ ctx: CallContext, resourceId: String, username: String, password: SecretBytes, rotationInterval: String?
+    ) async throws -> PAMAccountInfo {
         try Self.validateRoleName(username)
+        if let rotationInterval {
+            guard let seconds = DurationText.seconds(rotationInterval), seconds >= 10 else {
+                throw EngineError(.invalidArgument, "rotationInterval must be a duration of at least 10s, such as 30d")
+            }
+        }
         guard !password.bytes.isEmpty, password.bytes.count <= 1024, !password.bytes.contains(0) else {
             throw EngineError(.invalidArgument, "password must be 1–1024 bytes without NUL")
         }
@@ -168,7 +181,9 @@ extension GatehouseEngine {
         try await connector.checkLogin(resource.target, username: username, password: password)
         let id = UUID().uuidString.lowercased()
         let now = clock()
-        let info = PAMAccountInfo(id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now, passwordChangedAt: now)
+        let info = PAMAccountInfo(
+            id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now, passwordChangedAt: now,
+            rotationInterval: rotationInterval)
         return try await transact { tx in
             _ = try await self.pamResource(resourceId, tx)
             if try await tx.find(kind: PAMKind.account, scope: resourceId, name: username) != nil {
@@ -520,5 +535,153 @@ extension GatehouseEngine {
                     ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
         }
         return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
+    }
+
+    // MARK: - Credential rotation
+
+    /// PostgreSQL's SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), what
+    /// `ALTER ROLE … PASSWORD` stores as is: the server never sees the password.
+    static func scramVerifier(_ password: [UInt8], salt: [UInt8], iterations: Int = 4096) throws -> String {
+        let salted = try KDF.Insecure.PBKDF2.deriveKey(
+            from: password, salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: iterations)
+        let key = SymmetricKey(data: salted.withUnsafeBytes { Array($0) })
+        let clientKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: key))
+        let storedKey = Array(SHA256.hash(data: clientKey))
+        let serverKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Server Key".utf8), using: key))
+        return "SCRAM-SHA-256$\(iterations):\(Data(salt).base64EncodedString())$\(Data(storedKey).base64EncodedString()):\(Data(serverKey).base64EncodedString())"
+    }
+
+    static func randomPassword() -> [UInt8] {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789".utf8)
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in alphabet.randomElement(using: &rng) ?? UInt8(ascii: "x") }
+    }
+
+    public func rotatePAMAccount(_ ctx: CallContext, id: String) async throws -> PAMAccountInfo {
+        let (_, body) = try await transact(relaxed: true) { tx in try await self.pamAccount(id, tx) }
+        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(body.info.resourceId, tx) }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(resource.project), "pam-accounts", "edit", ["name": resource.name, "account": body.info.username]))
+        return try await rotate(ctx, decision: decision, accountId: id, resource: resource)
+    }
+
+    public func rotateDuePAMAccounts() async -> Int {
+        let now = clock()
+        let due: [(String, String)]
+        do {
+            due = try await transact(relaxed: true) { tx in
+                try await tx.list(kind: PAMKind.account, scope: nil, afterID: nil, limit: 100_000).compactMap { r -> (String, String)? in
+                    let b = try self.decode(PAMAccountBody.self, r)
+                    guard let interval = b.info.rotationInterval, let seconds = DurationText.seconds(interval),
+                        b.info.passwordChangedAt.addingTimeInterval(TimeInterval(seconds)) <= now,
+                        // After a failure, wait 10 minutes (or the interval, if shorter) before trying again.
+                        b.info.lastRotationError == nil
+                            || (b.lastRotationAttempt ?? .distantPast).addingTimeInterval(min(600, TimeInterval(seconds))) <= now
+                    else { return nil }
+                    return (b.info.id, b.info.resourceId)
+                }
+            }
+        } catch {
+            logger.error("cannot list accounts to rotate", metadata: ["error": "\(error)"])
+            return 0
+        }
+        var rotated = 0
+        let ctx = CallContext.system("pam-rotation")
+        for (accountId, resourceId) in due {
+            guard let resource = try? await transact(relaxed: true, { tx in try await self.pamResource(resourceId, tx).1 }),
+                let decision = try? await authorize(ctx, AccessRequest(.project(resource.project), "pam-accounts", "edit"))
+            else { continue }
+            if (try? await rotate(ctx, decision: decision, accountId: accountId, resource: resource)) != nil { rotated += 1 }
+        }
+        return rotated
+    }
+
+    /// Claims the account, changes the password on the server, proves the new one by logging in, then stores it.
+    func rotate(_ ctx: CallContext, decision: Decision, accountId: String, resource: PAMResourceInfo) async throws -> PAMAccountInfo {
+        let now = clock()
+        // The claim: one rotation of an account at a time across every node of the store.
+        let claimed = try await transact { tx -> PAMAccountBody in
+            var (record, body) = try await self.pamAccount(accountId, tx)
+            if let until = body.rotationClaimUntil, until > now { throw EngineError(.conflict, "a rotation of this account is in progress") }
+            body.rotationClaimUntil = now.addingTimeInterval(300)
+            body.lastRotationAttempt = now
+            record.body = try Self.encode(body)
+            _ = try await tx.update(record)
+            return body
+        }
+        let username = claimed.info.username
+        let (oldPassword, admin) = try await transact(relaxed: true) { tx -> ([UInt8], (String, [UInt8])?) in
+            let old = try await self.keyring.open(claimed.sealedPassword, binding: "pam-account/\(accountId)/password", tx)
+            guard let rotator = resource.rotationAccount, rotator != username else { return (old, nil) }
+            guard let r = try await tx.find(kind: PAMKind.account, scope: resource.id, name: rotator) else {
+                throw EngineError(.wrongState, "the resource's rotation account '\(rotator)' is not one of its accounts")
+            }
+            let b = try self.decode(PAMAccountBody.self, r)
+            return (old, (rotator, try await self.keyring.open(b.sealedPassword, binding: "pam-account/\(b.info.id)/password", tx)))
+        }
+        let fresh = Self.randomPassword()
+        var salt = [UInt8](repeating: 0, count: 16)
+        for i in salt.indices { salt[i] = UInt8.random(in: 0...255) }
+        let verifier = try Self.scramVerifier(fresh, salt: salt)
+        let adminUser = admin?.0 ?? username
+        let adminPassword = SecretBytes(admin?.1 ?? oldPassword)
+        let failure = await changePassword(
+            resource.target, adminUser: adminUser, adminPassword: adminPassword, role: username, fresh: fresh,
+            old: oldPassword, selfRotation: admin == nil, verifier: verifier)
+        let result = try await transact { tx -> PAMAccountInfo in
+            var (record, body) = try await self.pamAccount(accountId, tx)
+            body.rotationClaimUntil = nil
+            if let failure {
+                body.info.lastRotationError = failure
+            } else {
+                body.sealedPassword = try await self.keyring.seal(fresh, binding: "pam-account/\(accountId)/password", tx)
+                body.info.passwordChangedAt = self.clock()
+                body.info.lastRotationError = nil
+            }
+            record.body = try Self.encode(body)
+            _ = try await tx.update(record)
+            var meta = ["accountId": accountId, "username": username, "resource": resource.name, "rotator": adminUser]
+            if let failure { meta["error"] = failure }
+            try await self.audit.append(
+                self.allowed(ctx, decision, failure == nil ? "pam.account.rotate" : "pam.account.rotate.failed", project: resource.project, meta), tx)
+            return body.info
+        }
+        if let failure {
+            logger.error("PAM credential rotation failed; the old credential stays in use",
+                         metadata: ["account": "\(username)", "resource": "\(resource.name)", "reason": "\(failure)"])
+            throw EngineError(.unavailable, "rotation failed, the old credential stays in use: \(failure)")
+        }
+        logger.notice("PAM credential rotated", metadata: ["account": "\(username)", "resource": "\(resource.name)"])
+        return result
+    }
+
+    /// ALTER ROLE with the new verifier, then a login with the new password; on a failed login the old password is
+    /// put back. Returns why the rotation failed, nil when the new password works.
+    private func changePassword(
+        _ target: PAMTarget, adminUser: String, adminPassword: SecretBytes, role: String, fresh: [UInt8], old: [UInt8],
+        selfRotation: Bool, verifier: String
+    ) async -> String? {
+        do {
+            try await connector.setPassword(target, username: adminUser, password: adminPassword, role: role, verifier: verifier)
+        } catch {
+            return "ALTER ROLE failed: \((error as? EngineError)?.message ?? "\(error)")"
+        }
+        do {
+            try await connector.checkLogin(target, username: role, password: SecretBytes(fresh))
+            return nil
+        } catch {
+            var failure = "the new password does not log in: \((error as? EngineError)?.message ?? "\(error)")"
+            // Put the old credential back (as the rotator, or as the account itself with the new password).
+            var salt = [UInt8](repeating: 0, count: 16)
+            for i in salt.indices { salt[i] = UInt8.random(in: 0...255) }
+            let restorer = selfRotation ? SecretBytes(fresh) : adminPassword
+            do {
+                let restore = try Self.scramVerifier(old, salt: salt)
+                try await connector.setPassword(target, username: adminUser, password: restorer, role: role, verifier: restore)
+            } catch {
+                failure += "; restoring the old password failed too"
+            }
+            return failure
+        }
     }
 }

@@ -42,10 +42,14 @@ public struct PAMResourceSpec: Sendable, Hashable, Codable {
     public var caCertificate: String?
     /// Terminate a session when its recording cannot be written (default true).
     public var failClosed: Bool?
+    /// The account (username on this resource) that changes other accounts' passwords when they rotate; without
+    /// one, each account changes its own (PostgreSQL lets a role set its own password).
+    public var rotationAccount: String?
     public init(
         name: String, host: String, port: Int? = nil, database: String, tlsMode: PAMTLSMode? = nil,
-        caCertificate: String? = nil, failClosed: Bool? = nil
+        caCertificate: String? = nil, failClosed: Bool? = nil, rotationAccount: String? = nil
     ) {
+        self.rotationAccount = rotationAccount
         self.name = name
         self.host = host
         self.port = port
@@ -63,8 +67,12 @@ public struct PAMResourceInfo: Sendable, Hashable, Codable {
     public var name: String
     public var target: PAMTarget
     public var failClosed: Bool
+    public var rotationAccount: String?
     public var createdAt: Date
-    public init(id: String, project: String, name: String, target: PAMTarget, failClosed: Bool, createdAt: Date) {
+    public init(
+        id: String, project: String, name: String, target: PAMTarget, failClosed: Bool, rotationAccount: String? = nil, createdAt: Date
+    ) {
+        self.rotationAccount = rotationAccount
         self.id = id
         self.project = project
         self.name = name
@@ -83,7 +91,16 @@ public struct PAMAccountInfo: Sendable, Hashable, Codable {
     public var createdAt: Date
     /// When the credential last changed.
     public var passwordChangedAt: Date
-    public init(id: String, resourceId: String, project: String, username: String, createdAt: Date, passwordChangedAt: Date) {
+    /// Rotate the password this often (e.g. `30d`); nil: only on demand.
+    public var rotationInterval: String?
+    /// Why the last rotation failed (cleared by a successful one); the old credential stays in use.
+    public var lastRotationError: String?
+    public init(
+        id: String, resourceId: String, project: String, username: String, createdAt: Date, passwordChangedAt: Date,
+        rotationInterval: String? = nil, lastRotationError: String? = nil
+    ) {
+        self.rotationInterval = rotationInterval
+        self.lastRotationError = lastRotationError
         self.id = id
         self.resourceId = resourceId
         self.project = project
@@ -283,6 +300,9 @@ public protocol PAMConnector: Sendable {
     /// Connects to `target` and logs in as `username`; throws `EngineError` (`.unavailable` for network/TLS
     /// failures, `.invalidArgument` for a refused login) with a message fit for the administrator.
     func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws
+    /// Logs in as `username` and runs `ALTER ROLE role PASSWORD 'verifier'` with a SCRAM-SHA-256 verifier the engine
+    /// computed, so no plaintext password reaches the server (or its logs).
+    func setPassword(_ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String) async throws
 }
 
 /// Resources, accounts, just-in-time grants and proxy sessions (part of `Engine`).
@@ -295,8 +315,15 @@ public protocol PAMEngine: Sendable {
     func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo
     func deletePAMResource(_ ctx: CallContext, id: String) async throws
     /// Adds an account after logging in with it (a refused login is a clear `.invalidArgument`).
-    func createPAMAccount(_ ctx: CallContext, resourceId: String, username: String, password: SecretBytes) async throws
-        -> PAMAccountInfo
+    func createPAMAccount(
+        _ ctx: CallContext, resourceId: String, username: String, password: SecretBytes, rotationInterval: String?
+    ) async throws -> PAMAccountInfo
+    /// Gives the account a fresh random password: ALTER ROLE with its SCRAM verifier, a login with the new password,
+    /// and only then the new credential is stored. A failure keeps the old one (restored on the server if it had
+    /// changed), is recorded on the account and audited.
+    func rotatePAMAccount(_ ctx: CallContext, id: String) async throws -> PAMAccountInfo
+    /// Rotates every account whose interval has passed (the daemon calls this periodically); returns how many.
+    func rotateDuePAMAccounts() async -> Int
     func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo]
     func deletePAMAccount(_ ctx: CallContext, id: String) async throws
 

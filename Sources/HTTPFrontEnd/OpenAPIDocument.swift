@@ -1086,6 +1086,9 @@ public enum OpenAPIDocument {
          "id": {
           "type": "string"
          },
+         "lastRotationError": {
+          "type": "string"
+         },
          "passwordChangedAt": {
           "format": "date-time",
           "type": "string"
@@ -1094,6 +1097,9 @@ public enum OpenAPIDocument {
           "type": "string"
          },
          "resourceId": {
+          "type": "string"
+         },
+         "rotationInterval": {
           "type": "string"
          },
          "username": {
@@ -1261,6 +1267,9 @@ public enum OpenAPIDocument {
          "project": {
           "type": "string"
          },
+         "rotationAccount": {
+          "type": "string"
+         },
          "target": {
           "$ref": "#/components/schemas/PAMTarget"
          }
@@ -1301,6 +1310,11 @@ public enum OpenAPIDocument {
           "maximum": 65535,
           "minimum": 1,
           "type": "integer"
+         },
+         "rotationAccount": {
+          "maxLength": 63,
+          "minLength": 1,
+          "type": "string"
          },
          "tlsMode": {
           "enum": [
@@ -9916,6 +9930,106 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pam/accounts/{accountId}/rotate": {
+       "post": {
+        "operationId": "post_api_v1_pam_accounts_accountId_rotate",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "accountId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "account": {
+               "$ref": "#/components/schemas/PAMAccount"
+              }
+             },
+             "required": [
+              "account"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Rotate the password now (ALTER ROLE with a SCRAM verifier, verified by a login before it is stored)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
       "/api/v1/pam/grants/{grantId}": {
        "get": {
         "operationId": "get_api_v1_pam_grants_grantId",
@@ -10616,6 +10730,11 @@ public enum OpenAPIDocument {
              "password": {
               "maxLength": 1024,
               "minLength": 1,
+              "type": "string"
+             },
+             "rotationInterval": {
+              "description": "e.g. 90d, 8760h",
+              "pattern": "^[1-9][0-9]{0,6}[smhd]$",
               "type": "string"
              },
              "username": {

@@ -11,7 +11,7 @@ struct PAMRoutes: Sendable {
 
     struct ResourceResponse: Codable { var resource: PAMResourceInfo }
     struct ResourceList: Codable { var resources: [PAMResourceInfo]; var next: String? }
-    struct AccountBody: Codable { var username: String; var password: String }
+    struct AccountBody: Codable { var username: String; var password: String; var rotationInterval: String? }
     struct AccountResponse: Codable { var account: PAMAccountInfo }
     struct AccountList: Codable { var accounts: [PAMAccountInfo]; var next: String? }
     struct AccessBody: Codable { var duration: String; var reason: String }
@@ -69,13 +69,16 @@ struct PAMRoutes: Sendable {
             let body = try await decode(AccountBody.self, request)
             let a = try await engine.createPAMAccount(
                 try await ctx(request, c), resourceId: try c.parameters.require("resourceId"), username: body.username,
-                password: SecretBytes(utf8: body.password))
+                password: SecretBytes(utf8: body.password), rotationInterval: body.rotationInterval)
             return JSON(AccountResponse(account: a), status: .created)
         }
         pam.get("resources/:resourceId/accounts") { request, c in
             let all = try await engine.listPAMAccounts(try await ctx(request, c), resourceId: try c.parameters.require("resourceId"))
             let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
             return JSON(AccountList(accounts: items, next: next))
+        }
+        pam.post("accounts/:accountId/rotate") { request, c in
+            JSON(AccountResponse(account: try await engine.rotatePAMAccount(try await ctx(request, c), id: try c.parameters.require("accountId"))))
         }
         pam.delete("accounts/:accountId") { request, c -> HTTPResponse.Status in
             try await engine.deletePAMAccount(try await ctx(request, c), id: try c.parameters.require("accountId"))

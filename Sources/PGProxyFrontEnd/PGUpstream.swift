@@ -323,6 +323,34 @@ public struct PGConnector: PAMConnector {
         }
     }
 
+    public func setPassword(_ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String) async throws {
+        // The verifier is base64, digits and `$:`; anything else would not be one (and could break the literal).
+        guard verifier.hasPrefix("SCRAM-SHA-256$"), verifier.utf8.allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: "'") && $0 != UInt8(ascii: "\\") }) else {
+            throw EngineError(.internal, "not a SCRAM verifier")
+        }
+        let quotedRole = "\"" + role.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let connection = try await mapped { try await PGUpstream.open(target, on: MultiThreadedEventLoopGroup.singleton.next()) }
+        defer { connection.close() }
+        try await mapped {
+            var decoder = PGFrameDecoder(expectStartup: false)
+            _ = try await PGUpstream.login(
+                connection, decoder: &decoder, target: target,
+                parameters: [("user", username), ("database", target.database), ("application_name", "gatehouse-rotation")],
+                username: username, password: password)
+            try await connection.send(ByteBuffer(bytes: PGFrontendMessage.query("ALTER ROLE \(quotedRole) PASSWORD '\(verifier)'").frame.bytes))
+            var error: String?
+            while let frame = try await PGUpstream.nextFrame(connection, &decoder) {
+                guard let message = try? PGBackendMessage(frame) else { continue }
+                if case .errorOrNotice(true, let fields) = message {
+                    error = [fields[UInt8(ascii: "C")], fields[UInt8(ascii: "M")]].compactMap { $0 }.joined(separator: ": ")
+                }
+                if case .readyForQuery = message { break }
+            }
+            if let error { throw PGUpstreamError(.refusedLogin, "ALTER ROLE: \(error)") }
+            try await connection.send(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
+        }
+    }
+
     func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch let e as PGUpstreamError {
             switch e.kind {

@@ -25,8 +25,10 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "disable, require, verify-ca, verify-full (default)") var tlsMode: String?
             @Option(help: "PEM file of the CA that signed the server's certificate") var caFile: String?
             @Flag(help: "Keep sessions running when their recording cannot be written (default: terminate them)") var failOpen = false
+            @Option(help: "Account (username) that changes the others' passwords on rotation (default: each its own)") var rotationAccount: String?
             func run() async throws {
                 var body: [String: Any] = ["name": name, "host": host, "port": port, "database": database, "failClosed": !failOpen]
+                if let rotationAccount { body["rotationAccount"] = rotationAccount }
                 if let tlsMode { body["tlsMode"] = tlsMode }
                 if let caFile { body["caCertificate"] = PKICommand.readFile(caFile) }
                 api.show(field(await api.call(.POST, "/api/v1/projects/\(project)/pam/resources", body: body), "resource"), columns: PAMCommand.resourceColumns)
@@ -47,20 +49,30 @@ struct PAMCommand: AsyncParsableCommand {
     }
 
     struct Account: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Database accounts on a resource.", subcommands: [Add.self, List.self, Delete.self])
+        static let configuration = CommandConfiguration(
+            abstract: "Database accounts on a resource.", subcommands: [Add.self, List.self, Rotate.self, Delete.self])
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Add an account; the password is read from stdin (never from the command line) and checked by a real login.")
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
             @Option var username: String
+            @Option(help: "Rotate the password this often, e.g. 30d (default: only on demand)") var rotationInterval: String?
             func run() async throws {
                 let input = FileHandle.standardInput.readDataToEndOfFile()
                 let password = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .newlines)
                 guard !password.isEmpty else { fail("give the password on stdin") }
-                api.show(
-                    field(await api.call(.POST, "/api/v1/pam/resources/\(resource)/accounts", body: ["username": username, "password": password]), "account"),
-                    columns: PAMCommand.accountColumns)
+                var body: [String: Any] = ["username": username, "password": password]
+                if let rotationInterval { body["rotationInterval"] = rotationInterval }
+                api.show(field(await api.call(.POST, "/api/v1/pam/resources/\(resource)/accounts", body: body), "account"), columns: PAMCommand.accountColumns)
+            }
+        }
+        struct Rotate: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Rotate an account's password now (nobody sees the new one).")
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            func run() async throws {
+                api.show(field(await api.call(.POST, "/api/v1/pam/accounts/\(id)/rotate"), "account"), columns: PAMCommand.accountColumns + ["lastRotationError"])
             }
         }
         struct List: AsyncParsableCommand {

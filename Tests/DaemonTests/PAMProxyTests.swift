@@ -37,11 +37,11 @@ import Testing
         var certs: String { daemon.dataDirectory + "/certs" }
         var proxyPort: Int { daemon.ports["postgres"] ?? 0 }
 
-        init() throws {
+        init(environment: [String: String] = [:]) throws {
             guard let pg = PAMProxyTests.upstream() else { throw Skip() }
             self.pg = pg
             dir = try freshDirectory()
-            daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"])
+            daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"].merging(environment) { $1 })
             try daemon.waitUntilListening(expected: 4)
             try daemon.ensureProject("prod")
             let (_, body, code) = try Fixture.post(
@@ -509,6 +509,125 @@ import Testing
         let detail = recording.events.first?["detail"] as? [String: String]
         #expect(detail?["upstreamTLS"] == "verify-full")
         #expect(detail?["upstreamAuth"] == "SCRAM-SHA-256-PLUS", "\(String(describing: detail))")
+        #expect(f.daemon.stop() == 0)
+    }
+
+    @Test func rotationChangesThePasswordAndTheProxyKeepsWorking() throws {
+        let f: Fixture
+        do { f = try Fixture(environment: ["GATEHOUSE_PAM_ROTATION_CHECK_INTERVAL": "1s"]) } catch is Fixture.Skip { return }
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let (app, limited, victim, scheduled) = ("rot_app_\(tag)", "rot_lim_\(tag)", "rot_victim_\(tag)", "rot_sched_\(tag)")
+        func direct(_ user: String, _ password: String, _ sql: String) throws -> ProcessRunner.Output {
+            try f.psql(
+                "host=127.0.0.1 port=\(f.pg.port) user=\(user) dbname=\(f.pg.database) sslmode=disable", [sql],
+                environment: ["PGPASSWORD": password])
+        }
+        func superuser(_ sql: String) throws -> String {
+            let out = try direct(f.pg.user, f.pg.password, sql)
+            #expect(out.status == 0, "\(sql): \(out.stderr)")
+            return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        for (role, password) in [(app, "app-initial"), (limited, "lim-initial"), (victim, "victim-initial"), (scheduled, "sched-initial")] {
+            _ = try superuser("CREATE ROLE \(role) LOGIN PASSWORD '\(password)'")
+        }
+        defer { for role in [app, limited, victim, scheduled] { _ = try? superuser("DROP ROLE IF EXISTS \(role)") } }
+        func verifier(_ role: String) throws -> String { try superuser("SELECT rolpassword FROM pg_authid WHERE rolname = '\(role)'") }
+        func resource(_ name: String, rotator: String) throws -> String {
+            let (_, body, code) = try Fixture.post(
+                f.daemon, "/api/v1/projects/prod/pam/resources",
+                ["name": name, "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database, "tlsMode": "disable", "rotationAccount": rotator])
+            #expect(code == 201, "\(body)")
+            return try Fixture.field(body, "resource", "id")
+        }
+        func account(_ resource: String, _ user: String, _ password: String, interval: String? = nil) throws -> String {
+            var json: [String: Any] = ["username": user, "password": password]
+            if let interval { json["rotationInterval"] = interval }
+            let (_, body, code) = try Fixture.post(f.daemon, "/api/v1/pam/resources/\(resource)/accounts", json)
+            #expect(code == 201, "\(body)")
+            return try Fixture.field(body, "account", "id")
+        }
+        func grant(_ accountId: String) throws {
+            let (_, body, code) = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": "1h", "reason": "rotation test"])
+            #expect(code == 201, "\(body)")
+        }
+        func rotate(_ accountId: String) throws -> (Int, String) {
+            let (_, body, code) = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(accountId)/rotate", [:])
+            return (code, body)
+        }
+        func accountInfo(_ resource: String, _ accountId: String) throws -> [String: Any] {
+            let (_, body, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/resources/\(resource)/accounts"])
+            let list = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["accounts"] as? [[String: Any]] ?? []
+            return try #require(list.first { $0["id"] as? String == accountId }, "\(accountId) in \(body)")
+        }
+        func viaProxy(_ user: String, _ resource: String) throws -> ProcessRunner.Output {
+            try f.psql(f.conninfo(admin, account: user, resource: resource), ["select current_user"])
+        }
+
+        // A resource whose rotation account is the superuser: rotating `app` changes its password on the server to a
+        // SCRAM verifier Gatehouse computed, the old password stops working, the proxy keeps working — including a
+        // session that was open during the rotation.
+        let ledger = try resource("ledger-\(tag)", rotator: f.pg.user)
+        _ = try account(ledger, f.pg.user, f.pg.password)
+        let appId = try account(ledger, app, "app-initial")
+        try grant(appId)
+        #expect(try viaProxy(app, "ledger-\(tag)").stdout.contains(app))
+        let before = try verifier(app)
+        let changedBefore = try accountInfo(ledger, appId)["passwordChangedAt"] as? String
+        let live = try Background(
+            ["psql", "-X", "-At", f.conninfo(admin, account: app, resource: "ledger-\(tag)"), "-c", "select pg_sleep(3)", "-c", "select 'live-' || current_user"],
+            environment: [:], errPath: f.dir.path + "/live.err")
+        usleep(1_000_000)
+        let (code, body) = try rotate(appId)
+        #expect(code == 200, "\(body)")
+        let after = try verifier(app)
+        #expect(after.hasPrefix("SCRAM-SHA-256$4096:") && after != before, "\(after)")
+        let refused = try direct(app, "app-initial", "select 1")
+        #expect(refused.status != 0 && refused.stderr.contains("password authentication failed"), "\(refused.stderr)")
+        let afterRotation = try viaProxy(app, "ledger-\(tag)")
+        #expect(afterRotation.status == 0 && afterRotation.stdout.contains(app), "\(afterRotation.stderr)")
+        #expect(live.wait(20).status == 0, "the session open during the rotation ended badly")
+        let info = try accountInfo(ledger, appId)
+        #expect(info["passwordChangedAt"] as? String != changedBefore && info["lastRotationError"] == nil, "\(info)")
+        #expect(!body.contains("password\""), "the API never returns a password: \(body)")
+
+        // A rotation account without CREATEROLE cannot change another role: the rotation fails with the server's
+        // reason, the old credential stays (on the server and in Gatehouse), and the failure is on the account and
+        // in the audit log.
+        let restricted = try resource("restricted-\(tag)", rotator: limited)
+        let limitedId = try account(restricted, limited, "lim-initial")
+        let victimId = try account(restricted, victim, "victim-initial")
+        try grant(victimId)
+        let victimBefore = try verifier(victim)
+        let (failCode, failBody) = try rotate(victimId)
+        #expect(failCode == 503 && failBody.contains("ALTER ROLE") && failBody.contains("42501"), "\(failCode) \(failBody)")
+        #expect(try verifier(victim) == victimBefore)
+        #expect(try direct(victim, "victim-initial", "select 1").status == 0)
+        #expect(try viaProxy(victim, "restricted-\(tag)").stdout.contains(victim))
+        #expect((try accountInfo(restricted, victimId)["lastRotationError"] as? String)?.contains("ALTER ROLE") == true)
+        let (_, audit, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+        #expect(audit.contains("pam.account.rotate.failed") && audit.contains(victim), "\(audit)")
+        #expect(!audit.contains("victim-initial") && !audit.contains("SCRAM-SHA-256$"), "no secrets in the audit log")
+
+        // The rotation account rotates itself (a role may set its own password).
+        #expect(try rotate(limitedId).0 == 200)
+        #expect(try direct(limited, "lim-initial", "select 1").status != 0)
+
+        // Scheduled: an account with a 10-second interval is rotated by the daemon on its own.
+        let scheduledId = try account(ledger, scheduled, "sched-initial", interval: "10s")
+        let created = try accountInfo(ledger, scheduledId)["passwordChangedAt"] as? String
+        let deadline = Date().addingTimeInterval(40)
+        var rotatedOnSchedule = false
+        while !rotatedOnSchedule && Date() < deadline {
+            usleep(1_000_000)
+            rotatedOnSchedule = try accountInfo(ledger, scheduledId)["passwordChangedAt"] as? String != created
+        }
+        #expect(rotatedOnSchedule)
+        #expect(try direct(scheduled, "sched-initial", "select 1").status != 0)
+        try grant(scheduledId)
+        #expect(try viaProxy(scheduled, "ledger-\(tag)").stdout.contains(scheduled))
         #expect(f.daemon.stop() == 0)
     }
 }
