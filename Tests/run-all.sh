@@ -2,7 +2,7 @@
 # Installs everything the test suite needs (idempotent) and runs every test.
 # Ends with one line: "N passed, N failed".
 #   - Debian packages: curl, openssl, PostgreSQL 15 server (started here, on loopback), SQLite/SSL headers.
-#   - Python tools in a venv under .build/test-venv: sslyze (TLS profile check).
+#   - Python tools in a venv under .build/test-venv: sslyze, PyKMIP, Schemathesis, psycopg.
 #   - swift build --build-tests, then swift test with PG_TEST_URL pointing at the PostgreSQL started here.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,14 +23,14 @@ fi
 
 # 2. Python test tools in a venv under the build folder (re-installed when the list changes).
 VENV="$ROOT/.build/test-venv"
-PY_SPECS="sslyze pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1"
+PY_SPECS="sslyze pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1 psycopg[binary]==3.2.3"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_SPECS" ]; then
   log "preparing $VENV ($PY_SPECS)"
   { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q --upgrade pip >&2 &&
     "$VENV/bin/pip" install -q $PY_SPECS >&2 && echo "$PY_SPECS" > "$VENV/.specs" ||
     { log "pip install failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
-export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python" SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
+export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python" PSYCOPG_PYTHON="$VENV/bin/python" SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
 
 # certbot (latest) in its own venv: it needs a newer `cryptography` than sslyze accepts.
 CERTBOT_VENV="$ROOT/.build/certbot-venv"

@@ -630,4 +630,47 @@ import Testing
         #expect(try viaProxy(scheduled, "ledger-\(tag)").stdout.contains(scheduled))
         #expect(f.daemon.stop() == 0)
     }
+
+    /// psycopg 3 (libpq underneath): server-side parameters (text and binary), transactions, prepared statements,
+    /// pipeline mode, a server-side cursor, COPY both ways, errors with their SQLSTATE, `Connection.cancel()`, notices
+    /// and LISTEN/NOTIFY, a 20 MB result — and the recording holds what it sent.
+    @Test func psycopgThroughTheProxy() throws {
+        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PSYCOPG_PYTHON is not set") }
+            return
+        }
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        _ = try f.adminGrant("1h")
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let known = try Self.sessionIds(f)
+        let out = try ProcessRunner.run(
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-psycopg.py", f.conninfo(admin)], cwd: f.dir.path, timeout: 180)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        for step in ["parameters", "transactions", "prepared", "pipeline", "server-cursor", "copy", "errors", "cancel", "notices", "large-result"] {
+            #expect(out.stdout.contains("\(step) ok"), "\(step): \(out.stdout)\(out.stderr)")
+        }
+        let id = try Self.newSession(f, since: known)
+        let recording = try Self.recording(f, id)
+        #expect(recording.code == 200 && recording.integrity == "complete", "\(recording.body.prefix(300))")
+        let texts = recording.events.compactMap { e -> String? in
+            guard ["query", "parse"].contains(e["kind"] as? String ?? "") else { return nil }
+            return e["text"] as? String
+        }
+        for fragment in ["select $1::int + $2::int as psy_marker", "select v from psy_marker_t where id = $1", "copy psy_marker_t (id, v) from stdin",
+                         "pg_sleep(20) as psy_marker", "select 1/0 as psy_marker", "listen psy_marker_channel", "DECLARE \"psy_marker_cursor\""] {
+            #expect(texts.contains { $0.contains(fragment) }, "\(fragment) recorded: \(texts.filter { $0.contains("psy") }.prefix(40))")
+        }
+        // Parameters arrive in Bind: the text one verbatim, the binary bytea as hex.
+        let parameters = recording.events.filter { $0["kind"] as? String == "bind" }.flatMap { $0["parameters"] as? [String] ?? [] }
+        #expect(parameters.contains("naïve ünïcode"), "\(parameters.prefix(20))")
+        // 50 pipelined inserts, each its own Bind/Execute.
+        #expect(recording.events.filter { $0["kind"] as? String == "complete" && $0["text"] as? String == "INSERT 0 1" }.count >= 50)
+        #expect(recording.events.contains { $0["kind"] as? String == "error" && $0["sqlState"] as? String == "57014" })
+        let after = try f.psql(f.conninfo(admin), ["select 'alive'"])
+        #expect(after.stdout.contains("alive"), "\(after.stderr)")
+        #expect(f.daemon.stop() == 0)
+    }
 }
