@@ -240,14 +240,14 @@ final class Spawned {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
         var env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" } + environment
-        var envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
-        var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
         env.removeAll()
-        let rc = posix_spawnp(&pid, args[0], &actions, nil, &argv, &envp)
+        let rc = withCleanSignals { attributes in posix_spawnp(&pid, args[0], &actions, &attributes, argv, envp) }
         guard rc == 0 else { throw ValidationError("cannot start \(args[0]): \(String(cString: strerror(rc)))") }
     }
 
@@ -268,18 +268,55 @@ final class Spawned {
     }
 }
 
+/// Spawn attributes that give the child an empty signal mask and default handlers: the Swift runtime's threads block
+/// signals, and Foundation's `Process` passes that mask on (pgbench `-T` then never sees its SIGALRM).
+func withCleanSignals<T>(_ body: (inout posix_spawnattr_t) -> T) -> T {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigfillset(&defaults)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    return body(&attributes)
+}
+
+/// Runs a command (looked up in PATH) and returns its standard output (or standard error); throws unless it exits 0.
 @discardableResult
 func shell(_ args: [String], stderr: Bool = false) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let pipe = Pipe()
-    if stderr { p.standardError = pipe } else { p.standardOutput = pipe }
-    try p.run()
-    let out = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw ValidationError("\(args.joined(separator: " ")) failed") }
-    return String(decoding: out, as: UTF8.self)
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { throw ValidationError("pipe failed") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, fds[1], stderr ? 2 : 1)
+    posix_spawn_file_actions_addclose(&actions, fds[0])
+    posix_spawn_file_actions_addclose(&actions, fds[1])
+    let envp: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    defer { for p in argv + envp { free(p) } }
+    var pid: pid_t = 0
+    let rc = withCleanSignals { attributes in posix_spawnp(&pid, args[0], &actions, &attributes, argv, envp) }
+    close(fds[1])
+    guard rc == 0 else {
+        close(fds[0])
+        throw ValidationError("cannot start \(args[0]): \(String(cString: strerror(rc)))")
+    }
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fds[0], &buffer, buffer.count)
+        if n > 0 { output += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+    }
+    close(fds[0])
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    guard (status & 0x7f) == 0, (status >> 8) & 0xff == 0 else { throw ValidationError("\(args.joined(separator: " ")) failed") }
+    return String(decoding: output, as: UTF8.self)
 }
 
 func loopbackAddress(port: Int) -> sockaddr_in {
