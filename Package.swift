@@ -251,7 +251,7 @@ let package = Package(
         .testTarget(name: "SSHProtocolTests", dependencies: ["SSHProtocol"], swiftSettings: strict),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "RecordingTests", dependencies: ["Recording", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+            name: "RecordingTests", dependencies: ["Recording", "EngineAPI", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",
             dependencies: [

@@ -13,7 +13,6 @@ final class PGSessionRecorder: @unchecked Sendable {
     private var encoder: RecordingEncoder
     private var fd: Int32
     private var pending: [UInt8] = []
-    private let json = JSONEncoder()
     private(set) var failure: String?
     let started = Date()
     let path: String
@@ -24,7 +23,6 @@ final class PGSessionRecorder: @unchecked Sendable {
         encoder = RecordingEncoder(session: sessionId, key: key.bytes)
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RecordingError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        json.outputFormatting = [.sortedKeys]
         guard writeAll(encoder.header) else { throw RecordingError("cannot write \(path): \(failure ?? "")") }
     }
 
@@ -36,8 +34,7 @@ final class PGSessionRecorder: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard failure == nil else { return false }
-        guard let line = try? json.encode(event) else { return true }
-        pending.append(contentsOf: line)
+        event.appendJSON(to: &pending)
         pending.append(UInt8(ascii: "\n"))
         if pending.count >= Self.chunkSize { sealPending() }
         return failure == nil

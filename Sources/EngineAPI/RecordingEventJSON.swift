@@ -1,0 +1,85 @@
+/// A hand-written JSON writer for recording events: the proxy appends one event per protocol message it relays, and
+/// Foundation's `JSONEncoder` cost more CPU per query than the rest of the relay. The output is what `JSONEncoder`
+/// with sorted keys would decode to the same value (the tests check that round trip).
+extension PAMRecordingEvent {
+    /// Appends this event as one line of JSON (no trailing newline), keys sorted, `nil` fields left out.
+    public func appendJSON(to out: inout [UInt8]) {
+        var first = true
+        func key(_ name: StaticString) {
+            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            out.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: ":"))
+        }
+        if let bytes { key("bytes"); Self.append(integer: bytes, to: &out) }
+        if let detail {
+            key("detail")
+            out.append(UInt8(ascii: "{"))
+            for (i, k) in detail.keys.sorted().enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                Self.append(string: k, to: &out)
+                out.append(UInt8(ascii: ":"))
+                Self.append(string: detail[k] ?? "", to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        if let formats { key("formats"); Self.append(array: formats.map(Int64.init), to: &out) }
+        key("kind"); Self.append(string: kind, to: &out)
+        if let name { key("name"); Self.append(string: name, to: &out) }
+        if let parameterTypes { key("parameterTypes"); Self.append(array: parameterTypes.map(Int64.init), to: &out) }
+        if let parameters {
+            key("parameters")
+            out.append(UInt8(ascii: "["))
+            for (i, p) in parameters.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                if let p { Self.append(string: p, to: &out) } else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]) }
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if let rows { key("rows"); Self.append(integer: rows, to: &out) }
+        if let sqlState { key("sqlState"); Self.append(string: sqlState, to: &out) }
+        if let statement { key("statement"); Self.append(string: statement, to: &out) }
+        key("t")
+        if t.isFinite { out.append(contentsOf: Array(t.description.utf8)) } else { out.append(UInt8(ascii: "0")) }
+        if let text { key("text"); Self.append(string: text, to: &out) }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func append(integer: Int64, to out: inout [UInt8]) {
+        out.append(contentsOf: Array(String(integer).utf8))
+    }
+
+    static func append(array: [Int64], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, v) in array.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            append(integer: v, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`, everything else as UTF-8.
+    static func append(string: String, to out: inout [UInt8]) {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        var s = string
+        s.withUTF8 { bytes in
+            out.reserveCapacity(out.count + bytes.count + 2)
+            for b in bytes {
+                switch b {
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+                case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+                case 0..<0x20, 0x7F:
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                default: out.append(b)
+                }
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
