@@ -203,7 +203,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-bench",
             dependencies: [
-                "KMIPProtocol", "TTLV",
+                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

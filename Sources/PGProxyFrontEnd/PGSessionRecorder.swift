@@ -8,17 +8,17 @@ import Recording
 /// into chunks of about 64 KiB, sealed and written as they fill and at least once a second (so a `kill -9` loses at
 /// most the last second), then a manifest signed by the engine at the end. Both relay directions record through one
 /// lock; nothing here ever delays a relayed byte beyond the time to append an event.
-final class PGSessionRecorder: @unchecked Sendable {
+public final class PGSessionRecorder: @unchecked Sendable {
     private let lock = NSLock()
     private var encoder: RecordingEncoder
     private var fd: Int32
     private var pending: [UInt8] = []
     private(set) var failure: String?
     let started = Date()
-    let path: String
+    public let path: String
     static let chunkSize = 64 * 1024
 
-    init(directory: String, sessionId: String, key: SecretBytes) throws {
+    public init(directory: String, sessionId: String, key: SecretBytes) throws {
         path = directory + "/" + sessionId + ".ghrec"
         encoder = RecordingEncoder(session: sessionId, key: key.bytes)
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -30,7 +30,7 @@ final class PGSessionRecorder: @unchecked Sendable {
 
     /// Appends an event; false once the recording has failed.
     @discardableResult
-    func record(_ event: PAMRecordingEvent) -> Bool {
+    public func record(_ event: PAMRecordingEvent) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         guard failure == nil else { return false }
@@ -42,7 +42,7 @@ final class PGSessionRecorder: @unchecked Sendable {
 
     /// Seals what is pending (the periodic flush).
     @discardableResult
-    func flush() -> Bool {
+    public func flush() -> Bool {
         lock.lock()
         defer { lock.unlock() }
         if !pending.isEmpty, failure == nil { sealPending() }

@@ -93,7 +93,10 @@ public struct RecordingEncoder: Sendable {
         record += RecordingFormat.be32(box.ciphertext.count + box.tag.count)
         record += box.ciphertext
         record += box.tag
-        chain = Array(SHA256.hash(data: chain + record))
+        var hasher = SHA256()
+        hasher.update(data: chain)
+        hasher.update(data: record)
+        chain = Array(hasher.finalize())
         chunks += 1
         return record
     }

@@ -68,6 +68,10 @@ struct PAM: ParsableCommand {
 
         // pgbouncer in session mode with scram-sha-256 both ways, when it is installed.
         var targets: [(String, String)] = [("direct", direct)]
+        // The same server over TLS, when it has TLS: the proxy always has TLS on the client side, so this is the
+        // like-for-like baseline.
+        let directTLS = direct.replacingOccurrences(of: "sslmode=disable", with: "sslmode=require")
+        if (try? shell(["psql", "-X", "-At", directTLS, "-c", "select 1"])) != nil { targets.append(("direct-tls", directTLS)) }
         if FileManager.default.isExecutableFile(atPath: "/usr/sbin/pgbouncer") {
             let bouncerPort = try freeLoopbackPort()
             try "\"\(user)\" \"\(password)\"\n".write(toFile: work + "/userlist.txt", atomically: true, encoding: .utf8)
@@ -85,22 +89,31 @@ struct PAM: ParsableCommand {
                 default_pool_size = 40
                 logfile = \(work)/pgbouncer.log
                 ignore_startup_parameters = extra_float_digits
+                client_tls_sslmode = allow
+                client_tls_cert_file = \(work)/bouncer.crt
+                client_tls_key_file = \(work)/bouncer.key
 
                 """.write(toFile: work + "/pgbouncer.ini", atomically: true, encoding: .utf8)
+            _ = try shell([
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+                "-days", "1", "-keyout", work + "/bouncer.key", "-out", work + "/bouncer.crt",
+            ], stderr: true)
             // pgbouncer refuses to run as root.
             var command = ["/usr/sbin/pgbouncer", work + "/pgbouncer.ini"]
             if getuid() == 0 {
-                _ = try shell(["chown", "-R", "postgres", work + "/userlist.txt", work + "/pgbouncer.ini", work])
+                _ = try shell(["chown", "-R", "postgres", work])
                 command = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] + command
             }
             children.append(try Spawned(command, output: work + "/pgbouncer.out"))
             try waitForPort(bouncerPort, seconds: 10)
             targets.append(("pgbouncer", "host=127.0.0.1 port=\(bouncerPort) user=\(user) dbname=\(database) sslmode=disable"))
+            targets.append(("pgbouncer-tls", "host=127.0.0.1 port=\(bouncerPort) user=\(user) dbname=\(database) sslmode=require"))
         } else {
             print("pgbouncer: not installed (apt-get install pgbouncer) — skipped")
         }
         targets.append(("gatehouse", viaGatehouse))
-        print("Gatehouse: client TLS (client certificate) → proxy → plain TCP, SCRAM-SHA-256 upstream; direct and pgbouncer: plain TCP")
+        print("Gatehouse: client TLS (client certificate) → proxy (every statement recorded) → plain TCP, SCRAM-SHA-256 upstream;")
+        print("direct and pgbouncer: plain TCP; direct-tls and pgbouncer-tls: TLS from pgbench (sslmode=require), as to Gatehouse")
 
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
         for workload in workloads.split(separator: ",").map(String.init) {
@@ -115,9 +128,11 @@ struct PAM: ParsableCommand {
                     tps[name] = rate
                     print(String(format: "%-11@ %-10@ c=%-3d %9.0f tps  latency avg %6.3f ms", workload, name, c, rate ?? .nan, latency ?? .nan))
                 }
-                if let g = tps["gatehouse"], let d = tps["direct"], d > 0 {
-                    var line = String(format: "%-11@ ratio      c=%-3d gatehouse/direct %.2fx", workload, c, g / d)
-                    if let b = tps["pgbouncer"], b > 0 { line += String(format: "  gatehouse/pgbouncer %.2fx", g / b) }
+                if let g = tps["gatehouse"] {
+                    var line = String(format: "%-11@ ratio      c=%-3d", workload, c)
+                    for (name, _) in targets where name != "gatehouse" {
+                        if let other = tps[name], other > 0 { line += String(format: "  gatehouse/%@ %.2fx", name, g / other) }
+                    }
                     print(line)
                 }
             }
