@@ -119,7 +119,9 @@ public final class GatehouseDaemon: Sendable {
                         settings: TLSServerSettings(
                             certificatePath: listener.certificatePath, keyPath: listener.keyPath,
                             clientCAPath: listener.clientCAPath,
-                            clientAuth: TLSServerSettings.ClientAuth(rawValue: listener.clientAuth.rawValue) ?? .required))
+                            clientAuth: TLSServerSettings.ClientAuth(rawValue: listener.clientAuth.rawValue) ?? .required,
+                            // PostgreSQL 17 clients offer ALPN "postgresql" (required for direct TLS).
+                            applicationProtocols: listener.name == "postgres" ? ["postgresql"] : []))
                 } catch {
                     throw DaemonError("listeners.\(listener.name): \(error)")
                 }

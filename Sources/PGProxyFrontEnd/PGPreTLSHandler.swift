@@ -1,4 +1,6 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 import PGWire
 
 /// The clear-text start of a proxy connection (§55.2.10): answers GSSENCRequest with `N`, SSLRequest with `S` and
@@ -22,6 +24,22 @@ final class PGPreTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard !done else { return }
         var incoming = unwrapInboundIn(data)
         buffer.writeBuffer(&incoming)
+        // Direct TLS (PostgreSQL 17's `sslnegotiation=direct`): a TLS handshake record instead of a start-up packet
+        // (whose first byte, the top of a length below 16 MiB, is always 0). TLS starts at once and the client must
+        // negotiate ALPN `postgresql`, which keeps other protocols' TLS clients out.
+        if !done, buffer.readableBytes >= 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x16 {
+            done = true
+            let handshake = buffer
+            buffer = ByteBuffer()
+            do {
+                try context.pipeline.syncOperations.addHandlers(makeTLSHandlers() + [PGDirectTLSALPNCheck()], position: .after(self))
+                context.fireChannelRead(wrapInboundOut(handshake))
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            } catch {
+                context.close(promise: nil)
+            }
+            return
+        }
         while !done {
             guard buffer.readableBytes >= 8, let length = buffer.getInteger(at: buffer.readerIndex, as: Int32.self),
                 let code = buffer.getInteger(at: buffer.readerIndex + 4, as: Int32.self)
@@ -84,5 +102,37 @@ final class PGPreTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
         let error = PGBackendMessage.error(sqlState: sqlState, message: message, severity: "FATAL").frame.bytes
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: error))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// After a direct TLS handshake: the client must have negotiated ALPN `postgresql` (as PostgreSQL 17 requires), else
+/// it gets a FATAL `08P01` inside TLS and the connection closes; nothing it sent is passed on before the check.
+final class PGDirectTLSALPNCheck: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    static let protocolName = "postgresql"
+    var verified = false
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = tls {
+            if negotiated == Self.protocolName {
+                verified = true
+                context.fireUserInboundEventTriggered(event)
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                return
+            }
+            let error = PGBackendMessage.error(
+                sqlState: "08P01", message: "direct TLS connections must negotiate the ALPN protocol \"postgresql\"", severity: "FATAL"
+            ).frame.bytes
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: error))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if verified { context.fireChannelRead(data) }
     }
 }

@@ -15,8 +15,13 @@ public struct TLSServerSettings: Sendable, Hashable {
     public var keyPath: String
     public var clientCAPath: String
     public var clientAuth: ClientAuth
+    /// ALPN protocols the server accepts (a client offering none of them continues without ALPN).
+    public var applicationProtocols: [String]
 
-    public init(certificatePath: String, keyPath: String, clientCAPath: String, clientAuth: ClientAuth) {
+    public init(
+        certificatePath: String, keyPath: String, clientCAPath: String, clientAuth: ClientAuth, applicationProtocols: [String] = []
+    ) {
+        self.applicationProtocols = applicationProtocols
         self.certificatePath = certificatePath
         self.keyPath = keyPath
         self.clientCAPath = clientCAPath
@@ -56,6 +61,7 @@ public enum TLSPolicy {
         config.cipherSuites = tls12CipherSuites
         config.curves = [.x25519, .secp256r1, .secp384r1]
         config.renegotiationSupport = .none
+        config.applicationProtocols = settings.applicationProtocols
         switch settings.clientAuth {
         case .off:
             config.certificateVerification = .none

@@ -37,11 +37,24 @@ import Testing
         var certs: String { daemon.dataDirectory + "/certs" }
         var proxyPort: Int { daemon.ports["postgres"] ?? 0 }
 
-        init(environment: [String: String] = [:]) throws {
+        /// The SSH relay, when the fixture exposes listeners through the reverse tunnel.
+        let relay: SSHTunnelTests.Relay?
+
+        init(environment: [String: String] = [:], tunnelForwards: [String]? = nil) throws {
             guard let pg = PAMProxyTests.upstream() else { throw Skip() }
             self.pg = pg
             dir = try freshDirectory()
-            daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"].merging(environment) { $1 })
+            var env = ["GATEHOUSE_LOGGING_LEVEL": "info"].merging(environment) { $1 }
+            if let forwards = tunnelForwards {
+                guard SSHTunnelTests.openSSHAvailable() else { throw Skip() }
+                let authorized = try SSHTunnelTests.prepareGateway(dataDirectory: dir.path + "/.gatehouse", forwards: forwards)
+                let relay = try SSHTunnelTests.Relay(dir: dir.path + "/relay", authorizedKeys: authorized)
+                env.merge(SSHTunnelTests.tunnelEnvironment(relay: relay, forwards: forwards)) { $1 }
+                self.relay = relay
+            } else {
+                relay = nil
+            }
+            daemon = try DaemonProcess(directory: dir.path, environment: env)
             try daemon.waitUntilListening(expected: 4)
             try daemon.ensureProject("prod")
             let (_, body, code) = try Fixture.post(
@@ -83,10 +96,10 @@ import Testing
         }
 
         /// A libpq connection string to the proxy with a client certificate (curl-style `--cert X --key Y` arguments).
-        func conninfo(_ auth: [String], account: String? = nil, resource: String = "orders") -> String {
+        func conninfo(_ auth: [String], account: String? = nil, resource: String = "orders", port: Int? = nil) -> String {
             let cert = auth.firstIndex(of: "--cert").map { auth[$0 + 1] } ?? ""
             let key = auth.firstIndex(of: "--key").map { auth[$0 + 1] } ?? ""
-            return "host=127.0.0.1 port=\(proxyPort) user=\(account ?? pg.user) dbname=\(resource) sslmode=verify-ca "
+            return "host=127.0.0.1 port=\(port ?? proxyPort) user=\(account ?? pg.user) dbname=\(resource) sslmode=verify-ca "
                 + "sslrootcert=\(certs)/ca.crt sslcert=\(cert) sslkey=\(key) connect_timeout=10"
         }
 
@@ -318,7 +331,8 @@ import Testing
              String(f.proxyPort), f.certs + "/ca.crt", f.certs + "/admin.crt", f.dir.path + "/admin.key", "orders", f.pg.user], timeout: 120)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         for name in ["plaintext-startup", "ssl-request-with-trailing-plaintext", "startup-length-overflow", "gssenc-then-tls-replication-refused",
-                     "message-length-overflow", "garbage", "no-certificate-asks-for-password"] {
+                     "message-length-overflow", "garbage", "no-certificate-asks-for-password",
+                     "direct-tls-alpn-postgresql", "direct-tls-without-alpn-refused", "direct-tls-other-alpn-refused"] {
             #expect(out.stdout.contains("\(name) ok"), "\(name): \(out.stdout)")
         }
         let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
@@ -671,6 +685,43 @@ import Testing
         #expect(recording.events.contains { $0["kind"] as? String == "error" && $0["sqlState"] as? String == "57014" })
         let after = try f.psql(f.conninfo(admin), ["select 'alive'"])
         #expect(after.stdout.contains("alive"), "\(after.stderr)")
+        #expect(f.daemon.stop() == 0)
+    }
+
+    /// The proxy exposed through the SSH reverse tunnel: psql at the relay reaches it with TLS end to end (the relay
+    /// carries only the SSLRequest and then TLS records), the grant and the recording work as on the local port.
+    @Test func psqlThroughTheRelayWithEndToEndTLS() throws {
+        let relayPort = try SSHCATests.freePort()
+        let f: Fixture
+        do { f = try Fixture(tunnelForwards: ["postgres=127.0.0.1:\(relayPort)"]) } catch is Fixture.Skip { return }
+        defer { f.relay?.kill() }
+        let status = try #require(
+            SSHTunnelTests.waitForTunnel(f.daemon) { ($0["forwards"] as? [[String: Any]])?.first?["state"] as? String == "active" },
+            "tunnel: \(String(describing: SSHTunnelTests.tunnelStatus(f.daemon)))\n\(f.daemon.log.suffix(2000))")
+        #expect((status["forwards"] as? [[String: Any]])?.first?["boundPort"] as? Int == relayPort)
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+
+        // Without a grant the relay path refuses like the local one; with one, psql works through the relay.
+        let refused = try f.psql(f.conninfo(admin, port: relayPort), ["select 1"])
+        #expect(refused.status != 0 && refused.stderr.contains("no active access grant"), "\(refused.stderr)")
+        _ = try f.adminGrant("1h")
+        let known = try Self.sessionIds(f)
+        let capture = try CapturingProxy(upstreamPort: relayPort)
+        defer { capture.stop() }
+        let marker = "relay_marker_\(UInt32.random(in: 1...UInt32.max))"
+        let out = try f.psql(f.conninfo(admin, port: capture.port), ["select '\(marker)' as m", "select count(*) from generate_series(1, 1000)"])
+        #expect(out.status == 0 && out.stdout.contains(marker) && out.stdout.contains("1000"), "\(out.stdout) \(out.stderr)")
+        let seen = capture.bytes
+        #expect(seen.count > 1000, "nothing captured")
+        // SSLRequest (length 8, code 80877103), the proxy's 'S', then TLS handshake records.
+        #expect(Array(seen.prefix(8)) == [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F], "\(Array(seen.prefix(8)))")
+        #expect(!seen.containsBytes(Array(marker.utf8)), "the statement crossed the relay in clear")
+        #expect(!seen.containsBytes(Array(f.pg.user.utf8)), "the start-up message crossed the relay in clear")
+        let id = try Self.newSession(f, since: known)
+        let recording = try Self.recording(f, id)
+        #expect(recording.integrity == "complete" && recording.events.contains { ($0["text"] as? String)?.contains(marker) == true })
         #expect(f.daemon.stop() == 0)
     }
 }

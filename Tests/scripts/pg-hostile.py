@@ -126,4 +126,48 @@ first = t.recv(9)
 report("no-certificate-asks-for-password", first[:1] == b"R" and struct.unpack("!i", first[5:9])[0] == 3, f"{first!r}")
 t.close()
 
+# 8. Direct TLS (PostgreSQL 17's sslnegotiation=direct): a TLS ClientHello first, ALPN "postgresql"; the session works.
+def direct_tls(alpn):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, key)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx.wrap_socket(connect())
+
+
+def until_ready(t):
+    data = b""
+    while not data.endswith(b"Z\0\0\0\x05I"):
+        chunk = t.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+try:
+    t = direct_tls(["postgresql"])
+    t.sendall(startup([("user", account), ("database", resource), ("application_name", "direct-tls")]))
+    login = until_ready(t)
+    q = b"select 'direct-tls-marker_1'\0"
+    t.sendall(b"Q" + struct.pack("!i", 4 + len(q)) + q)
+    answer = until_ready(t)
+    t.sendall(b"X\0\0\0\x04")
+    report("direct-tls-alpn-postgresql", t.selected_alpn_protocol() == "postgresql" and login[:9] == b"R\0\0\0\x08\0\0\0\0"
+           and b"direct-tls-marker_1" in answer and b"SELECT 1" in answer, f"alpn={t.selected_alpn_protocol()} login={login[:20]!r} answer={answer[:80]!r}")
+except Exception as e:  # noqa: BLE001
+    report("direct-tls-alpn-postgresql", False, repr(e))
+
+# 9. Direct TLS without ALPN, or with another protocol's: FATAL 08P01 inside TLS, closed, the start-up never used.
+for name, alpn in [("direct-tls-without-alpn-refused", None), ("direct-tls-other-alpn-refused", ["http/1.1"])]:
+    try:
+        t = direct_tls(alpn)
+        t.sendall(startup([("user", account), ("database", resource)]))
+        data, closed = read_all(t)
+        code, msg = error_fields(data)
+        report(name, code == "08P01" and "ALPN" in (msg or "") and closed and not data.startswith(b"R"), f"{code} {msg} closed={closed}")
+    except Exception as e:  # noqa: BLE001
+        report(name, False, repr(e))
+
 sys.exit(1 if failed else 0)
