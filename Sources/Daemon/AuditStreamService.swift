@@ -16,6 +16,15 @@ struct AuditStreamService: Service {
     let client: WebhookClient
     let logger: Logger
     var pollInterval: Duration = .seconds(1)
+    /// The store key of this stream's cursor.
+    var cursorName = GatehouseEngine.streamCursorKey
+    /// Only events of these types (exact, or prefixes ending in `.`); nil: every event.
+    var types: [String]? = nil
+
+    func wanted(_ type: String) -> Bool {
+        guard let types else { return true }
+        return types.contains { $0.hasSuffix(".") ? type.hasPrefix($0) : type == $0 }
+    }
 
     struct Item: Encodable {
         var sequence: Int64
@@ -31,18 +40,21 @@ struct AuditStreamService: Service {
         encoder.dateEncodingStrategy = .iso8601
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let cursor = try await engine.auditStreamCursor()
+                let cursor = try await engine.auditStreamCursor(name: cursorName)
                 let events = try await engine.auditEvents(.system("audit-stream"), after: cursor, limit: 100)
                 if events.isEmpty {
                     try await Task.sleep(for: pollInterval)
                     continue
                 }
-                let body = try encoder.encode(Batch(events: events.map { Item(sequence: $0.sequence, hash: $0.hash, event: $0.event) }))
-                let status = try await client.post(Array(body))
-                guard (200..<300).contains(status) else {
-                    throw WebhookClient.Failure(description: "endpoint answered \(status)")
+                let selected = events.filter { wanted($0.event.event.type) }
+                if !selected.isEmpty {
+                    let body = try encoder.encode(Batch(events: selected.map { Item(sequence: $0.sequence, hash: $0.hash, event: $0.event) }))
+                    let status = try await client.post(Array(body))
+                    guard (200..<300).contains(status) else {
+                        throw WebhookClient.Failure(description: "endpoint answered \(status)")
+                    }
                 }
-                if let last = events.last { try await engine.advanceAuditStreamCursor(to: last.sequence) }
+                if let last = events.last { try await engine.advanceAuditStreamCursor(to: last.sequence, name: cursorName) }
                 backoff = .seconds(1)
             } catch is CancellationError {
                 return

@@ -186,6 +186,15 @@ public final class GatehouseDaemon: Sendable {
         services.append(CRLRefreshService(engine: engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
+        if let notify = config.pamNotifyURL, let url = URL(string: notify) {
+            // PAM notifications: the audit events an approver or an on-call engineer acts on, through the same
+            // at-least-once delivery as the audit stream, with its own cursor.
+            services.append(
+                AuditStreamService(
+                    engine: engine, client: WebhookClient(url: url, bearerToken: config.pamNotifyToken), logger: logger,
+                    cursorName: "pam_notify_cursor",
+                    types: ["pam.access.", "pam.session.start", "pam.session.end", "pam.session.denied", "pam.account.rotate.failed"]))
+        }
         if let stream = config.auditStreamURL, let url = URL(string: stream) {
             services.append(
                 AuditStreamService(

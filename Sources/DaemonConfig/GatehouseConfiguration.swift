@@ -86,6 +86,9 @@ public struct GatehouseConfiguration: Sendable {
     public var pkiAlertInterval: Duration = .seconds(3600)
     /// How often the scheduler looks for PAM accounts whose rotation interval has passed.
     public var pamRotationCheckInterval: Duration = .seconds(60)
+    /// Where PAM notifications (access requests and decisions, sessions, rotation failures) are POSTed.
+    public var pamNotifyURL: String?
+    public var pamNotifyToken: String?
     /// Port the ACME http-01 validator connects to.
     public var acmeHTTP01Port: Int = 80
     /// Terms of service URL in ACME directories (nil: none, and no agreement required).
@@ -163,6 +166,8 @@ public enum ConfigurationLoader {
             Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.alert_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
             Key(path: "pam.rotation_check_interval", kind: .duration, defaultValue: .string("1m"), allowed: nil),
+            Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -485,6 +490,10 @@ public enum ConfigurationLoader {
         if !streamURL.isEmpty, !(streamURL.hasPrefix("http://") || streamURL.hasPrefix("https://")) {
             problem("audit.stream_url", "must be an http:// or https:// URL")
         }
+        let notifyURL = str("pam.notify_url")
+        if !notifyURL.isEmpty, !(notifyURL.hasPrefix("http://") || notifyURL.hasPrefix("https://")) {
+            problem("pam.notify_url", "must be an http:// or https:// URL")
+        }
         var acmePort = 80
         if case .integer(let n)? = values["acme.http01_port"] {
             if (1...65535).contains(n) { acmePort = Int(n) } else { problem("acme.http01_port", "must be 1–65535") }
@@ -531,6 +540,8 @@ public enum ConfigurationLoader {
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
             pamRotationCheckInterval: parseDuration(str("pam.rotation_check_interval")) ?? .seconds(60),
+            pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
+            pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),

@@ -317,19 +317,20 @@ public final class GatehouseEngine: Engine {
 }
 
 extension GatehouseEngine {
-    static let streamCursorKey = "audit_stream_cursor"
+    public static let streamCursorKey = "audit_stream_cursor"
 
-    /// The last audit sequence delivered to the audit stream (shared by all nodes of a store).
-    public func auditStreamCursor() async throws -> Int64 {
-        let data = try await transact { tx in try await tx.metadata(Self.streamCursorKey) }
+    /// The last audit sequence delivered to an audit stream (shared by all nodes of a store); `name` tells the
+    /// streams apart (the audit stream, the PAM notifications).
+    public func auditStreamCursor(name: String = streamCursorKey) async throws -> Int64 {
+        let data = try await transact { tx in try await tx.metadata(name) }
         return data.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
     }
 
-    /// Advances the audit stream cursor (never moves it backwards).
-    public func advanceAuditStreamCursor(to sequence: Int64) async throws {
+    /// Advances an audit stream cursor (never moves it backwards).
+    public func advanceAuditStreamCursor(to sequence: Int64, name: String = streamCursorKey) async throws {
         try await transact { tx in
-            let current = try await tx.metadata(Self.streamCursorKey).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
-            if sequence > current { try await tx.setMetadata(Self.streamCursorKey, Data(String(sequence).utf8)) }
+            let current = try await tx.metadata(name).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+            if sequence > current { try await tx.setMetadata(name, Data(String(sequence).utf8)) }
         }
     }
 }

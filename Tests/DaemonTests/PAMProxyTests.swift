@@ -527,8 +527,20 @@ import Testing
     }
 
     @Test func rotationChangesThePasswordAndTheProxyKeepsWorking() throws {
+        guard Self.upstream() != nil else { return }
+        let receiverDir = try freshDirectory()
+        let (receiver, receiverPort, notifications) = try startWebhookReceiver(in: receiverDir.path, failFirst: 0)
+        defer {
+            kill(receiver.processIdentifier, SIGKILL)
+            receiver.waitUntilExit()
+        }
         let f: Fixture
-        do { f = try Fixture(environment: ["GATEHOUSE_PAM_ROTATION_CHECK_INTERVAL": "1s"]) } catch is Fixture.Skip { return }
+        do {
+            f = try Fixture(environment: [
+                "GATEHOUSE_PAM_ROTATION_CHECK_INTERVAL": "1s", "GATEHOUSE_PAM_NOTIFY_URL": "http://127.0.0.1:\(receiverPort)/pam",
+                "GATEHOUSE_PAM_NOTIFY_TOKEN": "notify-token-1",
+            ])
+        } catch is Fixture.Skip { return }
         let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
         try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
         chmod(f.dir.path + "/admin.key", 0o600)
@@ -642,6 +654,26 @@ import Testing
         #expect(try direct(scheduled, "sched-initial", "select 1").status != 0)
         try grant(scheduledId)
         #expect(try viaProxy(scheduled, "ledger-\(tag)").stdout.contains(scheduled))
+
+        // PAM notifications reached the webhook: access requests, sessions and the failed rotation — not the
+        // successful rotations (not selected), and never a password or a verifier.
+        var types: [String] = []
+        var bodies = ""
+        for _ in 0..<100 {
+            bodies = (try? String(contentsOfFile: notifications, encoding: .utf8)) ?? ""
+            types = bodies.split(separator: "\n").flatMap { line -> [String] in
+                guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    entry["authorization"] as? String == "Bearer notify-token-1", let body = entry["body"] as? String,
+                    let batch = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+                else { return [] }
+                return (batch["events"] as? [[String: Any]] ?? []).compactMap { (($0["event"] as? [String: Any])?["event"] as? [String: Any])?["type"] as? String }
+            }
+            if types.contains("pam.account.rotate.failed") && types.filter({ $0 == "pam.session.end" }).count >= 4 { break }
+            usleep(100_000)
+        }
+        #expect(types.contains("pam.access.request") && types.contains("pam.session.start") && types.contains("pam.account.rotate.failed"), "\(types)")
+        #expect(!types.contains("pam.account.rotate") && !types.contains("project.create"), "\(types)")
+        #expect(!bodies.contains("initial") && !bodies.contains("SCRAM-SHA-256$"), "no secrets in notifications")
         #expect(f.daemon.stop() == 0)
     }
 
