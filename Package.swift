@@ -194,8 +194,11 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd",
+                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol", "TTLV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -140,7 +140,11 @@ extension GatehouseEngine {
     func store(
         _ ctx: CallContext, _ decision: Decision, _ meta: ManagedObject, material: [UInt8], event: String
     ) async throws -> ManagedObject {
-        try await transact { tx in
+        var meta = meta
+        if [.symmetricKey, .publicKey, .privateKey].contains(meta.objectType), meta.wrappingData == nil {
+            meta.digest = Array(SHA256.hash(data: material))
+        }
+        return try await transact { [meta] tx in
             _ = try await self.requireProject(meta.project, tx)
             let sealed = try await self.keyring.seal(material, binding: "kms-object/\(meta.id)/material", tx)
             try await tx.insert(
@@ -180,7 +184,9 @@ extension GatehouseEngine {
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
         let material = SymmetricKey(size: .init(bitCount: algorithm == Algorithm.tripleDES ? 192 : length)).withUnsafeBytes { Array($0) }
-        return try await store(ctx, decision, newObject(spec, project: p, now: clock()), material: material, event: "kms.create")
+        var meta = newObject(spec, project: p, now: clock())
+        meta.serverGenerated = true
+        return try await store(ctx, decision, meta, material: material, event: "kms.create")
     }
 
     public func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws
@@ -398,6 +404,9 @@ extension GatehouseEngine {
                 let ivBytes = iv ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
                 let out = try AES._CBC.encrypt(data, using: key, iv: AES._CBC.IV(ivBytes: ivBytes), noPadding: (p.paddingMethod ?? 3) == 1)
                 return CipherResult(data: Array(out), iv: iv == nil ? ivBytes : nil)
+            case 2:
+                // ECB (KMIP CS-BC profile): no IV; PKCS#5 padding only when asked for.
+                return CipherResult(data: try Self.ecb(data, key: key, encrypt: true, pkcs5: p.paddingMethod == 3))
             case 6:
                 let nonceBytes = iv ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
                 let out = try AES._CTR.encrypt(data, using: key, nonce: AES._CTR.Nonce(nonceBytes: nonceBytes))
@@ -419,6 +428,15 @@ extension GatehouseEngine {
         let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
+        if p.blockCipherMode == 2 {
+            do {
+                return CipherResult(data: try Self.ecb(data, key: key, encrypt: false, pkcs5: p.paddingMethod == 3))
+            } catch let e as EngineError {
+                throw e
+            } catch {
+                throw EngineError(.cryptographicFailure, "decryption failed")
+            }
+        }
         guard let iv else { throw EngineError(.invalidArgument, "decryption needs the IV/Counter/Nonce") }
         try Self.checkIV(iv, mode: p.blockCipherMode ?? 9)
         do {
@@ -451,6 +469,34 @@ extension GatehouseEngine {
     }
 
     /// IV/nonce lengths: 16 bytes for CBC and CTR, 12 for GCM (the only nonce size swift-crypto's GCM takes).
+    /// AES-ECB, block by block (each block through the AES permutation), with optional PKCS#5 padding.
+    static func ecb(_ data: [UInt8], key: SymmetricKey, encrypt: Bool, pkcs5: Bool) throws -> [UInt8] {
+        var input = data
+        if encrypt && pkcs5 {
+            let pad = 16 - input.count % 16
+            input += [UInt8](repeating: UInt8(pad), count: pad)
+        }
+        guard input.count % 16 == 0, !input.isEmpty else {
+            throw EngineError(.invalidArgument, "ECB without padding needs whole 16-byte blocks")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count)
+        var offset = 0
+        while offset < input.count {
+            var block = Array(input[offset..<(offset + 16)])
+            if encrypt { try AES.permute(&block, key: key) } else { try AES.inversePermute(&block, key: key) }
+            out += block
+            offset += 16
+        }
+        if !encrypt && pkcs5 {
+            guard let pad = out.last, (1...16).contains(pad), out.suffix(Int(pad)).allSatisfy({ $0 == pad }) else {
+                throw EngineError(.cryptographicFailure, "decryption failed (bad padding or key)")
+            }
+            out.removeLast(Int(pad))
+        }
+        return out
+    }
+
     static func checkIV(_ iv: [UInt8], mode: UInt32) throws {
         let expected: Int
         switch mode {
@@ -515,6 +561,10 @@ extension GatehouseEngine {
         if publicSpec.usageMask == nil { pub.usageMask = (UsageMask.verify).rawValue }
         let privateDER = Array(key.derRepresentation)
         let publicDER = Array(key.publicKey.pkcs1DERRepresentation)
+        priv.serverGenerated = true
+        pub.serverGenerated = true
+        priv.digest = Array(SHA256.hash(data: privateDER))
+        pub.digest = Array(SHA256.hash(data: publicDER))
         let (privMeta, pubMeta) = (priv, pub)
         try await transact { tx in
             _ = try await self.requireProject(p, tx)

@@ -78,6 +78,11 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     /// For keys registered already wrapped: the Key Wrapping Data in the front end's encoding. The material is the
     /// wrapped bytes; the server cannot use such a key for cryptography, only store and return it.
     public var wrappingData: [UInt8]?
+    /// SHA-256 of the key material as stored (in `keyFormatType`), for keys (KMIP's Digest attribute). Not kept for
+    /// secret data or opaque objects: a digest of a low-entropy secret would allow guessing it offline.
+    public var digest: [UInt8]?
+    /// True for keys this server generated (Create, Create Key Pair): KMIP's Random Number Generator attribute.
+    public var serverGenerated: Bool?
 
     public init(
         id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,

@@ -10,6 +10,8 @@ public struct KMIPDispatcher: Sendable {
     public var clock: @Sendable () -> Int64
     /// The engine; without one (codec tests) only DiscoverVersions and Query are answered.
     public var engine: (any Engine)?
+    /// Where Log operations' messages go (the listener's logger).
+    public var logSink: (@Sendable (String) -> Void)?
 
     public init(maxMessageSize: Int, engine: (any Engine)? = nil, clock: @escaping @Sendable () -> Int64) {
         self.maxMessageSize = maxMessageSize
@@ -24,7 +26,9 @@ public struct KMIPDispatcher: Sendable {
         .signatureVerify, .deriveKey,
     ]
     public var supportedOperations: [KMIPOperation] {
-        engine == nil ? [.discoverVersions, .query] : Self.keyOperations + [.query, .discoverVersions]
+        engine == nil
+            ? [.discoverVersions, .query, .rngRetrieve, .log, .interop]
+            : Self.keyOperations + [.query, .discoverVersions, .rngRetrieve, .log, .interop]
     }
     public static let vendor = "Gatehouse"
 
@@ -94,6 +98,30 @@ public struct KMIPDispatcher: Sendable {
                 payload: KMIPProtocolOperations.query(
                     item.payload, operations: supportedOperations,
                     objectTypes: engine == nil ? [] : [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor))
+        case .rngRetrieve:
+            // RNG Retrieve (KMIP 1.3 §4.35): bytes from the system's CSPRNG.
+            guard case .integer(let length)? = item.payload?.child(0x4200C4)?.value, length > 0, length <= 1 << 20 else {
+                return .failure(item, .invalidField, "Data Length must be 1 … 1048576")
+            }
+            var rng = SystemRandomNumberGenerator()
+            let bytes = (0..<Int(length)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            return KMIPBatchResult(
+                operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                payload: [TTLVItem(tag: KMIPTag.data, .byteString(bytes))])
+        case .interop:
+            // Interop (KMIP 2.0 §6.1.32): test-case markers. Begin and End are acknowledged; Reset (clean-up of the
+            // caller's objects) is not offered.
+            guard case .enumeration(let function)? = item.payload?.child(0x420160)?.value, [1, 2].contains(function) else {
+                return .failure(item, .featureNotSupported, "only Interop Begin and End are supported")
+            }
+            return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: [])
+        case .log:
+            // Log (KMIP 2.0 §6.1.33): the client's message goes to the server log (bounded).
+            guard case .textString(let message)? = item.payload?.child(0x420141)?.value else {
+                return .failure(item, .missingData, "Log needs a Log Message")
+            }
+            logSink?(String(message.prefix(1024)))
+            return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: [])
         default:
             guard let engine, Self.keyOperations.contains(operation) else {
                 return .failure(item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
@@ -128,7 +156,7 @@ public struct KMIPDispatcher: Sendable {
             } catch let e as KMIPFieldError {
                 return .failure(item, e.reason, e.message)
             } catch let e as EngineError {
-                return .failure(item, KMIPKeyOperations.reason(for: e.code), e.message)
+                return .failure(item, KMIPKeyOperations.reason(for: e.code, version: version), e.message)
             } catch {
                 return .failure(item, .generalFailure, "internal error")
             }

@@ -110,8 +110,10 @@ struct KMIPKeyOperations {
     /// Attributes a client may set that the engine keeps without interpreting.
     static func isClientAttribute(_ name: String) -> Bool {
         // Operation Policy Name is kept for clients that locate by it; authorization is the engine's RBAC, not it.
+        // Cryptographic Parameters are the key's defaults for Encrypt, Decrypt, Sign and MAC (used when a request
+        // names none); Alternative Name is descriptive.
         ["Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute",
-         "Operation Policy Name"].contains(name)
+         "Operation Policy Name", "Cryptographic Parameters", "Alternative Name"].contains(name)
             || name.hasPrefix("x-") || name.hasPrefix("y-")
     }
 
@@ -159,6 +161,22 @@ struct KMIPKeyOperations {
         }
         out += m.objectGroups.map { KMIPAttribute(name: "Object Group", value: .textString($0)) }
         out.append(KMIPAttribute(name: "Last Change Date", value: date(m.lastChangeDate)))
+        out.append(KMIPAttribute(name: "Original Creation Date", value: date(m.initialDate)))
+        if m.serverGenerated == true {
+            // Keys come from BoringSSL's CTR-DRBG (AES-256) seeded by the kernel.
+            out.append(KMIPAttribute(name: "Random Number Generator", value: .structure([
+                TTLVItem(tag: 0x4200DA, .enumeration(3)), TTLVItem(tag: 0x4200DB, .enumeration(5)),
+                TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)), TTLVItem(tag: KMIPTag.cryptographicLength, .integer(256)),
+            ])))
+        }
+        if let digest = m.digest {
+            // SHA-256 of the material in the format it is stored in (symmetric keys: Raw).
+            let format = m.keyFormatType ?? (m.objectType == .symmetricKey ? 1 : m.objectType == .privateKey ? 4 : 5)
+            out.append(KMIPAttribute(name: "Digest", value: .structure([
+                TTLVItem(tag: KMIPTag.hashingAlgorithm, .enumeration(6)), TTLVItem(tag: 0x420035, .byteString(digest)),
+                TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(format)),
+            ])))
+        }
         for (name, values) in (m.customAttributes ?? [:]).sorted(by: { $0.key < $1.key }) {
             out += values.compactMap(load).map { KMIPAttribute(name: name, value: $0) }
         }
@@ -255,7 +273,9 @@ struct KMIPKeyOperations {
         }
         let (m, material) = try await engine.getObject(ctx, id: id)
         state.idPlaceholder = id
-        guard let material else { throw KMIPFieldError(.itemNotFound, "the object's key material was destroyed") }
+        guard let material else {
+            throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .objectDestroyed : .itemNotFound, "the object's key material was destroyed")
+        }
         let object: TTLVItem
         switch m.objectType {
         case .symmetricKey, .secretData, .publicKey, .privateKey, .splitKey:
@@ -562,9 +582,20 @@ struct KMIPKeyOperations {
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
     }
 
-    static func signatureParameters(_ payload: TTLVItem?) -> SignatureParameters {
+    /// The request's Cryptographic Parameters, or else the object's own Cryptographic Parameters attribute (the
+    /// defaults a client registered with the key).
+    func cryptographicParameters(_ payload: TTLVItem?, id: String) async throws -> TTLVItem? {
+        if let cp = payload?.child(KMIPTag.cryptographicParameters) { return cp }
+        let m = try await engine.objectAttributes(ctx, id: id)
+        guard let stored = m.customAttributes?["Cryptographic Parameters"]?.first, let value = Self.load(stored),
+            case .structure = value
+        else { return nil }
+        return TTLVItem(tag: KMIPTag.cryptographicParameters, value)
+    }
+
+    static func signatureParameters(_ cp: TTLVItem?) -> SignatureParameters {
         var p = SignatureParameters()
-        guard let cp = payload?.child(KMIPTag.cryptographicParameters) else { return p }
+        guard let cp else { return p }
         if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
         if case .enumeration(let v)? = cp.child(KMIPTag.hashingAlgorithm)?.value { p.hashingAlgorithm = v }
         return p
@@ -573,7 +604,7 @@ struct KMIPKeyOperations {
     func sign(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
-        let signature = try await engine.sign(ctx, id: id, Self.signatureParameters(payload), data: data)
+        let signature = try await engine.sign(ctx, id: id, Self.signatureParameters(try await cryptographicParameters(payload, id: id)), data: data)
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.signatureData, .byteString(signature))]
     }
@@ -583,7 +614,7 @@ struct KMIPKeyOperations {
         guard let data = Self.bytes(payload, KMIPTag.data), let signature = Self.bytes(payload, KMIPTag.signatureData) else {
             throw KMIPFieldError(.missingData, "Data and Signature Data are required")
         }
-        let valid = try await engine.verify(ctx, id: id, Self.signatureParameters(payload), data: data, signature: signature)
+        let valid = try await engine.verify(ctx, id: id, Self.signatureParameters(try await cryptographicParameters(payload, id: id)), data: data, signature: signature)
         state.idPlaceholder = id
         return [
             TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
@@ -613,7 +644,12 @@ struct KMIPKeyOperations {
 
     func destroy(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
-        _ = try await engine.destroyObject(ctx, id: id)
+        do {
+            _ = try await engine.destroyObject(ctx, id: id)
+        } catch let e as EngineError where e.code == .wrongState {
+            // An Active object cannot be destroyed (KMIP 1.4 §4.21): the profiles' test cases expect Permission Denied.
+            throw KMIPFieldError(.permissionDenied, e.message)
+        }
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
     }
@@ -668,9 +704,9 @@ struct KMIPKeyOperations {
         return out + ids.map { TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString($0)) }
     }
 
-    static func parameters(_ payload: TTLVItem?) -> CipherParameters {
+    static func parameters(_ cp: TTLVItem?) -> CipherParameters {
         var p = CipherParameters()
-        guard let cp = payload?.child(KMIPTag.cryptographicParameters) else { return p }
+        guard let cp else { return p }
         if case .enumeration(let v)? = cp.child(KMIPTag.blockCipherMode)?.value { p.blockCipherMode = v }
         if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
         if case .integer(let v)? = cp.child(KMIPTag.tagLength)?.value { p.tagLength = Int(v) }
@@ -687,7 +723,7 @@ struct KMIPKeyOperations {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
         let r = try await engine.encrypt(
-            ctx, id: id, Self.parameters(payload), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData))
         state.idPlaceholder = id
         var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
@@ -700,7 +736,7 @@ struct KMIPKeyOperations {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
         let r = try await engine.decrypt(
-            ctx, id: id, Self.parameters(payload), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData),
             tag: Self.bytes(payload, KMIPTag.authenticatedEncryptionTag))
         state.idPlaceholder = id
@@ -710,15 +746,15 @@ struct KMIPKeyOperations {
     func mac(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
-        let out = try await engine.mac(ctx, id: id, Self.parameters(payload), data: data)
+        let out = try await engine.mac(ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data)
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.macData, .byteString(out))]
     }
 
     /// The one mapping from engine errors to KMIP result reasons (valid in every version).
-    static func reason(for code: EngineError.Code) -> ResultReason {
+    static func reason(for code: EngineError.Code, version: ProtocolVersion = ProtocolVersion(1, 4)) -> ResultReason {
         switch code {
-        case .notFound: return .itemNotFound
+        case .notFound: return version >= ProtocolVersion(2, 0) ? .objectNotFound : .itemNotFound
         case .unauthenticated: return .authenticationNotSuccessful
         case .permissionDenied: return .permissionDenied
         case .invalidArgument, .alreadyExists: return .invalidField

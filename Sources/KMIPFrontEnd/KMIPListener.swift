@@ -68,8 +68,12 @@ public struct KMIPListener: Service {
             }
         logger.info("KMIP listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
         await onBound(server.channel.localAddress?.port ?? settings.port)
-        let dispatcher = KMIPDispatcher(
-            maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
+        let dispatcher = {
+            var d = KMIPDispatcher(
+                maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
+            d.logSink = { message in logger.notice("KMIP client log message", metadata: ["message": "\(message)"]) }
+            return d
+        }()
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { connections in

@@ -23,7 +23,8 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Object Group": KMIPTag.objectGroup, "Operation Policy Name": KMIPTag.operationPolicyName,
         "Original Creation Date": KMIPTag.originalCreationDate,
         "Application Specific Information": 0x420004, "Contact Information": 0x420022, "Description": 0x4200FC,
-        "Comment": 0x4200FD, "Certificate Type": 0x42001D,
+        "Comment": 0x4200FD, "Certificate Type": 0x42001D, "Cryptographic Parameters": KMIPTag.cryptographicParameters,
+        "Alternative Name": 0x4200BF, "Digest": 0x420034, "Random Number Generator": 0x4200DE,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 

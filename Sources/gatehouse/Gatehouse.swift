@@ -42,7 +42,7 @@ struct Gatehouse: AsyncParsableCommand {
         abstract: "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
         subcommands: [
             Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self, IdentityCommand.self,
-            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self, SSHCommand.self, TunnelCommand.self, PAMCommand.self,
+            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self, SSHCommand.self, TunnelCommand.self, PAMCommand.self, KMIPCommand.self,
         ])
 }
 
