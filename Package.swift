@@ -56,6 +56,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "PKCS12", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "RSAOAEP", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StorageAPI", swiftSettings: strict),
         .target(
             name: "StorageSQLite",
@@ -82,7 +83,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "SSHProtocol", "Recording",
+                "EngineAPI", "StorageAPI", "PKCS12", "RSAOAEP", "SSHProtocol", "Recording",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -149,6 +150,7 @@ let package = Package(
             name: "KMIPFrontEnd",
             dependencies: [
                 "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -1,11 +1,15 @@
-// The system OpenSSL (libssl-dev), used only to write PKCS#12 archives — a format with many interoperability
-// details (PBES2/PBKDF2, MAC, bag attributes) that OpenSSL's PKCS12_create gets right for `openssl pkcs12`,
-// Java and Windows. BoringSSL inside swift-nio-ssl and swift-crypto uses prefixed symbols, so both coexist.
+// The system OpenSSL (libssl-dev), used where swift-crypto has no API: writing PKCS#12 archives — a format with
+// many interoperability details (PBES2/PBKDF2, MAC, bag attributes) that OpenSSL's PKCS12_create gets right for
+// `openssl pkcs12`, Java and Windows — and RSA-OAEP with any SHA-2 hash, a separate MGF1 hash and a label (KMIP's
+// CS-AC profile; swift-crypto offers SHA-1/SHA-256 without labels). BoringSSL inside swift-nio-ssl and
+// swift-crypto uses prefixed symbols, so both coexist.
 #ifndef GATEHOUSE_COPENSSL_SHIM_H
 #define GATEHOUSE_COPENSSL_SHIM_H
+#include <string.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 /// Builds a DER PKCS#12 (OpenSSL 3 defaults: AES-256-CBC with PBKDF2-HMAC-SHA256, SHA-256 MAC) holding the key,
@@ -45,4 +49,55 @@ done:
 }
 
 static inline void gh_free(void *p) { OPENSSL_free(p); }
+
+static inline const EVP_MD *gh_md(int code) {
+    switch (code) {
+    case 1: return EVP_sha1();
+    case 224: return EVP_sha224();
+    case 256: return EVP_sha256();
+    case 384: return EVP_sha384();
+    case 512: return EVP_sha512();
+    default: return NULL;
+    }
+}
+
+/// RSA-OAEP: encrypt with a public key (DER: SubjectPublicKeyInfo or PKCS#1 RSAPublicKey) or decrypt with a
+/// private key (DER: PKCS#1 or PKCS#8). `md`/`mgf` are 1, 224, 256, 384 or 512 (SHA-1/SHA-2). Writes at most
+/// `out_cap` bytes; returns the length or -1.
+static inline long gh_rsa_oaep(
+    int encrypt, const unsigned char *key, long key_len, int md, int mgf, const unsigned char *label, long label_len,
+    const unsigned char *in, long in_len, unsigned char *out, long out_cap)
+{
+    long result = -1;
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    const unsigned char *p = key;
+    const EVP_MD *md_hash = gh_md(md), *mgf_hash = gh_md(mgf);
+    if (md_hash == NULL || mgf_hash == NULL) return -1;
+    if (encrypt) {
+        pkey = d2i_PUBKEY(NULL, &p, key_len);
+        if (pkey == NULL) { p = key; pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, key_len); }
+    } else {
+        pkey = d2i_AutoPrivateKey(NULL, &p, key_len);
+    }
+    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) goto done;
+    if ((ctx = EVP_PKEY_CTX_new(pkey, NULL)) == NULL) goto done;
+    if ((encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) <= 0) goto done;
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0) goto done;
+    if (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md_hash) <= 0 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf_hash) <= 0) goto done;
+    if (label_len > 0) {
+        unsigned char *copy = OPENSSL_malloc(label_len);
+        if (copy == NULL) goto done;
+        memcpy(copy, label, label_len);
+        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, copy, (int)label_len) <= 0) { OPENSSL_free(copy); goto done; }
+    }
+    size_t n = (size_t)out_cap;
+    if ((encrypt ? EVP_PKEY_encrypt(ctx, out, &n, in, (size_t)in_len) : EVP_PKEY_decrypt(ctx, out, &n, in, (size_t)in_len)) <= 0) goto done;
+    result = (long)n;
+done:
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return result;
+}
 #endif

@@ -1,6 +1,7 @@
 import Crypto
 import EngineAPI
 import Foundation
+import RSAOAEP
 import StorageAPI
 import _CryptoExtras
 
@@ -389,6 +390,7 @@ extension GatehouseEngine {
         async throws -> CipherResult
     {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        if try await objectFacts(id).algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true) }
         let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
@@ -425,6 +427,7 @@ extension GatehouseEngine {
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        if try await objectFacts(id).algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: false) }
         let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
@@ -469,6 +472,39 @@ extension GatehouseEngine {
     }
 
     /// IV/nonce lengths: 16 bytes for CBC and CTR, 12 for GCM (the only nonce size swift-crypto's GCM takes).
+    /// RSA-OAEP with a public key (encrypt) or a private key (decrypt).
+    func rsaOAEP(_ ctx: CallContext, _ id: String, _ p: CipherParameters, _ data: [UInt8], encrypt: Bool) async throws -> CipherResult {
+        guard (p.paddingMethod ?? 2) == 2 else {
+            throw EngineError(.featureNotSupported, "RSA encryption uses OAEP (padding method 2), not \(p.paddingMethod ?? 0)")
+        }
+        func code(_ h: UInt32) throws -> Int32 {
+            switch h {
+            case 4: return 1
+            case 5: return 224
+            case 6: return 256
+            case 7: return 384
+            case 8: return 512
+            default: throw EngineError(.featureNotSupported, "hashing algorithm \(h) is not supported for OAEP")
+            }
+        }
+        let hash = try code(p.hashingAlgorithm ?? 4)
+        let mgf = try code(p.maskGeneratorHashingAlgorithm ?? p.hashingAlgorithm ?? 4)
+        let label = p.label ?? []
+        guard label.count <= 1024 else { throw EngineError(.invalidArgument, "the OAEP label is limited to 1 KiB") }
+        if encrypt {
+            let (_, der) = try await usableAsymmetricKey(ctx, id, action: "encrypt", type: .publicKey, usage: .encrypt)
+            guard let out = RSAOAEP.encrypt(publicKeyDER: der, hash: hash, mgfHash: mgf, label: label, plaintext: data) else {
+                throw EngineError(.cryptographicFailure, "RSA-OAEP encryption failed (message too long for the key?)")
+            }
+            return CipherResult(data: out)
+        }
+        let (_, der) = try await usableAsymmetricKey(ctx, id, action: "decrypt", type: .privateKey, usage: .decrypt)
+        guard let out = RSAOAEP.decrypt(privateKeyDER: der, hash: hash, mgfHash: mgf, label: label, ciphertext: data) else {
+            throw EngineError(.cryptographicFailure, "RSA-OAEP decryption failed")
+        }
+        return CipherResult(data: out)
+    }
+
     /// AES-ECB, block by block (each block through the AES permutation), with optional PKCS#5 padding.
     static func ecb(_ data: [UInt8], key: SymmetricKey, encrypt: Bool, pkcs5: Bool) throws -> [UInt8] {
         var input = data
@@ -512,7 +548,21 @@ extension GatehouseEngine {
     public func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let (meta, key) = try await usableKey(ctx, id, action: "mac", usage: .macGenerate)
-        switch p.algorithm ?? meta.algorithm ?? 0 {
+        return try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
+    }
+
+    public func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool {
+        guard data.count <= 1 << 20, mac.count <= 256 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let (meta, key) = try await usableKey(ctx, id, action: "mac-verify", usage: .macVerify)
+        let expected = try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
+        // Constant time over the expected length; a length mismatch is simply invalid.
+        var diff = UInt8(expected.count == mac.count ? 0 : 1)
+        for (i, b) in expected.enumerated() { diff |= b ^ (i < mac.count ? mac[i] : 0) }
+        return diff == 0
+    }
+
+    static func hmac(_ algorithm: UInt32, _ key: SymmetricKey, _ data: [UInt8]) throws -> [UInt8] {
+        switch algorithm {
         case Algorithm.hmacSHA1: return Array(HMAC<Insecure.SHA1>.authenticationCode(for: data, using: key))
         case Algorithm.hmacSHA256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
         case Algorithm.hmacSHA384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: key))

@@ -181,6 +181,10 @@ public struct CipherParameters: Sendable, Hashable {
     public var tagLength: Int?
     /// KMIP Cryptographic Algorithm for MAC (HMAC variants) when the key does not say.
     public var algorithm: UInt32?
+    /// RSA-OAEP: the KMIP Hashing Algorithm, the MGF1 hash (Mask Generator Hashing Algorithm) and the label (P Source).
+    public var hashingAlgorithm: UInt32?
+    public var maskGeneratorHashingAlgorithm: UInt32?
+    public var label: [UInt8]?
     public init(blockCipherMode: UInt32? = nil, paddingMethod: UInt32? = nil, tagLength: Int? = nil, algorithm: UInt32? = nil) {
         self.blockCipherMode = blockCipherMode
         self.paddingMethod = paddingMethod
@@ -271,6 +275,8 @@ public protocol KeyEngine: Sendable {
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult
     func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8]
+    /// Recomputes the MAC (the key needs MAC Verify usage) and compares it in constant time.
+    func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool
     /// Creates an asymmetric key pair (RSA 2048/3072/4096); returns (private key, public key). `privateSpec` and
     /// `publicSpec` carry each key's names, groups and usage mask (common attributes already merged in).
     func createKeyPair(_ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec)

@@ -1,3 +1,4 @@
+import Crypto
 import EngineAPI
 import KMIPProtocol
 import TTLV
@@ -23,12 +24,12 @@ public struct KMIPDispatcher: Sendable {
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
-        .signatureVerify, .deriveKey,
+        .signatureVerify, .deriveKey, .macVerify,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil
-            ? [.discoverVersions, .query, .rngRetrieve, .log, .interop]
-            : Self.keyOperations + [.query, .discoverVersions, .rngRetrieve, .log, .interop]
+            ? [.discoverVersions, .query, .rngRetrieve, .hash, .log, .interop]
+            : Self.keyOperations + [.query, .discoverVersions, .rngRetrieve, .hash, .log, .interop]
     }
     public static let vendor = "Gatehouse"
 
@@ -108,6 +109,17 @@ public struct KMIPDispatcher: Sendable {
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: [TTLVItem(tag: KMIPTag.data, .byteString(bytes))])
+        case .hash:
+            // Hash (KMIP 1.3 §4.37), in one piece (no streaming): SHA-1, SHA-256/384/512.
+            guard case .byteString(let data)? = item.payload?.child(KMIPTag.data)?.value, data.count <= 1 << 20 else {
+                return .failure(item, .missingData, "Hash needs Data (at most 1 MiB); streamed hashing is not supported")
+            }
+            guard case .enumeration(let algorithm)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value,
+                let digest = Self.hash(algorithm, data)
+            else { return .failure(item, .invalidField, "Hash needs a Hashing Algorithm: SHA-1, SHA-256, SHA-384 or SHA-512") }
+            return KMIPBatchResult(
+                operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                payload: [TTLVItem(tag: KMIPTag.data, .byteString(digest))])
         case .interop:
             // Interop (KMIP 2.0 §6.1.32): test-case markers. Begin and End are acknowledged; Reset (clean-up of the
             // caller's objects) is not offered.
@@ -149,6 +161,7 @@ public struct KMIPDispatcher: Sendable {
                 case .encrypt: payload = try await ops.encrypt(item.payload, &state)
                 case .decrypt: payload = try await ops.decrypt(item.payload, &state)
                 case .mac: payload = try await ops.mac(item.payload, &state)
+                case .macVerify: payload = try await ops.macVerify(item.payload, &state)
                 default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
                 }
                 return KMIPBatchResult(
@@ -160,6 +173,16 @@ public struct KMIPDispatcher: Sendable {
             } catch {
                 return .failure(item, .generalFailure, "internal error")
             }
+        }
+    }
+
+    static func hash(_ algorithm: UInt32, _ data: [UInt8]) -> [UInt8]? {
+        switch algorithm {
+        case 4: return Array(Insecure.SHA1.hash(data: data))
+        case 6: return Array(SHA256.hash(data: data))
+        case 7: return Array(SHA384.hash(data: data))
+        case 8: return Array(SHA512.hash(data: data))
+        default: return nil
         }
     }
 }

@@ -97,6 +97,7 @@ struct KMIPKeyOperations {
             case ("Object Group", .textString(let g)): spec.objectGroups.append(g)
             case ("Activation Date", let v): spec.activationDate = date(v)
             case ("Object Type", _): break  // the payload's Object Type decides
+            case ("Certificate Type", .enumeration(1)) where type == .certificate: break  // X.509: the certificate decides
             default:
                 guard Self.isClientAttribute(a.name) else {
                     throw KMIPFieldError("attribute '\(a.name)' cannot be set by the client or has the wrong type")
@@ -711,6 +712,9 @@ struct KMIPKeyOperations {
         if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
         if case .integer(let v)? = cp.child(KMIPTag.tagLength)?.value { p.tagLength = Int(v) }
         if case .enumeration(let v)? = cp.child(KMIPTag.cryptographicAlgorithm)?.value { p.algorithm = v }
+        if case .enumeration(let v)? = cp.child(KMIPTag.hashingAlgorithm)?.value { p.hashingAlgorithm = v }
+        if case .enumeration(let v)? = cp.child(0x420102)?.value { p.maskGeneratorHashingAlgorithm = v }
+        if case .byteString(let v)? = cp.child(0x420103)?.value { p.label = v }
         return p
     }
 
@@ -749,6 +753,16 @@ struct KMIPKeyOperations {
         let out = try await engine.mac(ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data)
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.macData, .byteString(out))]
+    }
+
+    func macVerify(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard let data = Self.bytes(payload, KMIPTag.data), let mac = Self.bytes(payload, KMIPTag.macData) else {
+            throw KMIPFieldError(.missingData, "Data and MAC Data are required")
+        }
+        let valid = try await engine.macVerify(ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, mac: mac)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.validityIndicator, .enumeration(valid ? 1 : 2))]
     }
 
     /// The one mapping from engine errors to KMIP result reasons (valid in every version).

@@ -1,0 +1,29 @@
+import COpenSSL
+
+/// RSA-OAEP with the hash, MGF1 hash and label a KMIP client asks for (through the system OpenSSL; swift-crypto
+/// offers only SHA-1 and SHA-256 without a label).
+public enum RSAOAEP {
+    /// Hash codes: 1 (SHA-1), 224, 256, 384, 512.
+    public static func encrypt(publicKeyDER: [UInt8], hash: Int32, mgfHash: Int32, label: [UInt8], plaintext: [UInt8]) -> [UInt8]? {
+        run(1, publicKeyDER, hash, mgfHash, label, plaintext)
+    }
+
+    public static func decrypt(privateKeyDER: [UInt8], hash: Int32, mgfHash: Int32, label: [UInt8], ciphertext: [UInt8]) -> [UInt8]? {
+        run(0, privateKeyDER, hash, mgfHash, label, ciphertext)
+    }
+
+    static func run(_ encrypt: Int32, _ key: [UInt8], _ hash: Int32, _ mgf: Int32, _ label: [UInt8], _ input: [UInt8]) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 1024)
+        let n = key.withUnsafeBufferPointer { k in
+            label.withUnsafeBufferPointer { l in
+                input.withUnsafeBufferPointer { i in
+                    out.withUnsafeMutableBufferPointer { o in
+                        gh_rsa_oaep(encrypt, k.baseAddress, k.count, hash, mgf, l.baseAddress, l.count, i.baseAddress, i.count, o.baseAddress, o.count)
+                    }
+                }
+            }
+        }
+        guard n >= 0 else { return nil }
+        return Array(out.prefix(n))
+    }
+}
