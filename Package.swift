@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "PKCS12", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "RSAOAEP", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "SystemCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StorageAPI", swiftSettings: strict),
         .target(
             name: "StorageSQLite",
@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "RSAOAEP", "SSHProtocol", "Recording",
+                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -240,8 +240,9 @@ let package = Package(
         .testTarget(
             name: "EngineTests",
             dependencies: [
-                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport", "ServerSupport", "SSHProtocol",
+                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport", "ServerSupport", "SSHProtocol", "SystemCrypto",
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict

@@ -1,7 +1,8 @@
 // The system OpenSSL (libssl-dev), used where swift-crypto has no API: writing PKCS#12 archives — a format with
 // many interoperability details (PBES2/PBKDF2, MAC, bag attributes) that OpenSSL's PKCS12_create gets right for
-// `openssl pkcs12`, Java and Windows — and RSA-OAEP with any SHA-2 hash, a separate MGF1 hash and a label (KMIP's
-// CS-AC profile; swift-crypto offers SHA-1/SHA-256 without labels). BoringSSL inside swift-nio-ssl and
+// `openssl pkcs12`, Java and Windows — RSA-OAEP with any SHA-2 hash, a separate MGF1 hash and a label (KMIP's
+// CS-AC profile; swift-crypto offers SHA-1/SHA-256 without labels) and AES-GCM with IVs other than 12 bytes and
+// truncated tags (KMIP's CS-BC profile). BoringSSL inside swift-nio-ssl and
 // swift-crypto uses prefixed symbols, so both coexist.
 #ifndef GATEHOUSE_COPENSSL_SHIM_H
 #define GATEHOUSE_COPENSSL_SHIM_H
@@ -97,6 +98,32 @@ static inline long gh_rsa_oaep(
 done:
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return result;
+}
+/// AES-GCM with any IV length (1…128 bytes) and tag length (4…16). Encrypt: writes the ciphertext to `out` and the
+/// tag to `tag`; decrypt: checks `tag` and writes the plaintext. Returns the output length or -1 (-2: bad tag).
+static inline long gh_aes_gcm(
+    int encrypt, const unsigned char *key, int key_len, const unsigned char *iv, int iv_len, const unsigned char *aad,
+    long aad_len, const unsigned char *in, long in_len, unsigned char *out, unsigned char *tag, int tag_len)
+{
+    long result = -1;
+    int n = 0, fin = 0;
+    const EVP_CIPHER *cipher = key_len == 16 ? EVP_aes_128_gcm() : key_len == 24 ? EVP_aes_192_gcm() : key_len == 32 ? EVP_aes_256_gcm() : NULL;
+    EVP_CIPHER_CTX *ctx = NULL;
+    if (cipher == NULL || iv_len < 1 || iv_len > 128 || tag_len < 4 || tag_len > 16) return -1;
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL) return -1;
+    if (EVP_CipherInit_ex(ctx, cipher, NULL, NULL, NULL, encrypt) != 1) goto done;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, iv_len, NULL) != 1) goto done;
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, key, iv, encrypt) != 1) goto done;
+    if (aad_len > 0 && EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1) goto done;
+    if (in_len > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)in_len) != 1) goto done;
+    if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, tag_len, tag) != 1) goto done;
+    if (EVP_CipherFinal_ex(ctx, out + n, &fin) != 1) { result = encrypt ? -1 : -2; goto done; }
+    if (encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, tag_len, tag) != 1) goto done;
+    result = n + fin;
+done:
+    EVP_CIPHER_CTX_free(ctx);
     ERR_clear_error();
     return result;
 }

@@ -1,7 +1,7 @@
 import Crypto
 import EngineAPI
 import Foundation
-import RSAOAEP
+import SystemCrypto
 import StorageAPI
 import _CryptoExtras
 
@@ -397,8 +397,18 @@ extension GatehouseEngine {
         if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
         do {
             switch p.blockCipherMode ?? 9 {
+            case 9 where (p.tagLength ?? 16) != 16 || (iv.map { $0.count != 12 } ?? false):
+                // Truncated tags or IVs other than 12 bytes (NIST SP 800-38D allows both; KMIP's CS-BC cases use them).
+                let tagLength = p.tagLength ?? 16
+                guard (12...16).contains(tagLength) || tagLength == 8 || tagLength == 4 else {
+                    throw EngineError(.invalidArgument, "GCM tags are 4, 8 or 12–16 bytes")
+                }
+                let nonce = iv ?? (0..<12).map { _ in UInt8.random(in: 0...255) }
+                guard let box = AESGCMAnyLength.seal(
+                    key: key.withUnsafeBytes { Array($0) }, iv: nonce, aad: aad ?? [], plaintext: data, tagLength: tagLength)
+                else { throw EngineError(.invalidArgument, "invalid GCM parameters") }
+                return CipherResult(data: box.ciphertext, iv: iv == nil ? nonce : nil, tag: box.tag)
             case 9:
-                guard (p.tagLength ?? 16) == 16 else { throw EngineError(.featureNotSupported, "GCM tags are 16 bytes") }
                 let nonce = try iv.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
                 let box = try AES.GCM.seal(data, using: key, nonce: nonce, authenticating: aad ?? [])
                 return CipherResult(data: Array(box.ciphertext), iv: iv == nil ? Array(nonce) : nil, tag: Array(box.tag))
@@ -444,6 +454,14 @@ extension GatehouseEngine {
         try Self.checkIV(iv, mode: p.blockCipherMode ?? 9)
         do {
             switch p.blockCipherMode ?? 9 {
+            case 9 where iv.count != 12 || (tag.map { $0.count != 16 } ?? false):
+                guard let tag, tag.count >= 4, tag.count <= 16 else { throw EngineError(.invalidArgument, "GCM decryption needs the tag") }
+                if let wanted = p.tagLength, wanted != tag.count {
+                    throw EngineError(.invalidArgument, "the tag is \(tag.count) bytes, the Tag Length says \(wanted)")
+                }
+                guard let plain = AESGCMAnyLength.open(key: key.withUnsafeBytes { Array($0) }, iv: iv, aad: aad ?? [], ciphertext: data, tag: tag)
+                else { throw EngineError(.cryptographicFailure, "authentication tag mismatch") }
+                return CipherResult(data: plain)
             case 9:
                 guard let tag, tag.count == 16 else { throw EngineError(.invalidArgument, "GCM decryption needs the 16-byte tag") }
                 let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: iv), ciphertext: data, tag: tag)
@@ -537,7 +555,9 @@ extension GatehouseEngine {
         let expected: Int
         switch mode {
         case 1, 6: expected = 16
-        case 9: expected = 12
+        case 9:
+            guard (1...128).contains(iv.count) else { throw EngineError(.invalidArgument, "a GCM IV is 1–128 bytes") }
+            return
         default: return
         }
         guard iv.count == expected else {

@@ -40,6 +40,8 @@ public struct KMIPResponseMatcher: Sendable {
     /// Response items the server chooses in this step (a random IV and what depends on it, random bytes, a
     /// randomized signature): any value of the expected length passes, and is captured.
     public var serverChosen: Set<String> = []
+    /// Identifiers of objects the server generated in this test case (their key material is its own choice).
+    var generated: Set<TTLVValue> = []
 
     public init(codec: KMIPXMLCodec) { self.codec = codec }
 
@@ -54,6 +56,12 @@ public struct KMIPResponseMatcher: Sendable {
             case "Encrypt" where !hasIV: serverChosen.formUnion(["IVCounterNonce", "Data", "AuthenticatedEncryptionTag"])
             case "RNGRetrieve": serverChosen.insert("Data")
             case "Sign": serverChosen.insert("SignatureData")
+            case "Get":
+                if let text = payload?.children.first(where: { $0.name == "UniqueIdentifier" })?.value, text.hasPrefix("$"),
+                    let id = codec.variables[String(text.dropFirst())], generated.contains(id)
+                {
+                    serverChosen.formUnion(["KeyMaterial", "Modulus", "PrivateExponent", "P", "Q", "PrimeExponentP", "PrimeExponentQ", "CRTCoefficient"])
+                }
             default: break
             }
         }
@@ -93,6 +101,13 @@ public struct KMIPResponseMatcher: Sendable {
             if !explicit.contains("\(stem)_\(n)") && codec.variables["\(stem)_\(n)"] == nil { codec.variables["\(stem)_\(n)"] = value }
         }
         walk(response)
+        // Objects the server generated: Create, Create Key Pair, Derive Key, ReKey.
+        for batchItem in response.children(KMIPTag.batchItem) {
+            guard case .enumeration(let op)? = batchItem.child(KMIPTag.operation)?.value, [1, 2, 4, 5].contains(op),
+                let payload = batchItem.child(KMIPTag.responsePayload)
+            else { continue }
+            for tag in [KMIPTag.uniqueIdentifier, 0x420066, 0x42006F] { if let id = payload.child(tag)?.value { generated.insert(id) } }
+        }
     }
 
     /// Items a server words or adds as it likes: the result message, the 2.x server correlation value (optional,
