@@ -237,14 +237,12 @@ public struct KMIPXMLCodec: Sendable {
             guard let bytes = Self.hex(text) else { throw bad }
             return .byteString(bytes)
         case "DateTime", "DateTimeExtended":
-            let seconds: Int64
+            // Hex is the raw value (seconds, or microseconds for DateTimeExtended); otherwise ISO 8601.
             if text.hasPrefix("0x"), let v = UInt64(text.dropFirst(2), radix: 16) {
-                seconds = Int64(bitPattern: v)
-            } else if let date = Self.parseDate(text) {
-                seconds = Int64(date.timeIntervalSince1970)
-            } else {
-                throw bad
+                return type == "DateTime" ? .dateTime(Int64(bitPattern: v)) : .dateTimeExtended(Int64(bitPattern: v))
             }
+            guard let date = Self.parseDate(text) else { throw bad }
+            let seconds = Int64(date.timeIntervalSince1970)
             return type == "DateTime" ? .dateTime(seconds) : .dateTimeExtended(seconds * 1_000_000)
         case "Interval":
             guard let v = UInt32(text) else { throw bad }
@@ -315,9 +313,12 @@ public struct KMIPXMLCodec: Sendable {
         case .boolean(let v): return leaf("Boolean", v ? "true" : "false")
         case .textString(let s): return leaf("TextString", s)
         case .byteString(let b): return leaf("ByteString", b.map { String(format: "%02x", $0) }.joined())
-        case .dateTime(let v): return leaf("DateTime", Date(timeIntervalSince1970: TimeInterval(v)).formatted(.iso8601))
+        case .dateTime(let v):
+            // ISO 8601 for ordinary dates (years 1970–9999), the raw value in hex otherwise.
+            if (0...253_402_300_799).contains(v) { return leaf("DateTime", Date(timeIntervalSince1970: TimeInterval(v)).formatted(.iso8601)) }
+            return leaf("DateTime", String(format: "0x%016llX", UInt64(bitPattern: v)))
         case .interval(let v): return leaf("Interval", String(v))
-        case .dateTimeExtended(let v): return leaf("DateTimeExtended", String(v))
+        case .dateTimeExtended(let v): return leaf("DateTimeExtended", String(format: "0x%016llX", UInt64(bitPattern: v)))
         }
     }
 

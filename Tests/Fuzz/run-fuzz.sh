@@ -71,3 +71,12 @@ fuzz_target pgwire PGWireFuzz 4096 \
   "$ROOT/Sources/PGWire/PGFrame.swift" "$ROOT/Sources/PGWire/PGMessages.swift" "$ROOT/Sources/PGWire/PGFrameScanner.swift" \
   "$ROOT/Tests/Fuzz/PGWireFuzz.swift"
 
+# KMIP XML (the test-case encoding): seeded with OASIS test cases.
+mkdir -p "$OUT/corpus-kmipxml"
+cp "$ROOT/Tests/vectors/kmip/v1.4-mandatory/SKLC-M-1-14.xml" "$ROOT/Tests/vectors/kmip/v1.4-mandatory/CS-AC-M-OAEP-9-14.xml" \
+  "$ROOT/Tests/vectors/kmip/v2.1-baseline/BL-M-1-21.xml" "$OUT/corpus-kmipxml/" 2>/dev/null
+for f in KMIPTag KMIPNames KMIPXML; do sed '/^import TTLV$/d' "$ROOT/Sources/KMIPProtocol/$f.swift" > "$OUT/$f.swift"; done
+fuzz_target kmipxml KMIPXMLFuzz 16384 \
+  "$ROOT/Sources/TTLV/TTLVItem.swift" "$ROOT/Sources/TTLV/TTLVError.swift" "$ROOT/Sources/TTLV/TTLVDecoder.swift" \
+  "$ROOT/Sources/TTLV/TTLVEncoder.swift" "$OUT/KMIPTag.swift" "$OUT/KMIPNames.swift" "$OUT/KMIPXML.swift" \
+  "$ROOT/Tests/Fuzz/KMIPXMLFuzz.swift"
