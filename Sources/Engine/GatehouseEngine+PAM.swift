@@ -77,6 +77,7 @@ extension GatehouseEngine {
         try Self.validateHostname(spec.host)
         let port = spec.port ?? 5432
         guard (1...65535).contains(port) else { throw EngineError(.invalidArgument, "port must be 1–65535") }
+        guard (0...10_000).contains(spec.recordRows ?? 0) else { throw EngineError(.invalidArgument, "recordRows must be 0–10000") }
         guard !spec.database.isEmpty, spec.database.utf8.count <= 63, !spec.database.contains("\0") else {
             throw EngineError(.invalidArgument, "database must be 1–63 characters")
         }
@@ -97,7 +98,7 @@ extension GatehouseEngine {
         if let r = spec.rotationAccount { try Self.validateRoleName(r) }
         let info = PAMResourceInfo(
             id: id, project: project, name: spec.name, target: target, failClosed: spec.failClosed ?? true,
-            rotationAccount: spec.rotationAccount, createdAt: now)
+            rotationAccount: spec.rotationAccount, recordRows: (spec.recordRows ?? 0) > 0 ? spec.recordRows : nil, createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             if try await tx.get(kind: PAMKind.resourceName, id: spec.name) != nil {

@@ -45,11 +45,14 @@ public struct PAMResourceSpec: Sendable, Hashable, Codable {
     /// The account (username on this resource) that changes other accounts' passwords when they rotate; without
     /// one, each account changes its own (PostgreSQL lets a role set its own password).
     public var rotationAccount: String?
+    /// Record up to this many result rows per statement (values capped at 4 KiB each); default 0: no rows.
+    public var recordRows: Int?
     public init(
         name: String, host: String, port: Int? = nil, database: String, tlsMode: PAMTLSMode? = nil,
-        caCertificate: String? = nil, failClosed: Bool? = nil, rotationAccount: String? = nil
+        caCertificate: String? = nil, failClosed: Bool? = nil, rotationAccount: String? = nil, recordRows: Int? = nil
     ) {
         self.rotationAccount = rotationAccount
+        self.recordRows = recordRows
         self.name = name
         self.host = host
         self.port = port
@@ -68,11 +71,15 @@ public struct PAMResourceInfo: Sendable, Hashable, Codable {
     public var target: PAMTarget
     public var failClosed: Bool
     public var rotationAccount: String?
+    /// Result rows recorded per statement (0: none).
+    public var recordRows: Int?
     public var createdAt: Date
     public init(
-        id: String, project: String, name: String, target: PAMTarget, failClosed: Bool, rotationAccount: String? = nil, createdAt: Date
+        id: String, project: String, name: String, target: PAMTarget, failClosed: Bool, rotationAccount: String? = nil,
+        recordRows: Int? = nil, createdAt: Date
     ) {
         self.rotationAccount = rotationAccount
+        self.recordRows = recordRows
         self.id = id
         self.project = project
         self.name = name

@@ -1267,6 +1267,9 @@ public enum OpenAPIDocument {
          "project": {
           "type": "string"
          },
+         "recordRows": {
+          "type": "integer"
+         },
          "rotationAccount": {
           "type": "string"
          },
@@ -1309,6 +1312,12 @@ public enum OpenAPIDocument {
          "port": {
           "maximum": 65535,
           "minimum": 1,
+          "type": "integer"
+         },
+         "recordRows": {
+          "description": "result rows recorded per statement (0: none)",
+          "maximum": 10000,
+          "minimum": 0,
           "type": "integer"
          },
          "rotationAccount": {

@@ -262,7 +262,7 @@ struct PGProxySession {
         try await PGConnection.relay(
             client: client, server: upstream, state: state,
             clientObserver: PGStreamObserver(.client, maxMessageLength: maxMessage),
-            serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30),
+            serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30, recordRows: ticket.resource.recordRows ?? 0),
             clientLeftover: ByteBuffer(bytes: clientLeftover), serverLeftover: ByteBuffer(bytes: upDecoder.drain()))
 
         let clientChannel = channel

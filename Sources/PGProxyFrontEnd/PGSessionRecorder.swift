@@ -102,14 +102,20 @@ struct PGStreamObserver {
     var statements = 0
     var terminated = false
     var copyBytes: Int64 = 0
+    /// Result rows to record per statement (server direction; 0: none) and how many this statement has had.
+    let rowCap: Int
+    var rowsSeen = 0
     static let valueCap = 4096
 
-    init(_ direction: Direction, maxMessageLength: Int) {
+    init(_ direction: Direction, maxMessageLength: Int, recordRows: Int = 0) {
         self.direction = direction
-        let interesting: Set<UInt8> =
+        rowCap = direction == .server ? max(0, recordRows) : 0
+        var interesting: Set<UInt8> =
             direction == .client
             ? Set("QPBEFXcf".utf8)
             : Set("CEGHW".utf8)
+        // DataRows are parsed only when the resource records rows: otherwise the scanner skips their bodies.
+        if rowCap > 0 { interesting.insert(UInt8(ascii: "D")) }
         scanner = PGFrameScanner(maxMessageLength: maxMessageLength, interesting: interesting)
     }
 
@@ -132,6 +138,15 @@ struct PGStreamObserver {
         case (_, UInt8(ascii: "d")):
             copyBytes += Int64(frame.length)
             return
+        case (.server, UInt8(ascii: "D")):
+            rowsSeen += 1
+            guard rowsSeen <= rowCap, let recorder, !frame.truncated,
+                case .dataRow(let values)? = try? PGBackendMessage(PGFrame(type: frame.type, body: frame.body))
+            else { return }
+            recorder.record(PAMRecordingEvent(t: t, kind: "row", parameters: values.map { Self.render($0, binary: false) }))
+            return
+        case (.server, UInt8(ascii: "C")), (.server, UInt8(ascii: "E")):
+            rowsSeen = 0
         default: break
         }
         guard let recorder else { return }

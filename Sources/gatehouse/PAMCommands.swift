@@ -26,9 +26,11 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "PEM file of the CA that signed the server's certificate") var caFile: String?
             @Flag(help: "Keep sessions running when their recording cannot be written (default: terminate them)") var failOpen = false
             @Option(help: "Account (username) that changes the others' passwords on rotation (default: each its own)") var rotationAccount: String?
+            @Option(help: "Record up to N result rows per statement (default 0: statements only)") var recordRows: Int?
             func run() async throws {
                 var body: [String: Any] = ["name": name, "host": host, "port": port, "database": database, "failClosed": !failOpen]
                 if let rotationAccount { body["rotationAccount"] = rotationAccount }
+                if let recordRows { body["recordRows"] = recordRows }
                 if let tlsMode { body["tlsMode"] = tlsMode }
                 if let caFile { body["caCertificate"] = PKICommand.readFile(caFile) }
                 api.show(field(await api.call(.POST, "/api/v1/projects/\(project)/pam/resources", body: body), "resource"), columns: PAMCommand.resourceColumns)

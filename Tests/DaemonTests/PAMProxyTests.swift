@@ -756,4 +756,37 @@ import Testing
         #expect(recording.integrity == "complete" && recording.events.contains { ($0["text"] as? String)?.contains(marker) == true })
         #expect(f.daemon.stop() == 0)
     }
+
+    /// A resource that records result rows keeps the first N of each statement (and a resource by default none).
+    @Test func resultRowsAreRecordedOnlyWhenTheResourceAsksAndCapped() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
+        chmod(f.dir.path + "/admin.key", 0o600)
+        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let (_, body, code) = try Fixture.post(
+            f.daemon, "/api/v1/projects/prod/pam/resources",
+            ["name": "orders-rows", "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database, "tlsMode": "disable", "recordRows": 2])
+        #expect(code == 201, "\(body)")
+        let resource = try Fixture.field(body, "resource", "id")
+        let (_, account, _) = try Fixture.post(f.daemon, "/api/v1/pam/resources/\(resource)/accounts", ["username": f.pg.user, "password": f.pg.password])
+        let accountId = try Fixture.field(account, "account", "id")
+        _ = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": "1h", "reason": "rows"])
+        _ = try f.adminGrant("1h")
+        let statements = ["select g, 'v' || g from generate_series(1, 5) g", "select null::text, decode('00ff', 'hex')"]
+        var known = try Self.sessionIds(f)
+        let recorded = try f.psql(f.conninfo(admin, resource: "orders-rows"), statements)
+        #expect(recorded.status == 0, "\(recorded.stderr)")
+        let id = try Self.newSession(f, since: known)
+        known.insert(id)
+        let events = try Self.recording(f, id).events
+        let rows = events.filter { $0["kind"] as? String == "row" }.map { ($0["parameters"] as? [Any])?.map { $0 as? String ?? "NULL" } ?? [] }
+        #expect(rows == [["1", "v1"], ["2", "v2"], ["NULL", "\\x00ff"]], "\(rows)")
+        #expect(events.contains { $0["kind"] as? String == "complete" && $0["rows"] as? Int == 5 })
+        // The same statements on a resource that does not record rows: none.
+        _ = try f.psql(f.conninfo(admin), statements)
+        let plain = try Self.recording(f, try Self.newSession(f, since: known)).events
+        #expect(!plain.contains { $0["kind"] as? String == "row" } && plain.contains { $0["kind"] as? String == "query" })
+        #expect(f.daemon.stop() == 0)
+    }
 }
