@@ -24,7 +24,7 @@ public struct KMIPDispatcher: Sendable {
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
-        .signatureVerify, .deriveKey, .macVerify,
+        .signatureVerify, .deriveKey, .macVerify, .check,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil
@@ -162,6 +162,7 @@ public struct KMIPDispatcher: Sendable {
                 case .decrypt: payload = try await ops.decrypt(item.payload, &state)
                 case .mac: payload = try await ops.mac(item.payload, &state)
                 case .macVerify: payload = try await ops.macVerify(item.payload, &state)
+                case .check: payload = try await ops.check(item.payload, &state)
                 default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
                 }
                 return KMIPBatchResult(

@@ -172,7 +172,7 @@ struct KMIPKeyOperations {
         }
         if let digest = m.digest {
             // SHA-256 of the material in the format it is stored in (symmetric keys: Raw).
-            let format = m.keyFormatType ?? (m.objectType == .symmetricKey ? 1 : m.objectType == .privateKey ? 4 : 5)
+            let format = m.keyFormatType == 7 ? 1 : m.keyFormatType ?? (m.objectType == .symmetricKey ? 1 : m.objectType == .privateKey ? 4 : 5)
             out.append(KMIPAttribute(name: "Digest", value: .structure([
                 TTLVItem(tag: KMIPTag.hashingAlgorithm, .enumeration(6)), TTLVItem(tag: 0x420035, .byteString(digest)),
                 TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(format)),
@@ -226,8 +226,7 @@ struct KMIPKeyOperations {
             if case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.value {
                 material = b
             } else if type == .symmetricKey, case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.child(KMIPTag.key)?.value {
-                material = b  // Transparent Symmetric Key: stored raw
-                spec.keyFormatType = 1
+                material = b  // Transparent Symmetric Key: stored raw, returned as registered
             } else if case .byteString(let b)? = keyValue?.value {
                 material = b  // 1.x allows Key Value as a byte string
             } else {
@@ -280,8 +279,10 @@ struct KMIPKeyOperations {
         let object: TTLVItem
         switch m.objectType {
         case .symmetricKey, .secretData, .publicKey, .privateKey, .splitKey:
-            let stored = m.keyFormatType ?? (m.objectType == .secretData ? 2 : 1)
-            let f = format ?? stored
+            let registered = m.keyFormatType ?? (m.objectType == .secretData ? 2 : 1)
+            // A Transparent Symmetric Key's bytes are stored raw; Get returns the format it was registered in.
+            let stored = registered == 7 && m.objectType == .symmetricKey ? 1 : registered
+            let f = format ?? registered
             let keyMaterial: TTLVItem
             if f == stored || (f == 1 && m.objectType == .secretData && stored == 2) || (f == 2 && m.objectType == .secretData && stored == 1) {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .byteString(material.bytes))
@@ -354,7 +355,7 @@ struct KMIPKeyOperations {
         guard m.objectType == .symmetricKey || m.objectType == .secretData || m.objectType == .privateKey else {
             throw KMIPFieldError(.illegalOperation, "only keys and secret data can be wrapped")
         }
-        let f = format ?? m.keyFormatType ?? 1
+        let f = format ?? (m.keyFormatType == 7 ? 1 : m.keyFormatType ?? 1)
         var block = [
             TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(f)),
             // KMIP 1.4 allows a wrapped Key Value to be a bare Byte String; PyKMIP only reads the Structure form, which
@@ -753,6 +754,25 @@ struct KMIPKeyOperations {
         let out = try await engine.mac(ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data)
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.macData, .byteString(out))]
+    }
+
+    /// Check (KMIP 1.0 §4.10 / 2.1 §6.1.8): may the object be used for this Cryptographic Usage Mask now? Usage
+    /// limits and leases are not kept by this server, so only the mask and the state are checked.
+    func check(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        let m = try await engine.objectAttributes(ctx, id: id)
+        state.idPlaceholder = id
+        if case .integer(let mask)? = payload?.child(KMIPTag.cryptographicUsageMask)?.value {
+            guard UInt32(bitPattern: mask) & ~m.usageMask == 0 else {
+                throw KMIPFieldError(
+                    version >= ProtocolVersion(2, 0) ? .incompatibleCryptographicUsageMask : .illegalOperation,
+                    "the object's Cryptographic Usage Mask does not allow that use")
+            }
+            guard m.state == .active else {
+                throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .wrongKeyLifecycleState : .illegalOperation, "the object is not active")
+            }
+        }
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
     }
 
     func macVerify(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
