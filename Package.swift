@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "HTTPFrontEnd",
             dependencies: [
-                "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol",
+                "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPFrontEnd", "KMIPProtocol", "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -295,7 +295,7 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite",
+                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "KMIPProtocol", "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
             ],

@@ -1,3 +1,4 @@
+import KMIPFrontEnd
 import EngineAPI
 import Foundation
 import HTTPTypes
@@ -129,6 +130,8 @@ public struct AdminAPI: Sendable {
         PAMRoutes(api: self).register(on: api)
         ESTRoutes(engine: engine, defaultProfile: estDefaultProfile).register(on: router)
         ACMERoutes(engine: engine, settings: acme).register(on: router)
+        KMIPHTTPRoutes(dispatcher: KMIPDispatcher(maxMessageSize: KMIPHTTPRoutes.maxBody, engine: engine, clock: { Int64(Date().timeIntervalSince1970) }))
+            .register(on: router)
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")

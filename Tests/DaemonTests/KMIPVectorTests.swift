@@ -1,4 +1,6 @@
 import Foundation
+import KMIPProtocol
+import TTLV
 import TestSupport
 import Testing
 
@@ -45,6 +47,73 @@ import Testing
         // Not a soft check: the runner reports failures with a non-zero exit status.
         #expect((out.status == 0) == failed.isEmpty)
         print(lines.filter { $0.hasPrefix("profile ") || $0.hasPrefix("total") }.joined(separator: "\n"))
+        #expect(daemon.stop() == 0)
+    }
+
+    /// KMIP over HTTPS on the admin port (the MSGENC profiles): a KMIP XML RequestMessage and a TTLV body reach the
+    /// same dispatcher as port 5696 and are answered in their own encoding; bad bodies get HTTP errors.
+    @Test func kmipOverHTTPSInXMLAndTTLV() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let create = """
+            <RequestMessage><RequestHeader><ProtocolVersion><ProtocolVersionMajor type="Integer" value="1"/>
+            <ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion><BatchCount type="Integer" value="1"/></RequestHeader>
+            <BatchItem><Operation type="Enumeration" value="Create"/><RequestPayload><ObjectType type="Enumeration" value="SymmetricKey"/>
+            <TemplateAttribute><Attribute><AttributeName type="TextString" value="Cryptographic Algorithm"/><AttributeValue type="Enumeration" value="AES"/></Attribute>
+            <Attribute><AttributeName type="TextString" value="Cryptographic Length"/><AttributeValue type="Integer" value="256"/></Attribute>
+            <Attribute><AttributeName type="TextString" value="Cryptographic Usage Mask"/><AttributeValue type="Integer" value="Encrypt Decrypt"/></Attribute>
+            </TemplateAttribute></RequestPayload></BatchItem></RequestMessage>
+            """
+        let url = daemon.httpsBase + "/kmip"
+        let (_, xml, code) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", create, url])
+        #expect(code == 200, "\(xml)")
+        let answer = try #require(try KMIPXMLParser.parse(xml).first)
+        let item = try KMIPXMLCodec().item(answer)
+        let batch = try #require(item.child(KMIPTag.batchItem))
+        #expect(batch.child(KMIPTag.resultStatus)?.value == .enumeration(0), "\(xml)")
+        guard case .textString(let uid)? = batch.child(KMIPTag.responsePayload)?.child(KMIPTag.uniqueIdentifier)?.value else {
+            Issue.record("no identifier in \(xml)")
+            return
+        }
+        // TTLV over HTTPS: Get the key just created, in 2.1.
+        let get = TTLVItem(tag: KMIPTag.requestMessage, .structure([
+            TTLVItem(tag: KMIPTag.requestHeader, .structure([
+                TTLVItem(tag: KMIPTag.protocolVersion, .structure([
+                    TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(2)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(1)),
+                ])),
+                TTLVItem(tag: KMIPTag.batchCount, .integer(1)),
+            ])),
+            TTLVItem(tag: KMIPTag.batchItem, .structure([
+                TTLVItem(tag: KMIPTag.operation, .enumeration(KMIPOperation.get.rawValue)),
+                TTLVItem(tag: KMIPTag.requestPayload, .structure([TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(uid))])),
+            ])),
+        ]))
+        let requestFile = dir.path + "/get.ttlv"
+        FileManager.default.createFile(atPath: requestFile, contents: Data(TTLVEncoder.encode(get)))
+        let responseFile = dir.path + "/get.out"
+        let (_, _, ttlvCode) = try curl(
+            daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + requestFile, "-o", responseFile, url])
+        #expect(ttlvCode == 200)
+        let response = try TTLVDecoder().decode(Array(try #require(FileManager.default.contents(atPath: responseFile))))
+        let got = try #require(response.child(KMIPTag.batchItem))
+        #expect(got.child(KMIPTag.resultStatus)?.value == .enumeration(0))
+        guard case .byteString(let key)? = got.child(KMIPTag.responsePayload)?.child(KMIPTag.symmetricKey)?.child(KMIPTag.keyBlock)?
+            .child(KMIPTag.keyValue)?.child(KMIPTag.keyMaterial)?.value
+        else {
+            Issue.record("no key material: \(response)")
+            return
+        }
+        #expect(key.count == 32)
+        // Refusals: no client certificate, another media type, malformed XML, a TTLV body that is not TTLV.
+        let (_, _, anonymous) = try curl(["-k", "-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", create, url])
+        #expect(anonymous == 401)
+        let (_, _, media) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "{}", url])
+        #expect(media == 415)
+        let (_, bad, badCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", "<RequestMessage><Nope", url])
+        #expect(badCode == 400 && bad.contains("invalid KMIP XML"), "\(bad)")
+        let (_, garbage, garbageCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "hello", url])
+        #expect(garbageCode == 200 && !garbage.isEmpty, "an Invalid Message KMIP response")
         #expect(daemon.stop() == 0)
     }
 }
