@@ -108,8 +108,15 @@ import Testing
         // Refusals: no client certificate, another media type, malformed XML, a TTLV body that is not TTLV.
         let (_, _, anonymous) = try curl(["-k", "-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", create, url])
         #expect(anonymous == 401)
-        let (_, _, media) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "{}", url])
-        #expect(media == 415)
+        let (_, media, mediaCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/plain", "--data-binary", "{}", url])
+        #expect(mediaCode == 415, "\(media)")
+        // KMIP JSON: the same Create, answered in JSON.
+        let createItem = try KMIPXMLCodec().item(try #require(try KMIPXMLParser.parse(create).first))
+        let json = String(decoding: KMIPJSON.serialize(createItem), as: UTF8.self)
+        let (_, jsonAnswer, jsonCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", json, url])
+        #expect(jsonCode == 200 && jsonAnswer.contains(#""tag":"ResponseMessage""#) && jsonAnswer.contains(#""value":"Success""#), "\(jsonAnswer)")
+        let (_, badJSON, badJSONCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "{}", url])
+        #expect(badJSONCode == 400 && badJSON.contains("invalid KMIP JSON"), "\(badJSON)")
         let (_, bad, badCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", "<RequestMessage><Nope", url])
         #expect(badCode == 400 && bad.contains("invalid KMIP XML"), "\(bad)")
         let (_, garbage, garbageCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "hello", url])

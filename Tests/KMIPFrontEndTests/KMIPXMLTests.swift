@@ -34,6 +34,9 @@ import TTLV
                 let xml = KMIPXMLCodec.xml(item)
                 let back = try KMIPXMLCodec(now: 1_700_000_000).item(try #require(try KMIPXMLParser.parse(xml).first))
                 #expect(back == item, "\(file): \(xml.prefix(400))")
+                // And the JSON encoding.
+                let json = KMIPJSON.serialize(item)
+                #expect(try KMIPXMLCodec(now: 1_700_000_000).item(try KMIPJSON.parse(json)) == item, "\(file): \(String(decoding: json.prefix(400), as: UTF8.self))")
                 converted += 1
             }
         }
@@ -66,6 +69,23 @@ import TTLV
         #expect(items[5] == TTLVItem(tag: KMIPTag.keyMaterial, .byteString([0, 255, 16])))
         #expect(items[6] == TTLVItem(tag: 0x4200A8, .boolean(true)))
         #expect(items[7] == TTLVItem(tag: KMIPTag.opaqueDataType, .enumeration(0x8000_0001)))
+    }
+
+    @Test func jsonItemsConvert() throws {
+        let json = #"{"tag":"Attribute","value":[{"tag":"AttributeName","type":"TextString","value":"Cryptographic Usage Mask"},"#
+            + #"{"tag":"AttributeValue","type":"Integer","value":"Encrypt Decrypt"}]}"#
+        let item = try KMIPXMLCodec().item(try KMIPJSON.parse(Data(json.utf8)))
+        #expect(item.children[1] == TTLVItem(tag: KMIPTag.attributeValue, .integer(12)))
+        #expect(try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"BatchCount","type":"Integer","value":3}"#.utf8)))
+            == TTLVItem(tag: KMIPTag.batchCount, .integer(3)))
+        #expect(try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"LeaseTime","type":"LongInteger","value":9007199254740993}"#.utf8)))
+            == TTLVItem(tag: 0x420049, .longInteger(9_007_199_254_740_993)))
+        #expect(try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"Fresh","type":"Boolean","value":true}"#.utf8)))
+            == TTLVItem(tag: 0x4200A8, .boolean(true)))
+        for bad in [#"[]"#, #"{"value":1}"#, #"{"tag":"BatchCount","type":"Integer"}"#, #"{"tag":"BatchCount","type":"Integer","value":1.5}"#, "nope",
+                    String(repeating: #"{"tag":"Attribute","value":["#, count: 80)] {
+            #expect(throws: KMIPXMLError.self, "\(bad)") { _ = try KMIPXMLCodec().item(try KMIPJSON.parse(Data(bad.utf8))) }
+        }
     }
 
     @Test func malformedXMLIsRefused() {
