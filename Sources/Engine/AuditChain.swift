@@ -79,8 +79,43 @@ public struct AuditChain: Sendable {
     }
 
     /// Appends `event` inside `tx` (the caller's transaction, so the event commits with the change it describes).
+    /// The event's stored body: the same bytes `encoder()` writes (sorted keys, no escaped slashes, the timestamp as
+    /// RFC 3339 with milliseconds), written by hand — `JSONEncoder` was an eighth of a KMIP Get's CPU time. The
+    /// tests compare both byte for byte.
+    static func body(_ event: AuditEvent) -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        func key(_ name: String, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            JSONText.append(string: name, to: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+        func part(_ type: String, _ metadata: [String: String]) {
+            out.append(UInt8(ascii: "{"))
+            key("metadata", first: true)
+            JSONText.append(object: metadata, to: &out)
+            key("type")
+            JSONText.append(string: type, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "{"))
+        key("actor", first: true)
+        part(event.actor.type, event.actor.metadata)
+        key("event")
+        part(event.event.type, event.event.metadata)
+        if let ip = event.ipAddress { key("ipAddress"); JSONText.append(string: ip, to: &out) }
+        if let project = event.projectId { key("projectId"); JSONText.append(string: project, to: &out) }
+        key("timestamp")
+        JSONText.append(string: timestamp(event.timestamp), to: &out)
+        if let agent = event.userAgent { key("userAgent"); JSONText.append(string: agent, to: &out) }
+        key("userAgentType")
+        JSONText.append(string: event.userAgentType, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return Data(out)
+    }
+
     func append(_ event: AuditEvent, _ tx: any StorageTransaction) async throws {
-        let body = try Self.encoder().encode(event)
+        let body = Self.body(event)
         let last = try await tx.lastAuditEvent()
         let sequence = (last?.sequence ?? 0) + 1
         let previous = last?.hash ?? Self.zeroHash

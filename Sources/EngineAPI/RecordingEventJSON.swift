@@ -60,9 +60,17 @@ extension PAMRecordingEvent {
         out.append(UInt8(ascii: "]"))
     }
 
-    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`, everything else as UTF-8 (runs that need
-    /// no escaping are copied whole).
-    static func append(string: String, to out: inout [UInt8]) {
+    static func append(string: String, to out: inout [UInt8]) { JSONText.append(string: string, to: &out) }
+}
+
+/// Hand-written JSON for the hot paths (recording events, audit events): strings escaped exactly as Foundation's
+/// `JSONEncoder` with `.withoutEscapingSlashes` escapes them, so both produce the same bytes.
+public enum JSONText {
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// A JSON string: `"` and `\` escaped, `\n \r \t \b \f`, other control characters as `\u00XX`, everything
+    /// else as UTF-8 (runs that need no escaping are copied whole).
+    public static func append(string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var s = string
         s.withUTF8 { bytes in
@@ -70,7 +78,7 @@ extension PAMRecordingEvent {
             var run = 0
             for i in 0..<bytes.count {
                 let b = bytes[i]
-                if b >= 0x20 && b != 0x22 && b != 0x5C && b != 0x7F { continue }
+                if b >= 0x20 && b != 0x22 && b != 0x5C { continue }
                 if run < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i])) }
                 run = i + 1
                 switch b {
@@ -78,6 +86,8 @@ extension PAMRecordingEvent {
                 case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
                 case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
                 case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+                case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
+                case 0x0C: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
                 default:
                     out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]])
                 }
@@ -87,5 +97,18 @@ extension PAMRecordingEvent {
         out.append(UInt8(ascii: "\""))
     }
 
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// `{"k":"v",…}` with the keys sorted (as `JSONEncoder` with `.sortedKeys` orders them).
+    public static func append(object: [String: String], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, key) in object.keys.sorted(by: sortedKeysOrder).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            append(string: key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            append(string: object[key] ?? "", to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The order of `.sortedKeys`: Foundation compares keys with `String`'s `<` on their UTF-8 bytes.
+    static func sortedKeysOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }

@@ -96,4 +96,42 @@ import Testing
             #expect(AuditChain.timestamp(d) == f.string(from: d), "\(t)")
         }
     }
+
+    /// The hand-written event body is byte for byte what `JSONEncoder` (the chain's configured encoder) writes, for
+    /// ordinary and awkward events alike.
+    @Test func handWrittenBodiesMatchJSONEncoder() throws {
+        var rng = SystemRandomNumberGenerator()
+        func text(_ n: Int) -> String {
+            var s = ""
+            let pool: [Unicode.Scalar] = ["a", "Z", "/", "\\", "\"", "\n", "\r", "\t", "\u{08}", "\u{0C}", "\u{00}", "\u{1F}", "\u{7F}", "é", "✓", "𝄞", "\u{2028}", " ", "_", "-", "0"]
+            for _ in 0..<Int.random(in: 0...n, using: &rng) { s.unicodeScalars.append(pool.randomElement(using: &rng) ?? "a") }
+            return s
+        }
+        func metadata() -> [String: String] {
+            var m: [String: String] = [:]
+            for _ in 0..<Int.random(in: 0...6, using: &rng) { m[text(8)] = text(20) }
+            return m
+        }
+        let encoder = AuditChain.encoder()
+        var events = [
+            AuditEvent(
+                event: .init(type: "kms.get", metadata: ["objectId": "abc", "Zeta": "1", "alpha": "2", "_x": "3", "B": "4"]),
+                actor: .init(type: "identity", metadata: ["identityId": "id/1", "name": "admin"]), projectId: "prod",
+                ipAddress: "127.0.0.1", userAgent: "curl/8", userAgentType: "other", timestamp: Date(timeIntervalSince1970: 1_764_300_000.123)),
+            AuditEvent(event: .init(type: "x"), actor: .init(type: "system"), projectId: nil, ipAddress: nil, userAgent: nil, userAgentType: "",
+                       timestamp: Date(timeIntervalSince1970: 0)),
+        ]
+        for _ in 0..<300 {
+            events.append(AuditEvent(
+                event: .init(type: text(12), metadata: metadata()), actor: .init(type: text(6), metadata: metadata()),
+                projectId: Bool.random(using: &rng) ? text(10) : nil, ipAddress: Bool.random(using: &rng) ? text(10) : nil,
+                userAgent: Bool.random(using: &rng) ? text(30) : nil, userAgentType: text(5),
+                timestamp: Date(timeIntervalSince1970: Double.random(in: -1e9...4e9, using: &rng))))
+        }
+        for event in events {
+            let expected = try encoder.encode(event)
+            let ours = AuditChain.body(event)
+            #expect(ours == expected, "\(String(decoding: ours, as: UTF8.self))\n\(String(decoding: expected, as: UTF8.self))")
+        }
+    }
 }
