@@ -310,17 +310,30 @@ public struct PGConnector: PAMConnector {
         }
     }
 
-    public func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws {
+    /// A connection logged in as `username` (the caller closes it) and the decoder holding what followed the login.
+    func loggedIn(_ target: PAMTarget, username: String, password: SecretBytes, application: String) async throws
+        -> (PGConnection, PGFrameDecoder)
+    {
         let connection = try await mapped { try await PGUpstream.open(target, on: MultiThreadedEventLoopGroup.singleton.next()) }
-        defer { connection.close() }
-        try await mapped {
+        do {
             var decoder = PGFrameDecoder(expectStartup: false)
-            _ = try await PGUpstream.login(
-                connection, decoder: &decoder, target: target,
-                parameters: [("user", username), ("database", target.database), ("application_name", "gatehouse-check")],
-                username: username, password: password)
-            try await connection.send(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes))
+            try await mapped {
+                _ = try await PGUpstream.login(
+                    connection, decoder: &decoder, target: target,
+                    parameters: [("user", username), ("database", target.database), ("application_name", application)],
+                    username: username, password: password)
+            }
+            return (connection, decoder)
+        } catch {
+            connection.close()
+            throw error
         }
+    }
+
+    public func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws {
+        let (connection, _) = try await loggedIn(target, username: username, password: password, application: "gatehouse-check")
+        defer { connection.close() }
+        try await mapped { try await connection.send(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes)) }
     }
 
     public func setPassword(_ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String) async throws {
@@ -329,14 +342,9 @@ public struct PGConnector: PAMConnector {
             throw EngineError(.internal, "not a SCRAM verifier")
         }
         let quotedRole = "\"" + role.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        let connection = try await mapped { try await PGUpstream.open(target, on: MultiThreadedEventLoopGroup.singleton.next()) }
+        var (connection, decoder) = try await loggedIn(target, username: username, password: password, application: "gatehouse-rotation")
         defer { connection.close() }
         try await mapped {
-            var decoder = PGFrameDecoder(expectStartup: false)
-            _ = try await PGUpstream.login(
-                connection, decoder: &decoder, target: target,
-                parameters: [("user", username), ("database", target.database), ("application_name", "gatehouse-rotation")],
-                username: username, password: password)
             try await connection.send(ByteBuffer(bytes: PGFrontendMessage.query("ALTER ROLE \(quotedRole) PASSWORD '\(verifier)'").frame.bytes))
             var error: String?
             while let frame = try await PGUpstream.nextFrame(connection, &decoder) {

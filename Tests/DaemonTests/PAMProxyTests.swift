@@ -105,6 +105,17 @@ import Testing
 
         var adminAuth: [String] { daemon.adminCurl }
 
+        /// The administrator's certificate for libpq (its key copied with the 0600 mode libpq insists on), as
+        /// `--cert X --key Y` arguments for `conninfo`.
+        func adminClient() throws -> [String] {
+            let key = dir.path + "/admin.key"
+            if !FileManager.default.fileExists(atPath: key) {
+                try FileManager.default.copyItem(atPath: certs + "/admin.key", toPath: key)
+                chmod(key, 0o600)
+            }
+            return ["--cert", certs + "/admin.crt", "--key", key]
+        }
+
         /// psql with `-X -At`, one `-c` per statement.
         func psql(_ conninfo: String, _ statements: [String], stdin: Data? = nil, environment: [String: String] = [:], timeout: TimeInterval = 60)
             throws -> ProcessRunner.Output
@@ -265,9 +276,7 @@ import Testing
     @Test func sessionsEndOnRevocationExpiryCancelAndUpstreamFailure() throws {
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
+        let admin = try f.adminClient()
         func sleeper(_ app: String) throws -> Background {
             try Background(
                 ["psql", "-X", "-At", f.conninfo(admin), "-c", "select pg_sleep(30)"], environment: ["PGAPPNAME": app],
@@ -324,8 +333,7 @@ import Testing
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
         _ = try f.adminGrant("1h")
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
+        _ = try f.adminClient()
         let out = try ProcessRunner.run(
             ["python3", ProcessInfo.processInfo.environment["PG_HOSTILE_SCRIPT"] ?? (ProcessRunner.repositoryRoot + "/Tests/scripts/pg-hostile.py"),
              String(f.proxyPort), f.certs + "/ca.crt", f.certs + "/admin.crt", f.dir.path + "/admin.key", "orders", f.pg.user], timeout: 120)
@@ -335,8 +343,7 @@ import Testing
                      "direct-tls-alpn-postgresql", "direct-tls-without-alpn-refused", "direct-tls-other-alpn-refused"] {
             #expect(out.stdout.contains("\(name) ok"), "\(name): \(out.stdout)")
         }
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
-        let after = try f.psql(f.conninfo(admin), ["select 'alive'"])
+        let after = try f.psql(f.conninfo(try f.adminClient()), ["select 'alive'"])
         #expect(after.stdout.contains("alive"), "\(after.stderr)")
         #expect(f.daemon.stop() == 0)
     }
@@ -365,9 +372,7 @@ import Testing
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
         _ = try f.adminGrant("1h")
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let admin = try f.adminClient()
         let marker = "marker_\(UInt32.random(in: 1...UInt32.max))"
         let statements = [
             "select '\(marker)' as m", "create temp table r(x int)", "insert into r values (1), (2)", "select * from r where x = 2",
@@ -541,9 +546,7 @@ import Testing
                 "GATEHOUSE_PAM_NOTIFY_TOKEN": "notify-token-1",
             ])
         } catch is Fixture.Skip { return }
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
+        let admin = try f.adminClient()
         let tag = String(UUID().uuidString.prefix(8)).lowercased()
         let (app, limited, victim, scheduled) = ("rot_app_\(tag)", "rot_lim_\(tag)", "rot_victim_\(tag)", "rot_sched_\(tag)")
         func direct(_ user: String, _ password: String, _ sql: String) throws -> ProcessRunner.Output {
@@ -688,9 +691,7 @@ import Testing
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
         _ = try f.adminGrant("1h")
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let admin = try f.adminClient()
         let known = try Self.sessionIds(f)
         let out = try ProcessRunner.run(
             [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-psycopg.py", f.conninfo(admin)], cwd: f.dir.path, timeout: 180)
@@ -731,9 +732,7 @@ import Testing
             SSHTunnelTests.waitForTunnel(f.daemon) { ($0["forwards"] as? [[String: Any]])?.first?["state"] as? String == "active" },
             "tunnel: \(String(describing: SSHTunnelTests.tunnelStatus(f.daemon)))\n\(f.daemon.log.suffix(2000))")
         #expect((status["forwards"] as? [[String: Any]])?.first?["boundPort"] as? Int == relayPort)
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let admin = try f.adminClient()
 
         // Without a grant the relay path refuses like the local one; with one, psql works through the relay.
         let refused = try f.psql(f.conninfo(admin, port: relayPort), ["select 1"])
@@ -761,9 +760,7 @@ import Testing
     @Test func resultRowsAreRecordedOnlyWhenTheResourceAsksAndCapped() throws {
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
-        try FileManager.default.copyItem(atPath: f.certs + "/admin.key", toPath: f.dir.path + "/admin.key")
-        chmod(f.dir.path + "/admin.key", 0o600)
-        let admin = ["--cert", f.certs + "/admin.crt", "--key", f.dir.path + "/admin.key"]
+        let admin = try f.adminClient()
         let (_, body, code) = try Fixture.post(
             f.daemon, "/api/v1/projects/prod/pam/resources",
             ["name": "orders-rows", "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database, "tlsMode": "disable", "recordRows": 2])
