@@ -17758,6 +17758,99 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/kmip": {
+       "post": {
+        "operationId": "post_kmip",
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "type": "object"
+           }
+          },
+          "application/octet-stream": {
+           "schema": {
+            "format": "binary",
+            "type": "string"
+           }
+          },
+          "text/xml": {
+           "schema": {
+            "type": "string"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           },
+           "application/octet-stream": {
+            "schema": {
+             "format": "binary",
+             "type": "string"
+            }
+           },
+           "text/xml": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "The KMIP ResponseMessage"
+         },
+         "400": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not one KMIP XML / JSON RequestMessage"
+         },
+         "401": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "No client certificate"
+         },
+         "413": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Body over 1 MiB"
+         },
+         "415": {
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          },
+          "description": "Not TTLV, KMIP XML or KMIP JSON"
+         }
+        },
+        "summary": "KMIP over HTTPS (the MSGENC profiles): a TTLV, KMIP XML or KMIP JSON RequestMessage, answered in the same encoding by the KMIP port's dispatcher (KMIP failures are result statuses inside the answer)",
+        "tags": [
+         "kmip"
+        ]
+       }
+      },
       "/pki/crl/{file}": {
        "get": {
         "operationId": "get_pki_crl_file",
