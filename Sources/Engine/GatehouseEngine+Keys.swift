@@ -135,6 +135,10 @@ extension GatehouseEngine {
             meta.activationDate = activation
             if activation <= now { meta.state = .active }
         }
+        if let deactivation = spec.deactivationDate {
+            meta.deactivationDate = deactivation
+            if deactivation <= now { meta.state = .deactivated }
+        }
         return meta
     }
 

@@ -113,6 +113,8 @@ public struct ObjectSpec: Sendable, Hashable {
     public var names: [String]
     public var objectGroups: [String]
     public var activationDate: Date?
+    /// A Deactivation Date given by the client: the key stops protecting/processing then (Deactivated at once if past).
+    public var deactivationDate: Date?
     public var dataType: UInt32?
     public var customAttributes: [String: [[UInt8]]] = [:]
     public var keyFormatType: UInt32?

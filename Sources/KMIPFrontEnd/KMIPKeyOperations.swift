@@ -96,6 +96,7 @@ struct KMIPKeyOperations {
                 spec.names.append(text)
             case ("Object Group", .textString(let g)): spec.objectGroups.append(g)
             case ("Activation Date", let v): spec.activationDate = date(v)
+            case ("Deactivation Date", let v): spec.deactivationDate = date(v)
             case ("Object Type", _): break  // the payload's Object Type decides
             case ("Certificate Type", .enumeration(1)) where type == .certificate: break  // X.509: the certificate decides
             default:
@@ -106,6 +107,47 @@ struct KMIPKeyOperations {
             }
         }
         return spec
+    }
+
+    /// PKCS#1 DER of a Transparent RSA Public Key (format 11: Modulus, Public Exponent) or Private Key (format 10:
+    /// all eight components), or nil.
+    static func transparentRSA(_ km: TTLVItem, type: ManagedObjectType, format: UInt32) -> [UInt8]? {
+        func big(_ tag: UInt32) -> [UInt8]? {
+            switch km.child(tag)?.value {
+            case .bigInteger(let b)?, .byteString(let b)?: return b
+            case .integer(let v)?: return withUnsafeBytes(of: v.bigEndian) { Array($0) }
+            default: return nil
+            }
+        }
+        func length(_ n: Int) -> [UInt8] {
+            if n < 0x80 { return [UInt8(n)] }
+            var bytes: [UInt8] = []
+            var v = n
+            while v > 0 { bytes.insert(UInt8(v & 0xFF), at: 0); v >>= 8 }
+            return [0x80 | UInt8(bytes.count)] + bytes
+        }
+        func integer(_ b: [UInt8]) -> [UInt8] {
+            var v = Array(b.drop { $0 == 0 })
+            if v.isEmpty { v = [0] }
+            if v[0] & 0x80 != 0 { v.insert(0, at: 0) }
+            return [0x02] + length(v.count) + v
+        }
+        func sequence(_ parts: [[UInt8]]) -> [UInt8] {
+            let body = parts.flatMap { $0 }
+            return [0x30] + length(body.count) + body
+        }
+        switch (type, format) {
+        case (.publicKey, 11):
+            guard let n = big(0x420052), let e = big(0x42006C) else { return nil }
+            return sequence([integer(n), integer(e)])
+        case (.privateKey, 10):
+            let tags: [UInt32] = [0x420052, 0x42006C, 0x420063, 0x42005E, 0x420071, 0x420060, 0x420061, 0x420027]
+            let parts = tags.compactMap(big)
+            guard parts.count == tags.count else { return nil }
+            return sequence([integer([0])] + parts.map(integer))
+        default:
+            return nil
+        }
     }
 
     /// Attributes a client may set that the engine keeps without interpreting.
@@ -227,6 +269,9 @@ struct KMIPKeyOperations {
                 material = b
             } else if type == .symmetricKey, case .byteString(let b)? = keyValue?.child(KMIPTag.keyMaterial)?.child(KMIPTag.key)?.value {
                 material = b  // Transparent Symmetric Key: stored raw, returned as registered
+            } else if let km = keyValue?.child(KMIPTag.keyMaterial), let der = Self.transparentRSA(km, type: type, format: format) {
+                material = der  // Transparent RSA keys: stored (and returned) as PKCS#1 DER
+                spec.keyFormatType = 3
             } else if case .byteString(let b)? = keyValue?.value {
                 material = b  // 1.x allows Key Value as a byte string
             } else {
@@ -452,7 +497,9 @@ struct KMIPKeyOperations {
             throw KMIPFieldError(.missingData, "the attribute to change is missing")
         }
         let editable = name == "Name" || name == "Object Group" || Self.isClientAttribute(name)
-        guard editable else { throw KMIPFieldError(.permissionDenied, "attribute '\(name)' is read-only") }
+        guard editable else {
+            throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .attributeReadOnly : .permissionDenied, "attribute '\(name)' is read-only")
+        }
         if change != .delete, value == nil { throw KMIPFieldError(.missingData, "Attribute Value is missing") }
         var stored: TTLVValue?
         if let value {
@@ -466,6 +513,12 @@ struct KMIPKeyOperations {
             stored = value
         }
         let newValue = stored
+        // A name the object already has is not added twice.
+        if change == .add, name == "Name", let text = newValue.flatMap({ KMIPAttribute(name: name, value: $0).nameText }),
+            try await engine.objectAttributes(ctx, id: id).names.contains(text)
+        {
+            throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .nonUniqueNameAttribute : .illegalOperation, "the object already has that name")
+        }
         let result = Mutex<(Int, TTLVValue?)>((0, nil))
         _ = try await engine.editObjectAttributes(ctx, id: id) { e in
             var values: [TTLVValue]

@@ -18,7 +18,7 @@ import Testing
         "SASED-M-3-14", "SKFF-M-1-14", "SKFF-M-2-14", "SKFF-M-3-14", "SKFF-M-4-14", "SKFF-M-5-14",
         "SKFF-M-6-14", "SKFF-M-7-14", "SKFF-M-8-14", "SKLC-M-1-14", "SKLC-M-2-14", "SKLC-M-3-14",
         "SUITEB_128-M-1-14", "SUITEB_192-M-1-14", "TL-M-1-14", "BL-M-1-21", "BL-M-11-21", "BL-M-3-21",
-        "BL-M-4-21", "BL-M-6-21",
+        "BL-M-4-21", "BL-M-6-21", "BL-M-7-21", "BL-M-8-21", "BL-M-9-21",
     ]
 
     @Test func oasisTestCasesReplayOverTheKMIPPort() throws {
