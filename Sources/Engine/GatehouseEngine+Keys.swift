@@ -105,8 +105,10 @@ extension GatehouseEngine {
         try await transact { tx in try await self.loadObject(id, tx).1.meta }
     }
 
-    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: String) async throws -> (Decision, ManagedObject) {
-        let meta = try await objectFacts(id)
+    /// `facts`: the object's facts when the caller already loaded them (saves a read on the hot path).
+    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: String, facts: ManagedObject? = nil) async throws -> (Decision, ManagedObject) {
+        let meta: ManagedObject
+        if let facts { meta = facts } else { meta = try await objectFacts(id) }
         let decision = try await authorize(
             ctx, AccessRequest(.project(meta.project), "kms-keys", action, ["name": meta.names.first ?? meta.id]))
         return (decision, meta)
@@ -367,8 +369,10 @@ extension GatehouseEngine {
     // MARK: - Cryptography
 
     /// Opens a usable key: the object must be Active, of the right type, and allow `usage`.
-    func usableKey(_ ctx: CallContext, _ id: String, action: String, usage: UsageMask) async throws -> (ManagedObject, SymmetricKey) {
-        let (decision, _) = try await authorizeObject(ctx, id, action)
+    func usableKey(_ ctx: CallContext, _ id: String, action: String, usage: UsageMask, facts: ManagedObject? = nil) async throws
+        -> (ManagedObject, SymmetricKey)
+    {
+        let (decision, _) = try await authorizeObject(ctx, id, action, facts: facts)
         return try await transact(relaxed: true) { tx in
             let (_, body) = try await self.loadObject(id, tx)
             let meta = body.meta
@@ -394,8 +398,9 @@ extension GatehouseEngine {
         async throws -> CipherResult
     {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        if try await objectFacts(id).algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true) }
-        let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt)
+        let facts = try await objectFacts(id)
+        if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true, facts: facts) }
+        let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt, facts: facts)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
@@ -441,8 +446,9 @@ extension GatehouseEngine {
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        if try await objectFacts(id).algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: false) }
-        let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt)
+        let facts = try await objectFacts(id)
+        if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: false, facts: facts) }
+        let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt, facts: facts)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         if p.blockCipherMode == 2 {
@@ -495,7 +501,9 @@ extension GatehouseEngine {
 
     /// IV/nonce lengths: 16 bytes for CBC and CTR, 12 for GCM (the only nonce size swift-crypto's GCM takes).
     /// RSA-OAEP with a public key (encrypt) or a private key (decrypt).
-    func rsaOAEP(_ ctx: CallContext, _ id: String, _ p: CipherParameters, _ data: [UInt8], encrypt: Bool) async throws -> CipherResult {
+    func rsaOAEP(_ ctx: CallContext, _ id: String, _ p: CipherParameters, _ data: [UInt8], encrypt: Bool, facts: ManagedObject) async throws
+        -> CipherResult
+    {
         guard (p.paddingMethod ?? 2) == 2 else {
             throw EngineError(.featureNotSupported, "RSA encryption uses OAEP (padding method 2), not \(p.paddingMethod ?? 0)")
         }
@@ -514,13 +522,13 @@ extension GatehouseEngine {
         let label = p.label ?? []
         guard label.count <= 1024 else { throw EngineError(.invalidArgument, "the OAEP label is limited to 1 KiB") }
         if encrypt {
-            let (_, der) = try await usableAsymmetricKey(ctx, id, action: "encrypt", type: .publicKey, usage: .encrypt)
+            let (_, der) = try await usableAsymmetricKey(ctx, id, action: "encrypt", type: .publicKey, usage: .encrypt, facts: facts)
             guard let out = RSAOAEP.encrypt(publicKeyDER: der, hash: hash, mgfHash: mgf, label: label, plaintext: data) else {
                 throw EngineError(.cryptographicFailure, "RSA-OAEP encryption failed (message too long for the key?)")
             }
             return CipherResult(data: out)
         }
-        let (_, der) = try await usableAsymmetricKey(ctx, id, action: "decrypt", type: .privateKey, usage: .decrypt)
+        let (_, der) = try await usableAsymmetricKey(ctx, id, action: "decrypt", type: .privateKey, usage: .decrypt, facts: facts)
         guard let out = RSAOAEP.decrypt(privateKeyDER: der, hash: hash, mgfHash: mgf, label: label, ciphertext: data) else {
             throw EngineError(.cryptographicFailure, "RSA-OAEP decryption failed")
         }
@@ -658,10 +666,10 @@ extension GatehouseEngine {
     }
 
     /// Opens an asymmetric key for signing or verifying, with the same state and usage checks as symmetric keys.
-    func usableAsymmetricKey(_ ctx: CallContext, _ id: String, action: String, type: ManagedObjectType, usage: UsageMask)
-        async throws -> (ManagedObject, [UInt8])
-    {
-        let (decision, _) = try await authorizeObject(ctx, id, action)
+    func usableAsymmetricKey(
+        _ ctx: CallContext, _ id: String, action: String, type: ManagedObjectType, usage: UsageMask, facts: ManagedObject? = nil
+    ) async throws -> (ManagedObject, [UInt8]) {
+        let (decision, _) = try await authorizeObject(ctx, id, action, facts: facts)
         return try await transact(relaxed: true) { tx in
             let (_, body) = try await self.loadObject(id, tx)
             let meta = body.meta
