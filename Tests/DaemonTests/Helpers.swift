@@ -95,3 +95,20 @@ func startWebhookReceiver(in dir: String, failFirst: Int) throws -> (process: Pr
     }
     return (receiver, port, logFile)
 }
+
+/// posix_spawn attributes for a child with an empty signal mask and default handlers: the test process blocks
+/// signals (psql must see SIGINT, sshd its SIGHUP/SIGTERM). The caller destroys them.
+enum CleanSignalSpawn {
+    static func attributes() -> posix_spawnattr_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        return attributes
+    }
+}

@@ -233,16 +233,8 @@ import Testing
         let started = Date()
         init(_ arguments: [String], environment: [String: String] = [:], errPath: String) throws {
             self.errPath = errPath
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
+            var attributes = CleanSignalSpawn.attributes()
             defer { posix_spawnattr_destroy(&attributes) }
-            var empty = sigset_t()
-            sigemptyset(&empty)
-            posix_spawnattr_setsigmask(&attributes, &empty)
-            var defaults = sigset_t()
-            sigfillset(&defaults)
-            posix_spawnattr_setsigdefault(&attributes, &defaults)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }

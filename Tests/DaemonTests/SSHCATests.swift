@@ -240,16 +240,8 @@ final class SSHD: @unchecked Sendable {
 
     init(config: String, log: String) throws {
         let args = ["/usr/sbin/sshd", "-D", "-f", config, "-E", log]
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        var attributes = CleanSignalSpawn.attributes()
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         let rc = posix_spawn(&pid, args[0], nil, &attributes, &argv, environ)
