@@ -133,6 +133,13 @@ extension GatehouseEngine {
         meta.keyFormatType = spec.keyFormatType
         meta.splitKey = spec.splitKey
         meta.wrappingData = spec.wrappingData
+        let sensitive = spec.sensitive ?? false, extractable = spec.extractable ?? true
+        meta.sensitive = sensitive
+        meta.alwaysSensitive = sensitive
+        meta.extractable = extractable
+        meta.neverExtractable = !extractable
+        meta.fresh = spec.fresh
+        meta.usageLimits = spec.usageLimits
         if let activation = spec.activationDate {
             meta.activationDate = activation
             if activation <= now { meta.state = .active }
@@ -193,6 +200,7 @@ extension GatehouseEngine {
         let material = SymmetricKey(size: .init(bitCount: algorithm == Algorithm.tripleDES ? 192 : length)).withUnsafeBytes { Array($0) }
         var meta = newObject(spec, project: p, now: clock())
         meta.serverGenerated = true
+        meta.fresh = spec.fresh ?? true
         return try await store(ctx, decision, meta, material: material, event: "kms.create")
     }
 
@@ -215,13 +223,34 @@ extension GatehouseEngine {
     // MARK: - Read
 
     public func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?) {
-        let (decision, _) = try await authorizeObject(ctx, id, "read")
-        // Relaxed commit: the only write is this read's audit event (see Storage.withRelaxedTransaction).
-        return try await transact(relaxed: true) { tx in
-            let (_, body) = try await self.loadObject(id, tx)
+        try await getObject(ctx, id: id, wrapped: false)
+    }
+
+    /// `wrapped`: the material leaves wrapped by another key (allowed for Sensitive objects).
+    func getObject(_ ctx: CallContext, id: String, wrapped: Bool) async throws -> (ManagedObject, SecretBytes?) {
+        let (decision, facts) = try await authorizeObject(ctx, id, "read")
+        if facts.extractable == false {
+            throw EngineError(.notExtractable, "the object is not extractable: its material never leaves the server")
+        }
+        if facts.sensitive == true, !wrapped {
+            throw EngineError(.sensitive, "the object is sensitive: its material leaves the server only wrapped")
+        }
+        // Relaxed commit: the only write is this read's audit event (see Storage.withRelaxedTransaction). The first
+        // Get of a Fresh object also clears Fresh, durably.
+        let firstServe = facts.fresh == true
+        let now = clock()
+        return try await transact(relaxed: !firstServe) { tx in
+            var (record, body) = try await self.loadObject(id, tx)
             var plain: SecretBytes?
             if let sealed = body.material {
                 plain = SecretBytes(try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx))
+            }
+            if body.meta.fresh == true, plain != nil {
+                body.meta.fresh = false
+                body.meta.lastChangeDate = now
+                record.body = try Self.encode(body)
+                record.updatedAt = now
+                _ = try await tx.update(record)
             }
             try await self.audit.append(self.allowed(ctx, decision, "kms.get", project: body.meta.project, ["objectId": id]), tx)
             return (body.meta, plain)
@@ -253,7 +282,10 @@ extension GatehouseEngine {
             if let n = filter.name, !m.names.contains(n) { continue }
             if let id = filter.id, m.id != id { continue }
             if let mask = filter.usageMask, m.usageMask & mask != mask { continue }
-            if !filter.customAttributes.allSatisfy({ name, value in (m.customAttributes?[name] ?? []).contains(value) }) { continue }
+            if !filter.customAttributes.allSatisfy({ name, value in
+                let values = m.customAttributes?[name] ?? []
+                return values.contains(value) || (values.isEmpty && filter.customAttributeDefaults.contains(name))
+            }) { continue }
             if let c = filter.certificateType, m.objectType != .certificate || (m.dataType ?? 1) != c { continue }
             if let t = filter.objectType, m.objectType != t { continue }
             if let a = filter.algorithm, m.algorithm != a { continue }
@@ -301,7 +333,8 @@ extension GatehouseEngine {
     ) async throws -> ManagedObject {
         try await transition(ctx, id, action: "edit", event: "kms.attributes.edit") { body, _ in
             var e = EditableAttributes(
-                names: body.meta.names, objectGroups: body.meta.objectGroups, customAttributes: body.meta.customAttributes ?? [:])
+                names: body.meta.names, objectGroups: body.meta.objectGroups, customAttributes: body.meta.customAttributes ?? [:],
+                sensitive: body.meta.sensitive ?? false, extractable: body.meta.extractable ?? true)
             try edit(&e)
             let spec = ObjectSpec(objectType: body.meta.objectType, names: e.names, objectGroups: e.objectGroups)
             try Self.validate(spec)
@@ -310,6 +343,10 @@ extension GatehouseEngine {
             body.meta.names = e.names
             body.meta.objectGroups = e.objectGroups
             body.meta.customAttributes = e.customAttributes.isEmpty ? nil : e.customAttributes
+            body.meta.sensitive = e.sensitive
+            body.meta.extractable = e.extractable
+            if !e.sensitive { body.meta.alwaysSensitive = false }
+            if e.extractable { body.meta.neverExtractable = false }
         }
     }
 
@@ -369,12 +406,29 @@ extension GatehouseEngine {
     // MARK: - Cryptography
 
     /// Opens a usable key: the object must be Active, of the right type, and allow `usage`.
-    func usableKey(_ ctx: CallContext, _ id: String, action: String, usage: UsageMask, facts: ManagedObject? = nil) async throws
-        -> (ManagedObject, SymmetricKey)
-    {
-        let (decision, _) = try await authorizeObject(ctx, id, action, facts: facts)
-        return try await transact(relaxed: true) { tx in
-            let (_, body) = try await self.loadObject(id, tx)
+    /// Takes what an operation uses from a key's Usage Limits (nothing for keys without limits); Permission Denied
+    /// once they are used up. Returns whether the body changed.
+    static func consumeUsage(_ meta: inout ManagedObject, bytes: Int?) throws -> Bool {
+        guard let bytes, var limits = meta.usageLimits else { return false }
+        let units = limits.units(bytes: bytes)
+        guard limits.count >= units else {
+            throw EngineError(.permissionDenied, "the key's Usage Limits are used up (\(limits.count) of \(limits.total) left)")
+        }
+        limits.count -= units
+        meta.usageLimits = limits
+        return true
+    }
+
+    /// `consume`: the bytes this use protects, counted against the key's Usage Limits (nil: a use that protects
+    /// nothing, e.g. decryption).
+    func usableKey(
+        _ ctx: CallContext, _ id: String, action: String, usage: UsageMask, facts: ManagedObject? = nil, consume: Int? = nil
+    ) async throws -> (ManagedObject, SymmetricKey) {
+        let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
+        // A use that counts against Usage Limits commits durably (the count must not come back after a crash).
+        let limited = consume != nil && known.usageLimits != nil
+        return try await transact(relaxed: !limited) { tx in
+            var (record, body) = try await self.loadObject(id, tx)
             let meta = body.meta
             guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
             guard meta.wrappingData == nil else { throw EngineError(.invalidArgument, "the key was registered wrapped; the server cannot use it") }
@@ -387,10 +441,30 @@ extension GatehouseEngine {
                 throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
             }
             guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
+            if try Self.consumeUsage(&body.meta, bytes: consume) {
+                record.body = try Self.encode(body)
+                record.updatedAt = now
+                _ = try await tx.update(record)
+            }
             let raw = try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
             try await self.audit.append(
                 self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
             return (meta, SymmetricKey(data: raw))
+        }
+    }
+
+    public func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject {
+        guard amount > 0 else { throw EngineError(.invalidArgument, "the allocation must be positive") }
+        return try await transition(ctx, id, action: "encrypt", event: "kms.usage-allocation") { body, now in
+            guard var limits = body.meta.usageLimits else {
+                throw EngineError(.wrongState, "the object has no Usage Limits to allocate from")
+            }
+            guard body.meta.state == .active else { throw EngineError(.wrongState, "the key is \(body.meta.state), not Active") }
+            guard limits.count >= amount else {
+                throw EngineError(.permissionDenied, "the key's Usage Limits have \(limits.count) left, less than \(amount)")
+            }
+            limits.count -= amount
+            body.meta.usageLimits = limits
         }
     }
 
@@ -400,7 +474,7 @@ extension GatehouseEngine {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let facts = try await objectFacts(id)
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true, facts: facts) }
-        let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt, facts: facts)
+        let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt, facts: facts, consume: data.count)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
@@ -522,7 +596,7 @@ extension GatehouseEngine {
         let label = p.label ?? []
         guard label.count <= 1024 else { throw EngineError(.invalidArgument, "the OAEP label is limited to 1 KiB") }
         if encrypt {
-            let (_, der) = try await usableAsymmetricKey(ctx, id, action: "encrypt", type: .publicKey, usage: .encrypt, facts: facts)
+            let (_, der) = try await usableAsymmetricKey(ctx, id, action: "encrypt", type: .publicKey, usage: .encrypt, facts: facts, consume: data.count)
             guard let out = RSAOAEP.encrypt(publicKeyDER: der, hash: hash, mgfHash: mgf, label: label, plaintext: data) else {
                 throw EngineError(.cryptographicFailure, "RSA-OAEP encryption failed (message too long for the key?)")
             }
@@ -579,7 +653,7 @@ extension GatehouseEngine {
 
     public func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, key) = try await usableKey(ctx, id, action: "mac", usage: .macGenerate)
+        let (meta, key) = try await usableKey(ctx, id, action: "mac", usage: .macGenerate, consume: data.count)
         return try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
     }
 
@@ -645,6 +719,8 @@ extension GatehouseEngine {
         let publicDER = Array(key.publicKey.pkcs1DERRepresentation)
         priv.serverGenerated = true
         pub.serverGenerated = true
+        priv.fresh = privateSpec.fresh ?? true
+        pub.fresh = publicSpec.fresh ?? true
         priv.digest = Array(SHA256.hash(data: privateDER))
         pub.digest = Array(SHA256.hash(data: publicDER))
         let (privMeta, pubMeta) = (priv, pub)
@@ -667,11 +743,13 @@ extension GatehouseEngine {
 
     /// Opens an asymmetric key for signing or verifying, with the same state and usage checks as symmetric keys.
     func usableAsymmetricKey(
-        _ ctx: CallContext, _ id: String, action: String, type: ManagedObjectType, usage: UsageMask, facts: ManagedObject? = nil
+        _ ctx: CallContext, _ id: String, action: String, type: ManagedObjectType, usage: UsageMask, facts: ManagedObject? = nil,
+        consume: Int? = nil
     ) async throws -> (ManagedObject, [UInt8]) {
-        let (decision, _) = try await authorizeObject(ctx, id, action, facts: facts)
-        return try await transact(relaxed: true) { tx in
-            let (_, body) = try await self.loadObject(id, tx)
+        let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
+        let limited = consume != nil && known.usageLimits != nil
+        return try await transact(relaxed: !limited) { tx in
+            var (record, body) = try await self.loadObject(id, tx)
             let meta = body.meta
             guard meta.objectType == type else { throw EngineError(.invalidArgument, "the object is not a \(type)") }
             guard meta.state == .active else { throw EngineError(.wrongState, "the key is \(meta.state), not Active") }
@@ -679,6 +757,11 @@ extension GatehouseEngine {
                 throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
             }
             guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
+            if try Self.consumeUsage(&body.meta, bytes: consume) {
+                record.body = try Self.encode(body)
+                record.updatedAt = self.clock()
+                _ = try await tx.update(record)
+            }
             let raw = try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
             try await self.audit.append(self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
             return (meta, raw)
@@ -704,7 +787,7 @@ extension GatehouseEngine {
 
     public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "sign", type: .privateKey, usage: .sign)
+        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "sign", type: .privateKey, usage: .sign, consume: data.count)
         guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys sign for now") }
         do {
             let key = try _RSA.Signing.PrivateKey(derRepresentation: der)
@@ -865,6 +948,7 @@ extension GatehouseEngine {
         let target = try await keyProject(ctx, explicit: project ?? base.0.project)
         let decision = try await authorize(ctx, AccessRequest(.project(target), "kms-keys", "create", ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: target, now: clock())
+        meta.fresh = spec.fresh ?? true
         meta.keyFormatType = spec.objectType == .secretData ? 2 : 1
         return try await store(ctx, decision, meta, material: material, event: "kms.derive")
     }
@@ -878,7 +962,7 @@ extension GatehouseEngine {
         guard wrapMeta.algorithm == Algorithm.aes, [16, 24, 32].contains(kek.bitCount / 8) else {
             throw EngineError(.invalidArgument, "the wrapping key must be an AES-128/192/256 key")
         }
-        let (meta, material) = try await getObject(ctx, id: id)
+        let (meta, material) = try await getObject(ctx, id: id, wrapped: true)
         guard let material else { throw EngineError(.wrongState, "the object's material was destroyed") }
         guard material.bytes.count >= 16, material.bytes.count % 8 == 0 else {
             throw EngineError(.invalidArgument, "AES Key Wrap needs material of at least 16 bytes, a multiple of 8")

@@ -28,6 +28,10 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unavailable = Code(rawValue: "unavailable")
         /// The request is valid but asks for something this server does not implement (mode, algorithm).
         public static let featureNotSupported = Code(rawValue: "feature_not_supported")
+        /// The object's material may leave the server only wrapped by another key (KMIP Sensitive).
+        public static let sensitive = Code(rawValue: "sensitive")
+        /// The object's material may not leave the server at all (KMIP Extractable false).
+        public static let notExtractable = Code(rawValue: "not_extractable")
         /// Too many failed attempts: the identity is locked out for a while.
         public static let locked = Code(rawValue: "locked")
         /// A bug or an unexpected condition.

@@ -83,6 +83,18 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     public var digest: [UInt8]?
     /// True for keys this server generated (Create, Create Key Pair): KMIP's Random Number Generator attribute.
     public var serverGenerated: Bool?
+    /// KMIP Sensitive: the material leaves the server only wrapped by another key (nil: false).
+    public var sensitive: Bool?
+    /// Sensitive has been true since the object was made.
+    public var alwaysSensitive: Bool?
+    /// KMIP Extractable: false keeps the material inside the server, wrapped or not (nil: true).
+    public var extractable: Bool?
+    /// Extractable has been false since the object was made.
+    public var neverExtractable: Bool?
+    /// KMIP Fresh: no client has obtained the material yet (true for keys the server generated, until the first Get).
+    public var fresh: Bool?
+    /// KMIP Usage Limits: how much the key may still protect (Encrypt, Sign, MAC, usage allocations).
+    public var usageLimits: UsageLimits?
 
     public init(
         id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,
@@ -104,6 +116,21 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     }
 }
 
+/// KMIP Usage Limits: `total` units may be protected with the key; `count` remain. Unit 1: bytes, 2: objects
+/// (operations).
+public struct UsageLimits: Sendable, Hashable, Codable {
+    public var total: Int64
+    public var count: Int64
+    public var unit: UInt32
+    public init(total: Int64, count: Int64, unit: UInt32) {
+        self.total = total
+        self.count = count
+        self.unit = unit
+    }
+    /// What one operation on `bytes` bytes uses.
+    public func units(bytes: Int) -> Int64 { unit == 1 ? Int64(bytes) : 1 }
+}
+
 /// What to create or register.
 public struct ObjectSpec: Sendable, Hashable {
     public var objectType: ManagedObjectType
@@ -120,6 +147,12 @@ public struct ObjectSpec: Sendable, Hashable {
     public var keyFormatType: UInt32?
     public var splitKey: SplitKeyInfo?
     public var wrappingData: [UInt8]?
+    /// KMIP Sensitive / Extractable / Fresh as the client set them (nil: the defaults).
+    public var sensitive: Bool?
+    public var extractable: Bool?
+    public var fresh: Bool?
+    /// Usage Limits as the client set them (Count starts at Total).
+    public var usageLimits: UsageLimits?
     public init(
         objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
         names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
@@ -150,6 +183,8 @@ public struct LocateFilter: Sendable, Hashable {
     public var usageMask: UInt32?
     /// Stored client attributes that must be present with exactly these encoded values.
     public var customAttributes: [String: [UInt8]] = [:]
+    /// Client attributes whose filter value is the implicit default: an object without the attribute matches too.
+    public var customAttributeDefaults: Set<String> = []
     /// For certificates: the certificate type (KMIP Certificate Type).
     public var certificateType: UInt32?
     /// Initial Date range, in whole seconds, inclusive.
@@ -249,10 +284,16 @@ public struct EditableAttributes: Sendable, Hashable {
     public var names: [String]
     public var objectGroups: [String]
     public var customAttributes: [String: [[UInt8]]]
-    public init(names: [String], objectGroups: [String], customAttributes: [String: [[UInt8]]]) {
+    public var sensitive: Bool
+    public var extractable: Bool
+    public init(
+        names: [String], objectGroups: [String], customAttributes: [String: [[UInt8]]], sensitive: Bool = false, extractable: Bool = true
+    ) {
         self.names = names
         self.objectGroups = objectGroups
         self.customAttributes = customAttributes
+        self.sensitive = sensitive
+        self.extractable = extractable
     }
 }
 
@@ -261,8 +302,11 @@ public protocol KeyEngine: Sendable {
     func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject
     func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws
         -> ManagedObject
-    /// The object and its material (nil once destroyed).
+    /// The object and its material (nil once destroyed). Refused (`sensitive`, `notExtractable`) for objects whose
+    /// material may not leave in the clear; the first Get of a Fresh object clears Fresh.
     func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?)
+    /// KMIP Get Usage Allocation: takes `amount` units from the key's Usage Limits for the client to use on its own.
+    func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject
     func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject
     func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject
     /// Revokes: reason 1 (Unspecified) / 2 (Key Compromise) / 3 (CA Compromise) → Compromised; others → Deactivated.

@@ -12,7 +12,7 @@ public enum HTTPErrorMapping {
     public static func status(for code: EngineError.Code) -> HTTPResponse.Status {
         switch code {
         case .unauthenticated: return .unauthorized
-        case .permissionDenied: return .forbidden
+        case .permissionDenied, .sensitive, .notExtractable: return .forbidden
         case .notFound: return .notFound
         case .alreadyExists, .conflict: return .conflict
         case .invalidArgument: return .badRequest

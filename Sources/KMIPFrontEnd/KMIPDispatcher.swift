@@ -24,7 +24,7 @@ public struct KMIPDispatcher: Sendable {
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
-        .signatureVerify, .deriveKey, .macVerify, .check,
+        .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil
@@ -157,12 +157,13 @@ public struct KMIPDispatcher: Sendable {
                 case .signatureVerify: payload = try await ops.signatureVerify(item.payload, &state)
                 case .revoke: payload = try await ops.revoke(item.payload, &state)
                 case .destroy: payload = try await ops.destroy(item.payload, &state)
-                case .locate: payload = try await ops.locate(item.payload)
+                case .locate: payload = try await ops.locate(item.payload, &state)
                 case .encrypt: payload = try await ops.encrypt(item.payload, &state)
                 case .decrypt: payload = try await ops.decrypt(item.payload, &state)
                 case .mac: payload = try await ops.mac(item.payload, &state)
                 case .macVerify: payload = try await ops.macVerify(item.payload, &state)
                 case .check: payload = try await ops.check(item.payload, &state)
+                case .getUsageAllocation: payload = try await ops.getUsageAllocation(item.payload, &state)
                 default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
                 }
                 return KMIPBatchResult(

@@ -97,6 +97,17 @@ struct KMIPKeyOperations {
             case ("Object Group", .textString(let g)): spec.objectGroups.append(g)
             case ("Activation Date", let v): spec.activationDate = date(v)
             case ("Deactivation Date", let v): spec.deactivationDate = date(v)
+            case ("Sensitive", .boolean(let v)): spec.sensitive = v
+            case ("Extractable", .boolean(let v)): spec.extractable = v
+            case ("Fresh", .boolean(let v)): spec.fresh = v
+            case ("Usage Limits", .structure):
+                let item = TTLVItem(tag: 0, a.value)
+                guard case .longInteger(let total)? = item.child(0x420097)?.value, total >= 0,
+                    case .enumeration(let unit)? = item.child(0x420098)?.value, unit == 1 || unit == 2
+                else { throw KMIPFieldError("Usage Limits need a Usage Limits Total and a Unit (Byte or Object)") }
+                var count = total
+                if case .longInteger(let c)? = item.child(0x420096)?.value { count = min(c, total) }
+                spec.usageLimits = UsageLimits(total: total, count: count, unit: unit)
             case ("Object Type", _): break  // the payload's Object Type decides
             case ("Certificate Type", .enumeration(1)) where type == .certificate: break  // X.509: the certificate decides
             default:
@@ -150,6 +161,23 @@ struct KMIPKeyOperations {
         }
     }
 
+    /// Sensitive, Always Sensitive, Never Extractable false / Extractable true.
+    static func isDefaultFlag(_ a: KMIPAttribute) -> Bool {
+        switch a.name {
+        case "Sensitive", "Always Sensitive", "Never Extractable": return a.value == .boolean(false)
+        case "Extractable": return a.value == .boolean(true)
+        default: return false
+        }
+    }
+
+    /// A transparent key's Key Material structure as registered (see `register`).
+    static func storedKeyMaterial(_ bytes: [UInt8]) -> TTLVItem? {
+        guard let item = try? TTLVDecoder(maxDepth: 8, maxMessageSize: 64 * 1024).decode(bytes), item.tag == KMIPTag.keyMaterial,
+            case .structure = item.value
+        else { return nil }
+        return item
+    }
+
     /// Attributes a client may set that the engine keeps without interpreting.
     static func isClientAttribute(_ name: String) -> Bool {
         // Operation Policy Name is kept for clients that locate by it; authorization is the engine's RBAC, not it.
@@ -169,15 +197,9 @@ struct KMIPKeyOperations {
         (try? TTLVDecoder(maxDepth: 8, maxMessageSize: 8192).decode(bytes))?.value
     }
 
-    /// KMIP 1.x objects always have an Operation Policy Name ("default" unless the client named one); clients
-    /// locate by it. (2.x reserved the attribute.) Gatehouse's authorization does not depend on it.
-    static func withDefaultPolicy(_ spec: ObjectSpec) -> ObjectSpec {
-        var spec = spec
-        if spec.customAttributes["Operation Policy Name"] == nil {
-            spec.customAttributes["Operation Policy Name"] = [store(.textString("default"))]
-        }
-        return spec
-    }
+    /// The Lease Time this server grants (KMIP 1.4 §3.15): how long a client may keep using material it obtained
+    /// before obtaining it again (and so seeing a revocation). One hour.
+    static let leaseTime: Int64 = 3600
 
     /// The attributes of an object, as KMIP attributes.
     static func attributes(_ m: ManagedObject) -> [KMIPAttribute] {
@@ -205,6 +227,24 @@ struct KMIPKeyOperations {
         out += m.objectGroups.map { KMIPAttribute(name: "Object Group", value: .textString($0)) }
         out.append(KMIPAttribute(name: "Last Change Date", value: date(m.lastChangeDate)))
         out.append(KMIPAttribute(name: "Original Creation Date", value: date(m.initialDate)))
+        let sensitive = m.sensitive ?? false, extractable = m.extractable ?? true
+        out += [
+            KMIPAttribute(name: "Sensitive", value: .boolean(sensitive)),
+            KMIPAttribute(name: "Always Sensitive", value: .boolean(m.alwaysSensitive ?? sensitive)),
+            KMIPAttribute(name: "Extractable", value: .boolean(extractable)),
+            KMIPAttribute(name: "Never Extractable", value: .boolean(m.neverExtractable ?? !extractable)),
+            KMIPAttribute(name: "Fresh", value: .boolean(m.fresh ?? false)),
+            KMIPAttribute(name: "Lease Time", value: .interval(UInt32(Self.leaseTime))),
+        ]
+        if let u = m.usageLimits {
+            out.append(
+                KMIPAttribute(
+                    name: "Usage Limits",
+                    value: .structure([
+                        TTLVItem(tag: 0x420097, .longInteger(u.total)), TTLVItem(tag: 0x420096, .longInteger(u.count)),
+                        TTLVItem(tag: 0x420098, .enumeration(u.unit)),
+                    ])))
+        }
         if m.serverGenerated == true {
             // Keys come from BoringSSL's CTR-DRBG (AES-256) seeded by the kernel.
             out.append(KMIPAttribute(name: "Random Number Generator", value: .structure([
@@ -235,7 +275,7 @@ struct KMIPKeyOperations {
         guard rawType == KMIPObjectType.symmetricKey.rawValue else {
             throw KMIPFieldError("Create makes Symmetric Keys (object type \(rawType) is not creatable)")
         }
-        let spec = Self.withDefaultPolicy(try Self.spec(.symmetricKey, KMIPAttributeCodec.read(payload)))
+        let spec = try Self.spec(.symmetricKey, KMIPAttributeCodec.read(payload))
         let m = try await engine.createKey(ctx, project: nil, spec)
         state.idPlaceholder = m.id
         return [
@@ -272,6 +312,10 @@ struct KMIPKeyOperations {
             } else if let km = keyValue?.child(KMIPTag.keyMaterial), let der = Self.transparentRSA(km, type: type, format: format) {
                 material = der  // Transparent RSA keys: stored (and returned) as PKCS#1 DER
                 spec.keyFormatType = 3
+            } else if let km = keyValue?.child(KMIPTag.keyMaterial), case .structure = km.value, (8...21).contains(format) {
+                // Other transparent keys (DSA, DH, EC, ECDH, ECMQV) are kept as their Key Material structure and
+                // returned as registered; the server does no cryptography with them.
+                material = TTLVEncoder.encode(km)
             } else if case .byteString(let b)? = keyValue?.value {
                 material = b  // 1.x allows Key Value as a byte string
             } else {
@@ -304,7 +348,7 @@ struct KMIPKeyOperations {
             if case .enumeration(let t)? = holder.child(KMIPTag.opaqueDataType)?.value { spec.dataType = t }
             material = b
         }
-        let m = try await engine.registerObject(ctx, project: nil, Self.withDefaultPolicy(spec), material: SecretBytes(material))
+        let m = try await engine.registerObject(ctx, project: nil, spec, material: SecretBytes(material))
         state.idPlaceholder = m.id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
     }
@@ -329,7 +373,9 @@ struct KMIPKeyOperations {
             let stored = registered == 7 && m.objectType == .symmetricKey ? 1 : registered
             let f = format ?? registered
             let keyMaterial: TTLVItem
-            if f == stored || (f == 1 && m.objectType == .secretData && stored == 2) || (f == 2 && m.objectType == .secretData && stored == 1) {
+            if f == stored, (8...21).contains(stored), let km = Self.storedKeyMaterial(material.bytes) {
+                keyMaterial = km
+            } else if f == stored || (f == 1 && m.objectType == .secretData && stored == 2) || (f == 2 && m.objectType == .secretData && stored == 1) {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .byteString(material.bytes))
             } else if f == 7, m.objectType == .symmetricKey, stored == 1 {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: KMIPTag.key, .byteString(material.bytes))]))
@@ -442,7 +488,11 @@ struct KMIPKeyOperations {
         for r in payload?.children(KMIPTag.attributeReference) ?? [] {
             if case .enumeration(let tag) = r.value, let name = KMIPAttribute.namesByTag[tag] { wanted.insert(name) }
         }
-        let all = Self.attributes(m).filter { wanted.isEmpty || wanted.contains($0.name) }
+        // Asked for everything: the protection flags (added in KMIP 1.4) only where they differ from their defaults,
+        // as the reference server answers; GetAttributeList names them and asking by name returns them.
+        let all = Self.attributes(m).filter {
+            wanted.isEmpty ? !Self.isDefaultFlag($0) : wanted.contains($0.name)
+        }
         let encoded = KMIPAttributeCodec.encode(all, version: version)
         let idItem = TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))
         return version.major >= 2 ? [idItem, TTLVItem(tag: KMIPTag.attributes, .structure(encoded))] : [idItem] + encoded
@@ -495,6 +545,9 @@ struct KMIPKeyOperations {
         let id = try uid(payload, state)
         guard let (name, index, value) = Self.requestedAttribute(payload) else {
             throw KMIPFieldError(.missingData, "the attribute to change is missing")
+        }
+        if name == "Sensitive" || name == "Extractable" {
+            return try await changeFlag(id, name, value, change, &state)
         }
         let editable = name == "Name" || name == "Object Group" || Self.isClientAttribute(name)
         guard editable else {
@@ -564,6 +617,31 @@ struct KMIPKeyOperations {
         return out
     }
 
+    /// Sensitive / Extractable: single-valued booleans; Add and Modify set, Delete restores the default.
+    func changeFlag(_ id: String, _ name: String, _ value: TTLVValue?, _ change: AttributeChange, _ state: inout BatchState) async throws
+        -> [TTLVItem]
+    {
+        let flag: Bool
+        switch (change, value) {
+        case (.delete, _): flag = name == "Extractable"
+        case (_, .boolean(let b)?): flag = b
+        case (_, nil): throw KMIPFieldError(.missingData, "Attribute Value is missing")
+        default: throw KMIPFieldError("\(name) is a Boolean")
+        }
+        _ = try await engine.editObjectAttributes(ctx, id: id) { e in
+            if name == "Sensitive" { e.sensitive = flag } else { e.extractable = flag }
+        }
+        state.idPlaceholder = id
+        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+        if version.major < 2, change != .delete {
+            out.append(
+                TTLVItem(
+                    tag: KMIPTag.attribute,
+                    .structure([TTLVItem(tag: KMIPTag.attributeName, .textString(name)), TTLVItem(tag: KMIPTag.attributeValue, .boolean(flag))])))
+        }
+        return out
+    }
+
     /// Attributes under one of CreateKeyPair's holders (1.x Template-Attribute or 2.x Attributes).
     static func attributes(in payload: TTLVItem?, _ tags: [UInt32]) -> [KMIPAttribute] {
         var out: [KMIPAttribute] = []
@@ -584,8 +662,8 @@ struct KMIPKeyOperations {
         let common = Self.attributes(in: payload, [KMIPTag.commonTemplateAttribute, KMIPTag.commonAttributes])
         let priv = Self.attributes(in: payload, [KMIPTag.privateKeyTemplateAttribute, KMIPTag.privateKeyAttributes])
         let pub = Self.attributes(in: payload, [KMIPTag.publicKeyTemplateAttribute, KMIPTag.publicKeyAttributes])
-        var privateSpec = Self.withDefaultPolicy(try Self.spec(.privateKey, common + priv))
-        var publicSpec = Self.withDefaultPolicy(try Self.spec(.publicKey, common + pub))
+        var privateSpec = try Self.spec(.privateKey, common + priv)
+        var publicSpec = try Self.spec(.publicKey, common + pub)
         guard let algorithm = privateSpec.algorithm ?? publicSpec.algorithm else {
             throw KMIPFieldError(.missingData, "Cryptographic Algorithm is required")
         }
@@ -631,7 +709,7 @@ struct KMIPKeyOperations {
             if case .enumeration(let v)? = cp.child(KMIPTag.blockCipherMode)?.value { p.blockCipherMode = v }
             if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
         }
-        let spec = Self.withDefaultPolicy(try Self.spec(type, KMIPAttributeCodec.read(payload)))
+        let spec = try Self.spec(type, KMIPAttributeCodec.read(payload))
         let m = try await engine.deriveKey(ctx, project: nil, baseID: baseID, p, spec)
         state.idPlaceholder = m.id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
@@ -709,7 +787,7 @@ struct KMIPKeyOperations {
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
     }
 
-    func locate(_ payload: TTLVItem?) async throws -> [TTLVItem] {
+    func locate(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         var filter = LocateFilter()
         if case .integer(let m)? = payload?.child(KMIPTag.maximumItems)?.value {
             guard m >= 0 else { throw KMIPFieldError("Maximum Items must not be negative") }
@@ -749,11 +827,17 @@ struct KMIPKeyOperations {
                 }
             case (let name, let value) where Self.isClientAttribute(name):
                 filter.customAttributes[name] = Self.store(value)
+                // Objects without an Operation Policy Name are under the default policy (KMIP 1.x servers name it
+                // "default"; PyKMIP locates by it).
+                if name == "Operation Policy Name", value == .textString("default") { filter.customAttributeDefaults.insert(name) }
             default:
                 throw KMIPFieldError(.featureNotSupported, "Locate cannot filter on '\(a.name)'")
             }
         }
         let ids = try await engine.locateObjects(ctx, project: nil, filter)
+        // One object located: later items of the batch may act on it through the ID Placeholder. (Several: none
+        // is picked for them; acting on an arbitrary one would be a silent mistake.)
+        if ids.count == 1 { state.idPlaceholder = ids[0] }
         var out: [TTLVItem] = []
         if version >= ProtocolVersion(1, 3) { out.append(TTLVItem(tag: KMIPTag.locatedItems, .integer(Int32(ids.count)))) }
         return out + ids.map { TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString($0)) }
@@ -793,8 +877,15 @@ struct KMIPKeyOperations {
     func decrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        let parameters = Self.parameters(try await cryptographicParameters(payload, id: id))
+        let iv = Self.bytes(payload, KMIPTag.ivCounterNonce)
+        // A block cipher mode with an IV (CBC, CTR, GCM, …) cannot decrypt without one: the request is incomplete
+        // (Invalid Message, as the KMIP test cases expect), not merely a wrong field.
+        if iv == nil, let mode = parameters.blockCipherMode, mode != 2, !(12...19).contains(mode) {
+            throw KMIPFieldError(.invalidMessage, "decrypting in block cipher mode \(mode) needs the IV/Counter/Nonce")
+        }
         let r = try await engine.decrypt(
-            ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            ctx, id: id, parameters, data: data, iv: iv,
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData),
             tag: Self.bytes(payload, KMIPTag.authenticatedEncryptionTag))
         state.idPlaceholder = id
@@ -809,12 +900,26 @@ struct KMIPKeyOperations {
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.macData, .byteString(out))]
     }
 
-    /// Check (KMIP 1.0 §4.10 / 2.1 §6.1.8): may the object be used for this Cryptographic Usage Mask now? Usage
-    /// limits and leases are not kept by this server, so only the mask and the state are checked.
+    /// Get Usage Allocation (KMIP 1.4 §4.17): takes Usage Limits Count units from the key's Usage Limits.
+    func getUsageAllocation(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        guard case .longInteger(let amount)? = payload?.child(0x420096)?.value else {
+            throw KMIPFieldError(.missingData, "Usage Limits Count is required")
+        }
+        _ = try await engine.allocateUsage(ctx, id: id, amount: amount)
+        state.idPlaceholder = id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+    }
+
+    /// Check (KMIP 1.0 §4.10 / 2.1 §6.1.8): may the object be used for this Cryptographic Usage Mask now, and has
+    /// it this much of its Usage Limits left? (Leases are advisory here: nothing to check.)
     func check(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         let m = try await engine.objectAttributes(ctx, id: id)
         state.idPlaceholder = id
+        if case .longInteger(let wanted)? = payload?.child(0x420096)?.value, let limits = m.usageLimits, limits.count < wanted {
+            throw KMIPFieldError(.permissionDenied, "the object's Usage Limits have \(limits.count) left")
+        }
         if case .integer(let mask)? = payload?.child(KMIPTag.cryptographicUsageMask)?.value {
             guard UInt32(bitPattern: mask) & ~m.usageMask == 0 else {
                 throw KMIPFieldError(
@@ -842,6 +947,9 @@ struct KMIPKeyOperations {
     static func reason(for code: EngineError.Code, version: ProtocolVersion = ProtocolVersion(1, 4)) -> ResultReason {
         switch code {
         case .notFound: return version >= ProtocolVersion(2, 0) ? .objectNotFound : .itemNotFound
+        // 1.x has no reasons of its own for these: Permission Denied.
+        case .sensitive: return version >= ProtocolVersion(2, 0) ? .sensitive : .permissionDenied
+        case .notExtractable: return version >= ProtocolVersion(2, 0) ? .notExtractable : .permissionDenied
         case .unauthenticated: return .authenticationNotSuccessful
         case .permissionDenied: return .permissionDenied
         case .invalidArgument, .alreadyExists: return .invalidField

@@ -25,6 +25,8 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Application Specific Information": 0x420004, "Contact Information": 0x420022, "Description": 0x4200FC,
         "Comment": 0x4200FD, "Certificate Type": 0x42001D, "Cryptographic Parameters": KMIPTag.cryptographicParameters,
         "Alternative Name": 0x4200BF, "Digest": 0x420034, "Random Number Generator": 0x4200DE,
+        "Sensitive": 0x420120, "Always Sensitive": 0x420121, "Extractable": 0x420122, "Never Extractable": 0x420123,
+        "Fresh": 0x4200A8, "Lease Time": 0x420049, "Usage Limits": 0x420095,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 

@@ -28,6 +28,75 @@ import Testing
         #expect(try await engine.getObject(admin, id: m.id).1 == nil)
     }
 
+    /// Sensitive material leaves only wrapped, non-extractable material never; Fresh clears (durably) at the first
+    /// Get; Always Sensitive / Never Extractable remember the past.
+    @Test func sensitiveExtractableAndFresh() async throws {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        var spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, usageMask: UsageMask.wrapKey.rawValue)
+        let kek = try await engine.createKey(admin, project: "p", spec)
+        _ = try await engine.activateObject(admin, id: kek.id)
+        spec.usageMask = nil
+        spec.sensitive = true
+        let secret = try await engine.createKey(admin, project: "p", spec)
+        #expect(secret.fresh == true && secret.alwaysSensitive == true && secret.neverExtractable == false)
+        #expect(await code { _ = try await engine.getObject(admin, id: secret.id) } == .sensitive)
+        let (_, wrapped) = try await engine.getWrapped(admin, id: secret.id, wrappingKeyID: kek.id)
+        #expect(wrapped.count == 40)
+        #expect(try await engine.objectAttributes(admin, id: secret.id).fresh == false, "served (wrapped): no longer fresh")
+        // Clearing Sensitive lets Get through, and Always Sensitive becomes false for good.
+        let cleared = try await engine.editObjectAttributes(admin, id: secret.id) { $0.sensitive = false }
+        #expect(cleared.sensitive == false && cleared.alwaysSensitive == false)
+        #expect(try await engine.getObject(admin, id: secret.id).1 != nil)
+        _ = try await engine.editObjectAttributes(admin, id: secret.id) { $0.sensitive = true }
+        #expect(try await engine.objectAttributes(admin, id: secret.id).alwaysSensitive == false)
+
+        spec.sensitive = nil
+        spec.extractable = false
+        let locked = try await engine.createKey(admin, project: "p", spec)
+        #expect(locked.neverExtractable == true)
+        #expect(await code { _ = try await engine.getObject(admin, id: locked.id) } == .notExtractable)
+        #expect(await code { _ = try await engine.getWrapped(admin, id: locked.id, wrappingKeyID: kek.id) } == .notExtractable)
+
+        let plain = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+        #expect(plain.fresh == true)
+        _ = try await engine.getObject(admin, id: plain.id)
+        let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: plain.id) })
+        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: record.body).meta.fresh == false, "stored, not only cached")
+        let registered = try await engine.registerObject(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3), material: SecretBytes([UInt8](repeating: 1, count: 16)))
+        #expect(registered.fresh == nil, "a registered key was never fresh: the client had it")
+    }
+
+    /// Usage Limits: Encrypt and MAC use them up (bytes or operations), decryption does not; allocations take from the
+    /// same count; the count is stored.
+    @Test func usageLimits() async throws {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        var spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, activationDate: Date(timeIntervalSince1970: 0))
+        spec.usageLimits = UsageLimits(total: 32, count: 32, unit: 1)
+        let k = try await engine.createKey(admin, project: "p", spec)
+        let ecb = CipherParameters(blockCipherMode: 2, paddingMethod: 1)
+        let c = try await engine.encrypt(admin, id: k.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil)
+        _ = try await engine.decrypt(admin, id: k.id, ecb, data: c.data, iv: nil, aad: nil, tag: nil)
+        #expect(try await engine.objectAttributes(admin, id: k.id).usageLimits?.count == 16)
+        _ = try await engine.allocateUsage(admin, id: k.id, amount: 8)
+        #expect(await code { _ = try await engine.encrypt(admin, id: k.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil) } == .permissionDenied)
+        #expect(await code { _ = try await engine.allocateUsage(admin, id: k.id, amount: 9) } == .permissionDenied)
+        _ = try await engine.allocateUsage(admin, id: k.id, amount: 8)
+        let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: k.id) })
+        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: record.body).meta.usageLimits?.count == 0)
+        // Per operation: two MACs, then none.
+        var hmac = ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256, activationDate: Date(timeIntervalSince1970: 0))
+        hmac.usageLimits = UsageLimits(total: 2, count: 2, unit: 2)
+        let h = try await engine.createKey(admin, project: "p", hmac)
+        for _ in 0..<2 { _ = try await engine.mac(admin, id: h.id, CipherParameters(), data: [UInt8](repeating: 1, count: 1000)) }
+        #expect(await code { _ = try await engine.mac(admin, id: h.id, CipherParameters(), data: [1]) } == .permissionDenied)
+        let unlimited = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, activationDate: Date(timeIntervalSince1970: 0)))
+        #expect(await code { _ = try await engine.allocateUsage(admin, id: unlimited.id, amount: 1) } == .wrongState)
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
