@@ -140,6 +140,8 @@ extension GatehouseEngine {
         meta.neverExtractable = !extractable
         meta.fresh = spec.fresh
         meta.usageLimits = spec.usageLimits
+        meta.processStartDate = spec.processStartDate
+        meta.protectStopDate = spec.protectStopDate
         if let activation = spec.activationDate {
             meta.activationDate = activation
             if activation <= now { meta.state = .active }
@@ -295,9 +297,9 @@ extension GatehouseEngine {
                 && filter.state != m.state
             { continue }
             if let g = filter.objectGroup, !m.objectGroups.contains(g) { continue }
-            let initial = Int64(m.initialDate.timeIntervalSince1970.rounded(.down))
-            if let from = filter.initialDateFrom, initial < from { continue }
-            if let to = filter.initialDateTo, initial > to { continue }
+            if !filter.dateRanges.allSatisfy({ field, range in
+                field.value(in: m).map { range.contains(Int64($0.timeIntervalSince1970.rounded(.down))) } ?? false
+            }) { continue }
             guard decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id])) else { continue }
             matches.append(m)
         }
@@ -406,6 +408,16 @@ extension GatehouseEngine {
     // MARK: - Cryptography
 
     /// Opens a usable key: the object must be Active, of the right type, and allow `usage`.
+    /// Process Start / Protect Stop dates: Permission Denied outside the key's window for this use.
+    static func checkUseWindow(_ meta: ManagedObject, _ usage: UsageMask, now: Date) throws {
+        if let stop = meta.protectStopDate, stop <= now, !usage.isDisjoint(with: .protecting) {
+            throw EngineError(.permissionDenied, "the key is past its Protect Stop Date: it no longer protects data")
+        }
+        if let start = meta.processStartDate, start > now, !usage.isDisjoint(with: .processing) {
+            throw EngineError(.permissionDenied, "the key is before its Process Start Date: it does not process data yet")
+        }
+    }
+
     /// Takes what an operation uses from a key's Usage Limits (nothing for keys without limits); Permission Denied
     /// once they are used up. Returns whether the body changed.
     static func consumeUsage(_ meta: inout ManagedObject, bytes: Int?) throws -> Bool {
@@ -440,6 +452,7 @@ extension GatehouseEngine {
             guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
                 throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
             }
+            try Self.checkUseWindow(meta, usage, now: self.clock())
             guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
             if try Self.consumeUsage(&body.meta, bytes: consume) {
                 record.body = try Self.encode(body)
@@ -756,6 +769,7 @@ extension GatehouseEngine {
             guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
                 throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
             }
+            try Self.checkUseWindow(meta, usage, now: self.clock())
             guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
             if try Self.consumeUsage(&body.meta, bytes: consume) {
                 record.body = try Self.encode(body)
@@ -768,61 +782,44 @@ extension GatehouseEngine {
         }
     }
 
-    static func rsaPadding(_ p: SignatureParameters) throws -> _RSA.Signing.Padding {
-        switch p.paddingMethod ?? 10 {
-        case 10: return .PSS
-        case 8: return .insecurePKCS1v1_5
-        default: throw EngineError(.featureNotSupported, "padding method \(p.paddingMethod ?? 0) is not supported for RSA signatures")
-        }
-    }
-
-    static func digest(_ p: SignatureParameters, _ data: [UInt8]) throws -> any Digest {
+    /// The OpenSSL hash code for a KMIP Hashing Algorithm (default SHA-256) and whether the padding is PSS.
+    static func rsaSignatureScheme(_ p: SignatureParameters) throws -> (hash: Int32, pss: Bool) {
+        let hash: Int32
         switch p.hashingAlgorithm ?? 6 {
-        case 6: return SHA256.hash(data: data)
-        case 7: return SHA384.hash(data: data)
-        case 8: return SHA512.hash(data: data)
+        case 4: hash = 1
+        case 5: hash = 224
+        case 6: hash = 256
+        case 7: hash = 384
+        case 8: hash = 512
         default: throw EngineError(.featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported")
+        }
+        switch p.paddingMethod ?? 10 {
+        case 10: return (hash, true)
+        case 8: return (hash, false)
+        default: throw EngineError(.featureNotSupported, "padding method \(p.paddingMethod ?? 0) is not supported for RSA signatures")
         }
     }
 
     public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let scheme = try Self.rsaSignatureScheme(p)
         let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "sign", type: .privateKey, usage: .sign, consume: data.count)
         guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys sign for now") }
-        do {
-            let key = try _RSA.Signing.PrivateKey(derRepresentation: der)
-            let padding = try Self.rsaPadding(p)
-            let signature: _RSA.Signing.RSASignature
-            switch try Self.digest(p, data) {
-            case let d as SHA256.Digest: signature = try key.signature(for: d, padding: padding)
-            case let d as SHA384.Digest: signature = try key.signature(for: d, padding: padding)
-            case let d as SHA512.Digest: signature = try key.signature(for: d, padding: padding)
-            default: throw EngineError(.featureNotSupported, "unsupported digest")
-            }
-            return Array(signature.rawRepresentation)
-        } catch let e as EngineError {
-            throw e
-        } catch {
-            throw EngineError(.cryptographicFailure, "signing failed", diagnostic: "\(error)")
+        guard let signature = RSASignatures.sign(privateKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data) else {
+            throw EngineError(.cryptographicFailure, "signing failed")
         }
+        return signature
     }
 
     public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool {
         guard data.count <= 1 << 20, signature.count <= 4096 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+        let scheme = try Self.rsaSignatureScheme(p)
         let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "verify", type: .publicKey, usage: .verify)
         guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys verify for now") }
-        let key: _RSA.Signing.PublicKey
-        do { key = try _RSA.Signing.PublicKey(derRepresentation: der) } catch {
-            throw EngineError(.cryptographicFailure, "the stored public key is unusable", diagnostic: "\(error)")
+        guard let valid = RSASignatures.verify(publicKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data, signature: signature) else {
+            throw EngineError(.cryptographicFailure, "the stored public key is unusable")
         }
-        let padding = try Self.rsaPadding(p)
-        let sig = _RSA.Signing.RSASignature(rawRepresentation: signature)
-        switch try Self.digest(p, data) {
-        case let d as SHA256.Digest: return key.isValidSignature(sig, for: d, padding: padding)
-        case let d as SHA384.Digest: return key.isValidSignature(sig, for: d, padding: padding)
-        case let d as SHA512.Digest: return key.isValidSignature(sig, for: d, padding: padding)
-        default: throw EngineError(.featureNotSupported, "unsupported digest")
-        }
+        return valid
     }
 }
 

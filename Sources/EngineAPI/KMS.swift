@@ -44,6 +44,10 @@ public struct UsageMask: OptionSet, Sendable, Hashable, Codable {
     public static let macGenerate = UsageMask(rawValue: 0x80)
     public static let macVerify = UsageMask(rawValue: 0x100)
     public static let deriveKey = UsageMask(rawValue: 0x200)
+    /// Uses that apply protection (stopped by a Protect Stop Date) and that process protected data (held back until a
+    /// Process Start Date).
+    public static let protecting: UsageMask = [.sign, .encrypt, .wrapKey, .macGenerate]
+    public static let processing: UsageMask = [.verify, .decrypt, .unwrapKey, .macVerify]
 }
 
 /// The public facts of a managed object (never its key material).
@@ -95,6 +99,10 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     public var fresh: Bool?
     /// KMIP Usage Limits: how much the key may still protect (Encrypt, Sign, MAC, usage allocations).
     public var usageLimits: UsageLimits?
+    /// KMIP Process Start Date: before it the key may not process protected data (decrypt, verify, unwrap).
+    public var processStartDate: Date?
+    /// KMIP Protect Stop Date: from it on the key may not apply protection (encrypt, sign, MAC, wrap).
+    public var protectStopDate: Date?
 
     public init(
         id: String, project: String, objectType: ManagedObjectType, algorithm: UInt32?, cryptographicLength: Int32?,
@@ -153,6 +161,8 @@ public struct ObjectSpec: Sendable, Hashable {
     public var fresh: Bool?
     /// Usage Limits as the client set them (Count starts at Total).
     public var usageLimits: UsageLimits?
+    public var processStartDate: Date?
+    public var protectStopDate: Date?
     public init(
         objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
         names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
@@ -165,6 +175,25 @@ public struct ObjectSpec: Sendable, Hashable {
         self.objectGroups = objectGroups
         self.activationDate = activationDate
         self.dataType = dataType
+    }
+}
+
+/// The date attributes Locate can filter on.
+public enum DateAttribute: String, Sendable, Hashable, CaseIterable {
+    case initial, activation, deactivation, processStart, protectStop, compromise, compromiseOccurrence, destroy, lastChange
+
+    public func value(in m: ManagedObject) -> Date? {
+        switch self {
+        case .initial: return m.initialDate
+        case .activation: return m.activationDate
+        case .deactivation: return m.deactivationDate
+        case .processStart: return m.processStartDate
+        case .protectStop: return m.protectStopDate
+        case .compromise: return m.compromiseDate
+        case .compromiseOccurrence: return m.compromiseOccurrenceDate
+        case .destroy: return m.destroyDate
+        case .lastChange: return m.lastChangeDate
+        }
     }
 }
 
@@ -187,9 +216,8 @@ public struct LocateFilter: Sendable, Hashable {
     public var customAttributeDefaults: Set<String> = []
     /// For certificates: the certificate type (KMIP Certificate Type).
     public var certificateType: UInt32?
-    /// Initial Date range, in whole seconds, inclusive.
-    public var initialDateFrom: Int64?
-    public var initialDateTo: Int64?
+    /// Date attribute ranges, in whole seconds, inclusive: an object matches when it has the date and it is inside.
+    public var dateRanges: [DateAttribute: ClosedRange<Int64>] = [:]
     /// Destroyed objects (metadata only) are found only when asked for (KMIP 2.x Storage Status Mask
     /// "Destroyed Storage", or a State filter naming a destroyed state).
     public var includeDestroyed = false

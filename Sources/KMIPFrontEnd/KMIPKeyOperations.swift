@@ -97,6 +97,8 @@ struct KMIPKeyOperations {
             case ("Object Group", .textString(let g)): spec.objectGroups.append(g)
             case ("Activation Date", let v): spec.activationDate = date(v)
             case ("Deactivation Date", let v): spec.deactivationDate = date(v)
+            case ("Process Start Date", .dateTime): spec.processStartDate = date(a.value)
+            case ("Protect Stop Date", .dateTime): spec.protectStopDate = date(a.value)
             case ("Sensitive", .boolean(let v)): spec.sensitive = v
             case ("Extractable", .boolean(let v)): spec.extractable = v
             case ("Fresh", .boolean(let v)): spec.fresh = v
@@ -170,6 +172,13 @@ struct KMIPKeyOperations {
         }
     }
 
+    /// Date attributes by KMIP name (Locate filters).
+    static let dateAttributes: [String: DateAttribute] = [
+        "Initial Date": .initial, "Activation Date": .activation, "Deactivation Date": .deactivation,
+        "Process Start Date": .processStart, "Protect Stop Date": .protectStop, "Compromise Date": .compromise,
+        "Compromise Occurrence Date": .compromiseOccurrence, "Destroy Date": .destroy, "Last Change Date": .lastChange,
+    ]
+
     /// A transparent key's Key Material structure as registered (see `register`).
     static func storedKeyMaterial(_ bytes: [UInt8]) -> TTLVItem? {
         guard let item = try? TTLVDecoder(maxDepth: 8, maxMessageSize: 64 * 1024).decode(bytes), item.tag == KMIPTag.keyMaterial,
@@ -217,6 +226,8 @@ struct KMIPKeyOperations {
         if let d = m.activationDate { out.append(KMIPAttribute(name: "Activation Date", value: date(d))) }
         if let d = m.deactivationDate { out.append(KMIPAttribute(name: "Deactivation Date", value: date(d))) }
         if let d = m.destroyDate { out.append(KMIPAttribute(name: "Destroy Date", value: date(d))) }
+        if let d = m.processStartDate { out.append(KMIPAttribute(name: "Process Start Date", value: date(d))) }
+        if let d = m.protectStopDate { out.append(KMIPAttribute(name: "Protect Stop Date", value: date(d))) }
         if let d = m.compromiseDate { out.append(KMIPAttribute(name: "Compromise Date", value: date(d))) }
         if let d = m.compromiseOccurrenceDate { out.append(KMIPAttribute(name: "Compromise Occurrence Date", value: date(d))) }
         if let r = m.revocationReason {
@@ -815,15 +826,14 @@ struct KMIPKeyOperations {
             case ("Unique Identifier", .textString(let id)): filter.id = id
             case ("Cryptographic Usage Mask", .integer(let m)): filter.usageMask = UInt32(bitPattern: m)
             case ("Certificate Type", .enumeration(let t)): filter.certificateType = t
-            case ("Initial Date", let v):
+            case (let name, let v) where Self.dateAttributes[name] != nil:
                 // One instance: that second; two instances: an inclusive range (KMIP 1.4 §4.9).
-                guard let d = Self.date(v) else { throw KMIPFieldError("Initial Date must be a date") }
+                guard let field = Self.dateAttributes[name], let d = Self.date(v) else { throw KMIPFieldError("\(name) must be a date") }
                 let seconds = Int64(d.timeIntervalSince1970.rounded(.down))
-                if filter.initialDateFrom == nil {
-                    filter.initialDateFrom = seconds
-                    filter.initialDateTo = seconds
+                if let range = filter.dateRanges[field] {
+                    filter.dateRanges[field] = min(range.lowerBound, seconds)...max(range.lowerBound, seconds)
                 } else {
-                    filter.initialDateTo = seconds
+                    filter.dateRanges[field] = seconds...seconds
                 }
             case (let name, let value) where Self.isClientAttribute(name):
                 filter.customAttributes[name] = Self.store(value)
@@ -864,8 +874,13 @@ struct KMIPKeyOperations {
     func encrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        let parameters = Self.parameters(try await cryptographicParameters(payload, id: id))
+        // A GCM tag length NIST SP 800-38D does not define: General Failure, as the KMIP CS-BC test cases expect.
+        if parameters.blockCipherMode == 9, let t = parameters.tagLength, !(t == 4 || t == 8 || (12...16).contains(t)) {
+            throw KMIPFieldError(.generalFailure, "GCM tags are 4, 8 or 12–16 bytes, not \(t)")
+        }
         let r = try await engine.encrypt(
-            ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            ctx, id: id, parameters, data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData))
         state.idPlaceholder = id
         var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]

@@ -71,3 +71,34 @@ public enum RSAOAEP {
         return Array(out.prefix(n))
     }
 }
+
+/// RSA signatures through the system OpenSSL: SHA-1 and SHA-224 as well as SHA-2 (KMIP's CS-AC profile), and PSS
+/// verification that accepts whatever salt length the signer chose (swift-crypto insists on the digest length).
+public enum RSASignatures {
+    /// Hash codes: 1 (SHA-1), 224, 256, 384, 512.
+    public static func sign(privateKeyDER: [UInt8], hash: Int32, pss: Bool, message: [UInt8]) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 1024)
+        let n = privateKeyDER.withUnsafeBufferPointer { k in
+            message.withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { o in
+                    gh_rsa_signature(1, k.baseAddress, k.count, hash, pss ? 1 : 0, m.baseAddress, m.count, o.baseAddress, o.count)
+                }
+            }
+        }
+        guard n > 0 else { return nil }
+        return Array(out.prefix(n))
+    }
+
+    /// True for a valid signature; nil when the key or hash is unusable.
+    public static func verify(publicKeyDER: [UInt8], hash: Int32, pss: Bool, message: [UInt8], signature: [UInt8]) -> Bool? {
+        var sig = signature
+        let r = publicKeyDER.withUnsafeBufferPointer { k in
+            message.withUnsafeBufferPointer { m in
+                sig.withUnsafeMutableBufferPointer { s in
+                    gh_rsa_signature(0, k.baseAddress, k.count, hash, pss ? 1 : 0, m.baseAddress, m.count, s.baseAddress, s.count)
+                }
+            }
+        }
+        return r < 0 ? nil : r == 1
+    }
+}

@@ -30,6 +30,33 @@ import Testing
         #expect(AESGCMAnyLength.open(key: raw, iv: iv8, aad: [], ciphertext: box.ciphertext, tag: box.tag) == nil)
         #expect(AESGCMAnyLength.open(key: raw, iv: iv, aad: aad, ciphertext: box.ciphertext, tag: box.tag) == nil)
         #expect(AESGCMAnyLength.seal(key: Array(raw.prefix(20)), iv: iv, aad: [], plaintext: plaintext, tagLength: 16) == nil)
+        // Nothing to encrypt, only AAD to authenticate (GMAC): no ciphertext, swift-crypto's tag.
+        let gmac = try #require(AESGCMAnyLength.seal(key: raw, iv: iv8, aad: aad, plaintext: [], tagLength: 15))
+        let referenceGMAC = try AES.GCM.seal([UInt8](), using: key, nonce: AES.GCM.Nonce(data: iv), authenticating: aad)
+        #expect(gmac.ciphertext.isEmpty && gmac.tag.count == 15)
+        let full = try #require(AESGCMAnyLength.seal(key: raw, iv: iv, aad: aad, plaintext: [], tagLength: 16))
+        #expect(full.ciphertext.isEmpty && full.tag == Array(referenceGMAC.tag))
+        #expect(AESGCMAnyLength.open(key: raw, iv: iv8, aad: aad, ciphertext: [], tag: gmac.tag) == [])
+    }
+
+    @Test func rsaSignaturesInteroperateWithSwiftCrypto() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let publicDER = Array(key.publicKey.derRepresentation)
+        let privateDER = Array(key.derRepresentation)
+        let message = Array("sign me".utf8)
+        // Ours verify swift-crypto's (PSS with a digest-long salt, PKCS#1 v1.5), and the reverse.
+        let pss = try key.signature(for: SHA256.hash(data: message), padding: .PSS)
+        #expect(RSASignatures.verify(publicKeyDER: publicDER, hash: 256, pss: true, message: message, signature: Array(pss.rawRepresentation)) == true)
+        let v15 = try key.signature(for: SHA384.hash(data: message), padding: .insecurePKCS1v1_5)
+        #expect(RSASignatures.verify(publicKeyDER: publicDER, hash: 384, pss: false, message: message, signature: Array(v15.rawRepresentation)) == true)
+        #expect(RSASignatures.verify(publicKeyDER: publicDER, hash: 256, pss: false, message: message, signature: Array(v15.rawRepresentation)) == false)
+        let ours = try #require(RSASignatures.sign(privateKeyDER: privateDER, hash: 512, pss: true, message: message))
+        #expect(key.publicKey.isValidSignature(.init(rawRepresentation: ours), for: SHA512.hash(data: message), padding: .PSS))
+        // SHA-1 (KMIP CS-AC): round trip; another message does not verify; garbage keys are errors, not "invalid".
+        let sha1 = try #require(RSASignatures.sign(privateKeyDER: privateDER, hash: 1, pss: false, message: message))
+        #expect(RSASignatures.verify(publicKeyDER: publicDER, hash: 1, pss: false, message: message, signature: sha1) == true)
+        #expect(RSASignatures.verify(publicKeyDER: publicDER, hash: 1, pss: false, message: [1], signature: sha1) == false)
+        #expect(RSASignatures.verify(publicKeyDER: [1, 2], hash: 1, pss: false, message: message, signature: sha1) == nil)
     }
 
     @Test func oaepInteroperatesWithSwiftCrypto() throws {
