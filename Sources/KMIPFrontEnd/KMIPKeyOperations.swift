@@ -192,8 +192,9 @@ struct KMIPKeyOperations {
         // Operation Policy Name is kept for clients that locate by it; authorization is the engine's RBAC, not it.
         // Cryptographic Parameters are the key's defaults for Encrypt, Decrypt, Sign and MAC (used when a request
         // names none); Alternative Name is descriptive.
+        // Links (Next / Previous / Parent …) are the client's to keep; the server reads none of them.
         ["Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute",
-         "Operation Policy Name", "Cryptographic Parameters", "Alternative Name"].contains(name)
+         "Operation Policy Name", "Cryptographic Parameters", "Alternative Name", "Link"].contains(name)
             || name.hasPrefix("x-") || name.hasPrefix("y-")
     }
 
@@ -479,7 +480,7 @@ struct KMIPKeyOperations {
                                 tag: KMIPTag.cryptographicParameters,
                                 .structure([TTLVItem(tag: KMIPTag.blockCipherMode, .enumeration(13))])),
                         ])),
-                    TTLVItem(tag: KMIPTag.encodingOption, .enumeration(1)),
+                    // Encoding Option omitted: No Encoding is its default.
                 ])))
         var fields: [TTLVItem] = []
         if m.objectType == .secretData { fields.append(TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2))) }
@@ -521,6 +522,9 @@ struct KMIPKeyOperations {
             : names.map { TTLVItem(tag: KMIPTag.attributeName, .textString($0)) }
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))] + items
     }
+
+    /// Client attributes an object has at most one of (KMIP 2.1 §4: "multiple instances permitted: no").
+    static let singleValued: Set<String> = ["Contact Information", "Description", "Comment", "Operation Policy Name"]
 
     /// The attribute an Add/Modify/Delete Attribute request names: 1.x `Attribute` (name, index, value) or 2.x
     /// `New Attribute` / `Current Attribute` (a tagged item) / `Attribute Reference`.
@@ -583,6 +587,10 @@ struct KMIPKeyOperations {
         {
             throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .nonUniqueNameAttribute : .illegalOperation, "the object already has that name")
         }
+        if change == .add, Self.singleValued.contains(name), !(try await engine.objectAttributes(ctx, id: id).customAttributes?[name] ?? []).isEmpty {
+            throw KMIPFieldError(
+                version >= ProtocolVersion(2, 0) ? .attributeSingleValued : .illegalOperation, "attribute '\(name)' has a single value: modify it instead")
+        }
         let result = Mutex<(Int, TTLVValue?)>((0, nil))
         _ = try await engine.editObjectAttributes(ctx, id: id) { e in
             var values: [TTLVValue]
@@ -595,6 +603,9 @@ struct KMIPKeyOperations {
             switch change {
             case .add:
                 guard let newValue else { return }
+                guard values.isEmpty || !Self.singleValued.contains(name) else {
+                    throw EngineError(.conflict, "attribute '\(name)' has a single value: modify it instead")  // a race
+                }
                 values.append(newValue)
                 at = values.count - 1
             case .modify:

@@ -27,7 +27,7 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Alternative Name": 0x4200BF, "Digest": 0x420034, "Random Number Generator": 0x4200DE,
         "Sensitive": 0x420120, "Always Sensitive": 0x420121, "Extractable": 0x420122, "Never Extractable": 0x420123,
         "Fresh": 0x4200A8, "Lease Time": 0x420049, "Usage Limits": 0x420095,
-        "Process Start Date": 0x420067, "Protect Stop Date": 0x420068,
+        "Process Start Date": 0x420067, "Protect Stop Date": 0x420068, "Link": 0x42004A,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 

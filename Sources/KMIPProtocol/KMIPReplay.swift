@@ -212,8 +212,13 @@ public struct KMIPResponseMatcher: Sendable {
             return
         }
         if serverChosen.contains(expected.name), !text.hasPrefix("$") {
-            let length = KMIPXMLCodec.hex(text)?.count
-            if case .byteString(let b) = actual.value, length == nil || length == b.count || expected.name == "Data" { return }
+            let wanted = KMIPXMLCodec.hex(text)
+            let length = wanted?.count
+            if case .byteString(let b) = actual.value, length == nil || length == b.count || expected.name == "Data" {
+                // Sent back later as a literal: send ours instead.
+                if let wanted, !wanted.isEmpty, wanted != b { codec.substitutions[wanted] = b }
+                return
+            }
             problems.append("\(path): expected a server-chosen \(expected.name) of \(length ?? 0) bytes, got \(Self.show(actual.value))")
             return
         }

@@ -157,7 +157,7 @@ public enum ResultReason: UInt32, Sendable {
     case keyFormatTypeNotSupported, keyCompressionTypeNotSupported, encodingOptionError, keyValueNotPresent
     case attestationRequired, attestationFailed, sensitive, notExtractable, objectAlreadyExists
     /// KMIP 2.x.
-    case attributeReadOnly = 0x22, incompatibleCryptographicUsageMask = 0x29, nonUniqueNameAttribute = 0x35, objectDestroyed = 0x36, objectNotFound = 0x37, wrongKeyLifecycleState = 0x43
+    case attributeReadOnly = 0x22, attributeSingleValued = 0x23, incompatibleCryptographicUsageMask = 0x29, nonUniqueNameAttribute = 0x35, objectDestroyed = 0x36, objectNotFound = 0x37, wrongKeyLifecycleState = 0x43
     case generalFailure = 0x100
 }
 

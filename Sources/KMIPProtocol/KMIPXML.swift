@@ -164,6 +164,9 @@ public enum KMIPXMLParser {
 /// `$NOW-3600`-style offsets are the current time).
 public struct KMIPXMLCodec: Sendable {
     public var variables: [String: TTLVValue]
+    /// Byte strings a reference server chose (a ciphertext, an IV) that a test case later sends back literally: each
+    /// is replaced by what this server chose in its place (see `KMIPResponseMatcher`).
+    public var substitutions: [[UInt8]: [UInt8]] = [:]
     public var now: Int64
 
     public init(variables: [String: TTLVValue] = [:], now: Int64 = Int64(Date().timeIntervalSince1970)) {
@@ -235,7 +238,7 @@ public struct KMIPXMLCodec: Sendable {
         case "TextString": return .textString(text)
         case "ByteString":
             guard let bytes = Self.hex(text) else { throw bad }
-            return .byteString(bytes)
+            return .byteString(substitutions[bytes] ?? bytes)
         case "DateTime", "DateTimeExtended":
             // Hex is the raw value (seconds, or microseconds for DateTimeExtended); otherwise ISO 8601.
             if text.hasPrefix("0x"), let v = UInt64(text.dropFirst(2), radix: 16) {

@@ -9,18 +9,27 @@ import Testing
 /// per-profile counts are in the output.
 @Suite struct KMIPVectorTests {
     static let passing: Set<String> = [
-        "AKLC-M-1-14", "AKLC-M-2-14", "AKLC-M-3-14", "CS-AC-M-1-14", "CS-AC-M-2-14", "CS-AC-M-3-14", "CS-AC-M-4-14",
-        "CS-AC-M-5-14", "CS-AC-M-6-14", "CS-AC-M-7-14", "CS-AC-M-8-14", "CS-AC-M-OAEP-1-14", "CS-AC-M-OAEP-10-14",
-        "CS-AC-M-OAEP-2-14", "CS-AC-M-OAEP-3-14", "CS-AC-M-OAEP-4-14", "CS-AC-M-OAEP-5-14", "CS-AC-M-OAEP-6-14",
-        "CS-AC-M-OAEP-7-14", "CS-AC-M-OAEP-8-14", "CS-AC-M-OAEP-9-14", "CS-BC-M-1-14", "CS-BC-M-10-14", "CS-BC-M-11-14",
-        "CS-BC-M-12-14", "CS-BC-M-13-14", "CS-BC-M-14-14", "CS-BC-M-4-14", "CS-BC-M-5-14", "CS-BC-M-6-14",
-        "CS-BC-M-7-14", "CS-BC-M-8-14", "CS-BC-M-9-14", "CS-BC-M-GCM-1-14", "CS-BC-M-GCM-2-14", "CS-RNG-M-1-14",
-        "MSGENC-HTTPS-M-1-14", "MSGENC-JSON-M-1-14", "MSGENC-XML-M-1-14", "OMOS-M-1-14", "SASED-M-1-14", "SASED-M-2-14",
-        "SASED-M-3-14", "SKFF-M-1-14", "SKFF-M-10-14", "SKFF-M-11-14", "SKFF-M-12-14", "SKFF-M-2-14", "SKFF-M-3-14",
-        "SKFF-M-4-14", "SKFF-M-5-14", "SKFF-M-6-14", "SKFF-M-7-14", "SKFF-M-8-14", "SKFF-M-9-14", "SKLC-M-1-14",
-        "SKLC-M-2-14", "SKLC-M-3-14", "SUITEB_128-M-1-14", "SUITEB_192-M-1-14", "TL-M-1-14", "TL-M-2-14", "TL-M-3-14",
-        "BL-M-1-21", "BL-M-11-21", "BL-M-12-21", "BL-M-13-21", "BL-M-3-21", "BL-M-4-21", "BL-M-6-21", "BL-M-7-21",
-        "BL-M-8-21", "BL-M-9-21",
+        "AKLC-M-1-14", "AKLC-M-2-14", "AKLC-M-3-14", "AX-M-1-14", "AX-M-2-14", "CS-AC-M-1-14", "CS-AC-M-2-14",
+        "CS-AC-M-3-14", "CS-AC-M-4-14", "CS-AC-M-5-14", "CS-AC-M-6-14", "CS-AC-M-7-14", "CS-AC-M-8-14",
+        "CS-AC-M-OAEP-1-14", "CS-AC-M-OAEP-10-14", "CS-AC-M-OAEP-2-14", "CS-AC-M-OAEP-3-14", "CS-AC-M-OAEP-4-14",
+        "CS-AC-M-OAEP-5-14", "CS-AC-M-OAEP-6-14", "CS-AC-M-OAEP-7-14", "CS-AC-M-OAEP-8-14", "CS-AC-M-OAEP-9-14",
+        "CS-BC-M-1-14", "CS-BC-M-10-14", "CS-BC-M-11-14", "CS-BC-M-12-14", "CS-BC-M-13-14", "CS-BC-M-14-14",
+        "CS-BC-M-3-14", "CS-BC-M-4-14", "CS-BC-M-5-14", "CS-BC-M-6-14", "CS-BC-M-7-14", "CS-BC-M-8-14", "CS-BC-M-9-14",
+        "CS-BC-M-GCM-1-14", "CS-BC-M-GCM-2-14", "CS-RNG-M-1-14", "MSGENC-HTTPS-M-1-14", "MSGENC-JSON-M-1-14",
+        "MSGENC-XML-M-1-14", "OMOS-M-1-14", "SASED-M-1-14", "SASED-M-2-14", "SASED-M-3-14", "SKFF-M-1-14",
+        "SKFF-M-10-14", "SKFF-M-11-14", "SKFF-M-12-14", "SKFF-M-2-14", "SKFF-M-3-14", "SKFF-M-4-14", "SKFF-M-5-14",
+        "SKFF-M-6-14", "SKFF-M-7-14", "SKFF-M-8-14", "SKFF-M-9-14", "SKLC-M-1-14", "SKLC-M-2-14", "SKLC-M-3-14",
+        "SUITEB_128-M-1-14", "SUITEB_192-M-1-14", "TL-M-1-14", "TL-M-2-14", "TL-M-3-14", "BL-M-1-21", "BL-M-11-21",
+        "BL-M-12-21", "BL-M-13-21", "BL-M-3-21", "BL-M-4-21", "BL-M-5-21", "BL-M-6-21", "BL-M-7-21", "BL-M-8-21",
+        "BL-M-9-21",
+    ]
+
+    /// The files that do not pass, each with its reason. Every file is in `passing` or here.
+    static let notPassing: [String: String] = [
+        "CS-BC-M-2-14": "not reproducible: decrypts a ciphertext made under the reference server's randomly generated key",
+        "CS-BC-M-GCM-3-14": "streamed Encrypt/Decrypt (Init Indicator / Final Indicator / Correlation Value) is not implemented",
+        "BL-M-10-21": "certificate attributes (Certificate Subject CN, Certificate Length, …) are not derived from registered certificates",
+        "BL-M-2-21": "Batch Error Continuation Option Undo is not implemented (treated as Stop)",
     ]
 
     @Test func oasisTestCasesReplayOverTheKMIPPort() throws {
@@ -46,6 +55,10 @@ import Testing
         for name in Self.passing.sorted() where !passed.contains(name) {
             Issue.record("\(name) no longer passes: \(failed.first { $0.hasPrefix("FAIL \(name):") } ?? "missing")")
         }
+        let all = Set(files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent })
+        #expect(Self.passing.union(Self.notPassing.keys) == all, "every test case passes or has a stated reason")
+        #expect(Self.passing.isDisjoint(with: Self.notPassing.keys))
+        for (name, reason) in Self.notPassing.sorted(by: { $0.key < $1.key }) where !passed.contains(name) { print("SKIP \(name): \(reason)") }
         // Not a soft check: the runner reports failures with a non-zero exit status.
         #expect((out.status == 0) == failed.isEmpty)
         print(lines.filter { $0.hasPrefix("profile ") || $0.hasPrefix("total") }.joined(separator: "\n"))

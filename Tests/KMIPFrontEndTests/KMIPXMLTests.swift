@@ -135,4 +135,31 @@ import TTLV
         #expect(!matcher.match(expected, payload(2, extra: [TTLVItem(tag: KMIPTag.objectType, .enumeration(2))])).isEmpty)
         #expect(matcher.match(expected, payload(2, extra: [TTLVItem(tag: KMIPTag.resultMessage, .textString("any words"))])).isEmpty)
     }
+
+    /// A ciphertext the reference server chose (Encrypt without an IV) that the test case later sends back literally
+    /// is replaced by this server's; values this server did not choose are sent as written.
+    @Test func serverChosenValuesSentBackAreSubstituted() throws {
+        func node(_ xml: String) throws -> KMIPXMLNode { try #require(try KMIPXMLParser.parse(xml).first) }
+        var matcher = KMIPResponseMatcher(codec: KMIPXMLCodec())
+        matcher.expect(after: try node("""
+            <RequestMessage><BatchItem><Operation type="Enumeration" value="Encrypt"/><RequestPayload>
+            <Data type="ByteString" value="0102"/></RequestPayload></BatchItem></RequestMessage>
+            """))
+        let expected = try node(#"<ResponsePayload><Data type="ByteString" value="fd91"/></ResponsePayload>"#)
+        let ours = TTLVItem(tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.data, .byteString([0xAA, 0xBB]))]))
+        #expect(matcher.match(expected, ours).isEmpty)
+        let decrypt = try matcher.codec.item(try node("""
+            <RequestPayload><Data type="ByteString" value="fd91"/><IVCounterNonce type="ByteString" value="0102"/></RequestPayload>
+            """))
+        #expect(decrypt.child(KMIPTag.data)?.value == .byteString([0xAA, 0xBB]))
+        #expect(decrypt.child(KMIPTag.ivCounterNonce)?.value == .byteString([1, 2]))
+        // Not server-chosen (Decrypt): the expected Data must be exactly it, and nothing is substituted.
+        matcher.expect(after: try node("""
+            <RequestMessage><BatchItem><Operation type="Enumeration" value="Decrypt"/><RequestPayload>
+            <Data type="ByteString" value="0102"/></RequestPayload></BatchItem></RequestMessage>
+            """))
+        let plain = try node(#"<ResponsePayload><Data type="ByteString" value="0102"/></ResponsePayload>"#)
+        #expect(!matcher.match(plain, TTLVItem(tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.data, .byteString([9, 9]))]))).isEmpty)
+        #expect(matcher.codec.substitutions[[1, 2]] == nil)
+    }
 }
