@@ -1,7 +1,9 @@
 import Crypto
 import EngineAPI
 import Foundation
+import SwiftASN1
 import SystemCrypto
+import X509
 import StorageAPI
 import _CryptoExtras
 
@@ -219,7 +221,34 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: p, now: clock())
         if spec.objectType == .symmetricKey, meta.cryptographicLength == nil { meta.cryptographicLength = Int32(material.bytes.count * 8) }
+        if spec.objectType == .certificate, (spec.dataType ?? 1) == 1 { meta.certificate = try Self.certificateFacts(material.bytes) }
         return try await store(ctx, decision, meta, material: material.bytes, event: "kms.register")
+    }
+
+    /// Reads an X.509 certificate's names, serial number and length; a registered "X.509 certificate" that does not
+    /// parse is refused.
+    static func certificateFacts(_ der: [UInt8]) throws -> CertificateFacts {
+        let certificate: Certificate
+        do { certificate = try Certificate(derEncoded: der) } catch {
+            throw EngineError(.invalidArgument, "the certificate is not a DER X.509 certificate", diagnostic: "\(error)")
+        }
+        let short: [ASN1ObjectIdentifier: String] = [
+            [2, 5, 4, 3]: "CN", [2, 5, 4, 10]: "O", [2, 5, 4, 11]: "OU", [2, 5, 4, 6]: "C", [2, 5, 4, 8]: "ST", [2, 5, 4, 7]: "L",
+            [2, 5, 4, 5]: "serialNumber", [2, 5, 4, 12]: "title", [2, 5, 4, 46]: "dnQualifier",
+            [0, 9, 2342, 19_200_300, 100, 1, 1]: "UID", [0, 9, 2342, 19_200_300, 100, 1, 25]: "DC",
+            [1, 2, 840, 113_549, 1, 9, 1]: "emailAddress",
+        ]
+        func components(_ name: DistinguishedName) -> [CertificateFacts.NameComponent] {
+            name.flatMap { rdn in
+                rdn.map { attribute in
+                    CertificateFacts.NameComponent(
+                        type: short[attribute.type] ?? attribute.type.description, value: String(attribute.value) ?? attribute.value.description)
+                }
+            }
+        }
+        return CertificateFacts(
+            length: der.count, subject: components(certificate.subject), issuer: components(certificate.issuer),
+            serialNumber: Array(certificate.serialNumber.bytes))
     }
 
     // MARK: - Read

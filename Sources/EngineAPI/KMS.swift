@@ -99,6 +99,8 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     public var fresh: Bool?
     /// KMIP Usage Limits: how much the key may still protect (Encrypt, Sign, MAC, usage allocations).
     public var usageLimits: UsageLimits?
+    /// For X.509 certificates: what the certificate says (read from it at registration).
+    public var certificate: CertificateFacts?
     /// KMIP Process Start Date: before it the key may not process protected data (decrypt, verify, unwrap).
     public var processStartDate: Date?
     /// KMIP Protect Stop Date: from it on the key may not apply protection (encrypt, sign, MAC, wrap).
@@ -121,6 +123,31 @@ public struct ManagedObject: Sendable, Hashable, Codable {
         self.initialDate = initialDate
         self.lastChangeDate = lastChangeDate
         self.dataType = dataType
+    }
+}
+
+/// The facts of an X.509 certificate that KMIP exposes as attributes.
+public struct CertificateFacts: Sendable, Hashable, Codable {
+    /// One attribute of a distinguished name: its short type (CN, O, OU, C, ST, L, emailAddress, UID, serialNumber,
+    /// title, DC, dnQualifier, or the dotted OID) and its text.
+    public struct NameComponent: Sendable, Hashable, Codable {
+        public var type: String
+        public var value: String
+        public init(type: String, value: String) {
+            self.type = type
+            self.value = value
+        }
+    }
+    /// DER length in bytes.
+    public var length: Int
+    public var subject: [NameComponent]
+    public var issuer: [NameComponent]
+    public var serialNumber: [UInt8]
+    public init(length: Int, subject: [NameComponent], issuer: [NameComponent], serialNumber: [UInt8]) {
+        self.length = length
+        self.subject = subject
+        self.issuer = issuer
+        self.serialNumber = serialNumber
     }
 }
 

@@ -248,6 +248,18 @@ struct KMIPKeyOperations {
             KMIPAttribute(name: "Fresh", value: .boolean(m.fresh ?? false)),
             KMIPAttribute(name: "Lease Time", value: .interval(UInt32(Self.leaseTime))),
         ]
+        if let c = m.certificate {
+            out.append(KMIPAttribute(name: "Certificate Length", value: .integer(Int32(clamping: c.length))))
+            let names = [
+                "CN": "CN", "O": "O", "OU": "OU", "emailAddress": "Email", "C": "C", "ST": "ST", "L": "L", "UID": "UID",
+                "serialNumber": "Serial Number", "title": "Title", "DC": "DC", "dnQualifier": "DN Qualifier",
+            ]
+            for (prefix, components) in [("Certificate Subject ", c.subject), ("Certificate Issuer ", c.issuer)] {
+                for part in components {
+                    if let suffix = names[part.type] { out.append(KMIPAttribute(name: prefix + suffix, value: .textString(part.value))) }
+                }
+            }
+        }
         if let u = m.usageLimits {
             out.append(
                 KMIPAttribute(

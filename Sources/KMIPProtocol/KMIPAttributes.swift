@@ -28,6 +28,15 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Sensitive": 0x420120, "Always Sensitive": 0x420121, "Extractable": 0x420122, "Never Extractable": 0x420123,
         "Fresh": 0x4200A8, "Lease Time": 0x420049, "Usage Limits": 0x420095,
         "Process Start Date": 0x420067, "Protect Stop Date": 0x420068, "Link": 0x42004A,
+        "Certificate Length": 0x4200AD, "Certificate Subject CN": 0x420108, "Certificate Subject O": 0x420109,
+        "Certificate Subject OU": 0x42010A, "Certificate Subject Email": 0x42010B, "Certificate Subject C": 0x42010C,
+        "Certificate Subject ST": 0x42010D, "Certificate Subject L": 0x42010E, "Certificate Subject UID": 0x42010F,
+        "Certificate Subject Serial Number": 0x420110, "Certificate Subject Title": 0x420111, "Certificate Subject DC": 0x420112,
+        "Certificate Subject DN Qualifier": 0x420113, "Certificate Issuer CN": 0x420114, "Certificate Issuer O": 0x420115,
+        "Certificate Issuer OU": 0x420116, "Certificate Issuer Email": 0x420117, "Certificate Issuer C": 0x420118,
+        "Certificate Issuer ST": 0x420119, "Certificate Issuer L": 0x42011A, "Certificate Issuer UID": 0x42011B,
+        "Certificate Issuer Serial Number": 0x42011C, "Certificate Issuer Title": 0x42011D, "Certificate Issuer DC": 0x42011E,
+        "Certificate Issuer DN Qualifier": 0x42011F,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 

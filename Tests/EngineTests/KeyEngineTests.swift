@@ -2,7 +2,9 @@ import Crypto
 import EngineAPI
 import Foundation
 import StorageAPI
+import SwiftASN1
 import Testing
+import X509
 
 @testable import Engine
 
@@ -95,6 +97,34 @@ import Testing
         let unlimited = try await engine.createKey(
             admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, activationDate: Date(timeIntervalSince1970: 0)))
         #expect(await code { _ = try await engine.allocateUsage(admin, id: unlimited.id, amount: 1) } == .wrongState)
+    }
+
+    /// A registered X.509 certificate's names, serial number and length are read from it; a "certificate" that is
+    /// not one is refused.
+    @Test func registeredCertificatesExposeTheirFacts() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            CountryName("NZ")
+            OrganizationName("Gatehouse Test")
+            CommonName("kmip.example")
+        }
+        let issuer = try DistinguishedName { CommonName("Test CA") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(bytes: [0x01, 0x02, 0x03]), publicKey: .init(key.publicKey),
+            notValidBefore: Date() - 60, notValidAfter: Date() + 3600, issuer: issuer, subject: subject,
+            signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        let der = serializer.serializedBytes
+        let m = try await engine.registerObject(admin, project: "p", ObjectSpec(objectType: .certificate), material: SecretBytes(der))
+        let facts = try #require(m.certificate)
+        #expect(facts.length == der.count && facts.serialNumber == [1, 2, 3])
+        #expect(facts.subject.map { "\($0.type)=\($0.value)" } == ["C=NZ", "O=Gatehouse Test", "CN=kmip.example"])
+        #expect(facts.issuer.map { "\($0.type)=\($0.value)" } == ["CN=Test CA"])
+        #expect(await code {
+            _ = try await engine.registerObject(admin, project: "p", ObjectSpec(objectType: .certificate), material: SecretBytes([0x30, 0x03, 1, 2, 3]))
+        } == .invalidArgument)
     }
 
     @Test func lifecycleRules() async throws {
