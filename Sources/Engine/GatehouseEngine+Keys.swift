@@ -980,6 +980,89 @@ extension GatehouseEngine {
     }
 }
 
+// MARK: - Streamed Encrypt / Decrypt
+
+/// A stream in progress: whose it is, on which key, and the OpenSSL context.
+struct CipherStreamEntry: Sendable {
+    let owner: Principal
+    let keyID: String
+    let stream: CipherStream
+    let tagLength: Int
+    var lastUse: Date
+}
+
+extension GatehouseEngine {
+    static let maxCipherStreams = 1024
+    static let cipherStreamIdle: TimeInterval = 600
+
+    public func cipherStep(
+        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
+        tag: [UInt8]?, correlation: [UInt8]?, final: Bool
+    ) async throws -> (result: CipherResult, correlation: [UInt8]?) {
+        guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB per step") }
+        // Every step is authorized, checked against the key's state and window, counted against Usage Limits (when
+        // encrypting) and audited, like a one-shot operation.
+        let (meta, key) = try await usableKey(
+            ctx, id, action: encrypt ? "encrypt" : "decrypt", usage: encrypt ? .encrypt : .decrypt, consume: encrypt ? data.count : nil)
+        let now = clock()
+        let entry: CipherStreamEntry
+        var newCorrelation: [UInt8]?
+        if let correlation {
+            let found = cipherStreams.withLock { streams -> CipherStreamEntry? in
+                guard var e = streams[correlation], e.owner == ctx.principal, e.keyID == id else { return nil }
+                if final { streams[correlation] = nil } else {
+                    e.lastUse = now
+                    streams[correlation] = e
+                }
+                return e
+            }
+            guard let found, found.stream.encrypting == encrypt else {
+                throw EngineError(.notFound, "no streamed operation with that correlation value (on this key, for this caller)")
+            }
+            entry = found
+        } else {
+            guard meta.algorithm == Algorithm.aes, [16, 24, 32].contains(key.bitCount / 8) else {
+                throw EngineError(.featureNotSupported, "only AES keys stream")
+            }
+            let mode = p.blockCipherMode ?? 9
+            guard [1, 2, 6, 9].contains(mode) else { throw EngineError(.featureNotSupported, "block cipher mode \(mode) does not stream") }
+            let tagLength = p.tagLength ?? 16
+            guard mode != 9 || tagLength == 4 || tagLength == 8 || (12...16).contains(tagLength) else {
+                throw EngineError(.invalidArgument, "GCM tags are 4, 8 or 12–16 bytes")
+            }
+            guard mode == 2 || iv != nil else { throw EngineError(.invalidArgument, "a streamed operation needs its IV/Counter/Nonce") }
+            guard let stream = CipherStream(
+                encrypt: encrypt, mode: mode, key: key.withUnsafeBytes { Array($0) }, iv: iv ?? [], padding: (p.paddingMethod ?? 1) == 3,
+                aad: aad ?? [])
+            else { throw EngineError(.invalidArgument, "invalid cryptographic parameters (key length, IV length)") }
+            entry = CipherStreamEntry(owner: ctx.principal, keyID: id, stream: stream, tagLength: tagLength, lastUse: now)
+            if !final {
+                let value = (0..<16).map { _ in UInt8.random(in: 0...255) }
+                try cipherStreams.withLock { streams in
+                    streams = streams.filter { now.timeIntervalSince($0.value.lastUse) < Self.cipherStreamIdle }
+                    guard streams.count < Self.maxCipherStreams else {
+                        throw EngineError(.unavailable, "too many streamed operations in progress; retry later")
+                    }
+                    streams[value] = entry
+                }
+                newCorrelation = value
+            }
+        }
+        guard var out = entry.stream.update(data) else {
+            cipherStreams.withLock { _ = $0.removeValue(forKey: correlation ?? []) }
+            throw EngineError(.cryptographicFailure, encrypt ? "encryption failed" : "decryption failed")
+        }
+        guard final else { return (CipherResult(data: out), newCorrelation) }
+        do {
+            let (rest, outTag) = try entry.stream.finish(tag: encrypt ? nil : tag, tagLength: entry.tagLength)
+            out += rest
+            return (CipherResult(data: out, tag: outTag), nil)
+        } catch {
+            throw EngineError(.cryptographicFailure, encrypt ? "encryption failed" : "decryption failed: the tag or padding does not check out")
+        }
+    }
+}
+
 // MARK: - Key wrapping
 
 extension GatehouseEngine {

@@ -375,6 +375,14 @@ public protocol KeyEngine: Sendable {
     func decrypt(
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult
+    /// One step of a streamed Encrypt / Decrypt (KMIP Init Indicator, Correlation Value, Final Indicator): the first
+    /// step (no `correlation`) takes the IV and AAD and returns a correlation value unless it is also the last; later
+    /// steps name it; the last returns the rest and, for GCM encryption, the tag (GCM decryption checks `tag` then).
+    /// A stream belongs to its caller and key, lives on this node, and is dropped after 10 idle minutes.
+    func cipherStep(
+        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
+        tag: [UInt8]?, correlation: [UInt8]?, final: Bool
+    ) async throws -> (result: CipherResult, correlation: [UInt8]?)
     func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8]
     /// Recomputes the MAC (the key needs MAC Verify usage) and compares it in constant time.
     func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool

@@ -894,6 +894,29 @@ struct KMIPKeyOperations {
         return nil
     }
 
+    /// A streamed Encrypt/Decrypt step (KMIP 1.3+: Init Indicator, Correlation Value, Final Indicator), or nil for a
+    /// one-shot request.
+    func streamStep(
+        _ payload: TTLVItem?, id: String, encrypt: Bool, _ parameters: CipherParameters, data: [UInt8], _ state: inout BatchState
+    ) async throws -> [TTLVItem]? {
+        let initial = payload?.child(KMIPTag.initIndicator)?.value == .boolean(true)
+        let correlation = Self.bytes(payload, KMIPTag.correlationValue)
+        guard initial || correlation != nil else { return nil }
+        guard !(initial && correlation != nil) else {
+            throw KMIPFieldError("a streamed operation starts (Init Indicator) or continues (Correlation Value), not both")
+        }
+        let final = payload?.child(KMIPTag.finalIndicator)?.value == .boolean(true)
+        let (r, next) = try await engine.cipherStep(
+            ctx, id: id, encrypt: encrypt, parameters, data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
+            aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData),
+            tag: Self.bytes(payload, KMIPTag.authenticatedEncryptionTag), correlation: correlation, final: final)
+        state.idPlaceholder = id
+        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
+        if let tag = r.tag { out.append(TTLVItem(tag: KMIPTag.authenticatedEncryptionTag, .byteString(tag))) }
+        if let next { out.append(TTLVItem(tag: KMIPTag.correlationValue, .byteString(next))) }
+        return out
+    }
+
     func encrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
@@ -902,6 +925,7 @@ struct KMIPKeyOperations {
         if parameters.blockCipherMode == 9, let t = parameters.tagLength, !(t == 4 || t == 8 || (12...16).contains(t)) {
             throw KMIPFieldError(.generalFailure, "GCM tags are 4, 8 or 12–16 bytes, not \(t)")
         }
+        if let streamed = try await streamStep(payload, id: id, encrypt: true, parameters, data: data, &state) { return streamed }
         let r = try await engine.encrypt(
             ctx, id: id, parameters, data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData))
@@ -917,6 +941,7 @@ struct KMIPKeyOperations {
         guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
         let parameters = Self.parameters(try await cryptographicParameters(payload, id: id))
         let iv = Self.bytes(payload, KMIPTag.ivCounterNonce)
+        if let streamed = try await streamStep(payload, id: id, encrypt: false, parameters, data: data, &state) { return streamed }
         // A block cipher mode with an IV (CBC, CTR, GCM, …) cannot decrypt without one: the request is incomplete
         // (Invalid Message, as the KMIP test cases expect), not merely a wrong field.
         if iv == nil, let mode = parameters.blockCipherMode, mode != 2, !(12...19).contains(mode) {

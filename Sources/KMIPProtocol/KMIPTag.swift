@@ -15,6 +15,9 @@ public enum KMIPTag {
     public static let destroyDate: UInt32 = 0x420033
     public static let initialDate: UInt32 = 0x420039
     public static let ivCounterNonce: UInt32 = 0x42003D
+    public static let correlationValue: UInt32 = 0x4200D6
+    public static let initIndicator: UInt32 = 0x4200D7
+    public static let finalIndicator: UInt32 = 0x4200D8
     public static let key: UInt32 = 0x42003F
     public static let keyBlock: UInt32 = 0x420040
     public static let keyCompressionType: UInt32 = 0x420041

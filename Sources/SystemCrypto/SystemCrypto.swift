@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// AES-GCM with any IV length and a truncated tag (swift-crypto needs 12-byte nonces and 16-byte tags).
 public enum AESGCMAnyLength {
@@ -100,5 +101,68 @@ public enum RSASignatures {
             }
         }
         return r < 0 ? nil : r == 1
+    }
+}
+
+/// A streamed AES operation (CBC, ECB, CTR, GCM) through the system OpenSSL: bytes in, bytes out as they are
+/// ready, the rest (and the GCM tag) at the end. One caller at a time (the owner serializes its steps; the lock
+/// only keeps a misuse from corrupting the context).
+public final class CipherStream: @unchecked Sendable {
+    let context: OpaquePointer
+    let lock = NSLock()
+    public let encrypting: Bool
+    public let mode: UInt32
+    var finished = false
+
+    /// nil for an unusable key length, IV or mode.
+    public init?(encrypt: Bool, mode: UInt32, key: [UInt8], iv: [UInt8], padding: Bool, aad: [UInt8]) {
+        guard let ctx = key.withUnsafeBufferPointer({ k in
+            iv.withUnsafeBufferPointer { v in
+                aad.withUnsafeBufferPointer { a in
+                    gh_stream_new(
+                        encrypt ? 1 : 0, Int32(mode), k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count), padding ? 1 : 0,
+                        a.baseAddress, a.count)
+                }
+            }
+        }) else { return nil }
+        context = ctx
+        encrypting = encrypt
+        self.mode = mode
+    }
+
+    deinit { gh_stream_free(context) }
+
+    /// What the input makes ready; nil on failure (or after `finish`).
+    public func update(_ input: [UInt8]) -> [UInt8]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !finished else { return nil }
+        var out = [UInt8](repeating: 0, count: input.count + 16)
+        let n = input.withUnsafeBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { o in gh_stream_update(context, i.baseAddress, i.count, o.baseAddress) }
+        }
+        guard n >= 0 else { return nil }
+        return Array(out.prefix(n))
+    }
+
+    public enum FinishError: Error { case failed, authentication }
+
+    /// The rest, and for GCM encryption the tag (`tagLength` bytes); GCM decryption checks `tag`.
+    public func finish(tag: [UInt8]?, tagLength: Int) throws(FinishError) -> (rest: [UInt8], tag: [UInt8]?) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !finished else { throw .failed }
+        finished = true
+        let gcm = mode == 9
+        var out = [UInt8](repeating: 0, count: 32)
+        var tagBytes = tag ?? [UInt8](repeating: 0, count: tagLength)
+        let n = out.withUnsafeMutableBufferPointer { o in
+            tagBytes.withUnsafeMutableBufferPointer { t in
+                gh_stream_final(context, encrypting ? 1 : 0, gcm ? 1 : 0, o.baseAddress, t.baseAddress, Int32(t.count))
+            }
+        }
+        if n == -2 { throw .authentication }
+        guard n >= 0 else { throw .failed }
+        return (Array(out.prefix(n)), gcm && encrypting ? tagBytes : nil)
     }
 }

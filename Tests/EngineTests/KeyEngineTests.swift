@@ -127,6 +127,59 @@ import X509
         } == .invalidArgument)
     }
 
+    /// Streamed GCM and CBC give what the one-shot operations give; the stream is its caller's, a wrong tag fails at
+    /// the end, and a finished stream is gone.
+    @Test func streamedEncryptAndDecrypt() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let k = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, activationDate: Date(timeIntervalSince1970: 0)))
+        let message = (0..<100).map { UInt8($0) }
+        let iv = [UInt8](repeating: 9, count: 12), aad: [UInt8] = [1, 2, 3]
+        let gcm = CipherParameters(blockCipherMode: 9)
+        let whole = try await engine.encrypt(admin, id: k.id, gcm, data: message, iv: iv, aad: aad)
+        let first = try await engine.cipherStep(
+            admin, id: k.id, encrypt: true, gcm, data: Array(message[..<37]), iv: iv, aad: aad, tag: nil, correlation: nil, final: false)
+        let cv = try #require(first.correlation)
+        let intruder = CallContext(principal: Principal(method: .system, id: "someone-else", name: "someone-else"), frontEnd: "kmip")
+        #expect(await code {
+            _ = try await engine.cipherStep(intruder, id: k.id, encrypt: true, gcm, data: [1], iv: nil, aad: nil, tag: nil, correlation: cv, final: false)
+        } == .notFound, "another caller cannot continue the stream")
+        let middle = try await engine.cipherStep(
+            admin, id: k.id, encrypt: true, gcm, data: Array(message[37..<80]), iv: nil, aad: nil, tag: nil, correlation: cv, final: false)
+        #expect(middle.correlation == nil, "the correlation value is given once")
+        let last = try await engine.cipherStep(
+            admin, id: k.id, encrypt: true, gcm, data: Array(message[80...]), iv: nil, aad: nil, tag: nil, correlation: cv, final: true)
+        #expect(first.result.data + middle.result.data + last.result.data == whole.data)
+        #expect(last.result.tag == whole.tag)
+        #expect(await code {
+            _ = try await engine.cipherStep(admin, id: k.id, encrypt: true, gcm, data: [1], iv: nil, aad: nil, tag: nil, correlation: cv, final: true)
+        } == .notFound, "finished")
+        // Decrypting in two steps with the right tag, then with a wrong one.
+        for (tag, ok) in [(whole.tag, true), (whole.tag.map { t in [t[0] ^ 1] + t.dropFirst() }, false)] {
+            let d1 = try await engine.cipherStep(
+                admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[..<50]), iv: iv, aad: aad, tag: nil, correlation: nil, final: false)
+            let cv2 = try #require(d1.correlation)
+            if ok {
+                let d2 = try await engine.cipherStep(
+                    admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[50...]), iv: nil, aad: nil, tag: tag, correlation: cv2, final: true)
+                #expect(d1.result.data + d2.result.data == message)
+            } else {
+                #expect(await code {
+                    _ = try await engine.cipherStep(
+                        admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[50...]), iv: nil, aad: nil, tag: tag, correlation: cv2, final: true)
+                } == .cryptographicFailure)
+            }
+        }
+        // CBC with PKCS#5 padding: the same bytes as one-shot CBC.
+        let cbc = CipherParameters(blockCipherMode: 1, paddingMethod: 3)
+        let iv16 = [UInt8](repeating: 4, count: 16)
+        let oneShot = try await engine.encrypt(admin, id: k.id, cbc, data: message, iv: iv16, aad: nil)
+        let c1 = try await engine.cipherStep(admin, id: k.id, encrypt: true, cbc, data: Array(message[..<20]), iv: iv16, aad: nil, tag: nil, correlation: nil, final: false)
+        let c2 = try await engine.cipherStep(
+            admin, id: k.id, encrypt: true, cbc, data: Array(message[20...]), iv: nil, aad: nil, tag: nil, correlation: try #require(c1.correlation), final: true)
+        #expect(c1.result.data + c2.result.data == oneShot.data)
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
