@@ -980,6 +980,50 @@ extension GatehouseEngine {
     }
 }
 
+// MARK: - Batch undo
+
+extension GatehouseEngine {
+    public func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot {
+        _ = try await authorizeObject(ctx, id, "edit")
+        return try await transact { tx in
+            let (record, _) = try await self.loadObject(id, tx)
+            return ObjectSnapshot(id: id, body: record.body)
+        }
+    }
+
+    public func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws {
+        var decisions: [Decision] = []
+        for snapshot in restore { decisions.append(try await authorizeObject(ctx, snapshot.id, "edit").0) }
+        for id in discard { decisions.append(try await authorizeObject(ctx, id, "delete").0) }
+        let now = clock()
+        let decision = decisions.first
+        try await transact { tx in
+            var project = ""
+            for snapshot in restore {
+                guard var record = try await tx.get(kind: Self.objectKind, id: snapshot.id) else { continue }
+                project = record.scope
+                record.body = snapshot.body
+                record.updatedAt = now
+                _ = try await tx.update(record)
+            }
+            for id in discard {
+                guard let record = try await tx.get(kind: Self.objectKind, id: id) else { continue }
+                project = record.scope
+                try await tx.delete(kind: Self.objectKind, id: id, expectedVersion: record.version)
+            }
+            if let decision {
+                try await self.audit.append(
+                    self.allowed(
+                        ctx, decision, "kms.undo", project: project,
+                        ["restored": restore.map(\.id).joined(separator: ","), "discarded": discard.joined(separator: ",")]), tx)
+            }
+        }
+        objectCache.withLock { cache in
+            for id in restore.map(\.id) + discard { cache[id] = nil }
+        }
+    }
+}
+
 // MARK: - Streamed Encrypt / Decrypt
 
 /// A stream in progress: whose it is, on which key, and the OpenSSL context.

@@ -151,6 +151,16 @@ public struct CertificateFacts: Sendable, Hashable, Codable {
     }
 }
 
+/// An object's stored record at one moment (its material still sealed): opaque to front ends.
+public struct ObjectSnapshot: Sendable, Hashable {
+    public let id: String
+    public let body: Data
+    public init(id: String, body: Data) {
+        self.id = id
+        self.body = body
+    }
+}
+
 /// KMIP Usage Limits: `total` units may be protected with the key; `count` remain. Unit 1: bytes, 2: objects
 /// (operations).
 public struct UsageLimits: Sendable, Hashable, Codable {
@@ -375,6 +385,11 @@ public protocol KeyEngine: Sendable {
     func decrypt(
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult
+    /// An object's stored state, to put back if a KMIP batch with the Undo option fails.
+    func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot
+    /// Puts objects back as `restore` captured them and removes the objects in `discard` (made by the failed
+    /// batch), in one transaction; audited as `kms.undo`.
+    func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws
     /// One step of a streamed Encrypt / Decrypt (KMIP Init Indicator, Correlation Value, Final Indicator): the first
     /// step (no `correlation`) takes the IV and AAD and returns a correlation value unless it is also the last; later
     /// steps name it; the last returns the rest and, for GCM encryption, the tag (GCM decryption checks `tag` then).

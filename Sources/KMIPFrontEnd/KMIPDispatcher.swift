@@ -65,13 +65,24 @@ public struct KMIPDispatcher: Sendable {
         }
         var results: [KMIPBatchResult] = []
         var state = BatchState()
+        state.undo = request.batchErrorContinuation == 3
         let ctx = CallContext(principal: principal, frontEnd: "kmip", ipAddress: ipAddress)
         for batchItem in request.items {
             let result = await handle(batchItem, version: request.protocolVersion, ctx: ctx, state: &state)
             results.append(result)
-            // Batch Error Continuation Option: 1 Continue; 2 Stop (default); 3 Undo (treated as Stop: nothing here
-            // changes state yet).
-            if result.status != .success && request.batchErrorContinuation != 1 { break }
+            // Batch Error Continuation Option: 1 Continue; 2 Stop (default); 3 Undo: stop, put back what the earlier
+            // items changed (objects they made are removed) and report them Operation Undone.
+            guard result.status != .success, request.batchErrorContinuation != 1 else { continue }
+            if state.undo, results.count > 1, let engine {
+                do {
+                    try await engine.undoObjectChanges(ctx, restore: state.snapshots.reversed(), discard: state.created)
+                    for i in results.indices.dropLast() where results[i].status == .success { results[i].status = .operationUndone }
+                } catch {
+                    // The earlier items stay reported as done: they are.
+                    logSink?("KMIP batch undo failed: \(error)")
+                }
+            }
+            break
         }
         var response = KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: results)
         if let max = request.maximumResponseSize, max > 0, response.count > Int(max) {

@@ -21,6 +21,10 @@ struct KMIPFieldError: Error {
 /// previous batch item produced).
 struct BatchState {
     var idPlaceholder: String?
+    /// Batch Error Continuation Option Undo: what the batch changed, to put back if an item fails.
+    var undo = false
+    var snapshots: [ObjectSnapshot] = []
+    var created: [String] = []
 }
 
 /// Key lifecycle and crypto operations: payload → one engine call → payload.
@@ -28,6 +32,12 @@ struct KMIPKeyOperations {
     let engine: any Engine
     let ctx: CallContext
     let version: ProtocolVersion
+
+    /// Under Undo, keeps the object's state before this batch first changes it.
+    func beforeChange(_ id: String, _ state: inout BatchState) async throws {
+        guard state.undo, !state.created.contains(id), !state.snapshots.contains(where: { $0.id == id }) else { return }
+        state.snapshots.append(try await engine.snapshotObject(ctx, id: id))
+    }
 
     // MARK: Payload readers
 
@@ -301,6 +311,7 @@ struct KMIPKeyOperations {
         }
         let spec = try Self.spec(.symmetricKey, KMIPAttributeCodec.read(payload))
         let m = try await engine.createKey(ctx, project: nil, spec)
+        if state.undo { state.created.append(m.id) }
         state.idPlaceholder = m.id
         return [
             TTLVItem(tag: KMIPTag.objectType, .enumeration(rawType)), TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id)),
@@ -373,6 +384,7 @@ struct KMIPKeyOperations {
             material = b
         }
         let m = try await engine.registerObject(ctx, project: nil, spec, material: SecretBytes(material))
+        if state.undo { state.created.append(m.id) }
         state.idPlaceholder = m.id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
     }
@@ -570,6 +582,7 @@ struct KMIPKeyOperations {
     /// client attributes; everything else is read-only.
     func changeAttribute(_ payload: TTLVItem?, _ change: AttributeChange, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
+        try await beforeChange(id, &state)
         guard let (name, index, value) = Self.requestedAttribute(payload) else {
             throw KMIPFieldError(.missingData, "the attribute to change is missing")
         }
@@ -708,6 +721,7 @@ struct KMIPKeyOperations {
         publicSpec.objectType = .publicKey
         let (p, q) = try await engine.createKeyPair(
             ctx, project: nil, algorithm: algorithm, length: length, privateSpec: privateSpec, publicSpec: publicSpec)
+        if state.undo { state.created += [p.id, q.id] }
         state.idPlaceholder = p.id
         return [
             TTLVItem(tag: KMIPTag.privateKeyUniqueIdentifier, .textString(p.id)),
@@ -745,6 +759,7 @@ struct KMIPKeyOperations {
         }
         let spec = try Self.spec(type, KMIPAttributeCodec.read(payload))
         let m = try await engine.deriveKey(ctx, project: nil, baseID: baseID, p, spec)
+        if state.undo { state.created.append(m.id) }
         state.idPlaceholder = m.id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
     }
@@ -791,6 +806,7 @@ struct KMIPKeyOperations {
 
     func activate(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
+        try await beforeChange(id, &state)
         _ = try await engine.activateObject(ctx, id: id)
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
@@ -798,6 +814,7 @@ struct KMIPKeyOperations {
 
     func revoke(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
+        try await beforeChange(id, &state)
         guard let reason = payload?.child(KMIPTag.revocationReason),
             case .enumeration(let code)? = reason.child(KMIPTag.revocationReasonCode)?.value
         else { throw KMIPFieldError(.missingData, "Revocation Reason is required") }
@@ -811,6 +828,7 @@ struct KMIPKeyOperations {
 
     func destroy(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
+        try await beforeChange(id, &state)
         do {
             _ = try await engine.destroyObject(ctx, id: id)
         } catch let e as EngineError where e.code == .wrongState {
@@ -966,6 +984,7 @@ struct KMIPKeyOperations {
     /// Get Usage Allocation (KMIP 1.4 §4.17): takes Usage Limits Count units from the key's Usage Limits.
     func getUsageAllocation(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
+        try await beforeChange(id, &state)
         guard case .longInteger(let amount)? = payload?.child(0x420096)?.value else {
             throw KMIPFieldError(.missingData, "Usage Limits Count is required")
         }

@@ -180,6 +180,33 @@ import X509
         #expect(c1.result.data + c2.result.data == oneShot.data)
     }
 
+    /// Undo (KMIP Batch Error Continuation Option): snapshots put objects back, objects the batch made are removed,
+    /// destroyed material comes back sealed as it was.
+    @Test func undoRestoresAndDiscards() async throws {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        let spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, names: ["kept"])
+        let k = try await engine.createKey(admin, project: "p", spec)
+        let (_, before) = try await engine.getObject(admin, id: k.id)
+        let snapshot = try await engine.snapshotObject(admin, id: k.id)
+        _ = try await engine.activateObject(admin, id: k.id)
+        _ = try await engine.editObjectAttributes(admin, id: k.id) { $0.names = ["renamed"] }
+        let made = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+        try await engine.undoObjectChanges(admin, restore: [snapshot], discard: [made.id])
+        let back = try await engine.objectAttributes(admin, id: k.id)
+        #expect(back.state == .preActive && back.names == ["kept"])
+        #expect(await code { _ = try await engine.objectAttributes(admin, id: made.id) } == .notFound)
+        // A destroyed key's material returns with the snapshot.
+        let snap2 = try await engine.snapshotObject(admin, id: k.id)
+        _ = try await engine.destroyObject(admin, id: k.id)
+        #expect(try await engine.getObject(admin, id: k.id).1 == nil)
+        try await engine.undoObjectChanges(admin, restore: [snap2], discard: [])
+        #expect(try await engine.getObject(admin, id: k.id).1 == before)
+        let refused = await code { _ = try await engine.undoObjectChanges(stranger, restore: [snap2], discard: [k.id]) }
+        #expect(refused == .unauthenticated, "an unknown caller: \(String(describing: refused))")
+        #expect(try await engine.objectAttributes(admin, id: k.id).state == .preActive, "untouched")
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
