@@ -68,6 +68,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
 
     public func migrate() async throws {
         try await lock.withLock {
+            try settleBatch()
             try connection.execute("BEGIN IMMEDIATE")
             do {
                 try connection.execute(
@@ -104,37 +105,124 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         try await run(body, durable: false)
     }
 
+    /// State of the open SQLite transaction that several relaxed transactions share (see `run`). Guarded by `lock`.
+    private var batchOpen = false
+    private var batchMembers: [CheckedContinuation<Void, any Error>] = []
+    static let maxBatchMembers = 32
+
+    /// Runs one transaction. **Relaxed transactions combine**: when others are waiting for the connection, a
+    /// relaxed transaction that finished leaves the SQLite transaction open (its work kept by a released
+    /// savepoint) and returns once a later holder commits the batch (at most 32 members), so N concurrent relaxed
+    /// transactions cost one BEGIN/COMMIT (and one WAL append) instead of N. A failing transaction rolls back to
+    /// its savepoint only. Durable transactions never wait for others: they commit (the batch with them) and wait
+    /// for the fsync.
     func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, durable: Bool) async throws -> T {
-        let (value, wrote): (T, Bool) = try await lock.withLock {
-            try connection.execute("BEGIN IMMEDIATE")
-            let changesBefore = sqlite3_total_changes64(connection.handle)
-            let tx = SQLiteTransaction(connection: connection)
-            let value: T
-            do {
-                value = try await body(tx)
-            } catch {
-                tx.closed = true
-                try? connection.execute("ROLLBACK")
-                throw error
+        await lock.lock()
+        let changesBefore = sqlite3_total_changes64(connection.handle)
+        do {
+            if !batchOpen {
+                try connection.execute("BEGIN IMMEDIATE")
+                batchOpen = true
             }
-            tx.closed = true
-            let wrote = sqlite3_total_changes64(connection.handle) != changesBefore
-            do {
-                // Without fsync (synchronous=NORMAL) this is a write to the WAL: cheap enough to run here.
-                try connection.execute("COMMIT")
-            } catch {
-                try? connection.execute("ROLLBACK")
-                throw error
-            }
-            return (value, wrote)
+            try connection.execute("SAVEPOINT tx")
+        } catch {
+            let members = abandonBatch()
+            lock.unlock()
+            members.forEach { $0.resume(throwing: error) }
+            throw error
         }
+        let tx = SQLiteTransaction(connection: connection)
+        let value: T
+        do {
+            value = try await body(tx)
+        } catch {
+            tx.closed = true
+            do {
+                try connection.execute("ROLLBACK TO tx")
+                try connection.execute("RELEASE tx")
+            } catch {
+                let members = abandonBatch()
+                lock.unlock()
+                members.forEach { $0.resume(throwing: error) }
+                throw error
+            }
+            // The others' work in the batch still commits.
+            let (members, commitError) = commitBatch()
+            lock.unlock()
+            resume(members, commitError)
+            throw error
+        }
+        tx.closed = true
+        do {
+            try connection.execute("RELEASE tx")
+        } catch {
+            let members = abandonBatch()
+            lock.unlock()
+            members.forEach { $0.resume(throwing: error) }
+            throw error
+        }
+        let wrote = sqlite3_total_changes64(connection.handle) != changesBefore
+        if !durable, batchMembers.count < Self.maxBatchMembers - 1, lock.hasWaiters {
+            // Leave the commit to the next holder; return once it is done.
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                batchMembers.append(c)
+                lock.unlock()
+            }
+            return value
+        }
+        let (members, commitError) = commitBatch()
+        lock.unlock()
+        resume(members, commitError)
+        if let commitError { throw commitError }
         // Outside the lock, so the next transactions run while this one waits for (and shares) the fsync.
         if wrote && durable { try await durability.waitUntilDurable() }
         return value
     }
 
+    /// COMMITs the open batch (lock held). Returns its waiting members and the error, if the commit failed (then
+    /// everything in the batch is rolled back).
+    private func commitBatch() -> ([CheckedContinuation<Void, any Error>], (any Error)?) {
+        let members = batchMembers
+        batchMembers = []
+        guard batchOpen else { return (members, nil) }
+        batchOpen = false
+        do {
+            // Without fsync (synchronous=NORMAL) this is a write to the WAL: cheap enough to run here.
+            try connection.execute("COMMIT")
+            return (members, nil)
+        } catch {
+            try? connection.execute("ROLLBACK")
+            return (members, error)
+        }
+    }
+
+    /// Rolls the open batch back after a statement failed (lock held); returns its members to fail.
+    private func abandonBatch() -> [CheckedContinuation<Void, any Error>] {
+        let members = batchMembers
+        batchMembers = []
+        if batchOpen { try? connection.execute("ROLLBACK") }
+        batchOpen = false
+        return members
+    }
+
+    private func resume(_ members: [CheckedContinuation<Void, any Error>], _ error: (any Error)?) {
+        for m in members {
+            if let error { m.resume(throwing: error) } else { m.resume() }
+        }
+    }
+
+    /// For statements outside `run` (lock held): commits a batch left open.
+    private func settleBatch() throws {
+        let (members, error) = commitBatch()
+        resume(members, error)
+        if let error { throw error }
+    }
+
     public func ping() async throws {
-        try await lock.withLock { _ = try connection.query("SELECT 1") }
+        try await lock.withLock {
+            try settleBatch()
+            _ = try connection.query("SELECT 1")
+        }
     }
 
     public func close() async throws {
@@ -144,12 +232,18 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
 
     /// The database size in pages (for maintenance tools and tests).
     public func pageCount() async throws -> Int64 {
-        try await lock.withLock { try connection.query("PRAGMA page_count").first?.first?.int ?? 0 }
+        try await lock.withLock {
+            try settleBatch()
+            return try connection.query("PRAGMA page_count").first?.first?.int ?? 0
+        }
     }
 
     /// Runs raw SQL outside the engine's control. For maintenance tools and tamper tests only.
     public func unsafeExecute(_ sql: String) async throws {
-        try await lock.withLock { try connection.execute(sql) }
+        try await lock.withLock {
+            try settleBatch()
+            try connection.execute(sql)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ public enum StorageConformance {
     public static let checks: [String] = [
         "insertGetFind", "uniqueID", "uniqueName", "optimisticConcurrency", "deleteVersioned", "listPaging",
         "rollback", "concurrentWriters", "concurrentUniqueNames", "auditAppendOrder", "concurrentAudit", "metadata",
-        "migrateIdempotent", "binaryBodies",
+        "migrateIdempotent", "binaryBodies", "concurrentRelaxed",
     ]
 
     /// Runs one named check against a store.
@@ -30,6 +30,7 @@ public enum StorageConformance {
         case "metadata": try await metadata(storage)
         case "migrateIdempotent": try await migrateIdempotent(storage)
         case "binaryBodies": try await binaryBodies(storage)
+        case "concurrentRelaxed": try await concurrentRelaxed(storage)
         default: Issue.record("unknown check \(check)")
         }
     }
@@ -161,6 +162,46 @@ public enum StorageConformance {
         #expect(r == nil)
         let m = try await s.withTransaction { try await $0.metadata("rb") }
         #expect(m == nil)
+    }
+
+    /// 96 concurrent relaxed transactions (which a store may commit together) mixed with durable ones: each keeps
+    /// exactly its own work — one in three throws after writing and leaves nothing; the rest all land, in order of
+    /// the counter they each bumped.
+    static func concurrentRelaxed(_ s: any Storage) async throws {
+        try await s.withTransaction { try await $0.insert(record("relaxed-counter", body: "0")) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<96 {
+                group.addTask {
+                    let work: @Sendable (any StorageTransaction) async throws -> Void = { tx in
+                        try await tx.insert(record("relaxed-\(i)"))
+                        guard var r = try await tx.get(kind: "thing", id: "relaxed-counter") else { throw Boom() }
+                        r.body = Data(String((Int(String(decoding: r.body, as: UTF8.self)) ?? -1000) + 1).utf8)
+                        _ = try await tx.update(r)
+                        if i % 3 == 0 { throw Boom() }
+                    }
+                    while true {
+                        do {
+                            if i % 8 == 7 { try await s.withTransaction(work) } else { try await s.withRelaxedTransaction(work) }
+                            #expect(i % 3 != 0)
+                        } catch is Boom {
+                            #expect(i % 3 == 0)
+                        } catch let e as StorageError where e.code == .versionConflict || e.code == .transientConflict {
+                            continue  // optimistic concurrency (PostgreSQL): retry
+                        }
+                        break
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let (counter, present) = try await s.withTransaction { tx in
+            let c = try await tx.get(kind: "thing", id: "relaxed-counter")
+            var present: [Int] = []
+            for i in 0..<96 where try await tx.get(kind: "thing", id: "relaxed-\(i)") != nil { present.append(i) }
+            return (c.map { String(decoding: $0.body, as: UTF8.self) }, present)
+        }
+        #expect(present == (0..<96).filter { $0 % 3 != 0 })
+        #expect(counter == "64")
     }
 
     /// 8 tasks × 25 read-modify-write increments on one counter, retrying on version conflicts: no lost update.
