@@ -55,7 +55,8 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Runs one or more statements without parameters or results (a single statement goes through the cache).
     func execute(_ sql: String) throws {
-        if !sql.contains(";") {
+        // A byte scan: `String.contains(_: StringProtocol)` goes through Foundation's locale-aware search.
+        if !sql.utf8.contains(UInt8(ascii: ";")) {
             try query(sql)
             return
         }
