@@ -23,6 +23,9 @@ enum Algorithm {
     static let hmacSHA384: UInt32 = 10
     static let hmacSHA512: UInt32 = 11
     static let rsa: UInt32 = 4
+    static let ecdsa: UInt32 = 6
+    static let ec: UInt32 = 0x1A
+    static let ed25519: UInt32 = 0x37
     static let blowfish: UInt32 = 16
     static let idea: UInt32 = 19
     static let hmac: Set<UInt32> = [7, 8, 9, 10, 11]
@@ -724,41 +727,75 @@ extension GatehouseEngine {
 
 extension GatehouseEngine {
     static let pkcs1Format: UInt32 = 3
+    static let pkcs8Format: UInt32 = 4
+    static let x509Format: UInt32 = 5
+
+    /// A new key pair's material: RSA (PKCS#1 both), NIST EC P-256/384/521 (PKCS#8 private, SubjectPublicKeyInfo
+    /// public), Ed25519 (the same, RFC 8410).
+    static func generateKeyPair(algorithm: UInt32, length: Int32) throws -> (
+        privateDER: [UInt8], publicDER: [UInt8], privateFormat: UInt32, publicFormat: UInt32, length: Int32
+    ) {
+        switch algorithm {
+        case Algorithm.rsa:
+            let size: _RSA.Signing.KeySize
+            switch length {
+            case 2048: size = .bits2048
+            case 3072: size = .bits3072
+            case 4096: size = .bits4096
+            default: throw EngineError(.invalidArgument, "RSA keys are 2048, 3072 or 4096 bits")
+            }
+            do {
+                let key = try _RSA.Signing.PrivateKey(keySize: size)
+                return (Array(key.derRepresentation), Array(key.publicKey.pkcs1DERRepresentation), pkcs1Format, pkcs1Format, length)
+            } catch {
+                throw EngineError(.cryptographicFailure, "RSA key generation failed", diagnostic: "\(error)")
+            }
+        case Algorithm.ecdsa, Algorithm.ec:
+            switch length {
+            case 256:
+                let k = P256.Signing.PrivateKey()
+                return (Array(k.derRepresentation), Array(k.publicKey.derRepresentation), pkcs8Format, x509Format, 256)
+            case 384:
+                let k = P384.Signing.PrivateKey()
+                return (Array(k.derRepresentation), Array(k.publicKey.derRepresentation), pkcs8Format, x509Format, 384)
+            case 521:
+                let k = P521.Signing.PrivateKey()
+                return (Array(k.derRepresentation), Array(k.publicKey.derRepresentation), pkcs8Format, x509Format, 521)
+            default: throw EngineError(.invalidArgument, "EC keys are on P-256, P-384 or P-521 (length 256, 384, 521)")
+            }
+        case Algorithm.ed25519:
+            let k = Curve25519.Signing.PrivateKey()
+            return (
+                Ed25519DER.pkcs8(seed: Array(k.rawRepresentation)), Ed25519DER.spki(Array(k.publicKey.rawRepresentation)), pkcs8Format,
+                x509Format, 255
+            )
+        default:
+            throw EngineError(.featureNotSupported, "key pairs are RSA, EC (P-256/384/521) or Ed25519, not algorithm \(algorithm)")
+        }
+    }
 
     public func createKeyPair(
         _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec
     ) async throws -> (ManagedObject, ManagedObject) {
         try Self.validate(privateSpec)
         try Self.validate(publicSpec)
-        guard algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "key pairs are RSA (algorithm 4) for now") }
-        let size: _RSA.Signing.KeySize
-        switch length {
-        case 2048: size = .bits2048
-        case 3072: size = .bits3072
-        case 4096: size = .bits4096
-        default: throw EngineError(.invalidArgument, "RSA keys are 2048, 3072 or 4096 bits")
-        }
+        let generated = try Self.generateKeyPair(algorithm: algorithm, length: length)
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": privateSpec.names.first ?? ""]))
-        let key: _RSA.Signing.PrivateKey
-        do { key = try _RSA.Signing.PrivateKey(keySize: size) } catch {
-            throw EngineError(.cryptographicFailure, "RSA key generation failed", diagnostic: "\(error)")
-        }
         let now = clock()
         var priv = newObject(privateSpec, project: p, now: now)
         priv.objectType = .privateKey
         priv.algorithm = algorithm
-        priv.cryptographicLength = length
-        priv.keyFormatType = Self.pkcs1Format
+        priv.cryptographicLength = generated.length
+        priv.keyFormatType = generated.privateFormat
         if privateSpec.usageMask == nil { priv.usageMask = (UsageMask.sign).rawValue }
         var pub = newObject(publicSpec, project: p, now: now)
         pub.objectType = .publicKey
         pub.algorithm = algorithm
-        pub.cryptographicLength = length
-        pub.keyFormatType = Self.pkcs1Format
+        pub.cryptographicLength = generated.length
+        pub.keyFormatType = generated.publicFormat
         if publicSpec.usageMask == nil { pub.usageMask = (UsageMask.verify).rawValue }
-        let privateDER = Array(key.derRepresentation)
-        let publicDER = Array(key.publicKey.pkcs1DERRepresentation)
+        let (privateDER, publicDER) = (generated.privateDER, generated.publicDER)
         priv.serverGenerated = true
         pub.serverGenerated = true
         priv.fresh = privateSpec.fresh ?? true
@@ -811,6 +848,68 @@ extension GatehouseEngine {
         }
     }
 
+    /// ECDSA (DER signatures, X9.62) with the request's hash (default: the curve's, SHA-256/384/512) and Ed25519.
+    static func curveSign(_ meta: ManagedObject, _ der: [UInt8], _ p: SignatureParameters, _ data: [UInt8]) throws -> [UInt8] {
+        do {
+            switch (meta.algorithm, meta.cryptographicLength) {
+            case (Algorithm.ed25519?, _):
+                return Array(try Curve25519.Signing.PrivateKey(rawRepresentation: try Ed25519DER.seed(der)).signature(for: data))
+            case (Algorithm.ecdsa?, 256), (Algorithm.ec?, 256):
+                let k = try P256.Signing.PrivateKey(derRepresentation: der)
+                return Array(try k.signature(for: try ecDigest(p, data, default: 6)).derRepresentation)
+            case (Algorithm.ecdsa?, 384), (Algorithm.ec?, 384):
+                let k = try P384.Signing.PrivateKey(derRepresentation: der)
+                return Array(try k.signature(for: try ecDigest(p, data, default: 7)).derRepresentation)
+            case (Algorithm.ecdsa?, 521), (Algorithm.ec?, 521):
+                let k = try P521.Signing.PrivateKey(derRepresentation: der)
+                return Array(try k.signature(for: try ecDigest(p, data, default: 8)).derRepresentation)
+            default:
+                throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) do not sign")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.cryptographicFailure, "signing failed", diagnostic: "\(error)")
+        }
+    }
+
+    static func curveVerify(_ meta: ManagedObject, _ der: [UInt8], _ p: SignatureParameters, _ data: [UInt8], _ signature: [UInt8]) throws
+        -> Bool
+    {
+        do {
+            switch (meta.algorithm, meta.cryptographicLength) {
+            case (Algorithm.ed25519?, _):
+                return try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)).isValidSignature(signature, for: data)
+            case (Algorithm.ecdsa?, 256), (Algorithm.ec?, 256):
+                guard let sig = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+                return try P256.Signing.PublicKey(derRepresentation: der).isValidSignature(sig, for: try ecDigest(p, data, default: 6))
+            case (Algorithm.ecdsa?, 384), (Algorithm.ec?, 384):
+                guard let sig = try? P384.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+                return try P384.Signing.PublicKey(derRepresentation: der).isValidSignature(sig, for: try ecDigest(p, data, default: 7))
+            case (Algorithm.ecdsa?, 521), (Algorithm.ec?, 521):
+                guard let sig = try? P521.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+                return try P521.Signing.PublicKey(derRepresentation: der).isValidSignature(sig, for: try ecDigest(p, data, default: 8))
+            default:
+                throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) do not verify")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.cryptographicFailure, "the stored public key is unusable", diagnostic: "\(error)")
+        }
+    }
+
+    /// The digest ECDSA signs: KMIP Hashing Algorithm SHA-1/224/256/384/512 (default `default`).
+    static func ecDigest(_ p: SignatureParameters, _ data: [UInt8], default fallback: UInt32) throws -> any Digest {
+        switch p.hashingAlgorithm ?? fallback {
+        case 4: return Insecure.SHA1.hash(data: data)
+        case 6: return SHA256.hash(data: data)
+        case 7: return SHA384.hash(data: data)
+        case 8: return SHA512.hash(data: data)
+        default: throw EngineError(.featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported for ECDSA")
+        }
+    }
+
     /// The OpenSSL hash code for a KMIP Hashing Algorithm (default SHA-256) and whether the padding is PSS.
     static func rsaSignatureScheme(_ p: SignatureParameters) throws -> (hash: Int32, pss: Bool) {
         let hash: Int32
@@ -831,9 +930,9 @@ extension GatehouseEngine {
 
     public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let scheme = try Self.rsaSignatureScheme(p)
         let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "sign", type: .privateKey, usage: .sign, consume: data.count)
-        guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys sign for now") }
+        if meta.algorithm != Algorithm.rsa { return try Self.curveSign(meta, der, p, data) }
+        let scheme = try Self.rsaSignatureScheme(p)
         guard let signature = RSASignatures.sign(privateKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data) else {
             throw EngineError(.cryptographicFailure, "signing failed")
         }
@@ -842,9 +941,9 @@ extension GatehouseEngine {
 
     public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool {
         guard data.count <= 1 << 20, signature.count <= 4096 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let scheme = try Self.rsaSignatureScheme(p)
         let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "verify", type: .publicKey, usage: .verify)
-        guard meta.algorithm == Algorithm.rsa else { throw EngineError(.featureNotSupported, "only RSA keys verify for now") }
+        if meta.algorithm != Algorithm.rsa { return try Self.curveVerify(meta, der, p, data, signature) }
+        let scheme = try Self.rsaSignatureScheme(p)
         guard let valid = RSASignatures.verify(publicKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data, signature: signature) else {
             throw EngineError(.cryptographicFailure, "the stored public key is unusable")
         }
@@ -977,6 +1076,30 @@ extension GatehouseEngine {
         meta.fresh = spec.fresh ?? true
         meta.keyFormatType = spec.objectType == .secretData ? 2 : 1
         return try await store(ctx, decision, meta, material: material, event: "kms.derive")
+    }
+}
+
+/// Ed25519 keys in PKCS#8 and SubjectPublicKeyInfo (RFC 8410): fixed prefixes around the 32 bytes.
+enum Ed25519DER {
+    static let pkcs8Prefix: [UInt8] = [0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]
+    static let spkiPrefix: [UInt8] = [0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x03, 0x21, 0x00]
+
+    static func pkcs8(seed: [UInt8]) -> [UInt8] { pkcs8Prefix + seed }
+    static func spki(_ key: [UInt8]) -> [UInt8] { spkiPrefix + key }
+
+    static func seed(_ der: [UInt8]) throws -> [UInt8] {
+        guard der.count == 48, Array(der.prefix(16)) == pkcs8Prefix else {
+            throw EngineError(.cryptographicFailure, "the stored Ed25519 private key is not PKCS#8")
+        }
+        return Array(der.suffix(32))
+    }
+
+    static func publicKey(_ der: [UInt8]) throws -> [UInt8] {
+        if der.count == 32 { return der }  // registered raw
+        guard der.count == 44, Array(der.prefix(12)) == spkiPrefix else {
+            throw EngineError(.cryptographicFailure, "the stored Ed25519 public key is not SubjectPublicKeyInfo")
+        }
+        return Array(der.suffix(32))
     }
 }
 

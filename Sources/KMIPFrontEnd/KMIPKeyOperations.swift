@@ -109,6 +109,13 @@ struct KMIPKeyOperations {
             case ("Deactivation Date", let v): spec.deactivationDate = date(v)
             case ("Process Start Date", .dateTime): spec.processStartDate = date(a.value)
             case ("Protect Stop Date", .dateTime): spec.protectStopDate = date(a.value)
+            case ("Cryptographic Domain Parameters", .structure):
+                // A Recommended Curve names the EC key size (P-256/384/521); other parameters are not used.
+                if case .enumeration(let curve)? = TTLVItem(tag: 0, a.value).child(0x420075)?.value {
+                    let lengths: [UInt32: Int32] = [7: 256, 0xA: 384, 0xD: 521]
+                    guard let length = lengths[curve] else { throw KMIPFieldError(.featureNotSupported, "curve \(curve) is not supported") }
+                    spec.cryptographicLength = spec.cryptographicLength ?? length
+                }
             case ("Sensitive", .boolean(let v)): spec.sensitive = v
             case ("Extractable", .boolean(let v)): spec.extractable = v
             case ("Fresh", .boolean(let v)): spec.fresh = v
@@ -714,8 +721,9 @@ struct KMIPKeyOperations {
         guard let algorithm = privateSpec.algorithm ?? publicSpec.algorithm else {
             throw KMIPFieldError(.missingData, "Cryptographic Algorithm is required")
         }
-        guard let length = privateSpec.cryptographicLength ?? publicSpec.cryptographicLength else {
-            throw KMIPFieldError(.missingData, "Cryptographic Length is required")
+        // Ed25519 has one size; an EC curve may be named by Cryptographic Domain Parameters instead of a length.
+        guard let length = privateSpec.cryptographicLength ?? publicSpec.cryptographicLength ?? (algorithm == 0x37 ? 255 : nil) else {
+            throw KMIPFieldError(.missingData, "Cryptographic Length (or a Recommended Curve) is required")
         }
         privateSpec.objectType = .privateKey
         publicSpec.objectType = .publicKey
@@ -780,6 +788,19 @@ struct KMIPKeyOperations {
         guard let cp else { return p }
         if case .enumeration(let v)? = cp.child(KMIPTag.paddingMethod)?.value { p.paddingMethod = v }
         if case .enumeration(let v)? = cp.child(KMIPTag.hashingAlgorithm)?.value { p.hashingAlgorithm = v }
+        // Digital Signature Algorithm names the hash (and for RSA the padding) at once.
+        if case .enumeration(let v)? = cp.child(0x4200AE)?.value {
+            let rsa: [UInt32: UInt32] = [3: 4, 4: 5, 5: 6, 6: 7, 7: 8]
+            let ecdsa: [UInt32: UInt32] = [12: 4, 13: 5, 14: 6, 15: 7, 16: 8]
+            if let h = rsa[v] {
+                p.hashingAlgorithm = p.hashingAlgorithm ?? h
+                p.paddingMethod = p.paddingMethod ?? 8
+            } else if v == 8 {
+                p.paddingMethod = p.paddingMethod ?? 10
+            } else if let h = ecdsa[v] {
+                p.hashingAlgorithm = p.hashingAlgorithm ?? h
+            }
+        }
         return p
     }
 

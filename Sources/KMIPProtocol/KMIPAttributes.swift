@@ -28,7 +28,7 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Sensitive": 0x420120, "Always Sensitive": 0x420121, "Extractable": 0x420122, "Never Extractable": 0x420123,
         "Fresh": 0x4200A8, "Lease Time": 0x420049, "Usage Limits": 0x420095,
         "Process Start Date": 0x420067, "Protect Stop Date": 0x420068, "Link": 0x42004A,
-        "Certificate Length": 0x4200AD, "Certificate Subject CN": 0x420108, "Certificate Subject O": 0x420109,
+        "Certificate Length": 0x4200AD, "Cryptographic Domain Parameters": 0x420029, "Certificate Subject CN": 0x420108, "Certificate Subject O": 0x420109,
         "Certificate Subject OU": 0x42010A, "Certificate Subject Email": 0x42010B, "Certificate Subject C": 0x42010C,
         "Certificate Subject ST": 0x42010D, "Certificate Subject L": 0x42010E, "Certificate Subject UID": 0x42010F,
         "Certificate Subject Serial Number": 0x420110, "Certificate Subject Title": 0x420111, "Certificate Subject DC": 0x420112,

@@ -207,6 +207,46 @@ import X509
         #expect(try await engine.objectAttributes(admin, id: k.id).state == .preActive, "untouched")
     }
 
+    /// EC (P-256/384/521) and Ed25519 key pairs: PKCS#8 / SubjectPublicKeyInfo material that swift-crypto reads,
+    /// signatures it verifies, and tampered data or another key's signature refused.
+    @Test func ellipticCurveKeyPairsSignAndVerify() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let active = Date(timeIntervalSince1970: 0)
+        let message = Array("the message".utf8)
+        for (algorithm, length) in [(UInt32(6), Int32(256)), (6, 384), (0x1A, 521), (0x37, 255)] {
+            let (priv, pub) = try await engine.createKeyPair(
+                admin, project: "p", algorithm: algorithm, length: length,
+                privateSpec: ObjectSpec(objectType: .privateKey, activationDate: active), publicSpec: ObjectSpec(objectType: .publicKey, activationDate: active))
+            #expect(priv.keyFormatType == 4 && pub.keyFormatType == 5)
+            let signature = try await engine.sign(admin, id: priv.id, SignatureParameters(), data: message)
+            #expect(try await engine.verify(admin, id: pub.id, SignatureParameters(), data: message, signature: signature))
+            #expect(try await engine.verify(admin, id: pub.id, SignatureParameters(), data: message + [0], signature: signature) == false)
+            let publicDER = try #require(try await engine.getObject(admin, id: pub.id).1).bytes
+            switch length {
+            case 256:
+                let key = try P256.Signing.PublicKey(derRepresentation: publicDER)
+                #expect(key.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: signature), for: SHA256.hash(data: message)))
+                // Another hash, asked for: SHA-384 over P-256.
+                let s384 = try await engine.sign(admin, id: priv.id, SignatureParameters(hashingAlgorithm: 7), data: message)
+                #expect(key.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: s384), for: SHA384.hash(data: message)))
+            case 384:
+                let key = try P384.Signing.PublicKey(derRepresentation: publicDER)
+                #expect(key.isValidSignature(try P384.Signing.ECDSASignature(derRepresentation: signature), for: SHA384.hash(data: message)))
+            case 521:
+                let key = try P521.Signing.PublicKey(derRepresentation: publicDER)
+                #expect(key.isValidSignature(try P521.Signing.ECDSASignature(derRepresentation: signature), for: SHA512.hash(data: message)))
+            default:
+                #expect(publicDER.count == 44)
+                let key = try Curve25519.Signing.PublicKey(rawRepresentation: publicDER.suffix(32))
+                #expect(key.isValidSignature(signature, for: message))
+            }
+        }
+        #expect(await code {
+            _ = try await engine.createKeyPair(
+                admin, project: "p", algorithm: 6, length: 200, privateSpec: ObjectSpec(objectType: .privateKey), publicSpec: ObjectSpec(objectType: .publicKey))
+        } == .invalidArgument)
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
