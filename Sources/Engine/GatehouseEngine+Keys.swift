@@ -1103,6 +1103,67 @@ enum Ed25519DER {
     }
 }
 
+// MARK: - ReKey
+
+extension GatehouseEngine {
+    public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject {
+        let (editDecision, old) = try await authorizeObject(ctx, id, "edit")
+        guard old.objectType == .symmetricKey, old.wrappingData == nil, let algorithm = old.algorithm, let length = old.cryptographicLength else {
+            throw EngineError(.invalidArgument, "ReKey replaces symmetric keys this server can use")
+        }
+        guard old.state != .destroyed, old.state != .destroyedCompromised else {
+            throw EngineError(.wrongState, "the key was destroyed")
+        }
+        let decision = try await authorize(ctx, AccessRequest(.project(old.project), "kms-keys", "create", ["name": old.names.first ?? ""]))
+        let bits = algorithm == Algorithm.tripleDES ? 192 : Int(length)
+        let material = SymmetricKey(size: .init(bitCount: bits)).withUnsafeBytes { Array($0) }
+        let now = clock()
+        var spec = ObjectSpec(
+            objectType: .symmetricKey, algorithm: algorithm, cryptographicLength: length, usageMask: old.usageMask, names: old.names,
+            objectGroups: old.objectGroups)
+        spec.customAttributes = old.customAttributes ?? [:]
+        spec.sensitive = old.sensitive
+        spec.extractable = old.extractable
+        spec.usageLimits = old.usageLimits.map { UsageLimits(total: $0.total, count: $0.total, unit: $0.unit) }
+        // Dates: with an offset, activation at creation + offset and the other dates at their old distances from
+        // the old activation; without one, the old key's.
+        func shifted(_ d: Date?) -> Date? {
+            guard let d else { return nil }
+            guard let offset else { return d }
+            return d.addingTimeInterval(now.addingTimeInterval(offset).timeIntervalSince(old.activationDate ?? old.initialDate))
+        }
+        spec.activationDate = offset.map { now.addingTimeInterval($0) } ?? old.activationDate
+        spec.deactivationDate = shifted(old.deactivationDate)
+        spec.processStartDate = shifted(old.processStartDate)
+        spec.protectStopDate = shifted(old.protectStopDate)
+        var meta = newObject(spec, project: old.project, now: now)
+        meta.serverGenerated = true
+        meta.fresh = true
+        meta.links = [ObjectLink(type: ObjectLink.replacedObject, id: id)]
+        meta.digest = Array(SHA256.hash(data: material))
+        let replacement = meta
+        try await transact { tx in
+            var (record, body) = try await self.loadObject(id, tx)
+            body.meta.names = []  // the names move to the replacement
+            body.meta.links = (body.meta.links ?? []).filter { $0.type != ObjectLink.replacementObject }
+                + [ObjectLink(type: ObjectLink.replacementObject, id: replacement.id)]
+            body.meta.lastChangeDate = now
+            record.body = try Self.encode(body)
+            record.updatedAt = now
+            _ = try await tx.update(record)
+            let sealed = try await self.keyring.seal(material, binding: "kms-object/\(replacement.id)/material", tx)
+            try await tx.insert(
+                Record(
+                    kind: Self.objectKind, id: replacement.id, scope: replacement.project,
+                    body: try Self.encode(ManagedObjectBody(meta: replacement, material: sealed)), createdAt: now))
+            try await self.audit.append(
+                self.allowed(ctx, decision, "kms.rekey", project: old.project, ["objectId": id, "replacementId": replacement.id]), tx)
+            _ = editDecision
+        }
+        return replacement
+    }
+}
+
 // MARK: - Batch undo
 
 extension GatehouseEngine {

@@ -99,6 +99,8 @@ public struct ManagedObject: Sendable, Hashable, Codable {
     public var fresh: Bool?
     /// KMIP Usage Limits: how much the key may still protect (Encrypt, Sign, MAC, usage allocations).
     public var usageLimits: UsageLimits?
+    /// Links the server made (KMIP Link: type, object): a re-keyed key's replacement and the key it replaced.
+    public var links: [ObjectLink]?
     /// For X.509 certificates: what the certificate says (read from it at registration).
     public var certificate: CertificateFacts?
     /// KMIP Process Start Date: before it the key may not process protected data (decrypt, verify, unwrap).
@@ -124,6 +126,18 @@ public struct ManagedObject: Sendable, Hashable, Codable {
         self.lastChangeDate = lastChangeDate
         self.dataType = dataType
     }
+}
+
+/// A link between two objects; `type` is the KMIP Link Type (0x106 Replacement Object, 0x107 Replaced Object, …).
+public struct ObjectLink: Sendable, Hashable, Codable {
+    public var type: UInt32
+    public var id: String
+    public init(type: UInt32, id: String) {
+        self.type = type
+        self.id = id
+    }
+    public static let replacementObject: UInt32 = 0x106
+    public static let replacedObject: UInt32 = 0x107
 }
 
 /// The facts of an X.509 certificate that KMIP exposes as attributes.
@@ -385,6 +399,10 @@ public protocol KeyEngine: Sendable {
     func decrypt(
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
     ) async throws -> CipherResult
+    /// KMIP ReKey: a replacement for a symmetric key, with fresh material and the old key's attributes (its names
+    /// move to the replacement); linked both ways. `offset`: the replacement's activation is that long after its
+    /// creation (its other dates keep their distances to it); without it the old key's dates are kept.
+    func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject
     /// An object's stored state, to put back if a KMIP batch with the Undo option fails.
     func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot
     /// Puts objects back as `restore` captured them and removes the objects in `discard` (made by the failed

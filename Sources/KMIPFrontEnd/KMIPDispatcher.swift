@@ -24,7 +24,7 @@ public struct KMIPDispatcher: Sendable {
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
-        .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation,
+        .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation, .reKey,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil
@@ -175,6 +175,7 @@ public struct KMIPDispatcher: Sendable {
                 case .macVerify: payload = try await ops.macVerify(item.payload, &state)
                 case .check: payload = try await ops.check(item.payload, &state)
                 case .getUsageAllocation: payload = try await ops.getUsageAllocation(item.payload, &state)
+                case .reKey: payload = try await ops.reKey(item.payload, &state)
                 default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
                 }
                 return KMIPBatchResult(

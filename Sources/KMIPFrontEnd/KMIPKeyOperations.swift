@@ -265,6 +265,14 @@ struct KMIPKeyOperations {
             KMIPAttribute(name: "Fresh", value: .boolean(m.fresh ?? false)),
             KMIPAttribute(name: "Lease Time", value: .interval(UInt32(Self.leaseTime))),
         ]
+        for link in m.links ?? [] {
+            out.append(
+                KMIPAttribute(
+                    name: "Link",
+                    value: .structure([
+                        TTLVItem(tag: 0x42004B, .enumeration(link.type)), TTLVItem(tag: 0x42004C, .textString(link.id)),
+                    ])))
+        }
         if let c = m.certificate {
             out.append(KMIPAttribute(name: "Certificate Length", value: .integer(Int32(clamping: c.length))))
             let names = [
@@ -823,6 +831,22 @@ struct KMIPKeyOperations {
             TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
             TTLVItem(tag: KMIPTag.validityIndicator, .enumeration(valid ? 1 : 2)),
         ]
+    }
+
+    /// ReKey (KMIP 1.4 §4.4 / 2.1 §6.1.42): a replacement symmetric key; Offset moves its dates. Template
+    /// attributes are not taken (the replacement has the old key's).
+    func reKey(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
+        let id = try uid(payload, state)
+        var offset: TimeInterval?
+        if case .interval(let v)? = payload?.child(0x420058)?.value { offset = TimeInterval(v) }
+        guard KMIPAttributeCodec.read(payload).isEmpty else {
+            throw KMIPFieldError(.featureNotSupported, "ReKey takes no template attributes: the replacement has the old key's")
+        }
+        try await beforeChange(id, &state)
+        let m = try await engine.rekey(ctx, id: id, offset: offset)
+        if state.undo { state.created.append(m.id) }
+        state.idPlaceholder = m.id
+        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]
     }
 
     func activate(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {

@@ -247,6 +247,31 @@ import X509
         } == .invalidArgument)
     }
 
+    /// ReKey: new material, the old attributes, the names moved, links both ways, dates shifted by the offset.
+    @Test func rekeyReplacesASymmetricKey() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let now = Date()
+        var spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, names: ["disk-key"], activationDate: now - 100)
+        spec.deactivationDate = now + 1000
+        let old = try await engine.createKey(admin, project: "p", spec)
+        let fresh = try await engine.rekey(admin, id: old.id, offset: 3600)
+        #expect(fresh.id != old.id && fresh.names == ["disk-key"] && fresh.algorithm == 3 && fresh.cryptographicLength == 256)
+        #expect(fresh.state == .preActive, "activation an hour from now")
+        #expect(abs((fresh.activationDate ?? .distantPast).timeIntervalSince(now + 3600)) < 5)
+        #expect(abs((fresh.deactivationDate ?? .distantPast).timeIntervalSince(now + 3600 + 1100)) < 5, "same distance to activation")
+        let before = try await engine.objectAttributes(admin, id: old.id)
+        #expect(before.names.isEmpty && before.links == [ObjectLink(type: ObjectLink.replacementObject, id: fresh.id)])
+        #expect(fresh.links == [ObjectLink(type: ObjectLink.replacedObject, id: old.id)])
+        #expect(try await engine.getObject(admin, id: fresh.id).1 != engine.getObject(admin, id: old.id).1)
+        #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(name: "disk-key")) == [fresh.id])
+        // Without an offset the old dates stay.
+        let again = try await engine.rekey(admin, id: fresh.id, offset: nil)
+        #expect(again.activationDate == fresh.activationDate)
+        let pair = try await engine.createKeyPair(
+            admin, project: "p", algorithm: 6, length: 256, privateSpec: ObjectSpec(objectType: .privateKey), publicSpec: ObjectSpec(objectType: .publicKey))
+        #expect(await code { _ = try await engine.rekey(admin, id: pair.0.id, offset: nil) } == .invalidArgument)
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))

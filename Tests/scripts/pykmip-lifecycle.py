@@ -183,6 +183,16 @@ with c:
     not_found = "OBJECT_NOT_FOUND" if version.startswith("2") else "ITEM_NOT_FOUND"
     expect_failure("get an unknown id", not_found, lambda: c.get("no-such-object"))
     expect_failure("destroy an active key", "PERMISSION_DENIED", lambda: c.destroy(uid))
+
+    def rekey():
+        new = c.rekey(uid=uid, offset=0)
+        if new == uid:
+            return "the replacement has the old identifier"
+        if c.get(new).value == c.get(uid).value:
+            return "the replacement has the old material"
+        found = c.locate(attributes=[factory.create_attribute(enums.AttributeType.NAME, name)])
+        return True if found == [new] else f"the name is on {found}, not only on the replacement {new}"
+    step("rekey", rekey)
     step("revoke (cessation of operation)",
          lambda: c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, uid, revocation_message="rotated"))
 
