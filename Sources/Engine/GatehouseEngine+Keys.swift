@@ -1103,6 +1103,17 @@ enum Ed25519DER {
     }
 }
 
+// MARK: - Links
+
+extension GatehouseEngine {
+    /// Adds a server-made link to an object (replacing one of the same type).
+    func linkObjects(_ ctx: CallContext, _ id: String, _ link: ObjectLink) async throws -> ManagedObject {
+        try await transition(ctx, id, action: "edit", event: "kms.link") { body, _ in
+            body.meta.links = (body.meta.links ?? []).filter { $0.type != link.type } + [link]
+        }
+    }
+}
+
 // MARK: - ReKey
 
 extension GatehouseEngine {

@@ -735,6 +735,86 @@ extension GatehouseEngine {
         }
     }
 
+    /// KMIP Certify (see `KeyEngine.certify`).
+    public func certify(_ ctx: CallContext, project explicit: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String]) async throws
+        -> ManagedObject
+    {
+        let project: String
+        var publicKey: Certificate.PublicKey
+        var subject: DistinguishedName
+        var sans = SubjectAlternativeNames()
+        var requested: Certificate.Extensions?
+        var keyMeta: ManagedObject?
+        if let csrDER {
+            let csr = try Self.parseCSR(csrDER)
+            publicKey = csr.publicKey
+            subject = csr.subject
+            requested = try Self.requestedExtensions(csr)
+            sans = (try? requested?.subjectAlternativeNames) ?? SubjectAlternativeNames()
+            project = try await keyProject(ctx, explicit: explicit)
+        } else if let publicKeyID {
+            let (meta, material) = try await getObject(ctx, id: publicKeyID)
+            guard meta.objectType == .publicKey, let der = material?.bytes else {
+                throw EngineError(.invalidArgument, "Certify needs a public key (or a certificate request)")
+            }
+            publicKey = try Self.certificatePublicKey(meta, der)
+            guard let cn = commonName ?? meta.names.first else {
+                throw EngineError(.invalidArgument, "name the certificate's subject: a Certificate Subject CN, or a Name on the public key")
+            }
+            subject = try DistinguishedName { CommonName(cn) }
+            project = meta.project
+            keyMeta = meta
+        } else {
+            throw EngineError(.invalidArgument, "Certify needs a public key or a certificate request")
+        }
+        let profile = try await transact { tx -> ProfileInfo? in
+            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
+                .map { try self.decode(ProfileBody.self, $0).info }.first { $0.project == project && $0.enrollment == .kmip }
+        }
+        guard let profile else {
+            throw EngineError(.featureNotSupported, "project '\(project)' has no certificate profile with enrollment method kmip")
+        }
+        let decision = try await authorize(ctx, AccessRequest(.project(project), "certificates", "create", ["profile": profile.slug]))
+        let input = IssueInput(subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
+        let (info, der) = try await transact { tx in
+            let (slim, der) = try await self.issue(profile, input, tx)
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "pki.certificate.issue", project: project,
+                    ["serialNumber": slim.serialNumber, "profile": profile.slug, "subject": slim.subject, "csr": csrDER == nil ? "no" : "yes"]), tx)
+            return (slim, der)
+        }
+        _ = info
+        var spec = ObjectSpec(objectType: .certificate, names: names, dataType: 1)
+        spec.activationDate = clock()
+        var certificate = try await registerObject(ctx, project: project, spec, material: SecretBytes(der))
+        if let keyMeta {
+            let certID = certificate.id
+            _ = try await linkObjects(ctx, certID, ObjectLink(type: ObjectLink.publicKey, id: keyMeta.id))
+            _ = try await linkObjects(ctx, keyMeta.id, ObjectLink(type: ObjectLink.certificate, id: certID))
+            certificate.links = [ObjectLink(type: ObjectLink.publicKey, id: keyMeta.id)]
+        }
+        return certificate
+    }
+
+    /// A stored public key (PKCS#1 RSA, SubjectPublicKeyInfo EC / Ed25519) as a certificate's key.
+    static func certificatePublicKey(_ meta: ManagedObject, _ der: [UInt8]) throws -> Certificate.PublicKey {
+        do {
+            switch (meta.algorithm, meta.cryptographicLength) {
+            case (Algorithm.rsa?, _): return Certificate.PublicKey(try _RSA.Signing.PublicKey(derRepresentation: der))
+            case (Algorithm.ed25519?, _): return Certificate.PublicKey(try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)))
+            case (_, 256): return Certificate.PublicKey(try P256.Signing.PublicKey(derRepresentation: der))
+            case (_, 384): return Certificate.PublicKey(try P384.Signing.PublicKey(derRepresentation: der))
+            case (_, 521): return Certificate.PublicKey(try P521.Signing.PublicKey(derRepresentation: der))
+            default: throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) cannot be certified")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.invalidArgument, "the public key is unusable", diagnostic: "\(error)")
+        }
+    }
+
     public func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate {
         let (_, body) = try await transact { tx in try await self.loadProfile(profile, tx) }
         let p = body.info

@@ -136,6 +136,8 @@ public struct ObjectLink: Sendable, Hashable, Codable {
         self.type = type
         self.id = id
     }
+    public static let certificate: UInt32 = 0x101
+    public static let publicKey: UInt32 = 0x102
     public static let replacementObject: UInt32 = 0x106
     public static let replacedObject: UInt32 = 0x107
 }
@@ -403,6 +405,11 @@ public protocol KeyEngine: Sendable {
     /// move to the replacement); linked both ways. `offset`: the replacement's activation is that long after its
     /// creation (its other dates keep their distances to it); without it the old key's dates are kept.
     func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject
+    /// KMIP Certify: a certificate for a public key object (subject CN `commonName`, else the key's first name) or
+    /// a PKCS#10 request, from the project's certificate profile whose enrollment method is `kmip`; stored as a
+    /// certificate object linked to the public key (both ways when there is one).
+    func certify(_ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String]) async throws
+        -> ManagedObject
     /// An object's stored state, to put back if a KMIP batch with the Undo option fails.
     func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot
     /// Puts objects back as `restore` captured them and removes the objects in `discard` (made by the failed

@@ -198,7 +198,9 @@ public struct TemplateInfo: Sendable, Hashable, Codable {
 // MARK: - Profiles
 
 /// How certificates are requested under a profile.
-public enum EnrollmentMethod: String, Sendable, Hashable, Codable { case api, est, acme }
+/// How a profile's certificates are requested: the admin API, EST, ACME, or KMIP Certify (one `kmip` profile per
+/// project serves the project's KMIP clients).
+public enum EnrollmentMethod: String, Sendable, Hashable, Codable { case api, est, acme, kmip }
 
 /// EST settings of a profile. The passphrase is write-only.
 public struct ESTSettings: Sendable, Hashable, Codable {

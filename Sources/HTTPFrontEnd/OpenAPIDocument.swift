@@ -1699,7 +1699,8 @@ public enum OpenAPIDocument {
           "enum": [
            "api",
            "est",
-           "acme"
+           "acme",
+           "kmip"
           ]
          },
          "estBootstrapCAChain": {
@@ -1780,7 +1781,8 @@ public enum OpenAPIDocument {
           "enum": [
            "api",
            "est",
-           "acme"
+           "acme",
+           "kmip"
           ]
          },
          "est": {

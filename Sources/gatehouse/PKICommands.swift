@@ -167,7 +167,7 @@ struct PKICommand: AsyncParsableCommand {
             @Option var slug: String
             @Option(help: "Issuing CA id (omit for self-signed API issuance)") var ca: String?
             @Option var template: String
-            @Option(help: "api, est or acme") var enrollment = "api"
+            @Option(help: "api, est, acme or kmip (KMIP Certify)") var enrollment = "api"
             @Option(help: "Environment variable holding the EST passphrase") var estPassphraseEnv: String?
             @Option(help: "PEM file of the CAs device bootstrap certificates must chain to") var estBootstrapCa: String?
             @Option(help: "Default validity, e.g. 30d") var defaultTtl: String?

@@ -314,4 +314,41 @@ func message(_ body: () async throws -> Void) async -> String? {
     } catch {
         return "\(error)"
     }
+
+}
+
+extension PKIEngineTests {
+    /// KMIP Certify: from the project's `kmip` profile, for a stored public key (linked both ways) or a PKCS#10
+    /// request; the certificate is a key-management object too. No `kmip` profile: a clear refusal.
+    @Test func kmipCertifyIssuesFromTheKMIPProfile() async throws {
+        let w = try await world()
+        let (_, publicKey) = try await w.engine.createKeyPair(
+            admin, project: "p", algorithm: 6, length: 256, privateSpec: ObjectSpec(objectType: .privateKey),
+            publicSpec: ObjectSpec(objectType: .publicKey, names: ["device-7.example"]))
+        #expect(await code {
+            _ = try await w.engine.certify(admin, project: "p", publicKeyID: publicKey.id, csrDER: nil, commonName: nil, names: [])
+        } == .featureNotSupported)
+        let t = try await w.engine.createTemplate(
+            admin, project: "p", TemplateSpec(name: "kmip", subject: [PatternRule(type: "commonName", allowed: ["*.example"])], sans: []))
+        _ = try await w.engine.createProfile(admin, project: "p", ProfileSpec(slug: "kmip", caId: w.issuing.id, templateId: t.id, enrollment: .kmip))
+        let cert = try await w.engine.certify(admin, project: "p", publicKeyID: publicKey.id, csrDER: nil, commonName: nil, names: ["device-7-cert"])
+        #expect(cert.objectType == .certificate && cert.names == ["device-7-cert"])
+        #expect(cert.certificate?.subject.map(\.value) == ["device-7.example"])
+        #expect(cert.links == [ObjectLink(type: ObjectLink.publicKey, id: publicKey.id)])
+        #expect(try await w.engine.objectAttributes(admin, id: publicKey.id).links == [ObjectLink(type: ObjectLink.certificate, id: cert.id)])
+        let der = try #require(try await w.engine.getObject(admin, id: cert.id).1).bytes
+        let x509 = try Certificate(derEncoded: der)
+        let keyDER = try #require(try await w.engine.getObject(admin, id: publicKey.id).1).bytes
+        #expect(x509.publicKey == Certificate.PublicKey(try P256.Signing.PublicKey(derRepresentation: keyDER)))
+        #expect(x509.issuer == (try Certificate(pemEncoded: try #require(w.issuing.certificate))).subject)
+        // A PKCS#10 request; the template still decides (a CN outside it is refused).
+        let pem = try csr(try cn("sensor.example"))
+        let viaCSR = try await w.engine.certify(admin, project: "p", publicKeyID: nil, csrDER: try PEMDocument(pemString: pem).derBytes, commonName: nil, names: [])
+        #expect(viaCSR.certificate?.subject.map(\.value) == ["sensor.example"])
+        let outside = try csr(try cn("sensor.other"))
+        let refused = await message {
+            _ = try await w.engine.certify(admin, project: "p", publicKeyID: nil, csrDER: try PEMDocument(pemString: outside).derBytes, commonName: nil, names: [])
+        }
+        #expect(refused?.contains("matches no allowed pattern") == true, "\(refused ?? "issued")")
+    }
 }
