@@ -537,12 +537,19 @@ struct ACMERoutes: Sendable {
         Task.detached {
             var failure: ACMEError?
             for attempt in 0..<3 {
+                let outcome: ACMEError?
                 switch task.challenge.type {
-                case "dns-01": failure = await Self.checkDNS01(task, resolver: resolver)
-                case "tls-alpn-01": failure = await Self.checkTLSALPN01(task, port: alpnPort)
-                default: failure = await Self.checkHTTP01(task, port: port)
+                case "dns-01": outcome = await Self.checkDNS01(task, resolver: resolver)
+                case "tls-alpn-01": outcome = await Self.checkTLSALPN01(task, port: alpnPort)
+                default: outcome = await Self.checkHTTP01(task, port: port)
                 }
-                if failure == nil { break }
+                guard let outcome else {
+                    failure = nil
+                    break
+                }
+                // The verdict names the most telling failure: an answer that was wrong (unauthorized) is not replaced
+                // by a later attempt's connection error.
+                if failure?.type != "urn:ietf:params:acme:error:unauthorized" { failure = outcome }
                 if attempt < 2 { try? await Task.sleep(for: .seconds(1)) }
             }
             do {

@@ -288,7 +288,14 @@ if ALPN_PORT:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.set_alpn_protocols(["acme-tls/1"])
                 ctx.load_cert_chain(*alpn["files"])
-                ctx.wrap_socket(conn, server_side=True).close()
+                tls = ctx.wrap_socket(conn, server_side=True)
+                # Let the validator finish reading and close first (closing at once raced its handshake under load).
+                tls.settimeout(5)
+                try:
+                    tls.recv(1)
+                except Exception:
+                    pass
+                tls.close()
             except Exception:
                 conn.close()
 
