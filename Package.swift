@@ -151,6 +151,7 @@ let package = Package(
             dependencies: [
                 "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -249,7 +250,11 @@ let package = Package(
         ),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
         .testTarget(
-            name: "KMIPFrontEndTests", dependencies: ["KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI"], swiftSettings: strict),
+            name: "KMIPFrontEndTests",
+            dependencies: [
+                "KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ], swiftSettings: strict),
         .testTarget(
             name: "ESTProtocolTests",
             dependencies: ["ESTProtocol", .product(name: "SwiftASN1", package: "swift-asn1")],

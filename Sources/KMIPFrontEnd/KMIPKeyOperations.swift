@@ -1,8 +1,10 @@
+import Crypto
 import EngineAPI
 import Foundation
 import Synchronization
 import KMIPProtocol
 import TTLV
+import _CryptoExtras
 
 /// A malformed or unsupported field in a request payload.
 struct KMIPFieldError: Error {
@@ -195,6 +197,69 @@ struct KMIPKeyOperations {
         "Process Start Date": .processStart, "Protect Stop Date": .protectStop, "Compromise Date": .compromise,
         "Compromise Occurrence Date": .compromiseOccurrence, "Destroy Date": .destroy, "Last Change Date": .lastChange,
     ]
+
+    /// An RSA or EC key's material in another Key Format Type than it is stored in: PKCS#1 ↔ PKCS#8 / X.509
+    /// (SubjectPublicKeyInfo), Transparent RSA (10, 11) and Transparent EC (20, 21) keys. Nil: no such conversion.
+    static func convertedKeyMaterial(_ der: [UInt8], _ m: ManagedObject, stored: UInt32, wanted: UInt32) throws -> TTLVItem? {
+        func bytes(_ b: [UInt8]) -> TTLVItem { TTLVItem(tag: KMIPTag.keyMaterial, .byteString(b)) }
+        func big(_ tag: UInt32, _ b: some Sequence<UInt8>) -> TTLVItem {
+            var v = Array(b.drop { $0 == 0 })
+            if v.isEmpty { v = [0] }
+            // Big Integers are two's complement, padded to a multiple of 8 bytes.
+            if v[0] & 0x80 != 0 { v.insert(0, at: 0) }
+            let pad = (8 - v.count % 8) % 8
+            return TTLVItem(tag: tag, .bigInteger([UInt8](repeating: 0, count: pad) + v))
+        }
+        do {
+            switch (m.objectType, m.algorithm) {
+            case (.privateKey, 4?):
+                let key = try _RSA.Signing.PrivateKey(derRepresentation: der)
+                switch wanted {
+                case 3: return bytes(Array(key.derRepresentation))
+                case 4: return bytes(Array(key.pkcs8DERRepresentation))
+                case 10:
+                    guard let parts = DERIntegers.read(Array(key.derRepresentation)), parts.count == 9 else { return nil }
+                    let tags: [UInt32] = [0x420052, 0x42006C, 0x420063, 0x42005E, 0x420071, 0x420060, 0x420061, 0x420027]
+                    return TTLVItem(tag: KMIPTag.keyMaterial, .structure(zip(tags, parts.dropFirst()).map { big($0, $1) }))
+                default: return nil
+                }
+            case (.publicKey, 4?):
+                let key = try _RSA.Signing.PublicKey(derRepresentation: der)
+                switch wanted {
+                case 3: return bytes(Array(key.pkcs1DERRepresentation))
+                case 5: return bytes(Array(key.derRepresentation))
+                case 11:
+                    let p = try key.getKeyPrimitives()
+                    return TTLVItem(tag: KMIPTag.keyMaterial, .structure([big(0x420052, p.modulus), big(0x42006C, p.publicExponent)]))
+                default: return nil
+                }
+            case (.privateKey, 6?), (.privateKey, 0x1A?):
+                guard wanted == 0x14 else { return nil }
+                let (curve, d): (UInt32, [UInt8])
+                switch m.cryptographicLength {
+                case 256: (curve, d) = (7, Array(try P256.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
+                case 384: (curve, d) = (0xA, Array(try P384.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
+                case 521: (curve, d) = (0xD, Array(try P521.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
+                default: return nil
+                }
+                return TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: 0x420075, .enumeration(curve)), big(0x42002E, d)]))
+            case (.publicKey, 6?), (.publicKey, 0x1A?):
+                guard wanted == 0x15 else { return nil }
+                let (curve, q): (UInt32, [UInt8])
+                switch m.cryptographicLength {
+                case 256: (curve, q) = (7, Array(try P256.Signing.PublicKey(derRepresentation: der).x963Representation))
+                case 384: (curve, q) = (0xA, Array(try P384.Signing.PublicKey(derRepresentation: der).x963Representation))
+                case 521: (curve, q) = (0xD, Array(try P521.Signing.PublicKey(derRepresentation: der).x963Representation))
+                default: return nil
+                }
+                return TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: 0x420075, .enumeration(curve)), TTLVItem(tag: 0x420072, .byteString(q))]))
+            default:
+                return nil
+            }
+        } catch {
+            throw KMIPFieldError(.keyFormatTypeNotSupported, "the stored key cannot be converted to key format type \(wanted)")
+        }
+    }
 
     /// A transparent key's Key Material structure as registered (see `register`).
     static func storedKeyMaterial(_ bytes: [UInt8]) -> TTLVItem? {
@@ -425,6 +490,8 @@ struct KMIPKeyOperations {
             let f = format ?? registered
             let keyMaterial: TTLVItem
             if f == stored, (8...21).contains(stored), let km = Self.storedKeyMaterial(material.bytes) {
+                keyMaterial = km
+            } else if f != stored, let km = try Self.convertedKeyMaterial(material.bytes, m, stored: stored, wanted: f) {
                 keyMaterial = km
             } else if f == stored || (f == 1 && m.objectType == .secretData && stored == 2) || (f == 2 && m.objectType == .secretData && stored == 1) {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .byteString(material.bytes))
@@ -1121,5 +1188,38 @@ struct KMIPKeyOperations {
         case .featureNotSupported: return .featureNotSupported
         default: return .generalFailure
         }
+    }
+}
+
+/// The INTEGERs of a DER SEQUENCE of INTEGERs (PKCS#1 RSAPrivateKey), as unsigned big-endian bytes.
+enum DERIntegers {
+    static func read(_ der: [UInt8]) -> [[UInt8]]? {
+        var i = 0
+        func length() -> Int? {
+            guard i < der.count else { return nil }
+            let first = der[i]
+            i += 1
+            if first < 0x80 { return Int(first) }
+            let n = Int(first & 0x7F)
+            guard n >= 1, n <= 4, i + n <= der.count else { return nil }
+            var v = 0
+            for _ in 0..<n {
+                v = v << 8 | Int(der[i])
+                i += 1
+            }
+            return v
+        }
+        guard der.first == 0x30 else { return nil }
+        i = 1
+        guard let total = length(), i + total == der.count else { return nil }
+        var out: [[UInt8]] = []
+        while i < der.count {
+            guard der[i] == 0x02 else { return nil }
+            i += 1
+            guard let n = length(), i + n <= der.count else { return nil }
+            out.append(Array(der[i..<(i + n)].drop { $0 == 0 }))
+            i += n
+        }
+        return out
     }
 }
