@@ -52,7 +52,7 @@ extension GatehouseEngine {
     }
 
     static func randomToken(_ bytes: Int = 16) -> String {
-        let raw = (0..<bytes).map { _ in UInt8.random(in: 0...255) }
+        let raw = RandomBytes.make(bytes)
         return Data(raw).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
@@ -93,7 +93,7 @@ extension GatehouseEngine {
 
     public func acmeNewNonce() async throws -> String {
         var plain = withUnsafeBytes(of: UInt64(clock().timeIntervalSince1970 * 1000).bigEndian) { Array($0) }
-        plain += (0..<8).map { _ in UInt8.random(in: 0...255) }
+        plain += RandomBytes.make(8)
         guard let sealed = try? AES.GCM.seal(plain, using: nonceKey).combined else {
             throw EngineError(.internal, "cannot make a nonce")
         }

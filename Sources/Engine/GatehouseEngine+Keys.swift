@@ -13,6 +13,17 @@ struct ManagedObjectBody: Codable {
     var material: Data?
 }
 
+/// Random bytes from the system generator, eight per draw (`UInt8.random` draws — a getrandom call — per byte).
+enum RandomBytes {
+    static func make(_ count: Int) -> [UInt8] {
+        var rng = SystemRandomNumberGenerator()
+        var out: [UInt8] = []
+        out.reserveCapacity(count + 8)
+        while out.count < count { withUnsafeBytes(of: rng.next()) { out.append(contentsOf: $0) } }
+        return Array(out.prefix(count))
+    }
+}
+
 /// KMIP Cryptographic Algorithm values the engine understands.
 enum Algorithm {
     static let tripleDES: UInt32 = 2
@@ -531,7 +542,7 @@ extension GatehouseEngine {
                 guard (12...16).contains(tagLength) || tagLength == 8 || tagLength == 4 else {
                     throw EngineError(.invalidArgument, "GCM tags are 4, 8 or 12–16 bytes")
                 }
-                let nonce = iv ?? (0..<12).map { _ in UInt8.random(in: 0...255) }
+                let nonce = iv ?? RandomBytes.make(12)
                 guard let box = AESGCMAnyLength.seal(
                     key: key.withUnsafeBytes { Array($0) }, iv: nonce, aad: aad ?? [], plaintext: data, tagLength: tagLength)
                 else { throw EngineError(.invalidArgument, "invalid GCM parameters") }
@@ -541,14 +552,14 @@ extension GatehouseEngine {
                 let box = try AES.GCM.seal(data, using: key, nonce: nonce, authenticating: aad ?? [])
                 return CipherResult(data: Array(box.ciphertext), iv: iv == nil ? Array(nonce) : nil, tag: Array(box.tag))
             case 1:
-                let ivBytes = iv ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
+                let ivBytes = iv ?? RandomBytes.make(16)
                 let out = try AES._CBC.encrypt(data, using: key, iv: AES._CBC.IV(ivBytes: ivBytes), noPadding: (p.paddingMethod ?? 3) == 1)
                 return CipherResult(data: Array(out), iv: iv == nil ? ivBytes : nil)
             case 2:
                 // ECB (KMIP CS-BC profile): no IV; PKCS#5 padding only when asked for.
                 return CipherResult(data: try Self.ecb(data, key: key, encrypt: true, pkcs5: p.paddingMethod == 3))
             case 6:
-                let nonceBytes = iv ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
+                let nonceBytes = iv ?? RandomBytes.make(16)
                 let out = try AES._CTR.encrypt(data, using: key, nonce: AES._CTR.Nonce(nonceBytes: nonceBytes))
                 return CipherResult(data: Array(out), iv: iv == nil ? nonceBytes : nil)
             default:
@@ -1276,7 +1287,7 @@ extension GatehouseEngine {
             else { throw EngineError(.invalidArgument, "invalid cryptographic parameters (key length, IV length)") }
             entry = CipherStreamEntry(owner: ctx.principal, keyID: id, stream: stream, tagLength: tagLength, lastUse: now)
             if !final {
-                let value = (0..<16).map { _ in UInt8.random(in: 0...255) }
+                let value = RandomBytes.make(16)
                 try cipherStreams.withLock { streams in
                     streams = streams.filter { now.timeIntervalSince($0.value.lastUse) < Self.cipherStreamIdle }
                     guard streams.count < Self.maxCipherStreams else {

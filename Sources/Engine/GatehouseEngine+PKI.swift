@@ -156,7 +156,7 @@ extension GatehouseEngine {
 
     /// 128 random bits; the first byte is 0x01…0x7f so the DER INTEGER is exactly these 16 bytes.
     static func randomSerial() -> [UInt8] {
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        var bytes = RandomBytes.make(16)
         bytes[0] = UInt8.random(in: 1...0x7f)
         return bytes
     }

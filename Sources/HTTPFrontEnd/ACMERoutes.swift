@@ -109,8 +109,7 @@ struct ACMERoutes: Sendable {
         var h = await headers(base)
         h[.contentType] = "application/json"
         for f in extra { h[f.name] = f.value }
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONText.document(value))))
     }
 
     func problem(_ p: ACMEProblem, base: String, extra: HTTPFields = [:]) async -> Response {
@@ -125,8 +124,7 @@ struct ACMERoutes: Sendable {
                 return o
             }
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return Response(status: .init(code: p.status), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: .init(code: p.status), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONText.document(object))))
     }
 
     /// Engine errors as ACME problems: `acme:<type>` codes keep their type; others map by category.

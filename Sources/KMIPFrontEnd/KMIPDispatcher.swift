@@ -116,7 +116,10 @@ public struct KMIPDispatcher: Sendable {
                 return .failure(item, .invalidField, "Data Length must be 1 … 1048576")
             }
             var rng = SystemRandomNumberGenerator()
-            let bytes = (0..<Int(length)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(Int(length) + 8)
+            while bytes.count < Int(length) { withUnsafeBytes(of: rng.next()) { bytes.append(contentsOf: $0) } }  // 8 per draw
+            bytes.removeLast(bytes.count - Int(length))
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: [TTLVItem(tag: KMIPTag.data, .byteString(bytes))])

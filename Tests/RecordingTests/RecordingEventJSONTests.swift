@@ -40,4 +40,25 @@ import Testing
             #expect(try roundTrip(e) == e, "\(Array(text.unicodeScalars).map { $0.value })")
         }
     }
+
+    /// The general writer (ACME resources and problems) writes what JSONSerialization writes with sorted keys and
+    /// unescaped slashes, byte for byte, for the shapes the front ends build.
+    @Test func documentsMatchJSONSerialization() throws {
+        let cases: [Any] = [
+            [String: Any](),
+            ["status": "pending", "expires": "2026-11-29T00:00:00Z", "identifiers": [["type": "dns", "value": "a.localhost"]],
+             "authorizations": ["https://h/acme/p/authz/1", "https://h/acme/p/authz/2"], "wildcard": true, "count": 3,
+             "retry": 1.5, "big": -9_007_199_254_740_991, "nothing": NSNull(), "nested": ["z": [1, 2, [3]], "a": ["b": false]]] as [String: Any],
+            ["detail": "quote \" backslash \\ newline \n tab \t ctl \u{01} é 😀 </script>", "type": "urn:ietf:params:acme:error:malformed"],
+            ["keys": ["b", "a", "B", "_", "aa", "a b"]] as [String: Any],
+        ]
+        for value in cases {
+            let ours = JSONText.document(value)
+            let theirs = Array(try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]))
+            #expect(ours == theirs, "\(String(decoding: ours, as: UTF8.self)) vs \(String(decoding: theirs, as: UTF8.self))")
+        }
+        let optional: String? = nil
+        #expect(JSONText.document(["a": optional as Any, "b": Optional("x") as Any]) == Array(#"{"a":null,"b":"x"}"#.utf8))
+    }
+
 }
