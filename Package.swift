@@ -199,6 +199,8 @@ let package = Package(
             dependencies: [
                 "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol", "TTLV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

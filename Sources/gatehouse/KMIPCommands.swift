@@ -1,14 +1,70 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import KMIPProtocol
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServerSupport
 import TTLV
+import X509
+import _CryptoExtras
 
 struct KMIPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "kmip", abstract: "KMIP tools.", subcommands: [Replay.self])
+        commandName: "kmip", abstract: "KMIP tools.", subcommands: [Replay.self, Client.self])
+
+    /// `gatehouse kmip client create`: onboards a KMIP client (identity, certificate, project membership).
+    struct Client: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "KMIP client identities.", subcommands: [Create.self])
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Register a KMIP client: an identity in PROJECT, a client certificate and its key written to --out.",
+                discussion: """
+                    Creates the identity NAME (metadata kmip.project = PROJECT, so the objects it creates belong to the
+                    project), gives it ROLE in the project, attaches TLS Certificate Auth for the common name NAME, and issues
+                    it a client certificate from the data directory's client CA (the CA the KMIP listener trusts by
+                    default). Writes NAME.crt, NAME.key (0600) and ca.crt (to verify the server) to --out. With an external
+                    client CA, issue the certificate there and attach it with `gatehouse identity tls-cert-auth`.
+                    """)
+            @OptionGroup var api: APIOptions
+            @Argument(help: "Client name: the identity and the certificate's common name.") var name: String
+            @Option(help: "Project the client's objects belong to.") var project: String
+            @Option(help: "Project role to grant.") var role = "developer"
+            @Option(help: "Certificate lifetime, e.g. 365d.") var ttl = "365d"
+            @Option(help: "Client key: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.") var keyAlgorithm = "ec-p256"
+            @Option(help: "Directory for the certificate, key and CA files.") var out: String
+
+            func run() async throws {
+                guard let seconds = KMIPClientFiles.seconds(ttl) else { fail("--ttl must be a duration such as 90d or 12h") }
+                let certs = api.dataDirectory + "/certs"
+                guard let caPEM = try? String(contentsOfFile: certs + "/ca.crt", encoding: .utf8),
+                    let keyPEM = try? String(contentsOfFile: certs + "/ca.key", encoding: .utf8)
+                else { fail("no client CA in \(certs) (ca.crt, ca.key): issue the certificate from your CA and use `gatehouse identity tls-cert-auth`") }
+                let files: KMIPClientFiles
+                do { files = try KMIPClientFiles.make(name: name, keyAlgorithm: keyAlgorithm, caPEM: caPEM, caKeyPEM: keyPEM, validity: TimeInterval(seconds)) } catch {
+                    fail("cannot issue the client certificate: \(error)")
+                }
+                let created = await api.call(.POST, "/api/v1/identities", body: ["name": name, "metadata": ["kmip.project": project]])
+                guard let id = (field(created, "identity") as? [String: Any])?["id"] as? String else { fail("the identity was not created") }
+                _ = await api.call(
+                    .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)", body: ["caCertificate": caPEM, "allowedCommonNames": [name]])
+                _ = await api.call(.PUT, "/api/v1/projects/\(project)/identity-memberships/\(id)", body: ["roles": [["role": role]]])
+                do {
+                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                    try files.write(to: out, name: name, caPEM: caPEM)
+                } catch {
+                    fail("cannot write to \(out): \(error)")
+                }
+                if api.output == .json {
+                    print(#"{"identityId":"\#(id)","certificate":"\#(out)/\#(name).crt","key":"\#(out)/\#(name).key","ca":"\#(out)/ca.crt"}"#)
+                } else {
+                    print("KMIP client \(name) (identity \(id)) in project \(project): \(out)/\(name).crt, \(out)/\(name).key, \(out)/ca.crt")
+                }
+            }
+        }
+    }
 
     /// `gatehouse kmip replay`: runs OASIS KMIP test cases (XML) against a KMIP server over mutual TLS.
     struct Replay: AsyncParsableCommand {
@@ -113,5 +169,54 @@ struct KMIPCommand: AsyncParsableCommand {
                 return problems
             }
         }
+    }
+}
+
+/// A KMIP client's key and certificate.
+struct KMIPClientFiles {
+    var certificatePEM: String
+    var privateKeyPEM: String
+
+    static func seconds(_ text: String) -> Int? {
+        guard let unit = text.last, let n = Int(text.dropLast()), n > 0 else { return nil }
+        switch unit {
+        case "d": return n * 86_400
+        case "h": return n * 3_600
+        case "m": return n * 60
+        default: return nil
+        }
+    }
+
+    static func make(name: String, keyAlgorithm: String, caPEM: String, caKeyPEM: String, validity: TimeInterval) throws -> KMIPClientFiles {
+        let ca = CertificateFactory.Issued(
+            certificate: try Certificate(pemEncoded: caPEM), privateKey: try P256.Signing.PrivateKey(pemRepresentation: caKeyPEM))
+        let publicKey: Certificate.PublicKey
+        let keyPEM: String
+        switch keyAlgorithm {
+        case "ec-p256":
+            let k = P256.Signing.PrivateKey()
+            (publicKey, keyPEM) = (Certificate.PublicKey(k.publicKey), k.pemRepresentation)
+        case "ec-p384":
+            let k = P384.Signing.PrivateKey()
+            (publicKey, keyPEM) = (Certificate.PublicKey(k.publicKey), k.pemRepresentation)
+        case "rsa-2048", "rsa-3072", "rsa-4096":
+            let bits: _RSA.Signing.KeySize = keyAlgorithm == "rsa-2048" ? .bits2048 : keyAlgorithm == "rsa-3072" ? .bits3072 : .bits4096
+            let k = try _RSA.Signing.PrivateKey(keySize: bits)
+            (publicKey, keyPEM) = (Certificate.PublicKey(k.publicKey), k.pkcs8PEMRepresentation)
+        default:
+            throw ValidationError("unknown key algorithm \(keyAlgorithm)")
+        }
+        let certificate = try CertificateFactory.clientCertificate(commonName: name, publicKey: publicKey, issuer: ca, validity: validity)
+        return KMIPClientFiles(certificatePEM: try certificate.serializeAsPEM().pemString + "\n", privateKeyPEM: keyPEM + "\n")
+    }
+
+    func write(to directory: String, name: String, caPEM: String) throws {
+        let fm = FileManager.default
+        let keyPath = directory + "/" + name + ".key"
+        guard fm.createFile(atPath: keyPath, contents: Data(privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot create \(keyPath)")
+        }
+        try Data(certificatePEM.utf8).write(to: URL(fileURLWithPath: directory + "/" + name + ".crt"))
+        try Data(caPEM.utf8).write(to: URL(fileURLWithPath: directory + "/ca.crt"))
     }
 }

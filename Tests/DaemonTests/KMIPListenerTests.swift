@@ -132,6 +132,40 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// `gatehouse kmip client create`: identity, membership, certificate and key in one command; PyKMIP connects with
+    /// the written files (an RSA client key) and what it creates belongs to the named project.
+    @Test func kmipClientCreateOnboardsAClient() throws {
+        guard let python = pykmip() else { return }
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        try daemon.ensureProject("vault")
+        let out = dir.path + "/client"
+        let made = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "tape-library-1", "--project", "vault", "--key-algorithm", "rsa-2048",
+             "--ttl", "30d", "--out", out, "--data-dir", daemon.dataDirectory], timeout: 120)
+        #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
+        let mode = try FileManager.default.attributesOfItem(atPath: out + "/tape-library-1.key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let created = try ProcessRunner.run(
+            [python, "-c", """
+            import os, sys, warnings; warnings.filterwarnings("ignore")
+            from kmip import enums; from kmip.pie import client as pc
+            c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
+            with c: print(c.create(enums.CryptographicAlgorithm.AES, 256, name="tape-key"))
+            """, String(daemon.ports["kmip"] ?? 0), out + "/ca.crt", out + "/tape-library-1.crt", out + "/tape-library-1.key"], timeout: 60)
+        let uid = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(created.status == 0 && !uid.isEmpty, "\(created.stderr)")
+        let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+        #expect(audit.contains("\"projectId\":\"vault\"") && audit.contains(uid), "the key was created in project vault")
+        // The same name again is refused (the identity exists), with a non-zero exit.
+        let again = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "tape-library-1", "--project", "vault", "--out", out + "2",
+             "--data-dir", daemon.dataDirectory], timeout: 60)
+        #expect(again.status != 0)
+        #expect(daemon.stop() == 0)
+    }
+
     /// PyKMIP 0.11.0's own integration suite (`pytest kmip/tests/integration -m "not ignore" --config client`,
     /// 37 runnable tests) against the daemon: every test passes.
     @Test func pykmipIntegrationSuite() throws {
