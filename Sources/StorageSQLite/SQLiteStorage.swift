@@ -126,10 +126,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             }
             try connection.execute("SAVEPOINT tx")
         } catch {
-            let members = abandonBatch()
-            lock.unlock()
-            members.forEach { $0.resume(throwing: error) }
-            throw error
+            throw abandon(error)
         }
         let tx = SQLiteTransaction(connection: connection)
         let value: T
@@ -141,10 +138,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
                 try connection.execute("ROLLBACK TO tx")
                 try connection.execute("RELEASE tx")
             } catch {
-                let members = abandonBatch()
-                lock.unlock()
-                members.forEach { $0.resume(throwing: error) }
-                throw error
+                throw abandon(error)
             }
             // The others' work in the batch still commits.
             let (members, commitError) = commitBatch()
@@ -156,10 +150,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         do {
             try connection.execute("RELEASE tx")
         } catch {
-            let members = abandonBatch()
-            lock.unlock()
-            members.forEach { $0.resume(throwing: error) }
-            throw error
+            throw abandon(error)
         }
         let wrote = sqlite3_total_changes64(connection.handle) != changesBefore
         if !durable, batchMembers.count < Self.maxBatchMembers - 1, lock.hasWaiters {
@@ -194,6 +185,15 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             try? connection.execute("ROLLBACK")
             return (members, error)
         }
+    }
+
+    /// After a statement failed (lock held): rolls the batch back, releases the lock, fails the batch's members with
+    /// `error`, and returns it to throw.
+    private func abandon(_ error: any Error) -> any Error {
+        let members = abandonBatch()
+        lock.unlock()
+        members.forEach { $0.resume(throwing: error) }
+        return error
     }
 
     /// Rolls the open batch back after a statement failed (lock held); returns its members to fail.

@@ -40,6 +40,21 @@ import Testing
         return python
     }
 
+    /// Creates an AES key with PyKMIP's client under the given certificate; returns its identifier (empty on failure,
+    /// which is recorded).
+    func createKey(_ python: String, _ daemon: DaemonProcess, ca: String, cert: String, key: String, name: String) throws -> String {
+        let made = try ProcessRunner.run(
+            [python, "-c", """
+            import os, sys, warnings; warnings.filterwarnings("ignore")
+            from kmip import enums; from kmip.pie import client as pc
+            c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
+            with c: print(c.create(enums.CryptographicAlgorithm.AES, 256, name=sys.argv[5]))
+            """, String(daemon.ports["kmip"] ?? 0), ca, cert, key, name], timeout: 60)
+        let uid = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(made.status == 0 && !uid.isEmpty, "\(made.stderr)")
+        return uid
+    }
+
     /// Runs Tests/scripts/pykmip-lifecycle.py and returns the steps that did not pass (empty = all passed).
     func lifecycle(_ python: String, _ daemon: DaemonProcess, version: String, cert: String, key: String) throws -> [String: String] {
         let out = try ProcessRunner.run(
@@ -98,15 +113,7 @@ import Testing
         let failed = try lifecycle(python, daemon, version: "1.2", cert: arrayCert, key: arrayKey)
         #expect(failed.isEmpty, "\(failed)")
         // A key made by array-01 lives in project storage.
-        let made = try ProcessRunner.run(
-            [python, "-c", """
-            import os, sys, warnings; warnings.filterwarnings("ignore")
-            from kmip import enums; from kmip.pie import client as pc
-            c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
-            with c: print(c.create(enums.CryptographicAlgorithm.AES, 128, name="scoped"))
-            """, String(daemon.ports["kmip"] ?? 0), daemon.dataDirectory + "/certs/ca.crt", arrayCert, arrayKey], timeout: 60)
-        let uid = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(made.status == 0 && !uid.isEmpty, "\(made.stderr)")
+        let uid = try createKey(python, daemon, ca: daemon.dataDirectory + "/certs/ca.crt", cert: arrayCert, key: arrayKey, name: "scoped")
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         #expect(audit.contains("\"projectId\":\"storage\""))
         // A client of another project cannot use it; an unknown certificate name gets no access at all.
@@ -147,15 +154,7 @@ import Testing
         #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
         let mode = try FileManager.default.attributesOfItem(atPath: out + "/tape-library-1.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        let created = try ProcessRunner.run(
-            [python, "-c", """
-            import os, sys, warnings; warnings.filterwarnings("ignore")
-            from kmip import enums; from kmip.pie import client as pc
-            c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
-            with c: print(c.create(enums.CryptographicAlgorithm.AES, 256, name="tape-key"))
-            """, String(daemon.ports["kmip"] ?? 0), out + "/ca.crt", out + "/tape-library-1.crt", out + "/tape-library-1.key"], timeout: 60)
-        let uid = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(created.status == 0 && !uid.isEmpty, "\(created.stderr)")
+        let uid = try createKey(python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key", name: "tape-key")
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         #expect(audit.contains("\"projectId\":\"vault\"") && audit.contains(uid), "the key was created in project vault")
         // The same name again is refused (the identity exists), with a non-zero exit.
