@@ -82,75 +82,15 @@ extension GatehouseEngine {
             await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "reason": "malformed credentials"])
             throw EngineError(.unauthenticated, "invalid client ID or client secret")
         }
-        let presented = Data(SHA256.hash(data: clientSecret.bytes))
         let now = clock()
         let outcome: Outcome<(String, String, IssuedToken)> = try await transact { tx in
-            guard let config = try await tx.find(kind: AccessKind.universalAuth, scope: AccessKind.org, name: clientId) else {
-                return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: "unknown client ID"))
-            }
-            let ua = try self.decode(UniversalAuthInfo.self, config)
-            let identityId = ua.identityId
-            let lockout = try await tx.get(kind: AccessKind.lockout, id: identityId)
-            var state = try lockout.map { try self.decode(LockoutBody.self, $0) }
-            if ua.lockoutEnabled, let until = state?.lockedUntil, now < until {
-                return .failure(
-                    EngineError(
-                        .locked, "identity is locked after repeated failed logins; retry in \(Int(until.timeIntervalSince(now).rounded(.up))) s",
-                        diagnostic: "locked out"))
-            }
-            // Check every secret (no early exit) in constant time per comparison.
-            let secrets = try await tx.list(kind: AccessKind.clientSecret, scope: identityId, afterID: nil, limit: 1000)
-            var match: (Record, ClientSecretBody)?
-            for r in secrets {
-                let b = try self.decode(ClientSecretBody.self, r)
-                if Self.constantTimeEqual(b.hash, presented), match == nil { match = (r, b) }
-            }
-            var problem: String?
-            if !CIDR.allows(ua.clientSecretTrustedIps, ctx.ipAddress) {
-                problem = "login from an untrusted address"
-            } else if let (r, b) = match {
-                if b.isRevoked {
-                    problem = "client secret revoked"
-                } else if b.ttl > 0, now >= r.createdAt + TimeInterval(b.ttl) {
-                    problem = "client secret expired"
-                } else if b.numUsesLimit > 0, b.numUses >= b.numUsesLimit {
-                    problem = "client secret use limit reached"
-                }
-            } else {
-                problem = "wrong client secret"
-            }
-            if let problem {
-                if ua.lockoutEnabled {
-                    var s = state ?? LockoutBody(failures: 0, lastFailureAt: now, lockedUntil: nil)
-                    if now.timeIntervalSince(s.lastFailureAt) > TimeInterval(ua.lockoutCounterResetSeconds) || s.lockedUntil != nil {
-                        s.failures = 0
-                        s.lockedUntil = nil
-                    }
-                    s.failures += 1
-                    s.lastFailureAt = now
-                    if s.failures >= ua.lockoutThreshold {
-                        s.lockedUntil = now + TimeInterval(ua.lockoutDurationSeconds)
-                        s.failures = 0
-                    }
-                    if var l = lockout {
-                        l.body = try Self.encode(s)
-                        _ = try await tx.update(l)
-                    } else {
-                        try await tx.insert(Record(kind: AccessKind.lockout, id: identityId, body: try Self.encode(s), createdAt: now))
-                    }
-                    state = s
-                }
-                try await self.audit.append(
-                    self.event(
-                        ctx, "login.failed", project: nil,
-                        ["method": "universal-auth", "identityId": identityId, "reason": problem,
-                         "lockedUntil": state?.lockedUntil.map { ISO8601DateFormatter().string(from: $0) } ?? ""]), tx)
-                return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: problem))
-            }
-            guard let matched = match else { return .failure(EngineError(.internal, "unreachable")) }
-            var (secretRecord, secretBody) = matched
-            if let l = lockout {
-                try await tx.delete(kind: AccessKind.lockout, id: l.id, expectedVersion: l.version)
+            let checked = try await self.checkUniversalAuthSecret(
+                ctx, clientId: clientId, clientSecret: clientSecret, method: "universal-auth", now: now, tx)
+            let identityId: String, ua: UniversalAuthInfo
+            var secretRecord: Record, secretBody: ClientSecretBody
+            switch checked {
+            case .failure(let e): return .failure(e)
+            case .success(let passed): (identityId, ua, secretRecord, secretBody) = passed
             }
             secretBody.numUses += 1
             secretRecord.body = try Self.encode(secretBody)
@@ -172,6 +112,110 @@ extension GatehouseEngine {
             throw e
         case .success(let (_, _, issued)):
             return issued
+        }
+    }
+
+    /// The Universal Auth check (lockout, trusted IPs, every secret compared in constant time, revoked / expired /
+    /// used-up secrets), inside `tx`: the identity, the matching secret, or the failure (already audited and counted
+    /// toward the lockout). `method` names the check in the audit trail.
+    func checkUniversalAuthSecret(
+        _ ctx: CallContext, clientId: String, clientSecret: SecretBytes, method: String, now: Date, _ tx: any StorageTransaction
+    ) async throws -> Outcome<(String, UniversalAuthInfo, Record, ClientSecretBody)> {
+        let presented = Data(SHA256.hash(data: clientSecret.bytes))
+        guard let config = try await tx.find(kind: AccessKind.universalAuth, scope: AccessKind.org, name: clientId) else {
+            return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: "unknown client ID"))
+        }
+        let ua = try self.decode(UniversalAuthInfo.self, config)
+        let identityId = ua.identityId
+        let lockout = try await tx.get(kind: AccessKind.lockout, id: identityId)
+        var state = try lockout.map { try self.decode(LockoutBody.self, $0) }
+        if ua.lockoutEnabled, let until = state?.lockedUntil, now < until {
+            return .failure(
+                EngineError(
+                    .locked, "identity is locked after repeated failed logins; retry in \(Int(until.timeIntervalSince(now).rounded(.up))) s",
+                    diagnostic: "locked out"))
+        }
+        // Check every secret (no early exit) in constant time per comparison.
+        let secrets = try await tx.list(kind: AccessKind.clientSecret, scope: identityId, afterID: nil, limit: 1000)
+        var match: (Record, ClientSecretBody)?
+        for r in secrets {
+            let b = try self.decode(ClientSecretBody.self, r)
+            if Self.constantTimeEqual(b.hash, presented), match == nil { match = (r, b) }
+        }
+        var problem: String?
+        if !CIDR.allows(ua.clientSecretTrustedIps, ctx.ipAddress) {
+            problem = "login from an untrusted address"
+        } else if let (r, b) = match {
+            if b.isRevoked {
+                problem = "client secret revoked"
+            } else if b.ttl > 0, now >= r.createdAt + TimeInterval(b.ttl) {
+                problem = "client secret expired"
+            } else if b.numUsesLimit > 0, b.numUses >= b.numUsesLimit {
+                problem = "client secret use limit reached"
+            }
+        } else {
+            problem = "wrong client secret"
+        }
+        if let problem {
+            if ua.lockoutEnabled {
+                var s = state ?? LockoutBody(failures: 0, lastFailureAt: now, lockedUntil: nil)
+                if now.timeIntervalSince(s.lastFailureAt) > TimeInterval(ua.lockoutCounterResetSeconds) || s.lockedUntil != nil {
+                    s.failures = 0
+                    s.lockedUntil = nil
+                }
+                s.failures += 1
+                s.lastFailureAt = now
+                if s.failures >= ua.lockoutThreshold {
+                    s.lockedUntil = now + TimeInterval(ua.lockoutDurationSeconds)
+                    s.failures = 0
+                }
+                if var l = lockout {
+                    l.body = try Self.encode(s)
+                    _ = try await tx.update(l)
+                } else {
+                    try await tx.insert(Record(kind: AccessKind.lockout, id: identityId, body: try Self.encode(s), createdAt: now))
+                }
+                state = s
+            }
+            try await self.audit.append(
+                self.event(
+                    ctx, "login.failed", project: nil,
+                    ["method": method, "identityId": identityId, "reason": problem,
+                     "lockedUntil": state?.lockedUntil.map { ISO8601DateFormatter().string(from: $0) } ?? ""]), tx)
+            return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: problem))
+        }
+        guard let matched = match else { return .failure(EngineError(.internal, "unreachable")) }
+        if let l = lockout {
+            try await tx.delete(kind: AccessKind.lockout, id: l.id, expectedVersion: l.version)
+        }
+        return .success((identityId, ua, matched.0, matched.1))
+    }
+
+    public func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {
+        let caller = try await resolve(ctx.principal)
+        guard let username, let password else {
+            if caller?.metadata["kmip.credential"] == "required" {
+                await auditFailure(ctx, "authentication.failed", project: nil, ["method": "kmip-credential", "reason": "credential required"])
+                throw EngineError(.unauthenticated, "this client must also send its Username and Password credential")
+            }
+            return
+        }
+        guard let identityId = caller?.identityId, !username.isEmpty, username.utf8.count <= 64, password.bytes.count <= 200 else {
+            await auditFailure(ctx, "authentication.failed", project: nil, ["method": "kmip-credential", "reason": "credential of no identity"])
+            throw EngineError(.unauthenticated, "invalid credential")
+        }
+        let now = clock()
+        let outcome = try await transact { tx in
+            try await self.checkUniversalAuthSecret(ctx, clientId: username, clientSecret: password, method: "kmip-credential", now: now, tx)
+        }
+        switch outcome {
+        case .failure(let e):
+            throw EngineError(e.code == .locked ? .locked : .unauthenticated, "invalid credential", diagnostic: e.diagnostic)
+        case .success(let (owner, _, _, _)):
+            guard owner == identityId else {
+                await auditFailure(ctx, "authentication.failed", project: nil, ["method": "kmip-credential", "reason": "another identity's credential"])
+                throw EngineError(.unauthenticated, "invalid credential")
+            }
         }
     }
 

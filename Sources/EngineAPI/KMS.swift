@@ -410,6 +410,11 @@ public protocol KeyEngine: Sendable {
     /// certificate object linked to the public key (both ways when there is one).
     func certify(_ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String]) async throws
         -> ManagedObject
+    /// KMIP's Authentication header as a second factor after the TLS client certificate: a Username and Password
+    /// credential is the caller's own Universal Auth client ID and a valid client secret of it (checked like a login:
+    /// constant time, lockout, audited). Required when the caller's identity has metadata `kmip.credential` =
+    /// `required`; checked whenever one is sent.
+    func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws
     /// An object's stored state, to put back if a KMIP batch with the Undo option fails.
     func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot
     /// Puts objects back as `restore` captured them and removes the objects in `discard` (made by the failed

@@ -67,6 +67,16 @@ public struct KMIPDispatcher: Sendable {
         var state = BatchState()
         state.undo = request.batchErrorContinuation == 3
         let ctx = CallContext(principal: principal, frontEnd: "kmip", ipAddress: ipAddress)
+        // The Authentication header: a second factor on top of the client certificate (see verifyKMIPCredential).
+        if let engine {
+            do {
+                try await engine.verifyKMIPCredential(
+                    ctx, username: request.credential?.username, password: request.credential.map { SecretBytes($0.password) })
+            } catch {
+                let failed = request.items.map { KMIPBatchResult.failure($0, .authenticationNotSuccessful, "authentication failed") }
+                return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: failed), false)
+            }
+        }
         for batchItem in request.items {
             let result = await handle(batchItem, version: request.protocolVersion, ctx: ctx, state: &state)
             results.append(result)

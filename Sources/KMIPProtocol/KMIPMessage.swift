@@ -18,6 +18,14 @@ public struct KMIPRequest: Sendable {
     public var batchOrder: Bool
     public var items: [BatchItem]
     public var hasAuthentication: Bool
+    /// The header's Username and Password credential (KMIP Authentication, credential type 1), if it carries one.
+    public var credential: UsernamePassword?
+
+    /// A Username and Password credential.
+    public struct UsernamePassword: Sendable {
+        public var username: String
+        public var password: [UInt8]
+    }
 
     /// Why a message is not a usable request; answered with Invalid Message.
     public struct Invalid: Error, Sendable, CustomStringConvertible {
@@ -38,6 +46,7 @@ public struct KMIPRequest: Sendable {
         else { throw Invalid(description: "missing or malformed Protocol Version") }
         let version = ProtocolVersion(major, minor)
         protocolVersion = version
+        var credential_: UsernamePassword?
         if case .integer(let m)? = header.child(KMIPTag.maximumResponseSize)?.value { maximumResponseSize = m }
         if case .enumeration(let e)? = header.child(KMIPTag.batchErrorContinuationOption)?.value {
             batchErrorContinuation = e
@@ -46,6 +55,18 @@ public struct KMIPRequest: Sendable {
         }
         if case .boolean(let b)? = header.child(KMIPTag.batchOrderOption)?.value { batchOrder = b } else { batchOrder = true }
         hasAuthentication = header.child(KMIPTag.authentication) != nil
+        // Authentication → Credential (Credential Type 1: Username and Password → Username, Password). Other types
+        // (device, attestation) are not taken: the TLS client certificate is the first factor.
+        for credential in header.child(KMIPTag.authentication)?.children(0x420023) ?? [] {
+            guard case .enumeration(1)? = credential.child(0x420024)?.value, let value = credential.child(0x420025) else { continue }
+            guard case .textString(let user)? = value.child(0x420099)?.value else {
+                throw Invalid(description: "a Username and Password credential needs a Username", version: version)
+            }
+            var password: [UInt8] = []
+            if case .textString(let p)? = value.child(0x4200A1)?.value { password = Array(p.utf8) }
+            credential_ = UsernamePassword(username: user, password: password)
+        }
+        credential = credential_
         guard case .integer(let count)? = header.child(KMIPTag.batchCount)?.value else {
             throw Invalid(description: "missing Batch Count", version: version)
         }

@@ -23,7 +23,8 @@ struct KMIPCommand: AsyncParsableCommand {
                 abstract: "Register a KMIP client: an identity in PROJECT, a client certificate and its key written to --out.",
                 discussion: """
                     Creates the identity NAME (metadata kmip.project = PROJECT, so the objects it creates belong to the
-                    project), gives it ROLE in the project, attaches TLS Certificate Auth for the common name NAME, and issues
+                    project; with --require-credential also kmip.credential = required, a Universal Auth client ID and
+                    secret the client must send as KMIP's Username and Password credential, written to NAME.credential), gives it ROLE in the project, attaches TLS Certificate Auth for the common name NAME, and issues
                     it a client certificate from the data directory's client CA (the CA the KMIP listener trusts by
                     default). Writes NAME.crt, NAME.key (0600) and ca.crt (to verify the server) to --out. With an external
                     client CA, issue the certificate there and attach it with `gatehouse identity tls-cert-auth`.
@@ -35,6 +36,8 @@ struct KMIPCommand: AsyncParsableCommand {
             @Option(help: "Certificate lifetime, e.g. 365d.") var ttl = "365d"
             @Option(help: "Client key: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.") var keyAlgorithm = "ec-p256"
             @Option(help: "Directory for the certificate, key and CA files.") var out: String
+            @Flag(help: "Also require KMIP's Username and Password credential (a second factor); writes NAME.credential (0600).")
+            var requireCredential = false
 
             func run() async throws {
                 guard let seconds = KMIPClientFiles.seconds(ttl) else { fail("--ttl must be a duration such as 90d or 12h") }
@@ -46,14 +49,33 @@ struct KMIPCommand: AsyncParsableCommand {
                 do { files = try KMIPClientFiles.make(name: name, keyAlgorithm: keyAlgorithm, caPEM: caPEM, caKeyPEM: keyPEM, validity: TimeInterval(seconds)) } catch {
                     fail("cannot issue the client certificate: \(error)")
                 }
-                let created = await api.call(.POST, "/api/v1/identities", body: ["name": name, "metadata": ["kmip.project": project]])
+                var metadata = ["kmip.project": project]
+                if requireCredential { metadata["kmip.credential"] = "required" }
+                let created = await api.call(.POST, "/api/v1/identities", body: ["name": name, "metadata": metadata])
                 guard let id = (field(created, "identity") as? [String: Any])?["id"] as? String else { fail("the identity was not created") }
+                var credential: (String, String)?
+                if requireCredential {
+                    let ua = await api.call(.POST, "/api/v1/auth/universal-auth/identities/\(id)", body: [String: Any]())
+                    let secret = await api.call(
+                        .POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets", body: ["description": "KMIP credential", "ttl": 0])
+                    guard let clientId = (field(ua, "identityUniversalAuth") as? [String: Any])?["clientId"] as? String,
+                        let password = field(secret, "clientSecret") as? String
+                    else { fail("the credential was not created") }
+                    credential = (clientId, password)
+                }
                 _ = await api.call(
                     .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)", body: ["caCertificate": caPEM, "allowedCommonNames": [name]])
                 _ = await api.call(.PUT, "/api/v1/projects/\(project)/identity-memberships/\(id)", body: ["roles": [["role": role]]])
                 do {
                     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                     try files.write(to: out, name: name, caPEM: caPEM)
+                    if let (username, password) = credential {
+                        let path = out + "/" + name + ".credential"
+                        let body = try JSONSerialization.data(withJSONObject: ["username": username, "password": password], options: [.sortedKeys])
+                        guard FileManager.default.createFile(atPath: path, contents: body, attributes: [.posixPermissions: 0o600]) else {
+                            fail("cannot create \(path)")
+                        }
+                    }
                 } catch {
                     fail("cannot write to \(out): \(error)")
                 }

@@ -165,6 +165,47 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// KMIP's Authentication header as a second factor: a client created with --require-credential is refused
+    /// without its Username and Password credential or with a wrong password, and served with the right one.
+    @Test func kmipCredentialIsASecondFactor() throws {
+        guard let python = pykmip() else { return }
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        try daemon.ensureProject("vault")
+        let out = dir.path + "/client"
+        let made = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "hsm-gw", "--project", "vault", "--require-credential", "--out", out,
+             "--data-dir", daemon.dataDirectory], timeout: 120)
+        #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
+        let credential = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/hsm-gw.credential"))) as? [String: String])
+        let script = """
+            import os, sys, warnings; warnings.filterwarnings("ignore")
+            from kmip import enums; from kmip.pie import client as pc, exceptions
+            kw = {} if sys.argv[5] == "-" else {"username": sys.argv[5], "password": sys.argv[6]}
+            c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull, **kw)
+            with c:
+                try:
+                    print("OK " + c.create(enums.CryptographicAlgorithm.AES, 128))
+                except exceptions.KmipOperationFailure as e:
+                    print(e.reason.name)
+            """
+        func attempt(_ user: String, _ password: String) throws -> String {
+            let r = try ProcessRunner.run(
+                [python, "-c", script, String(daemon.ports["kmip"] ?? 0), out + "/ca.crt", out + "/hsm-gw.crt", out + "/hsm-gw.key", user, password],
+                timeout: 60)
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) + r.stderr.suffix(300)
+        }
+        let username = try #require(credential["username"]), password = try #require(credential["password"])
+        #expect(try attempt("-", "-") == "AUTHENTICATION_NOT_SUCCESSFUL", "no credential")
+        #expect(try attempt(username, "ghcs_wrong") == "AUTHENTICATION_NOT_SUCCESSFUL", "wrong password")
+        #expect(try attempt(username, password).hasPrefix("OK "), "the right credential")
+        let mode = try FileManager.default.attributesOfItem(atPath: out + "/hsm-gw.credential")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(daemon.stop() == 0)
+    }
+
     /// PyKMIP 0.11.0's own integration suite (`pytest kmip/tests/integration -m "not ignore" --config client`,
     /// 37 runnable tests) against the daemon: every test passes.
     @Test func pykmipIntegrationSuite() throws {
