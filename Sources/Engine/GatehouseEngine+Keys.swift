@@ -1129,7 +1129,7 @@ extension GatehouseEngine {
 
 extension GatehouseEngine {
     public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject {
-        let (editDecision, old) = try await authorizeObject(ctx, id, "edit")
+        let (_, old) = try await authorizeObject(ctx, id, "edit")  // re-keying changes the old key (names, link)
         guard old.objectType == .symmetricKey, old.wrappingData == nil, let algorithm = old.algorithm, let length = old.cryptographicLength else {
             throw EngineError(.invalidArgument, "ReKey replaces symmetric keys this server can use")
         }
@@ -1180,7 +1180,6 @@ extension GatehouseEngine {
                     body: try Self.encode(ManagedObjectBody(meta: replacement, material: sealed)), createdAt: now))
             try await self.audit.append(
                 self.allowed(ctx, decision, "kms.rekey", project: old.project, ["objectId": id, "replacementId": replacement.id]), tx)
-            _ = editDecision
         }
         return replacement
     }

@@ -776,15 +776,14 @@ extension GatehouseEngine {
         }
         let decision = try await authorize(ctx, AccessRequest(.project(project), "certificates", "create", ["profile": profile.slug]))
         let input = IssueInput(subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
-        let (info, der) = try await transact { tx in
+        let der = try await transact { tx in
             let (slim, der) = try await self.issue(profile, input, tx)
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "pki.certificate.issue", project: project,
                     ["serialNumber": slim.serialNumber, "profile": profile.slug, "subject": slim.subject, "csr": csrDER == nil ? "no" : "yes"]), tx)
-            return (slim, der)
+            return der
         }
-        _ = info
         var spec = ObjectSpec(objectType: .certificate, names: names, dataType: 1)
         spec.activationDate = clock()
         var certificate = try await registerObject(ctx, project: project, spec, material: SecretBytes(der))

@@ -40,6 +40,13 @@ import Testing
         return python
     }
 
+    /// Runs `gatehouse kmip client create NAME --project P … --out DIR` against the daemon's data directory.
+    func clientCreate(_ daemon: DaemonProcess, _ name: String, project: String, _ extra: [String], out: String) throws -> ProcessRunner.Output {
+        try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", name, "--project", project] + extra
+                + ["--out", out, "--data-dir", daemon.dataDirectory], timeout: 120)
+    }
+
     /// Creates an AES key with PyKMIP's client under the given certificate; returns its identifier (empty on failure,
     /// which is recorded).
     func createKey(_ python: String, _ daemon: DaemonProcess, ca: String, cert: String, key: String, name: String) throws -> String {
@@ -148,9 +155,7 @@ import Testing
         try daemon.waitUntilListening()
         try daemon.ensureProject("vault")
         let out = dir.path + "/client"
-        let made = try ProcessRunner.run(
-            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "tape-library-1", "--project", "vault", "--key-algorithm", "rsa-2048",
-             "--ttl", "30d", "--out", out, "--data-dir", daemon.dataDirectory], timeout: 120)
+        let made = try clientCreate(daemon, "tape-library-1", project: "vault", ["--key-algorithm", "rsa-2048", "--ttl", "30d"], out: out)
         #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
         let mode = try FileManager.default.attributesOfItem(atPath: out + "/tape-library-1.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -158,9 +163,7 @@ import Testing
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         #expect(audit.contains("\"projectId\":\"vault\"") && audit.contains(uid), "the key was created in project vault")
         // The same name again is refused (the identity exists), with a non-zero exit.
-        let again = try ProcessRunner.run(
-            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "tape-library-1", "--project", "vault", "--out", out + "2",
-             "--data-dir", daemon.dataDirectory], timeout: 60)
+        let again = try clientCreate(daemon, "tape-library-1", project: "vault", [], out: out + "2")
         #expect(again.status != 0)
         #expect(daemon.stop() == 0)
     }
@@ -174,9 +177,7 @@ import Testing
         try daemon.waitUntilListening()
         try daemon.ensureProject("vault")
         let out = dir.path + "/client"
-        let made = try ProcessRunner.run(
-            [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "hsm-gw", "--project", "vault", "--require-credential", "--out", out,
-             "--data-dir", daemon.dataDirectory], timeout: 120)
+        let made = try clientCreate(daemon, "hsm-gw", project: "vault", ["--require-credential"], out: out)
         #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
         let credential = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/hsm-gw.credential"))) as? [String: String])
