@@ -154,6 +154,11 @@ public final class GatehouseDaemon: Sendable {
                             handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
                             idleTimeout: HTTPListener.timeAmount(listener.idleTimeout)),
                         engine: engine, counter: counter, logger: logger, onBound: onBound))
+                // Trust the KMIP client CA from the first connection on (the service keeps it current).
+                do { try tls.setExtraClientRoots(try await engine.kmipClientCACertificates()) } catch {
+                    throw DaemonError("listeners.kmip: cannot load the KMIP client CA: \(error)")
+                }
+                services.append(KMIPTrustService(engine: engine, tls: tls, logger: logger))
             case "postgres":
                 guard let tls else { throw DaemonError("listeners.postgres: the PostgreSQL proxy needs tls = true") }
                 services.append(

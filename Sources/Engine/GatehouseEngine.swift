@@ -30,6 +30,8 @@ public final class GatehouseEngine: Engine {
     let estVerifiedChains = Mutex<[Data: Date]>([:])
     /// The base URL written into certificates for the CRL and OCSP endpoints.
     let pkiBaseURL = Mutex<String>("https://127.0.0.1:8443")
+    /// Told the KMIP client CAs when this node creates the KMIP PKI (see `observeKMIPClientCAs`).
+    let kmipTrustObserver = Mutex<(@Sendable ([String]) -> Void)?>(nil)
     /// Reaches PostgreSQL resources for connection tests (installed by the daemon).
     let pamConnector = PAMConnectorSlot()
     let logger: Logger

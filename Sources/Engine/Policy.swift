@@ -65,7 +65,7 @@ enum PolicyEvaluator {
         "certificate-profiles", "certificates", "pki-alerts", "ssh-certificate-authorities", "ssh-certificates", "ssh-hosts",
         "pam-resources", "pam-accounts", "pam-access", "pam-sessions",
     ]
-    static let orgSubjects = ["projects", "identities", "audit"]
+    static let orgSubjects = ["projects", "identities", "audit", "kmip"]
     static let actions = [
         "read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export",
         "request", "approve", "auto-approve",

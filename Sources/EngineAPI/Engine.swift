@@ -124,7 +124,7 @@ public struct HealthReport: Sendable, Hashable {
 /// The single API every front end calls. Authorization and audit happen behind it, once.
 ///
 /// Each call takes the caller explicitly (`CallContext`) and throws only `EngineError`.
-public protocol Engine: AccessEngine, KeyEngine, PKIEngine, AlertEngine, ACMEEngine, SSHEngine, PAMEngine {
+public protocol Engine: AccessEngine, KeyEngine, KMIPPKIEngine, PKIEngine, AlertEngine, ACMEEngine, SSHEngine, PAMEngine {
     /// Storage reachability and other readiness facts. Not authorized, not audited.
     func health() async -> HealthReport
 

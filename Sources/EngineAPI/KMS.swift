@@ -449,3 +449,66 @@ public protocol KeyEngine: Sendable {
     func editObjectAttributes(_ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void)
         async throws -> ManagedObject
 }
+
+/// The organization's KMIP client PKI: the CA that issues KMIP clients' certificates, generated on demand with the
+/// key algorithm chosen at setup. The KMIP listener trusts it (in addition to its configured client CA).
+public struct KMIPPKIInfo: Sendable, Hashable, Codable {
+    public var keyAlgorithm: PKIKeyAlgorithm
+    /// The CA certificate (PEM).
+    public var caCertificate: String
+    public var serialNumber: String
+    public var notBefore: Date
+    public var notAfter: Date
+    public var createdAt: Date
+    public init(keyAlgorithm: PKIKeyAlgorithm, caCertificate: String, serialNumber: String, notBefore: Date, notAfter: Date, createdAt: Date) {
+        self.keyAlgorithm = keyAlgorithm
+        self.caCertificate = caCertificate
+        self.serialNumber = serialNumber
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.createdAt = createdAt
+    }
+}
+
+/// A KMIP client certificate to issue: for `commonName` (the client identity's name), over the client's own public
+/// key (PEM SubjectPublicKeyInfo; the private key never reaches the server), valid `ttl` (a duration such as 365d;
+/// default 365d, at most 10 years and never past the CA). When the KMIP PKI
+/// does not exist yet it is generated with `caKeyAlgorithm` (default EC P-256).
+public struct KMIPClientCertificateRequest: Sendable, Hashable, Codable {
+    public var commonName: String
+    public var publicKey: String
+    public var ttl: String?
+    public var caKeyAlgorithm: PKIKeyAlgorithm?
+    public init(commonName: String, publicKey: String, ttl: String? = nil, caKeyAlgorithm: PKIKeyAlgorithm? = nil) {
+        self.commonName = commonName
+        self.publicKey = publicKey
+        self.ttl = ttl
+        self.caKeyAlgorithm = caKeyAlgorithm
+    }
+}
+
+/// An issued KMIP client certificate and the chain above it (PEM, CA last).
+public struct KMIPClientCertificate: Sendable, Hashable, Codable {
+    public var certificate: String
+    public var certificateChain: [String]
+    public var serialNumber: String
+    public var notAfter: Date
+    public init(certificate: String, certificateChain: [String], serialNumber: String, notAfter: Date) {
+        self.certificate = certificate
+        self.certificateChain = certificateChain
+        self.serialNumber = serialNumber
+        self.notAfter = notAfter
+    }
+}
+
+/// The organization's KMIP client PKI (part of `Engine`).
+public protocol KMIPPKIEngine: Sendable {
+    /// The KMIP PKI; `.notFound` until it is set up (explicitly or by the first client certificate).
+    func kmipPKI(_ ctx: CallContext) async throws -> KMIPPKIInfo
+    /// Generates the KMIP client CA with `keyAlgorithm`; `.alreadyExists` when there is one.
+    func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo
+    /// Issues a TLS client certificate from the KMIP client CA, generating the CA first when there is none.
+    func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws -> KMIPClientCertificate
+    /// The KMIP client CA certificates (PEM) the KMIP listener trusts; public facts, not authorized or audited.
+    func kmipClientCACertificates() async throws -> [String]
+}

@@ -9718,6 +9718,443 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/kmip/client-certificates": {
+       "post": {
+        "operationId": "post_api_v1_kmip_client_certificates",
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "caKeyAlgorithm": {
+              "enum": [
+               "RSA_2048",
+               "RSA_3072",
+               "RSA_4096",
+               "EC_prime256v1",
+               "EC_secp384r1",
+               "ED25519"
+              ]
+             },
+             "commonName": {
+              "pattern": "^[A-Za-z0-9._-]{1,200}$",
+              "type": "string"
+             },
+             "publicKey": {
+              "description": "PEM SubjectPublicKeyInfo",
+              "maxLength": 65536,
+              "type": "string"
+             },
+             "ttl": {
+              "description": "e.g. 90d, 8760h",
+              "pattern": "^[1-9][0-9]{0,6}[smhd]$",
+              "type": "string"
+             }
+            },
+            "required": [
+             "commonName",
+             "publicKey"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "certificate": {
+               "properties": {
+                "certificate": {
+                 "type": "string"
+                },
+                "certificateChain": {
+                 "items": {
+                  "type": "string"
+                 },
+                 "type": "array"
+                },
+                "notAfter": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "serialNumber": {
+                 "type": "string"
+                }
+               },
+               "required": [
+                "certificate",
+                "certificateChain",
+                "serialNumber",
+                "notAfter"
+               ],
+               "type": "object"
+              }
+             },
+             "required": [
+              "certificate"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Issue a KMIP client certificate over the client's public key (sets the PKI up on demand)",
+        "tags": [
+         "kmip"
+        ]
+       }
+      },
+      "/api/v1/kmip/pki": {
+       "get": {
+        "operationId": "get_api_v1_kmip_pki",
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "pki": {
+               "properties": {
+                "caCertificate": {
+                 "type": "string"
+                },
+                "createdAt": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "keyAlgorithm": {
+                 "enum": [
+                  "RSA_2048",
+                  "RSA_3072",
+                  "RSA_4096",
+                  "EC_prime256v1",
+                  "EC_secp384r1",
+                  "ED25519"
+                 ]
+                },
+                "notAfter": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "notBefore": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "serialNumber": {
+                 "type": "string"
+                }
+               },
+               "required": [
+                "keyAlgorithm",
+                "caCertificate",
+                "serialNumber",
+                "notBefore",
+                "notAfter",
+                "createdAt"
+               ],
+               "type": "object"
+              }
+             },
+             "required": [
+              "pki"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "The organization's KMIP client PKI (the CA KMIP client certificates come from)",
+        "tags": [
+         "kmip"
+        ]
+       },
+       "post": {
+        "operationId": "post_api_v1_kmip_pki",
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "keyAlgorithm": {
+              "enum": [
+               "RSA_2048",
+               "RSA_3072",
+               "RSA_4096",
+               "EC_prime256v1",
+               "EC_secp384r1",
+               "ED25519"
+              ]
+             }
+            },
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "201": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "pki": {
+               "properties": {
+                "caCertificate": {
+                 "type": "string"
+                },
+                "createdAt": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "keyAlgorithm": {
+                 "enum": [
+                  "RSA_2048",
+                  "RSA_3072",
+                  "RSA_4096",
+                  "EC_prime256v1",
+                  "EC_secp384r1",
+                  "ED25519"
+                 ]
+                },
+                "notAfter": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "notBefore": {
+                 "format": "date-time",
+                 "type": "string"
+                },
+                "serialNumber": {
+                 "type": "string"
+                }
+               },
+               "required": [
+                "keyAlgorithm",
+                "caCertificate",
+                "serialNumber",
+                "notBefore",
+                "notAfter",
+                "createdAt"
+               ],
+               "type": "object"
+              }
+             },
+             "required": [
+              "pki"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "Created"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "413": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Body too large"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Set up the KMIP client PKI with a chosen CA key algorithm",
+        "tags": [
+         "kmip"
+        ]
+       }
+      },
       "/api/v1/openapi.json": {
        "get": {
         "operationId": "get_api_v1_openapi_json",

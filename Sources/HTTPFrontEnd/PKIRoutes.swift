@@ -32,7 +32,25 @@ struct PKIRoutes: Sendable {
     }
     func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T { try await api.decode(type, request) }
 
+    struct KMIPPKIResponse: Codable { var pki: KMIPPKIInfo }
+    struct KMIPPKIBody: Codable { var keyAlgorithm: PKIKeyAlgorithm? }
+    struct KMIPClientCertificateResponse: Codable { var certificate: KMIPClientCertificate }
+
     func register(on api: RouterGroup<GatehouseRequestContext>, root: Router<GatehouseRequestContext>) {
+        // The organization's KMIP client PKI: set up once (or on demand), then client certificates over clients' keys.
+        api.get("kmip/pki") { request, c in
+            JSON(KMIPPKIResponse(pki: try await engine.kmipPKI(try await ctx(request, c))))
+        }
+        api.post("kmip/pki") { request, c in
+            let body = try await decode(KMIPPKIBody.self, request)
+            let pki = try await engine.setUpKMIPPKI(try await ctx(request, c), keyAlgorithm: body.keyAlgorithm ?? .ecP256)
+            return JSON(KMIPPKIResponse(pki: pki), status: .created)
+        }
+        api.post("kmip/client-certificates") { request, c in
+            let body = try await decode(KMIPClientCertificateRequest.self, request)
+            let issued = try await engine.issueKMIPClientCertificate(try await ctx(request, c), body)
+            return JSON(KMIPClientCertificateResponse(certificate: issued), status: .created)
+        }
         let project = api.group("projects/:project/pki")
         project.post("cas") { request, c in
             let spec = try await decode(CASpec.self, request)

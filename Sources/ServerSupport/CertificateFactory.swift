@@ -56,30 +56,6 @@ public enum CertificateFactory {
         return Issued(certificate: certificate, privateKey: key)
     }
 
-    /// A client certificate (TLS client authentication) for someone else's public key, signed by `issuer`.
-    public static func clientCertificate(
-        commonName: String, organization: String? = nil, publicKey: Certificate.PublicKey, issuer: Issued,
-        notBefore: Date = Date().addingTimeInterval(-300), validity: TimeInterval
-    ) throws -> Certificate {
-        let subject = try DistinguishedName {
-            if let organization { OrganizationName(organization) }
-            CommonName(commonName)
-        }
-        let issuerKeyID = SubjectKeyIdentifier(hash: issuer.certificate.publicKey).keyIdentifier
-        return try Certificate(
-            version: .v3, serialNumber: serial(), publicKey: publicKey, notValidBefore: notBefore,
-            notValidAfter: notBefore.addingTimeInterval(validity), issuer: issuer.certificate.subject, subject: subject,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
-                try ExtendedKeyUsage([.clientAuth])
-                SubjectKeyIdentifier(hash: publicKey)
-                AuthorityKeyIdentifier(keyIdentifier: issuerKeyID)
-            },
-            issuerPrivateKey: Certificate.PrivateKey(issuer.privateKey))
-    }
-
     /// A leaf signed by `issuer`.
     public static func issue(
         commonName: String, usage: Usage, issuer: Issued, notBefore: Date = Date().addingTimeInterval(-300),

@@ -39,8 +39,11 @@ public enum TLSPolicy {
         "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
     ].joined(separator: ":")
 
-    /// Builds the server configuration from files. Throws a readable error naming the file at fault.
-    public static func serverConfiguration(_ settings: TLSServerSettings) throws -> TLSConfiguration {
+    /// Builds the server configuration from files, trusting `extraClientRoots` too. Throws a readable error naming
+    /// the file at fault.
+    public static func serverConfiguration(_ settings: TLSServerSettings, extraClientRoots: [NIOSSLCertificate] = []) throws
+        -> TLSConfiguration
+    {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(settings.certificatePath)
@@ -72,7 +75,7 @@ public enum TLSPolicy {
             do {
                 let roots = try NIOSSLCertificate.fromPEMFile(settings.clientCAPath)
                 guard !roots.isEmpty else { throw TLSSetupError("no certificate in \(settings.clientCAPath)") }
-                config.trustRoots = .certificates(roots)
+                config.trustRoots = .certificates(roots + extraClientRoots)
                 config.sendCANameList = true
             } catch let e as TLSSetupError {
                 throw e
@@ -93,25 +96,42 @@ public enum TLSPolicy {
 }
 
 /// A TLS context that can be swapped at run time (SIGHUP): new connections use the new certificates, existing
-/// connections keep theirs.
+/// connections keep theirs. Besides the client CA file it may trust CAs that live in storage (the KMIP client PKI),
+/// set with `setExtraClientRoots`.
 public final class ReloadableTLSContext: Sendable {
     public let settings: TLSServerSettings
     private let current: Mutex<(NIOSSLContext, [Certificate])>
+    /// Extra trusted client CAs (PEM), kept across reloads.
+    private let extraRoots = Mutex<[String]>([])
 
     /// Loads the files once; throws if they are unusable.
     public init(settings: TLSServerSettings) throws {
         self.settings = settings
-        self.current = Mutex(try Self.load(settings))
+        self.current = Mutex(try Self.load(settings, extra: []))
     }
 
-    static func load(_ settings: TLSServerSettings) throws -> (NIOSSLContext, [Certificate]) {
-        let context = try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings))
+    static func load(_ settings: TLSServerSettings, extra: [String]) throws -> (NIOSSLContext, [Certificate]) {
+        let extraNIO = try extra.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
+        let context = try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings, extraClientRoots: extraNIO))
         var roots: [Certificate] = []
         if settings.clientAuth != .off {
             let pem = (try? String(contentsOfFile: settings.clientCAPath, encoding: .utf8)) ?? ""
             roots = (try? PEMDocument.parseMultiple(pemString: pem).compactMap { try? Certificate(pemDocument: $0) }) ?? []
+            roots += extra.compactMap { try? Certificate(pemEncoded: $0) }
         }
         return (context, roots)
+    }
+
+    /// Trusts `pems` (CA certificates) as client CAs too, in place of the previous extra set. Returns false when
+    /// the set is unchanged (nothing rebuilt).
+    @discardableResult
+    public func setExtraClientRoots(_ pems: [String]) throws -> Bool {
+        let sorted = pems.sorted()
+        guard extraRoots.withLock({ $0 }) != sorted else { return false }
+        let fresh = try Self.load(settings, extra: sorted)
+        extraRoots.withLock { $0 = sorted }
+        current.withLock { $0 = fresh }
+        return true
     }
 
     /// The context for the next connection.
@@ -122,7 +142,7 @@ public final class ReloadableTLSContext: Sendable {
 
     /// Re-reads the files. On failure the old context stays in use and the error is thrown.
     public func reload() throws {
-        let fresh = try Self.load(settings)
+        let fresh = try Self.load(settings, extra: extraRoots.withLock { $0 })
         current.withLock { $0 = fresh }
     }
 

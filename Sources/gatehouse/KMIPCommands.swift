@@ -12,7 +12,41 @@ import _CryptoExtras
 
 struct KMIPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "kmip", abstract: "KMIP tools.", subcommands: [Replay.self, Client.self])
+        commandName: "kmip", abstract: "KMIP tools.", subcommands: [Replay.self, Client.self, PKI.self])
+
+    /// `gatehouse kmip pki`: the organization's KMIP client PKI.
+    struct PKI: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pki", abstract: "The organization's KMIP client CA.", subcommands: [Setup.self, Show.self])
+
+        struct Setup: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Generate the KMIP client CA (otherwise the first `kmip client create` generates it).")
+            @OptionGroup var api: APIOptions
+            @Option(help: "CA key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.") var keyAlgorithm = "ec-p256"
+
+            func run() async throws {
+                guard let algorithm = KMIPClientFiles.caAlgorithm(keyAlgorithm) else { fail("unknown --key-algorithm \(keyAlgorithm)") }
+                printPKI(await api.call(.POST, "/api/v1/kmip/pki", body: ["keyAlgorithm": algorithm]), api)
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show the KMIP client CA (its certificate in PEM).")
+            @OptionGroup var api: APIOptions
+            func run() async throws { printPKI(await api.call(.GET, "/api/v1/kmip/pki"), api) }
+        }
+
+        static func printPKI(_ answer: Any?, _ api: APIOptions) {
+            guard let pki = field(answer, "pki") as? [String: Any] else { fail("no KMIP PKI in the answer") }
+            if api.output == .json {
+                if let data = try? JSONSerialization.data(withJSONObject: pki, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
+                return
+            }
+            print("KMIP client CA: \(pki["keyAlgorithm"] ?? "?"), serial \(pki["serialNumber"] ?? "?"), valid until \(pki["notAfter"] ?? "?")")
+            print((pki["caCertificate"] as? String) ?? "", terminator: "")
+        }
+    }
 
     /// `gatehouse kmip client create`: onboards a KMIP client (identity, certificate, project membership).
     struct Client: AsyncParsableCommand {
@@ -24,10 +58,12 @@ struct KMIPCommand: AsyncParsableCommand {
                 discussion: """
                     Creates the identity NAME (metadata kmip.project = PROJECT, so the objects it creates belong to the
                     project; with --require-credential also kmip.credential = required, a Universal Auth client ID and
-                    secret the client must send as KMIP's Username and Password credential, written to NAME.credential), gives it ROLE in the project, attaches TLS Certificate Auth for the common name NAME, and issues
-                    it a client certificate from the data directory's client CA (the CA the KMIP listener trusts by
-                    default). Writes NAME.crt, NAME.key (0600) and ca.crt (to verify the server) to --out. With an external
-                    client CA, issue the certificate there and attach it with `gatehouse identity tls-cert-auth`.
+                    secret the client must send as KMIP's Username and Password credential, written to NAME.credential),
+                    gives it ROLE in the project, generates the client's key here (it never leaves this machine), has the
+                    organization's KMIP client CA certify it (the CA is generated on first use with --ca-key-algorithm;
+                    the KMIP listener trusts it), and attaches TLS Certificate Auth for the common name NAME under that
+                    CA. Writes NAME.crt, NAME.key (0600), NAME.chain.crt (the certificate and the KMIP client CA) and
+                    ca.crt (the CA of the server's certificate, to verify the server) to --out.
                     """)
             @OptionGroup var api: APIOptions
             @Argument(help: "Client name: the identity and the certificate's common name.") var name: String
@@ -35,24 +71,31 @@ struct KMIPCommand: AsyncParsableCommand {
             @Option(help: "Project role to grant.") var role = "developer"
             @Option(help: "Certificate lifetime, e.g. 365d.") var ttl = "365d"
             @Option(help: "Client key: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.") var keyAlgorithm = "ec-p256"
+            @Option(help: "Key of the KMIP client CA if this generates it: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519.")
+            var caKeyAlgorithm = "ec-p256"
             @Option(help: "Directory for the certificate, key and CA files.") var out: String
             @Flag(help: "Also require KMIP's Username and Password credential (a second factor); writes NAME.credential (0600).")
             var requireCredential = false
 
             func run() async throws {
-                guard let seconds = KMIPClientFiles.seconds(ttl) else { fail("--ttl must be a duration such as 90d or 12h") }
-                let certs = api.dataDirectory + "/certs"
-                guard let caPEM = try? String(contentsOfFile: certs + "/ca.crt", encoding: .utf8),
-                    let keyPEM = try? String(contentsOfFile: certs + "/ca.key", encoding: .utf8)
-                else { fail("no client CA in \(certs) (ca.crt, ca.key): issue the certificate from your CA and use `gatehouse identity tls-cert-auth`") }
-                let files: KMIPClientFiles
-                do { files = try KMIPClientFiles.make(name: name, keyAlgorithm: keyAlgorithm, caPEM: caPEM, caKeyPEM: keyPEM, validity: TimeInterval(seconds)) } catch {
-                    fail("cannot issue the client certificate: \(error)")
+                guard KMIPClientFiles.seconds(ttl) != nil else { fail("--ttl must be a duration such as 90d or 12h") }
+                guard let caAlgorithm = KMIPClientFiles.caAlgorithm(caKeyAlgorithm) else { fail("unknown --ca-key-algorithm \(caKeyAlgorithm)") }
+                let serverCAPath = api.caCert ?? api.dataDirectory + "/certs/ca.crt"
+                guard let serverCA = try? String(contentsOfFile: serverCAPath, encoding: .utf8) else {
+                    fail("cannot read the server's CA certificate \(serverCAPath) (--ca-cert)")
                 }
+                let key: KMIPClientKey
+                do { key = try KMIPClientKey.generate(keyAlgorithm) } catch { fail("\(error)") }
                 var metadata = ["kmip.project": project]
                 if requireCredential { metadata["kmip.credential"] = "required" }
                 let created = await api.call(.POST, "/api/v1/identities", body: ["name": name, "metadata": metadata])
                 guard let id = (field(created, "identity") as? [String: Any])?["id"] as? String else { fail("the identity was not created") }
+                let issued = await api.call(
+                    .POST, "/api/v1/kmip/client-certificates",
+                    body: ["commonName": name, "publicKey": key.publicKeyPEM, "ttl": ttl, "caKeyAlgorithm": caAlgorithm])
+                guard let certificate = field(issued, "certificate") as? [String: Any], let leaf = certificate["certificate"] as? String,
+                    let chain = certificate["certificateChain"] as? [String], let clientCA = chain.last
+                else { fail("the client certificate was not issued") }
                 var credential: (String, String)?
                 if requireCredential {
                     let ua = await api.call(.POST, "/api/v1/auth/universal-auth/identities/\(id)", body: [String: Any]())
@@ -64,11 +107,12 @@ struct KMIPCommand: AsyncParsableCommand {
                     credential = (clientId, password)
                 }
                 _ = await api.call(
-                    .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)", body: ["caCertificate": caPEM, "allowedCommonNames": [name]])
+                    .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)", body: ["caCertificate": clientCA, "allowedCommonNames": [name]])
                 _ = await api.call(.PUT, "/api/v1/projects/\(project)/identity-memberships/\(id)", body: ["roles": [["role": role]]])
+                let files = KMIPClientFiles(certificatePEM: Self.pemText(leaf), chainPEM: ([leaf] + chain).map(Self.pemText).joined(), privateKeyPEM: key.privateKeyPEM)
                 do {
                     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                    try files.write(to: out, name: name, caPEM: caPEM)
+                    try files.write(to: out, name: name, caPEM: serverCA)
                     if let (username, password) = credential {
                         let path = out + "/" + name + ".credential"
                         let body = try JSONSerialization.data(withJSONObject: ["username": username, "password": password], options: [.sortedKeys])
@@ -80,11 +124,13 @@ struct KMIPCommand: AsyncParsableCommand {
                     fail("cannot write to \(out): \(error)")
                 }
                 if api.output == .json {
-                    print(#"{"identityId":"\#(id)","certificate":"\#(out)/\#(name).crt","key":"\#(out)/\#(name).key","ca":"\#(out)/ca.crt"}"#)
+                    print(#"{"identityId":"\#(id)","certificate":"\#(out)/\#(name).crt","key":"\#(out)/\#(name).key","chain":"\#(out)/\#(name).chain.crt","ca":"\#(out)/ca.crt"}"#)
                 } else {
-                    print("KMIP client \(name) (identity \(id)) in project \(project): \(out)/\(name).crt, \(out)/\(name).key, \(out)/ca.crt")
+                    print("KMIP client \(name) (identity \(id)) in project \(project): \(out)/\(name).crt, \(out)/\(name).key, \(out)/\(name).chain.crt, \(out)/ca.crt")
                 }
             }
+
+            static func pemText(_ s: String) -> String { s.hasSuffix("\n") ? s : s + "\n" }
         }
     }
 
@@ -194,9 +240,33 @@ struct KMIPCommand: AsyncParsableCommand {
     }
 }
 
-/// A KMIP client's key and certificate.
+/// A KMIP client's key, generated where the CLI runs.
+struct KMIPClientKey {
+    var publicKeyPEM: String
+    var privateKeyPEM: String
+
+    static func generate(_ algorithm: String) throws -> KMIPClientKey {
+        switch algorithm {
+        case "ec-p256":
+            let k = P256.Signing.PrivateKey()
+            return KMIPClientKey(publicKeyPEM: k.publicKey.pemRepresentation, privateKeyPEM: k.pemRepresentation + "\n")
+        case "ec-p384":
+            let k = P384.Signing.PrivateKey()
+            return KMIPClientKey(publicKeyPEM: k.publicKey.pemRepresentation, privateKeyPEM: k.pemRepresentation + "\n")
+        case "rsa-2048", "rsa-3072", "rsa-4096":
+            let bits: _RSA.Signing.KeySize = algorithm == "rsa-2048" ? .bits2048 : algorithm == "rsa-3072" ? .bits3072 : .bits4096
+            let k = try _RSA.Signing.PrivateKey(keySize: bits)
+            return KMIPClientKey(publicKeyPEM: k.publicKey.pemRepresentation, privateKeyPEM: k.pkcs8PEMRepresentation + "\n")
+        default:
+            throw ValidationError("unknown --key-algorithm \(algorithm) (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)")
+        }
+    }
+}
+
+/// A KMIP client's files.
 struct KMIPClientFiles {
     var certificatePEM: String
+    var chainPEM: String
     var privateKeyPEM: String
 
     static func seconds(_ text: String) -> Int? {
@@ -209,27 +279,10 @@ struct KMIPClientFiles {
         }
     }
 
-    static func make(name: String, keyAlgorithm: String, caPEM: String, caKeyPEM: String, validity: TimeInterval) throws -> KMIPClientFiles {
-        let ca = CertificateFactory.Issued(
-            certificate: try Certificate(pemEncoded: caPEM), privateKey: try P256.Signing.PrivateKey(pemRepresentation: caKeyPEM))
-        let publicKey: Certificate.PublicKey
-        let keyPEM: String
-        switch keyAlgorithm {
-        case "ec-p256":
-            let k = P256.Signing.PrivateKey()
-            (publicKey, keyPEM) = (Certificate.PublicKey(k.publicKey), k.pemRepresentation)
-        case "ec-p384":
-            let k = P384.Signing.PrivateKey()
-            (publicKey, keyPEM) = (Certificate.PublicKey(k.publicKey), k.pemRepresentation)
-        case "rsa-2048", "rsa-3072", "rsa-4096":
-            let bits: _RSA.Signing.KeySize = keyAlgorithm == "rsa-2048" ? .bits2048 : keyAlgorithm == "rsa-3072" ? .bits3072 : .bits4096
-            let k = try _RSA.Signing.PrivateKey(keySize: bits)
-            (publicKey, keyPEM) = (Certificate.PublicKey(k.publicKey), k.pkcs8PEMRepresentation)
-        default:
-            throw ValidationError("unknown key algorithm \(keyAlgorithm)")
-        }
-        let certificate = try CertificateFactory.clientCertificate(commonName: name, publicKey: publicKey, issuer: ca, validity: validity)
-        return KMIPClientFiles(certificatePEM: try certificate.serializeAsPEM().pemString + "\n", privateKeyPEM: keyPEM + "\n")
+    /// The API's name for a CA key algorithm given on the command line.
+    static func caAlgorithm(_ text: String) -> String? {
+        ["ec-p256": "EC_prime256v1", "ec-p384": "EC_secp384r1", "rsa-2048": "RSA_2048", "rsa-3072": "RSA_3072", "rsa-4096": "RSA_4096",
+         "ed25519": "ED25519"][text]
     }
 
     func write(to directory: String, name: String, caPEM: String) throws {
@@ -239,6 +292,7 @@ struct KMIPClientFiles {
             throw ValidationError("cannot create \(keyPath)")
         }
         try Data(certificatePEM.utf8).write(to: URL(fileURLWithPath: directory + "/" + name + ".crt"))
+        try Data(chainPEM.utf8).write(to: URL(fileURLWithPath: directory + "/" + name + ".chain.crt"))
         try Data(caPEM.utf8).write(to: URL(fileURLWithPath: directory + "/ca.crt"))
     }
 }

@@ -146,25 +146,48 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
-    /// `gatehouse kmip client create`: identity, membership, certificate and key in one command; PyKMIP connects with
-    /// the written files (an RSA client key) and what it creates belongs to the named project.
+    /// `gatehouse kmip client create`: identity, membership, certificate and key in one command; the certificate
+    /// comes from the organization's KMIP client PKI, generated on first use with the chosen CA algorithm, which the
+    /// KMIP listener trusts at once and after a restart. PyKMIP connects with the written files (an RSA client key)
+    /// and what it creates belongs to the named project.
     @Test func kmipClientCreateOnboardsAClient() throws {
         guard let python = pykmip() else { return }
         let dir = try freshDirectory()
-        let daemon = try DaemonProcess(directory: dir.path)
+        var daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
         try daemon.ensureProject("vault")
+        let (_, _, noPKI) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/kmip/pki"])
+        #expect(noPKI == 404, "no KMIP PKI before the first client")
         let out = dir.path + "/client"
-        let made = try clientCreate(daemon, "tape-library-1", project: "vault", ["--key-algorithm", "rsa-2048", "--ttl", "30d"], out: out)
+        let made = try clientCreate(
+            daemon, "tape-library-1", project: "vault", ["--key-algorithm", "rsa-2048", "--ttl", "30d", "--ca-key-algorithm", "ec-p384"], out: out)
         #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
         let mode = try FileManager.default.attributesOfItem(atPath: out + "/tape-library-1.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
+        let (_, pkiJSON, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/kmip/pki"])
+        let pki = (try? JSONSerialization.jsonObject(with: Data(pkiJSON.utf8)) as? [String: Any])?["pki"] as? [String: Any]
+        #expect(pki?["keyAlgorithm"] as? String == "EC_secp384r1", "\(pkiJSON)")
+        // The client certificate chains to the KMIP client CA (written in NAME.chain.crt), not to the data directory's CA.
+        let caFile = dir.path + "/kmip-ca.pem"
+        try Data(((pki?["caCertificate"] as? String) ?? "").utf8).write(to: URL(fileURLWithPath: caFile))
+        let verified = try ProcessRunner.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", caFile, out + "/tape-library-1.crt"], timeout: 30)
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        let chain = try String(contentsOfFile: out + "/tape-library-1.chain.crt", encoding: .utf8)
+        #expect(chain.components(separatedBy: "BEGIN CERTIFICATE").count == 3, "the certificate and the KMIP CA")
+        let wrongCA = try ProcessRunner.run(["openssl", "verify", "-CAfile", daemon.dataDirectory + "/certs/ca.crt", out + "/tape-library-1.crt"], timeout: 30)
+        #expect(wrongCA.status != 0)
         let uid = try createKey(python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key", name: "tape-key")
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         #expect(audit.contains("\"projectId\":\"vault\"") && audit.contains(uid), "the key was created in project vault")
+        #expect(audit.contains("kmip.pki.create") && audit.contains("kmip.client.certificate.issue"))
         // The same name again is refused (the identity exists), with a non-zero exit.
         let again = try clientCreate(daemon, "tape-library-1", project: "vault", [], out: out + "2")
         #expect(again.status != 0)
+        // After a restart the listener trusts the KMIP CA from its first connection on.
+        #expect(daemon.stop() == 0)
+        daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        _ = try createKey(python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key", name: "tape-key-2")
         #expect(daemon.stop() == 0)
     }
 

@@ -1,0 +1,36 @@
+import Engine
+import Logging
+import ServerSupport
+import ServiceLifecycle
+
+/// Keeps the KMIP listener trusting the organization's KMIP client CA (which lives in storage): pushed at once when
+/// this node creates it, and re-read every `interval` so nodes sharing a PostgreSQL store pick up one created
+/// elsewhere. New connections use the new trust; open ones keep theirs.
+struct KMIPTrustService: Service {
+    let engine: GatehouseEngine
+    let tls: ReloadableTLSContext
+    let logger: Logger
+    var interval: Duration = .seconds(30)
+
+    func run() async throws {
+        let tls = self.tls
+        let logger = self.logger
+        engine.observeKMIPClientCAs { pems in
+            do {
+                if try tls.setExtraClientRoots(pems) { logger.notice("the KMIP listener now trusts the KMIP client CA") }
+            } catch {
+                logger.error("cannot trust the KMIP client CA", metadata: ["error": "\(error)"])
+            }
+        }
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                if try tls.setExtraClientRoots(try await engine.kmipClientCACertificates()) {
+                    logger.notice("the KMIP listener now trusts the KMIP client CA")
+                }
+            } catch {
+                logger.warning("KMIP client CA refresh failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
