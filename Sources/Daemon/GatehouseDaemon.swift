@@ -158,7 +158,7 @@ public final class GatehouseDaemon: Sendable {
                 do { try tls.setExtraClientRoots(try await engine.kmipClientCACertificates()) } catch {
                     throw DaemonError("listeners.kmip: cannot load the KMIP client CA: \(error)")
                 }
-                services.append(KMIPTrustService(engine: engine, tls: tls, logger: logger))
+                services.append(KMIPTrustService(engine: engine, tls: tls, logger: logger, interval: config.kmipTrustRefreshInterval))
             case "postgres":
                 guard let tls else { throw DaemonError("listeners.postgres: the PostgreSQL proxy needs tls = true") }
                 services.append(

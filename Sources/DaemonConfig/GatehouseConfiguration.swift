@@ -86,6 +86,8 @@ public struct GatehouseConfiguration: Sendable {
     public var pkiAlertInterval: Duration = .seconds(3600)
     /// How often the scheduler looks for PAM accounts whose rotation interval has passed.
     public var pamRotationCheckInterval: Duration = .seconds(60)
+    /// How often the KMIP listener re-reads the KMIP client CA from storage (for one created on another node).
+    public var kmipTrustRefreshInterval: Duration = .seconds(30)
     /// Where PAM notifications (access requests and decisions, sessions, rotation failures) are POSTed.
     public var pamNotifyURL: String?
     public var pamNotifyToken: String?
@@ -165,6 +167,7 @@ public enum ConfigurationLoader {
             Key(path: "audit.stream_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.alert_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
+            Key(path: "pki.kmip_trust_refresh_interval", kind: .duration, defaultValue: .string("30s"), allowed: nil),
             Key(path: "pam.rotation_check_interval", kind: .duration, defaultValue: .string("1m"), allowed: nil),
             Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -540,6 +543,7 @@ public enum ConfigurationLoader {
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
             pamRotationCheckInterval: parseDuration(str("pam.rotation_check_interval")) ?? .seconds(60),
+            kmipTrustRefreshInterval: parseDuration(str("pki.kmip_trust_refresh_interval")) ?? .seconds(30),
             pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
             pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),
             acmeHTTP01Port: acmePort,

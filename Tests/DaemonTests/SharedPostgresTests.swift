@@ -19,6 +19,7 @@ import Testing
         let env = [
             "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": url,
             "GATEHOUSE_ROOT_KEY_SOURCE": "env", "GATEHOUSE_ROOT_KEY": rootKey,
+            "GATEHOUSE_PKI_KMIP_TRUST_REFRESH_INTERVAL": "1s",
         ]
         let dirA = try freshDirectory()
         let dirB = try freshDirectory()
@@ -53,10 +54,36 @@ import Testing
         #expect(codes.filter { $0 == "409" }.count == 23, "codes: \(codes)")
 
         // Both nodes append to one audit chain, which verifies from either node's point of view.
-        #expect(a.stop() == 0)
-        #expect(b.stop() == 0)
         let verify = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirB.path, environment: env)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         #expect(verify.stdout.contains("intact: 4 events"), "project create, create, read, create")
+
+        // A KMIP client onboarded through A (which generates the KMIP client PKI there) is served by B too, once
+        // B's trust refresh (1 s here) has read the new CA from the shared store.
+        if let python = ProcessInfo.processInfo.environment["PYKMIP_PYTHON"] {
+            let out = dirA.path + "/kmip-client"
+            let made = try ProcessRunner.run(
+                [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "shelf-7", "--project", "p", "--out", out,
+                 "--data-dir", a.dataDirectory], timeout: 120)
+            #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
+            let script = """
+                import os, sys, warnings; warnings.filterwarnings("ignore")
+                from kmip import enums; from kmip.pie import client as pc
+                c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
+                with c: print(c.create(enums.CryptographicAlgorithm.AES, 128))
+                """
+            var served = false
+            for _ in 0..<20 where !served {
+                let r = try ProcessRunner.run(
+                    [python, "-c", script, String(b.ports["kmip"] ?? 0), out + "/ca.crt", out + "/shelf-7.crt", out + "/shelf-7.key"], timeout: 60)
+                served = r.status == 0 && !r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+                if !served { usleep(500_000) }
+            }
+            #expect(served, "node B trusts the KMIP client CA created through node A")
+        } else if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" {
+            Issue.record("PYKMIP_PYTHON is not set")
+        }
+        #expect(a.stop() == 0)
+        #expect(b.stop() == 0)
     }
 }
