@@ -813,6 +813,9 @@ extension GatehouseEngine {
         pub.fresh = publicSpec.fresh ?? true
         priv.digest = Array(SHA256.hash(data: privateDER))
         pub.digest = Array(SHA256.hash(data: publicDER))
+        // KMIP Create Key Pair: each key links to the other.
+        priv.links = [ObjectLink(type: ObjectLink.publicKey, id: pub.id)]
+        pub.links = [ObjectLink(type: ObjectLink.privateKey, id: priv.id)]
         let (privMeta, pubMeta) = (priv, pub)
         try await transact { tx in
             _ = try await self.requireProject(p, tx)
@@ -1140,15 +1143,88 @@ extension GatehouseEngine {
         let bits = algorithm == Algorithm.tripleDES ? 192 : Int(length)
         let material = SymmetricKey(size: .init(bitCount: bits)).withUnsafeBytes { Array($0) }
         let now = clock()
+        var meta = replacement(for: old, offset: offset, now: now)
+        meta.links = [ObjectLink(type: ObjectLink.replacedObject, id: id)]
+        meta.digest = Array(SHA256.hash(data: material))
+        let replacement = meta
+        try await transact { tx in
+            try await self.markReplaced(id, by: replacement.id, now: now, tx)
+            try await self.insertObject(replacement, material: material, now: now, tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "kms.rekey", project: old.project, ["objectId": id, "replacementId": replacement.id]), tx)
+        }
+        return replacement
+    }
+
+    public func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (ManagedObject, ManagedObject) {
+        let (_, oldPrivate) = try await authorizeObject(ctx, privateKeyID, "edit")
+        guard oldPrivate.objectType == .privateKey, oldPrivate.wrappingData == nil, let algorithm = oldPrivate.algorithm,
+            let length = oldPrivate.cryptographicLength
+        else {
+            throw EngineError(.invalidArgument, "ReKey Key Pair replaces private keys this server can use")
+        }
+        guard oldPrivate.state != .destroyed, oldPrivate.state != .destroyedCompromised else {
+            throw EngineError(.wrongState, "the key was destroyed")
+        }
+        // The public key of the old pair, when the private key links to one this caller may change too.
+        let oldPublic: ManagedObject?
+        if let link = oldPrivate.links?.first(where: { $0.type == ObjectLink.publicKey }) {
+            let (_, pub) = try await authorizeObject(ctx, link.id, "edit")
+            guard pub.objectType == .publicKey else { throw EngineError(.invalidArgument, "the Public Key Link names no public key") }
+            oldPublic = pub
+        } else {
+            oldPublic = nil
+        }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(oldPrivate.project), "kms-keys", "create", ["name": oldPrivate.names.first ?? ""]))
+        let generated = try Self.generateKeyPair(algorithm: algorithm, length: algorithm == Algorithm.ed25519 ? 255 : length)
+        let now = clock()
+        var priv = replacement(for: oldPrivate, offset: offset, now: now)
+        priv.keyFormatType = generated.privateFormat
+        priv.digest = Array(SHA256.hash(data: generated.privateDER))
+        var pub: ManagedObject
+        if let oldPublic {
+            pub = replacement(for: oldPublic, offset: offset, now: now)
+        } else {
+            pub = newObject(ObjectSpec(objectType: .publicKey, algorithm: algorithm, cryptographicLength: length), project: oldPrivate.project, now: now)
+            pub.serverGenerated = true
+            pub.fresh = true
+            pub.usageMask = UsageMask.verify.rawValue
+        }
+        pub.objectType = .publicKey
+        pub.algorithm = algorithm
+        pub.cryptographicLength = generated.length
+        pub.keyFormatType = generated.publicFormat
+        pub.digest = Array(SHA256.hash(data: generated.publicDER))
+        priv.links = [ObjectLink(type: ObjectLink.publicKey, id: pub.id), ObjectLink(type: ObjectLink.replacedObject, id: privateKeyID)]
+        pub.links = [ObjectLink(type: ObjectLink.privateKey, id: priv.id)]
+        if let oldPublic { pub.links?.append(ObjectLink(type: ObjectLink.replacedObject, id: oldPublic.id)) }
+        let (newPrivate, newPublic) = (priv, pub)
+        try await transact { tx in
+            try await self.markReplaced(privateKeyID, by: newPrivate.id, now: now, tx)
+            if let oldPublic { try await self.markReplaced(oldPublic.id, by: newPublic.id, now: now, tx) }
+            try await self.insertObject(newPrivate, material: generated.privateDER, now: now, tx)
+            try await self.insertObject(newPublic, material: generated.publicDER, now: now, tx)
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "kms.rekey-key-pair", project: oldPrivate.project,
+                    ["objectId": privateKeyID, "replacementId": newPrivate.id, "publicKeyId": oldPublic?.id ?? "",
+                     "replacementPublicKeyId": newPublic.id]), tx)
+        }
+        return (newPrivate, newPublic)
+    }
+
+    /// A replacement's metadata: the old object's attributes (names, masks, groups, custom attributes, sensitivity,
+    /// a full usage allowance) with fresh identity and dates. With an offset, activation at creation + offset and
+    /// the other dates at their old distances from the old activation; without one, the old object's dates.
+    func replacement(for old: ManagedObject, offset: TimeInterval?, now: Date) -> ManagedObject {
         var spec = ObjectSpec(
-            objectType: .symmetricKey, algorithm: algorithm, cryptographicLength: length, usageMask: old.usageMask, names: old.names,
-            objectGroups: old.objectGroups)
+            objectType: old.objectType, algorithm: old.algorithm, cryptographicLength: old.cryptographicLength, usageMask: old.usageMask,
+            names: old.names, objectGroups: old.objectGroups)
         spec.customAttributes = old.customAttributes ?? [:]
         spec.sensitive = old.sensitive
         spec.extractable = old.extractable
         spec.usageLimits = old.usageLimits.map { UsageLimits(total: $0.total, count: $0.total, unit: $0.unit) }
-        // Dates: with an offset, activation at creation + offset and the other dates at their old distances from
-        // the old activation; without one, the old key's.
         func shifted(_ d: Date?) -> Date? {
             guard let d else { return nil }
             guard let offset else { return d }
@@ -1161,27 +1237,28 @@ extension GatehouseEngine {
         var meta = newObject(spec, project: old.project, now: now)
         meta.serverGenerated = true
         meta.fresh = true
-        meta.links = [ObjectLink(type: ObjectLink.replacedObject, id: id)]
-        meta.digest = Array(SHA256.hash(data: material))
-        let replacement = meta
-        try await transact { tx in
-            var (record, body) = try await self.loadObject(id, tx)
-            body.meta.names = []  // the names move to the replacement
-            body.meta.links = (body.meta.links ?? []).filter { $0.type != ObjectLink.replacementObject }
-                + [ObjectLink(type: ObjectLink.replacementObject, id: replacement.id)]
-            body.meta.lastChangeDate = now
-            record.body = try Self.encode(body)
-            record.updatedAt = now
-            _ = try await tx.update(record)
-            let sealed = try await self.keyring.seal(material, binding: "kms-object/\(replacement.id)/material", tx)
-            try await tx.insert(
-                Record(
-                    kind: Self.objectKind, id: replacement.id, scope: replacement.project,
-                    body: try Self.encode(ManagedObjectBody(meta: replacement, material: sealed)), createdAt: now))
-            try await self.audit.append(
-                self.allowed(ctx, decision, "kms.rekey", project: old.project, ["objectId": id, "replacementId": replacement.id]), tx)
-        }
-        return replacement
+        return meta
+    }
+
+    /// The replaced object gives its names to the replacement and links to it.
+    func markReplaced(_ id: String, by replacementID: String, now: Date, _ tx: any StorageTransaction) async throws {
+        var (record, body) = try await loadObject(id, tx)
+        body.meta.names = []
+        body.meta.links = (body.meta.links ?? []).filter { $0.type != ObjectLink.replacementObject }
+            + [ObjectLink(type: ObjectLink.replacementObject, id: replacementID)]
+        body.meta.lastChangeDate = now
+        record.body = try Self.encode(body)
+        record.updatedAt = now
+        _ = try await tx.update(record)
+    }
+
+    /// Stores a new object with its material sealed under the root key.
+    func insertObject(_ meta: ManagedObject, material: [UInt8], now: Date, _ tx: any StorageTransaction) async throws {
+        let sealed = try await keyring.seal(material, binding: "kms-object/\(meta.id)/material", tx)
+        try await tx.insert(
+            Record(
+                kind: Self.objectKind, id: meta.id, scope: meta.project,
+                body: try Self.encode(ManagedObjectBody(meta: meta, material: sealed)), createdAt: now))
     }
 }
 

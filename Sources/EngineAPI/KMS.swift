@@ -138,6 +138,7 @@ public struct ObjectLink: Sendable, Hashable, Codable {
     }
     public static let certificate: UInt32 = 0x101
     public static let publicKey: UInt32 = 0x102
+    public static let privateKey: UInt32 = 0x103
     public static let replacementObject: UInt32 = 0x106
     public static let replacedObject: UInt32 = 0x107
 }
@@ -405,6 +406,10 @@ public protocol KeyEngine: Sendable {
     /// move to the replacement); linked both ways. `offset`: the replacement's activation is that long after its
     /// creation (its other dates keep their distances to it); without it the old key's dates are kept.
     func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject
+    /// KMIP ReKey Key Pair: a replacement pair for a private key (and the public key it links to), fresh material of
+    /// the same algorithm and size, the old keys' attributes (names move), Replacement/Replaced Object links both
+    /// ways for each key; `offset` as in `rekey`. Returns (private key, public key).
+    func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (ManagedObject, ManagedObject)
     /// KMIP Certify: a certificate for a public key object (subject CN `commonName`, else the key's first name) or
     /// a PKCS#10 request, from the project's certificate profile whose enrollment method is `kmip`; stored as a
     /// certificate object linked to the public key (both ways when there is one).

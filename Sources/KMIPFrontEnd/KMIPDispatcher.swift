@@ -24,7 +24,7 @@ public struct KMIPDispatcher: Sendable {
     public static let keyOperations: [KMIPOperation] = [
         .create, .register, .locate, .get, .getAttributes, .getAttributeList, .addAttribute, .modifyAttribute,
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
-        .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation, .reKey, .certify,
+        .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation, .reKey, .reKeyKeyPair, .certify,
     ]
     public var supportedOperations: [KMIPOperation] {
         engine == nil
@@ -189,6 +189,7 @@ public struct KMIPDispatcher: Sendable {
                 case .check: payload = try await ops.check(item.payload, &state)
                 case .getUsageAllocation: payload = try await ops.getUsageAllocation(item.payload, &state)
                 case .reKey: payload = try await ops.reKey(item.payload, &state)
+                case .reKeyKeyPair: payload = try await ops.reKeyKeyPair(item.payload, &state)
                 case .certify: payload = try await ops.certify(item.payload, &state)
                 default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
                 }

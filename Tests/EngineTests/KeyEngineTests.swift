@@ -272,6 +272,40 @@ import X509
         #expect(await code { _ = try await engine.rekey(admin, id: pair.0.id, offset: nil) } == .invalidArgument)
     }
 
+    /// Create Key Pair links the keys to each other; ReKey Key Pair replaces both with fresh material of the same
+    /// kind, moves the names and links old and new both ways; the new pair signs and verifies.
+    @Test func rekeyKeyPairReplacesBothKeys() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let (oldPrivate, oldPublic) = try await engine.createKeyPair(
+            admin, project: "p", algorithm: 6, length: 256,
+            privateSpec: ObjectSpec(objectType: .privateKey, names: ["signer"]), publicSpec: ObjectSpec(objectType: .publicKey, names: ["signer-pub"]))
+        #expect(oldPrivate.links == [ObjectLink(type: ObjectLink.publicKey, id: oldPublic.id)])
+        #expect(oldPublic.links == [ObjectLink(type: ObjectLink.privateKey, id: oldPrivate.id)])
+        _ = try await engine.activateObject(admin, id: oldPrivate.id)
+        let (newPrivate, newPublic) = try await engine.rekeyKeyPair(admin, privateKeyID: oldPrivate.id, offset: 0)
+        #expect(newPrivate.objectType == .privateKey && newPublic.objectType == .publicKey)
+        #expect(newPrivate.algorithm == 6 && newPrivate.cryptographicLength == 256 && newPublic.cryptographicLength == 256)
+        #expect(newPrivate.names == ["signer"] && newPublic.names == ["signer-pub"])
+        #expect(Set(newPrivate.links ?? []) == [ObjectLink(type: ObjectLink.publicKey, id: newPublic.id), ObjectLink(type: ObjectLink.replacedObject, id: oldPrivate.id)])
+        #expect(Set(newPublic.links ?? []) == [ObjectLink(type: ObjectLink.privateKey, id: newPrivate.id), ObjectLink(type: ObjectLink.replacedObject, id: oldPublic.id)])
+        let oldPrivateNow = try await engine.objectAttributes(admin, id: oldPrivate.id)
+        let oldPublicNow = try await engine.objectAttributes(admin, id: oldPublic.id)
+        #expect(oldPrivateNow.names.isEmpty && oldPrivateNow.links?.contains(ObjectLink(type: ObjectLink.replacementObject, id: newPrivate.id)) == true)
+        #expect(oldPublicNow.names.isEmpty && oldPublicNow.links?.contains(ObjectLink(type: ObjectLink.replacementObject, id: newPublic.id)) == true)
+        #expect(try await engine.getObject(admin, id: newPublic.id).1 != engine.getObject(admin, id: oldPublic.id).1, "fresh material")
+        // Offset 0: active at once; the new pair signs and verifies, the old public key does not accept its signature.
+        #expect(newPrivate.state == .active && newPublic.state == .active)
+        _ = try await engine.activateObject(admin, id: oldPublic.id)
+        let signature = try await engine.sign(admin, id: newPrivate.id, SignatureParameters(), data: Array("payload".utf8))
+        #expect(try await engine.verify(admin, id: newPublic.id, SignatureParameters(), data: Array("payload".utf8), signature: signature))
+        #expect(try await engine.verify(admin, id: oldPublic.id, SignatureParameters(), data: Array("payload".utf8), signature: signature) == false)
+        #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(name: "signer")) == [newPrivate.id])
+        // Only private keys; a symmetric key is refused.
+        let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
+        #expect(await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: k.id, offset: nil) } == .invalidArgument)
+        #expect(await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: newPublic.id, offset: nil) } == .invalidArgument)
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))

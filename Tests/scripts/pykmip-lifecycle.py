@@ -12,6 +12,8 @@ import warnings
 
 warnings.filterwarnings("ignore")
 from kmip import enums  # noqa: E402
+from kmip.core import attributes as core_attributes  # noqa: E402
+from kmip.core import misc  # noqa: E402
 from kmip.core.factories import attributes as attribute_factory  # noqa: E402
 from kmip.pie import client as pie_client  # noqa: E402
 from kmip.pie import exceptions  # noqa: E402
@@ -212,5 +214,36 @@ with c:
         s = attrs[0].attribute_value.value
         return True if s == enums.State.DESTROYED else f"state {s}"
     step("metadata kept after destroy", destroyed_metadata_kept)
+
+    # ReKey Key Pair (KMIP 1.1 and later; PyKMIP has it only in its low-level KMIPProxy): a new RSA pair that signs
+    # and verifies, with the old names, and fresh material.
+    if version != "1.0":
+        pair = {}
+
+        def create_pair():
+            pair["pub"], pair["priv"] = c.create_key_pair(
+                enums.CryptographicAlgorithm.RSA, 2048, public_name=name + "-pub", private_name=name + "-priv",
+                public_usage_mask=[enums.CryptographicUsageMask.VERIFY],
+                private_usage_mask=[enums.CryptographicUsageMask.SIGN])
+        step("create key pair", create_pair)
+
+        def rekey_pair():
+            r = c.proxy.rekey_key_pair(
+                private_key_uuid=core_attributes.PrivateKeyUniqueIdentifier(pair.get("priv", "missing")), offset=misc.Offset(0))
+            if r.result_status.value != enums.ResultStatus.SUCCESS:
+                return f"{r.result_reason}: {r.result_message}"
+            new_priv, new_pub = r.private_key_uuid, r.public_key_uuid
+            if new_priv in (pair["priv"], pair["pub"]) or new_pub in (pair["priv"], pair["pub"]):
+                return "the replacement kept an old identifier"
+            cp = {"cryptographic_algorithm": enums.CryptographicAlgorithm.RSA,
+                  "hashing_algorithm": enums.HashingAlgorithm.SHA_256, "padding_method": enums.PaddingMethod.PKCS1v15}
+            signature = c.sign(b"rotated", uid=new_priv, cryptographic_parameters=cp)
+            if c.signature_verify(b"rotated", signature, uid=new_pub, cryptographic_parameters=cp) != enums.ValidityIndicator.VALID:
+                return "the new public key does not verify the new private key's signature"
+            if c.get(new_pub).value == c.get(pair["pub"]).value:
+                return "the replacement has the old material"
+            found = c.locate(attributes=[factory.create_attribute(enums.AttributeType.NAME, name + "-priv")])
+            return True if found == [new_priv] else f"the private key's name is on {found}, not only on {new_priv}"
+        step("rekey key pair", rekey_pair)
 
 print(json.dumps({"version": version, "steps": steps}))
