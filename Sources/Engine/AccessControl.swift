@@ -166,7 +166,9 @@ extension GatehouseEngine {
         case .token:
             return try await identityCaller(principal.id)
         case .tlsCertificate:
-            if principal.verifiedByListener, bootstrapAdmins.contains(principal.name) {
+            // Bootstrap admins come from the listener's configured client CA, never from the KMIP client PKI (which
+            // the KMIP listener trusts too): a KMIP client certificate authenticates only through an identity.
+            if principal.verifiedByListener, bootstrapAdmins.contains(principal.name), !issuedByKMIPClientCA(principal) {
                 return Caller(kind: .superuser, identityId: nil, name: principal.name, orgRole: .admin, metadata: [:])
             }
             let now = clock()

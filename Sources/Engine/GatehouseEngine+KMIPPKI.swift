@@ -51,6 +51,9 @@ extension GatehouseEngine {
     {
         let decision = try await authorize(ctx, AccessRequest(.organization, "kmip", "create", ["name": request.commonName]))
         try Self.validateName(request.commonName, "commonName")
+        guard !bootstrapAdmins.contains(request.commonName) else {
+            throw EngineError(.invalidArgument, "'\(request.commonName)' is a bootstrap admin name; KMIP clients need names of their own")
+        }
         guard let ttl = DurationText.seconds(request.ttl ?? "365d"), ttl >= 60, ttl <= Self.kmipClientMaxTTL else {
             throw EngineError(.invalidArgument, "ttl must be a duration from 60s to 3650d")
         }
@@ -143,7 +146,41 @@ extension GatehouseEngine {
 
     public func kmipClientCACertificates() async throws -> [String] {
         guard let body = try await transact({ tx in try await self.kmipPKIBody(tx) }) else { return [] }
+        rememberKMIPClientCA(body.certificateDER)
         return [Self.pem(Array(body.certificateDER))]
+    }
+
+    /// Keeps the CA's key identifier for `issuedByKMIPClientCA` (the listener trusts the CA only after this ran
+    /// on this node: at startup, on each refresh, or when this node created it).
+    func rememberKMIPClientCA(_ der: Data) {
+        if kmipClientCA.withLock({ $0?.der == der }) { return }
+        guard let certificate = try? Certificate(derEncoded: Array(der)) else { return }
+        let keyID = PKIDER.keyIdentifier(certificate.publicKey)
+        kmipClientCA.withLock { $0 = (der, keyID) }
+        kmipIssuedVerdicts.withLock { $0.removeAll() }
+    }
+
+    /// Whether the principal's certificate was issued by the KMIP client CA (its Authority Key Identifier is the
+    /// CA's key identifier).
+    func issuedByKMIPClientCA(_ principal: Principal) -> Bool {
+        guard let keyID = kmipClientCA.withLock({ $0?.keyID }) else { return false }
+        if let known = kmipIssuedVerdicts.withLock({ $0[principal.id] }) { return known }
+        guard let leafDER = principal.certificateChain.first else { return false }  // no certificate: not its
+        let verdict: Bool
+        if let leaf = try? Certificate(derEncoded: leafDER) {
+            if let aki = try? leaf.extensions.authorityKeyIdentifier?.keyIdentifier {
+                verdict = Array(aki) == keyID
+            } else {
+                verdict = leaf.issuer == (try? Self.kmipClientCASubject)
+            }
+        } else {
+            verdict = true  // unreadable: never a bootstrap admin
+        }
+        kmipIssuedVerdicts.withLock { cache in
+            if cache.count > 1_000 { cache.removeAll() }
+            cache[principal.id] = verdict
+        }
+        return verdict
     }
 
     /// Registers the function told the KMIP client CAs when this node creates the KMIP PKI (the KMIP listener's
@@ -157,6 +194,14 @@ extension GatehouseEngine {
     }
 
     static let kmipCAKeyBinding = "kmip-pki/client-ca/key"
+    static var kmipClientCASubject: DistinguishedName {
+        get throws {
+            try DistinguishedName {
+                OrganizationName("Gatehouse")
+                CommonName("Gatehouse KMIP Client CA")
+            }
+        }
+    }
 
     func kmipPKIBody(_ tx: any StorageTransaction) async throws -> KMIPPKIBody? {
         guard let record = try await tx.get(kind: KMIPPKIKind.kind, id: KMIPPKIKind.clientCA) else { return nil }
@@ -169,10 +214,7 @@ extension GatehouseEngine {
     {
         let now = clock()
         let (key, pkcs8) = try Self.generateKey(algorithm)
-        let dn = try DistinguishedName {
-            OrganizationName("Gatehouse")
-            CommonName("Gatehouse KMIP Client CA")
-        }
+        let dn = try Self.kmipClientCASubject
         let keyID = PKIDER.keyIdentifier(key.publicKey)
         let certificate = try Self.caCertificate(
             subject: dn, publicKey: key.publicKey, issuer: dn, issuerKey: key, issuerKeyID: keyID,
@@ -181,6 +223,7 @@ extension GatehouseEngine {
         let body = KMIPPKIBody(
             keyAlgorithm: algorithm, sealedKey: try await keyring.seal(pkcs8, binding: Self.kmipCAKeyBinding, tx),
             certificateDER: Data(try Self.der(certificate)), createdAt: now)
+        rememberKMIPClientCA(body.certificateDER)
         try await tx.insert(
             Record(kind: KMIPPKIKind.kind, id: KMIPPKIKind.clientCA, scope: AccessKind.org, name: nil, body: try Self.encode(body), createdAt: now))
         try await audit.append(

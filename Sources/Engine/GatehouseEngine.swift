@@ -32,6 +32,10 @@ public final class GatehouseEngine: Engine {
     let pkiBaseURL = Mutex<String>("https://127.0.0.1:8443")
     /// Told the KMIP client CAs when this node creates the KMIP PKI (see `observeKMIPClientCAs`).
     let kmipTrustObserver = Mutex<(@Sendable ([String]) -> Void)?>(nil)
+    /// The KMIP client CA as last read (certificate DER and key identifier), to tell its certificates apart.
+    let kmipClientCA = Mutex<(der: Data, keyID: [UInt8])?>(nil)
+    /// `issuedByKMIPClientCA` verdicts by certificate fingerprint (principal id).
+    let kmipIssuedVerdicts = Mutex<[String: Bool]>([:])
     /// Reaches PostgreSQL resources for connection tests (installed by the daemon).
     let pamConnector = PAMConnectorSlot()
     let logger: Logger

@@ -5,6 +5,7 @@ import StorageAPI
 import SwiftASN1
 import Synchronization
 import Testing
+import ServerSupport
 import X509
 import _CryptoExtras
 
@@ -103,6 +104,35 @@ import _CryptoExtras
         #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: key, ttl: "10s")) == .invalidArgument)
         #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: key, ttl: "9999d")) == .invalidArgument)
         #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: P521.Signing.PrivateKey().publicKey.pemRepresentation)) == .invalidArgument)
+    }
+
+    /// The KMIP listener trusts the KMIP client CA, but a certificate from it never makes a bootstrap admin: the
+    /// PKI refuses bootstrap-admin names, and a certificate it issued is not taken as one even if its name were.
+    @Test func kmipCertificatesNeverAuthenticateBootstrapAdmins() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let key = publicKeyPEM(P256.Signing.PrivateKey())
+        #expect(
+            await code { _ = try await engine.issueKMIPClientCertificate(admin, KMIPClientCertificateRequest(commonName: "gatehouse-admin", publicKey: key)) }
+                == .invalidArgument)
+        let issued = try await engine.issueKMIPClientCertificate(admin, KMIPClientCertificateRequest(commonName: "array-09", publicKey: key))
+        var der = DER.Serializer()
+        try der.serialize(try Certificate(pemEncoded: issued.certificate))
+        // A principal named like the bootstrap admin, verified by the listener, whose certificate the KMIP CA issued.
+        let forged = CallContext(
+            principal: Principal(
+                method: .tlsCertificate, id: "fp-forged", name: "gatehouse-admin", certificateChain: [der.serializedBytes], verifiedByListener: true),
+            frontEnd: "test")
+        #expect(await code { _ = try await engine.listProjects(forged, after: nil, limit: 10) } == .unauthenticated)
+        // The same name from another CA (the listener's configured one) is the bootstrap admin.
+        let applianceLeaf = try CertificateFactory.issue(commonName: "gatehouse-admin", usage: .client, issuer: testCA, validity: 3600)
+        var applianceDER = DER.Serializer()
+        try applianceDER.serialize(applianceLeaf.certificate)
+        let real = CallContext(
+            principal: Principal(
+                method: .tlsCertificate, id: "fp-real", name: "gatehouse-admin", certificateChain: [applianceDER.serializedBytes],
+                verifiedByListener: true),
+            frontEnd: "test")
+        _ = try await engine.listProjects(real, after: nil, limit: 10)
     }
 
     /// A certificate from the KMIP PKI logs its identity in through TLS Certificate Auth attached with the KMIP CA.
