@@ -32,6 +32,10 @@ public struct KMIPDispatcher: Sendable {
             : Self.keyOperations + [.query, .discoverVersions, .rngRetrieve, .hash, .log, .interop]
     }
     public static let vendor = "Gatehouse"
+    /// Query Capabilities: streamed Encrypt/Decrypt, Batch Undo and Continue; wrapped keys are stored as sent (Not
+    /// Processed); Destroy deletes the key material and keeps the metadata; no shredding; one shared OS CSPRNG.
+    static let capabilities = KMIPProtocolOperations.Capabilities(
+        streaming: true, batchUndo: true, batchContinue: true, unwrapMode: 3, destroyAction: 2, shreddingAlgorithm: 3, rngMode: 2)
 
     public func process(_ bytes: [UInt8], principal: Principal, ipAddress: String? = nil) async -> (
         response: [UInt8], closeConnection: Bool
@@ -119,7 +123,8 @@ public struct KMIPDispatcher: Sendable {
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: KMIPProtocolOperations.query(
                     item.payload, operations: supportedOperations,
-                    objectTypes: engine == nil ? [] : [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor))
+                    objectTypes: engine == nil ? [] : [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor,
+                    version: version, capabilities: engine == nil ? nil : Self.capabilities))
         case .rngRetrieve:
             // RNG Retrieve (KMIP 1.3 §4.35): bytes from the system's CSPRNG.
             guard case .integer(let length)? = item.payload?.child(0x4200C4)?.value, length > 0, length <= 1 << 20 else {

@@ -28,6 +28,11 @@ import Testing
         let operations = Set(json?["operations"] as? [String] ?? [])
         #expect(operations.isSuperset(of: ["CREATE", "REGISTER", "GET", "LOCATE", "ACTIVATE", "REVOKE", "DESTROY", "ENCRYPT", "DECRYPT", "MAC", "DISCOVER_VERSIONS", "QUERY"]))
         #expect(json?["vendor"] as? String == "Gatehouse")
+        let capabilities = json?["capabilities"] as? [String: Any]
+        #expect(capabilities?["streaming"] as? Bool == true && capabilities?["asynchronous"] as? Bool == false, "\(json ?? [:])")
+        #expect(capabilities?["unwrap_mode"] as? String == "NOT_PROCESSED" && capabilities?["destroy_action"] as? String == "KEY_MATERIAL_DELETED")
+        #expect(capabilities?["rng_mode"] as? String == "SHARED_INSTANTIATION")
+        #expect(json?["rngs"] as? [String] == ["UNSPECIFIED"])
         #expect(json?["create"] as? String == "succeeded")
         #expect(daemon.stop() == 0)
     }

@@ -143,4 +143,34 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         #expect(payload?.children(KMIPTag.operation).count == dispatcher.supportedOperations.count)
         #expect(payload?.child(KMIPTag.vendorIdentification)?.value == .textString("Gatehouse"))
     }
+
+    /// Capability Information and RNG Parameters appear from 1.3 on, Batch Undo / Continue Capability from 1.4 on, and
+    /// only when the function is asked for.
+    @Test func queryCapabilitiesFollowTheRequestVersion() {
+        let asked = TTLVItem(
+            tag: KMIPTag.requestPayload,
+            .structure([
+                TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.capabilities.rawValue)),
+                TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.rngs.rawValue)),
+            ]))
+        let caps = KMIPProtocolOperations.Capabilities(
+            streaming: true, batchUndo: true, batchContinue: true, unwrapMode: 3, destroyAction: 2, shreddingAlgorithm: 3, rngMode: 2)
+        func answer(_ major: Int32, _ minor: Int32, _ payload: TTLVItem? = nil) -> [TTLVItem] {
+            KMIPProtocolOperations.query(
+                payload ?? asked, operations: [], objectTypes: [], vendor: "v", version: ProtocolVersion(major, minor), capabilities: caps)
+        }
+        #expect(answer(1, 2).isEmpty, "1.2 defines neither")
+        let v13 = answer(1, 3)
+        let info13 = v13.first { $0.tag == 0x4200F7 }
+        #expect(info13?.child(0x4200EF)?.value == .boolean(true))
+        #expect(info13?.child(0x4200F9) == nil && info13?.child(0x4200FA) == nil, "Batch Undo / Continue are 1.4 fields")
+        #expect(v13.first { $0.tag == 0x4200D9 }?.child(0x4200DA)?.value == .enumeration(1))
+        let info14 = answer(1, 4).first { $0.tag == 0x4200F7 }
+        #expect(info14?.child(0x4200F9)?.value == .boolean(true) && info14?.child(0x4200FA)?.value == .boolean(true))
+        #expect(info14?.child(0x4200F2)?.value == .enumeration(3) && info14?.child(0x4200F3)?.value == .enumeration(2))
+        #expect(answer(2, 1).contains { $0.tag == 0x4200F7 })
+        let onlyOperations = TTLVItem(
+            tag: KMIPTag.requestPayload, .structure([TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue))]))
+        #expect(answer(1, 4, onlyOperations).isEmpty, "not asked")
+    }
 }
