@@ -425,6 +425,14 @@ public protocol KeyEngine: Sendable {
     /// Puts objects back as `restore` captured them and removes the objects in `discard` (made by the failed
     /// batch), in one transaction; audited as `kms.undo`.
     func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws
+    /// KMIP streamed MAC: the first step (no `correlation`) starts an HMAC with the key; later steps name the
+    /// correlation value returned; the last (`final`) returns the MAC. Same ownership and limits as `cipherStep`.
+    func macStep(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool)
+        async throws -> (mac: [UInt8]?, correlation: [UInt8]?)
+    /// KMIP streamed Hash (`algorithm`: Hashing Algorithm 4 SHA-1, 6 SHA-256, 7 SHA-384, 8 SHA-512), like `macStep`
+    /// without a key; only for authenticated callers.
+    func hashStep(_ ctx: CallContext, algorithm: UInt32, data: [UInt8], correlation: [UInt8]?, final: Bool) async throws
+        -> (digest: [UInt8]?, correlation: [UInt8]?)
     /// One step of a streamed Encrypt / Decrypt (KMIP Init Indicator, Correlation Value, Final Indicator): the first
     /// step (no `correlation`) takes the IV and AAD and returns a correlation value unless it is also the last; later
     /// steps name it; the last returns the rest and, for GCM encryption, the tag (GCM decryption checks `tag` then).

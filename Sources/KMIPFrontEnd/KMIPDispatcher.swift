@@ -139,9 +139,36 @@ public struct KMIPDispatcher: Sendable {
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: [TTLVItem(tag: KMIPTag.data, .byteString(bytes))])
         case .hash:
-            // Hash (KMIP 1.3 §4.37), in one piece (no streaming): SHA-1, SHA-256/384/512.
+            // Hash (KMIP 1.3 §4.37): SHA-1, SHA-256/384/512, in one piece or streamed (Init Indicator, Correlation
+            // Value, Final Indicator; the stream's state lives in the engine).
+            let streaming: (correlation: [UInt8]?, final: Bool)?
+            do { streaming = try KMIPKeyOperations.streaming(item.payload) } catch let e as KMIPFieldError {
+                return .failure(item, e.reason, e.message)
+            } catch {
+                return .failure(item, .invalidField, "invalid streaming fields")
+            }
+            if let (correlation, final) = streaming {
+                guard let engine else { return .failure(item, .operationNotSupported, "streamed Hash is not available here") }
+                var algorithm: UInt32 = 0
+                if case .enumeration(let a)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value {
+                    algorithm = a
+                }
+                var data: [UInt8] = []
+                if case .byteString(let d)? = item.payload?.child(KMIPTag.data)?.value { data = d }
+                do {
+                    let (digest, next) = try await engine.hashStep(ctx, algorithm: algorithm, data: data, correlation: correlation, final: final)
+                    var payload: [TTLVItem] = []
+                    if let digest { payload.append(TTLVItem(tag: KMIPTag.data, .byteString(digest))) }
+                    if let next { payload.append(TTLVItem(tag: KMIPTag.correlationValue, .byteString(next))) }
+                    return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: payload)
+                } catch let e as EngineError {
+                    return .failure(item, KMIPKeyOperations.reason(for: e.code, version: version), e.message)
+                } catch {
+                    return .failure(item, .generalFailure, "internal error")
+                }
+            }
             guard case .byteString(let data)? = item.payload?.child(KMIPTag.data)?.value, data.count <= 1 << 20 else {
-                return .failure(item, .missingData, "Hash needs Data (at most 1 MiB); streamed hashing is not supported")
+                return .failure(item, .missingData, "Hash needs Data (at most 1 MiB)")
             }
             guard case .enumeration(let algorithm)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value,
                 let digest = Self.hash(algorithm, data)

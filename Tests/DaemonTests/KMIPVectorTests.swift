@@ -135,4 +135,66 @@ import Testing
         #expect(garbageCode == 200 && !garbage.isEmpty, "an Invalid Message KMIP response")
         #expect(daemon.stop() == 0)
     }
+
+    /// Streamed MAC and Hash (Init Indicator, Correlation Value, Final Indicator) over KMIP XML on HTTPS: three
+    /// pieces give the one-shot MAC and the SHA-256 of the whole; an unknown correlation value is refused.
+    @Test func streamedMACAndHash() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let url = daemon.httpsBase + "/kmip"
+        func send(_ operation: String, _ payload: String) throws -> TTLVItem? {
+            let xml = """
+                <RequestMessage><RequestHeader><ProtocolVersion><ProtocolVersionMajor type="Integer" value="1"/>
+                <ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion><BatchCount type="Integer" value="1"/></RequestHeader>
+                <BatchItem><Operation type="Enumeration" value="\(operation)"/><RequestPayload>\(payload)</RequestPayload></BatchItem></RequestMessage>
+                """
+            let (_, answer, code) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", xml, url])
+            #expect(code == 200, "\(answer)")
+            let item = try KMIPXMLCodec().item(try #require(try KMIPXMLParser.parse(answer).first))
+            return item.child(KMIPTag.batchItem)
+        }
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        func bytes(_ item: TTLVItem?, _ tag: UInt32) -> [UInt8]? {
+            if case .byteString(let b)? = item?.child(KMIPTag.responsePayload)?.child(tag)?.value { return b }
+            return nil
+        }
+        let created = try send("Create", """
+            <ObjectType type="Enumeration" value="SymmetricKey"/><TemplateAttribute>
+            <Attribute><AttributeName type="TextString" value="Cryptographic Algorithm"/><AttributeValue type="Enumeration" value="HMAC_SHA256"/></Attribute>
+            <Attribute><AttributeName type="TextString" value="Cryptographic Length"/><AttributeValue type="Integer" value="256"/></Attribute>
+            <Attribute><AttributeName type="TextString" value="Cryptographic Usage Mask"/><AttributeValue type="Integer" value="MACGenerate"/></Attribute>
+            </TemplateAttribute>
+            """)
+        guard case .textString(let uid)? = created?.child(KMIPTag.responsePayload)?.child(KMIPTag.uniqueIdentifier)?.value else {
+            Issue.record("no key: \(String(describing: created))")
+            return
+        }
+        _ = try send("Activate", #"<UniqueIdentifier type="TextString" value="\#(uid)"/>"#)
+        let pieces = [Array("first ".utf8), Array("second ".utf8), Array("third".utf8)]
+        let key = #"<UniqueIdentifier type="TextString" value="\#(uid)"/>"#
+        let first = try send("MAC", key + #"<Data type="ByteString" value="\#(hex(pieces[0]))"/><InitIndicator type="Boolean" value="true"/>"#)
+        let correlation = try #require(bytes(first, KMIPTag.correlationValue), "\(String(describing: first))")
+        #expect(bytes(first, KMIPTag.macData) == nil)
+        let cv = #"<CorrelationValue type="ByteString" value="\#(hex(correlation))"/>"#
+        _ = try send("MAC", key + #"<Data type="ByteString" value="\#(hex(pieces[1]))"/>"# + cv)
+        let last = try send("MAC", key + #"<Data type="ByteString" value="\#(hex(pieces[2]))"/>"# + cv + #"<FinalIndicator type="Boolean" value="true"/>"#)
+        let streamed = try #require(bytes(last, KMIPTag.macData), "\(String(describing: last))")
+        let whole = try send("MAC", key + #"<Data type="ByteString" value="\#(hex(pieces.flatMap { $0 }))"/>"#)
+        #expect(streamed == bytes(whole, KMIPTag.macData) && streamed.count == 32)
+        // The stream ended: its correlation value is unknown now.
+        let over = try send("MAC", key + #"<Data type="ByteString" value="00"/>"# + cv + #"<FinalIndicator type="Boolean" value="true"/>"#)
+        #expect(over?.child(KMIPTag.resultStatus)?.value == .enumeration(1), "operation failed")
+
+        let sha256 = #"<CryptographicParameters><HashingAlgorithm type="Enumeration" value="SHA_256"/></CryptographicParameters>"#
+        let h1 = try send("Hash", sha256 + #"<Data type="ByteString" value="\#(hex(pieces[0]))"/><InitIndicator type="Boolean" value="true"/>"#)
+        let hc = try #require(bytes(h1, KMIPTag.correlationValue), "\(String(describing: h1))")
+        let hcv = #"<CorrelationValue type="ByteString" value="\#(hex(hc))"/>"#
+        _ = try send("Hash", #"<Data type="ByteString" value="\#(hex(pieces[1]))"/>"# + hcv)
+        let h3 = try send("Hash", #"<Data type="ByteString" value="\#(hex(pieces[2]))"/>"# + hcv + #"<FinalIndicator type="Boolean" value="true"/>"#)
+        let oneShot = try send("Hash", sha256 + #"<Data type="ByteString" value="\#(hex(pieces.flatMap { $0 }))"/>"#)
+        let digest = try #require(bytes(h3, KMIPTag.data))
+        #expect(digest.count == 32 && digest == bytes(oneShot, KMIPTag.data))
+        #expect(daemon.stop() == 0)
+    }
 }

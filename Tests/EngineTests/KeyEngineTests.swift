@@ -306,6 +306,40 @@ import X509
         #expect(await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: newPublic.id, offset: nil) } == .invalidArgument)
     }
 
+    /// Streamed MAC and Hash: the pieces give the one-shot answer; a stream belongs to its caller (and key) and ends
+    /// with its last step.
+    @Test func streamedMACAndHashMatchOneShot() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        let k = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256, usageMask: UsageMask.macGenerate.rawValue))
+        _ = try await engine.activateObject(admin, id: k.id)
+        let pieces: [[UInt8]] = [Array("first ".utf8), Array("second ".utf8), Array("third".utf8)]
+        let whole = pieces.flatMap { $0 }
+        let (none, correlation) = try await engine.macStep(admin, id: k.id, CipherParameters(), data: pieces[0], correlation: nil, final: false)
+        #expect(none == nil)
+        let c = try #require(correlation)
+        let (middle, same) = try await engine.macStep(admin, id: k.id, CipherParameters(), data: pieces[1], correlation: c, final: false)
+        #expect(middle == nil && same == c)
+        // Another caller cannot continue it.
+        #expect(await code { _ = try await engine.macStep(stranger, id: k.id, CipherParameters(), data: [], correlation: c, final: true) } != nil)
+        let (mac, after) = try await engine.macStep(admin, id: k.id, CipherParameters(), data: pieces[2], correlation: c, final: true)
+        #expect(after == nil)
+        #expect(mac == (try await engine.mac(admin, id: k.id, CipherParameters(), data: whole)))
+        #expect(await code { _ = try await engine.macStep(admin, id: k.id, CipherParameters(), data: [], correlation: c, final: true) } == .notFound, "ended")
+
+        let (_, h) = try await engine.hashStep(admin, algorithm: 6, data: pieces[0], correlation: nil, final: false)
+        let hc = try #require(h)
+        #expect(await code { _ = try await engine.macStep(admin, id: k.id, CipherParameters(), data: [], correlation: hc, final: true) } == .notFound, "a hash stream is not a MAC stream")
+        _ = try await engine.hashStep(admin, algorithm: 6, data: pieces[1], correlation: hc, final: false)
+        let (digest, _) = try await engine.hashStep(admin, algorithm: 6, data: pieces[2], correlation: hc, final: true)
+        #expect(digest == Array(SHA256.hash(data: whole)))
+        let (oneStep, noCorrelation) = try await engine.hashStep(admin, algorithm: 8, data: whole, correlation: nil, final: true)
+        #expect(oneStep == Array(SHA512.hash(data: whole)) && noCorrelation == nil)
+        #expect(await code { _ = try await engine.hashStep(admin, algorithm: 99, data: whole, correlation: nil, final: true) } == .invalidArgument)
+        let anonymous = CallContext(principal: .anonymous, frontEnd: "test")
+        #expect(await code { _ = try await engine.hashStep(anonymous, algorithm: 6, data: whole, correlation: nil, final: false) } == .unauthenticated)
+    }
+
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
