@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording",
+                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -212,7 +212,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-bench",
             dependencies: [
-                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI",
+                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -257,6 +257,11 @@ let package = Package(
                 "KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ], swiftSettings: strict),
+        .testTarget(
+            name: "ACMEProtocolTests",
+            dependencies: ["ACMEProtocol"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ESTProtocolTests",
             dependencies: ["ESTProtocol", .product(name: "SwiftASN1", package: "swift-asn1")],

@@ -1,3 +1,4 @@
+import ACMEProtocol
 import Crypto
 import EngineAPI
 import Foundation
@@ -52,21 +53,12 @@ extension GatehouseEngine {
     }
 
     static func randomToken(_ bytes: Int = 16) -> String {
-        let raw = RandomBytes.make(bytes)
-        return Data(raw).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URL.encode(RandomBytes.make(bytes))
     }
 
-    static func b64url(_ data: some Sequence<UInt8>) -> String {
-        Data(data).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    static func b64url(_ data: some Sequence<UInt8>) -> String { Base64URL.encode(data) }
 
-    static func unb64url(_ s: String) -> [UInt8]? {
-        var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while t.count % 4 != 0 { t += "=" }
-        return Data(base64Encoded: t).map { Array($0) }
-    }
+    static func unb64url(_ s: String) -> [UInt8]? { Base64URL.decode(s) }
 
     // MARK: Profiles and EAB
 

@@ -1,3 +1,4 @@
+import ACMEProtocol
 import Crypto
 import EngineAPI
 import Foundation
@@ -284,9 +285,7 @@ extension GatehouseEngine {
 
     static func randomToken(_ prefix: String) -> String {
         let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-        return prefix
-            + bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return prefix + Base64URL.encode(bytes)
     }
 
     static func hash(_ secret: String) -> Data { Data(SHA256.hash(data: Data(secret.utf8))) }

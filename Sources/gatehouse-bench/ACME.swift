@@ -1,3 +1,4 @@
+import ACMEProtocol
 import ArgumentParser
 import Crypto
 import Foundation
@@ -51,21 +52,19 @@ final class ACMEFlow: @unchecked Sendable {
         self.tokens = tokens
     }
 
-    static func b64(_ bytes: some Sequence<UInt8>) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    static func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(bytes) }
 
-    var jwk: [String: String] {
+    /// The account key as a JWK, and its RFC 7638 thumbprint (computed once).
+    lazy var jwk: [String: String] = {
         let raw = Array(key.publicKey.rawRepresentation)
         return ["crv": "P-256", "kty": "EC", "x": Self.b64(raw.prefix(32)), "y": Self.b64(raw.suffix(32))]
-    }
+    }()
 
-    var thumbprint: String {
+    lazy var thumbprint: String = {
         let j = jwk
         let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(j["x"] ?? "")","y":"\#(j["y"] ?? "")"}"#
         return Self.b64(SHA256.hash(data: Array(canonical.utf8)))
-    }
+    }()
 
     func url(_ key: String) -> String { directory[key] as? String ?? "" }
 
