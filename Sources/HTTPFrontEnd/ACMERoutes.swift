@@ -424,8 +424,8 @@ struct ACMERoutes: Sendable {
             g.post("chall/:id") { request, context -> Response in
                 await post(request, context) { call in
                     let id = try context.parameters.require("id")
-                    let (challenge, authz, task) = try await engine.acmeRespondChallenge(call.ctx, accountId: call.accountId ?? "", challengeId: id)
-                    if let task { startValidation(task) }
+                    var (challenge, authz, task) = try await engine.acmeRespondChallenge(call.ctx, accountId: call.accountId ?? "", challengeId: id)
+                    if let task, let validated = await validateFirst(task) { challenge = validated }
                     var extra: HTTPFields = [HTTPField.Name("Link")!: "<\(call.base)/authz/\(authz.id)>;rel=\"up\""]
                     if challenge.status == "processing" { extra[.retryAfter] = "1" }
                     return await json(challengeJSON(challenge, base: call.base), base: call.base, extra: extra)
@@ -523,32 +523,56 @@ struct ACMERoutes: Sendable {
 
     // MARK: Validation
 
-    /// Runs an http-01 validation in the background and reports the verdict to the engine (RFC 8555 §8.3):
-    /// GET `http://{identifier}:{port}/.well-known/acme-challenge/{token}` must return the key authorization.
-    /// Names under `.localhost` are loopback (RFC 6761). A few attempts, one second apart.
-    func startValidation(_ task: ACMEValidationTask) {
+    /// Validates a challenge the client just answered (RFC 8555 §8.3: http-01 GETs
+    /// `http://{identifier}:{port}/.well-known/acme-challenge/{token}`, which must return the key authorization; also
+    /// dns-01 and tls-alpn-01). The first attempt runs before the answer to the challenge POST, so a client whose
+    /// response is in place sees the challenge valid at once and does not poll; when it fails, two more attempts
+    /// follow in the background, one second apart, and the verdict names the most telling failure. Names under
+    /// `.localhost` are loopback (RFC 6761). Returns the challenge as now valid, or nil while it is still processing.
+    func validateFirst(_ task: ACMEValidationTask) async -> ACMEChallengeInfo? {
+        let outcome = await check(task)
+        if outcome == nil {
+            do {
+                try await engine.acmeCompleteValidation(
+                    CallContext(principal: .system, frontEnd: "acme-validator", requestID: task.challenge.id), challengeId: task.challenge.id,
+                    error: nil)
+                var valid = task.challenge
+                valid.status = "valid"
+                valid.validated = Date()
+                return valid
+            } catch {
+                logger.error("cannot record a validation result", metadata: ["error": "\(error)"])
+                return nil
+            }
+        }
+        startValidation(task, firstFailure: outcome)
+        return nil
+    }
+
+    func check(_ task: ACMEValidationTask) async -> ACMEError? {
+        switch task.challenge.type {
+        case "dns-01": return await Self.checkDNS01(task, resolver: settings.resolver)
+        case "tls-alpn-01": return await Self.checkTLSALPN01(task, port: settings.tlsALPN01Port)
+        default: return await Self.checkHTTP01(task, port: settings.http01Port)
+        }
+    }
+
+    /// The attempts after a failed first one, in the background; reports the verdict to the engine.
+    func startValidation(_ task: ACMEValidationTask, firstFailure: ACMEError?) {
         let engine = self.engine
-        let port = settings.http01Port
-        let resolver = settings.resolver
-        let alpnPort = settings.tlsALPN01Port
         let logger = self.logger
+        let routes = self
         Task.detached {
-            var failure: ACMEError?
-            for attempt in 0..<3 {
-                let outcome: ACMEError?
-                switch task.challenge.type {
-                case "dns-01": outcome = await Self.checkDNS01(task, resolver: resolver)
-                case "tls-alpn-01": outcome = await Self.checkTLSALPN01(task, port: alpnPort)
-                default: outcome = await Self.checkHTTP01(task, port: port)
-                }
-                guard let outcome else {
+            var failure = firstFailure
+            for _ in 1..<3 {
+                try? await Task.sleep(for: .seconds(1))
+                guard let outcome = await routes.check(task) else {
                     failure = nil
                     break
                 }
                 // The verdict names the most telling failure: an answer that was wrong (unauthorized) is not replaced
                 // by a later attempt's connection error.
                 if failure?.type != "urn:ietf:params:acme:error:unauthorized" { failure = outcome }
-                if attempt < 2 { try? await Task.sleep(for: .seconds(1)) }
             }
             do {
                 try await engine.acmeCompleteValidation(
