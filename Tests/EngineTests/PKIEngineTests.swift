@@ -322,7 +322,7 @@ extension PKIEngineTests {
     /// request; the certificate is a key-management object too. No `kmip` profile: a clear refusal.
     @Test func kmipCertifyIssuesFromTheKMIPProfile() async throws {
         let w = try await world()
-        let (_, publicKey) = try await w.engine.createKeyPair(
+        let (privateKey, publicKey) = try await w.engine.createKeyPair(
             admin, project: "p", algorithm: 6, length: 256, privateSpec: ObjectSpec(objectType: .privateKey),
             publicSpec: ObjectSpec(objectType: .publicKey, names: ["device-7.example"]))
         #expect(await code {
@@ -335,7 +335,9 @@ extension PKIEngineTests {
         #expect(cert.objectType == .certificate && cert.names == ["device-7-cert"])
         #expect(cert.certificate?.subject.map(\.value) == ["device-7.example"])
         #expect(cert.links == [ObjectLink(type: ObjectLink.publicKey, id: publicKey.id)])
-        #expect(try await w.engine.objectAttributes(admin, id: publicKey.id).links == [ObjectLink(type: ObjectLink.certificate, id: cert.id)])
+        #expect(
+            try await w.engine.objectAttributes(admin, id: publicKey.id).links
+                == [ObjectLink(type: ObjectLink.privateKey, id: privateKey.id), ObjectLink(type: ObjectLink.certificate, id: cert.id)])
         let der = try #require(try await w.engine.getObject(admin, id: cert.id).1).bytes
         let x509 = try Certificate(derEncoded: der)
         let keyDER = try #require(try await w.engine.getObject(admin, id: publicKey.id).1).bytes
