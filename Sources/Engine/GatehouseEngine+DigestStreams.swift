@@ -66,18 +66,9 @@ final class DigestState: Sendable {
     }
 }
 
-/// A streamed MAC or Hash in progress: whose it is, on which key (nil for Hash), its state.
-struct DigestStreamEntry: Sendable {
-    let owner: Principal
-    let keyID: String?
-    let state: DigestState
-    var lastUse: Date
-}
-
 /// Streamed MAC and Hash (KMIP 1.3+ Init Indicator / Correlation Value / Final Indicator), like streamed
-/// Encrypt/Decrypt: a stream belongs to its caller (and for MAC its key), lives on this node, at most 1024 at once
-/// (shared with nothing else), dropped after 10 idle minutes; every MAC step is authorized, checked, counted against
-/// Usage Limits and audited like a one-shot MAC.
+/// Encrypt/Decrypt (a `StreamTable` of their own: per caller, and for MAC per key, at most 1024, dropped after 10 idle
+/// minutes); every MAC step is authorized, checked, counted against Usage Limits and audited like a one-shot MAC.
 extension GatehouseEngine {
     public func macStep(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool)
         async throws -> (mac: [UInt8]?, correlation: [UInt8]?)
@@ -118,34 +109,15 @@ extension GatehouseEngine {
         return (nil, try correlation ?? startDigest(ctx, keyID: nil, state))
     }
 
-    /// The stream named by `correlation`, if it is the caller's (and on `keyID`); removed when this is the last step.
+    /// The caller's stream named by `correlation` (on `keyID`); removed when this is the last step.
     func continueDigest(_ ctx: CallContext, _ correlation: [UInt8], keyID: String?, final: Bool) throws -> DigestState {
-        let now = clock()
-        let found = digestStreams.withLock { streams -> DigestState? in
-            guard var e = streams[correlation], e.owner == ctx.principal, e.keyID == keyID else { return nil }
-            if final { streams[correlation] = nil } else {
-                e.lastUse = now
-                streams[correlation] = e
-            }
-            return e.state
-        }
-        guard let found else {
+        guard let found = digestStreams.resume(correlation, owner: ctx.principal, keyID: keyID, final: final, now: clock()) else {
             throw EngineError(.notFound, "no streamed operation with that correlation value (for this caller\(keyID == nil ? "" : " and key"))")
         }
         return found
     }
 
-    /// Registers a new stream and returns its correlation value.
     func startDigest(_ ctx: CallContext, keyID: String?, _ state: DigestState) throws -> [UInt8] {
-        let now = clock()
-        let value = RandomBytes.make(16)
-        try digestStreams.withLock { streams in
-            streams = streams.filter { now.timeIntervalSince($0.value.lastUse) < Self.cipherStreamIdle }
-            guard streams.count < Self.maxCipherStreams else {
-                throw EngineError(.unavailable, "too many streamed operations in progress; retry later")
-            }
-            streams[value] = DigestStreamEntry(owner: ctx.principal, keyID: keyID, state: state, lastUse: now)
-        }
-        return value
+        try digestStreams.start(state, owner: ctx.principal, keyID: keyID, now: clock())
     }
 }

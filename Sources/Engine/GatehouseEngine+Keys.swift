@@ -1308,19 +1308,13 @@ extension GatehouseEngine {
 
 // MARK: - Streamed Encrypt / Decrypt
 
-/// A stream in progress: whose it is, on which key, and the OpenSSL context.
-struct CipherStreamEntry: Sendable {
-    let owner: Principal
-    let keyID: String
+/// A streamed Encrypt/Decrypt's OpenSSL context and GCM tag length.
+struct CipherStreamState: Sendable {
     let stream: CipherStream
     let tagLength: Int
-    var lastUse: Date
 }
 
 extension GatehouseEngine {
-    static let maxCipherStreams = 1024
-    static let cipherStreamIdle: TimeInterval = 600
-
     public func cipherStep(
         _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
         tag: [UInt8]?, correlation: [UInt8]?, final: Bool
@@ -1331,18 +1325,12 @@ extension GatehouseEngine {
         let (meta, key) = try await usableKey(
             ctx, id, action: encrypt ? "encrypt" : "decrypt", usage: encrypt ? .encrypt : .decrypt, consume: encrypt ? data.count : nil)
         let now = clock()
-        let entry: CipherStreamEntry
+        let entry: CipherStreamState
         var newCorrelation: [UInt8]?
         if let correlation {
-            let found = cipherStreams.withLock { streams -> CipherStreamEntry? in
-                guard var e = streams[correlation], e.owner == ctx.principal, e.keyID == id else { return nil }
-                if final { streams[correlation] = nil } else {
-                    e.lastUse = now
-                    streams[correlation] = e
-                }
-                return e
-            }
-            guard let found, found.stream.encrypting == encrypt else {
+            guard let found = cipherStreams.resume(correlation, owner: ctx.principal, keyID: id, final: final, now: now),
+                found.stream.encrypting == encrypt
+            else {
                 throw EngineError(.notFound, "no streamed operation with that correlation value (on this key, for this caller)")
             }
             entry = found
@@ -1361,21 +1349,11 @@ extension GatehouseEngine {
                 encrypt: encrypt, mode: mode, key: key.withUnsafeBytes { Array($0) }, iv: iv ?? [], padding: (p.paddingMethod ?? 1) == 3,
                 aad: aad ?? [])
             else { throw EngineError(.invalidArgument, "invalid cryptographic parameters (key length, IV length)") }
-            entry = CipherStreamEntry(owner: ctx.principal, keyID: id, stream: stream, tagLength: tagLength, lastUse: now)
-            if !final {
-                let value = RandomBytes.make(16)
-                try cipherStreams.withLock { streams in
-                    streams = streams.filter { now.timeIntervalSince($0.value.lastUse) < Self.cipherStreamIdle }
-                    guard streams.count < Self.maxCipherStreams else {
-                        throw EngineError(.unavailable, "too many streamed operations in progress; retry later")
-                    }
-                    streams[value] = entry
-                }
-                newCorrelation = value
-            }
+            entry = CipherStreamState(stream: stream, tagLength: tagLength)
+            if !final { newCorrelation = try cipherStreams.start(entry, owner: ctx.principal, keyID: id, now: now) }
         }
         guard var out = entry.stream.update(data) else {
-            cipherStreams.withLock { _ = $0.removeValue(forKey: correlation ?? []) }
+            if let correlation { cipherStreams.drop(correlation) }
             throw EngineError(.cryptographicFailure, encrypt ? "encryption failed" : "decryption failed")
         }
         guard final else { return (CipherResult(data: out), newCorrelation) }

@@ -14,9 +14,9 @@ public final class GatehouseEngine: Engine {
     let accessCache = AccessCache()
     /// Decoded managed-object bodies by id, with the record version they were decoded from.
     /// Streamed Encrypt/Decrypt operations in progress (KMIP Correlation Value → stream).
-    let cipherStreams = Mutex<[[UInt8]: CipherStreamEntry]>([:])
+    let cipherStreams = StreamTable<CipherStreamState>()
     /// Streamed MAC and Hash operations in progress, by correlation value.
-    let digestStreams = Mutex<[[UInt8]: DigestStreamEntry]>([:])
+    let digestStreams = StreamTable<DigestState>()
     let objectCache = Mutex<[String: (version: Int64, bytes: Int, body: ManagedObjectBody)]>([:])
     /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
     let caCache = Mutex<[String: LoadedCA]>([:])
