@@ -3,7 +3,9 @@ import Foundation
 
 /// `gatehouse-bench tunnel`: bulk throughput and connection-setup rate through Gatehouse's reverse tunnel and, in
 /// the same run, through OpenSSH's `ssh -N -R` over the same relay (a stock sshd started here on loopback) to the
-/// same local target, with the ratio.
+/// same local target, with the ratio. A third tunnel, `ssh -N -R` restricted to the cipher and MAC that libssh2 1.10
+/// negotiates for Gatehouse (aes128-ctr, hmac-sha2-256), separates the cost of the cipher suite from the cost of the
+/// library.
 struct Tunnel: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reverse tunnel vs. `ssh -N -R` through the same loopback sshd relay: bulk MB/s and connections/s.")
@@ -35,12 +37,13 @@ struct Tunnel: ParsableCommand {
         let relayPort = try freeLoopbackPort()
         let gatehousePort = try freeLoopbackPort()
         let opensshPort = try freeLoopbackPort()
+        let sameCipherPort = try freeLoopbackPort()
         let target = try SinkServer()
         defer { target.stop() }
 
         try shell(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", work + "/relay_host_key"])
         let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        try "restrict,port-forwarding,permitlisten=\"127.0.0.1:\(gatehousePort)\",permitlisten=\"127.0.0.1:\(opensshPort)\" \(publicKey)\n"
+        try "restrict,port-forwarding,permitlisten=\"127.0.0.1:\(gatehousePort)\",permitlisten=\"127.0.0.1:\(opensshPort)\",permitlisten=\"127.0.0.1:\(sameCipherPort)\" \(publicKey)\n"
             .write(toFile: work + "/authorized_keys", atomically: true, encoding: .utf8)
         if getuid() == 0 { try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true) }
         try ([
@@ -62,41 +65,48 @@ struct Tunnel: ParsableCommand {
         ]
         children.append(try Spawned([binary, "serve", "--data-dir", data], environment: env, output: work + "/gatehouse.log"))
         try "[127.0.0.1]:\(relayPort) \(hostKey)\n".write(toFile: work + "/known_hosts", atomically: true, encoding: .utf8)
-        children.append(
-            try Spawned(
-                [
-                    "ssh", "-F", "/dev/null", "-p", String(relayPort), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                    "-o", "UserKnownHostsFile=\(work)/known_hosts", "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes",
-                    "-N", "-R", "127.0.0.1:\(opensshPort):127.0.0.1:\(target.port)", "\(NSUserName())@127.0.0.1",
-                ], output: work + "/ssh.log"))
+        for (port, options) in [(opensshPort, [String]()), (sameCipherPort, ["-c", "aes128-ctr", "-m", "hmac-sha2-256"])] {
+            children.append(
+                try Spawned(
+                    [
+                        "ssh", "-F", "/dev/null", "-p", String(relayPort), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                        "-o", "UserKnownHostsFile=\(work)/known_hosts", "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes",
+                    ] + options + ["-N", "-R", "127.0.0.1:\(port):127.0.0.1:\(target.port)", "\(NSUserName())@127.0.0.1"],
+                    output: work + "/ssh-\(port).log"))
+        }
         try waitForPort(gatehousePort, seconds: 30)
         try waitForPort(opensshPort, seconds: 30)
+        try waitForPort(sameCipherPort, seconds: 30)
 
         let sshVersion = (try? shell(["ssh", "-V"], stderr: true)) ?? "OpenSSH"
         print("relay: OpenSSH sshd on 127.0.0.1:\(relayPort)\(relayOption.isEmpty ? "" : " (" + relayOption.joined(separator: "; ") + ")"); target: sink/echo on 127.0.0.1:\(target.port)")
-        print("peer:  ssh -N -R (\(sshVersion.trimmingCharacters(in: .whitespacesAndNewlines)))")
+        print("peer:  ssh -N -R (\(sshVersion.trimmingCharacters(in: .whitespacesAndNewlines))): `openssh` with its default cipher")
+        print("       suite, `openssh-ctr` restricted to Gatehouse's (libssh2 1.10: aes128-ctr + hmac-sha2-256)")
+        let tunnels = [("gatehouse", gatehousePort), ("openssh", opensshPort), ("openssh-ctr", sameCipherPort)]
         var results: [String: [String: Double]] = [:]
-        for (name, port) in [("gatehouse", gatehousePort), ("openssh", opensshPort)] {
+        for (name, port) in tunnels {
             var rates: [Double] = []
             for _ in 0..<max(1, rounds) { rates.append(try bulk(port: port, bytes: megabytes << 20)) }
             let median = rates.sorted()[rates.count / 2]
             results[name, default: [:]]["bulk"] = median
-            print(String(format: "%-10@ bulk      %4d MiB x%d  median %8.1f MB/s  (runs: %@)", name, megabytes, rates.count, median,
+            print(String(format: "%-11@ bulk      %4d MiB x%d  median %8.1f MB/s  (runs: %@)", name, megabytes, rates.count, median,
                          rates.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
         }
         for c in levels {
-            for (name, port) in [("gatehouse", gatehousePort), ("openssh", opensshPort)] {
+            for (name, port) in tunnels {
                 let r = connectionRate(port: port, workers: c, seconds: seconds)
                 results[name, default: [:]]["conn\(c)"] = r.rate
                 print(r.line(name, "connect", c))
             }
         }
-        print("ratio gatehouse/openssh:")
         let g = results["gatehouse"] ?? [:]
-        let o = results["openssh"] ?? [:]
-        for metric in ["bulk"] + levels.map({ "conn\($0)" }) {
-            if let a = g[metric], let b = o[metric], b > 0 {
-                print(String(format: "  %-8@ %.2fx", metric, a / b))
+        for peer in ["openssh", "openssh-ctr"] {
+            print("ratio gatehouse/\(peer):")
+            let o = results[peer] ?? [:]
+            for metric in ["bulk"] + levels.map({ "conn\($0)" }) {
+                if let a = g[metric], let b = o[metric], b > 0 {
+                    print(String(format: "  %-8@ %.2fx", metric, a / b))
+                }
             }
         }
     }
