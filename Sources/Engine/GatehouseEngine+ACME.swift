@@ -69,7 +69,7 @@ extension GatehouseEngine {
     }
 
     public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) {
-        let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(profile, tx) }
+        let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "edit"))
         guard let kid = body.eabKeyId, let sealed = body.eabSealedKey else {
             throw EngineError(.wrongState, "profile '\(profile)' has no external account binding (not an ACME profile)")
@@ -136,7 +136,7 @@ extension GatehouseEngine {
         // account from the store in its transaction.
         let now = clock()
         if let hit = acmeAccounts.withLock({ $0[accountId] }), hit.until > now, hit.info.profileId == profileId { return hit.info }
-        let info = try await transact(relaxed: true) { tx in try await self.loadAccount(accountId, tx).1 }
+        let info = try await read { tx in try await self.loadAccount(accountId, tx).1 }
         acmeAccounts.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[accountId] = (info, now + 2)
@@ -149,7 +149,7 @@ extension GatehouseEngine {
         _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool,
         onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
     ) async throws -> (ACMEAccountInfo, created: Bool) {
-        let existing = try await transact(relaxed: true) { tx in
+        let existing = try await read { tx in
             try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
         }
         if let existing {
@@ -163,7 +163,7 @@ extension GatehouseEngine {
             }
         }
         guard contact.count <= 10 else { throw Self.acme("invalidContact", "at most 10 contacts") }
-        let (_, profile) = try await transact(relaxed: true) { tx in try await self.loadProfile(profileId, tx) }
+        let (_, profile) = try await read { tx in try await self.loadProfile(profileId, tx) }
         guard let eabKid = profile.eabKeyId, let sealed = profile.eabSealedKey else {
             throw EngineError(.notFound, "no ACME profile")
         }
@@ -192,7 +192,7 @@ extension GatehouseEngine {
             }
         } catch let e as EngineError where e.code == .alreadyExists {
             // The same key registered concurrently: return that account.
-            let raced = try await transact(relaxed: true) { tx in
+            let raced = try await read { tx in
                 try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
             }
             if let raced { return (raced, false) }
@@ -358,7 +358,7 @@ extension GatehouseEngine {
 
     public func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo {
         try acmeCaller(ctx, accountId)
-        let order = try await transact(relaxed: true) { tx in try await self.loadOrder(orderId, tx).1 }
+        let order = try await read { tx in try await self.loadOrder(orderId, tx).1 }
         guard order.accountId == accountId else { throw Self.acme("unauthorized", "the order belongs to another account") }
         if ["pending", "ready"].contains(order.status), order.expires < clock() {
             var expired = order
@@ -371,7 +371,7 @@ extension GatehouseEngine {
 
     public func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String] {
         try acmeCaller(ctx, accountId)
-        return try await transact(relaxed: true) { tx in
+        return try await read { tx in
             try await tx.list(kind: ACMEKind.order, scope: accountId, afterID: nil, limit: 1000).map(\.id)
         }
     }
@@ -385,7 +385,7 @@ extension GatehouseEngine {
 
     public func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo {
         try acmeCaller(ctx, accountId)
-        let authz = try await transact(relaxed: true) { tx in try await self.loadAuthz(authorizationId, tx).1 }
+        let authz = try await read { tx in try await self.loadAuthz(authorizationId, tx).1 }
         guard authz.accountId == accountId else { throw Self.acme("unauthorized", "the authorization belongs to another account") }
         return authz
     }
@@ -465,6 +465,9 @@ extension GatehouseEngine {
     }
 
     public func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr csrBytes: [UInt8]) async throws -> ACMEOrderInfo {
+        // Parsing the CSR and checking its signature need nothing from the store: done before the transaction, so
+        // the writer's lock is not held for them.
+        let parsed = Result { try Self.parseCSR(csrBytes) }
         return try await transact { tx in
             _ = try await self.validAccount(ctx, accountId, tx)
             var (record, order) = try await self.loadOrder(orderId, tx)
@@ -473,7 +476,7 @@ extension GatehouseEngine {
                 throw Self.acme("orderNotReady", "the order is \(order.status), not ready")
             }
             let csr: CertificateSigningRequest
-            do { csr = try Self.parseCSR(csrBytes) } catch let e as EngineError { throw Self.acme("badCSR", e.message) }
+            do { csr = try parsed.get() } catch let e as EngineError { throw Self.acme("badCSR", e.message) }
             let requested = (try? Self.requestedExtensions(csr)) ?? nil
             let sans = ((try? requested?.subjectAlternativeNames) ?? nil) ?? SubjectAlternativeNames()
             // The CSR must name exactly the order's identifiers (CN, if any, among them).
@@ -515,7 +518,7 @@ extension GatehouseEngine {
     public func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] {
         try acmeCaller(ctx, accountId)
         let (_, body) = try await certificateBody(serial)
-        return try await transact(relaxed: true) { tx in
+        return try await read { tx in
             // Only the account whose order produced it may download it.
             guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: body.info.serialNumber), owner.scope == accountId else {
                 throw Self.acme("unauthorized", "the certificate was not issued to this account")

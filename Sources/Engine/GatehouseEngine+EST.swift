@@ -12,7 +12,7 @@ extension GatehouseEngine {
     func recentProfile(_ slug: String) async throws -> ProfileBody {
         let now = clock()
         if let hit = estProfiles.withLock({ $0[slug] }), hit.until > now { return hit.body }
-        let (_, body) = try await transact(relaxed: true) { tx in try await self.loadProfile(slug, tx) }
+        let (_, body) = try await read { tx in try await self.loadProfile(slug, tx) }
         estProfiles.withLock { cache in
             if cache.count > 1_000 { cache.removeAll() }
             cache[slug] = (body, now + 2)
@@ -33,14 +33,14 @@ extension GatehouseEngine {
     public func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]] {
         let p = try await estProfile(profile)
         guard let caId = p.info.caId else { throw EngineError(.notFound, "no EST profile '\(profile)'") }
-        let ca = try await transact(relaxed: true) { tx in try await self.loadCA(caId, tx) }
+        let ca = try await read { tx in try await self.loadCA(caId, tx) }
         guard let der = ca.body.certificateDER else { throw EngineError(.wrongState, "the profile's CA has no certificate") }
         return [Array(der)] + ca.body.chainDER.map { Array($0) }
     }
 
     public func estCSRAttributes(_ ctx: CallContext, profile: String) async throws -> [UInt8]? {
         let p = try await estProfile(profile)
-        let template = try await transact(relaxed: true) { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
+        let template = try await read { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
         var oids: [ASN1ObjectIdentifier] = []
         if p.info.estRequireChannelBinding { oids.append(PKIDER.oidChallengePassword) }
         // The signature algorithm the device should sign its CSR with: the template's first, else SHA-256 ECDSA.
@@ -156,7 +156,7 @@ extension GatehouseEngine {
             requestedExtensions: requested, ttl: nil)
         var pkcs8: [UInt8]?
         if serverKeyGen {
-            let template = try await transact(relaxed: true) { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
+            let template = try await read { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
             let algorithm = Self.keyAlgorithm(csr.publicKey).flatMap { a in template.keyAlgorithms.isEmpty || template.keyAlgorithms.contains(a) ? a : nil }
                 ?? template.keyAlgorithms.first ?? .ecP256
             let (key, der) = try Self.generateKey(algorithm)

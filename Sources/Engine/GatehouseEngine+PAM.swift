@@ -134,13 +134,13 @@ extension GatehouseEngine {
     }
 
     public func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo {
-        let (_, info) = try await transact(relaxed: true) { tx in try await self.pamResource(id, tx) }
+        let (_, info) = try await read { tx in try await self.pamResource(id, tx) }
         try await authorize(ctx, AccessRequest(.project(info.project), "pam-resources", "read", ["name": info.name]))
         return info
     }
 
     public func deletePAMResource(_ ctx: CallContext, id: String) async throws {
-        let (_, info) = try await transact(relaxed: true) { tx in try await self.pamResource(id, tx) }
+        let (_, info) = try await read { tx in try await self.pamResource(id, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(info.project), "pam-resources", "delete", ["name": info.name]))
         try await transact { tx in
             let (record, info) = try await self.pamResource(id, tx)
@@ -175,7 +175,7 @@ extension GatehouseEngine {
         guard !password.bytes.isEmpty, password.bytes.count <= 1024, !password.bytes.contains(0) else {
             throw EngineError(.invalidArgument, "password must be 1–1024 bytes without NUL")
         }
-        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(resourceId, tx) }
+        let (_, resource) = try await read { tx in try await self.pamResource(resourceId, tx) }
         let decision = try await authorize(
             ctx, AccessRequest(.project(resource.project), "pam-accounts", "create", ["name": resource.name, "account": username]))
         // Validated by a real login before anything is stored.
@@ -209,7 +209,7 @@ extension GatehouseEngine {
     }
 
     public func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] {
-        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(resourceId, tx) }
+        let (_, resource) = try await read { tx in try await self.pamResource(resourceId, tx) }
         try await authorize(ctx, AccessRequest(.project(resource.project), "pam-accounts", "read", ["name": resource.name]))
         return try await transact(relaxed: true) { tx in
             try await tx.list(kind: PAMKind.account, scope: resourceId, afterID: nil, limit: 10_000).map {
@@ -219,7 +219,7 @@ extension GatehouseEngine {
     }
 
     public func deletePAMAccount(_ ctx: CallContext, id: String) async throws {
-        let (_, body) = try await transact(relaxed: true) { tx in try await self.pamAccount(id, tx) }
+        let (_, body) = try await read { tx in try await self.pamAccount(id, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-accounts", "delete", ["account": body.info.username]))
         try await transact { tx in
             let (record, body) = try await self.pamAccount(id, tx)
@@ -242,8 +242,8 @@ extension GatehouseEngine {
         guard seconds <= Self.maxGrantSeconds else { throw EngineError(.invalidArgument, "duration: at most 30d") }
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty, reason.utf8.count <= 1000 else { throw EngineError(.invalidArgument, "reason: 1–1000 characters") }
-        let (_, account) = try await transact(relaxed: true) { tx in try await self.pamAccount(accountId, tx) }
-        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(account.info.resourceId, tx) }
+        let (_, account) = try await read { tx in try await self.pamAccount(accountId, tx) }
+        let (_, resource) = try await read { tx in try await self.pamResource(account.info.resourceId, tx) }
         let fields = ["name": resource.name, "account": account.info.username]
         let decision = try await authorize(ctx, AccessRequest(.project(resource.project), "pam-access", "request", fields))
         let auto = decision.permits(AccessRequest(.project(resource.project), "pam-access", "auto-approve", fields))
@@ -292,7 +292,7 @@ extension GatehouseEngine {
     func decideGrant(
         _ ctx: CallContext, grantId: String, action: String, from: Set<PAMGrantInfo.Status>, to: PAMGrantInfo.Status, auditType: String
     ) async throws -> PAMGrantInfo {
-        let (_, existing) = try await transact(relaxed: true) { tx in try await self.pamGrant(grantId, tx) }
+        let (_, existing) = try await read { tx in try await self.pamGrant(grantId, tx) }
         let decision = try await authorize(
             ctx, AccessRequest(.project(existing.project), "pam-access", action, ["name": existing.resourceName, "account": existing.username]))
         if to == .approved, !decision.isSuperuser, granteeId(ctx, decision.caller) == existing.granteeId {
@@ -351,7 +351,7 @@ extension GatehouseEngine {
     }
 
     public func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        let (_, g) = try await transact(relaxed: true) { tx in try await self.pamGrant(grantId, tx) }
+        let (_, g) = try await read { tx in try await self.pamGrant(grantId, tx) }
         let caller = try await resolve(ctx.principal)
         // The grantee may always read its own request; others need read permission.
         if let caller, granteeId(ctx, caller) == g.granteeId { return g }
@@ -559,8 +559,8 @@ extension GatehouseEngine {
     }
 
     public func rotatePAMAccount(_ ctx: CallContext, id: String) async throws -> PAMAccountInfo {
-        let (_, body) = try await transact(relaxed: true) { tx in try await self.pamAccount(id, tx) }
-        let (_, resource) = try await transact(relaxed: true) { tx in try await self.pamResource(body.info.resourceId, tx) }
+        let (_, body) = try await read { tx in try await self.pamAccount(id, tx) }
+        let (_, resource) = try await read { tx in try await self.pamResource(body.info.resourceId, tx) }
         let decision = try await authorize(
             ctx, AccessRequest(.project(resource.project), "pam-accounts", "edit", ["name": resource.name, "account": body.info.username]))
         return try await rotate(ctx, decision: decision, accountId: id, resource: resource)

@@ -865,7 +865,7 @@ extension GatehouseEngine {
     func certificateBody(_ serial: String) async throws -> (Record, CertificateBody) {
         let s = serial.lowercased().replacingOccurrences(of: ":", with: "")
         guard !s.isEmpty, s.utf8.count <= 64 else { throw EngineError(.notFound, "certificate not found") }
-        return try await transact { tx in
+        return try await read { tx in
             guard let r = try await tx.get(kind: PKIKind.certificate, id: s) else {
                 throw EngineError(.notFound, "certificate '\(serial)' not found")
             }
@@ -887,7 +887,7 @@ extension GatehouseEngine {
     public func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo {
         let (_, body) = try await certificateBody(serial)
         try await authorize(ctx, AccessRequest(.project(body.info.project), "certificates", "read"))
-        return try await transact(relaxed: true) { tx in try await self.describe(body, tx) }
+        return try await read { tx in try await self.describe(body, tx) }
     }
 
     public func listCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws
@@ -896,7 +896,7 @@ extension GatehouseEngine {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "certificates", "read"))
         let n = max(1, min(limit, 1000))
-        return try await transact(relaxed: true) { tx in
+        return try await read { tx in
             _ = try await self.requireProject(project, tx)
             let records = try await tx.list(kind: PKIKind.certificate, scope: project, afterID: after, limit: n + 1)
             var items: [CertificateInfo] = []

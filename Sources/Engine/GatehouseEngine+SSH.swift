@@ -347,13 +347,13 @@ extension GatehouseEngine {
     }
 
     public func getSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
-        let (_, body) = try await transact(relaxed: true) { tx in try await self.sshCertificateRecord(serial, tx) }
+        let (_, body) = try await read { tx in try await self.sshCertificateRecord(serial, tx) }
         try await authorize(ctx, AccessRequest(.project(body.info.project), "ssh-certificates", "read"))
         return describeSSH(body.info)
     }
 
     public func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
-        let (_, existing) = try await transact(relaxed: true) { tx in try await self.sshCertificateRecord(serial, tx) }
+        let (_, existing) = try await read { tx in try await self.sshCertificateRecord(serial, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "ssh-certificates", "revoke"))
         let now = clock()
         return try await transact { tx in
@@ -521,13 +521,13 @@ extension GatehouseEngine {
     }
 
     public func getSSHHost(_ ctx: CallContext, host: String) async throws -> SSHHostInfo {
-        let (_, info) = try await transact(relaxed: true) { tx in try await self.sshHostRecord(host, tx) }
+        let (_, info) = try await read { tx in try await self.sshHostRecord(host, tx) }
         try await authorize(ctx, AccessRequest(.project(info.project), "ssh-hosts", "read", ["name": info.hostname]))
         return info
     }
 
     public func deleteSSHHost(_ ctx: CallContext, host: String) async throws {
-        let (_, existing) = try await transact(relaxed: true) { tx in try await self.sshHostRecord(host, tx) }
+        let (_, existing) = try await read { tx in try await self.sshHostRecord(host, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(existing.project), "ssh-hosts", "delete", ["name": existing.hostname]))
         try await transact { tx in
             let (record, info) = try await self.sshHostRecord(existing.id, tx)
@@ -542,7 +542,7 @@ extension GatehouseEngine {
     public func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws
         -> SSHCertificateInfo
     {
-        let (_, existing) = try await transact(relaxed: true) { tx in try await self.sshHostRecord(host, tx) }
+        let (_, existing) = try await read { tx in try await self.sshHostRecord(host, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(existing.project), "ssh-certificates", "create"))
         return try await transact { tx in
             var (record, info) = try await self.sshHostRecord(existing.id, tx)

@@ -126,8 +126,19 @@ public final class GatehouseEngine: Engine {
     func transact<T: Sendable>(relaxed: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T)
         async throws -> T
     {
+        try await mappingStorageErrors { try await storage.withRetryingTransaction(relaxed: relaxed, body) }
+    }
+
+    /// A read-only transaction (`Storage.withReadTransaction`): it sees every write acknowledged before it starts and
+    /// does not queue behind writers where the backend can avoid it. It must not write.
+    func read<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T {
+        try await mappingStorageErrors { try await storage.withReadTransaction(body) }
+    }
+
+    /// Runs a storage call, turning its errors into `EngineError`s.
+    private func mappingStorageErrors<T: Sendable>(_ call: () async throws -> T) async throws -> T {
         do {
-            return try await storage.withRetryingTransaction(relaxed: relaxed, body)
+            return try await call()
         } catch let e as EngineError {
             throw e
         } catch let e as StorageError {

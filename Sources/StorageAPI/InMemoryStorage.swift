@@ -33,10 +33,24 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         }
     }
 
+    public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+        -> T
+    {
+        try await lock.withLock {
+            let tx = Transaction(state: state, readOnly: true)
+            defer { tx.closed = true }
+            return try await body(tx)
+        }
+    }
+
     final class Transaction: StorageTransaction, @unchecked Sendable {
         var state: State
         var closed = false
-        init(state: State) { self.state = state }
+        let readOnly: Bool
+        init(state: State, readOnly: Bool = false) {
+            self.state = state
+            self.readOnly = readOnly
+        }
 
         private func key(_ kind: String, _ id: String) -> String { kind + "\u{0}" + id }
         private func nameKey(_ kind: String, _ scope: String, _ name: String) -> String {
@@ -45,9 +59,13 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         private func check() throws {
             if closed { throw StorageError(.corrupt, "transaction used after it ended") }
         }
+        private func checkWrite() throws {
+            try check()
+            if readOnly { throw StorageError(.corrupt, "write in a read-only transaction") }
+        }
 
         func insert(_ record: Record) async throws {
-            try check()
+            try checkWrite()
             if state.records[key(record.kind, record.id)] != nil {
                 throw StorageError(.uniqueViolation, "id \(record.id) exists")
             }
@@ -72,7 +90,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         }
 
         func update(_ record: Record) async throws -> Record {
-            try check()
+            try checkWrite()
             guard let old = state.records[key(record.kind, record.id)] else { throw StorageError(.notFound) }
             guard old.version == record.version else { throw StorageError(.versionConflict) }
             if let name = record.name, name != old.name || record.scope != old.scope,
@@ -90,7 +108,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         }
 
         func delete(kind: String, id: String, expectedVersion: Int64) async throws {
-            try check()
+            try checkWrite()
             guard let old = state.records[key(kind, id)] else { throw StorageError(.notFound) }
             guard old.version == expectedVersion else { throw StorageError(.versionConflict) }
             state.records[key(kind, id)] = nil
@@ -117,7 +135,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         }
 
         func appendAuditEvent(_ event: AuditRecord) async throws {
-            try check()
+            try checkWrite()
             guard event.sequence == (state.audit.last?.sequence ?? 0) + 1 else { throw StorageError(.auditConflict) }
             state.audit.append(event)
         }
@@ -133,7 +151,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         }
 
         func setMetadata(_ key: String, _ value: Data) async throws {
-            try check()
+            try checkWrite()
             state.metadata[key] = value
         }
     }

@@ -161,14 +161,27 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         try await run(body, relaxed: true)
     }
 
-    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T {
+    /// `SET TRANSACTION READ ONLY`: the server refuses writes too (the transaction refuses them first).
+    public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws -> T
+    {
+        try await run(body, relaxed: false, readOnly: true)
+    }
+
+    func run<T: Sendable>(
+        _ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool, readOnly: Bool = false
+    ) async throws -> T {
         do {
             // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
             // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
             try await reach(within: transactionTimeout)
             return try await client.withTransaction(logger: logger) { conn in
-                if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
-                let tx = PostgresTransaction(connection: conn, logger: self.logger)
+                if readOnly {
+                    try await conn.query("SET TRANSACTION READ ONLY", logger: self.logger)
+                } else if relaxed {
+                    try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger)
+                }
+                let tx = PostgresTransaction(connection: conn, logger: self.logger, readOnly: readOnly)
                 defer { tx.closed = true }
                 return try await body(tx)
             }
@@ -245,15 +258,21 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     let connection: PostgresConnection
     let logger: Logger
     var closed = false
+    let readOnly: Bool
 
-    init(connection: PostgresConnection, logger: Logger) {
+    init(connection: PostgresConnection, logger: Logger, readOnly: Bool = false) {
         self.connection = connection
         self.logger = logger
+        self.readOnly = readOnly
     }
 
     private func live() throws -> PostgresConnection {
         if closed { throw StorageError(.corrupt, "transaction used after it ended") }
         return connection
+    }
+
+    private func checkWrite() throws {
+        if readOnly { throw StorageError(.corrupt, "write in a read-only transaction") }
     }
 
     private func run(_ query: PostgresQuery) async throws -> PostgresRowSequence {
@@ -282,6 +301,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func insert(_ record: Record) async throws {
+        try checkWrite()
         let created = Record.millis(record.createdAt)
         let updated = Record.millis(record.updatedAt)
         _ = try await run(
@@ -307,6 +327,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func update(_ record: Record) async throws -> Record {
+        try checkWrite()
         let updated = Record.millis(record.updatedAt)
         let rows = try await records(
             """
@@ -321,6 +342,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func delete(kind: String, id: String, expectedVersion: Int64) async throws {
+        try checkWrite()
         var deleted = 0
         do {
             for try await _ in try await run(
@@ -380,6 +402,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func appendAuditEvent(_ event: AuditRecord) async throws {
+        try checkWrite()
         let last = try await lastAuditEvent()?.sequence ?? 0
         guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
         _ = try await run(
@@ -408,6 +431,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func setMetadata(_ key: String, _ value: Data) async throws {
+        try checkWrite()
         _ = try await run(
             "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     }

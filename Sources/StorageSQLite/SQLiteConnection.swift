@@ -37,6 +37,9 @@ final class SQLiteConnection: @unchecked Sendable {
         sqlite3_extended_result_codes(db, 1)
     }
 
+    /// Whether no transaction is open on this connection.
+    var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
+
     deinit {
         for stmt in statements.values { sqlite3_finalize(stmt) }
         sqlite3_close_v2(handle)

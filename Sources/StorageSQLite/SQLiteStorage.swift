@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOPosix
 import StorageAPI
+import Synchronization
 
 /// The embedded default store: one SQLite database file in WAL mode; a transaction that returned is on disk and
 /// survives `kill -9` or power loss.
@@ -12,9 +13,13 @@ import StorageAPI
 /// transaction returns only after a WAL fsync that started after its COMMIT has finished. Writers that commit
 /// while one fsync is running share the next one, so N concurrent writers cost one fsync, not N. (A transaction
 /// is durable once its WAL frames are on stable storage; checkpoints under NORMAL fsync the WAL before copying.)
+///
+/// Read-only transactions do not take the writer's lock: they run on a small pool of reader connections, which WAL
+/// lets read the last committed state while the writer works.
 public final class SQLiteStorage: Storage, @unchecked Sendable {
     private let connection: SQLiteConnection
     private let lock = AsyncLock()
+    private let readers: SQLiteReaderPool
     private let threadPool: NIOThreadPool
     private let durability: GroupCommit
 
@@ -29,6 +34,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             }
         }
         self.connection = try SQLiteConnection(path: path)
+        self.readers = SQLiteReaderPool(path: path, capacity: max(2, min(8, ProcessInfo.processInfo.activeProcessorCount)))
         self.threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         self.durability = GroupCommit(walPath: path + "-wal", directory: (path as NSString).deletingLastPathComponent, pool: threadPool)
@@ -103,6 +109,33 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         async throws -> T
     {
         try await run(body, durable: false)
+    }
+
+    /// Runs `body` on a reader connection, beside the writer; it sees what was committed when it started.
+    public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws -> T
+    {
+        let reader = try await readers.take()
+        do {
+            try reader.execute("BEGIN")
+        } catch {
+            readers.discard(reader)
+            throw error
+        }
+        let tx = SQLiteTransaction(connection: reader, readOnly: true)
+        do {
+            let value = try await body(tx)
+            tx.closed = true
+            try reader.execute("COMMIT")
+            readers.give(reader)
+            return value
+        } catch {
+            tx.closed = true
+            if !reader.isAutocommit { try? reader.execute("ROLLBACK") }
+            // A reader still inside a transaction would pin an old snapshot: drop it.
+            if reader.isAutocommit { readers.give(reader) } else { readers.discard(reader) }
+            throw error
+        }
     }
 
     /// State of the open SQLite transaction that several relaxed transactions share (see `run`). Guarded by `lock`.
@@ -226,6 +259,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
     }
 
     public func close() async throws {
+        readers.closeIdle()
         durability.close()
         try await threadPool.shutdownGracefully()
     }
@@ -250,12 +284,20 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
 final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     let connection: SQLiteConnection
     var closed = false
+    let readOnly: Bool
 
-    init(connection: SQLiteConnection) { self.connection = connection }
+    init(connection: SQLiteConnection, readOnly: Bool = false) {
+        self.connection = connection
+        self.readOnly = readOnly
+    }
 
     private func live() throws -> SQLiteConnection {
         if closed { throw StorageError(.corrupt, "transaction used after it ended") }
         return connection
+    }
+
+    private func checkWrite() throws {
+        if readOnly { throw StorageError(.corrupt, "write in a read-only transaction") }
     }
 
     static let recordColumns = "kind, id, scope, name, version, body, created_at, updated_at"
@@ -270,6 +312,7 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func insert(_ record: Record) async throws {
+        try checkWrite()
         try live().query(
             "INSERT INTO records (\(Self.recordColumns)) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
             [
@@ -291,6 +334,7 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func update(_ record: Record) async throws -> Record {
+        try checkWrite()
         let c = try live()
         try c.query(
             "UPDATE records SET scope = ?, name = ?, version = version + 1, body = ?, updated_at = ? WHERE kind = ? AND id = ? AND version = ?",
@@ -307,6 +351,7 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func delete(kind: String, id: String, expectedVersion: Int64) async throws {
+        try checkWrite()
         let c = try live()
         try c.query(
             "DELETE FROM records WHERE kind = ? AND id = ? AND version = ?", [.text(kind), .text(id), .int(expectedVersion)])
@@ -354,6 +399,7 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func appendAuditEvent(_ event: AuditRecord) async throws {
+        try checkWrite()
         let last = try await lastAuditEvent()?.sequence ?? 0
         guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
         try live().query(
@@ -373,6 +419,7 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func setMetadata(_ key: String, _ value: Data) async throws {
+        try checkWrite()
         try live().query(
             "INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [.text(key), .blob(value)])
@@ -463,5 +510,105 @@ final class GroupCommit: @unchecked Sendable {
             if s.fd >= 0 { _ = Glibc.close(s.fd) }
             s.fd = -1
         }
+    }
+}
+
+/// Reader connections for read-only transactions: opened on demand up to `capacity`, each used by one transaction
+/// at a time (`PRAGMA query_only` as a second guard against writes).
+final class SQLiteReaderPool: Sendable {
+    private struct State {
+        var idle: [SQLiteConnection] = []
+        var opened = 0
+        var waiters: [CheckedContinuation<SQLiteConnection?, Never>] = []
+    }
+    private let state = Mutex(State())
+    let path: String
+    let capacity: Int
+
+    init(path: String, capacity: Int) {
+        self.path = path
+        self.capacity = capacity
+    }
+
+    /// An idle reader, a new one while fewer than `capacity` are open, or the next one given back.
+    func take() async throws -> SQLiteConnection {
+        enum Next { case use(SQLiteConnection), open, wait }
+        while true {
+            let next = state.withLock { s -> Next in
+                if let c = s.idle.popLast() { return .use(c) }
+                if s.opened < capacity {
+                    s.opened += 1
+                    return .open
+                }
+                return .wait
+            }
+            switch next {
+            case .use(let c): return c
+            case .open:
+                do {
+                    return try open()
+                } catch {
+                    release()
+                    throw error
+                }
+            case .wait:
+                let handed = await withCheckedContinuation { (c: CheckedContinuation<SQLiteConnection?, Never>) in
+                    let immediate = state.withLock { s -> SQLiteConnection?? in
+                        if let idle = s.idle.popLast() { return .some(idle) }
+                        if s.opened < capacity { return .some(nil) }
+                        s.waiters.append(c)
+                        return .none
+                    }
+                    if let immediate { c.resume(returning: immediate) }
+                }
+                if let handed { return handed }
+            // nil: a slot to open one freed up; go round.
+            }
+        }
+    }
+
+    /// Returns a reader after its transaction ended.
+    func give(_ connection: SQLiteConnection) {
+        let waiter = state.withLock { s -> CheckedContinuation<SQLiteConnection?, Never>? in
+            if s.waiters.isEmpty {
+                s.idle.append(connection)
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        waiter?.resume(returning: connection)
+    }
+
+    /// Forgets a reader that failed (it is closed when released); a waiter may open a new one.
+    func discard(_ connection: SQLiteConnection) {
+        state.withLock { s in s.idle.removeAll { $0 === connection } }
+        release()
+    }
+
+    /// Closes the idle readers (at shutdown; one still in use closes when its transaction gives it back and it is
+    /// released).
+    func closeIdle() {
+        let idle = state.withLock { s -> [SQLiteConnection] in
+            let idle = s.idle
+            s.idle = []
+            s.opened -= idle.count
+            return idle
+        }
+        _ = idle  // released here, which closes them
+    }
+
+    private func release() {
+        let waiter = state.withLock { s -> CheckedContinuation<SQLiteConnection?, Never>? in
+            s.opened -= 1
+            return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    private func open() throws -> SQLiteConnection {
+        let c = try SQLiteConnection(path: path)
+        try c.execute("PRAGMA busy_timeout=5000")
+        try c.execute("PRAGMA query_only=1")
+        return c
     }
 }

@@ -32,6 +32,14 @@ let quietLogger: Logger = {
         try await s.close()
     }
 
+    @Test(.timeLimit(.minutes(1))) func readBesideOpenWriter() async throws {
+        let dir = try TemporaryDirectory()
+        let s = try SQLiteStorage(path: dir.path + "/store.sqlite")
+        try await s.migrate()
+        try await StorageConformance.readBesideOpenWriter(s)
+        try await s.close()
+    }
+
     @Test func reopenKeepsCommittedData() async throws {
         let dir = try TemporaryDirectory()
         let path = dir.path + "/store.sqlite"
@@ -76,6 +84,15 @@ let quietLogger: Logger = {
         try await s.unsafeDropAll()
         try await s.migrate()
         try await StorageConformance.run(name, on: s)
+        try await s.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func readBesideOpenWriter() async throws {
+        guard let url = Self.url else { return }
+        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
+        try await s.unsafeDropAll()
+        try await s.migrate()
+        try await StorageConformance.readBesideOpenWriter(s)
         try await s.close()
     }
 

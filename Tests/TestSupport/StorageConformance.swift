@@ -10,7 +10,7 @@ public enum StorageConformance {
     public static let checks: [String] = [
         "insertGetFind", "uniqueID", "uniqueName", "optimisticConcurrency", "deleteVersioned", "listPaging",
         "rollback", "concurrentWriters", "concurrentUniqueNames", "auditAppendOrder", "concurrentAudit", "metadata",
-        "migrateIdempotent", "binaryBodies", "concurrentRelaxed",
+        "migrateIdempotent", "binaryBodies", "concurrentRelaxed", "readTransactions",
     ]
 
     /// Runs one named check against a store.
@@ -31,6 +31,7 @@ public enum StorageConformance {
         case "migrateIdempotent": try await migrateIdempotent(storage)
         case "binaryBodies": try await binaryBodies(storage)
         case "concurrentRelaxed": try await concurrentRelaxed(storage)
+        case "readTransactions": try await readTransactions(storage)
         default: Issue.record("unknown check \(check)")
         }
     }
@@ -327,5 +328,92 @@ public enum StorageConformance {
         #expect(got?.body == bytes)
         let empty = try await s.withTransaction { try await $0.get(kind: "thing", id: "b2") }
         #expect(empty?.body == Data())
+    }
+
+    /// A read transaction sees every write that returned before it started (durable and relaxed), and refuses to
+    /// write (`.corrupt`) without leaving anything behind.
+    static func readTransactions(_ s: any Storage) async throws {
+        try await s.withTransaction { tx in
+            try await tx.insert(record("rd1", name: "read-one", body: "durable"))
+            try await tx.setMetadata("rd", Data([9]))
+        }
+        try await s.withRelaxedTransaction { try await $0.insert(record("rd2", body: "relaxed")) }
+        let (one, two, byName, meta, listed) = try await s.withReadTransaction { tx in
+            (
+                try await tx.get(kind: "thing", id: "rd1"), try await tx.get(kind: "thing", id: "rd2"),
+                try await tx.find(kind: "thing", scope: "p1", name: "read-one"), try await tx.metadata("rd"),
+                try await tx.list(kind: "thing", scope: "p1", afterID: nil, limit: 10).map(\.id)
+            )
+        }
+        #expect(one?.body == Data("durable".utf8))
+        #expect(two?.body == Data("relaxed".utf8))
+        #expect(byName?.id == "rd1")
+        #expect(meta == Data([9]))
+        #expect(listed == ["rd1", "rd2"])
+
+        // Reads right after each of a run of writes see them (no stale snapshot kept by a pooled reader).
+        for i in 0..<20 {
+            try await s.withTransaction { try await $0.insert(record("seq-\(i)")) }
+            let seen = try await s.withReadTransaction { try await $0.get(kind: "thing", id: "seq-\(i)") }
+            #expect(seen != nil, "read \(i) sees the write before it")
+        }
+
+        guard let existing = one else { return }
+        let writes: [(String, @Sendable (any StorageTransaction) async throws -> Void)] = [
+            ("insert", { try await $0.insert(record("rd-written")) }),
+            ("update", { tx in _ = try await tx.update(existing) }),
+            ("delete", { try await $0.delete(kind: "thing", id: "rd1", expectedVersion: existing.version) }),
+            ("setMetadata", { try await $0.setMetadata("rd", Data([1])) }),
+        ]
+        for (label, write) in writes {
+            let c = await code { try await s.withReadTransaction(write) }
+            #expect(c == .corrupt, "\(label) in a read transaction")
+        }
+        let (after, written, metaAfter) = try await s.withTransaction { tx in
+            (try await tx.get(kind: "thing", id: "rd1"), try await tx.get(kind: "thing", id: "rd-written"), try await tx.metadata("rd"))
+        }
+        #expect(after == existing)
+        #expect(written == nil)
+        #expect(metaAfter == Data([9]))
+        // A read transaction whose body throws leaves the store usable for reads and writes.
+        do {
+            _ = try await s.withReadTransaction { _ -> Int in throw Boom() }
+            Issue.record("read transaction should have thrown")
+        } catch is Boom {}
+        try await s.withTransaction { try await $0.insert(record("rd3")) }
+        let three = try await s.withReadTransaction { try await $0.get(kind: "thing", id: "rd3") }
+        #expect(three != nil)
+    }
+
+    /// For stores that run reads beside writers (SQLite's reader connections, PostgreSQL's pool): while a write
+    /// transaction is open and has written, a read transaction completes, without seeing that uncommitted write.
+    public static func readBesideOpenWriter(_ s: any Storage) async throws {
+        try await s.withTransaction { try await $0.insert(record("before-writer")) }
+        let (writerWrote, wroteContinuation) = AsyncStream<Void>.makeStream()
+        let (readerDone, doneContinuation) = AsyncStream<Void>.makeStream()
+        let writer = Task {
+            try await s.withTransaction { tx in
+                try await tx.insert(record("uncommitted"))
+                wroteContinuation.yield()
+                // Hold the transaction open until the reader has finished (or 20 s pass).
+                let deadline = ContinuousClock.now + .seconds(20)
+                for await _ in readerDone { break }
+                #expect(ContinuousClock.now < deadline)
+            }
+        }
+        for await _ in writerWrote { break }
+        let started = ContinuousClock.now
+        let (before, uncommitted) = try await s.withReadTransaction { tx in
+            (try await tx.get(kind: "thing", id: "before-writer"), try await tx.get(kind: "thing", id: "uncommitted"))
+        }
+        let took = ContinuousClock.now - started
+        doneContinuation.yield()
+        doneContinuation.finish()
+        try await writer.value
+        #expect(before != nil)
+        #expect(uncommitted == nil, "a read does not see an uncommitted write")
+        #expect(took < .seconds(5), "the read did not wait for the writer")
+        let committed = try await s.withReadTransaction { try await $0.get(kind: "thing", id: "uncommitted") }
+        #expect(committed != nil)
     }
 }
