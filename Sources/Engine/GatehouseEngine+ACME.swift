@@ -102,7 +102,9 @@ extension GatehouseEngine {
         // Single use on every node: the first to record it wins. Recorded without waiting for the disk (a crash may
         // forget the last few used nonces; each request they signed is still checked in full, and they expire
         // within minutes), which saves a flush on every ACME request.
-        let id = Hex.encode(SHA256.hash(data: bytes))
+        // The id starts with the nonce's issue time (13 digits of milliseconds), so the sweep drops expired ones by
+        // id range (`acmeSweep`); the same nonce always maps to the same id.
+        let id = Self.nonceRecordID(millis: millis, hash: Hex.encode(SHA256.hash(data: bytes)))
         do {
             try await storage.withRelaxedTransaction { tx in
                 try await tx.insert(Record(kind: ACMEKind.usedNonce, id: id, scope: "acme", name: nil, body: Data(), createdAt: self.clock()))
@@ -113,6 +115,29 @@ extension GatehouseEngine {
         } catch {
             throw EngineError(.unavailable, "storage unavailable")
         }
+    }
+
+    static func nonceRecordID(millis: UInt64, hash: String) -> String {
+        let digits = String(millis)
+        return String(repeating: "0", count: max(0, 13 - digits.count)) + digits + "-" + hash
+    }
+
+    /// Deletes the replay records of nonces that expired (they are refused by their sealed time anyway), in
+    /// batches, so the store holds at most about `nonceLifetime` worth of them. Run periodically by the daemon on
+    /// every node (concurrent sweeps just find less to delete). Returns how many went.
+    public func acmeSweep(batch: Int = 2000, maxBatches: Int = 500) async throws -> Int {
+        let horizon = clock().timeIntervalSince1970 - Self.nonceLifetime - 60
+        guard horizon > 0 else { return 0 }
+        let bound = Self.nonceRecordID(millis: UInt64(horizon * 1000), hash: "")
+        var total = 0
+        for _ in 0..<maxBatches {
+            let n = try await transact(relaxed: true) { tx in
+                try await tx.deleteBefore(kind: ACMEKind.usedNonce, scope: "acme", idBefore: bound, limit: batch)
+            }
+            total += n
+            if n < batch { break }
+        }
+        return total
     }
 
     // MARK: Accounts

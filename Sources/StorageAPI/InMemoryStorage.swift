@@ -115,6 +115,19 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             if let name = old.name { state.names[nameKey(kind, old.scope, name)] = nil }
         }
 
+        func deleteBefore(kind: String, scope: String, idBefore: String, limit: Int) async throws -> Int {
+            try checkWrite()
+            let doomed = state.records.values
+                .filter { $0.kind == kind && $0.scope == scope && Array($0.id.utf8).lexicographicallyPrecedes(Array(idBefore.utf8)) }
+                .sorted { Array($0.id.utf8).lexicographicallyPrecedes(Array($1.id.utf8)) }
+                .prefix(max(0, limit))
+            for r in doomed {
+                state.records[key(kind, r.id)] = nil
+                if let name = r.name { state.names[nameKey(kind, r.scope, name)] = nil }
+            }
+            return doomed.count
+        }
+
         func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record] {
             try check()
             return Array(

@@ -40,6 +40,9 @@ public protocol StorageTransaction: Sendable {
     func update(_ record: Record) async throws -> Record
     /// Deletes a record if its stored version equals `expectedVersion`. Throws `.versionConflict` or `.notFound`.
     func delete(kind: String, id: String, expectedVersion: Int64) async throws
+    /// Deletes up to `limit` records of `kind` in `scope` whose id sorts (bytewise) before `idBefore`, lowest ids
+    /// first, regardless of version: the sweep of records whose id starts with their expiry time. Returns how many.
+    func deleteBefore(kind: String, scope: String, idBefore: String, limit: Int) async throws -> Int
     /// Lists records of a kind in a scope ordered by id, starting after `afterID`, at most `limit`.
     func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record]
     /// Counts records of a kind (in a scope when given).

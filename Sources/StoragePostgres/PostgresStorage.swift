@@ -359,6 +359,27 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         }
     }
 
+    func deleteBefore(kind: String, scope: String, idBefore: String, limit: Int) async throws -> Int {
+        try checkWrite()
+        let limit = Int64(max(0, limit))
+        var deleted = 0
+        do {
+            // id is COLLATE "C": bytewise, like the other stores.
+            for try await _ in try await run(
+                """
+                DELETE FROM records WHERE kind = \(kind) AND id IN
+                  (SELECT id FROM records WHERE kind = \(kind) AND scope = \(scope) AND id < \(idBefore) ORDER BY id LIMIT \(limit))
+                RETURNING id
+                """
+            ).decode(String.self) {
+                deleted += 1
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return deleted
+    }
+
     func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record] {
         let limit = Int64(max(0, limit))
         return try await records(

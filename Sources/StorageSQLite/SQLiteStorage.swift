@@ -361,6 +361,19 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         }
     }
 
+    func deleteBefore(kind: String, scope: String, idBefore: String, limit: Int) async throws -> Int {
+        try checkWrite()
+        let c = try live()
+        // TEXT compares with BINARY collation (bytewise); the records_scope index (kind, scope, id) serves the range.
+        try c.query(
+            """
+            DELETE FROM records WHERE kind = ? AND id IN
+              (SELECT id FROM records WHERE kind = ? AND scope = ? AND id < ? ORDER BY id LIMIT ?)
+            """,
+            [.text(kind), .text(kind), .text(scope), .text(idBefore), .int(Int64(max(0, limit)))])
+        return Int(c.changes)
+    }
+
     func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record] {
         var sql = "SELECT \(Self.recordColumns) FROM records WHERE kind = ?"
         var binds: [SQLiteValue] = [.text(kind)]

@@ -10,7 +10,7 @@ public enum StorageConformance {
     public static let checks: [String] = [
         "insertGetFind", "uniqueID", "uniqueName", "optimisticConcurrency", "deleteVersioned", "listPaging",
         "rollback", "concurrentWriters", "concurrentUniqueNames", "auditAppendOrder", "concurrentAudit", "metadata",
-        "migrateIdempotent", "binaryBodies", "concurrentRelaxed", "readTransactions",
+        "migrateIdempotent", "binaryBodies", "concurrentRelaxed", "readTransactions", "deleteBefore",
     ]
 
     /// Runs one named check against a store.
@@ -32,6 +32,7 @@ public enum StorageConformance {
         case "binaryBodies": try await binaryBodies(storage)
         case "concurrentRelaxed": try await concurrentRelaxed(storage)
         case "readTransactions": try await readTransactions(storage)
+        case "deleteBefore": try await deleteBefore(storage)
         default: Issue.record("unknown check \(check)")
         }
     }
@@ -415,5 +416,42 @@ public enum StorageConformance {
         #expect(took < .seconds(5), "the read did not wait for the writer")
         let committed = try await s.withReadTransaction { try await $0.get(kind: "thing", id: "uncommitted") }
         #expect(committed != nil)
+    }
+
+    /// The expiry sweep: only records of the kind and scope whose ids sort bytewise before the bound go, lowest
+    /// first, at most `limit` per call; names are freed; a read transaction may not sweep.
+    static func deleteBefore(_ s: any Storage) async throws {
+        // Time-prefixed ids as the ACME nonce sweep uses them, plus neighbours that must survive.
+        let stamps = [1_000, 2_000, 3_000, 9_000, 10_000, 20_000]
+        try await s.withTransaction { tx in
+            for t in stamps {
+                let id = String(repeating: "0", count: 13 - String(t).count) + String(t) + "-x"
+                try await tx.insert(Record(kind: "swept", id: id, scope: "s", name: "n\(t)", body: Data(), createdAt: Date()))
+            }
+            try await tx.insert(Record(kind: "swept", id: "0000000000001-other-scope", scope: "t", name: nil, body: Data(), createdAt: Date()))
+            try await tx.insert(Record(kind: "kept", id: "0000000000001-other-kind", scope: "s", name: nil, body: Data(), createdAt: Date()))
+        }
+        let bound = "0000000010000"  // before 10_000: four records; "0000000010000-x" > bound, so it stays
+        let c = await code { _ = try await s.withReadTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 10) } }
+        #expect(c == .corrupt)
+        let first = try await s.withTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3) }
+        #expect(first == 3)
+        let second = try await s.withTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3) }
+        #expect(second == 1)
+        let third = try await s.withTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3) }
+        #expect(third == 0)
+        let (left, other, kept, nameFree) = try await s.withTransaction { tx in
+            (
+                try await tx.list(kind: "swept", scope: "s", afterID: nil, limit: 10).map(\.id),
+                try await tx.get(kind: "swept", id: "0000000000001-other-scope"), try await tx.get(kind: "kept", id: "0000000000001-other-kind"),
+                try await tx.find(kind: "swept", scope: "s", name: "n1000")
+            )
+        }
+        #expect(left == ["0000000010000-x", "0000000020000-x"])
+        #expect(other != nil)
+        #expect(kept != nil)
+        #expect(nameFree == nil)
+        // The name of a swept record can be used again.
+        try await s.withTransaction { try await $0.insert(Record(kind: "swept", id: "new", scope: "s", name: "n1000", body: Data(), createdAt: Date())) }
     }
 }
