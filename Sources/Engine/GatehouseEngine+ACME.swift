@@ -14,6 +14,9 @@ enum ACMEKind {
     static let order = "acme-order"
     static let authz = "acme-authz"
     static let usedNonce = "acme-nonce-used"
+    /// New-order counters per account or identifier and hour: id = window start (13-digit milliseconds) "-"
+    /// SHA-256 of the key, body = the count.
+    static let rate = "acme-rate"
     /// Which account a certificate was issued to: id = serial, scope = account id.
     static let certificateOwner = "acme-cert-owner"
     /// Certificates an order has declared it replaces (RFC 9773): id = serial, body = the order id.
@@ -122,20 +125,95 @@ extension GatehouseEngine {
         return String(repeating: "0", count: max(0, 13 - digits.count)) + digits + "-" + hash
     }
 
-    /// Deletes the replay records of nonces that expired (they are refused by their sealed time anyway), in
-    /// batches, so the store holds at most about `nonceLifetime` worth of them. Run periodically by the daemon on
+    // MARK: Rate limits
+
+    static let rateWindow: TimeInterval = 3600
+
+    /// Counts one new order against the account's and each identifier's hourly limits, in the order's transaction,
+    /// or refuses it (`rateLimited` with `retryAfter`, counting nothing). A sliding window approximated from fixed
+    /// one-hour windows: the previous window's count, weighted by how much of it still overlaps the last hour, plus
+    /// the current one's. Counters are records whose ids start with their window, swept like nonces.
+    func admitOrder(accountId: String, identifiers: [ACMEIdentifier], limits: ACMERateLimits, now: Date, _ tx: any StorageTransaction)
+        async throws
+    {
+        var keys: [(key: String, limit: Int, what: String)] = []
+        if limits.ordersPerAccountPerHour > 0 { keys.append(("account:" + accountId, limits.ordersPerAccountPerHour, "this account")) }
+        if limits.ordersPerIdentifierPerHour > 0 {
+            for id in identifiers {
+                keys.append(("\(id.type):\(id.value.lowercased())", limits.ordersPerIdentifierPerHour, "\(id.type) identifier \(id.value)"))
+            }
+        }
+        guard !keys.isEmpty else { return }
+        let t = now.timeIntervalSince1970
+        let windowStart = (t / Self.rateWindow).rounded(.down) * Self.rateWindow
+        let elapsed = t - windowStart
+        let currentWindow = UInt64(windowStart * 1000)
+        let previousWindow = UInt64((windowStart - Self.rateWindow) * 1000)
+        func count(_ r: Record?) -> Int { r.flatMap { Int(String(decoding: $0.body, as: UTF8.self)) } ?? 0 }
+        var updates: [(id: String, record: Record?, count: Int)] = []
+        var refusal: (wait: TimeInterval, what: String)?
+        for k in keys {
+            let hash = Hex.encode(SHA256.hash(data: Array(k.key.utf8)))
+            let currentID = Self.nonceRecordID(millis: currentWindow, hash: hash)
+            let current = try await tx.get(kind: ACMEKind.rate, id: currentID)
+            let previous = count(try await tx.get(kind: ACMEKind.rate, id: Self.nonceRecordID(millis: previousWindow, hash: hash)))
+            let cur = count(current)
+            let weight = 1 - elapsed / Self.rateWindow
+            if Double(previous) * weight + Double(cur) + 1 > Double(k.limit) {
+                // When the estimate drops below the limit again, if no other order comes.
+                let wait: TimeInterval
+                if cur + 1 > k.limit {
+                    // Past this window, where this window's count fades as the previous one did.
+                    wait = (Self.rateWindow - elapsed) + Self.rateWindow * (1 - Double(k.limit - 1) / Double(cur))
+                } else {
+                    wait = Self.rateWindow * (1 - Double(k.limit - 1 - cur) / Double(max(previous, 1))) - elapsed
+                }
+                if wait > (refusal?.wait ?? -1) { refusal = (wait, k.what) }
+                continue
+            }
+            updates.append((currentID, current, cur + 1))
+        }
+        if let refusal {
+            let seconds = max(1, Int(refusal.wait.rounded(.up)))
+            throw EngineError(
+                .init(rawValue: "acme:rateLimited"), "too many new orders for \(refusal.what); retry in \(seconds) s", retryAfter: seconds)
+        }
+        for u in updates {
+            let body = Data(String(u.count).utf8)
+            if var r = u.record {
+                r.body = body
+                _ = try await tx.update(r)
+            } else {
+                do {
+                    try await tx.insert(Record(kind: ACMEKind.rate, id: u.id, scope: "acme", name: nil, body: body, createdAt: now))
+                } catch let e as StorageError where e.code == .uniqueViolation {
+                    // Another node counted the first order of this window at the same time: run again.
+                    throw StorageError(.versionConflict, e.detail)
+                }
+            }
+        }
+    }
+
+    /// Deletes the replay records of nonces that expired (they are refused by their sealed time anyway) and the
+    /// rate counters of windows that no longer count, in batches, so the store holds at most about
+    /// `nonceLifetime` worth of nonces. Run periodically by the daemon on
     /// every node (concurrent sweeps just find less to delete). Returns how many went.
     public func acmeSweep(batch: Int = 2000, maxBatches: Int = 500) async throws -> Int {
         let horizon = clock().timeIntervalSince1970 - Self.nonceLifetime - 60
         guard horizon > 0 else { return 0 }
         let bound = Self.nonceRecordID(millis: UInt64(horizon * 1000), hash: "")
+        // Rate counters of windows that no longer overlap the last hour.
+        let rateWindow = ((clock().timeIntervalSince1970 / Self.rateWindow).rounded(.down) - 1) * Self.rateWindow
+        let rateBound = Self.nonceRecordID(millis: UInt64(max(0, rateWindow) * 1000), hash: "")
         var total = 0
-        for _ in 0..<maxBatches {
-            let n = try await transact(relaxed: true) { tx in
-                try await tx.deleteBefore(kind: ACMEKind.usedNonce, scope: "acme", idBefore: bound, limit: batch)
+        for (kind, idBefore) in [(ACMEKind.usedNonce, bound), (ACMEKind.rate, rateBound)] {
+            for _ in 0..<maxBatches {
+                let n = try await transact(relaxed: true) { tx in
+                    try await tx.deleteBefore(kind: kind, scope: "acme", idBefore: idBefore, limit: batch)
+                }
+                total += n
+                if n < batch { break }
             }
-            total += n
-            if n < batch { break }
         }
         return total
     }
@@ -258,7 +336,7 @@ extension GatehouseEngine {
 
     public func acmeNewOrder(
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
-        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo {
         guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme("malformed", "an order needs 1–100 identifiers") }
         var seen = Set<ACMEIdentifier>()
@@ -313,6 +391,7 @@ extension GatehouseEngine {
             if let notBefore, notBefore < now - 60 || notBefore > now + 7 * 86400 {
                 throw Self.acme("malformed", "notBefore must be between now and 7 days from now")
             }
+            try await self.admitOrder(accountId: accountId, identifiers: identifiers, limits: limits, now: now, tx)
             let orderId = Self.randomToken(12)
             if let replaces {
                 // RFC 9773 §5: the replaced certificate must be this account's, and be replaced only once.

@@ -1,6 +1,17 @@
 import Foundation
 
 /// An ACME identifier (`dns` or `ip`, RFC 8555 §9.7.7 and RFC 8738).
+/// New orders allowed per hour (0: no limit).
+public struct ACMERateLimits: Sendable, Hashable {
+    public var ordersPerAccountPerHour: Int
+    public var ordersPerIdentifierPerHour: Int
+    public init(ordersPerAccountPerHour: Int, ordersPerIdentifierPerHour: Int) {
+        self.ordersPerAccountPerHour = ordersPerAccountPerHour
+        self.ordersPerIdentifierPerHour = ordersPerIdentifierPerHour
+    }
+    public static let none = ACMERateLimits(ordersPerAccountPerHour: 0, ordersPerIdentifierPerHour: 0)
+}
+
 public struct ACMEIdentifier: Sendable, Hashable, Codable {
     public var type: String
     public var value: String
@@ -158,9 +169,12 @@ public protocol ACMEEngine: Sendable {
     ) async throws -> (ACMEAccountInfo, created: Bool)
     func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo
     /// `replaces`: (certID text, its authority key id, its serial) of a certificate of this account (RFC 9773 §5).
+    /// `limits`: new orders per hour per account and per identifier, counted in the store (so every node of a
+    /// shared store counts the same orders); over a limit the order is refused with `acme:rateLimited` and
+    /// `retryAfter`.
     func acmeNewOrder(
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
-        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo
     func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo
     func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String]

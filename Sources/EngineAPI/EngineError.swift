@@ -48,6 +48,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     public var diagnostic: String
     /// Per-item errors of a request about several items (ACME identifiers, RFC 8555 §6.7.1), safe to show.
     public var subproblems: [Subproblem]
+    /// Seconds after which the same request may succeed (rate limits): front ends send it as `Retry-After`.
+    public var retryAfter: Int?
 
     /// One item's error: its category, message and the item (`type`, `value`), e.g. an identifier.
     public struct Subproblem: Sendable, Hashable {
@@ -64,11 +66,12 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, diagnostic: String = "", subproblems: [Subproblem] = []) {
+    public init(_ code: Code, _ message: String, diagnostic: String = "", subproblems: [Subproblem] = [], retryAfter: Int? = nil) {
         self.code = code
         self.message = message
         self.diagnostic = diagnostic
         self.subproblems = subproblems
+        self.retryAfter = retryAfter
     }
 
     public var description: String {

@@ -57,34 +57,9 @@ public struct ACMESettings: Sendable {
 /// RFC 8555 over HTTPS: one directory per ACME profile at `/acme/{profile}/directory` and at the reference
 /// platform's `/api/v1/cert-manager/certificate-profiles/{profile}/acme/directory`. Every POST is a flattened JWS:
 /// parsed and checked here (url, nonce, key, signature), then one engine call with the account as principal.
-/// Sliding one-hour windows of events per key (accounts, identifiers).
-final class RateLimiter: Sendable {
-    let window: TimeInterval = 3600
-    let events = Mutex<[String: [Date]]>([:])
-
-    /// Records one event for each key if all are under `limit`; otherwise the seconds until the first key frees up.
-    func admit(_ keys: [String], limit: Int, now: Date = Date()) -> TimeInterval? {
-        guard limit > 0 else { return nil }
-        return events.withLock { all in
-            if all.count > 100_000 { all = all.filter { $0.value.last.map { now.timeIntervalSince($0) < self.window } ?? false } }
-            var wait: TimeInterval = 0
-            for k in keys {
-                let recent = (all[k] ?? []).filter { now.timeIntervalSince($0) < window }
-                all[k] = recent
-                if recent.count >= limit, let oldest = recent.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
-            }
-            if wait > 0 { return wait }
-            for k in keys { all[k, default: []].append(now) }
-            return nil
-        }
-    }
-}
-
 struct ACMERoutes: Sendable {
     let engine: any Engine
     let settings: ACMESettings
-    let accountLimiter = RateLimiter()
-    let identifierLimiter = RateLimiter()
     let logger = Logger(label: "gatehouse.acme")
 
     static let prefixes = ["acme/:profile", "api/v1/cert-manager/certificate-profiles/:profile/acme"]
@@ -235,7 +210,9 @@ struct ACMERoutes: Sendable {
         } catch {
             let p = Self.problem(error)
             if p.status >= 500 { logger.error("ACME request failed", metadata: ["error": "\(error)"]) }
-            return await problem(p, base: base)
+            var extra: HTTPFields = [:]
+            if let e = error as? EngineError, let seconds = e.retryAfter { extra[.retryAfter] = "\(seconds)" }
+            return await problem(p, base: base, extra: extra)
         }
     }
 
@@ -375,17 +352,6 @@ struct ACMERoutes: Sendable {
                         guard let t = i["type"] as? String, let v = i["value"] as? String else { throw ACMEProblem.malformed("identifier needs type and value") }
                         return ACMEIdentifier(type: t, value: v)
                     }
-                    if let wait = accountLimiter.admit(["account:" + (call.accountId ?? "")], limit: settings.ordersPerAccountPerHour) {
-                        return await problem(
-                            ACMEProblem("rateLimited", "too many new orders for this account; retry in \(Int(wait.rounded(.up))) s", status: 429),
-                            base: call.base, extra: [.retryAfter: "\(Int(wait.rounded(.up)))"])
-                    }
-                    let names = identifiers.map { "\($0.type):\($0.value.lowercased())" }
-                    if let wait = identifierLimiter.admit(names, limit: settings.ordersPerIdentifierPerHour) {
-                        return await problem(
-                            ACMEProblem("rateLimited", "too many new orders for these identifiers; retry in \(Int(wait.rounded(.up))) s", status: 429),
-                            base: call.base, extra: [.retryAfter: "\(Int(wait.rounded(.up)))"])
-                    }
                     func date(_ key: String) throws -> Date? {
                         guard let s = payload[key] as? String else { return nil }
                         guard let d = try? Date(s, strategy: .iso8601) else { throw ACMEProblem.malformed("\(key) is not an RFC 3339 date") }
@@ -401,7 +367,10 @@ struct ACMERoutes: Sendable {
                     }
                     let order = try await engine.acmeNewOrder(
                         call.ctx, accountId: call.accountId ?? "", identifiers: identifiers, notBefore: try date("notBefore"),
-                        notAfter: try date("notAfter"), replaces: replaces)
+                        notAfter: try date("notAfter"), replaces: replaces,
+                        limits: ACMERateLimits(
+                            ordersPerAccountPerHour: settings.ordersPerAccountPerHour,
+                            ordersPerIdentifierPerHour: settings.ordersPerIdentifierPerHour))
                     return await json(orderJSON(order, base: call.base), status: .created, base: call.base, extra: Self.location("\(call.base)/order/\(order.id)"))
                 }
             }

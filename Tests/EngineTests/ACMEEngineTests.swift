@@ -1,5 +1,5 @@
 import Crypto
-import Engine
+@testable import Engine
 import EngineAPI
 import Foundation
 import StorageAPI
@@ -47,5 +47,98 @@ import Testing
         clock.advance(720)
         #expect(try await nodeA.acmeSweep() == 10)
         #expect(try await usedNonces(storage) == 0)
+    }
+}
+
+/// New-order rate limits live in the store: every node of a shared store counts the same orders.
+@Suite struct ACMERateLimitTests {
+    func admit(_ engine: GatehouseEngine, _ storage: any Storage, _ clock: TestClock, account: String, _ names: [String], _ limits: ACMERateLimits)
+        async -> EngineError?
+    {
+        do {
+            try await storage.withRetryingTransaction { tx in
+                try await engine.admitOrder(
+                    accountId: account, identifiers: names.map { ACMEIdentifier(type: "dns", value: $0) }, limits: limits, now: clock.read(), tx)
+            }
+            return nil
+        } catch let e as EngineError {
+            return e
+        } catch {
+            Issue.record("unexpected \(error)")
+            return nil
+        }
+    }
+
+    @Test func sharedAcrossNodesSlidingAndSwept() async throws {
+        let storage = InMemoryStorage()
+        let clock = TestClock()  // starts on a window boundary
+        let key = SymmetricKey(size: .bits256)
+        let nodeA = try await openEngine(storage, key: key, clock: clock.read)
+        let nodeB = try await openEngine(storage, key: key, clock: clock.read)
+        let perName = ACMERateLimits(ordersPerAccountPerHour: 0, ordersPerIdentifierPerHour: 4)
+
+        // Four orders for one name, two on each node (names compare case-insensitively); the fifth is refused on both.
+        #expect(await admit(nodeA, storage, clock, account: "a1", ["www.example.test"], perName) == nil)
+        #expect(await admit(nodeB, storage, clock, account: "a2", ["WWW.example.test"], perName) == nil)
+        #expect(await admit(nodeA, storage, clock, account: "a3", ["www.example.test"], perName) == nil)
+        #expect(await admit(nodeB, storage, clock, account: "a1", ["www.EXAMPLE.test", "other.test"], perName) == nil)
+        clock.advance(600)
+        for node in [nodeA, nodeB] {
+            let refused = await admit(node, storage, clock, account: "a9", ["other2.test", "www.example.test"], perName)
+            #expect(refused?.code.rawValue == "acme:rateLimited")
+            #expect(refused?.message.contains("www.example.test") == true)
+            // The window ends in 3000 s, after which this window's 4 fade like the last one: (1 - 3/4) of an hour more.
+            #expect(refused?.retryAfter == 3000 + 900)
+        }
+        // A refused order counted nothing: other2.test still has its full allowance.
+        for _ in 0..<4 { #expect(await admit(nodeA, storage, clock, account: "a9", ["other2.test"], perName) == nil) }
+        #expect(await admit(nodeA, storage, clock, account: "a9", ["other2.test"], perName) != nil)
+
+        // Half-way through the next window the last one weighs half (4 -> 2): two more orders, then a wait.
+        clock.advance(3000 + 1800)
+        #expect(await admit(nodeB, storage, clock, account: "a1", ["www.example.test"], perName) == nil)
+        #expect(await admit(nodeA, storage, clock, account: "a1", ["www.example.test"], perName) == nil)
+        let later = await admit(nodeB, storage, clock, account: "a1", ["www.example.test"], perName)
+        #expect(later?.code.rawValue == "acme:rateLimited")
+        // 2 in this window + 4 x (1 - e/W) must drop to 1: e = 3/4 of the hour, 900 s from now.
+        #expect(later?.retryAfter == 900)
+        clock.advance(901)
+        #expect(await admit(nodeB, storage, clock, account: "a1", ["www.example.test"], perName) == nil)
+
+        // Accounts have their own limit, whatever the names.
+        let perAccount = ACMERateLimits(ordersPerAccountPerHour: 2, ordersPerIdentifierPerHour: 0)
+        #expect(await admit(nodeA, storage, clock, account: "acct", ["n1.test"], perAccount) == nil)
+        #expect(await admit(nodeB, storage, clock, account: "acct", ["n2.test"], perAccount) == nil)
+        let acct = await admit(nodeA, storage, clock, account: "acct", ["n3.test"], perAccount)
+        #expect(acct?.code.rawValue == "acme:rateLimited")
+        #expect(acct?.message.contains("this account") == true)
+        #expect(await admit(nodeA, storage, clock, account: "other-acct", ["n3.test"], perAccount) == nil)
+        #expect(await admit(nodeA, storage, clock, account: "acct", ["n3.test"], .none) == nil, "no limits configured")
+
+        // Counters of windows that no longer count are swept.
+        let counters = { try await storage.withTransaction { try await $0.count(kind: "acme-rate", scope: nil) } }
+        #expect(try await counters() > 0)
+        clock.advance(2 * 3600)
+        _ = try await nodeA.acmeSweep()
+        #expect(try await counters() == 0)
+    }
+
+    /// Concurrent first orders of a window on two nodes of one store: each is counted once (a lost race to create
+    /// the counter is retried, not reported).
+    @Test func concurrentOrdersAreAllCounted() async throws {
+        let storage = InMemoryStorage()
+        let clock = TestClock()
+        let key = SymmetricKey(size: .bits256)
+        let nodes = [try await openEngine(storage, key: key, clock: clock.read), try await openEngine(storage, key: key, clock: clock.read)]
+        let limits = ACMERateLimits(ordersPerAccountPerHour: 0, ordersPerIdentifierPerHour: 10)
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<16 {
+                group.addTask { await self.admit(nodes[i % 2], storage, clock, account: "a\(i)", ["busy.test"], limits) == nil }
+            }
+            var admitted = 0
+            for await ok in group where ok { admitted += 1 }
+            return admitted
+        }
+        #expect(results == 10)
     }
 }
