@@ -71,6 +71,33 @@ extension GatehouseEngine {
         return body.info
     }
 
+    public func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] {
+        let own = try await acmeProfile(ctx, profile: profile)
+        let siblings = try await read { tx in
+            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000).compactMap { r -> ProfileInfo? in
+                let info = try self.cachedDecode(ProfileBody.self, r).info
+                return info.id != own.id && Self.sameDirectory(info, own) ? info : nil
+            }
+        }
+        return [own] + siblings.sorted { $0.slug < $1.slug }
+    }
+
+    /// Whether two profiles are offered by one ACME directory: both ACME, same project, same issuing CA.
+    static func sameDirectory(_ a: ProfileInfo, _ b: ProfileInfo) -> Bool {
+        a.id == b.id || (a.enrollment == .acme && b.enrollment == .acme && a.project == b.project && a.caId != nil && a.caId == b.caId)
+    }
+
+    /// Whether a certificate issued under `certificateProfile` belongs to the directory of `directoryProfile`.
+    func issuedByDirectory(_ certificateProfile: String?, _ directoryProfile: String) async throws -> Bool {
+        guard let certificateProfile else { return false }
+        if certificateProfile == directoryProfile { return true }
+        return try await read { tx in
+            guard let a = try? await self.loadProfile(certificateProfile, tx).1.info, let b = try? await self.loadProfile(directoryProfile, tx).1.info
+            else { return false }
+            return Self.sameDirectory(a, b)
+        }
+    }
+
     public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) {
         let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "edit"))
@@ -336,7 +363,7 @@ extension GatehouseEngine {
 
     public func acmeNewOrder(
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
-        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, limits: ACMERateLimits
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile chosen: String?, limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo {
         guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme("malformed", "an order needs 1–100 identifiers") }
         var seen = Set<ACMEIdentifier>()
@@ -369,7 +396,14 @@ extension GatehouseEngine {
         let now = clock()
         return try await transact { tx in
             let account = try await self.validAccount(ctx, accountId, tx)
-            let (_, profile) = try await self.loadProfile(account.profileId, tx)
+            var (_, profile) = try await self.loadProfile(account.profileId, tx)
+            if let chosen {
+                // Another profile of this directory (draft-ietf-acme-profiles): its template and CA apply to the order.
+                guard chosen.utf8.count <= 200, let other = try? await self.loadProfile(chosen, tx).1,
+                    other.info.slug == chosen || other.info.id == chosen, Self.sameDirectory(other.info, profile.info)
+                else { throw Self.acme("invalidProfile", "this directory offers no profile '\(chosen)'") }
+                profile = other
+            }
             let template = try await self.loadTemplate(profile.info.templateId, tx).spec
             // The template decides early which names it would ever sign (rejectedIdentifier), not at finalize; every
             // refused identifier is named in its own subproblem (RFC 8555 §6.7.1).
@@ -440,15 +474,16 @@ extension GatehouseEngine {
                 authzIds.append(authzId)
             }
             let order = ACMEOrderInfo(
-                id: orderId, accountId: accountId, profileId: account.profileId, status: reused == identifiers.count ? "ready" : "pending",
+                id: orderId, accountId: accountId, profileId: profile.info.id, status: reused == identifiers.count ? "ready" : "pending",
                 expires: now + Self.orderLifetime,
                 identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) }, notBefore: notBefore,
-                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil, replaces: replaces?.certID)
+                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil, replaces: replaces?.certID,
+                profile: chosen == nil ? nil : profile.info.slug)
             try await tx.insert(Record(kind: ACMEKind.order, id: orderId, scope: accountId, name: nil, body: try Self.encode(ACMEOrderBody(info: order)), createdAt: now))
             try await self.audit.append(
                 self.event(ctx, "acme.order.create", project: profile.info.project,
                            ["accountId": accountId, "orderId": orderId, "identifiers": identifiers.map(\.value).joined(separator: ","),
-                            "reusedAuthorizations": String(reused)]), tx)
+                            "profileId": profile.info.id, "reusedAuthorizations": String(reused)]), tx)
             return order
         }
     }
@@ -643,7 +678,7 @@ extension GatehouseEngine {
         }
         let serial = Self.hex(cert.serialNumber.bytes)
         let (_, body) = try await certificateBody(serial)
-        guard Array(body.der) == certificate, body.info.profileId == profileId else {
+        guard Array(body.der) == certificate, try await issuedByDirectory(body.info.profileId, profileId) else {
             throw Self.acme("unauthorized", "the certificate was not issued by this directory")
         }
         if let accountId {
@@ -690,7 +725,7 @@ extension GatehouseEngine {
 
     public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (start: Date, end: Date) {
         let (_, body) = try await certificateBody(Self.hex(serial))
-        guard body.info.profileId == profileId, let cert = try? Certificate(derEncoded: Array(body.der)),
+        guard try await issuedByDirectory(body.info.profileId, profileId), let cert = try? Certificate(derEncoded: Array(body.der)),
             let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == authorityKeyId
         else { throw EngineError(.notFound, "no certificate of this directory has that certID") }
         let now = clock()

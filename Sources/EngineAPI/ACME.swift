@@ -115,12 +115,15 @@ public struct ACMEOrderInfo: Sendable, Hashable, Codable {
     public var error: ACMEError?
     /// The ARI certID of the certificate this order replaces (RFC 9773 §5).
     public var replaces: String?
+    /// The profile the client chose in newOrder (its slug), when it chose one (draft-ietf-acme-profiles).
+    public var profile: String?
     public init(
         id: String, accountId: String, profileId: String, status: String, expires: Date, identifiers: [ACMEIdentifier],
         notBefore: Date?, notAfter: Date?, authorizations: [String], certificateSerial: String?, error: ACMEError?,
-        replaces: String? = nil
+        replaces: String? = nil, profile: String? = nil
     ) {
         self.replaces = replaces
+        self.profile = profile
         self.id = id
         self.accountId = accountId
         self.profileId = profileId
@@ -154,6 +157,9 @@ public struct ACMEValidationTask: Sendable, Hashable {
 public protocol ACMEEngine: Sendable {
     /// The ACME profile by id or slug (must use ACME enrollment).
     func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo
+    /// The profiles a directory offers (its `meta.profiles`, draft-ietf-acme-profiles): its own first, then the
+    /// other ACME profiles of its project that issue from the same CA. newOrder may name any of them.
+    func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo]
     /// The profile's external account binding key id and HMAC key (base64url); administrators only.
     func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String)
     /// A fresh nonce, valid once on any node sharing the store.
@@ -174,7 +180,7 @@ public protocol ACMEEngine: Sendable {
     /// `retryAfter`.
     func acmeNewOrder(
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
-        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, limits: ACMERateLimits
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile: String?, limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo
     func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo
     func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String]

@@ -233,6 +233,7 @@ struct ACMERoutes: Sendable {
         if let serial = o.certificateSerial { j["certificate"] = "\(base)/cert/\(serial)" }
         if let e = o.error { j["error"] = ["type": e.type, "detail": e.detail] }
         if let r = o.replaces { j["replaces"] = r }
+        if let p = o.profile { j["profile"] = p }
         return j
     }
 
@@ -271,6 +272,13 @@ struct ACMERoutes: Sendable {
                     return await problem(ACMEProblem("malformed", "no such ACME directory", status: 404), base: base)
                 }
                 var meta: [String: Any] = ["externalAccountRequired": true]
+                // More than one profile behind this directory: announce them (draft-ietf-acme-profiles).
+                if let profile = context.parameters.get("profile"),
+                    let offered = try? await engine.acmeDirectoryProfiles(CallContext(principal: .anonymous, frontEnd: "acme", requestID: ""), profile: profile),
+                    offered.count > 1
+                {
+                    meta["profiles"] = Dictionary(offered.map { ($0.slug, $0.description ?? $0.slug) }, uniquingKeysWith: { a, _ in a })
+                }
                 if let tos = settings.termsOfService { meta["termsOfService"] = tos }
                 if let site = settings.website { meta["website"] = site }
                 if !settings.caaIdentities.isEmpty { meta["caaIdentities"] = settings.caaIdentities }
@@ -352,6 +360,11 @@ struct ACMERoutes: Sendable {
                         guard let t = i["type"] as? String, let v = i["value"] as? String else { throw ACMEProblem.malformed("identifier needs type and value") }
                         return ACMEIdentifier(type: t, value: v)
                     }
+                    func chosenProfile() throws -> String? {
+                        guard let value = payload["profile"] else { return nil }
+                        guard let name = value as? String, !name.isEmpty else { throw ACMEProblem.malformed("profile must be a profile name") }
+                        return name
+                    }
                     func date(_ key: String) throws -> Date? {
                         guard let s = payload[key] as? String else { return nil }
                         guard let d = try? Date(s, strategy: .iso8601) else { throw ACMEProblem.malformed("\(key) is not an RFC 3339 date") }
@@ -367,7 +380,7 @@ struct ACMERoutes: Sendable {
                     }
                     let order = try await engine.acmeNewOrder(
                         call.ctx, accountId: call.accountId ?? "", identifiers: identifiers, notBefore: try date("notBefore"),
-                        notAfter: try date("notAfter"), replaces: replaces,
+                        notAfter: try date("notAfter"), replaces: replaces, profile: try chosenProfile(),
                         limits: ACMERateLimits(
                             ordersPerAccountPerHour: settings.ordersPerAccountPerHour,
                             ordersPerIdentifierPerHour: settings.ordersPerIdentifierPerHour))

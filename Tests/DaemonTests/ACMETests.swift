@@ -97,13 +97,22 @@ import Testing
         let hex = serial2.replacingOccurrences(of: "serial=", with: "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         #expect(listing.split(separator: "\n").contains { $0.contains(hex) && $0.contains("revoked") }, "\(listing)")
 
-        // Our own client: IP identifiers and the error paths.
+        // A second ACME profile on the same CA (names only, 7-day certificates): the directory offers both
+        // (meta.profiles) and newOrder may choose it.
+        try #"{"name":"acme-short","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost"]}],"keyUsages":["digitalSignature"],"extendedKeyUsages":["serverAuth"],"maxTTL":"7d"}"#
+            .write(toFile: work + "/t2.json", atomically: true, encoding: .utf8)
+        let t2JSON = try cli(daemon, ["pki", "template", "create", "--project", "web", "--file", work + "/t2.json", "--output", "json"])
+        let template2 = try #require((try JSONSerialization.jsonObject(with: Data(t2JSON.utf8)) as? [String: Any])?["id"] as? String)
+        _ = try cli(daemon, ["pki", "profile", "create", "--project", "web", "--slug", "web-acme-short", "--ca", caId, "--template", template2, "--enrollment", "acme"])
+
+        // Our own client: IP identifiers, profiles and the error paths.
         let own = try ProcessRunner.run(
             [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, ca_bundle, kid, hmac, "\(http01)",
-             "http://127.0.0.1:\(dnsManagement)", "\(alpnPort)"], timeout: 180)
+             "http://127.0.0.1:\(dnsManagement)", "\(alpnPort)"], environment: ["ACME_SECOND_PROFILE": "web-acme-short"], timeout: 180)
         #expect(own.status == 0 && own.stdout.contains(" 0 failed"), "acme-client:\n\(own.stdout)\(own.stderr)")
         for step in ["PASS dns-01 validated", "PASS wildcard certificate issued", "PASS tls-alpn-01 validated",
-                     "PASS keyChange", "PASS renewalInfo", "PASS http-01 validated", "PASS directory meta"] {
+                     "PASS keyChange", "PASS renewalInfo", "PASS http-01 validated", "PASS directory meta", "PASS directory meta.profiles",
+                     "PASS newOrder with a profile"] {
             #expect(own.stdout.contains(step), "acme-client did not run '\(step)':\n\(own.stdout)")
         }
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])

@@ -385,6 +385,41 @@ r = S.get(d.get("renewalInfo", "") + "/" + cert_id(leaf)) if leaf else None
 check("renewalInfo after revocation: renew now (window in the past)",
       r is not None and r.status_code == 200 and r.json()["suggestedWindow"]["end"] < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), r.text if r is not None else "")
 
+# Several profiles behind one directory (draft-ietf-acme-profiles): ACME_SECOND_PROFILE is another ACME profile of
+# the same project and CA, whose template allows only *.localhost names and 7-day certificates.
+SECOND = os.environ.get("ACME_SECOND_PROFILE")
+if SECOND:
+    first = DIRECTORY.rstrip("/").split("/")[-2]
+    offered = S.get(DIRECTORY).json().get("meta", {}).get("profiles", {})
+    check("directory meta.profiles offers both profiles", set(offered) == {first, SECOND} and all(isinstance(v, str) and v for v in offered.values()), offered)
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}], "profile": SECOND}, kid=kid)
+    check("the chosen profile's template applies: an IP under the names-only profile -> rejectedIdentifier", problem(r, "rejectedIdentifier"), r.text)
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "p2.localhost"}], "profile": "no-such-profile"}, kid=kid)
+    check("newOrder naming a profile the directory does not offer -> invalidProfile", problem(r, "invalidProfile") and r.status_code == 400, r.text)
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "p2.localhost"}], "profile": 7}, kid=kid)
+    check("newOrder with a profile that is not a string -> malformed", problem(r, "malformed"), r.text)
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "p2.localhost"}], "profile": SECOND}, kid=kid)
+    p_order_url, p_order = r.headers.get("Location", ""), (r.json() if r.status_code == 201 else {})
+    check("newOrder with a profile -> 201, profile echoed", r.status_code == 201 and p_order.get("profile") == SECOND, r.text)
+    if p_order:
+        p_authz = post(acct_key, p_order["authorizations"][0], None, kid=kid).json()
+        p_chall = [c for c in p_authz["challenges"] if c["type"] == "http-01"][0]
+        challenges[p_chall["token"]] = p_chall["token"] + "." + acct_key.thumbprint()
+        post(acct_key, p_chall["url"], {}, kid=kid)
+        for _ in range(50):
+            p_order = post(acct_key, p_order_url, None, kid=kid).json()
+            if p_order["status"] != "pending":
+                break
+            time.sleep(0.2)
+        r = post(acct_key, p_order["finalize"], {"csr": csr(["p2.localhost"])}, kid=kid)
+        p_cert_url = r.json().get("certificate", "") if r.status_code == 200 else ""
+        pem = post(acct_key, p_cert_url, None, kid=kid).text if p_cert_url else ""
+        p_leaf = x509.load_pem_x509_certificate(pem.encode()) if "BEGIN CERTIFICATE" in pem else None
+        life = (p_leaf.not_valid_after_utc - p_leaf.not_valid_before_utc).total_seconds() if p_leaf else 0
+        first_life = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).total_seconds() if leaf else 0
+        check("the certificate follows the chosen profile (7 days, not the directory's own 90)",
+              p_leaf is not None and 0 < life <= 7 * 86400 + 600 and first_life > 30 * 86400, (life, first_life, r.text[:200]))
+
 # Deactivated accounts are refused.
 r = post(other, other_kid, {"status": "deactivated"}, kid=other_kid)
 check("account deactivation -> deactivated", r.status_code == 200 and r.json()["status"] == "deactivated", r.text)
