@@ -243,8 +243,8 @@ let package = Package(
         .testTarget(
             name: "EngineTests",
             dependencies: [
-                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "TestSupport", "ServerSupport", "SSHProtocol", "SystemCrypto",
-                .product(name: "X509", package: "swift-certificates"),
+                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "StoragePostgres", "TestSupport", "ServerSupport", "SSHProtocol",
+                "SystemCrypto", .product(name: "Logging", package: "swift-log"), .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],

@@ -207,16 +207,17 @@ extension GatehouseEngine {
         }
         for u in updates {
             let body = Data(String(u.count).utf8)
-            if var r = u.record {
-                r.body = body
-                _ = try await tx.update(r)
-            } else {
-                do {
+            // Another node counting an order for the same key at the same time makes this transaction lose on the
+            // counter's version (or on creating it): a transient conflict, which runs the order again.
+            do {
+                if var r = u.record {
+                    r.body = body
+                    _ = try await tx.update(r)
+                } else {
                     try await tx.insert(Record(kind: ACMEKind.rate, id: u.id, scope: "acme", name: nil, body: body, createdAt: now))
-                } catch let e as StorageError where e.code == .uniqueViolation {
-                    // Another node counted the first order of this window at the same time: run again.
-                    throw StorageError(.versionConflict, e.detail)
                 }
+            } catch let e as StorageError where e.code == .uniqueViolation || e.code == .versionConflict {
+                throw StorageError(.transientConflict, "rate counter: \(e.detail)")
             }
         }
     }

@@ -2,6 +2,8 @@ import Crypto
 @testable import Engine
 import EngineAPI
 import Foundation
+import Logging
+import StoragePostgres
 import StorageAPI
 import Testing
 
@@ -123,22 +125,45 @@ import Testing
         #expect(try await counters() == 0)
     }
 
-    /// Concurrent first orders of a window on two nodes of one store: each is counted once (a lost race to create
-    /// the counter is retried, not reported).
-    @Test func concurrentOrdersAreAllCounted() async throws {
-        let storage = InMemoryStorage()
+    /// Concurrent first orders of a window on two nodes: each is counted once (a lost race to create the counter
+    /// is retried, not reported). In memory, and on a real PostgreSQL (`PG_TEST_URL`'s server, database
+    /// gatehouse_engine) with one connection pool per node, where the races are real.
+    @Test(arguments: ["memory", "postgres"]) func concurrentOrdersAreAllCounted(_ backend: String) async throws {
         let clock = TestClock()
         let key = SymmetricKey(size: .bits256)
-        let nodes = [try await openEngine(storage, key: key, clock: clock.read), try await openEngine(storage, key: key, clock: clock.read)]
+        let stores: [any Storage]
+        var pools: [PostgresStorage] = []
+        if backend == "postgres" {
+            guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], var components = URLComponents(string: url) else {
+                if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_URL is not set") }
+                return
+            }
+            components.path = "/gatehouse_engine"
+            var logger = Logger(label: "test.pg")
+            logger.logLevel = .critical
+            let target = components.string ?? url
+            pools = [try PostgresStorage(url: target, logger: logger, maxConnections: 8), try PostgresStorage(url: target, logger: logger, maxConnections: 8)]
+            try await pools[0].unsafeDropAll()
+            stores = pools
+        } else {
+            let shared = InMemoryStorage()
+            stores = [shared, shared]
+        }
+        let nodes = [try await openEngine(stores[0], key: key, clock: clock.read), try await openEngine(stores[1], key: key, clock: clock.read)]
         let limits = ACMERateLimits(ordersPerAccountPerHour: 0, ordersPerIdentifierPerHour: 10)
         let results = await withTaskGroup(of: Bool.self) { group in
             for i in 0..<16 {
-                group.addTask { await self.admit(nodes[i % 2], storage, clock, account: "a\(i)", ["busy.test"], limits) == nil }
+                group.addTask { await self.admit(nodes[i % 2], stores[i % 2], clock, account: "a\(i)", ["busy.test"], limits) == nil }
             }
             var admitted = 0
             for await ok in group where ok { admitted += 1 }
             return admitted
         }
         #expect(results == 10)
+        let counted = try await stores[0].withTransaction { tx in
+            try await tx.list(kind: "acme-rate", scope: "acme", afterID: nil, limit: 10).map { String(decoding: $0.body, as: UTF8.self) }
+        }
+        #expect(counted == ["10"])
+        for pool in pools { try await pool.close() }
     }
 }
