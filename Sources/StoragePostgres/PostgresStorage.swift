@@ -418,7 +418,8 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func lastAuditEvent() async throws -> AuditRecord? {
-        _ = try await run("SELECT pg_advisory_xact_lock(\(PostgresStorage.auditLock))")
+        // Writers serialize on the chain head; a read-only transaction cannot append, so it does not wait for them.
+        if !readOnly { _ = try await run("SELECT pg_advisory_xact_lock(\(PostgresStorage.auditLock))") }
         return try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
     }
 

@@ -376,6 +376,19 @@ public enum StorageConformance {
         #expect(after == existing)
         #expect(written == nil)
         #expect(metaAfter == Data([9]))
+        // The audit chain is readable in a read transaction (its head included), but not appendable.
+        try await append(s, "read-tx")
+        let (head, events) = try await s.withReadTransaction { tx in (try await tx.lastAuditEvent(), try await tx.auditEvents(after: 0, limit: 10)) }
+        #expect(head != nil && head?.sequence == events.last?.sequence)
+        if let head {
+            let appended = await code {
+                try await s.withReadTransaction { tx in
+                    try await tx.appendAuditEvent(
+                        AuditRecord(sequence: head.sequence + 1, timestampMillis: 0, body: Data(), previousHash: head.hash, hash: Data(repeating: 1, count: 32)))
+                }
+            }
+            #expect(appended == .corrupt)
+        }
         // A read transaction whose body throws leaves the store usable for reads and writes.
         do {
             _ = try await s.withReadTransaction { _ -> Int in throw Boom() }
