@@ -188,8 +188,8 @@ public final class GatehouseDaemon: Sendable {
             services.append(tunnelService)
             say("gatehouse: tunnel to \(t.relayHost):\(t.relayPort) as \(t.user) (\(t.forwards.count) forwards)")
         }
-        services.append(CRLRefreshService(engine: engine, logger: logger))
-        services.append(ACMESweepService(engine: engine, logger: logger))
+        services.append(PeriodicService.crlRefresh(engine, logger: logger))
+        services.append(PeriodicService.acmeSweep(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
         if let notify = config.pamNotifyURL, let url = URL(string: notify) {

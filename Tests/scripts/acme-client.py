@@ -124,6 +124,24 @@ def problem(r, kind):
         return False
 
 
+def await_order(key, url, order, tries=50):
+    """Polls an order (POST-as-GET) until it leaves `pending` (at most tries x 0.2 s); returns the last state."""
+    for _ in range(tries):
+        order = post(key, url, None, kid=kid).json()
+        if order["status"] != "pending":
+            break
+        time.sleep(0.2)
+    return order
+
+
+def answer_http01(key, order):
+    """Publishes the key authorization of the order's first http-01 challenge here and asks the server to validate."""
+    authz = post(key, order["authorizations"][0], None, kid=kid).json()
+    chall = [c for c in authz["challenges"] if c["type"] == "http-01"][0]
+    challenges[chall["token"]] = chall["token"] + "." + key.thumbprint()
+    post(key, chall["url"], {}, kid=kid)
+
+
 acct_key = Key("ec")
 new_acct = d["newAccount"]
 r = post(acct_key, new_acct, {"termsOfServiceAgreed": True, "contact": ["mailto:ops@example.org"]})
@@ -168,15 +186,8 @@ check("newOrder for an IP identifier -> 201 pending", r.status_code == 201 and r
 order_url, order = r.headers["Location"], r.json()
 r = post(acct_key, order["finalize"], {"csr": "AAAA"}, kid=kid)
 check("finalize before the order is ready -> orderNotReady", problem(r, "orderNotReady") and r.status_code == 403, r.text)
-authz = post(acct_key, order["authorizations"][0], None, kid=kid).json()
-chall = [c for c in authz["challenges"] if c["type"] == "http-01"][0]
-challenges[chall["token"]] = chall["token"] + "." + acct_key.thumbprint()
-post(acct_key, chall["url"], {}, kid=kid)
-for _ in range(50):
-    order = post(acct_key, order_url, None, kid=kid).json()
-    if order["status"] != "pending":
-        break
-    time.sleep(0.2)
+answer_http01(acct_key, order)
+order = await_order(acct_key, order_url, order)
 check("http-01 validated: order ready", order["status"] == "ready", order)
 cert_key = ec.generate_private_key(ec.SECP256R1())
 
@@ -226,11 +237,7 @@ if DNS_MGMT:
     digest = b64(hashlib.sha256((dc["token"] + "." + acct_key.thumbprint()).encode()).digest())
     requests.post(DNS_MGMT + "/set-txt", json={"host": "_acme-challenge.wild.localhost.", "value": digest}, verify=False)
     post(acct_key, dc["url"], {}, kid=kid)
-    for _ in range(50):
-        w_order = post(acct_key, w_url, None, kid=kid).json()
-        if w_order["status"] != "pending":
-            break
-        time.sleep(0.2)
+    w_order = await_order(acct_key, w_url, w_order)
     check("dns-01 validated through the resolver: order ready", w_order["status"] == "ready", w_order)
     wkey = ec.generate_private_key(ec.SECP256R1())
     req = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).add_extension(
@@ -242,11 +249,7 @@ if DNS_MGMT:
     m_authz = post(acct_key, m_order["authorizations"][0], None, kid=kid).json()
     mc = [c for c in m_authz["challenges"] if c["type"] == "dns-01"][0]
     post(acct_key, mc["url"], {}, kid=kid)
-    for _ in range(60):
-        m_order = post(acct_key, m_url, None, kid=kid).json()
-        if m_order["status"] != "pending":
-            break
-        time.sleep(0.2)
+    m_order = await_order(acct_key, m_url, m_order, tries=60)
     m_authz = post(acct_key, m_order["authorizations"][0], None, kid=kid).json()
     failed = [c for c in m_authz["challenges"] if c["type"] == "dns-01"][0]
     check("dns-01 without the TXT record: challenge, authorization and order invalid, with the reason",
@@ -309,11 +312,7 @@ if ALPN_PORT:
         digest = hashlib.sha256((c["token"] + "." + acct_key.thumbprint()).encode()).digest()
         alpn_cert(name, digest if good else hashlib.sha256(b"wrong").digest())
         post(acct_key, c["url"], {}, kid=kid)
-        for _ in range(60):
-            o = post(acct_key, url, None, kid=kid).json()
-            if o["status"] != "pending":
-                break
-            time.sleep(0.2)
+        o = await_order(acct_key, url, o, tries=60)
         return o, post(acct_key, o["authorizations"][0], None, kid=kid).json()
 
     o, az = alpn_order("alpn.localhost", True)
@@ -402,15 +401,8 @@ if SECOND:
     p_order_url, p_order = r.headers.get("Location", ""), (r.json() if r.status_code == 201 else {})
     check("newOrder with a profile -> 201, profile echoed", r.status_code == 201 and p_order.get("profile") == SECOND, r.text)
     if p_order:
-        p_authz = post(acct_key, p_order["authorizations"][0], None, kid=kid).json()
-        p_chall = [c for c in p_authz["challenges"] if c["type"] == "http-01"][0]
-        challenges[p_chall["token"]] = p_chall["token"] + "." + acct_key.thumbprint()
-        post(acct_key, p_chall["url"], {}, kid=kid)
-        for _ in range(50):
-            p_order = post(acct_key, p_order_url, None, kid=kid).json()
-            if p_order["status"] != "pending":
-                break
-            time.sleep(0.2)
+        answer_http01(acct_key, p_order)
+        p_order = await_order(acct_key, p_order_url, p_order)
         r = post(acct_key, p_order["finalize"], {"csr": csr(["p2.localhost"])}, kid=kid)
         p_cert_url = r.json().get("certificate", "") if r.status_code == 200 else ""
         pem = post(acct_key, p_cert_url, None, kid=kid).text if p_cert_url else ""

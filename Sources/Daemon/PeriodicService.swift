@@ -1,0 +1,45 @@
+import Engine
+import Logging
+import ServiceLifecycle
+
+/// Runs `work` at start and then every `interval` until shutdown (which cancels the wait at once); a failure is
+/// logged and the work runs again at the next tick. Every node of a shared store may run the same work: each run is
+/// made of ordinary engine transactions, so concurrent runs only find less to do.
+struct PeriodicService: Service {
+    let name: String
+    let interval: Duration
+    let logger: Logger
+    let work: @Sendable () async throws -> Void
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await work()
+            } catch {
+                logger.warning("\(name) failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+extension PeriodicService {
+    /// Regenerates CRLs that passed half their lifetime, every ten minutes, so relying parties that fetch the CRL
+    /// from the distribution point never see an expired one (a concurrent regeneration loses on the record version
+    /// and is retried by the engine).
+    static func crlRefresh(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "CRL refresh", interval: .seconds(600), logger: logger) {
+            let n = try await engine.refreshCRLs()
+            if n > 0 { logger.info("regenerated CRLs", metadata: ["count": "\(n)"]) }
+        }
+    }
+
+    /// Deletes the replay records of expired ACME nonces (each ACME request leaves one) and old rate counters every
+    /// minute, so they do not pile up in the store.
+    static func acmeSweep(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "ACME sweep", interval: .seconds(60), logger: logger) {
+            let n = try await engine.acmeSweep()
+            if n > 0 { logger.debug("swept expired ACME records", metadata: ["count": "\(n)"]) }
+        }
+    }
+}
