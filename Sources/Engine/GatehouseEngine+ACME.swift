@@ -134,7 +134,7 @@ extension GatehouseEngine {
         // within minutes), which saves a flush on every ACME request.
         // The id starts with the nonce's issue time (13 digits of milliseconds), so the sweep drops expired ones by
         // id range (`acmeSweep`); the same nonce always maps to the same id.
-        let id = Self.nonceRecordID(millis: millis, hash: Hex.encode(SHA256.hash(data: bytes)))
+        let id = Self.timeOrderedID(millis: millis, hash: Hex.encode(SHA256.hash(data: bytes)))
         do {
             try await storage.withRelaxedTransaction { tx in
                 try await tx.insert(Record(kind: ACMEKind.usedNonce, id: id, scope: "acme", name: nil, body: Data(), createdAt: self.clock()))
@@ -147,7 +147,9 @@ extension GatehouseEngine {
         }
     }
 
-    static func nonceRecordID(millis: UInt64, hash: String) -> String {
+    /// A record id that sorts by time: 13 digits of milliseconds, "-", then `hash` (used nonces, rate counters), so
+    /// `acmeSweep` deletes the old ones by id range.
+    static func timeOrderedID(millis: UInt64, hash: String) -> String {
         let digits = String(millis)
         return String(repeating: "0", count: max(0, 13 - digits.count)) + digits + "-" + hash
     }
@@ -181,9 +183,9 @@ extension GatehouseEngine {
         var refusal: (wait: TimeInterval, what: String)?
         for k in keys {
             let hash = Hex.encode(SHA256.hash(data: Array(k.key.utf8)))
-            let currentID = Self.nonceRecordID(millis: currentWindow, hash: hash)
+            let currentID = Self.timeOrderedID(millis: currentWindow, hash: hash)
             let current = try await tx.get(kind: ACMEKind.rate, id: currentID)
-            let previous = count(try await tx.get(kind: ACMEKind.rate, id: Self.nonceRecordID(millis: previousWindow, hash: hash)))
+            let previous = count(try await tx.get(kind: ACMEKind.rate, id: Self.timeOrderedID(millis: previousWindow, hash: hash)))
             let cur = count(current)
             let weight = 1 - elapsed / Self.rateWindow
             if Double(previous) * weight + Double(cur) + 1 > Double(k.limit) {
@@ -224,15 +226,16 @@ extension GatehouseEngine {
 
     /// Deletes the replay records of nonces that expired (they are refused by their sealed time anyway) and the
     /// rate counters of windows that no longer count, in batches, so the store holds at most about
-    /// `nonceLifetime` worth of nonces. Run periodically by the daemon on
-    /// every node (concurrent sweeps just find less to delete). Returns how many went.
+    /// `nonceLifetime` worth of nonces. Run periodically by the daemon on every node (concurrent sweeps just find
+    /// less to delete). Returns how many went.
     public func acmeSweep(batch: Int = 2000, maxBatches: Int = 500) async throws -> Int {
-        let horizon = clock().timeIntervalSince1970 - Self.nonceLifetime - 60
+        let now = clock().timeIntervalSince1970
+        let horizon = now - Self.nonceLifetime - 60
         guard horizon > 0 else { return 0 }
-        let bound = Self.nonceRecordID(millis: UInt64(horizon * 1000), hash: "")
+        let bound = Self.timeOrderedID(millis: UInt64(horizon * 1000), hash: "")
         // Rate counters of windows that no longer overlap the last hour.
-        let rateWindow = ((clock().timeIntervalSince1970 / Self.rateWindow).rounded(.down) - 1) * Self.rateWindow
-        let rateBound = Self.nonceRecordID(millis: UInt64(max(0, rateWindow) * 1000), hash: "")
+        let rateWindow = ((now / Self.rateWindow).rounded(.down) - 1) * Self.rateWindow
+        let rateBound = Self.timeOrderedID(millis: UInt64(max(0, rateWindow) * 1000), hash: "")
         var total = 0
         for (kind, idBefore) in [(ACMEKind.usedNonce, bound), (ACMEKind.rate, rateBound)] {
             for _ in 0..<maxBatches {
