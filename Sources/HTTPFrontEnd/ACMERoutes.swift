@@ -7,7 +7,6 @@ import Logging
 import NIOCore
 import Crypto
 import ServerSupport
-import Synchronization
 
 /// ACME settings of the HTTPS listener.
 public struct ACMESettings: Sendable {
