@@ -416,7 +416,7 @@ extension GatehouseEngine {
     public func pamSessionDeadline(sessionId: String, grantId: String) async -> Date? {
         let now = clock()
         do {
-            return try await transact(relaxed: true) { tx -> Date? in
+            return try await read { tx -> Date? in
                 guard let r = try await tx.get(kind: PAMKind.grant, id: grantId) else { return nil }
                 let g = try self.decode(PAMGrantBody.self, r).info
                 guard g.status == .approved, let e = g.expiresAt, e > now else { return nil }

@@ -44,13 +44,46 @@ extension PAMRecordingEvent {
         if let sqlState { key("sqlState"); Self.append(string: sqlState, to: &out) }
         if let statement { key("statement"); Self.append(string: statement, to: &out) }
         key("t")
-        if t.isFinite { out.append(contentsOf: Array(t.description.utf8)) } else { out.append(UInt8(ascii: "0")) }
+        Self.append(seconds: t, to: &out)
         if let text { key("text"); Self.append(string: text, to: &out) }
         out.append(UInt8(ascii: "}"))
     }
 
     static func append(integer: Int64, to out: inout [UInt8]) {
-        out.append(contentsOf: Array(String(integer).utf8))
+        if integer < 0 {
+            guard integer != .min else { return out.append(contentsOf: Array(String(integer).utf8)) }
+            out.append(UInt8(ascii: "-"))
+        }
+        var v = integer.magnitude
+        // At most 19 digits, written backwards into a small stack buffer.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var i = 20
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[i..<20]))
+        }
+    }
+
+    /// A time in seconds: whole milliseconds (what the recorder takes) without a trip through `String`, in the
+    /// digits Swift prints for that `Double` (`12.345`, `3.0`); anything else through `description`.
+    static func append(seconds t: Double, to out: inout [UInt8]) {
+        guard t.isFinite else { return out.append(UInt8(ascii: "0")) }
+        let millis = (t * 1000).rounded()
+        guard millis >= 0, millis < 1e15, millis / 1000 == t else { return out.append(contentsOf: Array(t.description.utf8)) }
+        let m = Int64(millis)
+        append(integer: m / 1000, to: &out)
+        var fraction = m % 1000
+        out.append(UInt8(ascii: "."))
+        guard fraction > 0 else { return out.append(UInt8(ascii: "0")) }
+        var scale: Int64 = 100
+        while fraction > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(fraction / scale))
+            fraction %= scale
+            scale /= 10
+        }
     }
 
     static func append(array: [Int64], to out: inout [UInt8]) {

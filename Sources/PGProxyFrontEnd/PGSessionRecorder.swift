@@ -121,15 +121,13 @@ struct PGStreamObserver {
 
     /// Scans bytes; records what they say. Throws on an impossible length.
     mutating func observe(_ buffer: ByteBuffer, recorder: PGSessionRecorder?) throws {
-        var seen: [PGFrameScanner.Seen] = []
-        var scanner = self.scanner
-        try buffer.withUnsafeReadableBytes { raw in try scanner.feed(raw) { seen.append($0) } }
-        self.scanner = scanner
-        for frame in seen { handle(frame, recorder) }
+        try buffer.withUnsafeReadableBytes { raw in
+            var index = 0
+            while let frame = try scanner.next(raw, from: &index) { handle(frame, recorder) }
+        }
     }
 
     mutating func handle(_ frame: PGFrameScanner.Seen, _ recorder: PGSessionRecorder?) {
-        let t = recorder?.seconds ?? 0
         switch (direction, frame.type) {
         case (.client, UInt8(ascii: "Q")), (.client, UInt8(ascii: "E")):
             statements += 1
@@ -143,13 +141,15 @@ struct PGStreamObserver {
             guard rowsSeen <= rowCap, let recorder, !frame.truncated,
                 case .dataRow(let values)? = try? PGBackendMessage(PGFrame(type: frame.type, body: frame.body))
             else { return }
-            recorder.record(PAMRecordingEvent(t: t, kind: "row", parameters: values.map { Self.render($0, binary: false) }))
+            recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "row", parameters: values.map { Self.render($0, binary: false) }))
             return
         case (.server, UInt8(ascii: "C")), (.server, UInt8(ascii: "E")):
             rowsSeen = 0
         default: break
         }
-        guard let recorder else { return }
+        // Frames whose bodies the scanner skipped (RowDescription, DataRow, ReadyForQuery, …) say nothing to record.
+        guard let recorder, scanner.wants(frame.type) else { return }
+        let t = recorder.seconds
         let event: PAMRecordingEvent?
         if frame.truncated {
             event = PAMRecordingEvent(
@@ -206,8 +206,7 @@ struct PGStreamObserver {
             guard let message = try? PGBackendMessage(pgFrame) else { return nil }
             switch message {
             case .commandComplete(let tag):
-                var rows: Int64?
-                if let last = tag.split(separator: " ").last, let n = Int64(last) { rows = n }
+                let rows = rowCount(tag)
                 if tag.hasPrefix("COPY"), copyBytes > 0 {
                     defer { copyBytes = 0 }
                     return PAMRecordingEvent(t: t, kind: "complete", text: tag, rows: rows, bytes: copyBytes)
@@ -220,5 +219,20 @@ struct PGStreamObserver {
             default: return nil
             }
         }
+    }
+
+    /// The row count that ends a CommandComplete tag (`SELECT 5`, `INSERT 0 5`, `COPY 5`); nil for tags without one.
+    static func rowCount(_ tag: String) -> Int64? {
+        var value: Int64 = 0
+        var scale: Int64 = 1
+        var digits = 0
+        for b in tag.utf8.reversed() {
+            if b == UInt8(ascii: " ") { break }
+            guard b >= 0x30, b <= 0x39, digits < 18 else { return nil }
+            value += Int64(b - 0x30) * scale
+            scale *= 10
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 }

@@ -385,6 +385,11 @@ import Testing
         let error = first.events.first { $0["kind"] as? String == "error" }
         #expect(error?["sqlState"] as? String == "42P01")
         #expect(first.events.first?["kind"] as? String == "start" && first.events.last?["kind"] as? String == "end")
+        // Exactly these events: each statement, its outcome, and nothing for the frames the recorder does not keep
+        // (row descriptions, ready-for-query, parameter status).
+        let kinds = first.events.compactMap { $0["kind"] as? String }
+        let expectedKinds: [String] = ["start", "query", "complete", "query", "complete", "query", "complete", "query", "complete", "query", "error", "end"]
+        #expect(kinds == expectedKinds, "\(kinds)")
         #expect(((first.events.first?["detail"] as? [String: String])?["who"]) == "gatehouse-admin")
         // On disk: ciphertext only.
         let path = f.daemon.dataDirectory + "/recordings/\(id).ghrec"

@@ -23,6 +23,18 @@ import Testing
             let e = PAMRecordingEvent(t: t, kind: "x")
             #expect(try roundTrip(e) == e)
         }
+        // Whole milliseconds (the recorder's clock) take a fast path that must print what `description` prints.
+        for millis in [0, 1, 10, 100, 999, 1000, 1001, 12345, 86_400_500, 999_999_999_999_999] as [Int64] {
+            let t = Double(millis) / 1000
+            var out: [UInt8] = []
+            PAMRecordingEvent(t: t, kind: "x").appendJSON(to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == #"{"kind":"x","t":"# + t.description + "}")
+        }
+        for n in [0, 7, -7, 1234567890, Int64.max, Int64.min] as [Int64] {
+            var out: [UInt8] = []
+            PAMRecordingEvent(t: 0, kind: "x", rows: n).appendJSON(to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == #"{"kind":"x","rows":\#(n),"t":0.0}"#)
+        }
         var line: [UInt8] = []
         minimal.appendJSON(to: &line)
         #expect(String(decoding: line, as: UTF8.self) == #"{"kind":"query","t":0.0}"#)
