@@ -186,7 +186,7 @@ extension GatehouseEngine {
         let now = clock()
         if let cached = accessCache.caller("id:" + identityId, now: now) { return cached }
         let generation = accessCache.currentGeneration
-        let record = try await transact { tx in try await tx.get(kind: AccessKind.identity, id: identityId) }
+        let record = try await read { tx in try await tx.get(kind: AccessKind.identity, id: identityId) }
         let caller = try record.map { r -> Caller in
             let body = try decode(IdentityBody.self, r)
             return Caller(kind: .identity, identityId: r.id, name: r.name ?? "", orgRole: body.orgRole, metadata: body.metadata)
@@ -201,7 +201,7 @@ extension GatehouseEngine {
             return nil
         }
         let intermediates = principal.certificateChain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
-        let configs: [Record] = try await transact { tx in
+        let configs: [Record] = try await read { tx in
             if let only { return try await tx.get(kind: AccessKind.tlsCertAuth, id: only).map { [$0] } ?? [] }
             return try await tx.list(kind: AccessKind.tlsCertAuth, scope: AccessKind.org, afterID: nil, limit: 10_000)
         }
@@ -261,7 +261,7 @@ extension GatehouseEngine {
         if let cached = accessCache.rules(key, now: now) { return cached }
         let generation = accessCache.currentGeneration
         var expires = now + AccessCache.ttl
-        let (membership, customRoles, privileges) = try await transact { tx in
+        let (membership, customRoles, privileges) = try await read { tx in
             let m = try await tx.find(kind: AccessKind.membership, scope: project, name: identityId)
             let roles = try await tx.list(kind: AccessKind.role, scope: project, afterID: nil, limit: 10_000)
             let privileges = try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000)

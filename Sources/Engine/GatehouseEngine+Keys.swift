@@ -78,7 +78,7 @@ extension GatehouseEngine {
         }
         if let p = caller.metadata["kmip.project"] { return p }
         let id = caller.identityId ?? ""
-        let projects = try await transact { tx -> [String] in
+        let projects = try await read { tx -> [String] in
             var out: [String] = []
             var after: String?
             while true {
@@ -118,7 +118,7 @@ extension GatehouseEngine {
 
     /// Loads an object's facts (outside a transaction) to authorize against its project and name.
     func objectFacts(_ id: String) async throws -> ManagedObject {
-        try await transact { tx in try await self.loadObject(id, tx).1.meta }
+        try await read { tx in try await self.loadObject(id, tx).1.meta }
     }
 
     /// `facts`: the object's facts when the caller already loaded them (saves a read on the hot path).
@@ -310,7 +310,7 @@ extension GatehouseEngine {
     public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "read"))
-        let records = try await transact { tx -> [Record] in
+        let records = try await read { tx -> [Record] in
             var out: [Record] = []
             var after: String?
             while true {
@@ -1071,7 +1071,7 @@ extension GatehouseEngine {
         }
         // The base object: usable for derivation (Pre-Active or Active, Derive Key in its usage mask).
         let (baseDecision, _) = try await authorizeObject(ctx, baseID, "read")
-        let base = try await transact { tx -> (ManagedObject, [UInt8]) in
+        let base = try await read { tx -> (ManagedObject, [UInt8]) in
             let (_, body) = try await self.loadObject(baseID, tx)
             guard body.meta.state == .active || body.meta.state == .preActive else {
                 throw EngineError(.wrongState, "the base object is \(body.meta.state)")

@@ -496,13 +496,13 @@ extension GatehouseEngine {
     }
 
     public func getTemplate(_ ctx: CallContext, id: String) async throws -> TemplateInfo {
-        let t = try await transact { tx in try await self.loadTemplate(id, tx) }
+        let t = try await read { tx in try await self.loadTemplate(id, tx) }
         try await authorize(ctx, AccessRequest(.project(t.project), "certificate-templates", "read"))
         return t
     }
 
     public func deleteTemplate(_ ctx: CallContext, id: String) async throws {
-        let t = try await transact { tx in try await self.loadTemplate(id, tx) }
+        let t = try await read { tx in try await self.loadTemplate(id, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(t.project), "certificate-templates", "delete"))
         try await transact { tx in
             let profiles = try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
@@ -588,13 +588,13 @@ extension GatehouseEngine {
     }
 
     public func getProfile(_ ctx: CallContext, id: String) async throws -> ProfileInfo {
-        let (_, body) = try await transact { tx in try await self.loadProfile(id, tx) }
+        let (_, body) = try await read { tx in try await self.loadProfile(id, tx) }
         try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "read"))
         return body.info
     }
 
     public func deleteProfile(_ ctx: CallContext, id: String) async throws {
-        let (record, body) = try await transact { tx in try await self.loadProfile(id, tx) }
+        let (record, body) = try await read { tx in try await self.loadProfile(id, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "delete"))
         try await transact { tx in
             try await tx.delete(kind: PKIKind.profile, id: record.id, expectedVersion: record.version)
@@ -815,7 +815,7 @@ extension GatehouseEngine {
     }
 
     public func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate {
-        let (_, body) = try await transact { tx in try await self.loadProfile(profile, tx) }
+        let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
         let p = body.info
         let decision = try await authorize(ctx, AccessRequest(.project(p.project), "certificates", "create", ["profile": p.slug]))
         guard p.enrollment == .api else {
@@ -839,7 +839,7 @@ extension GatehouseEngine {
             guard let cn = request.commonName ?? request.altNames?.first.map({ String($0.split(separator: ":").last ?? "") }) else {
                 throw EngineError(.invalidArgument, "give a csr, or a commonName / altNames for CSR-less issuance")
             }
-            let template = try await transact { tx in try await self.loadTemplate(p.templateId, tx) }.spec
+            let template = try await read { tx in try await self.loadTemplate(p.templateId, tx) }.spec
             let algorithm = request.keyAlgorithm ?? template.keyAlgorithms.first ?? .ecP256
             let (key, pkcs8) = try Self.generateKey(algorithm)
             let subject = request.commonName == nil ? DistinguishedName() : try DistinguishedName { CommonName(cn) }

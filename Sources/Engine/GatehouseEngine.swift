@@ -293,7 +293,7 @@ public final class GatehouseEngine: Engine {
 
     public func auditEvents(_ ctx: CallContext, after: Int64, limit: Int) async throws -> [ChainedAuditEvent] {
         try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
-        let records = try await transact { tx in try await tx.auditEvents(after: after, limit: min(max(limit, 1), 1000)) }
+        let records = try await read { tx in try await tx.auditEvents(after: after, limit: min(max(limit, 1), 1000)) }
         let decoder = AuditChain.decoder()
         return try records.map { r in
             do {
@@ -343,7 +343,7 @@ extension GatehouseEngine {
     /// The last audit sequence delivered to an audit stream (shared by all nodes of a store); `name` tells the
     /// streams apart (the audit stream, the PAM notifications).
     public func auditStreamCursor(name: String = streamCursorKey) async throws -> Int64 {
-        let data = try await transact { tx in try await tx.metadata(name) }
+        let data = try await read { tx in try await tx.metadata(name) }
         return data.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
     }
 

@@ -161,32 +161,82 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         try await run(body, relaxed: true)
     }
 
-    /// `SET TRANSACTION READ ONLY`: the server refuses writes too (the transaction refuses them first).
+    /// `BEGIN READ ONLY`: the server refuses writes too (the transaction refuses them first).
     public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
         async throws -> T
     {
         try await run(body, relaxed: false, readOnly: true)
     }
 
+    /// One transaction on a pooled connection: `BEGIN` (`BEGIN READ ONLY`), the body, `COMMIT` (`ROLLBACK` when the
+    /// body throws). The deadline covers getting the connection, never a transaction in flight: cancelling
+    /// PostgresNIO mid-transaction could hand the pool a connection still inside it.
     func run<T: Sendable>(
         _ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool, readOnly: Bool = false
     ) async throws -> T {
         do {
-            // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
-            // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
-            try await reach(within: transactionTimeout)
-            return try await client.withTransaction(logger: logger) { conn in
-                if readOnly {
-                    try await conn.query("SET TRANSACTION READ ONLY", logger: self.logger)
-                } else if relaxed {
-                    try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger)
+            let held = try await acquire(within: transactionTimeout)
+            defer { held.release() }
+            let conn = held.connection
+            try await conn.query(readOnly ? "BEGIN READ ONLY" : "BEGIN", logger: logger)
+            let tx = PostgresTransaction(connection: conn, logger: logger, readOnly: readOnly)
+            do {
+                if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: logger) }
+                let value = try await body(tx)
+                tx.closed = true
+                try await conn.query("COMMIT", logger: logger)
+                return value
+            } catch {
+                if !tx.closed {
+                    tx.closed = true
+                    _ = try? await conn.query("ROLLBACK", logger: logger)
                 }
-                let tx = PostgresTransaction(connection: conn, logger: self.logger, readOnly: readOnly)
-                defer { tx.closed = true }
-                return try await body(tx)
+                throw error
             }
         } catch {
             throw Self.map(error)
+        }
+    }
+
+    /// A pooled connection, held for the caller by a helper task until `release()`.
+    struct HeldConnection: Sendable {
+        let connection: PostgresConnection
+        let release: @Sendable () -> Void
+    }
+
+    /// Leases a connection, failing with `.unavailable` when none comes within `limit` (for example while the
+    /// database is down and the pool keeps retrying). A helper task holds the lease; like `withDeadline`, it is
+    /// cancelled but not waited for when the deadline passes first.
+    func acquire(within limit: Duration) async throws -> HeldConnection {
+        let gate = StartGate()
+        let answered = FirstOutcome<Void>()
+        let client = self.client
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HeldConnection, any Error>) in
+            let workHandle = Mutex<Task<Void, Never>?>(nil)
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                guard !Task.isCancelled, gate.claim(.deadline), answered.claim() else { return }
+                workHandle.withLock { $0 }?.cancel()
+                continuation.resume(throwing: StorageError(.unavailable, "database not reachable within \(limit)"))
+            }
+            let work = Task {
+                do {
+                    try await client.withConnection { conn in
+                        guard gate.claim(.body) else { throw CancellationError() }
+                        timer.cancel()
+                        // The lease lasts until the caller releases it.
+                        await withCheckedContinuation { (released: CheckedContinuation<Void, Never>) in
+                            let once = FirstOutcome<Void>()
+                            let held = HeldConnection(connection: conn, release: { if once.claim() { released.resume() } })
+                            if answered.claim() { continuation.resume(returning: held) } else { held.release() }
+                        }
+                    }
+                } catch {
+                    timer.cancel()
+                    if answered.claim() { continuation.resume(throwing: error) }
+                }
+            }
+            workHandle.withLock { $0 = work }
         }
     }
 
@@ -259,6 +309,9 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     let logger: Logger
     var closed = false
     let readOnly: Bool
+    /// The chain's last sequence number as this transaction knows it while it holds the audit lock (which lasts
+    /// until it ends): the lock and the tail are read once, however many events it appends.
+    var auditTail: Int64?
 
     init(connection: PostgresConnection, logger: Logger, readOnly: Bool = false) {
         self.connection = connection
@@ -419,19 +472,23 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
 
     func lastAuditEvent() async throws -> AuditRecord? {
         // Writers serialize on the chain head; a read-only transaction cannot append, so it does not wait for them.
-        if !readOnly { _ = try await run("SELECT pg_advisory_xact_lock(\(PostgresStorage.auditLock))") }
-        return try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
+        if !readOnly, auditTail == nil { _ = try await run("SELECT pg_advisory_xact_lock(\(PostgresStorage.auditLock))") }
+        let last = try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
+        if !readOnly { auditTail = last?.sequence ?? 0 }
+        return last
     }
 
     func appendAuditEvent(_ event: AuditRecord) async throws {
         try checkWrite()
-        let last = try await lastAuditEvent()?.sequence ?? 0
+        let last: Int64
+        if let auditTail { last = auditTail } else { last = try await lastAuditEvent()?.sequence ?? 0 }
         guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
         _ = try await run(
             """
             INSERT INTO audit_events (seq, ts, body, prev_hash, hash)
             VALUES (\(event.sequence), \(event.timestampMillis), \(event.body), \(event.previousHash), \(event.hash))
             """)
+        auditTail = event.sequence
     }
 
     func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord] {
@@ -456,6 +513,19 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         _ = try await run(
             "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    }
+}
+
+/// Decides once whether a transaction starts or its deadline passes first.
+final class StartGate: Sendable {
+    enum Owner { case body, deadline }
+    private let owner = Mutex<Owner?>(nil)
+    /// Takes the gate for `who` if nobody has; true when `who` holds it (now or already).
+    func claim(_ who: Owner) -> Bool {
+        owner.withLock { o in
+            if o == nil { o = who }
+            return o == who
+        }
     }
 }
 
