@@ -365,7 +365,7 @@ struct ACME: AsyncParsableCommand {
             if let peerDirectory {
                 let p = try await measure(directoryURL: peerDirectory, ca: peerCa ?? ca, eab: nil, workers: c, tokens: tokens, names: names)
                 say(p.line("peer", "acme-cert", c))
-                say(String(format: "ratio gatehouse/peer acme-cert c=%d: %.1fx", c, g.rate / max(p.rate, 0.001)))
+                say(Result.ratioLine("acme-cert", c, gatehouse: g, peer: p))
             }
         }
     }

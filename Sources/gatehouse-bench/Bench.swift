@@ -54,6 +54,15 @@ struct Result {
         return total
     }
 
+    /// Gatehouse's rate over the peer's, flagged when either side had errors (then it compares unlike work).
+    static func ratioLine(_ op: String, _ c: Int, gatehouse g: Result, peer p: Result) -> String {
+        var line = String(format: "ratio gatehouse/peer %@ c=%d: %.1fx", op, c, g.rate / max(p.rate, 0.001))
+        if p.errors > 0 || g.errors > 0 {
+            line += " (not like for like: errors gatehouse \(g.errors), peer \(p.errors))"
+        }
+        return line
+    }
+
     func line(_ name: String, _ op: String, _ c: Int) -> String {
         String(
             format: "%-10@ %-9@ c=%-3d %9.0f ops/s  p50 %6.3f ms  p99 %6.3f ms  p999 %6.3f ms  errors %d",
@@ -281,7 +290,7 @@ struct KMIP: AsyncParsableCommand {
                 if let other, let peerBody {
                     let p = try await measure(other, workers: c, body: peerBody)
                     print(p.line("peer", op, c))
-                    print(String(format: "ratio gatehouse/peer %@ c=%d: %.1fx", op, c, g.rate / max(p.rate, 0.001)))
+                    print(Result.ratioLine(op, c, gatehouse: g, peer: p))
                 }
             }
         }
