@@ -122,8 +122,8 @@ public struct AuditChain: Sendable {
         let ts = Record.millis(event.timestamp)
         let h = hash(previous: previous, sequence: sequence, timestamp: ts, body: body)
         try await tx.appendAuditEvent(
-            AuditRecord(sequence: sequence, timestampMillis: ts, body: body, previousHash: previous, hash: h))
-        try await tx.setMetadata(Self.headKey, head(sequence: sequence, hash: h))
+            AuditRecord(sequence: sequence, timestampMillis: ts, body: body, previousHash: previous, hash: h),
+            headKey: Self.headKey, head: head(sequence: sequence, hash: h))
     }
 
     /// Incremental verifier over events read in order.

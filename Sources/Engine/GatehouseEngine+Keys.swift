@@ -284,7 +284,7 @@ extension GatehouseEngine {
         // Get of a Fresh object also clears Fresh, durably.
         let firstServe = facts.fresh == true
         let now = clock()
-        return try await transact(relaxed: !firstServe) { tx in
+        return try await transact(relaxed: !firstServe, reloads: true) { tx in
             var (record, body) = try await self.loadObject(id, tx)
             var plain: SecretBytes?
             if let sealed = body.material {
@@ -482,7 +482,7 @@ extension GatehouseEngine {
         let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
         // A use that counts against Usage Limits commits durably (the count must not come back after a crash).
         let limited = consume != nil && known.usageLimits != nil
-        return try await transact(relaxed: !limited) { tx in
+        return try await transact(relaxed: !limited, reloads: true) { tx in
             var (record, body) = try await self.loadObject(id, tx)
             let meta = body.meta
             guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
@@ -841,7 +841,7 @@ extension GatehouseEngine {
     ) async throws -> (ManagedObject, [UInt8]) {
         let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
         let limited = consume != nil && known.usageLimits != nil
-        return try await transact(relaxed: !limited) { tx in
+        return try await transact(relaxed: !limited, reloads: true) { tx in
             var (record, body) = try await self.loadObject(id, tx)
             let meta = body.meta
             guard meta.objectType == type else { throw EngineError(.invalidArgument, "the object is not a \(type)") }

@@ -53,6 +53,9 @@ public protocol StorageTransaction: Sendable {
     func lastAuditEvent() async throws -> AuditRecord?
     /// Appends the next audit event; its sequence must be the last sequence + 1 (else `.auditConflict`).
     func appendAuditEvent(_ event: AuditRecord) async throws
+    /// Appends the next audit event and writes the chain head's metadata value with it (what the audit chain does
+    /// for every event). The default does the two calls; a backend may do both in one round trip.
+    func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws
     /// Reads audit events with sequence greater than `after`, in order, at most `limit`.
     func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord]
 
@@ -60,6 +63,13 @@ public protocol StorageTransaction: Sendable {
     func metadata(_ key: String) async throws -> Data?
     /// Writes a metadata value.
     func setMetadata(_ key: String, _ value: Data) async throws
+}
+
+extension StorageTransaction {
+    public func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws {
+        try await appendAuditEvent(event)
+        try await setMetadata(headKey, head)
+    }
 }
 
 extension Storage {

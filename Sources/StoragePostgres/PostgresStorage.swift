@@ -103,6 +103,23 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 "CREATE TABLE metadata (key TEXT PRIMARY KEY, value BYTEA NOT NULL)",
             ]
         ),
+        (
+            2,
+            [
+                // The chain head's lock and the tail in one round trip: a VOLATILE function takes a fresh snapshot for
+                // each statement, so the tail is read after the lock is held and sees the previous holder's append.
+                """
+                CREATE OR REPLACE FUNCTION gatehouse_audit_tail(lock_key BIGINT)
+                RETURNS TABLE (seq BIGINT, ts BIGINT, body BYTEA, prev_hash BYTEA, hash BYTEA)
+                LANGUAGE plpgsql VOLATILE AS $fn$
+                BEGIN
+                    PERFORM pg_advisory_xact_lock(lock_key);
+                    RETURN QUERY SELECT a.seq, a.ts, a.body, a.prev_hash, a.hash FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
+                END
+                $fn$
+                """
+            ]
+        ),
     ]
 
     /// The schema version this build understands.
@@ -161,82 +178,32 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         try await run(body, relaxed: true)
     }
 
-    /// `BEGIN READ ONLY`: the server refuses writes too (the transaction refuses them first).
+    /// `SET TRANSACTION READ ONLY`: the server refuses writes too (the transaction refuses them first).
     public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
         async throws -> T
     {
         try await run(body, relaxed: false, readOnly: true)
     }
 
-    /// One transaction on a pooled connection: `BEGIN` (`BEGIN READ ONLY`), the body, `COMMIT` (`ROLLBACK` when the
-    /// body throws). The deadline covers getting the connection, never a transaction in flight: cancelling
-    /// PostgresNIO mid-transaction could hand the pool a connection still inside it.
     func run<T: Sendable>(
         _ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool, readOnly: Bool = false
     ) async throws -> T {
         do {
-            let held = try await acquire(within: transactionTimeout)
-            defer { held.release() }
-            let conn = held.connection
-            try await conn.query(readOnly ? "BEGIN READ ONLY" : "BEGIN", logger: logger)
-            let tx = PostgresTransaction(connection: conn, logger: logger, readOnly: readOnly)
-            do {
-                if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: logger) }
-                let value = try await body(tx)
-                tx.closed = true
-                try await conn.query("COMMIT", logger: logger)
-                return value
-            } catch {
-                if !tx.closed {
-                    tx.closed = true
-                    _ = try? await conn.query("ROLLBACK", logger: logger)
+            // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
+            // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
+            try await reach(within: transactionTimeout)
+            return try await client.withTransaction(logger: logger) { conn in
+                if readOnly {
+                    try await conn.query("SET TRANSACTION READ ONLY", logger: self.logger)
+                } else if relaxed {
+                    try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger)
                 }
-                throw error
+                let tx = PostgresTransaction(connection: conn, logger: self.logger, readOnly: readOnly)
+                defer { tx.closed = true }
+                return try await body(tx)
             }
         } catch {
             throw Self.map(error)
-        }
-    }
-
-    /// A pooled connection, held for the caller by a helper task until `release()`.
-    struct HeldConnection: Sendable {
-        let connection: PostgresConnection
-        let release: @Sendable () -> Void
-    }
-
-    /// Leases a connection, failing with `.unavailable` when none comes within `limit` (for example while the
-    /// database is down and the pool keeps retrying). A helper task holds the lease; like `withDeadline`, it is
-    /// cancelled but not waited for when the deadline passes first.
-    func acquire(within limit: Duration) async throws -> HeldConnection {
-        let gate = StartGate()
-        let answered = FirstOutcome<Void>()
-        let client = self.client
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HeldConnection, any Error>) in
-            let workHandle = Mutex<Task<Void, Never>?>(nil)
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                guard !Task.isCancelled, gate.claim(.deadline), answered.claim() else { return }
-                workHandle.withLock { $0 }?.cancel()
-                continuation.resume(throwing: StorageError(.unavailable, "database not reachable within \(limit)"))
-            }
-            let work = Task {
-                do {
-                    try await client.withConnection { conn in
-                        guard gate.claim(.body) else { throw CancellationError() }
-                        timer.cancel()
-                        // The lease lasts until the caller releases it.
-                        await withCheckedContinuation { (released: CheckedContinuation<Void, Never>) in
-                            let once = FirstOutcome<Void>()
-                            let held = HeldConnection(connection: conn, release: { if once.claim() { released.resume() } })
-                            if answered.claim() { continuation.resume(returning: held) } else { held.release() }
-                        }
-                    }
-                } catch {
-                    timer.cancel()
-                    if answered.claim() { continuation.resume(throwing: error) }
-                }
-            }
-            workHandle.withLock { $0 = work }
         }
     }
 
@@ -471,11 +438,30 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func lastAuditEvent() async throws -> AuditRecord? {
-        // Writers serialize on the chain head; a read-only transaction cannot append, so it does not wait for them.
-        if !readOnly, auditTail == nil { _ = try await run("SELECT pg_advisory_xact_lock(\(PostgresStorage.auditLock))") }
-        let last = try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
-        if !readOnly { auditTail = last?.sequence ?? 0 }
+        // Writers serialize on the chain head (the lock and the read in one round trip); a read-only transaction
+        // cannot append, so it does not wait for them.
+        if readOnly || auditTail != nil {
+            return try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
+        }
+        let last = try await audits("SELECT seq, ts, body, prev_hash, hash FROM gatehouse_audit_tail(\(PostgresStorage.auditLock))").first
+        auditTail = last?.sequence ?? 0
         return last
+    }
+
+    /// The event and the chain head in one statement.
+    func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws {
+        try checkWrite()
+        let last: Int64
+        if let auditTail { last = auditTail } else { last = try await lastAuditEvent()?.sequence ?? 0 }
+        guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
+        _ = try await run(
+            """
+            WITH appended AS (
+                INSERT INTO audit_events (seq, ts, body, prev_hash, hash)
+                VALUES (\(event.sequence), \(event.timestampMillis), \(event.body), \(event.previousHash), \(event.hash)))
+            INSERT INTO metadata (key, value) VALUES (\(headKey), \(head)) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            """)
+        auditTail = event.sequence
     }
 
     func appendAuditEvent(_ event: AuditRecord) async throws {
@@ -513,19 +499,6 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         _ = try await run(
             "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-    }
-}
-
-/// Decides once whether a transaction starts or its deadline passes first.
-final class StartGate: Sendable {
-    enum Owner { case body, deadline }
-    private let owner = Mutex<Owner?>(nil)
-    /// Takes the gate for `who` if nobody has; true when `who` holds it (now or already).
-    func claim(_ who: Owner) -> Bool {
-        owner.withLock { o in
-            if o == nil { o = who }
-            return o == who
-        }
     }
 }
 
