@@ -29,15 +29,13 @@ import Testing
         return [first, try await openEngine(pools[1], key: key)]
     }
 
-    @Test func concurrentFirstGetsAndCountedUsesAllSucceed() async throws {
-        guard let nodes = try await nodes() else { return }
-        let fresh = try await nodes[0].createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
-        #expect(fresh.fresh == true)
-        let gets = await withTaskGroup(of: EngineError.Code?.self) { group in
-            for i in 0..<16 {
+    /// Runs `operation` `count` times at once; the error codes of those that failed.
+    static func failures(_ count: Int, _ operation: @escaping @Sendable (Int) async throws -> Void) async -> [EngineError.Code] {
+        await withTaskGroup(of: EngineError.Code?.self) { group in
+            for i in 0..<count {
                 group.addTask {
                     do {
-                        _ = try await nodes[i % 2].getObject(admin, id: fresh.id)
+                        try await operation(i)
                         return nil
                     } catch let e as EngineError { return e.code } catch { return .internal }
                 }
@@ -46,6 +44,13 @@ import Testing
             for await f in group { if let f { failures.append(f) } }
             return failures
         }
+    }
+
+    @Test func concurrentFirstGetsAndCountedUsesAllSucceed() async throws {
+        guard let nodes = try await nodes() else { return }
+        let fresh = try await nodes[0].createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+        #expect(fresh.fresh == true)
+        let gets = await Self.failures(16) { i in _ = try await nodes[i % 2].getObject(admin, id: fresh.id) }
         #expect(gets.isEmpty, "concurrent first Gets failed: \(gets)")
         #expect(try await nodes[1].objectAttributes(admin, id: fresh.id).fresh == false)
 
@@ -53,18 +58,8 @@ import Testing
         spec.usageLimits = UsageLimits(total: 64, count: 64, unit: 1)
         let limited = try await nodes[0].createKey(admin, project: "p", spec)
         let ecb = CipherParameters(blockCipherMode: 2, paddingMethod: 1)
-        let uses = await withTaskGroup(of: EngineError.Code?.self) { group in
-            for i in 0..<4 {
-                group.addTask {
-                    do {
-                        _ = try await nodes[i % 2].encrypt(admin, id: limited.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil)
-                        return nil
-                    } catch let e as EngineError { return e.code } catch { return .internal }
-                }
-            }
-            var failures: [EngineError.Code] = []
-            for await f in group { if let f { failures.append(f) } }
-            return failures
+        let uses = await Self.failures(4) { i in
+            _ = try await nodes[i % 2].encrypt(admin, id: limited.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil)
         }
         #expect(uses.isEmpty, "concurrent counted uses failed: \(uses)")
         // Every use was counted exactly once: 4 × 16 bytes of 64.
