@@ -125,22 +125,12 @@ public final class GatehouseEngine: Engine {
     /// Runs a storage transaction, mapping storage errors to engine errors.
     ///
     /// `reloads`: the body reads what it updates inside the transaction, so a version conflict (another node
-    /// changed the record between the read and the write) is retried like a serialization failure: the next attempt
-    /// reads the winner's version. Bodies that update with a version read elsewhere must not set it.
+    /// changed the record between the read and the write) is retried: the next attempt reads the winner's version.
+    /// Bodies that update with a version read elsewhere must not set it.
     func transact<T: Sendable>(
         relaxed: Bool = false, reloads: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T
     ) async throws -> T {
-        try await mappingStorageErrors {
-            var attempt = 0
-            while true {
-                attempt += 1
-                do {
-                    return try await storage.withRetryingTransaction(relaxed: relaxed, body)
-                } catch let e as StorageError where reloads && e.code == .versionConflict && attempt < 8 {
-                    try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...5_000_000) * UInt64(attempt))
-                }
-            }
-        }
+        try await mappingStorageErrors { try await storage.withRetryingTransaction(relaxed: relaxed, versionConflicts: reloads, body) }
     }
 
     /// A read-only transaction (`Storage.withReadTransaction`): it sees every write acknowledged before it starts and

@@ -1,6 +1,5 @@
 import Foundation
 
-/// An ACME identifier (`dns` or `ip`, RFC 8555 §9.7.7 and RFC 8738).
 /// New orders allowed per hour (0: no limit).
 public struct ACMERateLimits: Sendable, Hashable {
     public var ordersPerAccountPerHour: Int
@@ -12,6 +11,7 @@ public struct ACMERateLimits: Sendable, Hashable {
     public static let none = ACMERateLimits(ordersPerAccountPerHour: 0, ordersPerIdentifierPerHour: 0)
 }
 
+/// An ACME identifier (`dns` or `ip`, RFC 8555 §9.7.7 and RFC 8738).
 public struct ACMEIdentifier: Sendable, Hashable, Codable {
     public var type: String
     public var value: String

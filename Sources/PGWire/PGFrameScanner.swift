@@ -13,9 +13,8 @@ public struct PGFrameScanner: Sendable {
     }
 
     public let maxMessageLength: Int
-    public let interesting: Set<UInt8>
     public let bodyCap: Int
-    /// `interesting` as a 256-bit map: the test runs once per frame on the relay's hot path.
+    /// The types whose bodies are kept, as a 256-bit map: the test runs once per frame on the relay's hot path.
     private let wanted: (UInt64, UInt64, UInt64, UInt64)
 
     private var header: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
@@ -25,7 +24,6 @@ public struct PGFrameScanner: Sendable {
 
     public init(maxMessageLength: Int, interesting: Set<UInt8>, bodyCap: Int = 1 << 20) {
         self.maxMessageLength = maxMessageLength
-        self.interesting = interesting
         self.bodyCap = bodyCap
         var map: [UInt64] = [0, 0, 0, 0]
         for t in interesting { map[Int(t >> 6)] |= 1 << UInt64(t & 63) }

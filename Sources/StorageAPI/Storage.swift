@@ -80,17 +80,24 @@ extension Storage {
         try await withTransaction(body)
     }
 
-    /// Runs a transaction and retries it (up to `attempts` times) when it fails with a version or audit conflict
-    /// or a backend serialization failure.
+    /// Runs a transaction and retries it (up to `attempts` times) when it fails with an audit conflict or a backend
+    /// serialization failure.
+    ///
+    /// `versionConflicts`: also retry `.versionConflict`, for bodies that read what they update in the same
+    /// transaction (the next attempt reads the winner's version); never for updates with a version read elsewhere.
     public func withRetryingTransaction<T: Sendable>(
-        attempts: Int = 8, relaxed: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T
+        attempts: Int = 8, relaxed: Bool = false, versionConflicts: Bool = false,
+        _ body: @Sendable (any StorageTransaction) async throws -> T
     ) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return relaxed ? try await withRelaxedTransaction(body) : try await withTransaction(body)
-            } catch let error as StorageError where (error.code == .auditConflict || error.code == .transientConflict) && attempt < attempts {
+            } catch let error as StorageError
+                where (error.code == .auditConflict || error.code == .transientConflict || (versionConflicts && error.code == .versionConflict))
+                && attempt < attempts
+            {
                 try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...5_000_000) * UInt64(attempt))
             }
         }

@@ -448,12 +448,17 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         return last
     }
 
-    /// The event and the chain head in one statement.
-    func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws {
+    /// An append must follow the chain's last event (read under the lock unless this transaction already did).
+    private func checkNext(_ event: AuditRecord) async throws {
         try checkWrite()
         let last: Int64
         if let auditTail { last = auditTail } else { last = try await lastAuditEvent()?.sequence ?? 0 }
         guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
+    }
+
+    /// The event and the chain head in one statement.
+    func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws {
+        try await checkNext(event)
         _ = try await run(
             """
             WITH appended AS (
@@ -465,10 +470,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func appendAuditEvent(_ event: AuditRecord) async throws {
-        try checkWrite()
-        let last: Int64
-        if let auditTail { last = auditTail } else { last = try await lastAuditEvent()?.sequence ?? 0 }
-        guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
+        try await checkNext(event)
         _ = try await run(
             """
             INSERT INTO audit_events (seq, ts, body, prev_hash, hash)
