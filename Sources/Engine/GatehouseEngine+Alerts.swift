@@ -46,7 +46,7 @@ extension GatehouseEngine {
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            let info = AlertInfo(id: UUID().uuidString.lowercased(), project: project, spec: spec, createdAt: now)
+            let info = AlertInfo(id: RandomUUID.lowercased(), project: project, spec: spec, createdAt: now)
             try await tx.insert(Record(kind: Self.alertKind, id: info.id, scope: project, name: spec.name, body: try Self.encode(info), createdAt: now))
             try await self.audit.append(self.allowed(ctx, decision, "pki.alert.create", project: project, ["alertId": info.id, "name": spec.name]), tx)
             return info

@@ -35,14 +35,14 @@ extension GatehouseEngine {
         defer { accessCache.invalidate() }
         return try await transact { tx in
             let record = Record(
-                kind: AccessKind.project, id: UUID().uuidString.lowercased(), scope: AccessKind.org, name: slug,
+                kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org, name: slug,
                 body: try Self.encode(ProjectBody(description: description)), createdAt: now)
             try await tx.insert(record)
             // The creating identity administers its project.
             if decision.caller.kind == .identity, let identityId = decision.caller.identityId {
                 try await tx.insert(
                     Record(
-                        kind: AccessKind.membership, id: UUID().uuidString.lowercased(), scope: slug, name: identityId,
+                        kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: slug, name: identityId,
                         body: try Self.encode(MembershipBody(roles: [RoleGrant(role: "admin")])), createdAt: now))
             }
             try await self.audit.append(self.allowed(ctx, decision, "project.create", project: slug, ["slug": slug]), tx)
@@ -138,7 +138,7 @@ extension GatehouseEngine {
         let now = clock()
         return try await transact { tx in
             let record = Record(
-                kind: AccessKind.identity, id: UUID().uuidString.lowercased(), scope: AccessKind.org, name: name,
+                kind: AccessKind.identity, id: RandomUUID.lowercased(), scope: AccessKind.org, name: name,
                 body: try Self.encode(IdentityBody(orgRole: spec.orgRole ?? .noAccess, metadata: spec.metadata ?? [:])),
                 createdAt: now)
             try await tx.insert(record)
@@ -244,7 +244,7 @@ extension GatehouseEngine {
         -> UniversalAuthInfo
     {
         let token = try Self.tokenSettings(spec)
-        var draft = UniversalAuthInfo(identityId: identityId, clientId: UUID().uuidString.lowercased(), token: token)
+        var draft = UniversalAuthInfo(identityId: identityId, clientId: RandomUUID.lowercased(), token: token)
         if let v = spec.clientSecretTrustedIps { draft.clientSecretTrustedIps = v }
         if let v = spec.lockoutEnabled { draft.lockoutEnabled = v }
         if let v = spec.lockoutThreshold { draft.lockoutThreshold = v }
@@ -315,7 +315,7 @@ extension GatehouseEngine {
                 throw EngineError(.wrongState, "attach universal auth to the identity first")
             }
             let record = Record(
-                kind: AccessKind.clientSecret, id: UUID().uuidString.lowercased(), scope: identityId,
+                kind: AccessKind.clientSecret, id: RandomUUID.lowercased(), scope: identityId,
                 body: try Self.encode(
                     ClientSecretBody(
                         hash: Self.hash(secret), prefix: String(secret.prefix(9)), description: spec.description ?? "",
@@ -453,7 +453,7 @@ extension GatehouseEngine {
             let body = RoleBody(description: spec.description ?? "", permissions: spec.permissions)
             try await tx.insert(
                 Record(
-                    kind: AccessKind.role, id: UUID().uuidString.lowercased(), scope: project, name: spec.slug,
+                    kind: AccessKind.role, id: RandomUUID.lowercased(), scope: project, name: spec.slug,
                     body: try Self.encode(body), createdAt: self.clock()))
             try await self.audit.append(self.allowed(ctx, decision, "role.create", project: project, ["role": spec.slug]), tx)
             return RoleInfo(slug: spec.slug, project: project, description: body.description, permissions: body.permissions, isBuiltIn: false)
@@ -546,7 +546,7 @@ extension GatehouseEngine {
                 _ = try await tx.update(existing)
             } else {
                 try await tx.insert(
-                    Record(kind: AccessKind.membership, id: UUID().uuidString.lowercased(), scope: project, name: identityId, body: body, createdAt: self.clock()))
+                    Record(kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: project, name: identityId, body: body, createdAt: self.clock()))
             }
             try await self.audit.append(
                 self.allowed(
@@ -605,7 +605,7 @@ extension GatehouseEngine {
                 identityId: spec.identityId, slug: spec.slug, permissions: spec.permissions, isTemporary: temporary,
                 temporaryRange: range, start: start, end: end)
             let record = Record(
-                kind: AccessKind.privilege, id: UUID().uuidString.lowercased(), scope: project,
+                kind: AccessKind.privilege, id: RandomUUID.lowercased(), scope: project,
                 name: spec.identityId + "/" + spec.slug, body: try Self.encode(body), createdAt: self.clock())
             try await tx.insert(record)
             try await self.audit.append(

@@ -15,13 +15,8 @@ struct ManagedObjectBody: Codable {
 
 /// Random bytes from the system generator, eight per draw (`UInt8.random` draws — a getrandom call — per byte).
 enum RandomBytes {
-    static func make(_ count: Int) -> [UInt8] {
-        var rng = SystemRandomNumberGenerator()
-        var out: [UInt8] = []
-        out.reserveCapacity(count + 8)
-        while out.count < count { withUnsafeBytes(of: rng.next()) { out.append(contentsOf: $0) } }
-        return Array(out.prefix(count))
-    }
+    /// One `getrandom` call (`SystemRandomNumberGenerator` made one per 8 bytes).
+    static func make(_ count: Int) -> [UInt8] { RandomFill.bytes(count) }
 }
 
 /// KMIP Cryptographic Algorithm values the engine understands.
@@ -68,7 +63,7 @@ extension GatehouseEngine {
                 if try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) == nil {
                     try await tx.insert(
                         Record(
-                            kind: AccessKind.project, id: UUID().uuidString.lowercased(), scope: AccessKind.org,
+                            kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org,
                             name: Self.defaultKMIPProject,
                             body: try Self.encode(ProjectBody(description: "objects created over KMIP by administrators")),
                             createdAt: self.clock()))
@@ -141,7 +136,7 @@ extension GatehouseEngine {
 
     func newObject(_ spec: ObjectSpec, project: String, now: Date) -> ManagedObject {
         var meta = ManagedObject(
-            id: UUID().uuidString.lowercased(), project: project, objectType: spec.objectType, algorithm: spec.algorithm,
+            id: RandomUUID.lowercased(), project: project, objectType: spec.objectType, algorithm: spec.algorithm,
             cryptographicLength: spec.cryptographicLength, usageMask: spec.usageMask ?? Self.defaultUsage(spec.objectType),
             state: .preActive,
             names: spec.names, objectGroups: spec.objectGroups, initialDate: now, lastChangeDate: now, dataType: spec.dataType)

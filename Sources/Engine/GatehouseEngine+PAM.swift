@@ -93,7 +93,7 @@ extension GatehouseEngine {
             caCertificate: (spec.caCertificate?.isEmpty ?? true) ? nil : spec.caCertificate)
         // The connection test: a PostgreSQL server must answer, with TLS as the mode asks.
         try await connector.checkReachable(target)
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         let now = clock()
         if let r = spec.rotationAccount { try Self.validateRoleName(r) }
         let info = PAMResourceInfo(
@@ -180,7 +180,7 @@ extension GatehouseEngine {
             ctx, AccessRequest(.project(resource.project), "pam-accounts", "create", ["name": resource.name, "account": username]))
         // Validated by a real login before anything is stored.
         try await connector.checkLogin(resource.target, username: username, password: password)
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         let now = clock()
         let info = PAMAccountInfo(
             id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now, passwordChangedAt: now,
@@ -249,7 +249,7 @@ extension GatehouseEngine {
         let auto = decision.permits(AccessRequest(.project(resource.project), "pam-access", "auto-approve", fields))
         let now = clock()
         var info = PAMGrantInfo(
-            id: UUID().uuidString.lowercased(), project: resource.project, resourceId: resource.id, resourceName: resource.name,
+            id: RandomUUID.lowercased(), project: resource.project, resourceId: resource.id, resourceName: resource.name,
             accountId: accountId, username: account.info.username, granteeId: granteeId(ctx, decision.caller),
             granteeName: decision.caller.name, reason: reason, duration: duration, status: .pending, requestedAt: now)
         if auto {
@@ -390,7 +390,7 @@ extension GatehouseEngine {
                  "reason": "no approved, unexpired grant"])
             throw EngineError(.permissionDenied, "no active access grant for \(username)@\(resource)")
         }
-        let sessionId = UUID().uuidString.lowercased()
+        let sessionId = RandomUUID.lowercased()
         let session = PAMSessionInfo(
             id: sessionId, project: info.project, grantId: grant.id, resourceName: info.name, username: username,
             granteeId: grantee, granteeName: caller.name, clientAddress: ctx.ipAddress, startedAt: now)

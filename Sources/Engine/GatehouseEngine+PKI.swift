@@ -251,7 +251,7 @@ extension GatehouseEngine {
         if let p = spec.maxPathLength, p < -1 || p > 100 { throw EngineError(.invalidArgument, "maxPathLength must be -1…100") }
         if let na = spec.notAfter, na <= now { throw EngineError(.invalidArgument, "notAfter must be in the future") }
         let (key, pkcs8) = try Self.generateKey(algorithm)
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         let keyID = PKIDER.keyIdentifier(key.publicKey)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -475,7 +475,7 @@ extension GatehouseEngine {
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            let info = TemplateInfo(id: UUID().uuidString.lowercased(), project: project, spec: spec, createdAt: now)
+            let info = TemplateInfo(id: RandomUUID.lowercased(), project: project, spec: spec, createdAt: now)
             try await tx.insert(
                 Record(kind: PKIKind.template, id: info.id, scope: project, name: spec.name, body: try Self.encode(info), createdAt: now))
             try await self.audit.append(
@@ -558,7 +558,7 @@ extension GatehouseEngine {
                 guard ca.body.info.project == project else { throw EngineError(.invalidArgument, "the CA belongs to another project") }
             }
             let info = ProfileInfo(
-                id: UUID().uuidString.lowercased(), slug: spec.slug, project: project, description: spec.description,
+                id: RandomUUID.lowercased(), slug: spec.slug, project: project, description: spec.description,
                 caId: spec.caId, templateId: spec.templateId, enrollment: spec.enrollment, estHasPassphrase: passMAC != nil,
                 estBootstrapCAChain: spec.est?.bootstrapCAChain,
                 estDisableBootstrapValidation: spec.est?.disableBootstrapValidation ?? false,

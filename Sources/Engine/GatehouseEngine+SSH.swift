@@ -179,7 +179,7 @@ extension GatehouseEngine {
         let algorithm = spec.keyAlgorithm ?? .ed25519
         let key = try SSHSigningKey.generate(algorithm)
         let publicKey = try key.publicKey
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         let now = clock()
         let info = SSHCAInfo(
             id: id, project: project, name: spec.name, keyAlgorithm: algorithm,
@@ -428,7 +428,7 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.project(project), "ssh-hosts", "create", ["name": spec.name]))
         let now = clock()
         let info = SSHHostGroupInfo(
-            id: UUID().uuidString.lowercased(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [], createdAt: now)
+            id: RandomUUID.lowercased(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [], createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             if try await tx.find(kind: SSHKind.hostGroup, scope: project, name: spec.name) != nil {
@@ -462,7 +462,7 @@ extension GatehouseEngine {
             try await authorize(ctx, AccessRequest(.project(project), "ssh-certificates", "create"))
         }
         let now = clock()
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             let (userCA, _) = try await self.loadSSHCA(spec.userCaId, tx)

@@ -198,7 +198,7 @@ public final class GatehouseEngine: Engine {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
         let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "create", ["name": name]))
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)

@@ -67,7 +67,7 @@ public struct CallContext: Sendable {
 
     /// Creates a context.
     public init(
-        principal: Principal, frontEnd: String, requestID: String = UUID().uuidString, ipAddress: String? = nil,
+        principal: Principal, frontEnd: String, requestID: String = RandomUUID.string(), ipAddress: String? = nil,
         userAgent: String? = nil
     ) {
         self.principal = principal

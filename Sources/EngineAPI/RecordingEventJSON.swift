@@ -103,33 +103,69 @@ extension PAMRecordingEvent {
 public enum JSONText {
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Extra output bytes per input byte when escaped: 0 (copied as is), 1 (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`,
+    /// `\f`) or 5 (`\u00XX`).
+    static let escapeExtra: [UInt8] = (0..<256).map { b in
+        switch b {
+        case 0x22, 0x5C, 0x0A, 0x0D, 0x09, 0x08, 0x0C: return 1
+        case 0..<0x20: return 5
+        default: return 0
+        }
+    }
+
     /// A JSON string: `"` and `\` escaped, `\n \r \t \b \f`, other control characters as `\u00XX`, everything
-    /// else as UTF-8 (runs that need no escaping are copied whole).
+    /// else as UTF-8. One pass counts what needs escaping (a table lookup per byte); a string with nothing to escape
+    /// is then copied whole, and any other one is written in a second pass straight into its exact-size buffer.
+    /// (Appending run by run cost more than the bytes for JSON inside JSON, where every fourth byte is a quote.)
     public static func append(string: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
         var s = string
         s.withUTF8 { bytes in
-            out.reserveCapacity(out.count + bytes.count + 2)
-            var run = 0
-            for i in 0..<bytes.count {
-                let b = bytes[i]
-                if b >= 0x20 && b != 0x22 && b != 0x5C { continue }
-                if run < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i])) }
-                run = i + 1
-                switch b {
-                case 0x22, 0x5C: out.append(UInt8(ascii: "\\")); out.append(b)
-                case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-                case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-                case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-                case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
-                case 0x0C: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
-                default:
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]])
+            var extra = 0
+            escapeExtra.withUnsafeBufferPointer { table in
+                for b in bytes { extra &+= Int(table[Int(b)]) }
+            }
+            out.reserveCapacity(out.count + bytes.count + extra + 2)
+            out.append(UInt8(ascii: "\""))
+            guard extra > 0 else {
+                out.append(contentsOf: bytes)
+                out.append(UInt8(ascii: "\""))
+                return
+            }
+            let escaped = [UInt8](unsafeUninitializedCapacity: bytes.count + extra) { dst, initialized in
+                escapeExtra.withUnsafeBufferPointer { table in
+                    hexDigits.withUnsafeBufferPointer { hex in
+                        var j = 0
+                        for b in bytes {
+                            if table[Int(b)] == 0 {
+                                dst[j] = b
+                                j &+= 1
+                                continue
+                            }
+                            dst[j] = UInt8(ascii: "\\")
+                            switch b {
+                            case 0x22, 0x5C: dst[j + 1] = b
+                            case 0x0A: dst[j + 1] = UInt8(ascii: "n")
+                            case 0x0D: dst[j + 1] = UInt8(ascii: "r")
+                            case 0x09: dst[j + 1] = UInt8(ascii: "t")
+                            case 0x08: dst[j + 1] = UInt8(ascii: "b")
+                            case 0x0C: dst[j + 1] = UInt8(ascii: "f")
+                            default:
+                                dst[j + 1] = UInt8(ascii: "u")
+                                dst[j + 2] = UInt8(ascii: "0")
+                                dst[j + 3] = UInt8(ascii: "0")
+                                dst[j + 4] = hex[Int(b >> 4)]
+                                dst[j + 5] = hex[Int(b & 0xF)]
+                                j &+= 4
+                            }
+                            j &+= 2
+                        }
+                        initialized = j
+                    }
                 }
             }
-            if run < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run...])) }
+            out.append(contentsOf: escaped)
+            out.append(UInt8(ascii: "\""))
         }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// `{"k":"v",…}` with the keys sorted (as `JSONEncoder` with `.sortedKeys` orders them).

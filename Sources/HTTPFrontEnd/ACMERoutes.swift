@@ -192,7 +192,7 @@ struct ACMERoutes: Sendable {
         let principal = Principal(method: .acmeAccount, id: accountId ?? ("jwk:" + key.thumbprint), name: accountId ?? key.thumbprint)
         let ctx = CallContext(
             principal: principal, frontEnd: "acme",
-            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) } ?? UUID().uuidString,
+            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) } ?? RandomUUID.string(),
             ipAddress: context.peerAddress, userAgent: request.headers[.userAgent])
         return Call(base: base, profile: profile, jws: jws, ctx: ctx, accountId: accountId)
     }

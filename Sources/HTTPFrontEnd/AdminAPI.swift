@@ -60,7 +60,7 @@ public struct AdminAPI: Sendable {
     /// The caller of a request: a bearer access token when the request carries one, else the TLS client
     /// certificate (or anonymous).
     func context(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
-        let requestID = request.headers[.init("X-Request-Id")!].map { String($0.prefix(100)) } ?? UUID().uuidString
+        let requestID = request.headers[.init("X-Request-Id")!].map { String($0.prefix(100)) } ?? RandomUUID.string()
         var principal = await context.principal()
         if let authorization = request.headers[.authorization] {
             guard authorization.lowercased().hasPrefix("bearer ") else {

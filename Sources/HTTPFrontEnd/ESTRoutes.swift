@@ -47,7 +47,7 @@ struct ESTRoutes: Sendable {
     func callContext(_ request: Request, _ context: GatehouseRequestContext) async -> CallContext {
         CallContext(
             principal: await context.principal(), frontEnd: "est",
-            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) } ?? UUID().uuidString,
+            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) } ?? RandomUUID.string(),
             ipAddress: context.peerAddress, userAgent: request.headers[.userAgent])
     }
 
@@ -123,7 +123,7 @@ struct ESTRoutes: Sendable {
             ctx, profile: slug, csr: csr, credentials: credentials, reenroll: reenroll, serverKeyGen: serverKeyGen)
         let certsOnly = try ESTCodec.certsOnly([result.certificate])
         guard serverKeyGen, let key = result.privateKeyPKCS8 else { return Self.base64(Self.certsOnlyType, certsOnly) }
-        let boundary = "est-" + UUID().uuidString.lowercased()
+        let boundary = "est-" + RandomUUID.lowercased()
         let (type, body) = ESTCodec.serverKeyGenResponse(privateKeyPKCS8: key.bytes, certsOnly: certsOnly, boundary: boundary)
         return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
     }

@@ -43,7 +43,9 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         guard mode?.lowercased() == "wal" else {
             throw StorageError(.unavailable, "\(path): cannot enable WAL journal (got \(mode ?? "nothing"))")
         }
-        try connection.execute("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        // temp_store=MEMORY: statement journals and sort spills stay in memory. With the default (files, as Debian
+        // builds SQLite) audit appends and metadata writes created, wrote and unlinked files in /var/tmp.
+        try connection.execute("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
         // Fail early on a file that is not a database.
         _ = try connection.query("SELECT count(*) FROM sqlite_master")
     }
@@ -621,7 +623,7 @@ final class SQLiteReaderPool: Sendable {
     private func open() throws -> SQLiteConnection {
         let c = try SQLiteConnection(path: path)
         try c.execute("PRAGMA busy_timeout=5000")
-        try c.execute("PRAGMA query_only=1")
+        try c.execute("PRAGMA query_only=1; PRAGMA temp_store=MEMORY;")
         return c
     }
 }

@@ -32,7 +32,10 @@ import Testing
             cwd: dir.path, environment: ["HOME": dir.path], timeout: 240)
         let summary = out.stdout.split(separator: "\n").filter { $0.contains("generated") || $0.contains("passed") }
         print("schemathesis: \(summary.suffix(2).joined(separator: " | "))")
-        #expect(out.status == 0, "schemathesis failed:\n\(out.stdout.suffix(6000))\n\(out.stderr.suffix(2000))")
+        // On failure, show every failing case with its "Reproduce with" line: the FAILURES section, not only the tail.
+        let report = out.stdout.range(of: "FAILURES").map { String(out.stdout[$0.lowerBound...].prefix(30000)) }
+            ?? String(out.stdout.suffix(6000))
+        #expect(out.status == 0, "schemathesis failed:\n\(report)\n\(out.stderr.suffix(2000))")
         #expect(out.stdout.contains("generated"))
         // The daemon survived the run and still answers.
         let (_, _, code) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/whoami"])

@@ -53,6 +53,33 @@ import Testing
         }
     }
 
+    /// String escaping writes what `JSONEncoder` (slashes unescaped) writes, byte for byte: every ASCII byte alone and
+    /// among others, long texts with nothing to escape, and JSON inside JSON (a quote every few bytes).
+    @Test func stringsMatchJSONEncoder() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        var cases = (0..<128).map { String(UnicodeScalar(UInt8($0))) }
+        cases.append(String((0..<128).map { Character(UnicodeScalar(UInt8($0))) }))
+        cases.append("")
+        cases.append(String(repeating: "select 1; ", count: 500))
+        cases.append(String(repeating: #"{"k": "v"}, "#, count: 372))
+        cases.append("naïve ✓ 𝄞 \\ \" \u{7F} \u{1B}[0m </tag>\r\n")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0..<300, using: &rng) {
+                text.unicodeScalars.append(Unicode.Scalar(UInt8.random(in: 0...127, using: &rng)))
+            }
+            cases.append(text)
+        }
+        for text in cases {
+            var ours: [UInt8] = [0x41]
+            JSONText.append(string: text, to: &ours)
+            let theirs = [0x41] + Array(try encoder.encode(text))
+            #expect(ours == theirs, "\(Array(text.utf8))")
+        }
+    }
+
     /// The general writer (ACME resources and problems) writes what JSONSerialization writes with sorted keys and
     /// unescaped slashes, byte for byte, for the shapes the front ends build.
     @Test func documentsMatchJSONSerialization() throws {
