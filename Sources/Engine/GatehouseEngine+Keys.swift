@@ -13,9 +13,9 @@ struct ManagedObjectBody: Codable {
     var material: Data?
 }
 
-/// Random bytes from the system generator, eight per draw (`UInt8.random` draws — a getrandom call — per byte).
+/// Random bytes from the kernel generator.
 enum RandomBytes {
-    /// One `getrandom` call (`SystemRandomNumberGenerator` made one per 8 bytes).
+    /// One `getrandom` call for all of them (`SystemRandomNumberGenerator` made one per 8 bytes).
     static func make(_ count: Int) -> [UInt8] { RandomFill.bytes(count) }
 }
 
@@ -98,15 +98,15 @@ extension GatehouseEngine {
         guard id.utf8.count <= 64, let record = try await tx.get(kind: Self.objectKind, id: id) else {
             throw EngineError(.notFound, "object not found")
         }
-        // Decoding the JSON body was a tenth of a KMIP Get's CPU: reuse the decoded body while the stored version
-        // (and so the bytes) is unchanged.
-        if let cached = objectCache.withLock({ $0[id] }), cached.version == record.version, cached.bytes == record.body.count {
+        // Decoding the JSON body was a tenth of a KMIP Get's CPU: reuse the decoded body while the stored version and
+        // bytes are unchanged.
+        if let cached = objectCache.withLock({ $0[id] }), cached.version == record.version, cached.raw == record.body {
             return (record, cached.body)
         }
         let body = try decode(ManagedObjectBody.self, record)
         objectCache.withLock { cache in
             if cache.count > 50_000 { cache.removeAll() }
-            cache[id] = (record.version, record.body.count, body)
+            cache[id] = (record.version, record.body, body)
         }
         return (record, body)
     }

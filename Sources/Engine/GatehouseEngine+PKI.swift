@@ -21,6 +21,8 @@ struct CABody: Codable {
 /// A CA ready to sign: its record version, body, key and certificate.
 struct LoadedCA: @unchecked Sendable {
     var version: Int64
+    /// The stored bytes it was loaded from (a cache hit needs the same version and bytes).
+    var raw: Data
     var body: CABody
     var key: Certificate.PrivateKey
     var certificate: Certificate?
@@ -190,7 +192,7 @@ extension GatehouseEngine {
         guard id.utf8.count <= 64, let record = try await tx.get(kind: PKIKind.ca, id: id) else {
             throw EngineError(.notFound, "certificate authority '\(id)' not found")
         }
-        if let cached = caCache.withLock({ $0[id] }), cached.version == record.version { return cached }
+        if let cached = caCache.withLock({ $0[id] }), cached.version == record.version, cached.raw == record.body { return cached }
         let body = try decode(CABody.self, record)
         let pkcs8 = try await keyring.open(body.sealedKey, binding: "pki-ca/\(id)/key", tx)
         let key: Certificate.PrivateKey
@@ -199,23 +201,25 @@ extension GatehouseEngine {
         }
         let certificate = try body.certificateDER.map { try Certificate(derEncoded: Array($0)) }
         let loaded = LoadedCA(
-            version: record.version, body: body, key: key, certificate: certificate,
+            version: record.version, raw: record.body, body: body, key: key, certificate: certificate,
             keyID: PKIDER.keyIdentifier(key.publicKey),
             signatureAlgorithm: try Self.signatureAlgorithm(body.info.keyAlgorithm, allowed: []))
         caCache.withLock { $0[id] = loaded }
         return loaded
     }
 
-    /// Decodes a record, reusing the previous decoding while the record's version is unchanged.
+    /// Decodes a record, reusing the previous decoding while the record's version and bytes are unchanged.
     func cachedDecode<T: Decodable & Sendable>(_ type: T.Type, _ record: Record) throws -> T {
         let key = record.kind + "/" + record.id
-        if let hit = decodedRecords.withLock({ $0[key] }), hit.version == record.version, let value = hit.value as? T {
+        if let hit = decodedRecords.withLock({ $0[key] }), hit.version == record.version, hit.raw == record.body,
+            let value = hit.value as? T
+        {
             return value
         }
         let value = try decode(T.self, record)
         decodedRecords.withLock { cache in
             if cache.count > 5_000 { cache.removeAll() }
-            cache[key] = (record.version, value)
+            cache[key] = (record.version, record.body, value)
         }
         return value
     }

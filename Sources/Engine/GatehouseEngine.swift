@@ -17,11 +17,14 @@ public final class GatehouseEngine: Engine {
     let cipherStreams = StreamTable<CipherStreamState>()
     /// Streamed MAC and Hash operations in progress, by correlation value.
     let digestStreams = StreamTable<DigestState>()
-    let objectCache = Mutex<[String: (version: Int64, bytes: Int, body: ManagedObjectBody)]>([:])
+    /// Every decoding cache below holds the stored bytes it decoded and is hit only when the record read now has the
+    /// same version **and** the same bytes. The version alone is not enough: a transaction that rolled back may have
+    /// cached its own uncommitted version N, and another transaction (or node) may then commit a different version N.
+    let objectCache = Mutex<[String: (version: Int64, raw: Data, body: ManagedObjectBody)]>([:])
     /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
     let caCache = Mutex<[String: LoadedCA]>([:])
     /// Decoded PKI records (profiles, templates) by kind/id, with the record version they were decoded from.
-    let decodedRecords = Mutex<[String: (version: Int64, value: any Sendable)]>([:])
+    let decodedRecords = Mutex<[String: (version: Int64, raw: Data, value: any Sendable)]>([:])
     /// Seals ACME nonces (derived once from the audit key).
     let nonceKey: SymmetricKey
     /// ACME accounts by id, reused for two seconds by JWS verification.
