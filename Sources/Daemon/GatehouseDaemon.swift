@@ -58,6 +58,8 @@ public final class GatehouseDaemon: Sendable {
     /// Runs until SIGTERM/SIGINT. Throws `DaemonError` for start-up failures.
     public func run() async throws {
         let first = try FirstStart.run(config)
+        let lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory)
+        defer { lock.release() }
         for path in first.created { logger.info("created", metadata: ["path": "\(path)"]) }
         let (engine, storage) = try await StoreFactory.engine(config, logger: logger)
         engine.setPAMConnector(PGConnector())

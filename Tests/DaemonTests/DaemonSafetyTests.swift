@@ -43,6 +43,31 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// A second `gatehouse serve` on a data directory in use stops at start-up and names the running one; the lock
+    /// dies with its process, so a `kill -9` never leaves a restart blocked.
+    @Test func oneDaemonPerDataDirectory() throws {
+        let dir = try freshDirectory()
+        let first = try DaemonProcess(directory: dir.path)
+        try first.waitUntilListening()
+        let ephemeral = [
+            "GATEHOUSE_LISTENERS_HTTPS_PORT": "0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT": "0", "GATEHOUSE_LISTENERS_KMIP_PORT": "0",
+            "GATEHOUSE_LISTENERS_POSTGRES_PORT": "0",
+        ]
+        let second = try gatehouse(["serve"], cwd: dir.path, env: ephemeral)
+        #expect(second.status != 0)
+        #expect(
+            second.stderr.contains("another gatehouse daemon (pid \(first.pid)) is running on the data directory"),
+            "\(second.stderr)")
+        let (_, _, code) = try curl(first.adminCurl + [first.httpsBase + "/api/v1/whoami"])
+        #expect(code == 200, "the first daemon still serves")
+
+        first.signal(SIGKILL)
+        first.waitForExit()
+        let restarted = try DaemonProcess(directory: dir.path)
+        try restarted.waitUntilListening()
+        #expect(restarted.stop() == 0)
+    }
+
     @Test func startupFailuresAreClearAndNonZero() throws {
         // A configuration error names the file, line, key and reason.
         let dir = try initialized()
