@@ -16,10 +16,12 @@ public protocol Storage: Sendable {
     /// (`kill -9`) of this process, not a power loss. Meant for transactions whose only write is the audit record of
     /// a read (Get, Encrypt, …), where waiting for an fsync would bound reads by disk latency.
     func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
-    /// Runs `body` as a read-only transaction: one consistent view of committed data, and any write in it fails
-    /// (a programming error, reported as `.corrupt`). Backends may run it beside writers — SQLite does, on reader
-    /// connections of its WAL database, so that reads never queue behind the single writer. Everything a
-    /// transaction that returned wrote is visible to a read transaction that starts afterwards.
+    /// Runs `body` as a read-only transaction: it sees only committed data, and any write in it fails (a programming
+    /// error, reported as `.corrupt`). Backends may run it beside writers — SQLite does, on reader connections of its
+    /// WAL database, so that reads never queue behind the single writer; SQLite gives the whole body one snapshot,
+    /// PostgreSQL each statement its own (READ COMMITTED, as in its write transactions), so a body must not rely on
+    /// two reads agreeing. Everything a transaction that returned wrote is visible to a read transaction that starts
+    /// afterwards.
     func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
     /// Cheap reachability check for readiness probes.
     func ping() async throws
