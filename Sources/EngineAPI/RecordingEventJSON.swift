@@ -124,7 +124,8 @@ public enum JSONText {
             escapeExtra.withUnsafeBufferPointer { table in
                 for b in bytes { extra &+= Int(table[Int(b)]) }
             }
-            out.reserveCapacity(out.count + bytes.count + extra + 2)
+            // No reserveCapacity per string: it allocates exactly what is asked (not geometrically), so a call per
+            // string would copy a long document over and over; appending grows the array geometrically.
             out.append(UInt8(ascii: "\""))
             guard extra > 0 else {
                 out.append(contentsOf: bytes)
