@@ -4,22 +4,17 @@ import PostgresNIO
 import Synchronization
 import StorageAPI
 
-/// The shared store for several Gatehouse nodes: a PostgreSQL database reached through PostgresNIO pools.
+/// The shared store for several Gatehouse nodes: a PostgreSQL database reached through a PostgresNIO pool.
 ///
 /// Nothing that matters across nodes is kept in memory here: uniqueness and optimistic concurrency are
 /// enforced by the database, audit appends serialize on a transaction-scoped advisory lock, and migrations
 /// serialize on another, so nodes may start together.
 ///
-/// Three pools, each connection set up for its kind of work at connect time so that no transaction spends a round
-/// trip on it: durable writes (`maxConnections`), relaxed writes (`synchronous_commit = off`, half as many) and reads
-/// (`default_transaction_read_only = on`, half as many). A KMIP Get took 12 round trips (probe, BEGIN, SET
-/// TRANSACTION READ ONLY, SELECT, COMMIT; probe, BEGIN, SET LOCAL synchronous_commit, SELECT, audit tail, audit
-/// append, COMMIT) and now takes 8.
+/// Connections carry no per-connection settings (no startup parameters), so the store also works behind a
+/// connection pooler such as PgBouncer: relaxed transactions say `SET LOCAL synchronous_commit TO OFF` themselves.
 public final class PostgresStorage: Storage, @unchecked Sendable {
     private let client: PostgresClient
-    private let relaxedClient: PostgresClient
-    private let readClient: PostgresClient
-    private let runners: [Task<Void, Never>]
+    private let runner: Task<Void, Never>
     private let logger: Logger
     /// How long reaching the database (a connection and one round trip) may take before a call fails as unavailable.
     public let transactionTimeout: Duration
@@ -39,20 +34,13 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         var configuration = try Self.configuration(url: url)
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)
-        var relaxed = configuration
-        relaxed.options.maximumConnections = max(2, maxConnections / 2)
-        relaxed.options.additionalStartupParameters.append(("synchronous_commit", "off"))
-        var reads = relaxed
-        reads.options.additionalStartupParameters = configuration.options.additionalStartupParameters + [("default_transaction_read_only", "on")]
-        let clients = [configuration, relaxed, reads].map { PostgresClient(configuration: $0, backgroundLogger: logger) }
-        self.client = clients[0]
-        self.relaxedClient = clients[1]
-        self.readClient = clients[2]
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
-        self.runners = clients.map { client in Task { await client.run() } }
+        let client = self.client
+        self.runner = Task { await client.run() }
     }
 
-    deinit { runners.forEach { $0.cancel() } }
+    deinit { runner.cancel() }
 
     /// Parses a libpq-style URL into a client configuration. `sslmode` is `disable`, `prefer` (default) or `require`.
     public static func configuration(url: String) throws -> PostgresClient.Configuration {
@@ -193,16 +181,17 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         try await run(body, relaxed: true)
     }
 
-    /// On a connection of the read pool (`default_transaction_read_only`: the server refuses writes too; the
-    /// transaction refuses them first), without BEGIN and COMMIT: each statement sees what was committed when it
-    /// started, which is what a READ COMMITTED transaction (PostgreSQL's default, which the write transactions use)
-    /// gives its statements too, for two round trips fewer.
+    /// On a pooled connection without BEGIN, SET TRANSACTION READ ONLY and COMMIT (the transaction object refuses
+    /// writes): each statement sees what was committed when it started, which is what a READ COMMITTED transaction
+    /// (PostgreSQL's default, which the write transactions use) gives its statements too, for three round trips fewer.
+    /// A KMIP Get took 12 round trips (probe, BEGIN, SET TRANSACTION READ ONLY, SELECT, COMMIT; probe, BEGIN, SET
+    /// LOCAL synchronous_commit, SELECT, audit tail, audit append, COMMIT) and now takes 9.
     public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
         async throws -> T
     {
         do {
-            try await reach(readClient, within: transactionTimeout)
-            return try await readClient.withConnection { conn in
+            try await reach(within: transactionTimeout)
+            return try await client.withConnection { conn in
                 let tx = PostgresTransaction(connection: conn, logger: self.logger, readOnly: true)
                 defer { tx.closed = true }
                 return try await body(tx)
@@ -213,13 +202,12 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     }
 
     func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T {
-        // Relaxed transactions run on the pool whose connections have synchronous_commit off.
-        let pool = relaxed ? relaxedClient : client
         do {
             // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
             // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
-            try await reach(pool, within: transactionTimeout)
-            return try await pool.withTransaction(logger: logger) { conn in
+            try await reach(within: transactionTimeout)
+            return try await client.withTransaction(logger: logger) { conn in
+                if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
                 let tx = PostgresTransaction(connection: conn, logger: self.logger)
                 defer { tx.closed = true }
                 return try await body(tx)
@@ -237,11 +225,10 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         }
     }
 
-    /// One round trip on a connection of `pool` (the durable one by default) within `limit`, waiting for a
-    /// connection included; cancelling it is safe because no transaction is open.
-    func reach(_ pool: PostgresClient? = nil, within limit: Duration) async throws {
-        let pool = pool ?? client
-        _ = try await withDeadline(limit) { try await pool.query("SELECT 1", logger: self.logger) }
+    /// One round trip on a pooled connection within `limit` (waiting for a connection included); cancelling it is
+    /// safe because no transaction is open.
+    func reach(within limit: Duration) async throws {
+        _ = try await withDeadline(limit) { try await self.client.query("SELECT 1", logger: self.logger) }
     }
 
     struct DeadlineExceeded: Error {}
@@ -270,7 +257,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     }
 
     public func close() async throws {
-        runners.forEach { $0.cancel() }
+        runner.cancel()
     }
 
     /// Drops every Gatehouse table. For tests that need a clean database.
