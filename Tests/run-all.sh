@@ -11,7 +11,7 @@ log() { printf '[run-all %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # 1. System packages (only what is missing; apt-get update once).
 need=()
-for p in curl openssl ca-certificates postgresql libsqlite3-dev libssl-dev libssh2-1-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client; do
+for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -60,7 +60,10 @@ export GATEHOUSE_BIN="$(swift build --show-bin-path)/gatehouse"
 # 4. A throwaway PostgreSQL on a free loopback port.
 PGDIR="$(mktemp -d /tmp/gatehouse-test-pg.XXXXXX)"
 chmod 755 "$PGDIR"
-cleanup() { "$ROOT/Tests/scripts/pg-server.sh" stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"; }
+cleanup() {
+  "$ROOT/Tests/scripts/pg-server.sh" pooler-stop "$PGDIR" >/dev/null 2>&1
+  "$ROOT/Tests/scripts/pg-server.sh" stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"
+}
 trap cleanup EXIT
 # Try a few free ports: a port can be taken between the check and the bind.
 PG_TEST_URL=""
@@ -74,6 +77,14 @@ for port in $(seq 55432 55499); do
 done
 if [ -z "$PG_TEST_URL" ]; then log "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1; fi
 export PG_TEST_URL PG_TEST_CA="$PGDIR/tls/ca.crt"
+# PgBouncer in transaction mode in front of it: the storage suite runs through it too (PG_POOLER_TEST_URL).
+PG_POOLER_TEST_URL=""
+for pport in $(seq 56500 56560); do
+  ss -Hltn "sport = :$pport" | grep -q . && continue
+  PG_POOLER_TEST_URL="$("$ROOT/Tests/scripts/pg-server.sh" pooler-start "$PGDIR" "$port" "$pport")" && break
+  log "PgBouncer did not start on $pport"; PG_POOLER_TEST_URL=""; break
+done
+export PG_POOLER_TEST_URL
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
 export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1 GATEHOUSE_REQUIRE_OPENSSH=1
 

@@ -117,6 +117,26 @@ let quietLogger: Logger = {
     }
 }
 
+/// The same suite through PgBouncer in transaction mode (`PG_POOLER_TEST_URL`, started by Tests/run-all.sh in front
+/// of the test server): the store must work behind a transaction pooler, so it keeps no session state and sends no
+/// startup parameters that a pooler refuses (PgBouncer rejects unknown ones, such as `synchronous_commit`).
+@Suite(.serialized) struct PostgresBehindPgBouncerConformance {
+    @Test(arguments: StorageConformance.checks)
+    func check(_ name: String) async throws {
+        guard let url = ProcessInfo.processInfo.environment["PG_POOLER_TEST_URL"], !url.isEmpty else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" {
+                Issue.record("PG_POOLER_TEST_URL is not set but GATEHOUSE_REQUIRE_PG=1 (is pgbouncer installed?)")
+            }
+            return
+        }
+        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
+        try await within(60) { try await s.unsafeDropAll() }
+        try await within(60) { try await s.migrate() }
+        try await StorageConformance.run(name, on: s)
+        try await s.close()
+    }
+}
+
 /// PostgreSQL going away and coming back: requests fail cleanly (`.unavailable`, within the deadline) while it is
 /// away, and succeed again without a restart when it returns; nothing committed is lost.
 /// Runs `body` but gives up after `seconds` (the body's task is left behind and cancelled): a storage call that

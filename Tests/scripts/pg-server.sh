@@ -2,6 +2,9 @@
 # A throwaway PostgreSQL 15 cluster on 127.0.0.1 for the test suite (scram-sha-256 over TCP).
 # usage: pg-server.sh start DIR PORT   → prints the URL for PG_TEST_URL (TLS offered too; CA in DIR/tls/ca.crt)
 #        pg-server.sh stop DIR
+#        pg-server.sh pooler-start DIR PG_PORT POOLER_PORT → PgBouncer in transaction mode in front of it; prints
+#                     the URL for PG_POOLER_TEST_URL (database gatehouse_pooled)
+#        pg-server.sh pooler-stop DIR
 # Runs the server as the 'postgres' system user when invoked as root (initdb refuses root).
 set -euo pipefail
 cmd="${1:?start|stop}"; dir="${2:?dir}"
@@ -37,7 +40,7 @@ start)
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o \
       "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=500 -c fsync=on -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" start > /dev/null
   fi
-  for db in gatehouse_test gatehouse_daemon gatehouse_outage gatehouse_engine gatehouse_keys; do
+  for db in gatehouse_test gatehouse_daemon gatehouse_outage gatehouse_engine gatehouse_keys gatehouse_pooled; do
     as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -qAt \
       -c "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
       as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -q -c "CREATE DATABASE $db" > /dev/null
@@ -47,5 +50,36 @@ start)
 stop)
   [ -d "$dir/data" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop > /dev/null 2>&1 || true
   ;;
-*) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+pooler-start)
+  pgport="${3:?postgres port}"; port="${4:?pooler port}"
+  [ -x /usr/sbin/pgbouncer ] || { echo "pgbouncer not found (apt-get install pgbouncer)" >&2; exit 1; }
+  mkdir -p "$dir/pgbouncer"
+  printf '"gatehouse" "gatehouse-test"\n' > "$dir/pgbouncer/userlist.txt"
+  cat > "$dir/pgbouncer/pgbouncer.ini" <<EOF
+[databases]
+gatehouse_pooled = host=127.0.0.1 port=$pgport dbname=gatehouse_pooled
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $dir/pgbouncer/userlist.txt
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = 20
+logfile = $dir/pgbouncer/pgbouncer.log
+pidfile = $dir/pgbouncer/pgbouncer.pid
+EOF
+  [ "$(id -u)" = 0 ] && chown -R postgres "$dir/pgbouncer"
+  as_pg /usr/sbin/pgbouncer -d "$dir/pgbouncer/pgbouncer.ini" > /dev/null 2>&1 ||
+    { tail -n 5 "$dir/pgbouncer/pgbouncer.log" >&2 2>/dev/null; exit 1; }
+  for _ in $(seq 1 50); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
+  ss -Hltn "sport = :$port" | grep -q . || { echo "pgbouncer did not listen on $port" >&2; exit 1; }
+  echo "postgres://gatehouse:gatehouse-test@127.0.0.1:$port/gatehouse_pooled?sslmode=disable"
+  ;;
+pooler-stop)
+  pid="$(cat "$dir/pgbouncer/pgbouncer.pid" 2>/dev/null || true)"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  ;;
+*) echo "usage: $0 start DIR PORT | stop DIR | pooler-start DIR PG_PORT POOLER_PORT | pooler-stop DIR" >&2; exit 2 ;;
 esac
