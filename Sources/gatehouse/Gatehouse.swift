@@ -213,6 +213,14 @@ struct RotateRootKey: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         do {
+            // A daemon on this data directory would keep the old root key and fail on every data key re-wrapped
+            // under its feet: hold the directory's lock for the whole rotation (daemons on other hosts sharing a
+            // PostgreSQL store cannot be seen from here; stop those by hand).
+            let lock: DataDirectoryLock
+            do { lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory) } catch let e as DaemonError {
+                throw DaemonError("\(e.description); stop it before rotating the root key")
+            }
+            defer { lock.release() }
             let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger())
             defer { Task { try? await storage.close() } }
             switch config.rootKey {

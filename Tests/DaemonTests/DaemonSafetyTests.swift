@@ -237,9 +237,17 @@ import Testing
         try daemon.ensureProject("crash")
         let (_, _, code) = try curl(daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"before-rotation\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/r"])
         #expect(code == 201)
-        #expect(daemon.stop() == 0)
         let keyPath = dir.path + "/.gatehouse/root.key"
         let oldKey = try String(contentsOfFile: keyPath, encoding: .utf8)
+        // Refused while the daemon runs on this data directory (it would keep the old key): nothing changes.
+        let whileRunning = try gatehouse(["rotate-root-key"], cwd: dir.path)
+        #expect(whileRunning.status != 0)
+        #expect(
+            whileRunning.stderr.contains("(pid \(daemon.pid)) is running") && whileRunning.stderr.contains("stop it before rotating"),
+            "\(whileRunning.stderr)")
+        #expect(try String(contentsOfFile: keyPath, encoding: .utf8) == oldKey)
+        #expect(!FileManager.default.fileExists(atPath: keyPath + ".new"))
+        #expect(daemon.stop() == 0)
         let rotated = try gatehouse(["rotate-root-key"], cwd: dir.path)
         #expect(rotated.status == 0, "\(rotated.stderr)")
         #expect(rotated.stdout.contains("1 data keys re-wrapped"))
