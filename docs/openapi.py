@@ -114,6 +114,11 @@ std = ("400", "401", "403", "404", "503")
 nocontent = {"204": {"description": "Done"}}
 P = {}
 def op(method, path, summary, tag, responses, params=(), req=None, security=True):
+    # Every route of the HTTPS listener may answer 429: a client address whose failed authentications emptied its
+    # token bucket (listeners.https.failure_burst / failure_rate) is refused up front, with Retry-After.
+    responses = dict(responses)
+    responses.setdefault("429", {"description": "Too many failed authentications from this address (Retry-After says when to retry)",
+                                 "content": {"application/json": {"schema": S("Error")}}})
     o = {"summary": summary, "tags": [tag], "operationId": (method + path).replace("/", "_").replace("{", "").replace("}", "").replace("-", "_").replace(".", "_"), "responses": responses}
     if params: o["parameters"] = list(params)
     if req: o["requestBody"] = req

@@ -132,7 +132,8 @@ public final class GatehouseDaemon: Sendable {
             let settings = HTTPListener.Settings(
                 name: listener.name, host: listener.address, port: listener.port, tls: tls,
                 maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
-                handshakeTimeout: listener.handshakeTimeout, maxMessageSize: listener.maxMessageSize)
+                handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout, maxMessageSize: listener.maxMessageSize,
+                failureBurst: listener.failureBurst, failureRate: listener.failureRate)
             let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
             let name = listener.name
             let scheme = listener.name == "kmip" ? "kmip+tls" : listener.name == "postgres" ? "postgresql" : listener.tls ? "https" : "http"
@@ -149,13 +150,14 @@ public final class GatehouseDaemon: Sendable {
                 guard let tls, listener.clientAuth == .required else {
                     throw DaemonError("listeners.kmip: KMIP needs tls = true and client_auth = \"required\"")
                 }
-                services.append(
-                    KMIPListener(
-                        settings: .init(
-                            host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
-                            handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
-                            idleTimeout: HTTPListener.timeAmount(listener.idleTimeout)),
-                        engine: engine, counter: counter, logger: logger, onBound: onBound))
+                var kmipSettings = KMIPListener.Settings(
+                    host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
+                    handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
+                    idleTimeout: HTTPListener.timeAmount(listener.idleTimeout),
+                    loginTimeout: HTTPListener.timeAmount(listener.loginTimeout))
+                kmipSettings.failureBurst = listener.failureBurst
+                kmipSettings.failureRate = listener.failureRate
+                services.append(KMIPListener(settings: kmipSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
                 // Trust the KMIP client CA from the first connection on (the service keeps it current).
                 do { try tls.setExtraClientRoots(try await engine.kmipClientCACertificates()) } catch {
                     throw DaemonError("listeners.kmip: cannot load the KMIP client CA: \(error)")
@@ -163,13 +165,14 @@ public final class GatehouseDaemon: Sendable {
                 services.append(KMIPTrustService(engine: engine, tls: tls, logger: logger, interval: config.kmipTrustRefreshInterval))
             case "postgres":
                 guard let tls else { throw DaemonError("listeners.postgres: the PostgreSQL proxy needs tls = true") }
-                services.append(
-                    PGProxyListener(
-                        settings: .init(
-                            host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
-                            handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
-                            idleTimeout: HTTPListener.timeAmount(listener.idleTimeout), recordingDirectory: recordingDirectory),
-                        engine: engine, counter: counter, logger: logger, onBound: onBound))
+                var pgSettings = PGProxyListener.Settings(
+                    host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
+                    handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
+                    idleTimeout: HTTPListener.timeAmount(listener.idleTimeout),
+                    loginTimeout: HTTPListener.timeAmount(listener.loginTimeout), recordingDirectory: recordingDirectory)
+                pgSettings.failureBurst = listener.failureBurst
+                pgSettings.failureRate = listener.failureRate
+                services.append(PGProxyListener(settings: pgSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
@@ -192,6 +195,7 @@ public final class GatehouseDaemon: Sendable {
         }
         services.append(PeriodicService.crlRefresh(engine, logger: logger))
         services.append(PeriodicService.acmeSweep(engine, logger: logger))
+        services.append(PeriodicService.refusalSummaries(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
         if let notify = config.pamNotifyURL, let url = URL(string: notify) {

@@ -42,4 +42,13 @@ extension PeriodicService {
             if n > 0 { logger.debug("swept expired ACME records", metadata: ["count": "\(n)"]) }
         }
     }
+
+    /// Writes the count of refusals a source had beyond those audited in full, once their window is over (every
+    /// 15 seconds, so a flood that stopped is on record soon after).
+    static func refusalSummaries(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "refusal summaries", interval: .seconds(15), logger: logger) {
+            let n = await engine.flushRefusalSummaries()
+            if n > 0 { logger.notice("audited suppressed refusals", metadata: ["summaries": "\(n)"]) }
+        }
+    }
 }

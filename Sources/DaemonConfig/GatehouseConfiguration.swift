@@ -27,7 +27,12 @@ public struct ListenerConfiguration: Sendable, Hashable {
     public var maxConnections: Int
     public var idleTimeout: Duration
     public var handshakeTimeout: Duration
+    /// From accept to an authenticated session (PostgreSQL) or to the first whole request (KMIP, HTTP).
+    public var loginTimeout: Duration
     public var maxMessageSize: Int
+    /// Failed authentications a client address may have at once (0: no limit), and per second after that.
+    public var failureBurst: Int
+    public var failureRate: Int
 }
 
 /// `[tunnel]`: the SSH reverse tunnel to a relay (a stock OpenSSH sshd).
@@ -141,14 +146,17 @@ public enum ConfigurationLoader {
     }
 
     /// Listener names the daemon knows, with their default ports and whether they speak TLS.
-    public static let listenerDefaults: [(name: String, port: Int64, tls: Bool, clientAuth: String, idle: String, maxMessage: Int64)] = [
-        ("https", 8443, true, "optional", "60s", 1_048_576),
-        ("kmip", 5696, true, "required", "60s", 1_048_576),
-        ("operations", 9090, false, "off", "60s", 1_048_576),
-        // The PostgreSQL access proxy: engineers' sessions sit idle for long stretches; COPY and large statements
-        // need more than the HTTP limit.
-        ("postgres", 15432, true, "optional", "8h", 67_108_864),
-    ]
+    public static let listenerDefaults:
+        [(name: String, port: Int64, tls: Bool, clientAuth: String, idle: String, maxMessage: Int64, maxConnections: Int64)] = [
+            ("https", 8443, true, "optional", "60s", 1_048_576, 1024),
+            // KMIP clients (storage arrays, databases) keep a connection open between bursts of key requests.
+            ("kmip", 5696, true, "required", "300s", 1_048_576, 1024),
+            // Health probes and a Prometheus scraper: few connections, small GET requests.
+            ("operations", 9090, false, "off", "60s", 65_536, 64),
+            // The PostgreSQL access proxy: engineers' sessions sit idle for long stretches; COPY and large statements
+            // need more than the HTTP limit.
+            ("postgres", 15432, true, "optional", "8h", 67_108_864, 1024),
+        ]
 
     static let keys: [Key] = {
         var k: [Key] = [
@@ -203,10 +211,13 @@ public enum ConfigurationLoader {
                 Key(path: p + "tls_key", kind: .string, defaultValue: .string(""), allowed: nil),
                 Key(path: p + "client_ca", kind: .string, defaultValue: .string(""), allowed: nil),
                 Key(path: p + "client_auth", kind: .string, defaultValue: .string(l.clientAuth), allowed: ["required", "optional", "off"]),
-                Key(path: p + "max_connections", kind: .integer, defaultValue: .integer(1024), allowed: nil),
+                Key(path: p + "max_connections", kind: .integer, defaultValue: .integer(l.maxConnections), allowed: nil),
                 Key(path: p + "idle_timeout", kind: .duration, defaultValue: .string(l.idle), allowed: nil),
                 Key(path: p + "handshake_timeout", kind: .duration, defaultValue: .string("10s"), allowed: nil),
+                Key(path: p + "login_timeout", kind: .duration, defaultValue: .string("30s"), allowed: nil),
                 Key(path: p + "max_message_size", kind: .integer, defaultValue: .integer(l.maxMessage), allowed: nil),
+                Key(path: p + "failure_burst", kind: .integer, defaultValue: .integer(100), allowed: nil),
+                Key(path: p + "failure_rate", kind: .integer, defaultValue: .integer(10), allowed: nil),
             ]
         }
         return k
@@ -303,6 +314,11 @@ public enum ConfigurationLoader {
 
     /// Every known key path, for documentation and tests.
     public static var knownKeys: [String] { keys.map(\.path) }
+
+    /// Every key's built-in default (what applies with no file and no environment), for documentation and tests.
+    public static var defaultValues: [String: TOMLValue] {
+        Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0.defaultValue) })
+    }
 
     /// Parses a duration such as `500ms`, `30s`, `5m`, `2h`, `3d`.
     public static func parseDuration(_ text: String) -> Duration? {
@@ -451,6 +467,9 @@ public enum ConfigurationLoader {
             if maxConnections < 1 { problem(p + "max_connections", "must be at least 1") }
             let maxMessage = int(p + "max_message_size")
             if maxMessage < 1024 || maxMessage > 1 << 30 { problem(p + "max_message_size", "must be between 1024 and 1073741824") }
+            if parseDuration(str(p + "login_timeout")) == .zero { problem(p + "login_timeout", "must be more than 0") }
+            if int(p + "failure_burst") < 0 { problem(p + "failure_burst", "must be 0 (no limit) or more") }
+            if int(p + "failure_rate") < 1 { problem(p + "failure_rate", "must be at least 1") }
             let address = str(p + "address")
             if address.isEmpty { problem(p + "address", "must not be empty") }
             let enabled = bool(p + "enabled")
@@ -472,7 +491,9 @@ public enum ConfigurationLoader {
                 clientAuth: clientAuth, maxConnections: Int(max(1, maxConnections)),
                 idleTimeout: parseDuration(str(p + "idle_timeout")) ?? .seconds(60),
                 handshakeTimeout: parseDuration(str(p + "handshake_timeout")) ?? .seconds(10),
-                maxMessageSize: Int(maxMessage))
+                loginTimeout: parseDuration(str(p + "login_timeout")) ?? .seconds(30),
+                maxMessageSize: Int(maxMessage), failureBurst: Int(max(0, int(p + "failure_burst"))),
+                failureRate: Int(max(1, int(p + "failure_rate"))))
         }
         var admins: [String] = []
         if case .array(let a)? = values["admin.common_names"] {

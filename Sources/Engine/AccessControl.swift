@@ -300,12 +300,52 @@ extension GatehouseEngine {
     }
 
     /// Writes an audit event for a refused call (best effort: a failure to audit is logged, the refusal stands).
+    /// Refusals from one source are audited in full a few times per window and then counted (see
+    /// `RefusalAuditLimiter`), so a flood of bad requests costs a bounded amount of store.
     func auditFailure(_ ctx: CallContext, _ type: String, project: String?, _ metadata: [String: String]) async {
+        let source = (ctx.ipAddress ?? "local") + " " + ctx.principal.method.rawValue + ":" + ctx.principal.id
+        let (verdict, summary) = refusalLimiter.admit(source: source, type: type, project: project, metadata: metadata, now: clock())
+        if let summary { await writeRefusalSummaries([summary]) }
+        guard case .write = verdict else { return }
         let e = event(ctx, type, project: project, metadata)
         do {
             try await storage.withRetryingTransaction { tx in try await self.audit.append(e, tx) }
         } catch {
             logger.error("cannot audit a refusal", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Writes the summaries of refusal windows that are over (the daemon calls it periodically, so the count of a
+    /// flood that stopped is on record within a window). Returns how many were written.
+    @discardableResult
+    public func flushRefusalSummaries() async -> Int {
+        let due = refusalLimiter.due(now: clock())
+        await writeRefusalSummaries(due)
+        return due.count
+    }
+
+    func writeRefusalSummaries(_ summaries: [RefusalAuditLimiter.Summary]) async {
+        guard !summaries.isEmpty else { return }
+        let format = ISO8601DateFormatter()
+        let events = summaries.map { s -> AuditEvent in
+            let ip = s.key.source == RefusalAuditLimiter.overflowSource ? nil : s.key.source.split(separator: " ").first.map(String.init)
+            var meta = [
+                "source": s.key.source, "type": s.key.type, "suppressed": String(s.window.suppressed),
+                "auditedInFull": String(s.window.written), "windowStart": format.string(from: s.window.start),
+                "windowEnd": format.string(from: s.end),
+            ]
+            if let reason = s.window.lastMetadata["reason"] { meta["lastReason"] = reason }
+            if let action = s.window.lastMetadata["action"] { meta["lastAction"] = action }
+            return event(
+                CallContext(principal: .system, frontEnd: "audit", ipAddress: ip == "local" ? nil : ip), "audit.refusals.suppressed",
+                project: s.window.project, meta)
+        }
+        do {
+            try await storage.withRetryingTransaction { tx in
+                for e in events { try await self.audit.append(e, tx) }
+            }
+        } catch {
+            logger.error("cannot audit suppressed refusals", metadata: ["error": "\(error)"])
         }
     }
 

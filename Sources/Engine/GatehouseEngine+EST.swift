@@ -51,12 +51,24 @@ extension GatehouseEngine {
         }
     }
 
-    /// Which credential let the device in, or nil.
+    /// Which credential let the device in, or nil. Every credential presented must be valid: a wrong passphrase
+    /// refuses the request even beside a valid bootstrap certificate (and a passphrase sent to a profile that has
+    /// none is wrong). A client certificate is checked as a bootstrap credential where the profile takes those.
     func estAuthenticate(_ ctx: CallContext, _ p: ProfileBody, _ credentials: ESTCredentials) async -> String? {
-        if let password = credentials.password, let salt = p.passphraseSalt, let mac = p.passphraseMAC {
+        var passphraseOK = false
+        if let password = credentials.password {
+            guard let salt = p.passphraseSalt, let mac = p.passphraseMAC else { return nil }
             let presented = Data(HMAC<SHA256>.authenticationCode(for: Array(password.utf8), using: SymmetricKey(data: salt)))
-            if Self.constantTimeEqual(presented, mac) { return "est:passphrase" }
+            guard Self.constantTimeEqual(presented, mac) else { return nil }
+            passphraseOK = true
         }
+        let takesCertificates = p.info.estDisableBootstrapValidation || p.info.estBootstrapCAChain != nil
+        if ctx.principal.certificateChain.isEmpty || !takesCertificates { return passphraseOK ? "est:passphrase" : nil }
+        return await estBootstrapCertificate(ctx, p)
+    }
+
+    /// Whether the TLS client certificate is a valid bootstrap credential for the profile.
+    func estBootstrapCertificate(_ ctx: CallContext, _ p: ProfileBody) async -> String? {
         let chain = ctx.principal.certificateChain
         guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return nil }
         if p.info.estDisableBootstrapValidation { return "est:client-certificate-unvalidated" }
@@ -124,6 +136,24 @@ extension GatehouseEngine {
             grantedBy = how
             current = nil
         }
+        do {
+            return try await estIssue(ctx, p, csrBytes: csrBytes, operation: operation, grantedBy: grantedBy, current: current, credentials: credentials, serverKeyGen: serverKeyGen)
+        } catch let e as EngineError {
+            // Refusals after authentication (a malformed CSR, the template's or the channel binding's rules) are
+            // on record like the others.
+            if e.code != .internal, e.code != .unavailable {
+                await auditFailure(
+                    ctx, "pki.est.refused", project: p.info.project,
+                    ["profile": p.info.slug, "operation": operation, "reason": e.message, "grantedBy": grantedBy])
+            }
+            throw e
+        }
+    }
+
+    func estIssue(
+        _ ctx: CallContext, _ p: ProfileBody, csrBytes: [UInt8], operation: String, grantedBy: String, current: CertificateBody?,
+        credentials: ESTCredentials, serverKeyGen: Bool
+    ) async throws -> ESTEnrollment {
         let csr = try Self.parseCSR(csrBytes)
         let requested = try Self.requestedExtensions(csr)
         let sans = (try? requested?.subjectAlternativeNames) ?? nil
@@ -147,7 +177,6 @@ extension GatehouseEngine {
                 Set(try PKIPolicy.sanValues(currentSANs ?? .init()).map { "\($0.0):\($0.1)" })
                     == Set(try PKIPolicy.sanValues(sans ?? .init()).map { "\($0.0):\($0.1)" })
             else {
-                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "subject or SAN changed"])
                 throw EngineError(.permissionDenied, "re-enrollment must keep the current certificate's subject and SubjectAltName")
             }
         }

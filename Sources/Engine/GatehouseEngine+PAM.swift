@@ -436,6 +436,7 @@ extension GatehouseEngine {
             try await transact { tx in
                 guard let r = try await tx.get(kind: PAMKind.session, id: sessionId) else { return }
                 var body = try self.decode(PAMSessionBody.self, r)
+                guard body.info.endedAt == nil else { return }  // an end is recorded once
                 body.info.endedAt = now
                 body.info.endReason = reason
                 body.info.stats = stats
@@ -445,7 +446,8 @@ extension GatehouseEngine {
                 try await self.audit.append(
                     self.event(ctx, "pam.session.end", project: body.info.project,
                         ["sessionId": sessionId, "reason": reason, "statements": String(stats.statements),
-                         "bytesFromClient": String(stats.bytesFromClient), "bytesFromServer": String(stats.bytesFromServer)]), tx)
+                         "bytesFromClient": String(stats.bytesFromClient), "bytesFromServer": String(stats.bytesFromServer),
+                         "recordingChunks": stats.recordingChunks.map { String($0) } ?? "none"]), tx)
             }
         } catch {
             logger.error("cannot record the end of a PAM session", metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
@@ -518,17 +520,15 @@ extension GatehouseEngine {
         }
         var events: [PAMRecordingEvent] = []
         let decoder = JSONDecoder()
-        for chunk in result.chunks {
-            for line in chunk.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-                if let e = try? decoder.decode(PAMRecordingEvent.self, from: Data(line)) { events.append(e) }
-            }
+        // Events are JSON lines; a long one (a statement of several megabytes) spans chunks, so lines are cut from
+        // the chunks joined.
+        var joined: [UInt8] = []
+        joined.reserveCapacity(result.chunks.reduce(0) { $0 + $1.count })
+        for chunk in result.chunks { joined += chunk }
+        for line in joined.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            if let e = try? decoder.decode(PAMRecordingEvent.self, from: Data(line)) { events.append(e) }
         }
-        let (integrity, detail): (String, String?)
-        switch result.integrity {
-        case .complete: (integrity, detail) = ("complete", nil)
-        case .incomplete(let why): (integrity, detail) = ("incomplete", why)
-        case .tampered(let why): (integrity, detail) = ("tampered", why)
-        }
+        let (integrity, detail) = Self.recordingIntegrity(result.integrity, session: body.info)
         let eventCount = String(events.count)
         try await transact { tx in
             try await self.audit.append(
@@ -536,6 +536,33 @@ extension GatehouseEngine {
                     ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
         }
         return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
+    }
+
+    /// The file's verdict weighed with what the store knows of the session. A session the store says ended with a
+    /// sealed recording must match the chunk count and chain hash kept at its end: a missing manifest or chunk, or a
+    /// cut file, is tampering. `incomplete` is left for sessions still running and for those a stopped node left
+    /// open (then it says so).
+    static func recordingIntegrity(_ verdict: RecordingDecoder.Integrity, session: PAMSessionInfo) -> (String, String?) {
+        let chunks = session.stats?.recordingChunks
+        let chain = session.stats?.recordingChain
+        switch verdict {
+        case .tampered(let why):
+            return ("tampered", why)
+        case .complete(let manifest):
+            if let chunks, let chain, manifest.chunks != chunks || manifest.chain != chain {
+                return ("tampered", "the signed manifest (\(manifest.chunks) chunks) is not the one recorded when the session ended (\(chunks) chunks)")
+            }
+            return ("complete", nil)
+        case .incomplete(let why):
+            guard session.endedAt != nil else { return ("incomplete", "the session is still running: " + why) }
+            if let chunks {
+                return ("tampered", "the session ended (\(session.endReason ?? "?")) with a sealed recording of \(chunks) chunks, but \(why)")
+            }
+            if session.endReason == "node-crashed" {
+                return ("incomplete", "the node serving the session stopped (crash or kill) before it ended; the recording holds what was flushed before: " + why)
+            }
+            return ("incomplete", "the session ended (\(session.endReason ?? "?")) without a sealed recording: " + why)
+        }
     }
 
     // MARK: - Credential rotation

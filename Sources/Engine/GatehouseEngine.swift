@@ -12,6 +12,8 @@ public final class GatehouseEngine: Engine {
     let audit: AuditChain
     let bootstrapAdmins: Set<String>
     let accessCache = AccessCache()
+    /// Bounds what refused calls write to the audit log (a few in full per source and window, then a count).
+    let refusalLimiter = RefusalAuditLimiter()
     /// Decoded managed-object bodies by id, with the record version they were decoded from.
     /// Streamed Encrypt/Decrypt operations in progress (KMIP Correlation Value → stream).
     let cipherStreams = StreamTable<CipherStreamState>()

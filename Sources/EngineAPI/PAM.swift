@@ -199,10 +199,19 @@ public struct PAMSessionStats: Sendable, Hashable, Codable {
     public var statements: Int
     public var bytesFromClient: Int64
     public var bytesFromServer: Int64
-    public init(statements: Int = 0, bytesFromClient: Int64 = 0, bytesFromServer: Int64 = 0) {
+    /// What the recording's signed manifest states, kept by the store when the session ends: replay compares the
+    /// file with it, so a removed manifest or chunk is tampering, not a crash.
+    public var recordingChunks: UInt64?
+    public var recordingChain: String?
+    public init(
+        statements: Int = 0, bytesFromClient: Int64 = 0, bytesFromServer: Int64 = 0, recordingChunks: UInt64? = nil,
+        recordingChain: String? = nil
+    ) {
         self.statements = statements
         self.bytesFromClient = bytesFromClient
         self.bytesFromServer = bytesFromServer
+        self.recordingChunks = recordingChunks
+        self.recordingChain = recordingChain
     }
 }
 

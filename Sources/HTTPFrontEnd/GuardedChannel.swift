@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 import ServerSupport
 
@@ -15,11 +16,13 @@ public struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
     let counter: ConnectionCounter
     let handshakeTimeout: TimeAmount
     let idleTimeout: TimeAmount
+    let loginTimeout: TimeAmount
 
     public init(
         _ base: Base, tls: ReloadableTLSContext?, counter: ConnectionCounter, handshakeTimeout: TimeAmount,
-        idleTimeout: TimeAmount
+        idleTimeout: TimeAmount, loginTimeout: TimeAmount
     ) {
+        self.loginTimeout = loginTimeout
         self.base = base
         self.tls = tls
         self.counter = counter
@@ -34,9 +37,17 @@ public struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
             }
             try channel.pipeline.syncOperations.addHandler(
                 ConnectionGuardHandler(
-                    counter: counter, tls: tls != nil, handshakeTimeout: handshakeTimeout, idleTimeout: idleTimeout))
+                    counter: counter, tls: tls != nil, handshakeTimeout: handshakeTimeout, idleTimeout: idleTimeout,
+                    loginTimeout: loginTimeout, login: .httpRequestHead, loginTimeoutMessage: HTTPConnectionPolicyHandler.requestTimeout))
         }.flatMap {
             base.setup(channel: channel, logger: logger)
+        }.flatMapThrowing { value in
+            // Between NIO's HTTP/1 decoder (which knows the request's version) and the conversion to HTTP types
+            // (which drops it): HTTP/1.0 connection handling and HSTS.
+            let sync = channel.pipeline.syncOperations
+            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try sync.addHandler(HTTPConnectionPolicyHandler(hsts: tls != nil), position: .after(decoder))
+            return value
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServerSupport
 import Synchronization
 
 /// The admin API's one mapping from `EngineError` to HTTP: a status and a JSON body
@@ -66,17 +67,30 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
     public typealias Context = GatehouseRequestContext
     let listener: String
     let routes: RouteTable
+    let failures: FailureRateLimiter?
 
-    public init(listener: String, routes: RouteTable = RouteTable()) {
+    public init(listener: String, routes: RouteTable = RouteTable(), failures: FailureRateLimiter? = nil) {
         self.listener = listener
         self.routes = routes
+        self.failures = failures
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
         let start = ContinuousClock.now
-        let response: Response
+        var response: Response
+        // A source that keeps failing authentication is turned away before any work (and any audit event).
+        let source = failures == nil ? nil : context.peerAddress
+        // (A client with a certificate the listener verified is not held back by others failing from its address.)
+        if let failures, case (false, let retryAfter) = failures.check(source), !(await context.principal().verifiedByListener) {
+            response = Self.tooManyFailures(request, retryAfter: retryAfter)
+            RequestMetrics.record(listener: listener, operation: "\(request.method) rate-limited", status: 429, elapsed: ContinuousClock.now - start)
+            return response
+        }
+        defer {
+            if let failures, response.status == .unauthorized || response.status == .forbidden { failures.recordFailure(source) }
+        }
         do {
             response = try await next(request, context)
         } catch let e as HTTPError where e.status == .notFound {
@@ -97,6 +111,21 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
         RequestMetrics.record(
             listener: listener, operation: "\(request.method) \(context.endpointPath ?? "unmatched")",
             status: Int(response.status.code), elapsed: ContinuousClock.now - start)
+        return response
+    }
+
+    /// 429 with Retry-After, as an ACME problem document on ACME paths (RFC 8555 §6.6 `rateLimited`).
+    static func tooManyFailures(_ request: Request, retryAfter: Int) -> Response {
+        let message = "too many failed authentications from this address; retry in \(retryAfter) s"
+        var response: Response
+        if request.uri.path.contains("/acme/") {
+            let body = #"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"\#(message)","status":429}"#
+            response = Response(
+                status: .tooManyRequests, headers: [.contentType: "application/problem+json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        } else {
+            response = HTTPErrorMapping.response(status: .tooManyRequests, code: "rate_limited", message: message)
+        }
+        response.headers[.retryAfter] = String(retryAfter)
         return response
     }
 }

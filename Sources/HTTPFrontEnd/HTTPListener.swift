@@ -19,12 +19,20 @@ public enum HTTPListener {
         public var maxConnections: Int
         public var idleTimeout: Duration
         public var handshakeTimeout: Duration
+        public var loginTimeout: Duration
         public var maxMessageSize: Int
+        /// Failed authentications a client address may have at once, and per second after that (0: no limit).
+        public var failureBurst: Int
+        public var failureRate: Int
 
         public init(
             name: String, host: String, port: Int, tls: ReloadableTLSContext?, maxConnections: Int, idleTimeout: Duration,
-            handshakeTimeout: Duration, maxMessageSize: Int
+            handshakeTimeout: Duration, loginTimeout: Duration = .seconds(30), maxMessageSize: Int, failureBurst: Int = 100,
+            failureRate: Int = 10
         ) {
+            self.loginTimeout = loginTimeout
+            self.failureBurst = failureBurst
+            self.failureRate = failureRate
             self.name = name
             self.host = host
             self.port = port
@@ -47,7 +55,7 @@ public enum HTTPListener {
             GuardedChannel(
                 HTTP1Channel(responder: responder, configuration: .init(idleTimeout: timeAmount(settings.idleTimeout))),
                 tls: settings.tls, counter: counter, handshakeTimeout: timeAmount(settings.handshakeTimeout),
-                idleTimeout: timeAmount(settings.idleTimeout))
+                idleTimeout: timeAmount(settings.idleTimeout), loginTimeout: timeAmount(settings.loginTimeout))
         }
     }
 
@@ -70,7 +78,10 @@ public enum HTTPListener {
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         let table = RouteTable()
-        router.add(middleware: ErrorAndMetricsMiddleware(listener: settings.name, routes: table))
+        router.add(
+            middleware: ErrorAndMetricsMiddleware(
+                listener: settings.name, routes: table,
+                failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerSecond: settings.failureRate)))
         AdminAPI(
             engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
             recordingDirectory: recordingDirectory)

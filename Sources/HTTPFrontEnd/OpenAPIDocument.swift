@@ -2775,6 +2775,16 @@ public enum OpenAPIDocument {
           },
           "description": "No such EST profile"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -2819,6 +2829,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such EST profile"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -2933,6 +2953,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/pkcs10"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3045,6 +3075,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/pkcs10"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -3159,6 +3199,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/pkcs10"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3211,6 +3261,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such EST profile"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -3267,6 +3327,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such EST profile"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -3392,6 +3462,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/pkcs10"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3516,6 +3596,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/pkcs10"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3639,6 +3729,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/pkcs10"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -3800,6 +3900,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -3973,6 +4083,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -4144,6 +4264,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -4317,6 +4447,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -4489,6 +4629,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -4563,6 +4713,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -4714,6 +4874,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -4879,6 +5049,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -5043,6 +5223,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -5110,6 +5300,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -5155,6 +5355,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -5298,6 +5508,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -5471,6 +5691,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -5575,6 +5805,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -5719,6 +5959,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -5837,6 +6087,16 @@ public enum OpenAPIDocument {
           },
           "description": "Permission denied"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -5926,6 +6186,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -6035,6 +6305,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6113,6 +6393,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Body too large"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -6235,6 +6525,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6327,6 +6627,16 @@ public enum OpenAPIDocument {
           },
           "description": "Conflict"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6405,6 +6715,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Body too large"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -6493,6 +6813,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Body too large"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -6584,6 +6914,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -6703,6 +7043,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6819,6 +7169,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -6942,6 +7302,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -7040,6 +7410,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -7295,6 +7675,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -7466,6 +7856,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -7639,6 +8039,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -7810,6 +8220,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -7983,6 +8403,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -8057,6 +8487,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -8208,6 +8648,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -8373,6 +8823,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -8537,6 +8997,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -8604,6 +9074,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -8649,6 +9129,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -8792,6 +9282,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "500": {
           "content": {
@@ -8965,6 +9465,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -9069,6 +9579,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "No such directory"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -9213,6 +9733,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not application/jose+json"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -9323,6 +9853,16 @@ public enum OpenAPIDocument {
           },
           "description": "Permission denied"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -9420,6 +9960,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -9494,6 +10044,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -9582,6 +10142,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -9700,6 +10270,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Body too large"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -9864,6 +10444,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -9980,6 +10570,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -10138,6 +10738,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10168,6 +10778,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "OK"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -10234,6 +10854,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -10361,6 +10991,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10461,6 +11101,16 @@ public enum OpenAPIDocument {
           },
           "description": "Conflict"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10550,6 +11200,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -10651,6 +11311,16 @@ public enum OpenAPIDocument {
           },
           "description": "Conflict"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10750,6 +11420,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -10851,6 +11531,16 @@ public enum OpenAPIDocument {
           },
           "description": "Conflict"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10935,6 +11625,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -11023,6 +11723,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -11140,6 +11850,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -11280,6 +12000,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11388,6 +12118,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11462,6 +12202,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -11552,6 +12302,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -11652,6 +12412,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -11785,6 +12555,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11914,6 +12694,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -12003,6 +12793,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12113,6 +12913,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12249,6 +13059,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Body too large"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12393,6 +13213,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -12468,6 +13298,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12557,6 +13397,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12662,6 +13512,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12787,6 +13647,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -12871,6 +13741,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -12960,6 +13840,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13047,6 +13937,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Unauthenticated"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -13145,6 +14045,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13219,6 +14129,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -13307,6 +14227,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -13425,6 +14355,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13508,6 +14448,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -13637,6 +14587,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13753,6 +14713,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -13872,6 +14842,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13955,6 +14935,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -14073,6 +15063,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14189,6 +15189,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -14308,6 +15318,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14425,6 +15445,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14541,6 +15571,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -14660,6 +15700,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14776,6 +15826,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -14895,6 +15955,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15012,6 +16082,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15128,6 +16208,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -15247,6 +16337,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15363,6 +16463,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -15482,6 +16592,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15598,6 +16718,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -15717,6 +16847,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15800,6 +16940,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -15897,6 +17047,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -16015,6 +17175,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16098,6 +17268,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -16198,6 +17378,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -16329,6 +17519,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16459,6 +17659,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16575,6 +17785,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -16694,6 +17914,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16811,6 +18041,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16927,6 +18167,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -17046,6 +18296,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17162,6 +18422,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -17281,6 +18551,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17370,6 +18650,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -17491,6 +18781,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17580,6 +18880,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -17681,6 +18991,16 @@ public enum OpenAPIDocument {
           },
           "description": "Conflict"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17766,6 +19086,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -17855,6 +19185,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -17987,6 +19327,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Body too large"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -18124,6 +19474,16 @@ public enum OpenAPIDocument {
           },
           "description": "Body too large"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18167,6 +19527,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Unauthenticated"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "summary": "The caller as the engine resolves it",
@@ -18188,6 +19558,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "OK"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -18282,6 +19662,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not TTLV, KMIP XML or KMIP JSON"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "summary": "KMIP over HTTPS (the MSGENC profiles): a TTLV, KMIP XML or KMIP JSON RequestMessage, answered in the same encoding by the KMIP port's dispatcher (KMIP failures are result statuses inside the answer)",
@@ -18326,6 +19716,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18369,6 +19769,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "OK"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -18403,6 +19813,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "OK"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          }
         },
         "security": [],
@@ -18425,6 +19845,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "OK"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {
@@ -18479,6 +19909,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18532,6 +19972,16 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
          "503": {
           "content": {

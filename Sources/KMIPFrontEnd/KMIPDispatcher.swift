@@ -1,6 +1,7 @@
 import Crypto
 import EngineAPI
 import KMIPProtocol
+import ServerSupport
 import TTLV
 
 /// Turns one framed request into one framed response. Every failure becomes a KMIP result (Invalid Message,
@@ -13,6 +14,9 @@ public struct KMIPDispatcher: Sendable {
     public var engine: (any Engine)?
     /// Where Log operations' messages go (the listener's logger).
     public var logSink: (@Sendable (String) -> Void)?
+    /// Failed authentications per client certificate (every KMIP client has one): a certificate whose bucket is
+    /// empty is refused before any work.
+    public var failures: FailureRateLimiter?
 
     public init(maxMessageSize: Int, engine: (any Engine)? = nil, clock: @escaping @Sendable () -> Int64) {
         self.maxMessageSize = maxMessageSize
@@ -67,6 +71,13 @@ public struct KMIPDispatcher: Sendable {
                     results: [.failure(nil, .invalidMessage, "protocol version \(request.protocolVersion) is not supported")]), false
             )
         }
+        let source = principal.id
+        if let failures, case (false, let retryAfter) = failures.check(source) {
+            let refused = request.items.map {
+                KMIPBatchResult.failure($0, .permissionDenied, "too many failed authentications with this certificate; retry in \(retryAfter) s")
+            }
+            return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: refused), false)
+        }
         var results: [KMIPBatchResult] = []
         var state = BatchState()
         state.undo = request.batchErrorContinuation == 3
@@ -77,6 +88,7 @@ public struct KMIPDispatcher: Sendable {
                 try await engine.verifyKMIPCredential(
                     ctx, username: request.credential?.username, password: request.credential.map { SecretBytes($0.password) })
             } catch {
+                failures?.recordFailure(source)
                 let failed = request.items.map { KMIPBatchResult.failure($0, .authenticationNotSuccessful, "authentication failed") }
                 return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: failed), false)
             }
@@ -84,6 +96,7 @@ public struct KMIPDispatcher: Sendable {
         for batchItem in request.items {
             let result = await handle(batchItem, version: request.protocolVersion, ctx: ctx, state: &state)
             results.append(result)
+            if result.reason == .permissionDenied || result.reason == .authenticationNotSuccessful { failures?.recordFailure(source) }
             // Batch Error Continuation Option: 1 Continue; 2 Stop (default); 3 Undo: stop, put back what the earlier
             // items changed (objects they made are removed) and report them Operation Undone.
             guard result.status != .success, request.batchErrorContinuation != 1 else { continue }

@@ -19,8 +19,17 @@ public struct KMIPListener: Service {
         public var maxMessageSize: Int
         public var handshakeTimeout: TimeAmount
         public var idleTimeout: TimeAmount
+        /// From accept to the first whole request.
+        public var loginTimeout: TimeAmount
+        /// Failed authentications a client address may have at once, and per second after that (0: no limit).
+        public var failureBurst: Int = 100
+        public var failureRate: Int = 10
 
-        public init(host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        public init(
+            host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount,
+            loginTimeout: TimeAmount = .seconds(30)
+        ) {
+            self.loginTimeout = loginTimeout
             self.host = host
             self.port = port
             self.tls = tls
@@ -61,7 +70,7 @@ public struct KMIPListener: Service {
                     try sync.addHandler(
                         ConnectionGuardHandler(
                             counter: counter, tls: true, handshakeTimeout: settings.handshakeTimeout,
-                            idleTimeout: settings.idleTimeout))
+                            idleTimeout: settings.idleTimeout, loginTimeout: settings.loginTimeout))
                     try sync.addHandler(ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: settings.maxMessageSize)))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
@@ -72,6 +81,7 @@ public struct KMIPListener: Service {
             var d = KMIPDispatcher(
                 maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
             d.logSink = { message in logger.notice("KMIP client log message", metadata: ["message": "\(message)"]) }
+            d.failures = FailureRateLimiter(listener: "kmip", burst: settings.failureBurst, refillPerSecond: settings.failureRate)
             return d
         }()
         try await withGracefulShutdownHandler {
@@ -96,7 +106,10 @@ public struct KMIPListener: Service {
                 let ip = connection.channel.remoteAddress?.ipAddress
                 do {
                     for try await frame in inbound.cancelOnGracefulShutdown() {
-                        if principal == nil { principal = await PeerPrincipal.principal(of: connection.channel) }
+                        if principal == nil {
+                            connection.channel.triggerUserOutboundEvent(ConnectionGuardEvent.loggedIn, promise: nil)
+                            principal = await PeerPrincipal.principal(of: connection.channel)
+                        }
                         let principal = principal ?? .anonymous
                         let (response, close) = await dispatcher.process(Array(buffer: frame), principal: principal, ipAddress: ip)
                         try await outbound.write(ByteBuffer(bytes: response))

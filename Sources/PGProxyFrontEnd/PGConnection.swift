@@ -2,6 +2,7 @@ import EngineAPI
 import Foundation
 import NIOCore
 import PGWire
+import ServerSupport
 import Synchronization
 
 /// One side of a proxied session (the client's connection or the upstream one), as a channel handler with two
@@ -33,6 +34,10 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var observer: PGStreamObserver?
     var relay: PGRelayState?
     var isClient = false
+    /// Set when the session is being ended: what the client still sends goes nowhere.
+    var dropInput = false
+    /// Client side: whether the listener's guard was last told that a statement is in flight.
+    var reportedBusy = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -54,14 +59,30 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Relay: observe (client side: before the bytes leave; server side: after) and hand to the partner.
     func forward(_ bytes: ByteBuffer) {
-        guard let relay, let partner, let partnerContext = partner.context else { return }
+        guard let relay, let partner, let partnerContext = partner.context, !dropInput else { return }
+        defer { reportBusy() }
         if isClient {
             do {
                 try observer?.observe(bytes, recorder: relay.recorder)
             } catch {
-                // Nothing of a frame with an impossible length reaches the server.
-                relay.end("client-protocol-violation")
-                let message = PGBackendMessage.error(sqlState: "08P01", message: "\(error)", severity: "FATAL").frame.bytes
+                // Nothing of a frame with an impossible length reaches the server: a message the recording could not
+                // hold whole is refused, never forwarded in part (fail closed).
+                let sqlState: String
+                let text: String
+                if case .invalidLength(let length, let limit) = error as? PGWireError, length > limit {
+                    relay.end("message-too-large")
+                    sqlState = "54000"
+                    text = "a message of \(length) bytes exceeds listeners.postgres.max_message_size (\(limit) bytes): "
+                        + "it was not sent to the database, and the session ends"
+                } else {
+                    relay.end("client-protocol-violation")
+                    sqlState = "08P01"
+                    text = "\(error)"
+                }
+                if let recorder = relay.recorder {
+                    recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "refused", text: text, sqlState: sqlState))
+                }
+                let message = PGBackendMessage.error(sqlState: sqlState, message: text, severity: "FATAL").frame.bytes
                 context?.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message)), promise: nil)
                 closeBoth()
                 return
@@ -85,6 +106,19 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
             relay.stats.value.withLock { $0.bytesFromServer += Int64(bytes.readableBytes) }
             // Parsed after delivery: the recording never holds back the server's answer.
             try? observer?.observe(bytes, recorder: relay.recorder)
+        }
+    }
+
+    /// Tells the client connection's guard whether a statement is in flight (a Query, Sync or FunctionCall the
+    /// server has not answered with ReadyForQuery yet), so its idle timeout never cuts a long statement.
+    func reportBusy() {
+        guard let clientSide = isClient ? self : partner, let context = clientSide.context,
+            let sent = clientSide.observer?.awaitingReady, let answered = clientSide.partner?.observer?.readyForQuery
+        else { return }
+        let busy = sent > answered
+        if busy != clientSide.reportedBusy {
+            clientSide.reportedBusy = busy
+            context.triggerUserOutboundEvent(ConnectionGuardEvent.busy(busy), promise: nil)
         }
     }
 

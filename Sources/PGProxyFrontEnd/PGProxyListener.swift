@@ -34,15 +34,22 @@ public struct PGProxyListener: Service {
         public var maxMessageSize: Int
         public var handshakeTimeout: TimeAmount
         public var idleTimeout: TimeAmount
+        /// From accept to an authenticated session (PostgreSQL's `authentication_timeout`).
+        public var loginTimeout: TimeAmount
         /// How often live sessions re-check their grant (revocation; expiry is exact).
         public var grantCheckInterval: Duration
         /// Where session recordings are written (`<data_dir>/recordings`).
         public var recordingDirectory: String
+        /// Failed log-ins a client address may have at once, and per second after that (0: no limit).
+        public var failureBurst: Int = 100
+        public var failureRate: Int = 10
 
         public init(
             host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount,
-            idleTimeout: TimeAmount, recordingDirectory: String, grantCheckInterval: Duration = .seconds(2)
+            idleTimeout: TimeAmount, loginTimeout: TimeAmount = .seconds(30), recordingDirectory: String,
+            grantCheckInterval: Duration = .seconds(2)
         ) {
+            self.loginTimeout = loginTimeout
             self.recordingDirectory = recordingDirectory
             self.host = host
             self.port = port
@@ -60,6 +67,8 @@ public struct PGProxyListener: Service {
     let logger: Logger
     let onBound: @Sendable (Int) async -> Void
     let cancels = PGCancelRegistry()
+    let failures: FailureRateLimiter
+    var openMarkers: PGOpenSessionMarkers { PGOpenSessionMarkers(directory: settings.recordingDirectory + "/.open") }
 
     public init(
         settings: Settings, engine: any Engine, counter: ConnectionCounter, logger: Logger,
@@ -70,11 +79,13 @@ public struct PGProxyListener: Service {
         self.counter = counter
         self.logger = logger
         self.onBound = onBound
+        self.failures = FailureRateLimiter(listener: "postgres", burst: settings.failureBurst, refillPerSecond: settings.failureRate)
     }
 
     public func run() async throws {
         let settings = self.settings
         let counter = self.counter
+        await closeSessionsOfAStoppedNode()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -86,7 +97,8 @@ public struct PGProxyListener: Service {
                     try sync.addHandler(
                         ConnectionGuardHandler(
                             counter: counter, tls: true, handshakeTimeout: settings.handshakeTimeout,
-                            idleTimeout: settings.idleTimeout))
+                            idleTimeout: settings.idleTimeout, loginTimeout: settings.loginTimeout,
+                            loginTimeoutMessage: Self.loginTimeoutMessage))
                     return try PGConnection.install(on: channel, isClient: true)
                 }
             }
@@ -105,6 +117,22 @@ public struct PGProxyListener: Service {
         }
     }
 
+    /// Sessions this node was serving when it stopped without closing them (crash, `kill -9`, power loss): one daemon
+    /// serves a data directory at a time, so none of them is still running. Each is closed in the store as
+    /// `node-crashed`, and replay says so instead of "still running".
+    func closeSessionsOfAStoppedNode() async {
+        let markers = openMarkers
+        for id in markers.list() {
+            logger.warning("PAM session left open by a stopped daemon", metadata: ["sessionId": "\(id)"])
+            await engine.closePAMSession(.system("pam-proxy"), sessionId: id, reason: "node-crashed", stats: PAMSessionStats())
+            markers.remove(id)
+        }
+    }
+
+    /// What PostgreSQL itself says when `authentication_timeout` passes.
+    static let loginTimeoutMessage = PGBackendMessage.error(
+        sqlState: "57014", message: "canceling authentication due to timeout", severity: "FATAL").frame.bytes
+
     func serve(_ connection: PGConnection) async {
         await PGProxySession(listener: self, client: connection).run()
         connection.close()
@@ -115,6 +143,7 @@ public struct PGProxyListener: Service {
 struct PGProxySession {
     let listener: PGProxyListener
     let client: PGConnection
+    var openMarkers: PGOpenSessionMarkers { listener.openMarkers }
     var channel: any Channel { client.channel }
     var engine: any Engine { listener.engine }
     var logger: Logger { listener.logger }
@@ -160,6 +189,10 @@ struct PGProxySession {
             decoder.expectStartup = false
             // Who is this: the client certificate, or else a Gatehouse access token given as the password.
             var principal = await PeerPrincipal.principal(of: channel)
+            // An address that keeps failing is turned away before any work, unless its certificate was verified.
+            if !principal.verifiedByListener, case (false, let retryAfter) = listener.failures.check(ip) {
+                return await fatal("53300", "too many failed log-ins from this address; retry in \(retryAfter) s")
+            }
             if principal.method == .anonymous {
                 try await send([.authentication(code: 3, data: [])])
                 guard let frame = try await PGUpstream.nextFrame(client, &decoder), frame.type == UInt8(ascii: "p") else {
@@ -170,6 +203,7 @@ struct PGProxySession {
                 do {
                     principal = try await engine.authenticate(bearerToken: token, ipAddress: ip, frontEnd: "pg-proxy")
                 } catch {
+                    listener.failures.recordFailure(ip)
                     return await fatal("28P01", "authentication failed: present a Gatehouse client certificate or an access token as the password")
                 }
             }
@@ -178,6 +212,7 @@ struct PGProxySession {
             do {
                 ticket = try await engine.openPAMSession(ctx, resource: request.resource, username: request.account)
             } catch let e as EngineError {
+                if e.code == .unauthenticated || e.code == .permissionDenied { listener.failures.recordFailure(ip) }
                 switch e.code {
                 case .unauthenticated: return await fatal("28000", "authentication failed: no Gatehouse identity accepts this client certificate")
                 case .permissionDenied: return await fatal("28000", e.message)
@@ -240,6 +275,9 @@ struct PGProxySession {
                 return await fatal("58030", "the session recording cannot be written, and this resource requires one")
             }
         }
+        // Until the session is closed in the store, a marker says this node serves it: one left at start-up means
+        // the node stopped (crash, kill -9) with the session open.
+        openMarkers.add(ticket.sessionId)
         recorder?.record(PAMRecordingEvent(
             t: 0, kind: "start",
             detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,
@@ -251,25 +289,34 @@ struct PGProxySession {
         hello += greeting.notices
         if let proxyKey { hello.append(.backendKeyData(processID: proxyKey.processID, secretKey: proxyKey.secretKey)) }
         hello.append(.readyForQuery(status: UInt8(ascii: "I")))
-        try await send(hello)
-        logger.info(
-            "PAM session started",
-            metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
-                       "caller": "\(ctx.principal.name)"])
-
         let state = PGRelayState(stats: StatsBox(PAMSessionStats()), recorder: recorder, failClosed: ticket.resource.failClosed)
         let maxMessage = listener.settings.maxMessageSize
-        try await PGConnection.relay(
-            client: client, server: upstream, state: state,
-            clientObserver: PGStreamObserver(.client, maxMessageLength: maxMessage),
-            serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30, recordRows: ticket.resource.recordRows ?? 0),
-            clientLeftover: ByteBuffer(bytes: clientLeftover), serverLeftover: ByteBuffer(bytes: upDecoder.drain()))
+        // From here on the session is always closed in the store (and its recording sealed), whatever happens.
+        var relaying = true
+        do {
+            try await send(hello)
+            channel.triggerUserOutboundEvent(ConnectionGuardEvent.loggedIn, promise: nil)
+            logger.info(
+                "PAM session started",
+                metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
+                           "caller": "\(ctx.principal.name)"])
+            try await PGConnection.relay(
+                client: client, server: upstream, state: state,
+                clientObserver: PGStreamObserver(.client, maxMessageLength: maxMessage),
+                serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30, recordRows: ticket.resource.recordRows ?? 0),
+                clientLeftover: ByteBuffer(bytes: clientLeftover), serverLeftover: ByteBuffer(bytes: upDecoder.drain()))
+        } catch {
+            state.end("client-disconnected")
+            relaying = false
+        }
 
         let clientChannel = channel
+        let client = self.client
         let upChannel = upstream.channel
         let engine = self.engine
+        let logger = self.logger
         let checkEvery = listener.settings.grantCheckInterval
-        let reason: String = await withTaskGroup(of: String?.self) { group in
+        let reason: String = !relaying ? (state.reason.withLock { $0 } ?? "client-disconnected") : await withTaskGroup(of: String?.self) { group in
             group.addTask {
                 try? await clientChannel.closeFuture.get()
                 return nil
@@ -309,10 +356,18 @@ struct PGProxySession {
             if let first {
                 state.end(first)
                 if first.hasPrefix("grant-") || first == "recording-failed" {
-                    // Tell the client why, then end both sides.
+                    // The client hears nothing more from the database: what it still sends is dropped, and it is told
+                    // why. The statement in flight is cancelled with the backend's own key, so it stops and its
+                    // transaction rolls back, before the upstream connection is closed (closing alone leaves the
+                    // backend running the statement until it next writes to the socket, and a commit can land).
+                    let clientSide = client.handler
+                    try? await clientChannel.eventLoop.submit { clientSide.value.dropInput = true }.get()
                     let text = first == "grant-expired" ? "the access grant expired" : first == "grant-revoked" ? "the access grant was revoked" : "the recording failed"
                     try? await clientChannel.writeAndFlush(
                         ByteBuffer(bytes: PGBackendMessage.error(sqlState: first == "recording-failed" ? "58030" : "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
+                    if let key = greeting.backendKey {
+                        await PGUpstream.cancel(target, processID: key.processID, secretKey: key.secretKey, on: upChannel.eventLoop, logger: logger)
+                    }
                 }
             }
             clientChannel.close(promise: nil)
@@ -320,12 +375,16 @@ struct PGProxySession {
             group.cancelAll()
             return state.reason.withLock { $0 } ?? "ended"
         }
-        let final = state.stats.value.withLock { $0 }
+        var final = state.stats.value.withLock { $0 }
         if let recorder {
             recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason))
-            await recorder.close(reason: reason, engine: engine, sessionId: ticket.sessionId)
+            if let sealed = await recorder.close(reason: reason, engine: engine, sessionId: ticket.sessionId) {
+                final.recordingChunks = sealed.chunks
+                final.recordingChain = sealed.chain
+            }
         }
         await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: reason, stats: final)
+        openMarkers.remove(ticket.sessionId)
         logger.info(
             "PAM session ended",
             metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)", "statements": "\(final.statements)"])
@@ -336,13 +395,25 @@ struct PGProxySession {
         guard let upstream = listener.cancels.keys.withLock({ $0.resolve(processID: processID, secretKey: secretKey) }),
             let target = listener.cancels.targets.withLock({ $0[upstream.session] })
         else { return }
-        do {
-            let connection = try await PGUpstream.open(target, on: channel.eventLoop)
-            defer { connection.close() }
-            try await connection.send(ByteBuffer(bytes: PGStartup.cancel(processID: upstream.processID, secretKey: upstream.secretKey).frame.bytes))
+        if await PGUpstream.cancel(target, processID: upstream.processID, secretKey: upstream.secretKey, on: channel.eventLoop, logger: logger) {
             logger.info("PAM cancel forwarded", metadata: ["sessionId": "\(upstream.session)"])
-        } catch {
-            logger.warning("PAM cancel failed", metadata: ["sessionId": "\(upstream.session)", "error": "\(error)"])
         }
+    }
+}
+
+/// One empty file per session this node serves (`<recordings>/.open/<session id>`), removed when the session is
+/// closed in the store; what is left at start-up names the sessions a crash left open.
+struct PGOpenSessionMarkers: Sendable {
+    let directory: String
+
+    func add(_ id: String) {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: directory + "/" + id, contents: nil)
+    }
+
+    func remove(_ id: String) { try? FileManager.default.removeItem(atPath: directory + "/" + id) }
+
+    func list() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
     }
 }

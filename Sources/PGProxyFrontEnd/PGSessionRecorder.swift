@@ -17,6 +17,8 @@ public final class PGSessionRecorder: @unchecked Sendable {
     let started = Date()
     public let path: String
     static let chunkSize = 64 * 1024
+    /// The largest chunk written (the format allows 16 MiB).
+    static let maxSealed = 1 << 20
 
     public init(directory: String, sessionId: String, key: SecretBytes) throws {
         path = directory + "/" + sessionId + ".ghrec"
@@ -49,31 +51,40 @@ public final class PGSessionRecorder: @unchecked Sendable {
         return failure == nil
     }
 
-    /// Seals the rest, appends the signed manifest and syncs the file.
-    func close(reason: String, engine: any Engine, sessionId: String) async {
-        let manifest: [UInt8]? = lock.withLock {
+    /// Seals the rest, appends the signed manifest and syncs the file. Returns the chunk count and chain hash the
+    /// manifest states (for the store), or nil when no manifest could be written.
+    func close(reason: String, engine: any Engine, sessionId: String) async -> (chunks: UInt64, chain: String)? {
+        let sealed: ([UInt8], UInt64, String)? = lock.withLock {
             if !pending.isEmpty, failure == nil { sealPending() }
-            return failure == nil ? encoder.manifest(endedAt: Date(), endReason: reason) : nil
+            return failure == nil ? (encoder.manifest(endedAt: Date(), endReason: reason), encoder.chunks, encoder.chainHex) : nil
         }
-        if let manifest,
+        var written: (chunks: UInt64, chain: String)?
+        if let (manifest, chunks, chain) = sealed,
             let signature = try? await engine.signPAMRecordingManifest(sessionId: sessionId, RecordingFormat.signedManifestBytes(manifest))
         {
             lock.withLock {
-                _ = writeAll(RecordingEncoder.manifestRecord(manifest, signature: signature))
-                _ = fsync(fd)
+                if writeAll(RecordingEncoder.manifestRecord(manifest, signature: signature)), fsync(fd) == 0 { written = (chunks, chain) }
             }
         }
         lock.withLock {
             if fd >= 0 { Foundation.close(fd) }
             fd = -1
         }
+        return written
     }
 
+    /// Seals what is pending, in chunks of at most `maxSealed` bytes: one event line (a statement of any size up to the
+    /// listener's message limit) may span several chunks, and replay joins them.
     private func sealPending() {
         do {
-            let record = try encoder.seal(pending)
-            pending.removeAll(keepingCapacity: true)
-            _ = writeAll(record)
+            var offset = 0
+            while offset < pending.count, failure == nil {
+                let end = min(pending.count, offset + Self.maxSealed)
+                let record = try encoder.seal(offset == 0 && end == pending.count ? pending : Array(pending[offset..<end]))
+                _ = writeAll(record)
+                offset = end
+            }
+            pending.removeAll(keepingCapacity: pending.count <= 4 * Self.chunkSize)
         } catch {
             failure = "cannot seal a chunk: \(error)"
         }
@@ -100,23 +111,38 @@ struct PGStreamObserver {
     let direction: Direction
     var scanner: PGFrameScanner
     var statements = 0
+    /// Client: messages that the server answers with one ReadyForQuery (Query, Sync, FunctionCall).
+    /// Server: ReadyForQuery messages seen.
+    var awaitingReady = 0
+    var readyForQuery = 0
     var terminated = false
     var copyBytes: Int64 = 0
     /// Result rows to record per statement (server direction; 0: none) and how many this statement has had.
     let rowCap: Int
     var rowsSeen = 0
+    /// Server values (rows, errors) are recorded up to this many bytes; what the client sends is recorded whole.
     static let valueCap = 4096
+    /// Client: the parameter types of each prepared statement (from Parse), to render binary Bind values, and the
+    /// statement each portal was bound from (so an Execute names its statement). Bounded: past `preparedCap` entries
+    /// new names are not tracked (their values show as hex, their executions without a statement name).
+    var preparedTypes: [String: [Int32]] = [:]
+    var portals: [String: String] = [:]
+    static let preparedCap = 10_000
 
     init(_ direction: Direction, maxMessageLength: Int, recordRows: Int = 0) {
         self.direction = direction
         rowCap = direction == .server ? max(0, recordRows) : 0
         var interesting: Set<UInt8> =
             direction == .client
-            ? Set("QPBEFXcf".utf8)
+            ? Set("QPBEFXcfC".utf8)
             : Set("CEGHW".utf8)
         // DataRows are parsed only when the resource records rows: otherwise the scanner skips their bodies.
         if rowCap > 0 { interesting.insert(UInt8(ascii: "D")) }
-        scanner = PGFrameScanner(maxMessageLength: maxMessageLength, interesting: interesting)
+        // Every client message that reaches the server is recorded whole: its body is kept up to the message limit,
+        // which the scanner enforces before a byte of a longer message is forwarded.
+        scanner = PGFrameScanner(
+            maxMessageLength: maxMessageLength, interesting: interesting,
+            bodyCap: direction == .client ? maxMessageLength : 1 << 20)
     }
 
     /// Scans bytes; records what they say. Throws on an impossible length.
@@ -129,8 +155,16 @@ struct PGStreamObserver {
 
     mutating func handle(_ frame: PGFrameScanner.Seen, _ recorder: PGSessionRecorder?) {
         switch (direction, frame.type) {
-        case (.client, UInt8(ascii: "Q")), (.client, UInt8(ascii: "E")):
+        case (.client, UInt8(ascii: "Q")):
             statements += 1
+            awaitingReady += 1
+        case (.client, UInt8(ascii: "E")):
+            statements += 1
+        case (.client, UInt8(ascii: "S")), (.client, UInt8(ascii: "F")):
+            awaitingReady += 1
+        case (.server, UInt8(ascii: "Z")):
+            readyForQuery += 1
+            return
         case (.client, UInt8(ascii: "X")):
             terminated = true
         case (_, UInt8(ascii: "d")):
@@ -156,7 +190,7 @@ struct PGStreamObserver {
                 t: t, kind: Self.kind(frame.type, direction), text: String(decoding: frame.body.prefix(Self.valueCap), as: UTF8.self) + "…",
                 bytes: Int64(frame.length))
         } else {
-            event = Self.event(frame, direction, t, &copyBytes)
+            event = direction == .client ? clientEvent(frame, t) : Self.event(frame, direction, t, &copyBytes)
         }
         if let event { recorder.record(event) }
     }
@@ -171,6 +205,32 @@ struct PGStreamObserver {
         case (.server, "C"): return "complete"
         case (.server, "E"): return "error"
         default: return "message"
+        }
+    }
+
+    /// A client message as an event, with what the observer knows of prepared statements and portals.
+    mutating func clientEvent(_ frame: PGFrameScanner.Seen, _ t: Double) -> PAMRecordingEvent? {
+        guard let message = try? PGFrontendMessage(PGFrame(type: frame.type, body: frame.body)) else { return nil }
+        switch message {
+        case .parse(let name, let sql, let types):
+            if preparedTypes[name] != nil || preparedTypes.count < Self.preparedCap { preparedTypes[name] = types }
+            return PAMRecordingEvent(t: t, kind: "parse", text: sql, name: name, parameterTypes: types)
+        case .bind(let portal, let statement, let formats, let parameters, _):
+            if portals[portal] != nil || portals.count < Self.preparedCap { portals[portal] = statement }
+            let types = preparedTypes[statement] ?? []
+            let values = parameters.enumerated().map { i, v in
+                PGValueText.render(
+                    v, oid: i < types.count ? types[i] : 0,
+                    binary: (formats.count == 1 ? formats[0] : (i < formats.count ? formats[i] : 0)) == 1)
+            }
+            return PAMRecordingEvent(t: t, kind: "bind", name: portal, statement: statement, parameters: values, formats: formats)
+        case .execute(let portal, let maxRows):
+            return PAMRecordingEvent(t: t, kind: "execute", name: portal, statement: portals[portal], rows: Int64(maxRows))
+        case .close(let kind, let name):
+            if kind == UInt8(ascii: "S") { preparedTypes[name] = nil } else { portals[name] = nil }
+            return nil
+        default:
+            return Self.event(frame, direction, t, &copyBytes)
         }
     }
 

@@ -1,6 +1,7 @@
 import Crypto
 import EngineAPI
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -157,6 +158,39 @@ enum PGUpstream {
             }
         }
         return channel
+    }
+
+    /// Sends a CancelRequest for the backend `processID`/`secretKey` on a new connection to the target and waits
+    /// (at most `timeout`) for the server to close it, which it does once it has signalled the backend. False when
+    /// the request could not be delivered.
+    @discardableResult
+    static func cancel(
+        _ target: PAMTarget, processID: Int32, secretKey: Int32, on eventLoop: any EventLoop, logger: Logger,
+        timeout: Duration = .seconds(3)
+    ) async -> Bool {
+        do {
+            let connection = try await open(target, on: eventLoop, timeout: .seconds(3))
+            defer { connection.close() }
+            try await connection.send(ByteBuffer(bytes: PGStartup.cancel(processID: processID, secretKey: secretKey).frame.bytes))
+            // The server answers nothing and closes the connection after delivering the signal.
+            return try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    while try await connection.receive() != nil {}
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return false
+                }
+                let first = try await group.next() ?? false
+                group.cancelAll()
+                connection.close()
+                return first
+            }
+        } catch {
+            logger.warning("PAM cancel failed", metadata: ["target": "\(target.host):\(target.port)", "error": "\(error)"])
+            return false
+        }
     }
 
     /// What the server said between AuthenticationOk and the first ReadyForQuery.

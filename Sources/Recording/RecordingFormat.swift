@@ -101,9 +101,12 @@ public struct RecordingEncoder: Sendable {
         return record
     }
 
+    /// The chain hash over the header and every chunk so far, in hex (what the manifest states).
+    public var chainHex: String { chain.map { String(format: "%02x", $0) }.joined() }
+
     /// The manifest to sign (its bytes), for the current state.
     public func manifest(endedAt: Date, endReason: String) -> [UInt8] {
-        let m = RecordingManifest(session: session, chunks: chunks, chain: chain.map { String(format: "%02x", $0) }.joined(), endedAt: endedAt, endReason: endReason)
+        let m = RecordingManifest(session: session, chunks: chunks, chain: chainHex, endedAt: endedAt, endReason: endReason)
         return Array((try? JSONEncoder.recording.encode(m)) ?? Data())
     }
 
@@ -148,7 +151,14 @@ public struct RecordingDecoder {
             guard let kind = r.byte() else { break }
             switch kind {
             case 1:
-                guard let index = r.u64(), let length = r.u32(), length >= 16, length <= RecordingFormat.maxChunk + 16, let body = r.take(length) else {
+                guard let index = r.u64(), let length = r.u32() else {
+                    return Result(session: header.session, chunks: chunks, integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
+                }
+                // A writer never produces a length outside these bounds: a changed length field is tampering.
+                guard length >= 16, length <= RecordingFormat.maxChunk + 16 else {
+                    return Result(session: header.session, chunks: chunks, integrity: .tampered("chunk \(chunks.count) has an impossible length (\(length) bytes)"))
+                }
+                guard let body = r.take(length) else {
                     return Result(session: header.session, chunks: chunks, integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
                 }
                 guard index == UInt64(chunks.count) else {

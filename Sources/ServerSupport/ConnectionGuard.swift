@@ -14,6 +14,7 @@ public final class ConnectionCounter: Sendable {
     let rejected: Counter
     let handshakeFailures: Counter
     let accepted: Counter
+    let loginTimeouts: Counter
 
     public init(listener: String, maxConnections: Int) {
         self.listener = listener
@@ -23,6 +24,7 @@ public final class ConnectionCounter: Sendable {
         self.rejected = Counter(label: "gatehouse_connections_rejected_total", dimensions: dims)
         self.handshakeFailures = Counter(label: "gatehouse_tls_handshake_failures_total", dimensions: dims)
         self.accepted = Counter(label: "gatehouse_connections_accepted_total", dimensions: dims)
+        self.loginTimeouts = Counter(label: "gatehouse_login_timeouts_total", dimensions: dims)
         openGauge.record(0)
     }
 
@@ -47,28 +49,66 @@ public final class ConnectionCounter: Sendable {
     }
 }
 
-/// Enforces a listener's limits on one connection: the connection cap, the TLS handshake timeout and the idle
-/// timeout, and counts TLS handshake failures. Install it right after the `NIOSSLServerHandler` (or first, for
-/// plain listeners).
-public final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
-    public typealias InboundIn = NIOAny
+/// What a front end tells its listener's guard, with `channel.triggerUserOutboundEvent(_:)` (the guard sits near the
+/// head of the pipeline, so outbound events from any later handler or from the channel pass through it).
+public enum ConnectionGuardEvent: Sendable, Hashable {
+    /// The client is authenticated (or, where a listener has no log-in step, its first request arrived whole): the
+    /// login deadline no longer applies.
+    case loggedIn
+    /// Whether a request is in progress on the connection (a statement the server is still working on): the idle
+    /// timeout never fires while one is, even when no byte moves.
+    case busy(Bool)
+}
+
+/// How the guard learns that the login phase is over.
+public enum LoginCompletion: Sendable, Hashable {
+    /// The front end sends `ConnectionGuardEvent.loggedIn`.
+    case signalled
+    /// The first HTTP/1 request head has arrived (its terminating empty line was read).
+    case httpRequestHead
+}
+
+/// Enforces a listener's limits on one connection: the connection cap, the TLS handshake timeout, the login
+/// deadline (from accept to an authenticated session, or to the first whole request), and the idle timeout (traffic
+/// in either direction resets it; it never fires while the front end reports a request in progress). Counts TLS
+/// handshake failures. Install it right after the `NIOSSLServerHandler` (or first, for plain listeners).
+public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = NIOAny
 
     let counter: ConnectionCounter
     let handshakeTimeout: TimeAmount?
     let idleTimeout: TimeAmount
+    let loginTimeout: TimeAmount?
+    let login: LoginCompletion
+    /// Written (after the TLS handshake) before closing a connection whose login deadline passed: the protocol's own
+    /// error (HTTP 408, a PostgreSQL FATAL).
+    let loginTimeoutMessage: [UInt8]?
     var counted = false
     var handshakeDone: Bool
+    var loggedIn = false
+    var busy = false
     var handshakeTimer: Scheduled<Void>?
+    var loginTimer: Scheduled<Void>?
     var idleTimer: Scheduled<Void>?
     var lastActivity = NIODeadline.now()
+    /// How much of "\r\n\r\n" the bytes read so far end with (`.httpRequestHead`).
+    var headEndMatched = 0
 
     /// - Parameters:
     ///   - tls: whether a TLS handshake is expected (enables the handshake timeout).
-    public init(counter: ConnectionCounter, tls: Bool, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    ///   - loginTimeout: nil for none.
+    public init(
+        counter: ConnectionCounter, tls: Bool, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount,
+        loginTimeout: TimeAmount? = nil, login: LoginCompletion = .signalled, loginTimeoutMessage: [UInt8]? = nil
+    ) {
         self.counter = counter
         self.handshakeTimeout = tls ? handshakeTimeout : nil
         self.handshakeDone = !tls
         self.idleTimeout = idleTimeout
+        self.loginTimeout = loginTimeout
+        self.login = login
+        self.loginTimeoutMessage = loginTimeoutMessage
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -97,6 +137,19 @@ public final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChann
                 }
             }
         }
+        if let loginTimeout {
+            loginTimer = context.eventLoop.scheduleTask(in: loginTimeout) {
+                let (handler, ctx) = loopBound.value
+                guard !handler.loggedIn else { return }
+                handler.counter.loginTimeouts.increment()
+                if handler.handshakeDone, let message = handler.loginTimeoutMessage {
+                    let channel = ctx.channel
+                    ctx.writeAndFlush(NIOAny(ByteBuffer(bytes: message))).whenComplete { _ in channel.close(promise: nil) }
+                } else {
+                    ctx.close(promise: nil)
+                }
+            }
+        }
         scheduleIdleCheck(context)
     }
 
@@ -104,7 +157,11 @@ public final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChann
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         idleTimer = context.eventLoop.scheduleTask(deadline: lastActivity + idleTimeout) {
             let (handler, ctx) = loopBound.value
-            if NIODeadline.now() >= handler.lastActivity + handler.idleTimeout {
+            if handler.busy {
+                // A statement in flight: quiet is not idleness. The clock restarts when it ends.
+                handler.lastActivity = .now()
+                handler.scheduleIdleCheck(ctx)
+            } else if NIODeadline.now() >= handler.lastActivity + handler.idleTimeout {
                 ctx.close(promise: nil)
             } else {
                 handler.scheduleIdleCheck(ctx)
@@ -112,9 +169,54 @@ public final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChann
         }
     }
 
+    func markLoggedIn() {
+        guard !loggedIn else { return }
+        loggedIn = true
+        loginTimer?.cancel()
+        loginTimer = nil
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
+        if !loggedIn, login == .httpRequestHead {
+            scanForHeadEnd(unwrapInboundIn(data))
+        }
         context.fireChannelRead(data)
+    }
+
+    /// Looks for the empty line that ends an HTTP/1 request head (only until the first one is found).
+    func scanForHeadEnd(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { bytes in
+            for b in bytes {
+                switch (headEndMatched, b) {
+                case (0, 13), (2, 13): headEndMatched += 1
+                case (1, 10): headEndMatched = 2
+                case (3, 10):
+                    markLoggedIn()
+                    return
+                case (_, 13): headEndMatched = 1
+                default: headEndMatched = 0
+                }
+            }
+        }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        lastActivity = .now()
+        context.write(data, promise: promise)
+    }
+
+    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let signal = event as? ConnectionGuardEvent else {
+            return context.triggerUserOutboundEvent(event, promise: promise)
+        }
+        switch signal {
+        case .loggedIn: markLoggedIn()
+        case .busy(let value):
+            busy = value
+            lastActivity = .now()
+        }
+        promise?.succeed(())
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -135,6 +237,7 @@ public final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChann
 
     public func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
+        loginTimer?.cancel()
         idleTimer?.cancel()
         if counted {
             counted = false

@@ -39,6 +39,13 @@ public enum TLSPolicy {
         "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
     ].joined(separator: ":")
 
+    /// Signature algorithms for the handshake, both the server's own (ServerKeyExchange, CertificateVerify) and the
+    /// ones it accepts from clients: SHA-256 or stronger. TLS 1.2 would otherwise still allow SHA-1 (RFC 9155).
+    public static let signatureAlgorithms: [SignatureAlgorithm] = [
+        .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .ecdsaSecp521R1Sha512, .ed25519,
+        .rsaPssRsaeSha256, .rsaPssRsaeSha384, .rsaPssRsaeSha512, .rsaPkcs1Sha256, .rsaPkcs1Sha384, .rsaPkcs1Sha512,
+    ]
+
     /// Builds the server configuration from files, trusting `extraClientRoots` too. Throws a readable error naming
     /// the file at fault.
     public static func serverConfiguration(_ settings: TLSServerSettings, extraClientRoots: [NIOSSLCertificate] = []) throws
@@ -63,6 +70,8 @@ public enum TLSPolicy {
         config.maximumTLSVersion = .tlsv13
         config.cipherSuites = tls12CipherSuites
         config.curves = [.x25519, .secp256r1, .secp384r1]
+        config.signingSignatureAlgorithms = signatureAlgorithms
+        config.verifySignatureAlgorithms = signatureAlgorithms
         config.renegotiationSupport = .none
         config.applicationProtocols = settings.applicationProtocols
         switch settings.clientAuth {

@@ -273,12 +273,21 @@ struct PAMCommand: AsyncParsableCommand {
                     // Sessions refused before their recording began have none.
                     let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording", tolerant: true)
                     for e in field(recording, "events") as? [[String: Any]] ?? [] where ["query", "parse"].contains(e["kind"] as? String ?? "") {
-                        if let sql = e["text"] as? String, sql.localizedCaseInsensitiveContains(text) {
-                            hits.append(["session": id, "granteeName": s["granteeName"] ?? "", "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0, "statement": sql])
+                        if let sql = e["text"] as? String, let match = sql.range(of: text, options: .caseInsensitive) {
+                            hits.append(["session": id, "granteeName": s["granteeName"] ?? "", "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0,
+                                         "statement": Self.excerpt(sql, around: match)])
                         }
                     }
                 }
                 api.show(hits, columns: ["session", "granteeName", "resourceName", "t", "statement"])
+            }
+
+            /// A long statement (a megabyte of comment in front of a `delete`) is shown around the match, with its size.
+            static func excerpt(_ sql: String, around match: Range<String.Index>) -> String {
+                guard sql.utf8.count > 400 else { return sql }
+                let start = sql.index(match.lowerBound, offsetBy: -120, limitedBy: sql.startIndex) ?? sql.startIndex
+                let end = sql.index(match.upperBound, offsetBy: 160, limitedBy: sql.endIndex) ?? sql.endIndex
+                return (start > sql.startIndex ? "…" : "") + sql[start..<end] + (end < sql.endIndex ? "…" : "") + " [\(sql.utf8.count) bytes]"
             }
         }
     }

@@ -12,12 +12,16 @@ struct TunnelCommand: ParsableCommand {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the running daemon's tunnel: state, relay, forwards, connections, bytes, last error. "
-                + "Exit status 0 when established, 3 when not.")
+                + "Exit status 0 when established, 3 when not, 1 when no daemon serves the data directory.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "Output format: table or json") var output: APIOptions.OutputFormat = .table
 
         func run() throws {
             let config = try options.load()
+            // run/tunnel.json outlives a daemon that was killed: only a daemon holding the directory's lock speaks.
+            guard DataDirectoryLock.holder(dataDirectory: config.dataDirectory) != nil else {
+                fail("not running: no gatehouse daemon serves the data directory \(config.dataDirectory)")
+            }
             let path = (config.dataDirectory as NSString).appendingPathComponent("run/tunnel.json")
             guard let data = FileManager.default.contents(atPath: path),
                 let status = try? JSONSerialization.jsonObject(with: data) as? [String: Any]

@@ -24,6 +24,31 @@ func write(_ text: String) throws -> String {
         #expect(Set(doc.entries.keys) == Set(ConfigurationLoader.knownKeys), "the annotated file documents every key")
     }
 
+    /// The annotated file says "every key below shows its default": each value in it is the built-in default.
+    @Test func annotatedFileShowsTheBuiltInDefaults() throws {
+        let doc = try TOMLDocument(parsing: String(contentsOfFile: repositoryRoot + "/Config/gatehouse.toml", encoding: .utf8))
+        let defaults = ConfigurationLoader.defaultValues
+        #expect(!doc.entries.isEmpty)
+        for (path, entry) in doc.entries.sorted(by: { $0.key < $1.key }) {
+            #expect(defaults[path] == entry.value, "Config/gatehouse.toml:\(entry.line) \(path) = \(entry.value), built in: \(defaults[path].map { "\($0)" } ?? "none")")
+        }
+        // The loaded values agree too (no default applied elsewhere behind the key's back).
+        let none = try ConfigurationLoader.load(file: nil, environment: [:])
+        for name in ["https", "kmip", "operations", "postgres"] {
+            let l = try #require(none.listeners[name])
+            func entry(_ key: String) -> TOMLValue? { doc.entries["listeners.\(name).\(key)"]?.value }
+            #expect(entry("max_connections") == .integer(Int64(l.maxConnections)), "\(name).max_connections")
+            #expect(entry("max_message_size") == .integer(Int64(l.maxMessageSize)), "\(name).max_message_size")
+            for (key, value) in [("idle_timeout", l.idleTimeout), ("handshake_timeout", l.handshakeTimeout), ("login_timeout", l.loginTimeout)] {
+                if case .string(let text)? = entry(key) {
+                    #expect(ConfigurationLoader.parseDuration(text) == value, "\(name).\(key)")
+                } else {
+                    Issue.record("\(name).\(key) is not documented")
+                }
+            }
+        }
+    }
+
     @Test func tunnelSettingsAreValidatedWithReasons() throws {
         let relayKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJyqU1XB+gW89h37OOcFwNmTDJVEjKqRrHjmJa6R2wjw relay"
         let good = try ConfigurationLoader.load(

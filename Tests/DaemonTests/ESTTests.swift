@@ -189,6 +189,53 @@ import X509
         #expect(!daemon.log.contains("correct horse battery"), "the passphrase must never reach the log")
     }
 
+    /// A credential that is presented must be valid (a wrong passphrase is refused even beside a valid bootstrap
+    /// certificate), and every refusal is audited, the template's included.
+    @Test func presentedCredentialsMustBeValidAndEveryRefusalIsAudited() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let setup = try setUp(daemon, dir: dir.path)
+        let device = try CertificateFactory.issue(commonName: "idevid-7", usage: .client, issuer: setup.manufacturer, validity: 3600)
+        let cert = try clientFiles(device, in: dir.path, name: "idevid")
+        func csr(_ cn: String) throws -> String {
+            let key = dir.path + "/\(cn).key", der = dir.path + "/\(cn).der", b64 = dir.path + "/\(cn).b64"
+            _ = try ProcessRunner.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key])
+            _ = try ProcessRunner.run(
+                ["openssl", "req", "-new", "-key", key, "-subj", "/CN=\(cn)", "-addext", "subjectAltName=DNS:\(cn)", "-outform", "DER", "-out", der])
+            try Data(contentsOf: URL(fileURLWithPath: der)).base64EncodedString().write(toFile: b64, atomically: true, encoding: .utf8)
+            return b64
+        }
+        func enroll(_ auth: [String], _ body: String) throws -> Int {
+            try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt"] + auth + ["-H", "Content-Type: application/pkcs10", "--data-binary", "@" + body,
+                daemon.httpsBase + "/.well-known/est/devices/simpleenroll"]).2
+        }
+        func refusals() throws -> [[String: Any]] {
+            let (_, body, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+            let events = (try json(body)["events"] as? [[String: Any]] ?? []).compactMap { ($0["event"] as? [String: Any])?["event"] as? [String: Any] }
+            return events.filter { ($0["type"] as? String) == "pki.est.refused" }
+        }
+        let good = try csr("device-11")
+        #expect(try enroll(cert, good) == 200, "the bootstrap certificate alone is accepted")
+        #expect(try enroll(["--user", "d:correct horse battery"], good) == 200, "the passphrase alone is accepted")
+        let before = try refusals().count
+        #expect(try enroll(cert + ["--user", "d:wrong passphrase"], good) == 401, "a wrong passphrase beside a valid certificate")
+        #expect(try enroll(["--user", "d:wrong passphrase"], good) == 401)
+        let stranger = try CertificateFactory.issue(
+            commonName: "idevid-8", usage: .client, issuer: try CertificateFactory.makeCA(commonName: "Other Maker", validity: 3600), validity: 3600)
+        #expect(try enroll(try clientFiles(stranger, in: dir.path, name: "stranger") + ["--user", "d:correct horse battery"], good) == 401,
+            "a certificate from an unknown maker beside the right passphrase")
+        // The template denies device-evil: refused after authentication, and on record too.
+        let evil = try csr("device-evil")
+        let evilCode = try enroll(["--user", "d:correct horse battery"], evil)
+        #expect(evilCode == 403 || evilCode == 400, "\(evilCode)")
+        let after = try refusals()
+        #expect(after.count == before + 4, "\(after.count - before) refusals audited: \(after.prefix(6))")
+        let reasons = after.compactMap { ($0["metadata"] as? [String: Any])?["reason"] as? String }
+        #expect(reasons.contains { $0.contains("device-evil") || $0.contains("denied") || $0.contains("not allowed") }, "\(reasons)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func hostileESTRequestsGetClearErrorsAndNeverCrashTheDaemon() throws {
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)

@@ -321,6 +321,129 @@ import Testing
         #expect(f.daemon.stop() == 0)
     }
 
+    /// A grant that ends stops the work, not only the connection: the statement in flight is cancelled with the
+    /// backend's key and its transaction rolls back. Each `insert … select … pg_sleep(8)` would commit a row after 8 s
+    /// if the proxy only closed the upstream socket.
+    @Test func revocationAndExpiryCancelTheStatementInFlight() throws {
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        let admin = try f.adminClient()
+        let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable"
+        let table = "pam_stop_\(UInt32.random(in: 1...UInt32.max))"
+        let made = try f.psql(direct, ["create table \(table)(how text)"], environment: ["PGPASSWORD": f.pg.password])
+        #expect(made.status == 0, "\(made.stderr)")
+        func slowInsert(_ how: String) throws -> Background {
+            try Background(
+                ["psql", "-X", "-At", f.conninfo(admin), "-c", "insert into \(table) select '\(how)' from pg_sleep(8)"],
+                environment: ["PGAPPNAME": "gh-stop-\(how)"], errPath: f.dir.path + "/stop-\(how).err")
+        }
+        // Expiry: a 3-second grant.
+        _ = try f.adminGrant("3s")
+        let expiring = try slowInsert("expired")
+        let expired = expiring.wait(25)
+        #expect(expired.status != 0 && expired.stderr.contains("access grant expired"), "\(expired.stderr)")
+        // Revocation, one second into the statement.
+        let grant = try f.adminGrant("1h")
+        let revoking = try slowInsert("revoked")
+        usleep(1_000_000)
+        let (_, _, revokeCode) = try Fixture.post(f.daemon, "/api/v1/pam/grants/\(grant)/revoke", [:])
+        #expect(revokeCode == 200)
+        let revoked = revoking.wait(25)
+        #expect(revoked.status != 0 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+        // Past the time both statements would have committed: no row, and no backend still running them.
+        let settle = 9.5 - Date().timeIntervalSince(revoking.started)
+        if settle > 0 { usleep(UInt32(settle * 1_000_000)) }
+        let rows = try f.psql(
+            direct, ["select count(*) from \(table)", "select count(*) from pg_stat_activity where application_name like 'gh-stop-%'"],
+            environment: ["PGPASSWORD": f.pg.password])
+        #expect(rows.stdout.split(separator: "\n") == ["0", "0"], "rows, backends: \(rows.stdout) \(rows.stderr)")
+        let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+        for reason in ["grant-expired", "grant-revoked"] { #expect(sessions.contains(reason), "\(reason) in \(sessions)") }
+        _ = try f.psql(direct, ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
+        #expect(f.daemon.stop() == 0)
+    }
+
+    /// Every client message that reaches the database is in the recording whole: a 1.1 MB Query (a comment, then a
+    /// `delete`) replays and is found by `pam sessions search`; binary-format parameters replay as values, each
+    /// execution names its prepared statement; and a message over `max_message_size` is refused before a byte of it is
+    /// forwarded, with the limit named.
+    @Test func largeStatementsAreRecordedWholeAndBinaryParametersReadable() throws {
+        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PSYCOPG_PYTHON is not set") }
+            return
+        }
+        let f: Fixture
+        do { f = try Fixture() } catch is Fixture.Skip { return }
+        _ = try f.adminGrant("1h")
+        let admin = try f.adminClient()
+        let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable"
+        let table = "pam_large_\(UInt32.random(in: 1...UInt32.max))"
+        let made = try f.psql(direct, ["create table \(table)(id int)", "insert into \(table) select generate_series(1, 5)"],
+            environment: ["PGPASSWORD": f.pg.password])
+        #expect(made.status == 0, "\(made.stderr)")
+        let known = try Self.sessionIds(f)
+        let out = try ProcessRunner.run(
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-large.py", f.conninfo(admin), table, "run"], cwd: f.dir.path, timeout: 120)
+        #expect(out.status == 0 && out.stdout.contains("large ok") && out.stdout.contains("binary ok"), "\(out.stdout)\(out.stderr)")
+        let left = try f.psql(direct, ["select string_agg(id::text, ',' order by id) from \(table)"], environment: ["PGPASSWORD": f.pg.password])
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1,2,4,5", "the delete ran: \(left.stdout)")
+
+        let id = try Self.newSession(f, since: known)
+        let recording = try Self.recording(f, id)
+        #expect(recording.code == 200 && recording.integrity == "complete", "\(recording.body.prefix(300))")
+        let queries = recording.events.filter { $0["kind"] as? String == "query" }.compactMap { $0["text"] as? String }
+        let huge = try #require(queries.first { $0.utf8.count > 1_000_000 }, "no whole 1.1 MB query in the recording: \(queries.map(\.utf8.count))")
+        #expect(huge.hasSuffix("select 1; delete from \(table) where id = 3"), "\(huge.suffix(80))")
+        let bind = try #require(recording.events.first { $0["kind"] as? String == "bind" && ($0["formats"] as? [Int])?.first == 1 })
+        let values = (bind["parameters"] as? [Any])?.map { $0 as? String ?? "NULL" } ?? []
+        #expect(values == ["42", "-9000000000", "naïve", "true", "12345678-9abc-def0-1234-56789abcdef0", "-12.0345",
+                           "2026-01-02 03:04:05.5", "\\x0102ff", "2.5"], "\(values)")
+        let statement = try #require(bind["statement"] as? String)
+        #expect(!statement.isEmpty, "psycopg's prepare=True names the statement")
+        let executes = recording.events.filter { $0["kind"] as? String == "execute" }
+        #expect(executes.contains { $0["statement"] as? String == statement }, "\(executes)")
+
+        // The search finds the delete behind the megabyte of comment, and shows it.
+        let api = ["--data-dir", f.daemon.dataDirectory]
+        let search = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "pam", "sessions", "search"] + api + ["--project", "prod", "delete from \(table)"], timeout: 60)
+        #expect(search.status == 0 && search.stdout.contains(id) && search.stdout.contains("where id = 3"), "\(search.stdout.prefix(2000))\(search.stderr)")
+        #expect(f.daemon.stop() == 0)
+
+        // With a limit below the message: refused, named, nothing forwarded, and the refusal is in the recording.
+        let small = try DaemonProcess(
+            directory: f.dir.path, environment: ["GATEHOUSE_LISTENERS_POSTGRES_MAX_MESSAGE_SIZE": "1048576", "GATEHOUSE_LOGGING_LEVEL": "info"])
+        try small.waitUntilListening()
+        let before = try f.psql(direct, ["select count(*) from \(table)"], environment: ["PGPASSWORD": f.pg.password]).stdout
+        let refused = try ProcessRunner.run(
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-large.py", f.conninfo(admin, port: small.ports["postgres"]), table, "refuse"],
+            cwd: f.dir.path, timeout: 120)
+        #expect(refused.status == 0 && refused.stdout.contains("1048576"), "\(refused.stdout)\(refused.stderr)")
+        let after = try f.psql(direct, ["select count(*) from \(table)"], environment: ["PGPASSWORD": f.pg.password]).stdout
+        #expect(before == after && after.hasPrefix("4"), "\(before) → \(after)")
+        _ = try f.psql(direct, ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
+        #expect(small.stop() == 0)
+    }
+
+    /// The idle timeout counts traffic both ways and never cuts a statement in flight (psycopg, idle_timeout 3 s).
+    @Test func idleTimeoutSparesBusySessions() throws {
+        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
+            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PSYCOPG_PYTHON is not set") }
+            return
+        }
+        let f: Fixture
+        do { f = try Fixture(environment: ["GATEHOUSE_LISTENERS_POSTGRES_IDLE_TIMEOUT": "3s"]) } catch is Fixture.Skip { return }
+        _ = try f.adminGrant("1h")
+        let admin = try f.adminClient()
+        let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) password=\(f.pg.password) dbname=\(f.pg.database) sslmode=disable"
+        let out = try ProcessRunner.run(
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-idle.py", f.conninfo(admin), direct, "3"], cwd: f.dir.path, timeout: 120)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        for step in ["statement", "listen", "idle"] {
+            #expect(out.stdout.contains("\(step) ok"), "\(step): \(out.stdout)\(out.stderr)")
+        }
+        #expect(f.daemon.stop() == 0)
+    }
+
     @Test func hostileClientsGetProtocolErrorsAndTheProxySurvives() throws {
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
@@ -358,6 +481,30 @@ import Testing
         let (_, body, code) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
         let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
         return (code, object["integrity"] as? String ?? "", object["events"] as? [[String: Any]] ?? [], body)
+    }
+
+    /// The records of a recording file: (type, start, end) after the header (magic, length, JSON).
+    static func records(_ bytes: [UInt8]) -> [(type: UInt8, start: Int, end: Int)] {
+        func u32(_ i: Int) -> Int { bytes[i..<(i + 4)].reduce(0) { $0 << 8 | Int($1) } }
+        guard bytes.count >= 12 else { return [] }
+        var i = 12 + u32(8)
+        var out: [(type: UInt8, start: Int, end: Int)] = []
+        while i < bytes.count {
+            let type = bytes[i]
+            let end: Int
+            switch type {
+            case 1 where i + 13 <= bytes.count: end = i + 13 + u32(i + 9)
+            case 2 where i + 5 <= bytes.count:
+                let sig = i + 5 + u32(i + 1)
+                guard sig + 2 <= bytes.count else { return out }
+                end = sig + 2 + (Int(bytes[sig]) << 8 | Int(bytes[sig + 1]))
+            default: return out
+            }
+            guard end <= bytes.count else { return out }
+            out.append((type, i, end))
+            i = end
+        }
+        return out
     }
 
     @Test func recordingsReplayTheSessionAndDetectTamperingAndCrashes() throws {
@@ -411,6 +558,24 @@ import Testing
         #expect(extended.events.filter { $0["kind"] as? String == "bind" && ($0["parameters"] as? [String])?.first == "4242" }.count == 3)
         #expect(extended.events.filter { $0["kind"] as? String == "execute" }.count == 3)
 
+        // Cuts and a changed length field on a session the store says ended: tampering, never "incomplete".
+        let original = [UInt8](bytes)
+        let records = Self.records(original)
+        let chunkRecords = records.filter { $0.type == 1 }
+        #expect(records.last?.type == 2 && chunkRecords.count >= 1, "\(records)")
+        if let manifest = records.last, let lastChunk = chunkRecords.last, let firstChunk = chunkRecords.first {
+            var lengthFlipped = original
+            lengthFlipped[firstChunk.start + 9] ^= 0x80  // the high byte of the first chunk's length field
+            for (what, file) in [("manifest cut", Array(original[..<manifest.start])), ("last chunk and manifest cut", Array(original[..<lastChunk.start])),
+                                 ("length field flipped", lengthFlipped)] {
+                try Data(file).write(to: URL(fileURLWithPath: path))
+                let read = try Self.recording(f, id)
+                #expect(read.code == 200 && read.integrity == "tampered", "\(what): \(read.body.prefix(400))")
+            }
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try Self.recording(f, id).integrity == "complete")
+
         // Tampering: a flipped byte, a spliced file.
         var tampered = [UInt8](bytes)
         tampered[tampered.count / 2] ^= 0x20
@@ -434,8 +599,10 @@ import Testing
         let restarted = try DaemonProcess(directory: f.dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"])
         try restarted.waitUntilListening(expected: 4)
         let (_, body, code) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(crashed)/recording"])
-        #expect(code == 200 && body.contains("\"integrity\":\"incomplete\""), "\(body.prefix(300))")
+        #expect(code == 200 && body.contains("\"integrity\":\"incomplete\"") && body.contains("stopped (crash or kill)"), "\(body.prefix(400))")
         #expect(body.contains("before-crash-\(marker)") && body.contains("pg_sleep"))
+        let (_, sessionList, _) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+        #expect(sessionList.contains("node-crashed"), "the restarted node closes what the crash left open: \(sessionList.prefix(600))")
         // Reading recordings is audited.
         let (_, audit, _) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/audit/events?limit=1000"])
         #expect(audit.contains("pam.recording.read"))

@@ -203,6 +203,13 @@ import Testing
         #expect(metrics.stdout.contains("gatehouse_tunnel_connections_total"))
         let cli = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory])
         #expect(cli.status == 0 && cli.stdout.contains("state:        established"), "\(cli.stdout) \(cli.stderr)")
+
+        // Killed, the daemon leaves run/tunnel.json behind; status reads the directory's lock and tells the truth.
+        daemon.signal(SIGKILL)
+        daemon.waitForExit()
+        #expect(FileManager.default.fileExists(atPath: dataDirectory + "/run/tunnel.json"), "the stale file this check is about")
+        let dead = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory])
+        #expect(dead.status != 0 && dead.stderr.contains("not running") && !dead.stdout.contains("established"), "\(dead.status) \(dead.stdout) \(dead.stderr)")
     }
 
     @Test func twoHundredFiftySixMiBSurviveAThousandRekeysAndTheRelayComesBack() throws {

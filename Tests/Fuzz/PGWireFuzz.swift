@@ -2,12 +2,19 @@
 // mode, then typed) in odd-sized pieces; every frame is decoded as start-up packet, client message and server
 // message, and whatever decodes must re-encode to a frame that decodes to the same value. Oracle: no crash, hang
 // or out-of-bounds read (ASan). The relay's frame scanner (PGFrameScanner) sees the same bytes as a typed stream and
-// must report exactly the frames the decoder returns, and refuse exactly where it refuses. Built by
+// must report exactly the frames the decoder returns, and refuse exactly where it refuses. Bound-parameter rendering
+// (PGValueText) gets the bytes as a value of every type it decodes. Built by
 // Tests/Fuzz/run-fuzz.sh.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     differential(bytes)
+    // Bound parameters rendered for replay (PGValueText): any bytes under every type it knows, both formats.
+    if let first = bytes.first {
+        let oids: [Int32] = [16, 17, 19, 20, 21, 23, 25, 26, 114, 700, 701, 1042, 1043, 1082, 1114, 1184, 1700, 2950, 3802, 0]
+        let value = Array(bytes.dropFirst())
+        _ = PGValueText.render(value, oid: oids[Int(first) % oids.count], binary: first & 0x80 != 0)
+    }
     var decoder = PGFrameDecoder(expectStartup: true, maxMessageLength: 1 << 16)
     var offset = 0
     var step = 1

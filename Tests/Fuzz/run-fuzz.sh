@@ -69,6 +69,7 @@ printf '\x00\x00\x00\x17\x00\x03\x00\x00user\x00alice\x00\x00Q\x00\x00\x00\x0dse
 printf '\x00\x00\x00\x08\x04\xd2\x16\x2fR\x00\x00\x00\x17\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00E\x00\x00\x00\x11SERROR\x00C28000\x00\x00' > "$OUT/corpus-pgwire/server"
 fuzz_target pgwire PGWireFuzz 4096 \
   "$ROOT/Sources/PGWire/PGFrame.swift" "$ROOT/Sources/PGWire/PGMessages.swift" "$ROOT/Sources/PGWire/PGFrameScanner.swift" \
+  "$ROOT/Sources/PGWire/PGValueText.swift" \
   "$ROOT/Tests/Fuzz/PGWireFuzz.swift"
 
 # KMIP XML (the test-case encoding): seeded with OASIS test cases.

@@ -220,3 +220,41 @@ import Testing
         #expect(keys.resolve(processID: issued.processID, secretKey: issued.secretKey) == nil)
     }
 }
+
+/// Bound parameters as replay shows them: PostgreSQL's binary formats decoded to the text PostgreSQL prints.
+@Suite struct PGValueTextTests {
+    func be(_ v: Int64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * (n - 1 - $0))) } }
+
+    @Test func binaryValuesOfTheCommonTypes() {
+        typealias O = PGValueText.OID
+        #expect(PGValueText.render(be(42, 4), oid: O.int4, binary: true) == "42")
+        #expect(PGValueText.render(be(-2, 2), oid: O.int2, binary: true) == "-2")
+        #expect(PGValueText.render(be(-9_000_000_000, 8), oid: O.int8, binary: true) == "-9000000000")
+        #expect(PGValueText.render([1], oid: O.bool, binary: true) == "true")
+        #expect(PGValueText.render(Array("naïve".utf8), oid: O.text, binary: true) == "naïve")
+        #expect(PGValueText.render([0x01, 0x02, 0xff], oid: O.bytea, binary: true) == "\\x0102ff")
+        #expect(PGValueText.render(be(Int64(Double(2.5).bitPattern), 8), oid: O.float8, binary: true) == "2.5")
+        #expect(PGValueText.render((0..<16).map { UInt8($0 * 17) }, oid: O.uuid, binary: true) == "00112233-4455-6677-8899-aabbccddeeff")
+        // Dates and timestamps count from 2000-01-01; before year 1 they are BC.
+        #expect(PGValueText.render(be(0, 4), oid: O.date, binary: true) == "2000-01-01")
+        #expect(PGValueText.render(be(-730_119, 4), oid: O.date, binary: true) == "0001-01-01")
+        #expect(PGValueText.render(be(-730_120, 4), oid: O.date, binary: true) == "0001-12-31 BC")
+        let micros: Int64 = (9498 * 86_400 + 3 * 3600 + 4 * 60 + 5) * 1_000_000 + 500_000
+        #expect(PGValueText.render(be(micros, 8), oid: O.timestamp, binary: true) == "2026-01-02 03:04:05.5")
+        #expect(PGValueText.render(be(-1, 8), oid: O.timestamptz, binary: true) == "1999-12-31 23:59:59.999999+00")
+        // numeric: ndigits, weight, sign, dscale, then base-10000 digits.
+        func numeric(_ weight: Int64, _ sign: Int64, _ scale: Int64, _ digits: [Int64]) -> [UInt8] {
+            be(Int64(digits.count), 2) + be(weight, 2) + be(sign, 2) + be(scale, 2) + digits.flatMap { be($0, 2) }
+        }
+        #expect(PGValueText.render(numeric(0, 0x4000, 4, [12, 345]), oid: O.numeric, binary: true) == "-12.0345")
+        #expect(PGValueText.render(numeric(-1, 0, 5, [1, 2000]), oid: O.numeric, binary: true) == "0.00012")
+        #expect(PGValueText.render(numeric(1, 0, 0, [2]), oid: O.numeric, binary: true) == "20000")
+        #expect(PGValueText.render(numeric(0, 0xC000, 0, []), oid: O.numeric, binary: true) == "NaN")
+        // Text format is the text; what is not UTF-8, or a type not known here, is hex; NULL stays NULL.
+        #expect(PGValueText.render(Array("4242".utf8), oid: 0, binary: false) == "4242")
+        #expect(PGValueText.render([0xff, 0xfe], oid: 0, binary: false) == "\\xfffe")
+        #expect(PGValueText.render([1, 2, 3], oid: 600, binary: true) == "\\x010203")
+        #expect(PGValueText.render(be(42, 3), oid: O.int4, binary: true) == "\\x00002a", "a wrong length is shown raw")
+        #expect(PGValueText.render(nil, oid: O.int4, binary: true) == nil)
+    }
+}

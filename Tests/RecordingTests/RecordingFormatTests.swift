@@ -69,6 +69,13 @@ import Testing
         // The manifest cut off, then the last chunk dropped with it: the prefix is no longer what was signed.
         let noTail = Array(file[..<records[2].lowerBound])
         guard case .incomplete = try read(noTail, "s1").integrity else { Issue.record("truncation not reported"); return }
+        // The high byte of chunk 1's length field flipped: no writer makes such a length, so it is tampering (a
+        // crash cannot produce it), and the chunks before it are still returned.
+        var longer = file
+        longer[records[1].lowerBound + 9] ^= 0x80
+        let l = try read(longer, "s1")
+        guard case .tampered = l.integrity else { Issue.record("a changed length field reported as \(l.integrity)"); return }
+        #expect(l.chunks.count == 1)
         // A manifest signed by someone else.
         var forged = try make("s1", chunks: 3).file
         forged[forged.count - 1] ^= 0xff

@@ -95,7 +95,8 @@ data, closed = read_all(t)
 code, _ = error_fields(data)
 report("gssenc-then-tls-replication-refused", answer == b"N" and code == "0A000", f"answer={answer!r} code={code}")
 
-# 5. A message length beyond the limit after login (CVE-2024-27304 smuggling): FATAL 08P01, nothing forwarded.
+# 5. A message length beyond the limit after login (CVE-2024-27304 smuggling): FATAL 54000 naming the configured
+#    limit, nothing forwarded.
 s = connect()
 t = tls(s)
 t.sendall(startup([("user", account), ("database", resource), ("application_name", "hostile")]))
@@ -110,7 +111,8 @@ ok_login = b"Z\0\0\0\x05" in data
 t.sendall(b"Q" + struct.pack("!i", 0x7FFFFFF0) + b"select 1\0" + b"Q" + struct.pack("!i", 4 + 9) + b"select 2\0")
 data, closed = read_all(t)
 code, msg = error_fields(data)
-report("message-length-overflow", ok_login and code == "08P01" and closed and b"C\0\0\0\rSELECT 1" not in data, f"login={ok_login} {code} {msg} closed={closed}")
+report("message-length-overflow", ok_login and code == "54000" and "max_message_size" in (msg or "") and closed
+       and b"C\0\0\0\rSELECT 1" not in data, f"login={ok_login} {code} {msg} closed={closed}")
 
 # 6. Garbage (an HTTP request) instead of a start-up packet.
 s = connect()

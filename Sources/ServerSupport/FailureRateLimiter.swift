@@ -1,0 +1,68 @@
+import Foundation
+import Metrics
+import Synchronization
+
+/// A token bucket per client address for one listener, spent by failed authentications: a source that keeps failing
+/// is refused up front (HTTP 429, a KMIP or PostgreSQL error) until its bucket refills, so a flood of bad credentials
+/// costs little work and no store. Sources that authenticate never touch it. At most `maxSources` buckets are kept;
+/// a full table first drops the buckets that have refilled, then the oldest ones.
+public final class FailureRateLimiter: Sendable {
+    struct Bucket: Sendable {
+        var tokens: Double
+        var updated: UInt64
+    }
+
+    public let burst: Double
+    public let refillPerSecond: Double
+    public let maxSources: Int
+    private let buckets = Mutex<[String: Bucket]>([:])
+    let limited: Counter
+
+    /// - Parameters:
+    ///   - burst: failures a source may have at once (0 disables the limiter).
+    ///   - refillPerSecond: failures per second a source may keep up.
+    public init(listener: String, burst: Int, refillPerSecond: Int, maxSources: Int = 100_000) {
+        self.burst = Double(burst)
+        self.refillPerSecond = Double(max(1, refillPerSecond))
+        self.maxSources = maxSources
+        limited = Counter(label: "gatehouse_failure_rate_limited_total", dimensions: [("listener", listener)])
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    private func refilled(_ b: Bucket, _ now: UInt64) -> Double {
+        min(burst, b.tokens + Double(now &- b.updated) / 1e9 * refillPerSecond)
+    }
+
+    /// Whether a request from `source` may go on; when not, the seconds until it may (for Retry-After).
+    public func check(_ source: String?) -> (allowed: Bool, retryAfter: Int) {
+        guard burst > 0, let source else { return (true, 0) }
+        let now = Self.now()
+        let tokens: Double? = buckets.withLock { buckets in buckets[source].map { refilled($0, now) } }
+        guard let tokens, tokens < 1 else { return (true, 0) }
+        limited.increment()
+        return (false, max(1, Int(((1 - tokens) / refillPerSecond).rounded(.up))))
+    }
+
+    /// Spends one token of `source` for a failed authentication.
+    public func recordFailure(_ source: String?) {
+        guard burst > 0, let source else { return }
+        let now = Self.now()
+        buckets.withLock { buckets in
+            if buckets[source] == nil, buckets.count >= maxSources { prune(&buckets, now) }
+            let current = buckets[source].map { refilled($0, now) } ?? burst
+            buckets[source] = Bucket(tokens: max(0, current - 1), updated: now)
+        }
+    }
+
+    private func prune(_ buckets: inout [String: Bucket], _ now: UInt64) {
+        buckets = buckets.filter { refilled($0.value, now) < burst }
+        if buckets.count >= maxSources {
+            let oldest = buckets.sorted { $0.value.updated < $1.value.updated }.prefix(buckets.count - maxSources / 2)
+            for (key, _) in oldest { buckets[key] = nil }
+        }
+    }
+
+    /// Sources tracked now (tests).
+    public var count: Int { buckets.withLock { $0.count } }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""The proxy's idle timeout against psycopg, with the listener's idle_timeout set to IDLE seconds.
+
+usage: pg-idle.py PROXY_CONNINFO DIRECT_CONNINFO IDLE
+Prints one `<step> ok` or `<step> FAILED: …` line per step; exits non-zero if any failed.
+- statement: one statement that runs 1.7 × IDLE without a byte either way is not cut.
+- listen: a LISTEN connection that only receives a NOTIFY every IDLE/3 s for 2 × IDLE s stays open.
+- idle: a connection with no traffic at all is closed after IDLE (the timeout still exists).
+"""
+import sys
+import threading
+import time
+
+import psycopg
+
+proxy, direct, idle = sys.argv[1], sys.argv[2], float(sys.argv[3])
+failures = 0
+
+
+def step(name, fn):
+    global failures
+    try:
+        fn()
+        print(f"{name} ok", flush=True)
+    except Exception as e:  # noqa: BLE001 — every failure is reported by name
+        failures += 1
+        print(f"{name} FAILED: {type(e).__name__}: {e}", flush=True)
+
+
+def statement():
+    with psycopg.connect(proxy, application_name="gh-idle-statement", autocommit=True) as conn:
+        conn.execute("select pg_sleep(%s)", (idle * 1.7,))
+        assert conn.execute("select 'after'").fetchone() == ("after",)
+
+
+def listen():
+    with psycopg.connect(proxy, application_name="gh-idle-listen", autocommit=True) as conn:
+        conn.execute("listen gh_idle")
+        stop = time.monotonic() + 2 * idle
+        sent = []
+
+        def notifier():
+            with psycopg.connect(direct, autocommit=True) as d:
+                while time.monotonic() < stop:
+                    d.execute("notify gh_idle, 'tick'")
+                    sent.append(1)
+                    time.sleep(idle / 3)
+
+        t = threading.Thread(target=notifier)
+        t.start()
+        got = 0
+        for _ in conn.notifies(timeout=2 * idle + 2):
+            got += 1
+            if time.monotonic() >= stop:
+                break
+        t.join()
+        assert got >= 5, f"{got} notifications of {len(sent)}"
+        assert conn.execute("select 'still-open'").fetchone() == ("still-open",)
+
+
+def idle_cut():
+    with psycopg.connect(proxy, application_name="gh-idle-quiet", autocommit=True) as conn:
+        time.sleep(idle + 2)
+        try:
+            conn.execute("select 1")
+        except psycopg.OperationalError:
+            return
+        raise AssertionError("a connection with no traffic outlived the idle timeout")
+
+
+step("statement", statement)
+step("listen", listen)
+step("idle", idle_cut)
+sys.exit(1 if failures else 0)
