@@ -275,7 +275,7 @@ let package = Package(
         .testTarget(
             name: "TTLVTests",
             dependencies: [
-                "TTLV", .product(name: "NIOCore", package: "swift-nio"),
+                "TTLV", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -115,7 +115,7 @@ nocontent = {"204": {"description": "Done"}}
 P = {}
 def op(method, path, summary, tag, responses, params=(), req=None, security=True):
     # Every route of the HTTPS listener may answer 429: a client address whose failed authentications emptied its
-    # token bucket (listeners.https.failure_burst / failure_rate) is refused up front, with Retry-After.
+    # token bucket (listeners.https.failure_burst / failures_per_minute) is refused up front, with Retry-After.
     responses = dict(responses)
     responses.setdefault("429", {"description": "Too many failed authentications from this address (Retry-After says when to retry)",
                                  "content": {"application/json": {"schema": S("Error")}}})

@@ -133,7 +133,7 @@ public final class GatehouseDaemon: Sendable {
                 name: listener.name, host: listener.address, port: listener.port, tls: tls,
                 maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
                 handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout, maxMessageSize: listener.maxMessageSize,
-                failureBurst: listener.failureBurst, failureRate: listener.failureRate)
+                failureBurst: listener.failureBurst, failuresPerMinute: listener.failuresPerMinute)
             let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
             let name = listener.name
             let scheme = listener.name == "kmip" ? "kmip+tls" : listener.name == "postgres" ? "postgresql" : listener.tls ? "https" : "http"
@@ -156,7 +156,7 @@ public final class GatehouseDaemon: Sendable {
                     idleTimeout: HTTPListener.timeAmount(listener.idleTimeout),
                     loginTimeout: HTTPListener.timeAmount(listener.loginTimeout))
                 kmipSettings.failureBurst = listener.failureBurst
-                kmipSettings.failureRate = listener.failureRate
+                kmipSettings.failuresPerMinute = listener.failuresPerMinute
                 services.append(KMIPListener(settings: kmipSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
                 // Trust the KMIP client CA from the first connection on (the service keeps it current).
                 do { try tls.setExtraClientRoots(try await engine.kmipClientCACertificates()) } catch {
@@ -171,7 +171,7 @@ public final class GatehouseDaemon: Sendable {
                     idleTimeout: HTTPListener.timeAmount(listener.idleTimeout),
                     loginTimeout: HTTPListener.timeAmount(listener.loginTimeout), recordingDirectory: recordingDirectory)
                 pgSettings.failureBurst = listener.failureBurst
-                pgSettings.failureRate = listener.failureRate
+                pgSettings.failuresPerMinute = listener.failuresPerMinute
                 services.append(PGProxyListener(settings: pgSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)

@@ -32,7 +32,7 @@ public struct ListenerConfiguration: Sendable, Hashable {
     public var maxMessageSize: Int
     /// Failed authentications a client address may have at once (0: no limit), and per second after that.
     public var failureBurst: Int
-    public var failureRate: Int
+    public var failuresPerMinute: Int
 }
 
 /// `[tunnel]`: the SSH reverse tunnel to a relay (a stock OpenSSH sshd).
@@ -217,7 +217,7 @@ public enum ConfigurationLoader {
                 Key(path: p + "login_timeout", kind: .duration, defaultValue: .string("30s"), allowed: nil),
                 Key(path: p + "max_message_size", kind: .integer, defaultValue: .integer(l.maxMessage), allowed: nil),
                 Key(path: p + "failure_burst", kind: .integer, defaultValue: .integer(100), allowed: nil),
-                Key(path: p + "failure_rate", kind: .integer, defaultValue: .integer(10), allowed: nil),
+                Key(path: p + "failures_per_minute", kind: .integer, defaultValue: .integer(600), allowed: nil),
             ]
         }
         return k
@@ -469,7 +469,7 @@ public enum ConfigurationLoader {
             if maxMessage < 1024 || maxMessage > 1 << 30 { problem(p + "max_message_size", "must be between 1024 and 1073741824") }
             if parseDuration(str(p + "login_timeout")) == .zero { problem(p + "login_timeout", "must be more than 0") }
             if int(p + "failure_burst") < 0 { problem(p + "failure_burst", "must be 0 (no limit) or more") }
-            if int(p + "failure_rate") < 1 { problem(p + "failure_rate", "must be at least 1") }
+            if int(p + "failures_per_minute") < 1 { problem(p + "failures_per_minute", "must be at least 1") }
             let address = str(p + "address")
             if address.isEmpty { problem(p + "address", "must not be empty") }
             let enabled = bool(p + "enabled")
@@ -493,7 +493,7 @@ public enum ConfigurationLoader {
                 handshakeTimeout: parseDuration(str(p + "handshake_timeout")) ?? .seconds(10),
                 loginTimeout: parseDuration(str(p + "login_timeout")) ?? .seconds(30),
                 maxMessageSize: Int(maxMessage), failureBurst: Int(max(0, int(p + "failure_burst"))),
-                failureRate: Int(max(1, int(p + "failure_rate"))))
+                failuresPerMinute: Int(max(1, int(p + "failures_per_minute"))))
         }
         var admins: [String] = []
         if case .array(let a)? = values["admin.common_names"] {

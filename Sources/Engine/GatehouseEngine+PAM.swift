@@ -335,7 +335,13 @@ extension GatehouseEngine {
     }
 
     public func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.approved], to: .revoked, auditType: "pam.access.revoke")
+        let revoked = try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.approved], to: .revoked, auditType: "pam.access.revoke")
+        grantChanges.signal(grantId)
+        return revoked
+    }
+
+    public func waitForPAMGrantChange(grantId: String, timeout: Duration) async {
+        await grantChanges.wait(grantId, timeout: timeout)
     }
 
     public func listPAMGrants(_ ctx: CallContext, project: String) async throws -> [PAMGrantInfo] {
@@ -711,5 +717,44 @@ extension GatehouseEngine {
             }
             return failure
         }
+    }
+}
+
+/// Wakes the live sessions of a grant revoked through this node (the proxy's grant checks wait on it between polls).
+final class GrantChangeSignal: Sendable {
+    private struct State {
+        var next: UInt64 = 0
+        var waiters: [String: [UInt64: AsyncStream<Void>.Continuation]] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// Returns on `signal(grantId)` or after `timeout` (or when the task is cancelled).
+    func wait(_ grantId: String, timeout: Duration) async {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let token = state.withLock { s -> UInt64 in
+            s.next += 1
+            s.waiters[grantId, default: [:]][s.next] = continuation
+            return s.next
+        }
+        defer {
+            state.withLock { s in
+                s.waiters[grantId]?[token] = nil
+                if s.waiters[grantId]?.isEmpty == true { s.waiters[grantId] = nil }
+            }
+            continuation.finish()
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in stream { return }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    func signal(_ grantId: String) {
+        let waiters = state.withLock { s in s.waiters[grantId].map { Array($0.values) } ?? [] }
+        for c in waiters { c.yield() }
     }
 }

@@ -14,6 +14,8 @@ public final class GatehouseEngine: Engine {
     let accessCache = AccessCache()
     /// Bounds what refused calls write to the audit log (a few in full per source and window, then a count).
     let refusalLimiter = RefusalAuditLimiter()
+    /// Wakes live PAM sessions when their grant is revoked through this node.
+    let grantChanges = GrantChangeSignal()
     /// Decoded managed-object bodies by id, with the record version they were decoded from.
     /// Streamed Encrypt/Decrypt operations in progress (KMIP Correlation Value → stream).
     let cipherStreams = StreamTable<CipherStreamState>()

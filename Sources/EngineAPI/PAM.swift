@@ -358,6 +358,9 @@ public protocol PAMEngine: Sendable {
     func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket
     /// The grant's current end, or nil when it no longer allows the session (revoked, expired, deleted).
     func pamSessionDeadline(sessionId: String, grantId: String) async -> Date?
+    /// Returns when the grant was revoked through this node, or after `timeout`: live sessions end at once on a
+    /// local revocation and poll `pamSessionDeadline` for the other nodes'.
+    func waitForPAMGrantChange(grantId: String, timeout: Duration) async
     /// Records the end of a session.
     func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
     func listPAMSessions(_ ctx: CallContext, project: String) async throws -> [PAMSessionInfo]

@@ -84,6 +84,7 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
         let source = failures == nil ? nil : context.peerAddress
         // (A client with a certificate the listener verified is not held back by others failing from its address.)
         if let failures, case (false, let retryAfter) = failures.check(source), !(await context.principal().verifiedByListener) {
+            await failures.delayRefusal()
             response = Self.tooManyFailures(request, retryAfter: retryAfter)
             RequestMetrics.record(listener: listener, operation: "\(request.method) rate-limited", status: 429, elapsed: ContinuousClock.now - start)
             return response

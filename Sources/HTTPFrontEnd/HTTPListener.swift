@@ -23,16 +23,16 @@ public enum HTTPListener {
         public var maxMessageSize: Int
         /// Failed authentications a client address may have at once, and per second after that (0: no limit).
         public var failureBurst: Int
-        public var failureRate: Int
+        public var failuresPerMinute: Int
 
         public init(
             name: String, host: String, port: Int, tls: ReloadableTLSContext?, maxConnections: Int, idleTimeout: Duration,
             handshakeTimeout: Duration, loginTimeout: Duration = .seconds(30), maxMessageSize: Int, failureBurst: Int = 100,
-            failureRate: Int = 10
+            failuresPerMinute: Int = 600
         ) {
             self.loginTimeout = loginTimeout
             self.failureBurst = failureBurst
-            self.failureRate = failureRate
+            self.failuresPerMinute = failuresPerMinute
             self.name = name
             self.host = host
             self.port = port
@@ -81,7 +81,7 @@ public enum HTTPListener {
         router.add(
             middleware: ErrorAndMetricsMiddleware(
                 listener: settings.name, routes: table,
-                failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerSecond: settings.failureRate)))
+                failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)))
         AdminAPI(
             engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
             recordingDirectory: recordingDirectory)

@@ -73,6 +73,7 @@ public struct KMIPDispatcher: Sendable {
         }
         let source = principal.id
         if let failures, case (false, let retryAfter) = failures.check(source) {
+            await failures.delayRefusal()
             let refused = request.items.map {
                 KMIPBatchResult.failure($0, .permissionDenied, "too many failed authentications with this certificate; retry in \(retryAfter) s")
             }

@@ -23,7 +23,7 @@ public struct KMIPListener: Service {
         public var loginTimeout: TimeAmount
         /// Failed authentications a client address may have at once, and per second after that (0: no limit).
         public var failureBurst: Int = 100
-        public var failureRate: Int = 10
+        public var failuresPerMinute: Int = 600
 
         public init(
             host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount,
@@ -81,7 +81,7 @@ public struct KMIPListener: Service {
             var d = KMIPDispatcher(
                 maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
             d.logSink = { message in logger.notice("KMIP client log message", metadata: ["message": "\(message)"]) }
-            d.failures = FailureRateLimiter(listener: "kmip", burst: settings.failureBurst, refillPerSecond: settings.failureRate)
+            d.failures = FailureRateLimiter(listener: "kmip", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
             return d
         }()
         try await withGracefulShutdownHandler {

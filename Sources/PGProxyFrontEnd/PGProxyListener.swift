@@ -42,7 +42,7 @@ public struct PGProxyListener: Service {
         public var recordingDirectory: String
         /// Failed log-ins a client address may have at once, and per second after that (0: no limit).
         public var failureBurst: Int = 100
-        public var failureRate: Int = 10
+        public var failuresPerMinute: Int = 600
 
         public init(
             host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount,
@@ -79,7 +79,7 @@ public struct PGProxyListener: Service {
         self.counter = counter
         self.logger = logger
         self.onBound = onBound
-        self.failures = FailureRateLimiter(listener: "postgres", burst: settings.failureBurst, refillPerSecond: settings.failureRate)
+        self.failures = FailureRateLimiter(listener: "postgres", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
     }
 
     public func run() async throws {
@@ -191,6 +191,7 @@ struct PGProxySession {
             var principal = await PeerPrincipal.principal(of: channel)
             // An address that keeps failing is turned away before any work, unless its certificate was verified.
             if !principal.verifiedByListener, case (false, let retryAfter) = listener.failures.check(ip) {
+                await listener.failures.delayRefusal()
                 return await fatal("53300", "too many failed log-ins from this address; retry in \(retryAfter) s")
             }
             if principal.method == .anonymous {
@@ -326,12 +327,14 @@ struct PGProxySession {
                 return nil
             }
             group.addTask {
-                // Ends the session exactly at the grant's end, and within `checkEvery` of a revocation.
+                // Ends the session exactly at the grant's end, at once on a revocation through this node, and within
+                // `checkEvery` of one through another node.
                 var deadline = ticket.expiresAt
                 while !Task.isCancelled {
                     let wait = min(deadline.timeIntervalSinceNow, Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
                     if wait > 0 {
-                        do { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) } catch { return nil }
+                        await engine.waitForPAMGrantChange(grantId: ticket.grantId, timeout: .milliseconds(Int(wait * 1000) + 1))
+                        if Task.isCancelled { return nil }
                     }
                     guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
                         // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.

@@ -3,8 +3,8 @@ import Metrics
 import Synchronization
 
 /// A token bucket per client address for one listener, spent by failed authentications: a source that keeps failing
-/// is refused up front (HTTP 429, a KMIP or PostgreSQL error) until its bucket refills, so a flood of bad credentials
-/// costs little work and no store. Sources that authenticate never touch it. At most `maxSources` buckets are kept;
+/// is refused up front (HTTP 429, a KMIP or PostgreSQL error, each after a tarpit delay) until its bucket refills,
+/// so a flood of bad credentials costs little work and no store. Sources that authenticate never touch it. At most `maxSources` buckets are kept;
 /// a full table first drops the buckets that have refilled, then the oldest ones.
 public final class FailureRateLimiter: Sendable {
     struct Bucket: Sendable {
@@ -13,17 +13,23 @@ public final class FailureRateLimiter: Sendable {
     }
 
     public let burst: Double
+    /// Tokens a bucket regains per second.
     public let refillPerSecond: Double
     public let maxSources: Int
+    /// How long a refused request waits before its answer: a flooding client gets one answer per connection per
+    /// tarpit instead of as many as it can send, so it costs little CPU while it waits (and holds only its own
+    /// connection slots, which the listener caps).
+    public let tarpit: Duration
     private let buckets = Mutex<[String: Bucket]>([:])
     let limited: Counter
 
     /// - Parameters:
     ///   - burst: failures a source may have at once (0 disables the limiter).
-    ///   - refillPerSecond: failures per second a source may keep up.
-    public init(listener: String, burst: Int, refillPerSecond: Int, maxSources: Int = 100_000) {
+    ///   - refillPerMinute: failures per minute a source may keep up.
+    public init(listener: String, burst: Int, refillPerMinute: Int, maxSources: Int = 100_000, tarpit: Duration = .seconds(1)) {
+        self.tarpit = tarpit
         self.burst = Double(burst)
-        self.refillPerSecond = Double(max(1, refillPerSecond))
+        self.refillPerSecond = Double(max(1, refillPerMinute)) / 60
         self.maxSources = maxSources
         limited = Counter(label: "gatehouse_failure_rate_limited_total", dimensions: [("listener", listener)])
     }
@@ -42,6 +48,11 @@ public final class FailureRateLimiter: Sendable {
         guard let tokens, tokens < 1 else { return (true, 0) }
         limited.increment()
         return (false, max(1, Int(((1 - tokens) / refillPerSecond).rounded(.up))))
+    }
+
+    /// Waits the tarpit (returns early when the task is cancelled, e.g. at shutdown).
+    public func delayRefusal() async {
+        try? await Task.sleep(for: tarpit)
     }
 
     /// Spends one token of `source` for a failed authentication.

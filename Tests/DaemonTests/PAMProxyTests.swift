@@ -21,7 +21,7 @@ import Testing
         guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let c = URLComponents(string: url), let port = c.port,
             let user = c.user, let password = c.password
         else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_URL is not set") }
+            if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
             return nil
         }
         return Upstream(port: port, user: user, password: password, database: String(c.path.dropFirst()), url: url)
@@ -348,8 +348,24 @@ import Testing
         usleep(1_000_000)
         let (_, _, revokeCode) = try Fixture.post(f.daemon, "/api/v1/pam/grants/\(grant)/revoke", [:])
         #expect(revokeCode == 200)
+        let revokedAt = Date()
         let revoked = revoking.wait(25)
         #expect(revoked.status != 0 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+        let clientEnd = revoking.started.addingTimeInterval(revoked.seconds).timeIntervalSince(revokedAt)
+        #expect(clientEnd < 1.5, "the client was cut \(clientEnd) s after the revocation (a revocation through this node acts at once)")
+        // The audit has the session's end within a second of the revocation.
+        let (_, audit, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+        let events = ((try JSONSerialization.jsonObject(with: Data(audit.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
+            .compactMap { $0["event"] as? [String: Any] }
+        func time(_ type: String, _ where_: ([String: String]) -> Bool) -> Date? {
+            events.last { e in
+                let inner = e["event"] as? [String: Any]
+                return inner?["type"] as? String == type && where_(inner?["metadata"] as? [String: String] ?? [:])
+            }.flatMap { $0["timestamp"] as? String }.flatMap { ISO8601DateFormatter().date(from: $0) }
+        }
+        let revokeTime = try #require(time("pam.access.revoke") { _ in true })
+        let endTime = try #require(time("pam.session.end") { $0["reason"] == "grant-revoked" })
+        #expect(endTime.timeIntervalSince(revokeTime) <= 1, "audited end \(endTime) vs revocation \(revokeTime)")
         // Past the time both statements would have committed: no row, and no backend still running them.
         let settle = 9.5 - Date().timeIntervalSince(revoking.started)
         if settle > 0 { usleep(UInt32(settle * 1_000_000)) }
@@ -368,10 +384,7 @@ import Testing
     /// execution names its prepared statement; and a message over `max_message_size` is refused before a byte of it is
     /// forwarded, with the limit named.
     @Test func largeStatementsAreRecordedWholeAndBinaryParametersReadable() throws {
-        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PSYCOPG_PYTHON is not set") }
-            return
-        }
+        guard let python = Self.psycopgPython() else { return }
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
         _ = try f.adminGrant("1h")
@@ -426,10 +439,7 @@ import Testing
 
     /// The idle timeout counts traffic both ways and never cuts a statement in flight (psycopg, idle_timeout 3 s).
     @Test func idleTimeoutSparesBusySessions() throws {
-        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PSYCOPG_PYTHON is not set") }
-            return
-        }
+        guard let python = Self.psycopgPython() else { return }
         let f: Fixture
         do { f = try Fixture(environment: ["GATEHOUSE_LISTENERS_POSTGRES_IDLE_TIMEOUT": "3s"]) } catch is Fixture.Skip { return }
         _ = try f.adminGrant("1h")
@@ -461,6 +471,15 @@ import Testing
         let after = try f.psql(f.conninfo(try f.adminClient()), ["select 'alive'"])
         #expect(after.stdout.contains("alive"), "\(after.stderr)")
         #expect(f.daemon.stop() == 0)
+    }
+
+    /// The Python with psycopg 3 (`PSYCOPG_PYTHON`); nil skips, and is a failure where PostgreSQL is required.
+    static func psycopgPython() -> String? {
+        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
+            if dependencyRequired("PG") { Issue.record("PSYCOPG_PYTHON is not set") }
+            return nil
+        }
+        return python
     }
 
     /// Ids of the sessions on record.
@@ -657,7 +676,7 @@ import Testing
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
         guard let caPath = ProcessInfo.processInfo.environment["PG_TEST_CA"], let ca = try? String(contentsOfFile: caPath, encoding: .utf8) else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_CA is not set") }
+            if dependencyRequired("PG") { Issue.record("PG_TEST_CA is not set") }
             return
         }
         func resource(_ name: String, _ extra: [String: Any]) throws -> (String, Int) {
@@ -848,10 +867,7 @@ import Testing
     /// pipeline mode, a server-side cursor, COPY both ways, errors with their SQLSTATE, `Connection.cancel()`, notices
     /// and LISTEN/NOTIFY, a 20 MB result — and the recording holds what it sent.
     @Test func psycopgThroughTheProxy() throws {
-        guard let python = ProcessInfo.processInfo.environment["PSYCOPG_PYTHON"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PSYCOPG_PYTHON is not set") }
-            return
-        }
+        guard let python = Self.psycopgPython() else { return }
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
         _ = try f.adminGrant("1h")

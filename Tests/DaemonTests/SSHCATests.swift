@@ -45,7 +45,7 @@ import Testing
     @Test func certificatesAreAcceptedAndRefusedByARealSSHD() throws {
         let env = ProcessInfo.processInfo.environment
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
-            if env["GATEHOUSE_REQUIRE_OPENSSH"] == "1" { Issue.record("/usr/sbin/sshd is missing (openssh-server)") }
+            if dependencyRequired("OPENSSH") { Issue.record("/usr/sbin/sshd is missing (openssh-server)") }
             return
         }
         let dir = try freshDirectory()

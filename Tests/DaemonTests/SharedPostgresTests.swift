@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct SharedPostgresTests {
     @Test func twoDaemonsShareOneStore() async throws {
         guard let url = ProcessInfo.processInfo.environment["PG_DAEMON_URL"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_DAEMON_URL is not set") }
+            if dependencyRequired("PG") { Issue.record("PG_DAEMON_URL is not set") }
             return
         }
         do {
@@ -80,7 +80,7 @@ import Testing
                 if !served { usleep(500_000) }
             }
             #expect(served, "node B trusts the KMIP client CA created through node A")
-        } else if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" {
+        } else if dependencyRequired("PYKMIP") {
             Issue.record("PYKMIP_PYTHON is not set")
         }
         #expect(a.stop() == 0)

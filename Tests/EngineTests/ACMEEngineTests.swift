@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import StoragePostgres
 import StorageAPI
+import TestSupport
 import Testing
 
 @Suite struct ACMENonceTests {
@@ -135,7 +136,7 @@ import Testing
         var pools: [PostgresStorage] = []
         if backend == "postgres" {
             guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], var components = URLComponents(string: url) else {
-                if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_URL is not set") }
+                if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
                 return
             }
             components.path = "/gatehouse_engine"

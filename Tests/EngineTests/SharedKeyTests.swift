@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import StorageAPI
 import StoragePostgres
+import TestSupport
 import Testing
 
 @testable import Engine
@@ -15,7 +16,7 @@ import Testing
 @Suite struct SharedKeyTests {
     func nodes() async throws -> [GatehouseEngine]? {
         guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], var components = URLComponents(string: url) else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_URL is not set") }
+            if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
             return nil
         }
         components.path = "/gatehouse_keys"

@@ -118,7 +118,7 @@ import Testing
     /// a parameter, and a failing query.
     @Test func talksToARealPostgreSQL() throws {
         guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let parts = URLComponents(string: url) else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" { Issue.record("PG_TEST_URL is not set") }
+            if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
             return
         }
         let fd = Loopback.connect(port: parts.port ?? 5432)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TTLV
@@ -8,7 +9,7 @@ import Testing
 @Suite struct PyKMIPInteropTests {
     @Test func pykmipMessagesRoundTripByteForByte() throws {
         guard let python = ProcessInfo.processInfo.environment["PYKMIP_PYTHON"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" { Issue.record("PYKMIP_PYTHON is not set") }
+            if dependencyRequired("PYKMIP") { Issue.record("PYKMIP_PYTHON is not set") }
             return
         }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -58,3 +58,10 @@ public enum ProcessRunner {
         return repositoryRoot + "/.build/debug/gatehouse"
     }
 }
+
+/// Whether a missing test dependency (`PG`, `PYKMIP`, `SSLYZE`, `OPENSSH`, …) must fail the test rather than skip it:
+/// `GATEHOUSE_REQUIRE_<NAME>=1`, or any CI run (`CI=true`), where a skip would hide a feature that was not tested.
+public func dependencyRequired(_ name: String) -> Bool {
+    let env = ProcessInfo.processInfo.environment
+    return env["GATEHOUSE_REQUIRE_\(name)"] == "1" || env["CI"] == "true"
+}

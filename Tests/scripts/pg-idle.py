@@ -13,18 +13,9 @@ import time
 
 import psycopg
 
+from steps import finish, step
+
 proxy, direct, idle = sys.argv[1], sys.argv[2], float(sys.argv[3])
-failures = 0
-
-
-def step(name, fn):
-    global failures
-    try:
-        fn()
-        print(f"{name} ok", flush=True)
-    except Exception as e:  # noqa: BLE001 — every failure is reported by name
-        failures += 1
-        print(f"{name} FAILED: {type(e).__name__}: {e}", flush=True)
 
 
 def statement():
@@ -71,4 +62,4 @@ def idle_cut():
 step("statement", statement)
 step("listen", listen)
 step("idle", idle_cut)
-sys.exit(1 if failures else 0)
+finish()

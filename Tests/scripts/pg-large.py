@@ -14,19 +14,10 @@ import uuid
 
 import psycopg
 
+from steps import finish, step
+
 conninfo, table, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 big = "/* " + "x" * 1_100_000 + " */ select 1; delete from " + table + " where id = 3"
-failures = 0
-
-
-def step(name, fn):
-    global failures
-    try:
-        fn()
-        print(f"{name} ok", flush=True)
-    except Exception as e:  # noqa: BLE001 — every failure is reported by name
-        failures += 1
-        print(f"{name} FAILED: {type(e).__name__}: {e}", flush=True)
 
 
 def run():
@@ -58,4 +49,4 @@ def refuse():
 
 
 step("large", run if mode == "run" else refuse)
-sys.exit(1 if failures else 0)
+finish()

@@ -13,23 +13,9 @@ import time
 import psycopg
 from psycopg import errors, sql
 
+from steps import expect, fail, finish, step
+
 conninfo = sys.argv[1]
-failures = 0
-
-
-def step(name, fn):
-    global failures
-    try:
-        fn()
-        print(f"{name} ok", flush=True)
-    except Exception as e:  # noqa: BLE001 — every failure is reported by name
-        failures += 1
-        print(f"{name} FAILED: {type(e).__name__}: {e}", flush=True)
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 with psycopg.connect(conninfo, application_name="gh-psycopg", autocommit=False) as conn:
@@ -151,8 +137,7 @@ with psycopg.connect(conninfo, application_name="gh-psycopg", autocommit=False) 
                      ("large-result", large_result)]:
         step(name, fn)
         if conn.broken:
-            print("connection broken", flush=True)
-            failures += 1
+            fail("connection broken")
             break
 
-sys.exit(1 if failures else 0)
+finish()
