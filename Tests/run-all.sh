@@ -23,7 +23,8 @@ fi
 
 # 2. Python test tools in a venv under the build folder (re-installed when the list changes).
 VENV="$ROOT/.build/test-venv"
-PY_SPECS="sslyze pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1 psycopg[binary]==3.2.3"
+# Every peer pinned: a new release changes the suite only when this line does.
+PY_SPECS="sslyze==6.3.1 pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1 psycopg[binary]==3.2.3"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_SPECS" ]; then
   log "preparing $VENV ($PY_SPECS)"
   { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q --upgrade pip >&2 &&
@@ -32,12 +33,14 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_
 fi
 export SSLYZE_BIN="$VENV/bin/sslyze" PYKMIP_PYTHON="$VENV/bin/python" PSYCOPG_PYTHON="$VENV/bin/python" SCHEMATHESIS_BIN="$VENV/bin/schemathesis"
 
-# certbot (latest) in its own venv: it needs a newer `cryptography` than sslyze accepts.
+# certbot in its own venv: it needs a newer `cryptography` than sslyze accepts.
 CERTBOT_VENV="$ROOT/.build/certbot-venv"
-if [ ! -x "$CERTBOT_VENV/bin/certbot" ]; then
-  log "preparing $CERTBOT_VENV (certbot)"
+CERTBOT_SPECS="certbot==5.8.0 acme==5.9.0 requests==2.34.2"
+if [ ! -x "$CERTBOT_VENV/bin/certbot" ] || [ "$(cat "$CERTBOT_VENV/.specs" 2>/dev/null)" != "$CERTBOT_SPECS" ]; then
+  log "preparing $CERTBOT_VENV ($CERTBOT_SPECS)"
   { [ -x "$CERTBOT_VENV/bin/python" ] || python3 -m venv "$CERTBOT_VENV"; } &&
-    "$CERTBOT_VENV/bin/pip" install -q --upgrade pip >&2 && "$CERTBOT_VENV/bin/pip" install -q certbot requests >&2 ||
+    "$CERTBOT_VENV/bin/pip" install -q --upgrade pip >&2 && "$CERTBOT_VENV/bin/pip" install -q $CERTBOT_SPECS >&2 &&
+    echo "$CERTBOT_SPECS" > "$CERTBOT_VENV/.specs" ||
     { log "pip install certbot failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 export CERTBOT_BIN="$CERTBOT_VENV/bin/certbot" ACME_PYTHON="$CERTBOT_VENV/bin/python"
@@ -99,13 +102,21 @@ failed=$(grep -E '^✘ Test .* failed after' "$OUT" | grep -vc '^✘ Test run wi
 rm -f "$OUT"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 passed=$((total - failed)); [ "$passed" -lt 0 ] && passed=0
-
-# 6. libFuzzer targets (AddressSanitizer), bounded: each counts as one test.
-log "fuzzing (${GATEHOUSE_FUZZ_SECONDS:-30}s per target)"
-if "$ROOT/Tests/Fuzz/run-fuzz.sh" "${GATEHOUSE_FUZZ_SECONDS:-30}"; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1)); status=1
+# Every test the suite defines must have run: a test that silently stopped being run counts as failed.
+expected=$(grep -rhE '^[[:space:]]*@Test\b' "$ROOT/Tests" --include='*.swift' | wc -l)
+if [ "$total" -lt "$expected" ]; then
+  log "only $total of the $expected tests the suite defines ran"
+  failed=$((failed + expected - total)); status=1
 fi
+
+# 6. libFuzzer targets (AddressSanitizer), bounded: each target counts as one test.
+log "fuzzing (${GATEHOUSE_FUZZ_SECONDS:-30}s per target)"
+FUZZ_OUT="$(mktemp /tmp/gatehouse-fuzz-out.XXXXXX)"
+"$ROOT/Tests/Fuzz/run-fuzz.sh" "${GATEHOUSE_FUZZ_SECONDS:-30}" | tee "$FUZZ_OUT"
+targets=$(grep -cE '^fuzz_target [a-z]' "$ROOT/Tests/Fuzz/run-fuzz.sh")
+clean=$(grep -cE '^fuzz [a-z]+: .*no crash$' "$FUZZ_OUT")
+rm -f "$FUZZ_OUT"
+passed=$((passed + clean))
+if [ "$clean" -lt "$targets" ]; then failed=$((failed + targets - clean)); status=1; fi
 echo "$passed passed, $failed failed"
 exit "$status"

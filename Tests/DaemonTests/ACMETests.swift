@@ -20,7 +20,7 @@ import Testing
     @Test func certbotRegistersGetsRenewsAndRevokesAndErrorPathsAreProtocolCorrect() throws {
         let env = ProcessInfo.processInfo.environment
         guard let certbot = env["CERTBOT_BIN"], let python = env["ACME_PYTHON"] else {
-            if env["GATEHOUSE_REQUIRE_CERTBOT"] == "1" { Issue.record("CERTBOT_BIN / ACME_PYTHON are not set") }
+            if dependencyRequired("CERTBOT") { Issue.record("CERTBOT_BIN / ACME_PYTHON are not set") }
             return
         }
         let dir = try freshDirectory()
@@ -96,6 +96,26 @@ import Testing
         let listing = try cli(daemon, ["pki", "certs", "--project", "web"])
         let hex = serial2.replacingOccurrences(of: "serial=", with: "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         #expect(listing.split(separator: "\n").contains { $0.contains(hex) && $0.contains("revoked") }, "\(listing)")
+        // …and to relying parties, reason included: OpenSSL's OCSP client at the certificate's responder, and the CRL
+        // at its distribution point with `openssl verify -crl_check`.
+        let ocspURL = daemon.httpsBase.replacingOccurrences(of: "localhost", with: "127.0.0.1") + "/pki/ocsp"
+        let ocsp = try ProcessRunner.run(
+            ["openssl", "ocsp", "-issuer", work + "/acme-root.pem", "-cert", live + "/cert.pem", "-url", ocspURL, "-CAfile", work + "/acme-root.pem"],
+            timeout: 30)
+        let ocspText = ocsp.stdout + ocsp.stderr
+        #expect(ocspText.contains("Response verify OK") && ocspText.contains("cert.pem: revoked") && ocspText.contains("keyCompromise"), "\(ocspText)")
+        let crlURL = try #require(
+            try ProcessRunner.run(["openssl", "x509", "-in", live + "/cert.pem", "-noout", "-ext", "crlDistributionPoints"]).stdout
+                .split(separator: "\n").compactMap { line in line.range(of: "URI:").map { String(line[$0.upperBound...]) } }.first,
+            "no CRL distribution point")
+        let (_, _, crlCode) = try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt", "-o", work + "/acme.crl.der", crlURL])
+        #expect(crlCode == 200, "\(crlURL)")
+        _ = try ProcessRunner.run(["openssl", "crl", "-inform", "DER", "-in", work + "/acme.crl.der", "-out", work + "/acme.crl.pem"])
+        let crlText = try ProcessRunner.run(["openssl", "crl", "-in", work + "/acme.crl.pem", "-noout", "-text"]).stdout
+        #expect(crlText.uppercased().contains(hex.uppercased()) && crlText.contains("Key Compromise"), "\(crlText)")
+        let crlCheck = try ProcessRunner.run(
+            ["openssl", "verify", "-crl_check", "-CAfile", work + "/acme-root.pem", "-CRLfile", work + "/acme.crl.pem", live + "/cert.pem"])
+        #expect(crlCheck.status != 0 && (crlCheck.stdout + crlCheck.stderr).contains("certificate revoked"), "\(crlCheck.stdout)\(crlCheck.stderr)")
 
         // A second ACME profile on the same CA (names only, 7-day certificates): the directory offers both
         // (meta.profiles) and newOrder may choose it.

@@ -18,7 +18,7 @@ import Testing
 
     @Test func sslyzeFindsEveryTLSListenerMozillaIntermediateCompliant() throws {
         guard let sslyze = ProcessInfo.processInfo.environment["SSLYZE_BIN"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_SSLYZE"] == "1" { Issue.record("SSLYZE_BIN is not set") }
+            if dependencyRequired("SSLYZE") { Issue.record("SSLYZE_BIN is not set") }
             return
         }
         let dir = try freshDirectory()
@@ -27,13 +27,13 @@ import Testing
         try daemon.ensureProject("p")
         try daemon.ensureProject("crash")
         let certs = daemon.dataDirectory + "/certs"
-        for listener in ["https", "kmip"] {
+        // Every TLS listener: the PostgreSQL proxy's TLS begins after PostgreSQL's SSLRequest (sslyze --starttls).
+        for listener in ["https", "kmip", "postgres"] {
             let out = try ProcessRunner.run(
                 [
                     sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", certs + "/ca.crt", "--cert",
                     certs + "/admin.crt", "--key", certs + "/admin.key", "--keyform", "PEM",
-                    "localhost:\(daemon.ports[listener] ?? 0)",
-                ], timeout: 180)
+                ] + (listener == "postgres" ? ["--starttls", "postgres"] : []) + ["localhost:\(daemon.ports[listener] ?? 0)"], timeout: 180)
             #expect(out.status == 0, "sslyze \(listener): \(out.stdout.suffix(1500))")
             #expect(out.stdout.contains("OK - Compliant"), "\(listener)")
             // SSL 2.0, SSL 3.0, TLS 1.0 and TLS 1.1 each: every suite rejected.

@@ -49,7 +49,8 @@ func closedByPeer(_ fd: Int32, within: TimeInterval) -> Bool {
         if n == 0 { return true }
         if n < 0 {
             if errno == ECONNRESET { return true }
-            if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return true }
+            // Any other error (EBADF for a connection that was never made) says nothing about the peer.
+            if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return false }
         }
     }
     return false

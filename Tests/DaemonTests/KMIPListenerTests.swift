@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct KMIPListenerTests {
     @Test func pykmipClientDiscoversVersionsAndQueries() throws {
         guard let python = ProcessInfo.processInfo.environment["PYKMIP_PYTHON"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" { Issue.record("PYKMIP_PYTHON is not set") }
+            if dependencyRequired("PYKMIP") { Issue.record("PYKMIP_PYTHON is not set") }
             return
         }
         let dir = try freshDirectory()
@@ -39,7 +39,7 @@ import Testing
 
     func pykmip() -> String? {
         guard let python = ProcessInfo.processInfo.environment["PYKMIP_PYTHON"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" { Issue.record("PYKMIP_PYTHON is not set") }
+            if dependencyRequired("PYKMIP") { Issue.record("PYKMIP_PYTHON is not set") }
             return nil
         }
         return python
@@ -69,14 +69,21 @@ import Testing
 
     /// Runs Tests/scripts/pykmip-lifecycle.py and returns the steps that did not pass (empty = all passed).
     func lifecycle(_ python: String, _ daemon: DaemonProcess, version: String, cert: String, key: String) throws -> [String: String] {
+        try lifecycleRun(python, daemon, version: version, cert: cert, key: key).failed
+    }
+
+    /// The lifecycle script's failed steps and the key bytes (hex) it got from or gave to the server.
+    func lifecycleRun(_ python: String, _ daemon: DaemonProcess, version: String, cert: String, key: String) throws
+        -> (failed: [String: String], material: [String])
+    {
         let out = try ProcessRunner.run(
             [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pykmip-lifecycle.py", "127.0.0.1", String(daemon.ports["kmip"] ?? 0),
              daemon.dataDirectory + "/certs/ca.crt", cert, key, version], timeout: 120)
         guard out.status == 0, let json = try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any],
             let steps = json["steps"] as? [String: String]
-        else { return ["script": "exit \(out.status): \(out.stderr.suffix(2000))"] }
+        else { return (["script": "exit \(out.status): \(out.stderr.suffix(2000))"], []) }
         #expect(steps.count >= 25, "all steps ran")
-        return steps.filter { $0.value != "ok" }
+        return (steps.filter { $0.value != "ok" }, json["material"] as? [String] ?? [])
     }
 
     @Test(arguments: ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"])
@@ -86,12 +93,26 @@ import Testing
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
         let c = daemon.dataDirectory + "/certs"
-        let failed = try lifecycle(python, daemon, version: version, cert: c + "/admin.crt", key: c + "/admin.key")
+        let (failed, material) = try lifecycleRun(python, daemon, version: version, cert: c + "/admin.crt", key: c + "/admin.key")
         #expect(failed.isEmpty, "KMIP \(version): \(failed)")
-        // Every KMIP operation was audited, and no key material reached the audit log.
+        // Every KMIP operation was audited, and no key material reached the audit log or the daemon's log, in hex or
+        // base64.
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         for type in ["kms.create", "kms.register", "kms.get", "kms.activate", "kms.encrypt", "kms.decrypt", "kms.mac", "kms.revoke", "kms.destroy"] {
             #expect(audit.contains("\"\(type)\""), "audit lacks \(type)")
+        }
+        #expect(material.count == 2, "the script reports the created key's bytes and the registered key's: \(material)")
+        let log = daemon.log
+        let auditText = audit.replacingOccurrences(of: "\\/", with: "/")  // JSON may escape the "/" of base64
+        for hex in material {
+            let bytes = stride(from: 0, to: hex.count, by: 2).compactMap { i -> UInt8? in
+                let s = hex.index(hex.startIndex, offsetBy: i)
+                return UInt8(hex[s..<hex.index(s, offsetBy: 2)], radix: 16)
+            }
+            let base64 = Data(bytes).base64EncodedString()
+            for text in [hex, hex.uppercased(), base64, String(base64.dropLast(2))] {
+                #expect(!auditText.contains(text) && !log.contains(text), "key material (\(text.prefix(6))…) in a log")
+            }
         }
         #expect(daemon.stop() == 0)
     }
@@ -126,8 +147,16 @@ import Testing
         #expect(failed.isEmpty, "\(failed)")
         // A key made by array-01 lives in project storage.
         let uid = try createKey(python, daemon, ca: daemon.dataDirectory + "/certs/ca.crt", cert: arrayCert, key: arrayKey, name: "scoped")
+        // Its creation is audited in project storage, by array-01 over KMIP.
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        #expect(audit.contains("\"projectId\":\"storage\""))
+        let events = ((try JSONSerialization.jsonObject(with: Data(audit.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
+            .compactMap { $0["event"] as? [String: Any] }
+        let created = events.first {
+            let inner = $0["event"] as? [String: Any]
+            return inner?["type"] as? String == "kms.create" && (inner?["metadata"] as? [String: String])?["objectId"] == uid
+        }
+        #expect(created?["projectId"] as? String == "storage" && created?["userAgentType"] as? String == "kmip", "\(String(describing: created))")
+        #expect((created?["actor"] as? [String: Any]).flatMap { ($0["metadata"] as? [String: Any])?["name"] as? String } == "array-01")
         // A client of another project cannot use it; an unknown certificate name gets no access at all.
         let (backupCert, backupKey) = try client("backup-01", project: "backup", role: "developer")
         let probe = """
@@ -240,7 +269,7 @@ import Testing
     @Test func pykmipIntegrationSuite() throws {
         guard let python = pykmip() else { return }
         guard let sdist = ProcessInfo.processInfo.environment["PYKMIP_SDIST"] else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PYKMIP"] == "1" { Issue.record("PYKMIP_SDIST is not set") }
+            if dependencyRequired("PYKMIP") { Issue.record("PYKMIP_SDIST is not set") }
             return
         }
         let dir = try freshDirectory()
@@ -294,13 +323,17 @@ import Testing
             if clientCert { args += ["-cert", c + "/admin.crt", "-key", c + "/admin.key"] }
             return try ProcessRunner.run(args, stdin: Data(input), timeout: 20)
         }
+        func raw(_ hex: String, cert: String = c + "/admin.crt", key: String = c + "/admin.key") throws -> [String] {
+            let out = try ProcessRunner.run(
+                ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py", String(daemon.ports["kmip"] ?? 0), c + "/ca.crt",
+                 cert, key, "1", hex], timeout: 30)
+            #expect(out.status == 0, "\(out.stderr)")
+            return out.stdout.split(separator: "\n").map(String.init)
+        }
         // A frame header declaring 2 GiB: an Invalid Message response (Result Reason 4), then the connection closes.
-        let huge = try tls([0x42, 0x00, 0x78, 0x01, 0x7F, 0xFF, 0xFF, 0xF8])
-        let hugeBytes = Array(huge.stdout.utf8)
-        #expect(hugeBytes.starts(with: [0x42, 0x00, 0x7B, 0x01]), "a Response Message came back")
-        // Bytes that frame but are not TTLV: an error response too.
-        let garbage = try tls([0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x08, 9, 9, 9, 9, 9, 9, 9, 9])
-        #expect(Array(garbage.stdout.utf8).starts(with: [0x42, 0x00, 0x7B, 0x01]))
+        #expect(try raw("420078017ffffff8") == ["refused 4", "then closed"])
+        // Bytes that frame but are not TTLV: Invalid Message too.
+        #expect(try raw("42007801000000080909090909090909").first == "refused 4")
         // No client certificate: no KMIP answer.
         let anonymous = try tls([0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x00], clientCert: false)
         #expect(!Array(anonymous.stdout.utf8).starts(with: [0x42, 0x00, 0x7B]))
@@ -308,13 +341,16 @@ import Testing
         let partialRecord: [UInt8] = [0x16, 0x03, 0x01, 0x40, 0x00] + (0..<64).map { _ in UInt8.random(in: 0...255) }
         for round in 0..<11 {
             let fd = tcpConnect(daemon.ports["kmip"] ?? 0)
+            #expect(fd >= 0, "the listener accepts connections")
             let junk = round == 10 ? partialRecord : (0..<512).map { _ in UInt8.random(in: 0...255) }
             _ = junk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             #expect(closedByPeer(fd, within: 5))
             close(fd)
         }
-        let (_, body, code) = try curl([daemon.operationsBase + "/readyz"])
-        #expect(code == 200 && body.hasPrefix("ready"))
+        // Still serving KMIP: a real request on a new connection succeeds.
+        let locate = "42007801000000604200770100000038420069010000002042006a0200000004000000010000000042006b0200000004000000040000000042000d0200000004000000010000000042000f010000001842005c050000000400000008000000004200790100000000"
+        #expect(try raw(locate) == ["success"])
+        #expect(daemon.process.isRunning)
         #expect(daemon.stop() == 0)
     }
 }

@@ -93,7 +93,7 @@ import Testing
 
     static func openSSHAvailable() -> Bool {
         if FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") { return true }
-        if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_OPENSSH"] == "1" {
+        if dependencyRequired("OPENSSH") {
             Issue.record("/usr/sbin/sshd is missing (openssh-server)")
         }
         return false
@@ -392,8 +392,10 @@ import Testing
         let victim = try DaemonProcess(directory: dir.path, environment: env)
         defer { _ = victim.stop() }
         try victim.waitUntilListening()
-        let failing = Self.waitForTunnel(victim, timeout: 20) { ($0["lastError"] as? String) != nil }
-        #expect(failing?["state"] as? String != "established", "\(String(describing: failing))")
+        let failing = try #require(
+            Self.waitForTunnel(victim, timeout: 20) { ($0["lastError"] as? String) != nil },
+            "the tunnel reported no error within 20 s: \(String(describing: Self.tunnelStatus(victim)))")
+        #expect(failing["state"] as? String != "established" && failing["state"] != nil, "\(failing)")
         #expect(garbage.connections.load(ordering: .relaxed) >= 2 || Self.waitForTunnel(victim, timeout: 10) { _ in garbage.connections.load(ordering: .relaxed) >= 2 } != nil, "no reconnect attempts")
         let health = try ProcessRunner.run(["curl", "-sS", victim.operationsBase + "/healthz"])
         #expect(health.status == 0, "the daemon stopped answering: \(victim.log)")

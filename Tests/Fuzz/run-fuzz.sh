@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with AddressSanitizer and runs each for a bounded time.
 # usage: Tests/Fuzz/run-fuzz.sh [SECONDS]   (default 30 per target)
-# Prints "fuzz: N passed, M failed" style lines; exits non-zero if a target crashed.
+# Prints one "fuzz NAME: …, no crash" (or "CRASH" / "build failed") line per target; every target runs; exits
+# non-zero if any crashed or did not build. Tests/run-all.sh counts each target as one result.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SECS="${1:-30}"
@@ -13,13 +14,15 @@ fuzz_target() {
   local name="$1" module="$2" maxlen="$3"; shift 3
   swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "$module" "$@" -o "$OUT/$name-fuzz" \
     > "$OUT/build-$name.log" 2>&1 ||
-    { grep -v 'Cannot export local symbol' "$OUT/build-$name.log" | tail -20; echo "fuzz $name: build failed"; exit 1; }
+    { grep -v 'Cannot export local symbol' "$OUT/build-$name.log" | tail -20; echo "fuzz $name: build failed"; status=1; return; }
   if "$OUT/$name-fuzz" -max_total_time="$SECS" -max_len="$maxlen" -timeout=5 "$OUT/corpus-$name" > "$OUT/$name.log" 2>&1; then
     echo "fuzz $name: $(grep -Eo 'Done [0-9]+ runs' "$OUT/$name.log" | tail -1) in ${SECS}s, no crash"
   else
-    tail -30 "$OUT/$name.log"; echo "fuzz $name: CRASH"; exit 1
+    tail -30 "$OUT/$name.log"; echo "fuzz $name: CRASH"; status=1
   fi
 }
+# Every target runs, whatever the others did; the exit status says whether all were clean.
+status=0
 # Seed corpus: the specification's encoding examples.
 printf '\x42\x00\x20\x02\x00\x00\x00\x04\x00\x00\x00\x08\x00\x00\x00\x00' > "$OUT/corpus-ttlv/integer"
 printf '\x42\x00\x20\x07\x00\x00\x00\x0b\x48\x65\x6c\x6c\x6f\x20\x57\x6f\x72\x6c\x64\x00\x00\x00\x00\x00' > "$OUT/corpus-ttlv/text"
@@ -35,7 +38,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/est-se
   base64 -w 64 "$OUT/corpus-est/csr.der" > "$OUT/corpus-est/csr.b64" &&
   base64 -w 64 "$OUT/corpus-est/csr.der" | sed 's/$/\r/' > "$OUT/corpus-est/csr-crlf.b64"
 ASN1="$ROOT/.build/checkouts/swift-asn1/Sources/SwiftASN1"
-if [ ! -d "$ASN1" ]; then echo "fuzz est: swift-asn1 checkout missing (run swift build first)"; exit 1; fi
+if [ ! -d "$ASN1" ]; then echo "fuzz est: swift-asn1 checkout missing (run swift build first)"; status=1; fi
 mapfile -d '' ASN1_SOURCES < <(find "$ASN1" -name '*.swift' -print0)
 # One module: swift-asn1's sources plus the codec without its `import SwiftASN1`.
 sed '/^import SwiftASN1$/d' "$ROOT/Sources/ESTProtocol/ESTCodec.swift" > "$OUT/ESTCodec.swift"
@@ -81,3 +84,4 @@ fuzz_target kmipxml KMIPXMLFuzz 16384 \
   "$ROOT/Sources/TTLV/TTLVItem.swift" "$ROOT/Sources/TTLV/TTLVError.swift" "$ROOT/Sources/TTLV/TTLVDecoder.swift" \
   "$ROOT/Sources/TTLV/TTLVEncoder.swift" "$OUT/KMIPTag.swift" "$OUT/KMIPNames.swift" "$OUT/KMIPXML.swift" \
   "$ROOT/Tests/Fuzz/KMIPXMLFuzz.swift"
+exit "$status"

@@ -68,18 +68,19 @@ let quietLogger: Logger = {
 }
 
 /// The same suite against a real PostgreSQL server: `PG_TEST_URL` (set by Tests/run-all.sh, which starts one).
-/// With `GATEHOUSE_REQUIRE_PG=1` a missing URL is a failure, not a skip.
+/// With `GATEHOUSE_REQUIRE_PG=1` (or in CI) a missing URL is a failure, not a skip, in every test of the suite.
 @Suite(.serialized) struct PostgresStorageConformance {
-    static var url: String? { ProcessInfo.processInfo.environment["PG_TEST_URL"] }
+    static var url: String? {
+        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"] else {
+            if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set but a PostgreSQL server is required") }
+            return nil
+        }
+        return url
+    }
 
     @Test(arguments: StorageConformance.checks)
     func check(_ name: String) async throws {
-        guard let url = Self.url else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" {
-                Issue.record("PG_TEST_URL is not set but GATEHOUSE_REQUIRE_PG=1")
-            }
-            return
-        }
+        guard let url = Self.url else { return }
         let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
         try await s.unsafeDropAll()
         try await s.migrate()
@@ -124,8 +125,8 @@ let quietLogger: Logger = {
     @Test(arguments: StorageConformance.checks)
     func check(_ name: String) async throws {
         guard let url = ProcessInfo.processInfo.environment["PG_POOLER_TEST_URL"], !url.isEmpty else {
-            if ProcessInfo.processInfo.environment["GATEHOUSE_REQUIRE_PG"] == "1" {
-                Issue.record("PG_POOLER_TEST_URL is not set but GATEHOUSE_REQUIRE_PG=1 (is pgbouncer installed?)")
+            if dependencyRequired("PG") {
+                Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required (is pgbouncer installed?)")
             }
             return
         }
@@ -174,9 +175,9 @@ final class OnceBox<T: Sendable>: Sendable {
 
 @Suite(.serialized) struct PostgresOutageTests {
     @Test(.timeLimit(.minutes(3))) func serverGoesAwayAndComesBack() async throws {
-        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let components = URLComponents(string: url),
-            let pgPort = components.port
-        else { return }
+        guard let url = PostgresStorageConformance.url else { return }
+        let components = try #require(URLComponents(string: url), "PG_TEST_URL is not a URL")
+        let pgPort = try #require(components.port, "PG_TEST_URL has no port")
         let forwarder = TCPForwarder(upstreamPort: pgPort)
         try forwarder.start()
         // Its own database, so the conformance suite running in parallel is not disturbed.

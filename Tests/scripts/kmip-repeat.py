@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Sends the same KMIP 1.4 Locate request COUNT times on one mutual-TLS connection and classifies each response.
 
-usage: kmip-repeat.py PORT CA CERT KEY COUNT
+usage: kmip-repeat.py PORT CA CERT KEY COUNT [HEX]
+With HEX, sends those bytes (once) instead of the Locate request.
 Prints one line per response: `success`, `limited` (refused with "too many failed authentications") or
-`refused REASON` (the Result Reason number), then exits 0.
+`refused REASON` (the Result Reason number); `closed` when the server closed the connection instead of answering
+(and, after the last response, `then closed` if it closes within 3 s); then exits 0.
 """
 import socket
 import ssl
@@ -69,10 +71,16 @@ def find(data, tag):
     return None
 
 
+if len(sys.argv) > 6:
+    request = bytes.fromhex(sys.argv[6])
 for _ in range(count):
     tls.sendall(request)
-    header = read_exact(8)
-    body = read_exact(struct.unpack("!I", header[4:8])[0])
+    try:
+        header = read_exact(8)
+        body = read_exact(struct.unpack("!I", header[4:8])[0])
+    except (EOFError, OSError):
+        print("closed", flush=True)
+        sys.exit(0)
     status = find(body, 0x42007F)
     if status is not None and struct.unpack("!I", status)[0] == 0:
         print("success", flush=True)
@@ -81,4 +89,10 @@ for _ in range(count):
     else:
         reason = find(body, 0x42007E)
         print(f"refused {struct.unpack('!I', reason)[0] if reason else '?'}", flush=True)
+tls.settimeout(3)
+try:
+    if tls.recv(1) == b"":
+        print("then closed", flush=True)
+except (socket.timeout, ssl.SSLError, OSError):
+    pass
 tls.close()

@@ -20,6 +20,8 @@ from kmip.pie import exceptions  # noqa: E402
 from kmip.pie import objects  # noqa: E402
 
 host, port, ca, cert, key, version = sys.argv[1:7]
+# Key bytes the server handed out or was given (hex), so the caller can check they never reach a log.
+material = []
 versions = {
     "1.0": enums.KMIPVersion.KMIP_1_0, "1.1": enums.KMIPVersion.KMIP_1_1, "1.2": enums.KMIPVersion.KMIP_1_2,
     "1.3": enums.KMIPVersion.KMIP_1_3, "1.4": enums.KMIPVersion.KMIP_1_4, "2.0": enums.KMIPVersion.KMIP_2_0,
@@ -122,6 +124,7 @@ with c:
         from cryptography.hazmat.primitives import padding
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
         key_bytes = c.get(uid).value
+        material.append(bytes(key_bytes).hex())
         p = padding.PKCS7(128).padder()
         enc = Cipher(algorithms.AES(key_bytes), modes.CBC(iv)).encryptor()
         expected = enc.update(p.update(plaintext) + p.finalize()) + enc.finalize()
@@ -160,6 +163,7 @@ with c:
 
     def register_key():
         raw = os.urandom(16)
+        material.append(raw.hex())
         k = objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 128, raw, masks=masks, name=name + "-registered")
         rid = c.register(k)
         back = c.get(rid)
@@ -246,4 +250,4 @@ with c:
             return True if found == [new_priv] else f"the private key's name is on {found}, not only on {new_priv}"
         step("rekey key pair", rekey_pair)
 
-print(json.dumps({"version": version, "steps": steps}))
+print(json.dumps({"version": version, "steps": steps, "material": material}))
