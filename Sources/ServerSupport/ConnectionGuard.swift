@@ -92,8 +92,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     var loginTimer: Scheduled<Void>?
     var idleTimer: Scheduled<Void>?
     var lastActivity = NIODeadline.now()
-    /// How much of "\r\n\r\n" the bytes read so far end with (`.httpRequestHead`).
-    var headEndMatched = 0
+    /// The last two bytes read (`.httpRequestHead`), to find the empty line that ends a request head.
+    var lastTwo: (UInt8, UInt8) = (0, 0)
 
     /// - Parameters:
     ///   - tls: whether a TLS handshake is expected (enables the handshake timeout).
@@ -184,19 +184,16 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         context.fireChannelRead(data)
     }
 
-    /// Looks for the empty line that ends an HTTP/1 request head (only until the first one is found).
+    /// Looks for the empty line that ends an HTTP/1 request head (only until the first one is found): CRLF CRLF, or
+    /// bare LFs (RFC 9112 §2.2; NIO's parser then answers 400, but the head is complete either way).
     func scanForHeadEnd(_ buffer: ByteBuffer) {
         buffer.withUnsafeReadableBytes { bytes in
             for b in bytes {
-                switch (headEndMatched, b) {
-                case (0, 13), (2, 13): headEndMatched += 1
-                case (1, 10): headEndMatched = 2
-                case (3, 10):
+                if b == 10, lastTwo.1 == 10 || (lastTwo.1 == 13 && lastTwo.0 == 10) {
                     markLoggedIn()
                     return
-                case (_, 13): headEndMatched = 1
-                default: headEndMatched = 0
                 }
+                lastTwo = (lastTwo.1, b)
             }
         }
     }

@@ -74,9 +74,33 @@ import Testing
         }
         #expect(pg.extra.contains("extra refused while full") && pg.extra.contains("accepted after"), "\(pg.extra)")
 
-        // A client that asks in time is served as before.
+        // A client that asks in time is served as before, and its keep-alive connection outlives the deadline (the
+        // deadline ends with the first request head).
         let (_, _, code) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects"])
         #expect(code == 200)
+        let keepAlive = """
+            import socket, ssl, sys, time
+            ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.check_hostname = False
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+            buffered = b""
+            def response():
+                global buffered
+                while b"\\r\\n\\r\\n" not in buffered:
+                    chunk = s.recv(4096)
+                    if not chunk: return "closed"
+                    buffered += chunk
+                head, _, rest = buffered.partition(b"\\r\\n\\r\\n")
+                length = next(int(l.split(b":")[1]) for l in head.split(b"\\r\\n") if l.lower().startswith(b"content-length:"))
+                while len(rest) < length: rest += s.recv(4096)
+                buffered = rest[length:]
+                return head.split(b"\\r\\n")[0].decode()
+            request = b"GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n"
+            s.sendall(request); first = response()
+            time.sleep(3)
+            s.sendall(request); print(first, "|", response())
+            """
+        let served = try ProcessRunner.run(["python3", "-c", keepAlive, String(daemon.ports["https"] ?? 0), ca], timeout: 30)
+        #expect(served.stdout == "HTTP/1.1 200 OK | HTTP/1.1 200 OK\n", "\(served.stdout)\(served.stderr)")
         #expect(daemon.stop() == 0)
     }
 
