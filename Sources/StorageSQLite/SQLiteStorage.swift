@@ -26,7 +26,12 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
     public var backendName: String { "sqlite" }
 
     /// Opens (creating if needed) the database at `path` with file mode 0600.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, sync: { fsync($0) })
+    }
+
+    /// `sync` makes a file durable (`fsync`; tests inject one to watch the order of commit, sync and acknowledgement).
+    init(path: String, sync: @escaping @Sendable (Int32) -> Int32) throws {
         let fm = FileManager.default
         if !fm.fileExists(atPath: path) {
             guard fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
@@ -37,7 +42,8 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         self.readers = SQLiteReaderPool(path: path, capacity: max(2, min(8, ProcessInfo.processInfo.activeProcessorCount)))
         self.threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
-        self.durability = GroupCommit(walPath: path + "-wal", directory: (path as NSString).deletingLastPathComponent, pool: threadPool)
+        self.durability = GroupCommit(
+            walPath: path + "-wal", directory: (path as NSString).deletingLastPathComponent, pool: threadPool, sync: sync)
         try connection.execute("PRAGMA busy_timeout=5000")
         let mode = try connection.query("PRAGMA journal_mode=WAL").first?.first?.text
         guard mode?.lowercased() == "wal" else {
@@ -458,11 +464,13 @@ final class GroupCommit: @unchecked Sendable {
     private let walPath: String
     private let directory: String
     private let pool: NIOThreadPool
+    private let sync: @Sendable (Int32) -> Int32
 
-    init(walPath: String, directory: String, pool: NIOThreadPool) {
+    init(walPath: String, directory: String, pool: NIOThreadPool, sync: @escaping @Sendable (Int32) -> Int32) {
         self.walPath = walPath
         self.directory = directory.isEmpty ? "." : directory
         self.pool = pool
+        self.sync = sync
     }
 
     func waitUntilDurable() async throws {
@@ -507,12 +515,12 @@ final class GroupCommit: @unchecked Sendable {
             guard fd >= 0 else { return .failure(StorageError(.unavailable, "cannot open \(walPath): errno \(errno)")) }
             state.withLockedValue { $0.fd = fd }
         }
-        guard fsync(fd) == 0 else { return .failure(StorageError(.unavailable, "fsync of the WAL failed: errno \(errno)")) }
+        guard sync(fd) == 0 else { return .failure(StorageError(.unavailable, "fsync of the WAL failed: errno \(errno)")) }
         // The WAL's directory entry must be durable too (once, after the WAL exists).
         if !state.withLockedValue({ $0.directorySynced }) {
             let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dfd >= 0 {
-                _ = fsync(dfd)
+                _ = sync(dfd)
                 Glibc.close(dfd)
             }
             state.withLockedValue { $0.directorySynced = true }
