@@ -399,7 +399,12 @@ let expectedAllowed: [String: Set<String>] = [
             clock.advance(25)
             _ = try await engine.renewToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
         }
-        _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
+        // 125 s after login, past the 60 s maximum a non-periodic token would have: still valid.
+        let still = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
+        #expect(still.method == .token)
+        // Not renewed within its period (30 s), it expires.
+        clock.advance(31)
+        #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test") } == .unauthenticated)
     }
 
     @Test func usesAndTrustedIPs() async throws {

@@ -123,9 +123,24 @@ let specVectors: [(String, TTLVItem, String)] = [
         #expect(error(bytes, TTLVDecoder(maxDepth: 64, maxMessageSize: 100)) == .tooLarge)
     }
 
+    /// Mutated and random inputs: each is either refused with a TTLVError or decodes to a value that re-encodes and
+    /// decodes to itself; both outcomes occur.
     @Test func garbageNeverCrashes() {
         var rng = SystemRandomNumberGenerator()
         let seed = TTLVEncoder.encode(specVectors[9].1)
+        var accepted = 0
+        var refused = 0
+        func check(_ bytes: [UInt8]) {
+            do {
+                let item = try TTLVDecoder().decode(bytes)
+                accepted += 1
+                #expect((try? TTLVDecoder().decode(TTLVEncoder.encode(item))) == item, "\(bytes)")
+            } catch is TTLVError {
+                refused += 1
+            } catch {
+                Issue.record("not a TTLVError: \(error)")
+            }
+        }
         for _ in 0..<20_000 {
             var bytes = seed
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
@@ -133,11 +148,12 @@ let specVectors: [(String, TTLVItem, String)] = [
                 bytes[i] = UInt8.random(in: 0...255, using: &rng)
             }
             if Bool.random(using: &rng) { bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &rng))) }
-            _ = try? TTLVDecoder().decode(bytes)
+            check(bytes)
         }
         for _ in 0..<5_000 {
-            _ = try? TTLVDecoder().decode((0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            check((0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
         }
+        #expect(accepted > 0 && refused > 0, "accepted \(accepted), refused \(refused)")
     }
 
     @Test func framingByteAtATimeAndSplitWrites() throws {
