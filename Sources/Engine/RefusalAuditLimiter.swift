@@ -53,12 +53,12 @@ final class RefusalAuditLimiter: Sendable {
             var key = Key(source: source, type: type)
             if groups[key] == nil, groups.count >= maxGroups { key.source = Self.overflowSource }
             var summary: Summary?
-            if var w = groups[key], now.timeIntervalSince(w.start) >= window {
+            var w = groups[key] ?? Window(start: now, written: 0, suppressed: 0, project: project, lastMetadata: [:])
+            if now.timeIntervalSince(w.start) >= window {
+                // The group's window is over: its count is summarized and a new window starts with this refusal.
                 if w.suppressed > 0 { summary = Summary(key: key, window: w, end: w.start.addingTimeInterval(window)) }
                 w = Window(start: now, written: 0, suppressed: 0, project: project, lastMetadata: [:])
-                groups[key] = w
             }
-            var w = groups[key] ?? Window(start: now, written: 0, suppressed: 0, project: project, lastMetadata: [:])
             let verdict: Verdict
             if w.written < fullPerWindow {
                 w.written += 1

@@ -211,9 +211,7 @@ import X509
                 daemon.httpsBase + "/.well-known/est/devices/simpleenroll"]).2
         }
         func refusals() throws -> [[String: Any]] {
-            let (_, body, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-            let events = (try json(body)["events"] as? [[String: Any]] ?? []).compactMap { ($0["event"] as? [String: Any])?["event"] as? [String: Any] }
-            return events.filter { ($0["type"] as? String) == "pki.est.refused" }
+            try auditLog(daemon).events.compactMap { $0["event"] as? [String: Any] }.filter { ($0["type"] as? String) == "pki.est.refused" }
         }
         let good = try csr("device-11")
         #expect(try enroll(cert, good) == 200, "the bootstrap certificate alone is accepted")

@@ -34,6 +34,14 @@ func clientFiles(_ issued: CertificateFactory.Issued, in dir: String, name: Stri
     return ["--cert", cert, "--key", key]
 }
 
+/// The daemon's first 1,000 audit events, read as the administrator: the response text and each chained record's
+/// `event` object (`event.type`, `event.metadata`, `actor`, `projectId`, `timestamp`, …).
+func auditLog(_ daemon: DaemonProcess) throws -> (text: String, events: [[String: Any]]) {
+    let (_, text, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
+    let records = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? []
+    return (text, records.compactMap { $0["event"] as? [String: Any] })
+}
+
 /// Opens a TCP connection to 127.0.0.1:port; returns the fd.
 func tcpConnect(_ port: Int) -> Int32 { Loopback.connect(port: port) }
 

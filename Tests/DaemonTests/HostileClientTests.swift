@@ -160,9 +160,7 @@ import Testing
 
         // The audit log: a few anonymous HTTPS refusals in full (not one per request); the count follows when the
         // window ends (the daemon writes summaries every 15 s).
-        let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        let events = ((try JSONSerialization.jsonObject(with: Data(audit.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
-            .compactMap { $0["event"] as? [String: Any] }
+        let events = try auditLog(daemon).events
         let anonymousFailures = events.filter {
             ($0["event"] as? [String: Any])?["type"] as? String == "authentication.failed" && $0["userAgentType"] as? String == "admin-api"
                 && ($0["actor"] as? [String: Any])?["type"] as? String == "unknownUser"

@@ -148,9 +148,7 @@ import Testing
         // A key made by array-01 lives in project storage.
         let uid = try createKey(python, daemon, ca: daemon.dataDirectory + "/certs/ca.crt", cert: arrayCert, key: arrayKey, name: "scoped")
         // Its creation is audited in project storage, by array-01 over KMIP.
-        let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        let events = ((try JSONSerialization.jsonObject(with: Data(audit.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
-            .compactMap { $0["event"] as? [String: Any] }
+        let (audit, events) = try auditLog(daemon)
         let created = events.first {
             let inner = $0["event"] as? [String: Any]
             return inner?["type"] as? String == "kms.create" && (inner?["metadata"] as? [String: String])?["objectId"] == uid

@@ -354,9 +354,7 @@ import Testing
         let clientEnd = revoking.started.addingTimeInterval(revoked.seconds).timeIntervalSince(revokedAt)
         #expect(clientEnd < 1.5, "the client was cut \(clientEnd) s after the revocation (a revocation through this node acts at once)")
         // The audit has the session's end within a second of the revocation.
-        let (_, audit, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        let events = ((try JSONSerialization.jsonObject(with: Data(audit.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
-            .compactMap { $0["event"] as? [String: Any] }
+        let events = try auditLog(f.daemon).events
         func time(_ type: String, _ where_: ([String: String]) -> Bool) -> Date? {
             events.last { e in
                 let inner = e["event"] as? [String: Any]
