@@ -9,6 +9,8 @@ import NIOHTTP1
 ///   `Connection: keep-alive`); an HTTP/1.1 request with `Connection: close` gets `Connection: close` and a close.
 ///   The request head is given `Connection: close` in those cases, so the server stops reading after it.
 /// - **HSTS** (RFC 6797) on TLS listeners: every response carries `Strict-Transport-Security`.
+/// - **Oversized request heads** get 431 Request Header Fields Too Large (RFC 6585 §5) and a close, where NIO's
+///   protocol error handler would answer every decoder error with a bare 400.
 final class HTTPConnectionPolicyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -41,6 +43,18 @@ final class HTTPConnectionPolicyHandler: ChannelDuplexHandler, RemovableChannelH
             return context.fireChannelRead(wrapInboundOut(.head(head)))
         }
         context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Only when no earlier request is still waiting for its response: HTTP/1 answers in order.
+        guard let parser = error as? HTTPParserError, parser == .headerOverflow, pending.isEmpty else {
+            return context.fireErrorCaught(error)
+        }
+        var headers = HTTPHeaders([("content-length", "0"), ("connection", "close")])
+        if hsts { headers.add(name: "strict-transport-security", value: Self.hstsValue) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .requestHeaderFieldsTooLarge, headers: headers))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

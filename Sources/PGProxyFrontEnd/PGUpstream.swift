@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import PGWire
 import X509
 
@@ -65,8 +66,10 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
                 tlsInstalled = true
                 let tls = try makeTLSHandler()
                 try context.pipeline.syncOperations.addHandler(tls, position: .after(self))
+                // The connection is ready once the handshake (and the certificate checks in it) has completed; the
+                // watcher reports that, or the handshake's own error instead of a later write's "closed channel".
+                try context.pipeline.syncOperations.addHandler(PGUpstreamHandshakeWatcher(installed: installed), position: .after(tls))
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-                installed.succeed()
             } catch {
                 fail(context, PGUpstreamError(.tls, "TLS setup: \(error)"))
             }
@@ -95,6 +98,49 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
     func fail(_ context: ChannelHandlerContext, _ error: PGUpstreamError) {
         installed.fail(error)
         context.close(promise: nil)
+    }
+}
+
+/// Completes `installed` when the upstream TLS handshake completes, or fails it with the handshake's error (an
+/// untrusted chain, a name mismatch, an alert from the server), then leaves the pipeline.
+final class PGUpstreamHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    let installed: EventLoopPromise<Void>
+    var done = false
+
+    init(installed: EventLoopPromise<Void>) { self.installed = installed }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, !done {
+            done = true
+            installed.succeed()
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done {
+            done = true
+            installed.fail(PGUpstreamError(.tls, "TLS handshake failed: \(Self.describe(error))"))
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            installed.fail(PGUpstreamError(.tls, "the server closed the connection during the TLS handshake"))
+        }
+        context.fireChannelInactive()
+    }
+
+    /// BoringSSL's reason, e.g. "CERTIFICATE_VERIFY_FAILED", rather than the whole error stack's dump.
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "the server's certificate did not verify (CERTIFICATE_VERIFY_FAILED): \(text)" }
+        return text
     }
 }
 

@@ -42,23 +42,24 @@ import X509
         #expect(status == 0 && code == 200)
         #expect(body.contains("\"name\":\"gatehouse-admin\""))
 
-        // No certificate: the handshake is refused.
-        let (noneStatus, _, noneCode) = try curl(ca + [url])
-        #expect(noneStatus != 0 && noneCode == 0)
+        // Each refusal is the server's, with the TLS alert that names the reason (RFC 8446 §6.2), read from curl.
+        // No certificate: certificate_required.
+        let none = try curlFailure(ca + [url])
+        #expect(none.status != 0 && none.stderr.contains("alert certificate required"), "\(none.stderr)")
 
         // A certificate from another CA.
         let otherCA = try CertificateFactory.makeCA(commonName: "Not Gatehouse", validity: 86400)
         let untrusted = try CertificateFactory.issue(commonName: "gatehouse-admin", usage: .client, issuer: otherCA, validity: 86400)
-        let (untrustedStatus, _, untrustedCode) = try curl(ca + clientFiles(untrusted, in: dir.path, name: "untrusted") + [url])
-        #expect(untrustedStatus != 0 && untrustedCode == 0)
+        let foreign = try curlFailure(ca + clientFiles(untrusted, in: dir.path, name: "untrusted") + [url])
+        #expect(foreign.status != 0 && foreign.stderr.contains("alert unknown ca"), "\(foreign.stderr)")
 
         // An expired certificate from the right CA.
         let applianceCA = try applianceCA(daemon.dataDirectory)
         let expired = try CertificateFactory.issue(
             commonName: "gatehouse-admin", usage: .client, issuer: applianceCA, notBefore: Date().addingTimeInterval(-7200),
             validity: 3600)
-        let (expiredStatus, _, expiredCode) = try curl(ca + clientFiles(expired, in: dir.path, name: "expired") + [url])
-        #expect(expiredStatus != 0 && expiredCode == 0)
+        let stale = try curlFailure(ca + clientFiles(expired, in: dir.path, name: "expired") + [url])
+        #expect(stale.status != 0 && stale.stderr.contains("alert certificate expired"), "\(stale.stderr)")
 
         // A valid certificate whose common name is neither an administrator nor accepted by any identity's TLS
         // Certificate Auth: the handshake succeeds, the engine refuses (401) and audits it.
@@ -127,7 +128,11 @@ import X509
         // Connection cap: the third concurrent connection is closed at once; the first two stay open.
         let a = tcpConnect(ops)
         let b = tcpConnect(ops)
-        usleep(200_000)
+        // Both are accepted and served (keep-alive) before the third arrives.
+        for fd in [a, b] {
+            let reply = roundTrip(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", until: "\r\n\r\nok")
+            #expect(reply.hasPrefix("HTTP/1.1 200 OK"), "\(reply)")
+        }
         let c = tcpConnect(ops)
         #expect(a >= 0 && b >= 0 && c >= 0)
         #expect(closedByPeer(c, within: 1))
@@ -135,9 +140,14 @@ import X509
         #expect(!closedByPeer(a, within: 0.5) && !closedByPeer(b, within: 0.5), "connections under the cap stay open")
         close(a)
         close(b)
-        // With one closed, a new connection is served.
-        usleep(200_000)
-        let (_, healthy, healthCode) = try curl([daemon.operationsBase + "/healthz"])
+        // With those closed, a new connection is served (once the daemon has seen the closes).
+        var healthCode = 0
+        var healthy = ""
+        let served = Date().addingTimeInterval(5)
+        while healthCode != 200 && Date() < served {
+            (_, healthy, healthCode) = try curl([daemon.operationsBase + "/healthz"])
+            if healthCode != 200 { usleep(50_000) }
+        }
         #expect(healthCode == 200 && healthy.hasPrefix("ok"))
 
         // Idle timeout, on a daemon of its own: a silent connection is closed after ~1.5 s, not at once.
@@ -177,12 +187,22 @@ import X509
         let upload = Process()
         upload.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let outFile = dir.path + "/upload.out"
-        upload.arguments = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "200K"] + daemon.adminCurl
-            + ["-X", "POST", "--data-binary", "@" + file, daemon.httpsBase + "/api/v1/projects/p/secrets/drained"]
+        let traceFile = dir.path + "/upload.trace"
+        upload.arguments = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "200K", "--trace-ascii", traceFile]
+            + daemon.adminCurl + ["-X", "POST", "--data-binary", "@" + file, daemon.httpsBase + "/api/v1/projects/p/secrets/drained"]
         FileManager.default.createFile(atPath: outFile, contents: nil)
         upload.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
         try upload.run()
-        sleep(1)
+        // SIGTERM lands once the request head and the first 100 KB of the body have gone out, with the rest still
+        // to send (curl's trace logs each chunk it sends as "=> Send data, N bytes").
+        func sentBodyBytes() -> Int {
+            let trace = (try? String(contentsOfFile: traceFile, encoding: .utf8)) ?? ""
+            return trace.split(separator: "\n").filter { $0.hasPrefix("=> Send data, ") }
+                .compactMap { Int($0.dropFirst("=> Send data, ".count).split(separator: " ").first ?? "") }.reduce(0, +)
+        }
+        let midUpload = Date().addingTimeInterval(10)
+        while sentBodyBytes() < 100_000 && Date() < midUpload { usleep(20_000) }
+        #expect(sentBodyBytes() >= 100_000 && sentBodyBytes() < 600_000 && upload.isRunning, "\(sentBodyBytes()) bytes sent")
         daemon.signal(SIGTERM)
         upload.waitUntilExit()
         let code = try String(contentsOfFile: outFile, encoding: .utf8)

@@ -13,6 +13,12 @@ func curl(_ args: [String], timeout: TimeInterval = 30) throws -> (Int32, String
     return (out.status, lines.joined(separator: "\n"), code)
 }
 
+/// curl's exit status and what it printed on standard error, for requests expected to fail in the TLS handshake.
+func curlFailure(_ args: [String], timeout: TimeInterval = 30) throws -> (status: Int32, stderr: String) {
+    let out = try ProcessRunner.run(["curl", "-sS", "-o", "/dev/null"] + args, timeout: timeout)
+    return (out.status, out.stderr)
+}
+
 /// A fresh working directory with an initialized data directory.
 func freshDirectory() throws -> TemporaryDirectory { try TemporaryDirectory(prefix: "gh-daemon") }
 
@@ -62,6 +68,23 @@ func closedByPeer(_ fd: Int32, within: TimeInterval) -> Bool {
         }
     }
     return false
+}
+
+/// Sends `request` on `fd` and reads until the reply contains `until` (or `within` seconds pass); what was read.
+/// Used to know that the server has accepted and served a connection, instead of sleeping.
+func roundTrip(_ fd: Int32, _ request: String, until: String, within: TimeInterval = 5) -> String {
+    _ = Array(request.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    let deadline = Date().addingTimeInterval(within)
+    var reply: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while Date() < deadline, !String(decoding: reply, as: UTF8.self).contains(until) {
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let n = read(fd, &buffer, buffer.count)
+        if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { break }
+        if n > 0 { reply += buffer[0..<n] }
+    }
+    return String(decoding: reply, as: UTF8.self)
 }
 
 /// A curl `-K` config that POSTs each (url, JSON body) with the daemon's admin certificate and prints

@@ -131,8 +131,16 @@ import Testing
         #expect(badJSONCode == 400 && badJSON.contains("invalid KMIP JSON"), "\(badJSON)")
         let (_, bad, badCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", "<RequestMessage><Nope", url])
         #expect(badCode == 400 && bad.contains("invalid KMIP XML"), "\(bad)")
-        let (_, garbage, garbageCode) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "hello", url])
-        #expect(garbageCode == 200 && !garbage.isEmpty, "an Invalid Message KMIP response")
+        // Not TTLV: a KMIP response (HTTP 200, as KMIP over HTTPS carries KMIP errors in the body) whose one batch
+        // item is Operation Failed (1) with Result Reason Invalid Message (4).
+        let garbageFile = dir.path + "/garbage.out"
+        let (_, _, garbageCode) = try curl(
+            daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "hello", "-o", garbageFile, url])
+        #expect(garbageCode == 200)
+        let refusal = try TTLVDecoder().decode(Array(try #require(FileManager.default.contents(atPath: garbageFile))))
+        let refusedItem = try #require(refusal.child(KMIPTag.batchItem), "\(refusal)")
+        #expect(refusedItem.child(KMIPTag.resultStatus)?.value == .enumeration(1), "\(refusal)")
+        #expect(refusedItem.child(KMIPTag.resultReason)?.value == .enumeration(4), "\(refusal)")
         #expect(daemon.stop() == 0)
     }
 

@@ -35,22 +35,32 @@ import Testing
             _ = exchange(https, (0..<Int.random(in: 1...2048, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
         }
         _ = exchange(https, [0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc, 0x03, 0x03])
+        // Clear text to the TLS port is never answered in HTTP: a fatal TLS alert record (content type 21) or silence
+        // while the TLS layer waits for the rest of what it read as a record header.
         let clear = exchange(https, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        #expect(!String(decoding: clear, as: UTF8.self).contains("200 OK"))
-        // Malformed HTTP and oversized headers on the plain operations listener get a 4xx, not a crash.
+        #expect(clear.isEmpty || clear.first == 0x15, "\(clear.prefix(16))")
+        let brew = exchange(https, Array("BREW /coffee HTCPCP/1.0\r\n\r\n".utf8))
+        #expect(brew.first == 0x15 && brew.count == 7 && brew[5] == 2 && brew[6] == 70, "fatal protocol_version alert: \(brew)")
+        // Malformed HTTP on the plain operations listener: 400 and a close; an oversized head: 431 (RFC 6585 §5).
         let malformed = String(decoding: exchange(ops, Array("BREW /coffee HTCPCP/1.0\r\n\r\n".utf8)), as: UTF8.self)
-        #expect(malformed.isEmpty || malformed.hasPrefix("HTTP/1.1 4"))
+        #expect(malformed.hasPrefix("HTTP/1.1 400 Bad Request\r\n") && malformed.lowercased().contains("connection: close"), "\(malformed)")
         let hugeHeader = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 200_000) + "\r\n\r\n"
         let huge = String(decoding: exchange(ops, Array(hugeHeader.utf8)), as: UTF8.self)
-        #expect(huge.isEmpty || huge.hasPrefix("HTTP/1.1 4"))
-        // Garbage inside a valid TLS session: a 400, not a crash.
+        #expect(huge.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "\(huge.prefix(200))")
+        // Garbage inside a valid TLS session: a 400 and a close.
         let out = try ProcessRunner.run(
             ["openssl", "s_client", "-quiet", "-connect", "127.0.0.1:\(https)", "-servername", "localhost"],
             stdin: Data("\u{01}\u{02}NOT HTTP AT ALL\r\n\r\n".utf8), timeout: 15)
-        #expect(!out.stdout.contains("200 OK"))
-        // Non-UTF-8 and traversal-looking names through the API are refused cleanly.
-        let (_, _, traversal) = try curl(daemon.adminCurl + ["--path-as-is", daemon.httpsBase + "/api/v1/projects/p/secrets/..%2f..%2fetc"])
-        #expect(traversal == 400 || traversal == 404)
+        #expect(out.stdout.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(out.stdout.prefix(200))")
+        // An oversized head inside TLS: 431 with HSTS.
+        let hugeTLS = try ProcessRunner.run(
+            ["openssl", "s_client", "-quiet", "-connect", "127.0.0.1:\(https)", "-servername", "localhost"],
+            stdin: Data(hugeHeader.utf8), timeout: 15)
+        #expect(hugeTLS.stdout.hasPrefix("HTTP/1.1 431 ") && hugeTLS.stdout.contains("strict-transport-security"), "\(hugeTLS.stdout.prefix(200))")
+        // Traversal-looking names through the API are refused by name validation, never looked up.
+        let (_, traversalBody, traversal) = try curl(
+            daemon.adminCurl + ["--path-as-is", daemon.httpsBase + "/api/v1/projects/p/secrets/..%2f..%2fetc"])
+        #expect(traversal == 400 && traversalBody.contains("\"invalid_argument\""), "\(traversal) \(traversalBody)")
         // Still alive and ready.
         let (_, body, code) = try curl([daemon.operationsBase + "/readyz"])
         #expect(code == 200 && body.hasPrefix("ready"))

@@ -174,15 +174,32 @@ import Testing
         // 3. Wrong principal: refused.
         try e.keygen("wrongprincipal")
         _ = try e.ok(["ssh", "issue-user-cert", "--ca", userCAID, "--public-key", work + "/wrongprincipal.pub", "--principal", "someone-else"])
+        // Each refusal is checked by the reason sshd logs for it, read from the part of the log that attempt wrote.
+        func sshdLogSince(_ offset: Int) -> String {
+            let log = (try? Data(contentsOf: URL(fileURLWithPath: work + "/sshd.log"))) ?? Data()
+            return String(decoding: log.dropFirst(offset), as: UTF8.self)
+        }
+        func sshdLogSize() -> Int { ((try? FileManager.default.attributesOfItem(atPath: work + "/sshd.log"))?[.size] as? Int) ?? 0 }
+        func sshdLogged(_ text: String, since offset: Int) -> Bool {
+            // sshd writes its log line as the connection ends; give it a moment to reach the file.
+            for _ in 0..<50 { if sshdLogSince(offset).contains(text) { return true }; usleep(100_000) }
+            return false
+        }
+        var logOffset = sshdLogSize()
         let wrong = try ssh("wrongprincipal")
         #expect(wrong.status != 0 && !wrong.stdout.contains("gatehouse-ok"))
+        #expect(sshdLogged("Certificate does not contain an authorized principal", since: logOffset), "\(sshdLogSince(logOffset))")
 
         // 4. Expired: a 1-second certificate, used after it ends.
         try e.keygen("expired")
-        _ = try e.ok(["ssh", "issue-user-cert", "--ca", userCAID, "--public-key", work + "/expired.pub", "--principal", login, "--ttl", "1s"])
-        sleep(2)
+        let expiring = try e.json(["ssh", "issue-user-cert", "--ca", userCAID, "--public-key", work + "/expired.pub", "--principal", login, "--ttl", "1s"])
+        let expiresAt = try #require(ISO8601DateFormatter().date(from: expiring["validBefore"] as? String ?? ""))
+        // The certificate's validity is [now - 60 s, now + 1 s]; wait until its end has passed by the clock.
+        while Date() < expiresAt.addingTimeInterval(1) { usleep(100_000) }
+        logOffset = sshdLogSize()
         let expired = try ssh("expired")
         #expect(expired.status != 0 && !expired.stdout.contains("gatehouse-ok"))
+        #expect(sshdLogged("Certificate invalid: expired", since: logOffset), "\(sshdLogSince(logOffset))")
 
         // 5. Revoked: listed in the KRL (ssh-keygen -Q agrees) and refused by sshd; other certificates still work.
         try e.keygen("revoked")
@@ -195,12 +212,12 @@ import Testing
         let verdicts = query.stdout.split(separator: "\n")
         #expect(verdicts.contains { $0.contains("/revoked-cert.pub") && $0.hasSuffix(": REVOKED") }, "\(query.stdout) \(query.stderr)")
         #expect(verdicts.contains { $0.contains("/good-cert.pub") && $0.hasSuffix(": ok") }, "\(query.stdout)")
+        logOffset = sshdLogSize()
         let afterRevoke = try ssh("revoked")
         #expect(afterRevoke.status != 0 && !afterRevoke.stdout.contains("gatehouse-ok"))
+        #expect(sshdLogged("revoked by file \(work)/revoked.krl", since: logOffset), "\(sshdLogSince(logOffset))")
         let stillGood = try ssh("good")
         #expect(stillGood.status == 0, "\(stillGood.stderr)")
-        let sshdLog = (try? String(contentsOfFile: work + "/sshd.log", encoding: .utf8)) ?? ""
-        #expect(sshdLog.contains("revoked"), "sshd did not log the revocation")
         // The KRL is also public for hosts to fetch.
         let (_, _, krlCode) = try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt", daemon.httpsBase + "/ssh/krl/\(userCAID).krl"])
         #expect(krlCode == 200)

@@ -362,7 +362,8 @@ inner = {"protected": inner_protected, "payload": inner_payload, "signature": b6
 r = post(acct_key, d["keyChange"], inner, kid=kid)
 check("keyChange -> 200", r.status_code == 200, r.text)
 r = post(acct_key, kid, None, kid=kid)
-check("the old key no longer signs for the account", r.status_code >= 400, r.text)
+check("the old key no longer signs for the account -> malformed, signature does not verify",
+      r.status_code == 400 and problem(r, "malformed") and "does not verify" in r.json().get("detail", ""), r.text)
 r = post(new_key, kid, None, kid=kid)
 check("the new key signs for the account", r.status_code == 200, r.text)
 r = post(new_key, new_acct, {"onlyReturnExisting": True})

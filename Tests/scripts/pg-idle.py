@@ -8,6 +8,7 @@ Prints one `<step> ok` or `<step> FAILED: …` line per step; exits non-zero if 
 - idle: a connection with no traffic at all is closed after IDLE (the timeout still exists).
 """
 import sys
+import select
 import threading
 import time
 
@@ -51,12 +52,18 @@ def listen():
 
 def idle_cut():
     with psycopg.connect(proxy, application_name="gh-idle-quiet", autocommit=True) as conn:
-        time.sleep(idle + 2)
+        # Wait for the server to act on the silent connection (its error and close make the socket readable),
+        # then check when that happened: not before the idle timeout, and not long after it.
+        started = time.monotonic()
+        readable, _, _ = select.select([conn.fileno()], [], [], idle + 5)
+        waited = time.monotonic() - started
+        assert readable, f"a connection with no traffic was still open {idle + 5} s later"
+        assert waited >= idle - 0.5, f"closed after {waited:.2f} s, before the {idle} s idle timeout"
         try:
             conn.execute("select 1")
         except psycopg.OperationalError:
             return
-        raise AssertionError("a connection with no traffic outlived the idle timeout")
+        raise AssertionError("the connection still answered after the idle timeout")
 
 
 step("statement", statement)
