@@ -7,17 +7,35 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         var names: [String: String] = [:]  // "kind\u{0}scope\u{0}name" -> id
         var audit: [AuditRecord] = []
         var metadata: [String: Data] = [:]
+        /// "kind\u{0}index\u{0}scope" -> key -> record ids.
+        var entries: [String: [IndexKey: Set<String>]] = [:]
     }
 
     private let lock = AsyncLock()
     // Only touched while `lock` is held.
     private var state = State()
 
+    // Set by `migrate(indexes:)` (under `lock`) before transactions run.
+    private var catalog = IndexCatalog.none
+    public var indexes: IndexCatalog { catalog }
+
     /// Creates an empty store.
     public init() {}
 
     public var backendName: String { "memory" }
-    public func migrate() async throws {}
+    public func migrate(indexes: IndexCatalog) async throws {
+        await lock.withLock {
+            // Rebuilt from the records: the reference the real stores' index scans are compared against.
+            catalog = indexes
+            state.entries = [:]
+            let tx = Transaction(state: state, catalog: indexes)
+            for r in state.records.values { try? tx.reindexForMigration(r) }
+            state = tx.state
+            for kind in indexes.indexers.keys {
+                state.metadata[IndexCatalog.versionKey(kind)] = Data(String(indexes.indexers[kind]?.version ?? 0).utf8)
+            }
+        }
+    }
     public func ping() async throws {}
     public func close() async throws {}
 
@@ -25,7 +43,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         -> T
     {
         try await lock.withLock {
-            let tx = Transaction(state: state)
+            let tx = Transaction(state: state, catalog: catalog)
             let value = try await body(tx)
             state = tx.state
             tx.closed = true
@@ -37,7 +55,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         -> T
     {
         try await lock.withLock {
-            let tx = Transaction(state: state, readOnly: true)
+            let tx = Transaction(state: state, catalog: catalog, readOnly: true)
             defer { tx.closed = true }
             return try await body(tx)
         }
@@ -47,9 +65,32 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         var state: State
         var closed = false
         let readOnly: Bool
-        init(state: State, readOnly: Bool = false) {
+        let catalog: IndexCatalog
+        init(state: State, catalog: IndexCatalog, readOnly: Bool = false) {
             self.state = state
+            self.catalog = catalog
             self.readOnly = readOnly
+        }
+
+        private func indexKey(_ kind: String, _ index: String, _ scope: String) -> String { kind + "\u{0}" + index + "\u{0}" + scope }
+
+        func reindexForMigration(_ r: Record) throws { try reindex(from: nil, to: r) }
+
+        /// Moves a record's index entries from `old` to `new`, checking unique indexes first (nothing changes on a
+        /// violation).
+        private func reindex(from old: Record?, to new: Record?) throws {
+            guard let r = new ?? old else { return }
+            let (removed, added) = try catalog.changes(from: old, to: new)
+            for e in added where e.unique {
+                let holders = state.entries[indexKey(r.kind, e.index, e.scope)]?[e.key] ?? []
+                if !holders.subtracting([r.id]).isEmpty { throw StorageError(.uniqueViolation, "index \(e.index) key taken") }
+            }
+            for e in removed {
+                let k = indexKey(r.kind, e.index, e.scope)
+                state.entries[k]?[e.key]?.remove(r.id)
+                if state.entries[k]?[e.key]?.isEmpty == true { state.entries[k]?[e.key] = nil }
+            }
+            for e in added { state.entries[indexKey(r.kind, e.index, e.scope), default: [:]][e.key, default: []].insert(r.id) }
         }
 
         private func key(_ kind: String, _ id: String) -> String { kind + "\u{0}" + id }
@@ -74,6 +115,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             }
             var r = record
             r.version = 1
+            try reindex(from: nil, to: r)
             state.records[key(r.kind, r.id)] = r
             if let name = r.name { state.names[nameKey(r.kind, r.scope, name)] = r.id }
         }
@@ -98,10 +140,11 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             {
                 throw StorageError(.uniqueViolation, "name exists")
             }
-            if let name = old.name { state.names[nameKey(old.kind, old.scope, name)] = nil }
             var r = record
             r.version = old.version + 1
             r.createdAt = old.createdAt
+            try reindex(from: old, to: r)
+            if let name = old.name { state.names[nameKey(old.kind, old.scope, name)] = nil }
             state.records[key(r.kind, r.id)] = r
             if let name = r.name { state.names[nameKey(r.kind, r.scope, name)] = r.id }
             return r
@@ -111,6 +154,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             try checkWrite()
             guard let old = state.records[key(kind, id)] else { throw StorageError(.notFound) }
             guard old.version == expectedVersion else { throw StorageError(.versionConflict) }
+            try reindex(from: old, to: nil)
             state.records[key(kind, id)] = nil
             if let name = old.name { state.names[nameKey(kind, old.scope, name)] = nil }
         }
@@ -122,6 +166,7 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
                 .sorted { Array($0.id.utf8).lexicographicallyPrecedes(Array($1.id.utf8)) }
                 .prefix(max(0, limit))
             for r in doomed {
+                try reindex(from: r, to: nil)
                 state.records[key(kind, r.id)] = nil
                 if let name = r.name { state.names[nameKey(kind, r.scope, name)] = nil }
             }
@@ -140,6 +185,20 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         func count(kind: String, scope: String?) async throws -> Int {
             try check()
             return state.records.values.filter { $0.kind == kind && (scope == nil || $0.scope == scope) }.count
+        }
+
+        func lookup(_ query: IndexQuery) async throws -> [IndexedRecord] {
+            try check()
+            let scope = try query.storedScope(catalog)
+            var hits: [(IndexKey, String)] = []
+            for (k, ids) in state.entries[indexKey(query.kind, query.index, scope)] ?? [:] {
+                for id in ids where query.admits(key: k, id: id) { hits.append((k, id)) }
+            }
+            hits.sort { a, b in a.0 != b.0 ? a.0 < b.0 : Array(a.1.utf8).lexicographicallyPrecedes(Array(b.1.utf8)) }
+            if query.descending { hits.reverse() }
+            return hits.prefix(max(0, query.limit)).compactMap { k, id in
+                state.records[key(query.kind, id)].map { IndexedRecord(record: $0, key: k) }
+            }
         }
 
         func lastAuditEvent() async throws -> AuditRecord? {

@@ -7,8 +7,14 @@ import Foundation
 public protocol Storage: Sendable {
     /// A short name for logs and `/readyz` (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }
-    /// Applies pending migrations. Idempotent; safe to call from several nodes at once.
-    func migrate() async throws
+    /// The secondary indexes this store maintains (those the last `migrate(indexes:)` declared): each insert,
+    /// update and delete of an indexed kind writes the record's entries in the same transaction.
+    var indexes: IndexCatalog { get }
+    /// Applies pending schema migrations and declares the secondary indexes to maintain from now on, rebuilding
+    /// the entries of every kind whose indexer version differs from the one its entries were built with (a new
+    /// index, or an upgrade in place). Idempotent; safe to call from several nodes at once. Call it before any
+    /// transaction.
+    func migrate(indexes: IndexCatalog) async throws
     /// Runs `body` in one serializable transaction; commits if it returns, rolls back if it throws.
     /// A commit that returns is durable.
     func withTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
@@ -49,6 +55,9 @@ public protocol StorageTransaction: Sendable {
     func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record]
     /// Counts records of a kind (in a scope when given).
     func count(kind: String, scope: String?) async throws -> Int
+    /// Scans a secondary index (declared in the store's `IndexCatalog`) in key order, then record id; descending
+    /// queries run the same order backwards. Each record appears once per entry it has in the range.
+    func lookup(_ query: IndexQuery) async throws -> [IndexedRecord]
 
     /// The last audit event, or nil when the chain is empty. Backends lock the chain head for the rest of the
     /// transaction so that appends from several nodes serialize.
@@ -75,6 +84,22 @@ extension StorageTransaction {
 }
 
 extension Storage {
+    /// Applies pending migrations, keeping the declared indexes.
+    public func migrate() async throws { try await migrate(indexes: indexes) }
+
+    /// Scans an index page by page and returns every record in range (tests, maintenance and bounded result sets).
+    public func lookupAll(_ query: IndexQuery, pageSize: Int = 500) async throws -> [IndexedRecord] {
+        var out: [IndexedRecord] = []
+        var q = query
+        q.limit = pageSize
+        while true {
+            let current = q
+            let page = try await withReadTransaction { tx in try await tx.lookup(current) }
+            out += page
+            guard page.count == pageSize, let last = page.last else { return out }
+            q.after = last.cursor
+        }
+    }
     /// Backends without a cheaper relaxed commit run a normal transaction.
     public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
         -> T

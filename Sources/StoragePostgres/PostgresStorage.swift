@@ -123,21 +123,40 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 """
             ]
         ),
+        (
+            3,
+            [
+                // Secondary indexes (StorageAPI/Index.swift): one row per entry; the primary key is the B-tree that
+                // range scans walk in (key, id) order. Unique indexes add a partial unique constraint on the key.
+                """
+                CREATE TABLE record_index (
+                    kind TEXT NOT NULL, idx TEXT NOT NULL, scope TEXT NOT NULL, key BYTEA NOT NULL,
+                    id TEXT COLLATE "C" NOT NULL, uniq BOOLEAN NOT NULL,
+                    PRIMARY KEY (kind, idx, scope, key, id))
+                """,
+                "CREATE UNIQUE INDEX record_index_unique ON record_index (kind, idx, scope, key) WHERE uniq",
+            ]
+        ),
     ]
 
     /// The schema version this build understands.
     public static var schemaVersion: Int64 { migrations.last?.0 ?? 0 }
 
-    public func migrate() async throws {
+    /// The declared indexes; written by `migrate(indexes:)`, read by transactions.
+    private let catalog = Mutex(IndexCatalog.none)
+    public var indexes: IndexCatalog { catalog.withLock { $0 } }
+
+    public func migrate(indexes: IndexCatalog) async throws {
         do {
             try await reach(within: transactionTimeout)
-            try await migrateNow()
+            try await migrateNow(indexes: indexes)
+            catalog.withLock { $0 = indexes }
         } catch {
             throw Self.map(error)
         }
     }
 
-    func migrateNow() async throws {
+    func migrateNow(indexes: IndexCatalog) async throws {
         do {
             try await client.withTransaction(logger: logger) { conn in
                 try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
@@ -161,6 +180,10 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                     try await conn.query(
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))", logger: self.logger)
                 }
+                // Still under the migration lock: nodes starting together rebuild once.
+                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: indexes)
+                defer { tx.closed = true }
+                try await tx.rebuildStaleIndexes()
             }
         } catch {
             throw Self.map(error)
@@ -192,7 +215,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         do {
             try await reach(within: transactionTimeout)
             return try await client.withConnection { conn in
-                let tx = PostgresTransaction(connection: conn, logger: self.logger, readOnly: true)
+                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, readOnly: true)
                 defer { tx.closed = true }
                 return try await body(tx)
             }
@@ -208,7 +231,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
             try await reach(within: transactionTimeout)
             return try await client.withTransaction(logger: logger) { conn in
                 if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
-                let tx = PostgresTransaction(connection: conn, logger: self.logger)
+                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes)
                 defer { tx.closed = true }
                 return try await body(tx)
             }
@@ -263,7 +286,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// Drops every Gatehouse table. For tests that need a clean database.
     public func unsafeDropAll() async throws {
         do {
-            for table in ["records", "audit_events", "metadata", "schema_migrations"] {
+            for table in ["record_index", "records", "audit_events", "metadata", "schema_migrations"] {
                 try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(table)"), logger: logger)
             }
         } catch {
@@ -290,10 +313,129 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     /// until it ends): the lock and the tail are read once, however many events it appends.
     var auditTail: Int64?
 
-    init(connection: PostgresConnection, logger: Logger, readOnly: Bool = false) {
+    let catalog: IndexCatalog
+    /// Records of indexed kinds as this transaction last read or wrote them ("kind\u{0}id"): an update of one at
+    /// the same version replaces its index entries without reading the row again (the version check in the UPDATE
+    /// guarantees the row is still what was read).
+    var known: [String: Record] = [:]
+
+    init(connection: PostgresConnection, logger: Logger, catalog: IndexCatalog, readOnly: Bool = false) {
         self.connection = connection
         self.logger = logger
+        self.catalog = catalog
         self.readOnly = readOnly
+    }
+
+    // MARK: Secondary indexes
+
+    private func remember(_ records: [Record]) {
+        guard !readOnly, known.count < 10_000 else { return }
+        for r in records where catalog.indexers[r.kind] != nil { known[r.kind + "\u{0}" + r.id] = r }
+    }
+
+    /// Bind arrays for a set of entries: index names, scopes, keys, unique flags.
+    private static func columns(_ entries: [IndexCatalog.Stored]) -> ([String], [String], [ByteBuffer], [Bool]) {
+        (entries.map(\.index), entries.map(\.scope), entries.map { ByteBuffer(bytes: $0.key.bytes) }, entries.map(\.unique))
+    }
+
+    /// Rebuilds the entries of every declared kind whose stored indexer version differs (inside the migration's
+    /// transaction, under its lock).
+    func rebuildStaleIndexes() async throws {
+        // Kinds no longer declared lose their entries and their version marker: if they are declared again later,
+        // their entries (not maintained meanwhile) are rebuilt.
+        let declared = catalog.indexers.keys.sorted()
+        var marks: [String] = []
+        do {
+            for try await key in try await run(
+                "SELECT key FROM metadata WHERE key LIKE 'index-version:%'"
+            ).decode(String.self) {
+                marks.append(key)
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        for key in marks {
+            let kind = String(key.dropFirst("index-version:".count))
+            if declared.contains(kind) { continue }
+            _ = try await run("DELETE FROM record_index WHERE kind = \(kind)")
+            _ = try await run("DELETE FROM metadata WHERE key = \(key)")
+        }
+        for (kind, indexer) in catalog.indexers.sorted(by: { $0.key < $1.key }) {
+            let versionKey = IndexCatalog.versionKey(kind)
+            let built = try await metadata(versionKey).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+            if built == indexer.version { continue }
+            _ = try await run("DELETE FROM record_index WHERE kind = \(kind)")
+            var after: String?
+            while true {
+                let page = try await list(kind: kind, scope: nil, afterID: after, limit: 1000)
+                var ids: [String] = []
+                var entries: [IndexCatalog.Stored] = []
+                for r in page {
+                    for e in try catalog.stored(r) {
+                        ids.append(r.id)
+                        entries.append(e)
+                    }
+                }
+                if !entries.isEmpty {
+                    let (i, sc, k, u) = Self.columns(entries)
+                    _ = try await run(
+                        """
+                        INSERT INTO record_index (kind, idx, scope, key, id, uniq)
+                        SELECT \(kind), t.i, t.s, t.k, t.id, t.u FROM unnest(\(i)::TEXT[], \(sc)::TEXT[], \(k)::BYTEA[], \(ids)::TEXT[], \(u)::BOOLEAN[])
+                            AS t(i, s, k, id, u)
+                        """)
+                }
+                guard page.count == 1000, let last = page.last else { break }
+                after = last.id
+            }
+            try await setMetadata(versionKey, Data(String(indexer.version).utf8))
+        }
+        known = [:]
+    }
+
+    func lookup(_ query: IndexQuery) async throws -> [IndexedRecord] {
+        let scope = try query.storedScope(catalog)
+        let lower = ByteBuffer(bytes: query.lower.bytes)
+        let upper = query.upper.map { ByteBuffer(bytes: $0.bytes) }
+        let afterKey = query.after.map { ByteBuffer(bytes: $0.key.bytes) }
+        let afterID = query.after?.id
+        let limit = Int64(max(0, query.limit))
+        // Two statements rather than a dynamic ORDER BY: each is a plain range scan of the primary key.
+        let q: PostgresQuery =
+            query.descending
+            ? """
+            SELECT r.kind, r.id, r.scope, r.name, r.version, r.body, r.created_at, r.updated_at, i.key
+            FROM record_index i JOIN records r ON r.kind = i.kind AND r.id = i.id
+            WHERE i.kind = \(query.kind) AND i.idx = \(query.index) AND i.scope = \(scope) AND i.key >= \(lower)
+              AND (\(upper)::BYTEA IS NULL OR i.key < \(upper))
+              AND (\(afterKey)::BYTEA IS NULL OR (i.key, i.id) < (\(afterKey), \(afterID)::TEXT COLLATE "C"))
+            ORDER BY i.key DESC, i.id DESC LIMIT \(limit)
+            """
+            : """
+            SELECT r.kind, r.id, r.scope, r.name, r.version, r.body, r.created_at, r.updated_at, i.key
+            FROM record_index i JOIN records r ON r.kind = i.kind AND r.id = i.id
+            WHERE i.kind = \(query.kind) AND i.idx = \(query.index) AND i.scope = \(scope) AND i.key >= \(lower)
+              AND (\(upper)::BYTEA IS NULL OR i.key < \(upper))
+              AND (\(afterKey)::BYTEA IS NULL OR (i.key, i.id) > (\(afterKey), \(afterID)::TEXT COLLATE "C"))
+            ORDER BY i.key, i.id LIMIT \(limit)
+            """
+        var out: [IndexedRecord] = []
+        do {
+            for try await (kind, id, scope, name, version, body, created, updated, key) in try await run(q).decode(
+                (String, String, String, String?, Int64, Data, Int64, Int64, Data).self)
+            {
+                out.append(
+                    IndexedRecord(
+                        record: Record(
+                            kind: kind, id: id, scope: scope, name: name, version: version, body: body,
+                            createdAt: Record.date(millis: created), updatedAt: Record.date(millis: updated)),
+                        key: IndexKey(encoded: Array(key))))
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        remember(out.map(\.record))
+        return out
     }
 
     private func live() throws -> PostgresConnection {
@@ -334,39 +476,101 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         let created = Record.millis(record.createdAt)
         let updated = Record.millis(record.updatedAt)
+        var stored = record
+        stored.version = 1
+        let entries = try catalog.stored(stored)
+        if entries.isEmpty {
+            _ = try await run(
+                """
+                INSERT INTO records (kind, id, scope, name, version, body, created_at, updated_at)
+                VALUES (\(record.kind), \(record.id), \(record.scope), \(record.name), 1, \(record.body), \(created), \(updated))
+                """)
+            return
+        }
+        // The record and its index entries in one statement (one round trip).
+        let (i, sc, k, u) = Self.columns(entries)
         _ = try await run(
             """
-            INSERT INTO records (kind, id, scope, name, version, body, created_at, updated_at)
-            VALUES (\(record.kind), \(record.id), \(record.scope), \(record.name), 1, \(record.body), \(created), \(updated))
+            WITH inserted AS (
+                INSERT INTO records (kind, id, scope, name, version, body, created_at, updated_at)
+                VALUES (\(record.kind), \(record.id), \(record.scope), \(record.name), 1, \(record.body), \(created), \(updated))
+                RETURNING kind, id)
+            INSERT INTO record_index (kind, idx, scope, key, id, uniq)
+            SELECT inserted.kind, t.i, t.s, t.k, inserted.id, t.u
+            FROM inserted, unnest(\(i)::TEXT[], \(sc)::TEXT[], \(k)::BYTEA[], \(u)::BOOLEAN[]) AS t(i, s, k, u)
             """)
+        remember([stored])
     }
 
     func get(kind: String, id: String) async throws -> Record? {
-        try await records(
+        let found = try await records(
             "SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records WHERE kind = \(kind) AND id = \(id)"
-        ).first
+        )
+        remember(found)
+        return found.first
     }
 
     func find(kind: String, scope: String, name: String) async throws -> Record? {
-        try await records(
+        let found = try await records(
             """
             SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records
             WHERE kind = \(kind) AND scope = \(scope) AND name = \(name)
             """
-        ).first
+        )
+        remember(found)
+        return found.first
+    }
+
+    /// The stored record an update or delete at `version` replaces, for its index entries: known from this
+    /// transaction's reads, or read now. nil when the kind has no indexes.
+    private func previous(kind: String, id: String, version: Int64) async throws -> Record? {
+        guard catalog.indexers[kind] != nil else { return nil }
+        if let r = known[kind + "\u{0}" + id], r.version == version { return r }
+        return try await get(kind: kind, id: id)
     }
 
     func update(_ record: Record) async throws -> Record {
         try checkWrite()
         let updated = Record.millis(record.updatedAt)
-        let rows = try await records(
-            """
-            UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
-                body = \(record.body), updated_at = \(updated)
-            WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
-            RETURNING kind, id, scope, name, version, body, created_at, updated_at
-            """)
-        if let stored = rows.first { return stored }
+        let rows: [Record]
+        if let old = try await previous(kind: record.kind, id: record.id, version: record.version), old.version == record.version {
+            // The row and the entries that change, in one statement; the entries move only if the row did.
+            var next = record
+            next.version = record.version + 1
+            next.createdAt = old.createdAt
+            let (removed, added) = try catalog.changes(from: old, to: next)
+            let (ri, rs, rk, _) = Self.columns(removed)
+            let (ai, asc, ak, au) = Self.columns(added)
+            rows = try await records(
+                """
+                WITH upd AS (
+                    UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
+                        body = \(record.body), updated_at = \(updated)
+                    WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
+                    RETURNING kind, id, scope, name, version, body, created_at, updated_at),
+                gone AS (
+                    DELETE FROM record_index WHERE kind = \(record.kind) AND id = \(record.id) AND EXISTS (SELECT 1 FROM upd)
+                      AND (idx, scope, key) IN (SELECT * FROM unnest(\(ri)::TEXT[], \(rs)::TEXT[], \(rk)::BYTEA[]))),
+                added AS (
+                    INSERT INTO record_index (kind, idx, scope, key, id, uniq)
+                    SELECT upd.kind, t.i, t.s, t.k, upd.id, t.u
+                    FROM upd, unnest(\(ai)::TEXT[], \(asc)::TEXT[], \(ak)::BYTEA[], \(au)::BOOLEAN[]) AS t(i, s, k, u))
+                SELECT kind, id, scope, name, version, body, created_at, updated_at FROM upd
+                """)
+        } else {
+            rows = try await records(
+                """
+                UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
+                    body = \(record.body), updated_at = \(updated)
+                WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
+                  AND \(catalog.indexers[record.kind] == nil)
+                RETURNING kind, id, scope, name, version, body, created_at, updated_at
+                """)
+        }
+        if let stored = rows.first {
+            remember([stored])
+            return stored
+        }
         if try await get(kind: record.kind, id: record.id) == nil { throw StorageError(.notFound) }
         throw StorageError(.versionConflict)
     }
@@ -374,15 +578,26 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     func delete(kind: String, id: String, expectedVersion: Int64) async throws {
         try checkWrite()
         var deleted = 0
+        let old = try await previous(kind: kind, id: id, version: expectedVersion)
+        let (removed, _) = try catalog.changes(from: old?.version == expectedVersion ? old : nil, to: nil)
+        let (ri, rs, rk, _) = Self.columns(removed)
         do {
             for try await _ in try await run(
-                "DELETE FROM records WHERE kind = \(kind) AND id = \(id) AND version = \(expectedVersion) RETURNING id"
+                """
+                WITH del AS (
+                    DELETE FROM records WHERE kind = \(kind) AND id = \(id) AND version = \(expectedVersion) RETURNING id),
+                gone AS (
+                    DELETE FROM record_index WHERE kind = \(kind) AND id = \(id) AND EXISTS (SELECT 1 FROM del)
+                      AND (idx, scope, key) IN (SELECT * FROM unnest(\(ri)::TEXT[], \(rs)::TEXT[], \(rk)::BYTEA[])))
+                SELECT id FROM del
+                """
             ).decode(String.self) {
                 deleted += 1
             }
         } catch {
             throw PostgresStorage.map(error)
         }
+        known[kind + "\u{0}" + id] = nil
         if deleted == 0 {
             if try await get(kind: kind, id: id) == nil { throw StorageError(.notFound) }
             throw StorageError(.versionConflict)
@@ -393,6 +608,18 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         let limit = Int64(max(0, limit))
         var deleted = 0
+        if catalog.indexers[kind] != nil {
+            // Indexed kinds: read the doomed records for their entries, then delete both.
+            let doomed = try await records(
+                """
+                SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records
+                WHERE kind = \(kind) AND scope = \(scope) AND id < \(idBefore) ORDER BY id LIMIT \(limit) FOR UPDATE
+                """)
+            for r in doomed {
+                try await delete(kind: r.kind, id: r.id, expectedVersion: r.version)
+            }
+            return doomed.count
+        }
         do {
             // id is COLLATE "C": bytewise, like the other stores.
             for try await _ in try await run(
@@ -412,13 +639,15 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
 
     func list(kind: String, scope: String?, afterID: String?, limit: Int) async throws -> [Record] {
         let limit = Int64(max(0, limit))
-        return try await records(
+        let found = try await records(
             """
             SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records
             WHERE kind = \(kind) AND (\(scope)::TEXT IS NULL OR scope = \(scope))
               AND (\(afterID)::TEXT IS NULL OR id > \(afterID))
             ORDER BY id LIMIT \(limit)
             """)
+        remember(found)
+        return found
     }
 
     func count(kind: String, scope: String?) async throws -> Int {

@@ -75,12 +75,28 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             CREATE TABLE metadata (key TEXT PRIMARY KEY, value BLOB NOT NULL);
             """
         ),
+        (
+            2,
+            // Secondary indexes (StorageAPI/Index.swift): one row per entry, the table itself the B-tree that range
+            // scans walk in (key, id) order. Unique indexes add a partial unique constraint on the key.
+            """
+            CREATE TABLE record_index (
+                kind TEXT NOT NULL, idx TEXT NOT NULL, scope TEXT NOT NULL, key BLOB NOT NULL, id TEXT NOT NULL,
+                uniq INTEGER NOT NULL,
+                PRIMARY KEY (kind, idx, scope, key, id)) WITHOUT ROWID;
+            CREATE UNIQUE INDEX record_index_unique ON record_index (kind, idx, scope, key) WHERE uniq = 1;
+            """
+        ),
     ]
 
     /// The schema version this build understands.
     public static var schemaVersion: Int64 { migrations.last?.0 ?? 0 }
 
-    public func migrate() async throws {
+    /// The declared indexes; written by `migrate(indexes:)` (under `lock`), read by transactions.
+    private let catalog = NIOLockedValueBox(IndexCatalog.none)
+    public var indexes: IndexCatalog { catalog.withLockedValue { $0 } }
+
+    public func migrate(indexes: IndexCatalog) async throws {
         try await lock.withLock {
             try settleBatch()
             try connection.execute("BEGIN IMMEDIATE")
@@ -98,7 +114,11 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                         [.int(version), .int(Record.millis(Date()))])
                 }
+                let tx = SQLiteTransaction(connection: connection, catalog: indexes)
+                try await tx.rebuildStaleIndexes()
+                tx.closed = true
                 try connection.execute("COMMIT")
+                catalog.withLockedValue { $0 = indexes }
             } catch {
                 try? connection.execute("ROLLBACK")
                 throw error
@@ -130,7 +150,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             readers.discard(reader)
             throw error
         }
-        let tx = SQLiteTransaction(connection: reader, readOnly: true)
+        let tx = SQLiteTransaction(connection: reader, catalog: indexes, readOnly: true)
         do {
             let value = try await body(tx)
             tx.closed = true
@@ -169,7 +189,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         } catch {
             throw abandon(error)
         }
-        let tx = SQLiteTransaction(connection: connection)
+        let tx = SQLiteTransaction(connection: connection, catalog: indexes)
         let value: T
         do {
             value = try await body(tx)
@@ -293,10 +313,85 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     let connection: SQLiteConnection
     var closed = false
     let readOnly: Bool
+    let catalog: IndexCatalog
 
-    init(connection: SQLiteConnection, readOnly: Bool = false) {
+    init(connection: SQLiteConnection, catalog: IndexCatalog, readOnly: Bool = false) {
         self.connection = connection
+        self.catalog = catalog
         self.readOnly = readOnly
+    }
+
+    // MARK: Secondary indexes
+
+    /// Applies a record's change to its index entries (only the entries that differ are written).
+    private func reindex(from old: Record?, to new: Record?) throws {
+        guard let r = new ?? old, catalog.indexers[r.kind] != nil else { return }
+        let (removed, added) = try catalog.changes(from: old, to: new)
+        let c = try live()
+        for e in removed {
+            try c.query(
+                "DELETE FROM record_index WHERE kind = ? AND idx = ? AND scope = ? AND key = ? AND id = ?",
+                [.text(r.kind), .text(e.index), .text(e.scope), .blob(Data(e.key.bytes)), .text(r.id)])
+        }
+        for e in added {
+            try c.query(
+                "INSERT INTO record_index (kind, idx, scope, key, id, uniq) VALUES (?, ?, ?, ?, ?, ?)",
+                [.text(r.kind), .text(e.index), .text(e.scope), .blob(Data(e.key.bytes)), .text(r.id), .int(e.unique ? 1 : 0)])
+        }
+    }
+
+    /// Rebuilds the entries of every declared kind whose stored indexer version differs (inside the migration's
+    /// transaction).
+    func rebuildStaleIndexes() async throws {
+        // Kinds no longer declared lose their entries and their version marker: if they are declared again later,
+        // their entries (not maintained meanwhile) are rebuilt.
+        let declared = catalog.indexers.keys.sorted()
+        let marks = try live().query("SELECT key FROM metadata WHERE key LIKE 'index-version:%'")
+        for row in marks {
+            guard let key = row.first?.text else { continue }
+            let kind = String(key.dropFirst("index-version:".count))
+            if declared.contains(kind) { continue }
+            try live().query("DELETE FROM record_index WHERE kind = ?", [.text(kind)])
+            try live().query("DELETE FROM metadata WHERE key = ?", [.text(key)])
+        }
+        for (kind, indexer) in catalog.indexers.sorted(by: { $0.key < $1.key }) {
+            let versionKey = IndexCatalog.versionKey(kind)
+            let built = try await metadata(versionKey).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+            if built == indexer.version { continue }
+            try live().query("DELETE FROM record_index WHERE kind = ?", [.text(kind)])
+            var after: String?
+            while true {
+                let page = try await list(kind: kind, scope: nil, afterID: after, limit: 1000)
+                for r in page { try reindex(from: nil, to: r) }
+                guard page.count == 1000, let last = page.last else { break }
+                after = last.id
+            }
+            try await setMetadata(versionKey, Data(String(indexer.version).utf8))
+        }
+    }
+
+    func lookup(_ query: IndexQuery) async throws -> [IndexedRecord] {
+        let scope = try query.storedScope(catalog)
+        var sql = """
+            SELECT r.kind, r.id, r.scope, r.name, r.version, r.body, r.created_at, r.updated_at, i.key
+            FROM record_index i JOIN records r ON r.kind = i.kind AND r.id = i.id
+            WHERE i.kind = ? AND i.idx = ? AND i.scope = ? AND i.key >= ?
+            """
+        var binds: [SQLiteValue] = [.text(query.kind), .text(query.index), .text(scope), .blob(Data(query.lower.bytes))]
+        if let upper = query.upper {
+            sql += " AND i.key < ?"
+            binds.append(.blob(Data(upper.bytes)))
+        }
+        if let after = query.after {
+            sql += query.descending ? " AND (i.key, i.id) < (?, ?)" : " AND (i.key, i.id) > (?, ?)"
+            binds += [.blob(Data(after.key.bytes)), .text(after.id)]
+        }
+        sql += query.descending ? " ORDER BY i.key DESC, i.id DESC LIMIT ?" : " ORDER BY i.key, i.id LIMIT ?"
+        binds.append(.int(Int64(max(0, query.limit))))
+        return try live().query(sql, binds).map { row in
+            guard let key = row[8].blob else { throw StorageError(.corrupt, "malformed index row") }
+            return IndexedRecord(record: try record(Array(row[0..<8])), key: IndexKey(encoded: Array(key)))
+        }
     }
 
     private func live() throws -> SQLiteConnection {
@@ -327,6 +422,9 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
                 .text(record.kind), .text(record.id), .text(record.scope), record.name.map { .text($0) } ?? .null,
                 .blob(record.body), .int(Record.millis(record.createdAt)), .int(Record.millis(record.updatedAt)),
             ])
+        var stored = record
+        stored.version = 1
+        try reindex(from: nil, to: stored)
     }
 
     func get(kind: String, id: String) async throws -> Record? {
@@ -344,6 +442,8 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     func update(_ record: Record) async throws -> Record {
         try checkWrite()
         let c = try live()
+        // The entries to replace are computed from the stored record (a local read of the row about to change).
+        let old = catalog.indexers[record.kind] == nil ? nil : try await get(kind: record.kind, id: record.id)
         try c.query(
             "UPDATE records SET scope = ?, name = ?, version = version + 1, body = ?, updated_at = ? WHERE kind = ? AND id = ? AND version = ?",
             [
@@ -355,12 +455,16 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
             throw StorageError(.versionConflict)
         }
         guard let stored = try await get(kind: record.kind, id: record.id) else { throw StorageError(.notFound) }
+        if let old { try reindex(from: old, to: stored) }
         return stored
     }
 
     func delete(kind: String, id: String, expectedVersion: Int64) async throws {
         try checkWrite()
         let c = try live()
+        if catalog.indexers[kind] != nil, let old = try await get(kind: kind, id: id), old.version == expectedVersion {
+            try reindex(from: old, to: nil)
+        }
         try c.query(
             "DELETE FROM records WHERE kind = ? AND id = ? AND version = ?", [.text(kind), .text(id), .int(expectedVersion)])
         if c.changes == 0 {
@@ -372,6 +476,13 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     func deleteBefore(kind: String, scope: String, idBefore: String, limit: Int) async throws -> Int {
         try checkWrite()
         let c = try live()
+        if catalog.indexers[kind] != nil {
+            let doomed = try c.query(
+                "SELECT \(Self.recordColumns) FROM records WHERE kind = ? AND scope = ? AND id < ? ORDER BY id LIMIT ?",
+                [.text(kind), .text(scope), .text(idBefore), .int(Int64(max(0, limit)))]
+            ).map(record)
+            for r in doomed { try reindex(from: r, to: nil) }
+        }
         // TEXT compares with BINARY collation (bytewise); the records_scope index (kind, scope, id) serves the range.
         try c.query(
             """

@@ -20,6 +20,11 @@ let quietLogger: Logger = {
         try await s.migrate()
         try await StorageConformance.run(name, on: s)
     }
+
+    @Test(arguments: IndexConformance.checks)
+    func index(_ name: String) async throws {
+        try await IndexConformance.run(name, on: InMemoryStorage())
+    }
 }
 
 @Suite struct SQLiteStorageConformance {
@@ -29,6 +34,14 @@ let quietLogger: Logger = {
         let s = try SQLiteStorage(path: dir.path + "/store.sqlite")
         try await s.migrate()
         try await StorageConformance.run(name, on: s)
+        try await s.close()
+    }
+
+    @Test(arguments: IndexConformance.checks)
+    func index(_ name: String) async throws {
+        let dir = try TemporaryDirectory()
+        let s = try SQLiteStorage(path: dir.path + "/store.sqlite")
+        try await IndexConformance.run(name, on: s)
         try await s.close()
     }
 
@@ -88,6 +101,15 @@ let quietLogger: Logger = {
         try await s.close()
     }
 
+    @Test(arguments: IndexConformance.checks)
+    func index(_ name: String) async throws {
+        guard let url = Self.url else { return }
+        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
+        try await s.unsafeDropAll()
+        try await IndexConformance.run(name, on: s)
+        try await s.close()
+    }
+
     @Test(.timeLimit(.minutes(1))) func readBesideOpenWriter() async throws {
         guard let url = Self.url else { return }
         let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
@@ -134,6 +156,18 @@ let quietLogger: Logger = {
         try await within(60) { try await s.unsafeDropAll() }
         try await within(60) { try await s.migrate() }
         try await StorageConformance.run(name, on: s)
+        try await s.close()
+    }
+
+    @Test(arguments: IndexConformance.checks)
+    func index(_ name: String) async throws {
+        guard let url = ProcessInfo.processInfo.environment["PG_POOLER_TEST_URL"], !url.isEmpty else {
+            if dependencyRequired("PG") { Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required") }
+            return
+        }
+        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
+        try await within(60) { try await s.unsafeDropAll() }
+        try await IndexConformance.run(name, on: s)
         try await s.close()
     }
 }
