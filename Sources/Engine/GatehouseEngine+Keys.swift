@@ -305,47 +305,65 @@ extension GatehouseEngine {
     public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "read"))
-        let records = try await read { tx -> [Record] in
-            var out: [Record] = []
-            var after: String?
-            while true {
-                let batch = try await tx.list(kind: Self.objectKind, scope: p, afterID: after, limit: 1000)
-                out += batch
-                if batch.count < 1000 { break }
-                after = batch.last?.id
+        func permitted(_ m: ManagedObject) -> Bool {
+            Self.locateMatches(m, filter) && decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id]))
+        }
+        // A Unique Identifier in the filter: that object or nothing.
+        if let id = filter.id {
+            guard filter.offsetItems == 0, filter.maximumItems != 0,
+                let record = try await read({ tx in try await tx.get(kind: Self.objectKind, id: id) }), record.scope == p
+            else { return [] }
+            return permitted(try decode(ManagedObjectBody.self, record).meta) ? [id] : []
+        }
+        // One index scan, newest first (every key ends with the Initial Date), page by page until the filter's Offset
+        // Items and Maximum Items are satisfied: the cost follows the objects examined, not the size of the project.
+        let (index, prefix) = Self.locatePlan(filter)
+        let wanted = filter.maximumItems.flatMap { $0 >= 0 ? $0 : nil }  // a negative maximum is no maximum
+        if wanted == 0 { return [] }
+        let pageSize = wanted.map { min(500, max(32, 2 * ($0 + filter.offsetItems))) } ?? 500
+        var query = IndexQuery.prefix(kind: Self.objectKind, index: index, scope: p, prefix, descending: true, limit: pageSize)
+        var ids: [String] = []
+        var seen = Set<String>()
+        var skipped = 0
+        while true {
+            let current = query
+            let page = try await read { tx in try await tx.lookup(current) }
+            for hit in page where seen.insert(hit.record.id).inserted {
+                let m = try decode(ManagedObjectBody.self, hit.record).meta
+                guard permitted(m) else { continue }
+                if skipped < filter.offsetItems {
+                    skipped += 1
+                    continue
+                }
+                ids.append(m.id)
+                if let wanted, ids.count >= wanted { return ids }
             }
-            return out
+            guard page.count == pageSize, let last = page.last else { return ids }
+            query.after = last.cursor
         }
-        var matches: [ManagedObject] = []
-        for r in records {
-            let m = try decode(ManagedObjectBody.self, r).meta
-            if let n = filter.name, !m.names.contains(n) { continue }
-            if let id = filter.id, m.id != id { continue }
-            if let mask = filter.usageMask, m.usageMask & mask != mask { continue }
-            if !filter.customAttributes.allSatisfy({ name, value in
-                let values = m.customAttributes?[name] ?? []
-                return values.contains(value) || (values.isEmpty && filter.customAttributeDefaults.contains(name))
-            }) { continue }
-            if let c = filter.certificateType, m.objectType != .certificate || (m.dataType ?? 1) != c { continue }
-            if let t = filter.objectType, m.objectType != t { continue }
-            if let a = filter.algorithm, m.algorithm != a { continue }
-            if let l = filter.cryptographicLength, m.cryptographicLength != l { continue }
-            if let s = filter.state, m.state != s { continue }
-            if (m.state == .destroyed || m.state == .destroyedCompromised) && !filter.includeDestroyed
-                && filter.state != m.state
-            { continue }
-            if let g = filter.objectGroup, !m.objectGroups.contains(g) { continue }
-            if !filter.dateRanges.allSatisfy({ field, range in
-                field.value(in: m).map { range.contains(Int64($0.timeIntervalSince1970.rounded(.down))) } ?? false
-            }) { continue }
-            guard decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id])) else { continue }
-            matches.append(m)
+    }
+
+    /// Whether an object satisfies every condition of a Locate filter.
+    static func locateMatches(_ m: ManagedObject, _ filter: LocateFilter) -> Bool {
+        if let n = filter.name, !m.names.contains(n) { return false }
+        if let id = filter.id, m.id != id { return false }
+        if let mask = filter.usageMask, m.usageMask & mask != mask { return false }
+        if !filter.customAttributes.allSatisfy({ name, value in
+            let values = m.customAttributes?[name] ?? []
+            return values.contains(value) || (values.isEmpty && filter.customAttributeDefaults.contains(name))
+        }) { return false }
+        if let c = filter.certificateType, m.objectType != .certificate || (m.dataType ?? 1) != c { return false }
+        if let t = filter.objectType, m.objectType != t { return false }
+        if let a = filter.algorithm, m.algorithm != a { return false }
+        if let l = filter.cryptographicLength, m.cryptographicLength != l { return false }
+        if let s = filter.state, m.state != s { return false }
+        if (m.state == .destroyed || m.state == .destroyedCompromised) && !filter.includeDestroyed && filter.state != m.state {
+            return false
         }
-        // Newest first (KMIP leaves the order to the server; most clients want the latest key for a name).
-        matches.sort { ($0.initialDate, $0.id) > ($1.initialDate, $1.id) }
-        var ids = Array(matches.dropFirst(max(0, filter.offsetItems)).map(\.id))
-        if let max = filter.maximumItems, max >= 0 { ids = Array(ids.prefix(max)) }
-        return ids
+        if let g = filter.objectGroup, !m.objectGroups.contains(g) { return false }
+        return filter.dateRanges.allSatisfy { field, range in
+            field.value(in: m).map { range.contains(Int64($0.timeIntervalSince1970.rounded(.down))) } ?? false
+        }
     }
 
     // MARK: - Lifecycle

@@ -60,7 +60,7 @@ public final class GatehouseEngine: Engine {
     ) async throws -> GatehouseEngine {
         let key = try rootKey.loadRootKey()
         do {
-            try await storage.migrate()
+            try await storage.migrate(indexes: indexCatalog)
         } catch let e as StorageError {
             throw EngineError(.unavailable, "storage (\(storage.backendName)) cannot be opened: \(e.detail)")
         }

@@ -11,6 +11,7 @@ import Foundation
 public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     public private(set) var bytes: [UInt8]
 
+    static let bytesType: UInt8 = 0x01
     static let stringType: UInt8 = 0x02
     static let intType: UInt8 = 0x15
 
@@ -35,6 +36,16 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible 
         bytes.append(0)
     }
 
+    /// Raw bytes (escaped and terminated like a string, under their own type byte).
+    public mutating func append(bytes: [UInt8]) {
+        self.bytes.append(Self.bytesType)
+        for b in bytes {
+            self.bytes.append(b)
+            if b == 0 { self.bytes.append(0xFF) }
+        }
+        self.bytes.append(0)
+    }
+
     public mutating func append(_ i: Int64) {
         bytes.append(Self.intType)
         let flipped = UInt64(bitPattern: i) ^ (1 << 63)
@@ -47,6 +58,12 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible 
         return k
     }
 
+    public func appending(bytes: [UInt8]) -> IndexKey {
+        var k = self
+        k.append(bytes: bytes)
+        return k
+    }
+
     public func appending(_ i: Int64) -> IndexKey {
         var k = self
         k.append(i)
@@ -54,7 +71,7 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible 
     }
 
     /// The smallest key greater than every key that starts with this one (the exclusive end of a prefix range).
-    /// Encoded parts never contain a bare 0xFF type byte, so appending 0xFF bounds all extensions.
+    /// Every part starts with a type byte below 0xFF, so appending 0xFF bounds all extensions.
     public var prefixEnd: IndexKey { IndexKey(encoded: bytes + [0xFF]) }
 
     public static func < (a: IndexKey, b: IndexKey) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
