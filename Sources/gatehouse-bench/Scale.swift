@@ -1,0 +1,275 @@
+import ArgumentParser
+import Foundation
+import KMIPProtocol
+import NIOCore
+import TTLV
+
+/// `gatehouse-bench scale`: how query latency grows with the store. Starts a fresh daemon, seeds KMIP keys through
+/// the KMIP listener up to each size, and at each size measures the lookups an appliance with years of data runs.
+struct Scale: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Query latency from a small to a large store (fresh daemon, KMIP keys seeded through KMIP).",
+        discussion: """
+            Starts `gatehouse serve` on a new data directory (SQLite, or PostgreSQL with --postgres-url), then for
+            each --sizes value seeds AES-256 keys (each named scale-N, created through KMIP Create in batches over
+            --seed-connections connections, so every key is stored and audited as a client's would be) and measures,
+            one request at a time: Locate by Name (one of the seeded names), Locate by Cryptographic Algorithm with
+            Maximum Items 10, and Get of a seeded key. Prints p50/p99 per query and size, the largest size's p50 over
+            the smallest's, the store's bytes per KMIP object (records, indexes and audit included) and the daemon's
+            resident memory.
+            """)
+
+    @Option(help: "The gatehouse binary.") var gatehouse = ".build/release/gatehouse"
+    @Option(help: "Comma-separated store sizes (KMIP objects).") var sizes = "1000,100000"
+    @Option(help: "Requests per query and size.") var requests = 300
+    @Option(help: "Connections that seed.") var seedConnections = 16
+    @Option(help: "Creates per KMIP message while seeding.") var batch = 25
+    @Option(help: "Use this PostgreSQL database (emptied first!) instead of SQLite.") var postgresURL: String?
+    @Option(help: "Keep the data directory here (default: a temporary one, removed at the end).") var dataDir: String?
+
+    struct Sample {
+        var name: String
+        var p50: Double
+        var p99: Double
+        var errors: Int
+    }
+
+    func run() async throws {
+        let dir = dataDir ?? (NSTemporaryDirectory() + "gatehouse-scale-\(getpid())")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let data = dir + "/.gatehouse"
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: gatehouse)
+        daemon.arguments = ["serve", "--data-dir", data]
+        var env = ProcessInfo.processInfo.environment
+        for l in ["HTTPS", "KMIP", "POSTGRES", "OPERATIONS"] { env["GATEHOUSE_LISTENERS_\(l)_PORT"] = "0" }
+        env["GATEHOUSE_LOGGING_LEVEL"] = "warning"
+        // The seeding clients are the administrator: no failure limits apply, but keep the KMIP listener open enough.
+        env["GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS"] = "1024"
+        if let postgresURL {
+            env["GATEHOUSE_STORAGE_BACKEND"] = "postgres"
+            env["GATEHOUSE_STORAGE_POSTGRES_URL"] = postgresURL
+            try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, metadata, schema_migrations")
+        }
+        daemon.environment = env
+        daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        daemon.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try daemon.run()
+        defer {
+            daemon.terminate()
+            daemon.waitUntilExit()
+        }
+        var ports: [String: Int] = [:]
+        for _ in 0..<300 where ports["kmip"] == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json"),
+                let map = try? JSONSerialization.jsonObject(with: d) as? [String: Int]
+            { ports = map }
+        }
+        guard let kmip = ports["kmip"] else { throw ValidationError("the daemon did not start listening") }
+        let certs = data + "/certs"
+        let endpoint = Endpoint(host: "127.0.0.1", port: kmip, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
+        let v = ProtocolVersion(1, 4)
+
+        var seeded = 0
+        var uids: [String] = []
+        var results: [(size: Int, samples: [Sample], bytesPerObject: Double, rssMB: Double)] = []
+        for size in sizes.split(separator: ",").compactMap({ Int($0) }).sorted() {
+            let start = ContinuousClock.now
+            let fresh = try await seed(endpoint, v, from: seeded, to: size)
+            let seconds = (ContinuousClock.now - start).seconds
+            if size > seeded {
+                print(String(format: "seeded %d objects in %.1f s (%.0f/s)", size - seeded, seconds, Double(size - seeded) / max(seconds, 0.001)))
+            }
+            uids += fresh.prefix(max(0, 20_000 - uids.count))
+            seeded = max(seeded, size)
+            var samples: [Sample] = []
+            var rng = SystemRandomNumberGenerator()
+            samples.append(
+                try await measure("locate-name", endpoint) {
+                    Self.locate(v, [KMIP.attribute("Name", Self.nameValue("scale-\(Int.random(in: 0..<size, using: &rng))"))], maximum: nil)
+                } check: { Self.locatedCount($0) == 1 })
+            samples.append(
+                try await measure("locate-alg-10", endpoint) {
+                    Self.locate(v, [KMIP.attribute("Cryptographic Algorithm", .enumeration(3))], maximum: 10)
+                } check: { Self.locatedCount($0) == 10 })
+            samples.append(
+                try await measure("get", endpoint) {
+                    KMIP.message(v, .get, KMIP.uidPayload(uids.randomElement(using: &rng) ?? ""))
+                } check: { _ in true })
+            let bytes = try storeBytes(data: data)
+            let rss = Self.rssMB(pid: daemon.processIdentifier)
+            let perObject = Double(bytes) / Double(max(size, 1))
+            for s in samples {
+                print(String(format: "n=%-8d %-14@ p50 %8.3f ms  p99 %8.3f ms  errors %d", size, s.name, s.p50, s.p99, s.errors))
+            }
+            print(String(format: "n=%-8d store %.0f bytes per KMIP object (%.1f MB), daemon RSS %.0f MB", size, perObject, Double(bytes) / 1e6, rss))
+            results.append((size, samples, perObject, rss))
+        }
+        if let small = results.first, let large = results.last, results.count > 1 {
+            for (i, s) in large.samples.enumerated() {
+                print(String(format: "ratio %@ p50 n=%d / n=%d: %.2fx", s.name, large.size, small.size, s.p50 / max(small.samples[i].p50, 0.000_001)))
+            }
+        }
+    }
+
+    static func nameValue(_ text: String) -> TTLVValue {
+        .structure([TTLVItem(tag: KMIPTag.nameValue, .textString(text)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1))])
+    }
+
+    static func locate(_ v: ProtocolVersion, _ attributes: [TTLVItem], maximum: Int32?) -> [UInt8] {
+        KMIP.message(v, .locate, (maximum.map { [TTLVItem(tag: KMIPTag.maximumItems, .integer($0))] } ?? []) + attributes)
+    }
+
+    static func locatedCount(_ frame: ByteBuffer) -> Int {
+        guard let message = try? TTLVDecoder().decode(Array(buffer: frame)),
+            case .structure(let items)? = message.child(KMIPTag.batchItem)?.child(KMIPTag.responsePayload)?.value
+        else { return -1 }
+        return items.filter { $0.tag == KMIPTag.uniqueIdentifier }.count
+    }
+
+    /// Seeds keys scale-`from` ..< scale-`to` over `seedConnections` connections; returns their UIDs.
+    func seed(_ e: Endpoint, _ v: ProtocolVersion, from: Int, to: Int) async throws -> [String] {
+        guard to > from else { return [] }
+        let next = ManagedAtomicCounter(from)
+        return try await withThrowingTaskGroup(of: [String].self) { group in
+            for _ in 0..<seedConnections {
+                group.addTask {
+                    let connection = try await KMIPConnection.open(e)
+                    return try await connection.channel.executeThenClose { inbound, outbound in
+                        var iterator = inbound.makeAsyncIterator()
+                        var uids: [String] = []
+                        while true {
+                            let first = next.take(batch)
+                            guard first < to else { break }
+                            let names = (first..<min(to, first + batch)).map { "scale-\($0)" }
+                            try await outbound.write(ByteBuffer(bytes: Self.createBatch(v, names)))
+                            guard let frame = try await iterator.next(), let m = try? TTLVDecoder().decode(Array(buffer: frame)) else {
+                                throw ValidationError("no response while seeding")
+                            }
+                            for item in m.children(KMIPTag.batchItem) {
+                                guard case .enumeration(0)? = item.child(KMIPTag.resultStatus)?.value,
+                                    case .textString(let uid)? = item.child(KMIPTag.responsePayload)?.child(KMIPTag.uniqueIdentifier)?.value
+                                else {
+                                    throw ValidationError("a Create failed while seeding: \(item)")
+                                }
+                                uids.append(uid)
+                            }
+                        }
+                        return uids
+                    }
+                }
+            }
+            var all: [String] = []
+            for try await part in group { all += part }
+            return all
+        }
+    }
+
+    static func createBatch(_ v: ProtocolVersion, _ names: [String]) -> [UInt8] {
+        let items = names.map { name in
+            TTLVItem(
+                tag: KMIPTag.batchItem,
+                .structure([
+                    TTLVItem(tag: KMIPTag.operation, .enumeration(KMIPOperation.create.rawValue)),
+                    TTLVItem(
+                        tag: KMIPTag.requestPayload,
+                        .structure([
+                            TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
+                            TTLVItem(
+                                tag: KMIPTag.templateAttribute,
+                                .structure([
+                                    KMIP.attribute("Cryptographic Algorithm", .enumeration(3)), KMIP.attribute("Cryptographic Length", .integer(256)),
+                                    KMIP.attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)), KMIP.attribute("Name", nameValue(name)),
+                                ])),
+                        ])),
+                ]))
+        }
+        return TTLVEncoder.encode(
+            TTLVItem(
+                tag: KMIPTag.requestMessage,
+                .structure(
+                    [
+                        TTLVItem(
+                            tag: KMIPTag.requestHeader,
+                            .structure([
+                                TTLVItem(
+                                    tag: KMIPTag.protocolVersion,
+                                    .structure([
+                                        TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(v.major)),
+                                        TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(v.minor)),
+                                    ])),
+                                TTLVItem(tag: KMIPTag.batchCount, .integer(Int32(names.count))),
+                            ]))
+                    ] + items)))
+    }
+
+    /// `requests` sequential requests on one connection (after 20 unmeasured ones); `check` judges each response.
+    func measure(_ name: String, _ e: Endpoint, _ request: () -> [UInt8], check: (ByteBuffer) -> Bool) async throws -> Sample {
+        let connection = try await KMIPConnection.open(e)
+        var latencies: [Double] = []
+        var errors = 0
+        let bodies = (0..<(requests + 20)).map { _ in request() }
+        try await connection.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            for (i, body) in bodies.enumerated() {
+                let t0 = ContinuousClock.now
+                try await outbound.write(ByteBuffer(bytes: body))
+                guard let frame = try await iterator.next() else { throw ValidationError("connection closed") }
+                let dt = (ContinuousClock.now - t0).seconds
+                if i >= 20 {
+                    latencies.append(dt)
+                    if !KMIP.succeeded(frame) || !check(frame) { errors += 1 }
+                }
+            }
+        }
+        let r = Result(ops: latencies.count, errors: errors, elapsed: 1, latencies: latencies)
+        return Sample(name: name, p50: r.percentile(0.5), p99: r.percentile(0.99), errors: errors)
+    }
+
+    /// The store's size: the SQLite database and its WAL, or the PostgreSQL database.
+    func storeBytes(data: String) throws -> Int {
+        if let postgresURL {
+            return Int(try Self.psql(postgresURL, "SELECT pg_database_size(current_database())").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        let fm = FileManager.default
+        return ["gatehouse.sqlite", "gatehouse.sqlite-wal"].reduce(0) { sum, f in
+            sum + ((try? fm.attributesOfItem(atPath: data + "/" + f))?[.size] as? Int ?? 0)
+        }
+    }
+
+    static func rssMB(pid: Int32) -> Double {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+    }
+
+    @discardableResult
+    static func psql(_ url: String, _ sql: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["psql", "-X", "-At", url, "-c", sql]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("psql failed: \(sql)") }
+        return text
+    }
+}
+
+/// A shared counter that hands out ranges of seed numbers.
+final class ManagedAtomicCounter: @unchecked Sendable {
+    private var value: Int
+    private let lock = NSLock()
+    init(_ start: Int) { value = start }
+    func take(_ n: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let v = value
+        value += n
+        return v
+    }
+}
