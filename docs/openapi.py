@@ -253,7 +253,13 @@ op("post", "/api/v1/pam/grants/{grantId}/reject", "Reject a pending request", "p
 op("post", "/api/v1/pam/grants/{grantId}/revoke", "Revoke an approved grant (live sessions end)", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std, "409")}, [pamgrant])
 schemas["PAMRecordingEvent"] = obj({"t": {"type": "number"}, "kind": string, "text": string, "name": string, "statement": string, "sqlState": string, "parameters": {"type": "array", "items": {"type": ["string", "null"]}}, "parameterTypes": {"type": "array", "items": {"type": "integer"}}, "formats": {"type": "array", "items": {"type": "integer"}}, "rows": {"type": "integer"}, "bytes": {"type": "integer"}, "detail": strmap}, ["t", "kind"])
 op("get", "/api/v1/pam/sessions/{sessionId}/recording", "Decrypt and check a session recording (audited)", "pam", {**ok(obj({"integrity": {"enum": ["complete", "incomplete", "tampered"]}, "integrityDetail": string, "session": S("PAMSession"), "events": {"type": "array", "items": S("PAMRecordingEvent")}}, ["integrity", "session", "events"])), **errors(*std)}, [param("sessionId", schema=idT)])
-op("get", "/api/v1/projects/{project}/pam/sessions", "List proxy sessions", "pam", {**ok(lst("sessions", S("PAMSession"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/projects/{project}/pam/sessions", "List proxy sessions, newest first (every filter given must hold; pages follow `next`)", "pam", {**ok(lst("sessions", S("PAMSession"))), **errors(*std)}, [proj] + page + [
+    param("since", "query", {"type": "string", "format": "date-time", "description": "started at or after"}, False),
+    param("until", "query", {"type": "string", "format": "date-time", "description": "started before"}, False),
+    param("grantee", "query", {"type": "string", "maxLength": 200}, False), param("resource", "query", {"type": "string", "maxLength": 200}, False),
+    param("account", "query", {"type": "string", "maxLength": 200, "description": "database username"}, False),
+    param("endReason", "query", {"type": "string", "maxLength": 64, "description": "how the session ended, or `open`"}, False),
+    param("order", "query", {"enum": ["asc", "desc"]}, False)])
 sshca = param("caId", schema=idT)
 sshserial = param("serial", schema={"type": "string", "pattern": "^[0-9]{1,20}$"})
 sshhost = param("host", schema={"type": "string", "pattern": "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$", "description": "host id or hostname"})

@@ -460,13 +460,23 @@ extension GatehouseEngine {
         }
     }
 
-    public func listPAMSessions(_ ctx: CallContext, project: String) async throws -> [PAMSessionInfo] {
+    public func listPAMSessions(_ ctx: CallContext, project: String, _ q: PAMSessionQuery) async throws -> Page<PAMSessionInfo> {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "pam-sessions", "read"))
-        return try await transact(relaxed: true) { tx in
-            try await tx.list(kind: PAMKind.session, scope: project, afterID: nil, limit: 100_000)
-                .map { try self.decode(PAMSessionBody.self, $0).info }
-                .sorted { $0.startedAt < $1.startedAt }
+        if let since = q.since, let until = q.until, since >= until { return Page(items: [], next: nil) }
+        let (index, prefix) = Self.sessionPlan(q)
+        let lower = q.since.map { prefix.appending(Record.millis($0)) } ?? prefix
+        let upper = q.until.map { prefix.appending(Record.millis($0)) } ?? prefix.prefixEnd
+        return try await indexedPage(
+            kind: PAMKind.session, index: index, scope: project, lower: lower, upper: upper, descending: !q.oldestFirst, after: q.after,
+            limit: q.limit
+        ) { record in
+            let s = try self.decode(PAMSessionBody.self, record).info
+            if let g = q.granteeName, s.granteeName != g { return nil }
+            if let r = q.resourceName, s.resourceName != r { return nil }
+            if let u = q.username, s.username != u { return nil }
+            if let e = q.endReason, (s.endReason ?? "open") != e { return nil }
+            return s
         }
     }
 

@@ -6,7 +6,7 @@ import StorageAPI
 /// of the kind (StorageAPI/Index.swift); `GatehouseEngine.open` declares them, and bumping an indexer's version
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
-    public static let indexCatalog = IndexCatalog([kmsObjectIndexer])
+    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
@@ -66,5 +66,88 @@ extension GatehouseEngine {
         if let t = filter.objectType { return (KMSIndex.objectType, IndexKey(t.rawValue)) }
         if filter.certificateType != nil { return (KMSIndex.objectType, IndexKey(ManagedObjectType.certificate.rawValue)) }
         return (KMSIndex.created, IndexKey())
+    }
+}
+
+// MARK: - PAM sessions
+
+extension GatehouseEngine {
+    /// PAM sessions, per project; every key ends with the start time.
+    enum PAMSessionIndex {
+        static let started = "started"
+        static let grantee = "grantee"
+        static let resource = "resource"
+        static let user = "user"
+        static let reason = "reason"
+    }
+
+    static let pamSessionIndexer = RecordIndexer(
+        kind: PAMKind.session, version: 1,
+        [
+            IndexDefinition(PAMSessionIndex.started), IndexDefinition(PAMSessionIndex.grantee), IndexDefinition(PAMSessionIndex.resource),
+            IndexDefinition(PAMSessionIndex.user), IndexDefinition(PAMSessionIndex.reason),
+        ]
+    ) { record in
+        guard let s = try? JSONDecoder().decode(PAMSessionBody.self, from: record.body).info else { return [] }
+        let t = Record.millis(s.startedAt)
+        return [
+            IndexEntry(PAMSessionIndex.started, IndexKey().appending(t)),
+            IndexEntry(PAMSessionIndex.grantee, IndexKey(s.granteeName).appending(t)),
+            IndexEntry(PAMSessionIndex.resource, IndexKey(s.resourceName).appending(t)),
+            IndexEntry(PAMSessionIndex.user, IndexKey(s.username).appending(t)),
+            IndexEntry(PAMSessionIndex.reason, IndexKey(s.endReason ?? "open").appending(t)),
+        ]
+    }
+
+    /// The index a session query scans (its most selective condition) and the key prefix before the start time.
+    static func sessionPlan(_ q: PAMSessionQuery) -> (index: String, prefix: IndexKey) {
+        if let g = q.granteeName { return (PAMSessionIndex.grantee, IndexKey(g)) }
+        if let u = q.username { return (PAMSessionIndex.user, IndexKey(u)) }
+        if let r = q.resourceName { return (PAMSessionIndex.resource, IndexKey(r)) }
+        if let e = q.endReason { return (PAMSessionIndex.reason, IndexKey(e)) }
+        return (PAMSessionIndex.started, IndexKey())
+    }
+}
+
+// MARK: - Paging over an index
+
+extension GatehouseEngine {
+    /// One page of the records in an index range, in key order (descending: newest first for keys ending with a
+    /// time), keeping those `accept` turns into an item. The `next` token names the index, so a token from another
+    /// query is refused rather than misread. Reads the index in chunks until `limit` items are found or the range
+    /// ends.
+    func indexedPage<T: Sendable>(
+        kind: String, index: String, scope: String?, lower: IndexKey, upper: IndexKey?, descending: Bool, after: String?,
+        limit: Int, accept: @escaping @Sendable (Record) throws -> T?
+    ) async throws -> Page<T> {
+        guard (1...1000).contains(limit) else { throw EngineError(.invalidArgument, "limit must be from 1 to 1000") }
+        var cursor: IndexCursor?
+        if let after {
+            let parts = after.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0] == index, let c = IndexCursor(token: parts[1]) else {
+                throw EngineError(.invalidArgument, "the 'after' cursor does not belong to this query")
+            }
+            cursor = c
+        }
+        var query = IndexQuery(
+            kind: kind, index: index, scope: scope, lower: lower, upper: upper, after: cursor, descending: descending,
+            limit: min(500, max(50, limit + 1)))
+        var items: [T] = []
+        var lastCursor: IndexCursor?
+        while true {
+            let current = query
+            let chunk = try await read { tx in try await tx.lookup(current) }
+            for hit in chunk {
+                guard let item = try accept(hit.record) else { continue }
+                if items.count == limit {
+                    // One more match exists: the page ends at the previous one.
+                    return Page(items: items, next: lastCursor.map { index + "." + $0.token })
+                }
+                items.append(item)
+                lastCursor = hit.cursor
+            }
+            guard chunk.count == query.limit, let last = chunk.last else { return Page(items: items, next: nil) }
+            query.after = last.cursor
+        }
     }
 }

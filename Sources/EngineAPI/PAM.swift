@@ -216,6 +216,39 @@ public struct PAMSessionStats: Sendable, Hashable, Codable {
 }
 
 /// A proxy session as the store remembers it.
+/// Which sessions a listing returns: every condition given must hold.
+public struct PAMSessionQuery: Sendable, Hashable {
+    /// Started at or after.
+    public var since: Date?
+    /// Started before.
+    public var until: Date?
+    public var granteeName: String?
+    public var resourceName: String?
+    /// The database account (with `resourceName`, or across resources).
+    public var username: String?
+    /// How the session ended (`grant-revoked`, `client-closed`, …), or `open` for sessions still running.
+    public var endReason: String?
+    public var oldestFirst = false
+    /// The `next` of the previous page.
+    public var after: String?
+    public var limit = 100
+
+    public init(
+        since: Date? = nil, until: Date? = nil, granteeName: String? = nil, resourceName: String? = nil, username: String? = nil,
+        endReason: String? = nil, oldestFirst: Bool = false, after: String? = nil, limit: Int = 100
+    ) {
+        self.since = since
+        self.until = until
+        self.granteeName = granteeName
+        self.resourceName = resourceName
+        self.username = username
+        self.endReason = endReason
+        self.oldestFirst = oldestFirst
+        self.after = after
+        self.limit = limit
+    }
+}
+
 public struct PAMSessionInfo: Sendable, Hashable, Codable {
     public var id: String
     public var project: String
@@ -363,7 +396,9 @@ public protocol PAMEngine: Sendable {
     func waitForPAMGrantChange(grantId: String, timeout: Duration) async
     /// Records the end of a session.
     func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
-    func listPAMSessions(_ ctx: CallContext, project: String) async throws -> [PAMSessionInfo]
+    /// A project's sessions matching `query`, one page in start order (newest first unless asked otherwise), read
+    /// from the store's indexes: the cost follows the page, not the project's history.
+    func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page<PAMSessionInfo>
     /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
     /// recording key, for a session that exists.
     func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]

@@ -15375,6 +15375,75 @@ public enum OpenAPIDocument {
            "minimum": 1,
            "type": "integer"
           }
+         },
+         {
+          "in": "query",
+          "name": "since",
+          "required": false,
+          "schema": {
+           "description": "started at or after",
+           "format": "date-time",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "until",
+          "required": false,
+          "schema": {
+           "description": "started before",
+           "format": "date-time",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "grantee",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "resource",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "account",
+          "required": false,
+          "schema": {
+           "description": "database username",
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "endReason",
+          "required": false,
+          "schema": {
+           "description": "how the session ended, or `open`",
+           "maxLength": 64,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "order",
+          "required": false,
+          "schema": {
+           "enum": [
+            "asc",
+            "desc"
+           ]
+          }
          }
         ],
         "responses": {
@@ -15466,7 +15535,7 @@ public enum OpenAPIDocument {
           "description": "Storage unavailable"
          }
         },
-        "summary": "List proxy sessions",
+        "summary": "List proxy sessions, newest first (every filter given must hold; pages follow `next`)",
         "tags": [
          "pam"
         ]

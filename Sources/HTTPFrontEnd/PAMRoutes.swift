@@ -42,9 +42,22 @@ struct PAMRoutes: Sendable {
             return JSON(GrantList(grants: items, next: next))
         }
         project.get("sessions") { request, c in
-            let all = try await engine.listPAMSessions(try await ctx(request, c), project: try c.parameters.require("project"))
-            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
-            return JSON(SessionList(sessions: items, next: next))
+            let (after, limit) = try AdminAPI.page(request)
+            let p = request.uri.queryParameters
+            func time(_ name: String) throws -> Date? {
+                guard let text = p.get(name) else { return nil }
+                guard let d = ISO8601DateFormatter().date(from: text) else {
+                    throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+                }
+                return d
+            }
+            let order = p.get("order") ?? "desc"
+            guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
+            let query = PAMSessionQuery(
+                since: try time("since"), until: try time("until"), granteeName: p.get("grantee"), resourceName: p.get("resource"),
+                username: p.get("account"), endReason: p.get("endReason"), oldestFirst: order == "asc", after: after, limit: limit)
+            let page = try await engine.listPAMSessions(try await ctx(request, c), project: try c.parameters.require("project"), query)
+            return JSON(SessionList(sessions: page.items, next: page.next))
         }
 
         let pam = api.group("pam")

@@ -204,16 +204,46 @@ struct PAMCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Proxy sessions and their encrypted recordings.", subcommands: [List.self, Show.self, Replay.self, Search.self])
 
-        struct List: AsyncParsableCommand {
-            @OptionGroup var api: APIOptions
+        /// The filters both `list` and `search` take; the server applies them (on its indexes) and pages the result.
+        struct Filters: ParsableArguments {
             @Option var project: String
             @Option(help: "Only sessions of this resource") var resource: String?
             @Option(help: "Only sessions of this user (grantee name)") var user: String?
+            @Option(help: "Only sessions as this database account") var account: String?
+            @Option(help: "Only sessions that ended so (grant-revoked, grant-expired, client-closed, …), or 'open'") var endReason: String?
+            @Option(help: "Only sessions started at or after this RFC 3339 time") var since: String?
+            @Option(help: "Only sessions started before this RFC 3339 time") var until: String?
+            @Option(help: "Stop after this many sessions (default: all)") var max: Int?
+
+            /// A query parameter value: everything but unreserved characters percent-encoded (RFC 3986 §2.3).
+            static func encode(_ value: String) -> String {
+                let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+                return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+            }
+
+            /// Every matching session, newest first, following the server's pages.
+            func sessions(_ api: APIOptions) async -> [[String: Any]] {
+                var query = ["limit=1000"]
+                for (name, value) in [("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason), ("since", since), ("until", until)] {
+                    if let value { query.append(name + "=" + Self.encode(value)) }
+                }
+                var all: [[String: Any]] = []
+                var after: String?
+                repeat {
+                    let page = await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?" + (query + (after.map { ["after=" + $0] } ?? [])).joined(separator: "&"))
+                    all += field(page, "sessions") as? [[String: Any]] ?? []
+                    after = field(page, "next") as? String
+                } while after != nil && all.count < (max ?? Int.max)
+                return max.map { Array(all.prefix($0)) } ?? all
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A project's sessions, newest first (all pages).")
+            @OptionGroup var api: APIOptions
+            @OptionGroup var filters: Filters
             func run() async throws {
-                var sessions = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?limit=1000"), "sessions") as? [[String: Any]] ?? []
-                if let resource { sessions = sessions.filter { $0["resourceName"] as? String == resource } }
-                if let user { sessions = sessions.filter { $0["granteeName"] as? String == user } }
-                api.show(sessions, columns: PAMCommand.sessionColumns)
+                api.show(await filters.sessions(api), columns: PAMCommand.sessionColumns)
             }
         }
 
@@ -263,10 +293,10 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Find statements containing TEXT across a project's sessions (each recording read is audited).")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @OptionGroup var filters: Filters
             @Argument var text: String
             func run() async throws {
-                let sessions = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?limit=1000"), "sessions") as? [[String: Any]] ?? []
+                let sessions = await filters.sessions(api)
                 var hits: [[String: Any]] = []
                 for s in sessions {
                     guard let id = s["id"] as? String else { continue }

@@ -685,6 +685,13 @@ import Testing
         let sessions = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--output", "json"])
         let ids = ((try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
         #expect(ids.count == 2, "\(sessions.stdout)")
+        // Filters run on the server: a window after both sessions, and one page of one, newest first.
+        let future = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--since", "2100-01-01T00:00:00Z", "--output", "json"])
+        let none = (try? JSONSerialization.jsonObject(with: Data(future.stdout.utf8)) as? [Any]) ?? nil
+        #expect(future.status == 0 && none?.isEmpty == true, "\(future.stdout)\(future.stderr)")
+        let newest = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--max", "1", "--output", "json"])
+        let newestIds = ((try JSONSerialization.jsonObject(with: Data(newest.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+        #expect(newestIds.count == 1 && ids.first == newestIds.first, "\(newest.stdout)")
         let search = try cli(["pam", "sessions", "search"] + api + ["--project", "prod", marker])
         #expect(search.status == 0 && search.stdout.contains(marker) && search.stdout.split(separator: "\n").count == 2, "\(search.stdout)\(search.stderr)")
         let hit = try #require(ids.first { search.stdout.contains($0) })
