@@ -52,11 +52,16 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
         // temp_store=MEMORY: statement journals and sort spills stay in memory. With the default (files, as Debian
         // builds SQLite) audit appends and metadata writes created, wrote and unlinked files in /var/tmp.
         try connection.execute("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
+        try connection.execute("PRAGMA cache_size=\(Self.cachePages)")
         // Fail early on a file that is not a database.
         _ = try connection.query("SELECT count(*) FROM sqlite_master")
     }
 
     deinit { try? threadPool.syncShutdownGracefully() }
+
+    /// Each connection's page cache, in SQLite's negative-KiB form: 32 MiB (the default, 2 MiB, held the B-tree's
+    /// inner pages of a few thousand records; beyond that every lookup re-read them from the OS).
+    static let cachePages = -32768
 
     static let migrations: [(Int64, String)] = [
         (
@@ -743,6 +748,7 @@ final class SQLiteReaderPool: Sendable {
         let c = try SQLiteConnection(path: path)
         try c.execute("PRAGMA busy_timeout=5000")
         try c.execute("PRAGMA query_only=1; PRAGMA temp_store=MEMORY;")
+        try c.execute("PRAGMA cache_size=\(SQLiteStorage.cachePages)")
         return c
     }
 }
