@@ -110,22 +110,27 @@ extension GatehouseEngine {
         var claimed: [ExpiryNotice] = []
         for rule in rules {
             guard let before = DurationText.seconds(rule.spec.alertBefore) else { continue }
-            var after: String?
+            // Only the active certificates whose notAfter falls in (now, now + alertBefore]: a range of the expiry
+            // index, so a run reads what is due, not every certificate of the project.
+            let active = IndexKey(CertificateInfo.Status.active.rawValue)
+            var query = IndexQuery(
+                kind: PKIKind.certificate, index: CertificateIndex.expiry, scope: rule.project,
+                lower: active.appending(Record.millis(now) + 1), upper: active.appending(Record.millis(now.addingTimeInterval(TimeInterval(before))) + 1),
+                limit: 500)
             var due: [CertificateInfo] = []
-            repeat {
-                let cursor = after
-                let batch = try await transact(relaxed: true) { tx in
-                    try await tx.list(kind: PKIKind.certificate, scope: rule.project, afterID: cursor, limit: 1000)
-                }
-                for r in batch {
-                    let c = try decode(CertificateBody.self, r).info
+            while true {
+                let current = query
+                let batch = try await read { tx in try await tx.lookup(current) }
+                for hit in batch {
+                    let c = try decode(CertificateBody.self, hit.record).info
                     guard c.status == .active, c.notAfter > now, c.notAfter.timeIntervalSince(now) <= TimeInterval(before),
                         rule.spec.filters.allSatisfy({ Self.matches($0, c) })
                     else { continue }
                     due.append(c)
                 }
-                after = batch.count == 1000 ? batch.last?.id : nil
-            } while after != nil
+                guard batch.count == query.limit, let last = batch.last else { break }
+                query.after = last.cursor
+            }
             for c in due {
                 let notice = ExpiryNotice(
                     id: "\(rule.id)/\(c.serialNumber)", alertId: rule.id, alertName: rule.spec.name, project: rule.project,

@@ -6,7 +6,7 @@ import StorageAPI
 /// of the kind (StorageAPI/Index.swift); `GatehouseEngine.open` declares them, and bumping an indexer's version
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
-    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer])
+    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
@@ -106,6 +106,20 @@ extension GatehouseEngine {
         if let r = q.resourceName { return (PAMSessionIndex.resource, IndexKey(r)) }
         if let e = q.endReason { return (PAMSessionIndex.reason, IndexKey(e)) }
         return (PAMSessionIndex.started, IndexKey())
+    }
+}
+
+// MARK: - Certificates
+
+extension GatehouseEngine {
+    enum CertificateIndex {
+        /// (status, notAfter): what expires when, per project.
+        static let expiry = "expiry"
+    }
+
+    static let certificateIndexer = RecordIndexer(kind: PKIKind.certificate, version: 1, [IndexDefinition(CertificateIndex.expiry)]) { record in
+        guard let c = try? JSONDecoder().decode(CertificateBody.self, from: record.body).info else { return [] }
+        return [IndexEntry(CertificateIndex.expiry, IndexKey(c.status.rawValue).appending(Record.millis(c.notAfter)))]
     }
 }
 
