@@ -344,15 +344,19 @@ extension GatehouseEngine {
         await grantChanges.wait(grantId, timeout: timeout)
     }
 
-    public func listPAMGrants(_ ctx: CallContext, project: String) async throws -> [PAMGrantInfo] {
+    public func listPAMGrants(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<PAMGrantInfo> {
         try Self.validateName(project, "project")
         let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-access", "read"))
-        return try await transact(relaxed: true) { tx in
-            try await tx.list(kind: PAMKind.grant, scope: nil, afterID: nil, limit: 100_000)
-                .map { self.describeGrant(try self.decode(PAMGrantBody.self, $0).info) }
-                .filter { $0.project == project }
-                .filter { decision.permits(AccessRequest(.project(project), "pam-access", "read", ["name": $0.resourceName, "account": $0.username])) }
-                .sorted { $0.requestedAt < $1.requestedAt }
+        let prefix = IndexKey(project)
+        return try await indexedPage(
+            kind: PAMKind.grant, index: PAMGrantIndex.project, scope: nil, lower: prefix, upper: prefix.prefixEnd, descending: true,
+            after: after, limit: limit
+        ) { record in
+            let g = self.describeGrant(try self.decode(PAMGrantBody.self, record).info)
+            guard g.project == project,
+                decision.permits(AccessRequest(.project(project), "pam-access", "read", ["name": g.resourceName, "account": g.username]))
+            else { return nil }
+            return g
         }
     }
 
@@ -383,9 +387,15 @@ extension GatehouseEngine {
             let (_, info) = try await self.pamResource(resourceId, tx)
             guard let accountRecord = try await tx.find(kind: PAMKind.account, scope: resourceId, name: username) else { return nil }
             let account = try self.decode(PAMAccountBody.self, accountRecord)
-            let grants = try await tx.list(kind: PAMKind.grant, scope: account.info.id, afterID: nil, limit: 100_000)
-                .map { try self.decode(PAMGrantBody.self, $0).info }
-                .filter { $0.granteeId == grantee && $0.status == .approved && ($0.expiresAt ?? .distantPast) > now }
+            // This grantee's grants on the account that have not expired: a range of the grantee index.
+            let mine = IndexKey(grantee)
+            let grants = try await tx.lookup(
+                IndexQuery(
+                    kind: PAMKind.grant, index: PAMGrantIndex.grantee, scope: account.info.id, lower: mine.appending(Record.millis(now) + 1),
+                    upper: mine.prefixEnd, limit: 1000)
+            )
+            .map { try self.decode(PAMGrantBody.self, $0.record).info }
+            .filter { $0.granteeId == grantee && $0.status == .approved && ($0.expiresAt ?? .distantPast) > now }
             guard let best = grants.max(by: { ($0.expiresAt ?? now) < ($1.expiresAt ?? now) }) else { return nil }
             return (info, account, best)
         }

@@ -6,7 +6,7 @@ import StorageAPI
 /// of the kind (StorageAPI/Index.swift); `GatehouseEngine.open` declares them, and bumping an indexer's version
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
-    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer])
+    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
@@ -106,6 +106,27 @@ extension GatehouseEngine {
         if let r = q.resourceName { return (PAMSessionIndex.resource, IndexKey(r)) }
         if let e = q.endReason { return (PAMSessionIndex.reason, IndexKey(e)) }
         return (PAMSessionIndex.started, IndexKey())
+    }
+}
+
+// MARK: - PAM grants
+
+extension GatehouseEngine {
+    enum PAMGrantIndex {
+        /// Across accounts: (project, requested at), for a project's listing, newest first.
+        static let project = "project"
+        /// Per account: (grantee, expires at), for the grants a session may open under.
+        static let grantee = "grantee"
+    }
+
+    static let pamGrantIndexer = RecordIndexer(
+        kind: PAMKind.grant, version: 1, [IndexDefinition(PAMGrantIndex.project, scoped: false), IndexDefinition(PAMGrantIndex.grantee)]
+    ) { record in
+        guard let g = try? JSONDecoder().decode(PAMGrantBody.self, from: record.body).info else { return [] }
+        return [
+            IndexEntry(PAMGrantIndex.project, IndexKey(g.project).appending(Record.millis(g.requestedAt))),
+            IndexEntry(PAMGrantIndex.grantee, IndexKey(g.granteeId).appending(g.expiresAt.map(Record.millis) ?? 0)),
+        ]
     }
 }
 

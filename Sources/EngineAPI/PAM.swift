@@ -383,7 +383,8 @@ public protocol PAMEngine: Sendable {
     func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
     /// Ends an approved grant early; live sessions on it are terminated by the proxy.
     func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
-    func listPAMGrants(_ ctx: CallContext, project: String) async throws -> [PAMGrantInfo]
+    /// A project's access requests and grants, newest first, one page (`after`: the previous page's `next`).
+    func listPAMGrants(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<PAMGrantInfo>
     func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
 
     /// Lets the caller into `resource` (by name) as `username` if it holds an approved, unexpired grant; records

@@ -37,9 +37,9 @@ struct PAMRoutes: Sendable {
             return JSON(ResourceList(resources: items, next: next))
         }
         project.get("grants") { request, c in
-            let all = try await engine.listPAMGrants(try await ctx(request, c), project: try c.parameters.require("project"))
-            let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
-            return JSON(GrantList(grants: items, next: next))
+            let (after, limit) = try AdminAPI.page(request)
+            let page = try await engine.listPAMGrants(try await ctx(request, c), project: try c.parameters.require("project"), after: after, limit: limit)
+            return JSON(GrantList(grants: page.items, next: page.next))
         }
         project.get("sessions") { request, c in
             let (after, limit) = try AdminAPI.page(request)

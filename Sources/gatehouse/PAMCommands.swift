@@ -125,7 +125,7 @@ struct PAMCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/pam/grants?limit=1000"), "grants"), columns: PAMCommand.grantColumns)
+            api.show(await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants"), columns: PAMCommand.grantColumns)
         }
     }
 
@@ -158,7 +158,7 @@ struct PAMCommand: AsyncParsableCommand {
                 fail("no account '\(account)' on \(resource)")
             }
             let me = field(await api.call(.GET, "/api/v1/whoami"), "name") as? String ?? ""
-            let grants = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/grants?limit=1000"), "grants") as? [[String: Any]] ?? []
+            let grants = await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants")
             let reusable = grants.first {
                 $0["accountId"] as? String == aid && $0["status"] as? String == "approved" && $0["granteeName"] as? String == me
             }
@@ -230,7 +230,7 @@ struct PAMCommand: AsyncParsableCommand {
                 var all: [[String: Any]] = []
                 var after: String?
                 repeat {
-                    let page = await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?" + (query + (after.map { ["after=" + $0] } ?? [])).joined(separator: "&"))
+                    let page = await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?" + (query + (after.map { ["after=" + Self.encode($0)] } ?? [])).joined(separator: "&"))
                     all += field(page, "sessions") as? [[String: Any]] ?? []
                     after = field(page, "next") as? String
                 } while after != nil && all.count < (max ?? Int.max)
@@ -320,5 +320,19 @@ struct PAMCommand: AsyncParsableCommand {
                 return (start > sql.startIndex ? "…" : "") + sql[start..<end] + (end < sql.endIndex ? "…" : "") + " [\(sql.utf8.count) bytes]"
             }
         }
+    }
+}
+
+extension APIOptions {
+    /// Every item of a paged listing, following `next` to the last page.
+    func allPages(_ path: String, _ key: String) async -> [[String: Any]] {
+        var all: [[String: Any]] = []
+        var after: String?
+        repeat {
+            let page = await call(.GET, path + "?limit=1000" + (after.map { "&after=" + PAMCommand.Sessions.Filters.encode($0) } ?? ""))
+            all += field(page, key) as? [[String: Any]] ?? []
+            after = field(page, "next") as? String
+        } while after != nil
+        return all
     }
 }

@@ -331,6 +331,23 @@ import Testing
         // Every one of those ended with its reason on record; the proxy still serves.
         let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
         for reason in ["grant-expired", "grant-revoked", "upstream-closed"] { #expect(sessions.contains(reason), "\(reason) in \(sessions)") }
+        // The API pages the grants one at a time, newest first, each once: the same list as one big page.
+        let (_, whole, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/grants?limit=1000"])
+        let list = ((try? JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])?["grants"] as? [[String: Any]]) ?? []
+        let times = list.compactMap { $0["requestedAt"] as? String }
+        #expect(times == times.sorted(by: >), "newest first: \(times)")
+        var paged: [String] = []
+        var cursor: String?
+        repeat {
+            let url = f.daemon.httpsBase + "/api/v1/projects/prod/pam/grants?limit=1" + (cursor.map { "&after=" + $0 } ?? "")
+            let (_, body, code) = try curl(f.adminAuth + [url])
+            let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
+            let items = object["grants"] as? [[String: Any]] ?? []
+            #expect(code == 200 && items.count == 1, "\(body)")
+            paged += items.compactMap { $0["id"] as? String }
+            cursor = object["next"] as? String
+        } while cursor != nil && paged.count < 100
+        #expect(paged == list.compactMap { $0["id"] as? String } && paged.count >= 3, "\(paged) vs \(list.count)")
         let after = try f.psql(f.conninfo(admin), ["select 'still-serving'"])
         #expect(after.stdout.contains("still-serving"), "\(after.stderr)")
         #expect(f.daemon.stop() == 0)
