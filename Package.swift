@@ -308,7 +308,7 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "KMIPProtocol", "TTLV",
+                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StorageAPI", "Engine", "KMIPProtocol", "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
             ],

@@ -440,3 +440,45 @@ public enum IndexConformance {
         #expect(try await ids(s, at).count == 5)
     }
 }
+
+extension IndexConformance {
+    /// Checks a store's entries for `kind` against its records: for every scope and every declared index, the
+    /// entries a full index scan returns are exactly those the catalog computes from the records. Returns the number
+    /// of records checked; records a mismatch with `Issue.record`.
+    @discardableResult
+    public static func verify(_ s: any Storage, kind: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
+        let catalog = s.indexes
+        guard let indexer = catalog.indexers[kind] else {
+            Issue.record("\(kind) has no indexes in this store", sourceLocation: sourceLocation)
+            return 0
+        }
+        var records: [Record] = []
+        var after: String?
+        while true {
+            let page = try await s.withReadTransaction { [after] in try await $0.list(kind: kind, scope: nil, afterID: after, limit: 1000) }
+            records += page
+            guard page.count == 1000, let last = page.last else { break }
+            after = last.id
+        }
+        struct Entry: Hashable {
+            var scope: String
+            var key: IndexKey
+            var id: String
+        }
+        for definition in indexer.definitions {
+            var expected = Set<Entry>()
+            for r in records {
+                for e in try catalog.stored(r) where e.index == definition.name { expected.insert(Entry(scope: e.scope, key: e.key, id: r.id)) }
+            }
+            var actual = Set<Entry>()
+            for scope in definition.scoped ? Set(records.map(\.scope)) : [""] {
+                let hits = try await s.lookupAll(IndexQuery(kind: kind, index: definition.name, scope: definition.scoped ? scope : nil, limit: 0))
+                for h in hits { actual.insert(Entry(scope: scope, key: h.key, id: h.record.id)) }
+            }
+            let stray = actual.subtracting(expected).count
+            let missing = expected.subtracting(actual).count
+            #expect(stray == 0 && missing == 0, "\(kind).\(definition.name): \(stray) stray, \(missing) missing entries", sourceLocation: sourceLocation)
+        }
+        return records.count
+    }
+}
