@@ -308,7 +308,8 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StorageAPI", "Engine", "KMIPProtocol", "TTLV",
+                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StoragePostgres", "StorageAPI", "Engine", "KMIPProtocol",
+                "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
