@@ -59,30 +59,34 @@ extension GatehouseEngine {
             throw EngineError(.unauthenticated, "authentication required")
         }
         if caller.kind == .superuser {
-            try await transact { tx in
-                if try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) == nil {
-                    try await tx.insert(
-                        Record(
-                            kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org,
-                            name: Self.defaultKMIPProject,
-                            body: try Self.encode(ProjectBody(description: "objects created over KMIP by administrators")),
-                            createdAt: self.clock()))
-                }
+            // Read first (one round trip on PostgreSQL), create only when missing; several requests may race to
+            // create it, and the losers' unique violation means it exists.
+            let exists = try await read { tx in
+                try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) != nil
+            }
+            if !exists {
+                do {
+                    try await transact { tx in
+                        if try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) == nil {
+                            try await tx.insert(
+                                Record(
+                                    kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org,
+                                    name: Self.defaultKMIPProject,
+                                    body: try Self.encode(ProjectBody(description: "objects created over KMIP by administrators")),
+                                    createdAt: self.clock()))
+                        }
+                    }
+                } catch let e as EngineError where e.code == .alreadyExists {}
             }
             return Self.defaultKMIPProject
         }
         if let p = caller.metadata["kmip.project"] { return p }
         let id = caller.identityId ?? ""
+        // The identity's memberships, from the membership index (not a scan of every membership of the appliance).
         let projects = try await read { tx -> [String] in
-            var out: [String] = []
-            var after: String?
-            while true {
-                let batch = try await tx.list(kind: AccessKind.membership, scope: nil, afterID: after, limit: 500)
-                if batch.isEmpty { break }
-                out += batch.filter { $0.name == id }.map(\.scope)
-                after = batch.last?.id
-            }
-            return out
+            try await tx.lookup(
+                .prefix(kind: AccessKind.membership, index: MembershipIndex.identity, scope: nil, IndexKey(id), limit: 3)
+            ).map(\.record.scope)
         }
         guard projects.count == 1, let only = projects.first else {
             throw EngineError(

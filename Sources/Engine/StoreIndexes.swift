@@ -6,7 +6,7 @@ import StorageAPI
 /// of the kind (StorageAPI/Index.swift); `GatehouseEngine.open` declares them, and bumping an indexer's version
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
-    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer])
+    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer, membershipIndexer])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
@@ -106,6 +106,21 @@ extension GatehouseEngine {
         if let r = q.resourceName { return (PAMSessionIndex.resource, IndexKey(r)) }
         if let e = q.endReason { return (PAMSessionIndex.reason, IndexKey(e)) }
         return (PAMSessionIndex.started, IndexKey())
+    }
+}
+
+// MARK: - Project memberships
+
+extension GatehouseEngine {
+    enum MembershipIndex {
+        /// Across projects: the identity (a membership's name is its identity id, its scope the project).
+        static let identity = "identity"
+    }
+
+    static let membershipIndexer = RecordIndexer(
+        kind: AccessKind.membership, version: 1, [IndexDefinition(MembershipIndex.identity, scoped: false)]
+    ) { record in
+        record.name.map { [IndexEntry(MembershipIndex.identity, IndexKey($0))] } ?? []
     }
 }
 

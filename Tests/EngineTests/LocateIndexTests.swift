@@ -123,3 +123,31 @@ import Testing
         try await Self.exercise(InMemoryStorage())
     }
 }
+
+/// The first KMIP requests of administrators create the default KMIP project; several at once on a shared store race
+/// to create it, and every one of them must succeed (the losers' unique violation means it exists).
+@Suite struct DefaultKMIPProjectRaceTests {
+    @Test func concurrentFirstCreatesAllSucceedOnPostgres() async throws {
+        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], var components = URLComponents(string: url) else {
+            if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set but a PostgreSQL server is required") }
+            return
+        }
+        components.path = "/gatehouse_race"
+        let storage = try PostgresStorage(url: components.string ?? url, maxConnections: 16)
+        try await storage.unsafeDropAll()
+        let engine = try await GatehouseEngine.open(
+            storage: storage, rootKey: StaticRootKeyProvider(SymmetricKey(size: .bits256)), bootstrapAdmins: ["gatehouse-admin"])
+        let created = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    try await engine.createKey(admin, project: nil, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256)).project
+                }
+            }
+            var projects: [String] = []
+            for try await p in group { projects.append(p) }
+            return projects
+        }
+        #expect(created.count == 16 && Set(created) == [GatehouseEngine.defaultKMIPProject])
+        try await storage.close()
+    }
+}

@@ -40,7 +40,7 @@ start)
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o \
       "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=500 -c fsync=on -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" start > /dev/null
   fi
-  for db in gatehouse_test gatehouse_daemon gatehouse_outage gatehouse_engine gatehouse_keys gatehouse_pooled gatehouse_locate; do
+  for db in gatehouse_test gatehouse_daemon gatehouse_outage gatehouse_engine gatehouse_keys gatehouse_pooled gatehouse_locate gatehouse_race; do
     as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -qAt \
       -c "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
       as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U gatehouse -d postgres -q -c "CREATE DATABASE $db" > /dev/null
