@@ -70,6 +70,45 @@ struct Result {
     }
 }
 
+/// `gatehouse serve` on a data directory with every listener on a port the system picks (the benchmarks that start
+/// their own daemon). `stop()` ends it.
+struct FreshDaemon {
+    let process: Process
+    let data: String
+    let ports: [String: Int]
+
+    static func start(_ binary: String, data: String, environment: [String: String] = [:]) async throws -> FreshDaemon {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--data-dir", data]
+        var env = ProcessInfo.processInfo.environment
+        for l in ["HTTPS", "KMIP", "POSTGRES", "OPERATIONS"] { env["GATEHOUSE_LISTENERS_\(l)_PORT"] = "0" }
+        env["GATEHOUSE_LOGGING_LEVEL"] = "warning"
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        var ports: [String: Int] = [:]
+        for _ in 0..<300 where ports.count < 4 && process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json"),
+                let map = try? JSONSerialization.jsonObject(with: d) as? [String: Int]
+            { ports = map }
+        }
+        guard ports.count == 4 else {
+            process.terminate()
+            throw ValidationError("the daemon did not start listening")
+        }
+        return FreshDaemon(process: process, data: data, ports: ports)
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
@@ -134,28 +173,31 @@ struct KMIP: AsyncParsableCommand {
     @Option(help: "Comma-separated operations: discover, get, encrypt, create.") var operations = "discover,get,encrypt,create"
 
     static func message(_ v: ProtocolVersion, _ operation: KMIPOperation, _ payload: [TTLVItem]) -> [UInt8] {
-        TTLVEncoder.encode(
+        batch(v, [(operation, payload)])
+    }
+
+    /// A request message with one batch item per (operation, payload).
+    static func batch(_ v: ProtocolVersion, _ items: [(KMIPOperation, [TTLVItem])]) -> [UInt8] {
+        let header = TTLVItem(
+            tag: KMIPTag.requestHeader,
+            .structure([
+                TTLVItem(
+                    tag: KMIPTag.protocolVersion,
+                    .structure([
+                        TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(v.major)),
+                        TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(v.minor)),
+                    ])),
+                TTLVItem(tag: KMIPTag.batchCount, .integer(Int32(items.count))),
+            ]))
+        let batchItems = items.map { operation, payload in
             TTLVItem(
-                tag: KMIPTag.requestMessage,
+                tag: KMIPTag.batchItem,
                 .structure([
-                    TTLVItem(
-                        tag: KMIPTag.requestHeader,
-                        .structure([
-                            TTLVItem(
-                                tag: KMIPTag.protocolVersion,
-                                .structure([
-                                    TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(v.major)),
-                                    TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(v.minor)),
-                                ])),
-                            TTLVItem(tag: KMIPTag.batchCount, .integer(1)),
-                        ])),
-                    TTLVItem(
-                        tag: KMIPTag.batchItem,
-                        .structure([
-                            TTLVItem(tag: KMIPTag.operation, .enumeration(operation.rawValue)),
-                            TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
-                        ])),
-                ])))
+                    TTLVItem(tag: KMIPTag.operation, .enumeration(operation.rawValue)),
+                    TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
+                ]))
+        }
+        return TTLVEncoder.encode(TTLVItem(tag: KMIPTag.requestMessage, .structure([header] + batchItems)))
     }
 
     static func attribute(_ name: String, _ value: TTLVValue) -> TTLVItem {

@@ -32,28 +32,9 @@ struct Flood: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = dir + "/.gatehouse"
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: gatehouse)
-        daemon.arguments = ["serve", "--data-dir", data]
-        var env = ProcessInfo.processInfo.environment
-        for l in ["HTTPS", "KMIP", "POSTGRES", "OPERATIONS"] { env["GATEHOUSE_LISTENERS_\(l)_PORT"] = "0" }
-        env["GATEHOUSE_LOGGING_LEVEL"] = "warning"
-        daemon.environment = env
-        daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        daemon.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try daemon.run()
-        defer {
-            daemon.terminate()
-            daemon.waitUntilExit()
-        }
-        var ports: [String: Int] = [:]
-        for _ in 0..<200 where ports.count < 4 {
-            try await Task.sleep(for: .milliseconds(100))
-            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json"),
-                let map = try? JSONSerialization.jsonObject(with: d) as? [String: Int]
-            { ports = map }
-        }
-        guard let https = ports["https"], let kmip = ports["kmip"], let pg = ports["postgres"] else {
+        let fresh = try await FreshDaemon.start(gatehouse, data: data)
+        defer { fresh.stop() }
+        guard let https = fresh.ports["https"], let kmip = fresh.ports["kmip"], let pg = fresh.ports["postgres"] else {
             throw ValidationError("the daemon did not start listening")
         }
         let certs = data + "/certs"

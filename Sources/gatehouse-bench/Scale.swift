@@ -39,35 +39,16 @@ struct Scale: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: dir) } }
         let data = dir + "/.gatehouse"
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: gatehouse)
-        daemon.arguments = ["serve", "--data-dir", data]
-        var env = ProcessInfo.processInfo.environment
-        for l in ["HTTPS", "KMIP", "POSTGRES", "OPERATIONS"] { env["GATEHOUSE_LISTENERS_\(l)_PORT"] = "0" }
-        env["GATEHOUSE_LOGGING_LEVEL"] = "warning"
-        // The seeding clients are the administrator: no failure limits apply, but keep the KMIP listener open enough.
-        env["GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS"] = "1024"
+        var env = ["GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS": "1024"]
         if let postgresURL {
             env["GATEHOUSE_STORAGE_BACKEND"] = "postgres"
             env["GATEHOUSE_STORAGE_POSTGRES_URL"] = postgresURL
             try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, metadata, schema_migrations")
         }
-        daemon.environment = env
-        daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        daemon.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try daemon.run()
-        defer {
-            daemon.terminate()
-            daemon.waitUntilExit()
-        }
-        var ports: [String: Int] = [:]
-        for _ in 0..<300 where ports["kmip"] == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json"),
-                let map = try? JSONSerialization.jsonObject(with: d) as? [String: Int]
-            { ports = map }
-        }
-        guard let kmip = ports["kmip"] else { throw ValidationError("the daemon did not start listening") }
+        let fresh = try await FreshDaemon.start(gatehouse, data: data, environment: env)
+        let daemon = fresh.process
+        defer { fresh.stop() }
+        guard let kmip = fresh.ports["kmip"] else { throw ValidationError("the daemon did not start listening") }
         let certs = data + "/certs"
         let endpoint = Endpoint(host: "127.0.0.1", port: kmip, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
         let v = ProtocolVersion(1, 4)
@@ -168,41 +149,22 @@ struct Scale: AsyncParsableCommand {
     }
 
     static func createBatch(_ v: ProtocolVersion, _ names: [String]) -> [UInt8] {
-        let items = names.map { name in
-            TTLVItem(
-                tag: KMIPTag.batchItem,
-                .structure([
-                    TTLVItem(tag: KMIPTag.operation, .enumeration(KMIPOperation.create.rawValue)),
-                    TTLVItem(
-                        tag: KMIPTag.requestPayload,
-                        .structure([
-                            TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
-                            TTLVItem(
-                                tag: KMIPTag.templateAttribute,
-                                .structure([
-                                    KMIP.attribute("Cryptographic Algorithm", .enumeration(3)), KMIP.attribute("Cryptographic Length", .integer(256)),
-                                    KMIP.attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)), KMIP.attribute("Name", nameValue(name)),
-                                ])),
-                        ])),
-                ]))
-        }
-        return TTLVEncoder.encode(
-            TTLVItem(
-                tag: KMIPTag.requestMessage,
-                .structure(
+        KMIP.batch(
+            v,
+            names.map { name in
+                (
+                    .create,
                     [
+                        TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
                         TTLVItem(
-                            tag: KMIPTag.requestHeader,
+                            tag: KMIPTag.templateAttribute,
                             .structure([
-                                TTLVItem(
-                                    tag: KMIPTag.protocolVersion,
-                                    .structure([
-                                        TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(v.major)),
-                                        TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(v.minor)),
-                                    ])),
-                                TTLVItem(tag: KMIPTag.batchCount, .integer(Int32(names.count))),
-                            ]))
-                    ] + items)))
+                                KMIP.attribute("Cryptographic Algorithm", .enumeration(3)), KMIP.attribute("Cryptographic Length", .integer(256)),
+                                KMIP.attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)), KMIP.attribute("Name", nameValue(name)),
+                            ])),
+                    ]
+                )
+            })
     }
 
     /// `requests` sequential requests on one connection (after 20 unmeasured ones); `check` judges each response.

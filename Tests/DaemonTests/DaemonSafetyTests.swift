@@ -14,6 +14,20 @@ import Testing
         try ProcessRunner.run([ProcessRunner.gatehouseBinary] + args, cwd: cwd, environment: env, timeout: 60)
     }
 
+    /// Runs a `curlPostBatch` config (4 parallel keep-alive connections) in the background; its "<label> <status>"
+    /// lines go to `<path>.out`.
+    func startCurlBatch(_ config: String, at path: String) throws -> (Process, String) {
+        try config.write(toFile: path + ".curl", atomically: true, encoding: .utf8)
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        writer.arguments = ["curl", "--parallel", "--parallel-max", "4", "-K", path + ".curl"]
+        FileManager.default.createFile(atPath: path + ".out", contents: nil)
+        writer.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: path + ".out"))
+        writer.standardError = FileHandle.nullDevice
+        try writer.run()
+        return (writer, path + ".out")
+    }
+
     func initialized() throws -> TemporaryDirectory {
         let dir = try freshDirectory()
         let out = try gatehouse(["init"], cwd: dir.path)
@@ -147,16 +161,7 @@ import Testing
                     let name = "k-\(cycle)-\(i)"
                     return (name, "\(daemon.httpsBase)/api/v1/projects/crash/secrets/\(name)", "{\"value\":\"value-of-\(name)\"}")
                 }, certs: daemon.dataDirectory + "/certs")
-            let configPath = dir.path + "/writes-\(cycle).curl"
-            try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-            let writer = Process()
-            writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            writer.arguments = ["curl", "--parallel", "--parallel-max", "4", "-K", configPath]
-            let outPath = dir.path + "/writes-\(cycle).out"
-            FileManager.default.createFile(atPath: outPath, contents: nil)
-            writer.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-            writer.standardError = FileHandle.nullDevice
-            try writer.run()
+            let (writer, outPath) = try startCurlBatch(config, at: dir.path + "/writes-\(cycle)")
             usleep(UInt32.random(in: 300_000...900_000))
             daemon.signal(SIGKILL)
             kills += 1
@@ -239,16 +244,7 @@ import Testing
             let config = curlPostBatch(
                 (0..<2000).map { i in ("kmip-\(cycle)-\(i)", daemon.httpsBase + "/kmip", create("kmip-\(cycle)-\(i)")) },
                 certs: daemon.dataDirectory + "/certs")
-            let configPath = dir.path + "/kmip-\(cycle).curl"
-            try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-            let writer = Process()
-            writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            writer.arguments = ["curl", "--parallel", "--parallel-max", "4", "-K", configPath]
-            let outPath = dir.path + "/kmip-\(cycle).out"
-            FileManager.default.createFile(atPath: outPath, contents: nil)
-            writer.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-            writer.standardError = FileHandle.nullDevice
-            try writer.run()
+            let (writer, outPath) = try startCurlBatch(config, at: dir.path + "/kmip-\(cycle)")
             // Kill once a few hundred Creates were answered, with the rest still streaming.
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline, ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n").count < 200 {
