@@ -199,17 +199,13 @@ extension GatehouseEngine {
                     for r in batch { try await tx.delete(kind: kind, id: r.id, expectedVersion: r.version) }
                 }
             }
-            // Memberships and privileges in every project.
-            for kind in [AccessKind.membership, AccessKind.privilege] {
-                var after: String?
+            // Memberships and privileges in every project, found through their identity indexes (not a scan of
+            // every membership and privilege of the appliance).
+            for (kind, index) in [(AccessKind.membership, MembershipIndex.identity), (AccessKind.privilege, PrivilegeIndex.identity)] {
                 while true {
-                    let batch = try await tx.list(kind: kind, scope: nil, afterID: after, limit: 500)
+                    let batch = try await tx.lookup(.prefix(kind: kind, index: index, scope: nil, IndexKey(id), limit: 500))
                     if batch.isEmpty { break }
-                    for r in batch {
-                        let owner = kind == AccessKind.membership ? r.name : try self.decode(PrivilegeBody.self, r).identityId
-                        if owner == id { try await tx.delete(kind: kind, id: r.id, expectedVersion: r.version) }
-                    }
-                    after = batch.last?.id
+                    for hit in batch { try await tx.delete(kind: kind, id: hit.record.id, expectedVersion: hit.record.version) }
                 }
             }
             try await tx.delete(kind: AccessKind.identity, id: id, expectedVersion: record.version)

@@ -6,7 +6,7 @@ import StorageAPI
 /// of the kind (StorageAPI/Index.swift); `GatehouseEngine.open` declares them, and bumping an indexer's version
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
-    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer, membershipIndexer])
+    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer, membershipIndexer, privilegeIndexer])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
@@ -121,6 +121,20 @@ extension GatehouseEngine {
         kind: AccessKind.membership, version: 1, [IndexDefinition(MembershipIndex.identity, scoped: false)]
     ) { record in
         record.name.map { [IndexEntry(MembershipIndex.identity, IndexKey($0))] } ?? []
+    }
+}
+
+extension GatehouseEngine {
+    enum PrivilegeIndex {
+        /// Across projects: the identity a privilege is granted to.
+        static let identity = "identity"
+    }
+
+    static let privilegeIndexer = RecordIndexer(
+        kind: AccessKind.privilege, version: 1, [IndexDefinition(PrivilegeIndex.identity, scoped: false)]
+    ) { record in
+        guard let p = try? JSONDecoder().decode(PrivilegeBody.self, from: record.body) else { return [] }
+        return [IndexEntry(PrivilegeIndex.identity, IndexKey(p.identityId))]
     }
 }
 

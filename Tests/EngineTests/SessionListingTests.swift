@@ -86,3 +86,32 @@ import Testing
         try await storage.close()
     }
 }
+
+/// Deleting an identity removes its memberships and privileges in every project (found through their identity
+/// indexes) and nobody else's.
+@Suite struct IdentityDeletionTests {
+    @Test func membershipsAndPrivilegesGoWithTheIdentityOnly() async throws {
+        let dir = try TemporaryDirectory()
+        let storage = try SQLiteStorage(path: dir.path + "/store.sqlite")
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        let leaving = try await engine.createIdentity(admin, IdentitySpec(name: "leaving"))
+        let staying = try await engine.createIdentity(admin, IdentitySpec(name: "staying"))
+        let read = [Permission(subject: "secrets", actions: ["read"])]
+        for project in ["p", "p1"] {
+            for who in [leaving, staying] {
+                _ = try await engine.setMembership(admin, project: project, identityId: who.id, roles: [RoleGrant(role: "viewer")])
+                _ = try await engine.createPrivilege(admin, project: project, PrivilegeSpec(identityId: who.id, slug: "r-\(who.name)", permissions: read))
+            }
+        }
+        try await engine.deleteIdentity(admin, id: leaving.id)
+        for project in ["p", "p1"] {
+            let members = try await engine.listMemberships(admin, project: project).map(\.identityId)
+            let privileges = try await engine.listPrivileges(admin, project: project).map(\.identityId)
+            #expect(!members.contains(leaving.id) && members.contains(staying.id), "\(project): \(members)")
+            #expect(privileges == [staying.id], "\(project): \(privileges)")
+        }
+        try await IndexConformance.verify(storage, kind: "membership")
+        try await IndexConformance.verify(storage, kind: "privilege")
+        try await storage.close()
+    }
+}
