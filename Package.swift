@@ -215,6 +215,7 @@ let package = Package(
             dependencies: [
                 "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ServerSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -522,7 +522,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     /// The stored record an update or delete at `version` replaces, for its index entries: known from this
-    /// transaction's reads, or read now. nil when the kind has no indexes.
+    /// transaction's reads, or read now. nil when the kind has no indexes or there is no such record.
     private func previous(kind: String, id: String, version: Int64) async throws -> Record? {
         guard catalog.indexers[kind] != nil else { return nil }
         if let r = known[kind + "\u{0}" + id], r.version == version { return r }
@@ -533,7 +533,9 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         let updated = Record.millis(record.updatedAt)
         let rows: [Record]
-        if let old = try await previous(kind: record.kind, id: record.id, version: record.version), old.version == record.version {
+        if catalog.indexers[record.kind] != nil {
+            guard let old = try await previous(kind: record.kind, id: record.id, version: record.version) else { throw StorageError(.notFound) }
+            guard old.version == record.version else { throw StorageError(.versionConflict) }
             // The row and the entries that change, in one statement; the entries move only if the row did.
             var next = record
             next.version = record.version + 1
@@ -563,7 +565,6 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
                 UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
                     body = \(record.body), updated_at = \(updated)
                 WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
-                  AND \(catalog.indexers[record.kind] == nil)
                 RETURNING kind, id, scope, name, version, body, created_at, updated_at
                 """)
         }

@@ -447,20 +447,20 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     func update(_ record: Record) async throws -> Record {
         try checkWrite()
         let c = try live()
-        // The entries to replace are computed from the stored record (a local read of the row about to change).
-        let old = catalog.indexers[record.kind] == nil ? nil : try await get(kind: record.kind, id: record.id)
+        // One read of the row (this connection is the only writer): it decides notFound or versionConflict, gives
+        // the index entries to replace, and with the new values the stored record, without reading it back.
+        guard let old = try await get(kind: record.kind, id: record.id) else { throw StorageError(.notFound) }
+        guard old.version == record.version else { throw StorageError(.versionConflict) }
         try c.query(
             "UPDATE records SET scope = ?, name = ?, version = version + 1, body = ?, updated_at = ? WHERE kind = ? AND id = ? AND version = ?",
             [
                 .text(record.scope), record.name.map { .text($0) } ?? .null, .blob(record.body),
                 .int(Record.millis(record.updatedAt)), .text(record.kind), .text(record.id), .int(record.version),
             ])
-        if c.changes == 0 {
-            if try await get(kind: record.kind, id: record.id) == nil { throw StorageError(.notFound) }
-            throw StorageError(.versionConflict)
-        }
-        guard let stored = try await get(kind: record.kind, id: record.id) else { throw StorageError(.notFound) }
-        if let old { try reindex(from: old, to: stored) }
+        var stored = record
+        stored.version = old.version + 1
+        stored.createdAt = old.createdAt
+        try reindex(from: old, to: stored)
         return stored
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMIPProtocol
+import NIOConcurrencyHelpers
 import NIOCore
 import TTLV
 
@@ -113,7 +114,8 @@ struct Scale: AsyncParsableCommand {
     /// Seeds keys scale-`from` ..< scale-`to` over `seedConnections` connections; returns their UIDs.
     func seed(_ e: Endpoint, _ v: ProtocolVersion, from: Int, to: Int) async throws -> [String] {
         guard to > from else { return [] }
-        let next = ManagedAtomicCounter(from)
+        // The next seed number: each connection takes a batch's worth at a time.
+        let next = NIOLockedValueBox(from)
         return try await withThrowingTaskGroup(of: [String].self) { group in
             for _ in 0..<seedConnections {
                 group.addTask {
@@ -122,7 +124,10 @@ struct Scale: AsyncParsableCommand {
                         var iterator = inbound.makeAsyncIterator()
                         var uids: [String] = []
                         while true {
-                            let first = next.take(batch)
+                            let first = next.withLockedValue { n in
+                                defer { n += batch }
+                                return n
+                            }
                             guard first < to else { break }
                             let names = (first..<min(to, first + batch)).map { "scale-\($0)" }
                             try await outbound.write(ByteBuffer(bytes: Self.createBatch(v, names)))
@@ -219,19 +224,5 @@ struct Scale: AsyncParsableCommand {
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw ValidationError("psql failed: \(sql)") }
         return text
-    }
-}
-
-/// A shared counter that hands out ranges of seed numbers.
-final class ManagedAtomicCounter: @unchecked Sendable {
-    private var value: Int
-    private let lock = NSLock()
-    init(_ start: Int) { value = start }
-    func take(_ n: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        let v = value
-        value += n
-        return v
     }
 }

@@ -353,3 +353,24 @@ struct OpenAPICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "openapi", abstract: "Print the admin API's OpenAPI 3.1 document.")
     func run() async throws { print(OpenAPIDocument.json) }
 }
+
+extension APIOptions {
+    /// Every item of a paged listing (up to `max`), following `next` to the last page; `query` adds parameters.
+    func allPages(_ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil) async -> [[String: Any]] {
+        var all: [[String: Any]] = []
+        var after: String?
+        repeat {
+            let parameters = [("limit", "1000")] + query + (after.map { [("after", $0)] } ?? [])
+            let page = await call(.GET, path + "?" + parameters.map { $0 + "=" + Self.queryValue($1) }.joined(separator: "&"))
+            all += field(page, key) as? [[String: Any]] ?? []
+            after = field(page, "next") as? String
+        } while after != nil && all.count < (max ?? Int.max)
+        return max.map { Array(all.prefix($0)) } ?? all
+    }
+
+    /// A query parameter value: everything but unreserved characters percent-encoded (RFC 3986 §2.3).
+    static func queryValue(_ value: String) -> String {
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}

@@ -215,26 +215,11 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "Only sessions started before this RFC 3339 time") var until: String?
             @Option(help: "Stop after this many sessions (default: all)") var max: Int?
 
-            /// A query parameter value: everything but unreserved characters percent-encoded (RFC 3986 §2.3).
-            static func encode(_ value: String) -> String {
-                let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-                return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
-            }
-
             /// Every matching session, newest first, following the server's pages.
             func sessions(_ api: APIOptions) async -> [[String: Any]] {
-                var query = ["limit=1000"]
-                for (name, value) in [("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason), ("since", since), ("until", until)] {
-                    if let value { query.append(name + "=" + Self.encode(value)) }
-                }
-                var all: [[String: Any]] = []
-                var after: String?
-                repeat {
-                    let page = await api.call(.GET, "/api/v1/projects/\(project)/pam/sessions?" + (query + (after.map { ["after=" + Self.encode($0)] } ?? [])).joined(separator: "&"))
-                    all += field(page, "sessions") as? [[String: Any]] ?? []
-                    after = field(page, "next") as? String
-                } while after != nil && all.count < (max ?? Int.max)
-                return max.map { Array(all.prefix($0)) } ?? all
+                let query = [("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason), ("since", since), ("until", until)]
+                    .compactMap { name, value in value.map { (name, $0) } }
+                return await api.allPages("/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max)
             }
         }
 
@@ -323,16 +308,3 @@ struct PAMCommand: AsyncParsableCommand {
     }
 }
 
-extension APIOptions {
-    /// Every item of a paged listing, following `next` to the last page.
-    func allPages(_ path: String, _ key: String) async -> [[String: Any]] {
-        var all: [[String: Any]] = []
-        var after: String?
-        repeat {
-            let page = await call(.GET, path + "?limit=1000" + (after.map { "&after=" + PAMCommand.Sessions.Filters.encode($0) } ?? ""))
-            all += field(page, key) as? [[String: Any]] ?? []
-            after = field(page, "next") as? String
-        } while after != nil
-        return all
-    }
-}

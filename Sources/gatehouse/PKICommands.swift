@@ -238,14 +238,7 @@ struct PKICommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            var all: [Any] = []
-            var after: String?
-            repeat {
-                let r = await api.call(.GET, "/api/v1/projects/\(project)/pki/certificates?limit=1000" + (after.map { "&after=\($0)" } ?? ""))
-                all += (field(r, "certificates") as? [Any]) ?? []
-                after = field(r, "next") as? String
-            } while after != nil
-            api.show(all, columns: PKICommand.certColumns)
+            api.show(await api.allPages("/api/v1/projects/\(project)/pki/certificates", "certificates"), columns: PKICommand.certColumns)
         }
     }
 
