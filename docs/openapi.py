@@ -141,7 +141,13 @@ op("post", "/api/v1/projects/{project}/secrets/{name}", "Create a secret", "secr
 op("put", "/api/v1/projects/{project}/secrets/{name}", "Replace a secret's value", "secrets", {**ok(sec), **errors("400", "401", "403", "404", "409", "413", "503")}, [proj, name], body(S("SecretValue")))
 op("get", "/api/v1/projects/{project}/secrets/{name}", "Read a secret (audited)", "secrets", {**ok(sec), **errors(*std)}, [proj, name])
 op("delete", "/api/v1/projects/{project}/secrets/{name}", "Delete a secret", "secrets", {**nocontent, **errors(*std)}, [proj, name])
-op("get", "/api/v1/audit/events", "Audit events after a sequence number", "audit", {**ok(obj({"events": arr(obj({"sequence": integer, "hash": string, "event": S("AuditEvent")}))}, ["events"])), **errors("400", "401", "403", "503")}, [param("after", "query", {"type": "integer", "minimum": 0}, False), param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, False)])
+op("get", "/api/v1/audit/events", "The audit log: without search parameters every event in arrival order (read on from `next`, which is always set); with type, actor, project, since, until or order a search in time order through indexes (pages follow `next`)", "audit", {**ok(obj({"events": arr(obj({"chain": string, "sequence": integer, "hash": string, "event": S("AuditEvent")}, ["chain", "sequence", "hash", "event"])), "next": string}, ["events"])), **errors("400", "401", "403", "503")}, [
+    param("cursor", "query", {"type": "string", "maxLength": 65536}, False), param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, False),
+    param("type", "query", {"type": "string", "maxLength": 200}, False), param("actor", "query", {"type": "string", "maxLength": 200}, False),
+    param("project", "query", {"type": "string", "maxLength": 200}, False),
+    param("since", "query", {"type": "string", "format": "date-time", "description": "at or after"}, False),
+    param("until", "query", {"type": "string", "format": "date-time", "description": "before"}, False),
+    param("order", "query", {"enum": ["asc", "desc"]}, False)])
 iid = param("identityId", schema=idT)
 op("post", "/api/v1/identities", "Create a machine identity", "identities", {**ok(wrap("identity", S("Identity")), "201", "Created"), **errors("400", "401", "403", "409", "413", "503")}, req=body(S("IdentityCreate")))
 op("get", "/api/v1/identities", "List identities", "identities", {**ok(obj({"identities": arr(S("Identity")), "next": {"type": ["string", "null"]}}, ["identities"])), **errors("400", "401", "403", "503")}, page)
@@ -197,7 +203,13 @@ op("get", "/api/v1/pki/profiles/{profileId}", "Get a profile", "pki", {**ok(wrap
 op("delete", "/api/v1/pki/profiles/{profileId}", "Delete a profile", "pki", {**nocontent, **errors(*std)}, [pid])
 op("post", "/api/v1/pki/profiles/{profileId}/issue", "Issue from a CSR, or CSR-less (the key is returned once)", "pki", {**ok(obj({"certificate": S("Certificate"), "privateKey": string}, ["certificate"]), "201", "Created"), **errors(*std, "409", "413")}, [pid], body(S("IssuanceRequest")))
 serial = param("serial", schema={"type": "string", "pattern": "^[0-9a-fA-F:]{1,64}$"})
-op("get", "/api/v1/projects/{project}/pki/certificates", "List issued certificates", "pki", {**ok(lst("certificates", S("Certificate"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/projects/{project}/pki/certificates", "List issued certificates by expiry, soonest first (every filter given must hold; pages follow `next`)", "pki", {**ok(lst("certificates", S("Certificate"))), **errors(*std)}, [proj] + page + [
+    param("ca", "query", {"type": "string", "maxLength": 200}, False), param("profile", "query", {"type": "string", "maxLength": 200}, False),
+    param("status", "query", {"enum": ["active", "revoked", "expired"]}, False),
+    param("name", "query", {"type": "string", "maxLength": 300, "description": "common name or subject alternative name"}, False),
+    param("expiresAfter", "query", {"type": "string", "format": "date-time"}, False),
+    param("expiresBefore", "query", {"type": "string", "format": "date-time"}, False),
+    param("order", "query", {"enum": ["asc", "desc"]}, False)])
 op("get", "/api/v1/pki/certificates/{serial}", "Get a certificate", "pki", {**ok(wrap("certificate", S("Certificate"))), **errors(*std)}, [serial])
 op("post", "/api/v1/pki/certificates/{serial}/revoke", "Revoke (the CRL is regenerated at once)", "pki", {**ok(wrap("certificate", S("Certificate"))), **errors(*std, "409", "413")}, [serial], body(obj({"reason": {"anyOf": [reasons, {"type": "null"}]}})))
 op("get", "/api/v1/pki/certificates/{serial}/bundle", "PEM bundle: certificate, chain and the private key if the server holds it (audited)", "pki", {**ok(obj({"certificate": string, "certificateChain": strs, "privateKey": string}, ["certificate", "certificateChain"])), **errors(*std, "409")}, [serial])
@@ -217,7 +229,7 @@ for prefix in ["/acme/{profile}", "/api/v1/cert-manager/certificate-profiles/{pr
     op("get", prefix + "/renewal-info/{certID}", "ACME Renewal Information (RFC 9773): the suggested renewal window", tag, {**acmejson(), **acmeprob("400", "404")}, pp + [param("certID", schema={"type": "string", "pattern": "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$"})], security=False)
     op("get", prefix + "/new-nonce", "A fresh Replay-Nonce (204)", tag, {"204": {"description": "Replay-Nonce header"}, **acmeprob("404")}, pp, security=False)
     for path, summary, extra in [("new-account", "Create or find an account (EAB required)", []), ("account/{id}", "Account: POST-as-GET, update contact, deactivate", [param("id")]),
-                                 ("account/{id}/orders", "The account's orders", [param("id")]), ("new-order", "New order (dns and ip identifiers)", []),
+                                 ("account/{id}/orders", "The account's orders, 50 a page (Link rel=\"next\")", [param("id")]), ("account/{id}/orders/{after}", "The next page of the account's orders", [param("id"), param("after")]), ("new-order", "New order (dns and ip identifiers)", []),
                                  ("order/{id}", "Order (POST-as-GET)", [param("id")]), ("authz/{id}", "Authorization (POST-as-GET)", [param("id")]),
                                  ("chall/{id}", "Respond to a challenge (validation starts)", [param("id")]), ("finalize/{id}", "Finalize with a CSR", [param("id")]),
                                  ("cert/{serial}", "Download the certificate chain (application/pem-certificate-chain)", [param("serial")]),

@@ -7,9 +7,9 @@ import ServiceLifecycle
 
 /// Streams audit events to an HTTP endpoint (`[audit] stream_url`, bearer `stream_token`) in the background.
 ///
-/// Batches of up to 100 events are POSTed as `{"events":[{"sequence":…,"hash":…,"event":{…}}]}`; a 2xx answer
+/// Batches of up to 100 events are POSTed as `{"events":[{"chain":…,"sequence":…,"hash":…,"event":{…}}]}`; a 2xx answer
 /// advances a cursor kept in the store, anything else is retried with exponential backoff (1 s … 60 s). Requests
-/// never wait for it. Delivery is at-least-once (receivers de-duplicate by `sequence`): several nodes sharing a
+/// never wait for it. Delivery is at-least-once (receivers de-duplicate by `chain` and `sequence`): several nodes sharing a
 /// store may send the same batch.
 struct AuditStreamService: Service {
     let engine: GatehouseEngine
@@ -27,6 +27,7 @@ struct AuditStreamService: Service {
     }
 
     struct Item: Encodable {
+        var chain: String
         var sequence: Int64
         var hash: String
         var event: AuditEvent
@@ -41,20 +42,21 @@ struct AuditStreamService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let cursor = try await engine.auditStreamCursor(name: cursorName)
-                let events = try await engine.auditEvents(.system("audit-stream"), after: cursor, limit: 100)
+                let page = try await engine.auditEvents(.system("audit-stream"), cursor: cursor, limit: 100)
+                let events = page.items
                 if events.isEmpty {
                     try await Task.sleep(for: pollInterval)
                     continue
                 }
                 let selected = events.filter { wanted($0.event.event.type) }
                 if !selected.isEmpty {
-                    let body = try encoder.encode(Batch(events: selected.map { Item(sequence: $0.sequence, hash: $0.hash, event: $0.event) }))
+                    let body = try encoder.encode(Batch(events: selected.map { Item(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event) }))
                     let status = try await client.post(Array(body))
                     guard (200..<300).contains(status) else {
                         throw WebhookClient.Failure(description: "endpoint answered \(status)")
                     }
                 }
-                if let last = events.last { try await engine.advanceAuditStreamCursor(to: last.sequence, name: cursorName) }
+                if let next = page.next { try await engine.advanceAuditStreamCursor(to: next, name: cursorName) }
                 backoff = .seconds(1)
             } catch is CancellationError {
                 return

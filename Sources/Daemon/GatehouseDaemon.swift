@@ -196,6 +196,7 @@ public final class GatehouseDaemon: Sendable {
         services.append(PeriodicService.crlRefresh(engine, logger: logger))
         services.append(PeriodicService.acmeSweep(engine, logger: logger))
         services.append(PeriodicService.refusalSummaries(engine, logger: logger))
+        services.append(PeriodicService.auditCheckpoint(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
         if let notify = config.pamNotifyURL, let url = URL(string: notify) {

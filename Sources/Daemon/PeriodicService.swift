@@ -24,6 +24,17 @@ struct PeriodicService: Service {
 }
 
 extension PeriodicService {
+    /// Every minute: seals audit events that a node left pending (it stopped between a change and its event's seal,
+    /// and has not come back to do it), then signs a checkpoint of every audit chain's head, which makes deleting a
+    /// whole chain detectable (see `AuditChain`).
+    static func auditCheckpoint(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "audit checkpoint", interval: .seconds(60), logger: logger) {
+            let n = try await engine.sealAbandonedAuditEvents(olderThan: .seconds(60))
+            if n > 0 { logger.notice("sealed audit events another node left pending", metadata: ["count": "\(n)"]) }
+            try await engine.writeAuditCheckpoint()
+        }
+    }
+
     /// Regenerates CRLs that passed half their lifetime, every ten minutes, so relying parties that fetch the CRL
     /// from the distribution point never see an expired one (a concurrent regeneration loses on the record version
     /// and is retried by the engine).

@@ -19,7 +19,7 @@ public enum StoreFactory {
             }
         case .postgres(let url):
             do {
-                return try PostgresStorage(url: url, logger: logger)
+                return try PostgresStorage(url: url, logger: logger, keepConnections: true)
             } catch let e as StorageError {
                 throw DaemonError("storage.postgres_url: \(e.detail)")
             }
@@ -33,20 +33,40 @@ public enum StoreFactory {
         }
     }
 
-    /// Opens storage and the engine.
-    public static func engine(_ config: GatehouseConfiguration, logger: Logger) async throws -> (GatehouseEngine, any Storage) {
+    /// This data directory's node id (`<data>/node-id`, created on first use): the name of the node's audit chain,
+    /// so a restarted daemon continues its chain (and seals what it left pending) instead of starting another.
+    public static func nodeID(_ config: GatehouseConfiguration) -> String {
+        let path = (config.dataDirectory as NSString).appendingPathComponent("node-id")
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !id.isEmpty, id.utf8.count <= 64, id.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "-" }) {
+                return id
+            }
+        }
+        let id = GatehouseEngine.newNodeID()
+        try? FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: path, contents: Data((id + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        return id
+    }
+
+    /// Opens storage and the engine. `cli`: a command run beside the daemon, which writes its own audit chain
+    /// (`<node>.cli`) so that it never competes with the daemon's.
+    public static func engine(_ config: GatehouseConfiguration, logger: Logger, cli: Bool = false) async throws
+        -> (GatehouseEngine, any Storage)
+    {
         let storage = try storage(config, logger: logger)
+        let node = nodeID(config) + (cli ? ".cli" : "")
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage, rootKey: rootKeyProvider(config),
-                bootstrapAdmins: Set(config.adminCommonNames), logger: logger)
+                bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node)
             return (engine, storage)
         } catch let e as EngineError where e.code == .cryptographicFailure {
             // An interrupted `rotate-root-key` may have re-wrapped the store under <file>.new: finish it.
             if case .file(let path) = config.rootKey, FileManager.default.fileExists(atPath: path + ".new"),
                 let engine = try? await GatehouseEngine.open(
                     storage: storage, rootKey: FileRootKeyProvider(path: path + ".new"),
-                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger)
+                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node)
             {
                 guard rename(path + ".new", path) == 0 else {
                     throw DaemonError("the store is wrapped under \(path).new but it cannot be renamed to \(path)")

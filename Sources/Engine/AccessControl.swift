@@ -309,7 +309,7 @@ extension GatehouseEngine {
         guard case .write = verdict else { return }
         let e = event(ctx, type, project: project, metadata)
         do {
-            try await storage.withRetryingTransaction { tx in try await self.audit.append(e, tx) }
+            try await audit.record([e])
         } catch {
             logger.error("cannot audit a refusal", metadata: ["error": "\(error)"])
         }
@@ -341,9 +341,7 @@ extension GatehouseEngine {
                 project: s.window.project, meta)
         }
         do {
-            try await storage.withRetryingTransaction { tx in
-                for e in events { try await self.audit.append(e, tx) }
-            }
+            try await audit.record(events)
         } catch {
             logger.error("cannot audit suppressed refusals", metadata: ["error": "\(error)"])
         }

@@ -3,20 +3,35 @@ import EngineAPI
 import Foundation
 import StorageAPI
 
-/// The hash-chained audit log.
+/// The hash-chained audit log: one chain per writer node, tied together by signed checkpoints.
 ///
 /// Each event stores the previous event's hash and its own: `HMAC-SHA256(auditKey, previousHash ‖ seq ‖ ts ‖ body)`
-/// with `seq` and `ts` as 8-byte big-endian integers and `body` the canonical JSON of the event. The audit key is
-/// random, stored sealed under the root key, so someone who can edit the database cannot recompute the chain.
-/// A signed head (`audit_head` metadata: last sequence and hash, MACed) makes truncating the tail detectable.
+/// with `seq` and `ts` as 8-byte big-endian integers and `body` the canonical JSON of the event. A chain's first
+/// event links to the chain's genesis value, `HMAC(auditKey, "genesis" ‖ chain)` (32 zero bytes for chain "", the
+/// single chain of stores written before per-node chains), so an event cannot be moved to another chain. The audit
+/// key is random, stored sealed under the root key, so someone who can edit the database cannot recompute a chain.
+/// Each chain's signed head (last sequence and hash, MACed) makes truncating its tail detectable, and a signed
+/// checkpoint (metadata `audit_checkpoint`: every chain's head at one moment, MACed) makes deleting a whole chain
+/// (events and head) detectable.
 public struct AuditChain: Sendable {
     let key: SymmetricKey
 
     static let keyID = "audit-key"
-    static let headKey = "audit_head"
+    static let checkpointKey = "audit_checkpoint"
     static let zeroHash = Data(count: 32)
 
     init(key: SymmetricKey) { self.key = key }
+
+    /// The value a chain's first event links to.
+    func genesis(_ chain: String) -> Data {
+        if chain.isEmpty { return Self.zeroHash }
+        return Data(HMAC<SHA256>.authenticationCode(for: Data(("genesis" + chain).utf8), using: key))
+    }
+
+    /// The searchable fields of an event (stored beside its body; verify checks they match).
+    static func fields(_ event: AuditEvent) -> AuditFields {
+        AuditFields(type: event.event.type, actor: event.actor.metadata["id"] ?? "", project: event.projectId ?? "")
+    }
 
     static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -78,7 +93,14 @@ public struct AuditChain: Sendable {
         return Self.bigEndian(sequence) + hash + Data(tag)
     }
 
-    /// Appends `event` inside `tx` (the caller's transaction, so the event commits with the change it describes).
+    /// A stored head's sequence and hash when its signature is valid.
+    func parseHead(_ value: Data) -> (sequence: Int64, hash: Data)? {
+        guard value.count == 8 + 32 + 32 else { return nil }
+        let seq = value.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        let hash = Data(value.dropFirst(8).prefix(32))
+        return head(sequence: seq, hash: hash) == value ? (seq, hash) : nil
+    }
+
     /// The event's stored body: the same bytes `encoder()` writes (sorted keys, no escaped slashes, the timestamp as
     /// RFC 3339 with milliseconds), written by hand — `JSONEncoder` was an eighth of a KMIP Get's CPU time. The
     /// tests compare both byte for byte.
@@ -114,87 +136,196 @@ public struct AuditChain: Sendable {
         return Data(out)
     }
 
-    func append(_ event: AuditEvent, _ tx: any StorageTransaction) async throws {
-        let body = Self.body(event)
-        let last = try await tx.lastAuditEvent()
-        let sequence = (last?.sequence ?? 0) + 1
-        let previous = last?.hash ?? Self.zeroHash
-        let ts = Record.millis(event.timestamp)
-        let h = hash(previous: previous, sequence: sequence, timestamp: ts, body: body)
-        try await tx.appendAuditEvent(
-            AuditRecord(sequence: sequence, timestampMillis: ts, body: body, previousHash: previous, hash: h),
-            headKey: Self.headKey, head: head(sequence: sequence, hash: h))
+    /// Links `drafts` to a chain whose head is `previous` (nil: a new chain): the records and the new signed head.
+    func link(_ drafts: [AuditDraft], chain: String, previous: (sequence: Int64, hash: Data)?) -> ([AuditRecord], Data) {
+        var sequence = previous?.sequence ?? 0
+        var last = previous?.hash ?? genesis(chain)
+        var out: [AuditRecord] = []
+        out.reserveCapacity(drafts.count)
+        for d in drafts {
+            sequence += 1
+            let h = hash(previous: last, sequence: sequence, timestamp: d.timestampMillis, body: d.body)
+            out.append(
+                AuditRecord(
+                    chain: chain, sequence: sequence, timestampMillis: d.timestampMillis, fields: d.fields, body: d.body,
+                    previousHash: last, hash: h))
+            last = h
+        }
+        return (out, head(sequence: sequence, hash: last))
     }
 
-    /// Incremental verifier over events read in order.
+    /// A checkpoint over chain heads: `count ‖ (chainLength ‖ chain ‖ head)* ‖ MAC`.
+    func checkpoint(_ heads: [AuditChainHead]) -> Data {
+        var payload = Data("checkpoint".utf8)
+        payload.append(Self.bigEndian(Int64(heads.count)))
+        for h in heads.sorted(by: { Array($0.chain.utf8).lexicographicallyPrecedes(Array($1.chain.utf8)) }) {
+            payload.append(Self.bigEndian(Int64(h.chain.utf8.count)))
+            payload.append(Data(h.chain.utf8))
+            payload.append(h.value)
+        }
+        let tag = HMAC<SHA256>.authenticationCode(for: payload, using: key)
+        return payload + Data(tag)
+    }
+
+    /// The heads a checkpoint names, when its signature is valid.
+    func parseCheckpoint(_ value: Data) -> [AuditChainHead]? {
+        let prefix = Data("checkpoint".utf8)
+        guard value.count >= prefix.count + 8 + 32, value.prefix(prefix.count) == prefix else { return nil }
+        let payload = value.prefix(value.count - 32)
+        guard Data(HMAC<SHA256>.authenticationCode(for: payload, using: key)) == value.suffix(32) else { return nil }
+        var bytes = Array(payload.dropFirst(prefix.count))
+        func int() -> Int64? {
+            guard bytes.count >= 8 else { return nil }
+            defer { bytes.removeFirst(8) }
+            return bytes.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        }
+        guard let n = int(), n >= 0, n < 1_000_000 else { return nil }
+        var heads: [AuditChainHead] = []
+        for _ in 0..<n {
+            guard let len = int(), len >= 0, bytes.count >= Int(len) + 72 else { return nil }
+            let chain = String(decoding: bytes.prefix(Int(len)), as: UTF8.self)
+            bytes.removeFirst(Int(len))
+            heads.append(AuditChainHead(chain: chain, value: Data(bytes.prefix(72))))
+            bytes.removeFirst(72)
+        }
+        return bytes.isEmpty ? heads : nil
+    }
+
+    /// Incremental verifier over events read in (chain, sequence) order.
     struct Verifier {
         let chain: AuditChain
+        var current: String?
         var expectedSequence: Int64 = 1
         var previousHash = AuditChain.zeroHash
         var problems: [String] = []
         var checked: Int64 = 0
+        /// Each chain's last sequence and hash as read.
+        var ends: [String: (Int64, Data)] = [:]
+        /// Hashes at the positions a checkpoint names ("chain\u{0}seq").
+        var wanted: [String: Data] = [:]
+        var found: Set<String> = []
+        let decoder = AuditChain.decoder()
+
+        init(chain: AuditChain) { self.chain = chain }
+
+        static func label(_ c: String) -> String { c.isEmpty ? "the first chain" : "chain \(c)" }
 
         mutating func feed(_ r: AuditRecord) {
             checked += 1
+            if r.chain != current {
+                current = r.chain
+                expectedSequence = 1
+                previousHash = chain.genesis(r.chain)
+            }
+            let where_ = "\(Self.label(r.chain)), event \(r.sequence)"
             if r.sequence != expectedSequence {
                 problems.append(
                     r.sequence > expectedSequence
-                        ? "events \(expectedSequence)…\(r.sequence - 1) are missing (deleted?)"
-                        : "event \(r.sequence) is out of order (expected \(expectedSequence))")
+                        ? "\(Self.label(r.chain)): events \(expectedSequence)…\(r.sequence - 1) are missing (deleted?)"
+                        : "\(where_) is out of order (expected \(expectedSequence))")
             }
             if r.previousHash != previousHash {
-                problems.append("event \(r.sequence): previous-hash link broken (deleted, inserted or reordered events)")
+                problems.append("\(where_): previous-hash link broken (deleted, inserted or reordered events)")
             }
-            let expected = chain.hash(
-                previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: r.body)
+            let expected = chain.hash(previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: r.body)
             if expected != r.hash {
-                problems.append("event \(r.sequence): content does not match its hash (edited)")
+                problems.append("\(where_): content does not match its hash (edited)")
+            } else if let event = try? decoder.decode(AuditEvent.self, from: r.body) {
+                if AuditChain.fields(event) != r.fields { problems.append("\(where_): its search fields were edited") }
+            } else {
+                problems.append("\(where_): the body is unreadable")
+            }
+            let spot = r.chain + "\u{0}\(r.sequence)"
+            if let w = wanted[spot] {
+                found.insert(spot)
+                if w != r.hash { problems.append("\(where_) differs from the signed checkpoint (edited)") }
             }
             expectedSequence = r.sequence + 1
             previousHash = r.hash
+            ends[r.chain] = (r.sequence, r.hash)
         }
 
-        mutating func finish(head: Data?) {
-            let lastSequence = expectedSequence - 1
-            guard let head else {
-                if lastSequence > 0 { problems.append("the signed chain head is missing") }
+        mutating func expect(checkpoint: Data?) {
+            guard let checkpoint else { return }
+            guard let heads = chain.parseCheckpoint(checkpoint) else {
+                problems.append("the audit checkpoint's signature is invalid (edited)")
                 return
             }
-            guard head.count == 8 + 32 + 32 else {
-                problems.append("the signed chain head is malformed")
-                return
+            for h in heads {
+                guard let (seq, hash) = chain.parseHead(h.value) else {
+                    problems.append("the audit checkpoint names a malformed head")
+                    continue
+                }
+                wanted[h.chain + "\u{0}\(seq)"] = hash
             }
-            let seq = head.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
-            let hash = head.dropFirst(8).prefix(32)
-            if chain.head(sequence: seq, hash: Data(hash)) != head {
-                problems.append("the chain head's signature is invalid (edited)")
-            } else if seq != lastSequence || Data(hash) != previousHash {
-                problems.append("the chain ends at event \(lastSequence) but the signed head is event \(seq) (tail deleted?)")
+        }
+
+        mutating func finish(heads: [AuditChainHead]) {
+            var headed: Set<String> = []
+            for h in heads {
+                headed.insert(h.chain)
+                guard let (seq, hash) = chain.parseHead(h.value) else {
+                    problems.append("\(Self.label(h.chain)): the signed head's signature is invalid (edited)")
+                    continue
+                }
+                let (last, lastHash) = ends[h.chain] ?? (0, chain.genesis(h.chain))
+                if seq != last || hash != lastHash {
+                    problems.append(
+                        "\(Self.label(h.chain)) ends at event \(last) but its signed head is event \(seq) (tail deleted?)")
+                }
+            }
+            for c in ends.keys.sorted() where !headed.contains(c) {
+                problems.append("\(Self.label(c)): the signed chain head is missing")
+            }
+            for spot in wanted.keys.sorted() where !found.contains(spot) {
+                let parts = spot.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+                problems.append(
+                    "\(Self.label(String(parts[0]))): event \(parts.count > 1 ? String(parts[1]) : "?") named by the signed checkpoint is missing (deleted?)")
             }
         }
     }
 
-    /// Verifies a complete list of events and the head (pure; used by tests and by `verify(storage:)`).
-    func verify(_ records: [AuditRecord], head: Data?) -> AuditVerification {
+    /// Verifies a complete list of events against heads and a checkpoint (pure; used by tests and `verify(storage:)`).
+    func verify(_ records: [AuditRecord], heads: [AuditChainHead], checkpoint: Data?) -> AuditVerification {
         var v = Verifier(chain: self)
-        for r in records { v.feed(r) }
-        v.finish(head: head)
+        v.expect(checkpoint: checkpoint)
+        for r in records.sorted(by: { $0.position < $1.position }) { v.feed(r) }
+        v.finish(heads: heads)
         return AuditVerification(checked: v.checked, problems: v.problems)
     }
 
-    /// Verifies the chain stored in `storage`, page by page, in one read transaction.
+    /// Verifies every chain stored in `storage`, page by page, while nodes may keep appending: the checkpoint, then
+    /// the heads are read first, and only the events those heads cover are judged (later appends go past them;
+    /// chains started later are left for the next run, unless they have no head at the end either).
     func verify(storage: any Storage) async throws -> AuditVerification {
-        try await storage.withTransaction { tx in
-            var v = Verifier(chain: self)
-            var after: Int64 = 0
-            while true {
-                let page = try await tx.auditEvents(after: after, limit: 1000)
-                for r in page { v.feed(r) }
-                guard let last = page.last, page.count == 1000 else { break }
-                after = last.sequence
+        var v = Verifier(chain: self)
+        let checkpoint = try await storage.withReadTransaction { tx in try await tx.metadata(Self.checkpointKey) }
+        let heads = try await storage.withReadTransaction { tx in try await tx.auditChainHeads() }
+        v.expect(checkpoint: checkpoint)
+        var limits: [String: Int64] = [:]
+        for h in heads { limits[h.chain] = parseHead(h.value)?.sequence ?? Int64.max }
+        var unheaded: Set<String> = []
+        var after: AuditPosition?
+        while true {
+            let from = after
+            let page = try await storage.withReadTransaction { tx in try await tx.auditEvents(chain: nil, after: from, limit: 1000) }
+            for r in page {
+                guard let limit = limits[r.chain] else {
+                    unheaded.insert(r.chain)
+                    continue
+                }
+                if r.sequence <= limit { v.feed(r) }
             }
-            v.finish(head: try await tx.metadata(Self.headKey))
-            return AuditVerification(checked: v.checked, problems: v.problems)
+            guard let last = page.last, page.count == 1000 else { break }
+            after = last.position
         }
+        v.finish(heads: heads)
+        if !unheaded.isEmpty {
+            let now = Set(try await storage.withReadTransaction { tx in try await tx.auditChainHeads() }.map(\.chain))
+            for c in unheaded.sorted() where !now.contains(c) {
+                v.problems.append("\(Verifier.label(c)): the signed chain head is missing")
+            }
+        }
+        return AuditVerification(checked: v.checked, problems: v.problems)
     }
 }

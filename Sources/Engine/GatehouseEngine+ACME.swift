@@ -239,8 +239,11 @@ extension GatehouseEngine {
         var total = 0
         for (kind, idBefore) in [(ACMEKind.usedNonce, bound), (ACMEKind.rate, rateBound)] {
             for _ in 0..<maxBatches {
-                let n = try await transact(relaxed: true) { tx in
-                    try await tx.deleteBefore(kind: kind, scope: "acme", idBefore: idBefore, limit: batch)
+                // A relaxed commit (no audit event: the sweep removes only expired replay and rate records).
+                let n = try await mappingStorageErrors {
+                    try await storage.withRetryingTransaction(relaxed: true) { tx in
+                        try await tx.deleteBefore(kind: kind, scope: "acme", idBefore: idBefore, limit: batch)
+                    }
                 }
                 total += n
                 if n < batch { break }
@@ -512,11 +515,13 @@ extension GatehouseEngine {
         return order
     }
 
-    public func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String] {
+    public func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String> {
         try acmeCaller(ctx, accountId)
-        return try await read { tx in
-            try await tx.list(kind: ACMEKind.order, scope: accountId, afterID: nil, limit: 1000).map(\.id)
+        let n = max(1, min(limit, 1000))
+        let ids = try await read { tx in
+            try await tx.list(kind: ACMEKind.order, scope: accountId, afterID: after, limit: n + 1).map(\.id)
         }
+        return Page(items: Array(ids.prefix(n)), next: ids.count > n ? ids[n - 1] : nil)
     }
 
     func loadAuthz(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEAuthorizationInfo) {

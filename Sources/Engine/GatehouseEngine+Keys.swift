@@ -272,18 +272,29 @@ extension GatehouseEngine {
 
     /// `wrapped`: the material leaves wrapped by another key (allowed for Sensitive objects).
     func getObject(_ ctx: CallContext, id: String, wrapped: Bool) async throws -> (ManagedObject, SecretBytes?) {
-        let (decision, facts) = try await authorizeObject(ctx, id, "read")
+        // One read of the object serves the authorization and, for an ordinary Get, the answer (a Get changes
+        // nothing but the audit log: the object as read is a state it had while the request ran).
+        let loaded = try await read { tx in try await self.loadObject(id, tx).1 }
+        let (decision, facts) = try await authorizeObject(ctx, id, "read", facts: loaded.meta)
         if facts.extractable == false {
             throw EngineError(.notExtractable, "the object is not extractable: its material never leaves the server")
         }
         if facts.sensitive == true, !wrapped {
             throw EngineError(.sensitive, "the object is sensitive: its material leaves the server only wrapped")
         }
-        // Relaxed commit: the only write is this read's audit event (see Storage.withRelaxedTransaction). The first
-        // Get of a Fresh object also clears Fresh, durably.
-        let firstServe = facts.fresh == true
+        let event = allowed(ctx, decision, "kms.get", project: facts.project, ["objectId": id])
+        guard facts.fresh == true else {
+            var plain: SecretBytes?
+            if let sealed = loaded.material {
+                plain = SecretBytes(try await read { tx in try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx) })
+            }
+            // No audit event, no material.
+            try await self.record(event)
+            return (facts, plain)
+        }
+        // The first Get of a Fresh object also clears Fresh, durably, with its event.
         let now = clock()
-        return try await transact(relaxed: !firstServe, reloads: true) { tx in
+        return try await transact(reloads: true) { tx in
             var (record, body) = try await self.loadObject(id, tx)
             var plain: SecretBytes?
             if let sealed = body.material {
@@ -296,7 +307,7 @@ extension GatehouseEngine {
                 record.updatedAt = now
                 _ = try await tx.update(record)
             }
-            try await self.audit.append(self.allowed(ctx, decision, "kms.get", project: body.meta.project, ["objectId": id]), tx)
+            try await self.audit.append(event, tx)
             return (body.meta, plain)
         }
     }
@@ -321,11 +332,12 @@ extension GatehouseEngine {
         }
         // One index scan, newest first (every key ends with the Initial Date), page by page until the filter's Offset
         // Items and Maximum Items are satisfied: the cost follows the objects examined, not the size of the project.
-        let (index, prefix) = Self.locatePlan(filter)
+        let (index, lower, upper) = Self.locatePlan(filter)
         let wanted = filter.maximumItems.flatMap { $0 >= 0 ? $0 : nil }  // a negative maximum is no maximum
         if wanted == 0 { return [] }
         let pageSize = wanted.map { min(500, max(32, 2 * ($0 + filter.offsetItems))) } ?? 500
-        var query = IndexQuery.prefix(kind: Self.objectKind, index: index, scope: p, prefix, descending: true, limit: pageSize)
+        var query = IndexQuery(
+            kind: Self.objectKind, index: index, scope: p, lower: lower, upper: upper, after: nil, descending: true, limit: pageSize)
         var ids: [String] = []
         var seen = Set<String>()
         var skipped = 0
@@ -365,6 +377,7 @@ extension GatehouseEngine {
             return false
         }
         if let g = filter.objectGroup, !m.objectGroups.contains(g) { return false }
+        if let d = filter.digest, m.digest != d { return false }
         return filter.dateRanges.allSatisfy { field, range in
             field.value(in: m).map { range.contains(Int64($0.timeIntervalSince1970.rounded(.down))) } ?? false
         }
@@ -496,34 +509,56 @@ extension GatehouseEngine {
     func usableKey(
         _ ctx: CallContext, _ id: String, action: String, usage: UsageMask, facts: ManagedObject? = nil, consume: Int? = nil
     ) async throws -> (ManagedObject, SymmetricKey) {
-        let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
+        // One read of the object when the caller did not bring it; it serves the authorization and, for a use that
+        // changes nothing (no Usage Limits to count), the key itself.
+        let loaded = facts == nil ? try await read { tx in try await self.loadObject(id, tx).1 } : nil
+        let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts ?? loaded?.meta)
         // A use that counts against Usage Limits commits durably (the count must not come back after a crash).
         let limited = consume != nil && known.usageLimits != nil
-        return try await transact(relaxed: !limited, reloads: true) { tx in
+        if !limited {
+            let body: ManagedObjectBody
+            if let loaded { body = loaded } else { body = try await read { tx in try await self.loadObject(id, tx).1 } }
+            let raw = try await Self.checkUsable(body, usage: usage, now: clock()) { sealed in
+                try await self.read { tx in try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx) }
+            }
+            try await record(allowed(ctx, decision, "kms.\(action)", project: body.meta.project, ["objectId": id]))
+            return (body.meta, SymmetricKey(data: raw))
+        }
+        return try await transact(reloads: true) { tx in
             var (record, body) = try await self.loadObject(id, tx)
             let meta = body.meta
-            guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
-            guard meta.wrappingData == nil else { throw EngineError(.invalidArgument, "the key was registered wrapped; the server cannot use it") }
-            guard meta.state == .active else {
-                throw EngineError(.wrongState, "the key is \(meta.state), not Active")
-            }
             let now = self.clock()
-            if let d = meta.deactivationDate, d <= now { throw EngineError(.wrongState, "the key is past its deactivation date") }
-            guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
-                throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
+            let raw = try await Self.checkUsable(body, usage: usage, now: now) { sealed in
+                try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
             }
-            try Self.checkUseWindow(meta, usage, now: self.clock())
-            guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
             if try Self.consumeUsage(&body.meta, bytes: consume) {
                 record.body = try Self.encode(body)
                 record.updatedAt = now
                 _ = try await tx.update(record)
             }
-            let raw = try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
             try await self.audit.append(
                 self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
             return (meta, SymmetricKey(data: raw))
         }
+    }
+
+    /// Refuses a key that cannot serve `usage` now; otherwise opens its material with `open`.
+    static func checkUsable(
+        _ body: ManagedObjectBody, usage: UsageMask, now: Date, open: (Data) async throws -> [UInt8]
+    ) async throws -> [UInt8] {
+        let meta = body.meta
+        guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
+        guard meta.wrappingData == nil else { throw EngineError(.invalidArgument, "the key was registered wrapped; the server cannot use it") }
+        guard meta.state == .active else {
+            throw EngineError(.wrongState, "the key is \(meta.state), not Active")
+        }
+        if let d = meta.deactivationDate, d <= now { throw EngineError(.wrongState, "the key is past its deactivation date") }
+        guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
+            throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
+        }
+        try checkUseWindow(meta, usage, now: now)
+        guard let sealed = body.material else { throw EngineError(.wrongState, "the key material was destroyed") }
+        return try await open(sealed)
     }
 
     public func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject {

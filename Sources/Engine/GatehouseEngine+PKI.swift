@@ -894,19 +894,38 @@ extension GatehouseEngine {
         return try await read { tx in try await self.describe(body, tx) }
     }
 
-    public func listCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws
+    public func listCertificates(_ ctx: CallContext, project: String, _ query: CertificateQuery) async throws
         -> Page<CertificateInfo>
     {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), "certificates", "read"))
-        let n = max(1, min(limit, 1000))
-        return try await read { tx in
-            _ = try await self.requireProject(project, tx)
-            let records = try await tx.list(kind: PKIKind.certificate, scope: project, afterID: after, limit: n + 1)
-            var items: [CertificateInfo] = []
-            for r in records.prefix(n) { items.append(try await self.describe(try self.decode(CertificateBody.self, r), tx)) }
-            return Page(items: items, next: records.count > n ? items.last?.serialNumber : nil)
+        _ = try await read { tx in try await self.requireProject(project, tx) }
+        let now = clock()
+        let plan = certificatePlan(query, now: now)
+        // The index narrows by one filter and the expiry range; the others are checked on each certificate.
+        let page = try await indexedPage(
+            kind: PKIKind.certificate, index: plan.index, scope: project, lower: plan.lower, upper: plan.upper,
+            descending: query.latestFirst, after: query.after, limit: max(1, min(query.limit, 1000))
+        ) { record -> CertificateBody? in
+            let body = try self.decode(CertificateBody.self, record)
+            let c = body.info
+            let status: CertificateInfo.Status = c.status == .active && c.notAfter < now ? .expired : c.status
+            if let ca = query.caId, c.caId != ca { return nil }
+            if let profile = query.profileId, c.profileId != profile { return nil }
+            if let wanted = query.status, status != wanted { return nil }
+            if let name = query.name?.lowercased(), !([c.commonName] + c.altNames).contains(where: { $0.lowercased() == name }) {
+                return nil
+            }
+            if let from = query.expiresAfter, c.notAfter < from { return nil }
+            if let until = query.expiresBefore, c.notAfter >= until { return nil }
+            return body
         }
+        let items = try await read { tx in
+            var out: [CertificateInfo] = []
+            for body in page.items { out.append(try await self.describe(body, tx)) }
+            return out
+        }
+        return Page(items: items, next: page.next)
     }
 
     public func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo {

@@ -9,7 +9,7 @@ import Synchronization
 public final class GatehouseEngine: Engine {
     let storage: any Storage
     let keyring: Keyring
-    let audit: AuditChain
+    let audit: AuditLog
     let bootstrapAdmins: Set<String>
     let accessCache = AccessCache()
     /// Bounds what refused calls write to the audit log (a few in full per source and window, then a count).
@@ -56,7 +56,8 @@ public final class GatehouseEngine: Engine {
     /// key in a new store. Throws `EngineError` with a clear message (wrong root key, store unavailable, …).
     public static func open(
         storage: any Storage, rootKey: any RootKeyProvider, bootstrapAdmins: Set<String>,
-        logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() }
+        logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() },
+        node: String? = nil
     ) async throws -> GatehouseEngine {
         let key = try rootKey.loadRootKey()
         do {
@@ -68,12 +69,25 @@ public final class GatehouseEngine: Engine {
         do {
             try await keyring.bootstrap(storage)
             let auditKey = try await loadAuditKey(storage, keyring)
-            return GatehouseEngine(
-                storage: storage, keyring: keyring, audit: AuditChain(key: auditKey), bootstrapAdmins: bootstrapAdmins,
-                logger: logger, clock: clock)
+            let chain = node ?? Self.newNodeID()
+            let engine = GatehouseEngine(
+                storage: storage, keyring: keyring,
+                audit: AuditLog(chain: AuditChain(key: auditKey), node: chain, storage: storage),
+                bootstrapAdmins: bootstrapAdmins, logger: logger, clock: clock)
+            // Events this node's previous process wrote with their changes but did not seal before it stopped.
+            let sealed = try await engine.audit.writer.sealPending(of: chain, before: Int64.max)
+            if sealed > 0 { logger.notice("sealed audit events left pending", metadata: ["count": "\(sealed)", "chain": "\(chain)"]) }
+            return engine
         } catch let e as StorageError {
             throw EngineError(.unavailable, "storage (\(storage.backendName)): \(e.detail.isEmpty ? e.code.rawValue : e.detail)")
         }
+    }
+
+    /// A random node id (the name of the node's audit chain) for engines opened without one: 12 base-32 letters.
+    public static func newNodeID() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        var g = SystemRandomNumberGenerator()
+        return String((0..<12).map { _ in alphabet[Int(g.next() % 32)] })
     }
 
     static func loadAuditKey(_ storage: any Storage, _ keyring: Keyring) async throws -> SymmetricKey {
@@ -97,7 +111,7 @@ public final class GatehouseEngine: Engine {
     }
 
     init(
-        storage: any Storage, keyring: Keyring, audit: AuditChain, bootstrapAdmins: Set<String>, logger: Logger,
+        storage: any Storage, keyring: Keyring, audit: AuditLog, bootstrapAdmins: Set<String>, logger: Logger,
         clock: @escaping @Sendable () -> Date
     ) {
         self.storage = storage
@@ -129,7 +143,11 @@ public final class GatehouseEngine: Engine {
             timestamp: clock())
     }
 
-    /// Runs a storage transaction, mapping storage errors to engine errors.
+    /// Runs a storage transaction, mapping storage errors to engine errors, and stores the audit events it appended
+    /// in this node's chain after it commits (the result is returned only once they are stored).
+    ///
+    /// `relaxed`: the body only reads (its one write used to be its audit event): it runs as a read transaction,
+    /// which never queues behind writers, and its events go straight to the chain.
     ///
     /// `reloads`: the body reads what it updates inside the transaction, so a version conflict (another node
     /// changed the record between the read and the write) is retried: the next attempt reads the winner's version.
@@ -137,7 +155,28 @@ public final class GatehouseEngine: Engine {
     func transact<T: Sendable>(
         relaxed: Bool = false, reloads: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T
     ) async throws -> T {
-        try await mappingStorageErrors { try await storage.withRetryingTransaction(relaxed: relaxed, versionConflicts: reloads, body) }
+        let batch = AuditBatch(writes: !relaxed)
+        let value = try await AuditBatch.$current.withValue(batch) {
+            try await mappingStorageErrors {
+                if relaxed {
+                    return try await storage.withReadTransaction { tx in
+                        batch.reset()
+                        return try await body(tx)
+                    }
+                }
+                return try await storage.withRetryingTransaction(versionConflicts: reloads) { tx in
+                    batch.reset()
+                    return try await body(tx)
+                }
+            }
+        }
+        try await mappingStorageErrors { try await audit.writer.store(batch.all) }
+        return value
+    }
+
+    /// Stores audit events that go with no change (refusals, failed logins): returns once they are stored.
+    func record(_ events: AuditEvent...) async throws {
+        try await mappingStorageErrors { try await audit.record(events) }
     }
 
     /// A read-only transaction (`Storage.withReadTransaction`): it sees every write acknowledged before it starts and
@@ -147,7 +186,7 @@ public final class GatehouseEngine: Engine {
     }
 
     /// Runs a storage call, turning its errors into `EngineError`s.
-    private func mappingStorageErrors<T: Sendable>(_ call: () async throws -> T) async throws -> T {
+    func mappingStorageErrors<T: Sendable>(_ call: () async throws -> T) async throws -> T {
         do {
             return try await call()
         } catch let e as EngineError {
@@ -302,18 +341,108 @@ public final class GatehouseEngine: Engine {
 
     // MARK: - Audit
 
-    public func auditEvents(_ ctx: CallContext, after: Int64, limit: Int) async throws -> [ChainedAuditEvent] {
+    func chained(_ r: AuditRecord, _ decoder: JSONDecoder) throws -> ChainedAuditEvent {
+        do {
+            let e = try decoder.decode(AuditEvent.self, from: r.body)
+            return ChainedAuditEvent(chain: r.chain, sequence: r.sequence, event: e, hash: Hex.encode(r.hash))
+        } catch {
+            throw EngineError(.internal, "audit event \(r.chain)/\(r.sequence) is unreadable", diagnostic: "\(error)")
+        }
+    }
+
+    public func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent> {
         try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
-        let records = try await read { tx in try await tx.auditEvents(after: after, limit: min(max(limit, 1), 1000)) }
+        var position = AuditStreamCursor()
+        if let cursor {
+            guard let parsed = AuditStreamCursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
+            position = parsed
+        }
+        let limit = min(max(limit, 1), 1000)
+        let start = position
+        // Each chain's next events after the cursor's position in it, merged by time: a page never skips an event
+        // that a node appends later with an earlier time, since the cursor keeps each chain's own position.
+        let perChain = try await read { tx -> [[AuditRecord]] in
+            var lists: [[AuditRecord]] = []
+            for head in try await tx.auditChainHeads() {
+                let from = start.positions[head.chain].map { AuditPosition(chain: head.chain, sequence: $0) }
+                let events = try await tx.auditEvents(chain: head.chain, after: from, limit: limit)
+                if !events.isEmpty { lists.append(events) }
+            }
+            return lists
+        }
+        // A merge that keeps each chain in sequence order (a chain's times need not grow with its sequence: events
+        // are sealed in arrival order), taking the earliest next event of any chain each time; the cursor then
+        // covers a prefix of each chain.
+        var next = Array(repeating: 0, count: perChain.count)
+        var page: [AuditRecord] = []
+        while page.count < limit {
+            var best: Int?
+            for (i, list) in perChain.enumerated() where next[i] < list.count {
+                guard let b = best else {
+                    best = i
+                    continue
+                }
+                let (x, y) = (list[next[i]], perChain[b][next[b]])
+                if (x.timestampMillis, x.chain) < (y.timestampMillis, y.chain) { best = i }
+            }
+            guard let b = best else { break }
+            page.append(perChain[b][next[b]])
+            next[b] += 1
+        }
+        for r in page { position.positions[r.chain] = r.sequence }
         let decoder = AuditChain.decoder()
-        return try records.map { r in
-            do {
-                let e = try decoder.decode(AuditEvent.self, from: r.body)
-                return ChainedAuditEvent(sequence: r.sequence, event: e, hash: Hex.encode(r.hash))
-            } catch {
-                throw EngineError(.internal, "audit event \(r.sequence) is unreadable", diagnostic: "\(error)")
+        return Page(items: try page.map { try chained($0, decoder) }, next: position.token)
+    }
+
+    /// A cursor at the end of every chain now: reading the log from it returns only what is appended later.
+    public func auditLogEnd(_ ctx: CallContext) async throws -> String {
+        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
+        var end = AuditStreamCursor()
+        for head in try await read({ tx in try await tx.auditChainHeads() }) {
+            end.positions[head.chain] = audit.chain.parseHead(head.value)?.sequence ?? 0
+        }
+        return end.token
+    }
+
+    public func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent> {
+        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
+        let filters = [search.type.map(AuditQuery.Filter.type), search.actor.map(AuditQuery.Filter.actor), search.project.map(AuditQuery.Filter.project)]
+            .compactMap { $0 }
+        guard filters.count <= 1 else { throw EngineError(.invalidArgument, "search by one of type, actor or project") }
+        var after: AuditQuery.Cursor?
+        if let cursor = search.cursor {
+            guard let parsed = AuditQuery.Cursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
+            after = parsed
+        }
+        let limit = min(max(search.limit, 1), 1000)
+        let query = AuditQuery(
+            filter: filters.first ?? .all, since: search.since.map(Record.millis), until: search.until.map(Record.millis),
+            descending: search.newestFirst, after: after, limit: limit + 1)
+        let records = try await read { tx in try await tx.searchAudit(query) }
+        let page = records.prefix(limit)
+        let decoder = AuditChain.decoder()
+        let next = records.count > limit ? page.last.map { AuditQuery.Cursor(timestampMillis: $0.timestampMillis, position: $0.position).token } : nil
+        return Page(items: try page.map { try chained($0, decoder) }, next: next)
+    }
+
+    /// Signs a checkpoint of every chain's head (the daemon does it periodically): from then on, deleting a whole
+    /// chain, or a chain's events up to the checkpointed head, is detected by `verifyAudit`.
+    public func writeAuditCheckpoint() async throws {
+        try await mappingStorageErrors {
+            try await storage.withRetryingTransaction { tx in
+                let heads = try await tx.auditChainHeads()
+                guard !heads.isEmpty else { return }
+                try await tx.setMetadata(AuditChain.checkpointKey, self.audit.chain.checkpoint(heads))
             }
         }
+    }
+
+    /// Seals the pending audit events of any node older than `age` (a node that stopped between a change and its
+    /// event's seal and has not come back). Returns how many.
+    @discardableResult
+    public func sealAbandonedAuditEvents(olderThan age: Duration = .seconds(60)) async throws -> Int {
+        let before = Record.millis(clock()) - Int64(age.components.seconds * 1000)
+        return try await mappingStorageErrors { try await audit.writer.sealPending(of: nil, before: before) }
     }
 
     public func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification {
@@ -337,10 +466,7 @@ public final class GatehouseEngine: Engine {
         let newKey = try provider.loadRootKey()
         do {
             let n = try await keyring.rotateRootKey(to: newKey, storage)
-            try await storage.withRetryingTransaction { tx in
-                try await self.audit.append(
-                    self.event(.system("cli"), "root-key.rotate", project: nil, ["dataKeys": "\(n)"]), tx)
-            }
+            try await record(self.event(.system("cli"), "root-key.rotate", project: nil, ["dataKeys": "\(n)"]))
             return n
         } catch let e as StorageError {
             throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
@@ -351,18 +477,57 @@ public final class GatehouseEngine: Engine {
 extension GatehouseEngine {
     public static let streamCursorKey = "audit_stream_cursor"
 
-    /// The last audit sequence delivered to an audit stream (shared by all nodes of a store); `name` tells the
-    /// streams apart (the audit stream, the PAM notifications).
-    public func auditStreamCursor(name: String = streamCursorKey) async throws -> Int64 {
+    /// Where an audit stream has delivered up to (shared by all nodes of a store), as an `auditEvents` cursor; `name`
+    /// tells the streams apart (the audit stream, the PAM notifications).
+    public func auditStreamCursor(name: String = streamCursorKey) async throws -> String {
         let data = try await read { tx in try await tx.metadata(name) }
-        return data.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+        return AuditStreamCursor(stored: data).token
     }
 
-    /// Advances an audit stream cursor (never moves it backwards).
-    public func advanceAuditStreamCursor(to sequence: Int64, name: String = streamCursorKey) async throws {
+    /// Advances an audit stream cursor (never moves a chain's position backwards).
+    public func advanceAuditStreamCursor(to cursor: String, name: String = streamCursorKey) async throws {
+        guard let target = AuditStreamCursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
         try await transact { tx in
-            let current = try await tx.metadata(name).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
-            if sequence > current { try await tx.setMetadata(name, Data(String(sequence).utf8)) }
+            var current = AuditStreamCursor(stored: try await tx.metadata(name))
+            let before = current
+            for (chain, seq) in target.positions { current.positions[chain] = max(current.positions[chain] ?? 0, seq) }
+            if current != before { try await tx.setMetadata(name, Data(current.token.utf8)) }
+        }
+    }
+}
+
+/// A position in every audit chain: how far a reader of the whole log has got.
+struct AuditStreamCursor: Sendable, Hashable {
+    var positions: [String: Int64] = [:]
+
+    init() {}
+
+    /// A stored cursor: a token, or (stores from before per-node chains) a sequence number of chain "".
+    init(stored: Data?) {
+        guard let stored else { return }
+        let text = String(decoding: stored, as: UTF8.self)
+        if let n = Int64(text) {
+            positions[""] = n
+        } else if let parsed = AuditStreamCursor(token: text) {
+            self = parsed
+        }
+    }
+
+    /// base64url of `chain=seq` pairs joined by newlines (chain ids are node ids: no `=` or newline).
+    var token: String {
+        let text = positions.keys.sorted().map { "\($0)=\(positions[$0] ?? 0)" }.joined(separator: "\n")
+        return "c" + Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    init?(token: String) {
+        guard token.first == "c", token.utf8.count <= 65_536 else { return nil }
+        var b64 = String(token.dropFirst()).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard let data = Data(base64Encoded: b64) else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let eq = line.lastIndex(of: "="), let n = Int64(line[line.index(after: eq)...]), n >= 0 else { return nil }
+            positions[String(line[..<eq])] = n
         }
     }
 }

@@ -18,6 +18,8 @@ extension GatehouseEngine {
         static let group = "group"
         static let created = "created"
         static let custom = "custom"
+        static let length = "len"
+        static let digest = "digest"
     }
 
     /// Only the metadata of a stored object (the sealed material is not decoded).
@@ -26,11 +28,11 @@ extension GatehouseEngine {
     }
 
     static let kmsObjectIndexer = RecordIndexer(
-        kind: objectKind, version: 1,
+        kind: objectKind, version: 2,
         [
             IndexDefinition(KMSIndex.name), IndexDefinition(KMSIndex.objectType), IndexDefinition(KMSIndex.algorithm),
             IndexDefinition(KMSIndex.state), IndexDefinition(KMSIndex.group), IndexDefinition(KMSIndex.created),
-            IndexDefinition(KMSIndex.custom),
+            IndexDefinition(KMSIndex.custom), IndexDefinition(KMSIndex.length), IndexDefinition(KMSIndex.digest),
         ]
     ) { record in
         guard let m = try? JSONDecoder().decode(StoredMeta.self, from: record.body).meta else { return [] }
@@ -41,6 +43,8 @@ extension GatehouseEngine {
             IndexEntry(KMSIndex.state, IndexKey().appending(Int64(m.state.rawValue)).appending(t)),
         ]
         if let a = m.algorithm { out.append(IndexEntry(KMSIndex.algorithm, IndexKey().appending(Int64(a)).appending(t))) }
+        if let l = m.cryptographicLength { out.append(IndexEntry(KMSIndex.length, IndexKey().appending(Int64(l)).appending(t))) }
+        if let d = m.digest { out.append(IndexEntry(KMSIndex.digest, IndexKey().appending(bytes: d).appending(t))) }
         for n in m.names { out.append(IndexEntry(KMSIndex.name, IndexKey(n).appending(t))) }
         for g in m.objectGroups { out.append(IndexEntry(KMSIndex.group, IndexKey(g).appending(t))) }
         for (attribute, values) in m.customAttributes ?? [:] {
@@ -49,23 +53,35 @@ extension GatehouseEngine {
         return out
     }
 
-    /// The index a Locate scans and the prefix of the keys that can match: the most selective condition the filter
-    /// has (a name, a client attribute, a group, the algorithm, the state, the object type), else every object. The
-    /// rest of the filter is checked on each object the scan returns.
-    static func locatePlan(_ filter: LocateFilter) -> (index: String, prefix: IndexKey) {
-        if let n = filter.name { return (KMSIndex.name, IndexKey(n)) }
+    /// The index range a Locate scans: the most selective condition the filter has (a digest, a name, a client
+    /// attribute, a group, the algorithm, the length, the state, the object type), else every object, narrowed by
+    /// an Initial Date range when the scan is of every object. The rest of the filter is checked on each object the
+    /// scan returns.
+    static func locatePlan(_ filter: LocateFilter) -> (index: String, lower: IndexKey, upper: IndexKey) {
+        func prefix(_ index: String, _ key: IndexKey) -> (String, IndexKey, IndexKey) { (index, key, key.prefixEnd) }
+        if let d = filter.digest { return prefix(KMSIndex.digest, IndexKey().appending(bytes: d)) }
+        if let n = filter.name { return prefix(KMSIndex.name, IndexKey(n)) }
         // An attribute whose filter value is the implicit default also matches objects without it: not indexable.
         if let (attribute, value) = filter.customAttributes.sorted(by: { $0.key < $1.key })
             .first(where: { !filter.customAttributeDefaults.contains($0.key) })
         {
-            return (KMSIndex.custom, IndexKey(attribute).appending(bytes: value))
+            return prefix(KMSIndex.custom, IndexKey(attribute).appending(bytes: value))
         }
-        if let g = filter.objectGroup { return (KMSIndex.group, IndexKey(g)) }
-        if let a = filter.algorithm { return (KMSIndex.algorithm, IndexKey().appending(Int64(a))) }
-        if let s = filter.state { return (KMSIndex.state, IndexKey().appending(Int64(s.rawValue))) }
-        if let t = filter.objectType { return (KMSIndex.objectType, IndexKey(t.rawValue)) }
-        if filter.certificateType != nil { return (KMSIndex.objectType, IndexKey(ManagedObjectType.certificate.rawValue)) }
-        return (KMSIndex.created, IndexKey())
+        if let g = filter.objectGroup { return prefix(KMSIndex.group, IndexKey(g)) }
+        if let a = filter.algorithm { return prefix(KMSIndex.algorithm, IndexKey().appending(Int64(a))) }
+        if let l = filter.cryptographicLength { return prefix(KMSIndex.length, IndexKey().appending(Int64(l))) }
+        if let s = filter.state { return prefix(KMSIndex.state, IndexKey().appending(Int64(s.rawValue))) }
+        if let t = filter.objectType { return prefix(KMSIndex.objectType, IndexKey(t.rawValue)) }
+        if filter.certificateType != nil { return prefix(KMSIndex.objectType, IndexKey(ManagedObjectType.certificate.rawValue)) }
+        if let range = filter.dateRanges[.initial] {
+            // Whole seconds, inclusive: the milliseconds from the first second's start to the last one's end.
+            let from = range.lowerBound.multipliedReportingOverflow(by: 1000)
+            let to = (range.upperBound + 1).multipliedReportingOverflow(by: 1000)
+            if !from.overflow, !to.overflow {
+                return (KMSIndex.created, IndexKey().appending(from.partialValue), IndexKey().appending(to.partialValue))
+            }
+        }
+        return prefix(KMSIndex.created, IndexKey())
     }
 }
 
@@ -163,13 +179,71 @@ extension GatehouseEngine {
 
 extension GatehouseEngine {
     enum CertificateIndex {
-        /// (status, notAfter): what expires when, per project.
+        /// (stored status, notAfter): what expires when, per project (the expiry alerts' index).
         static let expiry = "expiry"
+        /// (notAfter).
+        static let notAfter = "not-after"
+        /// (CA id, notAfter).
+        static let ca = "ca"
+        /// (profile id, notAfter).
+        static let profile = "profile"
+        /// (name, notAfter), one entry per distinct name: the common name and each subject alternative name,
+        /// lowercased.
+        static let name = "name"
     }
 
-    static let certificateIndexer = RecordIndexer(kind: PKIKind.certificate, version: 1, [IndexDefinition(CertificateIndex.expiry)]) { record in
+    static let certificateIndexer = RecordIndexer(
+        kind: PKIKind.certificate, version: 2,
+        [
+            IndexDefinition(CertificateIndex.expiry), IndexDefinition(CertificateIndex.notAfter), IndexDefinition(CertificateIndex.ca),
+            IndexDefinition(CertificateIndex.profile), IndexDefinition(CertificateIndex.name),
+        ]
+    ) { record in
         guard let c = try? JSONDecoder().decode(CertificateBody.self, from: record.body).info else { return [] }
-        return [IndexEntry(CertificateIndex.expiry, IndexKey(c.status.rawValue).appending(Record.millis(c.notAfter)))]
+        let end = Record.millis(c.notAfter)
+        var entries = [
+            IndexEntry(CertificateIndex.expiry, IndexKey(c.status.rawValue).appending(end)),
+            IndexEntry(CertificateIndex.notAfter, IndexKey().appending(end)),
+            IndexEntry(CertificateIndex.ca, IndexKey(c.caId ?? "").appending(end)),
+            IndexEntry(CertificateIndex.profile, IndexKey(c.profileId ?? "").appending(end)),
+        ]
+        for name in Set(([c.commonName] + c.altNames).map { $0.lowercased() }).sorted() where !name.isEmpty {
+            entries.append(IndexEntry(CertificateIndex.name, IndexKey(name).appending(end)))
+        }
+        return entries
+    }
+
+    /// The index range a certificate query scans: the most selective filter given (name, CA, profile, status), its
+    /// notAfter range bounded by the expiry filters (and by now, for the active and expired statuses).
+    func certificatePlan(_ q: CertificateQuery, now: Date) -> (index: String, lower: IndexKey, upper: IndexKey) {
+        var from = q.expiresAfter.map(Record.millis)
+        var until = q.expiresBefore.map(Record.millis)
+        let prefix: IndexKey
+        let index: String
+        if let name = q.name {
+            (index, prefix) = (CertificateIndex.name, IndexKey(name.lowercased()))
+        } else if let ca = q.caId {
+            (index, prefix) = (CertificateIndex.ca, IndexKey(ca))
+        } else if let profile = q.profileId {
+            (index, prefix) = (CertificateIndex.profile, IndexKey(profile))
+        } else if let status = q.status {
+            index = CertificateIndex.expiry
+            let millis = Record.millis(now)
+            switch status {
+            case .revoked: prefix = IndexKey(CertificateInfo.Status.revoked.rawValue)
+            case .active:
+                prefix = IndexKey(CertificateInfo.Status.active.rawValue)
+                from = max(from ?? millis, millis)
+            case .expired:
+                prefix = IndexKey(CertificateInfo.Status.active.rawValue)
+                until = min(until ?? millis, millis)
+            }
+        } else {
+            (index, prefix) = (CertificateIndex.notAfter, IndexKey())
+        }
+        let lower = from.map { prefix.appending($0) } ?? prefix
+        let upper = until.map { prefix.appending($0) } ?? prefix.prefixEnd
+        return (index, lower, upper)
     }
 }
 

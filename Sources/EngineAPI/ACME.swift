@@ -183,7 +183,8 @@ public protocol ACMEEngine: Sendable {
         replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile: String?, limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo
     func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo
-    func acmeOrders(_ ctx: CallContext, accountId: String) async throws -> [String]
+    /// An account's orders (ids), `limit` at a time after the cursor `after`.
+    func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String>
     func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo
     /// The client asks for validation: the challenge becomes `processing`; the returned task is for a validator.
     func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String) async throws

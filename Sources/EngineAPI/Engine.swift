@@ -84,15 +84,42 @@ public struct AuditEvent: Sendable, Codable, Hashable {
     }
 }
 
-/// An audit event with its place in the hash chain.
+/// An audit event with its place in the log: its chain (the node that wrote it) and its sequence there.
 public struct ChainedAuditEvent: Sendable, Hashable {
+    public var chain: String
     public var sequence: Int64
     public var event: AuditEvent
     public var hash: String
-    public init(sequence: Int64, event: AuditEvent, hash: String) {
+    public init(chain: String, sequence: Int64, event: AuditEvent, hash: String) {
+        self.chain = chain
         self.sequence = sequence
         self.event = event
         self.hash = hash
+    }
+}
+
+/// A search of the audit log: one of type, actor or project (or none), a time range, an order.
+public struct AuditSearch: Sendable, Hashable {
+    public var type: String?
+    public var actor: String?
+    public var project: String?
+    public var since: Date?
+    public var until: Date?
+    public var newestFirst: Bool
+    public var cursor: String?
+    public var limit: Int
+    public init(
+        type: String? = nil, actor: String? = nil, project: String? = nil, since: Date? = nil, until: Date? = nil,
+        newestFirst: Bool = false, cursor: String? = nil, limit: Int = 100
+    ) {
+        self.type = type
+        self.actor = actor
+        self.project = project
+        self.since = since
+        self.until = until
+        self.newestFirst = newestFirst
+        self.cursor = cursor
+        self.limit = limit
     }
 }
 
@@ -140,8 +167,11 @@ public protocol Engine: AccessEngine, KeyEngine, KMIPPKIEngine, PKIEngine, Alert
     /// Deletes a secret.
     func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws
 
-    /// Reads audit events after a sequence number.
-    func auditEvents(_ ctx: CallContext, after: Int64, limit: Int) async throws -> [ChainedAuditEvent]
+    /// Reads the audit log in arrival order from a cursor (nil: the start). `next` is always set: reading from it
+    /// later returns what was appended since, and never skips an event (it holds a position per chain).
+    func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent>
+    /// Searches the audit log by type, actor or project and a time range, in time order, through indexes.
+    func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent>
     /// Checks the whole audit chain for edits, deletions and reordering.
     func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification
 }

@@ -272,6 +272,8 @@ public struct LocateFilter: Sendable, Hashable {
     public var certificateType: UInt32?
     /// Date attribute ranges, in whole seconds, inclusive: an object matches when it has the date and it is inside.
     public var dateRanges: [DateAttribute: ClosedRange<Int64>] = [:]
+    /// Objects whose Digest (SHA-256 of the material, as Get Attributes reports it) is this value.
+    public var digest: [UInt8]?
     /// Destroyed objects (metadata only) are found only when asked for (KMIP 2.x Storage Status Mask
     /// "Destroyed Storage", or a State filter naming a destroyed state).
     public var includeDestroyed = false

@@ -337,6 +337,42 @@ public struct IssuanceRequest: Sendable, Hashable, Codable {
 }
 
 /// An issued certificate.
+/// Filters of a certificate listing; every one given must hold.
+public struct CertificateQuery: Sendable, Hashable {
+    /// Issued by this CA.
+    public var caId: String?
+    /// Issued under this profile.
+    public var profileId: String?
+    /// In this status (`expired`: active but past notAfter).
+    public var status: CertificateInfo.Status?
+    /// With this common name or subject alternative name (case-insensitive, exact).
+    public var name: String?
+    /// notAfter at or after this time.
+    public var expiresAfter: Date?
+    /// notAfter before this time.
+    public var expiresBefore: Date?
+    /// Latest expiry first (default: soonest first).
+    public var latestFirst: Bool
+    /// The previous page's `next`.
+    public var after: String?
+    public var limit: Int
+
+    public init(
+        caId: String? = nil, profileId: String? = nil, status: CertificateInfo.Status? = nil, name: String? = nil,
+        expiresAfter: Date? = nil, expiresBefore: Date? = nil, latestFirst: Bool = false, after: String? = nil, limit: Int = 100
+    ) {
+        self.caId = caId
+        self.profileId = profileId
+        self.status = status
+        self.name = name
+        self.expiresAfter = expiresAfter
+        self.expiresBefore = expiresBefore
+        self.latestFirst = latestFirst
+        self.after = after
+        self.limit = limit
+    }
+}
+
 public struct CertificateInfo: Sendable, Hashable, Codable {
     public enum Status: String, Sendable, Hashable, Codable { case active, revoked, expired }
     public var serialNumber: String
@@ -438,7 +474,9 @@ public protocol PKIEngine: Sendable {
     /// Issues under a profile (by id or slug) over the admin API.
     func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate
     func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo
-    func listCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<CertificateInfo>
+    /// A project's certificates that match every filter of `query`, by expiry (soonest first unless `latestFirst`),
+    /// through the store's indexes.
+    func listCertificates(_ ctx: CallContext, project: String, _ query: CertificateQuery) async throws -> Page<CertificateInfo>
     func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo
     /// The private key (PKCS#8 PEM) of a certificate issued CSR-less, for export (audited as a key export).
     func certificatePrivateKey(_ ctx: CallContext, serial: String) async throws -> SecretBytes

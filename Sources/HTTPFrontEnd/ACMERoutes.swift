@@ -82,7 +82,7 @@ struct ACMERoutes: Sendable {
     func json(_ value: Any, status: HTTPResponse.Status = .ok, base: String, extra: HTTPFields = [:]) async -> Response {
         var h = await headers(base)
         h[.contentType] = "application/json"
-        for f in extra { h[f.name] = f.value }
+        for f in extra { h.append(f) }
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONText.document(value))))
     }
 
@@ -342,12 +342,20 @@ struct ACMERoutes: Sendable {
                     return await json(accountJSON(account, base: call.base), base: call.base)
                 }
             }
-            g.post("account/:id/orders") { request, context -> Response in
-                await post(request, context) { call in
-                    let id = try context.parameters.require("id")
-                    guard call.accountId == id else { throw ACMEProblem.unauthorized("the kid is not this account") }
-                    let orders = try await engine.acmeOrders(call.ctx, accountId: id)
-                    return await json(["orders": orders.map { "\(call.base)/order/\($0)" }], base: call.base)
+            // The orders list, 50 at a time: each page links the next (RFC 8555 §7.1.2.1, Link rel="next"), whose
+            // last path segment is the last order id of this page.
+            for path in ["account/:id/orders", "account/:id/orders/:after"] {
+                g.post(RouterPath(path)) { request, context -> Response in
+                    await post(request, context) { call in
+                        let id = try context.parameters.require("id")
+                        guard call.accountId == id else { throw ACMEProblem.unauthorized("the kid is not this account") }
+                        let page = try await engine.acmeOrders(call.ctx, accountId: id, after: context.parameters.get("after"), limit: 50)
+                        var extra = HTTPFields()
+                        if let next = page.next {
+                            extra[HTTPField.Name("Link")!] = "<\(call.base)/account/\(id)/orders/\(next)>;rel=\"next\""
+                        }
+                        return await json(["orders": page.items.map { "\(call.base)/order/\($0)" }], base: call.base, extra: extra)
+                    }
                 }
             }
             g.post("new-order") { request, context -> Response in

@@ -44,11 +44,14 @@ public struct AdminAPI: Sendable {
 
     struct AuditList: Codable, ResponseEncodable {
         struct Item: Codable {
+            var chain: String
             var sequence: Int64
             var hash: String
             var event: AuditEvent
         }
         var events: [Item]
+        /// The cursor for the next page (always set when reading the log in arrival order, to read what comes later).
+        var next: String?
     }
 
     struct Whoami: Codable, ResponseEncodable {
@@ -167,12 +170,37 @@ public struct AdminAPI: Sendable {
             return .noContent
         }
         api.get("audit/events") { request, ctx -> AuditList in
-            let (afterText, limit) = try Self.page(request)
-            guard let after = afterText.map({ Int64($0) }) ?? 0, after >= 0 else {
-                throw HTTPError(.badRequest, message: "after must be a non-negative integer")
+            // Without search parameters: the whole log in arrival order (`cursor` from the last page's `next`). With
+            // type, actor, project, since, until or order: a search in time order through the store's indexes.
+            let (after, limit) = try Self.page(request)
+            let p = request.uri.queryParameters
+            let cursor = p.get("cursor") ?? after
+            func time(_ name: String) throws -> Date? {
+                guard let text = p.get(name) else { return nil }
+                let f = ISO8601DateFormatter()
+                if let d = f.date(from: text) { return d }
+                f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                guard let d = f.date(from: text) else {
+                    throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+                }
+                return d
             }
-            let events = try await engine.auditEvents(try await context(request, ctx), after: after, limit: limit)
-            return AuditList(events: events.map { .init(sequence: $0.sequence, hash: $0.hash, event: $0.event) })
+            let searching = ["type", "actor", "project", "since", "until", "order"].contains { p.get($0) != nil }
+            let page: Page<ChainedAuditEvent>
+            if searching {
+                let order = p.get("order") ?? "asc"
+                guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
+                page = try await engine.searchAudit(
+                    try await context(request, ctx),
+                    AuditSearch(
+                        type: p.get("type"), actor: p.get("actor"), project: p.get("project"), since: try time("since"),
+                        until: try time("until"), newestFirst: order == "desc", cursor: cursor, limit: limit))
+            } else {
+                page = try await engine.auditEvents(try await context(request, ctx), cursor: cursor, limit: limit)
+            }
+            return AuditList(
+                events: page.items.map { .init(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event) },
+                next: page.next)
         }
     }
 }

@@ -4116,7 +4116,197 @@ public enum OpenAPIDocument {
          }
         },
         "security": [],
-        "summary": "The account's orders",
+        "summary": "The account's orders, 50 a page (Link rel=\"next\")",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/acme/{profile}/account/{id}/orders/{after}": {
+       "post": {
+        "operationId": "post_acme_profile_account_id_orders_after",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "after",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "The next page of the account's orders",
         "tags": [
          "acme"
         ]
@@ -6004,11 +6194,11 @@ public enum OpenAPIDocument {
         "parameters": [
          {
           "in": "query",
-          "name": "after",
+          "name": "cursor",
           "required": false,
           "schema": {
-           "minimum": 0,
-           "type": "integer"
+           "maxLength": 65536,
+           "type": "string"
           }
          },
          {
@@ -6019,6 +6209,64 @@ public enum OpenAPIDocument {
            "maximum": 1000,
            "minimum": 1,
            "type": "integer"
+          }
+         },
+         {
+          "in": "query",
+          "name": "type",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "actor",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "project",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "since",
+          "required": false,
+          "schema": {
+           "description": "at or after",
+           "format": "date-time",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "until",
+          "required": false,
+          "schema": {
+           "description": "before",
+           "format": "date-time",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "order",
+          "required": false,
+          "schema": {
+           "enum": [
+            "asc",
+            "desc"
+           ]
           }
          }
         ],
@@ -6031,6 +6279,9 @@ public enum OpenAPIDocument {
               "events": {
                "items": {
                 "properties": {
+                 "chain": {
+                  "type": "string"
+                 },
                  "event": {
                   "$ref": "#/components/schemas/AuditEvent"
                  },
@@ -6043,9 +6294,18 @@ public enum OpenAPIDocument {
                   "type": "integer"
                  }
                 },
+                "required": [
+                 "chain",
+                 "sequence",
+                 "hash",
+                 "event"
+                ],
                 "type": "object"
                },
                "type": "array"
+              },
+              "next": {
+               "type": "string"
               }
              },
              "required": [
@@ -6108,7 +6368,7 @@ public enum OpenAPIDocument {
           "description": "Storage unavailable"
          }
         },
-        "summary": "Audit events after a sequence number",
+        "summary": "The audit log: without search parameters every event in arrival order (read on from `next`, which is always set); with type, actor, project, since, until or order a search in time order through indexes (pages follow `next`)",
         "tags": [
          "audit"
         ]
@@ -7890,7 +8150,197 @@ public enum OpenAPIDocument {
          }
         },
         "security": [],
-        "summary": "The account's orders",
+        "summary": "The account's orders, 50 a page (Link rel=\"next\")",
+        "tags": [
+         "acme"
+        ]
+       }
+      },
+      "/api/v1/cert-manager/certificate-profiles/{profile}/acme/account/{id}/orders/{after}": {
+       "post": {
+        "operationId": "post_api_v1_cert_manager_certificate_profiles_profile_acme_account_id_orders_after",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "profile",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9._-]{1,200}$",
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "id",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         },
+         {
+          "in": "path",
+          "name": "after",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/jose+json": {
+           "schema": {
+            "properties": {
+             "payload": {
+              "type": "string"
+             },
+             "protected": {
+              "type": "string"
+             },
+             "signature": {
+              "type": "string"
+             }
+            },
+            "required": [
+             "protected",
+             "payload",
+             "signature"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Problem (malformed, badNonce, badCSR, \u2026)"
+         },
+         "403": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "unauthorized, orderNotReady"
+         },
+         "404": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "No such directory"
+         },
+         "415": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "Not application/jose+json"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "500": {
+          "content": {
+           "application/problem+json": {
+            "schema": {
+             "properties": {
+              "detail": {
+               "type": "string"
+              },
+              "status": {
+               "type": "integer"
+              },
+              "type": {
+               "type": "string"
+              }
+             },
+             "type": "object"
+            }
+           }
+          },
+          "description": "serverInternal"
+         }
+        },
+        "security": [],
+        "summary": "The next page of the account's orders",
         "tags": [
          "acme"
         ]
@@ -16081,6 +16531,75 @@ public enum OpenAPIDocument {
            "minimum": 1,
            "type": "integer"
           }
+         },
+         {
+          "in": "query",
+          "name": "ca",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "profile",
+          "required": false,
+          "schema": {
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "status",
+          "required": false,
+          "schema": {
+           "enum": [
+            "active",
+            "revoked",
+            "expired"
+           ]
+          }
+         },
+         {
+          "in": "query",
+          "name": "name",
+          "required": false,
+          "schema": {
+           "description": "common name or subject alternative name",
+           "maxLength": 300,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "expiresAfter",
+          "required": false,
+          "schema": {
+           "format": "date-time",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "expiresBefore",
+          "required": false,
+          "schema": {
+           "format": "date-time",
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "order",
+          "required": false,
+          "schema": {
+           "enum": [
+            "asc",
+            "desc"
+           ]
+          }
          }
         ],
         "responses": {
@@ -16172,7 +16691,7 @@ public enum OpenAPIDocument {
           "description": "Storage unavailable"
          }
         },
-        "summary": "List issued certificates",
+        "summary": "List issued certificates by expiry, soonest first (every filter given must hold; pages follow `next`)",
         "tags": [
          "pki"
         ]

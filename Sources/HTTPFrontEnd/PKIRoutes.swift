@@ -94,8 +94,28 @@ struct PKIRoutes: Sendable {
         }
         project.get("certificates") { request, c in
             let (after, limit) = try AdminAPI.page(request)
-            let page = try await engine.listCertificates(
-                try await ctx(request, c), project: try c.parameters.require("project"), after: after, limit: limit)
+            let p = request.uri.queryParameters
+            func time(_ name: String) throws -> Date? {
+                guard let text = p.get(name) else { return nil }
+                guard let d = ISO8601DateFormatter().date(from: text) else {
+                    throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+                }
+                return d
+            }
+            var status: CertificateInfo.Status?
+            if let text = p.get("status") {
+                guard let s = CertificateInfo.Status(rawValue: text) else {
+                    throw HTTPError(.badRequest, message: "status must be active, revoked or expired")
+                }
+                status = s
+            }
+            let order = p.get("order") ?? "asc"
+            guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
+            let query = CertificateQuery(
+                caId: p.get("ca"), profileId: p.get("profile"), status: status, name: p.get("name"),
+                expiresAfter: try time("expiresAfter"), expiresBefore: try time("expiresBefore"), latestFirst: order == "desc",
+                after: after, limit: limit)
+            let page = try await engine.listCertificates(try await ctx(request, c), project: try c.parameters.require("project"), query)
             return JSON(CertificateList(certificates: page.items, next: page.next))
         }
 

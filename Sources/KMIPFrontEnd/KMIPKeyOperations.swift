@@ -1049,6 +1049,15 @@ struct KMIPKeyOperations {
             case ("Unique Identifier", .textString(let id)): filter.id = id
             case ("Cryptographic Usage Mask", .integer(let m)): filter.usageMask = UInt32(bitPattern: m)
             case ("Certificate Type", .enumeration(let t)): filter.certificateType = t
+            case ("Digest", .structure(let parts)):
+                // The server's digests are SHA-256 (Hashing Algorithm 6): another algorithm matches nothing.
+                guard case .byteString(let value)? = parts.first(where: { $0.tag == 0x420035 })?.value else {
+                    throw KMIPFieldError("Digest needs a Digest Value")
+                }
+                if case .enumeration(let h)? = parts.first(where: { $0.tag == KMIPTag.hashingAlgorithm })?.value, h != 6 {
+                    return version >= ProtocolVersion(1, 3) ? [TTLVItem(tag: KMIPTag.locatedItems, .integer(0))] : []
+                }
+                filter.digest = value
             case (let name, let v) where Self.dateAttributes[name] != nil:
                 // One instance: that second; two instances: an inclusive range (KMIP 1.4 §4.9).
                 guard let field = Self.dateAttributes[name], let d = Self.date(v) else { throw KMIPFieldError("\(name) must be a date") }

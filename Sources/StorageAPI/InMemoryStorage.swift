@@ -5,7 +5,10 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
     struct State {
         var records: [String: Record] = [:]  // "kind\u{0}id"
         var names: [String: String] = [:]  // "kind\u{0}scope\u{0}name" -> id
-        var audit: [AuditRecord] = []
+        /// Chain -> its events in order.
+        var audit: [String: [AuditRecord]] = [:]
+        var heads: [String: AuditChainHead] = [:]
+        var pending: [String: PendingAuditEvent] = [:]
         var metadata: [String: Data] = [:]
         /// "kind\u{0}index\u{0}scope" -> key -> record ids.
         var entries: [String: [IndexKey: Set<String>]] = [:]
@@ -201,20 +204,69 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             }
         }
 
-        func lastAuditEvent() async throws -> AuditRecord? {
-            try check()
-            return state.audit.last
-        }
-
-        func appendAuditEvent(_ event: AuditRecord) async throws {
+        func addPendingAuditEvent(_ event: PendingAuditEvent) async throws {
             try checkWrite()
-            guard event.sequence == (state.audit.last?.sequence ?? 0) + 1 else { throw StorageError(.auditConflict) }
-            state.audit.append(event)
+            guard state.pending[event.id] == nil else { throw StorageError(.uniqueViolation) }
+            state.pending[event.id] = event
         }
 
-        func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord] {
+        func pendingAuditEvents(chain: String?, before: Int64, limit: Int) async throws -> [PendingAuditEvent] {
             try check()
-            return Array(state.audit.filter { $0.sequence > after }.prefix(max(0, limit)))
+            let found = state.pending.values.filter { (chain == nil || $0.chain == chain) && $0.timestampMillis < before }
+            return Array(found.sorted { ($0.timestampMillis, $0.id) < ($1.timestampMillis, $1.id) }.prefix(max(0, limit)))
+        }
+
+        func removePendingAuditEvents(_ ids: [String]) async throws -> [String] {
+            try checkWrite()
+            return ids.filter { state.pending.removeValue(forKey: $0) != nil }
+        }
+
+        func auditChainHeads() async throws -> [AuditChainHead] {
+            try check()
+            return state.heads.values.sorted { Array($0.chain.utf8).lexicographicallyPrecedes(Array($1.chain.utf8)) }
+        }
+
+        func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+            async throws
+        {
+            try checkWrite()
+            guard state.heads[head.chain] == previous, sealing.allSatisfy({ state.pending[$0] != nil }) else {
+                throw StorageError(.auditConflict)
+            }
+            var chain = state.audit[head.chain] ?? []
+            for e in events {
+                guard e.chain == head.chain, e.sequence == (chain.last?.sequence ?? 0) + 1 else {
+                    throw StorageError(.auditConflict, "events out of sequence")
+                }
+                chain.append(e)
+            }
+            state.audit[head.chain] = chain
+            state.heads[head.chain] = head
+            for id in sealing { state.pending[id] = nil }
+        }
+
+        func auditEvents(chain: String?, after: AuditPosition?, limit: Int) async throws -> [AuditRecord] {
+            try check()
+            var out: [AuditRecord] = []
+            let chains = state.audit.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            for c in chains where chain == nil || c == chain {
+                for e in state.audit[c] ?? [] where after.map({ $0 < e.position }) ?? true {
+                    if out.count >= limit { return out }
+                    out.append(e)
+                }
+            }
+            return out
+        }
+
+        func searchAudit(_ query: AuditQuery) async throws -> [AuditRecord] {
+            try check()
+            let all = state.audit.values.joined().filter { query.admits($0) }
+            func cursor(_ r: AuditRecord) -> AuditQuery.Cursor {
+                AuditQuery.Cursor(timestampMillis: r.timestampMillis, position: r.position)
+            }
+            var sorted = all.sorted { AuditQuery.precedes(cursor($0), cursor($1)) }
+            if query.descending { sorted.reverse() }
+            return Array(sorted.prefix(max(0, query.limit)))
         }
 
         func metadata(_ key: String) async throws -> Data? {

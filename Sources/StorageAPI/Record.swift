@@ -49,29 +49,6 @@ public struct Record: Sendable, Hashable {
     public static func date(millis: Int64) -> Date { Date(timeIntervalSince1970: Double(millis) / 1000) }
 }
 
-/// A hash-chained audit event as stored. The engine computes `hash`; storage assigns nothing but keeps order.
-public struct AuditRecord: Sendable, Hashable {
-    /// Position in the chain, starting at 1, without gaps.
-    public var sequence: Int64
-    /// Event time in milliseconds since the epoch.
-    public var timestampMillis: Int64
-    /// Canonical JSON of the event.
-    public var body: Data
-    /// Hash of the previous event (32 zero bytes for the first).
-    public var previousHash: Data
-    /// SHA-256 over the previous hash, sequence, timestamp and body.
-    public var hash: Data
-
-    /// Creates an audit record value.
-    public init(sequence: Int64, timestampMillis: Int64, body: Data, previousHash: Data, hash: Data) {
-        self.sequence = sequence
-        self.timestampMillis = timestampMillis
-        self.body = body
-        self.previousHash = previousHash
-        self.hash = hash
-    }
-}
-
 /// Errors every backend reports the same way, so the engine can map them without knowing the backend.
 public struct StorageError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The stable category of a storage error.

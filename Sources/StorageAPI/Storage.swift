@@ -29,6 +29,10 @@ public protocol Storage: Sendable {
     /// two reads agreeing. Everything a transaction that returned wrote is visible to a read transaction that starts
     /// afterwards.
     func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
+    /// `StorageTransaction.appendAuditEvents` on its own, committed like `withRelaxedTransaction`: what an audit
+    /// writer does for each batch. Backends may do it in fewer round trips than a transaction.
+    func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        async throws
     /// Cheap reachability check for readiness probes.
     func ping() async throws
     /// Releases connections and files.
@@ -59,28 +63,31 @@ public protocol StorageTransaction: Sendable {
     /// queries run the same order backwards. Each record appears once per entry it has in the range.
     func lookup(_ query: IndexQuery) async throws -> [IndexedRecord]
 
-    /// The last audit event, or nil when the chain is empty. Backends lock the chain head for the rest of the
-    /// transaction so that appends from several nodes serialize.
-    func lastAuditEvent() async throws -> AuditRecord?
-    /// Appends the next audit event; its sequence must be the last sequence + 1 (else `.auditConflict`).
-    func appendAuditEvent(_ event: AuditRecord) async throws
-    /// Appends the next audit event and writes the chain head's metadata value with it (what the audit chain does
-    /// for every event). The default does the two calls; a backend may do both in one round trip.
-    func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws
-    /// Reads audit events with sequence greater than `after`, in order, at most `limit`.
-    func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord]
+    /// Writes an event that is not yet in a chain, in the transaction of the change it describes.
+    func addPendingAuditEvent(_ event: PendingAuditEvent) async throws
+    /// Pending events, oldest first: those meant for `chain` (all chains when nil) written before `before` (ms).
+    func pendingAuditEvents(chain: String?, before: Int64, limit: Int) async throws -> [PendingAuditEvent]
+    /// Deletes the pending events `ids` names that still exist; returns the ids it deleted (the others were sealed
+    /// by another writer).
+    func removePendingAuditEvents(_ ids: [String]) async throws -> [String]
+    /// Every chain's stored head, by chain.
+    func auditChainHeads() async throws -> [AuditChainHead]
+    /// Appends `events` (consecutive, of one chain) and replaces the chain's head with `head`, deleting the pending
+    /// events `sealing` names, all or nothing. `previous` is the head the events extend (nil for a new chain);
+    /// when the stored head differs, or a pending event is gone (another writer sealed it), nothing is written and
+    /// it throws `.auditConflict`. Nothing here locks more than the one chain's head.
+    func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        async throws
+    /// Reads events in (chain, sequence) order after `after` (from the start when nil), only those of `chain` when
+    /// given, at most `limit`.
+    func auditEvents(chain: String?, after: AuditPosition?, limit: Int) async throws -> [AuditRecord]
+    /// Searches events by a field and a time range, in time order (see `AuditQuery`).
+    func searchAudit(_ query: AuditQuery) async throws -> [AuditRecord]
 
     /// Reads a small metadata value (schema facts, root-key check value, …).
     func metadata(_ key: String) async throws -> Data?
     /// Writes a metadata value.
     func setMetadata(_ key: String, _ value: Data) async throws
-}
-
-extension StorageTransaction {
-    public func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws {
-        try await appendAuditEvent(event)
-        try await setMetadata(headKey, head)
-    }
 }
 
 extension Storage {
@@ -100,6 +107,14 @@ extension Storage {
             q.after = last.cursor
         }
     }
+    public func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        async throws
+    {
+        try await withRelaxedTransaction { tx in
+            try await tx.appendAuditEvents(events, head: head, previous: previous, sealing: sealing)
+        }
+    }
+
     /// Backends without a cheaper relaxed commit run a normal transaction.
     public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
         -> T

@@ -7,13 +7,15 @@ import StorageAPI
 /// The shared store for several Gatehouse nodes: a PostgreSQL database reached through a PostgresNIO pool.
 ///
 /// Nothing that matters across nodes is kept in memory here: uniqueness and optimistic concurrency are
-/// enforced by the database, audit appends serialize on a transaction-scoped advisory lock, and migrations
-/// serialize on another, so nodes may start together.
+/// enforced by the database; each node appends to its own audit chain (a head row that no other node writes), and
+/// migrations serialize on an advisory lock, so nodes may start together.
 ///
 /// Connections carry no per-connection settings (no startup parameters), so the store also works behind a
 /// connection pooler such as PgBouncer: relaxed transactions say `SET LOCAL synchronous_commit TO OFF` themselves.
 public final class PostgresStorage: Storage, @unchecked Sendable {
     private let client: PostgresClient
+    /// Leases waiting for a connection, with their deadlines.
+    private let leases = LeaseWatchdog()
     private let runner: Task<Void, Never>
     private let logger: Logger
     /// How long reaching the database (a connection and one round trip) may take before a call fails as unavailable.
@@ -23,21 +25,42 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     /// Advisory-lock keys (arbitrary constants, "GH" + purpose).
     static let migrationLock: Int64 = 0x4748_0001
-    static let auditLock: Int64 = 0x4748_0002
 
     /// Connects lazily to the database described by a `postgres://user:password@host:port/db?sslmode=…` URL.
     public init(
         url: String, logger: Logger = Logger(label: "gatehouse.storage.postgres"), maxConnections: Int = 16,
-        transactionTimeout: Duration = .seconds(15)
+        transactionTimeout: Duration = .seconds(15), keepConnections: Bool = false
     ) throws {
         self.transactionTimeout = transactionTimeout
         var configuration = try Self.configuration(url: url)
         configuration.options.maximumConnections = maxConnections
+        // The pool arms an idle timer and a keep-alive timer each time a connection it may close or ping goes back
+        // idle, and cancels them at the next lease: two timers per transaction, a quarter of a KMIP Get's
+        // throughput on this store. `keepConnections` (the daemon): every connection is a minimum connection, opened
+        // at start and never closed for idleness, and keep-alive pings are off; a connection the network dropped
+        // fails its next query and the pool replaces it. Tools and tests that open many short-lived stores keep
+        // the lazy default.
+        if keepConnections {
+            configuration.options.minimumConnections = maxConnections
+            configuration.options.keepAliveBehavior = nil
+        }
         configuration.options.connectTimeout = .seconds(5)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         let client = self.client
-        self.runner = Task { await client.run() }
+        let leases = self.leases
+        self.runner = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await client.run() }
+                // One watchdog for every lease's deadline (a timer per call cost a tenth of a KMIP Get's CPU).
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        leases.expire(now: .now)
+                    }
+                }
+            }
+        }
     }
 
     deinit { runner.cancel() }
@@ -75,6 +98,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 switch state {
                 case "23505": return StorageError(.uniqueViolation, psql.serverInfo?[.message] ?? "")
                 case "40001", "40P01": return StorageError(.transientConflict, state)
+                case "GH001": return StorageError(.auditConflict, psql.serverInfo?[.message] ?? "")
                 case "53100": return StorageError(.unavailable, "disk full on the database server")
                 default: return StorageError(.unavailable, "sqlstate \(state): \(psql.serverInfo?[.message] ?? "")")
                 }
@@ -135,6 +159,73 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                     PRIMARY KEY (kind, idx, scope, key, id))
                 """,
                 "CREATE UNIQUE INDEX record_index_unique ON record_index (kind, idx, scope, key) WHERE uniq",
+            ]
+        ),
+        (
+            4,
+            [
+                // Per-node audit chains (Engine/AuditChain.swift): the single chain so far becomes chain "", its head
+                // moves from metadata to audit_chains, and the one advisory lock every append took is gone.
+                """
+                CREATE TABLE audit_log (
+                    chain TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL,
+                    type TEXT COLLATE "C" NOT NULL, actor TEXT COLLATE "C" NOT NULL, project TEXT COLLATE "C" NOT NULL,
+                    body BYTEA NOT NULL, prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL,
+                    PRIMARY KEY (chain, seq))
+                """,
+                """
+                INSERT INTO audit_log (chain, seq, ts, type, actor, project, body, prev_hash, hash)
+                SELECT '', seq, ts,
+                    coalesce(convert_from(body, 'UTF8')::jsonb #>> '{event,type}', ''),
+                    coalesce(convert_from(body, 'UTF8')::jsonb #>> '{actor,metadata,id}', ''),
+                    coalesce(convert_from(body, 'UTF8')::jsonb #>> '{projectId}', ''),
+                    body, prev_hash, hash
+                FROM audit_events ORDER BY seq
+                """,
+                "DROP TABLE audit_events",
+                "DROP FUNCTION IF EXISTS gatehouse_audit_tail(BIGINT)",
+                "CREATE INDEX audit_log_ts ON audit_log (ts)",
+                "CREATE INDEX audit_log_type ON audit_log (type, ts)",
+                "CREATE INDEX audit_log_actor ON audit_log (actor, ts)",
+                "CREATE INDEX audit_log_project ON audit_log (project, ts)",
+                "CREATE TABLE audit_chains (chain TEXT COLLATE \"C\" PRIMARY KEY, head BYTEA NOT NULL)",
+                "INSERT INTO audit_chains (chain, head) SELECT '', value FROM metadata WHERE key = 'audit_head'",
+                "DELETE FROM metadata WHERE key = 'audit_head'",
+                """
+                CREATE TABLE audit_pending (
+                    id TEXT PRIMARY KEY, chain TEXT COLLATE "C" NOT NULL, ts BIGINT NOT NULL,
+                    type TEXT NOT NULL, actor TEXT NOT NULL, project TEXT NOT NULL, body BYTEA NOT NULL)
+                """,
+                "CREATE INDEX audit_pending_chain ON audit_pending (chain, ts)",
+                // An append in one statement (so it needs no transaction of its own): the head moves only from the
+                // head the events extend, the pending events go, the events are inserted, or nothing happens
+                // (SQLSTATE GH001 when the head moved or a pending event is gone).
+                """
+                CREATE OR REPLACE FUNCTION gatehouse_audit_append(
+                    p_relaxed BOOLEAN, p_chain TEXT, p_head BYTEA, p_prev BYTEA, p_sealing TEXT[], p_seqs BIGINT[],
+                    p_ts BIGINT[], p_types TEXT[], p_actors TEXT[], p_projects TEXT[], p_bodies BYTEA[], p_prevs BYTEA[],
+                    p_hashes BYTEA[])
+                RETURNS VOID LANGUAGE plpgsql AS $fn$
+                DECLARE n BIGINT;
+                BEGIN
+                    IF p_relaxed THEN PERFORM set_config('synchronous_commit', 'off', true); END IF;
+                    IF p_prev IS NULL THEN
+                        INSERT INTO audit_chains (chain, head) VALUES (p_chain, p_head) ON CONFLICT (chain) DO NOTHING;
+                    ELSE
+                        UPDATE audit_chains SET head = p_head WHERE chain = p_chain AND head = p_prev;
+                    END IF;
+                    GET DIAGNOSTICS n = ROW_COUNT;
+                    IF n <> 1 THEN RAISE EXCEPTION 'the audit chain head moved' USING ERRCODE = 'GH001'; END IF;
+                    DELETE FROM audit_pending WHERE id = ANY(p_sealing);
+                    GET DIAGNOSTICS n = ROW_COUNT;
+                    IF n <> coalesce(array_length(p_sealing, 1), 0) THEN
+                        RAISE EXCEPTION 'a pending audit event was sealed elsewhere' USING ERRCODE = 'GH001';
+                    END IF;
+                    INSERT INTO audit_log (chain, seq, ts, type, actor, project, body, prev_hash, hash)
+                    SELECT p_chain, * FROM unnest(p_seqs, p_ts, p_types, p_actors, p_projects, p_bodies, p_prevs, p_hashes);
+                END
+                $fn$
+                """,
             ]
         ),
     ]
@@ -213,8 +304,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         async throws -> T
     {
         do {
-            try await reach(within: transactionTimeout)
-            return try await client.withConnection { conn in
+            return try await withLease(within: transactionTimeout) { conn in
                 let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, readOnly: true)
                 defer { tx.closed = true }
                 return try await body(tx)
@@ -226,17 +316,110 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T {
         do {
-            // The deadline covers reaching the database (a round trip on a pooled connection), never a transaction
-            // in flight: cancelling PostgresNIO mid-transaction could leave a connection holding locks.
-            try await reach(within: transactionTimeout)
-            return try await client.withTransaction(logger: logger) { conn in
-                if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
-                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes)
-                defer { tx.closed = true }
-                return try await body(tx)
+            return try await withLease(within: transactionTimeout) { conn in
+                try await conn.withTransaction(logger: self.logger) { conn in
+                    if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
+                    let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes)
+                    defer { tx.closed = true }
+                    return try await body(tx)
+                }
             }
         } catch {
             throw Self.map(error)
+        }
+    }
+
+    /// Runs `body` on a pooled connection, failing with `.unavailable` when no connection is leased within `limit`
+    /// (the database is away and the pool keeps retrying). The deadline covers the lease only, never a transaction
+    /// in flight (cancelling PostgresNIO mid-transaction could leave a connection holding locks). It replaces a
+    /// probe (`SELECT 1`) before each transaction, which cost a round trip: a KMIP Get made three.
+    ///
+    /// A helper task leases the connection and hands it over; `body` runs in the caller's task, and the helper gives
+    /// the connection back to the pool when `body` is done. After a timeout the helper is not waited for (the pool
+    /// may hold it until it gives up); if it gets a connection later, it returns it at once.
+    func withLease<T: Sendable>(within limit: Duration, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let returned = ReturnBox()
+        let conn: PostgresConnection = try await withCheckedThrowingContinuation {
+            (handOver: CheckedContinuation<PostgresConnection, any Error>) in
+            let waiting = leases.add(deadline: .now + limit) {
+                handOver.resume(throwing: StorageError(.unavailable, "database not reachable within \(limit)"))
+            }
+            Task {
+                do {
+                    try await self.client.withConnection { conn in
+                        // Claimed here: handed over. Expired already: given back to the pool at once.
+                        guard self.leases.claim(waiting) else { return }
+                        handOver.resume(returning: conn)
+                        await withCheckedContinuation { (w: CheckedContinuation<Void, Never>) in
+                            let done = returned.state.withLock { r -> Bool in
+                                if r.done { return true }
+                                r.waiter = w
+                                return false
+                            }
+                            if done { w.resume() }
+                        }
+                    }
+                } catch {
+                    if self.leases.claim(waiting) { handOver.resume(throwing: error) }
+                }
+            }
+        }
+        defer {
+            let waiter = returned.state.withLock { r -> CheckedContinuation<Void, Never>? in
+                r.done = true
+                defer { r.waiter = nil }
+                return r.waiter
+            }
+            waiter?.resume()
+        }
+        return try await body(conn)
+    }
+
+    /// An audit append on its own: one statement, no transaction around it (`gatehouse_audit_append`), committed
+    /// without waiting for the disk (see `withRelaxedTransaction`).
+    public func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        async throws
+    {
+        do {
+            try await withLease(within: transactionTimeout) { conn in
+                try await Self.append(events, head: head, previous: previous, sealing: sealing, relaxed: true, on: conn, logger: self.logger)
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    static func append(
+        _ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String], relaxed: Bool,
+        on conn: PostgresConnection, logger: Logger
+    ) async throws {
+        guard events.allSatisfy({ $0.chain == head.chain }) else { throw StorageError(.corrupt, "an event of another chain") }
+        var binds = PostgresBindings()
+        binds.append(relaxed)
+        binds.append(head.chain)
+        try binds.append(head.value)
+        try binds.append(previous?.value)
+        binds.append(sealing)
+        binds.append(events.map(\.sequence))
+        binds.append(events.map(\.timestampMillis))
+        binds.append(events.map(\.fields.type))
+        binds.append(events.map(\.fields.actor))
+        binds.append(events.map(\.fields.project))
+        binds.append(events.map { ByteBuffer(bytes: $0.body) })
+        binds.append(events.map { ByteBuffer(bytes: $0.previousHash) })
+        binds.append(events.map { ByteBuffer(bytes: $0.hash) })
+        do {
+            // The function's errors arrive after the row description: read the result to the end to see them.
+            let rows = try await conn.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT gatehouse_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)", binds: binds),
+                logger: logger)
+            for try await _ in rows {}
+        } catch {
+            // Another writer of this chain appended the same sequence numbers first.
+            let mapped = map(error)
+            if let e = mapped as? StorageError, e.code == .uniqueViolation { throw StorageError(.auditConflict, "the chain moved") }
+            throw mapped
         }
     }
 
@@ -286,7 +469,10 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// Drops every Gatehouse table. For tests that need a clean database.
     public func unsafeDropAll() async throws {
         do {
-            for table in ["record_index", "records", "audit_events", "metadata", "schema_migrations"] {
+            for table in [
+                "record_index", "records", "audit_events", "audit_log", "audit_chains", "audit_pending", "metadata",
+                "schema_migrations",
+            ] {
                 try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(table)"), logger: logger)
             }
         } catch {
@@ -309,9 +495,6 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     let logger: Logger
     var closed = false
     let readOnly: Bool
-    /// The chain's last sequence number as this transaction knows it while it holds the audit lock (which lasts
-    /// until it ends): the lock and the tail are read once, however many events it appends.
-    var auditTail: Int64?
 
     let catalog: IndexCatalog
     /// Records of indexed kinds as this transaction last read or wrote them ("kind\u{0}id"): an update of one at
@@ -665,11 +848,19 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         return Int(n)
     }
 
+    static let auditColumns = "chain, seq, ts, type, actor, project, body, prev_hash, hash"
+
     private func audits(_ query: PostgresQuery) async throws -> [AuditRecord] {
         var out: [AuditRecord] = []
         do {
-            for try await (seq, ts, body, prev, hash) in try await run(query).decode((Int64, Int64, Data, Data, Data).self) {
-                out.append(AuditRecord(sequence: seq, timestampMillis: ts, body: body, previousHash: prev, hash: hash))
+            for try await (chain, seq, ts, type, actor, project, body, prev, hash) in try await run(query).decode(
+                (String, Int64, Int64, String, String, String, Data, Data, Data).self)
+            {
+                out.append(
+                    AuditRecord(
+                        chain: chain, sequence: seq, timestampMillis: ts,
+                        fields: AuditFields(type: type, actor: actor, project: project), body: body, previousHash: prev,
+                        hash: hash))
             }
         } catch {
             throw PostgresStorage.map(error)
@@ -677,52 +868,124 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         return out
     }
 
-    func lastAuditEvent() async throws -> AuditRecord? {
-        // Writers serialize on the chain head (the lock and the read in one round trip); a read-only transaction
-        // cannot append, so it does not wait for them.
-        if readOnly || auditTail != nil {
-            return try await audits("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first
-        }
-        let last = try await audits("SELECT seq, ts, body, prev_hash, hash FROM gatehouse_audit_tail(\(PostgresStorage.auditLock))").first
-        auditTail = last?.sequence ?? 0
-        return last
-    }
-
-    /// An append must follow the chain's last event (read under the lock unless this transaction already did).
-    private func checkNext(_ event: AuditRecord) async throws {
+    func addPendingAuditEvent(_ event: PendingAuditEvent) async throws {
         try checkWrite()
-        let last: Int64
-        if let auditTail { last = auditTail } else { last = try await lastAuditEvent()?.sequence ?? 0 }
-        guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
-    }
-
-    /// The event and the chain head in one statement.
-    func appendAuditEvent(_ event: AuditRecord, headKey: String, head: Data) async throws {
-        try await checkNext(event)
         _ = try await run(
             """
-            WITH appended AS (
-                INSERT INTO audit_events (seq, ts, body, prev_hash, hash)
-                VALUES (\(event.sequence), \(event.timestampMillis), \(event.body), \(event.previousHash), \(event.hash)))
-            INSERT INTO metadata (key, value) VALUES (\(headKey), \(head)) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            INSERT INTO audit_pending (id, chain, ts, type, actor, project, body)
+            VALUES (\(event.id), \(event.chain), \(event.timestampMillis), \(event.fields.type), \(event.fields.actor),
+                    \(event.fields.project), \(event.body))
             """)
-        auditTail = event.sequence
     }
 
-    func appendAuditEvent(_ event: AuditRecord) async throws {
-        try await checkNext(event)
-        _ = try await run(
-            """
-            INSERT INTO audit_events (seq, ts, body, prev_hash, hash)
-            VALUES (\(event.sequence), \(event.timestampMillis), \(event.body), \(event.previousHash), \(event.hash))
-            """)
-        auditTail = event.sequence
-    }
-
-    func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord] {
+    func pendingAuditEvents(chain: String?, before: Int64, limit: Int) async throws -> [PendingAuditEvent] {
         let limit = Int64(max(0, limit))
-        return try await audits(
-            "SELECT seq, ts, body, prev_hash, hash FROM audit_events WHERE seq > \(after) ORDER BY seq LIMIT \(limit)")
+        let q: PostgresQuery =
+            chain == nil
+            ? "SELECT id, chain, ts, type, actor, project, body FROM audit_pending WHERE ts < \(before) ORDER BY ts, id LIMIT \(limit)"
+            : """
+            SELECT id, chain, ts, type, actor, project, body FROM audit_pending
+            WHERE chain = \(chain) AND ts < \(before) ORDER BY ts, id LIMIT \(limit)
+            """
+        var out: [PendingAuditEvent] = []
+        do {
+            for try await (id, chain, ts, type, actor, project, body) in try await run(q).decode(
+                (String, String, Int64, String, String, String, Data).self)
+            {
+                out.append(
+                    PendingAuditEvent(
+                        id: id, chain: chain, timestampMillis: ts,
+                        fields: AuditFields(type: type, actor: actor, project: project), body: body))
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return out
+    }
+
+    func removePendingAuditEvents(_ ids: [String]) async throws -> [String] {
+        try checkWrite()
+        var out: [String] = []
+        do {
+            for try await id in try await run("DELETE FROM audit_pending WHERE id = ANY(\(ids)::TEXT[]) RETURNING id").decode(
+                String.self)
+            {
+                out.append(id)
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return out
+    }
+
+    func auditChainHeads() async throws -> [AuditChainHead] {
+        var out: [AuditChainHead] = []
+        do {
+            for try await (chain, head) in try await run("SELECT chain, head FROM audit_chains ORDER BY chain").decode(
+                (String, Data).self)
+            {
+                out.append(AuditChainHead(chain: chain, value: head))
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+        return out
+    }
+
+    func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        async throws
+    {
+        try checkWrite()
+        try await PostgresStorage.append(events, head: head, previous: previous, sealing: sealing, relaxed: false, on: live(), logger: logger)
+    }
+
+    func auditEvents(chain: String?, after: AuditPosition?, limit: Int) async throws -> [AuditRecord] {
+        var sql = "SELECT \(Self.auditColumns) FROM audit_log WHERE TRUE"
+        var binds = PostgresBindings()
+        if let chain {
+            binds.append(chain)
+            sql += " AND chain = $\(binds.count)"
+        }
+        if let after {
+            binds.append(after.chain)
+            binds.append(after.sequence)
+            sql += " AND (chain, seq) > ($\(binds.count - 1)::TEXT COLLATE \"C\", $\(binds.count))"
+        }
+        binds.append(Int64(max(0, limit)))
+        sql += " ORDER BY chain, seq LIMIT $\(binds.count)"
+        return try await audits(PostgresQuery(unsafeSQL: sql, binds: binds))
+    }
+
+    func searchAudit(_ query: AuditQuery) async throws -> [AuditRecord] {
+        var sql = "SELECT \(Self.auditColumns) FROM audit_log WHERE TRUE"
+        var binds = PostgresBindings()
+        switch query.filter {
+        case .all: break
+        case .type(let v): binds.append(v); sql += " AND type = $\(binds.count)"
+        case .actor(let v): binds.append(v); sql += " AND actor = $\(binds.count)"
+        case .project(let v): binds.append(v); sql += " AND project = $\(binds.count)"
+        }
+        if let since = query.since {
+            binds.append(since)
+            sql += " AND ts >= $\(binds.count)"
+        }
+        if let until = query.until {
+            binds.append(until)
+            sql += " AND ts < $\(binds.count)"
+        }
+        if let after = query.after {
+            binds.append(after.timestampMillis)
+            let ts = binds.count
+            binds.append(after.position.chain)
+            binds.append(after.position.sequence)
+            let op = query.descending ? "<" : ">"
+            sql += " AND ts \(op)= $\(ts) AND (ts, chain, seq) \(op) ($\(ts), $\(ts + 1)::TEXT COLLATE \"C\", $\(ts + 2))"
+        }
+        binds.append(Int64(max(0, query.limit)))
+        sql +=
+            query.descending
+            ? " ORDER BY ts DESC, chain DESC, seq DESC LIMIT $\(binds.count)" : " ORDER BY ts, chain, seq LIMIT $\(binds.count)"
+        return try await audits(PostgresQuery(unsafeSQL: sql, binds: binds))
     }
 
     func metadata(_ key: String) async throws -> Data? {
@@ -742,6 +1005,44 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         _ = try await run(
             "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     }
+}
+
+/// The deadlines of leases waiting for a connection: whoever claims a lease first (the lease, or the watchdog at its
+/// deadline) decides its outcome.
+final class LeaseWatchdog: Sendable {
+    private struct Waiting {
+        var deadline: ContinuousClock.Instant
+        var expire: @Sendable () -> Void
+    }
+    private let state = Mutex<(next: UInt64, waiting: [UInt64: Waiting])>((0, [:]))
+
+    /// Registers a lease; `expire` runs (once) if it is still waiting at `deadline`.
+    func add(deadline: ContinuousClock.Instant, expire: @escaping @Sendable () -> Void) -> UInt64 {
+        state.withLock { s in
+            s.next += 1
+            s.waiting[s.next] = Waiting(deadline: deadline, expire: expire)
+            return s.next
+        }
+    }
+
+    /// True if the lease was still waiting (it is now the caller's to settle).
+    func claim(_ id: UInt64) -> Bool {
+        state.withLock { $0.waiting.removeValue(forKey: id) != nil }
+    }
+
+    /// Expires the leases past their deadline.
+    func expire(now: ContinuousClock.Instant) {
+        let due = state.withLock { s -> [Waiting] in
+            let ids = s.waiting.filter { $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { s.waiting.removeValue(forKey: $0) }
+        }
+        for d in due { d.expire() }
+    }
+}
+
+/// Whether the caller is done with a leased connection, and the helper waiting to give it back.
+final class ReturnBox: Sendable {
+    let state = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 }
 
 /// Lets exactly one of several racing tasks resume a continuation.

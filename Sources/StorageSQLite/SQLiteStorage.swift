@@ -92,6 +92,37 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             CREATE UNIQUE INDEX record_index_unique ON record_index (kind, idx, scope, key) WHERE uniq = 1;
             """
         ),
+        (
+            3,
+            // Per-node audit chains (Engine/AuditChain.swift): the single chain so far becomes chain "", its head
+            // moves from metadata to audit_chains; the searchable fields are copied out of the bodies.
+            """
+            CREATE TABLE audit_log (
+                chain TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+                type TEXT NOT NULL, actor TEXT NOT NULL, project TEXT NOT NULL,
+                body BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,
+                PRIMARY KEY (chain, seq));
+            INSERT INTO audit_log (chain, seq, ts, type, actor, project, body, prev_hash, hash)
+                SELECT '', seq, ts,
+                    coalesce(json_extract(CAST(body AS TEXT), '$.event.type'), ''),
+                    coalesce(json_extract(CAST(body AS TEXT), '$.actor.metadata.id'), ''),
+                    coalesce(json_extract(CAST(body AS TEXT), '$.projectId'), ''),
+                    body, prev_hash, hash
+                FROM audit_events ORDER BY seq;
+            DROP TABLE audit_events;
+            CREATE INDEX audit_log_ts ON audit_log (ts);
+            CREATE INDEX audit_log_type ON audit_log (type, ts);
+            CREATE INDEX audit_log_actor ON audit_log (actor, ts);
+            CREATE INDEX audit_log_project ON audit_log (project, ts);
+            CREATE TABLE audit_chains (chain TEXT PRIMARY KEY, head BLOB NOT NULL);
+            INSERT INTO audit_chains (chain, head) SELECT '', value FROM metadata WHERE key = 'audit_head';
+            DELETE FROM metadata WHERE key = 'audit_head';
+            CREATE TABLE audit_pending (
+                id TEXT PRIMARY KEY, chain TEXT NOT NULL, ts INTEGER NOT NULL,
+                type TEXT NOT NULL, actor TEXT NOT NULL, project TEXT NOT NULL, body BLOB NOT NULL);
+            CREATE INDEX audit_pending_chain ON audit_pending (chain, ts);
+            """
+        ),
     ]
 
     /// The schema version this build understands.
@@ -524,31 +555,133 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         return Int(rows.first?.first?.int ?? 0)
     }
 
+    static let auditColumns = "chain, seq, ts, type, actor, project, body, prev_hash, hash"
+
     private func audit(_ row: [SQLiteValue]) throws -> AuditRecord {
-        guard row.count == 5, let seq = row[0].int, let ts = row[1].int, let body = row[2].blob,
-            let prev = row[3].blob, let hash = row[4].blob
+        guard row.count == 9, let chain = row[0].text, let seq = row[1].int, let ts = row[2].int, let type = row[3].text,
+            let actor = row[4].text, let project = row[5].text, let body = row[6].blob, let prev = row[7].blob,
+            let hash = row[8].blob
         else { throw StorageError(.corrupt, "malformed audit row") }
-        return AuditRecord(sequence: seq, timestampMillis: ts, body: body, previousHash: prev, hash: hash)
+        return AuditRecord(
+            chain: chain, sequence: seq, timestampMillis: ts, fields: AuditFields(type: type, actor: actor, project: project),
+            body: body, previousHash: prev, hash: hash)
     }
 
-    func lastAuditEvent() async throws -> AuditRecord? {
-        try live().query("SELECT seq, ts, body, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
-    }
-
-    func appendAuditEvent(_ event: AuditRecord) async throws {
+    func addPendingAuditEvent(_ event: PendingAuditEvent) async throws {
         try checkWrite()
-        let last = try await lastAuditEvent()?.sequence ?? 0
-        guard event.sequence == last + 1 else { throw StorageError(.auditConflict) }
         try live().query(
-            "INSERT INTO audit_events (seq, ts, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
-            [.int(event.sequence), .int(event.timestampMillis), .blob(event.body), .blob(event.previousHash), .blob(event.hash)])
+            "INSERT INTO audit_pending (id, chain, ts, type, actor, project, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(event.id), .text(event.chain), .int(event.timestampMillis), .text(event.fields.type),
+                .text(event.fields.actor), .text(event.fields.project), .blob(event.body),
+            ])
     }
 
-    func auditEvents(after: Int64, limit: Int) async throws -> [AuditRecord] {
-        try live().query(
-            "SELECT seq, ts, body, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
-            [.int(after), .int(Int64(max(0, limit)))]
-        ).map(audit)
+    func pendingAuditEvents(chain: String?, before: Int64, limit: Int) async throws -> [PendingAuditEvent] {
+        var sql = "SELECT id, chain, ts, type, actor, project, body FROM audit_pending WHERE ts < ?"
+        var binds: [SQLiteValue] = [.int(before)]
+        if let chain {
+            sql += " AND chain = ?"
+            binds.append(.text(chain))
+        }
+        sql += " ORDER BY ts, id LIMIT ?"
+        binds.append(.int(Int64(max(0, limit))))
+        return try live().query(sql, binds).map { row in
+            guard row.count == 7, let id = row[0].text, let chain = row[1].text, let ts = row[2].int, let type = row[3].text,
+                let actor = row[4].text, let project = row[5].text, let body = row[6].blob
+            else { throw StorageError(.corrupt, "malformed pending audit row") }
+            return PendingAuditEvent(
+                id: id, chain: chain, timestampMillis: ts, fields: AuditFields(type: type, actor: actor, project: project),
+                body: body)
+        }
+    }
+
+    func removePendingAuditEvents(_ ids: [String]) async throws -> [String] {
+        try checkWrite()
+        let c = try live()
+        return try ids.filter { id in
+            try c.query("DELETE FROM audit_pending WHERE id = ?", [.text(id)])
+            return c.changes == 1
+        }
+    }
+
+    func auditChainHeads() async throws -> [AuditChainHead] {
+        try live().query("SELECT chain, head FROM audit_chains ORDER BY chain").map { row in
+            guard row.count == 2, let chain = row[0].text, let head = row[1].blob else {
+                throw StorageError(.corrupt, "malformed audit chain row")
+            }
+            return AuditChainHead(chain: chain, value: head)
+        }
+    }
+
+    func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        async throws
+    {
+        try checkWrite()
+        let c = try live()
+        // This connection is the only writer: the head read here cannot move before the transaction ends.
+        let stored = try c.query("SELECT head FROM audit_chains WHERE chain = ?", [.text(head.chain)]).first?.first?.blob
+        guard stored == previous?.value else { throw StorageError(.auditConflict, "the chain head moved") }
+        for id in sealing {
+            try c.query("DELETE FROM audit_pending WHERE id = ?", [.text(id)])
+            guard c.changes == 1 else { throw StorageError(.auditConflict, "a pending event was sealed elsewhere") }
+        }
+        for e in events {
+            guard e.chain == head.chain else { throw StorageError(.corrupt, "an event of another chain") }
+            try c.query(
+                "INSERT INTO audit_log (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    .text(e.chain), .int(e.sequence), .int(e.timestampMillis), .text(e.fields.type), .text(e.fields.actor),
+                    .text(e.fields.project), .blob(e.body), .blob(e.previousHash), .blob(e.hash),
+                ])
+        }
+        try c.query(
+            "INSERT INTO audit_chains (chain, head) VALUES (?, ?) ON CONFLICT (chain) DO UPDATE SET head = excluded.head",
+            [.text(head.chain), .blob(head.value)])
+    }
+
+    func auditEvents(chain: String?, after: AuditPosition?, limit: Int) async throws -> [AuditRecord] {
+        var sql = "SELECT \(Self.auditColumns) FROM audit_log WHERE 1 = 1"
+        var binds: [SQLiteValue] = []
+        if let chain {
+            sql += " AND chain = ?"
+            binds.append(.text(chain))
+        }
+        if let after {
+            sql += " AND (chain, seq) > (?, ?)"
+            binds += [.text(after.chain), .int(after.sequence)]
+        }
+        sql += " ORDER BY chain, seq LIMIT ?"
+        binds.append(.int(Int64(max(0, limit))))
+        return try live().query(sql, binds).map(audit)
+    }
+
+    func searchAudit(_ query: AuditQuery) async throws -> [AuditRecord] {
+        var sql = "SELECT \(Self.auditColumns) FROM audit_log WHERE 1 = 1"
+        var binds: [SQLiteValue] = []
+        switch query.filter {
+        case .all: break
+        case .type(let v): sql += " AND type = ?"; binds.append(.text(v))
+        case .actor(let v): sql += " AND actor = ?"; binds.append(.text(v))
+        case .project(let v): sql += " AND project = ?"; binds.append(.text(v))
+        }
+        if let since = query.since {
+            sql += " AND ts >= ?"
+            binds.append(.int(since))
+        }
+        if let until = query.until {
+            sql += " AND ts < ?"
+            binds.append(.int(until))
+        }
+        if let after = query.after {
+            sql += query.descending ? " AND ts <= ? AND (ts, chain, seq) < (?, ?, ?)" : " AND ts >= ? AND (ts, chain, seq) > (?, ?, ?)"
+            binds += [
+                .int(after.timestampMillis), .int(after.timestampMillis), .text(after.position.chain), .int(after.position.sequence),
+            ]
+        }
+        sql += query.descending ? " ORDER BY ts DESC, chain DESC, seq DESC LIMIT ?" : " ORDER BY ts, chain, seq LIMIT ?"
+        binds.append(.int(Int64(max(0, query.limit))))
+        return try live().query(sql, binds).map(audit)
     }
 
     func metadata(_ key: String) async throws -> Data? {

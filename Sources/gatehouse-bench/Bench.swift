@@ -11,7 +11,7 @@ import TTLV
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self, EST.self, ACME.self, Tunnel.self, PAM.self, RecordingBench.self, Flood.self, Scale.self])
+        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self, EST.self, ACME.self, Tunnel.self, PAM.self, RecordingBench.self, Flood.self, Scale.self, Stores.self])
 }
 
 struct Endpoint {

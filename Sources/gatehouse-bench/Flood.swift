@@ -102,10 +102,10 @@ struct Flood: AsyncParsableCommand {
         }
         var events = 0
         var types: [String: Int] = [:]
-        var after: Int64 = 0
+        var cursor = ""
         while true {
             let out = try run(["curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
-                               "https://localhost:\(https)/api/v1/audit/events?limit=1000&after=\(after)"])
+                               "https://localhost:\(https)/api/v1/audit/events?limit=1000" + (cursor.isEmpty ? "" : "&cursor=\(cursor)")])
             guard let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
                 let page = object["events"] as? [[String: Any]]
             else { throw ValidationError("cannot read the audit log: \(out.prefix(200))") }
@@ -114,8 +114,8 @@ struct Flood: AsyncParsableCommand {
                 let type = ((e["event"] as? [String: Any])?["event"] as? [String: Any])?["type"] as? String ?? "?"
                 types[type, default: 0] += 1
             }
-            guard let last = page.last?["sequence"] as? Int64 ?? (page.last?["sequence"] as? Int).map(Int64.init), page.count == 1000 else { break }
-            after = last
+            guard page.count == 1000, let next = object["next"] as? String else { break }
+            cursor = next
         }
         return (bytes, events, types)
     }

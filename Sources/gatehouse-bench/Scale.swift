@@ -15,7 +15,8 @@ struct Scale: AsyncParsableCommand {
             each --sizes value seeds AES-256 keys (each named scale-N, created through KMIP Create in batches over
             --seed-connections connections, so every key is stored and audited as a client's would be) and measures,
             one request at a time: Locate by Name (one of the seeded names), Locate by Cryptographic Algorithm with
-            Maximum Items 10, and Get of a seeded key. Prints p50/p99 per query and size, the largest size's p50 over
+            Maximum Items 10, Get of a seeded key, and two audit searches over HTTPS (the latest 10 kms.create events;
+            10 events from an hour ago on). Prints p50/p99 per query and size, the largest size's p50 over
             the smallest's, the store's bytes per KMIP object (records, indexes and audit included) and the daemon's
             resident memory.
             """)
@@ -44,12 +45,14 @@ struct Scale: AsyncParsableCommand {
         if let postgresURL {
             env["GATEHOUSE_STORAGE_BACKEND"] = "postgres"
             env["GATEHOUSE_STORAGE_POSTGRES_URL"] = postgresURL
-            try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, metadata, schema_migrations")
+            try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, schema_migrations")
         }
         let fresh = try await FreshDaemon.start(gatehouse, data: data, environment: env)
         let daemon = fresh.process
         defer { fresh.stop() }
-        guard let kmip = fresh.ports["kmip"] else { throw ValidationError("the daemon did not start listening") }
+        guard let kmip = fresh.ports["kmip"], let httpsPort = fresh.ports["https"] else {
+            throw ValidationError("the daemon did not start listening")
+        }
         let certs = data + "/certs"
         let endpoint = Endpoint(host: "127.0.0.1", port: kmip, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
         let v = ProtocolVersion(1, 4)
@@ -80,6 +83,18 @@ struct Scale: AsyncParsableCommand {
                 try await measure("get", endpoint) {
                     KMIP.message(v, .get, KMIP.uidPayload(uids.randomElement(using: &rng) ?? ""))
                 } check: { _ in true })
+            let https = Endpoint(
+                host: "127.0.0.1", port: httpsPort, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
+            // Every seeded key left a kms.create event: the latest ten of a type, and ten from a time an hour ago.
+            samples.append(
+                try await measureHTTP("audit-type-10", https) { "/api/v1/audit/events?type=kms.create&order=desc&limit=10" } check: {
+                    $0.components(separatedBy: "\"kms.create\"").count - 1 == 10
+                })
+            let hourAgo = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
+            samples.append(
+                try await measureHTTP("audit-since-10", https) { "/api/v1/audit/events?since=\(hourAgo)&limit=10" } check: {
+                    $0.components(separatedBy: "\"sequence\"").count - 1 == 10
+                })
             let bytes = try storeBytes(data: data)
             let rss = Self.rssMB(pid: daemon.processIdentifier)
             let perObject = Double(bytes) / Double(max(size, 1))
@@ -190,6 +205,28 @@ struct Scale: AsyncParsableCommand {
                     if !KMIP.succeeded(frame) || !check(frame) { errors += 1 }
                 }
             }
+        }
+        let r = Result(ops: latencies.count, errors: errors, elapsed: 1, latencies: latencies)
+        return Sample(name: name, p50: r.percentile(0.5), p99: r.percentile(0.99), errors: errors)
+    }
+
+    /// Like `measure`, for GET requests over one keep-alive HTTPS connection; `check` judges each 200 response body.
+    func measureHTTP(_ name: String, _ e: Endpoint, _ path: () -> String, check: (String) -> Bool) async throws -> Sample {
+        let connection = try await HTTPConnection.open(e)
+        let paths = (0..<(requests + 20)).map { _ in path() }
+        let (latencies, errors) = try await connection.run { request -> ([Double], Int) in
+            var latencies: [Double] = []
+            var errors = 0
+            for (i, p) in paths.enumerated() {
+                let t0 = ContinuousClock.now
+                let (status, body) = try await request(.GET, p, [], [])
+                let dt = (ContinuousClock.now - t0).seconds
+                if i >= 20 {
+                    latencies.append(dt)
+                    if status != 200 || !check(String(decoding: body, as: UTF8.self)) { errors += 1 }
+                }
+            }
+            return (latencies, errors)
         }
         let r = Result(ops: latencies.count, errors: errors, elapsed: 1, latencies: latencies)
         return Sample(name: name, p50: r.percentile(0.5), p99: r.percentile(0.99), errors: errors)

@@ -143,7 +143,7 @@ struct ProjectCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         func run() async throws {
-            api.show(field(await api.call(.GET, "/api/v1/projects?limit=1000"), "projects"), columns: ["slug", "description", "createdAt"])
+            api.show(await api.allPages("/api/v1/projects", "projects"), columns: ["slug", "description", "createdAt"])
         }
     }
     struct Delete: AsyncParsableCommand {
@@ -176,7 +176,7 @@ struct IdentityCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         func run() async throws {
-            api.show(field(await api.call(.GET, "/api/v1/identities?limit=1000"), "identities"), columns: IdentityCommand.columns)
+            api.show(await api.allPages("/api/v1/identities", "identities"), columns: IdentityCommand.columns)
         }
     }
     struct Get: AsyncParsableCommand {

@@ -71,7 +71,7 @@ struct Init: AsyncParsableCommand {
         let config = try options.load()
         do {
             let result = try FirstStart.run(config)
-            let (_, storage) = try await StoreFactory.engine(config, logger: quietLogger())
+            let (_, storage) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
             try? await storage.close()
             for path in result.created { print("created \(path)") }
             if result.created.isEmpty { print("already initialized: \(config.dataDirectory)") }
@@ -131,7 +131,7 @@ struct Audit: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             do {
-                let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger())
+                let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
                 defer { Task { try? await storage.close() } }
                 let result = try await engine.verifyAudit(.system("cli"))
                 if result.isIntact {
@@ -150,44 +150,72 @@ struct Audit: AsyncParsableCommand {
     }
 
     struct Tail: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print audit events as JSON lines.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print audit events as JSON lines: the latest, or a search by type, actor, project and time.",
+            discussion: """
+                Searches use the store's indexes (their cost does not grow with the log). With --since, events from that
+                time on are printed oldest first (all of them, or --lines); without it, the latest --lines.
+                """)
         @OptionGroup var options: ConfigOptions
-        @Option(name: [.customShort("n"), .long], help: "How many of the latest events.") var lines: Int = 20
+        @Option(name: [.customShort("n"), .long], help: "How many events (the latest, or the first after --since).")
+        var lines: Int?
+        @Option(help: "Only events of this type (e.g. kms.get).") var type: String?
+        @Option(help: "Only events by this actor (principal id).") var actor: String?
+        @Option(help: "Only events about this project.") var project: String?
+        @Option(help: "Only events at or after this time (RFC 3339, or a duration ago: 15m, 2h, 7d).") var since: String?
+        @Option(help: "Only events before this time (RFC 3339, or a duration ago).") var until: String?
         @Flag(name: .shortAndLong, help: "Keep printing new events.") var follow = false
 
         func run() async throws {
             let config = try options.load()
             do {
-                let (engine, _) = try await StoreFactory.engine(config, logger: quietLogger())
+                let (engine, _) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
                 let ctx = CallContext.system("cli")
-                var all: [ChainedAuditEvent] = []
-                var after: Int64 = 0
-                while true {
-                    let page = try await engine.auditEvents(ctx, after: after, limit: 1000)
-                    all += page
-                    if all.count > lines { all.removeFirst(all.count - lines) }
-                    guard let last = page.last, page.count == 1000 else { break }
-                    after = last.sequence
-                }
-                after = all.last?.sequence ?? after
+                let now = Date()
+                let sinceDate = try since.map { try AuditTimes.parse($0, now: now) }
+                let untilDate = try until.map { try AuditTimes.parse($0, now: now) }
+                let filters = [type, actor, project].compactMap { $0 }
+                guard filters.count <= 1 else { fail("give one of --type, --actor or --project") }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 encoder.dateEncodingStrategy = .iso8601
                 func emit(_ e: ChainedAuditEvent) throws {
                     struct Line: Encodable {
+                        var chain: String
                         var sequence: Int64
                         var hash: String
                         var event: AuditEvent
                     }
-                    let data = try encoder.encode(Line(sequence: e.sequence, hash: e.hash, event: e.event))
+                    let data = try encoder.encode(Line(chain: e.chain, sequence: e.sequence, hash: e.hash, event: e.event))
                     print(String(decoding: data, as: UTF8.self))
                 }
-                for e in all { try emit(e) }
+                // Where following starts: every chain's end now.
+                let end = try await engine.auditLogEnd(ctx)
+                var search = AuditSearch(type: type, actor: actor, project: project, since: sinceDate, until: untilDate)
+                if sinceDate != nil {
+                    var left = lines ?? Int.max
+                    search.limit = min(left, 1000)
+                    while left > 0 {
+                        let page = try await engine.searchAudit(ctx, search)
+                        for e in page.items.prefix(left) { try emit(e) }
+                        left -= page.items.count
+                        guard let next = page.next else { break }
+                        search.cursor = next
+                        search.limit = min(left, 1000)
+                    }
+                } else {
+                    search.newestFirst = true
+                    search.limit = max(1, min(lines ?? 20, 1000))
+                    for e in try await engine.searchAudit(ctx, search).items.reversed() { try emit(e) }
+                }
+                var cursor = end
                 while follow {
                     try await Task.sleep(for: .seconds(1))
-                    let page = try await engine.auditEvents(ctx, after: after, limit: 1000)
-                    for e in page { try emit(e) }
-                    after = page.last?.sequence ?? after
+                    let page = try await engine.auditEvents(ctx, cursor: cursor, limit: 1000)
+                    for e in page.items where AuditTimes.matches(e.event, type: type, actor: actor, project: project) {
+                        try emit(e)
+                    }
+                    cursor = page.next ?? cursor
                 }
             } catch let e as DaemonError {
                 fail(e.description)
@@ -196,6 +224,30 @@ struct Audit: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// Time arguments of `audit tail`.
+enum AuditTimes {
+    struct Invalid: Error, CustomStringConvertible { var description: String }
+
+    /// RFC 3339 (`2026-12-06T10:00:00Z`), or a duration before `now` (`90s`, `15m`, `2h`, `7d`).
+    static func parse(_ text: String, now: Date) throws -> Date {
+        let f = ISO8601DateFormatter()
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: text) { return d }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        if let unit = text.last, let scale = units[unit], let n = Double(text.dropLast()), n >= 0 {
+            return now.addingTimeInterval(-n * scale)
+        }
+        throw ValidationError("not a time: \(text) (RFC 3339, or 90s, 15m, 2h, 7d)")
+    }
+
+    static func matches(_ e: AuditEvent, type: String?, actor: String?, project: String?) -> Bool {
+        (type == nil || e.event.type == type) && (actor == nil || e.actor.metadata["id"] == actor)
+            && (project == nil || e.projectId == project)
+    }
+
 }
 
 struct RotateRootKey: AsyncParsableCommand {
@@ -221,7 +273,7 @@ struct RotateRootKey: AsyncParsableCommand {
                 throw DaemonError("\(e.description); stop it before rotating the root key")
             }
             defer { lock.release() }
-            let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger())
+            let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
             defer { Task { try? await storage.close() } }
             switch config.rootKey {
             case .file(let path):

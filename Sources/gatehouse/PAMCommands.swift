@@ -40,7 +40,7 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/pam/resources?limit=1000"), "resources"), columns: PAMCommand.resourceColumns)
+                api.show(await api.allPages("/api/v1/projects/\(project)/pam/resources", "resources"), columns: PAMCommand.resourceColumns)
             }
         }
         struct Delete: AsyncParsableCommand {
@@ -81,7 +81,7 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
             func run() async throws {
-                api.show(field(await api.call(.GET, "/api/v1/pam/resources/\(resource)/accounts?limit=1000"), "accounts"), columns: PAMCommand.accountColumns)
+                api.show(await api.allPages("/api/v1/pam/resources/\(resource)/accounts", "accounts"), columns: PAMCommand.accountColumns)
             }
         }
         struct Delete: AsyncParsableCommand {
@@ -149,11 +149,11 @@ struct PAMCommand: AsyncParsableCommand {
         @Argument(parsing: .postTerminator) var psqlArguments: [String] = []
 
         func run() async throws {
-            let resources = field(await api.call(.GET, "/api/v1/projects/\(project)/pam/resources?limit=1000"), "resources") as? [[String: Any]] ?? []
+            let resources = await api.allPages("/api/v1/projects/\(project)/pam/resources", "resources")
             guard let rid = resources.first(where: { $0["name"] as? String == resource })?["id"] as? String else {
                 fail("no resource '\(resource)' in project \(project)")
             }
-            let accounts = field(await api.call(.GET, "/api/v1/pam/resources/\(rid)/accounts?limit=1000"), "accounts") as? [[String: Any]] ?? []
+            let accounts = await api.allPages("/api/v1/pam/resources/\(rid)/accounts", "accounts")
             guard let aid = accounts.first(where: { $0["username"] as? String == account })?["id"] as? String else {
                 fail("no account '\(account)' on \(resource)")
             }

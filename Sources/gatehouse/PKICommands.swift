@@ -60,8 +60,7 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                let r = await api.call(.GET, "/api/v1/projects/\(project)/pki/cas?limit=1000")
-                api.show(field(r, "cas"), columns: PKICommand.caColumns)
+                api.show(await api.allPages("/api/v1/projects/\(project)/pki/cas", "cas"), columns: PKICommand.caColumns)
             }
         }
 
@@ -135,8 +134,7 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                let r = await api.call(.GET, "/api/v1/projects/\(project)/pki/templates?limit=1000")
-                api.show(field(r, "templates"), columns: ["id", "project", "createdAt"])
+                api.show(await api.allPages("/api/v1/projects/\(project)/pki/templates", "templates"), columns: ["id", "project", "createdAt"])
             }
         }
     }
@@ -193,8 +191,7 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                let r = await api.call(.GET, "/api/v1/projects/\(project)/pki/profiles?limit=1000")
-                api.show(field(r, "profiles"), columns: ["id", "slug", "enrollment", "caId", "templateId"])
+                api.show(await api.allPages("/api/v1/projects/\(project)/pki/profiles", "profiles"), columns: ["id", "slug", "enrollment", "caId", "templateId"])
             }
         }
     }
@@ -234,11 +231,27 @@ struct PKICommand: AsyncParsableCommand {
     }
 
     struct Certificates: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "certs", abstract: "List issued certificates.")
+        static let configuration = CommandConfiguration(
+            commandName: "certs", abstract: "List issued certificates by expiry (soonest first), filtered through the store's indexes.")
         @OptionGroup var api: APIOptions
         @Option var project: String
+        @Option(help: "Issued by this CA (id).") var ca: String?
+        @Option(help: "Issued under this profile (id).") var profile: String?
+        @Option(help: "active, revoked or expired.") var status: String?
+        @Option(help: "With this common name or subject alternative name.") var name: String?
+        @Option(help: "Expiring at or after this time (RFC 3339).") var expiresAfter: String?
+        @Option(help: "Expiring before this time (RFC 3339), e.g. the next 30 days' renewals.") var expiresBefore: String?
+        @Flag(help: "Latest expiry first.") var latestFirst = false
+        @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            api.show(await api.allPages("/api/v1/projects/\(project)/pki/certificates", "certificates"), columns: PKICommand.certColumns)
+            var query: [(String, String)] = []
+            for (k, v) in [("ca", ca), ("profile", profile), ("status", status), ("name", name), ("expiresAfter", expiresAfter), ("expiresBefore", expiresBefore)] {
+                if let v { query.append((k, v)) }
+            }
+            if latestFirst { query.append(("order", "desc")) }
+            api.show(
+                await api.allPages("/api/v1/projects/\(project)/pki/certificates", "certificates", query: query, max: max),
+                columns: PKICommand.certColumns)
         }
     }
 

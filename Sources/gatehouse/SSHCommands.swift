@@ -54,7 +54,7 @@ struct SSHCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/ssh/cas?limit=1000"), "cas"), columns: SSHCommand.caColumns)
+                api.show(await api.allPages("/api/v1/projects/\(project)/ssh/cas", "cas"), columns: SSHCommand.caColumns)
             }
         }
         struct Get: AsyncParsableCommand {
@@ -122,7 +122,7 @@ struct SSHCommand: AsyncParsableCommand {
         @Option var project: String
         func run() async throws {
             api.show(
-                field(await api.call(.GET, "/api/v1/projects/\(project)/ssh/certificates?limit=1000"), "certificates"),
+                await api.allPages("/api/v1/projects/\(project)/ssh/certificates", "certificates"),
                 columns: SSHCommand.certColumns)
         }
     }
@@ -166,7 +166,7 @@ struct SSHCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/ssh/host-groups?limit=1000"), "hostGroups"), columns: ["id", "name", "loginMappings"])
+                api.show(await api.allPages("/api/v1/projects/\(project)/ssh/host-groups", "hostGroups"), columns: ["id", "name", "loginMappings"])
             }
         }
     }
@@ -208,7 +208,7 @@ struct SSHCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/ssh/hosts?limit=1000"), "hosts"), columns: SSHCommand.hostColumns)
+            api.show(await api.allPages("/api/v1/projects/\(project)/ssh/hosts", "hosts"), columns: SSHCommand.hostColumns)
         }
     }
 

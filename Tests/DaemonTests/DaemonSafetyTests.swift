@@ -280,7 +280,7 @@ import Testing
         }
         #expect(try schema() == "1", "the fixture is schema 1")
         try checkUpgraded(dir.path, environment: [:])
-        #expect(try schema() == "2")
+        #expect(try schema() == "3")
         let storage = try SQLiteStorage(path: db)
         try await storage.migrate(indexes: GatehouseEngine.indexCatalog)
         #expect(try await IndexConformance.verify(storage, kind: "kms-object") == 5)
@@ -313,7 +313,7 @@ import Testing
         }
         #expect(try schema() == "2", "the fixture is schema 2")
         try checkUpgraded(dir.path, environment: ["GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": target])
-        #expect(try schema() == "3")
+        #expect(try schema() == "4")
         let storage = try PostgresStorage(url: target, maxConnections: 2)
         try await storage.migrate(indexes: GatehouseEngine.indexCatalog)
         #expect(try await IndexConformance.verify(storage, kind: "kms-object") == 5)
@@ -352,6 +352,12 @@ import Testing
         #expect(daemon.stop() == 0)
         let verify = try gatehouse(["audit", "verify"], cwd: dir, env: environment)
         #expect(verify.status == 0 && verify.stdout.contains("intact"), "\(verify.stdout)\(verify.stderr)")
+        // The previous build's single chain became chain "" with its search fields filled in from the bodies; this
+        // build appended to its own node's chain.
+        let old = try gatehouse(["audit", "tail", "--type", "secret.create", "--since", "3650d"], cwd: dir, env: environment)
+        #expect(old.status == 0 && old.stdout.contains("\"chain\":\"\"") && old.stdout.contains("db-password"), "\(old.stdout)\(old.stderr)")
+        let reads = try gatehouse(["audit", "tail", "--type", "secret.read", "-n", "5"], cwd: dir, env: environment)
+        #expect(reads.stdout.contains("db-password") && !reads.stdout.contains("\"chain\":\"\""), "\(reads.stdout)\(reads.stderr)")
     }
 
     @Test func auditVerifyDetectsTamperingThroughTheCLI() async throws {
@@ -374,22 +380,27 @@ import Testing
         #expect(!tail.stdout.contains("\"v3\""), "audit events never carry secret values")
 
         let db = dir.path + "/.gatehouse/gatehouse.sqlite"
-        do {
+        func tamper(_ sql: String) async throws {
             let store = try SQLiteStorage(path: db)
-            try await store.unsafeExecute("UPDATE audit_events SET body = replace(body, 's2', 'zz') WHERE seq = 4")
+            try await store.unsafeExecute(sql)
             try await store.close()
         }
+        // Hiding an event from searches by editing its searchable type is caught.
+        try await tamper("UPDATE audit_log SET type = 'secret.list' WHERE seq = 3")
+        let hidden = try gatehouse(["audit", "verify"], cwd: dir.path)
+        #expect(hidden.status == 2 && hidden.stdout.contains("event 3") && hidden.stdout.contains("search fields"), "\(hidden.stdout)")
+        try await tamper("UPDATE audit_log SET type = 'secret.create' WHERE seq = 3")
+        try await tamper("UPDATE audit_log SET body = replace(body, 's2', 'zz') WHERE seq = 4")
         let edited = try gatehouse(["audit", "verify"], cwd: dir.path)
         #expect(edited.status == 2)
-        #expect(edited.stdout.contains("event 4") && edited.stdout.contains("edited"))
-        do {
-            let store = try SQLiteStorage(path: db)
-            try await store.unsafeExecute("DELETE FROM audit_events WHERE seq = 5")
-            try await store.close()
-        }
+        #expect(edited.stdout.contains("event 4") && edited.stdout.contains("edited"), "\(edited.stdout)")
+        try await tamper("DELETE FROM audit_log WHERE seq = 5")
         let deleted = try gatehouse(["audit", "verify"], cwd: dir.path)
         #expect(deleted.status == 2)
-        #expect(deleted.stdout.contains("tail deleted"))
+        #expect(deleted.stdout.contains("tail deleted"), "\(deleted.stdout)")
+        try await tamper("DELETE FROM audit_chains")
+        let headless = try gatehouse(["audit", "verify"], cwd: dir.path)
+        #expect(headless.status == 2 && headless.stdout.contains("head is missing"), "\(headless.stdout)")
     }
 
     @Test func rotateRootKeyKeepsDataReadable() throws {

@@ -135,7 +135,7 @@ let operations: [(String, Bool, Operation)] = [
     ("client-secret.list", false, { w, c, _ in _ = try await w.engine.listClientSecrets(c, identityId: w.uaIdentity.id) }),
     ("token-auth.attach", false, { w, c, _ in _ = try await w.engine.attachTokenAuth(c, identityId: w.spare.id, AuthMethodSpec()) }),
     ("tls-cert-auth.attach", false, { w, c, _ in _ = try await w.engine.attachTLSCertAuth(c, identityId: w.spare.id, AuthMethodSpec(caCertificate: testCA.certificatePEM, allowedCommonNames: ["x"])) }),
-    ("audit.read", false, { w, c, _ in _ = try await w.engine.auditEvents(c, after: 0, limit: 10) }),
+    ("audit.read", false, { w, c, _ in _ = try await w.engine.auditEvents(c, cursor: nil, limit: 10) }),
     ("audit.verify", false, { w, c, _ in _ = try await w.engine.verifyAudit(c) }),
 ]
 
@@ -182,7 +182,7 @@ let expectedAllowed: [String: Set<String>] = [
                 }
                 if denied {
                     // Every denial is audited with the action.
-                    let events = try await w.engine.auditEvents(admin, after: 0, limit: 1000)
+                    let events = try await w.engine.auditEvents(admin, cursor: nil, limit: 1000).items
                     let last = events.last?.event
                     if last?.event.type != "authorization.denied" || last?.event.metadata["identityId"] != who.id {
                         mismatches.append("\(persona) \(name): denial not audited")
@@ -207,7 +207,7 @@ let expectedAllowed: [String: Set<String>] = [
         let w = try await World.make()
         let dev = try #require(w.personas["developer"])
         _ = try await w.engine.readSecret(as_(dev), project: "alpha", name: "db-1")
-        let last = try #require(try await w.engine.auditEvents(admin, after: 0, limit: 1000).last)
+        let last = try #require(try await w.engine.auditEvents(admin, cursor: nil, limit: 1000).items.last)
         #expect(last.event.event.type == "secret.read")
         #expect(last.event.event.metadata["decision"] == "allow")
         #expect(last.event.event.metadata["grantedBy"] == "role:developer")
@@ -363,7 +363,7 @@ let expectedAllowed: [String: Set<String>] = [
         #expect(await code { _ = try await login(engine, ua.clientId, secret) } == .locked)
         clock.advance(2)
         _ = try await login(engine, ua.clientId, secret)
-        let events = try await engine.auditEvents(admin, after: 0, limit: 1000).map(\.event.event)
+        let events = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event)
         #expect(events.filter { $0.type == "login.failed" }.count == 9)
         #expect(events.contains { $0.type == "login.failed" && $0.metadata["reason"] == "locked out" })
     }
@@ -415,7 +415,7 @@ let expectedAllowed: [String: Set<String>] = [
         _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "10.2.3.4", frontEnd: "test")
         _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "::1", frontEnd: "test")
         #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "10.2.3.4", frontEnd: "test") } == .unauthenticated)
-        let reasons = try await engine.auditEvents(admin, after: 0, limit: 1000).map(\.event.event).filter { $0.type == "authentication.failed" }.compactMap { $0.metadata["reason"] }
+        let reasons = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event).filter { $0.type == "authentication.failed" }.compactMap { $0.metadata["reason"] }
         #expect(reasons == ["token used from an untrusted address", "token use limit reached"])
     }
 
@@ -500,7 +500,7 @@ let expectedAllowed: [String: Set<String>] = [
         // A bootstrap-admin common name only counts when the listener's own CA verified it.
         let fakeAdmin = try principal("gatehouse-admin", issuer: otherCA)
         #expect(await code { _ = try await engine.listIdentities(fakeAdmin, after: nil, limit: 1) } == .unauthenticated)
-        let failures = try await engine.auditEvents(admin, after: 0, limit: 1000).map(\.event.event.type)
+        let failures = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event.type)
         #expect(failures.filter { $0 == "authentication.failed" || $0 == "login.failed" }.count == 5)
         // Not a CA certificate → refused.
         let leafPEM = try CertificateFactory.issue(commonName: "x", usage: .client, issuer: testCA, validity: 60).certificatePEM

@@ -14,10 +14,10 @@ let stranger = CallContext(
 
 /// Opens an engine whose store has the projects `p` and `p1`.
 func openEngine(
-    _ storage: any Storage, key: SymmetricKey, clock: @escaping @Sendable () -> Date = { Date() }
+    _ storage: any Storage, key: SymmetricKey, clock: @escaping @Sendable () -> Date = { Date() }, node: String? = nil
 ) async throws -> GatehouseEngine {
     let engine = try await GatehouseEngine.open(
-        storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], clock: clock)
+        storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], clock: clock, node: node)
     for project in ["p", "p1"] {
         do {
             _ = try await engine.createProject(admin, slug: project, description: "")
@@ -107,7 +107,7 @@ func openEngine(
     @Test func unknownCertificateAndAnonymousAreRefusedAndAudited() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
-        let before = try await engine.auditEvents(admin, after: 0, limit: 100).count
+        let before = try await engine.auditEvents(admin, cursor: nil, limit: 100).items.count
         await #expect { _ = try await engine.createSecret(stranger, project: "p1", name: "x", value: SecretBytes([1])) } throws: {
             ($0 as? EngineError)?.code == .unauthenticated
         }
@@ -115,7 +115,7 @@ func openEngine(
         await #expect { _ = try await engine.readSecret(anon, project: "p1", name: "x") } throws: {
             ($0 as? EngineError)?.code == .unauthenticated
         }
-        let events = Array(try await engine.auditEvents(admin, after: 0, limit: 100).dropFirst(before))
+        let events = Array(try await engine.auditEvents(admin, cursor: nil, limit: 100).items.dropFirst(before))
         #expect(events.map(\.event.event.type) == ["authentication.failed", "authentication.failed"])
         #expect(events.first?.event.actor.metadata["name"] == "someone")
         #expect(events.first?.event.event.metadata["action"] == "secrets.create")

@@ -36,8 +36,12 @@ import Testing
     }
 
     static func exercise(_ storage: any Storage) async throws {
-        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        // A clock one second apart per object, so Initial Date ranges select some objects and not others.
+        let clock = TestClock()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256), clock: clock.read)
         var rng = SystemRandomNumberGenerator()
+        let start = Int64(clock.read().timeIntervalSince1970)
+        var digests: [[UInt8]] = []
         let names = ["disk", "tape", "db", "backup", "vm"]
         let groups = ["g1", "g2", "g3"]
         var made: [String] = []
@@ -58,7 +62,10 @@ import Testing
             let m = try await engine.registerObject(
                 admin, project: project, spec, material: SecretBytes((0..<(Int(spec.cryptographicLength ?? 128) / 8)).map { _ in UInt8.random(in: 0...255, using: &rng) }))
             if project == "p" { made.append(m.id) }
+            if let d = m.digest { digests.append(d) }
+            clock.advance(1)
         }
+        #expect(digests.count > 40, "registered symmetric keys have digests")
         // Lifecycle changes and edits move objects between index entries.
         for id in made.shuffled(using: &rng).prefix(60) {
             switch Int.random(in: 0..<4, using: &rng) {
@@ -82,6 +89,13 @@ import Testing
             if Int.random(in: 0..<6, using: &rng) == 0 {
                 f.customAttributes["x-tier"] = [UInt8(Int.random(in: 0..<3, using: &rng))]
                 if Bool.random(using: &rng) { f.customAttributeDefaults.insert("x-tier") }
+            }
+            if Int.random(in: 0..<8, using: &rng) == 0 {
+                f.digest = Bool.random(using: &rng) ? digests.randomElement(using: &rng) : Array(repeating: 7, count: 32)
+            }
+            if Int.random(in: 0..<4, using: &rng) == 0 {
+                let a = start + Int64.random(in: 0..<240, using: &rng)
+                f.dateRanges[.initial] = a...(a + Int64.random(in: 0..<80, using: &rng))
             }
             if Int.random(in: 0..<5, using: &rng) == 0 { f.includeDestroyed = true }
             if Int.random(in: 0..<3, using: &rng) == 0 { f.maximumItems = Int.random(in: 0..<12, using: &rng) }

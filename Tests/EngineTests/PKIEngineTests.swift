@@ -354,3 +354,87 @@ extension PKIEngineTests {
         #expect(refused?.contains("matches no allowed pattern") == true, "\(refused ?? "issued")")
     }
 }
+
+/// Certificate listings by CA, profile, status, name and expiry equal a full scan on random certificates, and page
+/// through every match exactly once.
+@Suite struct CertificateListingTests {
+    @Test func listingsEqualAFullScanOnRandomCertificates() async throws {
+        let storage = InMemoryStorage()
+        let clock = TestClock()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256), clock: clock.read)
+        let root = try await engine.createCA(
+            admin, project: "p", CASpec(type: .root, subject: CASubject(commonName: "Root"), keyAlgorithm: .ecP256, maxPathLength: 1))
+        let issuing = try await engine.createCA(
+            admin, project: "p", CASpec(type: .intermediate, subject: CASubject(commonName: "Issuing"), keyAlgorithm: .ecP256, parentCaId: root.id))
+        let template = try await engine.createTemplate(
+            admin, project: "p",
+            TemplateSpec(name: "any", subject: [PatternRule(type: "commonName", allowed: ["**"])], sans: [PatternRule(type: "dns", allowed: ["**"])], maxTTL: "365d"))
+        var profiles: [ProfileInfo] = []
+        for (slug, ca) in [("a", root.id), ("b", issuing.id), ("c", issuing.id)] {
+            profiles.append(
+                try await engine.createProfile(admin, project: "p", ProfileSpec(slug: slug, caId: ca, templateId: template.id, enrollment: .api)))
+        }
+        var rng = SystemRandomNumberGenerator()
+        let names = ["web.example", "api.example", "db.example", "Mail.Example"]
+        var serials: [String] = []
+        for i in 0..<40 {
+            let profile = profiles[Int.random(in: 0..<profiles.count, using: &rng)]
+            let cn = names.randomElement(using: &rng) ?? "x"
+            let sans = Array(names.shuffled(using: &rng).prefix(Int.random(in: 0...2, using: &rng))).map { $0.lowercased() }
+            let issued = try await engine.issueCertificate(
+                admin, profile: profile.slug, IssuanceRequest(commonName: cn, altNames: sans, ttl: "\(Int.random(in: 1...60, using: &rng))d"))
+            serials.append(issued.certificate.serialNumber)
+            if i % 7 == 3 { _ = try await engine.revokeCertificate(admin, serial: issued.certificate.serialNumber, reason: .superseded) }
+        }
+        // Time passes: the shortest-lived ones expire.
+        clock.advance(20 * 86_400)
+        var all: [CertificateInfo] = []
+        for s in serials { all.append(try await engine.getCertificate(admin, serial: s)) }
+        let now = clock.read()
+        #expect(all.contains { $0.status == .expired } && all.contains { $0.status == .revoked } && all.contains { $0.status == .active })
+
+        func check(_ q: CertificateQuery) async throws {
+            let expected = all.filter { c in
+                (q.caId == nil || c.caId == q.caId) && (q.profileId == nil || c.profileId == q.profileId)
+                    && (q.status == nil || c.status == q.status)
+                    && (q.name == nil || ([c.commonName] + c.altNames).contains { $0.lowercased() == q.name?.lowercased() })
+                    && (q.expiresAfter.map { c.notAfter >= $0 } ?? true) && (q.expiresBefore.map { c.notAfter < $0 } ?? true)
+            }.sorted { ($0.notAfter, $0.serialNumber) < ($1.notAfter, $1.serialNumber) }
+            var got: [CertificateInfo] = []
+            var page = q
+            page.limit = 3
+            for _ in 0..<100 {
+                let result = try await engine.listCertificates(admin, project: "p", page)
+                got += result.items
+                guard let next = result.next else { break }
+                page.after = next
+            }
+            let want = q.latestFirst ? Array(expected.reversed()) : expected
+            // Same certificates, each once, in expiry order (ties in either order).
+            #expect(got.map(\.serialNumber).sorted() == want.map(\.serialNumber).sorted(), "\(q)")
+            #expect(Set(got.map(\.serialNumber)).count == got.count, "\(q)")
+            let times = got.map(\.notAfter)
+            #expect(times == (q.latestFirst ? times.sorted(by: >) : times.sorted()), "\(q)")
+        }
+        try await check(CertificateQuery())
+        for _ in 0..<60 {
+            var q = CertificateQuery(latestFirst: Bool.random(using: &rng))
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0: q.caId = [root.id, issuing.id].randomElement(using: &rng)
+            case 1: q.profileId = profiles.randomElement(using: &rng)?.id
+            case 2: q.name = names.randomElement(using: &rng)?.uppercased()
+            case 3: q.status = [.active, .revoked, .expired].randomElement(using: &rng)
+            default: break
+            }
+            if Bool.random(using: &rng) { q.status = [.active, .revoked, .expired].randomElement(using: &rng) }
+            if Bool.random(using: &rng) { q.expiresAfter = now.addingTimeInterval(Double.random(in: -30...30, using: &rng) * 86_400) }
+            if Bool.random(using: &rng) { q.expiresBefore = now.addingTimeInterval(Double.random(in: -10...50, using: &rng) * 86_400) }
+            try await check(q)
+        }
+        // The index serves the listing: the store holds one name entry per distinct name of each certificate.
+        let entries = try await storage.lookupAll(
+            IndexQuery.prefix(kind: "pki-cert", index: GatehouseEngine.CertificateIndex.name, scope: "p", IndexKey(), limit: 500))
+        let distinct = all.reduce(0) { $0 + Set(([$1.commonName] + $1.altNames).map { $0.lowercased() }).count }
+        #expect(entries.count == distinct)
+    }
+}

@@ -9,15 +9,17 @@ import Testing
 /// one summary event with the count.
 @Suite struct RefusalAuditTests {
     func events(_ engine: GatehouseEngine, type: String) async throws -> [AuditEvent] {
+        // Through the type index, page by page.
         var all: [AuditEvent] = []
-        var after: Int64 = 0
+        var search = AuditSearch(type: type, limit: 1000)
         while true {
-            let page = try await engine.auditEvents(admin, after: after, limit: 1000)
-            all += page.map(\.event)
-            guard let last = page.last, page.count == 1000 else { break }
-            after = last.sequence
+            let page = try await engine.searchAudit(admin, search)
+            all += page.items.map(\.event)
+            guard let next = page.next else { break }
+            search.cursor = next
         }
-        return all.filter { $0.event.type == type }
+        #expect(all.allSatisfy { $0.event.type == type })
+        return all
     }
 
     @Test func aFloodOfRefusalsIsAuditedInFullAFewTimesThenCounted() async throws {

@@ -10,7 +10,8 @@ public enum StorageConformance {
     public static let checks: [String] = [
         "insertGetFind", "uniqueID", "uniqueName", "optimisticConcurrency", "deleteVersioned", "listPaging",
         "rollback", "concurrentWriters", "concurrentUniqueNames", "auditAppendOrder", "concurrentAudit", "metadata",
-        "migrateIdempotent", "binaryBodies", "concurrentRelaxed", "readTransactions", "deleteBefore",
+        "migrateIdempotent", "binaryBodies", "concurrentRelaxed", "readTransactions", "deleteBefore", "pendingAudit",
+        "auditSearch",
     ]
 
     /// Runs one named check against a store.
@@ -33,6 +34,8 @@ public enum StorageConformance {
         case "concurrentRelaxed": try await concurrentRelaxed(storage)
         case "readTransactions": try await readTransactions(storage)
         case "deleteBefore": try await deleteBefore(storage)
+        case "pendingAudit": try await pendingAudit(storage)
+        case "auditSearch": try await auditSearch(storage)
         default: Issue.record("unknown check \(check)")
         }
     }
@@ -258,44 +261,187 @@ public enum StorageConformance {
         #expect(n == 1)
     }
 
-    static func append(_ s: any Storage, _ label: String) async throws {
-        try await s.withRetryingTransaction { tx in
-            let last = try await tx.lastAuditEvent()
-            let seq = (last?.sequence ?? 0) + 1
-            try await tx.appendAuditEvent(
-                AuditRecord(
-                    sequence: seq, timestampMillis: 1000 + seq, body: Data(label.utf8),
-                    previousHash: last?.hash ?? Data(count: 32), hash: Data(repeating: UInt8(seq % 251), count: 32)))
+    /// The test's chain head format: the last sequence (8 bytes, big-endian) and its hash.
+    static func head(_ chain: String, _ seq: Int64, _ hash: Data) -> AuditChainHead {
+        AuditChainHead(chain: chain, value: withUnsafeBytes(of: seq.bigEndian) { Data($0) } + hash)
+    }
+
+    static func parse(_ h: AuditChainHead?) -> (Int64, Data) {
+        guard let h, h.value.count == 40 else { return (0, Data(count: 32)) }
+        return (h.value.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }, Data(h.value.suffix(32)))
+    }
+
+    static func event(
+        _ chain: String, _ seq: Int64, _ previous: Data, _ label: String, ts: Int64? = nil,
+        fields: AuditFields = AuditFields(type: "t", actor: "a", project: "")
+    ) -> AuditRecord {
+        AuditRecord(
+            chain: chain, sequence: seq, timestampMillis: ts ?? (1000 + seq), fields: fields, body: Data(label.utf8),
+            previousHash: previous, hash: Data(repeating: UInt8(seq % 251), count: 31) + Data(label.utf8.prefix(1)))
+    }
+
+    /// Appends one event to `chain` after its stored head (retrying when another writer moved it).
+    static func append(
+        _ s: any Storage, _ label: String, chain: String = "n1", ts: Int64? = nil,
+        fields: AuditFields = AuditFields(type: "t", actor: "a", project: "")
+    ) async throws {
+        try await s.withRetryingTransaction(attempts: 50) { tx in
+            let previous = try await tx.auditChainHeads().first { $0.chain == chain }
+            let (seq, hash) = parse(previous)
+            let e = event(chain, seq + 1, hash, label, ts: ts, fields: fields)
+            try await tx.appendAuditEvents([e], head: head(chain, e.sequence, e.hash), previous: previous, sealing: [])
         }
     }
 
     static func auditAppendOrder(_ s: any Storage) async throws {
-        for i in 1...5 { try await append(s, "e\(i)") }
-        let events = try await s.withTransaction { try await $0.auditEvents(after: 0, limit: 100) }
-        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
-        #expect(events.map { String(decoding: $0.body, as: UTF8.self) } == ["e1", "e2", "e3", "e4", "e5"])
-        #expect(events[1].previousHash == events[0].hash)
-        let tail = try await s.withTransaction { try await $0.auditEvents(after: 3, limit: 1) }
-        #expect(tail.map(\.sequence) == [4])
+        for i in 1...5 { try await append(s, "e\(i)", chain: "n2") }
+        for i in 1...3 { try await append(s, "f\(i)", chain: "n1") }
+        let events = try await s.withReadTransaction { try await $0.auditEvents(chain: nil, after: nil, limit: 100) }
+        // (chain, sequence) order, chains compared bytewise.
+        #expect(events.map { "\($0.chain)/\($0.sequence)" } == ["n1/1", "n1/2", "n1/3", "n2/1", "n2/2", "n2/3", "n2/4", "n2/5"])
+        #expect(events.map { String(decoding: $0.body, as: UTF8.self) } == ["f1", "f2", "f3", "e1", "e2", "e3", "e4", "e5"])
+        #expect(events[4].previousHash == events[3].hash)
+        #expect(events[0].fields == AuditFields(type: "t", actor: "a", project: ""))
+        let tail = try await s.withReadTransaction {
+            try await $0.auditEvents(chain: nil, after: AuditPosition(chain: "n1", sequence: 3), limit: 2)
+        }
+        #expect(tail.map { "\($0.chain)/\($0.sequence)" } == ["n2/1", "n2/2"])
+        let one = try await s.withReadTransaction {
+            try await $0.auditEvents(chain: "n2", after: AuditPosition(chain: "n2", sequence: 3), limit: 10)
+        }
+        #expect(one.map(\.sequence) == [4, 5])
+        let heads = try await s.withReadTransaction { try await $0.auditChainHeads() }
+        #expect(heads.map(\.chain) == ["n1", "n2"])
+        #expect(parse(heads[1]).0 == 5)
+        // An append that names a head that is no longer the stored one writes nothing.
+        let stale = head("n2", 4, events[6].hash)
         let c = await code {
-            try await s.withTransaction {
-                try await $0.appendAuditEvent(
-                    AuditRecord(sequence: 9, timestampMillis: 1, body: Data(), previousHash: Data(), hash: Data()))
+            try await s.withTransaction { tx in
+                try await tx.appendAuditEvents(
+                    [event("n2", 5, events[6].hash, "x")], head: head("n2", 5, Data(count: 32)), previous: stale, sealing: [])
             }
         }
         #expect(c == .auditConflict)
+        // So does starting a chain that exists.
+        let c2 = await code {
+            try await s.withTransaction { tx in
+                try await tx.appendAuditEvents([event("n1", 1, Data(count: 32), "x")], head: head("n1", 1, Data(count: 32)), previous: nil, sealing: [])
+            }
+        }
+        #expect(c2 == .auditConflict)
+        let after = try await s.withReadTransaction { try await $0.auditEvents(chain: nil, after: nil, limit: 100) }
+        #expect(after == events)
     }
 
     static func concurrentAudit(_ s: any Storage) async throws {
+        // Six writers on one chain (they take turns through the head) and three on another, at once.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<6 {
-                group.addTask { for i in 0..<10 { try await append(s, "t\(t)-\(i)") } }
+                group.addTask { for i in 0..<10 { try await append(s, "t\(t)-\(i)", chain: "shared") } }
+            }
+            for t in 0..<3 {
+                group.addTask { for i in 0..<10 { try await append(s, "u\(t)-\(i)", chain: "other") } }
             }
             try await group.waitForAll()
         }
-        let events = try await s.withTransaction { try await $0.auditEvents(after: 0, limit: 1000) }
-        #expect(events.map(\.sequence) == Array(1...60))
-        for (a, b) in zip(events, events.dropFirst()) { #expect(b.previousHash == a.hash) }
+        for (chain, n) in [("shared", 60), ("other", 30)] {
+            let events = try await s.withReadTransaction { try await $0.auditEvents(chain: chain, after: nil, limit: 1000) }
+            #expect(events.map(\.sequence) == Array(1...Int64(n)))
+            for (a, b) in zip(events, events.dropFirst()) { #expect(b.previousHash == a.hash) }
+        }
+    }
+
+    static func pendingAudit(_ s: any Storage) async throws {
+        @Sendable func pending(_ id: String, ts: Int64, chain: String = "n1") -> PendingAuditEvent {
+            PendingAuditEvent(
+                id: id, chain: chain, timestampMillis: ts, fields: AuditFields(type: "p", actor: "x", project: "pr"),
+                body: Data("body-\(id)".utf8))
+        }
+        // A pending event commits or rolls back with its transaction.
+        try await s.withTransaction { tx in
+            try await tx.insert(record("pa1"))
+            try await tx.addPendingAuditEvent(pending("p1", ts: 10))
+        }
+        _ = try? await s.withTransaction { tx in
+            try await tx.addPendingAuditEvent(pending("p-gone", ts: 5))
+            throw Boom()
+        }
+        try await s.withTransaction { tx in
+            try await tx.addPendingAuditEvent(pending("p2", ts: 20))
+            try await tx.addPendingAuditEvent(pending("p3", ts: 30, chain: "n2"))
+        }
+        let all = try await s.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        #expect(all.map(\.id) == ["p1", "p2", "p3"])
+        #expect(all.first == pending("p1", ts: 10))
+        let mine = try await s.withReadTransaction { try await $0.pendingAuditEvents(chain: "n1", before: 20, limit: 10) }
+        #expect(mine.map(\.id) == ["p1"])
+        // Sealing deletes the pending events with the append, all or nothing.
+        let e1 = event("n1", 1, Data(count: 32), "p1")
+        let missing = await code {
+            try await s.withTransaction { tx in
+                try await tx.appendAuditEvents([e1], head: head("n1", 1, e1.hash), previous: nil, sealing: ["p1", "nope"])
+            }
+        }
+        #expect(missing == .auditConflict)
+        let still = try await s.withReadTransaction { tx in
+            (try await tx.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10).count, try await tx.auditChainHeads().count,
+             try await tx.auditEvents(chain: nil, after: nil, limit: 10).count)
+        }
+        #expect(still == (3, 0, 0))
+        try await s.withTransaction { tx in
+            try await tx.appendAuditEvents([e1], head: head("n1", 1, e1.hash), previous: nil, sealing: ["p1"])
+        }
+        let removed = try await s.withTransaction { try await $0.removePendingAuditEvents(["p1", "p2", "p9"]) }
+        #expect(removed.sorted() == ["p2"])
+        let left = try await s.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        #expect(left.map(\.id) == ["p3"])
+        let wrote = await code { try await s.withReadTransaction { try await $0.addPendingAuditEvent(pending("p4", ts: 1)) } }
+        #expect(wrote == .corrupt)
+    }
+
+    /// Audit searches equal a filter over every event, in order, and page through every match exactly once.
+    static func auditSearch(_ s: any Storage) async throws {
+        var g = SeededGenerator(seed: 7)
+        let types = ["kms.get", "kms.create", "secret.read"]
+        let actors = ["alice", "bob", ""]
+        let projects = ["p1", "p2", ""]
+        for i in 0..<120 {
+            let f = AuditFields(
+                type: types[Int(g.next() % 3)], actor: actors[Int(g.next() % 3)], project: projects[Int(g.next() % 3)])
+            // Few distinct times, so ties are ordered by chain and sequence.
+            try await append(s, "s\(i)", chain: i % 3 == 0 ? "b" : "a", ts: 5000 + Int64(g.next() % 40), fields: f)
+        }
+        let everything = try await s.withReadTransaction { try await $0.auditEvents(chain: nil, after: nil, limit: 1000) }
+        #expect(everything.count == 120)
+        let filters: [AuditQuery.Filter] = [.all, .type("kms.get"), .actor("bob"), .project("p2"), .project(""), .type("none")]
+        for filter in filters {
+            for (since, until) in [(nil, nil), (Int64(5010), nil), (nil, Int64(5020)), (Int64(5005), Int64(5030))] as [(Int64?, Int64?)] {
+                for descending in [false, true] {
+                    let q = AuditQuery(filter: filter, since: since, until: until, descending: descending, limit: 1000)
+                    var expected = everything.filter { q.admits($0) }.sorted {
+                        AuditQuery.precedes(.init(timestampMillis: $0.timestampMillis, position: $0.position),
+                                            .init(timestampMillis: $1.timestampMillis, position: $1.position))
+                    }
+                    if descending { expected.reverse() }
+                    let whole = try await s.withReadTransaction { try await $0.searchAudit(q) }
+                    #expect(whole == expected, "\(filter) \(String(describing: since)) \(String(describing: until)) desc=\(descending)")
+                    // Pages of 7 through the cursor.
+                    var paged: [AuditRecord] = []
+                    var cursor: AuditQuery.Cursor?
+                    while true {
+                        var pq = q
+                        pq.limit = 7
+                        pq.after = cursor
+                        let current = pq
+                        let page = try await s.withReadTransaction { try await $0.searchAudit(current) }
+                        paged += page
+                        guard page.count == 7, let last = page.last else { break }
+                        cursor = .init(timestampMillis: last.timestampMillis, position: last.position)
+                    }
+                    #expect(paged == expected)
+                }
+            }
+        }
     }
 
     static func metadata(_ s: any Storage) async throws {
@@ -376,19 +522,20 @@ public enum StorageConformance {
         #expect(after == existing)
         #expect(written == nil)
         #expect(metaAfter == Data([9]))
-        // The audit chain is readable in a read transaction (its head included), but not appendable.
+        // The audit log is readable in a read transaction (heads included), but not appendable.
         try await append(s, "read-tx")
-        let (head, events) = try await s.withReadTransaction { tx in (try await tx.lastAuditEvent(), try await tx.auditEvents(after: 0, limit: 10)) }
-        #expect(head != nil && head?.sequence == events.last?.sequence)
-        if let head {
-            let appended = await code {
-                try await s.withReadTransaction { tx in
-                    try await tx.appendAuditEvent(
-                        AuditRecord(sequence: head.sequence + 1, timestampMillis: 0, body: Data(), previousHash: head.hash, hash: Data(repeating: 1, count: 32)))
-                }
-            }
-            #expect(appended == .corrupt)
+        let (heads, events) = try await s.withReadTransaction { tx in
+            (try await tx.auditChainHeads(), try await tx.auditEvents(chain: nil, after: nil, limit: 10))
         }
+        #expect(heads.count == 1 && parse(heads.first).0 == events.last?.sequence)
+        let (seq, hash) = parse(heads.first)
+        let appended = await code {
+            try await s.withReadTransaction { tx in
+                let e = event("n1", seq + 1, hash, "ro")
+                try await tx.appendAuditEvents([e], head: head("n1", e.sequence, e.hash), previous: heads.first, sealing: [])
+            }
+        }
+        #expect(appended == .corrupt)
         // A read transaction whose body throws leaves the store usable for reads and writes.
         do {
             _ = try await s.withReadTransaction { _ -> Int in throw Boom() }
@@ -466,5 +613,18 @@ public enum StorageConformance {
         #expect(nameFree == nil)
         // The name of a swept record can be used again.
         try await s.withTransaction { try await $0.insert(Record(kind: "swept", id: "new", scope: "s", name: "n1000", body: Data(), createdAt: Date())) }
+    }
+}
+
+/// A reproducible generator (SplitMix64) for property checks whose failures must replay.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

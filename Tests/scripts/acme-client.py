@@ -413,6 +413,25 @@ if SECOND:
         check("the certificate follows the chosen profile (7 days, not the directory's own 90)",
               p_leaf is not None and 0 < life <= 7 * 86400 + 600 and first_life > 30 * 86400, (life, first_life, r.text[:200]))
 
+# The account's orders list pages (RFC 8555 §7.1.2.1): 60 orders, pages of 50 linked by Link rel="next".
+pager = Key()
+r = post(pager, new_acct, {"termsOfServiceAgreed": True, "externalAccountBinding": eab(pager, new_acct)})
+pager_kid = r.headers.get("Location")
+made = set()
+for i in range(60):
+    r = post(pager, d["newOrder"], {"identifiers": [{"type": "dns", "value": f"page-{i}.localhost"}]}, kid=pager_kid)
+    if r.status_code == 201:
+        made.add(r.headers.get("Location"))
+url, seen, pages = r.status_code and post(pager, pager_kid, None, kid=pager_kid).json().get("orders"), [], 0
+while url and pages < 10:
+    r = post(pager, url, None, kid=pager_kid)
+    pages += 1
+    seen += r.json().get("orders", []) if r.status_code == 200 else []
+    nxt = [l for l in r.headers.get("Link", "").split(",") if 'rel="next"' in l]
+    url = nxt[0].split(">")[0].strip().lstrip("<") if nxt else None
+check("orders list: 60 orders over 2 pages, each once", len(made) == 60 and pages == 2 and sorted(seen) == sorted(made),
+      (len(made), pages, len(seen), len(set(seen))))
+
 # Deactivated accounts are refused.
 r = post(other, other_kid, {"status": "deactivated"}, kid=other_kid)
 check("account deactivation -> deactivated", r.status_code == 200 and r.json()["status"] == "deactivated", r.text)
