@@ -59,6 +59,7 @@ extension GatehouseEngine {
             throw EngineError(.unauthenticated, "authentication required")
         }
         if caller.kind == .superuser {
+            if defaultKMIPProjectSeen.withLock({ $0 }) { return Self.defaultKMIPProject }
             // Read first (one round trip on PostgreSQL), create only when missing; several requests may race to
             // create it, and the losers' unique violation means it exists.
             let exists = try await read { tx in
@@ -78,6 +79,7 @@ extension GatehouseEngine {
                     }
                 } catch let e as EngineError where e.code == .alreadyExists {}
             }
+            defaultKMIPProjectSeen.withLock { $0 = true }
             return Self.defaultKMIPProject
         }
         if let p = caller.metadata["kmip.project"] { return p }
@@ -176,7 +178,12 @@ extension GatehouseEngine {
             meta.digest = Array(SHA256.hash(data: material))
         }
         return try await transact { [meta] tx in
-            _ = try await self.requireProject(meta.project, tx)
+            do {
+                _ = try await self.requireProject(meta.project, tx)
+            } catch let e as EngineError where e.code == .notFound && meta.project == Self.defaultKMIPProject {
+                self.defaultKMIPProjectSeen.withLock { $0 = false }
+                throw e
+            }
             let sealed = try await self.keyring.seal(material, binding: "kms-object/\(meta.id)/material", tx)
             try await tx.insert(
                 Record(
@@ -286,7 +293,8 @@ extension GatehouseEngine {
         guard facts.fresh == true else {
             var plain: SecretBytes?
             if let sealed = loaded.material {
-                plain = SecretBytes(try await read { tx in try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx) })
+                plain = SecretBytes(
+                    try await mappingStorageErrors { try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", reading: self.storage) })
             }
             // No audit event, no material.
             try await self.record(event)
@@ -519,7 +527,9 @@ extension GatehouseEngine {
             let body: ManagedObjectBody
             if let loaded { body = loaded } else { body = try await read { tx in try await self.loadObject(id, tx).1 } }
             let raw = try await Self.checkUsable(body, usage: usage, now: clock()) { sealed in
-                try await self.read { tx in try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx) }
+                try await self.mappingStorageErrors {
+                    try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", reading: self.storage)
+                }
             }
             try await record(allowed(ctx, decision, "kms.\(action)", project: body.meta.project, ["objectId": id]))
             return (body.meta, SymmetricKey(data: raw))

@@ -25,6 +25,9 @@ public final class GatehouseEngine: Engine {
     /// same version **and** the same bytes. The version alone is not enough: a transaction that rolled back may have
     /// cached its own uncommitted version N, and another transaction (or node) may then commit a different version N.
     let objectCache = Mutex<[String: (version: Int64, raw: Data, body: ManagedObjectBody)]>([:])
+    /// Whether this engine has seen the administrators' default KMIP project exist (then it is not read again before
+    /// each request; a Create that finds it gone clears this, so the next request makes it again).
+    let defaultKMIPProjectSeen = Mutex(false)
     /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
     let caCache = Mutex<[String: LoadedCA]>([:])
     /// Decoded PKI records (profiles, templates) by kind/id, with the record version they were decoded from.

@@ -75,8 +75,13 @@ public final class Keyring: Sendable {
     }
 
     private func dataKey(_ id: String, _ tx: any StorageTransaction) async throws -> SymmetricKey {
+        try await dataKey(id) { try await tx.get(kind: Self.dekKind, id: $0) }
+    }
+
+    /// The data key `id`: from the cache, or unwrapped from the record `fetch` reads.
+    private func dataKey(_ id: String, fetch: (String) async throws -> Record?) async throws -> SymmetricKey {
         if let cached = cache.withLock({ $0[id] }) { return cached }
-        guard let record = try await tx.get(kind: Self.dekKind, id: id) else {
+        guard let record = try await fetch(id) else {
             throw EngineError(.cryptographicFailure, "data key missing", diagnostic: "no datakey \(id)")
         }
         let key = rootKey.withLock { $0 }
@@ -104,6 +109,18 @@ public final class Keyring: Sendable {
 
     /// Opens what `seal` produced for the same binding.
     func open(_ sealed: Data, binding: String, _ tx: any StorageTransaction) async throws -> [UInt8] {
+        try await open(sealed, binding: binding) { try await tx.get(kind: Self.dekKind, id: $0) }
+    }
+
+    /// Like `open(_:binding:_:)` outside a transaction: the store is read (in a read transaction of its own) only
+    /// when the data key is not cached yet, which saves a reads' connection lease per KMIP Get.
+    func open(_ sealed: Data, binding: String, reading storage: any Storage) async throws -> [UInt8] {
+        try await open(sealed, binding: binding) { id in
+            try await storage.withReadTransaction { tx in try await tx.get(kind: Self.dekKind, id: id) }
+        }
+    }
+
+    private func open(_ sealed: Data, binding: String, fetch: (String) async throws -> Record?) async throws -> [UInt8] {
         let bytes = [UInt8](sealed)
         guard bytes.count > 2, bytes[0] == Self.formatVersion else {
             throw EngineError(.cryptographicFailure, "stored ciphertext has an unknown format")
@@ -113,7 +130,7 @@ public final class Keyring: Sendable {
             throw EngineError(.cryptographicFailure, "stored ciphertext is truncated")
         }
         let id = String(decoding: bytes[2..<(2 + idLength)], as: UTF8.self)
-        let dek = try await dataKey(id, tx)
+        let dek = try await dataKey(id, fetch: fetch)
         do {
             return [UInt8](try Self.rawOpen(Data(bytes[(2 + idLength)...]), key: dek, aad: Self.fieldAAD(binding)))
         } catch {

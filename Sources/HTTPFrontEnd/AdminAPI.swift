@@ -103,6 +103,19 @@ public struct AdminAPI: Sendable {
         return (after, limit)
     }
 
+    /// The query parameter `name` as an RFC 3339 time (fractional seconds allowed), nil when absent; 400 when it is
+    /// not one.
+    static func time(_ request: Request, _ name: String) throws -> Date? {
+        guard let text = request.uri.queryParameters.get(name) else { return nil }
+        let f = ISO8601DateFormatter()
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let d = f.date(from: text) else {
+            throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+        }
+        return d
+    }
+
     /// One page of a list the engine returns whole (bounded lists), ordered by `key`; `next` is the last key of the
     /// page when more follow.
     static func paginate<T>(_ items: [T], _ request: Request, key: (T) -> String) throws -> ([T], String?) {
@@ -175,16 +188,7 @@ public struct AdminAPI: Sendable {
             let (after, limit) = try Self.page(request)
             let p = request.uri.queryParameters
             let cursor = p.get("cursor") ?? after
-            func time(_ name: String) throws -> Date? {
-                guard let text = p.get(name) else { return nil }
-                let f = ISO8601DateFormatter()
-                if let d = f.date(from: text) { return d }
-                f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-                guard let d = f.date(from: text) else {
-                    throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
-                }
-                return d
-            }
+            func time(_ name: String) throws -> Date? { try Self.time(request, name) }
             let searching = ["type", "actor", "project", "since", "until", "order"].contains { p.get($0) != nil }
             let page: Page<ChainedAuditEvent>
             if searching {

@@ -44,13 +44,7 @@ struct PAMRoutes: Sendable {
         project.get("sessions") { request, c in
             let (after, limit) = try AdminAPI.page(request)
             let p = request.uri.queryParameters
-            func time(_ name: String) throws -> Date? {
-                guard let text = p.get(name) else { return nil }
-                guard let d = ISO8601DateFormatter().date(from: text) else {
-                    throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
-                }
-                return d
-            }
+            func time(_ name: String) throws -> Date? { try AdminAPI.time(request, name) }
             let order = p.get("order") ?? "desc"
             guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
             let query = PAMSessionQuery(

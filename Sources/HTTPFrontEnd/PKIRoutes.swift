@@ -95,13 +95,7 @@ struct PKIRoutes: Sendable {
         project.get("certificates") { request, c in
             let (after, limit) = try AdminAPI.page(request)
             let p = request.uri.queryParameters
-            func time(_ name: String) throws -> Date? {
-                guard let text = p.get(name) else { return nil }
-                guard let d = ISO8601DateFormatter().date(from: text) else {
-                    throw HTTPError(.badRequest, message: "\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
-                }
-                return d
-            }
+            func time(_ name: String) throws -> Date? { try AdminAPI.time(request, name) }
             var status: CertificateInfo.Status?
             if let text = p.get("status") {
                 guard let s = CertificateInfo.Status(rawValue: text) else {

@@ -117,6 +117,15 @@ import Testing
         _ = try cli(daemon, ["pki", "revoke", serial, "--reason", "cessationOfOperation"])
         let listing = try cli(daemon, ["pki", "certs", "--project", "web"])
         #expect(listing.contains(serial.lowercased()) && listing.contains("revoked"), "\(listing)")
+        // Filtered listings through the indexes: by status, by name (CN or SAN, any case), by expiry window.
+        let revokedOnly = try cli(daemon, ["pki", "certs", "--project", "web", "--status", "revoked"])
+        #expect(revokedOnly.contains(serial.lowercased()) && !revokedOnly.contains(apiSerial.lowercased()), "\(revokedOnly)")
+        let byName = try cli(daemon, ["pki", "certs", "--project", "web", "--name", "API.acme.test"])
+        #expect(byName.contains(apiSerial.lowercased()) && !byName.contains(serial.lowercased()), "\(byName)")
+        let past = try cli(daemon, ["pki", "certs", "--project", "web", "--expires-before", "2020-01-01T00:00:00Z"])
+        #expect(!past.contains(serial.lowercased()) && !past.contains(apiSerial.lowercased()), "\(past)")
+        let (_, badStatus, badCode) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/web/pki/certificates?status=lost"])
+        #expect(badCode == 400 && badStatus.contains("status must be"), "\(badStatus)")
         let (_, _, crlCode) = try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt", "-o", work + "/issuing.crl",
                                         daemon.httpsBase + "/pki/crl/\(issuingID).crl"])
         #expect(crlCode == 200)
