@@ -40,6 +40,12 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
             name: "CLibSSH2",
             path: "Sources/CLibSSH2",
             pkgConfig: "libssh2",
@@ -83,7 +89,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol",
+                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -11,7 +11,7 @@ log() { printf '[run-all %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # 1. System packages (only what is missing; apt-get update once).
 need=()
-for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client apache2-utils sqlite3; do
+for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev zlib1g-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client apache2-utils sqlite3; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -144,14 +144,18 @@ extension GatehouseEngine {
 
     func decode<T: Decodable>(_ type: T.Type, _ record: Record) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: record.body)
+            return try JSONDecoder().decode(T.self, from: try StoredJSON.unpack(record.body))
         } catch {
             throw EngineError(.internal, "a stored \(record.kind) is unreadable", diagnostic: "\(record.id): \(error)")
         }
     }
 
+    /// A record body: JSON, compressed for the kinds stored by the million (KMIP objects; see `StoredJSON`).
     static func encode<T: Encodable>(_ value: T) throws -> Data {
-        do { return try JSONEncoder().encode(value) } catch {
+        do {
+            let json = try JSONEncoder().encode(value)
+            return T.self == ManagedObjectBody.self ? StoredJSON.pack(json) : json
+        } catch {
             throw EngineError(.internal, "cannot encode a record", diagnostic: "\(error)")
         }
     }

@@ -144,7 +144,7 @@ public struct AuditChain: Sendable {
         out.reserveCapacity(drafts.count)
         for d in drafts {
             sequence += 1
-            let h = hash(previous: last, sequence: sequence, timestamp: d.timestampMillis, body: d.body)
+            let h = hash(previous: last, sequence: sequence, timestamp: d.timestampMillis, body: d.plain)
             out.append(
                 AuditRecord(
                     chain: chain, sequence: sequence, timestampMillis: d.timestampMillis, fields: d.fields, body: d.body,
@@ -227,10 +227,14 @@ public struct AuditChain: Sendable {
             if r.previousHash != previousHash {
                 problems.append("\(where_): previous-hash link broken (deleted, inserted or reordered events)")
             }
-            let expected = chain.hash(previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: r.body)
-            if expected != r.hash {
+            // The hash covers the canonical JSON; the store may hold it compressed (StoredJSON).
+            let plain = try? StoredJSON.unpack(r.body)
+            let expected = plain.map { chain.hash(previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: $0) }
+            if plain != nil, expected != r.hash {
                 problems.append("\(where_): content does not match its hash (edited)")
-            } else if let event = try? decoder.decode(AuditEvent.self, from: r.body) {
+            } else if plain == nil {
+                problems.append("\(where_): content does not match its hash (edited: the stored body is unreadable)")
+            } else if let plain, let event = try? decoder.decode(AuditEvent.self, from: plain) {
                 if AuditChain.fields(event) != r.fields { problems.append("\(where_): its search fields were edited") }
             } else {
                 problems.append("\(where_): the body is unreadable")

@@ -10,6 +10,9 @@ struct AuditDraft: Sendable {
     var id: String
     var timestampMillis: Int64
     var fields: AuditFields
+    /// The canonical JSON (what the chain's hash covers).
+    var plain: Data
+    /// The stored form (`StoredJSON`).
     var body: Data
     /// Written as a pending event in the transaction of its change (sealing deletes it).
     var pending: Bool
@@ -18,7 +21,8 @@ struct AuditDraft: Sendable {
         self.id = RandomUUID.lowercased()
         self.timestampMillis = Record.millis(event.timestamp)
         self.fields = AuditChain.fields(event)
-        self.body = AuditChain.body(event)
+        self.plain = AuditChain.body(event)
+        self.body = StoredJSON.pack(plain)
         self.pending = pending
     }
 
@@ -26,6 +30,8 @@ struct AuditDraft: Sendable {
         self.id = p.id
         self.timestampMillis = p.timestampMillis
         self.fields = p.fields
+        // An unreadable pending body is sealed as it is: its hash then covers those bytes, and verify reports it.
+        self.plain = (try? StoredJSON.unpack(p.body)) ?? p.body
         self.body = p.body
         self.pending = true
     }

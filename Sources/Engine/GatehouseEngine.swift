@@ -346,7 +346,7 @@ public final class GatehouseEngine: Engine {
 
     func chained(_ r: AuditRecord, _ decoder: JSONDecoder) throws -> ChainedAuditEvent {
         do {
-            let e = try decoder.decode(AuditEvent.self, from: r.body)
+            let e = try decoder.decode(AuditEvent.self, from: try StoredJSON.unpack(r.body))
             return ChainedAuditEvent(chain: r.chain, sequence: r.sequence, event: e, hash: Hex.encode(r.hash))
         } catch {
             throw EngineError(.internal, "audit event \(r.chain)/\(r.sequence) is unreadable", diagnostic: "\(error)")

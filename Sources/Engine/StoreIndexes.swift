@@ -35,7 +35,9 @@ extension GatehouseEngine {
             IndexDefinition(KMSIndex.custom), IndexDefinition(KMSIndex.length), IndexDefinition(KMSIndex.digest),
         ]
     ) { record in
-        guard let m = try? JSONDecoder().decode(StoredMeta.self, from: record.body).meta else { return [] }
+        guard let json = try? StoredJSON.unpack(record.body), let m = try? JSONDecoder().decode(StoredMeta.self, from: json).meta else {
+            return []
+        }
         let t = Record.millis(m.initialDate)
         var out = [
             IndexEntry(KMSIndex.created, IndexKey().appending(t)),

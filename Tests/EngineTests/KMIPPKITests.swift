@@ -61,7 +61,7 @@ import _CryptoExtras
 
         // Audited: the PKI's creation and each issuance.
         let events = try await storage.withTransaction { tx in try await tx.auditEvents(chain: nil, after: nil, limit: 1000) }
-        let types = events.map { String(decoding: $0.body, as: UTF8.self) }
+        let types = try events.map { String(decoding: try StoredJSON.unpack($0.body), as: UTF8.self) }
         #expect(types.filter { $0.contains("kmip.pki.create") }.count == 1)
         #expect(types.filter { $0.contains("kmip.client.certificate.issue") }.count == 2)
     }

@@ -25,7 +25,7 @@ import X509
         #expect(try await engine.getObject(admin, id: m.id).1 == SecretBytes(marker))
         _ = try await engine.destroyObject(admin, id: m.id)
         let after = try #require(try await stored())
-        let body = try JSONDecoder().decode(ManagedObjectBody.self, from: after.body)
+        let body = try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(after.body))
         #expect(body.material == nil && body.meta.state == .destroyed && body.meta.destroyDate != nil)
         #expect(try await engine.getObject(admin, id: m.id).1 == nil)
     }
@@ -64,7 +64,7 @@ import X509
         #expect(plain.fresh == true)
         _ = try await engine.getObject(admin, id: plain.id)
         let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: plain.id) })
-        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: record.body).meta.fresh == false, "stored, not only cached")
+        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(record.body)).meta.fresh == false, "stored, not only cached")
         let registered = try await engine.registerObject(
             admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3), material: SecretBytes([UInt8](repeating: 1, count: 16)))
         #expect(registered.fresh == nil, "a registered key was never fresh: the client had it")
@@ -87,7 +87,7 @@ import X509
         #expect(await code { _ = try await engine.allocateUsage(admin, id: k.id, amount: 9) } == .permissionDenied)
         _ = try await engine.allocateUsage(admin, id: k.id, amount: 8)
         let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: k.id) })
-        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: record.body).meta.usageLimits?.count == 0)
+        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(record.body)).meta.usageLimits?.count == 0)
         // Per operation: two MACs, then none.
         var hmac = ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256, activationDate: Date(timeIntervalSince1970: 0))
         hmac.usageLimits = UsageLimits(total: 2, count: 2, unit: 2)

@@ -24,7 +24,7 @@ import Testing
             guard page.count == 500, let last = page.last else { break }
             after = last.id
         }
-        let metas = try all.map { try JSONDecoder().decode(ManagedObjectBody.self, from: $0.body).meta }
+        let metas = try all.map { try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack($0.body)).meta }
             .filter { GatehouseEngine.locateMatches($0, filter) }
             .sorted { a, b in
                 let (ta, tb) = (Record.millis(a.initialDate), Record.millis(b.initialDate))
