@@ -93,6 +93,14 @@ public struct AdminAPI: Sendable {
         }
     }
 
+    /// The query parameter `name`, nil when absent; 400 when longer than `max` characters (what the OpenAPI document
+    /// declares).
+    static func text(_ request: Request, _ name: String, max: Int = 200) throws -> String? {
+        guard let value = request.uri.queryParameters.get(name) else { return nil }
+        guard value.unicodeScalars.count <= max else { throw HTTPError(.badRequest, message: "\(name) is longer than \(max) characters") }
+        return value
+    }
+
     /// `after` and `limit` query parameters; `limit` must be an integer 1–1000 (default 100).
     static func page(_ request: Request) throws -> (String?, Int) {
         let after = request.uri.queryParameters.get("after")
@@ -197,7 +205,8 @@ public struct AdminAPI: Sendable {
                 page = try await engine.searchAudit(
                     try await context(request, ctx),
                     AuditSearch(
-                        type: p.get("type"), actor: p.get("actor"), project: p.get("project"), since: try time("since"),
+                        type: try Self.text(request, "type"), actor: try Self.text(request, "actor"),
+                        project: try Self.text(request, "project"), since: try time("since"),
                         until: try time("until"), newestFirst: order == "desc", cursor: cursor, limit: limit))
             } else {
                 page = try await engine.auditEvents(try await context(request, ctx), cursor: cursor, limit: limit)

@@ -106,7 +106,8 @@ struct PKIRoutes: Sendable {
             let order = p.get("order") ?? "asc"
             guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
             let query = CertificateQuery(
-                caId: p.get("ca"), profileId: p.get("profile"), status: status, name: p.get("name"),
+                caId: try AdminAPI.text(request, "ca"), profileId: try AdminAPI.text(request, "profile"), status: status,
+                name: try AdminAPI.text(request, "name", max: 300),
                 expiresAfter: try time("expiresAfter"), expiresBefore: try time("expiresBefore"), latestFirst: order == "desc",
                 after: after, limit: limit)
             let page = try await engine.listCertificates(try await ctx(request, c), project: try c.parameters.require("project"), query)
