@@ -305,9 +305,13 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     {
         do {
             return try await withLease(within: transactionTimeout) { conn in
-                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, readOnly: true)
-                defer { tx.closed = true }
-                return try await body(tx)
+                // A read holds no locks: if it outlives the deadline (a connection the server is no longer behind),
+                // the connection is closed, which fails the read.
+                try await self.closing(conn, after: self.transactionTimeout) {
+                    let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, readOnly: true)
+                    defer { tx.closed = true }
+                    return try await body(tx)
+                }
             }
         } catch {
             throw Self.map(error)
@@ -317,16 +321,37 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T {
         do {
             return try await withLease(within: transactionTimeout) { conn in
-                try await conn.withTransaction(logger: self.logger) { conn in
+                // The first round trip (BEGIN) is under the deadline too: a pooled connection whose server went away
+                // is only found out by using it. A transaction under way is never cut short.
+                try await self.closing(conn, after: self.transactionTimeout) {
+                    try await conn.query("BEGIN", logger: self.logger)
+                }
+                do {
                     if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
                     let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes)
-                    defer { tx.closed = true }
-                    return try await body(tx)
+                    let value: T
+                    do {
+                        defer { tx.closed = true }
+                        value = try await body(tx)
+                    }
+                    try await conn.query("COMMIT", logger: self.logger)
+                    return value
+                } catch {
+                    _ = try? await conn.query("ROLLBACK", logger: self.logger)
+                    throw error
                 }
             }
         } catch {
             throw Self.map(error)
         }
+    }
+
+    /// Runs `work` on `conn`; if it has not finished after `limit`, closes the connection (which fails it; the server
+    /// rolls back whatever it had begun).
+    func closing<T: Sendable>(_ conn: PostgresConnection, after limit: Duration, _ work: () async throws -> T) async throws -> T {
+        let guardID = leases.add(deadline: .now + limit) { let _: EventLoopFuture<Void> = conn.close() }
+        defer { _ = leases.claim(guardID) }
+        return try await work()
     }
 
     /// Runs `body` on a pooled connection, failing with `.unavailable` when no connection is leased within `limit`
@@ -382,7 +407,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     {
         do {
             try await withLease(within: transactionTimeout) { conn in
-                try await Self.append(events, head: head, previous: previous, sealing: sealing, relaxed: true, on: conn, logger: self.logger)
+                try await self.closing(conn, after: self.transactionTimeout) {
+                    try await Self.append(events, head: head, previous: previous, sealing: sealing, relaxed: true, on: conn, logger: self.logger)
+                }
             }
         } catch {
             throw Self.map(error)
