@@ -17,9 +17,9 @@ public enum StoreFactory {
             } catch let e as StorageError {
                 throw DaemonError("cannot open the SQLite store: \(e.detail)")
             }
-        case .postgres(let url):
+        case .postgres(let url, let prepared):
             do {
-                return try PostgresStorage(url: url, logger: logger, keepConnections: true)
+                return try PostgresStorage(url: url, logger: logger, keepConnections: true, preparedStatements: prepared)
             } catch let e as StorageError {
                 throw DaemonError("storage.postgres_url: \(e.detail)")
             }

@@ -64,7 +64,8 @@ public struct TunnelConfiguration: Sendable, Hashable {
 /// Which store to use.
 public enum StorageConfiguration: Sendable, Hashable {
     case sqlite(path: String)
-    case postgres(url: String)
+    /// `preparedStatements`: see `storage.postgres_prepared_statements`.
+    case postgres(url: String, preparedStatements: Bool = true)
 }
 
 /// Where the root key comes from.
@@ -164,6 +165,7 @@ public enum ConfigurationLoader {
             Key(path: "storage.backend", kind: .string, defaultValue: .string("sqlite"), allowed: ["sqlite", "postgres"]),
             Key(path: "storage.sqlite_path", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "storage.postgres_url", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "storage.postgres_prepared_statements", kind: .boolean, defaultValue: .boolean(true), allowed: nil),
             Key(path: "root_key.source", kind: .string, defaultValue: .string("file"), allowed: ["file", "env"]),
             Key(path: "root_key.file", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "root_key.env", kind: .string, defaultValue: .string("GATEHOUSE_ROOT_KEY"), allowed: nil),
@@ -448,7 +450,7 @@ public enum ConfigurationLoader {
             } else if !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) || URLComponents(string: url)?.host == nil {
                 problem("storage.postgres_url", "must be a postgres://user:password@host:port/database URL")
             }
-            storage = .postgres(url: url)
+            storage = .postgres(url: url, preparedStatements: bool("storage.postgres_prepared_statements"))
         } else {
             storage = .sqlite(path: str("storage.sqlite_path").isEmpty ? inData("gatehouse.sqlite") : str("storage.sqlite_path"))
         }

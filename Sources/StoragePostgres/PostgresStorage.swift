@@ -20,6 +20,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     private let logger: Logger
     /// How long reaching the database (a connection and one round trip) may take before a call fails as unavailable.
     public let transactionTimeout: Duration
+    /// Whether the statements every request runs are prepared once per connection (see `HotStatement`).
+    public let preparedStatements: Bool
 
     public var backendName: String { "postgres" }
 
@@ -29,9 +31,10 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// Connects lazily to the database described by a `postgres://user:password@host:port/db?sslmode=…` URL.
     public init(
         url: String, logger: Logger = Logger(label: "gatehouse.storage.postgres"), maxConnections: Int = 16,
-        transactionTimeout: Duration = .seconds(15), keepConnections: Bool = false
+        transactionTimeout: Duration = .seconds(15), keepConnections: Bool = false, preparedStatements: Bool = true
     ) throws {
         self.transactionTimeout = transactionTimeout
+        self.preparedStatements = preparedStatements
         var configuration = try Self.configuration(url: url)
         configuration.options.maximumConnections = maxConnections
         // The pool arms an idle timer and a keep-alive timer each time a connection it may close or ping goes back
@@ -272,7 +275,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))", logger: self.logger)
                 }
                 // Still under the migration lock: nodes starting together rebuild once.
-                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: indexes)
+                let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: indexes, prepared: false)
                 defer { tx.closed = true }
                 try await tx.rebuildStaleIndexes()
             }
@@ -308,7 +311,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 // A read holds no locks: if it outlives the deadline (a connection the server is no longer behind),
                 // the connection is closed, which fails the read.
                 try await self.closing(conn, after: self.transactionTimeout) {
-                    let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, readOnly: true)
+                    let tx = PostgresTransaction(
+                        connection: conn, logger: self.logger, catalog: self.indexes, prepared: self.preparedStatements, readOnly: true)
                     defer { tx.closed = true }
                     return try await body(tx)
                 }
@@ -324,26 +328,33 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 // The first round trip (BEGIN) is under the deadline too: a pooled connection whose server went away
                 // is only found out by using it. A transaction under way is never cut short.
                 try await self.closing(conn, after: self.transactionTimeout) {
-                    try await conn.query("BEGIN", logger: self.logger)
+                    try await self.simple("BEGIN", on: conn)
                 }
                 do {
-                    if relaxed { try await conn.query("SET LOCAL synchronous_commit TO OFF", logger: self.logger) }
-                    let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes)
+                    if relaxed { try await self.simple("SET LOCAL synchronous_commit TO OFF", on: conn) }
+                    let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, prepared: self.preparedStatements)
                     let value: T
                     do {
                         defer { tx.closed = true }
                         value = try await body(tx)
                     }
-                    try await conn.query("COMMIT", logger: self.logger)
+                    try await self.simple("COMMIT", on: conn)
                     return value
                 } catch {
-                    _ = try? await conn.query("ROLLBACK", logger: self.logger)
+                    try? await self.simple("ROLLBACK", on: conn)
                     throw error
                 }
             }
         } catch {
             throw Self.map(error)
         }
+    }
+
+    /// A statement without parameters or rows, refused on a closed connection (where PostgresNIO would never
+    /// complete it; see `withLease`).
+    func simple(_ sql: String, on conn: PostgresConnection) async throws {
+        if conn.isClosed { throw StorageError(.unavailable, "the database connection closed") }
+        _ = try await conn.query(PostgresQuery(unsafeSQL: sql), logger: logger)
     }
 
     /// Runs `work` on `conn`; if it has not finished after `limit`, closes the connection (which fails it; the server
@@ -363,10 +374,35 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// the connection back to the pool when `body` is done. After a timeout the helper is not waited for (the pool
     /// may hold it until it gives up); if it gets a connection later, it returns it at once.
     func withLease<T: Sendable>(within limit: Duration, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let (conn, returned) = try await lease(until: deadline, limit: limit)
+            defer {
+                let waiter = returned.state.withLock { r -> CheckedContinuation<Void, Never>? in
+                    r.done = true
+                    defer { r.waiter = nil }
+                    return r.waiter
+                }
+                waiter?.resume()
+            }
+            // The pool may hand out a connection whose close it has not processed yet. PostgresNIO drops a query
+            // written to a closed channel without ever failing it (the caller would wait forever, past every
+            // deadline): such a connection is given back, and another leased, before anything is sent.
+            if conn.isClosed {
+                if ContinuousClock.now >= deadline { throw StorageError(.unavailable, "database not reachable within \(limit)") }
+                await Task.yield()
+                continue
+            }
+            return try await body(conn)
+        }
+    }
+
+    /// One connection from the pool, and the box through which the caller gives it back (see `withLease`).
+    private func lease(until deadline: ContinuousClock.Instant, limit: Duration) async throws -> (PostgresConnection, ReturnBox) {
         let returned = ReturnBox()
         let conn: PostgresConnection = try await withCheckedThrowingContinuation {
             (handOver: CheckedContinuation<PostgresConnection, any Error>) in
-            let waiting = leases.add(deadline: .now + limit) {
+            let waiting = leases.add(deadline: deadline) {
                 handOver.resume(throwing: StorageError(.unavailable, "database not reachable within \(limit)"))
             }
             Task {
@@ -389,15 +425,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 }
             }
         }
-        defer {
-            let waiter = returned.state.withLock { r -> CheckedContinuation<Void, Never>? in
-                r.done = true
-                defer { r.waiter = nil }
-                return r.waiter
-            }
-            waiter?.resume()
-        }
-        return try await body(conn)
+        return (conn, returned)
     }
 
     /// An audit append on its own: one statement, no transaction around it (`gatehouse_audit_append`), committed
@@ -408,7 +436,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         do {
             try await withLease(within: transactionTimeout) { conn in
                 try await self.closing(conn, after: self.transactionTimeout) {
-                    try await Self.append(events, head: head, previous: previous, sealing: sealing, relaxed: true, on: conn, logger: self.logger)
+                    try await Self.append(
+                        events, head: head, previous: previous, sealing: sealing, relaxed: true, prepared: self.preparedStatements, on: conn,
+                        logger: self.logger)
                 }
             }
         } catch {
@@ -418,7 +448,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     static func append(
         _ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String], relaxed: Bool,
-        on conn: PostgresConnection, logger: Logger
+        prepared: Bool, on conn: PostgresConnection, logger: Logger
     ) async throws {
         guard events.allSatisfy({ $0.chain == head.chain }) else { throw StorageError(.corrupt, "an event of another chain") }
         var binds = PostgresBindings()
@@ -437,11 +467,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         binds.append(events.map { ByteBuffer(bytes: $0.hash) })
         do {
             // The function's errors arrive after the row description: read the result to the end to see them.
-            let rows = try await conn.query(
-                PostgresQuery(
-                    unsafeSQL: "SELECT gatehouse_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)", binds: binds),
-                logger: logger)
-            for try await _ in rows {}
+            _ = try await conn.run(AppendAudit.self, binds, prepared: prepared, logger: logger)
         } catch {
             // Another writer of this chain appended the same sequence numbers first.
             let mapped = map(error)
@@ -522,6 +548,8 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     let logger: Logger
     var closed = false
     let readOnly: Bool
+    /// Whether hot statements run prepared (`PostgresStorage.preparedStatements`).
+    let prepared: Bool
 
     let catalog: IndexCatalog
     /// Records of indexed kinds as this transaction last read or wrote them ("kind\u{0}id"): an update of one at
@@ -529,8 +557,9 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     /// guarantees the row is still what was read).
     var known: [String: Record] = [:]
 
-    init(connection: PostgresConnection, logger: Logger, catalog: IndexCatalog, readOnly: Bool = false) {
+    init(connection: PostgresConnection, logger: Logger, catalog: IndexCatalog, prepared: Bool, readOnly: Bool = false) {
         self.connection = connection
+        self.prepared = prepared
         self.logger = logger
         self.catalog = catalog
         self.readOnly = readOnly
@@ -650,6 +679,8 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
 
     private func live() throws -> PostgresConnection {
         if closed { throw StorageError(.corrupt, "transaction used after it ended") }
+        // A statement written to a closed connection would never complete (see `PostgresStorage.withLease`).
+        if connection.isClosed { throw StorageError(.unavailable, "the database connection closed") }
         return connection
     }
 
@@ -682,40 +713,60 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         return out
     }
 
+    /// Runs a hot statement on this transaction's connection.
+    private func hot<Text: HotStatement>(_ text: Text.Type, _ binds: PostgresBindings) async throws -> [PostgresRow] {
+        do {
+            return try await live().run(text, binds, prepared: prepared, logger: logger)
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+    }
+
+    private func hotRecords<Text: HotStatement>(_ text: Text.Type, _ binds: PostgresBindings) async throws -> [Record] {
+        do {
+            return try await hot(text, binds).map { row in
+                let (kind, id, scope, name, version, body, created, updated) = try row.decode(RecordRow.self)
+                return Record(
+                    kind: kind, id: id, scope: scope, name: name, version: version, body: body,
+                    createdAt: Record.date(millis: created), updatedAt: Record.date(millis: updated))
+            }
+        } catch {
+            throw PostgresStorage.map(error)
+        }
+    }
+
     func insert(_ record: Record) async throws {
         try checkWrite()
-        let created = Record.millis(record.createdAt)
-        let updated = Record.millis(record.updatedAt)
         var stored = record
         stored.version = 1
         let entries = try catalog.stored(stored)
+        var binds = PostgresBindings()
+        binds.append(record.kind)
+        binds.append(record.id)
+        binds.append(record.scope)
+        binds.append(record.name)
+        try binds.append(record.body)
+        binds.append(Record.millis(record.createdAt))
+        binds.append(Record.millis(record.updatedAt))
         if entries.isEmpty {
-            _ = try await run(
-                """
-                INSERT INTO records (kind, id, scope, name, version, body, created_at, updated_at)
-                VALUES (\(record.kind), \(record.id), \(record.scope), \(record.name), 1, \(record.body), \(created), \(updated))
-                """)
+            _ = try await hot(InsertRecord.self, binds)
             return
         }
         // The record and its index entries in one statement (one round trip).
         let (i, sc, k, u) = Self.columns(entries)
-        _ = try await run(
-            """
-            WITH inserted AS (
-                INSERT INTO records (kind, id, scope, name, version, body, created_at, updated_at)
-                VALUES (\(record.kind), \(record.id), \(record.scope), \(record.name), 1, \(record.body), \(created), \(updated))
-                RETURNING kind, id)
-            INSERT INTO record_index (kind, idx, scope, key, id, uniq)
-            SELECT inserted.kind, t.i, t.s, t.k, inserted.id, t.u
-            FROM inserted, unnest(\(i)::TEXT[], \(sc)::TEXT[], \(k)::BYTEA[], \(u)::BOOLEAN[]) AS t(i, s, k, u)
-            """)
+        binds.append(i)
+        binds.append(sc)
+        binds.append(k)
+        binds.append(u)
+        _ = try await hot(InsertIndexedRecord.self, binds)
         remember([stored])
     }
 
     func get(kind: String, id: String) async throws -> Record? {
-        let found = try await records(
-            "SELECT kind, id, scope, name, version, body, created_at, updated_at FROM records WHERE kind = \(kind) AND id = \(id)"
-        )
+        var binds = PostgresBindings()
+        binds.append(kind)
+        binds.append(id)
+        let found = try await hotRecords(GetRecord.self, binds)
         remember(found)
         return found.first
     }
@@ -741,7 +792,14 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
 
     func update(_ record: Record) async throws -> Record {
         try checkWrite()
-        let updated = Record.millis(record.updatedAt)
+        var binds = PostgresBindings()
+        binds.append(record.kind)
+        binds.append(record.id)
+        binds.append(record.version)
+        binds.append(record.scope)
+        binds.append(record.name)
+        try binds.append(record.body)
+        binds.append(Record.millis(record.updatedAt))
         let rows: [Record]
         if catalog.indexers[record.kind] != nil {
             guard let old = try await previous(kind: record.kind, id: record.id, version: record.version) else { throw StorageError(.notFound) }
@@ -753,30 +811,16 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
             let (removed, added) = try catalog.changes(from: old, to: next)
             let (ri, rs, rk, _) = Self.columns(removed)
             let (ai, asc, ak, au) = Self.columns(added)
-            rows = try await records(
-                """
-                WITH upd AS (
-                    UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
-                        body = \(record.body), updated_at = \(updated)
-                    WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
-                    RETURNING kind, id, scope, name, version, body, created_at, updated_at),
-                gone AS (
-                    DELETE FROM record_index WHERE kind = \(record.kind) AND id = \(record.id) AND EXISTS (SELECT 1 FROM upd)
-                      AND (idx, scope, key) IN (SELECT * FROM unnest(\(ri)::TEXT[], \(rs)::TEXT[], \(rk)::BYTEA[]))),
-                added AS (
-                    INSERT INTO record_index (kind, idx, scope, key, id, uniq)
-                    SELECT upd.kind, t.i, t.s, t.k, upd.id, t.u
-                    FROM upd, unnest(\(ai)::TEXT[], \(asc)::TEXT[], \(ak)::BYTEA[], \(au)::BOOLEAN[]) AS t(i, s, k, u))
-                SELECT kind, id, scope, name, version, body, created_at, updated_at FROM upd
-                """)
+            binds.append(ri)
+            binds.append(rs)
+            binds.append(rk)
+            binds.append(ai)
+            binds.append(asc)
+            binds.append(ak)
+            binds.append(au)
+            rows = try await hotRecords(UpdateIndexedRecord.self, binds)
         } else {
-            rows = try await records(
-                """
-                UPDATE records SET scope = \(record.scope), name = \(record.name), version = version + 1,
-                    body = \(record.body), updated_at = \(updated)
-                WHERE kind = \(record.kind) AND id = \(record.id) AND version = \(record.version)
-                RETURNING kind, id, scope, name, version, body, created_at, updated_at
-                """)
+            rows = try await hotRecords(UpdateRecord.self, binds)
         }
         if let stored = rows.first {
             remember([stored])
@@ -897,12 +941,15 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
 
     func addPendingAuditEvent(_ event: PendingAuditEvent) async throws {
         try checkWrite()
-        _ = try await run(
-            """
-            INSERT INTO audit_pending (id, chain, ts, type, actor, project, body)
-            VALUES (\(event.id), \(event.chain), \(event.timestampMillis), \(event.fields.type), \(event.fields.actor),
-                    \(event.fields.project), \(event.body))
-            """)
+        var binds = PostgresBindings()
+        binds.append(event.id)
+        binds.append(event.chain)
+        binds.append(event.timestampMillis)
+        binds.append(event.fields.type)
+        binds.append(event.fields.actor)
+        binds.append(event.fields.project)
+        try binds.append(event.body)
+        _ = try await hot(AddPendingAudit.self, binds)
     }
 
     func pendingAuditEvents(chain: String?, before: Int64, limit: Int) async throws -> [PendingAuditEvent] {
@@ -963,7 +1010,7 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         async throws
     {
         try checkWrite()
-        try await PostgresStorage.append(events, head: head, previous: previous, sealing: sealing, relaxed: false, on: live(), logger: logger)
+        try await PostgresStorage.append(events, head: head, previous: previous, sealing: sealing, relaxed: false, prepared: prepared, on: live(), logger: logger)
     }
 
     func auditEvents(chain: String?, after: AuditPosition?, limit: Int) async throws -> [AuditRecord] {

@@ -103,8 +103,9 @@ struct FreshDaemon {
         return FreshDaemon(process: process, data: data, ports: ports)
     }
 
+    /// Stops the daemon (again: nothing).
     func stop() {
-        process.terminate()
+        if process.isRunning { process.terminate() }
         process.waitUntilExit()
     }
 }

@@ -11,6 +11,8 @@ struct Stores: AsyncParsableCommand {
         discussion: """
             Starts a daemon on SQLite and one on PostgreSQL (--postgres-url, emptied first!), measures KMIP Get of one
             key and durable Create at --concurrency persistent connections on each, and prints PostgreSQL/SQLite ratios.
+            The two stores are measured in alternation for --rounds rounds (on a small machine one window of a few
+            seconds varies by a quarter from the next), and each ratio is that of the median rates.
             Then starts a second daemon on the same PostgreSQL database and runs the same load split over both nodes,
             while a sampler in the database reads pg_stat_activity every 10 ms: it prints the share of the sampled
             busy database sessions that were waiting on a lock (heavyweight Lock, or LWLock), an upper bound on the
@@ -21,6 +23,7 @@ struct Stores: AsyncParsableCommand {
     @Option(help: "PostgreSQL database to use (emptied first!).") var postgresURL: String
     @Option(help: "Connections per measurement.") var concurrency = 16
     @Option(help: "Seconds per measurement.") var seconds: Double = 5
+    @Option(help: "Alternating rounds over the two stores (the ratios compare median rates).") var rounds = 3
 
     func kmip() -> KMIP {
         var k = KMIP()
@@ -32,14 +35,9 @@ struct Stores: AsyncParsableCommand {
         Endpoint(host: "127.0.0.1", port: d.ports["kmip"] ?? 0, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
     }
 
-    /// Get and Create on one endpoint.
-    func measureBoth(_ name: String, _ e: Endpoint) async throws -> (get: Result, create: Result) {
-        let v = ProtocolVersion(1, 4)
-        let get = try await kmip().measure(e, workers: concurrency, body: try await KMIP.workload("get", e, v))
-        print(get.line(name, "get", concurrency))
-        let create = try await kmip().measure(e, workers: concurrency, body: KMIP.createRequest(v))
-        print(create.line(name, "create", concurrency))
-        return (get, create)
+    /// The median-rate result of several.
+    static func median(_ results: [Result]) -> Result {
+        results.sorted { $0.rate < $1.rate }[results.count / 2]
     }
 
     /// The same load split over two endpoints at once (half the connections each).
@@ -107,14 +105,38 @@ struct Stores: AsyncParsableCommand {
         ]
 
         let sqlite = try await FreshDaemon.start(gatehouse, data: dir + "/sqlite", environment: ["GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS": "1024"])
-        let s = try await measureBoth("sqlite", endpoint(sqlite, certs: dir + "/sqlite/certs"))
-        sqlite.stop()
-
+        defer { sqlite.stop() }
         let nodeA = try await FreshDaemon.start(gatehouse, data: dir + "/pg-a", environment: pgEnv)
         defer { nodeA.stop() }
         let certs = dir + "/pg-a/certs"
         let a = endpoint(nodeA, certs: certs)
-        let p = try await measureBoth("postgres", a)
+        let stores = [("sqlite", endpoint(sqlite, certs: dir + "/sqlite/certs")), ("postgres", a)]
+        let v = ProtocolVersion(1, 4)
+        var gets: [String: [Result]] = [:]
+        var creates: [String: [Result]] = [:]
+        var getBodies: [String: [UInt8]] = [:]
+        for (name, e) in stores { getBodies[name] = try await KMIP.workload("get", e, v) }
+        for round in 1...max(1, rounds) {
+            for (name, e) in stores {
+                let r = try await kmip().measure(e, workers: concurrency, body: getBodies[name] ?? [])
+                print(r.line("round \(round) \(name)", "get", concurrency))
+                gets[name, default: []].append(r)
+            }
+            for (name, e) in stores {
+                let r = try await kmip().measure(e, workers: concurrency, body: KMIP.createRequest(v))
+                print(r.line("round \(round) \(name)", "create", concurrency))
+                creates[name, default: []].append(r)
+            }
+        }
+        var medians: [String: (get: Result, create: Result)] = [:]
+        for (name, _) in stores {
+            let m = (get: Self.median(gets[name] ?? []), create: Self.median(creates[name] ?? []))
+            medians[name] = m
+            print(m.get.line("\(name) median", "get", concurrency))
+            print(m.create.line("\(name) median", "create", concurrency))
+        }
+        guard let s = medians["sqlite"], let p = medians["postgres"] else { return }
+        sqlite.stop()
         print(String(format: "ratio postgres/sqlite get c=%d: %.2fx", concurrency, p.get.rate / max(s.get.rate, 0.001)))
         print(String(format: "ratio postgres/sqlite create c=%d: %.2fx", concurrency, p.create.rate / max(s.create.rate, 0.001)))
 

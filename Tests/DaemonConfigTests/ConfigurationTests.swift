@@ -111,7 +111,14 @@ func write(_ text: String) throws -> String {
                 "GATEHOUSE_ADMIN_COMMON_NAMES": "a, b",
             ], dataDirectoryOverride: "/cli")
         #expect(config.listeners["https"]?.port == 2222)
-        #expect(config.storage == .postgres(url: "postgres://u:p@db.internal:5432/gh"))
+        #expect(config.storage == .postgres(url: "postgres://u:p@db.internal:5432/gh", preparedStatements: true))
+        let pooled = try ConfigurationLoader.load(
+            file: path,
+            environment: [
+                "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": "postgres://u:p@pooler:6432/gh",
+                "GATEHOUSE_STORAGE_POSTGRES_PREPARED_STATEMENTS": "false",
+            ], dataDirectoryOverride: nil)
+        #expect(pooled.storage == .postgres(url: "postgres://u:p@pooler:6432/gh", preparedStatements: false))
         #expect(config.dataDirectory == "/cli")
         #expect(config.adminCommonNames == ["a", "b"])
         #expect(config.sources["listeners.https.port"] == "environment GATEHOUSE_LISTENERS_HTTPS_PORT")

@@ -142,7 +142,9 @@ let quietLogger: Logger = {
 
 /// The same suite through PgBouncer in transaction mode (`PG_POOLER_TEST_URL`, started by Tests/run-all.sh in front
 /// of the test server): the store must work behind a transaction pooler, so it keeps no session state and sends no
-/// startup parameters that a pooler refuses (PgBouncer rejects unknown ones, such as `synchronous_commit`).
+/// startup parameters that a pooler refuses (PgBouncer rejects unknown ones, such as `synchronous_commit`). Debian's
+/// PgBouncer (1.18) does not track prepared statements, so these run with `preparedStatements: false`
+/// (`storage.postgres_prepared_statements`); the suite above runs them prepared.
 @Suite(.serialized) struct PostgresBehindPgBouncerConformance {
     @Test(arguments: StorageConformance.checks)
     func check(_ name: String) async throws {
@@ -152,7 +154,7 @@ let quietLogger: Logger = {
             }
             return
         }
-        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
+        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8, preparedStatements: false)
         try await within(60) { try await s.unsafeDropAll() }
         try await within(60) { try await s.migrate() }
         try await StorageConformance.run(name, on: s)
@@ -165,7 +167,7 @@ let quietLogger: Logger = {
             if dependencyRequired("PG") { Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required") }
             return
         }
-        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8)
+        let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8, preparedStatements: false)
         try await within(60) { try await s.unsafeDropAll() }
         try await IndexConformance.run(name, on: s)
         try await s.close()
