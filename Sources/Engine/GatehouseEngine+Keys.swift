@@ -338,33 +338,55 @@ extension GatehouseEngine {
             else { return [] }
             return permitted(try decode(ManagedObjectBody.self, record).meta) ? [id] : []
         }
-        // One index scan, newest first (every key ends with the Initial Date), page by page until the filter's Offset
+        // Index scans, newest first (every key ends with the Initial Date), page by page until the filter's Offset
         // Items and Maximum Items are satisfied: the cost follows the objects examined, not the size of the project.
-        let (index, lower, upper) = Self.locatePlan(filter)
+        // Several scans (a Link, which the server or the client may have set) are merged in the same order.
         let wanted = filter.maximumItems.flatMap { $0 >= 0 ? $0 : nil }  // a negative maximum is no maximum
         if wanted == 0 { return [] }
         let pageSize = wanted.map { min(500, max(32, 2 * ($0 + filter.offsetItems))) } ?? 500
-        var query = IndexQuery(
-            kind: Self.objectKind, index: index, scope: p, lower: lower, upper: upper, after: nil, descending: true, limit: pageSize)
+        var scans = Self.locatePlans(filter).map { plan in
+            LocateScan(
+                query: IndexQuery(
+                    kind: Self.objectKind, index: plan.index, scope: p, lower: plan.lower, upper: plan.upper, after: nil, descending: true,
+                    limit: pageSize))
+        }
         var ids: [String] = []
         var seen = Set<String>()
         var skipped = 0
         while true {
-            let current = query
-            let page = try await read { tx in try await tx.lookup(current) }
-            for hit in page where seen.insert(hit.record.id).inserted {
-                let m = try decode(ManagedObjectBody.self, hit.record).meta
-                guard permitted(m) else { continue }
-                if skipped < filter.offsetItems {
-                    skipped += 1
-                    continue
-                }
-                ids.append(m.id)
-                if let wanted, ids.count >= wanted { return ids }
+            for i in scans.indices where scans[i].head == nil && !scans[i].exhausted {
+                let current = scans[i].query
+                let page = try await read { tx in try await tx.lookup(current) }
+                scans[i].buffer = try page.map { ($0, try decode(ManagedObjectBody.self, $0.record).meta) }
+                scans[i].position = 0
+                scans[i].exhausted = page.count < pageSize
+                if let last = page.last { scans[i].query.after = last.cursor }
             }
-            guard page.count == pageSize, let last = page.last else { return ids }
-            query.after = last.cursor
+            // The newest head of the scans (Initial Date, then id, descending: each scan's own order).
+            guard
+                let next = scans.indices.filter({ scans[$0].head != nil }).max(by: { a, b in
+                    guard let x = scans[a].head?.1, let y = scans[b].head?.1 else { return false }
+                    return (Record.millis(x.initialDate), x.id) < (Record.millis(y.initialDate), y.id)
+                }), let (hit, m) = scans[next].head
+            else { return ids }
+            scans[next].position += 1
+            guard seen.insert(hit.record.id).inserted, permitted(m) else { continue }
+            if skipped < filter.offsetItems {
+                skipped += 1
+                continue
+            }
+            ids.append(m.id)
+            if let wanted, ids.count >= wanted { return ids }
         }
+    }
+
+    /// One index scan of a Locate: its next page's query, and what it read and has not been merged yet.
+    struct LocateScan {
+        var query: IndexQuery
+        var buffer: [(IndexedRecord, ManagedObject)] = []
+        var position = 0
+        var exhausted = false
+        var head: (IndexedRecord, ManagedObject)? { position < buffer.count ? buffer[position] : nil }
     }
 
     /// Whether an object satisfies every condition of a Locate filter.
@@ -386,6 +408,13 @@ extension GatehouseEngine {
         }
         if let g = filter.objectGroup, !m.objectGroups.contains(g) { return false }
         if let d = filter.digest, m.digest != d { return false }
+        for f in filter.certificateFields {
+            guard let c = m.certificate, (f.issuer ? c.issuer : c.subject).contains(f.component) else { return false }
+        }
+        for l in filter.links {
+            let client = l.clientValue.map { m.customAttributes?["Link"]?.contains($0) ?? false } ?? false
+            guard m.links?.contains(l.link) == true || client else { return false }
+        }
         return filter.dateRanges.allSatisfy { field, range in
             field.value(in: m).map { range.contains(Int64($0.timeIntervalSince1970.rounded(.down))) } ?? false
         }

@@ -20,6 +20,10 @@ extension GatehouseEngine {
         static let custom = "custom"
         static let length = "len"
         static let digest = "digest"
+        /// (link type, linked object id): the server's links (a key pair's halves, ReKey's replacement).
+        static let link = "link"
+        /// ("s" or "i", component type, text): each component of a certificate's subject and issuer.
+        static let certificateField = "cert"
     }
 
     /// Only the metadata of a stored object (the sealed material is not decoded).
@@ -28,11 +32,12 @@ extension GatehouseEngine {
     }
 
     static let kmsObjectIndexer = RecordIndexer(
-        kind: objectKind, version: 2,
+        kind: objectKind, version: 3,
         [
             IndexDefinition(KMSIndex.name), IndexDefinition(KMSIndex.objectType), IndexDefinition(KMSIndex.algorithm),
             IndexDefinition(KMSIndex.state), IndexDefinition(KMSIndex.group), IndexDefinition(KMSIndex.created),
             IndexDefinition(KMSIndex.custom), IndexDefinition(KMSIndex.length), IndexDefinition(KMSIndex.digest),
+            IndexDefinition(KMSIndex.link), IndexDefinition(KMSIndex.certificateField),
         ]
     ) { record in
         guard let json = try? StoredJSON.unpack(record.body), let m = try? JSONDecoder().decode(StoredMeta.self, from: json).meta else {
@@ -49,20 +54,46 @@ extension GatehouseEngine {
         if let d = m.digest { out.append(IndexEntry(KMSIndex.digest, IndexKey().appending(bytes: d).appending(t))) }
         for n in m.names { out.append(IndexEntry(KMSIndex.name, IndexKey(n).appending(t))) }
         for g in m.objectGroups { out.append(IndexEntry(KMSIndex.group, IndexKey(g).appending(t))) }
+        if let c = m.certificate {
+            for f in Set(c.subject.map { CertificateFieldCondition(issuer: false, component: $0) } + c.issuer.map { CertificateFieldCondition(issuer: true, component: $0) }) {
+                out.append(IndexEntry(KMSIndex.certificateField, GatehouseEngine.certificateFieldKey(f).appending(t)))
+            }
+        }
+        for l in Set(m.links ?? []) { out.append(IndexEntry(KMSIndex.link, GatehouseEngine.linkKey(l).appending(t))) }
         for (attribute, values) in m.customAttributes ?? [:] {
             for v in values { out.append(IndexEntry(KMSIndex.custom, IndexKey(attribute).appending(bytes: v).appending(t))) }
         }
         return out
     }
 
-    /// The index range a Locate scans: the most selective condition the filter has (a digest, a name, a client
-    /// attribute, a group, the algorithm, the length, the state, the object type), else every object, narrowed by
+    static func certificateFieldKey(_ f: CertificateFieldCondition) -> IndexKey {
+        IndexKey(f.issuer ? "i" : "s", f.component.type, f.component.value)
+    }
+
+    static func linkKey(_ l: ObjectLink) -> IndexKey { IndexKey().appending(Int64(l.type)).appending(l.id) }
+
+    /// The index ranges a Locate scans, merged newest first: one range (`locatePlan`), or for a Link condition the
+    /// server's links and the client Link attributes with that value (a link can be either).
+    static func locatePlans(_ filter: LocateFilter) -> [(index: String, lower: IndexKey, upper: IndexKey)] {
+        guard filter.digest == nil, filter.name == nil, let l = filter.links.first else { return [locatePlan(filter)] }
+        let server = linkKey(l.link)
+        var plans = [(KMSIndex.link, server, server.prefixEnd)]
+        if let value = l.clientValue {
+            let client = IndexKey("Link").appending(bytes: value)
+            plans.append((KMSIndex.custom, client, client.prefixEnd))
+        }
+        return plans
+    }
+
+    /// The index range a Locate scans: the most selective condition the filter has (a digest, a name, a certificate
+    /// subject or issuer component, a client attribute, a group, the algorithm, the length, the state, the object type), else every object, narrowed by
     /// an Initial Date range when the scan is of every object. The rest of the filter is checked on each object the
     /// scan returns.
     static func locatePlan(_ filter: LocateFilter) -> (index: String, lower: IndexKey, upper: IndexKey) {
         func prefix(_ index: String, _ key: IndexKey) -> (String, IndexKey, IndexKey) { (index, key, key.prefixEnd) }
         if let d = filter.digest { return prefix(KMSIndex.digest, IndexKey().appending(bytes: d)) }
         if let n = filter.name { return prefix(KMSIndex.name, IndexKey(n)) }
+        if let f = filter.certificateFields.first { return prefix(KMSIndex.certificateField, certificateFieldKey(f)) }
         // An attribute whose filter value is the implicit default also matches objects without it: not indexable.
         if let (attribute, value) = filter.customAttributes.sorted(by: { $0.key < $1.key })
             .first(where: { !filter.customAttributeDefaults.contains($0.key) })

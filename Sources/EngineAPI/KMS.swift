@@ -274,6 +274,12 @@ public struct LocateFilter: Sendable, Hashable {
     public var dateRanges: [DateAttribute: ClosedRange<Int64>] = [:]
     /// Objects whose Digest (SHA-256 of the material, as Get Attributes reports it) is this value.
     public var digest: [UInt8]?
+    /// Certificates whose subject (or issuer) has each of these name components (type as `CertificateFacts` names
+    /// it, exact text).
+    public var certificateFields: [CertificateFieldCondition] = []
+    /// Links the object must have (all of them): set by the server (a key pair's halves, ReKey's replacement) or
+    /// by the client as a Link attribute.
+    public var links: [LinkCondition] = []
     /// Destroyed objects (metadata only) are found only when asked for (KMIP 2.x Storage Status Mask
     /// "Destroyed Storage", or a State filter naming a destroyed state).
     public var includeDestroyed = false
@@ -289,6 +295,27 @@ public struct LocateFilter: Sendable, Hashable {
         self.objectGroup = objectGroup
         self.maximumItems = maximumItems
         self.offsetItems = offsetItems
+    }
+}
+
+/// One component a located certificate's subject or issuer must have (KMIP 2.x "Certificate Subject CN" …).
+public struct CertificateFieldCondition: Sendable, Hashable {
+    public var issuer: Bool
+    public var component: CertificateFacts.NameComponent
+    public init(issuer: Bool, component: CertificateFacts.NameComponent) {
+        self.issuer = issuer
+        self.component = component
+    }
+}
+
+/// One Link a located object must have: the server's link of that type to that object, or a client Link attribute
+/// stored with exactly `clientValue` (the client attribute's stored encoding; nil when there is none to compare).
+public struct LinkCondition: Sendable, Hashable {
+    public var link: ObjectLink
+    public var clientValue: [UInt8]?
+    public init(link: ObjectLink, clientValue: [UInt8]?) {
+        self.link = link
+        self.clientValue = clientValue
     }
 }
 

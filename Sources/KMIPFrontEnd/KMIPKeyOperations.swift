@@ -269,6 +269,21 @@ struct KMIPKeyOperations {
         return item
     }
 
+    /// KMIP 2.x "Certificate Subject …" / "Certificate Issuer …" attribute suffixes, by distinguished-name component
+    /// type (as `CertificateFacts` names them).
+    static let certificateNameAttributes = [
+        "CN": "CN", "O": "O", "OU": "OU", "emailAddress": "Email", "C": "C", "ST": "ST", "L": "L", "UID": "UID",
+        "serialNumber": "Serial Number", "title": "Title", "DC": "DC", "dnQualifier": "DN Qualifier",
+    ]
+    /// The component type of a KMIP 2.x certificate name attribute ("Certificate Issuer CN" → issuer, "CN").
+    static func certificateNameComponent(_ attribute: String) -> (issuer: Bool, type: String)? {
+        for (prefix, issuer) in [("Certificate Subject ", false), ("Certificate Issuer ", true)] where attribute.hasPrefix(prefix) {
+            let suffix = attribute.dropFirst(prefix.count)
+            if let type = certificateNameAttributes.first(where: { $0.value == suffix })?.key { return (issuer, type) }
+        }
+        return nil
+    }
+
     /// Attributes a client may set that the engine keeps without interpreting.
     static func isClientAttribute(_ name: String) -> Bool {
         // Operation Policy Name is kept for clients that locate by it; authorization is the engine's RBAC, not it.
@@ -340,10 +355,7 @@ struct KMIPKeyOperations {
         }
         if let c = m.certificate {
             out.append(KMIPAttribute(name: "Certificate Length", value: .integer(Int32(clamping: c.length))))
-            let names = [
-                "CN": "CN", "O": "O", "OU": "OU", "emailAddress": "Email", "C": "C", "ST": "ST", "L": "L", "UID": "UID",
-                "serialNumber": "Serial Number", "title": "Title", "DC": "DC", "dnQualifier": "DN Qualifier",
-            ]
+            let names = Self.certificateNameAttributes
             for (prefix, components) in [("Certificate Subject ", c.subject), ("Certificate Issuer ", c.issuer)] {
                 for part in components {
                     if let suffix = names[part.type] { out.append(KMIPAttribute(name: prefix + suffix, value: .textString(part.value))) }
@@ -1067,6 +1079,16 @@ struct KMIPKeyOperations {
                 } else {
                     filter.dateRanges[field] = seconds...seconds
                 }
+            case (let name, .textString(let text)) where Self.certificateNameComponent(name) != nil:
+                guard let (issuer, type) = Self.certificateNameComponent(name) else { break }
+                filter.certificateFields.append(
+                    CertificateFieldCondition(issuer: issuer, component: CertificateFacts.NameComponent(type: type, value: text)))
+            case ("Link", .structure(let parts)):
+                // The server's link (a key pair's halves, ReKey) or a client's Link attribute with this value.
+                guard case .enumeration(let type)? = parts.first(where: { $0.tag == 0x42004B })?.value,
+                    case .textString(let id)? = parts.first(where: { $0.tag == 0x42004C })?.value
+                else { throw KMIPFieldError("Link needs a Link Type and a Linked Object Identifier") }
+                filter.links.append(LinkCondition(link: ObjectLink(type: type, id: id), clientValue: Self.store(a.value)))
             case (let name, let value) where Self.isClientAttribute(name):
                 filter.customAttributes[name] = Self.store(value)
                 // Objects without an Operation Policy Name are under the default policy (KMIP 1.x servers name it

@@ -62,6 +62,79 @@ import Testing
         #expect(daemon.stop() == 0)
     }
 
+    /// Locate by a certificate's subject and issuer components (KMIP 2.x "Certificate Subject CN" …), on the
+    /// store's index: a registered X.509 certificate is found by its subject's CN and O and its issuer's CN, and a
+    /// name it does not have finds nothing.
+    @Test func locateCertificatesBySubjectAndIssuer() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        var n = 0
+        func send(_ op: KMIPOperation, _ payload: [TTLVItem]) throws -> TTLVItem {
+            let message = TTLVItem(tag: KMIPTag.requestMessage, .structure([
+                TTLVItem(tag: KMIPTag.requestHeader, .structure([
+                    TTLVItem(tag: KMIPTag.protocolVersion, .structure([
+                        TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(2)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(1)),
+                    ])),
+                    TTLVItem(tag: KMIPTag.batchCount, .integer(1)),
+                ])),
+                TTLVItem(tag: KMIPTag.batchItem, .structure([
+                    TTLVItem(tag: KMIPTag.operation, .enumeration(op.rawValue)),
+                    TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
+                ])),
+            ]))
+            n += 1
+            let request = dir.path + "/request-\(n).ttlv", response = dir.path + "/response-\(n).ttlv"
+            FileManager.default.createFile(atPath: request, contents: Data(TTLVEncoder.encode(message)))
+            let (_, _, code) = try curl(
+                daemon.adminCurl + [
+                    "-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + request, "-o", response,
+                    daemon.httpsBase + "/kmip",
+                ])
+            #expect(code == 200)
+            let bytes = try #require(FileManager.default.contents(atPath: response))
+            let item = try #require(try TTLVDecoder().decode(Array(bytes)).child(KMIPTag.batchItem))
+            #expect(item.child(KMIPTag.resultStatus)?.value == .enumeration(0), "\(item)")
+            return try #require(item.child(KMIPTag.responsePayload))
+        }
+        // The daemon's own administrator certificate (CN gatehouse-admin, O Gatehouse, issued by the appliance CA).
+        let pem = try String(contentsOfFile: daemon.dataDirectory + "/certs/admin.crt", encoding: .utf8)
+        let base64 = pem.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        let der = try #require(Data(base64Encoded: base64))
+        let registered = try send(.register, [
+            TTLVItem(tag: KMIPTag.objectType, .enumeration(1)),
+            TTLVItem(tag: KMIPTag.attributes, .structure([])),
+            TTLVItem(tag: KMIPTag.certificate, .structure([
+                TTLVItem(tag: KMIPTag.certificateType, .enumeration(1)), TTLVItem(tag: KMIPTag.certificateValue, .byteString(Array(der))),
+            ])),
+        ])
+        guard case .textString(let id)? = registered.child(KMIPTag.uniqueIdentifier)?.value else {
+            Issue.record("no identifier: \(registered)")
+            return
+        }
+        // A key beside it, so an empty filter would find two objects.
+        _ = try send(.create, [
+            TTLVItem(tag: KMIPTag.objectType, .enumeration(2)),
+            TTLVItem(tag: KMIPTag.attributes, .structure([
+                TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)), TTLVItem(tag: KMIPTag.cryptographicLength, .integer(128)),
+                TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
+            ])),
+        ])
+        func located(_ attributes: [TTLVItem]) throws -> [String] {
+            try send(.locate, [TTLVItem(tag: KMIPTag.attributes, .structure(attributes))]).children(KMIPTag.uniqueIdentifier).compactMap {
+                if case .textString(let s) = $0.value { return s } else { return nil }
+            }
+        }
+        let subjectCN: UInt32 = 0x420108, subjectO: UInt32 = 0x420109, issuerCN: UInt32 = 0x420114
+        #expect(try located([TTLVItem(tag: subjectCN, .textString("gatehouse-admin"))]) == [id])
+        #expect(try located([TTLVItem(tag: subjectO, .textString("Gatehouse")), TTLVItem(tag: subjectCN, .textString("gatehouse-admin"))]) == [id])
+        #expect(try located([TTLVItem(tag: issuerCN, .textString("Gatehouse Appliance CA"))]) == [id])
+        #expect(try located([TTLVItem(tag: subjectCN, .textString("Gatehouse Appliance CA"))]).isEmpty)
+        #expect(try located([TTLVItem(tag: subjectCN, .textString("someone-else"))]).isEmpty)
+        #expect(try located([]).count == 2)
+        #expect(daemon.stop() == 0)
+    }
+
     /// KMIP over HTTPS on the admin port (the MSGENC profiles): a KMIP XML RequestMessage and a TTLV body reach the
     /// same dispatcher as port 5696 and are answered in their own encoding; bad bodies get HTTP errors.
     @Test func kmipOverHTTPSInXMLAndTTLV() throws {

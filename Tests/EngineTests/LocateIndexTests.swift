@@ -4,13 +4,15 @@ import Foundation
 import StorageAPI
 import StoragePostgres
 import StorageSQLite
+import SwiftASN1
 import TestSupport
 import Testing
+import X509
 
 @testable import Engine
 
 /// KMIP Locate runs on the store's secondary indexes. A property test: on random objects (names, groups, algorithms,
-/// lengths, states, client attributes, two projects) after random lifecycle changes and edits, every random filter
+/// lengths, states, client attributes, links, certificate subjects and issuers, two projects) after random lifecycle changes and edits, every random filter
 /// gives exactly what a full scan of the project gives (same objects, newest first, Offset and Maximum Items applied).
 @Suite struct LocateIndexTests {
     static func oracle(_ storage: any Storage, project: String, _ filter: LocateFilter) async throws -> [String] {
@@ -66,6 +68,45 @@ import Testing
             clock.advance(1)
         }
         #expect(digests.count > 40, "registered symmetric keys have digests")
+        // Certificates with a few subjects and issuers (Locate by "Certificate Subject CN" …).
+        let commonNames = ["a.example", "b.example", "c.example"], organizations = ["Acme", "Beta"], issuers = ["CA one", "CA two"]
+        for _ in 0..<30 {
+            let key = P256.Signing.PrivateKey()
+            let cn = commonNames.randomElement(using: &rng)!, o = organizations.randomElement(using: &rng)!
+            let issuerCN = issuers.randomElement(using: &rng)!
+            let certificate = try Certificate(
+                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+                notValidBefore: Date() - 60, notValidAfter: Date() + 3600, issuer: try DistinguishedName { CommonName(issuerCN) },
+                subject: try DistinguishedName {
+                    OrganizationName(o)
+                    CommonName(cn)
+                },
+                signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            let m = try await engine.registerObject(admin, project: "p", ObjectSpec(objectType: .certificate), material: SecretBytes(serializer.serializedBytes))
+            made.append(m.id)
+            clock.advance(1)
+        }
+        // Links, as the server sets them (a key pair's halves) and as a client does (a Link attribute, kept as its
+        // encoded value): a Link filter matches either.
+        let linkPool = made.prefix(4).flatMap { id in [ObjectLink(type: ObjectLink.publicKey, id: id), ObjectLink(type: ObjectLink.privateKey, id: id)] }
+        @Sendable func clientValue(_ l: ObjectLink) -> [UInt8] { Array("\(l.type)/\(l.id)".utf8) }
+        for id in made.shuffled(using: &rng).prefix(80) {
+            let l = linkPool.randomElement(using: &rng)!
+            if Bool.random(using: &rng) {
+                // The server's links are set by CreateKeyPair and ReKey (asymmetric keys): written here directly.
+                try await storage.withTransaction { tx in
+                    guard var r = try await tx.get(kind: GatehouseEngine.objectKind, id: id) else { return }
+                    var body = try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(r.body))
+                    body.meta.links = (body.meta.links ?? []) + [l]
+                    r.body = try GatehouseEngine.encode(body)
+                    _ = try await tx.update(r)
+                }
+            } else {
+                _ = try await engine.editObjectAttributes(admin, id: id) { $0.customAttributes = ["Link": [clientValue(l)]] }
+            }
+        }
         // Lifecycle changes and edits move objects between index entries.
         for id in made.shuffled(using: &rng).prefix(60) {
             switch Int.random(in: 0..<4, using: &rng) {
@@ -78,6 +119,8 @@ import Testing
             }
         }
         var nonEmpty = 0
+        var linkHits = 0
+        var certificateHits = 0
         for round in 0..<150 {
             var f = LocateFilter()
             if Int.random(in: 0..<3, using: &rng) == 0 { f.name = names.randomElement(using: &rng)! + "-\(Int.random(in: 0..<4, using: &rng))" }
@@ -97,15 +140,45 @@ import Testing
                 let a = start + Int64.random(in: 0..<240, using: &rng)
                 f.dateRanges[.initial] = a...(a + Int64.random(in: 0..<80, using: &rng))
             }
+            if Int.random(in: 0..<4, using: &rng) == 0 {
+                let l = linkPool.randomElement(using: &rng)!
+                f.links = [LinkCondition(link: l, clientValue: Bool.random(using: &rng) ? clientValue(l) : nil)]
+            }
+            if Int.random(in: 0..<5, using: &rng) == 0 {
+                let (issuer, type, values) =
+                    [(false, "CN", commonNames), (false, "O", organizations), (true, "CN", issuers)].randomElement(using: &rng)!
+                f.certificateFields = [
+                    CertificateFieldCondition(issuer: issuer, component: .init(type: type, value: values.randomElement(using: &rng)!))
+                ]
+            }
             if Int.random(in: 0..<5, using: &rng) == 0 { f.includeDestroyed = true }
             if Int.random(in: 0..<3, using: &rng) == 0 { f.maximumItems = Int.random(in: 0..<12, using: &rng) }
             if Int.random(in: 0..<4, using: &rng) == 0 { f.offsetItems = Int.random(in: 0..<20, using: &rng) }
+            // Every fifth round filters on a link or a certificate name alone (combined with the rest, they rarely
+            // match anything).
+            if round % 5 == 0 {
+                let l = linkPool.randomElement(using: &rng)!
+                f = LocateFilter()
+                f.links = [LinkCondition(link: l, clientValue: Bool.random(using: &rng) ? clientValue(l) : nil)]
+            } else if round % 5 == 1 {
+                let (issuer, type, values) =
+                    [(false, "CN", commonNames), (false, "O", organizations), (true, "CN", issuers)].randomElement(using: &rng)!
+                f = LocateFilter()
+                f.certificateFields = [
+                    CertificateFieldCondition(issuer: issuer, component: .init(type: type, value: values.randomElement(using: &rng)!))
+                ]
+                if Bool.random(using: &rng) { f.offsetItems = Int.random(in: 0..<4, using: &rng) }
+            }
             let got = try await engine.locateObjects(admin, project: "p", f)
             let want = try await oracle(storage, project: "p", f)
             #expect(got == want, "round \(round): \(f)")
             if want.count > 1 { nonEmpty += 1 }
+            if !f.links.isEmpty, !want.isEmpty { linkHits += 1 }
+            if !f.certificateFields.isEmpty, !want.isEmpty { certificateHits += 1 }
         }
         #expect(nonEmpty >= 40, "only \(nonEmpty) of 150 filters found more than one object: the comparison says little")
+        #expect(linkHits >= 8, "only \(linkHits) Link filters found objects")
+        #expect(certificateHits >= 5, "only \(certificateHits) certificate name filters found objects")
         // A Unique Identifier in the filter finds that object in its own project only.
         let one = try #require(made.first)
         #expect(try await engine.locateObjects(admin, project: "p", { var f = LocateFilter(); f.id = one; f.includeDestroyed = true; return f }()) == [one])

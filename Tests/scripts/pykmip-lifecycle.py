@@ -14,6 +14,9 @@ warnings.filterwarnings("ignore")
 from kmip import enums  # noqa: E402
 from kmip.core import attributes as core_attributes  # noqa: E402
 from kmip.core import misc  # noqa: E402
+from kmip.core import objects as core_objects  # noqa: E402
+from kmip.core import primitives  # noqa: E402
+from kmip.core import utils  # noqa: E402
 from kmip.core.factories import attributes as attribute_factory  # noqa: E402
 from kmip.pie import client as pie_client  # noqa: E402
 from kmip.pie import exceptions  # noqa: E402
@@ -28,6 +31,28 @@ versions = {
 }
 steps = {}
 facts = {}
+
+
+class LinkValue(primitives.Struct):
+    """A Link attribute value (Link Type, Linked Object Identifier): PyKMIP 0.11's attribute factory has none."""
+
+    def __init__(self, link_type, linked_id):
+        super(LinkValue, self).__init__(enums.Tags.ATTRIBUTE_VALUE)
+        self.link_type = primitives.Enumeration(enums.LinkType, link_type, tag=enums.Tags.LINK_TYPE)
+        self.linked_id = primitives.TextString(linked_id, tag=enums.Tags.LINKED_OBJECT_IDENTIFIER)
+
+    def write(self, ostream, kmip_version=enums.KMIPVersion.KMIP_1_0):
+        inner = utils.BytearrayStream()
+        self.link_type.write(inner, kmip_version=kmip_version)
+        self.linked_id.write(inner, kmip_version=kmip_version)
+        self.length = inner.length()
+        super(LinkValue, self).write(ostream, kmip_version=kmip_version)
+        ostream.write(inner.buffer)
+
+
+def link_attribute(link_type, linked_id):
+    return core_objects.Attribute(
+        attribute_name=core_objects.Attribute.AttributeName("Link"), attribute_value=LinkValue(link_type, linked_id))
 
 
 def step(name, fn):
@@ -230,6 +255,17 @@ with c:
                 public_usage_mask=[enums.CryptographicUsageMask.VERIFY],
                 private_usage_mask=[enums.CryptographicUsageMask.SIGN])
         step("create key pair", create_pair)
+
+        # The server links a pair's halves: Locate by Link finds the private key of a public key, and back.
+        def locate_by_link():
+            priv = c.locate(attributes=[link_attribute(enums.LinkType.PUBLIC_KEY_LINK, pair.get("pub", "missing"))])
+            pub = c.locate(attributes=[link_attribute(enums.LinkType.PRIVATE_KEY_LINK, pair.get("priv", "missing"))])
+            none = c.locate(attributes=[link_attribute(enums.LinkType.PUBLIC_KEY_LINK, pair.get("priv", "missing"))])
+            if priv != [pair["priv"]] or pub != [pair["pub"]] or none != []:
+                return f"by the public key's link {priv}, by the private key's {pub}, by a link nothing has {none}"
+            return True
+        if version != "2.0":
+            step("locate by link", locate_by_link)
 
         def rekey_pair():
             r = c.proxy.rekey_key_pair(
