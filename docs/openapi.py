@@ -258,7 +258,10 @@ op("post", "/api/v1/pam/accounts/{accountId}/rotate", "Rotate the password now (
 op("get", "/api/v1/pam/resources/{resourceId}/accounts", "List a resource's accounts", "pam", {**ok(lst("accounts", S("PAMAccount"))), **errors(*std)}, [pamres] + page)
 op("delete", "/api/v1/pam/accounts/{accountId}", "Delete an account (live sessions on it end)", "pam", {**nocontent, **errors(*std)}, [pamacct])
 op("post", "/api/v1/pam/accounts/{accountId}/access-requests", "Request just-in-time access (approved at once with auto-approve)", "pam", {**ok(wrap("grant", S("PAMGrant")), "201", "Created"), **errors(*std, "413")}, [pamacct], body(obj({"duration": durT, "reason": {"type": "string", "minLength": 1, "maxLength": 1000}}, ["duration", "reason"])))
-op("get", "/api/v1/projects/{project}/pam/grants", "List access requests and grants", "pam", {**ok(lst("grants", S("PAMGrant"))), **errors(*std)}, [proj] + page)
+op("get", "/api/v1/projects/{project}/pam/grants", "List access requests and grants, newest request first; with status=approved the grants in force now, latest to expire first (every filter given must hold; pages follow `next`)", "pam", {**ok(lst("grants", S("PAMGrant"))), **errors(*std)}, [proj] + page + [
+    param("status", "query", {"enum": ["pending", "approved", "rejected", "revoked", "expired"], "description": "`approved`: in force now; `expired`: approved and ended"}, False),
+    param("grantee", "query", {"type": "string", "maxLength": 200, "description": "requested by this identity (name)"}, False),
+    param("account", "query", {"type": "string", "maxLength": 200, "description": "database username"}, False)])
 op("get", "/api/v1/pam/grants/{grantId}", "Get an access request or grant", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std)}, [pamgrant])
 op("post", "/api/v1/pam/grants/{grantId}/approve", "Approve a pending request (not one's own)", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std, "409")}, [pamgrant])
 op("post", "/api/v1/pam/grants/{grantId}/reject", "Reject a pending request", "pam", {**ok(wrap("grant", S("PAMGrant"))), **errors(*std, "409")}, [pamgrant])

@@ -344,16 +344,16 @@ extension GatehouseEngine {
         await grantChanges.wait(grantId, timeout: timeout)
     }
 
-    public func listPAMGrants(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<PAMGrantInfo> {
+    public func listPAMGrants(_ ctx: CallContext, project: String, _ q: PAMGrantQuery) async throws -> Page<PAMGrantInfo> {
         try Self.validateName(project, "project")
         let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-access", "read"))
-        let prefix = IndexKey(project)
+        let (index, lower, upper) = Self.grantPlan(project: project, q, now: clock())
         return try await indexedPage(
-            kind: PAMKind.grant, index: PAMGrantIndex.project, scope: nil, lower: prefix, upper: prefix.prefixEnd, descending: true,
-            after: after, limit: limit
+            kind: PAMKind.grant, index: index, scope: nil, lower: lower, upper: upper, descending: true, after: q.after, limit: q.limit
         ) { record in
             let g = self.describeGrant(try self.decode(PAMGrantBody.self, record).info)
-            guard g.project == project,
+            guard g.project == project, q.status.map({ g.status == $0 }) ?? true, q.granteeName.map({ g.granteeName == $0 }) ?? true,
+                q.username.map({ g.username == $0 }) ?? true,
                 decision.permits(AccessRequest(.project(project), "pam-access", "read", ["name": g.resourceName, "account": g.username]))
             else { return nil }
             return g

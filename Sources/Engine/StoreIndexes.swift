@@ -195,16 +195,53 @@ extension GatehouseEngine {
         static let project = "project"
         /// Per account: (grantee, expires at), for the grants a session may open under.
         static let grantee = "grantee"
+        /// Across accounts: (project, stored status, time): the expiry of an approved grant (in force until then),
+        /// the request time of the others.
+        static let status = "status"
+        /// Across accounts: (project, grantee name, requested at).
+        static let granteeName = "grantee-name"
     }
 
     static let pamGrantIndexer = RecordIndexer(
-        kind: PAMKind.grant, version: 1, [IndexDefinition(PAMGrantIndex.project, scoped: false), IndexDefinition(PAMGrantIndex.grantee)]
+        kind: PAMKind.grant, version: 2,
+        [
+            IndexDefinition(PAMGrantIndex.project, scoped: false), IndexDefinition(PAMGrantIndex.grantee),
+            IndexDefinition(PAMGrantIndex.status, scoped: false), IndexDefinition(PAMGrantIndex.granteeName, scoped: false),
+        ]
     ) { record in
         guard let g = try? JSONDecoder().decode(PAMGrantBody.self, from: record.body).info else { return [] }
+        let requested = Record.millis(g.requestedAt)
+        let statusTime = g.status == .approved ? g.expiresAt.map(Record.millis) ?? 0 : requested
         return [
-            IndexEntry(PAMGrantIndex.project, IndexKey(g.project).appending(Record.millis(g.requestedAt))),
+            IndexEntry(PAMGrantIndex.project, IndexKey(g.project).appending(requested)),
             IndexEntry(PAMGrantIndex.grantee, IndexKey(g.granteeId).appending(g.expiresAt.map(Record.millis) ?? 0)),
+            IndexEntry(PAMGrantIndex.status, IndexKey(g.project, g.status.rawValue).appending(statusTime)),
+            IndexEntry(PAMGrantIndex.granteeName, IndexKey(g.project, g.granteeName).appending(requested)),
         ]
+    }
+
+    /// The index range a grant listing scans (newest first): for a status, that status's entries (an approved grant
+    /// is in force until its expiry, so `approved` and `expired` split one range at now); else a grantee's; else the
+    /// project's.
+    static func grantPlan(project: String, _ q: PAMGrantQuery, now: Date) -> (index: String, lower: IndexKey, upper: IndexKey) {
+        switch q.status {
+        case .approved?:
+            let base = IndexKey(project, PAMGrantInfo.Status.approved.rawValue)
+            return (PAMGrantIndex.status, base.appending(Record.millis(now) + 1), base.prefixEnd)
+        case .expired?:
+            let base = IndexKey(project, PAMGrantInfo.Status.approved.rawValue)
+            return (PAMGrantIndex.status, base, base.appending(Record.millis(now) + 1))
+        case let status?:
+            let base = IndexKey(project, status.rawValue)
+            return (PAMGrantIndex.status, base, base.prefixEnd)
+        case nil:
+            if let g = q.granteeName {
+                let base = IndexKey(project, g)
+                return (PAMGrantIndex.granteeName, base, base.prefixEnd)
+            }
+            let base = IndexKey(project)
+            return (PAMGrantIndex.project, base, base.prefixEnd)
+        }
     }
 }
 

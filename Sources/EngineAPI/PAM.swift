@@ -215,6 +215,26 @@ public struct PAMSessionStats: Sendable, Hashable, Codable {
     }
 }
 
+/// Which access requests and grants a listing returns: every condition given must hold.
+public struct PAMGrantQuery: Sendable, Hashable {
+    /// As reported: `approved` is in force now, `expired` was approved and has ended, `pending` awaits a decision.
+    public var status: PAMGrantInfo.Status?
+    public var granteeName: String?
+    /// The database account (username).
+    public var username: String?
+    /// The `next` of the previous page.
+    public var after: String?
+    public var limit = 100
+
+    public init(status: PAMGrantInfo.Status? = nil, granteeName: String? = nil, username: String? = nil, after: String? = nil, limit: Int = 100) {
+        self.status = status
+        self.granteeName = granteeName
+        self.username = username
+        self.after = after
+        self.limit = limit
+    }
+}
+
 /// A proxy session as the store remembers it.
 /// Which sessions a listing returns: every condition given must hold.
 public struct PAMSessionQuery: Sendable, Hashable {
@@ -383,8 +403,9 @@ public protocol PAMEngine: Sendable {
     func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
     /// Ends an approved grant early; live sessions on it are terminated by the proxy.
     func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
-    /// A project's access requests and grants, newest first, one page (`after`: the previous page's `next`).
-    func listPAMGrants(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<PAMGrantInfo>
+    /// A project's access requests and grants, one page (`query.after`: the previous page's `next`): newest request
+    /// first, or for `status: .approved` (grants in force now) the latest to expire first.
+    func listPAMGrants(_ ctx: CallContext, project: String, _ query: PAMGrantQuery) async throws -> Page<PAMGrantInfo>
     func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
 
     /// Lets the caller into `resource` (by name) as `username` if it holds an approved, unexpired grant; records

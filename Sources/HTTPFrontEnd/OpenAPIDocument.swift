@@ -15443,6 +15443,41 @@ public enum OpenAPIDocument {
            "minimum": 1,
            "type": "integer"
           }
+         },
+         {
+          "in": "query",
+          "name": "status",
+          "required": false,
+          "schema": {
+           "description": "`approved`: in force now; `expired`: approved and ended",
+           "enum": [
+            "pending",
+            "approved",
+            "rejected",
+            "revoked",
+            "expired"
+           ]
+          }
+         },
+         {
+          "in": "query",
+          "name": "grantee",
+          "required": false,
+          "schema": {
+           "description": "requested by this identity (name)",
+           "maxLength": 200,
+           "type": "string"
+          }
+         },
+         {
+          "in": "query",
+          "name": "account",
+          "required": false,
+          "schema": {
+           "description": "database username",
+           "maxLength": 200,
+           "type": "string"
+          }
          }
         ],
         "responses": {
@@ -15534,7 +15569,7 @@ public enum OpenAPIDocument {
           "description": "Storage unavailable"
          }
         },
-        "summary": "List access requests and grants",
+        "summary": "List access requests and grants, newest request first; with status=approved the grants in force now, latest to expire first (every filter given must hold; pages follow `next`)",
         "tags": [
          "pam"
         ]

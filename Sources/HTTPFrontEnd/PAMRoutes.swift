@@ -38,7 +38,17 @@ struct PAMRoutes: Sendable {
         }
         project.get("grants") { request, c in
             let (after, limit) = try AdminAPI.page(request)
-            let page = try await engine.listPAMGrants(try await ctx(request, c), project: try c.parameters.require("project"), after: after, limit: limit)
+            var status: PAMGrantInfo.Status?
+            if let text = request.uri.queryParameters.get("status") {
+                guard let s = PAMGrantInfo.Status(rawValue: text) else {
+                    throw HTTPError(.badRequest, message: "status must be pending, approved, rejected, revoked or expired")
+                }
+                status = s
+            }
+            let query = PAMGrantQuery(
+                status: status, granteeName: try AdminAPI.text(request, "grantee", max: 200), username: try AdminAPI.text(request, "account", max: 200),
+                after: after, limit: limit)
+            let page = try await engine.listPAMGrants(try await ctx(request, c), project: try c.parameters.require("project"), query)
             return JSON(GrantList(grants: page.items, next: page.next))
         }
         project.get("sessions") { request, c in

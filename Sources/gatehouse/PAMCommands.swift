@@ -121,11 +121,19 @@ struct PAMCommand: AsyncParsableCommand {
         func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/revoke"), "grant"), columns: PAMCommand.grantColumns) }
     }
     struct Grants: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List access requests and grants.")
+        static let configuration = CommandConfiguration(
+            abstract: "List access requests and grants, newest first.",
+            discussion: "--status approved lists the grants in force now (latest to expire first); pending, the requests to decide.")
         @OptionGroup var api: APIOptions
         @Option var project: String
+        @Option(help: "pending, approved (in force now), expired, rejected or revoked.") var status: String?
+        @Option(help: "Requested by this identity (name).") var grantee: String?
+        @Option(help: "For this database account (username).") var account: String?
+        @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            api.show(await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants"), columns: PAMCommand.grantColumns)
+            let query = [("status", status), ("grantee", grantee), ("account", account)].compactMap { k, v in v.map { (k, $0) } }
+            api.show(
+                await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants", query: query, max: max), columns: PAMCommand.grantColumns)
         }
     }
 
@@ -158,7 +166,9 @@ struct PAMCommand: AsyncParsableCommand {
                 fail("no account '\(account)' on \(resource)")
             }
             let me = field(await api.call(.GET, "/api/v1/whoami"), "name") as? String ?? ""
-            let grants = await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants")
+            // Only this caller's grants in force for this account (an index lookup, whatever the project's history).
+            let grants = await api.allPages(
+                "/api/v1/projects/\(project)/pam/grants", "grants", query: [("status", "approved"), ("grantee", me), ("account", account)])
             let reusable = grants.first {
                 $0["accountId"] as? String == aid && $0["status"] as? String == "approved" && $0["granteeName"] as? String == me
             }

@@ -698,6 +698,18 @@ import Testing
         let grants = try cli(["pam", "grants"] + api + ["--project", "prod", "--output", "json"])
         let list = (try JSONSerialization.jsonObject(with: Data(grants.stdout.utf8)) as? [[String: Any]]) ?? []
         #expect(list.filter { $0["resourceName"] as? String == "orders-cli" }.count == 1, "\(grants.stdout)")
+        // Filtered on the server: the grant is in force for this account; it is neither pending nor another account's.
+        func grantIDs(_ filters: [String]) throws -> [String] {
+            let out = try cli(["pam", "grants"] + api + ["--project", "prod", "--output", "json"] + filters)
+            #expect(out.status == 0, "\(out.stderr)")
+            let rows = (try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]) ?? []
+            return rows.filter { $0["resourceName"] as? String == "orders-cli" }.compactMap { $0["id"] as? String }
+        }
+        #expect(try grantIDs(["--status", "approved", "--account", f.pg.user]).count == 1)
+        #expect(try grantIDs(["--status", "pending"]).isEmpty)
+        #expect(try grantIDs(["--status", "approved", "--account", "someone-else"]).isEmpty)
+        let bogus = try cli(["pam", "grants"] + api + ["--project", "prod", "--status", "bogus"])
+        #expect(bogus.status != 0 && bogus.stderr.contains("status must be"), "\(bogus.stderr)")
         // Sessions: list, search, replay.
         let sessions = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--output", "json"])
         let ids = ((try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }

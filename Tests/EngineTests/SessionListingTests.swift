@@ -115,3 +115,81 @@ import Testing
         try await storage.close()
     }
 }
+
+/// Access requests and grants are listed from the store's indexes too: random queries (status, as reported at the
+/// engine's clock, with `approved` meaning in force now; grantee; account) paged with small pages give exactly what a
+/// full scan of the project gives, every grant once. Time moves between queries, so grants expire under them.
+@Suite struct GrantListingTests {
+    @Test func randomQueriesMatchAFullScan() async throws {
+        let dir = try TemporaryDirectory()
+        let storage = try SQLiteStorage(path: dir.path + "/store.sqlite")
+        let clock = TestClock()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256), clock: clock.read)
+        var rng = SystemRandomNumberGenerator()
+        let start = clock.read()
+        let grantees = ["alice", "bob", "carol"]
+        let users = ["app", "report", "postgres"]
+        let statuses: [PAMGrantInfo.Status] = [.pending, .approved, .approved, .approved, .rejected, .revoked]
+        var all: [PAMGrantInfo] = []
+        for i in 0..<300 {
+            let requested = start.addingTimeInterval(-Double(Int.random(in: 0..<7200, using: &rng)))
+            let status = statuses.randomElement(using: &rng)!
+            let user = users.randomElement(using: &rng)!
+            all.append(
+                PAMGrantInfo(
+                    id: UUID().uuidString.lowercased(), project: i % 7 == 6 ? "p1" : "p", resourceId: "r", resourceName: "orders",
+                    accountId: "acct-" + user, username: user, granteeId: "id", granteeName: grantees.randomElement(using: &rng)!,
+                    reason: "why", duration: "1h", status: status, requestedAt: requested,
+                    decidedAt: status == .pending ? nil : requested, decidedBy: status == .pending ? nil : "approver",
+                    expiresAt: status == .approved ? start.addingTimeInterval(Double(Int.random(in: -3600..<3600, using: &rng))) : nil))
+        }
+        let stored = all
+        try await storage.withTransaction { tx in
+            for g in stored {
+                try await tx.insert(
+                    Record(kind: PAMKind.grant, id: g.id, scope: g.accountId, body: try JSONEncoder().encode(PAMGrantBody(info: g)), createdAt: g.requestedAt))
+            }
+        }
+        let grants = all.filter { $0.project == "p" }
+        var nonTrivial = 0
+        var inForce = 0
+        for round in 0..<80 {
+            // Time passes: some approved grants expire between rounds.
+            clock.advance(Double(Int.random(in: 0..<60, using: &rng)))
+            let now = clock.read()
+            var q = PAMGrantQuery(limit: Int.random(in: 1...30, using: &rng))
+            if Int.random(in: 0..<3, using: &rng) != 0 {
+                q.status = [PAMGrantInfo.Status.pending, .approved, .expired, .rejected, .revoked].randomElement(using: &rng)!
+            }
+            if Int.random(in: 0..<3, using: &rng) == 0 { q.granteeName = grantees.randomElement(using: &rng)! }
+            if Int.random(in: 0..<3, using: &rng) == 0 { q.username = users.randomElement(using: &rng)! }
+            var got: [String] = []
+            var pages = 0
+            repeat {
+                let page = try await engine.listPAMGrants(admin, project: "p", q)
+                got += page.items.map(\.id)
+                #expect(page.items.count <= q.limit)
+                q.after = page.next
+                pages += 1
+            } while q.after != nil && pages < 500
+            func reported(_ g: PAMGrantInfo) -> PAMGrantInfo.Status {
+                g.status == .approved && (g.expiresAt.map { Record.millis($0) <= Record.millis(now) } ?? false) ? .expired : g.status
+            }
+            // Newest request first; grants in force (and expired ones) by expiry, latest first.
+            func time(_ g: PAMGrantInfo) -> Int64 {
+                q.status == .approved || q.status == .expired ? Record.millis(g.expiresAt ?? g.requestedAt) : Record.millis(g.requestedAt)
+            }
+            let want = grants.filter { g in
+                (q.status.map { reported(g) == $0 } ?? true) && (q.granteeName.map { g.granteeName == $0 } ?? true)
+                    && (q.username.map { g.username == $0 } ?? true)
+            }.sorted { a, b in
+                time(a) != time(b) ? time(a) > time(b) : Array(b.id.utf8).lexicographicallyPrecedes(Array(a.id.utf8))
+            }.map(\.id)
+            #expect(got == want, "round \(round): \(q)")
+            if want.count > q.limit { nonTrivial += 1 }
+            if q.status == .approved, !want.isEmpty { inForce += 1 }
+        }
+        #expect(nonTrivial >= 15, "only \(nonTrivial) queries needed more than one page")
+        #expect(inForce >= 3, "only \(inForce) queries found grants in force")
+    }
+}
