@@ -215,26 +215,15 @@ import Testing
             let attribute = { (n: String, v: TTLVValue) in
                 TTLVItem(tag: KMIPTag.attribute, .structure([TTLVItem(tag: KMIPTag.attributeName, .textString(n)), TTLVItem(tag: KMIPTag.attributeValue, v)]))
             }
-            let request = TTLVItem(tag: KMIPTag.requestMessage, .structure([
-                TTLVItem(tag: KMIPTag.requestHeader, .structure([
-                    TTLVItem(tag: KMIPTag.protocolVersion, .structure([
-                        TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(1)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(4)),
-                    ])),
-                    TTLVItem(tag: KMIPTag.batchCount, .integer(1)),
-                ])),
-                TTLVItem(tag: KMIPTag.batchItem, .structure([
-                    TTLVItem(tag: KMIPTag.operation, .enumeration(KMIPOperation.create.rawValue)),
-                    TTLVItem(tag: KMIPTag.requestPayload, .structure([
-                        TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
-                        TTLVItem(tag: KMIPTag.templateAttribute, .structure([
-                            attribute("Cryptographic Algorithm", .enumeration(3)), attribute("Cryptographic Length", .integer(256)),
-                            attribute("Name", .structure([
-                                TTLVItem(tag: KMIPTag.nameValue, .textString(name)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1)),
-                            ])),
-                        ])),
+            let request = kmipRequest(version: (1, 4), .create, [
+                TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
+                TTLVItem(tag: KMIPTag.templateAttribute, .structure([
+                    attribute("Cryptographic Algorithm", .enumeration(3)), attribute("Cryptographic Length", .integer(256)),
+                    attribute("Name", .structure([
+                        TTLVItem(tag: KMIPTag.nameValue, .textString(name)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1)),
                     ])),
                 ])),
-            ]))
+            ])
             return String(decoding: KMIPJSON.serialize(request), as: UTF8.self)
         }
         var acknowledged = 0

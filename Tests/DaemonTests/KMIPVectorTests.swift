@@ -71,18 +71,7 @@ import Testing
         try daemon.waitUntilListening()
         var n = 0
         func send(_ op: KMIPOperation, _ payload: [TTLVItem]) throws -> TTLVItem {
-            let message = TTLVItem(tag: KMIPTag.requestMessage, .structure([
-                TTLVItem(tag: KMIPTag.requestHeader, .structure([
-                    TTLVItem(tag: KMIPTag.protocolVersion, .structure([
-                        TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(2)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(1)),
-                    ])),
-                    TTLVItem(tag: KMIPTag.batchCount, .integer(1)),
-                ])),
-                TTLVItem(tag: KMIPTag.batchItem, .structure([
-                    TTLVItem(tag: KMIPTag.operation, .enumeration(op.rawValue)),
-                    TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
-                ])),
-            ]))
+            let message = kmipRequest(version: (2, 1), op, payload)
             n += 1
             let request = dir.path + "/request-\(n).ttlv", response = dir.path + "/response-\(n).ttlv"
             FileManager.default.createFile(atPath: request, contents: Data(TTLVEncoder.encode(message)))
@@ -162,18 +151,7 @@ import Testing
             return
         }
         // TTLV over HTTPS: Get the key just created, in 2.1.
-        let get = TTLVItem(tag: KMIPTag.requestMessage, .structure([
-            TTLVItem(tag: KMIPTag.requestHeader, .structure([
-                TTLVItem(tag: KMIPTag.protocolVersion, .structure([
-                    TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(2)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(1)),
-                ])),
-                TTLVItem(tag: KMIPTag.batchCount, .integer(1)),
-            ])),
-            TTLVItem(tag: KMIPTag.batchItem, .structure([
-                TTLVItem(tag: KMIPTag.operation, .enumeration(KMIPOperation.get.rawValue)),
-                TTLVItem(tag: KMIPTag.requestPayload, .structure([TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(uid))])),
-            ])),
-        ]))
+        let get = kmipRequest(version: (2, 1), .get, [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(uid))])
         let requestFile = dir.path + "/get.ttlv"
         FileManager.default.createFile(atPath: requestFile, contents: Data(TTLVEncoder.encode(get)))
         let responseFile = dir.path + "/get.out"
