@@ -66,7 +66,7 @@ public final class GatehouseDaemon: Sendable {
 
         let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
         // Session recordings (encrypted; only the engine can open them): owner-only.
-        let recordingDirectory = (config.dataDirectory as NSString).appendingPathComponent("recordings")
+        let recordingDirectory = StoreFactory.recordingDirectory(config)
         try? FileManager.default.createDirectory(atPath: recordingDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try? FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: runDir + "/listeners.json")
@@ -184,7 +184,7 @@ public final class GatehouseDaemon: Sendable {
                         website: config.acmeWebsite, caaIdentities: config.acmeCAAIdentities, dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port,
                         ordersPerAccountPerHour: config.acmeOrdersPerAccountPerHour,
                         ordersPerIdentifierPerHour: config.acmeOrdersPerIdentifierPerHour),
-                    recordingDirectory: recordingDirectory, readiness: readiness)
+                    readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }
         }

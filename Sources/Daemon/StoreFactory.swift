@@ -33,6 +33,11 @@ public enum StoreFactory {
         }
     }
 
+    /// Where the PostgreSQL proxy writes session recordings: `<data_dir>/recordings`.
+    public static func recordingDirectory(_ config: GatehouseConfiguration) -> String {
+        (config.dataDirectory as NSString).appendingPathComponent("recordings")
+    }
+
     /// This data directory's node id (`<data>/node-id`, created on first use): the name of the node's audit chain,
     /// so a restarted daemon continues its chain (and seals what it left pending) instead of starting another.
     public static func nodeID(_ config: GatehouseConfiguration) -> String {
@@ -56,17 +61,18 @@ public enum StoreFactory {
     {
         let storage = try storage(config, logger: logger)
         let node = nodeID(config) + (cli ? ".cli" : "")
+        let recordings = LocalRecordingStore(directory: recordingDirectory(config))
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage, rootKey: rootKeyProvider(config),
-                bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node)
+                bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings)
             return (engine, storage)
         } catch let e as EngineError where e.code == .cryptographicFailure {
             // An interrupted `rotate-root-key` may have re-wrapped the store under <file>.new: finish it.
             if case .file(let path) = config.rootKey, FileManager.default.fileExists(atPath: path + ".new"),
                 let engine = try? await GatehouseEngine.open(
                     storage: storage, rootKey: FileRootKeyProvider(path: path + ".new"),
-                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node)
+                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings)
             {
                 guard rename(path + ".new", path) == 0 else {
                     throw DaemonError("the store is wrapped under \(path).new but it cannot be renamed to \(path)")

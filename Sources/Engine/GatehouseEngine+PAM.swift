@@ -523,7 +523,7 @@ extension GatehouseEngine {
         return Array(try await recordingSigningKey().signature(for: bytes))
     }
 
-    public func readPAMRecording(_ ctx: CallContext, sessionId: String, file: [UInt8]) async throws -> PAMRecording {
+    public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
         let body = try await transact(relaxed: true) { tx -> PAMSessionBody in
             guard sessionId.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.session, id: sessionId) else {
                 throw EngineError(.notFound, "session '\(sessionId.prefix(64))' not found")
@@ -531,7 +531,17 @@ extension GatehouseEngine {
             return try self.decode(PAMSessionBody.self, r)
         }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-sessions", "read", ["name": body.info.resourceName]))
-        guard let sealed = body.sealedRecordingKey, !file.isEmpty else { throw EngineError(.notFound, "the session has no recording") }
+        guard let sealed = body.sealedRecordingKey, let recordings else { throw EngineError(.notFound, "the session has no recording") }
+        let file: [UInt8]
+        do {
+            // An empty file is none: the proxy creates it before writing the first chunk.
+            guard let stored = try await recordings.read(sessionId: sessionId), !stored.isEmpty else {
+                throw EngineError(.notFound, "the session has no recording")
+            }
+            file = stored
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "the recording store (\(recordings.description)) cannot be read: \(e.detail)")
+        }
         let key = try await transact(relaxed: true) { tx in
             try await self.keyring.open(sealed, binding: "pam-recording/\(sessionId)", tx)
         }

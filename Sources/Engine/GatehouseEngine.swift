@@ -50,6 +50,8 @@ public final class GatehouseEngine: Engine {
     let kmipIssuedVerdicts = Mutex<[String: Bool]>([:])
     /// Reaches PostgreSQL resources for connection tests (installed by the daemon).
     let pamConnector = PAMConnectorSlot()
+    /// Where session recordings are read from (nil: this engine serves none).
+    let recordings: (any RecordingStore)?
     let logger: Logger
     let clock: @Sendable () -> Date
 
@@ -60,7 +62,7 @@ public final class GatehouseEngine: Engine {
     public static func open(
         storage: any Storage, rootKey: any RootKeyProvider, bootstrapAdmins: Set<String>,
         logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() },
-        node: String? = nil
+        node: String? = nil, recordings: (any RecordingStore)? = nil
     ) async throws -> GatehouseEngine {
         let key = try rootKey.loadRootKey()
         do {
@@ -76,7 +78,7 @@ public final class GatehouseEngine: Engine {
             let engine = GatehouseEngine(
                 storage: storage, keyring: keyring,
                 audit: AuditLog(chain: AuditChain(key: auditKey), node: chain, storage: storage),
-                bootstrapAdmins: bootstrapAdmins, logger: logger, clock: clock)
+                bootstrapAdmins: bootstrapAdmins, logger: logger, clock: clock, recordings: recordings)
             // Events this node's previous process wrote with their changes but did not seal before it stopped.
             let sealed = try await engine.audit.writer.sealPending(of: chain, before: Int64.max)
             if sealed > 0 { logger.notice("sealed audit events left pending", metadata: ["count": "\(sealed)", "chain": "\(chain)"]) }
@@ -115,9 +117,10 @@ public final class GatehouseEngine: Engine {
 
     init(
         storage: any Storage, keyring: Keyring, audit: AuditLog, bootstrapAdmins: Set<String>, logger: Logger,
-        clock: @escaping @Sendable () -> Date
+        clock: @escaping @Sendable () -> Date, recordings: (any RecordingStore)? = nil
     ) {
         self.storage = storage
+        self.recordings = recordings
         self.keyring = keyring
         self.audit = audit
         self.nonceKey = Self.nonceKey(audit.key)

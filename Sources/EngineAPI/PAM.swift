@@ -424,7 +424,7 @@ public protocol PAMEngine: Sendable {
     /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
     /// recording key, for a session that exists.
     func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]
-    /// Opens a session's recording file (read by the caller from the recordings directory): authorized
-    /// (`pam-sessions` `read`) and audited; checks the signature, the chain and every chunk.
-    func readPAMRecording(_ ctx: CallContext, sessionId: String, file: [UInt8]) async throws -> PAMRecording
+    /// Opens a session's recording from the recording store: authorized (`pam-sessions` `read`) before anything is
+    /// read, and audited; checks the signature, the chain and every chunk.
+    func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording
 }

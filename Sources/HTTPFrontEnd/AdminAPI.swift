@@ -13,14 +13,8 @@ public struct AdminAPI: Sendable {
     /// The EST profile served at `/.well-known/est/…` without a label.
     let estDefaultProfile: String?
     let acme: ACMESettings
-    /// Where the PostgreSQL proxy writes session recordings (`<data_dir>/recordings`).
-    let recordingDirectory: String?
 
-    public init(
-        engine: any Engine, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
-        recordingDirectory: String? = nil
-    ) {
-        self.recordingDirectory = recordingDirectory
+    public init(engine: any Engine, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings()) {
         self.engine = engine
         self.maxBodySize = maxBodySize
         self.estDefaultProfile = estDefaultProfile

@@ -74,7 +74,7 @@ public enum HTTPListener {
     /// The HTTPS API listener's router.
     public static func apiRouter(
         engine: any Engine, settings: Settings, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
-        recordingDirectory: String? = nil, readiness: @escaping @Sendable () async -> (Bool, String)
+        readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         let table = RouteTable()
@@ -83,8 +83,7 @@ public enum HTTPListener {
                 listener: settings.name, routes: table,
                 failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)))
         AdminAPI(
-            engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
-            recordingDirectory: recordingDirectory)
+            engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme)
             .register(on: router, readiness: readiness)
         table.record(router)
         return router

@@ -66,14 +66,8 @@ struct PAMRoutes: Sendable {
 
         let pam = api.group("pam")
         pam.get("sessions/:sessionId/recording") { request, c in
-            let id = try c.parameters.require("sessionId")
-            // Session ids are UUIDs: nothing else may name a file.
-            guard id.utf8.count == 36, id.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || $0 == 45 }),
-                let directory = self.api.recordingDirectory
-            else { throw HTTPError(.notFound, message: "session '\(id.prefix(64))' not found") }
-            let file = FileManager.default.contents(atPath: directory + "/" + id + ".ghrec").map { [UInt8]($0) } ?? []
-            // An empty file means none: the engine authorizes first, then says so.
-            return JSON(try await engine.readPAMRecording(try await ctx(request, c), sessionId: id, file: file))
+            // The engine authorizes, then reads the recording store.
+            JSON(try await engine.readPAMRecording(try await ctx(request, c), sessionId: try c.parameters.require("sessionId")))
         }
         pam.get("resources/:resourceId") { request, c in
             JSON(ResourceResponse(resource: try await engine.getPAMResource(try await ctx(request, c), id: try c.parameters.require("resourceId"))))
