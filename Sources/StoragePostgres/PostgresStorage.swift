@@ -17,7 +17,7 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// Leases waiting for a connection, with their deadlines.
     private let leases = LeaseWatchdog()
     private let runner: Task<Void, Never>
-    private let logger: Logger
+    let logger: Logger
     /// How long reaching the database (a connection and one round trip) may take before a call fails as unavailable.
     public let transactionTimeout: Duration
     /// Whether the statements every request runs are prepared once per connection (see `HotStatement`).
@@ -229,6 +229,18 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 END
                 $fn$
                 """,
+            ]
+        ),
+        (
+            5,
+            [
+                // Session recordings shared by every node (PostgresRecordingStore): each recording is the pieces the
+                // node that proxied it uploaded, at their byte offsets.
+                """
+                CREATE TABLE IF NOT EXISTS recording_pieces (
+                    session TEXT NOT NULL, start_at BIGINT NOT NULL, bytes BYTEA NOT NULL,
+                    PRIMARY KEY (session, start_at))
+                """
             ]
         ),
     ]
@@ -519,13 +531,16 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         runner.cancel()
     }
 
+    /// Every table of every schema version (tools that empty a database drop these).
+    public static let tables = [
+        "record_index", "records", "audit_events", "audit_log", "audit_chains", "audit_pending", "metadata", "recording_pieces",
+        "schema_migrations",
+    ]
+
     /// Drops every Gatehouse table. For tests that need a clean database.
     public func unsafeDropAll() async throws {
         do {
-            for table in [
-                "record_index", "records", "audit_events", "audit_log", "audit_chains", "audit_pending", "metadata",
-                "schema_migrations",
-            ] {
+            for table in Self.tables {
                 try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(table)"), logger: logger)
             }
         } catch {

@@ -50,7 +50,7 @@ struct Scale: AsyncParsableCommand {
         if let postgresURL {
             env["GATEHOUSE_STORAGE_BACKEND"] = "postgres"
             env["GATEHOUSE_STORAGE_POSTGRES_URL"] = postgresURL
-            try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, schema_migrations")
+            try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations")
         }
         let fresh = try await FreshDaemon.start(gatehouse, data: data, environment: env)
         let daemon = fresh.process

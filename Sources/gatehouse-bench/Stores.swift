@@ -97,7 +97,7 @@ struct Stores: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try Scale.psql(
             postgresURL,
-            "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, schema_migrations")
+            "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations")
         let rootKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         let pgEnv = [
             "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": postgresURL, "GATEHOUSE_ROOT_KEY_SOURCE": "env",
