@@ -199,6 +199,11 @@ public final class GatehouseDaemon: Sendable {
         services.append(PeriodicService.auditCheckpoint(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
+        if config.pamRecordingStore != .local {
+            let store = StoreFactory.recordingStore(config, storage: storage)
+            services.append(RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger))
+            say("gatehouse: session recordings shipped to the \(store.description) recording store")
+        }
         if let notify = config.pamNotifyURL, let url = URL(string: notify) {
             // PAM notifications: the audit events an approver or an on-call engineer acts on, through the same
             // at-least-once delivery as the audit stream, with its own cursor.

@@ -33,7 +33,15 @@ public enum StoreFactory {
         }
     }
 
-    /// Where the PostgreSQL proxy writes session recordings: `<data_dir>/recordings`.
+    /// Where session recordings are kept (`pam.recording_store`): the shared PostgreSQL store, or this node's
+    /// directory.
+    public static func recordingStore(_ config: GatehouseConfiguration, storage: any Storage) -> any RecordingStore {
+        if config.pamRecordingStore == .postgres, let pg = storage as? PostgresStorage { return pg.recordings }
+        return LocalRecordingStore(directory: recordingDirectory(config))
+    }
+
+    /// Where the PostgreSQL proxy writes session recordings (the store itself, or the spool of a shared store):
+    /// `<data_dir>/recordings`.
     public static func recordingDirectory(_ config: GatehouseConfiguration) -> String {
         (config.dataDirectory as NSString).appendingPathComponent("recordings")
     }
@@ -61,7 +69,7 @@ public enum StoreFactory {
     {
         let storage = try storage(config, logger: logger)
         let node = nodeID(config) + (cli ? ".cli" : "")
-        let recordings = LocalRecordingStore(directory: recordingDirectory(config))
+        let recordings = recordingStore(config, storage: storage)
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage, rootKey: rootKeyProvider(config),

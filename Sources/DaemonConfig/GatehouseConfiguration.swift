@@ -68,6 +68,11 @@ public enum StorageConfiguration: Sendable, Hashable {
     case postgres(url: String, preparedStatements: Bool = true)
 }
 
+/// Where session recordings are kept (`pam.recording_store`).
+public enum RecordingStoreKind: String, Sendable, Hashable {
+    case local, postgres
+}
+
 /// Where the root key comes from.
 public enum RootKeySource: Sendable, Hashable {
     case file(path: String)
@@ -97,6 +102,9 @@ public struct GatehouseConfiguration: Sendable {
     /// Where PAM notifications (access requests and decisions, sessions, rotation failures) are POSTed.
     public var pamNotifyURL: String?
     public var pamNotifyToken: String?
+    /// Where session recordings are kept: this node's directory, or the shared PostgreSQL store (the proxy's files
+    /// are then a spool, shipped as the session runs).
+    public var pamRecordingStore: RecordingStoreKind = .local
     /// Port the ACME http-01 validator connects to.
     public var acmeHTTP01Port: Int = 80
     /// Terms of service URL in ACME directories (nil: none, and no agreement required).
@@ -181,6 +189,7 @@ public enum ConfigurationLoader {
             Key(path: "pam.rotation_check_interval", kind: .duration, defaultValue: .string("1m"), allowed: nil),
             Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.recording_store", kind: .string, defaultValue: .string("auto"), allowed: ["auto", "local", "postgres"]),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -520,6 +529,13 @@ public enum ConfigurationLoader {
         if !notifyURL.isEmpty, !(notifyURL.hasPrefix("http://") || notifyURL.hasPrefix("https://")) {
             problem("pam.notify_url", "must be an http:// or https:// URL")
         }
+        var recordingStore: RecordingStoreKind = .local
+        switch (str("pam.recording_store"), storage) {
+        case ("postgres", .sqlite):
+            problem("pam.recording_store", "\"postgres\" needs storage.backend = \"postgres\"")
+        case ("postgres", _), ("auto", .postgres): recordingStore = .postgres
+        default: recordingStore = .local
+        }
         var acmePort = 80
         if case .integer(let n)? = values["acme.http01_port"] {
             if (1...65535).contains(n) { acmePort = Int(n) } else { problem("acme.http01_port", "must be 1–65535") }
@@ -569,6 +585,7 @@ public enum ConfigurationLoader {
             kmipTrustRefreshInterval: parseDuration(str("pki.kmip_trust_refresh_interval")) ?? .seconds(30),
             pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
             pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),
+            pamRecordingStore: recordingStore,
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),

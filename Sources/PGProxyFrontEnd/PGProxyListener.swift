@@ -265,6 +265,10 @@ struct PGProxySession {
             if let proxyKey { listener.cancels.keys.withLock { $0.remove(processID: proxyKey.processID) } }
             listener.cancels.targets.withLock { $0[ticket.sessionId] = nil }
         }
+        // Until the session is closed in the store, a marker says this node serves it: one left at start-up means
+        // the node stopped (crash, kill -9) with the session open. It exists before the recording file does, so the
+        // recording shipper never takes a file without a marker for a finished session's.
+        openMarkers.add(ticket.sessionId)
         // The recording starts before the first relayed byte; without it a fail-closed resource serves nothing.
         var recorder: PGSessionRecorder?
         do {
@@ -273,12 +277,10 @@ struct PGProxySession {
             logger.error("PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
             if ticket.resource.failClosed {
                 await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
+                openMarkers.remove(ticket.sessionId)
                 return await fatal("58030", "the session recording cannot be written, and this resource requires one")
             }
         }
-        // Until the session is closed in the store, a marker says this node serves it: one left at start-up means
-        // the node stopped (crash, kill -9) with the session open.
-        openMarkers.add(ticket.sessionId)
         recorder?.record(PAMRecordingEvent(
             t: 0, kind: "start",
             detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,

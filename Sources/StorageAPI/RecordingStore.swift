@@ -14,6 +14,8 @@ public protocol RecordingStore: Sendable {
     func write(sessionId: String, offset: Int, _ bytes: [UInt8]) async throws
     /// The recording's bytes as stored, or nil when the store has none for the session.
     func read(sessionId: String) async throws -> [UInt8]?
+    /// How many bytes of the recording the store holds (0 when none): where an upload resumes.
+    func length(sessionId: String) async throws -> Int
     /// Removes the session's recording (nothing when there is none).
     func delete(sessionId: String) async throws
 }
@@ -73,6 +75,12 @@ public struct LocalRecordingStore: RecordingStore {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else { throw StorageError(.unavailable, "cannot read \(path)") }
         return [UInt8](data)
+    }
+
+    public func length(sessionId: String) async throws -> Int {
+        guard let path = try? path(sessionId) else { return 0 }
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
     public func delete(sessionId: String) async throws {

@@ -62,6 +62,19 @@ public struct PostgresRecordingStore: RecordingStore {
         }
     }
 
+    public func length(sessionId: String) async throws -> Int {
+        guard Self.isValidSessionID(sessionId) else { return 0 }
+        return try await storage.onConnection { conn, logger -> Int in
+            var n: Int64 = 0
+            for try await v in try await conn.query(
+                "SELECT coalesce(max(start_at + length(bytes)), 0)::BIGINT FROM recording_pieces WHERE session = \(sessionId)", logger: logger
+            ).decode(Int64.self) {
+                n = v
+            }
+            return Int(n)
+        }
+    }
+
     public func delete(sessionId: String) async throws {
         guard Self.isValidSessionID(sessionId) else { throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'") }
         try await storage.onConnection { conn, logger in

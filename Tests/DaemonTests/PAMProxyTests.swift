@@ -1,5 +1,6 @@
 import Foundation
 import ServerSupport
+import StoragePostgres
 import TestSupport
 import Testing
 
@@ -278,6 +279,74 @@ import Testing
             let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
             return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text, Date().timeIntervalSince(started))
         }
+    }
+
+    /// With the PostgreSQL store, recordings leave the node: a session proxied by node A is replayed through node B
+    /// while it runs (what was shipped so far, reported incomplete) and after it ends (complete, verified), and A's
+    /// spool file is gone once the store holds all of it.
+    @Test func recordingsShipToTheSharedStoreAndReplayOnAnotherNode() async throws {
+        guard let url = ProcessInfo.processInfo.environment["PG_DAEMON_URL"] else {
+            if dependencyRequired("PG") { Issue.record("PG_DAEMON_URL is not set") }
+            return
+        }
+        do {
+            let store = try PostgresStorage(url: url)
+            try await store.unsafeDropAll()
+            try await store.close()
+        }
+        let rootKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let env = [
+            "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": url,
+            "GATEHOUSE_ROOT_KEY_SOURCE": "env", "GATEHOUSE_ROOT_KEY": rootKey,
+        ]
+        let f: Fixture
+        do { f = try Fixture(environment: env) } catch is Fixture.Skip { return }
+        let dirB = try freshDirectory()
+        try FileManager.default.createDirectory(atPath: dirB.path + "/.gatehouse", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: f.certs, toPath: dirB.path + "/.gatehouse/certs")
+        let b = try DaemonProcess(directory: dirB.path, environment: env)
+        try b.waitUntilListening()
+        func recordingOnB(_ id: String) throws -> (code: Int, integrity: String, events: [[String: Any]]) {
+            let (_, body, code) = try curl(b.adminCurl + [b.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
+            let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
+            return (code, object["integrity"] as? String ?? "", object["events"] as? [[String: Any]] ?? [])
+        }
+
+        let admin = try f.adminClient()
+        _ = try f.adminGrant("1h")
+        let known = try Self.sessionIds(f)
+        let running = try Background(
+            ["psql", "-X", "-At", f.conninfo(admin), "-c", "select 'shipped-while-running'", "-c", "select pg_sleep(8)"],
+            environment: ["PGAPPNAME": "gh-ship"], errPath: f.dir.path + "/ship.err")
+        // While it runs: B replays what A has shipped (the spool is uploaded every 2 s).
+        var live: (code: Int, integrity: String, events: [[String: Any]]) = (0, "", [])
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(250))
+            guard let id = try? Self.sessionIds(f).subtracting(known).first else { continue }
+            live = try recordingOnB(id)
+            if live.events.contains(where: { ($0["text"] as? String)?.contains("shipped-while-running") == true }) { break }
+        }
+        #expect(live.code == 200 && live.integrity == "incomplete", "\(live)")
+        #expect(live.events.contains { ($0["text"] as? String)?.contains("shipped-while-running") == true }, "\(live.events)")
+        let done = running.wait(30)
+        #expect(done.status == 0, "\(done.stderr)")
+        let id = try Self.newSession(f, since: known)
+        // After it ends: complete and verified through B, and A's spool file is gone.
+        var after: (code: Int, integrity: String, events: [[String: Any]]) = (0, "", [])
+        let spool = f.daemon.dataDirectory + "/recordings/\(id).ghrec"
+        for _ in 0..<40 {
+            after = try recordingOnB(id)
+            if after.integrity == "complete", !FileManager.default.fileExists(atPath: spool) { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(after.code == 200 && after.integrity == "complete", "\(after)")
+        #expect(after.events.contains { $0["kind"] as? String == "end" })
+        #expect(!FileManager.default.fileExists(atPath: spool), "the spool copy is deleted once stored")
+        // A replays it too, from the store.
+        let onA = try Self.recording(f, id)
+        #expect(onA.code == 200 && onA.integrity == "complete", "\(onA.body)")
+        #expect(b.stop() == 0)
+        #expect(f.daemon.stop() == 0)
     }
 
     @Test func sessionsEndOnRevocationExpiryCancelAndUpstreamFailure() throws {

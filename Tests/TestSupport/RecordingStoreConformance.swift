@@ -15,6 +15,7 @@ public enum RecordingStoreConformance {
     public static func run(_ store: any RecordingStore) async throws {
         let id = UUID().uuidString.lowercased()
         try check(try await store.read(sessionId: id) == nil, "a session never written has no recording")
+        try check(try await store.length(sessionId: id) == 0, "a session never written has length 0")
         // Written in order, in pieces of any size.
         let first: [UInt8] = Array("GHREC1".utf8) + (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
         let second: [UInt8] = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
@@ -25,6 +26,7 @@ public enum RecordingStoreConformance {
         // An upload retried after a failure or a restart writes the same bytes at the same offset again.
         try await store.write(sessionId: id, offset: first.count, second)
         try check(try await store.read(sessionId: id) == first + second, "a retried piece is not duplicated")
+        try check(try await store.length(sessionId: id) == first.count + second.count, "the length is where an upload resumes")
         // A gap would lose bytes without anyone knowing: refused.
         var refused = false
         do { try await store.write(sessionId: id, offset: first.count + second.count + 10, [1, 2, 3]) } catch { refused = true }
@@ -36,6 +38,7 @@ public enum RecordingStoreConformance {
         try check(try await store.read(sessionId: other) == [9, 9], "sessions are separate")
         try await store.delete(sessionId: id)
         try check(try await store.read(sessionId: id) == nil, "a deleted recording is gone")
+        try check(try await store.length(sessionId: id) == 0, "a deleted recording has length 0")
         try await store.delete(sessionId: id)
         try check(try await store.read(sessionId: other) == [9, 9], "deleting one leaves the others")
         // Names that are not session ids never reach a file or a key.
