@@ -86,12 +86,16 @@ public final class GatehouseDaemon: Sendable {
                 boundPorts: { [self] in self.bound.withLock { $0 } })
         }
         try? FileManager.default.removeItem(atPath: runDir + "/tunnel.json")
+        // Recordings shipped to a shared store: the shipper's backlog and health.
+        let shipping = config.pamRecordingStore == .local ? nil : RecordingShipper.Status(maxBacklog: config.pamRecordingMaxBacklog)
         let readiness: @Sendable () async -> (Bool, String) = { [self] in
             let health = await engine.health()
             let up = self.bound.withLock { $0 }
             let missing = enabled.map(\.name).filter { up[$0] == nil }
-            let ready = health.storageReachable && missing.isEmpty
+            let recordingsBlocked = shipping?.blocked()
+            let ready = health.storageReachable && missing.isEmpty && recordingsBlocked == nil
             var detail = "storage \(health.storageBackend): \(health.storageReachable ? "reachable" : "UNREACHABLE")"
+            if let shipping { detail += "; " + shipping.summary + (recordingsBlocked.map { " (BLOCKED: \($0))" } ?? "") }
             detail += missing.isEmpty ? "; listeners: all up" : "; listeners not up: \(missing.joined(separator: ", "))"
             var tunnelUp = true
             if let tunnelService {
@@ -172,6 +176,7 @@ public final class GatehouseDaemon: Sendable {
                     loginTimeout: HTTPListener.timeAmount(listener.loginTimeout), recordingDirectory: recordingDirectory)
                 pgSettings.failureBurst = listener.failureBurst
                 pgSettings.failuresPerMinute = listener.failuresPerMinute
+                if let shipping { pgSettings.recordingBlocked = { shipping.blocked() } }
                 services.append(PGProxyListener(settings: pgSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
@@ -199,9 +204,9 @@ public final class GatehouseDaemon: Sendable {
         services.append(PeriodicService.auditCheckpoint(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
-        if config.pamRecordingStore != .local {
+        if let shipping {
             let store = StoreFactory.recordingStore(config, storage: storage)
-            services.append(RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger))
+            services.append(RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping))
             say("gatehouse: session recordings shipped to the \(store.description) recording store")
         }
         if let notify = config.pamNotifyURL, let url = URL(string: notify) {

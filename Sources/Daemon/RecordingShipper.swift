@@ -1,7 +1,9 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import StorageAPI
+import Synchronization
 
 /// Ships session recordings from this node's spool (the files the PostgreSQL proxy writes,
 /// `<data_dir>/recordings/<session>.ghrec`) to the shared recording store, so that every node can replay and verify
@@ -16,7 +18,63 @@ struct RecordingShipper: Service {
     let store: any RecordingStore
     let interval: Duration
     let logger: Logger
+    /// What the last round left, for `/metrics`, `/readyz` and the proxy's fail-closed check.
+    let status: Status
     static let pieceSize = 1 << 20
+
+    /// The shipper's backlog and health, shared with the proxy and the operations endpoints.
+    final class Status: Sendable {
+        struct State {
+            var backlog = 0
+            var failingSince: ContinuousClock.Instant?
+            var lastError: String?
+        }
+        let state = Mutex(State())
+        /// Bytes waiting past which fail-closed resources refuse new sessions.
+        let maxBacklog: Int
+        /// How long shipping may fail before fail-closed resources refuse new sessions.
+        let maxFailing: Duration
+        let gauge = Gauge(label: "gatehouse_pam_recording_backlog_bytes")
+        let failingGauge = Gauge(label: "gatehouse_pam_recording_store_failing")
+
+        init(maxBacklog: Int, maxFailing: Duration = .seconds(10)) {
+            self.maxBacklog = maxBacklog
+            self.maxFailing = maxFailing
+        }
+
+        func update(backlog: Int, error: String?) {
+            state.withLock { s in
+                s.backlog = backlog
+                if let error {
+                    if s.failingSince == nil { s.failingSince = .now }
+                    s.lastError = error
+                } else {
+                    s.failingSince = nil
+                    s.lastError = nil
+                }
+            }
+            gauge.record(backlog)
+            failingGauge.record(error == nil ? 0 : 1)
+        }
+
+        /// Why new sessions of fail-closed resources are refused now, or nil.
+        func blocked(now: ContinuousClock.Instant = .now) -> String? {
+            state.withLock { s in
+                if let since = s.failingSince, now - since >= maxFailing {
+                    return "the recording store has been unreachable for \(Int((now - since).components.seconds)) s (\(s.lastError ?? "unknown error"))"
+                }
+                if s.backlog > maxBacklog { return "\(s.backlog) bytes of recordings wait to reach the store (limit \(maxBacklog))" }
+                return nil
+            }
+        }
+
+        /// For `/readyz`.
+        var summary: String {
+            state.withLock { s in
+                "recordings: backlog \(s.backlog) bytes" + (s.lastError.map { ", store failing: \($0)" } ?? "")
+            }
+        }
+    }
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -28,10 +86,12 @@ struct RecordingShipper: Service {
     }
 
     /// One round over the spool; returns the bytes still waiting (the backlog).
+    @discardableResult
     func shipAll() async -> Int {
         let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: spool + "/.open")) ?? []).filter { !$0.hasPrefix(".") })
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".ghrec") }
         var backlog = 0
+        var failure: String?
         for file in files.sorted() {
             let session = String(file.dropLast(".ghrec".count))
             guard LocalRecordingStore.isValidSessionID(session) else { continue }
@@ -41,9 +101,11 @@ struct RecordingShipper: Service {
                 logger.warning(
                     "cannot ship a session recording to the store",
                     metadata: ["sessionId": "\(session)", "store": "\(store.description)", "error": "\(error)"])
+                failure = (error as? StorageError)?.detail ?? "\(error)"
                 backlog += fileSize(spool + "/" + file)
             }
         }
+        status.update(backlog: backlog, error: failure)
         return backlog
     }
 

@@ -105,6 +105,8 @@ public struct GatehouseConfiguration: Sendable {
     /// Where session recordings are kept: this node's directory, or the shared PostgreSQL store (the proxy's files
     /// are then a spool, shipped as the session runs).
     public var pamRecordingStore: RecordingStoreKind = .local
+    /// Bytes of recordings waiting to reach a shared store past which fail-closed resources refuse new sessions.
+    public var pamRecordingMaxBacklog: Int = 256 << 20
     /// Port the ACME http-01 validator connects to.
     public var acmeHTTP01Port: Int = 80
     /// Terms of service URL in ACME directories (nil: none, and no agreement required).
@@ -190,6 +192,7 @@ public enum ConfigurationLoader {
             Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.recording_store", kind: .string, defaultValue: .string("auto"), allowed: ["auto", "local", "postgres"]),
+            Key(path: "pam.recording_max_backlog_mb", kind: .integer, defaultValue: .integer(256), allowed: nil),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
             Key(path: "acme.terms_of_service", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -586,6 +589,7 @@ public enum ConfigurationLoader {
             pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
             pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),
             pamRecordingStore: recordingStore,
+            pamRecordingMaxBacklog: Int(max(0, int("pam.recording_max_backlog_mb"))) << 20,
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),
             acmeDNSResolver: str("acme.dns_resolver").isEmpty ? nil : str("acme.dns_resolver"),

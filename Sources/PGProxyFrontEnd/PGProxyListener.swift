@@ -43,6 +43,9 @@ public struct PGProxyListener: Service {
         /// Failed log-ins a client address may have at once, and per second after that (0: no limit).
         public var failureBurst: Int = 100
         public var failuresPerMinute: Int = 600
+        /// Why recordings cannot reach their store now (too large a backlog, a store that keeps failing), or nil: a
+        /// fail-closed resource then refuses new sessions, as it does when the file cannot be written.
+        public var recordingBlocked: @Sendable () -> String? = { nil }
 
         public init(
             host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount,
@@ -269,6 +272,12 @@ struct PGProxySession {
         // the node stopped (crash, kill -9) with the session open. It exists before the recording file does, so the
         // recording shipper never takes a file without a marker for a finished session's.
         openMarkers.add(ticket.sessionId)
+        if ticket.resource.failClosed, let reason = listener.settings.recordingBlocked() {
+            logger.error("PAM session refused: recordings cannot reach the store", metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)"])
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
+            openMarkers.remove(ticket.sessionId)
+            return await fatal("58030", "session recordings cannot reach their store (\(reason)), and this resource requires one")
+        }
         // The recording starts before the first relayed byte; without it a fail-closed resource serves nothing.
         var recorder: PGSessionRecorder?
         do {

@@ -345,6 +345,11 @@ import Testing
         // A replays it too, from the store.
         let onA = try Self.recording(f, id)
         #expect(onA.code == 200 && onA.integrity == "complete", "\(onA.body)")
+        // The shipper's backlog is in /readyz and /metrics: nothing waits.
+        let (_, ready, readyCode) = try curl([f.daemon.operationsBase + "/readyz"])
+        #expect(readyCode == 200 && ready.contains("recordings: backlog 0 bytes"), "\(ready)")
+        let (_, metrics, _) = try curl([f.daemon.operationsBase + "/metrics"])
+        #expect(metrics.contains("gatehouse_pam_recording_backlog_bytes 0"), "\(metrics.prefix(3000))")
         #expect(b.stop() == 0)
         #expect(f.daemon.stop() == 0)
     }
