@@ -523,7 +523,11 @@ extension GatehouseEngine {
         return Array(try await recordingSigningKey().signature(for: bytes))
     }
 
-    public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
+    /// A session's record, the caller's permission to read its recordings, and its recording opened from the store
+    /// (nil when the store has none).
+    func openPAMRecording(_ ctx: CallContext, sessionId: String) async throws
+        -> (body: PAMSessionBody, decision: Decision, result: RecordingDecoder.Result?, bytes: Int)
+    {
         let body = try await transact(relaxed: true) { tx -> PAMSessionBody in
             guard sessionId.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.session, id: sessionId) else {
                 throw EngineError(.notFound, "session '\(sessionId.prefix(64))' not found")
@@ -531,13 +535,11 @@ extension GatehouseEngine {
             return try self.decode(PAMSessionBody.self, r)
         }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-sessions", "read", ["name": body.info.resourceName]))
-        guard let sealed = body.sealedRecordingKey, let recordings else { throw EngineError(.notFound, "the session has no recording") }
+        guard let sealed = body.sealedRecordingKey, let recordings else { return (body, decision, nil, 0) }
         let file: [UInt8]
         do {
             // An empty file is none: the proxy creates it before writing the first chunk.
-            guard let stored = try await recordings.read(sessionId: sessionId), !stored.isEmpty else {
-                throw EngineError(.notFound, "the session has no recording")
-            }
+            guard let stored = try await recordings.read(sessionId: sessionId), !stored.isEmpty else { return (body, decision, nil, 0) }
             file = stored
         } catch let e as StorageError {
             throw EngineError(.unavailable, "the recording store (\(recordings.description)) cannot be read: \(e.detail)")
@@ -546,14 +548,19 @@ extension GatehouseEngine {
             try await self.keyring.open(sealed, binding: "pam-recording/\(sessionId)", tx)
         }
         let publicKey = try await recordingSigningKey().publicKey
-        let result: RecordingDecoder.Result
         do {
-            result = try RecordingDecoder.read(file, expectedSession: sessionId, key: key) { message, signature in
+            let result = try RecordingDecoder.read(file, expectedSession: sessionId, key: key) { message, signature in
                 publicKey.isValidSignature(signature, for: message)
             }
+            return (body, decision, result, file.count)
         } catch {
             throw EngineError(.invalidArgument, "the recording file is unreadable: \(error)")
         }
+    }
+
+    public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
+        let (body, decision, opened, _) = try await openPAMRecording(ctx, sessionId: sessionId)
+        guard let result = opened else { throw EngineError(.notFound, "the session has no recording") }
         var events: [PAMRecordingEvent] = []
         let decoder = JSONDecoder()
         // Events are JSON lines; a long one (a statement of several megabytes) spans chunks, so lines are cut from
@@ -572,6 +579,32 @@ extension GatehouseEngine {
                     ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
         }
         return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
+    }
+
+    public func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict {
+        let body: PAMSessionBody, decision: Decision, opened: RecordingDecoder.Result?, bytes: Int
+        do {
+            (body, decision, opened, bytes) = try await openPAMRecording(ctx, sessionId: sessionId)
+        } catch let e as EngineError where e.code == .invalidArgument {
+            // Not a recording at all (garbage where the file should be): as good as tampered.
+            return PAMRecordingVerdict(sessionId: sessionId, integrity: "tampered", integrityDetail: e.message, bytes: 0)
+        }
+        let verdict: PAMRecordingVerdict
+        if let opened {
+            let (integrity, detail) = Self.recordingIntegrity(opened.integrity, session: body.info)
+            verdict = PAMRecordingVerdict(sessionId: sessionId, integrity: integrity, integrityDetail: detail, bytes: bytes)
+        } else {
+            verdict = PAMRecordingVerdict(
+                sessionId: sessionId, integrity: "missing",
+                integrityDetail: body.sealedRecordingKey == nil ? "the session was never recorded" : "the recording store has no recording of this session",
+                bytes: 0)
+        }
+        try await transact { tx in
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.recording.verify", project: body.info.project,
+                    ["sessionId": sessionId, "integrity": verdict.integrity]), tx)
+        }
+        return verdict
     }
 
     /// The file's verdict weighed with what the store knows of the session. A session the store says ended with a

@@ -344,6 +344,22 @@ public struct PAMRecordingEvent: Sendable, Hashable, Codable {
 }
 
 /// A decrypted, checked session recording.
+/// A recording's integrity without its contents (`verifyPAMRecording`).
+public struct PAMRecordingVerdict: Sendable, Hashable, Codable {
+    public var sessionId: String
+    /// `complete`, `incomplete`, `tampered`, or `missing` (the store has no recording of the session).
+    public var integrity: String
+    public var integrityDetail: String?
+    /// The recording's size in the store.
+    public var bytes: Int
+    public init(sessionId: String, integrity: String, integrityDetail: String?, bytes: Int) {
+        self.sessionId = sessionId
+        self.integrity = integrity
+        self.integrityDetail = integrityDetail
+        self.bytes = bytes
+    }
+}
+
 public struct PAMRecording: Sendable, Hashable, Codable {
     /// `complete` (signed manifest matches), `incomplete` (no manifest: the proxy stopped before the session
     /// ended; readable up to the last flushed chunk) or `tampered` (changed, reordered, truncated or spliced:
@@ -427,4 +443,7 @@ public protocol PAMEngine: Sendable {
     /// Opens a session's recording from the recording store: authorized (`pam-sessions` `read`) before anything is
     /// read, and audited; checks the signature, the chain and every chunk.
     func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording
+    /// Checks a session's recording in the store (signature, chain, every chunk, and the manifest against what was
+    /// kept when the session ended) without returning its events: authorized like a read, audited.
+    func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict
 }

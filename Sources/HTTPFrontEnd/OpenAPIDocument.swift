@@ -12595,6 +12595,124 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pam/sessions/{sessionId}/recording/verify": {
+       "get": {
+        "operationId": "get_api_v1_pam_sessions_sessionId_recording_verify",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "sessionId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "bytes": {
+               "maximum": 9007199254740991,
+               "minimum": 0,
+               "type": "integer"
+              },
+              "integrity": {
+               "enum": [
+                "complete",
+                "incomplete",
+                "tampered",
+                "missing"
+               ]
+              },
+              "integrityDetail": {
+               "type": "string"
+              },
+              "sessionId": {
+               "type": "string"
+              }
+             },
+             "required": [
+              "sessionId",
+              "integrity",
+              "bytes"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Check a session recording in the store without returning it (audited)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
       "/api/v1/pki/alerts/{alertId}": {
        "delete": {
         "operationId": "delete_api_v1_pki_alerts_alertId",

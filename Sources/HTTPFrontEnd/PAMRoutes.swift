@@ -65,6 +65,9 @@ struct PAMRoutes: Sendable {
         }
 
         let pam = api.group("pam")
+        pam.get("sessions/:sessionId/recording/verify") { request, c in
+            JSON(try await engine.verifyPAMRecording(try await ctx(request, c), sessionId: try c.parameters.require("sessionId")))
+        }
         pam.get("sessions/:sessionId/recording") { request, c in
             // The engine authorizes, then reads the recording store.
             JSON(try await engine.readPAMRecording(try await ctx(request, c), sessionId: try c.parameters.require("sessionId")))

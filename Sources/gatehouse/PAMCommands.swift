@@ -212,7 +212,7 @@ struct PAMCommand: AsyncParsableCommand {
 
     struct Sessions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Proxy sessions and their encrypted recordings.", subcommands: [List.self, Show.self, Replay.self, Search.self])
+            abstract: "Proxy sessions and their encrypted recordings.", subcommands: [List.self, Show.self, Replay.self, Search.self, Verify.self])
 
         /// The filters both `list` and `search` take; the server applies them (on its indexes) and pages the result.
         struct Filters: ParsableArguments {
@@ -281,6 +281,46 @@ struct PAMCommand: AsyncParsableCommand {
                 if let bytes = e["bytes"] as? Int { parts.append("bytes=\(bytes)") }
                 if let detail = e["detail"] as? [String: String] { parts.append(detail.keys.sorted().map { "\($0)=\(detail[$0] ?? "")" }.joined(separator: " ")) }
                 return "\(t)  \(kind) \(parts.joined(separator: " "))"
+            }
+        }
+
+        struct Verify: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Check that ended sessions have a complete, untampered recording in the store (each check is audited).",
+                discussion: """
+                    With a session id, checks that session. With --all, checks every ended session the filters select (all \
+                    pages), shows progress on standard error, lists the sessions whose recording is missing, incomplete or \
+                    tampered, and exits 1 if there is one.
+                    """)
+            @OptionGroup var api: APIOptions
+            @OptionGroup var filters: Filters
+            @Argument(help: "A session id") var session: String?
+            @Flag(help: "Every ended session the filters select") var all = false
+            func run() async throws {
+                if let session {
+                    let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(session)/recording/verify")
+                    api.show([verdict as? [String: Any] ?? [:]], columns: ["sessionId", "integrity", "bytes", "integrityDetail"])
+                    if field(verdict, "integrity") as? String != "complete" { throw ExitCode(1) }
+                    return
+                }
+                guard all else { throw ValidationError("give a session id, or --all") }
+                let ended = await filters.sessions(api).filter { $0["endedAt"] != nil && !($0["endedAt"] is NSNull) }
+                var bad: [[String: Any]] = []
+                for (i, s) in ended.enumerated() {
+                    guard let id = s["id"] as? String else { continue }
+                    let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording/verify")
+                    if field(verdict, "integrity") as? String != "complete" {
+                        bad.append([
+                            "sessionId": id, "integrity": field(verdict, "integrity") ?? "", "resourceName": s["resourceName"] ?? "",
+                            "granteeName": s["granteeName"] ?? "", "integrityDetail": field(verdict, "integrityDetail") ?? "",
+                        ])
+                    }
+                    if (i + 1) % 100 == 0 || i + 1 == ended.count {
+                        FileHandle.standardError.write(Data("verified \(i + 1)/\(ended.count) ended sessions, \(bad.count) not complete\n".utf8))
+                    }
+                }
+                api.show(bad, columns: ["sessionId", "integrity", "resourceName", "granteeName", "integrityDetail"])
+                if !bad.isEmpty { throw ExitCode(1) }
             }
         }
 

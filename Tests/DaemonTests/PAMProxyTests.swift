@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ServerSupport
 import StoragePostgres
 import TestSupport
@@ -345,6 +346,20 @@ import Testing
         // A replays it too, from the store.
         let onA = try Self.recording(f, id)
         #expect(onA.code == 200 && onA.integrity == "complete", "\(onA.body)")
+        // gatehouse pam sessions verify --all, through B: every ended session's recording is in the store, complete.
+        func verifyAll() throws -> ProcessRunner.Output {
+            try ProcessRunner.run(
+                [ProcessRunner.gatehouseBinary, "pam", "sessions", "verify", "--all", "--data-dir", b.dataDirectory, "--project", "prod",
+                 "--output", "json"], timeout: 120)
+        }
+        let verified = try verifyAll()
+        #expect(verified.status == 0 && verified.stderr.contains("not complete") && verified.stderr.contains(" 0 not complete"), "\(verified.stdout)\(verified.stderr)")
+        // A recording lost from the store is listed as missing, and the command fails.
+        let store = try PostgresStorage(url: url, logger: Logger(label: "test"))
+        try await store.unsafeExecute("DELETE FROM recording_pieces WHERE session = '\(id)'")
+        try await store.close()
+        let lost = try verifyAll()
+        #expect(lost.status == 1 && lost.stdout.contains(id) && lost.stdout.contains("missing"), "\(lost.stdout)\(lost.stderr)")
         // The shipper's backlog is in /readyz and /metrics: nothing waits.
         let (_, ready, readyCode) = try curl([f.daemon.operationsBase + "/readyz"])
         #expect(readyCode == 200 && ready.contains("recordings: backlog 0 bytes"), "\(ready)")
