@@ -28,7 +28,9 @@ public enum ProcessRunner {
         let inPipe = Pipe()
         process.standardInput = inPipe
         try process.run()
-        if let stdin { inPipe.fileHandleForWriting.write(stdin) }
+        // A child may exit before reading all of its input (a server that answers and closes): the write then fails
+        // with EPIPE, which the non-throwing `write(_:)` turns into a crash of the whole test process.
+        if let stdin { try? inPipe.fileHandleForWriting.write(contentsOf: stdin) }
         try? inPipe.fileHandleForWriting.close()
         // Read both pipes concurrently so a chatty process cannot block on a full pipe.
         let group = DispatchGroup()
