@@ -119,6 +119,9 @@ def op(method, path, summary, tag, responses, params=(), req=None, security=True
     responses = dict(responses)
     responses.setdefault("429", {"description": "Too many failed authentications from this address (Retry-After says when to retry)",
                                  "content": {"application/json": {"schema": S("Error")}}})
+    # And 431 (RFC 6585), with no body and a closed connection: a request line and header fields over the listener's
+    # head limit (a query string of a few kilobytes) never reach the route.
+    responses.setdefault("431", {"description": "Request line and header fields over the listener's limit (the connection is closed)"})
     o = {"summary": summary, "tags": [tag], "operationId": (method + path).replace("/", "_").replace("{", "").replace("}", "").replace("-", "_").replace(".", "_"), "responses": responses}
     if params: o["parameters"] = list(params)
     if req: o["requestBody"] = req

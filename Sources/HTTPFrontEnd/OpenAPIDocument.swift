@@ -2785,6 +2785,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -2839,6 +2842,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -2963,6 +2969,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3085,6 +3094,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -3209,6 +3221,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3271,6 +3286,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -3337,6 +3355,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -3472,6 +3493,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3606,6 +3630,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "text/plain": {
@@ -3739,6 +3766,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -3910,6 +3940,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -4092,6 +4125,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -4283,6 +4319,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -4464,6 +4503,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -4647,6 +4689,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -4829,6 +4874,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -4913,6 +4961,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -5074,6 +5125,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -5249,6 +5303,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -5423,6 +5480,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -5500,6 +5560,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -5555,6 +5618,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -5708,6 +5774,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -5891,6 +5960,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -6005,6 +6077,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -6158,6 +6233,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -6357,6 +6435,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6456,6 +6537,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -6575,6 +6659,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6663,6 +6750,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -6795,6 +6885,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6897,6 +6990,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -6985,6 +7081,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -7083,6 +7182,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -7184,6 +7286,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -7313,6 +7418,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -7439,6 +7547,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -7572,6 +7683,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -7681,6 +7795,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -7773,6 +7890,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Locked out"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -7944,6 +8064,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -8126,6 +8249,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -8317,6 +8443,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -8498,6 +8627,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -8681,6 +8813,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -8863,6 +8998,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -8947,6 +9085,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -9108,6 +9249,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -9283,6 +9427,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -9457,6 +9604,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -9534,6 +9684,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -9589,6 +9742,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -9742,6 +9898,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "500": {
           "content": {
@@ -9925,6 +10084,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -10039,6 +10201,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -10193,6 +10358,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "500": {
           "content": {
            "application/problem+json": {
@@ -10313,6 +10481,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10420,6 +10591,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -10504,6 +10678,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -10602,6 +10779,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -10730,6 +10910,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -10904,6 +11087,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11030,6 +11216,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -11198,6 +11387,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11238,6 +11430,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -11314,6 +11509,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -11451,6 +11649,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11561,6 +11762,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11660,6 +11864,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -11771,6 +11978,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -11880,6 +12090,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -11991,6 +12204,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -12085,6 +12301,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -12183,6 +12402,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -12310,6 +12532,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -12460,6 +12685,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -12577,6 +12805,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -12696,6 +12927,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -12780,6 +13014,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -12880,6 +13117,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -12990,6 +13230,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -13133,6 +13376,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13272,6 +13518,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13371,6 +13620,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -13491,6 +13743,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -13637,6 +13892,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -13791,6 +14049,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -13876,6 +14137,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -13975,6 +14239,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -14090,6 +14357,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -14225,6 +14495,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14319,6 +14592,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -14418,6 +14694,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14515,6 +14794,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -14623,6 +14905,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -14707,6 +14992,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -14805,6 +15093,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -14933,6 +15224,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15026,6 +15320,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -15165,6 +15462,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15291,6 +15591,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -15420,6 +15723,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15513,6 +15819,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -15676,6 +15985,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -15802,6 +16114,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -15930,6 +16245,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -16127,6 +16445,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16253,6 +16574,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -16382,6 +16706,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16508,6 +16835,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -16636,6 +16966,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -16833,6 +17166,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -16959,6 +17295,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -17088,6 +17427,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17214,6 +17556,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -17343,6 +17688,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17469,6 +17817,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -17598,6 +17949,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -17691,6 +18045,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -17798,6 +18155,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -17926,6 +18286,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18019,6 +18382,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -18129,6 +18495,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -18270,6 +18639,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18410,6 +18782,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18536,6 +18911,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -18665,6 +19043,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18792,6 +19173,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -18918,6 +19302,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -19047,6 +19434,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -19173,6 +19563,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -19302,6 +19695,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -19401,6 +19797,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -19532,6 +19931,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -19631,6 +20033,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -19742,6 +20147,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -19837,6 +20245,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -19936,6 +20347,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -20078,6 +20492,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -20225,6 +20642,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -20278,6 +20698,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "summary": "The caller as the engine resolves it",
@@ -20309,6 +20732,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -20413,6 +20839,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "summary": "KMIP over HTTPS (the MSGENC profiles): a TTLV, KMIP XML or KMIP JSON RequestMessage, answered in the same encoding by the KMIP port's dispatcher (KMIP failures are result statuses inside the answer)",
@@ -20467,6 +20896,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -20520,6 +20952,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -20564,6 +20999,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          }
         },
         "security": [],
@@ -20596,6 +21034,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
@@ -20660,6 +21101,9 @@ public enum OpenAPIDocument {
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
          },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
          "503": {
           "content": {
            "application/json": {
@@ -20723,6 +21167,9 @@ public enum OpenAPIDocument {
            }
           },
           "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
          },
          "503": {
           "content": {
