@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import PGProxyFrontEnd
 import ServiceLifecycle
 import StorageAPI
 import Synchronization
@@ -88,7 +89,7 @@ struct RecordingShipper: Service {
     /// One round over the spool; returns the bytes still waiting (the backlog).
     @discardableResult
     func shipAll() async -> Int {
-        let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: spool + "/.open")) ?? []).filter { !$0.hasPrefix(".") })
+        let open = Set(PGOpenSessionMarkers(recordingDirectory: spool).list())
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".ghrec") }
         var backlog = 0
         var failure: String?
@@ -102,16 +103,16 @@ struct RecordingShipper: Service {
                     "cannot ship a session recording to the store",
                     metadata: ["sessionId": "\(session)", "store": "\(store.description)", "error": "\(error)"])
                 failure = (error as? StorageError)?.detail ?? "\(error)"
-                backlog += fileSize(spool + "/" + file)
+                backlog += await spoolSize(session)
             }
         }
         status.update(backlog: backlog, error: failure)
         return backlog
     }
 
-    func fileSize(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    /// The spool file's size now (the spool is a local recording store).
+    func spoolSize(_ session: String) async -> Int {
+        (try? await LocalRecordingStore(directory: spool).length(sessionId: session)) ?? 0
     }
 
     /// Uploads what `session`'s file has beyond the store's copy; deletes the file once it is all stored and the
@@ -136,7 +137,7 @@ struct RecordingShipper: Service {
             stored += n
         }
         // The file may have grown meanwhile: only a finished session's file, all stored, is deleted.
-        if !running, stored == size, fileSize(path) == size {
+        if !running, stored == size, await spoolSize(session) == size {
             if unlink(path) == 0 { logger.debug("shipped a session recording", metadata: ["sessionId": "\(session)", "bytes": "\(size)"]) }
         }
         return size - stored

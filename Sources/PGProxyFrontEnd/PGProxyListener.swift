@@ -71,7 +71,7 @@ public struct PGProxyListener: Service {
     let onBound: @Sendable (Int) async -> Void
     let cancels = PGCancelRegistry()
     let failures: FailureRateLimiter
-    var openMarkers: PGOpenSessionMarkers { PGOpenSessionMarkers(directory: settings.recordingDirectory + "/.open") }
+    var openMarkers: PGOpenSessionMarkers { PGOpenSessionMarkers(recordingDirectory: settings.recordingDirectory) }
 
     public init(
         settings: Settings, engine: any Engine, counter: ConnectionCounter, logger: Logger,
@@ -417,17 +417,19 @@ struct PGProxySession {
 
 /// One empty file per session this node serves (`<recordings>/.open/<session id>`), removed when the session is
 /// closed in the store; what is left at start-up names the sessions a crash left open.
-struct PGOpenSessionMarkers: Sendable {
+public struct PGOpenSessionMarkers: Sendable {
     let directory: String
 
-    func add(_ id: String) {
+    public init(recordingDirectory: String) { directory = recordingDirectory + "/.open" }
+
+    public func add(_ id: String) {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: directory + "/" + id, contents: nil)
     }
 
-    func remove(_ id: String) { try? FileManager.default.removeItem(atPath: directory + "/" + id) }
+    public func remove(_ id: String) { try? FileManager.default.removeItem(atPath: directory + "/" + id) }
 
-    func list() -> [String] {
+    public func list() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
     }
 }

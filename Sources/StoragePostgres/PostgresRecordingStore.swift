@@ -89,8 +89,7 @@ extension PostgresStorage {
     func onConnection<T: Sendable>(_ body: @escaping (PostgresConnection, Logger) async throws -> T) async throws -> T {
         do {
             return try await withLease(within: transactionTimeout) { conn in
-                if conn.isClosed { throw StorageError(.unavailable, "the database connection closed") }
-                return try await self.closing(conn, after: self.transactionTimeout) { try await body(conn, self.logger) }
+                try await self.closing(conn, after: self.transactionTimeout) { try await body(conn, self.logger) }
             }
         } catch {
             throw Self.map(error)

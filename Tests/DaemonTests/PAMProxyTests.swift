@@ -286,20 +286,7 @@ import Testing
     /// while it runs (what was shipped so far, reported incomplete) and after it ends (complete, verified), and A's
     /// spool file is gone once the store holds all of it.
     @Test func recordingsShipToTheSharedStoreAndReplayOnAnotherNode() async throws {
-        guard let url = ProcessInfo.processInfo.environment["PG_DAEMON_URL"] else {
-            if dependencyRequired("PG") { Issue.record("PG_DAEMON_URL is not set") }
-            return
-        }
-        do {
-            let store = try PostgresStorage(url: url)
-            try await store.unsafeDropAll()
-            try await store.close()
-        }
-        let rootKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let env = [
-            "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": url,
-            "GATEHOUSE_ROOT_KEY_SOURCE": "env", "GATEHOUSE_ROOT_KEY": rootKey,
-        ]
+        guard let env = try await sharedPostgresDaemonEnvironment(), let url = env["GATEHOUSE_STORAGE_POSTGRES_URL"] else { return }
         let f: Fixture
         do { f = try Fixture(environment: env) } catch is Fixture.Skip { return }
         let dirB = try freshDirectory()

@@ -3,24 +3,28 @@ import StoragePostgres
 import TestSupport
 import Testing
 
+/// The environment of daemons sharing the emptied `PG_DAEMON_URL` database (set by Tests/run-all.sh) under one
+/// random root key; nil (a recorded issue where PostgreSQL is required) without it.
+func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
+    guard let url = ProcessInfo.processInfo.environment["PG_DAEMON_URL"] else {
+        if dependencyRequired("PG") { Issue.record("PG_DAEMON_URL is not set") }
+        return nil
+    }
+    let store = try PostgresStorage(url: url)
+    try await store.unsafeDropAll()
+    try await store.close()
+    let rootKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    return [
+        "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": url,
+        "GATEHOUSE_ROOT_KEY_SOURCE": "env", "GATEHOUSE_ROOT_KEY": rootKey,
+    ]
+}
+
 /// Two Gatehouse daemons on one PostgreSQL database (`PG_DAEMON_URL`, set by Tests/run-all.sh).
 @Suite(.serialized) struct SharedPostgresTests {
     @Test func twoDaemonsShareOneStore() async throws {
-        guard let url = ProcessInfo.processInfo.environment["PG_DAEMON_URL"] else {
-            if dependencyRequired("PG") { Issue.record("PG_DAEMON_URL is not set") }
-            return
-        }
-        do {
-            let store = try PostgresStorage(url: url)
-            try await store.unsafeDropAll()
-            try await store.close()
-        }
-        let rootKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let env = [
-            "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": url,
-            "GATEHOUSE_ROOT_KEY_SOURCE": "env", "GATEHOUSE_ROOT_KEY": rootKey,
-            "GATEHOUSE_PKI_KMIP_TRUST_REFRESH_INTERVAL": "1s",
-        ]
+        guard var env = try await sharedPostgresDaemonEnvironment() else { return }
+        env["GATEHOUSE_PKI_KMIP_TRUST_REFRESH_INTERVAL"] = "1s"
         let dirA = try freshDirectory()
         let dirB = try freshDirectory()
         let a = try DaemonProcess(directory: dirA.path, environment: env)
