@@ -356,6 +356,87 @@ import Testing
         #expect(f.daemon.stop() == 0)
     }
 
+    /// `kill -9` of the node in the middle of a session and in the middle of an upload (a piece's INSERT is held by a
+    /// table lock when the node dies): after a restart the store holds exactly what the spool held at the crash, each
+    /// byte once, and the recording reads as cut short by the crash, not tampered.
+    @Test func aKilledNodeShipsItsRecordingOnceAfterRestart() async throws {
+        guard let env = try await sharedPostgresDaemonEnvironment(), let url = env["GATEHOUSE_STORAGE_POSTGRES_URL"] else { return }
+        let f: Fixture
+        do { f = try Fixture(environment: env) } catch is Fixture.Skip { return }
+        let admin = try f.adminClient()
+        _ = try f.adminGrant("1h")
+        let known = try Self.sessionIds(f)
+        /// A statement on the daemons' own database (not through the proxy).
+        func onStore(_ sql: String) throws -> String {
+            let out = try ProcessRunner.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql], timeout: 30)
+            #expect(out.status == 0, "\(sql): \(out.stderr)")
+            return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try done() { return }
+                usleep(100_000)
+            }
+            Issue.record("timed out waiting for \(what)")
+        }
+        // A session that sends 4 MB of statement text after a pause: its recording ships in several 1 MiB pieces.
+        let marker = "killed_\(UInt32.random(in: 1...UInt32.max))"
+        let hex = Array("0123456789abcdef".utf8)
+        let big = String(decoding: (0..<1_000_000).map { _ in hex[Int.random(in: 0..<16)] }, as: UTF8.self)
+        let script = f.dir.path + "/kill9.sql"
+        let statements = (0..<4).map { i in "select length('\(i)\(big)');\n" }.joined()
+        try "select '\(marker)';\nselect pg_sleep(6);\n\(statements)select pg_sleep(60);\n".write(
+            toFile: script, atomically: true, encoding: .utf8)
+        let session = try Background(
+            ["psql", "-X", "-At", f.conninfo(admin), "-f", script], environment: ["PGAPPNAME": "gh-kill9"], errPath: f.dir.path + "/kill9.err")
+        try f.waitUntilRunning("gh-kill9")
+        let id = try Self.newSession(f, since: known)
+        let spool = f.daemon.dataDirectory + "/recordings/\(id).ghrec"
+        // The start of the session reaches the store while it runs.
+        let stored = "select coalesce(sum(length(bytes)), 0) from recording_pieces where session = '\(id)'"
+        try poll("the first upload") { try onStore(stored) != "0" }
+        // Then an upload is caught in flight: a lock holds the next piece's INSERT until the node is killed.
+        let lock = try Background(
+            ["psql", "-X", "-At", url, "-c", "begin; lock table recording_pieces in exclusive mode; select pg_sleep(60); commit"],
+            environment: ["PGAPPNAME": "gh-lock"], errPath: f.dir.path + "/lock.err")
+        try poll("the big statements in the spool") { (try? FileManager.default.attributesOfItem(atPath: spool)[.size] as? Int) ?? 0 > 3_500_000 }
+        try poll("an upload waiting on the lock") {
+            try onStore("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%INSERT INTO recording_pieces%'") == "1"
+        }
+        let before = try onStore(stored)
+        f.daemon.signal(SIGKILL)
+        _ = f.daemon.waitForExit()
+        #expect(try onStore("select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'gh-lock'") == "1")
+        _ = lock.wait(10)
+        _ = session.wait(30)
+        let atCrash = try [UInt8](Data(contentsOf: URL(fileURLWithPath: spool)))
+        #expect(Int(before) ?? 0 < atCrash.count, "the store held \(before) of \(atCrash.count) bytes when the node died")
+
+        // Restart: the node closes the session as crashed and ships the rest, then deletes its spool copy.
+        let restarted = try DaemonProcess(directory: f.dir.path, environment: env.merging(["GATEHOUSE_LOGGING_LEVEL": "info"]) { $1 })
+        try restarted.waitUntilListening(expected: 4)
+        try poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
+        // Each byte once: the pieces tile the recording with no overlap, and they are the spool's bytes.
+        let tiling = try onStore(
+            "select count(*) || ' ' || sum(length(bytes)) || ' ' || max(start_at + length(bytes)) from recording_pieces where session = '\(id)'")
+        let parts = tiling.split(separator: " ").compactMap { Int($0) }
+        #expect(parts.count == 3 && parts[0] >= 4 && parts[1] == atCrash.count && parts[2] == atCrash.count, "pieces, bytes, end: \(tiling)")
+        let store = try PostgresStorage(url: url, logger: Logger(label: "test"))
+        let copy = try await store.recordings.read(sessionId: id)
+        try await store.close()
+        #expect(copy == atCrash, "the store's copy is the spool's bytes")
+        // It reads as cut short by the crash: every statement before it, and no tampering.
+        let (_, replay, replayCode) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
+        #expect(replayCode == 200 && replay.contains("\"integrity\":\"incomplete\"") && replay.contains("stopped (crash or kill)"), "\(replay.prefix(400))")
+        #expect(replay.contains(marker) && replay.contains(String(big.prefix(64))))
+        let (_, verdict, verdictCode) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(id)/recording/verify"])
+        #expect(verdictCode == 200 && verdict.contains("\"integrity\":\"incomplete\"") && verdict.contains("stopped (crash or kill)"), "\(verdict)")
+        let (_, ready, _) = try curl([restarted.operationsBase + "/readyz"])
+        #expect(ready.contains("recordings: backlog 0 bytes"), "\(ready)")
+        #expect(restarted.stop() == 0)
+    }
+
     @Test func sessionsEndOnRevocationExpiryCancelAndUpstreamFailure() throws {
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
