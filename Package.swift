@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -77,6 +78,17 @@ let package = Package(
             dependencies: [
                 "StorageAPI",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "StorageS3",
+            dependencies: [
+                "StorageAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -186,7 +198,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "DaemonConfig", "EngineAPI", "Engine", "StorageAPI", "StorageSQLite", "StoragePostgres",
+                "DaemonConfig", "EngineAPI", "Engine", "StorageAPI", "StorageSQLite", "StoragePostgres", "StorageS3",
                 "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd", "PGProxyFrontEnd", "SSHTunnel", "SSHProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -245,7 +257,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["StorageAPI", "StorageSQLite", "StoragePostgres", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["StorageAPI", "StorageSQLite", "StoragePostgres", "StorageS3", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

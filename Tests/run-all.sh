@@ -2,7 +2,7 @@
 # Installs everything the test suite needs (idempotent) and runs every test.
 # Ends with one line: "N passed, N failed".
 #   - Debian packages: curl, openssl, PostgreSQL 15 server (started here, on loopback), SQLite/SSL headers.
-#   - Python tools in a venv under .build/test-venv: sslyze, PyKMIP, Schemathesis, psycopg.
+#   - Python tools in venvs under .build: sslyze, PyKMIP, Schemathesis, psycopg (test-venv); certbot; moto (S3).
 #   - swift build --build-tests, then swift test with PG_TEST_URL pointing at the PostgreSQL started here.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,6 +44,18 @@ if [ ! -x "$CERTBOT_VENV/bin/certbot" ] || [ "$(cat "$CERTBOT_VENV/.specs" 2>/de
     { log "pip install certbot failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 export CERTBOT_BIN="$CERTBOT_VENV/bin/certbot" ACME_PYTHON="$CERTBOT_VENV/bin/python"
+
+# moto's S3 server (the S3 recording store's peer) in its own venv: its Flask and boto3 pins are its own.
+MOTO_VENV="$ROOT/.build/moto-venv"
+MOTO_SPECS="moto[server]==5.2.1"
+if [ ! -x "$MOTO_VENV/bin/moto_server" ] || [ "$(cat "$MOTO_VENV/.specs" 2>/dev/null)" != "$MOTO_SPECS" ]; then
+  log "preparing $MOTO_VENV ($MOTO_SPECS)"
+  { [ -x "$MOTO_VENV/bin/python" ] || python3 -m venv "$MOTO_VENV"; } &&
+    "$MOTO_VENV/bin/pip" install -q --upgrade pip >&2 && "$MOTO_VENV/bin/pip" install -q "$MOTO_SPECS" >&2 &&
+    echo "$MOTO_SPECS" > "$MOTO_VENV/.specs" ||
+    { log "pip install moto failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+export MOTO_SERVER_BIN="$MOTO_VENV/bin/moto_server" MOTO_PYTHON="$MOTO_VENV/bin/python"
 
 # PyKMIP's own integration suite lives in its source distribution (not in the wheel).
 SDIST="$ROOT/.build/pykmip-sdist"
@@ -89,7 +101,7 @@ for pport in $(seq 56500 56560); do
 done
 export PG_POOLER_TEST_URL
 export PG_DAEMON_URL="${PG_TEST_URL/gatehouse_test/gatehouse_daemon}"
-export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1 GATEHOUSE_REQUIRE_OPENSSH=1
+export GATEHOUSE_REQUIRE_PG=1 GATEHOUSE_REQUIRE_SSLYZE=1 GATEHOUSE_REQUIRE_PYKMIP=1 GATEHOUSE_REQUIRE_SCHEMATHESIS=1 GATEHOUSE_REQUIRE_CERTBOT=1 GATEHOUSE_REQUIRE_OPENSSH=1 GATEHOUSE_REQUIRE_MOTO=1
 
 # 5. The whole suite.
 OUT="$(mktemp /tmp/gatehouse-test-out.XXXXXX)"
