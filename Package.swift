@@ -327,7 +327,8 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StoragePostgres", "StorageAPI", "Engine", "KMIPProtocol",
+                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StoragePostgres", "StorageS3", "StorageAPI", "Engine",
+                "KMIPProtocol",
                 "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

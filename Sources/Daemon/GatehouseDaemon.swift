@@ -205,7 +205,7 @@ public final class GatehouseDaemon: Sendable {
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
         if let shipping {
-            let store = StoreFactory.recordingStore(config, storage: storage)
+            let store = try StoreFactory.recordingStore(config, storage: storage)
             services.append(RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping))
             say("gatehouse: session recordings shipped to the \(store.description) recording store")
         }

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import StorageAPI
 import StoragePostgres
+import StorageS3
 import StorageSQLite
 
 /// Opens the configured store and engine. Every failure becomes one clear sentence.
@@ -33,10 +34,28 @@ public enum StoreFactory {
         }
     }
 
-    /// Where session recordings are kept (`pam.recording_store`): the shared PostgreSQL store, or this node's
-    /// directory.
-    public static func recordingStore(_ config: GatehouseConfiguration, storage: any Storage) -> any RecordingStore {
-        if config.pamRecordingStore == .postgres, let pg = storage as? PostgresStorage { return pg.recordings }
+    /// Where session recordings are kept (`pam.recording_store`): the shared PostgreSQL store, an S3-compatible
+    /// bucket, or this node's directory. Throws when the S3 store has no credentials to sign with.
+    public static func recordingStore(
+        _ config: GatehouseConfiguration, storage: any Storage, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> any RecordingStore {
+        switch config.pamRecordingStore {
+        case .postgres:
+            if let pg = storage as? PostgresStorage { return pg.recordings }
+        case .s3:
+            if let s3 = config.pamRecordingS3 {
+                do {
+                    let credentials = try S3Credentials.resolve(environment: environment, file: s3.credentialsFile, profile: s3.profile)
+                    let location = S3Location(
+                        endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: s3.prefix, pathStyle: s3.pathStyle,
+                        caFile: s3.caFile)
+                    return S3RecordingStore(client: try S3Client(location: location, credentials: credentials))
+                } catch let e as StorageError {
+                    throw DaemonError("pam.recording_store = \"s3\": " + e.detail)
+                }
+            }
+        case .local: break
+        }
         return LocalRecordingStore(directory: recordingDirectory(config))
     }
 
@@ -69,7 +88,13 @@ public enum StoreFactory {
     {
         let storage = try storage(config, logger: logger)
         let node = nodeID(config) + (cli ? ".cli" : "")
-        let recordings = recordingStore(config, storage: storage)
+        let recordings: any RecordingStore
+        do {
+            recordings = try recordingStore(config, storage: storage)
+        } catch {
+            try? await storage.close()
+            throw error
+        }
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage, rootKey: rootKeyProvider(config),

@@ -70,7 +70,25 @@ public enum StorageConfiguration: Sendable, Hashable {
 
 /// Where session recordings are kept (`pam.recording_store`).
 public enum RecordingStoreKind: String, Sendable, Hashable {
-    case local, postgres
+    case local, postgres, s3
+}
+
+/// An S3-compatible bucket for session recordings (`[pam.recording_s3]`).
+public struct RecordingS3Configuration: Sendable, Hashable {
+    /// `https://s3.<region>.amazonaws.com` unless set.
+    public var endpoint: String
+    public var region: String
+    public var bucket: String
+    /// Put before every key, as is (e.g. `gatehouse/recordings/`).
+    public var prefix: String
+    /// Credentials come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`), else from this
+    /// shared credentials file (`[profile]`).
+    public var credentialsFile: String?
+    public var profile: String
+    /// CAs to trust for an https endpoint, instead of the system's.
+    public var caFile: String?
+    /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    public var pathStyle: Bool
 }
 
 /// Where the root key comes from.
@@ -105,6 +123,8 @@ public struct GatehouseConfiguration: Sendable {
     /// Where session recordings are kept: this node's directory, or the shared PostgreSQL store (the proxy's files
     /// are then a spool, shipped as the session runs).
     public var pamRecordingStore: RecordingStoreKind = .local
+    /// The bucket when `pamRecordingStore` is `.s3`.
+    public var pamRecordingS3: RecordingS3Configuration?
     /// Bytes of recordings waiting to reach a shared store past which fail-closed resources refuse new sessions.
     public var pamRecordingMaxBacklog: Int = 256 << 20
     /// Port the ACME http-01 validator connects to.
@@ -191,7 +211,15 @@ public enum ConfigurationLoader {
             Key(path: "pam.rotation_check_interval", kind: .duration, defaultValue: .string("1m"), allowed: nil),
             Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
-            Key(path: "pam.recording_store", kind: .string, defaultValue: .string("auto"), allowed: ["auto", "local", "postgres"]),
+            Key(path: "pam.recording_store", kind: .string, defaultValue: .string("auto"), allowed: ["auto", "local", "postgres", "s3"]),
+            Key(path: "pam.recording_s3.endpoint", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.recording_s3.region", kind: .string, defaultValue: .string("us-east-1"), allowed: nil),
+            Key(path: "pam.recording_s3.bucket", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.recording_s3.prefix", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.recording_s3.credentials_file", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.recording_s3.profile", kind: .string, defaultValue: .string("default"), allowed: nil),
+            Key(path: "pam.recording_s3.ca_file", kind: .string, defaultValue: .string(""), allowed: nil),
+            Key(path: "pam.recording_s3.path_style", kind: .boolean, defaultValue: .boolean(true), allowed: nil),
             Key(path: "pam.recording_max_backlog_mb", kind: .integer, defaultValue: .integer(256), allowed: nil),
             Key(path: "est.default_profile", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "acme.http01_port", kind: .integer, defaultValue: .integer(80), allowed: nil),
@@ -537,7 +565,29 @@ public enum ConfigurationLoader {
         case ("postgres", .sqlite):
             problem("pam.recording_store", "\"postgres\" needs storage.backend = \"postgres\"")
         case ("postgres", _), ("auto", .postgres): recordingStore = .postgres
+        case ("s3", _): recordingStore = .s3
         default: recordingStore = .local
+        }
+        var recordingS3: RecordingS3Configuration?
+        if recordingStore == .s3 {
+            let region = str("pam.recording_s3.region")
+            let endpoint = str("pam.recording_s3.endpoint").isEmpty ? "https://s3.\(region).amazonaws.com" : str("pam.recording_s3.endpoint")
+            if !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) || URL(string: endpoint)?.host == nil {
+                problem("pam.recording_s3.endpoint", "must be an http:// or https:// URL")
+            }
+            if region.isEmpty || region.contains(where: { !($0.isLetter || $0.isNumber || $0 == "-") }) {
+                problem("pam.recording_s3.region", "must be a region name such as us-east-1")
+            }
+            let bucket = str("pam.recording_s3.bucket")
+            if bucket.isEmpty { problem("pam.recording_s3.bucket", "is required with pam.recording_store = \"s3\"") }
+            func optionalPath(_ key: String) -> String? {
+                let value = str(key)
+                return value.isEmpty ? nil : (value.hasPrefix("/") ? value : inData(value))
+            }
+            recordingS3 = RecordingS3Configuration(
+                endpoint: endpoint, region: region, bucket: bucket, prefix: str("pam.recording_s3.prefix"),
+                credentialsFile: optionalPath("pam.recording_s3.credentials_file"), profile: str("pam.recording_s3.profile"),
+                caFile: optionalPath("pam.recording_s3.ca_file"), pathStyle: bool("pam.recording_s3.path_style"))
         }
         var acmePort = 80
         if case .integer(let n)? = values["acme.http01_port"] {
@@ -589,6 +639,7 @@ public enum ConfigurationLoader {
             pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
             pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),
             pamRecordingStore: recordingStore,
+            pamRecordingS3: recordingS3,
             pamRecordingMaxBacklog: Int(max(0, int("pam.recording_max_backlog_mb"))) << 20,
             acmeHTTP01Port: acmePort,
             acmeTermsOfService: str("acme.terms_of_service").isEmpty ? nil : str("acme.terms_of_service"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServerSupport
 import StoragePostgres
+import StorageS3
 import TestSupport
 import Testing
 
@@ -435,6 +436,98 @@ import Testing
         let (_, ready, _) = try curl([restarted.operationsBase + "/readyz"])
         #expect(ready.contains("recordings: backlog 0 bytes"), "\(ready)")
         #expect(restarted.stop() == 0)
+    }
+
+    /// Recordings in an S3-compatible bucket (moto's server, IAM on): shipped, replayed and verified from the bucket once
+    /// the spool copy is gone. Refused credentials fail a fail-closed resource with the reason, lose nothing (the spool
+    /// keeps the recording until good credentials ship it), and missing ones stop the daemon from starting.
+    @Test func recordingsShipToS3AndRefusedCredentialsFailClosed() async throws {
+        let logs = try freshDirectory()
+        guard let moto = try MotoServer.start(logDirectory: logs.path) else { return }
+        defer { moto.stop() }
+        let f: Fixture
+        do { f = try Fixture(environment: moto.daemonEnvironment) } catch is Fixture.Skip { return }
+        let admin = try f.adminClient()
+        _ = try f.adminGrant("1h")
+        func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try done() { return }
+                usleep(200_000)
+            }
+            Issue.record("timed out waiting for \(what)")
+        }
+        let bucket = try S3Client(
+            location: S3Location(endpoint: moto.endpoint, region: "us-east-1", bucket: moto.bucket),
+            credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
+        func sessionIds(_ daemon: DaemonProcess) throws -> Set<String> {
+            let (_, body, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+            let list = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]]
+            return Set((list ?? []).compactMap { $0["id"] as? String })
+        }
+        func session(_ daemon: DaemonProcess, _ marker: String) throws -> (ProcessRunner.Output, String?) {
+            let known = try sessionIds(daemon)
+            let out = try f.psql(f.conninfo(admin, port: daemon.ports["postgres"]), ["select '\(marker)'"])
+            return (out, try sessionIds(daemon).subtracting(known).first)
+        }
+
+        let (first, id) = try session(f.daemon, "s3-shipped")
+        #expect(first.status == 0 && first.stdout.contains("s3-shipped"), "\(first.stderr)")
+        let shipped = try #require(id)
+        let spool = f.daemon.dataDirectory + "/recordings/\(shipped).ghrec"
+        try poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
+        let replay = try Self.recording(f, shipped)
+        #expect(replay.code == 200 && replay.integrity == "complete" && replay.body.contains("s3-shipped"), "\(replay.body.prefix(400))")
+        let (_, verdict, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(shipped)/recording/verify"])
+        #expect(verdict.contains("\"integrity\":\"complete\""), "\(verdict)")
+        let objects = try await bucket.list(prefix: shipped)
+        #expect(!objects.isEmpty && objects.allSatisfy { $0.key.hasPrefix(shipped + "/") }, "\(objects)")
+        #expect(f.daemon.stop() == 0)
+
+        // A wrong secret: the node starts, records to its spool, and once uploads have failed for 10 s a fail-closed
+        // resource refuses new sessions, saying why; /readyz says it too.
+        var wrong = moto.daemonEnvironment
+        wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+        let refused = try DaemonProcess(directory: f.dir.path, environment: wrong)
+        try refused.waitUntilListening(expected: 4)
+        let (during, pendingId) = try session(refused, "s3-pending")
+        #expect(during.status == 0 && during.stdout.contains("s3-pending"), "\(during.stderr)")
+        let pending = try #require(pendingId)
+        var ready = ""
+        try poll("/readyz to report the refused credentials", 30) {
+            ready = (try? curl([refused.operationsBase + "/readyz"]).1) ?? ""
+            return ready.contains("BLOCKED")
+        }
+        #expect(ready.contains("S3 refused the credentials") && ready.contains("SignatureDoesNotMatch"), "\(ready)")
+        let (blocked, _) = try session(refused, "s3-blocked")
+        #expect(blocked.status != 0 && blocked.stderr.contains("session recordings cannot reach their store")
+            && blocked.stderr.contains("S3 refused the credentials"), "\(blocked.stdout)\(blocked.stderr)")
+        let pendingSpool = refused.dataDirectory + "/recordings/\(pending).ghrec"
+        #expect(FileManager.default.fileExists(atPath: pendingSpool), "the spool keeps what the bucket refused")
+        #expect(try await bucket.list(prefix: pending).isEmpty)
+        #expect(refused.stop() == 0)
+
+        // No credentials at all: the daemon does not start, and says what to set.
+        var none = moto.daemonEnvironment
+        none["AWS_ACCESS_KEY_ID"] = ""
+        none["AWS_SECRET_ACCESS_KEY"] = ""
+        let unsigned = try DaemonProcess(directory: f.dir.path, environment: none)
+        #expect(unsigned.waitForExit(timeout: 30) != 0)
+        #expect(unsigned.log.contains("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "\(unsigned.log.suffix(600))")
+
+        // Good credentials again, from a credentials file this time: the held recording ships, and nothing was lost.
+        let credentials = f.dir.path + "/s3-credentials"
+        try "[recordings]\naws_access_key_id = \(moto.accessKeyId)\naws_secret_access_key = \(moto.secretAccessKey)\n"
+            .write(toFile: credentials, atomically: true, encoding: .utf8)
+        var fromFile = none
+        fromFile["GATEHOUSE_PAM_RECORDING_S3_CREDENTIALS_FILE"] = credentials
+        fromFile["GATEHOUSE_PAM_RECORDING_S3_PROFILE"] = "recordings"
+        let healed = try DaemonProcess(directory: f.dir.path, environment: fromFile)
+        try healed.waitUntilListening(expected: 4)
+        try poll("the held recording to ship") { !FileManager.default.fileExists(atPath: pendingSpool) }
+        let (_, held, _) = try curl(healed.adminCurl + [healed.httpsBase + "/api/v1/pam/sessions/\(pending)/recording"])
+        #expect(held.contains("\"integrity\":\"complete\"") && held.contains("s3-pending"), "\(held.prefix(400))")
+        #expect(healed.stop() == 0)
     }
 
     @Test func sessionsEndOnRevocationExpiryCancelAndUpstreamFailure() throws {
