@@ -18,3 +18,19 @@ struct PAMRotationService: Service {
         }
     }
 }
+
+/// Deletes the session recordings that have outlived their project's retention (`pam.retention_check_interval`).
+/// Every node runs it; each recording is claimed by one node before it is deleted.
+struct PAMRetentionService: Service {
+    let engine: GatehouseEngine
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let deleted = await engine.deleteExpiredPAMRecordings()
+            if deleted > 0 { logger.info("deleted expired session recordings", metadata: ["deleted": "\(deleted)"]) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}

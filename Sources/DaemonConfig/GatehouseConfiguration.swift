@@ -115,6 +115,8 @@ public struct GatehouseConfiguration: Sendable {
     public var pkiAlertInterval: Duration = .seconds(3600)
     /// How often the scheduler looks for PAM accounts whose rotation interval has passed.
     public var pamRotationCheckInterval: Duration = .seconds(60)
+    /// How often expired session recordings (a project's `recordingRetention`) are looked for and deleted.
+    public var pamRetentionCheckInterval: Duration = .seconds(3600)
     /// How often the KMIP listener re-reads the KMIP client CA from storage (for one created on another node).
     public var kmipTrustRefreshInterval: Duration = .seconds(30)
     /// Where PAM notifications (access requests and decisions, sessions, rotation failures) are POSTed.
@@ -209,6 +211,7 @@ public enum ConfigurationLoader {
             Key(path: "pki.alert_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
             Key(path: "pki.kmip_trust_refresh_interval", kind: .duration, defaultValue: .string("30s"), allowed: nil),
             Key(path: "pam.rotation_check_interval", kind: .duration, defaultValue: .string("1m"), allowed: nil),
+            Key(path: "pam.retention_check_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
             Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.recording_store", kind: .string, defaultValue: .string("auto"), allowed: ["auto", "local", "postgres", "s3"]),
@@ -635,6 +638,7 @@ public enum ConfigurationLoader {
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
             pamRotationCheckInterval: parseDuration(str("pam.rotation_check_interval")) ?? .seconds(60),
+            pamRetentionCheckInterval: max(.seconds(1), parseDuration(str("pam.retention_check_interval")) ?? .seconds(3600)),
             kmipTrustRefreshInterval: parseDuration(str("pki.kmip_trust_refresh_interval")) ?? .seconds(30),
             pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
             pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),

@@ -26,8 +26,11 @@ struct PAMGrantBody: Codable, Sendable {
 
 struct PAMSessionBody: Codable, Sendable {
     var info: PAMSessionInfo
-    /// The recording's data key sealed under the root key (binding `pam-recording/<session id>`).
+    /// The recording's data key sealed under the root key (binding `pam-recording/<session id>`); removed with the
+    /// recording when retention deletes it.
     var sealedRecordingKey: Data?
+    /// A node deleting the recording under retention holds it until then.
+    var retentionClaimUntil: Date?
 }
 
 struct PAMNameBody: Codable, Sendable {
@@ -535,6 +538,10 @@ extension GatehouseEngine {
             return try self.decode(PAMSessionBody.self, r)
         }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-sessions", "read", ["name": body.info.resourceName]))
+        if let deleted = body.info.recordingDeletedAt {
+            throw EngineError(
+                .gone, "the recording of session \(sessionId) was deleted at \(Self.iso(deleted)) (\(body.info.recordingDeletion ?? "retention"))")
+        }
         guard let sealed = body.sealedRecordingKey, let recordings else { return (body, decision, nil, 0) }
         let file: [UInt8]
         do {
@@ -588,6 +595,9 @@ extension GatehouseEngine {
         } catch let e as EngineError where e.code == .invalidArgument {
             // Not a recording at all (garbage where the file should be): as good as tampered.
             return PAMRecordingVerdict(sessionId: sessionId, integrity: "tampered", integrityDetail: e.message, bytes: 0)
+        } catch let e as EngineError where e.code == .gone {
+            // Deleted on purpose: what the policy asked for, not a loss.
+            return PAMRecordingVerdict(sessionId: sessionId, integrity: "deleted", integrityDetail: e.message, bytes: 0)
         }
         let verdict: PAMRecordingVerdict
         if let opened {

@@ -128,24 +128,31 @@ extension GatehouseEngine {
         static let resource = "resource"
         static let user = "user"
         static let reason = "reason"
+        /// Ended sessions that still have a recording and no legal hold, by end time: what retention may delete.
+        static let retained = "retained"
     }
 
     static let pamSessionIndexer = RecordIndexer(
-        kind: PAMKind.session, version: 1,
+        kind: PAMKind.session, version: 2,
         [
             IndexDefinition(PAMSessionIndex.started), IndexDefinition(PAMSessionIndex.grantee), IndexDefinition(PAMSessionIndex.resource),
-            IndexDefinition(PAMSessionIndex.user), IndexDefinition(PAMSessionIndex.reason),
+            IndexDefinition(PAMSessionIndex.user), IndexDefinition(PAMSessionIndex.reason), IndexDefinition(PAMSessionIndex.retained),
         ]
     ) { record in
-        guard let s = try? JSONDecoder().decode(PAMSessionBody.self, from: record.body).info else { return [] }
+        guard let body = try? JSONDecoder().decode(PAMSessionBody.self, from: record.body) else { return [] }
+        let s = body.info
         let t = Record.millis(s.startedAt)
-        return [
+        var entries = [
             IndexEntry(PAMSessionIndex.started, IndexKey().appending(t)),
             IndexEntry(PAMSessionIndex.grantee, IndexKey(s.granteeName).appending(t)),
             IndexEntry(PAMSessionIndex.resource, IndexKey(s.resourceName).appending(t)),
             IndexEntry(PAMSessionIndex.user, IndexKey(s.username).appending(t)),
             IndexEntry(PAMSessionIndex.reason, IndexKey(s.endReason ?? "open").appending(t)),
         ]
+        if let ended = s.endedAt, body.sealedRecordingKey != nil, s.recordingDeletedAt == nil, s.legalHold == nil {
+            entries.append(IndexEntry(PAMSessionIndex.retained, IndexKey().appending(Record.millis(ended))))
+        }
+        return entries
     }
 
     /// The index a session query scans (its most selective condition) and the key prefix before the start time.

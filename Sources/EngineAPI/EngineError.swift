@@ -34,6 +34,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let notExtractable = Code(rawValue: "not_extractable")
         /// Too many failed attempts: the identity is locked out for a while.
         public static let locked = Code(rawValue: "locked")
+        /// It existed and was deleted on purpose (a recording past its project's retention).
+        public static let gone = Code(rawValue: "gone")
         /// A bug or an unexpected condition.
         public static let `internal` = Code(rawValue: "internal")
 

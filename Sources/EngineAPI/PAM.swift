@@ -282,6 +282,11 @@ public struct PAMSessionInfo: Sendable, Hashable, Codable {
     public var endedAt: Date?
     public var endReason: String?
     public var stats: PAMSessionStats?
+    /// Set while the session is under legal hold: its recording outlives the project's retention.
+    public var legalHold: PAMLegalHold?
+    /// When the recording was deleted (the project's retention), and why; replay then answers 410.
+    public var recordingDeletedAt: Date?
+    public var recordingDeletion: String?
     public init(
         id: String, project: String, grantId: String, resourceName: String, username: String, granteeId: String,
         granteeName: String, clientAddress: String?, startedAt: Date, endedAt: Date? = nil, endReason: String? = nil,
@@ -299,6 +304,33 @@ public struct PAMSessionInfo: Sendable, Hashable, Codable {
         self.endedAt = endedAt
         self.endReason = endReason
         self.stats = stats
+    }
+}
+
+/// Who put a session under legal hold, when and why.
+public struct PAMLegalHold: Sendable, Hashable, Codable {
+    public var by: String
+    public var at: Date
+    public var reason: String
+    public init(by: String, at: Date, reason: String) {
+        self.by = by
+        self.at = at
+        self.reason = reason
+    }
+}
+
+/// A project's PAM settings.
+public struct PAMProjectSettings: Sendable, Hashable, Codable {
+    public var project: String
+    /// How long a session's recording is kept after the session ends, e.g. `365d` (`s`, `m`, `h`, `d`); nil keeps
+    /// recordings for ever. Expired recordings are deleted by one node at a time, each deletion audited
+    /// (`pam.recording.delete`); a session under legal hold keeps its recording.
+    public var recordingRetention: String?
+    public var updatedAt: Date?
+    public init(project: String, recordingRetention: String? = nil, updatedAt: Date? = nil) {
+        self.project = project
+        self.recordingRetention = recordingRetention
+        self.updatedAt = updatedAt
     }
 }
 
@@ -347,7 +379,8 @@ public struct PAMRecordingEvent: Sendable, Hashable, Codable {
 /// A recording's integrity without its contents (`verifyPAMRecording`).
 public struct PAMRecordingVerdict: Sendable, Hashable, Codable {
     public var sessionId: String
-    /// `complete`, `incomplete`, `tampered`, or `missing` (the store has no recording of the session).
+    /// `complete`, `incomplete`, `tampered`, `missing` (the store has no recording of the session), or `deleted`
+    /// (removed under the project's retention).
     public var integrity: String
     public var integrityDetail: String?
     /// The recording's size in the store.
@@ -446,4 +479,13 @@ public protocol PAMEngine: Sendable {
     /// Checks a session's recording in the store (signature, chain, every chunk, and the manifest against what was
     /// kept when the session ended) without returning its events: authorized like a read, audited.
     func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict
+
+    func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings
+    /// Replaces a project's PAM settings (`project` `edit`), audited as `pam.settings.update`.
+    func setPAMSettings(_ ctx: CallContext, _ settings: PAMProjectSettings) async throws -> PAMProjectSettings
+    /// Puts a session under legal hold (`reason` set) or releases it (nil): `pam-sessions` `edit`, audited.
+    func setPAMLegalHold(_ ctx: CallContext, sessionId: String, reason: String?) async throws -> PAMSessionInfo
+    /// Deletes the recordings that have outlived their project's retention (the daemon calls this periodically);
+    /// returns how many it deleted.
+    func deleteExpiredPAMRecordings() async -> Int
 }

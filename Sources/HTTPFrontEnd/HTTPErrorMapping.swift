@@ -15,6 +15,7 @@ public enum HTTPErrorMapping {
         case .unauthenticated: return .unauthorized
         case .permissionDenied, .sensitive, .notExtractable: return .forbidden
         case .notFound: return .notFound
+        case .gone: return .gone
         case .alreadyExists, .conflict: return .conflict
         case .invalidArgument: return .badRequest
         case .wrongState: return .conflict

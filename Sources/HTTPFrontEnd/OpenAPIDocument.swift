@@ -1365,7 +1365,34 @@ public enum OpenAPIDocument {
          "id": {
           "type": "string"
          },
+         "legalHold": {
+          "properties": {
+           "at": {
+            "format": "date-time",
+            "type": "string"
+           },
+           "by": {
+            "type": "string"
+           },
+           "reason": {
+            "type": "string"
+           }
+          },
+          "required": [
+           "by",
+           "at",
+           "reason"
+          ],
+          "type": "object"
+         },
          "project": {
+          "type": "string"
+         },
+         "recordingDeletedAt": {
+          "format": "date-time",
+          "type": "string"
+         },
+         "recordingDeletion": {
           "type": "string"
          },
          "resourceName": {
@@ -1408,6 +1435,29 @@ public enum OpenAPIDocument {
          "granteeId",
          "granteeName",
          "startedAt"
+        ],
+        "type": "object"
+       },
+       "PAMSettings": {
+        "properties": {
+         "project": {
+          "type": "string"
+         },
+         "recordingRetention": {
+          "description": "How long a recording is kept after its session ends (e.g. 365d); null keeps recordings",
+          "pattern": "^([1-9][0-9]{0,6}[smhd]|none|)$",
+          "type": [
+           "string",
+           "null"
+          ]
+         },
+         "updatedAt": {
+          "format": "date-time",
+          "type": "string"
+         }
+        },
+        "required": [
+         "project"
         ],
         "type": "object"
        },
@@ -12705,6 +12755,241 @@ public enum OpenAPIDocument {
         ]
        }
       },
+      "/api/v1/pam/sessions/{sessionId}/legal-hold": {
+       "delete": {
+        "operationId": "delete_api_v1_pam_sessions_sessionId_legal_hold",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "sessionId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "session": {
+               "$ref": "#/components/schemas/PAMSession"
+              }
+             },
+             "required": [
+              "session"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Release a session's legal hold (audited)",
+        "tags": [
+         "pam"
+        ]
+       },
+       "put": {
+        "operationId": "put_api_v1_pam_sessions_sessionId_legal_hold",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "sessionId",
+          "required": true,
+          "schema": {
+           "pattern": "^[A-Za-z0-9-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "reason": {
+              "maxLength": 1000,
+              "minLength": 1,
+              "pattern": "[^ ]",
+              "type": "string"
+             }
+            },
+            "required": [
+             "reason"
+            ],
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "session": {
+               "$ref": "#/components/schemas/PAMSession"
+              }
+             },
+             "required": [
+              "session"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "409": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Conflict"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Put a session under legal hold: its recording outlives the project's retention (audited)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
       "/api/v1/pam/sessions/{sessionId}/recording": {
        "get": {
         "operationId": "get_api_v1_pam_sessions_sessionId_recording",
@@ -12796,6 +13081,16 @@ public enum OpenAPIDocument {
           },
           "description": "Not found"
          },
+         "410": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "The recording was deleted under the project's retention"
+         },
          "429": {
           "content": {
            "application/json": {
@@ -12820,7 +13115,7 @@ public enum OpenAPIDocument {
           "description": "Storage unavailable"
          }
         },
-        "summary": "Decrypt and check a session recording (audited)",
+        "summary": "Decrypt and check a session recording (audited); 410 once retention deleted it",
         "tags": [
          "pam"
         ]
@@ -12856,7 +13151,8 @@ public enum OpenAPIDocument {
                 "complete",
                 "incomplete",
                 "tampered",
-                "missing"
+                "missing",
+                "deleted"
                ]
               },
               "integrityDetail": {
@@ -16460,6 +16756,230 @@ public enum OpenAPIDocument {
          }
         },
         "summary": "List proxy sessions, newest first (every filter given must hold; pages follow `next`)",
+        "tags": [
+         "pam"
+        ]
+       }
+      },
+      "/api/v1/projects/{project}/pam/settings": {
+       "get": {
+        "operationId": "get_api_v1_projects_project_pam_settings",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "settings": {
+               "$ref": "#/components/schemas/PAMSettings"
+              }
+             },
+             "required": [
+              "settings"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "A project's PAM settings (recording retention)",
+        "tags": [
+         "pam"
+        ]
+       },
+       "put": {
+        "operationId": "put_api_v1_projects_project_pam_settings",
+        "parameters": [
+         {
+          "in": "path",
+          "name": "project",
+          "required": true,
+          "schema": {
+           "pattern": "^[a-z0-9_-]{1,64}$",
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "content": {
+          "application/json": {
+           "schema": {
+            "properties": {
+             "recordingRetention": {
+              "description": "How long a recording is kept after its session ends (e.g. 365d); null keeps recordings",
+              "pattern": "^([1-9][0-9]{0,6}[smhd]|none|)$",
+              "type": [
+               "string",
+               "null"
+              ]
+             }
+            },
+            "type": "object"
+           }
+          }
+         },
+         "required": true
+        },
+        "responses": {
+         "200": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "properties": {
+              "settings": {
+               "$ref": "#/components/schemas/PAMSettings"
+              }
+             },
+             "required": [
+              "settings"
+             ],
+             "type": "object"
+            }
+           }
+          },
+          "description": "OK"
+         },
+         "400": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Bad request"
+         },
+         "401": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Unauthenticated"
+         },
+         "403": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Permission denied"
+         },
+         "404": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Not found"
+         },
+         "429": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Too many failed authentications from this address (Retry-After says when to retry)"
+         },
+         "431": {
+          "description": "Request line and header fields over the listener's limit (the connection is closed)"
+         },
+         "503": {
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Error"
+            }
+           }
+          },
+          "description": "Storage unavailable"
+         }
+        },
+        "summary": "Set a project's PAM settings (audited)",
         "tags": [
          "pam"
         ]

@@ -18,6 +18,10 @@ struct PAMRoutes: Sendable {
     struct GrantResponse: Codable { var grant: PAMGrantInfo }
     struct GrantList: Codable { var grants: [PAMGrantInfo]; var next: String? }
     struct SessionList: Codable { var sessions: [PAMSessionInfo]; var next: String? }
+    struct SessionResponse: Codable { var session: PAMSessionInfo }
+    struct SettingsResponse: Codable { var settings: PAMProjectSettings }
+    struct SettingsBody: Codable { var recordingRetention: String? }
+    struct HoldBody: Codable { var reason: String }
 
     func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
         try await api.context(request, context)
@@ -64,7 +68,25 @@ struct PAMRoutes: Sendable {
             return JSON(SessionList(sessions: page.items, next: page.next))
         }
 
+        project.get("settings") { request, c in
+            JSON(SettingsResponse(settings: try await engine.getPAMSettings(try await ctx(request, c), project: try c.parameters.require("project"))))
+        }
+        project.put("settings") { request, c in
+            let body = try await decode(SettingsBody.self, request)
+            let settings = PAMProjectSettings(project: try c.parameters.require("project"), recordingRetention: body.recordingRetention)
+            return JSON(SettingsResponse(settings: try await engine.setPAMSettings(try await ctx(request, c), settings)))
+        }
+
         let pam = api.group("pam")
+        pam.put("sessions/:sessionId/legal-hold") { request, c in
+            let body = try await decode(HoldBody.self, request)
+            return JSON(SessionResponse(
+                session: try await engine.setPAMLegalHold(try await ctx(request, c), sessionId: try c.parameters.require("sessionId"), reason: body.reason)))
+        }
+        pam.delete("sessions/:sessionId/legal-hold") { request, c in
+            JSON(SessionResponse(
+                session: try await engine.setPAMLegalHold(try await ctx(request, c), sessionId: try c.parameters.require("sessionId"), reason: nil)))
+        }
         pam.get("sessions/:sessionId/recording/verify") { request, c in
             JSON(try await engine.verifyPAMRecording(try await ctx(request, c), sessionId: try c.parameters.require("sessionId")))
         }

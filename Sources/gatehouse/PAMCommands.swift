@@ -5,7 +5,10 @@ import Foundation
 struct PAMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pam", abstract: "PostgreSQL access: resources, accounts, access requests, connect, session recordings.",
-        subcommands: [Resource.self, Account.self, Request.self, Approve.self, Reject.self, Revoke.self, Grants.self, Connect.self, Sessions.self])
+        subcommands: [
+                Resource.self, Account.self, Request.self, Approve.self, Reject.self, Revoke.self, Grants.self, Connect.self, Sessions.self,
+                Settings.self,
+            ])
 
     static let resourceColumns = ["id", "name", "target", "failClosed"]
     static let accountColumns = ["id", "username", "resourceId", "passwordChangedAt"]
@@ -212,7 +215,8 @@ struct PAMCommand: AsyncParsableCommand {
 
     struct Sessions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Proxy sessions and their encrypted recordings.", subcommands: [List.self, Show.self, Replay.self, Search.self, Verify.self])
+            abstract: "Proxy sessions and their encrypted recordings.",
+            subcommands: [List.self, Show.self, Replay.self, Search.self, Verify.self, Hold.self, Release.self])
 
         /// The filters both `list` and `search` take; the server applies them (on its indexes) and pages the result.
         struct Filters: ParsableArguments {
@@ -290,7 +294,8 @@ struct PAMCommand: AsyncParsableCommand {
                 discussion: """
                     With a session id, checks that session. With --all, checks every ended session the filters select (all \
                     pages), shows progress on standard error, lists the sessions whose recording is missing, incomplete or \
-                    tampered, and exits 1 if there is one.
+                    tampered, and exits 1 if there is one. Recordings deleted under the project's retention are counted, \
+                    not listed.
                     """)
             @OptionGroup var api: APIOptions
             @OptionGroup var filters: Filters
@@ -306,21 +311,47 @@ struct PAMCommand: AsyncParsableCommand {
                 guard all else { throw ValidationError("give a session id, or --all") }
                 let ended = await filters.sessions(api).filter { $0["endedAt"] != nil && !($0["endedAt"] is NSNull) }
                 var bad: [[String: Any]] = []
+                var deleted = 0
                 for (i, s) in ended.enumerated() {
                     guard let id = s["id"] as? String else { continue }
                     let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording/verify")
-                    if field(verdict, "integrity") as? String != "complete" {
+                    let integrity = field(verdict, "integrity") as? String
+                    if integrity == "deleted" { deleted += 1 }
+                    if integrity != "complete" && integrity != "deleted" {
                         bad.append([
                             "sessionId": id, "integrity": field(verdict, "integrity") ?? "", "resourceName": s["resourceName"] ?? "",
                             "granteeName": s["granteeName"] ?? "", "integrityDetail": field(verdict, "integrityDetail") ?? "",
                         ])
                     }
                     if (i + 1) % 100 == 0 || i + 1 == ended.count {
-                        FileHandle.standardError.write(Data("verified \(i + 1)/\(ended.count) ended sessions, \(bad.count) not complete\n".utf8))
+                        FileHandle.standardError.write(Data(
+                            "verified \(i + 1)/\(ended.count) ended sessions, \(bad.count) not complete, \(deleted) deleted under retention\n".utf8))
                     }
                 }
                 api.show(bad, columns: ["sessionId", "integrity", "resourceName", "granteeName", "integrityDetail"])
                 if !bad.isEmpty { throw ExitCode(1) }
+            }
+        }
+
+        struct Hold: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Put a session under legal hold: its recording outlives the project's retention (audited).")
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            @Option(help: "Why (a case or ticket reference)") var reason: String
+            func run() async throws {
+                let session = await api.call(.PUT, "/api/v1/pam/sessions/\(id)/legal-hold", body: ["reason": reason])
+                api.show(field(session, "session") as? [String: Any] ?? [:], columns: PAMCommand.sessionColumns + ["legalHold"])
+            }
+        }
+
+        struct Release: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Release a session's legal hold (audited).")
+            @OptionGroup var api: APIOptions
+            @Argument var id: String
+            func run() async throws {
+                let session = await api.call(.DELETE, "/api/v1/pam/sessions/\(id)/legal-hold")
+                api.show(field(session, "session") as? [String: Any] ?? [:], columns: PAMCommand.sessionColumns)
             }
         }
 
@@ -356,5 +387,28 @@ struct PAMCommand: AsyncParsableCommand {
             }
         }
     }
-}
 
+    struct Settings: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or set a project's PAM settings.",
+            discussion: """
+                --recording-retention 365d keeps each session's recording for 365 days after the session ends (s, m, h, d); \
+                expired recordings are deleted and each deletion audited; a session under legal hold keeps its recording. \
+                'none' keeps recordings for ever.
+                """)
+        @OptionGroup var api: APIOptions
+        @Option var project: String
+        @Option(help: "How long recordings are kept after their session ends (e.g. 365d), or 'none'") var recordingRetention: String?
+        func run() async throws {
+            let path = "/api/v1/projects/\(project)/pam/settings"
+            let answer: Any
+            if let recordingRetention {
+                let value: Any = recordingRetention == "none" ? NSNull() : recordingRetention
+                answer = await api.call(.PUT, path, body: ["recordingRetention": value])
+            } else {
+                answer = await api.call(.GET, path)
+            }
+            api.show(field(answer, "settings") as? [String: Any] ?? [:], columns: ["project", "recordingRetention", "updatedAt"])
+        }
+    }
+}

@@ -530,6 +530,87 @@ import Testing
         #expect(healed.stop() == 0)
     }
 
+    /// A project's retention deletes exactly the recordings that outlived it (from the S3 bucket), each deletion audited
+    /// once; replay then answers 410 and verify says `deleted`; a session under legal hold keeps its recording until
+    /// the hold is released.
+    @Test func retentionDeletesExactlyTheExpiredRecordingsAndLegalHoldKeepsOne() async throws {
+        let logs = try freshDirectory()
+        guard let moto = try MotoServer.start(logDirectory: logs.path) else { return }
+        defer { moto.stop() }
+        let f: Fixture
+        do {
+            f = try Fixture(environment: moto.daemonEnvironment.merging(["GATEHOUSE_PAM_RETENTION_CHECK_INTERVAL": "1s"]) { $1 })
+        } catch is Fixture.Skip { return }
+        let admin = try f.adminClient()
+        _ = try f.adminGrant("1h")
+        let api = ["--data-dir", f.daemon.dataDirectory]
+        func cli(_ args: [String]) throws -> ProcessRunner.Output {
+            try ProcessRunner.run([ProcessRunner.gatehouseBinary] + args + api, cwd: f.dir.path, timeout: 60)
+        }
+        func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try done() { return }
+                usleep(200_000)
+            }
+            Issue.record("timed out waiting for \(what)")
+        }
+        func session(_ marker: String) throws -> String {
+            let known = try Self.sessionIds(f)
+            let out = try f.psql(f.conninfo(admin), ["select '\(marker)'"])
+            #expect(out.status == 0, "\(out.stderr)")
+            let id = try Self.newSession(f, since: known)
+            try poll("\(marker) to ship") { !FileManager.default.fileExists(atPath: f.daemon.dataDirectory + "/recordings/\(id).ghrec") }
+            return id
+        }
+        func code(_ id: String) throws -> Int { try Self.recording(f, id).code }
+        let bucket = try S3Client(
+            location: S3Location(endpoint: moto.endpoint, region: "us-east-1", bucket: moto.bucket),
+            credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
+
+        let a = try session("kept-a"), b = try session("kept-b"), c = try session("kept-c")
+        let hold = try cli(["pam", "sessions", "hold", b, "--reason", "case-42", "--output", "json"])
+        #expect(hold.status == 0 && hold.stdout.contains("case-42"), "\(hold.stdout)\(hold.stderr)")
+        // D ends 9 s after C: with a retention of 8 s, A, B and C are past it and D is not (for 8 s more).
+        try await Task.sleep(for: .seconds(9))
+        let d = try session("kept-d")
+        let set = try cli(["pam", "settings", "--project", "prod", "--recording-retention", "8s", "--output", "json"])
+        #expect(set.status == 0 && set.stdout.contains("8s"), "\(set.stdout)\(set.stderr)")
+        try poll("A and C to be deleted", 10) { try code(a) == 410 && code(c) == 410 }
+        #expect(try code(d) == 200, "D has not outlived the retention yet")
+        #expect(try code(b) == 200, "B is under legal hold")
+        let (objectsA, objectsB, objectsC, objectsD) = (
+            try await bucket.list(prefix: a), try await bucket.list(prefix: b), try await bucket.list(prefix: c), try await bucket.list(prefix: d))
+        #expect(objectsA.isEmpty && objectsC.isEmpty && !objectsB.isEmpty && !objectsD.isEmpty)
+        let gone = try Self.recording(f, a)
+        #expect(gone.body.contains("was deleted at") && gone.body.contains("retention 8s"), "\(gone.body)")
+        let (_, verdict, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(a)/recording/verify"])
+        #expect(verdict.contains("\"integrity\":\"deleted\""), "\(verdict)")
+        let late = try cli(["pam", "sessions", "hold", a, "--reason", "too late"])
+        #expect(late.status != 0 && late.stderr.contains("was deleted at"), "\(late.stderr)")
+        // D goes once it has outlived the retention; B stays until its hold is released.
+        try poll("D to be deleted", 15) { try code(d) == 410 }
+        #expect(try code(b) == 200)
+        let release = try cli(["pam", "sessions", "release", b])
+        #expect(release.status == 0, "\(release.stderr)")
+        try poll("B to be deleted after its release", 10) { try code(b) == 410 }
+        // verify --all counts the deleted recordings and fails on none of them.
+        let verified = try cli(["pam", "sessions", "verify", "--all", "--project", "prod", "--output", "json"])
+        #expect(verified.status == 0 && verified.stderr.contains("4 deleted under retention"), "\(verified.stdout)\(verified.stderr)")
+        // Each deletion is audited once, by the retention job, and the hold and release are audited too.
+        func events(_ type: String) throws -> [[String: String]] {
+            let (_, body, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?type=\(type)&limit=1000"])
+            return ((try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
+                .compactMap { (($0["event"] as? [String: Any])?["event"] as? [String: Any])?["metadata"] as? [String: String] }
+        }
+        let deletions = try events("pam.recording.delete").compactMap { $0["sessionId"] }
+        #expect(deletions.sorted() == [a, b, c, d].sorted(), "\(deletions)")
+        #expect(try events("pam.session.hold").contains { $0["sessionId"] == b && $0["reason"] == "case-42" })
+        #expect(try events("pam.session.release").contains { $0["sessionId"] == b })
+        #expect(try events("pam.settings.update").contains { $0["recordingRetention"] == "8s" })
+        #expect(f.daemon.stop() == 0)
+    }
+
     @Test func sessionsEndOnRevocationExpiryCancelAndUpstreamFailure() throws {
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
