@@ -84,6 +84,35 @@ struct APIOptions: ParsableArguments {
     }
 
     /// Prints a value: JSON as is, or a table of `columns` for a list (or one object).
+    /// Rows printed as they are found (a JSON array written element by element, or table lines whose columns are
+    /// separated by two spaces), for results that may be too many to hold.
+    final class RowStream {
+        let json: Bool
+        let columns: [String]
+        var rows = 0
+
+        init(_ options: APIOptions, columns: [String]) {
+            json = options.output == .json
+            self.columns = columns
+            if !json { print(columns.map { $0.uppercased() }.joined(separator: "  ")) }
+        }
+
+        func emit(_ row: [String: Any]) {
+            if json {
+                let data = (try? JSONSerialization.data(withJSONObject: row, options: [.sortedKeys])) ?? Data("{}".utf8)
+                print((rows == 0 ? "[" : ",") + String(decoding: data, as: UTF8.self))
+            } else {
+                print(columns.map { c in (row[c]).map { "\($0)" } ?? "" }.joined(separator: "  "))
+            }
+            rows += 1
+            fflush(nil)  // every stream: each row reaches a pipe as soon as it is found
+        }
+
+        func finish() {
+            if json { print(rows == 0 ? "[]" : "]") }
+        }
+    }
+
     func show(_ value: Any?, columns: [String]) {
         guard let value else { return }
         if output == .json {
@@ -358,14 +387,26 @@ extension APIOptions {
     /// Every item of a paged listing (up to `max`), following `next` to the last page; `query` adds parameters.
     func allPages(_ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil) async -> [[String: Any]] {
         var all: [[String: Any]] = []
+        await forEachPage(path, key, query: query, max: max) { all += $0 }
+        return all
+    }
+
+    /// Calls `body` with each page of the listing as it arrives (at most `max` items in all), so a caller that
+    /// handles items one page at a time holds one page, whatever the listing's length.
+    func forEachPage(
+        _ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil, _ body: ([[String: Any]]) async throws -> Void
+    ) async rethrows {
         var after: String?
+        var seen = 0
         repeat {
             let parameters = [("limit", "1000")] + query + (after.map { [("after", $0)] } ?? [])
             let page = await call(.GET, path + "?" + parameters.map { $0 + "=" + Self.queryValue($1) }.joined(separator: "&"))
-            all += field(page, key) as? [[String: Any]] ?? []
+            var items = field(page, key) as? [[String: Any]] ?? []
+            if let max, seen + items.count > max { items = Array(items.prefix(max - seen)) }
+            seen += items.count
+            try await body(items)
             after = field(page, "next") as? String
-        } while after != nil && all.count < (max ?? Int.max)
-        return max.map { Array(all.prefix($0)) } ?? all
+        } while after != nil && seen < (max ?? Int.max)
     }
 
     /// A query parameter value: everything but unreserved characters percent-encoded (RFC 3986 §2.3).

@@ -229,11 +229,22 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "Only sessions started before this RFC 3339 time") var until: String?
             @Option(help: "Stop after this many sessions (default: all)") var max: Int?
 
+            var query: [(String, String)] {
+                [("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason), ("since", since), ("until", until)]
+                    .compactMap { name, value in value.map { (name, $0) } }
+            }
+
             /// Every matching session, newest first, following the server's pages.
             func sessions(_ api: APIOptions) async -> [[String: Any]] {
-                let query = [("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason), ("since", since), ("until", until)]
-                    .compactMap { name, value in value.map { (name, $0) } }
-                return await api.allPages("/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max)
+                await api.allPages("/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max)
+            }
+
+            /// Each matching session in turn, newest first, one page of the server's at a time: what a command that
+            /// reads every recording uses, so it holds a page and a recording whatever the project's history.
+            func forEachSession(_ api: APIOptions, _ body: ([String: Any]) async throws -> Void) async rethrows {
+                try await api.forEachPage("/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max) { page in
+                    for session in page { try await body(session) }
+                }
             }
         }
 
@@ -309,27 +320,32 @@ struct PAMCommand: AsyncParsableCommand {
                     return
                 }
                 guard all else { throw ValidationError("give a session id, or --all") }
-                let ended = await filters.sessions(api).filter { $0["endedAt"] != nil && !($0["endedAt"] is NSNull) }
-                var bad: [[String: Any]] = []
-                var deleted = 0
-                for (i, s) in ended.enumerated() {
-                    guard let id = s["id"] as? String else { continue }
+                // Streamed: one page of sessions at a time, each verdict as it comes, progress on standard error.
+                let columns = ["sessionId", "integrity", "resourceName", "granteeName", "integrityDetail"]
+                let rows = APIOptions.RowStream(api, columns: columns)
+                var (checked, bad, deleted) = (0, 0, 0)
+                func progress() {
+                    FileHandle.standardError.write(Data(
+                        "verified \(checked) ended sessions, \(bad) not complete, \(deleted) deleted under retention\n".utf8))
+                }
+                await filters.forEachSession(api) { s in
+                    guard let id = s["id"] as? String, s["endedAt"] != nil, !(s["endedAt"] is NSNull) else { return }
                     let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording/verify")
                     let integrity = field(verdict, "integrity") as? String
+                    checked += 1
                     if integrity == "deleted" { deleted += 1 }
                     if integrity != "complete" && integrity != "deleted" {
-                        bad.append([
-                            "sessionId": id, "integrity": field(verdict, "integrity") ?? "", "resourceName": s["resourceName"] ?? "",
+                        bad += 1
+                        rows.emit([
+                            "sessionId": id, "integrity": integrity ?? "", "resourceName": s["resourceName"] ?? "",
                             "granteeName": s["granteeName"] ?? "", "integrityDetail": field(verdict, "integrityDetail") ?? "",
                         ])
                     }
-                    if (i + 1) % 100 == 0 || i + 1 == ended.count {
-                        FileHandle.standardError.write(Data(
-                            "verified \(i + 1)/\(ended.count) ended sessions, \(bad.count) not complete, \(deleted) deleted under retention\n".utf8))
-                    }
+                    if checked % 100 == 0 { progress() }
                 }
-                api.show(bad, columns: ["sessionId", "integrity", "resourceName", "granteeName", "integrityDetail"])
-                if !bad.isEmpty { throw ExitCode(1) }
+                rows.finish()
+                progress()
+                if bad > 0 { throw ExitCode(1) }
             }
         }
 
@@ -362,20 +378,28 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var filters: Filters
             @Argument var text: String
             func run() async throws {
-                let sessions = await filters.sessions(api)
-                var hits: [[String: Any]] = []
-                for s in sessions {
-                    guard let id = s["id"] as? String else { continue }
-                    // Sessions refused before their recording began have none.
+                // Streamed: one page of sessions and one recording at a time; each hit is printed when found, and
+                // progress goes to standard error. Every matching session is searched (--max bounds it).
+                let rows = APIOptions.RowStream(api, columns: ["session", "granteeName", "resourceName", "t", "statement"])
+                var (searched, hits) = (0, 0)
+                await filters.forEachSession(api) { s in
+                    guard let id = s["id"] as? String else { return }
+                    // Sessions refused before their recording began have none; deleted ones answer 410.
                     let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording", tolerant: true)
                     for e in field(recording, "events") as? [[String: Any]] ?? [] where ["query", "parse"].contains(e["kind"] as? String ?? "") {
                         if let sql = e["text"] as? String, let match = sql.range(of: text, options: .caseInsensitive) {
-                            hits.append(["session": id, "granteeName": s["granteeName"] ?? "", "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0,
-                                         "statement": Self.excerpt(sql, around: match)])
+                            hits += 1
+                            rows.emit(["session": id, "granteeName": s["granteeName"] ?? "", "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0,
+                                       "statement": Self.excerpt(sql, around: match)])
                         }
                     }
+                    searched += 1
+                    if searched % 50 == 0 {
+                        FileHandle.standardError.write(Data("searched \(searched) sessions, \(hits) matches\n".utf8))
+                    }
                 }
-                api.show(hits, columns: ["session", "granteeName", "resourceName", "t", "statement"])
+                rows.finish()
+                FileHandle.standardError.write(Data("searched \(searched) sessions, \(hits) matches\n".utf8))
             }
 
             /// A long statement (a megabyte of comment in front of a `delete`) is shown around the match, with its size.

@@ -1054,6 +1054,11 @@ import Testing
         #expect(newestIds.count == 1 && ids.first == newestIds.first, "\(newest.stdout)")
         let search = try cli(["pam", "sessions", "search"] + api + ["--project", "prod", marker])
         #expect(search.status == 0 && search.stdout.contains(marker) && search.stdout.split(separator: "\n").count == 2, "\(search.stdout)\(search.stderr)")
+        // Progress goes to standard error: every session of the project searched, one match.
+        #expect(search.stderr.contains(" sessions, 1 matches"), "\(search.stderr)")
+        let searchJSON = try cli(["pam", "sessions", "search"] + api + ["--project", "prod", marker, "--output", "json"])
+        let found = (try? JSONSerialization.jsonObject(with: Data(searchJSON.stdout.utf8)) as? [[String: Any]]) ?? []
+        #expect(found.count == 1 && (found.first?["statement"] as? String)?.contains(marker) == true, "\(searchJSON.stdout)")
         let hit = try #require(ids.first { search.stdout.contains($0) })
         let replay = try cli(["pam", "sessions", "replay"] + api + [hit])
         #expect(replay.status == 0 && replay.stdout.contains("integrity: complete"), "\(replay.stdout)\(replay.stderr)")
