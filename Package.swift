@@ -231,8 +231,9 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-bench",
             dependencies: [
-                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ServerSupport",
+                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ServerSupport", "StorageAPI", "StoragePostgres", "StorageS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -14,6 +14,11 @@ struct PAM: ParsableCommand {
     @Option(help: "Client counts, comma-separated.") var concurrency = "4,16"
     @Option(help: "Workloads: select-only (pgbench -S) and/or tpcb (the default script), comma-separated.") var workloads = "select-only,tpcb"
     @Option(help: "pgbench -M (simple, extended, prepared).") var queryMode = "simple"
+    @Option(help: """
+        A PostgreSQL database (postgres://…) for Gatehouse's own store: then also measure recording shipping, pgbench through \
+        Gatehouse on that store with recordings kept local (off) and shipped to the store (on), in alternating rounds.
+        """) var shippingPgUrl: String?
+    @Option(help: "Rounds of the shipping comparison (each runs off, then on).") var shippingRounds = 3
 
     func run() throws {
         guard let url = URLComponents(string: pgURL), let pgPort = url.port, let user = url.user, let password = url.password else {
@@ -135,6 +140,94 @@ struct PAM: ParsableCommand {
                     }
                     print(line)
                 }
+            }
+        }
+        if let shippingPgUrl {
+            try shippingComparison(
+                storeURL: shippingPgUrl, binary: binary, work: work, pgPort: pgPort, user: user, password: password, database: database)
+        }
+    }
+
+    /// pgbench through Gatehouse on PostgreSQL storage, recordings kept in the node's directory (`off`) or shipped to
+    /// the shared store as the session runs (`on`): one daemon per run, the same data directory and database, the
+    /// modes alternating so that drift on the machine falls on both. Prints each run, the medians and on/off.
+    func shippingComparison(storeURL: String, binary: String, work: String, pgPort: Int, user: String, password: String, database: String) throws {
+        print("")
+        print("shipping: Gatehouse on PostgreSQL storage; off = recordings kept local, on = shipped to the store every 2 s")
+        _ = try shell(["psql", "-X", "-q", storeURL, "-c",
+                       "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations"])
+        let data = work + "/gh-pg"
+        var configured = false
+        func run(_ shipping: Bool, workload: String, clients: Int) throws -> (tps: Double, drain: Double?) {
+            let daemon = try Spawned(
+                [binary, "serve", "--data-dir", data],
+                environment: ["GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
+                              "GATEHOUSE_LISTENERS_POSTGRES_PORT=0", "GATEHOUSE_LOGGING_LEVEL=warning",
+                              "GATEHOUSE_STORAGE_BACKEND=postgres", "GATEHOUSE_STORAGE_POSTGRES_URL=\(storeURL)",
+                              "GATEHOUSE_PAM_RECORDING_STORE=\(shipping ? "postgres" : "local")"],
+                output: work + "/gatehouse-pg.log")
+            defer { daemon.terminate() }
+            try? FileManager.default.removeItem(atPath: data + "/run/listeners.json")
+            var ports: [String: Int] = [:]
+            let deadline = Date().addingTimeInterval(30)
+            while ports.count < 4, Date() < deadline {
+                usleep(100_000)
+                if let d = FileManager.default.contents(atPath: data + "/run/listeners.json") { ports = (try? JSONSerialization.jsonObject(with: d) as? [String: Int]) ?? [:] }
+            }
+            guard let https = ports["https"], let proxy = ports["postgres"], let ops = ports["operations"] else {
+                throw ValidationError("gatehouse on PostgreSQL did not start (\(work)/gatehouse-pg.log)")
+            }
+            let certs = data + "/certs"
+            if !configured {
+                func api(_ path: String, _ body: String) throws -> [String: Any] {
+                    let out = try shell(["curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
+                                         "-H", "Content-Type: application/json", "-d", body, "https://localhost:\(https)/api/v1" + path])
+                    return (try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
+                }
+                _ = try api("/projects", #"{"slug":"bench"}"#)
+                let resource = try api("/projects/bench/pam/resources", #"{"name":"bench","host":"127.0.0.1","port":\#(pgPort),"database":"\#(database)","tlsMode":"disable"}"#)
+                guard let rid = (resource["resource"] as? [String: Any])?["id"] as? String else { throw ValidationError("resource: \(resource)") }
+                let account = try api("/pam/resources/\(rid)/accounts", #"{"username":"\#(user)","password":"\#(password)"}"#)
+                guard let aid = (account["account"] as? [String: Any])?["id"] as? String else { throw ValidationError("account: \(account)") }
+                _ = try api("/pam/accounts/\(aid)/access-requests", #"{"duration":"1d","reason":"benchmark"}"#)
+                try? FileManager.default.removeItem(atPath: work + "/admin-pg.key")
+                try FileManager.default.copyItem(atPath: certs + "/admin.key", toPath: work + "/admin-pg.key")
+                chmod(work + "/admin-pg.key", 0o600)
+                configured = true
+            }
+            let conninfo = "host=127.0.0.1 port=\(proxy) user=\(user) dbname=bench sslmode=require sslcert=\(certs)/admin.crt sslkey=\(work)/admin-pg.key"
+            var args = ["pgbench", "-n", "-c", String(clients), "-j", String(min(clients, 2)), "-T", String(seconds), "-M", queryMode]
+            if workload == "select-only" { args.append("-S") }
+            let out = (try? shell(args + [conninfo])) ?? ""
+            let tps = Self.number(after: "tps = ", in: out) ?? .nan
+            guard shipping else { return (tps, nil) }
+            // How long the node takes to ship what the run recorded once the sessions are over: until its spool is
+            // empty (a file goes once the store holds all of it and its session has ended).
+            let start = Date()
+            let spool = data + "/recordings"
+            while Date().timeIntervalSince(start) < 120 {
+                let left = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".ghrec") }
+                if left.isEmpty { return (tps, Date().timeIntervalSince(start)) }
+                usleep(100_000)
+            }
+            _ = ops
+            return (tps, nil)
+        }
+        let levels = concurrency.split(separator: ",").compactMap { Int($0) }
+        for workload in workloads.split(separator: ",").map(String.init) {
+            for c in levels {
+                var off: [Double] = [], on: [Double] = []
+                for round in 1...max(1, shippingRounds) {
+                    let a = try run(false, workload: workload, clients: c)
+                    let b = try run(true, workload: workload, clients: c)
+                    off.append(a.tps)
+                    on.append(b.tps)
+                    print(String(
+                        format: "%-11@ c=%-3d round %d  off %8.0f tps  on %8.0f tps  (backlog shipped %@ after the run)", workload, c, round, a.tps, b.tps,
+                        b.drain.map { String(format: "%.1f s", $0) } ?? "not"))
+                }
+                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+                print(String(format: "%-11@ c=%-3d shipping on/off %.3fx (median %.0f / %.0f tps)", workload, c, median(on) / median(off), median(on), median(off)))
             }
         }
     }
