@@ -207,7 +207,9 @@ public final class GatehouseDaemon: Sendable {
         services.append(PAMRetentionService(engine: engine, interval: config.pamRetentionCheckInterval, logger: logger))
         if let shipping {
             let store = try StoreFactory.recordingStore(config, storage: storage)
-            services.append(RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping))
+            var shipper = RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping)
+            shipper.recordingDeleted = { [engine] id in await engine.isPAMRecordingDeleted(sessionId: id) }
+            services.append(shipper)
             say("gatehouse: session recordings shipped to the \(store.description) recording store")
         }
         if let notify = config.pamNotifyURL, let url = URL(string: notify) {

@@ -21,6 +21,9 @@ struct RecordingShipper: Service {
     let logger: Logger
     /// What the last round left, for `/metrics`, `/readyz` and the proxy's fail-closed check.
     let status: Status
+    /// Whether retention already deleted the session's recording (its data key is gone): a spool copy still here
+    /// (the store was unreachable for longer than the retention) is then removed, not uploaded again.
+    var recordingDeleted: @Sendable (String) async -> Bool = { _ in false }
     static let pieceSize = 1 << 20
 
     /// The shipper's backlog and health, shared with the proxy and the operations endpoints.
@@ -126,6 +129,12 @@ struct RecordingShipper: Service {
         guard fstat(fd, &st) == 0 else { return 0 }
         let size = Int(st.st_size)
         var stored = try await store.length(sessionId: session)
+        if stored == 0, !running, await recordingDeleted(session) {
+            if unlink(path) == 0 {
+                logger.notice("removed the spool copy of a recording retention has deleted", metadata: ["sessionId": "\(session)"])
+            }
+            return 0
+        }
         guard stored <= size else {
             throw StorageError(.corrupt, "the store holds \(stored) bytes of a recording whose spool file has \(size)")
         }

@@ -91,6 +91,13 @@ extension GatehouseEngine {
 
     static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
+    /// Whether retention deleted the session's recording (for the shipper, which must not upload a spool copy of it
+    /// again). False when the store cannot say.
+    public func isPAMRecordingDeleted(sessionId: String) async -> Bool {
+        guard let (_, body) = try? await read({ tx in try await self.pamSession(sessionId, tx) }) else { return false }
+        return body.info.recordingDeletedAt != nil
+    }
+
     /// For every project with a retention: the sessions whose recording outlived it, oldest end first, read from the
     /// `retained` index (ended sessions that still have a recording and no legal hold), so the cost follows what
     /// expires, not the history. Each one is claimed (one node deletes it; a claim lapses after 5 minutes), its

@@ -95,5 +95,18 @@ import Testing
         store.failing.withLock { $0 = true }
         _ = await RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: small).shipAll()
         #expect(small.blocked()?.contains("100 bytes") == true, "\(small.blocked() ?? "nil")")
+
+        // A spool copy of a recording retention has already deleted (the store was away longer than the retention)
+        // is removed, not uploaded again.
+        store.failing.withLock { $0 = false }
+        let expired = UUID().uuidString.lowercased()
+        FileManager.default.createFile(atPath: spool + "/\(expired).ghrec", contents: Data(repeating: 2, count: 50))
+        let writesBefore = store.writes.withLock { $0 }
+        var pruning = RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
+        pruning.recordingDeleted = { $0 == expired }
+        _ = await pruning.shipAll()
+        #expect(!FileManager.default.fileExists(atPath: spool + "/\(expired).ghrec"))
+        #expect(try await store.length(sessionId: expired) == 0)
+        #expect(store.writes.withLock { $0 } == writesBefore + 1, "only the other, running session's file was uploaded")
     }
 }
