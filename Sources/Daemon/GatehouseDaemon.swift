@@ -203,8 +203,8 @@ public final class GatehouseDaemon: Sendable {
         services.append(PeriodicService.refusalSummaries(engine, logger: logger))
         services.append(PeriodicService.auditCheckpoint(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
-        services.append(PAMRotationService(engine: engine, interval: config.pamRotationCheckInterval, logger: logger))
-        services.append(PAMRetentionService(engine: engine, interval: config.pamRetentionCheckInterval, logger: logger))
+        services.append(PeriodicService.pamRotation(engine, interval: config.pamRotationCheckInterval, logger: logger))
+        services.append(PeriodicService.pamRetention(engine, interval: config.pamRetentionCheckInterval, logger: logger))
         if let shipping {
             let store = try StoreFactory.recordingStore(config, storage: storage)
             var shipper = RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping)

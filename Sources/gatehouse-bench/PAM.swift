@@ -42,34 +42,10 @@ struct PAM: ParsableCommand {
 
         // Gatehouse with the resource, the account and an approved grant for its administrator.
         let data = work + "/gh"
-        children.append(try Spawned(
-            [binary, "serve", "--data-dir", data],
-            environment: ["GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
-                          "GATEHOUSE_LISTENERS_POSTGRES_PORT=0", "GATEHOUSE_LOGGING_LEVEL=warning"],
-            output: work + "/gatehouse.log"))
-        var ports: [String: Int] = [:]
-        let deadline = Date().addingTimeInterval(30)
-        while ports.count < 4, Date() < deadline {
-            usleep(100_000)
-            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json") { ports = (try? JSONSerialization.jsonObject(with: d) as? [String: Int]) ?? [:] }
-        }
-        guard let https = ports["https"], let proxy = ports["postgres"] else { throw ValidationError("gatehouse did not start (\(work)/gatehouse.log)") }
-        let certs = data + "/certs"
-        func api(_ path: String, _ body: String) throws -> [String: Any] {
-            let out = try shell(["curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
-                                 "-H", "Content-Type: application/json", "-d", body, "https://localhost:\(https)/api/v1" + path])
-            return (try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
-        }
-        _ = try api("/projects", #"{"slug":"bench"}"#)
-        let resource = try api("/projects/bench/pam/resources", #"{"name":"bench","host":"127.0.0.1","port":\#(pgPort),"database":"\#(database)","tlsMode":"disable"}"#)
-        guard let rid = (resource["resource"] as? [String: Any])?["id"] as? String else { throw ValidationError("resource: \(resource)") }
-        let account = try api("/pam/resources/\(rid)/accounts", #"{"username":"\#(user)","password":"\#(password)"}"#)
-        guard let aid = (account["account"] as? [String: Any])?["id"] as? String else { throw ValidationError("account: \(account)") }
-        _ = try api("/pam/accounts/\(aid)/access-requests", #"{"duration":"1d","reason":"benchmark"}"#)
-        let key = work + "/admin.key"
-        try FileManager.default.copyItem(atPath: certs + "/admin.key", toPath: key)
-        chmod(key, 0o600)
-        let viaGatehouse = "host=127.0.0.1 port=\(proxy) user=\(user) dbname=bench sslmode=require sslcert=\(certs)/admin.crt sslkey=\(key)"
+        let (daemon, ports) = try Self.startGatehouse(binary, data: data, log: work + "/gatehouse.log")
+        children.append(daemon)
+        let upstream = Upstream(port: pgPort, user: user, password: password, database: database)
+        let viaGatehouse = try Self.configure(ports: ports, data: data, work: work, upstream: upstream)
 
         // pgbouncer in session mode with scram-sha-256 both ways, when it is installed.
         var targets: [(String, String)] = [("direct", direct)]
@@ -125,9 +101,7 @@ struct PAM: ParsableCommand {
             for c in levels {
                 var tps: [String: Double] = [:]
                 for (name, conninfo) in targets {
-                    var args = ["pgbench", "-n", "-c", String(c), "-j", String(min(c, 2)), "-T", String(seconds), "-M", queryMode]
-                    if workload == "select-only" { args.append("-S") }
-                    let out = (try? shell(args + [conninfo])) ?? ""
+                    let out = pgbench(workload, clients: c, conninfo)
                     let rate = Self.number(after: "tps = ", in: out)
                     let latency = Self.number(after: "latency average = ", in: out)
                     tps[name] = rate
@@ -157,49 +131,23 @@ struct PAM: ParsableCommand {
         _ = try shell(["psql", "-X", "-q", storeURL, "-c",
                        "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations"])
         let data = work + "/gh-pg"
-        var configured = false
+        let upstream = Upstream(port: pgPort, user: user, password: password, database: database)
+        // The proxy's conninfo once the store has the resource, account and grant (its port differs per start).
+        var configured: String?
         func run(_ shipping: Bool, workload: String, clients: Int) throws -> (tps: Double, drain: Double?) {
-            let daemon = try Spawned(
-                [binary, "serve", "--data-dir", data],
-                environment: ["GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
-                              "GATEHOUSE_LISTENERS_POSTGRES_PORT=0", "GATEHOUSE_LOGGING_LEVEL=warning",
-                              "GATEHOUSE_STORAGE_BACKEND=postgres", "GATEHOUSE_STORAGE_POSTGRES_URL=\(storeURL)",
-                              "GATEHOUSE_PAM_RECORDING_STORE=\(shipping ? "postgres" : "local")"],
-                output: work + "/gatehouse-pg.log")
+            let (daemon, ports) = try Self.startGatehouse(
+                binary, data: data, log: work + "/gatehouse-pg.log",
+                environment: ["GATEHOUSE_STORAGE_BACKEND=postgres", "GATEHOUSE_STORAGE_POSTGRES_URL=\(storeURL)",
+                              "GATEHOUSE_PAM_RECORDING_STORE=\(shipping ? "postgres" : "local")"])
             defer { daemon.terminate() }
-            try? FileManager.default.removeItem(atPath: data + "/run/listeners.json")
-            var ports: [String: Int] = [:]
-            let deadline = Date().addingTimeInterval(30)
-            while ports.count < 4, Date() < deadline {
-                usleep(100_000)
-                if let d = FileManager.default.contents(atPath: data + "/run/listeners.json") { ports = (try? JSONSerialization.jsonObject(with: d) as? [String: Int]) ?? [:] }
+            let conninfo: String
+            if let known = configured {
+                conninfo = known.replacingOccurrences(of: "port=PROXY", with: "port=\(ports["postgres"] ?? 0)")
+            } else {
+                conninfo = try Self.configure(ports: ports, data: data, work: work, upstream: upstream)
+                configured = conninfo.replacingOccurrences(of: "port=\(ports["postgres"] ?? 0) ", with: "port=PROXY ")
             }
-            guard let https = ports["https"], let proxy = ports["postgres"], let ops = ports["operations"] else {
-                throw ValidationError("gatehouse on PostgreSQL did not start (\(work)/gatehouse-pg.log)")
-            }
-            let certs = data + "/certs"
-            if !configured {
-                func api(_ path: String, _ body: String) throws -> [String: Any] {
-                    let out = try shell(["curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
-                                         "-H", "Content-Type: application/json", "-d", body, "https://localhost:\(https)/api/v1" + path])
-                    return (try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
-                }
-                _ = try api("/projects", #"{"slug":"bench"}"#)
-                let resource = try api("/projects/bench/pam/resources", #"{"name":"bench","host":"127.0.0.1","port":\#(pgPort),"database":"\#(database)","tlsMode":"disable"}"#)
-                guard let rid = (resource["resource"] as? [String: Any])?["id"] as? String else { throw ValidationError("resource: \(resource)") }
-                let account = try api("/pam/resources/\(rid)/accounts", #"{"username":"\#(user)","password":"\#(password)"}"#)
-                guard let aid = (account["account"] as? [String: Any])?["id"] as? String else { throw ValidationError("account: \(account)") }
-                _ = try api("/pam/accounts/\(aid)/access-requests", #"{"duration":"1d","reason":"benchmark"}"#)
-                try? FileManager.default.removeItem(atPath: work + "/admin-pg.key")
-                try FileManager.default.copyItem(atPath: certs + "/admin.key", toPath: work + "/admin-pg.key")
-                chmod(work + "/admin-pg.key", 0o600)
-                configured = true
-            }
-            let conninfo = "host=127.0.0.1 port=\(proxy) user=\(user) dbname=bench sslmode=require sslcert=\(certs)/admin.crt sslkey=\(work)/admin-pg.key"
-            var args = ["pgbench", "-n", "-c", String(clients), "-j", String(min(clients, 2)), "-T", String(seconds), "-M", queryMode]
-            if workload == "select-only" { args.append("-S") }
-            let out = (try? shell(args + [conninfo])) ?? ""
-            let tps = Self.number(after: "tps = ", in: out) ?? .nan
+            let tps = Self.number(after: "tps = ", in: pgbench(workload, clients: clients, conninfo)) ?? .nan
             guard shipping else { return (tps, nil) }
             // How long the node takes to ship what the run recorded once the sessions are over: until its spool is
             // empty (a file goes once the store holds all of it and its session has ended).
@@ -210,7 +158,6 @@ struct PAM: ParsableCommand {
                 if left.isEmpty { return (tps, Date().timeIntervalSince(start)) }
                 usleep(100_000)
             }
-            _ = ops
             return (tps, nil)
         }
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
@@ -230,6 +177,65 @@ struct PAM: ParsableCommand {
                 print(String(format: "%-11@ c=%-3d shipping on/off %.3fx (median %.0f / %.0f tps)", workload, c, median(on) / median(off), median(on), median(off)))
             }
         }
+    }
+
+    /// One pgbench run's output (empty when it fails).
+    func pgbench(_ workload: String, clients: Int, _ conninfo: String) -> String {
+        var args = ["pgbench", "-n", "-c", String(clients), "-j", String(min(clients, 2)), "-T", String(seconds), "-M", queryMode]
+        if workload == "select-only" { args.append("-S") }
+        return (try? shell(args + [conninfo])) ?? ""
+    }
+
+    struct Upstream {
+        var port: Int
+        var user: String
+        var password: String
+        var database: String
+    }
+
+    /// `gatehouse serve` on `data` with every listener on a free port; returns once all four are bound.
+    static func startGatehouse(_ binary: String, data: String, log: String, environment: [String] = []) throws -> (Spawned, [String: Int]) {
+        try? FileManager.default.removeItem(atPath: data + "/run/listeners.json")
+        let daemon = try Spawned(
+            [binary, "serve", "--data-dir", data],
+            environment: ["GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
+                          "GATEHOUSE_LISTENERS_POSTGRES_PORT=0", "GATEHOUSE_LOGGING_LEVEL=warning"] + environment,
+            output: log)
+        var ports: [String: Int] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while ports.count < 4, Date() < deadline {
+            usleep(100_000)
+            if let d = FileManager.default.contents(atPath: data + "/run/listeners.json") { ports = (try? JSONSerialization.jsonObject(with: d) as? [String: Int]) ?? [:] }
+        }
+        guard ports["https"] != nil, ports["postgres"] != nil else {
+            daemon.terminate()
+            throw ValidationError("gatehouse did not start (\(log))")
+        }
+        return (daemon, ports)
+    }
+
+    /// Project `bench`, resource `bench` on the upstream, its account and an approved grant for the administrator;
+    /// returns the libpq conninfo to reach it through the proxy with the administrator's certificate.
+    static func configure(ports: [String: Int], data: String, work: String, upstream u: Upstream) throws -> String {
+        let certs = data + "/certs"
+        let https = ports["https"] ?? 0
+        func api(_ path: String, _ body: String) throws -> [String: Any] {
+            let out = try shell(["curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
+                                 "-H", "Content-Type: application/json", "-d", body, "https://localhost:\(https)/api/v1" + path])
+            return (try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
+        }
+        _ = try api("/projects", #"{"slug":"bench"}"#)
+        let resource = try api("/projects/bench/pam/resources", #"{"name":"bench","host":"127.0.0.1","port":\#(u.port),"database":"\#(u.database)","tlsMode":"disable"}"#)
+        guard let rid = (resource["resource"] as? [String: Any])?["id"] as? String else { throw ValidationError("resource: \(resource)") }
+        let account = try api("/pam/resources/\(rid)/accounts", #"{"username":"\#(u.user)","password":"\#(u.password)"}"#)
+        guard let aid = (account["account"] as? [String: Any])?["id"] as? String else { throw ValidationError("account: \(account)") }
+        _ = try api("/pam/accounts/\(aid)/access-requests", #"{"duration":"1d","reason":"benchmark"}"#)
+        // libpq wants the key owner-only.
+        let key = work + "/admin-\(URL(fileURLWithPath: data).lastPathComponent).key"
+        try? FileManager.default.removeItem(atPath: key)
+        try FileManager.default.copyItem(atPath: certs + "/admin.key", toPath: key)
+        chmod(key, 0o600)
+        return "host=127.0.0.1 port=\(ports["postgres"] ?? 0) user=\(u.user) dbname=bench sslmode=require sslcert=\(certs)/admin.crt sslkey=\(key)"
     }
 
     static func number(after marker: String, in text: String) -> Double? {

@@ -373,14 +373,6 @@ import Testing
             #expect(out.status == 0, "\(sql): \(out.stderr)")
             return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if try done() { return }
-                usleep(100_000)
-            }
-            Issue.record("timed out waiting for \(what)")
-        }
         // A session that sends 4 MB of statement text after a pause: its recording ships in several 1 MiB pieces.
         let marker = "killed_\(UInt32.random(in: 1...UInt32.max))"
         let hex = Array("0123456789abcdef".utf8)
@@ -396,13 +388,13 @@ import Testing
         let spool = f.daemon.dataDirectory + "/recordings/\(id).ghrec"
         // The start of the session reaches the store while it runs.
         let stored = "select coalesce(sum(length(bytes)), 0) from recording_pieces where session = '\(id)'"
-        try poll("the first upload") { try onStore(stored) != "0" }
+        try Self.poll("the first upload") { try onStore(stored) != "0" }
         // Then an upload is caught in flight: a lock holds the next piece's INSERT until the node is killed.
         let lock = try Background(
             ["psql", "-X", "-At", url, "-c", "begin; lock table recording_pieces in exclusive mode; select pg_sleep(60); commit"],
             environment: ["PGAPPNAME": "gh-lock"], errPath: f.dir.path + "/lock.err")
-        try poll("the big statements in the spool") { (try? FileManager.default.attributesOfItem(atPath: spool)[.size] as? Int) ?? 0 > 3_500_000 }
-        try poll("an upload waiting on the lock") {
+        try Self.poll("the big statements in the spool") { (try? FileManager.default.attributesOfItem(atPath: spool)[.size] as? Int) ?? 0 > 3_500_000 }
+        try Self.poll("an upload waiting on the lock") {
             try onStore("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%INSERT INTO recording_pieces%'") == "1"
         }
         let before = try onStore(stored)
@@ -417,7 +409,7 @@ import Testing
         // Restart: the node closes the session as crashed and ships the rest, then deletes its spool copy.
         let restarted = try DaemonProcess(directory: f.dir.path, environment: env.merging(["GATEHOUSE_LOGGING_LEVEL": "info"]) { $1 })
         try restarted.waitUntilListening(expected: 4)
-        try poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
+        try Self.poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
         // Each byte once: the pieces tile the recording with no overlap, and they are the spool's bytes.
         let tiling = try onStore(
             "select count(*) || ' ' || sum(length(bytes)) || ' ' || max(start_at + length(bytes)) from recording_pieces where session = '\(id)'")
@@ -449,14 +441,6 @@ import Testing
         do { f = try Fixture(environment: moto.daemonEnvironment) } catch is Fixture.Skip { return }
         let admin = try f.adminClient()
         _ = try f.adminGrant("1h")
-        func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if try done() { return }
-                usleep(200_000)
-            }
-            Issue.record("timed out waiting for \(what)")
-        }
         let bucket = try S3Client(
             location: S3Location(endpoint: moto.endpoint, region: "us-east-1", bucket: moto.bucket),
             credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
@@ -475,7 +459,7 @@ import Testing
         #expect(first.status == 0 && first.stdout.contains("s3-shipped"), "\(first.stderr)")
         let shipped = try #require(id)
         let spool = f.daemon.dataDirectory + "/recordings/\(shipped).ghrec"
-        try poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
+        try Self.poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
         let replay = try Self.recording(f, shipped)
         #expect(replay.code == 200 && replay.integrity == "complete" && replay.body.contains("s3-shipped"), "\(replay.body.prefix(400))")
         let (_, verdict, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(shipped)/recording/verify"])
@@ -494,7 +478,7 @@ import Testing
         #expect(during.status == 0 && during.stdout.contains("s3-pending"), "\(during.stderr)")
         let pending = try #require(pendingId)
         var ready = ""
-        try poll("/readyz to report the refused credentials", 30) {
+        try Self.poll("/readyz to report the refused credentials", 30) {
             ready = (try? curl([refused.operationsBase + "/readyz"]).1) ?? ""
             return ready.contains("BLOCKED")
         }
@@ -524,7 +508,7 @@ import Testing
         fromFile["GATEHOUSE_PAM_RECORDING_S3_PROFILE"] = "recordings"
         let healed = try DaemonProcess(directory: f.dir.path, environment: fromFile)
         try healed.waitUntilListening(expected: 4)
-        try poll("the held recording to ship") { !FileManager.default.fileExists(atPath: pendingSpool) }
+        try Self.poll("the held recording to ship") { !FileManager.default.fileExists(atPath: pendingSpool) }
         let (_, held, _) = try curl(healed.adminCurl + [healed.httpsBase + "/api/v1/pam/sessions/\(pending)/recording"])
         #expect(held.contains("\"integrity\":\"complete\"") && held.contains("s3-pending"), "\(held.prefix(400))")
         #expect(healed.stop() == 0)
@@ -547,20 +531,12 @@ import Testing
         func cli(_ args: [String]) throws -> ProcessRunner.Output {
             try ProcessRunner.run([ProcessRunner.gatehouseBinary] + args + api, cwd: f.dir.path, timeout: 60)
         }
-        func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if try done() { return }
-                usleep(200_000)
-            }
-            Issue.record("timed out waiting for \(what)")
-        }
         func session(_ marker: String) throws -> String {
             let known = try Self.sessionIds(f)
             let out = try f.psql(f.conninfo(admin), ["select '\(marker)'"])
             #expect(out.status == 0, "\(out.stderr)")
             let id = try Self.newSession(f, since: known)
-            try poll("\(marker) to ship") { !FileManager.default.fileExists(atPath: f.daemon.dataDirectory + "/recordings/\(id).ghrec") }
+            try Self.poll("\(marker) to ship") { !FileManager.default.fileExists(atPath: f.daemon.dataDirectory + "/recordings/\(id).ghrec") }
             return id
         }
         func code(_ id: String) throws -> Int { try Self.recording(f, id).code }
@@ -576,7 +552,7 @@ import Testing
         let d = try session("kept-d")
         let set = try cli(["pam", "settings", "--project", "prod", "--recording-retention", "8s", "--output", "json"])
         #expect(set.status == 0 && set.stdout.contains("8s"), "\(set.stdout)\(set.stderr)")
-        try poll("A and C to be deleted", 10) { try code(a) == 410 && code(c) == 410 }
+        try Self.poll("A and C to be deleted", 10) { try code(a) == 410 && code(c) == 410 }
         #expect(try code(d) == 200, "D has not outlived the retention yet")
         #expect(try code(b) == 200, "B is under legal hold")
         let (objectsA, objectsB, objectsC, objectsD) = (
@@ -589,11 +565,11 @@ import Testing
         let late = try cli(["pam", "sessions", "hold", a, "--reason", "too late"])
         #expect(late.status != 0 && late.stderr.contains("was deleted at"), "\(late.stderr)")
         // D goes once it has outlived the retention; B stays until its hold is released.
-        try poll("D to be deleted", 15) { try code(d) == 410 }
+        try Self.poll("D to be deleted", 15) { try code(d) == 410 }
         #expect(try code(b) == 200)
         let release = try cli(["pam", "sessions", "release", b])
         #expect(release.status == 0, "\(release.stderr)")
-        try poll("B to be deleted after its release", 10) { try code(b) == 410 }
+        try Self.poll("B to be deleted after its release", 10) { try code(b) == 410 }
         // verify --all counts the deleted recordings and fails on none of them.
         let verified = try cli(["pam", "sessions", "verify", "--all", "--project", "prod", "--output", "json"])
         #expect(verified.status == 0 && verified.stderr.contains("4 deleted under retention"), "\(verified.stdout)\(verified.stderr)")
@@ -841,6 +817,16 @@ import Testing
             return nil
         }
         return python
+    }
+
+    /// Polls `done` until it holds (every 100 ms), or records that `what` did not happen within `seconds`.
+    static func poll(_ what: String, _ seconds: TimeInterval = 20, _ done: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try done() { return }
+            usleep(100_000)
+        }
+        Issue.record("timed out waiting for \(what)")
     }
 
     /// Ids of the sessions on record.
