@@ -30,7 +30,10 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.project(project), "project", "edit"))
         var info = PAMProjectSettings(project: project, recordingRetention: settings.recordingRetention, updatedAt: clock())
         if let r = info.recordingRetention, r.isEmpty || r == "none" { info.recordingRetention = nil }
-        if let r = info.recordingRetention, DurationText.seconds(r) == nil {
+        // What the API documents: 1 to 7 digits without a leading zero, then s, m, h or d.
+        if let r = info.recordingRetention,
+            DurationText.seconds(r) == nil || r.count > 8 || r.first == "0" || !r.dropLast().allSatisfy({ $0.isASCII && $0.isNumber })
+        {
             throw EngineError(.invalidArgument, "recordingRetention must be a duration such as 90d or 8h, or null to keep recordings")
         }
         let final = info

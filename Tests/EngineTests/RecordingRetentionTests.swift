@@ -70,6 +70,11 @@ actor CountingRecordingStore: RecordingStore {
                 try await tx.insert(Record(kind: PAMKind.session, id: s.info.id, scope: "p", body: try JSONEncoder().encode(s), createdAt: s.info.startedAt))
             }
         }
+        // Retention is what the API documents: 1 to 7 digits, no leading zero, then s, m, h or d.
+        for bad in ["10000000d", "01d", "30", "30w", "-1d", " 30d", "0s"] {
+            await #expect(throws: EngineError.self, "\(bad)") { _ = try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: bad)) }
+        }
+        #expect(try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: "none")).recordingRetention == nil)
         _ = try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: "30d"))
 
         async let fromA = a.deleteExpiredPAMRecordings()
