@@ -39,6 +39,13 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A bug or an unexpected condition.
         public static let `internal` = Code(rawValue: "internal")
 
+        /// Every code declared above: each front end's mapping is tested against this list, so a new code cannot
+        /// fall through to a default unnoticed.
+        public static let all: [Code] = [
+            .unauthenticated, .permissionDenied, .notFound, .alreadyExists, .invalidArgument, .conflict, .wrongState,
+            .cryptographicFailure, .unavailable, .featureNotSupported, .sensitive, .notExtractable, .locked, .gone, .internal,
+        ]
+
         public var description: String { rawValue }
     }
 

@@ -33,13 +33,15 @@ struct ESTRoutes: Sendable {
         }
         switch e.code {
         case .unauthenticated: return text(.unauthorized, e.message)
-        case .permissionDenied: return text(.forbidden, e.message)
+        case .permissionDenied, .sensitive, .notExtractable: return text(.forbidden, e.message)
         case .notFound: return text(.notFound, e.message)
+        case .gone: return text(.gone, e.message)
         case .invalidArgument: return text(.badRequest, e.message)
         case .wrongState, .conflict, .alreadyExists: return text(.conflict, e.message)
         case .unavailable: return text(.serviceUnavailable, e.message)
         case .locked: return text(.tooManyRequests, e.message)
         case .featureNotSupported: return text(.notImplemented, e.message)
+        // .cryptographicFailure, .internal, and codes added later: nothing of the cause reaches the client.
         default: return text(.internalServerError, "internal error")
         }
     }

@@ -176,7 +176,7 @@ public struct KMIPDispatcher: Sendable {
                     if let next { payload.append(TTLVItem(tag: KMIPTag.correlationValue, .byteString(next))) }
                     return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: payload)
                 } catch let e as EngineError {
-                    return .failure(item, KMIPKeyOperations.reason(for: e.code, version: version), e.message)
+                    return .failure(item, KMIPResultReasons.reason(for: e.code, version: version), e.message)
                 } catch {
                     return .failure(item, .generalFailure, "internal error")
                 }
@@ -244,7 +244,7 @@ public struct KMIPDispatcher: Sendable {
             } catch let e as KMIPFieldError {
                 return .failure(item, e.reason, e.message)
             } catch let e as EngineError {
-                return .failure(item, KMIPKeyOperations.reason(for: e.code, version: version), e.message)
+                return .failure(item, KMIPResultReasons.reason(for: e.code, version: version), e.message)
             } catch {
                 return .failure(item, .generalFailure, "internal error")
             }

@@ -1253,23 +1253,6 @@ struct KMIPKeyOperations {
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.validityIndicator, .enumeration(valid ? 1 : 2))]
     }
-
-    /// The one mapping from engine errors to KMIP result reasons (valid in every version).
-    static func reason(for code: EngineError.Code, version: ProtocolVersion = ProtocolVersion(1, 4)) -> ResultReason {
-        switch code {
-        case .notFound: return version >= ProtocolVersion(2, 0) ? .objectNotFound : .itemNotFound
-        // 1.x has no reasons of its own for these: Permission Denied.
-        case .sensitive: return version >= ProtocolVersion(2, 0) ? .sensitive : .permissionDenied
-        case .notExtractable: return version >= ProtocolVersion(2, 0) ? .notExtractable : .permissionDenied
-        case .unauthenticated: return .authenticationNotSuccessful
-        case .permissionDenied: return .permissionDenied
-        case .invalidArgument, .alreadyExists: return .invalidField
-        case .wrongState, .conflict: return .illegalOperation
-        case .cryptographicFailure: return .cryptographicFailure
-        case .featureNotSupported: return .featureNotSupported
-        default: return .generalFailure
-        }
-    }
 }
 
 /// The INTEGERs of a DER SEQUENCE of INTEGERs (PKCS#1 RSAPrivateKey), as unsigned big-endian bytes.

@@ -174,3 +174,32 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         #expect(answer(1, 4, onlyOperations).isEmpty, "not asked")
     }
 }
+
+/// Every `EngineError` code as a KMIP result reason, in 1.x and in 2.x: a table, so a new code is a decision.
+@Suite struct KMIPErrorMappingTests {
+    static let table: [EngineError.Code: (v1: ResultReason, v2: ResultReason)] = [
+        .unauthenticated: (.authenticationNotSuccessful, .authenticationNotSuccessful),
+        .permissionDenied: (.permissionDenied, .permissionDenied),
+        .notFound: (.itemNotFound, .objectNotFound),
+        .alreadyExists: (.invalidField, .invalidField),
+        .invalidArgument: (.invalidField, .invalidField),
+        .conflict: (.illegalOperation, .illegalOperation),
+        .wrongState: (.illegalOperation, .illegalOperation),
+        .cryptographicFailure: (.cryptographicFailure, .cryptographicFailure),
+        .unavailable: (.generalFailure, .generalFailure),
+        .featureNotSupported: (.featureNotSupported, .featureNotSupported),
+        .sensitive: (.permissionDenied, .sensitive),
+        .notExtractable: (.permissionDenied, .notExtractable),
+        .locked: (.authenticationNotSuccessful, .authenticationNotSuccessful),
+        .gone: (.generalFailure, .generalFailure),
+        .internal: (.generalFailure, .generalFailure),
+    ]
+
+    @Test func everyCode() {
+        for code in EngineError.Code.all {
+            let want = Self.table[code]
+            #expect(KMIPResultReasons.reason(for: code, version: ProtocolVersion(1, 4)) == want?.v1, "\(code) in 1.4")
+            #expect(KMIPResultReasons.reason(for: code, version: ProtocolVersion(2, 1)) == want?.v2, "\(code) in 2.1")
+        }
+    }
+}
