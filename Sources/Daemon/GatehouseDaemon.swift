@@ -205,8 +205,7 @@ public final class GatehouseDaemon: Sendable {
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PeriodicService.pamRotation(engine, interval: config.pamRotationCheckInterval, logger: logger))
         services.append(PeriodicService.pamRetention(engine, interval: config.pamRetentionCheckInterval, logger: logger))
-        if let shipping {
-            let store = try StoreFactory.recordingStore(config, storage: storage)
+        if let shipping, let store = engine.recordings {
             var shipper = RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping)
             shipper.recordingDeleted = { [engine] id in await engine.isPAMRecordingDeleted(sessionId: id) }
             services.append(shipper)

@@ -531,12 +531,7 @@ extension GatehouseEngine {
     func openPAMRecording(_ ctx: CallContext, sessionId: String) async throws
         -> (body: PAMSessionBody, decision: Decision, result: RecordingDecoder.Result?, bytes: Int)
     {
-        let body = try await transact(relaxed: true) { tx -> PAMSessionBody in
-            guard sessionId.utf8.count <= 64, let r = try await tx.get(kind: PAMKind.session, id: sessionId) else {
-                throw EngineError(.notFound, "session '\(sessionId.prefix(64))' not found")
-            }
-            return try self.decode(PAMSessionBody.self, r)
-        }
+        let body = try await transact(relaxed: true) { tx in try await self.pamSession(sessionId, tx).1 }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-sessions", "read", ["name": body.info.resourceName]))
         if let deleted = body.info.recordingDeletedAt {
             throw EngineError(

@@ -50,8 +50,8 @@ public final class GatehouseEngine: Engine {
     let kmipIssuedVerdicts = Mutex<[String: Bool]>([:])
     /// Reaches PostgreSQL resources for connection tests (installed by the daemon).
     let pamConnector = PAMConnectorSlot()
-    /// Where session recordings are read from (nil: this engine serves none).
-    let recordings: (any RecordingStore)?
+    /// Where session recordings are read from and, through the daemon's shipper, written to (nil: none).
+    public let recordings: (any RecordingStore)?
     let logger: Logger
     let clock: @Sendable () -> Date
 

@@ -143,7 +143,7 @@ public struct S3Client: Sendable {
     func send(_ method: HTTPMethod, key: String?, query: [(String, String)] = [], body: [UInt8] = []) async throws -> Response {
         let path = path(key)
         let queryString = SigV4.canonicalQuery(query)
-        let payloadHash = body.isEmpty ? SigV4.emptyPayloadHash : S3Hash.sha256Hex(body)
+        let payloadHash = body.isEmpty ? SigV4.emptyPayloadHash : SigV4.payloadHash(body)
         var request = HTTPClientRequest(url: "\(scheme)://\(hostHeader)\(path)" + (queryString.isEmpty ? "" : "?" + queryString))
         request.method = method
         request.headers.add(name: "Host", value: hostHeader)

@@ -30,8 +30,11 @@ public struct SigV4: Sendable {
         self.service = service
     }
 
+    /// A payload's SHA-256 as SigV4 writes it (lowercase hex).
+    public static func payloadHash(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }
+
     /// The SHA-256 of an empty payload, hex.
-    public static let emptyPayloadHash = hex(SHA256.hash(data: [UInt8]()))
+    public static let emptyPayloadHash = payloadHash([])
 
     /// The headers a request needs to be accepted: `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` (with
     /// temporary credentials) and `authorization`. `path` is the request path exactly as sent (already encoded with
@@ -115,9 +118,4 @@ public struct SigV4: Sendable {
         }
         return String(decoding: out, as: UTF8.self)
     }
-}
-
-/// SHA-256 as SigV4 writes it (lowercase hex).
-public enum S3Hash {
-    public static func sha256Hex(_ bytes: [UInt8]) -> String { SigV4.hex(SHA256.hash(data: bytes)) }
 }

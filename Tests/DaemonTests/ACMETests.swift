@@ -11,12 +11,6 @@ import Testing
         return out.stdout
     }
 
-    func freePort() throws -> Int {
-        let out = try ProcessRunner.run(
-            ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
-        return Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-    }
-
     @Test func certbotRegistersGetsRenewsAndRevokesAndErrorPathsAreProtocolCorrect() throws {
         let env = ProcessInfo.processInfo.environment
         guard let certbot = env["CERTBOT_BIN"], let python = env["ACME_PYTHON"] else {
@@ -25,11 +19,11 @@ import Testing
         }
         let dir = try freshDirectory()
         let work = dir.path
-        let http01 = try freePort()
+        let http01 = try freeLoopbackPort()
         // pebble-challtestsrv (Debian's pebble package) is the DNS server dns-01 validation asks.
-        let dnsPort = try freePort()
-        let dnsManagement = try freePort()
-        let alpnPort = try freePort()
+        let dnsPort = try freeLoopbackPort()
+        let dnsManagement = try freeLoopbackPort()
+        let alpnPort = try freeLoopbackPort()
         let dns = Process()
         dns.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         dns.arguments = ["pebble-challtestsrv", "-dns01", "127.0.0.1:\(dnsPort)", "-management", "127.0.0.1:\(dnsManagement)",

@@ -444,15 +444,10 @@ import Testing
         let bucket = try S3Client(
             location: S3Location(endpoint: moto.endpoint, region: "us-east-1", bucket: moto.bucket),
             credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
-        func sessionIds(_ daemon: DaemonProcess) throws -> Set<String> {
-            let (_, body, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
-            let list = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]]
-            return Set((list ?? []).compactMap { $0["id"] as? String })
-        }
         func session(_ daemon: DaemonProcess, _ marker: String) throws -> (ProcessRunner.Output, String?) {
-            let known = try sessionIds(daemon)
+            let known = try Self.sessionIds(daemon)
             let out = try f.psql(f.conninfo(admin, port: daemon.ports["postgres"]), ["select '\(marker)'"])
-            return (out, try sessionIds(daemon).subtracting(known).first)
+            return (out, try Self.sessionIds(daemon).subtracting(known).first)
         }
 
         let (first, id) = try session(f.daemon, "s3-shipped")
@@ -830,8 +825,11 @@ import Testing
     }
 
     /// Ids of the sessions on record.
-    static func sessionIds(_ f: Fixture) throws -> Set<String> {
-        let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+    static func sessionIds(_ f: Fixture) throws -> Set<String> { try sessionIds(f.daemon) }
+
+    /// Ids of the sessions on record, asked of `daemon`.
+    static func sessionIds(_ daemon: DaemonProcess) throws -> Set<String> {
+        let (_, sessions, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
         let list = try #require((try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]])
         return Set(list.compactMap { $0["id"] as? String })
     }
@@ -1289,7 +1287,7 @@ import Testing
     /// The proxy exposed through the SSH reverse tunnel: psql at the relay reaches it with TLS end to end (the relay
     /// carries only the SSLRequest and then TLS records), the grant and the recording work as on the local port.
     @Test func psqlThroughTheRelayWithEndToEndTLS() throws {
-        let relayPort = try SSHCATests.freePort()
+        let relayPort = try freeLoopbackPort()
         let f: Fixture
         do { f = try Fixture(tunnelForwards: ["postgres=127.0.0.1:\(relayPort)"]) } catch is Fixture.Skip { return }
         defer { f.relay?.kill() }

@@ -36,12 +36,6 @@ import Testing
         }
     }
 
-    static func freePort() throws -> Int {
-        let out = try ProcessRunner.run(
-            ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
-        return Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-    }
-
     @Test func certificatesAreAcceptedAndRefusedByARealSSHD() throws {
         let env = ProcessInfo.processInfo.environment
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
@@ -67,7 +61,7 @@ import Testing
         let rsaCAID = try #require(rsaCA["id"] as? String)
 
         // The host: its key signed at registration; a group carries the login mapping for alice.
-        let port = try Self.freePort()
+        let port = try freeLoopbackPort()
         try e.keygen("ssh_host_ed25519_key")
         _ = try e.ok(["ssh", "host-group", "create", "--project", "ops", "--name", "db-hosts", "--login-mapping", "\(login)=alice"])
         let host = try e.json([

@@ -21,7 +21,7 @@ import Testing
         init(dir: String, authorizedKeys: String, extraConfig: String = "") throws {
             self.dir = dir
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            port = try SSHCATests.freePort()
+            port = try freeLoopbackPort()
             let keygen = try ProcessRunner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relay", "-f", dir + "/relay_host_key"])
             #expect(keygen.status == 0, "\(keygen.stderr)")
             try authorizedKeys.write(toFile: dir + "/authorized_keys", atomically: true, encoding: .utf8)
@@ -160,7 +160,7 @@ import Testing
         guard Self.openSSHAvailable() else { return }
         let dir = try freshDirectory()
         let dataDirectory = dir.path + "/.gatehouse"
-        let httpsRelayPort = try SSHCATests.freePort()
+        let httpsRelayPort = try freeLoopbackPort()
         let forwards = ["https=127.0.0.1:\(httpsRelayPort)"]
         let (relay, daemon) = try Self.startGateway(dir, forwards: forwards)
         defer { relay.kill() }
@@ -217,7 +217,7 @@ import Testing
         let dir = try freshDirectory()
         let sink = try DigestSink()
         defer { sink.stop() }
-        let sinkRelayPort = try SSHCATests.freePort()
+        let sinkRelayPort = try freeLoopbackPort()
         let forwards = ["127.0.0.1:\(sink.port)=127.0.0.1:\(sinkRelayPort)"]
         let (relay, daemon) = try Self.startGateway(dir, forwards: forwards, relayConfig: "RekeyLimit 64K 1s")
         defer { relay.kill() }
@@ -274,7 +274,7 @@ import Testing
         let dir = try freshDirectory()
         let target = try EchoOrStallServer()
         defer { target.stop() }
-        let relayPort = try SSHCATests.freePort()
+        let relayPort = try freeLoopbackPort()
         let forwards = ["127.0.0.1:\(target.port)=127.0.0.1:\(relayPort)"]
         let (relay, daemon) = try Self.startGateway(dir, forwards: forwards)
         defer { relay.kill() }
@@ -364,7 +364,7 @@ import Testing
         guard Self.openSSHAvailable() else { return }
         let dir = try freshDirectory()
         let dataDirectory = dir.path + "/.gatehouse"
-        let relayPort = try SSHCATests.freePort()
+        let relayPort = try freeLoopbackPort()
         let forwards = ["https=127.0.0.1:\(relayPort)"]
         // Pin another Ed25519 key than the relay's.
         let other = try ProcessRunner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir.path + "/other"])

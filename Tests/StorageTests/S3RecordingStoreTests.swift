@@ -46,7 +46,7 @@ import Testing
         let body = Array("hello, recording".utf8)
         let put = token.sign(
             method: "PUT", host: "127.0.0.1:9000", path: "/gh-recordings/site/0f9c/0000000000001048576", query: [],
-            payloadHash: S3Hash.sha256Hex(body), date: date)
+            payloadHash: SigV4.payloadHash(body), date: date)
         #expect(put.contains { $0 == ("x-amz-security-token", "FQoGZXIvYXdzEXAMPLE//token+x=") })
         #expect(put.first { $0.0 == "authorization" }?.1.hasSuffix(
             "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, "

@@ -29,7 +29,7 @@ public final class MotoServer: @unchecked Sendable {
     }
 
     convenience init(server: String, python: String, bucket: String, logDirectory: String) throws {
-        let port = try Self.freePort()
+        let port = try freeLoopbackPort()
         let endpoint = "http://127.0.0.1:\(port)"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: server)
@@ -86,15 +86,18 @@ public final class MotoServer: @unchecked Sendable {
 
     deinit { if process.isRunning { stop() } }
 
-    static func freePort() throws -> Int {
-        let out = try ProcessRunner.run(
-            ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
-        guard let port = Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw Failure("no free port: \(out.stderr)") }
-        return port
-    }
-
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
         init(_ d: String) { description = d }
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick for port 0).
+public func freeLoopbackPort() throws -> Int {
+    let out = try ProcessRunner.run(
+        ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+    guard let port = Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw MotoServer.Failure("no free port: \(out.stderr)")
+    }
+    return port
 }
