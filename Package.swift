@@ -248,7 +248,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "StorageAPI",
+                "StorageAPI", "EngineAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -275,7 +275,8 @@ let package = Package(
         .testTarget(
             name: "KMIPFrontEndTests",
             dependencies: [
-                "KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI", .product(name: "Crypto", package: "swift-crypto"),
+                "KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI", "ServerSupport", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ], swiftSettings: strict),
         .testTarget(
@@ -303,8 +304,9 @@ let package = Package(
         .testTarget(
             name: "HTTPFrontEndTests",
             dependencies: [
-                "HTTPFrontEnd", "Engine", "EngineAPI", "StorageAPI",
+                "HTTPFrontEnd", "Engine", "EngineAPI", "StorageAPI", "TestSupport", "ESTProtocol", "ACMEProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict

@@ -183,7 +183,7 @@ public final class GatehouseDaemon: Sendable {
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             default:
                 let router = HTTPListener.apiRouter(
-                    engine: engine, settings: settings, estDefaultProfile: config.estDefaultProfile,
+                    services: AdminServices(serving: engine), settings: settings, estDefaultProfile: config.estDefaultProfile,
                     acme: ACMESettings(
                         http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService,
                         website: config.acmeWebsite, caaIdentities: config.acmeCAAIdentities, dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port,
@@ -289,5 +289,14 @@ struct ReloadService: Service {
             }
             SystemdNotifier.notify("READY=1")
         }
+    }
+}
+
+extension AdminServices {
+    /// Every route group served by the one engine.
+    init(serving engine: GatehouseEngine) {
+        self.init(
+            authenticator: engine, access: engine, secrets: engine, audit: engine, pki: engine, alerts: engine,
+            kmipPKI: engine, ssh: engine, pam: engine, est: engine, acme: engine, keys: engine)
     }
 }

@@ -160,8 +160,6 @@ public protocol ACMEEngine: Sendable {
     /// The profiles a directory offers (its `meta.profiles`, draft-ietf-acme-profiles): its own first, then the
     /// other ACME profiles of its project that issue from the same CA. newOrder may name any of them.
     func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo]
-    /// The profile's external account binding key id and HMAC key (base64url); administrators only.
-    func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String)
     /// A fresh nonce, valid once on any node sharing the store.
     func acmeNewNonce() async throws -> String
     /// Consumes a nonce; false when unknown, expired or already used.

@@ -148,13 +148,20 @@ public struct HealthReport: Sendable, Hashable {
     }
 }
 
-/// The single API every front end calls. Authorization and audit happen behind it, once.
+/// The whole engine: every domain's protocol, which `GatehouseEngine` implements. Front ends never take this; each
+/// takes the narrow protocol(s) it calls (`ESTEngine`, `ACMEEngine`, `KeyEngine`, …). Authorization and audit happen
+/// behind them, once.
 ///
 /// Each call takes the caller explicitly (`CallContext`) and throws only `EngineError`.
-public protocol Engine: AccessEngine, KeyEngine, KMIPPKIEngine, PKIEngine, AlertEngine, ACMEEngine, SSHEngine, PAMEngine {
+public protocol Engine: AccessEngine, SecretsEngine, AuditEngine, KeyEngine, KMIPPKIEngine, PKIEngine, ESTEngine, AlertEngine,
+    ACMEEngine, SSHEngine, PAMEngine, PAMSessionEngine
+{
     /// Storage reachability and other readiness facts. Not authorized, not audited.
     func health() async -> HealthReport
+}
 
+/// Secrets of a project (part of `Engine`).
+public protocol SecretsEngine: Sendable {
     /// Creates a secret; fails with `.alreadyExists` when the name is taken in the project.
     func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws -> SecretMetadata
     /// Replaces a secret's value (optionally only if its version is `expectedVersion`).
@@ -166,7 +173,10 @@ public protocol Engine: AccessEngine, KeyEngine, KMIPPKIEngine, PKIEngine, Alert
     func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<SecretMetadata>
     /// Deletes a secret.
     func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws
+}
 
+/// The audit log (part of `Engine`).
+public protocol AuditEngine: Sendable {
     /// Reads the audit log in arrival order from a cursor (nil: the start). `next` is always set: reading from it
     /// later returns what was appended since, and never skips an event (it holds a position per chain).
     func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent>
@@ -176,12 +186,16 @@ public protocol Engine: AccessEngine, KeyEngine, KMIPPKIEngine, PKIEngine, Alert
     func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification
 }
 
-/// Identities, authentication and access control (part of `Engine`).
-public protocol AccessEngine: Sendable {
-    // MARK: Authentication
+/// Bearer-token authentication, the one access call every front end that takes tokens needs.
+public protocol Authenticator: Sendable {
     /// Turns a bearer access token into the identity's principal, counting one use. Throws `.unauthenticated`
     /// for unknown, expired, spent or revoked tokens and tokens used from an untrusted address (all audited).
     func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal
+}
+
+/// Identities, authentication and access control (part of `Engine`).
+public protocol AccessEngine: Authenticator {
+    // MARK: Authentication
     /// Universal Auth login: client ID + client secret → access token.
     func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken
     /// TLS Certificate Auth login: the caller's verified certificate → access token for `identityId`.

@@ -457,22 +457,9 @@ public protocol PAMEngine: Sendable {
     func listPAMGrants(_ ctx: CallContext, project: String, _ query: PAMGrantQuery) async throws -> Page<PAMGrantInfo>
     func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
 
-    /// Lets the caller into `resource` (by name) as `username` if it holds an approved, unexpired grant; records
-    /// the session start and returns where to connect with which credential.
-    func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket
-    /// The grant's current end, or nil when it no longer allows the session (revoked, expired, deleted).
-    func pamSessionDeadline(sessionId: String, grantId: String) async -> Date?
-    /// Returns when the grant was revoked through this node, or after `timeout`: live sessions end at once on a
-    /// local revocation and poll `pamSessionDeadline` for the other nodes'.
-    func waitForPAMGrantChange(grantId: String, timeout: Duration) async
-    /// Records the end of a session.
-    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
     /// A project's sessions matching `query`, one page in start order (newest first unless asked otherwise), read
     /// from the store's indexes: the cost follows the page, not the project's history.
     func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page<PAMSessionInfo>
-    /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
-    /// recording key, for a session that exists.
-    func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]
     /// Opens a session's recording from the recording store: authorized (`pam-sessions` `read`) before anything is
     /// read, and audited; checks the signature, the chain and every chunk.
     func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording
@@ -488,4 +475,22 @@ public protocol PAMEngine: Sendable {
     /// Deletes the recordings that have outlived their project's retention (the daemon calls this periodically);
     /// returns how many it deleted.
     func deleteExpiredPAMRecordings() async -> Int
+}
+
+/// What the PostgreSQL proxy calls for one session: admission, the grant's deadline, the manifest signature and the
+/// end (part of `Engine`).
+public protocol PAMSessionEngine: Sendable {
+    /// Lets the caller into `resource` (by name) as `username` if it holds an approved, unexpired grant; records
+    /// the session start and returns where to connect with which credential.
+    func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket
+    /// The grant's current end, or nil when it no longer allows the session (revoked, expired, deleted).
+    func pamSessionDeadline(sessionId: String, grantId: String) async -> Date?
+    /// Returns when the grant was revoked through this node, or after `timeout`: live sessions end at once on a
+    /// local revocation and poll `pamSessionDeadline` for the other nodes'.
+    func waitForPAMGrantChange(grantId: String, timeout: Duration) async
+    /// Records the end of a session.
+    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
+    /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
+    /// recording key, for a session that exists.
+    func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]
 }

@@ -448,7 +448,7 @@ public struct ESTEnrollment: Sendable {
     }
 }
 
-/// Private CA: CAs, templates, profiles, issuance, revocation, CRLs, OCSP and EST enrollment (part of `Engine`).
+/// Private CA: CAs, templates, profiles, issuance, revocation, CRLs and OCSP (part of `Engine`).
 public protocol PKIEngine: Sendable {
     func createCA(_ ctx: CallContext, project: String, _ spec: CASpec) async throws -> CAInfo
     func listCAs(_ ctx: CallContext, project: String) async throws -> [CAInfo]
@@ -490,6 +490,12 @@ public protocol PKIEngine: Sendable {
     /// `malformedRequest` response, never an error.
     func ocsp(request: [UInt8]) async throws -> [UInt8]
 
+    /// The profile's ACME external account binding key id and HMAC key (base64url); administrators only.
+    func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String)
+}
+
+/// EST enrollment under a profile (part of `Engine`): what the EST front end calls.
+public protocol ESTEngine: Sendable {
     /// EST `/cacerts`: the profile's CA certificate and the chain above it (DER, CA first).
     func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]]
     /// EST `/csrattrs`: DER `CsrAttrs` (nil = none to ask for).

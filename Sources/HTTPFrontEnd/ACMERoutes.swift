@@ -57,7 +57,7 @@ public struct ACMESettings: Sendable {
 /// platform's `/api/v1/cert-manager/certificate-profiles/{profile}/acme/directory`. Every POST is a flattened JWS:
 /// parsed and checked here (url, nonce, key, signature), then one engine call with the account as principal.
 struct ACMERoutes: Sendable {
-    let engine: any Engine
+    let engine: any ACMEEngine
     let settings: ACMESettings
     let logger = Logger(label: "gatehouse.acme")
 

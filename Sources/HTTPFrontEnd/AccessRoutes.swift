@@ -26,7 +26,7 @@ struct JSON<T: Encodable & Sendable>: ResponseGenerator {
 /// (`/api/v1/auth/universal-auth/login`, `/api/v1/auth/universal-auth/identities/{identityId}`, …).
 struct AccessRoutes: Sendable {
     let api: AdminAPI
-    var engine: any Engine { api.engine }
+    var engine: any AccessEngine { api.services.access }
 
     struct ProjectBody: Codable { var slug: String; var description: String? }
     struct ProjectResponse: Codable { var project: ProjectInfo }

@@ -5,17 +5,54 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
+/// The engine as the HTTPS listener sees it: one narrow protocol per route group. The daemon passes the same engine
+/// for each; tests pass doubles for the groups they exercise.
+public struct AdminServices: Sendable {
+    public var authenticator: any Authenticator
+    public var access: any AccessEngine
+    public var secrets: any SecretsEngine
+    public var audit: any AuditEngine
+    public var pki: any PKIEngine
+    public var alerts: any AlertEngine
+    public var kmipPKI: any KMIPPKIEngine
+    public var ssh: any SSHEngine
+    public var pam: any PAMEngine
+    public var est: any ESTEngine
+    public var acme: any ACMEEngine
+    /// KMIP over HTTPS.
+    public var keys: any KeyEngine
+
+    public init(
+        authenticator: any Authenticator, access: any AccessEngine, secrets: any SecretsEngine, audit: any AuditEngine,
+        pki: any PKIEngine, alerts: any AlertEngine, kmipPKI: any KMIPPKIEngine, ssh: any SSHEngine, pam: any PAMEngine,
+        est: any ESTEngine, acme: any ACMEEngine, keys: any KeyEngine
+    ) {
+        self.authenticator = authenticator
+        self.access = access
+        self.secrets = secrets
+        self.audit = audit
+        self.pki = pki
+        self.alerts = alerts
+        self.kmipPKI = kmipPKI
+        self.ssh = ssh
+        self.pam = pam
+        self.est = est
+        self.acme = acme
+        self.keys = keys
+    }
+}
+
 /// Routes of the HTTPS listener: health, and the admin API (`/api/v1/…`). Every operation is one engine call
 /// with the caller's principal; the engine authorizes and audits.
 public struct AdminAPI: Sendable {
-    let engine: any Engine
+    let services: AdminServices
     let maxBodySize: Int
     /// The EST profile served at `/.well-known/est/…` without a label.
     let estDefaultProfile: String?
     let acme: ACMESettings
 
-    public init(engine: any Engine, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings()) {
-        self.engine = engine
+    public init(services: AdminServices, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings()) {
+        self.services = services
         self.maxBodySize = maxBodySize
         self.estDefaultProfile = estDefaultProfile
         self.acme = acme
@@ -63,7 +100,7 @@ public struct AdminAPI: Sendable {
             guard authorization.lowercased().hasPrefix("bearer ") else {
                 throw EngineError(.unauthenticated, "the Authorization header must be 'Bearer <access token>'")
             }
-            principal = try await engine.authenticate(
+            principal = try await services.authenticator.authenticate(
                 bearerToken: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces),
                 ipAddress: context.peerAddress, frontEnd: "admin-api")
         }
@@ -135,7 +172,7 @@ public struct AdminAPI: Sendable {
         HTTPListener.addHealthRoutes(to: router, readiness: readiness)
         let api = router.group("api/v1")
         api.get("whoami") { request, ctx in
-            JSON(try await engine.whoami(try await context(request, ctx)))
+            JSON(try await services.access.whoami(try await context(request, ctx)))
         }
         api.get("openapi.json") { _, _ -> Response in
             Response(
@@ -146,40 +183,40 @@ public struct AdminAPI: Sendable {
         PKIRoutes(api: self).register(on: api, root: router)
         SSHRoutes(api: self).register(on: api, root: router)
         PAMRoutes(api: self).register(on: api)
-        ESTRoutes(engine: engine, defaultProfile: estDefaultProfile).register(on: router)
-        ACMERoutes(engine: engine, settings: acme).register(on: router)
-        KMIPHTTPRoutes(dispatcher: KMIPDispatcher(maxMessageSize: KMIPHTTPRoutes.maxBody, engine: engine, clock: { Int64(Date().timeIntervalSince1970) }))
+        ESTRoutes(engine: services.est, defaultProfile: estDefaultProfile).register(on: router)
+        ACMERoutes(engine: services.acme, settings: acme).register(on: router)
+        KMIPHTTPRoutes(dispatcher: KMIPDispatcher(maxMessageSize: KMIPHTTPRoutes.maxBody, engine: services.keys, clock: { Int64(Date().timeIntervalSince1970) }))
             .register(on: router)
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")
             let (after, limit) = try Self.page(request)
-            let page = try await engine.listSecrets(try await context(request, ctx), project: project, after: after, limit: limit)
+            let page = try await services.secrets.listSecrets(try await context(request, ctx), project: project, after: after, limit: limit)
             return SecretList(secrets: page.items, next: page.next)
         }
         secrets.post(":name") { request, ctx -> EditedResponse<SecretResponse> in
             let body = try await decode(SecretValueBody.self, request)
-            let meta = try await engine.createSecret(
+            let meta = try await services.secrets.createSecret(
                 try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"), value: SecretBytes(utf8: body.value))
             return EditedResponse(status: .created, response: SecretResponse(secret: meta, value: nil))
         }
         secrets.put(":name") { request, ctx -> SecretResponse in
             let body = try await decode(SecretValueBody.self, request)
-            let meta = try await engine.updateSecret(
+            let meta = try await services.secrets.updateSecret(
                 try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"), value: SecretBytes(utf8: body.value),
                 expectedVersion: body.expectedVersion)
             return SecretResponse(secret: meta, value: nil)
         }
         secrets.get(":name") { request, ctx -> SecretResponse in
-            let (meta, value) = try await engine.readSecret(
+            let (meta, value) = try await services.secrets.readSecret(
                 try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"))
             return SecretResponse(secret: meta, value: Self.utf8(value))
         }
         secrets.delete(":name") { request, ctx -> HTTPResponse.Status in
-            try await engine.deleteSecret(
+            try await services.secrets.deleteSecret(
                 try await context(request, ctx), project: try ctx.parameters.require("project"),
                 name: try ctx.parameters.require("name"))
             return .noContent
@@ -196,14 +233,14 @@ public struct AdminAPI: Sendable {
             if searching {
                 let order = p.get("order") ?? "asc"
                 guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
-                page = try await engine.searchAudit(
+                page = try await services.audit.searchAudit(
                     try await context(request, ctx),
                     AuditSearch(
                         type: try Self.text(request, "type"), actor: try Self.text(request, "actor"),
                         project: try Self.text(request, "project"), since: try time("since"),
                         until: try time("until"), newestFirst: order == "desc", cursor: cursor, limit: limit))
             } else {
-                page = try await engine.auditEvents(try await context(request, ctx), cursor: cursor, limit: limit)
+                page = try await services.audit.auditEvents(try await context(request, ctx), cursor: cursor, limit: limit)
             }
             return AuditList(
                 events: page.items.map { .init(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event) },

@@ -8,7 +8,7 @@ import NIOCore
 /// EST (RFC 7030, RFC 8951) under `/.well-known/est/{profile}/…` and, for the configured default profile,
 /// `/.well-known/est/…`. Errors are `text/plain` bodies saying why; 401 carries `WWW-Authenticate`.
 struct ESTRoutes: Sendable {
-    let engine: any Engine
+    let engine: any ESTEngine
     let defaultProfile: String?
 
     static let certsOnlyType = "application/pkcs7-mime; smime-type=certs-only"

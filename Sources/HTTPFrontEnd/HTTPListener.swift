@@ -73,7 +73,7 @@ public enum HTTPListener {
 
     /// The HTTPS API listener's router.
     public static func apiRouter(
-        engine: any Engine, settings: Settings, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
+        services: AdminServices, settings: Settings, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
         readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
@@ -83,7 +83,7 @@ public enum HTTPListener {
                 listener: settings.name, routes: table,
                 failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)))
         AdminAPI(
-            engine: engine, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme)
+            services: services, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme)
             .register(on: router, readiness: readiness)
         table.record(router)
         return router

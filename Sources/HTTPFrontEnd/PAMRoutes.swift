@@ -7,7 +7,7 @@ import Hummingbird
 /// `/api/v1/pam/…`), just-in-time access requests and grants, and the sessions the proxy recorded.
 struct PAMRoutes: Sendable {
     let api: AdminAPI
-    var engine: any Engine { api.engine }
+    var engine: any PAMEngine { api.services.pam }
 
     struct ResourceResponse: Codable { var resource: PAMResourceInfo }
     struct ResourceList: Codable { var resources: [PAMResourceInfo]; var next: String? }

@@ -8,7 +8,9 @@ import NIOCore
 /// OCSP endpoints (`/pki/crl/{caId}.crl`, `/pki/ocsp`) that issued certificates point to.
 struct PKIRoutes: Sendable {
     let api: AdminAPI
-    var engine: any Engine { api.engine }
+    var engine: any PKIEngine { api.services.pki }
+    var alerts: any AlertEngine { api.services.alerts }
+    var kmipPKI: any KMIPPKIEngine { api.services.kmipPKI }
 
     struct CAResponse: Codable { var ca: CAInfo }
     struct CAList: Codable { var cas: [CAInfo]; var next: String? }
@@ -39,16 +41,16 @@ struct PKIRoutes: Sendable {
     func register(on api: RouterGroup<GatehouseRequestContext>, root: Router<GatehouseRequestContext>) {
         // The organization's KMIP client PKI: set up once (or on demand), then client certificates over clients' keys.
         api.get("kmip/pki") { request, c in
-            JSON(KMIPPKIResponse(pki: try await engine.kmipPKI(try await ctx(request, c))))
+            JSON(KMIPPKIResponse(pki: try await kmipPKI.kmipPKI(try await ctx(request, c))))
         }
         api.post("kmip/pki") { request, c in
             let body = try await decode(KMIPPKIBody.self, request)
-            let pki = try await engine.setUpKMIPPKI(try await ctx(request, c), keyAlgorithm: body.keyAlgorithm ?? .ecP256)
+            let pki = try await kmipPKI.setUpKMIPPKI(try await ctx(request, c), keyAlgorithm: body.keyAlgorithm ?? .ecP256)
             return JSON(KMIPPKIResponse(pki: pki), status: .created)
         }
         api.post("kmip/client-certificates") { request, c in
             let body = try await decode(KMIPClientCertificateRequest.self, request)
-            let issued = try await engine.issueKMIPClientCertificate(try await ctx(request, c), body)
+            let issued = try await kmipPKI.issueKMIPClientCertificate(try await ctx(request, c), body)
             return JSON(KMIPClientCertificateResponse(certificate: issued), status: .created)
         }
         let project = api.group("projects/:project/pki")
@@ -84,11 +86,11 @@ struct PKIRoutes: Sendable {
         }
         project.post("alerts") { request, c in
             let spec = try await decode(AlertSpec.self, request)
-            let a = try await engine.createAlert(try await ctx(request, c), project: try c.parameters.require("project"), spec)
+            let a = try await alerts.createAlert(try await ctx(request, c), project: try c.parameters.require("project"), spec)
             return JSON(AlertResponse(alert: a), status: .created)
         }
         project.get("alerts") { request, c in
-            let all = try await engine.listAlerts(try await ctx(request, c), project: try c.parameters.require("project"))
+            let all = try await alerts.listAlerts(try await ctx(request, c), project: try c.parameters.require("project"))
             let (items, next) = try AdminAPI.paginate(all, request) { $0.id }
             return JSON(AlertList(alerts: items, next: next))
         }
@@ -158,7 +160,7 @@ struct PKIRoutes: Sendable {
             return JSON(issued, status: .created)
         }
         pki.delete("alerts/:alertId") { request, c -> HTTPResponse.Status in
-            try await engine.deleteAlert(try await ctx(request, c), id: try c.parameters.require("alertId"))
+            try await alerts.deleteAlert(try await ctx(request, c), id: try c.parameters.require("alertId"))
             return .noContent
         }
         pki.get("certificates/:serial") { request, c in

@@ -8,7 +8,7 @@ import NIOCore
 /// `/api/v1/ssh/…`), and the public CA key and KRL that hosts fetch (`/ssh/ca/{caId}.pub`, `/ssh/krl/{caId}.krl`).
 struct SSHRoutes: Sendable {
     let api: AdminAPI
-    var engine: any Engine { api.engine }
+    var engine: any SSHEngine { api.services.ssh }
 
     struct CAResponse: Codable { var ca: SSHCAInfo }
     struct CAList: Codable { var cas: [SSHCAInfo]; var next: String? }

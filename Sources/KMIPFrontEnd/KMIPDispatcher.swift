@@ -10,15 +10,15 @@ import TTLV
 public struct KMIPDispatcher: Sendable {
     public var maxMessageSize: Int
     public var clock: @Sendable () -> Int64
-    /// The engine; without one (codec tests) only DiscoverVersions and Query are answered.
-    public var engine: (any Engine)?
+    /// The key service every key operation calls (authorization and audit happen there).
+    public var engine: any KeyEngine
     /// Where Log operations' messages go (the listener's logger).
     public var logSink: (@Sendable (String) -> Void)?
     /// Failed authentications per client certificate (every KMIP client has one): a certificate whose bucket is
     /// empty is refused before any work.
     public var failures: FailureRateLimiter?
 
-    public init(maxMessageSize: Int, engine: (any Engine)? = nil, clock: @escaping @Sendable () -> Int64) {
+    public init(maxMessageSize: Int, engine: any KeyEngine, clock: @escaping @Sendable () -> Int64) {
         self.maxMessageSize = maxMessageSize
         self.engine = engine
         self.clock = clock
@@ -30,11 +30,8 @@ public struct KMIPDispatcher: Sendable {
         .deleteAttribute, .setAttribute, .activate, .revoke, .destroy, .encrypt, .decrypt, .mac, .createKeyPair, .sign,
         .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation, .reKey, .reKeyKeyPair, .certify,
     ]
-    public var supportedOperations: [KMIPOperation] {
-        engine == nil
-            ? [.discoverVersions, .query, .rngRetrieve, .hash, .log, .interop]
-            : Self.keyOperations + [.query, .discoverVersions, .rngRetrieve, .hash, .log, .interop]
-    }
+    public static let supportedOperations: [KMIPOperation] =
+        keyOperations + [.query, .discoverVersions, .rngRetrieve, .hash, .log, .interop]
     public static let vendor = "Gatehouse"
     /// Query Capabilities: streamed Encrypt/Decrypt, Batch Undo and Continue; wrapped keys are stored as sent (Not
     /// Processed); Destroy deletes the key material and keeps the metadata; no shredding; one shared OS CSPRNG.
@@ -84,15 +81,13 @@ public struct KMIPDispatcher: Sendable {
         state.undo = request.batchErrorContinuation == 3
         let ctx = CallContext(principal: principal, frontEnd: "kmip", ipAddress: ipAddress)
         // The Authentication header: a second factor on top of the client certificate (see verifyKMIPCredential).
-        if let engine {
-            do {
-                try await engine.verifyKMIPCredential(
-                    ctx, username: request.credential?.username, password: request.credential.map { SecretBytes($0.password) })
-            } catch {
-                failures?.recordFailure(source)
-                let failed = request.items.map { KMIPBatchResult.failure($0, .authenticationNotSuccessful, "authentication failed") }
-                return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: failed), false)
-            }
+        do {
+            try await engine.verifyKMIPCredential(
+                ctx, username: request.credential?.username, password: request.credential.map { SecretBytes($0.password) })
+        } catch {
+            failures?.recordFailure(source)
+            let failed = request.items.map { KMIPBatchResult.failure($0, .authenticationNotSuccessful, "authentication failed") }
+            return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: failed), false)
         }
         for batchItem in request.items {
             let result = await handle(batchItem, version: request.protocolVersion, ctx: ctx, state: &state)
@@ -101,7 +96,7 @@ public struct KMIPDispatcher: Sendable {
             // Batch Error Continuation Option: 1 Continue; 2 Stop (default); 3 Undo: stop, put back what the earlier
             // items changed (objects they made are removed) and report them Operation Undone.
             guard result.status != .success, request.batchErrorContinuation != 1 else { continue }
-            if state.undo, results.count > 1, let engine {
+            if state.undo, results.count > 1 {
                 do {
                     try await engine.undoObjectChanges(ctx, restore: state.snapshots.reversed(), discard: state.created)
                     for i in results.indices.dropLast() where results[i].status == .success { results[i].status = .operationUndone }
@@ -136,9 +131,9 @@ public struct KMIPDispatcher: Sendable {
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: KMIPProtocolOperations.query(
-                    item.payload, operations: supportedOperations,
-                    objectTypes: engine == nil ? [] : [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor,
-                    version: version, capabilities: engine == nil ? nil : Self.capabilities))
+                    item.payload, operations: Self.supportedOperations,
+                    objectTypes: [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor,
+                    version: version, capabilities: Self.capabilities))
         case .rngRetrieve:
             // RNG Retrieve (KMIP 1.3 §4.35): bytes from the system's CSPRNG.
             guard case .integer(let length)? = item.payload?.child(0x4200C4)?.value, length > 0, length <= 1 << 20 else {
@@ -162,7 +157,6 @@ public struct KMIPDispatcher: Sendable {
                 return .failure(item, .invalidField, "invalid streaming fields")
             }
             if let (correlation, final) = streaming {
-                guard let engine else { return .failure(item, .operationNotSupported, "streamed Hash is not available here") }
                 var algorithm: UInt32 = 0
                 if case .enumeration(let a)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value {
                     algorithm = a
@@ -205,7 +199,7 @@ public struct KMIPDispatcher: Sendable {
             logSink?(String(message.prefix(1024)))
             return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: [])
         default:
-            guard let engine, Self.keyOperations.contains(operation) else {
+            guard Self.keyOperations.contains(operation) else {
                 return .failure(item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
             }
             let ops = KMIPKeyOperations(engine: engine, ctx: ctx, version: version)

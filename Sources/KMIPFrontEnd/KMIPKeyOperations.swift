@@ -31,7 +31,7 @@ struct BatchState {
 
 /// Key lifecycle and crypto operations: payload → one engine call → payload.
 struct KMIPKeyOperations {
-    let engine: any Engine
+    let engine: any KeyEngine
     let ctx: CallContext
     let version: ProtocolVersion
 

@@ -43,10 +43,10 @@ public struct KMIPListener: Service {
     let counter: ConnectionCounter
     let logger: Logger
     let onBound: @Sendable (Int) async -> Void
-    let engine: any Engine
+    let engine: any KeyEngine
 
     public init(
-        settings: Settings, engine: any Engine, counter: ConnectionCounter, logger: Logger,
+        settings: Settings, engine: any KeyEngine, counter: ConnectionCounter, logger: Logger,
         onBound: @escaping @Sendable (Int) async -> Void
     ) {
         self.engine = engine

@@ -10,6 +10,10 @@ import ServerSupport
 import ServiceLifecycle
 import Synchronization
 
+/// What the proxy calls on the engine: token authentication and one session's admission, deadline, manifest
+/// signature and end.
+public typealias PGProxyEngine = Authenticator & PAMSessionEngine
+
 /// Proxy-issued cancel keys and where each session's backend lives.
 final class PGCancelRegistry: Sendable {
     let keys = Mutex(PGCancelKeys())
@@ -65,7 +69,7 @@ public struct PGProxyListener: Service {
     }
 
     let settings: Settings
-    let engine: any Engine
+    let engine: any PGProxyEngine
     let counter: ConnectionCounter
     let logger: Logger
     let onBound: @Sendable (Int) async -> Void
@@ -74,7 +78,7 @@ public struct PGProxyListener: Service {
     var openMarkers: PGOpenSessionMarkers { PGOpenSessionMarkers(recordingDirectory: settings.recordingDirectory) }
 
     public init(
-        settings: Settings, engine: any Engine, counter: ConnectionCounter, logger: Logger,
+        settings: Settings, engine: any PGProxyEngine, counter: ConnectionCounter, logger: Logger,
         onBound: @escaping @Sendable (Int) async -> Void
     ) {
         self.settings = settings
@@ -148,7 +152,7 @@ struct PGProxySession {
     let client: PGConnection
     var openMarkers: PGOpenSessionMarkers { listener.openMarkers }
     var channel: any Channel { client.channel }
-    var engine: any Engine { listener.engine }
+    var engine: any PGProxyEngine { listener.engine }
     var logger: Logger { listener.logger }
 
     func send(_ messages: [PGBackendMessage]) async throws {

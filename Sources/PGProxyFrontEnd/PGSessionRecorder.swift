@@ -53,7 +53,7 @@ public final class PGSessionRecorder: @unchecked Sendable {
 
     /// Seals the rest, appends the signed manifest and syncs the file. Returns the chunk count and chain hash the
     /// manifest states (for the store), or nil when no manifest could be written.
-    func close(reason: String, engine: any Engine, sessionId: String) async -> (chunks: UInt64, chain: String)? {
+    func close(reason: String, engine: any PGProxyEngine, sessionId: String) async -> (chunks: UInt64, chain: String)? {
         let sealed: ([UInt8], UInt64, String)? = lock.withLock {
             if !pending.isEmpty, failure == nil { sealPending() }
             return failure == nil ? (encoder.manifest(endedAt: Date(), endReason: reason), encoder.chunks, encoder.chainHex) : nil

@@ -46,6 +46,23 @@ import Testing
         }
     }
 
+    /// Each front end takes the narrow protocol(s) it calls, never the whole engine (`Engine` is the union of them all).
+    @Test func frontEndsTakeNarrowEngineProtocols() throws {
+        let frontEnds = targets.filter { $0.hasSuffix("FrontEnd") }
+        #expect(frontEnds.count >= 3)
+        let whole = try NSRegularExpression(pattern: #"(any|some|:)\s*Engine\b|<\w+:\s*Engine\b"#)
+        for target in frontEnds {
+            let dir = Self.root.appendingPathComponent("Sources/\(target)")
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
+            #expect(!files.isEmpty)
+            for file in files {
+                let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+                let hits = whole.numberOfMatches(in: text, range: NSRange(text.startIndex..., in: text))
+                #expect(hits == 0, "\(target)/\(file) takes the whole engine")
+            }
+        }
+    }
+
     @Test func codecsStayPure() throws {
         for target in ["TTLV", "KMIPProtocol", "ACMEProtocol", "ESTProtocol", "SSHProtocol", "PGWire", "Recording"] {
             for (file, module) in try imports(of: target) {

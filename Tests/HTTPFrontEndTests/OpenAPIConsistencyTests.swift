@@ -15,7 +15,7 @@ import Testing
         let settings = HTTPListener.Settings(
             name: "https", host: "127.0.0.1", port: 0, tls: nil, maxConnections: 1, idleTimeout: .seconds(1),
             handshakeTimeout: .seconds(1), maxMessageSize: 1024)
-        let router = HTTPListener.apiRouter(engine: engine, settings: settings, readiness: { (true, "") })
+        let router = HTTPListener.apiRouter(services: AdminServices(serving: engine), settings: settings, readiness: { (true, "") })
         return Set(
             router.routes.map { route in
                 let path = "\(route.path)".split(separator: "/").map { part in
@@ -58,5 +58,14 @@ import Testing
                 #expect(op["operationId"] is String, "\(method) \(path)")
             }
         }
+    }
+}
+
+extension AdminServices {
+    /// Every route group served by one real engine.
+    init(serving engine: GatehouseEngine) {
+        self.init(
+            authenticator: engine, access: engine, secrets: engine, audit: engine, pki: engine, alerts: engine,
+            kmipPKI: engine, ssh: engine, pam: engine, est: engine, acme: engine, keys: engine)
     }
 }

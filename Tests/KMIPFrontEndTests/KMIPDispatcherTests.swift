@@ -1,6 +1,10 @@
 import EngineAPI
+import Foundation
 import KMIPFrontEnd
 import KMIPProtocol
+import ServerSupport
+import Synchronization
+import TestSupport
 import Testing
 import TTLV
 
@@ -55,7 +59,12 @@ func decodeResponse(_ bytes: [UInt8]) throws -> Decoded {
     return Decoded(version: (major, minor), items: items)
 }
 
-let dispatcher = KMIPDispatcher(maxMessageSize: 1 << 20, clock: { 1_700_000_000 })
+/// A key service that admits every caller and has no objects.
+final class NoObjects: KeyEngineDouble, @unchecked Sendable {
+    override func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {}
+}
+
+let dispatcher = KMIPDispatcher(maxMessageSize: 1 << 20, engine: NoObjects(), clock: { 1_700_000_000 })
 let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
 
 @Suite struct KMIPDispatcherTests {
@@ -84,9 +93,9 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
     }
 
     @Test func unsupportedOperationsAndVersionsAreProperErrors() async throws {
-        let create = try decodeResponse(await dispatcher.process(requestMessage(version: (1, 2), items: [(KMIPOperation.create.rawValue, [])]), principal: someone).0)
-        #expect(create.items[0].status == ResultStatus.operationFailed.rawValue)
-        #expect(create.items[0].reason == ResultReason.operationNotSupported.rawValue)
+        let archive = try decodeResponse(await dispatcher.process(requestMessage(version: (1, 2), items: [(KMIPOperation.archive.rawValue, [])]), principal: someone).0)
+        #expect(archive.items[0].status == ResultStatus.operationFailed.rawValue)
+        #expect(archive.items[0].reason == ResultReason.operationNotSupported.rawValue)
         let unknown = try decodeResponse(await dispatcher.process(requestMessage(version: (1, 2), items: [(0x7777, [])]), principal: someone).0)
         #expect(unknown.items[0].reason == ResultReason.operationNotSupported.rawValue)
         let future = try decodeResponse(await dispatcher.process(requestMessage(version: (3, 0), items: [(KMIPOperation.query.rawValue, [])]), principal: someone).0)
@@ -140,7 +149,7 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
                     TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.serverInformation.rawValue)),
                 ])]), principal: someone)
         let payload = try decodeResponse(bytes).items[0].payload
-        #expect(payload?.children(KMIPTag.operation).count == dispatcher.supportedOperations.count)
+        #expect(payload?.children(KMIPTag.operation).count == KMIPDispatcher.supportedOperations.count)
         #expect(payload?.child(KMIPTag.vendorIdentification)?.value == .textString("Gatehouse"))
     }
 
@@ -201,5 +210,89 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
             #expect(KMIPResultReasons.reason(for: code, version: ProtocolVersion(1, 4)) == want?.v1, "\(code) in 1.4")
             #expect(KMIPResultReasons.reason(for: code, version: ProtocolVersion(2, 1)) == want?.v2, "\(code) in 2.1")
         }
+    }
+}
+
+/// The dispatcher against scripted key services: what reaches the engine, and how its answers become results.
+@Suite struct KMIPDispatcherEngineTests {
+    /// Refuses every Authentication header; counts the calls.
+    final class Refusing: KeyEngineDouble, @unchecked Sendable {
+        let calls = Mutex(0)
+        override func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {
+            calls.withLock { $0 += 1 }
+            throw EngineError(.unauthenticated, "wrong password")
+        }
+    }
+
+    /// One active object `a`; `missing` is not found; records activations and the undo it is asked for.
+    final class OneObject: KeyEngineDouble, @unchecked Sendable {
+        let log = Mutex<[String]>([])
+        override func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {}
+        func object(_ id: String) -> ManagedObject {
+            ManagedObject(
+                id: id, project: "p", objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, usageMask: 12,
+                state: .active, names: [], objectGroups: [], initialDate: Date(timeIntervalSince1970: 0),
+                lastChangeDate: Date(timeIntervalSince1970: 0))
+        }
+        override func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot {
+            guard id == "a" else { throw EngineError(.notFound, "no object \(id)") }
+            log.withLock { $0.append("snapshot \(id)") }
+            return ObjectSnapshot(id: id, body: Data(id.utf8))
+        }
+        override func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+            guard id == "a" else { throw EngineError(.notFound, "no object \(id)") }
+            log.withLock { $0.append("activate \(id) as \(ctx.principal.name)") }
+            return object(id)
+        }
+        override func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws {
+            log.withLock { $0.append("undo \(restore.map(\.id)) \(discard)") }
+        }
+    }
+
+    static func uid(_ id: String) -> [TTLVItem] { [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))] }
+
+    @Test func aRefusedAuthenticationHeaderFailsEveryItemAndEmptiesTheCertificatesBucket() async throws {
+        let engine = Refusing()
+        var d = KMIPDispatcher(maxMessageSize: 1 << 16, engine: engine, clock: { 0 })
+        d.failures = FailureRateLimiter(listener: "kmip-test", burst: 2, refillPerMinute: 1, tarpit: .zero)
+        let request = requestMessage(version: (1, 4), items: [(KMIPOperation.query.rawValue, []), (KMIPOperation.discoverVersions.rawValue, [])])
+        for _ in 0..<2 {
+            let r = try decodeResponse(await d.process(request, principal: someone).response)
+            #expect(r.items.map(\.reason) == [ResultReason.authenticationNotSuccessful.rawValue, ResultReason.authenticationNotSuccessful.rawValue])
+        }
+        let refused = try decodeResponse(await d.process(request, principal: someone).response)
+        #expect(refused.items.allSatisfy { $0.reason == ResultReason.permissionDenied.rawValue }, "the bucket is empty")
+        #expect(engine.calls.withLock { $0 } == 2, "a refused certificate costs the engine nothing")
+        let other = try decodeResponse(
+            await d.process(request, principal: Principal(method: .tlsCertificate, id: "y", name: "other")).response)
+        #expect(other.items[0].reason == ResultReason.authenticationNotSuccessful.rawValue, "buckets are per certificate")
+    }
+
+    @Test(arguments: [(ProtocolVersion(1, 4), ResultReason.itemNotFound), (ProtocolVersion(2, 1), ResultReason.objectNotFound)])
+    func anEngineErrorBecomesTheVersionsResultReason(_ version: ProtocolVersion, _ want: ResultReason) async throws {
+        let d = KMIPDispatcher(maxMessageSize: 1 << 16, engine: OneObject(), clock: { 0 })
+        let r = try decodeResponse(
+            await d.process(
+                requestMessage(version: (version.major, version.minor), items: [(KMIPOperation.activate.rawValue, Self.uid("missing"))]),
+                principal: someone
+            ).response)
+        #expect(r.items.map(\.status) == [ResultStatus.operationFailed.rawValue])
+        #expect(r.items[0].reason == want.rawValue)
+    }
+
+    @Test func batchUndoPutsBackWhatTheEarlierItemsChanged() async throws {
+        let engine = OneObject()
+        let d = KMIPDispatcher(maxMessageSize: 1 << 16, engine: engine, clock: { 0 })
+        let r = try decodeResponse(
+            await d.process(
+                requestMessage(
+                    version: (1, 4),
+                    items: [(KMIPOperation.activate.rawValue, Self.uid("a")), (KMIPOperation.activate.rawValue, Self.uid("missing"))],
+                    extraHeader: [TTLVItem(tag: KMIPTag.batchErrorContinuationOption, .enumeration(3))]),
+                principal: someone
+            ).response)
+        #expect(r.items.map(\.status) == [ResultStatus.operationUndone.rawValue, ResultStatus.operationFailed.rawValue])
+        #expect(
+            engine.log.withLock { $0 } == ["snapshot a", "activate a as client", "undo [\"a\"] []"])
     }
 }
