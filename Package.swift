@@ -133,6 +133,7 @@ let package = Package(
             dependencies: [
                 "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPFrontEnd", "KMIPProtocol", "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -307,6 +308,7 @@ let package = Package(
                 "HTTPFrontEnd", "Engine", "EngineAPI", "StorageAPI", "TestSupport", "ESTProtocol", "ACMEProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict

@@ -117,6 +117,17 @@ public final class GatehouseDaemon: Sendable {
 
         var services: [any Service] = []
         var tlsContexts: [ReloadableTLSContext] = []
+        // ACME challenges are validated by one service per node, shared by every HTTPS listener.
+        let acmeSettings = ACMESettings(
+            http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService,
+            website: config.acmeWebsite, caaIdentities: config.acmeCAAIdentities, dnsResolver: config.acmeDNSResolver,
+            tlsALPN01Port: config.acmeTLSALPN01Port, ordersPerAccountPerHour: config.acmeOrdersPerAccountPerHour,
+            ordersPerIdentifierPerHour: config.acmeOrdersPerIdentifierPerHour)
+        let acmeValidator = ACMEValidator(
+            engine: engine, settings: acmeSettings, lease: config.acmeValidationLease,
+            maxConcurrent: config.acmeMaxConcurrentValidations, sweepInterval: min(.seconds(10), config.acmeValidationLease),
+            logger: Logger(label: "gatehouse.acme.validator"))
+        services.append(acmeValidator)
         for listener in enabled {
             var tls: ReloadableTLSContext?
             if listener.tls {
@@ -184,12 +195,7 @@ public final class GatehouseDaemon: Sendable {
             default:
                 let router = HTTPListener.apiRouter(
                     services: AdminServices(serving: engine), settings: settings, estDefaultProfile: config.estDefaultProfile,
-                    acme: ACMESettings(
-                        http01Port: config.acmeHTTP01Port, termsOfService: config.acmeTermsOfService,
-                        website: config.acmeWebsite, caaIdentities: config.acmeCAAIdentities, dnsResolver: config.acmeDNSResolver, tlsALPN01Port: config.acmeTLSALPN01Port,
-                        ordersPerAccountPerHour: config.acmeOrdersPerAccountPerHour,
-                        ordersPerIdentifierPerHour: config.acmeOrdersPerIdentifierPerHour),
-                    readiness: readiness)
+                    acme: acmeSettings, acmeValidator: acmeValidator, readiness: readiness)
                 services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }
         }

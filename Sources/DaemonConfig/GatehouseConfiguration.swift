@@ -143,6 +143,10 @@ public struct GatehouseConfiguration: Sendable {
     /// ACME new orders per account and per identifier per hour (0 = unlimited).
     public var acmeOrdersPerAccountPerHour: Int = 3000
     public var acmeOrdersPerIdentifierPerHour: Int = 300
+    /// How long a node's validator holds an ACME validation it started; past it (the node stopped) another takes over.
+    public var acmeValidationLease: Duration = .seconds(60)
+    /// ACME validations one node runs at once.
+    public var acmeMaxConcurrentValidations: Int = 16
     public var listeners: [String: ListenerConfiguration]
     /// The outbound reverse tunnel to a relay (`[tunnel]`), nil when disabled.
     public var tunnel: TunnelConfiguration?
@@ -233,6 +237,8 @@ public enum ConfigurationLoader {
             Key(path: "acme.tlsalpn01_port", kind: .integer, defaultValue: .integer(443), allowed: nil),
             Key(path: "acme.orders_per_account_per_hour", kind: .integer, defaultValue: .integer(3000), allowed: nil),
             Key(path: "acme.orders_per_identifier_per_hour", kind: .integer, defaultValue: .integer(300), allowed: nil),
+            Key(path: "acme.validation_lease", kind: .duration, defaultValue: .string("60s"), allowed: nil),
+            Key(path: "acme.max_concurrent_validations", kind: .integer, defaultValue: .integer(16), allowed: nil),
             Key(path: "tunnel.enabled", kind: .boolean, defaultValue: .boolean(false), allowed: nil),
             Key(path: "tunnel.relay", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "tunnel.user", kind: .string, defaultValue: .string("gatehouse"), allowed: nil),
@@ -628,6 +634,10 @@ public enum ConfigurationLoader {
                 tunnel = t
             }
         }
+        let validationLease = parseDuration(str("acme.validation_lease")) ?? .seconds(60)
+        if validationLease < .seconds(1) || validationLease > .seconds(3600) { problem("acme.validation_lease", "must be 1s–1h") }
+        let maxValidations = int("acme.max_concurrent_validations")
+        if !(1...1000).contains(maxValidations) { problem("acme.max_concurrent_validations", "must be 1–1000") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         return GatehouseConfiguration(
             dataDirectory: dataDir, storage: storage, rootKey: rootKey, logLevel: str("logging.level"),
@@ -653,6 +663,7 @@ public enum ConfigurationLoader {
             acmeTLSALPN01Port: alpnPort,
             acmeOrdersPerAccountPerHour: Int(max(0, int("acme.orders_per_account_per_hour"))),
             acmeOrdersPerIdentifierPerHour: Int(max(0, int("acme.orders_per_identifier_per_hour"))),
+            acmeValidationLease: validationLease, acmeMaxConcurrentValidations: Int(maxValidations),
             listeners: listeners, tunnel: tunnel, sources: sources)
     }
 }

@@ -24,6 +24,16 @@ enum ACMEKind {
     /// The latest valid authorization of an account for an identifier, for reuse by later orders:
     /// id = account id, identifier type, value and wildcard flag; body = the authorization id.
     static let validAuthz = "acme-authz-valid"
+    /// A challenge being validated: id = challenge id, scope = `pending`, body = the task and who holds it until when.
+    /// Deleted with the verdict, so listing them costs what is in flight.
+    static let validation = "acme-validation"
+}
+
+/// A pending validation: the task, and until when a validator holds it.
+struct ACMEValidationBody: Codable {
+    var task: ACMEValidationTask
+    var claimUntil: Date
+    var claims: Int
 }
 
 /// ACME (RFC 8555) state: accounts per profile, orders, authorizations and challenges, nonces. Certificates are
@@ -39,15 +49,15 @@ extension GatehouseEngine {
         "\(accountId)|\(identifier.type)|\(identifier.value.lowercased())|\(wildcard ? "*" : "")"
     }
 
-    static func acme(_ type: String, _ message: String) -> EngineError { EngineError(.init(rawValue: "acme:" + type), message) }
+    static func acme(_ type: ACMEProblemType, _ message: String) -> EngineError { .acme(type, message) }
 
     /// `rejectedIdentifier` naming each refused identifier in a subproblem (the top-level detail repeats a lone one).
     static func rejected(_ subproblems: [EngineError.Subproblem], of total: Int) -> EngineError {
         let detail =
             subproblems.count == 1 && total == 1
             ? subproblems[0].message : "\(subproblems.count) of \(total) identifiers were rejected: " + subproblems.map(\.message).joined(separator: "; ")
-        let type = subproblems.allSatisfy { $0.code.rawValue == "acme:unsupportedIdentifier" } ? "unsupportedIdentifier" : "rejectedIdentifier"
-        return EngineError(.init(rawValue: "acme:" + type), detail, subproblems: subproblems)
+        let type: ACMEProblemType = subproblems.allSatisfy { $0.acmeProblem == .unsupportedIdentifier } ? .unsupportedIdentifier : .rejectedIdentifier
+        return .acme(type, detail, subproblems: subproblems)
     }
 
     /// The key ACME nonces are sealed with, derived from the audit key (shared by every node of a store).
@@ -204,8 +214,7 @@ extension GatehouseEngine {
         }
         if let refusal {
             let seconds = max(1, Int(refusal.wait.rounded(.up)))
-            throw EngineError(
-                .init(rawValue: "acme:rateLimited"), "too many new orders for \(refusal.what); retry in \(seconds) s", retryAfter: seconds)
+            throw EngineError.acme(.rateLimited, "too many new orders for \(refusal.what); retry in \(seconds) s", retryAfter: seconds)
         }
         for u in updates {
             let body = Data(String(u.count).utf8)
@@ -256,13 +265,13 @@ extension GatehouseEngine {
 
     func acmeCaller(_ ctx: CallContext, _ accountId: String) throws {
         guard ctx.principal.method == .acmeAccount, ctx.principal.id == accountId else {
-            throw Self.acme("unauthorized", "the request is not signed by this account")
+            throw Self.acme(.unauthorized, "the request is not signed by this account")
         }
     }
 
     func loadAccount(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEAccountInfo) {
         guard id.utf8.count <= 64, let r = try await tx.get(kind: ACMEKind.account, id: id) else {
-            throw Self.acme("accountDoesNotExist", "no such account")
+            throw Self.acme(.accountDoesNotExist, "no such account")
         }
         return (r, try decode(ACMEAccountBody.self, r).info)
     }
@@ -278,7 +287,7 @@ extension GatehouseEngine {
             if cache.count > 10_000 { cache.removeAll() }
             cache[accountId] = (info, now + 2)
         }
-        guard info.profileId == profileId else { throw Self.acme("accountDoesNotExist", "no such account for this directory") }
+        guard info.profileId == profileId else { throw Self.acme(.accountDoesNotExist, "no such account for this directory") }
         return info
     }
 
@@ -290,21 +299,21 @@ extension GatehouseEngine {
             try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
         }
         if let existing {
-            guard existing.status == "valid" else { throw Self.acme("unauthorized", "the account is \(existing.status)") }
+            guard existing.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(existing.status)") }
             return (existing, false)
         }
-        if onlyReturnExisting { throw Self.acme("accountDoesNotExist", "no account exists for this key") }
+        if onlyReturnExisting { throw Self.acme(.accountDoesNotExist, "no account exists for this key") }
         for c in contact {
             guard c.hasPrefix("mailto:"), c.utf8.count <= 320, !c.contains(","), c.contains("@") else {
-                throw Self.acme("invalidContact", "contact '\(c)' is not a single mailto: address")
+                throw Self.acme(.invalidContact, "contact '\(c)' is not a single mailto: address")
             }
         }
-        guard contact.count <= 10 else { throw Self.acme("invalidContact", "at most 10 contacts") }
+        guard contact.count <= 10 else { throw Self.acme(.invalidContact, "at most 10 contacts") }
         let (_, profile) = try await read { tx in try await self.loadProfile(profileId, tx) }
         guard let eabKid = profile.eabKeyId, let sealed = profile.eabSealedKey else {
             throw EngineError(.notFound, "no ACME profile")
         }
-        guard let eab else { throw Self.acme("externalAccountRequired", "this directory requires external account binding") }
+        guard let eab else { throw Self.acme(.externalAccountRequired, "this directory requires external account binding") }
         let key = try await transact(relaxed: true) { tx in try await self.keyring.open(sealed, binding: "pki-profile/\(profileId)/eab", tx) }
         let expected: [UInt8]
         switch eab.alg {
@@ -314,7 +323,7 @@ extension GatehouseEngine {
         }
         guard eab.kid == eabKid, Self.constantTimeEqual(Data(expected), Data(eab.mac)) else {
             await auditFailure(ctx, "acme.account.refused", project: profile.info.project, ["profileId": profileId, "reason": "external account binding does not verify"])
-            throw Self.acme("unauthorized", "the external account binding does not verify")
+            throw Self.acme(.unauthorized, "the external account binding does not verify")
         }
         let now = clock()
         let info = ACMEAccountInfo(
@@ -342,10 +351,10 @@ extension GatehouseEngine {
         try acmeCaller(ctx, accountId)
         return try await transact { tx in
             var (record, info) = try await self.loadAccount(accountId, tx)
-            guard info.status == "valid" else { throw Self.acme("unauthorized", "the account is \(info.status)") }
+            guard info.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
             if let contact {
                 for c in contact where !c.hasPrefix("mailto:") || c.contains(",") {
-                    throw Self.acme("invalidContact", "contact '\(c)' is not a single mailto: address")
+                    throw Self.acme(.invalidContact, "contact '\(c)' is not a single mailto: address")
                 }
                 info.contact = contact
             }
@@ -362,7 +371,7 @@ extension GatehouseEngine {
     func validAccount(_ ctx: CallContext, _ accountId: String, _ tx: any StorageTransaction) async throws -> ACMEAccountInfo {
         try acmeCaller(ctx, accountId)
         let (_, info) = try await loadAccount(accountId, tx)
-        guard info.status == "valid" else { throw Self.acme("unauthorized", "the account is \(info.status)") }
+        guard info.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
         return info
     }
 
@@ -372,12 +381,12 @@ extension GatehouseEngine {
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
         replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile chosen: String?, limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo {
-        guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme("malformed", "an order needs 1–100 identifiers") }
+        guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme(.malformed, "an order needs 1–100 identifiers") }
         var seen = Set<ACMEIdentifier>()
         var subproblems: [EngineError.Subproblem] = []
         for id in identifiers {
             guard seen.insert(ACMEIdentifier(type: id.type, value: id.value.lowercased())).inserted else {
-                throw Self.acme("malformed", "duplicate identifier \(id.value)")
+                throw Self.acme(.malformed, "duplicate identifier \(id.value)")
             }
             switch id.type {
             case "dns":
@@ -386,15 +395,15 @@ extension GatehouseEngine {
                 if name.isEmpty || name.utf8.count > 253 || labels.contains(where: { $0.isEmpty || $0.count > 63 })
                     || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
                 {
-                    subproblems.append(.init(.init(rawValue: "acme:malformed"), "'\(id.value)' is not a valid DNS name", itemType: "dns", itemValue: id.value))
+                    subproblems.append(.acme(.malformed, "'\(id.value)' is not a valid DNS name", itemType: "dns", itemValue: id.value))
                 }
             case "ip":
                 if CIDR.parse(id.value) == nil || id.value.contains("/") {
-                    subproblems.append(.init(.init(rawValue: "acme:malformed"), "'\(id.value)' is not an IP address", itemType: "ip", itemValue: id.value))
+                    subproblems.append(.acme(.malformed, "'\(id.value)' is not an IP address", itemType: "ip", itemValue: id.value))
                 }
             default:
                 subproblems.append(
-                    .init(.init(rawValue: "acme:unsupportedIdentifier"), "identifier type '\(id.type)' is not supported (dns, ip)",
+                    .acme(.unsupportedIdentifier, "identifier type '\(id.type)' is not supported (dns, ip)",
                         itemType: id.type, itemValue: id.value))
             }
         }
@@ -408,7 +417,7 @@ extension GatehouseEngine {
                 // Another profile of this directory (draft-ietf-acme-profiles): its template and CA apply to the order.
                 guard chosen.utf8.count <= 200, let other = try? await self.loadProfile(chosen, tx).1,
                     other.info.slug == chosen || other.info.id == chosen, Self.sameDirectory(other.info, profile.info)
-                else { throw Self.acme("invalidProfile", "this directory offers no profile '\(chosen)'") }
+                else { throw Self.acme(.invalidProfile, "this directory offers no profile '\(chosen)'") }
                 profile = other
             }
             let template = try await self.loadTemplate(profile.info.templateId, tx).spec
@@ -420,17 +429,17 @@ extension GatehouseEngine {
                 do {
                     try PKIPolicy.check(template.sans, [(type, id.value.lowercased())], what: "SAN")
                 } catch let e as EngineError {
-                    refused.append(.init(.init(rawValue: "acme:rejectedIdentifier"), e.message, itemType: id.type, itemValue: id.value))
+                    refused.append(.acme(.rejectedIdentifier, e.message, itemType: id.type, itemValue: id.value))
                 }
             }
             if !refused.isEmpty { throw Self.rejected(refused, of: identifiers.count) }
             if let notAfter, let max = DurationText.seconds(template.maxTTL),
                 notAfter.timeIntervalSince(notBefore ?? now) > TimeInterval(max)
             {
-                throw Self.acme("malformed", "notAfter is beyond the profile's maximum validity \(template.maxTTL)")
+                throw Self.acme(.malformed, "notAfter is beyond the profile's maximum validity \(template.maxTTL)")
             }
             if let notBefore, notBefore < now - 60 || notBefore > now + 7 * 86400 {
-                throw Self.acme("malformed", "notBefore must be between now and 7 days from now")
+                throw Self.acme(.malformed, "notBefore must be between now and 7 days from now")
             }
             try await self.admitOrder(accountId: accountId, identifiers: identifiers, limits: limits, now: now, tx)
             let orderId = Self.randomToken(12)
@@ -441,12 +450,12 @@ extension GatehouseEngine {
                     let record = try await tx.get(kind: PKIKind.certificate, id: serial),
                     let cert = try? Certificate(derEncoded: Array(try self.decode(CertificateBody.self, record).der)),
                     let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == replaces.authorityKeyId
-                else { throw Self.acme("malformed", "replaces does not name a certificate issued to this account") }
+                else { throw Self.acme(.malformed, "replaces does not name a certificate issued to this account") }
                 do {
                     try await tx.insert(
                         Record(kind: ACMEKind.replaced, id: serial, scope: accountId, name: nil, body: Data(orderId.utf8), createdAt: now))
                 } catch let e as StorageError where e.code == .uniqueViolation {
-                    throw Self.acme("alreadyReplaced", "the certificate \(replaces.certID) has already been replaced by another order")
+                    throw Self.acme(.alreadyReplaced, "the certificate \(replaces.certID) has already been replaced by another order")
                 }
             }
             var authzIds: [String] = []
@@ -497,7 +506,7 @@ extension GatehouseEngine {
 
     func loadOrder(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEOrderInfo) {
         guard id.utf8.count <= 64, let r = try await tx.get(kind: ACMEKind.order, id: id) else {
-            throw Self.acme("malformed", "no such order")
+            throw Self.acme(.malformed, "no such order")
         }
         return (r, try decode(ACMEOrderBody.self, r).info)
     }
@@ -505,11 +514,11 @@ extension GatehouseEngine {
     public func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo {
         try acmeCaller(ctx, accountId)
         let order = try await read { tx in try await self.loadOrder(orderId, tx).1 }
-        guard order.accountId == accountId else { throw Self.acme("unauthorized", "the order belongs to another account") }
+        guard order.accountId == accountId else { throw Self.acme(.unauthorized, "the order belongs to another account") }
         if ["pending", "ready"].contains(order.status), order.expires < clock() {
             var expired = order
             expired.status = "invalid"
-            expired.error = ACMEError(type: "urn:ietf:params:acme:error:malformed", detail: "the order expired")
+            expired.error = ACMEError(type: ACMEProblemType.malformed.urn, detail: "the order expired")
             return expired
         }
         return order
@@ -526,7 +535,7 @@ extension GatehouseEngine {
 
     func loadAuthz(_ id: String, _ tx: any StorageTransaction) async throws -> (Record, ACMEAuthorizationInfo) {
         guard id.utf8.count <= 64, let r = try await tx.get(kind: ACMEKind.authz, id: id) else {
-            throw Self.acme("malformed", "no such authorization")
+            throw Self.acme(.malformed, "no such authorization")
         }
         return (r, try decode(ACMEAuthzBody.self, r).info)
     }
@@ -534,32 +543,89 @@ extension GatehouseEngine {
     public func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo {
         try acmeCaller(ctx, accountId)
         let authz = try await read { tx in try await self.loadAuthz(authorizationId, tx).1 }
-        guard authz.accountId == accountId else { throw Self.acme("unauthorized", "the authorization belongs to another account") }
+        guard authz.accountId == accountId else { throw Self.acme(.unauthorized, "the authorization belongs to another account") }
         return authz
     }
 
-    public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String) async throws
+    public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws
         -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
     {
-        guard let dash = challengeId.lastIndex(of: "-") else { throw Self.acme("malformed", "no such challenge") }
+        guard let dash = challengeId.lastIndex(of: "-") else { throw Self.acme(.malformed, "no such challenge") }
         let authzId = String(challengeId[..<dash])
         return try await transact { tx in
             let account = try await self.validAccount(ctx, accountId, tx)
             var (record, authz) = try await self.loadAuthz(authzId, tx)
-            guard authz.accountId == accountId else { throw Self.acme("unauthorized", "the challenge belongs to another account") }
-            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }) else { throw Self.acme("malformed", "no such challenge") }
+            guard authz.accountId == accountId else { throw Self.acme(.unauthorized, "the challenge belongs to another account") }
+            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }) else { throw Self.acme(.malformed, "no such challenge") }
             var challenge = authz.challenges[index]
             // Responding again to a challenge that is not pending is harmless (RFC 8555 §7.5.1): report its state.
             guard challenge.status == "pending", authz.status == "pending" else { return (challenge, authz, nil) }
-            guard authz.expires > self.clock() else { throw Self.acme("malformed", "the authorization expired") }
+            guard authz.expires > self.clock() else { throw Self.acme(.malformed, "the authorization expired") }
             challenge.status = "processing"
             authz.challenges[index] = challenge
             record.body = try Self.encode(ACMEAuthzBody(info: authz))
             record.updatedAt = self.clock()
             _ = try await tx.update(record)
             let keyAuthorization = challenge.token + "." + account.thumbprint
-            return (challenge, authz, ACMEValidationTask(challenge: challenge, identifier: authz.identifier, keyAuthorization: keyAuthorization))
+            let task = ACMEValidationTask(challenge: challenge, identifier: authz.identifier, keyAuthorization: keyAuthorization)
+            let now = self.clock()
+            try await tx.insert(
+                Record(
+                    kind: ACMEKind.validation, id: challengeId, scope: "pending", name: nil,
+                    body: try Self.encode(ACMEValidationBody(task: task, claimUntil: now.addingTimeInterval(lease), claims: 1)), createdAt: now))
+            return (challenge, authz, task)
         }
+    }
+
+    public func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask] {
+        guard ctx.principal.method == .system else { throw EngineError(.permissionDenied, "validators only") }
+        let now = clock()
+        var claimed: [ACMEValidationTask] = []
+        var expired: [String] = []
+        var after: String?
+        scan: while claimed.count < limit {
+            let cursor = after
+            let page = try await read { tx in
+                try await tx.list(kind: ACMEKind.validation, scope: "pending", afterID: cursor, limit: 100)
+            }
+            for candidate in page {
+                guard claimed.count < limit else { break scan }
+                guard let body = try? decode(ACMEValidationBody.self, candidate), body.claimUntil <= now else { continue }
+                do {
+                    let outcome = try await transact { tx -> (ACMEValidationTask?, expired: Bool) in
+                        guard var record = try await tx.get(kind: ACMEKind.validation, id: candidate.id), record.version == candidate.version else {
+                            return (nil, false)  // another validator claimed or finished it meanwhile
+                        }
+                        var body = try self.decode(ACMEValidationBody.self, record)
+                        let authzId = String(candidate.id[..<(candidate.id.lastIndex(of: "-") ?? candidate.id.endIndex)])
+                        let authz = try? await self.loadAuthz(authzId, tx).1
+                        guard let authz, authz.challenges.contains(where: { $0.id == candidate.id && $0.status == "processing" }) else {
+                            // Decided elsewhere, or the authorization is gone: nothing left to validate.
+                            try await tx.delete(kind: ACMEKind.validation, id: record.id, expectedVersion: record.version)
+                            return (nil, false)
+                        }
+                        if authz.expires <= now { return (nil, true) }
+                        body.claimUntil = now.addingTimeInterval(lease)
+                        body.claims += 1
+                        record.body = try Self.encode(body)
+                        _ = try await tx.update(record)
+                        return (body.task, false)
+                    }
+                    if let task = outcome.0 { claimed.append(task) }
+                    if outcome.expired { expired.append(candidate.id) }
+                } catch {
+                    continue  // a version conflict: another node's validator took it
+                }
+            }
+            guard page.count == 100, let last = page.last else { break }
+            after = last.id
+        }
+        for id in expired {
+            try? await acmeCompleteValidation(
+                ctx, challengeId: id,
+                error: ACMEError(type: ACMEProblemType.malformed.urn, detail: "the authorization expired before its challenge was validated"))
+        }
+        return claimed
     }
 
     public func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws {
@@ -568,6 +634,9 @@ extension GatehouseEngine {
         let authzId = String(challengeId[..<dash])
         let now = clock()
         try await transact { tx in
+            if let pending = try await tx.get(kind: ACMEKind.validation, id: challengeId) {
+                try await tx.delete(kind: ACMEKind.validation, id: challengeId, expectedVersion: pending.version)
+            }
             var (record, authz) = try await self.loadAuthz(authzId, tx)
             guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }), authz.challenges[index].status == "processing" else {
                 return
@@ -619,12 +688,12 @@ extension GatehouseEngine {
         return try await transact { tx in
             _ = try await self.validAccount(ctx, accountId, tx)
             var (record, order) = try await self.loadOrder(orderId, tx)
-            guard order.accountId == accountId else { throw Self.acme("unauthorized", "the order belongs to another account") }
+            guard order.accountId == accountId else { throw Self.acme(.unauthorized, "the order belongs to another account") }
             guard order.status == "ready" else {
-                throw Self.acme("orderNotReady", "the order is \(order.status), not ready")
+                throw Self.acme(.orderNotReady, "the order is \(order.status), not ready")
             }
             let csr: CertificateSigningRequest
-            do { csr = try parsed.get() } catch let e as EngineError { throw Self.acme("badCSR", e.message) }
+            do { csr = try parsed.get() } catch let e as EngineError { throw Self.acme(.badCSR, e.message) }
             let requested = (try? Self.requestedExtensions(csr)) ?? nil
             let sans = ((try? requested?.subjectAlternativeNames) ?? nil) ?? SubjectAlternativeNames()
             // The CSR must name exactly the order's identifiers (CN, if any, among them).
@@ -632,11 +701,11 @@ extension GatehouseEngine {
             let csrNames = Set(values.map { ACMEIdentifier(type: $0.0 == "ip" ? "ip" : "dns", value: $0.1.lowercased()) })
             let orderNames = Set(order.identifiers)
             guard csrNames == orderNames, values.allSatisfy({ $0.0 == "dns" || $0.0 == "ip" }) else {
-                throw Self.acme("badCSR", "the CSR's names (\(csrNames.map(\.value).sorted().joined(separator: ", "))) must be exactly the order's (\(orderNames.map(\.value).sorted().joined(separator: ", ")))")
+                throw Self.acme(.badCSR, "the CSR's names (\(csrNames.map(\.value).sorted().joined(separator: ", "))) must be exactly the order's (\(orderNames.map(\.value).sorted().joined(separator: ", ")))")
             }
             let cn = Self.commonName(csr.subject)
             if !cn.isEmpty, !orderNames.contains(where: { $0.value == cn.lowercased() }) {
-                throw Self.acme("badCSR", "the CSR's common name \(cn) is not one of the order's identifiers")
+                throw Self.acme(.badCSR, "the CSR's common name \(cn) is not one of the order's identifiers")
             }
             let (_, profile) = try await self.loadProfile(order.profileId, tx)
             let subject = cn.isEmpty ? DistinguishedName() : try DistinguishedName { CommonName(cn) }
@@ -647,7 +716,7 @@ extension GatehouseEngine {
                     profile.info,
                     IssueInput(subject: subject, sans: sans, publicKey: csr.publicKey, requestedExtensions: nil, ttl: ttl), tx)
             } catch let e as EngineError where e.code == .permissionDenied || e.code == .invalidArgument {
-                throw Self.acme("badCSR", e.message)
+                throw Self.acme(.badCSR, e.message)
             }
             try await tx.insert(
                 Record(kind: ACMEKind.certificateOwner, id: info.serialNumber, scope: accountId, name: nil, body: Data(), createdAt: self.clock()))
@@ -669,7 +738,7 @@ extension GatehouseEngine {
         return try await read { tx in
             // Only the account whose order produced it may download it.
             guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: body.info.serialNumber), owner.scope == accountId else {
-                throw Self.acme("unauthorized", "the certificate was not issued to this account")
+                throw Self.acme(.unauthorized, "the certificate was not issued to this account")
             }
             var chain = [Array(body.der)]
             if let caId = body.info.caId {
@@ -681,28 +750,28 @@ extension GatehouseEngine {
     }
 
     public func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws {
-        guard let cert = try? Certificate(derEncoded: certificate) else { throw Self.acme("malformed", "the certificate is not DER") }
+        guard let cert = try? Certificate(derEncoded: certificate) else { throw Self.acme(.malformed, "the certificate is not DER") }
         guard let r = RevocationReason.allCases.first(where: { $0.code == reason }), r != .removeFromCRL, r != .certificateHold else {
-            throw Self.acme("badRevocationReason", "reason \(reason) is not allowed")
+            throw Self.acme(.badRevocationReason, "reason \(reason) is not allowed")
         }
         let serial = Self.hex(cert.serialNumber.bytes)
         let (_, body) = try await certificateBody(serial)
         guard Array(body.der) == certificate, try await issuedByDirectory(body.info.profileId, profileId) else {
-            throw Self.acme("unauthorized", "the certificate was not issued by this directory")
+            throw Self.acme(.unauthorized, "the certificate was not issued by this directory")
         }
         if let accountId {
             _ = try await acmeCertificate(ctx, accountId: accountId, serial: serial)
         } else {
             // The front end verified the JWS with the certificate's own key.
             guard ctx.principal.method == .acmeAccount, ctx.principal.id == "certificate-key:" + serial else {
-                throw Self.acme("unauthorized", "the request is signed by neither the account nor the certificate key")
+                throw Self.acme(.unauthorized, "the request is signed by neither the account nor the certificate key")
             }
         }
         let now = clock()
         try await transact { tx in
             guard var record = try await tx.get(kind: PKIKind.certificate, id: serial) else { throw EngineError(.notFound, "certificate not found") }
             var b = try self.decode(CertificateBody.self, record)
-            guard b.info.status != .revoked else { throw Self.acme("alreadyRevoked", "the certificate is already revoked") }
+            guard b.info.status != .revoked else { throw Self.acme(.alreadyRevoked, "the certificate is already revoked") }
             try await self.markRevoked(&record, &b, reason: r, now: now, tx)
             try await self.audit.append(
                 self.event(ctx, "acme.certificate.revoke", project: b.info.project, ["serialNumber": serial, "reason": r.rawValue]), tx)
@@ -715,8 +784,8 @@ extension GatehouseEngine {
         try acmeCaller(ctx, accountId)
         return try await transact { tx in
             var (record, info) = try await self.loadAccount(accountId, tx)
-            guard info.status == "valid" else { throw Self.acme("unauthorized", "the account is \(info.status)") }
-            guard info.thumbprint == oldThumbprint else { throw Self.acme("malformed", "oldKey is not the account's current key") }
+            guard info.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
+            guard info.thumbprint == oldThumbprint else { throw Self.acme(.malformed, "oldKey is not the account's current key") }
             if let other = try await tx.find(kind: ACMEKind.account, scope: info.profileId, name: newThumbprint) {
                 throw EngineError(.alreadyExists, "the new key belongs to another account", diagnostic: other.id)
             }

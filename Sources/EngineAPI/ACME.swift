@@ -21,6 +21,96 @@ public struct ACMEIdentifier: Sendable, Hashable, Codable {
     }
 }
 
+/// An ACME problem type (RFC 8555 §6.7 and its extensions): what the ACME front end sends as
+/// `urn:ietf:params:acme:error:<rawValue>`, with the HTTP status it goes with. The engine attaches one to an
+/// `EngineError` (whose `code` stays the category other front ends map); a new type is a new static member.
+public struct ACMEProblemType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let accountDoesNotExist = Self(rawValue: "accountDoesNotExist")
+    public static let alreadyReplaced = Self(rawValue: "alreadyReplaced")
+    public static let alreadyRevoked = Self(rawValue: "alreadyRevoked")
+    public static let badCSR = Self(rawValue: "badCSR")
+    public static let badNonce = Self(rawValue: "badNonce")
+    public static let badRevocationReason = Self(rawValue: "badRevocationReason")
+    public static let badSignatureAlgorithm = Self(rawValue: "badSignatureAlgorithm")
+    public static let caa = Self(rawValue: "caa")
+    public static let connection = Self(rawValue: "connection")
+    public static let dns = Self(rawValue: "dns")
+    public static let externalAccountRequired = Self(rawValue: "externalAccountRequired")
+    public static let incorrectResponse = Self(rawValue: "incorrectResponse")
+    public static let invalidContact = Self(rawValue: "invalidContact")
+    public static let invalidProfile = Self(rawValue: "invalidProfile")
+    public static let malformed = Self(rawValue: "malformed")
+    public static let orderNotReady = Self(rawValue: "orderNotReady")
+    public static let rateLimited = Self(rawValue: "rateLimited")
+    public static let rejectedIdentifier = Self(rawValue: "rejectedIdentifier")
+    public static let serverInternal = Self(rawValue: "serverInternal")
+    public static let tls = Self(rawValue: "tls")
+    public static let unauthorized = Self(rawValue: "unauthorized")
+    public static let unsupportedContact = Self(rawValue: "unsupportedContact")
+    public static let unsupportedIdentifier = Self(rawValue: "unsupportedIdentifier")
+    public static let userActionRequired = Self(rawValue: "userActionRequired")
+
+    /// Every type declared above (tests check each has a status and a category).
+    public static let all: [Self] = [
+        .accountDoesNotExist, .alreadyReplaced, .alreadyRevoked, .badCSR, .badNonce, .badRevocationReason,
+        .badSignatureAlgorithm, .caa, .connection, .dns, .externalAccountRequired, .incorrectResponse, .invalidContact,
+        .invalidProfile, .malformed, .orderNotReady, .rateLimited, .rejectedIdentifier, .serverInternal, .tls, .unauthorized,
+        .unsupportedContact, .unsupportedIdentifier, .userActionRequired,
+    ]
+
+    /// The full URN.
+    public var urn: String { "urn:ietf:params:acme:error:" + rawValue }
+    public var description: String { rawValue }
+
+    /// The HTTP status of a response carrying this problem.
+    public var status: Int {
+        switch self {
+        case .unauthorized, .orderNotReady, .userActionRequired: return 403
+        case .alreadyReplaced: return 409
+        case .rateLimited: return 429
+        case .serverInternal: return 500
+        default: return 400
+        }
+    }
+
+    /// The engine's category for it, which front ends other than ACME map.
+    public var category: EngineError.Code {
+        switch self {
+        case .unauthorized, .userActionRequired: return .permissionDenied
+        case .accountDoesNotExist: return .notFound
+        case .rateLimited: return .locked
+        case .orderNotReady: return .wrongState
+        case .alreadyReplaced, .alreadyRevoked: return .conflict
+        case .serverInternal: return .internal
+        case .connection, .dns, .tls, .caa, .incorrectResponse: return .unavailable
+        default: return .invalidArgument
+        }
+    }
+}
+
+extension EngineError {
+    /// An error whose ACME answer is `type` (its category for other front ends is the type's `category`).
+    public static func acme(
+        _ type: ACMEProblemType, _ message: String, subproblems: [Subproblem] = [], retryAfter: Int? = nil
+    ) -> EngineError {
+        var e = EngineError(type.category, message, subproblems: subproblems, retryAfter: retryAfter)
+        e.acmeProblem = type
+        return e
+    }
+}
+
+extension EngineError.Subproblem {
+    /// A per-identifier ACME problem.
+    public static func acme(_ type: ACMEProblemType, _ message: String, itemType: String, itemValue: String) -> Self {
+        var s = Self(type.category, message, itemType: itemType, itemValue: itemValue)
+        s.acmeProblem = type
+        return s
+    }
+}
+
 /// An ACME error as stored on a challenge, authorization or order (`type` is the full URN).
 public struct ACMEError: Sendable, Hashable, Codable {
     public var type: String
@@ -139,7 +229,7 @@ public struct ACMEOrderInfo: Sendable, Hashable, Codable {
 }
 
 /// What a challenge validator must check.
-public struct ACMEValidationTask: Sendable, Hashable {
+public struct ACMEValidationTask: Sendable, Hashable, Codable {
     public var challenge: ACMEChallengeInfo
     public var identifier: ACMEIdentifier
     public var keyAuthorization: String
@@ -152,8 +242,8 @@ public struct ACMEValidationTask: Sendable, Hashable {
 
 /// ACME (RFC 8555) state behind the ACME front end. The front end parses and verifies each JWS (with the account
 /// key this API returns) and calls with a principal of method `.acmeAccount` whose id is the account id; the engine
-/// checks ownership, states and the profile's template, and audits. Errors: `EngineError` whose code is
-/// `acme:<type>` for ACME-specific problems (`acme:badCSR`, `acme:orderNotReady`, …).
+/// checks ownership, states and the profile's template, and audits. Errors: `EngineError` carrying an
+/// `acmeProblem` (`.badCSR`, `.orderNotReady`, …) for ACME-specific problems.
 public protocol ACMEEngine: Sendable {
     /// The ACME profile by id or slug (must use ACME enrollment).
     func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo
@@ -174,7 +264,7 @@ public protocol ACMEEngine: Sendable {
     func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo
     /// `replaces`: (certID text, its authority key id, its serial) of a certificate of this account (RFC 9773 §5).
     /// `limits`: new orders per hour per account and per identifier, counted in the store (so every node of a
-    /// shared store counts the same orders); over a limit the order is refused with `acme:rateLimited` and
+    /// shared store counts the same orders); over a limit the order is refused with `.rateLimited` and
     /// `retryAfter`.
     func acmeNewOrder(
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
@@ -184,10 +274,17 @@ public protocol ACMEEngine: Sendable {
     /// An account's orders (ids), `limit` at a time after the cursor `after`.
     func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String>
     func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo
-    /// The client asks for validation: the challenge becomes `processing`; the returned task is for a validator.
-    func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String) async throws
+    /// The client asks for validation: the challenge becomes `processing` and a validation is recorded in the store,
+    /// claimed by the caller's validator for `lease` seconds; the returned task is for that validator. If no verdict
+    /// comes within the lease (the node stopped), `acmeClaimValidations` hands the task to another validator.
+    func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws
         -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
-    /// A validator's verdict (system callers): the challenge, its authorization and order move on (§7.1.6).
+    /// Validations whose claim has lapsed (their validator stopped, or had no room), up to `limit`, each claimed for
+    /// the caller for `lease` seconds; validations of authorizations that expired meanwhile are failed instead.
+    /// System callers only. Costs what is pending, not the history.
+    func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask]
+    /// A validator's verdict (system callers): the challenge, its authorization and order move on (§7.1.6), and the
+    /// validation is no longer pending.
     func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws
     func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws -> ACMEOrderInfo
     /// The certificate chain (DER, leaf first) of an order of this account.

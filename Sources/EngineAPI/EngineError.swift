@@ -59,6 +59,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     public var subproblems: [Subproblem]
     /// Seconds after which the same request may succeed (rate limits): front ends send it as `Retry-After`.
     public var retryAfter: Int?
+    /// The ACME problem type, when the engine refused an ACME request for a reason ACME names (`EngineError.acme`).
+    public var acmeProblem: ACMEProblemType?
 
     /// One item's error: its category, message and the item (`type`, `value`), e.g. an identifier.
     public struct Subproblem: Sendable, Hashable {
@@ -66,6 +68,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         public var message: String
         public var itemType: String
         public var itemValue: String
+        /// The ACME problem type of this item, if ACME names it.
+        public var acmeProblem: ACMEProblemType?
         public init(_ code: Code, _ message: String, itemType: String, itemValue: String) {
             self.code = code
             self.message = message

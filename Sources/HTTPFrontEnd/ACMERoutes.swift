@@ -59,6 +59,7 @@ public struct ACMESettings: Sendable {
 struct ACMERoutes: Sendable {
     let engine: any ACMEEngine
     let settings: ACMESettings
+    let validator: ACMEValidator
     let logger = Logger(label: "gatehouse.acme")
 
     static let prefixes = ["acme/:profile", "api/v1/cert-manager/certificate-profiles/:profile/acme"]
@@ -101,26 +102,17 @@ struct ACMERoutes: Sendable {
         return Response(status: .init(code: p.status), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONText.document(object))))
     }
 
-    /// Engine errors as ACME problems: `acme:<type>` codes keep their type; others map by category.
+    /// Engine errors as ACME problems: an error the engine typed for ACME keeps its type; others map by category.
     static func problem(_ error: any Error) -> ACMEProblem {
         if let p = error as? ACMEProblem { return p }
         guard let e = error as? EngineError else { return ACMEProblem("serverInternal", "internal error", status: 500) }
-        if e.code.rawValue.hasPrefix("acme:") {
-            let type = String(e.code.rawValue.dropFirst(5))
-            let status: Int
-            switch type {
-            case "unauthorized", "orderNotReady": status = 403
-            case "alreadyReplaced": status = 409
-            case "accountDoesNotExist": status = 400
-            case "rateLimited": status = 429
-            default: status = 400
-            }
+        if let type = e.acmeProblem {
             let subproblems = e.subproblems.map { sub in
                 ACMEProblem(
-                    sub.code.rawValue.hasPrefix("acme:") ? String(sub.code.rawValue.dropFirst(5)) : "malformed", sub.message,
-                    status: status, identifier: .init(type: sub.itemType, value: sub.itemValue))
+                    (sub.acmeProblem ?? .malformed).rawValue, sub.message, status: type.status,
+                    identifier: .init(type: sub.itemType, value: sub.itemValue))
             }
-            return ACMEProblem(type, e.message, status: status, subproblems: subproblems.isEmpty ? nil : subproblems)
+            return ACMEProblem(type.rawValue, e.message, status: type.status, subproblems: subproblems.isEmpty ? nil : subproblems)
         }
         switch e.code {
         case .notFound, .gone: return ACMEProblem("malformed", e.message, status: 404)
@@ -415,8 +407,9 @@ struct ACMERoutes: Sendable {
             g.post("chall/:id") { request, context -> Response in
                 await post(request, context) { call in
                     let id = try context.parameters.require("id")
-                    var (challenge, authz, task) = try await engine.acmeRespondChallenge(call.ctx, accountId: call.accountId ?? "", challengeId: id)
-                    if let task, let validated = await validateFirst(task) { challenge = validated }
+                    var (challenge, authz, task) = try await engine.acmeRespondChallenge(
+                        call.ctx, accountId: call.accountId ?? "", challengeId: id, lease: validator.lease.seconds)
+                    if let task, let validated = await validator.validateFirst(task) { challenge = validated }
                     var extra: HTTPFields = [HTTPField.Name("Link")!: "<\(call.base)/authz/\(authz.id)>;rel=\"up\""]
                     if challenge.status == "processing" { extra[.retryAfter] = "1" }
                     return await json(challengeJSON(challenge, base: call.base), base: call.base, extra: extra)
@@ -509,128 +502,6 @@ struct ACMERoutes: Sendable {
                     return Response(status: .ok, headers: await headers(call.base))
                 }
             }
-        }
-    }
-
-    // MARK: Validation
-
-    /// Validates a challenge the client just answered (RFC 8555 §8.3: http-01 GETs
-    /// `http://{identifier}:{port}/.well-known/acme-challenge/{token}`, which must return the key authorization; also
-    /// dns-01 and tls-alpn-01). The first attempt runs before the answer to the challenge POST, so a client whose
-    /// response is in place sees the challenge valid at once and does not poll; when it fails, two more attempts
-    /// follow in the background, one second apart, and the verdict names the most telling failure. Names under
-    /// `.localhost` are loopback (RFC 6761). Returns the challenge as now valid, or nil while it is still processing.
-    func validateFirst(_ task: ACMEValidationTask) async -> ACMEChallengeInfo? {
-        let outcome = await check(task)
-        if outcome == nil {
-            do {
-                try await engine.acmeCompleteValidation(
-                    CallContext(principal: .system, frontEnd: "acme-validator", requestID: task.challenge.id), challengeId: task.challenge.id,
-                    error: nil)
-                var valid = task.challenge
-                valid.status = "valid"
-                valid.validated = Date()
-                return valid
-            } catch {
-                logger.error("cannot record a validation result", metadata: ["error": "\(error)"])
-                return nil
-            }
-        }
-        startValidation(task, firstFailure: outcome)
-        return nil
-    }
-
-    func check(_ task: ACMEValidationTask) async -> ACMEError? {
-        switch task.challenge.type {
-        case "dns-01": return await Self.checkDNS01(task, resolver: settings.resolver)
-        case "tls-alpn-01": return await Self.checkTLSALPN01(task, port: settings.tlsALPN01Port)
-        default: return await Self.checkHTTP01(task, port: settings.http01Port)
-        }
-    }
-
-    /// The attempts after a failed first one, in the background; reports the verdict to the engine.
-    func startValidation(_ task: ACMEValidationTask, firstFailure: ACMEError?) {
-        let engine = self.engine
-        let logger = self.logger
-        let routes = self
-        Task.detached {
-            var failure = firstFailure
-            for _ in 1..<3 {
-                try? await Task.sleep(for: .seconds(1))
-                guard let outcome = await routes.check(task) else {
-                    failure = nil
-                    break
-                }
-                // The verdict names the most telling failure: an answer that was wrong (unauthorized) is not replaced
-                // by a later attempt's connection error.
-                if failure?.type != "urn:ietf:params:acme:error:unauthorized" { failure = outcome }
-            }
-            do {
-                try await engine.acmeCompleteValidation(
-                    CallContext(principal: .system, frontEnd: "acme-validator", requestID: task.challenge.id), challengeId: task.challenge.id,
-                    error: failure)
-            } catch {
-                logger.error("cannot record a validation result", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
-    static func checkHTTP01(_ task: ACMEValidationTask, port: Int) async -> ACMEError? {
-        let value = task.identifier.value
-        let host = task.identifier.type == "ip" && value.contains(":") ? "[\(value)]" : value
-        let loopback = value == "localhost" || value.hasSuffix(".localhost")
-        guard let url = URL(string: "http://\(host):\(port)/.well-known/acme-challenge/\(task.challenge.token)") else {
-            return ACMEError(type: "urn:ietf:params:acme:error:malformed", detail: "cannot build the validation URL")
-        }
-        do {
-            let (status, body) = try await OneShotHTTPClient.send(
-                url: url, method: .GET, body: nil, timeout: .seconds(5), maxResponseSize: 4096, connectTo: loopback ? "127.0.0.1" : nil)
-            guard status == 200 else {
-                return ACMEError(type: "urn:ietf:params:acme:error:unauthorized", detail: "\(url) answered HTTP \(status)")
-            }
-            let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard text == task.keyAuthorization else {
-                return ACMEError(type: "urn:ietf:params:acme:error:unauthorized", detail: "\(url) did not return the key authorization")
-            }
-            return nil
-        } catch {
-            return ACMEError(type: "urn:ietf:params:acme:error:connection", detail: "cannot fetch \(url): \(error)")
-        }
-    }
-
-    /// dns-01 (RFC 8555 §8.4): a TXT record at `_acme-challenge.{domain}` holding base64url(SHA-256(key authorization)).
-    static func checkDNS01(_ task: ACMEValidationTask, resolver: (String, Int)) async -> ACMEError? {
-        let name = "_acme-challenge." + task.identifier.value
-        let expected = Base64URL.encode(SHA256.hash(data: Array(task.keyAuthorization.utf8)))
-        let id = UInt16.random(in: 0...UInt16.max)
-        do {
-            let query = try DNSTXT.query(name, id: id)
-            let answer = try await UDPExchange.send(query, host: resolver.0, port: resolver.1)
-            let records = try DNSTXT.answers(answer, id: id)
-            guard records.contains(expected) else {
-                return ACMEError(
-                    type: "urn:ietf:params:acme:error:unauthorized",
-                    detail: records.isEmpty ? "no TXT record at \(name)" : "no TXT record at \(name) holds the expected digest")
-            }
-            return nil
-        } catch {
-            return ACMEError(type: "urn:ietf:params:acme:error:dns", detail: "cannot query TXT \(name): \(error)")
-        }
-    }
-
-    /// tls-alpn-01 (RFC 8737): TLS to the identifier with SNI and ALPN acme-tls/1; the self-signed certificate must
-    /// name the identifier and carry the critical acmeIdentifier extension with SHA-256 of the key authorization.
-    static func checkTLSALPN01(_ task: ACMEValidationTask, port: Int) async -> ACMEError? {
-        let value = task.identifier.value
-        let loopback = value == "localhost" || value.hasSuffix(".localhost")
-        do {
-            let (negotiated, leaf) = try await TLSALPNProbe.probe(host: loopback ? "127.0.0.1" : value, port: port, serverName: value)
-            if let why = TLSALPN01.problem(leafDER: leaf, negotiated: negotiated, identifier: value, keyAuthorization: task.keyAuthorization) {
-                return ACMEError(type: "urn:ietf:params:acme:error:unauthorized", detail: why)
-            }
-            return nil
-        } catch {
-            return ACMEError(type: "urn:ietf:params:acme:error:tls", detail: "TLS to \(value):\(port) failed: \(error)")
         }
     }
 

@@ -50,8 +50,13 @@ public struct AdminAPI: Sendable {
     /// The EST profile served at `/.well-known/est/…` without a label.
     let estDefaultProfile: String?
     let acme: ACMESettings
+    let acmeValidator: ACMEValidator
 
-    public init(services: AdminServices, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings()) {
+    public init(
+        services: AdminServices, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
+        acmeValidator: ACMEValidator
+    ) {
+        self.acmeValidator = acmeValidator
         self.services = services
         self.maxBodySize = maxBodySize
         self.estDefaultProfile = estDefaultProfile
@@ -184,7 +189,7 @@ public struct AdminAPI: Sendable {
         SSHRoutes(api: self).register(on: api, root: router)
         PAMRoutes(api: self).register(on: api)
         ESTRoutes(engine: services.est, defaultProfile: estDefaultProfile).register(on: router)
-        ACMERoutes(engine: services.acme, settings: acme).register(on: router)
+        ACMERoutes(engine: services.acme, settings: acme, validator: acmeValidator).register(on: router)
         KMIPHTTPRoutes(dispatcher: KMIPDispatcher(maxMessageSize: KMIPHTTPRoutes.maxBody, engine: services.keys, clock: { Int64(Date().timeIntervalSince1970) }))
             .register(on: router)
         let secrets = api.group("projects/:project/secrets")

@@ -74,7 +74,7 @@ public enum HTTPListener {
     /// The HTTPS API listener's router.
     public static func apiRouter(
         services: AdminServices, settings: Settings, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
-        readiness: @escaping @Sendable () async -> (Bool, String)
+        acmeValidator: ACMEValidator, readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         let table = RouteTable()
@@ -83,7 +83,8 @@ public enum HTTPListener {
                 listener: settings.name, routes: table,
                 failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)))
         AdminAPI(
-            services: services, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme)
+            services: services, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
+            acmeValidator: acmeValidator)
             .register(on: router, readiness: readiness)
         table.record(router)
         return router

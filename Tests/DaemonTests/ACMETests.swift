@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -9,6 +10,25 @@ import Testing
         let out = try ProcessRunner.run([ProcessRunner.gatehouseBinary] + args + ["--data-dir", daemon.dataDirectory], timeout: 60)
         #expect(out.status == 0, "gatehouse \(args.joined(separator: " ")): \(out.stderr)")
         return out.stdout
+    }
+
+    /// Project `web`, CA `ACME Root` (its certificate in WORK/acme-root.pem), a template for `*.localhost` and
+    /// 127.0.0.0/8, and the ACME profile `web-acme`: returns the CA id and the profile's EAB key id and HMAC key.
+    func acmeProfile(_ daemon: DaemonProcess, _ work: String) throws -> (caId: String, kid: String, hmac: String) {
+        _ = try cli(daemon, ["project", "create", "web"])
+        let caJSON = try cli(daemon, ["pki", "ca", "create", "--project", "web", "--cn", "ACME Root", "--key-algorithm", "EC_prime256v1", "--output", "json"])
+        let ca = try #require(try JSONSerialization.jsonObject(with: Data(caJSON.utf8)) as? [String: Any])
+        let caId = try #require(ca["id"] as? String)
+        try (ca["certificate"] as? String ?? "").write(toFile: work + "/acme-root.pem", atomically: true, encoding: .utf8)
+        try #"{"name":"acme","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost","*.*.localhost"]},{"type":"ip","allowed":["127.0.0.0/8"]}],"keyUsages":["digitalSignature"],"extendedKeyUsages":["serverAuth"],"maxTTL":"90d"}"#
+            .write(toFile: work + "/t.json", atomically: true, encoding: .utf8)
+        let tJSON = try cli(daemon, ["pki", "template", "create", "--project", "web", "--file", work + "/t.json", "--output", "json"])
+        let templateId = try #require((try JSONSerialization.jsonObject(with: Data(tJSON.utf8)) as? [String: Any])?["id"] as? String)
+        _ = try cli(daemon, ["pki", "profile", "create", "--project", "web", "--slug", "web-acme", "--ca", caId, "--template", templateId, "--enrollment", "acme"])
+        let eab = try cli(daemon, ["pki", "profile", "acme-eab", "web-acme"]).split(separator: "\n").map { $0.split(separator: " ") }
+        let kid = String(try #require(eab.first { $0.first == "kid" }?.last))
+        let hmac = String(try #require(eab.first { $0.first == "hmac-key" }?.last))
+        return (caId, kid, hmac)
     }
 
     @Test func certbotRegistersGetsRenewsAndRevokesAndErrorPathsAreProtocolCorrect() throws {
@@ -43,19 +63,7 @@ import Testing
                 "GATEHOUSE_ACME_WEBSITE": "https://pki.example.test/", "GATEHOUSE_ACME_CAA_IDENTITIES": "pki.example.test, gatehouse.test",
             ])
         try daemon.waitUntilListening()
-        _ = try cli(daemon, ["project", "create", "web"])
-        let caJSON = try cli(daemon, ["pki", "ca", "create", "--project", "web", "--cn", "ACME Root", "--key-algorithm", "EC_prime256v1", "--output", "json"])
-        let ca = try #require(try JSONSerialization.jsonObject(with: Data(caJSON.utf8)) as? [String: Any])
-        let caId = try #require(ca["id"] as? String)
-        try (ca["certificate"] as? String ?? "").write(toFile: work + "/acme-root.pem", atomically: true, encoding: .utf8)
-        try #"{"name":"acme","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost","*.*.localhost"]},{"type":"ip","allowed":["127.0.0.0/8"]}],"keyUsages":["digitalSignature"],"extendedKeyUsages":["serverAuth"],"maxTTL":"90d"}"#
-            .write(toFile: work + "/t.json", atomically: true, encoding: .utf8)
-        let tJSON = try cli(daemon, ["pki", "template", "create", "--project", "web", "--file", work + "/t.json", "--output", "json"])
-        let templateId = try #require((try JSONSerialization.jsonObject(with: Data(tJSON.utf8)) as? [String: Any])?["id"] as? String)
-        _ = try cli(daemon, ["pki", "profile", "create", "--project", "web", "--slug", "web-acme", "--ca", caId, "--template", templateId, "--enrollment", "acme"])
-        let eab = try cli(daemon, ["pki", "profile", "acme-eab", "web-acme"]).split(separator: "\n").map { $0.split(separator: " ") }
-        let kid = String(try #require(eab.first { $0.first == "kid" }?.last))
-        let hmac = String(try #require(eab.first { $0.first == "hmac-key" }?.last))
+        let (caId, kid, hmac) = try acmeProfile(daemon, work)
         let directory = daemon.httpsBase + "/acme/web-acme/directory"
         let ca_bundle = daemon.dataDirectory + "/certs/ca.crt"
         let certbotEnv = ["REQUESTS_CA_BUNDLE": ca_bundle, "CURL_CA_BUNDLE": ""]
@@ -134,5 +142,53 @@ import Testing
             #expect(audit.contains(event), "audit lacks \(event)")
         }
         #expect(!daemon.log.contains(hmac), "the EAB key never reaches the log")
+    }
+
+    /// A challenge being validated when the daemon is killed (-9) stays `processing` in the store with a lease; the
+    /// daemon that comes back claims it once the lease lapses and finishes it (what another node would do too).
+    @Test func aValidationInFlightWhenTheDaemonIsKilledIsFinishedAfterTheRestart() throws {
+        guard let python = ProcessInfo.processInfo.environment["ACME_PYTHON"] else {
+            if dependencyRequired("CERTBOT") { Issue.record("ACME_PYTHON is not set") }
+            return
+        }
+        let dir = try freshDirectory()
+        let work = dir.path
+        let http01 = try freeLoopbackPort()
+        let environment = ["GATEHOUSE_ACME_HTTP01_PORT": "\(http01)", "GATEHOUSE_ACME_VALIDATION_LEASE": "2s"]
+        let first = try DaemonProcess(directory: work, environment: environment)
+        try first.waitUntilListening()
+        let (_, kid, hmac) = try acmeProfile(first, work)
+        let state = work + "/resume"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let client = Mutex<ProcessRunner.Output?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        let command = [
+            python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", first.httpsBase + "/acme/web-acme/directory",
+            first.dataDirectory + "/certs/ca.crt", kid, hmac, "\(http01)",
+        ]
+        DispatchQueue.global().async {
+            let out = try? ProcessRunner.run(command, environment: ["ACME_RESUME_DIR": state], timeout: 240)
+            client.withLock { $0 = out }
+            finished.signal()
+        }
+        let deadline = Date().addingTimeInterval(90)
+        while !FileManager.default.fileExists(atPath: state + "/answered"), Date() < deadline { usleep(100_000) }
+        #expect(FileManager.default.fileExists(atPath: state + "/answered"), "the client never answered its challenge")
+        usleep(1_000_000)  // the retries are under way, each waiting on the hung answer
+        first.signal(SIGKILL)
+        first.waitForExit()
+        let second = try DaemonProcess(directory: work, environment: environment)
+        defer { second.stop() }
+        try second.waitUntilListening()
+        try (second.httpsBase + "/acme/web-acme/directory").write(toFile: state + "/restarted", atomically: true, encoding: .utf8)
+        #expect(finished.wait(timeout: .now() + 240) == .success, "the client did not finish")
+        let out = client.withLock { $0 }
+        #expect(
+            out?.status == 0 && out?.stdout.contains("PASS after kill -9 and a restart the validation is finished") == true,
+            "acme-client:\n\(out?.stdout ?? "")\(out?.stderr ?? "")")
+        #expect(second.log.contains("resuming an ACME validation"), "\(second.log)")
+        let validated = try auditLog(second).events.compactMap { $0["event"] as? [String: Any] }
+            .filter { ($0["type"] as? String) == "acme.challenge.valid" }
+        #expect(validated.count == 1, "one acme.challenge.valid event, by the validator: \(validated)")
     }
 }

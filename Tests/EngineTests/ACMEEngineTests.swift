@@ -88,7 +88,7 @@ import Testing
         clock.advance(600)
         for node in [nodeA, nodeB] {
             let refused = await admit(node, storage, clock, account: "a9", ["other2.test", "www.example.test"], perName)
-            #expect(refused?.code.rawValue == "acme:rateLimited")
+            #expect(refused?.acmeProblem == .rateLimited)
             #expect(refused?.message.contains("www.example.test") == true)
             // The window ends in 3000 s, after which this window's 4 fade like the last one: (1 - 3/4) of an hour more.
             #expect(refused?.retryAfter == 3000 + 900)
@@ -102,7 +102,7 @@ import Testing
         #expect(await admit(nodeB, storage, clock, account: "a1", ["www.example.test"], perName) == nil)
         #expect(await admit(nodeA, storage, clock, account: "a1", ["www.example.test"], perName) == nil)
         let later = await admit(nodeB, storage, clock, account: "a1", ["www.example.test"], perName)
-        #expect(later?.code.rawValue == "acme:rateLimited")
+        #expect(later?.acmeProblem == .rateLimited)
         // 2 in this window + 4 x (1 - e/W) must drop to 1: e = 3/4 of the hour, 900 s from now.
         #expect(later?.retryAfter == 900)
         clock.advance(901)
@@ -113,7 +113,7 @@ import Testing
         #expect(await admit(nodeA, storage, clock, account: "acct", ["n1.test"], perAccount) == nil)
         #expect(await admit(nodeB, storage, clock, account: "acct", ["n2.test"], perAccount) == nil)
         let acct = await admit(nodeA, storage, clock, account: "acct", ["n3.test"], perAccount)
-        #expect(acct?.code.rawValue == "acme:rateLimited")
+        #expect(acct?.acmeProblem == .rateLimited)
         #expect(acct?.message.contains("this account") == true)
         #expect(await admit(nodeA, storage, clock, account: "other-acct", ["n3.test"], perAccount) == nil)
         #expect(await admit(nodeA, storage, clock, account: "acct", ["n3.test"], .none) == nil, "no limits configured")
@@ -166,5 +166,117 @@ import Testing
         }
         #expect(counted == ["10"])
         for pool in pools { try await pool.close() }
+    }
+}
+
+/// A challenge the client answered is a validation in the store, held by the node that started it for a lease: if
+/// that node stops, another node (or the same one after a restart) claims it once the lease lapses.
+@Suite struct ACMEValidationLeaseTests {
+    struct World {
+        var storage: InMemoryStorage
+        var clock: TestClock
+        var nodeA: GatehouseEngine
+        var nodeB: GatehouseEngine
+        var accountId: String
+        var account: CallContext
+        var profileId: String
+    }
+
+    static let system = CallContext(principal: .system, frontEnd: "acme-validator", requestID: "t")
+
+    func world() async throws -> World {
+        let storage = InMemoryStorage()
+        let clock = TestClock()
+        let key = SymmetricKey(size: .bits256)
+        let nodeA = try await openEngine(storage, key: key, clock: clock.read)
+        let nodeB = try await openEngine(storage, key: key, clock: clock.read)
+        let ca = try await nodeA.createCA(
+            admin, project: "p", CASpec(type: .root, subject: CASubject(commonName: "ACME Root"), keyAlgorithm: .ecP256))
+        let template = try await nodeA.createTemplate(
+            admin, project: "p",
+            TemplateSpec(
+                name: "acme", subject: [], sans: [PatternRule(type: "dns", allowed: ["*.localhost"])], keyAlgorithms: [.ecP256],
+                signatureAlgorithms: ["SHA256-ECDSA"], keyUsages: ["digitalSignature"], extendedKeyUsages: ["serverAuth"], maxTTL: "30d"))
+        let profile = try await nodeA.createProfile(
+            admin, project: "p", ProfileSpec(slug: "web", caId: ca.id, templateId: template.id, enrollment: .acme))
+        let (kid, hmacKey) = try await nodeA.acmeEABCredentials(admin, profile: profile.id)
+        let signingInput = Array("protected.payload".utf8)
+        let mac = Array(HMAC<SHA256>.authenticationCode(for: signingInput, using: SymmetricKey(data: try #require(base64url(hmacKey)))))
+        let (account, _) = try await nodeA.acmeNewAccount(
+            CallContext(principal: Principal(method: .acmeAccount, id: "jwk:tp", name: "tp"), frontEnd: "acme", requestID: "r"),
+            profileId: profile.id, jwk: #"{"crv":"P-256","kty":"EC","x":"x","y":"y"}"#, thumbprint: "tp", contact: [],
+            termsAgreed: true, onlyReturnExisting: false, eab: (kid, "HS256", signingInput, mac))
+        let ctx = CallContext(principal: Principal(method: .acmeAccount, id: account.id, name: account.id), frontEnd: "acme", requestID: "r")
+        return World(storage: storage, clock: clock, nodeA: nodeA, nodeB: nodeB, accountId: account.id, account: ctx, profileId: profile.id)
+    }
+
+    func base64url(_ s: String) -> Data? {
+        var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while t.count % 4 != 0 { t += "=" }
+        return Data(base64Encoded: t)
+    }
+
+    /// A new order for `name`; returns its http-01 challenge id and authorization id.
+    func challenge(_ w: World, _ name: String) async throws -> (challenge: String, authz: String) {
+        let order = try await w.nodeA.acmeNewOrder(
+            w.account, accountId: w.accountId, identifiers: [ACMEIdentifier(type: "dns", value: name)], notBefore: nil, notAfter: nil,
+            replaces: nil, profile: nil, limits: .none)
+        let authzId = try #require(order.authorizations.first)
+        let authz = try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId)
+        return (try #require(authz.challenges.first { $0.type == "http-01" }).id, authzId)
+    }
+
+    func pending(_ w: World) async throws -> Int {
+        try await w.storage.withTransaction { try await $0.count(kind: "acme-validation", scope: nil) }
+    }
+
+    @Test func aLapsedLeaseIsClaimedOnceByAnotherNodeAndTheVerdictEndsIt() async throws {
+        let w = try await world()
+        let (challengeId, authzId) = try await challenge(w, "a.localhost")
+        let (processing, _, task) = try await w.nodeA.acmeRespondChallenge(w.account, accountId: w.accountId, challengeId: challengeId, lease: 60)
+        #expect(processing.status == "processing")
+        #expect(task?.keyAuthorization == processing.token + ".tp")
+        #expect(try await pending(w) == 1)
+
+        #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty, "node A holds it")
+        w.clock.advance(61)  // node A stopped without a verdict
+        let claimed = try await w.nodeB.acmeClaimValidations(Self.system, lease: 60, limit: 10)
+        #expect(claimed == [try #require(task)])
+        #expect(try await w.nodeA.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty, "node B holds it now")
+        #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty, "claimed once")
+
+        try await w.nodeB.acmeCompleteValidation(Self.system, challengeId: challengeId, error: nil)
+        let authz = try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId)
+        #expect(authz.status == "valid")
+        #expect(try await pending(w) == 0, "the verdict ends the validation")
+        w.clock.advance(61)
+        #expect(try await w.nodeA.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty)
+        // A late verdict from the node that stopped changes nothing.
+        try await w.nodeA.acmeCompleteValidation(
+            Self.system, challengeId: challengeId, error: ACMEError(type: ACMEProblemType.connection.urn, detail: "late"))
+        #expect(try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId).status == "valid")
+    }
+
+    @Test func onlyValidatorsClaimAndAValidationOfAnExpiredAuthorizationFails() async throws {
+        let w = try await world()
+        await #expect(throws: EngineError.self) { _ = try await w.nodeA.acmeClaimValidations(w.account, lease: 60, limit: 10) }
+        await #expect(throws: EngineError.self) { _ = try await w.nodeA.acmeClaimValidations(admin, lease: 60, limit: 10) }
+        var ids: [(String, String)] = []
+        for i in 0..<3 {
+            let c = try await challenge(w, "n\(i).localhost")
+            _ = try await w.nodeA.acmeRespondChallenge(w.account, accountId: w.accountId, challengeId: c.challenge, lease: 30)
+            ids.append(c)
+        }
+        w.clock.advance(31)
+        #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 2).count == 2, "at most the limit")
+        #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 2).count == 1, "then the rest")
+        w.clock.advance(30 * 86400)  // every authorization has expired
+        #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 10).isEmpty)
+        for (_, authzId) in ids {
+            let authz = try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId)
+            #expect(authz.status == "invalid")
+            #expect(authz.challenges.first { $0.type == "http-01" }?.error?.detail.contains("expired") == true)
+        }
+        #expect(try await pending(w) == 0)
     }
 }

@@ -61,8 +61,40 @@ import Testing
             // What went wrong inside stays inside.
             if want?.0 == "serverInternal" && problem.status == 500 { #expect(!problem.detail.contains("the message")) }
         }
-        // ACME's own problem types keep their type.
-        let limited = ACMERoutes.problem(EngineError(EngineError.Code(rawValue: "acme:rateLimited"), "slow down"))
-        #expect(limited.type == "urn:ietf:params:acme:error:rateLimited" && limited.status == 429)
+    }
+
+    /// Every ACME problem type the engine can attach: the ACME answer keeps the type with its status, and every other
+    /// front end sees its category (never a code outside `EngineError.Code.all`).
+    static let acmeTypes: [ACMEProblemType: (status: Int, category: EngineError.Code)] = [
+        .accountDoesNotExist: (400, .notFound), .alreadyReplaced: (409, .conflict), .alreadyRevoked: (400, .conflict),
+        .badCSR: (400, .invalidArgument), .badNonce: (400, .invalidArgument), .badRevocationReason: (400, .invalidArgument),
+        .badSignatureAlgorithm: (400, .invalidArgument), .caa: (400, .unavailable), .connection: (400, .unavailable),
+        .dns: (400, .unavailable), .externalAccountRequired: (400, .invalidArgument), .incorrectResponse: (400, .unavailable),
+        .invalidContact: (400, .invalidArgument), .invalidProfile: (400, .invalidArgument), .malformed: (400, .invalidArgument),
+        .orderNotReady: (403, .wrongState), .rateLimited: (429, .locked), .rejectedIdentifier: (400, .invalidArgument),
+        .serverInternal: (500, .internal), .tls: (400, .unavailable), .unauthorized: (403, .permissionDenied),
+        .unsupportedContact: (400, .invalidArgument), .unsupportedIdentifier: (400, .invalidArgument),
+        .userActionRequired: (403, .permissionDenied),
+    ]
+
+    @Test func acmeProblemTypes() {
+        #expect(Set(ACMEProblemType.all).count == ACMEProblemType.all.count)
+        for type in ACMEProblemType.all {
+            let want = Self.acmeTypes[type]
+            let error = EngineError.acme(type, "why", retryAfter: 7)
+            #expect(EngineError.Code.all.contains(error.code), "\(type)")
+            #expect(error.code == want?.category, "\(type)")
+            let problem = ACMERoutes.problem(error)
+            #expect(problem.type == type.urn && problem.status == want?.status && problem.detail == "why", "\(type): \(problem)")
+        }
+        let rejected = EngineError.acme(
+            .rejectedIdentifier, "2 of 2 identifiers were rejected",
+            subproblems: [
+                .acme(.unsupportedIdentifier, "no", itemType: "email", itemValue: "a@b"),
+                .acme(.rejectedIdentifier, "policy", itemType: "dns", itemValue: "x.test"),
+            ])
+        let problem = ACMERoutes.problem(rejected)
+        #expect(problem.subproblems?.map(\.type) == [ACMEProblemType.unsupportedIdentifier.urn, ACMEProblemType.rejectedIdentifier.urn])
+        #expect(problem.subproblems?.map(\.identifier?.value) == ["a@b", "x.test"])
     }
 }

@@ -15,7 +15,9 @@ import Testing
         let settings = HTTPListener.Settings(
             name: "https", host: "127.0.0.1", port: 0, tls: nil, maxConnections: 1, idleTimeout: .seconds(1),
             handshakeTimeout: .seconds(1), maxMessageSize: 1024)
-        let router = HTTPListener.apiRouter(services: AdminServices(serving: engine), settings: settings, readiness: { (true, "") })
+        let router = HTTPListener.apiRouter(
+            services: AdminServices(serving: engine), settings: settings,
+            acmeValidator: ACMEValidator(engine: engine, settings: ACMESettings()), readiness: { (true, "") })
         return Set(
             router.routes.map { route in
                 let path = "\(route.path)".split(separator: "/").map { part in

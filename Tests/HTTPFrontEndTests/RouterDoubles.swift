@@ -28,7 +28,8 @@ func routerApp(
         name: "https-test", host: "127.0.0.1", port: 0, tls: nil, maxConnections: 1, idleTimeout: .seconds(1),
         handshakeTimeout: .seconds(1), maxMessageSize: maxBody)
     let router = HTTPListener.apiRouter(
-        services: services, settings: settings, estDefaultProfile: estDefaultProfile, acme: acme, readiness: { (true, "ready") })
+        services: services, settings: settings, estDefaultProfile: estDefaultProfile, acme: acme,
+        acmeValidator: ACMEValidator(engine: services.acme, settings: acme), readiness: { (true, "ready") })
     return Application(router: router)
 }
 

@@ -175,7 +175,8 @@ open class ACMEEngineDouble: ACMEEngine, @unchecked Sendable {
     open func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo { throw TestDouble.unimplemented("acmeOrder") }
     open func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String> { throw TestDouble.unimplemented("acmeOrders") }
     open func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo { throw TestDouble.unimplemented("acmeAuthorization") }
-    open func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String) async throws -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?) { throw TestDouble.unimplemented("acmeRespondChallenge") }
+    open func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?) { throw TestDouble.unimplemented("acmeRespondChallenge") }
+    open func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask] { throw TestDouble.unimplemented("acmeClaimValidations") }
     open func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws { throw TestDouble.unimplemented("acmeCompleteValidation") }
     open func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws -> ACMEOrderInfo { throw TestDouble.unimplemented("acmeFinalize") }
     open func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] { throw TestDouble.unimplemented("acmeCertificate") }

@@ -5,6 +5,10 @@ usage: acme-client.py DIRECTORY_URL CA_BUNDLE EAB_KID EAB_HMAC HTTP01_PORT [CHAL
 Uses `cryptography` and `requests` (from certbot's venv). Answers http-01 itself on 127.0.0.1:HTTP01_PORT; with a
 pebble-challtestsrv management URL it publishes dns-01 TXT records there (the server's DNS resolver).
 Prints one PASS/FAIL line per check and 'N passed, M failed'; exit 1 on any failure.
+
+With ACME_RESUME_DIR set it runs only the restart check: it answers a challenge whose http-01 response hangs, writes
+ACME_RESUME_DIR/answered, waits for ACME_RESUME_DIR/restarted (the new directory URL, written once the test has killed
+and restarted the server), then lets the response through and expects the restarted server to finish the validation.
 """
 import base64
 import hashlib
@@ -13,7 +17,7 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 from cryptography import x509
@@ -33,6 +37,7 @@ S = requests.Session()
 S.verify = CA
 results = {"pass": 0, "fail": 0}
 challenges = {}
+hanging = set()  # tokens whose http-01 answer is held back (the connection stays open)
 
 
 def check(name, ok, detail=""):
@@ -47,6 +52,8 @@ def b64(data):
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         token = self.path.rsplit("/", 1)[-1]
+        while token in hanging:
+            time.sleep(0.1)
         body = challenges.get(token)
         self.send_response(200 if body else 404)
         self.end_headers()
@@ -57,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-threading.Thread(target=HTTPServer(("127.0.0.1", PORT), Handler).serve_forever, daemon=True).start()
+threading.Thread(target=ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever, daemon=True).start()
 
 
 class Key:
@@ -141,6 +148,45 @@ def answer_http01(key, order):
     challenges[chall["token"]] = chall["token"] + "." + key.thumbprint()
     post(key, chall["url"], {}, kid=kid)
 
+
+def resume(state_dir):
+    """A validation in flight when the server is killed is finished by the server that comes back."""
+    global d, kid
+    key = Key("ec")
+    r = post(key, d["newAccount"], {"termsOfServiceAgreed": True, "externalAccountBinding": eab(key, d["newAccount"])})
+    kid = r.headers["Location"]
+    r = post(key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "resume.localhost"}]}, kid=kid)
+    order_url, order = r.headers["Location"], r.json()
+    authz_url = order["authorizations"][0]
+    authz = post(key, authz_url, None, kid=kid).json()
+    chall = [c for c in authz["challenges"] if c["type"] == "http-01"][0]
+    hanging.add(chall["token"])
+    challenges[chall["token"]] = chall["token"] + "." + key.thumbprint()
+    r = post(key, chall["url"], {}, kid=kid)
+    check("a challenge whose answer hangs stays processing", r.status_code == 200 and r.json().get("status") == "processing", r.text)
+    open(state_dir + "/answered", "w").write("1")
+    deadline = time.time() + 120
+    while not os.path.exists(state_dir + "/restarted") and time.time() < deadline:
+        time.sleep(0.1)
+    new_directory = open(state_dir + "/restarted").read().strip()
+    old_base, new_base = DIRECTORY.rsplit("/", 1)[0], new_directory.rsplit("/", 1)[0]
+    d = S.get(new_directory).json()
+    kid, authz_url, order_url = (u.replace(old_base, new_base) for u in (kid, authz_url, order_url))
+    hanging.discard(chall["token"])
+    for _ in range(120):
+        authz = post(key, authz_url, None, kid=kid).json()
+        if authz["status"] != "pending":
+            break
+        time.sleep(0.5)
+    check("after kill -9 and a restart the validation is finished: authorization valid", authz["status"] == "valid", authz)
+    order = post(key, order_url, None, kid=kid).json()
+    check("and the order is ready", order["status"] == "ready", order)
+
+
+if os.environ.get("ACME_RESUME_DIR"):
+    resume(os.environ["ACME_RESUME_DIR"])
+    print(f"{results['pass']} passed, {results['fail']} failed")
+    sys.exit(1 if results["fail"] else 0)
 
 acct_key = Key("ec")
 new_acct = d["newAccount"]
