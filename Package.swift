@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -64,7 +65,7 @@ let package = Package(
         ),
         .target(name: "PKCS12", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "SystemCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "StorageAPI", swiftSettings: strict),
+        .target(name: "StorageAPI", dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")], swiftSettings: strict),
         .target(
             name: "StorageSQLite",
             dependencies: [
@@ -101,7 +102,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol", "CZlib",
+                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol", "CZlib", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -131,9 +132,10 @@ let package = Package(
         .target(
             name: "HTTPFrontEnd",
             dependencies: [
-                "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPFrontEnd", "KMIPProtocol", "TTLV",
+                "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPService", "KMIPProtocol", "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -150,7 +152,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             swiftSettings: strict
         ),
@@ -160,18 +162,26 @@ let package = Package(
         .target(
             name: "PGWire",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             swiftSettings: strict
         ),
         .target(
-            name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1")], swiftSettings: strict),
+            name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "ExtrasBase64", package: "swift-extras-base64")], swiftSettings: strict),
+        .target(
+            name: "KMIPService",
+            dependencies: [
+                "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "KMIPFrontEnd",
             dependencies: [
-                "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                "KMIPService", "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -232,7 +242,8 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-bench",
             dependencies: [
-                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ServerSupport", "StorageAPI", "StoragePostgres", "StorageS3",
+                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ESTProtocol", "ServerSupport", "StorageAPI", "StoragePostgres",
+                "StorageS3", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -276,7 +287,7 @@ let package = Package(
         .testTarget(
             name: "KMIPFrontEndTests",
             dependencies: [
-                "KMIPProtocol", "KMIPFrontEnd", "TTLV", "EngineAPI", "ServerSupport", "TestSupport",
+                "KMIPProtocol", "KMIPService", "TTLV", "EngineAPI", "ServerSupport", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ], swiftSettings: strict),

@@ -1,6 +1,10 @@
 /// The DNS messages of a dns-01 validation (RFC 1035): one TXT question, and the TXT strings of its answer.
 public enum DNSTXT {
-    public enum Failure: Error, Equatable { case malformed(String), rcode(Int), nameTooLong }
+    public enum Failure: Error, Equatable {
+        case malformed(String)
+        case rcode(Int)
+        case nameTooLong
+    }
 
     /// A recursive TXT query for `name` with message id `id`.
     public static func query(_ name: String, id: UInt16) throws(Failure) -> [UInt8] {

@@ -1,65 +1,20 @@
+import ExtrasBase64
 import Foundation
 
-/// Base64url without padding (RFC 7515 §2).
+/// Base64url without padding (RFC 7515 §2), over swift-extras-base64. Decoding is strict: the URL alphabet only, no
+/// padding, and the canonical encoding (zero leftover bits), checked by encoding the result again.
 public enum Base64URL {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let options: Base64.EncodingOptions = [.base64UrlAlphabet, .omitPaddingCharacter]
 
-    /// Encodes directly (Foundation's base64 plus three `replacingOccurrences` went through NSString on Linux and
-    /// showed in ACME profiles).
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let input = Array(bytes)
-        var out: [UInt8] = []
-        out.reserveCapacity((input.count * 4 + 2) / 3)
-        var i = 0
-        while i + 3 <= input.count {
-            let n = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
-            out.append(alphabet[Int(n >> 18)])
-            out.append(alphabet[Int(n >> 12 & 63)])
-            out.append(alphabet[Int(n >> 6 & 63)])
-            out.append(alphabet[Int(n & 63)])
-            i += 3
-        }
-        switch input.count - i {
-        case 1:
-            let n = UInt32(input[i]) << 16
-            out.append(alphabet[Int(n >> 18)])
-            out.append(alphabet[Int(n >> 12 & 63)])
-        case 2:
-            let n = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
-            out.append(alphabet[Int(n >> 18)])
-            out.append(alphabet[Int(n >> 12 & 63)])
-            out.append(alphabet[Int(n >> 6 & 63)])
-        default:
-            break
-        }
-        return String(decoding: out, as: UTF8.self)
+        Base64.encodeToString(bytes: Array(bytes), options: options)
     }
 
     public static func decode(_ text: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count * 3 / 4)
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in text.utf8 {
-            let v: UInt8
-            switch c {
-            case 0x41...0x5a: v = c - 0x41
-            case 0x61...0x7a: v = c - 0x61 + 26
-            case 0x30...0x39: v = c - 0x30 + 52
-            case 0x2d: v = 62
-            case 0x5f: v = 63
-            default: return nil  // padding, '+', '/' and anything else are not base64url
-            }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-            }
+        guard let bytes = try? Base64.decode(string: text, options: [.base64UrlAlphabet, .omitPaddingCharacter]), encode(bytes) == text else {
+            return nil
         }
-        // 1 leftover sextet cannot encode a byte; leftover bits must be zero (canonical encoding).
-        if bits >= 6 || acc & ((1 << UInt32(bits)) - 1) != 0 { return nil }
-        return out
+        return bytes
     }
 }
 

@@ -2,7 +2,7 @@
 // many interoperability details (PBES2/PBKDF2, MAC, bag attributes) that OpenSSL's PKCS12_create gets right for
 // `openssl pkcs12`, Java and Windows — RSA-OAEP with any SHA-2 hash, a separate MGF1 hash and a label (KMIP's
 // CS-AC profile; swift-crypto offers SHA-1/SHA-256 without labels) and AES-GCM with IVs other than 12 bytes and
-// truncated tags (KMIP's CS-BC profile). BoringSSL inside swift-nio-ssl and
+// truncated tags (KMIP's CS-BC profile), and Blowfish-CBC from the legacy provider (KMIP's ENCRYPT derivation). BoringSSL inside swift-nio-ssl and
 // swift-crypto uses prefixed symbols, so both coexist.
 #ifndef GATEHOUSE_COPENSSL_SHIM_H
 #define GATEHOUSE_COPENSSL_SHIM_H
@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -222,4 +223,43 @@ static inline long gh_stream_final(EVP_CIPHER_CTX *ctx, int encrypt, int gcm, un
     return n;
 }
 static inline void gh_stream_free(EVP_CIPHER_CTX *ctx) { EVP_CIPHER_CTX_free(ctx); }
+
+/// A private library context with OpenSSL's legacy provider (Blowfish lives there) and the default one; NULL when
+/// the legacy module is not installed. The process-wide default context is left as it is.
+static inline OSSL_LIB_CTX *gh_legacy_context(void)
+{
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+    if (ctx == NULL) return NULL;
+    if (OSSL_PROVIDER_load(ctx, "legacy") == NULL || OSSL_PROVIDER_load(ctx, "default") == NULL) {
+        OSSL_LIB_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ctx;
+}
+/// Blowfish-CBC (8-byte IV, key of key_len bytes) in `ctx`, PKCS#5 padding when `pad`. `out` has room for
+/// in_len + 8. Returns the output length, or -1 (no cipher, a bad key or IV, unpadded input not whole blocks, or a
+/// bad padding when decrypting).
+static inline long gh_bf_cbc(
+    OSSL_LIB_CTX *libctx, int encrypt, const unsigned char *key, int key_len, const unsigned char *iv, int pad,
+    const unsigned char *in, long in_len, unsigned char *out)
+{
+    long result = -1;
+    int n = 0, fin = 0;
+    EVP_CIPHER *cipher = EVP_CIPHER_fetch(libctx, "BF-CBC", NULL);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (cipher == NULL || ctx == NULL) goto done;
+    if (EVP_CipherInit_ex2(ctx, cipher, NULL, NULL, encrypt, NULL) != 1) goto done;
+    if (EVP_CIPHER_CTX_set_key_length(ctx, key_len) != 1) goto done;
+    if (EVP_CipherInit_ex2(ctx, NULL, key, iv, encrypt, NULL) != 1) goto done;
+    if (EVP_CIPHER_CTX_set_padding(ctx, pad) != 1) goto done;
+    if (in_len > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)in_len) != 1) goto done;
+    if (EVP_CipherFinal_ex(ctx, out + n, &fin) != 1) goto done;
+    result = n + fin;
+done:
+    EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(cipher);
+    ERR_clear_error();
+    return result;
+}
 #endif

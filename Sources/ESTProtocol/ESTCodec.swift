@@ -1,3 +1,4 @@
+import ExtrasBase64
 import SwiftASN1
 
 /// RFC 7030 (with RFC 8951) message bodies: base64 PKCS#10 in, certs-only PKCS#7 and CSR attributes out, and the
@@ -40,76 +41,19 @@ public enum ESTCodec {
         return der
     }
 
-    /// Strict base64 (standard alphabet, `=` padding) ignoring ASCII whitespace; nil on any other character.
+    /// Strict base64 (standard alphabet, `=` padding optional, canonical) ignoring ASCII whitespace; nil on any other
+    /// character, and for nothing at all.
     public static func base64Decode(_ input: [UInt8]) -> [UInt8]? {
-        var values: [UInt8] = []
-        values.reserveCapacity(input.count)
-        var padding = 0
-        for c in input {
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                guard padding == 0 else { return nil }
-                values.append(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"):
-                guard padding == 0 else { return nil }
-                values.append(c - UInt8(ascii: "a") + 26)
-            case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                guard padding == 0 else { return nil }
-                values.append(c - UInt8(ascii: "0") + 52)
-            case UInt8(ascii: "+"):
-                guard padding == 0 else { return nil }
-                values.append(62)
-            case UInt8(ascii: "/"):
-                guard padding == 0 else { return nil }
-                values.append(63)
-            case UInt8(ascii: "="):
-                padding += 1
-                guard padding <= 2 else { return nil }
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"):
-                continue
-            default:
-                return nil
-            }
-        }
-        guard !values.isEmpty, (values.count + padding) % 4 == 0 || padding == 0 else { return nil }
-        guard values.count % 4 != 1 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(values.count * 3 / 4)
-        var i = 0
-        while i + 4 <= values.count {
-            let n = UInt32(values[i]) << 18 | UInt32(values[i + 1]) << 12 | UInt32(values[i + 2]) << 6 | UInt32(values[i + 3])
-            out += [UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)]
-            i += 4
-        }
-        let rest = values.count - i
-        if rest == 2 {
-            let n = UInt32(values[i]) << 18 | UInt32(values[i + 1]) << 12
-            out.append(UInt8(n >> 16 & 0xff))
-        } else if rest == 3 {
-            let n = UInt32(values[i]) << 18 | UInt32(values[i + 1]) << 12 | UInt32(values[i + 2]) << 6
-            out += [UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff)]
-        }
-        return out
+        let compact = input.filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D && $0 != 0x0A }
+        guard !compact.isEmpty, let bytes = try? Base64.decode(bytes: compact, options: .omitPaddingCharacter) else { return nil }
+        let again = Array(Base64.encodeToString(bytes: bytes).utf8)
+        guard again == compact || again.prefix(while: { $0 != UInt8(ascii: "=") }).elementsEqual(compact) else { return nil }
+        return bytes
     }
-
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Base64 in lines of 64 characters, each ended by CRLF.
     public static func base64Lines(_ data: [UInt8]) -> String {
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity((data.count + 2) / 3 * 4)
-        var i = 0
-        while i < data.count {
-            let b0 = UInt32(data[i])
-            let b1 = i + 1 < data.count ? UInt32(data[i + 1]) : 0
-            let b2 = i + 2 < data.count ? UInt32(data[i + 2]) : 0
-            let n = b0 << 16 | b1 << 8 | b2
-            encoded.append(alphabet[Int(n >> 18 & 63)])
-            encoded.append(alphabet[Int(n >> 12 & 63)])
-            encoded.append(i + 1 < data.count ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "="))
-            encoded.append(i + 2 < data.count ? alphabet[Int(n & 63)] : UInt8(ascii: "="))
-            i += 3
-        }
+        let encoded = Array(Base64.encodeToString(bytes: data).utf8)
         var out = ""
         out.reserveCapacity(encoded.count + encoded.count / 32)
         var start = 0

@@ -20,8 +20,6 @@ public struct AuditChain: Sendable {
     static let checkpointKey = "audit_checkpoint"
     static let zeroHash = Data(count: 32)
 
-    init(key: SymmetricKey) { self.key = key }
-
     /// The value a chain's first event links to.
     func genesis(_ chain: String) -> Data {
         if chain.isEmpty { return Self.zeroHash }
@@ -217,32 +215,32 @@ public struct AuditChain: Sendable {
                 expectedSequence = 1
                 previousHash = chain.genesis(r.chain)
             }
-            let where_ = "\(Self.label(r.chain)), event \(r.sequence)"
+            let position = "\(Self.label(r.chain)), event \(r.sequence)"
             if r.sequence != expectedSequence {
                 problems.append(
                     r.sequence > expectedSequence
                         ? "\(Self.label(r.chain)): events \(expectedSequence)…\(r.sequence - 1) are missing (deleted?)"
-                        : "\(where_) is out of order (expected \(expectedSequence))")
+                        : "\(position) is out of order (expected \(expectedSequence))")
             }
             if r.previousHash != previousHash {
-                problems.append("\(where_): previous-hash link broken (deleted, inserted or reordered events)")
+                problems.append("\(position): previous-hash link broken (deleted, inserted or reordered events)")
             }
             // The hash covers the canonical JSON; the store may hold it compressed (StoredJSON).
             let plain = try? StoredJSON.unpack(r.body)
             let expected = plain.map { chain.hash(previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: $0) }
             if plain != nil, expected != r.hash {
-                problems.append("\(where_): content does not match its hash (edited)")
+                problems.append("\(position): content does not match its hash (edited)")
             } else if plain == nil {
-                problems.append("\(where_): content does not match its hash (edited: the stored body is unreadable)")
+                problems.append("\(position): content does not match its hash (edited: the stored body is unreadable)")
             } else if let plain, let event = try? decoder.decode(AuditEvent.self, from: plain) {
-                if AuditChain.fields(event) != r.fields { problems.append("\(where_): its search fields were edited") }
+                if AuditChain.fields(event) != r.fields { problems.append("\(position): its search fields were edited") }
             } else {
-                problems.append("\(where_): the body is unreadable")
+                problems.append("\(position): the body is unreadable")
             }
             let spot = r.chain + "\u{0}\(r.sequence)"
             if let w = wanted[spot] {
                 found.insert(spot)
-                if w != r.hash { problems.append("\(where_) differs from the signed checkpoint (edited)") }
+                if w != r.hash { problems.append("\(position) differs from the signed checkpoint (edited)") }
             }
             expectedSequence = r.sequence + 1
             previousHash = r.hash

@@ -110,7 +110,7 @@ extension GatehouseEngine {
 
     public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) {
         let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .edit))
         guard let kid = body.eabKeyId, let sealed = body.eabSealedKey else {
             throw EngineError(.wrongState, "profile '\(profile)' has no external account binding (not an ACME profile)")
         }
@@ -299,7 +299,7 @@ extension GatehouseEngine {
             try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
         }
         if let existing {
-            guard existing.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(existing.status)") }
+            guard existing.status == .valid else { throw Self.acme(.unauthorized, "the account is \(existing.status)") }
             return (existing, false)
         }
         if onlyReturnExisting { throw Self.acme(.accountDoesNotExist, "no account exists for this key") }
@@ -327,7 +327,7 @@ extension GatehouseEngine {
         }
         let now = clock()
         let info = ACMEAccountInfo(
-            id: Self.randomToken(12), profileId: profileId, status: "valid", contact: contact, thumbprint: thumbprint, jwk: jwk,
+            id: Self.randomToken(12), profileId: profileId, status: .valid, contact: contact, thumbprint: thumbprint, jwk: jwk,
             eabKeyId: eabKid, createdAt: now)
         do {
             try await transact { tx in
@@ -351,14 +351,14 @@ extension GatehouseEngine {
         try acmeCaller(ctx, accountId)
         return try await transact { tx in
             var (record, info) = try await self.loadAccount(accountId, tx)
-            guard info.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
+            guard info.status == .valid else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
             if let contact {
                 for c in contact where !c.hasPrefix("mailto:") || c.contains(",") {
                     throw Self.acme(.invalidContact, "contact '\(c)' is not a single mailto: address")
                 }
                 info.contact = contact
             }
-            if deactivate { info.status = "deactivated" }
+            if deactivate { info.status = .deactivated }
             self.acmeAccounts.withLock { _ = $0.removeValue(forKey: accountId) }
             record.body = try Self.encode(ACMEAccountBody(info: info))
             record.updatedAt = self.clock()
@@ -371,7 +371,7 @@ extension GatehouseEngine {
     func validAccount(_ ctx: CallContext, _ accountId: String, _ tx: any StorageTransaction) async throws -> ACMEAccountInfo {
         try acmeCaller(ctx, accountId)
         let (_, info) = try await loadAccount(accountId, tx)
-        guard info.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
+        guard info.status == .valid else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
         return info
     }
 
@@ -465,7 +465,7 @@ extension GatehouseEngine {
                 let bare = ACMEIdentifier(type: id.type, value: (wildcardName ? String(id.value.dropFirst(2)) : id.value).lowercased())
                 if let pointer = try await tx.get(kind: ACMEKind.validAuthz, id: Self.validAuthzKey(accountId, bare, wildcard: wildcardName)),
                     let existing = try? await self.loadAuthz(String(decoding: pointer.body, as: UTF8.self), tx).1,
-                    existing.status == "valid", existing.accountId == accountId, existing.identifier == bare,
+                    existing.status == .valid, existing.accountId == accountId, existing.identifier == bare,
                     existing.wildcard == wildcardName, existing.expires > now + Self.authzReuseMargin
                 {
                     authzIds.append(existing.id)
@@ -478,19 +478,19 @@ extension GatehouseEngine {
                 let value = wildcard ? String(id.value.dropFirst(2)) : id.value
                 // http-01 for names and addresses, dns-01 for names; a wildcard can only be proven over DNS (§8.4).
                 var challenges: [ACMEChallengeInfo] = []
-                if !wildcard { challenges.append(ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: "pending")) }
-                if id.type == "dns" { challenges.append(ACMEChallengeInfo(id: authzId + "-dns", type: "dns-01", token: token, status: "pending")) }
+                if !wildcard { challenges.append(ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: .pending)) }
+                if id.type == "dns" { challenges.append(ACMEChallengeInfo(id: authzId + "-dns", type: "dns-01", token: token, status: .pending)) }
                 if id.type == "dns", !wildcard {
-                    challenges.append(ACMEChallengeInfo(id: authzId + "-alpn", type: "tls-alpn-01", token: token, status: "pending"))
+                    challenges.append(ACMEChallengeInfo(id: authzId + "-alpn", type: "tls-alpn-01", token: token, status: .pending))
                 }
                 let authz = ACMEAuthorizationInfo(
                     id: authzId, orderId: orderId, accountId: accountId, identifier: ACMEIdentifier(type: id.type, value: value.lowercased()),
-                    status: "pending", expires: now + Self.orderLifetime, wildcard: wildcard, challenges: challenges)
+                    status: .pending, expires: now + Self.orderLifetime, wildcard: wildcard, challenges: challenges)
                 try await tx.insert(Record(kind: ACMEKind.authz, id: authzId, scope: orderId, name: nil, body: try Self.encode(ACMEAuthzBody(info: authz)), createdAt: now))
                 authzIds.append(authzId)
             }
             let order = ACMEOrderInfo(
-                id: orderId, accountId: accountId, profileId: profile.info.id, status: reused == identifiers.count ? "ready" : "pending",
+                id: orderId, accountId: accountId, profileId: profile.info.id, status: reused == identifiers.count ? .ready : .pending,
                 expires: now + Self.orderLifetime,
                 identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) }, notBefore: notBefore,
                 notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil, replaces: replaces?.certID,
@@ -515,9 +515,9 @@ extension GatehouseEngine {
         try acmeCaller(ctx, accountId)
         let order = try await read { tx in try await self.loadOrder(orderId, tx).1 }
         guard order.accountId == accountId else { throw Self.acme(.unauthorized, "the order belongs to another account") }
-        if ["pending", "ready"].contains(order.status), order.expires < clock() {
+        if [ACMEStatus.pending, .ready].contains(order.status), order.expires < clock() {
             var expired = order
-            expired.status = "invalid"
+            expired.status = .invalid
             expired.error = ACMEError(type: ACMEProblemType.malformed.urn, detail: "the order expired")
             return expired
         }
@@ -559,9 +559,9 @@ extension GatehouseEngine {
             guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }) else { throw Self.acme(.malformed, "no such challenge") }
             var challenge = authz.challenges[index]
             // Responding again to a challenge that is not pending is harmless (RFC 8555 §7.5.1): report its state.
-            guard challenge.status == "pending", authz.status == "pending" else { return (challenge, authz, nil) }
+            guard challenge.status == .pending, authz.status == .pending else { return (challenge, authz, nil) }
             guard authz.expires > self.clock() else { throw Self.acme(.malformed, "the authorization expired") }
-            challenge.status = "processing"
+            challenge.status = .processing
             authz.challenges[index] = challenge
             record.body = try Self.encode(ACMEAuthzBody(info: authz))
             record.updatedAt = self.clock()
@@ -599,7 +599,7 @@ extension GatehouseEngine {
                         var body = try self.decode(ACMEValidationBody.self, record)
                         let authzId = String(candidate.id[..<(candidate.id.lastIndex(of: "-") ?? candidate.id.endIndex)])
                         let authz = try? await self.loadAuthz(authzId, tx).1
-                        guard let authz, authz.challenges.contains(where: { $0.id == candidate.id && $0.status == "processing" }) else {
+                        guard let authz, authz.challenges.contains(where: { $0.id == candidate.id && $0.status == .processing }) else {
                             // Decided elsewhere, or the authorization is gone: nothing left to validate.
                             try await tx.delete(kind: ACMEKind.validation, id: record.id, expectedVersion: record.version)
                             return (nil, false)
@@ -638,13 +638,13 @@ extension GatehouseEngine {
                 try await tx.delete(kind: ACMEKind.validation, id: challengeId, expectedVersion: pending.version)
             }
             var (record, authz) = try await self.loadAuthz(authzId, tx)
-            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }), authz.challenges[index].status == "processing" else {
+            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }), authz.challenges[index].status == .processing else {
                 return
             }
-            authz.challenges[index].status = error == nil ? "valid" : "invalid"
+            authz.challenges[index].status = error == nil ? .valid : .invalid
             authz.challenges[index].validated = error == nil ? now : nil
             authz.challenges[index].error = error
-            authz.status = error == nil ? "valid" : "invalid"
+            authz.status = error == nil ? .valid : .invalid
             record.body = try Self.encode(ACMEAuthzBody(info: authz))
             record.updatedAt = now
             _ = try await tx.update(record)
@@ -661,16 +661,16 @@ extension GatehouseEngine {
                 }
             }
             var (orderRecord, order) = try await self.loadOrder(authz.orderId, tx)
-            guard order.status == "pending" else { return }
+            guard order.status == .pending else { return }
             if let error {
-                order.status = "invalid"
+                order.status = .invalid
                 order.error = ACMEError(type: error.type, detail: "authorization for \(authz.identifier.value) failed: \(error.detail)")
             } else {
                 var all = true
                 for id in order.authorizations where id != authz.id {
-                    if try await self.loadAuthz(id, tx).1.status != "valid" { all = false }
+                    if try await self.loadAuthz(id, tx).1.status != .valid { all = false }
                 }
-                if all { order.status = "ready" }
+                if all { order.status = .ready }
             }
             orderRecord.body = try Self.encode(ACMEOrderBody(info: order))
             orderRecord.updatedAt = now
@@ -689,7 +689,7 @@ extension GatehouseEngine {
             _ = try await self.validAccount(ctx, accountId, tx)
             var (record, order) = try await self.loadOrder(orderId, tx)
             guard order.accountId == accountId else { throw Self.acme(.unauthorized, "the order belongs to another account") }
-            guard order.status == "ready" else {
+            guard order.status == .ready else {
                 throw Self.acme(.orderNotReady, "the order is \(order.status), not ready")
             }
             let csr: CertificateSigningRequest
@@ -720,7 +720,7 @@ extension GatehouseEngine {
             }
             try await tx.insert(
                 Record(kind: ACMEKind.certificateOwner, id: info.serialNumber, scope: accountId, name: nil, body: Data(), createdAt: self.clock()))
-            order.status = "valid"
+            order.status = .valid
             order.certificateSerial = info.serialNumber
             record.body = try Self.encode(ACMEOrderBody(info: order))
             record.updatedAt = self.clock()
@@ -784,7 +784,7 @@ extension GatehouseEngine {
         try acmeCaller(ctx, accountId)
         return try await transact { tx in
             var (record, info) = try await self.loadAccount(accountId, tx)
-            guard info.status == "valid" else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
+            guard info.status == .valid else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
             guard info.thumbprint == oldThumbprint else { throw Self.acme(.malformed, "oldKey is not the account's current key") }
             if let other = try await tx.find(kind: ACMEKind.account, scope: info.profileId, name: newThumbprint) {
                 throw EngineError(.alreadyExists, "the new key belongs to another account", diagnostic: other.id)

@@ -19,7 +19,7 @@ extension GatehouseEngine {
 
     public func createAlert(_ ctx: CallContext, project: String, _ spec: AlertSpec) async throws -> AlertInfo {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "pki-alerts", "create"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .pkiAlerts, .create))
         try Self.validateName(spec.name, "alert name")
         guard let before = DurationText.seconds(spec.alertBefore), before > 0 else {
             throw EngineError(.invalidArgument, "alertBefore must be a duration such as 30d")
@@ -55,7 +55,7 @@ extension GatehouseEngine {
 
     public func listAlerts(_ ctx: CallContext, project: String) async throws -> [AlertInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "pki-alerts", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .pkiAlerts, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: Self.alertKind, scope: project, afterID: nil, limit: 10_000).map { try self.decode(AlertInfo.self, $0) }
@@ -69,7 +69,7 @@ extension GatehouseEngine {
             }
             return (r, try self.decode(AlertInfo.self, r))
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(info.project), "pki-alerts", "delete"))
+        let decision = try await authorize(ctx, AccessRequest(.project(info.project), .pkiAlerts, .delete))
         try await transact { tx in
             try await tx.delete(kind: Self.alertKind, id: id, expectedVersion: record.version)
             try await self.audit.append(self.allowed(ctx, decision, "pki.alert.delete", project: info.project, ["alertId": id]), tx)

@@ -74,7 +74,7 @@ extension GatehouseEngine {
         async throws -> (mac: [UInt8]?, correlation: [UInt8]?)
     {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB per step") }
-        let (meta, key) = try await usableKey(ctx, id, action: "mac", usage: .macGenerate, consume: data.count)
+        let (meta, key) = try await usableKey(ctx, id, action: .mac, usage: .macGenerate, consume: data.count)
         let state: DigestState
         if let correlation {
             state = try continueDigest(ctx, correlation, keyID: id, final: final)

@@ -1,5 +1,6 @@
 import Crypto
 import EngineAPI
+import ExtrasBase64
 import Foundation
 import StorageAPI
 import SwiftASN1
@@ -161,7 +162,7 @@ extension GatehouseEngine {
             guard let unique = credentials.tlsUnique else {
                 throw EngineError(.permissionDenied, "this profile requires tls-unique channel binding, which this listener cannot provide")
             }
-            let expected = Data(unique).base64EncodedString()
+            let expected = Base64.encodeToString(bytes: unique)
             let presented = csr.attributes[oid: PKIDER.oidChallengePassword]?.values.first.flatMap { v -> String? in
                 (try? ASN1UTF8String(asn1Any: v)).map { String($0) } ?? (try? ASN1PrintableString(asn1Any: v)).map { String($0) }
             }

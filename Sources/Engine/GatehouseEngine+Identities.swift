@@ -30,7 +30,7 @@ extension GatehouseEngine {
     public func createProject(_ ctx: CallContext, slug: String, description: String) async throws -> ProjectInfo {
         try Self.validateSlug(slug, "project slug")
         guard description.utf8.count <= 1000 else { throw EngineError(.invalidArgument, "description is too long") }
-        let decision = try await authorize(ctx, AccessRequest(.organization, "projects", "create", ["name": slug]))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .projects, .create, ["name": slug]))
         let now = clock()
         defer { accessCache.invalidate() }
         return try await transact { tx in
@@ -52,7 +52,7 @@ extension GatehouseEngine {
 
     public func listProjects(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<ProjectInfo> {
         guard let caller = try await resolve(ctx.principal) else {
-            try await authorize(ctx, AccessRequest(.organization, "projects", "read"))
+            try await authorize(ctx, AccessRequest(.organization, .projects, .read))
             throw EngineError(.unauthenticated, "authentication required")
         }
         let limit = min(max(limit, 1), 1000)
@@ -68,7 +68,7 @@ extension GatehouseEngine {
                 continue
             }
             let rules = try await projectRules(identityId: caller.identityId ?? "", project: slug)
-            if PolicyEvaluator.allows(rules, AccessRequest(.project(slug), "project", "read"), caller.facts) != nil {
+            if PolicyEvaluator.allows(rules, AccessRequest(.project(slug), .project, .read), caller.facts) != nil {
                 items.append(try projectInfo(record))
             }
         }
@@ -77,13 +77,13 @@ extension GatehouseEngine {
 
     public func getProject(_ ctx: CallContext, slug: String) async throws -> ProjectInfo {
         try Self.validateSlug(slug, "project slug")
-        try await authorize(ctx, AccessRequest(.project(slug), "project", "read"))
+        try await authorize(ctx, AccessRequest(.project(slug), .project, .read))
         return try await transact { tx in try self.projectInfo(try await self.requireProject(slug, tx)) }
     }
 
     public func deleteProject(_ ctx: CallContext, slug: String) async throws {
         try Self.validateSlug(slug, "project slug")
-        let decision = try await authorize(ctx, AccessRequest(.project(slug), "project", "delete"))
+        let decision = try await authorize(ctx, AccessRequest(.project(slug), .project, .delete))
         defer { accessCache.invalidate() }
         try await transact { tx in
             let project = try await self.requireProject(slug, tx)
@@ -134,7 +134,7 @@ extension GatehouseEngine {
         guard let name = spec.name else { throw EngineError(.invalidArgument, "name is required") }
         try Self.validateName(name, "name")
         try Self.validateMetadata(spec.metadata ?? [:])
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "create", ["name": name]))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .create, ["name": name]))
         let now = clock()
         return try await transact { tx in
             let record = Record(
@@ -149,7 +149,7 @@ extension GatehouseEngine {
     }
 
     public func listIdentities(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<IdentityInfo> {
-        try await authorize(ctx, AccessRequest(.organization, "identities", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         let limit = min(max(limit, 1), 1000)
         return try await transact { tx in
             let records = try await tx.list(kind: AccessKind.identity, scope: AccessKind.org, afterID: after, limit: limit + 1)
@@ -160,14 +160,14 @@ extension GatehouseEngine {
     }
 
     public func getIdentity(_ ctx: CallContext, id: String) async throws -> IdentityInfo {
-        try await authorize(ctx, AccessRequest(.organization, "identities", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         return try await transact { tx in try await self.identityInfo(try await self.requireIdentity(id, tx), tx) }
     }
 
     public func updateIdentity(_ ctx: CallContext, id: String, _ spec: IdentitySpec) async throws -> IdentityInfo {
         if let name = spec.name { try Self.validateName(name, "name") }
         try Self.validateMetadata(spec.metadata ?? [:])
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         defer { accessCache.invalidate() }
         return try await transact { tx in
             var record = try await self.requireIdentity(id, tx)
@@ -185,7 +185,7 @@ extension GatehouseEngine {
     }
 
     public func deleteIdentity(_ ctx: CallContext, id: String) async throws {
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "delete"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .delete))
         defer { accessCache.invalidate() }
         try await transact { tx in
             let record = try await self.requireIdentity(id, tx)
@@ -219,6 +219,13 @@ extension GatehouseEngine {
     static func tokenSettings(_ spec: AuthMethodSpec, base: AccessTokenSettings = AccessTokenSettings()) throws
         -> AccessTokenSettings
     {
+        // The lockout fields are bounded whichever method the spec is for (the API schema bounds them for all three):
+        // a value out of range is refused, not silently ignored by token and TLS certificate auth.
+        guard spec.lockoutThreshold.map({ (1...30).contains($0) }) ?? true,
+            spec.lockoutDurationSeconds.map({ (1...86_400).contains($0) }) ?? true,
+            spec.lockoutCounterResetSeconds.map({ (1...3600).contains($0) }) ?? true
+        else { throw EngineError(.invalidArgument, "lockout: threshold 1–30, duration 1–86400 s, counter reset 1–3600 s") }
+        if let v = spec.clientSecretTrustedIps { try CIDR.validate(v, "clientSecretTrustedIps") }
         var s = base
         if let v = spec.accessTokenTTL { s.accessTokenTTL = v }
         if let v = spec.accessTokenMaxTTL { s.accessTokenMaxTTL = v }
@@ -251,7 +258,7 @@ extension GatehouseEngine {
         guard (1...30).contains(info.lockoutThreshold), (1...86_400).contains(info.lockoutDurationSeconds),
             (1...3600).contains(info.lockoutCounterResetSeconds)
         else { throw EngineError(.invalidArgument, "lockout: threshold 1–30, duration 1–86400 s, counter reset 1–3600 s") }
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireIdentity(identityId, tx)
@@ -269,7 +276,7 @@ extension GatehouseEngine {
     }
 
     public func getUniversalAuth(_ ctx: CallContext, identityId: String) async throws -> UniversalAuthInfo {
-        try await authorize(ctx, AccessRequest(.organization, "identities", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         return try await transact { tx in
             try Self.validateID(identityId, "identity")
             guard let r = try await tx.get(kind: AccessKind.universalAuth, id: identityId) else {
@@ -302,7 +309,7 @@ extension GatehouseEngine {
         guard ttl >= 0, ttl <= 315_360_000, uses >= 0, (spec.description ?? "").utf8.count <= 500 else {
             throw EngineError(.invalidArgument, "ttl and numUsesLimit must be non-negative; description up to 500 bytes")
         }
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         let secret = Self.randomToken("ghcs_")
         let now = clock()
         let info = try await transact { tx -> ClientSecretInfo in
@@ -328,7 +335,7 @@ extension GatehouseEngine {
     }
 
     public func listClientSecrets(_ ctx: CallContext, identityId: String) async throws -> [ClientSecretInfo] {
-        try await authorize(ctx, AccessRequest(.organization, "identities", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         return try await transact { tx in
             _ = try await self.requireIdentity(identityId, tx)
             return try await tx.list(kind: AccessKind.clientSecret, scope: identityId, afterID: nil, limit: 1000)
@@ -339,7 +346,7 @@ extension GatehouseEngine {
     public func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws
         -> ClientSecretInfo
     {
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         return try await transact { tx in
             try Self.validateID(clientSecretId, "client secret")
             guard var r = try await tx.get(kind: AccessKind.clientSecret, id: clientSecretId), r.scope == identityId else {
@@ -359,7 +366,7 @@ extension GatehouseEngine {
 
     public func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TokenAuthInfo {
         let info = TokenAuthInfo(identityId: identityId, token: try Self.tokenSettings(spec))
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         return try await transact { tx in
             _ = try await self.requireIdentity(identityId, tx)
             if try await tx.get(kind: AccessKind.tokenAuth, id: identityId) != nil {
@@ -374,7 +381,7 @@ extension GatehouseEngine {
     }
 
     public func createIdentityToken(_ ctx: CallContext, identityId: String) async throws -> IssuedToken {
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         return try await transact { tx in
             _ = try await self.requireIdentity(identityId, tx)
             guard let r = try await tx.get(kind: AccessKind.tokenAuth, id: identityId) else {
@@ -402,7 +409,7 @@ extension GatehouseEngine {
             throw EngineError(.invalidArgument, "allowedCommonNames needs 1–1000 non-empty names")
         }
         let info = TLSCertAuthInfo(identityId: identityId, caCertificate: pem, allowedCommonNames: names, token: try Self.tokenSettings(spec))
-        let decision = try await authorize(ctx, AccessRequest(.organization, "identities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         defer { accessCache.invalidate() }
         return try await transact { tx in
             _ = try await self.requireIdentity(identityId, tx)
@@ -423,7 +430,7 @@ extension GatehouseEngine {
     }
 
     public func getTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> TLSCertAuthInfo {
-        try await authorize(ctx, AccessRequest(.organization, "identities", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         return try await transact { tx in
             try Self.validateID(identityId, "identity")
             guard let r = try await tx.get(kind: AccessKind.tlsCertAuth, id: identityId) else {
@@ -442,7 +449,7 @@ extension GatehouseEngine {
             throw EngineError(.alreadyExists, "'\(spec.slug)' is a built-in role")
         }
         try PolicyEvaluator.validate(spec.permissions)
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "roles", "create", ["name": spec.slug]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .roles, .create, ["name": spec.slug]))
         defer { accessCache.invalidate() }
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -458,7 +465,7 @@ extension GatehouseEngine {
 
     public func listRoles(_ ctx: CallContext, project: String) async throws -> [RoleInfo] {
         try Self.validateSlug(project, "project slug")
-        try await authorize(ctx, AccessRequest(.project(project), "roles", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .roles, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             let builtIns = ["admin", "developer", "viewer"].compactMap { PolicyEvaluator.builtInRole($0, project: project) }
@@ -472,7 +479,7 @@ extension GatehouseEngine {
 
     public func getRole(_ ctx: CallContext, project: String, slug: String) async throws -> RoleInfo {
         try Self.validateSlug(project, "project slug")
-        try await authorize(ctx, AccessRequest(.project(project), "roles", "read", ["name": slug]))
+        try await authorize(ctx, AccessRequest(.project(project), .roles, .read, ["name": slug]))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             if let b = PolicyEvaluator.builtInRole(slug, project: project) { return b }
@@ -489,7 +496,7 @@ extension GatehouseEngine {
         guard PolicyEvaluator.builtInProjectRoles[slug] == nil else {
             throw EngineError(.invalidArgument, "built-in roles cannot be deleted")
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "roles", "delete", ["name": slug]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .roles, .delete, ["name": slug]))
         defer { accessCache.invalidate() }
         try await transact { tx in
             guard let r = try await tx.find(kind: AccessKind.role, scope: project, name: slug) else {
@@ -524,7 +531,7 @@ extension GatehouseEngine {
             checked.append(
                 RoleGrant(role: g.role, isTemporary: temporary, temporaryRange: range, temporaryAccessStartTime: start, temporaryAccessEndTime: end))
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "members", "create", ["name": identityId]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .create, ["name": identityId]))
         defer { accessCache.invalidate() }
         let grants = checked
         return try await transact { tx in
@@ -555,7 +562,7 @@ extension GatehouseEngine {
 
     public func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] {
         try Self.validateSlug(project, "project slug")
-        try await authorize(ctx, AccessRequest(.project(project), "members", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .members, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: AccessKind.membership, scope: project, afterID: nil, limit: 10_000).map { r in
@@ -566,7 +573,7 @@ extension GatehouseEngine {
 
     public func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws {
         try Self.validateSlug(project, "project slug")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "members", "delete", ["name": identityId]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .delete, ["name": identityId]))
         defer { accessCache.invalidate() }
         try await transact { tx in
             guard let r = try await tx.find(kind: AccessKind.membership, scope: project, name: identityId) else {
@@ -592,7 +599,7 @@ extension GatehouseEngine {
         try PolicyEvaluator.validate(spec.permissions)
         let (temporary, range, start, end) = try window(
             isTemporary: spec.isTemporary, range: spec.temporaryRange, start: spec.temporaryAccessStartTime)
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "members", "create", ["name": spec.identityId]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .create, ["name": spec.identityId]))
         defer { accessCache.invalidate() }
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -614,7 +621,7 @@ extension GatehouseEngine {
 
     public func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo] {
         try Self.validateSlug(project, "project slug")
-        try await authorize(ctx, AccessRequest(.project(project), "members", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .members, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000).map(self.privilegeInfo)
@@ -623,7 +630,7 @@ extension GatehouseEngine {
 
     public func deletePrivilege(_ ctx: CallContext, project: String, id: String) async throws {
         try Self.validateSlug(project, "project slug")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "members", "delete"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .delete))
         defer { accessCache.invalidate() }
         try await transact { tx in
             try Self.validateID(id, "privilege")

@@ -28,7 +28,7 @@ extension GatehouseEngine {
     static let kmipClientMaxTTL = 10 * 365 * 86400
 
     public func kmipPKI(_ ctx: CallContext) async throws -> KMIPPKIInfo {
-        try await authorize(ctx, AccessRequest(.organization, "kmip", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .kmip, .read))
         guard let body = try await transact({ tx in try await self.kmipPKIBody(tx) }) else {
             throw EngineError(.notFound, "the KMIP PKI is not set up")
         }
@@ -36,7 +36,7 @@ extension GatehouseEngine {
     }
 
     public func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo {
-        let decision = try await authorize(ctx, AccessRequest(.organization, "kmip", "create"))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .kmip, .create))
         let body = try await transact { tx in
             if try await self.kmipPKIBody(tx) != nil { throw EngineError(.alreadyExists, "the KMIP PKI is already set up") }
             return try await self.createKMIPPKI(ctx, decision, keyAlgorithm, tx)
@@ -49,7 +49,7 @@ extension GatehouseEngine {
     public func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws
         -> KMIPClientCertificate
     {
-        let decision = try await authorize(ctx, AccessRequest(.organization, "kmip", "create", ["name": request.commonName]))
+        let decision = try await authorize(ctx, AccessRequest(.organization, .kmip, .create, ["name": request.commonName]))
         try Self.validateName(request.commonName, "commonName")
         guard !bootstrapAdmins.contains(request.commonName) else {
             throw EngineError(.invalidArgument, "'\(request.commonName)' is a bootstrap admin name; KMIP clients need names of their own")

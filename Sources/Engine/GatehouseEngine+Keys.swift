@@ -123,11 +123,11 @@ extension GatehouseEngine {
     }
 
     /// `facts`: the object's facts when the caller already loaded them (saves a read on the hot path).
-    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: String, facts: ManagedObject? = nil) async throws -> (Decision, ManagedObject) {
+    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: PermissionAction, facts: ManagedObject? = nil) async throws -> (Decision, ManagedObject) {
         let meta: ManagedObject
         if let facts { meta = facts } else { meta = try await objectFacts(id) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(meta.project), "kms-keys", action, ["name": meta.names.first ?? meta.id]))
+            ctx, AccessRequest(.project(meta.project), .kmsKeys, action, ["name": meta.names.first ?? meta.id]))
         return (decision, meta)
     }
 
@@ -220,7 +220,7 @@ extension GatehouseEngine {
             throw EngineError(.invalidArgument, "unsupported algorithm \(algorithm) / length \(length) for a symmetric key")
         }
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
+        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
         let material = SymmetricKey(size: .init(bitCount: algorithm == Algorithm.tripleDES ? 192 : length)).withUnsafeBytes { Array($0) }
         var meta = newObject(spec, project: p, now: clock())
         meta.serverGenerated = true
@@ -238,7 +238,7 @@ extension GatehouseEngine {
         // Any length is accepted for a registered key (a 512-bit "AES" key is a common KDF base); Encrypt and
         // Decrypt check the length when the key is used.
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": spec.names.first ?? ""]))
+        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: p, now: clock())
         if spec.objectType == .symmetricKey, meta.cryptographicLength == nil { meta.cryptographicLength = Int32(material.bytes.count * 8) }
         if spec.objectType == .certificate, (spec.dataType ?? 1) == 1 { meta.certificate = try Self.certificateFacts(material.bytes) }
@@ -282,7 +282,7 @@ extension GatehouseEngine {
         // One read of the object serves the authorization and, for an ordinary Get, the answer (a Get changes
         // nothing but the audit log: the object as read is a state it had while the request ran).
         let loaded = try await read { tx in try await self.loadObject(id, tx).1 }
-        let (decision, facts) = try await authorizeObject(ctx, id, "read", facts: loaded.meta)
+        let (decision, facts) = try await authorizeObject(ctx, id, .read, facts: loaded.meta)
         if facts.extractable == false {
             throw EngineError(.notExtractable, "the object is not extractable: its material never leaves the server")
         }
@@ -321,15 +321,15 @@ extension GatehouseEngine {
     }
 
     public func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject {
-        let (_, meta) = try await authorizeObject(ctx, id, "read")
+        let (_, meta) = try await authorizeObject(ctx, id, .read)
         return meta
     }
 
     public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "read"))
+        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .read))
         func permitted(_ m: ManagedObject) -> Bool {
-            Self.locateMatches(m, filter) && decision.permits(AccessRequest(.project(p), "kms-keys", "read", ["name": m.names.first ?? m.id]))
+            Self.locateMatches(m, filter) && decision.permits(AccessRequest(.project(p), .kmsKeys, .read, ["name": m.names.first ?? m.id]))
         }
         // A Unique Identifier in the filter: that object or nothing.
         if let id = filter.id {
@@ -423,7 +423,7 @@ extension GatehouseEngine {
     // MARK: - Lifecycle
 
     func transition(
-        _ ctx: CallContext, _ id: String, action: String, event: String, _ change: @Sendable (inout ManagedObjectBody, Date) throws -> Void
+        _ ctx: CallContext, _ id: String, action: PermissionAction, event: String, _ change: @Sendable (inout ManagedObjectBody, Date) throws -> Void
     ) async throws -> ManagedObject {
         let (decision, _) = try await authorizeObject(ctx, id, action)
         let now = clock()
@@ -443,7 +443,7 @@ extension GatehouseEngine {
     public func editObjectAttributes(
         _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void
     ) async throws -> ManagedObject {
-        try await transition(ctx, id, action: "edit", event: "kms.attributes.edit") { body, _ in
+        try await transition(ctx, id, action: .edit, event: "kms.attributes.edit") { body, _ in
             var e = EditableAttributes(
                 names: body.meta.names, objectGroups: body.meta.objectGroups, customAttributes: body.meta.customAttributes ?? [:],
                 sensitive: body.meta.sensitive ?? false, extractable: body.meta.extractable ?? true)
@@ -463,7 +463,7 @@ extension GatehouseEngine {
     }
 
     public func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
-        try await transition(ctx, id, action: "edit", event: "kms.activate") { body, now in
+        try await transition(ctx, id, action: .edit, event: "kms.activate") { body, now in
             guard body.meta.state == .preActive else {
                 throw EngineError(.wrongState, "only a Pre-Active object can be activated (it is \(body.meta.state))")
             }
@@ -476,7 +476,7 @@ extension GatehouseEngine {
         async throws -> ManagedObject
     {
         guard (1...8).contains(reason) else { throw EngineError(.invalidArgument, "unknown revocation reason \(reason)") }
-        return try await transition(ctx, id, action: "edit", event: "kms.revoke") { body, now in
+        return try await transition(ctx, id, action: .edit, event: "kms.revoke") { body, now in
             let compromise = reason == 2 || reason == 3
             switch body.meta.state {
             case .destroyed, .destroyedCompromised:
@@ -499,7 +499,7 @@ extension GatehouseEngine {
     }
 
     public func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
-        try await transition(ctx, id, action: "delete", event: "kms.destroy") { body, now in
+        try await transition(ctx, id, action: .delete, event: "kms.destroy") { body, now in
             switch body.meta.state {
             case .active:
                 throw EngineError(.wrongState, "an Active object must be revoked before it is destroyed")
@@ -544,7 +544,7 @@ extension GatehouseEngine {
     /// `consume`: the bytes this use protects, counted against the key's Usage Limits (nil: a use that protects
     /// nothing, e.g. decryption).
     func usableKey(
-        _ ctx: CallContext, _ id: String, action: String, usage: UsageMask, facts: ManagedObject? = nil, consume: Int? = nil
+        _ ctx: CallContext, _ id: String, action: PermissionAction, usage: UsageMask, facts: ManagedObject? = nil, consume: Int? = nil
     ) async throws -> (ManagedObject, SymmetricKey) {
         // One read of the object when the caller did not bring it; it serves the authorization and, for a use that
         // changes nothing (no Usage Limits to count), the key itself.
@@ -602,7 +602,7 @@ extension GatehouseEngine {
 
     public func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject {
         guard amount > 0 else { throw EngineError(.invalidArgument, "the allocation must be positive") }
-        return try await transition(ctx, id, action: "encrypt", event: "kms.usage-allocation") { body, now in
+        return try await transition(ctx, id, action: .encrypt, event: "kms.usage-allocation") { body, now in
             guard var limits = body.meta.usageLimits else {
                 throw EngineError(.wrongState, "the object has no Usage Limits to allocate from")
             }
@@ -621,7 +621,7 @@ extension GatehouseEngine {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let facts = try await objectFacts(id)
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true, facts: facts) }
-        let (meta, key) = try await usableKey(ctx, id, action: "encrypt", usage: .encrypt, facts: facts, consume: data.count)
+        let (meta, key) = try await usableKey(ctx, id, action: .encrypt, usage: .encrypt, facts: facts, consume: data.count)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
@@ -669,7 +669,7 @@ extension GatehouseEngine {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let facts = try await objectFacts(id)
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: false, facts: facts) }
-        let (meta, key) = try await usableKey(ctx, id, action: "decrypt", usage: .decrypt, facts: facts)
+        let (meta, key) = try await usableKey(ctx, id, action: .decrypt, usage: .decrypt, facts: facts)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
         if p.blockCipherMode == 2 {
@@ -743,13 +743,13 @@ extension GatehouseEngine {
         let label = p.label ?? []
         guard label.count <= 1024 else { throw EngineError(.invalidArgument, "the OAEP label is limited to 1 KiB") }
         if encrypt {
-            let (_, der) = try await usableAsymmetricKey(ctx, id, action: "encrypt", type: .publicKey, usage: .encrypt, facts: facts, consume: data.count)
+            let (_, der) = try await usableAsymmetricKey(ctx, id, action: .encrypt, type: .publicKey, usage: .encrypt, facts: facts, consume: data.count)
             guard let out = RSAOAEP.encrypt(publicKeyDER: der, hash: hash, mgfHash: mgf, label: label, plaintext: data) else {
                 throw EngineError(.cryptographicFailure, "RSA-OAEP encryption failed (message too long for the key?)")
             }
             return CipherResult(data: out)
         }
-        let (_, der) = try await usableAsymmetricKey(ctx, id, action: "decrypt", type: .privateKey, usage: .decrypt, facts: facts)
+        let (_, der) = try await usableAsymmetricKey(ctx, id, action: .decrypt, type: .privateKey, usage: .decrypt, facts: facts)
         guard let out = RSAOAEP.decrypt(privateKeyDER: der, hash: hash, mgfHash: mgf, label: label, ciphertext: data) else {
             throw EngineError(.cryptographicFailure, "RSA-OAEP decryption failed")
         }
@@ -800,13 +800,13 @@ extension GatehouseEngine {
 
     public func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, key) = try await usableKey(ctx, id, action: "mac", usage: .macGenerate, consume: data.count)
+        let (meta, key) = try await usableKey(ctx, id, action: .mac, usage: .macGenerate, consume: data.count)
         return try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
     }
 
     public func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool {
         guard data.count <= 1 << 20, mac.count <= 256 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, key) = try await usableKey(ctx, id, action: "mac-verify", usage: .macVerify)
+        let (meta, key) = try await usableKey(ctx, id, action: .verify, usage: .macVerify)
         let expected = try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
         // Constant time over the expected length; a length mismatch is simply invalid.
         var diff = UInt8(expected.count == mac.count ? 0 : 1)
@@ -883,7 +883,7 @@ extension GatehouseEngine {
         try Self.validate(publicSpec)
         let generated = try Self.generateKeyPair(algorithm: algorithm, length: length)
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), "kms-keys", "create", ["name": privateSpec.names.first ?? ""]))
+        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": privateSpec.names.first ?? ""]))
         let now = clock()
         var priv = newObject(privateSpec, project: p, now: now)
         priv.objectType = .privateKey
@@ -927,7 +927,7 @@ extension GatehouseEngine {
 
     /// Opens an asymmetric key for signing or verifying, with the same state and usage checks as symmetric keys.
     func usableAsymmetricKey(
-        _ ctx: CallContext, _ id: String, action: String, type: ManagedObjectType, usage: UsageMask, facts: ManagedObject? = nil,
+        _ ctx: CallContext, _ id: String, action: PermissionAction, type: ManagedObjectType, usage: UsageMask, facts: ManagedObject? = nil,
         consume: Int? = nil
     ) async throws -> (ManagedObject, [UInt8]) {
         let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
@@ -1035,7 +1035,7 @@ extension GatehouseEngine {
 
     public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "sign", type: .privateKey, usage: .sign, consume: data.count)
+        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: .sign, type: .privateKey, usage: .sign, consume: data.count)
         if meta.algorithm != Algorithm.rsa { return try Self.curveSign(meta, der, p, data) }
         let scheme = try Self.rsaSignatureScheme(p)
         guard let signature = RSASignatures.sign(privateKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data) else {
@@ -1046,7 +1046,7 @@ extension GatehouseEngine {
 
     public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool {
         guard data.count <= 1 << 20, signature.count <= 4096 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: "verify", type: .publicKey, usage: .verify)
+        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: .verify, type: .publicKey, usage: .verify)
         if meta.algorithm != Algorithm.rsa { return try Self.curveVerify(meta, der, p, data, signature) }
         let scheme = try Self.rsaSignatureScheme(p)
         guard let valid = RSASignatures.verify(publicKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data, signature: signature) else {
@@ -1086,9 +1086,13 @@ extension GatehouseEngine {
             let out: [UInt8]
             switch p.algorithm ?? baseAlgorithm ?? 0 {
             case Algorithm.blowfish:
-                do { out = try Blowfish(key: key).encryptCBC(data, iv: iv, pad: pad) } catch {
+                guard BlowfishCBC.available else {
+                    throw EngineError(.featureNotSupported, "Blowfish needs OpenSSL's legacy provider, which this system does not have")
+                }
+                guard let encrypted = BlowfishCBC.run(encrypt: true, key: key, iv: iv, pad: pad, data) else {
                     throw EngineError(.invalidArgument, "Blowfish needs a 4–56 byte key and an 8-byte IV (and, without padding, whole blocks)")
                 }
+                out = encrypted
             case Algorithm.aes:
                 do {
                     out = Array(try AES._CBC.encrypt(data, using: SymmetricKey(data: key), iv: AES._CBC.IV(ivBytes: iv), noPadding: !pad))
@@ -1161,7 +1165,7 @@ extension GatehouseEngine {
             throw EngineError(.invalidArgument, "Cryptographic Length (a multiple of 8, at most 8192) is required")
         }
         // The base object: usable for derivation (Pre-Active or Active, Derive Key in its usage mask).
-        let (baseDecision, _) = try await authorizeObject(ctx, baseID, "read")
+        let (baseDecision, _) = try await authorizeObject(ctx, baseID, .read)
         let base = try await read { tx -> (ManagedObject, [UInt8]) in
             let (_, body) = try await self.loadObject(baseID, tx)
             guard body.meta.state == .active || body.meta.state == .preActive else {
@@ -1176,7 +1180,7 @@ extension GatehouseEngine {
         _ = baseDecision
         let material = try Self.derive(p, key: base.1, baseAlgorithm: base.0.algorithm, length: Int(bits) / 8)
         let target = try await keyProject(ctx, explicit: project ?? base.0.project)
-        let decision = try await authorize(ctx, AccessRequest(.project(target), "kms-keys", "create", ["name": spec.names.first ?? ""]))
+        let decision = try await authorize(ctx, AccessRequest(.project(target), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: target, now: clock())
         meta.fresh = spec.fresh ?? true
         meta.keyFormatType = spec.objectType == .secretData ? 2 : 1
@@ -1213,7 +1217,7 @@ enum Ed25519DER {
 extension GatehouseEngine {
     /// Adds a server-made link to an object (replacing one of the same type).
     func linkObjects(_ ctx: CallContext, _ id: String, _ link: ObjectLink) async throws -> ManagedObject {
-        try await transition(ctx, id, action: "edit", event: "kms.link") { body, _ in
+        try await transition(ctx, id, action: .edit, event: "kms.link") { body, _ in
             body.meta.links = (body.meta.links ?? []).filter { $0.type != link.type } + [link]
         }
     }
@@ -1223,14 +1227,14 @@ extension GatehouseEngine {
 
 extension GatehouseEngine {
     public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject {
-        let (_, old) = try await authorizeObject(ctx, id, "edit")  // re-keying changes the old key (names, link)
+        let (_, old) = try await authorizeObject(ctx, id, .edit)  // re-keying changes the old key (names, link)
         guard old.objectType == .symmetricKey, old.wrappingData == nil, let algorithm = old.algorithm, let length = old.cryptographicLength else {
             throw EngineError(.invalidArgument, "ReKey replaces symmetric keys this server can use")
         }
         guard old.state != .destroyed, old.state != .destroyedCompromised else {
             throw EngineError(.wrongState, "the key was destroyed")
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(old.project), "kms-keys", "create", ["name": old.names.first ?? ""]))
+        let decision = try await authorize(ctx, AccessRequest(.project(old.project), .kmsKeys, .create, ["name": old.names.first ?? ""]))
         let bits = algorithm == Algorithm.tripleDES ? 192 : Int(length)
         let material = SymmetricKey(size: .init(bitCount: bits)).withUnsafeBytes { Array($0) }
         let now = clock()
@@ -1248,7 +1252,7 @@ extension GatehouseEngine {
     }
 
     public func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (ManagedObject, ManagedObject) {
-        let (_, oldPrivate) = try await authorizeObject(ctx, privateKeyID, "edit")
+        let (_, oldPrivate) = try await authorizeObject(ctx, privateKeyID, .edit)
         guard oldPrivate.objectType == .privateKey, oldPrivate.wrappingData == nil, let algorithm = oldPrivate.algorithm,
             let length = oldPrivate.cryptographicLength
         else {
@@ -1260,14 +1264,14 @@ extension GatehouseEngine {
         // The public key of the old pair, when the private key links to one this caller may change too.
         let oldPublic: ManagedObject?
         if let link = oldPrivate.links?.first(where: { $0.type == ObjectLink.publicKey }) {
-            let (_, pub) = try await authorizeObject(ctx, link.id, "edit")
+            let (_, pub) = try await authorizeObject(ctx, link.id, .edit)
             guard pub.objectType == .publicKey else { throw EngineError(.invalidArgument, "the Public Key Link names no public key") }
             oldPublic = pub
         } else {
             oldPublic = nil
         }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(oldPrivate.project), "kms-keys", "create", ["name": oldPrivate.names.first ?? ""]))
+            ctx, AccessRequest(.project(oldPrivate.project), .kmsKeys, .create, ["name": oldPrivate.names.first ?? ""]))
         let generated = try Self.generateKeyPair(algorithm: algorithm, length: algorithm == Algorithm.ed25519 ? 255 : length)
         let now = clock()
         var priv = replacement(for: oldPrivate, offset: offset, now: now)
@@ -1357,7 +1361,7 @@ extension GatehouseEngine {
 
 extension GatehouseEngine {
     public func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot {
-        _ = try await authorizeObject(ctx, id, "edit")
+        _ = try await authorizeObject(ctx, id, .edit)
         return try await transact { tx in
             let (record, _) = try await self.loadObject(id, tx)
             return ObjectSnapshot(id: id, body: record.body)
@@ -1366,8 +1370,8 @@ extension GatehouseEngine {
 
     public func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws {
         var decisions: [Decision] = []
-        for snapshot in restore { decisions.append(try await authorizeObject(ctx, snapshot.id, "edit").0) }
-        for id in discard { decisions.append(try await authorizeObject(ctx, id, "delete").0) }
+        for snapshot in restore { decisions.append(try await authorizeObject(ctx, snapshot.id, .edit).0) }
+        for id in discard { decisions.append(try await authorizeObject(ctx, id, .delete).0) }
         let now = clock()
         let decision = decisions.first
         try await transact { tx in
@@ -1414,7 +1418,7 @@ extension GatehouseEngine {
         // Every step is authorized, checked against the key's state and window, counted against Usage Limits (when
         // encrypting) and audited, like a one-shot operation.
         let (meta, key) = try await usableKey(
-            ctx, id, action: encrypt ? "encrypt" : "decrypt", usage: encrypt ? .encrypt : .decrypt, consume: encrypt ? data.count : nil)
+            ctx, id, action: encrypt ? .encrypt : .decrypt, usage: encrypt ? .encrypt : .decrypt, consume: encrypt ? data.count : nil)
         let now = clock()
         let entry: CipherStreamState
         var newCorrelation: [UInt8]?
@@ -1462,7 +1466,7 @@ extension GatehouseEngine {
 
 extension GatehouseEngine {
     public func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8]) {
-        let (wrapMeta, kek) = try await usableKey(ctx, wrappingKeyID, action: "encrypt", usage: .wrapKey)
+        let (wrapMeta, kek) = try await usableKey(ctx, wrappingKeyID, action: .encrypt, usage: .wrapKey)
         guard wrapMeta.algorithm == Algorithm.aes, [16, 24, 32].contains(kek.bitCount / 8) else {
             throw EngineError(.invalidArgument, "the wrapping key must be an AES-128/192/256 key")
         }

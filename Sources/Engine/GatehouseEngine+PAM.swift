@@ -1,6 +1,7 @@
 import Crypto
 import EngineAPI
 import _CryptoExtras
+import ExtrasBase64
 import Foundation
 import Recording
 import StorageAPI
@@ -90,7 +91,7 @@ extension GatehouseEngine {
                 throw EngineError(.invalidArgument, "caCertificate must be PEM certificates (at most 64 KiB)")
             }
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-resources", "create", ["name": spec.name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .pamResources, .create, ["name": spec.name]))
         let target = PAMTarget(
             host: spec.host, port: port, database: spec.database, tlsMode: mode,
             caCertificate: (spec.caCertificate?.isEmpty ?? true) ? nil : spec.caCertificate)
@@ -127,24 +128,24 @@ extension GatehouseEngine {
 
     public func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo] {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-resources", "read"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .pamResources, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: PAMKind.resource, scope: project, afterID: nil, limit: 10_000).map {
                 try self.decode(PAMResourceBody.self, $0).info
-            }.filter { decision.permits(AccessRequest(.project(project), "pam-resources", "read", ["name": $0.name])) }
+            }.filter { decision.permits(AccessRequest(.project(project), .pamResources, .read, ["name": $0.name])) }
         }
     }
 
     public func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo {
         let (_, info) = try await read { tx in try await self.pamResource(id, tx) }
-        try await authorize(ctx, AccessRequest(.project(info.project), "pam-resources", "read", ["name": info.name]))
+        try await authorize(ctx, AccessRequest(.project(info.project), .pamResources, .read, ["name": info.name]))
         return info
     }
 
     public func deletePAMResource(_ ctx: CallContext, id: String) async throws {
         let (_, info) = try await read { tx in try await self.pamResource(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(info.project), "pam-resources", "delete", ["name": info.name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(info.project), .pamResources, .delete, ["name": info.name]))
         try await transact { tx in
             let (record, info) = try await self.pamResource(id, tx)
             let accounts = try await tx.list(kind: PAMKind.account, scope: id, afterID: nil, limit: 1)
@@ -180,7 +181,7 @@ extension GatehouseEngine {
         }
         let (_, resource) = try await read { tx in try await self.pamResource(resourceId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(resource.project), "pam-accounts", "create", ["name": resource.name, "account": username]))
+            ctx, AccessRequest(.project(resource.project), .pamAccounts, .create, ["name": resource.name, "account": username]))
         // Validated by a real login before anything is stored.
         try await connector.checkLogin(resource.target, username: username, password: password)
         let id = RandomUUID.lowercased()
@@ -213,7 +214,7 @@ extension GatehouseEngine {
 
     public func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] {
         let (_, resource) = try await read { tx in try await self.pamResource(resourceId, tx) }
-        try await authorize(ctx, AccessRequest(.project(resource.project), "pam-accounts", "read", ["name": resource.name]))
+        try await authorize(ctx, AccessRequest(.project(resource.project), .pamAccounts, .read, ["name": resource.name]))
         return try await transact(relaxed: true) { tx in
             try await tx.list(kind: PAMKind.account, scope: resourceId, afterID: nil, limit: 10_000).map {
                 try self.decode(PAMAccountBody.self, $0).info
@@ -223,7 +224,7 @@ extension GatehouseEngine {
 
     public func deletePAMAccount(_ ctx: CallContext, id: String) async throws {
         let (_, body) = try await read { tx in try await self.pamAccount(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-accounts", "delete", ["account": body.info.username]))
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .pamAccounts, .delete, ["account": body.info.username]))
         try await transact { tx in
             let (record, body) = try await self.pamAccount(id, tx)
             try await tx.delete(kind: PAMKind.account, id: id, expectedVersion: record.version)
@@ -248,8 +249,8 @@ extension GatehouseEngine {
         let (_, account) = try await read { tx in try await self.pamAccount(accountId, tx) }
         let (_, resource) = try await read { tx in try await self.pamResource(account.info.resourceId, tx) }
         let fields = ["name": resource.name, "account": account.info.username]
-        let decision = try await authorize(ctx, AccessRequest(.project(resource.project), "pam-access", "request", fields))
-        let auto = decision.permits(AccessRequest(.project(resource.project), "pam-access", "auto-approve", fields))
+        let decision = try await authorize(ctx, AccessRequest(.project(resource.project), .pamAccess, .request, fields))
+        let auto = decision.permits(AccessRequest(.project(resource.project), .pamAccess, .autoApprove, fields))
         let now = clock()
         var info = PAMGrantInfo(
             id: RandomUUID.lowercased(), project: resource.project, resourceId: resource.id, resourceName: resource.name,
@@ -293,11 +294,11 @@ extension GatehouseEngine {
 
     /// Approve, reject or revoke: `action` is the permission needed, `from` the states it applies to.
     func decideGrant(
-        _ ctx: CallContext, grantId: String, action: String, from: Set<PAMGrantInfo.Status>, to: PAMGrantInfo.Status, auditType: String
+        _ ctx: CallContext, grantId: String, action: PermissionAction, from: Set<PAMGrantInfo.Status>, to: PAMGrantInfo.Status, auditType: String
     ) async throws -> PAMGrantInfo {
         let (_, existing) = try await read { tx in try await self.pamGrant(grantId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(existing.project), "pam-access", action, ["name": existing.resourceName, "account": existing.username]))
+            ctx, AccessRequest(.project(existing.project), .pamAccess, action, ["name": existing.resourceName, "account": existing.username]))
         if to == .approved, !decision.isSuperuser, granteeId(ctx, decision.caller) == existing.granteeId {
             await auditFailure(ctx, "authorization.denied", project: existing.project, ["action": "pam-access:approve", "reason": "own request"])
             throw EngineError(.permissionDenied, "an approver cannot approve their own request")
@@ -330,15 +331,15 @@ extension GatehouseEngine {
     }
 
     public func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.pending], to: .approved, auditType: "pam.access.approve")
+        try await decideGrant(ctx, grantId: grantId, action: .approve, from: [.pending], to: .approved, auditType: "pam.access.approve")
     }
 
     public func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.pending], to: .rejected, auditType: "pam.access.reject")
+        try await decideGrant(ctx, grantId: grantId, action: .approve, from: [.pending], to: .rejected, auditType: "pam.access.reject")
     }
 
     public func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        let revoked = try await decideGrant(ctx, grantId: grantId, action: "approve", from: [.approved], to: .revoked, auditType: "pam.access.revoke")
+        let revoked = try await decideGrant(ctx, grantId: grantId, action: .approve, from: [.approved], to: .revoked, auditType: "pam.access.revoke")
         grantChanges.signal(grantId)
         return revoked
     }
@@ -349,7 +350,7 @@ extension GatehouseEngine {
 
     public func listPAMGrants(_ ctx: CallContext, project: String, _ q: PAMGrantQuery) async throws -> Page<PAMGrantInfo> {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "pam-access", "read"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .pamAccess, .read))
         let (index, lower, upper) = Self.grantPlan(project: project, q, now: clock())
         return try await indexedPage(
             kind: PAMKind.grant, index: index, scope: nil, lower: lower, upper: upper, descending: true, after: q.after, limit: q.limit
@@ -357,7 +358,7 @@ extension GatehouseEngine {
             let g = self.describeGrant(try self.decode(PAMGrantBody.self, record).info)
             guard g.project == project, q.status.map({ g.status == $0 }) ?? true, q.granteeName.map({ g.granteeName == $0 }) ?? true,
                 q.username.map({ g.username == $0 }) ?? true,
-                decision.permits(AccessRequest(.project(project), "pam-access", "read", ["name": g.resourceName, "account": g.username]))
+                decision.permits(AccessRequest(.project(project), .pamAccess, .read, ["name": g.resourceName, "account": g.username]))
             else { return nil }
             return g
         }
@@ -368,7 +369,7 @@ extension GatehouseEngine {
         let caller = try await resolve(ctx.principal)
         // The grantee may always read its own request; others need read permission.
         if let caller, granteeId(ctx, caller) == g.granteeId { return g }
-        try await authorize(ctx, AccessRequest(.project(g.project), "pam-access", "read", ["name": g.resourceName, "account": g.username]))
+        try await authorize(ctx, AccessRequest(.project(g.project), .pamAccess, .read, ["name": g.resourceName, "account": g.username]))
         return g
     }
 
@@ -449,7 +450,7 @@ extension GatehouseEngine {
         }
     }
 
-    public func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async {
+    public func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async {
         let now = clock()
         do {
             try await transact { tx in
@@ -464,7 +465,7 @@ extension GatehouseEngine {
                 _ = try await tx.update(record)
                 try await self.audit.append(
                     self.event(ctx, "pam.session.end", project: body.info.project,
-                        ["sessionId": sessionId, "reason": reason, "statements": String(stats.statements),
+                        ["sessionId": sessionId, "reason": reason.rawValue, "statements": String(stats.statements),
                          "bytesFromClient": String(stats.bytesFromClient), "bytesFromServer": String(stats.bytesFromServer),
                          "recordingChunks": stats.recordingChunks.map { String($0) } ?? "none"]), tx)
             }
@@ -475,7 +476,7 @@ extension GatehouseEngine {
 
     public func listPAMSessions(_ ctx: CallContext, project: String, _ q: PAMSessionQuery) async throws -> Page<PAMSessionInfo> {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "pam-sessions", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .pamSessions, .read))
         if let since = q.since, let until = q.until, since >= until { return Page(items: [], next: nil) }
         let (index, prefix) = Self.sessionPlan(q)
         let lower = q.since.map { prefix.appending(Record.millis($0)) } ?? prefix
@@ -488,7 +489,7 @@ extension GatehouseEngine {
             if let g = q.granteeName, s.granteeName != g { return nil }
             if let r = q.resourceName, s.resourceName != r { return nil }
             if let u = q.username, s.username != u { return nil }
-            if let e = q.endReason, (s.endReason ?? "open") != e { return nil }
+            if let e = q.endReason, (s.endReason?.rawValue ?? "open") != e { return nil }
             return s
         }
     }
@@ -532,7 +533,7 @@ extension GatehouseEngine {
         -> (body: PAMSessionBody, decision: Decision, result: RecordingDecoder.Result?, bytes: Int)
     {
         let body = try await transact(relaxed: true) { tx in try await self.pamSession(sessionId, tx).1 }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "pam-sessions", "read", ["name": body.info.resourceName]))
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .pamSessions, .read, ["name": body.info.resourceName]))
         if let deleted = body.info.recordingDeletedAt {
             throw EngineError(
                 .gone, "the recording of session \(sessionId) was deleted at \(Self.iso(deleted)) (\(body.info.recordingDeletion ?? "retention"))")
@@ -630,12 +631,12 @@ extension GatehouseEngine {
         case .incomplete(let why):
             guard session.endedAt != nil else { return ("incomplete", "the session is still running: " + why) }
             if let chunks {
-                return ("tampered", "the session ended (\(session.endReason ?? "?")) with a sealed recording of \(chunks) chunks, but \(why)")
+                return ("tampered", "the session ended (\(session.endReason?.rawValue ?? "?")) with a sealed recording of \(chunks) chunks, but \(why)")
             }
-            if session.endReason == "node-crashed" {
+            if session.endReason == .nodeCrashed {
                 return ("incomplete", "the node serving the session stopped (crash or kill) before it ended; the recording holds what was flushed before: " + why)
             }
-            return ("incomplete", "the session ended (\(session.endReason ?? "?")) without a sealed recording: " + why)
+            return ("incomplete", "the session ended (\(session.endReason?.rawValue ?? "?")) without a sealed recording: " + why)
         }
     }
 
@@ -650,7 +651,7 @@ extension GatehouseEngine {
         let clientKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: key))
         let storedKey = Array(SHA256.hash(data: clientKey))
         let serverKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Server Key".utf8), using: key))
-        return "SCRAM-SHA-256$\(iterations):\(Data(salt).base64EncodedString())$\(Data(storedKey).base64EncodedString()):\(Data(serverKey).base64EncodedString())"
+        return "SCRAM-SHA-256$\(iterations):\(Base64.encodeToString(bytes: salt))$\(Base64.encodeToString(bytes: storedKey)):\(Base64.encodeToString(bytes: serverKey))"
     }
 
     static func randomPassword() -> [UInt8] {
@@ -663,7 +664,7 @@ extension GatehouseEngine {
         let (_, body) = try await read { tx in try await self.pamAccount(id, tx) }
         let (_, resource) = try await read { tx in try await self.pamResource(body.info.resourceId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(resource.project), "pam-accounts", "edit", ["name": resource.name, "account": body.info.username]))
+            ctx, AccessRequest(.project(resource.project), .pamAccounts, .edit, ["name": resource.name, "account": body.info.username]))
         return try await rotate(ctx, decision: decision, accountId: id, resource: resource)
     }
 
@@ -691,7 +692,7 @@ extension GatehouseEngine {
         let ctx = CallContext.system("pam-rotation")
         for (accountId, resourceId) in due {
             guard let resource = try? await transact(relaxed: true, { tx in try await self.pamResource(resourceId, tx).1 }),
-                let decision = try? await authorize(ctx, AccessRequest(.project(resource.project), "pam-accounts", "edit"))
+                let decision = try? await authorize(ctx, AccessRequest(.project(resource.project), .pamAccounts, .edit))
             else { continue }
             if (try? await rotate(ctx, decision: decision, accountId: accountId, resource: resource)) != nil { rotated += 1 }
         }

@@ -16,7 +16,7 @@ extension PAMKind {
 extension GatehouseEngine {
     public func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "project", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .project, .read))
         return try await read { tx in
             _ = try await self.requireProject(project, tx)
             guard let r = try await tx.get(kind: PAMKind.settings, id: project) else { return PAMProjectSettings(project: project) }
@@ -27,7 +27,7 @@ extension GatehouseEngine {
     public func setPAMSettings(_ ctx: CallContext, _ settings: PAMProjectSettings) async throws -> PAMProjectSettings {
         let project = settings.project
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "project", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .project, .edit))
         var info = PAMProjectSettings(project: project, recordingRetention: settings.recordingRetention, updatedAt: clock())
         if let r = info.recordingRetention, r.isEmpty || r == "none" { info.recordingRetention = nil }
         // What the API documents: 1 to 7 digits without a leading zero, then s, m, h or d.
@@ -58,7 +58,7 @@ extension GatehouseEngine {
         }
         let (_, body) = try await read { tx in try await self.pamSession(sessionId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(body.info.project), "pam-sessions", "edit", ["name": body.info.resourceName]))
+            ctx, AccessRequest(.project(body.info.project), .pamSessions, .edit, ["name": body.info.resourceName]))
         let now = clock()
         return try await transact { tx in
             var (record, body) = try await self.pamSession(sessionId, tx)

@@ -1,5 +1,6 @@
 import Crypto
 import EngineAPI
+import ExtrasBase64
 import Foundation
 import StorageAPI
 import SwiftASN1
@@ -247,7 +248,7 @@ extension GatehouseEngine {
 
     public func createCA(_ ctx: CallContext, project: String, _ spec: CASpec) async throws -> CAInfo {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "certificate-authorities", "create"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .certificateAuthorities, .create))
         let dn = try Self.distinguishedName(spec.subject)
         let algorithm = spec.keyAlgorithm ?? .rsa2048
         let now = clock()
@@ -360,7 +361,7 @@ extension GatehouseEngine {
 
     public func listCAs(_ ctx: CallContext, project: String) async throws -> [CAInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "certificate-authorities", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .certificateAuthorities, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: PKIKind.ca, scope: project, afterID: nil, limit: 10_000).map { try self.decode(CABody.self, $0).info }
@@ -378,13 +379,13 @@ extension GatehouseEngine {
 
     public func getCA(_ ctx: CallContext, id: String) async throws -> CAInfo {
         let body = try await caRecord(id)
-        try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-authorities", "read"))
+        try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateAuthorities, .read))
         return body.info
     }
 
     public func caCertificateRequest(_ ctx: CallContext, id: String) async throws -> String {
         let body = try await caRecord(id)
-        try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-authorities", "read"))
+        try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateAuthorities, .read))
         guard let csr = body.csrDER else {
             throw EngineError(.wrongState, "only an intermediate created without a parent has a certificate request")
         }
@@ -393,7 +394,7 @@ extension GatehouseEngine {
 
     public func importCACertificate(_ ctx: CallContext, id: String, certificate: String, chain: String) async throws -> CAInfo {
         let existing = try await caRecord(id)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "certificate-authorities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificateAuthorities, .edit))
         guard let cert = try Self.pemCertificates(certificate).first else {
             throw EngineError(.invalidArgument, "certificate must be a PEM certificate")
         }
@@ -432,7 +433,7 @@ extension GatehouseEngine {
 
     public func renewCA(_ ctx: CallContext, id: String, notAfter: Date) async throws -> CAInfo {
         let existing = try await caRecord(id)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "certificate-authorities", "edit"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificateAuthorities, .edit))
         let now = clock()
         guard notAfter > now else { throw EngineError(.invalidArgument, "notAfter must be in the future") }
         return try await transact { tx in
@@ -474,7 +475,7 @@ extension GatehouseEngine {
 
     public func createTemplate(_ ctx: CallContext, project: String, _ spec: TemplateSpec) async throws -> TemplateInfo {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "certificate-templates", "create"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .certificateTemplates, .create))
         try PKIPolicy.validate(spec)
         let now = clock()
         return try await transact { tx in
@@ -490,7 +491,7 @@ extension GatehouseEngine {
 
     public func listTemplates(_ ctx: CallContext, project: String) async throws -> [TemplateInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "certificate-templates", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .certificateTemplates, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: PKIKind.template, scope: project, afterID: nil, limit: 10_000).map {
@@ -501,13 +502,13 @@ extension GatehouseEngine {
 
     public func getTemplate(_ ctx: CallContext, id: String) async throws -> TemplateInfo {
         let t = try await read { tx in try await self.loadTemplate(id, tx) }
-        try await authorize(ctx, AccessRequest(.project(t.project), "certificate-templates", "read"))
+        try await authorize(ctx, AccessRequest(.project(t.project), .certificateTemplates, .read))
         return t
     }
 
     public func deleteTemplate(_ ctx: CallContext, id: String) async throws {
         let t = try await read { tx in try await self.loadTemplate(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(t.project), "certificate-templates", "delete"))
+        let decision = try await authorize(ctx, AccessRequest(.project(t.project), .certificateTemplates, .delete))
         try await transact { tx in
             let profiles = try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
             for p in profiles where try self.decode(ProfileBody.self, p).info.templateId == id {
@@ -523,7 +524,7 @@ extension GatehouseEngine {
 
     public func createProfile(_ ctx: CallContext, project: String, _ spec: ProfileSpec) async throws -> ProfileInfo {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "certificate-profiles", "create"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .certificateProfiles, .create))
         try Self.validateName(spec.slug, "slug")
         if let ttl = spec.defaultTTL, DurationText.seconds(ttl) == nil {
             throw EngineError(.invalidArgument, "defaultTTL must be a duration such as 30d")
@@ -583,7 +584,7 @@ extension GatehouseEngine {
 
     public func listProfiles(_ ctx: CallContext, project: String) async throws -> [ProfileInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "certificate-profiles", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .certificateProfiles, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
@@ -593,13 +594,13 @@ extension GatehouseEngine {
 
     public func getProfile(_ ctx: CallContext, id: String) async throws -> ProfileInfo {
         let (_, body) = try await read { tx in try await self.loadProfile(id, tx) }
-        try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "read"))
+        try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .read))
         return body.info
     }
 
     public func deleteProfile(_ ctx: CallContext, id: String) async throws {
         let (record, body) = try await read { tx in try await self.loadProfile(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), "certificate-profiles", "delete"))
+        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .delete))
         try await transact { tx in
             try await tx.delete(kind: PKIKind.profile, id: record.id, expectedVersion: record.version)
             self.estProfiles.withLock {
@@ -727,10 +728,12 @@ extension GatehouseEngine {
             else { throw EngineError(.invalidArgument, "csr is not a PEM CERTIFICATE REQUEST") }
             return doc.derBytes
         }
-        guard let data = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
+        // Bare base64 DER, with whatever line breaks or spaces the client left in.
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=".utf8)
+        guard let der = try? Base64.decode(bytes: text.utf8.filter(alphabet.contains)), !der.isEmpty else {
             throw EngineError(.invalidArgument, "csr must be PEM or base64 DER")
         }
-        return Array(data)
+        return der
     }
 
     static func requestedExtensions(_ csr: CertificateSigningRequest) throws -> Certificate.Extensions? {
@@ -778,7 +781,7 @@ extension GatehouseEngine {
         guard let profile else {
             throw EngineError(.featureNotSupported, "project '\(project)' has no certificate profile with enrollment method kmip")
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "certificates", "create", ["profile": profile.slug]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .certificates, .create, ["profile": profile.slug]))
         let input = IssueInput(subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
         let der = try await transact { tx in
             let (slim, der) = try await self.issue(profile, input, tx)
@@ -821,7 +824,7 @@ extension GatehouseEngine {
     public func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate {
         let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
         let p = body.info
-        let decision = try await authorize(ctx, AccessRequest(.project(p.project), "certificates", "create", ["profile": p.slug]))
+        let decision = try await authorize(ctx, AccessRequest(.project(p.project), .certificates, .create, ["profile": p.slug]))
         guard p.enrollment == .api else {
             throw EngineError(.invalidArgument, "profile '\(p.slug)' enrolls over \(p.enrollment.rawValue), not the API")
         }
@@ -890,7 +893,7 @@ extension GatehouseEngine {
 
     public func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo {
         let (_, body) = try await certificateBody(serial)
-        try await authorize(ctx, AccessRequest(.project(body.info.project), "certificates", "read"))
+        try await authorize(ctx, AccessRequest(.project(body.info.project), .certificates, .read))
         return try await read { tx in try await self.describe(body, tx) }
     }
 
@@ -898,7 +901,7 @@ extension GatehouseEngine {
         -> Page<CertificateInfo>
     {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "certificates", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .certificates, .read))
         _ = try await read { tx in try await self.requireProject(project, tx) }
         let now = clock()
         let plan = certificatePlan(query, now: now)
@@ -930,7 +933,7 @@ extension GatehouseEngine {
 
     public func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo {
         let (_, existing) = try await certificateBody(serial)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "certificates", "revoke"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificates, .revoke))
         guard reason != .removeFromCRL else { throw EngineError(.invalidArgument, "removeFromCRL is not a revocation reason") }
         let now = clock()
         return try await transact { tx in
@@ -970,7 +973,7 @@ extension GatehouseEngine {
 
     public func certificatePrivateKey(_ ctx: CallContext, serial: String) async throws -> SecretBytes {
         let (_, existing) = try await certificateBody(serial)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "certificates", "export"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificates, .export))
         guard let sealed = existing.sealedKey else {
             throw EngineError(.wrongState, "the server does not hold this certificate's private key")
         }
@@ -985,7 +988,7 @@ extension GatehouseEngine {
 
     public func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8] {
         let (_, existing) = try await certificateBody(serial)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "certificates", "export"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificates, .export))
         guard !password.isEmpty, password.utf8.count <= 256, !password.utf8.contains(0) else {
             throw EngineError(.invalidArgument, "password must be 1–256 bytes (PKCS#12 archives are always encrypted)")
         }

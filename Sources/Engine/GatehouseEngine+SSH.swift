@@ -168,7 +168,7 @@ extension GatehouseEngine {
     public func createSSHCA(_ ctx: CallContext, project: String, _ spec: SSHCASpec) async throws -> SSHCAInfo {
         try Self.validateName(project, "project")
         try Self.validateName(spec.name, "name")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "ssh-certificate-authorities", "create", ["name": spec.name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .sshCertificateAuthorities, .create, ["name": spec.name]))
         let userTTL = spec.userTTL ?? "8h", maxUserTTL = spec.maxUserTTL ?? "24h"
         let hostTTL = spec.hostTTL ?? "30d", maxHostTTL = spec.maxHostTTL ?? "365d"
         for (value, field) in [(userTTL, "userTTL"), (maxUserTTL, "maxUserTTL"), (hostTTL, "hostTTL"), (maxHostTTL, "maxHostTTL")] {
@@ -202,7 +202,7 @@ extension GatehouseEngine {
 
     public func listSSHCAs(_ ctx: CallContext, project: String) async throws -> [SSHCAInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "ssh-certificate-authorities", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .sshCertificateAuthorities, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: SSHKind.ca, scope: project, afterID: nil, limit: 10_000).map {
@@ -213,7 +213,7 @@ extension GatehouseEngine {
 
     public func getSSHCA(_ ctx: CallContext, id: String) async throws -> SSHCAInfo {
         let info = try await sshCAInfo(id)
-        try await authorize(ctx, AccessRequest(.project(info.project), "ssh-certificate-authorities", "read", ["name": info.name]))
+        try await authorize(ctx, AccessRequest(.project(info.project), .sshCertificateAuthorities, .read, ["name": info.name]))
         return info
     }
 
@@ -313,7 +313,7 @@ extension GatehouseEngine {
         -> SSHCertificateInfo
     {
         let ca = try await sshCAInfo(caId)
-        let decision = try await authorize(ctx, AccessRequest(.project(ca.project), "ssh-certificates", "create", ["name": ca.name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(ca.project), .sshCertificates, .create, ["name": ca.name]))
         return try await transact { tx in
             try await self.signSSHCertificate(ctx, decision, caId: caId, request, auditType: "ssh.certificate.issue", tx)
         }
@@ -329,7 +329,7 @@ extension GatehouseEngine {
         -> Page<SSHCertificateInfo>
     {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "ssh-certificates", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .sshCertificates, .read))
         let n = max(1, min(limit, 1000))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
@@ -348,13 +348,13 @@ extension GatehouseEngine {
 
     public func getSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
         let (_, body) = try await read { tx in try await self.sshCertificateRecord(serial, tx) }
-        try await authorize(ctx, AccessRequest(.project(body.info.project), "ssh-certificates", "read"))
+        try await authorize(ctx, AccessRequest(.project(body.info.project), .sshCertificates, .read))
         return describeSSH(body.info)
     }
 
     public func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
         let (_, existing) = try await read { tx in try await self.sshCertificateRecord(serial, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), "ssh-certificates", "revoke"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .sshCertificates, .revoke))
         let now = clock()
         return try await transact { tx in
             var (record, body) = try await self.sshCertificateRecord(serial, tx)
@@ -425,7 +425,7 @@ extension GatehouseEngine {
         try Self.validateName(project, "project")
         try Self.validateName(spec.name, "name")
         try Self.validateMappings(spec.loginMappings ?? [])
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "ssh-hosts", "create", ["name": spec.name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.name]))
         let now = clock()
         let info = SSHHostGroupInfo(
             id: RandomUUID.lowercased(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [], createdAt: now)
@@ -442,7 +442,7 @@ extension GatehouseEngine {
 
     public func listSSHHostGroups(_ ctx: CallContext, project: String) async throws -> [SSHHostGroupInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "ssh-hosts", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: SSHKind.hostGroup, scope: project, afterID: nil, limit: 10_000).map {
@@ -457,9 +457,9 @@ extension GatehouseEngine {
         try Self.validateMappings(spec.loginMappings ?? [])
         let port = spec.port ?? 22
         guard (1...65535).contains(port) else { throw EngineError(.invalidArgument, "port must be 1–65535") }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "ssh-hosts", "create", ["name": spec.hostname]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.hostname]))
         if spec.hostPublicKey != nil {
-            try await authorize(ctx, AccessRequest(.project(project), "ssh-certificates", "create"))
+            try await authorize(ctx, AccessRequest(.project(project), .sshCertificates, .create))
         }
         let now = clock()
         let id = RandomUUID.lowercased()
@@ -501,7 +501,7 @@ extension GatehouseEngine {
 
     public func listSSHHosts(_ ctx: CallContext, project: String) async throws -> [SSHHostInfo] {
         try Self.validateName(project, "project")
-        try await authorize(ctx, AccessRequest(.project(project), "ssh-hosts", "read"))
+        try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
             return try await tx.list(kind: SSHKind.host, scope: project, afterID: nil, limit: 10_000).map {
@@ -522,13 +522,13 @@ extension GatehouseEngine {
 
     public func getSSHHost(_ ctx: CallContext, host: String) async throws -> SSHHostInfo {
         let (_, info) = try await read { tx in try await self.sshHostRecord(host, tx) }
-        try await authorize(ctx, AccessRequest(.project(info.project), "ssh-hosts", "read", ["name": info.hostname]))
+        try await authorize(ctx, AccessRequest(.project(info.project), .sshHosts, .read, ["name": info.hostname]))
         return info
     }
 
     public func deleteSSHHost(_ ctx: CallContext, host: String) async throws {
         let (_, existing) = try await read { tx in try await self.sshHostRecord(host, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.project), "ssh-hosts", "delete", ["name": existing.hostname]))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.project), .sshHosts, .delete, ["name": existing.hostname]))
         try await transact { tx in
             let (record, info) = try await self.sshHostRecord(existing.id, tx)
             try await tx.delete(kind: SSHKind.host, id: record.id, expectedVersion: record.version)
@@ -543,7 +543,7 @@ extension GatehouseEngine {
         -> SSHCertificateInfo
     {
         let (_, existing) = try await read { tx in try await self.sshHostRecord(host, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.project), "ssh-certificates", "create"))
+        let decision = try await authorize(ctx, AccessRequest(.project(existing.project), .sshCertificates, .create))
         return try await transact { tx in
             var (record, info) = try await self.sshHostRecord(existing.id, tx)
             let cert = try await self.signSSHCertificate(

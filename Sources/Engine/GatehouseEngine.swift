@@ -1,5 +1,6 @@
 import Crypto
 import EngineAPI
+import ExtrasBase64
 import Foundation
 import Logging
 import StorageAPI
@@ -249,7 +250,7 @@ public final class GatehouseEngine: Engine {
     {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "create", ["name": name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .create, ["name": name]))
         let id = RandomUUID.lowercased()
         let now = clock()
         return try await transact { tx in
@@ -269,7 +270,7 @@ public final class GatehouseEngine: Engine {
     ) async throws -> SecretMetadata {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "edit", ["name": name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .edit, ["name": name]))
         let now = clock()
         return try await transact { tx in
             guard var record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
@@ -292,7 +293,7 @@ public final class GatehouseEngine: Engine {
     public func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes) {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "read", ["name": name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .read, ["name": name]))
         return try await transact(relaxed: true) { tx in
             guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
                 throw EngineError(.notFound, "secret not found")
@@ -315,7 +316,7 @@ public final class GatehouseEngine: Engine {
         -> Page<SecretMetadata>
     {
         try Self.validateName(project, "project")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "read"))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .read))
         let limit = min(max(limit, 1), 1000)
         let records = try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -326,7 +327,7 @@ public final class GatehouseEngine: Engine {
         let page = records.prefix(limit)
         // Items the caller's conditions do not cover are left out (the cursor still advances past them).
         let items = page.map(metadata).filter {
-            decision.permits(AccessRequest(.project(project), "secrets", "read", ["name": $0.name]))
+            decision.permits(AccessRequest(.project(project), .secrets, .read, ["name": $0.name]))
         }
         return Page(items: items, next: records.count > limit ? page.last?.id : nil)
     }
@@ -334,7 +335,7 @@ public final class GatehouseEngine: Engine {
     public func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), "secrets", "delete", ["name": name]))
+        let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .delete, ["name": name]))
         try await transact { tx in
             guard let record = try await tx.find(kind: Self.secretKind, scope: project, name: name) else {
                 throw EngineError(.notFound, "secret not found")
@@ -357,7 +358,7 @@ public final class GatehouseEngine: Engine {
     }
 
     public func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent> {
-        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .audit, .read))
         var position = AuditStreamCursor()
         if let cursor {
             guard let parsed = AuditStreamCursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
@@ -402,7 +403,7 @@ public final class GatehouseEngine: Engine {
 
     /// A cursor at the end of every chain now: reading the log from it returns only what is appended later.
     public func auditLogEnd(_ ctx: CallContext) async throws -> String {
-        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .audit, .read))
         var end = AuditStreamCursor()
         for head in try await read({ tx in try await tx.auditChainHeads() }) {
             end.positions[head.chain] = audit.chain.parseHead(head.value)?.sequence ?? 0
@@ -411,7 +412,7 @@ public final class GatehouseEngine: Engine {
     }
 
     public func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent> {
-        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .audit, .read))
         let filters = [search.type.map(AuditQuery.Filter.type), search.actor.map(AuditQuery.Filter.actor), search.project.map(AuditQuery.Filter.project)]
             .compactMap { $0 }
         guard filters.count <= 1 else { throw EngineError(.invalidArgument, "search by one of type, actor or project") }
@@ -453,7 +454,7 @@ public final class GatehouseEngine: Engine {
 
     public func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification {
         // Read-only on purpose: appending here would re-sign the head and could hide a truncation just detected.
-        try await authorize(ctx, AccessRequest(.organization, "audit", "read"))
+        try await authorize(ctx, AccessRequest(.organization, .audit, .read))
         return try await verifyChain()
     }
 
@@ -522,15 +523,14 @@ struct AuditStreamCursor: Sendable, Hashable {
     /// base64url of `chain=seq` pairs joined by newlines (chain ids are node ids: no `=` or newline).
     var token: String {
         let text = positions.keys.sorted().map { "\($0)=\(positions[$0] ?? 0)" }.joined(separator: "\n")
-        return "c" + Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return "c" + Base64.encodeToString(bytes: Array(text.utf8), options: [.base64UrlAlphabet, .omitPaddingCharacter])
     }
 
     init?(token: String) {
         guard token.first == "c", token.utf8.count <= 65_536 else { return nil }
-        var b64 = String(token.dropFirst()).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b64.count % 4 != 0 { b64 += "=" }
-        guard let data = Data(base64Encoded: b64) else { return nil }
+        guard let data = try? Base64.decode(string: String(token.dropFirst()), options: [.base64UrlAlphabet, .omitPaddingCharacter]) else {
+            return nil
+        }
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             guard let eq = line.lastIndex(of: "="), let n = Int64(line[line.index(after: eq)...]), n >= 0 else { return nil }
             positions[String(line[..<eq])] = n

@@ -1,6 +1,71 @@
 import EngineAPI
 import Foundation
 
+/// What a permission is about: a resource type, in a project or in the organization. Rules name it by `rawValue`.
+public struct PermissionSubject: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    // In a project.
+    public static let project = Self(rawValue: "project")
+    public static let secrets = Self(rawValue: "secrets")
+    public static let roles = Self(rawValue: "roles")
+    public static let members = Self(rawValue: "members")
+    public static let kmsKeys = Self(rawValue: "kms-keys")
+    public static let certificateAuthorities = Self(rawValue: "certificate-authorities")
+    public static let certificateTemplates = Self(rawValue: "certificate-templates")
+    public static let certificateProfiles = Self(rawValue: "certificate-profiles")
+    public static let certificates = Self(rawValue: "certificates")
+    public static let pkiAlerts = Self(rawValue: "pki-alerts")
+    public static let sshCertificateAuthorities = Self(rawValue: "ssh-certificate-authorities")
+    public static let sshCertificates = Self(rawValue: "ssh-certificates")
+    public static let sshHosts = Self(rawValue: "ssh-hosts")
+    public static let pamResources = Self(rawValue: "pam-resources")
+    public static let pamAccounts = Self(rawValue: "pam-accounts")
+    public static let pamAccess = Self(rawValue: "pam-access")
+    public static let pamSessions = Self(rawValue: "pam-sessions")
+    // In the organization.
+    public static let projects = Self(rawValue: "projects")
+    public static let identities = Self(rawValue: "identities")
+    public static let audit = Self(rawValue: "audit")
+    public static let kmip = Self(rawValue: "kmip")
+
+    /// The subjects of project roles and of organization roles.
+    public static let inProject: [Self] = [
+        .project, .secrets, .roles, .members, .kmsKeys, .certificateAuthorities, .certificateTemplates, .certificateProfiles,
+        .certificates, .pkiAlerts, .sshCertificateAuthorities, .sshCertificates, .sshHosts, .pamResources, .pamAccounts,
+        .pamAccess, .pamSessions,
+    ]
+    public static let inOrganization: [Self] = [.projects, .identities, .audit, .kmip]
+}
+
+/// What a permission allows on its subject. Rules name it by `rawValue`.
+public struct PermissionAction: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let read = Self(rawValue: "read")
+    public static let create = Self(rawValue: "create")
+    public static let edit = Self(rawValue: "edit")
+    public static let delete = Self(rawValue: "delete")
+    public static let encrypt = Self(rawValue: "encrypt")
+    public static let decrypt = Self(rawValue: "decrypt")
+    public static let mac = Self(rawValue: "mac")
+    public static let sign = Self(rawValue: "sign")
+    public static let verify = Self(rawValue: "verify")
+    public static let revoke = Self(rawValue: "revoke")
+    public static let export = Self(rawValue: "export")
+    public static let request = Self(rawValue: "request")
+    public static let approve = Self(rawValue: "approve")
+    public static let autoApprove = Self(rawValue: "auto-approve")
+
+    public static let all: [Self] = [
+        .read, .create, .edit, .delete, .encrypt, .decrypt, .mac, .sign, .verify, .revoke, .export, .request, .approve, .autoApprove,
+    ]
+}
+
 /// What one engine call asks to do: an action on a subject (resource type), in the organization or a project,
 /// with the resource's fields that conditions may test.
 public struct AccessRequest: Sendable, Hashable, CustomStringConvertible {
@@ -9,12 +74,12 @@ public struct AccessRequest: Sendable, Hashable, CustomStringConvertible {
         case project(String)
     }
     public var scope: Scope
-    public var subject: String
-    public var action: String
+    public var subject: PermissionSubject
+    public var action: PermissionAction
     /// `name`, `path`, … of the resource (absent for collection-level requests such as listing).
     public var fields: [String: String]
 
-    public init(_ scope: Scope, _ subject: String, _ action: String, _ fields: [String: String] = [:]) {
+    public init(_ scope: Scope, _ subject: PermissionSubject, _ action: PermissionAction, _ fields: [String: String] = [:]) {
         self.scope = scope
         self.subject = subject
         self.action = action
@@ -60,16 +125,9 @@ struct TemplateFacts: Sendable {
 
 /// Evaluates permissions: a request is allowed when some non-inverted rule matches and no inverted rule does.
 enum PolicyEvaluator {
-    static let projectSubjects = [
-        "project", "secrets", "roles", "members", "kms-keys", "certificate-authorities", "certificate-templates",
-        "certificate-profiles", "certificates", "pki-alerts", "ssh-certificate-authorities", "ssh-certificates", "ssh-hosts",
-        "pam-resources", "pam-accounts", "pam-access", "pam-sessions",
-    ]
-    static let orgSubjects = ["projects", "identities", "audit", "kmip"]
-    static let actions = [
-        "read", "create", "edit", "delete", "encrypt", "decrypt", "mac", "sign", "verify", "revoke", "export",
-        "request", "approve", "auto-approve",
-    ]
+    static let projectSubjects = PermissionSubject.inProject.map(\.rawValue)
+    static let orgSubjects = PermissionSubject.inOrganization.map(\.rawValue)
+    static let actions = PermissionAction.all.map(\.rawValue)
 
     /// Whether `rules` allow `request`; returns the first allowing rule's origin or nil.
     static func allows(_ rules: [(origin: String, permission: Permission)], _ request: AccessRequest, _ facts: TemplateFacts)
@@ -84,8 +142,8 @@ enum PolicyEvaluator {
     }
 
     static func matches(_ p: Permission, _ request: AccessRequest, _ facts: TemplateFacts) -> Bool {
-        guard p.subject == "*" || p.subject == request.subject else { return false }
-        guard p.actions.contains("*") || p.actions.contains(request.action) else { return false }
+        guard p.subject == "*" || p.subject == request.subject.rawValue else { return false }
+        guard p.actions.contains("*") || p.actions.contains(request.action.rawValue) else { return false }
         guard let conditions = p.conditions, !conditions.isEmpty else { return true }
         for (field, condition) in conditions {
             // A collection-level request (no resource yet, e.g. listing) passes field conditions of allowing rules:
@@ -143,22 +201,24 @@ enum PolicyEvaluator {
 
     // MARK: Built-in roles
 
-    static func all(_ subject: String) -> Permission { Permission(subject: subject, actions: ["*"]) }
-    static func read(_ subject: String) -> Permission { Permission(subject: subject, actions: ["read"]) }
+    static func all(_ subject: PermissionSubject) -> Permission { Permission(subject: subject.rawValue, actions: ["*"]) }
+    static func read(_ subject: PermissionSubject) -> Permission { Permission(subject: subject.rawValue, actions: [PermissionAction.read.rawValue]) }
+    static func allow(_ subject: PermissionSubject, _ actions: [PermissionAction]) -> Permission {
+        Permission(subject: subject.rawValue, actions: actions.map(\.rawValue))
+    }
 
     /// Built-in project roles.
     static let builtInProjectRoles: [String: (String, [Permission])] = [
-        "admin": ("Full access to the project", [all("*")]),
+        "admin": ("Full access to the project", [Permission(subject: "*", actions: ["*"])]),
         "developer": (
             "Manage secrets, keys and certificates; read CAs, templates, profiles, roles and members",
             [
-                all("secrets"), all("kms-keys"), all("certificates"), read("certificate-authorities"),
-                read("certificate-templates"), read("certificate-profiles"), read("project"), read("roles"),
-                read("members"), read("ssh-certificate-authorities"), read("ssh-hosts"), read("pam-resources"),
-                read("pam-accounts"), Permission(subject: "pam-access", actions: ["read", "request"]),
+                all(.secrets), all(.kmsKeys), all(.certificates), read(.certificateAuthorities), read(.certificateTemplates),
+                read(.certificateProfiles), read(.project), read(.roles), read(.members), read(.sshCertificateAuthorities),
+                read(.sshHosts), read(.pamResources), read(.pamAccounts), allow(.pamAccess, [.read, .request]),
             ]
         ),
-        "viewer": ("Read-only access", projectSubjects.map(read)),
+        "viewer": ("Read-only access", PermissionSubject.inProject.map(read)),
     ]
 
     static func builtInRole(_ slug: String, project: String) -> RoleInfo? {
@@ -169,8 +229,8 @@ enum PolicyEvaluator {
     /// Organization-level permissions of an org role (org admins are handled as superusers of the org).
     static func orgPermissions(_ role: OrgRole) -> [Permission] {
         switch role {
-        case .admin: return [all("*")]
-        case .member: return [Permission(subject: "projects", actions: ["create"])]
+        case .admin: return [Permission(subject: "*", actions: ["*"])]
+        case .member: return [allow(.projects, [.create])]
         case .noAccess: return []
         }
     }

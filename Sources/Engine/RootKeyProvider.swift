@@ -1,5 +1,6 @@
 import Crypto
 import EngineAPI
+import ExtrasBase64
 import Foundation
 
 /// Where the root key (the key-encryption key) comes from. A protocol so an HSM or KMS provider can be added
@@ -39,7 +40,7 @@ public struct FileRootKeyProvider: RootKeyProvider {
 
     static func parse(_ data: Data, source: String) throws -> SymmetricKey {
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let raw = Data(base64Encoded: text), raw.count == 32 else {
+        guard let raw = try? Base64.decode(string: text), raw.count == 32 else {
             throw EngineError(.unavailable, "\(source) does not hold a base64-encoded 32-byte key")
         }
         return SymmetricKey(data: raw)
@@ -48,7 +49,7 @@ public struct FileRootKeyProvider: RootKeyProvider {
     /// Creates a new random key file with mode 0600. Fails if the file exists.
     public static func create(path: String) throws {
         let key = SymmetricKey(size: .bits256)
-        let text = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+        let text = key.withUnsafeBytes { Base64.encodeToString(bytes: $0) } + "\n"
         try writeNew(path: path, contents: Data(text.utf8))
     }
 

@@ -147,7 +147,7 @@ extension GatehouseEngine {
             IndexEntry(PAMSessionIndex.grantee, IndexKey(s.granteeName).appending(t)),
             IndexEntry(PAMSessionIndex.resource, IndexKey(s.resourceName).appending(t)),
             IndexEntry(PAMSessionIndex.user, IndexKey(s.username).appending(t)),
-            IndexEntry(PAMSessionIndex.reason, IndexKey(s.endReason ?? "open").appending(t)),
+            IndexEntry(PAMSessionIndex.reason, IndexKey(s.endReason?.rawValue ?? "open").appending(t)),
         ]
         if let ended = s.endedAt, body.sealedRecordingKey != nil, s.recordingDeletedAt == nil, s.legalHold == nil {
             entries.append(IndexEntry(PAMSessionIndex.retained, IndexKey().appending(Record.millis(ended))))

@@ -111,6 +111,29 @@ extension EngineError.Subproblem {
     }
 }
 
+/// The state of an ACME account, order, authorization or challenge (RFC 8555 §7.1.6), stored and sent as its
+/// `rawValue`.
+public struct ACMEStatus: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let pending = Self(rawValue: "pending")
+    public static let processing = Self(rawValue: "processing")
+    public static let ready = Self(rawValue: "ready")
+    public static let valid = Self(rawValue: "valid")
+    public static let invalid = Self(rawValue: "invalid")
+    public static let deactivated = Self(rawValue: "deactivated")
+    public static let revoked = Self(rawValue: "revoked")
+    public static let expired = Self(rawValue: "expired")
+
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
 /// An ACME error as stored on a challenge, authorization or order (`type` is the full URN).
 public struct ACMEError: Sendable, Hashable, Codable {
     public var type: String
@@ -125,7 +148,7 @@ public struct ACMEAccountInfo: Sendable, Hashable, Codable {
     public var id: String
     public var profileId: String
     /// `valid`, `deactivated` or `revoked`.
-    public var status: String
+    public var status: ACMEStatus
     public var contact: [String]
     public var thumbprint: String
     /// The account key as RFC 7638 canonical JWK JSON.
@@ -133,7 +156,7 @@ public struct ACMEAccountInfo: Sendable, Hashable, Codable {
     public var eabKeyId: String?
     public var createdAt: Date
     public init(
-        id: String, profileId: String, status: String, contact: [String], thumbprint: String, jwk: String, eabKeyId: String?,
+        id: String, profileId: String, status: ACMEStatus, contact: [String], thumbprint: String, jwk: String, eabKeyId: String?,
         createdAt: Date
     ) {
         self.id = id
@@ -152,10 +175,10 @@ public struct ACMEChallengeInfo: Sendable, Hashable, Codable {
     public var type: String
     public var token: String
     /// `pending`, `processing`, `valid`, `invalid`.
-    public var status: String
+    public var status: ACMEStatus
     public var validated: Date?
     public var error: ACMEError?
-    public init(id: String, type: String, token: String, status: String, validated: Date? = nil, error: ACMEError? = nil) {
+    public init(id: String, type: String, token: String, status: ACMEStatus, validated: Date? = nil, error: ACMEError? = nil) {
         self.id = id
         self.type = type
         self.token = token
@@ -171,12 +194,12 @@ public struct ACMEAuthorizationInfo: Sendable, Hashable, Codable {
     public var accountId: String
     public var identifier: ACMEIdentifier
     /// `pending`, `valid`, `invalid`, `deactivated`, `expired`, `revoked`.
-    public var status: String
+    public var status: ACMEStatus
     public var expires: Date
     public var wildcard: Bool
     public var challenges: [ACMEChallengeInfo]
     public init(
-        id: String, orderId: String, accountId: String, identifier: ACMEIdentifier, status: String, expires: Date,
+        id: String, orderId: String, accountId: String, identifier: ACMEIdentifier, status: ACMEStatus, expires: Date,
         wildcard: Bool, challenges: [ACMEChallengeInfo]
     ) {
         self.id = id
@@ -195,7 +218,7 @@ public struct ACMEOrderInfo: Sendable, Hashable, Codable {
     public var accountId: String
     public var profileId: String
     /// `pending`, `ready`, `processing`, `valid`, `invalid`.
-    public var status: String
+    public var status: ACMEStatus
     public var expires: Date
     public var identifiers: [ACMEIdentifier]
     public var notBefore: Date?
@@ -208,7 +231,7 @@ public struct ACMEOrderInfo: Sendable, Hashable, Codable {
     /// The profile the client chose in newOrder (its slug), when it chose one (draft-ietf-acme-profiles).
     public var profile: String?
     public init(
-        id: String, accountId: String, profileId: String, status: String, expires: Date, identifiers: [ACMEIdentifier],
+        id: String, accountId: String, profileId: String, status: ACMEStatus, expires: Date, identifiers: [ACMEIdentifier],
         notBefore: Date?, notAfter: Date?, authorizations: [String], certificateSerial: String?, error: ACMEError?,
         replaces: String? = nil, profile: String? = nil
     ) {

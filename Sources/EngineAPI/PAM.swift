@@ -269,6 +269,35 @@ public struct PAMSessionQuery: Sendable, Hashable {
     }
 }
 
+/// Why a proxied session ended, stored and sent as its `rawValue` (the session list filters on it).
+public struct PAMSessionEndReason: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let clientDisconnected = Self(rawValue: "client-disconnected")
+    public static let clientTerminated = Self(rawValue: "client-terminated")
+    public static let clientError = Self(rawValue: "client-error")
+    public static let clientProtocolViolation = Self(rawValue: "client-protocol-violation")
+    public static let messageTooLarge = Self(rawValue: "message-too-large")
+    public static let upstreamClosed = Self(rawValue: "upstream-closed")
+    public static let upstreamError = Self(rawValue: "upstream-error")
+    public static let upstreamUnreachable = Self(rawValue: "upstream-unreachable")
+    public static let upstreamLoginFailed = Self(rawValue: "upstream-login-failed")
+    public static let grantExpired = Self(rawValue: "grant-expired")
+    public static let grantRevoked = Self(rawValue: "grant-revoked")
+    public static let recordingFailed = Self(rawValue: "recording-failed")
+    /// Found open at the start of the node that ran it: that node stopped (crash or kill).
+    public static let nodeCrashed = Self(rawValue: "node-crashed")
+    public static let ended = Self(rawValue: "ended")
+
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
 public struct PAMSessionInfo: Sendable, Hashable, Codable {
     public var id: String
     public var project: String
@@ -280,7 +309,7 @@ public struct PAMSessionInfo: Sendable, Hashable, Codable {
     public var clientAddress: String?
     public var startedAt: Date
     public var endedAt: Date?
-    public var endReason: String?
+    public var endReason: PAMSessionEndReason?
     public var stats: PAMSessionStats?
     /// Set while the session is under legal hold: its recording outlives the project's retention.
     public var legalHold: PAMLegalHold?
@@ -289,7 +318,7 @@ public struct PAMSessionInfo: Sendable, Hashable, Codable {
     public var recordingDeletion: String?
     public init(
         id: String, project: String, grantId: String, resourceName: String, username: String, granteeId: String,
-        granteeName: String, clientAddress: String?, startedAt: Date, endedAt: Date? = nil, endReason: String? = nil,
+        granteeName: String, clientAddress: String?, startedAt: Date, endedAt: Date? = nil, endReason: PAMSessionEndReason? = nil,
         stats: PAMSessionStats? = nil
     ) {
         self.id = id
@@ -489,7 +518,7 @@ public protocol PAMSessionEngine: Sendable {
     /// local revocation and poll `pamSessionDeadline` for the other nodes'.
     func waitForPAMGrantChange(grantId: String, timeout: Duration) async
     /// Records the end of a session.
-    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async
+    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async
     /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
     /// recording key, for a session that exists.
     func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Crypto
 import ServerSupport
+import SwiftASN1
 
 /// ACME settings of the HTTPS listener.
 public struct ACMESettings: Sendable {
@@ -170,7 +171,7 @@ struct ACMERoutes: Sendable {
             let id = String(kid.dropFirst((base + "/account/").count))
             let account: ACMEAccountInfo
             do { account = try await engine.acmeAccount(profileId: profile.id, accountId: id) } catch { throw Self.problem(error) }
-            guard account.status == "valid" else { throw ACMEProblem.unauthorized("the account is \(account.status)") }
+            guard account.status == .valid else { throw ACMEProblem.unauthorized("the account is \(account.status)") }
             guard let object = try? JSONSerialization.jsonObject(with: Data(account.jwk.utf8)) as? [String: Any] else {
                 throw ACMEProblem("serverInternal", "stored account key unreadable", status: 500)
             }
@@ -212,12 +213,12 @@ struct ACMERoutes: Sendable {
     // MARK: Resources
 
     func accountJSON(_ a: ACMEAccountInfo, base: String) -> [String: Any] {
-        ["status": a.status, "contact": a.contact, "orders": "\(base)/account/\(a.id)/orders", "createdAt": a.createdAt.formatted(.iso8601)]
+        ["status": a.status.rawValue, "contact": a.contact, "orders": "\(base)/account/\(a.id)/orders", "createdAt": a.createdAt.formatted(.iso8601)]
     }
 
     func orderJSON(_ o: ACMEOrderInfo, base: String) -> [String: Any] {
         var j: [String: Any] = [
-            "status": o.status, "expires": o.expires.formatted(.iso8601),
+            "status": o.status.rawValue, "expires": o.expires.formatted(.iso8601),
             "identifiers": o.identifiers.map { ["type": $0.type, "value": $0.value] },
             "authorizations": o.authorizations.map { "\(base)/authz/\($0)" }, "finalize": "\(base)/finalize/\(o.id)",
         ]
@@ -231,7 +232,7 @@ struct ACMERoutes: Sendable {
     }
 
     func challengeJSON(_ c: ACMEChallengeInfo, base: String) -> [String: Any] {
-        var j: [String: Any] = ["type": c.type, "url": "\(base)/chall/\(c.id)", "token": c.token, "status": c.status]
+        var j: [String: Any] = ["type": c.type, "url": "\(base)/chall/\(c.id)", "token": c.token, "status": c.status.rawValue]
         if let v = c.validated { j["validated"] = v.formatted(.iso8601) }
         if let e = c.error { j["error"] = ["type": e.type, "detail": e.detail] }
         return j
@@ -239,7 +240,7 @@ struct ACMERoutes: Sendable {
 
     func authzJSON(_ a: ACMEAuthorizationInfo, base: String) -> [String: Any] {
         var j: [String: Any] = [
-            "status": a.status, "expires": a.expires.formatted(.iso8601),
+            "status": a.status.rawValue, "expires": a.expires.formatted(.iso8601),
             "identifier": ["type": a.identifier.type, "value": a.identifier.value],
             "challenges": a.challenges.map { challengeJSON($0, base: base) },
         ]
@@ -324,7 +325,7 @@ struct ACMERoutes: Sendable {
                     let payload = try call.jws.payloadObject()
                     var account: ACMEAccountInfo
                     if let payload, payload["contact"] != nil || payload["status"] != nil {
-                        if let status = payload["status"] as? String, status != "deactivated" {
+                        if let status = payload["status"] as? String, status != ACMEStatus.deactivated.rawValue {
                             throw ACMEProblem.malformed("an account can only be updated to status 'deactivated'")
                         }
                         account = try await engine.acmeUpdateAccount(
@@ -392,7 +393,7 @@ struct ACMERoutes: Sendable {
                 await post(request, context) { call in
                     let order = try await engine.acmeOrder(call.ctx, accountId: call.accountId ?? "", orderId: try context.parameters.require("id"))
                     var extra: HTTPFields = [:]
-                    if order.status == "processing" || order.status == "pending" { extra[.retryAfter] = "1" }
+                    if order.status == .processing || order.status == .pending { extra[.retryAfter] = "1" }
                     return await json(orderJSON(order, base: call.base), base: call.base, extra: extra)
                 }
             }
@@ -400,7 +401,7 @@ struct ACMERoutes: Sendable {
                 await post(request, context) { call in
                     let authz = try await engine.acmeAuthorization(call.ctx, accountId: call.accountId ?? "", authorizationId: try context.parameters.require("id"))
                     var extra: HTTPFields = [:]
-                    if authz.status == "pending" { extra[.retryAfter] = "1" }
+                    if authz.status == .pending { extra[.retryAfter] = "1" }
                     return await json(authzJSON(authz, base: call.base), base: call.base, extra: extra)
                 }
             }
@@ -411,7 +412,7 @@ struct ACMERoutes: Sendable {
                         call.ctx, accountId: call.accountId ?? "", challengeId: id, lease: validator.lease.seconds)
                     if let task, let validated = await validator.validateFirst(task) { challenge = validated }
                     var extra: HTTPFields = [HTTPField.Name("Link")!: "<\(call.base)/authz/\(authz.id)>;rel=\"up\""]
-                    if challenge.status == "processing" { extra[.retryAfter] = "1" }
+                    if challenge.status == .processing { extra[.retryAfter] = "1" }
                     return await json(challengeJSON(challenge, base: call.base), base: call.base, extra: extra)
                 }
             }
@@ -429,10 +430,7 @@ struct ACMERoutes: Sendable {
                     let chain = try await engine.acmeCertificate(call.ctx, accountId: call.accountId ?? "", serial: try context.parameters.require("serial"))
                     var h = await headers(call.base)
                     h[.contentType] = "application/pem-certificate-chain"
-                    let pem = chain.map { der in
-                        "-----BEGIN CERTIFICATE-----\n" + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
-                            + "\n-----END CERTIFICATE-----\n"
-                    }.joined()
+                    let pem = chain.map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString + "\n" }.joined()
                     return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: pem)))
                 }
             }

@@ -69,7 +69,7 @@ public final class ACMEValidator: Service, Sendable {
             return nil
         }
         var valid = task.challenge
-        valid.status = "valid"
+        valid.status = .valid
         valid.validated = Date()
         return valid
     }

@@ -1,4 +1,4 @@
-import KMIPFrontEnd
+import KMIPService
 import EngineAPI
 import Foundation
 import HTTPTypes

@@ -1,5 +1,6 @@
 import ESTProtocol
 import EngineAPI
+import ExtrasBase64
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -57,8 +58,8 @@ struct ESTRoutes: Sendable {
     static func basicPassword(_ request: Request) throws -> String? {
         guard let value = request.headers[.authorization] else { return nil }
         guard value.lowercased().hasPrefix("basic "),
-            let decoded = Data(base64Encoded: String(value.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+            let decoded = try? Base64.decode(string: String(value.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(validating: decoded, as: UTF8.self), let colon = text.firstIndex(of: ":")
         else {
             throw EngineError(.unauthenticated, "the Authorization header must be HTTP Basic")
         }

@@ -1,7 +1,7 @@
 import EngineAPI
 import Foundation
 import Hummingbird
-import KMIPFrontEnd
+import KMIPService
 import KMIPProtocol
 import NIOCore
 import TTLV

@@ -1,4 +1,5 @@
 import EngineAPI
+import ExtrasBase64
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -205,8 +206,8 @@ struct PKIRoutes: Sendable {
         root.get("pki/ocsp/:request") { _, c -> Response in
             // RFC 6960 Appendix A.1: base64 (URL-encoded) DER in the path.
             let text = try c.parameters.require("request").removingPercentEncoding ?? ""
-            guard let der = Data(base64Encoded: text) else { return try await ocspResponse([]) }
-            return try await ocspResponse(Array(der))
+            guard let der = try? Base64.decode(string: text) else { return try await ocspResponse([]) }
+            return try await ocspResponse(der)
         }
     }
 

@@ -1,6 +1,7 @@
 import EngineAPI
 import Foundation
 import KMIPProtocol
+import KMIPService
 import Logging
 import NIOCore
 import NIOPosix

@@ -46,7 +46,7 @@ public struct KMIPRequest: Sendable {
         else { throw Invalid(description: "missing or malformed Protocol Version") }
         let version = ProtocolVersion(major, minor)
         protocolVersion = version
-        var credential_: UsernamePassword?
+        var parsedCredential: UsernamePassword?
         if case .integer(let m)? = header.child(KMIPTag.maximumResponseSize)?.value { maximumResponseSize = m }
         if case .enumeration(let e)? = header.child(KMIPTag.batchErrorContinuationOption)?.value {
             batchErrorContinuation = e
@@ -64,9 +64,9 @@ public struct KMIPRequest: Sendable {
             }
             var password: [UInt8] = []
             if case .textString(let p)? = value.child(0x4200A1)?.value { password = Array(p.utf8) }
-            credential_ = UsernamePassword(username: user, password: password)
+            parsedCredential = UsernamePassword(username: user, password: password)
         }
-        credential = credential_
+        credential = parsedCredential
         guard case .integer(let count)? = header.child(KMIPTag.batchCount)?.value else {
             throw Invalid(description: "missing Batch Count", version: version)
         }

@@ -70,12 +70,12 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let sqlState: String
                 let text: String
                 if case .invalidLength(let length, let limit) = error as? PGWireError, length > limit {
-                    relay.end("message-too-large")
+                    relay.end(.messageTooLarge)
                     sqlState = "54000"
                     text = "a message of \(length) bytes exceeds listeners.postgres.max_message_size (\(limit) bytes): "
                         + "it was not sent to the database, and the session ends"
                 } else {
-                    relay.end("client-protocol-violation")
+                    relay.end(.clientProtocolViolation)
                     sqlState = "08P01"
                     text = "\(error)"
                 }
@@ -88,7 +88,7 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             if relay.failClosed, let failure = relay.recorder?.failure {
-                relay.end("recording-failed")
+                relay.end(.recordingFailed)
                 let message = PGBackendMessage.error(
                     sqlState: "58030", message: "terminating the session: the recording failed (\(failure))", severity: "FATAL").frame.bytes
                 context?.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message)), promise: nil)
@@ -100,7 +100,7 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 $0.statements = observer?.statements ?? 0
             }
             partnerContext.write(wrapOutboundOut(bytes), promise: nil)
-            if observer?.terminated == true { relay.end("client-terminated") }
+            if observer?.terminated == true { relay.end(.clientTerminated) }
         } else {
             partnerContext.write(wrapOutboundOut(bytes), promise: nil)
             relay.stats.value.withLock { $0.bytesFromServer += Int64(bytes.readableBytes) }
@@ -149,7 +149,7 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
         waiter?.succeed(nil)
         waiter = nil
         if mode == .relay {
-            relay?.end(isClient ? "client-disconnected" : "upstream-closed")
+            relay?.end(isClient ? .clientDisconnected : .upstreamClosed)
             // What the partner still has to send (e.g. the server's FATAL) is flushed before it closes.
             if let pc = partner?.context {
                 let partnerChannel = pc.channel
@@ -165,7 +165,7 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
             waiter?.fail(error)
             waiter = nil
         } else {
-            relay?.end(isClient ? "client-error" : "upstream-error")
+            relay?.end(isClient ? .clientError : .upstreamError)
         }
         context.close(promise: nil)
     }
@@ -205,13 +205,13 @@ final class PGRelayState: Sendable {
     let stats: StatsBox
     let recorder: PGSessionRecorder?
     let failClosed: Bool
-    let reason = Mutex<String?>(nil)
+    let reason = Mutex<PAMSessionEndReason?>(nil)
     init(stats: StatsBox, recorder: PGSessionRecorder?, failClosed: Bool) {
         self.stats = stats
         self.recorder = recorder
         self.failClosed = failClosed
     }
-    func end(_ why: String) { reason.withLock { if $0 == nil { $0 = why } } }
+    func end(_ why: PAMSessionEndReason) { reason.withLock { if $0 == nil { $0 = why } } }
 }
 
 /// The session task's handle on one side.
@@ -276,7 +276,7 @@ struct PGConnection: Sendable {
             }
             for side in [ch, sh] {
                 if side.eof {
-                    side.relay?.end(side.isClient ? "client-disconnected" : "upstream-closed")
+                    side.relay?.end(side.isClient ? .clientDisconnected : .upstreamClosed)
                     side.closeBoth()
                 } else if let context = side.context {
                     side.readWanted = false

@@ -131,7 +131,7 @@ public struct PGProxyListener: Service {
         let markers = openMarkers
         for id in markers.list() {
             logger.warning("PAM session left open by a stopped daemon", metadata: ["sessionId": "\(id)"])
-            await engine.closePAMSession(.system("pam-proxy"), sessionId: id, reason: "node-crashed", stats: PAMSessionStats())
+            await engine.closePAMSession(.system("pam-proxy"), sessionId: id, reason: .nodeCrashed, stats: PAMSessionStats())
             markers.remove(id)
         }
     }
@@ -243,7 +243,7 @@ struct PGProxySession {
             upstream = try await PGUpstream.open(target, on: channel.eventLoop)
         } catch {
             logger.error("PAM upstream unreachable", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
-            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-unreachable", stats: .init())
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .upstreamUnreachable, stats: .init())
             return await fatal("08006", "cannot connect to the resource (the Gatehouse log has the reason)")
         }
         defer { upstream.close() }
@@ -258,7 +258,7 @@ struct PGProxySession {
         } catch {
             // The upstream's words stay in the log: the client is told only that the login failed.
             logger.error("PAM upstream login failed", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
-            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "upstream-login-failed", stats: .init())
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .upstreamLoginFailed, stats: .init())
             return await fatal("08006", "the resource refused the proxy's login (the Gatehouse log has the reason)")
         }
         var proxyKey: (processID: Int32, secretKey: Int32)?
@@ -278,7 +278,7 @@ struct PGProxySession {
         openMarkers.add(ticket.sessionId)
         if ticket.resource.failClosed, let reason = listener.settings.recordingBlocked() {
             logger.error("PAM session refused: recordings cannot reach the store", metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)"])
-            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
+            await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .recordingFailed, stats: .init())
             openMarkers.remove(ticket.sessionId)
             return await fatal("58030", "session recordings cannot reach their store (\(reason)), and this resource requires one")
         }
@@ -289,7 +289,7 @@ struct PGProxySession {
         } catch {
             logger.error("PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
             if ticket.resource.failClosed {
-                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: "recording-failed", stats: .init())
+                await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .recordingFailed, stats: .init())
                 openMarkers.remove(ticket.sessionId)
                 return await fatal("58030", "the session recording cannot be written, and this resource requires one")
             }
@@ -322,7 +322,7 @@ struct PGProxySession {
                 serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30, recordRows: ticket.resource.recordRows ?? 0),
                 clientLeftover: ByteBuffer(bytes: clientLeftover), serverLeftover: ByteBuffer(bytes: upDecoder.drain()))
         } catch {
-            state.end("client-disconnected")
+            state.end(.clientDisconnected)
             relaying = false
         }
 
@@ -332,7 +332,7 @@ struct PGProxySession {
         let engine = self.engine
         let logger = self.logger
         let checkEvery = listener.settings.grantCheckInterval
-        let reason: String = !relaying ? (state.reason.withLock { $0 } ?? "client-disconnected") : await withTaskGroup(of: String?.self) { group in
+        let reason: PAMSessionEndReason = !relaying ? (state.reason.withLock { $0 } ?? .clientDisconnected) : await withTaskGroup(of: PAMSessionEndReason?.self) { group in
             group.addTask {
                 try? await clientChannel.closeFuture.get()
                 return nil
@@ -353,10 +353,10 @@ struct PGProxySession {
                     }
                     guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
                         // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.
-                        return ticket.expiresAt.timeIntervalSinceNow < 1 ? "grant-expired" : "grant-revoked"
+                        return ticket.expiresAt.timeIntervalSinceNow < 1 ? .grantExpired : .grantRevoked
                     }
                     deadline = min(current, ticket.expiresAt)
-                    if deadline <= Date() { return "grant-expired" }
+                    if deadline <= Date() { return .grantExpired }
                 }
                 return nil
             }
@@ -365,7 +365,7 @@ struct PGProxySession {
                     // Seals what is pending every second: a crash loses at most that much.
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: .seconds(1)) } catch { return nil }
-                        if !recorder.flush(), state.failClosed { return "recording-failed" }
+                        if !recorder.flush(), state.failClosed { return .recordingFailed }
                     }
                     return nil
                 }
@@ -373,16 +373,16 @@ struct PGProxySession {
             let first = await group.next() ?? nil
             if let first {
                 state.end(first)
-                if first.hasPrefix("grant-") || first == "recording-failed" {
+                if [.grantExpired, .grantRevoked, .recordingFailed].contains(first) {
                     // The client hears nothing more from the database: what it still sends is dropped, and it is told
                     // why. The statement in flight is cancelled with the backend's own key, so it stops and its
                     // transaction rolls back, before the upstream connection is closed (closing alone leaves the
                     // backend running the statement until it next writes to the socket, and a commit can land).
                     let clientSide = client.handler
                     try? await clientChannel.eventLoop.submit { clientSide.value.dropInput = true }.get()
-                    let text = first == "grant-expired" ? "the access grant expired" : first == "grant-revoked" ? "the access grant was revoked" : "the recording failed"
+                    let text = first == .grantExpired ? "the access grant expired" : first == .grantRevoked ? "the access grant was revoked" : "the recording failed"
                     try? await clientChannel.writeAndFlush(
-                        ByteBuffer(bytes: PGBackendMessage.error(sqlState: first == "recording-failed" ? "58030" : "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
+                        ByteBuffer(bytes: PGBackendMessage.error(sqlState: first == .recordingFailed ? "58030" : "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
                     if let key = greeting.backendKey {
                         await PGUpstream.cancel(target, processID: key.processID, secretKey: key.secretKey, on: upChannel.eventLoop, logger: logger)
                     }
@@ -391,12 +391,12 @@ struct PGProxySession {
             clientChannel.close(promise: nil)
             upChannel.close(promise: nil)
             group.cancelAll()
-            return state.reason.withLock { $0 } ?? "ended"
+            return state.reason.withLock { $0 } ?? .ended
         }
         var final = state.stats.value.withLock { $0 }
         if let recorder {
-            recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason))
-            if let sealed = await recorder.close(reason: reason, engine: engine, sessionId: ticket.sessionId) {
+            recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason.rawValue))
+            if let sealed = await recorder.close(reason: reason.rawValue, engine: engine, sessionId: ticket.sessionId) {
                 final.recordingChunks = sealed.chunks
                 final.recordingChain = sealed.chain
             }

@@ -1,3 +1,4 @@
+import ExtrasBase64
 import Foundation
 import Crypto
 import _CryptoExtras
@@ -71,7 +72,7 @@ public struct SCRAMClient: Sendable {
             let value = String(part.dropFirst(2))
             switch part.first {
             case "r": nonce = value
-            case "s": salt = Data(base64Encoded: value).map { Array($0) }
+            case "s": salt = try? Base64.decode(string: value)
             case "i": iterations = Int(value)
             case "m": throw SCRAMError.malformed("mandatory extension")
             default: break
@@ -86,20 +87,20 @@ public struct SCRAMClient: Sendable {
         let saltedKey = salted.withUnsafeBytes { Array($0) }
         let clientKey = Self.hmac(saltedKey, "Client Key")
         let storedKey = Array(SHA256.hash(data: clientKey))
-        let withoutProof = "c=" + Data(Array(gs2Header.utf8) + channelBinding).base64EncodedString() + ",r=" + nonce
+        let withoutProof = "c=" + Base64.encodeToString(bytes: Array(gs2Header.utf8) + channelBinding) + ",r=" + nonce
         let authMessage = clientFirstBare + "," + text + "," + withoutProof
         let clientSignature = Self.hmac(storedKey, authMessage)
         let proof = zip(clientKey, clientSignature).map { $0 ^ $1 }
         let serverKey = Self.hmac(saltedKey, "Server Key")
         serverSignature = Self.hmac(serverKey, authMessage)
-        return Array((withoutProof + ",p=" + Data(proof).base64EncodedString()).utf8)
+        return Array((withoutProof + ",p=" + Base64.encodeToString(bytes: proof)).utf8)
     }
 
     /// Checks server-final-message (AuthenticationSASLFinal): the server proves it knows the password too.
     public func verify(serverFinal: [UInt8]) throws {
         let text = String(decoding: serverFinal, as: UTF8.self)
         if text.hasPrefix("e=") { throw SCRAMError.serverError(String(text.dropFirst(2))) }
-        guard text.hasPrefix("v="), let signature = Data(base64Encoded: String(text.dropFirst(2).prefix { $0 != "," })).map({ Array($0) }),
+        guard text.hasPrefix("v="), let signature = try? Base64.decode(string: String(text.dropFirst(2).prefix { $0 != "," })),
             let expected = serverSignature
         else { throw SCRAMError.malformed("server-final") }
         var difference: UInt8 = signature.count == expected.count ? 0 : 1

@@ -17,7 +17,7 @@ public enum PKCS12Archive {
             p.initialize(from: bytes, count: bytes.count)
             return p
         }
-        defer { pointers.forEach { $0.deallocate() } }
+        defer { for pointer in pointers { pointer.deallocate() } }
         var out: UnsafeMutablePointer<UInt8>?
         let n: Int = certificate.withUnsafeBufferPointer { cert in
             privateKeyPKCS8.withUnsafeBufferPointer { key in

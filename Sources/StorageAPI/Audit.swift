@@ -1,3 +1,4 @@
+import ExtrasBase64
 import Foundation
 
 /// The fields of an audit event that searches filter on, copied out of its body when it is written. The body (which
@@ -145,15 +146,13 @@ public struct AuditQuery: Sendable, Hashable {
         /// An opaque text form for APIs.
         public var token: String {
             let text = "\(timestampMillis)\u{0}\(position.sequence)\u{0}\(position.chain)"
-            return Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            return Base64.encodeToString(bytes: Array(text.utf8), options: [.base64UrlAlphabet, .omitPaddingCharacter])
         }
 
         /// Parses `token`; nil for anything else.
         public init?(token: String) {
-            var b64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-            while b64.count % 4 != 0 { b64 += "=" }
-            guard token.utf8.count <= 512, let data = Data(base64Encoded: b64) else { return nil }
+            guard token.utf8.count <= 512, let data = try? Base64.decode(string: token, options: [.base64UrlAlphabet, .omitPaddingCharacter])
+            else { return nil }
             let parts = String(decoding: data, as: UTF8.self).split(separator: "\u{0}", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, let ts = Int64(parts[0]), let seq = Int64(parts[1]) else { return nil }
             self.init(timestampMillis: ts, position: AuditPosition(chain: String(parts[2]), sequence: seq))

@@ -1,3 +1,4 @@
+import ExtrasBase64
 import Foundation
 
 /// An order-preserving tuple key for secondary indexes: a sequence of typed parts whose encoding compares bytewise
@@ -201,17 +202,15 @@ public struct IndexCursor: Sendable, Hashable {
         withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
         data.append(contentsOf: key.bytes)
         data.append(contentsOf: Array(id.utf8))
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64.encodeToString(bytes: data, options: [.base64UrlAlphabet, .omitPaddingCharacter])
     }
 
     /// Decodes a `token`; nil when it is not one.
     public init?(token: String) {
         guard token.count <= 4096 else { return nil }
-        var b64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b64.count % 4 != 0 { b64 += "=" }
-        guard let data = Data(base64Encoded: b64), data.count >= 4 else { return nil }
-        let bytes = Array(data)
+        guard let bytes = try? Base64.decode(string: token, options: [.base64UrlAlphabet, .omitPaddingCharacter]), bytes.count >= 4 else {
+            return nil
+        }
         let n = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
         guard n <= bytes.count - 4, let id = String(bytes: bytes[(4 + n)...], encoding: .utf8) else { return nil }
         self.key = IndexKey(encoded: Array(bytes[4..<(4 + n)]))

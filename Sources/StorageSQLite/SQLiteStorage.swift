@@ -289,7 +289,7 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
     private func abandon(_ error: any Error) -> any Error {
         let members = abandonBatch()
         lock.unlock()
-        members.forEach { $0.resume(throwing: error) }
+        for member in members { member.resume(throwing: error) }
         return error
     }
 

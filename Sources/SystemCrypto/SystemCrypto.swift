@@ -45,6 +45,35 @@ public enum AESGCMAnyLength {
     }
 }
 
+/// Blowfish-CBC, only because KMIP clients still derive keys with it (PyKMIP's ENCRYPT derivation test uses it): from
+/// OpenSSL's legacy provider, loaded into a private library context so nothing else in the process gains the legacy
+/// algorithms.
+public enum BlowfishCBC {
+    /// The private context, made once; nil when the system OpenSSL has no legacy module.
+    nonisolated(unsafe) static let context: OpaquePointer? = gh_legacy_context()
+
+    /// Whether Blowfish is available here.
+    public static var available: Bool { context != nil }
+
+    /// Encrypts (or decrypts) with a 4–56 byte key and an 8-byte IV; PKCS#5 padding when `pad`, else the input must
+    /// be whole 8-byte blocks. Nil when the parameters are unusable or Blowfish is not available.
+    public static func run(encrypt: Bool, key: [UInt8], iv: [UInt8], pad: Bool, _ input: [UInt8]) -> [UInt8]? {
+        guard let context, (4...56).contains(key.count), iv.count == 8, pad || input.count % 8 == 0 else { return nil }
+        var out = [UInt8](repeating: 0, count: input.count + 8)
+        let n = key.withUnsafeBufferPointer { k in
+            iv.withUnsafeBufferPointer { v in
+                input.withUnsafeBufferPointer { i in
+                    out.withUnsafeMutableBufferPointer { o in
+                        gh_bf_cbc(context, encrypt ? 1 : 0, k.baseAddress, Int32(k.count), v.baseAddress, pad ? 1 : 0, i.baseAddress, i.count, o.baseAddress)
+                    }
+                }
+            }
+        }
+        guard n >= 0 else { return nil }
+        return Array(out.prefix(n))
+    }
+}
+
 /// RSA-OAEP with the hash, MGF1 hash and label a KMIP client asks for (through the system OpenSSL; swift-crypto
 /// offers only SHA-1 and SHA-256 without a label).
 public enum RSAOAEP {

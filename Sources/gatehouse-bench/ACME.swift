@@ -176,9 +176,7 @@ final class ACMEFlow: @unchecked Sendable {
             let newAccount = url("newAccount")
             let p = Self.b64(try JSONSerialization.data(withJSONObject: ["alg": "HS256", "kid": eabKid, "url": newAccount], options: [.withoutEscapingSlashes]))
             let payload = Self.b64(try JSONSerialization.data(withJSONObject: jwk))
-            var k = eabKey.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-            while k.count % 4 != 0 { k += "=" }
-            let mac = HMAC<SHA256>.authenticationCode(for: Array((p + "." + payload).utf8), using: SymmetricKey(data: Data(base64Encoded: k) ?? Data()))
+            let mac = HMAC<SHA256>.authenticationCode(for: Array((p + "." + payload).utf8), using: SymmetricKey(data: Base64URL.decode(eabKey) ?? []))
             eab = ["protected": p, "payload": payload, "signature": Self.b64(mac)]
         }
         let (status, body, headers) = try await post(request, url("newAccount"), ["termsOfServiceAgreed": true, "contact": ["mailto:bench@example.org"]], eab: eab)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Crypto
+import ESTProtocol
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -132,7 +133,7 @@ struct EST: AsyncParsableCommand {
                 privateKey: Certificate.PrivateKey(key), attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
             var serializer = DER.Serializer()
             try serializer.serialize(request)
-            return Array(Data(serializer.serializedBytes).base64EncodedString(options: [.lineLength64Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]).utf8)
+            return Array(ESTCodec.base64Lines(serializer.serializedBytes).utf8)
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ExtrasBase64
 import Foundation
 import KMIPProtocol
 import TTLV
@@ -98,7 +99,7 @@ struct Stores: AsyncParsableCommand {
         _ = try Scale.psql(
             postgresURL,
             "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations")
-        let rootKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let rootKey = Base64.encodeToString(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         let pgEnv = [
             "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": postgresURL, "GATEHOUSE_ROOT_KEY_SOURCE": "env",
             "GATEHOUSE_ROOT_KEY": rootKey, "GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS": "1024",

@@ -65,8 +65,8 @@ import Testing
         try daemon.waitUntilListening()
         let (caId, kid, hmac) = try acmeProfile(daemon, work)
         let directory = daemon.httpsBase + "/acme/web-acme/directory"
-        let ca_bundle = daemon.dataDirectory + "/certs/ca.crt"
-        let certbotEnv = ["REQUESTS_CA_BUNDLE": ca_bundle, "CURL_CA_BUNDLE": ""]
+        let caBundle = daemon.dataDirectory + "/certs/ca.crt"
+        let certbotEnv = ["REQUESTS_CA_BUNDLE": caBundle, "CURL_CA_BUNDLE": ""]
         let common = ["--server", directory, "--config-dir", work + "/cb/etc", "--work-dir", work + "/cb/work", "--logs-dir", work + "/cb/logs", "--non-interactive"]
 
         // certbot: register with EAB and get a certificate over http-01.
@@ -129,7 +129,7 @@ import Testing
 
         // Our own client: IP identifiers, profiles and the error paths.
         let own = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, ca_bundle, kid, hmac, "\(http01)",
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/acme-client.py", directory, caBundle, kid, hmac, "\(http01)",
              "http://127.0.0.1:\(dnsManagement)", "\(alpnPort)"], environment: ["ACME_SECOND_PROFILE": "web-acme-short"], timeout: 180)
         #expect(own.status == 0 && own.stdout.contains(" 0 failed"), "acme-client:\n\(own.stdout)\(own.stderr)")
         for step in ["PASS dns-01 validated", "PASS wildcard certificate issued", "PASS tls-alpn-01 validated",

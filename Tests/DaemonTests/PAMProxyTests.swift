@@ -689,10 +689,10 @@ import Testing
         #expect(clientEnd < 1.5, "the client was cut \(clientEnd) s after the revocation (a revocation through this node acts at once)")
         // The audit has the session's end within a second of the revocation.
         let events = try auditLog(f.daemon).events
-        func time(_ type: String, _ where_: ([String: String]) -> Bool) -> Date? {
+        func time(_ type: String, _ matching: ([String: String]) -> Bool) -> Date? {
             events.last { e in
                 let inner = e["event"] as? [String: Any]
-                return inner?["type"] as? String == type && where_(inner?["metadata"] as? [String: String] ?? [:])
+                return inner?["type"] as? String == type && matching(inner?["metadata"] as? [String: String] ?? [:])
             }.flatMap { $0["timestamp"] as? String }.flatMap { ISO8601DateFormatter().date(from: $0) }
         }
         let revokeTime = try #require(time("pam.access.revoke") { _ in true })

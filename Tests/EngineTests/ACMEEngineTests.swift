@@ -234,7 +234,7 @@ import Testing
         let w = try await world()
         let (challengeId, authzId) = try await challenge(w, "a.localhost")
         let (processing, _, task) = try await w.nodeA.acmeRespondChallenge(w.account, accountId: w.accountId, challengeId: challengeId, lease: 60)
-        #expect(processing.status == "processing")
+        #expect(processing.status == .processing)
         #expect(task?.keyAuthorization == processing.token + ".tp")
         #expect(try await pending(w) == 1)
 
@@ -247,14 +247,14 @@ import Testing
 
         try await w.nodeB.acmeCompleteValidation(Self.system, challengeId: challengeId, error: nil)
         let authz = try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId)
-        #expect(authz.status == "valid")
+        #expect(authz.status == .valid)
         #expect(try await pending(w) == 0, "the verdict ends the validation")
         w.clock.advance(61)
         #expect(try await w.nodeA.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty)
         // A late verdict from the node that stopped changes nothing.
         try await w.nodeA.acmeCompleteValidation(
             Self.system, challengeId: challengeId, error: ACMEError(type: ACMEProblemType.connection.urn, detail: "late"))
-        #expect(try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId).status == "valid")
+        #expect(try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId).status == .valid)
     }
 
     @Test func onlyValidatorsClaimAndAValidationOfAnExpiredAuthorizationFails() async throws {
@@ -274,7 +274,7 @@ import Testing
         #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 10).isEmpty)
         for (_, authzId) in ids {
             let authz = try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId)
-            #expect(authz.status == "invalid")
+            #expect(authz.status == .invalid)
             #expect(authz.challenges.first { $0.type == "http-01" }?.error?.detail.contains("expired") == true)
         }
         #expect(try await pending(w) == 0)

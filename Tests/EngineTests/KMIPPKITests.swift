@@ -88,11 +88,11 @@ import _CryptoExtras
         let member = try await engine.createIdentity(admin, IdentitySpec(name: "ops", orgRole: .member))
         _ = try await engine.setMembership(admin, project: "p", identityId: member.id, roles: [RoleGrant(role: "admin")])
         let key = publicKeyPEM(P256.Signing.PrivateKey())
-        #expect(await code { _ = try await engine.setUpKMIPPKI(as_(member), keyAlgorithm: .ecP256) } == .permissionDenied)
+        #expect(await code { _ = try await engine.setUpKMIPPKI(caller(member), keyAlgorithm: .ecP256) } == .permissionDenied)
         #expect(
-            await code { _ = try await engine.issueKMIPClientCertificate(as_(member), KMIPClientCertificateRequest(commonName: "x", publicKey: key)) }
+            await code { _ = try await engine.issueKMIPClientCertificate(caller(member), KMIPClientCertificateRequest(commonName: "x", publicKey: key)) }
                 == .permissionDenied)
-        #expect(await code { _ = try await engine.kmipPKI(as_(member)) } == .permissionDenied)
+        #expect(await code { _ = try await engine.kmipPKI(caller(member)) } == .permissionDenied)
         #expect(try await engine.kmipClientCACertificates().isEmpty, "a refused request generates nothing")
 
         func bad(_ r: KMIPClientCertificateRequest) async -> EngineError.Code? {

@@ -243,7 +243,7 @@ import X509
         func member(_ name: String, _ role: String) async throws -> CallContext {
             let i = try await w.engine.createIdentity(admin, IdentitySpec(name: name, orgRole: .noAccess))
             _ = try await w.engine.setMembership(admin, project: "p", identityId: i.id, roles: [RoleGrant(role: role)])
-            return as_(i)
+            return caller(i)
         }
         let dev = try await member("dev", "developer")
         let viewer = try await member("viewer", "viewer")

@@ -57,7 +57,7 @@ actor CountingRecordingStore: RecordingStore {
             let ended = old ? now.addingTimeInterval(-40 * 86400 - Double(i)) : now.addingTimeInterval(-3600)
             var info = PAMSessionInfo(
                 id: UUID().uuidString.lowercased(), project: "p", grantId: "g", resourceName: "orders", username: "app", granteeId: "id",
-                granteeName: "alice", clientAddress: nil, startedAt: ended.addingTimeInterval(-60), endedAt: ended, endReason: "client-closed")
+                granteeName: "alice", clientAddress: nil, startedAt: ended.addingTimeInterval(-60), endedAt: ended, endReason: .clientDisconnected)
             if (270..<280).contains(i) { info.legalHold = PAMLegalHold(by: "legal", at: now, reason: "case-7") }
             let recorded = i < 280
             sessions.append(PAMSessionBody(info: info, sealedRecordingKey: recorded ? Data([1, 2, 3]) : nil))

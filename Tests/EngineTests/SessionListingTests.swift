@@ -21,7 +21,7 @@ import Testing
         let grantees = ["alice", "bob", "carol"]
         let resources = ["orders", "ledger"]
         let users = ["app", "report", "postgres"]
-        let reasons: [String?] = [nil, "client-closed", "grant-revoked", "grant-expired"]
+        let reasons: [PAMSessionEndReason?] = [nil, .clientDisconnected, .grantRevoked, .grantExpired]
         var all: [PAMSessionInfo] = []
         for i in 0..<400 {
             let project = i % 8 == 7 ? "p1" : "p"
@@ -47,7 +47,7 @@ import Testing
             if Int.random(in: 0..<3, using: &rng) == 0 { q.granteeName = grantees.randomElement(using: &rng)! }
             if Int.random(in: 0..<3, using: &rng) == 0 { q.resourceName = resources.randomElement(using: &rng)! }
             if Int.random(in: 0..<3, using: &rng) == 0 { q.username = users.randomElement(using: &rng)! }
-            if Int.random(in: 0..<4, using: &rng) == 0 { q.endReason = reasons.randomElement(using: &rng)! ?? "open" }
+            if Int.random(in: 0..<4, using: &rng) == 0 { q.endReason = reasons.randomElement(using: &rng)!?.rawValue ?? "open" }
             if Bool.random(using: &rng) { q.since = base.addingTimeInterval(Double(Int.random(in: 0..<2500, using: &rng))) }
             if Bool.random(using: &rng) { q.until = base.addingTimeInterval(Double(Int.random(in: 2500..<5000, using: &rng))) }
             q.oldestFirst = Bool.random(using: &rng)
@@ -62,7 +62,7 @@ import Testing
             } while q.after != nil && pages < 500
             let want = sessions.filter { s in
                 (q.granteeName.map { s.granteeName == $0 } ?? true) && (q.resourceName.map { s.resourceName == $0 } ?? true)
-                    && (q.username.map { s.username == $0 } ?? true) && (q.endReason.map { (s.endReason ?? "open") == $0 } ?? true)
+                    && (q.username.map { s.username == $0 } ?? true) && (q.endReason.map { (s.endReason?.rawValue ?? "open") == $0 } ?? true)
                     && (q.since.map { Record.millis(s.startedAt) >= Record.millis($0) } ?? true)
                     && (q.until.map { Record.millis(s.startedAt) < Record.millis($0) } ?? true)
             }.sorted { a, b in

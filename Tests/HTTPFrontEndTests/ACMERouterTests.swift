@@ -56,7 +56,13 @@ struct ACMETestKey {
             return Self.profile
         }
         override func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] { [Self.profile] }
-        override func acmeNewNonce() async throws -> String { "nonce-\(nonces.withLock { $0 += 1; return $0 })" }
+        override func acmeNewNonce() async throws -> String {
+            let n = nonces.withLock { count in
+                count += 1
+                return count
+            }
+            return "nonce-\(n)"
+        }
         override func acmeConsumeNonce(_ nonce: String) async throws -> Bool {
             log.add("consume \(nonce)")
             return nonce.hasPrefix("nonce-")
@@ -68,7 +74,7 @@ struct ACMETestKey {
             log.add("newAccount \(profileId) \(thumbprint) \(contact) agreed=\(termsAgreed) eab=\(eab?.kid ?? "-") as \(ctx.principal.method)")
             return (
                 ACMEAccountInfo(
-                    id: "acct-1", profileId: profileId, status: "valid", contact: contact, thumbprint: thumbprint, jwk: jwk, eabKeyId: nil,
+                    id: "acct-1", profileId: profileId, status: .valid, contact: contact, thumbprint: thumbprint, jwk: jwk, eabKeyId: nil,
                     createdAt: Date(timeIntervalSince1970: 0)), true
             )
         }

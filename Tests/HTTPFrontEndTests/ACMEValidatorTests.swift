@@ -70,7 +70,7 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
 
     static func task(_ token: String, _ keyAuthorization: String = "ka") -> ACMEValidationTask {
         ACMEValidationTask(
-            challenge: ACMEChallengeInfo(id: "ch-\(token)", type: "http-01", token: token, status: "processing"),
+            challenge: ACMEChallengeInfo(id: "ch-\(token)", type: "http-01", token: token, status: .processing),
             identifier: ACMEIdentifier(type: "dns", value: "site.localhost"), keyAuthorization: keyAuthorization)
     }
 
@@ -89,7 +89,7 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
         let engine = Engine()
         let validator = ACMEValidator(engine: engine, settings: ACMESettings(http01Port: port), sweepInterval: .seconds(3600))
         let valid = await validator.validateFirst(Self.task("good"))
-        #expect(valid?.status == "valid" && valid?.validated != nil)
+        #expect(valid?.status == .valid && valid?.validated != nil)
         #expect(engine.verdicts.withLock { $0 } == ["ch-good valid"])
         let running = Task { try await validator.run() }
         #expect(await validator.validateFirst(Self.task("wrong")) == nil, "still processing")

@@ -1,6 +1,6 @@
 import EngineAPI
 import Foundation
-import KMIPFrontEnd
+import KMIPService
 import KMIPProtocol
 import ServerSupport
 import Synchronization

@@ -6,7 +6,7 @@ import TTLV
 import Testing
 import _CryptoExtras
 
-@testable import KMIPFrontEnd
+@testable import KMIPService
 
 /// Get in another Key Format Type: RSA PKCS#1 ↔ PKCS#8 / X.509 and the Transparent forms (which round-trip
 /// through Register's reading of them), EC Transparent keys.

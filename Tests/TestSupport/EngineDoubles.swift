@@ -241,7 +241,7 @@ open class PAMSessionEngineDouble: PAMSessionEngine, @unchecked Sendable {
     open func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket { throw TestDouble.unimplemented("openPAMSession") }
     open func pamSessionDeadline(sessionId: String, grantId: String) async -> Date? { nil }
     open func waitForPAMGrantChange(grantId: String, timeout: Duration) async {}
-    open func closePAMSession(_ ctx: CallContext, sessionId: String, reason: String, stats: PAMSessionStats) async {}
+    open func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async {}
     open func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8] { throw TestDouble.unimplemented("signPAMRecordingManifest") }
 }
 
