@@ -2,7 +2,7 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -65,7 +65,9 @@ let package = Package(
         ),
         .target(name: "PKCS12", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "SystemCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "StorageAPI", dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")], swiftSettings: strict),
+        .target(
+            name: "StorageAPI", dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")],
+            swiftSettings: strict),
         .target(
             name: "StorageSQLite",
             dependencies: [
@@ -102,7 +104,8 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol", "CZlib", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                "EngineAPI", "StorageAPI", "PKCS12", "SystemCrypto", "SSHProtocol", "Recording", "ACMEProtocol",
+                "CZlib", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -135,7 +138,8 @@ let package = Package(
                 "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPService", "KMIPProtocol", "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -150,9 +154,11 @@ let package = Package(
         .target(
             name: "ACMEProtocol",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             swiftSettings: strict
         ),
@@ -162,16 +168,23 @@ let package = Package(
         .target(
             name: "PGWire",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             swiftSettings: strict
         ),
         .target(
-            name: "ESTProtocol", dependencies: [.product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "ExtrasBase64", package: "swift-extras-base64")], swiftSettings: strict),
+            name: "ESTProtocol",
+            dependencies: [
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ], swiftSettings: strict),
         .target(
             name: "KMIPService",
             dependencies: [
-                "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -227,9 +240,11 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol", "TTLV",
+                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol",
+                "TTLV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -242,7 +257,8 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-bench",
             dependencies: [
-                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ESTProtocol", "ServerSupport", "StorageAPI", "StoragePostgres",
+                "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "EngineAPI", "ACMEProtocol", "ESTProtocol", "ServerSupport",
+                "StorageAPI", "StoragePostgres",
                 "StorageS3", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -270,15 +286,21 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["StorageAPI", "StorageSQLite", "StoragePostgres", "StorageS3", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "StorageAPI", "StorageSQLite", "StoragePostgres", "StorageS3", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "EngineTests",
             dependencies: [
-                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "StoragePostgres", "TestSupport", "ServerSupport", "SSHProtocol",
-                "SystemCrypto", .product(name: "Logging", package: "swift-log"), .product(name: "X509", package: "swift-certificates"),
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "StoragePostgres", "TestSupport", "ServerSupport",
+                "SSHProtocol",
+                "SystemCrypto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict
@@ -304,7 +326,9 @@ let package = Package(
         .testTarget(name: "SSHProtocolTests", dependencies: ["SSHProtocol"], swiftSettings: strict),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "RecordingTests", dependencies: ["Recording", "EngineAPI", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+            name: "RecordingTests",
+            dependencies: ["Recording", "EngineAPI", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",
             dependencies: [
@@ -343,7 +367,8 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StoragePostgres", "StorageS3", "StorageAPI", "Engine",
+                "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StoragePostgres",
+                "StorageS3", "StorageAPI", "Engine",
                 "KMIPProtocol",
                 "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),

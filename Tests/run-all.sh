@@ -67,7 +67,14 @@ if [ ! -d "$SDIST/pykmip-0.11.0/kmip/tests/integration" ]; then
 fi
 export PYKMIP_SDIST="$SDIST/pykmip-0.11.0"
 
-# 3. Build everything (the daemon binary is used by the end-to-end tests).
+# 3. Formatting: the toolchain's swift-format with the repository's .swift-format, in lint mode (a violation fails
+#    the run; `swift format -i -r -p Package.swift Sources Tests` fixes most).
+log "swift format lint"
+if ! swift format lint --strict --recursive --parallel Package.swift Sources Tests >&2; then
+  log "swift format lint found violations"; echo "0 passed, 1 failed"; exit 1
+fi
+
+# Build everything (the daemon binary is used by the end-to-end tests).
 log "swift build --build-tests"
 if ! swift build --build-tests >&2; then log "build failed"; echo "0 passed, 1 failed"; exit 1; fi
 export GATEHOUSE_BIN="$(swift build --show-bin-path)/gatehouse"

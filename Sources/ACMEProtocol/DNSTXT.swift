@@ -39,8 +39,14 @@ public enum DNSTXT {
             while true {
                 guard i < m.count else { throw .malformed("name runs past the end") }
                 let len = Int(m[i])
-                if len == 0 { i += 1; return }
-                if len & 0xc0 == 0xc0 { i += 2; return }  // compression pointer ends the name here
+                if len == 0 {
+                    i += 1
+                    return
+                }
+                if len & 0xc0 == 0xc0 {
+                    i += 2
+                    return
+                }  // compression pointer ends the name here
                 guard len & 0xc0 == 0 else { throw .malformed("bad label") }
                 i += 1 + len
                 hops += 1

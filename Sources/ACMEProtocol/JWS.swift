@@ -11,7 +11,9 @@ public enum Base64URL {
     }
 
     public static func decode(_ text: String) -> [UInt8]? {
-        guard let bytes = try? Base64.decode(string: text, options: [.base64UrlAlphabet, .omitPaddingCharacter]), encode(bytes) == text else {
+        guard let bytes = try? Base64.decode(string: text, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
+            encode(bytes) == text
+        else {
             return nil
         }
         return bytes
@@ -37,7 +39,8 @@ public struct ACMEProblem: Error, Sendable, Hashable, Codable, CustomStringConve
     }
 
     public init(
-        _ kind: String, _ detail: String, status: Int = 400, subproblems: [ACMEProblem]? = nil, identifier: Identifier? = nil
+        _ kind: String, _ detail: String, status: Int = 400, subproblems: [ACMEProblem]? = nil,
+        identifier: Identifier? = nil
     ) {
         self.type = "urn:ietf:params:acme:error:" + kind
         self.detail = detail
@@ -98,8 +101,10 @@ public enum JWK: Sendable, Hashable {
     /// The RFC 7638 canonical JSON (required members, lexicographic order, no whitespace).
     public var canonicalJSON: String {
         switch self {
-        case .p256(let x, let y): #"{"crv":"P-256","kty":"EC","x":"\#(Base64URL.encode(x))","y":"\#(Base64URL.encode(y))"}"#
-        case .p384(let x, let y): #"{"crv":"P-384","kty":"EC","x":"\#(Base64URL.encode(x))","y":"\#(Base64URL.encode(y))"}"#
+        case .p256(let x, let y):
+            #"{"crv":"P-256","kty":"EC","x":"\#(Base64URL.encode(x))","y":"\#(Base64URL.encode(y))"}"#
+        case .p384(let x, let y):
+            #"{"crv":"P-384","kty":"EC","x":"\#(Base64URL.encode(x))","y":"\#(Base64URL.encode(y))"}"#
         case .rsa(let n, let e): #"{"e":"\#(Base64URL.encode(e))","kty":"RSA","n":"\#(Base64URL.encode(n))"}"#
         case .ed25519(let x): #"{"crv":"Ed25519","kty":"OKP","x":"\#(Base64URL.encode(x))"}"#
         }
@@ -147,7 +152,9 @@ public struct JWS: Sendable {
         guard let headerBytes = Base64URL.decode(p),
             let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any]
         else { throw .malformed("the protected header is not base64url JSON") }
-        guard let signature = Base64URL.decode(s), !signature.isEmpty else { throw .malformed("the signature is not base64url") }
+        guard let signature = Base64URL.decode(s), !signature.isEmpty else {
+            throw .malformed("the signature is not base64url")
+        }
         let payloadBytes: [UInt8]
         if payload.isEmpty {
             payloadBytes = []
@@ -167,7 +174,9 @@ public struct JWS: Sendable {
         if requireNonce, nonce == nil { throw .badNonce("the protected header has no nonce") }
         let kid = header["kid"] as? String
         let jwkObject = header["jwk"] as? [String: Any]
-        guard (kid == nil) != (jwkObject == nil) else { throw .malformed("the protected header needs exactly one of jwk and kid") }
+        guard (kid == nil) != (jwkObject == nil) else {
+            throw .malformed("the protected header needs exactly one of jwk and kid")
+        }
         var jwk: JWK?
         var jwkJSON: [String: any Sendable]?
         if let jwkObject {
@@ -175,7 +184,8 @@ public struct JWS: Sendable {
             jwkJSON = jwkObject.compactMapValues { $0 as? String }
         }
         return JWS(
-            alg: alg, nonce: nonce, url: url, kid: kid, jwk: jwk, jwkJSON: jwkJSON, payload: payloadBytes, signature: signature,
+            alg: alg, nonce: nonce, url: url, kid: kid, jwk: jwk, jwkJSON: jwkJSON, payload: payloadBytes,
+            signature: signature,
             signingInput: Array((p + "." + payload).utf8), protectedB64: p, payloadB64: payload)
     }
 
@@ -205,7 +215,9 @@ public enum ExternalAccountBinding {
             throw .badSignatureAlgorithm("externalAccountBinding must use HS256, HS384 or HS512")
         }
         guard header["nonce"] == nil else { throw .malformed("externalAccountBinding must not carry a nonce") }
-        guard header["url"] as? String == outerURL else { throw .malformed("externalAccountBinding url must be the newAccount URL") }
+        guard header["url"] as? String == outerURL else {
+            throw .malformed("externalAccountBinding url must be the newAccount URL")
+        }
         guard let kid = header["kid"] as? String else { throw .malformed("externalAccountBinding has no kid") }
         guard let inner = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any],
             let innerKey = try? JWK(json: inner), innerKey == outerJWK
@@ -213,4 +225,3 @@ public enum ExternalAccountBinding {
         return (kid, alg, Array((p + "." + payload).utf8), mac)
     }
 }
-

@@ -50,7 +50,11 @@ struct AuditStreamService: Service {
                 }
                 let selected = events.filter { wanted($0.event.event.type) }
                 if !selected.isEmpty {
-                    let body = try encoder.encode(Batch(events: selected.map { Item(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event) }))
+                    let body = try encoder.encode(
+                        Batch(
+                            events: selected.map {
+                                Item(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event)
+                            }))
                     let status = try await client.post(Array(body))
                     guard (200..<300).contains(status) else {
                         throw WebhookClient.Failure(description: "endpoint answered \(status)")
@@ -61,7 +65,9 @@ struct AuditStreamService: Service {
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("audit stream delivery failed; will retry", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                logger.warning(
+                    "audit stream delivery failed; will retry",
+                    metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(60))
             }

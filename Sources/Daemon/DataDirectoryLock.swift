@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One daemon per data directory: `<data_dir>/run/daemon.lock`, held with `flock` for the life of the process (the
@@ -25,8 +25,12 @@ public struct DataDirectoryLock: Sendable {
             let n = pread(fd, &buffer, buffer.count, 0)
             close(fd)
             if reason == EWOULDBLOCK {
-                let holder = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
-                throw DaemonError("another gatehouse daemon (pid \(holder)) is running on the data directory \(dataDirectory)")
+                let holder =
+                    n > 0
+                    ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    : "?"
+                throw DaemonError(
+                    "another gatehouse daemon (pid \(holder)) is running on the data directory \(dataDirectory)")
             }
             throw DaemonError("cannot lock \(path): \(String(cString: strerror(reason)))")
         }
@@ -41,7 +45,9 @@ public struct DataDirectoryLock: Sendable {
     public static func holder(dataDirectory: String) -> Int32? {
         let path = (dataDirectory as NSString).appendingPathComponent("run/daemon.lock")
         var st = stat()
-        guard stat(path, &st) == 0, let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
+        guard stat(path, &st) == 0, let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else {
+            return nil
+        }
         // Lines look like `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF` (device major:minor in hex, then inode).
         let inode = String(st.st_ino)
         for line in table.split(separator: "\n") {
@@ -49,7 +55,8 @@ public struct DataDirectoryLock: Sendable {
             guard fields.count >= 6, fields[1] == "FLOCK", fields[3] == "WRITE" else { continue }
             let device = fields[5].split(separator: ":")
             guard device.count == 3, device[2] == Substring(inode), let major = UInt64(device[0], radix: 16),
-                let minor = UInt64(device[1], radix: 16), major == Self.major(UInt64(st.st_dev)), minor == Self.minor(UInt64(st.st_dev)),
+                let minor = UInt64(device[1], radix: 16), major == Self.major(UInt64(st.st_dev)),
+                minor == Self.minor(UInt64(st.st_dev)),
                 let pid = Int32(fields[4]), pid > 0
             else { continue }
             return pid

@@ -14,8 +14,16 @@ struct ExpiryAlertService: Service {
     let logger: Logger
 
     struct Payload: Encodable {
-        struct Alert: Encodable { var id: String; var name: String }
-        struct Cert: Encodable { var serialNumber: String; var commonName: String; var notAfter: String; var project: String }
+        struct Alert: Encodable {
+            var id: String
+            var name: String
+        }
+        struct Cert: Encodable {
+            var serialNumber: String
+            var commonName: String
+            var notAfter: String
+            var project: String
+        }
         var type = "certificate.expiring"
         var alert: Alert
         var certificate: Cert
@@ -27,7 +35,8 @@ struct ExpiryAlertService: Service {
         encoder.outputFormatting = [.sortedKeys]
         // Retry a claim after twice the interval (at least a minute): long enough that a slow delivery on another
         // node is not duplicated, short enough that a crashed node's claims are picked up.
-        let retryAfter = max(60, 2 * (Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18))
+        let retryAfter = max(
+            60, 2 * (Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18))
         // Notices this node claimed but could not deliver: retried by the next run here (another node takes them
         // over only if this one stops confirming for `retryAfter`).
         var undelivered: [ExpiryNotice] = []
@@ -40,7 +49,8 @@ struct ExpiryAlertService: Service {
                         "certificate expiring",
                         metadata: [
                             "alert": "\(notice.alertName)", "serialNumber": "\(notice.serialNumber)",
-                            "commonName": "\(notice.commonName)", "notAfter": "\(notice.notAfter)", "project": "\(notice.project)",
+                            "commonName": "\(notice.commonName)", "notAfter": "\(notice.notAfter)",
+                            "project": "\(notice.project)",
                         ])
                     let body = try encoder.encode(
                         Payload(
@@ -54,7 +64,9 @@ struct ExpiryAlertService: Service {
                         let status = try? await WebhookClient(url: url, bearerToken: nil).post(Array(body))
                         if !(200..<300).contains(status ?? 0) {
                             delivered = false
-                            logger.warning("expiry alert delivery failed", metadata: ["recipient": "\(url.host ?? "")", "status": "\(status ?? 0)"])
+                            logger.warning(
+                                "expiry alert delivery failed",
+                                metadata: ["recipient": "\(url.host ?? "")", "status": "\(status ?? 0)"])
                         }
                     }
                     if delivered {

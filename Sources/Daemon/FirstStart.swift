@@ -17,9 +17,11 @@ public enum FirstStart {
         if !fm.fileExists(atPath: config.dataDirectory) {
             do {
                 try fm.createDirectory(
-                    atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                    atPath: config.dataDirectory, withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700])
             } catch {
-                throw DaemonError("cannot create the data directory \(config.dataDirectory): \(error.localizedDescription)")
+                throw DaemonError(
+                    "cannot create the data directory \(config.dataDirectory): \(error.localizedDescription)")
             }
             created.append(config.dataDirectory)
         }
@@ -29,7 +31,8 @@ public enum FirstStart {
                 ((try? fm.attributesOfItem(atPath: db)[.size] as? NSNumber)?.intValue ?? 0) > 0
             {
                 throw DaemonError(
-                    "the root key file \(path) is missing but the store \(db) exists; restore the key file (a new key cannot open it)")
+                    "the root key file \(path) is missing but the store \(db) exists; restore the key file (a new key cannot open it)"
+                )
             }
             do {
                 try FileRootKeyProvider.create(path: path)

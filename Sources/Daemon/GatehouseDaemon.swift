@@ -3,12 +3,12 @@ import Engine
 import EngineAPI
 import Foundation
 import HTTPFrontEnd
-import KMIPFrontEnd
-import PGProxyFrontEnd
 import Hummingbird
+import KMIPFrontEnd
 import Logging
 import Metrics
 import NIOCore
+import PGProxyFrontEnd
 import Prometheus
 import SSHTunnel
 import ServerSupport
@@ -67,7 +67,8 @@ public final class GatehouseDaemon: Sendable {
         let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
         // Session recordings (encrypted; only the engine can open them): owner-only.
         let recordingDirectory = StoreFactory.recordingDirectory(config)
-        try? FileManager.default.createDirectory(atPath: recordingDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try? FileManager.default.createDirectory(
+            atPath: recordingDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try? FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: runDir + "/listeners.json")
 
@@ -87,7 +88,9 @@ public final class GatehouseDaemon: Sendable {
         }
         try? FileManager.default.removeItem(atPath: runDir + "/tunnel.json")
         // Recordings shipped to a shared store: the shipper's backlog and health.
-        let shipping = config.pamRecordingStore == .local ? nil : RecordingShipper.Status(maxBacklog: config.pamRecordingMaxBacklog)
+        let shipping =
+            config.pamRecordingStore == .local
+            ? nil : RecordingShipper.Status(maxBacklog: config.pamRecordingMaxBacklog)
         let readiness: @Sendable () async -> (Bool, String) = { [self] in
             let health = await engine.health()
             let up = self.bound.withLock { $0 }
@@ -95,7 +98,9 @@ public final class GatehouseDaemon: Sendable {
             let recordingsBlocked = shipping?.blocked()
             let ready = health.storageReachable && missing.isEmpty && recordingsBlocked == nil
             var detail = "storage \(health.storageBackend): \(health.storageReachable ? "reachable" : "UNREACHABLE")"
-            if let shipping { detail += "; " + shipping.summary + (recordingsBlocked.map { " (BLOCKED: \($0))" } ?? "") }
+            if let shipping {
+                detail += "; " + shipping.summary + (recordingsBlocked.map { " (BLOCKED: \($0))" } ?? "")
+            }
             detail += missing.isEmpty ? "; listeners: all up" : "; listeners not up: \(missing.joined(separator: ", "))"
             var tunnelUp = true
             if let tunnelService {
@@ -125,7 +130,8 @@ public final class GatehouseDaemon: Sendable {
             ordersPerIdentifierPerHour: config.acmeOrdersPerIdentifierPerHour)
         let acmeValidator = ACMEValidator(
             engine: engine, settings: acmeSettings, lease: config.acmeValidationLease,
-            maxConcurrent: config.acmeMaxConcurrentValidations, sweepInterval: min(.seconds(10), config.acmeValidationLease),
+            maxConcurrent: config.acmeMaxConcurrentValidations,
+            sweepInterval: min(.seconds(10), config.acmeValidationLease),
             logger: Logger(label: "gatehouse.acme.validator"))
         services.append(acmeValidator)
         for listener in enabled {
@@ -136,7 +142,8 @@ public final class GatehouseDaemon: Sendable {
                         settings: TLSServerSettings(
                             certificatePath: listener.certificatePath, keyPath: listener.keyPath,
                             clientCAPath: listener.clientCAPath,
-                            clientAuth: TLSServerSettings.ClientAuth(rawValue: listener.clientAuth.rawValue) ?? .required,
+                            clientAuth: TLSServerSettings.ClientAuth(rawValue: listener.clientAuth.rawValue)
+                                ?? .required,
                             // PostgreSQL 17 clients offer ALPN "postgresql" (required for direct TLS).
                             applicationProtocols: listener.name == "postgres" ? ["postgresql"] : []))
                 } catch {
@@ -147,11 +154,14 @@ public final class GatehouseDaemon: Sendable {
             let settings = HTTPListener.Settings(
                 name: listener.name, host: listener.address, port: listener.port, tls: tls,
                 maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
-                handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout, maxMessageSize: listener.maxMessageSize,
+                handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout,
+                maxMessageSize: listener.maxMessageSize,
                 failureBurst: listener.failureBurst, failuresPerMinute: listener.failuresPerMinute)
             let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
             let name = listener.name
-            let scheme = listener.name == "kmip" ? "kmip+tls" : listener.name == "postgres" ? "postgresql" : listener.tls ? "https" : "http"
+            let scheme =
+                listener.name == "kmip"
+                ? "kmip+tls" : listener.name == "postgres" ? "postgresql" : listener.tls ? "https" : "http"
             let onBound: @Sendable (Int) async -> Void = { [self] port in
                 self.bound.withLock { $0[name] = port }
                 if name == "https" {
@@ -172,31 +182,41 @@ public final class GatehouseDaemon: Sendable {
                     loginTimeout: HTTPListener.timeAmount(listener.loginTimeout))
                 kmipSettings.failureBurst = listener.failureBurst
                 kmipSettings.failuresPerMinute = listener.failuresPerMinute
-                services.append(KMIPListener(settings: kmipSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
+                services.append(
+                    KMIPListener(
+                        settings: kmipSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
                 // Trust the KMIP client CA from the first connection on (the service keeps it current).
                 do { try tls.setExtraClientRoots(try await engine.kmipClientCACertificates()) } catch {
                     throw DaemonError("listeners.kmip: cannot load the KMIP client CA: \(error)")
                 }
-                services.append(KMIPTrustService(engine: engine, tls: tls, logger: logger, interval: config.kmipTrustRefreshInterval))
+                services.append(
+                    KMIPTrustService(
+                        engine: engine, tls: tls, logger: logger, interval: config.kmipTrustRefreshInterval))
             case "postgres":
                 guard let tls else { throw DaemonError("listeners.postgres: the PostgreSQL proxy needs tls = true") }
                 var pgSettings = PGProxyListener.Settings(
                     host: listener.address, port: listener.port, tls: tls, maxMessageSize: listener.maxMessageSize,
                     handshakeTimeout: HTTPListener.timeAmount(listener.handshakeTimeout),
                     idleTimeout: HTTPListener.timeAmount(listener.idleTimeout),
-                    loginTimeout: HTTPListener.timeAmount(listener.loginTimeout), recordingDirectory: recordingDirectory)
+                    loginTimeout: HTTPListener.timeAmount(listener.loginTimeout), recordingDirectory: recordingDirectory
+                )
                 pgSettings.failureBurst = listener.failureBurst
                 pgSettings.failuresPerMinute = listener.failuresPerMinute
                 if let shipping { pgSettings.recordingBlocked = { shipping.blocked() } }
-                services.append(PGProxyListener(settings: pgSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
+                services.append(
+                    PGProxyListener(
+                        settings: pgSettings, engine: engine, counter: counter, logger: logger, onBound: onBound))
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
-                services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
+                services.append(
+                    HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             default:
                 let router = HTTPListener.apiRouter(
-                    services: AdminServices(serving: engine), settings: settings, estDefaultProfile: config.estDefaultProfile,
+                    services: AdminServices(serving: engine), settings: settings,
+                    estDefaultProfile: config.estDefaultProfile,
                     acme: acmeSettings, acmeValidator: acmeValidator, readiness: readiness)
-                services.append(HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
+                services.append(
+                    HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
             }
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))
@@ -210,9 +230,11 @@ public final class GatehouseDaemon: Sendable {
         services.append(PeriodicService.auditCheckpoint(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))
         services.append(PeriodicService.pamRotation(engine, interval: config.pamRotationCheckInterval, logger: logger))
-        services.append(PeriodicService.pamRetention(engine, interval: config.pamRetentionCheckInterval, logger: logger))
+        services.append(
+            PeriodicService.pamRetention(engine, interval: config.pamRetentionCheckInterval, logger: logger))
         if let shipping, let store = engine.recordings {
-            var shipper = RecordingShipper(spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping)
+            var shipper = RecordingShipper(
+                spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping)
             shipper.recordingDeleted = { [engine] id in await engine.isPAMRecordingDeleted(sessionId: id) }
             services.append(shipper)
             say("gatehouse: session recordings shipped to the \(store.description) recording store")
@@ -224,13 +246,19 @@ public final class GatehouseDaemon: Sendable {
                 AuditStreamService(
                     engine: engine, client: WebhookClient(url: url, bearerToken: config.pamNotifyToken), logger: logger,
                     cursorName: "pam_notify_cursor",
-                    types: ["pam.access.", "pam.session.start", "pam.session.end", "pam.session.denied", "pam.account.rotate.failed"]))
+                    types: [
+                        "pam.access.", "pam.session.start", "pam.session.end", "pam.session.denied",
+                        "pam.account.rotate.failed",
+                    ]))
         }
         if let stream = config.auditStreamURL, let url = URL(string: stream) {
             services.append(
                 AuditStreamService(
-                    engine: engine, client: WebhookClient(url: url, bearerToken: config.auditStreamToken), logger: logger))
-            say("gatehouse: streaming audit events to \(url.scheme ?? "")://\(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")")
+                    engine: engine, client: WebhookClient(url: url, bearerToken: config.auditStreamToken),
+                    logger: logger))
+            say(
+                "gatehouse: streaming audit events to \(url.scheme ?? "")://\(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")"
+            )
         }
 
         let group = ServiceGroup(
@@ -288,7 +316,8 @@ struct ReloadService: Service {
             for context in contexts {
                 do {
                     try context.reload()
-                    logger.notice("reloaded TLS certificate", metadata: ["certificate": "\(context.settings.certificatePath)"])
+                    logger.notice(
+                        "reloaded TLS certificate", metadata: ["certificate": "\(context.settings.certificatePath)"])
                 } catch {
                     logger.error("TLS reload failed; keeping the old certificate", metadata: ["error": "\(error)"])
                 }

@@ -19,7 +19,8 @@ public enum GatewayKey {
         let key = Curve25519.Signing.PrivateKey()
         let publicKey = Array(key.publicKey.rawRepresentation)
         let pem = try SSHPrivateKeyFile.ed25519(
-            seed: Array(key.rawRepresentation), publicKey: publicKey, comment: comment, checkInt: UInt32.random(in: .min ... .max))
+            seed: Array(key.rawRepresentation), publicKey: publicKey, comment: comment,
+            checkInt: UInt32.random(in: .min ... .max))
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw DaemonError("cannot create \(tmp): \(String(cString: strerror(errno)))") }

@@ -17,7 +17,9 @@ struct KMIPTrustService: Service {
         let logger = self.logger
         engine.observeKMIPClientCAs { pems in
             do {
-                if try tls.setExtraClientRoots(pems) { logger.notice("the KMIP listener now trusts the KMIP client CA") }
+                if try tls.setExtraClientRoots(pems) {
+                    logger.notice("the KMIP listener now trusts the KMIP client CA")
+                }
             } catch {
                 logger.error("cannot trust the KMIP client CA", metadata: ["error": "\(error)"])
             }

@@ -65,9 +65,12 @@ struct RecordingShipper: Service {
         func blocked(now: ContinuousClock.Instant = .now) -> String? {
             state.withLock { s in
                 if let since = s.failingSince, now - since >= maxFailing {
-                    return "the recording store has been unreachable for \(Int((now - since).components.seconds)) s (\(s.lastError ?? "unknown error"))"
+                    return
+                        "the recording store has been unreachable for \(Int((now - since).components.seconds)) s (\(s.lastError ?? "unknown error"))"
                 }
-                if s.backlog > maxBacklog { return "\(s.backlog) bytes of recordings wait to reach the store (limit \(maxBacklog))" }
+                if s.backlog > maxBacklog {
+                    return "\(s.backlog) bytes of recordings wait to reach the store (limit \(maxBacklog))"
+                }
                 return nil
             }
         }
@@ -93,7 +96,9 @@ struct RecordingShipper: Service {
     @discardableResult
     func shipAll() async -> Int {
         let open = Set(PGOpenSessionMarkers(recordingDirectory: spool).list())
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".ghrec") }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter {
+            $0.hasSuffix(".ghrec")
+        }
         var backlog = 0
         var failure: String?
         for file in files.sorted() {
@@ -131,7 +136,9 @@ struct RecordingShipper: Service {
         var stored = try await store.length(sessionId: session)
         if stored == 0, !running, await recordingDeleted(session) {
             if unlink(path) == 0 {
-                logger.notice("removed the spool copy of a recording retention has deleted", metadata: ["sessionId": "\(session)"])
+                logger.notice(
+                    "removed the spool copy of a recording retention has deleted", metadata: ["sessionId": "\(session)"]
+                )
             }
             return 0
         }
@@ -140,14 +147,18 @@ struct RecordingShipper: Service {
         }
         var piece = [UInt8](repeating: 0, count: Self.pieceSize)
         while stored < size {
-            let n = piece.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min(Self.pieceSize, size - stored), off_t(stored)) }
+            let n = piece.withUnsafeMutableBytes {
+                pread(fd, $0.baseAddress, min(Self.pieceSize, size - stored), off_t(stored))
+            }
             guard n > 0 else { throw StorageError(.unavailable, "cannot read \(path)") }
             try await store.write(sessionId: session, offset: stored, Array(piece[0..<n]))
             stored += n
         }
         // The file may have grown meanwhile: only a finished session's file, all stored, is deleted.
         if !running, stored == size, await spoolSize(session) == size {
-            if unlink(path) == 0 { logger.debug("shipped a session recording", metadata: ["sessionId": "\(session)", "bytes": "\(size)"]) }
+            if unlink(path) == 0 {
+                logger.debug("shipped a session recording", metadata: ["sessionId": "\(session)", "bytes": "\(size)"])
+            }
         }
         return size - stored
     }

@@ -20,7 +20,8 @@ public enum StoreFactory {
             }
         case .postgres(let url, let prepared):
             do {
-                return try PostgresStorage(url: url, logger: logger, keepConnections: true, preparedStatements: prepared)
+                return try PostgresStorage(
+                    url: url, logger: logger, keepConnections: true, preparedStatements: prepared)
             } catch let e as StorageError {
                 throw DaemonError("storage.postgres_url: \(e.detail)")
             }
@@ -37,7 +38,8 @@ public enum StoreFactory {
     /// Where session recordings are kept (`pam.recording_store`): the shared PostgreSQL store, an S3-compatible
     /// bucket, or this node's directory. Throws when the S3 store has no credentials to sign with.
     public static func recordingStore(
-        _ config: GatehouseConfiguration, storage: any Storage, environment: [String: String] = ProcessInfo.processInfo.environment
+        _ config: GatehouseConfiguration, storage: any Storage,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> any RecordingStore {
         switch config.pamRecordingStore {
         case .postgres:
@@ -45,9 +47,11 @@ public enum StoreFactory {
         case .s3:
             if let s3 = config.pamRecordingS3 {
                 do {
-                    let credentials = try S3Credentials.resolve(environment: environment, file: s3.credentialsFile, profile: s3.profile)
+                    let credentials = try S3Credentials.resolve(
+                        environment: environment, file: s3.credentialsFile, profile: s3.profile)
                     let location = S3Location(
-                        endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: s3.prefix, pathStyle: s3.pathStyle,
+                        endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: s3.prefix,
+                        pathStyle: s3.pathStyle,
                         caFile: s3.caFile)
                     return S3RecordingStore(client: try S3Client(location: location, credentials: credentials))
                 } catch let e as StorageError {
@@ -71,13 +75,16 @@ public enum StoreFactory {
         let path = (config.dataDirectory as NSString).appendingPathComponent("node-id")
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if !id.isEmpty, id.utf8.count <= 64, id.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "-" }) {
+            if !id.isEmpty, id.utf8.count <= 64,
+                id.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "-" })
+            {
                 return id
             }
         }
         let id = GatehouseEngine.newNodeID()
         try? FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: path, contents: Data((id + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: path, contents: Data((id + "\n").utf8), attributes: [.posixPermissions: 0o600])
         return id
     }
 

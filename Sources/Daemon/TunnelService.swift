@@ -16,7 +16,8 @@ final class TunnelService: Service, Sendable {
     let client = Mutex<TunnelClient?>(nil)
 
     init(
-        configuration: TunnelConfiguration, listeners: [String: ListenerConfiguration], statusFile: String, logger: Logger,
+        configuration: TunnelConfiguration, listeners: [String: ListenerConfiguration], statusFile: String,
+        logger: Logger,
         boundPorts: @escaping @Sendable () -> [String: Int]
     ) {
         self.configuration = configuration
@@ -49,7 +50,10 @@ final class TunnelService: Service, Sendable {
             var resolved: [TunnelForward] = []
             for f in configuration.forwards {
                 if let host = f.targetHost, let port = f.targetPort {
-                    resolved.append(.init(name: "\(host):\(port)", remoteHost: f.remoteHost, remotePort: f.remotePort, targetHost: host, targetPort: port))
+                    resolved.append(
+                        .init(
+                            name: "\(host):\(port)", remoteHost: f.remoteHost, remotePort: f.remotePort,
+                            targetHost: host, targetPort: port))
                 } else if let port = ports[f.expose], let listener = listeners[f.expose] {
                     resolved.append(
                         .init(
@@ -69,7 +73,8 @@ final class TunnelService: Service, Sendable {
                 privateKeyPath: configuration.keyPath, hostKey: hostKey, forwards: forwards,
                 keepaliveInterval: Int(configuration.keepaliveInterval.components.seconds),
                 keepaliveCountMax: configuration.keepaliveCountMax, reconnectMin: configuration.reconnectMin,
-                reconnectMax: configuration.reconnectMax, connectTimeout: configuration.connectTimeout, statusFile: statusFile),
+                reconnectMax: configuration.reconnectMax, connectTimeout: configuration.connectTimeout,
+                statusFile: statusFile),
             logger: logger)
         client.withLock { $0 = tunnel }
         tunnel.start()

@@ -184,7 +184,10 @@ public enum ConfigurationLoader {
 
     /// Listener names the daemon knows, with their default ports and whether they speak TLS.
     public static let listenerDefaults:
-        [(name: String, port: Int64, tls: Bool, clientAuth: String, idle: String, maxMessage: Int64, maxConnections: Int64)] = [
+        [(
+            name: String, port: Int64, tls: Bool, clientAuth: String, idle: String, maxMessage: Int64,
+            maxConnections: Int64
+        )] = [
             ("https", 8443, true, "optional", "60s", 1_048_576, 1024),
             // KMIP clients (storage arrays, databases) keep a connection open between bursts of key requests.
             ("kmip", 5696, true, "required", "300s", 1_048_576, 1024),
@@ -198,17 +201,24 @@ public enum ConfigurationLoader {
     static let keys: [Key] = {
         var k: [Key] = [
             Key(path: "data_dir", kind: .string, defaultValue: .string(".gatehouse"), allowed: nil),
-            Key(path: "storage.backend", kind: .string, defaultValue: .string("sqlite"), allowed: ["sqlite", "postgres"]),
+            Key(
+                path: "storage.backend", kind: .string, defaultValue: .string("sqlite"),
+                allowed: ["sqlite", "postgres"]),
             Key(path: "storage.sqlite_path", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "storage.postgres_url", kind: .string, defaultValue: .string(""), allowed: nil),
-            Key(path: "storage.postgres_prepared_statements", kind: .boolean, defaultValue: .boolean(true), allowed: nil),
+            Key(
+                path: "storage.postgres_prepared_statements", kind: .boolean, defaultValue: .boolean(true), allowed: nil
+            ),
             Key(path: "root_key.source", kind: .string, defaultValue: .string("file"), allowed: ["file", "env"]),
             Key(path: "root_key.file", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "root_key.env", kind: .string, defaultValue: .string("GATEHOUSE_ROOT_KEY"), allowed: nil),
-            Key(path: "logging.level", kind: .string, defaultValue: .string("info"),
+            Key(
+                path: "logging.level", kind: .string, defaultValue: .string("info"),
                 allowed: ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
             Key(path: "logging.format", kind: .string, defaultValue: .string("json"), allowed: ["json", "text"]),
-            Key(path: "admin.common_names", kind: .stringArray, defaultValue: .array([.string("gatehouse-admin")]), allowed: nil),
+            Key(
+                path: "admin.common_names", kind: .stringArray, defaultValue: .array([.string("gatehouse-admin")]),
+                allowed: nil),
             Key(path: "audit.stream_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "audit.stream_token", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pki.public_url", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -218,7 +228,9 @@ public enum ConfigurationLoader {
             Key(path: "pam.retention_check_interval", kind: .duration, defaultValue: .string("1h"), allowed: nil),
             Key(path: "pam.notify_url", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.notify_token", kind: .string, defaultValue: .string(""), allowed: nil),
-            Key(path: "pam.recording_store", kind: .string, defaultValue: .string("auto"), allowed: ["auto", "local", "postgres", "s3"]),
+            Key(
+                path: "pam.recording_store", kind: .string, defaultValue: .string("auto"),
+                allowed: ["auto", "local", "postgres", "s3"]),
             Key(path: "pam.recording_s3.endpoint", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "pam.recording_s3.region", kind: .string, defaultValue: .string("us-east-1"), allowed: nil),
             Key(path: "pam.recording_s3.bucket", kind: .string, defaultValue: .string(""), allowed: nil),
@@ -261,8 +273,11 @@ public enum ConfigurationLoader {
                 Key(path: p + "tls_certificate", kind: .string, defaultValue: .string(""), allowed: nil),
                 Key(path: p + "tls_key", kind: .string, defaultValue: .string(""), allowed: nil),
                 Key(path: p + "client_ca", kind: .string, defaultValue: .string(""), allowed: nil),
-                Key(path: p + "client_auth", kind: .string, defaultValue: .string(l.clientAuth), allowed: ["required", "optional", "off"]),
-                Key(path: p + "max_connections", kind: .integer, defaultValue: .integer(l.maxConnections), allowed: nil),
+                Key(
+                    path: p + "client_auth", kind: .string, defaultValue: .string(l.clientAuth),
+                    allowed: ["required", "optional", "off"]),
+                Key(
+                    path: p + "max_connections", kind: .integer, defaultValue: .integer(l.maxConnections), allowed: nil),
                 Key(path: p + "idle_timeout", kind: .duration, defaultValue: .string(l.idle), allowed: nil),
                 Key(path: p + "handshake_timeout", kind: .duration, defaultValue: .string("10s"), allowed: nil),
                 Key(path: p + "login_timeout", kind: .duration, defaultValue: .string("30s"), allowed: nil),
@@ -312,7 +327,9 @@ public enum ConfigurationLoader {
             ok = false
         }
         if hostKey.isEmpty {
-            problem("tunnel.relay_host_key", "is required: pin the relay's host key (a known_hosts line or 'ssh-ed25519 AAAA…')")
+            problem(
+                "tunnel.relay_host_key",
+                "is required: pin the relay's host key (a known_hosts line or 'ssh-ed25519 AAAA…')")
             ok = false
         } else if (try? SSHHostKeyPin(hostKey)) == nil {
             problem("tunnel.relay_host_key", "is not a known_hosts line or 'type base64' public key")
@@ -324,14 +341,19 @@ public enum ConfigurationLoader {
             for case .string(let item) in items {
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, let listen = splitHostPort(parts[1]) else {
-                    problem("tunnel.forwards", "'\(item)' must be EXPOSE=LISTEN_HOST:PORT (EXPOSE: a listener name or host:port)")
+                    problem(
+                        "tunnel.forwards",
+                        "'\(item)' must be EXPOSE=LISTEN_HOST:PORT (EXPOSE: a listener name or host:port)")
                     ok = false
                     continue
                 }
                 var f = TunnelConfiguration.Forward(expose: parts[0], remoteHost: listen.host, remotePort: listen.port)
                 if !listenerNames.contains(parts[0]) {
                     guard let target = splitHostPort(parts[0]), target.port > 0 else {
-                        problem("tunnel.forwards", "'\(parts[0])' is neither a listener name (\(listenerNames.sorted().joined(separator: ", "))) nor host:port")
+                        problem(
+                            "tunnel.forwards",
+                            "'\(parts[0])' is neither a listener name (\(listenerNames.sorted().joined(separator: ", "))) nor host:port"
+                        )
                         ok = false
                         continue
                     }
@@ -377,7 +399,8 @@ public enum ConfigurationLoader {
         for (suffix, millis) in units where text.hasSuffix(suffix) {
             let number = text.dropLast(suffix.count)
             // "ms" must win over "s" and "m": check the longest suffix first by requiring digits only.
-            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number), n >= 0, n < 1_000_000_000 else {
+            guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int64(number), n >= 0, n < 1_000_000_000
+            else {
                 continue
             }
             return .milliseconds(n * millis)
@@ -400,11 +423,14 @@ public enum ConfigurationLoader {
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ConfigurationError(problems: [
-                    ConfigurationProblem(location: file, key: "-", reason: "cannot read the file (missing or not readable)")
+                    ConfigurationProblem(
+                        location: file, key: "-", reason: "cannot read the file (missing or not readable)")
                 ])
             }
             guard let text = String(data: data, encoding: .utf8) else {
-                throw ConfigurationError(problems: [ConfigurationProblem(location: file, key: "-", reason: "not UTF-8 text")])
+                throw ConfigurationError(problems: [
+                    ConfigurationProblem(location: file, key: "-", reason: "not UTF-8 text")
+                ])
             }
             do {
                 document = try TOMLDocument(parsing: text)
@@ -416,7 +442,8 @@ public enum ConfigurationLoader {
         }
         let known = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
         for (path, entry) in document.entries.sorted(by: { $0.value.line < $1.value.line }) where known[path] == nil {
-            problems.append(ConfigurationProblem(location: "\(fileLabel):\(entry.line)", key: path, reason: "unknown key"))
+            problems.append(
+                ConfigurationProblem(location: "\(fileLabel):\(entry.line)", key: path, reason: "unknown key"))
         }
 
         var values: [String: TOMLValue] = [:]
@@ -456,7 +483,8 @@ public enum ConfigurationLoader {
             switch (key.kind, value) {
             case (.string, .string), (.integer, .integer), (.boolean, .boolean): ok = true
             case (.duration, .string(let s)): ok = parseDuration(s) != nil
-            case (.stringArray, .array(let a)): ok = a.allSatisfy { if case .string = $0 { return true } else { return false } }
+            case (.stringArray, .array(let a)):
+                ok = a.allSatisfy { if case .string = $0 { return true } else { return false } }
             default: ok = false
             }
             if !ok {
@@ -468,13 +496,15 @@ public enum ConfigurationLoader {
                 case .stringArray: expected = "an array of strings"
                 case .duration: expected = "a duration such as \"500ms\", \"30s\", \"5m\", \"2h\" or \"3d\""
                 }
-                problems.append(ConfigurationProblem(location: source, key: key.path, reason: "must be \(expected), got \(value)"))
+                problems.append(
+                    ConfigurationProblem(location: source, key: key.path, reason: "must be \(expected), got \(value)"))
                 continue
             }
             if let allowed = key.allowed, case .string(let s) = value, !allowed.contains(s) {
                 problems.append(
                     ConfigurationProblem(
-                        location: source, key: key.path, reason: "must be one of \(allowed.joined(separator: ", ")), got \"\(s)\""))
+                        location: source, key: key.path,
+                        reason: "must be one of \(allowed.joined(separator: ", ")), got \"\(s)\""))
                 continue
             }
             values[key.path] = value
@@ -496,12 +526,15 @@ public enum ConfigurationLoader {
             let url = str("storage.postgres_url")
             if url.isEmpty {
                 problem("storage.postgres_url", "is required when storage.backend = \"postgres\"")
-            } else if !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) || URLComponents(string: url)?.host == nil {
+            } else if !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://"))
+                || URLComponents(string: url)?.host == nil
+            {
                 problem("storage.postgres_url", "must be a postgres://user:password@host:port/database URL")
             }
             storage = .postgres(url: url, preparedStatements: bool("storage.postgres_prepared_statements"))
         } else {
-            storage = .sqlite(path: str("storage.sqlite_path").isEmpty ? inData("gatehouse.sqlite") : str("storage.sqlite_path"))
+            storage = .sqlite(
+                path: str("storage.sqlite_path").isEmpty ? inData("gatehouse.sqlite") : str("storage.sqlite_path"))
         }
         let rootKey: RootKeySource =
             str("root_key.source") == "env"
@@ -517,7 +550,9 @@ public enum ConfigurationLoader {
             let maxConnections = int(p + "max_connections")
             if maxConnections < 1 { problem(p + "max_connections", "must be at least 1") }
             let maxMessage = int(p + "max_message_size")
-            if maxMessage < 1024 || maxMessage > 1 << 30 { problem(p + "max_message_size", "must be between 1024 and 1073741824") }
+            if maxMessage < 1024 || maxMessage > 1 << 30 {
+                problem(p + "max_message_size", "must be between 1024 and 1073741824")
+            }
             if parseDuration(str(p + "login_timeout")) == .zero { problem(p + "login_timeout", "must be more than 0") }
             if int(p + "failure_burst") < 0 { problem(p + "failure_burst", "must be 0 (no limit) or more") }
             if int(p + "failures_per_minute") < 1 { problem(p + "failures_per_minute", "must be at least 1") }
@@ -536,7 +571,8 @@ public enum ConfigurationLoader {
             }
             listeners[l.name] = ListenerConfiguration(
                 name: l.name, enabled: enabled, address: address, port: Int(port), tls: tls,
-                certificatePath: str(p + "tls_certificate").isEmpty ? inData("certs/server.crt") : str(p + "tls_certificate"),
+                certificatePath: str(p + "tls_certificate").isEmpty
+                    ? inData("certs/server.crt") : str(p + "tls_certificate"),
                 keyPath: str(p + "tls_key").isEmpty ? inData("certs/server.key") : str(p + "tls_key"),
                 clientCAPath: str(p + "client_ca").isEmpty ? inData("certs/ca.crt") : str(p + "client_ca"),
                 clientAuth: clientAuth, maxConnections: Int(max(1, maxConnections)),
@@ -554,7 +590,8 @@ public enum ConfigurationLoader {
         if case .array(let a)? = values["acme.caa_identities"] {
             caaIdentities = a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
         }
-        for name in caaIdentities where name.isEmpty || name.count > 253 || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
+        for name in caaIdentities
+        where name.isEmpty || name.count > 253 || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
             problem("acme.caa_identities", "'\(name)' is not a domain name")
         }
         let website = str("acme.website")
@@ -580,8 +617,11 @@ public enum ConfigurationLoader {
         var recordingS3: RecordingS3Configuration?
         if recordingStore == .s3 {
             let region = str("pam.recording_s3.region")
-            let endpoint = str("pam.recording_s3.endpoint").isEmpty ? "https://s3.\(region).amazonaws.com" : str("pam.recording_s3.endpoint")
-            if !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) || URL(string: endpoint)?.host == nil {
+            let endpoint =
+                str("pam.recording_s3.endpoint").isEmpty
+                ? "https://s3.\(region).amazonaws.com" : str("pam.recording_s3.endpoint")
+            if !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) || URL(string: endpoint)?.host == nil
+            {
                 problem("pam.recording_s3.endpoint", "must be an http:// or https:// URL")
             }
             if region.isEmpty || region.contains(where: { !($0.isLetter || $0.isNumber || $0 == "-") }) {
@@ -595,7 +635,8 @@ public enum ConfigurationLoader {
             }
             recordingS3 = RecordingS3Configuration(
                 endpoint: endpoint, region: region, bucket: bucket, prefix: str("pam.recording_s3.prefix"),
-                credentialsFile: optionalPath("pam.recording_s3.credentials_file"), profile: str("pam.recording_s3.profile"),
+                credentialsFile: optionalPath("pam.recording_s3.credentials_file"),
+                profile: str("pam.recording_s3.profile"),
                 caFile: optionalPath("pam.recording_s3.ca_file"), pathStyle: bool("pam.recording_s3.path_style"))
         }
         var acmePort = 80
@@ -625,7 +666,9 @@ public enum ConfigurationLoader {
                 t.reconnectMin = parseDuration(str("tunnel.reconnect_min")) ?? .seconds(1)
                 t.reconnectMax = parseDuration(str("tunnel.reconnect_max")) ?? .seconds(60)
                 if t.reconnectMin < .milliseconds(10) { problem("tunnel.reconnect_min", "must be at least 10ms") }
-                if t.reconnectMax < t.reconnectMin { problem("tunnel.reconnect_max", "must not be below tunnel.reconnect_min") }
+                if t.reconnectMax < t.reconnectMin {
+                    problem("tunnel.reconnect_max", "must not be below tunnel.reconnect_min")
+                }
                 t.connectTimeout = parseDuration(str("tunnel.connect_timeout")) ?? .seconds(10)
                 if t.connectTimeout < .milliseconds(100) { problem("tunnel.connect_timeout", "must be at least 100ms") }
                 for f in t.forwards where f.targetHost == nil && listeners[f.expose]?.enabled != true {
@@ -635,7 +678,9 @@ public enum ConfigurationLoader {
             }
         }
         let validationLease = parseDuration(str("acme.validation_lease")) ?? .seconds(60)
-        if validationLease < .seconds(1) || validationLease > .seconds(3600) { problem("acme.validation_lease", "must be 1s–1h") }
+        if validationLease < .seconds(1) || validationLease > .seconds(3600) {
+            problem("acme.validation_lease", "must be 1s–1h")
+        }
         let maxValidations = int("acme.max_concurrent_validations")
         if !(1...1000).contains(maxValidations) { problem("acme.max_concurrent_validations", "must be 1–1000") }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
@@ -648,7 +693,8 @@ public enum ConfigurationLoader {
             estDefaultProfile: str("est.default_profile").isEmpty ? nil : str("est.default_profile"),
             pkiAlertInterval: parseDuration(str("pki.alert_interval")) ?? .seconds(3600),
             pamRotationCheckInterval: parseDuration(str("pam.rotation_check_interval")) ?? .seconds(60),
-            pamRetentionCheckInterval: max(.seconds(1), parseDuration(str("pam.retention_check_interval")) ?? .seconds(3600)),
+            pamRetentionCheckInterval: max(
+                .seconds(1), parseDuration(str("pam.retention_check_interval")) ?? .seconds(3600)),
             kmipTrustRefreshInterval: parseDuration(str("pki.kmip_trust_refresh_interval")) ?? .seconds(30),
             pamNotifyURL: notifyURL.isEmpty ? nil : notifyURL,
             pamNotifyToken: str("pam.notify_token").isEmpty ? nil : str("pam.notify_token"),

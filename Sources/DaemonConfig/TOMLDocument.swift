@@ -59,11 +59,17 @@ public struct TOMLDocument: Sendable {
             if scanner.atEndOrComment { continue }
             if scanner.peek == "[" {
                 scanner.advance()
-                if scanner.peek == "[" { throw SyntaxError(line: lineNumber, message: "arrays of tables are not supported") }
+                if scanner.peek == "[" {
+                    throw SyntaxError(line: lineNumber, message: "arrays of tables are not supported")
+                }
                 let path = try scanner.dottedKey()
-                guard scanner.consume("]") else { throw SyntaxError(line: lineNumber, message: "expected ']' after table name") }
+                guard scanner.consume("]") else {
+                    throw SyntaxError(line: lineNumber, message: "expected ']' after table name")
+                }
                 scanner.skipSpaces()
-                guard scanner.atEndOrComment else { throw SyntaxError(line: lineNumber, message: "unexpected text after table header") }
+                guard scanner.atEndOrComment else {
+                    throw SyntaxError(line: lineNumber, message: "unexpected text after table header")
+                }
                 let name = path.joined(separator: ".")
                 guard seenTables.insert(name).inserted else {
                     throw SyntaxError(line: lineNumber, message: "table [\(name)] is defined twice")
@@ -76,7 +82,9 @@ public struct TOMLDocument: Sendable {
             scanner.skipSpaces()
             let value = try scanner.value()
             scanner.skipSpaces()
-            guard scanner.atEndOrComment else { throw SyntaxError(line: lineNumber, message: "unexpected text after value") }
+            guard scanner.atEndOrComment else {
+                throw SyntaxError(line: lineNumber, message: "unexpected text after value")
+            }
             let full = (table + keyPath).joined(separator: ".")
             if entries[full] != nil { throw SyntaxError(line: lineNumber, message: "key \(full) is set twice") }
             entries[full] = Entry(value: value, line: lineNumber)

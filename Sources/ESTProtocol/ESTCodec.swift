@@ -45,9 +45,13 @@ public enum ESTCodec {
     /// character, and for nothing at all.
     public static func base64Decode(_ input: [UInt8]) -> [UInt8]? {
         let compact = input.filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D && $0 != 0x0A }
-        guard !compact.isEmpty, let bytes = try? Base64.decode(bytes: compact, options: .omitPaddingCharacter) else { return nil }
+        guard !compact.isEmpty, let bytes = try? Base64.decode(bytes: compact, options: .omitPaddingCharacter) else {
+            return nil
+        }
         let again = Array(Base64.encodeToString(bytes: bytes).utf8)
-        guard again == compact || again.prefix(while: { $0 != UInt8(ascii: "=") }).elementsEqual(compact) else { return nil }
+        guard again == compact || again.prefix(while: { $0 != UInt8(ascii: "=") }).elementsEqual(compact) else {
+            return nil
+        }
         return bytes
     }
 
@@ -79,8 +83,12 @@ public enum ESTCodec {
                     try s.serialize(1)
                     try s.appendConstructedNode(identifier: .set) { _ in }
                     try s.appendConstructedNode(identifier: .sequence) { s in try s.serialize(oidData) }
-                    try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { s in
-                        for c in certificates.sorted(by: { $0.lexicographicallyPrecedes($1) }) { s.serializeRawBytes(c) }
+                    try s.appendConstructedNode(
+                        identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
+                    ) { s in
+                        for c in certificates.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                            s.serializeRawBytes(c)
+                        }
                     }
                     try s.appendConstructedNode(identifier: .set) { _ in }
                 }
@@ -100,7 +108,9 @@ public enum ESTCodec {
             return try DER.sequence(signedData, identifier: .sequence) { fields in
                 var out: [[UInt8]] = []
                 while let f = fields.next() {
-                    if f.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific), case .constructed(let certs) = f.content {
+                    if f.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific),
+                        case .constructed(let certs) = f.content
+                    {
                         out = certs.map { Array($0.encodedBytes) }
                     }
                 }
@@ -111,7 +121,9 @@ public enum ESTCodec {
 
     /// The `/serverkeygen` response (RFC 7030 §4.4.2): `multipart/mixed` with the PKCS#8 key and the certs-only
     /// PKCS#7, each base64 with `Content-Transfer-Encoding: base64`. Returns the Content-Type value and the body.
-    public static func serverKeyGenResponse(privateKeyPKCS8: [UInt8], certsOnly: [UInt8], boundary: String) -> (String, String) {
+    public static func serverKeyGenResponse(privateKeyPKCS8: [UInt8], certsOnly: [UInt8], boundary: String) -> (
+        String, String
+    ) {
         let body =
             "--\(boundary)\r\n"
             + "Content-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n"

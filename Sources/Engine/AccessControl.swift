@@ -172,7 +172,8 @@ extension GatehouseEngine {
         case .tlsCertificate:
             // Bootstrap admins come from the listener's configured client CA, never from the KMIP client PKI (which
             // the KMIP listener trusts too): a KMIP client certificate authenticates only through an identity.
-            if principal.verifiedByListener, bootstrapAdmins.contains(principal.name), !issuedByKMIPClientCA(principal) {
+            if principal.verifiedByListener, bootstrapAdmins.contains(principal.name), !issuedByKMIPClientCA(principal)
+            {
                 return Caller(kind: .superuser, identityId: nil, name: principal.name, orgRole: .admin, metadata: [:])
             }
             let now = clock()
@@ -181,7 +182,8 @@ extension GatehouseEngine {
             let identityId = try await certificateIdentity(principal, only: nil)
             var caller: Caller?
             if let identityId { caller = try await identityCaller(identityId) }
-            accessCache.storeCaller("cert:" + principal.id, caller, expires: now + AccessCache.ttl, generation: generation)
+            accessCache.storeCaller(
+                "cert:" + principal.id, caller, expires: now + AccessCache.ttl, generation: generation)
             return caller
         }
     }
@@ -193,7 +195,8 @@ extension GatehouseEngine {
         let record = try await read { tx in try await tx.get(kind: AccessKind.identity, id: identityId) }
         let caller = try record.map { r -> Caller in
             let body = try decode(IdentityBody.self, r)
-            return Caller(kind: .identity, identityId: r.id, name: r.name ?? "", orgRole: body.orgRole, metadata: body.metadata)
+            return Caller(
+                kind: .identity, identityId: r.id, name: r.name ?? "", orgRole: body.orgRole, metadata: body.metadata)
         }
         accessCache.storeCaller("id:" + identityId, caller, expires: now + AccessCache.ttl, generation: generation)
         return caller
@@ -232,11 +235,16 @@ extension GatehouseEngine {
         guard let caller = try await resolve(ctx.principal) else {
             await auditFailure(
                 ctx, "authentication.failed", project: request.project,
-                ["action": request.description, "reason": ctx.principal.method == .anonymous ? "no credentials" : "no identity accepts these credentials"])
+                [
+                    "action": request.description,
+                    "reason": ctx.principal.method == .anonymous
+                        ? "no credentials" : "no identity accepts these credentials",
+                ])
             throw EngineError(.unauthenticated, "authentication required")
         }
         if caller.kind == .superuser {
-            return Decision(caller: caller, grantedBy: ctx.principal.method == .system ? "system" : "bootstrap-admin", rules: [])
+            return Decision(
+                caller: caller, grantedBy: ctx.principal.method == .system ? "system" : "bootstrap-admin", rules: [])
         }
         if caller.orgRole == .admin {
             return Decision(caller: caller, grantedBy: "org-role:admin", rules: [])
@@ -253,8 +261,11 @@ extension GatehouseEngine {
         }
         await auditFailure(
             ctx, "authorization.denied", project: request.project,
-            ["action": request.description, "resource": request.fields["name"] ?? "", "identityId": caller.identityId ?? "",
-             "reason": "no permission grants \(request.description)"])
+            [
+                "action": request.description, "resource": request.fields["name"] ?? "",
+                "identityId": caller.identityId ?? "",
+                "reason": "no permission grants \(request.description)",
+            ])
         throw EngineError(.permissionDenied, "permission denied")
     }
 
@@ -276,8 +287,13 @@ extension GatehouseEngine {
             let body = try decode(MembershipBody.self, membership)
             for grant in body.roles {
                 if grant.isTemporary {
-                    guard let start = grant.temporaryAccessStartTime, let end = grant.temporaryAccessEndTime else { continue }
-                    if now < start { expires = min(expires, start); continue }
+                    guard let start = grant.temporaryAccessStartTime, let end = grant.temporaryAccessEndTime else {
+                        continue
+                    }
+                    if now < start {
+                        expires = min(expires, start)
+                        continue
+                    }
                     if now >= end { continue }
                     expires = min(expires, end)
                 }
@@ -293,7 +309,10 @@ extension GatehouseEngine {
             guard p.identityId == identityId else { continue }
             if p.isTemporary {
                 guard let start = p.start, let end = p.end else { continue }
-                if now < start { expires = min(expires, start); continue }
+                if now < start {
+                    expires = min(expires, start)
+                    continue
+                }
                 if now >= end { continue }
                 expires = min(expires, end)
             }
@@ -308,7 +327,8 @@ extension GatehouseEngine {
     /// `RefusalAuditLimiter`), so a flood of bad requests costs a bounded amount of store.
     func auditFailure(_ ctx: CallContext, _ type: String, project: String?, _ metadata: [String: String]) async {
         let source = (ctx.ipAddress ?? "local") + " " + ctx.principal.method.rawValue + ":" + ctx.principal.id
-        let (verdict, summary) = refusalLimiter.admit(source: source, type: type, project: project, metadata: metadata, now: clock())
+        let (verdict, summary) = refusalLimiter.admit(
+            source: source, type: type, project: project, metadata: metadata, now: clock())
         if let summary { await writeRefusalSummaries([summary]) }
         guard case .write = verdict else { return }
         let e = event(ctx, type, project: project, metadata)
@@ -332,7 +352,9 @@ extension GatehouseEngine {
         guard !summaries.isEmpty else { return }
         let format = ISO8601DateFormatter()
         let events = summaries.map { s -> AuditEvent in
-            let ip = s.key.source == RefusalAuditLimiter.overflowSource ? nil : s.key.source.split(separator: " ").first.map(String.init)
+            let ip =
+                s.key.source == RefusalAuditLimiter.overflowSource
+                ? nil : s.key.source.split(separator: " ").first.map(String.init)
             var meta = [
                 "source": s.key.source, "type": s.key.type, "suppressed": String(s.window.suppressed),
                 "auditedInFull": String(s.window.written), "windowStart": format.string(from: s.window.start),
@@ -341,7 +363,8 @@ extension GatehouseEngine {
             if let reason = s.window.lastMetadata["reason"] { meta["lastReason"] = reason }
             if let action = s.window.lastMetadata["action"] { meta["lastAction"] = action }
             return event(
-                CallContext(principal: .system, frontEnd: "audit", ipAddress: ip == "local" ? nil : ip), "audit.refusals.suppressed",
+                CallContext(principal: .system, frontEnd: "audit", ipAddress: ip == "local" ? nil : ip),
+                "audit.refusals.suppressed",
                 project: s.window.project, meta)
         }
         do {

@@ -53,7 +53,8 @@ public struct AuditChain: Sendable {
             let s = String(v)
             return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
         }
-        return pad(t.tm_year + 1900, 4) + "-" + pad(t.tm_mon + 1, 2) + "-" + pad(t.tm_mday, 2) + "T" + pad(t.tm_hour, 2) + ":"
+        return pad(t.tm_year + 1900, 4) + "-" + pad(t.tm_mon + 1, 2) + "-" + pad(t.tm_mday, 2) + "T" + pad(t.tm_hour, 2)
+            + ":"
             + pad(t.tm_min, 2) + ":" + pad(t.tm_sec, 2) + "." + pad(Int32(ms), 3) + "Z"
     }
 
@@ -123,11 +124,20 @@ public struct AuditChain: Sendable {
         part(event.actor.type, event.actor.metadata)
         key("event")
         part(event.event.type, event.event.metadata)
-        if let ip = event.ipAddress { key("ipAddress"); JSONText.append(string: ip, to: &out) }
-        if let project = event.projectId { key("projectId"); JSONText.append(string: project, to: &out) }
+        if let ip = event.ipAddress {
+            key("ipAddress")
+            JSONText.append(string: ip, to: &out)
+        }
+        if let project = event.projectId {
+            key("projectId")
+            JSONText.append(string: project, to: &out)
+        }
         key("timestamp")
         JSONText.append(string: timestamp(event.timestamp), to: &out)
-        if let agent = event.userAgent { key("userAgent"); JSONText.append(string: agent, to: &out) }
+        if let agent = event.userAgent {
+            key("userAgent")
+            JSONText.append(string: agent, to: &out)
+        }
         key("userAgentType")
         JSONText.append(string: event.userAgentType, to: &out)
         out.append(UInt8(ascii: "}"))
@@ -135,7 +145,8 @@ public struct AuditChain: Sendable {
     }
 
     /// Links `drafts` to a chain whose head is `previous` (nil: a new chain): the records and the new signed head.
-    func link(_ drafts: [AuditDraft], chain: String, previous: (sequence: Int64, hash: Data)?) -> ([AuditRecord], Data) {
+    func link(_ drafts: [AuditDraft], chain: String, previous: (sequence: Int64, hash: Data)?) -> ([AuditRecord], Data)
+    {
         var sequence = previous?.sequence ?? 0
         var last = previous?.hash ?? genesis(chain)
         var out: [AuditRecord] = []
@@ -145,7 +156,8 @@ public struct AuditChain: Sendable {
             let h = hash(previous: last, sequence: sequence, timestamp: d.timestampMillis, body: d.plain)
             out.append(
                 AuditRecord(
-                    chain: chain, sequence: sequence, timestampMillis: d.timestampMillis, fields: d.fields, body: d.body,
+                    chain: chain, sequence: sequence, timestampMillis: d.timestampMillis, fields: d.fields,
+                    body: d.body,
                     previousHash: last, hash: h))
             last = h
         }
@@ -227,13 +239,17 @@ public struct AuditChain: Sendable {
             }
             // The hash covers the canonical JSON; the store may hold it compressed (StoredJSON).
             let plain = try? StoredJSON.unpack(r.body)
-            let expected = plain.map { chain.hash(previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: $0) }
+            let expected = plain.map {
+                chain.hash(previous: r.previousHash, sequence: r.sequence, timestamp: r.timestampMillis, body: $0)
+            }
             if plain != nil, expected != r.hash {
                 problems.append("\(position): content does not match its hash (edited)")
             } else if plain == nil {
                 problems.append("\(position): content does not match its hash (edited: the stored body is unreadable)")
             } else if let plain, let event = try? decoder.decode(AuditEvent.self, from: plain) {
-                if AuditChain.fields(event) != r.fields { problems.append("\(position): its search fields were edited") }
+                if AuditChain.fields(event) != r.fields {
+                    problems.append("\(position): its search fields were edited")
+                }
             } else {
                 problems.append("\(position): the body is unreadable")
             }
@@ -273,7 +289,8 @@ public struct AuditChain: Sendable {
                 let (last, lastHash) = ends[h.chain] ?? (0, chain.genesis(h.chain))
                 if seq != last || hash != lastHash {
                     problems.append(
-                        "\(Self.label(h.chain)) ends at event \(last) but its signed head is event \(seq) (tail deleted?)")
+                        "\(Self.label(h.chain)) ends at event \(last) but its signed head is event \(seq) (tail deleted?)"
+                    )
                 }
             }
             for c in ends.keys.sorted() where !headed.contains(c) {
@@ -282,7 +299,8 @@ public struct AuditChain: Sendable {
             for spot in wanted.keys.sorted() where !found.contains(spot) {
                 let parts = spot.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
                 problems.append(
-                    "\(Self.label(String(parts[0]))): event \(parts.count > 1 ? String(parts[1]) : "?") named by the signed checkpoint is missing (deleted?)")
+                    "\(Self.label(String(parts[0]))): event \(parts.count > 1 ? String(parts[1]) : "?") named by the signed checkpoint is missing (deleted?)"
+                )
             }
         }
     }
@@ -310,7 +328,9 @@ public struct AuditChain: Sendable {
         var after: AuditPosition?
         while true {
             let from = after
-            let page = try await storage.withReadTransaction { tx in try await tx.auditEvents(chain: nil, after: from, limit: 1000) }
+            let page = try await storage.withReadTransaction { tx in
+                try await tx.auditEvents(chain: nil, after: from, limit: 1000)
+            }
             for r in page {
                 guard let limit = limits[r.chain] else {
                     unheaded.insert(r.chain)

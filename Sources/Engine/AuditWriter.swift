@@ -1,8 +1,8 @@
+import Crypto
 import EngineAPI
 import Foundation
 import StorageAPI
 import Synchronization
-import Crypto
 
 /// An audit event on its way into a chain.
 struct AuditDraft: Sendable {
@@ -73,7 +73,11 @@ final class AuditWriter: Sendable {
 
     /// A request's one-shot wake-up.
     final class Waiter: Sendable {
-        private enum State { case idle, waiting(CheckedContinuation<Outcome, any Error>), resolved(Result<Outcome, any Error>) }
+        private enum State {
+            case idle
+            case waiting(CheckedContinuation<Outcome, any Error>)
+            case resolved(Result<Outcome, any Error>)
+        }
         private let state = Mutex<State>(.idle)
 
         func wait() async throws -> Outcome {
@@ -183,9 +187,13 @@ final class AuditWriter: Sendable {
                 if known, !recheck {
                     // The usual case: one append after the head this node last wrote.
                     let head = try await append(drafts, after: cached) { records, head, previous, sealing in
-                        try await self.storage.appendAuditEvents(records, head: head, previous: previous, sealing: sealing)
+                        try await self.storage.appendAuditEvents(
+                            records, head: head, previous: previous, sealing: sealing)
                     }
-                    state.withLock { $0.head = head; $0.headKnown = true }
+                    state.withLock {
+                        $0.head = head
+                        $0.headKnown = true
+                    }
                     return
                 }
                 let (head, kept) = try await storage.withRelaxedTransaction { tx -> (AuditChainHead, [AuditDraft]) in
@@ -195,17 +203,30 @@ final class AuditWriter: Sendable {
                         // Claim the pending events first: those already gone were sealed by another writer.
                         let claimed = Set(try await tx.removePendingAuditEvents(drafts.filter(\.pending).map(\.id)))
                         kept = drafts.filter { !$0.pending || claimed.contains($0.id) }
-                        kept = kept.map { var d = $0; d.pending = false; return d }
+                        kept = kept.map {
+                            var d = $0
+                            d.pending = false
+                            return d
+                        }
                     }
-                    guard !kept.isEmpty else { return (previous ?? AuditChainHead(chain: self.chain, value: Data()), kept) }
+                    guard !kept.isEmpty else {
+                        return (previous ?? AuditChainHead(chain: self.chain, value: Data()), kept)
+                    }
                     let head = try await self.append(kept, after: previous) { records, head, previous, sealing in
                         try await tx.appendAuditEvents(records, head: head, previous: previous, sealing: sealing)
                     }
                     return (head, kept)
                 }
-                if !kept.isEmpty { state.withLock { $0.head = head; $0.headKnown = true } }
+                if !kept.isEmpty {
+                    state.withLock {
+                        $0.head = head
+                        $0.headKnown = true
+                    }
+                }
                 return
-            } catch let e as StorageError where (e.code == .auditConflict || e.code == .transientConflict) && attempt < 8 {
+            } catch let e as StorageError
+                where (e.code == .auditConflict || e.code == .transientConflict) && attempt < 8
+            {
                 state.withLock { $0.headKnown = false }
                 try await Task.sleep(nanoseconds: UInt64.random(in: 200_000...2_000_000) * UInt64(attempt))
             } catch {

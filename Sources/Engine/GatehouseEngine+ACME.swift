@@ -55,14 +55,19 @@ extension GatehouseEngine {
     static func rejected(_ subproblems: [EngineError.Subproblem], of total: Int) -> EngineError {
         let detail =
             subproblems.count == 1 && total == 1
-            ? subproblems[0].message : "\(subproblems.count) of \(total) identifiers were rejected: " + subproblems.map(\.message).joined(separator: "; ")
-        let type: ACMEProblemType = subproblems.allSatisfy { $0.acmeProblem == .unsupportedIdentifier } ? .unsupportedIdentifier : .rejectedIdentifier
+            ? subproblems[0].message
+            : "\(subproblems.count) of \(total) identifiers were rejected: "
+                + subproblems.map(\.message).joined(separator: "; ")
+        let type: ACMEProblemType =
+            subproblems.allSatisfy { $0.acmeProblem == .unsupportedIdentifier }
+            ? .unsupportedIdentifier : .rejectedIdentifier
         return .acme(type, detail, subproblems: subproblems)
     }
 
     /// The key ACME nonces are sealed with, derived from the audit key (shared by every node of a store).
     static func nonceKey(_ auditKey: SymmetricKey) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: auditKey, info: Array("gatehouse acme nonce v1".utf8), outputByteCount: 32)
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: auditKey, info: Array("gatehouse acme nonce v1".utf8), outputByteCount: 32)
     }
 
     static func randomToken(_ bytes: Int = 16) -> String {
@@ -77,14 +82,17 @@ extension GatehouseEngine {
 
     public func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo {
         let body = try await recentProfile(profile)
-        guard body.info.enrollment == .acme, body.info.caId != nil else { throw EngineError(.notFound, "no ACME profile '\(profile)'") }
+        guard body.info.enrollment == .acme, body.info.caId != nil else {
+            throw EngineError(.notFound, "no ACME profile '\(profile)'")
+        }
         return body.info
     }
 
     public func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] {
         let own = try await acmeProfile(ctx, profile: profile)
         let siblings = try await read { tx in
-            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000).compactMap { r -> ProfileInfo? in
+            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000).compactMap {
+                r -> ProfileInfo? in
                 let info = try self.cachedDecode(ProfileBody.self, r).info
                 return info.id != own.id && Self.sameDirectory(info, own) ? info : nil
             }
@@ -94,7 +102,9 @@ extension GatehouseEngine {
 
     /// Whether two profiles are offered by one ACME directory: both ACME, same project, same issuing CA.
     static func sameDirectory(_ a: ProfileInfo, _ b: ProfileInfo) -> Bool {
-        a.id == b.id || (a.enrollment == .acme && b.enrollment == .acme && a.project == b.project && a.caId != nil && a.caId == b.caId)
+        a.id == b.id
+            || (a.enrollment == .acme && b.enrollment == .acme && a.project == b.project && a.caId != nil
+                && a.caId == b.caId)
     }
 
     /// Whether a certificate issued under `certificateProfile` belongs to the directory of `directoryProfile`.
@@ -102,13 +112,15 @@ extension GatehouseEngine {
         guard let certificateProfile else { return false }
         if certificateProfile == directoryProfile { return true }
         return try await read { tx in
-            guard let a = try? await self.loadProfile(certificateProfile, tx).1.info, let b = try? await self.loadProfile(directoryProfile, tx).1.info
+            guard let a = try? await self.loadProfile(certificateProfile, tx).1.info,
+                let b = try? await self.loadProfile(directoryProfile, tx).1.info
             else { return false }
             return Self.sameDirectory(a, b)
         }
     }
 
-    public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) {
+    public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String)
+    {
         let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .edit))
         guard let kid = body.eabKeyId, let sealed = body.eabSealedKey else {
@@ -116,7 +128,10 @@ extension GatehouseEngine {
         }
         return try await transact { tx in
             let key = try await self.keyring.open(sealed, binding: "pki-profile/\(body.info.id)/eab", tx)
-            try await self.audit.append(self.allowed(ctx, decision, "pki.profile.acme-eab.read", project: body.info.project, ["profileId": body.info.id]), tx)
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "pki.profile.acme-eab.read", project: body.info.project, ["profileId": body.info.id]),
+                tx)
             return (kid, Self.b64url(key))
         }
     }
@@ -133,7 +148,8 @@ extension GatehouseEngine {
     }
 
     public func acmeConsumeNonce(_ nonce: String) async throws -> Bool {
-        guard nonce.utf8.count <= 128, let bytes = Self.unb64url(nonce), let box = try? AES.GCM.SealedBox(combined: bytes),
+        guard nonce.utf8.count <= 128, let bytes = Self.unb64url(nonce),
+            let box = try? AES.GCM.SealedBox(combined: bytes),
             let plain = try? AES.GCM.open(box, using: nonceKey), plain.count == 16
         else { return false }
         let millis = plain.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
@@ -147,7 +163,10 @@ extension GatehouseEngine {
         let id = Self.timeOrderedID(millis: millis, hash: Hex.encode(SHA256.hash(data: bytes)))
         do {
             try await storage.withRelaxedTransaction { tx in
-                try await tx.insert(Record(kind: ACMEKind.usedNonce, id: id, scope: "acme", name: nil, body: Data(), createdAt: self.clock()))
+                try await tx.insert(
+                    Record(
+                        kind: ACMEKind.usedNonce, id: id, scope: "acme", name: nil, body: Data(),
+                        createdAt: self.clock()))
             }
             return true
         } catch let e as StorageError where e.code == .uniqueViolation {
@@ -172,14 +191,23 @@ extension GatehouseEngine {
     /// or refuses it (`rateLimited` with `retryAfter`, counting nothing). A sliding window approximated from fixed
     /// one-hour windows: the previous window's count, weighted by how much of it still overlaps the last hour, plus
     /// the current one's. Counters are records whose ids start with their window, swept like nonces.
-    func admitOrder(accountId: String, identifiers: [ACMEIdentifier], limits: ACMERateLimits, now: Date, _ tx: any StorageTransaction)
+    func admitOrder(
+        accountId: String, identifiers: [ACMEIdentifier], limits: ACMERateLimits, now: Date,
+        _ tx: any StorageTransaction
+    )
         async throws
     {
         var keys: [(key: String, limit: Int, what: String)] = []
-        if limits.ordersPerAccountPerHour > 0 { keys.append(("account:" + accountId, limits.ordersPerAccountPerHour, "this account")) }
+        if limits.ordersPerAccountPerHour > 0 {
+            keys.append(("account:" + accountId, limits.ordersPerAccountPerHour, "this account"))
+        }
         if limits.ordersPerIdentifierPerHour > 0 {
             for id in identifiers {
-                keys.append(("\(id.type):\(id.value.lowercased())", limits.ordersPerIdentifierPerHour, "\(id.type) identifier \(id.value)"))
+                keys.append(
+                    (
+                        "\(id.type):\(id.value.lowercased())", limits.ordersPerIdentifierPerHour,
+                        "\(id.type) identifier \(id.value)"
+                    ))
             }
         }
         guard !keys.isEmpty else { return }
@@ -195,7 +223,8 @@ extension GatehouseEngine {
             let hash = Hex.encode(SHA256.hash(data: Array(k.key.utf8)))
             let currentID = Self.timeOrderedID(millis: currentWindow, hash: hash)
             let current = try await tx.get(kind: ACMEKind.rate, id: currentID)
-            let previous = count(try await tx.get(kind: ACMEKind.rate, id: Self.timeOrderedID(millis: previousWindow, hash: hash)))
+            let previous = count(
+                try await tx.get(kind: ACMEKind.rate, id: Self.timeOrderedID(millis: previousWindow, hash: hash)))
             let cur = count(current)
             let weight = 1 - elapsed / Self.rateWindow
             if Double(previous) * weight + Double(cur) + 1 > Double(k.limit) {
@@ -214,7 +243,8 @@ extension GatehouseEngine {
         }
         if let refusal {
             let seconds = max(1, Int(refusal.wait.rounded(.up)))
-            throw EngineError.acme(.rateLimited, "too many new orders for \(refusal.what); retry in \(seconds) s", retryAfter: seconds)
+            throw EngineError.acme(
+                .rateLimited, "too many new orders for \(refusal.what); retry in \(seconds) s", retryAfter: seconds)
         }
         for u in updates {
             let body = Data(String(u.count).utf8)
@@ -225,7 +255,8 @@ extension GatehouseEngine {
                     r.body = body
                     _ = try await tx.update(r)
                 } else {
-                    try await tx.insert(Record(kind: ACMEKind.rate, id: u.id, scope: "acme", name: nil, body: body, createdAt: now))
+                    try await tx.insert(
+                        Record(kind: ACMEKind.rate, id: u.id, scope: "acme", name: nil, body: body, createdAt: now))
                 }
             } catch let e as StorageError where e.code == .uniqueViolation || e.code == .versionConflict {
                 throw StorageError(.transientConflict, "rate counter: \(e.detail)")
@@ -281,13 +312,17 @@ extension GatehouseEngine {
         // this node (update, deactivation, key change) drop the entry at once; the operation itself re-reads the
         // account from the store in its transaction.
         let now = clock()
-        if let hit = acmeAccounts.withLock({ $0[accountId] }), hit.until > now, hit.info.profileId == profileId { return hit.info }
+        if let hit = acmeAccounts.withLock({ $0[accountId] }), hit.until > now, hit.info.profileId == profileId {
+            return hit.info
+        }
         let info = try await read { tx in try await self.loadAccount(accountId, tx).1 }
         acmeAccounts.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[accountId] = (info, now + 2)
         }
-        guard info.profileId == profileId else { throw Self.acme(.accountDoesNotExist, "no such account for this directory") }
+        guard info.profileId == profileId else {
+            throw Self.acme(.accountDoesNotExist, "no such account for this directory")
+        }
         return info
     }
 
@@ -296,7 +331,9 @@ extension GatehouseEngine {
         onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
     ) async throws -> (ACMEAccountInfo, created: Bool) {
         let existing = try await read { tx in
-            try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
+            try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map {
+                try self.decode(ACMEAccountBody.self, $0).info
+            }
         }
         if let existing {
             guard existing.status == .valid else { throw Self.acme(.unauthorized, "the account is \(existing.status)") }
@@ -313,33 +350,50 @@ extension GatehouseEngine {
         guard let eabKid = profile.eabKeyId, let sealed = profile.eabSealedKey else {
             throw EngineError(.notFound, "no ACME profile")
         }
-        guard let eab else { throw Self.acme(.externalAccountRequired, "this directory requires external account binding") }
-        let key = try await transact(relaxed: true) { tx in try await self.keyring.open(sealed, binding: "pki-profile/\(profileId)/eab", tx) }
+        guard let eab else {
+            throw Self.acme(.externalAccountRequired, "this directory requires external account binding")
+        }
+        let key = try await transact(relaxed: true) { tx in
+            try await self.keyring.open(sealed, binding: "pki-profile/\(profileId)/eab", tx)
+        }
         let expected: [UInt8]
         switch eab.alg {
-        case "HS384": expected = Array(HMAC<SHA384>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
-        case "HS512": expected = Array(HMAC<SHA512>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
-        default: expected = Array(HMAC<SHA256>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
+        case "HS384":
+            expected = Array(HMAC<SHA384>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
+        case "HS512":
+            expected = Array(HMAC<SHA512>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
+        default:
+            expected = Array(HMAC<SHA256>.authenticationCode(for: eab.signingInput, using: SymmetricKey(data: key)))
         }
         guard eab.kid == eabKid, Self.constantTimeEqual(Data(expected), Data(eab.mac)) else {
-            await auditFailure(ctx, "acme.account.refused", project: profile.info.project, ["profileId": profileId, "reason": "external account binding does not verify"])
+            await auditFailure(
+                ctx, "acme.account.refused", project: profile.info.project,
+                ["profileId": profileId, "reason": "external account binding does not verify"])
             throw Self.acme(.unauthorized, "the external account binding does not verify")
         }
         let now = clock()
         let info = ACMEAccountInfo(
-            id: Self.randomToken(12), profileId: profileId, status: .valid, contact: contact, thumbprint: thumbprint, jwk: jwk,
+            id: Self.randomToken(12), profileId: profileId, status: .valid, contact: contact, thumbprint: thumbprint,
+            jwk: jwk,
             eabKeyId: eabKid, createdAt: now)
         do {
             try await transact { tx in
                 try await tx.insert(
-                    Record(kind: ACMEKind.account, id: info.id, scope: profileId, name: thumbprint, body: try Self.encode(ACMEAccountBody(info: info)), createdAt: now))
+                    Record(
+                        kind: ACMEKind.account, id: info.id, scope: profileId, name: thumbprint,
+                        body: try Self.encode(ACMEAccountBody(info: info)), createdAt: now))
                 try await self.audit.append(
-                    self.event(ctx, "acme.account.create", project: profile.info.project, ["accountId": info.id, "profileId": profileId, "decision": "allow", "grantedBy": "acme:eab"]), tx)
+                    self.event(
+                        ctx, "acme.account.create", project: profile.info.project,
+                        ["accountId": info.id, "profileId": profileId, "decision": "allow", "grantedBy": "acme:eab"]),
+                    tx)
             }
         } catch let e as EngineError where e.code == .alreadyExists {
             // The same key registered concurrently: return that account.
             let raced = try await read { tx in
-                try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map { try self.decode(ACMEAccountBody.self, $0).info }
+                try await tx.find(kind: ACMEKind.account, scope: profileId, name: thumbprint).map {
+                    try self.decode(ACMEAccountBody.self, $0).info
+                }
             }
             if let raced { return (raced, false) }
             throw e
@@ -347,7 +401,9 @@ extension GatehouseEngine {
         return (info, true)
     }
 
-    public func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo {
+    public func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool)
+        async throws -> ACMEAccountInfo
+    {
         try acmeCaller(ctx, accountId)
         return try await transact { tx in
             var (record, info) = try await self.loadAccount(accountId, tx)
@@ -363,12 +419,17 @@ extension GatehouseEngine {
             record.body = try Self.encode(ACMEAccountBody(info: info))
             record.updatedAt = self.clock()
             _ = try await tx.update(record)
-            try await self.audit.append(self.event(ctx, deactivate ? "acme.account.deactivate" : "acme.account.update", project: nil, ["accountId": accountId]), tx)
+            try await self.audit.append(
+                self.event(
+                    ctx, deactivate ? "acme.account.deactivate" : "acme.account.update", project: nil,
+                    ["accountId": accountId]), tx)
             return info
         }
     }
 
-    func validAccount(_ ctx: CallContext, _ accountId: String, _ tx: any StorageTransaction) async throws -> ACMEAccountInfo {
+    func validAccount(_ ctx: CallContext, _ accountId: String, _ tx: any StorageTransaction) async throws
+        -> ACMEAccountInfo
+    {
         try acmeCaller(ctx, accountId)
         let (_, info) = try await loadAccount(accountId, tx)
         guard info.status == .valid else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
@@ -379,9 +440,12 @@ extension GatehouseEngine {
 
     public func acmeNewOrder(
         _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
-        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile chosen: String?, limits: ACMERateLimits
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile chosen: String?,
+        limits: ACMERateLimits
     ) async throws -> ACMEOrderInfo {
-        guard !identifiers.isEmpty, identifiers.count <= 100 else { throw Self.acme(.malformed, "an order needs 1–100 identifiers") }
+        guard !identifiers.isEmpty, identifiers.count <= 100 else {
+            throw Self.acme(.malformed, "an order needs 1–100 identifiers")
+        }
         var seen = Set<ACMEIdentifier>()
         var subproblems: [EngineError.Subproblem] = []
         for id in identifiers {
@@ -395,15 +459,19 @@ extension GatehouseEngine {
                 if name.isEmpty || name.utf8.count > 253 || labels.contains(where: { $0.isEmpty || $0.count > 63 })
                     || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
                 {
-                    subproblems.append(.acme(.malformed, "'\(id.value)' is not a valid DNS name", itemType: "dns", itemValue: id.value))
+                    subproblems.append(
+                        .acme(.malformed, "'\(id.value)' is not a valid DNS name", itemType: "dns", itemValue: id.value)
+                    )
                 }
             case "ip":
                 if CIDR.parse(id.value) == nil || id.value.contains("/") {
-                    subproblems.append(.acme(.malformed, "'\(id.value)' is not an IP address", itemType: "ip", itemValue: id.value))
+                    subproblems.append(
+                        .acme(.malformed, "'\(id.value)' is not an IP address", itemType: "ip", itemValue: id.value))
                 }
             default:
                 subproblems.append(
-                    .acme(.unsupportedIdentifier, "identifier type '\(id.type)' is not supported (dns, ip)",
+                    .acme(
+                        .unsupportedIdentifier, "identifier type '\(id.type)' is not supported (dns, ip)",
                         itemType: id.type, itemValue: id.value))
             }
         }
@@ -446,24 +514,32 @@ extension GatehouseEngine {
             if let replaces {
                 // RFC 9773 §5: the replaced certificate must be this account's, and be replaced only once.
                 let serial = Self.hex(replaces.serial)
-                guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: serial), owner.scope == accountId,
+                guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: serial),
+                    owner.scope == accountId,
                     let record = try await tx.get(kind: PKIKind.certificate, id: serial),
                     let cert = try? Certificate(derEncoded: Array(try self.decode(CertificateBody.self, record).der)),
-                    let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == replaces.authorityKeyId
+                    let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier,
+                    Array(aki) == replaces.authorityKeyId
                 else { throw Self.acme(.malformed, "replaces does not name a certificate issued to this account") }
                 do {
                     try await tx.insert(
-                        Record(kind: ACMEKind.replaced, id: serial, scope: accountId, name: nil, body: Data(orderId.utf8), createdAt: now))
+                        Record(
+                            kind: ACMEKind.replaced, id: serial, scope: accountId, name: nil, body: Data(orderId.utf8),
+                            createdAt: now))
                 } catch let e as StorageError where e.code == .uniqueViolation {
-                    throw Self.acme(.alreadyReplaced, "the certificate \(replaces.certID) has already been replaced by another order")
+                    throw Self.acme(
+                        .alreadyReplaced,
+                        "the certificate \(replaces.certID) has already been replaced by another order")
                 }
             }
             var authzIds: [String] = []
             var reused = 0
             for id in identifiers {
                 let wildcardName = id.type == "dns" && id.value.hasPrefix("*.")
-                let bare = ACMEIdentifier(type: id.type, value: (wildcardName ? String(id.value.dropFirst(2)) : id.value).lowercased())
-                if let pointer = try await tx.get(kind: ACMEKind.validAuthz, id: Self.validAuthzKey(accountId, bare, wildcard: wildcardName)),
+                let bare = ACMEIdentifier(
+                    type: id.type, value: (wildcardName ? String(id.value.dropFirst(2)) : id.value).lowercased())
+                if let pointer = try await tx.get(
+                    kind: ACMEKind.validAuthz, id: Self.validAuthzKey(accountId, bare, wildcard: wildcardName)),
                     let existing = try? await self.loadAuthz(String(decoding: pointer.body, as: UTF8.self), tx).1,
                     existing.status == .valid, existing.accountId == accountId, existing.identifier == bare,
                     existing.wildcard == wildcardName, existing.expires > now + Self.authzReuseMargin
@@ -478,28 +554,49 @@ extension GatehouseEngine {
                 let value = wildcard ? String(id.value.dropFirst(2)) : id.value
                 // http-01 for names and addresses, dns-01 for names; a wildcard can only be proven over DNS (§8.4).
                 var challenges: [ACMEChallengeInfo] = []
-                if !wildcard { challenges.append(ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: .pending)) }
-                if id.type == "dns" { challenges.append(ACMEChallengeInfo(id: authzId + "-dns", type: "dns-01", token: token, status: .pending)) }
+                if !wildcard {
+                    challenges.append(
+                        ACMEChallengeInfo(id: authzId + "-http", type: "http-01", token: token, status: .pending))
+                }
+                if id.type == "dns" {
+                    challenges.append(
+                        ACMEChallengeInfo(id: authzId + "-dns", type: "dns-01", token: token, status: .pending))
+                }
                 if id.type == "dns", !wildcard {
-                    challenges.append(ACMEChallengeInfo(id: authzId + "-alpn", type: "tls-alpn-01", token: token, status: .pending))
+                    challenges.append(
+                        ACMEChallengeInfo(id: authzId + "-alpn", type: "tls-alpn-01", token: token, status: .pending))
                 }
                 let authz = ACMEAuthorizationInfo(
-                    id: authzId, orderId: orderId, accountId: accountId, identifier: ACMEIdentifier(type: id.type, value: value.lowercased()),
+                    id: authzId, orderId: orderId, accountId: accountId,
+                    identifier: ACMEIdentifier(type: id.type, value: value.lowercased()),
                     status: .pending, expires: now + Self.orderLifetime, wildcard: wildcard, challenges: challenges)
-                try await tx.insert(Record(kind: ACMEKind.authz, id: authzId, scope: orderId, name: nil, body: try Self.encode(ACMEAuthzBody(info: authz)), createdAt: now))
+                try await tx.insert(
+                    Record(
+                        kind: ACMEKind.authz, id: authzId, scope: orderId, name: nil,
+                        body: try Self.encode(ACMEAuthzBody(info: authz)), createdAt: now))
                 authzIds.append(authzId)
             }
             let order = ACMEOrderInfo(
-                id: orderId, accountId: accountId, profileId: profile.info.id, status: reused == identifiers.count ? .ready : .pending,
+                id: orderId, accountId: accountId, profileId: profile.info.id,
+                status: reused == identifiers.count ? .ready : .pending,
                 expires: now + Self.orderLifetime,
-                identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) }, notBefore: notBefore,
-                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil, replaces: replaces?.certID,
+                identifiers: identifiers.map { ACMEIdentifier(type: $0.type, value: $0.value.lowercased()) },
+                notBefore: notBefore,
+                notAfter: notAfter, authorizations: authzIds, certificateSerial: nil, error: nil,
+                replaces: replaces?.certID,
                 profile: chosen == nil ? nil : profile.info.slug)
-            try await tx.insert(Record(kind: ACMEKind.order, id: orderId, scope: accountId, name: nil, body: try Self.encode(ACMEOrderBody(info: order)), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: ACMEKind.order, id: orderId, scope: accountId, name: nil,
+                    body: try Self.encode(ACMEOrderBody(info: order)), createdAt: now))
             try await self.audit.append(
-                self.event(ctx, "acme.order.create", project: profile.info.project,
-                           ["accountId": accountId, "orderId": orderId, "identifiers": identifiers.map(\.value).joined(separator: ","),
-                            "profileId": profile.info.id, "reusedAuthorizations": String(reused)]), tx)
+                self.event(
+                    ctx, "acme.order.create", project: profile.info.project,
+                    [
+                        "accountId": accountId, "orderId": orderId,
+                        "identifiers": identifiers.map(\.value).joined(separator: ","),
+                        "profileId": profile.info.id, "reusedAuthorizations": String(reused),
+                    ]), tx)
             return order
         }
     }
@@ -514,7 +611,9 @@ extension GatehouseEngine {
     public func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo {
         try acmeCaller(ctx, accountId)
         let order = try await read { tx in try await self.loadOrder(orderId, tx).1 }
-        guard order.accountId == accountId else { throw Self.acme(.unauthorized, "the order belongs to another account") }
+        guard order.accountId == accountId else {
+            throw Self.acme(.unauthorized, "the order belongs to another account")
+        }
         if [ACMEStatus.pending, .ready].contains(order.status), order.expires < clock() {
             var expired = order
             expired.status = .invalid
@@ -524,7 +623,9 @@ extension GatehouseEngine {
         return order
     }
 
-    public func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String> {
+    public func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<
+        String
+    > {
         try acmeCaller(ctx, accountId)
         let n = max(1, min(limit, 1000))
         let ids = try await read { tx in
@@ -540,14 +641,19 @@ extension GatehouseEngine {
         return (r, try decode(ACMEAuthzBody.self, r).info)
     }
 
-    public func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo {
+    public func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
+        -> ACMEAuthorizationInfo
+    {
         try acmeCaller(ctx, accountId)
         let authz = try await read { tx in try await self.loadAuthz(authorizationId, tx).1 }
-        guard authz.accountId == accountId else { throw Self.acme(.unauthorized, "the authorization belongs to another account") }
+        guard authz.accountId == accountId else {
+            throw Self.acme(.unauthorized, "the authorization belongs to another account")
+        }
         return authz
     }
 
-    public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws
+    public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval)
+        async throws
         -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
     {
         guard let dash = challengeId.lastIndex(of: "-") else { throw Self.acme(.malformed, "no such challenge") }
@@ -555,8 +661,12 @@ extension GatehouseEngine {
         return try await transact { tx in
             let account = try await self.validAccount(ctx, accountId, tx)
             var (record, authz) = try await self.loadAuthz(authzId, tx)
-            guard authz.accountId == accountId else { throw Self.acme(.unauthorized, "the challenge belongs to another account") }
-            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }) else { throw Self.acme(.malformed, "no such challenge") }
+            guard authz.accountId == accountId else {
+                throw Self.acme(.unauthorized, "the challenge belongs to another account")
+            }
+            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }) else {
+                throw Self.acme(.malformed, "no such challenge")
+            }
             var challenge = authz.challenges[index]
             // Responding again to a challenge that is not pending is harmless (RFC 8555 §7.5.1): report its state.
             guard challenge.status == .pending, authz.status == .pending else { return (challenge, authz, nil) }
@@ -567,17 +677,22 @@ extension GatehouseEngine {
             record.updatedAt = self.clock()
             _ = try await tx.update(record)
             let keyAuthorization = challenge.token + "." + account.thumbprint
-            let task = ACMEValidationTask(challenge: challenge, identifier: authz.identifier, keyAuthorization: keyAuthorization)
+            let task = ACMEValidationTask(
+                challenge: challenge, identifier: authz.identifier, keyAuthorization: keyAuthorization)
             let now = self.clock()
             try await tx.insert(
                 Record(
                     kind: ACMEKind.validation, id: challengeId, scope: "pending", name: nil,
-                    body: try Self.encode(ACMEValidationBody(task: task, claimUntil: now.addingTimeInterval(lease), claims: 1)), createdAt: now))
+                    body: try Self.encode(
+                        ACMEValidationBody(task: task, claimUntil: now.addingTimeInterval(lease), claims: 1)),
+                    createdAt: now))
             return (challenge, authz, task)
         }
     }
 
-    public func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask] {
+    public func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws
+        -> [ACMEValidationTask]
+    {
         guard ctx.principal.method == .system else { throw EngineError(.permissionDenied, "validators only") }
         let now = clock()
         var claimed: [ACMEValidationTask] = []
@@ -590,18 +705,26 @@ extension GatehouseEngine {
             }
             for candidate in page {
                 guard claimed.count < limit else { break scan }
-                guard let body = try? decode(ACMEValidationBody.self, candidate), body.claimUntil <= now else { continue }
+                guard let body = try? decode(ACMEValidationBody.self, candidate), body.claimUntil <= now else {
+                    continue
+                }
                 do {
                     let outcome = try await transact { tx -> (ACMEValidationTask?, expired: Bool) in
-                        guard var record = try await tx.get(kind: ACMEKind.validation, id: candidate.id), record.version == candidate.version else {
+                        guard var record = try await tx.get(kind: ACMEKind.validation, id: candidate.id),
+                            record.version == candidate.version
+                        else {
                             return (nil, false)  // another validator claimed or finished it meanwhile
                         }
                         var body = try self.decode(ACMEValidationBody.self, record)
-                        let authzId = String(candidate.id[..<(candidate.id.lastIndex(of: "-") ?? candidate.id.endIndex)])
+                        let authzId = String(
+                            candidate.id[..<(candidate.id.lastIndex(of: "-") ?? candidate.id.endIndex)])
                         let authz = try? await self.loadAuthz(authzId, tx).1
-                        guard let authz, authz.challenges.contains(where: { $0.id == candidate.id && $0.status == .processing }) else {
+                        guard let authz,
+                            authz.challenges.contains(where: { $0.id == candidate.id && $0.status == .processing })
+                        else {
                             // Decided elsewhere, or the authorization is gone: nothing left to validate.
-                            try await tx.delete(kind: ACMEKind.validation, id: record.id, expectedVersion: record.version)
+                            try await tx.delete(
+                                kind: ACMEKind.validation, id: record.id, expectedVersion: record.version)
                             return (nil, false)
                         }
                         if authz.expires <= now { return (nil, true) }
@@ -623,7 +746,9 @@ extension GatehouseEngine {
         for id in expired {
             try? await acmeCompleteValidation(
                 ctx, challengeId: id,
-                error: ACMEError(type: ACMEProblemType.malformed.urn, detail: "the authorization expired before its challenge was validated"))
+                error: ACMEError(
+                    type: ACMEProblemType.malformed.urn,
+                    detail: "the authorization expired before its challenge was validated"))
         }
         return claimed
     }
@@ -638,7 +763,9 @@ extension GatehouseEngine {
                 try await tx.delete(kind: ACMEKind.validation, id: challengeId, expectedVersion: pending.version)
             }
             var (record, authz) = try await self.loadAuthz(authzId, tx)
-            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }), authz.challenges[index].status == .processing else {
+            guard let index = authz.challenges.firstIndex(where: { $0.id == challengeId }),
+                authz.challenges[index].status == .processing
+            else {
                 return
             }
             authz.challenges[index].status = error == nil ? .valid : .invalid
@@ -657,14 +784,17 @@ extension GatehouseEngine {
                     _ = try await tx.update(pointer)
                 } else {
                     try await tx.insert(
-                        Record(kind: ACMEKind.validAuthz, id: key, scope: authz.accountId, name: nil, body: Data(authz.id.utf8), createdAt: now))
+                        Record(
+                            kind: ACMEKind.validAuthz, id: key, scope: authz.accountId, name: nil,
+                            body: Data(authz.id.utf8), createdAt: now))
                 }
             }
             var (orderRecord, order) = try await self.loadOrder(authz.orderId, tx)
             guard order.status == .pending else { return }
             if let error {
                 order.status = .invalid
-                order.error = ACMEError(type: error.type, detail: "authorization for \(authz.identifier.value) failed: \(error.detail)")
+                order.error = ACMEError(
+                    type: error.type, detail: "authorization for \(authz.identifier.value) failed: \(error.detail)")
             } else {
                 var all = true
                 for id in order.authorizations where id != authz.id {
@@ -676,19 +806,25 @@ extension GatehouseEngine {
             orderRecord.updatedAt = now
             _ = try await tx.update(orderRecord)
             try await self.audit.append(
-                self.event(ctx, "acme.challenge.\(error == nil ? "valid" : "invalid")", project: nil,
-                           ["accountId": authz.accountId, "challengeId": challengeId, "identifier": authz.identifier.value]), tx)
+                self.event(
+                    ctx, "acme.challenge.\(error == nil ? "valid" : "invalid")", project: nil,
+                    ["accountId": authz.accountId, "challengeId": challengeId, "identifier": authz.identifier.value]),
+                tx)
         }
     }
 
-    public func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr csrBytes: [UInt8]) async throws -> ACMEOrderInfo {
+    public func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr csrBytes: [UInt8]) async throws
+        -> ACMEOrderInfo
+    {
         // Parsing the CSR and checking its signature need nothing from the store: done before the transaction, so
         // the writer's lock is not held for them.
         let parsed = Result { try Self.parseCSR(csrBytes) }
         return try await transact { tx in
             _ = try await self.validAccount(ctx, accountId, tx)
             var (record, order) = try await self.loadOrder(orderId, tx)
-            guard order.accountId == accountId else { throw Self.acme(.unauthorized, "the order belongs to another account") }
+            guard order.accountId == accountId else {
+                throw Self.acme(.unauthorized, "the order belongs to another account")
+            }
             guard order.status == .ready else {
                 throw Self.acme(.orderNotReady, "the order is \(order.status), not ready")
             }
@@ -698,10 +834,14 @@ extension GatehouseEngine {
             let sans = ((try? requested?.subjectAlternativeNames) ?? nil) ?? SubjectAlternativeNames()
             // The CSR must name exactly the order's identifiers (CN, if any, among them).
             let values = try PKIPolicy.sanValues(sans)
-            let csrNames = Set(values.map { ACMEIdentifier(type: $0.0 == "ip" ? "ip" : "dns", value: $0.1.lowercased()) })
+            let csrNames = Set(
+                values.map { ACMEIdentifier(type: $0.0 == "ip" ? "ip" : "dns", value: $0.1.lowercased()) })
             let orderNames = Set(order.identifiers)
             guard csrNames == orderNames, values.allSatisfy({ $0.0 == "dns" || $0.0 == "ip" }) else {
-                throw Self.acme(.badCSR, "the CSR's names (\(csrNames.map(\.value).sorted().joined(separator: ", "))) must be exactly the order's (\(orderNames.map(\.value).sorted().joined(separator: ", ")))")
+                throw Self.acme(
+                    .badCSR,
+                    "the CSR's names (\(csrNames.map(\.value).sorted().joined(separator: ", "))) must be exactly the order's (\(orderNames.map(\.value).sorted().joined(separator: ", ")))"
+                )
             }
             let cn = Self.commonName(csr.subject)
             if !cn.isEmpty, !orderNames.contains(where: { $0.value == cn.lowercased() }) {
@@ -714,20 +854,27 @@ extension GatehouseEngine {
             do {
                 (info, _) = try await self.issue(
                     profile.info,
-                    IssueInput(subject: subject, sans: sans, publicKey: csr.publicKey, requestedExtensions: nil, ttl: ttl), tx)
+                    IssueInput(
+                        subject: subject, sans: sans, publicKey: csr.publicKey, requestedExtensions: nil, ttl: ttl), tx)
             } catch let e as EngineError where e.code == .permissionDenied || e.code == .invalidArgument {
                 throw Self.acme(.badCSR, e.message)
             }
             try await tx.insert(
-                Record(kind: ACMEKind.certificateOwner, id: info.serialNumber, scope: accountId, name: nil, body: Data(), createdAt: self.clock()))
+                Record(
+                    kind: ACMEKind.certificateOwner, id: info.serialNumber, scope: accountId, name: nil, body: Data(),
+                    createdAt: self.clock()))
             order.status = .valid
             order.certificateSerial = info.serialNumber
             record.body = try Self.encode(ACMEOrderBody(info: order))
             record.updatedAt = self.clock()
             _ = try await tx.update(record)
             try await self.audit.append(
-                self.event(ctx, "acme.order.finalize", project: profile.info.project,
-                           ["accountId": accountId, "orderId": orderId, "serialNumber": info.serialNumber, "decision": "allow", "grantedBy": "acme:authorizations"]), tx)
+                self.event(
+                    ctx, "acme.order.finalize", project: profile.info.project,
+                    [
+                        "accountId": accountId, "orderId": orderId, "serialNumber": info.serialNumber,
+                        "decision": "allow", "grantedBy": "acme:authorizations",
+                    ]), tx)
             return order
         }
     }
@@ -737,7 +884,9 @@ extension GatehouseEngine {
         let (_, body) = try await certificateBody(serial)
         return try await read { tx in
             // Only the account whose order produced it may download it.
-            guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: body.info.serialNumber), owner.scope == accountId else {
+            guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: body.info.serialNumber),
+                owner.scope == accountId
+            else {
                 throw Self.acme(.unauthorized, "the certificate was not issued to this account")
             }
             var chain = [Array(body.der)]
@@ -749,9 +898,15 @@ extension GatehouseEngine {
         }
     }
 
-    public func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws {
-        guard let cert = try? Certificate(derEncoded: certificate) else { throw Self.acme(.malformed, "the certificate is not DER") }
-        guard let r = RevocationReason.allCases.first(where: { $0.code == reason }), r != .removeFromCRL, r != .certificateHold else {
+    public func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int)
+        async throws
+    {
+        guard let cert = try? Certificate(derEncoded: certificate) else {
+            throw Self.acme(.malformed, "the certificate is not DER")
+        }
+        guard let r = RevocationReason.allCases.first(where: { $0.code == reason }), r != .removeFromCRL,
+            r != .certificateHold
+        else {
             throw Self.acme(.badRevocationReason, "reason \(reason) is not allowed")
         }
         let serial = Self.hex(cert.serialNumber.bytes)
@@ -769,23 +924,33 @@ extension GatehouseEngine {
         }
         let now = clock()
         try await transact { tx in
-            guard var record = try await tx.get(kind: PKIKind.certificate, id: serial) else { throw EngineError(.notFound, "certificate not found") }
+            guard var record = try await tx.get(kind: PKIKind.certificate, id: serial) else {
+                throw EngineError(.notFound, "certificate not found")
+            }
             var b = try self.decode(CertificateBody.self, record)
-            guard b.info.status != .revoked else { throw Self.acme(.alreadyRevoked, "the certificate is already revoked") }
+            guard b.info.status != .revoked else {
+                throw Self.acme(.alreadyRevoked, "the certificate is already revoked")
+            }
             try await self.markRevoked(&record, &b, reason: r, now: now, tx)
             try await self.audit.append(
-                self.event(ctx, "acme.certificate.revoke", project: b.info.project, ["serialNumber": serial, "reason": r.rawValue]), tx)
+                self.event(
+                    ctx, "acme.certificate.revoke", project: b.info.project,
+                    ["serialNumber": serial, "reason": r.rawValue]), tx)
         }
     }
 
-    public func acmeChangeKey(_ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String) async throws
+    public func acmeChangeKey(
+        _ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String
+    ) async throws
         -> ACMEAccountInfo
     {
         try acmeCaller(ctx, accountId)
         return try await transact { tx in
             var (record, info) = try await self.loadAccount(accountId, tx)
             guard info.status == .valid else { throw Self.acme(.unauthorized, "the account is \(info.status)") }
-            guard info.thumbprint == oldThumbprint else { throw Self.acme(.malformed, "oldKey is not the account's current key") }
+            guard info.thumbprint == oldThumbprint else {
+                throw Self.acme(.malformed, "oldKey is not the account's current key")
+            }
             if let other = try await tx.find(kind: ACMEKind.account, scope: info.profileId, name: newThumbprint) {
                 throw EngineError(.alreadyExists, "the new key belongs to another account", diagnostic: other.id)
             }
@@ -796,14 +961,18 @@ extension GatehouseEngine {
             record.body = try Self.encode(ACMEAccountBody(info: info))
             record.updatedAt = self.clock()
             _ = try await tx.update(record)
-            try await self.audit.append(self.event(ctx, "acme.account.key-change", project: nil, ["accountId": accountId]), tx)
+            try await self.audit.append(
+                self.event(ctx, "acme.account.key-change", project: nil, ["accountId": accountId]), tx)
             return info
         }
     }
 
-    public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (start: Date, end: Date) {
+    public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (
+        start: Date, end: Date
+    ) {
         let (_, body) = try await certificateBody(Self.hex(serial))
-        guard try await issuedByDirectory(body.info.profileId, profileId), let cert = try? Certificate(derEncoded: Array(body.der)),
+        guard try await issuedByDirectory(body.info.profileId, profileId),
+            let cert = try? Certificate(derEncoded: Array(body.der)),
             let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == authorityKeyId
         else { throw EngineError(.notFound, "no certificate of this directory has that certID") }
         let now = clock()

@@ -29,17 +29,21 @@ extension GatehouseEngine {
             throw EngineError(.invalidArgument, "recipients must list 1–20 webhook URLs")
         }
         for r in spec.recipients {
-            guard let url = URL(string: r), url.scheme == "https" || url.scheme == "http", url.host != nil, r.utf8.count <= 2048 else {
+            guard let url = URL(string: r), url.scheme == "https" || url.scheme == "http", url.host != nil,
+                r.utf8.count <= 2048
+            else {
                 throw EngineError(.invalidArgument, "recipient '\(r)' is not an http(s) URL")
             }
         }
         guard spec.filters.count <= 20 else { throw EngineError(.invalidArgument, "at most 20 filters") }
         for f in spec.filters {
             guard Self.alertFields.contains(f.field) else {
-                throw EngineError(.invalidArgument, "filter field must be one of \(Self.alertFields.joined(separator: ", "))")
+                throw EngineError(
+                    .invalidArgument, "filter field must be one of \(Self.alertFields.joined(separator: ", "))")
             }
             guard Self.alertOperators.contains(f.operator) else {
-                throw EngineError(.invalidArgument, "filter operator must be one of \(Self.alertOperators.joined(separator: ", "))")
+                throw EngineError(
+                    .invalidArgument, "filter operator must be one of \(Self.alertOperators.joined(separator: ", "))")
             }
             guard f.value.utf8.count <= 256 else { throw EngineError(.invalidArgument, "filter value is too long") }
         }
@@ -47,8 +51,13 @@ extension GatehouseEngine {
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             let info = AlertInfo(id: RandomUUID.lowercased(), project: project, spec: spec, createdAt: now)
-            try await tx.insert(Record(kind: Self.alertKind, id: info.id, scope: project, name: spec.name, body: try Self.encode(info), createdAt: now))
-            try await self.audit.append(self.allowed(ctx, decision, "pki.alert.create", project: project, ["alertId": info.id, "name": spec.name]), tx)
+            try await tx.insert(
+                Record(
+                    kind: Self.alertKind, id: info.id, scope: project, name: spec.name, body: try Self.encode(info),
+                    createdAt: now))
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "pki.alert.create", project: project, ["alertId": info.id, "name": spec.name]), tx)
             return info
         }
     }
@@ -58,7 +67,9 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), .pkiAlerts, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: Self.alertKind, scope: project, afterID: nil, limit: 10_000).map { try self.decode(AlertInfo.self, $0) }
+            return try await tx.list(kind: Self.alertKind, scope: project, afterID: nil, limit: 10_000).map {
+                try self.decode(AlertInfo.self, $0)
+            }
         }
     }
 
@@ -72,7 +83,8 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.project(info.project), .pkiAlerts, .delete))
         try await transact { tx in
             try await tx.delete(kind: Self.alertKind, id: id, expectedVersion: record.version)
-            try await self.audit.append(self.allowed(ctx, decision, "pki.alert.delete", project: info.project, ["alertId": id]), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pki.alert.delete", project: info.project, ["alertId": id]), tx)
         }
     }
 
@@ -102,10 +114,14 @@ extension GatehouseEngine {
     }
 
     public func claimExpiryNotices(_ ctx: CallContext, retryAfter: TimeInterval) async throws -> [ExpiryNotice] {
-        guard ctx.principal.method == .system else { throw EngineError(.permissionDenied, "only the daemon runs expiry alerts") }
+        guard ctx.principal.method == .system else {
+            throw EngineError(.permissionDenied, "only the daemon runs expiry alerts")
+        }
         let now = clock()
         let rules = try await transact(relaxed: true) { tx in
-            try await tx.list(kind: Self.alertKind, scope: nil, afterID: nil, limit: 10_000).map { try self.decode(AlertInfo.self, $0) }
+            try await tx.list(kind: Self.alertKind, scope: nil, afterID: nil, limit: 10_000).map {
+                try self.decode(AlertInfo.self, $0)
+            }
         }
         var claimed: [ExpiryNotice] = []
         for rule in rules {
@@ -115,7 +131,8 @@ extension GatehouseEngine {
             let active = IndexKey(CertificateInfo.Status.active.rawValue)
             var query = IndexQuery(
                 kind: PKIKind.certificate, index: CertificateIndex.expiry, scope: rule.project,
-                lower: active.appending(Record.millis(now) + 1), upper: active.appending(Record.millis(now.addingTimeInterval(TimeInterval(before))) + 1),
+                lower: active.appending(Record.millis(now) + 1),
+                upper: active.appending(Record.millis(now.addingTimeInterval(TimeInterval(before))) + 1),
                 limit: 500)
             var due: [CertificateInfo] = []
             while true {
@@ -123,7 +140,8 @@ extension GatehouseEngine {
                 let batch = try await read { tx in try await tx.lookup(current) }
                 for hit in batch {
                     let c = try decode(CertificateBody.self, hit.record).info
-                    guard c.status == .active, c.notAfter > now, c.notAfter.timeIntervalSince(now) <= TimeInterval(before),
+                    guard c.status == .active, c.notAfter > now,
+                        c.notAfter.timeIntervalSince(now) <= TimeInterval(before),
                         rule.spec.filters.allSatisfy({ Self.matches($0, c) })
                     else { continue }
                     due.append(c)
@@ -133,15 +151,19 @@ extension GatehouseEngine {
             }
             for c in due {
                 let notice = ExpiryNotice(
-                    id: "\(rule.id)/\(c.serialNumber)", alertId: rule.id, alertName: rule.spec.name, project: rule.project,
-                    serialNumber: c.serialNumber, commonName: c.commonName, notAfter: c.notAfter, recipients: rule.spec.recipients)
+                    id: "\(rule.id)/\(c.serialNumber)", alertId: rule.id, alertName: rule.spec.name,
+                    project: rule.project,
+                    serialNumber: c.serialNumber, commonName: c.commonName, notAfter: c.notAfter,
+                    recipients: rule.spec.recipients)
                 let mine: Bool
                 do {
                     mine = try await transact { tx -> Bool in
                         if var existing = try await tx.get(kind: Self.noticeKind, id: notice.id) {
                             var body = try self.decode(NoticeBody.self, existing)
                             // Delivered, or claimed recently by some node: not ours.
-                            guard !body.delivered, now.timeIntervalSince(body.claimedAt) >= retryAfter else { return false }
+                            guard !body.delivered, now.timeIntervalSince(body.claimedAt) >= retryAfter else {
+                                return false
+                            }
                             body.claimedAt = now
                             existing.body = try Self.encode(body)
                             existing.updatedAt = now
@@ -151,12 +173,15 @@ extension GatehouseEngine {
                         try await tx.insert(
                             Record(
                                 kind: Self.noticeKind, id: notice.id, scope: rule.project, name: nil,
-                                body: try Self.encode(NoticeBody(notice: notice, delivered: false, claimedAt: now)), createdAt: now))
+                                body: try Self.encode(NoticeBody(notice: notice, delivered: false, claimedAt: now)),
+                                createdAt: now))
                         try await self.audit.append(
                             self.event(
                                 ctx, "pki.alert.expiry", project: rule.project,
-                                ["alertId": rule.id, "serialNumber": c.serialNumber, "commonName": c.commonName,
-                                 "notAfter": AuditChain.timestamp(c.notAfter)]),
+                                [
+                                    "alertId": rule.id, "serialNumber": c.serialNumber, "commonName": c.commonName,
+                                    "notAfter": AuditChain.timestamp(c.notAfter),
+                                ]),
                             tx)
                         return true
                     }
@@ -170,9 +195,13 @@ extension GatehouseEngine {
     }
 
     public func confirmExpiryNotice(_ ctx: CallContext, id: String) async throws {
-        guard ctx.principal.method == .system else { throw EngineError(.permissionDenied, "only the daemon runs expiry alerts") }
+        guard ctx.principal.method == .system else {
+            throw EngineError(.permissionDenied, "only the daemon runs expiry alerts")
+        }
         try await transact { tx in
-            guard var record = try await tx.get(kind: Self.noticeKind, id: id) else { throw EngineError(.notFound, "notice not found") }
+            guard var record = try await tx.get(kind: Self.noticeKind, id: id) else {
+                throw EngineError(.notFound, "notice not found")
+            }
             var body = try self.decode(NoticeBody.self, record)
             body.delivered = true
             record.body = try Self.encode(body)

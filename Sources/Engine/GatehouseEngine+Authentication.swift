@@ -17,7 +17,8 @@ extension GatehouseEngine {
             identityId: identityId, authMethod: method, expiresAt: now + TimeInterval(lifetime), settings: settings,
             numUses: 0, isRevoked: false)
         try await tx.insert(
-            Record(kind: AccessKind.accessToken, id: hash, scope: identityId, body: try Self.encode(body), createdAt: now))
+            Record(
+                kind: AccessKind.accessToken, id: hash, scope: identityId, body: try Self.encode(body), createdAt: now))
         let id = String(hash.prefix(16))
         return (id, IssuedToken(accessToken: token, expiresIn: lifetime, accessTokenMaxTTL: settings.accessTokenMaxTTL))
     }
@@ -41,7 +42,8 @@ extension GatehouseEngine {
     public func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal {
         let ctx = CallContext(principal: .anonymous, frontEnd: frontEnd, ipAddress: ipAddress)
         guard bearerToken.hasPrefix("ghat_"), bearerToken.utf8.count < 200 else {
-            await auditFailure(ctx, "authentication.failed", project: nil, ["method": "token", "reason": "malformed token"])
+            await auditFailure(
+                ctx, "authentication.failed", project: nil, ["method": "token", "reason": "malformed token"])
             throw EngineError(.unauthenticated, "invalid access token")
         }
         let hash = Self.hex(Self.hash(bearerToken))
@@ -65,7 +67,8 @@ extension GatehouseEngine {
         switch outcome {
         case .failure(let e):
             await auditFailure(
-                ctx, "authentication.failed", project: nil, ["method": "token", "tokenId": String(hash.prefix(16)), "reason": e.diagnostic])
+                ctx, "authentication.failed", project: nil,
+                ["method": "token", "tokenId": String(hash.prefix(16)), "reason": e.diagnostic])
             throw e
         case .success(let body):
             guard let caller = try await identityCaller(body.identityId) else {
@@ -77,17 +80,22 @@ extension GatehouseEngine {
         }
     }
 
-    public func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken {
+    public func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws
+        -> IssuedToken
+    {
         guard !clientId.isEmpty, clientId.utf8.count <= 64, clientSecret.bytes.count <= 200 else {
-            await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "reason": "malformed credentials"])
+            await auditFailure(
+                ctx, "login.failed", project: nil, ["method": "universal-auth", "reason": "malformed credentials"])
             throw EngineError(.unauthenticated, "invalid client ID or client secret")
         }
         let now = clock()
         let outcome: Outcome<(String, String, IssuedToken)> = try await transact { tx in
             let checked = try await self.checkUniversalAuthSecret(
                 ctx, clientId: clientId, clientSecret: clientSecret, method: "universal-auth", now: now, tx)
-            let identityId: String, ua: UniversalAuthInfo
-            var secretRecord: Record, secretBody: ClientSecretBody
+            let identityId: String
+            let ua: UniversalAuthInfo
+            var secretRecord: Record
+            var secretBody: ClientSecretBody
             switch checked {
             case .failure(let e): return .failure(e)
             case .success(let passed): (identityId, ua, secretRecord, secretBody) = passed
@@ -95,7 +103,8 @@ extension GatehouseEngine {
             secretBody.numUses += 1
             secretRecord.body = try Self.encode(secretBody)
             _ = try await tx.update(secretRecord)
-            let (tokenId, issued) = try await self.issueToken(identityId: identityId, method: "universal-auth", ua.token, tx)
+            let (tokenId, issued) = try await self.issueToken(
+                identityId: identityId, method: "universal-auth", ua.token, tx)
             try await self.audit.append(
                 self.event(
                     ctx, "login.universal-auth", project: nil,
@@ -105,9 +114,13 @@ extension GatehouseEngine {
         switch outcome {
         case .failure(let e):
             if e.code == .locked {
-                await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "clientId": clientId, "reason": "locked out"])
+                await auditFailure(
+                    ctx, "login.failed", project: nil,
+                    ["method": "universal-auth", "clientId": clientId, "reason": "locked out"])
             } else if e.diagnostic == "unknown client ID" {
-                await auditFailure(ctx, "login.failed", project: nil, ["method": "universal-auth", "clientId": clientId, "reason": e.diagnostic])
+                await auditFailure(
+                    ctx, "login.failed", project: nil,
+                    ["method": "universal-auth", "clientId": clientId, "reason": e.diagnostic])
             }
             throw e
         case .success(let (_, _, issued)):
@@ -119,11 +132,14 @@ extension GatehouseEngine {
     /// used-up secrets), inside `tx`: the identity, the matching secret, or the failure (already audited and counted
     /// toward the lockout). `method` names the check in the audit trail.
     func checkUniversalAuthSecret(
-        _ ctx: CallContext, clientId: String, clientSecret: SecretBytes, method: String, now: Date, _ tx: any StorageTransaction
+        _ ctx: CallContext, clientId: String, clientSecret: SecretBytes, method: String, now: Date,
+        _ tx: any StorageTransaction
     ) async throws -> Outcome<(String, UniversalAuthInfo, Record, ClientSecretBody)> {
         let presented = Data(SHA256.hash(data: clientSecret.bytes))
-        guard let config = try await tx.find(kind: AccessKind.universalAuth, scope: AccessKind.org, name: clientId) else {
-            return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: "unknown client ID"))
+        guard let config = try await tx.find(kind: AccessKind.universalAuth, scope: AccessKind.org, name: clientId)
+        else {
+            return .failure(
+                EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: "unknown client ID"))
         }
         let ua = try self.decode(UniversalAuthInfo.self, config)
         let identityId = ua.identityId
@@ -132,7 +148,8 @@ extension GatehouseEngine {
         if ua.lockoutEnabled, let until = state?.lockedUntil, now < until {
             return .failure(
                 EngineError(
-                    .locked, "identity is locked after repeated failed logins; retry in \(Int(until.timeIntervalSince(now).rounded(.up))) s",
+                    .locked,
+                    "identity is locked after repeated failed logins; retry in \(Int(until.timeIntervalSince(now).rounded(.up))) s",
                     diagnostic: "locked out"))
         }
         // Check every secret (no early exit) in constant time per comparison.
@@ -159,7 +176,9 @@ extension GatehouseEngine {
         if let problem {
             if ua.lockoutEnabled {
                 var s = state ?? LockoutBody(failures: 0, lastFailureAt: now, lockedUntil: nil)
-                if now.timeIntervalSince(s.lastFailureAt) > TimeInterval(ua.lockoutCounterResetSeconds) || s.lockedUntil != nil {
+                if now.timeIntervalSince(s.lastFailureAt) > TimeInterval(ua.lockoutCounterResetSeconds)
+                    || s.lockedUntil != nil
+                {
                     s.failures = 0
                     s.lockedUntil = nil
                 }
@@ -173,15 +192,18 @@ extension GatehouseEngine {
                     l.body = try Self.encode(s)
                     _ = try await tx.update(l)
                 } else {
-                    try await tx.insert(Record(kind: AccessKind.lockout, id: identityId, body: try Self.encode(s), createdAt: now))
+                    try await tx.insert(
+                        Record(kind: AccessKind.lockout, id: identityId, body: try Self.encode(s), createdAt: now))
                 }
                 state = s
             }
             try await self.audit.append(
                 self.event(
                     ctx, "login.failed", project: nil,
-                    ["method": method, "identityId": identityId, "reason": problem,
-                     "lockedUntil": state?.lockedUntil.map { ISO8601DateFormatter().string(from: $0) } ?? ""]), tx)
+                    [
+                        "method": method, "identityId": identityId, "reason": problem,
+                        "lockedUntil": state?.lockedUntil.map { ISO8601DateFormatter().string(from: $0) } ?? "",
+                    ]), tx)
             return .failure(EngineError(.unauthenticated, "invalid client ID or client secret", diagnostic: problem))
         }
         guard let matched = match else { return .failure(EngineError(.internal, "unreachable")) }
@@ -195,25 +217,35 @@ extension GatehouseEngine {
         let caller = try await resolve(ctx.principal)
         guard let username, let password else {
             if caller?.metadata["kmip.credential"] == "required" {
-                await auditFailure(ctx, "authentication.failed", project: nil, ["method": "kmip-credential", "reason": "credential required"])
+                await auditFailure(
+                    ctx, "authentication.failed", project: nil,
+                    ["method": "kmip-credential", "reason": "credential required"])
                 throw EngineError(.unauthenticated, "this client must also send its Username and Password credential")
             }
             return
         }
-        guard let identityId = caller?.identityId, !username.isEmpty, username.utf8.count <= 64, password.bytes.count <= 200 else {
-            await auditFailure(ctx, "authentication.failed", project: nil, ["method": "kmip-credential", "reason": "credential of no identity"])
+        guard let identityId = caller?.identityId, !username.isEmpty, username.utf8.count <= 64,
+            password.bytes.count <= 200
+        else {
+            await auditFailure(
+                ctx, "authentication.failed", project: nil,
+                ["method": "kmip-credential", "reason": "credential of no identity"])
             throw EngineError(.unauthenticated, "invalid credential")
         }
         let now = clock()
         let outcome = try await transact { tx in
-            try await self.checkUniversalAuthSecret(ctx, clientId: username, clientSecret: password, method: "kmip-credential", now: now, tx)
+            try await self.checkUniversalAuthSecret(
+                ctx, clientId: username, clientSecret: password, method: "kmip-credential", now: now, tx)
         }
         switch outcome {
         case .failure(let e):
-            throw EngineError(e.code == .locked ? .locked : .unauthenticated, "invalid credential", diagnostic: e.diagnostic)
+            throw EngineError(
+                e.code == .locked ? .locked : .unauthenticated, "invalid credential", diagnostic: e.diagnostic)
         case .success(let (owner, _, _, _)):
             guard owner == identityId else {
-                await auditFailure(ctx, "authentication.failed", project: nil, ["method": "kmip-credential", "reason": "another identity's credential"])
+                await auditFailure(
+                    ctx, "authentication.failed", project: nil,
+                    ["method": "kmip-credential", "reason": "another identity's credential"])
                 throw EngineError(.unauthenticated, "invalid credential")
             }
         }
@@ -228,13 +260,17 @@ extension GatehouseEngine {
 
     public func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken {
         guard ctx.principal.method == .tlsCertificate, !identityId.isEmpty, identityId.utf8.count <= 64 else {
-            await auditFailure(ctx, "login.failed", project: nil, ["method": "tls-cert-auth", "reason": "no client certificate"])
+            await auditFailure(
+                ctx, "login.failed", project: nil, ["method": "tls-cert-auth", "reason": "no client certificate"])
             throw EngineError(.unauthenticated, "a client certificate is required")
         }
         guard try await certificateIdentity(ctx.principal, only: identityId) == identityId else {
             await auditFailure(
                 ctx, "login.failed", project: nil,
-                ["method": "tls-cert-auth", "identityId": identityId, "reason": "certificate not accepted by this identity"])
+                [
+                    "method": "tls-cert-auth", "identityId": identityId,
+                    "reason": "certificate not accepted by this identity",
+                ])
             throw EngineError(.unauthenticated, "the client certificate is not accepted for this identity")
         }
         return try await transact { tx in
@@ -242,9 +278,11 @@ extension GatehouseEngine {
                 throw EngineError(.unauthenticated, "the client certificate is not accepted for this identity")
             }
             let settings = try self.decode(TLSCertAuthInfo.self, r).token
-            let (tokenId, issued) = try await self.issueToken(identityId: identityId, method: "tls-cert-auth", settings, tx)
+            let (tokenId, issued) = try await self.issueToken(
+                identityId: identityId, method: "tls-cert-auth", settings, tx)
             try await self.audit.append(
-                self.event(ctx, "login.tls-cert-auth", project: nil, ["identityId": identityId, "tokenId": tokenId]), tx)
+                self.event(ctx, "login.tls-cert-auth", project: nil, ["identityId": identityId, "tokenId": tokenId]), tx
+            )
             return issued
         }
     }
@@ -268,7 +306,8 @@ extension GatehouseEngine {
                 if s.accessTokenMaxTTL > 0 {
                     let hardEnd = record.createdAt + TimeInterval(s.accessTokenMaxTTL)
                     guard now < hardEnd else {
-                        return .failure(EngineError(.unauthenticated, "the token has reached its max TTL", diagnostic: "max TTL"))
+                        return .failure(
+                            EngineError(.unauthenticated, "the token has reached its max TTL", diagnostic: "max TTL"))
                     }
                     expiry = min(expiry, hardEnd)
                 }
@@ -277,7 +316,9 @@ extension GatehouseEngine {
             record.body = try Self.encode(body)
             _ = try await tx.update(record)
             try await self.audit.append(
-                self.event(ctx, "token.renew", project: nil, ["identityId": body.identityId, "tokenId": String(hash.prefix(16))]), tx)
+                self.event(
+                    ctx, "token.renew", project: nil,
+                    ["identityId": body.identityId, "tokenId": String(hash.prefix(16))]), tx)
             return .success(
                 IssuedToken(
                     accessToken: accessToken, expiresIn: Int(body.expiresAt.timeIntervalSince(now).rounded(.down)),
@@ -286,7 +327,8 @@ extension GatehouseEngine {
         switch outcome {
         case .success(let t): return t
         case .failure(let e):
-            await auditFailure(ctx, "token.renew.failed", project: nil, ["tokenId": String(hash.prefix(16)), "reason": e.diagnostic])
+            await auditFailure(
+                ctx, "token.renew.failed", project: nil, ["tokenId": String(hash.prefix(16)), "reason": e.diagnostic])
             throw e
         }
     }
@@ -300,18 +342,24 @@ extension GatehouseEngine {
             record.body = try Self.encode(body)
             _ = try await tx.update(record)
             try await self.audit.append(
-                self.event(ctx, "token.revoke", project: nil, ["identityId": body.identityId, "tokenId": String(hash.prefix(16))]), tx)
+                self.event(
+                    ctx, "token.revoke", project: nil,
+                    ["identityId": body.identityId, "tokenId": String(hash.prefix(16))]), tx)
             return true
         }
         guard found else {
-            await auditFailure(ctx, "token.revoke.failed", project: nil, ["tokenId": String(hash.prefix(16)), "reason": "unknown token"])
+            await auditFailure(
+                ctx, "token.revoke.failed", project: nil,
+                ["tokenId": String(hash.prefix(16)), "reason": "unknown token"])
             throw EngineError(.unauthenticated, "invalid access token")
         }
     }
 
     public func whoami(_ ctx: CallContext) async throws -> [String: String] {
         guard let caller = try await resolve(ctx.principal) else {
-            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "whoami", "reason": "no identity accepts these credentials"])
+            await auditFailure(
+                ctx, "authentication.failed", project: nil,
+                ["action": "whoami", "reason": "no identity accepts these credentials"])
             throw EngineError(.unauthenticated, "authentication required")
         }
         var out = ["method": ctx.principal.method.rawValue, "name": caller.name, "orgRole": caller.orgRole.rawValue]

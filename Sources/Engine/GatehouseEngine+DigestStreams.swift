@@ -6,8 +6,14 @@ import Synchronization
 /// The running state of a streamed MAC (HMAC-SHA1/256/384/512) or Hash (SHA-1/256/384/512).
 final class DigestState: Sendable {
     enum Kind {
-        case hmacSHA1(HMAC<Insecure.SHA1>), hmacSHA256(HMAC<SHA256>), hmacSHA384(HMAC<SHA384>), hmacSHA512(HMAC<SHA512>)
-        case sha1(Insecure.SHA1), sha256(SHA256), sha384(SHA384), sha512(SHA512)
+        case hmacSHA1(HMAC<Insecure.SHA1>)
+        case hmacSHA256(HMAC<SHA256>)
+        case hmacSHA384(HMAC<SHA384>)
+        case hmacSHA512(HMAC<SHA512>)
+        case sha1(Insecure.SHA1)
+        case sha256(SHA256)
+        case sha384(SHA384)
+        case sha512(SHA512)
     }
     private let kind: Mutex<Kind>
 
@@ -38,14 +44,30 @@ final class DigestState: Sendable {
     func update(_ data: [UInt8]) {
         kind.withLock { k in
             switch k {
-            case .hmacSHA1(var h): h.update(data: data); k = .hmacSHA1(h)
-            case .hmacSHA256(var h): h.update(data: data); k = .hmacSHA256(h)
-            case .hmacSHA384(var h): h.update(data: data); k = .hmacSHA384(h)
-            case .hmacSHA512(var h): h.update(data: data); k = .hmacSHA512(h)
-            case .sha1(var h): h.update(data: data); k = .sha1(h)
-            case .sha256(var h): h.update(data: data); k = .sha256(h)
-            case .sha384(var h): h.update(data: data); k = .sha384(h)
-            case .sha512(var h): h.update(data: data); k = .sha512(h)
+            case .hmacSHA1(var h):
+                h.update(data: data)
+                k = .hmacSHA1(h)
+            case .hmacSHA256(var h):
+                h.update(data: data)
+                k = .hmacSHA256(h)
+            case .hmacSHA384(var h):
+                h.update(data: data)
+                k = .hmacSHA384(h)
+            case .hmacSHA512(var h):
+                h.update(data: data)
+                k = .hmacSHA512(h)
+            case .sha1(var h):
+                h.update(data: data)
+                k = .sha1(h)
+            case .sha256(var h):
+                h.update(data: data)
+                k = .sha256(h)
+            case .sha384(var h):
+                h.update(data: data)
+                k = .sha384(h)
+            case .sha512(var h):
+                h.update(data: data)
+                k = .sha512(h)
             }
         }
     }
@@ -70,7 +92,9 @@ final class DigestState: Sendable {
 /// Encrypt/Decrypt (a `StreamTable` of their own: per caller, and for MAC per key, at most 1024, dropped after 10 idle
 /// minutes); every MAC step is authorized, checked, counted against Usage Limits and audited like a one-shot MAC.
 extension GatehouseEngine {
-    public func macStep(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool)
+    public func macStep(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool
+    )
         async throws -> (mac: [UInt8]?, correlation: [UInt8]?)
     {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB per step") }
@@ -89,18 +113,22 @@ extension GatehouseEngine {
         return (nil, try correlation ?? startDigest(ctx, keyID: id, state))
     }
 
-    public func hashStep(_ ctx: CallContext, algorithm: UInt32, data: [UInt8], correlation: [UInt8]?, final: Bool) async throws
+    public func hashStep(_ ctx: CallContext, algorithm: UInt32, data: [UInt8], correlation: [UInt8]?, final: Bool)
+        async throws
         -> (digest: [UInt8]?, correlation: [UInt8]?)
     {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB per step") }
         // A stream holds server memory: only for callers that authenticate.
-        guard try await resolve(ctx.principal) != nil else { throw EngineError(.unauthenticated, "authentication required") }
+        guard try await resolve(ctx.principal) != nil else {
+            throw EngineError(.unauthenticated, "authentication required")
+        }
         let state: DigestState
         if let correlation {
             state = try continueDigest(ctx, correlation, keyID: nil, final: final)
         } else {
             guard let fresh = DigestState.hash(algorithm) else {
-                throw EngineError(.invalidArgument, "Hash needs a Hashing Algorithm: SHA-1, SHA-256, SHA-384 or SHA-512")
+                throw EngineError(
+                    .invalidArgument, "Hash needs a Hashing Algorithm: SHA-1, SHA-256, SHA-384 or SHA-512")
             }
             state = fresh
         }
@@ -111,8 +139,13 @@ extension GatehouseEngine {
 
     /// The caller's stream named by `correlation` (on `keyID`); removed when this is the last step.
     func continueDigest(_ ctx: CallContext, _ correlation: [UInt8], keyID: String?, final: Bool) throws -> DigestState {
-        guard let found = digestStreams.resume(correlation, owner: ctx.principal, keyID: keyID, final: final, now: clock()) else {
-            throw EngineError(.notFound, "no streamed operation with that correlation value (for this caller\(keyID == nil ? "" : " and key"))")
+        guard
+            let found = digestStreams.resume(
+                correlation, owner: ctx.principal, keyID: keyID, final: final, now: clock())
+        else {
+            throw EngineError(
+                .notFound,
+                "no streamed operation with that correlation value (for this caller\(keyID == nil ? "" : " and key"))")
         }
         return found
     }

@@ -35,7 +35,9 @@ extension GatehouseEngine {
         let p = try await estProfile(profile)
         guard let caId = p.info.caId else { throw EngineError(.notFound, "no EST profile '\(profile)'") }
         let ca = try await read { tx in try await self.loadCA(caId, tx) }
-        guard let der = ca.body.certificateDER else { throw EngineError(.wrongState, "the profile's CA has no certificate") }
+        guard let der = ca.body.certificateDER else {
+            throw EngineError(.wrongState, "the profile's CA has no certificate")
+        }
         return [Array(der)] + ca.body.chainDER.map { Array($0) }
     }
 
@@ -59,7 +61,8 @@ extension GatehouseEngine {
         var passphraseOK = false
         if let password = credentials.password {
             guard let salt = p.passphraseSalt, let mac = p.passphraseMAC else { return nil }
-            let presented = Data(HMAC<SHA256>.authenticationCode(for: Array(password.utf8), using: SymmetricKey(data: salt)))
+            let presented = Data(
+                HMAC<SHA256>.authenticationCode(for: Array(password.utf8), using: SymmetricKey(data: salt)))
             guard Self.constantTimeEqual(presented, mac) else { return nil }
             passphraseOK = true
         }
@@ -108,20 +111,36 @@ extension GatehouseEngine {
         let current: CertificateBody?
         if reenroll {
             // RFC 7030 §4.2.2: authenticated by the current certificate this profile issued.
-            guard let leafDER = ctx.principal.certificateChain.first, let leaf = try? Certificate(derEncoded: leafDER) else {
-                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "no client certificate"])
-                throw EngineError(.unauthenticated, "re-enrollment requires the current certificate as TLS client certificate")
+            guard let leafDER = ctx.principal.certificateChain.first, let leaf = try? Certificate(derEncoded: leafDER)
+            else {
+                await auditFailure(
+                    ctx, "pki.est.refused", project: p.info.project,
+                    ["profile": p.info.slug, "operation": operation, "reason": "no client certificate"])
+                throw EngineError(
+                    .unauthenticated, "re-enrollment requires the current certificate as TLS client certificate")
             }
             let serial = Self.hex(leaf.serialNumber.bytes)
             let stored = try await transact(relaxed: true) { tx in
-                try await tx.get(kind: PKIKind.certificate, id: serial).map { try self.decode(CertificateBody.self, $0) }
+                try await tx.get(kind: PKIKind.certificate, id: serial).map {
+                    try self.decode(CertificateBody.self, $0)
+                }
             }
             guard let stored, stored.info.profileId == p.info.id, Array(stored.der) == leafDER else {
-                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "certificate not issued by this profile"])
+                await auditFailure(
+                    ctx, "pki.est.refused", project: p.info.project,
+                    [
+                        "profile": p.info.slug, "operation": operation,
+                        "reason": "certificate not issued by this profile",
+                    ])
                 throw EngineError(.unauthenticated, "the client certificate was not issued by this profile")
             }
             guard stored.info.status == .active, stored.info.notAfter > clock() else {
-                await auditFailure(ctx, "pki.est.refused", project: p.info.project, ["profile": p.info.slug, "operation": operation, "reason": "certificate \(stored.info.status.rawValue) or expired", "serialNumber": serial])
+                await auditFailure(
+                    ctx, "pki.est.refused", project: p.info.project,
+                    [
+                        "profile": p.info.slug, "operation": operation,
+                        "reason": "certificate \(stored.info.status.rawValue) or expired", "serialNumber": serial,
+                    ])
                 throw EngineError(.unauthenticated, "the client certificate is revoked or expired")
             }
             current = stored
@@ -131,14 +150,20 @@ extension GatehouseEngine {
                 let offered = credentials.password != nil || !ctx.principal.certificateChain.isEmpty
                 await auditFailure(
                     ctx, "pki.est.refused", project: p.info.project,
-                    ["profile": p.info.slug, "operation": operation, "reason": offered ? "credentials refused" : "no credentials"])
-                throw EngineError(.unauthenticated, offered ? "the EST credentials are not accepted" : "EST credentials required")
+                    [
+                        "profile": p.info.slug, "operation": operation,
+                        "reason": offered ? "credentials refused" : "no credentials",
+                    ])
+                throw EngineError(
+                    .unauthenticated, offered ? "the EST credentials are not accepted" : "EST credentials required")
             }
             grantedBy = how
             current = nil
         }
         do {
-            return try await estIssue(ctx, p, csrBytes: csrBytes, operation: operation, grantedBy: grantedBy, current: current, credentials: credentials, serverKeyGen: serverKeyGen)
+            return try await estIssue(
+                ctx, p, csrBytes: csrBytes, operation: operation, grantedBy: grantedBy, current: current,
+                credentials: credentials, serverKeyGen: serverKeyGen)
         } catch let e as EngineError {
             // Refusals after authentication (a malformed CSR, the template's or the channel binding's rules) are
             // on record like the others.
@@ -152,7 +177,8 @@ extension GatehouseEngine {
     }
 
     func estIssue(
-        _ ctx: CallContext, _ p: ProfileBody, csrBytes: [UInt8], operation: String, grantedBy: String, current: CertificateBody?,
+        _ ctx: CallContext, _ p: ProfileBody, csrBytes: [UInt8], operation: String, grantedBy: String,
+        current: CertificateBody?,
         credentials: ESTCredentials, serverKeyGen: Bool
     ) async throws -> ESTEnrollment {
         let csr = try Self.parseCSR(csrBytes)
@@ -160,14 +186,18 @@ extension GatehouseEngine {
         let sans = (try? requested?.subjectAlternativeNames) ?? nil
         if p.info.estRequireChannelBinding {
             guard let unique = credentials.tlsUnique else {
-                throw EngineError(.permissionDenied, "this profile requires tls-unique channel binding, which this listener cannot provide")
+                throw EngineError(
+                    .permissionDenied,
+                    "this profile requires tls-unique channel binding, which this listener cannot provide")
             }
             let expected = Base64.encodeToString(bytes: unique)
             let presented = csr.attributes[oid: PKIDER.oidChallengePassword]?.values.first.flatMap { v -> String? in
-                (try? ASN1UTF8String(asn1Any: v)).map { String($0) } ?? (try? ASN1PrintableString(asn1Any: v)).map { String($0) }
+                (try? ASN1UTF8String(asn1Any: v)).map { String($0) }
+                    ?? (try? ASN1PrintableString(asn1Any: v)).map { String($0) }
             }
             guard let presented, Self.constantTimeEqual(Data(presented.utf8), Data(expected.utf8)) else {
-                throw EngineError(.permissionDenied, "the CSR's challengePassword does not carry this connection's tls-unique value")
+                throw EngineError(
+                    .permissionDenied, "the CSR's challengePassword does not carry this connection's tls-unique value")
             }
         }
         if let current {
@@ -178,7 +208,8 @@ extension GatehouseEngine {
                 Set(try PKIPolicy.sanValues(currentSANs ?? .init()).map { "\($0.0):\($0.1)" })
                     == Set(try PKIPolicy.sanValues(sans ?? .init()).map { "\($0.0):\($0.1)" })
             else {
-                throw EngineError(.permissionDenied, "re-enrollment must keep the current certificate's subject and SubjectAltName")
+                throw EngineError(
+                    .permissionDenied, "re-enrollment must keep the current certificate's subject and SubjectAltName")
             }
         }
         var input = IssueInput(
@@ -187,7 +218,10 @@ extension GatehouseEngine {
         var pkcs8: [UInt8]?
         if serverKeyGen {
             let template = try await read { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
-            let algorithm = Self.keyAlgorithm(csr.publicKey).flatMap { a in template.keyAlgorithms.isEmpty || template.keyAlgorithms.contains(a) ? a : nil }
+            let algorithm =
+                Self.keyAlgorithm(csr.publicKey).flatMap { a in
+                    template.keyAlgorithms.isEmpty || template.keyAlgorithms.contains(a) ? a : nil
+                }
                 ?? template.keyAlgorithms.first ?? .ecP256
             let (key, der) = try Self.generateKey(algorithm)
             input.publicKey = key.publicKey
@@ -198,7 +232,10 @@ extension GatehouseEngine {
         let (info, der) = try await transact { tx in
             do {
                 let (info, der) = try await self.issue(p.info, issueInput, tx)
-                var meta = ["profile": p.info.slug, "serialNumber": info.serialNumber, "subject": info.subject, "decision": "allow", "grantedBy": grant]
+                var meta = [
+                    "profile": p.info.slug, "serialNumber": info.serialNumber, "subject": info.subject,
+                    "decision": "allow", "grantedBy": grant,
+                ]
                 if let replaced { meta["replaces"] = replaced }
                 try await self.audit.append(self.event(ctx, "pki.est.\(operation)", project: p.info.project, meta), tx)
                 return (info, der)

@@ -9,9 +9,12 @@ import X509
 extension GatehouseEngine {
     static func validateSlug(_ value: String, _ what: String) throws {
         guard !value.isEmpty, value.utf8.count <= 64,
-            value.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" })
+            value.unicodeScalars.allSatisfy({
+                ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
+            })
         else {
-            throw EngineError(.invalidArgument, "\(what) must be 1–64 characters of lower-case letters, digits, '-' or '_'")
+            throw EngineError(
+                .invalidArgument, "\(what) must be 1–64 characters of lower-case letters, digits, '-' or '_'")
         }
     }
 
@@ -24,7 +27,8 @@ extension GatehouseEngine {
     // MARK: - Projects
 
     func projectInfo(_ r: Record) throws -> ProjectInfo {
-        ProjectInfo(slug: r.name ?? "", description: try decode(ProjectBody.self, r).description, createdAt: r.createdAt)
+        ProjectInfo(
+            slug: r.name ?? "", description: try decode(ProjectBody.self, r).description, createdAt: r.createdAt)
     }
 
     public func createProject(_ ctx: CallContext, slug: String, description: String) async throws -> ProjectInfo {
@@ -45,7 +49,8 @@ extension GatehouseEngine {
                         kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: slug, name: identityId,
                         body: try Self.encode(MembershipBody(roles: [RoleGrant(role: "admin")])), createdAt: now))
             }
-            try await self.audit.append(self.allowed(ctx, decision, "project.create", project: slug, ["slug": slug]), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "project.create", project: slug, ["slug": slug]), tx)
             return try self.projectInfo(record)
         }
     }
@@ -99,7 +104,8 @@ extension GatehouseEngine {
             }
             try await tx.delete(kind: AccessKind.project, id: project.id, expectedVersion: project.version)
             try await self.audit.append(
-                self.allowed(ctx, decision, "project.delete", project: slug, ["slug": slug, "removedRecords": "\(removed)"]), tx)
+                self.allowed(
+                    ctx, decision, "project.delete", project: slug, ["slug": slug, "removedRecords": "\(removed)"]), tx)
         }
     }
 
@@ -117,7 +123,8 @@ extension GatehouseEngine {
     }
 
     static func validateMetadata(_ m: [String: String]) throws {
-        guard m.count <= 50, m.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 64 && $0.value.utf8.count <= 256 }) else {
+        guard m.count <= 50, m.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 64 && $0.value.utf8.count <= 256 })
+        else {
             throw EngineError(.invalidArgument, "metadata: at most 50 entries, keys 1–64 and values up to 256 bytes")
         }
     }
@@ -143,7 +150,8 @@ extension GatehouseEngine {
                 createdAt: now)
             try await tx.insert(record)
             try await self.audit.append(
-                self.allowed(ctx, decision, "identity.create", project: nil, ["targetIdentityId": record.id, "name": name]), tx)
+                self.allowed(
+                    ctx, decision, "identity.create", project: nil, ["targetIdentityId": record.id, "name": name]), tx)
             return try await self.identityInfo(record, tx)
         }
     }
@@ -152,7 +160,8 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         let limit = min(max(limit, 1), 1000)
         return try await transact { tx in
-            let records = try await tx.list(kind: AccessKind.identity, scope: AccessKind.org, afterID: after, limit: limit + 1)
+            let records = try await tx.list(
+                kind: AccessKind.identity, scope: AccessKind.org, afterID: after, limit: limit + 1)
             var items: [IdentityInfo] = []
             for r in records.prefix(limit) { items.append(try await self.identityInfo(r, tx)) }
             return Page(items: items, next: records.count > limit ? items.last?.id : nil)
@@ -179,7 +188,9 @@ extension GatehouseEngine {
             record.updatedAt = self.clock()
             let stored = try await tx.update(record)
             try await self.audit.append(
-                self.allowed(ctx, decision, "identity.update", project: nil, ["targetIdentityId": id, "orgRole": body.orgRole.rawValue]), tx)
+                self.allowed(
+                    ctx, decision, "identity.update", project: nil,
+                    ["targetIdentityId": id, "orgRole": body.orgRole.rawValue]), tx)
             return try await self.identityInfo(stored, tx)
         }
     }
@@ -190,7 +201,9 @@ extension GatehouseEngine {
         try await transact { tx in
             let record = try await self.requireIdentity(id, tx)
             for kind in [AccessKind.universalAuth, AccessKind.tokenAuth, AccessKind.tlsCertAuth, AccessKind.lockout] {
-                if let r = try await tx.get(kind: kind, id: id) { try await tx.delete(kind: kind, id: r.id, expectedVersion: r.version) }
+                if let r = try await tx.get(kind: kind, id: id) {
+                    try await tx.delete(kind: kind, id: r.id, expectedVersion: r.version)
+                }
             }
             for kind in [AccessKind.clientSecret, AccessKind.accessToken] {
                 while true {
@@ -201,16 +214,23 @@ extension GatehouseEngine {
             }
             // Memberships and privileges in every project, found through their identity indexes (not a scan of
             // every membership and privilege of the appliance).
-            for (kind, index) in [(AccessKind.membership, MembershipIndex.identity), (AccessKind.privilege, PrivilegeIndex.identity)] {
+            for (kind, index) in [
+                (AccessKind.membership, MembershipIndex.identity), (AccessKind.privilege, PrivilegeIndex.identity),
+            ] {
                 while true {
-                    let batch = try await tx.lookup(.prefix(kind: kind, index: index, scope: nil, IndexKey(id), limit: 500))
+                    let batch = try await tx.lookup(
+                        .prefix(kind: kind, index: index, scope: nil, IndexKey(id), limit: 500))
                     if batch.isEmpty { break }
-                    for hit in batch { try await tx.delete(kind: kind, id: hit.record.id, expectedVersion: hit.record.version) }
+                    for hit in batch {
+                        try await tx.delete(kind: kind, id: hit.record.id, expectedVersion: hit.record.version)
+                    }
                 }
             }
             try await tx.delete(kind: AccessKind.identity, id: id, expectedVersion: record.version)
             try await self.audit.append(
-                self.allowed(ctx, decision, "identity.delete", project: nil, ["targetIdentityId": id, "name": record.name ?? ""]), tx)
+                self.allowed(
+                    ctx, decision, "identity.delete", project: nil, ["targetIdentityId": id, "name": record.name ?? ""]),
+                tx)
         }
     }
 
@@ -224,7 +244,9 @@ extension GatehouseEngine {
         guard spec.lockoutThreshold.map({ (1...30).contains($0) }) ?? true,
             spec.lockoutDurationSeconds.map({ (1...86_400).contains($0) }) ?? true,
             spec.lockoutCounterResetSeconds.map({ (1...3600).contains($0) }) ?? true
-        else { throw EngineError(.invalidArgument, "lockout: threshold 1–30, duration 1–86400 s, counter reset 1–3600 s") }
+        else {
+            throw EngineError(.invalidArgument, "lockout: threshold 1–30, duration 1–86400 s, counter reset 1–3600 s")
+        }
         if let v = spec.clientSecretTrustedIps { try CIDR.validate(v, "clientSecretTrustedIps") }
         var s = base
         if let v = spec.accessTokenTTL { s.accessTokenTTL = v }
@@ -257,7 +279,9 @@ extension GatehouseEngine {
         try CIDR.validate(info.clientSecretTrustedIps, "clientSecretTrustedIps")
         guard (1...30).contains(info.lockoutThreshold), (1...86_400).contains(info.lockoutDurationSeconds),
             (1...3600).contains(info.lockoutCounterResetSeconds)
-        else { throw EngineError(.invalidArgument, "lockout: threshold 1–30, duration 1–86400 s, counter reset 1–3600 s") }
+        else {
+            throw EngineError(.invalidArgument, "lockout: threshold 1–30, duration 1–86400 s, counter reset 1–3600 s")
+        }
         let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         let now = clock()
         return try await transact { tx in
@@ -270,7 +294,9 @@ extension GatehouseEngine {
                     kind: AccessKind.universalAuth, id: identityId, scope: AccessKind.org, name: info.clientId,
                     body: try Self.encode(info), createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "identity.universal-auth.attach", project: nil, ["targetIdentityId": identityId]), tx)
+                self.allowed(
+                    ctx, decision, "identity.universal-auth.attach", project: nil, ["targetIdentityId": identityId]), tx
+            )
             return info
         }
     }
@@ -307,7 +333,8 @@ extension GatehouseEngine {
         let ttl = spec.ttl ?? 0
         let uses = spec.numUsesLimit ?? 0
         guard ttl >= 0, ttl <= 315_360_000, uses >= 0, (spec.description ?? "").utf8.count <= 500 else {
-            throw EngineError(.invalidArgument, "ttl and numUsesLimit must be non-negative; description up to 500 bytes")
+            throw EngineError(
+                .invalidArgument, "ttl and numUsesLimit must be non-negative; description up to 500 bytes")
         }
         let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         let secret = Self.randomToken("ghcs_")
@@ -349,7 +376,8 @@ extension GatehouseEngine {
         let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         return try await transact { tx in
             try Self.validateID(clientSecretId, "client secret")
-            guard var r = try await tx.get(kind: AccessKind.clientSecret, id: clientSecretId), r.scope == identityId else {
+            guard var r = try await tx.get(kind: AccessKind.clientSecret, id: clientSecretId), r.scope == identityId
+            else {
                 throw EngineError(.notFound, "client secret not found")
             }
             var body = try self.decode(ClientSecretBody.self, r)
@@ -364,7 +392,9 @@ extension GatehouseEngine {
         }
     }
 
-    public func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TokenAuthInfo {
+    public func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
+        -> TokenAuthInfo
+    {
         let info = TokenAuthInfo(identityId: identityId, token: try Self.tokenSettings(spec))
         let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         return try await transact { tx in
@@ -373,9 +403,12 @@ extension GatehouseEngine {
                 throw EngineError(.alreadyExists, "token auth is already attached to this identity")
             }
             try await tx.insert(
-                Record(kind: AccessKind.tokenAuth, id: identityId, scope: AccessKind.org, body: try Self.encode(info), createdAt: self.clock()))
+                Record(
+                    kind: AccessKind.tokenAuth, id: identityId, scope: AccessKind.org, body: try Self.encode(info),
+                    createdAt: self.clock()))
             try await self.audit.append(
-                self.allowed(ctx, decision, "identity.token-auth.attach", project: nil, ["targetIdentityId": identityId]), tx)
+                self.allowed(
+                    ctx, decision, "identity.token-auth.attach", project: nil, ["targetIdentityId": identityId]), tx)
             return info
         }
     }
@@ -390,7 +423,9 @@ extension GatehouseEngine {
             let settings = try self.decode(TokenAuthInfo.self, r).token
             let (token, issued) = try await self.issueToken(identityId: identityId, method: "token-auth", settings, tx)
             try await self.audit.append(
-                self.allowed(ctx, decision, "identity.token-auth.token.create", project: nil, ["targetIdentityId": identityId, "tokenId": token]), tx)
+                self.allowed(
+                    ctx, decision, "identity.token-auth.token.create", project: nil,
+                    ["targetIdentityId": identityId, "tokenId": token]), tx)
             return issued
         }
     }
@@ -398,17 +433,23 @@ extension GatehouseEngine {
     public func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
         -> TLSCertAuthInfo
     {
-        guard let pem = spec.caCertificate, pem.utf8.count <= 64 * 1024, let ca = try? Certificate(pemEncoded: pem) else {
+        guard let pem = spec.caCertificate, pem.utf8.count <= 64 * 1024, let ca = try? Certificate(pemEncoded: pem)
+        else {
             throw EngineError(.invalidArgument, "caCertificate must be one PEM certificate")
         }
-        guard (try? ca.extensions.basicConstraints).flatMap({ $0 }).map({ if case .isCertificateAuthority = $0 { return true } else { return false } }) ?? false else {
+        guard
+            (try? ca.extensions.basicConstraints).flatMap({ $0 }).map({
+                if case .isCertificateAuthority = $0 { return true } else { return false }
+            }) ?? false
+        else {
             throw EngineError(.invalidArgument, "caCertificate is not a CA certificate (basicConstraints cA=false)")
         }
         let names = spec.allowedCommonNames ?? []
         guard !names.isEmpty, names.count <= 1000, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 }) else {
             throw EngineError(.invalidArgument, "allowedCommonNames needs 1–1000 non-empty names")
         }
-        let info = TLSCertAuthInfo(identityId: identityId, caCertificate: pem, allowedCommonNames: names, token: try Self.tokenSettings(spec))
+        let info = TLSCertAuthInfo(
+            identityId: identityId, caCertificate: pem, allowedCommonNames: names, token: try Self.tokenSettings(spec))
         let decision = try await authorize(ctx, AccessRequest(.organization, .identities, .edit))
         defer { accessCache.invalidate() }
         return try await transact { tx in
@@ -419,7 +460,9 @@ extension GatehouseEngine {
                 _ = try await tx.update(r)
             } else {
                 try await tx.insert(
-                    Record(kind: AccessKind.tlsCertAuth, id: identityId, scope: AccessKind.org, body: try Self.encode(info), createdAt: self.clock()))
+                    Record(
+                        kind: AccessKind.tlsCertAuth, id: identityId, scope: AccessKind.org,
+                        body: try Self.encode(info), createdAt: self.clock()))
             }
             try await self.audit.append(
                 self.allowed(
@@ -458,8 +501,11 @@ extension GatehouseEngine {
                 Record(
                     kind: AccessKind.role, id: RandomUUID.lowercased(), scope: project, name: spec.slug,
                     body: try Self.encode(body), createdAt: self.clock()))
-            try await self.audit.append(self.allowed(ctx, decision, "role.create", project: project, ["role": spec.slug]), tx)
-            return RoleInfo(slug: spec.slug, project: project, description: body.description, permissions: body.permissions, isBuiltIn: false)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "role.create", project: project, ["role": spec.slug]), tx)
+            return RoleInfo(
+                slug: spec.slug, project: project, description: body.description, permissions: body.permissions,
+                isBuiltIn: false)
         }
     }
 
@@ -468,10 +514,15 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), .roles, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            let builtIns = ["admin", "developer", "viewer"].compactMap { PolicyEvaluator.builtInRole($0, project: project) }
-            let custom = try await tx.list(kind: AccessKind.role, scope: project, afterID: nil, limit: 10_000).map { r in
+            let builtIns = ["admin", "developer", "viewer"].compactMap {
+                PolicyEvaluator.builtInRole($0, project: project)
+            }
+            let custom = try await tx.list(kind: AccessKind.role, scope: project, afterID: nil, limit: 10_000).map {
+                r in
                 let b = try self.decode(RoleBody.self, r)
-                return RoleInfo(slug: r.name ?? "", project: project, description: b.description, permissions: b.permissions, isBuiltIn: false)
+                return RoleInfo(
+                    slug: r.name ?? "", project: project, description: b.description, permissions: b.permissions,
+                    isBuiltIn: false)
             }
             return builtIns + custom.sorted { $0.slug < $1.slug }
         }
@@ -487,7 +538,8 @@ extension GatehouseEngine {
                 throw EngineError(.notFound, "role not found")
             }
             let b = try self.decode(RoleBody.self, r)
-            return RoleInfo(slug: slug, project: project, description: b.description, permissions: b.permissions, isBuiltIn: false)
+            return RoleInfo(
+                slug: slug, project: project, description: b.description, permissions: b.permissions, isBuiltIn: false)
         }
     }
 
@@ -503,7 +555,8 @@ extension GatehouseEngine {
                 throw EngineError(.notFound, "role not found")
             }
             try await tx.delete(kind: AccessKind.role, id: r.id, expectedVersion: r.version)
-            try await self.audit.append(self.allowed(ctx, decision, "role.delete", project: project, ["role": slug]), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "role.delete", project: project, ["role": slug]), tx)
         }
     }
 
@@ -529,9 +582,12 @@ extension GatehouseEngine {
             let (temporary, range, start, end) = try window(
                 isTemporary: g.isTemporary, range: g.temporaryRange, start: g.temporaryAccessStartTime)
             checked.append(
-                RoleGrant(role: g.role, isTemporary: temporary, temporaryRange: range, temporaryAccessStartTime: start, temporaryAccessEndTime: end))
+                RoleGrant(
+                    role: g.role, isTemporary: temporary, temporaryRange: range, temporaryAccessStartTime: start,
+                    temporaryAccessEndTime: end))
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .create, ["name": identityId]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .members, .create, ["name": identityId]))
         defer { accessCache.invalidate() }
         let grants = checked
         return try await transact { tx in
@@ -549,12 +605,18 @@ extension GatehouseEngine {
                 _ = try await tx.update(existing)
             } else {
                 try await tx.insert(
-                    Record(kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: project, name: identityId, body: body, createdAt: self.clock()))
+                    Record(
+                        kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: project, name: identityId,
+                        body: body, createdAt: self.clock()))
             }
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "membership.set", project: project,
-                    ["targetIdentityId": identityId, "roles": grants.map { $0.role + ($0.isTemporary ? "(\($0.temporaryRange ?? ""))" : "") }.joined(separator: ",")]),
+                    [
+                        "targetIdentityId": identityId,
+                        "roles": grants.map { $0.role + ($0.isTemporary ? "(\($0.temporaryRange ?? ""))" : "") }.joined(
+                            separator: ","),
+                    ]),
                 tx)
             return MembershipInfo(project: project, identityId: identityId, roles: grants)
         }
@@ -565,15 +627,18 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), .members, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: AccessKind.membership, scope: project, afterID: nil, limit: 10_000).map { r in
-                MembershipInfo(project: project, identityId: r.name ?? "", roles: try self.decode(MembershipBody.self, r).roles)
+            return try await tx.list(kind: AccessKind.membership, scope: project, afterID: nil, limit: 10_000).map {
+                r in
+                MembershipInfo(
+                    project: project, identityId: r.name ?? "", roles: try self.decode(MembershipBody.self, r).roles)
             }
         }
     }
 
     public func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws {
         try Self.validateSlug(project, "project slug")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .delete, ["name": identityId]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .members, .delete, ["name": identityId]))
         defer { accessCache.invalidate() }
         try await transact { tx in
             guard let r = try await tx.find(kind: AccessKind.membership, scope: project, name: identityId) else {
@@ -581,7 +646,8 @@ extension GatehouseEngine {
             }
             try await tx.delete(kind: AccessKind.membership, id: r.id, expectedVersion: r.version)
             try await self.audit.append(
-                self.allowed(ctx, decision, "membership.delete", project: project, ["targetIdentityId": identityId]), tx)
+                self.allowed(ctx, decision, "membership.delete", project: project, ["targetIdentityId": identityId]), tx
+            )
         }
     }
 
@@ -593,13 +659,16 @@ extension GatehouseEngine {
             temporaryAccessEndTime: b.end)
     }
 
-    public func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo {
+    public func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws
+        -> PrivilegeInfo
+    {
         try Self.validateSlug(project, "project slug")
         try Self.validateSlug(spec.slug, "privilege slug")
         try PolicyEvaluator.validate(spec.permissions)
         let (temporary, range, start, end) = try window(
             isTemporary: spec.isTemporary, range: spec.temporaryRange, start: spec.temporaryAccessStartTime)
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .members, .create, ["name": spec.identityId]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .members, .create, ["name": spec.identityId]))
         defer { accessCache.invalidate() }
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -624,7 +693,8 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), .members, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000).map(self.privilegeInfo)
+            return try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000).map(
+                self.privilegeInfo)
         }
     }
 
@@ -638,7 +708,8 @@ extension GatehouseEngine {
                 throw EngineError(.notFound, "privilege not found")
             }
             try await tx.delete(kind: AccessKind.privilege, id: id, expectedVersion: r.version)
-            try await self.audit.append(self.allowed(ctx, decision, "privilege.delete", project: project, ["privilegeId": id]), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "privilege.delete", project: project, ["privilegeId": id]), tx)
         }
     }
 }

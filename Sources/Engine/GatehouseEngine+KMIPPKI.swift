@@ -38,7 +38,9 @@ extension GatehouseEngine {
     public func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo {
         let decision = try await authorize(ctx, AccessRequest(.organization, .kmip, .create))
         let body = try await transact { tx in
-            if try await self.kmipPKIBody(tx) != nil { throw EngineError(.alreadyExists, "the KMIP PKI is already set up") }
+            if try await self.kmipPKIBody(tx) != nil {
+                throw EngineError(.alreadyExists, "the KMIP PKI is already set up")
+            }
             return try await self.createKMIPPKI(ctx, decision, keyAlgorithm, tx)
         }
         let info = try Self.describe(body)
@@ -49,10 +51,13 @@ extension GatehouseEngine {
     public func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws
         -> KMIPClientCertificate
     {
-        let decision = try await authorize(ctx, AccessRequest(.organization, .kmip, .create, ["name": request.commonName]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.organization, .kmip, .create, ["name": request.commonName]))
         try Self.validateName(request.commonName, "commonName")
         guard !bootstrapAdmins.contains(request.commonName) else {
-            throw EngineError(.invalidArgument, "'\(request.commonName)' is a bootstrap admin name; KMIP clients need names of their own")
+            throw EngineError(
+                .invalidArgument,
+                "'\(request.commonName)' is a bootstrap admin name; KMIP clients need names of their own")
         }
         guard let ttl = DurationText.seconds(request.ttl ?? "365d"), ttl >= 60, ttl <= Self.kmipClientMaxTTL else {
             throw EngineError(.invalidArgument, "ttl must be a duration from 60s to 3650d")
@@ -60,10 +65,13 @@ extension GatehouseEngine {
         let publicKey: Certificate.PublicKey
         do {
             let document = try PEMDocument(pemString: request.publicKey)
-            guard document.discriminator == "PUBLIC KEY" else { throw EngineError(.invalidArgument, "not a PUBLIC KEY") }
+            guard document.discriminator == "PUBLIC KEY" else {
+                throw EngineError(.invalidArgument, "not a PUBLIC KEY")
+            }
             publicKey = try Certificate.PublicKey(derEncoded: document.derBytes)
         } catch {
-            throw EngineError(.invalidArgument, "publicKey must be a PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----)")
+            throw EngineError(
+                .invalidArgument, "publicKey must be a PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----)")
         }
         guard let clientAlgorithm = Self.keyAlgorithm(publicKey) else {
             throw EngineError(.invalidArgument, "the client key must be RSA 2048/3072/4096, EC P-256/P-384 or Ed25519")
@@ -74,7 +82,8 @@ extension GatehouseEngine {
         while true {
             attempt += 1
             do {
-                return try await issueKMIPClientCertificate(ctx, decision, request, ttl, publicKey, clientAlgorithm, now)
+                return try await issueKMIPClientCertificate(
+                    ctx, decision, request, ttl, publicKey, clientAlgorithm, now)
             } catch let e as EngineError where e.code == .alreadyExists && attempt < 2 {
                 continue
             }
@@ -82,7 +91,8 @@ extension GatehouseEngine {
     }
 
     func issueKMIPClientCertificate(
-        _ ctx: CallContext, _ decision: Decision, _ request: KMIPClientCertificateRequest, _ ttl: Int, _ publicKey: Certificate.PublicKey,
+        _ ctx: CallContext, _ decision: Decision, _ request: KMIPClientCertificateRequest, _ ttl: Int,
+        _ publicKey: Certificate.PublicKey,
         _ clientAlgorithm: PKIKeyAlgorithm, _ now: Date
     ) async throws -> KMIPClientCertificate {
         let (body, created, issued) = try await transact { tx -> (KMIPPKIBody, Bool, KMIPClientCertificate) in
@@ -109,7 +119,8 @@ extension GatehouseEngine {
             let certificate: Certificate
             do {
                 certificate = try Certificate(
-                    version: .v3, serialNumber: .init(bytes: serial[...]), publicKey: publicKey, notValidBefore: notBefore,
+                    version: .v3, serialNumber: .init(bytes: serial[...]), publicKey: publicKey,
+                    notValidBefore: notBefore,
                     notValidAfter: notAfter, issuer: ca.subject,
                     subject: try DistinguishedName {
                         OrganizationName("Gatehouse KMIP")
@@ -133,10 +144,14 @@ extension GatehouseEngine {
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "kmip.client.certificate.issue", project: nil,
-                    ["commonName": request.commonName, "serialNumber": serialHex, "keyAlgorithm": clientAlgorithm.rawValue,
-                     "notAfter": ISO8601DateFormatter().string(from: notAfter)]), tx)
+                    [
+                        "commonName": request.commonName, "serialNumber": serialHex,
+                        "keyAlgorithm": clientAlgorithm.rawValue,
+                        "notAfter": ISO8601DateFormatter().string(from: notAfter),
+                    ]), tx)
             let issued = KMIPClientCertificate(
-                certificate: Self.pem(try Self.der(certificate)), certificateChain: [Self.pem(Array(body.certificateDER))],
+                certificate: Self.pem(try Self.der(certificate)),
+                certificateChain: [Self.pem(Array(body.certificateDER))],
                 serialNumber: serialHex, notAfter: notAfter)
             return (body, created, issued)
         }
@@ -209,7 +224,9 @@ extension GatehouseEngine {
     }
 
     /// Generates the CA (self-signed, path length 0) and stores it with its key sealed under the root key.
-    func createKMIPPKI(_ ctx: CallContext, _ decision: Decision, _ algorithm: PKIKeyAlgorithm, _ tx: any StorageTransaction)
+    func createKMIPPKI(
+        _ ctx: CallContext, _ decision: Decision, _ algorithm: PKIKeyAlgorithm, _ tx: any StorageTransaction
+    )
         async throws -> KMIPPKIBody
     {
         let now = clock()
@@ -225,9 +242,13 @@ extension GatehouseEngine {
             certificateDER: Data(try Self.der(certificate)), createdAt: now)
         rememberKMIPClientCA(body.certificateDER)
         try await tx.insert(
-            Record(kind: KMIPPKIKind.kind, id: KMIPPKIKind.clientCA, scope: AccessKind.org, name: nil, body: try Self.encode(body), createdAt: now))
+            Record(
+                kind: KMIPPKIKind.kind, id: KMIPPKIKind.clientCA, scope: AccessKind.org, name: nil,
+                body: try Self.encode(body), createdAt: now))
         try await audit.append(
-            allowed(ctx, decision, "kmip.pki.create", project: nil, ["keyAlgorithm": algorithm.rawValue, "dn": dn.description]), tx)
+            allowed(
+                ctx, decision, "kmip.pki.create", project: nil,
+                ["keyAlgorithm": algorithm.rawValue, "dn": dn.description]), tx)
         return body
     }
 

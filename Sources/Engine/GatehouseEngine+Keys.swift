@@ -1,10 +1,10 @@
 import Crypto
 import EngineAPI
 import Foundation
+import StorageAPI
 import SwiftASN1
 import SystemCrypto
 import X509
-import StorageAPI
 import _CryptoExtras
 
 /// Stored form of a managed object: public facts plus the sealed material (nil once destroyed).
@@ -55,7 +55,9 @@ extension GatehouseEngine {
     func keyProject(_ ctx: CallContext, explicit: String?) async throws -> String {
         if let explicit { return explicit }
         guard let caller = try await resolve(ctx.principal) else {
-            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "kms-keys", "reason": "no identity accepts these credentials"])
+            await auditFailure(
+                ctx, "authentication.failed", project: nil,
+                ["action": "kms-keys", "reason": "no identity accepts these credentials"])
             throw EngineError(.unauthenticated, "authentication required")
         }
         if caller.kind == .superuser {
@@ -68,12 +70,15 @@ extension GatehouseEngine {
             if !exists {
                 do {
                     try await transact { tx in
-                        if try await tx.find(kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) == nil {
+                        if try await tx.find(
+                            kind: AccessKind.project, scope: AccessKind.org, name: Self.defaultKMIPProject) == nil
+                        {
                             try await tx.insert(
                                 Record(
                                     kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org,
                                     name: Self.defaultKMIPProject,
-                                    body: try Self.encode(ProjectBody(description: "objects created over KMIP by administrators")),
+                                    body: try Self.encode(
+                                        ProjectBody(description: "objects created over KMIP by administrators")),
                                     createdAt: self.clock()))
                         }
                     }
@@ -87,7 +92,8 @@ extension GatehouseEngine {
         // The identity's memberships, from the membership index (not a scan of every membership of the appliance).
         let projects = try await read { tx -> [String] in
             try await tx.lookup(
-                .prefix(kind: AccessKind.membership, index: MembershipIndex.identity, scope: nil, IndexKey(id), limit: 3)
+                .prefix(
+                    kind: AccessKind.membership, index: MembershipIndex.identity, scope: nil, IndexKey(id), limit: 3)
             ).map(\.record.scope)
         }
         guard projects.count == 1, let only = projects.first else {
@@ -123,7 +129,9 @@ extension GatehouseEngine {
     }
 
     /// `facts`: the object's facts when the caller already loaded them (saves a read on the hot path).
-    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: PermissionAction, facts: ManagedObject? = nil) async throws -> (Decision, ManagedObject) {
+    func authorizeObject(_ ctx: CallContext, _ id: String, _ action: PermissionAction, facts: ManagedObject? = nil)
+        async throws -> (Decision, ManagedObject)
+    {
         let meta: ManagedObject
         if let facts { meta = facts } else { meta = try await objectFacts(id) }
         let decision = try await authorize(
@@ -136,21 +144,27 @@ extension GatehouseEngine {
             spec.objectGroups.count <= 16, spec.objectGroups.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 })
         else { throw EngineError(.invalidArgument, "names and object groups: at most 16 of 1–256 bytes") }
         guard spec.customAttributes.count <= 64,
-            spec.customAttributes.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 256 && $0.value.count <= 16 && $0.value.allSatisfy { $0.count <= 4096 } })
+            spec.customAttributes.allSatisfy({
+                !$0.key.isEmpty && $0.key.utf8.count <= 256 && $0.value.count <= 16
+                    && $0.value.allSatisfy { $0.count <= 4096 }
+            })
         else { throw EngineError(.invalidArgument, "too many or too large attributes") }
     }
 
     func newObject(_ spec: ObjectSpec, project: String, now: Date) -> ManagedObject {
         var meta = ManagedObject(
             id: RandomUUID.lowercased(), project: project, objectType: spec.objectType, algorithm: spec.algorithm,
-            cryptographicLength: spec.cryptographicLength, usageMask: spec.usageMask ?? Self.defaultUsage(spec.objectType),
+            cryptographicLength: spec.cryptographicLength,
+            usageMask: spec.usageMask ?? Self.defaultUsage(spec.objectType),
             state: .preActive,
-            names: spec.names, objectGroups: spec.objectGroups, initialDate: now, lastChangeDate: now, dataType: spec.dataType)
+            names: spec.names, objectGroups: spec.objectGroups, initialDate: now, lastChangeDate: now,
+            dataType: spec.dataType)
         meta.customAttributes = spec.customAttributes.isEmpty ? nil : spec.customAttributes
         meta.keyFormatType = spec.keyFormatType
         meta.splitKey = spec.splitKey
         meta.wrappingData = spec.wrappingData
-        let sensitive = spec.sensitive ?? false, extractable = spec.extractable ?? true
+        let sensitive = spec.sensitive ?? false
+        let extractable = spec.extractable ?? true
         meta.sensitive = sensitive
         meta.alwaysSensitive = sensitive
         meta.extractable = extractable
@@ -188,12 +202,16 @@ extension GatehouseEngine {
             try await tx.insert(
                 Record(
                     kind: Self.objectKind, id: meta.id, scope: meta.project,
-                    body: try Self.encode(ManagedObjectBody(meta: meta, material: sealed)), createdAt: meta.initialDate))
+                    body: try Self.encode(ManagedObjectBody(meta: meta, material: sealed)), createdAt: meta.initialDate)
+            )
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, event, project: meta.project,
-                    ["objectId": meta.id, "objectType": meta.objectType.rawValue, "name": meta.names.first ?? "",
-                     "algorithm": meta.algorithm.map { "\($0)" } ?? "", "length": meta.cryptographicLength.map { "\($0)" } ?? ""]), tx)
+                    [
+                        "objectId": meta.id, "objectType": meta.objectType.rawValue, "name": meta.names.first ?? "",
+                        "algorithm": meta.algorithm.map { "\($0)" } ?? "",
+                        "length": meta.cryptographicLength.map { "\($0)" } ?? "",
+                    ]), tx)
             return meta
         }
     }
@@ -205,7 +223,9 @@ extension GatehouseEngine {
         guard spec.objectType == .symmetricKey else {
             throw EngineError(.invalidArgument, "Create makes symmetric keys; register other objects")
         }
-        guard let algorithm = spec.algorithm else { throw EngineError(.invalidArgument, "Cryptographic Algorithm is required") }
+        guard let algorithm = spec.algorithm else {
+            throw EngineError(.invalidArgument, "Cryptographic Algorithm is required")
+        }
         let length = Int(spec.cryptographicLength ?? 0)
         let valid: Bool
         switch algorithm {
@@ -217,18 +237,22 @@ extension GatehouseEngine {
         default: valid = false
         }
         guard valid else {
-            throw EngineError(.invalidArgument, "unsupported algorithm \(algorithm) / length \(length) for a symmetric key")
+            throw EngineError(
+                .invalidArgument, "unsupported algorithm \(algorithm) / length \(length) for a symmetric key")
         }
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
-        let material = SymmetricKey(size: .init(bitCount: algorithm == Algorithm.tripleDES ? 192 : length)).withUnsafeBytes { Array($0) }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
+        let material = SymmetricKey(size: .init(bitCount: algorithm == Algorithm.tripleDES ? 192 : length))
+            .withUnsafeBytes { Array($0) }
         var meta = newObject(spec, project: p, now: clock())
         meta.serverGenerated = true
         meta.fresh = spec.fresh ?? true
         return try await store(ctx, decision, meta, material: material, event: "kms.create")
     }
 
-    public func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws
+    public func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes)
+        async throws
         -> ManagedObject
     {
         try Self.validate(spec)
@@ -238,10 +262,15 @@ extension GatehouseEngine {
         // Any length is accepted for a registered key (a 512-bit "AES" key is a common KDF base); Encrypt and
         // Decrypt check the length when the key is used.
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: p, now: clock())
-        if spec.objectType == .symmetricKey, meta.cryptographicLength == nil { meta.cryptographicLength = Int32(material.bytes.count * 8) }
-        if spec.objectType == .certificate, (spec.dataType ?? 1) == 1 { meta.certificate = try Self.certificateFacts(material.bytes) }
+        if spec.objectType == .symmetricKey, meta.cryptographicLength == nil {
+            meta.cryptographicLength = Int32(material.bytes.count * 8)
+        }
+        if spec.objectType == .certificate, (spec.dataType ?? 1) == 1 {
+            meta.certificate = try Self.certificateFacts(material.bytes)
+        }
         return try await store(ctx, decision, meta, material: material.bytes, event: "kms.register")
     }
 
@@ -250,10 +279,12 @@ extension GatehouseEngine {
     static func certificateFacts(_ der: [UInt8]) throws -> CertificateFacts {
         let certificate: Certificate
         do { certificate = try Certificate(derEncoded: der) } catch {
-            throw EngineError(.invalidArgument, "the certificate is not a DER X.509 certificate", diagnostic: "\(error)")
+            throw EngineError(
+                .invalidArgument, "the certificate is not a DER X.509 certificate", diagnostic: "\(error)")
         }
         let short: [ASN1ObjectIdentifier: String] = [
-            [2, 5, 4, 3]: "CN", [2, 5, 4, 10]: "O", [2, 5, 4, 11]: "OU", [2, 5, 4, 6]: "C", [2, 5, 4, 8]: "ST", [2, 5, 4, 7]: "L",
+            [2, 5, 4, 3]: "CN", [2, 5, 4, 10]: "O", [2, 5, 4, 11]: "OU", [2, 5, 4, 6]: "C", [2, 5, 4, 8]: "ST",
+            [2, 5, 4, 7]: "L",
             [2, 5, 4, 5]: "serialNumber", [2, 5, 4, 12]: "title", [2, 5, 4, 46]: "dnQualifier",
             [0, 9, 2342, 19_200_300, 100, 1, 1]: "UID", [0, 9, 2342, 19_200_300, 100, 1, 25]: "DC",
             [1, 2, 840, 113_549, 1, 9, 1]: "emailAddress",
@@ -262,7 +293,8 @@ extension GatehouseEngine {
             name.flatMap { rdn in
                 rdn.map { attribute in
                     CertificateFacts.NameComponent(
-                        type: short[attribute.type] ?? attribute.type.description, value: String(attribute.value) ?? attribute.value.description)
+                        type: short[attribute.type] ?? attribute.type.description,
+                        value: String(attribute.value) ?? attribute.value.description)
                 }
             }
         }
@@ -294,7 +326,9 @@ extension GatehouseEngine {
             var plain: SecretBytes?
             if let sealed = loaded.material {
                 plain = SecretBytes(
-                    try await mappingStorageErrors { try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", reading: self.storage) })
+                    try await mappingStorageErrors {
+                        try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", reading: self.storage)
+                    })
             }
             // No audit event, no material.
             try await self.record(event)
@@ -329,12 +363,14 @@ extension GatehouseEngine {
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .read))
         func permitted(_ m: ManagedObject) -> Bool {
-            Self.locateMatches(m, filter) && decision.permits(AccessRequest(.project(p), .kmsKeys, .read, ["name": m.names.first ?? m.id]))
+            Self.locateMatches(m, filter)
+                && decision.permits(AccessRequest(.project(p), .kmsKeys, .read, ["name": m.names.first ?? m.id]))
         }
         // A Unique Identifier in the filter: that object or nothing.
         if let id = filter.id {
             guard filter.offsetItems == 0, filter.maximumItems != 0,
-                let record = try await read({ tx in try await tx.get(kind: Self.objectKind, id: id) }), record.scope == p
+                let record = try await read({ tx in try await tx.get(kind: Self.objectKind, id: id) }),
+                record.scope == p
             else { return [] }
             return permitted(try decode(ManagedObjectBody.self, record).meta) ? [id] : []
         }
@@ -347,7 +383,8 @@ extension GatehouseEngine {
         var scans = Self.locatePlans(filter).map { plan in
             LocateScan(
                 query: IndexQuery(
-                    kind: Self.objectKind, index: plan.index, scope: p, lower: plan.lower, upper: plan.upper, after: nil, descending: true,
+                    kind: Self.objectKind, index: plan.index, scope: p, lower: plan.lower, upper: plan.upper,
+                    after: nil, descending: true,
                     limit: pageSize))
         }
         var ids: [String] = []
@@ -397,13 +434,17 @@ extension GatehouseEngine {
         if !filter.customAttributes.allSatisfy({ name, value in
             let values = m.customAttributes?[name] ?? []
             return values.contains(value) || (values.isEmpty && filter.customAttributeDefaults.contains(name))
-        }) { return false }
+        }) {
+            return false
+        }
         if let c = filter.certificateType, m.objectType != .certificate || (m.dataType ?? 1) != c { return false }
         if let t = filter.objectType, m.objectType != t { return false }
         if let a = filter.algorithm, m.algorithm != a { return false }
         if let l = filter.cryptographicLength, m.cryptographicLength != l { return false }
         if let s = filter.state, m.state != s { return false }
-        if (m.state == .destroyed || m.state == .destroyedCompromised) && !filter.includeDestroyed && filter.state != m.state {
+        if (m.state == .destroyed || m.state == .destroyedCompromised) && !filter.includeDestroyed
+            && filter.state != m.state
+        {
             return false
         }
         if let g = filter.objectGroup, !m.objectGroups.contains(g) { return false }
@@ -423,7 +464,8 @@ extension GatehouseEngine {
     // MARK: - Lifecycle
 
     func transition(
-        _ ctx: CallContext, _ id: String, action: PermissionAction, event: String, _ change: @Sendable (inout ManagedObjectBody, Date) throws -> Void
+        _ ctx: CallContext, _ id: String, action: PermissionAction, event: String,
+        _ change: @Sendable (inout ManagedObjectBody, Date) throws -> Void
     ) async throws -> ManagedObject {
         let (decision, _) = try await authorizeObject(ctx, id, action)
         let now = clock()
@@ -435,7 +477,9 @@ extension GatehouseEngine {
             record.updatedAt = now
             _ = try await tx.update(record)
             try await self.audit.append(
-                self.allowed(ctx, decision, event, project: body.meta.project, ["objectId": id, "state": "\(body.meta.state)"]), tx)
+                self.allowed(
+                    ctx, decision, event, project: body.meta.project, ["objectId": id, "state": "\(body.meta.state)"]),
+                tx)
             return body.meta
         }
     }
@@ -445,12 +489,14 @@ extension GatehouseEngine {
     ) async throws -> ManagedObject {
         try await transition(ctx, id, action: .edit, event: "kms.attributes.edit") { body, _ in
             var e = EditableAttributes(
-                names: body.meta.names, objectGroups: body.meta.objectGroups, customAttributes: body.meta.customAttributes ?? [:],
+                names: body.meta.names, objectGroups: body.meta.objectGroups,
+                customAttributes: body.meta.customAttributes ?? [:],
                 sensitive: body.meta.sensitive ?? false, extractable: body.meta.extractable ?? true)
             try edit(&e)
             let spec = ObjectSpec(objectType: body.meta.objectType, names: e.names, objectGroups: e.objectGroups)
             try Self.validate(spec)
-            guard e.customAttributes.count <= 64, e.customAttributes.values.allSatisfy({ $0.count <= 16 && $0.allSatisfy { $0.count <= 4096 } })
+            guard e.customAttributes.count <= 64,
+                e.customAttributes.values.allSatisfy({ $0.count <= 16 && $0.allSatisfy { $0.count <= 4096 } })
             else { throw EngineError(.invalidArgument, "too many or too large attributes") }
             body.meta.names = e.names
             body.meta.objectGroups = e.objectGroups
@@ -472,10 +518,14 @@ extension GatehouseEngine {
         }
     }
 
-    public func revokeObject(_ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?)
+    public func revokeObject(
+        _ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?
+    )
         async throws -> ManagedObject
     {
-        guard (1...8).contains(reason) else { throw EngineError(.invalidArgument, "unknown revocation reason \(reason)") }
+        guard (1...8).contains(reason) else {
+            throw EngineError(.invalidArgument, "unknown revocation reason \(reason)")
+        }
         return try await transition(ctx, id, action: .edit, event: "kms.revoke") { body, now in
             let compromise = reason == 2 || reason == 3
             switch body.meta.state {
@@ -524,7 +574,8 @@ extension GatehouseEngine {
             throw EngineError(.permissionDenied, "the key is past its Protect Stop Date: it no longer protects data")
         }
         if let start = meta.processStartDate, start > now, !usage.isDisjoint(with: .processing) {
-            throw EngineError(.permissionDenied, "the key is before its Process Start Date: it does not process data yet")
+            throw EngineError(
+                .permissionDenied, "the key is before its Process Start Date: it does not process data yet")
         }
     }
 
@@ -534,7 +585,8 @@ extension GatehouseEngine {
         guard let bytes, var limits = meta.usageLimits else { return false }
         let units = limits.units(bytes: bytes)
         guard limits.count >= units else {
-            throw EngineError(.permissionDenied, "the key's Usage Limits are used up (\(limits.count) of \(limits.total) left)")
+            throw EngineError(
+                .permissionDenied, "the key's Usage Limits are used up (\(limits.count) of \(limits.total) left)")
         }
         limits.count -= units
         meta.usageLimits = limits
@@ -544,7 +596,8 @@ extension GatehouseEngine {
     /// `consume`: the bytes this use protects, counted against the key's Usage Limits (nil: a use that protects
     /// nothing, e.g. decryption).
     func usableKey(
-        _ ctx: CallContext, _ id: String, action: PermissionAction, usage: UsageMask, facts: ManagedObject? = nil, consume: Int? = nil
+        _ ctx: CallContext, _ id: String, action: PermissionAction, usage: UsageMask, facts: ManagedObject? = nil,
+        consume: Int? = nil
     ) async throws -> (ManagedObject, SymmetricKey) {
         // One read of the object when the caller did not bring it; it serves the authorization and, for a use that
         // changes nothing (no Usage Limits to count), the key itself.
@@ -586,12 +639,18 @@ extension GatehouseEngine {
         _ body: ManagedObjectBody, usage: UsageMask, now: Date, open: (Data) async throws -> [UInt8]
     ) async throws -> [UInt8] {
         let meta = body.meta
-        guard meta.objectType == .symmetricKey else { throw EngineError(.invalidArgument, "the object is not a symmetric key") }
-        guard meta.wrappingData == nil else { throw EngineError(.invalidArgument, "the key was registered wrapped; the server cannot use it") }
+        guard meta.objectType == .symmetricKey else {
+            throw EngineError(.invalidArgument, "the object is not a symmetric key")
+        }
+        guard meta.wrappingData == nil else {
+            throw EngineError(.invalidArgument, "the key was registered wrapped; the server cannot use it")
+        }
         guard meta.state == .active else {
             throw EngineError(.wrongState, "the key is \(meta.state), not Active")
         }
-        if let d = meta.deactivationDate, d <= now { throw EngineError(.wrongState, "the key is past its deactivation date") }
+        if let d = meta.deactivationDate, d <= now {
+            throw EngineError(.wrongState, "the key is past its deactivation date")
+        }
         guard UsageMask(rawValue: meta.usageMask).contains(usage) else {
             throw EngineError(.permissionDenied, "the key's Cryptographic Usage Mask does not allow this operation")
         }
@@ -606,24 +665,32 @@ extension GatehouseEngine {
             guard var limits = body.meta.usageLimits else {
                 throw EngineError(.wrongState, "the object has no Usage Limits to allocate from")
             }
-            guard body.meta.state == .active else { throw EngineError(.wrongState, "the key is \(body.meta.state), not Active") }
+            guard body.meta.state == .active else {
+                throw EngineError(.wrongState, "the key is \(body.meta.state), not Active")
+            }
             guard limits.count >= amount else {
-                throw EngineError(.permissionDenied, "the key's Usage Limits have \(limits.count) left, less than \(amount)")
+                throw EngineError(
+                    .permissionDenied, "the key's Usage Limits have \(limits.count) left, less than \(amount)")
             }
             limits.count -= amount
             body.meta.usageLimits = limits
         }
     }
 
-    public func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?)
+    public func encrypt(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?
+    )
         async throws -> CipherResult
     {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
         let facts = try await objectFacts(id)
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true, facts: facts) }
-        let (meta, key) = try await usableKey(ctx, id, action: .encrypt, usage: .encrypt, facts: facts, consume: data.count)
+        let (meta, key) = try await usableKey(
+            ctx, id, action: .encrypt, usage: .encrypt, facts: facts, consume: data.count)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
-        guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
+        guard [16, 24, 32].contains(key.bitCount / 8) else {
+            throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits")
+        }
         if let iv { try Self.checkIV(iv, mode: p.blockCipherMode ?? 9) }
         do {
             switch p.blockCipherMode ?? 9 {
@@ -634,17 +701,21 @@ extension GatehouseEngine {
                     throw EngineError(.invalidArgument, "GCM tags are 4, 8 or 12–16 bytes")
                 }
                 let nonce = iv ?? RandomBytes.make(12)
-                guard let box = AESGCMAnyLength.seal(
-                    key: key.withUnsafeBytes { Array($0) }, iv: nonce, aad: aad ?? [], plaintext: data, tagLength: tagLength)
+                guard
+                    let box = AESGCMAnyLength.seal(
+                        key: key.withUnsafeBytes { Array($0) }, iv: nonce, aad: aad ?? [], plaintext: data,
+                        tagLength: tagLength)
                 else { throw EngineError(.invalidArgument, "invalid GCM parameters") }
                 return CipherResult(data: box.ciphertext, iv: iv == nil ? nonce : nil, tag: box.tag)
             case 9:
                 let nonce = try iv.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
                 let box = try AES.GCM.seal(data, using: key, nonce: nonce, authenticating: aad ?? [])
-                return CipherResult(data: Array(box.ciphertext), iv: iv == nil ? Array(nonce) : nil, tag: Array(box.tag))
+                return CipherResult(
+                    data: Array(box.ciphertext), iv: iv == nil ? Array(nonce) : nil, tag: Array(box.tag))
             case 1:
                 let ivBytes = iv ?? RandomBytes.make(16)
-                let out = try AES._CBC.encrypt(data, using: key, iv: AES._CBC.IV(ivBytes: ivBytes), noPadding: (p.paddingMethod ?? 3) == 1)
+                let out = try AES._CBC.encrypt(
+                    data, using: key, iv: AES._CBC.IV(ivBytes: ivBytes), noPadding: (p.paddingMethod ?? 3) == 1)
                 return CipherResult(data: Array(out), iv: iv == nil ? ivBytes : nil)
             case 2:
                 // ECB (KMIP CS-BC profile): no IV; PKCS#5 padding only when asked for.
@@ -659,7 +730,8 @@ extension GatehouseEngine {
         } catch let e as EngineError {
             throw e
         } catch {
-            throw EngineError(.invalidArgument, "invalid cryptographic parameters (IV length, padding)", diagnostic: "\(error)")
+            throw EngineError(
+                .invalidArgument, "invalid cryptographic parameters (IV length, padding)", diagnostic: "\(error)")
         }
     }
 
@@ -671,7 +743,9 @@ extension GatehouseEngine {
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: false, facts: facts) }
         let (meta, key) = try await usableKey(ctx, id, action: .decrypt, usage: .decrypt, facts: facts)
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
-        guard [16, 24, 32].contains(key.bitCount / 8) else { throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits") }
+        guard [16, 24, 32].contains(key.bitCount / 8) else {
+            throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits")
+        }
         if p.blockCipherMode == 2 {
             do {
                 return CipherResult(data: try Self.ecb(data, key: key, encrypt: false, pkcs5: p.paddingMethod == 3))
@@ -686,15 +760,21 @@ extension GatehouseEngine {
         do {
             switch p.blockCipherMode ?? 9 {
             case 9 where iv.count != 12 || (tag.map { $0.count != 16 } ?? false):
-                guard let tag, tag.count >= 4, tag.count <= 16 else { throw EngineError(.invalidArgument, "GCM decryption needs the tag") }
+                guard let tag, tag.count >= 4, tag.count <= 16 else {
+                    throw EngineError(.invalidArgument, "GCM decryption needs the tag")
+                }
                 if let wanted = p.tagLength, wanted != tag.count {
                     throw EngineError(.invalidArgument, "the tag is \(tag.count) bytes, the Tag Length says \(wanted)")
                 }
-                guard let plain = AESGCMAnyLength.open(key: key.withUnsafeBytes { Array($0) }, iv: iv, aad: aad ?? [], ciphertext: data, tag: tag)
+                guard
+                    let plain = AESGCMAnyLength.open(
+                        key: key.withUnsafeBytes { Array($0) }, iv: iv, aad: aad ?? [], ciphertext: data, tag: tag)
                 else { throw EngineError(.cryptographicFailure, "authentication tag mismatch") }
                 return CipherResult(data: plain)
             case 9:
-                guard let tag, tag.count == 16 else { throw EngineError(.invalidArgument, "GCM decryption needs the 16-byte tag") }
+                guard let tag, tag.count == 16 else {
+                    throw EngineError(.invalidArgument, "GCM decryption needs the 16-byte tag")
+                }
                 let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: iv), ciphertext: data, tag: tag)
                 do {
                     return CipherResult(data: Array(try AES.GCM.open(box, using: key, authenticating: aad ?? [])))
@@ -704,12 +784,16 @@ extension GatehouseEngine {
             case 1:
                 do {
                     return CipherResult(
-                        data: Array(try AES._CBC.decrypt(data, using: key, iv: AES._CBC.IV(ivBytes: iv), noPadding: (p.paddingMethod ?? 3) == 1)))
+                        data: Array(
+                            try AES._CBC.decrypt(
+                                data, using: key, iv: AES._CBC.IV(ivBytes: iv), noPadding: (p.paddingMethod ?? 3) == 1))
+                    )
                 } catch {
                     throw EngineError(.cryptographicFailure, "decryption failed (bad padding or key)")
                 }
             case 6:
-                return CipherResult(data: Array(try AES._CTR.decrypt(data, using: key, nonce: AES._CTR.Nonce(nonceBytes: iv))))
+                return CipherResult(
+                    data: Array(try AES._CTR.decrypt(data, using: key, nonce: AES._CTR.Nonce(nonceBytes: iv))))
             default:
                 throw EngineError(.featureNotSupported, "block cipher mode \(p.blockCipherMode ?? 0) is not supported")
             }
@@ -722,11 +806,14 @@ extension GatehouseEngine {
 
     /// IV/nonce lengths: 16 bytes for CBC and CTR, 12 for GCM (the only nonce size swift-crypto's GCM takes).
     /// RSA-OAEP with a public key (encrypt) or a private key (decrypt).
-    func rsaOAEP(_ ctx: CallContext, _ id: String, _ p: CipherParameters, _ data: [UInt8], encrypt: Bool, facts: ManagedObject) async throws
+    func rsaOAEP(
+        _ ctx: CallContext, _ id: String, _ p: CipherParameters, _ data: [UInt8], encrypt: Bool, facts: ManagedObject
+    ) async throws
         -> CipherResult
     {
         guard (p.paddingMethod ?? 2) == 2 else {
-            throw EngineError(.featureNotSupported, "RSA encryption uses OAEP (padding method 2), not \(p.paddingMethod ?? 0)")
+            throw EngineError(
+                .featureNotSupported, "RSA encryption uses OAEP (padding method 2), not \(p.paddingMethod ?? 0)")
         }
         func code(_ h: UInt32) throws -> Int32 {
             switch h {
@@ -743,14 +830,18 @@ extension GatehouseEngine {
         let label = p.label ?? []
         guard label.count <= 1024 else { throw EngineError(.invalidArgument, "the OAEP label is limited to 1 KiB") }
         if encrypt {
-            let (_, der) = try await usableAsymmetricKey(ctx, id, action: .encrypt, type: .publicKey, usage: .encrypt, facts: facts, consume: data.count)
-            guard let out = RSAOAEP.encrypt(publicKeyDER: der, hash: hash, mgfHash: mgf, label: label, plaintext: data) else {
+            let (_, der) = try await usableAsymmetricKey(
+                ctx, id, action: .encrypt, type: .publicKey, usage: .encrypt, facts: facts, consume: data.count)
+            guard let out = RSAOAEP.encrypt(publicKeyDER: der, hash: hash, mgfHash: mgf, label: label, plaintext: data)
+            else {
                 throw EngineError(.cryptographicFailure, "RSA-OAEP encryption failed (message too long for the key?)")
             }
             return CipherResult(data: out)
         }
-        let (_, der) = try await usableAsymmetricKey(ctx, id, action: .decrypt, type: .privateKey, usage: .decrypt, facts: facts)
-        guard let out = RSAOAEP.decrypt(privateKeyDER: der, hash: hash, mgfHash: mgf, label: label, ciphertext: data) else {
+        let (_, der) = try await usableAsymmetricKey(
+            ctx, id, action: .decrypt, type: .privateKey, usage: .decrypt, facts: facts)
+        guard let out = RSAOAEP.decrypt(privateKeyDER: der, hash: hash, mgfHash: mgf, label: label, ciphertext: data)
+        else {
             throw EngineError(.cryptographicFailure, "RSA-OAEP decryption failed")
         }
         return CipherResult(data: out)
@@ -794,7 +885,8 @@ extension GatehouseEngine {
         default: return
         }
         guard iv.count == expected else {
-            throw EngineError(.invalidArgument, "the IV/Counter/Nonce must be \(expected) bytes for this mode, not \(iv.count)")
+            throw EngineError(
+                .invalidArgument, "the IV/Counter/Nonce must be \(expected) bytes for this mode, not \(iv.count)")
         }
     }
 
@@ -804,8 +896,12 @@ extension GatehouseEngine {
         return try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
     }
 
-    public func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool {
-        guard data.count <= 1 << 20, mac.count <= 256 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+    public func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8])
+        async throws -> Bool
+    {
+        guard data.count <= 1 << 20, mac.count <= 256 else {
+            throw EngineError(.invalidArgument, "data is limited to 1 MiB")
+        }
         let (meta, key) = try await usableKey(ctx, id, action: .verify, usage: .macVerify)
         let expected = try Self.hmac(p.algorithm ?? meta.algorithm ?? 0, key, data)
         // Constant time over the expected length; a length mismatch is simply invalid.
@@ -848,7 +944,10 @@ extension GatehouseEngine {
             }
             do {
                 let key = try _RSA.Signing.PrivateKey(keySize: size)
-                return (Array(key.derRepresentation), Array(key.publicKey.pkcs1DERRepresentation), pkcs1Format, pkcs1Format, length)
+                return (
+                    Array(key.derRepresentation), Array(key.publicKey.pkcs1DERRepresentation), pkcs1Format, pkcs1Format,
+                    length
+                )
             } catch {
                 throw EngineError(.cryptographicFailure, "RSA key generation failed", diagnostic: "\(error)")
             }
@@ -868,22 +967,26 @@ extension GatehouseEngine {
         case Algorithm.ed25519:
             let k = Curve25519.Signing.PrivateKey()
             return (
-                Ed25519DER.pkcs8(seed: Array(k.rawRepresentation)), Ed25519DER.spki(Array(k.publicKey.rawRepresentation)), pkcs8Format,
+                Ed25519DER.pkcs8(seed: Array(k.rawRepresentation)),
+                Ed25519DER.spki(Array(k.publicKey.rawRepresentation)), pkcs8Format,
                 x509Format, 255
             )
         default:
-            throw EngineError(.featureNotSupported, "key pairs are RSA, EC (P-256/384/521) or Ed25519, not algorithm \(algorithm)")
+            throw EngineError(
+                .featureNotSupported, "key pairs are RSA, EC (P-256/384/521) or Ed25519, not algorithm \(algorithm)")
         }
     }
 
     public func createKeyPair(
-        _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec
+        _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec,
+        publicSpec: ObjectSpec
     ) async throws -> (ManagedObject, ManagedObject) {
         try Self.validate(privateSpec)
         try Self.validate(publicSpec)
         let generated = try Self.generateKeyPair(algorithm: algorithm, length: length)
         let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": privateSpec.names.first ?? ""]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(p), .kmsKeys, .create, ["name": privateSpec.names.first ?? ""]))
         let now = clock()
         var priv = newObject(privateSpec, project: p, now: now)
         priv.objectType = .privateKey
@@ -920,14 +1023,18 @@ extension GatehouseEngine {
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "kms.create-key-pair", project: p,
-                    ["privateKeyId": privMeta.id, "publicKeyId": pubMeta.id, "algorithm": "\(algorithm)", "length": "\(length)"]), tx)
+                    [
+                        "privateKeyId": privMeta.id, "publicKeyId": pubMeta.id, "algorithm": "\(algorithm)",
+                        "length": "\(length)",
+                    ]), tx)
         }
         return (privMeta, pubMeta)
     }
 
     /// Opens an asymmetric key for signing or verifying, with the same state and usage checks as symmetric keys.
     func usableAsymmetricKey(
-        _ ctx: CallContext, _ id: String, action: PermissionAction, type: ManagedObjectType, usage: UsageMask, facts: ManagedObject? = nil,
+        _ ctx: CallContext, _ id: String, action: PermissionAction, type: ManagedObjectType, usage: UsageMask,
+        facts: ManagedObject? = nil,
         consume: Int? = nil
     ) async throws -> (ManagedObject, [UInt8]) {
         let (decision, known) = try await authorizeObject(ctx, id, action, facts: facts)
@@ -948,17 +1055,21 @@ extension GatehouseEngine {
                 _ = try await tx.update(record)
             }
             let raw = try await self.keyring.open(sealed, binding: "kms-object/\(id)/material", tx)
-            try await self.audit.append(self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "kms.\(action)", project: meta.project, ["objectId": id]), tx)
             return (meta, raw)
         }
     }
 
     /// ECDSA (DER signatures, X9.62) with the request's hash (default: the curve's, SHA-256/384/512) and Ed25519.
-    static func curveSign(_ meta: ManagedObject, _ der: [UInt8], _ p: SignatureParameters, _ data: [UInt8]) throws -> [UInt8] {
+    static func curveSign(_ meta: ManagedObject, _ der: [UInt8], _ p: SignatureParameters, _ data: [UInt8]) throws
+        -> [UInt8]
+    {
         do {
             switch (meta.algorithm, meta.cryptographicLength) {
             case (Algorithm.ed25519?, _):
-                return Array(try Curve25519.Signing.PrivateKey(rawRepresentation: try Ed25519DER.seed(der)).signature(for: data))
+                return Array(
+                    try Curve25519.Signing.PrivateKey(rawRepresentation: try Ed25519DER.seed(der)).signature(for: data))
             case (Algorithm.ecdsa?, 256), (Algorithm.ec?, 256):
                 let k = try P256.Signing.PrivateKey(derRepresentation: der)
                 return Array(try k.signature(for: try ecDigest(p, data, default: 6)).derRepresentation)
@@ -978,22 +1089,28 @@ extension GatehouseEngine {
         }
     }
 
-    static func curveVerify(_ meta: ManagedObject, _ der: [UInt8], _ p: SignatureParameters, _ data: [UInt8], _ signature: [UInt8]) throws
+    static func curveVerify(
+        _ meta: ManagedObject, _ der: [UInt8], _ p: SignatureParameters, _ data: [UInt8], _ signature: [UInt8]
+    ) throws
         -> Bool
     {
         do {
             switch (meta.algorithm, meta.cryptographicLength) {
             case (Algorithm.ed25519?, _):
-                return try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)).isValidSignature(signature, for: data)
+                return try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der))
+                    .isValidSignature(signature, for: data)
             case (Algorithm.ecdsa?, 256), (Algorithm.ec?, 256):
                 guard let sig = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
-                return try P256.Signing.PublicKey(derRepresentation: der).isValidSignature(sig, for: try ecDigest(p, data, default: 6))
+                return try P256.Signing.PublicKey(derRepresentation: der).isValidSignature(
+                    sig, for: try ecDigest(p, data, default: 6))
             case (Algorithm.ecdsa?, 384), (Algorithm.ec?, 384):
                 guard let sig = try? P384.Signing.ECDSASignature(derRepresentation: signature) else { return false }
-                return try P384.Signing.PublicKey(derRepresentation: der).isValidSignature(sig, for: try ecDigest(p, data, default: 7))
+                return try P384.Signing.PublicKey(derRepresentation: der).isValidSignature(
+                    sig, for: try ecDigest(p, data, default: 7))
             case (Algorithm.ecdsa?, 521), (Algorithm.ec?, 521):
                 guard let sig = try? P521.Signing.ECDSASignature(derRepresentation: signature) else { return false }
-                return try P521.Signing.PublicKey(derRepresentation: der).isValidSignature(sig, for: try ecDigest(p, data, default: 8))
+                return try P521.Signing.PublicKey(derRepresentation: der).isValidSignature(
+                    sig, for: try ecDigest(p, data, default: 8))
             default:
                 throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) do not verify")
             }
@@ -1011,7 +1128,9 @@ extension GatehouseEngine {
         case 6: return SHA256.hash(data: data)
         case 7: return SHA384.hash(data: data)
         case 8: return SHA512.hash(data: data)
-        default: throw EngineError(.featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported for ECDSA")
+        default:
+            throw EngineError(
+                .featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported for ECDSA")
         }
     }
 
@@ -1024,32 +1143,44 @@ extension GatehouseEngine {
         case 6: hash = 256
         case 7: hash = 384
         case 8: hash = 512
-        default: throw EngineError(.featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported")
+        default:
+            throw EngineError(.featureNotSupported, "hashing algorithm \(p.hashingAlgorithm ?? 0) is not supported")
         }
         switch p.paddingMethod ?? 10 {
         case 10: return (hash, true)
         case 8: return (hash, false)
-        default: throw EngineError(.featureNotSupported, "padding method \(p.paddingMethod ?? 0) is not supported for RSA signatures")
+        default:
+            throw EngineError(
+                .featureNotSupported, "padding method \(p.paddingMethod ?? 0) is not supported for RSA signatures")
         }
     }
 
     public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
-        let (meta, der) = try await usableAsymmetricKey(ctx, id, action: .sign, type: .privateKey, usage: .sign, consume: data.count)
+        let (meta, der) = try await usableAsymmetricKey(
+            ctx, id, action: .sign, type: .privateKey, usage: .sign, consume: data.count)
         if meta.algorithm != Algorithm.rsa { return try Self.curveSign(meta, der, p, data) }
         let scheme = try Self.rsaSignatureScheme(p)
-        guard let signature = RSASignatures.sign(privateKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data) else {
+        guard let signature = RSASignatures.sign(privateKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data)
+        else {
             throw EngineError(.cryptographicFailure, "signing failed")
         }
         return signature
     }
 
-    public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool {
-        guard data.count <= 1 << 20, signature.count <= 4096 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB") }
+    public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8])
+        async throws -> Bool
+    {
+        guard data.count <= 1 << 20, signature.count <= 4096 else {
+            throw EngineError(.invalidArgument, "data is limited to 1 MiB")
+        }
         let (meta, der) = try await usableAsymmetricKey(ctx, id, action: .verify, type: .publicKey, usage: .verify)
         if meta.algorithm != Algorithm.rsa { return try Self.curveVerify(meta, der, p, data, signature) }
         let scheme = try Self.rsaSignatureScheme(p)
-        guard let valid = RSASignatures.verify(publicKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data, signature: signature) else {
+        guard
+            let valid = RSASignatures.verify(
+                publicKeyDER: der, hash: scheme.hash, pss: scheme.pss, message: data, signature: signature)
+        else {
             throw EngineError(.cryptographicFailure, "the stored public key is unusable")
         }
         return valid
@@ -1079,29 +1210,40 @@ extension GatehouseEngine {
         case 4:
             // ENCRYPT: the derivation data encrypted under the base key (CBC), truncated to the length asked for.
             guard let data = p.derivationData, let iv = p.initializationVector else {
-                throw EngineError(.invalidArgument, "ENCRYPT derivation needs derivation data and an initialization vector")
+                throw EngineError(
+                    .invalidArgument, "ENCRYPT derivation needs derivation data and an initialization vector")
             }
-            guard (p.blockCipherMode ?? 1) == 1 else { throw EngineError(.featureNotSupported, "ENCRYPT derivation supports CBC only") }
+            guard (p.blockCipherMode ?? 1) == 1 else {
+                throw EngineError(.featureNotSupported, "ENCRYPT derivation supports CBC only")
+            }
             let pad = (p.paddingMethod ?? 3) == 3
             let out: [UInt8]
             switch p.algorithm ?? baseAlgorithm ?? 0 {
             case Algorithm.blowfish:
                 guard BlowfishCBC.available else {
-                    throw EngineError(.featureNotSupported, "Blowfish needs OpenSSL's legacy provider, which this system does not have")
+                    throw EngineError(
+                        .featureNotSupported,
+                        "Blowfish needs OpenSSL's legacy provider, which this system does not have")
                 }
                 guard let encrypted = BlowfishCBC.run(encrypt: true, key: key, iv: iv, pad: pad, data) else {
-                    throw EngineError(.invalidArgument, "Blowfish needs a 4–56 byte key and an 8-byte IV (and, without padding, whole blocks)")
+                    throw EngineError(
+                        .invalidArgument,
+                        "Blowfish needs a 4–56 byte key and an 8-byte IV (and, without padding, whole blocks)")
                 }
                 out = encrypted
             case Algorithm.aes:
                 do {
-                    out = Array(try AES._CBC.encrypt(data, using: SymmetricKey(data: key), iv: AES._CBC.IV(ivBytes: iv), noPadding: !pad))
+                    out = Array(
+                        try AES._CBC.encrypt(
+                            data, using: SymmetricKey(data: key), iv: AES._CBC.IV(ivBytes: iv), noPadding: !pad))
                 } catch {
                     throw EngineError(.invalidArgument, "AES-CBC needs a 16/24/32-byte key and a 16-byte IV")
                 }
             default: throw EngineError(.featureNotSupported, "ENCRYPT derivation supports AES and Blowfish")
             }
-            guard out.count >= length else { throw EngineError(.invalidArgument, "the derivation data is too short for the length asked") }
+            guard out.count >= length else {
+                throw EngineError(.invalidArgument, "the derivation data is too short for the length asked")
+            }
             return Array(out.prefix(length))
         case 1:
             guard let salt = p.salt, let iterations = p.iterationCount, iterations > 0, iterations <= 10_000_000 else {
@@ -1133,11 +1275,15 @@ extension GatehouseEngine {
             let info = p.derivationData ?? []
             let k: SymmetricKey
             switch hash {
-            case 4: k = HKDF<Insecure.SHA1>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
+            case 4:
+                k = HKDF<Insecure.SHA1>.deriveKey(
+                    inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
             case 6: k = HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
             case 7: k = HKDF<SHA384>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
             case 8: k = HKDF<SHA512>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
-            default: throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported for HMAC derivation")
+            default:
+                throw EngineError(
+                    .featureNotSupported, "hashing algorithm \(hash) is not supported for HMAC derivation")
             }
             return k.withUnsafeBytes { Array($0) }
         case 5:
@@ -1147,14 +1293,17 @@ extension GatehouseEngine {
             case 6: return kbkdfCounter(SHA256.self, key: key, fixed: fixed, length: length)
             case 7: return kbkdfCounter(SHA384.self, key: key, fixed: fixed, length: length)
             case 8: return kbkdfCounter(SHA512.self, key: key, fixed: fixed, length: length)
-            default: throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported for SP 800-108")
+            default:
+                throw EngineError(.featureNotSupported, "hashing algorithm \(hash) is not supported for SP 800-108")
             }
         default:
             throw EngineError(.featureNotSupported, "derivation method \(p.method) is not supported")
         }
     }
 
-    public func deriveKey(_ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec)
+    public func deriveKey(
+        _ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec
+    )
         async throws -> ManagedObject
     {
         try Self.validate(spec)
@@ -1174,13 +1323,16 @@ extension GatehouseEngine {
             guard UsageMask(rawValue: body.meta.usageMask).contains(.deriveKey) else {
                 throw EngineError(.permissionDenied, "the base object's usage mask does not allow Derive Key")
             }
-            guard let sealed = body.material else { throw EngineError(.wrongState, "the base object's material was destroyed") }
+            guard let sealed = body.material else {
+                throw EngineError(.wrongState, "the base object's material was destroyed")
+            }
             return (body.meta, try await self.keyring.open(sealed, binding: "kms-object/\(baseID)/material", tx))
         }
         _ = baseDecision
         let material = try Self.derive(p, key: base.1, baseAlgorithm: base.0.algorithm, length: Int(bits) / 8)
         let target = try await keyProject(ctx, explicit: project ?? base.0.project)
-        let decision = try await authorize(ctx, AccessRequest(.project(target), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(target), .kmsKeys, .create, ["name": spec.names.first ?? ""]))
         var meta = newObject(spec, project: target, now: clock())
         meta.fresh = spec.fresh ?? true
         meta.keyFormatType = spec.objectType == .secretData ? 2 : 1
@@ -1190,7 +1342,9 @@ extension GatehouseEngine {
 
 /// Ed25519 keys in PKCS#8 and SubjectPublicKeyInfo (RFC 8410): fixed prefixes around the 32 bytes.
 enum Ed25519DER {
-    static let pkcs8Prefix: [UInt8] = [0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]
+    static let pkcs8Prefix: [UInt8] = [
+        0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ]
     static let spkiPrefix: [UInt8] = [0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x03, 0x21, 0x00]
 
     static func pkcs8(seed: [UInt8]) -> [UInt8] { pkcs8Prefix + seed }
@@ -1228,13 +1382,16 @@ extension GatehouseEngine {
 extension GatehouseEngine {
     public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject {
         let (_, old) = try await authorizeObject(ctx, id, .edit)  // re-keying changes the old key (names, link)
-        guard old.objectType == .symmetricKey, old.wrappingData == nil, let algorithm = old.algorithm, let length = old.cryptographicLength else {
+        guard old.objectType == .symmetricKey, old.wrappingData == nil, let algorithm = old.algorithm,
+            let length = old.cryptographicLength
+        else {
             throw EngineError(.invalidArgument, "ReKey replaces symmetric keys this server can use")
         }
         guard old.state != .destroyed, old.state != .destroyedCompromised else {
             throw EngineError(.wrongState, "the key was destroyed")
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(old.project), .kmsKeys, .create, ["name": old.names.first ?? ""]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(old.project), .kmsKeys, .create, ["name": old.names.first ?? ""]))
         let bits = algorithm == Algorithm.tripleDES ? 192 : Int(length)
         let material = SymmetricKey(size: .init(bitCount: bits)).withUnsafeBytes { Array($0) }
         let now = clock()
@@ -1246,14 +1403,19 @@ extension GatehouseEngine {
             try await self.markReplaced(id, by: replacement.id, now: now, tx)
             try await self.insertObject(replacement, material: material, now: now, tx)
             try await self.audit.append(
-                self.allowed(ctx, decision, "kms.rekey", project: old.project, ["objectId": id, "replacementId": replacement.id]), tx)
+                self.allowed(
+                    ctx, decision, "kms.rekey", project: old.project, ["objectId": id, "replacementId": replacement.id]),
+                tx)
         }
         return replacement
     }
 
-    public func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (ManagedObject, ManagedObject) {
+    public func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (
+        ManagedObject, ManagedObject
+    ) {
         let (_, oldPrivate) = try await authorizeObject(ctx, privateKeyID, .edit)
-        guard oldPrivate.objectType == .privateKey, oldPrivate.wrappingData == nil, let algorithm = oldPrivate.algorithm,
+        guard oldPrivate.objectType == .privateKey, oldPrivate.wrappingData == nil,
+            let algorithm = oldPrivate.algorithm,
             let length = oldPrivate.cryptographicLength
         else {
             throw EngineError(.invalidArgument, "ReKey Key Pair replaces private keys this server can use")
@@ -1265,14 +1427,17 @@ extension GatehouseEngine {
         let oldPublic: ManagedObject?
         if let link = oldPrivate.links?.first(where: { $0.type == ObjectLink.publicKey }) {
             let (_, pub) = try await authorizeObject(ctx, link.id, .edit)
-            guard pub.objectType == .publicKey else { throw EngineError(.invalidArgument, "the Public Key Link names no public key") }
+            guard pub.objectType == .publicKey else {
+                throw EngineError(.invalidArgument, "the Public Key Link names no public key")
+            }
             oldPublic = pub
         } else {
             oldPublic = nil
         }
         let decision = try await authorize(
             ctx, AccessRequest(.project(oldPrivate.project), .kmsKeys, .create, ["name": oldPrivate.names.first ?? ""]))
-        let generated = try Self.generateKeyPair(algorithm: algorithm, length: algorithm == Algorithm.ed25519 ? 255 : length)
+        let generated = try Self.generateKeyPair(
+            algorithm: algorithm, length: algorithm == Algorithm.ed25519 ? 255 : length)
         let now = clock()
         var priv = replacement(for: oldPrivate, offset: offset, now: now)
         priv.keyFormatType = generated.privateFormat
@@ -1281,7 +1446,9 @@ extension GatehouseEngine {
         if let oldPublic {
             pub = replacement(for: oldPublic, offset: offset, now: now)
         } else {
-            pub = newObject(ObjectSpec(objectType: .publicKey, algorithm: algorithm, cryptographicLength: length), project: oldPrivate.project, now: now)
+            pub = newObject(
+                ObjectSpec(objectType: .publicKey, algorithm: algorithm, cryptographicLength: length),
+                project: oldPrivate.project, now: now)
             pub.serverGenerated = true
             pub.fresh = true
             pub.usageMask = UsageMask.verify.rawValue
@@ -1291,7 +1458,10 @@ extension GatehouseEngine {
         pub.cryptographicLength = generated.length
         pub.keyFormatType = generated.publicFormat
         pub.digest = Array(SHA256.hash(data: generated.publicDER))
-        priv.links = [ObjectLink(type: ObjectLink.publicKey, id: pub.id), ObjectLink(type: ObjectLink.replacedObject, id: privateKeyID)]
+        priv.links = [
+            ObjectLink(type: ObjectLink.publicKey, id: pub.id),
+            ObjectLink(type: ObjectLink.replacedObject, id: privateKeyID),
+        ]
         pub.links = [ObjectLink(type: ObjectLink.privateKey, id: priv.id)]
         if let oldPublic { pub.links?.append(ObjectLink(type: ObjectLink.replacedObject, id: oldPublic.id)) }
         let (newPrivate, newPublic) = (priv, pub)
@@ -1303,8 +1473,10 @@ extension GatehouseEngine {
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "kms.rekey-key-pair", project: oldPrivate.project,
-                    ["objectId": privateKeyID, "replacementId": newPrivate.id, "publicKeyId": oldPublic?.id ?? "",
-                     "replacementPublicKeyId": newPublic.id]), tx)
+                    [
+                        "objectId": privateKeyID, "replacementId": newPrivate.id, "publicKeyId": oldPublic?.id ?? "",
+                        "replacementPublicKeyId": newPublic.id,
+                    ]), tx)
         }
         return (newPrivate, newPublic)
     }
@@ -1314,7 +1486,8 @@ extension GatehouseEngine {
     /// the other dates at their old distances from the old activation; without one, the old object's dates.
     func replacement(for old: ManagedObject, offset: TimeInterval?, now: Date) -> ManagedObject {
         var spec = ObjectSpec(
-            objectType: old.objectType, algorithm: old.algorithm, cryptographicLength: old.cryptographicLength, usageMask: old.usageMask,
+            objectType: old.objectType, algorithm: old.algorithm, cryptographicLength: old.cryptographicLength,
+            usageMask: old.usageMask,
             names: old.names, objectGroups: old.objectGroups)
         spec.customAttributes = old.customAttributes ?? [:]
         spec.sensitive = old.sensitive
@@ -1323,7 +1496,8 @@ extension GatehouseEngine {
         func shifted(_ d: Date?) -> Date? {
             guard let d else { return nil }
             guard let offset else { return d }
-            return d.addingTimeInterval(now.addingTimeInterval(offset).timeIntervalSince(old.activationDate ?? old.initialDate))
+            return d.addingTimeInterval(
+                now.addingTimeInterval(offset).timeIntervalSince(old.activationDate ?? old.initialDate))
         }
         spec.activationDate = offset.map { now.addingTimeInterval($0) } ?? old.activationDate
         spec.deactivationDate = shifted(old.deactivationDate)
@@ -1339,7 +1513,8 @@ extension GatehouseEngine {
     func markReplaced(_ id: String, by replacementID: String, now: Date, _ tx: any StorageTransaction) async throws {
         var (record, body) = try await loadObject(id, tx)
         body.meta.names = []
-        body.meta.links = (body.meta.links ?? []).filter { $0.type != ObjectLink.replacementObject }
+        body.meta.links =
+            (body.meta.links ?? []).filter { $0.type != ObjectLink.replacementObject }
             + [ObjectLink(type: ObjectLink.replacementObject, id: replacementID)]
         body.meta.lastChangeDate = now
         record.body = try Self.encode(body)
@@ -1392,7 +1567,10 @@ extension GatehouseEngine {
                 try await self.audit.append(
                     self.allowed(
                         ctx, decision, "kms.undo", project: project,
-                        ["restored": restore.map(\.id).joined(separator: ","), "discarded": discard.joined(separator: ",")]), tx)
+                        [
+                            "restored": restore.map(\.id).joined(separator: ","),
+                            "discarded": discard.joined(separator: ","),
+                        ]), tx)
             }
         }
         objectCache.withLock { cache in
@@ -1411,22 +1589,26 @@ struct CipherStreamState: Sendable {
 
 extension GatehouseEngine {
     public func cipherStep(
-        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
+        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?,
+        aad: [UInt8]?,
         tag: [UInt8]?, correlation: [UInt8]?, final: Bool
     ) async throws -> (result: CipherResult, correlation: [UInt8]?) {
         guard data.count <= 1 << 20 else { throw EngineError(.invalidArgument, "data is limited to 1 MiB per step") }
         // Every step is authorized, checked against the key's state and window, counted against Usage Limits (when
         // encrypting) and audited, like a one-shot operation.
         let (meta, key) = try await usableKey(
-            ctx, id, action: encrypt ? .encrypt : .decrypt, usage: encrypt ? .encrypt : .decrypt, consume: encrypt ? data.count : nil)
+            ctx, id, action: encrypt ? .encrypt : .decrypt, usage: encrypt ? .encrypt : .decrypt,
+            consume: encrypt ? data.count : nil)
         let now = clock()
         let entry: CipherStreamState
         var newCorrelation: [UInt8]?
         if let correlation {
-            guard let found = cipherStreams.resume(correlation, owner: ctx.principal, keyID: id, final: final, now: now),
+            guard
+                let found = cipherStreams.resume(correlation, owner: ctx.principal, keyID: id, final: final, now: now),
                 found.stream.encrypting == encrypt
             else {
-                throw EngineError(.notFound, "no streamed operation with that correlation value (on this key, for this caller)")
+                throw EngineError(
+                    .notFound, "no streamed operation with that correlation value (on this key, for this caller)")
             }
             entry = found
         } else {
@@ -1434,15 +1616,21 @@ extension GatehouseEngine {
                 throw EngineError(.featureNotSupported, "only AES keys stream")
             }
             let mode = p.blockCipherMode ?? 9
-            guard [1, 2, 6, 9].contains(mode) else { throw EngineError(.featureNotSupported, "block cipher mode \(mode) does not stream") }
+            guard [1, 2, 6, 9].contains(mode) else {
+                throw EngineError(.featureNotSupported, "block cipher mode \(mode) does not stream")
+            }
             let tagLength = p.tagLength ?? 16
             guard mode != 9 || tagLength == 4 || tagLength == 8 || (12...16).contains(tagLength) else {
                 throw EngineError(.invalidArgument, "GCM tags are 4, 8 or 12–16 bytes")
             }
-            guard mode == 2 || iv != nil else { throw EngineError(.invalidArgument, "a streamed operation needs its IV/Counter/Nonce") }
-            guard let stream = CipherStream(
-                encrypt: encrypt, mode: mode, key: key.withUnsafeBytes { Array($0) }, iv: iv ?? [], padding: (p.paddingMethod ?? 1) == 3,
-                aad: aad ?? [])
+            guard mode == 2 || iv != nil else {
+                throw EngineError(.invalidArgument, "a streamed operation needs its IV/Counter/Nonce")
+            }
+            guard
+                let stream = CipherStream(
+                    encrypt: encrypt, mode: mode, key: key.withUnsafeBytes { Array($0) }, iv: iv ?? [],
+                    padding: (p.paddingMethod ?? 1) == 3,
+                    aad: aad ?? [])
             else { throw EngineError(.invalidArgument, "invalid cryptographic parameters (key length, IV length)") }
             entry = CipherStreamState(stream: stream, tagLength: tagLength)
             if !final { newCorrelation = try cipherStreams.start(entry, owner: ctx.principal, keyID: id, now: now) }
@@ -1457,7 +1645,9 @@ extension GatehouseEngine {
             out += rest
             return (CipherResult(data: out, tag: outTag), nil)
         } catch {
-            throw EngineError(.cryptographicFailure, encrypt ? "encryption failed" : "decryption failed: the tag or padding does not check out")
+            throw EngineError(
+                .cryptographicFailure,
+                encrypt ? "encryption failed" : "decryption failed: the tag or padding does not check out")
         }
     }
 }
@@ -1465,7 +1655,9 @@ extension GatehouseEngine {
 // MARK: - Key wrapping
 
 extension GatehouseEngine {
-    public func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8]) {
+    public func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (
+        ManagedObject, [UInt8]
+    ) {
         let (wrapMeta, kek) = try await usableKey(ctx, wrappingKeyID, action: .encrypt, usage: .wrapKey)
         guard wrapMeta.algorithm == Algorithm.aes, [16, 24, 32].contains(kek.bitCount / 8) else {
             throw EngineError(.invalidArgument, "the wrapping key must be an AES-128/192/256 key")

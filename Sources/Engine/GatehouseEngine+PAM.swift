@@ -1,11 +1,11 @@
 import Crypto
 import EngineAPI
-import _CryptoExtras
 import ExtrasBase64
 import Foundation
 import Recording
 import StorageAPI
 import Synchronization
+import _CryptoExtras
 
 struct PAMResourceBody: Codable, Sendable {
     var info: PAMResourceInfo
@@ -74,14 +74,18 @@ extension GatehouseEngine {
 
     // MARK: - Resources
 
-    public func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws -> PAMResourceInfo {
+    public func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws
+        -> PAMResourceInfo
+    {
         try Self.validateName(project, "project")
         try Self.validateName(spec.name, "name")
         guard spec.name.utf8.count <= 63 else { throw EngineError(.invalidArgument, "name: at most 63 characters") }
         try Self.validateHostname(spec.host)
         let port = spec.port ?? 5432
         guard (1...65535).contains(port) else { throw EngineError(.invalidArgument, "port must be 1–65535") }
-        guard (0...10_000).contains(spec.recordRows ?? 0) else { throw EngineError(.invalidArgument, "recordRows must be 0–10000") }
+        guard (0...10_000).contains(spec.recordRows ?? 0) else {
+            throw EngineError(.invalidArgument, "recordRows must be 0–10000")
+        }
         guard !spec.database.isEmpty, spec.database.utf8.count <= 63, !spec.database.contains("\0") else {
             throw EngineError(.invalidArgument, "database must be 1–63 characters")
         }
@@ -91,7 +95,8 @@ extension GatehouseEngine {
                 throw EngineError(.invalidArgument, "caCertificate must be PEM certificates (at most 64 KiB)")
             }
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .pamResources, .create, ["name": spec.name]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .pamResources, .create, ["name": spec.name]))
         let target = PAMTarget(
             host: spec.host, port: port, database: spec.database, tlsMode: mode,
             caCertificate: (spec.caCertificate?.isEmpty ?? true) ? nil : spec.caCertificate)
@@ -102,19 +107,29 @@ extension GatehouseEngine {
         if let r = spec.rotationAccount { try Self.validateRoleName(r) }
         let info = PAMResourceInfo(
             id: id, project: project, name: spec.name, target: target, failClosed: spec.failClosed ?? true,
-            rotationAccount: spec.rotationAccount, recordRows: (spec.recordRows ?? 0) > 0 ? spec.recordRows : nil, createdAt: now)
+            rotationAccount: spec.rotationAccount, recordRows: (spec.recordRows ?? 0) > 0 ? spec.recordRows : nil,
+            createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             if try await tx.get(kind: PAMKind.resourceName, id: spec.name) != nil {
                 throw EngineError(.alreadyExists, "a resource named '\(spec.name)' exists")
             }
-            try await tx.insert(Record(kind: PAMKind.resourceName, id: spec.name, scope: project, body: try Self.encode(PAMNameBody(resourceId: id)), createdAt: now))
-            try await tx.insert(Record(
-                kind: PAMKind.resource, id: id, scope: project, name: spec.name, body: try Self.encode(PAMResourceBody(info: info)),
-                createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: PAMKind.resourceName, id: spec.name, scope: project,
+                    body: try Self.encode(PAMNameBody(resourceId: id)), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: PAMKind.resource, id: id, scope: project, name: spec.name,
+                    body: try Self.encode(PAMResourceBody(info: info)),
+                    createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.resource.create", project: project,
-                    ["resourceId": id, "name": spec.name, "host": spec.host, "port": String(port), "tlsMode": mode.rawValue]), tx)
+                self.allowed(
+                    ctx, decision, "pam.resource.create", project: project,
+                    [
+                        "resourceId": id, "name": spec.name, "host": spec.host, "port": String(port),
+                        "tlsMode": mode.rawValue,
+                    ]), tx)
             return info
         }
     }
@@ -145,7 +160,8 @@ extension GatehouseEngine {
 
     public func deletePAMResource(_ ctx: CallContext, id: String) async throws {
         let (_, info) = try await read { tx in try await self.pamResource(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(info.project), .pamResources, .delete, ["name": info.name]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(info.project), .pamResources, .delete, ["name": info.name]))
         try await transact { tx in
             let (record, info) = try await self.pamResource(id, tx)
             let accounts = try await tx.list(kind: PAMKind.account, scope: id, afterID: nil, limit: 1)
@@ -155,7 +171,9 @@ extension GatehouseEngine {
                 try await tx.delete(kind: PAMKind.resourceName, id: info.name, expectedVersion: name.version)
             }
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.resource.delete", project: info.project, ["resourceId": id, "name": info.name]), tx)
+                self.allowed(
+                    ctx, decision, "pam.resource.delete", project: info.project, ["resourceId": id, "name": info.name]),
+                tx)
         }
     }
 
@@ -181,13 +199,16 @@ extension GatehouseEngine {
         }
         let (_, resource) = try await read { tx in try await self.pamResource(resourceId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(resource.project), .pamAccounts, .create, ["name": resource.name, "account": username]))
+            ctx,
+            AccessRequest(
+                .project(resource.project), .pamAccounts, .create, ["name": resource.name, "account": username]))
         // Validated by a real login before anything is stored.
         try await connector.checkLogin(resource.target, username: username, password: password)
         let id = RandomUUID.lowercased()
         let now = clock()
         let info = PAMAccountInfo(
-            id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now, passwordChangedAt: now,
+            id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now,
+            passwordChangedAt: now,
             rotationInterval: rotationInterval)
         return try await transact { tx in
             _ = try await self.pamResource(resourceId, tx)
@@ -195,11 +216,13 @@ extension GatehouseEngine {
                 throw EngineError(.alreadyExists, "the resource already has an account '\(username)'")
             }
             let sealed = try await self.keyring.seal(password.bytes, binding: "pam-account/\(id)/password", tx)
-            try await tx.insert(Record(
-                kind: PAMKind.account, id: id, scope: resourceId, name: username,
-                body: try Self.encode(PAMAccountBody(info: info, sealedPassword: sealed)), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: PAMKind.account, id: id, scope: resourceId, name: username,
+                    body: try Self.encode(PAMAccountBody(info: info, sealedPassword: sealed)), createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.account.create", project: resource.project,
+                self.allowed(
+                    ctx, decision, "pam.account.create", project: resource.project,
                     ["resourceId": resourceId, "accountId": id, "username": username]), tx)
             return info
         }
@@ -214,7 +237,8 @@ extension GatehouseEngine {
 
     public func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] {
         let (_, resource) = try await read { tx in try await self.pamResource(resourceId, tx) }
-        try await authorize(ctx, AccessRequest(.project(resource.project), .pamAccounts, .read, ["name": resource.name]))
+        try await authorize(
+            ctx, AccessRequest(.project(resource.project), .pamAccounts, .read, ["name": resource.name]))
         return try await transact(relaxed: true) { tx in
             try await tx.list(kind: PAMKind.account, scope: resourceId, afterID: nil, limit: 10_000).map {
                 try self.decode(PAMAccountBody.self, $0).info
@@ -224,12 +248,14 @@ extension GatehouseEngine {
 
     public func deletePAMAccount(_ ctx: CallContext, id: String) async throws {
         let (_, body) = try await read { tx in try await self.pamAccount(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .pamAccounts, .delete, ["account": body.info.username]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(body.info.project), .pamAccounts, .delete, ["account": body.info.username]))
         try await transact { tx in
             let (record, body) = try await self.pamAccount(id, tx)
             try await tx.delete(kind: PAMKind.account, id: id, expectedVersion: record.version)
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.account.delete", project: body.info.project,
+                self.allowed(
+                    ctx, decision, "pam.account.delete", project: body.info.project,
                     ["accountId": id, "username": body.info.username]), tx)
         }
     }
@@ -239,13 +265,17 @@ extension GatehouseEngine {
     /// The grantee key of a caller: its identity, or the principal id of an administrator certificate.
     func granteeId(_ ctx: CallContext, _ caller: Caller) -> String { caller.identityId ?? ctx.principal.id }
 
-    public func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws -> PAMGrantInfo {
+    public func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws
+        -> PAMGrantInfo
+    {
         guard let seconds = DurationText.seconds(duration) else {
             throw EngineError(.invalidArgument, "duration must be a duration such as 1m, 2h or 3d")
         }
         guard seconds <= Self.maxGrantSeconds else { throw EngineError(.invalidArgument, "duration: at most 30d") }
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !reason.isEmpty, reason.utf8.count <= 1000 else { throw EngineError(.invalidArgument, "reason: 1–1000 characters") }
+        guard !reason.isEmpty, reason.utf8.count <= 1000 else {
+            throw EngineError(.invalidArgument, "reason: 1–1000 characters")
+        }
         let (_, account) = try await read { tx in try await self.pamAccount(accountId, tx) }
         let (_, resource) = try await read { tx in try await self.pamResource(account.info.resourceId, tx) }
         let fields = ["name": resource.name, "account": account.info.username]
@@ -253,7 +283,8 @@ extension GatehouseEngine {
         let auto = decision.permits(AccessRequest(.project(resource.project), .pamAccess, .autoApprove, fields))
         let now = clock()
         var info = PAMGrantInfo(
-            id: RandomUUID.lowercased(), project: resource.project, resourceId: resource.id, resourceName: resource.name,
+            id: RandomUUID.lowercased(), project: resource.project, resourceId: resource.id,
+            resourceName: resource.name,
             accountId: accountId, username: account.info.username, granteeId: granteeId(ctx, decision.caller),
             granteeName: decision.caller.name, reason: reason, duration: duration, status: .pending, requestedAt: now)
         if auto {
@@ -264,18 +295,25 @@ extension GatehouseEngine {
         }
         let final = info
         try await transact { tx in
-            try await tx.insert(Record(
-                kind: PAMKind.grant, id: final.id, scope: accountId, name: nil, body: try Self.encode(PAMGrantBody(info: final)),
-                createdAt: now))
-            var meta = ["grantId": final.id, "resource": resource.name, "username": final.username, "duration": duration,
-                        "reason": reason, "status": final.status.rawValue]
+            try await tx.insert(
+                Record(
+                    kind: PAMKind.grant, id: final.id, scope: accountId, name: nil,
+                    body: try Self.encode(PAMGrantBody(info: final)),
+                    createdAt: now))
+            var meta = [
+                "grantId": final.id, "resource": resource.name, "username": final.username, "duration": duration,
+                "reason": reason, "status": final.status.rawValue,
+            ]
             if let e = final.expiresAt { meta["expiresAt"] = ISO8601DateFormatter().string(from: e) }
-            try await self.audit.append(self.allowed(ctx, decision, "pam.access.request", project: resource.project, meta), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pam.access.request", project: resource.project, meta), tx)
         }
         logger.notice(
             "PAM access \(auto ? "granted" : "requested")",
-            metadata: ["grantId": "\(final.id)", "resource": "\(resource.name)", "account": "\(final.username)",
-                       "grantee": "\(final.granteeName)", "duration": "\(duration)"])
+            metadata: [
+                "grantId": "\(final.id)", "resource": "\(resource.name)", "account": "\(final.username)",
+                "grantee": "\(final.granteeName)", "duration": "\(duration)",
+            ])
         return final
     }
 
@@ -294,13 +332,19 @@ extension GatehouseEngine {
 
     /// Approve, reject or revoke: `action` is the permission needed, `from` the states it applies to.
     func decideGrant(
-        _ ctx: CallContext, grantId: String, action: PermissionAction, from: Set<PAMGrantInfo.Status>, to: PAMGrantInfo.Status, auditType: String
+        _ ctx: CallContext, grantId: String, action: PermissionAction, from: Set<PAMGrantInfo.Status>,
+        to: PAMGrantInfo.Status, auditType: String
     ) async throws -> PAMGrantInfo {
         let (_, existing) = try await read { tx in try await self.pamGrant(grantId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(existing.project), .pamAccess, action, ["name": existing.resourceName, "account": existing.username]))
+            ctx,
+            AccessRequest(
+                .project(existing.project), .pamAccess, action,
+                ["name": existing.resourceName, "account": existing.username]))
         if to == .approved, !decision.isSuperuser, granteeId(ctx, decision.caller) == existing.granteeId {
-            await auditFailure(ctx, "authorization.denied", project: existing.project, ["action": "pam-access:approve", "reason": "own request"])
+            await auditFailure(
+                ctx, "authorization.denied", project: existing.project,
+                ["action": "pam-access:approve", "reason": "own request"])
             throw EngineError(.permissionDenied, "an approver cannot approve their own request")
         }
         let now = clock()
@@ -319,27 +363,36 @@ extension GatehouseEngine {
             record.body = try Self.encode(PAMGrantBody(info: info))
             _ = try await tx.update(record)
             try await self.audit.append(
-                self.allowed(ctx, decision, auditType, project: info.project,
-                    ["grantId": grantId, "resource": info.resourceName, "username": info.username, "grantee": info.granteeName]), tx)
+                self.allowed(
+                    ctx, decision, auditType, project: info.project,
+                    [
+                        "grantId": grantId, "resource": info.resourceName, "username": info.username,
+                        "grantee": info.granteeName,
+                    ]), tx)
             return info
         }
         logger.notice(
             "PAM access \(to.rawValue)",
-            metadata: ["grantId": "\(grantId)", "resource": "\(result.resourceName)", "account": "\(result.username)",
-                       "grantee": "\(result.granteeName)", "by": "\(decision.caller.name)"])
+            metadata: [
+                "grantId": "\(grantId)", "resource": "\(result.resourceName)", "account": "\(result.username)",
+                "grantee": "\(result.granteeName)", "by": "\(decision.caller.name)",
+            ])
         return result
     }
 
     public func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        try await decideGrant(ctx, grantId: grantId, action: .approve, from: [.pending], to: .approved, auditType: "pam.access.approve")
+        try await decideGrant(
+            ctx, grantId: grantId, action: .approve, from: [.pending], to: .approved, auditType: "pam.access.approve")
     }
 
     public func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        try await decideGrant(ctx, grantId: grantId, action: .approve, from: [.pending], to: .rejected, auditType: "pam.access.reject")
+        try await decideGrant(
+            ctx, grantId: grantId, action: .approve, from: [.pending], to: .rejected, auditType: "pam.access.reject")
     }
 
     public func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
-        let revoked = try await decideGrant(ctx, grantId: grantId, action: .approve, from: [.approved], to: .revoked, auditType: "pam.access.revoke")
+        let revoked = try await decideGrant(
+            ctx, grantId: grantId, action: .approve, from: [.approved], to: .revoked, auditType: "pam.access.revoke")
         grantChanges.signal(grantId)
         return revoked
     }
@@ -348,17 +401,23 @@ extension GatehouseEngine {
         await grantChanges.wait(grantId, timeout: timeout)
     }
 
-    public func listPAMGrants(_ ctx: CallContext, project: String, _ q: PAMGrantQuery) async throws -> Page<PAMGrantInfo> {
+    public func listPAMGrants(_ ctx: CallContext, project: String, _ q: PAMGrantQuery) async throws -> Page<
+        PAMGrantInfo
+    > {
         try Self.validateName(project, "project")
         let decision = try await authorize(ctx, AccessRequest(.project(project), .pamAccess, .read))
         let (index, lower, upper) = Self.grantPlan(project: project, q, now: clock())
         return try await indexedPage(
-            kind: PAMKind.grant, index: index, scope: nil, lower: lower, upper: upper, descending: true, after: q.after, limit: q.limit
+            kind: PAMKind.grant, index: index, scope: nil, lower: lower, upper: upper, descending: true, after: q.after,
+            limit: q.limit
         ) { record in
             let g = self.describeGrant(try self.decode(PAMGrantBody.self, record).info)
-            guard g.project == project, q.status.map({ g.status == $0 }) ?? true, q.granteeName.map({ g.granteeName == $0 }) ?? true,
+            guard g.project == project, q.status.map({ g.status == $0 }) ?? true,
+                q.granteeName.map({ g.granteeName == $0 }) ?? true,
                 q.username.map({ g.username == $0 }) ?? true,
-                decision.permits(AccessRequest(.project(project), .pamAccess, .read, ["name": g.resourceName, "account": g.username]))
+                decision.permits(
+                    AccessRequest(
+                        .project(project), .pamAccess, .read, ["name": g.resourceName, "account": g.username]))
             else { return nil }
             return g
         }
@@ -369,15 +428,19 @@ extension GatehouseEngine {
         let caller = try await resolve(ctx.principal)
         // The grantee may always read its own request; others need read permission.
         if let caller, granteeId(ctx, caller) == g.granteeId { return g }
-        try await authorize(ctx, AccessRequest(.project(g.project), .pamAccess, .read, ["name": g.resourceName, "account": g.username]))
+        try await authorize(
+            ctx, AccessRequest(.project(g.project), .pamAccess, .read, ["name": g.resourceName, "account": g.username]))
         return g
     }
 
     // MARK: - Sessions
 
-    public func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket {
+    public func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket
+    {
         guard let caller = try await resolve(ctx.principal) else {
-            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "pam-session:open", "reason": "no identity accepts these credentials"])
+            await auditFailure(
+                ctx, "authentication.failed", project: nil,
+                ["action": "pam-session:open", "reason": "no identity accepts these credentials"])
             throw EngineError(.unauthenticated, "authentication required")
         }
         let grantee = granteeId(ctx, caller)
@@ -389,13 +452,16 @@ extension GatehouseEngine {
             else { return nil }
             let resourceId = try self.decode(PAMNameBody.self, name).resourceId
             let (_, info) = try await self.pamResource(resourceId, tx)
-            guard let accountRecord = try await tx.find(kind: PAMKind.account, scope: resourceId, name: username) else { return nil }
+            guard let accountRecord = try await tx.find(kind: PAMKind.account, scope: resourceId, name: username) else {
+                return nil
+            }
             let account = try self.decode(PAMAccountBody.self, accountRecord)
             // This grantee's grants on the account that have not expired: a range of the grantee index.
             let mine = IndexKey(grantee)
             let grants = try await tx.lookup(
                 IndexQuery(
-                    kind: PAMKind.grant, index: PAMGrantIndex.grantee, scope: account.info.id, lower: mine.appending(Record.millis(now) + 1),
+                    kind: PAMKind.grant, index: PAMGrantIndex.grantee, scope: account.info.id,
+                    lower: mine.appending(Record.millis(now) + 1),
                     upper: mine.prefixEnd, limit: 1000)
             )
             .map { try self.decode(PAMGrantBody.self, $0.record).info }
@@ -406,8 +472,11 @@ extension GatehouseEngine {
         guard let (info, account, grant) = found else {
             await auditFailure(
                 ctx, "pam.session.denied", project: nil,
-                ["resource": String(resource.prefix(200)), "username": String(username.prefix(200)), "grantee": caller.name,
-                 "reason": "no approved, unexpired grant"])
+                [
+                    "resource": String(resource.prefix(200)), "username": String(username.prefix(200)),
+                    "grantee": caller.name,
+                    "reason": "no approved, unexpired grant",
+                ])
             throw EngineError(.permissionDenied, "no active access grant for \(username)@\(resource)")
         }
         let sessionId = RandomUUID.lowercased()
@@ -416,15 +485,21 @@ extension GatehouseEngine {
             granteeId: grantee, granteeName: caller.name, clientAddress: ctx.ipAddress, startedAt: now)
         let recordingKey = SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) }
         let password = try await transact { tx -> [UInt8] in
-            let raw = try await self.keyring.open(account.sealedPassword, binding: "pam-account/\(account.info.id)/password", tx)
+            let raw = try await self.keyring.open(
+                account.sealedPassword, binding: "pam-account/\(account.info.id)/password", tx)
             let sealedKey = try await self.keyring.seal(recordingKey, binding: "pam-recording/\(sessionId)", tx)
-            try await tx.insert(Record(
-                kind: PAMKind.session, id: sessionId, scope: info.project, name: nil,
-                body: try Self.encode(PAMSessionBody(info: session, sealedRecordingKey: sealedKey)), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: PAMKind.session, id: sessionId, scope: info.project, name: nil,
+                    body: try Self.encode(PAMSessionBody(info: session, sealedRecordingKey: sealedKey)), createdAt: now)
+            )
             try await self.audit.append(
-                self.event(ctx, "pam.session.start", project: info.project,
-                    ["sessionId": sessionId, "grantId": grant.id, "resource": info.name, "username": username,
-                     "grantee": caller.name, "decision": "allow", "grantedBy": "pam-grant:\(grant.id)"]), tx)
+                self.event(
+                    ctx, "pam.session.start", project: info.project,
+                    [
+                        "sessionId": sessionId, "grantId": grant.id, "resource": info.name, "username": username,
+                        "grantee": caller.name, "decision": "allow", "grantedBy": "pam-grant:\(grant.id)",
+                    ]), tx)
             return raw
         }
         return PAMSessionTicket(
@@ -450,7 +525,9 @@ extension GatehouseEngine {
         }
     }
 
-    public func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async {
+    public func closePAMSession(
+        _ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats
+    ) async {
         let now = clock()
         do {
             try await transact { tx in
@@ -464,17 +541,24 @@ extension GatehouseEngine {
                 record.body = try Self.encode(body)
                 _ = try await tx.update(record)
                 try await self.audit.append(
-                    self.event(ctx, "pam.session.end", project: body.info.project,
-                        ["sessionId": sessionId, "reason": reason.rawValue, "statements": String(stats.statements),
-                         "bytesFromClient": String(stats.bytesFromClient), "bytesFromServer": String(stats.bytesFromServer),
-                         "recordingChunks": stats.recordingChunks.map { String($0) } ?? "none"]), tx)
+                    self.event(
+                        ctx, "pam.session.end", project: body.info.project,
+                        [
+                            "sessionId": sessionId, "reason": reason.rawValue, "statements": String(stats.statements),
+                            "bytesFromClient": String(stats.bytesFromClient),
+                            "bytesFromServer": String(stats.bytesFromServer),
+                            "recordingChunks": stats.recordingChunks.map { String($0) } ?? "none",
+                        ]), tx)
             }
         } catch {
-            logger.error("cannot record the end of a PAM session", metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
+            logger.error(
+                "cannot record the end of a PAM session", metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
         }
     }
 
-    public func listPAMSessions(_ ctx: CallContext, project: String, _ q: PAMSessionQuery) async throws -> Page<PAMSessionInfo> {
+    public func listPAMSessions(_ ctx: CallContext, project: String, _ q: PAMSessionQuery) async throws -> Page<
+        PAMSessionInfo
+    > {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), .pamSessions, .read))
         if let since = q.since, let until = q.until, since >= until { return Page(items: [], next: nil) }
@@ -482,7 +566,8 @@ extension GatehouseEngine {
         let lower = q.since.map { prefix.appending(Record.millis($0)) } ?? prefix
         let upper = q.until.map { prefix.appending(Record.millis($0)) } ?? prefix.prefixEnd
         return try await indexedPage(
-            kind: PAMKind.session, index: index, scope: project, lower: lower, upper: upper, descending: !q.oldestFirst, after: q.after,
+            kind: PAMKind.session, index: index, scope: project, lower: lower, upper: upper, descending: !q.oldestFirst,
+            after: q.after,
             limit: q.limit
         ) { record in
             let s = try self.decode(PAMSessionBody.self, record).info
@@ -506,7 +591,8 @@ extension GatehouseEngine {
                     }
                     let fresh = Array(Curve25519.Signing.PrivateKey().rawRepresentation)
                     let sealed = try await self.keyring.seal(fresh, binding: "system/pam-recording-signing-key", tx)
-                    try await tx.insert(Record(kind: Keyring.systemKind, id: PAMConnectorSlot.signingKeyID, body: sealed))
+                    try await tx.insert(
+                        Record(kind: Keyring.systemKind, id: PAMConnectorSlot.signingKeyID, body: sealed))
                     return fresh
                 }
                 let key = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
@@ -533,19 +619,25 @@ extension GatehouseEngine {
         -> (body: PAMSessionBody, decision: Decision, result: RecordingDecoder.Result?, bytes: Int)
     {
         let body = try await transact(relaxed: true) { tx in try await self.pamSession(sessionId, tx).1 }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .pamSessions, .read, ["name": body.info.resourceName]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(body.info.project), .pamSessions, .read, ["name": body.info.resourceName]))
         if let deleted = body.info.recordingDeletedAt {
             throw EngineError(
-                .gone, "the recording of session \(sessionId) was deleted at \(Self.iso(deleted)) (\(body.info.recordingDeletion ?? "retention"))")
+                .gone,
+                "the recording of session \(sessionId) was deleted at \(Self.iso(deleted)) (\(body.info.recordingDeletion ?? "retention"))"
+            )
         }
         guard let sealed = body.sealedRecordingKey, let recordings else { return (body, decision, nil, 0) }
         let file: [UInt8]
         do {
             // An empty file is none: the proxy creates it before writing the first chunk.
-            guard let stored = try await recordings.read(sessionId: sessionId), !stored.isEmpty else { return (body, decision, nil, 0) }
+            guard let stored = try await recordings.read(sessionId: sessionId), !stored.isEmpty else {
+                return (body, decision, nil, 0)
+            }
             file = stored
         } catch let e as StorageError {
-            throw EngineError(.unavailable, "the recording store (\(recordings.description)) cannot be read: \(e.detail)")
+            throw EngineError(
+                .unavailable, "the recording store (\(recordings.description)) cannot be read: \(e.detail)")
         }
         let key = try await transact(relaxed: true) { tx in
             try await self.keyring.open(sealed, binding: "pam-recording/\(sessionId)", tx)
@@ -578,19 +670,24 @@ extension GatehouseEngine {
         let eventCount = String(events.count)
         try await transact { tx in
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.recording.read", project: body.info.project,
+                self.allowed(
+                    ctx, decision, "pam.recording.read", project: body.info.project,
                     ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
         }
         return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
     }
 
     public func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict {
-        let body: PAMSessionBody, decision: Decision, opened: RecordingDecoder.Result?, bytes: Int
+        let body: PAMSessionBody
+        let decision: Decision
+        let opened: RecordingDecoder.Result?
+        let bytes: Int
         do {
             (body, decision, opened, bytes) = try await openPAMRecording(ctx, sessionId: sessionId)
         } catch let e as EngineError where e.code == .invalidArgument {
             // Not a recording at all (garbage where the file should be): as good as tampered.
-            return PAMRecordingVerdict(sessionId: sessionId, integrity: "tampered", integrityDetail: e.message, bytes: 0)
+            return PAMRecordingVerdict(
+                sessionId: sessionId, integrity: "tampered", integrityDetail: e.message, bytes: 0)
         } catch let e as EngineError where e.code == .gone {
             // Deleted on purpose: what the policy asked for, not a loss.
             return PAMRecordingVerdict(sessionId: sessionId, integrity: "deleted", integrityDetail: e.message, bytes: 0)
@@ -598,16 +695,19 @@ extension GatehouseEngine {
         let verdict: PAMRecordingVerdict
         if let opened {
             let (integrity, detail) = Self.recordingIntegrity(opened.integrity, session: body.info)
-            verdict = PAMRecordingVerdict(sessionId: sessionId, integrity: integrity, integrityDetail: detail, bytes: bytes)
+            verdict = PAMRecordingVerdict(
+                sessionId: sessionId, integrity: integrity, integrityDetail: detail, bytes: bytes)
         } else {
             verdict = PAMRecordingVerdict(
                 sessionId: sessionId, integrity: "missing",
-                integrityDetail: body.sealedRecordingKey == nil ? "the session was never recorded" : "the recording store has no recording of this session",
+                integrityDetail: body.sealedRecordingKey == nil
+                    ? "the session was never recorded" : "the recording store has no recording of this session",
                 bytes: 0)
         }
         try await transact { tx in
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.recording.verify", project: body.info.project,
+                self.allowed(
+                    ctx, decision, "pam.recording.verify", project: body.info.project,
                     ["sessionId": sessionId, "integrity": verdict.integrity]), tx)
         }
         return verdict
@@ -617,7 +717,8 @@ extension GatehouseEngine {
     /// sealed recording must match the chunk count and chain hash kept at its end: a missing manifest or chunk, or a
     /// cut file, is tampering. `incomplete` is left for sessions still running and for those a stopped node left
     /// open (then it says so).
-    static func recordingIntegrity(_ verdict: RecordingDecoder.Integrity, session: PAMSessionInfo) -> (String, String?) {
+    static func recordingIntegrity(_ verdict: RecordingDecoder.Integrity, session: PAMSessionInfo) -> (String, String?)
+    {
         let chunks = session.stats?.recordingChunks
         let chain = session.stats?.recordingChain
         switch verdict {
@@ -625,18 +726,31 @@ extension GatehouseEngine {
             return ("tampered", why)
         case .complete(let manifest):
             if let chunks, let chain, manifest.chunks != chunks || manifest.chain != chain {
-                return ("tampered", "the signed manifest (\(manifest.chunks) chunks) is not the one recorded when the session ended (\(chunks) chunks)")
+                return (
+                    "tampered",
+                    "the signed manifest (\(manifest.chunks) chunks) is not the one recorded when the session ended (\(chunks) chunks)"
+                )
             }
             return ("complete", nil)
         case .incomplete(let why):
             guard session.endedAt != nil else { return ("incomplete", "the session is still running: " + why) }
             if let chunks {
-                return ("tampered", "the session ended (\(session.endReason?.rawValue ?? "?")) with a sealed recording of \(chunks) chunks, but \(why)")
+                return (
+                    "tampered",
+                    "the session ended (\(session.endReason?.rawValue ?? "?")) with a sealed recording of \(chunks) chunks, but \(why)"
+                )
             }
             if session.endReason == .nodeCrashed {
-                return ("incomplete", "the node serving the session stopped (crash or kill) before it ended; the recording holds what was flushed before: " + why)
+                return (
+                    "incomplete",
+                    "the node serving the session stopped (crash or kill) before it ended; the recording holds what was flushed before: "
+                        + why
+                )
             }
-            return ("incomplete", "the session ended (\(session.endReason?.rawValue ?? "?")) without a sealed recording: " + why)
+            return (
+                "incomplete",
+                "the session ended (\(session.endReason?.rawValue ?? "?")) without a sealed recording: " + why
+            )
         }
     }
 
@@ -651,7 +765,8 @@ extension GatehouseEngine {
         let clientKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: key))
         let storedKey = Array(SHA256.hash(data: clientKey))
         let serverKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Server Key".utf8), using: key))
-        return "SCRAM-SHA-256$\(iterations):\(Base64.encodeToString(bytes: salt))$\(Base64.encodeToString(bytes: storedKey)):\(Base64.encodeToString(bytes: serverKey))"
+        return
+            "SCRAM-SHA-256$\(iterations):\(Base64.encodeToString(bytes: salt))$\(Base64.encodeToString(bytes: storedKey)):\(Base64.encodeToString(bytes: serverKey))"
     }
 
     static func randomPassword() -> [UInt8] {
@@ -664,7 +779,10 @@ extension GatehouseEngine {
         let (_, body) = try await read { tx in try await self.pamAccount(id, tx) }
         let (_, resource) = try await read { tx in try await self.pamResource(body.info.resourceId, tx) }
         let decision = try await authorize(
-            ctx, AccessRequest(.project(resource.project), .pamAccounts, .edit, ["name": resource.name, "account": body.info.username]))
+            ctx,
+            AccessRequest(
+                .project(resource.project), .pamAccounts, .edit, ["name": resource.name, "account": body.info.username])
+        )
         return try await rotate(ctx, decision: decision, accountId: id, resource: resource)
     }
 
@@ -673,13 +791,15 @@ extension GatehouseEngine {
         let due: [(String, String)]
         do {
             due = try await transact(relaxed: true) { tx in
-                try await tx.list(kind: PAMKind.account, scope: nil, afterID: nil, limit: 100_000).compactMap { r -> (String, String)? in
+                try await tx.list(kind: PAMKind.account, scope: nil, afterID: nil, limit: 100_000).compactMap {
+                    r -> (String, String)? in
                     let b = try self.decode(PAMAccountBody.self, r)
                     guard let interval = b.info.rotationInterval, let seconds = DurationText.seconds(interval),
                         b.info.passwordChangedAt.addingTimeInterval(TimeInterval(seconds)) <= now,
                         // After a failure, wait 10 minutes (or the interval, if shorter) before trying again.
                         b.info.lastRotationError == nil
-                            || (b.lastRotationAttempt ?? .distantPast).addingTimeInterval(min(600, TimeInterval(seconds))) <= now
+                            || (b.lastRotationAttempt ?? .distantPast).addingTimeInterval(
+                                min(600, TimeInterval(seconds))) <= now
                     else { return nil }
                     return (b.info.id, b.info.resourceId)
                 }
@@ -691,21 +811,29 @@ extension GatehouseEngine {
         var rotated = 0
         let ctx = CallContext.system("pam-rotation")
         for (accountId, resourceId) in due {
-            guard let resource = try? await transact(relaxed: true, { tx in try await self.pamResource(resourceId, tx).1 }),
+            guard
+                let resource = try? await transact(
+                    relaxed: true, { tx in try await self.pamResource(resourceId, tx).1 }),
                 let decision = try? await authorize(ctx, AccessRequest(.project(resource.project), .pamAccounts, .edit))
             else { continue }
-            if (try? await rotate(ctx, decision: decision, accountId: accountId, resource: resource)) != nil { rotated += 1 }
+            if (try? await rotate(ctx, decision: decision, accountId: accountId, resource: resource)) != nil {
+                rotated += 1
+            }
         }
         return rotated
     }
 
     /// Claims the account, changes the password on the server, proves the new one by logging in, then stores it.
-    func rotate(_ ctx: CallContext, decision: Decision, accountId: String, resource: PAMResourceInfo) async throws -> PAMAccountInfo {
+    func rotate(_ ctx: CallContext, decision: Decision, accountId: String, resource: PAMResourceInfo) async throws
+        -> PAMAccountInfo
+    {
         let now = clock()
         // The claim: one rotation of an account at a time across every node of the store.
         let claimed = try await transact { tx -> PAMAccountBody in
             var (record, body) = try await self.pamAccount(accountId, tx)
-            if let until = body.rotationClaimUntil, until > now { throw EngineError(.conflict, "a rotation of this account is in progress") }
+            if let until = body.rotationClaimUntil, until > now {
+                throw EngineError(.conflict, "a rotation of this account is in progress")
+            }
             body.rotationClaimUntil = now.addingTimeInterval(300)
             body.lastRotationAttempt = now
             record.body = try Self.encode(body)
@@ -714,13 +842,21 @@ extension GatehouseEngine {
         }
         let username = claimed.info.username
         let (oldPassword, admin) = try await transact(relaxed: true) { tx -> ([UInt8], (String, [UInt8])?) in
-            let old = try await self.keyring.open(claimed.sealedPassword, binding: "pam-account/\(accountId)/password", tx)
+            let old = try await self.keyring.open(
+                claimed.sealedPassword, binding: "pam-account/\(accountId)/password", tx)
             guard let rotator = resource.rotationAccount, rotator != username else { return (old, nil) }
             guard let r = try await tx.find(kind: PAMKind.account, scope: resource.id, name: rotator) else {
-                throw EngineError(.wrongState, "the resource's rotation account '\(rotator)' is not one of its accounts")
+                throw EngineError(
+                    .wrongState, "the resource's rotation account '\(rotator)' is not one of its accounts")
             }
             let b = try self.decode(PAMAccountBody.self, r)
-            return (old, (rotator, try await self.keyring.open(b.sealedPassword, binding: "pam-account/\(b.info.id)/password", tx)))
+            return (
+                old,
+                (
+                    rotator,
+                    try await self.keyring.open(b.sealedPassword, binding: "pam-account/\(b.info.id)/password", tx)
+                )
+            )
         }
         let fresh = Self.randomPassword()
         var salt = [UInt8](repeating: 0, count: 16)
@@ -737,7 +873,8 @@ extension GatehouseEngine {
             if let failure {
                 body.info.lastRotationError = failure
             } else {
-                body.sealedPassword = try await self.keyring.seal(fresh, binding: "pam-account/\(accountId)/password", tx)
+                body.sealedPassword = try await self.keyring.seal(
+                    fresh, binding: "pam-account/\(accountId)/password", tx)
                 body.info.passwordChangedAt = self.clock()
                 body.info.lastRotationError = nil
             }
@@ -746,12 +883,15 @@ extension GatehouseEngine {
             var meta = ["accountId": accountId, "username": username, "resource": resource.name, "rotator": adminUser]
             if let failure { meta["error"] = failure }
             try await self.audit.append(
-                self.allowed(ctx, decision, failure == nil ? "pam.account.rotate" : "pam.account.rotate.failed", project: resource.project, meta), tx)
+                self.allowed(
+                    ctx, decision, failure == nil ? "pam.account.rotate" : "pam.account.rotate.failed",
+                    project: resource.project, meta), tx)
             return body.info
         }
         if let failure {
-            logger.error("PAM credential rotation failed; the old credential stays in use",
-                         metadata: ["account": "\(username)", "resource": "\(resource.name)", "reason": "\(failure)"])
+            logger.error(
+                "PAM credential rotation failed; the old credential stays in use",
+                metadata: ["account": "\(username)", "resource": "\(resource.name)", "reason": "\(failure)"])
             throw EngineError(.unavailable, "rotation failed, the old credential stays in use: \(failure)")
         }
         logger.notice("PAM credential rotated", metadata: ["account": "\(username)", "resource": "\(resource.name)"])
@@ -765,7 +905,8 @@ extension GatehouseEngine {
         selfRotation: Bool, verifier: String
     ) async -> String? {
         do {
-            try await connector.setPassword(target, username: adminUser, password: adminPassword, role: role, verifier: verifier)
+            try await connector.setPassword(
+                target, username: adminUser, password: adminPassword, role: role, verifier: verifier)
         } catch {
             return "ALTER ROLE failed: \((error as? EngineError)?.message ?? "\(error)")"
         }
@@ -780,7 +921,8 @@ extension GatehouseEngine {
             let restorer = selfRotation ? SecretBytes(fresh) : adminPassword
             do {
                 let restore = try Self.scramVerifier(old, salt: salt)
-                try await connector.setPassword(target, username: adminUser, password: restorer, role: role, verifier: restore)
+                try await connector.setPassword(
+                    target, username: adminUser, password: restorer, role: role, verifier: restore)
             } catch {
                 failure += "; restoring the old password failed too"
             }

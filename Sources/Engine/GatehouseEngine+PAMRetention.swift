@@ -19,7 +19,9 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), .project, .read))
         return try await read { tx in
             _ = try await self.requireProject(project, tx)
-            guard let r = try await tx.get(kind: PAMKind.settings, id: project) else { return PAMProjectSettings(project: project) }
+            guard let r = try await tx.get(kind: PAMKind.settings, id: project) else {
+                return PAMProjectSettings(project: project)
+            }
             return try self.decode(PAMSettingsBody.self, r).info
         }
     }
@@ -28,13 +30,16 @@ extension GatehouseEngine {
         let project = settings.project
         try Self.validateName(project, "project")
         let decision = try await authorize(ctx, AccessRequest(.project(project), .project, .edit))
-        var info = PAMProjectSettings(project: project, recordingRetention: settings.recordingRetention, updatedAt: clock())
+        var info = PAMProjectSettings(
+            project: project, recordingRetention: settings.recordingRetention, updatedAt: clock())
         if let r = info.recordingRetention, r.isEmpty || r == "none" { info.recordingRetention = nil }
         // What the API documents: 1 to 7 digits without a leading zero, then s, m, h or d.
         if let r = info.recordingRetention,
-            DurationText.seconds(r) == nil || r.count > 8 || r.first == "0" || !r.dropLast().allSatisfy({ $0.isASCII && $0.isNumber })
+            DurationText.seconds(r) == nil || r.count > 8 || r.first == "0"
+                || !r.dropLast().allSatisfy({ $0.isASCII && $0.isNumber })
         {
-            throw EngineError(.invalidArgument, "recordingRetention must be a duration such as 90d or 8h, or null to keep recordings")
+            throw EngineError(
+                .invalidArgument, "recordingRetention must be a duration such as 90d or 8h, or null to keep recordings")
         }
         let final = info
         try await transact { tx in
@@ -44,10 +49,15 @@ extension GatehouseEngine {
                 existing.body = body
                 _ = try await tx.update(existing)
             } else {
-                try await tx.insert(Record(kind: PAMKind.settings, id: project, scope: project, name: nil, body: body, createdAt: final.updatedAt ?? Date()))
+                try await tx.insert(
+                    Record(
+                        kind: PAMKind.settings, id: project, scope: project, name: nil, body: body,
+                        createdAt: final.updatedAt ?? Date()))
             }
             try await self.audit.append(
-                self.allowed(ctx, decision, "pam.settings.update", project: project, ["recordingRetention": final.recordingRetention ?? "none"]), tx)
+                self.allowed(
+                    ctx, decision, "pam.settings.update", project: project,
+                    ["recordingRetention": final.recordingRetention ?? "none"]), tx)
         }
         return final
     }
@@ -63,10 +73,13 @@ extension GatehouseEngine {
         return try await transact { tx in
             var (record, body) = try await self.pamSession(sessionId, tx)
             if reason != nil, let deleted = body.info.recordingDeletedAt {
-                throw EngineError(.wrongState, "the recording of this session was deleted at \(Self.iso(deleted)); there is nothing left to hold")
+                throw EngineError(
+                    .wrongState,
+                    "the recording of this session was deleted at \(Self.iso(deleted)); there is nothing left to hold")
             }
             if reason != nil, let claim = body.retentionClaimUntil, claim > now {
-                throw EngineError(.wrongState, "the recording of this session is being deleted under the project's retention")
+                throw EngineError(
+                    .wrongState, "the recording of this session is being deleted under the project's retention")
             }
             let type: String
             if let reason {
@@ -80,7 +93,9 @@ extension GatehouseEngine {
             record.body = try Self.encode(body)
             _ = try await tx.update(record)
             try await self.audit.append(
-                self.allowed(ctx, decision, type, project: body.info.project, ["sessionId": sessionId, "reason": reason ?? ""]), tx)
+                self.allowed(
+                    ctx, decision, type, project: body.info.project, ["sessionId": sessionId, "reason": reason ?? ""]),
+                tx)
             return body.info
         }
     }
@@ -125,8 +140,12 @@ extension GatehouseEngine {
                 return deleted
             }
             for settings in page {
-                guard let retention = settings.recordingRetention, let seconds = DurationText.seconds(retention) else { continue }
-                deleted += await deleteExpiredRecordings(project: settings.project, retention: retention, cutoff: now.addingTimeInterval(-TimeInterval(seconds)))
+                guard let retention = settings.recordingRetention, let seconds = DurationText.seconds(retention) else {
+                    continue
+                }
+                deleted += await deleteExpiredRecordings(
+                    project: settings.project, retention: retention,
+                    cutoff: now.addingTimeInterval(-TimeInterval(seconds)))
             }
             guard page.count == 100, let last = page.last else { return deleted }
             after = last.project
@@ -147,10 +166,13 @@ extension GatehouseEngine {
                             upper: IndexKey().appending(Record.millis(cutoff)), after: after, limit: 100))
                 }
             } catch {
-                logger.error("cannot list expired recordings", metadata: ["project": "\(project)", "error": "\(error)"])
+                logger.error(
+                    "cannot list expired recordings", metadata: ["project": "\(project)", "error": "\(error)"])
                 return deleted
             }
-            for hit in hits where await deleteRecording(hit.record.id, retention: retention, cutoff: cutoff) { deleted += 1 }
+            for hit in hits where await deleteRecording(hit.record.id, retention: retention, cutoff: cutoff) {
+                deleted += 1
+            }
             guard hits.count == 100, let last = hits.last else { return deleted }
             cursor = last.cursor
         }
@@ -165,7 +187,8 @@ extension GatehouseEngine {
         do {
             claimed = try await transact { tx -> PAMSessionBody? in
                 var (record, body) = try await self.pamSession(sessionId, tx)
-                guard let ended = body.info.endedAt, ended < cutoff, body.info.legalHold == nil, body.info.recordingDeletedAt == nil,
+                guard let ended = body.info.endedAt, ended < cutoff, body.info.legalHold == nil,
+                    body.info.recordingDeletedAt == nil,
                     (body.retentionClaimUntil ?? .distantPast) <= now
                 else { return nil }
                 body.retentionClaimUntil = now.addingTimeInterval(300)
@@ -185,7 +208,8 @@ extension GatehouseEngine {
                 try await recordings.delete(sessionId: sessionId)
             } catch {
                 logger.error(
-                    "cannot delete an expired session recording from the store", metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
+                    "cannot delete an expired session recording from the store",
+                    metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
                 return false
             }
         }
@@ -200,15 +224,23 @@ extension GatehouseEngine {
                 record.body = try Self.encode(body)
                 _ = try await tx.update(record)
                 try await self.audit.append(
-                    self.event(ctx, "pam.recording.delete", project: claimed.info.project,
-                        ["sessionId": sessionId, "reason": "retention", "retention": retention, "bytes": deletedBytes,
-                         "endedAt": Self.iso(claimed.info.endedAt ?? now)]), tx)
+                    self.event(
+                        ctx, "pam.recording.delete", project: claimed.info.project,
+                        [
+                            "sessionId": sessionId, "reason": "retention", "retention": retention,
+                            "bytes": deletedBytes,
+                            "endedAt": Self.iso(claimed.info.endedAt ?? now),
+                        ]), tx)
             }
         } catch {
-            logger.error("cannot record the deletion of a session recording", metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
+            logger.error(
+                "cannot record the deletion of a session recording",
+                metadata: ["sessionId": "\(sessionId)", "error": "\(error)"])
             return false
         }
-        logger.info("deleted an expired session recording", metadata: ["sessionId": "\(sessionId)", "retention": "\(retention)"])
+        logger.info(
+            "deleted an expired session recording",
+            metadata: ["sessionId": "\(sessionId)", "retention": "\(retention)"])
         return true
     }
 }

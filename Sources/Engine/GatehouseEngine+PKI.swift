@@ -2,9 +2,9 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
+import PKCS12
 import StorageAPI
 import SwiftASN1
-import PKCS12
 import X509
 import _CryptoExtras
 
@@ -130,7 +130,8 @@ extension GatehouseEngine {
         let name = allowed.isEmpty ? compatible.first : compatible.first { allowed.contains($0) }
         guard let name, let alg = PKIDER.signatureAlgorithms.first(where: { $0.name == name })?.algorithm else {
             throw PKIPolicy.violation(
-                "no allowed signature algorithm (\(allowed.joined(separator: ", "))) fits the issuer's \(key.rawValue) key")
+                "no allowed signature algorithm (\(allowed.joined(separator: ", "))) fits the issuer's \(key.rawValue) key"
+            )
         }
         return alg
     }
@@ -143,17 +144,31 @@ extension GatehouseEngine {
             throw EngineError(.invalidArgument, "subject country must be a two-letter code")
         }
         var rdns: [RelativeDistinguishedName] = []
-        if let c = s.country { rdns.append(RelativeDistinguishedName(try .init(type: .RDNAttributeType.countryName, printableString: c.uppercased()))) }
-        if let v = s.province { rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.stateOrProvinceName, utf8String: v))) }
-        if let v = s.locality { rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.localityName, utf8String: v))) }
-        if let v = s.organization { rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.organizationName, utf8String: v))) }
-        if let v = s.organizationalUnit { rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.organizationalUnitName, utf8String: v))) }
+        if let c = s.country {
+            rdns.append(
+                RelativeDistinguishedName(
+                    try .init(type: .RDNAttributeType.countryName, printableString: c.uppercased())))
+        }
+        if let v = s.province {
+            rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.stateOrProvinceName, utf8String: v)))
+        }
+        if let v = s.locality {
+            rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.localityName, utf8String: v)))
+        }
+        if let v = s.organization {
+            rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.organizationName, utf8String: v)))
+        }
+        if let v = s.organizationalUnit {
+            rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.organizationalUnitName, utf8String: v)))
+        }
         rdns.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.commonName, utf8String: s.commonName)))
         return DistinguishedName(rdns)
     }
 
     static func commonName(_ dn: DistinguishedName) -> String {
-        for rdn in dn { for a in rdn where a.type == .RDNAttributeType.commonName { if let s = String(a.value) { return s } } }
+        for rdn in dn {
+            for a in rdn where a.type == .RDNAttributeType.commonName { if let s = String(a.value) { return s } }
+        }
         return ""
     }
 
@@ -176,7 +191,9 @@ extension GatehouseEngine {
         var out: [Certificate] = []
         var rest = Substring(text)
         while let start = rest.range(of: "-----BEGIN CERTIFICATE-----") {
-            guard let end = rest.range(of: "-----END CERTIFICATE-----", range: start.upperBound..<rest.endIndex) else { break }
+            guard let end = rest.range(of: "-----END CERTIFICATE-----", range: start.upperBound..<rest.endIndex) else {
+                break
+            }
             do {
                 out.append(try Certificate(pemEncoded: String(rest[start.lowerBound..<end.upperBound])))
             } catch {
@@ -193,7 +210,9 @@ extension GatehouseEngine {
         guard id.utf8.count <= 64, let record = try await tx.get(kind: PKIKind.ca, id: id) else {
             throw EngineError(.notFound, "certificate authority '\(id)' not found")
         }
-        if let cached = caCache.withLock({ $0[id] }), cached.version == record.version, cached.raw == record.body { return cached }
+        if let cached = caCache.withLock({ $0[id] }), cached.version == record.version, cached.raw == record.body {
+            return cached
+        }
         let body = try decode(CABody.self, record)
         let pkcs8 = try await keyring.open(body.sealedKey, binding: "pki-ca/\(id)/key", tx)
         let key: Certificate.PrivateKey
@@ -253,7 +272,9 @@ extension GatehouseEngine {
         let algorithm = spec.keyAlgorithm ?? .rsa2048
         let now = clock()
         let notBefore = now - 60
-        if let p = spec.maxPathLength, p < -1 || p > 100 { throw EngineError(.invalidArgument, "maxPathLength must be -1…100") }
+        if let p = spec.maxPathLength, p < -1 || p > 100 {
+            throw EngineError(.invalidArgument, "maxPathLength must be -1…100")
+        }
         if let na = spec.notAfter, na <= now { throw EngineError(.invalidArgument, "notAfter must be in the future") }
         let (key, pkcs8) = try Self.generateKey(algorithm)
         let id = RandomUUID.lowercased()
@@ -262,7 +283,8 @@ extension GatehouseEngine {
             _ = try await self.requireProject(project, tx)
             var info = CAInfo(
                 id: id, project: project, type: spec.type, status: .active, subject: spec.subject,
-                dn: dn.description, keyAlgorithm: algorithm, maxPathLength: spec.maxPathLength ?? (spec.type == .root ? -1 : 0),
+                dn: dn.description, keyAlgorithm: algorithm,
+                maxPathLength: spec.maxPathLength ?? (spec.type == .root ? -1 : 0),
                 parentCaId: spec.parentCaId, serialNumber: nil, notBefore: nil, notAfter: nil, certificate: nil,
                 certificateChain: [], createdAt: now)
             var body = CABody(info: info, sealedKey: Data(), certificateDER: nil, chainDER: [], csrDER: nil)
@@ -273,7 +295,8 @@ extension GatehouseEngine {
                 let notAfter = spec.notAfter ?? now + 10 * 365 * 86400
                 let cert = try Self.caCertificate(
                     subject: dn, publicKey: key.publicKey, issuer: dn, issuerKey: key, issuerKeyID: keyID,
-                    signatureAlgorithm: try Self.signatureAlgorithm(algorithm, allowed: []), pathLength: info.maxPathLength,
+                    signatureAlgorithm: try Self.signatureAlgorithm(algorithm, allowed: []),
+                    pathLength: info.maxPathLength,
                     notBefore: notBefore, notAfter: notAfter, crlURL: nil)
                 body.certificateDER = Data(try Self.der(cert))
             case (.intermediate, .some(let parentID)):
@@ -285,7 +308,8 @@ extension GatehouseEngine {
                 try Self.checkNesting(parent: parent, pathLength: info.maxPathLength, notAfter: notAfter)
                 let cert = try Self.caCertificate(
                     subject: dn, publicKey: key.publicKey, issuer: try Self.subjectOf(parent), issuerKey: parent.key,
-                    issuerKeyID: parent.keyID, signatureAlgorithm: parent.signatureAlgorithm, pathLength: info.maxPathLength,
+                    issuerKeyID: parent.keyID, signatureAlgorithm: parent.signatureAlgorithm,
+                    pathLength: info.maxPathLength,
                     notBefore: notBefore, notAfter: notAfter, crlURL: self.crlURL(parentID))
                 body.certificateDER = Data(try Self.der(cert))
                 body.chainDER = [parent.body.certificateDER ?? Data()] + parent.body.chainDER
@@ -298,9 +322,13 @@ extension GatehouseEngine {
             }
             body.info = try Self.describe(body, info)
             body.sealedKey = try await self.keyring.seal(pkcs8, binding: "pki-ca/\(id)/key", tx)
-            try await tx.insert(Record(kind: PKIKind.ca, id: id, scope: project, name: nil, body: try Self.encode(body), createdAt: now))
+            try await tx.insert(
+                Record(kind: PKIKind.ca, id: id, scope: project, name: nil, body: try Self.encode(body), createdAt: now)
+            )
             try await self.audit.append(
-                self.allowed(ctx, decision, "pki.ca.create", project: project, ["caId": id, "type": spec.type.rawValue, "dn": dn.description]), tx)
+                self.allowed(
+                    ctx, decision, "pki.ca.create", project: project,
+                    ["caId": id, "type": spec.type.rawValue, "dn": dn.description]), tx)
             return body.info
         }
     }
@@ -313,13 +341,16 @@ extension GatehouseEngine {
     /// A CA may sign another CA only if its path length allows it, and only within its own validity.
     static func checkNesting(parent: LoadedCA, pathLength: Int, notAfter: Date) throws {
         let p = parent.body.info
-        guard p.status == .active, parent.certificate != nil else { throw EngineError(.wrongState, "the parent CA is not active") }
+        guard p.status == .active, parent.certificate != nil else {
+            throw EngineError(.wrongState, "the parent CA is not active")
+        }
         if p.maxPathLength == 0 {
             throw EngineError(.invalidArgument, "the parent CA has path length 0 and cannot sign CAs")
         }
         if p.maxPathLength > 0, pathLength < 0 || pathLength >= p.maxPathLength {
             throw EngineError(
-                .invalidArgument, "maxPathLength must be lower than the parent's (\(p.maxPathLength)); -1 is not allowed below it")
+                .invalidArgument,
+                "maxPathLength must be lower than the parent's (\(p.maxPathLength)); -1 is not allowed below it")
         }
         if let parentEnd = p.notAfter, notAfter > parentEnd {
             throw EngineError(.invalidArgument, "notAfter must not be later than the parent CA's (\(parentEnd))")
@@ -332,7 +363,9 @@ extension GatehouseEngine {
         pathLength: Int, notBefore: Date, notAfter: Date, crlURL: String?
     ) throws -> Certificate {
         var extensions: [Certificate.Extension] = [
-            try .init(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength < 0 ? nil : pathLength), critical: true),
+            try .init(
+                BasicConstraints.isCertificateAuthority(maxPathLength: pathLength < 0 ? nil : pathLength),
+                critical: true),
             try .init(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true), critical: true),
             try .init(SubjectKeyIdentifier(keyIdentifier: PKIDER.keyIdentifier(publicKey)[...]), critical: false),
             try .init(AuthorityKeyIdentifier(keyIdentifier: issuerKeyID[...]), critical: false),
@@ -364,7 +397,9 @@ extension GatehouseEngine {
         try await authorize(ctx, AccessRequest(.project(project), .certificateAuthorities, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: PKIKind.ca, scope: project, afterID: nil, limit: 10_000).map { try self.decode(CABody.self, $0).info }
+            return try await tx.list(kind: PKIKind.ca, scope: project, afterID: nil, limit: 10_000).map {
+                try self.decode(CABody.self, $0).info
+            }
         }
     }
 
@@ -392,14 +427,19 @@ extension GatehouseEngine {
         return Self.pem(csr, "CERTIFICATE REQUEST")
     }
 
-    public func importCACertificate(_ ctx: CallContext, id: String, certificate: String, chain: String) async throws -> CAInfo {
+    public func importCACertificate(_ ctx: CallContext, id: String, certificate: String, chain: String) async throws
+        -> CAInfo
+    {
         let existing = try await caRecord(id)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificateAuthorities, .edit))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(existing.info.project), .certificateAuthorities, .edit))
         guard let cert = try Self.pemCertificates(certificate).first else {
             throw EngineError(.invalidArgument, "certificate must be a PEM certificate")
         }
         let chainCerts = try Self.pemCertificates(chain)
-        guard let issuer = chainCerts.first else { throw EngineError(.invalidArgument, "chain must hold the issuing CA certificate") }
+        guard let issuer = chainCerts.first else {
+            throw EngineError(.invalidArgument, "chain must hold the issuing CA certificate")
+        }
         guard issuer.publicKey.isValidSignature(cert.signature, for: cert), cert.issuer == issuer.subject else {
             throw EngineError(.invalidArgument, "the certificate is not signed by the first certificate of the chain")
         }
@@ -407,10 +447,13 @@ extension GatehouseEngine {
             throw EngineError(.invalidArgument, "the certificate is not a CA certificate")
         }
         return try await transact { tx in
-            guard let record = try await tx.get(kind: PKIKind.ca, id: id) else { throw EngineError(.notFound, "CA not found") }
+            guard let record = try await tx.get(kind: PKIKind.ca, id: id) else {
+                throw EngineError(.notFound, "CA not found")
+            }
             var body = try self.decode(CABody.self, record)
             guard body.info.parentCaId == nil, body.info.type == .intermediate else {
-                throw EngineError(.wrongState, "only an intermediate without a Gatehouse parent takes an external certificate")
+                throw EngineError(
+                    .wrongState, "only an intermediate without a Gatehouse parent takes an external certificate")
             }
             let ca = try await self.loadCA(id, tx)
             guard cert.publicKey == ca.key.publicKey else {
@@ -433,31 +476,40 @@ extension GatehouseEngine {
 
     public func renewCA(_ ctx: CallContext, id: String, notAfter: Date) async throws -> CAInfo {
         let existing = try await caRecord(id)
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificateAuthorities, .edit))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(existing.info.project), .certificateAuthorities, .edit))
         let now = clock()
         guard notAfter > now else { throw EngineError(.invalidArgument, "notAfter must be in the future") }
         return try await transact { tx in
-            guard let record = try await tx.get(kind: PKIKind.ca, id: id) else { throw EngineError(.notFound, "CA not found") }
+            guard let record = try await tx.get(kind: PKIKind.ca, id: id) else {
+                throw EngineError(.notFound, "CA not found")
+            }
             var body = try self.decode(CABody.self, record)
             let ca = try await self.loadCA(id, tx)
-            guard let old = ca.certificate, body.info.status == .active else { throw EngineError(.wrongState, "the CA is not active") }
+            guard let old = ca.certificate, body.info.status == .active else {
+                throw EngineError(.wrongState, "the CA is not active")
+            }
             let cert: Certificate
             if body.info.type == .root {
                 cert = try Self.caCertificate(
                     subject: old.subject, publicKey: ca.key.publicKey, issuer: old.subject, issuerKey: ca.key,
-                    issuerKeyID: ca.keyID, signatureAlgorithm: ca.signatureAlgorithm, pathLength: body.info.maxPathLength,
+                    issuerKeyID: ca.keyID, signatureAlgorithm: ca.signatureAlgorithm,
+                    pathLength: body.info.maxPathLength,
                     notBefore: now - 60, notAfter: notAfter, crlURL: nil)
             } else if let parentID = body.info.parentCaId {
                 let parent = try await self.loadCA(parentID, tx)
                 try Self.checkNesting(parent: parent, pathLength: body.info.maxPathLength, notAfter: notAfter)
                 cert = try Self.caCertificate(
-                    subject: old.subject, publicKey: ca.key.publicKey, issuer: try Self.subjectOf(parent), issuerKey: parent.key,
-                    issuerKeyID: parent.keyID, signatureAlgorithm: parent.signatureAlgorithm, pathLength: body.info.maxPathLength,
+                    subject: old.subject, publicKey: ca.key.publicKey, issuer: try Self.subjectOf(parent),
+                    issuerKey: parent.key,
+                    issuerKeyID: parent.keyID, signatureAlgorithm: parent.signatureAlgorithm,
+                    pathLength: body.info.maxPathLength,
                     notBefore: now - 60, notAfter: notAfter, crlURL: self.crlURL(parentID))
                 body.chainDER = [parent.body.certificateDER ?? Data()] + parent.body.chainDER
             } else {
                 throw EngineError(
-                    .featureNotSupported, "an externally signed CA is renewed by importing a new certificate from its issuer")
+                    .featureNotSupported,
+                    "an externally signed CA is renewed by importing a new certificate from its issuer")
             }
             body.certificateDER = Data(try Self.der(cert))
             body.info = try Self.describe(body, body.info)
@@ -466,7 +518,9 @@ extension GatehouseEngine {
             updated.updatedAt = now
             _ = try await tx.update(updated)
             try await self.audit.append(
-                self.allowed(ctx, decision, "pki.ca.renew", project: body.info.project, ["caId": id, "notAfter": "\(notAfter)"]), tx)
+                self.allowed(
+                    ctx, decision, "pki.ca.renew", project: body.info.project, ["caId": id, "notAfter": "\(notAfter)"]),
+                tx)
             return body.info
         }
     }
@@ -482,9 +536,13 @@ extension GatehouseEngine {
             _ = try await self.requireProject(project, tx)
             let info = TemplateInfo(id: RandomUUID.lowercased(), project: project, spec: spec, createdAt: now)
             try await tx.insert(
-                Record(kind: PKIKind.template, id: info.id, scope: project, name: spec.name, body: try Self.encode(info), createdAt: now))
+                Record(
+                    kind: PKIKind.template, id: info.id, scope: project, name: spec.name, body: try Self.encode(info),
+                    createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "pki.template.create", project: project, ["templateId": info.id, "name": spec.name]), tx)
+                self.allowed(
+                    ctx, decision, "pki.template.create", project: project, ["templateId": info.id, "name": spec.name]),
+                tx)
             return info
         }
     }
@@ -514,9 +572,12 @@ extension GatehouseEngine {
             for p in profiles where try self.decode(ProfileBody.self, p).info.templateId == id {
                 throw EngineError(.wrongState, "the template is used by profile '\(p.name ?? p.id)'")
             }
-            guard let r = try await tx.get(kind: PKIKind.template, id: id) else { throw EngineError(.notFound, "template not found") }
+            guard let r = try await tx.get(kind: PKIKind.template, id: id) else {
+                throw EngineError(.notFound, "template not found")
+            }
             try await tx.delete(kind: PKIKind.template, id: id, expectedVersion: r.version)
-            try await self.audit.append(self.allowed(ctx, decision, "pki.template.delete", project: t.project, ["templateId": id]), tx)
+            try await self.audit.append(
+                self.allowed(ctx, decision, "pki.template.delete", project: t.project, ["templateId": id]), tx)
         }
     }
 
@@ -549,7 +610,8 @@ extension GatehouseEngine {
             }
             if est.passphrase == nil, est.bootstrapCAChain == nil, !est.disableBootstrapValidation {
                 throw EngineError(
-                    .invalidArgument, "an EST profile needs a passphrase, a bootstrap CA chain, or disableBootstrapValidation")
+                    .invalidArgument,
+                    "an EST profile needs a passphrase, a bootstrap CA chain, or disableBootstrapValidation")
             }
         }
         let now = clock()
@@ -557,17 +619,23 @@ extension GatehouseEngine {
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             let template = try await self.loadTemplate(spec.templateId, tx)
-            guard template.project == project else { throw EngineError(.invalidArgument, "the template belongs to another project") }
+            guard template.project == project else {
+                throw EngineError(.invalidArgument, "the template belongs to another project")
+            }
             if let caId = spec.caId {
                 let ca = try await self.loadCA(caId, tx)
-                guard ca.body.info.project == project else { throw EngineError(.invalidArgument, "the CA belongs to another project") }
+                guard ca.body.info.project == project else {
+                    throw EngineError(.invalidArgument, "the CA belongs to another project")
+                }
             }
             let info = ProfileInfo(
                 id: RandomUUID.lowercased(), slug: spec.slug, project: project, description: spec.description,
-                caId: spec.caId, templateId: spec.templateId, enrollment: spec.enrollment, estHasPassphrase: passMAC != nil,
+                caId: spec.caId, templateId: spec.templateId, enrollment: spec.enrollment,
+                estHasPassphrase: passMAC != nil,
                 estBootstrapCAChain: spec.est?.bootstrapCAChain,
                 estDisableBootstrapValidation: spec.est?.disableBootstrapValidation ?? false,
-                estRequireChannelBinding: spec.est?.requireChannelBinding ?? false, defaultTTL: spec.defaultTTL, createdAt: now)
+                estRequireChannelBinding: spec.est?.requireChannelBinding ?? false, defaultTTL: spec.defaultTTL,
+                createdAt: now)
             var body = ProfileBody(info: info, passphraseSalt: passSalt, passphraseMAC: passMAC)
             if spec.enrollment == .acme {
                 body.eabKeyId = "kid-" + Self.randomToken(12)
@@ -575,9 +643,13 @@ extension GatehouseEngine {
                 body.eabSealedKey = try await self.keyring.seal(hmacKey, binding: "pki-profile/\(info.id)/eab", tx)
             }
             try await tx.insert(
-                Record(kind: PKIKind.profile, id: info.id, scope: AccessKind.org, name: spec.slug, body: try Self.encode(body), createdAt: now))
+                Record(
+                    kind: PKIKind.profile, id: info.id, scope: AccessKind.org, name: spec.slug,
+                    body: try Self.encode(body), createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "pki.profile.create", project: project, ["profileId": info.id, "slug": spec.slug]), tx)
+                self.allowed(
+                    ctx, decision, "pki.profile.create", project: project, ["profileId": info.id, "slug": spec.slug]),
+                tx)
             return info
         }
     }
@@ -600,7 +672,8 @@ extension GatehouseEngine {
 
     public func deleteProfile(_ ctx: CallContext, id: String) async throws {
         let (record, body) = try await read { tx in try await self.loadProfile(id, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .delete))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .delete))
         try await transact { tx in
             try await tx.delete(kind: PKIKind.profile, id: record.id, expectedVersion: record.version)
             self.estProfiles.withLock {
@@ -608,7 +681,8 @@ extension GatehouseEngine {
                 $0[body.info.id] = nil
             }
             try await self.audit.append(
-                self.allowed(ctx, decision, "pki.profile.delete", project: body.info.project, ["profileId": record.id]), tx)
+                self.allowed(ctx, decision, "pki.profile.delete", project: body.info.project, ["profileId": record.id]),
+                tx)
         }
     }
 
@@ -627,13 +701,16 @@ extension GatehouseEngine {
     }
 
     /// Checks the template, signs, and stores the certificate in `tx`; returns its info and DER.
-    func issue(_ profile: ProfileInfo, _ input: IssueInput, _ tx: any StorageTransaction) async throws -> (CertificateInfo, [UInt8]) {
+    func issue(_ profile: ProfileInfo, _ input: IssueInput, _ tx: any StorageTransaction) async throws -> (
+        CertificateInfo, [UInt8]
+    ) {
         let template = try await loadTemplate(profile.templateId, tx).spec
         guard let keyAlgorithm = Self.keyAlgorithm(input.publicKey) else {
             throw PKIPolicy.violation("the certified key's algorithm or size is not supported")
         }
         let now = clock()
-        let defaultTTL = profile.defaultTTL.flatMap(DurationText.seconds) ?? DurationText.seconds(template.maxTTL) ?? 86400
+        let defaultTTL =
+            profile.defaultTTL.flatMap(DurationText.seconds) ?? DurationText.seconds(template.maxTTL) ?? 86400
         let lifetime = input.ttl ?? TimeInterval(defaultTTL)
         guard lifetime >= 60 else { throw EngineError(.invalidArgument, "ttl must be at least 60 seconds") }
         var notAfter = now + lifetime
@@ -653,10 +730,12 @@ extension GatehouseEngine {
             signingKey = loaded.key
             issuerName = caCert.subject
             issuerKeyID = loaded.keyID
-            signatureAlgorithm = try Self.signatureAlgorithm(loaded.body.info.keyAlgorithm, allowed: template.signatureAlgorithms)
+            signatureAlgorithm = try Self.signatureAlgorithm(
+                loaded.body.info.keyAlgorithm, allowed: template.signatureAlgorithms)
         } else {
             guard let own = input.ownKey else {
-                throw EngineError(.invalidArgument, "a self-signed profile issues only CSR-less (the server makes the key)")
+                throw EngineError(
+                    .invalidArgument, "a self-signed profile issues only CSR-less (the server makes the key)")
             }
             ca = nil
             signingKey = own
@@ -677,7 +756,9 @@ extension GatehouseEngine {
             try .init(SubjectKeyIdentifier(keyIdentifier: PKIDER.keyIdentifier(input.publicKey)[...]), critical: false),
             try .init(AuthorityKeyIdentifier(keyIdentifier: issuerKeyID[...]), critical: false),
         ]
-        if !template.keyUsages.isEmpty { extensions.append(try .init(PKIPolicy.keyUsage(template.keyUsages), critical: true)) }
+        if !template.keyUsages.isEmpty {
+            extensions.append(try .init(PKIPolicy.keyUsage(template.keyUsages), critical: true))
+        }
         let ekus = template.extendedKeyUsages.compactMap { n in PKIPolicy.extendedKeyUsages.first { $0.0 == n }?.1 }
         if !ekus.isEmpty { extensions.append(try .init(try ExtendedKeyUsage(ekus), critical: false)) }
         if !sanValues.isEmpty { extensions.append(try .init(input.sans, critical: input.subject.isEmpty)) }
@@ -685,7 +766,9 @@ extension GatehouseEngine {
             extensions.append(try PKIDER.crlDistributionPoint(crlURL(ca.body.info.id)))
             extensions.append(
                 try .init(
-                    AuthorityInformationAccess([.init(method: .ocspServer, location: .uniformResourceIdentifier(ocspURL()))]),
+                    AuthorityInformationAccess([
+                        .init(method: .ocspServer, location: .uniformResourceIdentifier(ocspURL()))
+                    ]),
                     critical: false))
         }
         let serial = Self.randomSerial()
@@ -703,9 +786,13 @@ extension GatehouseEngine {
             notAfter: certificate.notValidAfter, status: .active, revokedAt: nil, revocationReason: nil,
             certificate: "", certificateChain: [], hasPrivateKey: input.sealKey != nil)
         var body = CertificateBody(info: info, der: Data(der), sealedKey: nil)
-        if let k = input.sealKey { body.sealedKey = try await keyring.seal(k, binding: "pki-cert/\(serialHex)/key", tx) }
+        if let k = input.sealKey {
+            body.sealedKey = try await keyring.seal(k, binding: "pki-cert/\(serialHex)/key", tx)
+        }
         try await tx.insert(
-            Record(kind: PKIKind.certificate, id: serialHex, scope: profile.project, name: nil, body: try Self.encode(body), createdAt: now))
+            Record(
+                kind: PKIKind.certificate, id: serialHex, scope: profile.project, name: nil,
+                body: try Self.encode(body), createdAt: now))
         return (info, der)
     }
 
@@ -743,7 +830,10 @@ extension GatehouseEngine {
     }
 
     /// KMIP Certify (see `KeyEngine.certify`).
-    public func certify(_ ctx: CallContext, project explicit: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String]) async throws
+    public func certify(
+        _ ctx: CallContext, project explicit: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?,
+        names: [String]
+    ) async throws
         -> ManagedObject
     {
         let project: String
@@ -766,7 +856,9 @@ extension GatehouseEngine {
             }
             publicKey = try Self.certificatePublicKey(meta, der)
             guard let cn = commonName ?? meta.names.first else {
-                throw EngineError(.invalidArgument, "name the certificate's subject: a Certificate Subject CN, or a Name on the public key")
+                throw EngineError(
+                    .invalidArgument,
+                    "name the certificate's subject: a Certificate Subject CN, or a Name on the public key")
             }
             subject = try DistinguishedName { CommonName(cn) }
             project = meta.project
@@ -776,19 +868,27 @@ extension GatehouseEngine {
         }
         let profile = try await transact { tx -> ProfileInfo? in
             try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
-                .map { try self.decode(ProfileBody.self, $0).info }.first { $0.project == project && $0.enrollment == .kmip }
+                .map { try self.decode(ProfileBody.self, $0).info }.first {
+                    $0.project == project && $0.enrollment == .kmip
+                }
         }
         guard let profile else {
-            throw EngineError(.featureNotSupported, "project '\(project)' has no certificate profile with enrollment method kmip")
+            throw EngineError(
+                .featureNotSupported, "project '\(project)' has no certificate profile with enrollment method kmip")
         }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .certificates, .create, ["profile": profile.slug]))
-        let input = IssueInput(subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .certificates, .create, ["profile": profile.slug]))
+        let input = IssueInput(
+            subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
         let der = try await transact { tx in
             let (slim, der) = try await self.issue(profile, input, tx)
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "pki.certificate.issue", project: project,
-                    ["serialNumber": slim.serialNumber, "profile": profile.slug, "subject": slim.subject, "csr": csrDER == nil ? "no" : "yes"]), tx)
+                    [
+                        "serialNumber": slim.serialNumber, "profile": profile.slug, "subject": slim.subject,
+                        "csr": csrDER == nil ? "no" : "yes",
+                    ]), tx)
             return der
         }
         var spec = ObjectSpec(objectType: .certificate, names: names, dataType: 1)
@@ -808,11 +908,14 @@ extension GatehouseEngine {
         do {
             switch (meta.algorithm, meta.cryptographicLength) {
             case (Algorithm.rsa?, _): return Certificate.PublicKey(try _RSA.Signing.PublicKey(derRepresentation: der))
-            case (Algorithm.ed25519?, _): return Certificate.PublicKey(try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)))
+            case (Algorithm.ed25519?, _):
+                return Certificate.PublicKey(
+                    try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)))
             case (_, 256): return Certificate.PublicKey(try P256.Signing.PublicKey(derRepresentation: der))
             case (_, 384): return Certificate.PublicKey(try P384.Signing.PublicKey(derRepresentation: der))
             case (_, 521): return Certificate.PublicKey(try P521.Signing.PublicKey(derRepresentation: der))
-            default: throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) cannot be certified")
+            default:
+                throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) cannot be certified")
             }
         } catch let e as EngineError {
             throw e
@@ -821,15 +924,21 @@ extension GatehouseEngine {
         }
     }
 
-    public func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate {
+    public func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws
+        -> IssuedCertificate
+    {
         let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
         let p = body.info
-        let decision = try await authorize(ctx, AccessRequest(.project(p.project), .certificates, .create, ["profile": p.slug]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(p.project), .certificates, .create, ["profile": p.slug]))
         guard p.enrollment == .api else {
-            throw EngineError(.invalidArgument, "profile '\(p.slug)' enrolls over \(p.enrollment.rawValue), not the API")
+            throw EngineError(
+                .invalidArgument, "profile '\(p.slug)' enrolls over \(p.enrollment.rawValue), not the API")
         }
         let ttl: TimeInterval? = try request.ttl.map { t in
-            guard let s = DurationText.seconds(t) else { throw EngineError(.invalidArgument, "ttl must be a duration such as 30d") }
+            guard let s = DurationText.seconds(t) else {
+                throw EngineError(.invalidArgument, "ttl must be a duration such as 30d")
+            }
             return TimeInterval(s)
         }
         var input: IssueInput
@@ -838,12 +947,17 @@ extension GatehouseEngine {
             let csr = try Self.parseCSR(try Self.csrDER(csrText))
             let requested = try Self.requestedExtensions(csr)
             var sans = (try? requested?.subjectAlternativeNames) ?? SubjectAlternativeNames()
-            if let extra = request.altNames, !extra.isEmpty { sans = SubjectAlternativeNames(try extra.map(PKIPolicy.parseAltName)) }
+            if let extra = request.altNames, !extra.isEmpty {
+                sans = SubjectAlternativeNames(try extra.map(PKIPolicy.parseAltName))
+            }
             input = IssueInput(
                 subject: csr.subject, sans: sans ?? SubjectAlternativeNames(), publicKey: csr.publicKey,
                 requestedExtensions: requested, ttl: ttl)
         } else {
-            guard let cn = request.commonName ?? request.altNames?.first.map({ String($0.split(separator: ":").last ?? "") }) else {
+            guard
+                let cn = request.commonName
+                    ?? request.altNames?.first.map({ String($0.split(separator: ":").last ?? "") })
+            else {
                 throw EngineError(.invalidArgument, "give a csr, or a commonName / altNames for CSR-less issuance")
             }
             let template = try await read { tx in try await self.loadTemplate(p.templateId, tx) }.spec
@@ -851,7 +965,8 @@ extension GatehouseEngine {
             let (key, pkcs8) = try Self.generateKey(algorithm)
             let subject = request.commonName == nil ? DistinguishedName() : try DistinguishedName { CommonName(cn) }
             input = IssueInput(
-                subject: subject, sans: SubjectAlternativeNames(try (request.altNames ?? []).map(PKIPolicy.parseAltName)),
+                subject: subject,
+                sans: SubjectAlternativeNames(try (request.altNames ?? []).map(PKIPolicy.parseAltName)),
                 publicKey: key.publicKey, requestedExtensions: nil, ttl: ttl, ownKey: key, sealKey: pkcs8)
             keyPEM = Self.pem(pkcs8, "PRIVATE KEY")
         }
@@ -862,7 +977,10 @@ extension GatehouseEngine {
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "pki.certificate.issue", project: p.project,
-                    ["serialNumber": info.serialNumber, "profile": p.slug, "subject": info.subject, "csr": request.csr == nil ? "no" : "yes"]),
+                    [
+                        "serialNumber": info.serialNumber, "profile": p.slug, "subject": info.subject,
+                        "csr": request.csr == nil ? "no" : "yes",
+                    ]),
                 tx)
             return info
         }
@@ -916,7 +1034,9 @@ extension GatehouseEngine {
             if let ca = query.caId, c.caId != ca { return nil }
             if let profile = query.profileId, c.profileId != profile { return nil }
             if let wanted = query.status, status != wanted { return nil }
-            if let name = query.name?.lowercased(), !([c.commonName] + c.altNames).contains(where: { $0.lowercased() == name }) {
+            if let name = query.name?.lowercased(),
+                !([c.commonName] + c.altNames).contains(where: { $0.lowercased() == name })
+            {
                 return nil
             }
             if let from = query.expiresAfter, c.notAfter < from { return nil }
@@ -931,17 +1051,23 @@ extension GatehouseEngine {
         return Page(items: items, next: page.next)
     }
 
-    public func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo {
+    public func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws
+        -> CertificateInfo
+    {
         let (_, existing) = try await certificateBody(serial)
         let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificates, .revoke))
-        guard reason != .removeFromCRL else { throw EngineError(.invalidArgument, "removeFromCRL is not a revocation reason") }
+        guard reason != .removeFromCRL else {
+            throw EngineError(.invalidArgument, "removeFromCRL is not a revocation reason")
+        }
         let now = clock()
         return try await transact { tx in
             guard var record = try await tx.get(kind: PKIKind.certificate, id: existing.info.serialNumber) else {
                 throw EngineError(.notFound, "certificate not found")
             }
             var body = try self.decode(CertificateBody.self, record)
-            guard body.info.status != .revoked else { throw EngineError(.wrongState, "the certificate is already revoked") }
+            guard body.info.status != .revoked else {
+                throw EngineError(.wrongState, "the certificate is already revoked")
+            }
             try await self.markRevoked(&record, &body, reason: reason, now: now, tx)
             try await self.audit.append(
                 self.allowed(
@@ -954,7 +1080,8 @@ extension GatehouseEngine {
 
     /// Revokes a stored certificate in `tx`: its record, the CA's revocation list entry, a regenerated CRL.
     func markRevoked(
-        _ record: inout Record, _ body: inout CertificateBody, reason: RevocationReason, now: Date, _ tx: any StorageTransaction
+        _ record: inout Record, _ body: inout CertificateBody, reason: RevocationReason, now: Date,
+        _ tx: any StorageTransaction
     ) async throws {
         body.info.status = .revoked
         body.info.revokedAt = now
@@ -966,7 +1093,8 @@ extension GatehouseEngine {
             try await tx.insert(
                 Record(
                     kind: PKIKind.revoked, id: "\(caId)/\(body.info.serialNumber)", scope: caId, name: nil,
-                    body: try Self.encode(RevokedBody(serial: body.info.serialNumber, revokedAt: now, reason: reason)), createdAt: now))
+                    body: try Self.encode(RevokedBody(serial: body.info.serialNumber, revokedAt: now, reason: reason)),
+                    createdAt: now))
             _ = try await regenerateCRL(caId, tx)
         }
     }
@@ -980,20 +1108,26 @@ extension GatehouseEngine {
         return try await transact { tx in
             let pkcs8 = try await self.keyring.open(sealed, binding: "pki-cert/\(existing.info.serialNumber)/key", tx)
             try await self.audit.append(
-                self.allowed(ctx, decision, "pki.certificate.export-key", project: existing.info.project, ["serialNumber": existing.info.serialNumber]),
+                self.allowed(
+                    ctx, decision, "pki.certificate.export-key", project: existing.info.project,
+                    ["serialNumber": existing.info.serialNumber]),
                 tx)
             return SecretBytes(Array(Self.pem(pkcs8, "PRIVATE KEY").utf8))
         }
     }
 
-    public func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8] {
+    public func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws
+        -> [UInt8]
+    {
         let (_, existing) = try await certificateBody(serial)
         let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .certificates, .export))
         guard !password.isEmpty, password.utf8.count <= 256, !password.utf8.contains(0) else {
             throw EngineError(.invalidArgument, "password must be 1–256 bytes (PKCS#12 archives are always encrypted)")
         }
         let name = alias ?? existing.info.commonName
-        guard name.utf8.count <= 256, !name.utf8.contains(0) else { throw EngineError(.invalidArgument, "alias is too long") }
+        guard name.utf8.count <= 256, !name.utf8.contains(0) else {
+            throw EngineError(.invalidArgument, "alias is too long")
+        }
         guard let sealed = existing.sealedKey else {
             throw EngineError(.wrongState, "the server does not hold this certificate's private key")
         }
@@ -1007,7 +1141,8 @@ extension GatehouseEngine {
             let archive: [UInt8]
             do {
                 archive = try PKCS12Archive.make(
-                    certificate: Array(existing.der), chain: chain, privateKeyPKCS8: pkcs8, password: password, alias: name)
+                    certificate: Array(existing.der), chain: chain, privateKeyPKCS8: pkcs8, password: password,
+                    alias: name)
             } catch {
                 throw EngineError(.internal, "cannot build the PKCS#12 archive", diagnostic: "\(error)")
             }
@@ -1040,7 +1175,8 @@ extension GatehouseEngine {
         let number = try existing.map { try decode(CRLBody.self, $0).number + 1 } ?? 1
         let now = clock()
         let der = try PKIDER.crl(
-            issuer: caCert.subject, issuerKey: ca.key, signatureAlgorithm: ca.signatureAlgorithm, authorityKeyID: ca.keyID,
+            issuer: caCert.subject, issuerKey: ca.key, signatureAlgorithm: ca.signatureAlgorithm,
+            authorityKeyID: ca.keyID,
             number: number, thisUpdate: now - 60, nextUpdate: now + Self.crlLifetime, entries: entries)
         let body = CRLBody(der: Data(der), number: number, thisUpdate: now, nextUpdate: now + Self.crlLifetime)
         if var record = existing {
@@ -1048,7 +1184,10 @@ extension GatehouseEngine {
             record.updatedAt = now
             _ = try await tx.update(record)
         } else {
-            try await tx.insert(Record(kind: PKIKind.crl, id: caId, scope: ca.body.info.project, name: nil, body: try Self.encode(body), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: PKIKind.crl, id: caId, scope: ca.body.info.project, name: nil, body: try Self.encode(body),
+                    createdAt: now))
         }
         return der
     }
@@ -1083,12 +1222,15 @@ extension GatehouseEngine {
 
     /// Regenerates the CRLs that passed half their lifetime (the daemon calls this on a schedule).
     public func refreshCRLs() async throws -> Int {
-        let ids = try await transact { tx in try await tx.list(kind: PKIKind.ca, scope: nil, afterID: nil, limit: 10_000).map(\.id) }
+        let ids = try await transact { tx in
+            try await tx.list(kind: PKIKind.ca, scope: nil, afterID: nil, limit: 10_000).map(\.id)
+        }
         var n = 0
         for id in ids {
             let stale = try await transact { tx -> Bool in
                 guard let r = try await tx.get(kind: PKIKind.crl, id: id) else { return true }
-                return try self.decode(CRLBody.self, r).nextUpdate.timeIntervalSince(self.clock()) <= Self.crlLifetime / 2
+                return try self.decode(CRLBody.self, r).nextUpdate.timeIntervalSince(self.clock()) <= Self.crlLifetime
+                    / 2
             }
             guard stale else { continue }
             do {
@@ -1120,8 +1262,10 @@ extension GatehouseEngine {
                             let candidate = try await self.loadCA(caId, tx)
                             if self.ocspMatches(candidate, certID) {
                                 ca = candidate
-                                status = body.info.status == .revoked
-                                    ? .revoked(body.info.revokedAt ?? now, body.info.revocationReason ?? .unspecified) : .good
+                                status =
+                                    body.info.status == .revoked
+                                    ? .revoked(body.info.revokedAt ?? now, body.info.revocationReason ?? .unspecified)
+                                    : .good
                             }
                         }
                     }
@@ -1137,11 +1281,14 @@ extension GatehouseEngine {
                     guard let ca else { return PKIDER.ocspFailure(6) }  // unauthorized: not our issuer
                     if let s = signer, s.body.info.id != ca.body.info.id { return PKIDER.ocspFailure(6) }
                     signer = ca
-                    singles.append(.init(certID: certID, status: status, thisUpdate: now - 60, nextUpdate: now + Self.ocspLifetime))
+                    singles.append(
+                        .init(certID: certID, status: status, thisUpdate: now - 60, nextUpdate: now + Self.ocspLifetime)
+                    )
                 }
                 guard let signer else { return PKIDER.ocspFailure(1) }
                 return try PKIDER.ocspResponse(
-                    responderKeyHash: signer.keyID, producedAt: now, responses: singles, nonce: parsed.nonce, key: signer.key,
+                    responderKeyHash: signer.keyID, producedAt: now, responses: singles, nonce: parsed.nonce,
+                    key: signer.key,
                     algorithm: signer.signatureAlgorithm, certificates: [])
             }
         } catch {

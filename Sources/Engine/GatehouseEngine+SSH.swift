@@ -86,8 +86,10 @@ enum SSHSigningKey: @unchecked Sendable {
     func sign(_ data: [UInt8]) throws -> [UInt8] {
         switch self {
         case .ed25519(let k): return SSHSignature.blob(algorithm: "ssh-ed25519", Array(try k.signature(for: data)))
-        case .p256(let k): return SSHSignature.ecdsa(curve: "nistp256", raw: Array(try k.signature(for: data).rawRepresentation))
-        case .p384(let k): return SSHSignature.ecdsa(curve: "nistp384", raw: Array(try k.signature(for: data).rawRepresentation))
+        case .p256(let k):
+            return SSHSignature.ecdsa(curve: "nistp256", raw: Array(try k.signature(for: data).rawRepresentation))
+        case .p384(let k):
+            return SSHSignature.ecdsa(curve: "nistp384", raw: Array(try k.signature(for: data).rawRepresentation))
         case .rsa(let k):
             let sig = try k.signature(for: SHA512.hash(data: data), padding: .insecurePKCS1v1_5)
             return SSHSignature.blob(algorithm: "rsa-sha2-512", Array(sig.rawRepresentation))
@@ -125,7 +127,9 @@ extension GatehouseEngine {
             }
             guard valid else { throw EngineError(.invalidArgument, "publicKey: the ECDSA point is not on the curve") }
         case .rsa:
-            guard key.bits >= 2048 else { throw EngineError(.invalidArgument, "publicKey: RSA keys must have at least 2048 bits") }
+            guard key.bits >= 2048 else {
+                throw EngineError(.invalidArgument, "publicKey: RSA keys must have at least 2048 bits")
+            }
         }
         return key
     }
@@ -145,8 +149,12 @@ extension GatehouseEngine {
     static func validatePrincipals(_ names: [String]) throws {
         guard !names.isEmpty, names.count <= 256 else { throw EngineError(.invalidArgument, "principals: 1–256 names") }
         for n in names {
-            guard !n.isEmpty, n.utf8.count <= 255, n.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ",") }) else {
-                throw EngineError(.invalidArgument, "principal '\(n.prefix(64))' must be 1–255 printable characters without spaces or commas")
+            guard !n.isEmpty, n.utf8.count <= 255,
+                n.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ",") })
+            else {
+                throw EngineError(
+                    .invalidArgument,
+                    "principal '\(n.prefix(64))' must be 1–255 printable characters without spaces or commas")
             }
         }
         guard Set(names).count == names.count else { throw EngineError(.invalidArgument, "principals repeat a name") }
@@ -168,11 +176,18 @@ extension GatehouseEngine {
     public func createSSHCA(_ ctx: CallContext, project: String, _ spec: SSHCASpec) async throws -> SSHCAInfo {
         try Self.validateName(project, "project")
         try Self.validateName(spec.name, "name")
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .sshCertificateAuthorities, .create, ["name": spec.name]))
-        let userTTL = spec.userTTL ?? "8h", maxUserTTL = spec.maxUserTTL ?? "24h"
-        let hostTTL = spec.hostTTL ?? "30d", maxHostTTL = spec.maxHostTTL ?? "365d"
-        for (value, field) in [(userTTL, "userTTL"), (maxUserTTL, "maxUserTTL"), (hostTTL, "hostTTL"), (maxHostTTL, "maxHostTTL")] {
-            guard DurationText.seconds(value) != nil else { throw EngineError(.invalidArgument, "\(field) must be a duration such as 8h or 30d") }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .sshCertificateAuthorities, .create, ["name": spec.name]))
+        let userTTL = spec.userTTL ?? "8h"
+        let maxUserTTL = spec.maxUserTTL ?? "24h"
+        let hostTTL = spec.hostTTL ?? "30d"
+        let maxHostTTL = spec.maxHostTTL ?? "365d"
+        for (value, field) in [
+            (userTTL, "userTTL"), (maxUserTTL, "maxUserTTL"), (hostTTL, "hostTTL"), (maxHostTTL, "maxHostTTL"),
+        ] {
+            guard DurationText.seconds(value) != nil else {
+                throw EngineError(.invalidArgument, "\(field) must be a duration such as 8h or 30d")
+            }
         }
         _ = try Self.sshTTL(userTTL, default: userTTL, max: maxUserTTL, "userTTL")
         _ = try Self.sshTTL(hostTTL, default: hostTTL, max: maxHostTTL, "hostTTL")
@@ -183,7 +198,8 @@ extension GatehouseEngine {
         let now = clock()
         let info = SSHCAInfo(
             id: id, project: project, name: spec.name, keyAlgorithm: algorithm,
-            publicKey: publicKey.authorizedKey(comment: "gatehouse-ssh-ca-\(spec.name)"), fingerprint: Self.sshFingerprint(publicKey),
+            publicKey: publicKey.authorizedKey(comment: "gatehouse-ssh-ca-\(spec.name)"),
+            fingerprint: Self.sshFingerprint(publicKey),
             userTTL: userTTL, maxUserTTL: maxUserTTL, hostTTL: hostTTL, maxHostTTL: maxHostTTL, createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -191,11 +207,15 @@ extension GatehouseEngine {
                 throw EngineError(.alreadyExists, "an SSH CA named '\(spec.name)' exists in the project")
             }
             let sealed = try await self.keyring.seal(key.serialized, binding: "ssh-ca/\(id)/key", tx)
-            try await tx.insert(Record(
-                kind: SSHKind.ca, id: id, scope: project, name: spec.name, body: try Self.encode(SSHCABody(info: info, sealedKey: sealed)),
-                createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: SSHKind.ca, id: id, scope: project, name: spec.name,
+                    body: try Self.encode(SSHCABody(info: info, sealedKey: sealed)),
+                    createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "ssh.ca.create", project: project, ["caId": id, "keyAlgorithm": algorithm.rawValue]), tx)
+                self.allowed(
+                    ctx, decision, "ssh.ca.create", project: project, ["caId": id, "keyAlgorithm": algorithm.rawValue]),
+                tx)
             return info
         }
     }
@@ -213,7 +233,8 @@ extension GatehouseEngine {
 
     public func getSSHCA(_ ctx: CallContext, id: String) async throws -> SSHCAInfo {
         let info = try await sshCAInfo(id)
-        try await authorize(ctx, AccessRequest(.project(info.project), .sshCertificateAuthorities, .read, ["name": info.name]))
+        try await authorize(
+            ctx, AccessRequest(.project(info.project), .sshCertificateAuthorities, .read, ["name": info.name]))
         return info
     }
 
@@ -257,9 +278,12 @@ extension GatehouseEngine {
                 case "source-address":
                     let blocks = value.split(separator: ",", omittingEmptySubsequences: false)
                     guard !blocks.isEmpty, blocks.count <= 100, blocks.allSatisfy({ CIDR(String($0)) != nil }) else {
-                        throw EngineError(.invalidArgument, "source-address must be a comma-separated list of addresses or CIDR blocks")
+                        throw EngineError(
+                            .invalidArgument,
+                            "source-address must be a comma-separated list of addresses or CIDR blocks")
                     }
-                case "verify-required": guard value.isEmpty else { throw EngineError(.invalidArgument, "verify-required takes no value") }
+                case "verify-required":
+                    guard value.isEmpty else { throw EngineError(.invalidArgument, "verify-required takes no value") }
                 default: throw EngineError(.invalidArgument, "unknown critical option '\(name.prefix(64))'")
                 }
                 options[name] = value
@@ -283,7 +307,8 @@ extension GatehouseEngine {
         var nonce = [UInt8](repeating: 0, count: 32)
         for i in nonce.indices { nonce[i] = UInt8.random(in: 0...255) }
         var cert = SSHCertificate(
-            nonce: nonce, publicKey: subjectKey, serial: serial, kind: request.type == .user ? .user : .host, keyID: keyID,
+            nonce: nonce, publicKey: subjectKey, serial: serial, kind: request.type == .user ? .user : .host,
+            keyID: keyID,
             principals: request.principals, validAfter: UInt64(validAfter.timeIntervalSince1970),
             validBefore: UInt64(validBefore.timeIntervalSince1970), criticalOptions: options, extensions: extensions,
             signatureKey: try key.publicKey.blob)
@@ -295,9 +320,10 @@ extension GatehouseEngine {
             extensions: extensions.keys.sorted(), publicKeyFingerprint: Self.sshFingerprint(subjectKey),
             certificate: cert.line(comment: keyID.isEmpty || keyID.contains(" ") ? nil : keyID), status: .active,
             revokedAt: nil, issuedTo: decision.caller.identityId ?? decision.caller.name)
-        try await tx.insert(Record(
-            kind: SSHKind.certificate, id: info.serial, scope: ca.info.project, name: nil,
-            body: try Self.encode(SSHCertBody(info: info)), createdAt: now))
+        try await tx.insert(
+            Record(
+                kind: SSHKind.certificate, id: info.serial, scope: ca.info.project, name: nil,
+                body: try Self.encode(SSHCertBody(info: info)), createdAt: now))
         var meta = auditExtra
         meta["caId"] = caId
         meta["serial"] = info.serial
@@ -313,9 +339,11 @@ extension GatehouseEngine {
         -> SSHCertificateInfo
     {
         let ca = try await sshCAInfo(caId)
-        let decision = try await authorize(ctx, AccessRequest(.project(ca.project), .sshCertificates, .create, ["name": ca.name]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(ca.project), .sshCertificates, .create, ["name": ca.name]))
         return try await transact { tx in
-            try await self.signSSHCertificate(ctx, decision, caId: caId, request, auditType: "ssh.certificate.issue", tx)
+            try await self.signSSHCertificate(
+                ctx, decision, caId: caId, request, auditType: "ssh.certificate.issue", tx)
         }
     }
 
@@ -354,20 +382,27 @@ extension GatehouseEngine {
 
     public func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
         let (_, existing) = try await read { tx in try await self.sshCertificateRecord(serial, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.info.project), .sshCertificates, .revoke))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(existing.info.project), .sshCertificates, .revoke))
         let now = clock()
         return try await transact { tx in
             var (record, body) = try await self.sshCertificateRecord(serial, tx)
-            guard body.info.status != .revoked else { throw EngineError(.wrongState, "the certificate is already revoked") }
+            guard body.info.status != .revoked else {
+                throw EngineError(.wrongState, "the certificate is already revoked")
+            }
             body.info.status = .revoked
             body.info.revokedAt = now
             record.body = try Self.encode(body)
             _ = try await tx.update(record)
-            try await tx.insert(Record(
-                kind: SSHKind.revoked, id: serial, scope: body.info.caId, name: nil,
-                body: try Self.encode(SSHRevokedBody(serial: serial, keyId: body.info.keyId, revokedAt: now)), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: SSHKind.revoked, id: serial, scope: body.info.caId, name: nil,
+                    body: try Self.encode(SSHRevokedBody(serial: serial, keyId: body.info.keyId, revokedAt: now)),
+                    createdAt: now))
             try await self.audit.append(
-                self.allowed(ctx, decision, "ssh.certificate.revoke", project: body.info.project, ["caId": body.info.caId, "serial": serial]), tx)
+                self.allowed(
+                    ctx, decision, "ssh.certificate.revoke", project: body.info.project,
+                    ["caId": body.info.caId, "serial": serial]), tx)
             return body.info
         }
     }
@@ -384,7 +419,9 @@ extension GatehouseEngine {
             var after: String?
             while true {
                 let page = try await tx.list(kind: SSHKind.revoked, scope: caId, afterID: after, limit: 1000)
-                for rec in page { if let s = UInt64(try self.decode(SSHRevokedBody.self, rec).serial) { serials.insert(s) } }
+                for rec in page {
+                    if let s = UInt64(try self.decode(SSHRevokedBody.self, rec).serial) { serials.insert(s) }
+                }
                 guard page.count == 1000, let last = page.last else { break }
                 after = last.id
             }
@@ -416,26 +453,38 @@ extension GatehouseEngine {
 
     static func validateHostname(_ name: String) throws {
         guard !name.isEmpty, name.utf8.count <= 253,
-            name.unicodeScalars.allSatisfy({ ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "-.:".unicodeScalars.contains($0) }),
+            name.unicodeScalars.allSatisfy({
+                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "-.:".unicodeScalars.contains($0)
+            }),
             !name.hasPrefix("-"), !name.hasPrefix(".")
         else { throw EngineError(.invalidArgument, "hostname must be a DNS name or an IP address") }
     }
 
-    public func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws -> SSHHostGroupInfo {
+    public func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws
+        -> SSHHostGroupInfo
+    {
         try Self.validateName(project, "project")
         try Self.validateName(spec.name, "name")
         try Self.validateMappings(spec.loginMappings ?? [])
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.name]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.name]))
         let now = clock()
         let info = SSHHostGroupInfo(
-            id: RandomUUID.lowercased(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [], createdAt: now)
+            id: RandomUUID.lowercased(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [],
+            createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             if try await tx.find(kind: SSHKind.hostGroup, scope: project, name: spec.name) != nil {
                 throw EngineError(.alreadyExists, "a host group named '\(spec.name)' exists in the project")
             }
-            try await tx.insert(Record(kind: SSHKind.hostGroup, id: info.id, scope: project, name: spec.name, body: try Self.encode(info), createdAt: now))
-            try await self.audit.append(self.allowed(ctx, decision, "ssh.host-group.create", project: project, ["hostGroupId": info.id, "name": spec.name]), tx)
+            try await tx.insert(
+                Record(
+                    kind: SSHKind.hostGroup, id: info.id, scope: project, name: spec.name, body: try Self.encode(info),
+                    createdAt: now))
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "ssh.host-group.create", project: project,
+                    ["hostGroupId": info.id, "name": spec.name]), tx)
             return info
         }
     }
@@ -457,7 +506,8 @@ extension GatehouseEngine {
         try Self.validateMappings(spec.loginMappings ?? [])
         let port = spec.port ?? 22
         guard (1...65535).contains(port) else { throw EngineError(.invalidArgument, "port must be 1–65535") }
-        let decision = try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.hostname]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.hostname]))
         if spec.hostPublicKey != nil {
             try await authorize(ctx, AccessRequest(.project(project), .sshCertificates, .create))
         }
@@ -474,27 +524,45 @@ extension GatehouseEngine {
             if let g = spec.hostGroup {
                 guard g.utf8.count <= 200 else { throw EngineError(.notFound, "host group not found") }
                 let r: Record?
-                if let byName = try await tx.find(kind: SSHKind.hostGroup, scope: project, name: g) { r = byName } else { r = try await tx.get(kind: SSHKind.hostGroup, id: g) }
-                guard let r, r.scope == project else { throw EngineError(.notFound, "host group '\(g)' not found in the project") }
+                if let byName = try await tx.find(kind: SSHKind.hostGroup, scope: project, name: g) {
+                    r = byName
+                } else {
+                    r = try await tx.get(kind: SSHKind.hostGroup, id: g)
+                }
+                guard let r, r.scope == project else {
+                    throw EngineError(.notFound, "host group '\(g)' not found in the project")
+                }
                 groupId = r.id
             }
             if try await tx.find(kind: SSHKind.hostName, scope: AccessKind.org, name: spec.hostname) != nil {
                 throw EngineError(.alreadyExists, "host '\(spec.hostname)' is already registered")
             }
             var info = SSHHostInfo(
-                id: id, project: project, hostname: spec.hostname, port: port, hostGroupId: groupId, userCaId: spec.userCaId,
-                hostCaId: spec.hostCaId, loginMappings: spec.loginMappings ?? [], userCAPublicKey: userCA.info.publicKey,
+                id: id, project: project, hostname: spec.hostname, port: port, hostGroupId: groupId,
+                userCaId: spec.userCaId,
+                hostCaId: spec.hostCaId, loginMappings: spec.loginMappings ?? [],
+                userCAPublicKey: userCA.info.publicKey,
                 hostCAPublicKey: hostCA.info.publicKey, hostCertificate: nil, createdAt: now)
-            try await tx.insert(Record(kind: SSHKind.hostName, id: "hn-" + id, scope: AccessKind.org, name: spec.hostname, body: try Self.encode(SSHHostNameBody(hostId: id)), createdAt: now))
+            try await tx.insert(
+                Record(
+                    kind: SSHKind.hostName, id: "hn-" + id, scope: AccessKind.org, name: spec.hostname,
+                    body: try Self.encode(SSHHostNameBody(hostId: id)), createdAt: now))
             if let key = spec.hostPublicKey {
                 let cert = try await self.signSSHCertificate(
                     ctx, decision, caId: spec.hostCaId,
-                    SSHCertificateRequest(type: .host, publicKey: key, keyId: spec.hostname, principals: [spec.hostname], ttl: spec.hostCertificateTTL),
+                    SSHCertificateRequest(
+                        type: .host, publicKey: key, keyId: spec.hostname, principals: [spec.hostname],
+                        ttl: spec.hostCertificateTTL),
                     auditType: "ssh.certificate.issue", auditExtra: ["hostId": id], tx)
                 info.hostCertificate = cert.certificate
             }
-            try await tx.insert(Record(kind: SSHKind.host, id: id, scope: project, name: spec.hostname, body: try Self.encode(info), createdAt: now))
-            try await self.audit.append(self.allowed(ctx, decision, "ssh.host.add", project: project, ["hostId": id, "hostname": spec.hostname]), tx)
+            try await tx.insert(
+                Record(
+                    kind: SSHKind.host, id: id, scope: project, name: spec.hostname, body: try Self.encode(info),
+                    createdAt: now))
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "ssh.host.add", project: project, ["hostId": id, "hostname": spec.hostname]), tx)
             return info
         }
     }
@@ -528,14 +596,18 @@ extension GatehouseEngine {
 
     public func deleteSSHHost(_ ctx: CallContext, host: String) async throws {
         let (_, existing) = try await read { tx in try await self.sshHostRecord(host, tx) }
-        let decision = try await authorize(ctx, AccessRequest(.project(existing.project), .sshHosts, .delete, ["name": existing.hostname]))
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(existing.project), .sshHosts, .delete, ["name": existing.hostname]))
         try await transact { tx in
             let (record, info) = try await self.sshHostRecord(existing.id, tx)
             try await tx.delete(kind: SSHKind.host, id: record.id, expectedVersion: record.version)
             if let index = try await tx.get(kind: SSHKind.hostName, id: "hn-" + record.id) {
                 try await tx.delete(kind: SSHKind.hostName, id: index.id, expectedVersion: index.version)
             }
-            try await self.audit.append(self.allowed(ctx, decision, "ssh.host.delete", project: info.project, ["hostId": info.id, "hostname": info.hostname]), tx)
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "ssh.host.delete", project: info.project,
+                    ["hostId": info.id, "hostname": info.hostname]), tx)
         }
     }
 
@@ -548,7 +620,8 @@ extension GatehouseEngine {
             var (record, info) = try await self.sshHostRecord(existing.id, tx)
             let cert = try await self.signSSHCertificate(
                 ctx, decision, caId: info.hostCaId,
-                SSHCertificateRequest(type: .host, publicKey: publicKey, keyId: info.hostname, principals: [info.hostname], ttl: ttl),
+                SSHCertificateRequest(
+                    type: .host, publicKey: publicKey, keyId: info.hostname, principals: [info.hostname], ttl: ttl),
                 auditType: "ssh.certificate.issue", auditExtra: ["hostId": info.id], tx)
             info.hostCertificate = cert.certificate
             record.body = try Self.encode(info)
@@ -557,11 +630,14 @@ extension GatehouseEngine {
         }
     }
 
-    public func connectSSHHost(_ ctx: CallContext, host: String, login: String?, publicKey: String, ttl: String?) async throws
+    public func connectSSHHost(_ ctx: CallContext, host: String, login: String?, publicKey: String, ttl: String?)
+        async throws
         -> SSHConnectGrant
     {
         guard let caller = try await resolve(ctx.principal) else {
-            await auditFailure(ctx, "authentication.failed", project: nil, ["action": "ssh-hosts.connect", "reason": "no identity accepts these credentials"])
+            await auditFailure(
+                ctx, "authentication.failed", project: nil,
+                ["action": "ssh-hosts.connect", "reason": "no identity accepts these credentials"])
             throw EngineError(.unauthenticated, "authentication required")
         }
         let (hostInfo, mappings) = try await transact(relaxed: true) { tx in
@@ -579,9 +655,13 @@ extension GatehouseEngine {
             guard permitted.contains(login) else {
                 await auditFailure(
                     ctx, "authorization.denied", project: hostInfo.project,
-                    ["action": "ssh-hosts.connect", "resource": hostInfo.hostname, "login": String(login.prefix(64)),
-                     "identityId": caller.identityId ?? "", "reason": "no login mapping allows this login"])
-                throw EngineError(.permissionDenied, "no login mapping of \(hostInfo.hostname) lets you log in as '\(login.prefix(64))'")
+                    [
+                        "action": "ssh-hosts.connect", "resource": hostInfo.hostname, "login": String(login.prefix(64)),
+                        "identityId": caller.identityId ?? "", "reason": "no login mapping allows this login",
+                    ])
+                throw EngineError(
+                    .permissionDenied,
+                    "no login mapping of \(hostInfo.hostname) lets you log in as '\(login.prefix(64))'")
             }
             chosen = login
         } else {
@@ -590,8 +670,11 @@ extension GatehouseEngine {
                 if unique.isEmpty {
                     await auditFailure(
                         ctx, "authorization.denied", project: hostInfo.project,
-                        ["action": "ssh-hosts.connect", "resource": hostInfo.hostname, "identityId": caller.identityId ?? "",
-                         "reason": "no login mapping allows this identity"])
+                        [
+                            "action": "ssh-hosts.connect", "resource": hostInfo.hostname,
+                            "identityId": caller.identityId ?? "",
+                            "reason": "no login mapping allows this identity",
+                        ])
                     throw EngineError(.permissionDenied, "no login mapping of \(hostInfo.hostname) allows you")
                 }
                 throw EngineError(.invalidArgument, "choose a login: \(unique.joined(separator: ", "))")
@@ -602,8 +685,10 @@ extension GatehouseEngine {
         let cert = try await transact { tx in
             try await self.signSSHCertificate(
                 ctx, decision, caId: hostInfo.userCaId,
-                SSHCertificateRequest(type: .user, publicKey: publicKey, keyId: caller.name, principals: [chosen], ttl: ttl),
-                auditType: "ssh.connect", auditExtra: ["hostId": hostInfo.id, "hostname": hostInfo.hostname, "login": chosen], tx)
+                SSHCertificateRequest(
+                    type: .user, publicKey: publicKey, keyId: caller.name, principals: [chosen], ttl: ttl),
+                auditType: "ssh.connect",
+                auditExtra: ["hostId": hostInfo.id, "hostname": hostInfo.hostname, "login": chosen], tx)
         }
         let pattern = hostInfo.port == 22 ? hostInfo.hostname : "[\(hostInfo.hostname)]:\(hostInfo.port)"
         let caKey = hostInfo.hostCAPublicKey.split(separator: " ").prefix(2).joined(separator: " ")

@@ -82,10 +82,14 @@ public final class GatehouseEngine: Engine {
                 bootstrapAdmins: bootstrapAdmins, logger: logger, clock: clock, recordings: recordings)
             // Events this node's previous process wrote with their changes but did not seal before it stopped.
             let sealed = try await engine.audit.writer.sealPending(of: chain, before: Int64.max)
-            if sealed > 0 { logger.notice("sealed audit events left pending", metadata: ["count": "\(sealed)", "chain": "\(chain)"]) }
+            if sealed > 0 {
+                logger.notice(
+                    "sealed audit events left pending", metadata: ["count": "\(sealed)", "chain": "\(chain)"])
+            }
             return engine
         } catch let e as StorageError {
-            throw EngineError(.unavailable, "storage (\(storage.backendName)): \(e.detail.isEmpty ? e.code.rawValue : e.detail)")
+            throw EngineError(
+                .unavailable, "storage (\(storage.backendName)): \(e.detail.isEmpty ? e.code.rawValue : e.detail)")
         }
     }
 
@@ -133,7 +137,9 @@ public final class GatehouseEngine: Engine {
     // MARK: - Plumbing
 
     func event(_ ctx: CallContext, _ type: String, project: String?, _ metadata: [String: String]) -> AuditEvent {
-        var actorMetadata = ["id": ctx.principal.id, "name": ctx.principal.name, "authMethod": ctx.principal.method.rawValue]
+        var actorMetadata = [
+            "id": ctx.principal.id, "name": ctx.principal.name, "authMethod": ctx.principal.method.rawValue,
+        ]
         for (k, v) in ctx.principal.attributes { actorMetadata[k] = v }
         var meta = metadata
         meta["requestId"] = ctx.requestID
@@ -216,7 +222,9 @@ public final class GatehouseEngine: Engine {
 
     static func validateName(_ value: String, _ what: String) throws {
         guard !value.isEmpty, value.utf8.count <= 200,
-            value.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) })
+            value.unicodeScalars.allSatisfy({
+                CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)
+            })
         else {
             throw EngineError(.invalidArgument, "\(what) must be 1–200 characters of letters, digits, '-', '_' or '.'")
         }
@@ -229,7 +237,8 @@ public final class GatehouseEngine: Engine {
             try await storage.ping()
             return HealthReport(storageBackend: storage.backendName, storageReachable: true, detail: "ok")
         } catch {
-            return HealthReport(storageBackend: storage.backendName, storageReachable: false, detail: "storage unreachable")
+            return HealthReport(
+                storageBackend: storage.backendName, storageReachable: false, detail: "storage unreachable")
         }
     }
 
@@ -284,13 +293,17 @@ public final class GatehouseEngine: Engine {
             record.updatedAt = now
             let stored = try await tx.update(record)
             try await self.audit.append(
-                self.allowed(ctx, decision, "secret.update", project: project, ["secretId": record.id, "name": name, "version": "\(stored.version)"]),
+                self.allowed(
+                    ctx, decision, "secret.update", project: project,
+                    ["secretId": record.id, "name": name, "version": "\(stored.version)"]),
                 tx)
             return self.metadata(stored)
         }
     }
 
-    public func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes) {
+    public func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (
+        SecretMetadata, SecretBytes
+    ) {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
         let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .read, ["name": name]))
@@ -342,7 +355,8 @@ public final class GatehouseEngine: Engine {
             }
             try await tx.delete(kind: Self.secretKind, id: record.id, expectedVersion: record.version)
             try await self.audit.append(
-                self.allowed(ctx, decision, "secret.delete", project: project, ["secretId": record.id, "name": name]), tx)
+                self.allowed(ctx, decision, "secret.delete", project: project, ["secretId": record.id, "name": name]),
+                tx)
         }
     }
 
@@ -361,7 +375,9 @@ public final class GatehouseEngine: Engine {
         try await authorize(ctx, AccessRequest(.organization, .audit, .read))
         var position = AuditStreamCursor()
         if let cursor {
-            guard let parsed = AuditStreamCursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
+            guard let parsed = AuditStreamCursor(token: cursor) else {
+                throw EngineError(.invalidArgument, "malformed cursor")
+            }
             position = parsed
         }
         let limit = min(max(limit, 1), 1000)
@@ -413,22 +429,31 @@ public final class GatehouseEngine: Engine {
 
     public func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent> {
         try await authorize(ctx, AccessRequest(.organization, .audit, .read))
-        let filters = [search.type.map(AuditQuery.Filter.type), search.actor.map(AuditQuery.Filter.actor), search.project.map(AuditQuery.Filter.project)]
-            .compactMap { $0 }
+        let filters = [
+            search.type.map(AuditQuery.Filter.type), search.actor.map(AuditQuery.Filter.actor),
+            search.project.map(AuditQuery.Filter.project),
+        ]
+        .compactMap { $0 }
         guard filters.count <= 1 else { throw EngineError(.invalidArgument, "search by one of type, actor or project") }
         var after: AuditQuery.Cursor?
         if let cursor = search.cursor {
-            guard let parsed = AuditQuery.Cursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
+            guard let parsed = AuditQuery.Cursor(token: cursor) else {
+                throw EngineError(.invalidArgument, "malformed cursor")
+            }
             after = parsed
         }
         let limit = min(max(search.limit, 1), 1000)
         let query = AuditQuery(
-            filter: filters.first ?? .all, since: search.since.map(Record.millis), until: search.until.map(Record.millis),
+            filter: filters.first ?? .all, since: search.since.map(Record.millis),
+            until: search.until.map(Record.millis),
             descending: search.newestFirst, after: after, limit: limit + 1)
         let records = try await read { tx in try await tx.searchAudit(query) }
         let page = records.prefix(limit)
         let decoder = AuditChain.decoder()
-        let next = records.count > limit ? page.last.map { AuditQuery.Cursor(timestampMillis: $0.timestampMillis, position: $0.position).token } : nil
+        let next =
+            records.count > limit
+            ? page.last.map { AuditQuery.Cursor(timestampMillis: $0.timestampMillis, position: $0.position).token }
+            : nil
         return Page(items: try page.map { try chained($0, decoder) }, next: next)
     }
 
@@ -493,7 +518,9 @@ extension GatehouseEngine {
 
     /// Advances an audit stream cursor (never moves a chain's position backwards).
     public func advanceAuditStreamCursor(to cursor: String, name: String = streamCursorKey) async throws {
-        guard let target = AuditStreamCursor(token: cursor) else { throw EngineError(.invalidArgument, "malformed cursor") }
+        guard let target = AuditStreamCursor(token: cursor) else {
+            throw EngineError(.invalidArgument, "malformed cursor")
+        }
         try await transact { tx in
             var current = AuditStreamCursor(stored: try await tx.metadata(name))
             let before = current
@@ -523,16 +550,22 @@ struct AuditStreamCursor: Sendable, Hashable {
     /// base64url of `chain=seq` pairs joined by newlines (chain ids are node ids: no `=` or newline).
     var token: String {
         let text = positions.keys.sorted().map { "\($0)=\(positions[$0] ?? 0)" }.joined(separator: "\n")
-        return "c" + Base64.encodeToString(bytes: Array(text.utf8), options: [.base64UrlAlphabet, .omitPaddingCharacter])
+        return "c"
+            + Base64.encodeToString(bytes: Array(text.utf8), options: [.base64UrlAlphabet, .omitPaddingCharacter])
     }
 
     init?(token: String) {
         guard token.first == "c", token.utf8.count <= 65_536 else { return nil }
-        guard let data = try? Base64.decode(string: String(token.dropFirst()), options: [.base64UrlAlphabet, .omitPaddingCharacter]) else {
+        guard
+            let data = try? Base64.decode(
+                string: String(token.dropFirst()), options: [.base64UrlAlphabet, .omitPaddingCharacter])
+        else {
             return nil
         }
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            guard let eq = line.lastIndex(of: "="), let n = Int64(line[line.index(after: eq)...]), n >= 0 else { return nil }
+            guard let eq = line.lastIndex(of: "="), let n = Int64(line[line.index(after: eq)...]), n >= 0 else {
+                return nil
+            }
             positions[String(line[..<eq])] = n
         }
     }

@@ -50,7 +50,10 @@ public final class Keyring: Sendable {
             do {
                 try await storage.withTransaction { tx in
                     if let check = try await tx.get(kind: Self.systemKind, id: Self.rootCheckID) {
-                        guard (try? Self.rawOpen(check.body, key: key, aad: Self.rootCheckAAD())) == Self.rootCheckPlaintext else {
+                        guard
+                            (try? Self.rawOpen(check.body, key: key, aad: Self.rootCheckAAD()))
+                                == Self.rootCheckPlaintext
+                        else {
                             throw EngineError(
                                 .cryptographicFailure,
                                 "the root key does not match this store (wrong key file or environment variable?)")
@@ -120,7 +123,8 @@ public final class Keyring: Sendable {
         }
     }
 
-    private func open(_ sealed: Data, binding: String, fetch: (String) async throws -> Record?) async throws -> [UInt8] {
+    private func open(_ sealed: Data, binding: String, fetch: (String) async throws -> Record?) async throws -> [UInt8]
+    {
         let bytes = [UInt8](sealed)
         guard bytes.count > 2, bytes[0] == Self.formatVersion else {
             throw EngineError(.cryptographicFailure, "stored ciphertext has an unknown format")
@@ -134,7 +138,8 @@ public final class Keyring: Sendable {
         do {
             return [UInt8](try Self.rawOpen(Data(bytes[(2 + idLength)...]), key: dek, aad: Self.fieldAAD(binding)))
         } catch {
-            throw EngineError(.cryptographicFailure, "stored ciphertext does not authenticate", diagnostic: "\(binding)")
+            throw EngineError(
+                .cryptographicFailure, "stored ciphertext does not authenticate", diagnostic: "\(binding)")
         }
     }
 

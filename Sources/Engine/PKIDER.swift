@@ -21,21 +21,24 @@ enum PKIDER {
     static let oidChallengePassword: ASN1ObjectIdentifier = [1, 2, 840, 113549, 1, 9, 7]
 
     /// Signature algorithm names used by templates, with their X.509 algorithm and AlgorithmIdentifier OID.
-    static let signatureAlgorithms: [(name: String, algorithm: Certificate.SignatureAlgorithm, oid: ASN1ObjectIdentifier, nullParams: Bool)] = [
-        ("SHA256-ECDSA", .ecdsaWithSHA256, [1, 2, 840, 10045, 4, 3, 2], false),
-        ("SHA384-ECDSA", .ecdsaWithSHA384, [1, 2, 840, 10045, 4, 3, 3], false),
-        ("SHA512-ECDSA", .ecdsaWithSHA512, [1, 2, 840, 10045, 4, 3, 4], false),
-        ("SHA256-RSA", .sha256WithRSAEncryption, [1, 2, 840, 113549, 1, 1, 11], true),
-        ("SHA384-RSA", .sha384WithRSAEncryption, [1, 2, 840, 113549, 1, 1, 12], true),
-        ("SHA512-RSA", .sha512WithRSAEncryption, [1, 2, 840, 113549, 1, 1, 13], true),
-        ("ED25519", .ed25519, [1, 3, 101, 112], false),
-    ]
+    static let signatureAlgorithms:
+        [(name: String, algorithm: Certificate.SignatureAlgorithm, oid: ASN1ObjectIdentifier, nullParams: Bool)] = [
+            ("SHA256-ECDSA", .ecdsaWithSHA256, [1, 2, 840, 10045, 4, 3, 2], false),
+            ("SHA384-ECDSA", .ecdsaWithSHA384, [1, 2, 840, 10045, 4, 3, 3], false),
+            ("SHA512-ECDSA", .ecdsaWithSHA512, [1, 2, 840, 10045, 4, 3, 4], false),
+            ("SHA256-RSA", .sha256WithRSAEncryption, [1, 2, 840, 113549, 1, 1, 11], true),
+            ("SHA384-RSA", .sha384WithRSAEncryption, [1, 2, 840, 113549, 1, 1, 12], true),
+            ("SHA512-RSA", .sha512WithRSAEncryption, [1, 2, 840, 113549, 1, 1, 13], true),
+            ("ED25519", .ed25519, [1, 3, 101, 112], false),
+        ]
 
     static func signatureName(_ algorithm: Certificate.SignatureAlgorithm) -> String? {
         signatureAlgorithms.first { $0.algorithm == algorithm }?.name
     }
 
-    static func serializeAlgorithmIdentifier(_ algorithm: Certificate.SignatureAlgorithm, into s: inout DER.Serializer) throws {
+    static func serializeAlgorithmIdentifier(_ algorithm: Certificate.SignatureAlgorithm, into s: inout DER.Serializer)
+        throws
+    {
         guard let entry = signatureAlgorithms.first(where: { $0.algorithm == algorithm }) else {
             throw EngineError(.internal, "unsupported signature algorithm \(algorithm)")
         }
@@ -97,9 +100,15 @@ enum PKIDER {
         let value = try bytes { s in
             try s.appendConstructedNode(identifier: .sequence) { s in
                 try s.appendConstructedNode(identifier: .sequence) { s in
-                    try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { s in
-                        try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { s in
-                            s.appendPrimitiveNode(identifier: ASN1Identifier(tagWithNumber: 6, tagClass: .contextSpecific)) {
+                    try s.appendConstructedNode(
+                        identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
+                    ) { s in
+                        try s.appendConstructedNode(
+                            identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
+                        ) { s in
+                            s.appendPrimitiveNode(
+                                identifier: ASN1Identifier(tagWithNumber: 6, tagClass: .contextSpecific)
+                            ) {
                                 $0.append(contentsOf: Array(url.utf8))
                             }
                         }
@@ -125,7 +134,8 @@ enum PKIDER {
 
     /// A signed v2 CRL.
     static func crl(
-        issuer: DistinguishedName, issuerKey: Certificate.PrivateKey, signatureAlgorithm: Certificate.SignatureAlgorithm,
+        issuer: DistinguishedName, issuerKey: Certificate.PrivateKey,
+        signatureAlgorithm: Certificate.SignatureAlgorithm,
         authorityKeyID: [UInt8], number: Int, thisUpdate: Date, nextUpdate: Date, entries: [RevokedEntry]
     ) throws -> [UInt8] {
         let tbs = try bytes { s in
@@ -143,7 +153,9 @@ enum PKIDER {
                                 try serializeTime(e.date, into: &s)
                                 if e.reason != .unspecified {
                                     let reason = try PKIDER.bytes { r in
-                                        r.appendPrimitiveNode(identifier: .enumerated) { $0.append(UInt8(e.reason.code)) }
+                                        r.appendPrimitiveNode(identifier: .enumerated) {
+                                            $0.append(UInt8(e.reason.code))
+                                        }
                                     }
                                     try s.appendConstructedNode(identifier: .sequence) { s in
                                         try serializeExtension(oidReasonCode, value: reason, into: &s)
@@ -153,11 +165,14 @@ enum PKIDER {
                         }
                     }
                 }
-                try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { s in
+                try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) {
+                    s in
                     try s.appendConstructedNode(identifier: .sequence) { s in
                         let aki = try PKIDER.bytes { a in
                             try a.appendConstructedNode(identifier: .sequence) { a in
-                                a.appendPrimitiveNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) {
+                                a.appendPrimitiveNode(
+                                    identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
+                                ) {
                                     $0.append(contentsOf: authorityKeyID)
                                 }
                             }
@@ -182,7 +197,9 @@ enum PKIDER {
                 try serializeAlgorithmIdentifier(algorithm, into: &s)
                 try s.serialize(ASN1BitString(bytes: signature.rawRepresentation[...]))
                 if let certificates {
-                    try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { s in
+                    try s.appendConstructedNode(
+                        identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
+                    ) { s in
                         try s.appendConstructedNode(identifier: .sequence) { s in
                             for c in certificates { s.serializeRawBytes(c) }
                         }
@@ -224,7 +241,9 @@ enum PKIDER {
                         }
                         for request in requests {
                             try DER.sequence(request, identifier: .sequence) { r in
-                                guard let certID = r.next() else { throw ASN1Error.invalidASN1Object(reason: "no CertID") }
+                                guard let certID = r.next() else {
+                                    throw ASN1Error.invalidASN1Object(reason: "no CertID")
+                                }
                                 info.certIDs.append(try parseCertID(certID))
                                 while r.next() != nil {}
                             }
@@ -256,7 +275,8 @@ enum PKIDER {
             }
             let nameHash = try ASN1OctetString(derEncoded: name)
             let keyHash = try ASN1OctetString(derEncoded: key)
-            guard serial.identifier == .integer, case .primitive(let serialBytes) = serial.content, !serialBytes.isEmpty else {
+            guard serial.identifier == .integer, case .primitive(let serialBytes) = serial.content, !serialBytes.isEmpty
+            else {
                 throw ASN1Error.invalidASN1Object(reason: "serialNumber")
             }
             return OCSPCertID(
@@ -321,7 +341,9 @@ enum PKIDER {
                                     try s.serialize(try generalizedTime(date))
                                     if reason != .unspecified {
                                         try s.appendConstructedNode(identifier: ctx0) { s in
-                                            s.appendPrimitiveNode(identifier: .enumerated) { $0.append(UInt8(reason.code)) }
+                                            s.appendPrimitiveNode(identifier: .enumerated) {
+                                                $0.append(UInt8(reason.code))
+                                            }
                                         }
                                     }
                                 }
@@ -344,7 +366,8 @@ enum PKIDER {
                 }
             }
         }
-        let basic = try signed(tbs, key: key, algorithm: algorithm, certificates: certificates.isEmpty ? nil : certificates)
+        let basic = try signed(
+            tbs, key: key, algorithm: algorithm, certificates: certificates.isEmpty ? nil : certificates)
         return try bytes { s in
             try s.appendConstructedNode(identifier: .sequence) { s in
                 s.appendPrimitiveNode(identifier: .enumerated) { $0.append(0) }

@@ -46,7 +46,8 @@ enum PKIPolicy {
             }
         }
         for u in spec.keyUsages where !keyUsageNames.contains(u) {
-            throw EngineError(.invalidArgument, "unknown key usage '\(u)'; use \(keyUsageNames.joined(separator: ", "))")
+            throw EngineError(
+                .invalidArgument, "unknown key usage '\(u)'; use \(keyUsageNames.joined(separator: ", "))")
         }
         for u in spec.extendedKeyUsages where !extendedKeyUsages.contains(where: { $0.0 == u }) {
             throw EngineError(
@@ -56,7 +57,8 @@ enum PKIPolicy {
         for a in spec.signatureAlgorithms where !PKIDER.signatureAlgorithms.contains(where: { $0.name == a }) {
             throw EngineError(
                 .invalidArgument,
-                "unknown signature algorithm '\(a)'; use \(PKIDER.signatureAlgorithms.map(\.name).joined(separator: ", "))")
+                "unknown signature algorithm '\(a)'; use \(PKIDER.signatureAlgorithms.map(\.name).joined(separator: ", "))"
+            )
         }
         guard DurationText.seconds(spec.maxTTL) != nil else {
             throw EngineError(.invalidArgument, "maxTTL must be a duration such as 90d or 8760h")
@@ -108,8 +110,10 @@ enum PKIPolicy {
     static func ipString(_ bytes: [UInt8]) -> String? {
         if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
         if bytes.count == 16 {
-            return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-                .joined(separator: ":")
+            return stride(from: 0, to: 16, by: 2).map {
+                String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+            }
+            .joined(separator: ":")
         }
         return nil
     }
@@ -132,11 +136,17 @@ enum PKIPolicy {
     /// `dns:name`, `ip:addr`, `email:addr`, `uri:value`, or a bare DNS name.
     static func parseAltName(_ text: String) throws -> GeneralName {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        let (type, value) = parts.count == 2 && sanTypes.contains(parts[0].lowercased()) ? (parts[0].lowercased(), parts[1]) : ("dns", text)
-        guard !value.isEmpty, value.utf8.count <= 1024 else { throw EngineError(.invalidArgument, "empty or oversized SAN") }
+        let (type, value) =
+            parts.count == 2 && sanTypes.contains(parts[0].lowercased())
+            ? (parts[0].lowercased(), parts[1]) : ("dns", text)
+        guard !value.isEmpty, value.utf8.count <= 1024 else {
+            throw EngineError(.invalidArgument, "empty or oversized SAN")
+        }
         switch type {
         case "ip":
-            guard let bytes = CIDR.parse(value) else { throw EngineError(.invalidArgument, "'\(value)' is not an IP address") }
+            guard let bytes = CIDR.parse(value) else {
+                throw EngineError(.invalidArgument, "'\(value)' is not an IP address")
+            }
             return .ipAddress(ASN1OctetString(contentBytes: bytes[...]))
         case "email": return .rfc822Name(value)
         case "uri": return .uniformResourceIdentifier(value)
@@ -186,11 +196,13 @@ enum PKIPolicy {
         try check(t.sans, try sanValues(sans), what: "SAN")
         if !t.keyAlgorithms.isEmpty, !t.keyAlgorithms.contains(keyAlgorithm) {
             throw violation(
-                "key algorithm \(keyAlgorithm.rawValue) is not allowed (keyAlgorithms: \(t.keyAlgorithms.map(\.rawValue).joined(separator: ", ")))")
+                "key algorithm \(keyAlgorithm.rawValue) is not allowed (keyAlgorithms: \(t.keyAlgorithms.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         if !t.signatureAlgorithms.isEmpty, !t.signatureAlgorithms.contains(signatureAlgorithm) {
             throw violation(
-                "signature algorithm \(signatureAlgorithm) is not allowed (signatureAlgorithms: \(t.signatureAlgorithms.joined(separator: ", ")))")
+                "signature algorithm \(signatureAlgorithm) is not allowed (signatureAlgorithms: \(t.signatureAlgorithms.joined(separator: ", ")))"
+            )
         }
         if let max = DurationText.seconds(t.maxTTL), lifetime > TimeInterval(max) + 1 {
             throw violation("validity of \(Int(lifetime))s exceeds maxTTL \(t.maxTTL)")
@@ -199,13 +211,17 @@ enum PKIPolicy {
             if let ku = try? requested.keyUsage {
                 let extra = Set(keyUsageNames(ku)).subtracting(t.keyUsages)
                 if !extra.isEmpty {
-                    throw violation("key usage \(extra.sorted().joined(separator: ", ")) is not allowed (keyUsages: \(t.keyUsages.joined(separator: ", ")))")
+                    throw violation(
+                        "key usage \(extra.sorted().joined(separator: ", ")) is not allowed (keyUsages: \(t.keyUsages.joined(separator: ", ")))"
+                    )
                 }
             }
             if let eku = try? requested.extendedKeyUsage {
                 let allowed = Set(t.extendedKeyUsages.compactMap { n in extendedKeyUsages.first { $0.0 == n }?.1 })
                 for u in eku where !allowed.contains(u) {
-                    throw violation("extended key usage \(u) is not allowed (extendedKeyUsages: \(t.extendedKeyUsages.joined(separator: ", ")))")
+                    throw violation(
+                        "extended key usage \(u) is not allowed (extendedKeyUsages: \(t.extendedKeyUsages.joined(separator: ", ")))"
+                    )
                 }
             }
             if let bc = try? requested.basicConstraints, case .isCertificateAuthority = bc {

@@ -33,7 +33,8 @@ public struct PermissionSubject: RawRepresentable, Hashable, Sendable, CustomStr
 
     /// The subjects of project roles and of organization roles.
     public static let inProject: [Self] = [
-        .project, .secrets, .roles, .members, .kmsKeys, .certificateAuthorities, .certificateTemplates, .certificateProfiles,
+        .project, .secrets, .roles, .members, .kmsKeys, .certificateAuthorities, .certificateTemplates,
+        .certificateProfiles,
         .certificates, .pkiAlerts, .sshCertificateAuthorities, .sshCertificates, .sshHosts, .pamResources, .pamAccounts,
         .pamAccess, .pamSessions,
     ]
@@ -62,7 +63,8 @@ public struct PermissionAction: RawRepresentable, Hashable, Sendable, CustomStri
     public static let autoApprove = Self(rawValue: "auto-approve")
 
     public static let all: [Self] = [
-        .read, .create, .edit, .delete, .encrypt, .decrypt, .mac, .sign, .verify, .revoke, .export, .request, .approve, .autoApprove,
+        .read, .create, .edit, .delete, .encrypt, .decrypt, .mac, .sign, .verify, .revoke, .export, .request, .approve,
+        .autoApprove,
     ]
 }
 
@@ -79,7 +81,9 @@ public struct AccessRequest: Sendable, Hashable, CustomStringConvertible {
     /// `name`, `path`, … of the resource (absent for collection-level requests such as listing).
     public var fields: [String: String]
 
-    public init(_ scope: Scope, _ subject: PermissionSubject, _ action: PermissionAction, _ fields: [String: String] = [:]) {
+    public init(
+        _ scope: Scope, _ subject: PermissionSubject, _ action: PermissionAction, _ fields: [String: String] = [:]
+    ) {
         self.scope = scope
         self.subject = subject
         self.action = action
@@ -113,7 +117,8 @@ struct TemplateFacts: Sendable {
             case "identity.id": out += id
             case "identity.name": out += name
             default:
-                guard key.hasPrefix("identity.metadata."), let v = metadata[String(key.dropFirst("identity.metadata.".count))]
+                guard key.hasPrefix("identity.metadata."),
+                    let v = metadata[String(key.dropFirst("identity.metadata.".count))]
                 else { return nil }
                 out += v
             }
@@ -130,7 +135,9 @@ enum PolicyEvaluator {
     static let actions = PermissionAction.all.map(\.rawValue)
 
     /// Whether `rules` allow `request`; returns the first allowing rule's origin or nil.
-    static func allows(_ rules: [(origin: String, permission: Permission)], _ request: AccessRequest, _ facts: TemplateFacts)
+    static func allows(
+        _ rules: [(origin: String, permission: Permission)], _ request: AccessRequest, _ facts: TemplateFacts
+    )
         -> String?
     {
         var allowedBy: String?
@@ -190,7 +197,8 @@ enum PolicyEvaluator {
             }
             for (field, c) in p.conditions ?? [:] {
                 guard ["name", "path", "account"].contains(field) else {
-                    throw EngineError(.invalidArgument, "conditions may test 'name', 'path' or 'account', not '\(field)'")
+                    throw EngineError(
+                        .invalidArgument, "conditions may test 'name', 'path' or 'account', not '\(field)'")
                 }
                 guard c.eq != nil || c.ne != nil || c.in != nil || c.glob != nil else {
                     throw EngineError(.invalidArgument, "condition on '\(field)' needs $eq, $ne, $in or $glob")
@@ -201,8 +209,12 @@ enum PolicyEvaluator {
 
     // MARK: Built-in roles
 
-    static func all(_ subject: PermissionSubject) -> Permission { Permission(subject: subject.rawValue, actions: ["*"]) }
-    static func read(_ subject: PermissionSubject) -> Permission { Permission(subject: subject.rawValue, actions: [PermissionAction.read.rawValue]) }
+    static func all(_ subject: PermissionSubject) -> Permission {
+        Permission(subject: subject.rawValue, actions: ["*"])
+    }
+    static func read(_ subject: PermissionSubject) -> Permission {
+        Permission(subject: subject.rawValue, actions: [PermissionAction.read.rawValue])
+    }
     static func allow(_ subject: PermissionSubject, _ actions: [PermissionAction]) -> Permission {
         Permission(subject: subject.rawValue, actions: actions.map(\.rawValue))
     }
@@ -213,8 +225,10 @@ enum PolicyEvaluator {
         "developer": (
             "Manage secrets, keys and certificates; read CAs, templates, profiles, roles and members",
             [
-                all(.secrets), all(.kmsKeys), all(.certificates), read(.certificateAuthorities), read(.certificateTemplates),
-                read(.certificateProfiles), read(.project), read(.roles), read(.members), read(.sshCertificateAuthorities),
+                all(.secrets), all(.kmsKeys), all(.certificates), read(.certificateAuthorities),
+                read(.certificateTemplates),
+                read(.certificateProfiles), read(.project), read(.roles), read(.members),
+                read(.sshCertificateAuthorities),
                 read(.sshHosts), read(.pamResources), read(.pamAccounts), allow(.pamAccess, [.read, .request]),
             ]
         ),
@@ -223,7 +237,8 @@ enum PolicyEvaluator {
 
     static func builtInRole(_ slug: String, project: String) -> RoleInfo? {
         guard let (description, permissions) = builtInProjectRoles[slug] else { return nil }
-        return RoleInfo(slug: slug, project: project, description: description, permissions: permissions, isBuiltIn: true)
+        return RoleInfo(
+            slug: slug, project: project, description: description, permissions: permissions, isBuiltIn: true)
     }
 
     /// Organization-level permissions of an org role (org admins are handled as superusers of the org).
@@ -243,7 +258,9 @@ enum Glob {
         match(Array(pattern.unicodeScalars), 0, Array(text.unicodeScalars), 0, separator)
     }
 
-    private static func match(_ p: [Unicode.Scalar], _ i: Int, _ t: [Unicode.Scalar], _ j: Int, _ sep: Unicode.Scalar) -> Bool {
+    private static func match(_ p: [Unicode.Scalar], _ i: Int, _ t: [Unicode.Scalar], _ j: Int, _ sep: Unicode.Scalar)
+        -> Bool
+    {
         var i = i
         var j = j
         // Iterative with backtracking on the last star: linear-ish, no exponential blow-up on hostile patterns.
@@ -336,7 +353,9 @@ struct CIDR: Sendable, Hashable {
 
     /// Validates a list of CIDR strings from a client.
     static func validate(_ list: [String], _ field: String) throws {
-        guard !list.isEmpty, list.count <= 100 else { throw EngineError(.invalidArgument, "\(field) needs 1–100 CIDR blocks") }
+        guard !list.isEmpty, list.count <= 100 else {
+            throw EngineError(.invalidArgument, "\(field) needs 1–100 CIDR blocks")
+        }
         for entry in list where CIDR(entry) == nil {
             throw EngineError(.invalidArgument, "\(field): '\(entry)' is not an IP address or CIDR block")
         }

@@ -48,7 +48,9 @@ final class RefusalAuditLimiter: Sendable {
 
     /// Whether this refusal is audited in full; also returns the summary of the group's previous window when that
     /// window is over (the caller writes it).
-    func admit(source: String, type: String, project: String?, metadata: [String: String], now: Date) -> (Verdict, Summary?) {
+    func admit(source: String, type: String, project: String?, metadata: [String: String], now: Date) -> (
+        Verdict, Summary?
+    ) {
         groups.withLock { groups in
             var key = Key(source: source, type: type)
             if groups[key] == nil, groups.count >= maxGroups { key.source = Self.overflowSource }
@@ -78,7 +80,9 @@ final class RefusalAuditLimiter: Sendable {
         groups.withLock { groups in
             var out: [Summary] = []
             for (key, w) in groups where now.timeIntervalSince(w.start) >= window {
-                if w.suppressed > 0 { out.append(Summary(key: key, window: w, end: w.start.addingTimeInterval(window))) }
+                if w.suppressed > 0 {
+                    out.append(Summary(key: key, window: w, end: w.start.addingTimeInterval(window)))
+                }
                 groups[key] = nil
             }
             return out

@@ -33,7 +33,8 @@ public struct FileRootKeyProvider: RootKeyProvider {
         {
             throw EngineError(
                 .unavailable,
-                "root key file \(path) is accessible by group or others (mode \(String(perms.intValue, radix: 8))); chmod 600 it")
+                "root key file \(path) is accessible by group or others (mode \(String(perms.intValue, radix: 8))); chmod 600 it"
+            )
         }
         return try Self.parse(data, source: sourceDescription)
     }
@@ -56,7 +57,9 @@ public struct FileRootKeyProvider: RootKeyProvider {
     /// Writes `contents` to a new file with mode 0600, durably (fsync). Fails if the file exists.
     public static func writeNew(path: String, contents: Data) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw EngineError(.unavailable, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw EngineError(.unavailable, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         let written = contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == contents.count, fsync(fd) == 0 else {

@@ -6,7 +6,9 @@ import StorageAPI
 /// of the kind (StorageAPI/Index.swift); `GatehouseEngine.open` declares them, and bumping an indexer's version
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
-    public static let indexCatalog = IndexCatalog([kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer, membershipIndexer, privilegeIndexer])
+    public static let indexCatalog = IndexCatalog([
+        kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer, membershipIndexer, privilegeIndexer,
+    ])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
@@ -40,7 +42,9 @@ extension GatehouseEngine {
             IndexDefinition(KMSIndex.link), IndexDefinition(KMSIndex.certificateField),
         ]
     ) { record in
-        guard let json = try? StoredJSON.unpack(record.body), let m = try? JSONDecoder().decode(StoredMeta.self, from: json).meta else {
+        guard let json = try? StoredJSON.unpack(record.body),
+            let m = try? JSONDecoder().decode(StoredMeta.self, from: json).meta
+        else {
             return []
         }
         let t = Record.millis(m.initialDate)
@@ -49,19 +53,28 @@ extension GatehouseEngine {
             IndexEntry(KMSIndex.objectType, IndexKey(m.objectType.rawValue).appending(t)),
             IndexEntry(KMSIndex.state, IndexKey().appending(Int64(m.state.rawValue)).appending(t)),
         ]
-        if let a = m.algorithm { out.append(IndexEntry(KMSIndex.algorithm, IndexKey().appending(Int64(a)).appending(t))) }
-        if let l = m.cryptographicLength { out.append(IndexEntry(KMSIndex.length, IndexKey().appending(Int64(l)).appending(t))) }
+        if let a = m.algorithm {
+            out.append(IndexEntry(KMSIndex.algorithm, IndexKey().appending(Int64(a)).appending(t)))
+        }
+        if let l = m.cryptographicLength {
+            out.append(IndexEntry(KMSIndex.length, IndexKey().appending(Int64(l)).appending(t)))
+        }
         if let d = m.digest { out.append(IndexEntry(KMSIndex.digest, IndexKey().appending(bytes: d).appending(t))) }
         for n in m.names { out.append(IndexEntry(KMSIndex.name, IndexKey(n).appending(t))) }
         for g in m.objectGroups { out.append(IndexEntry(KMSIndex.group, IndexKey(g).appending(t))) }
         if let c = m.certificate {
-            for f in Set(c.subject.map { CertificateFieldCondition(issuer: false, component: $0) } + c.issuer.map { CertificateFieldCondition(issuer: true, component: $0) }) {
+            for f in Set(
+                c.subject.map { CertificateFieldCondition(issuer: false, component: $0) }
+                    + c.issuer.map { CertificateFieldCondition(issuer: true, component: $0) })
+            {
                 out.append(IndexEntry(KMSIndex.certificateField, GatehouseEngine.certificateFieldKey(f).appending(t)))
             }
         }
         for l in Set(m.links ?? []) { out.append(IndexEntry(KMSIndex.link, GatehouseEngine.linkKey(l).appending(t))) }
         for (attribute, values) in m.customAttributes ?? [:] {
-            for v in values { out.append(IndexEntry(KMSIndex.custom, IndexKey(attribute).appending(bytes: v).appending(t))) }
+            for v in values {
+                out.append(IndexEntry(KMSIndex.custom, IndexKey(attribute).appending(bytes: v).appending(t)))
+            }
         }
         return out
     }
@@ -105,13 +118,17 @@ extension GatehouseEngine {
         if let l = filter.cryptographicLength { return prefix(KMSIndex.length, IndexKey().appending(Int64(l))) }
         if let s = filter.state { return prefix(KMSIndex.state, IndexKey().appending(Int64(s.rawValue))) }
         if let t = filter.objectType { return prefix(KMSIndex.objectType, IndexKey(t.rawValue)) }
-        if filter.certificateType != nil { return prefix(KMSIndex.objectType, IndexKey(ManagedObjectType.certificate.rawValue)) }
+        if filter.certificateType != nil {
+            return prefix(KMSIndex.objectType, IndexKey(ManagedObjectType.certificate.rawValue))
+        }
         if let range = filter.dateRanges[.initial] {
             // Whole seconds, inclusive: the milliseconds from the first second's start to the last one's end.
             let from = range.lowerBound.multipliedReportingOverflow(by: 1000)
             let to = (range.upperBound + 1).multipliedReportingOverflow(by: 1000)
             if !from.overflow, !to.overflow {
-                return (KMSIndex.created, IndexKey().appending(from.partialValue), IndexKey().appending(to.partialValue))
+                return (
+                    KMSIndex.created, IndexKey().appending(from.partialValue), IndexKey().appending(to.partialValue)
+                )
             }
         }
         return prefix(KMSIndex.created, IndexKey())
@@ -135,8 +152,10 @@ extension GatehouseEngine {
     static let pamSessionIndexer = RecordIndexer(
         kind: PAMKind.session, version: 2,
         [
-            IndexDefinition(PAMSessionIndex.started), IndexDefinition(PAMSessionIndex.grantee), IndexDefinition(PAMSessionIndex.resource),
-            IndexDefinition(PAMSessionIndex.user), IndexDefinition(PAMSessionIndex.reason), IndexDefinition(PAMSessionIndex.retained),
+            IndexDefinition(PAMSessionIndex.started), IndexDefinition(PAMSessionIndex.grantee),
+            IndexDefinition(PAMSessionIndex.resource),
+            IndexDefinition(PAMSessionIndex.user), IndexDefinition(PAMSessionIndex.reason),
+            IndexDefinition(PAMSessionIndex.retained),
         ]
     ) { record in
         guard let body = try? JSONDecoder().decode(PAMSessionBody.self, from: record.body) else { return [] }
@@ -213,7 +232,8 @@ extension GatehouseEngine {
         kind: PAMKind.grant, version: 2,
         [
             IndexDefinition(PAMGrantIndex.project, scoped: false), IndexDefinition(PAMGrantIndex.grantee),
-            IndexDefinition(PAMGrantIndex.status, scoped: false), IndexDefinition(PAMGrantIndex.granteeName, scoped: false),
+            IndexDefinition(PAMGrantIndex.status, scoped: false),
+            IndexDefinition(PAMGrantIndex.granteeName, scoped: false),
         ]
     ) { record in
         guard let g = try? JSONDecoder().decode(PAMGrantBody.self, from: record.body).info else { return [] }
@@ -230,7 +250,9 @@ extension GatehouseEngine {
     /// The index range a grant listing scans (newest first): for a status, that status's entries (an approved grant
     /// is in force until its expiry, so `approved` and `expired` split one range at now); else a grantee's; else the
     /// project's.
-    static func grantPlan(project: String, _ q: PAMGrantQuery, now: Date) -> (index: String, lower: IndexKey, upper: IndexKey) {
+    static func grantPlan(project: String, _ q: PAMGrantQuery, now: Date) -> (
+        index: String, lower: IndexKey, upper: IndexKey
+    ) {
         switch q.status {
         case .approved?:
             let base = IndexKey(project, PAMGrantInfo.Status.approved.rawValue)
@@ -272,7 +294,8 @@ extension GatehouseEngine {
     static let certificateIndexer = RecordIndexer(
         kind: PKIKind.certificate, version: 2,
         [
-            IndexDefinition(CertificateIndex.expiry), IndexDefinition(CertificateIndex.notAfter), IndexDefinition(CertificateIndex.ca),
+            IndexDefinition(CertificateIndex.expiry), IndexDefinition(CertificateIndex.notAfter),
+            IndexDefinition(CertificateIndex.ca),
             IndexDefinition(CertificateIndex.profile), IndexDefinition(CertificateIndex.name),
         ]
     ) { record in
@@ -332,7 +355,8 @@ extension GatehouseEngine {
     /// query is refused rather than misread. Reads the index in chunks until `limit` items are found or the range
     /// ends.
     func indexedPage<T: Sendable>(
-        kind: String, index: String, scope: String?, lower: IndexKey, upper: IndexKey?, descending: Bool, after: String?,
+        kind: String, index: String, scope: String?, lower: IndexKey, upper: IndexKey?, descending: Bool,
+        after: String?,
         limit: Int, accept: @escaping @Sendable (Record) throws -> T?
     ) async throws -> Page<T> {
         guard (1...1000).contains(limit) else { throw EngineError(.invalidArgument, "limit must be from 1 to 1000") }

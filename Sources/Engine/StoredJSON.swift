@@ -76,11 +76,15 @@ enum StoredJSON {
     /// The JSON document of a stored body (plain bodies pass through).
     static func unpack(_ stored: Data) throws -> Data {
         guard stored.first == markerV1 else { return stored }
-        guard let stream = inflaters.take() else { throw EngineError(.internal, "cannot start inflating a stored body") }
+        guard let stream = inflaters.take() else {
+            throw EngineError(.internal, "cannot start inflating a stored body")
+        }
         var reusable = false
         defer { inflaters.give(stream, reusable: reusable) }
         // A raw stream names no dictionary: it is set before inflating, as it was before deflating.
-        let dictionaryOK = dictionaryV1.withUnsafeBufferPointer { d in inflateSetDictionary(stream, d.baseAddress, uInt(d.count)) == Z_OK }
+        let dictionaryOK = dictionaryV1.withUnsafeBufferPointer { d in
+            inflateSetDictionary(stream, d.baseAddress, uInt(d.count)) == Z_OK
+        }
         guard dictionaryOK else { throw EngineError(.internal, "cannot set the stored bodies' dictionary") }
         // Bodies inflate to a few times their stored size; the buffer grows when one does not.
         var out = [UInt8](repeating: 0, count: max(4096, stored.count * 8))
@@ -131,8 +135,10 @@ private final class StreamPool: @unchecked Sendable {
     /// Enough for every thread of the concurrency pool and the event loops at once; past it, streams are freed.
     private let keep = 32
 
-    init(start: @escaping @Sendable (UnsafeMutablePointer<z_stream>) -> Bool,
-         end: @escaping @Sendable (UnsafeMutablePointer<z_stream>) -> Void) {
+    init(
+        start: @escaping @Sendable (UnsafeMutablePointer<z_stream>) -> Bool,
+        end: @escaping @Sendable (UnsafeMutablePointer<z_stream>) -> Void
+    ) {
         self.start = start
         self.end = end
     }
@@ -151,11 +157,15 @@ private final class StreamPool: @unchecked Sendable {
 
     /// Returns a stream taken before; one that failed to reset, or past `keep`, is ended and freed.
     func give(_ s: UnsafeMutablePointer<z_stream>, reusable: Bool) {
-        if reusable, lock.withLock({ pool -> Bool in
-            guard pool.count < keep else { return false }
-            pool.append(Kept(stream: s))
-            return true
-        }) { return }
+        if reusable,
+            lock.withLock({ pool -> Bool in
+                guard pool.count < keep else { return false }
+                pool.append(Kept(stream: s))
+                return true
+            })
+        {
+            return
+        }
         end(s)
         s.deinitialize(count: 1)
         s.deallocate()

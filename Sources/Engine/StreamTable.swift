@@ -25,7 +25,9 @@ final class StreamTable<State: Sendable>: Sendable {
     func resume(_ correlation: [UInt8], owner: Principal, keyID: String?, final: Bool, now: Date) -> State? {
         entries.withLock { streams in
             guard var e = streams[correlation], e.owner == owner, e.keyID == keyID else { return nil }
-            if final { streams[correlation] = nil } else {
+            if final {
+                streams[correlation] = nil
+            } else {
                 e.lastUse = now
                 streams[correlation] = e
             }

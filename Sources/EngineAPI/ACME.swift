@@ -57,7 +57,8 @@ public struct ACMEProblemType: RawRepresentable, Hashable, Sendable, CustomStrin
     public static let all: [Self] = [
         .accountDoesNotExist, .alreadyReplaced, .alreadyRevoked, .badCSR, .badNonce, .badRevocationReason,
         .badSignatureAlgorithm, .caa, .connection, .dns, .externalAccountRequired, .incorrectResponse, .invalidContact,
-        .invalidProfile, .malformed, .orderNotReady, .rateLimited, .rejectedIdentifier, .serverInternal, .tls, .unauthorized,
+        .invalidProfile, .malformed, .orderNotReady, .rateLimited, .rejectedIdentifier, .serverInternal, .tls,
+        .unauthorized,
         .unsupportedContact, .unsupportedIdentifier, .userActionRequired,
     ]
 
@@ -156,7 +157,8 @@ public struct ACMEAccountInfo: Sendable, Hashable, Codable {
     public var eabKeyId: String?
     public var createdAt: Date
     public init(
-        id: String, profileId: String, status: ACMEStatus, contact: [String], thumbprint: String, jwk: String, eabKeyId: String?,
+        id: String, profileId: String, status: ACMEStatus, contact: [String], thumbprint: String, jwk: String,
+        eabKeyId: String?,
         createdAt: Date
     ) {
         self.id = id
@@ -178,7 +180,9 @@ public struct ACMEChallengeInfo: Sendable, Hashable, Codable {
     public var status: ACMEStatus
     public var validated: Date?
     public var error: ACMEError?
-    public init(id: String, type: String, token: String, status: ACMEStatus, validated: Date? = nil, error: ACMEError? = nil) {
+    public init(
+        id: String, type: String, token: String, status: ACMEStatus, validated: Date? = nil, error: ACMEError? = nil
+    ) {
         self.id = id
         self.type = type
         self.token = token
@@ -231,7 +235,8 @@ public struct ACMEOrderInfo: Sendable, Hashable, Codable {
     /// The profile the client chose in newOrder (its slug), when it chose one (draft-ietf-acme-profiles).
     public var profile: String?
     public init(
-        id: String, accountId: String, profileId: String, status: ACMEStatus, expires: Date, identifiers: [ACMEIdentifier],
+        id: String, accountId: String, profileId: String, status: ACMEStatus, expires: Date,
+        identifiers: [ACMEIdentifier],
         notBefore: Date?, notAfter: Date?, authorizations: [String], certificateSerial: String?, error: ACMEError?,
         replaces: String? = nil, profile: String? = nil
     ) {
@@ -284,7 +289,8 @@ public protocol ACMEEngine: Sendable {
         _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool,
         onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
     ) async throws -> (ACMEAccountInfo, created: Bool)
-    func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo
+    func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws
+        -> ACMEAccountInfo
     /// `replaces`: (certID text, its authority key id, its serial) of a certificate of this account (RFC 9773 §5).
     /// `limits`: new orders per hour per account and per identifier, counted in the store (so every node of a
     /// shared store counts the same orders); over a limit the order is refused with `.rateLimited` and
@@ -296,11 +302,13 @@ public protocol ACMEEngine: Sendable {
     func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo
     /// An account's orders (ids), `limit` at a time after the cursor `after`.
     func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String>
-    func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo
+    func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
+        -> ACMEAuthorizationInfo
     /// The client asks for validation: the challenge becomes `processing` and a validation is recorded in the store,
     /// claimed by the caller's validator for `lease` seconds; the returned task is for that validator. If no verdict
     /// comes within the lease (the node stopped), `acmeClaimValidations` hands the task to another validator.
-    func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws
+    func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval)
+        async throws
         -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
     /// Validations whose claim has lapsed (their validator stopped, or had no room), up to `limit`, each claimed for
     /// the caller for `lease` seconds; validations of authorizations that expired meanwhile are failed instead.
@@ -309,16 +317,22 @@ public protocol ACMEEngine: Sendable {
     /// A validator's verdict (system callers): the challenge, its authorization and order move on (§7.1.6), and the
     /// validation is no longer pending.
     func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws
-    func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws -> ACMEOrderInfo
+    func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws
+        -> ACMEOrderInfo
     /// The certificate chain (DER, leaf first) of an order of this account.
     func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]]
     /// Revokes a certificate, as its account (`accountId`) or as the holder of its key (`accountId` nil: the front
     /// end verified the JWS with the certificate's key).
-    func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws
+    func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int)
+        async throws
     /// Rolls the account over to a new key (RFC 8555 §7.3.5; the front end verified both signatures). Fails with
     /// `acme:conflict`-style `alreadyExists` when another account of the profile holds that key.
-    func acmeChangeKey(_ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String) async throws
+    func acmeChangeKey(
+        _ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String
+    ) async throws
         -> ACMEAccountInfo
     /// ACME Renewal Information (RFC 9773) for a certificate of this profile: the suggested renewal window.
-    func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (start: Date, end: Date)
+    func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (
+        start: Date, end: Date
+    )
 }

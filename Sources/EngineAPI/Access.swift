@@ -36,7 +36,9 @@ public struct IdentityInfo: Sendable, Hashable, Codable {
     /// Attached authentication methods: `universal-auth`, `token-auth`, `tls-cert-auth`.
     public var authMethods: [String]
     public var createdAt: Date
-    public init(id: String, name: String, orgRole: OrgRole, metadata: [String: String], authMethods: [String], createdAt: Date) {
+    public init(
+        id: String, name: String, orgRole: OrgRole, metadata: [String: String], authMethods: [String], createdAt: Date
+    ) {
         self.id = id
         self.name = name
         self.orgRole = orgRole

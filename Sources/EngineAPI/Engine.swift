@@ -153,7 +153,8 @@ public struct HealthReport: Sendable, Hashable {
 /// behind them, once.
 ///
 /// Each call takes the caller explicitly (`CallContext`) and throws only `EngineError`.
-public protocol Engine: AccessEngine, SecretsEngine, AuditEngine, KeyEngine, KMIPPKIEngine, PKIEngine, ESTEngine, AlertEngine,
+public protocol Engine: AccessEngine, SecretsEngine, AuditEngine, KeyEngine, KMIPPKIEngine, PKIEngine, ESTEngine,
+    AlertEngine,
     ACMEEngine, SSHEngine, PAMEngine, PAMSessionEngine
 {
     /// Storage reachability and other readiness facts. Not authorized, not audited.
@@ -163,14 +164,17 @@ public protocol Engine: AccessEngine, SecretsEngine, AuditEngine, KeyEngine, KMI
 /// Secrets of a project (part of `Engine`).
 public protocol SecretsEngine: Sendable {
     /// Creates a secret; fails with `.alreadyExists` when the name is taken in the project.
-    func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws -> SecretMetadata
+    func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws
+        -> SecretMetadata
     /// Replaces a secret's value (optionally only if its version is `expectedVersion`).
     func updateSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes, expectedVersion: Int64?)
         async throws -> SecretMetadata
     /// Reads a secret's value (audited as a secret read).
     func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes)
     /// Lists secrets of a project, `limit` at a time, after the cursor `after`.
-    func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<SecretMetadata>
+    func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<
+        SecretMetadata
+    >
     /// Deletes a secret.
     func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws
 }
@@ -219,15 +223,18 @@ public protocol AccessEngine: Authenticator {
     func getIdentity(_ ctx: CallContext, id: String) async throws -> IdentityInfo
     func updateIdentity(_ ctx: CallContext, id: String, _ spec: IdentitySpec) async throws -> IdentityInfo
     func deleteIdentity(_ ctx: CallContext, id: String) async throws
-    func attachUniversalAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> UniversalAuthInfo
+    func attachUniversalAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
+        -> UniversalAuthInfo
     func getUniversalAuth(_ ctx: CallContext, identityId: String) async throws -> UniversalAuthInfo
     func createClientSecret(_ ctx: CallContext, identityId: String, _ spec: ClientSecretSpec) async throws
         -> (ClientSecretInfo, SecretBytes)
     func listClientSecrets(_ ctx: CallContext, identityId: String) async throws -> [ClientSecretInfo]
-    func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws -> ClientSecretInfo
+    func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws
+        -> ClientSecretInfo
     func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TokenAuthInfo
     func createIdentityToken(_ ctx: CallContext, identityId: String) async throws -> IssuedToken
-    func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TLSCertAuthInfo
+    func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
+        -> TLSCertAuthInfo
     func getTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> TLSCertAuthInfo
 
     // MARK: Roles, memberships, privileges

@@ -43,7 +43,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         /// fall through to a default unnoticed.
         public static let all: [Code] = [
             .unauthenticated, .permissionDenied, .notFound, .alreadyExists, .invalidArgument, .conflict, .wrongState,
-            .cryptographicFailure, .unavailable, .featureNotSupported, .sensitive, .notExtractable, .locked, .gone, .internal,
+            .cryptographicFailure, .unavailable, .featureNotSupported, .sensitive, .notExtractable, .locked, .gone,
+            .internal,
         ]
 
         public var description: String { rawValue }
@@ -79,7 +80,9 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, diagnostic: String = "", subproblems: [Subproblem] = [], retryAfter: Int? = nil) {
+    public init(
+        _ code: Code, _ message: String, diagnostic: String = "", subproblems: [Subproblem] = [], retryAfter: Int? = nil
+    ) {
         self.code = code
         self.message = message
         self.diagnostic = diagnostic

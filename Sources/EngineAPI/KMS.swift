@@ -27,7 +27,8 @@ public struct SplitKeyInfo: Sendable, Hashable, Codable {
 
 /// Key lifecycle states (KMIP 1.4 §3.22); raw values are KMIP's enumeration values.
 public enum KeyState: Int, Sendable, Hashable, Codable {
-    case preActive = 1, active, deactivated, compromised, destroyed, destroyedCompromised
+    case preActive = 1
+    case active, deactivated, compromised, destroyed, destroyedCompromised
 }
 
 /// Cryptographic Usage Mask bits (KMIP 1.4 §3.19).
@@ -218,7 +219,8 @@ public struct ObjectSpec: Sendable, Hashable {
     public var processStartDate: Date?
     public var protectStopDate: Date?
     public init(
-        objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil, usageMask: UInt32? = nil,
+        objectType: ManagedObjectType, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil,
+        usageMask: UInt32? = nil,
         names: [String] = [], objectGroups: [String] = [], activationDate: Date? = nil, dataType: UInt32? = nil
     ) {
         self.objectType = objectType
@@ -234,7 +236,8 @@ public struct ObjectSpec: Sendable, Hashable {
 
 /// The date attributes Locate can filter on.
 public enum DateAttribute: String, Sendable, Hashable, CaseIterable {
-    case initial, activation, deactivation, processStart, protectStop, compromise, compromiseOccurrence, destroy, lastChange
+    case initial, activation, deactivation, processStart, protectStop, compromise, compromiseOccurrence, destroy,
+        lastChange
 
     public func value(in m: ManagedObject) -> Date? {
         switch self {
@@ -284,7 +287,8 @@ public struct LocateFilter: Sendable, Hashable {
     /// "Destroyed Storage", or a State filter naming a destroyed state).
     public var includeDestroyed = false
     public init(
-        name: String? = nil, objectType: ManagedObjectType? = nil, algorithm: UInt32? = nil, cryptographicLength: Int32? = nil,
+        name: String? = nil, objectType: ManagedObjectType? = nil, algorithm: UInt32? = nil,
+        cryptographicLength: Int32? = nil,
         state: KeyState? = nil, objectGroup: String? = nil, maximumItems: Int? = nil, offsetItems: Int = 0
     ) {
         self.name = name
@@ -333,7 +337,9 @@ public struct CipherParameters: Sendable, Hashable {
     public var hashingAlgorithm: UInt32?
     public var maskGeneratorHashingAlgorithm: UInt32?
     public var label: [UInt8]?
-    public init(blockCipherMode: UInt32? = nil, paddingMethod: UInt32? = nil, tagLength: Int? = nil, algorithm: UInt32? = nil) {
+    public init(
+        blockCipherMode: UInt32? = nil, paddingMethod: UInt32? = nil, tagLength: Int? = nil, algorithm: UInt32? = nil
+    ) {
         self.blockCipherMode = blockCipherMode
         self.paddingMethod = paddingMethod
         self.tagLength = tagLength
@@ -367,7 +373,10 @@ public struct DerivationParameters: Sendable, Hashable {
     public var algorithm: UInt32?
     public var blockCipherMode: UInt32?
     public var paddingMethod: UInt32?
-    public init(method: UInt32, hashingAlgorithm: UInt32? = nil, derivationData: [UInt8]? = nil, salt: [UInt8]? = nil, iterationCount: Int? = nil) {
+    public init(
+        method: UInt32, hashingAlgorithm: UInt32? = nil, derivationData: [UInt8]? = nil, salt: [UInt8]? = nil,
+        iterationCount: Int? = nil
+    ) {
         self.method = method
         self.hashingAlgorithm = hashingAlgorithm
         self.derivationData = derivationData
@@ -398,7 +407,8 @@ public struct EditableAttributes: Sendable, Hashable {
     public var sensitive: Bool
     public var extractable: Bool
     public init(
-        names: [String], objectGroups: [String], customAttributes: [String: [[UInt8]]], sensitive: Bool = false, extractable: Bool = true
+        names: [String], objectGroups: [String], customAttributes: [String: [[UInt8]]], sensitive: Bool = false,
+        extractable: Bool = true
     ) {
         self.names = names
         self.objectGroups = objectGroups
@@ -438,11 +448,16 @@ public protocol KeyEngine: Sendable {
     /// KMIP ReKey Key Pair: a replacement pair for a private key (and the public key it links to), fresh material of
     /// the same algorithm and size, the old keys' attributes (names move), Replacement/Replaced Object links both
     /// ways for each key; `offset` as in `rekey`. Returns (private key, public key).
-    func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (ManagedObject, ManagedObject)
+    func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (
+        ManagedObject, ManagedObject
+    )
     /// KMIP Certify: a certificate for a public key object (subject CN `commonName`, else the key's first name) or
     /// a PKCS#10 request, from the project's certificate profile whose enrollment method is `kmip`; stored as a
     /// certificate object linked to the public key (both ways when there is one).
-    func certify(_ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String]) async throws
+    func certify(
+        _ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?,
+        names: [String]
+    ) async throws
         -> ManagedObject
     /// KMIP's Authentication header as a second factor after the TLS client certificate: a Username and Password
     /// credential is the caller's own Universal Auth client ID and a valid client secret of it (checked like a login:
@@ -456,7 +471,9 @@ public protocol KeyEngine: Sendable {
     func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws
     /// KMIP streamed MAC: the first step (no `correlation`) starts an HMAC with the key; later steps name the
     /// correlation value returned; the last (`final`) returns the MAC. Same ownership and limits as `cipherStep`.
-    func macStep(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool)
+    func macStep(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool
+    )
         async throws -> (mac: [UInt8]?, correlation: [UInt8]?)
     /// KMIP streamed Hash (`algorithm`: Hashing Algorithm 4 SHA-1, 6 SHA-256, 7 SHA-384, 8 SHA-512), like `macStep`
     /// without a key; only for authenticated callers.
@@ -467,15 +484,20 @@ public protocol KeyEngine: Sendable {
     /// steps name it; the last returns the rest and, for GCM encryption, the tag (GCM decryption checks `tag` then).
     /// A stream belongs to its caller and key, lives on this node, and is dropped after 10 idle minutes.
     func cipherStep(
-        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
+        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?,
+        aad: [UInt8]?,
         tag: [UInt8]?, correlation: [UInt8]?, final: Bool
     ) async throws -> (result: CipherResult, correlation: [UInt8]?)
     func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8]
     /// Recomputes the MAC (the key needs MAC Verify usage) and compares it in constant time.
-    func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool
+    func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws
+        -> Bool
     /// Creates an asymmetric key pair (RSA 2048/3072/4096); returns (private key, public key). `privateSpec` and
     /// `publicSpec` carry each key's names, groups and usage mask (common attributes already merged in).
-    func createKeyPair(_ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec)
+    func createKeyPair(
+        _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec,
+        publicSpec: ObjectSpec
+    )
         async throws -> (ManagedObject, ManagedObject)
     /// The object's material wrapped (RFC 3394 AES Key Wrap) with an Active AES key that allows Wrap Key.
     func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8])
@@ -486,9 +508,12 @@ public protocol KeyEngine: Sendable {
     /// Signs `data` with a private key (RSA PKCS#1 v1.5 or PSS, SHA-256/384/512).
     func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8]
     /// Verifies a signature with a public key; false when it does not verify.
-    func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool
+    func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8])
+        async throws -> Bool
     /// Edits names, object groups and stored client attributes atomically; `edit` throws `EngineError` to refuse.
-    func editObjectAttributes(_ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void)
+    func editObjectAttributes(
+        _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void
+    )
         async throws -> ManagedObject
 }
 
@@ -502,7 +527,10 @@ public struct KMIPPKIInfo: Sendable, Hashable, Codable {
     public var notBefore: Date
     public var notAfter: Date
     public var createdAt: Date
-    public init(keyAlgorithm: PKIKeyAlgorithm, caCertificate: String, serialNumber: String, notBefore: Date, notAfter: Date, createdAt: Date) {
+    public init(
+        keyAlgorithm: PKIKeyAlgorithm, caCertificate: String, serialNumber: String, notBefore: Date, notAfter: Date,
+        createdAt: Date
+    ) {
         self.keyAlgorithm = keyAlgorithm
         self.caCertificate = caCertificate
         self.serialNumber = serialNumber
@@ -550,7 +578,8 @@ public protocol KMIPPKIEngine: Sendable {
     /// Generates the KMIP client CA with `keyAlgorithm`; `.alreadyExists` when there is one.
     func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo
     /// Issues a TLS client certificate from the KMIP client CA, generating the CA first when there is none.
-    func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws -> KMIPClientCertificate
+    func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws
+        -> KMIPClientCertificate
     /// The KMIP client CA certificates (PEM) the KMIP listener trusts; public facts, not authorized or audited.
     func kmipClientCACertificates() async throws -> [String]
 }

@@ -226,7 +226,10 @@ public struct PAMGrantQuery: Sendable, Hashable {
     public var after: String?
     public var limit = 100
 
-    public init(status: PAMGrantInfo.Status? = nil, granteeName: String? = nil, username: String? = nil, after: String? = nil, limit: Int = 100) {
+    public init(
+        status: PAMGrantInfo.Status? = nil, granteeName: String? = nil, username: String? = nil, after: String? = nil,
+        limit: Int = 100
+    ) {
         self.status = status
         self.granteeName = granteeName
         self.username = username
@@ -254,7 +257,8 @@ public struct PAMSessionQuery: Sendable, Hashable {
     public var limit = 100
 
     public init(
-        since: Date? = nil, until: Date? = nil, granteeName: String? = nil, resourceName: String? = nil, username: String? = nil,
+        since: Date? = nil, until: Date? = nil, granteeName: String? = nil, resourceName: String? = nil,
+        username: String? = nil,
         endReason: String? = nil, oldestFirst: Bool = false, after: String? = nil, limit: Int = 100
     ) {
         self.since = since
@@ -318,7 +322,8 @@ public struct PAMSessionInfo: Sendable, Hashable, Codable {
     public var recordingDeletion: String?
     public init(
         id: String, project: String, grantId: String, resourceName: String, username: String, granteeId: String,
-        granteeName: String, clientAddress: String?, startedAt: Date, endedAt: Date? = nil, endReason: PAMSessionEndReason? = nil,
+        granteeName: String, clientAddress: String?, startedAt: Date, endedAt: Date? = nil,
+        endReason: PAMSessionEndReason? = nil,
         stats: PAMSessionStats? = nil
     ) {
         self.id = id
@@ -385,7 +390,8 @@ public struct PAMRecordingEvent: Sendable, Hashable, Codable {
     public var bytes: Int64?
     public var detail: [String: String]?
     public init(
-        t: Double, kind: String, text: String? = nil, name: String? = nil, statement: String? = nil, sqlState: String? = nil,
+        t: Double, kind: String, text: String? = nil, name: String? = nil, statement: String? = nil,
+        sqlState: String? = nil,
         parameters: [String?]? = nil, parameterTypes: [Int32]? = nil, formats: [Int16]? = nil, rows: Int64? = nil,
         bytes: Int64? = nil, detail: [String: String]? = nil
     ) {
@@ -449,7 +455,8 @@ public protocol PAMConnector: Sendable {
     func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws
     /// Logs in as `username` and runs `ALTER ROLE role PASSWORD 'verifier'` with a SCRAM-SHA-256 verifier the engine
     /// computed, so no plaintext password reaches the server (or its logs).
-    func setPassword(_ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String) async throws
+    func setPassword(_ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String)
+        async throws
 }
 
 /// Resources, accounts, just-in-time grants and proxy sessions (part of `Engine`).
@@ -476,7 +483,8 @@ public protocol PAMEngine: Sendable {
 
     /// Asks for access to an account for `duration` (e.g. `2h`); approved at once when the caller may
     /// `auto-approve` on `pam-access`.
-    func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws -> PAMGrantInfo
+    func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws
+        -> PAMGrantInfo
     func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
     func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo
     /// Ends an approved grant early; live sessions on it are terminated by the proxy.
@@ -488,7 +496,9 @@ public protocol PAMEngine: Sendable {
 
     /// A project's sessions matching `query`, one page in start order (newest first unless asked otherwise), read
     /// from the store's indexes: the cost follows the page, not the project's history.
-    func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page<PAMSessionInfo>
+    func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page<
+        PAMSessionInfo
+    >
     /// Opens a session's recording from the recording store: authorized (`pam-sessions` `read`) before anything is
     /// read, and audited; checks the signature, the chain and every chunk.
     func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording
@@ -518,7 +528,8 @@ public protocol PAMSessionEngine: Sendable {
     /// local revocation and poll `pamSessionDeadline` for the other nodes'.
     func waitForPAMGrantChange(grantId: String, timeout: Duration) async
     /// Records the end of a session.
-    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async
+    func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats)
+        async
     /// Signs a recording's manifest (the bytes `RecordingFormat.signedManifestBytes` makes) with the appliance's
     /// recording key, for a session that exists.
     func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8]

@@ -60,7 +60,11 @@ public struct CASpec: Sendable, Hashable, Codable {
 
 /// A certificate authority.
 public struct CAInfo: Sendable, Hashable, Codable {
-    public enum Status: String, Sendable, Hashable, Codable { case active, pendingCertificate = "pending-certificate", disabled }
+    public enum Status: String, Sendable, Hashable, Codable {
+        case active
+        case pendingCertificate = "pending-certificate"
+        case disabled
+    }
     public var id: String
     public var project: String
     public var type: CASpec.Kind
@@ -221,7 +225,9 @@ public struct ESTSettings: Sendable, Hashable, Codable {
         self.disableBootstrapValidation = disableBootstrapValidation
         self.requireChannelBinding = requireChannelBinding
     }
-    enum CodingKeys: String, CodingKey { case passphrase, bootstrapCAChain, disableBootstrapValidation, requireChannelBinding }
+    enum CodingKeys: String, CodingKey {
+        case passphrase, bootstrapCAChain, disableBootstrapValidation, requireChannelBinding
+    }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         passphrase = try c.decodeIfPresent(String.self, forKey: .passphrase)
@@ -359,7 +365,8 @@ public struct CertificateQuery: Sendable, Hashable {
 
     public init(
         caId: String? = nil, profileId: String? = nil, status: CertificateInfo.Status? = nil, name: String? = nil,
-        expiresAfter: Date? = nil, expiresBefore: Date? = nil, latestFirst: Bool = false, after: String? = nil, limit: Int = 100
+        expiresAfter: Date? = nil, expiresBefore: Date? = nil, latestFirst: Bool = false, after: String? = nil,
+        limit: Int = 100
     ) {
         self.caId = caId
         self.profileId = profileId
@@ -472,11 +479,14 @@ public protocol PKIEngine: Sendable {
     func deleteProfile(_ ctx: CallContext, id: String) async throws
 
     /// Issues under a profile (by id or slug) over the admin API.
-    func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate
+    func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws
+        -> IssuedCertificate
     func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo
     /// A project's certificates that match every filter of `query`, by expiry (soonest first unless `latestFirst`),
     /// through the store's indexes.
-    func listCertificates(_ ctx: CallContext, project: String, _ query: CertificateQuery) async throws -> Page<CertificateInfo>
+    func listCertificates(_ ctx: CallContext, project: String, _ query: CertificateQuery) async throws -> Page<
+        CertificateInfo
+    >
     func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo
     /// The private key (PKCS#8 PEM) of a certificate issued CSR-less, for export (audited as a key export).
     func certificatePrivateKey(_ ctx: CallContext, serial: String) async throws -> SecretBytes
@@ -504,7 +514,8 @@ public protocol ESTEngine: Sendable {
     /// the principal, password, channel binding), checks the CSR (proof of possession, template, re-enrollment
     /// rules) and issues.
     func estEnroll(
-        _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool, serverKeyGen: Bool
+        _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool,
+        serverKeyGen: Bool
     ) async throws -> ESTEnrollment
 }
 

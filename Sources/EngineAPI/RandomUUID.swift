@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Random (version 4) UUIDs and random bytes with one `getrandom` call each. Foundation's `UUID()` on Linux opens,
@@ -29,10 +29,12 @@ public enum RandomFill {
     public static func fill(_ buffer: UnsafeMutableRawBufferPointer) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         #if canImport(Glibc)
-        arc4random_buf(base, buffer.count)
+            arc4random_buf(base, buffer.count)
         #else
-        var rng = SystemRandomNumberGenerator()
-        for i in 0..<buffer.count { base.storeBytes(of: UInt8.random(in: 0...255, using: &rng), toByteOffset: i, as: UInt8.self) }
+            var rng = SystemRandomNumberGenerator()
+            for i in 0..<buffer.count {
+                base.storeBytes(of: UInt8.random(in: 0...255, using: &rng), toByteOffset: i, as: UInt8.self)
+            }
         #endif
     }
 

@@ -15,7 +15,10 @@ extension PAMRecordingEvent {
             out.append(UInt8(ascii: "\""))
             out.append(UInt8(ascii: ":"))
         }
-        if let bytes { key("bytes"); Self.append(integer: bytes, to: &out) }
+        if let bytes {
+            key("bytes")
+            Self.append(integer: bytes, to: &out)
+        }
         if let detail {
             key("detail")
             out.append(UInt8(ascii: "{"))
@@ -27,10 +30,20 @@ extension PAMRecordingEvent {
             }
             out.append(UInt8(ascii: "}"))
         }
-        if let formats { key("formats"); Self.append(array: formats.map(Int64.init), to: &out) }
-        key("kind"); Self.append(string: kind, to: &out)
-        if let name { key("name"); Self.append(string: name, to: &out) }
-        if let parameterTypes { key("parameterTypes"); Self.append(array: parameterTypes.map(Int64.init), to: &out) }
+        if let formats {
+            key("formats")
+            Self.append(array: formats.map(Int64.init), to: &out)
+        }
+        key("kind")
+        Self.append(string: kind, to: &out)
+        if let name {
+            key("name")
+            Self.append(string: name, to: &out)
+        }
+        if let parameterTypes {
+            key("parameterTypes")
+            Self.append(array: parameterTypes.map(Int64.init), to: &out)
+        }
         if let parameters {
             key("parameters")
             out.append(UInt8(ascii: "["))
@@ -40,12 +53,24 @@ extension PAMRecordingEvent {
             }
             out.append(UInt8(ascii: "]"))
         }
-        if let rows { key("rows"); Self.append(integer: rows, to: &out) }
-        if let sqlState { key("sqlState"); Self.append(string: sqlState, to: &out) }
-        if let statement { key("statement"); Self.append(string: statement, to: &out) }
+        if let rows {
+            key("rows")
+            Self.append(integer: rows, to: &out)
+        }
+        if let sqlState {
+            key("sqlState")
+            Self.append(string: sqlState, to: &out)
+        }
+        if let statement {
+            key("statement")
+            Self.append(string: statement, to: &out)
+        }
         key("t")
         Self.append(seconds: t, to: &out)
-        if let text { key("text"); Self.append(string: text, to: &out) }
+        if let text {
+            key("text")
+            Self.append(string: text, to: &out)
+        }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -72,7 +97,9 @@ extension PAMRecordingEvent {
     static func append(seconds t: Double, to out: inout [UInt8]) {
         guard t.isFinite else { return out.append(UInt8(ascii: "0")) }
         let millis = (t * 1000).rounded()
-        guard millis >= 0, millis < 1e15, millis / 1000 == t else { return out.append(contentsOf: Array(t.description.utf8)) }
+        guard millis >= 0, millis < 1e15, millis / 1000 == t else {
+            return out.append(contentsOf: Array(t.description.utf8))
+        }
         let m = Int64(millis)
         append(integer: m / 1000, to: &out)
         var fraction = m % 1000

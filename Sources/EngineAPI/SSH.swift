@@ -51,7 +51,8 @@ public struct SSHCAInfo: Sendable, Hashable, Codable {
     public var maxHostTTL: String
     public var createdAt: Date
     public init(
-        id: String, project: String, name: String, keyAlgorithm: SSHKeyAlgorithm, publicKey: String, fingerprint: String,
+        id: String, project: String, name: String, keyAlgorithm: SSHKeyAlgorithm, publicKey: String,
+        fingerprint: String,
         userTTL: String, maxUserTTL: String, hostTTL: String, maxHostTTL: String, createdAt: Date
     ) {
         self.id = id
@@ -122,7 +123,8 @@ public struct SSHCertificateInfo: Sendable, Hashable, Codable {
     /// Who asked for it.
     public var issuedTo: String
     public init(
-        serial: String, caId: String, project: String, type: SSHCertificateRequest.Kind, keyId: String, principals: [String],
+        serial: String, caId: String, project: String, type: SSHCertificateRequest.Kind, keyId: String,
+        principals: [String],
         validAfter: Date, validBefore: Date, criticalOptions: [String: String], extensions: [String],
         publicKeyFingerprint: String, certificate: String, status: Status, revokedAt: Date?, issuedTo: String
     ) {
@@ -228,7 +230,8 @@ public struct SSHHostInfo: Sendable, Hashable, Codable {
     public var hostCertificate: String?
     public var createdAt: Date
     public init(
-        id: String, project: String, hostname: String, port: Int, hostGroupId: String?, userCaId: String, hostCaId: String,
+        id: String, project: String, hostname: String, port: Int, hostGroupId: String?, userCaId: String,
+        hostCaId: String,
         loginMappings: [SSHLoginMapping], userCAPublicKey: String, hostCAPublicKey: String, hostCertificate: String?,
         createdAt: Date
     ) {
@@ -270,8 +273,11 @@ public protocol SSHEngine: Sendable {
     func listSSHCAs(_ ctx: CallContext, project: String) async throws -> [SSHCAInfo]
     func getSSHCA(_ ctx: CallContext, id: String) async throws -> SSHCAInfo
     /// Signs a user or host certificate directly (subject `ssh-certificates`, action `create`).
-    func issueSSHCertificate(_ ctx: CallContext, caId: String, _ request: SSHCertificateRequest) async throws -> SSHCertificateInfo
-    func listSSHCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<SSHCertificateInfo>
+    func issueSSHCertificate(_ ctx: CallContext, caId: String, _ request: SSHCertificateRequest) async throws
+        -> SSHCertificateInfo
+    func listSSHCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<
+        SSHCertificateInfo
+    >
     func getSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo
     func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo
     /// The CA's key revocation list (public: hosts fetch it for `RevokedKeys`).
@@ -279,7 +285,8 @@ public protocol SSHEngine: Sendable {
     /// The CA's public key line (public: hosts fetch it for `TrustedUserCAKeys`).
     func sshCAPublicKey(caId: String) async throws -> String
 
-    func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws -> SSHHostGroupInfo
+    func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws
+        -> SSHHostGroupInfo
     func listSSHHostGroups(_ ctx: CallContext, project: String) async throws -> [SSHHostGroupInfo]
     func addSSHHost(_ ctx: CallContext, project: String, _ spec: SSHHostSpec) async throws -> SSHHostInfo
     func listSSHHosts(_ ctx: CallContext, project: String) async throws -> [SSHHostInfo]
@@ -287,7 +294,8 @@ public protocol SSHEngine: Sendable {
     func getSSHHost(_ ctx: CallContext, host: String) async throws -> SSHHostInfo
     func deleteSSHHost(_ ctx: CallContext, host: String) async throws
     /// Issues a host certificate for the host's key (principal: its hostname).
-    func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws -> SSHCertificateInfo
+    func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws
+        -> SSHCertificateInfo
     /// Checks the caller against the host's (and its group's) login mappings and issues a user certificate
     /// whose only principal is `login` (default: the caller's only allowed login on that host).
     func connectSSHHost(

@@ -37,7 +37,8 @@ public final class ACMEValidator: Service, Sendable {
 
     public init(
         engine: any ACMEEngine, settings: ACMESettings, lease: Duration = .seconds(60), maxConcurrent: Int = 16,
-        queueLimit: Int = 1000, sweepInterval: Duration = .seconds(10), logger: Logger = Logger(label: "gatehouse.acme.validator")
+        queueLimit: Int = 1000, sweepInterval: Duration = .seconds(10),
+        logger: Logger = Logger(label: "gatehouse.acme.validator")
     ) {
         self.engine = engine
         self.settings = settings
@@ -58,7 +59,8 @@ public final class ACMEValidator: Service, Sendable {
         let outcome = await check(task)
         guard outcome == nil else {
             if case .dropped = queue.yield(Job(task: task, firstFailure: outcome)) {
-                logger.warning("ACME validation queue full; the sweep will retry", metadata: ["challenge": "\(task.challenge.id)"])
+                logger.warning(
+                    "ACME validation queue full; the sweep will retry", metadata: ["challenge": "\(task.challenge.id)"])
             }
             return nil
         }
@@ -112,9 +114,12 @@ public final class ACMEValidator: Service, Sendable {
     func sweepOnce() async {
         do {
             let tasks = try await engine.acmeClaimValidations(
-                CallContext(principal: .system, frontEnd: "acme-validator", requestID: "sweep"), lease: lease.seconds, limit: 100)
+                CallContext(principal: .system, frontEnd: "acme-validator", requestID: "sweep"), lease: lease.seconds,
+                limit: 100)
             for task in tasks {
-                logger.notice("resuming an ACME validation another validator left", metadata: ["challenge": "\(task.challenge.id)"])
+                logger.notice(
+                    "resuming an ACME validation another validator left",
+                    metadata: ["challenge": "\(task.challenge.id)"])
                 if case .dropped = queue.yield(Job(task: task, firstFailure: nil)) { break }
             }
         } catch {
@@ -142,7 +147,8 @@ public final class ACMEValidator: Service, Sendable {
         }
         guard !Task.isCancelled else { return }
         do {
-            try await engine.acmeCompleteValidation(Self.context(job.task), challengeId: job.task.challenge.id, error: failure)
+            try await engine.acmeCompleteValidation(
+                Self.context(job.task), challengeId: job.task.challenge.id, error: failure)
         } catch {
             logger.error("cannot record a validation result", metadata: ["error": "\(error)"])
         }
@@ -167,13 +173,15 @@ public final class ACMEValidator: Service, Sendable {
         }
         do {
             let (status, body) = try await OneShotHTTPClient.send(
-                url: url, method: .GET, body: nil, timeout: .seconds(5), maxResponseSize: 4096, connectTo: loopback ? "127.0.0.1" : nil)
+                url: url, method: .GET, body: nil, timeout: .seconds(5), maxResponseSize: 4096,
+                connectTo: loopback ? "127.0.0.1" : nil)
             guard status == 200 else {
                 return ACMEError(type: ACMEProblemType.unauthorized.urn, detail: "\(url) answered HTTP \(status)")
             }
             let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard text == task.keyAuthorization else {
-                return ACMEError(type: ACMEProblemType.unauthorized.urn, detail: "\(url) did not return the key authorization")
+                return ACMEError(
+                    type: ACMEProblemType.unauthorized.urn, detail: "\(url) did not return the key authorization")
             }
             return nil
         } catch {
@@ -193,7 +201,8 @@ public final class ACMEValidator: Service, Sendable {
             guard records.contains(expected) else {
                 return ACMEError(
                     type: ACMEProblemType.unauthorized.urn,
-                    detail: records.isEmpty ? "no TXT record at \(name)" : "no TXT record at \(name) holds the expected digest")
+                    detail: records.isEmpty
+                        ? "no TXT record at \(name)" : "no TXT record at \(name) holds the expected digest")
             }
             return nil
         } catch {
@@ -207,8 +216,11 @@ public final class ACMEValidator: Service, Sendable {
         let value = task.identifier.value
         let loopback = value == "localhost" || value.hasSuffix(".localhost")
         do {
-            let (negotiated, leaf) = try await TLSALPNProbe.probe(host: loopback ? "127.0.0.1" : value, port: port, serverName: value)
-            if let why = TLSALPN01.problem(leafDER: leaf, negotiated: negotiated, identifier: value, keyAuthorization: task.keyAuthorization) {
+            let (negotiated, leaf) = try await TLSALPNProbe.probe(
+                host: loopback ? "127.0.0.1" : value, port: port, serverName: value)
+            if let why = TLSALPN01.problem(
+                leafDER: leaf, negotiated: negotiated, identifier: value, keyAuthorization: task.keyAuthorization)
+            {
                 return ACMEError(type: ACMEProblemType.unauthorized.urn, detail: why)
             }
             return nil

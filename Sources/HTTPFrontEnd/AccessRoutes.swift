@@ -18,7 +18,8 @@ struct JSON<T: Encodable & Sendable>: ResponseGenerator {
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(value)
         return Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
 
@@ -28,30 +29,59 @@ struct AccessRoutes: Sendable {
     let api: AdminAPI
     var engine: any AccessEngine { api.services.access }
 
-    struct ProjectBody: Codable { var slug: String; var description: String? }
+    struct ProjectBody: Codable {
+        var slug: String
+        var description: String?
+    }
     struct ProjectResponse: Codable { var project: ProjectInfo }
-    struct ProjectList: Codable { var projects: [ProjectInfo]; var next: String? }
+    struct ProjectList: Codable {
+        var projects: [ProjectInfo]
+        var next: String?
+    }
     struct IdentityResponse: Codable { var identity: IdentityInfo }
-    struct IdentityList: Codable { var identities: [IdentityInfo]; var next: String? }
+    struct IdentityList: Codable {
+        var identities: [IdentityInfo]
+        var next: String?
+    }
     struct UniversalAuthResponse: Codable { var identityUniversalAuth: UniversalAuthInfo }
-    struct ClientSecretResponse: Codable { var clientSecret: String; var clientSecretData: ClientSecretInfo }
-    struct ClientSecretList: Codable { var clientSecretData: [ClientSecretInfo]; var next: String? }
+    struct ClientSecretResponse: Codable {
+        var clientSecret: String
+        var clientSecretData: ClientSecretInfo
+    }
+    struct ClientSecretList: Codable {
+        var clientSecretData: [ClientSecretInfo]
+        var next: String?
+    }
     struct ClientSecretOne: Codable { var clientSecretData: ClientSecretInfo }
     struct TokenAuthResponse: Codable { var identityTokenAuth: TokenAuthInfo }
     struct TLSCertAuthResponse: Codable { var identityTlsCertAuth: TLSCertAuthInfo }
-    struct LoginBody: Codable { var clientId: String; var clientSecret: String }
+    struct LoginBody: Codable {
+        var clientId: String
+        var clientSecret: String
+    }
     struct TLSLoginBody: Codable { var identityId: String }
     struct TokenBody: Codable { var accessToken: String }
     struct Message: Codable { var message: String }
     struct RoleResponse: Codable { var role: RoleInfo }
-    struct RoleList: Codable { var roles: [RoleInfo]; var next: String? }
+    struct RoleList: Codable {
+        var roles: [RoleInfo]
+        var next: String?
+    }
     struct MembershipBody: Codable { var roles: [RoleGrant] }
     struct MembershipResponse: Codable { var identityMembership: MembershipInfo }
-    struct MembershipList: Codable { var identityMemberships: [MembershipInfo]; var next: String? }
+    struct MembershipList: Codable {
+        var identityMemberships: [MembershipInfo]
+        var next: String?
+    }
     struct PrivilegeResponse: Codable { var privilege: PrivilegeInfo }
-    struct PrivilegeList: Codable { var privileges: [PrivilegeInfo]; var next: String? }
+    struct PrivilegeList: Codable {
+        var privileges: [PrivilegeInfo]
+        var next: String?
+    }
 
-    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T { try await api.decode(type, request) }
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        try await api.decode(type, request)
+    }
     func ctx(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext {
         try await api.context(request, context)
     }
@@ -67,7 +97,8 @@ struct AccessRoutes: Sendable {
         // Projects
         api.post("projects") { request, c in
             let body = try await decode(ProjectBody.self, request)
-            let p = try await engine.createProject(try await ctx(request, c), slug: body.slug, description: body.description ?? "")
+            let p = try await engine.createProject(
+                try await ctx(request, c), slug: body.slug, description: body.description ?? "")
             return JSON(ProjectResponse(project: p), status: .created)
         }
         api.get("projects") { request, c in
@@ -76,7 +107,10 @@ struct AccessRoutes: Sendable {
             return JSON(ProjectList(projects: p.items, next: p.next))
         }
         api.get("projects/:project") { request, c in
-            JSON(ProjectResponse(project: try await engine.getProject(try await ctx(request, c), slug: try c.parameters.require("project"))))
+            JSON(
+                ProjectResponse(
+                    project: try await engine.getProject(
+                        try await ctx(request, c), slug: try c.parameters.require("project"))))
         }
         api.delete("projects/:project") { request, c -> HTTPResponse.Status in
             try await engine.deleteProject(try await ctx(request, c), slug: try c.parameters.require("project"))
@@ -86,7 +120,9 @@ struct AccessRoutes: Sendable {
         // Identities
         api.post("identities") { request, c in
             let spec = try await decode(IdentitySpec.self, request)
-            return JSON(IdentityResponse(identity: try await engine.createIdentity(try await ctx(request, c), spec)), status: .created)
+            return JSON(
+                IdentityResponse(identity: try await engine.createIdentity(try await ctx(request, c), spec)),
+                status: .created)
         }
         api.get("identities") { request, c in
             let (after, limit) = try page(request)
@@ -94,13 +130,17 @@ struct AccessRoutes: Sendable {
             return JSON(IdentityList(identities: p.items, next: p.next))
         }
         api.get("identities/:identityId") { request, c in
-            JSON(IdentityResponse(identity: try await engine.getIdentity(try await ctx(request, c), id: try c.parameters.require("identityId"))))
+            JSON(
+                IdentityResponse(
+                    identity: try await engine.getIdentity(
+                        try await ctx(request, c), id: try c.parameters.require("identityId"))))
         }
         api.patch("identities/:identityId") { request, c in
             let spec = try await decode(IdentitySpec.self, request)
             return JSON(
                 IdentityResponse(
-                    identity: try await engine.updateIdentity(try await ctx(request, c), id: try c.parameters.require("identityId"), spec)))
+                    identity: try await engine.updateIdentity(
+                        try await ctx(request, c), id: try c.parameters.require("identityId"), spec)))
         }
         api.delete("identities/:identityId") { request, c -> HTTPResponse.Status in
             try await engine.deleteIdentity(try await ctx(request, c), id: try c.parameters.require("identityId"))
@@ -110,7 +150,8 @@ struct AccessRoutes: Sendable {
         // Universal Auth
         api.post("auth/universal-auth/identities/:identityId") { request, c in
             let spec = try await decode(AuthMethodSpec.self, request)
-            let info = try await engine.attachUniversalAuth(try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
+            let info = try await engine.attachUniversalAuth(
+                try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
             return JSON(UniversalAuthResponse(identityUniversalAuth: info), status: .created)
         }
         api.get("auth/universal-auth/identities/:identityId") { request, c in
@@ -124,11 +165,13 @@ struct AccessRoutes: Sendable {
             let (info, secret) = try await engine.createClientSecret(
                 try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
             return JSON(
-                ClientSecretResponse(clientSecret: String(decoding: secret.bytes, as: UTF8.self), clientSecretData: info),
+                ClientSecretResponse(
+                    clientSecret: String(decoding: secret.bytes, as: UTF8.self), clientSecretData: info),
                 status: .created)
         }
         api.get("auth/universal-auth/identities/:identityId/client-secrets") { request, c in
-            let all = try await engine.listClientSecrets(try await ctx(request, c), identityId: try c.parameters.require("identityId"))
+            let all = try await engine.listClientSecrets(
+                try await ctx(request, c), identityId: try c.parameters.require("identityId"))
             let (items, next) = try paginate(all, request) { $0.id }
             return JSON(ClientSecretList(clientSecretData: items, next: next))
         }
@@ -149,19 +192,22 @@ struct AccessRoutes: Sendable {
         // Token Auth
         api.post("auth/token-auth/identities/:identityId") { request, c in
             let spec = try await decode(AuthMethodSpec.self, request)
-            let info = try await engine.attachTokenAuth(try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
+            let info = try await engine.attachTokenAuth(
+                try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
             return JSON(TokenAuthResponse(identityTokenAuth: info), status: .created)
         }
         api.post("auth/token-auth/identities/:identityId/tokens") { request, c in
             JSON(
-                try await engine.createIdentityToken(try await ctx(request, c), identityId: try c.parameters.require("identityId")),
+                try await engine.createIdentityToken(
+                    try await ctx(request, c), identityId: try c.parameters.require("identityId")),
                 status: .created)
         }
 
         // TLS Certificate Auth
         api.post("auth/tls-cert-auth/identities/:identityId") { request, c in
             let spec = try await decode(AuthMethodSpec.self, request)
-            let info = try await engine.attachTLSCertAuth(try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
+            let info = try await engine.attachTLSCertAuth(
+                try await ctx(request, c), identityId: try c.parameters.require("identityId"), spec)
             return JSON(TLSCertAuthResponse(identityTlsCertAuth: info), status: .created)
         }
         api.get("auth/tls-cert-auth/identities/:identityId") { request, c in
@@ -189,11 +235,13 @@ struct AccessRoutes: Sendable {
         // Roles
         api.post("projects/:project/roles") { request, c in
             let spec = try await decode(RoleSpec.self, request)
-            let role = try await engine.createRole(try await ctx(request, c), project: try c.parameters.require("project"), spec)
+            let role = try await engine.createRole(
+                try await ctx(request, c), project: try c.parameters.require("project"), spec)
             return JSON(RoleResponse(role: role), status: .created)
         }
         api.get("projects/:project/roles") { request, c in
-            let all = try await engine.listRoles(try await ctx(request, c), project: try c.parameters.require("project"))
+            let all = try await engine.listRoles(
+                try await ctx(request, c), project: try c.parameters.require("project"))
             let (items, next) = try paginate(all, request) { $0.slug }
             return JSON(RoleList(roles: items, next: next))
         }
@@ -201,17 +249,20 @@ struct AccessRoutes: Sendable {
             JSON(
                 RoleResponse(
                     role: try await engine.getRole(
-                        try await ctx(request, c), project: try c.parameters.require("project"), slug: try c.parameters.require("slug"))))
+                        try await ctx(request, c), project: try c.parameters.require("project"),
+                        slug: try c.parameters.require("slug"))))
         }
         api.delete("projects/:project/roles/:slug") { request, c -> HTTPResponse.Status in
             try await engine.deleteRole(
-                try await ctx(request, c), project: try c.parameters.require("project"), slug: try c.parameters.require("slug"))
+                try await ctx(request, c), project: try c.parameters.require("project"),
+                slug: try c.parameters.require("slug"))
             return .noContent
         }
 
         // Memberships
         api.get("projects/:project/identity-memberships") { request, c in
-            let all = try await engine.listMemberships(try await ctx(request, c), project: try c.parameters.require("project"))
+            let all = try await engine.listMemberships(
+                try await ctx(request, c), project: try c.parameters.require("project"))
             let (items, next) = try paginate(all, request) { $0.identityId }
             return JSON(MembershipList(identityMemberships: items, next: next))
         }
@@ -224,24 +275,28 @@ struct AccessRoutes: Sendable {
         }
         api.delete("projects/:project/identity-memberships/:identityId") { request, c -> HTTPResponse.Status in
             try await engine.deleteMembership(
-                try await ctx(request, c), project: try c.parameters.require("project"), identityId: try c.parameters.require("identityId"))
+                try await ctx(request, c), project: try c.parameters.require("project"),
+                identityId: try c.parameters.require("identityId"))
             return .noContent
         }
 
         // Additional privileges
         api.post("projects/:project/identity-privileges") { request, c in
             let spec = try await decode(PrivilegeSpec.self, request)
-            let p = try await engine.createPrivilege(try await ctx(request, c), project: try c.parameters.require("project"), spec)
+            let p = try await engine.createPrivilege(
+                try await ctx(request, c), project: try c.parameters.require("project"), spec)
             return JSON(PrivilegeResponse(privilege: p), status: .created)
         }
         api.get("projects/:project/identity-privileges") { request, c in
-            let all = try await engine.listPrivileges(try await ctx(request, c), project: try c.parameters.require("project"))
+            let all = try await engine.listPrivileges(
+                try await ctx(request, c), project: try c.parameters.require("project"))
             let (items, next) = try paginate(all, request) { $0.id }
             return JSON(PrivilegeList(privileges: items, next: next))
         }
         api.delete("projects/:project/identity-privileges/:privilegeId") { request, c -> HTTPResponse.Status in
             try await engine.deletePrivilege(
-                try await ctx(request, c), project: try c.parameters.require("project"), id: try c.parameters.require("privilegeId"))
+                try await ctx(request, c), project: try c.parameters.require("project"),
+                id: try c.parameters.require("privilegeId"))
             return .noContent
         }
     }

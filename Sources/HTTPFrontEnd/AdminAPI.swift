@@ -1,8 +1,8 @@
-import KMIPService
 import EngineAPI
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KMIPService
 import NIOCore
 
 /// The engine as the HTTPS listener sees it: one narrow protocol per route group. The daemon passes the same engine
@@ -53,7 +53,8 @@ public struct AdminAPI: Sendable {
     let acmeValidator: ACMEValidator
 
     public init(
-        services: AdminServices, maxBodySize: Int, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
+        services: AdminServices, maxBodySize: Int, estDefaultProfile: String? = nil,
+        acme: ACMESettings = ACMESettings(),
         acmeValidator: ACMEValidator
     ) {
         self.acmeValidator = acmeValidator
@@ -133,7 +134,9 @@ public struct AdminAPI: Sendable {
     /// declares).
     static func text(_ request: Request, _ name: String, max: Int = 200) throws -> String? {
         guard let value = request.uri.queryParameters.get(name) else { return nil }
-        guard value.unicodeScalars.count <= max else { throw HTTPError(.badRequest, message: "\(name) is longer than \(max) characters") }
+        guard value.unicodeScalars.count <= max else {
+            throw HTTPError(.badRequest, message: "\(name) is longer than \(max) characters")
+        }
         return value
     }
 
@@ -173,7 +176,9 @@ public struct AdminAPI: Sendable {
     static func utf8(_ s: SecretBytes) -> String { String(decoding: s.bytes, as: UTF8.self) }
 
     /// Adds the routes to a router.
-    public func register(on router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)) {
+    public func register(
+        on router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)
+    ) {
         HTTPListener.addHealthRoutes(to: router, readiness: readiness)
         let api = router.group("api/v1")
         api.get("whoami") { request, ctx in
@@ -190,13 +195,18 @@ public struct AdminAPI: Sendable {
         PAMRoutes(api: self).register(on: api)
         ESTRoutes(engine: services.est, defaultProfile: estDefaultProfile).register(on: router)
         ACMERoutes(engine: services.acme, settings: acme, validator: acmeValidator).register(on: router)
-        KMIPHTTPRoutes(dispatcher: KMIPDispatcher(maxMessageSize: KMIPHTTPRoutes.maxBody, engine: services.keys, clock: { Int64(Date().timeIntervalSince1970) }))
-            .register(on: router)
+        KMIPHTTPRoutes(
+            dispatcher: KMIPDispatcher(
+                maxMessageSize: KMIPHTTPRoutes.maxBody, engine: services.keys,
+                clock: { Int64(Date().timeIntervalSince1970) })
+        )
+        .register(on: router)
         let secrets = api.group("projects/:project/secrets")
         secrets.get { request, ctx -> SecretList in
             let project = try ctx.parameters.require("project")
             let (after, limit) = try Self.page(request)
-            let page = try await services.secrets.listSecrets(try await context(request, ctx), project: project, after: after, limit: limit)
+            let page = try await services.secrets.listSecrets(
+                try await context(request, ctx), project: project, after: after, limit: limit)
             return SecretList(secrets: page.items, next: page.next)
         }
         secrets.post(":name") { request, ctx -> EditedResponse<SecretResponse> in
@@ -237,7 +247,9 @@ public struct AdminAPI: Sendable {
             let page: Page<ChainedAuditEvent>
             if searching {
                 let order = p.get("order") ?? "asc"
-                guard order == "asc" || order == "desc" else { throw HTTPError(.badRequest, message: "order must be asc or desc") }
+                guard order == "asc" || order == "desc" else {
+                    throw HTTPError(.badRequest, message: "order must be asc or desc")
+                }
                 page = try await services.audit.searchAudit(
                     try await context(request, ctx),
                     AuditSearch(
@@ -245,10 +257,13 @@ public struct AdminAPI: Sendable {
                         project: try Self.text(request, "project"), since: try time("since"),
                         until: try time("until"), newestFirst: order == "desc", cursor: cursor, limit: limit))
             } else {
-                page = try await services.audit.auditEvents(try await context(request, ctx), cursor: cursor, limit: limit)
+                page = try await services.audit.auditEvents(
+                    try await context(request, ctx), cursor: cursor, limit: limit)
             }
             return AuditList(
-                events: page.items.map { .init(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event) },
+                events: page.items.map {
+                    .init(chain: $0.chain, sequence: $0.sequence, hash: $0.hash, event: $0.event)
+                },
                 next: page.next)
         }
     }

@@ -50,7 +50,8 @@ struct ESTRoutes: Sendable {
     func callContext(_ request: Request, _ context: GatehouseRequestContext) async -> CallContext {
         CallContext(
             principal: await context.principal(), frontEnd: "est",
-            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) } ?? RandomUUID.string(),
+            requestID: request.headers[HTTPField.Name("X-Request-Id")!].map { String($0.prefix(100)) }
+                ?? RandomUUID.string(),
             ipAddress: context.peerAddress, userAgent: request.headers[.userAgent])
     }
 
@@ -79,18 +80,23 @@ struct ESTRoutes: Sendable {
             let group = router.group(RouterPath(prefix))
             group.get("cacerts") { request, context -> Response in
                 do {
-                    let certs = try await engine.estCACertificates(await callContext(request, context), profile: try profile(context))
+                    let certs = try await engine.estCACertificates(
+                        await callContext(request, context), profile: try profile(context))
                     return Self.base64(Self.certsOnlyType, try ESTCodec.certsOnly(certs))
                 } catch { return Self.failure(error) }
             }
             group.get("csrattrs") { request, context -> Response in
                 do {
-                    guard let attrs = try await engine.estCSRAttributes(await callContext(request, context), profile: try profile(context))
+                    guard
+                        let attrs = try await engine.estCSRAttributes(
+                            await callContext(request, context), profile: try profile(context))
                     else { return Response(status: .noContent) }
                     return Self.base64("application/csrattrs", attrs)
                 } catch { return Self.failure(error) }
             }
-            for (operation, reenroll, keygen) in [("simpleenroll", false, false), ("simplereenroll", true, false), ("serverkeygen", false, true)] {
+            for (operation, reenroll, keygen) in [
+                ("simpleenroll", false, false), ("simplereenroll", true, false), ("serverkeygen", false, true),
+            ] {
                 group.post(RouterPath(operation)) { request, context -> Response in
                     do {
                         return try await enroll(request, context, reenroll: reenroll, serverKeyGen: keygen)
@@ -100,7 +106,9 @@ struct ESTRoutes: Sendable {
         }
     }
 
-    func enroll(_ request: Request, _ context: GatehouseRequestContext, reenroll: Bool, serverKeyGen: Bool) async throws -> Response {
+    func enroll(_ request: Request, _ context: GatehouseRequestContext, reenroll: Bool, serverKeyGen: Bool) async throws
+        -> Response
+    {
         let slug = try profile(context)
         let contentType = request.headers[.contentType]?.split(separator: ";").first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
@@ -127,7 +135,8 @@ struct ESTRoutes: Sendable {
         let certsOnly = try ESTCodec.certsOnly([result.certificate])
         guard serverKeyGen, let key = result.privateKeyPKCS8 else { return Self.base64(Self.certsOnlyType, certsOnly) }
         let boundary = "est-" + RandomUUID.lowercased()
-        let (type, body) = ESTCodec.serverKeyGenResponse(privateKeyPKCS8: key.bytes, certsOnly: certsOnly, boundary: boundary)
+        let (type, body) = ESTCodec.serverKeyGenResponse(
+            privateKeyPKCS8: key.bytes, certsOnly: certsOnly, boundary: boundary)
         return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }

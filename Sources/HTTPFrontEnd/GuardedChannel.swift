@@ -38,7 +38,8 @@ public struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
             try channel.pipeline.syncOperations.addHandler(
                 ConnectionGuardHandler(
                     counter: counter, tls: tls != nil, handshakeTimeout: handshakeTimeout, idleTimeout: idleTimeout,
-                    loginTimeout: loginTimeout, login: .httpRequestHead, loginTimeoutMessage: HTTPConnectionPolicyHandler.requestTimeout))
+                    loginTimeout: loginTimeout, login: .httpRequestHead,
+                    loginTimeoutMessage: HTTPConnectionPolicyHandler.requestTimeout))
         }.flatMap {
             base.setup(channel: channel, logger: logger)
         }.flatMapThrowing { value in

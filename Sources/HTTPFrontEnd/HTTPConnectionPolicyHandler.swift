@@ -19,7 +19,8 @@ final class HTTPConnectionPolicyHandler: ChannelDuplexHandler, RemovableChannelH
 
     static let hstsValue = "max-age=31536000"
     /// What a client that sent no whole request head within the login deadline gets before the connection closes.
-    static let requestTimeout = Array("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
+    static let requestTimeout = Array(
+        "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
 
     struct Pending {
         var http10: Bool
@@ -52,7 +53,10 @@ final class HTTPConnectionPolicyHandler: ChannelDuplexHandler, RemovableChannelH
         }
         var headers = HTTPHeaders([("content-length", "0"), ("connection", "close")])
         if hsts { headers.add(name: "strict-transport-security", value: Self.hstsValue) }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .requestHeaderFieldsTooLarge, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(
+                .head(HTTPResponseHead(version: .http1_1, status: .requestHeaderFieldsTooLarge, headers: headers))),
+            promise: nil)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
@@ -62,7 +66,8 @@ final class HTTPConnectionPolicyHandler: ChannelDuplexHandler, RemovableChannelH
         case .head(var head) where head.status.code >= 200:
             let request = pending.popFirst() ?? Pending(http10: false, keepAlive: true)
             if hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: Self.hstsValue) }
-            var keepAlive = request.keepAlive && !head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+            var keepAlive =
+                request.keepAlive && !head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
             if request.http10 {
                 head.version = .http1_0
                 // Without a length an HTTP/1.0 body ends with the connection.

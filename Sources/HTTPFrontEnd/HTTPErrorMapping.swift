@@ -54,10 +54,14 @@ public enum HTTPErrorMapping {
             return response(status: e.status, code: code, message: e.body ?? e.status.reasonPhrase)
         }
         if error is NIOTooManyBytesError {
-            return response(status: .contentTooLarge, code: "payload_too_large", message: "the request body exceeds the listener's limit")
+            return response(
+                status: .contentTooLarge, code: "payload_too_large",
+                message: "the request body exceeds the listener's limit")
         }
         if error is DecodingError {
-            return response(status: .badRequest, code: "invalid_json", message: "the request body is not valid JSON for this endpoint")
+            return response(
+                status: .badRequest, code: "invalid_json",
+                message: "the request body is not valid JSON for this endpoint")
         }
         return response(status: .internalServerError, code: "internal", message: "internal error")
     }
@@ -76,7 +80,8 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
         self.failures = failures
     }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws
         -> Response
     {
         let start = ContinuousClock.now
@@ -84,14 +89,20 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
         // A source that keeps failing authentication is turned away before any work (and any audit event).
         let source = failures == nil ? nil : context.peerAddress
         // (A client with a certificate the listener verified is not held back by others failing from its address.)
-        if let failures, case (false, let retryAfter) = failures.check(source), !(await context.principal().verifiedByListener) {
+        if let failures, case (false, let retryAfter) = failures.check(source),
+            !(await context.principal().verifiedByListener)
+        {
             await failures.delayRefusal()
             response = Self.tooManyFailures(request, retryAfter: retryAfter)
-            RequestMetrics.record(listener: listener, operation: "\(request.method) rate-limited", status: 429, elapsed: ContinuousClock.now - start)
+            RequestMetrics.record(
+                listener: listener, operation: "\(request.method) rate-limited", status: 429,
+                elapsed: ContinuousClock.now - start)
             return response
         }
         defer {
-            if let failures, response.status == .unauthorized || response.status == .forbidden { failures.recordFailure(source) }
+            if let failures, response.status == .unauthorized || response.status == .forbidden {
+                failures.recordFailure(source)
+            }
         }
         do {
             response = try await next(request, context)
@@ -123,7 +134,8 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
         if request.uri.path.contains("/acme/") {
             let body = #"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"\#(message)","status":429}"#
             response = Response(
-                status: .tooManyRequests, headers: [.contentType: "application/problem+json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+                status: .tooManyRequests, headers: [.contentType: "application/problem+json"],
+                body: .init(byteBuffer: ByteBuffer(string: body)))
         } else {
             response = HTTPErrorMapping.response(status: .tooManyRequests, code: "rate_limited", message: message)
         }

@@ -26,8 +26,10 @@ public enum HTTPListener {
         public var failuresPerMinute: Int
 
         public init(
-            name: String, host: String, port: Int, tls: ReloadableTLSContext?, maxConnections: Int, idleTimeout: Duration,
-            handshakeTimeout: Duration, loginTimeout: Duration = .seconds(30), maxMessageSize: Int, failureBurst: Int = 100,
+            name: String, host: String, port: Int, tls: ReloadableTLSContext?, maxConnections: Int,
+            idleTimeout: Duration,
+            handshakeTimeout: Duration, loginTimeout: Duration = .seconds(30), maxMessageSize: Int,
+            failureBurst: Int = 100,
             failuresPerMinute: Int = 600
         ) {
             self.loginTimeout = loginTimeout
@@ -66,14 +68,16 @@ public enum HTTPListener {
     ) -> some Service {
         Application(
             router: router, server: server(settings, counter: counter),
-            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil),
+            configuration: ApplicationConfiguration(
+                address: .hostname(settings.host, port: settings.port), serverName: nil),
             onServerRunning: { channel in await onBound(channel.localAddress?.port ?? settings.port) },
             logger: logger)
     }
 
     /// The HTTPS API listener's router.
     public static func apiRouter(
-        services: AdminServices, settings: Settings, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
+        services: AdminServices, settings: Settings, estDefaultProfile: String? = nil,
+        acme: ACMESettings = ACMESettings(),
         acmeValidator: ACMEValidator, readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
@@ -81,18 +85,22 @@ public enum HTTPListener {
         router.add(
             middleware: ErrorAndMetricsMiddleware(
                 listener: settings.name, routes: table,
-                failures: FailureRateLimiter(listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)))
+                failures: FailureRateLimiter(
+                    listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute))
+        )
         AdminAPI(
             services: services, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
-            acmeValidator: acmeValidator)
-            .register(on: router, readiness: readiness)
+            acmeValidator: acmeValidator
+        )
+        .register(on: router, readiness: readiness)
         table.record(router)
         return router
     }
 
     /// The operations listener's router: `/healthz`, `/readyz`, `/metrics`.
     public static func operationsRouter(
-        settings: Settings, registry: PrometheusCollectorRegistry, readiness: @escaping @Sendable () async -> (Bool, String)
+        settings: Settings, registry: PrometheusCollectorRegistry,
+        readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         router.add(middleware: ErrorAndMetricsMiddleware(listener: settings.name))

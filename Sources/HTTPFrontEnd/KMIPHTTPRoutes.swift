@@ -1,8 +1,8 @@
 import EngineAPI
 import Foundation
 import Hummingbird
-import KMIPService
 import KMIPProtocol
+import KMIPService
 import NIOCore
 import TTLV
 
@@ -14,15 +14,22 @@ struct KMIPHTTPRoutes: Sendable {
     static let maxBody = 1 << 20
 
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
     }
 
     func register(on router: Router<GatehouseRequestContext>) {
         router.post("kmip") { request, context -> Response in
-            let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            let type =
+                request.headers[.contentType]?.split(separator: ";").first.map {
+                    $0.trimmingCharacters(in: .whitespaces).lowercased()
+                } ?? ""
             guard ["application/octet-stream", "text/xml", "application/xml", "application/json"].contains(type) else {
                 return Self.text(
-                    .unsupportedMediaType, "KMIP over HTTPS takes Content-Type application/octet-stream (TTLV), text/xml (KMIP XML) or application/json (KMIP JSON)")
+                    .unsupportedMediaType,
+                    "KMIP over HTTPS takes Content-Type application/octet-stream (TTLV), text/xml (KMIP XML) or application/json (KMIP JSON)"
+                )
             }
             var request = request
             let body: ByteBuffer
@@ -39,7 +46,9 @@ struct KMIPHTTPRoutes: Sendable {
             } else if type == "application/json" {
                 do {
                     let message = try KMIPJSON.parse(Data(body.readableBytesView))
-                    guard message.name == "RequestMessage" else { return Self.text(.badRequest, "the body must be one KMIP JSON RequestMessage") }
+                    guard message.name == "RequestMessage" else {
+                        return Self.text(.badRequest, "the body must be one KMIP JSON RequestMessage")
+                    }
                     bytes = TTLVEncoder.encode(try KMIPXMLCodec().item(message))
                 } catch {
                     return Self.text(.badRequest, "invalid KMIP JSON: \(error)")
@@ -57,13 +66,17 @@ struct KMIPHTTPRoutes: Sendable {
             }
             let (response, _) = await dispatcher.process(bytes, principal: principal, ipAddress: context.peerAddress)
             if type == "application/octet-stream" {
-                return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: response)))
+                return Response(
+                    status: .ok, headers: [.contentType: "application/octet-stream"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: response)))
             }
             guard let item = try? TTLVDecoder(maxMessageSize: 1 << 24).decode(response) else {
                 return Self.text(.internalServerError, "internal error")
             }
             if type == "application/json" {
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: KMIPJSON.serialize(item))))
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(data: KMIPJSON.serialize(item))))
             }
             return Response(
                 status: .ok, headers: [.contentType: "text/xml; charset=utf-8"],

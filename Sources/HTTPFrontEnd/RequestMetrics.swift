@@ -7,7 +7,8 @@ public enum RequestMetrics {
         let dims = [("listener", listener), ("operation", operation)]
         Counter(label: "gatehouse_requests_total", dimensions: dims).increment()
         if status >= 400 {
-            Counter(label: "gatehouse_request_errors_total", dimensions: dims + [("status", String(status))]).increment()
+            Counter(label: "gatehouse_request_errors_total", dimensions: dims + [("status", String(status))])
+                .increment()
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         Timer(label: "gatehouse_request_duration_seconds", dimensions: dims, preferredDisplayUnit: .seconds)

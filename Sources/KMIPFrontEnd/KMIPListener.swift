@@ -27,7 +27,8 @@ public struct KMIPListener: Service {
         public var failuresPerMinute: Int = 600
 
         public init(
-            host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount,
+            host: String, port: Int, tls: ReloadableTLSContext, maxMessageSize: Int, handshakeTimeout: TimeAmount,
+            idleTimeout: TimeAmount,
             loginTimeout: TimeAmount = .seconds(30)
         ) {
             self.loginTimeout = loginTimeout
@@ -82,7 +83,8 @@ public struct KMIPListener: Service {
             var d = KMIPDispatcher(
                 maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
             d.logSink = { message in logger.notice("KMIP client log message", metadata: ["message": "\(message)"]) }
-            d.failures = FailureRateLimiter(listener: "kmip", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
+            d.failures = FailureRateLimiter(
+                listener: "kmip", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
             return d
         }()
         try await withGracefulShutdownHandler {
@@ -98,7 +100,9 @@ public struct KMIPListener: Service {
         }
     }
 
-    static func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: KMIPDispatcher, logger: Logger) async {
+    static func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: KMIPDispatcher, logger: Logger)
+        async
+    {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 // The principal is read once the first frame arrived: the TLS handshake (and so the client
@@ -112,7 +116,8 @@ public struct KMIPListener: Service {
                             principal = await PeerPrincipal.principal(of: connection.channel)
                         }
                         let principal = principal ?? .anonymous
-                        let (response, close) = await dispatcher.process(Array(buffer: frame), principal: principal, ipAddress: ip)
+                        let (response, close) = await dispatcher.process(
+                            Array(buffer: frame), principal: principal, ipAddress: ip)
                         try await outbound.write(ByteBuffer(bytes: response))
                         if close { return }
                     }

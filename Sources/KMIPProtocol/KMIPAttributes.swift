@@ -28,14 +28,18 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Sensitive": 0x420120, "Always Sensitive": 0x420121, "Extractable": 0x420122, "Never Extractable": 0x420123,
         "Fresh": 0x4200A8, "Lease Time": 0x420049, "Usage Limits": 0x420095,
         "Process Start Date": 0x420067, "Protect Stop Date": 0x420068, "Link": 0x42004A,
-        "Certificate Length": 0x4200AD, "Cryptographic Domain Parameters": 0x420029, "Certificate Subject CN": 0x420108, "Certificate Subject O": 0x420109,
+        "Certificate Length": 0x4200AD, "Cryptographic Domain Parameters": 0x420029, "Certificate Subject CN": 0x420108,
+        "Certificate Subject O": 0x420109,
         "Certificate Subject OU": 0x42010A, "Certificate Subject Email": 0x42010B, "Certificate Subject C": 0x42010C,
         "Certificate Subject ST": 0x42010D, "Certificate Subject L": 0x42010E, "Certificate Subject UID": 0x42010F,
-        "Certificate Subject Serial Number": 0x420110, "Certificate Subject Title": 0x420111, "Certificate Subject DC": 0x420112,
-        "Certificate Subject DN Qualifier": 0x420113, "Certificate Issuer CN": 0x420114, "Certificate Issuer O": 0x420115,
+        "Certificate Subject Serial Number": 0x420110, "Certificate Subject Title": 0x420111,
+        "Certificate Subject DC": 0x420112,
+        "Certificate Subject DN Qualifier": 0x420113, "Certificate Issuer CN": 0x420114,
+        "Certificate Issuer O": 0x420115,
         "Certificate Issuer OU": 0x420116, "Certificate Issuer Email": 0x420117, "Certificate Issuer C": 0x420118,
         "Certificate Issuer ST": 0x420119, "Certificate Issuer L": 0x42011A, "Certificate Issuer UID": 0x42011B,
-        "Certificate Issuer Serial Number": 0x42011C, "Certificate Issuer Title": 0x42011D, "Certificate Issuer DC": 0x42011E,
+        "Certificate Issuer Serial Number": 0x42011C, "Certificate Issuer Title": 0x42011D,
+        "Certificate Issuer DC": 0x42011E,
         "Certificate Issuer DN Qualifier": 0x42011F,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
@@ -64,11 +68,15 @@ public enum KMIPAttributeCodec {
     public static func read(_ payload: TTLVItem?) -> [KMIPAttribute] {
         guard let payload else { return [] }
         var out: [KMIPAttribute] = []
-        for holder in payload.children(KMIPTag.templateAttribute) { out += readAttributeItems(holder.children(KMIPTag.attribute)) }
+        for holder in payload.children(KMIPTag.templateAttribute) {
+            out += readAttributeItems(holder.children(KMIPTag.attribute))
+        }
         out += readAttributeItems(payload.children(KMIPTag.attribute))
         for holder in payload.children(KMIPTag.attributes) {
             for item in holder.children {
-                if let name = KMIPAttribute.namesByTag[item.tag] { out.append(KMIPAttribute(name: name, value: item.value)) }
+                if let name = KMIPAttribute.namesByTag[item.tag] {
+                    out.append(KMIPAttribute(name: name, value: item.value))
+                }
             }
         }
         return out
@@ -76,7 +84,8 @@ public enum KMIPAttributeCodec {
 
     static func readAttributeItems(_ items: [TTLVItem]) -> [KMIPAttribute] {
         items.compactMap { a in
-            guard case .textString(let name)? = a.child(KMIPTag.attributeName)?.value, let value = a.child(KMIPTag.attributeValue)
+            guard case .textString(let name)? = a.child(KMIPTag.attributeName)?.value,
+                let value = a.child(KMIPTag.attributeValue)
             else { return nil }
             return KMIPAttribute(name: name, value: value.value)
         }
@@ -94,9 +103,11 @@ public enum KMIPAttributeCodec {
             // The index is written for every instance (0 for the first): KMIP 1.x allows omitting 0, but clients such
             // as PyKMIP read it.
             let children = [
-                TTLVItem(tag: KMIPTag.attributeName, .textString(a.name)), TTLVItem(tag: KMIPTag.attributeIndex, .integer(index)),
+                TTLVItem(tag: KMIPTag.attributeName, .textString(a.name)),
+                TTLVItem(tag: KMIPTag.attributeIndex, .integer(index)),
             ]
-            return TTLVItem(tag: KMIPTag.attribute, .structure(children + [TTLVItem(tag: KMIPTag.attributeValue, a.value)]))
+            return TTLVItem(
+                tag: KMIPTag.attribute, .structure(children + [TTLVItem(tag: KMIPTag.attributeValue, a.value)]))
         }
     }
 }

@@ -24,7 +24,8 @@ public enum KMIPJSON {
         let type = object["type"] as? String ?? "Structure"
         if type == "Structure" {
             let children = object["value"] as? [Any] ?? []
-            return KMIPXMLNode(name: name, attributes: attributes, children: try children.map { try node($0, depth: depth + 1) })
+            return KMIPXMLNode(
+                name: name, attributes: attributes, children: try children.map { try node($0, depth: depth + 1) })
         }
         attributes["type"] = type
         switch object["value"] {
@@ -54,14 +55,19 @@ public enum KMIPJSON {
             var currentAttributeName: String?
             var values: [Any] = []
             for child in children {
-                if case .textString(let s) = child.value, child.tag == KMIPTag.attributeName { currentAttributeName = s }
-                values.append(object(child, attributeName: child.tag == KMIPTag.attributeValue ? currentAttributeName : nil))
+                if case .textString(let s) = child.value, child.tag == KMIPTag.attributeName {
+                    currentAttributeName = s
+                }
+                values.append(
+                    object(child, attributeName: child.tag == KMIPTag.attributeValue ? currentAttributeName : nil))
             }
             return ["tag": tag, "value": values]
         }
         // Reuse the XML writer's value spelling (names, masks, hex, dates).
         let xml = KMIPXMLCodec.xml(item, attributeName: attributeName)
-        guard let node = (try? KMIPXMLParser.parse(xml))?.first, let type = node.type, let text = node.value else { return ["tag": tag] }
+        guard let node = (try? KMIPXMLParser.parse(xml))?.first, let type = node.type, let text = node.value else {
+            return ["tag": tag]
+        }
         switch item.value {
         case .integer(let v) where Int32(text) != nil: return ["tag": tag, "type": type, "value": Int(v)]
         case .interval(let v): return ["tag": tag, "type": type, "value": Int(v)]

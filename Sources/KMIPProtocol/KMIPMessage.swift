@@ -39,7 +39,9 @@ public struct KMIPRequest: Sendable {
         guard message.tag == KMIPTag.requestMessage, case .structure = message.value else {
             throw Invalid(description: "not a Request Message")
         }
-        guard let header = message.child(KMIPTag.requestHeader) else { throw Invalid(description: "missing Request Header") }
+        guard let header = message.child(KMIPTag.requestHeader) else {
+            throw Invalid(description: "missing Request Header")
+        }
         guard let pv = header.child(KMIPTag.protocolVersion),
             case .integer(let major)? = pv.child(KMIPTag.protocolVersionMajor)?.value,
             case .integer(let minor)? = pv.child(KMIPTag.protocolVersionMinor)?.value
@@ -53,12 +55,17 @@ public struct KMIPRequest: Sendable {
         } else {
             batchErrorContinuation = 2
         }
-        if case .boolean(let b)? = header.child(KMIPTag.batchOrderOption)?.value { batchOrder = b } else { batchOrder = true }
+        if case .boolean(let b)? = header.child(KMIPTag.batchOrderOption)?.value {
+            batchOrder = b
+        } else {
+            batchOrder = true
+        }
         hasAuthentication = header.child(KMIPTag.authentication) != nil
         // Authentication → Credential (Credential Type 1: Username and Password → Username, Password). Other types
         // (device, attestation) are not taken: the TLS client certificate is the first factor.
         for credential in header.child(KMIPTag.authentication)?.children(0x420023) ?? [] {
-            guard case .enumeration(1)? = credential.child(0x420024)?.value, let value = credential.child(0x420025) else { continue }
+            guard case .enumeration(1)? = credential.child(0x420024)?.value, let value = credential.child(0x420025)
+            else { continue }
             guard case .textString(let user)? = value.child(0x420099)?.value else {
                 throw Invalid(description: "a Username and Password credential needs a Username", version: version)
             }
@@ -72,7 +79,8 @@ public struct KMIPRequest: Sendable {
         }
         let batch = message.children(KMIPTag.batchItem)
         guard Int(count) == batch.count, count > 0 else {
-            throw Invalid(description: "Batch Count \(count) does not match \(batch.count) Batch Items", version: version)
+            throw Invalid(
+                description: "Batch Count \(count) does not match \(batch.count) Batch Items", version: version)
         }
         items = try batch.map { item in
             guard case .enumeration(let op)? = item.child(KMIPTag.operation)?.value else {

@@ -430,7 +430,7 @@ public enum KMIPNames {
             "SHA_512_256": 0xD, "SHA3_224": 0xE, "SHA3_256": 0xF, "SHA3_384": 0x10, "SHA3_512": 0x11,
         ],
         "MaskGenerator": [
-            "MGF1": 0x1,
+            "MGF1": 0x1
         ],
         "KeyFormatType": [
             "Raw": 0x1, "Opaque": 0x2, "PKCS_1": 0x3, "PKCS_8": 0x4, "X_509": 0x5, "ECPrivateKey": 0x6,
@@ -545,7 +545,9 @@ public enum KMIPNames {
     ]
 
     /// Storage Status Mask bits.
-    public static let storageStatusMask: [String: UInt32] = ["OnlineStorage": 0x1, "ArchivalStorage": 0x2, "DestroyedStorage": 0x4]
+    public static let storageStatusMask: [String: UInt32] = [
+        "OnlineStorage": 0x1, "ArchivalStorage": 0x2, "DestroyedStorage": 0x4,
+    ]
 
     /// The value of enumeration item `name` in `enumeration` (a name, or a hex/decimal number).
     public static func enumValue(_ enumeration: String, _ name: String) -> UInt32? {

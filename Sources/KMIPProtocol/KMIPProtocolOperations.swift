@@ -13,7 +13,8 @@ public enum KMIPProtocolOperations {
                 requested.append(ProtocolVersion(major, minor))
             }
         }
-        let answer = requested.isEmpty ? ProtocolVersion.supported : ProtocolVersion.supported.filter(requested.contains)
+        let answer =
+            requested.isEmpty ? ProtocolVersion.supported : ProtocolVersion.supported.filter(requested.contains)
         return answer.map { v in
             TTLVItem(
                 tag: KMIPTag.protocolVersion,
@@ -41,7 +42,8 @@ public enum KMIPProtocolOperations {
         /// RNG Mode (1 Unspecified, 2 Shared Instantiation, 3 Non-Shared Instantiation).
         public var rngMode: UInt32
         public init(
-            streaming: Bool, batchUndo: Bool, batchContinue: Bool, unwrapMode: UInt32, destroyAction: UInt32, shreddingAlgorithm: UInt32,
+            streaming: Bool, batchUndo: Bool, batchContinue: Bool, unwrapMode: UInt32, destroyAction: UInt32,
+            shreddingAlgorithm: UInt32,
             rngMode: UInt32
         ) {
             self.streaming = streaming
@@ -82,7 +84,9 @@ public enum KMIPProtocolOperations {
             // RNG Parameters: the operating system's CSPRNG (getrandom), which is no NIST DRBG: algorithm Unspecified.
             out.append(TTLVItem(tag: 0x4200D9, .structure([TTLVItem(tag: 0x4200DA, .enumeration(1))])))
         }
-        if version >= ProtocolVersion(1, 3), functions.contains(QueryFunction.capabilities.rawValue), let c = capabilities {
+        if version >= ProtocolVersion(1, 3), functions.contains(QueryFunction.capabilities.rawValue),
+            let c = capabilities
+        {
             var fields: [TTLVItem] = [
                 TTLVItem(tag: 0x4200EF, .boolean(c.streaming)),  // Streaming Capability
                 TTLVItem(tag: 0x4200F0, .boolean(false)),  // Asynchronous Capability

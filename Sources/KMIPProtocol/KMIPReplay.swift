@@ -53,7 +53,8 @@ public struct KMIPResponseMatcher: Sendable {
             let payload = item.children.first { $0.name == "RequestPayload" }
             let hasIV = payload?.children.contains { $0.name == "IVCounterNonce" } ?? false
             switch operation {
-            case "Encrypt" where !hasIV: serverChosen.formUnion(["IVCounterNonce", "Data", "AuthenticatedEncryptionTag"])
+            case "Encrypt" where !hasIV:
+                serverChosen.formUnion(["IVCounterNonce", "Data", "AuthenticatedEncryptionTag"])
             case "RNGRetrieve": serverChosen.insert("Data")
             case "Sign": serverChosen.insert("SignatureData")
             case "Get":
@@ -61,10 +62,14 @@ public struct KMIPResponseMatcher: Sendable {
                 // (made by an earlier test case): the key material is the server's own.
                 let uid = payload?.children.first(where: { $0.name == "UniqueIdentifier" })?.value
                 let generatedHere = uid.map { text in
-                    text.hasPrefix("$") && codec.variables[String(text.dropFirst())].map { generated.contains($0) } == true
+                    text.hasPrefix("$")
+                        && codec.variables[String(text.dropFirst())].map { generated.contains($0) } == true
                 }
                 if generatedHere ?? !batchRegisters(request) {
-                    serverChosen.formUnion(["KeyMaterial", "Modulus", "PrivateExponent", "P", "Q", "PrimeExponentP", "PrimeExponentQ", "CRTCoefficient"])
+                    serverChosen.formUnion([
+                        "KeyMaterial", "Modulus", "PrivateExponent", "P", "Q", "PrimeExponentP", "PrimeExponentQ",
+                        "CRTCoefficient",
+                    ])
                 }
             default: break
             }
@@ -83,7 +88,10 @@ public struct KMIPResponseMatcher: Sendable {
         var out = ""
         let chars = Array(name)
         for (i, c) in chars.enumerated() {
-            if i > 0, c.isUppercase, chars[i - 1].isLowercase || (i + 1 < chars.count && chars[i + 1].isLowercase && chars[i - 1].isUppercase) {
+            if i > 0, c.isUppercase,
+                chars[i - 1].isLowercase
+                    || (i + 1 < chars.count && chars[i + 1].isLowercase && chars[i - 1].isUppercase)
+            {
                 out += "_"
             }
             out += c.uppercased()
@@ -94,7 +102,10 @@ public struct KMIPResponseMatcher: Sendable {
     /// Values the test cases refer to later without having named them in the response (`$DATA_0`,
     /// `$IV_COUNTER_NONCE`): each is kept as `STEM` (the latest) and `STEM_n` (the n-th).
     public mutating func capture(_ response: TTLVItem) {
-        let kept: Set<String> = ["Data", "IVCounterNonce", "AuthenticatedEncryptionTag", "MACData", "SignatureData", "KeyMaterial", "CorrelationValue"]
+        let kept: Set<String> = [
+            "Data", "IVCounterNonce", "AuthenticatedEncryptionTag", "MACData", "SignatureData", "KeyMaterial",
+            "CorrelationValue",
+        ]
         func walk(_ item: TTLVItem) {
             if case .structure(let children) = item.value {
                 if item.tag == KMIPTag.keyValue, let name = KMIPNames.tagNames[item.tag] { keep(name, item.value) }
@@ -109,7 +120,9 @@ public struct KMIPResponseMatcher: Sendable {
             if !explicit.contains(stem) { codec.variables[stem] = value }
             let n = counters[stem, default: 0]
             counters[stem] = n + 1
-            if !explicit.contains("\(stem)_\(n)") && codec.variables["\(stem)_\(n)"] == nil { codec.variables["\(stem)_\(n)"] = value }
+            if !explicit.contains("\(stem)_\(n)") && codec.variables["\(stem)_\(n)"] == nil {
+                codec.variables["\(stem)_\(n)"] = value
+            }
         }
         walk(response)
         // Objects the server generated: Create, Create Key Pair, Derive Key, ReKey.
@@ -117,7 +130,9 @@ public struct KMIPResponseMatcher: Sendable {
             guard case .enumeration(let op)? = batchItem.child(KMIPTag.operation)?.value, [1, 2, 4, 5].contains(op),
                 let payload = batchItem.child(KMIPTag.responsePayload)
             else { continue }
-            for tag in [KMIPTag.uniqueIdentifier, 0x420066, 0x42006F] { if let id = payload.child(tag)?.value { generated.insert(id) } }
+            for tag in [KMIPTag.uniqueIdentifier, 0x420066, 0x42006F] {
+                if let id = payload.child(tag)?.value { generated.insert(id) }
+            }
         }
     }
 
@@ -133,7 +148,8 @@ public struct KMIPResponseMatcher: Sendable {
     }
 
     mutating func compare(
-        _ expected: KMIPXMLNode, _ actual: TTLVItem, path: String, attributeName: String?, operation: UInt32?, into problems: inout [String]
+        _ expected: KMIPXMLNode, _ actual: TTLVItem, path: String, attributeName: String?, operation: UInt32?,
+        into problems: inout [String]
     ) {
         let tag: UInt32
         do { tag = try KMIPXMLCodec.tag(of: expected) } catch {
@@ -141,7 +157,9 @@ public struct KMIPResponseMatcher: Sendable {
             return
         }
         guard tag == actual.tag else {
-            problems.append("\(path): expected <\(expected.name)>, got <\(KMIPNames.tagNames[actual.tag] ?? String(actual.tag, radix: 16))>")
+            problems.append(
+                "\(path): expected <\(expected.name)>, got <\(KMIPNames.tagNames[actual.tag] ?? String(actual.tag, radix: 16))>"
+            )
             return
         }
         if (expected.type ?? "Structure") == "Structure" {
@@ -154,7 +172,9 @@ public struct KMIPResponseMatcher: Sendable {
             if ["ServerInformation", "VendorIdentification"].contains(expected.name) { return }
             // How a server generates keys is its own (the test cases show the reference server's RNG).
             if expected.name == "AttributeValue", attributeName == "Random Number Generator" { return }
-            let wanted = expected.children.filter { (try? KMIPXMLCodec.tag(of: $0)).map { !Self.ignored.contains($0) } ?? true }
+            let wanted = expected.children.filter {
+                (try? KMIPXMLCodec.tag(of: $0)).map { !Self.ignored.contains($0) } ?? true
+            }
             var remaining = actualChildren.filter { !Self.ignored.contains($0.tag) }
             // An Attribute Index of 0 is the default: present or absent, it says the same.
             if !wanted.contains(where: { $0.name == "AttributeIndex" }) {
@@ -170,10 +190,13 @@ public struct KMIPResponseMatcher: Sendable {
                 // another order).
                 var matched = false
                 var firstProblems: [String] = []
-                for (index, candidate) in remaining.enumerated() where (try? KMIPXMLCodec.tag(of: child)) == candidate.tag {
+                for (index, candidate) in remaining.enumerated()
+                where (try? KMIPXMLCodec.tag(of: child)) == candidate.tag {
                     var trial = self
                     var childProblems: [String] = []
-                    trial.compare(child, candidate, path: path + "/" + child.name, attributeName: childAttribute, operation: op, into: &childProblems)
+                    trial.compare(
+                        child, candidate, path: path + "/" + child.name, attributeName: childAttribute, operation: op,
+                        into: &childProblems)
                     if childProblems.isEmpty {
                         self = trial
                         remaining.remove(at: index)
@@ -187,7 +210,8 @@ public struct KMIPResponseMatcher: Sendable {
                 }
             }
             for extra in remaining {
-                problems.append("\(path): unexpected <\(KMIPNames.tagNames[extra.tag] ?? String(extra.tag, radix: 16))>")
+                problems.append(
+                    "\(path): unexpected <\(KMIPNames.tagNames[extra.tag] ?? String(extra.tag, radix: 16))>")
             }
             return
         }
@@ -219,7 +243,9 @@ public struct KMIPResponseMatcher: Sendable {
                 if let wanted, !wanted.isEmpty, wanted != b { codec.substitutions[wanted] = b }
                 return
             }
-            problems.append("\(path): expected a server-chosen \(expected.name) of \(length ?? 0) bytes, got \(Self.show(actual.value))")
+            problems.append(
+                "\(path): expected a server-chosen \(expected.name) of \(length ?? 0) bytes, got \(Self.show(actual.value))"
+            )
             return
         }
         if text.hasPrefix("$") {
@@ -231,7 +257,9 @@ public struct KMIPResponseMatcher: Sendable {
                 return
             }
             if let bound = codec.variables[name] {
-                if bound != actual.value { problems.append("\(path): expected \(text) = \(Self.show(bound)), got \(Self.show(actual.value))") }
+                if bound != actual.value {
+                    problems.append("\(path): expected \(text) = \(Self.show(bound)), got \(Self.show(actual.value))")
+                }
             } else {
                 codec.variables[name] = actual.value
             }
@@ -239,7 +267,9 @@ public struct KMIPResponseMatcher: Sendable {
         }
         do {
             let value = try codec.value(type: type, text: text, element: expected.name, attributeName: attributeName)
-            if value != actual.value { problems.append("\(path): expected \(Self.show(value)), got \(Self.show(actual.value))") }
+            if value != actual.value {
+                problems.append("\(path): expected \(Self.show(value)), got \(Self.show(actual.value))")
+            }
         } catch {
             problems.append("\(path): \(error)")
         }
@@ -248,7 +278,9 @@ public struct KMIPResponseMatcher: Sendable {
     static func show(_ v: TTLVValue) -> String {
         switch v {
         case .byteString(let b), .bigInteger(let b):
-            let hex = b.prefix(24).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+            let hex = b.prefix(24).map {
+                String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16)
+            }.joined()
             return hex + (b.count > 24 ? "…(\(b.count) bytes)" : "")
         case .textString(let s): return "\"\(s.prefix(80))\""
         case .enumeration(let e): return "enum 0x" + String(e, radix: 16)

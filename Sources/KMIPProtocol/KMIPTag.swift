@@ -132,45 +132,61 @@ public struct ProtocolVersion: Sendable, Hashable, Comparable, CustomStringConve
     public var description: String { "\(major).\(minor)" }
 
     /// 2.1, 2.0, 1.4, 1.3, 1.2, 1.1, 1.0.
-    public static let supported: [ProtocolVersion] = [.init(2, 1), .init(2, 0), .init(1, 4), .init(1, 3), .init(1, 2), .init(1, 1), .init(1, 0)]
+    public static let supported: [ProtocolVersion] = [
+        .init(2, 1), .init(2, 0), .init(1, 4), .init(1, 3), .init(1, 2), .init(1, 1), .init(1, 0),
+    ]
 
 }
 
 /// KMIP operations (enumeration values, KMIP 1.4 §9.1.3.2.27 / 2.1 §11.36).
 public enum KMIPOperation: UInt32, Sendable, CaseIterable {
-    case create = 0x01, createKeyPair, register, reKey, deriveKey, certify, reCertify, locate, check, get
+    case create = 0x01
+    case createKeyPair, register, reKey, deriveKey, certify, reCertify, locate, check, get
     case getAttributes, getAttributeList, addAttribute, modifyAttribute, deleteAttribute, obtainLease
     case getUsageAllocation, activate, revoke, destroy, archive, recover, validate, query, cancel, poll, notify, put
     case reKeyKeyPair, discoverVersions, encrypt, decrypt, sign, signatureVerify, mac, macVerify, rngRetrieve
     case rngSeed, hash, createSplitKey, joinSplitKey, `import`, export
-    case log = 0x2C, login, logout, delegatedLogin, adjustAttribute, setAttribute, setEndpointRole, pkcs11
+    case log = 0x2C
+    case login, logout, delegatedLogin, adjustAttribute, setAttribute, setEndpointRole, pkcs11
     case interop, reProvision, setDefaults, setConstraints, getConstraints, querySetAttributes
 }
 
 /// Result Status (KMIP 1.4 §9.1.3.2.30).
 public enum ResultStatus: UInt32, Sendable {
-    case success = 0, operationFailed = 1, operationPending = 2, operationUndone = 3
+    case success = 0
+    case operationFailed = 1
+    case operationPending = 2
+    case operationUndone = 3
 }
 
 /// Result Reason (KMIP 1.4 §9.1.3.2.31 / 2.1 §11.48).
 public enum ResultReason: UInt32, Sendable {
-    case itemNotFound = 0x01, responseTooLarge, authenticationNotSuccessful, invalidMessage, operationNotSupported
+    case itemNotFound = 0x01
+    case responseTooLarge, authenticationNotSuccessful, invalidMessage, operationNotSupported
     case missingData, invalidField, featureNotSupported, operationCanceledByRequester, cryptographicFailure
     case illegalOperation, permissionDenied, objectArchived, indexOutOfBounds, applicationNamespaceNotSupported
     case keyFormatTypeNotSupported, keyCompressionTypeNotSupported, encodingOptionError, keyValueNotPresent
     case attestationRequired, attestationFailed, sensitive, notExtractable, objectAlreadyExists
     /// KMIP 2.x.
-    case attributeReadOnly = 0x22, attributeSingleValued = 0x23, incompatibleCryptographicUsageMask = 0x29, nonUniqueNameAttribute = 0x35, objectDestroyed = 0x36, objectNotFound = 0x37, wrongKeyLifecycleState = 0x43
+    case attributeReadOnly = 0x22
+    case attributeSingleValued = 0x23
+    case incompatibleCryptographicUsageMask = 0x29
+    case nonUniqueNameAttribute = 0x35
+    case objectDestroyed = 0x36
+    case objectNotFound = 0x37
+    case wrongKeyLifecycleState = 0x43
     case generalFailure = 0x100
 }
 
 /// Query Function (KMIP 1.4 §9.1.3.2.24).
 public enum QueryFunction: UInt32, Sendable {
-    case operations = 1, objects, serverInformation, applicationNamespaces, extensionList, extensionMap
+    case operations = 1
+    case objects, serverInformation, applicationNamespaces, extensionList, extensionMap
     case attestationTypes, rngs, validations, profiles, capabilities, clientRegistrationMethods
 }
 
 /// Object Type (KMIP 1.4 §9.1.3.2.12).
 public enum KMIPObjectType: UInt32, Sendable, CaseIterable {
-    case certificate = 1, symmetricKey, publicKey, privateKey, splitKey, template, secretData, opaqueObject, pgpKey
+    case certificate = 1
+    case symmetricKey, publicKey, privateKey, splitKey, template, secretData, opaqueObject, pgpKey
 }

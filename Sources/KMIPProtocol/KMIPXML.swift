@@ -48,7 +48,9 @@ public enum KMIPXMLParser {
                 p.i += 2
                 let name = p.name()
                 p.skipSpace()
-                guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ">") else { throw KMIPXMLError("malformed end tag </\(name)") }
+                guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ">") else {
+                    throw KMIPXMLError("malformed end tag </\(name)")
+                }
                 p.i += 1
                 guard stack.count > 1, let open = stack.last, open.name == name else {
                     throw KMIPXMLError("unexpected </\(name)>")
@@ -65,7 +67,9 @@ public enum KMIPXMLParser {
                     p.skipSpace()
                     guard p.i < p.bytes.count else { throw KMIPXMLError("unterminated <\(name)") }
                     if p.bytes[p.i] == UInt8(ascii: "/") {
-                        guard p.i + 1 < p.bytes.count, p.bytes[p.i + 1] == UInt8(ascii: ">") else { throw KMIPXMLError("malformed <\(name)") }
+                        guard p.i + 1 < p.bytes.count, p.bytes[p.i + 1] == UInt8(ascii: ">") else {
+                            throw KMIPXMLError("malformed <\(name)")
+                        }
                         p.i += 2
                         selfClosing = true
                         break
@@ -76,10 +80,13 @@ public enum KMIPXMLParser {
                     }
                     let key = p.name()
                     p.skipSpace()
-                    guard !key.isEmpty, p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "=") else { throw KMIPXMLError("malformed attribute in <\(name)") }
+                    guard !key.isEmpty, p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "=") else {
+                        throw KMIPXMLError("malformed attribute in <\(name)")
+                    }
                     p.i += 1
                     p.skipSpace()
-                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") || p.bytes[p.i] == UInt8(ascii: "'") else {
+                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") || p.bytes[p.i] == UInt8(ascii: "'")
+                    else {
                         throw KMIPXMLError("unquoted attribute \(key) in <\(name)")
                     }
                     let quote = p.bytes[p.i]
@@ -99,7 +106,9 @@ public enum KMIPXMLParser {
                 }
             }
         }
-        guard stack.count == 1, let document = stack.first else { throw KMIPXMLError("unclosed <\(stack.last?.name ?? "")>") }
+        guard stack.count == 1, let document = stack.first else {
+            throw KMIPXMLError("unclosed <\(stack.last?.name ?? "")>")
+        }
         return document.children
     }
 
@@ -119,8 +128,16 @@ public enum KMIPXMLParser {
             case "apos": out += "'"
             default:
                 let code: UInt32?
-                if entity.hasPrefix("#x") { code = UInt32(entity.dropFirst(2), radix: 16) } else if entity.hasPrefix("#") { code = UInt32(entity.dropFirst()) } else { code = nil }
-                guard let code, let scalar = Unicode.Scalar(code) else { throw KMIPXMLError("unknown entity &\(entity);") }
+                if entity.hasPrefix("#x") {
+                    code = UInt32(entity.dropFirst(2), radix: 16)
+                } else if entity.hasPrefix("#") {
+                    code = UInt32(entity.dropFirst())
+                } else {
+                    code = nil
+                }
+                guard let code, let scalar = Unicode.Scalar(code) else {
+                    throw KMIPXMLError("unknown entity &\(entity);")
+                }
                 out.unicodeScalars.append(scalar)
             }
             rest = rest[rest.index(after: semi)...]
@@ -151,7 +168,9 @@ public enum KMIPXMLParser {
             let start = i
             while i < bytes.count {
                 let b = bytes[i]
-                let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D || b == 0x2E || b == 0x3A || b >= 0x80
+                let ok =
+                    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F
+                    || b == 0x2D || b == 0x2E || b == 0x3A || b >= 0x80
                 guard ok else { break }
                 i += 1
             }
@@ -191,7 +210,8 @@ public struct KMIPXMLCodec: Sendable {
             var currentAttributeName: String?
             for child in node.children {
                 if child.name == "AttributeName", let v = child.value { currentAttributeName = v }
-                children.append(try item(child, attributeName: child.name == "AttributeValue" ? currentAttributeName : nil))
+                children.append(
+                    try item(child, attributeName: child.name == "AttributeValue" ? currentAttributeName : nil))
             }
             return TTLVItem(tag: tag, .structure(children))
         }
@@ -203,9 +223,12 @@ public struct KMIPXMLCodec: Sendable {
         if text.hasPrefix("$") {
             if text.hasPrefix("$NOW") {
                 let offset = Int64(text.dropFirst(4)) ?? 0
-                return type == "DateTimeExtended" ? .dateTimeExtended((now + offset) * 1_000_000) : .dateTime(now + offset)
+                return type == "DateTimeExtended"
+                    ? .dateTimeExtended((now + offset) * 1_000_000) : .dateTime(now + offset)
             }
-            guard let v = variables[String(text.dropFirst())] else { throw KMIPXMLError("\(text) is not known yet (<\(element)>)") }
+            guard let v = variables[String(text.dropFirst())] else {
+                throw KMIPXMLError("\(text) is not known yet (<\(element)>)")
+            }
             return v
         }
         let bad = KMIPXMLError("<\(element)>: \"\(text)\" is not a valid \(type)")
@@ -216,7 +239,9 @@ public struct KMIPXMLCodec: Sendable {
             guard let v = KMIPNames.maskValue(mask, text) else { throw bad }
             return .integer(Int32(bitPattern: v))
         case "LongInteger":
-            if text.hasPrefix("0x"), let v = UInt64(text.dropFirst(2), radix: 16) { return .longInteger(Int64(bitPattern: v)) }
+            if text.hasPrefix("0x"), let v = UInt64(text.dropFirst(2), radix: 16) {
+                return .longInteger(Int64(bitPattern: v))
+            }
             guard let v = Int64(text) else { throw bad }
             return .longInteger(v)
         case "BigInteger":
@@ -224,7 +249,9 @@ public struct KMIPXMLCodec: Sendable {
             return .bigInteger(bytes)
         case "Enumeration":
             let enumeration: String
-            if element == "AttributeValue", let attributeName { enumeration = KMIPNames.enumerationOfAttribute(attributeName) } else {
+            if element == "AttributeValue", let attributeName {
+                enumeration = KMIPNames.enumerationOfAttribute(attributeName)
+            } else {
                 enumeration = KMIPNames.enumerationOfTag[element] ?? element
             }
             guard let v = KMIPNames.enumValue(enumeration, text) else { throw bad }
@@ -298,30 +325,45 @@ public struct KMIPXMLCodec: Sendable {
             var out = "\(indent)<\(name)\(tagAttribute)>\n"
             var currentAttributeName: String?
             for child in children {
-                if case .textString(let s) = child.value, child.tag == KMIPTag.attributeName { currentAttributeName = s }
-                out += xml(child, indent: indent + "  ", attributeName: child.tag == KMIPTag.attributeValue ? currentAttributeName : nil)
+                if case .textString(let s) = child.value, child.tag == KMIPTag.attributeName {
+                    currentAttributeName = s
+                }
+                out += xml(
+                    child, indent: indent + "  ",
+                    attributeName: child.tag == KMIPTag.attributeValue ? currentAttributeName : nil)
             }
             return out + "\(indent)</\(name)>\n"
         case .integer(let v):
-            if item.tag == KMIPTag.cryptographicUsageMask || (item.tag == KMIPTag.attributeValue && attributeName == "Cryptographic Usage Mask") {
-                let bits = KMIPNames.usageMask.filter { UInt32(bitPattern: v) & $0.value != 0 }.sorted { $0.value < $1.value }
-                if bits.reduce(0, { $0 | $1.value }) == UInt32(bitPattern: v), !bits.isEmpty { return leaf("Integer", bits.map(\.key).joined(separator: " ")) }
+            if item.tag == KMIPTag.cryptographicUsageMask
+                || (item.tag == KMIPTag.attributeValue && attributeName == "Cryptographic Usage Mask")
+            {
+                let bits = KMIPNames.usageMask.filter { UInt32(bitPattern: v) & $0.value != 0 }.sorted {
+                    $0.value < $1.value
+                }
+                if bits.reduce(0, { $0 | $1.value }) == UInt32(bitPattern: v), !bits.isEmpty {
+                    return leaf("Integer", bits.map(\.key).joined(separator: " "))
+                }
             }
             return leaf("Integer", String(v))
         case .longInteger(let v): return leaf("LongInteger", String(v))
         case .bigInteger(let b): return leaf("BigInteger", "0x" + b.map { String(format: "%02X", $0) }.joined())
         case .enumeration(let v):
-            let enumeration = item.tag == KMIPTag.attributeValue ? attributeName.map(KMIPNames.enumerationOfAttribute) : KMIPNames.enumerationOfTag[name] ?? name
+            let enumeration =
+                item.tag == KMIPTag.attributeValue
+                ? attributeName.map(KMIPNames.enumerationOfAttribute) : KMIPNames.enumerationOfTag[name] ?? name
             return leaf("Enumeration", enumeration.flatMap { KMIPNames.enumName($0, v) } ?? String(format: "0x%08X", v))
         case .boolean(let v): return leaf("Boolean", v ? "true" : "false")
         case .textString(let s): return leaf("TextString", s)
         case .byteString(let b): return leaf("ByteString", b.map { String(format: "%02x", $0) }.joined())
         case .dateTime(let v):
             // ISO 8601 for ordinary dates (years 1970–9999), the raw value in hex otherwise.
-            if (0...253_402_300_799).contains(v) { return leaf("DateTime", Date(timeIntervalSince1970: TimeInterval(v)).formatted(.iso8601)) }
+            if (0...253_402_300_799).contains(v) {
+                return leaf("DateTime", Date(timeIntervalSince1970: TimeInterval(v)).formatted(.iso8601))
+            }
             return leaf("DateTime", String(format: "0x%016llX", UInt64(bitPattern: v)))
         case .interval(let v): return leaf("Interval", String(v))
-        case .dateTimeExtended(let v): return leaf("DateTimeExtended", String(format: "0x%016llX", UInt64(bitPattern: v)))
+        case .dateTimeExtended(let v):
+            return leaf("DateTimeExtended", String(format: "0x%016llX", UInt64(bitPattern: v)))
         }
     }
 

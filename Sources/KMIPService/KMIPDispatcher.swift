@@ -36,7 +36,8 @@ public struct KMIPDispatcher: Sendable {
     /// Query Capabilities: streamed Encrypt/Decrypt, Batch Undo and Continue; wrapped keys are stored as sent (Not
     /// Processed); Destroy deletes the key material and keeps the metadata; no shredding; one shared OS CSPRNG.
     static let capabilities = KMIPProtocolOperations.Capabilities(
-        streaming: true, batchUndo: true, batchContinue: true, unwrapMode: 3, destroyAction: 2, shreddingAlgorithm: 3, rngMode: 2)
+        streaming: true, batchUndo: true, batchContinue: true, unwrapMode: 3, destroyAction: 2, shreddingAlgorithm: 3,
+        rngMode: 2)
 
     public func process(_ bytes: [UInt8], principal: Principal, ipAddress: String? = nil) async -> (
         response: [UInt8], closeConnection: Bool
@@ -55,9 +56,17 @@ public struct KMIPDispatcher: Sendable {
         do {
             request = try KMIPRequest(item)
         } catch let e as KMIPRequest.Invalid {
-            return (KMIPResponse.encode(version: e.version ?? fallback, timestamp: clock(), results: [.failure(nil, .invalidMessage, e.description)]), false)
+            return (
+                KMIPResponse.encode(
+                    version: e.version ?? fallback, timestamp: clock(),
+                    results: [.failure(nil, .invalidMessage, e.description)]), false
+            )
         } catch {
-            return (KMIPResponse.encode(version: fallback, timestamp: clock(), results: [.failure(nil, .invalidMessage, "invalid request")]), false)
+            return (
+                KMIPResponse.encode(
+                    version: fallback, timestamp: clock(), results: [.failure(nil, .invalidMessage, "invalid request")]),
+                false
+            )
         }
         guard ProtocolVersion.supported.contains(request.protocolVersion) else {
             // Answer in the newest version we have that is not newer than the client's, so it can parse the error.
@@ -65,14 +74,18 @@ public struct KMIPDispatcher: Sendable {
             return (
                 KMIPResponse.encode(
                     version: answerVersion, timestamp: clock(),
-                    results: [.failure(nil, .invalidMessage, "protocol version \(request.protocolVersion) is not supported")]), false
+                    results: [
+                        .failure(nil, .invalidMessage, "protocol version \(request.protocolVersion) is not supported")
+                    ]), false
             )
         }
         let source = principal.id
         if let failures, case (false, let retryAfter) = failures.check(source) {
             await failures.delayRefusal()
             let refused = request.items.map {
-                KMIPBatchResult.failure($0, .permissionDenied, "too many failed authentications with this certificate; retry in \(retryAfter) s")
+                KMIPBatchResult.failure(
+                    $0, .permissionDenied,
+                    "too many failed authentications with this certificate; retry in \(retryAfter) s")
             }
             return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: refused), false)
         }
@@ -83,23 +96,30 @@ public struct KMIPDispatcher: Sendable {
         // The Authentication header: a second factor on top of the client certificate (see verifyKMIPCredential).
         do {
             try await engine.verifyKMIPCredential(
-                ctx, username: request.credential?.username, password: request.credential.map { SecretBytes($0.password) })
+                ctx, username: request.credential?.username,
+                password: request.credential.map { SecretBytes($0.password) })
         } catch {
             failures?.recordFailure(source)
-            let failed = request.items.map { KMIPBatchResult.failure($0, .authenticationNotSuccessful, "authentication failed") }
+            let failed = request.items.map {
+                KMIPBatchResult.failure($0, .authenticationNotSuccessful, "authentication failed")
+            }
             return (KMIPResponse.encode(version: request.protocolVersion, timestamp: clock(), results: failed), false)
         }
         for batchItem in request.items {
             let result = await handle(batchItem, version: request.protocolVersion, ctx: ctx, state: &state)
             results.append(result)
-            if result.reason == .permissionDenied || result.reason == .authenticationNotSuccessful { failures?.recordFailure(source) }
+            if result.reason == .permissionDenied || result.reason == .authenticationNotSuccessful {
+                failures?.recordFailure(source)
+            }
             // Batch Error Continuation Option: 1 Continue; 2 Stop (default); 3 Undo: stop, put back what the earlier
             // items changed (objects they made are removed) and report them Operation Undone.
             guard result.status != .success, request.batchErrorContinuation != 1 else { continue }
             if state.undo, results.count > 1 {
                 do {
                     try await engine.undoObjectChanges(ctx, restore: state.snapshots.reversed(), discard: state.created)
-                    for i in results.indices.dropLast() where results[i].status == .success { results[i].status = .operationUndone }
+                    for i in results.indices.dropLast() where results[i].status == .success {
+                        results[i].status = .operationUndone
+                    }
                 } catch {
                     // The earlier items stay reported as done: they are.
                     logSink?("KMIP batch undo failed: \(error)")
@@ -111,12 +131,17 @@ public struct KMIPDispatcher: Sendable {
         if let max = request.maximumResponseSize, max > 0, response.count > Int(max) {
             response = KMIPResponse.encode(
                 version: request.protocolVersion, timestamp: clock(),
-                results: [.failure(request.items.first, .responseTooLarge, "the response is \(response.count) bytes, over the requested maximum \(max)")])
+                results: [
+                    .failure(
+                        request.items.first, .responseTooLarge,
+                        "the response is \(response.count) bytes, over the requested maximum \(max)")
+                ])
         }
         return (response, false)
     }
 
-    func handle(_ item: KMIPRequest.BatchItem, version: ProtocolVersion, ctx: CallContext, state: inout BatchState) async
+    func handle(_ item: KMIPRequest.BatchItem, version: ProtocolVersion, ctx: CallContext, state: inout BatchState)
+        async
         -> KMIPBatchResult
     {
         guard let operation = item.operation else {
@@ -132,17 +157,21 @@ public struct KMIPDispatcher: Sendable {
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: KMIPProtocolOperations.query(
                     item.payload, operations: Self.supportedOperations,
-                    objectTypes: [.symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject], vendor: Self.vendor,
+                    objectTypes: [
+                        .symmetricKey, .publicKey, .privateKey, .splitKey, .certificate, .secretData, .opaqueObject,
+                    ], vendor: Self.vendor,
                     version: version, capabilities: Self.capabilities))
         case .rngRetrieve:
             // RNG Retrieve (KMIP 1.3 §4.35): bytes from the system's CSPRNG.
-            guard case .integer(let length)? = item.payload?.child(0x4200C4)?.value, length > 0, length <= 1 << 20 else {
+            guard case .integer(let length)? = item.payload?.child(0x4200C4)?.value, length > 0, length <= 1 << 20
+            else {
                 return .failure(item, .invalidField, "Data Length must be 1 … 1048576")
             }
             var rng = SystemRandomNumberGenerator()
             var bytes: [UInt8] = []
             bytes.reserveCapacity(Int(length) + 8)
-            while bytes.count < Int(length) { withUnsafeBytes(of: rng.next()) { bytes.append(contentsOf: $0) } }  // 8 per draw
+            // 8 bytes per draw.
+            while bytes.count < Int(length) { withUnsafeBytes(of: rng.next()) { bytes.append(contentsOf: $0) } }
             bytes.removeLast(bytes.count - Int(length))
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
@@ -158,17 +187,22 @@ public struct KMIPDispatcher: Sendable {
             }
             if let (correlation, final) = streaming {
                 var algorithm: UInt32 = 0
-                if case .enumeration(let a)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value {
+                if case .enumeration(let a)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(
+                    KMIPTag.hashingAlgorithm)?.value
+                {
                     algorithm = a
                 }
                 var data: [UInt8] = []
                 if case .byteString(let d)? = item.payload?.child(KMIPTag.data)?.value { data = d }
                 do {
-                    let (digest, next) = try await engine.hashStep(ctx, algorithm: algorithm, data: data, correlation: correlation, final: final)
+                    let (digest, next) = try await engine.hashStep(
+                        ctx, algorithm: algorithm, data: data, correlation: correlation, final: final)
                     var payload: [TTLVItem] = []
                     if let digest { payload.append(TTLVItem(tag: KMIPTag.data, .byteString(digest))) }
                     if let next { payload.append(TTLVItem(tag: KMIPTag.correlationValue, .byteString(next))) }
-                    return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: payload)
+                    return KMIPBatchResult(
+                        operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                        payload: payload)
                 } catch let e as EngineError {
                     return .failure(item, KMIPResultReasons.reason(for: e.code, version: version), e.message)
                 } catch {
@@ -178,29 +212,40 @@ public struct KMIPDispatcher: Sendable {
             guard case .byteString(let data)? = item.payload?.child(KMIPTag.data)?.value, data.count <= 1 << 20 else {
                 return .failure(item, .missingData, "Hash needs Data (at most 1 MiB)")
             }
-            guard case .enumeration(let algorithm)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value,
+            guard
+                case .enumeration(let algorithm)? = item.payload?.child(KMIPTag.cryptographicParameters)?.child(
+                    KMIPTag.hashingAlgorithm)?.value,
                 let digest = Self.hash(algorithm, data)
-            else { return .failure(item, .invalidField, "Hash needs a Hashing Algorithm: SHA-1, SHA-256, SHA-384 or SHA-512") }
+            else {
+                return .failure(
+                    item, .invalidField, "Hash needs a Hashing Algorithm: SHA-1, SHA-256, SHA-384 or SHA-512")
+            }
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: [TTLVItem(tag: KMIPTag.data, .byteString(digest))])
         case .interop:
             // Interop (KMIP 2.0 §6.1.32): test-case markers. Begin and End are acknowledged; Reset (clean-up of the
             // caller's objects) is not offered.
-            guard case .enumeration(let function)? = item.payload?.child(0x420160)?.value, [1, 2].contains(function) else {
+            guard case .enumeration(let function)? = item.payload?.child(0x420160)?.value, [1, 2].contains(function)
+            else {
                 return .failure(item, .featureNotSupported, "only Interop Begin and End are supported")
             }
-            return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: [])
+            return KMIPBatchResult(
+                operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                payload: [])
         case .log:
             // Log (KMIP 2.0 §6.1.33): the client's message goes to the server log (bounded).
             guard case .textString(let message)? = item.payload?.child(0x420141)?.value else {
                 return .failure(item, .missingData, "Log needs a Log Message")
             }
             logSink?(String(message.prefix(1024)))
-            return KMIPBatchResult(operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: [])
+            return KMIPBatchResult(
+                operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                payload: [])
         default:
             guard Self.keyOperations.contains(operation) else {
-                return .failure(item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
+                return .failure(
+                    item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
             }
             let ops = KMIPKeyOperations(engine: engine, ctx: ctx, version: version)
             do {
@@ -212,7 +257,8 @@ public struct KMIPDispatcher: Sendable {
                 case .getAttributes: payload = try await ops.getAttributes(item.payload, &state)
                 case .getAttributeList: payload = try await ops.getAttributeList(item.payload, &state)
                 case .addAttribute: payload = try await ops.changeAttribute(item.payload, .add, &state)
-                case .modifyAttribute, .setAttribute: payload = try await ops.changeAttribute(item.payload, .modify, &state)
+                case .modifyAttribute, .setAttribute:
+                    payload = try await ops.changeAttribute(item.payload, .modify, &state)
                 case .deleteAttribute: payload = try await ops.changeAttribute(item.payload, .delete, &state)
                 case .activate: payload = try await ops.activate(item.payload, &state)
                 case .createKeyPair: payload = try await ops.createKeyPair(item.payload, &state)
@@ -234,7 +280,8 @@ public struct KMIPDispatcher: Sendable {
                 default: return .failure(item, .operationNotSupported, "operation \(operation) is not supported")
                 }
                 return KMIPBatchResult(
-                    operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success, payload: payload)
+                    operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                    payload: payload)
             } catch let e as KMIPFieldError {
                 return .failure(item, e.reason, e.message)
             } catch let e as EngineError {

@@ -2,9 +2,9 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
 import SwiftASN1
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -117,7 +117,9 @@ struct KMIPKeyOperations {
                 // A Recommended Curve names the EC key size (P-256/384/521); other parameters are not used.
                 if case .enumeration(let curve)? = TTLVItem(tag: 0, a.value).child(0x420075)?.value {
                     let lengths: [UInt32: Int32] = [7: 256, 0xA: 384, 0xD: 521]
-                    guard let length = lengths[curve] else { throw KMIPFieldError(.featureNotSupported, "curve \(curve) is not supported") }
+                    guard let length = lengths[curve] else {
+                        throw KMIPFieldError(.featureNotSupported, "curve \(curve) is not supported")
+                    }
                     spec.cryptographicLength = spec.cryptographicLength ?? length
                 }
             case ("Sensitive", .boolean(let v)): spec.sensitive = v
@@ -132,7 +134,8 @@ struct KMIPKeyOperations {
                 if case .longInteger(let c)? = item.child(0x420096)?.value { count = min(c, total) }
                 spec.usageLimits = UsageLimits(total: total, count: count, unit: unit)
             case ("Object Type", _): break  // the payload's Object Type decides
-            case ("Certificate Type", .enumeration(1)) where type == .certificate: break  // X.509: the certificate decides
+            // X.509: the certificate decides.
+            case ("Certificate Type", .enumeration(1)) where type == .certificate: break
             default:
                 guard Self.isClientAttribute(a.name) else {
                     throw KMIPFieldError("attribute '\(a.name)' cannot be set by the client or has the wrong type")
@@ -185,7 +188,9 @@ struct KMIPKeyOperations {
 
     /// An RSA or EC key's material in another Key Format Type than it is stored in: PKCS#1 ↔ PKCS#8 / X.509
     /// (SubjectPublicKeyInfo), Transparent RSA (10, 11) and Transparent EC (20, 21) keys. Nil: no such conversion.
-    static func convertedKeyMaterial(_ der: [UInt8], _ m: ManagedObject, stored: UInt32, wanted: UInt32) throws -> TTLVItem? {
+    static func convertedKeyMaterial(_ der: [UInt8], _ m: ManagedObject, stored: UInt32, wanted: UInt32) throws
+        -> TTLVItem?
+    {
         func bytes(_ b: [UInt8]) -> TTLVItem { TTLVItem(tag: KMIPTag.keyMaterial, .byteString(b)) }
         func big(_ tag: UInt32, _ b: some Sequence<UInt8>) -> TTLVItem {
             var v = Array(b.drop { $0 == 0 })
@@ -203,9 +208,14 @@ struct KMIPKeyOperations {
                 case 3: return bytes(Array(key.derRepresentation))
                 case 4: return bytes(Array(key.pkcs8DERRepresentation))
                 case 10:
-                    guard let parts = DERIntegers.read(Array(key.derRepresentation)), parts.count == 9 else { return nil }
-                    let tags: [UInt32] = [0x420052, 0x42006C, 0x420063, 0x42005E, 0x420071, 0x420060, 0x420061, 0x420027]
-                    return TTLVItem(tag: KMIPTag.keyMaterial, .structure(zip(tags, parts.dropFirst()).map { big($0, $1) }))
+                    guard let parts = DERIntegers.read(Array(key.derRepresentation)), parts.count == 9 else {
+                        return nil
+                    }
+                    let tags: [UInt32] = [
+                        0x420052, 0x42006C, 0x420063, 0x42005E, 0x420071, 0x420060, 0x420061, 0x420027,
+                    ]
+                    return TTLVItem(
+                        tag: KMIPTag.keyMaterial, .structure(zip(tags, parts.dropFirst()).map { big($0, $1) }))
                 default: return nil
                 }
             case (.publicKey, 4?):
@@ -215,7 +225,9 @@ struct KMIPKeyOperations {
                 case 5: return bytes(Array(key.derRepresentation))
                 case 11:
                     let p = try key.getKeyPrimitives()
-                    return TTLVItem(tag: KMIPTag.keyMaterial, .structure([big(0x420052, p.modulus), big(0x42006C, p.publicExponent)]))
+                    return TTLVItem(
+                        tag: KMIPTag.keyMaterial,
+                        .structure([big(0x420052, p.modulus), big(0x42006C, p.publicExponent)]))
                 default: return nil
                 }
             case (.privateKey, 6?), (.privateKey, 0x1A?):
@@ -223,32 +235,42 @@ struct KMIPKeyOperations {
                 let (curve, d): (UInt32, [UInt8])
                 switch m.cryptographicLength {
                 case 256: (curve, d) = (7, Array(try P256.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
-                case 384: (curve, d) = (0xA, Array(try P384.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
-                case 521: (curve, d) = (0xD, Array(try P521.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
+                case 384:
+                    (curve, d) = (0xA, Array(try P384.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
+                case 521:
+                    (curve, d) = (0xD, Array(try P521.Signing.PrivateKey(derRepresentation: der).rawRepresentation))
                 default: return nil
                 }
-                return TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: 0x420075, .enumeration(curve)), big(0x42002E, d)]))
+                return TTLVItem(
+                    tag: KMIPTag.keyMaterial,
+                    .structure([TTLVItem(tag: 0x420075, .enumeration(curve)), big(0x42002E, d)]))
             case (.publicKey, 6?), (.publicKey, 0x1A?):
                 guard wanted == 0x15 else { return nil }
                 let (curve, q): (UInt32, [UInt8])
                 switch m.cryptographicLength {
                 case 256: (curve, q) = (7, Array(try P256.Signing.PublicKey(derRepresentation: der).x963Representation))
-                case 384: (curve, q) = (0xA, Array(try P384.Signing.PublicKey(derRepresentation: der).x963Representation))
-                case 521: (curve, q) = (0xD, Array(try P521.Signing.PublicKey(derRepresentation: der).x963Representation))
+                case 384:
+                    (curve, q) = (0xA, Array(try P384.Signing.PublicKey(derRepresentation: der).x963Representation))
+                case 521:
+                    (curve, q) = (0xD, Array(try P521.Signing.PublicKey(derRepresentation: der).x963Representation))
                 default: return nil
                 }
-                return TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: 0x420075, .enumeration(curve)), TTLVItem(tag: 0x420072, .byteString(q))]))
+                return TTLVItem(
+                    tag: KMIPTag.keyMaterial,
+                    .structure([TTLVItem(tag: 0x420075, .enumeration(curve)), TTLVItem(tag: 0x420072, .byteString(q))]))
             default:
                 return nil
             }
         } catch {
-            throw KMIPFieldError(.keyFormatTypeNotSupported, "the stored key cannot be converted to key format type \(wanted)")
+            throw KMIPFieldError(
+                .keyFormatTypeNotSupported, "the stored key cannot be converted to key format type \(wanted)")
         }
     }
 
     /// A transparent key's Key Material structure as registered (see `register`).
     static func storedKeyMaterial(_ bytes: [UInt8]) -> TTLVItem? {
-        guard let item = try? TTLVDecoder(maxDepth: 8, maxMessageSize: 64 * 1024).decode(bytes), item.tag == KMIPTag.keyMaterial,
+        guard let item = try? TTLVDecoder(maxDepth: 8, maxMessageSize: 64 * 1024).decode(bytes),
+            item.tag == KMIPTag.keyMaterial,
             case .structure = item.value
         else { return nil }
         return item
@@ -262,7 +284,8 @@ struct KMIPKeyOperations {
     ]
     /// The component type of a KMIP 2.x certificate name attribute ("Certificate Issuer CN" → issuer, "CN").
     static func certificateNameComponent(_ attribute: String) -> (issuer: Bool, type: String)? {
-        for (prefix, issuer) in [("Certificate Subject ", false), ("Certificate Issuer ", true)] where attribute.hasPrefix(prefix) {
+        for (prefix, issuer) in [("Certificate Subject ", false), ("Certificate Issuer ", true)]
+        where attribute.hasPrefix(prefix) {
             let suffix = attribute.dropFirst(prefix.count)
             if let type = certificateNameAttributes.first(where: { $0.value == suffix })?.key { return (issuer, type) }
         }
@@ -275,8 +298,10 @@ struct KMIPKeyOperations {
         // Cryptographic Parameters are the key's defaults for Encrypt, Decrypt, Sign and MAC (used when a request
         // names none); Alternative Name is descriptive.
         // Links (Next / Previous / Parent …) are the client's to keep; the server reads none of them.
-        ["Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute",
-         "Operation Policy Name", "Cryptographic Parameters", "Alternative Name", "Link"].contains(name)
+        [
+            "Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute",
+            "Operation Policy Name", "Cryptographic Parameters", "Alternative Name", "Link",
+        ].contains(name)
             || name.hasPrefix("x-") || name.hasPrefix("y-")
     }
 
@@ -312,16 +337,21 @@ struct KMIPKeyOperations {
         if let d = m.processStartDate { out.append(KMIPAttribute(name: "Process Start Date", value: date(d))) }
         if let d = m.protectStopDate { out.append(KMIPAttribute(name: "Protect Stop Date", value: date(d))) }
         if let d = m.compromiseDate { out.append(KMIPAttribute(name: "Compromise Date", value: date(d))) }
-        if let d = m.compromiseOccurrenceDate { out.append(KMIPAttribute(name: "Compromise Occurrence Date", value: date(d))) }
+        if let d = m.compromiseOccurrenceDate {
+            out.append(KMIPAttribute(name: "Compromise Occurrence Date", value: date(d)))
+        }
         if let r = m.revocationReason {
             var reason = [TTLVItem(tag: KMIPTag.revocationReasonCode, .enumeration(r))]
-            if let msg = m.revocationMessage { reason.append(TTLVItem(tag: KMIPTag.revocationMessage, .textString(msg))) }
+            if let msg = m.revocationMessage {
+                reason.append(TTLVItem(tag: KMIPTag.revocationMessage, .textString(msg)))
+            }
             out.append(KMIPAttribute(name: "Revocation Reason", value: .structure(reason)))
         }
         out += m.objectGroups.map { KMIPAttribute(name: "Object Group", value: .textString($0)) }
         out.append(KMIPAttribute(name: "Last Change Date", value: date(m.lastChangeDate)))
         out.append(KMIPAttribute(name: "Original Creation Date", value: date(m.initialDate)))
-        let sensitive = m.sensitive ?? false, extractable = m.extractable ?? true
+        let sensitive = m.sensitive ?? false
+        let extractable = m.extractable ?? true
         out += [
             KMIPAttribute(name: "Sensitive", value: .boolean(sensitive)),
             KMIPAttribute(name: "Always Sensitive", value: .boolean(m.alwaysSensitive ?? sensitive)),
@@ -343,7 +373,9 @@ struct KMIPKeyOperations {
             let names = Self.certificateNameAttributes
             for (prefix, components) in [("Certificate Subject ", c.subject), ("Certificate Issuer ", c.issuer)] {
                 for part in components {
-                    if let suffix = names[part.type] { out.append(KMIPAttribute(name: prefix + suffix, value: .textString(part.value))) }
+                    if let suffix = names[part.type] {
+                        out.append(KMIPAttribute(name: prefix + suffix, value: .textString(part.value)))
+                    }
                 }
             }
         }
@@ -358,18 +390,28 @@ struct KMIPKeyOperations {
         }
         if m.serverGenerated == true {
             // Keys come from BoringSSL's CTR-DRBG (AES-256) seeded by the kernel.
-            out.append(KMIPAttribute(name: "Random Number Generator", value: .structure([
-                TTLVItem(tag: 0x4200DA, .enumeration(3)), TTLVItem(tag: 0x4200DB, .enumeration(5)),
-                TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)), TTLVItem(tag: KMIPTag.cryptographicLength, .integer(256)),
-            ])))
+            out.append(
+                KMIPAttribute(
+                    name: "Random Number Generator",
+                    value: .structure([
+                        TTLVItem(tag: 0x4200DA, .enumeration(3)), TTLVItem(tag: 0x4200DB, .enumeration(5)),
+                        TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
+                        TTLVItem(tag: KMIPTag.cryptographicLength, .integer(256)),
+                    ])))
         }
         if let digest = m.digest {
             // SHA-256 of the material in the format it is stored in (symmetric keys: Raw).
-            let format = m.keyFormatType == 7 ? 1 : m.keyFormatType ?? (m.objectType == .symmetricKey ? 1 : m.objectType == .privateKey ? 4 : 5)
-            out.append(KMIPAttribute(name: "Digest", value: .structure([
-                TTLVItem(tag: KMIPTag.hashingAlgorithm, .enumeration(6)), TTLVItem(tag: 0x420035, .byteString(digest)),
-                TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(format)),
-            ])))
+            let format =
+                m.keyFormatType == 7
+                ? 1 : m.keyFormatType ?? (m.objectType == .symmetricKey ? 1 : m.objectType == .privateKey ? 4 : 5)
+            out.append(
+                KMIPAttribute(
+                    name: "Digest",
+                    value: .structure([
+                        TTLVItem(tag: KMIPTag.hashingAlgorithm, .enumeration(6)),
+                        TTLVItem(tag: 0x420035, .byteString(digest)),
+                        TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(format)),
+                    ])))
         }
         for (name, values) in (m.customAttributes ?? [:]).sorted(by: { $0.key < $1.key }) {
             out += values.compactMap(load).map { KMIPAttribute(name: name, value: $0) }

@@ -4,7 +4,9 @@ import KMIPProtocol
 /// The one mapping from engine errors to KMIP result reasons (valid in every version), for the TTLV listener and KMIP
 /// over HTTPS alike.
 public enum KMIPResultReasons {
-    public static func reason(for code: EngineError.Code, version: ProtocolVersion = ProtocolVersion(1, 4)) -> ResultReason {
+    public static func reason(for code: EngineError.Code, version: ProtocolVersion = ProtocolVersion(1, 4))
+        -> ResultReason
+    {
         switch code {
         case .notFound: return version >= ProtocolVersion(2, 0) ? .objectNotFound : .itemNotFound
         // 1.x has no reasons of its own for these: Permission Denied.

@@ -72,7 +72,8 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if case .invalidLength(let length, let limit) = error as? PGWireError, length > limit {
                     relay.end(.messageTooLarge)
                     sqlState = "54000"
-                    text = "a message of \(length) bytes exceeds listeners.postgres.max_message_size (\(limit) bytes): "
+                    text =
+                        "a message of \(length) bytes exceeds listeners.postgres.max_message_size (\(limit) bytes): "
                         + "it was not sent to the database, and the session ends"
                 } else {
                     relay.end(.clientProtocolViolation)
@@ -80,7 +81,8 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     text = "\(error)"
                 }
                 if let recorder = relay.recorder {
-                    recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "refused", text: text, sqlState: sqlState))
+                    recorder.record(
+                        PAMRecordingEvent(t: recorder.seconds, kind: "refused", text: text, sqlState: sqlState))
                 }
                 let message = PGBackendMessage.error(sqlState: sqlState, message: text, severity: "FATAL").frame.bytes
                 context?.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message)), promise: nil)
@@ -90,7 +92,9 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if relay.failClosed, let failure = relay.recorder?.failure {
                 relay.end(.recordingFailed)
                 let message = PGBackendMessage.error(
-                    sqlState: "58030", message: "terminating the session: the recording failed (\(failure))", severity: "FATAL").frame.bytes
+                    sqlState: "58030", message: "terminating the session: the recording failed (\(failure))",
+                    severity: "FATAL"
+                ).frame.bytes
                 context?.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message)), promise: nil)
                 closeBoth()
                 return
@@ -130,7 +134,11 @@ final class PGSideHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func read(context: ChannelHandlerContext) {
         switch mode {
         case .handshake:
-            if buffered.readableBytes < Self.handshakeLimit || waiter != nil { context.read() } else { readWanted = true }
+            if buffered.readableBytes < Self.handshakeLimit || waiter != nil {
+                context.read()
+            } else {
+                readWanted = true
+            }
         case .relay:
             if partner?.context?.channel.isWritable ?? false { context.read() } else { readWanted = true }
         }

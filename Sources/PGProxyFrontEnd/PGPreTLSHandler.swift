@@ -32,7 +32,8 @@ final class PGPreTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
             let handshake = buffer
             buffer = ByteBuffer()
             do {
-                try context.pipeline.syncOperations.addHandlers(makeTLSHandlers() + [PGDirectTLSALPNCheck()], position: .after(self))
+                try context.pipeline.syncOperations.addHandlers(
+                    makeTLSHandlers() + [PGDirectTLSALPNCheck()], position: .after(self))
                 context.fireChannelRead(wrapInboundOut(handshake))
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             } catch {
@@ -88,7 +89,9 @@ final class PGPreTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             default:
                 if code >> 16 == 3 {
-                    refuse(context, "28000", "the Gatehouse access proxy requires TLS: connect with sslmode=require (or verify-full)")
+                    refuse(
+                        context, "28000",
+                        "the Gatehouse access proxy requires TLS: connect with sslmode=require (or verify-full)")
                 } else {
                     refuse(context, "08P01", "unsupported frontend protocol")
                 }
@@ -101,7 +104,8 @@ final class PGPreTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
         done = true
         let error = PGBackendMessage.error(sqlState: sqlState, message: message, severity: "FATAL").frame.bytes
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: error))).whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: error))).whenComplete { _ in channel.close(promise: nil)
+        }
     }
 }
 
@@ -123,10 +127,13 @@ final class PGDirectTLSALPNCheck: ChannelInboundHandler, RemovableChannelHandler
                 return
             }
             let error = PGBackendMessage.error(
-                sqlState: "08P01", message: "direct TLS connections must negotiate the ALPN protocol \"postgresql\"", severity: "FATAL"
+                sqlState: "08P01", message: "direct TLS connections must negotiate the ALPN protocol \"postgresql\"",
+                severity: "FATAL"
             ).frame.bytes
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: error))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: error))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -86,7 +86,8 @@ public struct PGProxyListener: Service {
         self.counter = counter
         self.logger = logger
         self.onBound = onBound
-        self.failures = FailureRateLimiter(listener: "postgres", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
+        self.failures = FailureRateLimiter(
+            listener: "postgres", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
     }
 
     public func run() async throws {
@@ -109,7 +110,8 @@ public struct PGProxyListener: Service {
                     return try PGConnection.install(on: channel, isClient: true)
                 }
             }
-        logger.info("PostgreSQL proxy listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
+        logger.info(
+            "PostgreSQL proxy listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
         await onBound(server.channel.localAddress?.port ?? settings.port)
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -131,14 +133,16 @@ public struct PGProxyListener: Service {
         let markers = openMarkers
         for id in markers.list() {
             logger.warning("PAM session left open by a stopped daemon", metadata: ["sessionId": "\(id)"])
-            await engine.closePAMSession(.system("pam-proxy"), sessionId: id, reason: .nodeCrashed, stats: PAMSessionStats())
+            await engine.closePAMSession(
+                .system("pam-proxy"), sessionId: id, reason: .nodeCrashed, stats: PAMSessionStats())
             markers.remove(id)
         }
     }
 
     /// What PostgreSQL itself says when `authentication_timeout` passes.
     static let loginTimeoutMessage = PGBackendMessage.error(
-        sqlState: "57014", message: "canceling authentication due to timeout", severity: "FATAL").frame.bytes
+        sqlState: "57014", message: "canceling authentication due to timeout", severity: "FATAL"
+    ).frame.bytes
 
     func serve(_ connection: PGConnection) async {
         await PGProxySession(listener: self, client: connection).run()
@@ -203,7 +207,8 @@ struct PGProxySession {
             }
             if principal.method == .anonymous {
                 try await send([.authentication(code: 3, data: [])])
-                guard let frame = try await PGUpstream.nextFrame(client, &decoder), frame.type == UInt8(ascii: "p") else {
+                guard let frame = try await PGUpstream.nextFrame(client, &decoder), frame.type == UInt8(ascii: "p")
+                else {
                     return await fatal("08P01", "expected a password message")
                 }
                 var reader = PGReader(frame.body)
@@ -212,17 +217,24 @@ struct PGProxySession {
                     principal = try await engine.authenticate(bearerToken: token, ipAddress: ip, frontEnd: "pg-proxy")
                 } catch {
                     listener.failures.recordFailure(ip)
-                    return await fatal("28P01", "authentication failed: present a Gatehouse client certificate or an access token as the password")
+                    return await fatal(
+                        "28P01",
+                        "authentication failed: present a Gatehouse client certificate or an access token as the password"
+                    )
                 }
             }
-            let ctx = CallContext(principal: principal, frontEnd: "pg-proxy", ipAddress: ip, userAgent: request.passthrough["application_name"])
+            let ctx = CallContext(
+                principal: principal, frontEnd: "pg-proxy", ipAddress: ip,
+                userAgent: request.passthrough["application_name"])
             let ticket: PAMSessionTicket
             do {
                 ticket = try await engine.openPAMSession(ctx, resource: request.resource, username: request.account)
             } catch let e as EngineError {
                 if e.code == .unauthenticated || e.code == .permissionDenied { listener.failures.recordFailure(ip) }
                 switch e.code {
-                case .unauthenticated: return await fatal("28000", "authentication failed: no Gatehouse identity accepts this client certificate")
+                case .unauthenticated:
+                    return await fatal(
+                        "28000", "authentication failed: no Gatehouse identity accepts this client certificate")
                 case .permissionDenied: return await fatal("28000", e.message)
                 default:
                     logger.error("PAM session refused", metadata: ["error": "\(e)"])
@@ -236,13 +248,17 @@ struct PGProxySession {
         }
     }
 
-    func relay(_ ticket: PAMSessionTicket, _ request: PGStartupRequest, _ ctx: CallContext, _ clientDecoder: inout PGFrameDecoder) async throws {
+    func relay(
+        _ ticket: PAMSessionTicket, _ request: PGStartupRequest, _ ctx: CallContext,
+        _ clientDecoder: inout PGFrameDecoder
+    ) async throws {
         let target = ticket.resource.target
         let upstream: PGConnection
         do {
             upstream = try await PGUpstream.open(target, on: channel.eventLoop)
         } catch {
-            logger.error("PAM upstream unreachable", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+            logger.error(
+                "PAM upstream unreachable", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
             await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .upstreamUnreachable, stats: .init())
             return await fatal("08006", "cannot connect to the resource (the Gatehouse log has the reason)")
         }
@@ -257,7 +273,8 @@ struct PGProxySession {
                 username: ticket.username, password: ticket.password)
         } catch {
             // The upstream's words stay in the log: the client is told only that the login failed.
-            logger.error("PAM upstream login failed", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+            logger.error(
+                "PAM upstream login failed", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
             await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .upstreamLoginFailed, stats: .init())
             return await fatal("08006", "the resource refused the proxy's login (the Gatehouse log has the reason)")
         }
@@ -277,35 +294,45 @@ struct PGProxySession {
         // recording shipper never takes a file without a marker for a finished session's.
         openMarkers.add(ticket.sessionId)
         if ticket.resource.failClosed, let reason = listener.settings.recordingBlocked() {
-            logger.error("PAM session refused: recordings cannot reach the store", metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)"])
+            logger.error(
+                "PAM session refused: recordings cannot reach the store",
+                metadata: ["sessionId": "\(ticket.sessionId)", "reason": "\(reason)"])
             await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .recordingFailed, stats: .init())
             openMarkers.remove(ticket.sessionId)
-            return await fatal("58030", "session recordings cannot reach their store (\(reason)), and this resource requires one")
+            return await fatal(
+                "58030", "session recordings cannot reach their store (\(reason)), and this resource requires one")
         }
         // The recording starts before the first relayed byte; without it a fail-closed resource serves nothing.
         var recorder: PGSessionRecorder?
         do {
-            recorder = try PGSessionRecorder(directory: listener.settings.recordingDirectory, sessionId: ticket.sessionId, key: ticket.recordingKey)
+            recorder = try PGSessionRecorder(
+                directory: listener.settings.recordingDirectory, sessionId: ticket.sessionId, key: ticket.recordingKey)
         } catch {
-            logger.error("PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
+            logger.error(
+                "PAM recording cannot start", metadata: ["sessionId": "\(ticket.sessionId)", "error": "\(error)"])
             if ticket.resource.failClosed {
                 await engine.closePAMSession(ctx, sessionId: ticket.sessionId, reason: .recordingFailed, stats: .init())
                 openMarkers.remove(ticket.sessionId)
                 return await fatal("58030", "the session recording cannot be written, and this resource requires one")
             }
         }
-        recorder?.record(PAMRecordingEvent(
-            t: 0, kind: "start",
-            detail: ["session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name, "account": ticket.username,
-                     "who": ticket.granteeName, "principal": ctx.principal.id, "client": ctx.ipAddress ?? "",
-                     "application": request.passthrough["application_name"] ?? "",
-                     "upstreamTLS": target.tlsMode.rawValue, "upstreamAuth": greeting.method]))
+        recorder?.record(
+            PAMRecordingEvent(
+                t: 0, kind: "start",
+                detail: [
+                    "session": ticket.sessionId, "grant": ticket.grantId, "resource": ticket.resource.name,
+                    "account": ticket.username,
+                    "who": ticket.granteeName, "principal": ctx.principal.id, "client": ctx.ipAddress ?? "",
+                    "application": request.passthrough["application_name"] ?? "",
+                    "upstreamTLS": target.tlsMode.rawValue, "upstreamAuth": greeting.method,
+                ]))
         var hello: [PGBackendMessage] = [.authentication(code: 0, data: [])]
         hello += greeting.parameters.map { .parameterStatus(name: $0.0, value: $0.1) }
         hello += greeting.notices
         if let proxyKey { hello.append(.backendKeyData(processID: proxyKey.processID, secretKey: proxyKey.secretKey)) }
         hello.append(.readyForQuery(status: UInt8(ascii: "I")))
-        let state = PGRelayState(stats: StatsBox(PAMSessionStats()), recorder: recorder, failClosed: ticket.resource.failClosed)
+        let state = PGRelayState(
+            stats: StatsBox(PAMSessionStats()), recorder: recorder, failClosed: ticket.resource.failClosed)
         let maxMessage = listener.settings.maxMessageSize
         // From here on the session is always closed in the store (and its recording sealed), whatever happens.
         var relaying = true
@@ -314,12 +341,16 @@ struct PGProxySession {
             channel.triggerUserOutboundEvent(ConnectionGuardEvent.loggedIn, promise: nil)
             logger.info(
                 "PAM session started",
-                metadata: ["sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)", "account": "\(ticket.username)",
-                           "caller": "\(ctx.principal.name)"])
+                metadata: [
+                    "sessionId": "\(ticket.sessionId)", "resource": "\(ticket.resource.name)",
+                    "account": "\(ticket.username)",
+                    "caller": "\(ctx.principal.name)",
+                ])
             try await PGConnection.relay(
                 client: client, server: upstream, state: state,
                 clientObserver: PGStreamObserver(.client, maxMessageLength: maxMessage),
-                serverObserver: PGStreamObserver(.server, maxMessageLength: 1 << 30, recordRows: ticket.resource.recordRows ?? 0),
+                serverObserver: PGStreamObserver(
+                    .server, maxMessageLength: 1 << 30, recordRows: ticket.resource.recordRows ?? 0),
                 clientLeftover: ByteBuffer(bytes: clientLeftover), serverLeftover: ByteBuffer(bytes: upDecoder.drain()))
         } catch {
             state.end(.clientDisconnected)
@@ -332,67 +363,85 @@ struct PGProxySession {
         let engine = self.engine
         let logger = self.logger
         let checkEvery = listener.settings.grantCheckInterval
-        let reason: PAMSessionEndReason = !relaying ? (state.reason.withLock { $0 } ?? .clientDisconnected) : await withTaskGroup(of: PAMSessionEndReason?.self) { group in
-            group.addTask {
-                try? await clientChannel.closeFuture.get()
-                return nil
-            }
-            group.addTask {
-                try? await upChannel.closeFuture.get()
-                return nil
-            }
-            group.addTask {
-                // Ends the session exactly at the grant's end, at once on a revocation through this node, and within
-                // `checkEvery` of one through another node.
-                var deadline = ticket.expiresAt
-                while !Task.isCancelled {
-                    let wait = min(deadline.timeIntervalSinceNow, Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
-                    if wait > 0 {
-                        await engine.waitForPAMGrantChange(grantId: ticket.grantId, timeout: .milliseconds(Int(wait * 1000) + 1))
-                        if Task.isCancelled { return nil }
-                    }
-                    guard let current = await engine.pamSessionDeadline(sessionId: ticket.sessionId, grantId: ticket.grantId) else {
-                        // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.
-                        return ticket.expiresAt.timeIntervalSinceNow < 1 ? .grantExpired : .grantRevoked
-                    }
-                    deadline = min(current, ticket.expiresAt)
-                    if deadline <= Date() { return .grantExpired }
-                }
-                return nil
-            }
-            if let recorder {
+        let reason: PAMSessionEndReason =
+            !relaying
+            ? (state.reason.withLock { $0 } ?? .clientDisconnected)
+            : await withTaskGroup(of: PAMSessionEndReason?.self) { group in
                 group.addTask {
-                    // Seals what is pending every second: a crash loses at most that much.
+                    try? await clientChannel.closeFuture.get()
+                    return nil
+                }
+                group.addTask {
+                    try? await upChannel.closeFuture.get()
+                    return nil
+                }
+                group.addTask {
+                    // Ends the session exactly at the grant's end, at once on a revocation through this node, and within
+                    // `checkEvery` of one through another node.
+                    var deadline = ticket.expiresAt
                     while !Task.isCancelled {
-                        do { try await Task.sleep(for: .seconds(1)) } catch { return nil }
-                        if !recorder.flush(), state.failClosed { return .recordingFailed }
+                        let wait = min(
+                            deadline.timeIntervalSinceNow,
+                            Double(checkEvery.components.seconds) + Double(checkEvery.components.attoseconds) / 1e18)
+                        if wait > 0 {
+                            await engine.waitForPAMGrantChange(
+                                grantId: ticket.grantId, timeout: .milliseconds(Int(wait * 1000) + 1))
+                            if Task.isCancelled { return nil }
+                        }
+                        guard
+                            let current = await engine.pamSessionDeadline(
+                                sessionId: ticket.sessionId, grantId: ticket.grantId)
+                        else {
+                            // Gone: by its own end (the clocks of the check and the grant agree to the second), or early.
+                            return ticket.expiresAt.timeIntervalSinceNow < 1 ? .grantExpired : .grantRevoked
+                        }
+                        deadline = min(current, ticket.expiresAt)
+                        if deadline <= Date() { return .grantExpired }
                     }
                     return nil
                 }
-            }
-            let first = await group.next() ?? nil
-            if let first {
-                state.end(first)
-                if [.grantExpired, .grantRevoked, .recordingFailed].contains(first) {
-                    // The client hears nothing more from the database: what it still sends is dropped, and it is told
-                    // why. The statement in flight is cancelled with the backend's own key, so it stops and its
-                    // transaction rolls back, before the upstream connection is closed (closing alone leaves the
-                    // backend running the statement until it next writes to the socket, and a commit can land).
-                    let clientSide = client.handler
-                    try? await clientChannel.eventLoop.submit { clientSide.value.dropInput = true }.get()
-                    let text = first == .grantExpired ? "the access grant expired" : first == .grantRevoked ? "the access grant was revoked" : "the recording failed"
-                    try? await clientChannel.writeAndFlush(
-                        ByteBuffer(bytes: PGBackendMessage.error(sqlState: first == .recordingFailed ? "58030" : "57P01", message: "terminating the session: \(text)", severity: "FATAL").frame.bytes))
-                    if let key = greeting.backendKey {
-                        await PGUpstream.cancel(target, processID: key.processID, secretKey: key.secretKey, on: upChannel.eventLoop, logger: logger)
+                if let recorder {
+                    group.addTask {
+                        // Seals what is pending every second: a crash loses at most that much.
+                        while !Task.isCancelled {
+                            do { try await Task.sleep(for: .seconds(1)) } catch { return nil }
+                            if !recorder.flush(), state.failClosed { return .recordingFailed }
+                        }
+                        return nil
                     }
                 }
+                let first = await group.next() ?? nil
+                if let first {
+                    state.end(first)
+                    if [.grantExpired, .grantRevoked, .recordingFailed].contains(first) {
+                        // The client hears nothing more from the database: what it still sends is dropped, and it is told
+                        // why. The statement in flight is cancelled with the backend's own key, so it stops and its
+                        // transaction rolls back, before the upstream connection is closed (closing alone leaves the
+                        // backend running the statement until it next writes to the socket, and a commit can land).
+                        let clientSide = client.handler
+                        try? await clientChannel.eventLoop.submit { clientSide.value.dropInput = true }.get()
+                        let text =
+                            first == .grantExpired
+                            ? "the access grant expired"
+                            : first == .grantRevoked ? "the access grant was revoked" : "the recording failed"
+                        try? await clientChannel.writeAndFlush(
+                            ByteBuffer(
+                                bytes: PGBackendMessage.error(
+                                    sqlState: first == .recordingFailed ? "58030" : "57P01",
+                                    message: "terminating the session: \(text)", severity: "FATAL"
+                                ).frame.bytes))
+                        if let key = greeting.backendKey {
+                            await PGUpstream.cancel(
+                                target, processID: key.processID, secretKey: key.secretKey, on: upChannel.eventLoop,
+                                logger: logger)
+                        }
+                    }
+                }
+                clientChannel.close(promise: nil)
+                upChannel.close(promise: nil)
+                group.cancelAll()
+                return state.reason.withLock { $0 } ?? .ended
             }
-            clientChannel.close(promise: nil)
-            upChannel.close(promise: nil)
-            group.cancelAll()
-            return state.reason.withLock { $0 } ?? .ended
-        }
         var final = state.stats.value.withLock { $0 }
         if let recorder {
             recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "end", text: reason.rawValue))
@@ -413,7 +462,9 @@ struct PGProxySession {
         guard let upstream = listener.cancels.keys.withLock({ $0.resolve(processID: processID, secretKey: secretKey) }),
             let target = listener.cancels.targets.withLock({ $0[upstream.session] })
         else { return }
-        if await PGUpstream.cancel(target, processID: upstream.processID, secretKey: upstream.secretKey, on: channel.eventLoop, logger: logger) {
+        if await PGUpstream.cancel(
+            target, processID: upstream.processID, secretKey: upstream.secretKey, on: channel.eventLoop, logger: logger)
+        {
             logger.info("PAM cancel forwarded", metadata: ["sessionId": "\(upstream.session)"])
         }
     }

@@ -56,14 +56,18 @@ public final class PGSessionRecorder: @unchecked Sendable {
     func close(reason: String, engine: any PGProxyEngine, sessionId: String) async -> (chunks: UInt64, chain: String)? {
         let sealed: ([UInt8], UInt64, String)? = lock.withLock {
             if !pending.isEmpty, failure == nil { sealPending() }
-            return failure == nil ? (encoder.manifest(endedAt: Date(), endReason: reason), encoder.chunks, encoder.chainHex) : nil
+            return failure == nil
+                ? (encoder.manifest(endedAt: Date(), endReason: reason), encoder.chunks, encoder.chainHex) : nil
         }
         var written: (chunks: UInt64, chain: String)?
         if let (manifest, chunks, chain) = sealed,
-            let signature = try? await engine.signPAMRecordingManifest(sessionId: sessionId, RecordingFormat.signedManifestBytes(manifest))
+            let signature = try? await engine.signPAMRecordingManifest(
+                sessionId: sessionId, RecordingFormat.signedManifestBytes(manifest))
         {
             lock.withLock {
-                if writeAll(RecordingEncoder.manifestRecord(manifest, signature: signature)), fsync(fd) == 0 { written = (chunks, chain) }
+                if writeAll(RecordingEncoder.manifestRecord(manifest, signature: signature)), fsync(fd) == 0 {
+                    written = (chunks, chain)
+                }
             }
         }
         lock.withLock {
@@ -80,7 +84,8 @@ public final class PGSessionRecorder: @unchecked Sendable {
             var offset = 0
             while offset < pending.count, failure == nil {
                 let end = min(pending.count, offset + Self.maxSealed)
-                let record = try encoder.seal(offset == 0 && end == pending.count ? pending : Array(pending[offset..<end]))
+                let record = try encoder.seal(
+                    offset == 0 && end == pending.count ? pending : Array(pending[offset..<end]))
                 _ = writeAll(record)
                 offset = end
             }
@@ -175,7 +180,9 @@ struct PGStreamObserver {
             guard rowsSeen <= rowCap, let recorder, !frame.truncated,
                 case .dataRow(let values)? = try? PGBackendMessage(PGFrame(type: frame.type, body: frame.body))
             else { return }
-            recorder.record(PAMRecordingEvent(t: recorder.seconds, kind: "row", parameters: values.map { Self.render($0, binary: false) }))
+            recorder.record(
+                PAMRecordingEvent(
+                    t: recorder.seconds, kind: "row", parameters: values.map { Self.render($0, binary: false) }))
             return
         case (.server, UInt8(ascii: "C")), (.server, UInt8(ascii: "E")):
             rowsSeen = 0
@@ -187,7 +194,8 @@ struct PGStreamObserver {
         let event: PAMRecordingEvent?
         if frame.truncated {
             event = PAMRecordingEvent(
-                t: t, kind: Self.kind(frame.type, direction), text: String(decoding: frame.body.prefix(Self.valueCap), as: UTF8.self) + "…",
+                t: t, kind: Self.kind(frame.type, direction),
+                text: String(decoding: frame.body.prefix(Self.valueCap), as: UTF8.self) + "…",
                 bytes: Int64(frame.length))
         } else {
             event = direction == .client ? clientEvent(frame, t) : Self.event(frame, direction, t, &copyBytes)
@@ -223,9 +231,11 @@ struct PGStreamObserver {
                     v, oid: i < types.count ? types[i] : 0,
                     binary: (formats.count == 1 ? formats[0] : (i < formats.count ? formats[i] : 0)) == 1)
             }
-            return PAMRecordingEvent(t: t, kind: "bind", name: portal, statement: statement, parameters: values, formats: formats)
+            return PAMRecordingEvent(
+                t: t, kind: "bind", name: portal, statement: statement, parameters: values, formats: formats)
         case .execute(let portal, let maxRows):
-            return PAMRecordingEvent(t: t, kind: "execute", name: portal, statement: portals[portal], rows: Int64(maxRows))
+            return PAMRecordingEvent(
+                t: t, kind: "execute", name: portal, statement: portals[portal], rows: Int64(maxRows))
         case .close(let kind, let name):
             if kind == UInt8(ascii: "S") { preparedTypes[name] = nil } else { portals[name] = nil }
             return nil
@@ -237,26 +247,33 @@ struct PGStreamObserver {
     static func render(_ value: [UInt8]?, binary: Bool) -> String? {
         guard let value else { return nil }
         let capped = value.prefix(valueCap)
-        let text = binary || String(validating: capped, as: UTF8.self) == nil
+        let text =
+            binary || String(validating: capped, as: UTF8.self) == nil
             ? "\\x" + Hex.encode(capped) : String(decoding: capped, as: UTF8.self)
         return value.count > valueCap ? text + "…" : text
     }
 
-    static func event(_ frame: PGFrameScanner.Seen, _ direction: Direction, _ t: Double, _ copyBytes: inout Int64) -> PAMRecordingEvent? {
+    static func event(_ frame: PGFrameScanner.Seen, _ direction: Direction, _ t: Double, _ copyBytes: inout Int64)
+        -> PAMRecordingEvent?
+    {
         let pgFrame = PGFrame(type: frame.type, body: frame.body)
         switch direction {
         case .client:
             guard let message = try? PGFrontendMessage(pgFrame) else { return nil }
             switch message {
             case .query(let sql): return PAMRecordingEvent(t: t, kind: "query", text: sql)
-            case .parse(let name, let sql, let types): return PAMRecordingEvent(t: t, kind: "parse", text: sql, name: name, parameterTypes: types)
+            case .parse(let name, let sql, let types):
+                return PAMRecordingEvent(t: t, kind: "parse", text: sql, name: name, parameterTypes: types)
             case .bind(let portal, let statement, let formats, let parameters, _):
                 let values = parameters.enumerated().map { i, v in
                     render(v, binary: (formats.count == 1 ? formats[0] : (i < formats.count ? formats[i] : 0)) == 1)
                 }
-                return PAMRecordingEvent(t: t, kind: "bind", name: portal, statement: statement, parameters: values, formats: formats)
-            case .execute(let portal, let maxRows): return PAMRecordingEvent(t: t, kind: "execute", name: portal, rows: Int64(maxRows))
-            case .functionCall(let oid, _, _, _): return PAMRecordingEvent(t: t, kind: "functionCall", text: String(oid))
+                return PAMRecordingEvent(
+                    t: t, kind: "bind", name: portal, statement: statement, parameters: values, formats: formats)
+            case .execute(let portal, let maxRows):
+                return PAMRecordingEvent(t: t, kind: "execute", name: portal, rows: Int64(maxRows))
+            case .functionCall(let oid, _, _, _):
+                return PAMRecordingEvent(t: t, kind: "functionCall", text: String(oid))
             case .copyDone, .copyFail:
                 defer { copyBytes = 0 }
                 return PAMRecordingEvent(t: t, kind: "copyIn", bytes: copyBytes)
@@ -273,9 +290,12 @@ struct PGStreamObserver {
                 }
                 return PAMRecordingEvent(t: t, kind: "complete", text: tag, rows: rows)
             case .errorOrNotice(true, let fields):
-                return PAMRecordingEvent(t: t, kind: "error", text: fields[UInt8(ascii: "M")], sqlState: fields[UInt8(ascii: "C")])
+                return PAMRecordingEvent(
+                    t: t, kind: "error", text: fields[UInt8(ascii: "M")], sqlState: fields[UInt8(ascii: "C")])
             case .copyResponse(let kind, _, _):
-                return PAMRecordingEvent(t: t, kind: "copyStart", text: kind == UInt8(ascii: "H") ? "out" : kind == UInt8(ascii: "G") ? "in" : "both")
+                return PAMRecordingEvent(
+                    t: t, kind: "copyStart",
+                    text: kind == UInt8(ascii: "H") ? "out" : kind == UInt8(ascii: "G") ? "in" : "both")
             default: return nil
             }
         }

@@ -56,7 +56,12 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard buffer.readableBytes == 1, let answer = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
-            fail(context, PGUpstreamError(.protocolError, "the server answered SSLRequest with \(buffer.readableBytes) bytes (not a PostgreSQL server, or bytes injected before TLS)"))
+            fail(
+                context,
+                PGUpstreamError(
+                    .protocolError,
+                    "the server answered SSLRequest with \(buffer.readableBytes) bytes (not a PostgreSQL server, or bytes injected before TLS)"
+                ))
             return
         }
         switch answer {
@@ -68,7 +73,8 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
                 try context.pipeline.syncOperations.addHandler(tls, position: .after(self))
                 // The connection is ready once the handshake (and the certificate checks in it) has completed; the
                 // watcher reports that, or the handshake's own error instead of a later write's "closed channel".
-                try context.pipeline.syncOperations.addHandler(PGUpstreamHandshakeWatcher(installed: installed), position: .after(tls))
+                try context.pipeline.syncOperations.addHandler(
+                    PGUpstreamHandshakeWatcher(installed: installed), position: .after(tls))
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             } catch {
                 fail(context, PGUpstreamError(.tls, "TLS setup: \(error)"))
@@ -139,7 +145,9 @@ final class PGUpstreamHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
     /// BoringSSL's reason, e.g. "CERTIFICATE_VERIFY_FAILED", rather than the whole error stack's dump.
     static func describe(_ error: any Error) -> String {
         let text = "\(error)"
-        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "the server's certificate did not verify (CERTIFICATE_VERIFY_FAILED): \(text)" }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the server's certificate did not verify (CERTIFICATE_VERIFY_FAILED): \(text)"
+        }
         return text
     }
 }
@@ -168,7 +176,9 @@ enum PGUpstream {
 
     /// Opens TCP (+ TLS) to the target on `eventLoop` (the client connection's, so the relay never hops threads).
     /// The returned connection is ready for the StartupMessage.
-    static func open(_ target: PAMTarget, on eventLoop: any EventLoop, timeout: TimeAmount = .seconds(10)) async throws -> PGConnection {
+    static func open(_ target: PAMTarget, on eventLoop: any EventLoop, timeout: TimeAmount = .seconds(10)) async throws
+        -> PGConnection
+    {
         let useTLS = target.tlsMode != .disable
         let context = useTLS ? try NIOSSLContext(configuration: try tlsConfiguration(target)) : nil
         let isIP = IPAddressText.isLiteral(target.host)
@@ -217,7 +227,8 @@ enum PGUpstream {
         do {
             let connection = try await open(target, on: eventLoop, timeout: .seconds(3))
             defer { connection.close() }
-            try await connection.send(ByteBuffer(bytes: PGStartup.cancel(processID: processID, secretKey: secretKey).frame.bytes))
+            try await connection.send(
+                ByteBuffer(bytes: PGStartup.cancel(processID: processID, secretKey: secretKey).frame.bytes))
             // The server answers nothing and closes the connection after delivering the signal.
             return try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {
@@ -234,7 +245,8 @@ enum PGUpstream {
                 return first
             }
         } catch {
-            logger.warning("PAM cancel failed", metadata: ["target": "\(target.host):\(target.port)", "error": "\(error)"])
+            logger.warning(
+                "PAM cancel failed", metadata: ["target": "\(target.host):\(target.port)", "error": "\(error)"])
             return false
         }
     }
@@ -255,7 +267,8 @@ enum PGUpstream {
         username: String, password: SecretBytes
     ) async throws -> Greeting {
         let outbound = connection
-        try await outbound.send(ByteBuffer(bytes: PGStartup.startup(minorVersion: 0, parameters: parameters).frame.bytes))
+        try await outbound.send(
+            ByteBuffer(bytes: PGStartup.startup(minorVersion: 0, parameters: parameters).frame.bytes))
         var scram: SCRAMClient?
         var greeting = Greeting()
         var authenticated = false
@@ -270,7 +283,9 @@ enum PGUpstream {
             }
             switch message {
             case .authentication(let code, let data):
-                guard !authenticated else { throw PGUpstreamError(.protocolError, "authentication request after AuthenticationOk") }
+                guard !authenticated else {
+                    throw PGUpstreamError(.protocolError, "authentication request after AuthenticationOk")
+                }
                 switch code {
                 case 0: authenticated = true
                 case 10:
@@ -279,21 +294,28 @@ enum PGUpstream {
                     var binding: [UInt8]?
                     if offered.contains(SCRAMClient.mechanismPlus) { binding = await serverEndPoint(connection) }
                     guard binding != nil || offered.contains(SCRAMClient.mechanism) else {
-                        throw PGUpstreamError(.refusedLogin, "the server offers no SASL mechanism the proxy supports (\(offered))")
+                        throw PGUpstreamError(
+                            .refusedLogin, "the server offers no SASL mechanism the proxy supports (\(offered))")
                     }
                     let mechanism = binding == nil ? SCRAMClient.mechanism : SCRAMClient.mechanismPlus
                     let client = SCRAMClient(password: passwordText, channelBinding: binding)
                     scram = client
                     greeting.method = mechanism
-                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.saslInitialResponse(mechanism: mechanism, data: client.clientFirst).frame.bytes))
+                    try await outbound.send(
+                        ByteBuffer(
+                            bytes: PGFrontendMessage.saslInitialResponse(mechanism: mechanism, data: client.clientFirst)
+                                .frame.bytes))
                 case 11:
-                    guard var client = scram else { throw PGUpstreamError(.protocolError, "SASL continue without SASL") }
+                    guard var client = scram else {
+                        throw PGUpstreamError(.protocolError, "SASL continue without SASL")
+                    }
                     let final: [UInt8]
                     do { final = try client.clientFinal(serverFirst: data) } catch {
                         throw PGUpstreamError(.protocolError, "SCRAM: \(error)")
                     }
                     scram = client
-                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(final).frame.bytes))
+                    try await outbound.send(
+                        ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(final).frame.bytes))
                 case 12:
                     guard let client = scram else { throw PGUpstreamError(.protocolError, "SASL final without SASL") }
                     do { try client.verify(serverFinal: data) } catch {
@@ -302,22 +324,34 @@ enum PGUpstream {
                 case 3, 5:
                     // A password (or its MD5) must not cross an unencrypted connection.
                     guard target.tlsMode != .disable else {
-                        throw PGUpstreamError(.refusedLogin, "the server asks for a \(code == 3 ? "cleartext" : "MD5") password on an unencrypted connection; use scram-sha-256 or TLS")
+                        throw PGUpstreamError(
+                            .refusedLogin,
+                            "the server asks for a \(code == 3 ? "cleartext" : "MD5") password on an unencrypted connection; use scram-sha-256 or TLS"
+                        )
                     }
                     var answer = password.bytes
                     greeting.method = code == 3 ? "password" : "md5"
                     if code == 5 {
-                        guard data.count == 4 else { throw PGUpstreamError(.protocolError, "MD5 request without a salt") }
+                        guard data.count == 4 else {
+                            throw PGUpstreamError(.protocolError, "MD5 request without a salt")
+                        }
                         let inner = Hex.encode(Insecure.MD5.hash(data: password.bytes + Array(username.utf8)))
                         answer = Array(("md5" + Hex.encode(Insecure.MD5.hash(data: Array(inner.utf8) + data))).utf8)
                     }
-                    try await outbound.send(ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(answer + [0]).frame.bytes))
+                    try await outbound.send(
+                        ByteBuffer(bytes: PGFrontendMessage.authenticationResponse(answer + [0]).frame.bytes))
                 default:
-                    throw PGUpstreamError(.refusedLogin, "the server asks for an authentication method the proxy does not support (\(code))")
+                    throw PGUpstreamError(
+                        .refusedLogin,
+                        "the server asks for an authentication method the proxy does not support (\(code))")
                 }
             case .errorOrNotice(true, let fields):
-                let text = [fields[UInt8(ascii: "C")].map { "SQLSTATE \($0)" }, fields[UInt8(ascii: "M")]].compactMap { $0 }.joined(separator: ": ")
-                throw PGUpstreamError(authenticated ? .protocolError : .refusedLogin, text.isEmpty ? "the server refused the login" : text)
+                let text = [fields[UInt8(ascii: "C")].map { "SQLSTATE \($0)" }, fields[UInt8(ascii: "M")]].compactMap {
+                    $0
+                }.joined(separator: ": ")
+                throw PGUpstreamError(
+                    authenticated ? .protocolError : .refusedLogin, text.isEmpty ? "the server refused the login" : text
+                )
             case .errorOrNotice(false, _):
                 greeting.notices.append(message)
             case .parameterStatus(let name, let value):
@@ -327,7 +361,9 @@ enum PGUpstream {
             case .negotiateProtocolVersion:
                 break
             case .readyForQuery:
-                guard authenticated else { throw PGUpstreamError(.protocolError, "ReadyForQuery before AuthenticationOk") }
+                guard authenticated else {
+                    throw PGUpstreamError(.protocolError, "ReadyForQuery before AuthenticationOk")
+                }
                 return greeting
             default:
                 throw PGUpstreamError(.protocolError, "unexpected server message during login")
@@ -338,7 +374,8 @@ enum PGUpstream {
     /// RFC 5929 `tls-server-end-point`: the hash of the server's certificate, with SHA-256 unless its signature
     /// uses SHA-384 or SHA-512 (then that hash). nil without TLS.
     static func serverEndPoint(_ connection: PGConnection) async -> [UInt8]? {
-        guard let certificate = try? await connection.channel.nioSSL_peerCertificate().get(), let der = try? certificate.toDERBytes(),
+        guard let certificate = try? await connection.channel.nioSSL_peerCertificate().get(),
+            let der = try? certificate.toDERBytes(),
             let parsed = try? Certificate(derEncoded: der)
         else { return nil }
         switch parsed.signatureAlgorithm {
@@ -385,8 +422,12 @@ public struct PGConnector: PAMConnector {
         try await mapped {
             try await connection.send(ByteBuffer(bytes: PGStartup.sslRequest.frame.bytes))
             guard let answer = try await connection.receive(), answer.readableBytes == 1,
-                let byte = answer.getInteger(at: answer.readerIndex, as: UInt8.self), byte == UInt8(ascii: "S") || byte == UInt8(ascii: "N")
-            else { throw PGUpstreamError(.protocolError, "\(target.host):\(target.port) does not answer like a PostgreSQL server") }
+                let byte = answer.getInteger(at: answer.readerIndex, as: UInt8.self),
+                byte == UInt8(ascii: "S") || byte == UInt8(ascii: "N")
+            else {
+                throw PGUpstreamError(
+                    .protocolError, "\(target.host):\(target.port) does not answer like a PostgreSQL server")
+            }
         }
     }
 
@@ -394,7 +435,9 @@ public struct PGConnector: PAMConnector {
     func loggedIn(_ target: PAMTarget, username: String, password: SecretBytes, application: String) async throws
         -> (PGConnection, PGFrameDecoder)
     {
-        let connection = try await mapped { try await PGUpstream.open(target, on: MultiThreadedEventLoopGroup.singleton.next()) }
+        let connection = try await mapped {
+            try await PGUpstream.open(target, on: MultiThreadedEventLoopGroup.singleton.next())
+        }
         do {
             var decoder = PGFrameDecoder(expectStartup: false)
             try await mapped {
@@ -411,26 +454,35 @@ public struct PGConnector: PAMConnector {
     }
 
     public func checkLogin(_ target: PAMTarget, username: String, password: SecretBytes) async throws {
-        let (connection, _) = try await loggedIn(target, username: username, password: password, application: "gatehouse-check")
+        let (connection, _) = try await loggedIn(
+            target, username: username, password: password, application: "gatehouse-check")
         defer { connection.close() }
         try await mapped { try await connection.send(ByteBuffer(bytes: PGFrontendMessage.terminate.frame.bytes)) }
     }
 
-    public func setPassword(_ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String) async throws {
+    public func setPassword(
+        _ target: PAMTarget, username: String, password: SecretBytes, role: String, verifier: String
+    ) async throws {
         // The verifier is base64, digits and `$:`; anything else would not be one (and could break the literal).
-        guard verifier.hasPrefix("SCRAM-SHA-256$"), verifier.utf8.allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: "'") && $0 != UInt8(ascii: "\\") }) else {
+        guard verifier.hasPrefix("SCRAM-SHA-256$"),
+            verifier.utf8.allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: "'") && $0 != UInt8(ascii: "\\") })
+        else {
             throw EngineError(.internal, "not a SCRAM verifier")
         }
         let quotedRole = "\"" + role.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        var (connection, decoder) = try await loggedIn(target, username: username, password: password, application: "gatehouse-rotation")
+        var (connection, decoder) = try await loggedIn(
+            target, username: username, password: password, application: "gatehouse-rotation")
         defer { connection.close() }
         try await mapped {
-            try await connection.send(ByteBuffer(bytes: PGFrontendMessage.query("ALTER ROLE \(quotedRole) PASSWORD '\(verifier)'").frame.bytes))
+            try await connection.send(
+                ByteBuffer(
+                    bytes: PGFrontendMessage.query("ALTER ROLE \(quotedRole) PASSWORD '\(verifier)'").frame.bytes))
             var error: String?
             while let frame = try await PGUpstream.nextFrame(connection, &decoder) {
                 guard let message = try? PGBackendMessage(frame) else { continue }
                 if case .errorOrNotice(true, let fields) = message {
-                    error = [fields[UInt8(ascii: "C")], fields[UInt8(ascii: "M")]].compactMap { $0 }.joined(separator: ": ")
+                    error = [fields[UInt8(ascii: "C")], fields[UInt8(ascii: "M")]].compactMap { $0 }.joined(
+                        separator: ": ")
                 }
                 if case .readyForQuery = message { break }
             }
@@ -444,7 +496,8 @@ public struct PGConnector: PAMConnector {
             switch e.kind {
             case .refusedLogin: throw EngineError(.invalidArgument, "login refused: \(e.description)")
             // The administrator named a target the appliance cannot use: a request error with the reason.
-            case .unreachable, .tls, .protocolError: throw EngineError(.invalidArgument, "connection test failed: \(e.description)")
+            case .unreachable, .tls, .protocolError:
+                throw EngineError(.invalidArgument, "connection test failed: \(e.description)")
             }
         } catch let e as EngineError {
             throw e

@@ -93,7 +93,9 @@ public struct PGFrameDecoder: Sendable {
         guard available >= 5 else { return nil }
         let type = buffer[start]
         let length = Int(PGReader.int32(buffer, at: start + 1))
-        guard length >= 4, length <= maxMessageLength else { throw PGWireError.invalidLength(length, limit: maxMessageLength) }
+        guard length >= 4, length <= maxMessageLength else {
+            throw PGWireError.invalidLength(length, limit: maxMessageLength)
+        }
         guard available >= 1 + length else { return nil }
         let body = Array(buffer[(start + 5)..<(start + 1 + length)])
         start += 1 + length
@@ -163,7 +165,9 @@ public struct PGReader: Sendable {
     /// A non-negative count, at most `limit` (and at most what the remaining bytes could hold).
     public mutating func count16(limit: Int, minimumItemSize: Int) throws -> Int {
         let n = Int(try int16())
-        guard n >= 0, n <= limit, n * minimumItemSize <= remaining else { throw PGWireError.malformed("bad count \(n)") }
+        guard n >= 0, n <= limit, n * minimumItemSize <= remaining else {
+            throw PGWireError.malformed("bad count \(n)")
+        }
         return n
     }
 

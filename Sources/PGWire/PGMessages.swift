@@ -59,7 +59,9 @@ public enum PGStartup: Sendable, Hashable {
                 let name = try r.cString()
                 if name.isEmpty { break }
                 let value = try r.cString()
-                guard names.insert(name).inserted else { throw PGWireError.malformed("start-up parameter \(name) repeated") }
+                guard names.insert(name).inserted else {
+                    throw PGWireError.malformed("start-up parameter \(name) repeated")
+                }
                 parameters.append((name, value))
             }
             try r.expectEnd("StartupMessage")
@@ -93,7 +95,8 @@ public enum PGFrontendMessage: Sendable, Hashable {
     case query(String)
     case parse(name: String, query: String, parameterTypes: [Int32])
     /// Parameter values are nil for SQL NULL.
-    case bind(portal: String, statement: String, parameterFormats: [Int16], parameters: [[UInt8]?], resultFormats: [Int16])
+    case bind(
+        portal: String, statement: String, parameterFormats: [Int16], parameters: [[UInt8]?], resultFormats: [Int16])
     case execute(portal: String, maxRows: Int32)
     /// `kind`: `S` (statement) or `P` (portal).
     case describe(kind: UInt8, name: String)
@@ -110,7 +113,9 @@ public enum PGFrontendMessage: Sendable, Hashable {
 
     /// Decodes a typed frame from a client.
     public init(_ frame: PGFrame) throws {
-        guard let type = frame.type else { throw PGWireError.malformed("a start-up packet where a message was expected") }
+        guard let type = frame.type else {
+            throw PGWireError.malformed("a start-up packet where a message was expected")
+        }
         var r = PGReader(frame.body)
         switch type {
         case UInt8(ascii: "Q"):
@@ -128,13 +133,16 @@ public enum PGFrontendMessage: Sendable, Hashable {
             let np = try r.count16(limit: 65535, minimumItemSize: 4)
             let params = try (0..<np).map { _ in try Self.value(&r) }
             let nr = try r.count16(limit: 65535, minimumItemSize: 2)
-            self = .bind(portal: portal, statement: statement, parameterFormats: formats, parameters: params,
-                         resultFormats: try (0..<nr).map { _ in try r.int16() })
+            self = .bind(
+                portal: portal, statement: statement, parameterFormats: formats, parameters: params,
+                resultFormats: try (0..<nr).map { _ in try r.int16() })
         case UInt8(ascii: "E"):
             self = .execute(portal: try r.cString(), maxRows: try r.int32())
         case UInt8(ascii: "D"), UInt8(ascii: "C"):
             let kind = try r.byte()
-            guard kind == UInt8(ascii: "S") || kind == UInt8(ascii: "P") else { throw PGWireError.malformed("Describe/Close kind \(kind)") }
+            guard kind == UInt8(ascii: "S") || kind == UInt8(ascii: "P") else {
+                throw PGWireError.malformed("Describe/Close kind \(kind)")
+            }
             let name = try r.cString()
             self = type == UInt8(ascii: "D") ? .describe(kind: kind, name: name) : .close(kind: kind, name: name)
         case UInt8(ascii: "S"): self = .sync
@@ -306,10 +314,12 @@ public enum PGBackendMessage: Sendable, Hashable {
         case UInt8(ascii: "G"), UInt8(ascii: "H"), UInt8(ascii: "W"):
             let overall = Int8(bitPattern: try r.byte())
             let n = try r.count16(limit: 1664, minimumItemSize: 2)
-            self = .copyResponse(kind: type, overallFormat: overall, columnFormats: try (0..<n).map { _ in try r.int16() })
+            self = .copyResponse(
+                kind: type, overallFormat: overall, columnFormats: try (0..<n).map { _ in try r.int16() })
         case UInt8(ascii: "d"): self = .copyData(r.rest())
         case UInt8(ascii: "c"): self = .copyDone
-        case UInt8(ascii: "A"): self = .notification(processID: try r.int32(), channel: try r.cString(), payload: try r.cString())
+        case UInt8(ascii: "A"):
+            self = .notification(processID: try r.int32(), channel: try r.cString(), payload: try r.cString())
         case UInt8(ascii: "v"):
             let minor = try r.int32()
             let n = try r.int32()
@@ -406,7 +416,10 @@ public enum PGBackendMessage: Sendable, Hashable {
     public static func error(sqlState: String, message: String, severity: String = "ERROR") -> PGBackendMessage {
         .errorOrNotice(
             isError: true,
-            fields: [UInt8(ascii: "S"): severity, UInt8(ascii: "V"): severity, UInt8(ascii: "C"): sqlState, UInt8(ascii: "M"): message])
+            fields: [
+                UInt8(ascii: "S"): severity, UInt8(ascii: "V"): severity, UInt8(ascii: "C"): sqlState,
+                UInt8(ascii: "M"): message,
+            ])
     }
 }
 
@@ -420,7 +433,10 @@ public struct PGField: Sendable, Hashable {
     public var typeModifier: Int32
     public var format: Int16
 
-    public init(name: String, tableOID: Int32, column: Int16, typeOID: Int32, typeSize: Int16, typeModifier: Int32, format: Int16) {
+    public init(
+        name: String, tableOID: Int32, column: Int16, typeOID: Int32, typeSize: Int16, typeModifier: Int32,
+        format: Int16
+    ) {
         self.name = name
         self.tableOID = tableOID
         self.column = column

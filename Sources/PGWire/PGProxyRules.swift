@@ -35,7 +35,8 @@ public struct PGStartupRequest: Sendable, Hashable {
             case .missing(let p): return "the start-up packet has no \(p) (use user=<account> dbname=<resource>)"
             case .replication: return "replication connections are not allowed through the access proxy"
             case .parameter(let p): return "start-up parameter \"\(p)\" is not allowed through the access proxy"
-            case .options: return "command-line options (the \"options\" parameter) are not allowed through the access proxy"
+            case .options:
+                return "command-line options (the \"options\" parameter) are not allowed through the access proxy"
             }
         }
     }
@@ -73,7 +74,8 @@ public struct PGStartupRequest: Sendable, Hashable {
 
     /// Upstream start-up parameters: the account's real role and database, then the allowed client parameters.
     public func upstreamParameters(role: String, database: String) -> [(String, String)] {
-        [("user", role), ("database", database)] + passthroughOrder.compactMap { name in passthrough[name].map { (name, $0) } }
+        [("user", role), ("database", database)]
+            + passthroughOrder.compactMap { name in passthrough[name].map { (name, $0) } }
     }
 }
 

@@ -17,7 +17,9 @@ public enum PGValueText {
     /// The value as text; nil stays nil (SQL NULL).
     public static func render(_ value: [UInt8]?, oid: Int32, binary: Bool) -> String? {
         guard let value else { return nil }
-        if !binary { return oid == OID.bytea ? (String(validating: value, as: UTF8.self) ?? hex(value)) : utf8OrHex(value) }
+        if !binary {
+            return oid == OID.bytea ? (String(validating: value, as: UTF8.self) ?? hex(value)) : utf8OrHex(value)
+        }
         return decodeBinary(value, oid: oid) ?? hex(value)
     }
 

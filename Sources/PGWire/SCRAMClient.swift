@@ -1,6 +1,6 @@
+import Crypto
 import ExtrasBase64
 import Foundation
-import Crypto
 import _CryptoExtras
 
 /// The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it (§55.3.1): the proxy logs in to the
@@ -19,7 +19,8 @@ public struct SCRAMClient: Sendable {
             case .malformed(let m): return "malformed SCRAM message: \(m)"
             case .nonceMismatch: return "the server nonce does not extend the client nonce"
             case .iterationCount(let n): return "refusing SCRAM iteration count \(n)"
-            case .serverSignatureMismatch: return "the server's SCRAM signature is wrong (it does not know the password)"
+            case .serverSignatureMismatch:
+                return "the server's SCRAM signature is wrong (it does not know the password)"
             case .serverError(let e): return "the server refused the SCRAM proof: \(e)"
             }
         }
@@ -68,7 +69,9 @@ public struct SCRAMClient: Sendable {
         var salt: [UInt8]?
         var iterations: Int?
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard part.count >= 2, part[part.index(after: part.startIndex)] == "=" else { throw SCRAMError.malformed("attribute '\(part)'") }
+            guard part.count >= 2, part[part.index(after: part.startIndex)] == "=" else {
+                throw SCRAMError.malformed("attribute '\(part)'")
+            }
             let value = String(part.dropFirst(2))
             switch part.first {
             case "r": nonce = value
@@ -78,7 +81,9 @@ public struct SCRAMClient: Sendable {
             default: break
             }
         }
-        guard let nonce, let salt, !salt.isEmpty, let iterations else { throw SCRAMError.malformed("server-first lacks r, s or i") }
+        guard let nonce, let salt, !salt.isEmpty, let iterations else {
+            throw SCRAMError.malformed("server-first lacks r, s or i")
+        }
         guard nonce.hasPrefix(clientNonce), nonce.count > clientNonce.count else { throw SCRAMError.nonceMismatch }
         guard iterations >= 1, iterations <= Self.maxIterations else { throw SCRAMError.iterationCount(iterations) }
 
@@ -100,7 +105,8 @@ public struct SCRAMClient: Sendable {
     public func verify(serverFinal: [UInt8]) throws {
         let text = String(decoding: serverFinal, as: UTF8.self)
         if text.hasPrefix("e=") { throw SCRAMError.serverError(String(text.dropFirst(2))) }
-        guard text.hasPrefix("v="), let signature = try? Base64.decode(string: String(text.dropFirst(2).prefix { $0 != "," })),
+        guard text.hasPrefix("v="),
+            let signature = try? Base64.decode(string: String(text.dropFirst(2).prefix { $0 != "," })),
             let expected = serverSignature
         else { throw SCRAMError.malformed("server-final") }
         var difference: UInt8 = signature.count == expected.count ? 0 : 1

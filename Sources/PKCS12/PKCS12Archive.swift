@@ -24,7 +24,8 @@ public enum PKCS12Archive {
                 pointers.map { UnsafePointer($0) as UnsafePointer<UInt8>? }.withUnsafeBufferPointer { chainPointers in
                     lengths.withUnsafeMutableBufferPointer { lens in
                         gh_pkcs12_create(
-                            cert.baseAddress, cert.count, chainPointers.baseAddress, lens.baseAddress, Int32(chain.count),
+                            cert.baseAddress, cert.count, chainPointers.baseAddress, lens.baseAddress,
+                            Int32(chain.count),
                             key.baseAddress, key.count, password, alias, &out)
                     }
                 }

@@ -86,7 +86,9 @@ public struct RecordingEncoder: Sendable {
     /// Seals one chunk of plaintext events.
     public mutating func seal(_ plaintext: [UInt8]) throws -> [UInt8] {
         let index = chunks
-        let box = try AES.GCM.seal(plaintext, using: key, nonce: try RecordingFormat.nonce(index), authenticating: RecordingFormat.aad(session, index))
+        let box = try AES.GCM.seal(
+            plaintext, using: key, nonce: try RecordingFormat.nonce(index),
+            authenticating: RecordingFormat.aad(session, index))
         var record: [UInt8] = [1]
         record.reserveCapacity(13 + plaintext.count + 16)
         record += RecordingFormat.be64(index)
@@ -106,13 +108,15 @@ public struct RecordingEncoder: Sendable {
 
     /// The manifest to sign (its bytes), for the current state.
     public func manifest(endedAt: Date, endReason: String) -> [UInt8] {
-        let m = RecordingManifest(session: session, chunks: chunks, chain: chainHex, endedAt: endedAt, endReason: endReason)
+        let m = RecordingManifest(
+            session: session, chunks: chunks, chain: chainHex, endedAt: endedAt, endReason: endReason)
         return Array((try? JSONEncoder.recording.encode(m)) ?? Data())
     }
 
     /// The manifest record with its signature.
     public static func manifestRecord(_ manifest: [UInt8], signature: [UInt8]) -> [UInt8] {
-        [2] + RecordingFormat.be32(manifest.count) + manifest + withUnsafeBytes(of: UInt16(signature.count).bigEndian) { Array($0) } + signature
+        [2] + RecordingFormat.be32(manifest.count) + manifest
+            + withUnsafeBytes(of: UInt16(signature.count).bigEndian) { Array($0) } + signature
     }
 }
 
@@ -135,13 +139,19 @@ public struct RecordingDecoder {
 
     /// Opens `file` with the session's key. `verify` checks the manifest's signature (the bytes it gets are
     /// `RecordingFormat.signedManifestBytes`). Throws only when the header itself is unreadable.
-    public static func read(_ file: [UInt8], expectedSession: String, key: [UInt8], verify: ([UInt8], [UInt8]) -> Bool) throws -> Result {
+    public static func read(_ file: [UInt8], expectedSession: String, key: [UInt8], verify: ([UInt8], [UInt8]) -> Bool)
+        throws -> Result
+    {
         var r = Cursor(file)
-        guard r.take(8) == RecordingFormat.magic, let headerLength = r.u32(), headerLength <= 4096, let headerJSON = r.take(headerLength),
-            let header = try? JSONDecoder.recording.decode(RecordingEncoder.Header.self, from: Data(headerJSON)), header.v == 1
+        guard r.take(8) == RecordingFormat.magic, let headerLength = r.u32(), headerLength <= 4096,
+            let headerJSON = r.take(headerLength),
+            let header = try? JSONDecoder.recording.decode(RecordingEncoder.Header.self, from: Data(headerJSON)),
+            header.v == 1
         else { throw RecordingError("not a Gatehouse recording (bad header)") }
         guard header.session == expectedSession else {
-            return Result(session: header.session, chunks: [], integrity: .tampered("the file belongs to session \(header.session)"))
+            return Result(
+                session: header.session, chunks: [],
+                integrity: .tampered("the file belongs to session \(header.session)"))
         }
         let symmetric = SymmetricKey(data: key)
         var chain = Array(SHA256.hash(data: file[0..<r.offset]))
@@ -152,45 +162,79 @@ public struct RecordingDecoder {
             switch kind {
             case 1:
                 guard let index = r.u64(), let length = r.u32() else {
-                    return Result(session: header.session, chunks: chunks, integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
                 }
                 // A writer never produces a length outside these bounds: a changed length field is tampering.
                 guard length >= 16, length <= RecordingFormat.maxChunk + 16 else {
-                    return Result(session: header.session, chunks: chunks, integrity: .tampered("chunk \(chunks.count) has an impossible length (\(length) bytes)"))
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .tampered("chunk \(chunks.count) has an impossible length (\(length) bytes)"))
                 }
                 guard let body = r.take(length) else {
-                    return Result(session: header.session, chunks: chunks, integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
                 }
                 guard index == UInt64(chunks.count) else {
-                    return Result(session: header.session, chunks: chunks, integrity: .tampered("chunk \(chunks.count) is missing or out of order (found index \(index))"))
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .tampered("chunk \(chunks.count) is missing or out of order (found index \(index))"))
                 }
                 do {
-                    let box = try AES.GCM.SealedBox(nonce: try RecordingFormat.nonce(index), ciphertext: body.dropLast(16), tag: body.suffix(16))
-                    chunks.append(Array(try AES.GCM.open(box, using: symmetric, authenticating: RecordingFormat.aad(expectedSession, index))))
+                    let box = try AES.GCM.SealedBox(
+                        nonce: try RecordingFormat.nonce(index), ciphertext: body.dropLast(16), tag: body.suffix(16))
+                    chunks.append(
+                        Array(
+                            try AES.GCM.open(
+                                box, using: symmetric, authenticating: RecordingFormat.aad(expectedSession, index))))
                 } catch {
-                    return Result(session: header.session, chunks: chunks, integrity: .tampered("chunk \(index) fails authentication"))
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .tampered("chunk \(index) fails authentication"))
                 }
                 chain = Array(SHA256.hash(data: chain + file[recordStart..<r.offset]))
             case 2:
-                guard let length = r.u32(), length <= 65536, let manifestBytes = r.take(length), let sigLength = r.u16(),
+                guard let length = r.u32(), length <= 65536, let manifestBytes = r.take(length),
+                    let sigLength = r.u16(),
                     let signature = r.take(sigLength), r.atEnd
-                else { return Result(session: header.session, chunks: chunks, integrity: .tampered("the manifest is malformed or followed by data")) }
-                guard verify(RecordingFormat.signedManifestBytes(manifestBytes), signature) else {
-                    return Result(session: header.session, chunks: chunks, integrity: .tampered("the manifest's signature does not verify"))
+                else {
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .tampered("the manifest is malformed or followed by data"))
                 }
-                guard let manifest = try? JSONDecoder.recording.decode(RecordingManifest.self, from: Data(manifestBytes)) else {
-                    return Result(session: header.session, chunks: chunks, integrity: .tampered("the manifest is unreadable"))
+                guard verify(RecordingFormat.signedManifestBytes(manifestBytes), signature) else {
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .tampered("the manifest's signature does not verify"))
+                }
+                guard
+                    let manifest = try? JSONDecoder.recording.decode(RecordingManifest.self, from: Data(manifestBytes))
+                else {
+                    return Result(
+                        session: header.session, chunks: chunks, integrity: .tampered("the manifest is unreadable"))
                 }
                 let hex = chain.map { String(format: "%02x", $0) }.joined()
-                guard manifest.session == expectedSession, manifest.chunks == UInt64(chunks.count), manifest.chain == hex else {
-                    return Result(session: header.session, chunks: chunks, integrity: .tampered("the chunks do not match the signed manifest (\(manifest.chunks) chunks signed, \(chunks.count) present)"))
+                guard manifest.session == expectedSession, manifest.chunks == UInt64(chunks.count),
+                    manifest.chain == hex
+                else {
+                    return Result(
+                        session: header.session, chunks: chunks,
+                        integrity: .tampered(
+                            "the chunks do not match the signed manifest (\(manifest.chunks) chunks signed, \(chunks.count) present)"
+                        ))
                 }
                 return Result(session: header.session, chunks: chunks, integrity: .complete(manifest))
             default:
-                return Result(session: header.session, chunks: chunks, integrity: .tampered("unknown record type \(kind) at byte \(recordStart)"))
+                return Result(
+                    session: header.session, chunks: chunks,
+                    integrity: .tampered("unknown record type \(kind) at byte \(recordStart)"))
             }
         }
-        return Result(session: header.session, chunks: chunks, integrity: .incomplete("no manifest: the session did not close (crash or still running)"))
+        return Result(
+            session: header.session, chunks: chunks,
+            integrity: .incomplete("no manifest: the session did not close (crash or still running)"))
     }
 }
 

@@ -29,7 +29,8 @@ public struct SSHCertificate: Hashable, Sendable {
 
     public init(
         nonce: [UInt8], publicKey: SSHPublicKey, serial: UInt64, kind: Kind, keyID: String, principals: [String],
-        validAfter: UInt64, validBefore: UInt64, criticalOptions: [String: String] = [:], extensions: [String: String] = [:],
+        validAfter: UInt64, validBefore: UInt64, criticalOptions: [String: String] = [:],
+        extensions: [String: String] = [:],
         signatureKey: [UInt8], signature: [UInt8] = []
     ) {
         self.nonce = nonce
@@ -130,12 +131,17 @@ public struct SSHCertificate: Hashable, Sendable {
         guard blob.count <= 65_536 else { throw SSHWireError.invalid("certificate too large") }
         var r = SSHReader(blob)
         let algorithm = try r.text()
-        guard algorithm.hasSuffix("-cert-v01@openssh.com") else { throw SSHWireError.invalid("not an OpenSSH certificate") }
+        guard algorithm.hasSuffix("-cert-v01@openssh.com") else {
+            throw SSHWireError.invalid("not an OpenSSH certificate")
+        }
         nonce = try r.string()
         guard nonce.count >= 16 else { throw SSHWireError.invalid("the nonce is too short") }
-        publicKey = try SSHPublicKey.readFields(algorithm: String(algorithm.dropLast("-cert-v01@openssh.com".count)), &r)
+        publicKey = try SSHPublicKey.readFields(
+            algorithm: String(algorithm.dropLast("-cert-v01@openssh.com".count)), &r)
         serial = try r.uint64()
-        guard let kind = Kind(rawValue: try r.uint32()) else { throw SSHWireError.invalid("certificate type must be user or host") }
+        guard let kind = Kind(rawValue: try r.uint32()) else {
+            throw SSHWireError.invalid("certificate type must be user or host")
+        }
         self.kind = kind
         keyID = try r.text()
         var p = SSHReader(try r.string())
@@ -167,7 +173,9 @@ public struct SSHCertificate: Hashable, Sendable {
             throw SSHWireError.invalid("expected 'type base64 [comment]'")
         }
         try self.init(blob: blob)
-        guard algorithm == fields[0] else { throw SSHWireError.invalid("the certificate type does not match its encoding") }
+        guard algorithm == fields[0] else {
+            throw SSHWireError.invalid("the certificate type does not match its encoding")
+        }
     }
 }
 
@@ -203,7 +211,10 @@ public struct SSHKRL: Sendable, Hashable {
     /// CA public key blob → revoked key ids.
     public var keyIDs: [[UInt8]: Set<String>]
 
-    public init(version: UInt64, generatedAt: UInt64, comment: String = "", serials: [[UInt8]: Set<UInt64>] = [:], keyIDs: [[UInt8]: Set<String>] = [:]) {
+    public init(
+        version: UInt64, generatedAt: UInt64, comment: String = "", serials: [[UInt8]: Set<UInt64>] = [:],
+        keyIDs: [[UInt8]: Set<String>] = [:]
+    ) {
         self.version = version
         self.generatedAt = generatedAt
         self.comment = comment

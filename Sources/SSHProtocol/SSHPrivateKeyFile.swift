@@ -83,6 +83,9 @@ public struct SSHHostKeyPin: Sendable, Hashable {
 
 extension Substring {
     fileprivate func trimmingCharacters() -> String {
-        String(self.drop(while: { $0 == " " || $0 == "\t" || $0 == "\r" }).reversed().drop(while: { $0 == " " || $0 == "\t" || $0 == "\r" }).reversed())
+        String(
+            self.drop(while: { $0 == " " || $0 == "\t" || $0 == "\r" }).reversed().drop(while: {
+                $0 == " " || $0 == "\t" || $0 == "\r"
+            }).reversed())
     }
 }

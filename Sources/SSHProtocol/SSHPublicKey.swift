@@ -55,12 +55,16 @@ public enum SSHPublicKey: Hashable, Sendable {
                 throw SSHWireError.invalid("the ECDSA curve does not match the key type")
             }
             let point = try r.string()
-            guard point.count == size, point.first == 4 else { throw SSHWireError.invalid("an ECDSA point must be uncompressed") }
+            guard point.count == size, point.first == 4 else {
+                throw SSHWireError.invalid("an ECDSA point must be uncompressed")
+            }
             return .ecdsa(curve: curve, point: point)
         case "ssh-rsa":
             let e = try r.mpint()
             let n = try r.mpint()
-            guard !e.isEmpty, e.count <= 8, !n.isEmpty, n.count <= 2048 else { throw SSHWireError.invalid("bad RSA key") }
+            guard !e.isEmpty, e.count <= 8, !n.isEmpty, n.count <= 2048 else {
+                throw SSHWireError.invalid("bad RSA key")
+            }
             return .rsa(exponent: e, modulus: n)
         case "ssh-dss": throw SSHWireError.invalid("DSA keys are not accepted")
         default: throw SSHWireError.invalid("unsupported key type")

@@ -80,7 +80,9 @@ public final class TunnelClient: Sendable {
         close(wake.write)
     }
 
-    static func hostPort(_ host: String, _ port: Int) -> String { (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
+    static func hostPort(_ host: String, _ port: Int) -> String {
+        (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+    }
 
     /// The current status.
     public var status: TunnelStatus { statusBox.withLock { $0 } }
@@ -172,7 +174,8 @@ public final class TunnelClient: Sendable {
             session.teardown()
             if session.authenticated { backoff = settings.reconnectMin }
             // Jitter: uniformly in [backoff/2, backoff].
-            let nanos = max(1, backoff.components.seconds * 1_000_000_000 + backoff.components.attoseconds / 1_000_000_000)
+            let nanos = max(
+                1, backoff.components.seconds * 1_000_000_000 + backoff.components.attoseconds / 1_000_000_000)
             let wait = Int64.random(in: (nanos / 2)...nanos)
             update {
                 $0.state = .backoff

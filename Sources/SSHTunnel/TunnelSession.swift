@@ -77,7 +77,10 @@ final class Chunk {
     var count: Int { end - start }
     func consumed(_ n: Int) {
         start += n
-        if start == end { start = 0; end = 0 }
+        if start == end {
+            start = 0
+            end = 0
+        }
     }
     deinit { base.deallocate() }
 }
@@ -158,7 +161,9 @@ final class TunnelSession {
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
         if n == 0 { return "the relay closed the connection" }
-        if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK { return "connection to the relay lost: \(String(cString: strerror(errno)))" }
+        if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK {
+            return "connection to the relay lost: \(String(cString: strerror(errno)))"
+        }
         return nil
     }
 
@@ -175,7 +180,8 @@ final class TunnelSession {
             throw TunnelError.handshake("libssh2 could not allocate a session")
         }
         self.session = session
-        _ = libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, unsafeBitCast(tunnelSendCallback, to: UnsafeMutableRawPointer.self))
+        _ = libssh2_session_callback_set(
+            session, LIBSSH2_CALLBACK_SEND, unsafeBitCast(tunnelSendCallback, to: UnsafeMutableRawPointer.self))
         libssh2_session_set_blocking(session, 0)
         // Only the pinned key type is negotiated, so the relay must prove possession of exactly that key.
         _ = libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, settings.hostKey.key.algorithm)
@@ -229,14 +235,20 @@ final class TunnelSession {
                     try waitForRelay(deadline: ContinuousClock.now + settings.connectTimeout)
                     continue
                 }
-                let why = code == LIBSSH2_ERROR_REQUEST_DENIED ? "refused by the relay (permitlisten / AllowTcpForwarding?)" : lastError()
+                let why =
+                    code == LIBSSH2_ERROR_REQUEST_DENIED
+                    ? "refused by the relay (permitlisten / AllowTcpForwarding?)" : lastError()
                 refused.append("\(TunnelClient.hostPort(forward.remoteHost, forward.remotePort)): \(why)")
                 client.update {
                     $0.forwards[index].state = "refused"
                     $0.forwards[index].error = why
                 }
                 client.logger.error(
-                    "tunnel forward refused", metadata: ["listen": "\(TunnelClient.hostPort(forward.remoteHost, forward.remotePort))", "reason": "\(why)"])
+                    "tunnel forward refused",
+                    metadata: [
+                        "listen": "\(TunnelClient.hostPort(forward.remoteHost, forward.remotePort))",
+                        "reason": "\(why)",
+                    ])
                 break
             }
         }
@@ -264,13 +276,17 @@ final class TunnelSession {
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(settings.relayHost, String(settings.relayPort), &hints, &result)
-        guard rc == 0, let first = result else { throw TunnelError.resolve("\(settings.relayHost): \(String(cString: gai_strerror(rc)))") }
+        guard rc == 0, let first = result else {
+            throw TunnelError.resolve("\(settings.relayHost): \(String(cString: gai_strerror(rc)))")
+        }
         defer { freeaddrinfo(first) }
         var lastError = "no address"
         var ai: UnsafeMutablePointer<addrinfo>? = first
         while let a = ai {
             ai = a.pointee.ai_next
-            let s = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            let s = socket(
+                a.pointee.ai_family,
+                a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             if s < 0 { continue }
             var one: Int32 = 1
             setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -280,14 +296,25 @@ final class TunnelSession {
                 close(s)
                 continue
             }
-            var fds = [pollfd(fd: s, events: Int16(POLLOUT), revents: 0), pollfd(fd: client.wake.read, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: s, events: Int16(POLLOUT), revents: 0),
+                pollfd(fd: client.wake.read, events: Int16(POLLIN), revents: 0),
+            ]
             while true {
                 let remaining = deadline - ContinuousClock.now
                 if remaining <= .zero {
                     lastError = "timed out"
                     break
                 }
-                _ = poll(&fds, 2, Int32(max(1, min(1000, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))))
+                _ = poll(
+                    &fds, 2,
+                    Int32(
+                        max(
+                            1,
+                            min(
+                                1000,
+                                remaining.components.seconds * 1000 + remaining.components.attoseconds
+                                    / 1_000_000_000_000_000))))
                 if stopping {
                     close(s)
                     throw TunnelError.stopped
@@ -312,7 +339,9 @@ final class TunnelSession {
         if remaining <= .zero { throw TunnelError.handshake("timed out waiting for the relay") }
         var events = Int16(POLLIN)
         if out.pending > 0 { events |= Int16(POLLOUT) }
-        var fds = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: client.wake.read, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: events, revents: 0), pollfd(fd: client.wake.read, events: Int16(POLLIN), revents: 0),
+        ]
         let ms = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
         _ = poll(&fds, 2, Int32(max(1, min(1000, ms))))
         if stopping { throw TunnelError.stopped }
@@ -385,10 +414,19 @@ final class TunnelSession {
                 if c.toLocal.isEmpty && !c.channelEOF {
                     var available: UInt = 0
                     _ = libssh2_channel_window_read_ex(c.channel, &available, nil)
-                    if available > 0 || libssh2_channel_eof(c.channel) != 0 { busy = true; break }
+                    if available > 0 || libssh2_channel_eof(c.channel) != 0 {
+                        busy = true
+                        break
+                    }
                 }
-                if !c.toRemote.isEmpty && libssh2_channel_window_write_ex(c.channel, nil) > 0 { busy = true; break }
-                if c.localEOF && c.toRemote.isEmpty && !c.eofSent { busy = true; break }
+                if !c.toRemote.isEmpty && libssh2_channel_window_write_ex(c.channel, nil) > 0 {
+                    busy = true
+                    break
+                }
+                if c.localEOF && c.toRemote.isEmpty && !c.eofSent {
+                    busy = true
+                    break
+                }
             }
 
             pollSet.removeAll(keepingCapacity: true)
@@ -399,7 +437,9 @@ final class TunnelSession {
             for c in connections {
                 var events: Int16 = 0
                 if c.connecting || !c.toLocal.isEmpty { events |= Int16(POLLOUT) }
-                if !c.connecting && !c.localEOF && c.toRemote.isEmpty && out.pending < outLimit { events |= Int16(POLLIN) }
+                if !c.connecting && !c.localEOF && c.toRemote.isEmpty && out.pending < outLimit {
+                    events |= Int16(POLLIN)
+                }
                 pollSet.append(pollfd(fd: c.fd, events: events, revents: 0))
             }
             let timeout: Int32 = busy ? 0 : Int32(max(1, min(1000, Int(nextKeepalive) * 1000)))
@@ -456,7 +496,9 @@ final class TunnelSession {
         var result: UnsafeMutablePointer<addrinfo>?
         var s: Int32 = -1
         if getaddrinfo(f.targetHost, String(f.targetPort), &hints, &result) == 0, let a = result {
-            s = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            s = socket(
+                a.pointee.ai_family,
+                a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             if s >= 0 {
                 var one: Int32 = 1
                 setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -468,7 +510,9 @@ final class TunnelSession {
             freeaddrinfo(a)
         }
         guard s >= 0 else {
-            client.logger.warning("tunnel target unreachable", metadata: ["target": "\(TunnelClient.hostPort(f.targetHost, f.targetPort))"])
+            client.logger.warning(
+                "tunnel target unreachable",
+                metadata: ["target": "\(TunnelClient.hostPort(f.targetHost, f.targetPort))"])
             closing.append((channel, ContinuousClock.now + .seconds(30)))
             return
         }
@@ -528,7 +572,8 @@ final class TunnelSession {
                 }
             }
             let w = gh_channel_write(
-                c.channel, UnsafeRawPointer(c.toRemote.base + c.toRemote.start).assumingMemoryBound(to: CChar.self), c.toRemote.count)
+                c.channel, UnsafeRawPointer(c.toRemote.base + c.toRemote.start).assumingMemoryBound(to: CChar.self),
+                c.toRemote.count)
             if w > 0 {
                 c.toRemote.consumed(w)
                 toRelay += UInt64(w)

@@ -46,7 +46,8 @@ public struct TunnelSettings: Sendable {
     public init(
         relayHost: String, relayPort: Int, user: String, privateKeyPath: String, hostKey: SSHHostKeyPin,
         forwards: [TunnelForward], keepaliveInterval: Int = 30, keepaliveCountMax: Int = 3,
-        reconnectMin: Duration = .seconds(1), reconnectMax: Duration = .seconds(60), connectTimeout: Duration = .seconds(10),
+        reconnectMin: Duration = .seconds(1), reconnectMax: Duration = .seconds(60),
+        connectTimeout: Duration = .seconds(10),
         statusFile: String? = nil
     ) {
         self.relayHost = relayHost

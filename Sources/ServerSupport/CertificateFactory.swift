@@ -34,7 +34,9 @@ public enum CertificateFactory {
     }
 
     /// A self-signed CA.
-    public static func makeCA(commonName: String, notBefore: Date = Date().addingTimeInterval(-300), validity: TimeInterval)
+    public static func makeCA(
+        commonName: String, notBefore: Date = Date().addingTimeInterval(-300), validity: TimeInterval
+    )
         throws -> Issued
     {
         let key = P256.Signing.PrivateKey()
@@ -72,7 +74,9 @@ public enum CertificateFactory {
         switch usage {
         case .server(let dnsNames, let ips):
             var names: [GeneralName] = dnsNames.map { .dnsName($0) }
-            for ip in ips { if let bytes = ipBytes(ip) { names.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...]))) } }
+            for ip in ips {
+                if let bytes = ipBytes(ip) { names.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...]))) }
+            }
             extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))

@@ -144,7 +144,9 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
                 handler.counter.loginTimeouts.increment()
                 if handler.handshakeDone, let message = handler.loginTimeoutMessage {
                     let channel = ctx.channel
-                    ctx.writeAndFlush(NIOAny(ByteBuffer(bytes: message))).whenComplete { _ in channel.close(promise: nil) }
+                    ctx.writeAndFlush(NIOAny(ByteBuffer(bytes: message))).whenComplete { _ in
+                        channel.close(promise: nil)
+                    }
                 } else {
                     ctx.close(promise: nil)
                 }

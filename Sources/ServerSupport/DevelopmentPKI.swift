@@ -30,13 +30,16 @@ public struct DevelopmentPKI: Sendable {
         let year: TimeInterval = 365 * 86400
         let ca = try CertificateFactory.makeCA(commonName: "Gatehouse Appliance CA", validity: 10 * year)
         let server = try CertificateFactory.issue(
-            commonName: "localhost", usage: .server(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]), issuer: ca,
+            commonName: "localhost", usage: .server(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]),
+            issuer: ca,
             validity: year)
-        let admin = try CertificateFactory.issue(commonName: adminCommonName, usage: .client, issuer: ca, validity: year)
+        let admin = try CertificateFactory.issue(
+            commonName: adminCommonName, usage: .client, issuer: ca, validity: year)
         var written: [String] = []
         for (path, text, mode) in [
             (caKey, ca.privateKeyPEM, 0o600), (caCertificate, ca.certificatePEM, 0o644),
-            (serverKey, server.privateKeyPEM, 0o600), (serverCertificate, server.certificatePEM + ca.certificatePEM, 0o644),
+            (serverKey, server.privateKeyPEM, 0o600),
+            (serverCertificate, server.certificatePEM + ca.certificatePEM, 0o644),
             (adminKey, admin.privateKeyPEM, 0o600), (adminCertificate, admin.certificatePEM, 0o644),
         ] {
             try Self.writeFile(path, text, mode: mode_t(mode))

@@ -26,7 +26,9 @@ public final class FailureRateLimiter: Sendable {
     /// - Parameters:
     ///   - burst: failures a source may have at once (0 disables the limiter).
     ///   - refillPerMinute: failures per minute a source may keep up.
-    public init(listener: String, burst: Int, refillPerMinute: Int, maxSources: Int = 100_000, tarpit: Duration = .seconds(1)) {
+    public init(
+        listener: String, burst: Int, refillPerMinute: Int, maxSources: Int = 100_000, tarpit: Duration = .seconds(1)
+    ) {
         self.tarpit = tarpit
         self.burst = Double(burst)
         self.refillPerSecond = Double(max(1, refillPerMinute)) / 60

@@ -9,7 +9,9 @@ import X509
 /// listener's client CA, the validity period and the key usage; this only reads identity facts.)
 public enum PeerPrincipal {
     /// The principal for a leaf certificate (plus any intermediates the peer sent).
-    public static func principal(for certificate: NIOSSLCertificate, chain: [[UInt8]] = [], verifiedByListener: Bool) -> Principal? {
+    public static func principal(for certificate: NIOSSLCertificate, chain: [[UInt8]] = [], verifiedByListener: Bool)
+        -> Principal?
+    {
         guard let der = try? certificate.toDERBytes() else { return nil }
         return principal(der: der, chain: chain.isEmpty ? [der] : chain, verifiedByListener: verifiedByListener)
     }
@@ -48,7 +50,9 @@ public enum PeerPrincipal {
         if let capture = try? await channel.pipeline.handler(type: PeerCertificateCapture.self).get() {
             var chain = capture.presentedChain
             // A resumed TLS session skips the verification callback: the session still knows the peer's leaf.
-            if chain.isEmpty, let resumed = try? await channel.nioSSL_peerCertificate().get(), let der = try? resumed.toDERBytes() {
+            if chain.isEmpty, let resumed = try? await channel.nioSSL_peerCertificate().get(),
+                let der = try? resumed.toDERBytes()
+            {
                 chain = [der]
             }
             // Keep-alive connections make many requests with one chain: verify it once a minute, not per request.

@@ -27,7 +27,8 @@ public enum TLSALPNProbe {
         }
     }
 
-    public static func probe(host: String, port: Int, serverName: String?, timeout: TimeAmount = .seconds(5)) async throws
+    public static func probe(host: String, port: Int, serverName: String?, timeout: TimeAmount = .seconds(5))
+        async throws
         -> (protocol: String?, leaf: [UInt8]?)
     {
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -41,13 +42,16 @@ public enum TLSALPNProbe {
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    try channel.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: context, serverHostname: serverName))
                     try channel.pipeline.syncOperations.addHandler(Watcher(promise: promise))
                 }
             }
             .connect(host: host, port: port).get()
         defer { channel.close(promise: nil) }
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { promise.fail(Failure(description: "TLS handshake timed out")) }
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+            promise.fail(Failure(description: "TLS handshake timed out"))
+        }
         defer { deadline.cancel() }
         let negotiated = try await promise.futureResult.get()
         let leaf = try await channel.nioSSL_peerCertificate().get().map { try $0.toDERBytes() }

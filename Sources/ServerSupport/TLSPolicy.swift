@@ -1,8 +1,8 @@
 import Foundation
 import NIOCore
 import NIOSSL
-import Synchronization
 import SwiftASN1
+import Synchronization
 import X509
 
 /// TLS settings of one listener, as files on disk.
@@ -19,7 +19,8 @@ public struct TLSServerSettings: Sendable, Hashable {
     public var applicationProtocols: [String]
 
     public init(
-        certificatePath: String, keyPath: String, clientCAPath: String, clientAuth: ClientAuth, applicationProtocols: [String] = []
+        certificatePath: String, keyPath: String, clientCAPath: String, clientAuth: ClientAuth,
+        applicationProtocols: [String] = []
     ) {
         self.applicationProtocols = applicationProtocols
         self.certificatePath = certificatePath
@@ -48,7 +49,8 @@ public enum TLSPolicy {
 
     /// Builds the server configuration from files, trusting `extraClientRoots` too. Throws a readable error naming
     /// the file at fault.
-    public static func serverConfiguration(_ settings: TLSServerSettings, extraClientRoots: [NIOSSLCertificate] = []) throws
+    public static func serverConfiguration(_ settings: TLSServerSettings, extraClientRoots: [NIOSSLCertificate] = [])
+        throws
         -> TLSConfiguration
     {
         let chain: [NIOSSLCertificate]
@@ -121,11 +123,13 @@ public final class ReloadableTLSContext: Sendable {
 
     static func load(_ settings: TLSServerSettings, extra: [String]) throws -> (NIOSSLContext, [Certificate]) {
         let extraNIO = try extra.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
-        let context = try NIOSSLContext(configuration: TLSPolicy.serverConfiguration(settings, extraClientRoots: extraNIO))
+        let context = try NIOSSLContext(
+            configuration: TLSPolicy.serverConfiguration(settings, extraClientRoots: extraNIO))
         var roots: [Certificate] = []
         if settings.clientAuth != .off {
             let pem = (try? String(contentsOfFile: settings.clientCAPath, encoding: .utf8)) ?? ""
-            roots = (try? PEMDocument.parseMultiple(pemString: pem).compactMap { try? Certificate(pemDocument: $0) }) ?? []
+            roots =
+                (try? PEMDocument.parseMultiple(pemString: pem).compactMap { try? Certificate(pemDocument: $0) }) ?? []
             roots += extra.compactMap { try? Certificate(pemEncoded: $0) }
         }
         return (context, roots)

@@ -8,12 +8,15 @@ public enum UDPExchange {
     }
 
     /// Sends `request` to host:port from an ephemeral port and returns the first datagram that comes back from it.
-    public static func send(_ request: [UInt8], host: String, port: Int, timeout: Duration = .seconds(3)) async throws -> [UInt8] {
+    public static func send(_ request: [UInt8], host: String, port: Int, timeout: Duration = .seconds(3)) async throws
+        -> [UInt8]
+    {
         let remote = try SocketAddress.makeAddressResolvingHost(host, port: port)
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: remote.protocol == .inet6 ? "::" : "0.0.0.0", port: 0) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
+                    try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(
+                        wrappingChannelSynchronously: channel)
                 }
             }
         return try await withThrowingTaskGroup(of: [UInt8].self) { group in

@@ -72,7 +72,8 @@ public enum OneShotHTTPClient {
                             try NIOSSLClientHandler(context: sslContext, serverHostname: host))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
                 }
             }
         let deadline = channel.channel.eventLoop.scheduleTask(in: timeout) { channel.channel.close(promise: nil) }
@@ -84,7 +85,8 @@ public enum OneShotHTTPClient {
             headers.add(name: "Connection", value: "close")
             headers.add(name: "User-Agent", value: "gatehouse")
             for (k, v) in extra { headers.add(name: k, value: v) }
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+            try await outbound.write(
+                .head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
             if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
             try await outbound.write(.end(nil))
             var status: Int?

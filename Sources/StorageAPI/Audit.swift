@@ -72,7 +72,8 @@ public struct AuditPosition: Sendable, Hashable, Comparable {
 
     /// Chain (bytewise), then sequence: the order `StorageTransaction.auditEvents` scans in.
     public static func < (a: AuditPosition, b: AuditPosition) -> Bool {
-        a.chain != b.chain ? Array(a.chain.utf8).lexicographicallyPrecedes(Array(b.chain.utf8)) : a.sequence < b.sequence
+        a.chain != b.chain
+            ? Array(a.chain.utf8).lexicographicallyPrecedes(Array(b.chain.utf8)) : a.sequence < b.sequence
     }
 }
 
@@ -151,9 +152,11 @@ public struct AuditQuery: Sendable, Hashable {
 
         /// Parses `token`; nil for anything else.
         public init?(token: String) {
-            guard token.utf8.count <= 512, let data = try? Base64.decode(string: token, options: [.base64UrlAlphabet, .omitPaddingCharacter])
+            guard token.utf8.count <= 512,
+                let data = try? Base64.decode(string: token, options: [.base64UrlAlphabet, .omitPaddingCharacter])
             else { return nil }
-            let parts = String(decoding: data, as: UTF8.self).split(separator: "\u{0}", maxSplits: 2, omittingEmptySubsequences: false)
+            let parts = String(decoding: data, as: UTF8.self).split(
+                separator: "\u{0}", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, let ts = Int64(parts[0]), let seq = Int64(parts[1]) else { return nil }
             self.init(timestampMillis: ts, position: AuditPosition(chain: String(parts[2]), sequence: seq))
         }

@@ -54,7 +54,8 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         }
     }
 
-    public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+    public func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws
         -> T
     {
         try await lock.withLock {
@@ -75,7 +76,9 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             self.readOnly = readOnly
         }
 
-        private func indexKey(_ kind: String, _ index: String, _ scope: String) -> String { kind + "\u{0}" + index + "\u{0}" + scope }
+        private func indexKey(_ kind: String, _ index: String, _ scope: String) -> String {
+            kind + "\u{0}" + index + "\u{0}" + scope
+        }
 
         func reindexForMigration(_ r: Record) throws { try reindex(from: nil, to: r) }
 
@@ -86,14 +89,18 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             let (removed, added) = try catalog.changes(from: old, to: new)
             for e in added where e.unique {
                 let holders = state.entries[indexKey(r.kind, e.index, e.scope)]?[e.key] ?? []
-                if !holders.subtracting([r.id]).isEmpty { throw StorageError(.uniqueViolation, "index \(e.index) key taken") }
+                if !holders.subtracting([r.id]).isEmpty {
+                    throw StorageError(.uniqueViolation, "index \(e.index) key taken")
+                }
             }
             for e in removed {
                 let k = indexKey(r.kind, e.index, e.scope)
                 state.entries[k]?[e.key]?.remove(r.id)
                 if state.entries[k]?[e.key]?.isEmpty == true { state.entries[k]?[e.key] = nil }
             }
-            for e in added { state.entries[indexKey(r.kind, e.index, e.scope), default: [:]][e.key, default: []].insert(r.id) }
+            for e in added {
+                state.entries[indexKey(r.kind, e.index, e.scope), default: [:]][e.key, default: []].insert(r.id)
+            }
         }
 
         private func key(_ kind: String, _ id: String) -> String { kind + "\u{0}" + id }
@@ -165,7 +172,10 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
         func deleteBefore(kind: String, scope: String, idBefore: String, limit: Int) async throws -> Int {
             try checkWrite()
             let doomed = state.records.values
-                .filter { $0.kind == kind && $0.scope == scope && Array($0.id.utf8).lexicographicallyPrecedes(Array(idBefore.utf8)) }
+                .filter {
+                    $0.kind == kind && $0.scope == scope
+                        && Array($0.id.utf8).lexicographicallyPrecedes(Array(idBefore.utf8))
+                }
                 .sorted { Array($0.id.utf8).lexicographicallyPrecedes(Array($1.id.utf8)) }
                 .prefix(max(0, limit))
             for r in doomed {
@@ -180,7 +190,9 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             try check()
             return Array(
                 state.records.values
-                    .filter { $0.kind == kind && (scope == nil || $0.scope == scope) && (afterID == nil || $0.id > afterID!) }
+                    .filter {
+                        $0.kind == kind && (scope == nil || $0.scope == scope) && (afterID == nil || $0.id > afterID!)
+                    }
                     .sorted { $0.id < $1.id }
                     .prefix(max(0, limit)))
         }
@@ -212,8 +224,11 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
 
         func pendingAuditEvents(chain: String?, before: Int64, limit: Int) async throws -> [PendingAuditEvent] {
             try check()
-            let found = state.pending.values.filter { (chain == nil || $0.chain == chain) && $0.timestampMillis < before }
-            return Array(found.sorted { ($0.timestampMillis, $0.id) < ($1.timestampMillis, $1.id) }.prefix(max(0, limit)))
+            let found = state.pending.values.filter {
+                (chain == nil || $0.chain == chain) && $0.timestampMillis < before
+            }
+            return Array(
+                found.sorted { ($0.timestampMillis, $0.id) < ($1.timestampMillis, $1.id) }.prefix(max(0, limit)))
         }
 
         func removePendingAuditEvents(_ ids: [String]) async throws -> [String] {
@@ -226,7 +241,9 @@ public final class InMemoryStorage: Storage, @unchecked Sendable {
             return state.heads.values.sorted { Array($0.chain.utf8).lexicographicallyPrecedes(Array($1.chain.utf8)) }
         }
 
-        func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+        func appendAuditEvents(
+            _ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String]
+        )
             async throws
         {
             try checkWrite()

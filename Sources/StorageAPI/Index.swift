@@ -50,7 +50,9 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible 
     public mutating func append(_ i: Int64) {
         bytes.append(Self.intType)
         let flipped = UInt64(bitPattern: i) ^ (1 << 63)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: flipped >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: flipped >> UInt64(shift)))
+        }
     }
 
     public func appending(_ s: String) -> IndexKey {
@@ -120,7 +122,10 @@ public struct RecordIndexer: Sendable {
     /// The record's entries. A record whose body cannot be read contributes none.
     public var entries: @Sendable (Record) -> [IndexEntry]
 
-    public init(kind: String, version: Int, _ definitions: [IndexDefinition], entries: @escaping @Sendable (Record) -> [IndexEntry]) {
+    public init(
+        kind: String, version: Int, _ definitions: [IndexDefinition],
+        entries: @escaping @Sendable (Record) -> [IndexEntry]
+    ) {
         self.kind = kind
         self.version = version
         self.definitions = definitions
@@ -208,7 +213,9 @@ public struct IndexCursor: Sendable, Hashable {
     /// Decodes a `token`; nil when it is not one.
     public init?(token: String) {
         guard token.count <= 4096 else { return nil }
-        guard let bytes = try? Base64.decode(string: token, options: [.base64UrlAlphabet, .omitPaddingCharacter]), bytes.count >= 4 else {
+        guard let bytes = try? Base64.decode(string: token, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
+            bytes.count >= 4
+        else {
             return nil
         }
         let n = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
@@ -233,7 +240,8 @@ public struct IndexQuery: Sendable, Hashable {
     public var limit: Int
 
     public init(
-        kind: String, index: String, scope: String?, lower: IndexKey = IndexKey(), upper: IndexKey? = nil, after: IndexCursor? = nil,
+        kind: String, index: String, scope: String?, lower: IndexKey = IndexKey(), upper: IndexKey? = nil,
+        after: IndexCursor? = nil,
         descending: Bool = false, limit: Int
     ) {
         self.kind = kind
@@ -248,16 +256,21 @@ public struct IndexQuery: Sendable, Hashable {
 
     /// Every entry whose key starts with `prefix`.
     public static func prefix(
-        kind: String, index: String, scope: String?, _ prefix: IndexKey, after: IndexCursor? = nil, descending: Bool = false, limit: Int
+        kind: String, index: String, scope: String?, _ prefix: IndexKey, after: IndexCursor? = nil,
+        descending: Bool = false, limit: Int
     ) -> IndexQuery {
-        IndexQuery(kind: kind, index: index, scope: scope, lower: prefix, upper: prefix.prefixEnd, after: after, descending: descending, limit: limit)
+        IndexQuery(
+            kind: kind, index: index, scope: scope, lower: prefix, upper: prefix.prefixEnd, after: after,
+            descending: descending, limit: limit)
     }
 
     /// The scope entries are stored under for this query, checked against the definition.
     public func storedScope(_ catalog: IndexCatalog) throws -> String {
         let d = try catalog.definition(kind: kind, index: index)
         guard d.scoped else { return "" }
-        guard let scope else { throw StorageError(.corrupt, "index \(index) of \(kind) is scoped: the query must name a scope") }
+        guard let scope else {
+            throw StorageError(.corrupt, "index \(index) of \(kind) is scoped: the query must name a scope")
+        }
         return scope
     }
 
@@ -267,7 +280,9 @@ public struct IndexQuery: Sendable, Hashable {
         if let upper, !(key < upper) { return false }
         guard let after else { return true }
         if key != after.key { return descending ? key < after.key : after.key < key }
-        return descending ? Array(id.utf8).lexicographicallyPrecedes(Array(after.id.utf8)) : Array(after.id.utf8).lexicographicallyPrecedes(Array(id.utf8))
+        return descending
+            ? Array(id.utf8).lexicographicallyPrecedes(Array(after.id.utf8))
+            : Array(after.id.utf8).lexicographicallyPrecedes(Array(id.utf8))
     }
 }
 

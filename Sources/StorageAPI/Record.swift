@@ -80,5 +80,7 @@ public struct StorageError: Error, Sendable, Hashable, CustomStringConvertible {
         self.detail = detail
     }
 
-    public var description: String { detail.isEmpty ? "storage: \(code.rawValue)" : "storage: \(code.rawValue): \(detail)" }
+    public var description: String {
+        detail.isEmpty ? "storage: \(code.rawValue)" : "storage: \(code.rawValue): \(detail)"
+    }
 }

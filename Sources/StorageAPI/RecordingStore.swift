@@ -45,19 +45,24 @@ public struct LocalRecordingStore: RecordingStore {
     }
 
     func path(_ sessionId: String) throws -> String {
-        guard Self.isValidSessionID(sessionId) else { throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'") }
+        guard Self.isValidSessionID(sessionId) else {
+            throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
+        }
         return directory + "/" + sessionId + ".ghrec"
     }
 
     public func write(sessionId: String, offset: Int, _ bytes: [UInt8]) async throws {
         let path = try path(sessionId)
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StorageError(.unavailable, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw StorageError(.unavailable, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw StorageError(.unavailable, "cannot read the size of \(path)") }
         guard offset >= 0, offset <= Int(st.st_size) else {
-            throw StorageError(.corrupt, "a write at \(offset) would leave a gap after the \(st.st_size) bytes of \(path)")
+            throw StorageError(
+                .corrupt, "a write at \(offset) would leave a gap after the \(st.st_size) bytes of \(path)")
         }
         var written = 0
         while written < bytes.count {
@@ -65,7 +70,9 @@ public struct LocalRecordingStore: RecordingStore {
                 guard let base = b.baseAddress else { return 0 }
                 return pwrite(fd, base + written, bytes.count - written, off_t(offset + written))
             }
-            guard n > 0 else { throw StorageError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw StorageError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
             written += n
         }
     }
@@ -73,7 +80,9 @@ public struct LocalRecordingStore: RecordingStore {
     public func read(sessionId: String) async throws -> [UInt8]? {
         guard let path = try? path(sessionId) else { return nil }
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else { throw StorageError(.unavailable, "cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StorageError(.unavailable, "cannot read \(path)")
+        }
         return [UInt8](data)
     }
 
@@ -85,6 +94,8 @@ public struct LocalRecordingStore: RecordingStore {
 
     public func delete(sessionId: String) async throws {
         let path = try path(sessionId)
-        if unlink(path) != 0 && errno != ENOENT { throw StorageError(.unavailable, "cannot delete \(path): \(String(cString: strerror(errno)))") }
+        if unlink(path) != 0 && errno != ENOENT {
+            throw StorageError(.unavailable, "cannot delete \(path): \(String(cString: strerror(errno)))")
+        }
     }
 }

@@ -21,14 +21,16 @@ public protocol Storage: Sendable {
     /// Like `withTransaction`, but the commit may return before it reaches stable storage: it survives a crash
     /// (`kill -9`) of this process, not a power loss. Meant for transactions whose only write is the audit record of
     /// a read (Get, Encrypt, …), where waiting for an fsync would bound reads by disk latency.
-    func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
+    func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+        -> T
     /// Runs `body` as a read-only transaction: it sees only committed data, and any write in it fails (a programming
     /// error, reported as `.corrupt`). Backends may run it beside writers — SQLite does, on reader connections of its
     /// WAL database, so that reads never queue behind the single writer; SQLite gives the whole body one snapshot,
     /// PostgreSQL each statement its own (READ COMMITTED, as in its write transactions), so a body must not rely on
     /// two reads agreeing. Everything a transaction that returned wrote is visible to a read transaction that starts
     /// afterwards.
-    func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T
+    func withReadTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+        -> T
     /// `StorageTransaction.appendAuditEvents` on its own, committed like `withRelaxedTransaction`: what an audit
     /// writer does for each batch. Backends may do it in fewer round trips than a transaction.
     func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
@@ -107,7 +109,9 @@ extension Storage {
             q.after = last.cursor
         }
     }
-    public func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+    public func appendAuditEvents(
+        _ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String]
+    )
         async throws
     {
         try await withRelaxedTransaction { tx in
@@ -116,7 +120,8 @@ extension Storage {
     }
 
     /// Backends without a cheaper relaxed commit run a normal transaction.
-    public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws
+    public func withRelaxedTransaction<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T)
+        async throws
         -> T
     {
         try await withTransaction(body)
@@ -137,7 +142,9 @@ extension Storage {
             do {
                 return relaxed ? try await withRelaxedTransaction(body) : try await withTransaction(body)
             } catch let error as StorageError
-                where (error.code == .auditConflict || error.code == .transientConflict || (versionConflicts && error.code == .versionConflict))
+                where
+                (error.code == .auditConflict || error.code == .transientConflict
+                || (versionConflicts && error.code == .versionConflict))
                 && attempt < attempts
             {
                 try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...5_000_000) * UInt64(attempt))

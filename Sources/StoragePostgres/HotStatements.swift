@@ -26,12 +26,16 @@ struct Prepared<Text: HotStatement>: PostgresPreparedStatement {
 
 extension PostgresConnection {
     /// Runs a hot statement, prepared or not, and reads every row.
-    func run<Text: HotStatement>(_: Text.Type, _ binds: PostgresBindings, prepared: Bool, logger: Logger) async throws -> [PostgresRow] {
+    func run<Text: HotStatement>(_: Text.Type, _ binds: PostgresBindings, prepared: Bool, logger: Logger) async throws
+        -> [PostgresRow]
+    {
         var rows: [PostgresRow] = []
         if prepared {
             for try await row in try await execute(Prepared<Text>(bindings: binds), logger: logger) { rows.append(row) }
         } else {
-            for try await row in try await query(PostgresQuery(unsafeSQL: Text.sql, binds: binds), logger: logger) { rows.append(row) }
+            for try await row in try await query(PostgresQuery(unsafeSQL: Text.sql, binds: binds), logger: logger) {
+                rows.append(row)
+            }
         }
         return rows
     }
@@ -95,7 +99,8 @@ enum UpdateIndexedRecord: HotStatement {
 }
 
 enum AddPendingAudit: HotStatement {
-    static let sql = "INSERT INTO audit_pending (id, chain, ts, type, actor, project, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    static let sql =
+        "INSERT INTO audit_pending (id, chain, ts, type, actor, project, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 }
 
 enum AppendAudit: HotStatement {

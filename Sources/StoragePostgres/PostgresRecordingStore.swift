@@ -16,7 +16,9 @@ public struct PostgresRecordingStore: RecordingStore {
     }
 
     public func write(sessionId: String, offset: Int, _ bytes: [UInt8]) async throws {
-        guard Self.isValidSessionID(sessionId) else { throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'") }
+        guard Self.isValidSessionID(sessionId) else {
+            throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
+        }
         guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
         try await storage.onConnection { conn, logger in
             // The piece goes in only where the recording ends (at 0, or right after a stored piece): never a gap.
@@ -35,11 +37,14 @@ public struct PostgresRecordingStore: RecordingStore {
             // Nothing inserted: the same piece again (an upload retried), or a write that would leave a gap.
             var existing: ByteBuffer?
             for try await piece in try await conn.query(
-                "SELECT bytes FROM recording_pieces WHERE session = \(sessionId) AND start_at = \(Int64(offset))", logger: logger
+                "SELECT bytes FROM recording_pieces WHERE session = \(sessionId) AND start_at = \(Int64(offset))",
+                logger: logger
             ).decode(ByteBuffer.self) {
                 existing = piece
             }
-            guard let existing else { throw StorageError(.corrupt, "a write at \(offset) would leave a gap in recording \(sessionId)") }
+            guard let existing else {
+                throw StorageError(.corrupt, "a write at \(offset) would leave a gap in recording \(sessionId)")
+            }
             guard Array(existing.readableBytesView) == bytes else {
                 throw StorageError(.corrupt, "recording \(sessionId) already has other bytes at \(offset)")
             }
@@ -52,9 +57,12 @@ public struct PostgresRecordingStore: RecordingStore {
             var bytes: [UInt8] = []
             var pieces = 0
             for try await (start, piece) in try await conn.query(
-                "SELECT start_at, bytes FROM recording_pieces WHERE session = \(sessionId) ORDER BY start_at", logger: logger
+                "SELECT start_at, bytes FROM recording_pieces WHERE session = \(sessionId) ORDER BY start_at",
+                logger: logger
             ).decode((Int64, ByteBuffer).self) {
-                guard start == Int64(bytes.count) else { throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(bytes.count)") }
+                guard start == Int64(bytes.count) else {
+                    throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(bytes.count)")
+                }
                 bytes += piece.readableBytesView
                 pieces += 1
             }
@@ -67,7 +75,8 @@ public struct PostgresRecordingStore: RecordingStore {
         return try await storage.onConnection { conn, logger -> Int in
             var n: Int64 = 0
             for try await v in try await conn.query(
-                "SELECT coalesce(max(start_at + length(bytes)), 0)::BIGINT FROM recording_pieces WHERE session = \(sessionId)", logger: logger
+                "SELECT coalesce(max(start_at + length(bytes)), 0)::BIGINT FROM recording_pieces WHERE session = \(sessionId)",
+                logger: logger
             ).decode(Int64.self) {
                 n = v
             }
@@ -76,7 +85,9 @@ public struct PostgresRecordingStore: RecordingStore {
     }
 
     public func delete(sessionId: String) async throws {
-        guard Self.isValidSessionID(sessionId) else { throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'") }
+        guard Self.isValidSessionID(sessionId) else {
+            throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
+        }
         try await storage.onConnection { conn, logger in
             _ = try await conn.query("DELETE FROM recording_pieces WHERE session = \(sessionId)", logger: logger)
         }

@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import PostgresNIO
-import Synchronization
 import StorageAPI
+import Synchronization
 
 /// The shared store for several Gatehouse nodes: a PostgreSQL database reached through a PostgresNIO pool.
 ///
@@ -276,7 +276,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                     current = v
                 }
                 if current > Self.schemaVersion {
-                    throw StorageError(.corrupt, "database schema \(current) is newer than this build (\(Self.schemaVersion))")
+                    throw StorageError(
+                        .corrupt, "database schema \(current) is newer than this build (\(Self.schemaVersion))")
                 }
                 for (version, statements) in Self.migrations where version > current {
                     for sql in statements {
@@ -284,7 +285,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                     }
                     let now = Record.millis(Date())
                     try await conn.query(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))", logger: self.logger)
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))",
+                        logger: self.logger)
                 }
                 // Still under the migration lock: nodes starting together rebuild once.
                 let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: indexes, prepared: false)
@@ -324,7 +326,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 // the connection is closed, which fails the read.
                 try await self.closing(conn, after: self.transactionTimeout) {
                     let tx = PostgresTransaction(
-                        connection: conn, logger: self.logger, catalog: self.indexes, prepared: self.preparedStatements, readOnly: true)
+                        connection: conn, logger: self.logger, catalog: self.indexes, prepared: self.preparedStatements,
+                        readOnly: true)
                     defer { tx.closed = true }
                     return try await body(tx)
                 }
@@ -334,7 +337,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T {
+    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, relaxed: Bool) async throws -> T
+    {
         do {
             return try await withLease(within: transactionTimeout) { conn in
                 // The first round trip (BEGIN) is under the deadline too: a pooled connection whose server went away
@@ -344,7 +348,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
                 }
                 do {
                     if relaxed { try await self.simple("SET LOCAL synchronous_commit TO OFF", on: conn) }
-                    let tx = PostgresTransaction(connection: conn, logger: self.logger, catalog: self.indexes, prepared: self.preparedStatements)
+                    let tx = PostgresTransaction(
+                        connection: conn, logger: self.logger, catalog: self.indexes, prepared: self.preparedStatements)
                     let value: T
                     do {
                         defer { tx.closed = true }
@@ -371,7 +376,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     /// Runs `work` on `conn`; if it has not finished after `limit`, closes the connection (which fails it; the server
     /// rolls back whatever it had begun).
-    func closing<T: Sendable>(_ conn: PostgresConnection, after limit: Duration, _ work: () async throws -> T) async throws -> T {
+    func closing<T: Sendable>(_ conn: PostgresConnection, after limit: Duration, _ work: () async throws -> T)
+        async throws -> T
+    {
         let guardID = leases.add(deadline: .now + limit) { let _: EventLoopFuture<Void> = conn.close() }
         defer { _ = leases.claim(guardID) }
         return try await work()
@@ -385,7 +392,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// A helper task leases the connection and hands it over; `body` runs in the caller's task, and the helper gives
     /// the connection back to the pool when `body` is done. After a timeout the helper is not waited for (the pool
     /// may hold it until it gives up); if it gets a connection later, it returns it at once.
-    func withLease<T: Sendable>(within limit: Duration, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func withLease<T: Sendable>(within limit: Duration, _ body: (PostgresConnection) async throws -> T) async throws
+        -> T
+    {
         let deadline = ContinuousClock.now + limit
         while true {
             let (conn, returned) = try await lease(until: deadline, limit: limit)
@@ -401,7 +410,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
             // written to a closed channel without ever failing it (the caller would wait forever, past every
             // deadline): such a connection is given back, and another leased, before anything is sent.
             if conn.isClosed {
-                if ContinuousClock.now >= deadline { throw StorageError(.unavailable, "database not reachable within \(limit)") }
+                if ContinuousClock.now >= deadline {
+                    throw StorageError(.unavailable, "database not reachable within \(limit)")
+                }
                 await Task.yield()
                 continue
             }
@@ -410,7 +421,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     }
 
     /// One connection from the pool, and the box through which the caller gives it back (see `withLease`).
-    private func lease(until deadline: ContinuousClock.Instant, limit: Duration) async throws -> (PostgresConnection, ReturnBox) {
+    private func lease(until deadline: ContinuousClock.Instant, limit: Duration) async throws -> (
+        PostgresConnection, ReturnBox
+    ) {
         let returned = ReturnBox()
         let conn: PostgresConnection = try await withCheckedThrowingContinuation {
             (handOver: CheckedContinuation<PostgresConnection, any Error>) in
@@ -442,14 +455,17 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     /// An audit append on its own: one statement, no transaction around it (`gatehouse_audit_append`), committed
     /// without waiting for the disk (see `withRelaxedTransaction`).
-    public func appendAuditEvents(_ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String])
+    public func appendAuditEvents(
+        _ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String]
+    )
         async throws
     {
         do {
             try await withLease(within: transactionTimeout) { conn in
                 try await self.closing(conn, after: self.transactionTimeout) {
                     try await Self.append(
-                        events, head: head, previous: previous, sealing: sealing, relaxed: true, prepared: self.preparedStatements, on: conn,
+                        events, head: head, previous: previous, sealing: sealing, relaxed: true,
+                        prepared: self.preparedStatements, on: conn,
                         logger: self.logger)
                 }
             }
@@ -462,7 +478,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         _ events: [AuditRecord], head: AuditChainHead, previous: AuditChainHead?, sealing: [String], relaxed: Bool,
         prepared: Bool, on conn: PostgresConnection, logger: Logger
     ) async throws {
-        guard events.allSatisfy({ $0.chain == head.chain }) else { throw StorageError(.corrupt, "an event of another chain") }
+        guard events.allSatisfy({ $0.chain == head.chain }) else {
+            throw StorageError(.corrupt, "an event of another chain")
+        }
         var binds = PostgresBindings()
         binds.append(relaxed)
         binds.append(head.chain)
@@ -483,7 +501,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         } catch {
             // Another writer of this chain appended the same sequence numbers first.
             let mapped = map(error)
-            if let e = mapped as? StorageError, e.code == .uniqueViolation { throw StorageError(.auditConflict, "the chain moved") }
+            if let e = mapped as? StorageError, e.code == .uniqueViolation {
+                throw StorageError(.auditConflict, "the chain moved")
+            }
             throw mapped
         }
     }
@@ -507,7 +527,9 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
     /// Runs `body`, failing with `.unavailable` when it takes longer than `limit` (for example while the database is
     /// down and the pool keeps retrying). The body is cancelled but not waited for: a task group would wait for a
     /// child that ignores cancellation (a connection attempt stuck in the pool), which made this deadline a hang.
-    func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws
+        -> T
+    {
         let outcome = FirstOutcome<T>()
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let workHandle = Mutex<Task<Void, Never>?>(nil)
@@ -533,7 +555,8 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
 
     /// Every table of every schema version (tools that empty a database drop these).
     public static let tables = [
-        "record_index", "records", "audit_events", "audit_log", "audit_chains", "audit_pending", "metadata", "recording_pieces",
+        "record_index", "records", "audit_events", "audit_log", "audit_chains", "audit_pending", "metadata",
+        "recording_pieces",
         "schema_migrations",
     ]
 
@@ -572,7 +595,8 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     /// guarantees the row is still what was read).
     var known: [String: Record] = [:]
 
-    init(connection: PostgresConnection, logger: Logger, catalog: IndexCatalog, prepared: Bool, readOnly: Bool = false) {
+    init(connection: PostgresConnection, logger: Logger, catalog: IndexCatalog, prepared: Bool, readOnly: Bool = false)
+    {
         self.connection = connection
         self.prepared = prepared
         self.logger = logger
@@ -589,7 +613,10 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
 
     /// Bind arrays for a set of entries: index names, scopes, keys, unique flags.
     private static func columns(_ entries: [IndexCatalog.Stored]) -> ([String], [String], [ByteBuffer], [Bool]) {
-        (entries.map(\.index), entries.map(\.scope), entries.map { ByteBuffer(bytes: $0.key.bytes) }, entries.map(\.unique))
+        (
+            entries.map(\.index), entries.map(\.scope), entries.map { ByteBuffer(bytes: $0.key.bytes) },
+            entries.map(\.unique)
+        )
     }
 
     /// Rebuilds the entries of every declared kind whose stored indexer version differs (inside the migration's
@@ -817,7 +844,9 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         binds.append(Record.millis(record.updatedAt))
         let rows: [Record]
         if catalog.indexers[record.kind] != nil {
-            guard let old = try await previous(kind: record.kind, id: record.id, version: record.version) else { throw StorageError(.notFound) }
+            guard let old = try await previous(kind: record.kind, id: record.id, version: record.version) else {
+                throw StorageError(.notFound)
+            }
             guard old.version == record.version else { throw StorageError(.versionConflict) }
             // The row and the entries that change, in one statement; the entries move only if the row did.
             var next = record
@@ -996,8 +1025,9 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         var out: [String] = []
         do {
-            for try await id in try await run("DELETE FROM audit_pending WHERE id = ANY(\(ids)::TEXT[]) RETURNING id").decode(
-                String.self)
+            for try await id in try await run("DELETE FROM audit_pending WHERE id = ANY(\(ids)::TEXT[]) RETURNING id")
+                .decode(
+                    String.self)
             {
                 out.append(id)
             }
@@ -1025,7 +1055,9 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         async throws
     {
         try checkWrite()
-        try await PostgresStorage.append(events, head: head, previous: previous, sealing: sealing, relaxed: false, prepared: prepared, on: live(), logger: logger)
+        try await PostgresStorage.append(
+            events, head: head, previous: previous, sealing: sealing, relaxed: false, prepared: prepared, on: live(),
+            logger: logger)
     }
 
     func auditEvents(chain: String?, after: AuditPosition?, limit: Int) async throws -> [AuditRecord] {
@@ -1050,9 +1082,15 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
         var binds = PostgresBindings()
         switch query.filter {
         case .all: break
-        case .type(let v): binds.append(v); sql += " AND type = $\(binds.count)"
-        case .actor(let v): binds.append(v); sql += " AND actor = $\(binds.count)"
-        case .project(let v): binds.append(v); sql += " AND project = $\(binds.count)"
+        case .type(let v):
+            binds.append(v)
+            sql += " AND type = $\(binds.count)"
+        case .actor(let v):
+            binds.append(v)
+            sql += " AND actor = $\(binds.count)"
+        case .project(let v):
+            binds.append(v)
+            sql += " AND project = $\(binds.count)"
         }
         if let since = query.since {
             binds.append(since)
@@ -1068,12 +1106,14 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
             binds.append(after.position.chain)
             binds.append(after.position.sequence)
             let op = query.descending ? "<" : ">"
-            sql += " AND ts \(op)= $\(ts) AND (ts, chain, seq) \(op) ($\(ts), $\(ts + 1)::TEXT COLLATE \"C\", $\(ts + 2))"
+            sql +=
+                " AND ts \(op)= $\(ts) AND (ts, chain, seq) \(op) ($\(ts), $\(ts + 1)::TEXT COLLATE \"C\", $\(ts + 2))"
         }
         binds.append(Int64(max(0, query.limit)))
         sql +=
             query.descending
-            ? " ORDER BY ts DESC, chain DESC, seq DESC LIMIT $\(binds.count)" : " ORDER BY ts, chain, seq LIMIT $\(binds.count)"
+            ? " ORDER BY ts DESC, chain DESC, seq DESC LIMIT $\(binds.count)"
+            : " ORDER BY ts, chain, seq LIMIT $\(binds.count)"
         return try await audits(PostgresQuery(unsafeSQL: sql, binds: binds))
     }
 
@@ -1092,7 +1132,8 @@ final class PostgresTransaction: StorageTransaction, @unchecked Sendable {
     func setMetadata(_ key: String, _ value: Data) async throws {
         try checkWrite()
         _ = try await run(
-            "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            "INSERT INTO metadata (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
     }
 }
 

@@ -24,7 +24,10 @@ public struct S3Location: Sendable, Hashable {
     /// A PEM file of CAs to trust for an `https` endpoint instead of the system's.
     public var caFile: String?
 
-    public init(endpoint: String, region: String, bucket: String, prefix: String = "", pathStyle: Bool = true, caFile: String? = nil) {
+    public init(
+        endpoint: String, region: String, bucket: String, prefix: String = "", pathStyle: Bool = true,
+        caFile: String? = nil
+    ) {
         self.endpoint = endpoint
         self.region = region
         self.bucket = bucket
@@ -38,15 +41,20 @@ public struct S3Location: Sendable, Hashable {
 public enum S3Credentials {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` first; then `[profile]` of `file`. Throws a
     /// message that says what to set when neither has them.
-    public static func resolve(environment: [String: String], file: String?, profile: String) throws -> SigV4.Credentials {
-        if let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty, let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty {
+    public static func resolve(environment: [String: String], file: String?, profile: String) throws
+        -> SigV4.Credentials
+    {
+        if let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty, let secret = environment["AWS_SECRET_ACCESS_KEY"],
+            !secret.isEmpty
+        {
             let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             return SigV4.Credentials(accessKeyId: id, secretAccessKey: secret, sessionToken: token)
         }
         guard let file, !file.isEmpty else {
             throw StorageError(
                 .unavailable,
-                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pam.recording_s3.credentials_file")
+                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pam.recording_s3.credentials_file"
+            )
         }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
             throw StorageError(.unavailable, "cannot read the S3 credentials file \(file)")
@@ -64,8 +72,12 @@ public enum S3Credentials {
             values[line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: eq)...]
                 .trimmingCharacters(in: .whitespaces)
         }
-        guard let id = values["aws_access_key_id"], !id.isEmpty, let secret = values["aws_secret_access_key"], !secret.isEmpty else {
-            throw StorageError(.unavailable, "the S3 credentials file \(file) has no aws_access_key_id and aws_secret_access_key under [\(profile)]")
+        guard let id = values["aws_access_key_id"], !id.isEmpty, let secret = values["aws_secret_access_key"],
+            !secret.isEmpty
+        else {
+            throw StorageError(
+                .unavailable,
+                "the S3 credentials file \(file) has no aws_access_key_id and aws_secret_access_key under [\(profile)]")
         }
         return SigV4.Credentials(accessKeyId: id, secretAccessKey: secret, sessionToken: values["aws_session_token"])
     }
@@ -86,10 +98,15 @@ public struct S3Client: Sendable {
     static let maxResponse = 16 << 20
 
     public init(location: S3Location, credentials: SigV4.Credentials) throws {
-        guard let url = URL(string: location.endpoint), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+        guard let url = URL(string: location.endpoint), let scheme = url.scheme?.lowercased(),
+            ["http", "https"].contains(scheme),
             let host = url.host, !host.isEmpty
-        else { throw StorageError(.unavailable, "the S3 endpoint '\(location.endpoint)' is not an http:// or https:// URL") }
-        guard !location.bucket.isEmpty else { throw StorageError(.unavailable, "no S3 bucket is set (pam.recording_s3.bucket)") }
+        else {
+            throw StorageError(.unavailable, "the S3 endpoint '\(location.endpoint)' is not an http:// or https:// URL")
+        }
+        guard !location.bucket.isEmpty else {
+            throw StorageError(.unavailable, "no S3 bucket is set (pam.recording_s3.bucket)")
+        }
         self.location = location
         self.signer = SigV4(credentials: credentials, region: location.region)
         self.scheme = scheme
@@ -140,11 +157,14 @@ public struct S3Client: Sendable {
         var body: ByteBuffer
     }
 
-    func send(_ method: HTTPMethod, key: String?, query: [(String, String)] = [], body: [UInt8] = []) async throws -> Response {
+    func send(_ method: HTTPMethod, key: String?, query: [(String, String)] = [], body: [UInt8] = []) async throws
+        -> Response
+    {
         let path = path(key)
         let queryString = SigV4.canonicalQuery(query)
         let payloadHash = body.isEmpty ? SigV4.emptyPayloadHash : SigV4.payloadHash(body)
-        var request = HTTPClientRequest(url: "\(scheme)://\(hostHeader)\(path)" + (queryString.isEmpty ? "" : "?" + queryString))
+        var request = HTTPClientRequest(
+            url: "\(scheme)://\(hostHeader)\(path)" + (queryString.isEmpty ? "" : "?" + queryString))
         request.method = method
         request.headers.add(name: "Host", value: hostHeader)
         for (name, value) in signer.sign(
@@ -174,7 +194,9 @@ public struct S3Client: Sendable {
 
     /// A failure answer as a message that says what to check.
     func failure(_ response: Response, _ what: String) -> StorageError {
-        let fields = XMLFields.parse(Array(response.body.readableBytesView), element: "Error", fields: ["Code", "Message"]).first ?? [:]
+        let fields =
+            XMLFields.parse(Array(response.body.readableBytesView), element: "Error", fields: ["Code", "Message"]).first
+            ?? [:]
         let code = fields["Code"] ?? "HTTP \(response.status.code)"
         let message = fields["Message"].map { ": " + $0 } ?? ""
         switch code {
@@ -199,7 +221,10 @@ public struct S3Client: Sendable {
     /// The object's bytes, or nil when there is no such key.
     public func get(_ key: String) async throws -> [UInt8]? {
         let r = try await send(.GET, key: key)
-        if r.status == .notFound, XMLFields.parse(Array(r.body.readableBytesView), element: "Error", fields: ["Code"]).first?["Code"] == "NoSuchKey" {
+        if r.status == .notFound,
+            XMLFields.parse(Array(r.body.readableBytesView), element: "Error", fields: ["Code"]).first?["Code"]
+                == "NoSuchKey"
+        {
             return nil
         }
         guard r.status == .ok else { throw failure(r, "GET \(key)") }
@@ -227,7 +252,9 @@ public struct S3Client: Sendable {
                 }
                 out.append((key, size))
             }
-            let page = XMLFields.parse(bytes, element: "ListBucketResult", fields: ["IsTruncated", "NextContinuationToken"]).first ?? [:]
+            let page =
+                XMLFields.parse(bytes, element: "ListBucketResult", fields: ["IsTruncated", "NextContinuationToken"])
+                .first ?? [:]
             token = page["IsTruncated"] == "true" ? page["NextContinuationToken"] : nil
             if page["IsTruncated"] == "true", token == nil {
                 throw StorageError(.corrupt, "S3 said the listing of \(prefix) goes on but gave no continuation token")
@@ -247,7 +274,9 @@ public struct S3Client: Sendable {
                     .unavailable,
                     "S3 refused the credentials for bucket \(location.bucket) (HTTP 403); check AWS_ACCESS_KEY_ID and "
                         + "AWS_SECRET_ACCESS_KEY or pam.recording_s3.credentials_file, and the bucket policy")
-            case .notFound: throw StorageError(.unavailable, "the S3 bucket \(location.bucket) does not exist at \(location.endpoint)")
+            case .notFound:
+                throw StorageError(
+                    .unavailable, "the S3 bucket \(location.bucket) does not exist at \(location.endpoint)")
             default: throw failure(r, "HEAD bucket")
             }
         }

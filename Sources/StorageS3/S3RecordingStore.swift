@@ -27,7 +27,9 @@ public struct S3RecordingStore: RecordingStore {
     func pieces(_ sessionId: String) async throws -> [(offset: Int, size: Int)] {
         let prefix = sessionPrefix(sessionId) + "/"
         return try await client.list(prefix: sessionPrefix(sessionId)).map { entry in
-            guard entry.key.hasPrefix(prefix) else { throw StorageError(.corrupt, "an object that is not a recording piece: \(entry.key)") }
+            guard entry.key.hasPrefix(prefix) else {
+                throw StorageError(.corrupt, "an object that is not a recording piece: \(entry.key)")
+            }
             guard let offset = Int(entry.key.dropFirst(prefix.count)), offset >= 0 else {
                 throw StorageError(.corrupt, "an object that is not a recording piece: \(entry.key)")
             }
@@ -36,7 +38,9 @@ public struct S3RecordingStore: RecordingStore {
     }
 
     public func write(sessionId: String, offset: Int, _ bytes: [UInt8]) async throws {
-        guard Self.isValidSessionID(sessionId) else { throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'") }
+        guard Self.isValidSessionID(sessionId) else {
+            throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
+        }
         guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
         let pieces = try await pieces(sessionId)
         let end = pieces.last.map { $0.offset + $0.size } ?? 0
@@ -59,9 +63,12 @@ public struct S3RecordingStore: RecordingStore {
         guard !pieces.isEmpty else { return nil }
         var bytes: [UInt8] = []
         for piece in pieces {
-            guard piece.offset == bytes.count else { throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(bytes.count)") }
+            guard piece.offset == bytes.count else {
+                throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(bytes.count)")
+            }
             guard let part = try await client.get(key(sessionId, piece.offset)), part.count == piece.size else {
-                throw StorageError(.corrupt, "piece \(piece.offset) of recording \(sessionId) changed while it was read")
+                throw StorageError(
+                    .corrupt, "piece \(piece.offset) of recording \(sessionId) changed while it was read")
             }
             bytes += part
         }
@@ -74,7 +81,9 @@ public struct S3RecordingStore: RecordingStore {
     }
 
     public func delete(sessionId: String) async throws {
-        guard Self.isValidSessionID(sessionId) else { throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'") }
+        guard Self.isValidSessionID(sessionId) else {
+            throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
+        }
         for piece in try await pieces(sessionId) {
             try await client.delete(key(sessionId, piece.offset))
         }

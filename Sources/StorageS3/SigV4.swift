@@ -45,7 +45,9 @@ public struct SigV4: Sendable {
         payloadHash: String, date: Date
     ) -> [(String, String)] {
         let (amzDate, day) = Self.timestamps(date)
-        var signed: [(String, String)] = [("host", host), ("x-amz-content-sha256", payloadHash), ("x-amz-date", amzDate)]
+        var signed: [(String, String)] = [
+            ("host", host), ("x-amz-content-sha256", payloadHash), ("x-amz-date", amzDate),
+        ]
         if let token = credentials.sessionToken { signed.append(("x-amz-security-token", token)) }
         for (name, value) in headers { signed.append((name.lowercased(), value)) }
         signed.sort { $0.0 < $1.0 }
@@ -55,7 +57,8 @@ public struct SigV4: Sendable {
             method, path.isEmpty ? "/" : path, Self.canonicalQuery(query), canonicalHeaders, signedHeaders, payloadHash,
         ].joined(separator: "\n")
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n" + Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8)))
+        let stringToSign =
+            "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n" + Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8)))
         var key = SymmetricKey(data: Array(("AWS4" + credentials.secretAccessKey).utf8))
         for part in [day, region, service, "aws4_request"] {
             key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
@@ -63,10 +66,11 @@ public struct SigV4: Sendable {
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         var out = [("x-amz-date", amzDate), ("x-amz-content-sha256", payloadHash)]
         if let token = credentials.sessionToken { out.append(("x-amz-security-token", token)) }
-        out.append((
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyId)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
-        ))
+        out.append(
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyId)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            ))
         return out
     }
 
@@ -83,7 +87,8 @@ public struct SigV4: Sendable {
         var out = ""
         for b in s.utf8 {
             switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(b))
             case UInt8(ascii: "/") where keepSlash:

@@ -99,7 +99,9 @@ final class SQLiteConnection: @unchecked Sendable {
             case .blob(let v):
                 rc = v.withUnsafeBytes { buf in
                     // A zero-length blob must still be a blob, not NULL.
-                    sqlite3_bind_blob(stmt, idx, buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(buf.count), sqliteTransient)
+                    sqlite3_bind_blob(
+                        stmt, idx, buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(buf.count), sqliteTransient
+                    )
                 }
             case .null: rc = sqlite3_bind_null(stmt, idx)
             }
@@ -117,7 +119,11 @@ final class SQLiteConnection: @unchecked Sendable {
                 switch sqlite3_column_type(stmt, c) {
                 case SQLITE_INTEGER: row.append(.int(sqlite3_column_int64(stmt, c)))
                 case SQLITE_TEXT:
-                    if let p = sqlite3_column_text(stmt, c) { row.append(.text(String(cString: p))) } else { row.append(.null) }
+                    if let p = sqlite3_column_text(stmt, c) {
+                        row.append(.text(String(cString: p)))
+                    } else {
+                        row.append(.null)
+                    }
                 case SQLITE_BLOB:
                     let count = Int(sqlite3_column_bytes(stmt, c))
                     if let p = sqlite3_column_blob(stmt, c), count > 0 {

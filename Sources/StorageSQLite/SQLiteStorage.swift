@@ -39,11 +39,13 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
             }
         }
         self.connection = try SQLiteConnection(path: path)
-        self.readers = SQLiteReaderPool(path: path, capacity: max(2, min(8, ProcessInfo.processInfo.activeProcessorCount)))
+        self.readers = SQLiteReaderPool(
+            path: path, capacity: max(2, min(8, ProcessInfo.processInfo.activeProcessorCount)))
         self.threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         self.durability = GroupCommit(
-            walPath: path + "-wal", directory: (path as NSString).deletingLastPathComponent, pool: threadPool, sync: sync)
+            walPath: path + "-wal", directory: (path as NSString).deletingLastPathComponent, pool: threadPool,
+            sync: sync)
         try connection.execute("PRAGMA busy_timeout=5000")
         let mode = try connection.query("PRAGMA journal_mode=WAL").first?.first?.text
         guard mode?.lowercased() == "wal" else {
@@ -140,9 +142,12 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
                 try connection.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
                 )
-                let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_migrations").first?.first?.int ?? 0
+                let current =
+                    try connection.query("SELECT coalesce(max(version), 0) FROM schema_migrations").first?.first?.int
+                    ?? 0
                 if current > Self.schemaVersion {
-                    throw StorageError(.corrupt, "database schema \(current) is newer than this build (\(Self.schemaVersion))")
+                    throw StorageError(
+                        .corrupt, "database schema \(current) is newer than this build (\(Self.schemaVersion))")
                 }
                 for (version, sql) in Self.migrations where version > current {
                     try connection.execute(sql)
@@ -213,7 +218,8 @@ public final class SQLiteStorage: Storage, @unchecked Sendable {
     /// transactions cost one BEGIN/COMMIT (and one WAL append) instead of N. A failing transaction rolls back to
     /// its savepoint only. Durable transactions never wait for others: they commit (the batch with them) and wait
     /// for the fsync.
-    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, durable: Bool) async throws -> T {
+    func run<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T, durable: Bool) async throws -> T
+    {
         await lock.lock()
         let changesBefore = sqlite3_total_changes64(connection.handle)
         do {
@@ -372,7 +378,10 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         for e in added {
             try c.query(
                 "INSERT INTO record_index (kind, idx, scope, key, id, uniq) VALUES (?, ?, ?, ?, ?, ?)",
-                [.text(r.kind), .text(e.index), .text(e.scope), .blob(Data(e.key.bytes)), .text(r.id), .int(e.unique ? 1 : 0)])
+                [
+                    .text(r.kind), .text(e.index), .text(e.scope), .blob(Data(e.key.bytes)), .text(r.id),
+                    .int(e.unique ? 1 : 0),
+                ])
         }
     }
 
@@ -413,7 +422,9 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
             FROM record_index i JOIN records r ON r.kind = i.kind AND r.id = i.id
             WHERE i.kind = ? AND i.idx = ? AND i.scope = ? AND i.key >= ?
             """
-        var binds: [SQLiteValue] = [.text(query.kind), .text(query.index), .text(scope), .blob(Data(query.lower.bytes))]
+        var binds: [SQLiteValue] = [
+            .text(query.kind), .text(query.index), .text(scope), .blob(Data(query.lower.bytes)),
+        ]
         if let upper = query.upper {
             sql += " AND i.key < ?"
             binds.append(.blob(Data(upper.bytes)))
@@ -464,8 +475,10 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     }
 
     func get(kind: String, id: String) async throws -> Record? {
-        try live().query("SELECT \(Self.recordColumns) FROM records WHERE kind = ? AND id = ?", [.text(kind), .text(id)])
-            .first.map(record)
+        try live().query(
+            "SELECT \(Self.recordColumns) FROM records WHERE kind = ? AND id = ?", [.text(kind), .text(id)]
+        )
+        .first.map(record)
     }
 
     func find(kind: String, scope: String, name: String) async throws -> Record? {
@@ -502,7 +515,8 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
             try reindex(from: old, to: nil)
         }
         try c.query(
-            "DELETE FROM records WHERE kind = ? AND id = ? AND version = ?", [.text(kind), .text(id), .int(expectedVersion)])
+            "DELETE FROM records WHERE kind = ? AND id = ? AND version = ?",
+            [.text(kind), .text(id), .int(expectedVersion)])
         if c.changes == 0 {
             if try await get(kind: kind, id: id) == nil { throw StorageError(.notFound) }
             throw StorageError(.versionConflict)
@@ -548,7 +562,8 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     func count(kind: String, scope: String?) async throws -> Int {
         let rows: [[SQLiteValue]]
         if let scope {
-            rows = try live().query("SELECT count(*) FROM records WHERE kind = ? AND scope = ?", [.text(kind), .text(scope)])
+            rows = try live().query(
+                "SELECT count(*) FROM records WHERE kind = ? AND scope = ?", [.text(kind), .text(scope)])
         } else {
             rows = try live().query("SELECT count(*) FROM records WHERE kind = ?", [.text(kind)])
         }
@@ -558,12 +573,14 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
     static let auditColumns = "chain, seq, ts, type, actor, project, body, prev_hash, hash"
 
     private func audit(_ row: [SQLiteValue]) throws -> AuditRecord {
-        guard row.count == 9, let chain = row[0].text, let seq = row[1].int, let ts = row[2].int, let type = row[3].text,
+        guard row.count == 9, let chain = row[0].text, let seq = row[1].int, let ts = row[2].int,
+            let type = row[3].text,
             let actor = row[4].text, let project = row[5].text, let body = row[6].blob, let prev = row[7].blob,
             let hash = row[8].blob
         else { throw StorageError(.corrupt, "malformed audit row") }
         return AuditRecord(
-            chain: chain, sequence: seq, timestampMillis: ts, fields: AuditFields(type: type, actor: actor, project: project),
+            chain: chain, sequence: seq, timestampMillis: ts,
+            fields: AuditFields(type: type, actor: actor, project: project),
             body: body, previousHash: prev, hash: hash)
     }
 
@@ -587,11 +604,13 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         sql += " ORDER BY ts, id LIMIT ?"
         binds.append(.int(Int64(max(0, limit))))
         return try live().query(sql, binds).map { row in
-            guard row.count == 7, let id = row[0].text, let chain = row[1].text, let ts = row[2].int, let type = row[3].text,
+            guard row.count == 7, let id = row[0].text, let chain = row[1].text, let ts = row[2].int,
+                let type = row[3].text,
                 let actor = row[4].text, let project = row[5].text, let body = row[6].blob
             else { throw StorageError(.corrupt, "malformed pending audit row") }
             return PendingAuditEvent(
-                id: id, chain: chain, timestampMillis: ts, fields: AuditFields(type: type, actor: actor, project: project),
+                id: id, chain: chain, timestampMillis: ts,
+                fields: AuditFields(type: type, actor: actor, project: project),
                 body: body)
         }
     }
@@ -620,7 +639,8 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         try checkWrite()
         let c = try live()
         // This connection is the only writer: the head read here cannot move before the transaction ends.
-        let stored = try c.query("SELECT head FROM audit_chains WHERE chain = ?", [.text(head.chain)]).first?.first?.blob
+        let stored = try c.query("SELECT head FROM audit_chains WHERE chain = ?", [.text(head.chain)]).first?.first?
+            .blob
         guard stored == previous?.value else { throw StorageError(.auditConflict, "the chain head moved") }
         for id in sealing {
             try c.query("DELETE FROM audit_pending WHERE id = ?", [.text(id)])
@@ -631,7 +651,8 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
             try c.query(
                 "INSERT INTO audit_log (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    .text(e.chain), .int(e.sequence), .int(e.timestampMillis), .text(e.fields.type), .text(e.fields.actor),
+                    .text(e.chain), .int(e.sequence), .int(e.timestampMillis), .text(e.fields.type),
+                    .text(e.fields.actor),
                     .text(e.fields.project), .blob(e.body), .blob(e.previousHash), .blob(e.hash),
                 ])
         }
@@ -661,9 +682,15 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
         var binds: [SQLiteValue] = []
         switch query.filter {
         case .all: break
-        case .type(let v): sql += " AND type = ?"; binds.append(.text(v))
-        case .actor(let v): sql += " AND actor = ?"; binds.append(.text(v))
-        case .project(let v): sql += " AND project = ?"; binds.append(.text(v))
+        case .type(let v):
+            sql += " AND type = ?"
+            binds.append(.text(v))
+        case .actor(let v):
+            sql += " AND actor = ?"
+            binds.append(.text(v))
+        case .project(let v):
+            sql += " AND project = ?"
+            binds.append(.text(v))
         }
         if let since = query.since {
             sql += " AND ts >= ?"
@@ -674,9 +701,12 @@ final class SQLiteTransaction: StorageTransaction, @unchecked Sendable {
             binds.append(.int(until))
         }
         if let after = query.after {
-            sql += query.descending ? " AND ts <= ? AND (ts, chain, seq) < (?, ?, ?)" : " AND ts >= ? AND (ts, chain, seq) > (?, ?, ?)"
+            sql +=
+                query.descending
+                ? " AND ts <= ? AND (ts, chain, seq) < (?, ?, ?)" : " AND ts >= ? AND (ts, chain, seq) > (?, ?, ?)"
             binds += [
-                .int(after.timestampMillis), .int(after.timestampMillis), .text(after.position.chain), .int(after.position.sequence),
+                .int(after.timestampMillis), .int(after.timestampMillis), .text(after.position.chain),
+                .int(after.position.sequence),
             ]
         }
         sql += query.descending ? " ORDER BY ts DESC, chain DESC, seq DESC LIMIT ?" : " ORDER BY ts, chain, seq LIMIT ?"
@@ -764,7 +794,9 @@ final class GroupCommit: @unchecked Sendable {
             guard fd >= 0 else { return .failure(StorageError(.unavailable, "cannot open \(walPath): errno \(errno)")) }
             state.withLockedValue { $0.fd = fd }
         }
-        guard sync(fd) == 0 else { return .failure(StorageError(.unavailable, "fsync of the WAL failed: errno \(errno)")) }
+        guard sync(fd) == 0 else {
+            return .failure(StorageError(.unavailable, "fsync of the WAL failed: errno \(errno)"))
+        }
         // The WAL's directory entry must be durable too (once, after the WAL exists).
         if !state.withLockedValue({ $0.directorySynced }) {
             let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -804,7 +836,10 @@ final class SQLiteReaderPool: Sendable {
 
     /// An idle reader, a new one while fewer than `capacity` are open, or the next one given back.
     func take() async throws -> SQLiteConnection {
-        enum Next { case use(SQLiteConnection), open, wait }
+        enum Next {
+            case use(SQLiteConnection)
+            case open, wait
+        }
         while true {
             let next = state.withLock { s -> Next in
                 if let c = s.idle.popLast() { return .use(c) }

@@ -3,7 +3,9 @@ import Foundation
 
 /// AES-GCM with any IV length and a truncated tag (swift-crypto needs 12-byte nonces and 16-byte tags).
 public enum AESGCMAnyLength {
-    public static func seal(key: [UInt8], iv: [UInt8], aad: [UInt8], plaintext: [UInt8], tagLength: Int) -> (ciphertext: [UInt8], tag: [UInt8])? {
+    public static func seal(key: [UInt8], iv: [UInt8], aad: [UInt8], plaintext: [UInt8], tagLength: Int) -> (
+        ciphertext: [UInt8], tag: [UInt8]
+    )? {
         var out = [UInt8](repeating: 0, count: plaintext.count + 16)
         var tag = [UInt8](repeating: 0, count: tagLength)
         let n = key.withUnsafeBufferPointer { k in
@@ -12,7 +14,9 @@ public enum AESGCMAnyLength {
                     plaintext.withUnsafeBufferPointer { p in
                         out.withUnsafeMutableBufferPointer { o in
                             tag.withUnsafeMutableBufferPointer { t in
-                                gh_aes_gcm(1, k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count), a.baseAddress, a.count, p.baseAddress, p.count, o.baseAddress, t.baseAddress, Int32(tagLength))
+                                gh_aes_gcm(
+                                    1, k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count), a.baseAddress,
+                                    a.count, p.baseAddress, p.count, o.baseAddress, t.baseAddress, Int32(tagLength))
                             }
                         }
                     }
@@ -33,7 +37,9 @@ public enum AESGCMAnyLength {
                     ciphertext.withUnsafeBufferPointer { c in
                         out.withUnsafeMutableBufferPointer { o in
                             tagCopy.withUnsafeMutableBufferPointer { t in
-                                gh_aes_gcm(0, k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count), a.baseAddress, a.count, c.baseAddress, c.count, o.baseAddress, t.baseAddress, Int32(t.count))
+                                gh_aes_gcm(
+                                    0, k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count), a.baseAddress,
+                                    a.count, c.baseAddress, c.count, o.baseAddress, t.baseAddress, Int32(t.count))
                             }
                         }
                     }
@@ -64,7 +70,9 @@ public enum BlowfishCBC {
             iv.withUnsafeBufferPointer { v in
                 input.withUnsafeBufferPointer { i in
                     out.withUnsafeMutableBufferPointer { o in
-                        gh_bf_cbc(context, encrypt ? 1 : 0, k.baseAddress, Int32(k.count), v.baseAddress, pad ? 1 : 0, i.baseAddress, i.count, o.baseAddress)
+                        gh_bf_cbc(
+                            context, encrypt ? 1 : 0, k.baseAddress, Int32(k.count), v.baseAddress, pad ? 1 : 0,
+                            i.baseAddress, i.count, o.baseAddress)
                     }
                 }
             }
@@ -78,21 +86,29 @@ public enum BlowfishCBC {
 /// offers only SHA-1 and SHA-256 without a label).
 public enum RSAOAEP {
     /// Hash codes: 1 (SHA-1), 224, 256, 384, 512.
-    public static func encrypt(publicKeyDER: [UInt8], hash: Int32, mgfHash: Int32, label: [UInt8], plaintext: [UInt8]) -> [UInt8]? {
+    public static func encrypt(publicKeyDER: [UInt8], hash: Int32, mgfHash: Int32, label: [UInt8], plaintext: [UInt8])
+        -> [UInt8]?
+    {
         run(1, publicKeyDER, hash, mgfHash, label, plaintext)
     }
 
-    public static func decrypt(privateKeyDER: [UInt8], hash: Int32, mgfHash: Int32, label: [UInt8], ciphertext: [UInt8]) -> [UInt8]? {
+    public static func decrypt(privateKeyDER: [UInt8], hash: Int32, mgfHash: Int32, label: [UInt8], ciphertext: [UInt8])
+        -> [UInt8]?
+    {
         run(0, privateKeyDER, hash, mgfHash, label, ciphertext)
     }
 
-    static func run(_ encrypt: Int32, _ key: [UInt8], _ hash: Int32, _ mgf: Int32, _ label: [UInt8], _ input: [UInt8]) -> [UInt8]? {
+    static func run(_ encrypt: Int32, _ key: [UInt8], _ hash: Int32, _ mgf: Int32, _ label: [UInt8], _ input: [UInt8])
+        -> [UInt8]?
+    {
         var out = [UInt8](repeating: 0, count: 1024)
         let n = key.withUnsafeBufferPointer { k in
             label.withUnsafeBufferPointer { l in
                 input.withUnsafeBufferPointer { i in
                     out.withUnsafeMutableBufferPointer { o in
-                        gh_rsa_oaep(encrypt, k.baseAddress, k.count, hash, mgf, l.baseAddress, l.count, i.baseAddress, i.count, o.baseAddress, o.count)
+                        gh_rsa_oaep(
+                            encrypt, k.baseAddress, k.count, hash, mgf, l.baseAddress, l.count, i.baseAddress, i.count,
+                            o.baseAddress, o.count)
                     }
                 }
             }
@@ -111,7 +127,8 @@ public enum RSASignatures {
         let n = privateKeyDER.withUnsafeBufferPointer { k in
             message.withUnsafeBufferPointer { m in
                 out.withUnsafeMutableBufferPointer { o in
-                    gh_rsa_signature(1, k.baseAddress, k.count, hash, pss ? 1 : 0, m.baseAddress, m.count, o.baseAddress, o.count)
+                    gh_rsa_signature(
+                        1, k.baseAddress, k.count, hash, pss ? 1 : 0, m.baseAddress, m.count, o.baseAddress, o.count)
                 }
             }
         }
@@ -120,12 +137,15 @@ public enum RSASignatures {
     }
 
     /// True for a valid signature; nil when the key or hash is unusable.
-    public static func verify(publicKeyDER: [UInt8], hash: Int32, pss: Bool, message: [UInt8], signature: [UInt8]) -> Bool? {
+    public static func verify(publicKeyDER: [UInt8], hash: Int32, pss: Bool, message: [UInt8], signature: [UInt8])
+        -> Bool?
+    {
         var sig = signature
         let r = publicKeyDER.withUnsafeBufferPointer { k in
             message.withUnsafeBufferPointer { m in
                 sig.withUnsafeMutableBufferPointer { s in
-                    gh_rsa_signature(0, k.baseAddress, k.count, hash, pss ? 1 : 0, m.baseAddress, m.count, s.baseAddress, s.count)
+                    gh_rsa_signature(
+                        0, k.baseAddress, k.count, hash, pss ? 1 : 0, m.baseAddress, m.count, s.baseAddress, s.count)
                 }
             }
         }
@@ -145,15 +165,18 @@ public final class CipherStream: @unchecked Sendable {
 
     /// nil for an unusable key length, IV or mode.
     public init?(encrypt: Bool, mode: UInt32, key: [UInt8], iv: [UInt8], padding: Bool, aad: [UInt8]) {
-        guard let ctx = key.withUnsafeBufferPointer({ k in
-            iv.withUnsafeBufferPointer { v in
-                aad.withUnsafeBufferPointer { a in
-                    gh_stream_new(
-                        encrypt ? 1 : 0, Int32(mode), k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count), padding ? 1 : 0,
-                        a.baseAddress, a.count)
+        guard
+            let ctx = key.withUnsafeBufferPointer({ k in
+                iv.withUnsafeBufferPointer { v in
+                    aad.withUnsafeBufferPointer { a in
+                        gh_stream_new(
+                            encrypt ? 1 : 0, Int32(mode), k.baseAddress, Int32(k.count), v.baseAddress, Int32(v.count),
+                            padding ? 1 : 0,
+                            a.baseAddress, a.count)
+                    }
                 }
-            }
-        }) else { return nil }
+            })
+        else { return nil }
         context = ctx
         encrypting = encrypt
         self.mode = mode

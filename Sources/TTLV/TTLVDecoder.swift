@@ -88,7 +88,8 @@ public struct TTLVDecoder: Sendable {
             try fixed(8)
             try need(8)
             let raw = Int64(bitPattern: readUInt(8))
-            value = type == .longInteger ? .longInteger(raw) : type == .dateTime ? .dateTime(raw) : .dateTimeExtended(raw)
+            value =
+                type == .longInteger ? .longInteger(raw) : type == .dateTime ? .dateTime(raw) : .dateTimeExtended(raw)
             offset += 8
         case .boolean:
             try fixed(8)
@@ -108,7 +109,9 @@ public struct TTLVDecoder: Sendable {
             let bytes = Array(b[offset..<(offset + length)])
             try checkPadding(offset + length, offset + padded)
             if type == .textString {
-                guard let s = String(validating: bytes, as: UTF8.self) else { throw TTLVError(.invalidUTF8, at: offset) }
+                guard let s = String(validating: bytes, as: UTF8.self) else {
+                    throw TTLVError(.invalidUTF8, at: offset)
+                }
                 value = .textString(s)
             } else {
                 value = .byteString(bytes)

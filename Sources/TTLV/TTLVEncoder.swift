@@ -17,7 +17,9 @@ public enum TTLVEncoder {
         let lengthAt = out.count
         out += [0, 0, 0, 0]
         func be(_ v: UInt64, _ n: Int) {
-            for i in stride(from: n - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: v >> (UInt64(i) * 8))) }
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                out.append(UInt8(truncatingIfNeeded: v >> (UInt64(i) * 8)))
+            }
         }
         var length = 0
         switch item.value {

@@ -23,7 +23,10 @@ final class ChallengeResponder: ChannelInboundHandler, @unchecked Sendable {
         let body = tokens.withLockedValue { $0[token] }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: "\(body?.utf8.count ?? 0)")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: body == nil ? .notFound : .ok, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(
+                .head(HTTPResponseHead(version: .http1_1, status: body == nil ? .notFound : .ok, headers: headers))),
+            promise: nil)
         if let body { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
@@ -32,7 +35,9 @@ final class ChallengeResponder: ChannelInboundHandler, @unchecked Sendable {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap { channel.pipeline.addHandler(ChallengeResponder(tokens: tokens)) }
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(ChallengeResponder(tokens: tokens))
+                }
             }
             .bind(host: "127.0.0.1", port: port).get()
     }
@@ -141,16 +146,22 @@ final class ACMEFlow: @unchecked Sendable {
     /// retried with the fresh nonce it carries, as RFC 8555 §6.5 expects of clients (Pebble rejects 5% of nonces on
     /// purpose; certbot retries too).
     @discardableResult
-    func post(_ request: Send, _ url: String, _ payload: Any?, eab: [String: Any]? = nil) async throws -> (UInt, [UInt8], [String: String]) {
+    func post(_ request: Send, _ url: String, _ payload: Any?, eab: [String: Any]? = nil) async throws -> (
+        UInt, [UInt8], [String: String]
+    ) {
         var response = try await postOnce(request, url, payload, eab: eab)
         for _ in 0..<3 {
-            guard response.0 == 400, String(decoding: response.1, as: UTF8.self).contains("urn:ietf:params:acme:error:badNonce") else { break }
+            guard response.0 == 400,
+                String(decoding: response.1, as: UTF8.self).contains("urn:ietf:params:acme:error:badNonce")
+            else { break }
             response = try await postOnce(request, url, payload, eab: eab)
         }
         return response
     }
 
-    func postOnce(_ request: Send, _ url: String, _ payload: Any?, eab: [String: Any]?) async throws -> (UInt, [UInt8], [String: String]) {
+    func postOnce(_ request: Send, _ url: String, _ payload: Any?, eab: [String: Any]?) async throws -> (
+        UInt, [UInt8], [String: String]
+    ) {
         var protected: [String: Any] = ["alg": "ES256", "nonce": try await freshNonce(request), "url": url]
         if let kid { protected["kid"] = kid } else { protected["jwk"] = jwk }
         // A load generator must stay cheap next to the server it measures: Foundation's JSONSerialization was a
@@ -168,18 +179,26 @@ final class ACMEFlow: @unchecked Sendable {
         return response
     }
 
-    func json(_ bytes: [UInt8]) -> [String: Any] { (try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]) ?? [:] }
+    func json(_ bytes: [UInt8]) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]) ?? [:]
+    }
 
     func register(_ request: Send, eabKid: String?, eabKey: String?) async throws {
         var eab: [String: Any]?
         if let eabKid, let eabKey {
             let newAccount = url("newAccount")
-            let p = Self.b64(try JSONSerialization.data(withJSONObject: ["alg": "HS256", "kid": eabKid, "url": newAccount], options: [.withoutEscapingSlashes]))
+            let p = Self.b64(
+                try JSONSerialization.data(
+                    withJSONObject: ["alg": "HS256", "kid": eabKid, "url": newAccount],
+                    options: [.withoutEscapingSlashes]))
             let payload = Self.b64(try JSONSerialization.data(withJSONObject: jwk))
-            let mac = HMAC<SHA256>.authenticationCode(for: Array((p + "." + payload).utf8), using: SymmetricKey(data: Base64URL.decode(eabKey) ?? []))
+            let mac = HMAC<SHA256>.authenticationCode(
+                for: Array((p + "." + payload).utf8), using: SymmetricKey(data: Base64URL.decode(eabKey) ?? []))
             eab = ["protected": p, "payload": payload, "signature": Self.b64(mac)]
         }
-        let (status, body, headers) = try await post(request, url("newAccount"), ["termsOfServiceAgreed": true, "contact": ["mailto:bench@example.org"]], eab: eab)
+        let (status, body, headers) = try await post(
+            request, url("newAccount"), ["termsOfServiceAgreed": true, "contact": ["mailto:bench@example.org"]],
+            eab: eab)
         guard status == 201 || status == 200, let location = headers["location"] else {
             throw ValidationError("newAccount: HTTP \(status) \(String(decoding: body, as: UTF8.self))")
         }
@@ -193,7 +212,10 @@ final class ACMEFlow: @unchecked Sendable {
         var order = json(b1)
         guard let authzURL = (order["authorizations"] as? [String])?.first else { return false }
         let authz = json(try await post(request, authzURL, nil).1)
-        guard let challenge = (authz["challenges"] as? [[String: Any]])?.first(where: { $0["type"] as? String == "http-01" }),
+        guard
+            let challenge = (authz["challenges"] as? [[String: Any]])?.first(where: {
+                $0["type"] as? String == "http-01"
+            }),
             let token = challenge["token"] as? String, let challengeURL = challenge["url"] as? String
         else { return false }
         tokens.withLockedValue { $0[token] = token + "." + thumbprint }
@@ -207,9 +229,12 @@ final class ACMEFlow: @unchecked Sendable {
         guard order["status"] as? String == "ready", let finalize = order["finalize"] as? String else { return false }
         let certKey = P256.Signing.PrivateKey()
         var attributes = CertificateSigningRequest.Attributes()
-        attributes.insert(try CertificateSigningRequest.Attribute(ExtensionRequest(extensions: try Certificate.Extensions { SubjectAlternativeNames([.dnsName(name)]) })))
+        attributes.insert(
+            try CertificateSigningRequest.Attribute(
+                ExtensionRequest(extensions: try Certificate.Extensions { SubjectAlternativeNames([.dnsName(name)]) })))
         let csr = try CertificateSigningRequest(
-            version: .v1, subject: DistinguishedName(), privateKey: Certificate.PrivateKey(certKey), attributes: attributes,
+            version: .v1, subject: DistinguishedName(), privateKey: Certificate.PrivateKey(certKey),
+            attributes: attributes,
             signatureAlgorithm: .ecdsaWithSHA256)
         var serializer = DER.Serializer()
         try serializer.serialize(csr)
@@ -245,7 +270,8 @@ func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").ut
 
 struct ACME: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "ACME full flow per certificate (newOrder, authz, http-01 answered here, finalize, download), one account and connection per worker.",
+        abstract:
+            "ACME full flow per certificate (newOrder, authz, http-01 answered here, finalize, download), one account and connection per worker.",
         discussion: """
             Gatehouse: sets up (as the administrator) an ACME profile in the project 'bench-acme' whose template allows
             *.localhost, reads its EAB credentials, and points the daemon's http-01 validator at --http01-port (start the
@@ -258,7 +284,8 @@ struct ACME: AsyncParsableCommand {
     @Option var cert = ".gatehouse/certs/admin.crt"
     @Option var key = ".gatehouse/certs/admin.key"
     @Option(help: "Port this program answers http-01 on (the servers validate against it).") var http01Port = 5002
-    @Option(help: "Another ACME directory URL to measure (e.g. https://127.0.0.1:14000/dir).") var peerDirectory: String?
+    @Option(help: "Another ACME directory URL to measure (e.g. https://127.0.0.1:14000/dir).") var peerDirectory:
+        String?
     @Option(help: "CA bundle for the peer's TLS certificate.") var peerCa: String?
     @Option(help: "Comma-separated concurrency levels.") var concurrency = "1,4,16"
     @Option(help: "Seconds per level.") var seconds: Double = 5
@@ -270,30 +297,42 @@ struct ACME: AsyncParsableCommand {
         return try await connection.run { request in
             _ = try await bench.json(request, "/api/v1/projects", #"{"slug":"bench-acme"}"#)
             let created = try await bench.json(
-                request, "/api/v1/projects/bench-acme/pki/cas", #"{"type":"root","subject":{"commonName":"Bench ACME"},"keyAlgorithm":"EC_prime256v1"}"#)
-            guard let caId = (created["ca"] as? [String: Any])?["id"] as? String else { throw ValidationError("no CA id") }
+                request, "/api/v1/projects/bench-acme/pki/cas",
+                #"{"type":"root","subject":{"commonName":"Bench ACME"},"keyAlgorithm":"EC_prime256v1"}"#)
+            guard let caId = (created["ca"] as? [String: Any])?["id"] as? String else {
+                throw ValidationError("no CA id")
+            }
             let template = try await bench.json(
                 request, "/api/v1/projects/bench-acme/pki/templates",
-                #"{"name":"\#(slug)","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost"]}],"maxTTL":"30d"}"#)
-            guard let templateId = (template["template"] as? [String: Any])?["id"] as? String else { throw ValidationError("no template id") }
+                #"{"name":"\#(slug)","subject":[{"type":"commonName","allowed":["*.localhost"]}],"sans":[{"type":"dns","allowed":["*.localhost"]}],"maxTTL":"30d"}"#
+            )
+            guard let templateId = (template["template"] as? [String: Any])?["id"] as? String else {
+                throw ValidationError("no template id")
+            }
             _ = try await bench.json(
                 request, "/api/v1/projects/bench-acme/pki/profiles",
                 #"{"slug":"\#(slug)","caId":"\#(caId)","templateId":"\#(templateId)","enrollment":"acme"}"#)
             let (_, eabBytes) = try await request(.GET, "/api/v1/pki/profiles/\(slug)/acme-eab", [], [])
             let eab = (try? JSONSerialization.jsonObject(with: Data(eabBytes)) as? [String: String]) ?? [:]
-            return ("https://localhost:\(endpoint.port)/acme/\(slug)/directory", eab["keyId"] ?? "", eab["hmacKey"] ?? "")
+            return (
+                "https://localhost:\(endpoint.port)/acme/\(slug)/directory", eab["keyId"] ?? "", eab["hmacKey"] ?? ""
+            )
         }
     }
 
     /// Opens a plain (no client certificate) keep-alive HTTPS connection to a directory's server.
     func connection(_ directoryURL: String, ca: String) async throws -> (HTTPConnection, [String: Any]) {
-        guard let url = URL(string: directoryURL), let host = url.host, let port = url.port else { throw ValidationError("bad directory URL") }
-        let c = try await HTTPConnection.open(Endpoint(host: host == "localhost" ? "127.0.0.1" : host, port: port, ca: ca, cert: "", key: ""))
+        guard let url = URL(string: directoryURL), let host = url.host, let port = url.port else {
+            throw ValidationError("bad directory URL")
+        }
+        let c = try await HTTPConnection.open(
+            Endpoint(host: host == "localhost" ? "127.0.0.1" : host, port: port, ca: ca, cert: "", key: ""))
         return (c, [:])
     }
 
     func measure(
-        directoryURL: String, ca: String, eab: (String, String)?, workers: Int, tokens: NIOLockedValueBox<[String: String]>,
+        directoryURL: String, ca: String, eab: (String, String)?, workers: Int,
+        tokens: NIOLockedValueBox<[String: String]>,
         names: NIOLockedValueBox<Int>
     ) async throws -> Result {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
@@ -306,7 +345,9 @@ struct ACME: AsyncParsableCommand {
                     let partial = NIOLockedValueBox(Result(ops: 0, errors: 0, elapsed: 0, latencies: []))
                     do {
                         return try await withDeadline(seconds + 15) {
-                            try await worker(directoryURL: directoryURL, ca: ca, eab: eab, tokens: tokens, names: names, deadline: deadline, partial: partial)
+                            try await worker(
+                                directoryURL: directoryURL, ca: ca, eab: eab, tokens: tokens, names: names,
+                                deadline: deadline, partial: partial)
                         }
                     } catch is TimedOut {
                         var r = partial.withLockedValue { $0 }
@@ -326,28 +367,28 @@ struct ACME: AsyncParsableCommand {
         directoryURL: String, ca: String, eab: (String, String)?, tokens: NIOLockedValueBox<[String: String]>,
         names: NIOLockedValueBox<Int>, deadline: ContinuousClock.Instant, partial: NIOLockedValueBox<Result>
     ) async throws -> Result {
-                    let (connection, _) = try await connection(directoryURL, ca: ca)
-                    return try await connection.runWithHeaders { request in
-                        let (_, dirBytes, _) = try await request(.GET, URL(string: directoryURL)?.path ?? "/", [], [])
-                        let directory = (try? JSONSerialization.jsonObject(with: Data(dirBytes)) as? [String: Any]) ?? [:]
-                        let flow = ACMEFlow(directory: directory, tokens: tokens)
-                        try await flow.register(request, eabKid: eab?.0, eabKey: eab?.1)
-                        var latencies: [Double] = []
-                        var errors = 0
-                        while ContinuousClock.now < deadline {
-                            let n = names.withLockedValue { v -> Int in
-                                v += 1
-                                return v
-                            }
-                            let t0 = ContinuousClock.now
-                            let ok = (try? await flow.issue(request, "b\(n).localhost")) ?? false
-                            latencies.append((ContinuousClock.now - t0).seconds)
-                            if !ok { errors += 1 }
-                            let snapshot = Result(ops: latencies.count - errors, errors: errors, elapsed: 0, latencies: latencies)
-                            partial.withLockedValue { $0 = snapshot }
-                        }
-                        return Result(ops: latencies.count - errors, errors: errors, elapsed: 0, latencies: latencies)
-                    }
+        let (connection, _) = try await connection(directoryURL, ca: ca)
+        return try await connection.runWithHeaders { request in
+            let (_, dirBytes, _) = try await request(.GET, URL(string: directoryURL)?.path ?? "/", [], [])
+            let directory = (try? JSONSerialization.jsonObject(with: Data(dirBytes)) as? [String: Any]) ?? [:]
+            let flow = ACMEFlow(directory: directory, tokens: tokens)
+            try await flow.register(request, eabKid: eab?.0, eabKey: eab?.1)
+            var latencies: [Double] = []
+            var errors = 0
+            while ContinuousClock.now < deadline {
+                let n = names.withLockedValue { v -> Int in
+                    v += 1
+                    return v
+                }
+                let t0 = ContinuousClock.now
+                let ok = (try? await flow.issue(request, "b\(n).localhost")) ?? false
+                latencies.append((ContinuousClock.now - t0).seconds)
+                if !ok { errors += 1 }
+                let snapshot = Result(ops: latencies.count - errors, errors: errors, elapsed: 0, latencies: latencies)
+                partial.withLockedValue { $0 = snapshot }
+            }
+            return Result(ops: latencies.count - errors, errors: errors, elapsed: 0, latencies: latencies)
+        }
     }
 
     func run() async throws {
@@ -358,10 +399,12 @@ struct ACME: AsyncParsableCommand {
         defer { responder.close(promise: nil) }
         let (directory, kid, hmac) = try await setUp(endpoint)
         for c in concurrency.split(separator: ",").compactMap({ Int($0) }) {
-            let g = try await measure(directoryURL: directory, ca: ca, eab: (kid, hmac), workers: c, tokens: tokens, names: names)
+            let g = try await measure(
+                directoryURL: directory, ca: ca, eab: (kid, hmac), workers: c, tokens: tokens, names: names)
             say(g.line("gatehouse", "acme-cert", c))
             if let peerDirectory {
-                let p = try await measure(directoryURL: peerDirectory, ca: peerCa ?? ca, eab: nil, workers: c, tokens: tokens, names: names)
+                let p = try await measure(
+                    directoryURL: peerDirectory, ca: peerCa ?? ca, eab: nil, workers: c, tokens: tokens, names: names)
                 say(p.line("peer", "acme-cert", c))
                 say(Result.ratioLine("acme-cert", c, gatehouse: g, peer: p))
             }

@@ -11,7 +11,11 @@ import TTLV
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.", subcommands: [KMIP.self, EST.self, ACME.self, Tunnel.self, PAM.self, RecordingBench.self, Flood.self, Scale.self, Stores.self])
+        commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.",
+        subcommands: [
+            KMIP.self, EST.self, ACME.self, Tunnel.self, PAM.self, RecordingBench.self, Flood.self, Scale.self,
+            Stores.self,
+        ])
 }
 
 struct Endpoint {
@@ -23,9 +27,13 @@ struct Endpoint {
     /// TLS 1.2 cipher suites to offer (OpenSSL names), for peers with older suite lists; nil keeps the defaults.
     var ciphers: String? = nil
 
-    static func parse(_ target: String, ca: String, cert: String, key: String, ciphers: String? = nil) throws -> Endpoint {
+    static func parse(_ target: String, ca: String, cert: String, key: String, ciphers: String? = nil) throws
+        -> Endpoint
+    {
         let parts = target.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("expected HOST:PORT, got \(target)") }
+        guard parts.count == 2, let port = Int(parts[1]) else {
+            throw ValidationError("expected HOST:PORT, got \(target)")
+        }
         return Endpoint(host: String(parts[0]), port: port, ca: ca, cert: cert, key: key, ciphers: ciphers)
     }
 }
@@ -94,7 +102,9 @@ struct FreshDaemon {
             try await Task.sleep(for: .milliseconds(100))
             if let d = FileManager.default.contents(atPath: data + "/run/listeners.json"),
                 let map = try? JSONSerialization.jsonObject(with: d) as? [String: Int]
-            { ports = map }
+            {
+                ports = map
+            }
         }
         guard ports.count == 4 else {
             process.terminate()
@@ -141,8 +151,10 @@ struct KMIPConnection {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: e.host, port: e.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: 1 << 24)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: 1 << 24)))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -171,7 +183,8 @@ struct KMIP: AsyncParsableCommand {
     @Option(help: "Comma-separated concurrency levels.") var concurrency = "1,4,16"
     @Option(help: "Seconds per level.") var seconds: Double = 5
     @Option(help: "Protocol version of the requests, MAJOR.MINOR.") var version = "1.4"
-    @Option(help: "Comma-separated operations: discover, get, encrypt, create.") var operations = "discover,get,encrypt,create"
+    @Option(help: "Comma-separated operations: discover, get, encrypt, create.") var operations =
+        "discover,get,encrypt,create"
 
     static func message(_ v: ProtocolVersion, _ operation: KMIPOperation, _ payload: [TTLVItem]) -> [UInt8] {
         batch(v, [(operation, payload)])
@@ -204,28 +217,37 @@ struct KMIP: AsyncParsableCommand {
     static func attribute(_ name: String, _ value: TTLVValue) -> TTLVItem {
         TTLVItem(
             tag: KMIPTag.attribute,
-            .structure([TTLVItem(tag: KMIPTag.attributeName, .textString(name)), TTLVItem(tag: KMIPTag.attributeValue, value)]))
+            .structure([
+                TTLVItem(tag: KMIPTag.attributeName, .textString(name)), TTLVItem(tag: KMIPTag.attributeValue, value),
+            ]))
     }
 
     static func createRequest(_ v: ProtocolVersion) -> [UInt8] {
-        message(v, .create, [
-            TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
-            TTLVItem(
-                tag: KMIPTag.templateAttribute,
-                .structure([
-                    attribute("Cryptographic Algorithm", .enumeration(3)), attribute("Cryptographic Length", .integer(256)),
-                    attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)),
-                ])),
-        ])
+        message(
+            v, .create,
+            [
+                TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
+                TTLVItem(
+                    tag: KMIPTag.templateAttribute,
+                    .structure([
+                        attribute("Cryptographic Algorithm", .enumeration(3)),
+                        attribute("Cryptographic Length", .integer(256)),
+                        attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)),
+                    ])),
+            ])
     }
 
     static func uidPayload(_ uid: String) -> [TTLVItem] { [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(uid))] }
 
     static func encryptRequest(_ v: ProtocolVersion, _ uid: String, _ data: [UInt8]) -> [UInt8] {
-        message(v, .encrypt, uidPayload(uid) + [
-            TTLVItem(tag: KMIPTag.cryptographicParameters, .structure([TTLVItem(tag: KMIPTag.blockCipherMode, .enumeration(9))])),
-            TTLVItem(tag: KMIPTag.data, .byteString(data)),
-        ])
+        message(
+            v, .encrypt,
+            uidPayload(uid) + [
+                TTLVItem(
+                    tag: KMIPTag.cryptographicParameters,
+                    .structure([TTLVItem(tag: KMIPTag.blockCipherMode, .enumeration(9))])),
+                TTLVItem(tag: KMIPTag.data, .byteString(data)),
+            ])
     }
 
     /// Sends one request on a fresh connection and returns the response payload.
@@ -316,7 +338,9 @@ struct KMIP: AsyncParsableCommand {
         guard parts.count == 2 else { throw ValidationError("--version MAJOR.MINOR") }
         let v = ProtocolVersion(parts[0], parts[1])
         let gatehouse = try Endpoint.parse(target, ca: ca, cert: cert, key: key)
-        let other = try peer.map { try Endpoint.parse($0, ca: peerCa ?? ca, cert: peerCert ?? cert, key: peerKey ?? key, ciphers: peerCiphers) }
+        let other = try peer.map {
+            try Endpoint.parse($0, ca: peerCa ?? ca, cert: peerCert ?? cert, key: peerKey ?? key, ciphers: peerCiphers)
+        }
         for op in operations.split(separator: ",").map(String.init) {
             let body = try await Self.workload(op, gatehouse, v)
             var peerBody: [UInt8]?

@@ -20,9 +20,11 @@ struct HTTPConnection {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: e.host, port: e.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: context, serverHostname: nil))
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
                 }
             }
         return HTTPConnection(channel: channel, host: e.host)
@@ -30,7 +32,8 @@ struct HTTPConnection {
 
     /// Runs `body` with a function that performs one request and returns (status, response body).
     func run<T: Sendable>(
-        _ body: (_ request: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8])) async throws -> T
+        _ body: (_ request: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8]))
+            async throws -> T
     ) async throws -> T {
         try await runWithHeaders { request in
             try await withoutActuallyEscaping(request) { send in
@@ -44,7 +47,11 @@ struct HTTPConnection {
 
     /// Like `run`, also returning the response headers (names lowercased).
     func runWithHeaders<T: Sendable>(
-        _ body: (_ request: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8], [String: String]))
+        _ body: (
+            _ request: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (
+                UInt, [UInt8], [String: String]
+            )
+        )
             async throws -> T
     ) async throws -> T {
         try await channel.executeThenClose { inbound, outbound in
@@ -54,7 +61,9 @@ struct HTTPConnection {
                 head.headers.add(name: "Host", value: host)
                 head.headers.add(name: "Content-Length", value: "\(bytes.count)")
                 for (k, v) in headers { head.headers.add(name: k, value: v) }
-                try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: bytes))), .end(nil)])
+                try await outbound.write(contentsOf: [
+                    .head(head), .body(.byteBuffer(ByteBuffer(bytes: bytes))), .end(nil),
+                ])
                 var status: UInt = 0
                 var response: [UInt8] = []
                 var responseHeaders: [String: String] = [:]
@@ -93,7 +102,10 @@ struct EST: AsyncParsableCommand {
     @Option(help: "Seconds per level.") var seconds: Double = 5
     @Option(help: "Comma-separated CA key algorithms: EC_prime256v1, RSA_2048.") var caKeys = "EC_prime256v1,RSA_2048"
 
-    func json(_ c: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8]), _ path: String, _ body: String)
+    func json(
+        _ c: (HTTPMethod, String, [(String, String)], [UInt8]) async throws -> (UInt, [UInt8]), _ path: String,
+        _ body: String
+    )
         async throws -> [String: Any]
     {
         let (status, bytes) = try await c(.POST, path, [("Content-Type", "application/json")], Array(body.utf8))
@@ -105,7 +117,8 @@ struct EST: AsyncParsableCommand {
 
     /// Creates the CA, template and profile for one CA key algorithm; returns the profile slug.
     func setUp(_ endpoint: Endpoint, algorithm: String) async throws -> String {
-        let slug = "bench-\(algorithm.lowercased().replacingOccurrences(of: "_", with: "-"))-\(UInt32.random(in: 0...UInt32.max))"
+        let slug =
+            "bench-\(algorithm.lowercased().replacingOccurrences(of: "_", with: "-"))-\(UInt32.random(in: 0...UInt32.max))"
         let bootstrap = try String(contentsOfFile: ca, encoding: .utf8).replacingOccurrences(of: "\n", with: "\\n")
         let connection = try await HTTPConnection.open(endpoint)
         return try await connection.run { request in
@@ -113,14 +126,19 @@ struct EST: AsyncParsableCommand {
             let created = try await json(
                 request, "/api/v1/projects/bench-est/pki/cas",
                 #"{"type":"root","subject":{"commonName":"Bench \#(algorithm)"},"keyAlgorithm":"\#(algorithm)"}"#)
-            guard let caId = (created["ca"] as? [String: Any])?["id"] as? String else { throw ValidationError("no CA id") }
+            guard let caId = (created["ca"] as? [String: Any])?["id"] as? String else {
+                throw ValidationError("no CA id")
+            }
             let template = try await json(
                 request, "/api/v1/projects/bench-est/pki/templates",
                 #"{"name":"\#(slug)","subject":[{"type":"commonName","allowed":["bench-*"]}],"sans":[],"maxTTL":"1d"}"#)
-            guard let templateId = (template["template"] as? [String: Any])?["id"] as? String else { throw ValidationError("no template id") }
+            guard let templateId = (template["template"] as? [String: Any])?["id"] as? String else {
+                throw ValidationError("no template id")
+            }
             _ = try await json(
                 request, "/api/v1/projects/bench-est/pki/profiles",
-                #"{"slug":"\#(slug)","caId":"\#(caId)","templateId":"\#(templateId)","enrollment":"est","est":{"bootstrapCAChain":"\#(bootstrap)"}}"#)
+                #"{"slug":"\#(slug)","caId":"\#(caId)","templateId":"\#(templateId)","enrollment":"est","est":{"bootstrapCAChain":"\#(bootstrap)"}}"#
+            )
             return slug
         }
     }

@@ -19,9 +19,13 @@ struct RecordingBench: AsyncParsableCommand {
     @Option(help: "Seconds per workload.") var seconds = 3.0
     @Option(help: "Threads recording concurrently (one session each).") var threads = 1
     @Option(help: "MiB shipped to each recording store.") var storeMb = 64
-    @Option(help: "A PostgreSQL database (postgres://…) to ship to; its Gatehouse tables are dropped first.") var postgresUrl: String?
+    @Option(help: "A PostgreSQL database (postgres://…) to ship to; its Gatehouse tables are dropped first.")
+    var postgresUrl: String?
     @Option(help: "moto_server to start on loopback and ship to (an S3-compatible server).") var motoServer: String?
-    @Option(help: "An S3-compatible endpoint to ship to instead (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).")
+    @Option(
+        help:
+            "An S3-compatible endpoint to ship to instead (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."
+    )
     var s3Endpoint: String?
     @Option(help: "The bucket at --s3-endpoint.") var s3Bucket = "gatehouse-bench"
 
@@ -35,15 +39,27 @@ struct RecordingBench: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let workloads: [(String, [PAMRecordingEvent])] = [
-            ("small statements (pgbench -S)", [
-                PAMRecordingEvent(t: 1.234, kind: "query", text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;"),
-                PAMRecordingEvent(t: 1.235, kind: "complete", text: "SELECT 1", rows: 1),
-            ]),
-            ("large statements (4 KiB text + 4 KiB parameter)", [
-                PAMRecordingEvent(t: 1.234, kind: "parse", text: "INSERT INTO audit_log (payload) VALUES ($1) /* " + String(repeating: "x", count: 4000) + " */", name: ""),
-                PAMRecordingEvent(t: 1.234, kind: "bind", parameters: [String(repeating: "{\"k\": \"v\"}, ", count: 372)], formats: [0]),
-                PAMRecordingEvent(t: 1.235, kind: "complete", text: "INSERT 0 1", rows: 1),
-            ]),
+            (
+                "small statements (pgbench -S)",
+                [
+                    PAMRecordingEvent(
+                        t: 1.234, kind: "query", text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;"),
+                    PAMRecordingEvent(t: 1.235, kind: "complete", text: "SELECT 1", rows: 1),
+                ]
+            ),
+            (
+                "large statements (4 KiB text + 4 KiB parameter)",
+                [
+                    PAMRecordingEvent(
+                        t: 1.234, kind: "parse",
+                        text: "INSERT INTO audit_log (payload) VALUES ($1) /* " + String(repeating: "x", count: 4000)
+                            + " */", name: ""),
+                    PAMRecordingEvent(
+                        t: 1.234, kind: "bind", parameters: [String(repeating: "{\"k\": \"v\"}, ", count: 372)],
+                        formats: [0]),
+                    PAMRecordingEvent(t: 1.235, kind: "complete", text: "INSERT 0 1", rows: 1),
+                ]
+            ),
         ]
         print("recording: \(threads) thread(s), \(seconds) s per workload")
         for (name, events) in workloads {
@@ -55,7 +71,8 @@ struct RecordingBench: AsyncParsableCommand {
                     defer { group.leave() }
                     do {
                         let key = SecretBytes((0..<32).map { _ in UInt8.random(in: 0...255) })
-                        let recorder = try PGSessionRecorder(directory: dir, sessionId: "bench-\(i)-\(UUID().uuidString)", key: key)
+                        let recorder = try PGSessionRecorder(
+                            directory: dir, sessionId: "bench-\(i)-\(UUID().uuidString)", key: key)
                         let start = Date()
                         var count = 0
                         while Date().timeIntervalSince(start) < seconds {
@@ -64,7 +81,8 @@ struct RecordingBench: AsyncParsableCommand {
                         }
                         recorder.flush()
                         let elapsed = Date().timeIntervalSince(start)
-                        let size = (try? FileManager.default.attributesOfItem(atPath: recorder.path)[.size] as? Int) ?? 0
+                        let size =
+                            (try? FileManager.default.attributesOfItem(atPath: recorder.path)[.size] as? Int) ?? 0
                         results.add(events: count, bytes: size, seconds: elapsed)
                     } catch {
                         print("recorder failed: \(error)")
@@ -73,9 +91,10 @@ struct RecordingBench: AsyncParsableCommand {
             }
             group.wait()
             let (events, bytes, elapsed) = results.totals
-            print(String(
-                format: "recording %@: %.0f MB/s encrypted output, %.0f events/s (%d threads)", name,
-                Double(bytes) / elapsed / 1e6, Double(events) / elapsed, threads))
+            print(
+                String(
+                    format: "recording %@: %.0f MB/s encrypted output, %.0f events/s (%d threads)", name,
+                    Double(bytes) / elapsed / 1e6, Double(events) / elapsed, threads))
         }
     }
 }
@@ -90,8 +109,10 @@ extension RecordingBench {
         stores.append(LocalRecordingStore(directory: dir))
         var postgres: PostgresStorage?
         if let postgresUrl {
-            _ = try shell(["psql", "-X", "-q", postgresUrl, "-c",
-                           "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations"])
+            _ = try shell([
+                "psql", "-X", "-q", postgresUrl, "-c",
+                "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations",
+            ])
             let pg = try PostgresStorage(url: postgresUrl, logger: Logger(label: "bench"))
             try await pg.migrate(indexes: .none)
             postgres = pg
@@ -101,7 +122,8 @@ extension RecordingBench {
         defer { moto?.terminate() }
         var endpoint = s3Endpoint
         var credentials = SigV4.Credentials(
-            accessKeyId: ProcessInfo.processInfo.environment["AWS_ACCESS_KEY_ID"] ?? "", secretAccessKey: ProcessInfo.processInfo.environment["AWS_SECRET_ACCESS_KEY"] ?? "")
+            accessKeyId: ProcessInfo.processInfo.environment["AWS_ACCESS_KEY_ID"] ?? "",
+            secretAccessKey: ProcessInfo.processInfo.environment["AWS_SECRET_ACCESS_KEY"] ?? "")
         if let motoServer {
             let port = try freeLoopbackPort()
             moto = try Spawned([motoServer, "-H", "127.0.0.1", "-p", String(port)], output: dir + "/moto.log")
@@ -111,11 +133,14 @@ extension RecordingBench {
             _ = try shell(["curl", "-sS", "-X", "PUT", "\(endpoint ?? "")/\(s3Bucket)"])
         }
         if let endpoint {
-            let location = S3Location(endpoint: endpoint, region: "us-east-1", bucket: s3Bucket, prefix: "bench-\(getpid())/")
+            let location = S3Location(
+                endpoint: endpoint, region: "us-east-1", bucket: s3Bucket, prefix: "bench-\(getpid())/")
             stores.append(S3RecordingStore(client: try S3Client(location: location, credentials: credentials)))
         }
         print("")
-        print("recording stores: \(storeMb) MiB shipped to each in 1 MiB pieces (length + write per piece, as the shipper does), then read back")
+        print(
+            "recording stores: \(storeMb) MiB shipped to each in 1 MiB pieces (length + write per piece, as the shipper does), then read back"
+        )
         let piece = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255) }
         var localRate: Double?
         for store in stores {
@@ -132,16 +157,22 @@ extension RecordingBench {
             let readStart = Date()
             let back = try await store.read(sessionId: session)
             let readSeconds = Date().timeIntervalSince(readStart)
-            guard back?.count == storeMb << 20 else { throw ValidationError("\(store.description) read back \(back?.count ?? 0) bytes") }
+            guard back?.count == storeMb << 20 else {
+                throw ValidationError("\(store.description) read back \(back?.count ?? 0) bytes")
+            }
             try await store.delete(sessionId: session)
             latencies.sort()
             let rate = Double(storeMb) * 1.048576 / shipSeconds
             if localRate == nil { localRate = rate }
-            print(String(
-                format: "store %@ ship %7.1f MB/s  piece p50 %6.1f ms  p99 %6.1f ms  read %7.1f MB/s  ship rate / local %.3fx",
-                String(store.description.prefix(36)).padding(toLength: 36, withPad: " ", startingAt: 0), rate, latencies[latencies.count / 2] * 1000,
-                latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000, Double(storeMb) * 1.048576 / readSeconds,
-                rate / (localRate ?? rate)))
+            print(
+                String(
+                    format:
+                        "store %@ ship %7.1f MB/s  piece p50 %6.1f ms  p99 %6.1f ms  read %7.1f MB/s  ship rate / local %.3fx",
+                    String(store.description.prefix(36)).padding(toLength: 36, withPad: " ", startingAt: 0), rate,
+                    latencies[latencies.count / 2] * 1000,
+                    latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000,
+                    Double(storeMb) * 1.048576 / readSeconds,
+                    rate / (localRate ?? rate)))
         }
         try await postgres?.close()
     }

@@ -30,8 +30,12 @@ struct Scale: AsyncParsableCommand {
     @Option(help: "Creates per KMIP message while seeding.") var batch = 25
     @Option(help: "Use this PostgreSQL database (emptied first!) instead of SQLite.") var postgresURL: String?
     @Option(help: "Keep the data directory here (default: a temporary one, removed at the end).") var dataDir: String?
-    @Option(help: "Certificates issued (API, server-made keys, 1–90 day lifetimes) per KMIP object.") var certificatesPerObject = 0.1
-    @Option(help: "An upstream PostgreSQL (postgres://user:password@127.0.0.1:PORT/db) to open PAM sessions to through the proxy (pgbench -C), one per 100 KMIP objects; without it no sessions are measured.")
+    @Option(help: "Certificates issued (API, server-made keys, 1–90 day lifetimes) per KMIP object.")
+    var certificatesPerObject = 0.1
+    @Option(
+        help:
+            "An upstream PostgreSQL (postgres://user:password@127.0.0.1:PORT/db) to open PAM sessions to through the proxy (pgbench -C), one per 100 KMIP objects; without it no sessions are measured."
+    )
     var pamPgURL: String?
 
     struct Sample {
@@ -50,7 +54,10 @@ struct Scale: AsyncParsableCommand {
         if let postgresURL {
             env["GATEHOUSE_STORAGE_BACKEND"] = "postgres"
             env["GATEHOUSE_STORAGE_POSTGRES_URL"] = postgresURL
-            try Self.psql(postgresURL, "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations")
+            try Self.psql(
+                postgresURL,
+                "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations"
+            )
         }
         let fresh = try await FreshDaemon.start(gatehouse, data: data, environment: env)
         let daemon = fresh.process
@@ -59,11 +66,15 @@ struct Scale: AsyncParsableCommand {
             throw ValidationError("the daemon did not start listening")
         }
         let certs = data + "/certs"
-        let endpoint = Endpoint(host: "127.0.0.1", port: kmip, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
+        let endpoint = Endpoint(
+            host: "127.0.0.1", port: kmip, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
         let v = ProtocolVersion(1, 4)
 
-        let https = Endpoint(host: "127.0.0.1", port: httpsPort, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
-        let world = try await Self.setUpWorld(https: httpsPort, proxy: fresh.ports["postgres"] ?? 0, certs: certs, work: dir, pamPgURL: pamPgURL)
+        let https = Endpoint(
+            host: "127.0.0.1", port: httpsPort, ca: certs + "/ca.crt", cert: certs + "/admin.crt",
+            key: certs + "/admin.key")
+        let world = try await Self.setUpWorld(
+            https: httpsPort, proxy: fresh.ports["postgres"] ?? 0, certs: certs, work: dir, pamPgURL: pamPgURL)
 
         var seeded = 0
         var certificates = 0
@@ -78,7 +89,10 @@ struct Scale: AsyncParsableCommand {
             let fresh = try await seed(endpoint, v, from: seeded, to: size)
             let seconds = (ContinuousClock.now - start).seconds
             if size > seeded {
-                print(String(format: "seeded %d objects in %.1f s (%.0f/s)", size - seeded, seconds, Double(size - seeded) / max(seconds, 0.001)))
+                print(
+                    String(
+                        format: "seeded %d objects in %.1f s (%.0f/s)", size - seeded, seconds,
+                        Double(size - seeded) / max(seconds, 0.001)))
             }
             let wantCertificates = Int(Double(size) * certificatesPerObject)
             if wantCertificates > certificates {
@@ -86,7 +100,10 @@ struct Scale: AsyncParsableCommand {
                 let t0 = ContinuousClock.now
                 try await Self.issue(https, profile: world.profile, from: certificates, to: wantCertificates)
                 let dt = (ContinuousClock.now - t0).seconds
-                print(String(format: "issued %d certificates in %.1f s (%.0f/s)", wantCertificates - certificates, dt, Double(wantCertificates - certificates) / max(dt, 0.001)))
+                print(
+                    String(
+                        format: "issued %d certificates in %.1f s (%.0f/s)", wantCertificates - certificates, dt,
+                        Double(wantCertificates - certificates) / max(dt, 0.001)))
                 certificates = wantCertificates
                 otherBytes += try storeBytes(data: data) - before
             }
@@ -96,9 +113,14 @@ struct Scale: AsyncParsableCommand {
                 let t0 = ContinuousClock.now
                 let n = wantSessions - sessions
                 let clients = min(8, n)
-                _ = try shell(["pgbench", "-n", "-C", "-S", "-c", "\(clients)", "-t", "\((n + clients - 1) / clients)", proxy])
+                _ = try shell([
+                    "pgbench", "-n", "-C", "-S", "-c", "\(clients)", "-t", "\((n + clients - 1) / clients)", proxy,
+                ])
                 let dt = (ContinuousClock.now - t0).seconds
-                print(String(format: "opened %d PAM sessions through the proxy in %.1f s (%.0f/s)", n, dt, Double(n) / max(dt, 0.001)))
+                print(
+                    String(
+                        format: "opened %d PAM sessions through the proxy in %.1f s (%.0f/s)", n, dt,
+                        Double(n) / max(dt, 0.001)))
                 sessions += ((n + clients - 1) / clients) * clients
                 otherBytes += try storeBytes(data: data) - before
             }
@@ -108,24 +130,36 @@ struct Scale: AsyncParsableCommand {
             var rng = SystemRandomNumberGenerator()
             samples.append(
                 try await measure("locate-name", endpoint) {
-                    Self.locate(v, [KMIP.attribute("Name", Self.nameValue("scale-\(Int.random(in: 0..<size, using: &rng))"))], maximum: nil)
-                } check: { Self.locatedCount($0) == 1 })
+                    Self.locate(
+                        v, [KMIP.attribute("Name", Self.nameValue("scale-\(Int.random(in: 0..<size, using: &rng))"))],
+                        maximum: nil)
+                } check: {
+                    Self.locatedCount($0) == 1
+                })
             samples.append(
                 try await measure("locate-alg-10", endpoint) {
                     Self.locate(v, [KMIP.attribute("Cryptographic Algorithm", .enumeration(3))], maximum: 10)
-                } check: { Self.locatedCount($0) == 10 })
+                } check: {
+                    Self.locatedCount($0) == 10
+                })
             samples.append(
                 try await measure("get", endpoint) {
                     KMIP.message(v, .get, KMIP.uidPayload(uids.randomElement(using: &rng) ?? ""))
-                } check: { _ in true })
+                } check: { _ in
+                    true
+                })
             // Every seeded key left a kms.create event: the latest ten of a type, and ten from a time an hour ago.
             samples.append(
-                try await measureHTTP("audit-type-10", https) { "/api/v1/audit/events?type=kms.create&order=desc&limit=10" } check: {
+                try await measureHTTP("audit-type-10", https) {
+                    "/api/v1/audit/events?type=kms.create&order=desc&limit=10"
+                } check: {
                     $0.components(separatedBy: "\"kms.create\"").count - 1 == 10
                 })
             let hourAgo = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
             samples.append(
-                try await measureHTTP("audit-since-10", https) { "/api/v1/audit/events?since=\(hourAgo)&limit=10" } check: {
+                try await measureHTTP("audit-since-10", https) {
+                    "/api/v1/audit/events?since=\(hourAgo)&limit=10"
+                } check: {
                     $0.components(separatedBy: "\"sequence\"").count - 1 == 10
                 })
             if certificates >= 10 {
@@ -135,40 +169,54 @@ struct Scale: AsyncParsableCommand {
                 samples.append(
                     try await measureHTTP("certs-expiring-10", https) {
                         "/api/v1/projects/scale/pki/certificates?expiresAfter=\(from)&expiresBefore=\(soon)&limit=10"
-                    } check: { $0.components(separatedBy: "\"serialNumber\"").count - 1 == 10 })
+                    } check: {
+                        $0.components(separatedBy: "\"serialNumber\"").count - 1 == 10
+                    })
             }
             if sessions >= 10 {
                 let hourAgo = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
                 samples.append(
                     try await measureHTTP("sessions-since-10", https) {
                         "/api/v1/projects/scale/pam/sessions?since=\(hourAgo)&order=asc&limit=10"
-                    } check: { $0.components(separatedBy: "\"startedAt\"").count - 1 == 10 })
+                    } check: {
+                        $0.components(separatedBy: "\"startedAt\"").count - 1 == 10
+                    })
             }
             let bytes = try storeBytes(data: data)
             let rss = Self.rssMB(pid: daemon.processIdentifier)
             let perObject = Double(bytes - otherBytes) / Double(max(size, 1))
             for s in samples {
-                print(String(format: "n=%-8d %-14@ p50 %8.3f ms  p99 %8.3f ms  errors %d", size, s.name, s.p50, s.p99, s.errors))
+                print(
+                    String(
+                        format: "n=%-8d %-14@ p50 %8.3f ms  p99 %8.3f ms  errors %d", size, s.name, s.p50, s.p99,
+                        s.errors))
             }
             print(
                 String(
-                    format: "n=%-8d store %.0f bytes per KMIP object (%.1f MB in all, %.1f MB of it for %d certificates and %d sessions), daemon RSS %.0f MB",
+                    format:
+                        "n=%-8d store %.0f bytes per KMIP object (%.1f MB in all, %.1f MB of it for %d certificates and %d sessions), daemon RSS %.0f MB",
                     size, perObject, Double(bytes) / 1e6, Double(otherBytes) / 1e6, certificates, sessions, rss))
             results.append((size, samples, perObject, rss))
         }
         if let small = results.first, let large = results.last, results.count > 1 {
             for (i, s) in large.samples.enumerated() {
-                print(String(format: "ratio %@ p50 n=%d / n=%d: %.2fx", s.name, large.size, small.size, s.p50 / max(small.samples[i].p50, 0.000_001)))
+                print(
+                    String(
+                        format: "ratio %@ p50 n=%d / n=%d: %.2fx", s.name, large.size, small.size,
+                        s.p50 / max(small.samples[i].p50, 0.000_001)))
             }
         }
     }
 
     static func nameValue(_ text: String) -> TTLVValue {
-        .structure([TTLVItem(tag: KMIPTag.nameValue, .textString(text)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1))])
+        .structure([
+            TTLVItem(tag: KMIPTag.nameValue, .textString(text)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1)),
+        ])
     }
 
     static func locate(_ v: ProtocolVersion, _ attributes: [TTLVItem], maximum: Int32?) -> [UInt8] {
-        KMIP.message(v, .locate, (maximum.map { [TTLVItem(tag: KMIPTag.maximumItems, .integer($0))] } ?? []) + attributes)
+        KMIP.message(
+            v, .locate, (maximum.map { [TTLVItem(tag: KMIPTag.maximumItems, .integer($0))] } ?? []) + attributes)
     }
 
     static func locatedCount(_ frame: ByteBuffer) -> Int {
@@ -198,12 +246,15 @@ struct Scale: AsyncParsableCommand {
                             guard first < to else { break }
                             let names = (first..<min(to, first + batch)).map { "scale-\($0)" }
                             try await outbound.write(ByteBuffer(bytes: Self.createBatch(v, names)))
-                            guard let frame = try await iterator.next(), let m = try? TTLVDecoder().decode(Array(buffer: frame)) else {
+                            guard let frame = try await iterator.next(),
+                                let m = try? TTLVDecoder().decode(Array(buffer: frame))
+                            else {
                                 throw ValidationError("no response while seeding")
                             }
                             for item in m.children(KMIPTag.batchItem) {
                                 guard case .enumeration(0)? = item.child(KMIPTag.resultStatus)?.value,
-                                    case .textString(let uid)? = item.child(KMIPTag.responsePayload)?.child(KMIPTag.uniqueIdentifier)?.value
+                                    case .textString(let uid)? = item.child(KMIPTag.responsePayload)?.child(
+                                        KMIPTag.uniqueIdentifier)?.value
                                 else {
                                     throw ValidationError("a Create failed while seeding: \(item)")
                                 }
@@ -231,8 +282,10 @@ struct Scale: AsyncParsableCommand {
                         TTLVItem(
                             tag: KMIPTag.templateAttribute,
                             .structure([
-                                KMIP.attribute("Cryptographic Algorithm", .enumeration(3)), KMIP.attribute("Cryptographic Length", .integer(256)),
-                                KMIP.attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)), KMIP.attribute("Name", nameValue(name)),
+                                KMIP.attribute("Cryptographic Algorithm", .enumeration(3)),
+                                KMIP.attribute("Cryptographic Length", .integer(256)),
+                                KMIP.attribute("Cryptographic Usage Mask", .integer(0x4 | 0x8)),
+                                KMIP.attribute("Name", nameValue(name)),
                             ])),
                     ]
                 )
@@ -240,7 +293,9 @@ struct Scale: AsyncParsableCommand {
     }
 
     /// `requests` sequential requests on one connection (after 20 unmeasured ones); `check` judges each response.
-    func measure(_ name: String, _ e: Endpoint, _ request: () -> [UInt8], check: (ByteBuffer) -> Bool) async throws -> Sample {
+    func measure(_ name: String, _ e: Endpoint, _ request: () -> [UInt8], check: (ByteBuffer) -> Bool) async throws
+        -> Sample
+    {
         let connection = try await KMIPConnection.open(e)
         var latencies: [Double] = []
         var errors = 0
@@ -270,10 +325,12 @@ struct Scale: AsyncParsableCommand {
 
     /// A project "scale" with a root CA, a template and an API profile; with an upstream PostgreSQL, a PAM resource,
     /// its account and an approved access request for the administrator.
-    static func setUpWorld(https: Int, proxy: Int, certs: String, work: String, pamPgURL: String?) async throws -> World {
+    static func setUpWorld(https: Int, proxy: Int, certs: String, work: String, pamPgURL: String?) async throws -> World
+    {
         func api(_ path: String, _ body: String) throws -> [String: Any] {
             let out = try shell([
-                "curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key", certs + "/admin.key",
+                "curl", "-sS", "--cacert", certs + "/ca.crt", "--cert", certs + "/admin.crt", "--key",
+                certs + "/admin.key",
                 "-H", "Content-Type: application/json", "-d", body, "https://localhost:\(https)/api/v1" + path,
             ])
             return (try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
@@ -286,25 +343,36 @@ struct Scale: AsyncParsableCommand {
         }
         _ = try api("/projects", #"{"slug":"scale"}"#)
         let ca = try id(
-            try api("/projects/scale/pki/cas", #"{"type":"root","subject":{"commonName":"Scale Root"},"keyAlgorithm":"EC_prime256v1","maxPathLength":0}"#),
+            try api(
+                "/projects/scale/pki/cas",
+                #"{"type":"root","subject":{"commonName":"Scale Root"},"keyAlgorithm":"EC_prime256v1","maxPathLength":0}"#
+            ),
             "ca")
         let template = try id(
             try api(
                 "/projects/scale/pki/templates",
-                #"{"name":"scale","subject":[{"type":"commonName","allowed":["**"]}],"sans":[{"type":"dns","allowed":["**"]}],"keyAlgorithms":["EC_prime256v1"],"maxTTL":"365d"}"#),
+                #"{"name":"scale","subject":[{"type":"commonName","allowed":["**"]}],"sans":[{"type":"dns","allowed":["**"]}],"keyAlgorithms":["EC_prime256v1"],"maxTTL":"365d"}"#
+            ),
             "template")
         let profile = try id(
-            try api("/projects/scale/pki/profiles", #"{"slug":"scale","caId":"\#(ca)","templateId":"\#(template)","enrollment":"api"}"#), "profile")
+            try api(
+                "/projects/scale/pki/profiles",
+                #"{"slug":"scale","caId":"\#(ca)","templateId":"\#(template)","enrollment":"api"}"#), "profile")
         guard let pamPgURL else { return World(profile: profile, proxy: nil) }
-        guard let url = URLComponents(string: pamPgURL), let pgPort = url.port, let user = url.user, let password = url.password else {
+        guard let url = URLComponents(string: pamPgURL), let pgPort = url.port, let user = url.user,
+            let password = url.password
+        else {
             throw ValidationError("--pam-pg-url must be postgres://user:password@host:port/database")
         }
         let database = String(url.path.dropFirst())
         let resource = try id(
             try api(
                 "/projects/scale/pam/resources",
-                #"{"name":"scale","host":"127.0.0.1","port":\#(pgPort),"database":"\#(database)","tlsMode":"disable"}"#), "resource")
-        let account = try id(try api("/pam/resources/\(resource)/accounts", #"{"username":"\#(user)","password":"\#(password)"}"#), "account")
+                #"{"name":"scale","host":"127.0.0.1","port":\#(pgPort),"database":"\#(database)","tlsMode":"disable"}"#),
+            "resource")
+        let account = try id(
+            try api("/pam/resources/\(resource)/accounts", #"{"username":"\#(user)","password":"\#(password)"}"#),
+            "account")
         _ = try api("/pam/accounts/\(account)/access-requests", #"{"duration":"1d","reason":"scale benchmark"}"#)
         let key = work + "/admin.key"
         try? FileManager.default.removeItem(atPath: key)
@@ -312,7 +380,9 @@ struct Scale: AsyncParsableCommand {
         chmod(key, 0o600)
         return World(
             profile: profile,
-            proxy: "host=127.0.0.1 port=\(proxy) user=\(user) dbname=scale sslmode=require sslcert=\(certs)/admin.crt sslkey=\(key)")
+            proxy:
+                "host=127.0.0.1 port=\(proxy) user=\(user) dbname=scale sslmode=require sslcert=\(certs)/admin.crt sslkey=\(key)"
+        )
     }
 
     /// Issues certificates svc-`from` ..< svc-`to` over 16 keep-alive HTTPS connections, lifetimes of 1 to 90 days.
@@ -329,10 +399,15 @@ struct Scale: AsyncParsableCommand {
                                 return n
                             }
                             guard n < to else { return }
-                            let body = #"{"commonName":"svc-\#(n)","altNames":["svc-\#(n).scale.test"],"ttl":"\#(1 + n % 90)d"}"#
-                            let (status, answer) = try await request(.POST, "/api/v1/pki/profiles/\(profile)/issue", [("Content-Type", "application/json")], Array(body.utf8))
+                            let body =
+                                #"{"commonName":"svc-\#(n)","altNames":["svc-\#(n).scale.test"],"ttl":"\#(1 + n % 90)d"}"#
+                            let (status, answer) = try await request(
+                                .POST, "/api/v1/pki/profiles/\(profile)/issue", [("Content-Type", "application/json")],
+                                Array(body.utf8))
                             guard status == 201 else {
-                                throw ValidationError("issuance failed (\(status)): \(String(decoding: answer.prefix(300), as: UTF8.self))")
+                                throw ValidationError(
+                                    "issuance failed (\(status)): \(String(decoding: answer.prefix(300), as: UTF8.self))"
+                                )
                             }
                         }
                     }
@@ -343,7 +418,9 @@ struct Scale: AsyncParsableCommand {
     }
 
     /// Like `measure`, for GET requests over one keep-alive HTTPS connection; `check` judges each 200 response body.
-    func measureHTTP(_ name: String, _ e: Endpoint, _ path: () -> String, check: (String) -> Bool) async throws -> Sample {
+    func measureHTTP(_ name: String, _ e: Endpoint, _ path: () -> String, check: (String) -> Bool) async throws
+        -> Sample
+    {
         let connection = try await HTTPConnection.open(e)
         let paths = (0..<(requests + 20)).map { _ in path() }
         let (latencies, errors) = try await connection.run { request -> ([Double], Int) in
@@ -367,7 +444,9 @@ struct Scale: AsyncParsableCommand {
     /// The store's size: the SQLite database and its WAL, or the PostgreSQL database.
     func storeBytes(data: String) throws -> Int {
         if let postgresURL {
-            return Int(try Self.psql(postgresURL, "SELECT pg_database_size(current_database())").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            return Int(
+                try Self.psql(postgresURL, "SELECT pg_database_size(current_database())").trimmingCharacters(
+                    in: .whitespacesAndNewlines)) ?? 0
         }
         let fm = FileManager.default
         return ["gatehouse.sqlite", "gatehouse.sqlite-wal"].reduce(0) { sum, f in

@@ -33,7 +33,9 @@ struct Stores: AsyncParsableCommand {
     }
 
     func endpoint(_ d: FreshDaemon, certs: String) -> Endpoint {
-        Endpoint(host: "127.0.0.1", port: d.ports["kmip"] ?? 0, ca: certs + "/ca.crt", cert: certs + "/admin.crt", key: certs + "/admin.key")
+        Endpoint(
+            host: "127.0.0.1", port: d.ports["kmip"] ?? 0, ca: certs + "/ca.crt", cert: certs + "/admin.crt",
+            key: certs + "/admin.key")
     }
 
     /// The median-rate result of several.
@@ -50,7 +52,9 @@ struct Stores: AsyncParsableCommand {
         async let ra = kmip().measure(a, workers: half, body: bodyA)
         async let rb = kmip().measure(b, workers: concurrency - half, body: bodyB)
         let (x, y) = try await (ra, rb)
-        return Result(ops: x.ops + y.ops, errors: x.errors + y.errors, elapsed: max(x.elapsed, y.elapsed), latencies: x.latencies + y.latencies)
+        return Result(
+            ops: x.ops + y.ops, errors: x.errors + y.errors, elapsed: max(x.elapsed, y.elapsed),
+            latencies: x.latencies + y.latencies)
     }
 
     /// Samples the database's sessions every 10 ms for `seconds` (run beside a load): busy sessions, and those
@@ -98,14 +102,17 @@ struct Stores: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try Scale.psql(
             postgresURL,
-            "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations")
+            "DROP TABLE IF EXISTS record_index, records, audit_events, audit_log, audit_chains, audit_pending, metadata, recording_pieces, schema_migrations"
+        )
         let rootKey = Base64.encodeToString(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         let pgEnv = [
-            "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": postgresURL, "GATEHOUSE_ROOT_KEY_SOURCE": "env",
+            "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": postgresURL,
+            "GATEHOUSE_ROOT_KEY_SOURCE": "env",
             "GATEHOUSE_ROOT_KEY": rootKey, "GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS": "1024",
         ]
 
-        let sqlite = try await FreshDaemon.start(gatehouse, data: dir + "/sqlite", environment: ["GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS": "1024"])
+        let sqlite = try await FreshDaemon.start(
+            gatehouse, data: dir + "/sqlite", environment: ["GATEHOUSE_LISTENERS_KMIP_MAX_CONNECTIONS": "1024"])
         defer { sqlite.stop() }
         let nodeA = try await FreshDaemon.start(gatehouse, data: dir + "/pg-a", environment: pgEnv)
         defer { nodeA.stop() }
@@ -139,7 +146,10 @@ struct Stores: AsyncParsableCommand {
         guard let s = medians["sqlite"], let p = medians["postgres"] else { return }
         sqlite.stop()
         print(String(format: "ratio postgres/sqlite get c=%d: %.2fx", concurrency, p.get.rate / max(s.get.rate, 0.001)))
-        print(String(format: "ratio postgres/sqlite create c=%d: %.2fx", concurrency, p.create.rate / max(s.create.rate, 0.001)))
+        print(
+            String(
+                format: "ratio postgres/sqlite create c=%d: %.2fx", concurrency,
+                p.create.rate / max(s.create.rate, 0.001)))
 
         // A second node on the same database, serving the same certificates.
         try FileManager.default.createDirectory(atPath: dir + "/pg-b", withIntermediateDirectories: true)
@@ -156,13 +166,17 @@ struct Stores: AsyncParsableCommand {
                 let requestSeconds = r.latencies.reduce(0, +)
                 print(
                     String(
-                        format: "2 nodes %@: busy database sessions waiting on a lock %.2f%% (Lock %.2f%%, LWLock %.2f%%); lock waits %.2f%% of request time",
+                        format:
+                            "2 nodes %@: busy database sessions waiting on a lock %.2f%% (Lock %.2f%%, LWLock %.2f%%); lock waits %.2f%% of request time",
                         op, (lock + lw) / busy * 100, lock / busy * 100, lw / busy * 100,
                         (lock + lw) * 0.01 / max(requestSeconds, 0.001) * 100))
             } else {
                 print("2 nodes \(op): the lock sampler reported nothing")
             }
         }
-        print(String(format: "ratio 2 nodes/1 node postgres get: %.2fx", 0.0 + (try await measureSplit(a, b, "get")).rate / max(p.get.rate, 0.001)))
+        print(
+            String(
+                format: "ratio 2 nodes/1 node postgres get: %.2fx",
+                0.0 + (try await measureSplit(a, b, "get")).rate / max(p.get.rate, 0.001)))
     }
 }

@@ -18,9 +18,15 @@ struct Tunnel: ParsableCommand {
     @Option(help: "Extra sshd_config line for the relay, e.g. 'RekeyLimit 1M 10s'.") var relayOption: [String] = []
 
     func run() throws {
-        let binary = gatehouse ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/gatehouse")
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("no gatehouse binary at \(binary)") }
-        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else { throw ValidationError("needs /usr/sbin/sshd (openssh-server)") }
+        let binary =
+            gatehouse
+            ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/gatehouse")
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("no gatehouse binary at \(binary)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
+            throw ValidationError("needs /usr/sbin/sshd (openssh-server)")
+        }
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
         let work = NSTemporaryDirectory() + "gatehouse-bench-tunnel-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -42,36 +48,56 @@ struct Tunnel: ParsableCommand {
         defer { target.stop() }
 
         try shell(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", work + "/relay_host_key"])
-        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        try "restrict,port-forwarding,permitlisten=\"127.0.0.1:\(gatehousePort)\",permitlisten=\"127.0.0.1:\(opensshPort)\",permitlisten=\"127.0.0.1:\(sameCipherPort)\" \(publicKey)\n"
+        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        try
+            "restrict,port-forwarding,permitlisten=\"127.0.0.1:\(gatehousePort)\",permitlisten=\"127.0.0.1:\(opensshPort)\",permitlisten=\"127.0.0.1:\(sameCipherPort)\" \(publicKey)\n"
             .write(toFile: work + "/authorized_keys", atomically: true, encoding: .utf8)
-        if getuid() == 0 { try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true) }
-        try ([
-            "Port \(relayPort)", "ListenAddress 127.0.0.1", "HostKey \(work)/relay_host_key", "PidFile \(work)/sshd.pid",
-            "AuthorizedKeysFile \(work)/authorized_keys", "StrictModes no", "UsePAM no", "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "AllowTcpForwarding yes", "PermitTTY no",
-            "LogLevel ERROR", "MaxStartups 100:30:200",
-        ] + relayOption).joined(separator: "\n").appending("\n").write(toFile: work + "/sshd_config", atomically: true, encoding: .utf8)
+        if getuid() == 0 {
+            try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        }
+        try
+            ([
+                "Port \(relayPort)", "ListenAddress 127.0.0.1", "HostKey \(work)/relay_host_key",
+                "PidFile \(work)/sshd.pid",
+                "AuthorizedKeysFile \(work)/authorized_keys", "StrictModes no", "UsePAM no",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "AllowTcpForwarding yes",
+                "PermitTTY no",
+                "LogLevel ERROR", "MaxStartups 100:30:200",
+            ] + relayOption).joined(separator: "\n").appending("\n").write(
+                toFile: work + "/sshd_config", atomically: true, encoding: .utf8)
         children.append(try Spawned(["/usr/sbin/sshd", "-D", "-f", work + "/sshd_config", "-E", work + "/sshd.log"]))
         try waitForPort(relayPort, seconds: 10)
-        let hostKey = try String(contentsOfFile: work + "/relay_host_key.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let hostKey = try String(contentsOfFile: work + "/relay_host_key.pub", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
 
         let env = [
-            "GATEHOUSE_TUNNEL_ENABLED=true", "GATEHOUSE_TUNNEL_RELAY=127.0.0.1:\(relayPort)", "GATEHOUSE_TUNNEL_USER=\(NSUserName())",
+            "GATEHOUSE_TUNNEL_ENABLED=true", "GATEHOUSE_TUNNEL_RELAY=127.0.0.1:\(relayPort)",
+            "GATEHOUSE_TUNNEL_USER=\(NSUserName())",
             "GATEHOUSE_TUNNEL_RELAY_HOST_KEY=\(hostKey)",
             "GATEHOUSE_TUNNEL_FORWARDS=127.0.0.1:\(target.port)=127.0.0.1:\(gatehousePort)",
-            "GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
+            "GATEHOUSE_LISTENERS_HTTPS_PORT=0", "GATEHOUSE_LISTENERS_KMIP_PORT=0",
+            "GATEHOUSE_LISTENERS_OPERATIONS_PORT=0",
             "GATEHOUSE_LOGGING_LEVEL=warning",
         ]
-        children.append(try Spawned([binary, "serve", "--data-dir", data], environment: env, output: work + "/gatehouse.log"))
-        try "[127.0.0.1]:\(relayPort) \(hostKey)\n".write(toFile: work + "/known_hosts", atomically: true, encoding: .utf8)
-        for (port, options) in [(opensshPort, [String]()), (sameCipherPort, ["-c", "aes128-ctr", "-m", "hmac-sha2-256"])] {
+        children.append(
+            try Spawned([binary, "serve", "--data-dir", data], environment: env, output: work + "/gatehouse.log"))
+        try "[127.0.0.1]:\(relayPort) \(hostKey)\n".write(
+            toFile: work + "/known_hosts", atomically: true, encoding: .utf8)
+        for (port, options) in [
+            (opensshPort, [String]()), (sameCipherPort, ["-c", "aes128-ctr", "-m", "hmac-sha2-256"]),
+        ] {
             children.append(
                 try Spawned(
                     [
-                        "ssh", "-F", "/dev/null", "-p", String(relayPort), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                        "-o", "UserKnownHostsFile=\(work)/known_hosts", "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes",
-                    ] + options + ["-N", "-R", "127.0.0.1:\(port):127.0.0.1:\(target.port)", "\(NSUserName())@127.0.0.1"],
+                        "ssh", "-F", "/dev/null", "-p", String(relayPort), "-i", key, "-o", "IdentitiesOnly=yes", "-o",
+                        "BatchMode=yes",
+                        "-o", "UserKnownHostsFile=\(work)/known_hosts", "-o", "StrictHostKeyChecking=yes", "-o",
+                        "ExitOnForwardFailure=yes",
+                    ] + options + [
+                        "-N", "-R", "127.0.0.1:\(port):127.0.0.1:\(target.port)", "\(NSUserName())@127.0.0.1",
+                    ],
                     output: work + "/ssh-\(port).log"))
         }
         try waitForPort(gatehousePort, seconds: 30)
@@ -79,8 +105,12 @@ struct Tunnel: ParsableCommand {
         try waitForPort(sameCipherPort, seconds: 30)
 
         let sshVersion = (try? shell(["ssh", "-V"], stderr: true)) ?? "OpenSSH"
-        print("relay: OpenSSH sshd on 127.0.0.1:\(relayPort)\(relayOption.isEmpty ? "" : " (" + relayOption.joined(separator: "; ") + ")"); target: sink/echo on 127.0.0.1:\(target.port)")
-        print("peer:  ssh -N -R (\(sshVersion.trimmingCharacters(in: .whitespacesAndNewlines))): `openssh` with its default cipher")
+        print(
+            "relay: OpenSSH sshd on 127.0.0.1:\(relayPort)\(relayOption.isEmpty ? "" : " (" + relayOption.joined(separator: "; ") + ")"); target: sink/echo on 127.0.0.1:\(target.port)"
+        )
+        print(
+            "peer:  ssh -N -R (\(sshVersion.trimmingCharacters(in: .whitespacesAndNewlines))): `openssh` with its default cipher"
+        )
         print("       suite, `openssh-ctr` restricted to Gatehouse's (libssh2 1.10: aes128-ctr + hmac-sha2-256)")
         let tunnels = [("gatehouse", gatehousePort), ("openssh", opensshPort), ("openssh-ctr", sameCipherPort)]
         var results: [String: [String: Double]] = [:]
@@ -89,8 +119,11 @@ struct Tunnel: ParsableCommand {
             for _ in 0..<max(1, rounds) { rates.append(try bulk(port: port, bytes: megabytes << 20)) }
             let median = rates.sorted()[rates.count / 2]
             results[name, default: [:]]["bulk"] = median
-            print(String(format: "%-11@ bulk      %4d MiB x%d  median %8.1f MB/s  (runs: %@)", name, megabytes, rates.count, median,
-                         rates.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
+            print(
+                String(
+                    format: "%-11@ bulk      %4d MiB x%d  median %8.1f MB/s  (runs: %@)", name, megabytes, rates.count,
+                    median,
+                    rates.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
         }
         for c in levels {
             for (name, port) in tunnels {
@@ -123,7 +156,9 @@ struct Tunnel: ParsableCommand {
             let count = min(block.count, bytes - sent)
             var offset = 0
             while offset < count {
-                let n = block[offset..<count].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let n = block[offset..<count].withUnsafeBytes {
+                    send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                }
                 guard n > 0 else { throw ValidationError("send failed: \(String(cString: strerror(errno)))") }
                 offset += n
             }
@@ -138,7 +173,8 @@ struct Tunnel: ParsableCommand {
             got += n
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let counted = Int(String(decoding: answer[0..<got], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let counted =
+            Int(String(decoding: answer[0..<got], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         guard counted == bytes else { throw ValidationError("the sink counted \(counted) bytes of \(bytes)") }
         return Double(bytes) / elapsed / 1e6
     }
@@ -198,7 +234,9 @@ final class SinkServer: @unchecked Sendable {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var addr = loopbackAddress(port: 0)
         let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard ok == 0, listen(fd, 1024) == 0 else { throw ValidationError("cannot listen for the sink") }
         listener = fd
@@ -306,7 +344,8 @@ func shell(_ args: [String], stderr: Bool = false) throws -> String {
     posix_spawn_file_actions_adddup2(&actions, fds[1], stderr ? 2 : 1)
     posix_spawn_file_actions_addclose(&actions, fds[0])
     posix_spawn_file_actions_addclose(&actions, fds[1])
-    let envp: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] =
+        ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for p in argv + envp { free(p) } }
     var pid: pid_t = 0
@@ -325,7 +364,9 @@ func shell(_ args: [String], stderr: Bool = false) throws -> String {
     close(fds[0])
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    guard (status & 0x7f) == 0, (status >> 8) & 0xff == 0 else { throw ValidationError("\(args.joined(separator: " ")) failed") }
+    guard (status & 0x7f) == 0, (status >> 8) & 0xff == 0 else {
+        throw ValidationError("\(args.joined(separator: " ")) failed")
+    }
     return String(decoding: output, as: UTF8.self)
 }
 
@@ -350,7 +391,9 @@ func connectLoopback(_ port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     var addr = loopbackAddress(port: port)
     let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard rc == 0 else {
         close(fd)

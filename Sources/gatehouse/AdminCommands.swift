@@ -42,13 +42,17 @@ struct APIOptions: ParsableArguments {
 
     /// Sends a request; prints the API's error and exits non-zero on failure; returns the decoded JSON.
     /// With `tolerant`, an error answer returns nil instead of exiting.
-    func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false) async -> Any? {
+    func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false)
+        async -> Any?
+    {
         let bytes = await raw(method, path, body: body, anonymous: anonymous, tolerant: tolerant)
         return bytes.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(bytes))
     }
 
     /// Sends a request; prints the API's error and exits non-zero on failure; returns the response body.
-    func raw(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false) async -> [UInt8] {
+    func raw(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false)
+        async -> [UInt8]
+    {
         guard let url = URL(string: baseURL + path) else { fail("invalid server URL \(baseURL)") }
         let certs = dataDirectory + "/certs"
         var headers: [(String, String)] = [("Accept", "application/json")]
@@ -128,7 +132,9 @@ struct APIOptions: ParsableArguments {
             case let n as NSNumber: return n.stringValue
             case let a as [Any]: return a.map { cell($0) }.joined(separator: ",")
             case let d as [String: Any]:
-                if let role = d["role"] as? String { return role + ((d["temporaryRange"] as? String).map { "(\($0))" } ?? "") }
+                if let role = d["role"] as? String {
+                    return role + ((d["temporaryRange"] as? String).map { "(\($0))" } ?? "")
+                }
                 return d.keys.sorted().map { "\($0)=\(cell(d[$0]))" }.joined(separator: ",")
             case nil: return ""
             default: return "\(v!)"
@@ -137,8 +143,10 @@ struct APIOptions: ParsableArguments {
         let table = rows.map { row in columns.map { cell(row[$0]) } }
         let widths = columns.indices.map { i in max(columns[i].count, table.map { $0[i].count }.max() ?? 0) }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
+            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
+                separator: "  "
+            )
+            .trimmingCharacters(in: .whitespaces)
         }
         print(line(columns.map { $0.uppercased() }))
         for r in table { print(line(r)) }
@@ -188,7 +196,10 @@ struct ProjectCommand: AsyncParsableCommand {
 struct IdentityCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "identity", abstract: "Manage machine identities and their authentication methods.",
-        subcommands: [Create.self, List.self, Get.self, Delete.self, UniversalAuth.self, ClientSecret.self, TokenAuth.self, TLSCertAuth.self])
+        subcommands: [
+            Create.self, List.self, Get.self, Delete.self, UniversalAuth.self, ClientSecret.self, TokenAuth.self,
+            TLSCertAuth.self,
+        ])
 
     static let columns = ["id", "name", "orgRole", "authMethods", "createdAt"]
 
@@ -198,7 +209,9 @@ struct IdentityCommand: AsyncParsableCommand {
         @Option(help: "Organization role: admin, member or no-access") var orgRole: String = "no-access"
         @Option(name: .customLong("metadata"), help: "KEY=VALUE (repeatable)") var metadata: [String] = []
         func run() async throws {
-            let r = await api.call(.POST, "/api/v1/identities", body: ["name": name, "orgRole": orgRole, "metadata": parseKeyValues(metadata)])
+            let r = await api.call(
+                .POST, "/api/v1/identities",
+                body: ["name": name, "orgRole": orgRole, "metadata": parseKeyValues(metadata)])
             api.show(field(r, "identity"), columns: IdentityCommand.columns)
         }
     }
@@ -212,7 +225,8 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var id: String
         func run() async throws {
-            api.show(field(await api.call(.GET, "/api/v1/identities/\(id)"), "identity"), columns: IdentityCommand.columns)
+            api.show(
+                field(await api.call(.GET, "/api/v1/identities/\(id)"), "identity"), columns: IdentityCommand.columns)
         }
     }
     struct Delete: AsyncParsableCommand {
@@ -238,7 +252,8 @@ struct IdentityCommand: AsyncParsableCommand {
         }
     }
     struct UniversalAuth: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "universal-auth", abstract: "Attach Universal Auth to an identity.")
+        static let configuration = CommandConfiguration(
+            commandName: "universal-auth", abstract: "Attach Universal Auth to an identity.")
         @OptionGroup var api: APIOptions
         @OptionGroup var token: TokenOptions
         @Argument var id: String
@@ -251,31 +266,42 @@ struct IdentityCommand: AsyncParsableCommand {
         }
     }
     struct ClientSecret: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "client-secret", abstract: "Create a Universal Auth client secret (printed once).")
+        static let configuration = CommandConfiguration(
+            commandName: "client-secret", abstract: "Create a Universal Auth client secret (printed once).")
         @OptionGroup var api: APIOptions
         @Argument var id: String
         @Option var description: String = ""
         @Option(help: "Seconds the secret is valid (0 = no expiry)") var ttl: Int = 0
         func run() async throws {
-            let r = await api.call(.POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets", body: ["description": description, "ttl": ttl])
-            if api.output == .json { api.show(r, columns: []) } else { print(field(r, "clientSecret") as? String ?? "") }
+            let r = await api.call(
+                .POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets",
+                body: ["description": description, "ttl": ttl])
+            if api.output == .json {
+                api.show(r, columns: [])
+            } else {
+                print(field(r, "clientSecret") as? String ?? "")
+            }
         }
     }
     struct TokenAuth: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "token", abstract: "Attach Token Auth if needed and create a token (printed once).")
+        static let configuration = CommandConfiguration(
+            commandName: "token", abstract: "Attach Token Auth if needed and create a token (printed once).")
         @OptionGroup var api: APIOptions
         @OptionGroup var token: TokenOptions
         @Argument var id: String
         func run() async throws {
             let info = await api.call(.GET, "/api/v1/identities/\(id)")
             let methods = field(field(info, "identity"), "authMethods") as? [String] ?? []
-            if !methods.contains("token-auth") { _ = await api.call(.POST, "/api/v1/auth/token-auth/identities/\(id)", body: token.body) }
+            if !methods.contains("token-auth") {
+                _ = await api.call(.POST, "/api/v1/auth/token-auth/identities/\(id)", body: token.body)
+            }
             let r = await api.call(.POST, "/api/v1/auth/token-auth/identities/\(id)/tokens")
             if api.output == .json { api.show(r, columns: []) } else { print(field(r, "accessToken") as? String ?? "") }
         }
     }
     struct TLSCertAuth: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "tls-cert-auth", abstract: "Attach TLS Certificate Auth (CA file + allowed common names).")
+        static let configuration = CommandConfiguration(
+            commandName: "tls-cert-auth", abstract: "Attach TLS Certificate Auth (CA file + allowed common names).")
         @OptionGroup var api: APIOptions
         @OptionGroup var token: TokenOptions
         @Argument var id: String
@@ -304,11 +330,15 @@ struct RoleCommand: AsyncParsableCommand {
         @Option(help: "Permissions as a JSON array, or @FILE") var permissions: String
         @Option var description: String = ""
         func run() async throws {
-            let text = permissions.hasPrefix("@") ? ((try? String(contentsOfFile: String(permissions.dropFirst()), encoding: .utf8)) ?? "") : permissions
+            let text =
+                permissions.hasPrefix("@")
+                ? ((try? String(contentsOfFile: String(permissions.dropFirst()), encoding: .utf8)) ?? "") : permissions
             guard let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
                 fail("--permissions must be a JSON array of {\"subject\",\"actions\",\"conditions\"?,\"inverted\"?}")
             }
-            let r = await api.call(.POST, "/api/v1/projects/\(project)/roles", body: ["slug": slug, "description": description, "permissions": parsed])
+            let r = await api.call(
+                .POST, "/api/v1/projects/\(project)/roles",
+                body: ["slug": slug, "description": description, "permissions": parsed])
             api.show(field(r, "role"), columns: ["slug", "project", "isBuiltIn", "description"])
         }
     }
@@ -316,7 +346,9 @@ struct RoleCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(field(await api.call(.GET, "/api/v1/projects/\(project)/roles"), "roles"), columns: ["slug", "isBuiltIn", "description"])
+            api.show(
+                field(await api.call(.GET, "/api/v1/projects/\(project)/roles"), "roles"),
+                columns: ["slug", "isBuiltIn", "description"])
         }
     }
     struct Delete: AsyncParsableCommand {
@@ -329,7 +361,8 @@ struct RoleCommand: AsyncParsableCommand {
         }
     }
     struct Assign: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set an identity's roles in a project (ROLE or ROLE:DURATION for temporary access).")
+        static let configuration = CommandConfiguration(
+            abstract: "Set an identity's roles in a project (ROLE or ROLE:DURATION for temporary access).")
         @OptionGroup var api: APIOptions
         @Option var project: String
         @Argument var identityId: String
@@ -340,7 +373,8 @@ struct RoleCommand: AsyncParsableCommand {
                 if parts.count == 2 { return ["role": parts[0], "isTemporary": true, "temporaryRange": parts[1]] }
                 return ["role": r]
             }
-            let r = await api.call(.PUT, "/api/v1/projects/\(project)/identity-memberships/\(identityId)", body: ["roles": grants])
+            let r = await api.call(
+                .PUT, "/api/v1/projects/\(project)/identity-memberships/\(identityId)", body: ["roles": grants])
             api.show(field(r, "identityMembership"), columns: ["project", "identityId", "roles"])
         }
     }
@@ -357,7 +391,8 @@ struct RoleCommand: AsyncParsableCommand {
 
 struct LoginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "login", abstract: "Universal Auth login: prints an access token (use it with --token or GATEHOUSE_TOKEN).")
+        commandName: "login",
+        abstract: "Universal Auth login: prints an access token (use it with --token or GATEHOUSE_TOKEN).")
     @OptionGroup var api: APIOptions
     @Option var clientId: String
     @Option(help: "Client secret (or set GATEHOUSE_CLIENT_SECRET)") var clientSecret: String?
@@ -365,7 +400,9 @@ struct LoginCommand: AsyncParsableCommand {
         guard let secret = clientSecret ?? ProcessInfo.processInfo.environment["GATEHOUSE_CLIENT_SECRET"] else {
             fail("give --client-secret or GATEHOUSE_CLIENT_SECRET")
         }
-        let r = await api.call(.POST, "/api/v1/auth/universal-auth/login", body: ["clientId": clientId, "clientSecret": secret], anonymous: true)
+        let r = await api.call(
+            .POST, "/api/v1/auth/universal-auth/login", body: ["clientId": clientId, "clientSecret": secret],
+            anonymous: true)
         if api.output == .json { api.show(r, columns: []) } else { print(field(r, "accessToken") as? String ?? "") }
     }
 }
@@ -379,13 +416,16 @@ struct WhoamiCommand: AsyncParsableCommand {
 }
 
 struct OpenAPICommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "openapi", abstract: "Print the admin API's OpenAPI 3.1 document.")
+    static let configuration = CommandConfiguration(
+        commandName: "openapi", abstract: "Print the admin API's OpenAPI 3.1 document.")
     func run() async throws { print(OpenAPIDocument.json) }
 }
 
 extension APIOptions {
     /// Every item of a paged listing (up to `max`), following `next` to the last page; `query` adds parameters.
-    func allPages(_ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil) async -> [[String: Any]] {
+    func allPages(_ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil) async -> [[String:
+        Any]]
+    {
         var all: [[String: Any]] = []
         await forEachPage(path, key, query: query, max: max) { all += $0 }
         return all
@@ -394,13 +434,15 @@ extension APIOptions {
     /// Calls `body` with each page of the listing as it arrives (at most `max` items in all), so a caller that
     /// handles items one page at a time holds one page, whatever the listing's length.
     func forEachPage(
-        _ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil, _ body: ([[String: Any]]) async throws -> Void
+        _ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil,
+        _ body: ([[String: Any]]) async throws -> Void
     ) async rethrows {
         var after: String?
         var seen = 0
         repeat {
             let parameters = [("limit", "1000")] + query + (after.map { [("after", $0)] } ?? [])
-            let page = await call(.GET, path + "?" + parameters.map { $0 + "=" + Self.queryValue($1) }.joined(separator: "&"))
+            let page = await call(
+                .GET, path + "?" + parameters.map { $0 + "=" + Self.queryValue($1) }.joined(separator: "&"))
             var items = field(page, key) as? [[String: Any]] ?? []
             if let max, seen + items.count > max { items = Array(items.prefix(max - seen)) }
             seen += items.count

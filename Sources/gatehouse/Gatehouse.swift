@@ -8,7 +8,8 @@ import Logging
 
 /// Options shared by every command that reads the configuration.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "Configuration file (TOML). Default: none (built-in defaults + GATEHOUSE_* environment).")
+    @Option(
+        name: .long, help: "Configuration file (TOML). Default: none (built-in defaults + GATEHOUSE_* environment).")
     var config: String?
 
     @Option(name: .long, help: "Data directory (overrides data_dir). Default: ./.gatehouse")
@@ -39,15 +40,19 @@ func quietLogger() -> Logger {
 struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
-        abstract: "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
+        abstract:
+            "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
         subcommands: [
-            Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self, IdentityCommand.self,
-            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self, SSHCommand.self, TunnelCommand.self, PAMCommand.self, KMIPCommand.self,
+            Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self,
+            IdentityCommand.self,
+            RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self,
+            SSHCommand.self, TunnelCommand.self, PAMCommand.self, KMIPCommand.self,
         ])
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the daemon (creates the data directory on first start).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon (creates the data directory on first start).")
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
@@ -79,7 +84,9 @@ struct Init: AsyncParsableCommand {
             print("server certificate:       \(result.pki.serverCertificate)")
             print("admin client certificate: \(result.pki.adminCertificate) (key \(result.pki.adminKey))")
             let gateway = GatewayKey.defaultPath(dataDirectory: config.dataDirectory)
-            print("gateway SSH key:          \(gateway) (public: \((try? GatewayKey.publicKeyLine(path: gateway)) ?? "?"))")
+            print(
+                "gateway SSH key:          \(gateway) (public: \((try? GatewayKey.publicKeyLine(path: gateway)) ?? "?"))"
+            )
         } catch let e as DaemonError {
             fail(e.description)
         }
@@ -101,14 +108,17 @@ struct ConfigCommand: ParsableCommand {
                 print("\(file): OK")
                 for name in config.listeners.keys.sorted() {
                     guard let l = config.listeners[name], l.enabled else { continue }
-                    print("  listener \(name): \(l.tls ? "https" : "http")://\(l.address):\(l.port) client_auth=\(l.clientAuth.rawValue)")
+                    print(
+                        "  listener \(name): \(l.tls ? "https" : "http")://\(l.address):\(l.port) client_auth=\(l.clientAuth.rawValue)"
+                    )
                 }
                 switch config.storage {
                 case .sqlite(let path): print("  storage: sqlite \(path)")
                 case .postgres: print("  storage: postgres")
                 }
                 if let t = config.tunnel {
-                    let forwards = t.forwards.map { "\($0.expose)→\($0.remoteHost):\($0.remotePort)" }.joined(separator: ", ")
+                    let forwards = t.forwards.map { "\($0.expose)→\($0.remoteHost):\($0.remotePort)" }.joined(
+                        separator: ", ")
                     print("  tunnel: \(t.user)@\(t.relayHost):\(t.relayPort) forwards \(forwards)")
                 }
             } catch let e as ConfigurationError {
@@ -125,7 +135,8 @@ struct Audit: AsyncParsableCommand {
         subcommands: [Verify.self, Tail.self])
 
     struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Detect any edited, deleted or reordered audit event.")
+        static let configuration = CommandConfiguration(
+            abstract: "Detect any edited, deleted or reordered audit event.")
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
@@ -162,7 +173,8 @@ struct Audit: AsyncParsableCommand {
         @Option(help: "Only events of this type (e.g. kms.get).") var type: String?
         @Option(help: "Only events by this actor (principal id).") var actor: String?
         @Option(help: "Only events about this project.") var project: String?
-        @Option(help: "Only events at or after this time (RFC 3339, or a duration ago: 15m, 2h, 7d).") var since: String?
+        @Option(help: "Only events at or after this time (RFC 3339, or a duration ago: 15m, 2h, 7d).") var since:
+            String?
         @Option(help: "Only events before this time (RFC 3339, or a duration ago).") var until: String?
         @Flag(name: .shortAndLong, help: "Keep printing new events.") var follow = false
 
@@ -186,7 +198,8 @@ struct Audit: AsyncParsableCommand {
                         var hash: String
                         var event: AuditEvent
                     }
-                    let data = try encoder.encode(Line(chain: e.chain, sequence: e.sequence, hash: e.hash, event: e.event))
+                    let data = try encoder.encode(
+                        Line(chain: e.chain, sequence: e.sequence, hash: e.hash, event: e.event))
                     print(String(decoding: data, as: UTF8.self))
                 }
                 // Where following starts: every chain's end now.
@@ -269,7 +282,8 @@ struct RotateRootKey: AsyncParsableCommand {
             // under its feet: hold the directory's lock for the whole rotation (daemons on other hosts sharing a
             // PostgreSQL store cannot be seen from here; stop those by hand).
             let lock: DataDirectoryLock
-            do { lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory) } catch let e as DaemonError {
+            do { lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory) } catch let e as DaemonError
+            {
                 throw DaemonError("\(e.description); stop it before rotating the root key")
             }
             defer { lock.release() }
@@ -284,9 +298,13 @@ struct RotateRootKey: AsyncParsableCommand {
                 guard rename(next, path) == 0 else { fail("re-wrapped under \(next) but cannot rename it to \(path)") }
                 print("root key rotated: \(n) data keys re-wrapped; new key in \(path)")
             case .environment:
-                guard let variable = newKeyEnv else { throw ValidationError("--new-key-env is required when the root key comes from the environment") }
+                guard let variable = newKeyEnv else {
+                    throw ValidationError("--new-key-env is required when the root key comes from the environment")
+                }
                 let n = try await engine.rotateRootKey(to: EnvironmentRootKeyProvider(variable: variable))
-                print("root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)")
+                print(
+                    "root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)"
+                )
             }
         } catch let e as DaemonError {
             fail(e.description)

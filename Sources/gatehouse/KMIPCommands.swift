@@ -23,16 +23,20 @@ struct KMIPCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Generate the KMIP client CA (otherwise the first `kmip client create` generates it).")
             @OptionGroup var api: APIOptions
-            @Option(help: "CA key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.") var keyAlgorithm = "ec-p256"
+            @Option(help: "CA key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.") var keyAlgorithm =
+                "ec-p256"
 
             func run() async throws {
-                guard let algorithm = KMIPClientFiles.caAlgorithm(keyAlgorithm) else { fail("unknown --key-algorithm \(keyAlgorithm)") }
+                guard let algorithm = KMIPClientFiles.caAlgorithm(keyAlgorithm) else {
+                    fail("unknown --key-algorithm \(keyAlgorithm)")
+                }
                 printPKI(await api.call(.POST, "/api/v1/kmip/pki", body: ["keyAlgorithm": algorithm]), api)
             }
         }
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show the KMIP client CA (its certificate in PEM).")
+            static let configuration = CommandConfiguration(
+                abstract: "Show the KMIP client CA (its certificate in PEM).")
             @OptionGroup var api: APIOptions
             func run() async throws { printPKI(await api.call(.GET, "/api/v1/kmip/pki"), api) }
         }
@@ -40,10 +44,14 @@ struct KMIPCommand: AsyncParsableCommand {
         static func printPKI(_ answer: Any?, _ api: APIOptions) {
             guard let pki = field(answer, "pki") as? [String: Any] else { fail("no KMIP PKI in the answer") }
             if api.output == .json {
-                if let data = try? JSONSerialization.data(withJSONObject: pki, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
+                if let data = try? JSONSerialization.data(withJSONObject: pki, options: [.sortedKeys]) {
+                    print(String(decoding: data, as: UTF8.self))
+                }
                 return
             }
-            print("KMIP client CA: \(pki["keyAlgorithm"] ?? "?"), serial \(pki["serialNumber"] ?? "?"), valid until \(pki["notAfter"] ?? "?")")
+            print(
+                "KMIP client CA: \(pki["keyAlgorithm"] ?? "?"), serial \(pki["serialNumber"] ?? "?"), valid until \(pki["notAfter"] ?? "?")"
+            )
             print((pki["caCertificate"] as? String) ?? "", terminator: "")
         }
     }
@@ -54,7 +62,8 @@ struct KMIPCommand: AsyncParsableCommand {
 
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Register a KMIP client: an identity in PROJECT, a client certificate and its key written to --out.",
+                abstract:
+                    "Register a KMIP client: an identity in PROJECT, a client certificate and its key written to --out.",
                 discussion: """
                     Creates the identity NAME (metadata kmip.project = PROJECT, so the objects it creates belong to the
                     project; with --require-credential also kmip.credential = required, a Universal Auth client ID and
@@ -71,15 +80,23 @@ struct KMIPCommand: AsyncParsableCommand {
             @Option(help: "Project role to grant.") var role = "developer"
             @Option(help: "Certificate lifetime, e.g. 365d.") var ttl = "365d"
             @Option(help: "Client key: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.") var keyAlgorithm = "ec-p256"
-            @Option(help: "Key of the KMIP client CA if this generates it: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519.")
+            @Option(
+                help:
+                    "Key of the KMIP client CA if this generates it: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519."
+            )
             var caKeyAlgorithm = "ec-p256"
             @Option(help: "Directory for the certificate, key and CA files.") var out: String
-            @Flag(help: "Also require KMIP's Username and Password credential (a second factor); writes NAME.credential (0600).")
+            @Flag(
+                help:
+                    "Also require KMIP's Username and Password credential (a second factor); writes NAME.credential (0600)."
+            )
             var requireCredential = false
 
             func run() async throws {
                 guard KMIPClientFiles.seconds(ttl) != nil else { fail("--ttl must be a duration such as 90d or 12h") }
-                guard let caAlgorithm = KMIPClientFiles.caAlgorithm(caKeyAlgorithm) else { fail("unknown --ca-key-algorithm \(caKeyAlgorithm)") }
+                guard let caAlgorithm = KMIPClientFiles.caAlgorithm(caKeyAlgorithm) else {
+                    fail("unknown --ca-key-algorithm \(caKeyAlgorithm)")
+                }
                 let serverCAPath = api.caCert ?? api.dataDirectory + "/certs/ca.crt"
                 guard let serverCA = try? String(contentsOfFile: serverCAPath, encoding: .utf8) else {
                     fail("cannot read the server's CA certificate \(serverCAPath) (--ca-cert)")
@@ -89,34 +106,49 @@ struct KMIPCommand: AsyncParsableCommand {
                 var metadata = ["kmip.project": project]
                 if requireCredential { metadata["kmip.credential"] = "required" }
                 let created = await api.call(.POST, "/api/v1/identities", body: ["name": name, "metadata": metadata])
-                guard let id = (field(created, "identity") as? [String: Any])?["id"] as? String else { fail("the identity was not created") }
+                guard let id = (field(created, "identity") as? [String: Any])?["id"] as? String else {
+                    fail("the identity was not created")
+                }
                 let issued = await api.call(
                     .POST, "/api/v1/kmip/client-certificates",
-                    body: ["commonName": name, "publicKey": key.publicKeyPEM, "ttl": ttl, "caKeyAlgorithm": caAlgorithm])
-                guard let certificate = field(issued, "certificate") as? [String: Any], let leaf = certificate["certificate"] as? String,
+                    body: [
+                        "commonName": name, "publicKey": key.publicKeyPEM, "ttl": ttl, "caKeyAlgorithm": caAlgorithm,
+                    ])
+                guard let certificate = field(issued, "certificate") as? [String: Any],
+                    let leaf = certificate["certificate"] as? String,
                     let chain = certificate["certificateChain"] as? [String], let clientCA = chain.last
                 else { fail("the client certificate was not issued") }
                 var credential: (String, String)?
                 if requireCredential {
-                    let ua = await api.call(.POST, "/api/v1/auth/universal-auth/identities/\(id)", body: [String: Any]())
+                    let ua = await api.call(
+                        .POST, "/api/v1/auth/universal-auth/identities/\(id)", body: [String: Any]())
                     let secret = await api.call(
-                        .POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets", body: ["description": "KMIP credential", "ttl": 0])
+                        .POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets",
+                        body: ["description": "KMIP credential", "ttl": 0])
                     guard let clientId = (field(ua, "identityUniversalAuth") as? [String: Any])?["clientId"] as? String,
                         let password = field(secret, "clientSecret") as? String
                     else { fail("the credential was not created") }
                     credential = (clientId, password)
                 }
                 _ = await api.call(
-                    .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)", body: ["caCertificate": clientCA, "allowedCommonNames": [name]])
-                _ = await api.call(.PUT, "/api/v1/projects/\(project)/identity-memberships/\(id)", body: ["roles": [["role": role]]])
-                let files = KMIPClientFiles(certificatePEM: Self.pemText(leaf), chainPEM: ([leaf] + chain).map(Self.pemText).joined(), privateKeyPEM: key.privateKeyPEM)
+                    .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)",
+                    body: ["caCertificate": clientCA, "allowedCommonNames": [name]])
+                _ = await api.call(
+                    .PUT, "/api/v1/projects/\(project)/identity-memberships/\(id)", body: ["roles": [["role": role]]])
+                let files = KMIPClientFiles(
+                    certificatePEM: Self.pemText(leaf), chainPEM: ([leaf] + chain).map(Self.pemText).joined(),
+                    privateKeyPEM: key.privateKeyPEM)
                 do {
                     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                     try files.write(to: out, name: name, caPEM: serverCA)
                     if let (username, password) = credential {
                         let path = out + "/" + name + ".credential"
-                        let body = try JSONSerialization.data(withJSONObject: ["username": username, "password": password], options: [.sortedKeys])
-                        guard FileManager.default.createFile(atPath: path, contents: body, attributes: [.posixPermissions: 0o600]) else {
+                        let body = try JSONSerialization.data(
+                            withJSONObject: ["username": username, "password": password], options: [.sortedKeys])
+                        guard
+                            FileManager.default.createFile(
+                                atPath: path, contents: body, attributes: [.posixPermissions: 0o600])
+                        else {
                             fail("cannot create \(path)")
                         }
                     }
@@ -124,9 +156,13 @@ struct KMIPCommand: AsyncParsableCommand {
                     fail("cannot write to \(out): \(error)")
                 }
                 if api.output == .json {
-                    print(#"{"identityId":"\#(id)","certificate":"\#(out)/\#(name).crt","key":"\#(out)/\#(name).key","chain":"\#(out)/\#(name).chain.crt","ca":"\#(out)/ca.crt"}"#)
+                    print(
+                        #"{"identityId":"\#(id)","certificate":"\#(out)/\#(name).crt","key":"\#(out)/\#(name).key","chain":"\#(out)/\#(name).chain.crt","ca":"\#(out)/ca.crt"}"#
+                    )
                 } else {
-                    print("KMIP client \(name) (identity \(id)) in project \(project): \(out)/\(name).crt, \(out)/\(name).key, \(out)/\(name).chain.crt, \(out)/ca.crt")
+                    print(
+                        "KMIP client \(name) (identity \(id)) in project \(project): \(out)/\(name).crt, \(out)/\(name).key, \(out)/\(name).chain.crt, \(out)/ca.crt"
+                    )
                 }
             }
 
@@ -137,7 +173,8 @@ struct KMIPCommand: AsyncParsableCommand {
     /// `gatehouse kmip replay`: runs OASIS KMIP test cases (XML) against a KMIP server over mutual TLS.
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Replay KMIP XML test cases (the OASIS profile test files) against a server and compare the answers.",
+            abstract:
+                "Replay KMIP XML test cases (the OASIS profile test files) against a server and compare the answers.",
             discussion: """
                 Each file's RequestMessages are sent in order on one connection; each answer is compared with the file's
                 ResponseMessage, tolerantly for what a server chooses (time stamps, identifiers and other $PLACEHOLDERS,
@@ -153,7 +190,9 @@ struct KMIPCommand: AsyncParsableCommand {
 
         func run() async throws {
             let parts = server.split(separator: ":")
-            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--server must be HOST:PORT") }
+            guard parts.count == 2, let port = Int(parts[1]) else {
+                throw ValidationError("--server must be HOST:PORT")
+            }
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
             tls.trustRoots = .file(ca)
@@ -206,8 +245,10 @@ struct KMIPCommand: AsyncParsableCommand {
                 .connectTimeout(.seconds(10))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: 1 << 24)))
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: context, serverHostname: nil))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: 1 << 24)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -224,7 +265,9 @@ struct KMIPCommand: AsyncParsableCommand {
                         return problems + ["step \(index + 1): cannot build the request: \(error)"]
                     }
                     try await outbound.write(ByteBuffer(bytes: TTLVEncoder.encode(request)))
-                    guard var frame = try await responses.next() else { return problems + ["step \(index + 1): the server closed the connection"] }
+                    guard var frame = try await responses.next() else {
+                        return problems + ["step \(index + 1): the server closed the connection"]
+                    }
                     let answer = try TTLVDecoder().decode(Array(frame.readBytes(length: frame.readableBytes) ?? []))
                     matcher.expect(after: step.request)
                     let stepProblems = matcher.match(step.response, answer)
@@ -254,11 +297,14 @@ struct KMIPClientKey {
             let k = P384.Signing.PrivateKey()
             return KMIPClientKey(publicKeyPEM: k.publicKey.pemRepresentation, privateKeyPEM: k.pemRepresentation + "\n")
         case "rsa-2048", "rsa-3072", "rsa-4096":
-            let bits: _RSA.Signing.KeySize = algorithm == "rsa-2048" ? .bits2048 : algorithm == "rsa-3072" ? .bits3072 : .bits4096
+            let bits: _RSA.Signing.KeySize =
+                algorithm == "rsa-2048" ? .bits2048 : algorithm == "rsa-3072" ? .bits3072 : .bits4096
             let k = try _RSA.Signing.PrivateKey(keySize: bits)
-            return KMIPClientKey(publicKeyPEM: k.publicKey.pemRepresentation, privateKeyPEM: k.pkcs8PEMRepresentation + "\n")
+            return KMIPClientKey(
+                publicKeyPEM: k.publicKey.pemRepresentation, privateKeyPEM: k.pkcs8PEMRepresentation + "\n")
         default:
-            throw ValidationError("unknown --key-algorithm \(algorithm) (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)")
+            throw ValidationError(
+                "unknown --key-algorithm \(algorithm) (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)")
         }
     }
 }
@@ -281,14 +327,18 @@ struct KMIPClientFiles {
 
     /// The API's name for a CA key algorithm given on the command line.
     static func caAlgorithm(_ text: String) -> String? {
-        ["ec-p256": "EC_prime256v1", "ec-p384": "EC_secp384r1", "rsa-2048": "RSA_2048", "rsa-3072": "RSA_3072", "rsa-4096": "RSA_4096",
-         "ed25519": "ED25519"][text]
+        [
+            "ec-p256": "EC_prime256v1", "ec-p384": "EC_secp384r1", "rsa-2048": "RSA_2048", "rsa-3072": "RSA_3072",
+            "rsa-4096": "RSA_4096",
+            "ed25519": "ED25519",
+        ][text]
     }
 
     func write(to directory: String, name: String, caPEM: String) throws {
         let fm = FileManager.default
         let keyPath = directory + "/" + name + ".key"
-        guard fm.createFile(atPath: keyPath, contents: Data(privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600]) else {
+        guard fm.createFile(atPath: keyPath, contents: Data(privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
+        else {
             throw ValidationError("cannot create \(keyPath)")
         }
         try Data(certificatePEM.utf8).write(to: URL(fileURLWithPath: directory + "/" + name + ".crt"))

@@ -4,21 +4,27 @@ import Foundation
 /// `gatehouse pam …`: PostgreSQL resources and accounts, just-in-time access, `connect`, and session recordings.
 struct PAMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pam", abstract: "PostgreSQL access: resources, accounts, access requests, connect, session recordings.",
+        commandName: "pam",
+        abstract: "PostgreSQL access: resources, accounts, access requests, connect, session recordings.",
         subcommands: [
-                Resource.self, Account.self, Request.self, Approve.self, Reject.self, Revoke.self, Grants.self, Connect.self, Sessions.self,
-                Settings.self,
-            ])
+            Resource.self, Account.self, Request.self, Approve.self, Reject.self, Revoke.self, Grants.self,
+            Connect.self, Sessions.self,
+            Settings.self,
+        ])
 
     static let resourceColumns = ["id", "name", "target", "failClosed"]
     static let accountColumns = ["id", "username", "resourceId", "passwordChangedAt"]
-    static let grantColumns = ["id", "resourceName", "username", "granteeName", "status", "duration", "expiresAt", "reason"]
+    static let grantColumns = [
+        "id", "resourceName", "username", "granteeName", "status", "duration", "expiresAt", "reason",
+    ]
     static let sessionColumns = ["id", "resourceName", "username", "granteeName", "startedAt", "endedAt", "endReason"]
 
     struct Resource: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "PostgreSQL resources.", subcommands: [Create.self, List.self, Delete.self])
+        static let configuration = CommandConfiguration(
+            abstract: "PostgreSQL resources.", subcommands: [Create.self, List.self, Delete.self])
         struct Create: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Add a resource (the appliance tests the connection first).")
+            static let configuration = CommandConfiguration(
+                abstract: "Add a resource (the appliance tests the connection first).")
             @OptionGroup var api: APIOptions
             @Option var project: String
             @Option(help: "Name clients use as dbname") var name: String
@@ -27,23 +33,31 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "The database on the server") var database: String
             @Option(help: "disable, require, verify-ca, verify-full (default)") var tlsMode: String?
             @Option(help: "PEM file of the CA that signed the server's certificate") var caFile: String?
-            @Flag(help: "Keep sessions running when their recording cannot be written (default: terminate them)") var failOpen = false
-            @Option(help: "Account (username) that changes the others' passwords on rotation (default: each its own)") var rotationAccount: String?
+            @Flag(help: "Keep sessions running when their recording cannot be written (default: terminate them)")
+            var failOpen = false
+            @Option(help: "Account (username) that changes the others' passwords on rotation (default: each its own)")
+            var rotationAccount: String?
             @Option(help: "Record up to N result rows per statement (default 0: statements only)") var recordRows: Int?
             func run() async throws {
-                var body: [String: Any] = ["name": name, "host": host, "port": port, "database": database, "failClosed": !failOpen]
+                var body: [String: Any] = [
+                    "name": name, "host": host, "port": port, "database": database, "failClosed": !failOpen,
+                ]
                 if let rotationAccount { body["rotationAccount"] = rotationAccount }
                 if let recordRows { body["recordRows"] = recordRows }
                 if let tlsMode { body["tlsMode"] = tlsMode }
                 if let caFile { body["caCertificate"] = PKICommand.readFile(caFile) }
-                api.show(field(await api.call(.POST, "/api/v1/projects/\(project)/pam/resources", body: body), "resource"), columns: PAMCommand.resourceColumns)
+                api.show(
+                    field(await api.call(.POST, "/api/v1/projects/\(project)/pam/resources", body: body), "resource"),
+                    columns: PAMCommand.resourceColumns)
             }
         }
         struct List: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/projects/\(project)/pam/resources", "resources"), columns: PAMCommand.resourceColumns)
+                api.show(
+                    await api.allPages("/api/v1/projects/\(project)/pam/resources", "resources"),
+                    columns: PAMCommand.resourceColumns)
             }
         }
         struct Delete: AsyncParsableCommand {
@@ -58,33 +72,43 @@ struct PAMCommand: AsyncParsableCommand {
             abstract: "Database accounts on a resource.", subcommands: [Add.self, List.self, Rotate.self, Delete.self])
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Add an account; the password is read from stdin (never from the command line) and checked by a real login.")
+                abstract:
+                    "Add an account; the password is read from stdin (never from the command line) and checked by a real login."
+            )
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
             @Option var username: String
-            @Option(help: "Rotate the password this often, e.g. 30d (default: only on demand)") var rotationInterval: String?
+            @Option(help: "Rotate the password this often, e.g. 30d (default: only on demand)") var rotationInterval:
+                String?
             func run() async throws {
                 let input = FileHandle.standardInput.readDataToEndOfFile()
                 let password = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .newlines)
                 guard !password.isEmpty else { fail("give the password on stdin") }
                 var body: [String: Any] = ["username": username, "password": password]
                 if let rotationInterval { body["rotationInterval"] = rotationInterval }
-                api.show(field(await api.call(.POST, "/api/v1/pam/resources/\(resource)/accounts", body: body), "account"), columns: PAMCommand.accountColumns)
+                api.show(
+                    field(await api.call(.POST, "/api/v1/pam/resources/\(resource)/accounts", body: body), "account"),
+                    columns: PAMCommand.accountColumns)
             }
         }
         struct Rotate: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Rotate an account's password now (nobody sees the new one).")
+            static let configuration = CommandConfiguration(
+                abstract: "Rotate an account's password now (nobody sees the new one).")
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                api.show(field(await api.call(.POST, "/api/v1/pam/accounts/\(id)/rotate"), "account"), columns: PAMCommand.accountColumns + ["lastRotationError"])
+                api.show(
+                    field(await api.call(.POST, "/api/v1/pam/accounts/\(id)/rotate"), "account"),
+                    columns: PAMCommand.accountColumns + ["lastRotationError"])
             }
         }
         struct List: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/pam/resources/\(resource)/accounts", "accounts"), columns: PAMCommand.accountColumns)
+                api.show(
+                    await api.allPages("/api/v1/pam/resources/\(resource)/accounts", "accounts"),
+                    columns: PAMCommand.accountColumns)
             }
         }
         struct Delete: AsyncParsableCommand {
@@ -102,7 +126,10 @@ struct PAMCommand: AsyncParsableCommand {
         @Option var reason: String
         func run() async throws {
             api.show(
-                field(await api.call(.POST, "/api/v1/pam/accounts/\(account)/access-requests", body: ["duration": duration, "reason": reason]), "grant"),
+                field(
+                    await api.call(
+                        .POST, "/api/v1/pam/accounts/\(account)/access-requests",
+                        body: ["duration": duration, "reason": reason]), "grant"),
                 columns: PAMCommand.grantColumns)
         }
     }
@@ -110,23 +137,38 @@ struct PAMCommand: AsyncParsableCommand {
     struct Approve: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var grant: String
-        func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/approve"), "grant"), columns: PAMCommand.grantColumns) }
+        func run() async throws {
+            api.show(
+                field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/approve"), "grant"),
+                columns: PAMCommand.grantColumns)
+        }
     }
     struct Reject: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var grant: String
-        func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/reject"), "grant"), columns: PAMCommand.grantColumns) }
+        func run() async throws {
+            api.show(
+                field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/reject"), "grant"),
+                columns: PAMCommand.grantColumns)
+        }
     }
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "End an approved grant now (its live sessions are terminated).")
+        static let configuration = CommandConfiguration(
+            abstract: "End an approved grant now (its live sessions are terminated).")
         @OptionGroup var api: APIOptions
         @Argument var grant: String
-        func run() async throws { api.show(field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/revoke"), "grant"), columns: PAMCommand.grantColumns) }
+        func run() async throws {
+            api.show(
+                field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/revoke"), "grant"),
+                columns: PAMCommand.grantColumns)
+        }
     }
     struct Grants: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List access requests and grants, newest first.",
-            discussion: "--status approved lists the grants in force now (latest to expire first); pending, the requests to decide.")
+            discussion:
+                "--status approved lists the grants in force now (latest to expire first); pending, the requests to decide."
+        )
         @OptionGroup var api: APIOptions
         @Option var project: String
         @Option(help: "pending, approved (in force now), expired, rejected or revoked.") var status: String?
@@ -134,9 +176,12 @@ struct PAMCommand: AsyncParsableCommand {
         @Option(help: "For this database account (username).") var account: String?
         @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            let query = [("status", status), ("grantee", grantee), ("account", account)].compactMap { k, v in v.map { (k, $0) } }
+            let query = [("status", status), ("grantee", grantee), ("account", account)].compactMap { k, v in
+                v.map { (k, $0) }
+            }
             api.show(
-                await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants", query: query, max: max), columns: PAMCommand.grantColumns)
+                await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants", query: query, max: max),
+                columns: PAMCommand.grantColumns)
         }
     }
 
@@ -171,15 +216,23 @@ struct PAMCommand: AsyncParsableCommand {
             let me = field(await api.call(.GET, "/api/v1/whoami"), "name") as? String ?? ""
             // Only this caller's grants in force for this account (an index lookup, whatever the project's history).
             let grants = await api.allPages(
-                "/api/v1/projects/\(project)/pam/grants", "grants", query: [("status", "approved"), ("grantee", me), ("account", account)])
+                "/api/v1/projects/\(project)/pam/grants", "grants",
+                query: [("status", "approved"), ("grantee", me), ("account", account)])
             let reusable = grants.first {
-                $0["accountId"] as? String == aid && $0["status"] as? String == "approved" && $0["granteeName"] as? String == me
+                $0["accountId"] as? String == aid && $0["status"] as? String == "approved"
+                    && $0["granteeName"] as? String == me
             }
             if reusable == nil {
                 guard let reason else { fail("no active grant: give --reason to request one") }
-                let grant = field(await api.call(.POST, "/api/v1/pam/accounts/\(aid)/access-requests", body: ["duration": duration, "reason": reason]), "grant")
+                let grant = field(
+                    await api.call(
+                        .POST, "/api/v1/pam/accounts/\(aid)/access-requests",
+                        body: ["duration": duration, "reason": reason]), "grant")
                 guard field(grant, "status") as? String == "approved" else {
-                    FileHandle.standardError.write(Data("access request \(field(grant, "id") as? String ?? "") is pending approval (gatehouse pam approve ID)\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "access request \(field(grant, "id") as? String ?? "") is pending approval (gatehouse pam approve ID)\n"
+                                .utf8))
                     throw ExitCode(3)
                 }
             }
@@ -196,7 +249,8 @@ struct PAMCommand: AsyncParsableCommand {
                 port = p
             }
             let certs = api.dataDirectory + "/certs"
-            var conninfo = "host=\(host) port=\(port) user=\(account) dbname=\(resource) sslmode=verify-ca sslrootcert=\(api.caCert ?? certs + "/ca.crt")"
+            var conninfo =
+                "host=\(host) port=\(port) user=\(account) dbname=\(resource) sslmode=verify-ca sslrootcert=\(api.caCert ?? certs + "/ca.crt")"
             var environment = ProcessInfo.processInfo.environment
             if let token = api.token ?? environment["GATEHOUSE_TOKEN"] {
                 environment["PGPASSWORD"] = token
@@ -224,14 +278,18 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "Only sessions of this resource") var resource: String?
             @Option(help: "Only sessions of this user (grantee name)") var user: String?
             @Option(help: "Only sessions as this database account") var account: String?
-            @Option(help: "Only sessions that ended so (grant-revoked, grant-expired, client-closed, …), or 'open'") var endReason: String?
+            @Option(help: "Only sessions that ended so (grant-revoked, grant-expired, client-closed, …), or 'open'")
+            var endReason: String?
             @Option(help: "Only sessions started at or after this RFC 3339 time") var since: String?
             @Option(help: "Only sessions started before this RFC 3339 time") var until: String?
             @Option(help: "Stop after this many sessions (default: all)") var max: Int?
 
             var query: [(String, String)] {
-                [("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason), ("since", since), ("until", until)]
-                    .compactMap { name, value in value.map { (name, $0) } }
+                [
+                    ("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason),
+                    ("since", since), ("until", until),
+                ]
+                .compactMap { name, value in value.map { (name, $0) } }
             }
 
             /// Every matching session, newest first, following the server's pages.
@@ -242,7 +300,9 @@ struct PAMCommand: AsyncParsableCommand {
             /// Each matching session in turn, newest first, one page of the server's at a time: what a command that
             /// reads every recording uses, so it holds a page and a recording whatever the project's history.
             func forEachSession(_ api: APIOptions, _ body: ([String: Any]) async throws -> Void) async rethrows {
-                try await api.forEachPage("/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max) { page in
+                try await api.forEachPage(
+                    "/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max
+                ) { page in
                     for session in page { try await body(session) }
                 }
             }
@@ -258,7 +318,8 @@ struct PAMCommand: AsyncParsableCommand {
         }
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "A session's metadata and the integrity of its recording.")
+            static let configuration = CommandConfiguration(
+                abstract: "A session's metadata and the integrity of its recording.")
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
@@ -271,7 +332,8 @@ struct PAMCommand: AsyncParsableCommand {
         }
 
         struct Replay: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Print a session as a timeline (reading it is audited).")
+            static let configuration = CommandConfiguration(
+                abstract: "Print a session as a timeline (reading it is audited).")
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
@@ -280,7 +342,9 @@ struct PAMCommand: AsyncParsableCommand {
                     api.show(recording, columns: [])
                     return
                 }
-                print("integrity: \(field(recording, "integrity") as? String ?? "?")\((field(recording, "integrityDetail") as? String).map { " (\($0))" } ?? "")")
+                print(
+                    "integrity: \(field(recording, "integrity") as? String ?? "?")\((field(recording, "integrityDetail") as? String).map { " (\($0))" } ?? "")"
+                )
                 for event in field(recording, "events") as? [[String: Any]] ?? [] { print(Self.line(event)) }
             }
 
@@ -291,17 +355,23 @@ struct PAMCommand: AsyncParsableCommand {
                 if let name = e["name"] as? String, !name.isEmpty { parts.append("[\(name)]") }
                 if let state = e["sqlState"] as? String { parts.append(state) }
                 if let text = e["text"] as? String { parts.append(text) }
-                if let p = e["parameters"] as? [Any] { parts.append("(" + p.map { ($0 as? String).map { "'\($0)'" } ?? "NULL" }.joined(separator: ", ") + ")") }
+                if let p = e["parameters"] as? [Any] {
+                    parts.append(
+                        "(" + p.map { ($0 as? String).map { "'\($0)'" } ?? "NULL" }.joined(separator: ", ") + ")")
+                }
                 if let rows = e["rows"] as? Int, e["kind"] as? String == "complete" { parts.append("rows=\(rows)") }
                 if let bytes = e["bytes"] as? Int { parts.append("bytes=\(bytes)") }
-                if let detail = e["detail"] as? [String: String] { parts.append(detail.keys.sorted().map { "\($0)=\(detail[$0] ?? "")" }.joined(separator: " ")) }
+                if let detail = e["detail"] as? [String: String] {
+                    parts.append(detail.keys.sorted().map { "\($0)=\(detail[$0] ?? "")" }.joined(separator: " "))
+                }
                 return "\(t)  \(kind) \(parts.joined(separator: " "))"
             }
         }
 
         struct Verify: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Check that ended sessions have a complete, untampered recording in the store (each check is audited).",
+                abstract:
+                    "Check that ended sessions have a complete, untampered recording in the store (each check is audited).",
                 discussion: """
                     With a session id, checks that session. With --all, checks every ended session the filters select (all \
                     pages), shows progress on standard error, lists the sessions whose recording is missing, incomplete or \
@@ -315,7 +385,9 @@ struct PAMCommand: AsyncParsableCommand {
             func run() async throws {
                 if let session {
                     let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(session)/recording/verify")
-                    api.show([verdict as? [String: Any] ?? [:]], columns: ["sessionId", "integrity", "bytes", "integrityDetail"])
+                    api.show(
+                        [verdict as? [String: Any] ?? [:]],
+                        columns: ["sessionId", "integrity", "bytes", "integrityDetail"])
                     if field(verdict, "integrity") as? String != "complete" { throw ExitCode(1) }
                     return
                 }
@@ -325,8 +397,10 @@ struct PAMCommand: AsyncParsableCommand {
                 let rows = APIOptions.RowStream(api, columns: columns)
                 var (checked, bad, deleted) = (0, 0, 0)
                 func progress() {
-                    FileHandle.standardError.write(Data(
-                        "verified \(checked) ended sessions, \(bad) not complete, \(deleted) deleted under retention\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "verified \(checked) ended sessions, \(bad) not complete, \(deleted) deleted under retention\n"
+                                .utf8))
                 }
                 await filters.forEachSession(api) { s in
                     guard let id = s["id"] as? String, s["endedAt"] != nil, !(s["endedAt"] is NSNull) else { return }
@@ -338,7 +412,8 @@ struct PAMCommand: AsyncParsableCommand {
                         bad += 1
                         rows.emit([
                             "sessionId": id, "integrity": integrity ?? "", "resourceName": s["resourceName"] ?? "",
-                            "granteeName": s["granteeName"] ?? "", "integrityDetail": field(verdict, "integrityDetail") ?? "",
+                            "granteeName": s["granteeName"] ?? "",
+                            "integrityDetail": field(verdict, "integrityDetail") ?? "",
                         ])
                     }
                     if checked % 100 == 0 { progress() }
@@ -357,7 +432,9 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "Why (a case or ticket reference)") var reason: String
             func run() async throws {
                 let session = await api.call(.PUT, "/api/v1/pam/sessions/\(id)/legal-hold", body: ["reason": reason])
-                api.show(field(session, "session") as? [String: Any] ?? [:], columns: PAMCommand.sessionColumns + ["legalHold"])
+                api.show(
+                    field(session, "session") as? [String: Any] ?? [:],
+                    columns: PAMCommand.sessionColumns + ["legalHold"])
             }
         }
 
@@ -373,24 +450,30 @@ struct PAMCommand: AsyncParsableCommand {
 
         struct Search: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Find statements containing TEXT across a project's sessions (each recording read is audited).")
+                abstract:
+                    "Find statements containing TEXT across a project's sessions (each recording read is audited).")
             @OptionGroup var api: APIOptions
             @OptionGroup var filters: Filters
             @Argument var text: String
             func run() async throws {
                 // Streamed: one page of sessions and one recording at a time; each hit is printed when found, and
                 // progress goes to standard error. Every matching session is searched (--max bounds it).
-                let rows = APIOptions.RowStream(api, columns: ["session", "granteeName", "resourceName", "t", "statement"])
+                let rows = APIOptions.RowStream(
+                    api, columns: ["session", "granteeName", "resourceName", "t", "statement"])
                 var (searched, hits) = (0, 0)
                 await filters.forEachSession(api) { s in
                     guard let id = s["id"] as? String else { return }
                     // Sessions refused before their recording began have none; deleted ones answer 410.
                     let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording", tolerant: true)
-                    for e in field(recording, "events") as? [[String: Any]] ?? [] where ["query", "parse"].contains(e["kind"] as? String ?? "") {
+                    for e in field(recording, "events") as? [[String: Any]] ?? []
+                    where ["query", "parse"].contains(e["kind"] as? String ?? "") {
                         if let sql = e["text"] as? String, let match = sql.range(of: text, options: .caseInsensitive) {
                             hits += 1
-                            rows.emit(["session": id, "granteeName": s["granteeName"] ?? "", "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0,
-                                       "statement": Self.excerpt(sql, around: match)])
+                            rows.emit([
+                                "session": id, "granteeName": s["granteeName"] ?? "",
+                                "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0,
+                                "statement": Self.excerpt(sql, around: match),
+                            ])
                         }
                     }
                     searched += 1
@@ -407,7 +490,8 @@ struct PAMCommand: AsyncParsableCommand {
                 guard sql.utf8.count > 400 else { return sql }
                 let start = sql.index(match.lowerBound, offsetBy: -120, limitedBy: sql.startIndex) ?? sql.startIndex
                 let end = sql.index(match.upperBound, offsetBy: 160, limitedBy: sql.endIndex) ?? sql.endIndex
-                return (start > sql.startIndex ? "…" : "") + sql[start..<end] + (end < sql.endIndex ? "…" : "") + " [\(sql.utf8.count) bytes]"
+                return (start > sql.startIndex ? "…" : "") + sql[start..<end] + (end < sql.endIndex ? "…" : "")
+                    + " [\(sql.utf8.count) bytes]"
             }
         }
     }
@@ -422,7 +506,8 @@ struct PAMCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var api: APIOptions
         @Option var project: String
-        @Option(help: "How long recordings are kept after their session ends (e.g. 365d), or 'none'") var recordingRetention: String?
+        @Option(help: "How long recordings are kept after their session ends (e.g. 365d), or 'none'")
+        var recordingRetention: String?
         func run() async throws {
             let path = "/api/v1/projects/\(project)/pam/settings"
             let answer: Any
@@ -432,7 +517,9 @@ struct PAMCommand: AsyncParsableCommand {
             } else {
                 answer = await api.call(.GET, path)
             }
-            api.show(field(answer, "settings") as? [String: Any] ?? [:], columns: ["project", "recordingRetention", "updatedAt"])
+            api.show(
+                field(answer, "settings") as? [String: Any] ?? [:],
+                columns: ["project", "recordingRetention", "updatedAt"])
         }
     }
 }

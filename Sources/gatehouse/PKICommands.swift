@@ -23,7 +23,9 @@ struct PKICommand: AsyncParsableCommand {
 
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Create a root CA, an intermediate under a Gatehouse CA (--parent), or one for an external CA (no --parent).")
+                abstract:
+                    "Create a root CA, an intermediate under a Gatehouse CA (--parent), or one for an external CA (no --parent)."
+            )
             @OptionGroup var api: APIOptions
             @Option var project: String
             @Option(help: "root or intermediate") var type = "root"
@@ -33,14 +35,18 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "Two-letter country code") var country: String?
             @Option var province: String?
             @Option var locality: String?
-            @Option(help: "RSA_2048 (default), RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, ED25519") var keyAlgorithm: String?
+            @Option(help: "RSA_2048 (default), RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, ED25519")
+            var keyAlgorithm: String?
             @Option(help: "Validity, e.g. 3650d (default: 10 years for a root, 5 for an intermediate)") var ttl: String?
             @Option(help: "-1 unlimited, 0 no CAs below, n at most n") var maxPathLength: Int?
             @Option(help: "Parent CA id (a Gatehouse CA)") var parent: String?
 
             func run() async throws {
                 var subject: [String: Any] = ["commonName": cn]
-                for (k, v) in [("organization", org), ("organizationalUnit", ou), ("country", country), ("province", province), ("locality", locality)] {
+                for (k, v) in [
+                    ("organization", org), ("organizationalUnit", ou), ("country", country), ("province", province),
+                    ("locality", locality),
+                ] {
                     if let v { subject[k] = v }
                 }
                 var body: [String: Any] = ["type": type, "subject": subject]
@@ -49,7 +55,8 @@ struct PKICommand: AsyncParsableCommand {
                 if let parent { body["parentCaId"] = parent }
                 if let ttl {
                     guard let seconds = durationSeconds(ttl) else { fail("--ttl must be like 3650d or 8760h") }
-                    body["notAfter"] = ISO8601DateFormatter().string(from: Date().addingTimeInterval(TimeInterval(seconds)))
+                    body["notAfter"] = ISO8601DateFormatter().string(
+                        from: Date().addingTimeInterval(TimeInterval(seconds)))
                 }
                 let r = await api.call(.POST, "/api/v1/projects/\(project)/pki/cas", body: body)
                 api.show(field(r, "ca"), columns: PKICommand.caColumns)
@@ -60,7 +67,8 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/projects/\(project)/pki/cas", "cas"), columns: PKICommand.caColumns)
+                api.show(
+                    await api.allPages("/api/v1/projects/\(project)/pki/cas", "cas"), columns: PKICommand.caColumns)
             }
         }
 
@@ -74,7 +82,8 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct CSR: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Print the CSR of an intermediate waiting for an external CA.")
+            static let configuration = CommandConfiguration(
+                abstract: "Print the CSR of an intermediate waiting for an external CA.")
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
@@ -84,7 +93,8 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct Import: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Install the certificate an external CA issued, with its chain.")
+            static let configuration = CommandConfiguration(
+                abstract: "Install the certificate an external CA issued, with its chain.")
             @OptionGroup var api: APIOptions
             @Argument var id: String
             @Option(help: "PEM certificate file") var certificate: String
@@ -92,7 +102,9 @@ struct PKICommand: AsyncParsableCommand {
             func run() async throws {
                 let r = await api.call(
                     .POST, "/api/v1/pki/cas/\(id)/import-certificate",
-                    body: ["certificate": PKICommand.readFile(certificate), "certificateChain": PKICommand.readFile(chain)])
+                    body: [
+                        "certificate": PKICommand.readFile(certificate), "certificateChain": PKICommand.readFile(chain),
+                    ])
                 api.show(field(r, "ca"), columns: PKICommand.caColumns)
             }
         }
@@ -105,7 +117,10 @@ struct PKICommand: AsyncParsableCommand {
                 guard let seconds = durationSeconds(ttl) else { fail("--ttl must be like 1825d") }
                 let r = await api.call(
                     .POST, "/api/v1/pki/cas/\(id)/renew",
-                    body: ["notAfter": ISO8601DateFormatter().string(from: Date().addingTimeInterval(TimeInterval(seconds)))])
+                    body: [
+                        "notAfter": ISO8601DateFormatter().string(
+                            from: Date().addingTimeInterval(TimeInterval(seconds)))
+                    ])
                 api.show(field(r, "ca"), columns: PKICommand.caColumns)
             }
         }
@@ -134,18 +149,22 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/projects/\(project)/pki/templates", "templates"), columns: ["id", "project", "createdAt"])
+                api.show(
+                    await api.allPages("/api/v1/projects/\(project)/pki/templates", "templates"),
+                    columns: ["id", "project", "createdAt"])
             }
         }
     }
 
     struct Profile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "profile", abstract: "Certificate profiles.", subcommands: [Create.self, List.self, ACMEEAB.self])
+            commandName: "profile", abstract: "Certificate profiles.",
+            subcommands: [Create.self, List.self, ACMEEAB.self])
 
         struct ACMEEAB: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "acme-eab", abstract: "Show an ACME profile's external account binding (for certbot --eab-kid/--eab-hmac-key).")
+                commandName: "acme-eab",
+                abstract: "Show an ACME profile's external account binding (for certbot --eab-kid/--eab-hmac-key).")
             @OptionGroup var api: APIOptions
             @Argument(help: "Profile id or slug") var profile: String
             func run() async throws {
@@ -191,14 +210,17 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/projects/\(project)/pki/profiles", "profiles"), columns: ["id", "slug", "enrollment", "caId", "templateId"])
+                api.show(
+                    await api.allPages("/api/v1/projects/\(project)/pki/profiles", "profiles"),
+                    columns: ["id", "slug", "enrollment", "caId", "templateId"])
             }
         }
     }
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Issue under a profile: from a CSR file, or CSR-less (--cn/--san; the key is written to --out once).")
+            abstract:
+                "Issue under a profile: from a CSR file, or CSR-less (--cn/--san; the key is written to --out once).")
         @OptionGroup var api: APIOptions
         @Argument(help: "Profile id or slug") var profile: String
         @Option(help: "PEM CSR file") var csr: String?
@@ -218,10 +240,14 @@ struct PKICommand: AsyncParsableCommand {
             guard let cert = field(r, "certificate") as? [String: Any] else { fail("unexpected response") }
             if let out {
                 try? FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                try (cert["certificate"] as? String ?? "").write(toFile: out + "/certificate.pem", atomically: true, encoding: .utf8)
-                try ((cert["certificateChain"] as? [String]) ?? []).joined().write(toFile: out + "/chain.pem", atomically: true, encoding: .utf8)
+                try (cert["certificate"] as? String ?? "").write(
+                    toFile: out + "/certificate.pem", atomically: true, encoding: .utf8)
+                try ((cert["certificateChain"] as? [String]) ?? []).joined().write(
+                    toFile: out + "/chain.pem", atomically: true, encoding: .utf8)
                 if let key = field(r, "privateKey") as? String {
-                    FileManager.default.createFile(atPath: out + "/private-key.pem", contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+                    FileManager.default.createFile(
+                        atPath: out + "/private-key.pem", contents: Data(key.utf8),
+                        attributes: [.posixPermissions: 0o600])
                 }
             } else if field(r, "privateKey") != nil, api.output != .json {
                 fail("CSR-less issuance returns the private key once: pass --out DIR (or --output json)")
@@ -232,7 +258,8 @@ struct PKICommand: AsyncParsableCommand {
 
     struct Certificates: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "certs", abstract: "List issued certificates by expiry (soonest first), filtered through the store's indexes.")
+            commandName: "certs",
+            abstract: "List issued certificates by expiry (soonest first), filtered through the store's indexes.")
         @OptionGroup var api: APIOptions
         @Option var project: String
         @Option(help: "Issued by this CA (id).") var ca: String?
@@ -240,17 +267,22 @@ struct PKICommand: AsyncParsableCommand {
         @Option(help: "active, revoked or expired.") var status: String?
         @Option(help: "With this common name or subject alternative name.") var name: String?
         @Option(help: "Expiring at or after this time (RFC 3339).") var expiresAfter: String?
-        @Option(help: "Expiring before this time (RFC 3339), e.g. the next 30 days' renewals.") var expiresBefore: String?
+        @Option(help: "Expiring before this time (RFC 3339), e.g. the next 30 days' renewals.") var expiresBefore:
+            String?
         @Flag(help: "Latest expiry first.") var latestFirst = false
         @Option(help: "At most this many.") var max: Int?
         func run() async throws {
             var query: [(String, String)] = []
-            for (k, v) in [("ca", ca), ("profile", profile), ("status", status), ("name", name), ("expiresAfter", expiresAfter), ("expiresBefore", expiresBefore)] {
+            for (k, v) in [
+                ("ca", ca), ("profile", profile), ("status", status), ("name", name), ("expiresAfter", expiresAfter),
+                ("expiresBefore", expiresBefore),
+            ] {
                 if let v { query.append((k, v)) }
             }
             if latestFirst { query.append(("order", "desc")) }
             api.show(
-                await api.allPages("/api/v1/projects/\(project)/pki/certificates", "certificates", query: query, max: max),
+                await api.allPages(
+                    "/api/v1/projects/\(project)/pki/certificates", "certificates", query: query, max: max),
                 columns: PKICommand.certColumns)
         }
     }
@@ -258,7 +290,8 @@ struct PKICommand: AsyncParsableCommand {
     struct Revoke: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument(help: "Serial number (hex)") var serial: String
-        @Option(help: "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, …") var reason = "unspecified"
+        @Option(help: "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, …") var reason =
+            "unspecified"
         func run() async throws {
             let r = await api.call(.POST, "/api/v1/pki/certificates/\(serial)/revoke", body: ["reason": reason])
             api.show(field(r, "certificate"), columns: PKICommand.certColumns)
@@ -281,14 +314,19 @@ struct PKICommand: AsyncParsableCommand {
                 var body: [String: Any] = ["password": password]
                 if let alias { body["alias"] = alias }
                 let bytes = await api.raw(.POST, "/api/v1/pki/certificates/\(serial)/pkcs12", body: body)
-                guard FileManager.default.createFile(atPath: pkcs12, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+                guard
+                    FileManager.default.createFile(
+                        atPath: pkcs12, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+                else {
                     fail("cannot write \(pkcs12)")
                 }
                 print("wrote \(pkcs12) (\(bytes.count) bytes)")
                 return
             }
             let r = await api.call(.GET, "/api/v1/pki/certificates/\(serial)/bundle")
-            for key in ["certificate", "privateKey"] { if let s = field(r, key) as? String { print(s, terminator: "") } }
+            for key in ["certificate", "privateKey"] {
+                if let s = field(r, key) as? String { print(s, terminator: "") }
+            }
             for s in (field(r, "certificateChain") as? [String]) ?? [] { print(s, terminator: "") }
         }
     }

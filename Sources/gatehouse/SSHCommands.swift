@@ -6,7 +6,8 @@ struct SSHCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ssh", abstract: "SSH certificate authority: CAs, certificates, hosts, login mappings, connect.",
         subcommands: [
-            CA.self, IssueUserCert.self, IssueHostCert.self, Certificates.self, Revoke.self, KRL.self, HostGroup.self, AddHost.self,
+            CA.self, IssueUserCert.self, IssueHostCert.self, Certificates.self, Revoke.self, KRL.self, HostGroup.self,
+            AddHost.self,
             Hosts.self, Connect.self,
         ])
 
@@ -15,7 +16,10 @@ struct SSHCommand: AsyncParsableCommand {
     static let hostColumns = ["id", "hostname", "port", "hostGroupId", "loginMappings"]
 
     static func write(_ text: String, to path: String, mode: Int = 0o644) {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        else {
             fail("cannot write \(path)")
         }
     }
@@ -24,13 +28,16 @@ struct SSHCommand: AsyncParsableCommand {
     static func mappings(_ values: [String]) -> [[String: Any]] {
         values.map { v in
             let parts = v.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { fail("--login-mapping must be LOGIN=IDENTITY[,IDENTITY…]") }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                fail("--login-mapping must be LOGIN=IDENTITY[,IDENTITY…]")
+            }
             return ["login": String(parts[0]), "allowedIdentities": parts[1].split(separator: ",").map(String.init)]
         }
     }
 
     struct CA: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ca", abstract: "SSH CAs.", subcommands: [Create.self, List.self, Get.self])
+        static let configuration = CommandConfiguration(
+            commandName: "ca", abstract: "SSH CAs.", subcommands: [Create.self, List.self, Get.self])
 
         struct Create: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
@@ -43,7 +50,10 @@ struct SSHCommand: AsyncParsableCommand {
             @Option(help: "Maximum host certificate lifetime (default 365d)") var maxHostTTL: String?
             func run() async throws {
                 var body: [String: Any] = ["name": name]
-                for (k, v) in [("keyAlgorithm", keyAlgorithm), ("userTTL", userTTL), ("maxUserTTL", maxUserTTL), ("hostTTL", hostTTL), ("maxHostTTL", maxHostTTL)] {
+                for (k, v) in [
+                    ("keyAlgorithm", keyAlgorithm), ("userTTL", userTTL), ("maxUserTTL", maxUserTTL),
+                    ("hostTTL", hostTTL), ("maxHostTTL", maxHostTTL),
+                ] {
                     if let v { body[k] = v }
                 }
                 let r = await api.call(.POST, "/api/v1/projects/\(project)/ssh/cas", body: body)
@@ -54,36 +64,47 @@ struct SSHCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/projects/\(project)/ssh/cas", "cas"), columns: SSHCommand.caColumns)
+                api.show(
+                    await api.allPages("/api/v1/projects/\(project)/ssh/cas", "cas"), columns: SSHCommand.caColumns)
             }
         }
         struct Get: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show a CA; --public-key prints only its key line.")
+            static let configuration = CommandConfiguration(
+                abstract: "Show a CA; --public-key prints only its key line.")
             @OptionGroup var api: APIOptions
             @Argument var id: String
             @Flag var publicKey = false
             func run() async throws {
                 let ca = field(await api.call(.GET, "/api/v1/ssh/cas/\(id)"), "ca")
-                if publicKey { print(field(ca, "publicKey") as? String ?? "") } else { api.show(ca, columns: SSHCommand.caColumns) }
+                if publicKey {
+                    print(field(ca, "publicKey") as? String ?? "")
+                } else {
+                    api.show(ca, columns: SSHCommand.caColumns)
+                }
             }
         }
     }
 
     struct IssueUserCert: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "issue-user-cert", abstract: "Sign a user key; writes KEY-cert.pub next to KEY.pub (or --out).")
+            commandName: "issue-user-cert", abstract: "Sign a user key; writes KEY-cert.pub next to KEY.pub (or --out)."
+        )
         @OptionGroup var api: APIOptions
         @Option var ca: String
         @Option(help: "The user's public key file (.pub)") var publicKey: String
-        @Option(name: .customLong("principal"), help: "Login name the certificate is valid for (repeatable)") var principals: [String]
+        @Option(name: .customLong("principal"), help: "Login name the certificate is valid for (repeatable)")
+        var principals: [String]
         @Option var keyId: String?
         @Option(help: "Lifetime, e.g. 1h (default and cap from the CA)") var ttl: String?
         @Option var forceCommand: String?
         @Option(help: "Comma-separated addresses/CIDRs the certificate may be used from") var sourceAddress: String?
-        @Option(name: .customLong("extension"), help: "permit-pty (default), permit-port-forwarding, … (repeatable)") var extensions: [String] = []
+        @Option(name: .customLong("extension"), help: "permit-pty (default), permit-port-forwarding, … (repeatable)")
+        var extensions: [String] = []
         @Option var out: String?
         func run() async throws {
-            var body: [String: Any] = ["type": "user", "publicKey": PKICommand.readFile(publicKey), "principals": principals]
+            var body: [String: Any] = [
+                "type": "user", "publicKey": PKICommand.readFile(publicKey), "principals": principals,
+            ]
             if let keyId { body["keyId"] = keyId }
             if let ttl { body["ttl"] = ttl }
             var options: [String: String] = [:]
@@ -100,7 +121,8 @@ struct SSHCommand: AsyncParsableCommand {
 
     struct IssueHostCert: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "issue-host-cert", abstract: "Sign a host key for a registered host (principal: its hostname).")
+            commandName: "issue-host-cert", abstract: "Sign a host key for a registered host (principal: its hostname)."
+        )
         @OptionGroup var api: APIOptions
         @Option(help: "Host id or hostname") var host: String
         @Option(help: "The host's public key file") var publicKey: String
@@ -109,7 +131,8 @@ struct SSHCommand: AsyncParsableCommand {
         func run() async throws {
             var body: [String: Any] = ["publicKey": PKICommand.readFile(publicKey)]
             if let ttl { body["ttl"] = ttl }
-            let cert = field(await api.call(.POST, "/api/v1/ssh/hosts/\(host)/host-certificate", body: body), "certificate")
+            let cert = field(
+                await api.call(.POST, "/api/v1/ssh/hosts/\(host)/host-certificate", body: body), "certificate")
             let path = out ?? (publicKey.hasSuffix(".pub") ? String(publicKey.dropLast(4)) : publicKey) + "-cert.pub"
             SSHCommand.write((field(cert, "certificate") as? String ?? "") + "\n", to: path)
             api.show(cert, columns: SSHCommand.certColumns)
@@ -128,37 +151,47 @@ struct SSHCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke an SSH certificate by serial (it enters the CA's KRL).")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke an SSH certificate by serial (it enters the CA's KRL).")
         @OptionGroup var api: APIOptions
         @Argument var serial: String
         func run() async throws {
-            api.show(field(await api.call(.POST, "/api/v1/ssh/certificates/\(serial)/revoke"), "certificate"), columns: SSHCommand.certColumns)
+            api.show(
+                field(await api.call(.POST, "/api/v1/ssh/certificates/\(serial)/revoke"), "certificate"),
+                columns: SSHCommand.certColumns)
         }
     }
 
     struct KRL: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write the CA's key revocation list (sshd RevokedKeys).")
+        static let configuration = CommandConfiguration(
+            abstract: "Write the CA's key revocation list (sshd RevokedKeys).")
         @OptionGroup var api: APIOptions
         @Argument var ca: String
         @Option var out: String
         func run() async throws {
             let bytes = await api.raw(.GET, "/ssh/krl/\(ca).krl", anonymous: true)
-            guard FileManager.default.createFile(atPath: out, contents: Data(bytes), attributes: [.posixPermissions: 0o644]) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: out, contents: Data(bytes), attributes: [.posixPermissions: 0o644])
+            else {
                 fail("cannot write \(out)")
             }
         }
     }
 
     struct HostGroup: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "host-group", abstract: "Host groups.", subcommands: [Create.self, List.self])
+        static let configuration = CommandConfiguration(
+            commandName: "host-group", abstract: "Host groups.", subcommands: [Create.self, List.self])
         struct Create: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             @Option var name: String
-            @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings: [String] = []
+            @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings:
+                [String] = []
             func run() async throws {
                 let r = await api.call(
-                    .POST, "/api/v1/projects/\(project)/ssh/host-groups", body: ["name": name, "loginMappings": SSHCommand.mappings(mappings)])
+                    .POST, "/api/v1/projects/\(project)/ssh/host-groups",
+                    body: ["name": name, "loginMappings": SSHCommand.mappings(mappings)])
                 api.show(field(r, "hostGroup"), columns: ["id", "name", "loginMappings"])
             }
         }
@@ -166,7 +199,9 @@ struct SSHCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(await api.allPages("/api/v1/projects/\(project)/ssh/host-groups", "hostGroups"), columns: ["id", "name", "loginMappings"])
+                api.show(
+                    await api.allPages("/api/v1/projects/\(project)/ssh/host-groups", "hostGroups"),
+                    columns: ["id", "name", "loginMappings"])
             }
         }
     }
@@ -174,7 +209,9 @@ struct SSHCommand: AsyncParsableCommand {
     struct AddHost: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add-host",
-            abstract: "Register a host; with --host-key, sign it and write the host certificate and the user CA key to --out-dir.")
+            abstract:
+                "Register a host; with --host-key, sign it and write the host certificate and the user CA key to --out-dir."
+        )
         @OptionGroup var api: APIOptions
         @Option var project: String
         @Option var hostname: String
@@ -182,12 +219,16 @@ struct SSHCommand: AsyncParsableCommand {
         @Option var hostGroup: String?
         @Option(help: "SSH CA id that signs user certificates for this host") var userCa: String
         @Option(help: "SSH CA id that signs the host certificate") var hostCa: String
-        @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings: [String] = []
+        @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings:
+            [String] = []
         @Option(help: "The host's public key file (e.g. /etc/ssh/ssh_host_ed25519_key.pub)") var hostKey: String?
         @Option var ttl: String?
         @Option(help: "Where to write <key>-cert.pub and user_ca.pub (default: next to --host-key)") var outDir: String?
         func run() async throws {
-            var body: [String: Any] = ["hostname": hostname, "userCaId": userCa, "hostCaId": hostCa, "loginMappings": SSHCommand.mappings(mappings)]
+            var body: [String: Any] = [
+                "hostname": hostname, "userCaId": userCa, "hostCaId": hostCa,
+                "loginMappings": SSHCommand.mappings(mappings),
+            ]
             if let port { body["port"] = port }
             if let hostGroup { body["hostGroup"] = hostGroup }
             if let hostKey { body["hostPublicKey"] = PKICommand.readFile(hostKey) }
@@ -196,7 +237,8 @@ struct SSHCommand: AsyncParsableCommand {
             if let hostKey {
                 let dir = outDir ?? (hostKey as NSString).deletingLastPathComponent
                 let base = ((hostKey as NSString).lastPathComponent as NSString).deletingPathExtension
-                SSHCommand.write((field(host, "hostCertificate") as? String ?? "") + "\n", to: dir + "/" + base + "-cert.pub")
+                SSHCommand.write(
+                    (field(host, "hostCertificate") as? String ?? "") + "\n", to: dir + "/" + base + "-cert.pub")
                 SSHCommand.write((field(host, "userCAPublicKey") as? String ?? "") + "\n", to: dir + "/user_ca.pub")
             }
             api.show(host, columns: SSHCommand.hostColumns)
@@ -208,14 +250,18 @@ struct SSHCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(await api.allPages("/api/v1/projects/\(project)/ssh/hosts", "hosts"), columns: SSHCommand.hostColumns)
+            api.show(
+                await api.allPages("/api/v1/projects/\(project)/ssh/hosts", "hosts"), columns: SSHCommand.hostColumns)
         }
     }
 
     struct Connect: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Log in to a registered host with a fresh key and a short-lived certificate (runs the system ssh).",
-            discussion: "The key never leaves this machine; the certificate's only principal is the login your mappings allow. Arguments after -- go to ssh (e.g. a remote command).")
+            abstract:
+                "Log in to a registered host with a fresh key and a short-lived certificate (runs the system ssh).",
+            discussion:
+                "The key never leaves this machine; the certificate's only principal is the login your mappings allow. Arguments after -- go to ssh (e.g. a remote command)."
+        )
         @OptionGroup var api: APIOptions
         @Argument(help: "Host id or hostname") var host: String
         @Option var login: String?
@@ -225,14 +271,21 @@ struct SSHCommand: AsyncParsableCommand {
         @Argument(parsing: .postTerminator) var sshArguments: [String] = []
 
         func run() async throws {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ssh-\(UUID().uuidString)").path
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700]) } catch {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "gatehouse-ssh-\(UUID().uuidString)"
+            ).path
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            } catch {
                 fail("cannot create \(dir)")
             }
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let keygen = Process()
             keygen.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            keygen.arguments = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gatehouse-connect", "-f", dir + "/id_ed25519"]
+            keygen.arguments = [
+                "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gatehouse-connect", "-f", dir + "/id_ed25519",
+            ]
             do { try keygen.run() } catch { fail("cannot run ssh-keygen: \(error)") }
             keygen.waitUntilExit()
             guard keygen.terminationStatus == 0 else { fail("ssh-keygen failed") }
@@ -240,7 +293,8 @@ struct SSHCommand: AsyncParsableCommand {
             if let login { body["login"] = login }
             if let ttl { body["ttl"] = ttl }
             let grant = await api.call(.POST, "/api/v1/ssh/hosts/\(host)/connect", body: body)
-            guard let cert = field(field(grant, "certificate"), "certificate") as? String, let knownHosts = field(grant, "knownHostsLine") as? String,
+            guard let cert = field(field(grant, "certificate"), "certificate") as? String,
+                let knownHosts = field(grant, "knownHostsLine") as? String,
                 let hostname = field(grant, "hostname") as? String, let port = field(grant, "port") as? Int,
                 let chosen = field(grant, "login") as? String
             else { fail("unexpected answer from the API") }
@@ -256,11 +310,14 @@ struct SSHCommand: AsyncParsableCommand {
             SSHCommand.write(trust, to: dir + "/known_hosts", mode: 0o600)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                ssh, "-F", "/dev/null", "-i", dir + "/id_ed25519", "-o", "CertificateFile=\(dir)/id_ed25519-cert.pub", "-o", "IdentitiesOnly=yes",
-                "-o", "UserKnownHostsFile=\(dir)/known_hosts", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-                "-p", String(port), "-l", chosen,
-            ] + alias + [address ?? hostname] + sshArguments
+            process.arguments =
+                [
+                    ssh, "-F", "/dev/null", "-i", dir + "/id_ed25519", "-o",
+                    "CertificateFile=\(dir)/id_ed25519-cert.pub", "-o", "IdentitiesOnly=yes",
+                    "-o", "UserKnownHostsFile=\(dir)/known_hosts", "-o", "GlobalKnownHostsFile=/dev/null", "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-p", String(port), "-l", chosen,
+                ] + alias + [address ?? hostname] + sshArguments
             do { try process.run() } catch { fail("cannot run \(ssh): \(error)") }
             process.waitUntilExit()
             try? FileManager.default.removeItem(atPath: dir)

@@ -35,16 +35,23 @@ struct TunnelCommand: ParsableCommand {
                 print("relay:        \(status["relay"] as? String ?? "?")")
                 print("since:        \(status["since"] as? String ?? "?")")
                 print("sessions:     \(status["sessions"] as? Int ?? 0)")
-                print("connections:  \(status["activeConnections"] as? Int ?? 0) active, \(status["totalConnections"] as? Int ?? 0) total")
-                print("bytes:        \(status["bytesFromRelay"] as? Int ?? 0) from relay, \(status["bytesToRelay"] as? Int ?? 0) to relay")
+                print(
+                    "connections:  \(status["activeConnections"] as? Int ?? 0) active, \(status["totalConnections"] as? Int ?? 0) total"
+                )
+                print(
+                    "bytes:        \(status["bytesFromRelay"] as? Int ?? 0) from relay, \(status["bytesToRelay"] as? Int ?? 0) to relay"
+                )
                 if let next = status["nextAttempt"] as? String { print("next attempt: \(next)") }
                 if let error = status["lastError"] as? String { print("last error:   \(error)") }
                 for f in status["forwards"] as? [[String: Any]] ?? [] {
                     let bound = (f["boundPort"] as? Int).map { " (bound port \($0))" } ?? ""
                     let error = (f["error"] as? String).map { ": \($0)" } ?? ""
-                    let name = f["name"] as? String ?? "?", target = f["target"] as? String ?? "?"
+                    let name = f["name"] as? String ?? "?"
+                    let target = f["target"] as? String ?? "?"
                     let exposed = name == target ? target : "\(name) (\(target))"
-                    print("forward:      \(f["listen"] as? String ?? "?") → \(exposed) \(f["state"] as? String ?? "?")\(bound)\(error)")
+                    print(
+                        "forward:      \(f["listen"] as? String ?? "?") → \(exposed) \(f["state"] as? String ?? "?")\(bound)\(error)"
+                    )
                 }
             }
             if status["state"] as? String != "established" { throw ExitCode(3) }
@@ -54,23 +61,32 @@ struct TunnelCommand: ParsableCommand {
     struct RelayConfig: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "relay-config",
-            abstract: "Print the sshd_config and authorized_keys snippets that restrict the relay account to exactly the configured forwards.")
+            abstract:
+                "Print the sshd_config and authorized_keys snippets that restrict the relay account to exactly the configured forwards."
+        )
         @OptionGroup var options: ConfigOptions
-        @Option(help: "Forward (EXPOSE=LISTEN_HOST:PORT) when [tunnel] is not configured; repeatable.") var forward: [String] = []
+        @Option(help: "Forward (EXPOSE=LISTEN_HOST:PORT) when [tunnel] is not configured; repeatable.") var forward:
+            [String] = []
         @Option(help: "Relay account name (default: tunnel.user).") var user: String?
         @Flag(help: "Print only the authorized_keys line.") var authorizedKeys = false
 
         func run() throws {
             let config = try options.load()
-            var listens: [(host: String, port: Int)] = config.tunnel?.forwards.map { ($0.remoteHost, $0.remotePort) } ?? []
+            var listens: [(host: String, port: Int)] =
+                config.tunnel?.forwards.map { ($0.remoteHost, $0.remotePort) } ?? []
             for f in forward {
-                guard let listen = f.split(separator: "=", maxSplits: 1).last.flatMap({ ConfigurationLoader.splitHostPort(String($0)) }) else {
+                guard
+                    let listen = f.split(separator: "=", maxSplits: 1).last.flatMap({
+                        ConfigurationLoader.splitHostPort(String($0))
+                    })
+                else {
                     throw ValidationError("--forward '\(f)' must be EXPOSE=LISTEN_HOST:PORT")
                 }
                 listens.append(listen)
             }
             guard !listens.isEmpty else {
-                throw ValidationError("no forwards: enable [tunnel] with tunnel.forwards, or pass --forward EXPOSE=LISTEN_HOST:PORT")
+                throw ValidationError(
+                    "no forwards: enable [tunnel] with tunnel.forwards, or pass --forward EXPOSE=LISTEN_HOST:PORT")
             }
             let account = user ?? config.tunnel?.user ?? "gatehouse"
             let keyPath = config.tunnel?.keyPath ?? GatewayKey.defaultPath(dataDirectory: config.dataDirectory)

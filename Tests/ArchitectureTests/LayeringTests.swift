@@ -22,7 +22,9 @@ import Testing
             for line in text.split(separator: "\n") {
                 let words = line.split(separator: " ").map(String.init)
                 if let i = words.firstIndex(of: "import"), i + 1 < words.count,
-                    words[..<i].allSatisfy({ ["@preconcurrency", "public", "internal", "package", "@testable"].contains($0) })
+                    words[..<i].allSatisfy({
+                        ["@preconcurrency", "public", "internal", "package", "@testable"].contains($0)
+                    })
                 {
                     out.append((file, words[i + 1]))
                 }
@@ -41,12 +43,18 @@ import Testing
 
     @Test func frontEndsDoNotImportEngineOrStorage() throws {
         let frontEnds = self.frontEnds
-        #expect(Set(["HTTPFrontEnd", "KMIPFrontEnd", "PGProxyFrontEnd", "KMIPService"]).isSubset(of: frontEnds), "\(frontEnds)")
+        #expect(
+            Set(["HTTPFrontEnd", "KMIPFrontEnd", "PGProxyFrontEnd", "KMIPService"]).isSubset(of: frontEnds),
+            "\(frontEnds)")
         for target in frontEnds {
             for (file, module) in try imports(of: target) {
-                #expect(!["Engine", "StorageAPI", "StorageSQLite", "StoragePostgres"].contains(module), "\(target)/\(file) imports \(module)")
+                #expect(
+                    !["Engine", "StorageAPI", "StorageSQLite", "StoragePostgres"].contains(module),
+                    "\(target)/\(file) imports \(module)")
                 // Front ends share protocol services (KMIPService), never each other.
-                #expect(!module.hasSuffix("FrontEnd") || module == target, "\(target)/\(file) imports the front end \(module)")
+                #expect(
+                    !module.hasSuffix("FrontEnd") || module == target,
+                    "\(target)/\(file) imports the front end \(module)")
             }
         }
     }
@@ -57,7 +65,9 @@ import Testing
         let whole = try NSRegularExpression(pattern: #"(any|some|:)\s*Engine\b|<\w+:\s*Engine\b"#)
         for target in frontEnds {
             let dir = Self.root.appendingPathComponent("Sources/\(target)")
-            let files = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".swift") }
+            let files = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String] ?? []).filter {
+                $0.hasSuffix(".swift")
+            }
             #expect(!files.isEmpty)
             for file in files {
                 let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
@@ -71,7 +81,8 @@ import Testing
         for target in ["TTLV", "KMIPProtocol", "ACMEProtocol", "ESTProtocol", "SSHProtocol", "PGWire", "Recording"] {
             for (file, module) in try imports(of: target) {
                 #expect(
-                    !["NIOPosix", "NIOSSL", "Hummingbird", "EngineAPI", "Engine"].contains(module), "\(target)/\(file) imports \(module)")
+                    !["NIOPosix", "NIOSSL", "Hummingbird", "EngineAPI", "Engine"].contains(module),
+                    "\(target)/\(file) imports \(module)")
             }
         }
     }
@@ -81,7 +92,8 @@ import Testing
     @Test func libssh2StaysInTheTunnelTarget() throws {
         // Every Swift target (the C system-library targets hold only a module map).
         let swiftTargets = targets.filter {
-            !FileManager.default.fileExists(atPath: Self.root.appendingPathComponent("Sources/\($0)/module.modulemap").path)
+            !FileManager.default.fileExists(
+                atPath: Self.root.appendingPathComponent("Sources/\($0)/module.modulemap").path)
         }
         #expect(swiftTargets.contains("SSHTunnel") && swiftTargets.count >= 20, "\(swiftTargets)")
         for target in swiftTargets {

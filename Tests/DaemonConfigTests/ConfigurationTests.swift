@@ -26,11 +26,15 @@ func write(_ text: String) throws -> String {
 
     /// The annotated file says "every key below shows its default": each value in it is the built-in default.
     @Test func annotatedFileShowsTheBuiltInDefaults() throws {
-        let doc = try TOMLDocument(parsing: String(contentsOfFile: repositoryRoot + "/Config/gatehouse.toml", encoding: .utf8))
+        let doc = try TOMLDocument(
+            parsing: String(contentsOfFile: repositoryRoot + "/Config/gatehouse.toml", encoding: .utf8))
         let defaults = ConfigurationLoader.defaultValues
         #expect(!doc.entries.isEmpty)
         for (path, entry) in doc.entries.sorted(by: { $0.key < $1.key }) {
-            #expect(defaults[path] == entry.value, "Config/gatehouse.toml:\(entry.line) \(path) = \(entry.value), built in: \(defaults[path].map { "\($0)" } ?? "none")")
+            #expect(
+                defaults[path] == entry.value,
+                "Config/gatehouse.toml:\(entry.line) \(path) = \(entry.value), built in: \(defaults[path].map { "\($0)" } ?? "none")"
+            )
         }
         // The loaded values agree too (no default applied elsewhere behind the key's back).
         let none = try ConfigurationLoader.load(file: nil, environment: [:])
@@ -39,7 +43,10 @@ func write(_ text: String) throws -> String {
             func entry(_ key: String) -> TOMLValue? { doc.entries["listeners.\(name).\(key)"]?.value }
             #expect(entry("max_connections") == .integer(Int64(l.maxConnections)), "\(name).max_connections")
             #expect(entry("max_message_size") == .integer(Int64(l.maxMessageSize)), "\(name).max_message_size")
-            for (key, value) in [("idle_timeout", l.idleTimeout), ("handshake_timeout", l.handshakeTimeout), ("login_timeout", l.loginTimeout)] {
+            for (key, value) in [
+                ("idle_timeout", l.idleTimeout), ("handshake_timeout", l.handshakeTimeout),
+                ("login_timeout", l.loginTimeout),
+            ] {
                 if case .string(let text)? = entry(key) {
                     #expect(ConfigurationLoader.parseDuration(text) == value, "\(name).\(key)")
                 } else {
@@ -63,13 +70,16 @@ func write(_ text: String) throws -> String {
         #expect(t.keyPath == ".gatehouse/tunnel/gateway_ed25519")
         #expect(t.forwards.count == 2)
         #expect(t.forwards[0].expose == "https" && t.forwards[0].targetHost == nil && t.forwards[0].remotePort == 8443)
-        #expect(t.forwards[1].targetHost == "127.0.0.1" && t.forwards[1].targetPort == 5432 && t.forwards[1].remoteHost == "::1")
+        #expect(
+            t.forwards[1].targetHost == "127.0.0.1" && t.forwards[1].targetPort == 5432
+                && t.forwards[1].remoteHost == "::1")
         #expect(t.keepaliveInterval == .seconds(30) && t.keepaliveCountMax == 3)
         #expect(try ConfigurationLoader.load(file: nil, environment: [:]).tunnel == nil, "disabled by default")
 
         func problems(_ env: [String: String]) -> String {
             do {
-                _ = try ConfigurationLoader.load(file: nil, environment: ["GATEHOUSE_TUNNEL_ENABLED": "true"].merging(env) { $1 })
+                _ = try ConfigurationLoader.load(
+                    file: nil, environment: ["GATEHOUSE_TUNNEL_ENABLED": "true"].merging(env) { $1 })
                 return ""
             } catch { return "\(error)" }
         }
@@ -115,7 +125,8 @@ func write(_ text: String) throws -> String {
         let pooled = try ConfigurationLoader.load(
             file: path,
             environment: [
-                "GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": "postgres://u:p@pooler:6432/gh",
+                "GATEHOUSE_STORAGE_BACKEND": "postgres",
+                "GATEHOUSE_STORAGE_POSTGRES_URL": "postgres://u:p@pooler:6432/gh",
                 "GATEHOUSE_STORAGE_POSTGRES_PREPARED_STATEMENTS": "false",
             ], dataDirectoryOverride: nil)
         #expect(pooled.storage == .postgres(url: "postgres://u:p@pooler:6432/gh", preparedStatements: false))
@@ -152,7 +163,9 @@ func write(_ text: String) throws -> String {
     }
 
     @Test func syntaxErrorsNameTheLine() throws {
-        for (text, line) in [("a = \"unterminated\n", 1), ("\n\n[broken\n", 3), ("x = what\n", 1), ("a = 1\na = 2\n", 2)] {
+        for (text, line) in [
+            ("a = \"unterminated\n", 1), ("\n\n[broken\n", 3), ("x = what\n", 1), ("a = 1\na = 2\n", 2),
+        ] {
             let path = try write(text)
             #expect(throws: ConfigurationError.self) { _ = try ConfigurationLoader.load(file: path, environment: [:]) }
             do { _ = try ConfigurationLoader.load(file: path, environment: [:]) } catch let e as ConfigurationError {
@@ -162,7 +175,9 @@ func write(_ text: String) throws -> String {
     }
 
     @Test func missingFileAndPostgresWithoutURL() throws {
-        #expect(throws: ConfigurationError.self) { _ = try ConfigurationLoader.load(file: "/nonexistent/gh.toml", environment: [:]) }
+        #expect(throws: ConfigurationError.self) {
+            _ = try ConfigurationLoader.load(file: "/nonexistent/gh.toml", environment: [:])
+        }
         do {
             _ = try ConfigurationLoader.load(file: nil, environment: ["GATEHOUSE_STORAGE_BACKEND": "postgres"])
             Issue.record("expected an error")

@@ -52,11 +52,15 @@ import Testing
                 [
                     sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", certs + "/ca.crt", "--cert",
                     certs + "/admin.crt", "--key", certs + "/admin.key", "--keyform", "PEM",
-                ] + (listener == "postgres" ? ["--starttls", "postgres"] : []) + ["localhost:\(daemon.ports[listener] ?? 0)"], timeout: 180)
+                ] + (listener == "postgres" ? ["--starttls", "postgres"] : []) + [
+                    "localhost:\(daemon.ports[listener] ?? 0)"
+                ], timeout: 180)
             #expect(out.status == 0, "sslyze \(listener): \(out.stdout.suffix(1500))")
             #expect(out.stdout.contains("OK - Compliant"), "\(listener)")
             // SSL 2.0, SSL 3.0, TLS 1.0 and TLS 1.1 each: every suite rejected.
-            #expect(out.stdout.components(separatedBy: "the server rejected all cipher suites").count - 1 >= 4, "\(listener)")
+            #expect(
+                out.stdout.components(separatedBy: "the server rejected all cipher suites").count - 1 >= 4,
+                "\(listener)")
             #expect(out.stdout.contains("The server accepted the following"), "\(listener)")
         }
         #expect(daemon.stop() == 0)
@@ -69,7 +73,8 @@ import Testing
         let first = try DaemonProcess(directory: dir.path)
         try first.waitUntilListening()
         let ephemeral = [
-            "GATEHOUSE_LISTENERS_HTTPS_PORT": "0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT": "0", "GATEHOUSE_LISTENERS_KMIP_PORT": "0",
+            "GATEHOUSE_LISTENERS_HTTPS_PORT": "0", "GATEHOUSE_LISTENERS_OPERATIONS_PORT": "0",
+            "GATEHOUSE_LISTENERS_KMIP_PORT": "0",
             "GATEHOUSE_LISTENERS_POSTGRES_PORT": "0",
         ]
         let second = try gatehouse(["serve"], cwd: dir.path, env: ephemeral)
@@ -98,7 +103,8 @@ import Testing
         let check = try gatehouse(["config", "check", bad], cwd: dir.path)
         #expect(check.status == 1)
         #expect(check.stderr.contains("listeners.https.port"))
-        let good = try gatehouse(["config", "check", ProcessRunner.repositoryRoot + "/Config/gatehouse.toml"], cwd: dir.path)
+        let good = try gatehouse(
+            ["config", "check", ProcessRunner.repositoryRoot + "/Config/gatehouse.toml"], cwd: dir.path)
         #expect(good.status == 0, "\(good.stderr)")
 
         // A wrong root key.
@@ -128,7 +134,8 @@ import Testing
 
         // A store file that is not a database.
         let garbage = try initialized()
-        try Data(repeating: 0x5a, count: 16384).write(to: URL(fileURLWithPath: garbage.path + "/.gatehouse/gatehouse.sqlite"))
+        try Data(repeating: 0x5a, count: 16384).write(
+            to: URL(fileURLWithPath: garbage.path + "/.gatehouse/gatehouse.sqlite"))
         let g = try gatehouse(["serve"], cwd: garbage.path)
         #expect(g.status != 0)
         #expect(g.stderr.contains("SQLite store"))
@@ -136,7 +143,10 @@ import Testing
         // An unreachable PostgreSQL.
         let p = try gatehouse(
             ["serve"], cwd: dir.path,
-            env: ["GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": "postgres://x:y@127.0.0.1:1/none?sslmode=disable"])
+            env: [
+                "GATEHOUSE_STORAGE_BACKEND": "postgres",
+                "GATEHOUSE_STORAGE_POSTGRES_URL": "postgres://x:y@127.0.0.1:1/none?sslmode=disable",
+            ])
         #expect(p.status != 0)
         #expect(p.stderr.contains("storage"))
     }
@@ -159,19 +169,26 @@ import Testing
             let config = curlPostBatch(
                 (0..<perCycle).map { i in
                     let name = "k-\(cycle)-\(i)"
-                    return (name, "\(daemon.httpsBase)/api/v1/projects/crash/secrets/\(name)", "{\"value\":\"value-of-\(name)\"}")
+                    return (
+                        name, "\(daemon.httpsBase)/api/v1/projects/crash/secrets/\(name)",
+                        "{\"value\":\"value-of-\(name)\"}"
+                    )
                 }, certs: daemon.dataDirectory + "/certs")
             let (writer, outPath) = try startCurlBatch(config, at: dir.path + "/writes-\(cycle)")
             usleep(UInt32.random(in: 300_000...900_000))
             daemon.signal(SIGKILL)
             kills += 1
             _ = daemon.waitForExit()
-            #expect(daemon.process.terminationReason == .uncaughtSignal && daemon.process.terminationStatus == SIGKILL, "cycle \(cycle): killed by SIGKILL")
+            #expect(
+                daemon.process.terminationReason == .uncaughtSignal && daemon.process.terminationStatus == SIGKILL,
+                "cycle \(cycle): killed by SIGKILL")
             writer.waitUntilExit()
             let lines = try String(contentsOfFile: outPath, encoding: .utf8).split(separator: "\n")
             let acked = lines.filter { $0.hasSuffix(" 201") }.map { String($0.split(separator: " ")[0]) }
             // The kill landed while writes were in flight: some were acknowledged, the rest were cut.
-            #expect(acked.count > 0 && acked.count < perCycle, "cycle \(cycle): \(acked.count) of \(perCycle) writes acknowledged")
+            #expect(
+                acked.count > 0 && acked.count < perCycle,
+                "cycle \(cycle): \(acked.count) of \(perCycle) writes acknowledged")
             acknowledged += acked
         }
         #expect(acknowledged.count > 0, "the writer got some writes acknowledged before each kill")
@@ -185,7 +202,10 @@ import Testing
         var after = ""
         repeat {
             let (_, body, code) = try curl(
-                daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/crash/secrets?limit=1000" + (after.isEmpty ? "" : "&after=\(after)")])
+                daemon.adminCurl + [
+                    daemon.httpsBase + "/api/v1/projects/crash/secrets?limit=1000"
+                        + (after.isEmpty ? "" : "&after=\(after)")
+                ])
             #expect(code == 200)
             guard let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
                 let items = json["secrets"] as? [[String: Any]]
@@ -196,13 +216,16 @@ import Testing
         for name in acknowledged where !listed.contains(name) { lost.append(name) }
         // Spot-check values of a sample through the decrypting read path.
         for name in acknowledged.shuffled().prefix(20) {
-            let (_, body, code) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/crash/secrets/\(name)"])
+            let (_, body, code) = try curl(
+                daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/crash/secrets/\(name)"])
             #expect(code == 200 && body.contains("value-of-\(name)"), "\(name)")
         }
         #expect(daemon.stop() == 0)
         let verify = try gatehouse(["audit", "verify"], cwd: dir.path)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-        print("crash test: \(kills) kills, \(acknowledged.count) acknowledged writes, \(listed.count) stored, \(lost.count) lost")
+        print(
+            "crash test: \(kills) kills, \(acknowledged.count) acknowledged writes, \(listed.count) stored, \(lost.count) lost"
+        )
         #expect(lost.isEmpty, "lost acknowledged writes: \(lost.prefix(10))")
     }
 
@@ -213,17 +236,29 @@ import Testing
         let dir = try freshDirectory()
         func create(_ name: String) -> String {
             let attribute = { (n: String, v: TTLVValue) in
-                TTLVItem(tag: KMIPTag.attribute, .structure([TTLVItem(tag: KMIPTag.attributeName, .textString(n)), TTLVItem(tag: KMIPTag.attributeValue, v)]))
+                TTLVItem(
+                    tag: KMIPTag.attribute,
+                    .structure([
+                        TTLVItem(tag: KMIPTag.attributeName, .textString(n)), TTLVItem(tag: KMIPTag.attributeValue, v),
+                    ]))
             }
-            let request = kmipRequest(version: (1, 4), .create, [
-                TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
-                TTLVItem(tag: KMIPTag.templateAttribute, .structure([
-                    attribute("Cryptographic Algorithm", .enumeration(3)), attribute("Cryptographic Length", .integer(256)),
-                    attribute("Name", .structure([
-                        TTLVItem(tag: KMIPTag.nameValue, .textString(name)), TTLVItem(tag: KMIPTag.nameType, .enumeration(1)),
-                    ])),
-                ])),
-            ])
+            let request = kmipRequest(
+                version: (1, 4), .create,
+                [
+                    TTLVItem(tag: KMIPTag.objectType, .enumeration(KMIPObjectType.symmetricKey.rawValue)),
+                    TTLVItem(
+                        tag: KMIPTag.templateAttribute,
+                        .structure([
+                            attribute("Cryptographic Algorithm", .enumeration(3)),
+                            attribute("Cryptographic Length", .integer(256)),
+                            attribute(
+                                "Name",
+                                .structure([
+                                    TTLVItem(tag: KMIPTag.nameValue, .textString(name)),
+                                    TTLVItem(tag: KMIPTag.nameType, .enumeration(1)),
+                                ])),
+                        ])),
+                ])
             return String(decoding: KMIPJSON.serialize(request), as: UTF8.self)
         }
         var acknowledged = 0
@@ -231,18 +266,23 @@ import Testing
             let daemon = try DaemonProcess(directory: dir.path)
             try daemon.waitUntilListening()
             let config = curlPostBatch(
-                (0..<2000).map { i in ("kmip-\(cycle)-\(i)", daemon.httpsBase + "/kmip", create("kmip-\(cycle)-\(i)")) },
+                (0..<2000).map { i in ("kmip-\(cycle)-\(i)", daemon.httpsBase + "/kmip", create("kmip-\(cycle)-\(i)"))
+                },
                 certs: daemon.dataDirectory + "/certs")
             let (writer, outPath) = try startCurlBatch(config, at: dir.path + "/kmip-\(cycle)")
             // Kill once a few hundred Creates were answered, with the rest still streaming.
             let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline, ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n").count < 200 {
+            while Date() < deadline,
+                ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n").count < 200
+            {
                 usleep(20_000)
             }
             daemon.signal(SIGKILL)
             _ = daemon.waitForExit()
             writer.waitUntilExit()
-            let answered = try String(contentsOfFile: outPath, encoding: .utf8).split(separator: "\n").filter { $0.hasSuffix(" 200") }.count
+            let answered = try String(contentsOfFile: outPath, encoding: .utf8).split(separator: "\n").filter {
+                $0.hasSuffix(" 200")
+            }.count
             #expect(answered >= 200 && answered < 2000, "cycle \(cycle): \(answered) of 2000 answered before the kill")
             acknowledged += answered
         }
@@ -264,7 +304,9 @@ import Testing
         let data = try Self.fixture("sqlite-schema1", in: dir.path)
         let db = data + "/gatehouse.sqlite"
         func schema() throws -> String {
-            try ProcessRunner.run(["sqlite3", "-readonly", db, "SELECT max(version) FROM schema_migrations"], timeout: 30).stdout
+            try ProcessRunner.run(
+                ["sqlite3", "-readonly", db, "SELECT max(version) FROM schema_migrations"], timeout: 30
+            ).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
         #expect(try schema() == "1", "the fixture is schema 1")
@@ -280,7 +322,8 @@ import Testing
     /// The same for a PostgreSQL store: a pg_dump of schema 2 made by the previous build
     /// (Tests/vectors/upgrade/postgres-schema2), restored into a database of its own.
     @Test func aPostgresStoreFromThePreviousSchemaUpgradesInPlace() async throws {
-        guard let base = ProcessInfo.processInfo.environment["PG_TEST_URL"], var url = URLComponents(string: base) else {
+        guard let base = ProcessInfo.processInfo.environment["PG_TEST_URL"], var url = URLComponents(string: base)
+        else {
             if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set but a PostgreSQL server is required") }
             return
         }
@@ -289,19 +332,26 @@ import Testing
         url.path = "/postgres"
         let admin = url.string ?? base
         let setup = try ProcessRunner.run(
-            ["psql", "-X", "-q", admin, "-c", "DROP DATABASE IF EXISTS gatehouse_upgrade", "-c", "CREATE DATABASE gatehouse_upgrade"], timeout: 60)
+            [
+                "psql", "-X", "-q", admin, "-c", "DROP DATABASE IF EXISTS gatehouse_upgrade", "-c",
+                "CREATE DATABASE gatehouse_upgrade",
+            ], timeout: 60)
         #expect(setup.status == 0, "\(setup.stderr)")
         url.path = "/gatehouse_upgrade"
         let target = url.string ?? base
-        let restore = try ProcessRunner.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", target, "-f", data + "/postgres.sql"], timeout: 60)
+        let restore = try ProcessRunner.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", target, "-f", data + "/postgres.sql"], timeout: 60)
         #expect(restore.status == 0, "\(restore.stderr)")
         try FileManager.default.removeItem(atPath: data + "/postgres.sql")
         func schema() throws -> String {
-            try ProcessRunner.run(["psql", "-X", "-At", target, "-c", "SELECT max(version) FROM schema_migrations"], timeout: 30).stdout
+            try ProcessRunner.run(
+                ["psql", "-X", "-At", target, "-c", "SELECT max(version) FROM schema_migrations"], timeout: 30
+            ).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
         #expect(try schema() == "2", "the fixture is schema 2")
-        try checkUpgraded(dir.path, environment: ["GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": target])
+        try checkUpgraded(
+            dir.path, environment: ["GATEHOUSE_STORAGE_BACKEND": "postgres", "GATEHOUSE_STORAGE_POSTGRES_URL": target])
         #expect(try schema() == String(PostgresStorage.schemaVersion), "migrated to the latest schema")
         let storage = try PostgresStorage(url: target, maxConnections: 2)
         try await storage.migrate(indexes: GatehouseEngine.indexCatalog)
@@ -314,7 +364,8 @@ import Testing
     static func fixture(_ name: String, in dir: String) throws -> String {
         let fixture = ProcessRunner.repositoryRoot + "/Tests/vectors/upgrade/" + name
         let data = dir + "/.gatehouse"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for file in try FileManager.default.contentsOfDirectory(atPath: fixture) {
             try FileManager.default.copyItem(atPath: fixture + "/" + file, toPath: data + "/" + file)
             chmod(data + "/" + file, 0o600)
@@ -326,27 +377,39 @@ import Testing
     func checkUpgraded(_ dir: String, environment: [String: String]) throws {
         let daemon = try DaemonProcess(directory: dir, environment: environment)
         try daemon.waitUntilListening()
-        let (_, secret, secretCode) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/app/secrets/db-password"])
+        let (_, secret, secretCode) = try curl(
+            daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/app/secrets/db-password"])
         #expect(secretCode == 200 && secret.contains("upgrade-secret-1"), "\(secret)")
         // KMIP Locate by Name (answered from the name index, built at start) finds each key, and only it.
         for i in [0, 3, 4] {
             let locate = """
                 <RequestMessage><RequestHeader><ProtocolVersion><ProtocolVersionMajor type="Integer" value="1"/><ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion><BatchCount type="Integer" value="1"/></RequestHeader><BatchItem><Operation type="Enumeration" value="Locate"/><RequestPayload><Attribute><AttributeName type="TextString" value="Name"/><AttributeValue><NameValue type="TextString" value="upgrade-key-\(i)"/><NameType type="Enumeration" value="UninterpretedTextString"/></AttributeValue></Attribute></RequestPayload></BatchItem></RequestMessage>
                 """
-            let (_, answer, code) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", locate, daemon.httpsBase + "/kmip"])
-            #expect(code == 200 && answer.components(separatedBy: "<UniqueIdentifier").count == 2, "upgrade-key-\(i): \(answer)")
+            let (_, answer, code) = try curl(
+                daemon.adminCurl + [
+                    "-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", locate, daemon.httpsBase + "/kmip",
+                ])
+            #expect(
+                code == 200 && answer.components(separatedBy: "<UniqueIdentifier").count == 2,
+                "upgrade-key-\(i): \(answer)")
         }
-        let (_, certificates, certCode) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/app/pki/certificates"])
+        let (_, certificates, certCode) = try curl(
+            daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/app/pki/certificates"])
         #expect(certCode == 200 && certificates.contains("app.upgrade.test"), "\(certificates)")
         #expect(daemon.stop() == 0)
         let verify = try gatehouse(["audit", "verify"], cwd: dir, env: environment)
         #expect(verify.status == 0 && verify.stdout.contains("intact"), "\(verify.stdout)\(verify.stderr)")
         // The previous build's single chain became chain "" with its search fields filled in from the bodies; this
         // build appended to its own node's chain.
-        let old = try gatehouse(["audit", "tail", "--type", "secret.create", "--since", "3650d"], cwd: dir, env: environment)
-        #expect(old.status == 0 && old.stdout.contains("\"chain\":\"\"") && old.stdout.contains("db-password"), "\(old.stdout)\(old.stderr)")
+        let old = try gatehouse(
+            ["audit", "tail", "--type", "secret.create", "--since", "3650d"], cwd: dir, env: environment)
+        #expect(
+            old.status == 0 && old.stdout.contains("\"chain\":\"\"") && old.stdout.contains("db-password"),
+            "\(old.stdout)\(old.stderr)")
         let reads = try gatehouse(["audit", "tail", "--type", "secret.read", "-n", "5"], cwd: dir, env: environment)
-        #expect(reads.stdout.contains("db-password") && !reads.stdout.contains("\"chain\":\"\""), "\(reads.stdout)\(reads.stderr)")
+        #expect(
+            reads.stdout.contains("db-password") && !reads.stdout.contains("\"chain\":\"\""),
+            "\(reads.stdout)\(reads.stderr)")
     }
 
     @Test func auditVerifyDetectsTamperingThroughTheCLI() async throws {
@@ -356,7 +419,9 @@ import Testing
         try daemon.ensureProject("p")
         for i in 0..<4 {
             let (_, _, code) = try curl(
-                daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"v\(i)\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/s\(i)"])
+                daemon.adminCurl + [
+                    "-X", "POST", "-d", "{\"value\":\"v\(i)\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/s\(i)",
+                ])
             #expect(code == 201)
         }
         #expect(daemon.stop() == 0)
@@ -377,7 +442,9 @@ import Testing
         // Hiding an event from searches by editing its searchable type is caught.
         try await tamper("UPDATE audit_log SET type = 'secret.list' WHERE seq = 3")
         let hidden = try gatehouse(["audit", "verify"], cwd: dir.path)
-        #expect(hidden.status == 2 && hidden.stdout.contains("event 3") && hidden.stdout.contains("search fields"), "\(hidden.stdout)")
+        #expect(
+            hidden.status == 2 && hidden.stdout.contains("event 3") && hidden.stdout.contains("search fields"),
+            "\(hidden.stdout)")
         try await tamper("UPDATE audit_log SET type = 'secret.create' WHERE seq = 3")
         // One byte of the (compressed) body changed.
         try await tamper("UPDATE audit_log SET body = substr(body, 1, 20) || x'5a' || substr(body, 22) WHERE seq = 4")
@@ -399,7 +466,11 @@ import Testing
         try daemon.waitUntilListening()
         try daemon.ensureProject("p")
         try daemon.ensureProject("crash")
-        let (_, _, code) = try curl(daemon.adminCurl + ["-X", "POST", "-d", "{\"value\":\"before-rotation\"}", daemon.httpsBase + "/api/v1/projects/p/secrets/r"])
+        let (_, _, code) = try curl(
+            daemon.adminCurl + [
+                "-X", "POST", "-d", "{\"value\":\"before-rotation\"}",
+                daemon.httpsBase + "/api/v1/projects/p/secrets/r",
+            ])
         #expect(code == 201)
         let keyPath = dir.path + "/.gatehouse/root.key"
         let oldKey = try String(contentsOfFile: keyPath, encoding: .utf8)
@@ -407,7 +478,8 @@ import Testing
         let whileRunning = try gatehouse(["rotate-root-key"], cwd: dir.path)
         #expect(whileRunning.status != 0)
         #expect(
-            whileRunning.stderr.contains("(pid \(daemon.pid)) is running") && whileRunning.stderr.contains("stop it before rotating"),
+            whileRunning.stderr.contains("(pid \(daemon.pid)) is running")
+                && whileRunning.stderr.contains("stop it before rotating"),
             "\(whileRunning.stderr)")
         #expect(try String(contentsOfFile: keyPath, encoding: .utf8) == oldKey)
         #expect(!FileManager.default.fileExists(atPath: keyPath + ".new"))

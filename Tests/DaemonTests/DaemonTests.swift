@@ -18,7 +18,9 @@ import X509
         let (_, body, code) = try curl(["http://127.0.0.1:9090/readyz"])
         #expect(code == 200)
         #expect(body.hasPrefix("ready"))
-        let (_, health, hcode) = try curl(["--cacert", dir.path + "/.gatehouse/certs/ca.crt", "https://localhost:8443/healthz"])
+        let (_, health, hcode) = try curl([
+            "--cacert", dir.path + "/.gatehouse/certs/ca.crt", "https://localhost:8443/healthz",
+        ])
         #expect(hcode == 200 && health.hasPrefix("ok"))
         for key in ["root.key", "certs/ca.key", "certs/server.key", "certs/admin.key", "gatehouse.sqlite"] {
             let attrs = try FileManager.default.attributesOfItem(atPath: dir.path + "/.gatehouse/" + key)
@@ -32,7 +34,8 @@ import X509
 
     @Test func mutualTLSRequired() throws {
         let dir = try freshDirectory()
-        let daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LISTENERS_HTTPS_CLIENT_AUTH": "required"])
+        let daemon = try DaemonProcess(
+            directory: dir.path, environment: ["GATEHOUSE_LISTENERS_HTTPS_CLIENT_AUTH": "required"])
         try daemon.waitUntilListening()
         try daemon.ensureProject("p")
         let url = daemon.httpsBase + "/api/v1/whoami"
@@ -49,28 +52,33 @@ import X509
 
         // A certificate from another CA.
         let otherCA = try CertificateFactory.makeCA(commonName: "Not Gatehouse", validity: 86400)
-        let untrusted = try CertificateFactory.issue(commonName: "gatehouse-admin", usage: .client, issuer: otherCA, validity: 86400)
+        let untrusted = try CertificateFactory.issue(
+            commonName: "gatehouse-admin", usage: .client, issuer: otherCA, validity: 86400)
         let foreign = try curlFailure(ca + clientFiles(untrusted, in: dir.path, name: "untrusted") + [url])
         #expect(foreign.status != 0 && foreign.stderr.contains("alert unknown ca"), "\(foreign.stderr)")
 
         // An expired certificate from the right CA.
         let applianceCA = try applianceCA(daemon.dataDirectory)
         let expired = try CertificateFactory.issue(
-            commonName: "gatehouse-admin", usage: .client, issuer: applianceCA, notBefore: Date().addingTimeInterval(-7200),
+            commonName: "gatehouse-admin", usage: .client, issuer: applianceCA,
+            notBefore: Date().addingTimeInterval(-7200),
             validity: 3600)
         let stale = try curlFailure(ca + clientFiles(expired, in: dir.path, name: "expired") + [url])
         #expect(stale.status != 0 && stale.stderr.contains("alert certificate expired"), "\(stale.stderr)")
 
         // A valid certificate whose common name is neither an administrator nor accepted by any identity's TLS
         // Certificate Auth: the handshake succeeds, the engine refuses (401) and audits it.
-        let other = try CertificateFactory.issue(commonName: "someone", usage: .client, issuer: applianceCA, validity: 3600)
+        let other = try CertificateFactory.issue(
+            commonName: "someone", usage: .client, issuer: applianceCA, validity: 3600)
         let otherArgs = ca + (try clientFiles(other, in: dir.path, name: "someone"))
         let (_, deniedBody, deniedCode) = try curl(otherArgs + [daemon.httpsBase + "/api/v1/projects/p/secrets/x"])
         #expect(deniedCode == 401)
         #expect(deniedBody.contains("unauthenticated"))
 
         let (_, metrics, _) = try curl([daemon.operationsBase + "/metrics"])
-        let failures = metrics.split(separator: "\n").first { $0.hasPrefix("gatehouse_tls_handshake_failures_total{listener=\"https\"}") }
+        let failures = metrics.split(separator: "\n").first {
+            $0.hasPrefix("gatehouse_tls_handshake_failures_total{listener=\"https\"}")
+        }
         #expect((failures?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 3)
         #expect(daemon.stop() == 0)
     }
@@ -80,7 +88,9 @@ import X509
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
         try daemon.ensureProject("p")
-        let (_, body, code) = try curl(["--cacert", daemon.dataDirectory + "/certs/ca.crt", daemon.httpsBase + "/api/v1/whoami"])
+        let (_, body, code) = try curl([
+            "--cacert", daemon.dataDirectory + "/certs/ca.crt", daemon.httpsBase + "/api/v1/whoami",
+        ])
         #expect(code == 401)
         #expect(body.contains("unauthenticated"))
         #expect(daemon.stop() == 0)
@@ -94,9 +104,13 @@ import X509
         let target = "127.0.0.1:\(daemon.ports["https"] ?? 0)"
         func handshake(_ extra: [String]) throws -> (Bool, String) {
             let out = try ProcessRunner.run(
-                ["openssl", "s_client", "-connect", target, "-servername", "localhost"] + extra, stdin: Data("Q\n".utf8),
+                ["openssl", "s_client", "-connect", target, "-servername", "localhost"] + extra,
+                stdin: Data("Q\n".utf8),
                 timeout: 20)
-            return (out.status == 0 && out.stdout.contains("Cipher is") && !out.stdout.contains("Cipher is (NONE)"), out.stdout + out.stderr)
+            return (
+                out.status == 0 && out.stdout.contains("Cipher is") && !out.stdout.contains("Cipher is (NONE)"),
+                out.stdout + out.stderr
+            )
         }
         #expect(try handshake(["-tls1_3"]).0)
         #expect(try handshake(["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]).0)
@@ -152,7 +166,8 @@ import X509
 
         // Idle timeout, on a daemon of its own: a silent connection is closed after ~1.5 s, not at once.
         let idleDir = try freshDirectory()
-        let idle = try DaemonProcess(directory: idleDir.path, environment: ["GATEHOUSE_LISTENERS_OPERATIONS_IDLE_TIMEOUT": "1500ms"])
+        let idle = try DaemonProcess(
+            directory: idleDir.path, environment: ["GATEHOUSE_LISTENERS_OPERATIONS_IDLE_TIMEOUT": "1500ms"])
         try idle.waitUntilListening()
         let quiet = tcpConnect(idle.ports["operations"] ?? 0)
         #expect(quiet >= 0)
@@ -166,11 +181,17 @@ import X509
         close(h)
         // Maximum message size: a body over 2048 bytes is refused with 413.
         let big = "{\"value\":\"" + String(repeating: "x", count: 4096) + "\"}"
-        let (_, body, code) = try curl(daemon.adminCurl + ["-X", "POST", "--data-binary", big, daemon.httpsBase + "/api/v1/projects/p/secrets/big"])
+        let (_, body, code) = try curl(
+            daemon.adminCurl + [
+                "-X", "POST", "--data-binary", big, daemon.httpsBase + "/api/v1/projects/p/secrets/big",
+            ])
         #expect(code == 413)
         #expect(body.contains("payload_too_large"))
         // Malformed JSON: 400.
-        let (_, _, badCode) = try curl(daemon.adminCurl + ["-X", "POST", "--data-binary", "{nope", daemon.httpsBase + "/api/v1/projects/p/secrets/bad"])
+        let (_, _, badCode) = try curl(
+            daemon.adminCurl + [
+                "-X", "POST", "--data-binary", "{nope", daemon.httpsBase + "/api/v1/projects/p/secrets/bad",
+            ])
         #expect(badCode == 400)
         #expect(daemon.stop() == 0)
     }
@@ -188,8 +209,14 @@ import X509
         upload.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let outFile = dir.path + "/upload.out"
         let traceFile = dir.path + "/upload.trace"
-        upload.arguments = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "200K", "--trace-ascii", traceFile]
-            + daemon.adminCurl + ["-X", "POST", "--data-binary", "@" + file, daemon.httpsBase + "/api/v1/projects/p/secrets/drained"]
+        upload.arguments =
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "200K", "--trace-ascii",
+                traceFile,
+            ]
+            + daemon.adminCurl + [
+                "-X", "POST", "--data-binary", "@" + file, daemon.httpsBase + "/api/v1/projects/p/secrets/drained",
+            ]
         FileManager.default.createFile(atPath: outFile, contents: nil)
         upload.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
         try upload.run()
@@ -202,7 +229,9 @@ import X509
         }
         let midUpload = Date().addingTimeInterval(10)
         while sentBodyBytes() < 100_000 && Date() < midUpload { usleep(20_000) }
-        #expect(sentBodyBytes() >= 100_000 && sentBodyBytes() < 600_000 && upload.isRunning, "\(sentBodyBytes()) bytes sent")
+        #expect(
+            sentBodyBytes() >= 100_000 && sentBodyBytes() < 600_000 && upload.isRunning, "\(sentBodyBytes()) bytes sent"
+        )
         daemon.signal(SIGTERM)
         upload.waitUntilExit()
         let code = try String(contentsOfFile: outFile, encoding: .utf8)
@@ -225,8 +254,10 @@ import X509
         try daemon.ensureProject("p")
         let target = "127.0.0.1:\(daemon.ports["https"] ?? 0)"
         func servedSerial() throws -> String {
-            let out = try ProcessRunner.run(["openssl", "s_client", "-connect", target], stdin: Data("Q\n".utf8), timeout: 20)
-            let pem = out.stdout.components(separatedBy: "-----BEGIN CERTIFICATE-----").dropFirst().first?
+            let out = try ProcessRunner.run(
+                ["openssl", "s_client", "-connect", target], stdin: Data("Q\n".utf8), timeout: 20)
+            let pem =
+                out.stdout.components(separatedBy: "-----BEGIN CERTIFICATE-----").dropFirst().first?
                 .components(separatedBy: "-----END CERTIFICATE-----").first ?? ""
             let cert = try Certificate(pemEncoded: "-----BEGIN CERTIFICATE-----" + pem + "-----END CERTIFICATE-----")
             return cert.serialNumber.description
@@ -236,8 +267,10 @@ import X509
         let fresh = try CertificateFactory.issue(
             commonName: "localhost", usage: .server(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"]), issuer: ca,
             validity: 86400)
-        try (fresh.certificatePEM + ca.certificatePEM).write(toFile: daemon.dataDirectory + "/certs/server.crt", atomically: true, encoding: .utf8)
-        try fresh.privateKeyPEM.write(toFile: daemon.dataDirectory + "/certs/server.key", atomically: true, encoding: .utf8)
+        try (fresh.certificatePEM + ca.certificatePEM).write(
+            toFile: daemon.dataDirectory + "/certs/server.crt", atomically: true, encoding: .utf8)
+        try fresh.privateKeyPEM.write(
+            toFile: daemon.dataDirectory + "/certs/server.key", atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
         var after = before
         for _ in 0..<50 where after == before {

@@ -27,7 +27,8 @@ func applianceCA(_ dataDirectory: String) throws -> CertificateFactory.Issued {
     let certPEM = try String(contentsOfFile: dataDirectory + "/certs/ca.crt", encoding: .utf8)
     let keyPEM = try String(contentsOfFile: dataDirectory + "/certs/ca.key", encoding: .utf8)
     return CertificateFactory.Issued(
-        certificate: try Certificate(pemEncoded: certPEM), privateKey: try P256.Signing.PrivateKey(pemRepresentation: keyPEM))
+        certificate: try Certificate(pemEncoded: certPEM),
+        privateKey: try P256.Signing.PrivateKey(pemRepresentation: keyPEM))
 }
 
 /// Writes a client certificate and key to files and returns curl's arguments for them.
@@ -44,7 +45,8 @@ func clientFiles(_ issued: CertificateFactory.Issued, in dir: String, name: Stri
 /// `event` object (`event.type`, `event.metadata`, `actor`, `projectId`, `timestamp`, …).
 func auditLog(_ daemon: DaemonProcess) throws -> (text: String, events: [[String: Any]]) {
     let (_, text, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-    let records = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? []
+    let records =
+        (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? []
     return (text, records.compactMap { $0["event"] as? [String: Any] })
 }
 
@@ -118,7 +120,10 @@ func startWebhookReceiver(in dir: String, failFirst: Int) throws -> (process: Pr
     let logFile = dir + "/receiver.jsonl"
     let receiver = Process()
     receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    receiver.arguments = ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/webhook-receiver.py", portFile, logFile, "\(failFirst)"]
+    receiver.arguments = [
+        "python3", ProcessRunner.repositoryRoot + "/Tests/scripts/webhook-receiver.py", portFile, logFile,
+        "\(failFirst)",
+    ]
     try receiver.run()
     var port = ""
     for _ in 0..<100 where port.isEmpty {

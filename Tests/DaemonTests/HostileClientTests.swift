@@ -9,11 +9,15 @@ import Testing
     static let script = ProcessRunner.repositoryRoot + "/Tests/scripts/silent-clients.py"
 
     /// silent-clients.py's lines: (closed after seconds, what the server sent first) or nil for a connection still open.
-    static func silent(_ protocolName: String, port: Int, ca: String, count: Int, limit: Double, cert: [String] = [], extra: Bool = false)
+    static func silent(
+        _ protocolName: String, port: Int, ca: String, count: Int, limit: Double, cert: [String] = [],
+        extra: Bool = false
+    )
         throws -> (connections: [(Double, String)?], extra: String)
     {
         let out = try ProcessRunner.run(
-            ["python3", script, protocolName, String(port), ca, String(count), String(limit)] + cert, environment: extra ? ["GH_EXTRA": "1"] : [:],
+            ["python3", script, protocolName, String(port), ca, String(count), String(limit)] + cert,
+            environment: extra ? ["GH_EXTRA": "1"] : [:],
             timeout: limit * Double(count) + 60)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         var connections: [(Double, String)?] = []
@@ -65,7 +69,8 @@ import Testing
         }
         // PostgreSQL: three silent clients fill max_connections = 3, so a fourth is turned away at once; at the
         // deadline each gets PostgreSQL's own FATAL (57014) and its slot is free again.
-        let pg = try Self.silent("postgres", port: daemon.ports["postgres"] ?? 0, ca: ca, count: 3, limit: 10, extra: true)
+        let pg = try Self.silent(
+            "postgres", port: daemon.ports["postgres"] ?? 0, ca: ca, count: 3, limit: 10, extra: true)
         #expect(pg.connections.count == 3)
         for c in pg.connections {
             let (seconds, sent) = try #require(c, "a PostgreSQL connection was still open after 10 s")
@@ -99,7 +104,8 @@ import Testing
             time.sleep(3)
             s.sendall(request); print(first, "|", response())
             """
-        let served = try ProcessRunner.run(["python3", "-c", keepAlive, String(daemon.ports["https"] ?? 0), ca], timeout: 30)
+        let served = try ProcessRunner.run(
+            ["python3", "-c", keepAlive, String(daemon.ports["https"] ?? 0), ca], timeout: 30)
         #expect(served.stdout == "HTTP/1.1 200 OK | HTTP/1.1 200 OK\n", "\(served.stdout)\(served.stderr)")
         #expect(daemon.stop() == 0)
     }
@@ -121,37 +127,57 @@ import Testing
         // the one-second tarpit.
         let url = "https://localhost:\(daemon.ports["https"] ?? 0)/api/v1/projects"
         let codes = try ProcessRunner.run(
-            ["curl", "-sS", "--cacert", certs + "/ca.crt", "-w", "%{http_code}\n"] + Array(repeating: ["-o", "/dev/null", url], count: 15).flatMap { $0 },
+            ["curl", "-sS", "--cacert", certs + "/ca.crt", "-w", "%{http_code}\n"]
+                + Array(repeating: ["-o", "/dev/null", url], count: 15).flatMap { $0 },
             timeout: 60)
         let statuses = codes.stdout.split(separator: "\n").map(String.init)
-        #expect(statuses.filter { $0 == "401" }.count == 10 && statuses.filter { $0 == "429" }.count == 5, "\(statuses)")
+        #expect(
+            statuses.filter { $0 == "401" }.count == 10 && statuses.filter { $0 == "429" }.count == 5, "\(statuses)")
         let t0 = Date()
-        let limited = try ProcessRunner.run(["curl", "-sS", "--cacert", certs + "/ca.crt", "-D", "-", url], timeout: 20)
-        #expect(limited.stdout.hasPrefix("HTTP/1.1 429") && limited.stdout.lowercased().contains("retry-after:"), "\(limited.stdout)")
+        let limited = try ProcessRunner.run(
+            ["curl", "-sS", "--cacert", certs + "/ca.crt", "-D", "-", url], timeout: 20)
+        #expect(
+            limited.stdout.hasPrefix("HTTP/1.1 429") && limited.stdout.lowercased().contains("retry-after:"),
+            "\(limited.stdout)")
         #expect(Date().timeIntervalSince(t0) >= 0.9, "the refusal waits out the tarpit")
         #expect(limited.stdout.contains("rate_limited"))
         let (_, _, adminCode) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects"])
         #expect(adminCode == 200, "a verified certificate from the same address is served")
 
         // KMIP: a certificate the CA signed for a name no identity has: refused, then limited.
-        let stranger = try CertificateFactory.issue(commonName: "kmip-stranger", usage: .client, issuer: try applianceCA(daemon.dataDirectory), validity: 3600)
+        let stranger = try CertificateFactory.issue(
+            commonName: "kmip-stranger", usage: .client, issuer: try applianceCA(daemon.dataDirectory), validity: 3600)
         let strangerFiles = try clientFiles(stranger, in: dir.path, name: "kmip-stranger")
         let kmip = try ProcessRunner.run(
-            ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py", String(daemon.ports["kmip"] ?? 0), certs + "/ca.crt",
-             strangerFiles[1], strangerFiles[3], "15"], timeout: 60)
+            [
+                "python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py",
+                String(daemon.ports["kmip"] ?? 0), certs + "/ca.crt",
+                strangerFiles[1], strangerFiles[3], "15",
+            ], timeout: 60)
         let kmipLines = kmip.stdout.split(separator: "\n").map(String.init)
-        #expect(kmipLines.count == 15 && kmipLines.prefix(10).allSatisfy { $0.hasPrefix("refused") } && kmipLines.suffix(5).allSatisfy { $0 == "limited" },
+        #expect(
+            kmipLines.count == 15 && kmipLines.prefix(10).allSatisfy { $0.hasPrefix("refused") }
+                && kmipLines.suffix(5).allSatisfy { $0 == "limited" },
             "\(kmipLines) \(kmip.stderr)")
         let adminKMIP = try ProcessRunner.run(
-            ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py", String(daemon.ports["kmip"] ?? 0), certs + "/ca.crt",
-             certs + "/admin.crt", certs + "/admin.key", "2"], timeout: 60)
-        #expect(adminKMIP.stdout == "success\nsuccess\n", "another certificate is not held back: \(adminKMIP.stdout)\(adminKMIP.stderr)")
+            [
+                "python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py",
+                String(daemon.ports["kmip"] ?? 0), certs + "/ca.crt",
+                certs + "/admin.crt", certs + "/admin.key", "2",
+            ], timeout: 60)
+        #expect(
+            adminKMIP.stdout == "success\nsuccess\n",
+            "another certificate is not held back: \(adminKMIP.stdout)\(adminKMIP.stderr)")
 
         // PostgreSQL: a bad access token as the password, 12 times: 10 refusals (28P01), then 53300.
         var pgErrors: [String] = []
         for _ in 0..<12 {
             let out = try ProcessRunner.run(
-                ["psql", "-X", "-At", "host=127.0.0.1 port=\(daemon.ports["postgres"] ?? 0) user=u dbname=d sslmode=require connect_timeout=10", "-c", "select 1"],
+                [
+                    "psql", "-X", "-At",
+                    "host=127.0.0.1 port=\(daemon.ports["postgres"] ?? 0) user=u dbname=d sslmode=require connect_timeout=10",
+                    "-c", "select 1",
+                ],
                 environment: ["PGPASSWORD": "ghat_not-a-token"], timeout: 30)
             pgErrors.append(out.stderr)
         }
@@ -162,7 +188,8 @@ import Testing
         // window ends (the daemon writes summaries every 15 s).
         let events = try auditLog(daemon).events
         let anonymousFailures = events.filter {
-            ($0["event"] as? [String: Any])?["type"] as? String == "authentication.failed" && $0["userAgentType"] as? String == "admin-api"
+            ($0["event"] as? [String: Any])?["type"] as? String == "authentication.failed"
+                && $0["userAgentType"] as? String == "admin-api"
                 && ($0["actor"] as? [String: Any])?["type"] as? String == "unknownUser"
         }
         #expect(anonymousFailures.count == 5, "\(anonymousFailures.count) anonymous refusals audited in full")
@@ -171,7 +198,9 @@ import Testing
 
     @Test func httpOnePointZeroClosesUnlessKeepAliveAndHTTPSSendsHSTS() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/ab") else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("ab (apache2-utils) is not installed") }
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("ab (apache2-utils) is not installed")
+            }
             return
         }
         let dir = try freshDirectory()
@@ -182,24 +211,38 @@ import Testing
         for url in [https, operations] {
             // Plain ab speaks HTTP/1.0 without keep-alive: every response must end with the connection.
             let plain = try ProcessRunner.run(["ab", "-n", "40", "-c", "4", "-s", "5", url], timeout: 60)
-            #expect(plain.status == 0 && plain.stdout.contains("Complete requests:      40"), "\(url): \(plain.stdout)\(plain.stderr)")
+            #expect(
+                plain.status == 0 && plain.stdout.contains("Complete requests:      40"),
+                "\(url): \(plain.stdout)\(plain.stderr)")
             #expect(plain.stdout.contains("Failed requests:        0"), "\(url): \(plain.stdout)")
             // ab -k asks for keep-alive, which is granted: one connection per ab worker.
             let keep = try ProcessRunner.run(["ab", "-k", "-n", "40", "-c", "4", "-s", "5", url], timeout: 60)
-            #expect(keep.status == 0 && keep.stdout.contains("Keep-Alive requests:    40"), "\(url): \(keep.stdout)\(keep.stderr)")
+            #expect(
+                keep.status == 0 && keep.stdout.contains("Keep-Alive requests:    40"),
+                "\(url): \(keep.stdout)\(keep.stderr)")
         }
         // The answer to HTTP/1.0 says what happens to the connection.
-        let head10 = try ProcessRunner.run(["curl", "-sS", "--http1.0", "-D", "-", "-o", "/dev/null", "--max-time", "5", operations], timeout: 20)
-        #expect(head10.status == 0 && head10.stdout.hasPrefix("HTTP/1.0 200") && head10.stdout.lowercased().contains("connection: close"), "\(head10.stdout)")
+        let head10 = try ProcessRunner.run(
+            ["curl", "-sS", "--http1.0", "-D", "-", "-o", "/dev/null", "--max-time", "5", operations], timeout: 20)
+        #expect(
+            head10.status == 0 && head10.stdout.hasPrefix("HTTP/1.0 200")
+                && head10.stdout.lowercased().contains("connection: close"), "\(head10.stdout)")
         let keep10 = try ProcessRunner.run(
-            ["curl", "-sS", "--http1.0", "-H", "Connection: keep-alive", "-D", "-", "-o", "/dev/null", "--max-time", "5", operations], timeout: 20)
+            [
+                "curl", "-sS", "--http1.0", "-H", "Connection: keep-alive", "-D", "-", "-o", "/dev/null", "--max-time",
+                "5", operations,
+            ], timeout: 20)
         #expect(keep10.stdout.lowercased().contains("connection: keep-alive"), "\(keep10.stdout)")
         // HSTS on the HTTPS listener (errors included), not on plain HTTP.
         for path in ["/healthz", "/api/v1/no-such-route"] {
             let headers = try ProcessRunner.run(
-                ["curl", "-sS", "--cacert", daemon.dataDirectory + "/certs/ca.crt", "-D", "-", "-o", "/dev/null",
-                 "https://localhost:\(daemon.ports["https"] ?? 0)" + path], timeout: 20)
-            #expect(headers.stdout.lowercased().contains("strict-transport-security: max-age=31536000"), "\(path): \(headers.stdout)")
+                [
+                    "curl", "-sS", "--cacert", daemon.dataDirectory + "/certs/ca.crt", "-D", "-", "-o", "/dev/null",
+                    "https://localhost:\(daemon.ports["https"] ?? 0)" + path,
+                ], timeout: 20)
+            #expect(
+                headers.stdout.lowercased().contains("strict-transport-security: max-age=31536000"),
+                "\(path): \(headers.stdout)")
         }
         #expect(!head10.stdout.lowercased().contains("strict-transport-security"))
         #expect(daemon.stop() == 0)
@@ -211,8 +254,11 @@ import Testing
         try daemon.waitUntilListening()
         let certs = daemon.dataDirectory + "/certs"
         func handshake(_ listener: String, _ sigalgs: String) throws -> (Bool, String) {
-            var args = ["openssl", "s_client", "-connect", "127.0.0.1:\(daemon.ports[listener] ?? 0)", "-servername", "localhost",
-                        "-tls1_2", "-sigalgs", sigalgs, "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", certs + "/ca.crt"]
+            var args = [
+                "openssl", "s_client", "-connect", "127.0.0.1:\(daemon.ports[listener] ?? 0)", "-servername",
+                "localhost",
+                "-tls1_2", "-sigalgs", sigalgs, "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", certs + "/ca.crt",
+            ]
             if listener == "kmip" { args += ["-cert", certs + "/admin.crt", "-key", certs + "/admin.key"] }
             if listener == "postgres" { args += ["-starttls", "postgres"] }
             let out = try ProcessRunner.run(args, stdin: Data("Q\n".utf8), timeout: 20)
@@ -224,8 +270,9 @@ import Testing
             #expect(sha256, "\(listener) with SHA-256: \(text256.suffix(600))")
             let (sha1, text1) = try handshake(listener, "ECDSA+SHA1:RSA+SHA1")
             #expect(!sha1, "\(listener) accepted a SHA-1-only client")
-            #expect(text1.contains("alert handshake failure") || text1.contains("no shared signature algorithms")
-                || text1.contains("no suitable signature algorithm"), "\(listener): \(text1.suffix(600))")
+            #expect(
+                text1.contains("alert handshake failure") || text1.contains("no shared signature algorithms")
+                    || text1.contains("no suitable signature algorithm"), "\(listener): \(text1.suffix(600))")
         }
         #expect(daemon.stop() == 0)
     }

@@ -16,7 +16,8 @@ import Testing
         let c = daemon.dataDirectory + "/certs"
         let out = try ProcessRunner.run(
             [
-                python, ProcessRunner.repositoryRoot + "/Tests/scripts/pykmip-client.py", "127.0.0.1", String(daemon.ports["kmip"] ?? 0),
+                python, ProcessRunner.repositoryRoot + "/Tests/scripts/pykmip-client.py", "127.0.0.1",
+                String(daemon.ports["kmip"] ?? 0),
                 c + "/ca.crt", c + "/admin.crt", c + "/admin.key",
             ], timeout: 60)
         #expect(out.status == 0, "\(out.stderr)")
@@ -26,11 +27,19 @@ import Testing
         #expect(json?["discover_filtered"] as? [String] == ["1.2"])
         #expect(json?["query_status"] as? String == "SUCCESS")
         let operations = Set(json?["operations"] as? [String] ?? [])
-        #expect(operations.isSuperset(of: ["CREATE", "REGISTER", "GET", "LOCATE", "ACTIVATE", "REVOKE", "DESTROY", "ENCRYPT", "DECRYPT", "MAC", "DISCOVER_VERSIONS", "QUERY"]))
+        #expect(
+            operations.isSuperset(of: [
+                "CREATE", "REGISTER", "GET", "LOCATE", "ACTIVATE", "REVOKE", "DESTROY", "ENCRYPT", "DECRYPT", "MAC",
+                "DISCOVER_VERSIONS", "QUERY",
+            ]))
         #expect(json?["vendor"] as? String == "Gatehouse")
         let capabilities = json?["capabilities"] as? [String: Any]
-        #expect(capabilities?["streaming"] as? Bool == true && capabilities?["asynchronous"] as? Bool == false, "\(json ?? [:])")
-        #expect(capabilities?["unwrap_mode"] as? String == "NOT_PROCESSED" && capabilities?["destroy_action"] as? String == "KEY_MATERIAL_DELETED")
+        #expect(
+            capabilities?["streaming"] as? Bool == true && capabilities?["asynchronous"] as? Bool == false,
+            "\(json ?? [:])")
+        #expect(
+            capabilities?["unwrap_mode"] as? String == "NOT_PROCESSED"
+                && capabilities?["destroy_action"] as? String == "KEY_MATERIAL_DELETED")
         #expect(capabilities?["rng_mode"] as? String == "SHARED_INSTANTIATION")
         #expect(json?["rngs"] as? [String] == ["UNSPECIFIED"])
         #expect(json?["create"] as? String == "succeeded")
@@ -46,7 +55,9 @@ import Testing
     }
 
     /// Runs `gatehouse kmip client create NAME --project P … --out DIR` against the daemon's data directory.
-    func clientCreate(_ daemon: DaemonProcess, _ name: String, project: String, _ extra: [String], out: String) throws -> ProcessRunner.Output {
+    func clientCreate(_ daemon: DaemonProcess, _ name: String, project: String, _ extra: [String], out: String) throws
+        -> ProcessRunner.Output
+    {
         try ProcessRunner.run(
             [ProcessRunner.gatehouseBinary, "kmip", "client", "create", name, "--project", project] + extra
                 + ["--out", out, "--data-dir", daemon.dataDirectory], timeout: 120)
@@ -54,21 +65,28 @@ import Testing
 
     /// Creates an AES key with PyKMIP's client under the given certificate; returns its identifier (empty on failure,
     /// which is recorded).
-    func createKey(_ python: String, _ daemon: DaemonProcess, ca: String, cert: String, key: String, name: String) throws -> String {
+    func createKey(_ python: String, _ daemon: DaemonProcess, ca: String, cert: String, key: String, name: String)
+        throws -> String
+    {
         let made = try ProcessRunner.run(
-            [python, "-c", """
-            import os, sys, warnings; warnings.filterwarnings("ignore")
-            from kmip import enums; from kmip.pie import client as pc
-            c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
-            with c: print(c.create(enums.CryptographicAlgorithm.AES, 256, name=sys.argv[5]))
-            """, String(daemon.ports["kmip"] ?? 0), ca, cert, key, name], timeout: 60)
+            [
+                python, "-c",
+                """
+                import os, sys, warnings; warnings.filterwarnings("ignore")
+                from kmip import enums; from kmip.pie import client as pc
+                c = pc.ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), ca=sys.argv[2], cert=sys.argv[3], key=sys.argv[4], config_file=os.devnull)
+                with c: print(c.create(enums.CryptographicAlgorithm.AES, 256, name=sys.argv[5]))
+                """, String(daemon.ports["kmip"] ?? 0), ca, cert, key, name,
+            ], timeout: 60)
         let uid = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(made.status == 0 && !uid.isEmpty, "\(made.stderr)")
         return uid
     }
 
     /// Runs Tests/scripts/pykmip-lifecycle.py and returns the steps that did not pass (empty = all passed).
-    func lifecycle(_ python: String, _ daemon: DaemonProcess, version: String, cert: String, key: String) throws -> [String: String] {
+    func lifecycle(_ python: String, _ daemon: DaemonProcess, version: String, cert: String, key: String) throws
+        -> [String: String]
+    {
         try lifecycleRun(python, daemon, version: version, cert: cert, key: key).failed
     }
 
@@ -77,9 +95,13 @@ import Testing
         -> (failed: [String: String], material: [String])
     {
         let out = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pykmip-lifecycle.py", "127.0.0.1", String(daemon.ports["kmip"] ?? 0),
-             daemon.dataDirectory + "/certs/ca.crt", cert, key, version], timeout: 120)
-        guard out.status == 0, let json = try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any],
+            [
+                python, ProcessRunner.repositoryRoot + "/Tests/scripts/pykmip-lifecycle.py", "127.0.0.1",
+                String(daemon.ports["kmip"] ?? 0),
+                daemon.dataDirectory + "/certs/ca.crt", cert, key, version,
+            ], timeout: 120)
+        guard out.status == 0,
+            let json = try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any],
             let steps = json["steps"] as? [String: String]
         else { return (["script": "exit \(out.status): \(out.stderr.suffix(2000))"], []) }
         #expect(steps.count >= 25, "all steps ran")
@@ -93,12 +115,16 @@ import Testing
         let daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
         let c = daemon.dataDirectory + "/certs"
-        let (failed, material) = try lifecycleRun(python, daemon, version: version, cert: c + "/admin.crt", key: c + "/admin.key")
+        let (failed, material) = try lifecycleRun(
+            python, daemon, version: version, cert: c + "/admin.crt", key: c + "/admin.key")
         #expect(failed.isEmpty, "KMIP \(version): \(failed)")
         // Every KMIP operation was audited, and no key material reached the audit log or the daemon's log, in hex or
         // base64.
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        for type in ["kms.create", "kms.register", "kms.get", "kms.activate", "kms.encrypt", "kms.decrypt", "kms.mac", "kms.revoke", "kms.destroy"] {
+        for type in [
+            "kms.create", "kms.register", "kms.get", "kms.activate", "kms.encrypt", "kms.decrypt", "kms.mac",
+            "kms.revoke", "kms.destroy",
+        ] {
             #expect(audit.contains("\"\(type)\""), "audit lacks \(type)")
         }
         #expect(material.count == 2, "the script reports the created key's bytes and the registered key's: \(material)")
@@ -127,16 +153,29 @@ import Testing
         let ca = try applianceCA(daemon.dataDirectory)
         func client(_ cn: String, project: String, role: String) throws -> (String, String) {
             let (_, created, _) = try curl(
-                daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/json",
-                    "-d", "{\"name\":\"\(cn)\",\"metadata\":{\"kmip.project\":\"\(project)\"}}", daemon.httpsBase + "/api/v1/identities"])
-            let id = try #require(((try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])?["identity"] as? [String: Any])?["id"] as? String)
+                daemon.adminCurl + [
+                    "-X", "POST", "-H", "Content-Type: application/json",
+                    "-d", "{\"name\":\"\(cn)\",\"metadata\":{\"kmip.project\":\"\(project)\"}}",
+                    daemon.httpsBase + "/api/v1/identities",
+                ])
+            let id = try #require(
+                ((try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])?["identity"]
+                    as? [String: Any])?["id"] as? String)
             let caPEM = try String(contentsOfFile: daemon.dataDirectory + "/certs/ca.crt", encoding: .utf8)
             let body = try JSONSerialization.data(withJSONObject: ["caCertificate": caPEM, "allowedCommonNames": [cn]])
             let bodyFile = dir.path + "/\(cn).json"
             try body.write(to: URL(fileURLWithPath: bodyFile))
-            let (_, _, attach) = try curl(daemon.adminCurl + ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + bodyFile, daemon.httpsBase + "/api/v1/auth/tls-cert-auth/identities/\(id)"])
+            let (_, _, attach) = try curl(
+                daemon.adminCurl + [
+                    "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + bodyFile,
+                    daemon.httpsBase + "/api/v1/auth/tls-cert-auth/identities/\(id)",
+                ])
             #expect(attach == 201)
-            let (_, _, member) = try curl(daemon.adminCurl + ["-X", "PUT", "-H", "Content-Type: application/json", "-d", "{\"roles\":[{\"role\":\"\(role)\"}]}", daemon.httpsBase + "/api/v1/projects/\(project)/identity-memberships/\(id)"])
+            let (_, _, member) = try curl(
+                daemon.adminCurl + [
+                    "-X", "PUT", "-H", "Content-Type: application/json", "-d", "{\"roles\":[{\"role\":\"\(role)\"}]}",
+                    daemon.httpsBase + "/api/v1/projects/\(project)/identity-memberships/\(id)",
+                ])
             #expect(member == 200)
             let issued = try CertificateFactory.issue(commonName: cn, usage: .client, issuer: ca, validity: 3600)
             let args = try clientFiles(issued, in: dir.path, name: cn)
@@ -146,15 +185,21 @@ import Testing
         let failed = try lifecycle(python, daemon, version: "1.2", cert: arrayCert, key: arrayKey)
         #expect(failed.isEmpty, "\(failed)")
         // A key made by array-01 lives in project storage.
-        let uid = try createKey(python, daemon, ca: daemon.dataDirectory + "/certs/ca.crt", cert: arrayCert, key: arrayKey, name: "scoped")
+        let uid = try createKey(
+            python, daemon, ca: daemon.dataDirectory + "/certs/ca.crt", cert: arrayCert, key: arrayKey, name: "scoped")
         // Its creation is audited in project storage, by array-01 over KMIP.
         let (audit, events) = try auditLog(daemon)
         let created = events.first {
             let inner = $0["event"] as? [String: Any]
-            return inner?["type"] as? String == "kms.create" && (inner?["metadata"] as? [String: String])?["objectId"] == uid
+            return inner?["type"] as? String == "kms.create"
+                && (inner?["metadata"] as? [String: String])?["objectId"] == uid
         }
-        #expect(created?["projectId"] as? String == "storage" && created?["userAgentType"] as? String == "kmip", "\(String(describing: created))")
-        #expect((created?["actor"] as? [String: Any]).flatMap { ($0["metadata"] as? [String: Any])?["name"] as? String } == "array-01")
+        #expect(
+            created?["projectId"] as? String == "storage" && created?["userAgentType"] as? String == "kmip",
+            "\(String(describing: created))")
+        #expect(
+            (created?["actor"] as? [String: Any]).flatMap { ($0["metadata"] as? [String: Any])?["name"] as? String }
+                == "array-01")
         // A client of another project cannot use it; an unknown certificate name gets no access at all.
         let (backupCert, backupKey) = try client("backup-01", project: "backup", role: "developer")
         let probe = """
@@ -168,13 +213,24 @@ import Testing
                     print(e.reason.name)
             """
         let cross = try ProcessRunner.run(
-            [python, "-c", probe, String(daemon.ports["kmip"] ?? 0), daemon.dataDirectory + "/certs/ca.crt", backupCert, backupKey, uid], timeout: 60)
-        #expect(cross.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "PERMISSION_DENIED", "\(cross.stdout)\(cross.stderr)")
-        let strangerCert = try CertificateFactory.issue(commonName: "stranger", usage: .client, issuer: ca, validity: 3600)
+            [
+                python, "-c", probe, String(daemon.ports["kmip"] ?? 0), daemon.dataDirectory + "/certs/ca.crt",
+                backupCert, backupKey, uid,
+            ], timeout: 60)
+        #expect(
+            cross.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "PERMISSION_DENIED",
+            "\(cross.stdout)\(cross.stderr)")
+        let strangerCert = try CertificateFactory.issue(
+            commonName: "stranger", usage: .client, issuer: ca, validity: 3600)
         let s = try clientFiles(strangerCert, in: dir.path, name: "stranger")
         let anon = try ProcessRunner.run(
-            [python, "-c", probe, String(daemon.ports["kmip"] ?? 0), daemon.dataDirectory + "/certs/ca.crt", s[1], s[3], uid], timeout: 60)
-        #expect(anon.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "AUTHENTICATION_NOT_SUCCESSFUL", "\(anon.stdout)\(anon.stderr)")
+            [
+                python, "-c", probe, String(daemon.ports["kmip"] ?? 0), daemon.dataDirectory + "/certs/ca.crt", s[1],
+                s[3], uid,
+            ], timeout: 60)
+        #expect(
+            anon.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "AUTHENTICATION_NOT_SUCCESSFUL",
+            "\(anon.stdout)\(anon.stderr)")
         #expect(daemon.stop() == 0)
     }
 
@@ -192,25 +248,34 @@ import Testing
         #expect(noPKI == 404, "no KMIP PKI before the first client")
         let out = dir.path + "/client"
         let made = try clientCreate(
-            daemon, "tape-library-1", project: "vault", ["--key-algorithm", "rsa-2048", "--ttl", "30d", "--ca-key-algorithm", "ec-p384"], out: out)
+            daemon, "tape-library-1", project: "vault",
+            ["--key-algorithm", "rsa-2048", "--ttl", "30d", "--ca-key-algorithm", "ec-p384"], out: out)
         #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
-        let mode = try FileManager.default.attributesOfItem(atPath: out + "/tape-library-1.key")[.posixPermissions] as? Int
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: out + "/tape-library-1.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let (_, pkiJSON, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/kmip/pki"])
-        let pki = (try? JSONSerialization.jsonObject(with: Data(pkiJSON.utf8)) as? [String: Any])?["pki"] as? [String: Any]
+        let pki =
+            (try? JSONSerialization.jsonObject(with: Data(pkiJSON.utf8)) as? [String: Any])?["pki"] as? [String: Any]
         #expect(pki?["keyAlgorithm"] as? String == "EC_secp384r1", "\(pkiJSON)")
         // The client certificate chains to the KMIP client CA (written in NAME.chain.crt), not to the data directory's CA.
         let caFile = dir.path + "/kmip-ca.pem"
         try Data(((pki?["caCertificate"] as? String) ?? "").utf8).write(to: URL(fileURLWithPath: caFile))
-        let verified = try ProcessRunner.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", caFile, out + "/tape-library-1.crt"], timeout: 30)
+        let verified = try ProcessRunner.run(
+            ["openssl", "verify", "-purpose", "sslclient", "-CAfile", caFile, out + "/tape-library-1.crt"], timeout: 30)
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         let chain = try String(contentsOfFile: out + "/tape-library-1.chain.crt", encoding: .utf8)
         #expect(chain.components(separatedBy: "BEGIN CERTIFICATE").count == 3, "the certificate and the KMIP CA")
-        let wrongCA = try ProcessRunner.run(["openssl", "verify", "-CAfile", daemon.dataDirectory + "/certs/ca.crt", out + "/tape-library-1.crt"], timeout: 30)
+        let wrongCA = try ProcessRunner.run(
+            ["openssl", "verify", "-CAfile", daemon.dataDirectory + "/certs/ca.crt", out + "/tape-library-1.crt"],
+            timeout: 30)
         #expect(wrongCA.status != 0)
-        let uid = try createKey(python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key", name: "tape-key")
+        let uid = try createKey(
+            python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key",
+            name: "tape-key")
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        #expect(audit.contains("\"projectId\":\"vault\"") && audit.contains(uid), "the key was created in project vault")
+        #expect(
+            audit.contains("\"projectId\":\"vault\"") && audit.contains(uid), "the key was created in project vault")
         #expect(audit.contains("kmip.pki.create") && audit.contains("kmip.client.certificate.issue"))
         // The same name again is refused (the identity exists), with a non-zero exit.
         let again = try clientCreate(daemon, "tape-library-1", project: "vault", [], out: out + "2")
@@ -219,7 +284,9 @@ import Testing
         #expect(daemon.stop() == 0)
         daemon = try DaemonProcess(directory: dir.path)
         try daemon.waitUntilListening()
-        _ = try createKey(python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key", name: "tape-key-2")
+        _ = try createKey(
+            python, daemon, ca: out + "/ca.crt", cert: out + "/tape-library-1.crt", key: out + "/tape-library-1.key",
+            name: "tape-key-2")
         #expect(daemon.stop() == 0)
     }
 
@@ -235,7 +302,8 @@ import Testing
         let made = try clientCreate(daemon, "hsm-gw", project: "vault", ["--require-credential"], out: out)
         #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
         let credential = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/hsm-gw.credential"))) as? [String: String])
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/hsm-gw.credential")))
+                as? [String: String])
         let script = """
             import os, sys, warnings; warnings.filterwarnings("ignore")
             from kmip import enums; from kmip.pie import client as pc, exceptions
@@ -249,15 +317,20 @@ import Testing
             """
         func attempt(_ user: String, _ password: String) throws -> String {
             let r = try ProcessRunner.run(
-                [python, "-c", script, String(daemon.ports["kmip"] ?? 0), out + "/ca.crt", out + "/hsm-gw.crt", out + "/hsm-gw.key", user, password],
+                [
+                    python, "-c", script, String(daemon.ports["kmip"] ?? 0), out + "/ca.crt", out + "/hsm-gw.crt",
+                    out + "/hsm-gw.key", user, password,
+                ],
                 timeout: 60)
             return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) + r.stderr.suffix(300)
         }
-        let username = try #require(credential["username"]), password = try #require(credential["password"])
+        let username = try #require(credential["username"])
+        let password = try #require(credential["password"])
         #expect(try attempt("-", "-") == "AUTHENTICATION_NOT_SUCCESSFUL", "no credential")
         #expect(try attempt(username, "ghcs_wrong") == "AUTHENTICATION_NOT_SUCCESSFUL", "wrong password")
         #expect(try attempt(username, password).hasPrefix("OK "), "the right credential")
-        let mode = try FileManager.default.attributesOfItem(atPath: out + "/hsm-gw.credential")[.posixPermissions] as? Int
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: out + "/hsm-gw.credential")[.posixPermissions] as? Int
         #expect(mode == 0o600)
         #expect(daemon.stop() == 0)
     }
@@ -277,31 +350,36 @@ import Testing
         let home = dir.path + "/home"
         try FileManager.default.createDirectory(atPath: home + "/.pykmip", withIntermediateDirectories: true)
         try """
-            [client]
-            host=127.0.0.1
-            port=\(daemon.ports["kmip"] ?? 0)
-            certfile=\(c)/admin.crt
-            keyfile=\(c)/admin.key
-            ca_certs=\(c)/ca.crt
-            cert_reqs=CERT_REQUIRED
-            ssl_version=PROTOCOL_SSLv23
-            do_handshake_on_connect=True
-            suppress_ragged_eofs=True
+        [client]
+        host=127.0.0.1
+        port=\(daemon.ports["kmip"] ?? 0)
+        certfile=\(c)/admin.crt
+        keyfile=\(c)/admin.key
+        ca_certs=\(c)/ca.crt
+        cert_reqs=CERT_REQUIRED
+        ssl_version=PROTOCOL_SSLv23
+        do_handshake_on_connect=True
+        suppress_ragged_eofs=True
 
-            """.write(toFile: home + "/.pykmip/pykmip.conf", atomically: true, encoding: .utf8)
+        """.write(toFile: home + "/.pykmip/pykmip.conf", atomically: true, encoding: .utf8)
         let out = try ProcessRunner.run(
-            [python, "-m", "pytest", "kmip/tests/integration", "-m", "not ignore", "--config", "client", "-p", "no:cacheprovider",
-             "-q", "-rfE", "-W", "ignore::DeprecationWarning"],
+            [
+                python, "-m", "pytest", "kmip/tests/integration", "-m", "not ignore", "--config", "client", "-p",
+                "no:cacheprovider",
+                "-q", "-rfE", "-W", "ignore::DeprecationWarning",
+            ],
             cwd: sdist, environment: ["HOME": home], timeout: 600)
         let summary = out.stdout.split(separator: "\n").last { $0.contains("passed") || $0.contains("failed") } ?? ""
         print("PyKMIP integration suite: \(summary)")
         let failed = Set(
-            out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAILED ") || $0.hasPrefix("ERROR ") }.compactMap { line in
+            out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAILED ") || $0.hasPrefix("ERROR ") }.compactMap {
+                line in
                 line.split(separator: " ").dropFirst().first.map { String($0.split(separator: "/").last ?? "") }
             })
-        let passed = summary.split(separator: " ").firstIndex { $0.hasPrefix("passed") }.flatMap { i in
-            i > 0 ? Int(summary.split(separator: " ")[i - 1]) : nil
-        } ?? 0
+        let passed =
+            summary.split(separator: " ").firstIndex { $0.hasPrefix("passed") }.flatMap { i in
+                i > 0 ? Int(summary.split(separator: " ")[i - 1]) : nil
+            } ?? 0
         #expect(failed.isEmpty, "failures: \(failed.sorted())\n\(out.stdout.suffix(4000))")
         #expect(passed == 37, "\(summary)")
         #expect(daemon.stop() == 0)
@@ -323,8 +401,11 @@ import Testing
         }
         func raw(_ hex: String, cert: String = c + "/admin.crt", key: String = c + "/admin.key") throws -> [String] {
             let out = try ProcessRunner.run(
-                ["python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py", String(daemon.ports["kmip"] ?? 0), c + "/ca.crt",
-                 cert, key, "1", hex], timeout: 30)
+                [
+                    "python3", ProcessRunner.repositoryRoot + "/Tests/scripts/kmip-repeat.py",
+                    String(daemon.ports["kmip"] ?? 0), c + "/ca.crt",
+                    cert, key, "1", hex,
+                ], timeout: 30)
             #expect(out.status == 0, "\(out.stderr)")
             return out.stdout.split(separator: "\n").map(String.init)
         }
@@ -346,7 +427,8 @@ import Testing
             close(fd)
         }
         // Still serving KMIP: a real request on a new connection succeeds.
-        let locate = "42007801000000604200770100000038420069010000002042006a0200000004000000010000000042006b0200000004000000040000000042000d0200000004000000010000000042000f010000001842005c050000000400000008000000004200790100000000"
+        let locate =
+            "42007801000000604200770100000038420069010000002042006a0200000004000000010000000042006b0200000004000000040000000042000d0200000004000000010000000042000f010000001842005c050000000400000008000000004200790100000000"
         #expect(try raw(locate) == ["success"])
         #expect(daemon.process.isRunning)
         #expect(daemon.stop() == 0)

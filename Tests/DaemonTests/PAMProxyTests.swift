@@ -21,7 +21,8 @@ import Testing
     }
 
     static func upstream() -> Upstream? {
-        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let c = URLComponents(string: url), let port = c.port,
+        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let c = URLComponents(string: url),
+            let port = c.port,
             let user = c.user, let password = c.password
         else {
             if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
@@ -50,7 +51,8 @@ import Testing
             var env = ["GATEHOUSE_LOGGING_LEVEL": "info"].merging(environment) { $1 }
             if let forwards = tunnelForwards {
                 guard SSHTunnelTests.openSSHAvailable() else { throw Skip() }
-                let authorized = try SSHTunnelTests.prepareGateway(dataDirectory: dir.path + "/.gatehouse", forwards: forwards)
+                let authorized = try SSHTunnelTests.prepareGateway(
+                    dataDirectory: dir.path + "/.gatehouse", forwards: forwards)
                 let relay = try SSHTunnelTests.Relay(dir: dir.path + "/relay", authorizedKeys: authorized)
                 env.merge(SSHTunnelTests.tunnelEnvironment(relay: relay, forwards: forwards)) { $1 }
                 self.relay = relay
@@ -73,9 +75,14 @@ import Testing
 
         struct Skip: Error {}
 
-        static func post(_ daemon: DaemonProcess, _ path: String, _ json: [String: Any], auth: [String]? = nil) throws -> (Int32, String, Int) {
+        static func post(_ daemon: DaemonProcess, _ path: String, _ json: [String: Any], auth: [String]? = nil) throws
+            -> (Int32, String, Int)
+        {
             let body = String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
-            return try curl((auth ?? daemon.adminCurl) + ["-X", "POST", "-H", "Content-Type: application/json", "-d", body, daemon.httpsBase + path])
+            return try curl(
+                (auth ?? daemon.adminCurl) + [
+                    "-X", "POST", "-H", "Content-Type: application/json", "-d", body, daemon.httpsBase + path,
+                ])
         }
 
         static func field(_ body: String, _ outer: String, _ inner: String) throws -> String {
@@ -88,21 +95,28 @@ import Testing
             let (_, created, _) = try Fixture.post(daemon, "/api/v1/identities", ["name": cn])
             let id = try Fixture.field(created, "identity", "id")
             let caPEM = try String(contentsOfFile: certs + "/ca.crt", encoding: .utf8)
-            let (_, _, attach) = try Fixture.post(daemon, "/api/v1/auth/tls-cert-auth/identities/\(id)", ["caCertificate": caPEM, "allowedCommonNames": [cn]])
+            let (_, _, attach) = try Fixture.post(
+                daemon, "/api/v1/auth/tls-cert-auth/identities/\(id)",
+                ["caCertificate": caPEM, "allowedCommonNames": [cn]])
             #expect(attach == 201)
             let (_, _, member) = try curl(
-                daemon.adminCurl + ["-X", "PUT", "-H", "Content-Type: application/json", "-d", "{\"roles\":[{\"role\":\"\(role)\"}]}",
-                    daemon.httpsBase + "/api/v1/projects/prod/identity-memberships/\(id)"])
+                daemon.adminCurl + [
+                    "-X", "PUT", "-H", "Content-Type: application/json", "-d", "{\"roles\":[{\"role\":\"\(role)\"}]}",
+                    daemon.httpsBase + "/api/v1/projects/prod/identity-memberships/\(id)",
+                ])
             #expect(member == 200)
-            let issued = try CertificateFactory.issue(commonName: cn, usage: .client, issuer: try applianceCA(daemon.dataDirectory), validity: 3600)
+            let issued = try CertificateFactory.issue(
+                commonName: cn, usage: .client, issuer: try applianceCA(daemon.dataDirectory), validity: 3600)
             return ["--cacert", certs + "/ca.crt"] + (try clientFiles(issued, in: dir.path, name: cn))
         }
 
         /// A libpq connection string to the proxy with a client certificate (curl-style `--cert X --key Y` arguments).
-        func conninfo(_ auth: [String], account: String? = nil, resource: String = "orders", port: Int? = nil) -> String {
+        func conninfo(_ auth: [String], account: String? = nil, resource: String = "orders", port: Int? = nil) -> String
+        {
             let cert = auth.firstIndex(of: "--cert").map { auth[$0 + 1] } ?? ""
             let key = auth.firstIndex(of: "--key").map { auth[$0 + 1] } ?? ""
-            return "host=127.0.0.1 port=\(port ?? proxyPort) user=\(account ?? pg.user) dbname=\(resource) sslmode=verify-ca "
+            return
+                "host=127.0.0.1 port=\(port ?? proxyPort) user=\(account ?? pg.user) dbname=\(resource) sslmode=verify-ca "
                 + "sslrootcert=\(certs)/ca.crt sslcert=\(cert) sslkey=\(key) connect_timeout=10"
         }
 
@@ -120,19 +134,27 @@ import Testing
         }
 
         /// psql with `-X -At`, one `-c` per statement.
-        func psql(_ conninfo: String, _ statements: [String], stdin: Data? = nil, environment: [String: String] = [:], timeout: TimeInterval = 60)
+        func psql(
+            _ conninfo: String, _ statements: [String], stdin: Data? = nil, environment: [String: String] = [:],
+            timeout: TimeInterval = 60
+        )
             throws -> ProcessRunner.Output
         {
             try ProcessRunner.run(
-                ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", conninfo] + statements.flatMap { ["-c", $0] }, cwd: dir.path,
-                environment: ["PGPASSWORD": "", "PGCONNECT_TIMEOUT": "10"].merging(environment) { $1 }, stdin: stdin, timeout: timeout)
+                ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", conninfo] + statements.flatMap { ["-c", $0] },
+                cwd: dir.path,
+                environment: ["PGPASSWORD": "", "PGCONNECT_TIMEOUT": "10"].merging(environment) { $1 }, stdin: stdin,
+                timeout: timeout)
         }
 
         /// Polls the database itself (not through the proxy) until a backend of `application` is running a statement
         /// containing `statement`: the state a test needs before it revokes, cancels or kills, instead of a sleep.
-        func waitUntilRunning(_ application: String, _ statement: String = "pg_sleep", timeout: TimeInterval = 15) throws {
+        func waitUntilRunning(_ application: String, _ statement: String = "pg_sleep", timeout: TimeInterval = 15)
+            throws
+        {
             let direct = "host=127.0.0.1 port=\(pg.port) user=\(pg.user) dbname=\(pg.database) sslmode=disable"
-            let query = "select count(*) from pg_stat_activity where application_name = '\(application)' and state = 'active' "
+            let query =
+                "select count(*) from pg_stat_activity where application_name = '\(application)' and state = 'active' "
                 + "and position('\(statement)' in query) > 0"
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
@@ -145,7 +167,8 @@ import Testing
 
         /// An approved grant for the administrator (auto-approved) of the given duration.
         func adminGrant(_ duration: String) throws -> String {
-            let (_, body, code) = try Fixture.post(daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": duration, "reason": "test"])
+            let (_, body, code) = try Fixture.post(
+                daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": duration, "reason": "test"])
             #expect(code == 201, "\(body)")
             #expect(try Fixture.field(body, "grant", "status") == "approved")
             return try Fixture.field(body, "grant", "id")
@@ -157,18 +180,22 @@ import Testing
         do { f = try Fixture() } catch is Fixture.Skip { return }
         // Connection tests: a closed port and a wrong password are refused with the reason.
         let (_, closed, closedCode) = try Fixture.post(
-            f.daemon, "/api/v1/projects/prod/pam/resources", ["name": "nowhere", "host": "127.0.0.1", "port": 1, "database": "x", "tlsMode": "disable"])
+            f.daemon, "/api/v1/projects/prod/pam/resources",
+            ["name": "nowhere", "host": "127.0.0.1", "port": 1, "database": "x", "tlsMode": "disable"])
         #expect(closedCode == 400 && closed.contains("connection test failed"), "\(closed)")
         let (_, wrong, wrongCode) = try Fixture.post(
-            f.daemon, "/api/v1/pam/resources/\(f.resourceId)/accounts", ["username": f.pg.user, "password": "not-the-password"])
+            f.daemon, "/api/v1/pam/resources/\(f.resourceId)/accounts",
+            ["username": f.pg.user, "password": "not-the-password"])
         #expect(wrongCode == 400 && wrong.contains("password authentication failed"), "\(wrong)")
-        let (_, accounts, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/resources/\(f.resourceId)/accounts"])
+        let (_, accounts, _) = try curl(
+            f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/resources/\(f.resourceId)/accounts"])
         #expect(accounts.contains(f.pg.user) && !accounts.contains(f.pg.password))
 
         // An engineer (developer role: may request, not approve) asks for access; refused until approved.
         let alice = try f.engineer("alice")
         let (_, requested, requestCode) = try Fixture.post(
-            f.daemon, "/api/v1/pam/accounts/\(f.accountId)/access-requests", ["duration": "2h", "reason": "INC-1234 slow orders"], auth: alice)
+            f.daemon, "/api/v1/pam/accounts/\(f.accountId)/access-requests",
+            ["duration": "2h", "reason": "INC-1234 slow orders"], auth: alice)
         #expect(requestCode == 201)
         #expect(try Fixture.field(requested, "grant", "status") == "pending")
         let grantId = try Fixture.field(requested, "grant", "id")
@@ -183,8 +210,10 @@ import Testing
         let table = "pam_t_\(UInt32.random(in: 1...UInt32.max))"
         let session = try f.psql(
             f.conninfo(alice),
-            ["select current_user", "create table \(table)(id int, note text)", "\\copy \(table) from stdin",
-             "select count(*), sum(id) from \(table)", "\\copy (select * from \(table) order by id) to stdout"],
+            [
+                "select current_user", "create table \(table)(id int, note text)", "\\copy \(table) from stdin",
+                "select count(*), sum(id) from \(table)", "\\copy (select * from \(table) order by id) to stdout",
+            ],
             stdin: Data((1...1000).map { "\($0)\tnote \($0)\n" }.joined().utf8) + Data("\\.\n".utf8))
         #expect(session.status == 0, "\(session.stderr)")
         let lines = session.stdout.split(separator: "\n")
@@ -192,24 +221,32 @@ import Testing
         #expect(lines.contains("1000|500500"), "\(session.stdout.prefix(300))")
         #expect(lines.contains("1000\tnote 1000") && lines.count >= 1002)
         let large = try f.psql(f.conninfo(alice), ["select repeat('x', 1000) from generate_series(1, 20000)"])
-        #expect(large.status == 0 && large.stdout.utf8.count == 20000 * 1001, "\(large.stdout.utf8.count) \(large.stderr)")
+        #expect(
+            large.status == 0 && large.stdout.utf8.count == 20000 * 1001, "\(large.stdout.utf8.count) \(large.stderr)")
 
         // The extended query protocol (pgbench -M extended: Parse/Bind/Execute with parameters).
         let script = f.dir.path + "/bench.sql"
-        try "\\set id random(1, 1000)\nselect note from \(table) where id = :id;\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try "\\set id random(1, 1000)\nselect note from \(table) where id = :id;\n".write(
+            toFile: script, atomically: true, encoding: .utf8)
         let bench = try ProcessRunner.run(
-            ["pgbench", "-n", "-M", "extended", "-c", "2", "-t", "50", "-f", script, f.conninfo(alice)], cwd: f.dir.path, timeout: 120)
-        #expect(bench.status == 0 && bench.stdout.contains("number of transactions actually processed: 100/100"), "\(bench.stdout)\(bench.stderr)")
+            ["pgbench", "-n", "-M", "extended", "-c", "2", "-t", "50", "-f", script, f.conninfo(alice)],
+            cwd: f.dir.path, timeout: 120)
+        #expect(
+            bench.status == 0 && bench.stdout.contains("number of transactions actually processed: 100/100"),
+            "\(bench.stdout)\(bench.stderr)")
 
         // An access token as the password, without a client certificate; a bad token is refused.
         let (_, identities, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/identities"])
         let aliceId = try #require(
-            ((try JSONSerialization.jsonObject(with: Data(identities.utf8)) as? [String: Any])?["identities"] as? [[String: Any]])?
+            ((try JSONSerialization.jsonObject(with: Data(identities.utf8)) as? [String: Any])?["identities"]
+                as? [[String: Any]])?
                 .first { $0["name"] as? String == "alice" }?["id"] as? String)
         let (_, _, tokenAuth) = try Fixture.post(f.daemon, "/api/v1/auth/token-auth/identities/\(aliceId)", [:])
         #expect(tokenAuth == 201)
         let (_, tokenBody, _) = try Fixture.post(f.daemon, "/api/v1/auth/token-auth/identities/\(aliceId)/tokens", [:])
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenBody.utf8)) as? [String: Any])?["accessToken"] as? String, "\(tokenBody)")
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(tokenBody.utf8)) as? [String: Any])?["accessToken"] as? String,
+            "\(tokenBody)")
         let plain = "host=127.0.0.1 port=\(f.proxyPort) user=\(f.pg.user) dbname=orders sslmode=require"
         let withToken = try f.psql(plain, ["select 'token-ok'"], environment: ["PGPASSWORD": token])
         #expect(withToken.status == 0 && withToken.stdout.contains("token-ok"), "\(withToken.stderr)")
@@ -223,23 +260,35 @@ import Testing
         #expect(unknown.status != 0 && unknown.stderr.contains("no active access grant"))
         // A certificate from another CA gets no session.
         let stranger = try CertificateFactory.issue(
-            commonName: "alice", usage: .client, issuer: try CertificateFactory.makeCA(commonName: "Other CA", validity: 3600), validity: 3600)
+            commonName: "alice", usage: .client,
+            issuer: try CertificateFactory.makeCA(commonName: "Other CA", validity: 3600), validity: 3600)
         let strangerArgs = try clientFiles(stranger, in: f.dir.path, name: "stranger")
         let refused = try f.psql(f.conninfo(strangerArgs), ["select 1"])
         #expect(refused.status != 0)
 
         // Sessions are on record with their statement counts, and audited.
         let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
-        let list = try #require((try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]])
+        let list = try #require(
+            (try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"]
+                as? [[String: Any]])
         #expect(list.count >= 5)
-        #expect(list.contains { ($0["granteeName"] as? String) == "alice" && (($0["stats"] as? [String: Any])?["statements"] as? Int ?? 0) >= 5 })
+        #expect(
+            list.contains {
+                ($0["granteeName"] as? String) == "alice"
+                    && (($0["stats"] as? [String: Any])?["statements"] as? Int ?? 0) >= 5
+            })
         let (_, audit, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
-        for event in ["pam.resource.create", "pam.account.create", "pam.access.request", "pam.access.approve", "pam.session.start", "pam.session.end", "pam.session.denied"] {
+        for event in [
+            "pam.resource.create", "pam.account.create", "pam.access.request", "pam.access.approve",
+            "pam.session.start", "pam.session.end", "pam.session.denied",
+        ] {
             #expect(audit.contains(event), "audit lacks \(event)")
         }
         #expect(!audit.contains(f.pg.password))
         #expect(!f.daemon.log.contains(f.pg.password))
-        _ = try f.psql("host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable", ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
+        _ = try f.psql(
+            "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable",
+            ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
         #expect(f.daemon.stop() == 0)
     }
 
@@ -279,7 +328,10 @@ import Testing
                 waitpid(pid, &status, 0)
             }
             let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-            return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text, Date().timeIntervalSince(started))
+            return (
+                (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text,
+                Date().timeIntervalSince(started)
+            )
         }
     }
 
@@ -287,7 +339,8 @@ import Testing
     /// while it runs (what was shipped so far, reported incomplete) and after it ends (complete, verified), and A's
     /// spool file is gone once the store holds all of it.
     @Test func recordingsShipToTheSharedStoreAndReplayOnAnotherNode() async throws {
-        guard let env = try await sharedPostgresDaemonEnvironment(), let url = env["GATEHOUSE_STORAGE_POSTGRES_URL"] else { return }
+        guard let env = try await sharedPostgresDaemonEnvironment(), let url = env["GATEHOUSE_STORAGE_POSTGRES_URL"]
+        else { return }
         let f: Fixture
         do { f = try Fixture(environment: env) } catch is Fixture.Skip { return }
         let dirB = try freshDirectory()
@@ -305,7 +358,10 @@ import Testing
         _ = try f.adminGrant("1h")
         let known = try Self.sessionIds(f)
         let running = try Background(
-            ["psql", "-X", "-At", f.conninfo(admin), "-c", "select 'shipped-while-running'", "-c", "select pg_sleep(8)"],
+            [
+                "psql", "-X", "-At", f.conninfo(admin), "-c", "select 'shipped-while-running'", "-c",
+                "select pg_sleep(8)",
+            ],
             environment: ["PGAPPNAME": "gh-ship"], errPath: f.dir.path + "/ship.err")
         // While it runs: B replays what A has shipped (the spool is uploaded every 2 s).
         var live: (code: Int, integrity: String, events: [[String: Any]]) = (0, "", [])
@@ -313,10 +369,14 @@ import Testing
             try await Task.sleep(for: .milliseconds(250))
             guard let id = try? Self.sessionIds(f).subtracting(known).first else { continue }
             live = try recordingOnB(id)
-            if live.events.contains(where: { ($0["text"] as? String)?.contains("shipped-while-running") == true }) { break }
+            if live.events.contains(where: { ($0["text"] as? String)?.contains("shipped-while-running") == true }) {
+                break
+            }
         }
         #expect(live.code == 200 && live.integrity == "incomplete", "\(live)")
-        #expect(live.events.contains { ($0["text"] as? String)?.contains("shipped-while-running") == true }, "\(live.events)")
+        #expect(
+            live.events.contains { ($0["text"] as? String)?.contains("shipped-while-running") == true },
+            "\(live.events)")
         let done = running.wait(30)
         #expect(done.status == 0, "\(done.stderr)")
         let id = try Self.newSession(f, since: known)
@@ -337,17 +397,24 @@ import Testing
         // gatehouse pam sessions verify --all, through B: every ended session's recording is in the store, complete.
         func verifyAll() throws -> ProcessRunner.Output {
             try ProcessRunner.run(
-                [ProcessRunner.gatehouseBinary, "pam", "sessions", "verify", "--all", "--data-dir", b.dataDirectory, "--project", "prod",
-                 "--output", "json"], timeout: 120)
+                [
+                    ProcessRunner.gatehouseBinary, "pam", "sessions", "verify", "--all", "--data-dir", b.dataDirectory,
+                    "--project", "prod",
+                    "--output", "json",
+                ], timeout: 120)
         }
         let verified = try verifyAll()
-        #expect(verified.status == 0 && verified.stderr.contains("not complete") && verified.stderr.contains(" 0 not complete"), "\(verified.stdout)\(verified.stderr)")
+        #expect(
+            verified.status == 0 && verified.stderr.contains("not complete")
+                && verified.stderr.contains(" 0 not complete"), "\(verified.stdout)\(verified.stderr)")
         // A recording lost from the store is listed as missing, and the command fails.
         let store = try PostgresStorage(url: url, logger: Logger(label: "test"))
         try await store.unsafeExecute("DELETE FROM recording_pieces WHERE session = '\(id)'")
         try await store.close()
         let lost = try verifyAll()
-        #expect(lost.status == 1 && lost.stdout.contains(id) && lost.stdout.contains("missing"), "\(lost.stdout)\(lost.stderr)")
+        #expect(
+            lost.status == 1 && lost.stdout.contains(id) && lost.stdout.contains("missing"),
+            "\(lost.stdout)\(lost.stderr)")
         // The shipper's backlog is in /readyz and /metrics: nothing waits.
         let (_, ready, readyCode) = try curl([f.daemon.operationsBase + "/readyz"])
         #expect(readyCode == 200 && ready.contains("recordings: backlog 0 bytes"), "\(ready)")
@@ -361,7 +428,8 @@ import Testing
     /// table lock when the node dies): after a restart the store holds exactly what the spool held at the crash, each
     /// byte once, and the recording reads as cut short by the crash, not tampered.
     @Test func aKilledNodeShipsItsRecordingOnceAfterRestart() async throws {
-        guard let env = try await sharedPostgresDaemonEnvironment(), let url = env["GATEHOUSE_STORAGE_POSTGRES_URL"] else { return }
+        guard let env = try await sharedPostgresDaemonEnvironment(), let url = env["GATEHOUSE_STORAGE_POSTGRES_URL"]
+        else { return }
         let f: Fixture
         do { f = try Fixture(environment: env) } catch is Fixture.Skip { return }
         let admin = try f.adminClient()
@@ -369,7 +437,8 @@ import Testing
         let known = try Self.sessionIds(f)
         /// A statement on the daemons' own database (not through the proxy).
         func onStore(_ sql: String) throws -> String {
-            let out = try ProcessRunner.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql], timeout: 30)
+            let out = try ProcessRunner.run(
+                ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql], timeout: 30)
             #expect(out.status == 0, "\(sql): \(out.stderr)")
             return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -382,7 +451,8 @@ import Testing
         try "select '\(marker)';\nselect pg_sleep(6);\n\(statements)select pg_sleep(60);\n".write(
             toFile: script, atomically: true, encoding: .utf8)
         let session = try Background(
-            ["psql", "-X", "-At", f.conninfo(admin), "-f", script], environment: ["PGAPPNAME": "gh-kill9"], errPath: f.dir.path + "/kill9.err")
+            ["psql", "-X", "-At", f.conninfo(admin), "-f", script], environment: ["PGAPPNAME": "gh-kill9"],
+            errPath: f.dir.path + "/kill9.err")
         try f.waitUntilRunning("gh-kill9")
         let id = try Self.newSession(f, since: known)
         let spool = f.daemon.dataDirectory + "/recordings/\(id).ghrec"
@@ -391,40 +461,61 @@ import Testing
         try Self.poll("the first upload") { try onStore(stored) != "0" }
         // Then an upload is caught in flight: a lock holds the next piece's INSERT until the node is killed.
         let lock = try Background(
-            ["psql", "-X", "-At", url, "-c", "begin; lock table recording_pieces in exclusive mode; select pg_sleep(60); commit"],
+            [
+                "psql", "-X", "-At", url, "-c",
+                "begin; lock table recording_pieces in exclusive mode; select pg_sleep(60); commit",
+            ],
             environment: ["PGAPPNAME": "gh-lock"], errPath: f.dir.path + "/lock.err")
-        try Self.poll("the big statements in the spool") { (try? FileManager.default.attributesOfItem(atPath: spool)[.size] as? Int) ?? 0 > 3_500_000 }
+        try Self.poll("the big statements in the spool") {
+            (try? FileManager.default.attributesOfItem(atPath: spool)[.size] as? Int) ?? 0 > 3_500_000
+        }
         try Self.poll("an upload waiting on the lock") {
-            try onStore("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%INSERT INTO recording_pieces%'") == "1"
+            try onStore(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%INSERT INTO recording_pieces%'"
+            ) == "1"
         }
         let before = try onStore(stored)
         f.daemon.signal(SIGKILL)
         _ = f.daemon.waitForExit()
-        #expect(try onStore("select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'gh-lock'") == "1")
+        #expect(
+            try onStore(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'gh-lock'")
+                == "1")
         _ = lock.wait(10)
         _ = session.wait(30)
         let atCrash = try [UInt8](Data(contentsOf: URL(fileURLWithPath: spool)))
-        #expect(Int(before) ?? 0 < atCrash.count, "the store held \(before) of \(atCrash.count) bytes when the node died")
+        #expect(
+            Int(before) ?? 0 < atCrash.count, "the store held \(before) of \(atCrash.count) bytes when the node died")
 
         // Restart: the node closes the session as crashed and ships the rest, then deletes its spool copy.
-        let restarted = try DaemonProcess(directory: f.dir.path, environment: env.merging(["GATEHOUSE_LOGGING_LEVEL": "info"]) { $1 })
+        let restarted = try DaemonProcess(
+            directory: f.dir.path, environment: env.merging(["GATEHOUSE_LOGGING_LEVEL": "info"]) { $1 })
         try restarted.waitUntilListening(expected: 4)
         try Self.poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
         // Each byte once: the pieces tile the recording with no overlap, and they are the spool's bytes.
         let tiling = try onStore(
-            "select count(*) || ' ' || sum(length(bytes)) || ' ' || max(start_at + length(bytes)) from recording_pieces where session = '\(id)'")
+            "select count(*) || ' ' || sum(length(bytes)) || ' ' || max(start_at + length(bytes)) from recording_pieces where session = '\(id)'"
+        )
         let parts = tiling.split(separator: " ").compactMap { Int($0) }
-        #expect(parts.count == 3 && parts[0] >= 4 && parts[1] == atCrash.count && parts[2] == atCrash.count, "pieces, bytes, end: \(tiling)")
+        #expect(
+            parts.count == 3 && parts[0] >= 4 && parts[1] == atCrash.count && parts[2] == atCrash.count,
+            "pieces, bytes, end: \(tiling)")
         let store = try PostgresStorage(url: url, logger: Logger(label: "test"))
         let copy = try await store.recordings.read(sessionId: id)
         try await store.close()
         #expect(copy == atCrash, "the store's copy is the spool's bytes")
         // It reads as cut short by the crash: every statement before it, and no tampering.
-        let (_, replay, replayCode) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
-        #expect(replayCode == 200 && replay.contains("\"integrity\":\"incomplete\"") && replay.contains("stopped (crash or kill)"), "\(replay.prefix(400))")
+        let (_, replay, replayCode) = try curl(
+            restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
+        #expect(
+            replayCode == 200 && replay.contains("\"integrity\":\"incomplete\"")
+                && replay.contains("stopped (crash or kill)"), "\(replay.prefix(400))")
         #expect(replay.contains(marker) && replay.contains(String(big.prefix(64))))
-        let (_, verdict, verdictCode) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(id)/recording/verify"])
-        #expect(verdictCode == 200 && verdict.contains("\"integrity\":\"incomplete\"") && verdict.contains("stopped (crash or kill)"), "\(verdict)")
+        let (_, verdict, verdictCode) = try curl(
+            restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(id)/recording/verify"])
+        #expect(
+            verdictCode == 200 && verdict.contains("\"integrity\":\"incomplete\"")
+                && verdict.contains("stopped (crash or kill)"), "\(verdict)")
         let (_, ready, _) = try curl([restarted.operationsBase + "/readyz"])
         #expect(ready.contains("recordings: backlog 0 bytes"), "\(ready)")
         #expect(restarted.stop() == 0)
@@ -456,8 +547,11 @@ import Testing
         let spool = f.daemon.dataDirectory + "/recordings/\(shipped).ghrec"
         try Self.poll("the spool copy to go") { !FileManager.default.fileExists(atPath: spool) }
         let replay = try Self.recording(f, shipped)
-        #expect(replay.code == 200 && replay.integrity == "complete" && replay.body.contains("s3-shipped"), "\(replay.body.prefix(400))")
-        let (_, verdict, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(shipped)/recording/verify"])
+        #expect(
+            replay.code == 200 && replay.integrity == "complete" && replay.body.contains("s3-shipped"),
+            "\(replay.body.prefix(400))")
+        let (_, verdict, _) = try curl(
+            f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(shipped)/recording/verify"])
         #expect(verdict.contains("\"integrity\":\"complete\""), "\(verdict)")
         let objects = try await bucket.list(prefix: shipped)
         #expect(!objects.isEmpty && objects.allSatisfy { $0.key.hasPrefix(shipped + "/") }, "\(objects)")
@@ -479,8 +573,9 @@ import Testing
         }
         #expect(ready.contains("S3 refused the credentials") && ready.contains("SignatureDoesNotMatch"), "\(ready)")
         let (blocked, _) = try session(refused, "s3-blocked")
-        #expect(blocked.status != 0 && blocked.stderr.contains("session recordings cannot reach their store")
-            && blocked.stderr.contains("S3 refused the credentials"), "\(blocked.stdout)\(blocked.stderr)")
+        #expect(
+            blocked.status != 0 && blocked.stderr.contains("session recordings cannot reach their store")
+                && blocked.stderr.contains("S3 refused the credentials"), "\(blocked.stdout)\(blocked.stderr)")
         let pendingSpool = refused.dataDirectory + "/recordings/\(pending).ghrec"
         #expect(FileManager.default.fileExists(atPath: pendingSpool), "the spool keeps what the bucket refused")
         #expect(try await bucket.list(prefix: pending).isEmpty)
@@ -492,7 +587,9 @@ import Testing
         none["AWS_SECRET_ACCESS_KEY"] = ""
         let unsigned = try DaemonProcess(directory: f.dir.path, environment: none)
         #expect(unsigned.waitForExit(timeout: 30) != 0)
-        #expect(unsigned.log.contains("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "\(unsigned.log.suffix(600))")
+        #expect(
+            unsigned.log.contains("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            "\(unsigned.log.suffix(600))")
 
         // Good credentials again, from a credentials file this time: the held recording ships, and nothing was lost.
         let credentials = f.dir.path + "/s3-credentials"
@@ -518,7 +615,8 @@ import Testing
         defer { moto.stop() }
         let f: Fixture
         do {
-            f = try Fixture(environment: moto.daemonEnvironment.merging(["GATEHOUSE_PAM_RETENTION_CHECK_INTERVAL": "1s"]) { $1 })
+            f = try Fixture(
+                environment: moto.daemonEnvironment.merging(["GATEHOUSE_PAM_RETENTION_CHECK_INTERVAL": "1s"]) { $1 })
         } catch is Fixture.Skip { return }
         let admin = try f.adminClient()
         _ = try f.adminGrant("1h")
@@ -531,7 +629,9 @@ import Testing
             let out = try f.psql(f.conninfo(admin), ["select '\(marker)'"])
             #expect(out.status == 0, "\(out.stderr)")
             let id = try Self.newSession(f, since: known)
-            try Self.poll("\(marker) to ship") { !FileManager.default.fileExists(atPath: f.daemon.dataDirectory + "/recordings/\(id).ghrec") }
+            try Self.poll("\(marker) to ship") {
+                !FileManager.default.fileExists(atPath: f.daemon.dataDirectory + "/recordings/\(id).ghrec")
+            }
             return id
         }
         func code(_ id: String) throws -> Int { try Self.recording(f, id).code }
@@ -539,7 +639,9 @@ import Testing
             location: S3Location(endpoint: moto.endpoint, region: "us-east-1", bucket: moto.bucket),
             credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
 
-        let a = try session("kept-a"), b = try session("kept-b"), c = try session("kept-c")
+        let a = try session("kept-a")
+        let b = try session("kept-b")
+        let c = try session("kept-c")
         let hold = try cli(["pam", "sessions", "hold", b, "--reason", "case-42", "--output", "json"])
         #expect(hold.status == 0 && hold.stdout.contains("case-42"), "\(hold.stdout)\(hold.stderr)")
         // D ends 9 s after C: with a retention of 8 s, A, B and C are past it and D is not (for 8 s more).
@@ -551,11 +653,14 @@ import Testing
         #expect(try code(d) == 200, "D has not outlived the retention yet")
         #expect(try code(b) == 200, "B is under legal hold")
         let (objectsA, objectsB, objectsC, objectsD) = (
-            try await bucket.list(prefix: a), try await bucket.list(prefix: b), try await bucket.list(prefix: c), try await bucket.list(prefix: d))
+            try await bucket.list(prefix: a), try await bucket.list(prefix: b), try await bucket.list(prefix: c),
+            try await bucket.list(prefix: d)
+        )
         #expect(objectsA.isEmpty && objectsC.isEmpty && !objectsB.isEmpty && !objectsD.isEmpty)
         let gone = try Self.recording(f, a)
         #expect(gone.body.contains("was deleted at") && gone.body.contains("retention 8s"), "\(gone.body)")
-        let (_, verdict, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(a)/recording/verify"])
+        let (_, verdict, _) = try curl(
+            f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(a)/recording/verify"])
         #expect(verdict.contains("\"integrity\":\"deleted\""), "\(verdict)")
         let late = try cli(["pam", "sessions", "hold", a, "--reason", "too late"])
         #expect(late.status != 0 && late.stderr.contains("was deleted at"), "\(late.stderr)")
@@ -567,12 +672,19 @@ import Testing
         try Self.poll("B to be deleted after its release", 10) { try code(b) == 410 }
         // verify --all counts the deleted recordings and fails on none of them.
         let verified = try cli(["pam", "sessions", "verify", "--all", "--project", "prod", "--output", "json"])
-        #expect(verified.status == 0 && verified.stderr.contains("4 deleted under retention"), "\(verified.stdout)\(verified.stderr)")
+        #expect(
+            verified.status == 0 && verified.stderr.contains("4 deleted under retention"),
+            "\(verified.stdout)\(verified.stderr)")
         // Each deletion is audited once, by the retention job, and the hold and release are audited too.
         func events(_ type: String) throws -> [[String: String]] {
-            let (_, body, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?type=\(type)&limit=1000"])
-            return ((try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? [])
-                .compactMap { (($0["event"] as? [String: Any])?["event"] as? [String: Any])?["metadata"] as? [String: String] }
+            let (_, body, _) = try curl(
+                f.adminAuth + [f.daemon.httpsBase + "/api/v1/audit/events?type=\(type)&limit=1000"])
+            return
+                ((try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["events"]
+                as? [[String: Any]] ?? [])
+                .compactMap {
+                    (($0["event"] as? [String: Any])?["event"] as? [String: Any])?["metadata"] as? [String: String]
+                }
         }
         let deletions = try events("pam.recording.delete").compactMap { $0["sessionId"] }
         #expect(deletions.sorted() == [a, b, c, d].sorted(), "\(deletions)")
@@ -624,24 +736,32 @@ import Testing
         try f.waitUntilRunning("gh-victim")
         let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable"
         let kill = try f.psql(
-            direct, ["select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'gh-victim'"],
+            direct,
+            ["select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'gh-victim'"],
             environment: ["PGPASSWORD": f.pg.password])
         #expect(kill.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(kill.stdout) \(kill.stderr)")
         let failed = victim.wait(25)
-        #expect(failed.status != 0 && failed.stderr.contains("terminating connection due to administrator command"), "\(failed.stderr)")
+        #expect(
+            failed.status != 0 && failed.stderr.contains("terminating connection due to administrator command"),
+            "\(failed.stderr)")
 
         // Every one of those ended with its reason on record; the proxy still serves.
         let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
-        for reason in ["grant-expired", "grant-revoked", "upstream-closed"] { #expect(sessions.contains(reason), "\(reason) in \(sessions)") }
+        for reason in ["grant-expired", "grant-revoked", "upstream-closed"] {
+            #expect(sessions.contains(reason), "\(reason) in \(sessions)")
+        }
         // The API pages the grants one at a time, newest first, each once: the same list as one big page.
         let (_, whole, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/grants?limit=1000"])
-        let list = ((try? JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])?["grants"] as? [[String: Any]]) ?? []
+        let list =
+            ((try? JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])?["grants"]
+                as? [[String: Any]]) ?? []
         let times = list.compactMap { $0["requestedAt"] as? String }
         #expect(times == times.sorted(by: >), "newest first: \(times)")
         var paged: [String] = []
         var cursor: String?
         repeat {
-            let url = f.daemon.httpsBase + "/api/v1/projects/prod/pam/grants?limit=1" + (cursor.map { "&after=" + $0 } ?? "")
+            let url =
+                f.daemon.httpsBase + "/api/v1/projects/prod/pam/grants?limit=1" + (cursor.map { "&after=" + $0 } ?? "")
             let (_, body, code) = try curl(f.adminAuth + [url])
             let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
             let items = object["grants"] as? [[String: Any]] ?? []
@@ -668,7 +788,10 @@ import Testing
         #expect(made.status == 0, "\(made.stderr)")
         func slowInsert(_ how: String) throws -> Background {
             try Background(
-                ["psql", "-X", "-At", f.conninfo(admin), "-c", "insert into \(table) select '\(how)' from pg_sleep(8)"],
+                [
+                    "psql", "-X", "-At", f.conninfo(admin), "-c",
+                    "insert into \(table) select '\(how)' from pg_sleep(8)",
+                ],
                 environment: ["PGAPPNAME": "gh-stop-\(how)"], errPath: f.dir.path + "/stop-\(how).err")
         }
         // Expiry: a 3-second grant.
@@ -686,7 +809,9 @@ import Testing
         let revoked = revoking.wait(25)
         #expect(revoked.status != 0 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
         let clientEnd = revoking.started.addingTimeInterval(revoked.seconds).timeIntervalSince(revokedAt)
-        #expect(clientEnd < 1.5, "the client was cut \(clientEnd) s after the revocation (a revocation through this node acts at once)")
+        #expect(
+            clientEnd < 1.5,
+            "the client was cut \(clientEnd) s after the revocation (a revocation through this node acts at once)")
         // The audit has the session's end within a second of the revocation.
         let events = try auditLog(f.daemon).events
         func time(_ type: String, _ matching: ([String: String]) -> Bool) -> Date? {
@@ -702,11 +827,17 @@ import Testing
         let settle = 9.5 - Date().timeIntervalSince(revoking.started)
         if settle > 0 { usleep(UInt32(settle * 1_000_000)) }
         let rows = try f.psql(
-            direct, ["select count(*) from \(table)", "select count(*) from pg_stat_activity where application_name like 'gh-stop-%'"],
+            direct,
+            [
+                "select count(*) from \(table)",
+                "select count(*) from pg_stat_activity where application_name like 'gh-stop-%'",
+            ],
             environment: ["PGPASSWORD": f.pg.password])
         #expect(rows.stdout.split(separator: "\n") == ["0", "0"], "rows, backends: \(rows.stdout) \(rows.stderr)")
         let (_, sessions, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
-        for reason in ["grant-expired", "grant-revoked"] { #expect(sessions.contains(reason), "\(reason) in \(sessions)") }
+        for reason in ["grant-expired", "grant-revoked"] {
+            #expect(sessions.contains(reason), "\(reason) in \(sessions)")
+        }
         _ = try f.psql(direct, ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
         #expect(f.daemon.stop() == 0)
     }
@@ -723,26 +854,39 @@ import Testing
         let admin = try f.adminClient()
         let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) dbname=\(f.pg.database) sslmode=disable"
         let table = "pam_large_\(UInt32.random(in: 1...UInt32.max))"
-        let made = try f.psql(direct, ["create table \(table)(id int)", "insert into \(table) select generate_series(1, 5)"],
+        let made = try f.psql(
+            direct, ["create table \(table)(id int)", "insert into \(table) select generate_series(1, 5)"],
             environment: ["PGPASSWORD": f.pg.password])
         #expect(made.status == 0, "\(made.stderr)")
         let known = try Self.sessionIds(f)
         let out = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-large.py", f.conninfo(admin), table, "run"], cwd: f.dir.path, timeout: 120)
-        #expect(out.status == 0 && out.stdout.contains("large ok") && out.stdout.contains("binary ok"), "\(out.stdout)\(out.stderr)")
-        let left = try f.psql(direct, ["select string_agg(id::text, ',' order by id) from \(table)"], environment: ["PGPASSWORD": f.pg.password])
-        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1,2,4,5", "the delete ran: \(left.stdout)")
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-large.py", f.conninfo(admin), table, "run"],
+            cwd: f.dir.path, timeout: 120)
+        #expect(
+            out.status == 0 && out.stdout.contains("large ok") && out.stdout.contains("binary ok"),
+            "\(out.stdout)\(out.stderr)")
+        let left = try f.psql(
+            direct, ["select string_agg(id::text, ',' order by id) from \(table)"],
+            environment: ["PGPASSWORD": f.pg.password])
+        #expect(
+            left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1,2,4,5", "the delete ran: \(left.stdout)")
 
         let id = try Self.newSession(f, since: known)
         let recording = try Self.recording(f, id)
         #expect(recording.code == 200 && recording.integrity == "complete", "\(recording.body.prefix(300))")
         let queries = recording.events.filter { $0["kind"] as? String == "query" }.compactMap { $0["text"] as? String }
-        let huge = try #require(queries.first { $0.utf8.count > 1_000_000 }, "no whole 1.1 MB query in the recording: \(queries.map(\.utf8.count))")
+        let huge = try #require(
+            queries.first { $0.utf8.count > 1_000_000 },
+            "no whole 1.1 MB query in the recording: \(queries.map(\.utf8.count))")
         #expect(huge.hasSuffix("select 1; delete from \(table) where id = 3"), "\(huge.suffix(80))")
-        let bind = try #require(recording.events.first { $0["kind"] as? String == "bind" && ($0["formats"] as? [Int])?.first == 1 })
+        let bind = try #require(
+            recording.events.first { $0["kind"] as? String == "bind" && ($0["formats"] as? [Int])?.first == 1 })
         let values = (bind["parameters"] as? [Any])?.map { $0 as? String ?? "NULL" } ?? []
-        #expect(values == ["42", "-9000000000", "naïve", "true", "12345678-9abc-def0-1234-56789abcdef0", "-12.0345",
-                           "2026-01-02 03:04:05.5", "\\x0102ff", "2.5"], "\(values)")
+        #expect(
+            values == [
+                "42", "-9000000000", "naïve", "true", "12345678-9abc-def0-1234-56789abcdef0", "-12.0345",
+                "2026-01-02 03:04:05.5", "\\x0102ff", "2.5",
+            ], "\(values)")
         let statement = try #require(bind["statement"] as? String)
         #expect(!statement.isEmpty, "psycopg's prepare=True names the statement")
         let executes = recording.events.filter { $0["kind"] as? String == "execute" }
@@ -750,20 +894,33 @@ import Testing
 
         // The search finds the delete behind the megabyte of comment, and shows it.
         let api = ["--data-dir", f.daemon.dataDirectory]
-        let search = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "pam", "sessions", "search"] + api + ["--project", "prod", "delete from \(table)"], timeout: 60)
-        #expect(search.status == 0 && search.stdout.contains(id) && search.stdout.contains("where id = 3"), "\(search.stdout.prefix(2000))\(search.stderr)")
+        let search = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "pam", "sessions", "search"] + api + [
+                "--project", "prod", "delete from \(table)",
+            ], timeout: 60)
+        #expect(
+            search.status == 0 && search.stdout.contains(id) && search.stdout.contains("where id = 3"),
+            "\(search.stdout.prefix(2000))\(search.stderr)")
         #expect(f.daemon.stop() == 0)
 
         // With a limit below the message: refused, named, nothing forwarded, and the refusal is in the recording.
         let small = try DaemonProcess(
-            directory: f.dir.path, environment: ["GATEHOUSE_LISTENERS_POSTGRES_MAX_MESSAGE_SIZE": "1048576", "GATEHOUSE_LOGGING_LEVEL": "info"])
+            directory: f.dir.path,
+            environment: [
+                "GATEHOUSE_LISTENERS_POSTGRES_MAX_MESSAGE_SIZE": "1048576", "GATEHOUSE_LOGGING_LEVEL": "info",
+            ])
         try small.waitUntilListening()
-        let before = try f.psql(direct, ["select count(*) from \(table)"], environment: ["PGPASSWORD": f.pg.password]).stdout
+        let before = try f.psql(direct, ["select count(*) from \(table)"], environment: ["PGPASSWORD": f.pg.password])
+            .stdout
         let refused = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-large.py", f.conninfo(admin, port: small.ports["postgres"]), table, "refuse"],
+            [
+                python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-large.py",
+                f.conninfo(admin, port: small.ports["postgres"]), table, "refuse",
+            ],
             cwd: f.dir.path, timeout: 120)
         #expect(refused.status == 0 && refused.stdout.contains("1048576"), "\(refused.stdout)\(refused.stderr)")
-        let after = try f.psql(direct, ["select count(*) from \(table)"], environment: ["PGPASSWORD": f.pg.password]).stdout
+        let after = try f.psql(direct, ["select count(*) from \(table)"], environment: ["PGPASSWORD": f.pg.password])
+            .stdout
         #expect(before == after && after.hasPrefix("4"), "\(before) → \(after)")
         _ = try f.psql(direct, ["drop table \(table)"], environment: ["PGPASSWORD": f.pg.password])
         #expect(small.stop() == 0)
@@ -773,12 +930,16 @@ import Testing
     @Test func idleTimeoutSparesBusySessions() throws {
         guard let python = Self.psycopgPython() else { return }
         let f: Fixture
-        do { f = try Fixture(environment: ["GATEHOUSE_LISTENERS_POSTGRES_IDLE_TIMEOUT": "3s"]) } catch is Fixture.Skip { return }
+        do { f = try Fixture(environment: ["GATEHOUSE_LISTENERS_POSTGRES_IDLE_TIMEOUT": "3s"]) } catch is Fixture.Skip {
+            return
+        }
         _ = try f.adminGrant("1h")
         let admin = try f.adminClient()
-        let direct = "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) password=\(f.pg.password) dbname=\(f.pg.database) sslmode=disable"
+        let direct =
+            "host=127.0.0.1 port=\(f.pg.port) user=\(f.pg.user) password=\(f.pg.password) dbname=\(f.pg.database) sslmode=disable"
         let out = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-idle.py", f.conninfo(admin), direct, "3"], cwd: f.dir.path, timeout: 120)
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-idle.py", f.conninfo(admin), direct, "3"],
+            cwd: f.dir.path, timeout: 120)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         for step in ["statement", "listen", "idle"] {
             #expect(out.stdout.contains("\(step) ok"), "\(step): \(out.stdout)\(out.stderr)")
@@ -792,12 +953,20 @@ import Testing
         _ = try f.adminGrant("1h")
         _ = try f.adminClient()
         let out = try ProcessRunner.run(
-            ["python3", ProcessInfo.processInfo.environment["PG_HOSTILE_SCRIPT"] ?? (ProcessRunner.repositoryRoot + "/Tests/scripts/pg-hostile.py"),
-             String(f.proxyPort), f.certs + "/ca.crt", f.certs + "/admin.crt", f.dir.path + "/admin.key", "orders", f.pg.user], timeout: 120)
+            [
+                "python3",
+                ProcessInfo.processInfo.environment["PG_HOSTILE_SCRIPT"]
+                    ?? (ProcessRunner.repositoryRoot + "/Tests/scripts/pg-hostile.py"),
+                String(f.proxyPort), f.certs + "/ca.crt", f.certs + "/admin.crt", f.dir.path + "/admin.key", "orders",
+                f.pg.user,
+            ], timeout: 120)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-        for name in ["plaintext-startup", "ssl-request-with-trailing-plaintext", "startup-length-overflow", "gssenc-then-tls-replication-refused",
-                     "message-length-overflow", "garbage", "no-certificate-asks-for-password",
-                     "direct-tls-alpn-postgresql", "direct-tls-without-alpn-refused", "direct-tls-other-alpn-refused"] {
+        for name in [
+            "plaintext-startup", "ssl-request-with-trailing-plaintext", "startup-length-overflow",
+            "gssenc-then-tls-replication-refused",
+            "message-length-overflow", "garbage", "no-certificate-asks-for-password",
+            "direct-tls-alpn-postgresql", "direct-tls-without-alpn-refused", "direct-tls-other-alpn-refused",
+        ] {
             #expect(out.stdout.contains("\(name) ok"), "\(name): \(out.stdout)")
         }
         let after = try f.psql(f.conninfo(try f.adminClient()), ["select 'alive'"])
@@ -830,7 +999,9 @@ import Testing
     /// Ids of the sessions on record, asked of `daemon`.
     static func sessionIds(_ daemon: DaemonProcess) throws -> Set<String> {
         let (_, sessions, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/projects/prod/pam/sessions"])
-        let list = try #require((try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"] as? [[String: Any]])
+        let list = try #require(
+            (try JSONSerialization.jsonObject(with: Data(sessions.utf8)) as? [String: Any])?["sessions"]
+                as? [[String: Any]])
         return Set(list.compactMap { $0["id"] as? String })
     }
 
@@ -841,7 +1012,9 @@ import Testing
         return try #require(fresh.first)
     }
 
-    static func recording(_ f: Fixture, _ id: String) throws -> (code: Int, integrity: String, events: [[String: Any]], body: String) {
+    static func recording(_ f: Fixture, _ id: String) throws -> (
+        code: Int, integrity: String, events: [[String: Any]], body: String
+    ) {
         let (_, body, code) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/sessions/\(id)/recording"])
         let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
         return (code, object["integrity"] as? String ?? "", object["events"] as? [[String: Any]] ?? [], body)
@@ -878,7 +1051,8 @@ import Testing
         let admin = try f.adminClient()
         let marker = "marker_\(UInt32.random(in: 1...UInt32.max))"
         let statements = [
-            "select '\(marker)' as m", "create temp table r(x int)", "insert into r values (1), (2)", "select * from r where x = 2",
+            "select '\(marker)' as m", "create temp table r(x int)", "insert into r values (1), (2)",
+            "select * from r where x = 2",
             "select * from no_such_table_\(marker)",
         ]
         var known = try Self.sessionIds(f)
@@ -899,7 +1073,10 @@ import Testing
         // Exactly these events: each statement, its outcome, and nothing for the frames the recorder does not keep
         // (row descriptions, ready-for-query, parameter status).
         let kinds = first.events.compactMap { $0["kind"] as? String }
-        let expectedKinds: [String] = ["start", "query", "complete", "query", "complete", "query", "complete", "query", "complete", "query", "error", "end"]
+        let expectedKinds: [String] = [
+            "start", "query", "complete", "query", "complete", "query", "complete", "query", "complete", "query",
+            "error", "end",
+        ]
         #expect(kinds == expectedKinds, "\(kinds)")
         #expect(((first.events.first?["detail"] as? [String: String])?["who"]) == "gatehouse-admin")
         // On disk: ciphertext only.
@@ -910,16 +1087,25 @@ import Testing
         // The extended protocol: statement text from Parse, parameter values from Bind.
         let script = f.dir.path + "/ext.sql"
         try "\\set v 4242\nselect :v::int + 1 as \(marker);\n".write(toFile: script, atomically: true, encoding: .utf8)
-        let bench = try ProcessRunner.run(["pgbench", "-n", "-M", "extended", "-t", "3", "-f", script, f.conninfo(admin)], cwd: f.dir.path, timeout: 60)
+        let bench = try ProcessRunner.run(
+            ["pgbench", "-n", "-M", "extended", "-t", "3", "-f", script, f.conninfo(admin)], cwd: f.dir.path,
+            timeout: 60)
         #expect(bench.status == 0, "\(bench.stderr)")
         // pgbench opens one connection of its own before its clients: the client's session is the one with Parse.
         let fresh = try Self.sessionIds(f).subtracting(known)
         known.formUnion(fresh)
         let candidates = try fresh.map { ($0, try Self.recording(f, $0)) }
-        let (extendedId, extended) = try #require(candidates.first { $0.1.events.contains { $0["kind"] as? String == "parse" } })
+        let (extendedId, extended) = try #require(
+            candidates.first { $0.1.events.contains { $0["kind"] as? String == "parse" } })
         #expect(extended.integrity == "complete")
-        #expect(extended.events.contains { $0["kind"] as? String == "parse" && ($0["text"] as? String ?? "").contains(marker) })
-        #expect(extended.events.filter { $0["kind"] as? String == "bind" && ($0["parameters"] as? [String])?.first == "4242" }.count == 3)
+        #expect(
+            extended.events.contains {
+                $0["kind"] as? String == "parse" && ($0["text"] as? String ?? "").contains(marker)
+            })
+        #expect(
+            extended.events.filter {
+                $0["kind"] as? String == "bind" && ($0["parameters"] as? [String])?.first == "4242"
+            }.count == 3)
         #expect(extended.events.filter { $0["kind"] as? String == "execute" }.count == 3)
 
         // Cuts and a changed length field on a session the store says ended: tampering, never "incomplete".
@@ -930,8 +1116,11 @@ import Testing
         if let manifest = records.last, let lastChunk = chunkRecords.last, let firstChunk = chunkRecords.first {
             var lengthFlipped = original
             lengthFlipped[firstChunk.start + 9] ^= 0x80  // the high byte of the first chunk's length field
-            for (what, file) in [("manifest cut", Array(original[..<manifest.start])), ("last chunk and manifest cut", Array(original[..<lastChunk.start])),
-                                 ("length field flipped", lengthFlipped)] {
+            for (what, file) in [
+                ("manifest cut", Array(original[..<manifest.start])),
+                ("last chunk and manifest cut", Array(original[..<lastChunk.start])),
+                ("length field flipped", lengthFlipped),
+            ] {
                 try Data(file).write(to: URL(fileURLWithPath: path))
                 let read = try Self.recording(f, id)
                 #expect(read.code == 200 && read.integrity == "tampered", "\(what): \(read.body.prefix(400))")
@@ -953,7 +1142,10 @@ import Testing
 
         // kill -9 mid-session: what was flushed (at least once a second) stays readable.
         let long = try Background(
-            ["psql", "-X", "-At", f.conninfo(admin), "-c", "select 'before-crash-\(marker)'", "-c", "select pg_sleep(30)"],
+            [
+                "psql", "-X", "-At", f.conninfo(admin), "-c", "select 'before-crash-\(marker)'", "-c",
+                "select pg_sleep(30)",
+            ],
             environment: ["PGAPPNAME": "gh-crash"], errPath: f.dir.path + "/crash.err")
         try f.waitUntilRunning("gh-crash")
         let crashed = try Self.newSession(f, since: known)
@@ -971,11 +1163,17 @@ import Testing
         _ = long.wait(30)
         let restarted = try DaemonProcess(directory: f.dir.path, environment: ["GATEHOUSE_LOGGING_LEVEL": "info"])
         try restarted.waitUntilListening(expected: 4)
-        let (_, body, code) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(crashed)/recording"])
-        #expect(code == 200 && body.contains("\"integrity\":\"incomplete\"") && body.contains("stopped (crash or kill)"), "\(body.prefix(400))")
+        let (_, body, code) = try curl(
+            restarted.adminCurl + [restarted.httpsBase + "/api/v1/pam/sessions/\(crashed)/recording"])
+        #expect(
+            code == 200 && body.contains("\"integrity\":\"incomplete\"") && body.contains("stopped (crash or kill)"),
+            "\(body.prefix(400))")
         #expect(body.contains("before-crash-\(marker)") && body.contains("pg_sleep"))
-        let (_, sessionList, _) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/projects/prod/pam/sessions"])
-        #expect(sessionList.contains("node-crashed"), "the restarted node closes what the crash left open: \(sessionList.prefix(600))")
+        let (_, sessionList, _) = try curl(
+            restarted.adminCurl + [restarted.httpsBase + "/api/v1/projects/prod/pam/sessions"])
+        #expect(
+            sessionList.contains("node-crashed"),
+            "the restarted node closes what the crash left open: \(sessionList.prefix(600))")
         // Reading recordings is audited.
         let (_, audit, _) = try curl(restarted.adminCurl + [restarted.httpsBase + "/api/v1/audit/events?limit=1000"])
         #expect(audit.contains("pam.recording.read"))
@@ -991,24 +1189,35 @@ import Testing
             try ProcessRunner.run([gatehouse] + args, cwd: f.dir.path, stdin: stdin, timeout: 60)
         }
         // A second resource and account through the CLI (the password from stdin only).
-        let created = try cli(["pam", "resource", "create"] + api + [
-            "--project", "prod", "--name", "orders-cli", "--host", "127.0.0.1", "--port", String(f.pg.port), "--database", f.pg.database,
-            "--tls-mode", "disable", "--output", "json",
-        ])
+        let created = try cli(
+            ["pam", "resource", "create"] + api + [
+                "--project", "prod", "--name", "orders-cli", "--host", "127.0.0.1", "--port", String(f.pg.port),
+                "--database", f.pg.database,
+                "--tls-mode", "disable", "--output", "json",
+            ])
         #expect(created.status == 0, "\(created.stdout)\(created.stderr)")
-        let rid = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])?["id"] as? String)
-        let refused = try cli(["pam", "account", "add"] + api + ["--resource", rid, "--username", f.pg.user], stdin: Data("wrong\n".utf8))
+        let rid = try #require(
+            (try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let refused = try cli(
+            ["pam", "account", "add"] + api + ["--resource", rid, "--username", f.pg.user], stdin: Data("wrong\n".utf8))
         #expect(refused.status != 0 && refused.stderr.contains("password authentication failed"), "\(refused.stderr)")
-        let added = try cli(["pam", "account", "add"] + api + ["--resource", rid, "--username", f.pg.user], stdin: Data((f.pg.password + "\n").utf8))
+        let added = try cli(
+            ["pam", "account", "add"] + api + ["--resource", rid, "--username", f.pg.user],
+            stdin: Data((f.pg.password + "\n").utf8))
         #expect(added.status == 0, "\(added.stderr)")
         // connect: requests (auto-approved for the administrator), then runs psql through the proxy.
         let marker = "cli_\(UInt32.random(in: 1...UInt32.max))"
         let connect = try cli(
-            ["pam", "connect", "orders-cli"] + api + ["--project", "prod", "--account", f.pg.user, "--duration", "30m", "--reason", "CHG-7",
-             "--", "-X", "-At", "-c", "select '\(marker)'"])
+            ["pam", "connect", "orders-cli"] + api + [
+                "--project", "prod", "--account", f.pg.user, "--duration", "30m", "--reason", "CHG-7",
+                "--", "-X", "-At", "-c", "select '\(marker)'",
+            ])
         #expect(connect.status == 0 && connect.stdout.contains(marker), "\(connect.stdout)\(connect.stderr)")
         // A second connect reuses the grant (no new request).
-        let again = try cli(["pam", "connect", "orders-cli"] + api + ["--project", "prod", "--account", f.pg.user, "--", "-X", "-At", "-c", "select 2"])
+        let again = try cli(
+            ["pam", "connect", "orders-cli"] + api + [
+                "--project", "prod", "--account", f.pg.user, "--", "-X", "-At", "-c", "select 2",
+            ])
         #expect(again.status == 0 && again.stdout.contains("2"), "\(again.stderr)")
         let grants = try cli(["pam", "grants"] + api + ["--project", "prod", "--output", "json"])
         let list = (try JSONSerialization.jsonObject(with: Data(grants.stdout.utf8)) as? [[String: Any]]) ?? []
@@ -1026,34 +1235,52 @@ import Testing
         let bogus = try cli(["pam", "grants"] + api + ["--project", "prod", "--status", "bogus"])
         #expect(bogus.status != 0 && bogus.stderr.contains("status must be"), "\(bogus.stderr)")
         // Sessions: list, search, replay.
-        let sessions = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--output", "json"])
-        let ids = ((try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+        let sessions = try cli(
+            ["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--output", "json"])
+        let ids = ((try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as? [[String: Any]]) ?? [])
+            .compactMap { $0["id"] as? String }
         #expect(ids.count == 2, "\(sessions.stdout)")
         // Filters run on the server: a window after both sessions, and one page of one, newest first.
-        let future = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--since", "2100-01-01T00:00:00Z", "--output", "json"])
+        let future = try cli(
+            ["pam", "sessions", "list"] + api + [
+                "--project", "prod", "--resource", "orders-cli", "--since", "2100-01-01T00:00:00Z", "--output", "json",
+            ])
         let none = (try? JSONSerialization.jsonObject(with: Data(future.stdout.utf8)) as? [Any]) ?? nil
         #expect(future.status == 0 && none?.isEmpty == true, "\(future.stdout)\(future.stderr)")
-        let newest = try cli(["pam", "sessions", "list"] + api + ["--project", "prod", "--resource", "orders-cli", "--max", "1", "--output", "json"])
-        let newestIds = ((try JSONSerialization.jsonObject(with: Data(newest.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+        let newest = try cli(
+            ["pam", "sessions", "list"] + api + [
+                "--project", "prod", "--resource", "orders-cli", "--max", "1", "--output", "json",
+            ])
+        let newestIds = ((try JSONSerialization.jsonObject(with: Data(newest.stdout.utf8)) as? [[String: Any]]) ?? [])
+            .compactMap { $0["id"] as? String }
         #expect(newestIds.count == 1 && ids.first == newestIds.first, "\(newest.stdout)")
         let search = try cli(["pam", "sessions", "search"] + api + ["--project", "prod", marker])
-        #expect(search.status == 0 && search.stdout.contains(marker) && search.stdout.split(separator: "\n").count == 2, "\(search.stdout)\(search.stderr)")
+        #expect(
+            search.status == 0 && search.stdout.contains(marker) && search.stdout.split(separator: "\n").count == 2,
+            "\(search.stdout)\(search.stderr)")
         // Progress goes to standard error: every session of the project searched, one match.
         #expect(search.stderr.contains(" sessions, 1 matches"), "\(search.stderr)")
-        let searchJSON = try cli(["pam", "sessions", "search"] + api + ["--project", "prod", marker, "--output", "json"])
+        let searchJSON = try cli(
+            ["pam", "sessions", "search"] + api + ["--project", "prod", marker, "--output", "json"])
         let found = (try? JSONSerialization.jsonObject(with: Data(searchJSON.stdout.utf8)) as? [[String: Any]]) ?? []
-        #expect(found.count == 1 && (found.first?["statement"] as? String)?.contains(marker) == true, "\(searchJSON.stdout)")
+        #expect(
+            found.count == 1 && (found.first?["statement"] as? String)?.contains(marker) == true, "\(searchJSON.stdout)"
+        )
         let hit = try #require(ids.first { search.stdout.contains($0) })
         let replay = try cli(["pam", "sessions", "replay"] + api + [hit])
         #expect(replay.status == 0 && replay.stdout.contains("integrity: complete"), "\(replay.stdout)\(replay.stderr)")
-        #expect(replay.stdout.contains("query") && replay.stdout.contains("select '\(marker)'") && replay.stdout.contains("SELECT 1"))
+        #expect(
+            replay.stdout.contains("query") && replay.stdout.contains("select '\(marker)'")
+                && replay.stdout.contains("SELECT 1"))
         #expect(f.daemon.stop() == 0)
     }
 
     @Test func upstreamTLSIsVerifiedAndTheSCRAMExchangeBoundToIt() throws {
         let f: Fixture
         do { f = try Fixture() } catch is Fixture.Skip { return }
-        guard let caPath = ProcessInfo.processInfo.environment["PG_TEST_CA"], let ca = try? String(contentsOfFile: caPath, encoding: .utf8) else {
+        guard let caPath = ProcessInfo.processInfo.environment["PG_TEST_CA"],
+            let ca = try? String(contentsOfFile: caPath, encoding: .utf8)
+        else {
             if dependencyRequired("PG") { Issue.record("PG_TEST_CA is not set") }
             return
         }
@@ -1067,24 +1294,37 @@ import Testing
         let stranger = try CertificateFactory.makeCA(commonName: "Not the database CA", validity: 3600).certificatePEM
         let (wrongCA, wrongCode) = try resource("tls-wrong", ["tlsMode": "verify-full", "caCertificate": stranger])
         // Both fail in the handshake, where the chain does not verify, and say so.
-        #expect(wrongCode == 400 && wrongCA.contains("connection test failed: TLS handshake failed: the server's certificate did not verify"), "\(wrongCA)")
+        #expect(
+            wrongCode == 400
+                && wrongCA.contains(
+                    "connection test failed: TLS handshake failed: the server's certificate did not verify"),
+            "\(wrongCA)")
         let (systemRoots, systemCode) = try resource("tls-system", [:])
-        #expect(systemCode == 400 && systemRoots.contains("connection test failed: TLS handshake failed: the server's certificate did not verify"), "\(systemRoots)")
+        #expect(
+            systemCode == 400
+                && systemRoots.contains(
+                    "connection test failed: TLS handshake failed: the server's certificate did not verify"),
+            "\(systemRoots)")
         let (created, code) = try resource("tls-good", ["tlsMode": "verify-full", "caCertificate": ca])
         #expect(code == 201, "\(created)")
         let rid = try Fixture.field(created, "resource", "id")
         let (account, accountCode) = try { () throws -> (String, Int) in
-            let (_, out, c) = try Fixture.post(f.daemon, "/api/v1/pam/resources/\(rid)/accounts", ["username": f.pg.user, "password": f.pg.password])
+            let (_, out, c) = try Fixture.post(
+                f.daemon, "/api/v1/pam/resources/\(rid)/accounts", ["username": f.pg.user, "password": f.pg.password])
             return (out, c)
         }()
         #expect(accountCode == 201, "\(account)")
         let aid = try Fixture.field(account, "account", "id")
-        let (_, grant, grantCode) = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(aid)/access-requests", ["duration": "1h", "reason": "tls"])
+        let (_, grant, grantCode) = try Fixture.post(
+            f.daemon, "/api/v1/pam/accounts/\(aid)/access-requests", ["duration": "1h", "reason": "tls"])
         #expect(grantCode == 201, "\(grant)")
         let admin = ["--cert", f.certs + "/admin.crt", "--key", f.certs + "/admin.key"]
         let known = try Self.sessionIds(f)
-        let out = try f.psql(f.conninfo(admin, resource: "tls-good"), ["select ssl from pg_stat_ssl where pid = pg_backend_pid()"])
-        #expect(out.status == 0 && out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "t", "\(out.stdout)\(out.stderr)")
+        let out = try f.psql(
+            f.conninfo(admin, resource: "tls-good"), ["select ssl from pg_stat_ssl where pid = pg_backend_pid()"])
+        #expect(
+            out.status == 0 && out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "t",
+            "\(out.stdout)\(out.stderr)")
         let id = try Self.newSession(f, since: known)
         let recording = try Self.recording(f, id)
         let detail = recording.events.first?["detail"] as? [String: String]
@@ -1104,13 +1344,16 @@ import Testing
         let f: Fixture
         do {
             f = try Fixture(environment: [
-                "GATEHOUSE_PAM_ROTATION_CHECK_INTERVAL": "1s", "GATEHOUSE_PAM_NOTIFY_URL": "http://127.0.0.1:\(receiverPort)/pam",
+                "GATEHOUSE_PAM_ROTATION_CHECK_INTERVAL": "1s",
+                "GATEHOUSE_PAM_NOTIFY_URL": "http://127.0.0.1:\(receiverPort)/pam",
                 "GATEHOUSE_PAM_NOTIFY_TOKEN": "notify-token-1",
             ])
         } catch is Fixture.Skip { return }
         let admin = try f.adminClient()
         let tag = String(UUID().uuidString.prefix(8)).lowercased()
-        let (app, limited, victim, scheduled) = ("rot_app_\(tag)", "rot_lim_\(tag)", "rot_victim_\(tag)", "rot_sched_\(tag)")
+        let (app, limited, victim, scheduled) = (
+            "rot_app_\(tag)", "rot_lim_\(tag)", "rot_victim_\(tag)", "rot_sched_\(tag)"
+        )
         func direct(_ user: String, _ password: String, _ sql: String) throws -> ProcessRunner.Output {
             try f.psql(
                 "host=127.0.0.1 port=\(f.pg.port) user=\(user) dbname=\(f.pg.database) sslmode=disable", [sql],
@@ -1121,15 +1364,22 @@ import Testing
             #expect(out.status == 0, "\(sql): \(out.stderr)")
             return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        for (role, password) in [(app, "app-initial"), (limited, "lim-initial"), (victim, "victim-initial"), (scheduled, "sched-initial")] {
+        for (role, password) in [
+            (app, "app-initial"), (limited, "lim-initial"), (victim, "victim-initial"), (scheduled, "sched-initial"),
+        ] {
             _ = try superuser("CREATE ROLE \(role) LOGIN PASSWORD '\(password)'")
         }
         defer { for role in [app, limited, victim, scheduled] { _ = try? superuser("DROP ROLE IF EXISTS \(role)") } }
-        func verifier(_ role: String) throws -> String { try superuser("SELECT rolpassword FROM pg_authid WHERE rolname = '\(role)'") }
+        func verifier(_ role: String) throws -> String {
+            try superuser("SELECT rolpassword FROM pg_authid WHERE rolname = '\(role)'")
+        }
         func resource(_ name: String, rotator: String) throws -> String {
             let (_, body, code) = try Fixture.post(
                 f.daemon, "/api/v1/projects/prod/pam/resources",
-                ["name": name, "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database, "tlsMode": "disable", "rotationAccount": rotator])
+                [
+                    "name": name, "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database,
+                    "tlsMode": "disable", "rotationAccount": rotator,
+                ])
             #expect(code == 201, "\(body)")
             return try Fixture.field(body, "resource", "id")
         }
@@ -1141,7 +1391,9 @@ import Testing
             return try Fixture.field(body, "account", "id")
         }
         func grant(_ accountId: String) throws {
-            let (_, body, code) = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": "1h", "reason": "rotation test"])
+            let (_, body, code) = try Fixture.post(
+                f.daemon, "/api/v1/pam/accounts/\(accountId)/access-requests",
+                ["duration": "1h", "reason": "rotation test"])
             #expect(code == 201, "\(body)")
         }
         func rotate(_ accountId: String) throws -> (Int, String) {
@@ -1149,8 +1401,11 @@ import Testing
             return (code, body)
         }
         func accountInfo(_ resource: String, _ accountId: String) throws -> [String: Any] {
-            let (_, body, _) = try curl(f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/resources/\(resource)/accounts"])
-            let list = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["accounts"] as? [[String: Any]] ?? []
+            let (_, body, _) = try curl(
+                f.adminAuth + [f.daemon.httpsBase + "/api/v1/pam/resources/\(resource)/accounts"])
+            let list =
+                (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["accounts"]
+                as? [[String: Any]] ?? []
             return try #require(list.first { $0["id"] as? String == accountId }, "\(accountId) in \(body)")
         }
         func viaProxy(_ user: String, _ resource: String) throws -> ProcessRunner.Output {
@@ -1168,7 +1423,10 @@ import Testing
         let before = try verifier(app)
         let changedBefore = try accountInfo(ledger, appId)["passwordChangedAt"] as? String
         let live = try Background(
-            ["psql", "-X", "-At", f.conninfo(admin, account: app, resource: "ledger-\(tag)"), "-c", "select pg_sleep(3)", "-c", "select 'live-' || current_user"],
+            [
+                "psql", "-X", "-At", f.conninfo(admin, account: app, resource: "ledger-\(tag)"), "-c",
+                "select pg_sleep(3)", "-c", "select 'live-' || current_user",
+            ],
             environment: ["PGAPPNAME": "gh-live"], errPath: f.dir.path + "/live.err")
         try f.waitUntilRunning("gh-live")
         // Timestamps are whole seconds: rotate in a later second than the account's last change, so that the change
@@ -1197,7 +1455,8 @@ import Testing
         try grant(victimId)
         let victimBefore = try verifier(victim)
         let (failCode, failBody) = try rotate(victimId)
-        #expect(failCode == 503 && failBody.contains("ALTER ROLE") && failBody.contains("42501"), "\(failCode) \(failBody)")
+        #expect(
+            failCode == 503 && failBody.contains("ALTER ROLE") && failBody.contains("42501"), "\(failCode) \(failBody)")
         #expect(try verifier(victim) == victimBefore)
         #expect(try direct(victim, "victim-initial", "select 1").status == 0)
         #expect(try viaProxy(victim, "restricted-\(tag)").stdout.contains(victim))
@@ -1235,12 +1494,18 @@ import Testing
                     entry["authorization"] as? String == "Bearer notify-token-1", let body = entry["body"] as? String,
                     let batch = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
                 else { return [] }
-                return (batch["events"] as? [[String: Any]] ?? []).compactMap { (($0["event"] as? [String: Any])?["event"] as? [String: Any])?["type"] as? String }
+                return (batch["events"] as? [[String: Any]] ?? []).compactMap {
+                    (($0["event"] as? [String: Any])?["event"] as? [String: Any])?["type"] as? String
+                }
             }
-            if types.contains("pam.account.rotate.failed") && types.filter({ $0 == "pam.session.end" }).count >= 4 { break }
+            if types.contains("pam.account.rotate.failed") && types.filter({ $0 == "pam.session.end" }).count >= 4 {
+                break
+            }
             usleep(100_000)
         }
-        #expect(types.contains("pam.access.request") && types.contains("pam.session.start") && types.contains("pam.account.rotate.failed"), "\(types)")
+        #expect(
+            types.contains("pam.access.request") && types.contains("pam.session.start")
+                && types.contains("pam.account.rotate.failed"), "\(types)")
         #expect(!types.contains("pam.account.rotate") && !types.contains("project.create"), "\(types)")
         #expect(!bodies.contains("initial") && !bodies.contains("SCRAM-SHA-256$"), "no secrets in notifications")
         #expect(f.daemon.stop() == 0)
@@ -1257,9 +1522,13 @@ import Testing
         let admin = try f.adminClient()
         let known = try Self.sessionIds(f)
         let out = try ProcessRunner.run(
-            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-psycopg.py", f.conninfo(admin)], cwd: f.dir.path, timeout: 180)
+            [python, ProcessRunner.repositoryRoot + "/Tests/scripts/pg-psycopg.py", f.conninfo(admin)], cwd: f.dir.path,
+            timeout: 180)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-        for step in ["parameters", "transactions", "prepared", "pipeline", "server-cursor", "copy", "errors", "cancel", "notices", "large-result"] {
+        for step in [
+            "parameters", "transactions", "prepared", "pipeline", "server-cursor", "copy", "errors", "cancel",
+            "notices", "large-result",
+        ] {
             #expect(out.stdout.contains("\(step) ok"), "\(step): \(out.stdout)\(out.stderr)")
         }
         let id = try Self.newSession(f, since: known)
@@ -1269,15 +1538,25 @@ import Testing
             guard ["query", "parse"].contains(e["kind"] as? String ?? "") else { return nil }
             return e["text"] as? String
         }
-        for fragment in ["select $1::int + $2::int as psy_marker", "select v from psy_marker_t where id = $1", "copy psy_marker_t (id, v) from stdin",
-                         "pg_sleep(20) as psy_marker", "select 1/0 as psy_marker", "listen psy_marker_channel", "DECLARE \"psy_marker_cursor\""] {
-            #expect(texts.contains { $0.contains(fragment) }, "\(fragment) recorded: \(texts.filter { $0.contains("psy") }.prefix(40))")
+        for fragment in [
+            "select $1::int + $2::int as psy_marker", "select v from psy_marker_t where id = $1",
+            "copy psy_marker_t (id, v) from stdin",
+            "pg_sleep(20) as psy_marker", "select 1/0 as psy_marker", "listen psy_marker_channel",
+            "DECLARE \"psy_marker_cursor\"",
+        ] {
+            #expect(
+                texts.contains { $0.contains(fragment) },
+                "\(fragment) recorded: \(texts.filter { $0.contains("psy") }.prefix(40))")
         }
         // Parameters arrive in Bind: the text one verbatim, the binary bytea as hex.
-        let parameters = recording.events.filter { $0["kind"] as? String == "bind" }.flatMap { $0["parameters"] as? [String] ?? [] }
+        let parameters = recording.events.filter { $0["kind"] as? String == "bind" }.flatMap {
+            $0["parameters"] as? [String] ?? []
+        }
         #expect(parameters.contains("naïve ünïcode"), "\(parameters.prefix(20))")
         // 50 pipelined inserts, each its own Bind/Execute.
-        #expect(recording.events.filter { $0["kind"] as? String == "complete" && $0["text"] as? String == "INSERT 0 1" }.count >= 50)
+        #expect(
+            recording.events.filter { $0["kind"] as? String == "complete" && $0["text"] as? String == "INSERT 0 1" }
+                .count >= 50)
         #expect(recording.events.contains { $0["kind"] as? String == "error" && $0["sqlState"] as? String == "57014" })
         let after = try f.psql(f.conninfo(admin), ["select 'alive'"])
         #expect(after.stdout.contains("alive"), "\(after.stderr)")
@@ -1292,7 +1571,9 @@ import Testing
         do { f = try Fixture(tunnelForwards: ["postgres=127.0.0.1:\(relayPort)"]) } catch is Fixture.Skip { return }
         defer { f.relay?.kill() }
         let status = try #require(
-            SSHTunnelTests.waitForTunnel(f.daemon) { ($0["forwards"] as? [[String: Any]])?.first?["state"] as? String == "active" },
+            SSHTunnelTests.waitForTunnel(f.daemon) {
+                ($0["forwards"] as? [[String: Any]])?.first?["state"] as? String == "active"
+            },
             "tunnel: \(String(describing: SSHTunnelTests.tunnelStatus(f.daemon)))\n\(f.daemon.log.suffix(2000))")
         #expect((status["forwards"] as? [[String: Any]])?.first?["boundPort"] as? Int == relayPort)
         let admin = try f.adminClient()
@@ -1305,8 +1586,12 @@ import Testing
         let capture = try CapturingProxy(upstreamPort: relayPort)
         defer { capture.stop() }
         let marker = "relay_marker_\(UInt32.random(in: 1...UInt32.max))"
-        let out = try f.psql(f.conninfo(admin, port: capture.port), ["select '\(marker)' as m", "select count(*) from generate_series(1, 1000)"])
-        #expect(out.status == 0 && out.stdout.contains(marker) && out.stdout.contains("1000"), "\(out.stdout) \(out.stderr)")
+        let out = try f.psql(
+            f.conninfo(admin, port: capture.port),
+            ["select '\(marker)' as m", "select count(*) from generate_series(1, 1000)"])
+        #expect(
+            out.status == 0 && out.stdout.contains(marker) && out.stdout.contains("1000"), "\(out.stdout) \(out.stderr)"
+        )
         let seen = capture.bytes
         #expect(seen.count > 1000, "nothing captured")
         // SSLRequest (length 8, code 80877103), the proxy's 'S', then TLS handshake records.
@@ -1315,7 +1600,9 @@ import Testing
         #expect(!seen.containsBytes(Array(f.pg.user.utf8)), "the start-up message crossed the relay in clear")
         let id = try Self.newSession(f, since: known)
         let recording = try Self.recording(f, id)
-        #expect(recording.integrity == "complete" && recording.events.contains { ($0["text"] as? String)?.contains(marker) == true })
+        #expect(
+            recording.integrity == "complete"
+                && recording.events.contains { ($0["text"] as? String)?.contains(marker) == true })
         #expect(f.daemon.stop() == 0)
     }
 
@@ -1326,27 +1613,37 @@ import Testing
         let admin = try f.adminClient()
         let (_, body, code) = try Fixture.post(
             f.daemon, "/api/v1/projects/prod/pam/resources",
-            ["name": "orders-rows", "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database, "tlsMode": "disable", "recordRows": 2])
+            [
+                "name": "orders-rows", "host": "127.0.0.1", "port": f.pg.port, "database": f.pg.database,
+                "tlsMode": "disable", "recordRows": 2,
+            ])
         #expect(code == 201, "\(body)")
         let resource = try Fixture.field(body, "resource", "id")
-        let (_, account, _) = try Fixture.post(f.daemon, "/api/v1/pam/resources/\(resource)/accounts", ["username": f.pg.user, "password": f.pg.password])
+        let (_, account, _) = try Fixture.post(
+            f.daemon, "/api/v1/pam/resources/\(resource)/accounts", ["username": f.pg.user, "password": f.pg.password])
         let accountId = try Fixture.field(account, "account", "id")
-        _ = try Fixture.post(f.daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": "1h", "reason": "rows"])
+        _ = try Fixture.post(
+            f.daemon, "/api/v1/pam/accounts/\(accountId)/access-requests", ["duration": "1h", "reason": "rows"])
         _ = try f.adminGrant("1h")
-        let statements = ["select g, 'v' || g from generate_series(1, 5) g", "select null::text, decode('00ff', 'hex')"]
+        let statements = [
+            "select g, 'v' || g from generate_series(1, 5) g", "select null::text, decode('00ff', 'hex')",
+        ]
         var known = try Self.sessionIds(f)
         let recorded = try f.psql(f.conninfo(admin, resource: "orders-rows"), statements)
         #expect(recorded.status == 0, "\(recorded.stderr)")
         let id = try Self.newSession(f, since: known)
         known.insert(id)
         let events = try Self.recording(f, id).events
-        let rows = events.filter { $0["kind"] as? String == "row" }.map { ($0["parameters"] as? [Any])?.map { $0 as? String ?? "NULL" } ?? [] }
+        let rows = events.filter { $0["kind"] as? String == "row" }.map {
+            ($0["parameters"] as? [Any])?.map { $0 as? String ?? "NULL" } ?? []
+        }
         #expect(rows == [["1", "v1"], ["2", "v2"], ["NULL", "\\x00ff"]], "\(rows)")
         #expect(events.contains { $0["kind"] as? String == "complete" && $0["rows"] as? Int == 5 })
         // The same statements on a resource that does not record rows: none.
         _ = try f.psql(f.conninfo(admin), statements)
         let plain = try Self.recording(f, try Self.newSession(f, since: known)).events
-        #expect(!plain.contains { $0["kind"] as? String == "row" } && plain.contains { $0["kind"] as? String == "query" })
+        #expect(
+            !plain.contains { $0["kind"] as? String == "row" } && plain.contains { $0["kind"] as? String == "query" })
         #expect(f.daemon.stop() == 0)
     }
 }

@@ -21,7 +21,9 @@ import Testing
             if failing.withLock({ $0 }) { throw StorageError(.unavailable, "the store is down") }
             try data.withLock { d in
                 var current = d[sessionId] ?? []
-                guard offset == current.count else { throw StorageError(.corrupt, "write at \(offset) of \(current.count)") }
+                guard offset == current.count else {
+                    throw StorageError(.corrupt, "write at \(offset) of \(current.count)")
+                }
                 current += bytes
                 d[sessionId] = current
             }
@@ -39,7 +41,8 @@ import Testing
         let dir = try TemporaryDirectory()
         let spool = dir.path
         try FileManager.default.createDirectory(atPath: spool + "/.open", withIntermediateDirectories: true)
-        let finished = UUID().uuidString.lowercased(), running = UUID().uuidString.lowercased()
+        let finished = UUID().uuidString.lowercased()
+        let running = UUID().uuidString.lowercased()
         let finishedBytes = (0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         var runningBytes = Array("GHREC001 running".utf8)
         FileManager.default.createFile(atPath: spool + "/\(finished).ghrec", contents: Data(finishedBytes))
@@ -49,7 +52,8 @@ import Testing
         let status = RecordingShipper.Status(maxBacklog: 64 << 20)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let shipper = RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
+        let shipper = RecordingShipper(
+            spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
 
         // The store is down: everything waits, and after the grace period fail-closed resources are refused.
         store.failing.withLock { $0 = true }
@@ -57,7 +61,9 @@ import Testing
         #expect(status.blocked() == nil, "a short failure does not refuse sessions yet")
         #expect(status.blocked(now: .now + .seconds(11))?.contains("unreachable") == true)
         #expect(status.summary.contains("store failing"))
-        #expect(FileManager.default.fileExists(atPath: spool + "/\(finished).ghrec"), "nothing is deleted before it is stored")
+        #expect(
+            FileManager.default.fileExists(atPath: spool + "/\(finished).ghrec"),
+            "nothing is deleted before it is stored")
 
         // Back: both are stored (in pieces of at most 1 MiB), the finished one's spool copy is deleted, the running
         // one's kept.
@@ -77,7 +83,8 @@ import Testing
         try handle.write(contentsOf: Data(more))
         try handle.close()
         runningBytes += more
-        let restarted = RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
+        let restarted = RecordingShipper(
+            spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
         #expect(await restarted.shipAll() == 0)
         #expect(try await store.read(sessionId: running) == runningBytes)
         #expect(store.writes.withLock { $0 } == 6)
@@ -93,7 +100,8 @@ import Testing
         FileManager.default.createFile(atPath: spool + "/\(other).ghrec", contents: Data(repeating: 1, count: 100))
         FileManager.default.createFile(atPath: spool + "/.open/\(other)", contents: nil)
         store.failing.withLock { $0 = true }
-        _ = await RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: small).shipAll()
+        _ = await RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: small)
+            .shipAll()
         #expect(small.blocked()?.contains("100 bytes") == true, "\(small.blocked() ?? "nil")")
 
         // A spool copy of a recording retention has already deleted (the store was away longer than the retention)
@@ -102,7 +110,8 @@ import Testing
         let expired = UUID().uuidString.lowercased()
         FileManager.default.createFile(atPath: spool + "/\(expired).ghrec", contents: Data(repeating: 2, count: 50))
         let writesBefore = store.writes.withLock { $0 }
-        var pruning = RecordingShipper(spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
+        var pruning = RecordingShipper(
+            spool: spool, store: store, interval: .seconds(1), logger: logger, status: status)
         pruning.recordingDeleted = { $0 == expired }
         _ = await pruning.shipAll()
         #expect(!FileManager.default.fileExists(atPath: spool + "/\(expired).ghrec"))

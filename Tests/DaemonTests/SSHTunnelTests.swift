@@ -15,36 +15,43 @@ import Testing
         let dir: String
         let port: Int
         var sshd: SSHD?
-        var hostKeyLine: String { (try? String(contentsOfFile: dir + "/relay_host_key.pub", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "" }
+        var hostKeyLine: String {
+            (try? String(contentsOfFile: dir + "/relay_host_key.pub", encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines) ?? ""
+        }
         var log: String { (try? String(contentsOfFile: dir + "/sshd.log", encoding: .utf8)) ?? "" }
 
         init(dir: String, authorizedKeys: String, extraConfig: String = "") throws {
             self.dir = dir
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             port = try freeLoopbackPort()
-            let keygen = try ProcessRunner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relay", "-f", dir + "/relay_host_key"])
+            let keygen = try ProcessRunner.run([
+                "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relay", "-f", dir + "/relay_host_key",
+            ])
             #expect(keygen.status == 0, "\(keygen.stderr)")
             try authorizedKeys.write(toFile: dir + "/authorized_keys", atomically: true, encoding: .utf8)
-            if getuid() == 0 { try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true) }
+            if getuid() == 0 {
+                try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+            }
             try """
-                Port \(port)
-                ListenAddress 127.0.0.1
-                HostKey \(dir)/relay_host_key
-                PidFile \(dir)/sshd.pid
-                AuthorizedKeysFile \(dir)/authorized_keys
-                StrictModes no
-                UsePAM no
-                PasswordAuthentication no
-                KbdInteractiveAuthentication no
-                PubkeyAuthentication yes
-                PermitRootLogin prohibit-password
-                AllowTcpForwarding yes
-                PermitTTY no
-                X11Forwarding no
-                LogLevel DEBUG1
-                \(extraConfig)
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(dir)/relay_host_key
+            PidFile \(dir)/sshd.pid
+            AuthorizedKeysFile \(dir)/authorized_keys
+            StrictModes no
+            UsePAM no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PubkeyAuthentication yes
+            PermitRootLogin prohibit-password
+            AllowTcpForwarding yes
+            PermitTTY no
+            X11Forwarding no
+            LogLevel DEBUG1
+            \(extraConfig)
 
-                """.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+            """.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
             let check = try ProcessRunner.run(["/usr/sbin/sshd", "-t", "-f", dir + "/sshd_config"])
             #expect(check.status == 0, "sshd -t: \(check.stderr)")
             try start()
@@ -101,11 +108,14 @@ import Testing
 
     /// Initializes a data directory and returns the authorized_keys line `gatehouse tunnel relay-config` prints.
     static func prepareGateway(dataDirectory: String, forwards: [String]) throws -> String {
-        let initOut = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "init", "--data-dir", dataDirectory], timeout: 60)
+        let initOut = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "init", "--data-dir", dataDirectory], timeout: 60)
         #expect(initOut.status == 0, "\(initOut.stderr)")
         #expect(initOut.stdout.contains("gateway SSH key:"), "\(initOut.stdout)")
         let keyCheck = try ProcessRunner.run(["ssh-keygen", "-y", "-f", dataDirectory + "/tunnel/gateway_ed25519"])
-        #expect(keyCheck.status == 0 && keyCheck.stdout.hasPrefix("ssh-ed25519 "), "OpenSSH cannot read the gateway key: \(keyCheck.stderr)")
+        #expect(
+            keyCheck.status == 0 && keyCheck.stdout.hasPrefix("ssh-ed25519 "),
+            "OpenSSH cannot read the gateway key: \(keyCheck.stderr)")
         let line = try ProcessRunner.run(
             [ProcessRunner.gatehouseBinary, "tunnel", "relay-config", "--data-dir", dataDirectory, "--authorized-keys"]
                 + forwards.flatMap { ["--forward", $0] })
@@ -141,7 +151,9 @@ import Testing
     }
 
     static func tunnelStatus(_ daemon: DaemonProcess) -> [String: Any]? {
-        guard let data = FileManager.default.contents(atPath: daemon.dataDirectory + "/run/tunnel.json") else { return nil }
+        guard let data = FileManager.default.contents(atPath: daemon.dataDirectory + "/run/tunnel.json") else {
+            return nil
+        }
         return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 
@@ -166,17 +178,22 @@ import Testing
         defer { relay.kill() }
         defer { _ = daemon.stop() }
         let authorized = (try? String(contentsOfFile: relay.dir + "/authorized_keys", encoding: .utf8)) ?? ""
-        #expect(authorized.hasPrefix("restrict,port-forwarding,permitlisten=\"127.0.0.1:\(httpsRelayPort)\" ssh-ed25519 "), "\(authorized)")
+        #expect(
+            authorized.hasPrefix("restrict,port-forwarding,permitlisten=\"127.0.0.1:\(httpsRelayPort)\" ssh-ed25519 "),
+            "\(authorized)")
         let status = try #require(
             Self.waitForTunnel(daemon) { $0["state"] as? String == "established" },
-            "tunnel not established: \(String(describing: Self.tunnelStatus(daemon)))\n\(daemon.log)\n\(relay.log.suffix(3000))")
+            "tunnel not established: \(String(describing: Self.tunnelStatus(daemon)))\n\(daemon.log)\n\(relay.log.suffix(3000))"
+        )
         let forward = try #require((status["forwards"] as? [[String: Any]])?.first)
         #expect(forward["state"] as? String == "active" && forward["boundPort"] as? Int == httpsRelayPort)
         #expect(relay.log.contains("Accepted publickey for \(NSUserName())"))
 
         // A client at the relay reaches the HTTPS listener with mutual TLS: the admin certificate authenticates.
         let whoami = try ProcessRunner.run(
-            ["curl", "-sS", "--max-time", "20"] + daemon.adminCurl + ["https://127.0.0.1:\(httpsRelayPort)/api/v1/whoami"])
+            ["curl", "-sS", "--max-time", "20"] + daemon.adminCurl + [
+                "https://127.0.0.1:\(httpsRelayPort)/api/v1/whoami"
+            ])
         #expect(whoami.status == 0 && whoami.stdout.contains("gatehouse-admin"), "\(whoami.stdout) \(whoami.stderr)")
 
         // What crosses the relay's forwarded port is TLS: a marker sent in the request (and named in the refusal) never
@@ -185,10 +202,14 @@ import Testing
         defer { capture.stop() }
         let marker = "plaintext-marker-\(UUID().uuidString)"
         let probe = try ProcessRunner.run(
-            ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Marker: \(marker)",
-             "--resolve", "localhost:\(capture.port):127.0.0.1"] + daemon.adminCurl
+            [
+                "curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Marker: \(marker)",
+                "--resolve", "localhost:\(capture.port):127.0.0.1",
+            ] + daemon.adminCurl
                 + ["https://localhost:\(capture.port)/api/v1/projects/\(marker)"])
-        #expect(probe.stdout.hasPrefix("4") && probe.stdout.count == 3, "the request did not make it through: \(probe.stdout) \(probe.stderr)")
+        #expect(
+            probe.stdout.hasPrefix("4") && probe.stdout.count == 3,
+            "the request did not make it through: \(probe.stdout) \(probe.stderr)")
         let seen = capture.bytes
         #expect(seen.count > 1000, "nothing captured")
         #expect(seen.first == 0x16, "the first byte on the relay port is not a TLS handshake record")
@@ -201,15 +222,23 @@ import Testing
         let metrics = try ProcessRunner.run(["curl", "-sS", daemon.operationsBase + "/metrics"])
         #expect(metrics.stdout.contains("gatehouse_tunnel_up 1"), "\(metrics.stdout.suffix(2000))")
         #expect(metrics.stdout.contains("gatehouse_tunnel_connections_total"))
-        let cli = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory])
+        let cli = try ProcessRunner.run([
+            ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory,
+        ])
         #expect(cli.status == 0 && cli.stdout.contains("state:        established"), "\(cli.stdout) \(cli.stderr)")
 
         // Killed, the daemon leaves run/tunnel.json behind; status reads the directory's lock and tells the truth.
         daemon.signal(SIGKILL)
         daemon.waitForExit()
-        #expect(FileManager.default.fileExists(atPath: dataDirectory + "/run/tunnel.json"), "the stale file this check is about")
-        let dead = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory])
-        #expect(dead.status != 0 && dead.stderr.contains("not running") && !dead.stdout.contains("established"), "\(dead.status) \(dead.stdout) \(dead.stderr)")
+        #expect(
+            FileManager.default.fileExists(atPath: dataDirectory + "/run/tunnel.json"),
+            "the stale file this check is about")
+        let dead = try ProcessRunner.run([
+            ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory,
+        ])
+        #expect(
+            dead.status != 0 && dead.stderr.contains("not running") && !dead.stdout.contains("established"),
+            "\(dead.status) \(dead.stdout) \(dead.stderr)")
     }
 
     @Test func twoHundredFiftySixMiBSurviveAThousandRekeysAndTheRelayComesBack() throws {
@@ -238,10 +267,14 @@ import Testing
         relay.kill()
         let down = Self.waitForTunnel(daemon) { $0["state"] as? String != "established" }
         #expect(down != nil, "the gateway did not notice the relay going away")
-        let notReady = try ProcessRunner.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", daemon.operationsBase + "/readyz"])
+        let notReady = try ProcessRunner.run([
+            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", daemon.operationsBase + "/readyz",
+        ])
         #expect(notReady.stdout == "503", "/readyz: \(notReady.stdout)")
         try relay.start()
-        let back = Self.waitForTunnel(daemon) { $0["state"] as? String == "established" && ($0["sessions"] as? Int ?? 0) >= 2 }
+        let back = Self.waitForTunnel(daemon) {
+            $0["state"] as? String == "established" && ($0["sessions"] as? Int ?? 0) >= 2
+        }
         #expect(back != nil, "the tunnel did not come back: \(String(describing: Self.tunnelStatus(daemon)))")
         let (again, againEchoed) = try DigestSink.send(bytes: 1 << 20, to: sinkRelayPort, timeout: 60)
         #expect(again == againEchoed)
@@ -262,8 +295,12 @@ import Testing
         }
         #expect(noticed, "the frozen relay was not noticed: \(daemon.log.suffix(2000))")
         for p in frozen { kill(p, SIGKILL) }
-        let third = Self.waitForTunnel(daemon, timeout: 30) { $0["state"] as? String == "established" && ($0["sessions"] as? Int ?? 0) >= 3 }
-        #expect(third != nil, "no new session after the frozen relay session went away: \(String(describing: Self.tunnelStatus(daemon)))")
+        let third = Self.waitForTunnel(daemon, timeout: 30) {
+            $0["state"] as? String == "established" && ($0["sessions"] as? Int ?? 0) >= 3
+        }
+        #expect(
+            third != nil,
+            "no new session after the frozen relay session went away: \(String(describing: Self.tunnelStatus(daemon)))")
     }
 
     /// Many connections share the one SSH session: a target that stops reading holds back only its own connection
@@ -338,7 +375,9 @@ import Testing
             }
         }
         #expect(group.wait(timeout: .now() + 60) == .success, "echo connections hung behind the stalled one")
-        #expect(failures.load(ordering: .relaxed) == 0, "\(failures.load(ordering: .relaxed)) of 100 echo connections failed")
+        #expect(
+            failures.load(ordering: .relaxed) == 0,
+            "\(failures.load(ordering: .relaxed)) of 100 echo connections failed")
         #expect(Date().timeIntervalSince(started) < 30)
         let rssDuring = Self.residentMiB(daemon.pid)
         #expect(rssDuring - rssBefore < 200, "the gateway grew from \(rssBefore) to \(rssDuring) MiB")
@@ -378,9 +417,12 @@ import Testing
         #expect(refused != nil, "no host key error: \(String(describing: Self.tunnelStatus(daemon)))")
         #expect(error.contains("SHA256:"), "\(error)")
         // Nothing was authenticated or forwarded.
-        #expect(!relay.log.contains("publickey"), "the gateway offered its key to a relay it does not trust:\n\(relay.log)")
+        #expect(
+            !relay.log.contains("publickey"), "the gateway offered its key to a relay it does not trust:\n\(relay.log)")
         #expect(tcpConnect(relayPort) < 0, "a forward is listening on the relay")
-        let cli = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory])
+        let cli = try ProcessRunner.run([
+            ProcessRunner.gatehouseBinary, "tunnel", "status", "--data-dir", dataDirectory,
+        ])
         #expect(cli.status == 3 && cli.stdout.contains("host key mismatch"), "\(cli.stdout)")
         _ = daemon.stop()
 
@@ -396,7 +438,11 @@ import Testing
             Self.waitForTunnel(victim, timeout: 20) { ($0["lastError"] as? String) != nil },
             "the tunnel reported no error within 20 s: \(String(describing: Self.tunnelStatus(victim)))")
         #expect(failing["state"] as? String != "established" && failing["state"] != nil, "\(failing)")
-        #expect(garbage.connections.load(ordering: .relaxed) >= 2 || Self.waitForTunnel(victim, timeout: 10) { _ in garbage.connections.load(ordering: .relaxed) >= 2 } != nil, "no reconnect attempts")
+        #expect(
+            garbage.connections.load(ordering: .relaxed) >= 2
+                || Self.waitForTunnel(victim, timeout: 10) { _ in garbage.connections.load(ordering: .relaxed) >= 2 }
+                    != nil,
+            "no reconnect attempts")
         let health = try ProcessRunner.run(["curl", "-sS", victim.operationsBase + "/healthz"])
         #expect(health.status == 0, "the daemon stopped answering: \(victim.log)")
         #expect(victim.process.isRunning)

@@ -19,23 +19,29 @@ import Testing
         let dir = try freshDirectory()
         // The run sends thousands of deliberately unauthorized requests from one address; the failure rate limit
         // (tested in HostileClientTests) would answer most of them 429 after its tarpit, so it is raised here.
-        let daemon = try DaemonProcess(directory: dir.path, environment: ["GATEHOUSE_LISTENERS_HTTPS_FAILURE_BURST": "1000000"])
+        let daemon = try DaemonProcess(
+            directory: dir.path, environment: ["GATEHOUSE_LISTENERS_HTTPS_FAILURE_BURST": "1000000"])
         try daemon.waitUntilListening()
         let certs = daemon.dataDirectory + "/certs"
         let out = try ProcessRunner.run(
-            [bin, "run", daemon.httpsBase + "/api/v1/openapi.json", "--tls-verify", certs + "/ca.crt",
-             "--request-cert", certs + "/admin.crt", "--request-cert-key", certs + "/admin.key",
-             "--exclude-checks", "ignored_auth,positive_data_acceptance",
-             // Binary protocol bodies (PKCS#10, OCSP requests) that schemathesis cannot generate; ESTTests sends
-             // them hostile bodies instead. PAM resources and accounts: creating one connects to the host it names, and
-             // tests send traffic to loopback only (PAMProxyTests covers them).
-             "--exclude-name-regex", "^POST /(\\.well-known/est|pki/ocsp|acme/|api/v1/cert-manager/|api/v1/projects/\\{project\\}/pam/resources|api/v1/pam/resources/)", "-n", "15", "--seed", "7", "--max-time", "90",
-             "--no-color"],
+            [
+                bin, "run", daemon.httpsBase + "/api/v1/openapi.json", "--tls-verify", certs + "/ca.crt",
+                "--request-cert", certs + "/admin.crt", "--request-cert-key", certs + "/admin.key",
+                "--exclude-checks", "ignored_auth,positive_data_acceptance",
+                // Binary protocol bodies (PKCS#10, OCSP requests) that schemathesis cannot generate; ESTTests sends
+                // them hostile bodies instead. PAM resources and accounts: creating one connects to the host it names, and
+                // tests send traffic to loopback only (PAMProxyTests covers them).
+                "--exclude-name-regex",
+                "^POST /(\\.well-known/est|pki/ocsp|acme/|api/v1/cert-manager/|api/v1/projects/\\{project\\}/pam/resources|api/v1/pam/resources/)",
+                "-n", "15", "--seed", "7", "--max-time", "90",
+                "--no-color",
+            ],
             cwd: dir.path, environment: ["HOME": dir.path], timeout: 240)
         let summary = out.stdout.split(separator: "\n").filter { $0.contains("generated") || $0.contains("passed") }
         print("schemathesis: \(summary.suffix(2).joined(separator: " | "))")
         // On failure, show every failing case with its "Reproduce with" line: the FAILURES section, not only the tail.
-        let report = out.stdout.range(of: "FAILURES").map { String(out.stdout[$0.lowerBound...].prefix(30000)) }
+        let report =
+            out.stdout.range(of: "FAILURES").map { String(out.stdout[$0.lowerBound...].prefix(30000)) }
             ?? String(out.stdout.suffix(6000))
         #expect(out.status == 0, "schemathesis failed:\n\(report)\n\(out.stderr.suffix(2000))")
         #expect(out.stdout.contains("generated"))

@@ -32,12 +32,16 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
         try a.ensureProject("p")
         // Node B trusts the same appliance CA and serves the same admin certificate (copied certs).
         try FileManager.default.createDirectory(atPath: dirB.path + "/.gatehouse", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: dirA.path + "/.gatehouse/certs", toPath: dirB.path + "/.gatehouse/certs")
+        try FileManager.default.copyItem(
+            atPath: dirA.path + "/.gatehouse/certs", toPath: dirB.path + "/.gatehouse/certs")
         let b = try DaemonProcess(directory: dirB.path, environment: env)
         try b.waitUntilListening()
 
         // A write through A is read through B.
-        let (_, _, created) = try curl(a.adminCurl + ["-X", "POST", "-d", "{\"value\":\"shared-value\"}", a.httpsBase + "/api/v1/projects/p/secrets/shared"])
+        let (_, _, created) = try curl(
+            a.adminCurl + [
+                "-X", "POST", "-d", "{\"value\":\"shared-value\"}", a.httpsBase + "/api/v1/projects/p/secrets/shared",
+            ])
         #expect(created == 201)
         let (_, body, read) = try curl(b.adminCurl + [b.httpsBase + "/api/v1/projects/p/secrets/shared"])
         #expect(read == 200 && body.contains("shared-value"))
@@ -58,7 +62,8 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
         #expect(codes.filter { $0 == "409" }.count == 23, "codes: \(codes)")
 
         // Each node appends to its own audit chain; the log verifies as one from either node's point of view.
-        let verify = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirB.path, environment: env)
+        let verify = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirB.path, environment: env)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         #expect(verify.stdout.contains("intact: 4 events"), "project create, create, read, create")
 
@@ -70,32 +75,39 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
                 return ("c\(i)", "\(node.httpsBase)/api/v1/projects/p/secrets/busy-\(i)", "{\"value\":\"v\(i)\"}")
             }, certs: a.dataDirectory + "/certs")
         try writes.write(toFile: dirA.path + "/busy.curl", atomically: true, encoding: .utf8)
-        let wrote = try ProcessRunner.run(["curl", "--parallel", "--parallel-max", "16", "-K", dirA.path + "/busy.curl"], timeout: 120)
+        let wrote = try ProcessRunner.run(
+            ["curl", "--parallel", "--parallel-max", "16", "-K", dirA.path + "/busy.curl"], timeout: 120)
         let createdCount = wrote.stdout.split(separator: "\n").filter { $0.hasSuffix(" 201") }.count
         #expect(createdCount == 160, "\(wrote.stdout.suffix(400))")
         var reads = ""
         for i in 0..<160 {
             let node = i % 2 == 0 ? b : a
-            reads += (i > 0 ? "next\n" : "") + """
-                url = "\(node.httpsBase)/api/v1/projects/p/secrets/busy-\(i)"
-                cacert = "\(a.dataDirectory)/certs/ca.crt"
-                cert = "\(a.dataDirectory)/certs/admin.crt"
-                key = "\(a.dataDirectory)/certs/admin.key"
-                silent
-                output = "/dev/null"
-                write-out = "r\(i) %{http_code}\\n"
+            reads +=
+                (i > 0 ? "next\n" : "") + """
+                    url = "\(node.httpsBase)/api/v1/projects/p/secrets/busy-\(i)"
+                    cacert = "\(a.dataDirectory)/certs/ca.crt"
+                    cert = "\(a.dataDirectory)/certs/admin.crt"
+                    key = "\(a.dataDirectory)/certs/admin.key"
+                    silent
+                    output = "/dev/null"
+                    write-out = "r\(i) %{http_code}\\n"
 
-                """
+                    """
         }
         try reads.write(toFile: dirA.path + "/reads.curl", atomically: true, encoding: .utf8)
-        let read160 = try ProcessRunner.run(["curl", "--parallel", "--parallel-max", "16", "-K", dirA.path + "/reads.curl"], timeout: 120)
-        #expect(read160.stdout.split(separator: "\n").filter { $0.hasSuffix(" 200") }.count == 160, "\(read160.stdout.suffix(400))")
+        let read160 = try ProcessRunner.run(
+            ["curl", "--parallel", "--parallel-max", "16", "-K", dirA.path + "/reads.curl"], timeout: 120)
+        #expect(
+            read160.stdout.split(separator: "\n").filter { $0.hasSuffix(" 200") }.count == 160,
+            "\(read160.stdout.suffix(400))")
         var seen: [String: Int] = [:]
         var types: [String: Int] = [:]
         var cursor = ""
         for _ in 0..<100 {
             let (_, page, status) = try curl(
-                b.adminCurl + [b.httpsBase + "/api/v1/audit/events?limit=50" + (cursor.isEmpty ? "" : "&cursor=\(cursor)")])
+                b.adminCurl + [
+                    b.httpsBase + "/api/v1/audit/events?limit=50" + (cursor.isEmpty ? "" : "&cursor=\(cursor)")
+                ])
             #expect(status == 200)
             guard let object = try JSONSerialization.jsonObject(with: Data(page.utf8)) as? [String: Any],
                 let events = object["events"] as? [[String: Any]], let next = object["next"] as? String
@@ -119,7 +131,8 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
         let readEvents = types["secret.read"] ?? 0
         #expect(creates == 162, "\(types)")
         #expect(readEvents == 161, "\(types)")
-        let again = try ProcessRunner.run([ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirA.path, environment: env)
+        let again = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirA.path, environment: env)
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
         #expect(again.stdout.contains("intact: \(seen.count) events"), "\(again.stdout)")
         // The search by type goes through the index and finds the same reads.
@@ -131,8 +144,11 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
         if let python = ProcessInfo.processInfo.environment["PYKMIP_PYTHON"] {
             let out = dirA.path + "/kmip-client"
             let made = try ProcessRunner.run(
-                [ProcessRunner.gatehouseBinary, "kmip", "client", "create", "shelf-7", "--project", "p", "--out", out,
-                 "--data-dir", a.dataDirectory], timeout: 120)
+                [
+                    ProcessRunner.gatehouseBinary, "kmip", "client", "create", "shelf-7", "--project", "p", "--out",
+                    out,
+                    "--data-dir", a.dataDirectory,
+                ], timeout: 120)
             #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
             let script = """
                 import os, sys, warnings; warnings.filterwarnings("ignore")
@@ -143,7 +159,10 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
             var served = false
             for _ in 0..<20 where !served {
                 let r = try ProcessRunner.run(
-                    [python, "-c", script, String(b.ports["kmip"] ?? 0), out + "/ca.crt", out + "/shelf-7.crt", out + "/shelf-7.key"], timeout: 60)
+                    [
+                        python, "-c", script, String(b.ports["kmip"] ?? 0), out + "/ca.crt", out + "/shelf-7.crt",
+                        out + "/shelf-7.key",
+                    ], timeout: 60)
                 served = r.status == 0 && !r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
                 if !served { usleep(500_000) }
             }

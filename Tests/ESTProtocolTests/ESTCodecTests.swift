@@ -19,8 +19,10 @@ import Testing
         let b64 = Data(Self.der).base64EncodedString()
         let lines = ESTCodec.base64Lines(Self.der)
         #expect(lines.hasSuffix("\r\n") && lines.split(separator: "\r\n").allSatisfy { $0.count <= 64 })
-        for spelling in [b64, b64 + "\n", b64 + "\r\n", lines, lines.replacingOccurrences(of: "\r\n", with: "\n"),
-                         String(lines.dropLast(2)), " " + b64 + " \t"] {
+        for spelling in [
+            b64, b64 + "\n", b64 + "\r\n", lines, lines.replacingOccurrences(of: "\r\n", with: "\n"),
+            String(lines.dropLast(2)), " " + b64 + " \t",
+        ] {
             #expect(try ESTCodec.decodePKCS10(Array(spelling.utf8)) == Self.der, "\(spelling.debugDescription)")
         }
         #expect(try ESTCodec.decodePKCS10(Self.der) == Self.der, "raw DER is tolerated")
@@ -55,11 +57,16 @@ import Testing
     }
 
     @Test func serverKeyGenIsMultipartWithBase64Parts() {
-        let (type, body) = ESTCodec.serverKeyGenResponse(privateKeyPKCS8: [1, 2, 3], certsOnly: [4, 5, 6], boundary: "b1")
+        let (type, body) = ESTCodec.serverKeyGenResponse(
+            privateKeyPKCS8: [1, 2, 3], certsOnly: [4, 5, 6], boundary: "b1")
         #expect(type == "multipart/mixed; boundary=b1")
         let parts = body.components(separatedBy: "--b1")
         #expect(parts.count == 4 && parts.last == "--\r\n")
-        #expect(parts[1].contains("Content-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\nAQID\r\n"))
-        #expect(parts[2].contains("Content-Type: application/pkcs7-mime; smime-type=certs-only\r\nContent-Transfer-Encoding: base64\r\n\r\nBAUG\r\n"))
+        #expect(
+            parts[1].contains("Content-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\nAQID\r\n"))
+        #expect(
+            parts[2].contains(
+                "Content-Type: application/pkcs7-mime; smime-type=certs-only\r\nContent-Transfer-Encoding: base64\r\n\r\nBAUG\r\n"
+            ))
     }
 }

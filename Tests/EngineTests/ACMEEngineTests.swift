@@ -1,12 +1,13 @@
 import Crypto
-@testable import Engine
 import EngineAPI
 import Foundation
 import Logging
-import StoragePostgres
 import StorageAPI
+import StoragePostgres
 import TestSupport
 import Testing
+
+@testable import Engine
 
 @Suite struct ACMENonceTests {
     func usedNonces(_ storage: any Storage) async throws -> Int {
@@ -43,7 +44,9 @@ import Testing
         clock.advance(420)
         #expect(try await nodeB.acmeSweep(batch: 7) == 50, "swept in several batches")
         #expect(try await usedNonces(storage) == 10)
-        for n in first.prefix(5) { #expect(try await nodeA.acmeConsumeNonce(n) == false, "an expired nonce stays refused") }
+        for n in first.prefix(5) {
+            #expect(try await nodeA.acmeConsumeNonce(n) == false, "an expired nonce stays refused")
+        }
         for n in second.prefix(3) { #expect(try await nodeB.acmeConsumeNonce(n) == false) }
         #expect(try await usedNonces(storage) == 10, "refusing an expired nonce records nothing")
 
@@ -55,13 +58,17 @@ import Testing
 
 /// New-order rate limits live in the store: every node of a shared store counts the same orders.
 @Suite struct ACMERateLimitTests {
-    func admit(_ engine: GatehouseEngine, _ storage: any Storage, _ clock: TestClock, account: String, _ names: [String], _ limits: ACMERateLimits)
+    func admit(
+        _ engine: GatehouseEngine, _ storage: any Storage, _ clock: TestClock, account: String, _ names: [String],
+        _ limits: ACMERateLimits
+    )
         async -> EngineError?
     {
         do {
             try await storage.withRetryingTransaction { tx in
                 try await engine.admitOrder(
-                    accountId: account, identifiers: names.map { ACMEIdentifier(type: "dns", value: $0) }, limits: limits, now: clock.read(), tx)
+                    accountId: account, identifiers: names.map { ACMEIdentifier(type: "dns", value: $0) },
+                    limits: limits, now: clock.read(), tx)
             }
             return nil
         } catch let e as EngineError {
@@ -87,7 +94,8 @@ import Testing
         #expect(await admit(nodeB, storage, clock, account: "a1", ["www.EXAMPLE.test", "other.test"], perName) == nil)
         clock.advance(600)
         for node in [nodeA, nodeB] {
-            let refused = await admit(node, storage, clock, account: "a9", ["other2.test", "www.example.test"], perName)
+            let refused = await admit(
+                node, storage, clock, account: "a9", ["other2.test", "www.example.test"], perName)
             #expect(refused?.acmeProblem == .rateLimited)
             #expect(refused?.message.contains("www.example.test") == true)
             // The window ends in 3000 s, after which this window's 4 fade like the last one: (1 - 3/4) of an hour more.
@@ -135,7 +143,9 @@ import Testing
         let stores: [any Storage]
         var pools: [PostgresStorage] = []
         if backend == "postgres" {
-            guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], var components = URLComponents(string: url) else {
+            guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"],
+                var components = URLComponents(string: url)
+            else {
                 if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
                 return
             }
@@ -143,18 +153,26 @@ import Testing
             var logger = Logger(label: "test.pg")
             logger.logLevel = .critical
             let target = components.string ?? url
-            pools = [try PostgresStorage(url: target, logger: logger, maxConnections: 8), try PostgresStorage(url: target, logger: logger, maxConnections: 8)]
+            pools = [
+                try PostgresStorage(url: target, logger: logger, maxConnections: 8),
+                try PostgresStorage(url: target, logger: logger, maxConnections: 8),
+            ]
             try await pools[0].unsafeDropAll()
             stores = pools
         } else {
             let shared = InMemoryStorage()
             stores = [shared, shared]
         }
-        let nodes = [try await openEngine(stores[0], key: key, clock: clock.read), try await openEngine(stores[1], key: key, clock: clock.read)]
+        let nodes = [
+            try await openEngine(stores[0], key: key, clock: clock.read),
+            try await openEngine(stores[1], key: key, clock: clock.read),
+        ]
         let limits = ACMERateLimits(ordersPerAccountPerHour: 0, ordersPerIdentifierPerHour: 10)
         let results = await withTaskGroup(of: Bool.self) { group in
             for i in 0..<16 {
-                group.addTask { await self.admit(nodes[i % 2], stores[i % 2], clock, account: "a\(i)", ["busy.test"], limits) == nil }
+                group.addTask {
+                    await self.admit(nodes[i % 2], stores[i % 2], clock, account: "a\(i)", ["busy.test"], limits) == nil
+                }
             }
             var admitted = 0
             for await ok in group where ok { admitted += 1 }
@@ -162,7 +180,9 @@ import Testing
         }
         #expect(results == 10)
         let counted = try await stores[0].withTransaction { tx in
-            try await tx.list(kind: "acme-rate", scope: "acme", afterID: nil, limit: 10).map { String(decoding: $0.body, as: UTF8.self) }
+            try await tx.list(kind: "acme-rate", scope: "acme", afterID: nil, limit: 10).map {
+                String(decoding: $0.body, as: UTF8.self)
+            }
         }
         #expect(counted == ["10"])
         for pool in pools { try await pool.close() }
@@ -191,23 +211,33 @@ import Testing
         let nodeA = try await openEngine(storage, key: key, clock: clock.read)
         let nodeB = try await openEngine(storage, key: key, clock: clock.read)
         let ca = try await nodeA.createCA(
-            admin, project: "p", CASpec(type: .root, subject: CASubject(commonName: "ACME Root"), keyAlgorithm: .ecP256))
+            admin, project: "p", CASpec(type: .root, subject: CASubject(commonName: "ACME Root"), keyAlgorithm: .ecP256)
+        )
         let template = try await nodeA.createTemplate(
             admin, project: "p",
             TemplateSpec(
-                name: "acme", subject: [], sans: [PatternRule(type: "dns", allowed: ["*.localhost"])], keyAlgorithms: [.ecP256],
-                signatureAlgorithms: ["SHA256-ECDSA"], keyUsages: ["digitalSignature"], extendedKeyUsages: ["serverAuth"], maxTTL: "30d"))
+                name: "acme", subject: [], sans: [PatternRule(type: "dns", allowed: ["*.localhost"])],
+                keyAlgorithms: [.ecP256],
+                signatureAlgorithms: ["SHA256-ECDSA"], keyUsages: ["digitalSignature"],
+                extendedKeyUsages: ["serverAuth"], maxTTL: "30d"))
         let profile = try await nodeA.createProfile(
             admin, project: "p", ProfileSpec(slug: "web", caId: ca.id, templateId: template.id, enrollment: .acme))
         let (kid, hmacKey) = try await nodeA.acmeEABCredentials(admin, profile: profile.id)
         let signingInput = Array("protected.payload".utf8)
-        let mac = Array(HMAC<SHA256>.authenticationCode(for: signingInput, using: SymmetricKey(data: try #require(base64url(hmacKey)))))
+        let mac = Array(
+            HMAC<SHA256>.authenticationCode(
+                for: signingInput, using: SymmetricKey(data: try #require(base64url(hmacKey)))))
         let (account, _) = try await nodeA.acmeNewAccount(
-            CallContext(principal: Principal(method: .acmeAccount, id: "jwk:tp", name: "tp"), frontEnd: "acme", requestID: "r"),
+            CallContext(
+                principal: Principal(method: .acmeAccount, id: "jwk:tp", name: "tp"), frontEnd: "acme", requestID: "r"),
             profileId: profile.id, jwk: #"{"crv":"P-256","kty":"EC","x":"x","y":"y"}"#, thumbprint: "tp", contact: [],
             termsAgreed: true, onlyReturnExisting: false, eab: (kid, "HS256", signingInput, mac))
-        let ctx = CallContext(principal: Principal(method: .acmeAccount, id: account.id, name: account.id), frontEnd: "acme", requestID: "r")
-        return World(storage: storage, clock: clock, nodeA: nodeA, nodeB: nodeB, accountId: account.id, account: ctx, profileId: profile.id)
+        let ctx = CallContext(
+            principal: Principal(method: .acmeAccount, id: account.id, name: account.id), frontEnd: "acme",
+            requestID: "r")
+        return World(
+            storage: storage, clock: clock, nodeA: nodeA, nodeB: nodeB, accountId: account.id, account: ctx,
+            profileId: profile.id)
     }
 
     func base64url(_ s: String) -> Data? {
@@ -219,7 +249,8 @@ import Testing
     /// A new order for `name`; returns its http-01 challenge id and authorization id.
     func challenge(_ w: World, _ name: String) async throws -> (challenge: String, authz: String) {
         let order = try await w.nodeA.acmeNewOrder(
-            w.account, accountId: w.accountId, identifiers: [ACMEIdentifier(type: "dns", value: name)], notBefore: nil, notAfter: nil,
+            w.account, accountId: w.accountId, identifiers: [ACMEIdentifier(type: "dns", value: name)], notBefore: nil,
+            notAfter: nil,
             replaces: nil, profile: nil, limits: .none)
         let authzId = try #require(order.authorizations.first)
         let authz = try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId)
@@ -233,7 +264,8 @@ import Testing
     @Test func aLapsedLeaseIsClaimedOnceByAnotherNodeAndTheVerdictEndsIt() async throws {
         let w = try await world()
         let (challengeId, authzId) = try await challenge(w, "a.localhost")
-        let (processing, _, task) = try await w.nodeA.acmeRespondChallenge(w.account, accountId: w.accountId, challengeId: challengeId, lease: 60)
+        let (processing, _, task) = try await w.nodeA.acmeRespondChallenge(
+            w.account, accountId: w.accountId, challengeId: challengeId, lease: 60)
         #expect(processing.status == .processing)
         #expect(task?.keyAuthorization == processing.token + ".tp")
         #expect(try await pending(w) == 1)
@@ -242,7 +274,8 @@ import Testing
         w.clock.advance(61)  // node A stopped without a verdict
         let claimed = try await w.nodeB.acmeClaimValidations(Self.system, lease: 60, limit: 10)
         #expect(claimed == [try #require(task)])
-        #expect(try await w.nodeA.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty, "node B holds it now")
+        #expect(
+            try await w.nodeA.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty, "node B holds it now")
         #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty, "claimed once")
 
         try await w.nodeB.acmeCompleteValidation(Self.system, challengeId: challengeId, error: nil)
@@ -253,22 +286,31 @@ import Testing
         #expect(try await w.nodeA.acmeClaimValidations(Self.system, lease: 60, limit: 10).isEmpty)
         // A late verdict from the node that stopped changes nothing.
         try await w.nodeA.acmeCompleteValidation(
-            Self.system, challengeId: challengeId, error: ACMEError(type: ACMEProblemType.connection.urn, detail: "late"))
-        #expect(try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId).status == .valid)
+            Self.system, challengeId: challengeId,
+            error: ACMEError(type: ACMEProblemType.connection.urn, detail: "late"))
+        #expect(
+            try await w.nodeA.acmeAuthorization(w.account, accountId: w.accountId, authorizationId: authzId).status
+                == .valid)
     }
 
     @Test func onlyValidatorsClaimAndAValidationOfAnExpiredAuthorizationFails() async throws {
         let w = try await world()
-        await #expect(throws: EngineError.self) { _ = try await w.nodeA.acmeClaimValidations(w.account, lease: 60, limit: 10) }
-        await #expect(throws: EngineError.self) { _ = try await w.nodeA.acmeClaimValidations(admin, lease: 60, limit: 10) }
+        await #expect(throws: EngineError.self) {
+            _ = try await w.nodeA.acmeClaimValidations(w.account, lease: 60, limit: 10)
+        }
+        await #expect(throws: EngineError.self) {
+            _ = try await w.nodeA.acmeClaimValidations(admin, lease: 60, limit: 10)
+        }
         var ids: [(String, String)] = []
         for i in 0..<3 {
             let c = try await challenge(w, "n\(i).localhost")
-            _ = try await w.nodeA.acmeRespondChallenge(w.account, accountId: w.accountId, challengeId: c.challenge, lease: 30)
+            _ = try await w.nodeA.acmeRespondChallenge(
+                w.account, accountId: w.accountId, challengeId: c.challenge, lease: 30)
             ids.append(c)
         }
         w.clock.advance(31)
-        #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 2).count == 2, "at most the limit")
+        #expect(
+            try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 2).count == 2, "at most the limit")
         #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 2).count == 1, "then the rest")
         w.clock.advance(30 * 86400)  // every authorization has expired
         #expect(try await w.nodeB.acmeClaimValidations(Self.system, lease: 30, limit: 10).isEmpty)

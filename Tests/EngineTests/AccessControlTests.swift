@@ -3,9 +3,9 @@ import EngineAPI
 import Foundation
 import ServerSupport
 import StorageAPI
+import SwiftASN1
 import Synchronization
 import Testing
-import SwiftASN1
 import X509
 
 @testable import Engine
@@ -18,7 +18,8 @@ final class TestClock: Sendable {
 }
 
 func caller(_ identity: IdentityInfo, ip: String? = "127.0.0.1") -> CallContext {
-    CallContext(principal: Principal(method: .token, id: identity.id, name: identity.name), frontEnd: "test", ipAddress: ip)
+    CallContext(
+        principal: Principal(method: .token, id: identity.id, name: identity.name), frontEnd: "test", ipAddress: ip)
 }
 
 func code(_ body: () async throws -> Void) async -> EngineError.Code? {
@@ -46,12 +47,16 @@ struct World {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         for p in ["alpha", "beta"] {
             _ = try await engine.createProject(admin, slug: p, description: "")
-            for s in ["app-1", "db-1"] { _ = try await engine.createSecret(admin, project: p, name: s, value: SecretBytes(utf8: "v")) }
+            for s in ["app-1", "db-1"] {
+                _ = try await engine.createSecret(admin, project: p, name: s, value: SecretBytes(utf8: "v"))
+            }
             _ = try await engine.createRole(
                 admin, project: p,
                 RoleSpec(
                     slug: "app-reader",
-                    permissions: [Permission(subject: "secrets", actions: ["read"], conditions: ["name": .init(glob: "app-*")])]))
+                    permissions: [
+                        Permission(subject: "secrets", actions: ["read"], conditions: ["name": .init(glob: "app-*")])
+                    ]))
             _ = try await engine.createRole(
                 admin, project: p,
                 RoleSpec(
@@ -63,7 +68,10 @@ struct World {
         }
         func identity(_ name: String, _ role: OrgRole, projectRole: String?) async throws -> IdentityInfo {
             let i = try await engine.createIdentity(admin, IdentitySpec(name: name, orgRole: role))
-            if let projectRole { _ = try await engine.setMembership(admin, project: "alpha", identityId: i.id, roles: [RoleGrant(role: projectRole)]) }
+            if let projectRole {
+                _ = try await engine.setMembership(
+                    admin, project: "alpha", identityId: i.id, roles: [RoleGrant(role: projectRole)])
+            }
             return i
         }
         var w = World(
@@ -71,10 +79,14 @@ struct World {
             uaIdentity: try await identity("ua-holder", .noAccess, projectRole: nil))
         _ = try await engine.attachUniversalAuth(admin, identityId: w.uaIdentity.id, AuthMethodSpec())
         for p in ["alpha", "beta"] {
-            let active = try await engine.createKey(admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, names: ["k-\(p)"]))
+            let active = try await engine.createKey(
+                admin, project: p,
+                ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, names: ["k-\(p)"]))
             _ = try await engine.activateObject(admin, id: active.id)
-            let pre = try await engine.createKey(admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
-            let hmac = try await engine.createKey(admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256))
+            let pre = try await engine.createKey(
+                admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+            let hmac = try await engine.createKey(
+                admin, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256))
             _ = try await engine.activateObject(admin, id: hmac.id)
             w.keys[p] = (active.id, pre.id, hmac.id)
         }
@@ -95,46 +107,138 @@ typealias Operation = @Sendable (World, CallContext, String) async throws -> Voi
 /// Every engine operation that exists, run by a caller against project `p` (org-level ones ignore `p`).
 let operations: [(String, Bool, Operation)] = [
     // (name, projectScoped, call)
-    ("secret.create", true, { w, c, p in _ = try await w.engine.createSecret(c, project: p, name: "app-new", value: SecretBytes([1])) }),
+    (
+        "secret.create", true,
+        { w, c, p in _ = try await w.engine.createSecret(c, project: p, name: "app-new", value: SecretBytes([1])) }
+    ),
     ("secret.read app-*", true, { w, c, p in _ = try await w.engine.readSecret(c, project: p, name: "app-1") }),
     ("secret.read db-*", true, { w, c, p in _ = try await w.engine.readSecret(c, project: p, name: "db-1") }),
-    ("secret.update", true, { w, c, p in _ = try await w.engine.updateSecret(c, project: p, name: "app-1", value: SecretBytes([2]), expectedVersion: nil) }),
+    (
+        "secret.update", true,
+        { w, c, p in
+            _ = try await w.engine.updateSecret(
+                c, project: p, name: "app-1", value: SecretBytes([2]), expectedVersion: nil)
+        }
+    ),
     ("secret.list", true, { w, c, p in _ = try await w.engine.listSecrets(c, project: p, after: nil, limit: 10) }),
     ("secret.delete", true, { w, c, p in try await w.engine.deleteSecret(c, project: p, name: "app-1") }),
     ("project.get", true, { w, c, p in _ = try await w.engine.getProject(c, slug: p) }),
     ("project.delete", true, { w, c, p in try await w.engine.deleteProject(c, slug: p) }),
-    ("role.create", true, { w, c, p in _ = try await w.engine.createRole(c, project: p, RoleSpec(slug: "r2", permissions: [Permission(subject: "secrets", actions: ["read"])])) }),
+    (
+        "role.create", true,
+        { w, c, p in
+            _ = try await w.engine.createRole(
+                c, project: p, RoleSpec(slug: "r2", permissions: [Permission(subject: "secrets", actions: ["read"])]))
+        }
+    ),
     ("role.list", true, { w, c, p in _ = try await w.engine.listRoles(c, project: p) }),
     ("role.get", true, { w, c, p in _ = try await w.engine.getRole(c, project: p, slug: "app-reader") }),
     ("role.delete", true, { w, c, p in try await w.engine.deleteRole(c, project: p, slug: "app-reader") }),
-    ("membership.set", true, { w, c, p in _ = try await w.engine.setMembership(c, project: p, identityId: w.spare.id, roles: [RoleGrant(role: "admin")]) }),
+    (
+        "membership.set", true,
+        { w, c, p in
+            _ = try await w.engine.setMembership(
+                c, project: p, identityId: w.spare.id, roles: [RoleGrant(role: "admin")])
+        }
+    ),
     ("membership.list", true, { w, c, p in _ = try await w.engine.listMemberships(c, project: p) }),
-    ("membership.delete", true, { w, c, p in try await w.engine.deleteMembership(c, project: p, identityId: w.spare.id) }),
-    ("privilege.create", true, { w, c, p in _ = try await w.engine.createPrivilege(c, project: p, PrivilegeSpec(identityId: w.spare.id, slug: "x", permissions: [Permission(subject: "secrets", actions: ["read"])])) }),
+    (
+        "membership.delete", true,
+        { w, c, p in try await w.engine.deleteMembership(c, project: p, identityId: w.spare.id) }
+    ),
+    (
+        "privilege.create", true,
+        { w, c, p in
+            _ = try await w.engine.createPrivilege(
+                c, project: p,
+                PrivilegeSpec(
+                    identityId: w.spare.id, slug: "x", permissions: [Permission(subject: "secrets", actions: ["read"])])
+            )
+        }
+    ),
     ("privilege.list", true, { w, c, p in _ = try await w.engine.listPrivileges(c, project: p) }),
-    ("kms.create", true, { w, c, p in _ = try await w.engine.createKey(c, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256)) }),
-    ("kms.register", true, { w, c, p in _ = try await w.engine.registerObject(c, project: p, ObjectSpec(objectType: .secretData), material: SecretBytes([1, 2, 3])) }),
+    (
+        "kms.create", true,
+        { w, c, p in
+            _ = try await w.engine.createKey(
+                c, project: p, ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
+        }
+    ),
+    (
+        "kms.register", true,
+        { w, c, p in
+            _ = try await w.engine.registerObject(
+                c, project: p, ObjectSpec(objectType: .secretData), material: SecretBytes([1, 2, 3]))
+        }
+    ),
     ("kms.get", true, { w, c, p in _ = try await w.engine.getObject(c, id: w.keys[p]?.active ?? "") }),
     ("kms.attributes", true, { w, c, p in _ = try await w.engine.objectAttributes(c, id: w.keys[p]?.active ?? "") }),
     ("kms.locate", true, { w, c, p in _ = try await w.engine.locateObjects(c, project: p, LocateFilter()) }),
     ("kms.activate", true, { w, c, p in _ = try await w.engine.activateObject(c, id: w.keys[p]?.preActive ?? "") }),
-    ("kms.revoke", true, { w, c, p in _ = try await w.engine.revokeObject(c, id: w.keys[p]?.active ?? "", reason: 5, message: nil, compromiseOccurrence: nil) }),
+    (
+        "kms.revoke", true,
+        { w, c, p in
+            _ = try await w.engine.revokeObject(
+                c, id: w.keys[p]?.active ?? "", reason: 5, message: nil, compromiseOccurrence: nil)
+        }
+    ),
     ("kms.destroy", true, { w, c, p in _ = try await w.engine.destroyObject(c, id: w.keys[p]?.preActive ?? "") }),
-    ("kms.encrypt", true, { w, c, p in _ = try await w.engine.encrypt(c, id: w.keys[p]?.active ?? "", CipherParameters(), data: [1], iv: nil, aad: nil) }),
-    ("kms.decrypt", true, { w, c, p in _ = try await w.engine.decrypt(c, id: w.keys[p]?.active ?? "", CipherParameters(), data: [1], iv: Array(repeating: 0, count: 12), aad: nil, tag: Array(repeating: 0, count: 16)) }),
-    ("kms.mac", true, { w, c, p in _ = try await w.engine.mac(c, id: w.keys[p]?.hmac ?? "", CipherParameters(), data: [1]) }),
+    (
+        "kms.encrypt", true,
+        { w, c, p in
+            _ = try await w.engine.encrypt(
+                c, id: w.keys[p]?.active ?? "", CipherParameters(), data: [1], iv: nil, aad: nil)
+        }
+    ),
+    (
+        "kms.decrypt", true,
+        { w, c, p in
+            _ = try await w.engine.decrypt(
+                c, id: w.keys[p]?.active ?? "", CipherParameters(), data: [1], iv: Array(repeating: 0, count: 12),
+                aad: nil, tag: Array(repeating: 0, count: 16))
+        }
+    ),
+    (
+        "kms.mac", true,
+        { w, c, p in _ = try await w.engine.mac(c, id: w.keys[p]?.hmac ?? "", CipherParameters(), data: [1]) }
+    ),
     ("project.create", false, { w, c, _ in _ = try await w.engine.createProject(c, slug: "new-one", description: "") }),
     ("identity.create", false, { w, c, _ in _ = try await w.engine.createIdentity(c, IdentitySpec(name: "fresh")) }),
     ("identity.list", false, { w, c, _ in _ = try await w.engine.listIdentities(c, after: nil, limit: 10) }),
     ("identity.get", false, { w, c, _ in _ = try await w.engine.getIdentity(c, id: w.spare.id) }),
-    ("identity.update", false, { w, c, _ in _ = try await w.engine.updateIdentity(c, id: w.spare.id, IdentitySpec(orgRole: .admin)) }),
+    (
+        "identity.update", false,
+        { w, c, _ in _ = try await w.engine.updateIdentity(c, id: w.spare.id, IdentitySpec(orgRole: .admin)) }
+    ),
     ("identity.delete", false, { w, c, _ in try await w.engine.deleteIdentity(c, id: w.spare.id) }),
-    ("universal-auth.attach", false, { w, c, _ in _ = try await w.engine.attachUniversalAuth(c, identityId: w.spare.id, AuthMethodSpec()) }),
-    ("universal-auth.get", false, { w, c, _ in _ = try await w.engine.getUniversalAuth(c, identityId: w.uaIdentity.id) }),
-    ("client-secret.create", false, { w, c, _ in _ = try await w.engine.createClientSecret(c, identityId: w.uaIdentity.id, ClientSecretSpec()) }),
-    ("client-secret.list", false, { w, c, _ in _ = try await w.engine.listClientSecrets(c, identityId: w.uaIdentity.id) }),
-    ("token-auth.attach", false, { w, c, _ in _ = try await w.engine.attachTokenAuth(c, identityId: w.spare.id, AuthMethodSpec()) }),
-    ("tls-cert-auth.attach", false, { w, c, _ in _ = try await w.engine.attachTLSCertAuth(c, identityId: w.spare.id, AuthMethodSpec(caCertificate: testCA.certificatePEM, allowedCommonNames: ["x"])) }),
+    (
+        "universal-auth.attach", false,
+        { w, c, _ in _ = try await w.engine.attachUniversalAuth(c, identityId: w.spare.id, AuthMethodSpec()) }
+    ),
+    (
+        "universal-auth.get", false,
+        { w, c, _ in _ = try await w.engine.getUniversalAuth(c, identityId: w.uaIdentity.id) }
+    ),
+    (
+        "client-secret.create", false,
+        { w, c, _ in _ = try await w.engine.createClientSecret(c, identityId: w.uaIdentity.id, ClientSecretSpec()) }
+    ),
+    (
+        "client-secret.list", false,
+        { w, c, _ in _ = try await w.engine.listClientSecrets(c, identityId: w.uaIdentity.id) }
+    ),
+    (
+        "token-auth.attach", false,
+        { w, c, _ in _ = try await w.engine.attachTokenAuth(c, identityId: w.spare.id, AuthMethodSpec()) }
+    ),
+    (
+        "tls-cert-auth.attach", false,
+        { w, c, _ in
+            _ = try await w.engine.attachTLSCertAuth(
+                c, identityId: w.spare.id,
+                AuthMethodSpec(caCertificate: testCA.certificatePEM, allowedCommonNames: ["x"]))
+        }
+    ),
     ("audit.read", false, { w, c, _ in _ = try await w.engine.auditEvents(c, cursor: nil, limit: 10) }),
     ("audit.verify", false, { w, c, _ in _ = try await w.engine.verifyAudit(c) }),
 ]
@@ -150,7 +254,9 @@ let projectOps: Set<String> = Set(operations.filter { $0.1 }.map(\.0))
 let secretReads: Set<String> = ["secret.read app-*", "secret.read db-*", "secret.list"]
 let kmsReads: Set<String> = ["kms.get", "kms.attributes", "kms.locate"]
 let kmsAll: Set<String> = Set(operations.map(\.0).filter { $0.hasPrefix("kms.") })
-let projectReads: Set<String> = secretReads.union(kmsReads).union(["project.get", "role.list", "role.get", "membership.list", "privilege.list"])
+let projectReads: Set<String> = secretReads.union(kmsReads).union([
+    "project.get", "role.list", "role.get", "membership.list", "privilege.list",
+])
 
 /// What each persona may do in project alpha (and, for org-level operations, anywhere).
 let expectedAllowed: [String: Set<String>] = [
@@ -165,7 +271,9 @@ let expectedAllowed: [String: Set<String>] = [
 ]
 
 @Suite(.serialized) struct AuthorizationMatrixTests {
-    @Test(arguments: ["org-admin", "org-member", "project-admin", "developer", "viewer", "app-reader", "no-delete", "outsider"])
+    @Test(arguments: [
+        "org-admin", "org-member", "project-admin", "developer", "viewer", "app-reader", "no-delete", "outsider",
+    ])
     func matrix(persona: String) async throws {
         var mismatches: [String] = []
         let allowed = try #require(expectedAllowed[persona])
@@ -178,7 +286,9 @@ let expectedAllowed: [String: Set<String>] = [
                 // Zero cross-project access: only an organization admin reaches project beta.
                 let expectAllow = project == "beta" ? persona == "org-admin" : allowed.contains(name)
                 if expectAllow == denied {
-                    mismatches.append("\(persona) \(name) in \(project): expected \(expectAllow ? "allow" : "deny"), got \(result.map { "\($0)" } ?? "success")")
+                    mismatches.append(
+                        "\(persona) \(name) in \(project): expected \(expectAllow ? "allow" : "deny"), got \(result.map { "\($0)" } ?? "success")"
+                    )
                 }
                 if denied {
                     // Every denial is audited with the action.
@@ -195,9 +305,11 @@ let expectedAllowed: [String: Set<String>] = [
 
     @Test func listingsOnlyShowWhatConditionsAllow() async throws {
         let w = try await World.make()
-        let page = try await w.engine.listSecrets(caller(try #require(w.personas["app-reader"])), project: "alpha", after: nil, limit: 10)
+        let page = try await w.engine.listSecrets(
+            caller(try #require(w.personas["app-reader"])), project: "alpha", after: nil, limit: 10)
         #expect(page.items.map(\.name) == ["app-1"])
-        let projects = try await w.engine.listProjects(caller(try #require(w.personas["viewer"])), after: nil, limit: 10)
+        let projects = try await w.engine.listProjects(
+            caller(try #require(w.personas["viewer"])), after: nil, limit: 10)
         #expect(projects.items.map(\.slug) == ["alpha"])
         let all = try await w.engine.listProjects(caller(try #require(w.personas["org-admin"])), after: nil, limit: 10)
         #expect(Set(all.items.map(\.slug)) == ["alpha", "beta", "p", "p1"])
@@ -219,7 +331,9 @@ let expectedAllowed: [String: Set<String>] = [
         let member = try #require(w.personas["org-member"])
         _ = try await w.engine.createProject(caller(member), slug: "mine", description: "")
         _ = try await w.engine.createSecret(caller(member), project: "mine", name: "s", value: SecretBytes([1]))
-        #expect(await code { _ = try await w.engine.readSecret(caller(member), project: "alpha", name: "app-1") } == .permissionDenied)
+        #expect(
+            await code { _ = try await w.engine.readSecret(caller(member), project: "alpha", name: "app-1") }
+                == .permissionDenied)
     }
 }
 
@@ -232,20 +346,32 @@ let expectedAllowed: [String: Set<String>] = [
             RoleSpec(
                 slug: "own-prefix",
                 permissions: [
-                    Permission(subject: "secrets", actions: ["*"], conditions: ["name": .init(glob: "{{ identity.name }}-*")]),
-                    Permission(subject: "secrets", actions: ["read"], conditions: ["name": .init(eq: "{{ identity.metadata.team }}-shared")]),
+                    Permission(
+                        subject: "secrets", actions: ["*"], conditions: ["name": .init(glob: "{{ identity.name }}-*")]),
+                    Permission(
+                        subject: "secrets", actions: ["read"],
+                        conditions: ["name": .init(eq: "{{ identity.metadata.team }}-shared")]),
                 ]))
-        let i = try await engine.createIdentity(admin, IdentitySpec(name: "svc", orgRole: .noAccess, metadata: ["team": "payments"]))
-        _ = try await engine.setMembership(admin, project: "alpha", identityId: i.id, roles: [RoleGrant(role: "own-prefix")])
+        let i = try await engine.createIdentity(
+            admin, IdentitySpec(name: "svc", orgRole: .noAccess, metadata: ["team": "payments"]))
+        _ = try await engine.setMembership(
+            admin, project: "alpha", identityId: i.id, roles: [RoleGrant(role: "own-prefix")])
         _ = try await engine.createSecret(admin, project: "alpha", name: "payments-shared", value: SecretBytes([1]))
         _ = try await engine.createSecret(admin, project: "alpha", name: "other-shared", value: SecretBytes([1]))
         _ = try await engine.createSecret(caller(i), project: "alpha", name: "svc-token", value: SecretBytes([1]))
-        #expect(await code { _ = try await engine.createSecret(caller(i), project: "alpha", name: "other-token", value: SecretBytes([1])) } == .permissionDenied)
+        #expect(
+            await code {
+                _ = try await engine.createSecret(
+                    caller(i), project: "alpha", name: "other-token", value: SecretBytes([1]))
+            } == .permissionDenied)
         _ = try await engine.readSecret(caller(i), project: "alpha", name: "payments-shared")
-        #expect(await code { _ = try await engine.readSecret(caller(i), project: "alpha", name: "other-shared") } == .permissionDenied)
+        #expect(
+            await code { _ = try await engine.readSecret(caller(i), project: "alpha", name: "other-shared") }
+                == .permissionDenied)
         // An unknown metadata key never matches (fails closed).
         let j = try await engine.createIdentity(admin, IdentitySpec(name: "nometa", orgRole: .noAccess))
-        _ = try await engine.setMembership(admin, project: "alpha", identityId: j.id, roles: [RoleGrant(role: "own-prefix")])
+        _ = try await engine.setMembership(
+            admin, project: "alpha", identityId: j.id, roles: [RoleGrant(role: "own-prefix")])
         #expect(await code { _ = try await engine.readSecret(caller(j), project: "alpha", name: "-shared") } != nil)
     }
 
@@ -255,7 +381,8 @@ let expectedAllowed: [String: Set<String>] = [
         _ = try await engine.createSecret(admin, project: "p", name: "s", value: SecretBytes([1]))
         let i = try await engine.createIdentity(admin, IdentitySpec(name: "oncall"))
         _ = try await engine.setMembership(
-            admin, project: "p", identityId: i.id, roles: [RoleGrant(role: "viewer", isTemporary: true, temporaryRange: "1m")])
+            admin, project: "p", identityId: i.id,
+            roles: [RoleGrant(role: "viewer", isTemporary: true, temporaryRange: "1m")])
         _ = try await engine.readSecret(caller(i), project: "p", name: "s")
         clock.advance(59)
         _ = try await engine.readSecret(caller(i), project: "p", name: "s")
@@ -265,12 +392,19 @@ let expectedAllowed: [String: Set<String>] = [
         let k = try await engine.createIdentity(admin, IdentitySpec(name: "breakglass"))
         _ = try await engine.createPrivilege(
             admin, project: "p",
-            PrivilegeSpec(identityId: k.id, slug: "read-s", permissions: [Permission(subject: "secrets", actions: ["read"])], isTemporary: true, temporaryRange: "2h"))
+            PrivilegeSpec(
+                identityId: k.id, slug: "read-s", permissions: [Permission(subject: "secrets", actions: ["read"])],
+                isTemporary: true, temporaryRange: "2h"))
         _ = try await engine.readSecret(caller(k), project: "p", name: "s")
         #expect(await code { try await engine.deleteSecret(caller(k), project: "p", name: "s") } == .permissionDenied)
         clock.advance(2 * 3600)
         #expect(await code { _ = try await engine.readSecret(caller(k), project: "p", name: "s") } == .permissionDenied)
-        #expect(await code { _ = try await engine.setMembership(admin, project: "p", identityId: k.id, roles: [RoleGrant(role: "viewer", isTemporary: true, temporaryRange: "forever")]) } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.setMembership(
+                    admin, project: "p", identityId: k.id,
+                    roles: [RoleGrant(role: "viewer", isTemporary: true, temporaryRange: "forever")])
+            } == .invalidArgument)
     }
 
     @Test func hostilePermissionsAreRejected() async throws {
@@ -283,9 +417,18 @@ let expectedAllowed: [String: Set<String>] = [
             [Permission(subject: "secrets", actions: ["read"], conditions: ["name": .init()])],
         ]
         for permissions in bad {
-            #expect(await code { _ = try await engine.createRole(admin, project: "p", RoleSpec(slug: "bad", permissions: permissions)) } == .invalidArgument)
+            #expect(
+                await code {
+                    _ = try await engine.createRole(
+                        admin, project: "p", RoleSpec(slug: "bad", permissions: permissions))
+                } == .invalidArgument)
         }
-        #expect(await code { _ = try await engine.createRole(admin, project: "p", RoleSpec(slug: "admin", permissions: [Permission(subject: "secrets", actions: ["read"])])) } == .alreadyExists)
+        #expect(
+            await code {
+                _ = try await engine.createRole(
+                    admin, project: "p",
+                    RoleSpec(slug: "admin", permissions: [Permission(subject: "secrets", actions: ["read"])]))
+            } == .alreadyExists)
     }
 
     @Test func globsAndCIDRs() {
@@ -319,9 +462,12 @@ let expectedAllowed: [String: Set<String>] = [
         return (engine, i, ua, String(decoding: secret.bytes, as: UTF8.self))
     }
 
-    func login(_ engine: GatehouseEngine, _ clientId: String, _ secret: String, ip: String = "127.0.0.1") async throws -> IssuedToken {
+    func login(_ engine: GatehouseEngine, _ clientId: String, _ secret: String, ip: String = "127.0.0.1") async throws
+        -> IssuedToken
+    {
         try await engine.loginUniversalAuth(
-            CallContext(principal: .anonymous, frontEnd: "test", ipAddress: ip), clientId: clientId, clientSecret: SecretBytes(utf8: secret))
+            CallContext(principal: .anonymous, frontEnd: "test", ipAddress: ip), clientId: clientId,
+            clientSecret: SecretBytes(utf8: secret))
     }
 
     @Test func defaultsFollowTheReferencePlatform() async throws {
@@ -330,7 +476,9 @@ let expectedAllowed: [String: Set<String>] = [
         #expect(ua.token.accessTokenMaxTTL == 2_592_000)
         #expect(ua.token.accessTokenNumUsesLimit == 0)
         #expect(ua.token.accessTokenTrustedIps == ["0.0.0.0/0", "::/0"])
-        #expect(ua.lockoutEnabled && ua.lockoutThreshold == 3 && ua.lockoutDurationSeconds == 300 && ua.lockoutCounterResetSeconds == 30)
+        #expect(
+            ua.lockoutEnabled && ua.lockoutThreshold == 3 && ua.lockoutDurationSeconds == 300
+                && ua.lockoutCounterResetSeconds == 30)
     }
 
     @Test func loginThenUseTheToken() async throws {
@@ -338,7 +486,8 @@ let expectedAllowed: [String: Set<String>] = [
         let token = try await login(engine, ua.clientId, secret)
         #expect(token.tokenType == "Bearer" && token.expiresIn == 2_592_000)
         #expect(!"\(token)".contains(token.accessToken))
-        let principal = try await engine.authenticate(bearerToken: token.accessToken, ipAddress: "127.0.0.1", frontEnd: "test")
+        let principal = try await engine.authenticate(
+            bearerToken: token.accessToken, ipAddress: "127.0.0.1", frontEnd: "test")
         #expect(principal.id == i.id && principal.method == .token)
         let ctx = CallContext(principal: principal, frontEnd: "test")
         #expect(try await engine.whoami(ctx)["identityId"] == i.id)
@@ -349,9 +498,13 @@ let expectedAllowed: [String: Set<String>] = [
         let clock = TestClock()
         let (engine, _, ua, secret) = try await universal(clock)
         // Two failures, then the counter resets after 30 s of quiet.
-        for _ in 0..<2 { #expect(await code { _ = try await login(engine, ua.clientId, "ghcs_wrong") } == .unauthenticated) }
+        for _ in 0..<2 {
+            #expect(await code { _ = try await login(engine, ua.clientId, "ghcs_wrong") } == .unauthenticated)
+        }
         clock.advance(31)
-        for _ in 0..<2 { #expect(await code { _ = try await login(engine, ua.clientId, "ghcs_wrong") } == .unauthenticated) }
+        for _ in 0..<2 {
+            #expect(await code { _ = try await login(engine, ua.clientId, "ghcs_wrong") } == .unauthenticated)
+        }
         _ = try await login(engine, ua.clientId, secret)  // still not locked: 2 failures since the reset
         // Three failures within 30 s lock for 5 minutes, even for the right secret.
         for _ in 0..<3 {
@@ -370,59 +523,87 @@ let expectedAllowed: [String: Set<String>] = [
 
     @Test func lockoutCanBeDisabled() async throws {
         let (engine, _, ua, secret) = try await universal(TestClock(), AuthMethodSpec(lockoutEnabled: false))
-        for _ in 0..<5 { #expect(await code { _ = try await login(engine, ua.clientId, "ghcs_wrong") } == .unauthenticated) }
+        for _ in 0..<5 {
+            #expect(await code { _ = try await login(engine, ua.clientId, "ghcs_wrong") } == .unauthenticated)
+        }
         _ = try await login(engine, ua.clientId, secret)
     }
 
     @Test func tokenTTLMaxTTLAndRenewal() async throws {
         let clock = TestClock()
-        let (engine, _, ua, secret) = try await universal(clock, AuthMethodSpec(accessTokenTTL: 60, accessTokenMaxTTL: 150))
+        let (engine, _, ua, secret) = try await universal(
+            clock, AuthMethodSpec(accessTokenTTL: 60, accessTokenMaxTTL: 150))
         let t = try await login(engine, ua.clientId, secret)
         #expect(t.expiresIn == 60)
         clock.advance(50)
-        let renewed = try await engine.renewToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
+        let renewed = try await engine.renewToken(
+            CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
         #expect(renewed.expiresIn == 60)
         clock.advance(55)  // 105 s after creation: alive thanks to the renewal
         _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
-        let capped = try await engine.renewToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
+        let capped = try await engine.renewToken(
+            CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
         #expect(capped.expiresIn == 45)  // capped at max TTL (150 s after creation)
         clock.advance(46)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test") } == .unauthenticated)
-        #expect(await code { _ = try await engine.renewToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken) } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
+            } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.renewToken(
+                    CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
+            } == .unauthenticated)
     }
 
     @Test func periodicTokensRenewWithoutMax() async throws {
         let clock = TestClock()
-        let (engine, _, ua, secret) = try await universal(clock, AuthMethodSpec(accessTokenTTL: 60, accessTokenMaxTTL: 60, accessTokenPeriod: 30))
+        let (engine, _, ua, secret) = try await universal(
+            clock, AuthMethodSpec(accessTokenTTL: 60, accessTokenMaxTTL: 60, accessTokenPeriod: 30))
         let t = try await login(engine, ua.clientId, secret)
         for _ in 0..<5 {
             clock.advance(25)
-            _ = try await engine.renewToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
+            _ = try await engine.renewToken(
+                CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
         }
         // 125 s after login, past the 60 s maximum a non-periodic token would have: still valid.
         let still = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
         #expect(still.method == .token)
         // Not renewed within its period (30 s), it expires.
         clock.advance(31)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test") } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
+            } == .unauthenticated)
     }
 
     @Test func usesAndTrustedIPs() async throws {
         let (engine, _, ua, secret) = try await universal(
             TestClock(), AuthMethodSpec(accessTokenNumUsesLimit: 2, accessTokenTrustedIps: ["10.0.0.0/8", "::1"]))
         let t = try await login(engine, ua.clientId, secret)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "192.168.1.1", frontEnd: "test") } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(
+                    bearerToken: t.accessToken, ipAddress: "192.168.1.1", frontEnd: "test")
+            } == .unauthenticated)
         _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "10.2.3.4", frontEnd: "test")
         _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "::1", frontEnd: "test")
-        #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "10.2.3.4", frontEnd: "test") } == .unauthenticated)
-        let reasons = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event).filter { $0.type == "authentication.failed" }.compactMap { $0.metadata["reason"] }
+        #expect(
+            await code {
+                _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: "10.2.3.4", frontEnd: "test")
+            } == .unauthenticated)
+        let reasons = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event).filter {
+            $0.type == "authentication.failed"
+        }.compactMap { $0.metadata["reason"] }
         #expect(reasons == ["token used from an untrusted address", "token use limit reached"])
     }
 
     @Test func clientSecretLimitsAndRevocation() async throws {
         let clock = TestClock()
-        let (engine, i, ua, _) = try await universal(clock, AuthMethodSpec(clientSecretTrustedIps: ["127.0.0.0/8"], lockoutEnabled: false))
-        let (info, s) = try await engine.createClientSecret(admin, identityId: i.id, ClientSecretSpec(ttl: 100, numUsesLimit: 2))
+        let (engine, i, ua, _) = try await universal(
+            clock, AuthMethodSpec(clientSecretTrustedIps: ["127.0.0.0/8"], lockoutEnabled: false))
+        let (info, s) = try await engine.createClientSecret(
+            admin, identityId: i.id, ClientSecretSpec(ttl: 100, numUsesLimit: 2))
         let secret = String(decoding: s.bytes, as: UTF8.self)
         #expect(await code { _ = try await login(engine, ua.clientId, secret, ip: "10.0.0.1") } == .unauthenticated)
         _ = try await login(engine, ua.clientId, secret)
@@ -434,7 +615,9 @@ let expectedAllowed: [String: Set<String>] = [
         #expect(await code { _ = try await login(engine, ua.clientId, secret2) } == .unauthenticated)
         let (info3, s3) = try await engine.createClientSecret(admin, identityId: i.id, ClientSecretSpec())
         _ = try await engine.revokeClientSecret(admin, identityId: i.id, clientSecretId: info3.id)
-        #expect(await code { _ = try await login(engine, ua.clientId, String(decoding: s3.bytes, as: UTF8.self)) } == .unauthenticated)
+        #expect(
+            await code { _ = try await login(engine, ua.clientId, String(decoding: s3.bytes, as: UTF8.self)) }
+                == .unauthenticated)
         #expect(info.prefix.hasPrefix("ghcs_") && info2.id != info.id)
         // Secrets are stored as hashes only.
         #expect(try await engine.listClientSecrets(admin, identityId: i.id).allSatisfy { $0.prefix.count == 9 })
@@ -444,26 +627,48 @@ let expectedAllowed: [String: Set<String>] = [
         let (engine, i, ua, secret) = try await universal(TestClock())
         let t = try await login(engine, ua.clientId, secret)
         try await engine.revokeToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test") } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
+            } == .unauthenticated)
         let t2 = try await login(engine, ua.clientId, secret)
         try await engine.deleteIdentity(admin, id: i.id)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: t2.accessToken, ipAddress: nil, frontEnd: "test") } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(bearerToken: t2.accessToken, ipAddress: nil, frontEnd: "test")
+            } == .unauthenticated)
         #expect(await code { _ = try await login(engine, ua.clientId, secret) } == .unauthenticated)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: "ghat_nonsense", ipAddress: nil, frontEnd: "test") } == .unauthenticated)
-        #expect(await code { _ = try await engine.authenticate(bearerToken: String(repeating: "x", count: 100_000), ipAddress: nil, frontEnd: "test") } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(bearerToken: "ghat_nonsense", ipAddress: nil, frontEnd: "test")
+            } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.authenticate(
+                    bearerToken: String(repeating: "x", count: 100_000), ipAddress: nil, frontEnd: "test")
+            } == .unauthenticated)
     }
 
     @Test func tokenAuth() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let i = try await engine.createIdentity(admin, IdentitySpec(name: "ci"))
         #expect(await code { _ = try await engine.createIdentityToken(admin, identityId: i.id) } == .wrongState)
-        _ = try await engine.attachTokenAuth(admin, identityId: i.id, AuthMethodSpec(accessTokenTTL: 3600, accessTokenMaxTTL: 7200))
+        _ = try await engine.attachTokenAuth(
+            admin, identityId: i.id, AuthMethodSpec(accessTokenTTL: 3600, accessTokenMaxTTL: 7200))
         let t = try await engine.createIdentityToken(admin, identityId: i.id)
         #expect(t.expiresIn == 3600)
         let p = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
         #expect(p.id == i.id)
-        #expect(await code { _ = try await engine.attachTokenAuth(admin, identityId: i.id, AuthMethodSpec(accessTokenTTL: 10, accessTokenMaxTTL: 5)) } == .invalidArgument)
-        #expect(await code { _ = try await engine.attachTokenAuth(admin, identityId: i.id, AuthMethodSpec(accessTokenTrustedIps: ["nope"])) } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.attachTokenAuth(
+                    admin, identityId: i.id, AuthMethodSpec(accessTokenTTL: 10, accessTokenMaxTTL: 5))
+            } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.attachTokenAuth(
+                    admin, identityId: i.id, AuthMethodSpec(accessTokenTrustedIps: ["nope"]))
+            } == .invalidArgument)
         // The API schema bounds the lockout fields and trusted addresses for every method: token auth, which does not
         // use them, refuses what the schema refuses instead of storing it (Schemathesis found -15315704377181 accepted).
         let j = try await engine.createIdentity(admin, IdentitySpec(name: "ci-2"))
@@ -471,7 +676,9 @@ let expectedAllowed: [String: Set<String>] = [
             AuthMethodSpec(lockoutDurationSeconds: -15_315_704_377_181), AuthMethodSpec(lockoutThreshold: 0),
             AuthMethodSpec(lockoutCounterResetSeconds: 3601), AuthMethodSpec(clientSecretTrustedIps: ["nope"]),
         ] {
-            #expect(await code { _ = try await engine.attachTokenAuth(admin, identityId: j.id, spec) } == .invalidArgument, "\(spec)")
+            #expect(
+                await code { _ = try await engine.attachTokenAuth(admin, identityId: j.id, spec) } == .invalidArgument,
+                "\(spec)")
         }
         _ = try await engine.attachTokenAuth(admin, identityId: j.id, AuthMethodSpec(lockoutDurationSeconds: 86_400))
     }
@@ -482,14 +689,16 @@ let expectedAllowed: [String: Set<String>] = [
         let i = try await engine.createIdentity(admin, IdentitySpec(name: "array-01"))
         _ = try await engine.setMembership(admin, project: "p", identityId: i.id, roles: [RoleGrant(role: "viewer")])
         _ = try await engine.attachTLSCertAuth(
-            admin, identityId: i.id, AuthMethodSpec(caCertificate: testCA.certificatePEM, allowedCommonNames: ["array-01.example"]))
+            admin, identityId: i.id,
+            AuthMethodSpec(caCertificate: testCA.certificatePEM, allowedCommonNames: ["array-01.example"]))
         func principal(_ cn: String, issuer: CertificateFactory.Issued, listener: Bool = false) throws -> CallContext {
             let leaf = try CertificateFactory.issue(commonName: cn, usage: .client, issuer: issuer, validity: 3600)
             var der = DER.Serializer()
             try der.serialize(leaf.certificate)
             return CallContext(
                 principal: Principal(
-                    method: .tlsCertificate, id: "fp-\(cn)-\(UUID())", name: cn, certificateChain: [der.serializedBytes],
+                    method: .tlsCertificate, id: "fp-\(cn)-\(UUID())", name: cn,
+                    certificateChain: [der.serializedBytes],
                     verifiedByListener: listener),
                 frontEnd: "test")
         }
@@ -497,7 +706,8 @@ let expectedAllowed: [String: Set<String>] = [
         _ = try await engine.readSecret(good, project: "p", name: "k")
         #expect(try await engine.whoami(good)["identityId"] == i.id)
         let token = try await engine.loginTLSCertAuth(good, identityId: i.id)
-        #expect(try await engine.authenticate(bearerToken: token.accessToken, ipAddress: nil, frontEnd: "test").id == i.id)
+        #expect(
+            try await engine.authenticate(bearerToken: token.accessToken, ipAddress: nil, frontEnd: "test").id == i.id)
         // Right CA, disallowed common name.
         let wrongName = try principal("array-02.example", issuer: testCA)
         #expect(await code { _ = try await engine.readSecret(wrongName, project: "p", name: "k") } == .unauthenticated)
@@ -513,8 +723,17 @@ let expectedAllowed: [String: Set<String>] = [
         let failures = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event.type)
         #expect(failures.filter { $0 == "authentication.failed" || $0 == "login.failed" }.count == 5)
         // Not a CA certificate → refused.
-        let leafPEM = try CertificateFactory.issue(commonName: "x", usage: .client, issuer: testCA, validity: 60).certificatePEM
-        #expect(await code { _ = try await engine.attachTLSCertAuth(admin, identityId: i.id, AuthMethodSpec(caCertificate: leafPEM, allowedCommonNames: ["x"])) } == .invalidArgument)
-        #expect(await code { _ = try await engine.attachTLSCertAuth(admin, identityId: i.id, AuthMethodSpec(caCertificate: "garbage", allowedCommonNames: ["x"])) } == .invalidArgument)
+        let leafPEM = try CertificateFactory.issue(commonName: "x", usage: .client, issuer: testCA, validity: 60)
+            .certificatePEM
+        #expect(
+            await code {
+                _ = try await engine.attachTLSCertAuth(
+                    admin, identityId: i.id, AuthMethodSpec(caCertificate: leafPEM, allowedCommonNames: ["x"]))
+            } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.attachTLSCertAuth(
+                    admin, identityId: i.id, AuthMethodSpec(caCertificate: "garbage", allowedCommonNames: ["x"]))
+            } == .invalidArgument)
     }
 }

@@ -12,18 +12,24 @@ import Testing
     func populated() async throws -> (GatehouseEngine, InMemoryStorage, [AuditRecord], [AuditChainHead], Data?) {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256), node: "node-a")
-        for i in 0..<3 { _ = try await engine.createSecret(admin, project: "p", name: "s\(i)", value: SecretBytes([UInt8(i)])) }
+        for i in 0..<3 {
+            _ = try await engine.createSecret(admin, project: "p", name: "s\(i)", value: SecretBytes([UInt8(i)]))
+        }
         _ = try await engine.readSecret(admin, project: "p", name: "s1")
         try await engine.deleteSecret(admin, project: "p", name: "s2")
         try await engine.writeAuditCheckpoint()
         let (events, heads, checkpoint) = try await storage.withReadTransaction { tx in
-            (try await tx.auditEvents(chain: nil, after: nil, limit: 100), try await tx.auditChainHeads(),
-             try await tx.metadata(AuditChain.checkpointKey))
+            (
+                try await tx.auditEvents(chain: nil, after: nil, limit: 100), try await tx.auditChainHeads(),
+                try await tx.metadata(AuditChain.checkpointKey)
+            )
         }
         return (engine, storage, events, heads, checkpoint)
     }
 
-    func verify(_ engine: GatehouseEngine, _ events: [AuditRecord], _ heads: [AuditChainHead], _ checkpoint: Data?) -> AuditVerification {
+    func verify(_ engine: GatehouseEngine, _ events: [AuditRecord], _ heads: [AuditChainHead], _ checkpoint: Data?)
+        -> AuditVerification
+    {
         engine.audit.chain.verify(events, heads: heads, checkpoint: checkpoint)
     }
 
@@ -36,13 +42,19 @@ import Testing
         #expect(v.checked == 7)
         #expect(try await engine.verifyAudit(admin).isIntact)
         let shown = try await engine.auditEvents(admin, cursor: nil, limit: 10).items
-        #expect(shown.map(\.event.event.type) == ["project.create", "project.create", "secret.create", "secret.create", "secret.create", "secret.read", "secret.delete"])
+        #expect(
+            shown.map(\.event.event.type) == [
+                "project.create", "project.create", "secret.create", "secret.create", "secret.create", "secret.read",
+                "secret.delete",
+            ])
         #expect(shown[2].event.userAgentType == "test")
         #expect(shown[2].event.actor.type == "identity")
         #expect(shown[2].event.projectId == "p")
         #expect(shown[2].event.event.metadata["grantedBy"] == "bootstrap-admin")
         // Every event was sealed: nothing is left pending.
-        let pending = try await storage.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        let pending = try await storage.withReadTransaction {
+            try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10)
+        }
         #expect(pending.isEmpty)
     }
 
@@ -50,14 +62,20 @@ import Testing
         let (engine, _, events, heads, checkpoint) = try await populated()
         var edited = events
         // Stored compressed; an editor may as well write it back plain (both are read).
-        edited[4].body = Data(String(decoding: try StoredJSON.unpack(edited[4].body), as: UTF8.self).replacingOccurrences(of: "s2", with: "zz").utf8)
+        edited[4].body = Data(
+            String(decoding: try StoredJSON.unpack(edited[4].body), as: UTF8.self).replacingOccurrences(
+                of: "s2", with: "zz"
+            ).utf8)
         let v = verify(engine, edited, heads, checkpoint)
         #expect(v.problems.contains { $0.contains("event 5") && $0.contains("edited") })
         // The searchable copy of a field is checked against the body too (an edit there would hide an event from
         // searches).
         var hidden = events
         hidden[5].fields.type = "secret.list"
-        #expect(verify(engine, hidden, heads, checkpoint).problems.contains { $0.contains("event 6") && $0.contains("search fields") })
+        #expect(
+            verify(engine, hidden, heads, checkpoint).problems.contains {
+                $0.contains("event 6") && $0.contains("search fields")
+            })
     }
 
     @Test func deletionIsDetected() async throws {
@@ -100,7 +118,8 @@ import Testing
             prev = r.hash
             rewritten.append(r)
         }
-        let forgedHead = AuditChainHead(chain: "node-a", value: forged.head(sequence: rewritten.last?.sequence ?? 0, hash: prev))
+        let forgedHead = AuditChainHead(
+            chain: "node-a", value: forged.head(sequence: rewritten.last?.sequence ?? 0, hash: prev))
         #expect(!verify(engine, rewritten, [forgedHead], nil).isIntact)
         #expect(verify(engine, events, heads, checkpoint).isIntact)
     }
@@ -122,7 +141,8 @@ import Testing
                 for t in 0..<4 {
                     group.addTask {
                         for i in 0..<10 {
-                            _ = try await engine.createSecret(admin, project: "p", name: "\(tag)\(t)-\(i)", value: SecretBytes([1]))
+                            _ = try await engine.createSecret(
+                                admin, project: "p", name: "\(tag)\(t)-\(i)", value: SecretBytes([1]))
                         }
                     }
                 }
@@ -142,7 +162,9 @@ import Testing
             cursor = page.next
             if page.items.isEmpty { break }
         }
-        let events = try await storage.withReadTransaction { try await $0.auditEvents(chain: nil, after: nil, limit: 1000) }
+        let events = try await storage.withReadTransaction {
+            try await $0.auditEvents(chain: nil, after: nil, limit: 1000)
+        }
         #expect(Set(events.map(\.chain)) == ["node-a", "node-b"])
         #expect(events.filter { $0.fields.type == "secret.create" }.count == 80)
         #expect(seen.count == events.count && seen.values.allSatisfy { $0 == 1 }, "every event read exactly once")
@@ -161,8 +183,10 @@ import Testing
         _ = try await b.createSecret(admin, project: "p", name: "from-b", value: SecretBytes([1]))
         try await a.writeAuditCheckpoint()
         let (events, heads, checkpoint) = try await storage.withReadTransaction { tx in
-            (try await tx.auditEvents(chain: nil, after: nil, limit: 100), try await tx.auditChainHeads(),
-             try await tx.metadata(AuditChain.checkpointKey))
+            (
+                try await tx.auditEvents(chain: nil, after: nil, limit: 100), try await tx.auditChainHeads(),
+                try await tx.metadata(AuditChain.checkpointKey)
+            )
         }
         #expect(verify(a, events, heads, checkpoint).isIntact)
         let withoutB = events.filter { $0.chain != "node-b" }
@@ -195,13 +219,19 @@ import Testing
         try await orphan("left-by-c-old", chain: "node-c", millis: now - 120_000)
         // node-a comes back: it seals what it left.
         let reopened = try await openEngine(storage, key: key, node: "node-a")
-        var pending = try await storage.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        var pending = try await storage.withReadTransaction {
+            try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10)
+        }
         #expect(pending.map(\.id).sorted() == ["left-by-c-old", "left-by-c-recent"])
         // node-c never comes back: another node seals its events once they are a minute old.
         #expect(try await reopened.sealAbandonedAuditEvents(olderThan: .seconds(60)) == 1)
-        pending = try await storage.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        pending = try await storage.withReadTransaction {
+            try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10)
+        }
         #expect(pending.map(\.id) == ["left-by-c-recent"])
-        let names = try await reopened.searchAudit(admin, AuditSearch(type: "secret.create")).items.compactMap { $0.event.event.metadata["name"] }
+        let names = try await reopened.searchAudit(admin, AuditSearch(type: "secret.create")).items.compactMap {
+            $0.event.event.metadata["name"]
+        }
         #expect(Set(names) == ["left-by-a", "left-by-c-old"])
         #expect(try await reopened.verifyAudit(admin).isIntact)
     }
@@ -223,8 +253,13 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         func text(_ n: Int) -> String {
             var s = ""
-            let pool: [Unicode.Scalar] = ["a", "Z", "/", "\\", "\"", "\n", "\r", "\t", "\u{08}", "\u{0C}", "\u{00}", "\u{1F}", "\u{7F}", "é", "✓", "𝄞", "\u{2028}", " ", "_", "-", "0"]
-            for _ in 0..<Int.random(in: 0...n, using: &rng) { s.unicodeScalars.append(pool.randomElement(using: &rng) ?? "a") }
+            let pool: [Unicode.Scalar] = [
+                "a", "Z", "/", "\\", "\"", "\n", "\r", "\t", "\u{08}", "\u{0C}", "\u{00}", "\u{1F}", "\u{7F}", "é", "✓",
+                "𝄞", "\u{2028}", " ", "_", "-", "0",
+            ]
+            for _ in 0..<Int.random(in: 0...n, using: &rng) {
+                s.unicodeScalars.append(pool.randomElement(using: &rng) ?? "a")
+            }
             return s
         }
         func metadata() -> [String: String] {
@@ -235,23 +270,32 @@ import Testing
         let encoder = AuditChain.encoder()
         var events = [
             AuditEvent(
-                event: .init(type: "kms.get", metadata: ["objectId": "abc", "Zeta": "1", "alpha": "2", "_x": "3", "B": "4"]),
+                event: .init(
+                    type: "kms.get", metadata: ["objectId": "abc", "Zeta": "1", "alpha": "2", "_x": "3", "B": "4"]),
                 actor: .init(type: "identity", metadata: ["identityId": "id/1", "name": "admin"]), projectId: "prod",
-                ipAddress: "127.0.0.1", userAgent: "curl/8", userAgentType: "other", timestamp: Date(timeIntervalSince1970: 1_764_300_000.123)),
-            AuditEvent(event: .init(type: "x"), actor: .init(type: "system"), projectId: nil, ipAddress: nil, userAgent: nil, userAgentType: "",
-                       timestamp: Date(timeIntervalSince1970: 0)),
+                ipAddress: "127.0.0.1", userAgent: "curl/8", userAgentType: "other",
+                timestamp: Date(timeIntervalSince1970: 1_764_300_000.123)),
+            AuditEvent(
+                event: .init(type: "x"), actor: .init(type: "system"), projectId: nil, ipAddress: nil, userAgent: nil,
+                userAgentType: "",
+                timestamp: Date(timeIntervalSince1970: 0)),
         ]
         for _ in 0..<300 {
-            events.append(AuditEvent(
-                event: .init(type: text(12), metadata: metadata()), actor: .init(type: text(6), metadata: metadata()),
-                projectId: Bool.random(using: &rng) ? text(10) : nil, ipAddress: Bool.random(using: &rng) ? text(10) : nil,
-                userAgent: Bool.random(using: &rng) ? text(30) : nil, userAgentType: text(5),
-                timestamp: Date(timeIntervalSince1970: Double.random(in: -1e9...4e9, using: &rng))))
+            events.append(
+                AuditEvent(
+                    event: .init(type: text(12), metadata: metadata()),
+                    actor: .init(type: text(6), metadata: metadata()),
+                    projectId: Bool.random(using: &rng) ? text(10) : nil,
+                    ipAddress: Bool.random(using: &rng) ? text(10) : nil,
+                    userAgent: Bool.random(using: &rng) ? text(30) : nil, userAgentType: text(5),
+                    timestamp: Date(timeIntervalSince1970: Double.random(in: -1e9...4e9, using: &rng))))
         }
         for event in events {
             let expected = try encoder.encode(event)
             let ours = AuditChain.body(event)
-            #expect(ours == expected, "\(String(decoding: ours, as: UTF8.self))\n\(String(decoding: expected, as: UTF8.self))")
+            #expect(
+                ours == expected,
+                "\(String(decoding: ours, as: UTF8.self))\n\(String(decoding: expected, as: UTF8.self))")
         }
     }
 }

@@ -30,22 +30,32 @@ import Testing
         #expect(BlowfishCBC.run(encrypt: false, key: key, iv: iv, pad: false, cipher) == plain)
         // ECB vectors through CBC with a zero IV (one block): key, plaintext, ciphertext.
         for (k, p, c) in [
-            ("0000000000000000", "0000000000000000", "4EF997456198DD78"), ("FFFFFFFFFFFFFFFF", "FFFFFFFFFFFFFFFF", "51866FD5B85ECB8A"),
+            ("0000000000000000", "0000000000000000", "4EF997456198DD78"),
+            ("FFFFFFFFFFFFFFFF", "FFFFFFFFFFFFFFFF", "51866FD5B85ECB8A"),
             ("0123456789ABCDEF", "1111111111111111", "61F9C3802281B096"),
         ] {
-            #expect(BlowfishCBC.run(encrypt: true, key: Self.hex(k), iv: [UInt8](repeating: 0, count: 8), pad: false, Self.hex(p)) == Self.hex(c))
+            #expect(
+                BlowfishCBC.run(
+                    encrypt: true, key: Self.hex(k), iv: [UInt8](repeating: 0, count: 8), pad: false, Self.hex(p))
+                    == Self.hex(c))
         }
         let message = Array("not a multiple of eight".utf8)
-        let padded = try #require(BlowfishCBC.run(encrypt: true, key: Array("a 16-byte secret".utf8), iv: Array(iv), pad: true, message))
+        let padded = try #require(
+            BlowfishCBC.run(encrypt: true, key: Array("a 16-byte secret".utf8), iv: Array(iv), pad: true, message))
         #expect(padded.count == 24)
-        #expect(BlowfishCBC.run(encrypt: false, key: Array("a 16-byte secret".utf8), iv: iv, pad: true, padded) == message)
+        #expect(
+            BlowfishCBC.run(encrypt: false, key: Array("a 16-byte secret".utf8), iv: iv, pad: true, padded) == message)
     }
 
     @Test func unusableParametersAreRefused() {
         let iv = [UInt8](repeating: 0, count: 8)
         #expect(BlowfishCBC.run(encrypt: true, key: [1, 2, 3], iv: iv, pad: true, [1]) == nil, "key under 4 bytes")
-        #expect(BlowfishCBC.run(encrypt: true, key: [UInt8](repeating: 1, count: 57), iv: iv, pad: true, [1]) == nil, "key over 56 bytes")
+        #expect(
+            BlowfishCBC.run(encrypt: true, key: [UInt8](repeating: 1, count: 57), iv: iv, pad: true, [1]) == nil,
+            "key over 56 bytes")
         #expect(BlowfishCBC.run(encrypt: true, key: [1, 2, 3, 4], iv: [0], pad: true, [1]) == nil, "IV not 8 bytes")
-        #expect(BlowfishCBC.run(encrypt: true, key: [1, 2, 3, 4], iv: iv, pad: false, [1, 2, 3]) == nil, "unpadded, not whole blocks")
+        #expect(
+            BlowfishCBC.run(encrypt: true, key: [1, 2, 3, 4], iv: iv, pad: false, [1, 2, 3]) == nil,
+            "unpadded, not whole blocks")
     }
 }

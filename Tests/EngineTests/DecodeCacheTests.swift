@@ -1,9 +1,10 @@
 import Crypto
-@testable import Engine
 import EngineAPI
 import Foundation
 import StorageAPI
 import Testing
+
+@testable import Engine
 
 /// The engine's decoding caches (managed objects, CAs, profiles, ACME resources) must never serve bytes that were not
 /// committed. A transaction that reads back its own update caches version N + 1; if it then rolls back, another
@@ -12,7 +13,9 @@ import Testing
 @Suite struct DecodeCacheTests {
     struct Rollback: Error {}
 
-    func setMessage(_ engine: GatehouseEngine, _ id: String, _ message: String, _ tx: any StorageTransaction) async throws {
+    func setMessage(_ engine: GatehouseEngine, _ id: String, _ message: String, _ tx: any StorageTransaction)
+        async throws
+    {
         var (record, body) = try await engine.loadObject(id, tx)
         body.meta.revocationMessage = message
         record.body = try GatehouseEngine.encode(body)
@@ -25,7 +28,8 @@ import Testing
         let engine = try await openEngine(storage, key: rootKey)
         // A second node on the same store commits the other change.
         let other = try await openEngine(storage, key: rootKey)
-        let key = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
+        let key = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
         await #expect(throws: Rollback.self) {
             try await storage.withTransaction { tx in
                 try await setMessage(engine, key.id, "uncommitted-A", tx)
@@ -53,7 +57,10 @@ import Testing
     @Test func decodedRecordFromARolledBackTransactionIsNotServed() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
-        try await storage.withTransaction { try await $0.insert(Record(kind: "test-box", id: "b", body: try GatehouseEngine.encode(Box(value: "first")))) }
+        try await storage.withTransaction {
+            try await $0.insert(
+                Record(kind: "test-box", id: "b", body: try GatehouseEngine.encode(Box(value: "first"))))
+        }
         await #expect(throws: Rollback.self) {
             try await storage.withTransaction { tx in
                 #expect(try engine.cachedDecode(Box.self, try await Self.write("rolled", tx)) == Box(value: "rolled"))

@@ -10,14 +10,16 @@ let admin = CallContext(
     principal: Principal(method: .tlsCertificate, id: "fp-admin", name: "gatehouse-admin", verifiedByListener: true),
     frontEnd: "test")
 let stranger = CallContext(
-    principal: Principal(method: .tlsCertificate, id: "fp-x", name: "someone", verifiedByListener: true), frontEnd: "test")
+    principal: Principal(method: .tlsCertificate, id: "fp-x", name: "someone", verifiedByListener: true),
+    frontEnd: "test")
 
 /// Opens an engine whose store has the projects `p` and `p1`.
 func openEngine(
     _ storage: any Storage, key: SymmetricKey, clock: @escaping @Sendable () -> Date = { Date() }, node: String? = nil
 ) async throws -> GatehouseEngine {
     let engine = try await GatehouseEngine.open(
-        storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], clock: clock, node: node)
+        storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], clock: clock,
+        node: node)
     for project in ["p", "p1"] {
         do {
             _ = try await engine.createProject(admin, slug: project, description: "")
@@ -57,7 +59,8 @@ func openEngine(
         let a = try await engine.createSecret(admin, project: "p1", name: "a", value: SecretBytes(utf8: "alpha"))
         let b = try await engine.createSecret(admin, project: "p1", name: "b", value: SecretBytes(utf8: "bravo"))
         try await storage.withTransaction { tx in
-            guard var ra = try await tx.get(kind: "secret", id: a.id), var rb = try await tx.get(kind: "secret", id: b.id)
+            guard var ra = try await tx.get(kind: "secret", id: a.id),
+                var rb = try await tx.get(kind: "secret", id: b.id)
             else { throw EngineError(.internal, "missing") }
             swap(&ra.body, &rb.body)
             _ = try await tx.update(ra)
@@ -108,7 +111,9 @@ func openEngine(
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
         let before = try await engine.auditEvents(admin, cursor: nil, limit: 100).items.count
-        await #expect { _ = try await engine.createSecret(stranger, project: "p1", name: "x", value: SecretBytes([1])) } throws: {
+        await #expect {
+            _ = try await engine.createSecret(stranger, project: "p1", name: "x", value: SecretBytes([1]))
+        } throws: {
             ($0 as? EngineError)?.code == .unauthenticated
         }
         let anon = CallContext(principal: .anonymous, frontEnd: "test")
@@ -124,7 +129,9 @@ func openEngine(
     @Test func duplicateNameIsAlreadyExists() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         _ = try await engine.createSecret(admin, project: "p1", name: "x", value: SecretBytes([1]))
-        await #expect { _ = try await engine.createSecret(admin, project: "p1", name: "x", value: SecretBytes([2])) } throws: {
+        await #expect {
+            _ = try await engine.createSecret(admin, project: "p1", name: "x", value: SecretBytes([2]))
+        } throws: {
             ($0 as? EngineError)?.code == .alreadyExists
         }
     }
@@ -132,7 +139,9 @@ func openEngine(
     @Test func badNamesAreInvalidArguments() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         for bad in ["", "../etc", "a b", String(repeating: "x", count: 201)] {
-            await #expect { _ = try await engine.createSecret(admin, project: "p1", name: bad, value: SecretBytes([1])) } throws: {
+            await #expect {
+                _ = try await engine.createSecret(admin, project: "p1", name: bad, value: SecretBytes([1]))
+            } throws: {
                 ($0 as? EngineError)?.code == .invalidArgument
             }
         }

@@ -22,7 +22,8 @@ import Testing
         for i in 0..<200 {
             do {
                 _ = try await engine.createSecret(
-                    admin, project: "p", name: "filler-\(i)", value: SecretBytes(Array(repeating: UInt8(i % 251), count: 16_384)))
+                    admin, project: "p", name: "filler-\(i)",
+                    value: SecretBytes(Array(repeating: UInt8(i % 251), count: 16_384)))
             } catch let e as EngineError {
                 failure = e
                 break

@@ -1,11 +1,11 @@
 import Crypto
 import EngineAPI
 import Foundation
+import ServerSupport
 import StorageAPI
 import SwiftASN1
 import Synchronization
 import Testing
-import ServerSupport
 import X509
 import _CryptoExtras
 
@@ -26,7 +26,9 @@ import _CryptoExtras
 
         let clientKey = P256.Signing.PrivateKey()
         let issued = try await engine.issueKMIPClientCertificate(
-            admin, KMIPClientCertificateRequest(commonName: "array-01", publicKey: publicKeyPEM(clientKey), ttl: "30d", caKeyAlgorithm: .ecP384))
+            admin,
+            KMIPClientCertificateRequest(
+                commonName: "array-01", publicKey: publicKeyPEM(clientKey), ttl: "30d", caKeyAlgorithm: .ecP384))
         let pki = try await engine.kmipPKI(admin)
         #expect(pki.keyAlgorithm == .ecP384)
         #expect(try await engine.kmipClientCACertificates() == [pki.caCertificate])
@@ -42,7 +44,8 @@ import _CryptoExtras
         #expect(try leaf.extensions.basicConstraints == .notCertificateAuthority)
         #expect(abs(leaf.notValidAfter.timeIntervalSinceNow - 30 * 86400) < 120)
         var verifier = Verifier(rootCertificates: CertificateStore([ca])) { RFC5280Policy(validationTime: Date()) }
-        guard case .validCertificate = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore()) else {
+        guard case .validCertificate = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore())
+        else {
             Issue.record("the client certificate does not verify under the KMIP CA")
             return
         }
@@ -50,17 +53,22 @@ import _CryptoExtras
         // One PKI: setting it up again is refused, and the next client gets a certificate from the same CA.
         #expect(await code { _ = try await engine.setUpKMIPPKI(admin, keyAlgorithm: .rsa2048) } == .alreadyExists)
         let second = try await engine.issueKMIPClientCertificate(
-            admin, KMIPClientCertificateRequest(commonName: "array-02", publicKey: publicKeyPEM(P256.Signing.PrivateKey()), caKeyAlgorithm: .rsa4096))
+            admin,
+            KMIPClientCertificateRequest(
+                commonName: "array-02", publicKey: publicKeyPEM(P256.Signing.PrivateKey()), caKeyAlgorithm: .rsa4096))
         #expect(second.certificateChain == [pki.caCertificate])
         #expect(try await engine.kmipPKI(admin).keyAlgorithm == .ecP384)
 
         // The CA key is stored sealed: its record holds no PKCS#8 private key in the clear.
-        let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kmip-pki", id: "client-ca") })
+        let record = try #require(
+            try await storage.withTransaction { tx in try await tx.get(kind: "kmip-pki", id: "client-ca") })
         let body = String(decoding: record.body, as: UTF8.self)
         #expect(!body.contains("PRIVATE KEY"))
 
         // Audited: the PKI's creation and each issuance.
-        let events = try await storage.withTransaction { tx in try await tx.auditEvents(chain: nil, after: nil, limit: 1000) }
+        let events = try await storage.withTransaction { tx in
+            try await tx.auditEvents(chain: nil, after: nil, limit: 1000)
+        }
         let types = try events.map { String(decoding: try StoredJSON.unpack($0.body), as: UTF8.self) }
         #expect(types.filter { $0.contains("kmip.pki.create") }.count == 1)
         #expect(types.filter { $0.contains("kmip.client.certificate.issue") }.count == 2)
@@ -86,11 +94,17 @@ import _CryptoExtras
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         _ = try await engine.createSecret(admin, project: "p", name: "s", value: SecretBytes([1]))
         let member = try await engine.createIdentity(admin, IdentitySpec(name: "ops", orgRole: .member))
-        _ = try await engine.setMembership(admin, project: "p", identityId: member.id, roles: [RoleGrant(role: "admin")])
+        _ = try await engine.setMembership(
+            admin, project: "p", identityId: member.id, roles: [RoleGrant(role: "admin")])
         let key = publicKeyPEM(P256.Signing.PrivateKey())
-        #expect(await code { _ = try await engine.setUpKMIPPKI(caller(member), keyAlgorithm: .ecP256) } == .permissionDenied)
         #expect(
-            await code { _ = try await engine.issueKMIPClientCertificate(caller(member), KMIPClientCertificateRequest(commonName: "x", publicKey: key)) }
+            await code { _ = try await engine.setUpKMIPPKI(caller(member), keyAlgorithm: .ecP256) } == .permissionDenied
+        )
+        #expect(
+            await code {
+                _ = try await engine.issueKMIPClientCertificate(
+                    caller(member), KMIPClientCertificateRequest(commonName: "x", publicKey: key))
+            }
                 == .permissionDenied)
         #expect(await code { _ = try await engine.kmipPKI(caller(member)) } == .permissionDenied)
         #expect(try await engine.kmipClientCACertificates().isEmpty, "a refused request generates nothing")
@@ -99,11 +113,20 @@ import _CryptoExtras
             await code { _ = try await engine.issueKMIPClientCertificate(admin, r) }
         }
         #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: "garbage")) == .invalidArgument)
-        #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: P256.Signing.PrivateKey().pemRepresentation)) == .invalidArgument)
+        #expect(
+            await bad(
+                KMIPClientCertificateRequest(commonName: "x", publicKey: P256.Signing.PrivateKey().pemRepresentation))
+                == .invalidArgument)
         #expect(await bad(KMIPClientCertificateRequest(commonName: "a b", publicKey: key)) == .invalidArgument)
-        #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: key, ttl: "10s")) == .invalidArgument)
-        #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: key, ttl: "9999d")) == .invalidArgument)
-        #expect(await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: P521.Signing.PrivateKey().publicKey.pemRepresentation)) == .invalidArgument)
+        #expect(
+            await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: key, ttl: "10s")) == .invalidArgument)
+        #expect(
+            await bad(KMIPClientCertificateRequest(commonName: "x", publicKey: key, ttl: "9999d")) == .invalidArgument)
+        #expect(
+            await bad(
+                KMIPClientCertificateRequest(
+                    commonName: "x", publicKey: P521.Signing.PrivateKey().publicKey.pemRepresentation))
+                == .invalidArgument)
     }
 
     /// The KMIP listener trusts the KMIP client CA, but a certificate from it never makes a bootstrap admin: the
@@ -112,24 +135,31 @@ import _CryptoExtras
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let key = publicKeyPEM(P256.Signing.PrivateKey())
         #expect(
-            await code { _ = try await engine.issueKMIPClientCertificate(admin, KMIPClientCertificateRequest(commonName: "gatehouse-admin", publicKey: key)) }
+            await code {
+                _ = try await engine.issueKMIPClientCertificate(
+                    admin, KMIPClientCertificateRequest(commonName: "gatehouse-admin", publicKey: key))
+            }
                 == .invalidArgument)
-        let issued = try await engine.issueKMIPClientCertificate(admin, KMIPClientCertificateRequest(commonName: "array-09", publicKey: key))
+        let issued = try await engine.issueKMIPClientCertificate(
+            admin, KMIPClientCertificateRequest(commonName: "array-09", publicKey: key))
         var der = DER.Serializer()
         try der.serialize(try Certificate(pemEncoded: issued.certificate))
         // A principal named like the bootstrap admin, verified by the listener, whose certificate the KMIP CA issued.
         let forged = CallContext(
             principal: Principal(
-                method: .tlsCertificate, id: "fp-forged", name: "gatehouse-admin", certificateChain: [der.serializedBytes], verifiedByListener: true),
+                method: .tlsCertificate, id: "fp-forged", name: "gatehouse-admin",
+                certificateChain: [der.serializedBytes], verifiedByListener: true),
             frontEnd: "test")
         #expect(await code { _ = try await engine.listProjects(forged, after: nil, limit: 10) } == .unauthenticated)
         // The same name from another CA (the listener's configured one) is the bootstrap admin.
-        let applianceLeaf = try CertificateFactory.issue(commonName: "gatehouse-admin", usage: .client, issuer: testCA, validity: 3600)
+        let applianceLeaf = try CertificateFactory.issue(
+            commonName: "gatehouse-admin", usage: .client, issuer: testCA, validity: 3600)
         var applianceDER = DER.Serializer()
         try applianceDER.serialize(applianceLeaf.certificate)
         let real = CallContext(
             principal: Principal(
-                method: .tlsCertificate, id: "fp-real", name: "gatehouse-admin", certificateChain: [applianceDER.serializedBytes],
+                method: .tlsCertificate, id: "fp-real", name: "gatehouse-admin",
+                certificateChain: [applianceDER.serializedBytes],
                 verifiedByListener: true),
             frontEnd: "test")
         _ = try await engine.listProjects(real, after: nil, limit: 10)
@@ -149,7 +179,8 @@ import _CryptoExtras
         var der = DER.Serializer()
         try der.serialize(leaf)
         let ctx = CallContext(
-            principal: Principal(method: .tlsCertificate, id: "fp-array-01", name: "array-01", certificateChain: [der.serializedBytes]),
+            principal: Principal(
+                method: .tlsCertificate, id: "fp-array-01", name: "array-01", certificateChain: [der.serializedBytes]),
             frontEnd: "test")
         #expect(try await engine.whoami(ctx)["identityId"] == identity.id)
     }

@@ -14,7 +14,8 @@ import X509
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
         let marker: [UInt8] = Array("0123456789abcdef".utf8)
         let m = try await engine.registerObject(
-            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, names: ["k"]), material: SecretBytes(marker))
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, names: ["k"]),
+            material: SecretBytes(marker))
         #expect(m.cryptographicLength == 128 && m.state == .preActive)
         func stored() async throws -> Record? {
             try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: m.id) }
@@ -35,7 +36,8 @@ import X509
     @Test func sensitiveExtractableAndFresh() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
-        var spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, usageMask: UsageMask.wrapKey.rawValue)
+        var spec = ObjectSpec(
+            objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, usageMask: UsageMask.wrapKey.rawValue)
         let kek = try await engine.createKey(admin, project: "p", spec)
         _ = try await engine.activateObject(admin, id: kek.id)
         spec.usageMask = nil
@@ -45,7 +47,8 @@ import X509
         #expect(await code { _ = try await engine.getObject(admin, id: secret.id) } == .sensitive)
         let (_, wrapped) = try await engine.getWrapped(admin, id: secret.id, wrappingKeyID: kek.id)
         #expect(wrapped.count == 40)
-        #expect(try await engine.objectAttributes(admin, id: secret.id).fresh == false, "served (wrapped): no longer fresh")
+        #expect(
+            try await engine.objectAttributes(admin, id: secret.id).fresh == false, "served (wrapped): no longer fresh")
         // Clearing Sensitive lets Get through, and Always Sensitive becomes false for good.
         let cleared = try await engine.editObjectAttributes(admin, id: secret.id) { $0.sensitive = false }
         #expect(cleared.sensitive == false && cleared.alwaysSensitive == false)
@@ -58,15 +61,22 @@ import X509
         let locked = try await engine.createKey(admin, project: "p", spec)
         #expect(locked.neverExtractable == true)
         #expect(await code { _ = try await engine.getObject(admin, id: locked.id) } == .notExtractable)
-        #expect(await code { _ = try await engine.getWrapped(admin, id: locked.id, wrappingKeyID: kek.id) } == .notExtractable)
+        #expect(
+            await code { _ = try await engine.getWrapped(admin, id: locked.id, wrappingKeyID: kek.id) }
+                == .notExtractable)
 
-        let plain = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+        let plain = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
         #expect(plain.fresh == true)
         _ = try await engine.getObject(admin, id: plain.id)
-        let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: plain.id) })
-        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(record.body)).meta.fresh == false, "stored, not only cached")
+        let record = try #require(
+            try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: plain.id) })
+        #expect(
+            try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(record.body)).meta.fresh
+                == false, "stored, not only cached")
         let registered = try await engine.registerObject(
-            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3), material: SecretBytes([UInt8](repeating: 1, count: 16)))
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3),
+            material: SecretBytes([UInt8](repeating: 1, count: 16)))
         #expect(registered.fresh == nil, "a registered key was never fresh: the client had it")
     }
 
@@ -75,27 +85,46 @@ import X509
     @Test func usageLimits() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
-        var spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, activationDate: Date(timeIntervalSince1970: 0))
+        var spec = ObjectSpec(
+            objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128,
+            activationDate: Date(timeIntervalSince1970: 0))
         spec.usageLimits = UsageLimits(total: 32, count: 32, unit: 1)
         let k = try await engine.createKey(admin, project: "p", spec)
         let ecb = CipherParameters(blockCipherMode: 2, paddingMethod: 1)
-        let c = try await engine.encrypt(admin, id: k.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil)
+        let c = try await engine.encrypt(
+            admin, id: k.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil)
         _ = try await engine.decrypt(admin, id: k.id, ecb, data: c.data, iv: nil, aad: nil, tag: nil)
         #expect(try await engine.objectAttributes(admin, id: k.id).usageLimits?.count == 16)
         _ = try await engine.allocateUsage(admin, id: k.id, amount: 8)
-        #expect(await code { _ = try await engine.encrypt(admin, id: k.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil) } == .permissionDenied)
+        #expect(
+            await code {
+                _ = try await engine.encrypt(
+                    admin, id: k.id, ecb, data: [UInt8](repeating: 7, count: 16), iv: nil, aad: nil)
+            } == .permissionDenied)
         #expect(await code { _ = try await engine.allocateUsage(admin, id: k.id, amount: 9) } == .permissionDenied)
         _ = try await engine.allocateUsage(admin, id: k.id, amount: 8)
-        let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: k.id) })
-        #expect(try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(record.body)).meta.usageLimits?.count == 0)
+        let record = try #require(
+            try await storage.withTransaction { tx in try await tx.get(kind: "kms-object", id: k.id) })
+        #expect(
+            try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(record.body)).meta.usageLimits?
+                .count == 0)
         // Per operation: two MACs, then none.
-        var hmac = ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256, activationDate: Date(timeIntervalSince1970: 0))
+        var hmac = ObjectSpec(
+            objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256,
+            activationDate: Date(timeIntervalSince1970: 0))
         hmac.usageLimits = UsageLimits(total: 2, count: 2, unit: 2)
         let h = try await engine.createKey(admin, project: "p", hmac)
-        for _ in 0..<2 { _ = try await engine.mac(admin, id: h.id, CipherParameters(), data: [UInt8](repeating: 1, count: 1000)) }
-        #expect(await code { _ = try await engine.mac(admin, id: h.id, CipherParameters(), data: [1]) } == .permissionDenied)
+        for _ in 0..<2 {
+            _ = try await engine.mac(admin, id: h.id, CipherParameters(), data: [UInt8](repeating: 1, count: 1000))
+        }
+        #expect(
+            await code { _ = try await engine.mac(admin, id: h.id, CipherParameters(), data: [1]) } == .permissionDenied
+        )
         let unlimited = try await engine.createKey(
-            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, activationDate: Date(timeIntervalSince1970: 0)))
+            admin, project: "p",
+            ObjectSpec(
+                objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128,
+                activationDate: Date(timeIntervalSince1970: 0)))
         #expect(await code { _ = try await engine.allocateUsage(admin, id: unlimited.id, amount: 1) } == .wrongState)
     }
 
@@ -111,20 +140,25 @@ import X509
         }
         let issuer = try DistinguishedName { CommonName("Test CA") }
         let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(bytes: [0x01, 0x02, 0x03]), publicKey: .init(key.publicKey),
+            version: .v3, serialNumber: Certificate.SerialNumber(bytes: [0x01, 0x02, 0x03]),
+            publicKey: .init(key.publicKey),
             notValidBefore: Date() - 60, notValidAfter: Date() + 3600, issuer: issuer, subject: subject,
             signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
         let der = serializer.serializedBytes
-        let m = try await engine.registerObject(admin, project: "p", ObjectSpec(objectType: .certificate), material: SecretBytes(der))
+        let m = try await engine.registerObject(
+            admin, project: "p", ObjectSpec(objectType: .certificate), material: SecretBytes(der))
         let facts = try #require(m.certificate)
         #expect(facts.length == der.count && facts.serialNumber == [1, 2, 3])
         #expect(facts.subject.map { "\($0.type)=\($0.value)" } == ["C=NZ", "O=Gatehouse Test", "CN=kmip.example"])
         #expect(facts.issuer.map { "\($0.type)=\($0.value)" } == ["CN=Test CA"])
-        #expect(await code {
-            _ = try await engine.registerObject(admin, project: "p", ObjectSpec(objectType: .certificate), material: SecretBytes([0x30, 0x03, 1, 2, 3]))
-        } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.registerObject(
+                    admin, project: "p", ObjectSpec(objectType: .certificate),
+                    material: SecretBytes([0x30, 0x03, 1, 2, 3]))
+            } == .invalidArgument)
     }
 
     /// Streamed GCM and CBC give what the one-shot operations give; the stream is its caller's, a wrong tag fails at
@@ -132,51 +166,72 @@ import X509
     @Test func streamedEncryptAndDecrypt() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(
-            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, activationDate: Date(timeIntervalSince1970: 0)))
+            admin, project: "p",
+            ObjectSpec(
+                objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256,
+                activationDate: Date(timeIntervalSince1970: 0)))
         let message = (0..<100).map { UInt8($0) }
-        let iv = [UInt8](repeating: 9, count: 12), aad: [UInt8] = [1, 2, 3]
+        let iv = [UInt8](repeating: 9, count: 12)
+        let aad: [UInt8] = [1, 2, 3]
         let gcm = CipherParameters(blockCipherMode: 9)
         let whole = try await engine.encrypt(admin, id: k.id, gcm, data: message, iv: iv, aad: aad)
         let first = try await engine.cipherStep(
-            admin, id: k.id, encrypt: true, gcm, data: Array(message[..<37]), iv: iv, aad: aad, tag: nil, correlation: nil, final: false)
+            admin, id: k.id, encrypt: true, gcm, data: Array(message[..<37]), iv: iv, aad: aad, tag: nil,
+            correlation: nil, final: false)
         let cv = try #require(first.correlation)
-        let intruder = CallContext(principal: Principal(method: .system, id: "someone-else", name: "someone-else"), frontEnd: "kmip")
-        #expect(await code {
-            _ = try await engine.cipherStep(intruder, id: k.id, encrypt: true, gcm, data: [1], iv: nil, aad: nil, tag: nil, correlation: cv, final: false)
-        } == .notFound, "another caller cannot continue the stream")
+        let intruder = CallContext(
+            principal: Principal(method: .system, id: "someone-else", name: "someone-else"), frontEnd: "kmip")
+        #expect(
+            await code {
+                _ = try await engine.cipherStep(
+                    intruder, id: k.id, encrypt: true, gcm, data: [1], iv: nil, aad: nil, tag: nil, correlation: cv,
+                    final: false)
+            } == .notFound, "another caller cannot continue the stream")
         let middle = try await engine.cipherStep(
-            admin, id: k.id, encrypt: true, gcm, data: Array(message[37..<80]), iv: nil, aad: nil, tag: nil, correlation: cv, final: false)
+            admin, id: k.id, encrypt: true, gcm, data: Array(message[37..<80]), iv: nil, aad: nil, tag: nil,
+            correlation: cv, final: false)
         #expect(middle.correlation == nil, "the correlation value is given once")
         let last = try await engine.cipherStep(
-            admin, id: k.id, encrypt: true, gcm, data: Array(message[80...]), iv: nil, aad: nil, tag: nil, correlation: cv, final: true)
+            admin, id: k.id, encrypt: true, gcm, data: Array(message[80...]), iv: nil, aad: nil, tag: nil,
+            correlation: cv, final: true)
         #expect(first.result.data + middle.result.data + last.result.data == whole.data)
         #expect(last.result.tag == whole.tag)
-        #expect(await code {
-            _ = try await engine.cipherStep(admin, id: k.id, encrypt: true, gcm, data: [1], iv: nil, aad: nil, tag: nil, correlation: cv, final: true)
-        } == .notFound, "finished")
+        #expect(
+            await code {
+                _ = try await engine.cipherStep(
+                    admin, id: k.id, encrypt: true, gcm, data: [1], iv: nil, aad: nil, tag: nil, correlation: cv,
+                    final: true)
+            } == .notFound, "finished")
         // Decrypting in two steps with the right tag, then with a wrong one.
         for (tag, ok) in [(whole.tag, true), (whole.tag.map { t in [t[0] ^ 1] + t.dropFirst() }, false)] {
             let d1 = try await engine.cipherStep(
-                admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[..<50]), iv: iv, aad: aad, tag: nil, correlation: nil, final: false)
+                admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[..<50]), iv: iv, aad: aad, tag: nil,
+                correlation: nil, final: false)
             let cv2 = try #require(d1.correlation)
             if ok {
                 let d2 = try await engine.cipherStep(
-                    admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[50...]), iv: nil, aad: nil, tag: tag, correlation: cv2, final: true)
+                    admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[50...]), iv: nil, aad: nil, tag: tag,
+                    correlation: cv2, final: true)
                 #expect(d1.result.data + d2.result.data == message)
             } else {
-                #expect(await code {
-                    _ = try await engine.cipherStep(
-                        admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[50...]), iv: nil, aad: nil, tag: tag, correlation: cv2, final: true)
-                } == .cryptographicFailure)
+                #expect(
+                    await code {
+                        _ = try await engine.cipherStep(
+                            admin, id: k.id, encrypt: false, gcm, data: Array(whole.data[50...]), iv: nil, aad: nil,
+                            tag: tag, correlation: cv2, final: true)
+                    } == .cryptographicFailure)
             }
         }
         // CBC with PKCS#5 padding: the same bytes as one-shot CBC.
         let cbc = CipherParameters(blockCipherMode: 1, paddingMethod: 3)
         let iv16 = [UInt8](repeating: 4, count: 16)
         let oneShot = try await engine.encrypt(admin, id: k.id, cbc, data: message, iv: iv16, aad: nil)
-        let c1 = try await engine.cipherStep(admin, id: k.id, encrypt: true, cbc, data: Array(message[..<20]), iv: iv16, aad: nil, tag: nil, correlation: nil, final: false)
+        let c1 = try await engine.cipherStep(
+            admin, id: k.id, encrypt: true, cbc, data: Array(message[..<20]), iv: iv16, aad: nil, tag: nil,
+            correlation: nil, final: false)
         let c2 = try await engine.cipherStep(
-            admin, id: k.id, encrypt: true, cbc, data: Array(message[20...]), iv: nil, aad: nil, tag: nil, correlation: try #require(c1.correlation), final: true)
+            admin, id: k.id, encrypt: true, cbc, data: Array(message[20...]), iv: nil, aad: nil, tag: nil,
+            correlation: try #require(c1.correlation), final: true)
         #expect(c1.result.data + c2.result.data == oneShot.data)
     }
 
@@ -191,7 +246,8 @@ import X509
         let snapshot = try await engine.snapshotObject(admin, id: k.id)
         _ = try await engine.activateObject(admin, id: k.id)
         _ = try await engine.editObjectAttributes(admin, id: k.id) { $0.names = ["renamed"] }
-        let made = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+        let made = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
         try await engine.undoObjectChanges(admin, restore: [snapshot], discard: [made.id])
         let back = try await engine.objectAttributes(admin, id: k.id)
         #expect(back.state == .preActive && back.names == ["kept"])
@@ -216,49 +272,70 @@ import X509
         for (algorithm, length) in [(UInt32(6), Int32(256)), (6, 384), (0x1A, 521), (0x37, 255)] {
             let (priv, pub) = try await engine.createKeyPair(
                 admin, project: "p", algorithm: algorithm, length: length,
-                privateSpec: ObjectSpec(objectType: .privateKey, activationDate: active), publicSpec: ObjectSpec(objectType: .publicKey, activationDate: active))
+                privateSpec: ObjectSpec(objectType: .privateKey, activationDate: active),
+                publicSpec: ObjectSpec(objectType: .publicKey, activationDate: active))
             #expect(priv.keyFormatType == 4 && pub.keyFormatType == 5)
             let signature = try await engine.sign(admin, id: priv.id, SignatureParameters(), data: message)
-            #expect(try await engine.verify(admin, id: pub.id, SignatureParameters(), data: message, signature: signature))
-            #expect(try await engine.verify(admin, id: pub.id, SignatureParameters(), data: message + [0], signature: signature) == false)
+            #expect(
+                try await engine.verify(admin, id: pub.id, SignatureParameters(), data: message, signature: signature))
+            #expect(
+                try await engine.verify(
+                    admin, id: pub.id, SignatureParameters(), data: message + [0], signature: signature) == false)
             let publicDER = try #require(try await engine.getObject(admin, id: pub.id).1).bytes
             switch length {
             case 256:
                 let key = try P256.Signing.PublicKey(derRepresentation: publicDER)
-                #expect(key.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: signature), for: SHA256.hash(data: message)))
+                #expect(
+                    key.isValidSignature(
+                        try P256.Signing.ECDSASignature(derRepresentation: signature), for: SHA256.hash(data: message)))
                 // Another hash, asked for: SHA-384 over P-256.
-                let s384 = try await engine.sign(admin, id: priv.id, SignatureParameters(hashingAlgorithm: 7), data: message)
-                #expect(key.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: s384), for: SHA384.hash(data: message)))
+                let s384 = try await engine.sign(
+                    admin, id: priv.id, SignatureParameters(hashingAlgorithm: 7), data: message)
+                #expect(
+                    key.isValidSignature(
+                        try P256.Signing.ECDSASignature(derRepresentation: s384), for: SHA384.hash(data: message)))
             case 384:
                 let key = try P384.Signing.PublicKey(derRepresentation: publicDER)
-                #expect(key.isValidSignature(try P384.Signing.ECDSASignature(derRepresentation: signature), for: SHA384.hash(data: message)))
+                #expect(
+                    key.isValidSignature(
+                        try P384.Signing.ECDSASignature(derRepresentation: signature), for: SHA384.hash(data: message)))
             case 521:
                 let key = try P521.Signing.PublicKey(derRepresentation: publicDER)
-                #expect(key.isValidSignature(try P521.Signing.ECDSASignature(derRepresentation: signature), for: SHA512.hash(data: message)))
+                #expect(
+                    key.isValidSignature(
+                        try P521.Signing.ECDSASignature(derRepresentation: signature), for: SHA512.hash(data: message)))
             default:
                 #expect(publicDER.count == 44)
                 let key = try Curve25519.Signing.PublicKey(rawRepresentation: publicDER.suffix(32))
                 #expect(key.isValidSignature(signature, for: message))
             }
         }
-        #expect(await code {
-            _ = try await engine.createKeyPair(
-                admin, project: "p", algorithm: 6, length: 200, privateSpec: ObjectSpec(objectType: .privateKey), publicSpec: ObjectSpec(objectType: .publicKey))
-        } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.createKeyPair(
+                    admin, project: "p", algorithm: 6, length: 200, privateSpec: ObjectSpec(objectType: .privateKey),
+                    publicSpec: ObjectSpec(objectType: .publicKey))
+            } == .invalidArgument)
     }
 
     /// ReKey: new material, the old attributes, the names moved, links both ways, dates shifted by the offset.
     @Test func rekeyReplacesASymmetricKey() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let now = Date()
-        var spec = ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, names: ["disk-key"], activationDate: now - 100)
+        var spec = ObjectSpec(
+            objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, names: ["disk-key"],
+            activationDate: now - 100)
         spec.deactivationDate = now + 1000
         let old = try await engine.createKey(admin, project: "p", spec)
         let fresh = try await engine.rekey(admin, id: old.id, offset: 3600)
-        #expect(fresh.id != old.id && fresh.names == ["disk-key"] && fresh.algorithm == 3 && fresh.cryptographicLength == 256)
+        #expect(
+            fresh.id != old.id && fresh.names == ["disk-key"] && fresh.algorithm == 3
+                && fresh.cryptographicLength == 256)
         #expect(fresh.state == .preActive, "activation an hour from now")
         #expect(abs((fresh.activationDate ?? .distantPast).timeIntervalSince(now + 3600)) < 5)
-        #expect(abs((fresh.deactivationDate ?? .distantPast).timeIntervalSince(now + 3600 + 1100)) < 5, "same distance to activation")
+        #expect(
+            abs((fresh.deactivationDate ?? .distantPast).timeIntervalSince(now + 3600 + 1100)) < 5,
+            "same distance to activation")
         let before = try await engine.objectAttributes(admin, id: old.id)
         #expect(before.names.isEmpty && before.links == [ObjectLink(type: ObjectLink.replacementObject, id: fresh.id)])
         #expect(fresh.links == [ObjectLink(type: ObjectLink.replacedObject, id: old.id)])
@@ -268,7 +345,8 @@ import X509
         let again = try await engine.rekey(admin, id: fresh.id, offset: nil)
         #expect(again.activationDate == fresh.activationDate)
         let pair = try await engine.createKeyPair(
-            admin, project: "p", algorithm: 6, length: 256, privateSpec: ObjectSpec(objectType: .privateKey), publicSpec: ObjectSpec(objectType: .publicKey))
+            admin, project: "p", algorithm: 6, length: 256, privateSpec: ObjectSpec(objectType: .privateKey),
+            publicSpec: ObjectSpec(objectType: .publicKey))
         #expect(await code { _ = try await engine.rekey(admin, id: pair.0.id, offset: nil) } == .invalidArgument)
     }
 
@@ -278,32 +356,63 @@ import X509
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let (oldPrivate, oldPublic) = try await engine.createKeyPair(
             admin, project: "p", algorithm: 6, length: 256,
-            privateSpec: ObjectSpec(objectType: .privateKey, names: ["signer"]), publicSpec: ObjectSpec(objectType: .publicKey, names: ["signer-pub"]))
+            privateSpec: ObjectSpec(objectType: .privateKey, names: ["signer"]),
+            publicSpec: ObjectSpec(objectType: .publicKey, names: ["signer-pub"]))
         #expect(oldPrivate.links == [ObjectLink(type: ObjectLink.publicKey, id: oldPublic.id)])
         #expect(oldPublic.links == [ObjectLink(type: ObjectLink.privateKey, id: oldPrivate.id)])
         _ = try await engine.activateObject(admin, id: oldPrivate.id)
         let (newPrivate, newPublic) = try await engine.rekeyKeyPair(admin, privateKeyID: oldPrivate.id, offset: 0)
         #expect(newPrivate.objectType == .privateKey && newPublic.objectType == .publicKey)
-        #expect(newPrivate.algorithm == 6 && newPrivate.cryptographicLength == 256 && newPublic.cryptographicLength == 256)
+        #expect(
+            newPrivate.algorithm == 6 && newPrivate.cryptographicLength == 256 && newPublic.cryptographicLength == 256)
         #expect(newPrivate.names == ["signer"] && newPublic.names == ["signer-pub"])
-        #expect(Set(newPrivate.links ?? []) == [ObjectLink(type: ObjectLink.publicKey, id: newPublic.id), ObjectLink(type: ObjectLink.replacedObject, id: oldPrivate.id)])
-        #expect(Set(newPublic.links ?? []) == [ObjectLink(type: ObjectLink.privateKey, id: newPrivate.id), ObjectLink(type: ObjectLink.replacedObject, id: oldPublic.id)])
+        #expect(
+            Set(newPrivate.links ?? []) == [
+                ObjectLink(type: ObjectLink.publicKey, id: newPublic.id),
+                ObjectLink(type: ObjectLink.replacedObject, id: oldPrivate.id),
+            ])
+        #expect(
+            Set(newPublic.links ?? []) == [
+                ObjectLink(type: ObjectLink.privateKey, id: newPrivate.id),
+                ObjectLink(type: ObjectLink.replacedObject, id: oldPublic.id),
+            ])
         let oldPrivateNow = try await engine.objectAttributes(admin, id: oldPrivate.id)
         let oldPublicNow = try await engine.objectAttributes(admin, id: oldPublic.id)
-        #expect(oldPrivateNow.names.isEmpty && oldPrivateNow.links?.contains(ObjectLink(type: ObjectLink.replacementObject, id: newPrivate.id)) == true)
-        #expect(oldPublicNow.names.isEmpty && oldPublicNow.links?.contains(ObjectLink(type: ObjectLink.replacementObject, id: newPublic.id)) == true)
-        #expect(try await engine.getObject(admin, id: newPublic.id).1 != engine.getObject(admin, id: oldPublic.id).1, "fresh material")
+        #expect(
+            oldPrivateNow.names.isEmpty
+                && oldPrivateNow.links?.contains(ObjectLink(type: ObjectLink.replacementObject, id: newPrivate.id))
+                    == true
+        )
+        #expect(
+            oldPublicNow.names.isEmpty
+                && oldPublicNow.links?.contains(ObjectLink(type: ObjectLink.replacementObject, id: newPublic.id))
+                    == true
+        )
+        #expect(
+            try await engine.getObject(admin, id: newPublic.id).1 != engine.getObject(admin, id: oldPublic.id).1,
+            "fresh material")
         // Offset 0: active at once; the new pair signs and verifies, the old public key does not accept its signature.
         #expect(newPrivate.state == .active && newPublic.state == .active)
         _ = try await engine.activateObject(admin, id: oldPublic.id)
-        let signature = try await engine.sign(admin, id: newPrivate.id, SignatureParameters(), data: Array("payload".utf8))
-        #expect(try await engine.verify(admin, id: newPublic.id, SignatureParameters(), data: Array("payload".utf8), signature: signature))
-        #expect(try await engine.verify(admin, id: oldPublic.id, SignatureParameters(), data: Array("payload".utf8), signature: signature) == false)
+        let signature = try await engine.sign(
+            admin, id: newPrivate.id, SignatureParameters(), data: Array("payload".utf8))
+        #expect(
+            try await engine.verify(
+                admin, id: newPublic.id, SignatureParameters(), data: Array("payload".utf8), signature: signature))
+        #expect(
+            try await engine.verify(
+                admin, id: oldPublic.id, SignatureParameters(), data: Array("payload".utf8), signature: signature)
+                == false)
         #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(name: "signer")) == [newPrivate.id])
         // Only private keys; a symmetric key is refused.
-        let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
-        #expect(await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: k.id, offset: nil) } == .invalidArgument)
-        #expect(await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: newPublic.id, offset: nil) } == .invalidArgument)
+        let k = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
+        #expect(
+            await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: k.id, offset: nil) } == .invalidArgument
+        )
+        #expect(
+            await code { _ = try await engine.rekeyKeyPair(admin, privateKeyID: newPublic.id, offset: nil) }
+                == .invalidArgument)
     }
 
     /// Streamed MAC and Hash: the pieces give the one-shot answer; a stream belongs to its caller (and key) and ends
@@ -311,65 +420,109 @@ import X509
     @Test func streamedMACAndHashMatchOneShot() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let k = try await engine.createKey(
-            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256, usageMask: UsageMask.macGenerate.rawValue))
+            admin, project: "p",
+            ObjectSpec(
+                objectType: .symmetricKey, algorithm: 9, cryptographicLength: 256,
+                usageMask: UsageMask.macGenerate.rawValue))
         _ = try await engine.activateObject(admin, id: k.id)
         let pieces: [[UInt8]] = [Array("first ".utf8), Array("second ".utf8), Array("third".utf8)]
         let whole = pieces.flatMap { $0 }
-        let (none, correlation) = try await engine.macStep(admin, id: k.id, CipherParameters(), data: pieces[0], correlation: nil, final: false)
+        let (none, correlation) = try await engine.macStep(
+            admin, id: k.id, CipherParameters(), data: pieces[0], correlation: nil, final: false)
         #expect(none == nil)
         let c = try #require(correlation)
-        let (middle, same) = try await engine.macStep(admin, id: k.id, CipherParameters(), data: pieces[1], correlation: c, final: false)
+        let (middle, same) = try await engine.macStep(
+            admin, id: k.id, CipherParameters(), data: pieces[1], correlation: c, final: false)
         #expect(middle == nil && same == c)
         // Another caller cannot continue it.
-        #expect(await code { _ = try await engine.macStep(stranger, id: k.id, CipherParameters(), data: [], correlation: c, final: true) } != nil)
-        let (mac, after) = try await engine.macStep(admin, id: k.id, CipherParameters(), data: pieces[2], correlation: c, final: true)
+        #expect(
+            await code {
+                _ = try await engine.macStep(
+                    stranger, id: k.id, CipherParameters(), data: [], correlation: c, final: true)
+            } != nil)
+        let (mac, after) = try await engine.macStep(
+            admin, id: k.id, CipherParameters(), data: pieces[2], correlation: c, final: true)
         #expect(after == nil)
         #expect(mac == (try await engine.mac(admin, id: k.id, CipherParameters(), data: whole)))
-        #expect(await code { _ = try await engine.macStep(admin, id: k.id, CipherParameters(), data: [], correlation: c, final: true) } == .notFound, "ended")
+        #expect(
+            await code {
+                _ = try await engine.macStep(admin, id: k.id, CipherParameters(), data: [], correlation: c, final: true)
+            } == .notFound, "ended")
 
         let (_, h) = try await engine.hashStep(admin, algorithm: 6, data: pieces[0], correlation: nil, final: false)
         let hc = try #require(h)
-        #expect(await code { _ = try await engine.macStep(admin, id: k.id, CipherParameters(), data: [], correlation: hc, final: true) } == .notFound, "a hash stream is not a MAC stream")
+        #expect(
+            await code {
+                _ = try await engine.macStep(
+                    admin, id: k.id, CipherParameters(), data: [], correlation: hc, final: true)
+            } == .notFound, "a hash stream is not a MAC stream")
         _ = try await engine.hashStep(admin, algorithm: 6, data: pieces[1], correlation: hc, final: false)
         let (digest, _) = try await engine.hashStep(admin, algorithm: 6, data: pieces[2], correlation: hc, final: true)
         #expect(digest == Array(SHA256.hash(data: whole)))
-        let (oneStep, noCorrelation) = try await engine.hashStep(admin, algorithm: 8, data: whole, correlation: nil, final: true)
+        let (oneStep, noCorrelation) = try await engine.hashStep(
+            admin, algorithm: 8, data: whole, correlation: nil, final: true)
         #expect(oneStep == Array(SHA512.hash(data: whole)) && noCorrelation == nil)
-        #expect(await code { _ = try await engine.hashStep(admin, algorithm: 99, data: whole, correlation: nil, final: true) } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.hashStep(admin, algorithm: 99, data: whole, correlation: nil, final: true)
+            } == .invalidArgument)
         let anonymous = CallContext(principal: .anonymous, frontEnd: "test")
-        #expect(await code { _ = try await engine.hashStep(anonymous, algorithm: 6, data: whole, correlation: nil, final: false) } == .unauthenticated)
+        #expect(
+            await code {
+                _ = try await engine.hashStep(anonymous, algorithm: 6, data: whole, correlation: nil, final: false)
+            } == .unauthenticated)
     }
 
     @Test func lifecycleRules() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
-        let k = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
-        #expect(await code { _ = try await engine.encrypt(admin, id: k.id, CipherParameters(), data: [1], iv: nil, aad: nil) } == .wrongState)
+        let k = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256))
+        #expect(
+            await code {
+                _ = try await engine.encrypt(admin, id: k.id, CipherParameters(), data: [1], iv: nil, aad: nil)
+            } == .wrongState)
         _ = try await engine.activateObject(admin, id: k.id)
         #expect(await code { _ = try await engine.activateObject(admin, id: k.id) } == .wrongState)
         #expect(await code { _ = try await engine.destroyObject(admin, id: k.id) } == .wrongState)
         // GCM round trip with AAD; a flipped tag or other AAD fails as a cryptographic failure.
-        let r = try await engine.encrypt(admin, id: k.id, CipherParameters(blockCipherMode: 9), data: Array("hello".utf8), iv: nil, aad: [7])
+        let r = try await engine.encrypt(
+            admin, id: k.id, CipherParameters(blockCipherMode: 9), data: Array("hello".utf8), iv: nil, aad: [7])
         let iv = try #require(r.iv)
         let tag = try #require(r.tag)
-        let back = try await engine.decrypt(admin, id: k.id, CipherParameters(blockCipherMode: 9), data: r.data, iv: iv, aad: [7], tag: tag)
+        let back = try await engine.decrypt(
+            admin, id: k.id, CipherParameters(blockCipherMode: 9), data: r.data, iv: iv, aad: [7], tag: tag)
         #expect(back.data == Array("hello".utf8))
-        #expect(await code { _ = try await engine.decrypt(admin, id: k.id, CipherParameters(blockCipherMode: 9), data: r.data, iv: iv, aad: [8], tag: tag) } == .cryptographicFailure)
+        #expect(
+            await code {
+                _ = try await engine.decrypt(
+                    admin, id: k.id, CipherParameters(blockCipherMode: 9), data: r.data, iv: iv, aad: [8], tag: tag)
+            } == .cryptographicFailure)
         // Compromise: Compromised, then Destroyed Compromised.
         let c = try await engine.revokeObject(admin, id: k.id, reason: 2, message: "leaked", compromiseOccurrence: nil)
         #expect(c.state == .compromised && c.compromiseDate != nil)
         #expect(try await engine.destroyObject(admin, id: k.id).state == .destroyedCompromised)
-        #expect(await code { _ = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 100)) } == .invalidArgument)
+        #expect(
+            await code {
+                _ = try await engine.createKey(
+                    admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 100))
+            } == .invalidArgument)
         #expect(await code { _ = try await engine.getObject(admin, id: "nope") } == .notFound)
     }
 
     @Test func locateFiltersAndPages() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         for i in 0..<5 {
-            _ = try await engine.createKey(admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: i % 2 == 0 ? 128 : 256, names: ["n\(i)"]))
+            _ = try await engine.createKey(
+                admin, project: "p",
+                ObjectSpec(
+                    objectType: .symmetricKey, algorithm: 3, cryptographicLength: i % 2 == 0 ? 128 : 256,
+                    names: ["n\(i)"]))
         }
         #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(name: "n3")).count == 1)
         #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(cryptographicLength: 128)).count == 3)
-        #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(maximumItems: 2, offsetItems: 1)).count == 2)
+        #expect(
+            try await engine.locateObjects(admin, project: "p", LocateFilter(maximumItems: 2, offsetItems: 1)).count
+                == 2)
         #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(state: .active)).isEmpty)
         #expect(try await engine.locateObjects(admin, project: "p1", LocateFilter()).isEmpty)
     }

@@ -41,8 +41,11 @@ actor CountingRecordingStore: RecordingStore {
         let now = Date()
         func node(_ name: String) async throws -> GatehouseEngine {
             let engine = try await GatehouseEngine.open(
-                storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], node: name, recordings: recordings)
-            do { _ = try await engine.createProject(admin, slug: "p", description: "") } catch let e as EngineError where e.code == .alreadyExists {}
+                storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], node: name,
+                recordings: recordings)
+            do { _ = try await engine.createProject(admin, slug: "p", description: "") } catch let e as EngineError
+                where e.code == .alreadyExists
+            {}
             return engine
         }
         let a = try await node("a")
@@ -56,8 +59,10 @@ actor CountingRecordingStore: RecordingStore {
             let old = i < 250 || i >= 270
             let ended = old ? now.addingTimeInterval(-40 * 86400 - Double(i)) : now.addingTimeInterval(-3600)
             var info = PAMSessionInfo(
-                id: UUID().uuidString.lowercased(), project: "p", grantId: "g", resourceName: "orders", username: "app", granteeId: "id",
-                granteeName: "alice", clientAddress: nil, startedAt: ended.addingTimeInterval(-60), endedAt: ended, endReason: .clientDisconnected)
+                id: UUID().uuidString.lowercased(), project: "p", grantId: "g", resourceName: "orders", username: "app",
+                granteeId: "id",
+                granteeName: "alice", clientAddress: nil, startedAt: ended.addingTimeInterval(-60), endedAt: ended,
+                endReason: .clientDisconnected)
             if (270..<280).contains(i) { info.legalHold = PAMLegalHold(by: "legal", at: now, reason: "case-7") }
             let recorded = i < 280
             sessions.append(PAMSessionBody(info: info, sealedRecordingKey: recorded ? Data([1, 2, 3]) : nil))
@@ -67,14 +72,21 @@ actor CountingRecordingStore: RecordingStore {
         let all = sessions
         try await storage.withTransaction { tx in
             for s in all {
-                try await tx.insert(Record(kind: PAMKind.session, id: s.info.id, scope: "p", body: try JSONEncoder().encode(s), createdAt: s.info.startedAt))
+                try await tx.insert(
+                    Record(
+                        kind: PAMKind.session, id: s.info.id, scope: "p", body: try JSONEncoder().encode(s),
+                        createdAt: s.info.startedAt))
             }
         }
         // Retention is what the API documents: 1 to 7 digits, no leading zero, then s, m, h or d.
         for bad in ["10000000d", "01d", "30", "30w", "-1d", " 30d", "0s"] {
-            await #expect(throws: EngineError.self, "\(bad)") { _ = try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: bad)) }
+            await #expect(throws: EngineError.self, "\(bad)") {
+                _ = try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: bad))
+            }
         }
-        #expect(try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: "none")).recordingRetention == nil)
+        #expect(
+            try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: "none"))
+                .recordingRetention == nil)
         _ = try await a.setPAMSettings(admin, PAMProjectSettings(project: "p", recordingRetention: "30d"))
 
         async let fromA = a.deleteExpiredPAMRecordings()
@@ -92,12 +104,17 @@ actor CountingRecordingStore: RecordingStore {
             .compactMap { $0.event.event.metadata["sessionId"] }
         #expect(audited.count == 250 && Set(audited) == expired)
         let sample = try #require(expired.first)
-        let record = try #require(try await storage.withTransaction { tx in try await tx.get(kind: PAMKind.session, id: sample) })
+        let record = try #require(
+            try await storage.withTransaction { tx in try await tx.get(kind: PAMKind.session, id: sample) })
         let body = try JSONDecoder().decode(PAMSessionBody.self, from: record.body)
-        #expect(body.sealedRecordingKey == nil && body.info.recordingDeletedAt != nil && body.info.recordingDeletion?.contains("30d") == true)
+        #expect(
+            body.sealedRecordingKey == nil && body.info.recordingDeletedAt != nil
+                && body.info.recordingDeletion?.contains("30d") == true)
         await #expect(throws: EngineError.self) { _ = try await b.readPAMRecording(admin, sessionId: sample) }
         // Nothing is left to do; a hold on a deleted recording is refused.
         #expect(await a.deleteExpiredPAMRecordings() == 0)
-        await #expect(throws: EngineError.self) { _ = try await a.setPAMLegalHold(admin, sessionId: sample, reason: "late") }
+        await #expect(throws: EngineError.self) {
+            _ = try await a.setPAMLegalHold(admin, sessionId: sample, reason: "late")
+        }
     }
 }

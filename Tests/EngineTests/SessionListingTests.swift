@@ -29,15 +29,20 @@ import Testing
             let reason = reasons.randomElement(using: &rng)!
             all.append(
                 PAMSessionInfo(
-                    id: UUID().uuidString.lowercased(), project: project, grantId: "g", resourceName: resources.randomElement(using: &rng)!,
-                    username: users.randomElement(using: &rng)!, granteeId: "id", granteeName: grantees.randomElement(using: &rng)!,
-                    clientAddress: nil, startedAt: started, endedAt: reason == nil ? nil : started.addingTimeInterval(5), endReason: reason))
+                    id: UUID().uuidString.lowercased(), project: project, grantId: "g",
+                    resourceName: resources.randomElement(using: &rng)!,
+                    username: users.randomElement(using: &rng)!, granteeId: "id",
+                    granteeName: grantees.randomElement(using: &rng)!,
+                    clientAddress: nil, startedAt: started,
+                    endedAt: reason == nil ? nil : started.addingTimeInterval(5), endReason: reason))
         }
         let stored = all
         try await storage.withTransaction { tx in
             for s in stored {
                 try await tx.insert(
-                    Record(kind: PAMKind.session, id: s.id, scope: s.project, body: try JSONEncoder().encode(PAMSessionBody(info: s)), createdAt: s.startedAt))
+                    Record(
+                        kind: PAMKind.session, id: s.id, scope: s.project,
+                        body: try JSONEncoder().encode(PAMSessionBody(info: s)), createdAt: s.startedAt))
             }
         }
         let sessions = all.filter { $0.project == "p" }
@@ -47,9 +52,15 @@ import Testing
             if Int.random(in: 0..<3, using: &rng) == 0 { q.granteeName = grantees.randomElement(using: &rng)! }
             if Int.random(in: 0..<3, using: &rng) == 0 { q.resourceName = resources.randomElement(using: &rng)! }
             if Int.random(in: 0..<3, using: &rng) == 0 { q.username = users.randomElement(using: &rng)! }
-            if Int.random(in: 0..<4, using: &rng) == 0 { q.endReason = reasons.randomElement(using: &rng)!?.rawValue ?? "open" }
-            if Bool.random(using: &rng) { q.since = base.addingTimeInterval(Double(Int.random(in: 0..<2500, using: &rng))) }
-            if Bool.random(using: &rng) { q.until = base.addingTimeInterval(Double(Int.random(in: 2500..<5000, using: &rng))) }
+            if Int.random(in: 0..<4, using: &rng) == 0 {
+                q.endReason = reasons.randomElement(using: &rng)!?.rawValue ?? "open"
+            }
+            if Bool.random(using: &rng) {
+                q.since = base.addingTimeInterval(Double(Int.random(in: 0..<2500, using: &rng)))
+            }
+            if Bool.random(using: &rng) {
+                q.until = base.addingTimeInterval(Double(Int.random(in: 2500..<5000, using: &rng)))
+            }
             q.oldestFirst = Bool.random(using: &rng)
             var got: [String] = []
             var pages = 0
@@ -61,8 +72,10 @@ import Testing
                 pages += 1
             } while q.after != nil && pages < 500
             let want = sessions.filter { s in
-                (q.granteeName.map { s.granteeName == $0 } ?? true) && (q.resourceName.map { s.resourceName == $0 } ?? true)
-                    && (q.username.map { s.username == $0 } ?? true) && (q.endReason.map { (s.endReason?.rawValue ?? "open") == $0 } ?? true)
+                (q.granteeName.map { s.granteeName == $0 } ?? true)
+                    && (q.resourceName.map { s.resourceName == $0 } ?? true)
+                    && (q.username.map { s.username == $0 } ?? true)
+                    && (q.endReason.map { (s.endReason?.rawValue ?? "open") == $0 } ?? true)
                     && (q.since.map { Record.millis(s.startedAt) >= Record.millis($0) } ?? true)
                     && (q.until.map { Record.millis(s.startedAt) < Record.millis($0) } ?? true)
             }.sorted { a, b in
@@ -78,7 +91,8 @@ import Testing
         let first = try await engine.listPAMSessions(admin, project: "p", PAMSessionQuery(limit: 5))
         let next = try #require(first.next)
         await #expect(throws: EngineError.self) {
-            _ = try await engine.listPAMSessions(admin, project: "p", PAMSessionQuery(granteeName: "alice", after: next, limit: 5))
+            _ = try await engine.listPAMSessions(
+                admin, project: "p", PAMSessionQuery(granteeName: "alice", after: next, limit: 5))
         }
         await #expect(throws: EngineError.self) {
             _ = try await engine.listPAMSessions(admin, project: "p", PAMSessionQuery(after: "garbage", limit: 5))
@@ -99,8 +113,11 @@ import Testing
         let read = [Permission(subject: "secrets", actions: ["read"])]
         for project in ["p", "p1"] {
             for who in [leaving, staying] {
-                _ = try await engine.setMembership(admin, project: project, identityId: who.id, roles: [RoleGrant(role: "viewer")])
-                _ = try await engine.createPrivilege(admin, project: project, PrivilegeSpec(identityId: who.id, slug: "r-\(who.name)", permissions: read))
+                _ = try await engine.setMembership(
+                    admin, project: project, identityId: who.id, roles: [RoleGrant(role: "viewer")])
+                _ = try await engine.createPrivilege(
+                    admin, project: project, PrivilegeSpec(identityId: who.id, slug: "r-\(who.name)", permissions: read)
+                )
             }
         }
         try await engine.deleteIdentity(admin, id: leaving.id)
@@ -137,17 +154,22 @@ import Testing
             let user = users.randomElement(using: &rng)!
             all.append(
                 PAMGrantInfo(
-                    id: UUID().uuidString.lowercased(), project: i % 7 == 6 ? "p1" : "p", resourceId: "r", resourceName: "orders",
-                    accountId: "acct-" + user, username: user, granteeId: "id", granteeName: grantees.randomElement(using: &rng)!,
+                    id: UUID().uuidString.lowercased(), project: i % 7 == 6 ? "p1" : "p", resourceId: "r",
+                    resourceName: "orders",
+                    accountId: "acct-" + user, username: user, granteeId: "id",
+                    granteeName: grantees.randomElement(using: &rng)!,
                     reason: "why", duration: "1h", status: status, requestedAt: requested,
                     decidedAt: status == .pending ? nil : requested, decidedBy: status == .pending ? nil : "approver",
-                    expiresAt: status == .approved ? start.addingTimeInterval(Double(Int.random(in: -3600..<3600, using: &rng))) : nil))
+                    expiresAt: status == .approved
+                        ? start.addingTimeInterval(Double(Int.random(in: -3600..<3600, using: &rng))) : nil))
         }
         let stored = all
         try await storage.withTransaction { tx in
             for g in stored {
                 try await tx.insert(
-                    Record(kind: PAMKind.grant, id: g.id, scope: g.accountId, body: try JSONEncoder().encode(PAMGrantBody(info: g)), createdAt: g.requestedAt))
+                    Record(
+                        kind: PAMKind.grant, id: g.id, scope: g.accountId,
+                        body: try JSONEncoder().encode(PAMGrantBody(info: g)), createdAt: g.requestedAt))
             }
         }
         let grants = all.filter { $0.project == "p" }
@@ -159,7 +181,8 @@ import Testing
             let now = clock.read()
             var q = PAMGrantQuery(limit: Int.random(in: 1...30, using: &rng))
             if Int.random(in: 0..<3, using: &rng) != 0 {
-                q.status = [PAMGrantInfo.Status.pending, .approved, .expired, .rejected, .revoked].randomElement(using: &rng)!
+                q.status = [PAMGrantInfo.Status.pending, .approved, .expired, .rejected, .revoked].randomElement(
+                    using: &rng)!
             }
             if Int.random(in: 0..<3, using: &rng) == 0 { q.granteeName = grantees.randomElement(using: &rng)! }
             if Int.random(in: 0..<3, using: &rng) == 0 { q.username = users.randomElement(using: &rng)! }
@@ -173,11 +196,13 @@ import Testing
                 pages += 1
             } while q.after != nil && pages < 500
             func reported(_ g: PAMGrantInfo) -> PAMGrantInfo.Status {
-                g.status == .approved && (g.expiresAt.map { Record.millis($0) <= Record.millis(now) } ?? false) ? .expired : g.status
+                g.status == .approved && (g.expiresAt.map { Record.millis($0) <= Record.millis(now) } ?? false)
+                    ? .expired : g.status
             }
             // Newest request first; grants in force (and expired ones) by expiry, latest first.
             func time(_ g: PAMGrantInfo) -> Int64 {
-                q.status == .approved || q.status == .expired ? Record.millis(g.expiresAt ?? g.requestedAt) : Record.millis(g.requestedAt)
+                q.status == .approved || q.status == .expired
+                    ? Record.millis(g.expiresAt ?? g.requestedAt) : Record.millis(g.requestedAt)
             }
             let want = grants.filter { g in
                 (q.status.map { reported(g) == $0 } ?? true) && (q.granteeName.map { g.granteeName == $0 } ?? true)

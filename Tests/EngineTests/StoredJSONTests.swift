@@ -12,14 +12,17 @@ import Testing
             event: .init(
                 type: "kms.create",
                 metadata: [
-                    "objectId": RandomUUID.lowercased(), "requestId": RandomUUID.string(), "decision": "allow", "grantedBy": "bootstrap-admin",
+                    "objectId": RandomUUID.lowercased(), "requestId": RandomUUID.string(), "decision": "allow",
+                    "grantedBy": "bootstrap-admin",
                     "algorithm": "3", "length": "256", "name": "disk-7", "objectType": "symmetricKey",
                 ]),
             actor: .init(
                 type: "identity",
                 metadata: [
-                    "authMethod": "tlsCertificate", "id": "sha256:" + String(repeating: "ab", count: 32), "name": "storage-array-1",
-                    "issuer": "CN=Gatehouse Appliance CA,O=Gatehouse", "serial": "1f:22:33:44", "notAfter": "2027-12-06T03:53:17Z",
+                    "authMethod": "tlsCertificate", "id": "sha256:" + String(repeating: "ab", count: 32),
+                    "name": "storage-array-1",
+                    "issuer": "CN=Gatehouse Appliance CA,O=Gatehouse", "serial": "1f:22:33:44",
+                    "notAfter": "2027-12-06T03:53:17Z",
                 ]),
             projectId: "kmip-default", ipAddress: "10.1.2.3", userAgent: nil, userAgentType: "kmip", timestamp: Date())
         let plain = AuditChain.body(event)

@@ -5,7 +5,6 @@
 // together with ESTCodec.swift and swift-asn1's sources. (The X.509 CSR parser itself belongs to
 // swift-certificates and is not rebuilt here.)
 
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -15,7 +14,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature }
     if case .constructed(let children) = node.content {
-        for child in children { _ = child.identifier; _ = child.encodedBytes.count }
+        for child in children {
+            _ = child.identifier
+            _ = child.encodedBytes.count
+        }
     }
     guard let p7 = try? ESTCodec.certsOnly([der, der]), let back = try? ESTCodec.certificates(inCertsOnly: p7) else {
         fatalError("certs-only PKCS#7 of a DER value cannot be built or read back")

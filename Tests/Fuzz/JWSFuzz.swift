@@ -8,7 +8,9 @@ import Foundation
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     if let text = String(bytes: bytes, encoding: .utf8), let decoded = Base64URL.decode(text) {
-        if Base64URL.decode(Base64URL.encode(decoded)) != decoded { fatalError("base64url round trip changed the bytes") }
+        if Base64URL.decode(Base64URL.encode(decoded)) != decoded {
+            fatalError("base64url round trip changed the bytes")
+        }
     }
     guard let jws = try? JWS.parse(bytes, requireNonce: false) else { return 0 }
     _ = try? jws.payloadObject()

@@ -11,7 +11,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     differential(bytes)
     // Bound parameters rendered for replay (PGValueText): any bytes under every type it knows, both formats.
     if let first = bytes.first {
-        let oids: [Int32] = [16, 17, 19, 20, 21, 23, 25, 26, 114, 700, 701, 1042, 1043, 1082, 1114, 1184, 1700, 2950, 3802, 0]
+        let oids: [Int32] = [
+            16, 17, 19, 20, 21, 23, 25, 26, 114, 700, 701, 1042, 1043, 1082, 1114, 1184, 1700, 2950, 3802, 0,
+        ]
         let value = Array(bytes.dropFirst())
         _ = PGValueText.render(value, oid: oids[Int(first) % oids.count], binary: first & 0x80 != 0)
     }
@@ -68,7 +70,9 @@ func differential(_ bytes: [UInt8]) {
                 break
             }
         }
-        guard seen.count == decoded.count else { fatalError("scanner saw \(seen.count) frames, decoder \(decoded.count)") }
+        guard seen.count == decoded.count else {
+            fatalError("scanner saw \(seen.count) frames, decoder \(decoded.count)")
+        }
         for (a, b) in zip(seen, decoded) where a.type != b.type || a.body != b.body || a.length != b.body.count {
             fatalError("scanner and decoder disagree on a frame")
         }

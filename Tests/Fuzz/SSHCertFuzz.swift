@@ -5,13 +5,19 @@
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     if let cert = try? SSHCertificate(blob: bytes) {
-        guard let again = try? SSHCertificate(blob: cert.blob), again == cert else { fatalError("certificate round trip changed it") }
+        guard let again = try? SSHCertificate(blob: cert.blob), again == cert else {
+            fatalError("certificate round trip changed it")
+        }
     }
     if let key = try? SSHPublicKey(blob: bytes) {
-        guard let again = try? SSHPublicKey(blob: key.blob), again == key else { fatalError("key round trip changed it") }
+        guard let again = try? SSHPublicKey(blob: key.blob), again == key else {
+            fatalError("key round trip changed it")
+        }
     }
     if let krl = try? SSHKRL(encoded: bytes) {
-        guard let again = try? SSHKRL(encoded: krl.encoded), again == krl else { fatalError("KRL round trip changed it") }
+        guard let again = try? SSHKRL(encoded: krl.encoded), again == krl else {
+            fatalError("KRL round trip changed it")
+        }
     }
     if let text = String(validating: bytes, as: UTF8.self) {
         _ = try? SSHCertificate(line: text)

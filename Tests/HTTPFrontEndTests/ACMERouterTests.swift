@@ -27,7 +27,9 @@ struct ACMETestKey {
         return Base64URL.encode(SHA256.hash(data: Data(canonical.utf8)))
     }
 
-    func jws(url: String, nonce: String, payload: [String: Any]?, kid: String? = nil, signer: P256.Signing.PrivateKey? = nil) throws -> ByteBuffer {
+    func jws(
+        url: String, nonce: String, payload: [String: Any]?, kid: String? = nil, signer: P256.Signing.PrivateKey? = nil
+    ) throws -> ByteBuffer {
         var protected: [String: Any] = ["alg": "ES256", "nonce": nonce, "url": url]
         if let kid { protected["kid"] = kid } else { protected["jwk"] = jwk }
         let p64 = Base64URL.encode(try JSONSerialization.data(withJSONObject: protected, options: [.sortedKeys]))
@@ -48,14 +50,18 @@ struct ACMETestKey {
         let log = CallLog()
         let nonces = Mutex(0)
         static let profile = ProfileInfo(
-            id: "prof-1", slug: "web", project: "ops", description: nil, caId: "ca-1", templateId: "t-1", enrollment: .acme,
-            estHasPassphrase: false, estBootstrapCAChain: nil, estDisableBootstrapValidation: false, estRequireChannelBinding: false,
+            id: "prof-1", slug: "web", project: "ops", description: nil, caId: "ca-1", templateId: "t-1",
+            enrollment: .acme,
+            estHasPassphrase: false, estBootstrapCAChain: nil, estDisableBootstrapValidation: false,
+            estRequireChannelBinding: false,
             defaultTTL: nil, createdAt: Date(timeIntervalSince1970: 0))
         override func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo {
             guard profile == "web" else { throw EngineError(.notFound, "no profile \(profile)") }
             return Self.profile
         }
-        override func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] { [Self.profile] }
+        override func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] {
+            [Self.profile]
+        }
         override func acmeNewNonce() async throws -> String {
             let n = nonces.withLock { count in
                 count += 1
@@ -68,13 +74,17 @@ struct ACMETestKey {
             return nonce.hasPrefix("nonce-")
         }
         override func acmeNewAccount(
-            _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool,
+            _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String],
+            termsAgreed: Bool,
             onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
         ) async throws -> (ACMEAccountInfo, created: Bool) {
-            log.add("newAccount \(profileId) \(thumbprint) \(contact) agreed=\(termsAgreed) eab=\(eab?.kid ?? "-") as \(ctx.principal.method)")
+            log.add(
+                "newAccount \(profileId) \(thumbprint) \(contact) agreed=\(termsAgreed) eab=\(eab?.kid ?? "-") as \(ctx.principal.method)"
+            )
             return (
                 ACMEAccountInfo(
-                    id: "acct-1", profileId: profileId, status: .valid, contact: contact, thumbprint: thumbprint, jwk: jwk, eabKeyId: nil,
+                    id: "acct-1", profileId: profileId, status: .valid, contact: contact, thumbprint: thumbprint,
+                    jwk: jwk, eabKeyId: nil,
                     createdAt: Date(timeIntervalSince1970: 0)), true
             )
         }
@@ -83,35 +93,39 @@ struct ACMETestKey {
     /// "type status" of a problem document (the type's URN prefix dropped), "-" when the body is not one.
     static func problem(_ r: TestResponse) -> String {
         guard let o = (try? JSONSerialization.jsonObject(with: Data(buffer: r.body))) as? [String: Any],
-            let type = o["type"] as? String, type.hasPrefix("urn:ietf:params:acme:error:"), let status = o["status"] as? Int
+            let type = o["type"] as? String, type.hasPrefix("urn:ietf:params:acme:error:"),
+            let status = o["status"] as? Int
         else { return "-" }
         return "\(type.dropFirst("urn:ietf:params:acme:error:".count)) \(status)"
     }
 
     @Test func directoryAndNoncesFollowRFC8555() async throws {
         let engine = Scripted()
-        try await routerApp(.doubles(acme: engine), acme: ACMESettings(termsOfService: "https://example.test/tos")).test(.router) { client in
-            try await client.execute(uri: "/acme/web/directory", method: .get) { r in
-                #expect(r.status == .ok)
-                let d = try #require(try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any])
-                #expect(d["newNonce"] as? String == "\(Self.base)/new-nonce")
-                #expect(d["newAccount"] as? String == "\(Self.base)/new-account")
-                let meta = d["meta"] as? [String: Any]
-                #expect(meta?["termsOfService"] as? String == "https://example.test/tos")
-                #expect(meta?["externalAccountRequired"] as? Bool == true)
+        try await routerApp(.doubles(acme: engine), acme: ACMESettings(termsOfService: "https://example.test/tos"))
+            .test(.router) { client in
+                try await client.execute(uri: "/acme/web/directory", method: .get) { r in
+                    #expect(r.status == .ok)
+                    let d = try #require(try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any])
+                    #expect(d["newNonce"] as? String == "\(Self.base)/new-nonce")
+                    #expect(d["newAccount"] as? String == "\(Self.base)/new-account")
+                    let meta = d["meta"] as? [String: Any]
+                    #expect(meta?["termsOfService"] as? String == "https://example.test/tos")
+                    #expect(meta?["externalAccountRequired"] as? Bool == true)
+                }
+                try await client.execute(uri: "/acme/nope/directory", method: .get) { r in
+                    #expect(r.status == .notFound)
+                    #expect(Self.problem(r) == "malformed 404")
+                }
+                try await client.execute(uri: "/acme/web/new-nonce", method: .head) { r in
+                    #expect(r.status == .ok)
+                    #expect(r.headers[HTTPField.Name("Replay-Nonce")!]?.hasPrefix("nonce-") == true)
+                    #expect(r.headers[.cacheControl] == "no-store")
+                    #expect(r.headers[HTTPField.Name("Link")!] == "<\(Self.base)/directory>;rel=\"index\"")
+                }
+                try await client.execute(uri: "/acme/web/new-nonce", method: .get) { r in
+                    #expect(r.status == .noContent)
+                }
             }
-            try await client.execute(uri: "/acme/nope/directory", method: .get) { r in
-                #expect(r.status == .notFound)
-                #expect(Self.problem(r) == "malformed 404")
-            }
-            try await client.execute(uri: "/acme/web/new-nonce", method: .head) { r in
-                #expect(r.status == .ok)
-                #expect(r.headers[HTTPField.Name("Replay-Nonce")!]?.hasPrefix("nonce-") == true)
-                #expect(r.headers[.cacheControl] == "no-store")
-                #expect(r.headers[HTTPField.Name("Link")!] == "<\(Self.base)/directory>;rel=\"index\"")
-            }
-            try await client.execute(uri: "/acme/web/new-nonce", method: .get) { r in #expect(r.status == .noContent) }
-        }
     }
 
     @Test func aSignedNewAccountReachesTheEngineWithTheKeysThumbprint() async throws {
@@ -130,7 +144,11 @@ struct ACMETestKey {
                 #expect(o["orders"] as? String == "\(Self.base)/account/acct-1/orders")
             }
         }
-        #expect(engine.log.all == ["consume nonce-9", "newAccount prof-1 \(key.thumbprint) [\"mailto:ops@example.test\"] agreed=true eab=- as acmeAccount"])
+        #expect(
+            engine.log.all == [
+                "consume nonce-9",
+                "newAccount prof-1 \(key.thumbprint) [\"mailto:ops@example.test\"] agreed=true eab=- as acmeAccount",
+            ])
     }
 
     @Test func requestsThatFailAuthenticationAreProblemsAndNeverReachTheEngine() async throws {
@@ -139,29 +157,37 @@ struct ACMETestKey {
         let url = "\(Self.base)/new-account"
         try await routerApp(.doubles(acme: engine)).test(.router) { client in
             let good = try key.jws(url: url, nonce: "nonce-1", payload: [:])
-            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: [.contentType: "application/json"], body: good) { r in
+            try await client.execute(
+                uri: "/acme/web/new-account", method: .post, headers: [.contentType: "application/json"], body: good
+            ) { r in
                 #expect(r.status == .unsupportedMediaType)
                 #expect(Self.problem(r) == "malformed 415")
                 #expect(r.headers[.contentType] == "application/problem+json")
                 #expect(r.headers[HTTPField.Name("Replay-Nonce")!] != nil, "every problem carries a fresh nonce")
             }
             let wrongURL = try key.jws(url: "\(Self.base)/new-order", nonce: "nonce-2", payload: [:])
-            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: wrongURL) { r in
+            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: wrongURL) {
+                r in
                 #expect(Self.problem(r) == "unauthorized 403")
             }
             let stale = try key.jws(url: url, nonce: "reused-3", payload: [:])
-            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: stale) { r in
+            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: stale) {
+                r in
                 #expect(Self.problem(r) == "badNonce 400")
             }
             let forged = try key.jws(url: url, nonce: "nonce-4", payload: [:], signer: P256.Signing.PrivateKey())
-            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: forged) { r in
+            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: forged) {
+                r in
                 #expect(Self.problem(r) == "malformed 400")
             }
             let withKid = try key.jws(url: url, nonce: "nonce-5", payload: [:], kid: "https://elsewhere/account/1")
-            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: withKid) { r in
+            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: withKid) {
+                r in
                 #expect(Self.problem(r) == "accountDoesNotExist 400")
             }
-            try await client.execute(uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: ByteBuffer(string: "{]")) { r in
+            try await client.execute(
+                uri: "/acme/web/new-account", method: .post, headers: Self.jose, body: ByteBuffer(string: "{]")
+            ) { r in
                 #expect(Self.problem(r) == "malformed 400")
             }
         }

@@ -32,7 +32,8 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let text = String(buffer: unwrapInboundIn(data))
-        guard let line = text.split(separator: "\r\n").first, let path = line.split(separator: " ").dropFirst().first else { return }
+        guard let line = text.split(separator: "\r\n").first, let path = line.split(separator: " ").dropFirst().first
+        else { return }
         let token = String(path.split(separator: "/").last ?? "")
         if token.hasPrefix("slow") { return }
         let body = answers[token] ?? ""
@@ -57,9 +58,15 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
         let claimable = Mutex<[ACMEValidationTask]>([])
         override func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws {
             #expect(ctx.principal.method == .system)
-            verdicts.withLock { $0.append("\(challengeId) \(error.map { $0.type.split(separator: ":").last.map(String.init) ?? "" } ?? "valid")") }
+            verdicts.withLock {
+                $0.append(
+                    "\(challengeId) \(error.map { $0.type.split(separator: ":").last.map(String.init) ?? "" } ?? "valid")"
+                )
+            }
         }
-        override func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask] {
+        override func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws
+            -> [ACMEValidationTask]
+        {
             claimable.withLock { all in
                 let taken = Array(all.prefix(limit))
                 all.removeFirst(taken.count)
@@ -87,7 +94,8 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
         let channel = try await responder.start()
         let port = try #require(channel.localAddress?.port)
         let engine = Engine()
-        let validator = ACMEValidator(engine: engine, settings: ACMESettings(http01Port: port), sweepInterval: .seconds(3600))
+        let validator = ACMEValidator(
+            engine: engine, settings: ACMESettings(http01Port: port), sweepInterval: .seconds(3600))
         let valid = await validator.validateFirst(Self.task("good"))
         #expect(valid?.status == .valid && valid?.validated != nil)
         #expect(engine.verdicts.withLock { $0 } == ["ch-good valid"])
@@ -107,7 +115,8 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
         let port = try #require(channel.localAddress?.port)
         let engine = Engine()
         engine.claimable.withLock { $0 = (0..<5).map { Self.task("slow-\($0)") } }
-        let validator = ACMEValidator(engine: engine, settings: ACMESettings(http01Port: port), maxConcurrent: 2, sweepInterval: .seconds(3600))
+        let validator = ACMEValidator(
+            engine: engine, settings: ACMESettings(http01Port: port), maxConcurrent: 2, sweepInterval: .seconds(3600))
         let running = Task { try await validator.run() }
         await validator.sweepOnce()
         try await Self.eventually("two validations in flight") { responder.open.withLock { $0.now } == 2 }
@@ -117,7 +126,9 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
         running.cancel()
         try await running.value
         #expect(ContinuousClock.now - start < .seconds(3), "shutdown does not wait for slow peers")
-        #expect(engine.verdicts.withLock { $0 }.isEmpty, "a cancelled validation records no verdict: its lease lapses and it is claimed again")
+        #expect(
+            engine.verdicts.withLock { $0 }.isEmpty,
+            "a cancelled validation records no verdict: its lease lapses and it is claimed again")
         try await channel.close()
     }
 
@@ -127,7 +138,8 @@ final class ChallengeResponder: ChannelInboundHandler, Sendable {
         let port = try #require(channel.localAddress?.port)
         let engine = Engine()
         engine.claimable.withLock { $0 = [Self.task("t1", "ka1"), Self.task("t2", "ka2")] }
-        let validator = ACMEValidator(engine: engine, settings: ACMESettings(http01Port: port), sweepInterval: .milliseconds(100))
+        let validator = ACMEValidator(
+            engine: engine, settings: ACMESettings(http01Port: port), sweepInterval: .milliseconds(100))
         let running = Task { try await validator.run() }
         try await Self.eventually("both verdicts") { engine.verdicts.withLock { $0.count } == 2 }
         #expect(Set(engine.verdicts.withLock { $0 }) == ["ch-t1 valid", "ch-t2 valid"])

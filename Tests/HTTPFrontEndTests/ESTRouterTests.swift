@@ -27,11 +27,15 @@ import Testing
             return profile == "none" ? nil : [0x30, 0x00]
         }
         override func estEnroll(
-            _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool, serverKeyGen: Bool
+            _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool,
+            serverKeyGen: Bool
         ) async throws -> ESTEnrollment {
-            log.add("enroll \(profile) csr=\(csr == ESTRouterTests.csrDER) password=\(credentials.password ?? "-") reenroll=\(reenroll) keygen=\(serverKeyGen)")
+            log.add(
+                "enroll \(profile) csr=\(csr == ESTRouterTests.csrDER) password=\(credentials.password ?? "-") reenroll=\(reenroll) keygen=\(serverKeyGen)"
+            )
             if let failure { throw failure }
-            return ESTEnrollment(certificate: ESTRouterTests.leafDER, privateKeyPKCS8: serverKeyGen ? SecretBytes([0x30, 0x00]) : nil)
+            return ESTEnrollment(
+                certificate: ESTRouterTests.leafDER, privateKeyPKCS8: serverKeyGen ? SecretBytes([0x30, 0x00]) : nil)
         }
     }
 
@@ -56,13 +60,18 @@ import Testing
                 #expect(try ESTCodec.certificates(inCertsOnly: der) == [Self.caDER])
             }
             try await client.execute(uri: "/.well-known/est/cacerts", method: .get) { r in #expect(r.status == .ok) }
-            try await client.execute(uri: "/.well-known/est/none/csrattrs", method: .get) { r in #expect(r.status == .noContent) }
+            try await client.execute(uri: "/.well-known/est/none/csrattrs", method: .get) { r in
+                #expect(r.status == .noContent)
+            }
             try await client.execute(uri: "/.well-known/est/fleet/csrattrs", method: .get) { r in
                 #expect(r.headers[.contentType] == "application/csrattrs")
                 #expect(ESTCodec.base64Decode(Array(buffer: r.body)) == [0x30, 0x00])
             }
         }
-        #expect(engine.log.all == ["cacerts fleet est anonymous", "cacerts devices est anonymous", "csrattrs none", "csrattrs fleet"])
+        #expect(
+            engine.log.all == [
+                "cacerts fleet est anonymous", "cacerts devices est anonymous", "csrattrs none", "csrattrs fleet",
+            ])
     }
 
     @Test func withoutADefaultProfileTheBarePathIs404() async throws {
@@ -81,7 +90,8 @@ import Testing
         let body = ByteBuffer(string: Data(Self.csrDER).base64EncodedString())
         try await routerApp(.doubles(est: engine)).test(.router) { client in
             try await client.execute(
-                uri: "/.well-known/est/fleet/simpleenroll", method: .post, headers: Self.pkcs10Headers(Self.basic("dev", "s3cr:et")), body: body
+                uri: "/.well-known/est/fleet/simpleenroll", method: .post,
+                headers: Self.pkcs10Headers(Self.basic("dev", "s3cr:et")), body: body
             ) { r in
                 #expect(r.status == .ok)
                 let der = try #require(ESTCodec.base64Decode(Array(buffer: r.body)))
@@ -89,9 +99,12 @@ import Testing
             }
             // DER bodies are accepted too (RFC 8951 clarifies base64; some clients send binary).
             try await client.execute(
-                uri: "/.well-known/est/fleet/simplereenroll", method: .post, headers: Self.pkcs10Headers(), body: ByteBuffer(bytes: Self.csrDER)
+                uri: "/.well-known/est/fleet/simplereenroll", method: .post, headers: Self.pkcs10Headers(),
+                body: ByteBuffer(bytes: Self.csrDER)
             ) { r in #expect(r.status == .ok) }
-            try await client.execute(uri: "/.well-known/est/fleet/serverkeygen", method: .post, headers: Self.pkcs10Headers(), body: body) { r in
+            try await client.execute(
+                uri: "/.well-known/est/fleet/serverkeygen", method: .post, headers: Self.pkcs10Headers(), body: body
+            ) { r in
                 #expect(r.status == .ok)
                 #expect(r.headers[.contentType]?.hasPrefix("multipart/mixed; boundary=") == true)
             }
@@ -108,20 +121,28 @@ import Testing
         let engine = Scripted()
         try await routerApp(.doubles(est: engine)).test(.router) { client in
             let url = "/.well-known/est/fleet/simpleenroll"
-            try await client.execute(uri: url, method: .post, headers: [.contentType: "text/plain"], body: ByteBuffer(string: "x")) { r in
+            try await client.execute(
+                uri: url, method: .post, headers: [.contentType: "text/plain"], body: ByteBuffer(string: "x")
+            ) { r in
                 #expect(r.status == .unsupportedMediaType)
             }
-            try await client.execute(uri: url, method: .post, headers: Self.pkcs10Headers(), body: ByteBuffer(string: "not base64 !")) { r in
+            try await client.execute(
+                uri: url, method: .post, headers: Self.pkcs10Headers(), body: ByteBuffer(string: "not base64 !")
+            ) { r in
                 #expect(r.status == .badRequest)
             }
-            try await client.execute(uri: url, method: .post, headers: Self.pkcs10Headers(), body: ByteBuffer(string: "")) { r in
+            try await client.execute(
+                uri: url, method: .post, headers: Self.pkcs10Headers(), body: ByteBuffer(string: "")
+            ) { r in
                 #expect(r.status == .badRequest)
             }
             let huge = ByteBuffer(repeating: UInt8(ascii: "A"), count: ESTCodec.maxRequestSize + 1)
             try await client.execute(uri: url, method: .post, headers: Self.pkcs10Headers(), body: huge) { r in
                 #expect(r.status == .contentTooLarge)
             }
-            try await client.execute(uri: url, method: .post, headers: Self.pkcs10Headers("Bearer x"), body: ByteBuffer(bytes: Self.csrDER)) { r in
+            try await client.execute(
+                uri: url, method: .post, headers: Self.pkcs10Headers("Bearer x"), body: ByteBuffer(bytes: Self.csrDER)
+            ) { r in
                 #expect(r.status == .unauthorized)
                 #expect(r.headers[.wwwAuthenticate]?.hasPrefix("Basic realm=") == true)
             }
@@ -130,15 +151,20 @@ import Testing
     }
 
     @Test(arguments: [
-        (EngineError.Code.unauthenticated, HTTPResponse.Status.unauthorized), (.permissionDenied, .forbidden), (.notFound, .notFound),
-        (.invalidArgument, .badRequest), (.wrongState, .conflict), (.unavailable, .serviceUnavailable), (.internal, .internalServerError),
+        (EngineError.Code.unauthenticated, HTTPResponse.Status.unauthorized), (.permissionDenied, .forbidden),
+        (.notFound, .notFound),
+        (.invalidArgument, .badRequest), (.wrongState, .conflict), (.unavailable, .serviceUnavailable),
+        (.internal, .internalServerError),
     ])
-    func engineRefusalsAreTextWithTheStatusAndNothingInternalLeaks(_ code: EngineError.Code, _ status: HTTPResponse.Status) async throws {
+    func engineRefusalsAreTextWithTheStatusAndNothingInternalLeaks(
+        _ code: EngineError.Code, _ status: HTTPResponse.Status
+    ) async throws {
         let engine = Scripted()
         engine.failure = EngineError(code, "reason-\(code.rawValue)")
         try await routerApp(.doubles(est: engine)).test(.router) { client in
             try await client.execute(
-                uri: "/.well-known/est/fleet/simpleenroll", method: .post, headers: Self.pkcs10Headers(), body: ByteBuffer(bytes: Self.csrDER)
+                uri: "/.well-known/est/fleet/simpleenroll", method: .post, headers: Self.pkcs10Headers(),
+                body: ByteBuffer(bytes: Self.csrDER)
             ) { r in
                 #expect(r.status == status)
                 #expect(r.headers[.contentType] == "text/plain; charset=utf-8")

@@ -10,16 +10,22 @@ import Testing
 @Suite struct ErrorMappingTests {
     /// `EngineError.Code.all` lists every code EngineError.swift declares.
     @Test func theListOfCodesIsComplete() throws {
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Sources/EngineAPI/EngineError.swift")
         let text = try String(contentsOf: source, encoding: .utf8)
-        let declared = text.split(separator: "\n").filter { $0.contains("public static let") && $0.contains("= Code(rawValue:") }
-        #expect(declared.count == EngineError.Code.all.count, "\(declared.count) declared, \(EngineError.Code.all.count) listed")
+        let declared = text.split(separator: "\n").filter {
+            $0.contains("public static let") && $0.contains("= Code(rawValue:")
+        }
+        #expect(
+            declared.count == EngineError.Code.all.count,
+            "\(declared.count) declared, \(EngineError.Code.all.count) listed")
         #expect(Set(EngineError.Code.all).count == EngineError.Code.all.count)
     }
 
     static let admin: [EngineError.Code: Int] = [
-        .unauthenticated: 401, .permissionDenied: 403, .notFound: 404, .alreadyExists: 409, .invalidArgument: 400, .conflict: 409,
+        .unauthenticated: 401, .permissionDenied: 403, .notFound: 404, .alreadyExists: 409, .invalidArgument: 400,
+        .conflict: 409,
         .wrongState: 409, .cryptographicFailure: 500, .unavailable: 503, .featureNotSupported: 501, .sensitive: 403,
         .notExtractable: 403, .locked: 429, .gone: 410, .internal: 500,
     ]
@@ -31,7 +37,8 @@ import Testing
     }
 
     static let est: [EngineError.Code: Int] = [
-        .unauthenticated: 401, .permissionDenied: 403, .notFound: 404, .alreadyExists: 409, .invalidArgument: 400, .conflict: 409,
+        .unauthenticated: 401, .permissionDenied: 403, .notFound: 404, .alreadyExists: 409, .invalidArgument: 400,
+        .conflict: 409,
         .wrongState: 409, .cryptographicFailure: 500, .unavailable: 503, .featureNotSupported: 501, .sensitive: 403,
         .notExtractable: 403, .locked: 429, .gone: 410, .internal: 500,
     ]
@@ -46,10 +53,13 @@ import Testing
     }
 
     static let acme: [EngineError.Code: (String, Int)] = [
-        .unauthenticated: ("unauthorized", 403), .permissionDenied: ("unauthorized", 403), .notFound: ("malformed", 404),
+        .unauthenticated: ("unauthorized", 403), .permissionDenied: ("unauthorized", 403),
+        .notFound: ("malformed", 404),
         .alreadyExists: ("malformed", 409), .invalidArgument: ("malformed", 400), .conflict: ("malformed", 409),
-        .wrongState: ("malformed", 409), .cryptographicFailure: ("serverInternal", 500), .unavailable: ("serverInternal", 503),
-        .featureNotSupported: ("malformed", 400), .sensitive: ("unauthorized", 403), .notExtractable: ("unauthorized", 403),
+        .wrongState: ("malformed", 409), .cryptographicFailure: ("serverInternal", 500),
+        .unavailable: ("serverInternal", 503),
+        .featureNotSupported: ("malformed", 400), .sensitive: ("unauthorized", 403),
+        .notExtractable: ("unauthorized", 403),
         .locked: ("rateLimited", 429), .gone: ("malformed", 404), .internal: ("serverInternal", 500),
     ]
 
@@ -57,7 +67,9 @@ import Testing
         for code in EngineError.Code.all {
             let problem = ACMERoutes.problem(EngineError(code, "the message"))
             let want = Self.acme[code]
-            #expect(problem.type == "urn:ietf:params:acme:error:" + (want?.0 ?? "?") && problem.status == want?.1, "\(code): \(problem)")
+            #expect(
+                problem.type == "urn:ietf:params:acme:error:" + (want?.0 ?? "?") && problem.status == want?.1,
+                "\(code): \(problem)")
             // What went wrong inside stays inside.
             if want?.0 == "serverInternal" && problem.status == 500 { #expect(!problem.detail.contains("the message")) }
         }
@@ -67,10 +79,13 @@ import Testing
     /// front end sees its category (never a code outside `EngineError.Code.all`).
     static let acmeTypes: [ACMEProblemType: (status: Int, category: EngineError.Code)] = [
         .accountDoesNotExist: (400, .notFound), .alreadyReplaced: (409, .conflict), .alreadyRevoked: (400, .conflict),
-        .badCSR: (400, .invalidArgument), .badNonce: (400, .invalidArgument), .badRevocationReason: (400, .invalidArgument),
+        .badCSR: (400, .invalidArgument), .badNonce: (400, .invalidArgument),
+        .badRevocationReason: (400, .invalidArgument),
         .badSignatureAlgorithm: (400, .invalidArgument), .caa: (400, .unavailable), .connection: (400, .unavailable),
-        .dns: (400, .unavailable), .externalAccountRequired: (400, .invalidArgument), .incorrectResponse: (400, .unavailable),
-        .invalidContact: (400, .invalidArgument), .invalidProfile: (400, .invalidArgument), .malformed: (400, .invalidArgument),
+        .dns: (400, .unavailable), .externalAccountRequired: (400, .invalidArgument),
+        .incorrectResponse: (400, .unavailable),
+        .invalidContact: (400, .invalidArgument), .invalidProfile: (400, .invalidArgument),
+        .malformed: (400, .invalidArgument),
         .orderNotReady: (403, .wrongState), .rateLimited: (429, .locked), .rejectedIdentifier: (400, .invalidArgument),
         .serverInternal: (500, .internal), .tls: (400, .unavailable), .unauthorized: (403, .permissionDenied),
         .unsupportedContact: (400, .invalidArgument), .unsupportedIdentifier: (400, .invalidArgument),
@@ -85,7 +100,9 @@ import Testing
             #expect(EngineError.Code.all.contains(error.code), "\(type)")
             #expect(error.code == want?.category, "\(type)")
             let problem = ACMERoutes.problem(error)
-            #expect(problem.type == type.urn && problem.status == want?.status && problem.detail == "why", "\(type): \(problem)")
+            #expect(
+                problem.type == type.urn && problem.status == want?.status && problem.detail == "why",
+                "\(type): \(problem)")
         }
         let rejected = EngineError.acme(
             .rejectedIdentifier, "2 of 2 identifiers were rejected",
@@ -94,7 +111,10 @@ import Testing
                 .acme(.rejectedIdentifier, "policy", itemType: "dns", itemValue: "x.test"),
             ])
         let problem = ACMERoutes.problem(rejected)
-        #expect(problem.subproblems?.map(\.type) == [ACMEProblemType.unsupportedIdentifier.urn, ACMEProblemType.rejectedIdentifier.urn])
+        #expect(
+            problem.subproblems?.map(\.type) == [
+                ACMEProblemType.unsupportedIdentifier.urn, ACMEProblemType.rejectedIdentifier.urn,
+            ])
         #expect(problem.subproblems?.map(\.identifier?.value) == ["a@b", "x.test"])
     }
 }

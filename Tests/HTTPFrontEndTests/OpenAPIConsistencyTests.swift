@@ -11,7 +11,8 @@ import Testing
     /// The router's routes as "METHOD /path/{param}".
     func routerOperations() async throws -> Set<String> {
         let engine = try await GatehouseEngine.open(
-            storage: InMemoryStorage(), rootKey: StaticRootKeyProvider(SymmetricKey(size: .bits256)), bootstrapAdmins: [])
+            storage: InMemoryStorage(), rootKey: StaticRootKeyProvider(SymmetricKey(size: .bits256)),
+            bootstrapAdmins: [])
         let settings = HTTPListener.Settings(
             name: "https", host: "127.0.0.1", port: 0, tls: nil, maxConnections: 1, idleTimeout: .seconds(1),
             handshakeTimeout: .seconds(1), maxMessageSize: 1024)
@@ -28,7 +29,8 @@ import Testing
     }
 
     func documentOperations() throws -> Set<String> {
-        let doc = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+        let doc = try #require(
+            try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
         #expect(doc["openapi"] as? String == "3.1.0")
         let paths = try #require(doc["paths"] as? [String: [String: Any]])
         var out = Set<String>()
@@ -49,10 +51,12 @@ import Testing
     }
 
     @Test func everyOperationDocumentsItsParametersAndErrors() throws {
-        let doc = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+        let doc = try #require(
+            try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
         let paths = try #require(doc["paths"] as? [String: [String: [String: Any]]])
         for (path, methods) in paths {
-            let placeholders = Set(path.split(separator: "/").filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) })
+            let placeholders = Set(
+                path.split(separator: "/").filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) })
             for (method, op) in methods {
                 let params = (op["parameters"] as? [[String: Any]] ?? []).filter { $0["in"] as? String == "path" }
                 #expect(Set(params.compactMap { $0["name"] as? String }) == placeholders, "\(method) \(path)")

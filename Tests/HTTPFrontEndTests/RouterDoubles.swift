@@ -22,7 +22,8 @@ extension AdminServices {
 
 /// The HTTPS listener's router (middleware included) over `services`, in Hummingbird's router test mode: no sockets.
 func routerApp(
-    _ services: AdminServices, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(), maxBody: Int = 4096
+    _ services: AdminServices, estDefaultProfile: String? = nil, acme: ACMESettings = ACMESettings(),
+    maxBody: Int = 4096
 ) -> some ApplicationProtocol {
     let settings = HTTPListener.Settings(
         name: "https-test", host: "127.0.0.1", port: 0, tls: nil, maxConnections: 1, idleTimeout: .seconds(1),

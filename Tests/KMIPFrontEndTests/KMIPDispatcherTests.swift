@@ -1,14 +1,16 @@
 import EngineAPI
 import Foundation
-import KMIPService
 import KMIPProtocol
+import KMIPService
 import ServerSupport
 import Synchronization
+import TTLV
 import TestSupport
 import Testing
-import TTLV
 
-func requestMessage(version: (Int32, Int32), items: [(UInt32, [TTLVItem])], extraHeader: [TTLVItem] = [], batchCount: Int32? = nil)
+func requestMessage(
+    version: (Int32, Int32), items: [(UInt32, [TTLVItem])], extraHeader: [TTLVItem] = [], batchCount: Int32? = nil
+)
     -> [UInt8]
 {
     var header: [TTLVItem] = [
@@ -71,7 +73,8 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
     @Test(arguments: ProtocolVersion.supported)
     func discoverVersionsAnswersInTheRequestVersion(_ v: ProtocolVersion) async throws {
         let (bytes, close) = await dispatcher.process(
-            requestMessage(version: (v.major, v.minor), items: [(KMIPOperation.discoverVersions.rawValue, [])]), principal: someone)
+            requestMessage(version: (v.major, v.minor), items: [(KMIPOperation.discoverVersions.rawValue, [])]),
+            principal: someone)
         #expect(!close)
         let r = try decodeResponse(bytes)
         #expect(r.version == (v.major, v.minor))
@@ -83,35 +86,50 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         func pv(_ a: Int32, _ b: Int32) -> TTLVItem {
             TTLVItem(
                 tag: KMIPTag.protocolVersion,
-                .structure([TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(a)), TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(b))]))
+                .structure([
+                    TTLVItem(tag: KMIPTag.protocolVersionMajor, .integer(a)),
+                    TTLVItem(tag: KMIPTag.protocolVersionMinor, .integer(b)),
+                ]))
         }
         let (bytes, _) = await dispatcher.process(
-            requestMessage(version: (1, 4), items: [(KMIPOperation.discoverVersions.rawValue, [pv(1, 1), pv(3, 0), pv(2, 0)])]),
+            requestMessage(
+                version: (1, 4), items: [(KMIPOperation.discoverVersions.rawValue, [pv(1, 1), pv(3, 0), pv(2, 0)])]),
             principal: someone)
         let payload = try decodeResponse(bytes).items[0].payload
         #expect(payload?.children(KMIPTag.protocolVersion) == [pv(2, 0), pv(1, 1)])
     }
 
     @Test func unsupportedOperationsAndVersionsAreProperErrors() async throws {
-        let archive = try decodeResponse(await dispatcher.process(requestMessage(version: (1, 2), items: [(KMIPOperation.archive.rawValue, [])]), principal: someone).0)
+        let archive = try decodeResponse(
+            await dispatcher.process(
+                requestMessage(version: (1, 2), items: [(KMIPOperation.archive.rawValue, [])]), principal: someone
+            ).0)
         #expect(archive.items[0].status == ResultStatus.operationFailed.rawValue)
         #expect(archive.items[0].reason == ResultReason.operationNotSupported.rawValue)
-        let unknown = try decodeResponse(await dispatcher.process(requestMessage(version: (1, 2), items: [(0x7777, [])]), principal: someone).0)
+        let unknown = try decodeResponse(
+            await dispatcher.process(requestMessage(version: (1, 2), items: [(0x7777, [])]), principal: someone).0)
         #expect(unknown.items[0].reason == ResultReason.operationNotSupported.rawValue)
-        let future = try decodeResponse(await dispatcher.process(requestMessage(version: (3, 0), items: [(KMIPOperation.query.rawValue, [])]), principal: someone).0)
+        let future = try decodeResponse(
+            await dispatcher.process(
+                requestMessage(version: (3, 0), items: [(KMIPOperation.query.rawValue, [])]), principal: someone
+            ).0)
         #expect(future.version == (2, 1))
         #expect(future.items[0].reason == ResultReason.invalidMessage.rawValue)
     }
 
     @Test func batchErrorContinuation() async throws {
         let items: [(UInt32, [TTLVItem])] = [
-            (KMIPOperation.query.rawValue, []), (KMIPOperation.create.rawValue, []), (KMIPOperation.discoverVersions.rawValue, []),
+            (KMIPOperation.query.rawValue, []), (KMIPOperation.create.rawValue, []),
+            (KMIPOperation.discoverVersions.rawValue, []),
         ]
-        let stop = try decodeResponse(await dispatcher.process(requestMessage(version: (1, 4), items: items), principal: someone).0)
+        let stop = try decodeResponse(
+            await dispatcher.process(requestMessage(version: (1, 4), items: items), principal: someone).0)
         #expect(stop.items.map(\.status) == [0, 1], "Stop (the default) ends the batch at the first failure")
         let cont = try decodeResponse(
             await dispatcher.process(
-                requestMessage(version: (1, 4), items: items, extraHeader: [TTLVItem(tag: KMIPTag.batchErrorContinuationOption, .enumeration(1))]),
+                requestMessage(
+                    version: (1, 4), items: items,
+                    extraHeader: [TTLVItem(tag: KMIPTag.batchErrorContinuationOption, .enumeration(1))]),
                 principal: someone
             ).0)
         #expect(cont.items.map(\.status) == [0, 1, 0])
@@ -119,16 +137,19 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
 
     @Test func malformedRequests() async throws {
         // Not TTLV at all: an error response, then the connection closes.
-        let (garbage, close) = await dispatcher.process([0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8], principal: someone)
+        let (garbage, close) = await dispatcher.process(
+            [0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8], principal: someone)
         #expect(close)
         #expect(try decodeResponse(garbage).items[0].reason == ResultReason.invalidMessage.rawValue)
         // Valid TTLV, wrong batch count: Invalid Message, connection stays open.
         let (badCount, keep) = await dispatcher.process(
-            requestMessage(version: (1, 0), items: [(KMIPOperation.query.rawValue, [])], batchCount: 3), principal: someone)
+            requestMessage(version: (1, 0), items: [(KMIPOperation.query.rawValue, [])], batchCount: 3),
+            principal: someone)
         #expect(!keep)
         #expect(try decodeResponse(badCount).items[0].reason == ResultReason.invalidMessage.rawValue)
         // Not a request message.
-        let (other, _) = await dispatcher.process(TTLVEncoder.encode(TTLVItem(tag: KMIPTag.responseMessage, .structure([]))), principal: someone)
+        let (other, _) = await dispatcher.process(
+            TTLVEncoder.encode(TTLVItem(tag: KMIPTag.responseMessage, .structure([]))), principal: someone)
         #expect(try decodeResponse(other).items[0].reason == ResultReason.invalidMessage.rawValue)
     }
 
@@ -144,10 +165,16 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         let (bytes, _) = await dispatcher.process(
             requestMessage(
                 version: (1, 4),
-                items: [(KMIPOperation.query.rawValue, [
-                    TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue)),
-                    TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.serverInformation.rawValue)),
-                ])]), principal: someone)
+                items: [
+                    (
+                        KMIPOperation.query.rawValue,
+                        [
+                            TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue)),
+                            TTLVItem(
+                                tag: KMIPTag.queryFunction, .enumeration(QueryFunction.serverInformation.rawValue)),
+                        ]
+                    )
+                ]), principal: someone)
         let payload = try decodeResponse(bytes).items[0].payload
         #expect(payload?.children(KMIPTag.operation).count == KMIPDispatcher.supportedOperations.count)
         #expect(payload?.child(KMIPTag.vendorIdentification)?.value == .textString("Gatehouse"))
@@ -163,23 +190,27 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
                 TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.rngs.rawValue)),
             ]))
         let caps = KMIPProtocolOperations.Capabilities(
-            streaming: true, batchUndo: true, batchContinue: true, unwrapMode: 3, destroyAction: 2, shreddingAlgorithm: 3, rngMode: 2)
+            streaming: true, batchUndo: true, batchContinue: true, unwrapMode: 3, destroyAction: 2,
+            shreddingAlgorithm: 3, rngMode: 2)
         func answer(_ major: Int32, _ minor: Int32, _ payload: TTLVItem? = nil) -> [TTLVItem] {
             KMIPProtocolOperations.query(
-                payload ?? asked, operations: [], objectTypes: [], vendor: "v", version: ProtocolVersion(major, minor), capabilities: caps)
+                payload ?? asked, operations: [], objectTypes: [], vendor: "v", version: ProtocolVersion(major, minor),
+                capabilities: caps)
         }
         #expect(answer(1, 2).isEmpty, "1.2 defines neither")
         let v13 = answer(1, 3)
         let info13 = v13.first { $0.tag == 0x4200F7 }
         #expect(info13?.child(0x4200EF)?.value == .boolean(true))
-        #expect(info13?.child(0x4200F9) == nil && info13?.child(0x4200FA) == nil, "Batch Undo / Continue are 1.4 fields")
+        #expect(
+            info13?.child(0x4200F9) == nil && info13?.child(0x4200FA) == nil, "Batch Undo / Continue are 1.4 fields")
         #expect(v13.first { $0.tag == 0x4200D9 }?.child(0x4200DA)?.value == .enumeration(1))
         let info14 = answer(1, 4).first { $0.tag == 0x4200F7 }
         #expect(info14?.child(0x4200F9)?.value == .boolean(true) && info14?.child(0x4200FA)?.value == .boolean(true))
         #expect(info14?.child(0x4200F2)?.value == .enumeration(3) && info14?.child(0x4200F3)?.value == .enumeration(2))
         #expect(answer(2, 1).contains { $0.tag == 0x4200F7 })
         let onlyOperations = TTLVItem(
-            tag: KMIPTag.requestPayload, .structure([TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue))]))
+            tag: KMIPTag.requestPayload,
+            .structure([TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue))]))
         #expect(answer(1, 4, onlyOperations).isEmpty, "not asked")
     }
 }
@@ -227,7 +258,8 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
     /// One active object `a`; `missing` is not found; records activations and the undo it is asked for.
     final class OneObject: KeyEngineDouble, @unchecked Sendable {
         let log = Mutex<[String]>([])
-        override func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {}
+        override func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {
+        }
         func object(_ id: String) -> ManagedObject {
             ManagedObject(
                 id: id, project: "p", objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, usageMask: 12,
@@ -255,25 +287,35 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         let engine = Refusing()
         var d = KMIPDispatcher(maxMessageSize: 1 << 16, engine: engine, clock: { 0 })
         d.failures = FailureRateLimiter(listener: "kmip-test", burst: 2, refillPerMinute: 1, tarpit: .zero)
-        let request = requestMessage(version: (1, 4), items: [(KMIPOperation.query.rawValue, []), (KMIPOperation.discoverVersions.rawValue, [])])
+        let request = requestMessage(
+            version: (1, 4), items: [(KMIPOperation.query.rawValue, []), (KMIPOperation.discoverVersions.rawValue, [])])
         for _ in 0..<2 {
             let r = try decodeResponse(await d.process(request, principal: someone).response)
-            #expect(r.items.map(\.reason) == [ResultReason.authenticationNotSuccessful.rawValue, ResultReason.authenticationNotSuccessful.rawValue])
+            #expect(
+                r.items.map(\.reason) == [
+                    ResultReason.authenticationNotSuccessful.rawValue,
+                    ResultReason.authenticationNotSuccessful.rawValue,
+                ])
         }
         let refused = try decodeResponse(await d.process(request, principal: someone).response)
         #expect(refused.items.allSatisfy { $0.reason == ResultReason.permissionDenied.rawValue }, "the bucket is empty")
         #expect(engine.calls.withLock { $0 } == 2, "a refused certificate costs the engine nothing")
         let other = try decodeResponse(
             await d.process(request, principal: Principal(method: .tlsCertificate, id: "y", name: "other")).response)
-        #expect(other.items[0].reason == ResultReason.authenticationNotSuccessful.rawValue, "buckets are per certificate")
+        #expect(
+            other.items[0].reason == ResultReason.authenticationNotSuccessful.rawValue, "buckets are per certificate")
     }
 
-    @Test(arguments: [(ProtocolVersion(1, 4), ResultReason.itemNotFound), (ProtocolVersion(2, 1), ResultReason.objectNotFound)])
+    @Test(arguments: [
+        (ProtocolVersion(1, 4), ResultReason.itemNotFound), (ProtocolVersion(2, 1), ResultReason.objectNotFound),
+    ])
     func anEngineErrorBecomesTheVersionsResultReason(_ version: ProtocolVersion, _ want: ResultReason) async throws {
         let d = KMIPDispatcher(maxMessageSize: 1 << 16, engine: OneObject(), clock: { 0 })
         let r = try decodeResponse(
             await d.process(
-                requestMessage(version: (version.major, version.minor), items: [(KMIPOperation.activate.rawValue, Self.uid("missing"))]),
+                requestMessage(
+                    version: (version.major, version.minor),
+                    items: [(KMIPOperation.activate.rawValue, Self.uid("missing"))]),
                 principal: someone
             ).response)
         #expect(r.items.map(\.status) == [ResultStatus.operationFailed.rawValue])
@@ -287,11 +329,15 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
             await d.process(
                 requestMessage(
                     version: (1, 4),
-                    items: [(KMIPOperation.activate.rawValue, Self.uid("a")), (KMIPOperation.activate.rawValue, Self.uid("missing"))],
+                    items: [
+                        (KMIPOperation.activate.rawValue, Self.uid("a")),
+                        (KMIPOperation.activate.rawValue, Self.uid("missing")),
+                    ],
                     extraHeader: [TTLVItem(tag: KMIPTag.batchErrorContinuationOption, .enumeration(3))]),
                 principal: someone
             ).response)
-        #expect(r.items.map(\.status) == [ResultStatus.operationUndone.rawValue, ResultStatus.operationFailed.rawValue])
+        #expect(
+            r.items.map(\.status) == [ResultStatus.operationUndone.rawValue, ResultStatus.operationFailed.rawValue])
         #expect(
             engine.log.withLock { $0 } == ["snapshot a", "activate a as client", "undo [\"a\"] []"])
     }

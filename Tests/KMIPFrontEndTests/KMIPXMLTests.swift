@@ -1,16 +1,19 @@
 import Foundation
 import KMIPProtocol
-import Testing
 import TTLV
+import Testing
 
 /// The KMIP XML encoding and the test-case matcher, without sockets: every request of the OASIS test cases
 /// converts to TTLV and back to the same TTLV, malformed XML is refused with an error, and the matcher tolerates
 /// exactly what a server may choose.
 @Suite struct KMIPXMLTests {
     static func vectorFiles() throws -> [String] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/vectors/kmip"
+        let root =
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+            + "/vectors/kmip"
         return try ["v1.4-mandatory", "v2.1-baseline"].flatMap { folder in
-            try FileManager.default.contentsOfDirectory(atPath: root + "/" + folder).filter { $0.hasSuffix(".xml") }.map { root + "/" + folder + "/" + $0 }
+            try FileManager.default.contentsOfDirectory(atPath: root + "/" + folder).filter { $0.hasSuffix(".xml") }.map
+            { root + "/" + folder + "/" + $0 }
         }
     }
 
@@ -28,9 +31,12 @@ import TTLV
                 var attempt: TTLVItem?
                 var lastError: (any Error)?
                 for _ in 0..<8 where attempt == nil {
-                    do { attempt = try codec.item(step.request) } catch let e as KMIPXMLError where e.description.contains("is not known yet") {
+                    do { attempt = try codec.item(step.request) } catch let e as KMIPXMLError
+                        where e.description.contains("is not known yet")
+                    {
                         let name = e.description.split(separator: " ").first.map { String($0.dropFirst()) } ?? ""
-                        codec.variables[name] = name.contains("IDENTIFIER") ? .textString("id") : .byteString([1, 2, 3])
+                        codec.variables[name] =
+                            name.contains("IDENTIFIER") ? .textString("id") : .byteString([1, 2, 3])
                         lastError = e
                     }
                 }
@@ -45,7 +51,9 @@ import TTLV
                 #expect(back == item, "\(file): \(xml.prefix(400))")
                 // And the JSON encoding.
                 let json = KMIPJSON.serialize(item)
-                #expect(try KMIPXMLCodec(now: 1_700_000_000).item(try KMIPJSON.parse(json)) == item, "\(file): \(String(decoding: json.prefix(400), as: UTF8.self))")
+                #expect(
+                    try KMIPXMLCodec(now: 1_700_000_000).item(try KMIPJSON.parse(json)) == item,
+                    "\(file): \(String(decoding: json.prefix(400), as: UTF8.self))")
                 converted += 1
             }
         }
@@ -81,25 +89,36 @@ import TTLV
     }
 
     @Test func jsonItemsConvert() throws {
-        let json = #"{"tag":"Attribute","value":[{"tag":"AttributeName","type":"TextString","value":"Cryptographic Usage Mask"},"#
+        let json =
+            #"{"tag":"Attribute","value":[{"tag":"AttributeName","type":"TextString","value":"Cryptographic Usage Mask"},"#
             + #"{"tag":"AttributeValue","type":"Integer","value":"Encrypt Decrypt"}]}"#
         let item = try KMIPXMLCodec().item(try KMIPJSON.parse(Data(json.utf8)))
         #expect(item.children[1] == TTLVItem(tag: KMIPTag.attributeValue, .integer(12)))
-        #expect(try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"BatchCount","type":"Integer","value":3}"#.utf8)))
-            == TTLVItem(tag: KMIPTag.batchCount, .integer(3)))
-        #expect(try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"LeaseTime","type":"LongInteger","value":9007199254740993}"#.utf8)))
-            == TTLVItem(tag: 0x420049, .longInteger(9_007_199_254_740_993)))
-        #expect(try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"Fresh","type":"Boolean","value":true}"#.utf8)))
-            == TTLVItem(tag: 0x4200A8, .boolean(true)))
-        for bad in [#"[]"#, #"{"value":1}"#, #"{"tag":"BatchCount","type":"Integer"}"#, #"{"tag":"BatchCount","type":"Integer","value":1.5}"#, "nope",
-                    String(repeating: #"{"tag":"Attribute","value":["#, count: 80)] {
-            #expect(throws: KMIPXMLError.self, "\(bad)") { _ = try KMIPXMLCodec().item(try KMIPJSON.parse(Data(bad.utf8))) }
+        #expect(
+            try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"BatchCount","type":"Integer","value":3}"#.utf8)))
+                == TTLVItem(tag: KMIPTag.batchCount, .integer(3)))
+        #expect(
+            try KMIPXMLCodec().item(
+                try KMIPJSON.parse(Data(#"{"tag":"LeaseTime","type":"LongInteger","value":9007199254740993}"#.utf8)))
+                == TTLVItem(tag: 0x420049, .longInteger(9_007_199_254_740_993)))
+        #expect(
+            try KMIPXMLCodec().item(try KMIPJSON.parse(Data(#"{"tag":"Fresh","type":"Boolean","value":true}"#.utf8)))
+                == TTLVItem(tag: 0x4200A8, .boolean(true)))
+        for bad in [
+            #"[]"#, #"{"value":1}"#, #"{"tag":"BatchCount","type":"Integer"}"#,
+            #"{"tag":"BatchCount","type":"Integer","value":1.5}"#, "nope",
+            String(repeating: #"{"tag":"Attribute","value":["#, count: 80),
+        ] {
+            #expect(throws: KMIPXMLError.self, "\(bad)") {
+                _ = try KMIPXMLCodec().item(try KMIPJSON.parse(Data(bad.utf8)))
+            }
         }
     }
 
     @Test func malformedXMLIsRefused() {
         for bad in [
-            "<A>", "<A></B>", "<A type=\"Integer\" value=\"1\"", "<A value=unquoted/>", "<!-- open", "<Operation type=\"Enumeration\" value=\"&bogus;\"/>",
+            "<A>", "<A></B>", "<A type=\"Integer\" value=\"1\"", "<A value=unquoted/>", "<!-- open",
+            "<Operation type=\"Enumeration\" value=\"&bogus;\"/>",
             String(repeating: "<Attribute>", count: 100),
         ] {
             #expect(throws: KMIPXMLError.self, "\(bad)") { _ = try KMIPXMLParser.parse(bad) }
@@ -109,40 +128,63 @@ import TTLV
             "<BatchCount type=\"Integer\" value=\"x\"/>", "<KeyMaterial type=\"ByteString\" value=\"abc\"/>",
             "<ActivationDate type=\"DateTime\" value=\"yesterday\"/>", "<BatchCount type=\"Float\" value=\"1\"/>",
         ] {
-            #expect(throws: KMIPXMLError.self, "\(bad)") { _ = try KMIPXMLCodec().item(try #require(try KMIPXMLParser.parse(bad).first)) }
+            #expect(throws: KMIPXMLError.self, "\(bad)") {
+                _ = try KMIPXMLCodec().item(try #require(try KMIPXMLParser.parse(bad).first))
+            }
         }
     }
 
     @Test func theMatcherToleratesOnlyWhatTheServerChooses() throws {
-        let expected = try #require(try KMIPXMLParser.parse("""
-            <ResponsePayload>
-              <UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/>
-              <Attribute><AttributeName type="TextString" value="State"/><AttributeValue type="Enumeration" value="Active"/></Attribute>
-              <Attribute><AttributeName type="TextString" value="Initial Date"/><AttributeValue type="DateTime" value="$NOW"/></Attribute>
-            </ResponsePayload>
-            """).first)
+        let expected = try #require(
+            try KMIPXMLParser.parse(
+                """
+                <ResponsePayload>
+                  <UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/>
+                  <Attribute><AttributeName type="TextString" value="State"/><AttributeValue type="Enumeration" value="Active"/></Attribute>
+                  <Attribute><AttributeName type="TextString" value="Initial Date"/><AttributeValue type="DateTime" value="$NOW"/></Attribute>
+                </ResponsePayload>
+                """
+            ).first)
         func payload(_ state: UInt32, index: Int32? = nil, extra: [TTLVItem] = []) -> TTLVItem {
-            var state: [TTLVItem] = [TTLVItem(tag: KMIPTag.attributeName, .textString("State")), TTLVItem(tag: KMIPTag.attributeValue, .enumeration(state))]
+            var state: [TTLVItem] = [
+                TTLVItem(tag: KMIPTag.attributeName, .textString("State")),
+                TTLVItem(tag: KMIPTag.attributeValue, .enumeration(state)),
+            ]
             if let index { state.insert(TTLVItem(tag: KMIPTag.attributeIndex, .integer(index)), at: 1) }
-            return TTLVItem(tag: KMIPTag.responsePayload, .structure([
-                TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString("abc")),
-                // Another order than the test case's.
-                TTLVItem(tag: KMIPTag.attribute, .structure([
-                    TTLVItem(tag: KMIPTag.attributeName, .textString("Initial Date")), TTLVItem(tag: KMIPTag.attributeValue, .dateTime(5)),
-                ])),
-                TTLVItem(tag: KMIPTag.attribute, .structure(state)),
-            ] + extra))
+            return TTLVItem(
+                tag: KMIPTag.responsePayload,
+                .structure(
+                    [
+                        TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString("abc")),
+                        // Another order than the test case's.
+                        TTLVItem(
+                            tag: KMIPTag.attribute,
+                            .structure([
+                                TTLVItem(tag: KMIPTag.attributeName, .textString("Initial Date")),
+                                TTLVItem(tag: KMIPTag.attributeValue, .dateTime(5)),
+                            ])),
+                        TTLVItem(tag: KMIPTag.attribute, .structure(state)),
+                    ] + extra))
         }
         var matcher = KMIPResponseMatcher(codec: KMIPXMLCodec())
         #expect(matcher.match(expected, payload(2, index: 0)).isEmpty)
         #expect(matcher.codec.variables["UNIQUE_IDENTIFIER_0"] == .textString("abc"))
         // Now bound: another identifier does not match; nor does another state, an index other than 0 or an extra item.
         var other = matcher
-        #expect(!other.match(expected, TTLVItem(tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString("xyz"))]))).isEmpty)
+        #expect(
+            !other.match(
+                expected,
+                TTLVItem(
+                    tag: KMIPTag.responsePayload,
+                    .structure([TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString("xyz"))]))
+            ).isEmpty)
         #expect(!matcher.match(expected, payload(1)).isEmpty)
         #expect(!matcher.match(expected, payload(2, index: 1)).isEmpty)
-        #expect(!matcher.match(expected, payload(2, extra: [TTLVItem(tag: KMIPTag.objectType, .enumeration(2))])).isEmpty)
-        #expect(matcher.match(expected, payload(2, extra: [TTLVItem(tag: KMIPTag.resultMessage, .textString("any words"))])).isEmpty)
+        #expect(
+            !matcher.match(expected, payload(2, extra: [TTLVItem(tag: KMIPTag.objectType, .enumeration(2))])).isEmpty)
+        #expect(
+            matcher.match(expected, payload(2, extra: [TTLVItem(tag: KMIPTag.resultMessage, .textString("any words"))]))
+                .isEmpty)
     }
 
     /// A ciphertext the reference server chose (Encrypt without an IV) that the test case later sends back literally
@@ -150,25 +192,36 @@ import TTLV
     @Test func serverChosenValuesSentBackAreSubstituted() throws {
         func node(_ xml: String) throws -> KMIPXMLNode { try #require(try KMIPXMLParser.parse(xml).first) }
         var matcher = KMIPResponseMatcher(codec: KMIPXMLCodec())
-        matcher.expect(after: try node("""
-            <RequestMessage><BatchItem><Operation type="Enumeration" value="Encrypt"/><RequestPayload>
-            <Data type="ByteString" value="0102"/></RequestPayload></BatchItem></RequestMessage>
-            """))
+        matcher.expect(
+            after: try node(
+                """
+                <RequestMessage><BatchItem><Operation type="Enumeration" value="Encrypt"/><RequestPayload>
+                <Data type="ByteString" value="0102"/></RequestPayload></BatchItem></RequestMessage>
+                """))
         let expected = try node(#"<ResponsePayload><Data type="ByteString" value="fd91"/></ResponsePayload>"#)
-        let ours = TTLVItem(tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.data, .byteString([0xAA, 0xBB]))]))
+        let ours = TTLVItem(
+            tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.data, .byteString([0xAA, 0xBB]))]))
         #expect(matcher.match(expected, ours).isEmpty)
-        let decrypt = try matcher.codec.item(try node("""
-            <RequestPayload><Data type="ByteString" value="fd91"/><IVCounterNonce type="ByteString" value="0102"/></RequestPayload>
-            """))
+        let decrypt = try matcher.codec.item(
+            try node(
+                """
+                <RequestPayload><Data type="ByteString" value="fd91"/><IVCounterNonce type="ByteString" value="0102"/></RequestPayload>
+                """))
         #expect(decrypt.child(KMIPTag.data)?.value == .byteString([0xAA, 0xBB]))
         #expect(decrypt.child(KMIPTag.ivCounterNonce)?.value == .byteString([1, 2]))
         // Not server-chosen (Decrypt): the expected Data must be exactly it, and nothing is substituted.
-        matcher.expect(after: try node("""
-            <RequestMessage><BatchItem><Operation type="Enumeration" value="Decrypt"/><RequestPayload>
-            <Data type="ByteString" value="0102"/></RequestPayload></BatchItem></RequestMessage>
-            """))
+        matcher.expect(
+            after: try node(
+                """
+                <RequestMessage><BatchItem><Operation type="Enumeration" value="Decrypt"/><RequestPayload>
+                <Data type="ByteString" value="0102"/></RequestPayload></BatchItem></RequestMessage>
+                """))
         let plain = try node(#"<ResponsePayload><Data type="ByteString" value="0102"/></ResponsePayload>"#)
-        #expect(!matcher.match(plain, TTLVItem(tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.data, .byteString([9, 9]))]))).isEmpty)
+        #expect(
+            !matcher.match(
+                plain,
+                TTLVItem(tag: KMIPTag.responsePayload, .structure([TTLVItem(tag: KMIPTag.data, .byteString([9, 9]))]))
+            ).isEmpty)
         #expect(matcher.codec.substitutions[[1, 2]] == nil)
     }
 }

@@ -13,7 +13,8 @@ import _CryptoExtras
 @Suite struct KeyFormatTests {
     func object(_ type: ManagedObjectType, algorithm: UInt32, length: Int32) -> ManagedObject {
         ManagedObject(
-            id: "k", project: "p", objectType: type, algorithm: algorithm, cryptographicLength: length, usageMask: 0, state: .active,
+            id: "k", project: "p", objectType: type, algorithm: algorithm, cryptographicLength: length, usageMask: 0,
+            state: .active,
             names: [], objectGroups: [], initialDate: Date(), lastChangeDate: Date())
     }
 
@@ -39,16 +40,22 @@ import _CryptoExtras
         let pubPKCS1 = Array(key.publicKey.pkcs1DERRepresentation)
         let spki = try #require(try KMIPKeyOperations.convertedKeyMaterial(pubPKCS1, pub, stored: 3, wanted: 5))
         #expect(spki.value == .byteString(Array(key.publicKey.derRepresentation)))
-        let transparentPublic = try #require(try KMIPKeyOperations.convertedKeyMaterial(pubPKCS1, pub, stored: 3, wanted: 11))
+        let transparentPublic = try #require(
+            try KMIPKeyOperations.convertedKeyMaterial(pubPKCS1, pub, stored: 3, wanted: 11))
         #expect(KMIPKeyOperations.transparentRSA(transparentPublic, type: .publicKey, format: 11) == pubPKCS1)
-        #expect(try KMIPKeyOperations.convertedKeyMaterial(pubPKCS1, pub, stored: 3, wanted: 7) == nil, "no such conversion")
-        #expect(throws: KMIPFieldError.self) { _ = try KMIPKeyOperations.convertedKeyMaterial([0x30, 0x00], pub, stored: 3, wanted: 5) }
+        #expect(
+            try KMIPKeyOperations.convertedKeyMaterial(pubPKCS1, pub, stored: 3, wanted: 7) == nil, "no such conversion"
+        )
+        #expect(throws: KMIPFieldError.self) {
+            _ = try KMIPKeyOperations.convertedKeyMaterial([0x30, 0x00], pub, stored: 3, wanted: 5)
+        }
     }
 
     @Test func ecKeysConvertToTransparent() throws {
         let key = P384.Signing.PrivateKey()
         let priv = object(.privateKey, algorithm: 6, length: 384)
-        let d = try #require(try KMIPKeyOperations.convertedKeyMaterial(Array(key.derRepresentation), priv, stored: 4, wanted: 0x14))
+        let d = try #require(
+            try KMIPKeyOperations.convertedKeyMaterial(Array(key.derRepresentation), priv, stored: 4, wanted: 0x14))
         #expect(d.child(0x420075)?.value == .enumeration(0xA))
         guard case .bigInteger(let scalar)? = d.child(0x42002E)?.value else {
             Issue.record("no D")
@@ -56,7 +63,9 @@ import _CryptoExtras
         }
         #expect(Array(scalar.drop { $0 == 0 }) == Array(key.rawRepresentation.drop { $0 == 0 }))
         let pub = object(.publicKey, algorithm: 6, length: 384)
-        let q = try #require(try KMIPKeyOperations.convertedKeyMaterial(Array(key.publicKey.derRepresentation), pub, stored: 5, wanted: 0x15))
+        let q = try #require(
+            try KMIPKeyOperations.convertedKeyMaterial(
+                Array(key.publicKey.derRepresentation), pub, stored: 5, wanted: 0x15))
         #expect(q.child(0x420072)?.value == .byteString(Array(key.publicKey.x963Representation)))
     }
 }

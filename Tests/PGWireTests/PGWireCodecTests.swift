@@ -9,7 +9,8 @@ import Testing
 @Suite struct PGWireCodecTests {
     @Test func framingReassemblesFragmentsAndRefusesBadLengths() throws {
         let messages: [PGFrontendMessage] = [.query("select 1"), .sync, .terminate]
-        let wire = PGStartup.startup(minorVersion: 0, parameters: [("user", "alice"), ("database", "db")]).frame.bytes
+        let wire =
+            PGStartup.startup(minorVersion: 0, parameters: [("user", "alice"), ("database", "db")]).frame.bytes
             + messages.flatMap(\.frame.bytes)
         var decoder = PGFrameDecoder(expectStartup: true)
         var frames: [PGFrame] = []
@@ -21,12 +22,17 @@ import Testing
             }
         }
         #expect(frames.count == 4)
-        #expect(try PGStartup(body: frames[0].body) == .startup(minorVersion: 0, parameters: [("user", "alice"), ("database", "db")]))
+        #expect(
+            try PGStartup(body: frames[0].body)
+                == .startup(minorVersion: 0, parameters: [("user", "alice"), ("database", "db")]))
         #expect(try frames.dropFirst().map(PGFrontendMessage.init) == messages)
         #expect(decoder.buffered == 0)
 
         // Lengths below the minimum, above the limit, or negative are errors at once, never a wait for more bytes.
-        for bad: [UInt8] in [[UInt8(ascii: "Q"), 0, 0, 0, 3], [UInt8(ascii: "Q"), 0x7f, 0xff, 0xff, 0xff], [UInt8(ascii: "Q"), 0xff, 0xff, 0xff, 0xfc]] {
+        for bad: [UInt8] in [
+            [UInt8(ascii: "Q"), 0, 0, 0, 3], [UInt8(ascii: "Q"), 0x7f, 0xff, 0xff, 0xff],
+            [UInt8(ascii: "Q"), 0xff, 0xff, 0xff, 0xfc],
+        ] {
             var d = PGFrameDecoder(expectStartup: false, maxMessageLength: 1 << 20)
             d.feed(bad)
             #expect(throws: PGWireError.self) { try d.next() }
@@ -47,7 +53,9 @@ import Testing
     @Test func startupPackets() throws {
         #expect(PGStartup.sslRequest.frame.bytes == [0, 0, 0, 8, 4, 210, 22, 47])
         #expect(PGStartup.gssEncRequest.frame.bytes == [0, 0, 0, 8, 4, 210, 22, 48])
-        #expect(try PGStartup(body: PGStartup.cancel(processID: 7, secretKey: -2).frame.body) == .cancel(processID: 7, secretKey: -2))
+        #expect(
+            try PGStartup(body: PGStartup.cancel(processID: 7, secretKey: -2).frame.body)
+                == .cancel(processID: 7, secretKey: -2))
         #expect(throws: PGWireError.unsupportedStartup(2 << 16)) { try PGStartup(body: [0, 2, 0, 0, 0]) }
         var dup = PGWriter()
         dup.int32(3 << 16)
@@ -60,21 +68,29 @@ import Testing
     @Test func everyMessageRoundTripsAndMalformedBodiesAreRefused() throws {
         let frontend: [PGFrontendMessage] = [
             .query("select 'é'"), .parse(name: "s1", query: "select $1::int", parameterTypes: [23]),
-            .bind(portal: "", statement: "s1", parameterFormats: [0, 1], parameters: [Array("41".utf8), nil], resultFormats: [1]),
-            .execute(portal: "", maxRows: 0), .describe(kind: UInt8(ascii: "S"), name: "s1"), .close(kind: UInt8(ascii: "P"), name: "p"),
+            .bind(
+                portal: "", statement: "s1", parameterFormats: [0, 1], parameters: [Array("41".utf8), nil],
+                resultFormats: [1]),
+            .execute(portal: "", maxRows: 0), .describe(kind: UInt8(ascii: "S"), name: "s1"),
+            .close(kind: UInt8(ascii: "P"), name: "p"),
             .sync, .flush, .terminate, .copyData([1, 2, 3]), .copyDone, .copyFail("client gave up"),
             .functionCall(oid: 1598, argumentFormats: [1], arguments: [[0, 0, 0, 1], nil], resultFormat: 1),
             .authenticationResponse(Array("secret\0".utf8)),
         ]
         for m in frontend { #expect(try PGFrontendMessage(m.frame) == m) }
         let backend: [PGBackendMessage] = [
-            .authentication(code: 10, data: Array("SCRAM-SHA-256\0\0".utf8)), .parameterStatus(name: "server_version", value: "15.8"),
+            .authentication(code: 10, data: Array("SCRAM-SHA-256\0\0".utf8)),
+            .parameterStatus(name: "server_version", value: "15.8"),
             .backendKeyData(processID: 1234, secretKey: -99), .readyForQuery(status: UInt8(ascii: "I")),
-            .rowDescription([PGField(name: "one", tableOID: 0, column: 0, typeOID: 23, typeSize: 4, typeModifier: -1, format: 0)]),
+            .rowDescription([
+                PGField(name: "one", tableOID: 0, column: 0, typeOID: 23, typeSize: 4, typeModifier: -1, format: 0)
+            ]),
             .dataRow([Array("1".utf8), nil, []]), .commandComplete(tag: "SELECT 1"),
-            .error(sqlState: "28000", message: "no grant"), .errorOrNotice(isError: false, fields: [UInt8(ascii: "M"): "note"]),
+            .error(sqlState: "28000", message: "no grant"),
+            .errorOrNotice(isError: false, fields: [UInt8(ascii: "M"): "note"]),
             .parseComplete, .bindComplete, .closeComplete, .noData, .portalSuspended, .emptyQueryResponse,
-            .parameterDescription([23, 25]), .copyResponse(kind: UInt8(ascii: "G"), overallFormat: 0, columnFormats: [0, 0]),
+            .parameterDescription([23, 25]),
+            .copyResponse(kind: UInt8(ascii: "G"), overallFormat: 0, columnFormats: [0, 0]),
             .copyData([9]), .copyDone, .notification(processID: 5, channel: "ch", payload: "hi"),
             .negotiateProtocolVersion(minor: 0, unrecognized: ["_pq_.x"]), .functionCallResponse(nil),
         ]
@@ -83,15 +99,21 @@ import Testing
         let bad: [PGFrame] = [
             PGFrame(type: UInt8(ascii: "Q"), body: Array("no terminator".utf8)),
             PGFrame(type: UInt8(ascii: "S"), body: [1]),  // Sync with a body
-            PGFrame(type: UInt8(ascii: "P"), body: Array("s\0q\0".utf8) + [0x7f, 0xff]),  // 32767 parameter types, no bytes
-            PGFrame(type: UInt8(ascii: "B"), body: Array("\0\0".utf8) + [0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe, 0, 0]),  // length -2
+            // 32767 parameter types, no bytes.
+            PGFrame(type: UInt8(ascii: "P"), body: Array("s\0q\0".utf8) + [0x7f, 0xff]),
+            // A parameter of length -2.
+            PGFrame(type: UInt8(ascii: "B"), body: Array("\0\0".utf8) + [0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe, 0, 0]),
             PGFrame(type: UInt8(ascii: "D"), body: [UInt8(ascii: "X")] + Array("n\0".utf8)),
             PGFrame(type: UInt8(ascii: "?"), body: []),
             PGFrame(type: nil, body: [0, 3, 0, 0]),
         ]
         for f in bad { #expect(throws: PGWireError.self, "\(f)") { try PGFrontendMessage(f) } }
-        #expect(throws: PGWireError.self) { try PGBackendMessage(PGFrame(type: UInt8(ascii: "D"), body: [0, 2, 0, 0, 0, 1])) }
-        #expect(throws: PGWireError.self) { try PGBackendMessage(PGFrame(type: UInt8(ascii: "E"), body: [UInt8(ascii: "M")] + Array("x".utf8))) }
+        #expect(throws: PGWireError.self) {
+            try PGBackendMessage(PGFrame(type: UInt8(ascii: "D"), body: [0, 2, 0, 0, 0, 1]))
+        }
+        #expect(throws: PGWireError.self) {
+            try PGBackendMessage(PGFrame(type: UInt8(ascii: "E"), body: [UInt8(ascii: "M")] + Array("x".utf8)))
+        }
     }
 
     /// RFC 7677 §3: user "user", password "pencil".
@@ -99,16 +121,20 @@ import Testing
         var scram = SCRAMClient(password: "pencil", user: "user", nonce: "rOprNGfwEbeRWgbNEkqO")
         #expect(String(decoding: scram.clientFirst, as: UTF8.self) == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
         let final = try scram.clientFinal(
-            serverFirst: Array("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096".utf8))
+            serverFirst: Array(
+                "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096".utf8))
         #expect(
             String(decoding: final, as: UTF8.self)
-                == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+                == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        )
         try scram.verify(serverFinal: Array("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".utf8))
         #expect(throws: SCRAMClient.SCRAMError.serverSignatureMismatch) {
             try scram.verify(serverFinal: Array("v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".utf8))
         }
         var other = SCRAMClient(password: "pencil", nonce: "abc")
-        #expect(throws: SCRAMClient.SCRAMError.nonceMismatch) { try other.clientFinal(serverFirst: Array("r=xyz1,s=QUJD,i=4096".utf8)) }
+        #expect(throws: SCRAMClient.SCRAMError.nonceMismatch) {
+            try other.clientFinal(serverFirst: Array("r=xyz1,s=QUJD,i=4096".utf8))
+        }
         #expect(throws: SCRAMClient.SCRAMError.iterationCount(2_000_000_000)) {
             try other.clientFinal(serverFirst: Array("r=abc1,s=QUJD,i=2000000000".utf8))
         }
@@ -117,7 +143,8 @@ import Testing
     /// The codec logs in to a real PostgreSQL 15 with SCRAM-SHA-256 and runs a simple query, an extended query with
     /// a parameter, and a failing query.
     @Test func talksToARealPostgreSQL() throws {
-        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let parts = URLComponents(string: url) else {
+        guard let url = ProcessInfo.processInfo.environment["PG_TEST_URL"], let parts = URLComponents(string: url)
+        else {
             if dependencyRequired("PG") { Issue.record("PG_TEST_URL is not set") }
             return
         }
@@ -147,19 +174,32 @@ import Testing
             }
         }
         let database = String(parts.path.dropFirst())
-        send(PGStartup.startup(minorVersion: 0, parameters: [("user", parts.user ?? ""), ("database", database)]).frame)
-        guard case .authentication(10, let mechanisms) = try receive() else { Issue.record("no SASL request"); return }
+        send(
+            PGStartup.startup(minorVersion: 0, parameters: [("user", parts.user ?? ""), ("database", database)]).frame)
+        guard case .authentication(10, let mechanisms) = try receive() else {
+            Issue.record("no SASL request")
+            return
+        }
         #expect(SCRAMClient.mechanisms(mechanisms).contains("SCRAM-SHA-256"))
         var scram = SCRAMClient(password: parts.password?.removingPercentEncoding ?? "")
         send(PGFrontendMessage.saslInitialResponse(mechanism: SCRAMClient.mechanism, data: scram.clientFirst).frame)
-        guard case .authentication(11, let serverFirst) = try receive() else { Issue.record("no SASL continue"); return }
+        guard case .authentication(11, let serverFirst) = try receive() else {
+            Issue.record("no SASL continue")
+            return
+        }
         send(PGFrontendMessage.authenticationResponse(try scram.clientFinal(serverFirst: serverFirst)).frame)
-        guard case .authentication(12, let serverFinal) = try receive() else { Issue.record("no SASL final"); return }
+        guard case .authentication(12, let serverFinal) = try receive() else {
+            Issue.record("no SASL final")
+            return
+        }
         try scram.verify(serverFinal: serverFinal)
         let startup = try until { if case .readyForQuery = $0 { return true } else { return false } }
         #expect(startup.first == .authentication(code: 0, data: []))
         #expect(startup.contains { if case .backendKeyData = $0 { return true } else { return false } })
-        #expect(startup.contains { if case .parameterStatus("server_encoding", "UTF8") = $0 { return true } else { return false } })
+        #expect(
+            startup.contains {
+                if case .parameterStatus("server_encoding", "UTF8") = $0 { return true } else { return false }
+            })
 
         send(PGFrontendMessage.query("select 1 as one, null::text as nothing").frame)
         let simple = try until { if case .readyForQuery = $0 { return true } else { return false } }
@@ -177,7 +217,9 @@ import Testing
 
         send(PGFrontendMessage.query("select 1/0").frame)
         let failed = try until { if case .readyForQuery = $0 { return true } else { return false } }
-        let error = failed.compactMap { m -> [UInt8: String]? in if case .errorOrNotice(true, let f) = m { return f } else { return nil } }.first
+        let error = failed.compactMap { m -> [UInt8: String]? in
+            if case .errorOrNotice(true, let f) = m { return f } else { return nil }
+        }.first
         #expect(error?[UInt8(ascii: "C")] == "22012", "\(failed)")
         send(PGFrontendMessage.terminate.frame)
     }
@@ -190,20 +232,27 @@ import Testing
             ("replication", "false"), ("options", " "),
         ])
         #expect(ok.account == "app_user" && ok.resource == "orders-db")
-        #expect(ok.upstreamParameters(role: "app", database: "orders").elementsEqual(
-            [("user", "app"), ("database", "orders"), ("application_name", "psql"), ("client_encoding", "UTF8")], by: ==))
+        #expect(
+            ok.upstreamParameters(role: "app", database: "orders").elementsEqual(
+                [("user", "app"), ("database", "orders"), ("application_name", "psql"), ("client_encoding", "UTF8")],
+                by: ==))
         let cases: [([(String, String)], PGStartupRequest.Refusal)] = [
             ([("database", "r")], .missing("user")),
             ([("user", "a")], .missing("database")),
             ([("user", "a"), ("database", "r"), ("replication", "database")], .replication),
             ([("user", "a"), ("database", "r"), ("replication", "true")], .replication),
             ([("user", "a"), ("database", "r"), ("options", "-c session_replication_role=replica")], .options),
-            ([("user", "a"), ("database", "r"), ("session_authorization", "postgres")], .parameter("session_authorization")),
+            (
+                [("user", "a"), ("database", "r"), ("session_authorization", "postgres")],
+                .parameter("session_authorization")
+            ),
         ]
         for (parameters, refusal) in cases {
             #expect(throws: refusal) { try PGStartupRequest(parameters: parameters) }
         }
-        #expect(PGStartupRequest.Refusal.replication.sqlState == "0A000" && PGStartupRequest.Refusal.missing("user").sqlState == "28000")
+        #expect(
+            PGStartupRequest.Refusal.replication.sqlState == "0A000"
+                && PGStartupRequest.Refusal.missing("user").sqlState == "28000")
     }
 
     @Test func cancelKeysMapOnlyWithTheRightSecret() {
@@ -234,7 +283,9 @@ import Testing
         #expect(PGValueText.render(Array("naïve".utf8), oid: O.text, binary: true) == "naïve")
         #expect(PGValueText.render([0x01, 0x02, 0xff], oid: O.bytea, binary: true) == "\\x0102ff")
         #expect(PGValueText.render(be(Int64(Double(2.5).bitPattern), 8), oid: O.float8, binary: true) == "2.5")
-        #expect(PGValueText.render((0..<16).map { UInt8($0 * 17) }, oid: O.uuid, binary: true) == "00112233-4455-6677-8899-aabbccddeeff")
+        #expect(
+            PGValueText.render((0..<16).map { UInt8($0 * 17) }, oid: O.uuid, binary: true)
+                == "00112233-4455-6677-8899-aabbccddeeff")
         // Dates and timestamps count from 2000-01-01; before year 1 they are BC.
         #expect(PGValueText.render(be(0, 4), oid: O.date, binary: true) == "2000-01-01")
         #expect(PGValueText.render(be(-730_119, 4), oid: O.date, binary: true) == "0001-01-01")

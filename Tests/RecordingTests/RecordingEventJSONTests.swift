@@ -13,9 +13,12 @@ import Testing
 
     @Test func everyFieldRoundTrips() throws {
         let full = PAMRecordingEvent(
-            t: 12.345, kind: "bind", text: "select $1, '\"quoted\"' -- \\ back\\slash\n\ttab\r", name: "stmt/1", statement: "",
-            sqlState: "42P01", parameters: ["naïve ünïcode ✓ 𝄞", nil, "\u{0}\u{1}\u{1F}\u{7F}", "\\x00ff"], parameterTypes: [23, -1, 2147483647],
-            formats: [0, 1, -32768], rows: Int64.max, bytes: Int64.min, detail: ["who": "alice", "client": "127.0.0.1:5", "": "\"empty key\""])
+            t: 12.345, kind: "bind", text: "select $1, '\"quoted\"' -- \\ back\\slash\n\ttab\r", name: "stmt/1",
+            statement: "",
+            sqlState: "42P01", parameters: ["naïve ünïcode ✓ 𝄞", nil, "\u{0}\u{1}\u{1F}\u{7F}", "\\x00ff"],
+            parameterTypes: [23, -1, 2_147_483_647],
+            formats: [0, 1, -32768], rows: Int64.max, bytes: Int64.min,
+            detail: ["who": "alice", "client": "127.0.0.1:5", "": "\"empty key\""])
         #expect(try roundTrip(full) == full)
         let minimal = PAMRecordingEvent(t: 0, kind: "query")
         #expect(try roundTrip(minimal) == minimal)
@@ -30,7 +33,7 @@ import Testing
             PAMRecordingEvent(t: t, kind: "x").appendJSON(to: &out)
             #expect(String(decoding: out, as: UTF8.self) == #"{"kind":"x","t":"# + t.description + "}")
         }
-        for n in [0, 7, -7, 1234567890, Int64.max, Int64.min] as [Int64] {
+        for n in [0, 7, -7, 1_234_567_890, Int64.max, Int64.min] as [Int64] {
             var out: [UInt8] = []
             PAMRecordingEvent(t: 0, kind: "x", rows: n).appendJSON(to: &out)
             #expect(String(decoding: out, as: UTF8.self) == #"{"kind":"x","rows":\#(n),"t":0.0}"#)
@@ -44,11 +47,13 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<500 {
             let scalars = (0..<Int.random(in: 0..<40, using: &rng)).compactMap { _ in
-                Unicode.Scalar(UInt32.random(in: 0..<0x11_0000, using: &rng)) ?? Unicode.Scalar(UInt8.random(in: 0...127, using: &rng))
+                Unicode.Scalar(UInt32.random(in: 0..<0x11_0000, using: &rng))
+                    ?? Unicode.Scalar(UInt8.random(in: 0...127, using: &rng))
             }
             var text = ""
             text.unicodeScalars.append(contentsOf: scalars)
-            let e = PAMRecordingEvent(t: Double.random(in: 0..<1e6, using: &rng), kind: "query", text: text, parameters: [text])
+            let e = PAMRecordingEvent(
+                t: Double.random(in: 0..<1e6, using: &rng), kind: "query", text: text, parameters: [text])
             #expect(try roundTrip(e) == e, "\(Array(text.unicodeScalars).map { $0.value })")
         }
     }
@@ -85,19 +90,31 @@ import Testing
     @Test func documentsMatchJSONSerialization() throws {
         let cases: [Any] = [
             [String: Any](),
-            ["status": "pending", "expires": "2026-11-29T00:00:00Z", "identifiers": [["type": "dns", "value": "a.localhost"]],
-             "authorizations": ["https://h/acme/p/authz/1", "https://h/acme/p/authz/2"], "wildcard": true, "count": 3,
-             "retry": 1.5, "big": -9_007_199_254_740_991, "nothing": NSNull(), "nested": ["z": [1, 2, [3]], "a": ["b": false]]] as [String: Any],
-            ["detail": "quote \" backslash \\ newline \n tab \t ctl \u{01} é 😀 </script>", "type": "urn:ietf:params:acme:error:malformed"],
+            [
+                "status": "pending", "expires": "2026-11-29T00:00:00Z",
+                "identifiers": [["type": "dns", "value": "a.localhost"]],
+                "authorizations": ["https://h/acme/p/authz/1", "https://h/acme/p/authz/2"], "wildcard": true,
+                "count": 3,
+                "retry": 1.5, "big": -9_007_199_254_740_991, "nothing": NSNull(),
+                "nested": ["z": [1, 2, [3]], "a": ["b": false]],
+            ] as [String: Any],
+            [
+                "detail": "quote \" backslash \\ newline \n tab \t ctl \u{01} é 😀 </script>",
+                "type": "urn:ietf:params:acme:error:malformed",
+            ],
             ["keys": ["b", "a", "B", "_", "aa", "a b"]] as [String: Any],
         ]
         for value in cases {
             let ours = JSONText.document(value)
-            let theirs = Array(try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]))
-            #expect(ours == theirs, "\(String(decoding: ours, as: UTF8.self)) vs \(String(decoding: theirs, as: UTF8.self))")
+            let theirs = Array(
+                try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]))
+            #expect(
+                ours == theirs, "\(String(decoding: ours, as: UTF8.self)) vs \(String(decoding: theirs, as: UTF8.self))"
+            )
         }
         let optional: String? = nil
-        #expect(JSONText.document(["a": optional as Any, "b": Optional("x") as Any]) == Array(#"{"a":null,"b":"x"}"#.utf8))
+        #expect(
+            JSONText.document(["a": optional as Any, "b": Optional("x") as Any]) == Array(#"{"a":null,"b":"x"}"#.utf8))
     }
 
 }

@@ -10,7 +10,9 @@ import Testing
     let key = Array(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) })
 
     /// A recording of `chunks` chunks ("chunk 0", "chunk 1", …) with the manifest, and its record boundaries.
-    func make(_ session: String, chunks: Int, key: [UInt8]? = nil, manifest: Bool = true) throws -> (file: [UInt8], records: [Range<Int>]) {
+    func make(_ session: String, chunks: Int, key: [UInt8]? = nil, manifest: Bool = true) throws -> (
+        file: [UInt8], records: [Range<Int>]
+    ) {
         var encoder = RecordingEncoder(session: session, key: key ?? self.key)
         var file = encoder.header
         var records: [Range<Int>] = []
@@ -21,13 +23,16 @@ import Testing
         }
         if manifest {
             let m = encoder.manifest(endedAt: Date(), endReason: "client-terminated")
-            file += RecordingEncoder.manifestRecord(m, signature: Array(try signer.signature(for: RecordingFormat.signedManifestBytes(m))))
+            file += RecordingEncoder.manifestRecord(
+                m, signature: Array(try signer.signature(for: RecordingFormat.signedManifestBytes(m))))
         }
         return (file, records)
     }
 
     func read(_ file: [UInt8], _ session: String, key: [UInt8]? = nil) throws -> RecordingDecoder.Result {
-        try RecordingDecoder.read(file, expectedSession: session, key: key ?? self.key) { signer.publicKey.isValidSignature($1, for: $0) }
+        try RecordingDecoder.read(file, expectedSession: session, key: key ?? self.key) {
+            signer.publicKey.isValidSignature($1, for: $0)
+        }
     }
 
     func text(_ r: RecordingDecoder.Result) -> [String] { r.chunks.map { String(decoding: $0, as: UTF8.self) } }
@@ -35,7 +40,10 @@ import Testing
     @Test func aClosedRecordingIsCompleteAndCiphertextOnly() throws {
         let (file, _) = try make("s1", chunks: 3)
         let r = try read(file, "s1")
-        guard case .complete(let m) = r.integrity else { Issue.record("\(r.integrity)"); return }
+        guard case .complete(let m) = r.integrity else {
+            Issue.record("\(r.integrity)")
+            return
+        }
         #expect(m.chunks == 3 && m.endReason == "client-terminated")
         #expect(text(r) == ["chunk 0\n", "chunk 1\n", "chunk 2\n"])
         #expect(!String(decoding: file, as: UTF8.self).contains("chunk 1"))
@@ -44,11 +52,17 @@ import Testing
     @Test func aCrashLeavesAReadablePrefixReportedIncomplete() throws {
         let (file, records) = try make("s1", chunks: 3, manifest: false)
         let r = try read(file, "s1")
-        guard case .incomplete = r.integrity else { Issue.record("\(r.integrity)"); return }
+        guard case .incomplete = r.integrity else {
+            Issue.record("\(r.integrity)")
+            return
+        }
         #expect(r.chunks.count == 3)
         // Killed in the middle of writing the third chunk.
         let cut = try read(Array(file[..<(records[2].lowerBound + 7)]), "s1")
-        guard case .incomplete = cut.integrity else { Issue.record("\(cut.integrity)"); return }
+        guard case .incomplete = cut.integrity else {
+            Issue.record("\(cut.integrity)")
+            return
+        }
         #expect(text(cut) == ["chunk 0\n", "chunk 1\n"])
     }
 
@@ -57,29 +71,49 @@ import Testing
         // A flipped bit inside chunk 1.
         var flipped = file
         flipped[records[1].lowerBound + 15] ^= 0x01
-        guard case .tampered = try read(flipped, "s1").integrity else { Issue.record("bit flip not detected"); return }
+        guard case .tampered = try read(flipped, "s1").integrity else {
+            Issue.record("bit flip not detected")
+            return
+        }
         // Chunks 1 and 2 swapped.
-        let swapped = Array(file[..<records[1].lowerBound]) + Array(file[records[2]]) + Array(file[records[1]]) + Array(file[records[2].upperBound...])
+        let swapped =
+            Array(file[..<records[1].lowerBound]) + Array(file[records[2]]) + Array(file[records[1]])
+            + Array(file[records[2].upperBound...])
         let s = try read(swapped, "s1")
-        guard case .tampered = s.integrity else { Issue.record("reordering not detected"); return }
+        guard case .tampered = s.integrity else {
+            Issue.record("reordering not detected")
+            return
+        }
         #expect(s.chunks.count == 1)
         // Chunk 1 removed (truncation in the middle).
         let dropped = Array(file[..<records[1].lowerBound]) + Array(file[records[1].upperBound...])
-        guard case .tampered = try read(dropped, "s1").integrity else { Issue.record("removal not detected"); return }
+        guard case .tampered = try read(dropped, "s1").integrity else {
+            Issue.record("removal not detected")
+            return
+        }
         // The manifest cut off, then the last chunk dropped with it: the prefix is no longer what was signed.
         let noTail = Array(file[..<records[2].lowerBound])
-        guard case .incomplete = try read(noTail, "s1").integrity else { Issue.record("truncation not reported"); return }
+        guard case .incomplete = try read(noTail, "s1").integrity else {
+            Issue.record("truncation not reported")
+            return
+        }
         // The high byte of chunk 1's length field flipped: no writer makes such a length, so it is tampering (a
         // crash cannot produce it), and the chunks before it are still returned.
         var longer = file
         longer[records[1].lowerBound + 9] ^= 0x80
         let l = try read(longer, "s1")
-        guard case .tampered = l.integrity else { Issue.record("a changed length field reported as \(l.integrity)"); return }
+        guard case .tampered = l.integrity else {
+            Issue.record("a changed length field reported as \(l.integrity)")
+            return
+        }
         #expect(l.chunks.count == 1)
         // A manifest signed by someone else.
         var forged = try make("s1", chunks: 3).file
         forged[forged.count - 1] ^= 0xff
-        guard case .tampered = try read(forged, "s1").integrity else { Issue.record("bad signature not detected"); return }
+        guard case .tampered = try read(forged, "s1").integrity else {
+            Issue.record("bad signature not detected")
+            return
+        }
     }
 
     @Test func chunksFromAnotherSessionDoNotOpen() throws {
@@ -90,15 +124,24 @@ import Testing
         for (donor, range) in [(b, rb[1]), (sameKeyB, rsb[1])] {
             let spliced = Array(a[..<ra[1].lowerBound]) + Array(donor[range]) + Array(a[ra[1].upperBound...])
             let r = try read(spliced, "session-a")
-            guard case .tampered = r.integrity else { Issue.record("splice not detected"); return }
+            guard case .tampered = r.integrity else {
+                Issue.record("splice not detected")
+                return
+            }
             #expect(r.chunks.count == 1)
         }
         // A whole file presented as another session's.
-        guard case .tampered = try read(b, "session-a").integrity else { Issue.record("wrong session not detected"); return }
+        guard case .tampered = try read(b, "session-a").integrity else {
+            Issue.record("wrong session not detected")
+            return
+        }
         // The wrong key opens nothing.
         let other = Array(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) })
         let r = try read(a, "session-a", key: other)
-        guard case .tampered = r.integrity else { Issue.record("wrong key not detected"); return }
+        guard case .tampered = r.integrity else {
+            Issue.record("wrong key not detected")
+            return
+        }
         #expect(r.chunks.isEmpty)
         #expect(throws: RecordingError.self) { try read(Array("not a recording".utf8), "session-a") }
     }

@@ -5,8 +5,10 @@ import Testing
 /// Vectors: made with OpenSSH 9.2p1 on Debian 12 (`ssh-keygen -s ca -I alice@example -n alice,root -z 4242
 /// -V 20260101000000:20260102000000 -O force-command=/bin/true -O source-address=10.0.0.0/8 -O clear -O permit-pty`).
 enum Vectors {
-    static let certificate = "ecdsa-sha2-nistp256-cert-v01@openssh.com AAAAKGVjZHNhLXNoYTItbmlzdHAyNTYtY2VydC12MDFAb3BlbnNzaC5jb20AAAAg3Lylr/bnr71jTAzQE5pxWQQ29h+r8oAp0AS3Z1OvVZUAAAAIbmlzdHAyNTYAAABBBIoosX88QWmHzG1jpXYAbGTuNInI7W1O7D2JWcEc+hkpthteLypJd7WUwYVzuvL45cC+FcIaJpqHfENLtYrvOrQAAAAAAAAQkgAAAAEAAAANYWxpY2VAZXhhbXBsZQAAABEAAAAFYWxpY2UAAAAEcm9vdAAAAABpVbkAAAAAAGlXCoAAAABGAAAADWZvcmNlLWNvbW1hbmQAAAANAAAACS9iaW4vdHJ1ZQAAAA5zb3VyY2UtYWRkcmVzcwAAAA4AAAAKMTAuMC4wLjAvOAAAABIAAAAKcGVybWl0LXB0eQAAAAAAAAAAAAAAMwAAAAtzc2gtZWQyNTUxOQAAACBnQxsVToEPAjenNgKiNwNc25inQ82zv7MEtHTFlA1gaQAAAFMAAAALc3NoLWVkMjU1MTkAAABA7VyuqFuzgsYpbVdV1F3d1XVt3NAjhIaU9yCTDzKQMmiWE69UgCMuZ1Xp82YRQ0eeSilt4MjzfA0rd9Jl+nzUDA== user"
-    static let userKey = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBIoosX88QWmHzG1jpXYAbGTuNInI7W1O7D2JWcEc+hkpthteLypJd7WUwYVzuvL45cC+FcIaJpqHfENLtYrvOrQ= user"
+    static let certificate =
+        "ecdsa-sha2-nistp256-cert-v01@openssh.com AAAAKGVjZHNhLXNoYTItbmlzdHAyNTYtY2VydC12MDFAb3BlbnNzaC5jb20AAAAg3Lylr/bnr71jTAzQE5pxWQQ29h+r8oAp0AS3Z1OvVZUAAAAIbmlzdHAyNTYAAABBBIoosX88QWmHzG1jpXYAbGTuNInI7W1O7D2JWcEc+hkpthteLypJd7WUwYVzuvL45cC+FcIaJpqHfENLtYrvOrQAAAAAAAAQkgAAAAEAAAANYWxpY2VAZXhhbXBsZQAAABEAAAAFYWxpY2UAAAAEcm9vdAAAAABpVbkAAAAAAGlXCoAAAABGAAAADWZvcmNlLWNvbW1hbmQAAAANAAAACS9iaW4vdHJ1ZQAAAA5zb3VyY2UtYWRkcmVzcwAAAA4AAAAKMTAuMC4wLjAvOAAAABIAAAAKcGVybWl0LXB0eQAAAAAAAAAAAAAAMwAAAAtzc2gtZWQyNTUxOQAAACBnQxsVToEPAjenNgKiNwNc25inQ82zv7MEtHTFlA1gaQAAAFMAAAALc3NoLWVkMjU1MTkAAABA7VyuqFuzgsYpbVdV1F3d1XVt3NAjhIaU9yCTDzKQMmiWE69UgCMuZ1Xp82YRQ0eeSilt4MjzfA0rd9Jl+nzUDA== user"
+    static let userKey =
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBIoosX88QWmHzG1jpXYAbGTuNInI7W1O7D2JWcEc+hkpthteLypJd7WUwYVzuvL45cC+FcIaJpqHfENLtYrvOrQ= user"
     static let caKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdDGxVOgQ8CN6c2AqI3A1zbmKdDzbO/swS0dMWUDWBp ca"
 }
 
@@ -44,7 +46,9 @@ enum Vectors {
 
     @Test func refusesMalformedInput() {
         #expect(throws: SSHWireError.self) { try SSHPublicKey(authorizedKey: "ssh-ed25519 AAAA") }
-        #expect(throws: SSHWireError.self) { try SSHPublicKey(authorizedKey: "ssh-rsa " + Vectors.caKey.split(separator: " ")[1]) }
+        #expect(throws: SSHWireError.self) {
+            try SSHPublicKey(authorizedKey: "ssh-rsa " + Vectors.caKey.split(separator: " ")[1])
+        }
         #expect(throws: SSHWireError.self) { try SSHPublicKey(authorizedKey: "ssh-ed25519 !!!") }
         var dsa = SSHWriter()
         dsa.string("ssh-dss")
@@ -66,7 +70,10 @@ enum Vectors {
         #expect(again.extensions == cert.extensions)
         // Hand-built options out of order.
         var inner = SSHWriter()
-        for name in ["permit-pty", "permit-X11-forwarding"] { inner.string(name); inner.string([UInt8]()) }
+        for name in ["permit-pty", "permit-X11-forwarding"] {
+            inner.string(name)
+            inner.string([UInt8]())
+        }
         var w = SSHWriter()
         w.string(inner.bytes)
         var r = SSHReader(w.bytes)
@@ -75,7 +82,8 @@ enum Vectors {
 
     @Test func krlRoundTripsAndIsSortedPerCA() throws {
         let ca = try SSHPublicKey(authorizedKey: Vectors.caKey).blob
-        let krl = SSHKRL(version: 3, generatedAt: 1_700_000_000, comment: "c", serials: [ca: [9, 1, 4242]], keyIDs: [ca: ["bob"]])
+        let krl = SSHKRL(
+            version: 3, generatedAt: 1_700_000_000, comment: "c", serials: [ca: [9, 1, 4242]], keyIDs: [ca: ["bob"]])
         let bytes = krl.encoded
         #expect(Array(bytes.prefix(8)) == Array("SSHKRL\n\0".utf8))
         #expect(try SSHKRL(encoded: bytes) == krl)
@@ -83,7 +91,10 @@ enum Vectors {
     }
 
     @Test func base64MatchesRFC4648() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (plain, encoded) in [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             #expect(SSHBase64.encode(Array(plain.utf8)) == encoded)
             #expect(SSHBase64.decode(encoded) == Array(plain.utf8))
         }
@@ -99,13 +110,19 @@ enum Vectors {
         let publicKey = (0..<32).map { UInt8($0) }
         let pem = try SSHPrivateKeyFile.ed25519(seed: seed, publicKey: publicKey, comment: "gw", checkInt: 0x0102_0304)
         let lines = pem.split(separator: "\n")
-        #expect(lines.first == "-----BEGIN OPENSSH PRIVATE KEY-----" && lines.last == "-----END OPENSSH PRIVATE KEY-----")
+        #expect(
+            lines.first == "-----BEGIN OPENSSH PRIVATE KEY-----" && lines.last == "-----END OPENSSH PRIVATE KEY-----")
         #expect(lines.dropFirst().dropLast().dropLast().allSatisfy { $0.count == 70 })
         #expect(try SSHPrivateKeyFile.publicKey(pem: pem) == .ed25519(publicKey))
         let body = try #require(SSHBase64.decode(lines.dropFirst().dropLast().joined()))
         #expect(Array(body.prefix(15)) == Array("openssh-key-v1".utf8) + [0])
-        #expect(throws: SSHWireError.self) { try SSHPrivateKeyFile.ed25519(seed: [1], publicKey: publicKey, comment: "", checkInt: 0) }
-        #expect(throws: SSHWireError.self) { try SSHPrivateKeyFile.publicKey(pem: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----") }
+        #expect(throws: SSHWireError.self) {
+            try SSHPrivateKeyFile.ed25519(seed: [1], publicKey: publicKey, comment: "", checkInt: 0)
+        }
+        #expect(throws: SSHWireError.self) {
+            try SSHPrivateKeyFile.publicKey(
+                pem: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----")
+        }
         let pin = try SSHHostKeyPin("[relay]:2222 " + SSHPublicKey.ed25519(publicKey).authorizedKey(comment: "x"))
         #expect(pin.key == .ed25519(publicKey))
         #expect(throws: SSHWireError.self) { try SSHHostKeyPin("relay ssh-dss AAAA") }

@@ -39,16 +39,22 @@ import Testing
         let dir = try TemporaryDirectory(prefix: "gh-tls")
         let serverCA = try CertificateFactory.makeCA(commonName: "Server CA", validity: 3600)
         let server = try CertificateFactory.issue(
-            commonName: "localhost", usage: .server(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"]), issuer: serverCA, validity: 3600)
+            commonName: "localhost", usage: .server(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"]),
+            issuer: serverCA, validity: 3600)
         let fileCA = try CertificateFactory.makeCA(commonName: "File client CA", validity: 3600)
         let extraCA = try CertificateFactory.makeCA(commonName: "KMIP client CA", validity: 3600)
-        let client = try CertificateFactory.issue(commonName: "array-01", usage: .client, issuer: extraCA, validity: 3600)
-        for (name, text) in [("server.crt", server.certificatePEM), ("server.key", server.privateKeyPEM), ("client-ca.crt", fileCA.certificatePEM)] {
+        let client = try CertificateFactory.issue(
+            commonName: "array-01", usage: .client, issuer: extraCA, validity: 3600)
+        for (name, text) in [
+            ("server.crt", server.certificatePEM), ("server.key", server.privateKeyPEM),
+            ("client-ca.crt", fileCA.certificatePEM),
+        ] {
             try Data(text.utf8).write(to: URL(fileURLWithPath: dir.path + "/" + name))
         }
         let tls = try ReloadableTLSContext(
             settings: TLSServerSettings(
-                certificatePath: dir.path + "/server.crt", keyPath: dir.path + "/server.key", clientCAPath: dir.path + "/client-ca.crt",
+                certificatePath: dir.path + "/server.crt", keyPath: dir.path + "/server.key",
+                clientCAPath: dir.path + "/client-ca.crt",
                 clientAuth: .required))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let listener = try await ServerBootstrap(group: group)
@@ -63,8 +69,11 @@ import Testing
 
         var clientConfig = TLSConfiguration.makeClientConfiguration()
         clientConfig.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(serverCA.certificatePEM.utf8)))
-        clientConfig.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(client.certificatePEM.utf8)).map { .certificate($0) }
-        clientConfig.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(client.privateKeyPEM.utf8), format: .pem))
+        clientConfig.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(client.certificatePEM.utf8)).map {
+            .certificate($0)
+        }
+        clientConfig.privateKey = .privateKey(
+            try NIOSSLPrivateKey(bytes: Array(client.privateKeyPEM.utf8), format: .pem))
         let clientContext = try NIOSSLContext(configuration: clientConfig)
 
         /// Whether a fresh connection with the client certificate gets its bytes echoed.

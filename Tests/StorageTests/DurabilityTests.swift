@@ -1,9 +1,10 @@
 import Foundation
 import StorageAPI
-@testable import StorageSQLite
 import Synchronization
 import TestSupport
 import Testing
+
+@testable import StorageSQLite
 
 /// The SQLite store acknowledges a write only once its commit is on stable storage: the WAL's fsync (injected here
 /// to watch it) runs after the commit wrote its frames, and the write does not return before that fsync ends.
@@ -52,7 +53,9 @@ import Testing
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
         guard needle.count <= haystack.count else { return false }
-        return (0...(haystack.count - needle.count)).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+        return (0...(haystack.count - needle.count)).contains {
+            haystack[$0..<($0 + needle.count)].elementsEqual(needle)
+        }
     }
 
     @Test(.timeLimit(.minutes(1))) func aWriteIsAcknowledgedOnlyAfterItsCommitIsSynced() async throws {
@@ -83,7 +86,11 @@ import Testing
 
         // Five writers commit while that sync runs: they wait for the next one, which they share.
         let others = (0..<5).map { i in
-            Task { try await store.withTransaction { try await $0.insert(Record(kind: "k", id: "other-\(i)", body: Data([UInt8(i)]))) } }
+            Task {
+                try await store.withTransaction {
+                    try await $0.insert(Record(kind: "k", id: "other-\(i)", body: Data([UInt8(i)])))
+                }
+            }
         }
         try await Task.sleep(for: .milliseconds(300))
         #expect(probe.walSyncCount == before + 1, "no second sync while the first runs")

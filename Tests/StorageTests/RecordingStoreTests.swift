@@ -38,7 +38,9 @@ import Testing
 
     @Test func behindPgBouncer() async throws {
         guard let url = ProcessInfo.processInfo.environment["PG_POOLER_TEST_URL"], !url.isEmpty else {
-            if dependencyRequired("PG") { Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required") }
+            if dependencyRequired("PG") {
+                Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required")
+            }
             return
         }
         let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 4, preparedStatements: false)

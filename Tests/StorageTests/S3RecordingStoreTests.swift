@@ -9,10 +9,12 @@ import Testing
     /// AWS's own example ("Signature Calculations for the Authorization Header", GET Object with a Range header).
     @Test func awsPublishedExample() {
         let signer = SigV4(
-            credentials: .init(accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            credentials: .init(
+                accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
             region: "us-east-1")
         let headers = signer.sign(
-            method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", query: [], headers: [("Range", "bytes=0-9")],
+            method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", query: [],
+            headers: [("Range", "bytes=0-9")],
             payloadHash: SigV4.emptyPayloadHash, date: Date(timeIntervalSince1970: 1_369_353_600))
         let auth = headers.first { $0.0 == "authorization" }?.1
         #expect(
@@ -33,10 +35,13 @@ import Testing
             method: "GET", host: "127.0.0.1:9000", path: "/gh-recordings",
             query: [("list-type", "2"), ("prefix", "site/a b/"), ("continuation-token", "1+2==")],
             payloadHash: SigV4.emptyPayloadHash, date: date)
-        #expect(list.first { $0.0 == "authorization" }?.1.hasSuffix(
-            "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=e082f0e4b24bc5354ff22832e1771272534a4607b827ea9c76ee0ab6d58ca477") == true,
+        #expect(
+            list.first { $0.0 == "authorization" }?.1.hasSuffix(
+                "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=e082f0e4b24bc5354ff22832e1771272534a4607b827ea9c76ee0ab6d58ca477"
+            ) == true,
             "\(list)")
-        #expect(SigV4.canonicalQuery([("list-type", "2"), ("prefix", "site/a b/")]) == "list-type=2&prefix=site%2Fa%20b%2F")
+        #expect(
+            SigV4.canonicalQuery([("list-type", "2"), ("prefix", "site/a b/")]) == "list-type=2&prefix=site%2Fa%20b%2F")
 
         let token = SigV4(
             credentials: .init(
@@ -48,22 +53,29 @@ import Testing
             method: "PUT", host: "127.0.0.1:9000", path: "/gh-recordings/site/0f9c/0000000000001048576", query: [],
             payloadHash: SigV4.payloadHash(body), date: date)
         #expect(put.contains { $0 == ("x-amz-security-token", "FQoGZXIvYXdzEXAMPLE//token+x=") })
-        #expect(put.first { $0.0 == "authorization" }?.1.hasSuffix(
-            "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, "
-                + "Signature=64b46c36dd6aa91da0fcc8ade50576226205447429a13f9a8d70f33498562fac") == true,
+        #expect(
+            put.first { $0.0 == "authorization" }?.1.hasSuffix(
+                "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, "
+                    + "Signature=64b46c36dd6aa91da0fcc8ade50576226205447429a13f9a8d70f33498562fac") == true,
             "\(put)")
     }
 
     @Test func credentialsFromTheEnvironmentOrAFile() throws {
         let dir = try TemporaryDirectory()
         let file = dir.path + "/credentials"
-        try "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n[recordings]\naws_access_key_id=AKIDREC\naws_secret_access_key=s2\naws_session_token=t2\n"
+        try
+            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n[recordings]\naws_access_key_id=AKIDREC\naws_secret_access_key=s2\naws_session_token=t2\n"
             .write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try S3Credentials.resolve(environment: ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s0"], file: file, profile: "default")
-            == .init(accessKeyId: "AKIDENV", secretAccessKey: "s0"))
-        #expect(try S3Credentials.resolve(environment: [:], file: file, profile: "recordings")
-            == .init(accessKeyId: "AKIDREC", secretAccessKey: "s2", sessionToken: "t2"))
-        #expect(try S3Credentials.resolve(environment: [:], file: file, profile: "default").accessKeyId == "AKIDDEFAULT")
+        #expect(
+            try S3Credentials.resolve(
+                environment: ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s0"], file: file,
+                profile: "default")
+                == .init(accessKeyId: "AKIDENV", secretAccessKey: "s0"))
+        #expect(
+            try S3Credentials.resolve(environment: [:], file: file, profile: "recordings")
+                == .init(accessKeyId: "AKIDREC", secretAccessKey: "s2", sessionToken: "t2"))
+        #expect(
+            try S3Credentials.resolve(environment: [:], file: file, profile: "default").accessKeyId == "AKIDDEFAULT")
         for (env, path, profile, message) in [
             ([String: String](), nil as String?, "default", "no S3 credentials: set AWS_ACCESS_KEY_ID"),
             ([:], file, "missing", "has no aws_access_key_id and aws_secret_access_key under [missing]"),
@@ -130,20 +142,30 @@ import Testing
                 return e.detail
             }
         }
-        let wrongSecret = try await failure(location, .init(accessKeyId: moto.accessKeyId, secretAccessKey: "not-the-secret"))
-        #expect(wrongSecret.contains("S3 refused the credentials") && wrongSecret.contains("SignatureDoesNotMatch"), "\(wrongSecret)")
+        let wrongSecret = try await failure(
+            location, .init(accessKeyId: moto.accessKeyId, secretAccessKey: "not-the-secret"))
+        #expect(
+            wrongSecret.contains("S3 refused the credentials") && wrongSecret.contains("SignatureDoesNotMatch"),
+            "\(wrongSecret)")
         let unknownKey = try await failure(location, .init(accessKeyId: "AKIAUNKNOWNKEY000000", secretAccessKey: "x"))
-        #expect(unknownKey.contains("S3 refused the credentials") && unknownKey.contains("InvalidAccessKeyId"), "\(unknownKey)")
+        #expect(
+            unknownKey.contains("S3 refused the credentials") && unknownKey.contains("InvalidAccessKeyId"),
+            "\(unknownKey)")
         var noBucket = location
         noBucket.bucket = "no-such-bucket"
-        let missing = try await failure(noBucket, .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
+        let missing = try await failure(
+            noBucket, .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
         #expect(missing.contains("does not exist"), "\(missing)")
         var down = location
         down.endpoint = "http://127.0.0.1:9"
-        let unreachable = try await failure(down, .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
+        let unreachable = try await failure(
+            down, .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey))
         #expect(unreachable.contains("cannot reach the S3 endpoint http://127.0.0.1:9"), "\(unreachable)")
         // Nothing was written by any of them.
-        let good = S3RecordingStore(client: try S3Client(location: location, credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey)))
+        let good = S3RecordingStore(
+            client: try S3Client(
+                location: location,
+                credentials: .init(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey)))
         #expect(try await good.length(sessionId: id) == 0)
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
-import Synchronization
+import Logging
 import StorageAPI
 import StoragePostgres
 import StorageSQLite
+import Synchronization
 import TestSupport
 import Testing
-import Logging
 
 let quietLogger: Logger = {
     var l = Logger(label: "test.pg")
@@ -150,7 +150,8 @@ let quietLogger: Logger = {
     func check(_ name: String) async throws {
         guard let url = ProcessInfo.processInfo.environment["PG_POOLER_TEST_URL"], !url.isEmpty else {
             if dependencyRequired("PG") {
-                Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required (is pgbouncer installed?)")
+                Issue.record(
+                    "PG_POOLER_TEST_URL is not set but a PostgreSQL server is required (is pgbouncer installed?)")
             }
             return
         }
@@ -164,7 +165,9 @@ let quietLogger: Logger = {
     @Test(arguments: IndexConformance.checks)
     func index(_ name: String) async throws {
         guard let url = ProcessInfo.processInfo.environment["PG_POOLER_TEST_URL"], !url.isEmpty else {
-            if dependencyRequired("PG") { Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required") }
+            if dependencyRequired("PG") {
+                Issue.record("PG_POOLER_TEST_URL is not set but a PostgreSQL server is required")
+            }
             return
         }
         let s = try PostgresStorage(url: url, logger: quietLogger, maxConnections: 8, preparedStatements: false)
@@ -220,7 +223,8 @@ final class OnceBox<T: Sendable>: Sendable {
         var viaForwarder = components
         viaForwarder.port = forwarder.port
         viaForwarder.path = "/gatehouse_outage"
-        let s = try PostgresStorage(url: viaForwarder.string ?? url, logger: quietLogger, transactionTimeout: .seconds(5))
+        let s = try PostgresStorage(
+            url: viaForwarder.string ?? url, logger: quietLogger, transactionTimeout: .seconds(5))
         try await s.unsafeDropAll()
         try await s.migrate()
         try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "before", body: Data([1]))) }
@@ -228,7 +232,9 @@ final class OnceBox<T: Sendable>: Sendable {
         forwarder.stop()
         let start = ContinuousClock.now
         do {
-            try await within(30) { try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "during", body: Data([2]))) } }
+            try await within(30) {
+                try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "during", body: Data([2]))) }
+            }
             Issue.record("a write succeeded while the database was away")
         } catch let e as StorageError {
             #expect(e.code == .unavailable)
@@ -250,7 +256,9 @@ final class OnceBox<T: Sendable>: Sendable {
             try await s.withTransaction { try await $0.insert(Record(kind: "k", id: "after", body: Data([3]))) }
         }
         #expect(recovered != nil, "the pool reconnects by itself")
-        let ids = await eventually { try await s.withTransaction { try await $0.list(kind: "k", scope: nil, afterID: nil, limit: 10).map(\.id) } }
+        let ids = await eventually {
+            try await s.withTransaction { try await $0.list(kind: "k", scope: nil, afterID: nil, limit: 10).map(\.id) }
+        }
         #expect(ids == ["after", "before"])
         _ = try? await within(30) { try await s.close() }
         forwarder.stop()

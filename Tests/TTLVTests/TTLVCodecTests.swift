@@ -21,24 +21,47 @@ func hex(_ s: String) -> [UInt8] {
 /// same rules from KMIP 2.0 §9.1.1.4 (value computed, not quoted).
 let specVectors: [(String, TTLVItem, String)] = [
     ("Integer 8", TTLVItem(tag: 0x420020, .integer(8)), "42 00 20 | 02 | 00 00 00 04 | 00 00 00 08 00 00 00 00"),
-    ("Long Integer 123456789000000000", TTLVItem(tag: 0x420020, .longInteger(123_456_789_000_000_000)),
-     "42 00 20 | 03 | 00 00 00 08 | 01 B6 9B 4B A5 74 92 00"),
-    ("Big Integer 1234567890000000000000000000",
-     TTLVItem(tag: 0x420020, .bigInteger(hex("00 00 00 00 03 FD 35 EB 6B C2 DF 46 18 08 00 00"))),
-     "42 00 20 | 04 | 00 00 00 10 | 00 00 00 00 03 FD 35 EB 6B C2 DF 46 18 08 00 00"),
-    ("Enumeration 255", TTLVItem(tag: 0x420020, .enumeration(255)), "42 00 20 | 05 | 00 00 00 04 | 00 00 00 FF 00 00 00 00"),
+    (
+        "Long Integer 123456789000000000", TTLVItem(tag: 0x420020, .longInteger(123_456_789_000_000_000)),
+        "42 00 20 | 03 | 00 00 00 08 | 01 B6 9B 4B A5 74 92 00"
+    ),
+    (
+        "Big Integer 1234567890000000000000000000",
+        TTLVItem(tag: 0x420020, .bigInteger(hex("00 00 00 00 03 FD 35 EB 6B C2 DF 46 18 08 00 00"))),
+        "42 00 20 | 04 | 00 00 00 10 | 00 00 00 00 03 FD 35 EB 6B C2 DF 46 18 08 00 00"
+    ),
+    (
+        "Enumeration 255", TTLVItem(tag: 0x420020, .enumeration(255)),
+        "42 00 20 | 05 | 00 00 00 04 | 00 00 00 FF 00 00 00 00"
+    ),
     ("Boolean true", TTLVItem(tag: 0x420020, .boolean(true)), "42 00 20 | 06 | 00 00 00 08 | 00 00 00 00 00 00 00 01"),
-    ("Text String Hello World", TTLVItem(tag: 0x420020, .textString("Hello World")),
-     "42 00 20 | 07 | 00 00 00 0B | 48 65 6C 6C 6F 20 57 6F 72 6C 64 00 00 00 00 00"),
-    ("Byte String 01 02 03", TTLVItem(tag: 0x420020, .byteString([1, 2, 3])), "42 00 20 | 08 | 00 00 00 03 | 01 02 03 00 00 00 00 00"),
-    ("Date-Time 2008-03-14 11:56:40 GMT", TTLVItem(tag: 0x420020, .dateTime(0x47DA_67F8)),
-     "42 00 20 | 09 | 00 00 00 08 | 00 00 00 00 47 DA 67 F8"),
-    ("Interval 10 days", TTLVItem(tag: 0x420020, .interval(864_000)), "42 00 20 | 0A | 00 00 00 04 | 00 0D 2F 00 00 00 00 00"),
-    ("Structure(Enumeration 254, Integer 255)",
-     TTLVItem(tag: 0x420020, .structure([TTLVItem(tag: 0x420004, .enumeration(254)), TTLVItem(tag: 0x420005, .integer(255))])),
-     "42 00 20 | 01 | 00 00 00 20 | 42 00 04 | 05 | 00 00 00 04 | 00 00 00 FE 00 00 00 00 | 42 00 05 | 02 | 00 00 00 04 | 00 00 00 FF 00 00 00 00"),
-    ("Date-Time Extended", TTLVItem(tag: 0x420020, .dateTimeExtended(1_205_495_800_000_000)),
-     "42 00 20 | 0B | 00 00 00 08 | 00 04 48 64 5C EF EE 00"),  // 1205495800000000 µs = 0x448645CEFEE00
+    (
+        "Text String Hello World", TTLVItem(tag: 0x420020, .textString("Hello World")),
+        "42 00 20 | 07 | 00 00 00 0B | 48 65 6C 6C 6F 20 57 6F 72 6C 64 00 00 00 00 00"
+    ),
+    (
+        "Byte String 01 02 03", TTLVItem(tag: 0x420020, .byteString([1, 2, 3])),
+        "42 00 20 | 08 | 00 00 00 03 | 01 02 03 00 00 00 00 00"
+    ),
+    (
+        "Date-Time 2008-03-14 11:56:40 GMT", TTLVItem(tag: 0x420020, .dateTime(0x47DA_67F8)),
+        "42 00 20 | 09 | 00 00 00 08 | 00 00 00 00 47 DA 67 F8"
+    ),
+    (
+        "Interval 10 days", TTLVItem(tag: 0x420020, .interval(864_000)),
+        "42 00 20 | 0A | 00 00 00 04 | 00 0D 2F 00 00 00 00 00"
+    ),
+    (
+        "Structure(Enumeration 254, Integer 255)",
+        TTLVItem(
+            tag: 0x420020,
+            .structure([TTLVItem(tag: 0x420004, .enumeration(254)), TTLVItem(tag: 0x420005, .integer(255))])),
+        "42 00 20 | 01 | 00 00 00 20 | 42 00 04 | 05 | 00 00 00 04 | 00 00 00 FE 00 00 00 00 | 42 00 05 | 02 | 00 00 00 04 | 00 00 00 FF 00 00 00 00"
+    ),
+    (
+        "Date-Time Extended", TTLVItem(tag: 0x420020, .dateTimeExtended(1_205_495_800_000_000)),
+        "42 00 20 | 0B | 00 00 00 08 | 00 04 48 64 5C EF EE 00"
+    ),  // 1205495800000000 µs = 0x448645CEFEE00
 ]
 
 @Suite struct TTLVCodecTests {
@@ -65,14 +88,30 @@ let specVectors: [(String, TTLVItem, String)] = [
         func random(_ depth: Int) -> TTLVItem {
             let tag = UInt32.random(in: 0x420001...0x4200FF, using: &rng)
             switch depth > 4 ? Int.random(in: 1...10, using: &rng) : Int.random(in: 0...10, using: &rng) {
-            case 0: return TTLVItem(tag: tag, .structure((0..<Int.random(in: 0...5, using: &rng)).map { _ in random(depth + 1) }))
+            case 0:
+                return TTLVItem(
+                    tag: tag, .structure((0..<Int.random(in: 0...5, using: &rng)).map { _ in random(depth + 1) }))
             case 1: return TTLVItem(tag: tag, .integer(Int32.random(in: .min ... .max, using: &rng)))
             case 2: return TTLVItem(tag: tag, .longInteger(Int64.random(in: .min ... .max, using: &rng)))
-            case 3: return TTLVItem(tag: tag, .bigInteger((0..<(8 * Int.random(in: 1...4, using: &rng))).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+            case 3:
+                return TTLVItem(
+                    tag: tag,
+                    .bigInteger(
+                        (0..<(8 * Int.random(in: 1...4, using: &rng))).map { _ in UInt8.random(in: 0...255, using: &rng)
+                        }))
             case 4: return TTLVItem(tag: tag, .enumeration(UInt32.random(in: 0 ... .max, using: &rng)))
             case 5: return TTLVItem(tag: tag, .boolean(Bool.random(using: &rng)))
-            case 6: return TTLVItem(tag: tag, .textString(String((0..<Int.random(in: 0...40, using: &rng)).map { _ in "aé✓z".randomElement(using: &rng)! })))
-            case 7: return TTLVItem(tag: tag, .byteString((0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+            case 6:
+                return TTLVItem(
+                    tag: tag,
+                    .textString(
+                        String(
+                            (0..<Int.random(in: 0...40, using: &rng)).map { _ in "aé✓z".randomElement(using: &rng)! })))
+            case 7:
+                return TTLVItem(
+                    tag: tag,
+                    .byteString(
+                        (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }))
             case 8: return TTLVItem(tag: tag, .dateTime(Int64.random(in: 0...4_000_000_000, using: &rng)))
             case 9: return TTLVItem(tag: tag, .interval(UInt32.random(in: 0 ... .max, using: &rng)))
             default: return TTLVItem(tag: tag, .dateTimeExtended(Int64.random(in: 0 ... .max, using: &rng)))
@@ -98,13 +137,16 @@ let specVectors: [(String, TTLVItem, String)] = [
     }
 
     @Test func strictValidation() {
-        #expect(error(hex("42 00 20 02 00 00 00 08 00 00 00 08 00 00 00 00")) == .invalidLength, "Integer must be 4 bytes")
+        #expect(
+            error(hex("42 00 20 02 00 00 00 08 00 00 00 08 00 00 00 00")) == .invalidLength, "Integer must be 4 bytes")
         #expect(error(hex("42 00 20 02 00 00 00 04 00 00 00 08 00 00 00 01")) == .nonZeroPadding)
         #expect(error(hex("42 00 20 07 00 00 00 03 41 42 43 00 00 00 00 09")) == .nonZeroPadding)
         #expect(error(hex("42 00 20 06 00 00 00 08 00 00 00 00 00 00 00 02")) == .invalidBoolean)
         #expect(error(hex("42 00 20 0C 00 00 00 04 00 00 00 08 00 00 00 00")) == .unknownType)
         #expect(error(hex("42 00 20 07 00 00 00 02 C3 28 00 00 00 00 00 00")) == .invalidUTF8)
-        #expect(error(hex("42 00 20 04 00 00 00 03 01 02 03 00 00 00 00 00")) == .invalidLength, "Big Integer is a multiple of 8")
+        #expect(
+            error(hex("42 00 20 04 00 00 00 03 01 02 03 00 00 00 00 00")) == .invalidLength,
+            "Big Integer is a multiple of 8")
         #expect(error(hex("42 00 20 02 00 00 00 04 00 00 00")) == .truncated)
         #expect(error(hex("42 00 20 01 00 01 00 00")) == .truncated, "declared length beyond the bytes")
         #expect(error(hex("42 00 20 02 00 00 00 04 00 00 00 08 00 00 00 00 00")) == .trailingBytes)

@@ -61,8 +61,10 @@ public final class DaemonProcess: @unchecked Sendable {
         }
         var stacks = ""
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") {
-            stacks = (try? ProcessRunner.run(
-                ["gdb", "-batch", "-p", String(pid), "-ex", "thread apply all bt 25"], timeout: 30).stdout) ?? ""
+            stacks =
+                (try? ProcessRunner.run(
+                    ["gdb", "-batch", "-p", String(pid), "-ex", "thread apply all bt 25"], timeout: 30
+                ).stdout) ?? ""
         }
         throw DaemonFailure("daemon did not start listening within \(timeout)s:\n\(log)\n\(stacks)")
     }
@@ -108,8 +110,11 @@ public final class DaemonProcess: @unchecked Sendable {
     /// Creates a project through the admin API (as the bootstrap administrator); an existing one is fine.
     public func ensureProject(_ slug: String) throws {
         let out = try ProcessRunner.run(
-            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
-             "-d", "{\"slug\":\"\(slug)\"}"] + adminCurl + [httpsBase + "/api/v1/projects"], timeout: 30)
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H",
+                "Content-Type: application/json",
+                "-d", "{\"slug\":\"\(slug)\"}",
+            ] + adminCurl + [httpsBase + "/api/v1/projects"], timeout: 30)
         guard out.stdout == "201" || out.stdout == "409" else {
             throw DaemonFailure("cannot create project \(slug): HTTP \(out.stdout) \(out.stderr)")
         }

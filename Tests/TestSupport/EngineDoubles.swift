@@ -14,234 +14,545 @@ public enum TestDouble {
 /// `Authenticator` whose every call is unscripted; subclass and override.
 open class AuthenticatorDouble: Authenticator, @unchecked Sendable {
     public init() {}
-    open func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal { throw TestDouble.unimplemented("authenticate") }
+    open func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal {
+        throw TestDouble.unimplemented("authenticate")
+    }
 }
 
 /// `AccessEngine` whose every call is unscripted; subclass and override.
 open class AccessEngineDouble: AuthenticatorDouble, AccessEngine, @unchecked Sendable {
     public override init() {}
-    open func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken { throw TestDouble.unimplemented("loginUniversalAuth") }
-    open func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken { throw TestDouble.unimplemented("loginTLSCertAuth") }
-    open func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken { throw TestDouble.unimplemented("renewToken") }
-    open func revokeToken(_ ctx: CallContext, accessToken: String) async throws { throw TestDouble.unimplemented("revokeToken") }
+    open func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws
+        -> IssuedToken
+    { throw TestDouble.unimplemented("loginUniversalAuth") }
+    open func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken {
+        throw TestDouble.unimplemented("loginTLSCertAuth")
+    }
+    open func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken {
+        throw TestDouble.unimplemented("renewToken")
+    }
+    open func revokeToken(_ ctx: CallContext, accessToken: String) async throws {
+        throw TestDouble.unimplemented("revokeToken")
+    }
     open func whoami(_ ctx: CallContext) async throws -> [String: String] { throw TestDouble.unimplemented("whoami") }
-    open func createProject(_ ctx: CallContext, slug: String, description: String) async throws -> ProjectInfo { throw TestDouble.unimplemented("createProject") }
-    open func listProjects(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<ProjectInfo> { throw TestDouble.unimplemented("listProjects") }
-    open func getProject(_ ctx: CallContext, slug: String) async throws -> ProjectInfo { throw TestDouble.unimplemented("getProject") }
-    open func deleteProject(_ ctx: CallContext, slug: String) async throws { throw TestDouble.unimplemented("deleteProject") }
-    open func createIdentity(_ ctx: CallContext, _ spec: IdentitySpec) async throws -> IdentityInfo { throw TestDouble.unimplemented("createIdentity") }
-    open func listIdentities(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<IdentityInfo> { throw TestDouble.unimplemented("listIdentities") }
-    open func getIdentity(_ ctx: CallContext, id: String) async throws -> IdentityInfo { throw TestDouble.unimplemented("getIdentity") }
-    open func updateIdentity(_ ctx: CallContext, id: String, _ spec: IdentitySpec) async throws -> IdentityInfo { throw TestDouble.unimplemented("updateIdentity") }
-    open func deleteIdentity(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("deleteIdentity") }
-    open func attachUniversalAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> UniversalAuthInfo { throw TestDouble.unimplemented("attachUniversalAuth") }
-    open func getUniversalAuth(_ ctx: CallContext, identityId: String) async throws -> UniversalAuthInfo { throw TestDouble.unimplemented("getUniversalAuth") }
-    open func createClientSecret(_ ctx: CallContext, identityId: String, _ spec: ClientSecretSpec) async throws -> (ClientSecretInfo, SecretBytes) { throw TestDouble.unimplemented("createClientSecret") }
-    open func listClientSecrets(_ ctx: CallContext, identityId: String) async throws -> [ClientSecretInfo] { throw TestDouble.unimplemented("listClientSecrets") }
-    open func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws -> ClientSecretInfo { throw TestDouble.unimplemented("revokeClientSecret") }
-    open func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TokenAuthInfo { throw TestDouble.unimplemented("attachTokenAuth") }
-    open func createIdentityToken(_ ctx: CallContext, identityId: String) async throws -> IssuedToken { throw TestDouble.unimplemented("createIdentityToken") }
-    open func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TLSCertAuthInfo { throw TestDouble.unimplemented("attachTLSCertAuth") }
-    open func getTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> TLSCertAuthInfo { throw TestDouble.unimplemented("getTLSCertAuth") }
-    open func createRole(_ ctx: CallContext, project: String, _ spec: RoleSpec) async throws -> RoleInfo { throw TestDouble.unimplemented("createRole") }
-    open func listRoles(_ ctx: CallContext, project: String) async throws -> [RoleInfo] { throw TestDouble.unimplemented("listRoles") }
-    open func getRole(_ ctx: CallContext, project: String, slug: String) async throws -> RoleInfo { throw TestDouble.unimplemented("getRole") }
-    open func deleteRole(_ ctx: CallContext, project: String, slug: String) async throws { throw TestDouble.unimplemented("deleteRole") }
-    open func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws -> MembershipInfo { throw TestDouble.unimplemented("setMembership") }
-    open func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] { throw TestDouble.unimplemented("listMemberships") }
-    open func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws { throw TestDouble.unimplemented("deleteMembership") }
-    open func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo { throw TestDouble.unimplemented("createPrivilege") }
-    open func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo] { throw TestDouble.unimplemented("listPrivileges") }
-    open func deletePrivilege(_ ctx: CallContext, project: String, id: String) async throws { throw TestDouble.unimplemented("deletePrivilege") }
+    open func createProject(_ ctx: CallContext, slug: String, description: String) async throws -> ProjectInfo {
+        throw TestDouble.unimplemented("createProject")
+    }
+    open func listProjects(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<ProjectInfo> {
+        throw TestDouble.unimplemented("listProjects")
+    }
+    open func getProject(_ ctx: CallContext, slug: String) async throws -> ProjectInfo {
+        throw TestDouble.unimplemented("getProject")
+    }
+    open func deleteProject(_ ctx: CallContext, slug: String) async throws {
+        throw TestDouble.unimplemented("deleteProject")
+    }
+    open func createIdentity(_ ctx: CallContext, _ spec: IdentitySpec) async throws -> IdentityInfo {
+        throw TestDouble.unimplemented("createIdentity")
+    }
+    open func listIdentities(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<IdentityInfo> {
+        throw TestDouble.unimplemented("listIdentities")
+    }
+    open func getIdentity(_ ctx: CallContext, id: String) async throws -> IdentityInfo {
+        throw TestDouble.unimplemented("getIdentity")
+    }
+    open func updateIdentity(_ ctx: CallContext, id: String, _ spec: IdentitySpec) async throws -> IdentityInfo {
+        throw TestDouble.unimplemented("updateIdentity")
+    }
+    open func deleteIdentity(_ ctx: CallContext, id: String) async throws {
+        throw TestDouble.unimplemented("deleteIdentity")
+    }
+    open func attachUniversalAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
+        -> UniversalAuthInfo
+    { throw TestDouble.unimplemented("attachUniversalAuth") }
+    open func getUniversalAuth(_ ctx: CallContext, identityId: String) async throws -> UniversalAuthInfo {
+        throw TestDouble.unimplemented("getUniversalAuth")
+    }
+    open func createClientSecret(_ ctx: CallContext, identityId: String, _ spec: ClientSecretSpec) async throws -> (
+        ClientSecretInfo, SecretBytes
+    ) { throw TestDouble.unimplemented("createClientSecret") }
+    open func listClientSecrets(_ ctx: CallContext, identityId: String) async throws -> [ClientSecretInfo] {
+        throw TestDouble.unimplemented("listClientSecrets")
+    }
+    open func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws
+        -> ClientSecretInfo
+    { throw TestDouble.unimplemented("revokeClientSecret") }
+    open func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
+        -> TokenAuthInfo
+    { throw TestDouble.unimplemented("attachTokenAuth") }
+    open func createIdentityToken(_ ctx: CallContext, identityId: String) async throws -> IssuedToken {
+        throw TestDouble.unimplemented("createIdentityToken")
+    }
+    open func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws
+        -> TLSCertAuthInfo
+    { throw TestDouble.unimplemented("attachTLSCertAuth") }
+    open func getTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> TLSCertAuthInfo {
+        throw TestDouble.unimplemented("getTLSCertAuth")
+    }
+    open func createRole(_ ctx: CallContext, project: String, _ spec: RoleSpec) async throws -> RoleInfo {
+        throw TestDouble.unimplemented("createRole")
+    }
+    open func listRoles(_ ctx: CallContext, project: String) async throws -> [RoleInfo] {
+        throw TestDouble.unimplemented("listRoles")
+    }
+    open func getRole(_ ctx: CallContext, project: String, slug: String) async throws -> RoleInfo {
+        throw TestDouble.unimplemented("getRole")
+    }
+    open func deleteRole(_ ctx: CallContext, project: String, slug: String) async throws {
+        throw TestDouble.unimplemented("deleteRole")
+    }
+    open func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws
+        -> MembershipInfo
+    { throw TestDouble.unimplemented("setMembership") }
+    open func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] {
+        throw TestDouble.unimplemented("listMemberships")
+    }
+    open func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws {
+        throw TestDouble.unimplemented("deleteMembership")
+    }
+    open func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo
+    { throw TestDouble.unimplemented("createPrivilege") }
+    open func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo] {
+        throw TestDouble.unimplemented("listPrivileges")
+    }
+    open func deletePrivilege(_ ctx: CallContext, project: String, id: String) async throws {
+        throw TestDouble.unimplemented("deletePrivilege")
+    }
 }
 
 /// `SecretsEngine` whose every call is unscripted; subclass and override.
 open class SecretsEngineDouble: SecretsEngine, @unchecked Sendable {
     public init() {}
-    open func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws -> SecretMetadata { throw TestDouble.unimplemented("createSecret") }
-    open func updateSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes, expectedVersion: Int64?) async throws -> SecretMetadata { throw TestDouble.unimplemented("updateSecret") }
-    open func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes) { throw TestDouble.unimplemented("readSecret") }
-    open func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<SecretMetadata> { throw TestDouble.unimplemented("listSecrets") }
-    open func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws { throw TestDouble.unimplemented("deleteSecret") }
+    open func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws
+        -> SecretMetadata
+    { throw TestDouble.unimplemented("createSecret") }
+    open func updateSecret(
+        _ ctx: CallContext, project: String, name: String, value: SecretBytes, expectedVersion: Int64?
+    ) async throws -> SecretMetadata { throw TestDouble.unimplemented("updateSecret") }
+    open func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (
+        SecretMetadata, SecretBytes
+    ) { throw TestDouble.unimplemented("readSecret") }
+    open func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<
+        SecretMetadata
+    > { throw TestDouble.unimplemented("listSecrets") }
+    open func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws {
+        throw TestDouble.unimplemented("deleteSecret")
+    }
 }
 
 /// `AuditEngine` whose every call is unscripted; subclass and override.
 open class AuditEngineDouble: AuditEngine, @unchecked Sendable {
     public init() {}
-    open func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent> { throw TestDouble.unimplemented("auditEvents") }
-    open func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent> { throw TestDouble.unimplemented("searchAudit") }
-    open func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification { throw TestDouble.unimplemented("verifyAudit") }
+    open func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent> {
+        throw TestDouble.unimplemented("auditEvents")
+    }
+    open func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent> {
+        throw TestDouble.unimplemented("searchAudit")
+    }
+    open func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification {
+        throw TestDouble.unimplemented("verifyAudit")
+    }
 }
 
 /// `KeyEngine` whose every call is unscripted; subclass and override.
 open class KeyEngineDouble: KeyEngine, @unchecked Sendable {
     public init() {}
-    open func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject { throw TestDouble.unimplemented("createKey") }
-    open func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws -> ManagedObject { throw TestDouble.unimplemented("registerObject") }
-    open func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?) { throw TestDouble.unimplemented("getObject") }
-    open func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject { throw TestDouble.unimplemented("allocateUsage") }
-    open func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject { throw TestDouble.unimplemented("objectAttributes") }
-    open func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject { throw TestDouble.unimplemented("activateObject") }
-    open func revokeObject(_ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?) async throws -> ManagedObject { throw TestDouble.unimplemented("revokeObject") }
-    open func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject { throw TestDouble.unimplemented("destroyObject") }
-    open func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] { throw TestDouble.unimplemented("locateObjects") }
-    open func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?) async throws -> CipherResult { throw TestDouble.unimplemented("encrypt") }
-    open func decrypt( _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]? ) async throws -> CipherResult { throw TestDouble.unimplemented("decrypt") }
-    open func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject { throw TestDouble.unimplemented("rekey") }
-    open func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (ManagedObject, ManagedObject) { throw TestDouble.unimplemented("rekeyKeyPair") }
-    open func certify(_ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String]) async throws -> ManagedObject { throw TestDouble.unimplemented("certify") }
-    open func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws { throw TestDouble.unimplemented("verifyKMIPCredential") }
-    open func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot { throw TestDouble.unimplemented("snapshotObject") }
-    open func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws { throw TestDouble.unimplemented("undoObjectChanges") }
-    open func macStep(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool) async throws -> (mac: [UInt8]?, correlation: [UInt8]?) { throw TestDouble.unimplemented("macStep") }
-    open func hashStep(_ ctx: CallContext, algorithm: UInt32, data: [UInt8], correlation: [UInt8]?, final: Bool) async throws -> (digest: [UInt8]?, correlation: [UInt8]?) { throw TestDouble.unimplemented("hashStep") }
-    open func cipherStep( _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?, correlation: [UInt8]?, final: Bool ) async throws -> (result: CipherResult, correlation: [UInt8]?) { throw TestDouble.unimplemented("cipherStep") }
-    open func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] { throw TestDouble.unimplemented("mac") }
-    open func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool { throw TestDouble.unimplemented("macVerify") }
-    open func createKeyPair(_ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec) async throws -> (ManagedObject, ManagedObject) { throw TestDouble.unimplemented("createKeyPair") }
-    open func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8]) { throw TestDouble.unimplemented("getWrapped") }
-    open func deriveKey(_ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec) async throws -> ManagedObject { throw TestDouble.unimplemented("deriveKey") }
-    open func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] { throw TestDouble.unimplemented("sign") }
-    open func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool { throw TestDouble.unimplemented("verify") }
-    open func editObjectAttributes(_ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void) async throws -> ManagedObject { throw TestDouble.unimplemented("editObjectAttributes") }
+    open func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject {
+        throw TestDouble.unimplemented("createKey")
+    }
+    open func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes)
+        async throws -> ManagedObject
+    { throw TestDouble.unimplemented("registerObject") }
+    open func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?) {
+        throw TestDouble.unimplemented("getObject")
+    }
+    open func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject {
+        throw TestDouble.unimplemented("allocateUsage")
+    }
+    open func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+        throw TestDouble.unimplemented("objectAttributes")
+    }
+    open func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+        throw TestDouble.unimplemented("activateObject")
+    }
+    open func revokeObject(
+        _ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?
+    ) async throws -> ManagedObject { throw TestDouble.unimplemented("revokeObject") }
+    open func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject {
+        throw TestDouble.unimplemented("destroyObject")
+    }
+    open func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
+        throw TestDouble.unimplemented("locateObjects")
+    }
+    open func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?)
+        async throws -> CipherResult
+    { throw TestDouble.unimplemented("encrypt") }
+    open func decrypt(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?
+    ) async throws -> CipherResult { throw TestDouble.unimplemented("decrypt") }
+    open func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject {
+        throw TestDouble.unimplemented("rekey")
+    }
+    open func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> (
+        ManagedObject, ManagedObject
+    ) { throw TestDouble.unimplemented("rekeyKeyPair") }
+    open func certify(
+        _ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?,
+        names: [String]
+    ) async throws -> ManagedObject { throw TestDouble.unimplemented("certify") }
+    open func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {
+        throw TestDouble.unimplemented("verifyKMIPCredential")
+    }
+    open func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot {
+        throw TestDouble.unimplemented("snapshotObject")
+    }
+    open func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws {
+        throw TestDouble.unimplemented("undoObjectChanges")
+    }
+    open func macStep(
+        _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool
+    ) async throws -> (mac: [UInt8]?, correlation: [UInt8]?) { throw TestDouble.unimplemented("macStep") }
+    open func hashStep(_ ctx: CallContext, algorithm: UInt32, data: [UInt8], correlation: [UInt8]?, final: Bool)
+        async throws -> (digest: [UInt8]?, correlation: [UInt8]?)
+    { throw TestDouble.unimplemented("hashStep") }
+    open func cipherStep(
+        _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?,
+        aad: [UInt8]?, tag: [UInt8]?, correlation: [UInt8]?, final: Bool
+    ) async throws -> (result: CipherResult, correlation: [UInt8]?) { throw TestDouble.unimplemented("cipherStep") }
+    open func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] {
+        throw TestDouble.unimplemented("mac")
+    }
+    open func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws
+        -> Bool
+    { throw TestDouble.unimplemented("macVerify") }
+    open func createKeyPair(
+        _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec,
+        publicSpec: ObjectSpec
+    ) async throws -> (ManagedObject, ManagedObject) { throw TestDouble.unimplemented("createKeyPair") }
+    open func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8])
+    { throw TestDouble.unimplemented("getWrapped") }
+    open func deriveKey(
+        _ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec
+    ) async throws -> ManagedObject { throw TestDouble.unimplemented("deriveKey") }
+    open func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] {
+        throw TestDouble.unimplemented("sign")
+    }
+    open func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8])
+        async throws -> Bool
+    { throw TestDouble.unimplemented("verify") }
+    open func editObjectAttributes(
+        _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void
+    ) async throws -> ManagedObject { throw TestDouble.unimplemented("editObjectAttributes") }
 }
 
 /// `KMIPPKIEngine` whose every call is unscripted; subclass and override.
 open class KMIPPKIEngineDouble: KMIPPKIEngine, @unchecked Sendable {
     public init() {}
     open func kmipPKI(_ ctx: CallContext) async throws -> KMIPPKIInfo { throw TestDouble.unimplemented("kmipPKI") }
-    open func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo { throw TestDouble.unimplemented("setUpKMIPPKI") }
-    open func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws -> KMIPClientCertificate { throw TestDouble.unimplemented("issueKMIPClientCertificate") }
-    open func kmipClientCACertificates() async throws -> [String] { throw TestDouble.unimplemented("kmipClientCACertificates") }
+    open func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo {
+        throw TestDouble.unimplemented("setUpKMIPPKI")
+    }
+    open func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws
+        -> KMIPClientCertificate
+    { throw TestDouble.unimplemented("issueKMIPClientCertificate") }
+    open func kmipClientCACertificates() async throws -> [String] {
+        throw TestDouble.unimplemented("kmipClientCACertificates")
+    }
 }
 
 /// `PKIEngine` whose every call is unscripted; subclass and override.
 open class PKIEngineDouble: PKIEngine, @unchecked Sendable {
     public init() {}
-    open func createCA(_ ctx: CallContext, project: String, _ spec: CASpec) async throws -> CAInfo { throw TestDouble.unimplemented("createCA") }
-    open func listCAs(_ ctx: CallContext, project: String) async throws -> [CAInfo] { throw TestDouble.unimplemented("listCAs") }
+    open func createCA(_ ctx: CallContext, project: String, _ spec: CASpec) async throws -> CAInfo {
+        throw TestDouble.unimplemented("createCA")
+    }
+    open func listCAs(_ ctx: CallContext, project: String) async throws -> [CAInfo] {
+        throw TestDouble.unimplemented("listCAs")
+    }
     open func getCA(_ ctx: CallContext, id: String) async throws -> CAInfo { throw TestDouble.unimplemented("getCA") }
-    open func caCertificateRequest(_ ctx: CallContext, id: String) async throws -> String { throw TestDouble.unimplemented("caCertificateRequest") }
-    open func importCACertificate(_ ctx: CallContext, id: String, certificate: String, chain: String) async throws -> CAInfo { throw TestDouble.unimplemented("importCACertificate") }
-    open func renewCA(_ ctx: CallContext, id: String, notAfter: Date) async throws -> CAInfo { throw TestDouble.unimplemented("renewCA") }
-    open func createTemplate(_ ctx: CallContext, project: String, _ spec: TemplateSpec) async throws -> TemplateInfo { throw TestDouble.unimplemented("createTemplate") }
-    open func listTemplates(_ ctx: CallContext, project: String) async throws -> [TemplateInfo] { throw TestDouble.unimplemented("listTemplates") }
-    open func getTemplate(_ ctx: CallContext, id: String) async throws -> TemplateInfo { throw TestDouble.unimplemented("getTemplate") }
-    open func deleteTemplate(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("deleteTemplate") }
-    open func createProfile(_ ctx: CallContext, project: String, _ spec: ProfileSpec) async throws -> ProfileInfo { throw TestDouble.unimplemented("createProfile") }
-    open func listProfiles(_ ctx: CallContext, project: String) async throws -> [ProfileInfo] { throw TestDouble.unimplemented("listProfiles") }
-    open func getProfile(_ ctx: CallContext, id: String) async throws -> ProfileInfo { throw TestDouble.unimplemented("getProfile") }
-    open func deleteProfile(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("deleteProfile") }
-    open func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws -> IssuedCertificate { throw TestDouble.unimplemented("issueCertificate") }
-    open func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo { throw TestDouble.unimplemented("getCertificate") }
-    open func listCertificates(_ ctx: CallContext, project: String, _ query: CertificateQuery) async throws -> Page<CertificateInfo> { throw TestDouble.unimplemented("listCertificates") }
-    open func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws -> CertificateInfo { throw TestDouble.unimplemented("revokeCertificate") }
-    open func certificatePrivateKey(_ ctx: CallContext, serial: String) async throws -> SecretBytes { throw TestDouble.unimplemented("certificatePrivateKey") }
-    open func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8] { throw TestDouble.unimplemented("exportPKCS12") }
+    open func caCertificateRequest(_ ctx: CallContext, id: String) async throws -> String {
+        throw TestDouble.unimplemented("caCertificateRequest")
+    }
+    open func importCACertificate(_ ctx: CallContext, id: String, certificate: String, chain: String) async throws
+        -> CAInfo
+    { throw TestDouble.unimplemented("importCACertificate") }
+    open func renewCA(_ ctx: CallContext, id: String, notAfter: Date) async throws -> CAInfo {
+        throw TestDouble.unimplemented("renewCA")
+    }
+    open func createTemplate(_ ctx: CallContext, project: String, _ spec: TemplateSpec) async throws -> TemplateInfo {
+        throw TestDouble.unimplemented("createTemplate")
+    }
+    open func listTemplates(_ ctx: CallContext, project: String) async throws -> [TemplateInfo] {
+        throw TestDouble.unimplemented("listTemplates")
+    }
+    open func getTemplate(_ ctx: CallContext, id: String) async throws -> TemplateInfo {
+        throw TestDouble.unimplemented("getTemplate")
+    }
+    open func deleteTemplate(_ ctx: CallContext, id: String) async throws {
+        throw TestDouble.unimplemented("deleteTemplate")
+    }
+    open func createProfile(_ ctx: CallContext, project: String, _ spec: ProfileSpec) async throws -> ProfileInfo {
+        throw TestDouble.unimplemented("createProfile")
+    }
+    open func listProfiles(_ ctx: CallContext, project: String) async throws -> [ProfileInfo] {
+        throw TestDouble.unimplemented("listProfiles")
+    }
+    open func getProfile(_ ctx: CallContext, id: String) async throws -> ProfileInfo {
+        throw TestDouble.unimplemented("getProfile")
+    }
+    open func deleteProfile(_ ctx: CallContext, id: String) async throws {
+        throw TestDouble.unimplemented("deleteProfile")
+    }
+    open func issueCertificate(_ ctx: CallContext, profile: String, _ request: IssuanceRequest) async throws
+        -> IssuedCertificate
+    { throw TestDouble.unimplemented("issueCertificate") }
+    open func getCertificate(_ ctx: CallContext, serial: String) async throws -> CertificateInfo {
+        throw TestDouble.unimplemented("getCertificate")
+    }
+    open func listCertificates(_ ctx: CallContext, project: String, _ query: CertificateQuery) async throws -> Page<
+        CertificateInfo
+    > { throw TestDouble.unimplemented("listCertificates") }
+    open func revokeCertificate(_ ctx: CallContext, serial: String, reason: RevocationReason) async throws
+        -> CertificateInfo
+    { throw TestDouble.unimplemented("revokeCertificate") }
+    open func certificatePrivateKey(_ ctx: CallContext, serial: String) async throws -> SecretBytes {
+        throw TestDouble.unimplemented("certificatePrivateKey")
+    }
+    open func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8]
+    { throw TestDouble.unimplemented("exportPKCS12") }
     open func crl(caId: String) async throws -> [UInt8] { throw TestDouble.unimplemented("crl") }
     open func ocsp(request: [UInt8]) async throws -> [UInt8] { throw TestDouble.unimplemented("ocsp") }
-    open func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) { throw TestDouble.unimplemented("acmeEABCredentials") }
+    open func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) {
+        throw TestDouble.unimplemented("acmeEABCredentials")
+    }
 }
 
 /// `ESTEngine` whose every call is unscripted; subclass and override.
 open class ESTEngineDouble: ESTEngine, @unchecked Sendable {
     public init() {}
-    open func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]] { throw TestDouble.unimplemented("estCACertificates") }
-    open func estCSRAttributes(_ ctx: CallContext, profile: String) async throws -> [UInt8]? { throw TestDouble.unimplemented("estCSRAttributes") }
-    open func estEnroll( _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool, serverKeyGen: Bool ) async throws -> ESTEnrollment { throw TestDouble.unimplemented("estEnroll") }
+    open func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]] {
+        throw TestDouble.unimplemented("estCACertificates")
+    }
+    open func estCSRAttributes(_ ctx: CallContext, profile: String) async throws -> [UInt8]? {
+        throw TestDouble.unimplemented("estCSRAttributes")
+    }
+    open func estEnroll(
+        _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool,
+        serverKeyGen: Bool
+    ) async throws -> ESTEnrollment { throw TestDouble.unimplemented("estEnroll") }
 }
 
 /// `AlertEngine` whose every call is unscripted; subclass and override.
 open class AlertEngineDouble: AlertEngine, @unchecked Sendable {
     public init() {}
-    open func createAlert(_ ctx: CallContext, project: String, _ spec: AlertSpec) async throws -> AlertInfo { throw TestDouble.unimplemented("createAlert") }
-    open func listAlerts(_ ctx: CallContext, project: String) async throws -> [AlertInfo] { throw TestDouble.unimplemented("listAlerts") }
+    open func createAlert(_ ctx: CallContext, project: String, _ spec: AlertSpec) async throws -> AlertInfo {
+        throw TestDouble.unimplemented("createAlert")
+    }
+    open func listAlerts(_ ctx: CallContext, project: String) async throws -> [AlertInfo] {
+        throw TestDouble.unimplemented("listAlerts")
+    }
     open func deleteAlert(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("deleteAlert") }
-    open func claimExpiryNotices(_ ctx: CallContext, retryAfter: TimeInterval) async throws -> [ExpiryNotice] { throw TestDouble.unimplemented("claimExpiryNotices") }
-    open func confirmExpiryNotice(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("confirmExpiryNotice") }
+    open func claimExpiryNotices(_ ctx: CallContext, retryAfter: TimeInterval) async throws -> [ExpiryNotice] {
+        throw TestDouble.unimplemented("claimExpiryNotices")
+    }
+    open func confirmExpiryNotice(_ ctx: CallContext, id: String) async throws {
+        throw TestDouble.unimplemented("confirmExpiryNotice")
+    }
 }
 
 /// `ACMEEngine` whose every call is unscripted; subclass and override.
 open class ACMEEngineDouble: ACMEEngine, @unchecked Sendable {
     public init() {}
-    open func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo { throw TestDouble.unimplemented("acmeProfile") }
-    open func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] { throw TestDouble.unimplemented("acmeDirectoryProfiles") }
+    open func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo {
+        throw TestDouble.unimplemented("acmeProfile")
+    }
+    open func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] {
+        throw TestDouble.unimplemented("acmeDirectoryProfiles")
+    }
     open func acmeNewNonce() async throws -> String { throw TestDouble.unimplemented("acmeNewNonce") }
-    open func acmeConsumeNonce(_ nonce: String) async throws -> Bool { throw TestDouble.unimplemented("acmeConsumeNonce") }
-    open func acmeAccount(profileId: String, accountId: String) async throws -> ACMEAccountInfo { throw TestDouble.unimplemented("acmeAccount") }
-    open func acmeNewAccount( _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool, onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])? ) async throws -> (ACMEAccountInfo, created: Bool) { throw TestDouble.unimplemented("acmeNewAccount") }
-    open func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo { throw TestDouble.unimplemented("acmeUpdateAccount") }
-    open func acmeNewOrder( _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?, replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile: String?, limits: ACMERateLimits ) async throws -> ACMEOrderInfo { throw TestDouble.unimplemented("acmeNewOrder") }
-    open func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo { throw TestDouble.unimplemented("acmeOrder") }
-    open func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String> { throw TestDouble.unimplemented("acmeOrders") }
-    open func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo { throw TestDouble.unimplemented("acmeAuthorization") }
-    open func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?) { throw TestDouble.unimplemented("acmeRespondChallenge") }
-    open func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask] { throw TestDouble.unimplemented("acmeClaimValidations") }
-    open func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws { throw TestDouble.unimplemented("acmeCompleteValidation") }
-    open func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws -> ACMEOrderInfo { throw TestDouble.unimplemented("acmeFinalize") }
-    open func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] { throw TestDouble.unimplemented("acmeCertificate") }
-    open func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws { throw TestDouble.unimplemented("acmeRevoke") }
-    open func acmeChangeKey(_ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String) async throws -> ACMEAccountInfo { throw TestDouble.unimplemented("acmeChangeKey") }
-    open func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (start: Date, end: Date) { throw TestDouble.unimplemented("acmeRenewalInfo") }
+    open func acmeConsumeNonce(_ nonce: String) async throws -> Bool {
+        throw TestDouble.unimplemented("acmeConsumeNonce")
+    }
+    open func acmeAccount(profileId: String, accountId: String) async throws -> ACMEAccountInfo {
+        throw TestDouble.unimplemented("acmeAccount")
+    }
+    open func acmeNewAccount(
+        _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool,
+        onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])?
+    ) async throws -> (ACMEAccountInfo, created: Bool) { throw TestDouble.unimplemented("acmeNewAccount") }
+    open func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool)
+        async throws -> ACMEAccountInfo
+    { throw TestDouble.unimplemented("acmeUpdateAccount") }
+    open func acmeNewOrder(
+        _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?,
+        replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile: String?, limits: ACMERateLimits
+    ) async throws -> ACMEOrderInfo { throw TestDouble.unimplemented("acmeNewOrder") }
+    open func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo {
+        throw TestDouble.unimplemented("acmeOrder")
+    }
+    open func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String>
+    { throw TestDouble.unimplemented("acmeOrders") }
+    open func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
+        -> ACMEAuthorizationInfo
+    { throw TestDouble.unimplemented("acmeAuthorization") }
+    open func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval)
+        async throws -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
+    { throw TestDouble.unimplemented("acmeRespondChallenge") }
+    open func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws
+        -> [ACMEValidationTask]
+    { throw TestDouble.unimplemented("acmeClaimValidations") }
+    open func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws {
+        throw TestDouble.unimplemented("acmeCompleteValidation")
+    }
+    open func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws
+        -> ACMEOrderInfo
+    { throw TestDouble.unimplemented("acmeFinalize") }
+    open func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] {
+        throw TestDouble.unimplemented("acmeCertificate")
+    }
+    open func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int)
+        async throws
+    { throw TestDouble.unimplemented("acmeRevoke") }
+    open func acmeChangeKey(
+        _ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String
+    ) async throws -> ACMEAccountInfo { throw TestDouble.unimplemented("acmeChangeKey") }
+    open func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (
+        start: Date, end: Date
+    ) { throw TestDouble.unimplemented("acmeRenewalInfo") }
 }
 
 /// `SSHEngine` whose every call is unscripted; subclass and override.
 open class SSHEngineDouble: SSHEngine, @unchecked Sendable {
     public init() {}
-    open func createSSHCA(_ ctx: CallContext, project: String, _ spec: SSHCASpec) async throws -> SSHCAInfo { throw TestDouble.unimplemented("createSSHCA") }
-    open func listSSHCAs(_ ctx: CallContext, project: String) async throws -> [SSHCAInfo] { throw TestDouble.unimplemented("listSSHCAs") }
-    open func getSSHCA(_ ctx: CallContext, id: String) async throws -> SSHCAInfo { throw TestDouble.unimplemented("getSSHCA") }
-    open func issueSSHCertificate(_ ctx: CallContext, caId: String, _ request: SSHCertificateRequest) async throws -> SSHCertificateInfo { throw TestDouble.unimplemented("issueSSHCertificate") }
-    open func listSSHCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<SSHCertificateInfo> { throw TestDouble.unimplemented("listSSHCertificates") }
-    open func getSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo { throw TestDouble.unimplemented("getSSHCertificate") }
-    open func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo { throw TestDouble.unimplemented("revokeSSHCertificate") }
+    open func createSSHCA(_ ctx: CallContext, project: String, _ spec: SSHCASpec) async throws -> SSHCAInfo {
+        throw TestDouble.unimplemented("createSSHCA")
+    }
+    open func listSSHCAs(_ ctx: CallContext, project: String) async throws -> [SSHCAInfo] {
+        throw TestDouble.unimplemented("listSSHCAs")
+    }
+    open func getSSHCA(_ ctx: CallContext, id: String) async throws -> SSHCAInfo {
+        throw TestDouble.unimplemented("getSSHCA")
+    }
+    open func issueSSHCertificate(_ ctx: CallContext, caId: String, _ request: SSHCertificateRequest) async throws
+        -> SSHCertificateInfo
+    { throw TestDouble.unimplemented("issueSSHCertificate") }
+    open func listSSHCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<
+        SSHCertificateInfo
+    > { throw TestDouble.unimplemented("listSSHCertificates") }
+    open func getSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
+        throw TestDouble.unimplemented("getSSHCertificate")
+    }
+    open func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo {
+        throw TestDouble.unimplemented("revokeSSHCertificate")
+    }
     open func sshKRL(caId: String) async throws -> [UInt8] { throw TestDouble.unimplemented("sshKRL") }
     open func sshCAPublicKey(caId: String) async throws -> String { throw TestDouble.unimplemented("sshCAPublicKey") }
-    open func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws -> SSHHostGroupInfo { throw TestDouble.unimplemented("createSSHHostGroup") }
-    open func listSSHHostGroups(_ ctx: CallContext, project: String) async throws -> [SSHHostGroupInfo] { throw TestDouble.unimplemented("listSSHHostGroups") }
-    open func addSSHHost(_ ctx: CallContext, project: String, _ spec: SSHHostSpec) async throws -> SSHHostInfo { throw TestDouble.unimplemented("addSSHHost") }
-    open func listSSHHosts(_ ctx: CallContext, project: String) async throws -> [SSHHostInfo] { throw TestDouble.unimplemented("listSSHHosts") }
-    open func getSSHHost(_ ctx: CallContext, host: String) async throws -> SSHHostInfo { throw TestDouble.unimplemented("getSSHHost") }
-    open func deleteSSHHost(_ ctx: CallContext, host: String) async throws { throw TestDouble.unimplemented("deleteSSHHost") }
-    open func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws -> SSHCertificateInfo { throw TestDouble.unimplemented("issueSSHHostCertificate") }
-    open func connectSSHHost( _ ctx: CallContext, host: String, login: String?, publicKey: String, ttl: String? ) async throws -> SSHConnectGrant { throw TestDouble.unimplemented("connectSSHHost") }
+    open func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws
+        -> SSHHostGroupInfo
+    { throw TestDouble.unimplemented("createSSHHostGroup") }
+    open func listSSHHostGroups(_ ctx: CallContext, project: String) async throws -> [SSHHostGroupInfo] {
+        throw TestDouble.unimplemented("listSSHHostGroups")
+    }
+    open func addSSHHost(_ ctx: CallContext, project: String, _ spec: SSHHostSpec) async throws -> SSHHostInfo {
+        throw TestDouble.unimplemented("addSSHHost")
+    }
+    open func listSSHHosts(_ ctx: CallContext, project: String) async throws -> [SSHHostInfo] {
+        throw TestDouble.unimplemented("listSSHHosts")
+    }
+    open func getSSHHost(_ ctx: CallContext, host: String) async throws -> SSHHostInfo {
+        throw TestDouble.unimplemented("getSSHHost")
+    }
+    open func deleteSSHHost(_ ctx: CallContext, host: String) async throws {
+        throw TestDouble.unimplemented("deleteSSHHost")
+    }
+    open func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws
+        -> SSHCertificateInfo
+    { throw TestDouble.unimplemented("issueSSHHostCertificate") }
+    open func connectSSHHost(_ ctx: CallContext, host: String, login: String?, publicKey: String, ttl: String?)
+        async throws -> SSHConnectGrant
+    { throw TestDouble.unimplemented("connectSSHHost") }
 }
 
 /// `PAMEngine` whose every call is unscripted; subclass and override.
 open class PAMEngineDouble: PAMEngine, @unchecked Sendable {
     public init() {}
     open func setPAMConnector(_ connector: any PAMConnector) {}
-    open func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws -> PAMResourceInfo { throw TestDouble.unimplemented("createPAMResource") }
-    open func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo] { throw TestDouble.unimplemented("listPAMResources") }
-    open func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo { throw TestDouble.unimplemented("getPAMResource") }
-    open func deletePAMResource(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("deletePAMResource") }
-    open func createPAMAccount( _ ctx: CallContext, resourceId: String, username: String, password: SecretBytes, rotationInterval: String? ) async throws -> PAMAccountInfo { throw TestDouble.unimplemented("createPAMAccount") }
-    open func rotatePAMAccount(_ ctx: CallContext, id: String) async throws -> PAMAccountInfo { throw TestDouble.unimplemented("rotatePAMAccount") }
+    open func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws
+        -> PAMResourceInfo
+    { throw TestDouble.unimplemented("createPAMResource") }
+    open func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo] {
+        throw TestDouble.unimplemented("listPAMResources")
+    }
+    open func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo {
+        throw TestDouble.unimplemented("getPAMResource")
+    }
+    open func deletePAMResource(_ ctx: CallContext, id: String) async throws {
+        throw TestDouble.unimplemented("deletePAMResource")
+    }
+    open func createPAMAccount(
+        _ ctx: CallContext, resourceId: String, username: String, password: SecretBytes, rotationInterval: String?
+    ) async throws -> PAMAccountInfo { throw TestDouble.unimplemented("createPAMAccount") }
+    open func rotatePAMAccount(_ ctx: CallContext, id: String) async throws -> PAMAccountInfo {
+        throw TestDouble.unimplemented("rotatePAMAccount")
+    }
     open func rotateDuePAMAccounts() async -> Int { 0 }
-    open func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] { throw TestDouble.unimplemented("listPAMAccounts") }
-    open func deletePAMAccount(_ ctx: CallContext, id: String) async throws { throw TestDouble.unimplemented("deletePAMAccount") }
-    open func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws -> PAMGrantInfo { throw TestDouble.unimplemented("requestPAMAccess") }
-    open func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { throw TestDouble.unimplemented("approvePAMAccess") }
-    open func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { throw TestDouble.unimplemented("rejectPAMAccess") }
-    open func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { throw TestDouble.unimplemented("revokePAMGrant") }
-    open func listPAMGrants(_ ctx: CallContext, project: String, _ query: PAMGrantQuery) async throws -> Page<PAMGrantInfo> { throw TestDouble.unimplemented("listPAMGrants") }
-    open func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { throw TestDouble.unimplemented("getPAMGrant") }
-    open func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page<PAMSessionInfo> { throw TestDouble.unimplemented("listPAMSessions") }
-    open func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording { throw TestDouble.unimplemented("readPAMRecording") }
-    open func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict { throw TestDouble.unimplemented("verifyPAMRecording") }
-    open func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings { throw TestDouble.unimplemented("getPAMSettings") }
-    open func setPAMSettings(_ ctx: CallContext, _ settings: PAMProjectSettings) async throws -> PAMProjectSettings { throw TestDouble.unimplemented("setPAMSettings") }
-    open func setPAMLegalHold(_ ctx: CallContext, sessionId: String, reason: String?) async throws -> PAMSessionInfo { throw TestDouble.unimplemented("setPAMLegalHold") }
+    open func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] {
+        throw TestDouble.unimplemented("listPAMAccounts")
+    }
+    open func deletePAMAccount(_ ctx: CallContext, id: String) async throws {
+        throw TestDouble.unimplemented("deletePAMAccount")
+    }
+    open func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws
+        -> PAMGrantInfo
+    { throw TestDouble.unimplemented("requestPAMAccess") }
+    open func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        throw TestDouble.unimplemented("approvePAMAccess")
+    }
+    open func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        throw TestDouble.unimplemented("rejectPAMAccess")
+    }
+    open func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        throw TestDouble.unimplemented("revokePAMGrant")
+    }
+    open func listPAMGrants(_ ctx: CallContext, project: String, _ query: PAMGrantQuery) async throws -> Page<
+        PAMGrantInfo
+    > { throw TestDouble.unimplemented("listPAMGrants") }
+    open func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo {
+        throw TestDouble.unimplemented("getPAMGrant")
+    }
+    open func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page<
+        PAMSessionInfo
+    > { throw TestDouble.unimplemented("listPAMSessions") }
+    open func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
+        throw TestDouble.unimplemented("readPAMRecording")
+    }
+    open func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict {
+        throw TestDouble.unimplemented("verifyPAMRecording")
+    }
+    open func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings {
+        throw TestDouble.unimplemented("getPAMSettings")
+    }
+    open func setPAMSettings(_ ctx: CallContext, _ settings: PAMProjectSettings) async throws -> PAMProjectSettings {
+        throw TestDouble.unimplemented("setPAMSettings")
+    }
+    open func setPAMLegalHold(_ ctx: CallContext, sessionId: String, reason: String?) async throws -> PAMSessionInfo {
+        throw TestDouble.unimplemented("setPAMLegalHold")
+    }
     open func deleteExpiredPAMRecordings() async -> Int { 0 }
 }
 
 /// `PAMSessionEngine` whose every call is unscripted; subclass and override.
 open class PAMSessionEngineDouble: PAMSessionEngine, @unchecked Sendable {
     public init() {}
-    open func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket { throw TestDouble.unimplemented("openPAMSession") }
+    open func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket {
+        throw TestDouble.unimplemented("openPAMSession")
+    }
     open func pamSessionDeadline(sessionId: String, grantId: String) async -> Date? { nil }
     open func waitForPAMGrantChange(grantId: String, timeout: Duration) async {}
-    open func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async {}
-    open func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8] { throw TestDouble.unimplemented("signPAMRecordingManifest") }
+    open func closePAMSession(
+        _ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats
+    ) async {}
+    open func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8] {
+        throw TestDouble.unimplemented("signPAMRecordingManifest")
+    }
 }
-

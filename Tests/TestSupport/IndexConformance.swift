@@ -84,7 +84,9 @@ public enum IndexConformance {
         var all: [Record] = []
         var after: String?
         while true {
-            let page = try await s.withReadTransaction { [after] in try await $0.list(kind: q.kind, scope: nil, afterID: after, limit: 500) }
+            let page = try await s.withReadTransaction { [after] in
+                try await $0.list(kind: q.kind, scope: nil, afterID: after, limit: 500)
+            }
             all += page
             guard page.count == 500, let last = page.last else { break }
             after = last.id
@@ -92,7 +94,8 @@ public enum IndexConformance {
         let scope = try q.storedScope(catalog)
         var hits: [(IndexKey, String)] = []
         for r in all {
-            for e in try catalog.stored(r) where e.index == q.index && e.scope == scope && q.admits(key: e.key, id: r.id) {
+            for e in try catalog.stored(r)
+            where e.index == q.index && e.scope == scope && q.admits(key: e.key, id: r.id) {
                 hits.append((e.key, r.id))
             }
         }
@@ -101,7 +104,9 @@ public enum IndexConformance {
         return hits.map(\.1)
     }
 
-    static func matchesOracle(_ s: any Storage, _ q: IndexQuery, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func matchesOracle(_ s: any Storage, _ q: IndexQuery, sourceLocation: SourceLocation = #_sourceLocation)
+        async throws
+    {
         let got = try await ids(s, q)
         let want = try await oracle(s, q)
         #expect(got == want, "\(q.index) \(q.scope ?? "-")", sourceLocation: sourceLocation)
@@ -120,7 +125,8 @@ public enum IndexConformance {
         }
         #expect(try await ids(s, color("red")) == ["a", "b"])
         #expect(try await ids(s, color("red", scope: "q")) == ["d"])
-        #expect(try await ids(s, .prefix(kind: "item", index: "tag", scope: "p", IndexKey("y"), limit: 10)) == ["a", "b"])
+        #expect(
+            try await ids(s, .prefix(kind: "item", index: "tag", scope: "p", IndexKey("y"), limit: 10)) == ["a", "b"])
         // The returned record is the current one, with the entry's key.
         let hit = try await s.withReadTransaction { try await $0.lookup(color("red")) }
         #expect(hit.first?.key == IndexKey("red") && hit.first?.record.version == 1)
@@ -136,7 +142,9 @@ public enum IndexConformance {
         // An update with a stale version changes neither the record nor its entries.
         var stale = record("b", Item(color: "green", size: 9))
         stale.version = 7
-        let conflict = await StorageConformance.code { _ = try await s.withTransaction { [stale] in try await $0.update(stale) } }
+        let conflict = await StorageConformance.code {
+            _ = try await s.withTransaction { [stale] in try await $0.update(stale) }
+        }
         #expect(conflict == .versionConflict)
         #expect(try await ids(s, color("green")).isEmpty)
         // An update to a record this transaction did not read first (no cached copy): still consistent.
@@ -163,7 +171,9 @@ public enum IndexConformance {
         try await matchesOracle(s, at)
         // A scoped index queried without a scope is a programming error.
         let unscoped = await StorageConformance.code {
-            _ = try await s.withReadTransaction { try await $0.lookup(IndexQuery(kind: "item", index: "color", scope: nil, limit: 1)) }
+            _ = try await s.withReadTransaction {
+                try await $0.lookup(IndexQuery(kind: "item", index: "color", scope: nil, limit: 1))
+            }
         }
         #expect(unscoped == .corrupt)
     }
@@ -184,7 +194,9 @@ public enum IndexConformance {
         #expect(try await ids(s, color("blue")).isEmpty)
         // A failed statement inside a transaction that then commits leaves no stray entries either.
         try await s.withTransaction { tx in
-            let dup = await StorageConformance.code { try await tx.insert(record("keep", Item(color: "green", size: 3))) }
+            let dup = await StorageConformance.code {
+                try await tx.insert(record("keep", Item(color: "green", size: 3)))
+            }
             #expect(dup == .uniqueViolation)
         }
         #expect(try await ids(s, color("green")).isEmpty)
@@ -196,9 +208,13 @@ public enum IndexConformance {
             try await s.withTransaction { try await $0.insert(record("u2", Item(color: "red", size: 1, serial: "S1"))) }
         }
         #expect(taken == .uniqueViolation)
-        #expect(try await s.withReadTransaction { try await $0.get(kind: "item", id: "u2") } == nil, "the refused insert left no record")
+        #expect(
+            try await s.withReadTransaction { try await $0.get(kind: "item", id: "u2") } == nil,
+            "the refused insert left no record")
         // In another scope the same serial is free (scoped unique index).
-        try await s.withTransaction { try await $0.insert(record("u3", scope: "other", Item(color: "red", size: 1, serial: "S1"))) }
+        try await s.withTransaction {
+            try await $0.insert(record("u3", scope: "other", Item(color: "red", size: 1, serial: "S1")))
+        }
         // An update to a taken key is refused; an update that keeps its own key is not.
         try await s.withTransaction { try await $0.insert(record("u2", Item(color: "red", size: 1, serial: "S2"))) }
         let moved = await StorageConformance.code {
@@ -223,7 +239,9 @@ public enum IndexConformance {
         let results = await withTaskGroup(of: Bool.self) { group in
             for i in 0..<8 {
                 group.addTask {
-                    (try? await s.withTransaction { try await $0.insert(record("race\(i)", Item(color: "c", size: 0, serial: "RACE"))) }) != nil
+                    (try? await s.withTransaction {
+                        try await $0.insert(record("race\(i)", Item(color: "c", size: 0, serial: "RACE")))
+                    }) != nil
                 }
             }
             var wins = 0
@@ -231,13 +249,16 @@ public enum IndexConformance {
             return wins
         }
         #expect(results == 1)
-        #expect(try await ids(s, .prefix(kind: "item", index: "serial", scope: "p", IndexKey("RACE"), limit: 10)).count == 1)
+        #expect(
+            try await ids(s, .prefix(kind: "item", index: "serial", scope: "p", IndexKey("RACE"), limit: 10)).count == 1
+        )
     }
 
     static func paging(_ s: any Storage) async throws {
         try await s.withTransaction { tx in
             for i in 0..<53 {
-                try await tx.insert(record(String(format: "r%03d", i), Item(color: i % 3 == 0 ? "red" : "blue", size: Int64(i % 5))))
+                try await tx.insert(
+                    record(String(format: "r%03d", i), Item(color: i % 3 == 0 ? "red" : "blue", size: Int64(i % 5))))
             }
         }
         for q in [color("red"), color("blue"), color("blue", descending: true)] {
@@ -268,19 +289,24 @@ public enum IndexConformance {
         try await s.withTransaction { tx in
             for i in 0..<40 {
                 try await tx.insert(
-                    record("t\(i)", Item(color: i % 2 == 0 ? "red" : "blue", size: Int64(i - 20), at: Int64(i) * 1000 - 5000)))
+                    record(
+                        "t\(i)",
+                        Item(color: i % 2 == 0 ? "red" : "blue", size: Int64(i - 20), at: Int64(i) * 1000 - 5000)))
             }
         }
         // Equality on a leading part plus a range on the next (negative numbers order before positive ones).
         let base = IndexKey("red")
-        let sized = IndexQuery(kind: "item", index: "colorSize", scope: "p", lower: base.appending(-10), upper: base.appending(5), limit: 100)
+        let sized = IndexQuery(
+            kind: "item", index: "colorSize", scope: "p", lower: base.appending(-10), upper: base.appending(5),
+            limit: 100)
         let got = try await ids(s, sized)
         try await matchesOracle(s, sized)
         #expect(got.count == 8, "\(got)")  // sizes -10, -8, …, 4
         // An unscoped time range, both directions.
         for descending in [false, true] {
             let window = IndexQuery(
-                kind: "item", index: "at", scope: nil, lower: IndexKey().appending(-2000), upper: IndexKey().appending(12_000),
+                kind: "item", index: "at", scope: nil, lower: IndexKey().appending(-2000),
+                upper: IndexKey().appending(12_000),
                 descending: descending, limit: 100)
             let w = try await ids(s, window)
             try await matchesOracle(s, window)
@@ -306,12 +332,15 @@ public enum IndexConformance {
                     for i in 0..<15 {
                         let id = "w\(w)-\(i)"
                         try await s.withRetryingTransaction(versionConflicts: true) { tx in
-                            try await tx.insert(record(id, Item(color: ["red", "blue", "green"][i % 3], size: Int64(i), tags: ["w\(w)"])))
+                            try await tx.insert(
+                                record(
+                                    id, Item(color: ["red", "blue", "green"][i % 3], size: Int64(i), tags: ["w\(w)"])))
                         }
                         if i % 2 == 0 {
                             try await s.withRetryingTransaction(versionConflicts: true) { tx in
                                 var r = try #require(try await tx.get(kind: "item", id: id))
-                                r.body = try JSONEncoder().encode(Item(color: "yellow", size: Int64(i), tags: ["w\(w)", "even"]))
+                                r.body = try JSONEncoder().encode(
+                                    Item(color: "yellow", size: Int64(i), tags: ["w\(w)", "even"]))
                                 _ = try await tx.update(r)
                             }
                         }
@@ -368,11 +397,19 @@ public enum IndexConformance {
                 for c in colors {
                     queries.append(color(c, scope: scope))
                     queries.append(color(c, scope: scope, descending: true))
-                    queries.append(IndexQuery(kind: "item", index: "colorSize", scope: scope, lower: IndexKey(c).appending(-1), upper: IndexKey(c).appending(2), limit: 1000))
+                    queries.append(
+                        IndexQuery(
+                            kind: "item", index: "colorSize", scope: scope, lower: IndexKey(c).appending(-1),
+                            upper: IndexKey(c).appending(2), limit: 1000))
                 }
-                for t in ["a", "b", "c"] { queries.append(.prefix(kind: "item", index: "tag", scope: scope, IndexKey(t), limit: 1000)) }
+                for t in ["a", "b", "c"] {
+                    queries.append(.prefix(kind: "item", index: "tag", scope: scope, IndexKey(t), limit: 1000))
+                }
             }
-            queries.append(IndexQuery(kind: "item", index: "at", scope: nil, lower: IndexKey().appending(-50), upper: IndexKey().appending(50), limit: 1000))
+            queries.append(
+                IndexQuery(
+                    kind: "item", index: "at", scope: nil, lower: IndexKey().appending(-50),
+                    upper: IndexKey().appending(50), limit: 1000))
             for q in queries {
                 let got = try await ids(s, q)
                 let want = try await oracle(s, q)
@@ -385,11 +422,15 @@ public enum IndexConformance {
     /// is returned exactly once (new ones may or may not be).
     static func pagingWhileInserting(_ s: any Storage) async throws {
         try await s.withTransaction { tx in
-            for i in 0..<120 { try await tx.insert(record(String(format: "base%04d", i), Item(color: "red", size: Int64(i)))) }
+            for i in 0..<120 {
+                try await tx.insert(record(String(format: "base%04d", i), Item(color: "red", size: Int64(i))))
+            }
         }
         let writer = Task {
             for i in 0..<60 {
-                try await s.withTransaction { try await $0.insert(record(String(format: "new%04d", i), Item(color: "red", size: 0))) }
+                try await s.withTransaction {
+                    try await $0.insert(record(String(format: "new%04d", i), Item(color: "red", size: 0)))
+                }
             }
         }
         var seen: [String] = []
@@ -413,14 +454,17 @@ public enum IndexConformance {
     static func rebuild(_ s: any Storage) async throws {
         try await s.migrate(indexes: .none)
         try await s.withTransaction { tx in
-            for i in 0..<30 { try await tx.insert(record("old\(i)", Item(color: i % 2 == 0 ? "red" : "blue", size: Int64(i)))) }
+            for i in 0..<30 {
+                try await tx.insert(record("old\(i)", Item(color: i % 2 == 0 ? "red" : "blue", size: Int64(i))))
+            }
         }
         try await s.migrate(indexes: catalog())
         #expect(try await ids(s, color("red")).count == 15)
         try await matchesOracle(s, color("red"))
         // Version 2 adds size entries to "color": rebuilt.
         try await s.migrate(indexes: catalog(version: 2))
-        let sized = IndexQuery.prefix(kind: "item", index: "color", scope: "p", IndexKey("size").appending(4), limit: 10)
+        let sized = IndexQuery.prefix(
+            kind: "item", index: "color", scope: "p", IndexKey("size").appending(4), limit: 10)
         #expect(try await ids(s, sized) == ["old4"])
         // Back to version 1: the size entries are gone again.
         try await s.migrate(indexes: catalog())
@@ -430,9 +474,14 @@ public enum IndexConformance {
 
     static func deleteBefore(_ s: any Storage) async throws {
         try await s.withTransaction { tx in
-            for i in 0..<10 { try await tx.insert(record(String(format: "%013d-x", i * 1000), Item(color: "red", size: Int64(i), tags: ["t"]))) }
+            for i in 0..<10 {
+                try await tx.insert(
+                    record(String(format: "%013d-x", i * 1000), Item(color: "red", size: Int64(i), tags: ["t"])))
+            }
         }
-        let n = try await s.withTransaction { try await $0.deleteBefore(kind: "item", scope: "p", idBefore: "0000000005000", limit: 100) }
+        let n = try await s.withTransaction {
+            try await $0.deleteBefore(kind: "item", scope: "p", idBefore: "0000000005000", limit: 100)
+        }
         #expect(n == 5)
         #expect(try await ids(s, color("red")).count == 5)
         try await matchesOracle(s, color("red"))
@@ -446,7 +495,9 @@ extension IndexConformance {
     /// entries a full index scan returns are exactly those the catalog computes from the records. Returns the number
     /// of records checked; records a mismatch with `Issue.record`.
     @discardableResult
-    public static func verify(_ s: any Storage, kind: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
+    public static func verify(_ s: any Storage, kind: String, sourceLocation: SourceLocation = #_sourceLocation)
+        async throws -> Int
+    {
         let catalog = s.indexes
         guard let indexer = catalog.indexers[kind] else {
             Issue.record("\(kind) has no indexes in this store", sourceLocation: sourceLocation)
@@ -455,7 +506,9 @@ extension IndexConformance {
         var records: [Record] = []
         var after: String?
         while true {
-            let page = try await s.withReadTransaction { [after] in try await $0.list(kind: kind, scope: nil, afterID: after, limit: 1000) }
+            let page = try await s.withReadTransaction { [after] in
+                try await $0.list(kind: kind, scope: nil, afterID: after, limit: 1000)
+            }
             records += page
             guard page.count == 1000, let last = page.last else { break }
             after = last.id
@@ -468,16 +521,21 @@ extension IndexConformance {
         for definition in indexer.definitions {
             var expected = Set<Entry>()
             for r in records {
-                for e in try catalog.stored(r) where e.index == definition.name { expected.insert(Entry(scope: e.scope, key: e.key, id: r.id)) }
+                for e in try catalog.stored(r) where e.index == definition.name {
+                    expected.insert(Entry(scope: e.scope, key: e.key, id: r.id))
+                }
             }
             var actual = Set<Entry>()
             for scope in definition.scoped ? Set(records.map(\.scope)) : [""] {
-                let hits = try await s.lookupAll(IndexQuery(kind: kind, index: definition.name, scope: definition.scoped ? scope : nil, limit: 0))
+                let hits = try await s.lookupAll(
+                    IndexQuery(kind: kind, index: definition.name, scope: definition.scoped ? scope : nil, limit: 0))
                 for h in hits { actual.insert(Entry(scope: scope, key: h.key, id: h.record.id)) }
             }
             let stray = actual.subtracting(expected).count
             let missing = expected.subtracting(actual).count
-            #expect(stray == 0 && missing == 0, "\(kind).\(definition.name): \(stray) stray, \(missing) missing entries", sourceLocation: sourceLocation)
+            #expect(
+                stray == 0 && missing == 0, "\(kind).\(definition.name): \(stray) stray, \(missing) missing entries",
+                sourceLocation: sourceLocation)
         }
         return records.count
     }

@@ -52,15 +52,24 @@ public final class MotoServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(30)
         var up = false
         while !up && Date() < deadline && process.isRunning {
-            up = (try? ProcessRunner.run(["curl", "-s", "-o", "/dev/null", endpoint + "/moto-api/"], timeout: 5).status) == 0
+            up =
+                (try? ProcessRunner.run(["curl", "-s", "-o", "/dev/null", endpoint + "/moto-api/"], timeout: 5).status)
+                == 0
             if !up { usleep(100_000) }
         }
-        guard up else { throw fail("moto_server did not start on port \(port): " + ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")) }
+        guard up else {
+            throw fail(
+                "moto_server did not start on port \(port): "
+                    + ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""))
+        }
         let setup = try ProcessRunner.run(
             [python, ProcessRunner.repositoryRoot + "/Tests/scripts/moto-setup.py", endpoint, bucket], timeout: 60)
         let words = setup.stdout.split(whereSeparator: \.isWhitespace).map(String.init)
-        guard setup.status == 0, words.count == 2 else { throw fail("moto-setup.py failed: \(setup.stdout)\(setup.stderr)") }
-        self.init(process: process, endpoint: endpoint, bucket: bucket, accessKeyId: words[0], secretAccessKey: words[1])
+        guard setup.status == 0, words.count == 2 else {
+            throw fail("moto-setup.py failed: \(setup.stdout)\(setup.stderr)")
+        }
+        self.init(
+            process: process, endpoint: endpoint, bucket: bucket, accessKeyId: words[0], secretAccessKey: words[1])
     }
 
     /// The daemon's environment for this server (`pam.recording_store = "s3"`).

@@ -26,10 +26,14 @@ public enum RecordingStoreConformance {
         // An upload retried after a failure or a restart writes the same bytes at the same offset again.
         try await store.write(sessionId: id, offset: first.count, second)
         try check(try await store.read(sessionId: id) == first + second, "a retried piece is not duplicated")
-        try check(try await store.length(sessionId: id) == first.count + second.count, "the length is where an upload resumes")
+        try check(
+            try await store.length(sessionId: id) == first.count + second.count, "the length is where an upload resumes"
+        )
         // A gap would lose bytes without anyone knowing: refused.
         var refused = false
-        do { try await store.write(sessionId: id, offset: first.count + second.count + 10, [1, 2, 3]) } catch { refused = true }
+        do { try await store.write(sessionId: id, offset: first.count + second.count + 10, [1, 2, 3]) } catch {
+            refused = true
+        }
         try check(refused, "a write past the end is refused")
         try check(try await store.read(sessionId: id) == first + second, "a refused write changes nothing")
         // Another session's recording is its own.

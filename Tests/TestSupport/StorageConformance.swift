@@ -119,12 +119,16 @@ public enum StorageConformance {
 
     static func deleteVersioned(_ s: any Storage) async throws {
         try await s.withTransaction { try await $0.insert(record("d1", name: "dn")) }
-        let c = await code { try await s.withTransaction { try await $0.delete(kind: "thing", id: "d1", expectedVersion: 7) } }
+        let c = await code {
+            try await s.withTransaction { try await $0.delete(kind: "thing", id: "d1", expectedVersion: 7) }
+        }
         #expect(c == .versionConflict)
         try await s.withTransaction { try await $0.delete(kind: "thing", id: "d1", expectedVersion: 1) }
         let gone = try await s.withTransaction { try await $0.get(kind: "thing", id: "d1") }
         #expect(gone == nil)
-        let c2 = await code { try await s.withTransaction { try await $0.delete(kind: "thing", id: "d1", expectedVersion: 1) } }
+        let c2 = await code {
+            try await s.withTransaction { try await $0.delete(kind: "thing", id: "d1", expectedVersion: 1) }
+        }
         #expect(c2 == .notFound)
         // The name is free again.
         try await s.withTransaction { try await $0.insert(record("d2", name: "dn")) }
@@ -186,7 +190,11 @@ public enum StorageConformance {
                     }
                     while true {
                         do {
-                            if i % 8 == 7 { try await s.withTransaction(work) } else { try await s.withRelaxedTransaction(work) }
+                            if i % 8 == 7 {
+                                try await s.withTransaction(work)
+                            } else {
+                                try await s.withRelaxedTransaction(work)
+                            }
                             #expect(i % 3 != 0)
                         } catch is Boom {
                             #expect(i % 3 == 0)
@@ -225,7 +233,9 @@ public enum StorageConformance {
                                     _ = try await tx.update(r)
                                 }
                                 break
-                            } catch let e as StorageError where e.code == .versionConflict || e.code == .transientConflict {
+                            } catch let e as StorageError
+                                where e.code == .versionConflict || e.code == .transientConflict
+                            {
                                 continue
                             }
                         }
@@ -298,8 +308,12 @@ public enum StorageConformance {
         for i in 1...3 { try await append(s, "f\(i)", chain: "n1") }
         let events = try await s.withReadTransaction { try await $0.auditEvents(chain: nil, after: nil, limit: 100) }
         // (chain, sequence) order, chains compared bytewise.
-        #expect(events.map { "\($0.chain)/\($0.sequence)" } == ["n1/1", "n1/2", "n1/3", "n2/1", "n2/2", "n2/3", "n2/4", "n2/5"])
-        #expect(events.map { String(decoding: $0.body, as: UTF8.self) } == ["f1", "f2", "f3", "e1", "e2", "e3", "e4", "e5"])
+        #expect(
+            events.map { "\($0.chain)/\($0.sequence)" } == [
+                "n1/1", "n1/2", "n1/3", "n2/1", "n2/2", "n2/3", "n2/4", "n2/5",
+            ])
+        #expect(
+            events.map { String(decoding: $0.body, as: UTF8.self) } == ["f1", "f2", "f3", "e1", "e2", "e3", "e4", "e5"])
         #expect(events[4].previousHash == events[3].hash)
         #expect(events[0].fields == AuditFields(type: "t", actor: "a", project: ""))
         let tail = try await s.withReadTransaction {
@@ -318,14 +332,17 @@ public enum StorageConformance {
         let c = await code {
             try await s.withTransaction { tx in
                 try await tx.appendAuditEvents(
-                    [event("n2", 5, events[6].hash, "x")], head: head("n2", 5, Data(count: 32)), previous: stale, sealing: [])
+                    [event("n2", 5, events[6].hash, "x")], head: head("n2", 5, Data(count: 32)), previous: stale,
+                    sealing: [])
             }
         }
         #expect(c == .auditConflict)
         // So does starting a chain that exists.
         let c2 = await code {
             try await s.withTransaction { tx in
-                try await tx.appendAuditEvents([event("n1", 1, Data(count: 32), "x")], head: head("n1", 1, Data(count: 32)), previous: nil, sealing: [])
+                try await tx.appendAuditEvents(
+                    [event("n1", 1, Data(count: 32), "x")], head: head("n1", 1, Data(count: 32)), previous: nil,
+                    sealing: [])
             }
         }
         #expect(c2 == .auditConflict)
@@ -345,7 +362,9 @@ public enum StorageConformance {
             try await group.waitForAll()
         }
         for (chain, n) in [("shared", 60), ("other", 30)] {
-            let events = try await s.withReadTransaction { try await $0.auditEvents(chain: chain, after: nil, limit: 1000) }
+            let events = try await s.withReadTransaction {
+                try await $0.auditEvents(chain: chain, after: nil, limit: 1000)
+            }
             #expect(events.map(\.sequence) == Array(1...Int64(n)))
             for (a, b) in zip(events, events.dropFirst()) { #expect(b.previousHash == a.hash) }
         }
@@ -370,22 +389,30 @@ public enum StorageConformance {
             try await tx.addPendingAuditEvent(pending("p2", ts: 20))
             try await tx.addPendingAuditEvent(pending("p3", ts: 30, chain: "n2"))
         }
-        let all = try await s.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        let all = try await s.withReadTransaction {
+            try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10)
+        }
         #expect(all.map(\.id) == ["p1", "p2", "p3"])
         #expect(all.first == pending("p1", ts: 10))
-        let mine = try await s.withReadTransaction { try await $0.pendingAuditEvents(chain: "n1", before: 20, limit: 10) }
+        let mine = try await s.withReadTransaction {
+            try await $0.pendingAuditEvents(chain: "n1", before: 20, limit: 10)
+        }
         #expect(mine.map(\.id) == ["p1"])
         // Sealing deletes the pending events with the append, all or nothing.
         let e1 = event("n1", 1, Data(count: 32), "p1")
         let missing = await code {
             try await s.withTransaction { tx in
-                try await tx.appendAuditEvents([e1], head: head("n1", 1, e1.hash), previous: nil, sealing: ["p1", "nope"])
+                try await tx.appendAuditEvents(
+                    [e1], head: head("n1", 1, e1.hash), previous: nil, sealing: ["p1", "nope"])
             }
         }
         #expect(missing == .auditConflict)
         let still = try await s.withReadTransaction { tx in
-            (try await tx.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10).count, try await tx.auditChainHeads().count,
-             try await tx.auditEvents(chain: nil, after: nil, limit: 10).count)
+            (
+                try await tx.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10).count,
+                try await tx.auditChainHeads().count,
+                try await tx.auditEvents(chain: nil, after: nil, limit: 10).count
+            )
         }
         #expect(still == (3, 0, 0))
         try await s.withTransaction { tx in
@@ -393,9 +420,13 @@ public enum StorageConformance {
         }
         let removed = try await s.withTransaction { try await $0.removePendingAuditEvents(["p1", "p2", "p9"]) }
         #expect(removed.sorted() == ["p2"])
-        let left = try await s.withReadTransaction { try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10) }
+        let left = try await s.withReadTransaction {
+            try await $0.pendingAuditEvents(chain: nil, before: Int64.max, limit: 10)
+        }
         #expect(left.map(\.id) == ["p3"])
-        let wrote = await code { try await s.withReadTransaction { try await $0.addPendingAuditEvent(pending("p4", ts: 1)) } }
+        let wrote = await code {
+            try await s.withReadTransaction { try await $0.addPendingAuditEvent(pending("p4", ts: 1)) }
+        }
         #expect(wrote == .corrupt)
     }
 
@@ -411,20 +442,29 @@ public enum StorageConformance {
             // Few distinct times, so ties are ordered by chain and sequence.
             try await append(s, "s\(i)", chain: i % 3 == 0 ? "b" : "a", ts: 5000 + Int64(g.next() % 40), fields: f)
         }
-        let everything = try await s.withReadTransaction { try await $0.auditEvents(chain: nil, after: nil, limit: 1000) }
+        let everything = try await s.withReadTransaction {
+            try await $0.auditEvents(chain: nil, after: nil, limit: 1000)
+        }
         #expect(everything.count == 120)
-        let filters: [AuditQuery.Filter] = [.all, .type("kms.get"), .actor("bob"), .project("p2"), .project(""), .type("none")]
+        let filters: [AuditQuery.Filter] = [
+            .all, .type("kms.get"), .actor("bob"), .project("p2"), .project(""), .type("none"),
+        ]
         for filter in filters {
-            for (since, until) in [(nil, nil), (Int64(5010), nil), (nil, Int64(5020)), (Int64(5005), Int64(5030))] as [(Int64?, Int64?)] {
+            for (since, until) in [(nil, nil), (Int64(5010), nil), (nil, Int64(5020)), (Int64(5005), Int64(5030))]
+                as [(Int64?, Int64?)]
+            {
                 for descending in [false, true] {
                     let q = AuditQuery(filter: filter, since: since, until: until, descending: descending, limit: 1000)
                     var expected = everything.filter { q.admits($0) }.sorted {
-                        AuditQuery.precedes(.init(timestampMillis: $0.timestampMillis, position: $0.position),
-                                            .init(timestampMillis: $1.timestampMillis, position: $1.position))
+                        AuditQuery.precedes(
+                            .init(timestampMillis: $0.timestampMillis, position: $0.position),
+                            .init(timestampMillis: $1.timestampMillis, position: $1.position))
                     }
                     if descending { expected.reverse() }
                     let whole = try await s.withReadTransaction { try await $0.searchAudit(q) }
-                    #expect(whole == expected, "\(filter) \(String(describing: since)) \(String(describing: until)) desc=\(descending)")
+                    #expect(
+                        whole == expected,
+                        "\(filter) \(String(describing: since)) \(String(describing: until)) desc=\(descending)")
                     // Pages of 7 through the cursor.
                     var paged: [AuditRecord] = []
                     var cursor: AuditQuery.Cursor?
@@ -517,7 +557,10 @@ public enum StorageConformance {
             #expect(c == .corrupt, "\(label) in a read transaction")
         }
         let (after, written, metaAfter) = try await s.withTransaction { tx in
-            (try await tx.get(kind: "thing", id: "rd1"), try await tx.get(kind: "thing", id: "rd-written"), try await tx.metadata("rd"))
+            (
+                try await tx.get(kind: "thing", id: "rd1"), try await tx.get(kind: "thing", id: "rd-written"),
+                try await tx.metadata("rd")
+            )
         }
         #expect(after == existing)
         #expect(written == nil)
@@ -532,7 +575,8 @@ public enum StorageConformance {
         let appended = await code {
             try await s.withReadTransaction { tx in
                 let e = event("n1", seq + 1, hash, "ro")
-                try await tx.appendAuditEvents([e], head: head("n1", e.sequence, e.hash), previous: heads.first, sealing: [])
+                try await tx.appendAuditEvents(
+                    [e], head: head("n1", e.sequence, e.hash), previous: heads.first, sealing: [])
             }
         }
         #expect(appended == .corrupt)
@@ -586,24 +630,42 @@ public enum StorageConformance {
         try await s.withTransaction { tx in
             for t in stamps {
                 let id = String(repeating: "0", count: 13 - String(t).count) + String(t) + "-x"
-                try await tx.insert(Record(kind: "swept", id: id, scope: "s", name: "n\(t)", body: Data(), createdAt: Date()))
+                try await tx.insert(
+                    Record(kind: "swept", id: id, scope: "s", name: "n\(t)", body: Data(), createdAt: Date()))
             }
-            try await tx.insert(Record(kind: "swept", id: "0000000000001-other-scope", scope: "t", name: nil, body: Data(), createdAt: Date()))
-            try await tx.insert(Record(kind: "kept", id: "0000000000001-other-kind", scope: "s", name: nil, body: Data(), createdAt: Date()))
+            try await tx.insert(
+                Record(
+                    kind: "swept", id: "0000000000001-other-scope", scope: "t", name: nil, body: Data(),
+                    createdAt: Date()))
+            try await tx.insert(
+                Record(
+                    kind: "kept", id: "0000000000001-other-kind", scope: "s", name: nil, body: Data(), createdAt: Date()
+                ))
         }
         let bound = "0000000010000"  // before 10_000: four records; "0000000010000-x" > bound, so it stays
-        let c = await code { _ = try await s.withReadTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 10) } }
+        let c = await code {
+            _ = try await s.withReadTransaction {
+                try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 10)
+            }
+        }
         #expect(c == .corrupt)
-        let first = try await s.withTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3) }
+        let first = try await s.withTransaction {
+            try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3)
+        }
         #expect(first == 3)
-        let second = try await s.withTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3) }
+        let second = try await s.withTransaction {
+            try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3)
+        }
         #expect(second == 1)
-        let third = try await s.withTransaction { try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3) }
+        let third = try await s.withTransaction {
+            try await $0.deleteBefore(kind: "swept", scope: "s", idBefore: bound, limit: 3)
+        }
         #expect(third == 0)
         let (left, other, kept, nameFree) = try await s.withTransaction { tx in
             (
                 try await tx.list(kind: "swept", scope: "s", afterID: nil, limit: 10).map(\.id),
-                try await tx.get(kind: "swept", id: "0000000000001-other-scope"), try await tx.get(kind: "kept", id: "0000000000001-other-kind"),
+                try await tx.get(kind: "swept", id: "0000000000001-other-scope"),
+                try await tx.get(kind: "kept", id: "0000000000001-other-kind"),
                 try await tx.find(kind: "swept", scope: "s", name: "n1000")
             )
         }
@@ -612,7 +674,10 @@ public enum StorageConformance {
         #expect(kept != nil)
         #expect(nameFree == nil)
         // The name of a swept record can be used again.
-        try await s.withTransaction { try await $0.insert(Record(kind: "swept", id: "new", scope: "s", name: "n1000", body: Data(), createdAt: Date())) }
+        try await s.withTransaction {
+            try await $0.insert(
+                Record(kind: "swept", id: "new", scope: "s", name: "n1000", body: Data(), createdAt: Date()))
+        }
     }
 }
 

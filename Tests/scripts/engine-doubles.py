@@ -1,5 +1,5 @@
 # Prints Tests/TestSupport/EngineDoubles.swift from the protocols in Sources/EngineAPI:
-#   python3 Tests/scripts/engine-doubles.py > Tests/TestSupport/EngineDoubles.swift
+#   python3 Tests/scripts/engine-doubles.py > Tests/TestSupport/EngineDoubles.swift && swift format -i Tests/TestSupport/EngineDoubles.swift
 import glob, os, re
 protos = ['Authenticator','AccessEngine','SecretsEngine','AuditEngine','KeyEngine','KMIPPKIEngine','PKIEngine','ESTEngine',
           'AlertEngine','ACMEEngine','SSHEngine','PAMEngine','PAMSessionEngine']

@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -16,7 +16,9 @@ extension KMIPKeyOperations {
 
     /// Add/Modify/Delete Attribute (KMIP 1.4 §4.13–4.15, 2.1 §6.1.3/6.1.31/6.1.13) on names, object groups and
     /// client attributes; everything else is read-only.
-    func changeAttribute(_ payload: TTLVItem?, _ change: AttributeChange, _ state: inout BatchState) async throws -> [TTLVItem] {
+    func changeAttribute(_ payload: TTLVItem?, _ change: AttributeChange, _ state: inout BatchState) async throws
+        -> [TTLVItem]
+    {
         let id = try uid(payload, state)
         try await beforeChange(id, &state)
         guard let (name, index, value) = Self.requestedAttribute(payload) else {
@@ -27,14 +29,18 @@ extension KMIPKeyOperations {
         }
         let editable = name == "Name" || name == "Object Group" || Self.isClientAttribute(name)
         guard editable else {
-            throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .attributeReadOnly : .permissionDenied, "attribute '\(name)' is read-only")
+            throw KMIPFieldError(
+                version >= ProtocolVersion(2, 0) ? .attributeReadOnly : .permissionDenied,
+                "attribute '\(name)' is read-only")
         }
         if change != .delete, value == nil { throw KMIPFieldError(.missingData, "Attribute Value is missing") }
         var stored: TTLVValue?
         if let value {
             switch name {
             case "Name":
-                guard KMIPAttribute(name: name, value: value).nameText != nil else { throw KMIPFieldError("a Name needs a Name Value") }
+                guard KMIPAttribute(name: name, value: value).nameText != nil else {
+                    throw KMIPFieldError("a Name needs a Name Value")
+                }
             case "Object Group":
                 guard case .textString = value else { throw KMIPFieldError("an Object Group is a text string") }
             default: break
@@ -43,14 +49,20 @@ extension KMIPKeyOperations {
         }
         let newValue = stored
         // A name the object already has is not added twice.
-        if change == .add, name == "Name", let text = newValue.flatMap({ KMIPAttribute(name: name, value: $0).nameText }),
+        if change == .add, name == "Name",
+            let text = newValue.flatMap({ KMIPAttribute(name: name, value: $0).nameText }),
             try await engine.objectAttributes(ctx, id: id).names.contains(text)
         {
-            throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .nonUniqueNameAttribute : .illegalOperation, "the object already has that name")
-        }
-        if change == .add, Self.singleValued.contains(name), !(try await engine.objectAttributes(ctx, id: id).customAttributes?[name] ?? []).isEmpty {
             throw KMIPFieldError(
-                version >= ProtocolVersion(2, 0) ? .attributeSingleValued : .illegalOperation, "attribute '\(name)' has a single value: modify it instead")
+                version >= ProtocolVersion(2, 0) ? .nonUniqueNameAttribute : .illegalOperation,
+                "the object already has that name")
+        }
+        if change == .add, Self.singleValued.contains(name),
+            !(try await engine.objectAttributes(ctx, id: id).customAttributes?[name] ?? []).isEmpty
+        {
+            throw KMIPFieldError(
+                version >= ProtocolVersion(2, 0) ? .attributeSingleValued : .illegalOperation,
+                "attribute '\(name)' has a single value: modify it instead")
         }
         let result = Mutex<(Int, TTLVValue?)>((0, nil))
         _ = try await engine.editObjectAttributes(ctx, id: id) { e in
@@ -77,14 +89,17 @@ extension KMIPKeyOperations {
                 values[at] = newValue
             case .delete:
                 at = index ?? 0
-                guard values.indices.contains(at) else { throw EngineError(.notFound, "attribute '\(name)' has no instance \(at)") }
+                guard values.indices.contains(at) else {
+                    throw EngineError(.notFound, "attribute '\(name)' has no instance \(at)")
+                }
                 result.withLock { $0 = (at, values[at]) }
                 values.remove(at: at)
             }
             if change != .delete { result.withLock { $0 = (at, newValue) } }
             switch name {
             case "Name": e.names = values.compactMap { KMIPAttribute(name: name, value: $0).nameText }
-            case "Object Group": e.objectGroups = values.compactMap { if case .textString(let t) = $0 { return t } else { return nil } }
+            case "Object Group":
+                e.objectGroups = values.compactMap { if case .textString(let t) = $0 { return t } else { return nil } }
             default: e.customAttributes[name] = values.isEmpty ? nil : values.map(Self.store)
             }
         }
@@ -101,7 +116,9 @@ extension KMIPKeyOperations {
     }
 
     /// Sensitive / Extractable: single-valued booleans; Add and Modify set, Delete restores the default.
-    func changeFlag(_ id: String, _ name: String, _ value: TTLVValue?, _ change: AttributeChange, _ state: inout BatchState) async throws
+    func changeFlag(
+        _ id: String, _ name: String, _ value: TTLVValue?, _ change: AttributeChange, _ state: inout BatchState
+    ) async throws
         -> [TTLVItem]
     {
         let flag: Bool
@@ -120,7 +137,10 @@ extension KMIPKeyOperations {
             out.append(
                 TTLVItem(
                     tag: KMIPTag.attribute,
-                    .structure([TTLVItem(tag: KMIPTag.attributeName, .textString(name)), TTLVItem(tag: KMIPTag.attributeValue, .boolean(flag))])))
+                    .structure([
+                        TTLVItem(tag: KMIPTag.attributeName, .textString(name)),
+                        TTLVItem(tag: KMIPTag.attributeValue, .boolean(flag)),
+                    ])))
         }
         return out
     }
@@ -130,12 +150,17 @@ extension KMIPKeyOperations {
         var out: [KMIPAttribute] = []
         for tag in tags {
             guard let holder = payload?.child(tag) else { continue }
-            if tag == KMIPTag.commonAttributes || tag == KMIPTag.privateKeyAttributes || tag == KMIPTag.publicKeyAttributes {
+            if tag == KMIPTag.commonAttributes || tag == KMIPTag.privateKeyAttributes
+                || tag == KMIPTag.publicKeyAttributes
+            {
                 for item in holder.children {
-                    if let name = KMIPAttribute.namesByTag[item.tag] { out.append(KMIPAttribute(name: name, value: item.value)) }
+                    if let name = KMIPAttribute.namesByTag[item.tag] {
+                        out.append(KMIPAttribute(name: name, value: item.value))
+                    }
                 }
             } else {
-                out += KMIPAttributeCodec.read(TTLVItem(tag: 0, .structure([TTLVItem(tag: KMIPTag.templateAttribute, holder.value)])))
+                out += KMIPAttributeCodec.read(
+                    TTLVItem(tag: 0, .structure([TTLVItem(tag: KMIPTag.templateAttribute, holder.value)])))
             }
         }
         return out

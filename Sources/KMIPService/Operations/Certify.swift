@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -23,9 +23,13 @@ extension KMIPKeyOperations {
             case 3:
                 let text = String(decoding: requestValue, as: UTF8.self)
                 let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-                guard let der = try? Base64.decode(string: body) else { throw KMIPFieldError("the PEM certificate request does not decode") }
+                guard let der = try? Base64.decode(string: body) else {
+                    throw KMIPFieldError("the PEM certificate request does not decode")
+                }
                 csr = der
-            default: throw KMIPFieldError(.featureNotSupported, "certificate requests are PKCS#10 (DER or PEM), not type \(type)")
+            default:
+                throw KMIPFieldError(
+                    .featureNotSupported, "certificate requests are PKCS#10 (DER or PEM), not type \(type)")
             }
         }
         let attributes = KMIPAttributeCodec.read(payload)
@@ -39,7 +43,8 @@ extension KMIPKeyOperations {
             }
         }
         let keyID = csr == nil ? try uid(payload, state) : nil
-        let m = try await engine.certify(ctx, project: nil, publicKeyID: keyID, csrDER: csr, commonName: commonName, names: names)
+        let m = try await engine.certify(
+            ctx, project: nil, publicKeyID: keyID, csrDER: csr, commonName: commonName, names: names)
         if state.undo { state.created.append(m.id) }
         state.idPlaceholder = m.id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id))]

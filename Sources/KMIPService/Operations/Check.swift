@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -15,7 +15,9 @@ extension KMIPKeyOperations {
         let id = try uid(payload, state)
         let m = try await engine.objectAttributes(ctx, id: id)
         state.idPlaceholder = id
-        if case .longInteger(let wanted)? = payload?.child(0x420096)?.value, let limits = m.usageLimits, limits.count < wanted {
+        if case .longInteger(let wanted)? = payload?.child(0x420096)?.value, let limits = m.usageLimits,
+            limits.count < wanted
+        {
             throw KMIPFieldError(.permissionDenied, "the object's Usage Limits have \(limits.count) left")
         }
         if case .integer(let mask)? = payload?.child(KMIPTag.cryptographicUsageMask)?.value {
@@ -25,7 +27,9 @@ extension KMIPKeyOperations {
                     "the object's Cryptographic Usage Mask does not allow that use")
             }
             guard m.state == .active else {
-                throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .wrongKeyLifecycleState : .illegalOperation, "the object is not active")
+                throw KMIPFieldError(
+                    version >= ProtocolVersion(2, 0) ? .wrongKeyLifecycleState : .illegalOperation,
+                    "the object is not active")
             }
         }
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]

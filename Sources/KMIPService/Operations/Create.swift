@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -21,7 +21,8 @@ extension KMIPKeyOperations {
         if state.undo { state.created.append(m.id) }
         state.idPlaceholder = m.id
         return [
-            TTLVItem(tag: KMIPTag.objectType, .enumeration(rawType)), TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id)),
+            TTLVItem(tag: KMIPTag.objectType, .enumeration(rawType)),
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(m.id)),
         ]
     }
 }

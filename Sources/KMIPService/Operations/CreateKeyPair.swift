@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -19,7 +19,10 @@ extension KMIPKeyOperations {
             throw KMIPFieldError(.missingData, "Cryptographic Algorithm is required")
         }
         // Ed25519 has one size; an EC curve may be named by Cryptographic Domain Parameters instead of a length.
-        guard let length = privateSpec.cryptographicLength ?? publicSpec.cryptographicLength ?? (algorithm == 0x37 ? 255 : nil) else {
+        guard
+            let length = privateSpec.cryptographicLength ?? publicSpec.cryptographicLength
+                ?? (algorithm == 0x37 ? 255 : nil)
+        else {
             throw KMIPFieldError(.missingData, "Cryptographic Length (or a Recommended Curve) is required")
         }
         privateSpec.objectType = .privateKey

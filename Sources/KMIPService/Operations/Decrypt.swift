@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -11,10 +11,14 @@ import _CryptoExtras
 extension KMIPKeyOperations {
     func decrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
-        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        guard let data = Self.bytes(payload, KMIPTag.data) else {
+            throw KMIPFieldError(.missingData, "Data is required")
+        }
         let parameters = Self.parameters(try await cryptographicParameters(payload, id: id))
         let iv = Self.bytes(payload, KMIPTag.ivCounterNonce)
-        if let streamed = try await streamStep(payload, id: id, encrypt: false, parameters, data: data, &state) { return streamed }
+        if let streamed = try await streamStep(payload, id: id, encrypt: false, parameters, data: data, &state) {
+            return streamed
+        }
         // A block cipher mode with an IV (CBC, CTR, GCM, …) cannot decrypt without one: the request is incomplete
         // (Invalid Message, as the KMIP test cases expect), not merely a wrong field.
         if iv == nil, let mode = parameters.blockCipherMode, mode != 2, !(12...19).contains(mode) {
@@ -25,6 +29,8 @@ extension KMIPKeyOperations {
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData),
             tag: Self.bytes(payload, KMIPTag.authenticatedEncryptionTag))
         state.idPlaceholder = id
-        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
+        return [
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data)),
+        ]
     }
 }

@@ -2,15 +2,17 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
 /// Derive Key (§4.6).
 extension KMIPKeyOperations {
     func deriveKey(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
-        guard case .enumeration(let rawType)? = payload?.child(KMIPTag.objectType)?.value, let type = Self.objectType(rawType) else {
+        guard case .enumeration(let rawType)? = payload?.child(KMIPTag.objectType)?.value,
+            let type = Self.objectType(rawType)
+        else {
             throw KMIPFieldError(.missingData, "Object Type is required")
         }
         let ids: [String] = (payload?.children(KMIPTag.uniqueIdentifier) ?? []).compactMap {
@@ -19,13 +21,17 @@ extension KMIPKeyOperations {
         guard let baseID = ids.first ?? state.idPlaceholder else {
             throw KMIPFieldError(.missingData, "the base object's Unique Identifier is required")
         }
-        guard ids.count <= 1 else { throw KMIPFieldError(.featureNotSupported, "derivation from several objects is not supported") }
+        guard ids.count <= 1 else {
+            throw KMIPFieldError(.featureNotSupported, "derivation from several objects is not supported")
+        }
         guard case .enumeration(let method)? = payload?.child(KMIPTag.derivationMethod)?.value else {
             throw KMIPFieldError(.missingData, "Derivation Method is required")
         }
         let dp = payload?.child(KMIPTag.derivationParameters)
         var p = DerivationParameters(method: method)
-        if case .enumeration(let h)? = dp?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?.value {
+        if case .enumeration(let h)? = dp?.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.hashingAlgorithm)?
+            .value
+        {
             p.hashingAlgorithm = h
         }
         p.derivationData = Self.bytes(dp, KMIPTag.derivationData)

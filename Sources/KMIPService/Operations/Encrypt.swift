@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -30,7 +30,8 @@ extension KMIPKeyOperations {
     /// A streamed Encrypt/Decrypt step (KMIP 1.3+: Init Indicator, Correlation Value, Final Indicator), or nil for a
     /// one-shot request.
     func streamStep(
-        _ payload: TTLVItem?, id: String, encrypt: Bool, _ parameters: CipherParameters, data: [UInt8], _ state: inout BatchState
+        _ payload: TTLVItem?, id: String, encrypt: Bool, _ parameters: CipherParameters, data: [UInt8],
+        _ state: inout BatchState
     ) async throws -> [TTLVItem]? {
         guard let (correlation, final) = try Self.streaming(payload) else { return nil }
         let (r, next) = try await engine.cipherStep(
@@ -38,7 +39,9 @@ extension KMIPKeyOperations {
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData),
             tag: Self.bytes(payload, KMIPTag.authenticatedEncryptionTag), correlation: correlation, final: final)
         state.idPlaceholder = id
-        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
+        var out = [
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data)),
+        ]
         if let tag = r.tag { out.append(TTLVItem(tag: KMIPTag.authenticatedEncryptionTag, .byteString(tag))) }
         if let next { out.append(TTLVItem(tag: KMIPTag.correlationValue, .byteString(next))) }
         return out
@@ -46,18 +49,24 @@ extension KMIPKeyOperations {
 
     func encrypt(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
-        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
+        guard let data = Self.bytes(payload, KMIPTag.data) else {
+            throw KMIPFieldError(.missingData, "Data is required")
+        }
         let parameters = Self.parameters(try await cryptographicParameters(payload, id: id))
         // A GCM tag length NIST SP 800-38D does not define: General Failure, as the KMIP CS-BC test cases expect.
         if parameters.blockCipherMode == 9, let t = parameters.tagLength, !(t == 4 || t == 8 || (12...16).contains(t)) {
             throw KMIPFieldError(.generalFailure, "GCM tags are 4, 8 or 12–16 bytes, not \(t)")
         }
-        if let streamed = try await streamStep(payload, id: id, encrypt: true, parameters, data: data, &state) { return streamed }
+        if let streamed = try await streamStep(payload, id: id, encrypt: true, parameters, data: data, &state) {
+            return streamed
+        }
         let r = try await engine.encrypt(
             ctx, id: id, parameters, data: data, iv: Self.bytes(payload, KMIPTag.ivCounterNonce),
             aad: Self.bytes(payload, KMIPTag.authenticatedEncryptionAdditionalData))
         state.idPlaceholder = id
-        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data))]
+        var out = [
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.data, .byteString(r.data)),
+        ]
         if let iv = r.iv { out.append(TTLVItem(tag: KMIPTag.ivCounterNonce, .byteString(iv))) }
         if let tag = r.tag { out.append(TTLVItem(tag: KMIPTag.authenticatedEncryptionTag, .byteString(tag))) }
         return out

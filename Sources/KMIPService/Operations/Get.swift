@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -19,7 +19,9 @@ extension KMIPKeyOperations {
         let (m, material) = try await engine.getObject(ctx, id: id)
         state.idPlaceholder = id
         guard let material else {
-            throw KMIPFieldError(version >= ProtocolVersion(2, 0) ? .objectDestroyed : .itemNotFound, "the object's key material was destroyed")
+            throw KMIPFieldError(
+                version >= ProtocolVersion(2, 0) ? .objectDestroyed : .itemNotFound,
+                "the object's key material was destroyed")
         }
         let object: TTLVItem
         switch m.objectType {
@@ -31,14 +33,20 @@ extension KMIPKeyOperations {
             let keyMaterial: TTLVItem
             if f == stored, (8...21).contains(stored), let km = Self.storedKeyMaterial(material.bytes) {
                 keyMaterial = km
-            } else if f != stored, let km = try Self.convertedKeyMaterial(material.bytes, m, stored: stored, wanted: f) {
+            } else if f != stored, let km = try Self.convertedKeyMaterial(material.bytes, m, stored: stored, wanted: f)
+            {
                 keyMaterial = km
-            } else if f == stored || (f == 1 && m.objectType == .secretData && stored == 2) || (f == 2 && m.objectType == .secretData && stored == 1) {
+            } else if f == stored || (f == 1 && m.objectType == .secretData && stored == 2)
+                || (f == 2 && m.objectType == .secretData && stored == 1)
+            {
                 keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .byteString(material.bytes))
             } else if f == 7, m.objectType == .symmetricKey, stored == 1 {
-                keyMaterial = TTLVItem(tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: KMIPTag.key, .byteString(material.bytes))]))
+                keyMaterial = TTLVItem(
+                    tag: KMIPTag.keyMaterial, .structure([TTLVItem(tag: KMIPTag.key, .byteString(material.bytes))]))
             } else {
-                throw KMIPFieldError(.keyFormatTypeNotSupported, "key format type \(f) is not available for this object (stored as \(stored))")
+                throw KMIPFieldError(
+                    .keyFormatTypeNotSupported,
+                    "key format type \(f) is not available for this object (stored as \(stored))")
             }
             var block = [
                 TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(f)),
@@ -46,10 +54,14 @@ extension KMIPKeyOperations {
             ]
             if let a = m.algorithm { block.append(TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(a))) }
             if let l = m.cryptographicLength { block.append(TTLVItem(tag: KMIPTag.cryptographicLength, .integer(l))) }
-            if let w = m.wrappingData, let item = try? TTLVDecoder(maxDepth: 8, maxMessageSize: 8192).decode(w) { block.append(item) }
+            if let w = m.wrappingData, let item = try? TTLVDecoder(maxDepth: 8, maxMessageSize: 8192).decode(w) {
+                block.append(item)
+            }
             let blockItem = TTLVItem(tag: KMIPTag.keyBlock, .structure(block))
             var fields: [TTLVItem] = []
-            if m.objectType == .secretData { fields.append(TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2))) }
+            if m.objectType == .secretData {
+                fields.append(TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2)))
+            }
             if m.objectType == .splitKey, let sk = m.splitKey {
                 fields += [
                     TTLVItem(tag: KMIPTag.splitKeyParts, .integer(sk.parts)),
@@ -83,15 +95,20 @@ extension KMIPKeyOperations {
 
     /// Get with a Key Wrapping Specification: Wrapping Method Encrypt, AES Key Wrap (Block Cipher Mode NIST Key
     /// Wrap, the default), no encoding. The Key Material is the wrapped bytes and the Key Block carries Key Wrapping Data.
-    func getWrapped(_ id: String, _ spec: TTLVItem, format: UInt32?, _ state: inout BatchState) async throws -> [TTLVItem] {
+    func getWrapped(_ id: String, _ spec: TTLVItem, format: UInt32?, _ state: inout BatchState) async throws
+        -> [TTLVItem]
+    {
         guard case .enumeration(let method)? = spec.child(KMIPTag.wrappingMethod)?.value, method == 1 else {
             throw KMIPFieldError(.featureNotSupported, "only the Encrypt wrapping method is supported")
         }
         guard let info = spec.child(KMIPTag.encryptionKeyInformation),
             case .textString(let kek)? = info.child(KMIPTag.uniqueIdentifier)?.value
         else { throw KMIPFieldError(.missingData, "Encryption Key Information with a Unique Identifier is required") }
-        if case .enumeration(let mode)? = info.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.blockCipherMode)?.value, mode != 13 {
-            throw KMIPFieldError(.featureNotSupported, "keys are wrapped with NIST Key Wrap (block cipher mode 13) only")
+        if case .enumeration(let mode)? = info.child(KMIPTag.cryptographicParameters)?.child(KMIPTag.blockCipherMode)?
+            .value, mode != 13
+        {
+            throw KMIPFieldError(
+                .featureNotSupported, "keys are wrapped with NIST Key Wrap (block cipher mode 13) only")
         }
         if case .enumeration(let e)? = spec.child(KMIPTag.encodingOption)?.value, e != 1 {
             throw KMIPFieldError(.featureNotSupported, "only No Encoding is supported for wrapped keys")
@@ -129,11 +146,15 @@ extension KMIPKeyOperations {
                     // Encoding Option omitted: No Encoding is its default.
                 ])))
         var fields: [TTLVItem] = []
-        if m.objectType == .secretData { fields.append(TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2))) }
+        if m.objectType == .secretData {
+            fields.append(TTLVItem(tag: KMIPTag.secretDataType, .enumeration(m.dataType ?? 2)))
+        }
         return [
             TTLVItem(tag: KMIPTag.objectType, .enumeration(Self.kmipType(m.objectType).rawValue)),
             TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
-            TTLVItem(tag: Self.holderTag(m.objectType), .structure(fields + [TTLVItem(tag: KMIPTag.keyBlock, .structure(block))])),
+            TTLVItem(
+                tag: Self.holderTag(m.objectType),
+                .structure(fields + [TTLVItem(tag: KMIPTag.keyBlock, .structure(block))])),
         ]
     }
 }

@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -17,7 +17,9 @@ extension KMIPKeyOperations {
         let names = Self.attributes(m).map(\.name).filter { seen.insert($0).inserted }
         let items: [TTLVItem] =
             version.major >= 2
-            ? names.compactMap { KMIPAttribute.tagsByName[$0] }.map { TTLVItem(tag: KMIPTag.attributeReference, .enumeration($0)) }
+            ? names.compactMap { KMIPAttribute.tagsByName[$0] }.map {
+                TTLVItem(tag: KMIPTag.attributeReference, .enumeration($0))
+            }
             : names.map { TTLVItem(tag: KMIPTag.attributeName, .textString($0)) }
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))] + items
     }

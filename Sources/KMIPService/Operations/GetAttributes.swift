@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -14,7 +14,9 @@ extension KMIPKeyOperations {
         let m = try await engine.objectAttributes(ctx, id: id)
         state.idPlaceholder = id
         var wanted = Set<String>()
-        for n in payload?.children(KMIPTag.attributeName) ?? [] { if case .textString(let s) = n.value { wanted.insert(s) } }
+        for n in payload?.children(KMIPTag.attributeName) ?? [] {
+            if case .textString(let s) = n.value { wanted.insert(s) }
+        }
         for r in payload?.children(KMIPTag.attributeReference) ?? [] {
             if case .enumeration(let tag) = r.value, let name = KMIPAttribute.namesByTag[tag] { wanted.insert(name) }
         }
@@ -25,7 +27,8 @@ extension KMIPKeyOperations {
         }
         let encoded = KMIPAttributeCodec.encode(all, version: version)
         let idItem = TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))
-        return version.major >= 2 ? [idItem, TTLVItem(tag: KMIPTag.attributes, .structure(encoded))] : [idItem] + encoded
+        return version.major >= 2
+            ? [idItem, TTLVItem(tag: KMIPTag.attributes, .structure(encoded))] : [idItem] + encoded
     }
 
     /// The attribute an Add/Modify/Delete Attribute request names: 1.x `Attribute` (name, index, value) or 2.x
@@ -48,7 +51,9 @@ extension KMIPKeyOperations {
                 return (name, nil, item.value)
             }
         }
-        if case .enumeration(let tag)? = payload?.child(KMIPTag.attributeReference)?.value, let name = KMIPAttribute.namesByTag[tag] {
+        if case .enumeration(let tag)? = payload?.child(KMIPTag.attributeReference)?.value,
+            let name = KMIPAttribute.namesByTag[tag]
+        {
             return (name, nil, nil)
         }
         return nil

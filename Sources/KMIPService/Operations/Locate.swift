@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -26,7 +26,9 @@ extension KMIPKeyOperations {
             switch (a.name, a.value) {
             case ("Name", _): filter.name = a.nameText
             case ("Object Type", .enumeration(let t)):
-                guard let type = Self.objectType(t) else { return version >= ProtocolVersion(1, 3) ? [TTLVItem(tag: KMIPTag.locatedItems, .integer(0))] : [] }
+                guard let type = Self.objectType(t) else {
+                    return version >= ProtocolVersion(1, 3) ? [TTLVItem(tag: KMIPTag.locatedItems, .integer(0))] : []
+                }
                 filter.objectType = type
             case ("Cryptographic Algorithm", .enumeration(let v)): filter.algorithm = v
             case ("Cryptographic Length", .integer(let v)): filter.cryptographicLength = v
@@ -42,13 +44,16 @@ extension KMIPKeyOperations {
                 guard case .byteString(let value)? = parts.first(where: { $0.tag == 0x420035 })?.value else {
                     throw KMIPFieldError("Digest needs a Digest Value")
                 }
-                if case .enumeration(let h)? = parts.first(where: { $0.tag == KMIPTag.hashingAlgorithm })?.value, h != 6 {
+                if case .enumeration(let h)? = parts.first(where: { $0.tag == KMIPTag.hashingAlgorithm })?.value, h != 6
+                {
                     return version >= ProtocolVersion(1, 3) ? [TTLVItem(tag: KMIPTag.locatedItems, .integer(0))] : []
                 }
                 filter.digest = value
             case (let name, let v) where Self.dateAttributes[name] != nil:
                 // One instance: that second; two instances: an inclusive range (KMIP 1.4 §4.9).
-                guard let field = Self.dateAttributes[name], let d = Self.date(v) else { throw KMIPFieldError("\(name) must be a date") }
+                guard let field = Self.dateAttributes[name], let d = Self.date(v) else {
+                    throw KMIPFieldError("\(name) must be a date")
+                }
                 let seconds = Int64(d.timeIntervalSince1970.rounded(.down))
                 if let range = filter.dateRanges[field] {
                     filter.dateRanges[field] = min(range.lowerBound, seconds)...max(range.lowerBound, seconds)
@@ -58,18 +63,22 @@ extension KMIPKeyOperations {
             case (let name, .textString(let text)) where Self.certificateNameComponent(name) != nil:
                 guard let (issuer, type) = Self.certificateNameComponent(name) else { break }
                 filter.certificateFields.append(
-                    CertificateFieldCondition(issuer: issuer, component: CertificateFacts.NameComponent(type: type, value: text)))
+                    CertificateFieldCondition(
+                        issuer: issuer, component: CertificateFacts.NameComponent(type: type, value: text)))
             case ("Link", .structure(let parts)):
                 // The server's link (a key pair's halves, ReKey) or a client's Link attribute with this value.
                 guard case .enumeration(let type)? = parts.first(where: { $0.tag == 0x42004B })?.value,
                     case .textString(let id)? = parts.first(where: { $0.tag == 0x42004C })?.value
                 else { throw KMIPFieldError("Link needs a Link Type and a Linked Object Identifier") }
-                filter.links.append(LinkCondition(link: ObjectLink(type: type, id: id), clientValue: Self.store(a.value)))
+                filter.links.append(
+                    LinkCondition(link: ObjectLink(type: type, id: id), clientValue: Self.store(a.value)))
             case (let name, let value) where Self.isClientAttribute(name):
                 filter.customAttributes[name] = Self.store(value)
                 // Objects without an Operation Policy Name are under the default policy (KMIP 1.x servers name it
                 // "default"; PyKMIP locates by it).
-                if name == "Operation Policy Name", value == .textString("default") { filter.customAttributeDefaults.insert(name) }
+                if name == "Operation Policy Name", value == .textString("default") {
+                    filter.customAttributeDefaults.insert(name)
+                }
             default:
                 throw KMIPFieldError(.featureNotSupported, "Locate cannot filter on '\(a.name)'")
             }
@@ -79,7 +88,9 @@ extension KMIPKeyOperations {
         // is picked for them; acting on an arbitrary one would be a silent mistake.)
         if ids.count == 1 { state.idPlaceholder = ids[0] }
         var out: [TTLVItem] = []
-        if version >= ProtocolVersion(1, 3) { out.append(TTLVItem(tag: KMIPTag.locatedItems, .integer(Int32(ids.count)))) }
+        if version >= ProtocolVersion(1, 3) {
+            out.append(TTLVItem(tag: KMIPTag.locatedItems, .integer(Int32(ids.count))))
+        }
         return out + ids.map { TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString($0)) }
     }
 }

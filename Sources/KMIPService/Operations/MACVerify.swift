@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -14,8 +14,12 @@ extension KMIPKeyOperations {
         guard let data = Self.bytes(payload, KMIPTag.data), let mac = Self.bytes(payload, KMIPTag.macData) else {
             throw KMIPFieldError(.missingData, "Data and MAC Data are required")
         }
-        let valid = try await engine.macVerify(ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, mac: mac)
+        let valid = try await engine.macVerify(
+            ctx, id: id, Self.parameters(try await cryptographicParameters(payload, id: id)), data: data, mac: mac)
         state.idPlaceholder = id
-        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.validityIndicator, .enumeration(valid ? 1 : 2))]
+        return [
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
+            TTLVItem(tag: KMIPTag.validityIndicator, .enumeration(valid ? 1 : 2)),
+        ]
     }
 }

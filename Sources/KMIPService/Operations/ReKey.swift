@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -16,7 +16,8 @@ extension KMIPKeyOperations {
         var offset: TimeInterval?
         if case .interval(let v)? = payload?.child(0x420058)?.value { offset = TimeInterval(v) }
         guard KMIPAttributeCodec.read(payload).isEmpty else {
-            throw KMIPFieldError(.featureNotSupported, "ReKey takes no template attributes: the replacement has the old key's")
+            throw KMIPFieldError(
+                .featureNotSupported, "ReKey takes no template attributes: the replacement has the old key's")
         }
         try await beforeChange(id, &state)
         let m = try await engine.rekey(ctx, id: id, offset: offset)

@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -24,15 +24,22 @@ extension KMIPKeyOperations {
         if case .interval(let v)? = payload?.child(0x420058)?.value { offset = TimeInterval(v) }
         let templates = Self.attributes(
             in: payload,
-            [KMIPTag.commonTemplateAttribute, KMIPTag.commonAttributes, KMIPTag.privateKeyTemplateAttribute, KMIPTag.privateKeyAttributes,
-             KMIPTag.publicKeyTemplateAttribute, KMIPTag.publicKeyAttributes])
+            [
+                KMIPTag.commonTemplateAttribute, KMIPTag.commonAttributes, KMIPTag.privateKeyTemplateAttribute,
+                KMIPTag.privateKeyAttributes,
+                KMIPTag.publicKeyTemplateAttribute, KMIPTag.publicKeyAttributes,
+            ])
         guard templates.isEmpty else {
-            throw KMIPFieldError(.featureNotSupported, "ReKey Key Pair takes no template attributes: the replacements have the old keys'")
+            throw KMIPFieldError(
+                .featureNotSupported, "ReKey Key Pair takes no template attributes: the replacements have the old keys'"
+            )
         }
         if state.undo {
             try await beforeChange(id, &state)
             let old = try await engine.objectAttributes(ctx, id: id)
-            if let pub = old.links?.first(where: { $0.type == ObjectLink.publicKey }) { try await beforeChange(pub.id, &state) }
+            if let pub = old.links?.first(where: { $0.type == ObjectLink.publicKey }) {
+                try await beforeChange(pub.id, &state)
+            }
         }
         let (p, q) = try await engine.rekeyKeyPair(ctx, privateKeyID: id, offset: offset)
         if state.undo { state.created += [p.id, q.id] }

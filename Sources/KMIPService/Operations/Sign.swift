@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -43,9 +43,15 @@ extension KMIPKeyOperations {
 
     func sign(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
-        guard let data = Self.bytes(payload, KMIPTag.data) else { throw KMIPFieldError(.missingData, "Data is required") }
-        let signature = try await engine.sign(ctx, id: id, Self.signatureParameters(try await cryptographicParameters(payload, id: id)), data: data)
+        guard let data = Self.bytes(payload, KMIPTag.data) else {
+            throw KMIPFieldError(.missingData, "Data is required")
+        }
+        let signature = try await engine.sign(
+            ctx, id: id, Self.signatureParameters(try await cryptographicParameters(payload, id: id)), data: data)
         state.idPlaceholder = id
-        return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)), TTLVItem(tag: KMIPTag.signatureData, .byteString(signature))]
+        return [
+            TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
+            TTLVItem(tag: KMIPTag.signatureData, .byteString(signature)),
+        ]
     }
 }

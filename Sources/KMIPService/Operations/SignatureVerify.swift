@@ -2,8 +2,8 @@ import Crypto
 import EngineAPI
 import ExtrasBase64
 import Foundation
-import Synchronization
 import KMIPProtocol
+import Synchronization
 import TTLV
 import _CryptoExtras
 
@@ -11,10 +11,13 @@ import _CryptoExtras
 extension KMIPKeyOperations {
     func signatureVerify(_ payload: TTLVItem?, _ state: inout BatchState) async throws -> [TTLVItem] {
         let id = try uid(payload, state)
-        guard let data = Self.bytes(payload, KMIPTag.data), let signature = Self.bytes(payload, KMIPTag.signatureData) else {
+        guard let data = Self.bytes(payload, KMIPTag.data), let signature = Self.bytes(payload, KMIPTag.signatureData)
+        else {
             throw KMIPFieldError(.missingData, "Data and Signature Data are required")
         }
-        let valid = try await engine.verify(ctx, id: id, Self.signatureParameters(try await cryptographicParameters(payload, id: id)), data: data, signature: signature)
+        let valid = try await engine.verify(
+            ctx, id: id, Self.signatureParameters(try await cryptographicParameters(payload, id: id)), data: data,
+            signature: signature)
         state.idPlaceholder = id
         return [
             TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id)),
