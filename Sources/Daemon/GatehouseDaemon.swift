@@ -61,8 +61,18 @@ public final class GatehouseDaemon: Sendable {
         let lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory)
         defer { lock.release() }
         for path in first.created { logger.info("created", metadata: ["path": "\(path)"]) }
-        let (engine, storage) = try await StoreFactory.engine(config, logger: logger)
-        engine.setPAMConnector(PGConnector())
+        // CRL and OCSP URLs in certificates: the configured public URL, else the HTTPS listener as bound.
+        let httpsAddress = Self.hostForURL(config.listeners["https"]?.address ?? "127.0.0.1")
+        let httpsPort = config.listeners["https"]?.port ?? 8443
+        let pkiBaseURL: @Sendable () -> String = { [self] in
+            config.pkiPublicURL ?? "https://\(httpsAddress):\(self.bound.withLock { $0["https"] } ?? httpsPort)"
+        }
+        // A KMIP client CA this node creates is trusted by its KMIP listener at once (KMIPTrustService reads these).
+        let (kmipTrustUpdates, kmipTrust) = AsyncStream.makeStream(
+            of: [String].self, bufferingPolicy: .bufferingNewest(1))
+        let (engine, storage) = try await StoreFactory.engine(
+            config, logger: logger, pamConnector: PGConnector(), pkiBaseURL: pkiBaseURL,
+            kmipClientCAsCreated: { kmipTrust.yield($0) })
 
         let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
         // Session recordings (encrypted; only the engine can open them): owner-only.
@@ -164,9 +174,6 @@ public final class GatehouseDaemon: Sendable {
                 ? "kmip+tls" : listener.name == "postgres" ? "postgresql" : listener.tls ? "https" : "http"
             let onBound: @Sendable (Int) async -> Void = { [self] port in
                 self.bound.withLock { $0[name] = port }
-                if name == "https" {
-                    engine.setPKIBaseURL(config.pkiPublicURL ?? "https://\(Self.hostForURL(listener.address)):\(port)")
-                }
                 self.say("gatehouse: listening \(name) \(scheme)://\(Self.hostForURL(listener.address)):\(port)")
                 self.listenersBound(runDir: runDir, expected: enabled.count)
             }
@@ -191,7 +198,8 @@ public final class GatehouseDaemon: Sendable {
                 }
                 services.append(
                     KMIPTrustService(
-                        engine: engine, tls: tls, logger: logger, interval: config.kmipTrustRefreshInterval))
+                        engine: engine, tls: tls, created: kmipTrustUpdates, logger: logger,
+                        interval: config.kmipTrustRefreshInterval))
             case "postgres":
                 guard let tls else { throw DaemonError("listeners.postgres: the PostgreSQL proxy needs tls = true") }
                 var pgSettings = PGProxyListener.Settings(

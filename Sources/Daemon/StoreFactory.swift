@@ -90,9 +90,11 @@ public enum StoreFactory {
 
     /// Opens storage and the engine. `cli`: a command run beside the daemon, which writes its own audit chain
     /// (`<node>.cli`) so that it never competes with the daemon's.
-    public static func engine(_ config: GatehouseConfiguration, logger: Logger, cli: Bool = false) async throws
-        -> (GatehouseEngine, any Storage)
-    {
+    public static func engine(
+        _ config: GatehouseConfiguration, logger: Logger, cli: Bool = false, pamConnector: (any PAMConnector)? = nil,
+        pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
+        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
+    ) async throws -> (GatehouseEngine, any Storage) {
         let storage = try storage(config, logger: logger)
         let node = nodeID(config) + (cli ? ".cli" : "")
         let recordings: any RecordingStore
@@ -105,14 +107,16 @@ public enum StoreFactory {
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage, rootKey: rootKeyProvider(config),
-                bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings)
+                bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings,
+                pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated)
             return (engine, storage)
         } catch let e as EngineError where e.code == .cryptographicFailure {
             // An interrupted `rotate-root-key` may have re-wrapped the store under <file>.new: finish it.
             if case .file(let path) = config.rootKey, FileManager.default.fileExists(atPath: path + ".new"),
                 let engine = try? await GatehouseEngine.open(
                     storage: storage, rootKey: FileRootKeyProvider(path: path + ".new"),
-                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings)
+                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings,
+                    pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated)
             {
                 guard rename(path + ".new", path) == 0 else {
                     throw DaemonError("the store is wrapped under \(path).new but it cannot be renamed to \(path)")

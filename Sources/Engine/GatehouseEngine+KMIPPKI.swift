@@ -32,7 +32,9 @@ extension GatehouseEngine {
         guard let body = try await transact({ tx in try await self.kmipPKIBody(tx) }) else {
             throw EngineError(.notFound, "the KMIP PKI is not set up")
         }
-        return try Self.describe(body)
+        let info = try Self.describe(body)
+        kmipClientCAsCreated([info.caCertificate])
+        return info
     }
 
     public func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo {
@@ -43,9 +45,7 @@ extension GatehouseEngine {
             }
             return try await self.createKMIPPKI(ctx, decision, keyAlgorithm, tx)
         }
-        let info = try Self.describe(body)
-        notifyKMIPTrust([info.caCertificate])
-        return info
+        return try Self.describe(body)
     }
 
     public func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws
@@ -155,7 +155,7 @@ extension GatehouseEngine {
                 serialNumber: serialHex, notAfter: notAfter)
             return (body, created, issued)
         }
-        if created { notifyKMIPTrust([Self.pem(Array(body.certificateDER))]) }
+        if created { kmipClientCAsCreated([Self.pem(Array(body.certificateDER))]) }
         return issued
     }
 
@@ -196,16 +196,6 @@ extension GatehouseEngine {
             cache[principal.id] = verdict
         }
         return verdict
-    }
-
-    /// Registers the function told the KMIP client CAs when this node creates the KMIP PKI (the KMIP listener's
-    /// trust refresh; other nodes pick it up on their periodic refresh).
-    public func observeKMIPClientCAs(_ observer: @escaping @Sendable ([String]) -> Void) {
-        kmipTrustObserver.withLock { $0 = observer }
-    }
-
-    func notifyKMIPTrust(_ pems: [String]) {
-        if let observer = kmipTrustObserver.withLock({ $0 }) { observer(pems) }
     }
 
     static let kmipCAKeyBinding = "kmip-pki/client-ca/key"

@@ -50,20 +50,12 @@ enum PAMKind {
     static let session = "pam-session"
 }
 
-/// The connector installed by the daemon (the proxy front end owns the wire protocol), and the appliance's
-/// recording signing key once loaded.
-final class PAMConnectorSlot: Sendable {
-    let slot = Mutex<(any PAMConnector)?>(nil)
-    let signingKey = Mutex<Curve25519.Signing.PrivateKey?>(nil)
-    static let signingKeyID = "pam-recording-signing-key"
-}
-
 extension GatehouseEngine {
-    public func setPAMConnector(_ connector: any PAMConnector) { pamConnector.slot.withLock { $0 = connector } }
+    static let pamSigningKeyID = "pam-recording-signing-key"
 
     var connector: any PAMConnector {
         get throws {
-            guard let c = pamConnector.slot.withLock({ $0 }) else {
+            guard let c = pamConnector else {
                 throw EngineError(.unavailable, "no PostgreSQL connector is installed")
             }
             return c
@@ -582,21 +574,21 @@ extension GatehouseEngine {
     // MARK: - Recordings
 
     func recordingSigningKey() async throws -> Curve25519.Signing.PrivateKey {
-        if let key = pamConnector.signingKey.withLock({ $0 }) { return key }
+        if let key = pamSigningKey.withLock({ $0 }) { return key }
         for _ in 0..<3 {
             do {
                 let raw = try await transact { tx -> [UInt8] in
-                    if let r = try await tx.get(kind: Keyring.systemKind, id: PAMConnectorSlot.signingKeyID) {
+                    if let r = try await tx.get(kind: Keyring.systemKind, id: Self.pamSigningKeyID) {
                         return try await self.keyring.open(r.body, binding: "system/pam-recording-signing-key", tx)
                     }
                     let fresh = Array(Curve25519.Signing.PrivateKey().rawRepresentation)
                     let sealed = try await self.keyring.seal(fresh, binding: "system/pam-recording-signing-key", tx)
                     try await tx.insert(
-                        Record(kind: Keyring.systemKind, id: PAMConnectorSlot.signingKeyID, body: sealed))
+                        Record(kind: Keyring.systemKind, id: Self.pamSigningKeyID, body: sealed))
                     return fresh
                 }
                 let key = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
-                pamConnector.signingKey.withLock { $0 = key }
+                pamSigningKey.withLock { $0 = key }
                 return key
             } catch let e as EngineError where e.code == .alreadyExists {
                 continue  // another node created it first

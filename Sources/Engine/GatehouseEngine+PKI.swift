@@ -75,13 +75,8 @@ extension GatehouseEngine {
     static let crlLifetime: TimeInterval = 24 * 3600
     static let ocspLifetime: TimeInterval = 3600
 
-    /// Sets the public base URL (`https://host:port`) written into certificates for the CRL and OCSP endpoints.
-    public func setPKIBaseURL(_ url: String) {
-        pkiBaseURL.withLock { $0 = url.hasSuffix("/") ? String(url.dropLast()) : url }
-    }
-
-    func crlURL(_ caID: String) -> String { pkiBaseURL.withLock { $0 } + "/pki/crl/\(caID).crl" }
-    func ocspURL() -> String { pkiBaseURL.withLock { $0 } + "/pki/ocsp" }
+    func crlURL(_ caID: String) -> String { pkiBaseURL() + "/pki/crl/\(caID).crl" }
+    func ocspURL() -> String { pkiBaseURL() + "/pki/ocsp" }
 
     // MARK: - Keys and names
 

@@ -41,16 +41,21 @@ public final class GatehouseEngine: Engine {
     let estProfiles = Mutex<[String: (body: ProfileBody, until: Date)]>([:])
     /// EST bootstrap chains recently verified, by hash of (profile, its bootstrap CAs, the presented chain).
     let estVerifiedChains = Mutex<[Data: Date]>([:])
-    /// The base URL written into certificates for the CRL and OCSP endpoints.
-    let pkiBaseURL = Mutex<String>("https://127.0.0.1:8443")
-    /// Told the KMIP client CAs when this node creates the KMIP PKI (see `observeKMIPClientCAs`).
-    let kmipTrustObserver = Mutex<(@Sendable ([String]) -> Void)?>(nil)
+    /// The public base URL (`https://host:port`) written into certificates for the CRL and OCSP endpoints, read
+    /// when a certificate is issued (the daemon's answers the HTTPS listener's bound address).
+    let pkiBaseURL: @Sendable () -> String
+    /// Told the KMIP client CA (PEM) when this node creates it, so its KMIP listener trusts it at once (other nodes
+    /// pick it up on their periodic refresh).
+    let kmipClientCAsCreated: @Sendable ([String]) -> Void
     /// The KMIP client CA as last read (certificate DER and key identifier), to tell its certificates apart.
     let kmipClientCA = Mutex<(der: Data, keyID: [UInt8])?>(nil)
     /// `issuedByKMIPClientCA` verdicts by certificate fingerprint (principal id).
     let kmipIssuedVerdicts = Mutex<[String: Bool]>([:])
-    /// Reaches PostgreSQL resources for connection tests (installed by the daemon).
-    let pamConnector = PAMConnectorSlot()
+    /// Reaches PostgreSQL resources for connection tests and rotation (the proxy front end's; nil: none, and those
+    /// calls fail `.unavailable`).
+    let pamConnector: (any PAMConnector)?
+    /// The recording signing key, once loaded.
+    let pamSigningKey = Mutex<Curve25519.Signing.PrivateKey?>(nil)
     /// Where session recordings are read from and, through the daemon's shipper, written to (nil: none).
     public let recordings: (any RecordingStore)?
     let logger: Logger
@@ -63,7 +68,9 @@ public final class GatehouseEngine: Engine {
     public static func open(
         storage: any Storage, rootKey: any RootKeyProvider, bootstrapAdmins: Set<String>,
         logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() },
-        node: String? = nil, recordings: (any RecordingStore)? = nil
+        node: String? = nil, recordings: (any RecordingStore)? = nil, pamConnector: (any PAMConnector)? = nil,
+        pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
+        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
     ) async throws -> GatehouseEngine {
         let key = try rootKey.loadRootKey()
         do {
@@ -79,7 +86,8 @@ public final class GatehouseEngine: Engine {
             let engine = GatehouseEngine(
                 storage: storage, keyring: keyring,
                 audit: AuditLog(chain: AuditChain(key: auditKey), node: chain, storage: storage),
-                bootstrapAdmins: bootstrapAdmins, logger: logger, clock: clock, recordings: recordings)
+                bootstrapAdmins: bootstrapAdmins, logger: logger, clock: clock, recordings: recordings,
+                pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated)
             // Events this node's previous process wrote with their changes but did not seal before it stopped.
             let sealed = try await engine.audit.writer.sealPending(of: chain, before: Int64.max)
             if sealed > 0 {
@@ -122,8 +130,17 @@ public final class GatehouseEngine: Engine {
 
     init(
         storage: any Storage, keyring: Keyring, audit: AuditLog, bootstrapAdmins: Set<String>, logger: Logger,
-        clock: @escaping @Sendable () -> Date, recordings: (any RecordingStore)? = nil
+        clock: @escaping @Sendable () -> Date, recordings: (any RecordingStore)? = nil,
+        pamConnector: (any PAMConnector)? = nil,
+        pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
+        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
     ) {
+        self.pamConnector = pamConnector
+        self.kmipClientCAsCreated = kmipClientCAsCreated
+        self.pkiBaseURL = {
+            let url = pkiBaseURL()
+            return url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
         self.storage = storage
         self.recordings = recordings
         self.keyring = keyring

@@ -461,8 +461,6 @@ public protocol PAMConnector: Sendable {
 
 /// Resources, accounts, just-in-time grants and proxy sessions (part of `Engine`).
 public protocol PAMEngine: Sendable {
-    /// Installs the connector used for connection tests (the daemon does this once at start).
-    func setPAMConnector(_ connector: any PAMConnector)
 
     func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws -> PAMResourceInfo
     func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo]

@@ -77,6 +77,25 @@ import Testing
         }
     }
 
+    /// No hand-written Swift file grows past 1,500 lines (generated files say so on their first line).
+    @Test func noHandWrittenFileIsOver1500Lines() throws {
+        var checked = 0
+        for dir in ["Sources", "Tests"] {
+            let base = Self.root.appendingPathComponent(dir)
+            let files = (FileManager.default.enumerator(atPath: base.path)?.allObjects as? [String] ?? []).filter {
+                $0.hasSuffix(".swift")
+            }
+            for file in files {
+                let text = try String(contentsOf: base.appendingPathComponent(file), encoding: .utf8)
+                if text.hasPrefix("// swift-format-ignore-file\n// GENERATED") { continue }
+                checked += 1
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+                #expect(lines <= 1500, "\(dir)/\(file) has \(lines) lines")
+            }
+        }
+        #expect(checked > 100)
+    }
+
     @Test func codecsStayPure() throws {
         for target in ["TTLV", "KMIPProtocol", "ACMEProtocol", "ESTProtocol", "SSHProtocol", "PGWire", "Recording"] {
             for (file, module) in try imports(of: target) {

@@ -15,11 +15,12 @@ let stranger = CallContext(
 
 /// Opens an engine whose store has the projects `p` and `p1`.
 func openEngine(
-    _ storage: any Storage, key: SymmetricKey, clock: @escaping @Sendable () -> Date = { Date() }, node: String? = nil
+    _ storage: any Storage, key: SymmetricKey, clock: @escaping @Sendable () -> Date = { Date() }, node: String? = nil,
+    kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
 ) async throws -> GatehouseEngine {
     let engine = try await GatehouseEngine.open(
         storage: storage, rootKey: StaticRootKeyProvider(key), bootstrapAdmins: ["gatehouse-admin"], clock: clock,
-        node: node)
+        node: node, kmipClientCAsCreated: kmipClientCAsCreated)
     for project in ["p", "p1"] {
         do {
             _ = try await engine.createProject(admin, slug: project, description: "")

@@ -18,11 +18,11 @@ import _CryptoExtras
 
     @Test func generatedOnDemandWithTheChosenAlgorithmAndIssuesVerifiableClientCertificates() async throws {
         let storage = InMemoryStorage()
-        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        let pushed = Mutex<[String]>([])
+        let engine = try await openEngine(
+            storage, key: SymmetricKey(size: .bits256), kmipClientCAsCreated: { pems in pushed.withLock { $0 = pems } })
         #expect(await code { _ = try await engine.kmipPKI(admin) } == .notFound)
         #expect(try await engine.kmipClientCACertificates().isEmpty)
-        let pushed = Mutex<[String]>([])
-        engine.observeKMIPClientCAs { pems in pushed.withLock { $0 = pems } }
 
         let clientKey = P256.Signing.PrivateKey()
         let issued = try await engine.issueKMIPClientCertificate(

@@ -476,7 +476,6 @@ open class SSHEngineDouble: SSHEngine, @unchecked Sendable {
 /// `PAMEngine` whose every call is unscripted; subclass and override.
 open class PAMEngineDouble: PAMEngine, @unchecked Sendable {
     public init() {}
-    open func setPAMConnector(_ connector: any PAMConnector) {}
     open func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws
         -> PAMResourceInfo
     { throw TestDouble.unimplemented("createPAMResource") }
