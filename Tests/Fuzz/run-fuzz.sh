@@ -40,17 +40,21 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/est-se
 ASN1="$ROOT/.build/checkouts/swift-asn1/Sources/SwiftASN1"
 if [ ! -d "$ASN1" ]; then echo "fuzz est: swift-asn1 checkout missing (run swift build first)"; status=1; fi
 mapfile -d '' ASN1_SOURCES < <(find "$ASN1" -name '*.swift' -print0)
-# One module: swift-asn1's sources plus the codec without its `import SwiftASN1`.
-sed '/^import SwiftASN1$/d' "$ROOT/Sources/ESTProtocol/ESTCodec.swift" > "$OUT/ESTCodec.swift"
+# swift-extras-base64's Base64 (the codecs' one base64 codec; its Span and Base32 files are not needed).
+BASE64="$ROOT/.build/checkouts/swift-extras-base64/Sources/ExtrasBase64/Base64.swift"
+if [ ! -f "$BASE64" ]; then echo "fuzz est/jws: swift-extras-base64 checkout missing (run swift build first)"; status=1; fi
+# One module: swift-asn1's sources, Base64, and the codec without its imports of them.
+sed -e '/^import SwiftASN1$/d' -e '/^import ExtrasBase64$/d' "$ROOT/Sources/ESTProtocol/ESTCodec.swift" > "$OUT/ESTCodec.swift"
 fuzz_target est ESTFuzz 8192 \
-  "${ASN1_SOURCES[@]}" "$OUT/ESTCodec.swift" "$ROOT/Tests/Fuzz/ESTFuzz.swift"
+  "${ASN1_SOURCES[@]}" "$BASE64" "$OUT/ESTCodec.swift" "$ROOT/Tests/Fuzz/ESTFuzz.swift"
 
 # ACME: request bodies -> flattened JWS, protected header rules, JWK parsing.
 mkdir -p "$OUT/corpus-jws"
 printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoibiIsInVybCI6Imh0dHBzOi8veC9uZXctYWNjb3VudCIsImp3ayI6eyJrdHkiOiJFQyIsImNydiI6IlAtMjU2IiwieCI6IkFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUEiLCJ5IjoiQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQSJ9fQ","payload":"e30","signature":"AAAA"}' > "$OUT/corpus-jws/newaccount"
 printf '%s' '{"protected":"eyJhbGciOiJSUzI1NiIsIm5vbmNlIjoibiIsInVybCI6InUiLCJraWQiOiJrIn0","payload":"","signature":"AA"}' > "$OUT/corpus-jws/kid"
+sed '/^import ExtrasBase64$/d' "$ROOT/Sources/ACMEProtocol/JWS.swift" > "$OUT/JWS.swift"
 fuzz_target jws JWSFuzz 4096 \
-  "$ROOT/Sources/ACMEProtocol/JWS.swift" "$ROOT/Tests/Fuzz/JWSFuzz.swift"
+  "$BASE64" "$OUT/JWS.swift" "$ROOT/Tests/Fuzz/JWSFuzz.swift"
 
 # SSH: OpenSSH certificates, public key blobs, KRLs (seeded with a certificate, its keys and a KRL from OpenSSH).
 mkdir -p "$OUT/corpus-ssh"
