@@ -296,7 +296,7 @@ let package = Package(
             name: "EngineTests",
             dependencies: [
                 "Engine", "EngineAPI", "StorageAPI", "StorageSQLite", "StoragePostgres", "TestSupport", "ServerSupport",
-                "SSHProtocol",
+                "SSHProtocol", "ACMEProtocol",
                 "SystemCrypto", .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

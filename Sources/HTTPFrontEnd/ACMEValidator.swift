@@ -5,7 +5,6 @@ import Foundation
 import Logging
 import ServerSupport
 import ServiceLifecycle
-import Synchronization
 
 /// Validates ACME challenges (RFC 8555 §8.3 http-01, §8.4 dns-01; RFC 8737 tls-alpn-01) as a service of the daemon's
 /// `ServiceGroup`:
@@ -32,8 +31,6 @@ public final class ACMEValidator: Service, Sendable {
     let logger: Logger
     let jobs: AsyncStream<Job>
     let queue: AsyncStream<Job>.Continuation
-    /// Tests and the daemon's readiness: checks running now.
-    let inFlight = Mutex(0)
 
     public init(
         engine: any ACMEEngine, settings: ACMESettings, lease: Duration = .seconds(60), maxConcurrent: Int = 16,
@@ -129,8 +126,6 @@ public final class ACMEValidator: Service, Sendable {
 
     /// The remaining attempts of a job, then the verdict; nothing is recorded when cancelled (shutdown).
     func finish(_ job: Job) async {
-        inFlight.withLock { $0 += 1 }
-        defer { inFlight.withLock { $0 -= 1 } }
         var failure = job.firstFailure
         let attempts = job.firstFailure == nil ? 3 : 2
         for attempt in 0..<attempts {

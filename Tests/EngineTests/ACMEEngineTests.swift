@@ -1,3 +1,4 @@
+import ACMEProtocol
 import Crypto
 import EngineAPI
 import Foundation
@@ -226,7 +227,7 @@ import Testing
         let signingInput = Array("protected.payload".utf8)
         let mac = Array(
             HMAC<SHA256>.authenticationCode(
-                for: signingInput, using: SymmetricKey(data: try #require(base64url(hmacKey)))))
+                for: signingInput, using: SymmetricKey(data: try #require(Base64URL.decode(hmacKey)))))
         let (account, _) = try await nodeA.acmeNewAccount(
             CallContext(
                 principal: Principal(method: .acmeAccount, id: "jwk:tp", name: "tp"), frontEnd: "acme", requestID: "r"),
@@ -238,12 +239,6 @@ import Testing
         return World(
             storage: storage, clock: clock, nodeA: nodeA, nodeB: nodeB, accountId: account.id, account: ctx,
             profileId: profile.id)
-    }
-
-    func base64url(_ s: String) -> Data? {
-        var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while t.count % 4 != 0 { t += "=" }
-        return Data(base64Encoded: t)
     }
 
     /// A new order for `name`; returns its http-01 challenge id and authorization id.
