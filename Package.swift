@@ -129,6 +129,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
@@ -195,6 +196,7 @@ let package = Package(
             name: "KMIPFrontEnd",
             dependencies: [
                 "KMIPService", "KMIPProtocol", "TTLV", "EngineAPI", "ServerSupport",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -207,6 +209,7 @@ let package = Package(
             name: "PGProxyFrontEnd",
             dependencies: [
                 "PGWire", "Recording", "EngineAPI", "ServerSupport",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -351,6 +354,18 @@ let package = Package(
         .testTarget(
             name: "DaemonConfigTests",
             dependencies: ["DaemonConfig"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ListenerTests",
+            dependencies: [
+                "KMIPFrontEnd", "KMIPService", "KMIPProtocol", "TTLV", "PGProxyFrontEnd", "PGWire", "ServerSupport",
+                "EngineAPI", "TestSupport",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import Prometheus
 import ServerSupport
 import ServiceLifecycle
@@ -51,13 +52,31 @@ public enum HTTPListener {
         .nanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
     }
 
-    /// The server builder: HTTP/1.1 behind the connection guard (and TLS when configured).
+    /// The listener policy of an HTTP listener: the connection guard's log-in ends with the first request head,
+    /// and a late one is answered 408.
+    static func policy(_ settings: Settings) -> ListenerPolicy {
+        ListenerPolicy(
+            name: settings.name, host: settings.host, port: settings.port,
+            tls: settings.tls.map { .direct($0) } ?? .none, handshakeTimeout: timeAmount(settings.handshakeTimeout),
+            idleTimeout: timeAmount(settings.idleTimeout), loginTimeout: timeAmount(settings.loginTimeout),
+            login: .httpRequestHead, loginTimeoutMessage: HTTPConnectionPolicyHandler.requestTimeout,
+            allowHalfClosure: true)
+    }
+
+    /// The server builder: HTTP/1.1 behind the listener policy (TLS when configured, and the connection guard).
     static func server(_ settings: Settings, counter: ConnectionCounter) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in
-            GuardedChannel(
+        let hsts = settings.tls != nil
+        return HTTPServerBuilder { responder in
+            GuardedChildChannel(
                 HTTP1Channel(responder: responder, configuration: .init(idleTimeout: timeAmount(settings.idleTimeout))),
-                tls: settings.tls, counter: counter, handshakeTimeout: timeAmount(settings.handshakeTimeout),
-                idleTimeout: timeAmount(settings.idleTimeout), loginTimeout: timeAmount(settings.loginTimeout))
+                policy: policy(settings), counter: counter
+            ) { channel in
+                // Between NIO's HTTP/1 decoder (which knows the request's version) and the conversion to HTTP types
+                // (which drops it): HTTP/1.0 connection handling and HSTS.
+                let sync = channel.pipeline.syncOperations
+                let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                try sync.addHandler(HTTPConnectionPolicyHandler(hsts: hsts), position: .after(decoder))
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import EngineAPI
 import Foundation
+import HummingbirdCore
 import KMIPProtocol
 import KMIPService
 import Logging
@@ -58,27 +59,17 @@ public struct KMIPListener: Service {
         self.onBound = onBound
     }
 
+    /// The listener's policy: TLS first, and the log-in ends with the first whole request.
+    var policy: ListenerPolicy {
+        ListenerPolicy(
+            name: "kmip", host: settings.host, port: settings.port, tls: .direct(settings.tls),
+            handshakeTimeout: settings.handshakeTimeout, idleTimeout: settings.idleTimeout,
+            loginTimeout: settings.loginTimeout)
+    }
+
     public func run() async throws {
         let settings = self.settings
-        let counter = self.counter
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: settings.host, port: settings.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: settings.tls.context))
-                    try sync.addHandler(
-                        ConnectionGuardHandler(
-                            counter: counter, tls: true, handshakeTimeout: settings.handshakeTimeout,
-                            idleTimeout: settings.idleTimeout, loginTimeout: settings.loginTimeout))
-                    try sync.addHandler(ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: settings.maxMessageSize)))
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
-        logger.info("KMIP listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
-        await onBound(server.channel.localAddress?.port ?? settings.port)
+        let logger = self.logger
         let dispatcher = {
             var d = KMIPDispatcher(
                 maxMessageSize: settings.maxMessageSize, engine: engine, clock: { Int64(Date().timeIntervalSince1970) })
@@ -87,17 +78,38 @@ public struct KMIPListener: Service {
                 listener: "kmip", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
             return d
         }()
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { connections in
-                    for try await connection in connections {
-                        group.addTask { await Self.serve(connection, dispatcher: dispatcher, logger: logger) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            server.channel.close(promise: nil)
+        let onBound = self.onBound
+        try await Listener.service(
+            KMIPChildChannel(dispatcher: dispatcher, maxMessageSize: settings.maxMessageSize), policy: policy,
+            counter: counter, logger: logger
+        ) { port in
+            logger.info("KMIP listening", metadata: ["port": "\(port)"])
+            await onBound(port)
+        }.run()
+    }
+}
+
+/// One KMIP connection: TTLV framing, then one request at a time through the dispatcher.
+public struct KMIPChildChannel: ServerChildChannel {
+    public typealias Value = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let dispatcher: KMIPDispatcher
+    let maxMessageSize: Int
+
+    public init(dispatcher: KMIPDispatcher, maxMessageSize: Int) {
+        self.dispatcher = dispatcher
+        self.maxMessageSize = maxMessageSize
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(TTLVFrameDecoder(maxMessageSize: maxMessageSize)))
+            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
         }
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        await Self.serve(value, dispatcher: dispatcher, logger: logger)
     }
 
     static func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: KMIPDispatcher, logger: Logger)

@@ -1,5 +1,6 @@
 import EngineAPI
 import Foundation
+import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
@@ -90,40 +91,26 @@ public struct PGProxyListener: Service {
             listener: "postgres", burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
     }
 
+    /// The listener's policy: TLS after the client's SSLRequest (or directly), and the log-in ends with an
+    /// authenticated session; a late one gets PostgreSQL's own `authentication_timeout` error.
+    var policy: ListenerPolicy {
+        let tls = settings.tls
+        return ListenerPolicy(
+            name: "postgres", host: settings.host, port: settings.port,
+            tls: .negotiated({ PGPreTLSHandler(makeTLSHandlers: { tls.makeServerHandlers() }) }),
+            handshakeTimeout: settings.handshakeTimeout, idleTimeout: settings.idleTimeout,
+            loginTimeout: settings.loginTimeout, loginTimeoutMessage: Self.loginTimeoutMessage)
+    }
+
     public func run() async throws {
-        let settings = self.settings
-        let counter = self.counter
         await closeSessionsOfAStoppedNode()
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: settings.host, port: settings.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(PGPreTLSHandler(makeTLSHandlers: { settings.tls.makeServerHandlers() }))
-                    try sync.addHandler(
-                        ConnectionGuardHandler(
-                            counter: counter, tls: true, handshakeTimeout: settings.handshakeTimeout,
-                            idleTimeout: settings.idleTimeout, loginTimeout: settings.loginTimeout,
-                            loginTimeoutMessage: Self.loginTimeoutMessage))
-                    return try PGConnection.install(on: channel, isClient: true)
-                }
-            }
-        logger.info(
-            "PostgreSQL proxy listening", metadata: ["address": "\(server.channel.localAddress?.description ?? "")"])
-        await onBound(server.channel.localAddress?.port ?? settings.port)
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { connections in
-                    for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            server.channel.close(promise: nil)
-        }
+        let logger = self.logger
+        let onBound = self.onBound
+        try await Listener.service(PGChildChannel(listener: self), policy: policy, counter: counter, logger: logger) {
+            port in
+            logger.info("PostgreSQL proxy listening", metadata: ["port": "\(port)"])
+            await onBound(port)
+        }.run()
     }
 
     /// Sessions this node was serving when it stopped without closing them (crash, `kill -9`, power loss): one daemon
@@ -149,6 +136,21 @@ public struct PGProxyListener: Service {
         connection.close()
     }
 }
+
+/// One proxy connection: the side handler the session task drives.
+struct PGChildChannel: ServerChildChannel {
+    let listener: PGProxyListener
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<PGConnection> {
+        channel.eventLoop.makeCompletedFuture { try PGConnection.install(on: channel, isClient: true) }
+    }
+
+    func handle(value: PGConnection, logger: Logger) async {
+        await listener.serve(value)
+    }
+}
+
+extension PGConnection: ServerChildChannelValue {}
 
 /// One client connection, from the start-up packet to the end of the relayed session.
 struct PGProxySession {

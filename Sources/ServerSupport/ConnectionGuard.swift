@@ -91,7 +91,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     var handshakeTimer: Scheduled<Void>?
     var loginTimer: Scheduled<Void>?
     var idleTimer: Scheduled<Void>?
-    var lastActivity = NIODeadline.now()
+    /// By the event loop's clock (virtual time in tests).
+    var lastActivity = NIODeadline.uptimeNanoseconds(0)
     /// The last two bytes read (`.httpRequestHead`), to find the empty line that ends a request head.
     var lastTwo: (UInt8, UInt8) = (0, 0)
 
@@ -127,6 +128,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
             return
         }
         counted = true
+        lastActivity = context.eventLoop.now
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         if let handshakeTimeout, !handshakeDone {
             handshakeTimer = context.eventLoop.scheduleTask(in: handshakeTimeout) {
@@ -161,9 +163,9 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
             let (handler, ctx) = loopBound.value
             if handler.busy {
                 // A statement in flight: quiet is not idleness. The clock restarts when it ends.
-                handler.lastActivity = .now()
+                handler.lastActivity = ctx.eventLoop.now
                 handler.scheduleIdleCheck(ctx)
-            } else if NIODeadline.now() >= handler.lastActivity + handler.idleTimeout {
+            } else if ctx.eventLoop.now >= handler.lastActivity + handler.idleTimeout {
                 ctx.close(promise: nil)
             } else {
                 handler.scheduleIdleCheck(ctx)
@@ -179,7 +181,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = .now()
+        lastActivity = context.eventLoop.now
         if !loggedIn, login == .httpRequestHead {
             scanForHeadEnd(unwrapInboundIn(data))
         }
@@ -201,7 +203,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        lastActivity = .now()
+        lastActivity = context.eventLoop.now
         context.write(data, promise: promise)
     }
 
@@ -213,7 +215,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         case .loggedIn: markLoggedIn()
         case .busy(let value):
             busy = value
-            lastActivity = .now()
+            lastActivity = context.eventLoop.now
         }
         promise?.succeed(())
     }
