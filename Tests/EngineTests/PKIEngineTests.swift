@@ -366,7 +366,7 @@ import X509
                     admin, serial: issued.certificate.serialNumber, reason: .superseded)
             } == .wrongState)
         let after = try await w.engine.crl(caId: w.issuing.id)
-        let serial = try #require(GatehouseEngine.bytes(hex: issued.certificate.serialNumber))
+        let serial = try #require(PKIService.bytes(hex: issued.certificate.serialNumber))
         #expect(before.firstRange(of: serial) == nil && after.firstRange(of: serial) != nil)
         #expect(try await w.engine.getCertificate(admin, serial: issued.certificate.serialNumber).status == .revoked)
         // Malformed OCSP requests get malformedRequest, never an error.
@@ -639,7 +639,7 @@ extension PKIEngineTests {
         // The index serves the listing: the store holds one name entry per distinct name of each certificate.
         let entries = try await storage.lookupAll(
             IndexQuery.prefix(
-                kind: "pki-cert", index: GatehouseEngine.CertificateIndex.name, scope: "p", IndexKey(), limit: 500))
+                kind: "pki-cert", index: PKIService.CertificateIndex.name, scope: "p", IndexKey(), limit: 500))
         let distinct = all.reduce(0) { $0 + Set(([$1.commonName] + $1.altNames).map { $0.lowercased() }).count }
         #expect(entries.count == distinct)
     }

@@ -4,6 +4,7 @@ import Foundation
 import StorageAPI
 import SwiftASN1
 import X509
+import _CryptoExtras
 
 /// Stored form of the organization's KMIP client CA: public facts, the sealed PKCS#8 key and the certificate.
 struct KMIPPKIBody: Codable {
@@ -73,7 +74,7 @@ extension GatehouseEngine {
             throw EngineError(
                 .invalidArgument, "publicKey must be a PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----)")
         }
-        guard let clientAlgorithm = Self.keyAlgorithm(publicKey) else {
+        guard let clientAlgorithm = PKIService.keyAlgorithm(publicKey) else {
             throw EngineError(.invalidArgument, "the client key must be RSA 2048/3072/4096, EC P-256/P-384 or Ed25519")
         }
         let now = clock()
@@ -114,7 +115,7 @@ extension GatehouseEngine {
             }
             let notBefore = now - 60
             let notAfter = min(now + TimeInterval(ttl), ca.notValidAfter)
-            let serial = Self.randomSerial()
+            let serial = PKIService.randomSerial()
             let isRSA = [.rsa2048, .rsa3072, .rsa4096].contains(clientAlgorithm)
             let certificate: Certificate
             do {
@@ -126,7 +127,7 @@ extension GatehouseEngine {
                         OrganizationName("Gatehouse KMIP")
                         CommonName(request.commonName)
                     },
-                    signatureAlgorithm: try Self.signatureAlgorithm(body.keyAlgorithm, allowed: []),
+                    signatureAlgorithm: try PKIService.signatureAlgorithm(body.keyAlgorithm, allowed: []),
                     extensions: try Certificate.Extensions {
                         Critical(BasicConstraints.notCertificateAuthority)
                         Critical(KeyUsage(digitalSignature: true, keyEncipherment: isRSA))
@@ -140,7 +141,7 @@ extension GatehouseEngine {
             } catch {
                 throw EngineError(.internal, "cannot sign the KMIP client certificate", diagnostic: "\(error)")
             }
-            let serialHex = Self.hex(serial)
+            let serialHex = PKIService.hex(serial)
             try await self.audit.append(
                 self.allowed(
                     ctx, decision, "kmip.client.certificate.issue", project: nil,
@@ -150,62 +151,31 @@ extension GatehouseEngine {
                         "notAfter": ISO8601DateFormatter().string(from: notAfter),
                     ]), tx)
             let issued = KMIPClientCertificate(
-                certificate: Self.pem(try Self.der(certificate)),
-                certificateChain: [Self.pem(Array(body.certificateDER))],
+                certificate: PKIService.pem(try PKIService.der(certificate)),
+                certificateChain: [PKIService.pem(Array(body.certificateDER))],
                 serialNumber: serialHex, notAfter: notAfter)
             return (body, created, issued)
         }
-        if created { kmipClientCAsCreated([Self.pem(Array(body.certificateDER))]) }
+        if created { kmipClientCAsCreated([PKIService.pem(Array(body.certificateDER))]) }
         return issued
     }
 
     public func kmipClientCACertificates() async throws -> [String] {
         guard let body = try await transact({ tx in try await self.kmipPKIBody(tx) }) else { return [] }
         rememberKMIPClientCA(body.certificateDER)
-        return [Self.pem(Array(body.certificateDER))]
+        return [PKIService.pem(Array(body.certificateDER))]
     }
+
+    static let kmipCAKeyBinding = "kmip-pki/client-ca/key"
 
     /// Keeps the CA's key identifier for `issuedByKMIPClientCA` (the listener trusts the CA only after this ran
     /// on this node: at startup, on each refresh, or when this node created it).
     func rememberKMIPClientCA(_ der: Data) {
-        if kmipClientCA.withLock({ $0?.der == der }) { return }
+        if core.kmipClientCA.withLock({ $0?.der == der }) { return }
         guard let certificate = try? Certificate(derEncoded: Array(der)) else { return }
         let keyID = PKIDER.keyIdentifier(certificate.publicKey)
-        kmipClientCA.withLock { $0 = (der, keyID) }
-        kmipIssuedVerdicts.withLock { $0.removeAll() }
-    }
-
-    /// Whether the principal's certificate was issued by the KMIP client CA (its Authority Key Identifier is the
-    /// CA's key identifier).
-    func issuedByKMIPClientCA(_ principal: Principal) -> Bool {
-        guard let keyID = kmipClientCA.withLock({ $0?.keyID }) else { return false }
-        if let known = kmipIssuedVerdicts.withLock({ $0[principal.id] }) { return known }
-        guard let leafDER = principal.certificateChain.first else { return false }  // no certificate: not its
-        let verdict: Bool
-        if let leaf = try? Certificate(derEncoded: leafDER) {
-            if let aki = try? leaf.extensions.authorityKeyIdentifier?.keyIdentifier {
-                verdict = Array(aki) == keyID
-            } else {
-                verdict = leaf.issuer == (try? Self.kmipClientCASubject)
-            }
-        } else {
-            verdict = true  // unreadable: never a bootstrap admin
-        }
-        kmipIssuedVerdicts.withLock { cache in
-            if cache.count > 1_000 { cache.removeAll() }
-            cache[principal.id] = verdict
-        }
-        return verdict
-    }
-
-    static let kmipCAKeyBinding = "kmip-pki/client-ca/key"
-    static var kmipClientCASubject: DistinguishedName {
-        get throws {
-            try DistinguishedName {
-                OrganizationName("Gatehouse")
-                CommonName("Gatehouse KMIP Client CA")
-            }
-        }
+        core.kmipClientCA.withLock { $0 = (der, keyID) }
+        core.kmipIssuedVerdicts.withLock { $0.removeAll() }
     }
 
     func kmipPKIBody(_ tx: any StorageTransaction) async throws -> KMIPPKIBody? {
@@ -220,16 +190,16 @@ extension GatehouseEngine {
         async throws -> KMIPPKIBody
     {
         let now = clock()
-        let (key, pkcs8) = try Self.generateKey(algorithm)
+        let (key, pkcs8) = try PKIService.generateKey(algorithm)
         let dn = try Self.kmipClientCASubject
         let keyID = PKIDER.keyIdentifier(key.publicKey)
-        let certificate = try Self.caCertificate(
+        let certificate = try PKIService.caCertificate(
             subject: dn, publicKey: key.publicKey, issuer: dn, issuerKey: key, issuerKeyID: keyID,
-            signatureAlgorithm: try Self.signatureAlgorithm(algorithm, allowed: []), pathLength: 0,
+            signatureAlgorithm: try PKIService.signatureAlgorithm(algorithm, allowed: []), pathLength: 0,
             notBefore: now - 60, notAfter: now + Self.kmipClientCALifetime, crlURL: nil)
         let body = KMIPPKIBody(
             keyAlgorithm: algorithm, sealedKey: try await keyring.seal(pkcs8, binding: Self.kmipCAKeyBinding, tx),
-            certificateDER: Data(try Self.der(certificate)), createdAt: now)
+            certificateDER: Data(try PKIService.der(certificate)), createdAt: now)
         rememberKMIPClientCA(body.certificateDER)
         try await tx.insert(
             Record(
@@ -248,8 +218,106 @@ extension GatehouseEngine {
             throw EngineError(.internal, "the KMIP CA certificate is unreadable", diagnostic: "\(error)")
         }
         return KMIPPKIInfo(
-            keyAlgorithm: body.keyAlgorithm, caCertificate: pem(Array(body.certificateDER)),
-            serialNumber: hex(certificate.serialNumber.bytes), notBefore: certificate.notValidBefore,
+            keyAlgorithm: body.keyAlgorithm, caCertificate: PKIService.pem(Array(body.certificateDER)),
+            serialNumber: PKIService.hex(certificate.serialNumber.bytes), notBefore: certificate.notValidBefore,
             notAfter: certificate.notValidAfter, createdAt: body.createdAt)
     }
+
+    // MARK: - KMIP Certify
+
+    /// KMIP Certify (see `KeyEngine.certify`).
+    public func certify(
+        _ ctx: CallContext, project explicit: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?,
+        names: [String]
+    ) async throws
+        -> ManagedObject
+    {
+        let project: String
+        var publicKey: Certificate.PublicKey
+        var subject: DistinguishedName
+        var sans = SubjectAlternativeNames()
+        var requested: Certificate.Extensions?
+        var keyMeta: ManagedObject?
+        if let csrDER {
+            let csr = try PKIService.parseCSR(csrDER)
+            publicKey = csr.publicKey
+            subject = csr.subject
+            requested = try PKIService.requestedExtensions(csr)
+            sans = (try? requested?.subjectAlternativeNames) ?? SubjectAlternativeNames()
+            project = try await keyProject(ctx, explicit: explicit)
+        } else if let publicKeyID {
+            let (meta, material) = try await getObject(ctx, id: publicKeyID)
+            guard meta.objectType == .publicKey, let der = material?.bytes else {
+                throw EngineError(.invalidArgument, "Certify needs a public key (or a certificate request)")
+            }
+            publicKey = try Self.certificatePublicKey(meta, der)
+            guard let cn = commonName ?? meta.names.first else {
+                throw EngineError(
+                    .invalidArgument,
+                    "name the certificate's subject: a Certificate Subject CN, or a Name on the public key")
+            }
+            subject = try DistinguishedName { CommonName(cn) }
+            project = meta.project
+            keyMeta = meta
+        } else {
+            throw EngineError(.invalidArgument, "Certify needs a public key or a certificate request")
+        }
+        let profile = try await transact { tx -> ProfileInfo? in
+            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
+                .map { try self.decode(ProfileBody.self, $0).info }.first {
+                    $0.project == project && $0.enrollment == .kmip
+                }
+        }
+        guard let profile else {
+            throw EngineError(
+                .featureNotSupported, "project '\(project)' has no certificate profile with enrollment method kmip")
+        }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(project), .certificates, .create, ["profile": profile.slug]))
+        let input = PKIService.IssueInput(
+            subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
+        let der = try await transact { tx in
+            let (slim, der) = try await self.issuer.issue(profile, input, tx)
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "pki.certificate.issue", project: project,
+                    [
+                        "serialNumber": slim.serialNumber, "profile": profile.slug, "subject": slim.subject,
+                        "csr": csrDER == nil ? "no" : "yes",
+                    ]), tx)
+            return der
+        }
+        var spec = ObjectSpec(objectType: .certificate, names: names, dataType: 1)
+        spec.activationDate = clock()
+        var certificate = try await registerObject(ctx, project: project, spec, material: SecretBytes(der))
+        if let keyMeta {
+            let certID = certificate.id
+            _ = try await linkObjects(ctx, certID, ObjectLink(type: ObjectLink.publicKey, id: keyMeta.id))
+            _ = try await linkObjects(ctx, keyMeta.id, ObjectLink(type: ObjectLink.certificate, id: certID))
+            certificate.links = [ObjectLink(type: ObjectLink.publicKey, id: keyMeta.id)]
+        }
+        return certificate
+    }
+
+    /// A stored public key (PKCS#1 RSA, SubjectPublicKeyInfo EC / Ed25519) as a certificate's key.
+    static func certificatePublicKey(_ meta: ManagedObject, _ der: [UInt8]) throws -> Certificate.PublicKey {
+        do {
+            switch (meta.algorithm, meta.cryptographicLength) {
+            case (Algorithm.rsa?, _): return Certificate.PublicKey(try _RSA.Signing.PublicKey(derRepresentation: der))
+            case (Algorithm.ed25519?, _):
+                return Certificate.PublicKey(
+                    try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)))
+            case (_, 256): return Certificate.PublicKey(try P256.Signing.PublicKey(derRepresentation: der))
+            case (_, 384): return Certificate.PublicKey(try P384.Signing.PublicKey(derRepresentation: der))
+            case (_, 521): return Certificate.PublicKey(try P521.Signing.PublicKey(derRepresentation: der))
+            default:
+                throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) cannot be certified")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError(.invalidArgument, "the public key is unusable", diagnostic: "\(error)")
+        }
+    }
+
 }

@@ -70,10 +70,6 @@ extension GatehouseEngine {
             inputKeyMaterial: auditKey, info: Array("gatehouse acme nonce v1".utf8), outputByteCount: 32)
     }
 
-    static func randomToken(_ bytes: Int = 16) -> String {
-        Base64URL.encode(RandomBytes.make(bytes))
-    }
-
     static func b64url(_ data: some Sequence<UInt8>) -> String { Base64URL.encode(data) }
 
     static func unb64url(_ s: String) -> [UInt8]? { Base64URL.decode(s) }
@@ -81,7 +77,7 @@ extension GatehouseEngine {
     // MARK: Profiles and EAB
 
     public func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo {
-        let body = try await recentProfile(profile)
+        let body = try await issuer.recentProfile(profile)
         guard body.info.enrollment == .acme, body.info.caId != nil else {
             throw EngineError(.notFound, "no ACME profile '\(profile)'")
         }
@@ -112,8 +108,8 @@ extension GatehouseEngine {
         guard let certificateProfile else { return false }
         if certificateProfile == directoryProfile { return true }
         return try await read { tx in
-            guard let a = try? await self.loadProfile(certificateProfile, tx).1.info,
-                let b = try? await self.loadProfile(directoryProfile, tx).1.info
+            guard let a = try? await self.issuer.loadProfile(certificateProfile, tx).1.info,
+                let b = try? await self.issuer.loadProfile(directoryProfile, tx).1.info
             else { return false }
             return Self.sameDirectory(a, b)
         }
@@ -121,7 +117,7 @@ extension GatehouseEngine {
 
     public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String)
     {
-        let (_, body) = try await read { tx in try await self.loadProfile(profile, tx) }
+        let (_, body) = try await read { tx in try await self.issuer.loadProfile(profile, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .edit))
         guard let kid = body.eabKeyId, let sealed = body.eabSealedKey else {
             throw EngineError(.wrongState, "profile '\(profile)' has no external account binding (not an ACME profile)")
@@ -346,7 +342,7 @@ extension GatehouseEngine {
             }
         }
         guard contact.count <= 10 else { throw Self.acme(.invalidContact, "at most 10 contacts") }
-        let (_, profile) = try await read { tx in try await self.loadProfile(profileId, tx) }
+        let (_, profile) = try await read { tx in try await self.issuer.loadProfile(profileId, tx) }
         guard let eabKid = profile.eabKeyId, let sealed = profile.eabSealedKey else {
             throw EngineError(.notFound, "no ACME profile")
         }
@@ -480,15 +476,15 @@ extension GatehouseEngine {
         let now = clock()
         return try await transact { tx in
             let account = try await self.validAccount(ctx, accountId, tx)
-            var (_, profile) = try await self.loadProfile(account.profileId, tx)
+            var (_, profile) = try await self.issuer.loadProfile(account.profileId, tx)
             if let chosen {
                 // Another profile of this directory (draft-ietf-acme-profiles): its template and CA apply to the order.
-                guard chosen.utf8.count <= 200, let other = try? await self.loadProfile(chosen, tx).1,
+                guard chosen.utf8.count <= 200, let other = try? await self.issuer.loadProfile(chosen, tx).1,
                     other.info.slug == chosen || other.info.id == chosen, Self.sameDirectory(other.info, profile.info)
                 else { throw Self.acme(.invalidProfile, "this directory offers no profile '\(chosen)'") }
                 profile = other
             }
-            let template = try await self.loadTemplate(profile.info.templateId, tx).spec
+            let template = try await self.issuer.loadTemplate(profile.info.templateId, tx).spec
             // The template decides early which names it would ever sign (rejectedIdentifier), not at finalize; every
             // refused identifier is named in its own subproblem (RFC 8555 §6.7.1).
             var refused = syntaxProblems
@@ -513,7 +509,7 @@ extension GatehouseEngine {
             let orderId = Self.randomToken(12)
             if let replaces {
                 // RFC 9773 §5: the replaced certificate must be this account's, and be replaced only once.
-                let serial = Self.hex(replaces.serial)
+                let serial = PKIService.hex(replaces.serial)
                 guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: serial),
                     owner.scope == accountId,
                     let record = try await tx.get(kind: PKIKind.certificate, id: serial),
@@ -818,7 +814,7 @@ extension GatehouseEngine {
     {
         // Parsing the CSR and checking its signature need nothing from the store: done before the transaction, so
         // the writer's lock is not held for them.
-        let parsed = Result { try Self.parseCSR(csrBytes) }
+        let parsed = Result { try PKIService.parseCSR(csrBytes) }
         return try await transact { tx in
             _ = try await self.validAccount(ctx, accountId, tx)
             var (record, order) = try await self.loadOrder(orderId, tx)
@@ -830,7 +826,7 @@ extension GatehouseEngine {
             }
             let csr: CertificateSigningRequest
             do { csr = try parsed.get() } catch let e as EngineError { throw Self.acme(.badCSR, e.message) }
-            let requested = (try? Self.requestedExtensions(csr)) ?? nil
+            let requested = (try? PKIService.requestedExtensions(csr)) ?? nil
             let sans = ((try? requested?.subjectAlternativeNames) ?? nil) ?? SubjectAlternativeNames()
             // The CSR must name exactly the order's identifiers (CN, if any, among them).
             let values = try PKIPolicy.sanValues(sans)
@@ -843,18 +839,18 @@ extension GatehouseEngine {
                     "the CSR's names (\(csrNames.map(\.value).sorted().joined(separator: ", "))) must be exactly the order's (\(orderNames.map(\.value).sorted().joined(separator: ", ")))"
                 )
             }
-            let cn = Self.commonName(csr.subject)
+            let cn = PKIService.commonName(csr.subject)
             if !cn.isEmpty, !orderNames.contains(where: { $0.value == cn.lowercased() }) {
                 throw Self.acme(.badCSR, "the CSR's common name \(cn) is not one of the order's identifiers")
             }
-            let (_, profile) = try await self.loadProfile(order.profileId, tx)
+            let (_, profile) = try await self.issuer.loadProfile(order.profileId, tx)
             let subject = cn.isEmpty ? DistinguishedName() : try DistinguishedName { CommonName(cn) }
             let ttl = order.notAfter.map { $0.timeIntervalSince(order.notBefore ?? self.clock()) }
             let (info, _): (CertificateInfo, [UInt8])
             do {
-                (info, _) = try await self.issue(
+                (info, _) = try await self.issuer.issue(
                     profile.info,
-                    IssueInput(
+                    PKIService.IssueInput(
                         subject: subject, sans: sans, publicKey: csr.publicKey, requestedExtensions: nil, ttl: ttl), tx)
             } catch let e as EngineError where e.code == .permissionDenied || e.code == .invalidArgument {
                 throw Self.acme(.badCSR, e.message)
@@ -881,7 +877,7 @@ extension GatehouseEngine {
 
     public func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] {
         try acmeCaller(ctx, accountId)
-        let (_, body) = try await certificateBody(serial)
+        let (_, body) = try await issuer.certificateBody(serial)
         return try await read { tx in
             // Only the account whose order produced it may download it.
             guard let owner = try await tx.get(kind: ACMEKind.certificateOwner, id: body.info.serialNumber),
@@ -891,7 +887,7 @@ extension GatehouseEngine {
             }
             var chain = [Array(body.der)]
             if let caId = body.info.caId {
-                let ca = try await self.loadCA(caId, tx)
+                let ca = try await self.issuer.loadCA(caId, tx)
                 chain += ([ca.body.certificateDER ?? Data()] + ca.body.chainDER).map { Array($0) }
             }
             return chain
@@ -909,8 +905,8 @@ extension GatehouseEngine {
         else {
             throw Self.acme(.badRevocationReason, "reason \(reason) is not allowed")
         }
-        let serial = Self.hex(cert.serialNumber.bytes)
-        let (_, body) = try await certificateBody(serial)
+        let serial = PKIService.hex(cert.serialNumber.bytes)
+        let (_, body) = try await issuer.certificateBody(serial)
         guard Array(body.der) == certificate, try await issuedByDirectory(body.info.profileId, profileId) else {
             throw Self.acme(.unauthorized, "the certificate was not issued by this directory")
         }
@@ -931,7 +927,7 @@ extension GatehouseEngine {
             guard b.info.status != .revoked else {
                 throw Self.acme(.alreadyRevoked, "the certificate is already revoked")
             }
-            try await self.markRevoked(&record, &b, reason: r, now: now, tx)
+            try await self.issuer.markRevoked(&record, &b, reason: r, now: now, tx)
             try await self.audit.append(
                 self.event(
                     ctx, "acme.certificate.revoke", project: b.info.project,
@@ -970,7 +966,7 @@ extension GatehouseEngine {
     public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> (
         start: Date, end: Date
     ) {
-        let (_, body) = try await certificateBody(Self.hex(serial))
+        let (_, body) = try await issuer.certificateBody(PKIService.hex(serial))
         guard try await issuedByDirectory(body.info.profileId, profileId),
             let cert = try? Certificate(derEncoded: Array(body.der)),
             let aki = try? cert.extensions.authorityKeyIdentifier?.keyIdentifier, Array(aki) == authorityKeyId

@@ -7,14 +7,8 @@ import StorageAPI
 import Synchronization
 
 /// The engine: authorization, audit and envelope encryption in front of one `Storage`.
-public final class GatehouseEngine: Engine {
-    let storage: any Storage
-    let keyring: Keyring
-    let audit: AuditLog
-    let bootstrapAdmins: Set<String>
-    let accessCache = AccessCache()
-    /// Bounds what refused calls write to the audit log (a few in full per source and window, then a count).
-    let refusalLimiter = RefusalAuditLimiter()
+public final class GatehouseEngine: Engine, EngineService {
+    let core: EngineCore
     /// Wakes live PAM sessions when their grant is revoked through this node.
     let grantChanges = GrantChangeSignal()
     /// Decoded managed-object bodies by id, with the record version they were decoded from.
@@ -22,35 +16,24 @@ public final class GatehouseEngine: Engine {
     let cipherStreams = StreamTable<CipherStreamState>()
     /// Streamed MAC and Hash operations in progress, by correlation value.
     let digestStreams = StreamTable<DigestState>()
-    /// Every decoding cache below holds the stored bytes it decoded and is hit only when the record read now has the
-    /// same version **and** the same bytes. The version alone is not enough: a transaction that rolled back may have
-    /// cached its own uncommitted version N, and another transaction (or node) may then commit a different version N.
+    /// Decoding caches hold the stored bytes they decoded (see `EngineCore.decodedRecords`).
     let objectCache = Mutex<[String: (version: Int64, raw: Data, body: ManagedObjectBody)]>([:])
     /// Whether this engine has seen the administrators' default KMIP project exist (then it is not read again before
     /// each request; a Create that finds it gone clears this, so the next request makes it again).
     let defaultKMIPProjectSeen = Mutex(false)
-    /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
-    let caCache = Mutex<[String: LoadedCA]>([:])
-    /// Decoded PKI records (profiles, templates) by kind/id, with the record version they were decoded from.
-    let decodedRecords = Mutex<[String: (version: Int64, raw: Data, value: any Sendable)]>([:])
     /// Seals ACME nonces (derived once from the audit key).
     let nonceKey: SymmetricKey
     /// ACME accounts by id, reused for two seconds by JWS verification.
     let acmeAccounts = Mutex<[String: (info: ACMEAccountInfo, until: Date)]>([:])
-    /// Enrollment profiles by slug or id, reused for two seconds.
-    let estProfiles = Mutex<[String: (body: ProfileBody, until: Date)]>([:])
     /// EST bootstrap chains recently verified, by hash of (profile, its bootstrap CAs, the presented chain).
     let estVerifiedChains = Mutex<[Data: Date]>([:])
-    /// The public base URL (`https://host:port`) written into certificates for the CRL and OCSP endpoints, read
-    /// when a certificate is issued (the daemon's answers the HTTPS listener's bound address).
-    let pkiBaseURL: @Sendable () -> String
+    /// The PKI domain (issuance for the admin API, ACME, EST and KMIP).
+    let pki: PKIService
+    /// What other domains may use of the PKI domain.
+    var issuer: any CertificateIssuing { pki }
     /// Told the KMIP client CA (PEM) when this node creates it, so its KMIP listener trusts it at once (other nodes
     /// pick it up on their periodic refresh).
     let kmipClientCAsCreated: @Sendable ([String]) -> Void
-    /// The KMIP client CA as last read (certificate DER and key identifier), to tell its certificates apart.
-    let kmipClientCA = Mutex<(der: Data, keyID: [UInt8])?>(nil)
-    /// `issuedByKMIPClientCA` verdicts by certificate fingerprint (principal id).
-    let kmipIssuedVerdicts = Mutex<[String: Bool]>([:])
     /// Reaches PostgreSQL resources for connection tests and rotation (the proxy front end's; nil: none, and those
     /// calls fail `.unavailable`).
     let pamConnector: (any PAMConnector)?
@@ -58,8 +41,6 @@ public final class GatehouseEngine: Engine {
     let pamSigningKey = Mutex<Curve25519.Signing.PrivateKey?>(nil)
     /// Where session recordings are read from and, through the daemon's shipper, written to (nil: none).
     public let recordings: (any RecordingStore)?
-    let logger: Logger
-    let clock: @Sendable () -> Date
 
     static let secretKind = "secret"
 
@@ -137,114 +118,13 @@ public final class GatehouseEngine: Engine {
     ) {
         self.pamConnector = pamConnector
         self.kmipClientCAsCreated = kmipClientCAsCreated
-        self.pkiBaseURL = {
-            let url = pkiBaseURL()
-            return url.hasSuffix("/") ? String(url.dropLast()) : url
-        }
-        self.storage = storage
+        let core = EngineCore(
+            storage: storage, keyring: keyring, audit: audit, bootstrapAdmins: bootstrapAdmins, logger: logger,
+            clock: clock)
+        self.core = core
+        self.pki = PKIService(core: core, pkiBaseURL: pkiBaseURL)
         self.recordings = recordings
-        self.keyring = keyring
-        self.audit = audit
         self.nonceKey = Self.nonceKey(audit.key)
-        self.bootstrapAdmins = bootstrapAdmins
-        self.logger = logger
-        self.clock = clock
-    }
-
-    // MARK: - Plumbing
-
-    func event(_ ctx: CallContext, _ type: String, project: String?, _ metadata: [String: String]) -> AuditEvent {
-        var actorMetadata = [
-            "id": ctx.principal.id, "name": ctx.principal.name, "authMethod": ctx.principal.method.rawValue,
-        ]
-        for (k, v) in ctx.principal.attributes { actorMetadata[k] = v }
-        var meta = metadata
-        meta["requestId"] = ctx.requestID
-        let actorType: String
-        switch ctx.principal.method {
-        case .system: actorType = "platform"
-        case .anonymous: actorType = "unknownUser"
-        case .acmeAccount: actorType = "acmeAccount"
-        case .tlsCertificate, .token: actorType = "identity"
-        }
-        return AuditEvent(
-            event: .init(type: type, metadata: meta), actor: .init(type: actorType, metadata: actorMetadata),
-            projectId: project, ipAddress: ctx.ipAddress, userAgent: ctx.userAgent, userAgentType: ctx.frontEnd,
-            timestamp: clock())
-    }
-
-    /// Runs a storage transaction, mapping storage errors to engine errors, and stores the audit events it appended
-    /// in this node's chain after it commits (the result is returned only once they are stored).
-    ///
-    /// `relaxed`: the body only reads (its one write used to be its audit event): it runs as a read transaction,
-    /// which never queues behind writers, and its events go straight to the chain.
-    ///
-    /// `reloads`: the body reads what it updates inside the transaction, so a version conflict (another node
-    /// changed the record between the read and the write) is retried: the next attempt reads the winner's version.
-    /// Bodies that update with a version read elsewhere must not set it.
-    func transact<T: Sendable>(
-        relaxed: Bool = false, reloads: Bool = false, _ body: @Sendable (any StorageTransaction) async throws -> T
-    ) async throws -> T {
-        let batch = AuditBatch(writes: !relaxed)
-        let value = try await AuditBatch.$current.withValue(batch) {
-            try await mappingStorageErrors {
-                if relaxed {
-                    return try await storage.withReadTransaction { tx in
-                        batch.reset()
-                        return try await body(tx)
-                    }
-                }
-                return try await storage.withRetryingTransaction(versionConflicts: reloads) { tx in
-                    batch.reset()
-                    return try await body(tx)
-                }
-            }
-        }
-        try await mappingStorageErrors { try await audit.writer.store(batch.all) }
-        return value
-    }
-
-    /// Stores audit events that go with no change (refusals, failed logins): returns once they are stored.
-    func record(_ events: AuditEvent...) async throws {
-        try await mappingStorageErrors { try await audit.record(events) }
-    }
-
-    /// A read-only transaction (`Storage.withReadTransaction`): it sees every write acknowledged before it starts and
-    /// does not queue behind writers where the backend can avoid it. It must not write.
-    func read<T: Sendable>(_ body: @Sendable (any StorageTransaction) async throws -> T) async throws -> T {
-        try await mappingStorageErrors { try await storage.withReadTransaction(body) }
-    }
-
-    /// Runs a storage call, turning its errors into `EngineError`s.
-    func mappingStorageErrors<T: Sendable>(_ call: () async throws -> T) async throws -> T {
-        do {
-            return try await call()
-        } catch let e as EngineError {
-            throw e
-        } catch let e as StorageError {
-            switch e.code {
-            case .uniqueViolation: throw EngineError(.alreadyExists, "already exists", diagnostic: e.detail)
-            case .versionConflict, .auditConflict, .transientConflict:
-                throw EngineError(.conflict, "concurrent modification; retry", diagnostic: e.detail)
-            case .notFound: throw EngineError(.notFound, "not found", diagnostic: e.detail)
-            case .unavailable: throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
-            case .corrupt: throw EngineError(.internal, "storage error", diagnostic: e.detail)
-            }
-        } catch is CancellationError {
-            throw EngineError(.unavailable, "cancelled")
-        } catch {
-            throw EngineError(.internal, "internal error", diagnostic: "\(error)")
-        }
-    }
-
-    static func validateName(_ value: String, _ what: String) throws {
-        guard !value.isEmpty, value.utf8.count <= 200,
-            value.unicodeScalars.allSatisfy({
-                CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)
-            })
-        else {
-            throw EngineError(.invalidArgument, "\(what) must be 1–200 characters of letters, digits, '-', '_' or '.'")
-        }
     }
 
     // MARK: - Health
@@ -509,6 +389,9 @@ public final class GatehouseEngine: Engine {
     }
 
     // MARK: - Maintenance (local operator, not exposed to front ends)
+
+    /// Regenerates every CRL past half its lifetime (the daemon's periodic refresh).
+    public func refreshCRLs() async throws -> Int { try await pki.refreshCRLs() }
 
     /// Re-wraps all data keys under a new root key. Returns how many were re-wrapped.
     public func rotateRootKey(to provider: any RootKeyProvider) async throws -> Int {

@@ -11,7 +11,7 @@ struct NoticeBody: Codable {
 /// Certificate expiry alerts: rules per project, evaluated by a scheduled job that any number of nodes may run.
 /// Each (rule, certificate) pair is claimed by inserting a notice record whose id is unique, so exactly one node
 /// reports it; a claim not confirmed in time is taken over by the next run.
-extension GatehouseEngine {
+extension PKIService {
     static let alertKind = "pki-alert"
     static let noticeKind = "pki-alert-notice"
     static let alertFields = ["commonName", "subject", "altName", "profile", "caId", "serialNumber"]

@@ -7,7 +7,8 @@ import StorageAPI
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
     public static let indexCatalog = IndexCatalog([
-        kmsObjectIndexer, pamSessionIndexer, certificateIndexer, pamGrantIndexer, membershipIndexer, privilegeIndexer,
+        kmsObjectIndexer, pamSessionIndexer, PKIService.certificateIndexer, pamGrantIndexer, membershipIndexer,
+        privilegeIndexer,
     ])
 
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
@@ -276,7 +277,7 @@ extension GatehouseEngine {
 
 // MARK: - Certificates
 
-extension GatehouseEngine {
+extension PKIService {
     enum CertificateIndex {
         /// (stored status, notAfter): what expires when, per project (the expiry alerts' index).
         static let expiry = "expiry"
@@ -349,7 +350,7 @@ extension GatehouseEngine {
 
 // MARK: - Paging over an index
 
-extension GatehouseEngine {
+extension EngineService {
     /// One page of the records in an index range, in key order (descending: newest first for keys ending with a
     /// time), keeping those `accept` turns into an item. The `next` token names the index, so a token from another
     /// query is refused rather than misread. Reads the index in chunks until `limit` items are found or the range

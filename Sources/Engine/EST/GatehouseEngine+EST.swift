@@ -8,23 +8,10 @@ import X509
 
 /// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity.
 extension GatehouseEngine {
-    /// A profile by slug or id for the enrollment front ends (EST, ACME), which look it up on every request: a read
-    /// is reused for two seconds (the staleness the access cache allows; local deletions take effect at once).
-    func recentProfile(_ slug: String) async throws -> ProfileBody {
-        let now = clock()
-        if let hit = estProfiles.withLock({ $0[slug] }), hit.until > now { return hit.body }
-        let (_, body) = try await read { tx in try await self.loadProfile(slug, tx) }
-        estProfiles.withLock { cache in
-            if cache.count > 1_000 { cache.removeAll() }
-            cache[slug] = (body, now + 2)
-        }
-        return body
-    }
-
     /// The EST profile by slug. Devices enroll in bursts, so a profile read is reused for two seconds (the same
     /// staleness the access cache allows; local changes to profiles are rare and take effect within that).
     func estProfile(_ slug: String) async throws -> ProfileBody {
-        let body = try await recentProfile(slug)
+        let body = try await issuer.recentProfile(slug)
         guard body.info.enrollment == .est, body.info.caId != nil else {
             throw EngineError(.notFound, "no EST profile '\(slug)'")
         }
@@ -34,7 +21,7 @@ extension GatehouseEngine {
     public func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]] {
         let p = try await estProfile(profile)
         guard let caId = p.info.caId else { throw EngineError(.notFound, "no EST profile '\(profile)'") }
-        let ca = try await read { tx in try await self.loadCA(caId, tx) }
+        let ca = try await read { tx in try await self.issuer.loadCA(caId, tx) }
         guard let der = ca.body.certificateDER else {
             throw EngineError(.wrongState, "the profile's CA has no certificate")
         }
@@ -43,7 +30,7 @@ extension GatehouseEngine {
 
     public func estCSRAttributes(_ ctx: CallContext, profile: String) async throws -> [UInt8]? {
         let p = try await estProfile(profile)
-        let template = try await read { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
+        let template = try await read { tx in try await self.issuer.loadTemplate(p.info.templateId, tx) }.spec
         var oids: [ASN1ObjectIdentifier] = []
         if p.info.estRequireChannelBinding { oids.append(PKIDER.oidChallengePassword) }
         // The signature algorithm the device should sign its CSR with: the template's first, else SHA-256 ECDSA.
@@ -86,7 +73,7 @@ extension GatehouseEngine {
         for c in chain { hasher.update(data: c) }
         let cacheKey = Data(hasher.finalize())
         if let until = estVerifiedChains.withLock({ $0[cacheKey] }), until > now { return "est:bootstrap-certificate" }
-        guard let roots = try? Self.pemCertificates(pem), !roots.isEmpty else { return nil }
+        guard let roots = try? PKIService.pemCertificates(pem), !roots.isEmpty else { return nil }
         let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: now) }
         let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
@@ -119,7 +106,7 @@ extension GatehouseEngine {
                 throw EngineError(
                     .unauthenticated, "re-enrollment requires the current certificate as TLS client certificate")
             }
-            let serial = Self.hex(leaf.serialNumber.bytes)
+            let serial = PKIService.hex(leaf.serialNumber.bytes)
             let stored = try await transact(relaxed: true) { tx in
                 try await tx.get(kind: PKIKind.certificate, id: serial).map {
                     try self.decode(CertificateBody.self, $0)
@@ -181,8 +168,8 @@ extension GatehouseEngine {
         current: CertificateBody?,
         credentials: ESTCredentials, serverKeyGen: Bool
     ) async throws -> ESTEnrollment {
-        let csr = try Self.parseCSR(csrBytes)
-        let requested = try Self.requestedExtensions(csr)
+        let csr = try PKIService.parseCSR(csrBytes)
+        let requested = try PKIService.requestedExtensions(csr)
         let sans = (try? requested?.subjectAlternativeNames) ?? nil
         if p.info.estRequireChannelBinding {
             guard let unique = credentials.tlsUnique else {
@@ -212,18 +199,18 @@ extension GatehouseEngine {
                     .permissionDenied, "re-enrollment must keep the current certificate's subject and SubjectAltName")
             }
         }
-        var input = IssueInput(
+        var input = PKIService.IssueInput(
             subject: csr.subject, sans: sans ?? SubjectAlternativeNames(), publicKey: csr.publicKey,
             requestedExtensions: requested, ttl: nil)
         var pkcs8: [UInt8]?
         if serverKeyGen {
-            let template = try await read { tx in try await self.loadTemplate(p.info.templateId, tx) }.spec
+            let template = try await read { tx in try await self.issuer.loadTemplate(p.info.templateId, tx) }.spec
             let algorithm =
-                Self.keyAlgorithm(csr.publicKey).flatMap { a in
+                PKIService.keyAlgorithm(csr.publicKey).flatMap { a in
                     template.keyAlgorithms.isEmpty || template.keyAlgorithms.contains(a) ? a : nil
                 }
                 ?? template.keyAlgorithms.first ?? .ecP256
-            let (key, der) = try Self.generateKey(algorithm)
+            let (key, der) = try PKIService.generateKey(algorithm)
             input.publicKey = key.publicKey
             pkcs8 = der
         }
@@ -231,7 +218,7 @@ extension GatehouseEngine {
         let (grant, replaced) = (grantedBy, current?.info.serialNumber)
         let (info, der) = try await transact { tx in
             do {
-                let (info, der) = try await self.issue(p.info, issueInput, tx)
+                let (info, der) = try await self.issuer.issue(p.info, issueInput, tx)
                 var meta = [
                     "profile": p.info.slug, "serialNumber": info.serialNumber, "subject": info.subject,
                     "decision": "allow", "grantedBy": grant,

@@ -5,6 +5,7 @@ import Foundation
 import PKCS12
 import StorageAPI
 import SwiftASN1
+import Synchronization
 import X509
 import _CryptoExtras
 
@@ -70,7 +71,28 @@ enum PKIKind {
     static let crl = "pki-crl"
 }
 
-extension GatehouseEngine {
+/// The PKI domain: CAs, templates, profiles, issuance, revocation, CRLs and OCSP. ACME, EST and KMIP issue
+/// through it (`CertificateIssuing`); the admin API reaches it as `PKIEngine`.
+final class PKIService: EngineService {
+    let core: EngineCore
+    /// CAs with their decrypted signing keys, by id, with the record version they were loaded from.
+    let caCache = Mutex<[String: LoadedCA]>([:])
+    /// Enrollment profiles by slug or id, reused for two seconds (EST and ACME look one up per request).
+    let recentProfiles = Mutex<[String: (body: ProfileBody, until: Date)]>([:])
+    /// The public base URL (`https://host:port`) written into certificates for the CRL and OCSP endpoints, read
+    /// when a certificate is issued (the daemon's answers the HTTPS listener's bound address).
+    let pkiBaseURL: @Sendable () -> String
+
+    init(core: EngineCore, pkiBaseURL: @escaping @Sendable () -> String) {
+        self.core = core
+        self.pkiBaseURL = {
+            let url = pkiBaseURL()
+            return url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+    }
+}
+
+extension PKIService {
     /// How long a CRL is valid; it is regenerated on revocation and when half of this has passed.
     static let crlLifetime: TimeInterval = 24 * 3600
     static let ocspLifetime: TimeInterval = 3600
@@ -223,22 +245,6 @@ extension GatehouseEngine {
         return loaded
     }
 
-    /// Decodes a record, reusing the previous decoding while the record's version and bytes are unchanged.
-    func cachedDecode<T: Decodable & Sendable>(_ type: T.Type, _ record: Record) throws -> T {
-        let key = record.kind + "/" + record.id
-        if let hit = decodedRecords.withLock({ $0[key] }), hit.version == record.version, hit.raw == record.body,
-            let value = hit.value as? T
-        {
-            return value
-        }
-        let value = try decode(T.self, record)
-        decodedRecords.withLock { cache in
-            if cache.count > 5_000 { cache.removeAll() }
-            cache[key] = (record.version, record.body, value)
-        }
-        return value
-    }
-
     func loadProfile(_ idOrSlug: String, _ tx: any StorageTransaction) async throws -> (Record, ProfileBody) {
         guard !idOrSlug.isEmpty, idOrSlug.utf8.count <= 200 else { throw EngineError(.notFound, "profile not found") }
         let record: Record?
@@ -249,6 +255,19 @@ extension GatehouseEngine {
         }
         guard let record else { throw EngineError(.notFound, "profile '\(idOrSlug)' not found") }
         return (record, try cachedDecode(ProfileBody.self, record))
+    }
+
+    /// A profile by slug or id for the enrollment front ends (EST, ACME), which look it up on every request: a read
+    /// is reused for two seconds (the staleness the access cache allows; local deletions take effect at once).
+    func recentProfile(_ slug: String) async throws -> ProfileBody {
+        let now = clock()
+        if let hit = recentProfiles.withLock({ $0[slug] }), hit.until > now { return hit.body }
+        let (_, body) = try await read { tx in try await self.loadProfile(slug, tx) }
+        recentProfiles.withLock { cache in
+            if cache.count > 1_000 { cache.removeAll() }
+            cache[slug] = (body, now + 2)
+        }
+        return body
     }
 
     func loadTemplate(_ id: String, _ tx: any StorageTransaction) async throws -> TemplateInfo {
@@ -671,7 +690,7 @@ extension GatehouseEngine {
             ctx, AccessRequest(.project(body.info.project), .certificateProfiles, .delete))
         try await transact { tx in
             try await tx.delete(kind: PKIKind.profile, id: record.id, expectedVersion: record.version)
-            self.estProfiles.withLock {
+            self.recentProfiles.withLock {
                 $0[body.info.slug] = nil
                 $0[body.info.id] = nil
             }
@@ -821,101 +840,6 @@ extension GatehouseEngine {
     static func requestedExtensions(_ csr: CertificateSigningRequest) throws -> Certificate.Extensions? {
         do { return try csr.attributes.extensionRequest?.extensions } catch {
             throw EngineError(.invalidArgument, "the CSR's extension request is malformed")
-        }
-    }
-
-    /// KMIP Certify (see `KeyEngine.certify`).
-    public func certify(
-        _ ctx: CallContext, project explicit: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?,
-        names: [String]
-    ) async throws
-        -> ManagedObject
-    {
-        let project: String
-        var publicKey: Certificate.PublicKey
-        var subject: DistinguishedName
-        var sans = SubjectAlternativeNames()
-        var requested: Certificate.Extensions?
-        var keyMeta: ManagedObject?
-        if let csrDER {
-            let csr = try Self.parseCSR(csrDER)
-            publicKey = csr.publicKey
-            subject = csr.subject
-            requested = try Self.requestedExtensions(csr)
-            sans = (try? requested?.subjectAlternativeNames) ?? SubjectAlternativeNames()
-            project = try await keyProject(ctx, explicit: explicit)
-        } else if let publicKeyID {
-            let (meta, material) = try await getObject(ctx, id: publicKeyID)
-            guard meta.objectType == .publicKey, let der = material?.bytes else {
-                throw EngineError(.invalidArgument, "Certify needs a public key (or a certificate request)")
-            }
-            publicKey = try Self.certificatePublicKey(meta, der)
-            guard let cn = commonName ?? meta.names.first else {
-                throw EngineError(
-                    .invalidArgument,
-                    "name the certificate's subject: a Certificate Subject CN, or a Name on the public key")
-            }
-            subject = try DistinguishedName { CommonName(cn) }
-            project = meta.project
-            keyMeta = meta
-        } else {
-            throw EngineError(.invalidArgument, "Certify needs a public key or a certificate request")
-        }
-        let profile = try await transact { tx -> ProfileInfo? in
-            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
-                .map { try self.decode(ProfileBody.self, $0).info }.first {
-                    $0.project == project && $0.enrollment == .kmip
-                }
-        }
-        guard let profile else {
-            throw EngineError(
-                .featureNotSupported, "project '\(project)' has no certificate profile with enrollment method kmip")
-        }
-        let decision = try await authorize(
-            ctx, AccessRequest(.project(project), .certificates, .create, ["profile": profile.slug]))
-        let input = IssueInput(
-            subject: subject, sans: sans, publicKey: publicKey, requestedExtensions: requested, ttl: nil)
-        let der = try await transact { tx in
-            let (slim, der) = try await self.issue(profile, input, tx)
-            try await self.audit.append(
-                self.allowed(
-                    ctx, decision, "pki.certificate.issue", project: project,
-                    [
-                        "serialNumber": slim.serialNumber, "profile": profile.slug, "subject": slim.subject,
-                        "csr": csrDER == nil ? "no" : "yes",
-                    ]), tx)
-            return der
-        }
-        var spec = ObjectSpec(objectType: .certificate, names: names, dataType: 1)
-        spec.activationDate = clock()
-        var certificate = try await registerObject(ctx, project: project, spec, material: SecretBytes(der))
-        if let keyMeta {
-            let certID = certificate.id
-            _ = try await linkObjects(ctx, certID, ObjectLink(type: ObjectLink.publicKey, id: keyMeta.id))
-            _ = try await linkObjects(ctx, keyMeta.id, ObjectLink(type: ObjectLink.certificate, id: certID))
-            certificate.links = [ObjectLink(type: ObjectLink.publicKey, id: keyMeta.id)]
-        }
-        return certificate
-    }
-
-    /// A stored public key (PKCS#1 RSA, SubjectPublicKeyInfo EC / Ed25519) as a certificate's key.
-    static func certificatePublicKey(_ meta: ManagedObject, _ der: [UInt8]) throws -> Certificate.PublicKey {
-        do {
-            switch (meta.algorithm, meta.cryptographicLength) {
-            case (Algorithm.rsa?, _): return Certificate.PublicKey(try _RSA.Signing.PublicKey(derRepresentation: der))
-            case (Algorithm.ed25519?, _):
-                return Certificate.PublicKey(
-                    try Curve25519.Signing.PublicKey(rawRepresentation: try Ed25519DER.publicKey(der)))
-            case (_, 256): return Certificate.PublicKey(try P256.Signing.PublicKey(derRepresentation: der))
-            case (_, 384): return Certificate.PublicKey(try P384.Signing.PublicKey(derRepresentation: der))
-            case (_, 521): return Certificate.PublicKey(try P521.Signing.PublicKey(derRepresentation: der))
-            default:
-                throw EngineError(.featureNotSupported, "keys of algorithm \(meta.algorithm ?? 0) cannot be certified")
-            }
-        } catch let e as EngineError {
-            throw e
-        } catch {
-            throw EngineError(.invalidArgument, "the public key is unusable", diagnostic: "\(error)")
         }
     }
 

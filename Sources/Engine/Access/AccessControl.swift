@@ -139,26 +139,8 @@ final class AccessCache: Sendable {
     }
 }
 
-extension GatehouseEngine {
+extension EngineService {
     // MARK: - Resolving the caller
-
-    func decode<T: Decodable>(_ type: T.Type, _ record: Record) throws -> T {
-        do {
-            return try JSONDecoder().decode(T.self, from: try StoredJSON.unpack(record.body))
-        } catch {
-            throw EngineError(.internal, "a stored \(record.kind) is unreadable", diagnostic: "\(record.id): \(error)")
-        }
-    }
-
-    /// A record body: JSON, compressed for the kinds stored by the million (KMIP objects; see `StoredJSON`).
-    static func encode<T: Encodable>(_ value: T) throws -> Data {
-        do {
-            let json = try JSONEncoder().encode(value)
-            return T.self == ManagedObjectBody.self ? StoredJSON.pack(json) : json
-        } catch {
-            throw EngineError(.internal, "cannot encode a record", diagnostic: "\(error)")
-        }
-    }
 
     /// Resolves a principal to a caller; nil when the principal does not authenticate anyone.
     func resolve(_ principal: Principal) async throws -> Caller? {
@@ -339,15 +321,6 @@ extension GatehouseEngine {
         }
     }
 
-    /// Writes the summaries of refusal windows that are over (the daemon calls it periodically, so the count of a
-    /// flood that stopped is on record within a window). Returns how many were written.
-    @discardableResult
-    public func flushRefusalSummaries() async -> Int {
-        let due = refusalLimiter.due(now: clock())
-        await writeRefusalSummaries(due)
-        return due.count
-    }
-
     func writeRefusalSummaries(_ summaries: [RefusalAuditLimiter.Summary]) async {
         guard !summaries.isEmpty else { return }
         let format = ISO8601DateFormatter()
@@ -391,5 +364,48 @@ extension GatehouseEngine {
             throw EngineError(.notFound, "project '\(slug)' not found")
         }
         return record
+    }
+
+    /// Whether the principal's certificate was issued by the KMIP client CA (its Authority Key Identifier is the
+    /// CA's key identifier).
+    func issuedByKMIPClientCA(_ principal: Principal) -> Bool {
+        guard let keyID = core.kmipClientCA.withLock({ $0?.keyID }) else { return false }
+        if let known = core.kmipIssuedVerdicts.withLock({ $0[principal.id] }) { return known }
+        guard let leafDER = principal.certificateChain.first else { return false }  // no certificate: not its
+        let verdict: Bool
+        if let leaf = try? Certificate(derEncoded: leafDER) {
+            if let aki = try? leaf.extensions.authorityKeyIdentifier?.keyIdentifier {
+                verdict = Array(aki) == keyID
+            } else {
+                verdict = leaf.issuer == (try? Self.kmipClientCASubject)
+            }
+        } else {
+            verdict = true  // unreadable: never a bootstrap admin
+        }
+        core.kmipIssuedVerdicts.withLock { cache in
+            if cache.count > 1_000 { cache.removeAll() }
+            cache[principal.id] = verdict
+        }
+        return verdict
+    }
+
+    static var kmipClientCASubject: DistinguishedName {
+        get throws {
+            try DistinguishedName {
+                OrganizationName("Gatehouse")
+                CommonName("Gatehouse KMIP Client CA")
+            }
+        }
+    }
+}
+
+extension GatehouseEngine {
+    /// Writes the summaries of refusal windows that are over (the daemon calls it periodically, so the count of a
+    /// flood that stopped is on record within a window). Returns how many were written.
+    @discardableResult
+    public func flushRefusalSummaries() async -> Int {
+        let due = refusalLimiter.due(now: clock())
+        await writeRefusalSummaries(due)
+        return due.count
     }
 }

@@ -10,7 +10,7 @@ extension GatehouseEngine {
         async throws -> (String, IssuedToken)
     {
         let token = Self.randomToken("ghat_")
-        let hash = Self.hex(Self.hash(token))
+        let hash = PKIService.hex(Self.hash(token))
         let now = clock()
         let lifetime = settings.accessTokenPeriod > 0 ? settings.accessTokenPeriod : settings.accessTokenTTL
         let body = TokenBody(
@@ -46,7 +46,7 @@ extension GatehouseEngine {
                 ctx, "authentication.failed", project: nil, ["method": "token", "reason": "malformed token"])
             throw EngineError(.unauthenticated, "invalid access token")
         }
-        let hash = Self.hex(Self.hash(bearerToken))
+        let hash = PKIService.hex(Self.hash(bearerToken))
         let now = clock()
         let outcome: Outcome<TokenBody> = try await transact { tx in
             guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
@@ -288,7 +288,7 @@ extension GatehouseEngine {
     }
 
     public func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken {
-        let hash = Self.hex(Self.hash(accessToken))
+        let hash = PKIService.hex(Self.hash(accessToken))
         let now = clock()
         let outcome: Outcome<IssuedToken> = try await transact { tx in
             guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
@@ -334,7 +334,7 @@ extension GatehouseEngine {
     }
 
     public func revokeToken(_ ctx: CallContext, accessToken: String) async throws {
-        let hash = Self.hex(Self.hash(accessToken))
+        let hash = PKIService.hex(Self.hash(accessToken))
         let found: Bool = try await transact { tx in
             guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else { return false }
             var body = try self.decode(TokenBody.self, record)
