@@ -67,7 +67,7 @@ import Testing
     {
         do {
             try await storage.withRetryingTransaction { tx in
-                try await engine.admitOrder(
+                try await engine.acme.admitOrder(
                     accountId: account, identifiers: names.map { ACMEIdentifier(type: "dns", value: $0) },
                     limits: limits, now: clock.read(), tx)
             }

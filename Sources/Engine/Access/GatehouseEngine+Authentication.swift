@@ -251,13 +251,6 @@ extension GatehouseEngine {
         }
     }
 
-    static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for (x, y) in zip(a, b) { diff |= x ^ y }
-        return diff == 0
-    }
-
     public func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken {
         guard ctx.principal.method == .tlsCertificate, !identityId.isEmpty, identityId.utf8.count <= 64 else {
             await auditFailure(

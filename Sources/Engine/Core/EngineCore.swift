@@ -189,4 +189,11 @@ extension EngineService {
     static func randomToken(_ bytes: Int = 16) -> String {
         Base64URL.encode(RandomBytes.make(bytes))
     }
+
+    static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for (x, y) in zip(a, b) { diff |= x ^ y }
+        return diff == 0
+    }
 }

@@ -28,6 +28,13 @@ extension GatehouseEngine {  // PKIEngine
     public func exportPKCS12(_ ctx: CallContext, serial: String, password: String, alias: String?) async throws -> [UInt8] { try await pki.exportPKCS12(ctx, serial: serial, password: password, alias: alias) }
     public func crl(caId: String) async throws -> [UInt8] { try await pki.crl(caId: caId) }
     public func ocsp(request: [UInt8]) async throws -> [UInt8] { try await pki.ocsp(request: request) }
+    public func acmeEABCredentials(_ ctx: CallContext, profile: String) async throws -> (keyId: String, hmacKey: String) { try await acme.acmeEABCredentials(ctx, profile: profile) }
+}
+
+extension GatehouseEngine {  // ESTEngine
+    public func estCACertificates(_ ctx: CallContext, profile: String) async throws -> [[UInt8]] { try await est.estCACertificates(ctx, profile: profile) }
+    public func estCSRAttributes(_ ctx: CallContext, profile: String) async throws -> [UInt8]? { try await est.estCSRAttributes(ctx, profile: profile) }
+    public func estEnroll( _ ctx: CallContext, profile: String, csr: [UInt8], credentials: ESTCredentials, reenroll: Bool, serverKeyGen: Bool ) async throws -> ESTEnrollment { try await est.estEnroll(ctx, profile: profile, csr: csr, credentials: credentials, reenroll: reenroll, serverKeyGen: serverKeyGen) }
 }
 
 extension GatehouseEngine {  // AlertEngine
@@ -36,5 +43,27 @@ extension GatehouseEngine {  // AlertEngine
     public func deleteAlert(_ ctx: CallContext, id: String) async throws { try await pki.deleteAlert(ctx, id: id) }
     public func claimExpiryNotices(_ ctx: CallContext, retryAfter: TimeInterval) async throws -> [ExpiryNotice] { try await pki.claimExpiryNotices(ctx, retryAfter: retryAfter) }
     public func confirmExpiryNotice(_ ctx: CallContext, id: String) async throws { try await pki.confirmExpiryNotice(ctx, id: id) }
+}
+
+extension GatehouseEngine {  // ACMEEngine
+    public func acmeProfile(_ ctx: CallContext, profile: String) async throws -> ProfileInfo { try await acme.acmeProfile(ctx, profile: profile) }
+    public func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] { try await acme.acmeDirectoryProfiles(ctx, profile: profile) }
+    public func acmeNewNonce() async throws -> String { try await acme.acmeNewNonce() }
+    public func acmeConsumeNonce(_ nonce: String) async throws -> Bool { try await acme.acmeConsumeNonce(nonce) }
+    public func acmeAccount(profileId: String, accountId: String) async throws -> ACMEAccountInfo { try await acme.acmeAccount(profileId: profileId, accountId: accountId) }
+    public func acmeNewAccount( _ ctx: CallContext, profileId: String, jwk: String, thumbprint: String, contact: [String], termsAgreed: Bool, onlyReturnExisting: Bool, eab: (kid: String, alg: String, signingInput: [UInt8], mac: [UInt8])? ) async throws -> (ACMEAccountInfo, created: Bool) { try await acme.acmeNewAccount(ctx, profileId: profileId, jwk: jwk, thumbprint: thumbprint, contact: contact, termsAgreed: termsAgreed, onlyReturnExisting: onlyReturnExisting, eab: eab) }
+    public func acmeUpdateAccount(_ ctx: CallContext, accountId: String, contact: [String]?, deactivate: Bool) async throws -> ACMEAccountInfo { try await acme.acmeUpdateAccount(ctx, accountId: accountId, contact: contact, deactivate: deactivate) }
+    public func acmeNewOrder( _ ctx: CallContext, accountId: String, identifiers: [ACMEIdentifier], notBefore: Date?, notAfter: Date?, replaces: (certID: String, authorityKeyId: [UInt8], serial: [UInt8])?, profile: String?, limits: ACMERateLimits ) async throws -> ACMEOrderInfo { try await acme.acmeNewOrder(ctx, accountId: accountId, identifiers: identifiers, notBefore: notBefore, notAfter: notAfter, replaces: replaces, profile: profile, limits: limits) }
+    public func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo { try await acme.acmeOrder(ctx, accountId: accountId, orderId: orderId) }
+    public func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String> { try await acme.acmeOrders(ctx, accountId: accountId, after: after, limit: limit) }
+    public func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws -> ACMEAuthorizationInfo { try await acme.acmeAuthorization(ctx, accountId: accountId, authorizationId: authorizationId) }
+    public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval) async throws -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?) { try await acme.acmeRespondChallenge(ctx, accountId: accountId, challengeId: challengeId, lease: lease) }
+    public func acmeClaimValidations(_ ctx: CallContext, lease: TimeInterval, limit: Int) async throws -> [ACMEValidationTask] { try await acme.acmeClaimValidations(ctx, lease: lease, limit: limit) }
+    public func acmeCompleteValidation(_ ctx: CallContext, challengeId: String, error: ACMEError?) async throws { try await acme.acmeCompleteValidation(ctx, challengeId: challengeId, error: error) }
+    public func acmeFinalize(_ ctx: CallContext, accountId: String, orderId: String, csr: [UInt8]) async throws -> ACMEOrderInfo { try await acme.acmeFinalize(ctx, accountId: accountId, orderId: orderId, csr: csr) }
+    public func acmeCertificate(_ ctx: CallContext, accountId: String, serial: String) async throws -> [[UInt8]] { try await acme.acmeCertificate(ctx, accountId: accountId, serial: serial) }
+    public func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws { try await acme.acmeRevoke(ctx, profileId: profileId, accountId: accountId, certificate: certificate, reason: reason) }
+    public func acmeChangeKey( _ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String ) async throws -> ACMEAccountInfo { try await acme.acmeChangeKey(ctx, accountId: accountId, oldThumbprint: oldThumbprint, newJWK: newJWK, newThumbprint: newThumbprint) }
+    public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> ( start: Date, end: Date ) { try await acme.acmeRenewalInfo(profileId: profileId, authorityKeyId: authorityKeyId, serial: serial) }
 }
 

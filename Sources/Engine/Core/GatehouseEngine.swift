@@ -21,16 +21,14 @@ public final class GatehouseEngine: Engine, EngineService {
     /// Whether this engine has seen the administrators' default KMIP project exist (then it is not read again before
     /// each request; a Create that finds it gone clears this, so the next request makes it again).
     let defaultKMIPProjectSeen = Mutex(false)
-    /// Seals ACME nonces (derived once from the audit key).
-    let nonceKey: SymmetricKey
-    /// ACME accounts by id, reused for two seconds by JWS verification.
-    let acmeAccounts = Mutex<[String: (info: ACMEAccountInfo, until: Date)]>([:])
-    /// EST bootstrap chains recently verified, by hash of (profile, its bootstrap CAs, the presented chain).
-    let estVerifiedChains = Mutex<[Data: Date]>([:])
     /// The PKI domain (issuance for the admin API, ACME, EST and KMIP).
     let pki: PKIService
     /// What other domains may use of the PKI domain.
     var issuer: any CertificateIssuing { pki }
+    /// ACME directories.
+    let acme: ACMEService
+    /// EST enrollment.
+    let est: ESTService
     /// Told the KMIP client CA (PEM) when this node creates it, so its KMIP listener trusts it at once (other nodes
     /// pick it up on their periodic refresh).
     let kmipClientCAsCreated: @Sendable ([String]) -> Void
@@ -122,9 +120,11 @@ public final class GatehouseEngine: Engine, EngineService {
             storage: storage, keyring: keyring, audit: audit, bootstrapAdmins: bootstrapAdmins, logger: logger,
             clock: clock)
         self.core = core
-        self.pki = PKIService(core: core, pkiBaseURL: pkiBaseURL)
+        let pki = PKIService(core: core, pkiBaseURL: pkiBaseURL)
+        self.pki = pki
+        self.acme = ACMEService(core: core, issuer: pki)
+        self.est = ESTService(core: core, issuer: pki)
         self.recordings = recordings
-        self.nonceKey = Self.nonceKey(audit.key)
     }
 
     // MARK: - Health
@@ -392,6 +392,11 @@ public final class GatehouseEngine: Engine, EngineService {
 
     /// Regenerates every CRL past half its lifetime (the daemon's periodic refresh).
     public func refreshCRLs() async throws -> Int { try await pki.refreshCRLs() }
+
+    /// Deletes expired ACME nonces, orders and authorizations (the daemon's periodic sweep).
+    public func acmeSweep(batch: Int = 2000, maxBatches: Int = 500) async throws -> Int {
+        try await acme.acmeSweep(batch: batch, maxBatches: maxBatches)
+    }
 
     /// Re-wraps all data keys under a new root key. Returns how many were re-wrapped.
     public func rotateRootKey(to provider: any RootKeyProvider) async throws -> Int {

@@ -3,6 +3,7 @@ import Crypto
 import EngineAPI
 import Foundation
 import StorageAPI
+import Synchronization
 import X509
 
 struct ACMEAccountBody: Codable { var info: ACMEAccountInfo }
@@ -38,7 +39,24 @@ struct ACMEValidationBody: Codable {
 
 /// ACME (RFC 8555) state: accounts per profile, orders, authorizations and challenges, nonces. Certificates are
 /// issued through the profile's template and CA like every other enrollment.
-extension GatehouseEngine {
+/// ACME (RFC 8555): accounts, orders, authorizations, challenges, finalization and revocation for the ACME
+/// directories (profiles with `enrollment: acme`). Certificates come from the PKI domain through `CertificateIssuing`.
+final class ACMEService: EngineService {
+    let core: EngineCore
+    let issuer: any CertificateIssuing
+    /// Seals ACME nonces (derived once from the audit key).
+    let nonceKey: SymmetricKey
+    /// ACME accounts by id, reused for two seconds by JWS verification.
+    let acmeAccounts = Mutex<[String: (info: ACMEAccountInfo, until: Date)]>([:])
+
+    init(core: EngineCore, issuer: any CertificateIssuing) {
+        self.core = core
+        self.issuer = issuer
+        self.nonceKey = Self.nonceKey(core.audit.key)
+    }
+}
+
+extension ACMEService {
     static let nonceLifetime: TimeInterval = 600
     static let orderLifetime: TimeInterval = 7 * 86400
     /// A valid authorization is reused by new orders of the same account for the same identifier while it has at

@@ -4,10 +4,24 @@ import ExtrasBase64
 import Foundation
 import StorageAPI
 import SwiftASN1
+import Synchronization
 import X509
 
-/// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity.
-extension GatehouseEngine {
+/// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity. Certificates come from
+/// the PKI domain through `CertificateIssuing`.
+final class ESTService: EngineService {
+    let core: EngineCore
+    let issuer: any CertificateIssuing
+    /// EST bootstrap chains recently verified, by hash of (profile, its bootstrap CAs, the presented chain).
+    let estVerifiedChains = Mutex<[Data: Date]>([:])
+
+    init(core: EngineCore, issuer: any CertificateIssuing) {
+        self.core = core
+        self.issuer = issuer
+    }
+}
+
+extension ESTService {
     /// The EST profile by slug. Devices enroll in bursts, so a profile read is reused for two seconds (the same
     /// staleness the access cache allows; local changes to profiles are rare and take effect within that).
     func estProfile(_ slug: String) async throws -> ProfileBody {
