@@ -17,7 +17,7 @@ struct AuditStreamService: Service {
     let logger: Logger
     var pollInterval: Duration = .seconds(1)
     /// The store key of this stream's cursor.
-    var cursorName = GatehouseEngine.streamCursorKey
+    var cursorName = AuditService.streamCursorKey
     /// Only events of these types (exact, or prefixes ending in `.`); nil: every event.
     var types: [String]? = nil
 

@@ -80,7 +80,7 @@ func openEngine(
         let a = try await engine.createSecret(admin, project: "p1", name: "a", value: SecretBytes(utf8: "alpha"))
         try await storage.withTransaction { tx in
             guard var r = try await tx.get(kind: "secret", id: a.id) else { return }
-            var body = try JSONDecoder().decode(GatehouseEngine.SecretBody.self, from: r.body)
+            var body = try JSONDecoder().decode(SecretsService.SecretBody.self, from: r.body)
             body.value[body.value.count - 1] ^= 1
             r.body = try JSONEncoder().encode(body)
             _ = try await tx.update(r)

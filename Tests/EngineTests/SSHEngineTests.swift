@@ -62,7 +62,7 @@ import Testing
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
         let ca = try await engine.createSSHCA(admin, project: "p", SSHCASpec(name: "users", maxUserTTL: "8h"))
-        let key = try await engine.transact { tx in try await engine.loadSSHCA(ca.id, tx).1 }
+        let key = try await engine.transact { tx in try await engine.ssh.loadSSHCA(ca.id, tx).1 }
         let seed = Data(key.serialized)
         let records = try await storage.withTransaction { tx in
             try await tx.list(kind: "ssh-ca", scope: nil, afterID: nil, limit: 10)

@@ -94,7 +94,7 @@ extension GatehouseEngine {
             let project = try await self.requireProject(slug, tx)
             // Everything scoped to the project goes with it, in the same transaction.
             var removed = 0
-            for kind in [Self.secretKind, AccessKind.role, AccessKind.membership, AccessKind.privilege] {
+            for kind in [SecretsService.secretKind, AccessKind.role, AccessKind.membership, AccessKind.privilege] {
                 while true {
                     let batch = try await tx.list(kind: kind, scope: slug, afterID: nil, limit: 500)
                     if batch.isEmpty { break }

@@ -196,4 +196,14 @@ extension EngineService {
         for (x, y) in zip(a, b) { diff |= x ^ y }
         return diff == 0
     }
+
+    /// A DNS name or an IP address (SSH hosts, PostgreSQL resources).
+    static func validateHostname(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 253,
+            name.unicodeScalars.allSatisfy({
+                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "-.:".unicodeScalars.contains($0)
+            }),
+            !name.hasPrefix("-"), !name.hasPrefix(".")
+        else { throw EngineError(.invalidArgument, "hostname must be a DNS name or an IP address") }
+    }
 }

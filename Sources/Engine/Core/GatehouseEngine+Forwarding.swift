@@ -5,6 +5,20 @@
 import EngineAPI
 import Foundation
 
+extension GatehouseEngine {  // SecretsEngine
+    public func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws -> SecretMetadata { try await secrets.createSecret(ctx, project: project, name: name, value: value) }
+    public func updateSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes, expectedVersion: Int64?) async throws -> SecretMetadata { try await secrets.updateSecret(ctx, project: project, name: name, value: value, expectedVersion: expectedVersion) }
+    public func readSecret(_ ctx: CallContext, project: String, name: String) async throws -> (SecretMetadata, SecretBytes) { try await secrets.readSecret(ctx, project: project, name: name) }
+    public func listSecrets(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page< SecretMetadata > { try await secrets.listSecrets(ctx, project: project, after: after, limit: limit) }
+    public func deleteSecret(_ ctx: CallContext, project: String, name: String) async throws { try await secrets.deleteSecret(ctx, project: project, name: name) }
+}
+
+extension GatehouseEngine {  // AuditEngine
+    public func auditEvents(_ ctx: CallContext, cursor: String?, limit: Int) async throws -> Page<ChainedAuditEvent> { try await auditLog.auditEvents(ctx, cursor: cursor, limit: limit) }
+    public func searchAudit(_ ctx: CallContext, _ search: AuditSearch) async throws -> Page<ChainedAuditEvent> { try await auditLog.searchAudit(ctx, search) }
+    public func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification { try await auditLog.verifyAudit(ctx) }
+}
+
 extension GatehouseEngine {  // PKIEngine
     public func createCA(_ ctx: CallContext, project: String, _ spec: CASpec) async throws -> CAInfo { try await pki.createCA(ctx, project: project, spec) }
     public func listCAs(_ ctx: CallContext, project: String) async throws -> [CAInfo] { try await pki.listCAs(ctx, project: project) }
@@ -65,5 +79,25 @@ extension GatehouseEngine {  // ACMEEngine
     public func acmeRevoke(_ ctx: CallContext, profileId: String, accountId: String?, certificate: [UInt8], reason: Int) async throws { try await acme.acmeRevoke(ctx, profileId: profileId, accountId: accountId, certificate: certificate, reason: reason) }
     public func acmeChangeKey( _ ctx: CallContext, accountId: String, oldThumbprint: String, newJWK: String, newThumbprint: String ) async throws -> ACMEAccountInfo { try await acme.acmeChangeKey(ctx, accountId: accountId, oldThumbprint: oldThumbprint, newJWK: newJWK, newThumbprint: newThumbprint) }
     public func acmeRenewalInfo(profileId: String, authorityKeyId: [UInt8], serial: [UInt8]) async throws -> ( start: Date, end: Date ) { try await acme.acmeRenewalInfo(profileId: profileId, authorityKeyId: authorityKeyId, serial: serial) }
+}
+
+extension GatehouseEngine {  // SSHEngine
+    public func createSSHCA(_ ctx: CallContext, project: String, _ spec: SSHCASpec) async throws -> SSHCAInfo { try await ssh.createSSHCA(ctx, project: project, spec) }
+    public func listSSHCAs(_ ctx: CallContext, project: String) async throws -> [SSHCAInfo] { try await ssh.listSSHCAs(ctx, project: project) }
+    public func getSSHCA(_ ctx: CallContext, id: String) async throws -> SSHCAInfo { try await ssh.getSSHCA(ctx, id: id) }
+    public func issueSSHCertificate(_ ctx: CallContext, caId: String, _ request: SSHCertificateRequest) async throws -> SSHCertificateInfo { try await ssh.issueSSHCertificate(ctx, caId: caId, request) }
+    public func listSSHCertificates(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page< SSHCertificateInfo > { try await ssh.listSSHCertificates(ctx, project: project, after: after, limit: limit) }
+    public func getSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo { try await ssh.getSSHCertificate(ctx, serial: serial) }
+    public func revokeSSHCertificate(_ ctx: CallContext, serial: String) async throws -> SSHCertificateInfo { try await ssh.revokeSSHCertificate(ctx, serial: serial) }
+    public func sshKRL(caId: String) async throws -> [UInt8] { try await ssh.sshKRL(caId: caId) }
+    public func sshCAPublicKey(caId: String) async throws -> String { try await ssh.sshCAPublicKey(caId: caId) }
+    public func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws -> SSHHostGroupInfo { try await ssh.createSSHHostGroup(ctx, project: project, spec) }
+    public func listSSHHostGroups(_ ctx: CallContext, project: String) async throws -> [SSHHostGroupInfo] { try await ssh.listSSHHostGroups(ctx, project: project) }
+    public func addSSHHost(_ ctx: CallContext, project: String, _ spec: SSHHostSpec) async throws -> SSHHostInfo { try await ssh.addSSHHost(ctx, project: project, spec) }
+    public func listSSHHosts(_ ctx: CallContext, project: String) async throws -> [SSHHostInfo] { try await ssh.listSSHHosts(ctx, project: project) }
+    public func getSSHHost(_ ctx: CallContext, host: String) async throws -> SSHHostInfo { try await ssh.getSSHHost(ctx, host: host) }
+    public func deleteSSHHost(_ ctx: CallContext, host: String) async throws { try await ssh.deleteSSHHost(ctx, host: host) }
+    public func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws -> SSHCertificateInfo { try await ssh.issueSSHHostCertificate(ctx, host: host, publicKey: publicKey, ttl: ttl) }
+    public func connectSSHHost( _ ctx: CallContext, host: String, login: String?, publicKey: String, ttl: String? ) async throws -> SSHConnectGrant { try await ssh.connectSSHHost(ctx, host: host, login: login, publicKey: publicKey, ttl: ttl) }
 }
 

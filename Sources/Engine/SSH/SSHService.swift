@@ -97,7 +97,14 @@ enum SSHSigningKey: @unchecked Sendable {
     }
 }
 
-extension GatehouseEngine {
+/// The SSH certificate authority: user and host CAs, certificates, KRLs, host groups and hosts, and the short-lived
+/// user certificates of `ssh connect`.
+final class SSHService: EngineService {
+    let core: EngineCore
+    init(core: EngineCore) { self.core = core }
+}
+
+extension SSHService {
     static let sshUserExtensions: Set<String> = [
         "permit-X11-forwarding", "permit-agent-forwarding", "permit-port-forwarding", "permit-pty", "permit-user-rc",
         "no-touch-required",
@@ -449,15 +456,6 @@ extension GatehouseEngine {
         guard Set(mappings.map(\.login)).count == mappings.count else {
             throw EngineError(.invalidArgument, "a login appears in two mappings")
         }
-    }
-
-    static func validateHostname(_ name: String) throws {
-        guard !name.isEmpty, name.utf8.count <= 253,
-            name.unicodeScalars.allSatisfy({
-                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "-.:".unicodeScalars.contains($0)
-            }),
-            !name.hasPrefix("-"), !name.hasPrefix(".")
-        else { throw EngineError(.invalidArgument, "hostname must be a DNS name or an IP address") }
     }
 
     public func createSSHHostGroup(_ ctx: CallContext, project: String, _ spec: SSHHostGroupSpec) async throws
