@@ -243,7 +243,7 @@ public final class GatehouseDaemon: Sendable {
         if let shipping, let store = engine.recordings {
             var shipper = RecordingShipper(
                 spool: recordingDirectory, store: store, interval: .seconds(2), logger: logger, status: shipping)
-            shipper.recordingDeleted = { [engine] id in await engine.isPAMRecordingDeleted(sessionId: id) }
+            shipper.recordingDeleted = { [engine] id in await engine.pam.isPAMRecordingDeleted(sessionId: id) }
             services.append(shipper)
             say("gatehouse: session recordings shipped to the \(store.description) recording store")
         }

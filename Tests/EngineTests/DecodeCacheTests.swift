@@ -16,7 +16,7 @@ import Testing
     func setMessage(_ engine: GatehouseEngine, _ id: String, _ message: String, _ tx: any StorageTransaction)
         async throws
     {
-        var (record, body) = try await engine.loadObject(id, tx)
+        var (record, body) = try await engine.keys.loadObject(id, tx)
         body.meta.revocationMessage = message
         record.body = try GatehouseEngine.encode(body)
         _ = try await tx.update(record)
@@ -34,12 +34,12 @@ import Testing
             try await storage.withTransaction { tx in
                 try await setMessage(engine, key.id, "uncommitted-A", tx)
                 // Read back inside the transaction: this caches the uncommitted version.
-                #expect(try await engine.loadObject(key.id, tx).1.meta.revocationMessage == "uncommitted-A")
+                #expect(try await engine.keys.loadObject(key.id, tx).1.meta.revocationMessage == "uncommitted-A")
                 throw Rollback()
             }
         }
         try await storage.withTransaction { tx in try await setMessage(other, key.id, "committed---B", tx) }
-        let (record, body) = try await storage.withReadTransaction { try await engine.loadObject(key.id, $0) }
+        let (record, body) = try await storage.withReadTransaction { try await engine.keys.loadObject(key.id, $0) }
         #expect(body.meta.revocationMessage == "committed---B")
         #expect(try await engine.getObject(admin, id: key.id).0.revocationMessage == "committed---B")
         // Same version, same size: only the bytes tell the two apart.

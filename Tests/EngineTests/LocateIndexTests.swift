@@ -20,7 +20,7 @@ import X509
         var after: String?
         while true {
             let page = try await storage.withReadTransaction { [after] in
-                try await $0.list(kind: GatehouseEngine.objectKind, scope: project, afterID: after, limit: 500)
+                try await $0.list(kind: KeysService.objectKind, scope: project, afterID: after, limit: 500)
             }
             all += page
             guard page.count == 500, let last = page.last else { break }
@@ -29,7 +29,7 @@ import X509
         let metas = try all.map {
             try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack($0.body)).meta
         }
-        .filter { GatehouseEngine.locateMatches($0, filter) }
+        .filter { KeysService.locateMatches($0, filter) }
         .sorted { a, b in
             let (ta, tb) = (Record.millis(a.initialDate), Record.millis(b.initialDate))
             return ta != tb ? ta > tb : Array(b.id.utf8).lexicographicallyPrecedes(Array(a.id.utf8))
@@ -114,7 +114,7 @@ import X509
             if Bool.random(using: &rng) {
                 // The server's links are set by CreateKeyPair and ReKey (asymmetric keys): written here directly.
                 try await storage.withTransaction { tx in
-                    guard var r = try await tx.get(kind: GatehouseEngine.objectKind, id: id) else { return }
+                    guard var r = try await tx.get(kind: KeysService.objectKind, id: id) else { return }
                     var body = try JSONDecoder().decode(ManagedObjectBody.self, from: try StoredJSON.unpack(r.body))
                     body.meta.links = (body.meta.links ?? []) + [l]
                     r.body = try GatehouseEngine.encode(body)
@@ -289,7 +289,7 @@ import X509
             for try await p in group { projects.append(p) }
             return projects
         }
-        #expect(created.count == 16 && Set(created) == [GatehouseEngine.defaultKMIPProject])
+        #expect(created.count == 16 && Set(created) == [KeysService.defaultKMIPProject])
         try await storage.close()
     }
 }

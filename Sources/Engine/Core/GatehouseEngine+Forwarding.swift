@@ -19,6 +19,43 @@ extension GatehouseEngine {  // AuditEngine
     public func verifyAudit(_ ctx: CallContext) async throws -> AuditVerification { try await auditLog.verifyAudit(ctx) }
 }
 
+extension GatehouseEngine {  // KeyEngine
+    public func createKey(_ ctx: CallContext, project: String?, _ spec: ObjectSpec) async throws -> ManagedObject { try await keys.createKey(ctx, project: project, spec) }
+    public func registerObject(_ ctx: CallContext, project: String?, _ spec: ObjectSpec, material: SecretBytes) async throws -> ManagedObject { try await keys.registerObject(ctx, project: project, spec, material: material) }
+    public func getObject(_ ctx: CallContext, id: String) async throws -> (ManagedObject, SecretBytes?) { try await keys.getObject(ctx, id: id) }
+    public func allocateUsage(_ ctx: CallContext, id: String, amount: Int64) async throws -> ManagedObject { try await keys.allocateUsage(ctx, id: id, amount: amount) }
+    public func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject { try await keys.objectAttributes(ctx, id: id) }
+    public func activateObject(_ ctx: CallContext, id: String) async throws -> ManagedObject { try await keys.activateObject(ctx, id: id) }
+    public func revokeObject(_ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?) async throws -> ManagedObject { try await keys.revokeObject(ctx, id: id, reason: reason, message: message, compromiseOccurrence: compromiseOccurrence) }
+    public func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject { try await keys.destroyObject(ctx, id: id) }
+    public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] { try await keys.locateObjects(ctx, project: project, filter) }
+    public func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?) async throws -> CipherResult { try await keys.encrypt(ctx, id: id, p, data: data, iv: iv, aad: aad) }
+    public func decrypt( _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]? ) async throws -> CipherResult { try await keys.decrypt(ctx, id: id, p, data: data, iv: iv, aad: aad, tag: tag) }
+    public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject { try await keys.rekey(ctx, id: id, offset: offset) }
+    public func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> ( ManagedObject, ManagedObject ) { try await keys.rekeyKeyPair(ctx, privateKeyID: privateKeyID, offset: offset) }
+    public func certify( _ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String] ) async throws -> ManagedObject { try await keys.certify(ctx, project: project, publicKeyID: publicKeyID, csrDER: csrDER, commonName: commonName, names: names) }
+    public func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot { try await keys.snapshotObject(ctx, id: id) }
+    public func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws { try await keys.undoObjectChanges(ctx, restore: restore, discard: discard) }
+    public func macStep( _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool ) async throws -> (mac: [UInt8]?, correlation: [UInt8]?) { try await keys.macStep(ctx, id: id, p, data: data, correlation: correlation, final: final) }
+    public func hashStep(_ ctx: CallContext, algorithm: UInt32, data: [UInt8], correlation: [UInt8]?, final: Bool) async throws -> (digest: [UInt8]?, correlation: [UInt8]?) { try await keys.hashStep(ctx, algorithm: algorithm, data: data, correlation: correlation, final: final) }
+    public func cipherStep( _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]?, correlation: [UInt8]?, final: Bool ) async throws -> (result: CipherResult, correlation: [UInt8]?) { try await keys.cipherStep(ctx, id: id, encrypt: encrypt, p, data: data, iv: iv, aad: aad, tag: tag, correlation: correlation, final: final) }
+    public func mac(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8]) async throws -> [UInt8] { try await keys.mac(ctx, id: id, p, data: data) }
+    public func macVerify(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], mac: [UInt8]) async throws -> Bool { try await keys.macVerify(ctx, id: id, p, data: data, mac: mac) }
+    public func createKeyPair( _ ctx: CallContext, project: String?, algorithm: UInt32, length: Int32, privateSpec: ObjectSpec, publicSpec: ObjectSpec ) async throws -> (ManagedObject, ManagedObject) { try await keys.createKeyPair(ctx, project: project, algorithm: algorithm, length: length, privateSpec: privateSpec, publicSpec: publicSpec) }
+    public func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (ManagedObject, [UInt8]) { try await keys.getWrapped(ctx, id: id, wrappingKeyID: wrappingKeyID) }
+    public func deriveKey(_ ctx: CallContext, project: String?, baseID: String, _ p: DerivationParameters, _ spec: ObjectSpec) async throws -> ManagedObject { try await keys.deriveKey(ctx, project: project, baseID: baseID, p, spec) }
+    public func sign(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8]) async throws -> [UInt8] { try await keys.sign(ctx, id: id, p, data: data) }
+    public func verify(_ ctx: CallContext, id: String, _ p: SignatureParameters, data: [UInt8], signature: [UInt8]) async throws -> Bool { try await keys.verify(ctx, id: id, p, data: data, signature: signature) }
+    public func editObjectAttributes( _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void ) async throws -> ManagedObject { try await keys.editObjectAttributes(ctx, id: id, edit) }
+}
+
+extension GatehouseEngine {  // KMIPPKIEngine
+    public func kmipPKI(_ ctx: CallContext) async throws -> KMIPPKIInfo { try await keys.kmipPKI(ctx) }
+    public func setUpKMIPPKI(_ ctx: CallContext, keyAlgorithm: PKIKeyAlgorithm) async throws -> KMIPPKIInfo { try await keys.setUpKMIPPKI(ctx, keyAlgorithm: keyAlgorithm) }
+    public func issueKMIPClientCertificate(_ ctx: CallContext, _ request: KMIPClientCertificateRequest) async throws -> KMIPClientCertificate { try await keys.issueKMIPClientCertificate(ctx, request) }
+    public func kmipClientCACertificates() async throws -> [String] { try await keys.kmipClientCACertificates() }
+}
+
 extension GatehouseEngine {  // PKIEngine
     public func createCA(_ ctx: CallContext, project: String, _ spec: CASpec) async throws -> CAInfo { try await pki.createCA(ctx, project: project, spec) }
     public func listCAs(_ ctx: CallContext, project: String) async throws -> [CAInfo] { try await pki.listCAs(ctx, project: project) }
@@ -99,5 +136,38 @@ extension GatehouseEngine {  // SSHEngine
     public func deleteSSHHost(_ ctx: CallContext, host: String) async throws { try await ssh.deleteSSHHost(ctx, host: host) }
     public func issueSSHHostCertificate(_ ctx: CallContext, host: String, publicKey: String, ttl: String?) async throws -> SSHCertificateInfo { try await ssh.issueSSHHostCertificate(ctx, host: host, publicKey: publicKey, ttl: ttl) }
     public func connectSSHHost( _ ctx: CallContext, host: String, login: String?, publicKey: String, ttl: String? ) async throws -> SSHConnectGrant { try await ssh.connectSSHHost(ctx, host: host, login: login, publicKey: publicKey, ttl: ttl) }
+}
+
+extension GatehouseEngine {  // PAMEngine
+    public func createPAMResource(_ ctx: CallContext, project: String, _ spec: PAMResourceSpec) async throws -> PAMResourceInfo { try await pam.createPAMResource(ctx, project: project, spec) }
+    public func listPAMResources(_ ctx: CallContext, project: String) async throws -> [PAMResourceInfo] { try await pam.listPAMResources(ctx, project: project) }
+    public func getPAMResource(_ ctx: CallContext, id: String) async throws -> PAMResourceInfo { try await pam.getPAMResource(ctx, id: id) }
+    public func deletePAMResource(_ ctx: CallContext, id: String) async throws { try await pam.deletePAMResource(ctx, id: id) }
+    public func createPAMAccount( _ ctx: CallContext, resourceId: String, username: String, password: SecretBytes, rotationInterval: String? ) async throws -> PAMAccountInfo { try await pam.createPAMAccount(ctx, resourceId: resourceId, username: username, password: password, rotationInterval: rotationInterval) }
+    public func rotatePAMAccount(_ ctx: CallContext, id: String) async throws -> PAMAccountInfo { try await pam.rotatePAMAccount(ctx, id: id) }
+    public func rotateDuePAMAccounts() async -> Int { await pam.rotateDuePAMAccounts() }
+    public func listPAMAccounts(_ ctx: CallContext, resourceId: String) async throws -> [PAMAccountInfo] { try await pam.listPAMAccounts(ctx, resourceId: resourceId) }
+    public func deletePAMAccount(_ ctx: CallContext, id: String) async throws { try await pam.deletePAMAccount(ctx, id: id) }
+    public func requestPAMAccess(_ ctx: CallContext, accountId: String, duration: String, reason: String) async throws -> PAMGrantInfo { try await pam.requestPAMAccess(ctx, accountId: accountId, duration: duration, reason: reason) }
+    public func approvePAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { try await pam.approvePAMAccess(ctx, grantId: grantId) }
+    public func rejectPAMAccess(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { try await pam.rejectPAMAccess(ctx, grantId: grantId) }
+    public func revokePAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { try await pam.revokePAMGrant(ctx, grantId: grantId) }
+    public func listPAMGrants(_ ctx: CallContext, project: String, _ query: PAMGrantQuery) async throws -> Page<PAMGrantInfo> { try await pam.listPAMGrants(ctx, project: project, query) }
+    public func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { try await pam.getPAMGrant(ctx, grantId: grantId) }
+    public func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page< PAMSessionInfo > { try await pam.listPAMSessions(ctx, project: project, query) }
+    public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording { try await pam.readPAMRecording(ctx, sessionId: sessionId) }
+    public func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict { try await pam.verifyPAMRecording(ctx, sessionId: sessionId) }
+    public func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings { try await pam.getPAMSettings(ctx, project: project) }
+    public func setPAMSettings(_ ctx: CallContext, _ settings: PAMProjectSettings) async throws -> PAMProjectSettings { try await pam.setPAMSettings(ctx, settings) }
+    public func setPAMLegalHold(_ ctx: CallContext, sessionId: String, reason: String?) async throws -> PAMSessionInfo { try await pam.setPAMLegalHold(ctx, sessionId: sessionId, reason: reason) }
+    public func deleteExpiredPAMRecordings() async -> Int { await pam.deleteExpiredPAMRecordings() }
+}
+
+extension GatehouseEngine {  // PAMSessionEngine
+    public func openPAMSession(_ ctx: CallContext, resource: String, username: String) async throws -> PAMSessionTicket { try await pam.openPAMSession(ctx, resource: resource, username: username) }
+    public func pamSessionDeadline(sessionId: String, grantId: String) async -> Date? { await pam.pamSessionDeadline(sessionId: sessionId, grantId: grantId) }
+    public func waitForPAMGrantChange(grantId: String, timeout: Duration) async { await pam.waitForPAMGrantChange(grantId: grantId, timeout: timeout) }
+    public func closePAMSession(_ ctx: CallContext, sessionId: String, reason: PAMSessionEndReason, stats: PAMSessionStats) async { await pam.closePAMSession(ctx, sessionId: sessionId, reason: reason, stats: stats) }
+    public func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8] { try await pam.signPAMRecordingManifest(sessionId: sessionId, bytes) }
 }
 

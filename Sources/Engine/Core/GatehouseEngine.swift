@@ -9,18 +9,6 @@ import Synchronization
 /// The engine: authorization, audit and envelope encryption in front of one `Storage`.
 public final class GatehouseEngine: Engine, EngineService {
     let core: EngineCore
-    /// Wakes live PAM sessions when their grant is revoked through this node.
-    let grantChanges = GrantChangeSignal()
-    /// Decoded managed-object bodies by id, with the record version they were decoded from.
-    /// Streamed Encrypt/Decrypt operations in progress (KMIP Correlation Value → stream).
-    let cipherStreams = StreamTable<CipherStreamState>()
-    /// Streamed MAC and Hash operations in progress, by correlation value.
-    let digestStreams = StreamTable<DigestState>()
-    /// Decoding caches hold the stored bytes they decoded (see `EngineCore.decodedRecords`).
-    let objectCache = Mutex<[String: (version: Int64, raw: Data, body: ManagedObjectBody)]>([:])
-    /// Whether this engine has seen the administrators' default KMIP project exist (then it is not read again before
-    /// each request; a Create that finds it gone clears this, so the next request makes it again).
-    let defaultKMIPProjectSeen = Mutex(false)
     /// The PKI domain (issuance for the admin API, ACME, EST and KMIP).
     let pki: PKIService
     /// What other domains may use of the PKI domain.
@@ -35,16 +23,12 @@ public final class GatehouseEngine: Engine, EngineService {
     let secrets: SecretsService
     /// Reading and checking the audit log.
     public let auditLog: AuditService
-    /// Told the KMIP client CA (PEM) when this node creates it, so its KMIP listener trusts it at once (other nodes
-    /// pick it up on their periodic refresh).
-    let kmipClientCAsCreated: @Sendable ([String]) -> Void
-    /// Reaches PostgreSQL resources for connection tests and rotation (the proxy front end's; nil: none, and those
-    /// calls fail `.unavailable`).
-    let pamConnector: (any PAMConnector)?
-    /// The recording signing key, once loaded.
-    let pamSigningKey = Mutex<Curve25519.Signing.PrivateKey?>(nil)
-    /// Where session recordings are read from and, through the daemon's shipper, written to (nil: none).
-    public let recordings: (any RecordingStore)?
+    /// Privileged access to PostgreSQL.
+    public let pam: PAMService
+    /// KMS keys, KMIP objects and the KMIP client PKI.
+    public let keys: KeysService
+    /// Where session recordings are read from (nil: none).
+    public var recordings: (any RecordingStore)? { pam.recordings }
 
     /// Opens the engine: migrates storage, checks the root key, and creates the first data key and the audit
     /// key in a new store. Throws `EngineError` with a clear message (wrong root key, store unavailable, …).
@@ -118,8 +102,6 @@ public final class GatehouseEngine: Engine, EngineService {
         pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
         kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
     ) {
-        self.pamConnector = pamConnector
-        self.kmipClientCAsCreated = kmipClientCAsCreated
         let core = EngineCore(
             storage: storage, keyring: keyring, audit: audit, bootstrapAdmins: bootstrapAdmins, logger: logger,
             clock: clock)
@@ -131,7 +113,8 @@ public final class GatehouseEngine: Engine, EngineService {
         self.ssh = SSHService(core: core)
         self.secrets = SecretsService(core: core)
         self.auditLog = AuditService(core: core)
-        self.recordings = recordings
+        self.keys = KeysService(core: core, issuer: pki, kmipClientCAsCreated: kmipClientCAsCreated)
+        self.pam = PAMService(core: core, connector: pamConnector, recordings: recordings)
     }
 
     // MARK: - Health

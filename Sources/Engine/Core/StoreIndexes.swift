@@ -7,10 +7,13 @@ import StorageAPI
 /// rebuilds its entries at the next start.
 extension GatehouseEngine {
     public static let indexCatalog = IndexCatalog([
-        kmsObjectIndexer, pamSessionIndexer, PKIService.certificateIndexer, pamGrantIndexer, membershipIndexer,
+        KeysService.kmsObjectIndexer, PAMService.pamSessionIndexer, PKIService.certificateIndexer,
+        PAMService.pamGrantIndexer, membershipIndexer,
         privilegeIndexer,
     ])
+}
 
+extension KeysService {
     /// KMIP managed objects, per project. Every key ends with the Initial Date (milliseconds), so a descending scan
     /// of one value returns the newest objects first, the order Locate answers in.
     enum KMSIndex {
@@ -68,10 +71,10 @@ extension GatehouseEngine {
                 c.subject.map { CertificateFieldCondition(issuer: false, component: $0) }
                     + c.issuer.map { CertificateFieldCondition(issuer: true, component: $0) })
             {
-                out.append(IndexEntry(KMSIndex.certificateField, GatehouseEngine.certificateFieldKey(f).appending(t)))
+                out.append(IndexEntry(KMSIndex.certificateField, KeysService.certificateFieldKey(f).appending(t)))
             }
         }
-        for l in Set(m.links ?? []) { out.append(IndexEntry(KMSIndex.link, GatehouseEngine.linkKey(l).appending(t))) }
+        for l in Set(m.links ?? []) { out.append(IndexEntry(KMSIndex.link, KeysService.linkKey(l).appending(t))) }
         for (attribute, values) in m.customAttributes ?? [:] {
             for v in values {
                 out.append(IndexEntry(KMSIndex.custom, IndexKey(attribute).appending(bytes: v).appending(t)))
@@ -138,7 +141,7 @@ extension GatehouseEngine {
 
 // MARK: - PAM sessions
 
-extension GatehouseEngine {
+extension PAMService {
     /// PAM sessions, per project; every key ends with the start time.
     enum PAMSessionIndex {
         static let started = "started"
@@ -187,12 +190,18 @@ extension GatehouseEngine {
 
 // MARK: - Project memberships
 
-extension GatehouseEngine {
-    enum MembershipIndex {
-        /// Across projects: the identity (a membership's name is its identity id, its scope the project).
-        static let identity = "identity"
-    }
+/// Access-domain indexes that other domains read too (a caller's projects).
+enum MembershipIndex {
+    /// Across projects: the identity (a membership's name is its identity id, its scope the project).
+    static let identity = "identity"
+}
 
+enum PrivilegeIndex {
+    /// Across projects: the identity a privilege is granted to.
+    static let identity = "identity"
+}
+
+extension GatehouseEngine {
     static let membershipIndexer = RecordIndexer(
         kind: AccessKind.membership, version: 1, [IndexDefinition(MembershipIndex.identity, scoped: false)]
     ) { record in
@@ -201,11 +210,6 @@ extension GatehouseEngine {
 }
 
 extension GatehouseEngine {
-    enum PrivilegeIndex {
-        /// Across projects: the identity a privilege is granted to.
-        static let identity = "identity"
-    }
-
     static let privilegeIndexer = RecordIndexer(
         kind: AccessKind.privilege, version: 1, [IndexDefinition(PrivilegeIndex.identity, scoped: false)]
     ) { record in
@@ -216,7 +220,7 @@ extension GatehouseEngine {
 
 // MARK: - PAM grants
 
-extension GatehouseEngine {
+extension PAMService {
     enum PAMGrantIndex {
         /// Across accounts: (project, requested at), for a project's listing, newest first.
         static let project = "project"

@@ -8,7 +8,7 @@ import X509
 import _CryptoExtras
 
 /// Asymmetric keys: key pair generation, signing and verification (KMS and KMIP).
-extension GatehouseEngine {
+extension KeysService {
     static let pkcs1Format: UInt32 = 3
     static let pkcs8Format: UInt32 = 4
     static let x509Format: UInt32 = 5

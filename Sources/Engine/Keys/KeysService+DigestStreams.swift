@@ -91,7 +91,7 @@ final class DigestState: Sendable {
 /// Streamed MAC and Hash (KMIP 1.3+ Init Indicator / Correlation Value / Final Indicator), like streamed
 /// Encrypt/Decrypt (a `StreamTable` of their own: per caller, and for MAC per key, at most 1024, dropped after 10 idle
 /// minutes); every MAC step is authorized, checked, counted against Usage Limits and audited like a one-shot MAC.
-extension GatehouseEngine {
+extension KeysService {
     public func macStep(
         _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool
     )

@@ -8,7 +8,7 @@ import X509
 import _CryptoExtras
 
 /// Key derivation (KMIP Derive Key): SP 800-108 counter mode, HASH, HMAC, PBKDF2, ENCRYPT; and Ed25519 DER.
-extension GatehouseEngine {
+extension KeysService {
     /// NIST SP 800-108 KDF in counter mode with HMAC: K(i) = HMAC(key, [i]₃₂ ‖ fixed), i = 1…, truncated.
     static func kbkdfCounter<H: HashFunction>(_: H.Type, key: [UInt8], fixed: [UInt8], length: Int) -> [UInt8] {
         var out: [UInt8] = []

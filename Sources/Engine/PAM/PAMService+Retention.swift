@@ -13,7 +13,7 @@ extension PAMKind {
 
 // MARK: - Settings, legal hold and recording retention
 
-extension GatehouseEngine {
+extension PAMService {
     public func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings {
         try Self.validateName(project, "project")
         try await authorize(ctx, AccessRequest(.project(project), .project, .read))

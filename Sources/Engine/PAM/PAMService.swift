@@ -50,7 +50,28 @@ enum PAMKind {
     static let session = "pam-session"
 }
 
-extension GatehouseEngine {
+/// Privileged access to PostgreSQL: resources, accounts (sealed passwords, rotation), just-in-time grants, the
+/// proxy's sessions and their signed recordings.
+public final class PAMService: EngineService {
+    let core: EngineCore
+    /// Wakes live PAM sessions when their grant is revoked through this node.
+    let grantChanges = GrantChangeSignal()
+    /// Reaches PostgreSQL resources for connection tests and rotation (the proxy front end's; nil: none, and those
+    /// calls fail `.unavailable`).
+    let pamConnector: (any PAMConnector)?
+    /// The recording signing key, once loaded.
+    let pamSigningKey = Mutex<Curve25519.Signing.PrivateKey?>(nil)
+    /// Where session recordings are read from and, through the daemon's shipper, written to (nil: none).
+    public let recordings: (any RecordingStore)?
+
+    init(core: EngineCore, connector: (any PAMConnector)?, recordings: (any RecordingStore)?) {
+        self.core = core
+        self.pamConnector = connector
+        self.recordings = recordings
+    }
+}
+
+extension PAMService {
     static let pamSigningKeyID = "pam-recording-signing-key"
 
     var connector: any PAMConnector {

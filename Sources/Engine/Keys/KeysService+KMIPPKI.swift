@@ -24,7 +24,7 @@ enum KMIPPKIKind {
 /// KMIP listener trusts it next to its configured client CA (`kmipClientCACertificates`, refreshed by the daemon and
 /// pushed to `observeKMIPClientCAs` when this node creates it). Only organization admins set it up or issue from it:
 /// a certificate from it authenticates as whichever identity accepts its common name.
-extension GatehouseEngine {
+extension KeysService {
     static let kmipClientCALifetime: TimeInterval = 10 * 365 * 86400
     static let kmipClientMaxTTL = 10 * 365 * 86400
 

@@ -3,6 +3,7 @@ import EngineAPI
 import Foundation
 import StorageAPI
 import SwiftASN1
+import Synchronization
 import SystemCrypto
 import X509
 import _CryptoExtras
@@ -37,7 +38,35 @@ enum Algorithm {
     static let hmac: Set<UInt32> = [7, 8, 9, 10, 11]
 }
 
-extension GatehouseEngine {
+/// Keys: KMS keys and KMIP managed objects (create, register, locate, crypto, streams, derivation, key pairs,
+/// certificates), and the organization's KMIP client PKI. Certificates come from the PKI domain through
+/// `CertificateIssuing`.
+public final class KeysService: EngineService {
+    let core: EngineCore
+    let issuer: any CertificateIssuing
+    /// Streamed Encrypt/Decrypt operations in progress (KMIP Correlation Value → stream).
+    let cipherStreams = StreamTable<CipherStreamState>()
+    /// Streamed MAC and Hash operations in progress, by correlation value.
+    let digestStreams = StreamTable<DigestState>()
+    /// Decoded managed-object bodies by id, with the record version and bytes they were decoded from (see
+    /// `EngineCore.decodedRecords`).
+    let objectCache = Mutex<[String: (version: Int64, raw: Data, body: ManagedObjectBody)]>([:])
+    /// Whether this engine has seen the administrators' default KMIP project exist (then it is not read again before
+    /// each request; a Create that finds it gone clears this, so the next request makes it again).
+    let defaultKMIPProjectSeen = Mutex(false)
+    /// Told the KMIP client CA (PEM) when this node creates it, so its KMIP listener trusts it at once (other nodes
+    /// pick it up on their periodic refresh).
+    let kmipClientCAsCreated: @Sendable ([String]) -> Void
+
+    init(core: EngineCore, issuer: any CertificateIssuing, kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void)
+    {
+        self.core = core
+        self.issuer = issuer
+        self.kmipClientCAsCreated = kmipClientCAsCreated
+    }
+}
+
+extension KeysService {
     static let objectKind = "kms-object"
     static let defaultKMIPProject = "kmip-default"
 
@@ -923,7 +952,7 @@ extension GatehouseEngine {
 
 // MARK: - Links
 
-extension GatehouseEngine {
+extension KeysService {
     /// Adds a server-made link to an object (replacing one of the same type).
     func linkObjects(_ ctx: CallContext, _ id: String, _ link: ObjectLink) async throws -> ManagedObject {
         try await transition(ctx, id, action: .edit, event: "kms.link") { body, _ in
@@ -934,7 +963,7 @@ extension GatehouseEngine {
 
 // MARK: - ReKey
 
-extension GatehouseEngine {
+extension KeysService {
     public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject {
         let (_, old) = try await authorizeObject(ctx, id, .edit)  // re-keying changes the old key (names, link)
         guard old.objectType == .symmetricKey, old.wrappingData == nil, let algorithm = old.algorithm,
@@ -1089,7 +1118,7 @@ extension GatehouseEngine {
 
 // MARK: - Batch undo
 
-extension GatehouseEngine {
+extension KeysService {
     public func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot {
         _ = try await authorizeObject(ctx, id, .edit)
         return try await transact { tx in
@@ -1142,7 +1171,7 @@ struct CipherStreamState: Sendable {
     let tagLength: Int
 }
 
-extension GatehouseEngine {
+extension KeysService {
     public func cipherStep(
         _ ctx: CallContext, id: String, encrypt: Bool, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?,
         aad: [UInt8]?,
@@ -1209,7 +1238,7 @@ extension GatehouseEngine {
 
 // MARK: - Key wrapping
 
-extension GatehouseEngine {
+extension KeysService {
     public func getWrapped(_ ctx: CallContext, id: String, wrappingKeyID: String) async throws -> (
         ManagedObject, [UInt8]
     ) {
