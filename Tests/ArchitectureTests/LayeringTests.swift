@@ -78,6 +78,36 @@ import Testing
     }
 
     /// No hand-written Swift file grows past 1,500 lines (generated files say so on their first line).
+    /// Each engine domain lives in its own folder as a service over the core; a service holds another domain only
+    /// through a narrow protocol (e.g. `CertificateIssuing`), never its service type, and never the whole engine.
+    @Test func engineDomainsAreServicesThatHoldEachOtherThroughProtocols() throws {
+        let engine = Self.root.appendingPathComponent("Sources/Engine")
+        let domains = ["Access", "Audit", "Secrets", "Keys", "PKI", "ACME", "EST", "SSH", "PAM"]
+        let services = [
+            "AccessService", "AuditService", "SecretsService", "KeysService", "PKIService", "ACMEService",
+            "ESTService", "SSHService", "PAMService",
+        ]
+        for (domain, service) in zip(domains, services) {
+            let dir = engine.appendingPathComponent(domain)
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
+            #expect(!files.isEmpty, "Sources/Engine/\(domain) has no Swift file")
+            var declared = false
+            for file in files {
+                let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+                #expect(!text.contains("extension GatehouseEngine"), "\(domain)/\(file) extends GatehouseEngine")
+                if text.contains("final class \(service): EngineService") { declared = true }
+                for line in text.split(separator: "\n") where line.hasPrefix("    let ") || line.hasPrefix("    var ") {
+                    for other in services + ["GatehouseEngine"] where other != service {
+                        #expect(
+                            !line.contains(": \(other)") && !line.contains(": any \(other)"),
+                            "\(domain)/\(file) holds \(other): \(line)")
+                    }
+                }
+            }
+            #expect(declared, "Sources/Engine/\(domain) does not declare \(service)")
+        }
+    }
+
     @Test func noHandWrittenFileIsOver1500Lines() throws {
         var checked = 0
         for dir in ["Sources", "Tests"] {

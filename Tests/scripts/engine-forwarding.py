@@ -7,7 +7,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location('doubles', os.path.join(here, 'engine-doubles.py'))
 root = os.path.join(here, '../..')
 # Domain folder -> the GatehouseEngine property holding its service.
-services = {'PKI': 'pki', 'ACME': 'acme', 'EST': 'est', 'SSH': 'ssh', 'Secrets': 'secrets', 'Audit': 'auditLog', 'PAM': 'pam', 'Keys': 'keys'}
+services = {'PKI': 'pki', 'ACME': 'acme', 'EST': 'est', 'SSH': 'ssh', 'Secrets': 'secrets', 'Audit': 'auditLog', 'PAM': 'pam', 'Keys': 'keys', 'Access': 'access'}
 declared = {}
 for folder, prop in services.items():
     for f in glob.glob(os.path.join(root, 'Sources/Engine', folder, '*.swift')):

@@ -398,14 +398,3 @@ extension EngineService {
         }
     }
 }
-
-extension GatehouseEngine {
-    /// Writes the summaries of refusal windows that are over (the daemon calls it periodically, so the count of a
-    /// flood that stopped is on record within a window). Returns how many were written.
-    @discardableResult
-    public func flushRefusalSummaries() async -> Int {
-        let due = refusalLimiter.due(now: clock())
-        await writeRefusalSummaries(due)
-        return due.count
-    }
-}

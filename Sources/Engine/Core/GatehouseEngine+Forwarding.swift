@@ -5,6 +5,46 @@
 import EngineAPI
 import Foundation
 
+extension GatehouseEngine {  // Authenticator
+    public func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal { try await access.authenticate(bearerToken: bearerToken, ipAddress: ipAddress, frontEnd: frontEnd) }
+}
+
+extension GatehouseEngine {  // AccessEngine
+    public func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken { try await access.loginUniversalAuth(ctx, clientId: clientId, clientSecret: clientSecret) }
+    public func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken { try await access.loginTLSCertAuth(ctx, identityId: identityId) }
+    public func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken { try await access.renewToken(ctx, accessToken: accessToken) }
+    public func revokeToken(_ ctx: CallContext, accessToken: String) async throws { try await access.revokeToken(ctx, accessToken: accessToken) }
+    public func whoami(_ ctx: CallContext) async throws -> [String: String] { try await access.whoami(ctx) }
+    public func createProject(_ ctx: CallContext, slug: String, description: String) async throws -> ProjectInfo { try await access.createProject(ctx, slug: slug, description: description) }
+    public func listProjects(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<ProjectInfo> { try await access.listProjects(ctx, after: after, limit: limit) }
+    public func getProject(_ ctx: CallContext, slug: String) async throws -> ProjectInfo { try await access.getProject(ctx, slug: slug) }
+    public func deleteProject(_ ctx: CallContext, slug: String) async throws { try await access.deleteProject(ctx, slug: slug) }
+    public func createIdentity(_ ctx: CallContext, _ spec: IdentitySpec) async throws -> IdentityInfo { try await access.createIdentity(ctx, spec) }
+    public func listIdentities(_ ctx: CallContext, after: String?, limit: Int) async throws -> Page<IdentityInfo> { try await access.listIdentities(ctx, after: after, limit: limit) }
+    public func getIdentity(_ ctx: CallContext, id: String) async throws -> IdentityInfo { try await access.getIdentity(ctx, id: id) }
+    public func updateIdentity(_ ctx: CallContext, id: String, _ spec: IdentitySpec) async throws -> IdentityInfo { try await access.updateIdentity(ctx, id: id, spec) }
+    public func deleteIdentity(_ ctx: CallContext, id: String) async throws { try await access.deleteIdentity(ctx, id: id) }
+    public func attachUniversalAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> UniversalAuthInfo { try await access.attachUniversalAuth(ctx, identityId: identityId, spec) }
+    public func getUniversalAuth(_ ctx: CallContext, identityId: String) async throws -> UniversalAuthInfo { try await access.getUniversalAuth(ctx, identityId: identityId) }
+    public func createClientSecret(_ ctx: CallContext, identityId: String, _ spec: ClientSecretSpec) async throws -> (ClientSecretInfo, SecretBytes) { try await access.createClientSecret(ctx, identityId: identityId, spec) }
+    public func listClientSecrets(_ ctx: CallContext, identityId: String) async throws -> [ClientSecretInfo] { try await access.listClientSecrets(ctx, identityId: identityId) }
+    public func revokeClientSecret(_ ctx: CallContext, identityId: String, clientSecretId: String) async throws -> ClientSecretInfo { try await access.revokeClientSecret(ctx, identityId: identityId, clientSecretId: clientSecretId) }
+    public func attachTokenAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TokenAuthInfo { try await access.attachTokenAuth(ctx, identityId: identityId, spec) }
+    public func createIdentityToken(_ ctx: CallContext, identityId: String) async throws -> IssuedToken { try await access.createIdentityToken(ctx, identityId: identityId) }
+    public func attachTLSCertAuth(_ ctx: CallContext, identityId: String, _ spec: AuthMethodSpec) async throws -> TLSCertAuthInfo { try await access.attachTLSCertAuth(ctx, identityId: identityId, spec) }
+    public func getTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> TLSCertAuthInfo { try await access.getTLSCertAuth(ctx, identityId: identityId) }
+    public func createRole(_ ctx: CallContext, project: String, _ spec: RoleSpec) async throws -> RoleInfo { try await access.createRole(ctx, project: project, spec) }
+    public func listRoles(_ ctx: CallContext, project: String) async throws -> [RoleInfo] { try await access.listRoles(ctx, project: project) }
+    public func getRole(_ ctx: CallContext, project: String, slug: String) async throws -> RoleInfo { try await access.getRole(ctx, project: project, slug: slug) }
+    public func deleteRole(_ ctx: CallContext, project: String, slug: String) async throws { try await access.deleteRole(ctx, project: project, slug: slug) }
+    public func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws -> MembershipInfo { try await access.setMembership(ctx, project: project, identityId: identityId, roles: roles) }
+    public func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] { try await access.listMemberships(ctx, project: project) }
+    public func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws { try await access.deleteMembership(ctx, project: project, identityId: identityId) }
+    public func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo { try await access.createPrivilege(ctx, project: project, spec) }
+    public func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo] { try await access.listPrivileges(ctx, project: project) }
+    public func deletePrivilege(_ ctx: CallContext, project: String, id: String) async throws { try await access.deletePrivilege(ctx, project: project, id: id) }
+}
+
 extension GatehouseEngine {  // SecretsEngine
     public func createSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes) async throws -> SecretMetadata { try await secrets.createSecret(ctx, project: project, name: name, value: value) }
     public func updateSecret(_ ctx: CallContext, project: String, name: String, value: SecretBytes, expectedVersion: Int64?) async throws -> SecretMetadata { try await secrets.updateSecret(ctx, project: project, name: name, value: value, expectedVersion: expectedVersion) }
@@ -34,6 +74,7 @@ extension GatehouseEngine {  // KeyEngine
     public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject { try await keys.rekey(ctx, id: id, offset: offset) }
     public func rekeyKeyPair(_ ctx: CallContext, privateKeyID: String, offset: TimeInterval?) async throws -> ( ManagedObject, ManagedObject ) { try await keys.rekeyKeyPair(ctx, privateKeyID: privateKeyID, offset: offset) }
     public func certify( _ ctx: CallContext, project: String?, publicKeyID: String?, csrDER: [UInt8]?, commonName: String?, names: [String] ) async throws -> ManagedObject { try await keys.certify(ctx, project: project, publicKeyID: publicKeyID, csrDER: csrDER, commonName: commonName, names: names) }
+    public func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws { try await access.verifyKMIPCredential(ctx, username: username, password: password) }
     public func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot { try await keys.snapshotObject(ctx, id: id) }
     public func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws { try await keys.undoObjectChanges(ctx, restore: restore, discard: discard) }
     public func macStep( _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], correlation: [UInt8]?, final: Bool ) async throws -> (mac: [UInt8]?, correlation: [UInt8]?) { try await keys.macStep(ctx, id: id, p, data: data, correlation: correlation, final: final) }

@@ -9,6 +9,8 @@ import Synchronization
 /// The engine: authorization, audit and envelope encryption in front of one `Storage`.
 public final class GatehouseEngine: Engine, EngineService {
     let core: EngineCore
+    /// Projects, identities, authentication and roles.
+    public let access: AccessService
     /// The PKI domain (issuance for the admin API, ACME, EST and KMIP).
     let pki: PKIService
     /// What other domains may use of the PKI domain.
@@ -106,6 +108,7 @@ public final class GatehouseEngine: Engine, EngineService {
             storage: storage, keyring: keyring, audit: audit, bootstrapAdmins: bootstrapAdmins, logger: logger,
             clock: clock)
         self.core = core
+        self.access = AccessService(core: core)
         let pki = PKIService(core: core, pkiBaseURL: pkiBaseURL)
         self.pki = pki
         self.acme = ACMEService(core: core, issuer: pki)
@@ -130,6 +133,15 @@ public final class GatehouseEngine: Engine, EngineService {
     }
 
     // MARK: - Maintenance (local operator, not exposed to front ends)
+
+    /// Writes the summaries of refusal windows that are over (the daemon calls it periodically, so the count of a
+    /// flood that stopped is on record within a window). Returns how many were written.
+    @discardableResult
+    public func flushRefusalSummaries() async -> Int {
+        let due = refusalLimiter.due(now: clock())
+        await writeRefusalSummaries(due)
+        return due.count
+    }
 
     /// The cursor just past the last event of every chain (see `AuditService.auditLogEnd`).
     public func auditLogEnd(_ ctx: CallContext) async throws -> String { try await auditLog.auditLogEnd(ctx) }

@@ -8,8 +8,8 @@ import StorageAPI
 extension GatehouseEngine {
     public static let indexCatalog = IndexCatalog([
         KeysService.kmsObjectIndexer, PAMService.pamSessionIndexer, PKIService.certificateIndexer,
-        PAMService.pamGrantIndexer, membershipIndexer,
-        privilegeIndexer,
+        PAMService.pamGrantIndexer,
+        AccessService.membershipIndexer, AccessService.privilegeIndexer,
     ])
 }
 
@@ -201,7 +201,7 @@ enum PrivilegeIndex {
     static let identity = "identity"
 }
 
-extension GatehouseEngine {
+extension AccessService {
     static let membershipIndexer = RecordIndexer(
         kind: AccessKind.membership, version: 1, [IndexDefinition(MembershipIndex.identity, scoped: false)]
     ) { record in
@@ -209,7 +209,7 @@ extension GatehouseEngine {
     }
 }
 
-extension GatehouseEngine {
+extension AccessService {
     static let privilegeIndexer = RecordIndexer(
         kind: AccessKind.privilege, version: 1, [IndexDefinition(PrivilegeIndex.identity, scoped: false)]
     ) { record in

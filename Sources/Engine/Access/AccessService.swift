@@ -5,8 +5,15 @@ import Foundation
 import StorageAPI
 import X509
 
+/// Access: projects, machine identities and their authentication methods (Universal Auth, Token Auth, TLS
+/// Certificate Auth), access tokens, roles, memberships and privileges. Authorization itself is the core's.
+public final class AccessService: EngineService {
+    let core: EngineCore
+    init(core: EngineCore) { self.core = core }
+}
+
 // Projects, identities, auth-method configuration, roles, memberships and privileges.
-extension GatehouseEngine {
+extension AccessService {
     static func validateSlug(_ value: String, _ what: String) throws {
         guard !value.isEmpty, value.utf8.count <= 64,
             value.unicodeScalars.allSatisfy({

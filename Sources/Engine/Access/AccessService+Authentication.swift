@@ -4,7 +4,7 @@ import Foundation
 import StorageAPI
 
 // Logins, access tokens and lockout.
-extension GatehouseEngine {
+extension AccessService {
     /// Creates an access token record; returns (token id for audit, issued token).
     func issueToken(identityId: String, method: String, _ settings: AccessTokenSettings, _ tx: any StorageTransaction)
         async throws -> (String, IssuedToken)
