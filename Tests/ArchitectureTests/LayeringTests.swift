@@ -108,6 +108,25 @@ import Testing
         }
     }
 
+    /// `GatehouseEngine+Forwarding.swift` is what its generator prints from today's protocols and services.
+    @Test func engineForwardingIsRegenerated() throws {
+        let script = Self.root.appendingPathComponent("Tests/scripts/engine-forwarding.py")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script.path]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let printed = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let committed = try Data(
+            contentsOf: Self.root.appendingPathComponent("Sources/Engine/Core/GatehouseEngine+Forwarding.swift"))
+        #expect(
+            printed == committed,
+            "run: python3 Tests/scripts/engine-forwarding.py > Sources/Engine/Core/GatehouseEngine+Forwarding.swift")
+    }
+
     @Test func noHandWrittenFileIsOver1500Lines() throws {
         var checked = 0
         for dir in ["Sources", "Tests"] {

@@ -1,28 +1,10 @@
 # Prints Tests/TestSupport/EngineDoubles.swift from the protocols in Sources/EngineAPI:
 #   python3 Tests/scripts/engine-doubles.py > Tests/TestSupport/EngineDoubles.swift && swift format -i Tests/TestSupport/EngineDoubles.swift
-import glob, os, re
-protos = ['Authenticator','AccessEngine','SecretsEngine','AuditEngine','KeyEngine','KMIPPKIEngine','PKIEngine','ESTEngine',
-          'AlertEngine','ACMEEngine','SSHEngine','PAMEngine','PAMSessionEngine']
-src = ''.join(open(f).read() for f in sorted(glob.glob(os.path.join(os.path.dirname(__file__), '../../Sources/EngineAPI/*.swift'))))
-def body(name):
-    m = re.search(r'public protocol %s\b[^{]*\{' % name, src)
-    i = m.end(); depth = 1; j = i
-    while depth:
-        if src[j] == '{': depth += 1
-        elif src[j] == '}': depth -= 1
-        j += 1
-    return src[i:j-1]
-def funcs(b):
-    lines = [l for l in b.split('\n') if not l.strip().startswith('//')]
-    text = '\n'.join(lines)
-    out = []
-    for m in re.finditer(r'\n    func ', text):
-        start = m.start() + 1
-        nxt = text.find('\n    func ', start + 1)
-        seg = text[start: nxt if nxt != -1 else len(text)]
-        seg = ' '.join(x.strip() for x in seg.strip().split('\n') if x.strip() and not x.strip().startswith('// MARK'))
-        out.append(seg)
-    return out
+import re
+import sys, os
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from engine_protocols import protos, src, body, funcs
+
 def default_body(sig):
     name = re.match(r'func (\w+)', sig).group(1)
     throws = 'throws' in sig.split(')')[-1] or re.search(r'\)\s*async throws', sig) or ' throws ' in sig
