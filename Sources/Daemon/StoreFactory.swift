@@ -90,6 +90,22 @@ public enum StoreFactory {
 
     /// Opens storage and the engine. `cli`: a command run beside the daemon, which writes its own audit chain
     /// (`<node>.cli`) so that it never competes with the daemon's.
+    /// Opens the store and the engine for a local operator command, runs `body`, then closes the store (after an
+    /// error too), so nothing of the command outlives it.
+    public static func withEngine<T: Sendable>(
+        _ config: GatehouseConfiguration, logger: Logger, _ body: (GatehouseEngine) async throws -> T
+    ) async throws -> T {
+        let (engine, storage) = try await engine(config, logger: logger, cli: true)
+        do {
+            let value = try await body(engine)
+            try? await storage.close()
+            return value
+        } catch {
+            try? await storage.close()
+            throw error
+        }
+    }
+
     public static func engine(
         _ config: GatehouseConfiguration, logger: Logger, cli: Bool = false, pamConnector: (any PAMConnector)? = nil,
         pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },

@@ -76,8 +76,7 @@ struct Init: AsyncParsableCommand {
         let config = try options.load()
         do {
             let result = try FirstStart.run(config)
-            let (_, storage) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
-            try? await storage.close()
+            try await StoreFactory.withEngine(config, logger: quietLogger()) { _ in }
             for path in result.created { print("created \(path)") }
             if result.created.isEmpty { print("already initialized: \(config.dataDirectory)") }
             print("CA certificate:           \(result.pki.caCertificate)")
@@ -142,15 +141,15 @@ struct Audit: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             do {
-                let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
-                defer { Task { try? await storage.close() } }
-                let result = try await engine.verifyAudit(.system("cli"))
-                if result.isIntact {
-                    print("audit chain intact: \(result.checked) events verified")
-                } else {
-                    print("audit chain BROKEN (\(result.checked) events read):")
-                    for p in result.problems { print("  - \(p)") }
-                    throw ExitCode(2)
+                try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+                    let result = try await engine.verifyAudit(.system("cli"))
+                    if result.isIntact {
+                        print("audit chain intact: \(result.checked) events verified")
+                    } else {
+                        print("audit chain BROKEN (\(result.checked) events read):")
+                        for p in result.problems { print("  - \(p)") }
+                        throw ExitCode(2)
+                    }
                 }
             } catch let e as DaemonError {
                 fail(e.description)
@@ -181,54 +180,57 @@ struct Audit: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             do {
-                let (engine, _) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
-                let ctx = CallContext.system("cli")
-                let now = Date()
-                let sinceDate = try since.map { try AuditTimes.parse($0, now: now) }
-                let untilDate = try until.map { try AuditTimes.parse($0, now: now) }
-                let filters = [type, actor, project].compactMap { $0 }
-                guard filters.count <= 1 else { fail("give one of --type, --actor or --project") }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                func emit(_ e: ChainedAuditEvent) throws {
-                    struct Line: Encodable {
-                        var chain: String
-                        var sequence: Int64
-                        var hash: String
-                        var event: AuditEvent
+                try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+                    let ctx = CallContext.system("cli")
+                    let now = Date()
+                    let sinceDate = try since.map { try AuditTimes.parse($0, now: now) }
+                    let untilDate = try until.map { try AuditTimes.parse($0, now: now) }
+                    let filters = [type, actor, project].compactMap { $0 }
+                    guard filters.count <= 1 else { fail("give one of --type, --actor or --project") }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    encoder.dateEncodingStrategy = .iso8601
+                    func emit(_ e: ChainedAuditEvent) throws {
+                        struct Line: Encodable {
+                            var chain: String
+                            var sequence: Int64
+                            var hash: String
+                            var event: AuditEvent
+                        }
+                        let data = try encoder.encode(
+                            Line(chain: e.chain, sequence: e.sequence, hash: e.hash, event: e.event))
+                        print(String(decoding: data, as: UTF8.self))
                     }
-                    let data = try encoder.encode(
-                        Line(chain: e.chain, sequence: e.sequence, hash: e.hash, event: e.event))
-                    print(String(decoding: data, as: UTF8.self))
-                }
-                // Where following starts: every chain's end now.
-                let end = try await engine.auditLogEnd(ctx)
-                var search = AuditSearch(type: type, actor: actor, project: project, since: sinceDate, until: untilDate)
-                if sinceDate != nil {
-                    var left = lines ?? Int.max
-                    search.limit = min(left, 1000)
-                    while left > 0 {
-                        let page = try await engine.searchAudit(ctx, search)
-                        for e in page.items.prefix(left) { try emit(e) }
-                        left -= page.items.count
-                        guard let next = page.next else { break }
-                        search.cursor = next
+                    // Where following starts: every chain's end now.
+                    let end = try await engine.auditLogEnd(ctx)
+                    var search = AuditSearch(
+                        type: type, actor: actor, project: project, since: sinceDate, until: untilDate)
+                    if sinceDate != nil {
+                        var left = lines ?? Int.max
                         search.limit = min(left, 1000)
+                        while left > 0 {
+                            let page = try await engine.searchAudit(ctx, search)
+                            for e in page.items.prefix(left) { try emit(e) }
+                            left -= page.items.count
+                            guard let next = page.next else { break }
+                            search.cursor = next
+                            search.limit = min(left, 1000)
+                        }
+                    } else {
+                        search.newestFirst = true
+                        search.limit = max(1, min(lines ?? 20, 1000))
+                        for e in try await engine.searchAudit(ctx, search).items.reversed() { try emit(e) }
                     }
-                } else {
-                    search.newestFirst = true
-                    search.limit = max(1, min(lines ?? 20, 1000))
-                    for e in try await engine.searchAudit(ctx, search).items.reversed() { try emit(e) }
-                }
-                var cursor = end
-                while follow {
-                    try await Task.sleep(for: .seconds(1))
-                    let page = try await engine.auditEvents(ctx, cursor: cursor, limit: 1000)
-                    for e in page.items where AuditTimes.matches(e.event, type: type, actor: actor, project: project) {
-                        try emit(e)
+                    var cursor = end
+                    while follow {
+                        try await Task.sleep(for: .seconds(1))
+                        let page = try await engine.auditEvents(ctx, cursor: cursor, limit: 1000)
+                        for e in page.items
+                        where AuditTimes.matches(e.event, type: type, actor: actor, project: project) {
+                            try emit(e)
+                        }
+                        cursor = page.next ?? cursor
                     }
-                    cursor = page.next ?? cursor
                 }
             } catch let e as DaemonError {
                 fail(e.description)
@@ -287,24 +289,26 @@ struct RotateRootKey: AsyncParsableCommand {
                 throw DaemonError("\(e.description); stop it before rotating the root key")
             }
             defer { lock.release() }
-            let (engine, storage) = try await StoreFactory.engine(config, logger: quietLogger(), cli: true)
-            defer { Task { try? await storage.close() } }
-            switch config.rootKey {
-            case .file(let path):
-                let next = path + ".new"
-                unlink(next)
-                try FileRootKeyProvider.create(path: next)
-                let n = try await engine.rotateRootKey(to: FileRootKeyProvider(path: next))
-                guard rename(next, path) == 0 else { fail("re-wrapped under \(next) but cannot rename it to \(path)") }
-                print("root key rotated: \(n) data keys re-wrapped; new key in \(path)")
-            case .environment:
-                guard let variable = newKeyEnv else {
-                    throw ValidationError("--new-key-env is required when the root key comes from the environment")
+            try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+                switch config.rootKey {
+                case .file(let path):
+                    let next = path + ".new"
+                    unlink(next)
+                    try FileRootKeyProvider.create(path: next)
+                    let n = try await engine.rotateRootKey(to: FileRootKeyProvider(path: next))
+                    guard rename(next, path) == 0 else {
+                        fail("re-wrapped under \(next) but cannot rename it to \(path)")
+                    }
+                    print("root key rotated: \(n) data keys re-wrapped; new key in \(path)")
+                case .environment:
+                    guard let variable = newKeyEnv else {
+                        throw ValidationError("--new-key-env is required when the root key comes from the environment")
+                    }
+                    let n = try await engine.rotateRootKey(to: EnvironmentRootKeyProvider(variable: variable))
+                    print(
+                        "root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)"
+                    )
                 }
-                let n = try await engine.rotateRootKey(to: EnvironmentRootKeyProvider(variable: variable))
-                print(
-                    "root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)"
-                )
             }
         } catch let e as DaemonError {
             fail(e.description)
