@@ -56,7 +56,7 @@ public enum HTTPListener {
     /// and a late one is answered 408.
     static func policy(_ settings: Settings) -> ListenerPolicy {
         ListenerPolicy(
-            name: settings.name, host: settings.host, port: settings.port,
+            host: settings.host, port: settings.port,
             tls: settings.tls.map { .direct($0) } ?? .none, handshakeTimeout: timeAmount(settings.handshakeTimeout),
             idleTimeout: timeAmount(settings.idleTimeout), loginTimeout: timeAmount(settings.loginTimeout),
             login: .httpRequestHead, loginTimeoutMessage: HTTPConnectionPolicyHandler.requestTimeout,

@@ -62,7 +62,7 @@ public struct KMIPListener: Service {
     /// The listener's policy: TLS first, and the log-in ends with the first whole request.
     var policy: ListenerPolicy {
         ListenerPolicy(
-            name: "kmip", host: settings.host, port: settings.port, tls: .direct(settings.tls),
+            host: settings.host, port: settings.port, tls: .direct(settings.tls),
             handshakeTimeout: settings.handshakeTimeout, idleTimeout: settings.idleTimeout,
             loginTimeout: settings.loginTimeout)
     }

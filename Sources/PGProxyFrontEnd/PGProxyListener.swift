@@ -96,7 +96,7 @@ public struct PGProxyListener: Service {
     var policy: ListenerPolicy {
         let tls = settings.tls
         return ListenerPolicy(
-            name: "postgres", host: settings.host, port: settings.port,
+            host: settings.host, port: settings.port,
             tls: .negotiated({ PGPreTLSHandler(makeTLSHandlers: { tls.makeServerHandlers() }) }),
             handshakeTimeout: settings.handshakeTimeout, idleTimeout: settings.idleTimeout,
             loginTimeout: settings.loginTimeout, loginTimeoutMessage: Self.loginTimeoutMessage)

@@ -18,7 +18,6 @@ public struct ListenerPolicy: Sendable {
         case negotiated(@Sendable () -> any ChannelHandler)
     }
 
-    public var name: String
     public var host: String
     public var port: Int
     public var tls: TLS
@@ -34,11 +33,10 @@ public struct ListenerPolicy: Sendable {
     public var allowHalfClosure: Bool
 
     public init(
-        name: String, host: String, port: Int, tls: TLS, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount,
+        host: String, port: Int, tls: TLS, handshakeTimeout: TimeAmount, idleTimeout: TimeAmount,
         loginTimeout: TimeAmount?, login: LoginCompletion = .signalled, loginTimeoutMessage: [UInt8]? = nil,
         allowHalfClosure: Bool = false
     ) {
-        self.name = name
         self.host = host
         self.port = port
         self.tls = tls

@@ -64,7 +64,7 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
     }
 
     @Test func requestsOnOneConnectionAreAnsweredInTurnAndItStaysOpen() async throws {
-        try await withConnection(kmip(), policy: testPolicy("kmip"), counter: counter) { channel in
+        try await withConnection(kmip(), policy: testPolicy(), counter: counter) { channel in
             #expect(counter.open == 1)
             for (major, minor) in [(2, 1), (1, 4), (1, 0)] as [(Int32, Int32)] {
                 try await channel.send(discoverVersions(major, minor))
@@ -78,7 +78,7 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
     }
 
     @Test func aRequestSplitAcrossReadsIsReassembled() async throws {
-        try await withConnection(kmip(), policy: testPolicy("kmip"), counter: counter) { channel in
+        try await withConnection(kmip(), policy: testPolicy(), counter: counter) { channel in
             let request = discoverVersions(2, 0)
             for piece in [request[0..<3], request[3..<11], request[11...]] { try await channel.send(Array(piece)) }
             #expect(try kmipAnswer(try await channel.nextWrite()).version == "2.0")
@@ -86,7 +86,7 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
     }
 
     @Test func aFrameOverTheLimitGetsInvalidMessageAndTheConnectionCloses() async throws {
-        try await withConnection(kmip(maxMessageSize: 4096), policy: testPolicy("kmip"), counter: counter) { channel in
+        try await withConnection(kmip(maxMessageSize: 4096), policy: testPolicy(), counter: counter) { channel in
             // A Request Message header that declares 1 MiB: refused from the header, before the body arrives.
             try await channel.sendRefused(
                 [0x42, 0x00, 0x78, 0x01, 0x00, 0x10, 0x00, 0x00], as: TTLVFrameDecoder.FrameTooLarge.self)
@@ -99,7 +99,7 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
     }
 
     @Test func anHTTPRequestOnTheKMIPPortGetsAKMIPErrorNotASilentHang() async throws {
-        try await withConnection(kmip(), policy: testPolicy("kmip"), counter: counter) { channel in
+        try await withConnection(kmip(), policy: testPolicy(), counter: counter) { channel in
             try await channel.sendRefused(
                 Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), as: TTLVFrameDecoder.FrameTooLarge.self)
             let answer = try kmipAnswer(try await channel.nextWrite())
@@ -109,7 +109,7 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
     }
 
     @Test func withoutARequestTheLoginDeadlineClosesTheConnection() async throws {
-        try await withConnection(kmip(), policy: testPolicy("kmip", login: .seconds(5)), counter: counter) { channel in
+        try await withConnection(kmip(), policy: testPolicy(login: .seconds(5)), counter: counter) { channel in
             try await channel.testingEventLoop.advanceTime(by: .seconds(4))
             #expect(try await !channel.isClosed())
             try await channel.testingEventLoop.advanceTime(by: .seconds(2))
@@ -119,7 +119,7 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
     }
 
     @Test func afterTheFirstRequestOnlyTheIdleTimeoutApplies() async throws {
-        let policy = testPolicy("kmip", login: .seconds(5), idle: .seconds(60))
+        let policy = testPolicy(login: .seconds(5), idle: .seconds(60))
         try await withConnection(kmip(), policy: policy, counter: counter) { channel in
             try await channel.send(discoverVersions(2, 1))
             _ = try await channel.nextWrite()
@@ -132,8 +132,8 @@ func kmipAnswer(_ bytes: [UInt8]) throws -> (version: String, status: UInt32?, r
 
     @Test func theConnectionCapTurnsTheNextConnectionAway() async throws {
         let capped = ConnectionCounter(listener: "kmip-cap", maxConnections: 1)
-        try await withConnection(kmip(), policy: testPolicy("kmip"), counter: capped) { first in
-            try await withConnection(kmip(), policy: testPolicy("kmip"), counter: capped) { second in
+        try await withConnection(kmip(), policy: testPolicy(), counter: capped) { first in
+            try await withConnection(kmip(), policy: testPolicy(), counter: capped) { second in
                 try await second.closeFuture.get()
             }
             #expect(try await !first.isClosed())

@@ -29,12 +29,10 @@ func withConnection<Base: ServerChildChannel>(
 }
 
 /// A policy without TLS (the tests speak the protocol in clear) and with short, virtual deadlines.
-func testPolicy(
-    _ name: String, login: TimeAmount = .seconds(5), idle: TimeAmount = .seconds(60), message: [UInt8]? = nil
-) -> ListenerPolicy {
+func testPolicy(login: TimeAmount = .seconds(5), idle: TimeAmount = .seconds(60)) -> ListenerPolicy {
     ListenerPolicy(
-        name: name, host: "127.0.0.1", port: 0, tls: .none, handshakeTimeout: .seconds(5), idleTimeout: idle,
-        loginTimeout: login, loginTimeoutMessage: message)
+        host: "127.0.0.1", port: 0, tls: .none, handshakeTimeout: .seconds(5), idleTimeout: idle,
+        loginTimeout: login)
 }
 
 extension NIOAsyncTestingChannel {

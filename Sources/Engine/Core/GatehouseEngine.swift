@@ -1,10 +1,8 @@
 import Crypto
 import EngineAPI
-import ExtrasBase64
 import Foundation
 import Logging
 import StorageAPI
-import Synchronization
 
 /// The engine: authorization, audit and envelope encryption in front of one `Storage`.
 public final class GatehouseEngine: Engine, EngineService {
@@ -13,8 +11,6 @@ public final class GatehouseEngine: Engine, EngineService {
     public let access: AccessService
     /// The PKI domain (issuance for the admin API, ACME, EST and KMIP).
     let pki: PKIService
-    /// What other domains may use of the PKI domain.
-    var issuer: any CertificateIssuing { pki }
     /// ACME directories.
     let acme: ACMEService
     /// EST enrollment.

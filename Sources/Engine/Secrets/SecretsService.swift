@@ -1,5 +1,4 @@
 import EngineAPI
-import ExtrasBase64
 import Foundation
 import StorageAPI
 
