@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -133,10 +135,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The admin API's types and typed client, generated from Sources/AdminAPI/openapi.yaml by
+        // .ci/openapi/regenerate and committed (CI checks that they are current).
+        .target(
+            name: "AdminAPI",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            exclude: ["openapi.yaml", "openapi-generator-config.yaml"],
+            swiftSettings: strict
+        ),
         .target(
             name: "HTTPFrontEnd",
             dependencies: [
-                "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPService", "KMIPProtocol", "TTLV",
+                "AdminAPI", "EngineAPI", "ServerSupport", "ESTProtocol", "ACMEProtocol", "KMIPService", "KMIPProtocol",
+                "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -244,7 +255,10 @@ let package = Package(
             name: "gatehouse",
             dependencies: [
                 "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol",
-                "TTLV",
+                "TTLV", "AdminAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -343,7 +357,8 @@ let package = Package(
         .testTarget(
             name: "HTTPFrontEndTests",
             dependencies: [
-                "HTTPFrontEnd", "Engine", "EngineAPI", "StorageAPI", "TestSupport", "ESTProtocol", "ACMEProtocol",
+                "HTTPFrontEnd", "AdminAPI", "Engine", "EngineAPI", "StorageAPI", "TestSupport", "ESTProtocol",
+                "ACMEProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -70,8 +70,15 @@ export PYKMIP_SDIST="$SDIST/pykmip-0.11.0"
 # 3. Formatting: the toolchain's swift-format with the repository's .swift-format, in lint mode (a violation fails
 #    the run; `swift format -i -r -p Package.swift Sources Tests` fixes most).
 log "swift format lint"
-if ! swift format lint --strict --recursive --parallel Package.swift Sources Tests >&2; then
+if ! swift format lint --strict --recursive --parallel Package.swift Sources Tests .ci/openapi/Package.swift .ci/openapi/Sources >&2; then
   log "swift format lint found violations"; echo "0 passed, 1 failed"; exit 1
+fi
+
+# 4. The admin API's generated Swift and served document are what Sources/AdminAPI/openapi.yaml makes
+#    (swift-openapi-generator, built in .ci/openapi; `.ci/openapi/regenerate` rewrites them).
+log "openapi: generated code is current"
+if ! .ci/openapi/regenerate --check >&2; then
+  log "Sources/AdminAPI/Generated is not what openapi.yaml makes"; echo "0 passed, 1 failed"; exit 1
 fi
 
 # Build everything (the daemon binary is used by the end-to-end tests).

@@ -1,3 +1,4 @@
+import AdminAPI
 import EngineAPI
 import Foundation
 import HTTPTypes
@@ -187,7 +188,7 @@ public struct AdminAPI: Sendable {
         api.get("openapi.json") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+                body: .init(byteBuffer: ByteBuffer(string: AdminAPIDocument.json)))
         }
         AccessRoutes(api: self).register(on: api)
         PKIRoutes(api: self).register(on: api, root: router)

@@ -1,8 +1,8 @@
+import AdminAPI
 import ArgumentParser
 import DaemonConfig
 import Foundation
 import HTTPFrontEnd
-import NIOHTTP1
 import ServerSupport
 
 /// How the CLI reaches the admin API. Defaults: the running daemon's HTTPS port from `<data_dir>/run/listeners.json`
@@ -38,53 +38,6 @@ struct APIOptions: ParsableArguments {
             port = p
         }
         return "https://localhost:\(port)"
-    }
-
-    /// Sends a request; prints the API's error and exits non-zero on failure; returns the decoded JSON.
-    /// With `tolerant`, an error answer returns nil instead of exiting.
-    func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false)
-        async -> Any?
-    {
-        let bytes = await raw(method, path, body: body, anonymous: anonymous, tolerant: tolerant)
-        return bytes.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(bytes))
-    }
-
-    /// Sends a request; prints the API's error and exits non-zero on failure; returns the response body.
-    func raw(_ method: HTTPMethod, _ path: String, body: Any? = nil, anonymous: Bool = false, tolerant: Bool = false)
-        async -> [UInt8]
-    {
-        guard let url = URL(string: baseURL + path) else { fail("invalid server URL \(baseURL)") }
-        let certs = dataDirectory + "/certs"
-        var headers: [(String, String)] = [("Accept", "application/json")]
-        var payload: [UInt8]?
-        if let body {
-            guard let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) else {
-                fail("cannot encode the request")
-            }
-            payload = Array(data)
-            headers.append(("Content-Type", "application/json"))
-        }
-        let bearer = token ?? ProcessInfo.processInfo.environment["GATEHOUSE_TOKEN"]
-        if let bearer, !anonymous { headers.append(("Authorization", "Bearer \(bearer)")) }
-        let useCertificate = bearer == nil && !anonymous
-        let response: (status: Int, body: [UInt8])
-        do {
-            response = try await OneShotHTTPClient.send(
-                url: url, method: method, body: payload, headers: headers, caFile: caCert ?? certs + "/ca.crt",
-                certificateFile: useCertificate ? (cert ?? certs + "/admin.crt") : nil,
-                keyFile: useCertificate ? (key ?? certs + "/admin.key") : nil)
-        } catch {
-            fail("cannot reach the admin API at \(baseURL): \(error)")
-        }
-        guard (200..<300).contains(response.status) else {
-            if tolerant { return [] }
-            let json = response.body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(response.body))
-            if let e = (json as? [String: Any])?["error"] as? [String: Any] {
-                fail("\(e["message"] as? String ?? "error") (HTTP \(response.status), \(e["code"] as? String ?? "?"))")
-            }
-            fail("HTTP \(response.status)")
-        }
-        return response.body
     }
 
     /// Prints a value: JSON as is, or a table of `columns` for a list (or one object).
@@ -168,26 +121,37 @@ struct ProjectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "project", abstract: "Manage projects.", subcommands: [Create.self, List.self, Delete.self])
 
+    static let columns = ["slug", "description", "createdAt"]
+
     struct Create: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var slug: String
         @Option var description: String = ""
         func run() async throws {
-            let r = await api.call(.POST, "/api/v1/projects", body: ["slug": slug, "description": description])
-            api.show(field(r, "project"), columns: ["slug", "description", "createdAt"])
+            let project = await api.withClient { client in
+                try await client.createProject(body: .json(.init(slug: slug, description: description)))
+                    .created.body.json.project
+            }
+            api.show(project, columns: ProjectCommand.columns)
         }
     }
     struct List: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         func run() async throws {
-            api.show(await api.allPages("/api/v1/projects", "projects"), columns: ["slug", "description", "createdAt"])
+            let projects = await api.withClient { client in
+                try await allPages { after in
+                    let page = try await client.listProjects(query: .init(after: after, limit: 1000)).ok.body.json
+                    return (page.projects, page.next)
+                }
+            }
+            api.show(projects, columns: ProjectCommand.columns)
         }
     }
     struct Delete: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var slug: String
         func run() async throws {
-            _ = await api.call(.DELETE, "/api/v1/projects/\(slug)")
+            await api.withClient { client in _ = try await client.deleteProject(path: .init(project: slug)).noContent }
             if api.output == .table { print("deleted project \(slug)") }
         }
     }
@@ -209,31 +173,45 @@ struct IdentityCommand: AsyncParsableCommand {
         @Option(help: "Organization role: admin, member or no-access") var orgRole: String = "no-access"
         @Option(name: .customLong("metadata"), help: "KEY=VALUE (repeatable)") var metadata: [String] = []
         func run() async throws {
-            let r = await api.call(
-                .POST, "/api/v1/identities",
-                body: ["name": name, "orgRole": orgRole, "metadata": parseKeyValues(metadata)])
-            api.show(field(r, "identity"), columns: IdentityCommand.columns)
+            guard let role = Components.Schemas.IdentityCreate.OrgRolePayload(rawValue: orgRole) else {
+                fail("--org-role must be admin, member or no-access")
+            }
+            let spec = Components.Schemas.IdentityCreate(
+                name: name, orgRole: role, metadata: .init(additionalProperties: parseKeyValues(metadata)))
+            let identity = await api.withClient { client in
+                try await client.createIdentity(body: .json(spec)).created.body.json.identity
+            }
+            api.show(identity, columns: IdentityCommand.columns)
         }
     }
     struct List: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         func run() async throws {
-            api.show(await api.allPages("/api/v1/identities", "identities"), columns: IdentityCommand.columns)
+            let identities = await api.withClient { client in
+                try await allPages { after in
+                    let page = try await client.listIdentities(query: .init(after: after, limit: 1000)).ok.body.json
+                    return (page.identities, page.next)
+                }
+            }
+            api.show(identities, columns: IdentityCommand.columns)
         }
     }
     struct Get: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var id: String
         func run() async throws {
-            api.show(
-                field(await api.call(.GET, "/api/v1/identities/\(id)"), "identity"), columns: IdentityCommand.columns)
+            let identity = await api.withClient { client in
+                try await client.getIdentity(path: .init(identityId: id)).ok.body.json.identity
+            }
+            api.show(identity, columns: IdentityCommand.columns)
         }
     }
     struct Delete: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var id: String
         func run() async throws {
-            _ = await api.call(.DELETE, "/api/v1/identities/\(id)")
+            await api.withClient { client in _ = try await client.deleteIdentity(path: .init(identityId: id)).noContent
+            }
             if api.output == .table { print("deleted identity \(id)") }
         }
     }
@@ -242,13 +220,11 @@ struct IdentityCommand: AsyncParsableCommand {
         @Option(help: "Access token max TTL in seconds") var accessTokenMaxTtl: Int?
         @Option(help: "Access token uses (0 = unlimited)") var accessTokenNumUsesLimit: Int?
         @Option(help: "Trusted CIDR for tokens (repeatable)") var accessTokenTrustedIp: [String] = []
-        var body: [String: Any] {
-            var b: [String: Any] = [:]
-            if let accessTokenTtl { b["accessTokenTTL"] = accessTokenTtl }
-            if let accessTokenMaxTtl { b["accessTokenMaxTTL"] = accessTokenMaxTtl }
-            if let accessTokenNumUsesLimit { b["accessTokenNumUsesLimit"] = accessTokenNumUsesLimit }
-            if !accessTokenTrustedIp.isEmpty { b["accessTokenTrustedIps"] = accessTokenTrustedIp }
-            return b
+        var spec: Components.Schemas.AuthMethodSpec {
+            .init(
+                accessTokenTTL: accessTokenTtl, accessTokenMaxTTL: accessTokenMaxTtl,
+                accessTokenNumUsesLimit: accessTokenNumUsesLimit,
+                accessTokenTrustedIps: accessTokenTrustedIp.isEmpty ? nil : accessTokenTrustedIp)
         }
     }
     struct UniversalAuth: AsyncParsableCommand {
@@ -259,10 +235,13 @@ struct IdentityCommand: AsyncParsableCommand {
         @Argument var id: String
         @Flag(help: "Disable lockout after failed logins") var noLockout = false
         func run() async throws {
-            var body = token.body
-            if noLockout { body["lockoutEnabled"] = false }
-            let r = await api.call(.POST, "/api/v1/auth/universal-auth/identities/\(id)", body: body)
-            api.show(field(r, "identityUniversalAuth"), columns: ["identityId", "clientId", "lockoutEnabled"])
+            var spec = token.spec
+            if noLockout { spec.lockoutEnabled = false }
+            let auth = await api.withClient { client in
+                try await client.attachUniversalAuth(path: .init(identityId: id), body: .json(spec))
+                    .created.body.json.identityUniversalAuth
+            }
+            api.show(auth, columns: ["identityId", "clientId", "lockoutEnabled"])
         }
     }
     struct ClientSecret: AsyncParsableCommand {
@@ -273,14 +252,12 @@ struct IdentityCommand: AsyncParsableCommand {
         @Option var description: String = ""
         @Option(help: "Seconds the secret is valid (0 = no expiry)") var ttl: Int = 0
         func run() async throws {
-            let r = await api.call(
-                .POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets",
-                body: ["description": description, "ttl": ttl])
-            if api.output == .json {
-                api.show(r, columns: [])
-            } else {
-                print(field(r, "clientSecret") as? String ?? "")
+            let created = await api.withClient { client in
+                try await client.createClientSecret(
+                    path: .init(identityId: id), body: .json(.init(description: description, ttl: ttl))
+                ).created.body.json
             }
+            if api.output == .json { api.show(created, columns: []) } else { print(created.clientSecret) }
         }
     }
     struct TokenAuth: AsyncParsableCommand {
@@ -290,13 +267,15 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var token: TokenOptions
         @Argument var id: String
         func run() async throws {
-            let info = await api.call(.GET, "/api/v1/identities/\(id)")
-            let methods = field(field(info, "identity"), "authMethods") as? [String] ?? []
-            if !methods.contains("token-auth") {
-                _ = await api.call(.POST, "/api/v1/auth/token-auth/identities/\(id)", body: token.body)
+            let spec = token.spec
+            let created = await api.withClient { client in
+                let identity = try await client.getIdentity(path: .init(identityId: id)).ok.body.json.identity
+                if !identity.authMethods.contains("token-auth") {
+                    _ = try await client.attachTokenAuth(path: .init(identityId: id), body: .json(spec)).created
+                }
+                return try await client.createAccessToken(path: .init(identityId: id)).created.body.json
             }
-            let r = await api.call(.POST, "/api/v1/auth/token-auth/identities/\(id)/tokens")
-            if api.output == .json { api.show(r, columns: []) } else { print(field(r, "accessToken") as? String ?? "") }
+            if api.output == .json { api.show(created, columns: []) } else { print(created.accessToken) }
         }
     }
     struct TLSCertAuth: AsyncParsableCommand {
@@ -309,11 +288,14 @@ struct IdentityCommand: AsyncParsableCommand {
         @Option(help: "Allowed certificate common name (repeatable)") var commonName: [String]
         func run() async throws {
             guard let pem = try? String(contentsOfFile: caFile, encoding: .utf8) else { fail("cannot read \(caFile)") }
-            var body = token.body
-            body["caCertificate"] = pem
-            body["allowedCommonNames"] = commonName
-            let r = await api.call(.POST, "/api/v1/auth/tls-cert-auth/identities/\(id)", body: body)
-            api.show(field(r, "identityTlsCertAuth"), columns: ["identityId", "allowedCommonNames"])
+            var spec = token.spec
+            spec.caCertificate = pem
+            spec.allowedCommonNames = commonName
+            let auth = await api.withClient { [spec] client in
+                try await client.attachTLSCertAuth(path: .init(identityId: id), body: .json(spec))
+                    .created.body.json.identityTlsCertAuth
+            }
+            api.show(auth, columns: ["identityId", "allowedCommonNames"])
         }
     }
 }
@@ -333,22 +315,35 @@ struct RoleCommand: AsyncParsableCommand {
             let text =
                 permissions.hasPrefix("@")
                 ? ((try? String(contentsOfFile: String(permissions.dropFirst()), encoding: .utf8)) ?? "") : permissions
-            guard let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
-                fail("--permissions must be a JSON array of {\"subject\",\"actions\",\"conditions\"?,\"inverted\"?}")
+            let parsed: [Components.Schemas.Permission]
+            do { parsed = try JSONDecoder().decode([Components.Schemas.Permission].self, from: Data(text.utf8)) } catch
+            {
+                fail(
+                    "--permissions must be a JSON array of {\"subject\",\"actions\",\"conditions\"?,\"inverted\"?}: \(error)"
+                )
             }
-            let r = await api.call(
-                .POST, "/api/v1/projects/\(project)/roles",
-                body: ["slug": slug, "description": description, "permissions": parsed])
-            api.show(field(r, "role"), columns: ["slug", "project", "isBuiltIn", "description"])
+            let role = await api.withClient { client in
+                try await client.createRole(
+                    path: .init(project: project),
+                    body: .json(.init(slug: slug, description: description, permissions: parsed))
+                ).created.body.json.role
+            }
+            api.show(role, columns: ["slug", "project", "isBuiltIn", "description"])
         }
     }
     struct List: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(
-                field(await api.call(.GET, "/api/v1/projects/\(project)/roles"), "roles"),
-                columns: ["slug", "isBuiltIn", "description"])
+            let roles = await api.withClient { client in
+                try await allPages { after in
+                    let page = try await client.listRoles(
+                        path: .init(project: project), query: .init(after: after, limit: 1000)
+                    ).ok.body.json
+                    return (page.roles, page.next)
+                }
+            }
+            api.show(roles, columns: ["slug", "isBuiltIn", "description"])
         }
     }
     struct Delete: AsyncParsableCommand {
@@ -356,7 +351,9 @@ struct RoleCommand: AsyncParsableCommand {
         @Option var project: String
         @Argument var slug: String
         func run() async throws {
-            _ = await api.call(.DELETE, "/api/v1/projects/\(project)/roles/\(slug)")
+            await api.withClient { client in
+                _ = try await client.deleteRole(path: .init(project: project, slug: slug)).noContent
+            }
             if api.output == .table { print("deleted role \(slug)") }
         }
     }
@@ -368,23 +365,32 @@ struct RoleCommand: AsyncParsableCommand {
         @Argument var identityId: String
         @Argument(help: "Roles, e.g. developer or admin:2h") var roles: [String]
         func run() async throws {
-            let grants: [[String: Any]] = roles.map { r in
+            let grants = roles.map { r -> Components.Schemas.RoleGrant in
                 let parts = r.split(separator: ":", maxSplits: 1).map(String.init)
-                if parts.count == 2 { return ["role": parts[0], "isTemporary": true, "temporaryRange": parts[1]] }
-                return ["role": r]
+                if parts.count == 2 { return .init(role: parts[0], isTemporary: true, temporaryRange: parts[1]) }
+                return .init(role: r)
             }
-            let r = await api.call(
-                .PUT, "/api/v1/projects/\(project)/identity-memberships/\(identityId)", body: ["roles": grants])
-            api.show(field(r, "identityMembership"), columns: ["project", "identityId", "roles"])
+            let membership = await api.withClient { client in
+                try await client.setMembership(
+                    path: .init(project: project, identityId: identityId), body: .json(.init(roles: grants))
+                ).ok.body.json.identityMembership
+            }
+            api.show(membership, columns: ["project", "identityId", "roles"])
         }
     }
     struct Members: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(
-                field(await api.call(.GET, "/api/v1/projects/\(project)/identity-memberships"), "identityMemberships"),
-                columns: ["identityId", "roles"])
+            let members = await api.withClient { client in
+                try await allPages { after in
+                    let page = try await client.listMemberships(
+                        path: .init(project: project), query: .init(after: after, limit: 1000)
+                    ).ok.body.json
+                    return (page.identityMemberships, page.next)
+                }
+            }
+            api.show(members, columns: ["identityId", "roles"])
         }
     }
 }
@@ -400,10 +406,11 @@ struct LoginCommand: AsyncParsableCommand {
         guard let secret = clientSecret ?? ProcessInfo.processInfo.environment["GATEHOUSE_CLIENT_SECRET"] else {
             fail("give --client-secret or GATEHOUSE_CLIENT_SECRET")
         }
-        let r = await api.call(
-            .POST, "/api/v1/auth/universal-auth/login", body: ["clientId": clientId, "clientSecret": secret],
-            anonymous: true)
-        if api.output == .json { api.show(r, columns: []) } else { print(field(r, "accessToken") as? String ?? "") }
+        let token = await api.withClient(anonymous: true) { client in
+            try await client.universalAuthLogin(body: .json(.init(clientId: clientId, clientSecret: secret)))
+                .ok.body.json
+        }
+        if api.output == .json { api.show(token, columns: []) } else { print(token.accessToken) }
     }
 }
 
@@ -411,49 +418,40 @@ struct WhoamiCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show who the API sees.")
     @OptionGroup var api: APIOptions
     func run() async throws {
-        api.show(await api.call(.GET, "/api/v1/whoami"), columns: ["kind", "name", "identityId", "orgRole", "method"])
+        let caller = await api.withClient { client in try await client.whoami().ok.body.json }
+        api.show(caller.additionalProperties, columns: ["kind", "name", "identityId", "orgRole", "method"])
     }
 }
 
 struct OpenAPICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "openapi", abstract: "Print the admin API's OpenAPI 3.1 document.")
-    func run() async throws { print(OpenAPIDocument.json) }
+    func run() async throws { print(AdminAPIDocument.json) }
 }
 
-extension APIOptions {
-    /// Every item of a paged listing (up to `max`), following `next` to the last page; `query` adds parameters.
-    func allPages(_ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil) async -> [[String:
-        Any]]
-    {
-        var all: [[String: Any]] = []
-        await forEachPage(path, key, query: query, max: max) { all += $0 }
-        return all
-    }
+/// Every item of a paged listing (at most `max`), following `next` to the last page: `page` fetches the page
+/// after a cursor (nil for the first) and returns its items and the next cursor.
+func allPages<Item>(max: Int? = nil, _ page: (_ after: String?) async throws -> ([Item], String?)) async throws
+    -> [Item]
+{
+    var all: [Item] = []
+    try await forEachPage(max: max, page) { all += $0 }
+    return all
+}
 
-    /// Calls `body` with each page of the listing as it arrives (at most `max` items in all), so a caller that
-    /// handles items one page at a time holds one page, whatever the listing's length.
-    func forEachPage(
-        _ path: String, _ key: String, query: [(String, String)] = [], max: Int? = nil,
-        _ body: ([[String: Any]]) async throws -> Void
-    ) async rethrows {
-        var after: String?
-        var seen = 0
-        repeat {
-            let parameters = [("limit", "1000")] + query + (after.map { [("after", $0)] } ?? [])
-            let page = await call(
-                .GET, path + "?" + parameters.map { $0 + "=" + Self.queryValue($1) }.joined(separator: "&"))
-            var items = field(page, key) as? [[String: Any]] ?? []
-            if let max, seen + items.count > max { items = Array(items.prefix(max - seen)) }
-            seen += items.count
-            try await body(items)
-            after = field(page, "next") as? String
-        } while after != nil && seen < (max ?? Int.max)
-    }
-
-    /// A query parameter value: everything but unreserved characters percent-encoded (RFC 3986 §2.3).
-    static func queryValue(_ value: String) -> String {
-        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
-    }
+/// Calls `body` with each page of a listing as it arrives (at most `max` items in all), so a caller that handles
+/// items one page at a time holds one page, whatever the listing's length.
+func forEachPage<Item>(
+    max: Int? = nil, _ page: (_ after: String?) async throws -> ([Item], String?),
+    _ body: ([Item]) async throws -> Void
+) async throws {
+    var after: String?
+    var seen = 0
+    repeat {
+        var (items, next) = try await page(after)
+        if let max, seen + items.count > max { items = Array(items.prefix(max - seen)) }
+        seen += items.count
+        try await body(items)
+        after = next
+    } while after != nil && seen < (max ?? Int.max)
 }

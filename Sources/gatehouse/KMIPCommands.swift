@@ -1,3 +1,4 @@
+import AdminAPI
 import ArgumentParser
 import Crypto
 import Foundation
@@ -30,7 +31,11 @@ struct KMIPCommand: AsyncParsableCommand {
                 guard let algorithm = KMIPClientFiles.caAlgorithm(keyAlgorithm) else {
                     fail("unknown --key-algorithm \(keyAlgorithm)")
                 }
-                printPKI(await api.call(.POST, "/api/v1/kmip/pki", body: ["keyAlgorithm": algorithm]), api)
+                let pki = await api.withClient { client in
+                    try await client.createKMIPClientPKI(body: .json(.init(keyAlgorithm: algorithm))).created.body.json
+                        .pki
+                }
+                printPKI(pki, api)
             }
         }
 
@@ -38,21 +43,23 @@ struct KMIPCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Show the KMIP client CA (its certificate in PEM).")
             @OptionGroup var api: APIOptions
-            func run() async throws { printPKI(await api.call(.GET, "/api/v1/kmip/pki"), api) }
+            func run() async throws {
+                printPKI(await api.withClient { client in try await client.getKMIPClientPKI().ok.body.json.pki }, api)
+            }
         }
 
-        static func printPKI(_ answer: Any?, _ api: APIOptions) {
-            guard let pki = field(answer, "pki") as? [String: Any] else { fail("no KMIP PKI in the answer") }
+        static func printPKI(_ pki: some Encodable, _ api: APIOptions) {
+            guard let fields = jsonObject(pki) as? [String: Any] else { fail("no KMIP PKI in the answer") }
             if api.output == .json {
-                if let data = try? JSONSerialization.data(withJSONObject: pki, options: [.sortedKeys]) {
+                if let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) {
                     print(String(decoding: data, as: UTF8.self))
                 }
                 return
             }
             print(
-                "KMIP client CA: \(pki["keyAlgorithm"] ?? "?"), serial \(pki["serialNumber"] ?? "?"), valid until \(pki["notAfter"] ?? "?")"
+                "KMIP client CA: \(fields["keyAlgorithm"] ?? "?"), serial \(fields["serialNumber"] ?? "?"), valid until \(fields["notAfter"] ?? "?")"
             )
-            print((pki["caCertificate"] as? String) ?? "", terminator: "")
+            print((fields["caCertificate"] as? String) ?? "", terminator: "")
         }
     }
 
@@ -105,36 +112,38 @@ struct KMIPCommand: AsyncParsableCommand {
                 do { key = try KMIPClientKey.generate(keyAlgorithm) } catch { fail("\(error)") }
                 var metadata = ["kmip.project": project]
                 if requireCredential { metadata["kmip.credential"] = "required" }
-                let created = await api.call(.POST, "/api/v1/identities", body: ["name": name, "metadata": metadata])
-                guard let id = (field(created, "identity") as? [String: Any])?["id"] as? String else {
-                    fail("the identity was not created")
+                let (id, leaf, chain, credential) = await api.withClient { client in
+                    let id = try await client.createIdentity(
+                        body: .json(.init(name: name, metadata: .init(additionalProperties: metadata)))
+                    ).created.body.json.identity.id
+                    let certificate = try await client.issueKMIPClientCertificate(
+                        body: .json(
+                            .init(
+                                commonName: name, publicKey: key.publicKeyPEM, ttl: ttl, caKeyAlgorithm: caAlgorithm))
+                    ).created.body.json.certificate
+                    guard let clientCA = certificate.certificateChain.last else {
+                        fail("the client certificate was not issued")
+                    }
+                    var credential: (String, String)?
+                    if requireCredential {
+                        let auth = try await client.attachUniversalAuth(
+                            path: .init(identityId: id), body: .json(.init())
+                        )
+                        .created.body.json.identityUniversalAuth
+                        let secret = try await client.createClientSecret(
+                            path: .init(identityId: id), body: .json(.init(description: "KMIP credential", ttl: 0))
+                        ).created.body.json.clientSecret
+                        credential = (auth.clientId, secret)
+                    }
+                    _ = try await client.attachTLSCertAuth(
+                        path: .init(identityId: id),
+                        body: .json(.init(caCertificate: clientCA, allowedCommonNames: [name]))
+                    ).created
+                    _ = try await client.setMembership(
+                        path: .init(project: project, identityId: id), body: .json(.init(roles: [.init(role: role)]))
+                    ).ok
+                    return (id, certificate.certificate, certificate.certificateChain, credential)
                 }
-                let issued = await api.call(
-                    .POST, "/api/v1/kmip/client-certificates",
-                    body: [
-                        "commonName": name, "publicKey": key.publicKeyPEM, "ttl": ttl, "caKeyAlgorithm": caAlgorithm,
-                    ])
-                guard let certificate = field(issued, "certificate") as? [String: Any],
-                    let leaf = certificate["certificate"] as? String,
-                    let chain = certificate["certificateChain"] as? [String], let clientCA = chain.last
-                else { fail("the client certificate was not issued") }
-                var credential: (String, String)?
-                if requireCredential {
-                    let ua = await api.call(
-                        .POST, "/api/v1/auth/universal-auth/identities/\(id)", body: [String: Any]())
-                    let secret = await api.call(
-                        .POST, "/api/v1/auth/universal-auth/identities/\(id)/client-secrets",
-                        body: ["description": "KMIP credential", "ttl": 0])
-                    guard let clientId = (field(ua, "identityUniversalAuth") as? [String: Any])?["clientId"] as? String,
-                        let password = field(secret, "clientSecret") as? String
-                    else { fail("the credential was not created") }
-                    credential = (clientId, password)
-                }
-                _ = await api.call(
-                    .POST, "/api/v1/auth/tls-cert-auth/identities/\(id)",
-                    body: ["caCertificate": clientCA, "allowedCommonNames": [name]])
-                _ = await api.call(
-                    .PUT, "/api/v1/projects/\(project)/identity-memberships/\(id)", body: ["roles": [["role": role]]])
                 let files = KMIPClientFiles(
                     certificatePEM: Self.pemText(leaf), chainPEM: ([leaf] + chain).map(Self.pemText).joined(),
                     privateKeyPEM: key.privateKeyPEM)
@@ -326,12 +335,13 @@ struct KMIPClientFiles {
     }
 
     /// The API's name for a CA key algorithm given on the command line.
-    static func caAlgorithm(_ text: String) -> String? {
-        [
+    static func caAlgorithm(_ text: String) -> Components.Schemas.KeyAlgorithm? {
+        let names = [
             "ec-p256": "EC_prime256v1", "ec-p384": "EC_secp384r1", "rsa-2048": "RSA_2048", "rsa-3072": "RSA_3072",
             "rsa-4096": "RSA_4096",
             "ed25519": "ED25519",
-        ][text]
+        ]
+        return names[text].flatMap(Components.Schemas.KeyAlgorithm.init(rawValue:))
     }
 
     func write(to directory: String, name: String, caPEM: String) throws {

@@ -1,3 +1,4 @@
+import AdminAPI
 import ArgumentParser
 import Foundation
 
@@ -19,6 +20,26 @@ struct PAMCommand: AsyncParsableCommand {
     ]
     static let sessionColumns = ["id", "resourceName", "username", "granteeName", "startedAt", "endedAt", "endReason"]
 
+    /// Every resource of a project.
+    static func resources(_ client: Client, _ project: String) async throws -> [Components.Schemas.PAMResource] {
+        try await allPages { after in
+            let page = try await client.listPAMResources(
+                path: .init(project: project), query: .init(after: after, limit: 1000)
+            ).ok.body.json
+            return (page.resources, page.next)
+        }
+    }
+
+    /// Every account of a resource.
+    static func accounts(_ client: Client, _ resource: String) async throws -> [Components.Schemas.PAMAccount] {
+        try await allPages { after in
+            let page = try await client.listPAMAccounts(
+                path: .init(resourceId: resource), query: .init(after: after, limit: 1000)
+            ).ok.body.json
+            return (page.accounts, page.next)
+        }
+    }
+
     struct Resource: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "PostgreSQL resources.", subcommands: [Create.self, List.self, Delete.self])
@@ -39,16 +60,22 @@ struct PAMCommand: AsyncParsableCommand {
             var rotationAccount: String?
             @Option(help: "Record up to N result rows per statement (default 0: statements only)") var recordRows: Int?
             func run() async throws {
-                var body: [String: Any] = [
-                    "name": name, "host": host, "port": port, "database": database, "failClosed": !failOpen,
-                ]
-                if let rotationAccount { body["rotationAccount"] = rotationAccount }
-                if let recordRows { body["recordRows"] = recordRows }
-                if let tlsMode { body["tlsMode"] = tlsMode }
-                if let caFile { body["caCertificate"] = PKICommand.readFile(caFile) }
-                api.show(
-                    field(await api.call(.POST, "/api/v1/projects/\(project)/pam/resources", body: body), "resource"),
-                    columns: PAMCommand.resourceColumns)
+                var mode: Components.Schemas.PAMResourceSpec.TlsModePayload?
+                if let tlsMode {
+                    guard let m = Components.Schemas.PAMResourceSpec.TlsModePayload(rawValue: tlsMode) else {
+                        fail("--tls-mode must be disable, require, verify-ca or verify-full")
+                    }
+                    mode = m
+                }
+                let spec = Components.Schemas.PAMResourceSpec(
+                    name: name, host: host, port: port, database: database, tlsMode: mode,
+                    caCertificate: caFile.map(PKICommand.readFile), failClosed: !failOpen,
+                    rotationAccount: rotationAccount, recordRows: recordRows)
+                let resource = await api.withClient { client in
+                    try await client.createPAMResource(path: .init(project: project), body: .json(spec))
+                        .created.body.json.resource
+                }
+                api.show(resource, columns: PAMCommand.resourceColumns)
             }
         }
         struct List: AsyncParsableCommand {
@@ -56,14 +83,18 @@ struct PAMCommand: AsyncParsableCommand {
             @Option var project: String
             func run() async throws {
                 api.show(
-                    await api.allPages("/api/v1/projects/\(project)/pam/resources", "resources"),
+                    await api.withClient { client in try await PAMCommand.resources(client, project) },
                     columns: PAMCommand.resourceColumns)
             }
         }
         struct Delete: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
-            func run() async throws { _ = await api.raw(.DELETE, "/api/v1/pam/resources/\(id)") }
+            func run() async throws {
+                await api.withClient { client in
+                    _ = try await client.deletePAMResource(path: .init(resourceId: id)).noContent
+                }
+            }
         }
     }
 
@@ -84,11 +115,13 @@ struct PAMCommand: AsyncParsableCommand {
                 let input = FileHandle.standardInput.readDataToEndOfFile()
                 let password = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .newlines)
                 guard !password.isEmpty else { fail("give the password on stdin") }
-                var body: [String: Any] = ["username": username, "password": password]
-                if let rotationInterval { body["rotationInterval"] = rotationInterval }
-                api.show(
-                    field(await api.call(.POST, "/api/v1/pam/resources/\(resource)/accounts", body: body), "account"),
-                    columns: PAMCommand.accountColumns)
+                let account = await api.withClient { client in
+                    try await client.createPAMAccount(
+                        path: .init(resourceId: resource),
+                        body: .json(.init(username: username, password: password, rotationInterval: rotationInterval))
+                    ).created.body.json.account
+                }
+                api.show(account, columns: PAMCommand.accountColumns)
             }
         }
         struct Rotate: AsyncParsableCommand {
@@ -97,9 +130,10 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                api.show(
-                    field(await api.call(.POST, "/api/v1/pam/accounts/\(id)/rotate"), "account"),
-                    columns: PAMCommand.accountColumns + ["lastRotationError"])
+                let account = await api.withClient { client in
+                    try await client.rotatePAMAccount(path: .init(accountId: id)).ok.body.json.account
+                }
+                api.show(account, columns: PAMCommand.accountColumns + ["lastRotationError"])
             }
         }
         struct List: AsyncParsableCommand {
@@ -107,14 +141,18 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "Resource id") var resource: String
             func run() async throws {
                 api.show(
-                    await api.allPages("/api/v1/pam/resources/\(resource)/accounts", "accounts"),
+                    await api.withClient { client in try await PAMCommand.accounts(client, resource) },
                     columns: PAMCommand.accountColumns)
             }
         }
         struct Delete: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
-            func run() async throws { _ = await api.raw(.DELETE, "/api/v1/pam/accounts/\(id)") }
+            func run() async throws {
+                await api.withClient { client in
+                    _ = try await client.deletePAMAccount(path: .init(accountId: id)).noContent
+                }
+            }
         }
     }
 
@@ -125,12 +163,12 @@ struct PAMCommand: AsyncParsableCommand {
         @Option(help: "e.g. 30m, 2h, 3d") var duration: String
         @Option var reason: String
         func run() async throws {
-            api.show(
-                field(
-                    await api.call(
-                        .POST, "/api/v1/pam/accounts/\(account)/access-requests",
-                        body: ["duration": duration, "reason": reason]), "grant"),
-                columns: PAMCommand.grantColumns)
+            let grant = await api.withClient { client in
+                try await client.requestPAMAccess(
+                    path: .init(accountId: account), body: .json(.init(duration: duration, reason: reason))
+                ).created.body.json.grant
+            }
+            api.show(grant, columns: PAMCommand.grantColumns)
         }
     }
 
@@ -138,18 +176,20 @@ struct PAMCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var grant: String
         func run() async throws {
-            api.show(
-                field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/approve"), "grant"),
-                columns: PAMCommand.grantColumns)
+            let decided = await api.withClient { client in
+                try await client.approvePAMGrant(path: .init(grantId: grant)).ok.body.json.grant
+            }
+            api.show(decided, columns: PAMCommand.grantColumns)
         }
     }
     struct Reject: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var grant: String
         func run() async throws {
-            api.show(
-                field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/reject"), "grant"),
-                columns: PAMCommand.grantColumns)
+            let decided = await api.withClient { client in
+                try await client.rejectPAMGrant(path: .init(grantId: grant)).ok.body.json.grant
+            }
+            api.show(decided, columns: PAMCommand.grantColumns)
         }
     }
     struct Revoke: AsyncParsableCommand {
@@ -158,9 +198,10 @@ struct PAMCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var grant: String
         func run() async throws {
-            api.show(
-                field(await api.call(.POST, "/api/v1/pam/grants/\(grant)/revoke"), "grant"),
-                columns: PAMCommand.grantColumns)
+            let decided = await api.withClient { client in
+                try await client.revokePAMGrant(path: .init(grantId: grant)).ok.body.json.grant
+            }
+            api.show(decided, columns: PAMCommand.grantColumns)
         }
     }
     struct Grants: AsyncParsableCommand {
@@ -176,12 +217,24 @@ struct PAMCommand: AsyncParsableCommand {
         @Option(help: "For this database account (username).") var account: String?
         @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            let query = [("status", status), ("grantee", grantee), ("account", account)].compactMap { k, v in
-                v.map { (k, $0) }
+            var statusFilter: Operations.ListPAMGrants.Input.Query.StatusPayload?
+            if let status {
+                guard let s = Operations.ListPAMGrants.Input.Query.StatusPayload(rawValue: status) else {
+                    fail("--status must be pending, approved, expired, rejected or revoked")
+                }
+                statusFilter = s
             }
-            api.show(
-                await api.allPages("/api/v1/projects/\(project)/pam/grants", "grants", query: query, max: max),
-                columns: PAMCommand.grantColumns)
+            let grants = await api.withClient { client in
+                try await allPages(max: max) { after in
+                    let page = try await client.listPAMGrants(
+                        path: .init(project: project),
+                        query: .init(
+                            after: after, limit: 1000, status: statusFilter, grantee: grantee, account: account)
+                    ).ok.body.json
+                    return (page.grants, page.next)
+                }
+            }
+            api.show(grants, columns: PAMCommand.grantColumns)
         }
     }
 
@@ -205,36 +258,36 @@ struct PAMCommand: AsyncParsableCommand {
         @Argument(parsing: .postTerminator) var psqlArguments: [String] = []
 
         func run() async throws {
-            let resources = await api.allPages("/api/v1/projects/\(project)/pam/resources", "resources")
-            guard let rid = resources.first(where: { $0["name"] as? String == resource })?["id"] as? String else {
-                fail("no resource '\(resource)' in project \(project)")
-            }
-            let accounts = await api.allPages("/api/v1/pam/resources/\(rid)/accounts", "accounts")
-            guard let aid = accounts.first(where: { $0["username"] as? String == account })?["id"] as? String else {
-                fail("no account '\(account)' on \(resource)")
-            }
-            let me = field(await api.call(.GET, "/api/v1/whoami"), "name") as? String ?? ""
-            // Only this caller's grants in force for this account (an index lookup, whatever the project's history).
-            let grants = await api.allPages(
-                "/api/v1/projects/\(project)/pam/grants", "grants",
-                query: [("status", "approved"), ("grantee", me), ("account", account)])
-            let reusable = grants.first {
-                $0["accountId"] as? String == aid && $0["status"] as? String == "approved"
-                    && $0["granteeName"] as? String == me
-            }
-            if reusable == nil {
-                guard let reason else { fail("no active grant: give --reason to request one") }
-                let grant = field(
-                    await api.call(
-                        .POST, "/api/v1/pam/accounts/\(aid)/access-requests",
-                        body: ["duration": duration, "reason": reason]), "grant")
-                guard field(grant, "status") as? String == "approved" else {
-                    FileHandle.standardError.write(
-                        Data(
-                            "access request \(field(grant, "id") as? String ?? "") is pending approval (gatehouse pam approve ID)\n"
-                                .utf8))
-                    throw ExitCode(3)
+            let pending: String? = await api.withClient { client in
+                let resources = try await PAMCommand.resources(client, project)
+                guard let rid = resources.first(where: { $0.name == resource })?.id else {
+                    fail("no resource '\(resource)' in project \(project)")
                 }
+                guard let aid = try await PAMCommand.accounts(client, rid).first(where: { $0.username == account })?.id
+                else { fail("no account '\(account)' on \(resource)") }
+                let me = try await client.whoami().ok.body.json.additionalProperties["name"] ?? ""
+                // Only this caller's grants in force for this account (an index lookup, whatever the project's
+                // history).
+                let grants = try await allPages { after in
+                    let page = try await client.listPAMGrants(
+                        path: .init(project: project),
+                        query: .init(after: after, limit: 1000, status: .approved, grantee: me, account: account)
+                    ).ok.body.json
+                    return (page.grants, page.next)
+                }
+                if grants.contains(where: { $0.accountId == aid && $0.status == .approved && $0.granteeName == me }) {
+                    return nil
+                }
+                guard let reason else { fail("no active grant: give --reason to request one") }
+                let grant = try await client.requestPAMAccess(
+                    path: .init(accountId: aid), body: .json(.init(duration: duration, reason: reason))
+                ).created.body.json.grant
+                return grant.status == .approved ? nil : grant.id
+            }
+            if let pending {
+                FileHandle.standardError.write(
+                    Data("access request \(pending) is pending approval (gatehouse pam approve ID)\n".utf8))
+                throw ExitCode(3)
             }
             var host = "127.0.0.1"
             var port = 15432
@@ -284,27 +337,35 @@ struct PAMCommand: AsyncParsableCommand {
             @Option(help: "Only sessions started before this RFC 3339 time") var until: String?
             @Option(help: "Stop after this many sessions (default: all)") var max: Int?
 
-            var query: [(String, String)] {
-                [
-                    ("resource", resource), ("grantee", user), ("account", account), ("endReason", endReason),
-                    ("since", since), ("until", until),
-                ]
-                .compactMap { name, value in value.map { (name, $0) } }
+            /// One page of the matching sessions, newest first.
+            func page(_ client: Client, after: String?) async throws -> ([Components.Schemas.PAMSession], String?) {
+                func time(_ text: String?, _ option: String) -> Date? {
+                    guard let text else { return nil }
+                    guard let date = ISO8601DateFormatter().date(from: text) else {
+                        fail("--\(option) must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
+                    }
+                    return date
+                }
+                let query = Operations.ListPAMSessions.Input.Query(
+                    after: after, limit: 1000, since: time(since, "since"), until: time(until, "until"),
+                    grantee: user, resource: resource, account: account, endReason: endReason)
+                let page = try await client.listPAMSessions(path: .init(project: project), query: query).ok.body.json
+                return (page.sessions, page.next)
             }
 
             /// Every matching session, newest first, following the server's pages.
-            func sessions(_ api: APIOptions) async -> [[String: Any]] {
-                await api.allPages("/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max)
+            func sessions(_ client: Client) async throws -> [Components.Schemas.PAMSession] {
+                try await allPages(max: max) { try await page(client, after: $0) }
             }
 
             /// Each matching session in turn, newest first, one page of the server's at a time: what a command that
             /// reads every recording uses, so it holds a page and a recording whatever the project's history.
-            func forEachSession(_ api: APIOptions, _ body: ([String: Any]) async throws -> Void) async rethrows {
-                try await api.forEachPage(
-                    "/api/v1/projects/\(project)/pam/sessions", "sessions", query: query, max: max
-                ) { page in
-                    for session in page { try await body(session) }
-                }
+            func forEachSession(
+                _ client: Client, _ body: (Components.Schemas.PAMSession) async throws -> Void
+            ) async throws {
+                try await forEachPage(
+                    max: max, { try await page(client, after: $0) },
+                    { sessions in for session in sessions { try await body(session) } })
             }
         }
 
@@ -313,7 +374,9 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @OptionGroup var filters: Filters
             func run() async throws {
-                api.show(await filters.sessions(api), columns: PAMCommand.sessionColumns)
+                api.show(
+                    await api.withClient { client in try await filters.sessions(client) },
+                    columns: PAMCommand.sessionColumns)
             }
         }
 
@@ -323,10 +386,12 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording")
-                var session = field(recording, "session") as? [String: Any] ?? [:]
-                session["integrity"] = field(recording, "integrity")
-                session["events"] = (field(recording, "events") as? [Any])?.count
+                let recording = await api.withClient { client in
+                    try await client.getPAMRecording(path: .init(sessionId: id)).ok.body.json
+                }
+                var session = jsonObject(recording.session) as? [String: Any] ?? [:]
+                session["integrity"] = recording.integrity.rawValue
+                session["events"] = recording.events.count
                 api.show(session, columns: PAMCommand.sessionColumns + ["integrity", "events"])
             }
         }
@@ -337,31 +402,30 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording")
+                let recording = await api.withClient { client in
+                    try await client.getPAMRecording(path: .init(sessionId: id)).ok.body.json
+                }
                 if api.output == .json {
                     api.show(recording, columns: [])
                     return
                 }
-                print(
-                    "integrity: \(field(recording, "integrity") as? String ?? "?")\((field(recording, "integrityDetail") as? String).map { " (\($0))" } ?? "")"
-                )
-                for event in field(recording, "events") as? [[String: Any]] ?? [] { print(Self.line(event)) }
+                print("integrity: \(recording.integrity.rawValue)\(recording.integrityDetail.map { " (\($0))" } ?? "")")
+                for event in recording.events { print(Self.line(event)) }
             }
 
-            static func line(_ e: [String: Any]) -> String {
-                let t = String(format: "%9.3fs", (e["t"] as? Double) ?? 0)
-                let kind = (e["kind"] as? String ?? "?").padding(toLength: 12, withPad: " ", startingAt: 0)
+            static func line(_ e: Components.Schemas.PAMRecordingEvent) -> String {
+                let t = String(format: "%9.3fs", e.t)
+                let kind = e.kind.padding(toLength: 12, withPad: " ", startingAt: 0)
                 var parts: [String] = []
-                if let name = e["name"] as? String, !name.isEmpty { parts.append("[\(name)]") }
-                if let state = e["sqlState"] as? String { parts.append(state) }
-                if let text = e["text"] as? String { parts.append(text) }
-                if let p = e["parameters"] as? [Any] {
-                    parts.append(
-                        "(" + p.map { ($0 as? String).map { "'\($0)'" } ?? "NULL" }.joined(separator: ", ") + ")")
+                if let name = e.name, !name.isEmpty { parts.append("[\(name)]") }
+                if let state = e.sqlState { parts.append(state) }
+                if let text = e.text { parts.append(text) }
+                if let p = e.parameters {
+                    parts.append("(" + p.map { $0.map { "'\($0)'" } ?? "NULL" }.joined(separator: ", ") + ")")
                 }
-                if let rows = e["rows"] as? Int, e["kind"] as? String == "complete" { parts.append("rows=\(rows)") }
-                if let bytes = e["bytes"] as? Int { parts.append("bytes=\(bytes)") }
-                if let detail = e["detail"] as? [String: String] {
+                if let rows = e.rows, e.kind == "complete" { parts.append("rows=\(rows)") }
+                if let bytes = e.bytes { parts.append("bytes=\(bytes)") }
+                if let detail = e.detail?.additionalProperties {
                     parts.append(detail.keys.sorted().map { "\($0)=\(detail[$0] ?? "")" }.joined(separator: " "))
                 }
                 return "\(t)  \(kind) \(parts.joined(separator: " "))"
@@ -384,11 +448,11 @@ struct PAMCommand: AsyncParsableCommand {
             @Flag(help: "Every ended session the filters select") var all = false
             func run() async throws {
                 if let session {
-                    let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(session)/recording/verify")
-                    api.show(
-                        [verdict as? [String: Any] ?? [:]],
-                        columns: ["sessionId", "integrity", "bytes", "integrityDetail"])
-                    if field(verdict, "integrity") as? String != "complete" { throw ExitCode(1) }
+                    let verdict = await api.withClient { client in
+                        try await client.verifyPAMRecording(path: .init(sessionId: session)).ok.body.json
+                    }
+                    api.show([verdict], columns: ["sessionId", "integrity", "bytes", "integrityDetail"])
+                    if verdict.integrity != .complete { throw ExitCode(1) }
                     return
                 }
                 guard all else { throw ValidationError("give a session id, or --all") }
@@ -402,21 +466,22 @@ struct PAMCommand: AsyncParsableCommand {
                             "verified \(checked) ended sessions, \(bad) not complete, \(deleted) deleted under retention\n"
                                 .utf8))
                 }
-                await filters.forEachSession(api) { s in
-                    guard let id = s["id"] as? String, s["endedAt"] != nil, !(s["endedAt"] is NSNull) else { return }
-                    let verdict = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording/verify")
-                    let integrity = field(verdict, "integrity") as? String
-                    checked += 1
-                    if integrity == "deleted" { deleted += 1 }
-                    if integrity != "complete" && integrity != "deleted" {
-                        bad += 1
-                        rows.emit([
-                            "sessionId": id, "integrity": integrity ?? "", "resourceName": s["resourceName"] ?? "",
-                            "granteeName": s["granteeName"] ?? "",
-                            "integrityDetail": field(verdict, "integrityDetail") ?? "",
-                        ])
+                await api.withClient { client in
+                    try await filters.forEachSession(client) { s in
+                        guard s.endedAt != nil else { return }
+                        let verdict = try await client.verifyPAMRecording(path: .init(sessionId: s.id)).ok.body.json
+                        checked += 1
+                        if verdict.integrity == .deleted { deleted += 1 }
+                        if verdict.integrity != .complete && verdict.integrity != .deleted {
+                            bad += 1
+                            rows.emit([
+                                "sessionId": s.id, "integrity": verdict.integrity.rawValue,
+                                "resourceName": s.resourceName, "granteeName": s.granteeName,
+                                "integrityDetail": verdict.integrityDetail ?? "",
+                            ])
+                        }
+                        if checked % 100 == 0 { progress() }
                     }
-                    if checked % 100 == 0 { progress() }
                 }
                 rows.finish()
                 progress()
@@ -431,10 +496,11 @@ struct PAMCommand: AsyncParsableCommand {
             @Argument var id: String
             @Option(help: "Why (a case or ticket reference)") var reason: String
             func run() async throws {
-                let session = await api.call(.PUT, "/api/v1/pam/sessions/\(id)/legal-hold", body: ["reason": reason])
-                api.show(
-                    field(session, "session") as? [String: Any] ?? [:],
-                    columns: PAMCommand.sessionColumns + ["legalHold"])
+                let session = await api.withClient { client in
+                    try await client.setPAMLegalHold(path: .init(sessionId: id), body: .json(.init(reason: reason)))
+                        .ok.body.json.session
+                }
+                api.show(session, columns: PAMCommand.sessionColumns + ["legalHold"])
             }
         }
 
@@ -443,8 +509,10 @@ struct PAMCommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                let session = await api.call(.DELETE, "/api/v1/pam/sessions/\(id)/legal-hold")
-                api.show(field(session, "session") as? [String: Any] ?? [:], columns: PAMCommand.sessionColumns)
+                let session = await api.withClient { client in
+                    try await client.releasePAMLegalHold(path: .init(sessionId: id)).ok.body.json.session
+                }
+                api.show(session, columns: PAMCommand.sessionColumns)
             }
         }
 
@@ -461,24 +529,29 @@ struct PAMCommand: AsyncParsableCommand {
                 let rows = APIOptions.RowStream(
                     api, columns: ["session", "granteeName", "resourceName", "t", "statement"])
                 var (searched, hits) = (0, 0)
-                await filters.forEachSession(api) { s in
-                    guard let id = s["id"] as? String else { return }
-                    // Sessions refused before their recording began have none; deleted ones answer 410.
-                    let recording = await api.call(.GET, "/api/v1/pam/sessions/\(id)/recording", tolerant: true)
-                    for e in field(recording, "events") as? [[String: Any]] ?? []
-                    where ["query", "parse"].contains(e["kind"] as? String ?? "") {
-                        if let sql = e["text"] as? String, let match = sql.range(of: text, options: .caseInsensitive) {
-                            hits += 1
-                            rows.emit([
-                                "session": id, "granteeName": s["granteeName"] ?? "",
-                                "resourceName": s["resourceName"] ?? "", "t": e["t"] ?? 0,
-                                "statement": Self.excerpt(sql, around: match),
-                            ])
+                await api.withClient { client in
+                    try await filters.forEachSession(client) { s in
+                        // Sessions refused before their recording began have none; deleted ones answer 410.
+                        let events: [Components.Schemas.PAMRecordingEvent]
+                        do {
+                            events = try await client.getPAMRecording(path: .init(sessionId: s.id)).ok.body.json.events
+                        } catch  where apiFailure(error) != nil {
+                            events = []
                         }
-                    }
-                    searched += 1
-                    if searched % 50 == 0 {
-                        FileHandle.standardError.write(Data("searched \(searched) sessions, \(hits) matches\n".utf8))
+                        for e in events where ["query", "parse"].contains(e.kind) {
+                            if let sql = e.text, let match = sql.range(of: text, options: .caseInsensitive) {
+                                hits += 1
+                                rows.emit([
+                                    "session": s.id, "granteeName": s.granteeName, "resourceName": s.resourceName,
+                                    "t": e.t, "statement": Self.excerpt(sql, around: match),
+                                ])
+                            }
+                        }
+                        searched += 1
+                        if searched % 50 == 0 {
+                            FileHandle.standardError.write(
+                                Data("searched \(searched) sessions, \(hits) matches\n".utf8))
+                        }
                     }
                 }
                 rows.finish()
@@ -509,17 +582,17 @@ struct PAMCommand: AsyncParsableCommand {
         @Option(help: "How long recordings are kept after their session ends (e.g. 365d), or 'none'")
         var recordingRetention: String?
         func run() async throws {
-            let path = "/api/v1/projects/\(project)/pam/settings"
-            let answer: Any
-            if let recordingRetention {
-                let value: Any = recordingRetention == "none" ? NSNull() : recordingRetention
-                answer = await api.call(.PUT, path, body: ["recordingRetention": value])
-            } else {
-                answer = await api.call(.GET, path)
+            let settings = await api.withClient { client in
+                if let recordingRetention {
+                    // 'none' sends no retention: recordings are kept.
+                    let value = recordingRetention == "none" ? nil : recordingRetention
+                    return try await client.setPAMSettings(
+                        path: .init(project: project), body: .json(.init(recordingRetention: value))
+                    ).ok.body.json.settings
+                }
+                return try await client.getPAMSettings(path: .init(project: project)).ok.body.json.settings
             }
-            api.show(
-                field(answer, "settings") as? [String: Any] ?? [:],
-                columns: ["project", "recordingRetention", "updatedAt"])
+            api.show(settings, columns: ["project", "recordingRetention", "updatedAt"])
         }
     }
 }

@@ -1,3 +1,4 @@
+import AdminAPI
 import ArgumentParser
 import DaemonConfig
 import Foundation
@@ -11,6 +12,16 @@ struct PKICommand: AsyncParsableCommand {
     static func readFile(_ path: String) -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { fail("cannot read \(path)") }
         return text
+    }
+
+    static func keyAlgorithm(_ text: String?) -> Components.Schemas.KeyAlgorithm? {
+        guard let text else { return nil }
+        guard let algorithm = Components.Schemas.KeyAlgorithm(rawValue: text) else {
+            fail(
+                "unknown key algorithm \(text): one of RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, ED25519"
+            )
+        }
+        return algorithm
     }
 
     static let caColumns = ["id", "type", "status", "dn", "keyAlgorithm", "maxPathLength", "notAfter"]
@@ -42,24 +53,25 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "Parent CA id (a Gatehouse CA)") var parent: String?
 
             func run() async throws {
-                var subject: [String: Any] = ["commonName": cn]
-                for (k, v) in [
-                    ("organization", org), ("organizationalUnit", ou), ("country", country), ("province", province),
-                    ("locality", locality),
-                ] {
-                    if let v { subject[k] = v }
+                guard let kind = Components.Schemas.CASpec._TypePayload(rawValue: type) else {
+                    fail("--type must be root or intermediate")
                 }
-                var body: [String: Any] = ["type": type, "subject": subject]
-                if let keyAlgorithm { body["keyAlgorithm"] = keyAlgorithm }
-                if let maxPathLength { body["maxPathLength"] = maxPathLength }
-                if let parent { body["parentCaId"] = parent }
+                var notAfter: Date?
                 if let ttl {
                     guard let seconds = durationSeconds(ttl) else { fail("--ttl must be like 3650d or 8760h") }
-                    body["notAfter"] = ISO8601DateFormatter().string(
-                        from: Date().addingTimeInterval(TimeInterval(seconds)))
+                    notAfter = Date().addingTimeInterval(TimeInterval(seconds))
                 }
-                let r = await api.call(.POST, "/api/v1/projects/\(project)/pki/cas", body: body)
-                api.show(field(r, "ca"), columns: PKICommand.caColumns)
+                let spec = Components.Schemas.CASpec(
+                    _type: kind,
+                    subject: .init(
+                        commonName: cn, organization: org, organizationalUnit: ou, country: country,
+                        province: province, locality: locality),
+                    keyAlgorithm: PKICommand.keyAlgorithm(keyAlgorithm), notAfter: notAfter,
+                    maxPathLength: maxPathLength, parentCaId: parent)
+                let ca = await api.withClient { client in
+                    try await client.createCA(path: .init(project: project), body: .json(spec)).created.body.json.ca
+                }
+                api.show(ca, columns: PKICommand.caColumns)
             }
         }
 
@@ -67,8 +79,15 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(
-                    await api.allPages("/api/v1/projects/\(project)/pki/cas", "cas"), columns: PKICommand.caColumns)
+                let cas = await api.withClient { client in
+                    try await allPages { after in
+                        let page = try await client.listCAs(
+                            path: .init(project: project), query: .init(after: after, limit: 1000)
+                        ).ok.body.json
+                        return (page.cas, page.next)
+                    }
+                }
+                api.show(cas, columns: PKICommand.caColumns)
             }
         }
 
@@ -76,8 +95,9 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                let r = await api.call(.GET, "/api/v1/pki/cas/\(id)")
-                api.show(field(r, "ca"), columns: PKICommand.caColumns)
+                let ca = await api.withClient { client in try await client.getCA(path: .init(caId: id)).ok.body.json.ca
+                }
+                api.show(ca, columns: PKICommand.caColumns)
             }
         }
 
@@ -87,8 +107,10 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument var id: String
             func run() async throws {
-                let r = await api.call(.GET, "/api/v1/pki/cas/\(id)/csr")
-                print(field(r, "csr") as? String ?? "", terminator: "")
+                let csr = await api.withClient { client in
+                    try await client.getCACSR(path: .init(caId: id)).ok.body.json.csr
+                }
+                print(csr, terminator: "")
             }
         }
 
@@ -100,12 +122,12 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "PEM certificate file") var certificate: String
             @Option(help: "PEM chain file (issuer first)") var chain: String
             func run() async throws {
-                let r = await api.call(
-                    .POST, "/api/v1/pki/cas/\(id)/import-certificate",
-                    body: [
-                        "certificate": PKICommand.readFile(certificate), "certificateChain": PKICommand.readFile(chain),
-                    ])
-                api.show(field(r, "ca"), columns: PKICommand.caColumns)
+                let body = Operations.ImportCACertificate.Input.Body.JsonPayload(
+                    certificate: PKICommand.readFile(certificate), certificateChain: PKICommand.readFile(chain))
+                let ca = await api.withClient { client in
+                    try await client.importCACertificate(path: .init(caId: id), body: .json(body)).ok.body.json.ca
+                }
+                api.show(ca, columns: PKICommand.caColumns)
             }
         }
 
@@ -115,13 +137,12 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "New validity from now, e.g. 1825d") var ttl: String
             func run() async throws {
                 guard let seconds = durationSeconds(ttl) else { fail("--ttl must be like 1825d") }
-                let r = await api.call(
-                    .POST, "/api/v1/pki/cas/\(id)/renew",
-                    body: [
-                        "notAfter": ISO8601DateFormatter().string(
-                            from: Date().addingTimeInterval(TimeInterval(seconds)))
-                    ])
-                api.show(field(r, "ca"), columns: PKICommand.caColumns)
+                let notAfter = Date().addingTimeInterval(TimeInterval(seconds))
+                let ca = await api.withClient { client in
+                    try await client.renewCA(path: .init(caId: id), body: .json(.init(notAfter: notAfter))).ok.body.json
+                        .ca
+                }
+                api.show(ca, columns: PKICommand.caColumns)
             }
         }
     }
@@ -137,11 +158,18 @@ struct PKICommand: AsyncParsableCommand {
             @Option var project: String
             @Option(help: "JSON template file") var file: String
             func run() async throws {
-                guard let spec = try? JSONSerialization.jsonObject(with: Data(PKICommand.readFile(file).utf8)) else {
-                    fail("\(file) is not JSON")
+                let spec: Components.Schemas.TemplateSpec
+                do {
+                    spec = try JSONDecoder().decode(
+                        Components.Schemas.TemplateSpec.self, from: Data(PKICommand.readFile(file).utf8))
+                } catch {
+                    fail("\(file) is not a template: \(error)")
                 }
-                let r = await api.call(.POST, "/api/v1/projects/\(project)/pki/templates", body: spec)
-                api.show(field(r, "template"), columns: ["id", "project", "createdAt"])
+                let template = await api.withClient { client in
+                    try await client.createTemplate(path: .init(project: project), body: .json(spec)).created.body.json
+                        .template
+                }
+                api.show(template, columns: ["id", "project", "createdAt"])
             }
         }
 
@@ -149,9 +177,15 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(
-                    await api.allPages("/api/v1/projects/\(project)/pki/templates", "templates"),
-                    columns: ["id", "project", "createdAt"])
+                let templates = await api.withClient { client in
+                    try await allPages { after in
+                        let page = try await client.listTemplates(
+                            path: .init(project: project), query: .init(after: after, limit: 1000)
+                        ).ok.body.json
+                        return (page.templates, page.next)
+                    }
+                }
+                api.show(templates, columns: ["id", "project", "createdAt"])
             }
         }
     }
@@ -168,12 +202,14 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Argument(help: "Profile id or slug") var profile: String
             func run() async throws {
-                let r = await api.call(.GET, "/api/v1/pki/profiles/\(profile)/acme-eab")
+                let eab = await api.withClient { client in
+                    try await client.getACMEExternalAccountBinding(path: .init(profileId: profile)).ok.body.json
+                }
                 if api.output == .json {
-                    api.show(r, columns: [])
+                    api.show(eab, columns: [])
                 } else {
-                    print("kid \(field(r, "keyId") as? String ?? "")")
-                    print("hmac-key \(field(r, "hmacKey") as? String ?? "")")
+                    print("kid \(eab.keyId)")
+                    print("hmac-key \(eab.hmacKey)")
                 }
             }
         }
@@ -189,20 +225,26 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "PEM file of the CAs device bootstrap certificates must chain to") var estBootstrapCa: String?
             @Option(help: "Default validity, e.g. 30d") var defaultTtl: String?
             func run() async throws {
-                var body: [String: Any] = ["slug": slug, "templateId": template, "enrollment": enrollment]
-                if let ca { body["caId"] = ca }
-                if let defaultTtl { body["defaultTTL"] = defaultTtl }
-                if enrollment == "est" {
-                    var est: [String: Any] = [:]
+                guard let method = Components.Schemas.ProfileSpec.EnrollmentPayload(rawValue: enrollment) else {
+                    fail("--enrollment must be api, est, acme or kmip")
+                }
+                var est: Components.Schemas.ESTSettings?
+                if method == .est {
+                    var settings = Components.Schemas.ESTSettings()
                     if let name = estPassphraseEnv {
                         guard let value = ProcessInfo.processInfo.environment[name] else { fail("\(name) is not set") }
-                        est["passphrase"] = value
+                        settings.passphrase = value
                     }
-                    if let estBootstrapCa { est["bootstrapCAChain"] = PKICommand.readFile(estBootstrapCa) }
-                    body["est"] = est
+                    settings.bootstrapCAChain = estBootstrapCa.map(PKICommand.readFile)
+                    est = settings
                 }
-                let r = await api.call(.POST, "/api/v1/projects/\(project)/pki/profiles", body: body)
-                api.show(field(r, "profile"), columns: ["id", "slug", "enrollment", "caId", "templateId"])
+                let spec = Components.Schemas.ProfileSpec(
+                    slug: slug, caId: ca, templateId: template, enrollment: method, est: est, defaultTTL: defaultTtl)
+                let created = await api.withClient { client in
+                    try await client.createProfile(path: .init(project: project), body: .json(spec)).created.body.json
+                        .profile
+                }
+                api.show(created, columns: ["id", "slug", "enrollment", "caId", "templateId"])
             }
         }
 
@@ -210,9 +252,15 @@ struct PKICommand: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(
-                    await api.allPages("/api/v1/projects/\(project)/pki/profiles", "profiles"),
-                    columns: ["id", "slug", "enrollment", "caId", "templateId"])
+                let profiles = await api.withClient { client in
+                    try await allPages { after in
+                        let page = try await client.listProfiles(
+                            path: .init(project: project), query: .init(after: after, limit: 1000)
+                        ).ok.body.json
+                        return (page.profiles, page.next)
+                    }
+                }
+                api.show(profiles, columns: ["id", "slug", "enrollment", "caId", "templateId"])
             }
         }
     }
@@ -230,29 +278,33 @@ struct PKICommand: AsyncParsableCommand {
         @Option(help: "Key algorithm for CSR-less issuance") var keyAlgorithm: String?
         @Option(help: "Directory for certificate.pem, chain.pem and (CSR-less) private-key.pem") var out: String?
         func run() async throws {
-            var body: [String: Any] = [:]
-            if let csr { body["csr"] = PKICommand.readFile(csr) }
-            if let cn { body["commonName"] = cn }
-            if !san.isEmpty { body["altNames"] = san }
-            if let ttl { body["ttl"] = ttl }
-            if let keyAlgorithm { body["keyAlgorithm"] = keyAlgorithm }
-            let r = await api.call(.POST, "/api/v1/pki/profiles/\(profile)/issue", body: body)
-            guard let cert = field(r, "certificate") as? [String: Any] else { fail("unexpected response") }
+            let request = Components.Schemas.IssuanceRequest(
+                csr: csr.map(PKICommand.readFile), commonName: cn, altNames: san.isEmpty ? nil : san, ttl: ttl,
+                keyAlgorithm: PKICommand.keyAlgorithm(keyAlgorithm))
+            let issued = await api.withClient { client in
+                try await client.issueCertificate(path: .init(profileId: profile), body: .json(request)).created.body
+                    .json
+            }
+            let cert = issued.certificate
             if let out {
                 try? FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                try (cert["certificate"] as? String ?? "").write(
-                    toFile: out + "/certificate.pem", atomically: true, encoding: .utf8)
-                try ((cert["certificateChain"] as? [String]) ?? []).joined().write(
-                    toFile: out + "/chain.pem", atomically: true, encoding: .utf8)
-                if let key = field(r, "privateKey") as? String {
-                    FileManager.default.createFile(
+                try cert.certificate.write(toFile: out + "/certificate.pem", atomically: true, encoding: .utf8)
+                try cert.certificateChain.joined().write(toFile: out + "/chain.pem", atomically: true, encoding: .utf8)
+                if let key = issued.privateKey,
+                    !FileManager.default.createFile(
                         atPath: out + "/private-key.pem", contents: Data(key.utf8),
                         attributes: [.posixPermissions: 0o600])
+                {
+                    fail("cannot write \(out)/private-key.pem")
                 }
-            } else if field(r, "privateKey") != nil, api.output != .json {
+            } else if issued.privateKey != nil, api.output != .json {
                 fail("CSR-less issuance returns the private key once: pass --out DIR (or --output json)")
             }
-            if api.output == .json { api.show(r, columns: []) } else { api.show(cert, columns: PKICommand.certColumns) }
+            if api.output == .json {
+                api.show(issued, columns: [])
+            } else {
+                api.show(cert, columns: PKICommand.certColumns)
+            }
         }
     }
 
@@ -272,18 +324,34 @@ struct PKICommand: AsyncParsableCommand {
         @Flag(help: "Latest expiry first.") var latestFirst = false
         @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            var query: [(String, String)] = []
-            for (k, v) in [
-                ("ca", ca), ("profile", profile), ("status", status), ("name", name), ("expiresAfter", expiresAfter),
-                ("expiresBefore", expiresBefore),
-            ] {
-                if let v { query.append((k, v)) }
+            var statusFilter: Operations.ListCertificates.Input.Query.StatusPayload?
+            if let status {
+                guard let s = Operations.ListCertificates.Input.Query.StatusPayload(rawValue: status) else {
+                    fail("--status must be active, revoked or expired")
+                }
+                statusFilter = s
             }
-            if latestFirst { query.append(("order", "desc")) }
-            api.show(
-                await api.allPages(
-                    "/api/v1/projects/\(project)/pki/certificates", "certificates", query: query, max: max),
-                columns: PKICommand.certColumns)
+            func time(_ text: String?, _ option: String) -> Date? {
+                guard let text else { return nil }
+                guard let date = ISO8601DateFormatter().date(from: text) else {
+                    fail("--\(option) must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
+                }
+                return date
+            }
+            let after = time(expiresAfter, "expires-after")
+            let before = time(expiresBefore, "expires-before")
+            let certificates = await api.withClient { client in
+                try await allPages(max: max) { cursor in
+                    let page = try await client.listCertificates(
+                        path: .init(project: project),
+                        query: .init(
+                            after: cursor, limit: 1000, ca: ca, profile: profile, status: statusFilter, name: name,
+                            expiresAfter: after, expiresBefore: before, order: latestFirst ? .desc : nil)
+                    ).ok.body.json
+                    return (page.certificates, page.next)
+                }
+            }
+            api.show(certificates, columns: PKICommand.certColumns)
         }
     }
 
@@ -293,8 +361,14 @@ struct PKICommand: AsyncParsableCommand {
         @Option(help: "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, …") var reason =
             "unspecified"
         func run() async throws {
-            let r = await api.call(.POST, "/api/v1/pki/certificates/\(serial)/revoke", body: ["reason": reason])
-            api.show(field(r, "certificate"), columns: PKICommand.certColumns)
+            guard let why = Components.Schemas.RevocationReason(rawValue: reason) else {
+                fail("unknown --reason \(reason)")
+            }
+            let certificate = await api.withClient { client in
+                try await client.revokeCertificate(path: .init(serial: serial), body: .json(.init(reason: why))).ok.body
+                    .json.certificate
+            }
+            api.show(certificate, columns: PKICommand.certColumns)
         }
     }
 
@@ -311,9 +385,12 @@ struct PKICommand: AsyncParsableCommand {
                 guard let password = ProcessInfo.processInfo.environment[passwordEnv], !password.isEmpty else {
                     fail("set the PKCS#12 password in \(passwordEnv)")
                 }
-                var body: [String: Any] = ["password": password]
-                if let alias { body["alias"] = alias }
-                let bytes = await api.raw(.POST, "/api/v1/pki/certificates/\(serial)/pkcs12", body: body)
+                let bytes = await api.withClient { client in
+                    let body = try await client.exportCertificatePKCS12(
+                        path: .init(serial: serial), body: .json(.init(password: password, alias: alias))
+                    ).ok.body.applicationXPkcs12
+                    return try await [UInt8](collecting: body, upTo: 16 << 20)
+                }
                 guard
                     FileManager.default.createFile(
                         atPath: pkcs12, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
@@ -323,11 +400,12 @@ struct PKICommand: AsyncParsableCommand {
                 print("wrote \(pkcs12) (\(bytes.count) bytes)")
                 return
             }
-            let r = await api.call(.GET, "/api/v1/pki/certificates/\(serial)/bundle")
-            for key in ["certificate", "privateKey"] {
-                if let s = field(r, key) as? String { print(s, terminator: "") }
+            let bundle = await api.withClient { client in
+                try await client.getCertificateBundle(path: .init(serial: serial)).ok.body.json
             }
-            for s in (field(r, "certificateChain") as? [String]) ?? [] { print(s, terminator: "") }
+            print(bundle.certificate, terminator: "")
+            if let key = bundle.privateKey { print(key, terminator: "") }
+            for s in bundle.certificateChain { print(s, terminator: "") }
         }
     }
 }

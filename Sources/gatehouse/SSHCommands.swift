@@ -1,3 +1,4 @@
+import AdminAPI
 import ArgumentParser
 import Foundation
 
@@ -25,13 +26,13 @@ struct SSHCommand: AsyncParsableCommand {
     }
 
     /// `login=identity1,identity2` → a login mapping.
-    static func mappings(_ values: [String]) -> [[String: Any]] {
+    static func mappings(_ values: [String]) -> [Components.Schemas.SSHLoginMapping] {
         values.map { v in
             let parts = v.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                 fail("--login-mapping must be LOGIN=IDENTITY[,IDENTITY…]")
             }
-            return ["login": String(parts[0]), "allowedIdentities": parts[1].split(separator: ",").map(String.init)]
+            return .init(login: String(parts[0]), allowedIdentities: parts[1].split(separator: ",").map(String.init))
         }
     }
 
@@ -49,23 +50,35 @@ struct SSHCommand: AsyncParsableCommand {
             @Option(help: "Default host certificate lifetime (default 30d)") var hostTTL: String?
             @Option(help: "Maximum host certificate lifetime (default 365d)") var maxHostTTL: String?
             func run() async throws {
-                var body: [String: Any] = ["name": name]
-                for (k, v) in [
-                    ("keyAlgorithm", keyAlgorithm), ("userTTL", userTTL), ("maxUserTTL", maxUserTTL),
-                    ("hostTTL", hostTTL), ("maxHostTTL", maxHostTTL),
-                ] {
-                    if let v { body[k] = v }
+                var algorithm: Components.Schemas.SSHKeyAlgorithm?
+                if let keyAlgorithm {
+                    guard let a = Components.Schemas.SSHKeyAlgorithm(rawValue: keyAlgorithm) else {
+                        fail("--key-algorithm must be ed25519, ecdsa-p256, ecdsa-p384, rsa-3072 or rsa-4096")
+                    }
+                    algorithm = a
                 }
-                let r = await api.call(.POST, "/api/v1/projects/\(project)/ssh/cas", body: body)
-                api.show(field(r, "ca"), columns: SSHCommand.caColumns)
+                let spec = Components.Schemas.SSHCASpec(
+                    name: name, keyAlgorithm: algorithm, userTTL: userTTL, maxUserTTL: maxUserTTL, hostTTL: hostTTL,
+                    maxHostTTL: maxHostTTL)
+                let ca = await api.withClient { client in
+                    try await client.createSSHCA(path: .init(project: project), body: .json(spec)).created.body.json.ca
+                }
+                api.show(ca, columns: SSHCommand.caColumns)
             }
         }
         struct List: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(
-                    await api.allPages("/api/v1/projects/\(project)/ssh/cas", "cas"), columns: SSHCommand.caColumns)
+                let cas = await api.withClient { client in
+                    try await allPages { after in
+                        let page = try await client.listSSHCAs(
+                            path: .init(project: project), query: .init(after: after, limit: 1000)
+                        ).ok.body.json
+                        return (page.cas, page.next)
+                    }
+                }
+                api.show(cas, columns: SSHCommand.caColumns)
             }
         }
         struct Get: AsyncParsableCommand {
@@ -75,9 +88,11 @@ struct SSHCommand: AsyncParsableCommand {
             @Argument var id: String
             @Flag var publicKey = false
             func run() async throws {
-                let ca = field(await api.call(.GET, "/api/v1/ssh/cas/\(id)"), "ca")
+                let ca = await api.withClient { client in
+                    try await client.getSSHCA(path: .init(caId: id)).ok.body.json.ca
+                }
                 if publicKey {
-                    print(field(ca, "publicKey") as? String ?? "")
+                    print(ca.publicKey)
                 } else {
                     api.show(ca, columns: SSHCommand.caColumns)
                 }
@@ -102,19 +117,26 @@ struct SSHCommand: AsyncParsableCommand {
         var extensions: [String] = []
         @Option var out: String?
         func run() async throws {
-            var body: [String: Any] = [
-                "type": "user", "publicKey": PKICommand.readFile(publicKey), "principals": principals,
-            ]
-            if let keyId { body["keyId"] = keyId }
-            if let ttl { body["ttl"] = ttl }
             var options: [String: String] = [:]
             if let forceCommand { options["force-command"] = forceCommand }
             if let sourceAddress { options["source-address"] = sourceAddress }
-            if !options.isEmpty { body["criticalOptions"] = options }
-            if !extensions.isEmpty { body["extensions"] = extensions }
-            let cert = field(await api.call(.POST, "/api/v1/ssh/cas/\(ca)/issue", body: body), "certificate")
+            var permissions: [Components.Schemas.SSHCertificateRequest.ExtensionsPayloadPayload] = []
+            for name in extensions {
+                guard let e = Components.Schemas.SSHCertificateRequest.ExtensionsPayloadPayload(rawValue: name) else {
+                    fail("unknown --extension \(name)")
+                }
+                permissions.append(e)
+            }
+            let request = Components.Schemas.SSHCertificateRequest(
+                _type: .user, publicKey: PKICommand.readFile(publicKey), keyId: keyId, principals: principals, ttl: ttl,
+                criticalOptions: options.isEmpty ? nil : .init(additionalProperties: options),
+                extensions: permissions.isEmpty ? nil : permissions)
+            let cert = await api.withClient { client in
+                try await client.issueSSHCertificate(path: .init(caId: ca), body: .json(request)).created.body.json
+                    .certificate
+            }
             let path = out ?? (publicKey.hasSuffix(".pub") ? String(publicKey.dropLast(4)) : publicKey) + "-cert.pub"
-            SSHCommand.write((field(cert, "certificate") as? String ?? "") + "\n", to: path)
+            SSHCommand.write(cert.certificate + "\n", to: path)
             api.show(cert, columns: SSHCommand.certColumns)
         }
     }
@@ -129,12 +151,13 @@ struct SSHCommand: AsyncParsableCommand {
         @Option var ttl: String?
         @Option var out: String?
         func run() async throws {
-            var body: [String: Any] = ["publicKey": PKICommand.readFile(publicKey)]
-            if let ttl { body["ttl"] = ttl }
-            let cert = field(
-                await api.call(.POST, "/api/v1/ssh/hosts/\(host)/host-certificate", body: body), "certificate")
+            let key = PKICommand.readFile(publicKey)
+            let cert = await api.withClient { client in
+                try await client.signSSHHostKey(path: .init(host: host), body: .json(.init(publicKey: key, ttl: ttl)))
+                    .created.body.json.certificate
+            }
             let path = out ?? (publicKey.hasSuffix(".pub") ? String(publicKey.dropLast(4)) : publicKey) + "-cert.pub"
-            SSHCommand.write((field(cert, "certificate") as? String ?? "") + "\n", to: path)
+            SSHCommand.write(cert.certificate + "\n", to: path)
             api.show(cert, columns: SSHCommand.certColumns)
         }
     }
@@ -144,9 +167,15 @@ struct SSHCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(
-                await api.allPages("/api/v1/projects/\(project)/ssh/certificates", "certificates"),
-                columns: SSHCommand.certColumns)
+            let certificates = await api.withClient { client in
+                try await allPages { after in
+                    let page = try await client.listSSHCertificates(
+                        path: .init(project: project), query: .init(after: after, limit: 1000)
+                    ).ok.body.json
+                    return (page.certificates, page.next)
+                }
+            }
+            api.show(certificates, columns: SSHCommand.certColumns)
         }
     }
 
@@ -156,9 +185,10 @@ struct SSHCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument var serial: String
         func run() async throws {
-            api.show(
-                field(await api.call(.POST, "/api/v1/ssh/certificates/\(serial)/revoke"), "certificate"),
-                columns: SSHCommand.certColumns)
+            let certificate = await api.withClient { client in
+                try await client.revokeSSHCertificate(path: .init(serial: serial)).ok.body.json.certificate
+            }
+            api.show(certificate, columns: SSHCommand.certColumns)
         }
     }
 
@@ -169,7 +199,10 @@ struct SSHCommand: AsyncParsableCommand {
         @Argument var ca: String
         @Option var out: String
         func run() async throws {
-            let bytes = await api.raw(.GET, "/ssh/krl/\(ca).krl", anonymous: true)
+            let bytes = await api.withClient(anonymous: true) { client in
+                let body = try await client.getSSHKRL(path: .init(file: ca + ".krl")).ok.body.binary
+                return try await [UInt8](collecting: body, upTo: 64 << 20)
+            }
             guard
                 FileManager.default.createFile(
                     atPath: out, contents: Data(bytes), attributes: [.posixPermissions: 0o644])
@@ -189,19 +222,28 @@ struct SSHCommand: AsyncParsableCommand {
             @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings:
                 [String] = []
             func run() async throws {
-                let r = await api.call(
-                    .POST, "/api/v1/projects/\(project)/ssh/host-groups",
-                    body: ["name": name, "loginMappings": SSHCommand.mappings(mappings)])
-                api.show(field(r, "hostGroup"), columns: ["id", "name", "loginMappings"])
+                let spec = Components.Schemas.SSHHostGroupSpec(
+                    name: name, loginMappings: SSHCommand.mappings(mappings))
+                let group = await api.withClient { client in
+                    try await client.createSSHHostGroup(path: .init(project: project), body: .json(spec)).created.body
+                        .json.hostGroup
+                }
+                api.show(group, columns: ["id", "name", "loginMappings"])
             }
         }
         struct List: AsyncParsableCommand {
             @OptionGroup var api: APIOptions
             @Option var project: String
             func run() async throws {
-                api.show(
-                    await api.allPages("/api/v1/projects/\(project)/ssh/host-groups", "hostGroups"),
-                    columns: ["id", "name", "loginMappings"])
+                let groups = await api.withClient { client in
+                    try await allPages { after in
+                        let page = try await client.listSSHHostGroups(
+                            path: .init(project: project), query: .init(after: after, limit: 1000)
+                        ).ok.body.json
+                        return (page.hostGroups, page.next)
+                    }
+                }
+                api.show(groups, columns: ["id", "name", "loginMappings"])
             }
         }
     }
@@ -225,21 +267,18 @@ struct SSHCommand: AsyncParsableCommand {
         @Option var ttl: String?
         @Option(help: "Where to write <key>-cert.pub and user_ca.pub (default: next to --host-key)") var outDir: String?
         func run() async throws {
-            var body: [String: Any] = [
-                "hostname": hostname, "userCaId": userCa, "hostCaId": hostCa,
-                "loginMappings": SSHCommand.mappings(mappings),
-            ]
-            if let port { body["port"] = port }
-            if let hostGroup { body["hostGroup"] = hostGroup }
-            if let hostKey { body["hostPublicKey"] = PKICommand.readFile(hostKey) }
-            if let ttl { body["hostCertificateTTL"] = ttl }
-            let host = field(await api.call(.POST, "/api/v1/projects/\(project)/ssh/hosts", body: body), "host")
+            let spec = Components.Schemas.SSHHostSpec(
+                hostname: hostname, port: port, hostGroup: hostGroup, userCaId: userCa, hostCaId: hostCa,
+                loginMappings: SSHCommand.mappings(mappings), hostPublicKey: hostKey.map(PKICommand.readFile),
+                hostCertificateTTL: ttl)
+            let host = await api.withClient { client in
+                try await client.createSSHHost(path: .init(project: project), body: .json(spec)).created.body.json.host
+            }
             if let hostKey {
                 let dir = outDir ?? (hostKey as NSString).deletingLastPathComponent
                 let base = ((hostKey as NSString).lastPathComponent as NSString).deletingPathExtension
-                SSHCommand.write(
-                    (field(host, "hostCertificate") as? String ?? "") + "\n", to: dir + "/" + base + "-cert.pub")
-                SSHCommand.write((field(host, "userCAPublicKey") as? String ?? "") + "\n", to: dir + "/user_ca.pub")
+                SSHCommand.write((host.hostCertificate ?? "") + "\n", to: dir + "/" + base + "-cert.pub")
+                SSHCommand.write(host.userCAPublicKey + "\n", to: dir + "/user_ca.pub")
             }
             api.show(host, columns: SSHCommand.hostColumns)
         }
@@ -250,8 +289,15 @@ struct SSHCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option var project: String
         func run() async throws {
-            api.show(
-                await api.allPages("/api/v1/projects/\(project)/ssh/hosts", "hosts"), columns: SSHCommand.hostColumns)
+            let hosts = await api.withClient { client in
+                try await allPages { after in
+                    let page = try await client.listSSHHosts(
+                        path: .init(project: project), query: .init(after: after, limit: 1000)
+                    ).ok.body.json
+                    return (page.hosts, page.next)
+                }
+            }
+            api.show(hosts, columns: SSHCommand.hostColumns)
         }
     }
 
@@ -289,15 +335,15 @@ struct SSHCommand: AsyncParsableCommand {
             do { try keygen.run() } catch { fail("cannot run ssh-keygen: \(error)") }
             keygen.waitUntilExit()
             guard keygen.terminationStatus == 0 else { fail("ssh-keygen failed") }
-            var body: [String: Any] = ["publicKey": PKICommand.readFile(dir + "/id_ed25519.pub")]
-            if let login { body["login"] = login }
-            if let ttl { body["ttl"] = ttl }
-            let grant = await api.call(.POST, "/api/v1/ssh/hosts/\(host)/connect", body: body)
-            guard let cert = field(field(grant, "certificate"), "certificate") as? String,
-                let knownHosts = field(grant, "knownHostsLine") as? String,
-                let hostname = field(grant, "hostname") as? String, let port = field(grant, "port") as? Int,
-                let chosen = field(grant, "login") as? String
-            else { fail("unexpected answer from the API") }
+            let key = PKICommand.readFile(dir + "/id_ed25519.pub")
+            let grant = await api.withClient { client in
+                try await client.connectSSHHost(
+                    path: .init(host: host), body: .json(.init(publicKey: key, login: login, ttl: ttl))
+                ).created.body.json
+            }
+            let (cert, knownHosts, hostname, port, chosen) = (
+                grant.certificate.certificate, grant.knownHostsLine, grant.hostname, grant.port, grant.login
+            )
             SSHCommand.write(cert + "\n", to: dir + "/id_ed25519-cert.pub", mode: 0o600)
             // With --address, ssh checks the host certificate against the hostname through HostKeyAlias (no port).
             var trust = knownHosts + "\n"

@@ -1,3 +1,4 @@
+import AdminAPI
 import Crypto
 import Engine
 import EngineAPI
@@ -30,7 +31,7 @@ import Testing
 
     func documentOperations() throws -> Set<String> {
         let doc = try #require(
-            try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+            try JSONSerialization.jsonObject(with: Data(AdminAPIDocument.json.utf8)) as? [String: Any])
         #expect(doc["openapi"] as? String == "3.1.0")
         let paths = try #require(doc["paths"] as? [String: [String: Any]])
         var out = Set<String>()
@@ -50,10 +51,34 @@ import Testing
         #expect(missing.isEmpty, "documented operations the server does not have: \(missing)")
     }
 
-    @Test func everyOperationDocumentsItsParametersAndErrors() throws {
+    /// The document with every `$ref` into `components` replaced by what it names.
+    func resolvedDocument() throws -> [String: Any] {
         let doc = try #require(
-            try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+            try JSONSerialization.jsonObject(with: Data(AdminAPIDocument.json.utf8)) as? [String: Any])
+        func resolve(_ value: Any, depth: Int = 0) -> Any {
+            if let map = value as? [String: Any] {
+                if let ref = map["$ref"] as? String, ref.hasPrefix("#/components/"), depth < 20 {
+                    var target: Any? = doc
+                    for part in ref.dropFirst(2).split(separator: "/") {
+                        target = (target as? [String: Any])?[String(part)]
+                    }
+                    if let target { return resolve(target, depth: depth + 1) }
+                    Issue.record("unresolved \(ref)")
+                }
+                return map.mapValues { resolve($0, depth: depth) }
+            }
+            if let list = value as? [Any] { return list.map { resolve($0, depth: depth) } }
+            return value
+        }
+        var resolved = doc
+        resolved["paths"] = resolve(doc["paths"] as Any)
+        return resolved
+    }
+
+    @Test func everyOperationDocumentsItsParametersAndErrors() throws {
+        let doc = try resolvedDocument()
         let paths = try #require(doc["paths"] as? [String: [String: [String: Any]]])
+        var ids = Set<String>()
         for (path, methods) in paths {
             let placeholders = Set(
                 path.split(separator: "/").filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) })
@@ -61,9 +86,37 @@ import Testing
                 let params = (op["parameters"] as? [[String: Any]] ?? []).filter { $0["in"] as? String == "path" }
                 #expect(Set(params.compactMap { $0["name"] as? String }) == placeholders, "\(method) \(path)")
                 #expect(op["responses"] != nil, "\(method) \(path)")
-                #expect(op["operationId"] is String, "\(method) \(path)")
+                let id = try #require(op["operationId"] as? String, "\(method) \(path)")
+                #expect(ids.insert(id).inserted, "operationId \(id) is used twice")
             }
         }
+    }
+
+    /// The generated Swift folds an operation's error answers into one `default` case (.ci/openapi/regenerate):
+    /// that loses nothing only while every JSON error answer of the admin API is the one Error schema.
+    @Test func everyAdminErrorAnswerIsTheErrorSchema() throws {
+        let doc = try resolvedDocument()
+        let errorSchema = try #require(
+            ((doc["components"] as? [String: Any])?["schemas"] as? [String: Any])?["Error"] as? [String: Any])
+        let paths = try #require(doc["paths"] as? [String: [String: [String: Any]]])
+        var checked = 0
+        // The JSON admin API; ACME under /api/v1/cert-manager answers RFC 7807 problems, as ACME does.
+        for (path, methods) in paths where path.hasPrefix("/api/v1/") {
+            for (method, op) in methods where !(op["tags"] as? [String] ?? []).contains("acme") {
+                for (status, answer) in op["responses"] as? [String: [String: Any]] ?? [:]
+                where (Int(status) ?? 0) >= 400 {
+                    guard let content = answer["content"] as? [String: [String: Any]] else { continue }
+                    for (type, media) in content {
+                        #expect(type == "application/json", "\(method) \(path) \(status)")
+                        #expect(
+                            NSDictionary(dictionary: media["schema"] as? [String: Any] ?? [:])
+                                .isEqual(to: errorSchema), "\(method) \(path) \(status)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked > 300)
     }
 }
 

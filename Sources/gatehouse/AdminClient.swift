@@ -1,0 +1,111 @@
+import AdminAPI
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOSSL
+import OpenAPIAsyncHTTPClient
+import OpenAPIRuntime
+
+/// An error answer of the admin API: its status, stable code and message.
+struct APIFailure: Error, CustomStringConvertible {
+    let status: Int
+    let code: String?
+    let message: String?
+
+    var description: String {
+        guard let message else { return "HTTP \(status)" }
+        return "\(message) (HTTP \(status), \(code ?? "?"))"
+    }
+}
+
+/// Turns every answer with a status of 400 or more into an `APIFailure`, so a command reads only the answer it
+/// expects and every failure is reported the same way.
+struct FailureMiddleware: ClientMiddleware {
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        let (response, responseBody) = try await next(request, body, baseURL)
+        guard response.status.code >= 400 else { return (response, responseBody) }
+        var bytes: [UInt8] = []
+        if let responseBody { bytes = (try? await [UInt8](collecting: responseBody, upTo: 1 << 20)) ?? [] }
+        let answer = try? JSONDecoder().decode(Components.Schemas.APIError.self, from: Data(bytes))
+        throw APIFailure(status: response.status.code, code: answer?.error.code, message: answer?.error.message)
+    }
+}
+
+/// Sends `Authorization: Bearer <token>`.
+struct BearerMiddleware: ClientMiddleware {
+    let token: String
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        var request = request
+        request.headerFields[.authorization] = "Bearer \(token)"
+        return try await next(request, body, baseURL)
+    }
+}
+
+extension APIOptions {
+    /// Runs `body` with the typed admin API client (generated from openapi.yaml), over mutual TLS with the admin
+    /// certificate, or with the access token of `--token` / GATEHOUSE_TOKEN. An error answer or an unreachable
+    /// daemon ends the command with the API's message (exit status 1); `body` catches an `APIFailure` it expects.
+    func withClient<T>(anonymous: Bool = false, _ body: (Client) async throws -> T) async -> T {
+        guard let url = URL(string: baseURL) else { fail("invalid server URL \(baseURL)") }
+        let certs = dataDirectory + "/certs"
+        let bearer = anonymous ? nil : token ?? ProcessInfo.processInfo.environment["GATEHOUSE_TOKEN"]
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.trustRoots = .file(caCert ?? certs + "/ca.crt")
+        if bearer == nil && !anonymous {
+            let certificateFile = cert ?? certs + "/admin.crt"
+            let keyFile = key ?? certs + "/admin.key"
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            } catch {
+                fail("cannot load the client certificate \(certificateFile) and key \(keyFile): \(error)")
+            }
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = Client(
+            serverURL: url, transport: AsyncHTTPClientTransport(configuration: .init(client: http)),
+            middlewares: [FailureMiddleware()] + (bearer.map { [BearerMiddleware(token: $0)] } ?? []))
+        let result: Result<T, any Error>
+        do { result = .success(try await body(client)) } catch { result = .failure(error) }
+        try? await http.shutdown()
+        switch result {
+        case .success(let value): return value
+        case .failure(let error):
+            if let failure = apiFailure(error) { fail(failure.description) }
+            if let clientError = error as? ClientError {
+                // No answer at all: the transport failed (refused, unresolvable, TLS, timeout).
+                if clientError.response == nil {
+                    fail("cannot reach the admin API at \(baseURL): \(clientError.underlyingError)")
+                }
+                fail("\(clientError.causeDescription): \(clientError.underlyingError)")
+            }
+            fail("\(error)")
+        }
+    }
+
+    /// Prints a value of the API: as JSON, or as a table of `columns` (a list, or one object).
+    func show(_ value: some Encodable, columns: [String]) { show(jsonObject(value), columns: columns) }
+}
+
+/// The API error inside an error the client threw, if it is one.
+func apiFailure(_ error: any Error) -> APIFailure? {
+    (error as? APIFailure) ?? ((error as? ClientError)?.underlyingError as? APIFailure)
+}
+
+/// An API value as JSON values (dates as RFC 3339 strings), for tables and JSON output.
+func jsonObject(_ value: some Encodable) -> Any? {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .iso8601
+    guard let data = try? encoder.encode(value) else { return nil }
+    return try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+}
