@@ -97,6 +97,33 @@ extension APIOptions {
     func show(_ value: some Encodable, columns: [String]) { show(jsonObject(value), columns: columns) }
 }
 
+/// The value of an enumerated option (nil when the option is absent); another value ends the command with the values
+/// the API accepts.
+func choice<Value: RawRepresentable & CaseIterable>(_ text: String?, _ option: String) -> Value?
+where Value.RawValue == String {
+    guard let text else { return nil }
+    guard let value = Value(rawValue: text) else {
+        fail("--\(option) must be one of: \(Value.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return value
+}
+
+/// The value of an enumerated option that has a default.
+func choice<Value: RawRepresentable & CaseIterable>(_ text: String, _ option: String) -> Value
+where Value.RawValue == String {
+    guard let value: Value = choice(Optional(text), option) else { fail("--\(option) is missing") }
+    return value
+}
+
+/// An RFC 3339 time option (nil when absent); another value ends the command.
+func rfc3339(_ text: String?, _ option: String) -> Date? {
+    guard let text else { return nil }
+    guard let date = ISO8601DateFormatter().date(from: text) else {
+        fail("--\(option) must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
+    }
+    return date
+}
+
 /// The API error inside an error the client threw, if it is one.
 func apiFailure(_ error: any Error) -> APIFailure? {
     (error as? APIFailure) ?? ((error as? ClientError)?.underlyingError as? APIFailure)

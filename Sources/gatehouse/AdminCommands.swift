@@ -2,8 +2,6 @@ import AdminAPI
 import ArgumentParser
 import DaemonConfig
 import Foundation
-import HTTPFrontEnd
-import ServerSupport
 
 /// How the CLI reaches the admin API. Defaults: the running daemon's HTTPS port from `<data_dir>/run/listeners.json`
 /// (else 8443), the CA and admin client certificate made by `init` under `<data_dir>/certs`.
@@ -106,8 +104,6 @@ struct APIOptions: ParsableArguments {
     }
 }
 
-func field(_ json: Any?, _ key: String) -> Any? { (json as? [String: Any])?[key] }
-
 func parseKeyValues(_ pairs: [String]) -> [String: String] {
     var out: [String: String] = [:]
     for pair in pairs {
@@ -173,9 +169,7 @@ struct IdentityCommand: AsyncParsableCommand {
         @Option(help: "Organization role: admin, member or no-access") var orgRole: String = "no-access"
         @Option(name: .customLong("metadata"), help: "KEY=VALUE (repeatable)") var metadata: [String] = []
         func run() async throws {
-            guard let role = Components.Schemas.IdentityCreate.OrgRolePayload(rawValue: orgRole) else {
-                fail("--org-role must be admin, member or no-access")
-            }
+            let role: Components.Schemas.IdentityCreate.OrgRolePayload = choice(orgRole, "org-role")
             let spec = Components.Schemas.IdentityCreate(
                 name: name, orgRole: role, metadata: .init(additionalProperties: parseKeyValues(metadata)))
             let identity = await api.withClient { client in

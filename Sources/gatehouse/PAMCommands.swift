@@ -60,13 +60,7 @@ struct PAMCommand: AsyncParsableCommand {
             var rotationAccount: String?
             @Option(help: "Record up to N result rows per statement (default 0: statements only)") var recordRows: Int?
             func run() async throws {
-                var mode: Components.Schemas.PAMResourceSpec.TlsModePayload?
-                if let tlsMode {
-                    guard let m = Components.Schemas.PAMResourceSpec.TlsModePayload(rawValue: tlsMode) else {
-                        fail("--tls-mode must be disable, require, verify-ca or verify-full")
-                    }
-                    mode = m
-                }
+                let mode: Components.Schemas.PAMResourceSpec.TlsModePayload? = choice(tlsMode, "tls-mode")
                 let spec = Components.Schemas.PAMResourceSpec(
                     name: name, host: host, port: port, database: database, tlsMode: mode,
                     caCertificate: caFile.map(PKICommand.readFile), failClosed: !failOpen,
@@ -217,13 +211,7 @@ struct PAMCommand: AsyncParsableCommand {
         @Option(help: "For this database account (username).") var account: String?
         @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            var statusFilter: Operations.ListPAMGrants.Input.Query.StatusPayload?
-            if let status {
-                guard let s = Operations.ListPAMGrants.Input.Query.StatusPayload(rawValue: status) else {
-                    fail("--status must be pending, approved, expired, rejected or revoked")
-                }
-                statusFilter = s
-            }
+            let statusFilter: Operations.ListPAMGrants.Input.Query.StatusPayload? = choice(status, "status")
             let grants = await api.withClient { client in
                 try await allPages(max: max) { after in
                     let page = try await client.listPAMGrants(
@@ -339,15 +327,8 @@ struct PAMCommand: AsyncParsableCommand {
 
             /// One page of the matching sessions, newest first.
             func page(_ client: Client, after: String?) async throws -> ([Components.Schemas.PAMSession], String?) {
-                func time(_ text: String?, _ option: String) -> Date? {
-                    guard let text else { return nil }
-                    guard let date = ISO8601DateFormatter().date(from: text) else {
-                        fail("--\(option) must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
-                    }
-                    return date
-                }
                 let query = Operations.ListPAMSessions.Input.Query(
-                    after: after, limit: 1000, since: time(since, "since"), until: time(until, "until"),
+                    after: after, limit: 1000, since: rfc3339(since, "since"), until: rfc3339(until, "until"),
                     grantee: user, resource: resource, account: account, endReason: endReason)
                 let page = try await client.listPAMSessions(path: .init(project: project), query: query).ok.body.json
                 return (page.sessions, page.next)

@@ -14,16 +14,6 @@ struct PKICommand: AsyncParsableCommand {
         return text
     }
 
-    static func keyAlgorithm(_ text: String?) -> Components.Schemas.KeyAlgorithm? {
-        guard let text else { return nil }
-        guard let algorithm = Components.Schemas.KeyAlgorithm(rawValue: text) else {
-            fail(
-                "unknown key algorithm \(text): one of RSA_2048, RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, ED25519"
-            )
-        }
-        return algorithm
-    }
-
     static let caColumns = ["id", "type", "status", "dn", "keyAlgorithm", "maxPathLength", "notAfter"]
     static let certColumns = ["serialNumber", "commonName", "status", "notAfter", "altNames"]
 
@@ -53,9 +43,7 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "Parent CA id (a Gatehouse CA)") var parent: String?
 
             func run() async throws {
-                guard let kind = Components.Schemas.CASpec._TypePayload(rawValue: type) else {
-                    fail("--type must be root or intermediate")
-                }
+                let kind: Components.Schemas.CASpec._TypePayload = choice(type, "type")
                 var notAfter: Date?
                 if let ttl {
                     guard let seconds = durationSeconds(ttl) else { fail("--ttl must be like 3650d or 8760h") }
@@ -66,7 +54,7 @@ struct PKICommand: AsyncParsableCommand {
                     subject: .init(
                         commonName: cn, organization: org, organizationalUnit: ou, country: country,
                         province: province, locality: locality),
-                    keyAlgorithm: PKICommand.keyAlgorithm(keyAlgorithm), notAfter: notAfter,
+                    keyAlgorithm: choice(keyAlgorithm, "key-algorithm"), notAfter: notAfter,
                     maxPathLength: maxPathLength, parentCaId: parent)
                 let ca = await api.withClient { client in
                     try await client.createCA(path: .init(project: project), body: .json(spec)).created.body.json.ca
@@ -225,9 +213,7 @@ struct PKICommand: AsyncParsableCommand {
             @Option(help: "PEM file of the CAs device bootstrap certificates must chain to") var estBootstrapCa: String?
             @Option(help: "Default validity, e.g. 30d") var defaultTtl: String?
             func run() async throws {
-                guard let method = Components.Schemas.ProfileSpec.EnrollmentPayload(rawValue: enrollment) else {
-                    fail("--enrollment must be api, est, acme or kmip")
-                }
+                let method: Components.Schemas.ProfileSpec.EnrollmentPayload = choice(enrollment, "enrollment")
                 var est: Components.Schemas.ESTSettings?
                 if method == .est {
                     var settings = Components.Schemas.ESTSettings()
@@ -280,7 +266,7 @@ struct PKICommand: AsyncParsableCommand {
         func run() async throws {
             let request = Components.Schemas.IssuanceRequest(
                 csr: csr.map(PKICommand.readFile), commonName: cn, altNames: san.isEmpty ? nil : san, ttl: ttl,
-                keyAlgorithm: PKICommand.keyAlgorithm(keyAlgorithm))
+                keyAlgorithm: choice(keyAlgorithm, "key-algorithm"))
             let issued = await api.withClient { client in
                 try await client.issueCertificate(path: .init(profileId: profile), body: .json(request)).created.body
                     .json
@@ -324,22 +310,9 @@ struct PKICommand: AsyncParsableCommand {
         @Flag(help: "Latest expiry first.") var latestFirst = false
         @Option(help: "At most this many.") var max: Int?
         func run() async throws {
-            var statusFilter: Operations.ListCertificates.Input.Query.StatusPayload?
-            if let status {
-                guard let s = Operations.ListCertificates.Input.Query.StatusPayload(rawValue: status) else {
-                    fail("--status must be active, revoked or expired")
-                }
-                statusFilter = s
-            }
-            func time(_ text: String?, _ option: String) -> Date? {
-                guard let text else { return nil }
-                guard let date = ISO8601DateFormatter().date(from: text) else {
-                    fail("--\(option) must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
-                }
-                return date
-            }
-            let after = time(expiresAfter, "expires-after")
-            let before = time(expiresBefore, "expires-before")
+            let statusFilter: Operations.ListCertificates.Input.Query.StatusPayload? = choice(status, "status")
+            let after = rfc3339(expiresAfter, "expires-after")
+            let before = rfc3339(expiresBefore, "expires-before")
             let certificates = await api.withClient { client in
                 try await allPages(max: max) { cursor in
                     let page = try await client.listCertificates(
@@ -361,9 +334,7 @@ struct PKICommand: AsyncParsableCommand {
         @Option(help: "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, …") var reason =
             "unspecified"
         func run() async throws {
-            guard let why = Components.Schemas.RevocationReason(rawValue: reason) else {
-                fail("unknown --reason \(reason)")
-            }
+            let why: Components.Schemas.RevocationReason = choice(reason, "reason")
             let certificate = await api.withClient { client in
                 try await client.revokeCertificate(path: .init(serial: serial), body: .json(.init(reason: why))).ok.body
                     .json.certificate

@@ -50,13 +50,7 @@ struct SSHCommand: AsyncParsableCommand {
             @Option(help: "Default host certificate lifetime (default 30d)") var hostTTL: String?
             @Option(help: "Maximum host certificate lifetime (default 365d)") var maxHostTTL: String?
             func run() async throws {
-                var algorithm: Components.Schemas.SSHKeyAlgorithm?
-                if let keyAlgorithm {
-                    guard let a = Components.Schemas.SSHKeyAlgorithm(rawValue: keyAlgorithm) else {
-                        fail("--key-algorithm must be ed25519, ecdsa-p256, ecdsa-p384, rsa-3072 or rsa-4096")
-                    }
-                    algorithm = a
-                }
+                let algorithm: Components.Schemas.SSHKeyAlgorithm? = choice(keyAlgorithm, "key-algorithm")
                 let spec = Components.Schemas.SSHCASpec(
                     name: name, keyAlgorithm: algorithm, userTTL: userTTL, maxUserTTL: maxUserTTL, hostTTL: hostTTL,
                     maxHostTTL: maxHostTTL)
@@ -120,12 +114,8 @@ struct SSHCommand: AsyncParsableCommand {
             var options: [String: String] = [:]
             if let forceCommand { options["force-command"] = forceCommand }
             if let sourceAddress { options["source-address"] = sourceAddress }
-            var permissions: [Components.Schemas.SSHCertificateRequest.ExtensionsPayloadPayload] = []
-            for name in extensions {
-                guard let e = Components.Schemas.SSHCertificateRequest.ExtensionsPayloadPayload(rawValue: name) else {
-                    fail("unknown --extension \(name)")
-                }
-                permissions.append(e)
+            let permissions: [Components.Schemas.SSHCertificateRequest.ExtensionsPayloadPayload] = extensions.map {
+                choice($0, "extension")
             }
             let request = Components.Schemas.SSHCertificateRequest(
                 _type: .user, publicKey: PKICommand.readFile(publicKey), keyId: keyId, principals: principals, ttl: ttl,
