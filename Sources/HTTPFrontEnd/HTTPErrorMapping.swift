@@ -1,8 +1,10 @@
+import AdminAPI
 import EngineAPI
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import OpenAPIRuntime
 import ServerSupport
 import Synchronization
 
@@ -39,6 +41,21 @@ public enum HTTPErrorMapping {
 
     /// The response for any error thrown by a route.
     public static func response(for error: any Error) -> Response {
+        if let e = error as? ServerError {
+            // The generated admin API wraps what it throws: a handler's own error maps as usual; a request the
+            // generated decoder refused keeps the status the runtime chose (400, 406 or 415) with its reason.
+            let cause = e.underlyingError
+            if cause is EngineError || cause is HTTPError || cause is NIOTooManyBytesError {
+                return response(for: cause)
+            }
+            switch e.httpStatus {
+            case .badRequest, .notAcceptable, .unsupportedMediaType:
+                let code = e.httpStatus == .badRequest ? "bad_request" : "http_\(e.httpStatus.code)"
+                return response(status: e.httpStatus, code: code, message: AdminAPIProblem.message(for: e))
+            default:
+                return response(status: .internalServerError, code: "internal", message: "internal error")
+            }
+        }
         if let e = error as? EngineError {
             return response(status: status(for: e.code), code: e.code.rawValue, message: e.message)
         }
@@ -65,6 +82,69 @@ public enum HTTPErrorMapping {
         }
         return response(status: .internalServerError, code: "internal", message: "internal error")
     }
+}
+
+/// What was wrong with a request the generated admin API refused to decode, in the words of the document: the field
+/// or parameter, and its allowed values when it is an enumeration.
+enum AdminAPIProblem {
+    static func message(for error: ServerError) -> String {
+        guard let decoding = error.underlyingError as? DecodingError else {
+            return String(error.causeDescription.prefix(300))
+        }
+        let path: [any CodingKey]
+        let detail: String
+        switch decoding {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+            (path, detail) = (c.codingPath, c.debugDescription)
+        case .keyNotFound(let key, let c):
+            return "\((c.codingPath + [key]).map(\.stringValue).joined(separator: ".")) is required"
+        @unknown default:
+            return "the request does not match the API document"
+        }
+        if let name = path.last?.stringValue {
+            if let values = enumerations[error.operationID]?[name] {
+                return "\(name) must be one of \(values.joined(separator: ", "))"
+            }
+            return "\(name) is not valid: \(detail.prefix(200))"
+        }
+        // Query parameters are decoded without a coding path: name the enumerated one whose value is not allowed.
+        let query = URLComponents(string: error.request.path ?? "")?.queryItems ?? []
+        for item in query {
+            if let values = enumerations[error.operationID]?[item.name], let value = item.value, !values.contains(value)
+            {
+                return "\(item.name) must be one of \(values.joined(separator: ", "))"
+            }
+        }
+        return "the request does not match this endpoint: \(detail.prefix(200))"
+    }
+
+    /// operationId → enumerated parameter → allowed values, read once from the document.
+    private static let enumerations: [String: [String: [String]]] = {
+        guard
+            let document = try? JSONSerialization.jsonObject(with: Data(AdminAPIDocument.json.utf8)) as? [String: Any],
+            let paths = document["paths"] as? [String: Any]
+        else { return [:] }
+        let shared = (document["components"] as? [String: Any])?["parameters"] as? [String: Any] ?? [:]
+        var table: [String: [String: [String]]] = [:]
+        for case let item as [String: Any] in paths.values {
+            for case let op as [String: Any] in item.values {
+                guard let id = op["operationId"] as? String else { continue }
+                for case var p as [String: Any] in op["parameters"] as? [Any] ?? [] {
+                    if let ref = p["$ref"] as? String,
+                        let resolved = shared[String(ref.split(separator: "/").last ?? "")] as? [String: Any]
+                    {
+                        p = resolved
+                    }
+                    if let name = p["name"] as? String,
+                        let values = (p["schema"] as? [String: Any])?["enum"] as? [String]
+                    {
+                        table[id, default: [:]][name] = values
+                    }
+                }
+            }
+        }
+        return table
+    }()
 }
 
 /// Maps thrown errors to JSON responses and records per-route metrics.
@@ -162,7 +242,9 @@ public final class RouteTable: Sendable {
         let list = entries.withLock { $0 }
         var out = Set<String>()
         for entry in list where entry.segments.count == parts.count {
-            if zip(entry.segments, parts).allSatisfy({ $0.hasPrefix(":") || $0 == $1 }) { out.insert(entry.method) }
+            if zip(entry.segments, parts).allSatisfy({ $0.hasPrefix(":") || $0.hasPrefix("{") || $0 == $1 }) {
+                out.insert(entry.method)
+            }
         }
         return out.sorted()
     }

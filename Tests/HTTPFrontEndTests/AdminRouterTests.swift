@@ -211,6 +211,46 @@ import Testing
             ])
     }
 
+    @Test func bodiesAreJSONWhateverCurlLabelsThemAndOtherMediaTypesAre415() async throws {
+        let secrets = Secrets()
+        try await routerApp(.doubles(authenticator: Tokens(), secrets: secrets)).test(.router) { client in
+            let body = ByteBuffer(string: "{\"value\":\"v1\"}")
+            for type in [nil, "application/x-www-form-urlencoded", "application/json; charset=utf-8"] {
+                var h: HTTPFields = [.authorization: "Bearer good"]
+                if let type { h[.contentType] = type }
+                try await client.execute(uri: "/api/v1/projects/ops/secrets/db", method: .post, headers: h, body: body)
+                { r in
+                    #expect(r.status == .created, "Content-Type \(type ?? "absent")")
+                }
+            }
+            let xml: HTTPFields = [.authorization: "Bearer good", .contentType: "text/xml"]
+            try await client.execute(uri: "/api/v1/projects/ops/secrets/db", method: .post, headers: xml, body: body) {
+                r in
+                #expect(r.status == .unsupportedMediaType)
+            }
+        }
+        #expect(secrets.log.all.count == 3)
+    }
+
+    @Test func refusedParametersAreNamedWithTheirAllowedValues() async throws {
+        let audit = Audit()
+        try await routerApp(.doubles(authenticator: Tokens(), audit: audit)).test(.router) { client in
+            let h: HTTPFields = [.authorization: "Bearer good"]
+            try await client.execute(uri: "/api/v1/audit/events?order=sideways", method: .get, headers: h) { r in
+                let body = try Self.json(r)
+                let message = (body["error"] as? [String: Any])?["message"] as? String
+                #expect(message == "order must be one of asc, desc")
+                #expect(try Self.errorCode(r) == "bad_request")
+            }
+            try await client.execute(
+                uri: "/api/v1/audit/events?since=1970-01-01T00:01:00.250Z", method: .get, headers: h
+            ) { r in
+                #expect(r.status == .ok, "fractional seconds are RFC 3339 too")
+            }
+        }
+        #expect(audit.log.all == ["search type=- actor=- since=60.25 newestFirst=false"])
+    }
+
     @Test func wrongMethodsAre405WithAllowAndUnknownPathsAre404() async throws {
         try await routerApp(.doubles()).test(.router) { client in
             try await client.execute(uri: "/api/v1/audit/events", method: .delete) { r in

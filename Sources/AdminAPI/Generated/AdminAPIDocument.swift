@@ -8040,7 +8040,16 @@ public enum AdminAPIDocument {
                 }
               }
             },
-            "description" : "OK"
+            "description" : "OK",
+            "headers" : {
+              "Content-Disposition" : {
+                "description" : "`attachment; filename=\"certificate.p12\"`",
+                "required" : true,
+                "schema" : {
+                  "type" : "string"
+                }
+              }
+            }
           },
           "400" : {
             "$ref" : "#/components/responses/BadRequest"

@@ -10618,6 +10618,22 @@ public enum Operations {
         }
         @frozen public enum Output: Sendable, Hashable {
             public struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/api/v1/pki/certificates/{serial}/pkcs12/POST/responses/200/headers`.
+                public struct Headers: Sendable, Hashable {
+                    /// `attachment; filename="certificate.p12"`
+                    ///
+                    /// - Remark: Generated from `#/paths/api/v1/pki/certificates/{serial}/pkcs12/POST/responses/200/headers/Content-Disposition`.
+                    public var contentDisposition: Swift.String
+                    /// Creates a new `Headers`.
+                    ///
+                    /// - Parameters:
+                    ///   - contentDisposition: `attachment; filename="certificate.p12"`
+                    public init(contentDisposition: Swift.String) {
+                        self.contentDisposition = contentDisposition
+                    }
+                }
+                /// Received HTTP response headers
+                public var headers: Operations.ExportCertificatePKCS12.Output.Ok.Headers
                 /// - Remark: Generated from `#/paths/api/v1/pki/certificates/{serial}/pkcs12/POST/responses/200/content`.
                 @frozen public enum Body: Sendable, Hashable {
                     /// - Remark: Generated from `#/paths/api/v1/pki/certificates/{serial}/pkcs12/POST/responses/200/content/application\/x-pkcs12`.
@@ -10640,8 +10656,13 @@ public enum Operations {
                 /// Creates a new `Ok`.
                 ///
                 /// - Parameters:
+                ///   - headers: Received HTTP response headers
                 ///   - body: Received HTTP response body
-                public init(body: Operations.ExportCertificatePKCS12.Output.Ok.Body) {
+                public init(
+                    headers: Operations.ExportCertificatePKCS12.Output.Ok.Headers,
+                    body: Operations.ExportCertificatePKCS12.Output.Ok.Body
+                ) {
+                    self.headers = headers
                     self.body = body
                 }
             }
