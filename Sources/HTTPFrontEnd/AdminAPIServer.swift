@@ -10,7 +10,14 @@ import OpenAPIRuntime
 /// the operation's input, so `AdminCallMiddleware` leaves a resolver here; a handler resolves the caller (certificate
 /// principal or bearer token) when it calls the engine, as the hand-written routes did.
 enum AdminCall {
-    @TaskLocal static var resolver: (@Sendable () async throws -> CallContext)?
+    /// (A class, not a bare closure: the release build of Swift 6.3 crashed in `swift_task_localValuePush` with an
+    /// optional function type as the task-local value; found by `gatehouse-bench est` against a release daemon.)
+    final class Resolver: Sendable {
+        let resolve: @Sendable () async throws -> CallContext
+        init(_ resolve: @escaping @Sendable () async throws -> CallContext) { self.resolve = resolve }
+    }
+
+    @TaskLocal static var resolver: Resolver?
 }
 
 /// Prepares `/api/v1` requests for the generated server: resolves the caller lazily, holds the body to the
@@ -46,8 +53,8 @@ struct AdminCallMiddleware: RouterMiddleware {
         _ request: Request, _ context: GatehouseRequestContext,
         _ next: (Request, GatehouseRequestContext) async throws -> Response
     ) async throws -> Response {
-        let resolve: @Sendable () async throws -> CallContext = { try await api.context(request, context) }
-        return try await AdminCall.$resolver.withValue(resolve) { try await next(request, context) }
+        let resolver = AdminCall.Resolver { try await api.context(request, context) }
+        return try await AdminCall.$resolver.withValue(resolver) { try await next(request, context) }
     }
 }
 
@@ -103,8 +110,8 @@ struct AdminHandler: APIProtocol {
 
     /// The caller, resolved from the request's certificate or bearer token.
     func call() async throws -> CallContext {
-        guard let resolve = AdminCall.resolver else { throw EngineError(.internal, "no caller for this request") }
-        return try await resolve()
+        guard let resolver = AdminCall.resolver else { throw EngineError(.internal, "no caller for this request") }
+        return try await resolver.resolve()
     }
 
     /// `limit`: 1–1000, 100 when absent (the document's bounds, which the generated decoder does not check).
