@@ -33,8 +33,8 @@ struct AdminCallMiddleware: RouterMiddleware {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > api.maxBodySize {
             throw HTTPError(.contentTooLarge, message: "the request body exceeds the listener's limit")
         }
+        var request = request
         if request.method != .get && request.method != .head {
-            var request = request
             _ = try await request.collectBody(upTo: api.maxBodySize)
             // Every request body of the admin API is JSON. `curl -d` labels one as a form and other clients send
             // none; both are read as JSON, as before the generated server. Any other declared type gets 415.
@@ -44,17 +44,10 @@ struct AdminCallMiddleware: RouterMiddleware {
                 head.headerFields[.contentType] = "application/json"
                 request = Request(head: head, body: request.body)
             }
-            return try await withCaller(request, context, next)
         }
-        return try await withCaller(request, context, next)
-    }
-
-    private func withCaller(
-        _ request: Request, _ context: GatehouseRequestContext,
-        _ next: (Request, GatehouseRequestContext) async throws -> Response
-    ) async throws -> Response {
-        let resolver = AdminCall.Resolver { try await api.context(request, context) }
-        return try await AdminCall.$resolver.withValue(resolver) { try await next(request, context) }
+        let prepared = request
+        let resolver = AdminCall.Resolver { try await api.context(prepared, context) }
+        return try await AdminCall.$resolver.withValue(resolver) { try await next(prepared, context) }
     }
 }
 
