@@ -2,7 +2,10 @@
 // many interoperability details (PBES2/PBKDF2, MAC, bag attributes) that OpenSSL's PKCS12_create gets right for
 // `openssl pkcs12`, Java and Windows — RSA-OAEP with any SHA-2 hash, a separate MGF1 hash and a label (KMIP's
 // CS-AC profile; swift-crypto offers SHA-1/SHA-256 without labels) and AES-GCM with IVs other than 12 bytes and
-// truncated tags (KMIP's CS-BC profile), and Blowfish-CBC from the legacy provider (KMIP's ENCRYPT derivation). BoringSSL inside swift-nio-ssl and
+// truncated tags (KMIP's CS-BC profile), Blowfish-CBC from the legacy provider (KMIP's ENCRYPT derivation), and the
+// TLS client of ACME tls-alpn-01 validation (BoringSSL in swift-nio-ssl refuses an RSA server certificate without
+// the digitalSignature key usage, which RFC 8737 allows and lego sends; OpenSSL leaves key usage to verification,
+// which a self-signed challenge certificate does not get). BoringSSL inside swift-nio-ssl and
 // swift-crypto uses prefixed symbols, so both coexist.
 #ifndef GATEHOUSE_COPENSSL_SHIM_H
 #define GATEHOUSE_COPENSSL_SHIM_H
@@ -12,6 +15,9 @@
 #include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <openssl/x509.h>
 
 /// Builds a DER PKCS#12 (OpenSSL 3 defaults: AES-256-CBC with PBKDF2-HMAC-SHA256, SHA-256 MAC) holding the key,
@@ -262,4 +268,80 @@ done:
     ERR_clear_error();
     return result;
 }
+
+/// A TLS client over memory buffers (the caller moves the bytes): TLS 1.2 or later, SNI `server_name` (may be
+/// empty), ALPN `alpn` (wire format), the peer's certificate accepted as it is. NULL on failure.
+typedef struct gh_tls { SSL_CTX *ctx; SSL *ssl; BIO *in; BIO *out; } gh_tls;
+static inline void gh_tls_free(gh_tls *t)
+{
+    if (t == NULL) return;
+    SSL_free(t->ssl); /* frees both BIOs */
+    SSL_CTX_free(t->ctx);
+    free(t);
+    ERR_clear_error();
+}
+static inline gh_tls *gh_tls_client_new(const char *server_name, const unsigned char *alpn, unsigned alpn_len)
+{
+    gh_tls *t = calloc(1, sizeof *t);
+    if (t == NULL) return NULL;
+    if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL) goto fail;
+    if (SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1) goto fail;
+    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
+    if ((t->ssl = SSL_new(t->ctx)) == NULL) goto fail;
+    t->in = BIO_new(BIO_s_mem());
+    t->out = BIO_new(BIO_s_mem());
+    if (t->in == NULL || t->out == NULL) { BIO_free(t->in); BIO_free(t->out); t->in = t->out = NULL; goto fail; }
+    SSL_set_bio(t->ssl, t->in, t->out);
+    SSL_set_connect_state(t->ssl);
+    if (server_name != NULL && server_name[0] != 0 && SSL_set_tlsext_host_name(t->ssl, server_name) != 1) goto fail;
+    if (alpn_len > 0 && SSL_set_alpn_protos(t->ssl, alpn, alpn_len) != 0) goto fail;
+    return t;
+fail:
+    gh_tls_free(t);
+    return NULL;
+}
+/// Feeds bytes received from the server.
+static inline int gh_tls_feed(gh_tls *t, const unsigned char *in, int in_len)
+{
+    return in_len <= 0 ? 0 : BIO_write(t->in, in, in_len) == in_len ? 0 : -1;
+}
+/// Advances the handshake: 1 done, 0 needs more bytes from the server, -1 failed (the reason is in `why`).
+static inline int gh_tls_handshake(gh_tls *t, char *why, int why_cap)
+{
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) return 1;
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+    unsigned long code = ERR_get_error();
+    if (code != 0) ERR_error_string_n(code, why, (size_t)why_cap);
+    else snprintf(why, (size_t)why_cap, "TLS handshake failed (SSL error %d)", e);
+    ERR_clear_error();
+    return -1;
+}
+/// Moves up to `cap` bytes that are ready for the server into `out`; returns how many.
+static inline int gh_tls_drain(gh_tls *t, unsigned char *out, int cap)
+{
+    int n = BIO_read(t->out, out, cap);
+    return n > 0 ? n : 0;
+}
+/// The negotiated ALPN protocol (not NUL-terminated) and its length; 0 when none.
+static inline unsigned gh_tls_alpn(gh_tls *t, const unsigned char **data)
+{
+    unsigned len = 0;
+    *data = NULL;
+    SSL_get0_alpn_selected(t->ssl, data, &len);
+    return len;
+}
+/// The server's certificate (DER) into *out (free with gh_free); returns its length, or -1.
+static inline long gh_tls_peer_certificate(gh_tls *t, unsigned char **out)
+{
+    *out = NULL;
+    X509 *x = SSL_get1_peer_certificate(t->ssl);
+    if (x == NULL) return -1;
+    int n = i2d_X509(x, out);
+    X509_free(x);
+    return n > 0 ? n : -1;
+}
+/// The negotiated protocol version's name (e.g. "TLSv1.3").
+static inline const char *gh_tls_version(gh_tls *t) { return SSL_get_version(t->ssl); }
 #endif

@@ -304,6 +304,10 @@ public protocol ACMEEngine: Sendable {
     func acmeOrders(_ ctx: CallContext, accountId: String, after: String?, limit: Int) async throws -> Page<String>
     func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
         -> ACMEAuthorizationInfo
+    /// Deactivates a `pending` or `valid` authorization of the account (RFC 8555 §7.5.2): it becomes `deactivated`,
+    /// is never reused by a later order, and the orders still waiting on it (pending or ready) become `invalid`.
+    func acmeDeactivateAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
+        -> ACMEAuthorizationInfo
     /// The client asks for validation: the challenge becomes `processing` and a validation is recorded in the store,
     /// claimed by the caller's validator for `lease` seconds; the returned task is for that validator. If no verdict
     /// comes within the lease (the node stopped), `acmeClaimValidations` hands the task to another validator.

@@ -457,9 +457,19 @@ struct ACMERoutes: Sendable {
             }
             g.post("authz/:id") { request, context -> Response in
                 await post(request, context) { call in
-                    let authz = try await engine.acmeAuthorization(
-                        call.ctx, accountId: call.accountId ?? "", authorizationId: try context.parameters.require("id")
-                    )
+                    let id = try context.parameters.require("id")
+                    let authz: ACMEAuthorizationInfo
+                    // RFC 8555 §7.5.2: a payload {"status": "deactivated"} deactivates; POST-as-GET reads.
+                    if let payload = try call.jws.payloadObject(), let status = payload["status"] {
+                        guard status as? String == ACMEStatus.deactivated.rawValue else {
+                            throw ACMEProblem.malformed("an authorization can only be updated to status 'deactivated'")
+                        }
+                        authz = try await engine.acmeDeactivateAuthorization(
+                            call.ctx, accountId: call.accountId ?? "", authorizationId: id)
+                    } else {
+                        authz = try await engine.acmeAuthorization(
+                            call.ctx, accountId: call.accountId ?? "", authorizationId: id)
+                    }
                     var extra: HTTPFields = [:]
                     if authz.status == .pending { extra[.retryAfter] = "1" }
                     return await json(authzJSON(authz, base: call.base), base: call.base, extra: extra)

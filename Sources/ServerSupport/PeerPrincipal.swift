@@ -24,7 +24,7 @@ public enum PeerPrincipal {
             method: .tlsCertificate, id: "sha256:" + fingerprint, name: cn,
             attributes: [
                 "issuer": parsed.issuer.description,
-                "serial": parsed.serialNumber.description,
+                "serial": Hex.encode(parsed.serialNumber.bytes),  // as everywhere: full lowercase hex
                 "notAfter": parsed.notValidAfter.formatted(.iso8601),
             ], certificateChain: chain, verifiedByListener: verifiedByListener)
     }

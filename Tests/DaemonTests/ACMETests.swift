@@ -201,6 +201,10 @@ import Testing
             "PASS keyChange", "PASS renewalInfo", "PASS http-01 validated", "PASS directory meta",
             "PASS directory meta.profiles",
             "PASS newOrder with a profile",
+            "PASS tls-alpn-01 validated with RSA, keyEncipherment only, TLS 1.2 (lego)",
+            "PASS tls-alpn-01 validated with Ed25519", "PASS authorization deactivation -> 200 deactivated",
+            "PASS a newOrder for the same name gets a new pending authorization",
+            "PASS dns identifier 127.0.0.1 (an IP literal) -> rejectedIdentifier",
         ] {
             #expect(own.stdout.contains(step), "acme-client did not run '\(step)':\n\(own.stdout)")
         }

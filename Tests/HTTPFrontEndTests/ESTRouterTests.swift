@@ -49,6 +49,31 @@ import Testing
         return h
     }
 
+    /// RFC 7030 §3.2.2 and RFC 9110 §15.5.6: the enrollment operations are POST only, the distribution ones GET
+    /// only; the other method gets 405 with Allow (under a profile and the default), and the engine is not called.
+    @Test func wrongMethodsOnESTOperationsAre405WithAllow() async throws {
+        let engine = Scripted()
+        try await routerApp(.doubles(est: engine), estDefaultProfile: "devices").test(.router) { client in
+            for prefix in ["/.well-known/est/", "/.well-known/est/fleet/"] {
+                for operation in ["simpleenroll", "simplereenroll", "serverkeygen"] {
+                    for method in [HTTPRequest.Method.get, .put, .delete] {
+                        try await client.execute(uri: prefix + operation, method: method) { r in
+                            #expect(r.status == .methodNotAllowed, "\(method) \(prefix)\(operation)")
+                            #expect(r.headers[.allow] == "POST", "\(method) \(prefix)\(operation)")
+                        }
+                    }
+                }
+                for operation in ["cacerts", "csrattrs"] {
+                    try await client.execute(uri: prefix + operation, method: .post, body: ByteBuffer()) { r in
+                        #expect(r.status == .methodNotAllowed, "POST \(prefix)\(operation)")
+                        #expect(r.headers[.allow]?.contains("GET") == true, "POST \(prefix)\(operation)")
+                    }
+                }
+            }
+        }
+        #expect(engine.log.all.isEmpty, "no engine call for a refused method")
+    }
+
     @Test func cacertsAndCSRAttributesUnderAProfileAndTheDefault() async throws {
         let engine = Scripted()
         try await routerApp(.doubles(est: engine), estDefaultProfile: "devices").test(.router) { client in

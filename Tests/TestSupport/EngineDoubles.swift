@@ -395,6 +395,9 @@ open class ACMEEngineDouble: ACMEEngine, @unchecked Sendable {
     open func acmeAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
         -> ACMEAuthorizationInfo
     { throw TestDouble.unimplemented("acmeAuthorization") }
+    open func acmeDeactivateAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String) async throws
+        -> ACMEAuthorizationInfo
+    { throw TestDouble.unimplemented("acmeDeactivateAuthorization") }
     open func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval)
         async throws -> (ACMEChallengeInfo, ACMEAuthorizationInfo, ACMEValidationTask?)
     { throw TestDouble.unimplemented("acmeRespondChallenge") }

@@ -226,6 +226,12 @@ check("several bad identifiers -> rejectedIdentifier with one subproblem each",
       and {(s["identifier"]["type"], s["identifier"]["value"]) for s in subs} == {("dns", "bad..name"), ("ip", "not-an-ip"), ("dns", "evil.example.com")}
       and all(s["type"].startswith("urn:ietf:params:acme:error:") and s["detail"] for s in subs), r.text)
 
+# An address sent as a dns identifier is refused, pointing to ip identifiers (RFC 8738).
+for literal in ["127.0.0.1", "::1", "10.1.2.3"]:
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": literal}]}, kid=kid)
+    check("dns identifier %s (an IP literal) -> rejectedIdentifier naming type ip" % literal,
+          problem(r, "rejectedIdentifier") and "'ip'" in r.json().get("detail", ""), r.text)
+
 # IP identifier (RFC 8738) through http-01 answered here.
 r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]}, kid=kid)
 check("newOrder for an IP identifier -> 201 pending", r.status_code == 201 and r.json()["status"] == "pending", r.text)
@@ -310,20 +316,34 @@ if ALPN_PORT:
     import tempfile
     alpn = {"files": None}
 
-    def alpn_cert(name, digest):
-        k = ec.generate_private_key(ec.SECP256R1())
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    def alpn_cert(name, digest, kind="ec", tls=None):
+        """The challenge certificate: EC P-256, Ed25519, or RSA with Key Usage keyEncipherment only (what lego
+        sends); `tls` caps the server's TLS version."""
+        if kind == "rsa-ke":
+            k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif kind == "ed25519":
+            k = ed25519.Ed25519PrivateKey.generate()
+        else:
+            k = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).public_key(k.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
-                .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31"), b"\x04\x20" + digest), True)
-                .sign(k, hashes.SHA256()))
+        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).public_key(k.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+                   .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31"), b"\x04\x20" + digest), True))
+        if kind == "rsa-ke":
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=True, data_encipherment=False,
+                key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False), True)
+        cert = builder.sign(k, None if kind == "ed25519" else hashes.SHA256())
         d = tempfile.mkdtemp()
         open(d + "/c.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
         open(d + "/k.pem", "wb").write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         alpn["files"] = (d + "/c.pem", d + "/k.pem")
+        alpn["tls"] = tls
 
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -336,6 +356,8 @@ if ALPN_PORT:
             try:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.set_alpn_protocols(["acme-tls/1"])
+                if alpn.get("tls"):
+                    ctx.maximum_version = alpn["tls"]
                 ctx.load_cert_chain(*alpn["files"])
                 tls = ctx.wrap_socket(conn, server_side=True)
                 # Let the validator finish reading and close first (closing at once raced its handshake under load).
@@ -350,19 +372,48 @@ if ALPN_PORT:
 
     threading.Thread(target=alpn_loop, daemon=True).start()
 
-    def alpn_order(name, good):
+    def alpn_order(name, good, kind="ec", tls=None):
         r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}, kid=kid)
         url, o = r.headers.get("Location"), r.json()
         az = post(acct_key, o["authorizations"][0], None, kid=kid).json()
         c = [c for c in az["challenges"] if c["type"] == "tls-alpn-01"][0]
         digest = hashlib.sha256((c["token"] + "." + acct_key.thumbprint()).encode()).digest()
-        alpn_cert(name, digest if good else hashlib.sha256(b"wrong").digest())
+        alpn_cert(name, digest if good else hashlib.sha256(b"wrong").digest(), kind, tls)
         post(acct_key, c["url"], {}, kid=kid)
         o = await_order(acct_key, url, o, tries=60)
         return o, post(acct_key, o["authorizations"][0], None, kid=kid).json()
 
     o, az = alpn_order("alpn.localhost", True)
     check("tls-alpn-01 validated: order ready", o["status"] == "ready", (o, az))
+    # RFC 8737 sets no key usage, key type or TLS version for the challenge certificate.
+    for name, kind, tls, what in [
+            ("rsake12.localhost", "rsa-ke", ssl.TLSVersion.TLSv1_2, "RSA, keyEncipherment only, TLS 1.2 (lego)"),
+            ("rsake13.localhost", "rsa-ke", None, "RSA, keyEncipherment only, TLS 1.3"),
+            ("ed.localhost", "ed25519", None, "Ed25519, TLS 1.3"),
+            ("ec12.localhost", "ec", ssl.TLSVersion.TLSv1_2, "ECDSA P-256, TLS 1.2")]:
+        o, az = alpn_order(name, True, kind, tls)
+        check("tls-alpn-01 validated with " + what, o["status"] == "ready", (o, az))
+
+    # Authorization deactivation (RFC 8555 §7.5.2): never reused, and orders waiting on it become invalid.
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "alpn.localhost"}]}, kid=kid)
+    reuse_url, reuse = r.headers.get("Location"), r.json()
+    check("a second order reuses the valid tls-alpn-01 authorization (ready)", reuse.get("status") == "ready", r.text)
+    authz_url = reuse["authorizations"][0]
+    r = post(acct_key, authz_url, {"status": "valid"}, kid=kid)
+    check("authorization update to a status other than deactivated -> malformed", problem(r, "malformed"), r.text)
+    r = post(other, authz_url, {"status": "deactivated"}, kid=other_kid)
+    check("another account cannot deactivate the authorization -> unauthorized", problem(r, "unauthorized"), r.text)
+    r = post(acct_key, authz_url, {"status": "deactivated"}, kid=kid)
+    check("authorization deactivation -> 200 deactivated", r.status_code == 200 and r.json().get("status") == "deactivated", r.text)
+    r = post(acct_key, authz_url, None, kid=kid)
+    check("the authorization reads back deactivated", r.json().get("status") == "deactivated", r.text)
+    r = post(acct_key, reuse_url, None, kid=kid)
+    check("the ready order that used it is now invalid", r.json().get("status") == "invalid" and "deactivated" in r.json().get("error", {}).get("detail", ""), r.text)
+    r = post(acct_key, reuse["finalize"], {"csr": csr(["alpn.localhost"])}, kid=kid)
+    check("finalizing it -> orderNotReady", problem(r, "orderNotReady"), r.text)
+    r = post(acct_key, d["newOrder"], {"identifiers": [{"type": "dns", "value": "alpn.localhost"}]}, kid=kid)
+    check("a newOrder for the same name gets a new pending authorization, not the deactivated one",
+          r.status_code == 201 and r.json().get("status") == "pending" and r.json()["authorizations"][0] != authz_url, r.text)
     o, az = alpn_order("badalpn.localhost", False)
     failed = [c for c in az["challenges"] if c["type"] == "tls-alpn-01"][0]
     check("tls-alpn-01 with the wrong digest: invalid, naming the acmeIdentifier extension",

@@ -470,7 +470,18 @@ extension ACMEService {
             case "dns":
                 let name = id.value.hasPrefix("*.") ? String(id.value.dropFirst(2)) : id.value
                 let labels = name.split(separator: ".", omittingEmptySubsequences: false)
-                if name.isEmpty || name.utf8.count > 253 || labels.contains(where: { $0.isEmpty || $0.count > 63 })
+                if (CIDR.parse(name) != nil && !name.contains("/"))
+                    || (labels.count > 1 && labels.last?.allSatisfy(\.isNumber) == true)
+                {
+                    // An address written as a name: addresses are `ip` identifiers (RFC 8738 §3), and no DNS
+                    // name's last label is all digits.
+                    subproblems.append(
+                        .acme(
+                            .rejectedIdentifier,
+                            "'\(id.value)' is an IP address, not a DNS name: request it as an identifier of type 'ip' (RFC 8738)",
+                            itemType: "dns", itemValue: id.value))
+                } else if name.isEmpty || name.utf8.count > 253
+                    || labels.contains(where: { $0.isEmpty || $0.count > 63 })
                     || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
                 {
                     subproblems.append(
@@ -624,15 +635,17 @@ extension ACMEService {
 
     public func acmeOrder(_ ctx: CallContext, accountId: String, orderId: String) async throws -> ACMEOrderInfo {
         try acmeCaller(ctx, accountId)
-        let order = try await read { tx in try await self.loadOrder(orderId, tx).1 }
+        var order = try await read { tx in
+            var order = try await self.loadOrder(orderId, tx).1
+            if order.accountId == accountId { _ = try await self.settle(&order, tx) }
+            return order
+        }
         guard order.accountId == accountId else {
             throw Self.acme(.unauthorized, "the order belongs to another account")
         }
         if [ACMEStatus.pending, .ready].contains(order.status), order.expires < clock() {
-            var expired = order
-            expired.status = .invalid
-            expired.error = ACMEError(type: ACMEProblemType.malformed.urn, detail: "the order expired")
-            return expired
+            order.status = .invalid
+            order.error = ACMEError(type: ACMEProblemType.malformed.urn, detail: "the order expired")
         }
         return order
     }
@@ -664,6 +677,70 @@ extension ACMEService {
             throw Self.acme(.unauthorized, "the authorization belongs to another account")
         }
         return authz
+    }
+
+    public func acmeDeactivateAuthorization(_ ctx: CallContext, accountId: String, authorizationId: String)
+        async throws -> ACMEAuthorizationInfo
+    {
+        let now = clock()
+        return try await transact { tx in
+            _ = try await self.validAccount(ctx, accountId, tx)
+            var (record, authz) = try await self.loadAuthz(authorizationId, tx)
+            guard authz.accountId == accountId else {
+                throw Self.acme(.unauthorized, "the authorization belongs to another account")
+            }
+            if authz.status == .deactivated { return authz }
+            guard authz.status == .pending || authz.status == .valid else {
+                throw Self.acme(.malformed, "an authorization that is \(authz.status) cannot be deactivated")
+            }
+            authz.status = .deactivated
+            for i in authz.challenges.indices where authz.challenges[i].status == .pending {
+                authz.challenges[i].status = .invalid
+            }
+            record.body = try Self.encode(ACMEAuthzBody(info: authz))
+            record.updatedAt = now
+            _ = try await tx.update(record)
+            // Never reused: drop the account's pointer to it. Orders that reused it notice when they are read or
+            // finalized (`settle`); its own order is settled here.
+            let key = Self.validAuthzKey(authz.accountId, authz.identifier, wildcard: authz.wildcard)
+            if let pointer = try await tx.get(kind: ACMEKind.validAuthz, id: key),
+                String(decoding: pointer.body, as: UTF8.self) == authz.id
+            {
+                try await tx.delete(kind: ACMEKind.validAuthz, id: key, expectedVersion: pointer.version)
+            }
+            if var (orderRecord, order) = try? await self.loadOrder(authz.orderId, tx),
+                try await self.settle(&order, tx)
+            {
+                orderRecord.body = try Self.encode(ACMEOrderBody(info: order))
+                orderRecord.updatedAt = now
+                _ = try await tx.update(orderRecord)
+            }
+            try await self.audit.append(
+                self.event(
+                    ctx, "acme.authz.deactivate", project: nil,
+                    [
+                        "accountId": accountId, "authorizationId": authz.id,
+                        "identifier": authz.identifier.value,
+                    ]), tx)
+            return authz
+        }
+    }
+
+    /// A pending or ready order whose authorizations are no longer all usable (one was deactivated, failed or
+    /// expired) becomes `invalid` with the reason. Returns whether the order changed.
+    func settle(_ order: inout ACMEOrderInfo, _ tx: any StorageTransaction) async throws -> Bool {
+        guard order.status == .pending || order.status == .ready else { return false }
+        for id in order.authorizations {
+            guard let authz = try? await loadAuthz(id, tx).1 else { continue }
+            if authz.status == .deactivated || authz.status == .invalid || authz.status == .revoked {
+                order.status = .invalid
+                order.error = ACMEError(
+                    type: ACMEProblemType.unauthorized.urn,
+                    detail: "the authorization for \(authz.identifier.value) is \(authz.status)")
+                return true
+            }
+        }
+        return false
     }
 
     public func acmeRespondChallenge(_ ctx: CallContext, accountId: String, challengeId: String, lease: TimeInterval)
@@ -838,6 +915,9 @@ extension ACMEService {
             var (record, order) = try await self.loadOrder(orderId, tx)
             guard order.accountId == accountId else {
                 throw Self.acme(.unauthorized, "the order belongs to another account")
+            }
+            if try await self.settle(&order, tx) {
+                throw Self.acme(.orderNotReady, "the order is invalid: \(order.error?.detail ?? "")")
             }
             guard order.status == .ready else {
                 throw Self.acme(.orderNotReady, "the order is \(order.status), not ready")
