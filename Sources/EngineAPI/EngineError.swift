@@ -22,6 +22,9 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let conflict = Code(rawValue: "conflict")
         /// The object is in a state that does not allow the operation.
         public static let wrongState = Code(rawValue: "wrong_state")
+        /// The object's lifecycle dates do not allow this use now: before its Process Start Date, or past its Protect
+        /// Stop Date (KMIP §3.25–3.26).
+        public static let outsideUseWindow = Code(rawValue: "outside_use_window")
         /// A cryptographic operation failed (bad tag, wrong key).
         public static let cryptographicFailure = Code(rawValue: "cryptographic_failure")
         /// Storage or another dependency is unavailable; retry later.
@@ -43,7 +46,8 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
         /// fall through to a default unnoticed.
         public static let all: [Code] = [
             .unauthenticated, .permissionDenied, .notFound, .alreadyExists, .invalidArgument, .conflict, .wrongState,
-            .cryptographicFailure, .unavailable, .featureNotSupported, .sensitive, .notExtractable, .locked, .gone,
+            .outsideUseWindow, .cryptographicFailure, .unavailable, .featureNotSupported, .sensitive, .notExtractable,
+            .locked, .gone,
             .internal,
         ]
 

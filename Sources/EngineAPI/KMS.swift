@@ -406,15 +406,18 @@ public struct EditableAttributes: Sendable, Hashable {
     public var customAttributes: [String: [[UInt8]]]
     public var sensitive: Bool
     public var extractable: Bool
+    /// Changes only while the object is Pre-Active (`wrongState` otherwise); a date that has come activates it.
+    public var activationDate: Date?
     public init(
         names: [String], objectGroups: [String], customAttributes: [String: [[UInt8]]], sensitive: Bool = false,
-        extractable: Bool = true
+        extractable: Bool = true, activationDate: Date? = nil
     ) {
         self.names = names
         self.objectGroups = objectGroups
         self.customAttributes = customAttributes
         self.sensitive = sensitive
         self.extractable = extractable
+        self.activationDate = activationDate
     }
 }
 

@@ -126,7 +126,8 @@ struct ACMERoutes: Sendable {
             return ACMEProblem("unauthorized", e.message, status: 403)
         case .invalidArgument, .featureNotSupported: return ACMEProblem("malformed", e.message)
         case .unavailable: return ACMEProblem("serverInternal", e.message, status: 503)
-        case .conflict, .wrongState, .alreadyExists: return ACMEProblem("malformed", e.message, status: 409)
+        case .conflict, .wrongState, .outsideUseWindow, .alreadyExists:
+            return ACMEProblem("malformed", e.message, status: 409)
         case .locked: return ACMEProblem("rateLimited", e.message, status: 429)
         // .cryptographicFailure, .internal, and codes added later: nothing of the cause reaches the client.
         default: return ACMEProblem("serverInternal", "internal error", status: 500)

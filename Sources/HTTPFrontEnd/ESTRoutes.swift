@@ -38,7 +38,7 @@ struct ESTRoutes: Sendable {
         case .notFound: return text(.notFound, e.message)
         case .gone: return text(.gone, e.message)
         case .invalidArgument: return text(.badRequest, e.message)
-        case .wrongState, .conflict, .alreadyExists: return text(.conflict, e.message)
+        case .wrongState, .outsideUseWindow, .conflict, .alreadyExists: return text(.conflict, e.message)
         case .unavailable: return text(.serviceUnavailable, e.message)
         case .locked: return text(.tooManyRequests, e.message)
         case .featureNotSupported: return text(.notImplemented, e.message)

@@ -20,7 +20,7 @@ public enum HTTPErrorMapping {
         case .gone: return .gone
         case .alreadyExists, .conflict: return .conflict
         case .invalidArgument: return .badRequest
-        case .wrongState: return .conflict
+        case .wrongState, .outsideUseWindow: return .conflict
         case .unavailable: return .serviceUnavailable
         case .locked: return .tooManyRequests
         case .featureNotSupported: return .notImplemented

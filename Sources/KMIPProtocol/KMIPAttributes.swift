@@ -40,9 +40,67 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Certificate Issuer ST": 0x420119, "Certificate Issuer L": 0x42011A, "Certificate Issuer UID": 0x42011B,
         "Certificate Issuer Serial Number": 0x42011C, "Certificate Issuer Title": 0x42011D,
         "Certificate Issuer DC": 0x42011E,
-        "Certificate Issuer DN Qualifier": 0x42011F,
+        "Certificate Issuer DN Qualifier": 0x42011F, "Key Format Type": KMIPTag.keyFormatType,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
+
+    /// The protocol version that first defines each attribute, from the specifications: KMIP 1.0 §3, the "changes"
+    /// appendices of 1.1 (§3.9 Certificate Length, §3.13–15 X.509 Certificate Identifier/Subject/Issuer, §3.16 Digital
+    /// Signature Algorithm, §3.34 Fresh), 1.2 (Alternative Name, Key Value Present, Key Value Location, Original
+    /// Creation Date), 1.3 (Random Number Generator), 1.4 (PKCS#12 Friendly Name, Description, Comment, Sensitive,
+    /// Always Sensitive, Extractable, Never Extractable, and the Certificate Subject/Issuer component tags
+    /// 0x420108–0x42011F) and 2.0 §4 (Key Format Type, Short Unique Identifier, Protection Storage Masks, Quantum
+    /// Safe, Protection Level/Period, the Rotate attributes, Vendor Attribute, …). A response in an older version
+    /// leaves later attributes out: its client has no way to decode them.
+    public static let firstVersion: [String: ProtocolVersion] = {
+        var table: [String: ProtocolVersion] = [:]
+        for name in [
+            "Unique Identifier", "Name", "Object Type", "Cryptographic Algorithm", "Cryptographic Domain Parameters",
+            "Cryptographic Length", "Cryptographic Parameters", "Certificate Type", "Certificate Identifier",
+            "Certificate Subject", "Certificate Issuer", "Digest", "Operation Policy Name", "Cryptographic Usage Mask",
+            "Lease Time", "Usage Limits", "State", "Initial Date", "Activation Date", "Process Start Date",
+            "Protect Stop Date", "Deactivation Date", "Destroy Date", "Compromise Occurrence Date", "Compromise Date",
+            "Revocation Reason", "Archive Date", "Object Group", "Link", "Application Specific Information",
+            "Contact Information", "Last Change Date", "Custom Attribute",
+        ] { table[name] = ProtocolVersion(1, 0) }
+        for name in [
+            "Certificate Length", "X.509 Certificate Identifier", "X.509 Certificate Subject",
+            "X.509 Certificate Issuer", "Digital Signature Algorithm", "Fresh",
+        ] { table[name] = ProtocolVersion(1, 1) }
+        for name in ["Alternative Name", "Key Value Present", "Key Value Location", "Original Creation Date"] {
+            table[name] = ProtocolVersion(1, 2)
+        }
+        table["Random Number Generator"] = ProtocolVersion(1, 3)
+        for name in [
+            "PKCS#12 Friendly Name", "Description", "Comment", "Sensitive", "Always Sensitive", "Extractable",
+            "Never Extractable",
+        ] { table[name] = ProtocolVersion(1, 4) }
+        for (name, _) in tagsByName
+        where name.hasPrefix("Certificate Subject ") || name.hasPrefix("Certificate Issuer ") {
+            table[name] = ProtocolVersion(1, 4)
+        }
+        for name in [
+            "Certificate Attributes", "Critical", "Key Format Type", "NIST Key Type", "Object Group Member",
+            "Opaque Data Type", "Protection Level", "Protection Period", "Protection Storage Masks", "Quantum Safe",
+            "Rotate Date", "Rotate Generation", "Rotate Interval", "Rotate Latest", "Rotate Name", "Rotate Offset",
+            "Short Unique Identifier", "Vendor Attribute",
+        ] { table[name] = ProtocolVersion(2, 0) }
+        return table
+    }()
+
+    /// Attributes 2.0 removed (KMIP 2.0 §4: deprecated in 1.x, their tags reserved).
+    public static let removedIn2: Set<String> = [
+        "Certificate Identifier", "Certificate Subject", "Certificate Issuer", "Operation Policy Name",
+        "Custom Attribute",
+    ]
+
+    /// Whether `version` defines the attribute `name`. Custom attributes (1.x names starting `x-`/`y-`) exist from
+    /// 1.0; an unknown standard name is taken as defined (the table covers what this server emits).
+    public static func isDefined(_ name: String, in version: ProtocolVersion) -> Bool {
+        if version.major >= 2, removedIn2.contains(name) { return false }
+        guard let first = firstVersion[name] else { return true }
+        return first <= version
+    }
 
     /// The text of a Name attribute value.
     public var nameText: String? {

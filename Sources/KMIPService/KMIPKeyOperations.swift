@@ -399,6 +399,17 @@ struct KMIPKeyOperations {
                         TTLVItem(tag: KMIPTag.cryptographicLength, .integer(256)),
                     ])))
         }
+        // Key Format Type (KMIP 2.0 §4.27; always has a value for keys and secret data): the format the material is
+        // held in, as Get returns it by default.
+        switch m.objectType {
+        case .symmetricKey, .privateKey, .publicKey, .secretData, .splitKey:
+            let format =
+                m.keyFormatType
+                ?? (m.objectType == .privateKey
+                    ? 4 : m.objectType == .publicKey ? 5 : m.objectType == .secretData ? 2 : 1)
+            out.append(KMIPAttribute(name: "Key Format Type", value: .enumeration(format)))
+        default: break
+        }
         if let digest = m.digest {
             // SHA-256 of the material in the format it is stored in (symmetric keys: Raw).
             let format =

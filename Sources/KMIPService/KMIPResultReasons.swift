@@ -1,8 +1,8 @@
 import EngineAPI
 import KMIPProtocol
 
-/// The one mapping from engine errors to KMIP result reasons (valid in every version), for the TTLV listener and KMIP
-/// over HTTPS alike.
+/// The one mapping from engine errors to KMIP result reasons, each one defined by the request's version, for the TTLV
+/// listener and KMIP over HTTPS alike.
 public enum KMIPResultReasons {
     public static func reason(for code: EngineError.Code, version: ProtocolVersion = ProtocolVersion(1, 4))
         -> ResultReason
@@ -15,7 +15,10 @@ public enum KMIPResultReasons {
         case .unauthenticated, .locked: return .authenticationNotSuccessful
         case .permissionDenied: return .permissionDenied
         case .invalidArgument, .alreadyExists: return .invalidField
-        case .wrongState, .conflict: return .illegalOperation
+        // Wrong Key Lifecycle State is 2.x's; 1.x has Illegal Operation for a state and Permission Denied for dates.
+        case .wrongState: return version >= ProtocolVersion(2, 0) ? .wrongKeyLifecycleState : .illegalOperation
+        case .outsideUseWindow: return version >= ProtocolVersion(2, 0) ? .wrongKeyLifecycleState : .permissionDenied
+        case .conflict: return .illegalOperation
         case .cryptographicFailure: return .cryptographicFailure
         case .featureNotSupported: return .featureNotSupported
         // .unavailable, .gone, .internal, and codes added later.

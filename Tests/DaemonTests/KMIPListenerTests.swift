@@ -1,4 +1,5 @@
 import Foundation
+import KMIPProtocol
 import ServerSupport
 import TestSupport
 import Testing
@@ -106,6 +107,65 @@ import Testing
         else { return (["script": "exit \(out.status): \(out.stderr.suffix(2000))"], []) }
         #expect(steps.count >= 25, "all steps ran")
         return (steps.filter { $0.value != "ok" }, json["material"] as? [String] ?? [])
+    }
+
+    /// PyKMIP at every version it speaks: Get Attributes with no names (every attribute), Get Attribute List and a
+    /// named Get Attributes, on a created key and a registered secret. Every answer holds only attributes the
+    /// request's version defines (KMIPAttribute.firstVersion). Where PyKMIP itself cannot decode an attribute its
+    /// version defines (it has no value type for Random Number Generator, 1.3, nor for Original Creation Date in its
+    /// 2.0 attribute path), the named request and the list still have to succeed, and the failure must name exactly
+    /// that attribute.
+    @Test func pykmipGetAttributesAtEveryVersion() throws {
+        guard let python = pykmip() else { return }
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let c = daemon.dataDirectory + "/certs"
+        let out = try ProcessRunner.run(
+            [
+                python, ProcessRunner.repositoryRoot + "/Tests/scripts/pykmip-versions.py", "127.0.0.1",
+                String(daemon.ports["kmip"] ?? 0), c + "/ca.crt", c + "/admin.crt", c + "/admin.key",
+            ], timeout: 120)
+        let json = try #require(
+            try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: [String: Any]],
+            "\(out.status): \(out.stdout)\(out.stderr.suffix(2000))")
+        for label in ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"] {
+            let row = try #require(json[label], "no answer for \(label)")
+            #expect(row["error"] == nil, "KMIP \(label): \(row)")
+            let objects = row["objects"] as? [[String: Any]] ?? []
+            #expect(objects.count == 2, "KMIP \(label): \(row)")
+            let parts = label.split(separator: ".").compactMap { Int32($0) }
+            let version = ProtocolVersion(parts[0], parts[1])
+            for (i, object) in objects.enumerated() {
+                let all = object["all"] as? [String] ?? []
+                let listed = object["list"] as? [String] ?? []
+                #expect(object["list_error"] == nil && object["named_error"] == nil, "KMIP \(label): \(object)")
+                #expect(object["named"] as? [String] == ["Cryptographic Usage Mask", "Object Type", "State"])
+                for name in all + listed {
+                    #expect(KMIPAttribute.isDefined(name, in: version), "KMIP \(label) answered \(name)")
+                }
+                #expect(listed.contains("Fresh") == (version >= ProtocolVersion(1, 1)), "KMIP \(label): \(listed)")
+                #expect(listed.contains("Original Creation Date") == (version >= ProtocolVersion(1, 2)))
+                #expect(listed.contains("Sensitive") == (version >= ProtocolVersion(1, 4)), "KMIP \(label)")
+                let created = i == 0
+                #expect(listed.contains("Random Number Generator") == (created && version >= ProtocolVersion(1, 3)))
+                if let error = object["all_error"] as? String {
+                    let expected =
+                        version.major >= 2
+                        ? "ORIGINAL_CREATION_DATE"
+                        : created && version >= ProtocolVersion(1, 3)
+                            ? "RANDOM_NUMBER_GENERATOR" : "(PyKMIP decodes every attribute of \(label))"
+                    #expect(error.contains(expected), "KMIP \(label) object \(i): \(error)")
+                } else {
+                    #expect(
+                        Set(all)
+                            == Set(listed).subtracting([
+                                "Sensitive", "Always Sensitive", "Extractable", "Never Extractable",
+                            ]))
+                }
+            }
+        }
+        #expect(daemon.stop() == 0)
     }
 
     @Test(arguments: ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"])

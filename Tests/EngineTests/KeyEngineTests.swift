@@ -82,6 +82,49 @@ import X509
 
     /// Usage Limits: Encrypt and MAC use them up (bytes or operations), decryption does not; allocations take from the
     /// same count; the count is stored.
+    /// The Activation Date changes only while the object is Pre-Active (a date that has come activates it), and use
+    /// outside the Process Start / Protect Stop window is its own refusal (KMIP 2.x: Wrong Key Lifecycle State).
+    @Test func activationDateWhilePreActiveAndTheUseWindow() async throws {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        let k = try await engine.createKey(
+            admin, project: "p", ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128))
+        #expect(k.state == .preActive && k.activationDate == nil)
+        let later = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 86400).rounded())
+        let planned = try await engine.editObjectAttributes(admin, id: k.id) { $0.activationDate = later }
+        #expect(planned.state == .preActive && planned.activationDate == later)
+        let unplanned = try await engine.editObjectAttributes(admin, id: k.id) { $0.activationDate = nil }
+        #expect(unplanned.state == .preActive && unplanned.activationDate == nil)
+        let past = Date(timeIntervalSince1970: 1_000_000)
+        let active = try await engine.editObjectAttributes(admin, id: k.id) { $0.activationDate = past }
+        #expect(active.state == .active && active.activationDate == past, "a date that has come activates it")
+        #expect(
+            await code { _ = try await engine.editObjectAttributes(admin, id: k.id) { $0.activationDate = later } }
+                == .wrongState)
+        #expect(try await engine.objectAttributes(admin, id: k.id).activationDate == past, "unchanged")
+        // Other edits of an Active object still go through.
+        #expect(try await engine.editObjectAttributes(admin, id: k.id) { $0.names = ["renamed"] }.names == ["renamed"])
+
+        var spec = ObjectSpec(
+            objectType: .symmetricKey, algorithm: 3, cryptographicLength: 128, activationDate: past)
+        spec.processStartDate = later
+        let notYet = try await engine.createKey(admin, project: "p", spec)
+        let ecb = CipherParameters(blockCipherMode: 2, paddingMethod: 1)
+        let block = [UInt8](repeating: 7, count: 16)
+        let sealed = try await engine.encrypt(admin, id: notYet.id, ecb, data: block, iv: nil, aad: nil)
+        #expect(
+            await code {
+                _ = try await engine.decrypt(admin, id: notYet.id, ecb, data: sealed.data, iv: nil, aad: nil, tag: nil)
+            }
+                == .outsideUseWindow, "before Process Start it protects but does not process")
+        spec.processStartDate = nil
+        spec.protectStopDate = past.addingTimeInterval(1)
+        let stopped = try await engine.createKey(admin, project: "p", spec)
+        #expect(
+            await code { _ = try await engine.encrypt(admin, id: stopped.id, ecb, data: block, iv: nil, aad: nil) }
+                == .outsideUseWindow, "past Protect Stop it no longer protects")
+    }
+
     @Test func usageLimits() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))

@@ -26,8 +26,8 @@ import Testing
     static let admin: [EngineError.Code: Int] = [
         .unauthenticated: 401, .permissionDenied: 403, .notFound: 404, .alreadyExists: 409, .invalidArgument: 400,
         .conflict: 409,
-        .wrongState: 409, .cryptographicFailure: 500, .unavailable: 503, .featureNotSupported: 501, .sensitive: 403,
-        .notExtractable: 403, .locked: 429, .gone: 410, .internal: 500,
+        .wrongState: 409, .outsideUseWindow: 409, .cryptographicFailure: 500, .unavailable: 503,
+        .featureNotSupported: 501, .sensitive: 403, .notExtractable: 403, .locked: 429, .gone: 410, .internal: 500,
     ]
 
     @Test func adminAPI() {
@@ -39,8 +39,8 @@ import Testing
     static let est: [EngineError.Code: Int] = [
         .unauthenticated: 401, .permissionDenied: 403, .notFound: 404, .alreadyExists: 409, .invalidArgument: 400,
         .conflict: 409,
-        .wrongState: 409, .cryptographicFailure: 500, .unavailable: 503, .featureNotSupported: 501, .sensitive: 403,
-        .notExtractable: 403, .locked: 429, .gone: 410, .internal: 500,
+        .wrongState: 409, .outsideUseWindow: 409, .cryptographicFailure: 500, .unavailable: 503,
+        .featureNotSupported: 501, .sensitive: 403, .notExtractable: 403, .locked: 429, .gone: 410, .internal: 500,
     ]
 
     @Test func est() {
@@ -56,7 +56,8 @@ import Testing
         .unauthenticated: ("unauthorized", 403), .permissionDenied: ("unauthorized", 403),
         .notFound: ("malformed", 404),
         .alreadyExists: ("malformed", 409), .invalidArgument: ("malformed", 400), .conflict: ("malformed", 409),
-        .wrongState: ("malformed", 409), .cryptographicFailure: ("serverInternal", 500),
+        .wrongState: ("malformed", 409), .outsideUseWindow: ("malformed", 409),
+        .cryptographicFailure: ("serverInternal", 500),
         .unavailable: ("serverInternal", 503),
         .featureNotSupported: ("malformed", 400), .sensitive: ("unauthorized", 403),
         .notExtractable: ("unauthorized", 403),

@@ -224,7 +224,8 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         .alreadyExists: (.invalidField, .invalidField),
         .invalidArgument: (.invalidField, .invalidField),
         .conflict: (.illegalOperation, .illegalOperation),
-        .wrongState: (.illegalOperation, .illegalOperation),
+        .wrongState: (.illegalOperation, .wrongKeyLifecycleState),
+        .outsideUseWindow: (.permissionDenied, .wrongKeyLifecycleState),
         .cryptographicFailure: (.cryptographicFailure, .cryptographicFailure),
         .unavailable: (.generalFailure, .generalFailure),
         .featureNotSupported: (.featureNotSupported, .featureNotSupported),
@@ -340,5 +341,122 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
             r.items.map(\.status) == [ResultStatus.operationUndone.rawValue, ResultStatus.operationFailed.rawValue])
         #expect(
             engine.log.withLock { $0 } == ["snapshot a", "activate a as client", "undo [\"a\"] []"])
+    }
+}
+
+/// Version discipline and the lifecycle result reasons, through the dispatcher over a scripted engine: Get Attributes
+/// and Get Attribute List answer only with attributes the request's version defines; an Activation Date change
+/// reaches the engine, and its refusal once Active is Permission Denied in 1.x, Wrong Key Lifecycle State in 2.x.
+@Suite struct KMIPVersionDisciplineTests {
+    final class Objects: KeyEngineDouble, @unchecked Sendable {
+        let edits = Mutex<[String]>([])
+        override func verifyKMIPCredential(_ ctx: CallContext, username: String?, password: SecretBytes?) async throws {
+        }
+        func object(_ id: String) -> ManagedObject {
+            var m = ManagedObject(
+                id: id, project: "p", objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256, usageMask: 12,
+                state: id == "pre" ? .preActive : .active, names: ["n"], objectGroups: [],
+                initialDate: Date(timeIntervalSince1970: 0), lastChangeDate: Date(timeIntervalSince1970: 0))
+            m.serverGenerated = true
+            return m
+        }
+        override func objectAttributes(_ ctx: CallContext, id: String) async throws -> ManagedObject { object(id) }
+        override func snapshotObject(_ ctx: CallContext, id: String) async throws -> ObjectSnapshot {
+            ObjectSnapshot(id: id, body: Data(id.utf8))
+        }
+        override func editObjectAttributes(
+            _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void
+        ) async throws -> ManagedObject {
+            var e = EditableAttributes(names: ["n"], objectGroups: [], customAttributes: [:])
+            try edit(&e)
+            guard id == "pre" else { throw EngineError(.wrongState, "the object is active") }
+            edits.withLock { $0.append("\(id) activation \(Int(e.activationDate?.timeIntervalSince1970 ?? -1))") }
+            return object(id)
+        }
+        override func undoObjectChanges(_ ctx: CallContext, restore: [ObjectSnapshot], discard: [String]) async throws {
+        }
+    }
+
+    static func names(_ payload: TTLVItem?, _ version: ProtocolVersion) -> Set<String> {
+        guard let payload else { return [] }
+        if version.major >= 2 {
+            let tags =
+                (payload.child(KMIPTag.attributes)?.children.map(\.tag) ?? [])
+                + payload.children(KMIPTag.attributeReference).compactMap {
+                    if case .enumeration(let t) = $0.value { return t } else { return nil }
+                }
+            return Set(tags.compactMap { KMIPAttribute.namesByTag[$0] })
+        }
+        return Set(
+            (payload.children(KMIPTag.attribute).compactMap { $0.child(KMIPTag.attributeName) }
+                + payload.children(KMIPTag.attributeName)).compactMap {
+                    if case .textString(let s) = $0.value { return s } else { return nil }
+                })
+    }
+
+    @Test(arguments: ProtocolVersion.supported)
+    func attributesAreThoseTheVersionDefines(_ version: ProtocolVersion) async throws {
+        let d = KMIPDispatcher(maxMessageSize: 1 << 20, engine: Objects(), clock: { 0 })
+        let r = try decodeResponse(
+            await d.process(
+                requestMessage(
+                    version: (version.major, version.minor),
+                    items: [
+                        (KMIPOperation.getAttributes.rawValue, KMIPDispatcherEngineTests.uid("act")),
+                        (KMIPOperation.getAttributeList.rawValue, KMIPDispatcherEngineTests.uid("act")),
+                    ]),
+                principal: someone
+            ).response)
+        #expect(r.items.map(\.status) == [0, 0])
+        let all = Self.names(r.items[0].payload, version)
+        let listed = Self.names(r.items[1].payload, version)
+        #expect(all.contains("State") && all.contains("Unique Identifier"))
+        for name in all.union(listed) {
+            #expect(KMIPAttribute.isDefined(name, in: version), "\(name) is not defined in \(version)")
+        }
+        #expect(all.contains("Fresh") == (version >= ProtocolVersion(1, 1)))
+        #expect(all.contains("Original Creation Date") == (version >= ProtocolVersion(1, 2)))
+        #expect(all.contains("Random Number Generator") == (version >= ProtocolVersion(1, 3)))
+        #expect(listed.contains("Sensitive") == (version >= ProtocolVersion(1, 4)))
+        // 2.x: the protection flags always have a value and are listed at their defaults; Key Format Type too.
+        #expect(all.contains("Sensitive") == (version.major >= 2))
+        #expect(all.contains("Never Extractable") == (version.major >= 2))
+        #expect(all.contains("Key Format Type") == (version.major >= 2))
+    }
+
+    @Test(arguments: [
+        (ProtocolVersion(1, 4), ResultReason.permissionDenied),
+        (ProtocolVersion(2, 0), ResultReason.wrongKeyLifecycleState),
+        (ProtocolVersion(2, 1), ResultReason.wrongKeyLifecycleState),
+    ])
+    func activationDateChangesWhilePreActiveOnly(_ version: ProtocolVersion, _ refused: ResultReason) async throws {
+        let engine = Objects()
+        let d = KMIPDispatcher(maxMessageSize: 1 << 20, engine: engine, clock: { 0 })
+        func modify(_ id: String) -> [TTLVItem] {
+            let date = TTLVItem(tag: KMIPTag.activationDate, .dateTime(1_900_000_000))
+            let change =
+                version.major >= 2
+                ? TTLVItem(tag: KMIPTag.newAttribute, .structure([date]))
+                : TTLVItem(
+                    tag: KMIPTag.attribute,
+                    .structure([
+                        TTLVItem(tag: KMIPTag.attributeName, .textString("Activation Date")),
+                        TTLVItem(tag: KMIPTag.attributeValue, date.value),
+                    ]))
+            return KMIPDispatcherEngineTests.uid(id) + [change]
+        }
+        let r = try decodeResponse(
+            await d.process(
+                requestMessage(
+                    version: (version.major, version.minor),
+                    items: [
+                        (KMIPOperation.modifyAttribute.rawValue, modify("pre")),
+                        (KMIPOperation.modifyAttribute.rawValue, modify("act")),
+                    ], extraHeader: [TTLVItem(tag: KMIPTag.batchErrorContinuationOption, .enumeration(1))]),
+                principal: someone
+            ).response)
+        #expect(r.items.map(\.status) == [0, ResultStatus.operationFailed.rawValue])
+        #expect(r.items[1].reason == refused.rawValue)
+        #expect(engine.edits.withLock { $0 } == ["pre activation 1900000000"])
     }
 }

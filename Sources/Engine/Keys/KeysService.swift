@@ -516,12 +516,22 @@ extension KeysService {
     public func editObjectAttributes(
         _ ctx: CallContext, id: String, _ edit: @Sendable (inout EditableAttributes) throws -> Void
     ) async throws -> ManagedObject {
-        try await transition(ctx, id, action: .edit, event: "kms.attributes.edit") { body, _ in
+        try await transition(ctx, id, action: .edit, event: "kms.attributes.edit") { body, now in
             var e = EditableAttributes(
                 names: body.meta.names, objectGroups: body.meta.objectGroups,
                 customAttributes: body.meta.customAttributes ?? [:],
-                sensitive: body.meta.sensitive ?? false, extractable: body.meta.extractable ?? true)
+                sensitive: body.meta.sensitive ?? false, extractable: body.meta.extractable ?? true,
+                activationDate: body.meta.activationDate)
             try edit(&e)
+            if e.activationDate != body.meta.activationDate {
+                // KMIP 1.4 §3.24 / 2.1 §4.1: the client may set it while the object is Pre-Active, not after.
+                guard body.meta.state == .preActive else {
+                    throw EngineError(
+                        .wrongState, "the Activation Date of an object that is \(body.meta.state) cannot change")
+                }
+                body.meta.activationDate = e.activationDate
+                if let d = e.activationDate, d <= now { body.meta.state = .active }
+            }
             let spec = ObjectSpec(objectType: body.meta.objectType, names: e.names, objectGroups: e.objectGroups)
             try Self.validate(spec)
             guard e.customAttributes.count <= 64,
@@ -600,11 +610,11 @@ extension KeysService {
     /// Process Start / Protect Stop dates: Permission Denied outside the key's window for this use.
     static func checkUseWindow(_ meta: ManagedObject, _ usage: UsageMask, now: Date) throws {
         if let stop = meta.protectStopDate, stop <= now, !usage.isDisjoint(with: .protecting) {
-            throw EngineError(.permissionDenied, "the key is past its Protect Stop Date: it no longer protects data")
+            throw EngineError(.outsideUseWindow, "the key is past its Protect Stop Date: it no longer protects data")
         }
         if let start = meta.processStartDate, start > now, !usage.isDisjoint(with: .processing) {
             throw EngineError(
-                .permissionDenied, "the key is before its Process Start Date: it does not process data yet")
+                .outsideUseWindow, "the key is before its Process Start Date: it does not process data yet")
         }
     }
 

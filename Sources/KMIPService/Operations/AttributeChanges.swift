@@ -27,6 +27,9 @@ extension KMIPKeyOperations {
         if name == "Sensitive" || name == "Extractable" {
             return try await changeFlag(id, name, value, change, &state)
         }
+        if name == "Activation Date" {
+            return try await changeActivationDate(id, value, change, &state)
+        }
         let editable = name == "Name" || name == "Object Group" || Self.isClientAttribute(name)
         guard editable else {
             throw KMIPFieldError(
@@ -111,6 +114,39 @@ extension KMIPKeyOperations {
             if change != .add || at > 0 { a.append(TTLVItem(tag: KMIPTag.attributeIndex, .integer(Int32(at)))) }
             a.append(TTLVItem(tag: KMIPTag.attributeValue, shown))
             out.append(TTLVItem(tag: KMIPTag.attribute, .structure(a)))
+        }
+        return out
+    }
+
+    /// Activation Date: set (Add/Modify/Set) or removed (Delete) while the object is Pre-Active; a date that has come
+    /// activates it. Once the object is Active or later the change is refused: Wrong Key Lifecycle State in 2.x,
+    /// Permission Denied (the 1.x answer for a read-only attribute) before.
+    func changeActivationDate(
+        _ id: String, _ value: TTLVValue?, _ change: AttributeChange, _ state: inout BatchState
+    ) async throws -> [TTLVItem] {
+        var date: Date?
+        if change != .delete {
+            guard case .dateTime(let seconds)? = value else {
+                throw KMIPFieldError(.invalidField, "Activation Date is a Date-Time")
+            }
+            date = Date(timeIntervalSince1970: TimeInterval(seconds))
+        }
+        let wanted = date
+        do {
+            _ = try await engine.editObjectAttributes(ctx, id: id) { e in e.activationDate = wanted }
+        } catch let e as EngineError where e.code == .wrongState {
+            throw KMIPFieldError(version.major >= 2 ? .wrongKeyLifecycleState : .permissionDenied, e.message)
+        }
+        state.idPlaceholder = id
+        var out = [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]
+        if version.major < 2, let value, change != .delete {
+            out.append(
+                TTLVItem(
+                    tag: KMIPTag.attribute,
+                    .structure([
+                        TTLVItem(tag: KMIPTag.attributeName, .textString("Activation Date")),
+                        TTLVItem(tag: KMIPTag.attributeValue, value),
+                    ])))
         }
         return out
     }

@@ -15,8 +15,9 @@ extension KMIPKeyOperations {
         do {
             _ = try await engine.destroyObject(ctx, id: id)
         } catch let e as EngineError where e.code == .wrongState {
-            // An Active object cannot be destroyed (KMIP 1.4 §4.21): the profiles' test cases expect Permission Denied.
-            throw KMIPFieldError(.permissionDenied, e.message)
+            // An Active object cannot be destroyed: the 1.4 profiles' test cases expect Permission Denied, 2.x has
+            // Wrong Key Lifecycle State (KMIP 2.1 §6.1.15).
+            throw KMIPFieldError(version.major >= 2 ? .wrongKeyLifecycleState : .permissionDenied, e.message)
         }
         state.idPlaceholder = id
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))]

@@ -14,7 +14,9 @@ extension KMIPKeyOperations {
         let m = try await engine.objectAttributes(ctx, id: id)
         state.idPlaceholder = id
         var seen = Set<String>()
-        let names = Self.attributes(m).map(\.name).filter { seen.insert($0).inserted }
+        let names = Self.attributes(m).map(\.name).filter {
+            KMIPAttribute.isDefined($0, in: version) && seen.insert($0).inserted
+        }
         let items: [TTLVItem] =
             version.major >= 2
             ? names.compactMap { KMIPAttribute.tagsByName[$0] }.map {

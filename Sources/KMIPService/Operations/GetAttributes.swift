@@ -20,10 +20,13 @@ extension KMIPKeyOperations {
         for r in payload?.children(KMIPTag.attributeReference) ?? [] {
             if case .enumeration(let tag) = r.value, let name = KMIPAttribute.namesByTag[tag] { wanted.insert(name) }
         }
-        // Asked for everything: the protection flags (added in KMIP 1.4) only where they differ from their defaults,
-        // as the reference server answers; GetAttributeList names them and asking by name returns them.
+        // Asked for everything: in 1.4 the protection flags only where they differ from their defaults, as the 1.4
+        // test cases answer (GetAttributeList names them and asking by name returns them); 2.x always has a value
+        // for them and lists them all.
+        // Only what the request's protocol version defines (KMIPAttribute.firstVersion).
         let all = Self.attributes(m).filter {
-            wanted.isEmpty ? !Self.isDefaultFlag($0) : wanted.contains($0.name)
+            KMIPAttribute.isDefined($0.name, in: version)
+                && (wanted.isEmpty ? version.major >= 2 || !Self.isDefaultFlag($0) : wanted.contains($0.name))
         }
         let encoded = KMIPAttributeCodec.encode(all, version: version)
         let idItem = TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))
