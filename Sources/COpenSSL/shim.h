@@ -269,6 +269,26 @@ done:
     return result;
 }
 
+/// ChaCha20 (RFC 8439 §2.4) with a 32-byte key, a 12-byte nonce and a 32-bit initial block counter (swift-crypto has
+/// the AEAD only; KMIP 2.1 also uses the bare stream cipher). Encryption and decryption are the same. Returns 0 or -1.
+static inline int gh_chacha20(const unsigned char *key, const unsigned char *nonce, unsigned int counter,
+    const unsigned char *in, long in_len, unsigned char *out)
+{
+    unsigned char iv[16];
+    int n = 0, ok = -1;
+    iv[0] = counter & 0xff; iv[1] = (counter >> 8) & 0xff; iv[2] = (counter >> 16) & 0xff; iv[3] = (counter >> 24) & 0xff;
+    memcpy(iv + 4, nonce, 12);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) return -1;
+    if (EVP_EncryptInit_ex(ctx, EVP_chacha20(), NULL, key, iv) != 1) goto done;
+    if (in_len > 0 && EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len) != 1) goto done;
+    ok = n == in_len ? 0 : -1;
+done:
+    EVP_CIPHER_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
 /// A TLS client over memory buffers (the caller moves the bytes): TLS 1.2 or later, SNI `server_name` (may be
 /// empty), ALPN `alpn` (wire format), the peer's certificate accepted as it is. NULL on failure.
 typedef struct gh_tls { SSL_CTX *ctx; SSL *ssl; BIO *in; BIO *out; } gh_tls;

@@ -337,6 +337,8 @@ public struct CipherParameters: Sendable, Hashable {
     public var hashingAlgorithm: UInt32?
     public var maskGeneratorHashingAlgorithm: UInt32?
     public var label: [UInt8]?
+    /// ChaCha20's initial block counter (KMIP Initial Counter Value; 0 when absent).
+    public var initialCounterValue: Int?
     public init(
         blockCipherMode: UInt32? = nil, paddingMethod: UInt32? = nil, tagLength: Int? = nil, algorithm: UInt32? = nil
     ) {

@@ -218,3 +218,23 @@ public final class CipherStream: @unchecked Sendable {
         return (Array(out.prefix(n)), gcm && encrypting ? tagBytes : nil)
     }
 }
+
+/// The bare ChaCha20 stream cipher (RFC 8439 §2.4): swift-crypto offers only the ChaCha20-Poly1305 AEAD.
+public enum ChaCha20Stream {
+    /// XORs `data` with the keystream of (key, nonce, counter); nil for a key other than 32 bytes or a nonce other
+    /// than 12.
+    public static func apply(key: [UInt8], nonce: [UInt8], counter: UInt32, data: [UInt8]) -> [UInt8]? {
+        guard key.count == 32, nonce.count == 12 else { return nil }
+        var out = [UInt8](repeating: 0, count: data.count)
+        let r = key.withUnsafeBufferPointer { k in
+            nonce.withUnsafeBufferPointer { n in
+                data.withUnsafeBufferPointer { d in
+                    out.withUnsafeMutableBufferPointer { o in
+                        gh_chacha20(k.baseAddress, n.baseAddress, counter, d.baseAddress, d.count, o.baseAddress)
+                    }
+                }
+            }
+        }
+        return r == 0 ? out : nil
+    }
+}

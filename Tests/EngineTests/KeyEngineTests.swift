@@ -125,6 +125,94 @@ import X509
                 == .outsideUseWindow, "past Protect Stop it no longer protects")
     }
 
+    /// ChaCha20-Poly1305 against RFC 8439 §2.8.2 (the test vector also in Wycheproof), and the bare ChaCha20 stream
+    /// cipher: with the block counter at 1 it is the AEAD's ciphertext (RFC 8439 §2.8 encrypts from counter 1).
+    @Test func chacha20AndChaCha20Poly1305FollowRFC8439() async throws {
+        func hex(_ s: String) -> [UInt8] {
+            var out: [UInt8] = []
+            var i = s.startIndex
+            while i < s.endIndex {
+                let j = s.index(i, offsetBy: 2)
+                out.append(UInt8(s[i..<j], radix: 16) ?? 0)
+                i = j
+            }
+            return out
+        }
+        let key = hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
+        let nonce = hex("070000004041424344454647")
+        let aad = hex("50515253c0c1c2c3c4c5c6c7")
+        let message = Array(
+            "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."
+                .utf8)
+        let ciphertext = hex(
+            "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116"
+        )
+        let tag = hex("1ae10b594f09e26a7e902ecbd0600691")
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        func register(_ algorithm: UInt32) async throws -> ManagedObject {
+            let m = try await engine.registerObject(
+                admin, project: "p",
+                ObjectSpec(
+                    objectType: .symmetricKey, algorithm: algorithm, cryptographicLength: 256,
+                    activationDate: Date(timeIntervalSince1970: 0)),
+                material: SecretBytes(key))
+            #expect(m.state == .active)
+            return m
+        }
+        let aead = try await register(0x1E)
+        let sealed = try await engine.encrypt(
+            admin, id: aead.id, CipherParameters(), data: message, iv: nonce, aad: aad)
+        #expect(sealed.data == ciphertext && sealed.tag == tag && sealed.iv == nil, "RFC 8439 §2.8.2")
+        let opened = try await engine.decrypt(
+            admin, id: aead.id, CipherParameters(), data: ciphertext, iv: nonce, aad: aad, tag: tag)
+        #expect(opened.data == message)
+        var badTag = tag
+        badTag[0] ^= 1
+        #expect(
+            await code {
+                _ = try await engine.decrypt(
+                    admin, id: aead.id, CipherParameters(), data: ciphertext, iv: nonce, aad: aad, tag: badTag)
+            } == .cryptographicFailure)
+        #expect(
+            await code {
+                _ = try await engine.decrypt(
+                    admin, id: aead.id, CipherParameters(), data: ciphertext, iv: nonce, aad: [], tag: tag)
+            } == .cryptographicFailure, "the additional data is authenticated")
+
+        let stream = try await register(0x1C)
+        var p = CipherParameters()
+        p.initialCounterValue = 1
+        let streamed = try await engine.encrypt(admin, id: stream.id, p, data: message, iv: nonce, aad: nil)
+        #expect(streamed.data == ciphertext && streamed.tag == nil)
+        #expect(
+            try await engine.decrypt(admin, id: stream.id, p, data: ciphertext, iv: nonce, aad: nil, tag: nil).data
+                == message)
+        p.initialCounterValue = 0
+        #expect(
+            try await engine.encrypt(admin, id: stream.id, p, data: message, iv: nonce, aad: nil).data != ciphertext)
+        #expect(
+            await code {
+                _ = try await engine.encrypt(admin, id: stream.id, p, data: message, iv: [1, 2, 3], aad: nil)
+            }
+                == .invalidArgument, "the nonce is 12 bytes")
+
+        // Created keys: 256 bits only; without a nonce the server makes one and returns it.
+        var spec = ObjectSpec(
+            objectType: .symmetricKey, algorithm: 0x1E, cryptographicLength: 256,
+            activationDate: Date(timeIntervalSince1970: 0))
+        let made = try await engine.createKey(admin, project: "p", spec)
+        let fresh = try await engine.encrypt(admin, id: made.id, CipherParameters(), data: message, iv: nil, aad: nil)
+        let freshNonce = try #require(fresh.iv)
+        #expect(freshNonce.count == 12)
+        #expect(
+            try await engine.decrypt(
+                admin, id: made.id, CipherParameters(), data: fresh.data, iv: freshNonce, aad: nil, tag: fresh.tag
+            ).data == message)
+        spec.cryptographicLength = 128
+        #expect(await code { _ = try await engine.createKey(admin, project: "p", spec) } == .invalidArgument)
+    }
+
     @Test func usageLimits() async throws {
         let storage = InMemoryStorage()
         let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))

@@ -158,6 +158,25 @@ with c:
         return True if ct == expected else "ciphertext differs from a local AES-CBC"
     step("encrypt with a client IV matches local AES-CBC", cbc_given_iv)
 
+    # ChaCha20 (an algorithm of KMIP 1.4 and later): a registered 256-bit key encrypts with the nonce in IV/Counter/Nonce
+    # and the block counter in Initial Counter Value; the result matches the cryptography package's ChaCha20.
+    if version in ("1.4", "2.0"):
+        def chacha20():
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+            raw, nonce = os.urandom(32), os.urandom(12)
+            k = objects.SymmetricKey(enums.CryptographicAlgorithm.CHACHA20, 256, raw, name=name + "-chacha",
+                                     masks=[enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT])
+            kid = c.register(k)
+            c.activate(kid)
+            params = {"cryptographic_algorithm": enums.CryptographicAlgorithm.CHACHA20, "initial_counter_value": 7}
+            ct, returned = c.encrypt(plaintext, uid=kid, cryptographic_parameters=params, iv_counter_nonce=nonce)
+            local = Cipher(algorithms.ChaCha20(raw, (7).to_bytes(4, "little") + nonce), None).encryptor().update(plaintext)
+            if returned is not None or ct != local:
+                return "ciphertext differs from a local ChaCha20"
+            pt = c.decrypt(ct, uid=kid, cryptographic_parameters=params, iv_counter_nonce=nonce)
+            return True if pt == plaintext else "round trip differs"
+        step("ChaCha20 matches a local ChaCha20", chacha20)
+
     expect_failure("decrypt with a wrong IV length", "INVALID_FIELD",
                    lambda: c.decrypt(b"0" * 32, uid=uid, iv_counter_nonce=b"short", cryptographic_parameters={
                        "block_cipher_mode": enums.BlockCipherMode.CBC, "padding_method": enums.PaddingMethod.PKCS5}))

@@ -35,6 +35,8 @@ enum Algorithm {
     static let ed25519: UInt32 = 0x37
     static let blowfish: UInt32 = 16
     static let idea: UInt32 = 19
+    static let chacha20: UInt32 = 0x1C
+    static let chacha20Poly1305: UInt32 = 0x1E
     static let hmac: Set<UInt32> = [7, 8, 9, 10, 11]
 }
 
@@ -261,6 +263,7 @@ extension KeysService {
         case Algorithm.aes: valid = [128, 192, 256].contains(length)
         case Algorithm.tripleDES: valid = [112, 168, 192].contains(length)
         case Algorithm.idea: valid = length == 128
+        case Algorithm.chacha20, Algorithm.chacha20Poly1305: valid = length == 256
         case Algorithm.blowfish: valid = length >= 32 && length <= 448 && length % 8 == 0
         case _ where Algorithm.hmac.contains(algorithm): valid = length >= 128 && length <= 1024 && length % 8 == 0
         default: valid = false
@@ -726,6 +729,9 @@ extension KeysService {
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: true, facts: facts) }
         let (meta, key) = try await usableKey(
             ctx, id, action: .encrypt, usage: .encrypt, facts: facts, consume: data.count)
+        if let chacha = Self.chachaAlgorithm(meta, p) {
+            return try Self.chacha(chacha, key: key, p, data: data, iv: iv, aad: aad, tag: nil, encrypt: true)
+        }
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys encrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else {
             throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits")
@@ -781,6 +787,9 @@ extension KeysService {
         let facts = try await objectFacts(id)
         if facts.algorithm == Algorithm.rsa { return try await rsaOAEP(ctx, id, p, data, encrypt: false, facts: facts) }
         let (meta, key) = try await usableKey(ctx, id, action: .decrypt, usage: .decrypt, facts: facts)
+        if let chacha = Self.chachaAlgorithm(meta, p) {
+            return try Self.chacha(chacha, key: key, p, data: data, iv: iv, aad: aad, tag: tag, encrypt: false)
+        }
         guard meta.algorithm == Algorithm.aes else { throw EngineError(.featureNotSupported, "only AES keys decrypt") }
         guard [16, 24, 32].contains(key.bitCount / 8) else {
             throw EngineError(.invalidArgument, "an AES key is 128, 192 or 256 bits")
@@ -840,6 +849,59 @@ extension KeysService {
             throw e
         } catch {
             throw EngineError(.invalidArgument, "invalid cryptographic parameters (IV length)", diagnostic: "\(error)")
+        }
+    }
+
+    /// ChaCha20 or ChaCha20-Poly1305 when the key is one (the Cryptographic Parameters may name the other of the
+    /// two: both take the same 256-bit key), else nil.
+    static func chachaAlgorithm(_ meta: ManagedObject, _ p: CipherParameters) -> UInt32? {
+        let chacha: Set<UInt32> = [Algorithm.chacha20, Algorithm.chacha20Poly1305]
+        guard let algorithm = meta.algorithm, chacha.contains(algorithm) else { return nil }
+        if let asked = p.algorithm, chacha.contains(asked) { return asked }
+        return algorithm
+    }
+
+    /// KMIP 2.1 ChaCha20 (RFC 8439 §2.4: a 12-byte nonce in IV/Counter/Nonce and the Initial Counter Value, 0 when
+    /// absent) and ChaCha20-Poly1305 (§2.8: a 12-byte nonce, Authenticated Encryption Additional Data and a 16-byte
+    /// tag; a tag that does not authenticate is a Cryptographic Failure). A nonce the client leaves out is made here
+    /// and returned.
+    static func chacha(
+        _ algorithm: UInt32, key: SymmetricKey, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
+        tag: [UInt8]?, encrypt: Bool
+    ) throws -> CipherResult {
+        guard key.bitCount == 256 else { throw EngineError(.invalidArgument, "a ChaCha20 key is 256 bits") }
+        if let iv, iv.count != 12 { throw EngineError(.invalidArgument, "the ChaCha20 nonce is 12 bytes") }
+        guard encrypt || iv != nil else { throw EngineError(.invalidArgument, "decryption needs the nonce") }
+        let nonce = iv ?? RandomBytes.make(12)
+        let returned = iv == nil ? nonce : nil
+        if algorithm == Algorithm.chacha20 {
+            guard p.tagLength == nil, aad == nil, tag == nil else {
+                throw EngineError(.invalidArgument, "ChaCha20 has no tag or additional data: use ChaCha20-Poly1305")
+            }
+            let counter = p.initialCounterValue ?? 0
+            guard counter >= 0, counter <= Int(UInt32.max) else {
+                throw EngineError(.invalidArgument, "the ChaCha20 initial counter is a 32-bit value")
+            }
+            guard
+                let out = ChaCha20Stream.apply(
+                    key: key.withUnsafeBytes { Array($0) }, nonce: nonce, counter: UInt32(counter), data: data)
+            else { throw EngineError(.invalidArgument, "invalid ChaCha20 parameters") }
+            return CipherResult(data: out, iv: returned)
+        }
+        if let t = p.tagLength, t != 16 { throw EngineError(.invalidArgument, "the Poly1305 tag is 16 bytes") }
+        let chachaNonce = try ChaChaPoly.Nonce(data: nonce)
+        if encrypt {
+            let box = try ChaChaPoly.seal(data, using: key, nonce: chachaNonce, authenticating: aad ?? [])
+            return CipherResult(data: Array(box.ciphertext), iv: returned, tag: Array(box.tag))
+        }
+        guard let tag, tag.count == 16 else {
+            throw EngineError(.invalidArgument, "ChaCha20-Poly1305 decryption needs the 16-byte tag")
+        }
+        do {
+            let box = try ChaChaPoly.SealedBox(nonce: chachaNonce, ciphertext: data, tag: tag)
+            return CipherResult(data: Array(try ChaChaPoly.open(box, using: key, authenticating: aad ?? [])))
+        } catch {
+            throw EngineError(.cryptographicFailure, "authentication tag mismatch")
         }
     }
 

@@ -19,6 +19,7 @@ extension KMIPKeyOperations {
         if case .enumeration(let v)? = cp.child(KMIPTag.hashingAlgorithm)?.value { p.hashingAlgorithm = v }
         if case .enumeration(let v)? = cp.child(0x420102)?.value { p.maskGeneratorHashingAlgorithm = v }
         if case .byteString(let v)? = cp.child(0x420103)?.value { p.label = v }
+        if case .integer(let v)? = cp.child(0x4200D1)?.value { p.initialCounterValue = Int(v) }
         return p
     }
 
