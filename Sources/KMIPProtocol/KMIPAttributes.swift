@@ -41,6 +41,8 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Certificate Issuer Serial Number": 0x42011C, "Certificate Issuer Title": 0x42011D,
         "Certificate Issuer DC": 0x42011E,
         "Certificate Issuer DN Qualifier": 0x42011F, "Key Format Type": KMIPTag.keyFormatType,
+        "Short Unique Identifier": 0x420136, "Protection Level": 0x420145, "Protection Period": 0x420146,
+        "Quantum Safe": 0x420147,
     ]
     public static let namesByTag: [UInt32: String] = Dictionary(uniqueKeysWithValues: tagsByName.map { ($1, $0) })
 
@@ -94,9 +96,67 @@ public struct KMIPAttribute: Sendable, Hashable {
         "Custom Attribute",
     ]
 
+    /// The name a vendor attribute (KMIP 2.x: Vendor Identification, Attribute Name) has here and in 1.x: vendors
+    /// `x` and `y` are 1.x's Custom Attributes `x-NAME` / `y-NAME` (KMIP 2.1 §4.57); any other vendor's attribute is
+    /// `vendor:VENDOR:NAME`, which only 2.x can express.
+    public static func vendorName(_ vendor: String, _ name: String) -> String {
+        vendor == "x" || vendor == "y" ? "\(vendor)-\(name)" : "vendor:\(vendor):\(name)"
+    }
+
+    /// The vendor and name of a vendor attribute's name here, or nil for a standard attribute.
+    public static func vendorParts(_ name: String) -> (vendor: String, name: String)? {
+        if name.hasPrefix("x-") || name.hasPrefix("y-") {
+            return (String(name.prefix(1)), String(name.dropFirst(2)))
+        }
+        guard name.hasPrefix("vendor:") else { return nil }
+        let rest = name.dropFirst(7)
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        return (String(rest[..<colon]), String(rest[rest.index(after: colon)...]))
+    }
+
+    /// A 2.x vendor attribute item (`Attribute`: Vendor Identification, Attribute Name, Attribute Value) read as one
+    /// attribute here; nil if `item` is not one.
+    public static func vendorAttribute(_ item: TTLVItem) -> KMIPAttribute? {
+        guard item.tag == KMIPTag.attribute,
+            case .textString(let vendor)? = item.child(KMIPTag.vendorIdentification)?.value,
+            case .textString(let name)? = item.child(KMIPTag.attributeName)?.value,
+            let value = item.child(KMIPTag.attributeValue)?.value
+        else { return nil }
+        return KMIPAttribute(name: vendorName(vendor, name), value: value)
+    }
+
+    /// A 2.x Attribute Reference: an attribute's tag, or a vendor attribute's Vendor Identification and Attribute
+    /// Name. Returns the attribute's name here.
+    public static func referencedName(_ item: TTLVItem) -> String? {
+        switch item.value {
+        case .enumeration(let tag): return namesByTag[tag]
+        case .structure:
+            guard case .textString(let vendor)? = item.child(KMIPTag.vendorIdentification)?.value,
+                case .textString(let name)? = item.child(KMIPTag.attributeName)?.value
+            else { return nil }
+            return vendorName(vendor, name)
+        default: return nil
+        }
+    }
+
+    /// The 2.x Attribute Reference for an attribute's name here.
+    public static func reference(_ name: String) -> TTLVItem? {
+        if let (vendor, attribute) = vendorParts(name) {
+            return TTLVItem(
+                tag: KMIPTag.attributeReference,
+                .structure([
+                    TTLVItem(tag: KMIPTag.vendorIdentification, .textString(vendor)),
+                    TTLVItem(tag: KMIPTag.attributeName, .textString(attribute)),
+                ]))
+        }
+        return tagsByName[name].map { TTLVItem(tag: KMIPTag.attributeReference, .enumeration($0)) }
+    }
+
     /// Whether `version` defines the attribute `name`. Custom attributes (1.x names starting `x-`/`y-`) exist from
-    /// 1.0; an unknown standard name is taken as defined (the table covers what this server emits).
+    /// 1.0; other vendors' attributes from 2.0; an unknown standard name is taken as defined (the table covers what
+    /// this server emits).
     public static func isDefined(_ name: String, in version: ProtocolVersion) -> Bool {
+        if name.hasPrefix("vendor:") { return version.major >= 2 }
         if version.major >= 2, removedIn2.contains(name) { return false }
         guard let first = firstVersion[name] else { return true }
         return first <= version
@@ -132,7 +192,9 @@ public enum KMIPAttributeCodec {
         out += readAttributeItems(payload.children(KMIPTag.attribute))
         for holder in payload.children(KMIPTag.attributes) {
             for item in holder.children {
-                if let name = KMIPAttribute.namesByTag[item.tag] {
+                if let vendor = KMIPAttribute.vendorAttribute(item) {
+                    out.append(vendor)
+                } else if let name = KMIPAttribute.namesByTag[item.tag] {
                     out.append(KMIPAttribute(name: name, value: item.value))
                 }
             }
@@ -152,7 +214,18 @@ public enum KMIPAttributeCodec {
     /// Attribute items for a response in `version`: 1.x `Attribute` structures, 2.x tagged items.
     public static func encode(_ attributes: [KMIPAttribute], version: ProtocolVersion) -> [TTLVItem] {
         if version.major >= 2 {
-            return attributes.compactMap { a in a.tag.map { TTLVItem(tag: $0, a.value) } }
+            return attributes.compactMap { a in
+                if let (vendor, name) = KMIPAttribute.vendorParts(a.name) {
+                    return TTLVItem(
+                        tag: KMIPTag.attribute,
+                        .structure([
+                            TTLVItem(tag: KMIPTag.vendorIdentification, .textString(vendor)),
+                            TTLVItem(tag: KMIPTag.attributeName, .textString(name)),
+                            TTLVItem(tag: KMIPTag.attributeValue, a.value),
+                        ]))
+                }
+                return a.tag.map { TTLVItem(tag: $0, a.value) }
+            }
         }
         var indexes: [String: Int32] = [:]
         return attributes.map { a in

@@ -301,8 +301,11 @@ struct KMIPKeyOperations {
         [
             "Application Specific Information", "Contact Information", "Description", "Comment", "Custom Attribute",
             "Operation Policy Name", "Cryptographic Parameters", "Alternative Name", "Link",
+            // KMIP 2.0: the protection the client asks for, kept and returned (the server protects every object the
+            // same way: under the root key, in this process).
+            "Quantum Safe", "Protection Level", "Protection Period",
         ].contains(name)
-            || name.hasPrefix("x-") || name.hasPrefix("y-")
+            || name.hasPrefix("x-") || name.hasPrefix("y-") || name.hasPrefix("vendor:")
     }
 
     /// A stored attribute value: the TTLV encoding of the value (tag Attribute Value).
@@ -349,6 +352,10 @@ struct KMIPKeyOperations {
         }
         out += m.objectGroups.map { KMIPAttribute(name: "Object Group", value: .textString($0)) }
         out.append(KMIPAttribute(name: "Last Change Date", value: date(m.lastChangeDate)))
+        // KMIP 2.0 §4.52: always has a value, made by the server; here SHA-256 of the Unique Identifier.
+        out.append(
+            KMIPAttribute(
+                name: "Short Unique Identifier", value: .byteString(Array(SHA256.hash(data: Array(m.id.utf8))))))
         out.append(KMIPAttribute(name: "Original Creation Date", value: date(m.initialDate)))
         let sensitive = m.sensitive ?? false
         let extractable = m.extractable ?? true

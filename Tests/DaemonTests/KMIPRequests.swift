@@ -1,5 +1,8 @@
+import Foundation
 import KMIPProtocol
 import TTLV
+import TestSupport
+import Testing
 
 /// A KMIP Request Message with one batch item.
 func kmipRequest(version: (major: Int32, minor: Int32), _ operation: KMIPOperation, _ payload: [TTLVItem]) -> TTLVItem {
@@ -24,4 +27,24 @@ func kmipRequest(version: (major: Int32, minor: Int32), _ operation: KMIPOperati
                     TTLVItem(tag: KMIPTag.requestPayload, .structure(payload)),
                 ])),
         ]))
+}
+
+/// Sends one KMIP request over the daemon's HTTPS `/kmip` endpoint (TTLV, the administrator's certificate) and
+/// returns the response's batch item. `n` numbers the files the request and response go through in `dir`.
+func kmipOverHTTPS(
+    _ daemon: DaemonProcess, dir: String, n: Int, version: (major: Int32, minor: Int32), _ operation: KMIPOperation,
+    _ payload: [TTLVItem]
+) throws -> TTLVItem {
+    let request = dir + "/request-\(n).ttlv"
+    let response = dir + "/response-\(n).ttlv"
+    FileManager.default.createFile(
+        atPath: request, contents: Data(TTLVEncoder.encode(kmipRequest(version: version, operation, payload))))
+    let (_, _, code) = try curl(
+        daemon.adminCurl + [
+            "-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + request, "-o",
+            response, daemon.httpsBase + "/kmip",
+        ])
+    #expect(code == 200)
+    let bytes = try #require(FileManager.default.contents(atPath: response))
+    return try #require(try TTLVDecoder().decode(Array(bytes)).child(KMIPTag.batchItem))
 }

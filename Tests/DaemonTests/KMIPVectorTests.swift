@@ -76,20 +76,8 @@ import Testing
         try daemon.waitUntilListening()
         var n = 0
         func send(_ op: KMIPOperation, _ payload: [TTLVItem]) throws -> TTLVItem {
-            let message = kmipRequest(version: (2, 1), op, payload)
             n += 1
-            let request = dir.path + "/request-\(n).ttlv"
-            let response = dir.path + "/response-\(n).ttlv"
-            FileManager.default.createFile(atPath: request, contents: Data(TTLVEncoder.encode(message)))
-            let (_, _, code) = try curl(
-                daemon.adminCurl + [
-                    "-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + request, "-o",
-                    response,
-                    daemon.httpsBase + "/kmip",
-                ])
-            #expect(code == 200)
-            let bytes = try #require(FileManager.default.contents(atPath: response))
-            let item = try #require(try TTLVDecoder().decode(Array(bytes)).child(KMIPTag.batchItem))
+            let item = try kmipOverHTTPS(daemon, dir: dir.path, n: n, version: (2, 1), op, payload)
             #expect(item.child(KMIPTag.resultStatus)?.value == .enumeration(0), "\(item)")
             return try #require(item.child(KMIPTag.responsePayload))
         }

@@ -10,7 +10,10 @@ import _CryptoExtras
 /// Add, Modify, Delete and Set Attribute (§4.14–4.16, 2.0 §6.1.48).
 extension KMIPKeyOperations {
     /// Client attributes an object has at most one of (KMIP 2.1 §4: "multiple instances permitted: no").
-    static let singleValued: Set<String> = ["Contact Information", "Description", "Comment", "Operation Policy Name"]
+    static let singleValued: Set<String> = [
+        "Contact Information", "Description", "Comment", "Operation Policy Name", "Quantum Safe", "Protection Level",
+        "Protection Period",
+    ]
 
     enum AttributeChange: Sendable { case add, modify, delete }
 

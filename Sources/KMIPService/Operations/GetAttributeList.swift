@@ -19,9 +19,7 @@ extension KMIPKeyOperations {
         }
         let items: [TTLVItem] =
             version.major >= 2
-            ? names.compactMap { KMIPAttribute.tagsByName[$0] }.map {
-                TTLVItem(tag: KMIPTag.attributeReference, .enumeration($0))
-            }
+            ? names.compactMap(KMIPAttribute.reference)
             : names.map { TTLVItem(tag: KMIPTag.attributeName, .textString($0)) }
         return [TTLVItem(tag: KMIPTag.uniqueIdentifier, .textString(id))] + items
     }

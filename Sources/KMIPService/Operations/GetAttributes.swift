@@ -18,7 +18,7 @@ extension KMIPKeyOperations {
             if case .textString(let s) = n.value { wanted.insert(s) }
         }
         for r in payload?.children(KMIPTag.attributeReference) ?? [] {
-            if case .enumeration(let tag) = r.value, let name = KMIPAttribute.namesByTag[tag] { wanted.insert(name) }
+            if let name = KMIPAttribute.referencedName(r) { wanted.insert(name) }
         }
         // Asked for everything: in 1.4 the protection flags only where they differ from their defaults, as the 1.4
         // test cases answer (GetAttributeList names them and asking by name returns them); 2.x always has a value
@@ -37,6 +37,9 @@ extension KMIPKeyOperations {
     /// The attribute an Add/Modify/Delete Attribute request names: 1.x `Attribute` (name, index, value) or 2.x
     /// `New Attribute` / `Current Attribute` (a tagged item) / `Attribute Reference`.
     static func requestedAttribute(_ payload: TTLVItem?) -> (name: String, index: Int?, value: TTLVValue?)? {
+        if let a = payload?.child(KMIPTag.attribute), let vendor = KMIPAttribute.vendorAttribute(a) {
+            return (vendor.name, nil, vendor.value)
+        }
         if let a = payload?.child(KMIPTag.attribute),
             case .textString(let name)? = a.child(KMIPTag.attributeName)?.value
         {
@@ -50,12 +53,12 @@ extension KMIPKeyOperations {
             return (name, index, nil)
         }
         for holderTag in [KMIPTag.newAttribute, KMIPTag.currentAttribute] {
-            if let item = payload?.child(holderTag)?.children.first, let name = KMIPAttribute.namesByTag[item.tag] {
-                return (name, nil, item.value)
-            }
+            guard let item = payload?.child(holderTag)?.children.first else { continue }
+            if let vendor = KMIPAttribute.vendorAttribute(item) { return (vendor.name, nil, vendor.value) }
+            if let name = KMIPAttribute.namesByTag[item.tag] { return (name, nil, item.value) }
         }
-        if case .enumeration(let tag)? = payload?.child(KMIPTag.attributeReference)?.value,
-            let name = KMIPAttribute.namesByTag[tag]
+        if let reference = payload?.child(KMIPTag.attributeReference),
+            let name = KMIPAttribute.referencedName(reference)
         {
             return (name, nil, nil)
         }
