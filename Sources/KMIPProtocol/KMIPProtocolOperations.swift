@@ -71,7 +71,9 @@ public enum KMIPProtocolOperations {
         }
         var out: [TTLVItem] = []
         if functions.contains(QueryFunction.operations.rawValue) {
-            out += operations.map { TTLVItem(tag: KMIPTag.operation, .enumeration($0.rawValue)) }
+            out += operations.filter { $0.firstVersion <= version }.map {
+                TTLVItem(tag: KMIPTag.operation, .enumeration($0.rawValue))
+            }
         }
         if functions.contains(QueryFunction.objects.rawValue) {
             out += objectTypes.map { TTLVItem(tag: KMIPTag.objectType, .enumeration($0.rawValue)) }

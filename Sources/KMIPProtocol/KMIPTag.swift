@@ -149,6 +149,20 @@ public enum KMIPOperation: UInt32, Sendable, CaseIterable {
     case log = 0x2C
     case login, logout, delegatedLogin, adjustAttribute, setAttribute, setEndpointRole, pkcs11
     case interop, reProvision, setDefaults, setConstraints, getConstraints, querySetAttributes
+
+    /// The version that first defines the operation: 1.0 up to Put, 1.1 ReKey Key Pair and Discover Versions, 1.2
+    /// the cryptographic services (Encrypt … Join Split Key), 1.4 Import and Export, 2.0 Log and later, 2.1 Set
+    /// Defaults and after.
+    public var firstVersion: ProtocolVersion {
+        switch rawValue {
+        case ...0x1C: return ProtocolVersion(1, 0)
+        case ...0x1E: return ProtocolVersion(1, 1)
+        case ...0x29: return ProtocolVersion(1, 2)
+        case ...0x2B: return ProtocolVersion(1, 4)
+        case ...0x35: return ProtocolVersion(2, 0)
+        default: return ProtocolVersion(2, 1)
+        }
+    }
 }
 
 /// Result Status (KMIP 1.4 §9.1.3.2.30).

@@ -1,5 +1,6 @@
 import Crypto
 import EngineAPI
+import Foundation
 import KMIPProtocol
 import ServerSupport
 import TTLV
@@ -31,7 +32,7 @@ public struct KMIPDispatcher: Sendable {
         .signatureVerify, .deriveKey, .macVerify, .check, .getUsageAllocation, .reKey, .reKeyKeyPair, .certify,
     ]
     public static let supportedOperations: [KMIPOperation] =
-        keyOperations + [.query, .discoverVersions, .rngRetrieve, .hash, .log, .interop]
+        keyOperations + [.query, .discoverVersions, .rngRetrieve, .rngSeed, .hash, .log, .interop]
     public static let vendor = "Gatehouse"
     /// Query Capabilities: streamed Encrypt/Decrypt, Batch Undo and Continue; wrapped keys are stored as sent (Not
     /// Processed); Destroy deletes the key material and keeps the metadata; no shredding; one shared OS CSPRNG.
@@ -147,6 +148,8 @@ public struct KMIPDispatcher: Sendable {
         guard let operation = item.operation else {
             return .failure(item, .operationNotSupported, "unknown operation \(item.operationCode)")
         }
+        // An operation newer than the request's version is still served: clients send them (PyKMIP sends Encrypt
+        // and MAC, 1.2 operations, under a 1.0 header); only the answer keeps to what the version defines.
         switch operation {
         case .discoverVersions:
             return KMIPBatchResult(
@@ -176,6 +179,21 @@ public struct KMIPDispatcher: Sendable {
             return KMIPBatchResult(
                 operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
                 payload: [TTLVItem(tag: KMIPTag.data, .byteString(bytes))])
+        case .rngSeed:
+            // RNG Seed (KMIP 1.2 §4.36): the seed goes into the kernel's entropy pool, which the server's random
+            // numbers come from (a write to /dev/urandom mixes data in without crediting entropy, so a client can
+            // add but never weaken). Data Length is how much was accepted: at most 4096 bytes per request.
+            guard case .byteString(let seed)? = item.payload?.child(KMIPTag.data)?.value, !seed.isEmpty else {
+                return .failure(item, .missingData, "RNG Seed needs Data")
+            }
+            let accepted = Array(seed.prefix(4096))
+            let written = FileHandle(forWritingAtPath: "/dev/urandom").map { handle in
+                defer { try? handle.close() }
+                return (try? handle.write(contentsOf: accepted)) != nil ? accepted.count : 0
+            }
+            return KMIPBatchResult(
+                operationCode: item.operationCode, uniqueBatchItemID: item.uniqueBatchItemID, status: .success,
+                payload: [TTLVItem(tag: 0x4200C4, .integer(Int32(written ?? 0)))])
         case .hash:
             // Hash (KMIP 1.3 §4.37): SHA-1, SHA-256/384/512, in one piece or streamed (Init Indicator, Correlation
             // Value, Final Indicator; the stream's state lives in the engine).
@@ -245,7 +263,7 @@ public struct KMIPDispatcher: Sendable {
         default:
             guard Self.keyOperations.contains(operation) else {
                 return .failure(
-                    item, .operationNotSupported, "operation \(operation) is not supported by this server yet")
+                    item, .operationNotSupported, "operation \(operation) is not supported by this server")
             }
             let ops = KMIPKeyOperations(engine: engine, ctx: ctx, version: version)
             do {

@@ -176,7 +176,9 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
                     )
                 ]), principal: someone)
         let payload = try decodeResponse(bytes).items[0].payload
-        #expect(payload?.children(KMIPTag.operation).count == KMIPDispatcher.supportedOperations.count)
+        #expect(
+            payload?.children(KMIPTag.operation).count
+                == KMIPDispatcher.supportedOperations.filter { $0.firstVersion <= ProtocolVersion(1, 4) }.count)
         #expect(payload?.child(KMIPTag.vendorIdentification)?.value == .textString("Gatehouse"))
     }
 
@@ -458,5 +460,56 @@ let someone = Principal(method: .tlsCertificate, id: "x", name: "client")
         #expect(r.items.map(\.status) == [0, ResultStatus.operationFailed.rawValue])
         #expect(r.items[1].reason == refused.rawValue)
         #expect(engine.edits.withLock { $0 } == ["pre activation 1900000000"])
+    }
+}
+
+/// Operations by version: RNG Seed is answered with how much seed was accepted, PKCS#11 is Operation Not Supported,
+/// and Query lists only the operations the request's version defines.
+@Suite struct KMIPOperationVersionTests {
+    static let engine = KMIPVersionDisciplineTests.Objects()
+
+    func run(_ version: (Int32, Int32), _ op: KMIPOperation, _ payload: [TTLVItem]) async throws -> (
+        status: UInt32, reason: UInt32?, payload: TTLVItem?
+    ) {
+        let d = KMIPDispatcher(maxMessageSize: 1 << 20, engine: Self.engine, clock: { 0 })
+        let r = try decodeResponse(
+            await d.process(requestMessage(version: version, items: [(op.rawValue, payload)]), principal: someone)
+                .response)
+        return r.items[0]
+    }
+
+    @Test func rngSeedAcceptsUpTo4096Bytes() async throws {
+        let small = try await run(
+            (1, 4), .rngSeed, [TTLVItem(tag: KMIPTag.data, .byteString(Array(repeating: 9, count: 32)))])
+        #expect(small.status == 0)
+        #expect(small.payload?.child(0x4200C4)?.value == .integer(32))
+        let big = try await run(
+            (2, 1), .rngSeed, [TTLVItem(tag: KMIPTag.data, .byteString(Array(repeating: 9, count: 10000)))])
+        #expect(big.payload?.child(0x4200C4)?.value == .integer(4096), "the server may accept less than it is given")
+        let empty = try await run((2, 1), .rngSeed, [])
+        #expect(empty.reason == ResultReason.missingData.rawValue)
+    }
+
+    @Test func pkcs11IsNotSupportedAndNewerOperationsAreStillServed() async throws {
+        let pkcs11 = try await run((2, 1), .pkcs11, [])
+        #expect(pkcs11.status == ResultStatus.operationFailed.rawValue)
+        #expect(pkcs11.reason == ResultReason.operationNotSupported.rawValue)
+        // PyKMIP sends RNG Seed, Encrypt and MAC (1.2 operations) under a 1.0 header: they are served.
+        let seed = try await run((1, 0), .rngSeed, [TTLVItem(tag: KMIPTag.data, .byteString([1, 2, 3]))])
+        #expect(seed.status == 0 && seed.payload?.child(0x4200C4)?.value == .integer(3))
+    }
+
+    @Test(arguments: ProtocolVersion.supported)
+    func queryListsTheVersionsOperations(_ version: ProtocolVersion) async throws {
+        let r = try await run(
+            (version.major, version.minor), .query,
+            [TTLVItem(tag: KMIPTag.queryFunction, .enumeration(QueryFunction.operations.rawValue))])
+        let listed = (r.payload?.children(KMIPTag.operation) ?? []).compactMap {
+            if case .enumeration(let v) = $0.value { return KMIPOperation(rawValue: v) } else { return nil }
+        }
+        #expect(!listed.isEmpty)
+        for op in listed { #expect(op.firstVersion <= version, "\(op) listed in \(version)") }
+        #expect(listed.contains(.rngSeed) == (version >= ProtocolVersion(1, 2)))
+        #expect(listed.contains(.setAttribute) == (version.major >= 2))
     }
 }
