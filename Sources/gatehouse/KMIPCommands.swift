@@ -213,7 +213,7 @@ struct KMIPCommand: AsyncParsableCommand {
             var failed = 0
             for file in files {
                 let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
-                let profile = Self.profile(name)
+                let profile = KMIPReplayScript.profile(of: name)
                 var problems: [String] = []
                 do {
                     problems = try await replay(file, host: String(parts[0]), port: port, context: context)
@@ -237,15 +237,6 @@ struct KMIPCommand: AsyncParsableCommand {
             }
             print("total: \(files.count - failed)/\(files.count) passed")
             if failed > 0 { throw ExitCode(1) }
-        }
-
-        /// The profile a test case belongs to: `CS-AC-M-OAEP-2-14` → `CS-AC`, `SUITEB_128-M-1-14` → `SUITEB`.
-        static func profile(_ name: String) -> String {
-            var base = name.components(separatedBy: "-M-").first ?? name
-            if base.hasSuffix("-M") { base = String(base.dropLast(2)) }
-            if let underscore = base.firstIndex(of: "_") { base = String(base[..<underscore]) }
-            if base.hasPrefix("MSGENC") { return "MSGENC" }
-            return base
         }
 
         func replay(_ file: String, host: String, port: Int, context: NIOSSLContext) async throws -> [String] {
