@@ -269,15 +269,13 @@ done:
     return result;
 }
 
-/// ChaCha20 (RFC 8439 §2.4) with a 32-byte key, a 12-byte nonce and a 32-bit initial block counter (swift-crypto has
-/// the AEAD only; KMIP 2.1 also uses the bare stream cipher). Encryption and decryption are the same. Returns 0 or -1.
-static inline int gh_chacha20(const unsigned char *key, const unsigned char *nonce, unsigned int counter,
+/// The ChaCha20 stream cipher with a 32-byte key and the state's last 16 bytes (block counter and nonce, as
+/// EVP_chacha20 takes them) (swift-crypto has the AEAD only; KMIP 2.1 also uses the bare stream cipher). Encryption
+/// and decryption are the same. Returns 0 or -1.
+static inline int gh_chacha20(const unsigned char *key, const unsigned char *iv,
     const unsigned char *in, long in_len, unsigned char *out)
 {
-    unsigned char iv[16];
     int n = 0, ok = -1;
-    iv[0] = counter & 0xff; iv[1] = (counter >> 8) & 0xff; iv[2] = (counter >> 16) & 0xff; iv[3] = (counter >> 24) & 0xff;
-    memcpy(iv + 4, nonce, 12);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL) return -1;
     if (EVP_EncryptInit_ex(ctx, EVP_chacha20(), NULL, key, iv) != 1) goto done;

@@ -219,18 +219,22 @@ public final class CipherStream: @unchecked Sendable {
     }
 }
 
-/// The bare ChaCha20 stream cipher (RFC 8439 §2.4): swift-crypto offers only the ChaCha20-Poly1305 AEAD.
+/// The bare ChaCha20 stream cipher: swift-crypto offers only the ChaCha20-Poly1305 AEAD.
 public enum ChaCha20Stream {
-    /// XORs `data` with the keystream of (key, nonce, counter); nil for a key other than 32 bytes or a nonce other
-    /// than 12.
-    public static func apply(key: [UInt8], nonce: [UInt8], counter: UInt32, data: [UInt8]) -> [UInt8]? {
-        guard key.count == 32, nonce.count == 12 else { return nil }
+    /// XORs `data` with the keystream of (key, nonce, counter). A 12-byte nonce is RFC 8439's (32-bit block counter);
+    /// an 8-byte nonce is the original ChaCha20's (64-bit counter), as the KMIP 2.1 test cases use it. Nil for a key
+    /// other than 32 bytes, another nonce length, or a counter too large for its field.
+    public static func apply(key: [UInt8], nonce: [UInt8], counter: UInt64, data: [UInt8]) -> [UInt8]? {
+        guard key.count == 32, nonce.count == 12 || nonce.count == 8 else { return nil }
+        let counterBytes = nonce.count == 12 ? 4 : 8
+        guard counterBytes == 8 || counter <= UInt64(UInt32.max) else { return nil }
+        let iv = (0..<counterBytes).map { UInt8(truncatingIfNeeded: counter >> (8 * UInt64($0))) } + nonce
         var out = [UInt8](repeating: 0, count: data.count)
         let r = key.withUnsafeBufferPointer { k in
-            nonce.withUnsafeBufferPointer { n in
+            iv.withUnsafeBufferPointer { v in
                 data.withUnsafeBufferPointer { d in
                     out.withUnsafeMutableBufferPointer { o in
-                        gh_chacha20(k.baseAddress, n.baseAddress, counter, d.baseAddress, d.count, o.baseAddress)
+                        gh_chacha20(k.baseAddress, v.baseAddress, d.baseAddress, d.count, o.baseAddress)
                     }
                 }
             }

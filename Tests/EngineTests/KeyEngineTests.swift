@@ -191,11 +191,45 @@ import X509
         p.initialCounterValue = 0
         #expect(
             try await engine.encrypt(admin, id: stream.id, p, data: message, iv: nonce, aad: nil).data != ciphertext)
+        // An 8-byte nonce is the original ChaCha20 (64-bit counter), as KMIP 2.1's CS-BC-M-CHACHA20 cases use it:
+        // the all-zero key and nonce give the well-known keystream 76b8e0ad….
+        let zeroKey = try await engine.registerObject(
+            admin, project: "p",
+            ObjectSpec(
+                objectType: .symmetricKey, algorithm: 0x1C, cryptographicLength: 256,
+                activationDate: Date(timeIntervalSince1970: 0)),
+            material: SecretBytes([UInt8](repeating: 0, count: 32)))
+        let keystream = try await engine.encrypt(
+            admin, id: zeroKey.id, CipherParameters(), data: [UInt8](repeating: 0, count: 64),
+            iv: [UInt8](repeating: 0, count: 8), aad: nil)
+        #expect(
+            keystream.data
+                == hex(
+                    "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586"
+                ))
+        // Truncated Poly1305 tags (12–16 bytes) authenticate by their first bytes.
+        var twelve = CipherParameters()
+        twelve.tagLength = 12
+        let short = try await engine.encrypt(admin, id: aead.id, twelve, data: message, iv: nonce, aad: aad)
+        #expect(short.tag == Array(tag.prefix(12)))
+        #expect(
+            try await engine.decrypt(
+                admin, id: aead.id, twelve, data: ciphertext, iv: nonce, aad: aad, tag: Array(tag.prefix(12))
+            ).data == message)
+        #expect(
+            await code {
+                _ = try await engine.decrypt(
+                    admin, id: aead.id, twelve, data: ciphertext, iv: nonce, aad: aad, tag: Array(badTag.prefix(12)))
+            } == .cryptographicFailure)
+        twelve.tagLength = 1
+        #expect(
+            await code { _ = try await engine.encrypt(admin, id: aead.id, twelve, data: message, iv: nonce, aad: aad) }
+                == .invalidArgument)
         #expect(
             await code {
                 _ = try await engine.encrypt(admin, id: stream.id, p, data: message, iv: [1, 2, 3], aad: nil)
             }
-                == .invalidArgument, "the nonce is 12 bytes")
+                == .invalidArgument, "the nonce is 8 or 12 bytes")
 
         // Created keys: 256 bits only; without a nonce the server makes one and returns it.
         var spec = ObjectSpec(

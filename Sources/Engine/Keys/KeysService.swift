@@ -861,48 +861,64 @@ extension KeysService {
         return algorithm
     }
 
-    /// KMIP 2.1 ChaCha20 (RFC 8439 §2.4: a 12-byte nonce in IV/Counter/Nonce and the Initial Counter Value, 0 when
-    /// absent) and ChaCha20-Poly1305 (§2.8: a 12-byte nonce, Authenticated Encryption Additional Data and a 16-byte
-    /// tag; a tag that does not authenticate is a Cryptographic Failure). A nonce the client leaves out is made here
-    /// and returned.
+    /// KMIP 2.1 ChaCha20 and ChaCha20-Poly1305 (as the profile's CS-BC-M-CHACHA20 cases use them):
+    /// - ChaCha20: the nonce in IV/Counter/Nonce, 8 bytes (the original cipher, 64-bit block counter) or 12 (RFC 8439
+    ///   §2.4, 32-bit counter); the counter starts at Initial Counter Value, 0 when absent.
+    /// - ChaCha20-Poly1305 (RFC 8439 §2.8): a 12-byte nonce, Authenticated Encryption Additional Data and a tag of
+    ///   12–16 bytes (Tag Length; 16 by default); a tag that does not authenticate is a Cryptographic Failure.
+    /// A nonce the client leaves out is made here (12 bytes) and returned.
     static func chacha(
         _ algorithm: UInt32, key: SymmetricKey, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?,
         tag: [UInt8]?, encrypt: Bool
     ) throws -> CipherResult {
         guard key.bitCount == 256 else { throw EngineError(.invalidArgument, "a ChaCha20 key is 256 bits") }
-        if let iv, iv.count != 12 { throw EngineError(.invalidArgument, "the ChaCha20 nonce is 12 bytes") }
         guard encrypt || iv != nil else { throw EngineError(.invalidArgument, "decryption needs the nonce") }
         let nonce = iv ?? RandomBytes.make(12)
         let returned = iv == nil ? nonce : nil
+        let raw = key.withUnsafeBytes { Array($0) }
         if algorithm == Algorithm.chacha20 {
+            guard nonce.count == 8 || nonce.count == 12 else {
+                throw EngineError(.invalidArgument, "the ChaCha20 nonce is 8 or 12 bytes")
+            }
             guard p.tagLength == nil, aad == nil, tag == nil else {
                 throw EngineError(.invalidArgument, "ChaCha20 has no tag or additional data: use ChaCha20-Poly1305")
             }
-            let counter = p.initialCounterValue ?? 0
-            guard counter >= 0, counter <= Int(UInt32.max) else {
-                throw EngineError(.invalidArgument, "the ChaCha20 initial counter is a 32-bit value")
-            }
-            guard
-                let out = ChaCha20Stream.apply(
-                    key: key.withUnsafeBytes { Array($0) }, nonce: nonce, counter: UInt32(counter), data: data)
-            else { throw EngineError(.invalidArgument, "invalid ChaCha20 parameters") }
+            guard let counter = UInt64(exactly: p.initialCounterValue ?? 0),
+                let out = ChaCha20Stream.apply(key: raw, nonce: nonce, counter: counter, data: data)
+            else { throw EngineError(.invalidArgument, "the initial counter does not fit the nonce's counter field") }
             return CipherResult(data: out, iv: returned)
         }
-        if let t = p.tagLength, t != 16 { throw EngineError(.invalidArgument, "the Poly1305 tag is 16 bytes") }
+        guard nonce.count == 12 else { throw EngineError(.invalidArgument, "the ChaCha20-Poly1305 nonce is 12 bytes") }
+        let tagLength = p.tagLength ?? tag?.count ?? 16
+        guard (12...16).contains(tagLength) else {
+            throw EngineError(.invalidArgument, "Poly1305 tags are 12 to 16 bytes, not \(tagLength)")
+        }
         let chachaNonce = try ChaChaPoly.Nonce(data: nonce)
         if encrypt {
             let box = try ChaChaPoly.seal(data, using: key, nonce: chachaNonce, authenticating: aad ?? [])
-            return CipherResult(data: Array(box.ciphertext), iv: returned, tag: Array(box.tag))
+            return CipherResult(data: Array(box.ciphertext), iv: returned, tag: Array(box.tag.prefix(tagLength)))
         }
-        guard let tag, tag.count == 16 else {
-            throw EngineError(.invalidArgument, "ChaCha20-Poly1305 decryption needs the 16-byte tag")
+        guard let tag, tag.count == tagLength else {
+            throw EngineError(.invalidArgument, "ChaCha20-Poly1305 decryption needs the \(tagLength)-byte tag")
         }
-        do {
-            let box = try ChaChaPoly.SealedBox(nonce: chachaNonce, ciphertext: data, tag: tag)
-            return CipherResult(data: Array(try ChaChaPoly.open(box, using: key, authenticating: aad ?? [])))
-        } catch {
+        if tagLength == 16 {
+            do {
+                let box = try ChaChaPoly.SealedBox(nonce: chachaNonce, ciphertext: data, tag: tag)
+                return CipherResult(data: Array(try ChaChaPoly.open(box, using: key, authenticating: aad ?? [])))
+            } catch {
+                throw EngineError(.cryptographicFailure, "authentication tag mismatch")
+            }
+        }
+        // A truncated tag: recover the plaintext with the stream (counter 1, RFC 8439 §2.8), seal it again and compare
+        // the tag's first bytes in constant time (the tag covers only the ciphertext and the additional data).
+        guard let plain = ChaCha20Stream.apply(key: raw, nonce: nonce, counter: 1, data: data) else {
+            throw EngineError(.invalidArgument, "invalid ChaCha20-Poly1305 parameters")
+        }
+        let full = try ChaChaPoly.seal(plain, using: key, nonce: chachaNonce, authenticating: aad ?? [])
+        guard Array(full.ciphertext) == data, Self.constantTimeEqual(Data(full.tag.prefix(tagLength)), Data(tag)) else {
             throw EngineError(.cryptographicFailure, "authentication tag mismatch")
         }
+        return CipherResult(data: plain)
     }
 
     /// IV/nonce lengths: 16 bytes for CBC and CTR, 12 for GCM (the only nonce size swift-crypto's GCM takes).

@@ -54,9 +54,13 @@ extension KMIPKeyOperations {
             throw KMIPFieldError(.missingData, "Data is required")
         }
         let parameters = Self.parameters(try await cryptographicParameters(payload, id: id))
-        // A GCM tag length NIST SP 800-38D does not define: General Failure, as the KMIP CS-BC test cases expect.
+        // A GCM tag length NIST SP 800-38D does not define, or an AEAD (ChaCha20-Poly1305) tag outside 12–16 bytes:
+        // General Failure, as the KMIP CS-BC test cases expect.
         if parameters.blockCipherMode == 9, let t = parameters.tagLength, !(t == 4 || t == 8 || (12...16).contains(t)) {
             throw KMIPFieldError(.generalFailure, "GCM tags are 4, 8 or 12–16 bytes, not \(t)")
+        }
+        if parameters.blockCipherMode == 0x12, let t = parameters.tagLength, !(12...16).contains(t) {
+            throw KMIPFieldError(.generalFailure, "Poly1305 tags are 12–16 bytes, not \(t)")
         }
         if let streamed = try await streamStep(payload, id: id, encrypt: true, parameters, data: data, &state) {
             return streamed
