@@ -143,7 +143,34 @@ struct KMIPKeyOperations {
                 spec.customAttributes[a.name, default: []].append(Self.store(a.value))
             }
         }
+        try checkQuantumSafe(spec, attributes, known: false)
         return spec
+    }
+
+    /// Quantum Safe (KMIP 2.0 §4.47) asked for an object that is not: General Failure, as the profile's QS-M-2 case
+    /// expects. Quantum safe here: symmetric keys of at least 256 bits (Grover's search halves a key's strength);
+    /// no RSA or elliptic-curve key is.
+    /// `known`: the algorithm and length are final (Register reads them from the key block after the attributes;
+    /// until then an unknown algorithm is not yet a refusal).
+    static func checkQuantumSafe(_ spec: ObjectSpec, _ attributes: [KMIPAttribute], known: Bool) throws {
+        guard attributes.contains(where: { $0.name == "Quantum Safe" && $0.value == .boolean(true) }) else { return }
+        if !known, spec.objectType == .symmetricKey, spec.algorithm == nil || spec.cryptographicLength == nil {
+            return
+        }
+        let symmetric: Set<UInt32> = [3, 0x1C, 0x1E, 9, 10, 11]  // AES, ChaCha20, ChaCha20-Poly1305, HMAC-SHA2
+        let safe: Bool
+        switch spec.objectType {
+        case .symmetricKey:
+            safe = spec.algorithm.map { symmetric.contains($0) } ?? false && (spec.cryptographicLength ?? 0) >= 256
+        case .secretData, .opaqueObject: safe = true  // no algorithm to break
+        default: safe = false
+        }
+        guard safe else {
+            throw KMIPFieldError(
+                .generalFailure,
+                "NOT_SAFE: a \(spec.cryptographicLength.map { "\($0)-bit " } ?? "")key of this algorithm is not quantum safe"
+            )
+        }
     }
 
     /// PKCS#1 DER of a Transparent RSA Public Key (format 11: Modulus, Public Exponent) or Private Key (format 10:

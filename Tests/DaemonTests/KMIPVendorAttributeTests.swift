@@ -53,7 +53,7 @@ import Testing
                     tag: KMIPTag.attributes,
                     .structure([
                         TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
-                        TTLVItem(tag: KMIPTag.cryptographicLength, .integer(128)),
+                        TTLVItem(tag: KMIPTag.cryptographicLength, .integer(256)),
                         TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
                         Self.vendor("x", "ID", .textString("one")),
                         Self.vendor("acme", "tier", .textString("gold")),
@@ -71,7 +71,7 @@ import Testing
                                 TTLVItem(
                                     tag: KMIPTag.keyValue,
                                     .structure([
-                                        TTLVItem(tag: KMIPTag.keyMaterial, .byteString(Array(repeating: 7, count: 16)))
+                                        TTLVItem(tag: KMIPTag.keyMaterial, .byteString(Array(repeating: 7, count: 32)))
                                     ])),
                                 TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
                                 TTLVItem(tag: KMIPTag.cryptographicLength, .integer(128)),
@@ -166,6 +166,29 @@ import Testing
             #expect(names[later] == nil, "\(later) is not a 1.4 attribute")
         }
         #expect(!names.keys.contains { $0.contains("acme") }, "another vendor's attribute has no 1.x form")
+
+        // Quantum Safe is enforced (KMIP 2.1 QS-M-2): an AES-128 key is not, an AES-256 key is.
+        func create(bits: Int32) throws -> TTLVItem {
+            try send(
+                .create,
+                [
+                    TTLVItem(tag: KMIPTag.objectType, .enumeration(2)),
+                    TTLVItem(
+                        tag: KMIPTag.attributes,
+                        .structure([
+                            TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
+                            TTLVItem(tag: KMIPTag.cryptographicLength, .integer(bits)),
+                            TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
+                            TTLVItem(tag: 0x420145, .enumeration(1)),
+                            TTLVItem(tag: 0x420146, .interval(409_968_000)),
+                            TTLVItem(tag: 0x420147, .boolean(true)),
+                        ])),
+                ])
+        }
+        let weak = try create(bits: 128)
+        #expect(weak.child(KMIPTag.resultStatus)?.value == .enumeration(1))
+        #expect(weak.child(KMIPTag.resultReason)?.value == .enumeration(ResultReason.generalFailure.rawValue))
+        #expect(try create(bits: 256).child(KMIPTag.resultStatus)?.value == .enumeration(0))
         #expect(daemon.stop() == 0)
     }
 }

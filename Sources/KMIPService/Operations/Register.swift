@@ -63,6 +63,10 @@ extension KMIPKeyOperations {
             {
                 spec.cryptographicLength = l
             }
+            if spec.cryptographicLength == nil, type == .symmetricKey {
+                spec.cryptographicLength = Int32(material.count * 8)
+            }
+            try Self.checkQuantumSafe(spec, KMIPAttributeCodec.read(payload), known: true)
             if type == .splitKey {
                 guard case .integer(let parts)? = holder.child(KMIPTag.splitKeyParts)?.value,
                     case .integer(let part)? = holder.child(KMIPTag.keyPartIdentifier)?.value,
