@@ -48,3 +48,19 @@ func kmipOverHTTPS(
     let bytes = try #require(FileManager.default.contents(atPath: response))
     return try #require(try TTLVDecoder().decode(Array(bytes)).child(KMIPTag.batchItem))
 }
+
+/// The Object Type and 2.x Attributes of an AES key for Encrypt and Decrypt (`bits` long), plus `extra` attributes:
+/// the payload of a Create, or the start of a Register's.
+func aesKeyAttributes(bits: Int32, _ extra: [TTLVItem] = []) -> [TTLVItem] {
+    [
+        TTLVItem(tag: KMIPTag.objectType, .enumeration(2)),
+        TTLVItem(
+            tag: KMIPTag.attributes,
+            .structure(
+                [
+                    TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
+                    TTLVItem(tag: KMIPTag.cryptographicLength, .integer(bits)),
+                    TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
+                ] + extra)),
+    ]
+}

@@ -102,18 +102,7 @@ import Testing
             return
         }
         // A key beside it, so an empty filter would find two objects.
-        _ = try send(
-            .create,
-            [
-                TTLVItem(tag: KMIPTag.objectType, .enumeration(2)),
-                TTLVItem(
-                    tag: KMIPTag.attributes,
-                    .structure([
-                        TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
-                        TTLVItem(tag: KMIPTag.cryptographicLength, .integer(128)),
-                        TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
-                    ])),
-            ])
+        _ = try send(.create, aesKeyAttributes(bits: 128))
         func located(_ attributes: [TTLVItem]) throws -> [String] {
             try send(.locate, [TTLVItem(tag: KMIPTag.attributes, .structure(attributes))]).children(
                 KMIPTag.uniqueIdentifier

@@ -47,37 +47,33 @@ import Testing
         }
         let registered = try ok(
             .register,
-            [
-                TTLVItem(tag: KMIPTag.objectType, .enumeration(2)),
-                TTLVItem(
-                    tag: KMIPTag.attributes,
-                    .structure([
-                        TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
-                        TTLVItem(tag: KMIPTag.cryptographicLength, .integer(256)),
-                        TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
-                        Self.vendor("x", "ID", .textString("one")),
-                        Self.vendor("acme", "tier", .textString("gold")),
-                        TTLVItem(tag: 0x420147, .boolean(true)),  // Quantum Safe
-                        TTLVItem(tag: 0x420145, .enumeration(1)),  // Protection Level: High
-                        TTLVItem(tag: 0x420146, .interval(3600)),  // Protection Period
-                    ])),
-                TTLVItem(
-                    tag: KMIPTag.symmetricKey,
-                    .structure([
-                        TTLVItem(
-                            tag: KMIPTag.keyBlock,
-                            .structure([
-                                TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(1)),
-                                TTLVItem(
-                                    tag: KMIPTag.keyValue,
-                                    .structure([
-                                        TTLVItem(tag: KMIPTag.keyMaterial, .byteString(Array(repeating: 7, count: 32)))
-                                    ])),
-                                TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
-                                TTLVItem(tag: KMIPTag.cryptographicLength, .integer(128)),
-                            ]))
-                    ])),
-            ])
+            aesKeyAttributes(
+                bits: 256,
+                [
+                    Self.vendor("x", "ID", .textString("one")),
+                    Self.vendor("acme", "tier", .textString("gold")),
+                    TTLVItem(tag: 0x420147, .boolean(true)),  // Quantum Safe
+                    TTLVItem(tag: 0x420145, .enumeration(1)),  // Protection Level: High
+                    TTLVItem(tag: 0x420146, .interval(3600)),  // Protection Period
+                ]) + [
+                    TTLVItem(
+                        tag: KMIPTag.symmetricKey,
+                        .structure([
+                            TTLVItem(
+                                tag: KMIPTag.keyBlock,
+                                .structure([
+                                    TTLVItem(tag: KMIPTag.keyFormatType, .enumeration(1)),
+                                    TTLVItem(
+                                        tag: KMIPTag.keyValue,
+                                        .structure([
+                                            TTLVItem(
+                                                tag: KMIPTag.keyMaterial, .byteString(Array(repeating: 7, count: 32)))
+                                        ])),
+                                    TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
+                                    TTLVItem(tag: KMIPTag.cryptographicLength, .integer(128)),
+                                ]))
+                        ]))
+                ])
         guard case .textString(let id)? = registered?.child(KMIPTag.uniqueIdentifier)?.value else {
             Issue.record("no identifier: \(String(describing: registered))")
             return
@@ -171,19 +167,12 @@ import Testing
         func create(bits: Int32) throws -> TTLVItem {
             try send(
                 .create,
-                [
-                    TTLVItem(tag: KMIPTag.objectType, .enumeration(2)),
-                    TTLVItem(
-                        tag: KMIPTag.attributes,
-                        .structure([
-                            TTLVItem(tag: KMIPTag.cryptographicAlgorithm, .enumeration(3)),
-                            TTLVItem(tag: KMIPTag.cryptographicLength, .integer(bits)),
-                            TTLVItem(tag: KMIPTag.cryptographicUsageMask, .integer(12)),
-                            TTLVItem(tag: 0x420145, .enumeration(1)),
-                            TTLVItem(tag: 0x420146, .interval(409_968_000)),
-                            TTLVItem(tag: 0x420147, .boolean(true)),
-                        ])),
-                ])
+                aesKeyAttributes(
+                    bits: bits,
+                    [
+                        TTLVItem(tag: 0x420145, .enumeration(1)), TTLVItem(tag: 0x420146, .interval(409_968_000)),
+                        TTLVItem(tag: 0x420147, .boolean(true)),
+                    ]))
         }
         let weak = try create(bits: 128)
         #expect(weak.child(KMIPTag.resultStatus)?.value == .enumeration(1))

@@ -128,16 +128,7 @@ import X509
     /// ChaCha20-Poly1305 against RFC 8439 §2.8.2 (the test vector also in Wycheproof), and the bare ChaCha20 stream
     /// cipher: with the block counter at 1 it is the AEAD's ciphertext (RFC 8439 §2.8 encrypts from counter 1).
     @Test func chacha20AndChaCha20Poly1305FollowRFC8439() async throws {
-        func hex(_ s: String) -> [UInt8] {
-            var out: [UInt8] = []
-            var i = s.startIndex
-            while i < s.endIndex {
-                let j = s.index(i, offsetBy: 2)
-                out.append(UInt8(s[i..<j], radix: 16) ?? 0)
-                i = j
-            }
-            return out
-        }
+        let hex = BlowfishTests.hex
         let key = hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
         let nonce = hex("070000004041424344454647")
         let aad = hex("50515253c0c1c2c3c4c5c6c7")
