@@ -13,7 +13,8 @@ extension KMIPKeyOperations {
         guard case .enumeration(let rawType)? = payload?.child(KMIPTag.objectType)?.value,
             let type = Self.objectType(rawType)
         else { throw KMIPFieldError("Register takes keys, certificates, secret data, split keys and opaque objects") }
-        var spec = try Self.spec(type, KMIPAttributeCodec.read(payload))
+        let attributes = KMIPAttributeCodec.read(payload)
+        var spec = try Self.spec(type, attributes)
         guard let holder = payload?.child(Self.holderTag(type)) else {
             throw KMIPFieldError(.missingData, "the object to register is missing")
         }
@@ -66,7 +67,7 @@ extension KMIPKeyOperations {
             if spec.cryptographicLength == nil, type == .symmetricKey {
                 spec.cryptographicLength = Int32(material.count * 8)
             }
-            try Self.checkQuantumSafe(spec, KMIPAttributeCodec.read(payload), known: true)
+            try Self.checkQuantumSafe(spec, attributes, known: true)
             if type == .splitKey {
                 guard case .integer(let parts)? = holder.child(KMIPTag.splitKeyParts)?.value,
                     case .integer(let part)? = holder.child(KMIPTag.keyPartIdentifier)?.value,
