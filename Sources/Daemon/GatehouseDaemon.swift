@@ -37,7 +37,9 @@ public final class GatehouseDaemon: Sendable {
     /// Sets up logging and metrics for the process (call once).
     public static func bootstrapObservability(_ config: GatehouseConfiguration) -> PrometheusCollectorRegistry {
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
-        if config.logFormat == "json" {
+        // `auto`: readable lines on a terminal, JSON (one object per line) for a journal, a pipe or a file.
+        let json = config.logFormat == "json" || (config.logFormat == "auto" && isatty(STDERR_FILENO) == 0)
+        if json {
             LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         } else {
             LoggingSystem.bootstrap { label in
@@ -48,6 +50,10 @@ public final class GatehouseDaemon: Sendable {
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        registry.makeGauge(
+            name: "gatehouse_build_info", labels: [("version", GatehouseVersion.current)],
+            help: "Always 1; the label names the release of the running build."
+        ).set(Int64(1))
         return registry
     }
 
@@ -127,7 +133,7 @@ public final class GatehouseDaemon: Sendable {
                 }
             }
             let allReady = ready && tunnelUp
-            return (allReady, (allReady ? "ready; " : "not ready; ") + detail)
+            return (allReady, (allReady ? "ready; " : "not ready; ") + detail + "; version \(GatehouseVersion.current)")
         }
 
         var services: [any Service] = []

@@ -215,7 +215,9 @@ public enum ConfigurationLoader {
             Key(
                 path: "logging.level", kind: .string, defaultValue: .string("info"),
                 allowed: ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
-            Key(path: "logging.format", kind: .string, defaultValue: .string("json"), allowed: ["json", "text"]),
+            Key(
+                path: "logging.format", kind: .string, defaultValue: .string("auto"),
+                allowed: ["auto", "json", "text"]),
             Key(
                 path: "admin.common_names", kind: .stringArray, defaultValue: .array([.string("gatehouse-admin")]),
                 allowed: nil),

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOPosix
 import NIOSSL
 import OpenAPIAsyncHTTPClient
 import OpenAPIRuntime
@@ -55,18 +56,44 @@ extension APIOptions {
     func withClient<T>(anonymous: Bool = false, _ body: (Client) async throws -> T) async -> T {
         guard let url = URL(string: baseURL) else { fail("invalid server URL \(baseURL)") }
         let certs = dataDirectory + "/certs"
-        let bearer = anonymous ? nil : token ?? ProcessInfo.processInfo.environment["GATEHOUSE_TOKEN"]
+        let bearer =
+            anonymous
+            ? nil
+            : tokenFile.map { readSecret(file: $0, what: "access token") }
+                ?? ProcessInfo.processInfo.environment["GATEHOUSE_TOKEN"]
+        let caFile = caCert ?? certs + "/ca.crt"
+        var needed = [("CA certificate", caFile, "--ca-cert")]
+        let certificateFile = cert ?? certs + "/admin.crt"
+        let keyFile = key ?? certs + "/admin.key"
+        if bearer == nil && !anonymous {
+            needed += [("client certificate", certificateFile, "--cert"), ("client key", keyFile, "--key")]
+        }
+        for (what, path, option) in needed where !FileManager.default.fileExists(atPath: path) {
+            fail(missingFileHint(what: what, path: path, option: option))
+        }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
-        tls.trustRoots = .file(caCert ?? certs + "/ca.crt")
+        tls.trustRoots = .file(caFile)
         if bearer == nil && !anonymous {
-            let certificateFile = cert ?? certs + "/admin.crt"
-            let keyFile = key ?? certs + "/admin.key"
             do {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
                 tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
             } catch {
-                fail("cannot load the client certificate \(certificateFile) and key \(keyFile): \(error)")
+                fail(
+                    "cannot load the client certificate \(certificateFile) and key \(keyFile) (\(error)): "
+                        + "are they PEM files, and is the key readable by you?")
+            }
+        }
+        // One plain TCP connect first: a daemon that is not running is reported at once. (The HTTP client retries a
+        // refused connection until its connect timeout.)
+        if let host = url.host {
+            let port = url.port ?? 443
+            do {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(.seconds(10)).connect(host: host, port: port).get()
+                try? await channel.close()
+            } catch {
+                fail(unreachableHint(error))
             }
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
@@ -85,12 +112,47 @@ extension APIOptions {
             if let clientError = error as? ClientError {
                 // No answer at all: the transport failed (refused, unresolvable, TLS, timeout).
                 if clientError.response == nil {
-                    fail("cannot reach the admin API at \(baseURL): \(clientError.underlyingError)")
+                    fail(unreachableHint(clientError.underlyingError))
                 }
                 fail("\(clientError.causeDescription): \(clientError.underlyingError)")
             }
             fail("\(error)")
         }
+    }
+
+    /// What to do when a file the CLI needs is missing: usually the command runs outside the directory the daemon
+    /// was started in, or before `gatehouse init`.
+    func missingFileHint(what: String, path: String, option: String) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            return """
+                no data directory at \(dataDirectory) (working directory \(cwd)).
+                  Run this where you ran `gatehouse serve`, or give --data-dir DIR (or GATEHOUSE_DATA_DIR) \
+                naming the daemon's data directory. A new one: `gatehouse init --data-dir DIR`.
+                """
+        }
+        return """
+            the \(what) \(path) does not exist.
+              `gatehouse init --data-dir \(dataDirectory)` makes the development certificates; \
+            give \(option) FILE for another one.
+            """
+    }
+
+    /// What to do when no daemon answers: name the URL and the data directory it came from.
+    func unreachableHint(_ error: any Error) -> String {
+        let text = "\(error)"
+        let refused = text.contains("Connection refused") || text.contains("connectTimeout")
+        let origin =
+            server != nil
+            ? "given with --server"
+            : "the HTTPS port in \(dataDirectory)/run/listeners.json, else 8443"
+        guard refused else { return "cannot reach the admin API at \(baseURL) (\(origin)): \(error)" }
+        return """
+            no daemon answers at \(baseURL) (\(origin)): connection refused.
+              Is it running? Start it with `gatehouse serve --data-dir \(dataDirectory)`, or point this command \
+            at yours with --data-dir DIR (its data directory) or --server URL.
+            """
     }
 
     /// Prints a value of the API: as JSON, or as a table of `columns` (a list, or one object).

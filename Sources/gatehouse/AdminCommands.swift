@@ -16,8 +16,12 @@ struct APIOptions: ParsableArguments {
     var cert: String?
     @Option(help: "Client private key (default: <data_dir>/certs/admin.key)")
     var key: String?
-    @Option(help: "Use this access token instead of the client certificate (or set GATEHOUSE_TOKEN)")
-    var token: String?
+    @Option(
+        help: ArgumentHelp(
+            "Read an access token from this file ('-': standard input) instead of using the client certificate.",
+            discussion: "Or set GATEHOUSE_TOKEN. A token is never taken on the command line, where `ps` shows it.",
+            valueName: "file"))
+    var tokenFile: String?
     @Option(help: "Output format: table or json")
     var output: OutputFormat = .table
 
@@ -77,14 +81,23 @@ struct APIOptions: ParsableArguments {
             return
         }
         let rows: [[String: Any]] = (value as? [[String: Any]]) ?? ((value as? [String: Any]).map { [$0] } ?? [])
+        // A table cell is one line: PEM and other multi-line text are summarized (`--output json` has them whole).
         func cell(_ v: Any?) -> String {
             switch v {
-            case let s as String: return s
+            case let s as String:
+                if s.hasPrefix("-----BEGIN") { return "(PEM)" }
+                return s.contains("\n") ? (s.split(whereSeparator: \.isNewline).first.map(String.init) ?? "") + " …" : s
             case let n as NSNumber: return n.stringValue
             case let a as [Any]: return a.map { cell($0) }.joined(separator: ",")
             case let d as [String: Any]:
                 if let role = d["role"] as? String {
                     return role + ((d["temporaryRange"] as? String).map { "(\($0))" } ?? "")
+                }
+                if let host = d["host"] as? String, let port = d["port"] as? NSNumber {
+                    // A PAM target: where it connects, not its CA certificate.
+                    let database = (d["database"] as? String).map { "/" + $0 } ?? ""
+                    let mode = (d["tlsMode"] as? String).map { " tls=" + $0 } ?? ""
+                    return "\(host):\(port)\(database)\(mode)"
                 }
                 return d.keys.sorted().map { "\($0)=\(cell(d[$0]))" }.joined(separator: ",")
             case nil: return ""
@@ -120,9 +133,11 @@ struct ProjectCommand: AsyncParsableCommand {
     static let columns = ["slug", "description", "createdAt"]
 
     struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a project (a namespace for secrets, CAs, SSH, PAM resources and KMIP objects).")
         @OptionGroup var api: APIOptions
-        @Argument var slug: String
-        @Option var description: String = ""
+        @Argument(help: "The project's slug: lowercase letters, digits and '-', used in every URL.") var slug: String
+        @Option(help: "A free-text description.") var description: String = ""
         func run() async throws {
             let project = await api.withClient { client in
                 try await client.createProject(body: .json(.init(slug: slug, description: description)))
@@ -132,6 +147,7 @@ struct ProjectCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the projects, oldest first.")
         @OptionGroup var api: APIOptions
         func run() async throws {
             let projects = await api.withClient { client in
@@ -144,8 +160,9 @@ struct ProjectCommand: AsyncParsableCommand {
         }
     }
     struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a project and everything in it.")
         @OptionGroup var api: APIOptions
-        @Argument var slug: String
+        @Argument(help: "The project's slug.") var slug: String
         func run() async throws {
             await api.withClient { client in _ = try await client.deleteProject(path: .init(project: slug)).noContent }
             if api.output == .table { print("deleted project \(slug)") }
@@ -164,8 +181,10 @@ struct IdentityCommand: AsyncParsableCommand {
     static let columns = ["id", "name", "orgRole", "authMethods", "createdAt"]
 
     struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a machine identity (then attach an authentication method to it).")
         @OptionGroup var api: APIOptions
-        @Argument var name: String
+        @Argument(help: "The identity's name.") var name: String
         @Option(help: "Organization role: admin, member or no-access") var orgRole: String = "no-access"
         @Option(name: .customLong("metadata"), help: "KEY=VALUE (repeatable)") var metadata: [String] = []
         func run() async throws {
@@ -179,6 +198,7 @@ struct IdentityCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the machine identities, oldest first.")
         @OptionGroup var api: APIOptions
         func run() async throws {
             let identities = await api.withClient { client in
@@ -191,8 +211,9 @@ struct IdentityCommand: AsyncParsableCommand {
         }
     }
     struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one identity and its authentication methods.")
         @OptionGroup var api: APIOptions
-        @Argument var id: String
+        @Argument(help: "The identity's id.") var id: String
         func run() async throws {
             let identity = await api.withClient { client in
                 try await client.getIdentity(path: .init(identityId: id)).ok.body.json.identity
@@ -201,8 +222,10 @@ struct IdentityCommand: AsyncParsableCommand {
         }
     }
     struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an identity: its tokens, secrets and memberships stop working.")
         @OptionGroup var api: APIOptions
-        @Argument var id: String
+        @Argument(help: "The identity's id.") var id: String
         func run() async throws {
             await api.withClient { client in _ = try await client.deleteIdentity(path: .init(identityId: id)).noContent
             }
@@ -226,7 +249,7 @@ struct IdentityCommand: AsyncParsableCommand {
             commandName: "universal-auth", abstract: "Attach Universal Auth to an identity.")
         @OptionGroup var api: APIOptions
         @OptionGroup var token: TokenOptions
-        @Argument var id: String
+        @Argument(help: "The identity's id.") var id: String
         @Flag(help: "Disable lockout after failed logins") var noLockout = false
         func run() async throws {
             var spec = token.spec
@@ -242,8 +265,8 @@ struct IdentityCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "client-secret", abstract: "Create a Universal Auth client secret (printed once).")
         @OptionGroup var api: APIOptions
-        @Argument var id: String
-        @Option var description: String = ""
+        @Argument(help: "The identity's id.") var id: String
+        @Option(help: "A note on what the secret is for.") var description: String = ""
         @Option(help: "Seconds the secret is valid (0 = no expiry)") var ttl: Int = 0
         func run() async throws {
             let created = await api.withClient { client in
@@ -259,7 +282,7 @@ struct IdentityCommand: AsyncParsableCommand {
             commandName: "token", abstract: "Attach Token Auth if needed and create a token (printed once).")
         @OptionGroup var api: APIOptions
         @OptionGroup var token: TokenOptions
-        @Argument var id: String
+        @Argument(help: "The identity's id.") var id: String
         func run() async throws {
             let spec = token.spec
             let created = await api.withClient { client in
@@ -277,7 +300,7 @@ struct IdentityCommand: AsyncParsableCommand {
             commandName: "tls-cert-auth", abstract: "Attach TLS Certificate Auth (CA file + allowed common names).")
         @OptionGroup var api: APIOptions
         @OptionGroup var token: TokenOptions
-        @Argument var id: String
+        @Argument(help: "The identity's id.") var id: String
         @Option(help: "PEM file of the CA client certificates chain to") var caFile: String
         @Option(help: "Allowed certificate common name (repeatable)") var commonName: [String]
         func run() async throws {
@@ -300,11 +323,16 @@ struct RoleCommand: AsyncParsableCommand {
         subcommands: [Create.self, List.self, Delete.self, Assign.self, Members.self])
 
     struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a custom role in a project from a list of permissions.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
-        @Argument var slug: String
-        @Option(help: "Permissions as a JSON array, or @FILE") var permissions: String
-        @Option var description: String = ""
+        @Option(help: "The project's slug.") var project: String
+        @Argument(help: "The role's slug.") var slug: String
+        @Option(
+            help:
+                "Permissions as a JSON array of {\"subject\",\"actions\",\"conditions\"?,\"inverted\"?}, or @FILE to read them from a file."
+        ) var permissions: String
+        @Option(help: "A free-text description.") var description: String = ""
         func run() async throws {
             let text =
                 permissions.hasPrefix("@")
@@ -326,8 +354,9 @@ struct RoleCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a project's roles, built-in ones included.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let roles = await api.withClient { client in
                 try await allPages { after in
@@ -341,9 +370,10 @@ struct RoleCommand: AsyncParsableCommand {
         }
     }
     struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a custom role.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
-        @Argument var slug: String
+        @Option(help: "The project's slug.") var project: String
+        @Argument(help: "The role's slug.") var slug: String
         func run() async throws {
             await api.withClient { client in
                 _ = try await client.deleteRole(path: .init(project: project, slug: slug)).noContent
@@ -355,8 +385,8 @@ struct RoleCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set an identity's roles in a project (ROLE or ROLE:DURATION for temporary access).")
         @OptionGroup var api: APIOptions
-        @Option var project: String
-        @Argument var identityId: String
+        @Option(help: "The project's slug.") var project: String
+        @Argument(help: "The identity's id.") var identityId: String
         @Argument(help: "Roles, e.g. developer or admin:2h") var roles: [String]
         func run() async throws {
             let grants = roles.map { r -> Components.Schemas.RoleGrant in
@@ -373,8 +403,9 @@ struct RoleCommand: AsyncParsableCommand {
         }
     }
     struct Members: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List who holds which roles in a project.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let members = await api.withClient { client in
                 try await allPages { after in
@@ -392,13 +423,28 @@ struct RoleCommand: AsyncParsableCommand {
 struct LoginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "login",
-        abstract: "Universal Auth login: prints an access token (use it with --token or GATEHOUSE_TOKEN).")
+        abstract: "Universal Auth login: prints an access token (use it with GATEHOUSE_TOKEN or --token-file).")
     @OptionGroup var api: APIOptions
-    @Option var clientId: String
-    @Option(help: "Client secret (or set GATEHOUSE_CLIENT_SECRET)") var clientSecret: String?
+    @Option(help: "The identity's Universal Auth client id (from `gatehouse identity universal-auth`).")
+    var clientId: String
+    @Option(
+        help: ArgumentHelp(
+            "Read the client secret from this file ('-': standard input).",
+            discussion:
+                "Or set GATEHOUSE_CLIENT_SECRET; with neither, the secret is asked for on the terminal without echo. "
+                + "A secret is never taken on the command line, where `ps` shows it.",
+            valueName: "file"))
+    var clientSecretFile: String?
     func run() async throws {
-        guard let secret = clientSecret ?? ProcessInfo.processInfo.environment["GATEHOUSE_CLIENT_SECRET"] else {
-            fail("give --client-secret or GATEHOUSE_CLIENT_SECRET")
+        let secret: String
+        if let clientSecretFile {
+            secret = readSecret(file: clientSecretFile, what: "client secret")
+        } else if let value = ProcessInfo.processInfo.environment["GATEHOUSE_CLIENT_SECRET"] {
+            secret = value
+        } else if isatty(STDIN_FILENO) != 0, let typed = getpass("client secret: ") {
+            secret = String(cString: typed)
+        } else {
+            fail("give the client secret: --client-secret-file FILE (or -), or GATEHOUSE_CLIENT_SECRET")
         }
         let token = await api.withClient(anonymous: true) { client in
             try await client.universalAuthLogin(body: .json(.init(clientId: clientId, clientSecret: secret)))
@@ -421,6 +467,21 @@ struct OpenAPICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "openapi", abstract: "Print the admin API's OpenAPI 3.1 document.")
     func run() async throws { print(AdminAPIDocument.json) }
+}
+
+/// A secret read from a file or, for "-", from standard input: its first line, without the line end. An empty or
+/// unreadable source ends the command.
+func readSecret(file: String, what: String) -> String {
+    let data: Data?
+    if file == "-" {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    } else {
+        data = FileManager.default.contents(atPath: file)
+    }
+    guard let data else { fail("cannot read the \(what) from \(file)") }
+    let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+    guard !line.isEmpty else { fail("the \(what) in \(file == "-" ? "standard input" : file) is empty") }
+    return line
 }
 
 /// Every item of a paged listing (at most `max`), following `next` to the last page: `page` fetches the page

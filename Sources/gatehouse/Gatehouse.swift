@@ -42,6 +42,7 @@ struct Gatehouse: AsyncParsableCommand {
         commandName: "gatehouse",
         abstract:
             "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
+        version: GatehouseVersion.current,
         subcommands: [
             Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self,
             IdentityCommand.self,
@@ -102,27 +103,56 @@ struct ConfigCommand: ParsableCommand {
         @Argument(help: "The TOML file to check.") var file: String
 
         func run() throws {
+            // The file alone first: an environment override must not hide (or cause) an error of the file.
+            var failed = false
+            var fileProblems: Set<ConfigurationProblem> = []
             do {
-                let config = try ConfigurationLoader.load(file: file)
+                let config = try ConfigurationLoader.load(file: file, environment: [:])
                 print("\(file): OK")
-                for name in config.listeners.keys.sorted() {
-                    guard let l = config.listeners[name], l.enabled else { continue }
-                    print(
-                        "  listener \(name): \(l.tls ? "https" : "http")://\(l.address):\(l.port) client_auth=\(l.clientAuth.rawValue)"
-                    )
-                }
-                switch config.storage {
-                case .sqlite(let path): print("  storage: sqlite \(path)")
-                case .postgres: print("  storage: postgres")
-                }
-                if let t = config.tunnel {
-                    let forwards = t.forwards.map { "\($0.expose)→\($0.remoteHost):\($0.remotePort)" }.joined(
-                        separator: ", ")
-                    print("  tunnel: \(t.user)@\(t.relayHost):\(t.relayPort) forwards \(forwards)")
-                }
+                describe(config)
             } catch let e as ConfigurationError {
                 for p in e.problems { FileHandle.standardError.write(Data("\(p)\n".utf8)) }
-                throw ExitCode(1)
+                fileProblems = Set(e.problems)
+                failed = true
+            }
+            // Then what this environment changes, reported apart.
+            let environment = ProcessInfo.processInfo.environment
+            let overrides = ConfigurationLoader.knownKeys.compactMap { key -> String? in
+                let name = ConfigurationLoader.environmentName(key)
+                return environment[name] == nil ? nil : "\(name) overrides \(key)"
+            }
+            if !overrides.isEmpty {
+                print("environment overrides (not in \(file); `gatehouse serve` applies them):")
+                for line in overrides { print("  \(line)") }
+                do {
+                    _ = try ConfigurationLoader.load(file: file, environment: environment)
+                    if !failed { print("with these overrides: OK") }
+                } catch let e as ConfigurationError {
+                    let fromEnvironment = e.problems.filter { !fileProblems.contains($0) }
+                    for p in fromEnvironment {
+                        FileHandle.standardError.write(Data("\(p) (from the environment, not the file)\n".utf8))
+                    }
+                    if !fromEnvironment.isEmpty { failed = true }
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+
+        private func describe(_ config: GatehouseConfiguration) {
+            for name in config.listeners.keys.sorted() {
+                guard let l = config.listeners[name], l.enabled else { continue }
+                print(
+                    "  listener \(name): \(l.tls ? "https" : "http")://\(l.address):\(l.port) client_auth=\(l.clientAuth.rawValue)"
+                )
+            }
+            switch config.storage {
+            case .sqlite(let path): print("  storage: sqlite \(path)")
+            case .postgres: print("  storage: postgres")
+            }
+            if let t = config.tunnel {
+                let forwards = t.forwards.map { "\($0.expose)→\($0.remoteHost):\($0.remotePort)" }.joined(
+                    separator: ", ")
+                print("  tunnel: \(t.user)@\(t.relayHost):\(t.relayPort) forwards \(forwards)")
             }
         }
     }

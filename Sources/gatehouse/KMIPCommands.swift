@@ -112,57 +112,77 @@ struct KMIPCommand: AsyncParsableCommand {
                 do { key = try KMIPClientKey.generate(keyAlgorithm) } catch { fail("\(error)") }
                 var metadata = ["kmip.project": project]
                 if requireCredential { metadata["kmip.credential"] = "required" }
-                let (id, leaf, chain, credential) = await api.withClient { client in
+                // The output directory first: a failure to write the files later would leave an identity behind.
+                do {
+                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                } catch {
+                    fail("cannot create the output directory \(out): \(error)")
+                }
+                guard FileManager.default.isWritableFile(atPath: out) else { fail("cannot write to \(out)") }
+                let id = await api.withClient { client in
+                    // The project must exist before anything is created in it.
+                    _ = try await client.getProject(path: .init(project: project)).ok
                     let id = try await client.createIdentity(
                         body: .json(.init(name: name, metadata: .init(additionalProperties: metadata)))
                     ).created.body.json.identity.id
-                    let certificate = try await client.issueKMIPClientCertificate(
-                        body: .json(
-                            .init(
-                                commonName: name, publicKey: key.publicKeyPEM, ttl: ttl, caKeyAlgorithm: caAlgorithm))
-                    ).created.body.json.certificate
-                    guard let clientCA = certificate.certificateChain.last else {
-                        fail("the client certificate was not issued")
-                    }
-                    var credential: (String, String)?
-                    if requireCredential {
-                        let auth = try await client.attachUniversalAuth(
-                            path: .init(identityId: id), body: .json(.init())
-                        )
-                        .created.body.json.identityUniversalAuth
-                        let secret = try await client.createClientSecret(
-                            path: .init(identityId: id), body: .json(.init(description: "KMIP credential", ttl: 0))
-                        ).created.body.json.clientSecret
-                        credential = (auth.clientId, secret)
-                    }
-                    _ = try await client.attachTLSCertAuth(
-                        path: .init(identityId: id),
-                        body: .json(.init(caCertificate: clientCA, allowedCommonNames: [name]))
-                    ).created
-                    _ = try await client.setMembership(
-                        path: .init(project: project, identityId: id), body: .json(.init(roles: [.init(role: role)]))
-                    ).ok
-                    return (id, certificate.certificate, certificate.certificateChain, credential)
-                }
-                let files = KMIPClientFiles(
-                    certificatePEM: Self.pemText(leaf), chainPEM: ([leaf] + chain).map(Self.pemText).joined(),
-                    privateKeyPEM: key.privateKeyPEM)
-                do {
-                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                    try files.write(to: out, name: name, caPEM: serverCA)
-                    if let (username, password) = credential {
-                        let path = out + "/" + name + ".credential"
-                        let body = try JSONSerialization.data(
-                            withJSONObject: ["username": username, "password": password], options: [.sortedKeys])
-                        guard
-                            FileManager.default.createFile(
-                                atPath: path, contents: body, attributes: [.posixPermissions: 0o600])
-                        else {
-                            fail("cannot create \(path)")
+                    // All or nothing: any failure from here deletes the identity and the files before the error is
+                    // reported. A certificate already issued is then harmless: its key existed only in this process,
+                    // and no identity accepts its name under the KMIP client CA any more.
+                    do {
+                        let certificate = try await client.issueKMIPClientCertificate(
+                            body: .json(
+                                .init(
+                                    commonName: name, publicKey: key.publicKeyPEM, ttl: ttl,
+                                    caKeyAlgorithm: caAlgorithm))
+                        ).created.body.json.certificate
+                        guard let clientCA = certificate.certificateChain.last else {
+                            throw APIFailure(
+                                status: 500, code: "internal", message: "the client certificate has no chain")
                         }
+                        var credential: (String, String)?
+                        if requireCredential {
+                            let auth = try await client.attachUniversalAuth(
+                                path: .init(identityId: id), body: .json(.init())
+                            )
+                            .created.body.json.identityUniversalAuth
+                            let secret = try await client.createClientSecret(
+                                path: .init(identityId: id), body: .json(.init(description: "KMIP credential", ttl: 0))
+                            ).created.body.json.clientSecret
+                            credential = (auth.clientId, secret)
+                        }
+                        _ = try await client.attachTLSCertAuth(
+                            path: .init(identityId: id),
+                            body: .json(.init(caCertificate: clientCA, allowedCommonNames: [name]))
+                        ).created
+                        _ = try await client.setMembership(
+                            path: .init(project: project, identityId: id),
+                            body: .json(.init(roles: [.init(role: role)]))
+                        ).ok
+                        let leaf = certificate.certificate
+                        let files = KMIPClientFiles(
+                            certificatePEM: Self.pemText(leaf),
+                            chainPEM: ([leaf] + certificate.certificateChain).map(Self.pemText).joined(),
+                            privateKeyPEM: key.privateKeyPEM)
+                        try files.write(to: out, name: name, caPEM: serverCA)
+                        if let (username, password) = credential {
+                            let path = out + "/" + name + ".credential"
+                            let body = try JSONSerialization.data(
+                                withJSONObject: ["username": username, "password": password], options: [.sortedKeys])
+                            guard
+                                FileManager.default.createFile(
+                                    atPath: path, contents: body, attributes: [.posixPermissions: 0o600])
+                            else {
+                                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+                            }
+                        }
+                    } catch {
+                        _ = try? await client.deleteIdentity(path: .init(identityId: id))
+                        for file in [".crt", ".key", ".chain.crt", ".credential"] {
+                            try? FileManager.default.removeItem(atPath: out + "/" + name + file)
+                        }
+                        throw error
                     }
-                } catch {
-                    fail("cannot write to \(out): \(error)")
+                    return id
                 }
                 if api.output == .json {
                     print(
@@ -192,9 +212,9 @@ struct KMIPCommand: AsyncParsableCommand {
                 """)
         @Argument(help: "Test case files (.xml)") var files: [String]
         @Option(help: "KMIP server HOST:PORT") var server = "127.0.0.1:5696"
-        @Option var ca = ".gatehouse/certs/ca.crt"
-        @Option var cert = ".gatehouse/certs/admin.crt"
-        @Option var key = ".gatehouse/certs/admin.key"
+        @Option(help: "CA certificate that signed the server's certificate") var ca = ".gatehouse/certs/ca.crt"
+        @Option(help: "Client certificate (PEM) presented to the server") var cert = ".gatehouse/certs/admin.crt"
+        @Option(help: "The client certificate's private key (PEM)") var key = ".gatehouse/certs/admin.key"
         @Flag(help: "Print every mismatch and the server's answer as XML") var verbose = false
 
         func run() async throws {

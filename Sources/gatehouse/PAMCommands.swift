@@ -47,10 +47,10 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Add a resource (the appliance tests the connection first).")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             @Option(help: "Name clients use as dbname") var name: String
-            @Option var host: String
-            @Option var port: Int = 5432
+            @Option(help: "The PostgreSQL server's host name or address") var host: String
+            @Option(help: "The PostgreSQL server's port") var port: Int = 5432
             @Option(help: "The database on the server") var database: String
             @Option(help: "disable, require, verify-ca, verify-full (default)") var tlsMode: String?
             @Option(help: "PEM file of the CA that signed the server's certificate") var caFile: String?
@@ -73,8 +73,10 @@ struct PAMCommand: AsyncParsableCommand {
             }
         }
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "List a project's resources (`--output json` includes their CA certificates).")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 api.show(
                     await api.withClient { client in try await PAMCommand.resources(client, project) },
@@ -82,8 +84,9 @@ struct PAMCommand: AsyncParsableCommand {
             }
         }
         struct Delete: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Delete a resource and its accounts.")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The resource's id.") var id: String
             func run() async throws {
                 await api.withClient { client in
                     _ = try await client.deletePAMResource(path: .init(resourceId: id)).noContent
@@ -102,7 +105,7 @@ struct PAMCommand: AsyncParsableCommand {
             )
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
-            @Option var username: String
+            @Option(help: "The database user name") var username: String
             @Option(help: "Rotate the password this often, e.g. 30d (default: only on demand)") var rotationInterval:
                 String?
             func run() async throws {
@@ -122,7 +125,7 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Rotate an account's password now (nobody sees the new one).")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The account's id.") var id: String
             func run() async throws {
                 let account = await api.withClient { client in
                     try await client.rotatePAMAccount(path: .init(accountId: id)).ok.body.json.account
@@ -131,6 +134,7 @@ struct PAMCommand: AsyncParsableCommand {
             }
         }
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a resource's accounts.")
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
             func run() async throws {
@@ -140,8 +144,9 @@ struct PAMCommand: AsyncParsableCommand {
             }
         }
         struct Delete: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Delete an account (its grants end).")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The account's id.") var id: String
             func run() async throws {
                 await api.withClient { client in
                     _ = try await client.deletePAMAccount(path: .init(accountId: id)).noContent
@@ -155,7 +160,7 @@ struct PAMCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument(help: "Account id") var account: String
         @Option(help: "e.g. 30m, 2h, 3d") var duration: String
-        @Option var reason: String
+        @Option(help: "Why you need access (shown to approvers and audited)") var reason: String
         func run() async throws {
             let grant = await api.withClient { client in
                 try await client.requestPAMAccess(
@@ -167,8 +172,10 @@ struct PAMCommand: AsyncParsableCommand {
     }
 
     struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve a pending access request (not your own): its access starts now.")
         @OptionGroup var api: APIOptions
-        @Argument var grant: String
+        @Argument(help: "The grant's id.") var grant: String
         func run() async throws {
             let decided = await api.withClient { client in
                 try await client.approvePAMGrant(path: .init(grantId: grant)).ok.body.json.grant
@@ -177,8 +184,9 @@ struct PAMCommand: AsyncParsableCommand {
         }
     }
     struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reject a pending access request.")
         @OptionGroup var api: APIOptions
-        @Argument var grant: String
+        @Argument(help: "The grant's id.") var grant: String
         func run() async throws {
             let decided = await api.withClient { client in
                 try await client.rejectPAMGrant(path: .init(grantId: grant)).ok.body.json.grant
@@ -190,7 +198,7 @@ struct PAMCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "End an approved grant now (its live sessions are terminated).")
         @OptionGroup var api: APIOptions
-        @Argument var grant: String
+        @Argument(help: "The grant's id.") var grant: String
         func run() async throws {
             let decided = await api.withClient { client in
                 try await client.revokePAMGrant(path: .init(grantId: grant)).ok.body.json.grant
@@ -205,7 +213,7 @@ struct PAMCommand: AsyncParsableCommand {
                 "--status approved lists the grants in force now (latest to expire first); pending, the requests to decide."
         )
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         @Option(help: "pending, approved (in force now), expired, rejected or revoked.") var status: String?
         @Option(help: "Requested by this identity (name).") var grantee: String?
         @Option(help: "For this database account (username).") var account: String?
@@ -237,13 +245,14 @@ struct PAMCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var api: APIOptions
         @Argument(help: "Resource name") var resource: String
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         @Option(help: "Database account (username) on the resource") var account: String
-        @Option var duration = "1h"
-        @Option var reason: String?
+        @Option(help: "How long a new grant lasts, e.g. 30m, 2h") var duration = "1h"
+        @Option(help: "Why you need access; needed when no approved grant of yours can be reused") var reason: String?
         @Option(help: "The proxy's HOST:PORT (default: the local daemon's postgres listener)") var proxy: String?
         @Option(help: "psql binary") var psql = "psql"
-        @Argument(parsing: .postTerminator) var psqlArguments: [String] = []
+        @Argument(parsing: .postTerminator, help: "Arguments after -- go to psql, e.g. -c 'select 1'")
+        var psqlArguments: [String] = []
 
         func run() async throws {
             let pending: String? = await api.withClient { client in
@@ -293,7 +302,9 @@ struct PAMCommand: AsyncParsableCommand {
             var conninfo =
                 "host=\(host) port=\(port) user=\(account) dbname=\(resource) sslmode=verify-ca sslrootcert=\(api.caCert ?? certs + "/ca.crt")"
             var environment = ProcessInfo.processInfo.environment
-            if let token = api.token ?? environment["GATEHOUSE_TOKEN"] {
+            if let token = api.tokenFile.map({ readSecret(file: $0, what: "access token") })
+                ?? environment["GATEHOUSE_TOKEN"]
+            {
                 environment["PGPASSWORD"] = token
             } else {
                 conninfo += " sslcert=\(api.cert ?? certs + "/admin.crt") sslkey=\(api.key ?? certs + "/admin.key")"
@@ -315,7 +326,7 @@ struct PAMCommand: AsyncParsableCommand {
 
         /// The filters both `list` and `search` take; the server applies them (on its indexes) and pages the result.
         struct Filters: ParsableArguments {
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             @Option(help: "Only sessions of this resource") var resource: String?
             @Option(help: "Only sessions of this user (grantee name)") var user: String?
             @Option(help: "Only sessions as this database account") var account: String?
@@ -365,7 +376,7 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "A session's metadata and the integrity of its recording.")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The session's id.") var id: String
             func run() async throws {
                 let recording = await api.withClient { client in
                     try await client.getPAMRecording(path: .init(sessionId: id)).ok.body.json
@@ -381,7 +392,7 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Print a session as a timeline (reading it is audited).")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The session's id.") var id: String
             func run() async throws {
                 let recording = await api.withClient { client in
                     try await client.getPAMRecording(path: .init(sessionId: id)).ok.body.json
@@ -474,7 +485,7 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Put a session under legal hold: its recording outlives the project's retention (audited).")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The session's id.") var id: String
             @Option(help: "Why (a case or ticket reference)") var reason: String
             func run() async throws {
                 let session = await api.withClient { client in
@@ -488,7 +499,7 @@ struct PAMCommand: AsyncParsableCommand {
         struct Release: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Release a session's legal hold (audited).")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The session's id.") var id: String
             func run() async throws {
                 let session = await api.withClient { client in
                     try await client.releasePAMLegalHold(path: .init(sessionId: id)).ok.body.json.session
@@ -503,7 +514,7 @@ struct PAMCommand: AsyncParsableCommand {
                     "Find statements containing TEXT across a project's sessions (each recording read is audited).")
             @OptionGroup var api: APIOptions
             @OptionGroup var filters: Filters
-            @Argument var text: String
+            @Argument(help: "Text to find in the recorded statements (case-insensitive).") var text: String
             func run() async throws {
                 // Streamed: one page of sessions and one recording at a time; each hit is printed when found, and
                 // progress goes to standard error. Every matching session is searched (--max bounds it).
@@ -559,7 +570,7 @@ struct PAMCommand: AsyncParsableCommand {
                 'none' keeps recordings for ever.
                 """)
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         @Option(help: "How long recordings are kept after their session ends (e.g. 365d), or 'none'")
         var recordingRetention: String?
         func run() async throws {

@@ -28,14 +28,14 @@ struct PKICommand: AsyncParsableCommand {
                     "Create a root CA, an intermediate under a Gatehouse CA (--parent), or one for an external CA (no --parent)."
             )
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             @Option(help: "root or intermediate") var type = "root"
             @Option(help: "Subject common name") var cn: String
-            @Option var org: String?
-            @Option var ou: String?
+            @Option(help: "Subject organization (O)") var org: String?
+            @Option(help: "Subject organizational unit (OU)") var ou: String?
             @Option(help: "Two-letter country code") var country: String?
-            @Option var province: String?
-            @Option var locality: String?
+            @Option(help: "Subject state or province (ST)") var province: String?
+            @Option(help: "Subject locality (L)") var locality: String?
             @Option(help: "RSA_2048 (default), RSA_3072, RSA_4096, EC_prime256v1, EC_secp384r1, ED25519")
             var keyAlgorithm: String?
             @Option(help: "Validity, e.g. 3650d (default: 10 years for a root, 5 for an intermediate)") var ttl: String?
@@ -64,8 +64,9 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a project's CAs, oldest first.")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let cas = await api.withClient { client in
                     try await allPages { after in
@@ -80,8 +81,10 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct Get: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Show one CA: status, subject, key, validity, parent.")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The CA's id.") var id: String
             func run() async throws {
                 let ca = await api.withClient { client in try await client.getCA(path: .init(caId: id)).ok.body.json.ca
                 }
@@ -93,7 +96,7 @@ struct PKICommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Print the CSR of an intermediate waiting for an external CA.")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The CA's id.") var id: String
             func run() async throws {
                 let csr = await api.withClient { client in
                     try await client.getCACSR(path: .init(caId: id)).ok.body.json.csr
@@ -106,7 +109,7 @@ struct PKICommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Install the certificate an external CA issued, with its chain.")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The CA's id.") var id: String
             @Option(help: "PEM certificate file") var certificate: String
             @Option(help: "PEM chain file (issuer first)") var chain: String
             func run() async throws {
@@ -120,8 +123,10 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct Renew: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Re-issue a CA's certificate with a new validity (same key and subject).")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
+            @Argument(help: "The CA's id.") var id: String
             @Option(help: "New validity from now, e.g. 1825d") var ttl: String
             func run() async throws {
                 guard let seconds = durationSeconds(ttl) else { fail("--ttl must be like 1825d") }
@@ -143,7 +148,7 @@ struct PKICommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Create a template from a JSON file (see README: name, subject, sans, keyAlgorithms, …).")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             @Option(help: "JSON template file") var file: String
             func run() async throws {
                 let spec: Components.Schemas.TemplateSpec
@@ -162,8 +167,9 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a project's certificate templates.")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let templates = await api.withClient { client in
                     try await allPages { after in
@@ -203,11 +209,13 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create a profile: how certificates under a template are enrolled (API, EST, ACME or KMIP).")
             @OptionGroup var api: APIOptions
-            @Option var project: String
-            @Option var slug: String
+            @Option(help: "The project's slug.") var project: String
+            @Option(help: "The profile's slug (EST and ACME URLs use it).") var slug: String
             @Option(help: "Issuing CA id (omit for self-signed API issuance)") var ca: String?
-            @Option var template: String
+            @Option(help: "The template's id (`gatehouse pki template create` prints it).") var template: String
             @Option(help: "api, est, acme or kmip (KMIP Certify)") var enrollment = "api"
             @Option(help: "Environment variable holding the EST passphrase") var estPassphraseEnv: String?
             @Option(help: "PEM file of the CAs device bootstrap certificates must chain to") var estBootstrapCa: String?
@@ -235,8 +243,9 @@ struct PKICommand: AsyncParsableCommand {
         }
 
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a project's certificate profiles.")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let profiles = await api.withClient { client in
                     try await allPages { after in
@@ -258,7 +267,7 @@ struct PKICommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Argument(help: "Profile id or slug") var profile: String
         @Option(help: "PEM CSR file") var csr: String?
-        @Option var cn: String?
+        @Option(help: "Subject common name (CSR-less issuance)") var cn: String?
         @Option(help: "SAN: dns:NAME, ip:ADDR, email:ADDR, uri:URI (repeatable)") var san: [String] = []
         @Option(help: "Validity, e.g. 30d") var ttl: String?
         @Option(help: "Key algorithm for CSR-less issuance") var keyAlgorithm: String?
@@ -299,7 +308,7 @@ struct PKICommand: AsyncParsableCommand {
             commandName: "certs",
             abstract: "List issued certificates by expiry (soonest first), filtered through the store's indexes.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         @Option(help: "Issued by this CA (id).") var ca: String?
         @Option(help: "Issued under this profile (id).") var profile: String?
         @Option(help: "active, revoked or expired.") var status: String?
@@ -329,6 +338,8 @@ struct PKICommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a certificate: it appears in the next CRL and OCSP answers 'revoked'.")
         @OptionGroup var api: APIOptions
         @Argument(help: "Serial number (hex)") var serial: String
         @Option(help: "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, …") var reason =
@@ -347,7 +358,7 @@ struct PKICommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export a certificate the server holds the key of: PEM bundle, or PKCS#12 with a password.")
         @OptionGroup var api: APIOptions
-        @Argument var serial: String
+        @Argument(help: "Serial number (hex)") var serial: String
         @Option(help: "Write a PKCS#12 archive to this file") var pkcs12: String?
         @Option(help: "Environment variable holding the PKCS#12 password") var passwordEnv = "GATEHOUSE_PKCS12_PASSWORD"
         @Option(help: "PKCS#12 friendly name (default: the common name)") var alias: String?

@@ -41,9 +41,11 @@ struct SSHCommand: AsyncParsableCommand {
             commandName: "ca", abstract: "SSH CAs.", subcommands: [Create.self, List.self, Get.self])
 
         struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create an SSH CA (its key is generated here and never leaves the store unencrypted).")
             @OptionGroup var api: APIOptions
-            @Option var project: String
-            @Option var name: String
+            @Option(help: "The project's slug.") var project: String
+            @Option(help: "The CA's name.") var name: String
             @Option(help: "ed25519 (default), ecdsa-p256, ecdsa-p384, rsa-3072, rsa-4096") var keyAlgorithm: String?
             @Option(help: "Default user certificate lifetime (default 8h)") var userTTL: String?
             @Option(help: "Maximum user certificate lifetime (default 24h)") var maxUserTTL: String?
@@ -61,8 +63,9 @@ struct SSHCommand: AsyncParsableCommand {
             }
         }
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a project's SSH CAs.")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let cas = await api.withClient { client in
                     try await allPages { after in
@@ -79,8 +82,9 @@ struct SSHCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Show a CA; --public-key prints only its key line.")
             @OptionGroup var api: APIOptions
-            @Argument var id: String
-            @Flag var publicKey = false
+            @Argument(help: "The CA's id.") var id: String
+            @Flag(help: "Print only the CA's public key line (for sshd TrustedUserCAKeys or known_hosts).")
+            var publicKey = false
             func run() async throws {
                 let ca = await api.withClient { client in
                     try await client.getSSHCA(path: .init(caId: id)).ok.body.json.ca
@@ -99,17 +103,18 @@ struct SSHCommand: AsyncParsableCommand {
             commandName: "issue-user-cert", abstract: "Sign a user key; writes KEY-cert.pub next to KEY.pub (or --out)."
         )
         @OptionGroup var api: APIOptions
-        @Option var ca: String
+        @Option(help: "The SSH CA's id.") var ca: String
         @Option(help: "The user's public key file (.pub)") var publicKey: String
         @Option(name: .customLong("principal"), help: "Login name the certificate is valid for (repeatable)")
         var principals: [String]
-        @Option var keyId: String?
+        @Option(help: "The certificate's key id (shown in sshd's log; default: the caller and a serial).")
+        var keyId: String?
         @Option(help: "Lifetime, e.g. 1h (default and cap from the CA)") var ttl: String?
-        @Option var forceCommand: String?
+        @Option(help: "Run only this command on login (the force-command critical option).") var forceCommand: String?
         @Option(help: "Comma-separated addresses/CIDRs the certificate may be used from") var sourceAddress: String?
         @Option(name: .customLong("extension"), help: "permit-pty (default), permit-port-forwarding, … (repeatable)")
         var extensions: [String] = []
-        @Option var out: String?
+        @Option(help: "Write the certificate here (default: KEY-cert.pub next to KEY.pub).") var out: String?
         func run() async throws {
             var options: [String: String] = [:]
             if let forceCommand { options["force-command"] = forceCommand }
@@ -138,8 +143,8 @@ struct SSHCommand: AsyncParsableCommand {
         @OptionGroup var api: APIOptions
         @Option(help: "Host id or hostname") var host: String
         @Option(help: "The host's public key file") var publicKey: String
-        @Option var ttl: String?
-        @Option var out: String?
+        @Option(help: "Lifetime, e.g. 30d (default and cap from the CA).") var ttl: String?
+        @Option(help: "Write the certificate here (default: KEY-cert.pub next to the key file).") var out: String?
         func run() async throws {
             let key = PKICommand.readFile(publicKey)
             let cert = await api.withClient { client in
@@ -155,7 +160,7 @@ struct SSHCommand: AsyncParsableCommand {
     struct Certificates: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "certs", abstract: "List issued SSH certificates.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let certificates = await api.withClient { client in
                 try await allPages { after in
@@ -173,7 +178,7 @@ struct SSHCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke an SSH certificate by serial (it enters the CA's KRL).")
         @OptionGroup var api: APIOptions
-        @Argument var serial: String
+        @Argument(help: "The certificate's serial (decimal, as ssh-keygen -L prints it).") var serial: String
         func run() async throws {
             let certificate = await api.withClient { client in
                 try await client.revokeSSHCertificate(path: .init(serial: serial)).ok.body.json.certificate
@@ -186,8 +191,8 @@ struct SSHCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the CA's key revocation list (sshd RevokedKeys).")
         @OptionGroup var api: APIOptions
-        @Argument var ca: String
-        @Option var out: String
+        @Argument(help: "The SSH CA's id.") var ca: String
+        @Option(help: "File to write the KRL to (the path sshd's RevokedKeys names).") var out: String
         func run() async throws {
             let bytes = await api.withClient(anonymous: true) { client in
                 let body = try await client.getSSHKRL(path: .init(file: ca + ".krl")).ok.body.binary
@@ -206,9 +211,11 @@ struct SSHCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "host-group", abstract: "Host groups.", subcommands: [Create.self, List.self])
         struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create a host group: hosts in it share its login mappings.")
             @OptionGroup var api: APIOptions
-            @Option var project: String
-            @Option var name: String
+            @Option(help: "The project's slug.") var project: String
+            @Option(help: "The group's name.") var name: String
             @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings:
                 [String] = []
             func run() async throws {
@@ -222,8 +229,9 @@ struct SSHCommand: AsyncParsableCommand {
             }
         }
         struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a project's host groups.")
             @OptionGroup var api: APIOptions
-            @Option var project: String
+            @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let groups = await api.withClient { client in
                     try await allPages { after in
@@ -245,16 +253,17 @@ struct SSHCommand: AsyncParsableCommand {
                 "Register a host; with --host-key, sign it and write the host certificate and the user CA key to --out-dir."
         )
         @OptionGroup var api: APIOptions
-        @Option var project: String
-        @Option var hostname: String
-        @Option var port: Int?
-        @Option var hostGroup: String?
+        @Option(help: "The project's slug.") var project: String
+        @Option(help: "The host's name: the host certificate's principal and what `ssh connect` dials.")
+        var hostname: String
+        @Option(help: "The host's SSH port (default 22).") var port: Int?
+        @Option(help: "Host group id whose login mappings apply too.") var hostGroup: String?
         @Option(help: "SSH CA id that signs user certificates for this host") var userCa: String
         @Option(help: "SSH CA id that signs the host certificate") var hostCa: String
         @Option(name: .customLong("login-mapping"), help: "LOGIN=IDENTITY[,IDENTITY…] (repeatable)") var mappings:
             [String] = []
         @Option(help: "The host's public key file (e.g. /etc/ssh/ssh_host_ed25519_key.pub)") var hostKey: String?
-        @Option var ttl: String?
+        @Option(help: "Host certificate lifetime, e.g. 30d (default from the CA).") var ttl: String?
         @Option(help: "Where to write <key>-cert.pub and user_ca.pub (default: next to --host-key)") var outDir: String?
         func run() async throws {
             let spec = Components.Schemas.SSHHostSpec(
@@ -277,7 +286,7 @@ struct SSHCommand: AsyncParsableCommand {
     struct Hosts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List registered hosts.")
         @OptionGroup var api: APIOptions
-        @Option var project: String
+        @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let hosts = await api.withClient { client in
                 try await allPages { after in
@@ -300,11 +309,12 @@ struct SSHCommand: AsyncParsableCommand {
         )
         @OptionGroup var api: APIOptions
         @Argument(help: "Host id or hostname") var host: String
-        @Option var login: String?
+        @Option(help: "Remote login name (default: the only one your mappings allow on this host).") var login: String?
         @Option(help: "Certificate lifetime (default: the CA's user TTL)") var ttl: String?
         @Option(help: "Connect to this address instead of the hostname") var address: String?
         @Option(help: "ssh binary") var ssh = "ssh"
-        @Argument(parsing: .postTerminator) var sshArguments: [String] = []
+        @Argument(parsing: .postTerminator, help: "Arguments after -- go to ssh, e.g. a remote command.")
+        var sshArguments: [String] = []
 
         func run() async throws {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent(

@@ -7,10 +7,12 @@ import X509
 
 /// The `gatehouse` CLI and the identity endpoints end to end against a running daemon.
 @Suite(.serialized) struct AdminCLITests {
-    func cli(_ daemon: DaemonProcess, _ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
+    func cli(_ daemon: DaemonProcess, _ args: [String], env: [String: String] = [:], stdin: String? = nil) throws -> (
+        Int32, String, String
+    ) {
         let out = try ProcessRunner.run(
-            [ProcessRunner.gatehouseBinary] + args + ["--data-dir", daemon.dataDirectory], environment: env, timeout: 60
-        )
+            [ProcessRunner.gatehouseBinary] + args + ["--data-dir", daemon.dataDirectory], environment: env,
+            stdin: stdin.map { Data($0.utf8) }, timeout: 60)
         return (out.status, out.stdout.trimmingCharacters(in: .whitespacesAndNewlines), out.stderr)
     }
 
@@ -48,8 +50,15 @@ import X509
         let (s4, token, e4) = try cli(
             daemon, ["login", "--client-id", clientId], env: ["GATEHOUSE_CLIENT_SECRET": secret])
         #expect(s4 == 0 && token.hasPrefix("ghat_"), "\(e4)")
-        let (_, who, _) = try cli(daemon, ["whoami", "--token", token, "--output", "json"])
+        let (_, who, _) = try cli(daemon, ["whoami", "--token-file", "-", "--output", "json"], stdin: token + "\n")
         #expect(try json(who)["identityId"] as? String == id)
+        let (_, whoEnv, _) = try cli(daemon, ["whoami", "--output", "json"], env: ["GATEHOUSE_TOKEN": token])
+        #expect(try json(whoEnv)["identityId"] as? String == id)
+        // Secrets never on the command line, where `ps` shows them.
+        for argv in [["whoami", "--token", token], ["login", "--client-id", clientId, "--client-secret", secret]] {
+            let (status, _, err) = try cli(daemon, argv)
+            #expect(status != 0 && err.contains("Unknown option"), "\(argv[0]): \(err)")
+        }
         let ca = [
             "--cacert", daemon.dataDirectory + "/certs/ca.crt", "-H", "Authorization: Bearer \(token)", "-H",
             "Content-Type: application/json",
@@ -64,9 +73,11 @@ import X509
 
         // Wrong secret: a clear error; three in a row lock the identity (429) even for the right secret.
         let (badStatus, _, badErr) = try cli(
-            daemon, ["login", "--client-id", clientId, "--client-secret", "ghcs_wrong"])
+            daemon, ["login", "--client-id", clientId, "--client-secret-file", "-"], stdin: "ghcs_wrong\n")
         #expect(badStatus != 0 && badErr.contains("invalid client ID or client secret") && badErr.contains("HTTP 401"))
-        for _ in 0..<2 { _ = try cli(daemon, ["login", "--client-id", clientId, "--client-secret", "ghcs_wrong"]) }
+        for _ in 0..<2 {
+            _ = try cli(daemon, ["login", "--client-id", clientId], env: ["GATEHOUSE_CLIENT_SECRET": "ghcs_wrong"])
+        }
         let (_, lockedBody, lockedCode) = try curl(
             [
                 "--cacert", daemon.dataDirectory + "/certs/ca.crt", "-H", "Content-Type: application/json", "-X",

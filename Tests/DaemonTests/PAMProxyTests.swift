@@ -949,6 +949,16 @@ import Testing
         let (created, code) = try resource("tls-good", ["tlsMode": "verify-full", "caCertificate": ca])
         #expect(code == 201, "\(created)")
         let rid = try Fixture.field(created, "resource", "id")
+        // The CLI's table shows where a resource connects, never its CA certificate (JSON has it whole).
+        let table = try ProcessRunner.run(
+            [
+                ProcessRunner.gatehouseBinary, "pam", "resource", "list", "--project", "prod", "--data-dir",
+                f.daemon.dataDirectory,
+            ],
+            timeout: 60)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("localhost:\(f.pg.port)/\(f.pg.database) tls=verify-full"), "\(table.stdout)")
+        #expect(!table.stdout.contains("BEGIN CERTIFICATE"), "\(table.stdout)")
         let (account, accountCode) = try { () throws -> (String, Int) in
             let (_, out, c) = try Fixture.post(
                 f.daemon, "/api/v1/pam/resources/\(rid)/accounts", ["username": f.pg.user, "password": f.pg.password])
