@@ -41,7 +41,7 @@ public struct Page<Item: Sendable>: Sendable {
     }
 }
 
-/// One audit event in the documented shape (see README "Audit log").
+/// One audit event in the documented shape (see docs/security-model.md, "Audit log").
 public struct AuditEvent: Sendable, Codable, Hashable {
     /// `event.type` and `event.metadata`.
     public struct Event: Sendable, Codable, Hashable {

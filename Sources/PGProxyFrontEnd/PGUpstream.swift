@@ -194,7 +194,7 @@ enum PGUpstream {
                             let promise = channel.eventLoop.makePromise(of: Void.self)
                             let negotiator = PGUpstreamTLSNegotiator(installed: promise) {
                                 // SNI needs a name: an IP literal gets none, and then verify-full checks the chain
-                                // only (like verify-ca); README "PAM" notes it.
+                                // only (like verify-ca); docs/pam.md notes it.
                                 try NIOSSLClientHandler(context: context, serverHostname: isIP ? nil : target.host)
                             }
                             try channel.pipeline.syncOperations.addHandler(negotiator)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Daemon
 import DaemonConfig
 import Engine
@@ -44,7 +45,8 @@ struct Gatehouse: AsyncParsableCommand {
             "Gatehouse security appliance: KMIP, EST, ACME, SSH tunnels and a PostgreSQL access proxy on one engine.",
         version: GatehouseVersion.current,
         subcommands: [
-            Serve.self, Init.self, ConfigCommand.self, Audit.self, RotateRootKey.self, ProjectCommand.self,
+            Serve.self, Init.self, StatusCommand.self, ConfigCommand.self, Audit.self, RotateRootKey.self,
+            ProjectCommand.self,
             IdentityCommand.self,
             RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self,
             SSHCommand.self, TunnelCommand.self, PAMCommand.self, KMIPCommand.self,
@@ -345,5 +347,61 @@ struct RotateRootKey: AsyncParsableCommand {
         } catch let e as EngineError {
             fail(e.message)
         }
+    }
+}
+
+/// `gatehouse status`: the local daemon's readiness, from its operations listener's `/readyz`.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show whether the daemon of a data directory is ready (its /readyz); --wait waits for it.",
+        discussion: """
+            Finds the operations listener's port in <data_dir>/run/listeners.json (written once every listener is \
+            bound) and prints /readyz. Exit status 0 when ready, 1 when not (or not running).
+            """)
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Wait up to this long for the daemon to be ready, e.g. 30s (default: ask once).") var wait: String?
+
+    func run() async throws {
+        let config = try options.load()
+        let deadline: ContinuousClock.Instant
+        if let wait {
+            guard let d = ConfigurationLoader.parseDuration(wait) else {
+                fail("--wait must be a duration such as 30s or 2m")
+            }
+            deadline = .now + d
+        } else {
+            deadline = .now
+        }
+        guard let listener = config.listeners["operations"], listener.enabled else {
+            fail("the operations listener is disabled in this configuration: ask /readyz on the HTTPS listener")
+        }
+        let host = ["0.0.0.0", "::", ""].contains(listener.address) ? "127.0.0.1" : listener.address
+        let runFile = (config.dataDirectory as NSString).appendingPathComponent("run/listeners.json")
+        let http = HTTPClient.shared
+        var last = "no daemon has written \(runFile) (not started, or still starting)"
+        while true {
+            if let data = FileManager.default.contents(atPath: runFile),
+                let ports = try? JSONSerialization.jsonObject(with: data) as? [String: Int],
+                let port = ports["operations"]
+            {
+                let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/readyz"
+                do {
+                    let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+                    let body = String(buffer: try await response.body.collect(upTo: 1 << 16))
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                    if response.status == .ok {
+                        print(body)
+                        return
+                    }
+                    last = body
+                } catch {
+                    last = "no answer at \(url): \(error)"
+                }
+            }
+            if ContinuousClock.now >= deadline { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        fail(last)
     }
 }

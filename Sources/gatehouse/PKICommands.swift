@@ -146,7 +146,9 @@ struct PKICommand: AsyncParsableCommand {
 
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Create a template from a JSON file (see README: name, subject, sans, keyAlgorithms, …).")
+                abstract:
+                    "Create a template from a JSON file (see docs/pki-and-est.md: name, subject, sans, keyAlgorithms, …)."
+            )
             @OptionGroup var api: APIOptions
             @Option(help: "The project's slug.") var project: String
             @Option(help: "JSON template file") var file: String

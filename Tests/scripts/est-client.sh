@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# An EST (RFC 7030 / RFC 8951) client made of curl + openssl, used by the test suite and the README quick start.
+# An EST (RFC 7030 / RFC 8951) client made of curl + openssl, used by the test suite and the quick start in docs/pki-and-est.md.
 # usage: est-client.sh BASEURL SERVER_CA OUTDIR [--user USER:PASS | --cert CERT --key KEY]
 #   BASEURL   https://127.0.0.1:8443/.well-known/est/PROFILE
 #   SERVER_CA PEM trust anchor for the server's TLS certificate (explicit TA, RFC 7030 §3.6.1)

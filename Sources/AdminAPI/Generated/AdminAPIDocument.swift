@@ -734,7 +734,8 @@ public enum AdminAPIDocument {
         "type" : "object"
       },
       "AuditEvent" : {
-        "description" : "See README 'Audit log'",
+        "Audit log" : null,
+        "description" : "See docs/security-model.md",
         "type" : "object"
       },
       "AuthMethodSpec" : {

@@ -216,7 +216,7 @@ extension Components {
                 case recipients
             }
         }
-        /// See README 'Audit log'
+        /// See docs/security-model.md
         ///
         /// - Remark: Generated from `#/components/schemas/AuditEvent`.
         public typealias AuditEvent = OpenAPIRuntime.OpenAPIObjectContainer

@@ -95,7 +95,7 @@ struct Decision: Sendable {
 typealias Rules = [(origin: String, permission: Permission)]
 
 /// Short-lived caches in front of policy lookups. Local writes invalidate them at once (a generation counter);
-/// other nodes of a shared store see changes within `ttl` (README "Identities and access control").
+/// other nodes of a shared store see changes within `ttl` (docs/secrets-and-identities.md).
 final class AccessCache: Sendable {
     /// One map of entries that expire by time and by generation.
     final class Map<V: Sendable>: Sendable {
