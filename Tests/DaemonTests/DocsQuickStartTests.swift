@@ -120,6 +120,10 @@ import Testing
             ("certbot", "CERTBOT_BIN"), ("python3", "PYKMIP_PYTHON"),
         ]
         let script = blocks.map(\.script).joined(separator: "\n")
+        if script.contains("/usr/sbin/sshd"), !FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") {
+            if dependencyRequired("OPENSSH") { Issue.record("\(document) needs /usr/sbin/sshd") }
+            return
+        }
         for tool in tools where script.contains(tool.name + " ") && env[tool.variable] == nil {
             if dependencyRequired("DOCS") { Issue.record("\(document) needs \(tool.variable)") }
             return
@@ -129,7 +133,7 @@ import Testing
         let ports: [(Int, String)] = [
             (8443, "GATEHOUSE_LISTENERS_HTTPS_PORT"), (5696, "GATEHOUSE_LISTENERS_KMIP_PORT"),
             (15432, "GATEHOUSE_LISTENERS_POSTGRES_PORT"), (9090, "GATEHOUSE_LISTENERS_OPERATIONS_PORT"),
-            (5002, "GATEHOUSE_ACME_HTTP01_PORT"),
+            (5002, "GATEHOUSE_ACME_HTTP01_PORT"), (2222, "DOCS_SSHD_PORT"),
         ]
         var substitutions: [(Int, Int)] = []
         var prologue = [
