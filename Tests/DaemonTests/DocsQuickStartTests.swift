@@ -128,6 +128,20 @@ import Testing
             if dependencyRequired("DOCS") { Issue.record("\(document) needs \(tool.variable)") }
             return
         }
+        // A quick start that needs a PostgreSQL to protect gets the suite's, through libpq's variables.
+        var postgres: [String: String] = [:]
+        if script.contains("$PGHOST") {
+            guard let url = env["PG_TEST_URL"].flatMap(URLComponents.init(string:)), let ca = env["PG_TEST_CA"],
+                let host = url.host, let user = url.user
+            else {
+                if dependencyRequired("PG") { Issue.record("\(document) needs PG_TEST_URL and PG_TEST_CA") }
+                return
+            }
+            postgres = [
+                "PGHOST": host, "PGPORT": String(url.port ?? 5432), "PGUSER": user, "PGPASSWORD": url.password ?? "",
+                "PGDATABASE": String(url.path.dropFirst()), "PGSSLROOTCERT": ca,
+            ]
+        }
         let dir = try freshDirectory()
         // The default ports, each replaced by a free one, in the blocks and in the daemon's environment.
         let ports: [(Int, String)] = [
@@ -148,6 +162,9 @@ import Testing
             let free = try freeLoopbackPort()
             substitutions.append((port, free))
             prologue.append("export \(variable)=\(free)")
+        }
+        for (name, value) in postgres.sorted(by: { $0.key < $1.key }) {
+            prologue.append("export \(name)='\(value.replacingOccurrences(of: "'", with: "'\\''"))'")
         }
         for tool in tools {
             if let path = env[tool.variable] { prologue.append("\(tool.name)() { '\(path)' \"$@\"; }") }
