@@ -236,7 +236,8 @@ struct PAMCommand: AsyncParsableCommand {
 
     struct Connect: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Connect with psql through the access proxy, requesting (or reusing) a grant.",
+            abstract:
+                "Connect with psql through the access proxy, reusing your grant (or requesting one with --reason).",
             discussion: """
                 Reuses an approved grant of yours for the account; otherwise requests one for --duration with --reason. An \
                 auto-approved request connects at once; a pending one prints its id for an approver and exits 3. psql gets \

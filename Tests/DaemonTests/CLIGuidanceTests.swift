@@ -104,6 +104,23 @@ import Testing
         #expect(plain.status == 0 && !plain.stdout.contains("environment overrides"), "\(plain.stdout)")
     }
 
+    @Test func listsAreInCreationOrder() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        let names = (1...8).map { "svc-\($0)" }
+        for name in names {
+            let made = try gatehouse(["identity", "create", name, "--data-dir", daemon.dataDirectory], cwd: dir.path)
+            #expect(made.status == 0, "\(made.stderr)")
+        }
+        let list = try gatehouse(["identity", "list", "--data-dir", daemon.dataDirectory], cwd: dir.path)
+        let listed = list.stdout.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").first(where: { $0.hasPrefix("svc-") }).map(String.init)
+        }
+        #expect(listed == names, "identity list, oldest first: \(list.stdout)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func kmipClientCreateLeavesNothingBehindWhenItFails() throws {
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)

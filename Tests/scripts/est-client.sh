@@ -9,7 +9,14 @@
 # Prints one PASS/FAIL line per step and 'N passed, M failed'; exit 1 on any failure.
 set -u
 BASE="${1%/}"; CA="$(readlink -f "$2")"; OUT="$3"; shift 3
-AUTH=("$@")
+# --cert and --key may be relative to where the script was started: make them absolute before the cd below.
+AUTH=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cert|--key) AUTH+=("$1" "$(readlink -f "$2")"); shift 2 ;;
+    *) AUTH+=("$1"); shift ;;
+  esac
+done
 mkdir -p "$OUT" && cd "$OUT" || exit 2
 CN="${EST_CN:-device-1}"; SAN="${EST_SAN:-DNS:$CN}"
 CURL=(curl -sS --cacert "$CA" --max-time 30)

@@ -46,14 +46,14 @@ extension AccessService {
         defer { accessCache.invalidate() }
         return try await transact { tx in
             let record = Record(
-                kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org, name: slug,
+                kind: AccessKind.project, id: RecordID.make(), scope: AccessKind.org, name: slug,
                 body: try Self.encode(ProjectBody(description: description)), createdAt: now)
             try await tx.insert(record)
             // The creating identity administers its project.
             if decision.caller.kind == .identity, let identityId = decision.caller.identityId {
                 try await tx.insert(
                     Record(
-                        kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: slug, name: identityId,
+                        kind: AccessKind.membership, id: RecordID.make(), scope: slug, name: identityId,
                         body: try Self.encode(MembershipBody(roles: [RoleGrant(role: "admin")])), createdAt: now))
             }
             try await self.audit.append(
@@ -152,7 +152,7 @@ extension AccessService {
         let now = clock()
         return try await transact { tx in
             let record = Record(
-                kind: AccessKind.identity, id: RandomUUID.lowercased(), scope: AccessKind.org, name: name,
+                kind: AccessKind.identity, id: RecordID.make(), scope: AccessKind.org, name: name,
                 body: try Self.encode(IdentityBody(orgRole: spec.orgRole ?? .noAccess, metadata: spec.metadata ?? [:])),
                 createdAt: now)
             try await tx.insert(record)
@@ -276,7 +276,7 @@ extension AccessService {
         -> UniversalAuthInfo
     {
         let token = try Self.tokenSettings(spec)
-        var draft = UniversalAuthInfo(identityId: identityId, clientId: RandomUUID.lowercased(), token: token)
+        var draft = UniversalAuthInfo(identityId: identityId, clientId: RecordID.make(), token: token)
         if let v = spec.clientSecretTrustedIps { draft.clientSecretTrustedIps = v }
         if let v = spec.lockoutEnabled { draft.lockoutEnabled = v }
         if let v = spec.lockoutThreshold { draft.lockoutThreshold = v }
@@ -352,7 +352,7 @@ extension AccessService {
                 throw EngineError(.wrongState, "attach universal auth to the identity first")
             }
             let record = Record(
-                kind: AccessKind.clientSecret, id: RandomUUID.lowercased(), scope: identityId,
+                kind: AccessKind.clientSecret, id: RecordID.make(), scope: identityId,
                 body: try Self.encode(
                     ClientSecretBody(
                         hash: Self.hash(secret), prefix: String(secret.prefix(9)), description: spec.description ?? "",
@@ -506,7 +506,7 @@ extension AccessService {
             let body = RoleBody(description: spec.description ?? "", permissions: spec.permissions)
             try await tx.insert(
                 Record(
-                    kind: AccessKind.role, id: RandomUUID.lowercased(), scope: project, name: spec.slug,
+                    kind: AccessKind.role, id: RecordID.make(), scope: project, name: spec.slug,
                     body: try Self.encode(body), createdAt: self.clock()))
             try await self.audit.append(
                 self.allowed(ctx, decision, "role.create", project: project, ["role": spec.slug]), tx)
@@ -613,7 +613,7 @@ extension AccessService {
             } else {
                 try await tx.insert(
                     Record(
-                        kind: AccessKind.membership, id: RandomUUID.lowercased(), scope: project, name: identityId,
+                        kind: AccessKind.membership, id: RecordID.make(), scope: project, name: identityId,
                         body: body, createdAt: self.clock()))
             }
             try await self.audit.append(
@@ -684,7 +684,7 @@ extension AccessService {
                 identityId: spec.identityId, slug: spec.slug, permissions: spec.permissions, isTemporary: temporary,
                 temporaryRange: range, start: start, end: end)
             let record = Record(
-                kind: AccessKind.privilege, id: RandomUUID.lowercased(), scope: project,
+                kind: AccessKind.privilege, id: RecordID.make(), scope: project,
                 name: spec.identityId + "/" + spec.slug, body: try Self.encode(body), createdAt: self.clock())
             try await tx.insert(record)
             try await self.audit.append(

@@ -106,7 +106,7 @@ extension KeysService {
                         {
                             try await tx.insert(
                                 Record(
-                                    kind: AccessKind.project, id: RandomUUID.lowercased(), scope: AccessKind.org,
+                                    kind: AccessKind.project, id: RecordID.make(), scope: AccessKind.org,
                                     name: Self.defaultKMIPProject,
                                     body: try Self.encode(
                                         ProjectBody(description: "objects created over KMIP by administrators")),
@@ -184,7 +184,7 @@ extension KeysService {
 
     func newObject(_ spec: ObjectSpec, project: String, now: Date) -> ManagedObject {
         var meta = ManagedObject(
-            id: RandomUUID.lowercased(), project: project, objectType: spec.objectType, algorithm: spec.algorithm,
+            id: RecordID.make(), project: project, objectType: spec.objectType, algorithm: spec.algorithm,
             cryptographicLength: spec.cryptographicLength,
             usageMask: spec.usageMask ?? Self.defaultUsage(spec.objectType),
             state: .preActive,

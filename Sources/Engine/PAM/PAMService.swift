@@ -115,7 +115,7 @@ extension PAMService {
             caCertificate: (spec.caCertificate?.isEmpty ?? true) ? nil : spec.caCertificate)
         // The connection test: a PostgreSQL server must answer, with TLS as the mode asks.
         try await connector.checkReachable(target)
-        let id = RandomUUID.lowercased()
+        let id = RecordID.make()
         let now = clock()
         if let r = spec.rotationAccount { try Self.validateRoleName(r) }
         let info = PAMResourceInfo(
@@ -217,7 +217,7 @@ extension PAMService {
                 .project(resource.project), .pamAccounts, .create, ["name": resource.name, "account": username]))
         // Validated by a real login before anything is stored.
         try await connector.checkLogin(resource.target, username: username, password: password)
-        let id = RandomUUID.lowercased()
+        let id = RecordID.make()
         let now = clock()
         let info = PAMAccountInfo(
             id: id, resourceId: resourceId, project: resource.project, username: username, createdAt: now,
@@ -296,7 +296,7 @@ extension PAMService {
         let auto = decision.permits(AccessRequest(.project(resource.project), .pamAccess, .autoApprove, fields))
         let now = clock()
         var info = PAMGrantInfo(
-            id: RandomUUID.lowercased(), project: resource.project, resourceId: resource.id,
+            id: RecordID.make(), project: resource.project, resourceId: resource.id,
             resourceName: resource.name,
             accountId: accountId, username: account.info.username, granteeId: granteeId(ctx, decision.caller),
             granteeName: decision.caller.name, reason: reason, duration: duration, status: .pending, requestedAt: now)
@@ -492,7 +492,7 @@ extension PAMService {
                 ])
             throw EngineError(.permissionDenied, "no active access grant for \(username)@\(resource)")
         }
-        let sessionId = RandomUUID.lowercased()
+        let sessionId = RecordID.make()
         let session = PAMSessionInfo(
             id: sessionId, project: info.project, grantId: grant.id, resourceName: info.name, username: username,
             granteeId: grantee, granteeName: caller.name, clientAddress: ctx.ipAddress, startedAt: now)

@@ -50,7 +50,7 @@ extension PKIService {
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            let info = AlertInfo(id: RandomUUID.lowercased(), project: project, spec: spec, createdAt: now)
+            let info = AlertInfo(id: RecordID.make(), project: project, spec: spec, createdAt: now)
             try await tx.insert(
                 Record(
                     kind: Self.alertKind, id: info.id, scope: project, name: spec.name, body: try Self.encode(info),

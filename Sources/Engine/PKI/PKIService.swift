@@ -291,7 +291,7 @@ extension PKIService {
         }
         if let na = spec.notAfter, na <= now { throw EngineError(.invalidArgument, "notAfter must be in the future") }
         let (key, pkcs8) = try Self.generateKey(algorithm)
-        let id = RandomUUID.lowercased()
+        let id = RecordID.make()
         let keyID = PKIDER.keyIdentifier(key.publicKey)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -548,7 +548,7 @@ extension PKIService {
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            let info = TemplateInfo(id: RandomUUID.lowercased(), project: project, spec: spec, createdAt: now)
+            let info = TemplateInfo(id: RecordID.make(), project: project, spec: spec, createdAt: now)
             try await tx.insert(
                 Record(
                     kind: PKIKind.template, id: info.id, scope: project, name: spec.name, body: try Self.encode(info),
@@ -643,7 +643,7 @@ extension PKIService {
                 }
             }
             let info = ProfileInfo(
-                id: RandomUUID.lowercased(), slug: spec.slug, project: project, description: spec.description,
+                id: RecordID.make(), slug: spec.slug, project: project, description: spec.description,
                 caId: spec.caId, templateId: spec.templateId, enrollment: spec.enrollment,
                 estHasPassphrase: passMAC != nil,
                 estBootstrapCAChain: spec.est?.bootstrapCAChain,

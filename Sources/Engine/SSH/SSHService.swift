@@ -201,7 +201,7 @@ extension SSHService {
         let algorithm = spec.keyAlgorithm ?? .ed25519
         let key = try SSHSigningKey.generate(algorithm)
         let publicKey = try key.publicKey
-        let id = RandomUUID.lowercased()
+        let id = RecordID.make()
         let now = clock()
         let info = SSHCAInfo(
             id: id, project: project, name: spec.name, keyAlgorithm: algorithm,
@@ -468,7 +468,7 @@ extension SSHService {
             ctx, AccessRequest(.project(project), .sshHosts, .create, ["name": spec.name]))
         let now = clock()
         let info = SSHHostGroupInfo(
-            id: RandomUUID.lowercased(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [],
+            id: RecordID.make(), project: project, name: spec.name, loginMappings: spec.loginMappings ?? [],
             createdAt: now)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
@@ -510,7 +510,7 @@ extension SSHService {
             try await authorize(ctx, AccessRequest(.project(project), .sshCertificates, .create))
         }
         let now = clock()
-        let id = RandomUUID.lowercased()
+        let id = RecordID.make()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
             let (userCA, _) = try await self.loadSSHCA(spec.userCaId, tx)

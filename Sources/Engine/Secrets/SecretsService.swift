@@ -27,7 +27,7 @@ extension SecretsService {
         try Self.validateName(project, "project")
         try Self.validateName(name, "name")
         let decision = try await authorize(ctx, AccessRequest(.project(project), .secrets, .create, ["name": name]))
-        let id = RandomUUID.lowercased()
+        let id = RecordID.make()
         let now = clock()
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
