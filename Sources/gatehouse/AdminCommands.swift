@@ -149,9 +149,10 @@ struct ProjectCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the projects, oldest first.")
         @OptionGroup var api: APIOptions
+        @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
         func run() async throws {
             let projects = await api.withClient { client in
-                try await allPages { after in
+                try await allPages(max: max) { after in
                     let page = try await client.listProjects(query: .init(after: after, limit: 1000)).ok.body.json
                     return (page.projects, page.next)
                 }
@@ -200,9 +201,10 @@ struct IdentityCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the machine identities, oldest first.")
         @OptionGroup var api: APIOptions
+        @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
         func run() async throws {
             let identities = await api.withClient { client in
-                try await allPages { after in
+                try await allPages(max: max) { after in
                     let page = try await client.listIdentities(query: .init(after: after, limit: 1000)).ok.body.json
                     return (page.identities, page.next)
                 }
@@ -356,10 +358,11 @@ struct RoleCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a project's roles, built-in ones included.")
         @OptionGroup var api: APIOptions
+        @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
         @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let roles = await api.withClient { client in
-                try await allPages { after in
+                try await allPages(max: max) { after in
                     let page = try await client.listRoles(
                         path: .init(project: project), query: .init(after: after, limit: 1000)
                     ).ok.body.json
@@ -405,10 +408,11 @@ struct RoleCommand: AsyncParsableCommand {
     struct Members: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List who holds which roles in a project.")
         @OptionGroup var api: APIOptions
+        @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
         @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let members = await api.withClient { client in
-                try await allPages { after in
+                try await allPages(max: max) { after in
                     let page = try await client.listMemberships(
                         path: .init(project: project), query: .init(after: after, limit: 1000)
                     ).ok.body.json

@@ -21,8 +21,10 @@ struct PAMCommand: AsyncParsableCommand {
     static let sessionColumns = ["id", "resourceName", "username", "granteeName", "startedAt", "endedAt", "endReason"]
 
     /// Every resource of a project.
-    static func resources(_ client: Client, _ project: String) async throws -> [Components.Schemas.PAMResource] {
-        try await allPages { after in
+    static func resources(_ client: Client, _ project: String, max: Int? = nil) async throws
+        -> [Components.Schemas.PAMResource]
+    {
+        try await allPages(max: max) { after in
             let page = try await client.listPAMResources(
                 path: .init(project: project), query: .init(after: after, limit: 1000)
             ).ok.body.json
@@ -31,8 +33,10 @@ struct PAMCommand: AsyncParsableCommand {
     }
 
     /// Every account of a resource.
-    static func accounts(_ client: Client, _ resource: String) async throws -> [Components.Schemas.PAMAccount] {
-        try await allPages { after in
+    static func accounts(_ client: Client, _ resource: String, max: Int? = nil) async throws
+        -> [Components.Schemas.PAMAccount]
+    {
+        try await allPages(max: max) { after in
             let page = try await client.listPAMAccounts(
                 path: .init(resourceId: resource), query: .init(after: after, limit: 1000)
             ).ok.body.json
@@ -77,9 +81,10 @@ struct PAMCommand: AsyncParsableCommand {
                 abstract: "List a project's resources (`--output json` includes their CA certificates).")
             @OptionGroup var api: APIOptions
             @Option(help: "The project's slug.") var project: String
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             func run() async throws {
                 api.show(
-                    await api.withClient { client in try await PAMCommand.resources(client, project) },
+                    await api.withClient { client in try await PAMCommand.resources(client, project, max: max) },
                     columns: PAMCommand.resourceColumns)
             }
         }
@@ -137,9 +142,10 @@ struct PAMCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a resource's accounts.")
             @OptionGroup var api: APIOptions
             @Option(help: "Resource id") var resource: String
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             func run() async throws {
                 api.show(
-                    await api.withClient { client in try await PAMCommand.accounts(client, resource) },
+                    await api.withClient { client in try await PAMCommand.accounts(client, resource, max: max) },
                     columns: PAMCommand.accountColumns)
             }
         }
@@ -431,7 +437,7 @@ struct PAMCommand: AsyncParsableCommand {
                     "Check that ended sessions have a complete, untampered recording in the store (each check is audited).",
                 discussion: """
                     With a session id, checks that session. With --all, checks every ended session the filters select (all \
-                    pages), shows progress on standard error, lists the sessions whose recording is missing, incomplete or \
+                    pages), shows progress on a terminal (standard error), lists the sessions whose recording is missing, incomplete or \
                     tampered, and exits 1 if there is one. Recordings deleted under the project's retention are counted, \
                     not listed.
                     """)
@@ -473,7 +479,8 @@ struct PAMCommand: AsyncParsableCommand {
                                 "integrityDetail": verdict.integrityDetail ?? "",
                             ])
                         }
-                        if checked % 100 == 0 { progress() }
+                        // Running counts only for a person watching; the summary below is always printed.
+                        if checked % 100 == 0, isatty(STDERR_FILENO) != 0 { progress() }
                     }
                 }
                 rows.finish()
@@ -541,7 +548,7 @@ struct PAMCommand: AsyncParsableCommand {
                             }
                         }
                         searched += 1
-                        if searched % 50 == 0 {
+                        if searched % 50 == 0, isatty(STDERR_FILENO) != 0 {
                             FileHandle.standardError.write(
                                 Data("searched \(searched) sessions, \(hits) matches\n".utf8))
                         }

@@ -66,10 +66,11 @@ struct PKICommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a project's CAs, oldest first.")
             @OptionGroup var api: APIOptions
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let cas = await api.withClient { client in
-                    try await allPages { after in
+                    try await allPages(max: max) { after in
                         let page = try await client.listCAs(
                             path: .init(project: project), query: .init(after: after, limit: 1000)
                         ).ok.body.json
@@ -171,10 +172,11 @@ struct PKICommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a project's certificate templates.")
             @OptionGroup var api: APIOptions
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let templates = await api.withClient { client in
-                    try await allPages { after in
+                    try await allPages(max: max) { after in
                         let page = try await client.listTemplates(
                             path: .init(project: project), query: .init(after: after, limit: 1000)
                         ).ok.body.json
@@ -247,10 +249,11 @@ struct PKICommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a project's certificate profiles.")
             @OptionGroup var api: APIOptions
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let profiles = await api.withClient { client in
-                    try await allPages { after in
+                    try await allPages(max: max) { after in
                         let page = try await client.listProfiles(
                             path: .init(project: project), query: .init(after: after, limit: 1000)
                         ).ok.body.json

@@ -65,10 +65,11 @@ struct SSHCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a project's SSH CAs.")
             @OptionGroup var api: APIOptions
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let cas = await api.withClient { client in
-                    try await allPages { after in
+                    try await allPages(max: max) { after in
                         let page = try await client.listSSHCAs(
                             path: .init(project: project), query: .init(after: after, limit: 1000)
                         ).ok.body.json
@@ -160,10 +161,11 @@ struct SSHCommand: AsyncParsableCommand {
     struct Certificates: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "certs", abstract: "List issued SSH certificates.")
         @OptionGroup var api: APIOptions
+        @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
         @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let certificates = await api.withClient { client in
-                try await allPages { after in
+                try await allPages(max: max) { after in
                     let page = try await client.listSSHCertificates(
                         path: .init(project: project), query: .init(after: after, limit: 1000)
                     ).ok.body.json
@@ -231,10 +233,11 @@ struct SSHCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a project's host groups.")
             @OptionGroup var api: APIOptions
+            @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
             @Option(help: "The project's slug.") var project: String
             func run() async throws {
                 let groups = await api.withClient { client in
-                    try await allPages { after in
+                    try await allPages(max: max) { after in
                         let page = try await client.listSSHHostGroups(
                             path: .init(project: project), query: .init(after: after, limit: 1000)
                         ).ok.body.json
@@ -286,10 +289,11 @@ struct SSHCommand: AsyncParsableCommand {
     struct Hosts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List registered hosts.")
         @OptionGroup var api: APIOptions
+        @Option(help: "Print at most this many (default: all, fetched a page at a time).") var max: Int?
         @Option(help: "The project's slug.") var project: String
         func run() async throws {
             let hosts = await api.withClient { client in
-                try await allPages { after in
+                try await allPages(max: max) { after in
                     let page = try await client.listSSHHosts(
                         path: .init(project: project), query: .init(after: after, limit: 1000)
                     ).ok.body.json

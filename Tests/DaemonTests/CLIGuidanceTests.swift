@@ -118,6 +118,13 @@ import Testing
             line.split(separator: " ").first(where: { $0.hasPrefix("svc-") }).map(String.init)
         }
         #expect(listed == names, "identity list, oldest first: \(list.stdout)")
+        let first = try gatehouse(
+            ["identity", "list", "--max", "3", "--output", "json", "--data-dir", daemon.dataDirectory], cwd: dir.path)
+        let firstNames = (try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [[String: Any]])?
+            .compactMap {
+                $0["name"] as? String
+            }
+        #expect(firstNames == Array(names.prefix(3)), "--max 3: \(first.stdout)")
         #expect(daemon.stop() == 0)
     }
 
