@@ -33,13 +33,7 @@ struct APIOptions: ParsableArguments {
 
     var baseURL: String {
         if let server { return server.hasSuffix("/") ? String(server.dropLast()) : server }
-        var port = 8443
-        if let data = FileManager.default.contents(atPath: dataDirectory + "/run/listeners.json"),
-            let map = try? JSONSerialization.jsonObject(with: data) as? [String: Int], let p = map["https"]
-        {
-            port = p
-        }
-        return "https://localhost:\(port)"
+        return "https://localhost:\(boundPort("https", dataDirectory: dataDirectory) ?? 8443)"
     }
 
     /// Prints a value: JSON as is, or a table of `columns` for a list (or one object).
@@ -486,6 +480,15 @@ func readSecret(file: String, what: String) -> String {
     let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
     guard !line.isEmpty else { fail("the \(what) in \(file == "-" ? "standard input" : file) is empty") }
     return line
+}
+
+/// The port a running daemon bound for a listener, from `<data_dir>/run/listeners.json` (written once every
+/// listener is up); nil when no daemon has written it.
+func boundPort(_ listener: String, dataDirectory: String) -> Int? {
+    guard let data = FileManager.default.contents(atPath: dataDirectory + "/run/listeners.json"),
+        let ports = try? JSONSerialization.jsonObject(with: data) as? [String: Int]
+    else { return nil }
+    return ports[listener]
 }
 
 /// Every item of a paged listing (at most `max`), following `next` to the last page: `page` fetches the page

@@ -381,10 +381,7 @@ struct StatusCommand: AsyncParsableCommand {
         let http = HTTPClient.shared
         var last = "no daemon has written \(runFile) (not started, or still starting)"
         while true {
-            if let data = FileManager.default.contents(atPath: runFile),
-                let ports = try? JSONSerialization.jsonObject(with: data) as? [String: Int],
-                let port = ports["operations"]
-            {
+            if let port = boundPort("operations", dataDirectory: config.dataDirectory) {
                 let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/readyz"
                 do {
                     let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(5))

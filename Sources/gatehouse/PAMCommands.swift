@@ -300,9 +300,7 @@ struct PAMCommand: AsyncParsableCommand {
                 guard parts.count == 2, let p = Int(parts[1]) else { fail("--proxy must be HOST:PORT") }
                 host = String(parts[0])
                 port = p
-            } else if let data = FileManager.default.contents(atPath: api.dataDirectory + "/run/listeners.json"),
-                let map = try? JSONSerialization.jsonObject(with: data) as? [String: Int], let p = map["postgres"]
-            {
+            } else if let p = boundPort("postgres", dataDirectory: api.dataDirectory) {
                 port = p
             }
             let certs = api.dataDirectory + "/certs"
