@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs (idempotent) and runs every test.
 # Ends with one line: "N passed, N failed".
-#   - Debian packages: curl, openssl, jq, PostgreSQL 15 server (started here, on loopback), SQLite/SSL headers.
-#   - Python tools in venvs under .build: sslyze, PyKMIP, Schemathesis, psycopg (test-venv); certbot; moto (S3).
+#   - Debian packages: curl, openssl, jq, PostgreSQL 15 server (started here, on loopback), SQLite/SSL headers,
+#     chromium and chromium-driver (the console's browser tests).
+#   - Python tools in venvs under .build: sslyze, PyKMIP, Schemathesis, psycopg, selenium (test-venv); certbot;
+#     moto (S3).
 #   - swift build --build-tests, then swift test with PG_TEST_URL pointing at the PostgreSQL started here.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,7 +13,7 @@ log() { printf '[run-all %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # 1. System packages (only what is missing; apt-get update once).
 need=()
-for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev zlib1g-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client apache2-utils sqlite3 jq; do
+for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev zlib1g-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client apache2-utils sqlite3 jq chromium chromium-driver fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -24,7 +26,7 @@ fi
 # 2. Python test tools in a venv under the build folder (re-installed when the list changes).
 VENV="$ROOT/.build/test-venv"
 # Every peer pinned: a new release changes the suite only when this line does.
-PY_SPECS="sslyze==6.3.1 pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1 psycopg[binary]==3.2.3"
+PY_SPECS="sslyze==6.3.1 pykmip==0.11.0 schemathesis==4.32.5 pytest==9.2.0 testtools==2.9.1 psycopg[binary]==3.2.3 selenium==4.38.0"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.specs" 2>/dev/null)" != "$PY_SPECS" ]; then
   log "preparing $VENV ($PY_SPECS)"
   { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q --upgrade pip >&2 &&

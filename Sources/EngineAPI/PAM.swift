@@ -444,6 +444,59 @@ public struct PAMRecording: Sendable, Hashable, Codable {
     }
 }
 
+/// What a live view of a recording receives at each poll (`followPAMRecording`).
+public struct PAMRecordingUpdate: Sendable {
+    /// The events recorded since the previous update (often none).
+    public var events: [PAMRecordingEvent]
+    /// The session as stored now: `endedAt` is set in the last update.
+    public var session: PAMSessionInfo
+    public var integrity: String
+    public init(events: [PAMRecordingEvent], session: PAMSessionInfo, integrity: String) {
+        self.events = events
+        self.session = session
+        self.integrity = integrity
+    }
+}
+
+/// The updates of a live view of a recording, one per poll, pulled by the reader (no task runs between polls): ends
+/// after the update that reports the session ended, and when the reading task is cancelled.
+public struct PAMRecordingFollow: AsyncSequence, Sendable {
+    public typealias Element = PAMRecordingUpdate
+    let from: Int
+    let interval: Duration
+    /// The session and its events after the given count.
+    let poll: @Sendable (Int) async throws -> PAMRecordingUpdate
+
+    public init(from: Int, interval: Duration, poll: @escaping @Sendable (Int) async throws -> PAMRecordingUpdate) {
+        self.from = from
+        self.interval = interval
+        self.poll = poll
+    }
+
+    public func makeAsyncIterator() -> Iterator { Iterator(seen: from, interval: interval, poll: poll) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var seen: Int
+        let interval: Duration
+        let poll: @Sendable (Int) async throws -> PAMRecordingUpdate
+        var first = true
+        var ended = false
+
+        public mutating func next() async throws -> PAMRecordingUpdate? {
+            if ended { return nil }
+            if first {
+                first = false
+            } else {
+                try await Task.sleep(for: interval)
+            }
+            let update = try await poll(seen)
+            seen += update.events.count
+            ended = update.session.endedAt != nil
+            return update
+        }
+    }
+}
+
 /// Reaches a PostgreSQL server on the engine's behalf (connection tests, credential checks). Implemented by the
 /// proxy front end, which owns the wire protocol; the engine never opens sockets itself.
 public protocol PAMConnector: Sendable {
@@ -500,6 +553,12 @@ public protocol PAMEngine: Sendable {
     /// Opens a session's recording from the recording store: authorized (`pam-sessions` `read`) before anything is
     /// read, and audited; checks the signature, the chain and every chunk.
     func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording
+    /// A live view of a session's recording: authorized like a read and audited once (`pam.recording.follow`).
+    /// The sequence polls the recording store every `interval`; each element has the events after the ones already
+    /// returned (after `from` at first), and the last one comes once the session has ended. Every poll is authorized
+    /// again, so a viewer whose permission is withdrawn stops receiving.
+    func followPAMRecording(_ ctx: CallContext, sessionId: String, from: Int, interval: Duration) async throws
+        -> PAMRecordingFollow
     /// Checks a session's recording in the store (signature, chain, every chunk, and the manifest against what was
     /// kept when the session ended) without returning its events: authorized like a read, audited.
     func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict

@@ -106,5 +106,6 @@ public struct AdminAPI: Sendable {
                 clock: { Int64(Date().timeIntervalSince1970) })
         )
         .register(on: router)
+        Console(services: services, readiness: readiness).register(on: router)
     }
 }

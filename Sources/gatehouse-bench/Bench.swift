@@ -14,6 +14,7 @@ struct Bench: AsyncParsableCommand {
         commandName: "gatehouse-bench", abstract: "Benchmarks for Gatehouse front ends.",
         subcommands: [
             KMIP.self, EST.self, ACME.self, Tunnel.self, PAM.self, RecordingBench.self, Flood.self, Scale.self,
+            ConsoleBench.self,
             Stores.self,
         ])
 }

@@ -24,36 +24,18 @@ struct PAM: ParsableCommand {
     @Option(help: "Rounds of the shipping comparison (each runs off, then on).") var shippingRounds = 3
 
     func run() throws {
-        guard let url = URLComponents(string: pgURL), let pgPort = url.port, let user = url.user,
-            let password = url.password
-        else {
-            throw ValidationError("--pg-url must be postgres://user:password@host:port/database")
-        }
-        let database = String(url.path.dropFirst())
-        let binary =
-            gatehouse
-            ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/gatehouse")
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("no gatehouse binary at \(binary)")
-        }
-        let work = NSTemporaryDirectory() + "gatehouse-bench-pam-\(getpid())"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        chmod(work, 0o755)
+        let (upstream, binary, work, direct) = try Self.prepare(pgURL: pgURL, gatehouse: gatehouse, name: "pam")
+        let (pgPort, user, password, database) = (upstream.port, upstream.user, upstream.password, upstream.database)
         var children: [Spawned] = []
         defer {
             for c in children.reversed() { c.terminate() }
             try? FileManager.default.removeItem(atPath: work)
         }
-        setenv("PGPASSWORD", password, 1)
-        let direct = "host=127.0.0.1 port=\(pgPort) user=\(user) dbname=\(database) sslmode=disable"
-        print("pgbench -i -s 1 (direct)")
-        _ = try shell(["pgbench", "-i", "-q", "-s", "1", direct])
 
         // Gatehouse with the resource, the account and an approved grant for its administrator.
         let data = work + "/gh"
         let (daemon, ports) = try Self.startGatehouse(binary, data: data, log: work + "/gatehouse.log")
         children.append(daemon)
-        let upstream = Upstream(port: pgPort, user: user, password: password, database: database)
         let viaGatehouse = try Self.configure(ports: ports, data: data, work: work, upstream: upstream)
 
         // pgbouncer in session mode with scram-sha-256 both ways, when it is installed.
@@ -229,6 +211,33 @@ struct PAM: ParsableCommand {
         ]
         if workload == "select-only" { args.append("-S") }
         return (try? shell(args + [conninfo])) ?? ""
+    }
+
+    /// What the proxy benchmarks start from: the upstream of `--pg-url`, the gatehouse binary (the option, else next
+    /// to this program), a new work folder, PGPASSWORD, and pgbench's tables made directly on the upstream.
+    static func prepare(pgURL: String, gatehouse: String?, name: String) throws -> (
+        upstream: Upstream, binary: String, work: String, direct: String
+    ) {
+        guard let url = URLComponents(string: pgURL), let pgPort = url.port, let user = url.user,
+            let password = url.password
+        else {
+            throw ValidationError("--pg-url must be postgres://user:password@host:port/database")
+        }
+        let database = String(url.path.dropFirst())
+        let binary =
+            gatehouse
+            ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/gatehouse")
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("no gatehouse binary at \(binary)")
+        }
+        let work = NSTemporaryDirectory() + "gatehouse-bench-\(name)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        chmod(work, 0o755)
+        setenv("PGPASSWORD", password, 1)
+        let direct = "host=127.0.0.1 port=\(pgPort) user=\(user) dbname=\(database) sslmode=disable"
+        print("pgbench -i -s 1 (direct)")
+        _ = try shell(["pgbench", "-i", "-q", "-s", "1", direct])
+        return (Upstream(port: pgPort, user: user, password: password, database: database), binary, work, direct)
     }
 
     struct Upstream {

@@ -528,6 +528,9 @@ open class PAMEngineDouble: PAMEngine, @unchecked Sendable {
     open func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
         throw TestDouble.unimplemented("readPAMRecording")
     }
+    open func followPAMRecording(_ ctx: CallContext, sessionId: String, from: Int, interval: Duration) async throws
+        -> PAMRecordingFollow
+    { throw TestDouble.unimplemented("followPAMRecording") }
     open func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict {
         throw TestDouble.unimplemented("verifyPAMRecording")
     }

@@ -198,6 +198,7 @@ extension GatehouseEngine {  // PAMEngine
     public func getPAMGrant(_ ctx: CallContext, grantId: String) async throws -> PAMGrantInfo { try await pam.getPAMGrant(ctx, grantId: grantId) }
     public func listPAMSessions(_ ctx: CallContext, project: String, _ query: PAMSessionQuery) async throws -> Page< PAMSessionInfo > { try await pam.listPAMSessions(ctx, project: project, query) }
     public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording { try await pam.readPAMRecording(ctx, sessionId: sessionId) }
+    public func followPAMRecording(_ ctx: CallContext, sessionId: String, from: Int, interval: Duration) async throws -> PAMRecordingFollow { try await pam.followPAMRecording(ctx, sessionId: sessionId, from: from, interval: interval) }
     public func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict { try await pam.verifyPAMRecording(ctx, sessionId: sessionId) }
     public func getPAMSettings(_ ctx: CallContext, project: String) async throws -> PAMProjectSettings { try await pam.getPAMSettings(ctx, project: project) }
     public func setPAMSettings(_ ctx: CallContext, _ settings: PAMProjectSettings) async throws -> PAMProjectSettings { try await pam.setPAMSettings(ctx, settings) }

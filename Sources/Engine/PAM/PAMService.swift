@@ -666,19 +666,32 @@ extension PAMService {
         }
     }
 
-    public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
-        let (body, decision, opened, _) = try await openPAMRecording(ctx, sessionId: sessionId)
-        guard let result = opened else { throw EngineError(.notFound, "the session has no recording") }
-        var events: [PAMRecordingEvent] = []
+    /// A recording's events: JSON lines; a long one (a statement of several megabytes) spans chunks, so lines are
+    /// cut from the chunks joined.
+    static func recordingEvents(_ result: RecordingDecoder.Result) -> [PAMRecordingEvent] {
         let decoder = JSONDecoder()
-        // Events are JSON lines; a long one (a statement of several megabytes) spans chunks, so lines are cut from
-        // the chunks joined.
         var joined: [UInt8] = []
         joined.reserveCapacity(result.chunks.reduce(0) { $0 + $1.count })
         for chunk in result.chunks { joined += chunk }
-        for line in joined.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-            if let e = try? decoder.decode(PAMRecordingEvent.self, from: Data(line)) { events.append(e) }
+        let lines = joined.split(separator: UInt8(ascii: "\n")).filter { !$0.isEmpty }
+        // One decode of the lines as a JSON array: a decoder call costs more than a small event, and a long
+        // session has tens of thousands of them.
+        var array: [UInt8] = [UInt8(ascii: "[")]
+        array.reserveCapacity(joined.count + lines.count + 2)
+        for (i, line) in lines.enumerated() {
+            if i > 0 { array.append(UInt8(ascii: ",")) }
+            array += line
         }
+        array.append(UInt8(ascii: "]"))
+        if let events = try? decoder.decode([PAMRecordingEvent].self, from: Data(array)) { return events }
+        // A line that is not an event (cut by tampering, or from a newer proxy): the others, one by one.
+        return lines.compactMap { try? decoder.decode(PAMRecordingEvent.self, from: Data($0)) }
+    }
+
+    public func readPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecording {
+        let (body, decision, opened, _) = try await openPAMRecording(ctx, sessionId: sessionId)
+        guard let result = opened else { throw EngineError(.notFound, "the session has no recording") }
+        let events = Self.recordingEvents(result)
         let (integrity, detail) = Self.recordingIntegrity(result.integrity, session: body.info)
         let eventCount = String(events.count)
         try await transact { tx in
@@ -688,6 +701,31 @@ extension PAMService {
                     ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
         }
         return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
+    }
+
+    public func followPAMRecording(_ ctx: CallContext, sessionId: String, from: Int, interval: Duration) async throws
+        -> PAMRecordingFollow
+    {
+        // The first open authorizes; the follow is audited once, not at every poll.
+        let (body, decision, _, _) = try await openPAMRecording(ctx, sessionId: sessionId)
+        try await transact { tx in
+            try await self.audit.append(
+                self.allowed(
+                    ctx, decision, "pam.recording.follow", project: body.info.project,
+                    ["sessionId": sessionId, "from": String(from)]), tx)
+        }
+        return PAMRecordingFollow(from: max(0, from), interval: interval) { [self] seen in
+            // Each poll authorizes again (a withdrawn permission stops the view) and decrypts the recording as it is
+            // now; the proxy seals what it has every second.
+            let (body, _, opened, _) = try await self.openPAMRecording(ctx, sessionId: sessionId)
+            guard let opened else {
+                return PAMRecordingUpdate(events: [], session: body.info, integrity: "missing")
+            }
+            let events = Self.recordingEvents(opened)
+            let (integrity, _) = Self.recordingIntegrity(opened.integrity, session: body.info)
+            return PAMRecordingUpdate(
+                events: seen < events.count ? Array(events[seen...]) : [], session: body.info, integrity: integrity)
+        }
     }
 
     public func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict {
