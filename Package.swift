@@ -52,6 +52,17 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .systemLibrary(
+            name: "CPKCS11",
+            path: "Sources/CPKCS11",
+            pkgConfig: "p11-kit-1",
+            providers: [.apt(["libp11-kit-dev"])]
+        ),
+        .target(
+            name: "HSM",
+            dependencies: ["CPKCS11", "Engine", "EngineAPI"],
+            swiftSettings: strict
+        ),
+        .systemLibrary(
             name: "CLibSSH2",
             path: "Sources/CLibSSH2",
             pkgConfig: "libssh2",
@@ -240,7 +251,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "DaemonConfig", "EngineAPI", "Engine", "StorageAPI", "StorageSQLite", "StoragePostgres", "StorageS3",
+                "DaemonConfig", "EngineAPI", "Engine", "HSM", "StorageAPI", "StorageSQLite", "StoragePostgres",
+                "StorageS3",
                 "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd", "PGProxyFrontEnd", "SSHTunnel", "SSHProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -258,7 +270,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol",
+                "Daemon", "DaemonConfig", "Engine", "EngineAPI", "HSM", "ServerSupport", "HTTPFrontEnd", "KMIPProtocol",
                 "TTLV", "AdminAPI",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
@@ -327,6 +339,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
+        .testTarget(
+            name: "HSMTests",
+            dependencies: [
+                "HSM", "CPKCS11", "Engine", "EngineAPI", "StorageAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "KMIPFrontEndTests",
             dependencies: [

@@ -2,7 +2,7 @@
 # Installs everything the test suite needs (idempotent) and runs every test.
 # Ends with one line: "N passed, N failed".
 #   - Debian packages: curl, openssl, jq, PostgreSQL 15 server (started here, on loopback), SQLite/SSL headers,
-#     chromium and chromium-driver (the console's browser tests).
+#     chromium and chromium-driver (the console's browser tests), SoftHSM2 and the p11-kit PKCS#11 headers.
 #   - Python tools in venvs under .build: sslyze, PyKMIP, Schemathesis, psycopg, selenium (test-venv); certbot;
 #     moto (S3).
 #   - swift build --build-tests, then swift test with PG_TEST_URL pointing at the PostgreSQL started here.
@@ -13,7 +13,7 @@ log() { printf '[run-all %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # 1. System packages (only what is missing; apt-get update once).
 need=()
-for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev zlib1g-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client apache2-utils sqlite3 jq chromium chromium-driver fonts-dejavu-core; do
+for p in curl openssl ca-certificates postgresql pgbouncer libsqlite3-dev libssl-dev libssh2-1-dev zlib1g-dev python3-venv util-linux iproute2 procps pebble openssh-server openssh-client apache2-utils sqlite3 jq chromium chromium-driver fonts-dejavu-core libp11-kit-dev softhsm2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -76,11 +76,17 @@ public final class GatehouseDaemon: Sendable {
         // A KMIP client CA this node creates is trusted by its KMIP listener at once (KMIPTrustService reads these).
         let (kmipTrustUpdates, kmipTrust) = AsyncStream.makeStream(
             of: [String].self, bufferingPolicy: .bufferingNewest(1))
-        let (engine, storage) = try await StoreFactory.engine(
-            config, logger: logger, pamConnector: PGConnector(), pkiBaseURL: pkiBaseURL,
-            kmipClientCAsCreated: { kmipTrust.yield($0) })
-
         let runDir = (config.dataDirectory as NSString).appendingPathComponent("run")
+        let opened = try await openEngine(runDir: runDir) { [config, logger] in
+            try await StoreFactory.engine(
+                config, logger: logger, pamConnector: PGConnector(), pkiBaseURL: pkiBaseURL,
+                kmipClientCAsCreated: { kmipTrust.yield($0) })
+        }
+        guard let (engine, storage) = opened else {
+            say("gatehouse: stopped")
+            return
+        }
+
         // Session recordings (encrypted; only the engine can open them): owner-only.
         let recordingDirectory = StoreFactory.recordingDirectory(config)
         try? FileManager.default.createDirectory(
@@ -293,6 +299,83 @@ public final class GatehouseDaemon: Sendable {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
+    /// Opens the engine. When the root key is unavailable (an HSM missing or unreachable, a wrong PIN, an unknown key
+    /// label) the daemon starts sealed: it serves nothing but the operations listener, whose `/readyz` answers 503
+    /// with the reason, and tries again every `sealedRetryInterval` until the key loads (then starts as usual) or
+    /// it is told to stop (then returns nil). It never serves a protocol without its root key.
+    func openEngine(
+        runDir: String, open: @escaping @Sendable () async throws -> (GatehouseEngine, any Storage)
+    ) async throws -> (GatehouseEngine, any Storage)? {
+        let firstReason: String
+        do {
+            return try await open()
+        } catch let e as DaemonError where e.rootKeyUnavailable {
+            firstReason = e.description
+        }
+        let reason = Mutex(firstReason)
+        let result = Mutex<(GatehouseEngine, any Storage)?>(nil)
+        logger.error("sealed: waiting for the root key", metadata: ["reason": "\(firstReason)"])
+        say("gatehouse: sealed (\(firstReason)); serving /readyz only, trying again every \(sealedRetryInterval)")
+        SystemdNotifier.notify("STATUS=sealed: \(firstReason)")
+        try? FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: runDir + "/listeners.json")
+        let enabled = config.listeners.values.filter(\.enabled)
+        var services: [any Service] = []
+        if let listener = config.listeners["operations"], listener.enabled {
+            let settings = HTTPListener.Settings(
+                name: listener.name, host: listener.address, port: listener.port, tls: nil,
+                maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
+                handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout,
+                maxMessageSize: listener.maxMessageSize,
+                failureBurst: listener.failureBurst, failuresPerMinute: listener.failuresPerMinute)
+            let readiness: @Sendable () async -> (Bool, String) = {
+                (false, "not ready; sealed: \(reason.withLock { $0 }); version \(GatehouseVersion.current)")
+            }
+            let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
+            let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
+            services.append(
+                HTTPListener.make(
+                    settings, router: router, counter: counter, logger: logger,
+                    onBound: { [self] port in
+                        self.bound.withLock { $0[listener.name] = port }
+                        self.say(
+                            "gatehouse: listening \(listener.name) http://\(Self.hostForURL(listener.address)):\(port)")
+                        self.listenersBound(runDir: runDir, expected: enabled.count)
+                    }))
+        }
+        let interval = sealedRetryInterval
+        services.append(
+            SealedRetry { [self] in
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                    if Task.isCancelled || Task.isShuttingDownGracefully { return }
+                    do {
+                        let engine = try await open()
+                        result.withLock { $0 = engine }
+                        self.logger.notice("root key loaded: unsealed")
+                        self.say("gatehouse: root key loaded; starting")
+                        return  // stops the sealed listener; `run` then starts every listener with the engine
+                    } catch let e as DaemonError where e.rootKeyUnavailable {
+                        reason.withLock { $0 = e.description }
+                    }
+                }
+            })
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map {
+                    .init(
+                        service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
+        try await group.run()
+        bound.withLock { $0.removeAll() }
+        return result.withLock { $0 }
+    }
+
+    /// How often a sealed daemon tries its root key again.
+    var sealedRetryInterval: Duration { .seconds(5) }
+
     /// Records bound ports in `<data_dir>/run/listeners.json` and tells systemd once all are up.
     func listenersBound(runDir: String, expected: Int) {
         // Written under the lock so concurrent listeners cannot interleave their writes; the file always holds the
@@ -316,6 +399,12 @@ public final class GatehouseDaemon: Sendable {
             say("gatehouse: ready")
         }
     }
+}
+
+/// A sealed daemon's attempts to load its root key.
+struct SealedRetry: Service {
+    let body: @Sendable () async throws -> Void
+    func run() async throws { try await body() }
 }
 
 /// Reloads TLS certificates on SIGHUP. A failed reload keeps the old certificates and logs why.

@@ -2,6 +2,7 @@ import DaemonConfig
 import Engine
 import EngineAPI
 import Foundation
+import HSM
 import Logging
 import StorageAPI
 import StoragePostgres
@@ -28,10 +29,34 @@ public enum StoreFactory {
         }
     }
 
-    public static func rootKeyProvider(_ config: GatehouseConfiguration) -> any RootKeyProvider {
-        switch config.rootKey {
+    public static func rootKeyProvider(_ config: GatehouseConfiguration) throws -> any RootKeyProvider {
+        try rootKeyProvider(config.rootKey)
+    }
+
+    public static func rootKeyProvider(_ source: RootKeySource) throws -> any RootKeyProvider {
+        switch source {
         case .file(let path): return FileRootKeyProvider(path: path)
         case .environment(let variable): return EnvironmentRootKeyProvider(variable: variable)
+        case .pkcs11(let uri):
+            do {
+                return PKCS11RootKeyProvider(uri: try PKCS11URI(parsing: uri))
+            } catch let e as EngineError {
+                throw DaemonError("root_key.pkcs11: \(e.message)")
+            }
+        }
+    }
+
+    /// Loads the configured root key. An HSM that is unreachable, a wrong PIN or an unknown key label is a
+    /// `DaemonError` with `rootKeyUnavailable` set (the daemon waits sealed for it).
+    public static func loadRootKey(_ config: GatehouseConfiguration) throws -> any RootKey {
+        let provider = try rootKeyProvider(config)
+        do {
+            return try provider.loadRootKey()
+        } catch let e as EngineError {
+            if case .pkcs11 = config.rootKey {
+                throw DaemonError("root key unavailable: \(e.message)", rootKeyUnavailable: true)
+            }
+            throw DaemonError(e.message)
         }
     }
 
@@ -111,6 +136,7 @@ public enum StoreFactory {
         pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
         kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
     ) async throws -> (GatehouseEngine, any Storage) {
+        let rootKey = try loadRootKey(config)
         let storage = try storage(config, logger: logger)
         let node = nodeID(config) + (cli ? ".cli" : "")
         let recordings: any RecordingStore
@@ -122,7 +148,7 @@ public enum StoreFactory {
         }
         do {
             let engine = try await GatehouseEngine.open(
-                storage: storage, rootKey: rootKeyProvider(config),
+                storage: storage, rootKey: LoadedRootKeyProvider(rootKey),
                 bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings,
                 pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated)
             return (engine, storage)
@@ -152,5 +178,11 @@ public enum StoreFactory {
 /// A start-up or command failure with a message for the operator.
 public struct DaemonError: Error, CustomStringConvertible {
     public var description: String
-    public init(_ d: String) { description = d }
+    /// The root key could not be loaded (an HSM missing or unreachable, a wrong PIN, an unknown key label): the
+    /// daemon waits sealed, serving only `/readyz` with the reason, and tries again.
+    public var rootKeyUnavailable = false
+    public init(_ d: String, rootKeyUnavailable: Bool = false) {
+        description = d
+        self.rootKeyUnavailable = rootKeyUnavailable
+    }
 }

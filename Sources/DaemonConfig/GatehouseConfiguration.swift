@@ -95,6 +95,8 @@ public struct RecordingS3Configuration: Sendable, Hashable {
 public enum RootKeySource: Sendable, Hashable {
     case file(path: String)
     case environment(variable: String)
+    /// A key in a PKCS#11 token, named by a PKCS#11 URI (RFC 7512) with module-path and pin-source.
+    case pkcs11(uri: String)
 }
 
 /// The daemon's whole, validated configuration.
@@ -209,7 +211,10 @@ public enum ConfigurationLoader {
             Key(
                 path: "storage.postgres_prepared_statements", kind: .boolean, defaultValue: .boolean(true), allowed: nil
             ),
-            Key(path: "root_key.source", kind: .string, defaultValue: .string("file"), allowed: ["file", "env"]),
+            Key(
+                path: "root_key.source", kind: .string, defaultValue: .string("file"),
+                allowed: ["file", "env", "pkcs11"]),
+            Key(path: "root_key.pkcs11", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "root_key.file", kind: .string, defaultValue: .string(""), allowed: nil),
             Key(path: "root_key.env", kind: .string, defaultValue: .string("GATEHOUSE_ROOT_KEY"), allowed: nil),
             Key(
@@ -538,10 +543,20 @@ public enum ConfigurationLoader {
             storage = .sqlite(
                 path: str("storage.sqlite_path").isEmpty ? inData("gatehouse.sqlite") : str("storage.sqlite_path"))
         }
-        let rootKey: RootKeySource =
-            str("root_key.source") == "env"
-            ? .environment(variable: str("root_key.env"))
-            : .file(path: str("root_key.file").isEmpty ? inData("root.key") : str("root_key.file"))
+        let rootKey: RootKeySource
+        switch str("root_key.source") {
+        case "env": rootKey = .environment(variable: str("root_key.env"))
+        case "pkcs11":
+            let uri = str("root_key.pkcs11")
+            if !uri.lowercased().hasPrefix("pkcs11:") {
+                problem(
+                    "root_key.pkcs11",
+                    "must be a PKCS#11 URI, pkcs11:token=LABEL;object=KEY?module-path=/path/module.so&pin-source=file:/path/pin"
+                )
+            }
+            rootKey = .pkcs11(uri: uri)
+        default: rootKey = .file(path: str("root_key.file").isEmpty ? inData("root.key") : str("root_key.file"))
+        }
 
         var listeners: [String: ListenerConfiguration] = [:]
         var usedPorts: [String: String] = [:]

@@ -46,6 +46,7 @@ struct Gatehouse: AsyncParsableCommand {
         version: GatehouseVersion.current,
         subcommands: [
             Serve.self, Init.self, StatusCommand.self, ConfigCommand.self, Audit.self, RotateRootKey.self,
+            RootKeyCommand.self,
             ProjectCommand.self,
             IdentityCommand.self,
             RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self,
@@ -295,59 +296,6 @@ enum AuditTimes {
             && (project == nil || e.projectId == project)
     }
 
-}
-
-struct RotateRootKey: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "rotate-root-key",
-        abstract: "Re-wrap every data key under a new root key (stop the daemons sharing the store first).",
-        discussion: """
-            With a key file: writes <file>.new (0600), re-wraps in one transaction, then renames it over the old file.
-            If interrupted after the re-wrap, the next start or rotation finishes the rename.
-            With an environment key: give the new key's variable with --new-key-env; update the environment afterwards.
-            """)
-    @OptionGroup var options: ConfigOptions
-    @Option(help: "Environment variable holding the new key (for root_key.source = \"env\").") var newKeyEnv: String?
-
-    func run() async throws {
-        let config = try options.load()
-        do {
-            // A daemon on this data directory would keep the old root key and fail on every data key re-wrapped
-            // under its feet: hold the directory's lock for the whole rotation (daemons on other hosts sharing a
-            // PostgreSQL store cannot be seen from here; stop those by hand).
-            let lock: DataDirectoryLock
-            do { lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory) } catch let e as DaemonError
-            {
-                throw DaemonError("\(e.description); stop it before rotating the root key")
-            }
-            defer { lock.release() }
-            try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
-                switch config.rootKey {
-                case .file(let path):
-                    let next = path + ".new"
-                    unlink(next)
-                    try FileRootKeyProvider.create(path: next)
-                    let n = try await engine.rotateRootKey(to: FileRootKeyProvider(path: next))
-                    guard rename(next, path) == 0 else {
-                        fail("re-wrapped under \(next) but cannot rename it to \(path)")
-                    }
-                    print("root key rotated: \(n) data keys re-wrapped; new key in \(path)")
-                case .environment:
-                    guard let variable = newKeyEnv else {
-                        throw ValidationError("--new-key-env is required when the root key comes from the environment")
-                    }
-                    let n = try await engine.rotateRootKey(to: EnvironmentRootKeyProvider(variable: variable))
-                    print(
-                        "root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)"
-                    )
-                }
-            }
-        } catch let e as DaemonError {
-            fail(e.description)
-        } catch let e as EngineError {
-            fail(e.message)
-        }
-    }
 }
 
 /// `gatehouse status`: the local daemon's readiness, from its operations listener's `/readyz`.

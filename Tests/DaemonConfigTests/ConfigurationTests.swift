@@ -162,6 +162,24 @@ func write(_ text: String) throws -> String {
         }
     }
 
+    @Test func pkcs11RootKeyNeedsAURI() throws {
+        let uri =
+            "pkcs11:token=gh;object=root?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/gh/pin"
+        let good = try ConfigurationLoader.load(
+            file: nil, environment: ["GATEHOUSE_ROOT_KEY_SOURCE": "pkcs11", "GATEHOUSE_ROOT_KEY_PKCS11": uri])
+        #expect(good.rootKey == .pkcs11(uri: uri))
+        #expect(throws: ConfigurationError.self) {
+            _ = try ConfigurationLoader.load(file: nil, environment: ["GATEHOUSE_ROOT_KEY_SOURCE": "pkcs11"])
+        }
+        do {
+            _ = try ConfigurationLoader.load(
+                file: nil, environment: ["GATEHOUSE_ROOT_KEY_SOURCE": "pkcs11", "GATEHOUSE_ROOT_KEY_PKCS11": "/x.so"])
+            Issue.record("a path is not a PKCS#11 URI")
+        } catch let e as ConfigurationError {
+            #expect(e.description.contains("root_key.pkcs11: must be a PKCS#11 URI"), "\(e.description)")
+        }
+    }
+
     @Test func syntaxErrorsNameTheLine() throws {
         for (text, line) in [
             ("a = \"unterminated\n", 1), ("\n\n[broken\n", 3), ("x = what\n", 1), ("a = 1\na = 2\n", 2),

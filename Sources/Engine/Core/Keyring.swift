@@ -20,10 +20,10 @@ public final class Keyring: Sendable {
     static let rootCheckID = "root-key-check"
     static let rootCheckPlaintext = Data("gatehouse root key check v1".utf8)
 
-    private let rootKey: Mutex<SymmetricKey>
+    private let rootKey: Mutex<any RootKey>
     private let cache = Mutex<[String: SymmetricKey]>([:])
 
-    init(rootKey: SymmetricKey) {
+    init(rootKey: any RootKey) {
         self.rootKey = Mutex(rootKey)
     }
 
@@ -51,21 +51,20 @@ public final class Keyring: Sendable {
                 try await storage.withTransaction { tx in
                     if let check = try await tx.get(kind: Self.systemKind, id: Self.rootCheckID) {
                         guard
-                            (try? Self.rawOpen(check.body, key: key, aad: Self.rootCheckAAD()))
-                                == Self.rootCheckPlaintext
+                            (try? key.unwrap(check.body, aad: Self.rootCheckAAD())) == Self.rootCheckPlaintext
                         else {
                             throw EngineError(
                                 .cryptographicFailure,
                                 "the root key does not match this store (wrong key file or environment variable?)")
                         }
                     } else {
-                        let body = try Self.rawSeal(Self.rootCheckPlaintext, key: key, aad: Self.rootCheckAAD())
+                        let body = try key.wrap(Self.rootCheckPlaintext, aad: Self.rootCheckAAD())
                         try await tx.insert(Record(kind: Self.systemKind, id: Self.rootCheckID, body: body))
                     }
                     if try await tx.get(kind: Self.dekKind, id: Self.initialDEK) == nil {
                         let dek = SymmetricKey(size: .bits256)
                         let wrapped = try dek.withUnsafeBytes {
-                            try Self.rawSeal(Data($0), key: key, aad: Self.dekAAD(Self.initialDEK))
+                            try key.wrap(Data($0), aad: Self.dekAAD(Self.initialDEK))
                         }
                         try await tx.insert(Record(kind: Self.dekKind, id: Self.initialDEK, body: wrapped))
                     }
@@ -90,7 +89,9 @@ public final class Keyring: Sendable {
         let key = rootKey.withLock { $0 }
         let raw: Data
         do {
-            raw = try Self.rawOpen(record.body, key: key, aad: Self.dekAAD(id))
+            raw = try key.unwrap(record.body, aad: Self.dekAAD(id))
+        } catch let e as EngineError where e.code == .unavailable {
+            throw e  // the token is unreachable: say so, not "cannot unwrap"
         } catch {
             throw EngineError(.cryptographicFailure, "cannot unwrap data key", diagnostic: "datakey \(id): \(error)")
         }
@@ -145,19 +146,19 @@ public final class Keyring: Sendable {
 
     /// Re-wraps every data key and the root-key check under `newKey`, in one transaction. The caller persists
     /// the new key before calling and removes the old one only after this returns.
-    func rotateRootKey(to newKey: SymmetricKey, _ storage: any Storage) async throws -> Int {
+    func rotateRootKey(to newKey: any RootKey, _ storage: any Storage) async throws -> Int {
         let oldKey = rootKey.withLock { $0 }
         let count = try await storage.withTransaction { tx -> Int in
             guard let check = try await tx.get(kind: Self.systemKind, id: Self.rootCheckID),
-                (try? Self.rawOpen(check.body, key: oldKey, aad: Self.rootCheckAAD())) == Self.rootCheckPlaintext
+                (try? oldKey.unwrap(check.body, aad: Self.rootCheckAAD())) == Self.rootCheckPlaintext
             else { throw EngineError(.cryptographicFailure, "the current root key does not match this store") }
             var n = 0
             var after: String?
             while true {
                 let page = try await tx.list(kind: Self.dekKind, scope: "", afterID: after, limit: 100)
                 for var record in page {
-                    let raw = try Self.rawOpen(record.body, key: oldKey, aad: Self.dekAAD(record.id))
-                    record.body = try Self.rawSeal(raw, key: newKey, aad: Self.dekAAD(record.id))
+                    let raw = try oldKey.unwrap(record.body, aad: Self.dekAAD(record.id))
+                    record.body = try newKey.wrap(raw, aad: Self.dekAAD(record.id))
                     record.updatedAt = Date()
                     _ = try await tx.update(record)
                     n += 1
@@ -166,7 +167,7 @@ public final class Keyring: Sendable {
                 after = page.last?.id
             }
             var newCheck = check
-            newCheck.body = try Self.rawSeal(Self.rootCheckPlaintext, key: newKey, aad: Self.rootCheckAAD())
+            newCheck.body = try newKey.wrap(Self.rootCheckPlaintext, aad: Self.rootCheckAAD())
             _ = try await tx.update(newCheck)
             return n
         }

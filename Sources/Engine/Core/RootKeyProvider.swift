@@ -3,13 +3,41 @@ import EngineAPI
 import ExtrasBase64
 import Foundation
 
-/// Where the root key (the key-encryption key) comes from. A protocol so an HSM or KMS provider can be added
-/// without touching the engine: it only ever asks for the key once at start-up.
+/// The root key (the key-encryption key), as the engine uses it: it seals and opens data keys, bound to
+/// associated data naming them. A key file's root key does this in memory; an HSM's does it inside the token, so
+/// the key never reaches this process.
+public protocol RootKey: Sendable, CustomStringConvertible {
+    /// Seals `plaintext` (a data key) bound to `aad`.
+    func wrap(_ plaintext: Data, aad: Data) throws -> Data
+    /// Opens what `wrap` produced for the same `aad`; throws if it does not authenticate.
+    func unwrap(_ wrapped: Data, aad: Data) throws -> Data
+}
+
+/// A root key held in memory: AES-256-GCM, sealed form nonce 12 | ciphertext | tag 16.
+public struct SoftwareRootKey: RootKey {
+    let key: SymmetricKey
+    public let description: String
+    public init(_ key: SymmetricKey, description: String = "root key") {
+        self.key = key
+        self.description = description
+    }
+    public func wrap(_ plaintext: Data, aad: Data) throws -> Data {
+        let box = try AES.GCM.seal(plaintext, using: key, authenticating: aad)
+        guard let combined = box.combined else { throw EngineError(.internal, "AES-GCM produced no output") }
+        return combined
+    }
+    public func unwrap(_ wrapped: Data, aad: Data) throws -> Data {
+        try AES.GCM.open(try AES.GCM.SealedBox(combined: wrapped), using: key, authenticating: aad)
+    }
+}
+
+/// Where the root key comes from. A protocol so an HSM or KMS provider can be added without touching the engine:
+/// it only asks for the key once at start-up (and once more for the new root of a rotation).
 public protocol RootKeyProvider: Sendable {
     /// A description for logs and errors (never the key).
     var sourceDescription: String { get }
-    /// Loads the 256-bit root key.
-    func loadRootKey() throws -> SymmetricKey
+    /// Loads the root key. Throws `EngineError(.unavailable)` saying why it cannot.
+    func loadRootKey() throws -> any RootKey
 }
 
 /// Reads the root key from a file holding 32 bytes as base64 (one line). The file must not be readable by
@@ -20,7 +48,11 @@ public struct FileRootKeyProvider: RootKeyProvider {
     public init(path: String) { self.path = path }
     public var sourceDescription: String { "key file \(path)" }
 
-    public func loadRootKey() throws -> SymmetricKey {
+    public func loadRootKey() throws -> any RootKey {
+        SoftwareRootKey(try loadKey(), description: sourceDescription)
+    }
+
+    func loadKey() throws -> SymmetricKey {
         let fm = FileManager.default
         guard fm.fileExists(atPath: path) else {
             throw EngineError(.unavailable, "root key file \(path) does not exist (run `gatehouse init`)")
@@ -75,11 +107,12 @@ public struct EnvironmentRootKeyProvider: RootKeyProvider {
     public init(variable: String) { self.variable = variable }
     public var sourceDescription: String { "environment variable \(variable)" }
 
-    public func loadRootKey() throws -> SymmetricKey {
+    public func loadRootKey() throws -> any RootKey {
         guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
             throw EngineError(.unavailable, "environment variable \(variable) is not set")
         }
-        return try FileRootKeyProvider.parse(Data(value.utf8), source: sourceDescription)
+        return SoftwareRootKey(
+            try FileRootKeyProvider.parse(Data(value.utf8), source: sourceDescription), description: sourceDescription)
     }
 }
 
@@ -88,5 +121,13 @@ public struct StaticRootKeyProvider: RootKeyProvider {
     let key: SymmetricKey
     public init(_ key: SymmetricKey) { self.key = key }
     public var sourceDescription: String { "static key" }
-    public func loadRootKey() throws -> SymmetricKey { key }
+    public func loadRootKey() throws -> any RootKey { SoftwareRootKey(key, description: "static key") }
+}
+
+/// A root key loaded already (the daemon loads it first, to tell an unavailable root key from other failures).
+public struct LoadedRootKeyProvider: RootKeyProvider {
+    let key: any RootKey
+    public init(_ key: any RootKey) { self.key = key }
+    public var sourceDescription: String { key.description }
+    public func loadRootKey() throws -> any RootKey { key }
 }
