@@ -423,7 +423,7 @@ let package = Package(
             name: "DaemonTests",
             dependencies: [
                 "Daemon", "DaemonConfig", "TestSupport", "ServerSupport", "StorageSQLite", "StoragePostgres",
-                "StorageS3", "StorageAPI", "Engine",
+                "StorageS3", "StorageAPI", "Engine", "EngineAPI",
                 "KMIPProtocol",
                 "TTLV",
                 .product(name: "Crypto", package: "swift-crypto"),

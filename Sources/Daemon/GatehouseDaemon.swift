@@ -244,6 +244,7 @@ public final class GatehouseDaemon: Sendable {
             services.append(tunnelService)
             say("gatehouse: tunnel to \(t.relayHost):\(t.relayPort) as \(t.user) (\(t.forwards.count) forwards)")
         }
+        services.append(PeriodicService.rootKeyWatch(engine, logger: logger))
         services.append(PeriodicService.crlRefresh(engine, logger: logger))
         services.append(PeriodicService.acmeSweep(engine, logger: logger))
         services.append(PeriodicService.refusalSummaries(engine, logger: logger))

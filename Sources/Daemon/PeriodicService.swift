@@ -1,6 +1,7 @@
 import Engine
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs `work` at start and then every `interval` until shutdown (which cancels the wait at once); a failure is
 /// logged and the work runs again at the next tick. Every node of a shared store may run the same work: each run is
@@ -24,6 +25,22 @@ struct PeriodicService: Service {
 }
 
 extension PeriodicService {
+    /// Every 5 s: the root keys the store names (an online switch started or finished on another node). A node
+    /// learns of a switch here before data keys move, and says so in its log when it cannot load the new root.
+    static func rootKeyWatch(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {
+        let known = Mutex<[String]>(engine.rootKeyDescriptors)
+        return PeriodicService(name: "root key watch", interval: .seconds(5), logger: logger) {
+            let now = try await engine.refreshRootKeys()
+            let before = known.withLock { old in
+                defer { old = now }
+                return old
+            }
+            if now != before {
+                logger.notice("root keys changed", metadata: ["roots": "\(now.joined(separator: " + "))"])
+            }
+        }
+    }
+
     /// Every minute: seals audit events that a node left pending (it stopped between a change and its event's seal,
     /// and has not come back to do it), then signs a checkpoint of every audit chain's head, which makes deleting a
     /// whole chain detectable (see `AuditChain`).

@@ -148,29 +148,50 @@ public enum StoreFactory {
         }
         do {
             let engine = try await GatehouseEngine.open(
-                storage: storage, rootKey: LoadedRootKeyProvider(rootKey),
+                storage: storage,
+                rootKey: LoadedRootKeyProvider(rootKey, descriptor: try rootKeyProvider(config).descriptor),
                 bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings,
-                pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated)
-            return (engine, storage)
-        } catch let e as EngineError where e.code == .cryptographicFailure {
-            // An interrupted `rotate-root-key` may have re-wrapped the store under <file>.new: finish it.
-            if case .file(let path) = config.rootKey, FileManager.default.fileExists(atPath: path + ".new"),
-                let engine = try? await GatehouseEngine.open(
-                    storage: storage, rootKey: FileRootKeyProvider(path: path + ".new"),
-                    bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings,
-                    pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated)
+                pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated,
+                rootKeyResolver: rootKeyResolver)
+            // A `rotate-root-key` of a key file interrupted after the switch but before its rename: the store's root is
+            // <file>.new (found through the store's record of it); finish the rename.
+            if case .file(let path) = config.rootKey, engine.rootKeyDescriptors.first == "file:\(path).new",
+                FileManager.default.fileExists(atPath: path + ".new")
             {
                 guard rename(path + ".new", path) == 0 else {
                     throw DaemonError("the store is wrapped under \(path).new but it cannot be renamed to \(path)")
                 }
+                try await engine.renameRootKey(from: "file:\(path).new", to: "file:" + path)
                 logger.notice("finished an interrupted root key rotation", metadata: ["keyFile": "\(path)"])
-                return (engine, storage)
             }
-            try? await storage.close()
-            throw DaemonError(e.message)
+            return (engine, storage)
         } catch let e as EngineError {
             try? await storage.close()
-            throw DaemonError(e.message)
+            throw DaemonError(
+                e.message, rootKeyUnavailable: e.diagnostic == Keyring.rootKeyUnavailableDiagnostic)
+        } catch {
+            try? await storage.close()
+            throw error
+        }
+    }
+
+    /// Loads a root the store names (`file:PATH`, `env:NAME`, `pkcs11:…`), for a node whose configuration names
+    /// another one (during or after an online switch).
+    public static let rootKeyResolver: Keyring.RootResolver = { descriptor in
+        let source: RootKeySource
+        if descriptor.hasPrefix("file:") {
+            source = .file(path: String(descriptor.dropFirst(5)))
+        } else if descriptor.hasPrefix("env:") {
+            source = .environment(variable: String(descriptor.dropFirst(4)))
+        } else if descriptor.lowercased().hasPrefix("pkcs11:") {
+            source = .pkcs11(uri: descriptor)
+        } else {
+            throw EngineError(.unavailable, "unknown kind of root key \(descriptor)")
+        }
+        do {
+            return try rootKeyProvider(source).loadRootKey()
+        } catch let e as DaemonError {
+            throw EngineError(.unavailable, e.description)
         }
     }
 }

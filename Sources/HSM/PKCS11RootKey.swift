@@ -300,4 +300,5 @@ public struct PKCS11RootKeyProvider: RootKeyProvider {
         "PKCS#11 key \"\(uri.keyLabel)\" in \(uri.tokenDescription) (\(uri.modulePath))"
     }
     public func loadRootKey() throws -> any RootKey { try PKCS11RootKey(uri: uri) }
+    public var descriptor: String? { uri.description }
 }

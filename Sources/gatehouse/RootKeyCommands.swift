@@ -9,60 +9,72 @@ import HSM
 struct RotateRootKey: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate-root-key",
-        abstract: "Re-wrap every data key under a new root key (stop the daemons sharing the store first).",
+        abstract: "Move every data key to a new root key, online (the daemons keep serving).",
         discussion: """
-            Without --to, a new key of the same kind: with a key file, writes <file>.new (0600), re-wraps in one \
-            transaction, then renames it over the old file (if interrupted after the re-wrap, the next start or \
-            rotation finishes the rename); with an environment key, give the new key's variable with --new-key-env.
-            With --to, moves the root elsewhere; then set root_key on every node as the command says:
+            With --to, moves the root while every node sharing the store serves: the store announces the switch, \
+            every node loads the new root too (each must be able to: the same PKCS#11 URI and PIN file, key file \
+            path or variable), data keys are re-wrapped in batches, and the store then names the new root as \
+            current. Interrupted (even by kill -9), run the same command again: it finishes. Afterwards set root_key \
+            on every node as the command says (a node still configured with the old root finds the new one through \
+            the store, and says so in its log).
               --to 'pkcs11:token=T;object=K?module-path=/path/module.so&pin-source=file:/path/pin'   a key in an HSM \
             (create it first with `gatehouse root-key create --uri …`)
-              --to file:/path/new.key   a new key file (created, mode 0600; it must not exist)
+              --to file:/path/new.key   a new key file (created, mode 0600, if it does not exist)
               --to env:NAME             the key in variable NAME
+            Without --to, a new key of the same kind: a key file gets <file>.new, then the rename over the old file \
+            (stop the daemons of this data directory first); an environment key needs --new-key-env.
             """)
     @OptionGroup var options: ConfigOptions
     @Option(help: "Environment variable holding the new key (for root_key.source = \"env\").") var newKeyEnv: String?
     @Option(help: "The new root: a PKCS#11 URI, file:PATH or env:NAME.") var to: String?
+    @Option(help: "Data keys re-wrapped per transaction.") var batch: Int = 100
 
     func run() async throws {
         let config = try options.load()
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         do {
-            // A daemon on this data directory would keep the old root key and fail on every data key re-wrapped
-            // under its feet: hold the directory's lock for the whole rotation (daemons on other hosts sharing a
-            // PostgreSQL store cannot be seen from here; stop those by hand).
-            let lock: DataDirectoryLock
-            do { lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory) } catch let e as DaemonError
-            {
-                throw DaemonError("\(e.description); stop it before rotating the root key")
-            }
-            defer { lock.release() }
             if let to {
                 try await rotate(config, to: to)
                 return
             }
-            try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
-                switch config.rootKey {
-                case .file(let path):
-                    let next = path + ".new"
-                    unlink(next)
-                    try FileRootKeyProvider.create(path: next)
-                    let n = try await engine.rotateRootKey(to: FileRootKeyProvider(path: next))
-                    guard rename(next, path) == 0 else {
-                        fail("re-wrapped under \(next) but cannot rename it to \(path)")
-                    }
-                    print("root key rotated: \(n) data keys re-wrapped; new key in \(path)")
-                case .environment:
-                    guard let variable = newKeyEnv else {
-                        throw ValidationError("--new-key-env is required when the root key comes from the environment")
-                    }
-                    let n = try await engine.rotateRootKey(to: EnvironmentRootKeyProvider(variable: variable))
-                    print(
-                        "root key rotated: \(n) data keys re-wrapped; set the root key variable to the value of \(variable)"
-                    )
-                case .pkcs11:
-                    throw ValidationError(
-                        "the root key is in a PKCS#11 token: give the new root with --to (create a new key first)")
+            switch config.rootKey {
+            case .file(let path):
+                // The old file is replaced at the end: a daemon of this data directory would be left naming a key
+                // that is gone. Hold the directory's lock for the whole rotation.
+                let lock: DataDirectoryLock
+                do { lock = try DataDirectoryLock.acquire(dataDirectory: config.dataDirectory) } catch let e
+                    as DaemonError
+                {
+                    throw DaemonError("\(e.description); stop it before rotating the root key (or use --to)")
                 }
+                defer { lock.release() }
+                let next = path + ".new"
+                // An interrupted rotation left its key: go on with it; otherwise a new one.
+                if !FileManager.default.fileExists(atPath: next) { try FileRootKeyProvider.create(path: next) }
+                let result = try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+                    let result = try await engine.switchRootKey(
+                        to: FileRootKeyProvider(path: next), batch: batch, progress: Self.report)
+                    guard rename(next, path) == 0 else {
+                        throw DaemonError("re-wrapped under \(next) but cannot rename it to \(path)")
+                    }
+                    try await engine.renameRootKey(from: "file:" + next, to: "file:" + path)
+                    return result
+                }
+                print("root key rotated: \(result.rewrapped) data keys re-wrapped; new key in \(path)")
+            case .environment:
+                guard let variable = newKeyEnv else {
+                    throw ValidationError("--new-key-env is required when the root key comes from the environment")
+                }
+                let result = try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+                    try await engine.switchRootKey(
+                        to: EnvironmentRootKeyProvider(variable: variable), batch: batch, progress: Self.report)
+                }
+                print(
+                    "root key rotated: \(result.rewrapped) data keys re-wrapped; set the root key variable to the value of \(variable)"
+                )
+            case .pkcs11:
+                throw ValidationError(
+                    "the root key is in a PKCS#11 token: give the new root with --to (create a new key first)")
             }
         } catch let e as DaemonError {
             fail(e.description)
@@ -71,23 +83,22 @@ struct RotateRootKey: AsyncParsableCommand {
         }
     }
 
-    /// Moves the root to `target` (a PKCS#11 URI, file:PATH or env:NAME) and says how to configure the nodes.
+    /// One line per batch, written at once (a pipe would hold print's buffer).
+    @Sendable static func report(_ rewrapped: Int, _ seen: Int) {
+        FileHandle.standardOutput.write(Data("re-wrapped \(rewrapped) of \(seen) data keys so far\n".utf8))
+    }
+
+    /// Moves the root to `target` (a PKCS#11 URI, file:PATH or env:NAME) online and says how to configure the nodes.
     func rotate(_ config: GatehouseConfiguration, to target: String) async throws {
         let source: RootKeySource
-        var createdFile: String?
         if target.lowercased().hasPrefix("pkcs11:") {
             source = .pkcs11(uri: target)
         } else if target.hasPrefix("file:") {
             let path = String(target.dropFirst("file:".count))
             guard path.hasPrefix("/") else { throw ValidationError("--to file:PATH needs an absolute path") }
-            if case .file(let current) = config.rootKey, current == path {
-                throw ValidationError("\(path) is the current root key file")
-            }
-            guard !FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("\(path) exists; --to file: creates a new key file")
-            }
+            // A new key file, unless an interrupted run made it already.
+            if !FileManager.default.fileExists(atPath: path) { try FileRootKeyProvider.create(path: path) }
             source = .file(path: path)
-            createdFile = path
         } else if target.hasPrefix("env:"), target.count > 4 {
             source = .environment(variable: String(target.dropFirst(4)))
         } else {
@@ -95,18 +106,13 @@ struct RotateRootKey: AsyncParsableCommand {
         }
         guard source != config.rootKey else { throw ValidationError("--to names the current root key") }
         let provider = try StoreFactory.rootKeyProvider(source)
-        if let createdFile { try FileRootKeyProvider.create(path: createdFile) }
-        let n: Int
-        do {
-            n = try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
-                try await engine.rotateRootKey(to: provider)
-            }
-        } catch {
-            if let createdFile { unlink(createdFile) }
-            throw error
+        let result = try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+            try await engine.switchRootKey(to: provider, batch: batch, progress: Self.report)
         }
-        print("root key moved: \(n) data keys re-wrapped under the \(provider.sourceDescription)")
-        print("set on every node before it starts again:")
+        print(
+            "root key switched\(result.resumed ? " (resumed)" : ""): \(result.rewrapped) of \(result.total) data keys re-wrapped under the \(provider.sourceDescription)"
+        )
+        print("every node uses it now; set on each before it next starts:")
         switch source {
         case .pkcs11(let uri):
             print("  GATEHOUSE_ROOT_KEY_SOURCE=pkcs11 GATEHOUSE_ROOT_KEY_PKCS11='\(uri)'")
@@ -120,6 +126,26 @@ struct RotateRootKey: AsyncParsableCommand {
         }
         if case .file(let old) = config.rootKey {
             print("the old key file \(old) no longer opens the store; destroy it once no backup needs it")
+        }
+    }
+}
+
+/// `gatehouse rotate-data-key`: a new active data key.
+struct RotateDataKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-data-key",
+        abstract: "Make a new data key the one new values are sealed under (online; older values keep theirs).")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        do {
+            let id = try await StoreFactory.withEngine(config, logger: quietLogger()) { try await $0.rotateDataKey() }
+            print("data key rotated: new values are sealed under \(id) (on every node within 10 s)")
+        } catch let e as DaemonError {
+            fail(e.description)
+        } catch let e as EngineError {
+            fail(e.message)
         }
     }
 }

@@ -1,4 +1,7 @@
+import Engine
+import EngineAPI
 import Foundation
+import StorageSQLite
 import TestSupport
 import Testing
 
@@ -134,6 +137,95 @@ import Testing
         #expect(daemon.log.contains("gatehouse: stopped"))
     }
 
+    /// Online: the daemon serves while the root moves from its key file into the token; the command is killed
+    /// with SIGKILL half-way, the daemon restarted mid-switch, the command run again; every value stays readable.
+    @Test func anOnlineSwitchSurvivesKill9AndFinishes() async throws {
+        let dir = try freshDirectory()
+        let token = try makeToken(in: dir.path)
+        var fileEnv = token.env
+        fileEnv["GATEHOUSE_ROOT_KEY_SOURCE"] = nil
+        fileEnv["GATEHOUSE_ROOT_KEY_PKCS11"] = nil
+        var daemon = try DaemonProcess(directory: dir.path, environment: fileEnv)
+        try daemon.waitUntilListening()
+        try daemon.ensureProject("p")
+        #expect(daemon.stop() == 0)
+        // A year of data-key rotations: 1,500 data keys, with values sealed under several of them.
+        let storage = try SQLiteStorage(path: daemon.dataDirectory + "/gatehouse.sqlite")
+        let engine = try await GatehouseEngine.open(
+            storage: storage, rootKey: FileRootKeyProvider(path: daemon.dataDirectory + "/root.key"),
+            bootstrapAdmins: ["gatehouse-admin"])
+        let admin = CallContext(
+            principal: Principal(
+                method: .tlsCertificate, id: "fp-admin", name: "gatehouse-admin", verifiedByListener: true),
+            frontEnd: "test")
+        for i in 0..<1500 {
+            if i % 300 == 0 {
+                _ = try await engine.createSecret(
+                    admin, project: "p", name: "s\(i / 300)", value: SecretBytes(utf8: "value-\(i / 300)"))
+            }
+            _ = try await engine.rotateDataKey()
+        }
+        try await storage.close()
+
+        daemon = try DaemonProcess(directory: dir.path, environment: fileEnv)
+        try daemon.waitUntilListening()
+        try putSecret(daemon, "s5", "value-5")
+        func readsEverything(_ daemon: DaemonProcess) throws {
+            for i in 0...5 { #expect(try secret(daemon, "s\(i)").contains("value-\(i)")) }
+        }
+        let created = try gatehouse(["root-key", "create", "--uri", token.uri], cwd: dir.path, env: token.env)
+        #expect(created.status == 0, "\(created.stderr)")
+
+        // The switch, one data key per transaction, killed after its first batches.
+        let switcher = Process()
+        switcher.executableURL = URL(fileURLWithPath: ProcessRunner.gatehouseBinary)
+        switcher.arguments = ["rotate-root-key", "--to", token.uri, "--batch", "1"]
+        switcher.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+        switcher.environment = ProcessInfo.processInfo.environment.merging(fileEnv) { $1 }
+        let out = Pipe()
+        switcher.standardOutput = out
+        switcher.standardError = FileHandle.nullDevice
+        try switcher.run()
+        var seen = ""
+        while !seen.contains("re-wrapped 20 of") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(switcher.processIdentifier, SIGKILL)
+        switcher.waitUntilExit()
+        #expect(switcher.terminationReason == .uncaughtSignal, "the switch ended before it was killed: \(seen)")
+
+        // Mid-switch: the running daemon serves, writes and reads; restarted (still configured with its file) it
+        // finds the token through the store and serves again.
+        try readsEverything(daemon)
+        try putSecret(daemon, "mid", "written-mid-switch")
+        #expect(daemon.stop() == 0)
+        daemon = try DaemonProcess(directory: dir.path, environment: fileEnv)
+        try daemon.waitUntilListening()
+        try readsEverything(daemon)
+
+        // Run again: it resumes and finishes while the daemon serves.
+        let finished = try gatehouse(["rotate-root-key", "--to", token.uri], cwd: dir.path, env: fileEnv)
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(finished.stdout.contains("root key switched (resumed)"), "\(finished.stdout)")
+        let counts = finished.stdout.firstMatch(of: /(\d+) of (\d+) data keys re-wrapped/)
+        let rewrapped = Int(counts?.1 ?? "") ?? -1
+        let total = Int(counts?.2 ?? "") ?? -1
+        #expect(total == 1501 && rewrapped > 0 && rewrapped <= total - 20, "\(finished.stdout)")
+        try readsEverything(daemon)
+        #expect(try secret(daemon, "mid").contains("written-mid-switch"))
+        #expect(daemon.stop() == 0)
+
+        // Configured with the token from now on: everything opens, and the audit chain holds.
+        daemon = try DaemonProcess(directory: dir.path, environment: token.env)
+        try daemon.waitUntilListening()
+        try readsEverything(daemon)
+        #expect(daemon.stop() == 0)
+        let verify = try gatehouse(["audit", "verify"], cwd: dir.path, env: token.env)
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
     @Test func theRootMovesFromAFileIntoTheTokenAndBack() throws {
         let dir = try freshDirectory()
         let token = try makeToken(in: dir.path)
@@ -150,11 +242,18 @@ import Testing
         fileEnv["GATEHOUSE_ROOT_KEY_PKCS11"] = nil
         let moved = try gatehouse(["rotate-root-key", "--to", token.uri], cwd: dir.path, env: fileEnv)
         #expect(moved.status == 0, "\(moved.stderr)")
-        #expect(moved.stdout.contains("1 data keys re-wrapped under the PKCS#11 key \"gatehouse-root\""))
+        #expect(moved.stdout.contains("1 of 1 data keys re-wrapped under the PKCS#11 key \"gatehouse-root\""))
         #expect(moved.stdout.contains("GATEHOUSE_ROOT_KEY_SOURCE=pkcs11"))
-        // The old file no longer opens the store; the token does.
+        // A node still configured with the old file finds the token through the store; without the token's
+        // configuration (SOFTHSM2_CONF) it cannot, and says which root it needs.
         let stale = try gatehouse(["audit", "verify"], cwd: dir.path, env: fileEnv)
-        #expect(stale.status != 0 && stale.stderr.contains("root key does not match"), "\(stale.stderr)")
+        #expect(stale.status == 0, "\(stale.stderr)")
+        var noHSM = fileEnv
+        noHSM["SOFTHSM2_CONF"] = dir.path + "/missing.conf"
+        let blind = try gatehouse(["audit", "verify"], cwd: dir.path, env: noHSM)
+        #expect(
+            blind.status != 0 && blind.stderr.contains("the store's root key pkcs11:token=gatehouse"),
+            "\(blind.stderr)")
         daemon = try DaemonProcess(directory: dir.path, environment: token.env)
         try daemon.waitUntilListening()
         #expect(try secret(daemon, "moved").contains("across-roots"))

@@ -1,3 +1,5 @@
+import Crypto
+import Engine
 import Foundation
 import StoragePostgres
 import TestSupport
@@ -171,6 +173,116 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
             Issue.record("PYKMIP_PYTHON is not set")
         }
         #expect(a.stop() == 0)
+        #expect(b.stop() == 0)
+    }
+
+    /// The root moves to a new key while two nodes serve: both keep answering every read and write during the
+    /// switch, a node restarted with its old configuration finds the new root through the store, and a node
+    /// configured with the new root opens everything.
+    @Test func theRootMovesOnlineUnderTwoServingNodes() async throws {
+        guard let env = try await sharedPostgresDaemonEnvironment() else { return }
+        let dirA = try freshDirectory()
+        let dirB = try freshDirectory()
+        let a = try DaemonProcess(directory: dirA.path, environment: env)
+        try a.waitUntilListening()
+        try a.ensureProject("p")
+        try FileManager.default.createDirectory(atPath: dirB.path + "/.gatehouse", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: dirA.path + "/.gatehouse/certs", toPath: dirB.path + "/.gatehouse/certs")
+        var b = try DaemonProcess(directory: dirB.path, environment: env)
+        try b.waitUntilListening()
+        func put(_ node: DaemonProcess, _ name: String) throws {
+            let (_, body, code) = try curl(
+                node.adminCurl + [
+                    "-X", "POST", "-d", "{\"value\":\"value-of-\(name)\"}",
+                    node.httpsBase + "/api/v1/projects/p/secrets/\(name)",
+                ])
+            #expect(code == 201, "\(body)")
+        }
+        func readsEverything(_ node: DaemonProcess, _ names: [String]) throws {
+            for name in names {
+                let (_, body, code) = try curl(node.adminCurl + [node.httpsBase + "/api/v1/projects/p/secrets/\(name)"])
+                #expect(code == 200 && body.contains("value-of-\(name)"), "\(name): \(code) \(body)")
+            }
+        }
+        // Values under several data keys.
+        var names: [String] = []
+        for i in 0..<6 {
+            try put(i % 2 == 0 ? a : b, "r\(i)")
+            names.append("r\(i)")
+            let rotated = try ProcessRunner.run(
+                [ProcessRunner.gatehouseBinary, "rotate-data-key"], cwd: dirA.path, environment: env, timeout: 60)
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+        }
+
+        // And 300 more data keys (a long-lived store), made in this process on the same database.
+        let url = try #require(env["GATEHOUSE_STORAGE_POSTGRES_URL"])
+        let storage = try PostgresStorage(url: url)
+        let encodedKey = try #require(env["GATEHOUSE_ROOT_KEY"])
+        let rootKey = try #require(Data(base64Encoded: encodedKey))
+        let engine = try await GatehouseEngine.open(
+            storage: storage, rootKey: StaticRootKeyProvider(SymmetricKey(data: rootKey)),
+            bootstrapAdmins: ["gatehouse-admin"])
+        for _ in 0..<300 { _ = try await engine.rotateDataKey() }
+        try await storage.close()
+
+        // The switch, one data key per transaction, while both nodes answer reads the whole time.
+        let newKey = dirA.path + "/moved-root.key"
+        let output = dirA.path + "/switch.out"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let switcher = Process()
+        switcher.executableURL = URL(fileURLWithPath: ProcessRunner.gatehouseBinary)
+        switcher.arguments = ["rotate-root-key", "--to", "file:" + newKey, "--batch", "1"]
+        switcher.currentDirectoryURL = URL(fileURLWithPath: dirA.path)
+        switcher.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        switcher.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        switcher.standardError = switcher.standardOutput
+        try switcher.run()
+        var rounds = 0
+        var failures: [String] = []
+        while switcher.isRunning {
+            for (i, node) in [a, b].enumerated() {
+                let name = "r\(rounds % 6)"
+                let (_, body, code) = try curl(node.adminCurl + [node.httpsBase + "/api/v1/projects/p/secrets/\(name)"])
+                if code != 200 || !body.contains("value-of-\(name)") { failures.append("node \(i): \(code) \(body)") }
+            }
+            rounds += 1
+        }
+        switcher.waitUntilExit()
+        let moved = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(switcher.terminationStatus == 0, "\(moved.suffix(500))")
+        #expect(moved.contains("307 of 307 data keys re-wrapped under the key file \(newKey)"), "\(moved.suffix(500))")
+        #expect(
+            rounds >= 2 && failures.isEmpty,
+            "\(rounds) rounds of reads during the switch; failures: \(failures.prefix(5))")
+        // Writes through both nodes right after the switch (new values under the new root's data keys).
+        try put(a, "after-a")
+        try put(b, "after-b")
+        names += ["after-a", "after-b"]
+        try readsEverything(a, names)
+        try readsEverything(b, names)
+        try await Task.sleep(for: .seconds(6))  // every node's watch has seen the switch end
+        #expect(b.log.contains("root keys changed"), "\(b.log.suffix(2000))")
+
+        // Node B restarted with its old configuration finds the new root through the store.
+        #expect(b.stop() == 0)
+        b = try DaemonProcess(directory: dirB.path, environment: env)
+        try b.waitUntilListening()
+        try readsEverything(b, names)
+        #expect(b.log.contains("update root_key"), "\(b.log.suffix(2000))")
+        // Node A configured with the new key file; the old key alone no longer opens the store.
+        #expect(a.stop() == 0)
+        var fileEnv = env
+        fileEnv["GATEHOUSE_ROOT_KEY_SOURCE"] = "file"
+        fileEnv["GATEHOUSE_ROOT_KEY_FILE"] = newKey
+        fileEnv["GATEHOUSE_ROOT_KEY"] = nil
+        let a2 = try DaemonProcess(directory: dirA.path, environment: fileEnv)
+        try a2.waitUntilListening()
+        try readsEverything(a2, names)
+        let verify = try ProcessRunner.run(
+            [ProcessRunner.gatehouseBinary, "audit", "verify"], cwd: dirA.path, environment: fileEnv)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        #expect(a2.stop() == 0)
         #expect(b.stop() == 0)
     }
 }

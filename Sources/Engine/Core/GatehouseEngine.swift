@@ -35,7 +35,8 @@ public final class GatehouseEngine: Engine, EngineService {
         logger: Logger = Logger(label: "gatehouse.engine"), clock: @escaping @Sendable () -> Date = { Date() },
         node: String? = nil, recordings: (any RecordingStore)? = nil, pamConnector: (any PAMConnector)? = nil,
         pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
-        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
+        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in },
+        rootKeyResolver: Keyring.RootResolver? = nil
     ) async throws -> GatehouseEngine {
         let key = try rootKey.loadRootKey()
         do {
@@ -43,9 +44,10 @@ public final class GatehouseEngine: Engine, EngineService {
         } catch let e as StorageError {
             throw EngineError(.unavailable, "storage (\(storage.backendName)) cannot be opened: \(e.detail)")
         }
-        let keyring = Keyring(rootKey: key)
+        let keyring = Keyring(rootKey: key, descriptor: rootKey.descriptor, resolver: rootKeyResolver)
         do {
             try await keyring.bootstrap(storage)
+            for notice in keyring.notices.withLock({ $0 }) { logger.warning("\(notice)") }
             let auditKey = try await loadAuditKey(storage, keyring)
             let chain = node ?? Self.newNodeID()
             let engine = GatehouseEngine(
@@ -168,15 +170,63 @@ public final class GatehouseEngine: Engine, EngineService {
         try await acme.acmeSweep(batch: batch, maxBatches: maxBatches)
     }
 
-    /// Re-wraps all data keys under a new root key. Returns how many were re-wrapped.
+    /// Re-wraps all data keys under a new root key (`switchRootKey` in batches of 100). Returns how many were
+    /// re-wrapped.
     public func rotateRootKey(to provider: any RootKeyProvider) async throws -> Int {
+        try await switchRootKey(to: provider).rewrapped
+    }
+
+    /// Moves the store to the root `provider` loads, online: nodes keep serving, every node finds the new root
+    /// through the store (see `Keyring`), and running it again after an interruption finishes it. `progress` is
+    /// called after each batch with (re-wrapped, looked at). Audited as `root-key.switch`.
+    public func switchRootKey(
+        to provider: any RootKeyProvider, batch: Int = 100,
+        progress: @Sendable (Int, Int) async throws -> Void = { _, _ in }
+    ) async throws -> Keyring.SwitchResult {
         let newKey = try provider.loadRootKey()
         do {
-            let n = try await keyring.rotateRootKey(to: newKey, storage)
-            try await record(self.event(.system("cli"), "root-key.rotate", project: nil, ["dataKeys": "\(n)"]))
-            return n
+            let result = try await keyring.switchRoot(
+                to: newKey, target: provider.descriptor ?? provider.sourceDescription, batch: batch, storage,
+                progress: progress)
+            try await record(
+                self.event(
+                    .system("cli"), "root-key.rotate", project: nil,
+                    [
+                        "dataKeys": "\(result.rewrapped)", "total": "\(result.total)", "resumed": "\(result.resumed)",
+                        "to": provider.sourceDescription,
+                    ]))
+            return result
         } catch let e as StorageError {
             throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
         }
+    }
+
+    /// Makes a new data key the active one (new values are sealed under it on every node within seconds; older
+    /// data keys keep opening what they sealed). Audited as `data-key.rotate`. Returns the new key's id.
+    public func rotateDataKey() async throws -> String {
+        do {
+            let id = try await keyring.rotateDataKey(storage)
+            try await record(self.event(.system("cli"), "data-key.rotate", project: nil, ["dataKey": id]))
+            return id
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+        }
+    }
+
+    /// Records that the current root key file was renamed (`rotate-root-key` of a key file: `<file>.new` becomes
+    /// `<file>`).
+    public func renameRootKey(from old: String, to new: String) async throws {
+        try await keyring.renameCurrentRoot(from: old, to: new, storage)
+    }
+
+    /// The roots this node uses (how the store names them), current first; a second one during a switch.
+    public var rootKeyDescriptors: [String] { keyring.rootDescriptions }
+
+    /// Reads the root keys the store names again (a switch started or finished on another node) and returns the
+    /// roots this node uses, current first. The daemon calls it periodically; a switch's target that this node
+    /// cannot load throws `EngineError(.unavailable)` with `Keyring.rootKeyUnavailableDiagnostic`.
+    public func refreshRootKeys() async throws -> [String] {
+        try await keyring.refreshRoots(storage)
+        return keyring.rootDescriptions
     }
 }

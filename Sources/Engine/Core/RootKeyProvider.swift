@@ -38,6 +38,13 @@ public protocol RootKeyProvider: Sendable {
     var sourceDescription: String { get }
     /// Loads the root key. Throws `EngineError(.unavailable)` saying why it cannot.
     func loadRootKey() throws -> any RootKey
+    /// How the store names this root for other nodes during and after a switch (`file:PATH`, `env:NAME`,
+    /// `pkcs11:…`; never secret), or nil for a root no other node could load.
+    var descriptor: String? { get }
+}
+
+extension RootKeyProvider {
+    public var descriptor: String? { nil }
 }
 
 /// Reads the root key from a file holding 32 bytes as base64 (one line). The file must not be readable by
@@ -47,6 +54,7 @@ public struct FileRootKeyProvider: RootKeyProvider {
     public var path: String
     public init(path: String) { self.path = path }
     public var sourceDescription: String { "key file \(path)" }
+    public var descriptor: String? { "file:" + path }
 
     public func loadRootKey() throws -> any RootKey {
         SoftwareRootKey(try loadKey(), description: sourceDescription)
@@ -106,6 +114,7 @@ public struct EnvironmentRootKeyProvider: RootKeyProvider {
     public var variable: String
     public init(variable: String) { self.variable = variable }
     public var sourceDescription: String { "environment variable \(variable)" }
+    public var descriptor: String? { "env:" + variable }
 
     public func loadRootKey() throws -> any RootKey {
         guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
@@ -127,7 +136,11 @@ public struct StaticRootKeyProvider: RootKeyProvider {
 /// A root key loaded already (the daemon loads it first, to tell an unavailable root key from other failures).
 public struct LoadedRootKeyProvider: RootKeyProvider {
     let key: any RootKey
-    public init(_ key: any RootKey) { self.key = key }
+    public let descriptor: String?
+    public init(_ key: any RootKey, descriptor: String?) {
+        self.key = key
+        self.descriptor = descriptor
+    }
     public var sourceDescription: String { key.description }
     public func loadRootKey() throws -> any RootKey { key }
 }
