@@ -252,7 +252,7 @@ let package = Package(
             name: "Daemon",
             dependencies: [
                 "DaemonConfig", "EngineAPI", "Engine", "HSM", "StorageAPI", "StorageSQLite", "StoragePostgres",
-                "StorageS3",
+                "StorageS3", .product(name: "_CryptoExtras", package: "swift-crypto"),
                 "ServerSupport", "HTTPFrontEnd", "KMIPFrontEnd", "PGProxyFrontEnd", "SSHTunnel", "SSHProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

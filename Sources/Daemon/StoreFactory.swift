@@ -175,6 +175,11 @@ public enum StoreFactory {
         }
     }
 
+    /// A consistent copy of a live SQLite store (SQLite's online backup API), for `gatehouse backup`.
+    public static func snapshotSQLite(from database: String, to copy: String) throws -> Int64 {
+        try SQLiteStorage.onlineBackup(from: database, to: copy)
+    }
+
     /// Loads a root the store names (`file:PATH`, `env:NAME`, `pkcs11:…`), for a node whose configuration names
     /// another one (during or after an online switch).
     public static let rootKeyResolver: Keyring.RootResolver = { descriptor in

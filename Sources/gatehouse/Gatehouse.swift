@@ -46,7 +46,7 @@ struct Gatehouse: AsyncParsableCommand {
         version: GatehouseVersion.current,
         subcommands: [
             Serve.self, Init.self, StatusCommand.self, ConfigCommand.self, Audit.self, RotateRootKey.self,
-            RotateDataKey.self, RootKeyCommand.self,
+            RotateDataKey.self, RootKeyCommand.self, BackupCommand.self, RestoreCommand.self,
             ProjectCommand.self,
             IdentityCommand.self,
             RoleCommand.self, LoginCommand.self, WhoamiCommand.self, OpenAPICommand.self, PKICommand.self,

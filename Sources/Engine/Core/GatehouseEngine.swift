@@ -201,6 +201,35 @@ public final class GatehouseEngine: Engine, EngineService {
         }
     }
 
+    /// The appliance's backup signing key (Ed25519, sealed under a data key at `system/backup-signing-key`), made
+    /// on first use. `gatehouse backup` signs its archives with it; a restore checks the restored store holds it.
+    public func backupSigningKey() async throws -> Curve25519.Signing.PrivateKey {
+        for _ in 0..<3 {
+            do {
+                let raw = try await storage.withTransaction { tx -> [UInt8] in
+                    if let r = try await tx.get(kind: Keyring.systemKind, id: "backup-signing-key") {
+                        return try await self.keyring.open(r.body, binding: "system/backup-signing-key", tx)
+                    }
+                    let fresh = Array(Curve25519.Signing.PrivateKey().rawRepresentation)
+                    let sealed = try await self.keyring.seal(fresh, binding: "system/backup-signing-key", tx)
+                    try await tx.insert(Record(kind: Keyring.systemKind, id: "backup-signing-key", body: sealed))
+                    return fresh
+                }
+                return try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+            } catch let e as StorageError where e.code == .uniqueViolation {
+                continue  // another process made it first
+            } catch let e as StorageError {
+                throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+            }
+        }
+        throw EngineError(.unavailable, "cannot create the backup signing key")
+    }
+
+    /// Records a backup in the audit log (`backup.create`).
+    public func recordBackup(_ details: [String: String]) async throws {
+        try await record(self.event(.system("cli"), "backup.create", project: nil, details))
+    }
+
     /// Makes a new data key the active one (new values are sealed under it on every node within seconds; older
     /// data keys keep opening what they sealed). Audited as `data-key.rotate`. Returns the new key's id.
     public func rotateDataKey() async throws -> String {

@@ -60,7 +60,7 @@ public struct FileRootKeyProvider: RootKeyProvider {
         SoftwareRootKey(try loadKey(), description: sourceDescription)
     }
 
-    func loadKey() throws -> SymmetricKey {
+    public func loadKey() throws -> SymmetricKey {
         let fm = FileManager.default
         guard fm.fileExists(atPath: path) else {
             throw EngineError(.unavailable, "root key file \(path) does not exist (run `gatehouse init`)")
