@@ -173,12 +173,7 @@ public final class GatehouseDaemon: Sendable {
                 }
                 if let tls { tlsContexts.append(tls) }
             }
-            let settings = HTTPListener.Settings(
-                name: listener.name, host: listener.address, port: listener.port, tls: tls,
-                maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
-                handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout,
-                maxMessageSize: listener.maxMessageSize,
-                failureBurst: listener.failureBurst, failuresPerMinute: listener.failuresPerMinute)
+            let settings = Self.settings(listener, tls: tls)
             let counter = ConnectionCounter(listener: listener.name, maxConnections: listener.maxConnections)
             let name = listener.name
             let scheme =
@@ -300,6 +295,16 @@ public final class GatehouseDaemon: Sendable {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
+    /// A listener's HTTP settings from its configuration.
+    static func settings(_ listener: ListenerConfiguration, tls: ReloadableTLSContext?) -> HTTPListener.Settings {
+        HTTPListener.Settings(
+            name: listener.name, host: listener.address, port: listener.port, tls: tls,
+            maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
+            handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout,
+            maxMessageSize: listener.maxMessageSize,
+            failureBurst: listener.failureBurst, failuresPerMinute: listener.failuresPerMinute)
+    }
+
     /// Opens the engine. When the root key is unavailable (an HSM missing or unreachable, a wrong PIN, an unknown key
     /// label) the daemon starts sealed: it serves nothing but the operations listener, whose `/readyz` answers 503
     /// with the reason, and tries again every `sealedRetryInterval` until the key loads (then starts as usual) or
@@ -323,12 +328,7 @@ public final class GatehouseDaemon: Sendable {
         let enabled = config.listeners.values.filter(\.enabled)
         var services: [any Service] = []
         if let listener = config.listeners["operations"], listener.enabled {
-            let settings = HTTPListener.Settings(
-                name: listener.name, host: listener.address, port: listener.port, tls: nil,
-                maxConnections: listener.maxConnections, idleTimeout: listener.idleTimeout,
-                handshakeTimeout: listener.handshakeTimeout, loginTimeout: listener.loginTimeout,
-                maxMessageSize: listener.maxMessageSize,
-                failureBurst: listener.failureBurst, failuresPerMinute: listener.failuresPerMinute)
+            let settings = Self.settings(listener, tls: nil)
             let readiness: @Sendable () async -> (Bool, String) = {
                 (false, "not ready; sealed: \(reason.withLock { $0 }); version \(GatehouseVersion.current)")
             }

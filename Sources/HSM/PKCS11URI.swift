@@ -1,3 +1,4 @@
+import Engine
 import EngineAPI
 import Foundation
 
@@ -129,14 +130,7 @@ public struct PKCS11URI: Sendable, Hashable, CustomStringConvertible {
             guard let data = fm.contents(atPath: path) else {
                 throw EngineError(.unavailable, "the PKCS#11 PIN file \(path) does not exist or is not readable")
             }
-            if let perms = (try? fm.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
-                perms.intValue & 0o077 != 0
-            {
-                throw EngineError(
-                    .unavailable,
-                    "the PKCS#11 PIN file \(path) is accessible by group or others (mode \(String(perms.intValue, radix: 8))); chmod 600 it"
-                )
-            }
+            try FileRootKeyProvider.requirePrivate(path, "the PKCS#11 PIN file")
             var bytes = [UInt8](data)
             if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
             if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }

@@ -25,10 +25,8 @@ struct BackupSecretOptions: ParsableArguments {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("cannot read the passphrase file \(path)")
             }
-            if let perms = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
-                perms.intValue & 0o077 != 0
-            {
-                throw ValidationError("the passphrase file \(path) is accessible by group or others; chmod 600 it")
+            do { try FileRootKeyProvider.requirePrivate(path, "the passphrase file") } catch let e as EngineError {
+                throw ValidationError(e.message)
             }
             var bytes = [UInt8](data)
             while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() }

@@ -24,20 +24,28 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
 
 /// Two Gatehouse daemons on one PostgreSQL database (`PG_DAEMON_URL`, set by Tests/run-all.sh).
 @Suite(.serialized) struct SharedPostgresTests {
-    @Test func twoDaemonsShareOneStore() async throws {
-        guard var env = try await sharedPostgresDaemonEnvironment() else { return }
-        env["GATEHOUSE_PKI_KMIP_TRUST_REFRESH_INTERVAL"] = "1s"
+    /// Node A with project `p`, and node B, which trusts the same appliance CA and serves the same admin certificate
+    /// (copied certs), both listening.
+    func twoNodes(_ env: [String: String]) throws -> (
+        TemporaryDirectory, TemporaryDirectory, DaemonProcess, DaemonProcess
+    ) {
         let dirA = try freshDirectory()
         let dirB = try freshDirectory()
         let a = try DaemonProcess(directory: dirA.path, environment: env)
         try a.waitUntilListening()
         try a.ensureProject("p")
-        // Node B trusts the same appliance CA and serves the same admin certificate (copied certs).
         try FileManager.default.createDirectory(atPath: dirB.path + "/.gatehouse", withIntermediateDirectories: true)
         try FileManager.default.copyItem(
             atPath: dirA.path + "/.gatehouse/certs", toPath: dirB.path + "/.gatehouse/certs")
         let b = try DaemonProcess(directory: dirB.path, environment: env)
         try b.waitUntilListening()
+        return (dirA, dirB, a, b)
+    }
+
+    @Test func twoDaemonsShareOneStore() async throws {
+        guard var env = try await sharedPostgresDaemonEnvironment() else { return }
+        env["GATEHOUSE_PKI_KMIP_TRUST_REFRESH_INTERVAL"] = "1s"
+        let (dirA, dirB, a, b) = try twoNodes(env)
 
         // A write through A is read through B.
         let (_, _, created) = try curl(
@@ -181,16 +189,8 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
     /// configured with the new root opens everything.
     @Test func theRootMovesOnlineUnderTwoServingNodes() async throws {
         guard let env = try await sharedPostgresDaemonEnvironment() else { return }
-        let dirA = try freshDirectory()
-        let dirB = try freshDirectory()
-        let a = try DaemonProcess(directory: dirA.path, environment: env)
-        try a.waitUntilListening()
-        try a.ensureProject("p")
-        try FileManager.default.createDirectory(atPath: dirB.path + "/.gatehouse", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(
-            atPath: dirA.path + "/.gatehouse/certs", toPath: dirB.path + "/.gatehouse/certs")
-        var b = try DaemonProcess(directory: dirB.path, environment: env)
-        try b.waitUntilListening()
+        let (dirA, dirB, a, firstB) = try twoNodes(env)
+        var b = firstB
         func put(_ node: DaemonProcess, _ name: String) throws {
             let (_, body, code) = try curl(
                 node.adminCurl + [
@@ -229,7 +229,7 @@ func sharedPostgresDaemonEnvironment() async throws -> [String: String]? {
         // The switch, one data key per transaction, while both nodes answer reads the whole time.
         let newKey = dirA.path + "/moved-root.key"
         let output = dirA.path + "/switch.out"
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let switcher = Process()
         switcher.executableURL = URL(fileURLWithPath: ProcessRunner.gatehouseBinary)
         switcher.arguments = ["rotate-root-key", "--to", "file:" + newKey, "--batch", "1"]

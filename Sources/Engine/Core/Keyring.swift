@@ -187,15 +187,19 @@ public final class Keyring: Sendable {
 
     /// Reads the roots the store names again (at most once a second): a switch started or finished elsewhere.
     func refreshRoots(_ storage: any Storage) async throws {
+        guard refreshDue() else { return }
+        _ = try await storage.withReadTransaction { tx in
+            try await self.findRoots(get: { try await tx.get(kind: Self.systemKind, id: $0) })
+        }
+    }
+
+    /// Whether the roots may be read again now (at most once a second), noting that they are.
+    private func refreshDue() -> Bool {
         let now = ContinuousClock.now
-        let due = lastRefresh.withLock { last -> Bool in
+        return lastRefresh.withLock { last -> Bool in
             if let last, last.duration(to: now) < .seconds(1) { return false }
             last = now
             return true
-        }
-        guard due else { return }
-        _ = try await storage.withReadTransaction { tx in
-            try await self.findRoots(get: { try await tx.get(kind: Self.systemKind, id: $0) })
         }
     }
 
@@ -230,13 +234,7 @@ public final class Keyring: Sendable {
             }
             if attempt == 0 {
                 // Read the store's root records again, in the caller's transaction.
-                let now = ContinuousClock.now
-                let due = lastRefresh.withLock { last -> Bool in
-                    if let last, last.duration(to: now) < .seconds(1) { return false }
-                    last = now
-                    return true
-                }
-                guard due else { break }
+                guard refreshDue() else { break }
                 _ = try await findRoots(get: { try await fetch(Self.systemKind, $0) })
             }
         }

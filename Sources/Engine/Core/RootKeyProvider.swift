@@ -68,15 +68,21 @@ public struct FileRootKeyProvider: RootKeyProvider {
         guard fm.isReadableFile(atPath: path), let data = fm.contents(atPath: path) else {
             throw EngineError(.unavailable, "root key file \(path) is not readable")
         }
-        if let perms = (try? fm.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
+        try Self.requirePrivate(path, "root key file")
+        return try Self.parse(data, source: sourceDescription)
+    }
+
+    /// Throws unless the file at `path` (a key, PIN or passphrase file, named `what` in the message) is closed to
+    /// group and others.
+    public static func requirePrivate(_ path: String, _ what: String) throws {
+        if let perms = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
             perms.intValue & 0o077 != 0
         {
             throw EngineError(
                 .unavailable,
-                "root key file \(path) is accessible by group or others (mode \(String(perms.intValue, radix: 8))); chmod 600 it"
+                "\(what) \(path) is accessible by group or others (mode \(String(perms.intValue, radix: 8))); chmod 600 it"
             )
         }
-        return try Self.parse(data, source: sourceDescription)
     }
 
     static func parse(_ data: Data, source: String) throws -> SymmetricKey {
