@@ -48,10 +48,10 @@ public enum StoreFactory {
 
     /// Loads the configured root key. An HSM that is unreachable, a wrong PIN or an unknown key label is a
     /// `DaemonError` with `rootKeyUnavailable` set (the daemon waits sealed for it).
-    public static func loadRootKey(_ config: GatehouseConfiguration) throws -> any RootKey {
+    public static func loadRootKey(_ config: GatehouseConfiguration) throws -> LoadedRootKeyProvider {
         let provider = try rootKeyProvider(config)
         do {
-            return try provider.loadRootKey()
+            return LoadedRootKeyProvider(try provider.loadRootKey(), descriptor: provider.descriptor)
         } catch let e as EngineError {
             if case .pkcs11 = config.rootKey {
                 throw DaemonError("root key unavailable: \(e.message)", rootKeyUnavailable: true)
@@ -149,7 +149,7 @@ public enum StoreFactory {
         do {
             let engine = try await GatehouseEngine.open(
                 storage: storage,
-                rootKey: LoadedRootKeyProvider(rootKey, descriptor: try rootKeyProvider(config).descriptor),
+                rootKey: rootKey,
                 bootstrapAdmins: Set(config.adminCommonNames), logger: logger, node: node, recordings: recordings,
                 pamConnector: pamConnector, pkiBaseURL: pkiBaseURL, kmipClientCAsCreated: kmipClientCAsCreated,
                 rootKeyResolver: rootKeyResolver)

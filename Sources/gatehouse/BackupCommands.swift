@@ -79,45 +79,41 @@ struct BackupCommand: AsyncParsableCommand {
         unlink(snapshot)
         defer { unlink(snapshot) }
         do {
-            let signer = try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
-                try await engine.backupSigningKey()
-            }
-            let storeBytes = try StoreFactory.snapshotSQLite(from: database, to: snapshot)
-            let writer = try BackupArchive.Writer(path: out, secret: secret, signer: signer)
-            do {
-                try writer.add(name: "store/gatehouse.sqlite", path: snapshot)
-                var count = 0
-                for (name, path) in files(under: StoreFactory.recordingDirectory(config), prefix: "recordings") {
-                    try writer.add(name: name, path: path)
-                    count += 1
-                }
-                for (name, path) in files(under: config.certsDirectory, prefix: "certs") {
-                    try writer.add(name: name, path: path)
-                }
-                let nodeFile = (config.dataDirectory as NSString).appendingPathComponent("node-id")
-                if FileManager.default.fileExists(atPath: nodeFile) { try writer.add(name: "node-id", path: nodeFile) }
-                if let rootKeyFile { try writer.add(name: "root.key", path: rootKeyFile) }
-                let manifest = try writer.finish(facts: [
-                    "backend": "sqlite", "version": GatehouseVersion.current, "recordings": "\(count)",
-                    "storeBytes": "\(storeBytes)", "rootKeyIncluded": "\(rootKeyFile != nil)",
-                ])
-                let seconds =
-                    Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-                    + Double((ContinuousClock.now - started).components.seconds)
-                let mb = Double(writer.bytesWritten) / 1_048_576
-                try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+            // One engine for the signing key and the audit event; the snapshot is SQLite's own, taken in between.
+            try await StoreFactory.withEngine(config, logger: quietLogger()) { engine in
+                let signer = try await engine.backupSigningKey()
+                let storeBytes = try StoreFactory.snapshotSQLite(from: database, to: snapshot)
+                let writer = try BackupArchive.Writer(path: out, secret: secret, signer: signer)
+                do {
+                    try writer.add(name: "store/gatehouse.sqlite", path: snapshot)
+                    let recordings = files(under: StoreFactory.recordingDirectory(config), prefix: "recordings")
+                    for (name, path) in recordings + files(under: config.certsDirectory, prefix: "certs") {
+                        try writer.add(name: name, path: path)
+                    }
+                    let nodeFile = (config.dataDirectory as NSString).appendingPathComponent("node-id")
+                    if FileManager.default.fileExists(atPath: nodeFile) {
+                        try writer.add(name: "node-id", path: nodeFile)
+                    }
+                    if let rootKeyFile { try writer.add(name: "root.key", path: rootKeyFile) }
+                    let manifest = try writer.finish(facts: [
+                        "backend": "sqlite", "version": GatehouseVersion.current, "recordings": "\(recordings.count)",
+                        "storeBytes": "\(storeBytes)", "rootKeyIncluded": "\(rootKeyFile != nil)",
+                    ])
                     try await engine.recordBackup([
                         "files": "\(manifest.files.count)", "bytes": "\(writer.bytesWritten)",
                         "rootKeyIncluded": "\(rootKeyFile != nil)",
                     ])
+                    let elapsed = (ContinuousClock.now - started).components
+                    let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+                    let mb = Double(writer.bytesWritten) / 1_048_576
+                    print(
+                        "backup written: \(out) (\(manifest.files.count) files, \(String(format: "%.1f", mb)) MiB in \(String(format: "%.2f", seconds)) s, \(String(format: "%.1f", mb / max(seconds, 0.001))) MiB/s)"
+                    )
+                    print("signed by \(fingerprint(signer.publicKey.rawRepresentation))")
+                } catch {
+                    unlink(out)
+                    throw error
                 }
-                print(
-                    "backup written: \(out) (\(manifest.files.count) files, \(String(format: "%.1f", mb)) MiB in \(String(format: "%.2f", seconds)) s, \(String(format: "%.1f", mb / max(seconds, 0.001))) MiB/s)"
-                )
-                print("signed by \(fingerprint(signer.publicKey.rawRepresentation))")
-            } catch {
-                unlink(out)
-                throw error
             }
         } catch let e as BackupArchive.Failure {
             fail(e.description)

@@ -76,23 +76,10 @@ public final class GatehouseEngine: Engine, EngineService {
     }
 
     static func loadAuditKey(_ storage: any Storage, _ keyring: Keyring) async throws -> SymmetricKey {
-        for _ in 0..<3 {
-            do {
-                let raw = try await storage.withTransaction { tx -> [UInt8] in
-                    if let record = try await tx.get(kind: Keyring.systemKind, id: AuditChain.keyID) {
-                        return try await keyring.open(record.body, binding: "system/audit-key", tx)
-                    }
-                    let fresh = SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) }
-                    let sealed = try await keyring.seal(fresh, binding: "system/audit-key", tx)
-                    try await tx.insert(Record(kind: Keyring.systemKind, id: AuditChain.keyID, body: sealed))
-                    return fresh
-                }
-                return SymmetricKey(data: raw)
-            } catch let e as StorageError where e.code == .uniqueViolation {
-                continue
-            }
+        let raw = try await keyring.systemSecret(AuditChain.keyID, binding: "system/audit-key", storage) {
+            SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) }
         }
-        throw EngineError(.unavailable, "cannot create the audit key")
+        return SymmetricKey(data: raw)
     }
 
     init(
@@ -204,25 +191,16 @@ public final class GatehouseEngine: Engine, EngineService {
     /// The appliance's backup signing key (Ed25519, sealed under a data key at `system/backup-signing-key`), made
     /// on first use. `gatehouse backup` signs its archives with it; a restore checks the restored store holds it.
     public func backupSigningKey() async throws -> Curve25519.Signing.PrivateKey {
-        for _ in 0..<3 {
-            do {
-                let raw = try await storage.withTransaction { tx -> [UInt8] in
-                    if let r = try await tx.get(kind: Keyring.systemKind, id: "backup-signing-key") {
-                        return try await self.keyring.open(r.body, binding: "system/backup-signing-key", tx)
-                    }
-                    let fresh = Array(Curve25519.Signing.PrivateKey().rawRepresentation)
-                    let sealed = try await self.keyring.seal(fresh, binding: "system/backup-signing-key", tx)
-                    try await tx.insert(Record(kind: Keyring.systemKind, id: "backup-signing-key", body: sealed))
-                    return fresh
-                }
-                return try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
-            } catch let e as StorageError where e.code == .uniqueViolation {
-                continue  // another process made it first
-            } catch let e as StorageError {
-                throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+        do {
+            let raw = try await keyring.systemSecret(
+                "backup-signing-key", binding: "system/backup-signing-key", storage
+            ) {
+                Array(Curve25519.Signing.PrivateKey().rawRepresentation)
             }
+            return try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
         }
-        throw EngineError(.unavailable, "cannot create the backup signing key")
     }
 
     /// Records a backup in the audit log (`backup.create`).

@@ -193,6 +193,40 @@ public final class Keyring: Sendable {
         }
     }
 
+    /// The secret sealed at `system/<id>`, made by `make` and sealed under `binding` on first use. Nodes that make it
+    /// at once race on the insert; the losers read the winner's.
+    func systemSecret(
+        _ id: String, binding: String, _ storage: any Storage, make: @escaping @Sendable () -> [UInt8]
+    ) async throws -> [UInt8] {
+        for _ in 0..<3 {
+            do {
+                return try await storage.withTransaction { tx -> [UInt8] in
+                    if let record = try await tx.get(kind: Self.systemKind, id: id) {
+                        return try await self.open(record.body, binding: binding, tx)
+                    }
+                    let fresh = make()
+                    let sealed = try await self.seal(fresh, binding: binding, tx)
+                    try await tx.insert(Record(kind: Self.systemKind, id: id, body: sealed))
+                    return fresh
+                }
+            } catch let e as StorageError where e.code == .uniqueViolation {
+                continue  // another node made it first
+            }
+        }
+        throw EngineError(.unavailable, "cannot create \(binding)")
+    }
+
+    /// Writes `body` to `system/<id>`, creating the record if needed.
+    private static func putSystem(_ id: String, _ body: Data, _ tx: any StorageTransaction) async throws {
+        if var record = try await tx.get(kind: systemKind, id: id) {
+            record.body = body
+            record.updatedAt = Date()
+            _ = try await tx.update(record)
+        } else {
+            try await tx.insert(Record(kind: systemKind, id: id, body: body))
+        }
+    }
+
     /// Whether the roots may be read again now (at most once a second), noting that they are.
     private func refreshDue() -> Bool {
         let now = ContinuousClock.now
@@ -311,14 +345,7 @@ public final class Keyring: Sendable {
             let dek = SymmetricKey(size: .bits256)
             let wrapped = try dek.withUnsafeBytes { try self.wrappingRoot.wrap(Data($0), aad: Self.dekAAD(id)) }
             try await tx.insert(Record(kind: Self.dekKind, id: id, body: wrapped))
-            let body = Data(id.utf8)
-            if var record = try await tx.get(kind: Self.systemKind, id: Self.activeDEKID) {
-                record.body = body
-                record.updatedAt = Date()
-                _ = try await tx.update(record)
-            } else {
-                try await tx.insert(Record(kind: Self.systemKind, id: Self.activeDEKID, body: body))
-            }
+            try await Self.putSystem(Self.activeDEKID, Data(id.utf8), tx)
         }
         active.withLock { $0 = (id, .now) }
         return id
@@ -422,14 +449,7 @@ public final class Keyring: Sendable {
                 check.updatedAt = Date()
                 _ = try await tx.update(check)
             }
-            let current = try JSONEncoder().encode(RootTarget(target: target))
-            if var record = try await tx.get(kind: Self.systemKind, id: Self.rootCurrentID) {
-                record.body = current
-                record.updatedAt = Date()
-                _ = try await tx.update(record)
-            } else {
-                try await tx.insert(Record(kind: Self.systemKind, id: Self.rootCurrentID, body: current))
-            }
+            try await Self.putSystem(Self.rootCurrentID, try JSONEncoder().encode(RootTarget(target: target)), tx)
             if let next = try await tx.get(kind: Self.systemKind, id: Self.rootNextID) {
                 try await tx.delete(kind: Self.systemKind, id: Self.rootNextID, expectedVersion: next.version)
             }

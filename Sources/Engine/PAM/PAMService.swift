@@ -596,26 +596,14 @@ extension PAMService {
 
     func recordingSigningKey() async throws -> Curve25519.Signing.PrivateKey {
         if let key = pamSigningKey.withLock({ $0 }) { return key }
-        for _ in 0..<3 {
-            do {
-                let raw = try await transact { tx -> [UInt8] in
-                    if let r = try await tx.get(kind: Keyring.systemKind, id: Self.pamSigningKeyID) {
-                        return try await self.keyring.open(r.body, binding: "system/pam-recording-signing-key", tx)
-                    }
-                    let fresh = Array(Curve25519.Signing.PrivateKey().rawRepresentation)
-                    let sealed = try await self.keyring.seal(fresh, binding: "system/pam-recording-signing-key", tx)
-                    try await tx.insert(
-                        Record(kind: Keyring.systemKind, id: Self.pamSigningKeyID, body: sealed))
-                    return fresh
-                }
-                let key = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
-                pamSigningKey.withLock { $0 = key }
-                return key
-            } catch let e as EngineError where e.code == .alreadyExists {
-                continue  // another node created it first
+        let raw = try await mappingStorageErrors {
+            try await keyring.systemSecret(Self.pamSigningKeyID, binding: "system/pam-recording-signing-key", storage) {
+                Array(Curve25519.Signing.PrivateKey().rawRepresentation)
             }
         }
-        throw EngineError(.unavailable, "cannot load the recording signing key")
+        let key = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+        pamSigningKey.withLock { $0 = key }
+        return key
     }
 
     public func signPAMRecordingManifest(sessionId: String, _ bytes: [UInt8]) async throws -> [UInt8] {
