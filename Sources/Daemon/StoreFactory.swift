@@ -117,10 +117,13 @@ public enum StoreFactory {
     /// (`<node>.cli`) so that it never competes with the daemon's.
     /// Opens the store and the engine for a local operator command, runs `body`, then closes the store (after an
     /// error too), so nothing of the command outlives it.
+    /// `recordingDirectory`: read recordings from this directory instead of the configured recording store.
     public static func withEngine<T: Sendable>(
-        _ config: GatehouseConfiguration, logger: Logger, _ body: (GatehouseEngine) async throws -> T
+        _ config: GatehouseConfiguration, logger: Logger, recordingDirectory: String? = nil,
+        _ body: (GatehouseEngine) async throws -> T
     ) async throws -> T {
-        let (engine, storage) = try await engine(config, logger: logger, cli: true)
+        let (engine, storage) = try await engine(
+            config, logger: logger, cli: true, recordingDirectory: recordingDirectory)
         do {
             let value = try await body(engine)
             try? await storage.close()
@@ -134,14 +137,16 @@ public enum StoreFactory {
     public static func engine(
         _ config: GatehouseConfiguration, logger: Logger, cli: Bool = false, pamConnector: (any PAMConnector)? = nil,
         pkiBaseURL: @escaping @Sendable () -> String = { "https://127.0.0.1:8443" },
-        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }
+        kmipClientCAsCreated: @escaping @Sendable ([String]) -> Void = { _ in }, recordingDirectory: String? = nil
     ) async throws -> (GatehouseEngine, any Storage) {
         let rootKey = try loadRootKey(config)
         let storage = try storage(config, logger: logger)
         let node = nodeID(config) + (cli ? ".cli" : "")
         let recordings: any RecordingStore
         do {
-            recordings = try recordingStore(config, storage: storage)
+            recordings =
+                try recordingDirectory.map { LocalRecordingStore(directory: $0) }
+                ?? recordingStore(config, storage: storage)
         } catch {
             try? await storage.close()
             throw error

@@ -560,11 +560,37 @@ public final class PostgresStorage: Storage, @unchecked Sendable {
         "schema_migrations",
     ]
 
-    /// Drops every Gatehouse table. For tests that need a clean database.
+    /// How many tables and functions the database holds outside PostgreSQL's own schemas (zero: an empty database,
+    /// which `gatehouse backup verify` requires before it restores a dump into it).
+    public func userObjectCount() async throws -> Int {
+        do {
+            let rows = try await client.query(
+                """
+                SELECT (SELECT count(*) FROM information_schema.tables
+                        WHERE table_schema NOT IN ('pg_catalog', 'information_schema'))
+                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+                """,
+                logger: logger)
+            for try await (count) in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// Every function of every schema version.
+    public static let functions = ["gatehouse_audit_tail", "gatehouse_audit_append"]
+
+    /// Drops every Gatehouse table and function. For tests that need a clean database, and for the scratch copy
+    /// `gatehouse backup verify` restores.
     public func unsafeDropAll() async throws {
         do {
             for table in Self.tables {
                 try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(table)"), logger: logger)
+            }
+            for function in Self.functions {
+                try await client.query(PostgresQuery(unsafeSQL: "DROP FUNCTION IF EXISTS \(function)"), logger: logger)
             }
         } catch {
             throw Self.map(error)

@@ -114,6 +114,50 @@ import Testing
         #expect(served.stop() == 0)
     }
 
+    /// Runs Tests/scripts/backup-replay.sh in `mode` (see there): a session recorded through the proxy survives a
+    /// backup and restore elsewhere and replays, with its statements, on a daemon serving the restored store.
+    func backupReplay(_ mode: String) throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let url = env["PG_TEST_URL"].flatMap(URLComponents.init(string:)), let ca = env["PG_TEST_CA"],
+            let host = url.host, let user = url.user
+        else {
+            if dependencyRequired("PG") { Issue.record("needs PG_TEST_URL and PG_TEST_CA") }
+            return
+        }
+        let dir = try freshDirectory()
+        var environment = [
+            "PATH": (ProcessRunner.gatehouseBinary as NSString).deletingLastPathComponent + ":" + (env["PATH"] ?? ""),
+            "HOME": dir.path, "PGHOST": host, "PGPORT": String(url.port ?? 5432), "PGUSER": user,
+            "PGPASSWORD": url.password ?? "", "PGDATABASE": String(url.path.dropFirst()), "PGSSLROOTCERT": ca,
+        ]
+        for variable in [
+            "GATEHOUSE_LISTENERS_HTTPS_PORT", "GATEHOUSE_LISTENERS_KMIP_PORT", "GATEHOUSE_LISTENERS_POSTGRES_PORT",
+            "GATEHOUSE_LISTENERS_OPERATIONS_PORT", "GATEHOUSE_ACME_HTTP01_PORT",
+        ] {
+            environment[variable] = String(try freeLoopbackPort())
+        }
+        let run = try ProcessRunner.run(
+            ["bash", ProcessRunner.repositoryRoot + "/Tests/scripts/backup-replay.sh", mode], cwd: dir.path,
+            environment: environment, timeout: 300)
+        let log = (try? String(contentsOfFile: dir.path + "/gatehouse.log", encoding: .utf8)) ?? ""
+        #expect(
+            run.status == 0 && run.stdout.contains("backup replay checks passed (\(mode))"),
+            """
+            exit \(run.status)
+            --- stdout ---
+            \(run.stdout.suffix(4000))
+            --- stderr ---
+            \(run.stderr.suffix(3000))
+            --- daemon log ---
+            \(log.suffix(3000))
+            """)
+    }
+
+    @Test func aRecordedSessionReplaysAfterBackupAndRestore() throws { try backupReplay("sqlite") }
+
+    /// The PostgreSQL procedure: pg_dump, `gatehouse backup verify --pg-dump` (and what it refuses), pg_restore.
+    @Test func aPostgresDumpVerifiesAndItsSessionReplaysAfterRestore() throws { try backupReplay("postgres") }
+
     @Test func aDamagedAlteredOrWronglyKeyedBackupRestoresNothing() throws {
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)

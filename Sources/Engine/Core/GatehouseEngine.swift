@@ -203,6 +203,17 @@ public final class GatehouseEngine: Engine, EngineService {
         }
     }
 
+    /// Opens every data key in the store under the roots this node knows; returns how many there are. Throws
+    /// `EngineError(.cryptographicFailure)` naming the first that opens under none (a backup restored with the wrong
+    /// root key, or a damaged key record).
+    public func checkDataKeys() async throws -> Int {
+        do {
+            return try await keyring.checkDataKeys(storage)
+        } catch let e as StorageError {
+            throw EngineError(.unavailable, "storage unavailable", diagnostic: e.detail)
+        }
+    }
+
     /// Records a backup in the audit log (`backup.create`).
     public func recordBackup(_ details: [String: String]) async throws {
         try await record(self.event(.system("cli"), "backup.create", project: nil, details))

@@ -276,6 +276,28 @@ public final class Keyring: Sendable {
         throw EngineError(.cryptographicFailure, "cannot unwrap data key", diagnostic: "datakey \(id)")
     }
 
+    /// Unwraps every data key in the store with the roots this node knows (a page of 500 per read transaction) and
+    /// returns how many there are; throws naming the first that opens under none. For `gatehouse backup verify`.
+    func checkDataKeys(_ storage: any Storage) async throws -> Int {
+        var total = 0
+        var after: String?
+        while true {
+            let cursor = after
+            let page = try await storage.withReadTransaction { tx in
+                try await tx.list(kind: Self.dekKind, scope: "", afterID: cursor, limit: 500)
+            }
+            for record in page {
+                _ = try await dataKey(record.id) { kind, id in
+                    kind == Self.dekKind && id == record.id
+                        ? record : try await storage.withReadTransaction { try await $0.get(kind: kind, id: id) }
+                }
+            }
+            total += page.count
+            guard page.count == 500, let last = page.last?.id else { return total }
+            after = last
+        }
+    }
+
     /// Seals `plaintext` under the active data key, bound to `binding` (e.g. `secret/<id>/value`).
     func seal(_ plaintext: [UInt8], binding: String, _ tx: any StorageTransaction) async throws -> Data {
         let id = try await activeDataKeyID(tx)
