@@ -88,4 +88,11 @@ fuzz_target kmipxml KMIPXMLFuzz 16384 \
   "$ROOT/Sources/TTLV/TTLVItem.swift" "$ROOT/Sources/TTLV/TTLVError.swift" "$ROOT/Sources/TTLV/TTLVDecoder.swift" \
   "$ROOT/Sources/TTLV/TTLVEncoder.swift" "$OUT/KMIPTag.swift" "$OUT/KMIPNames.swift" "$OUT/KMIPXML.swift" \
   "$ROOT/Tests/Fuzz/KMIPXMLFuzz.swift"
+# Backup archives: the prefix, chunk heads and the decrypted entry stream restore turns into files (seeded with a
+# stream of two files and a manifest, as BackupArchive.Writer lays it out).
+mkdir -p "$OUT/corpus-backup"
+printf '\x07F\x00\x0estore/a.sqlite\x00\x00\x00\x00\x00\x00\x00\x03abcF\x00\x07node-id\x00\x00\x00\x00\x00\x00\x00\x00M\x00\x00\x00\x02{}' > "$OUT/corpus-backup/entries"
+fuzz_target backup BackupFuzz 8192 \
+  "$ROOT/Sources/Daemon/Backup/BackupFraming.swift" "$ROOT/Tests/Fuzz/BackupFuzz.swift"
+
 exit "$status"

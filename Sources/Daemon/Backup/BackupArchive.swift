@@ -16,12 +16,9 @@ import _CryptoExtras
 ///     'F' | u16 name length | name | u64 size | bytes        a file
 ///     'M' | u32 length | manifest (JSON)                       the last entry: names, sizes and SHA-256 of each file
 public enum BackupArchive {
-    static let magic = Array("GATEHOUSE-BACKUP-1\n".utf8)
-    /// Plaintext bytes per chunk.
-    static let chunkSize = 1 << 20
-    static let maxHeader = 64 << 10
-    static let maxManifest = 64 << 20
-    static let maxName = 1024
+    static let magic = BackupFraming.magic
+    static let chunkSize = BackupFraming.chunkSize
+    static let maxName = BackupFraming.maxName
 
     /// How the backup key is obtained; in the clear in the header.
     public struct Header: Codable, Sendable, Equatable {
@@ -241,10 +238,12 @@ public enum BackupArchive {
         guard let input = FileHandle(forReadingAtPath: path) else { throw Failure("cannot read \(path)") }
         defer { try? input.close() }
         var hasher = SHA256()
-        func take(_ n: Int) throws -> Data {
+        /// The next `n` bytes, or fewer at the end of the file if `short` (else the archive is truncated).
+        func take(_ n: Int, short: Bool = false) throws -> Data {
             var data = Data()
             while data.count < n {
                 guard let piece = try input.read(upToCount: n - data.count), !piece.isEmpty else {
+                    if short { break }
                     throw Failure("the backup is truncated")
                 }
                 data.append(piece)
@@ -252,47 +251,46 @@ public enum BackupArchive {
             hasher.update(data: data)
             return data
         }
-        func u32(_ d: Data) -> Int { d.reduce(0) { $0 << 8 | Int($1) } }
-        guard try take(magic.count) == Data(magic) else { throw Failure("not a Gatehouse backup") }
-        let headerLength = u32(try take(4))
-        guard headerLength > 0, headerLength <= maxHeader else { throw Failure("the backup's header is malformed") }
-        let headerJSON = try take(headerLength)
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        guard let header = try? decoder.decode(Header.self, from: headerJSON), header.version == 1 else {
-            throw Failure("the backup's header is malformed or of an unknown version")
-        }
-        guard let signer = try? Curve25519.Signing.PublicKey(rawRepresentation: header.signer) else {
-            throw Failure("the backup's signer key is malformed")
-        }
-        let key = try derive(secret, header: header)
-        guard keyCheck(key) == header.keyCheck else {
-            throw Failure("wrong backup key or passphrase")
-        }
-        let headerHash = Data(SHA256.hash(data: headerJSON))
-        var parser = EntryParser(extract: extract)
-        var index: UInt64 = 0
-        while true {
-            let flag = try take(1)[0]
-            guard flag == UInt8(ascii: "C") || flag == UInt8(ascii: "F") else {
-                throw Failure("the backup is damaged at chunk \(index)")
+        let header: Header
+        let signer: Curve25519.Signing.PublicKey
+        var parser = EntryReader(extract: extract)
+        do {
+            let headerLength = try BackupFraming.headerLength([UInt8](try take(magic.count + 4, short: true)))
+            let headerJSON = try take(headerLength)
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            guard let decoded = try? decoder.decode(Header.self, from: headerJSON), decoded.version == 1 else {
+                throw Failure("the backup's header is malformed or of an unknown version")
             }
-            let length = u32(try take(4))
-            guard length >= 28, length <= chunkSize + 28 else {
-                throw Failure("the backup is damaged at chunk \(index)")
+            header = decoded
+            guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: header.signer) else {
+                throw Failure("the backup's signer key is malformed")
             }
-            let sealed = try take(length)
-            let plain: Data
-            do {
-                plain = try AES.GCM.open(
-                    try AES.GCM.SealedBox(combined: sealed), using: key,
-                    authenticating: aad(headerHash, index, flag))
-            } catch {
-                throw Failure("the backup does not authenticate at chunk \(index) (damaged or altered)")
+            signer = key
+            let backupKey = try derive(secret, header: header)
+            guard keyCheck(backupKey) == header.keyCheck else {
+                throw Failure("wrong backup key or passphrase")
             }
-            try parser.feed(plain)
-            index += 1
-            if flag == UInt8(ascii: "F") { break }
+            let headerHash = Data(SHA256.hash(data: headerJSON))
+            var index: UInt64 = 0
+            while true {
+                let head = [UInt8](try take(5))
+                let (final, length) = try BackupFraming.chunkHead(head, index: index)
+                let sealed = try take(length)
+                let plain: Data
+                do {
+                    plain = try AES.GCM.open(
+                        try AES.GCM.SealedBox(combined: sealed), using: backupKey,
+                        authenticating: aad(headerHash, index, head[0]))
+                } catch {
+                    throw Failure("the backup does not authenticate at chunk \(index) (damaged or altered)")
+                }
+                try parser.feed(plain)
+                index += 1
+                if final { break }
+            }
+        } catch let e as BackupFraming.Malformed {
+            throw Failure(e.description)
         }
         let digest = Data(hasher.finalize())
         guard let mark = try input.read(upToCount: 1), mark == Data([UInt8(ascii: "S")]),
@@ -308,29 +306,28 @@ public enum BackupArchive {
         return Contents(header: header, manifest: manifest, signerFingerprint: fingerprint)
     }
 
-    /// Parses the decrypted entry stream, whatever the chunk boundaries (a state machine fed bytes).
-    struct EntryParser {
+    /// Follows the decrypted entry stream (`BackupFraming.EntryParser`): hashes each file, hands its bytes to
+    /// `extract`, and keeps the manifest.
+    struct EntryReader {
         let extract: ((String, Data, Bool) throws -> Void)?
-        var buffer = Data()
-        var current: (name: String, left: Int64, digest: SHA256, size: Int64)?
+        var parser = BackupFraming.EntryParser()
+        var current: (name: String, size: Int64, digest: SHA256)?
         var files: [Entry] = []
         var manifest: Manifest?
-        var finished = false
+        var finished: Bool { parser.finished }
 
         init(extract: ((String, Data, Bool) throws -> Void)?) { self.extract = extract }
 
         mutating func feed(_ data: Data) throws {
-            buffer.append(data)
-            while !buffer.isEmpty {
-                if finished { throw Failure("the backup has data after its manifest") }
-                if var file = current {
-                    let n = Int(min(Int64(buffer.count), file.left))
-                    let piece = buffer.prefix(n)
-                    file.digest.update(data: piece)
-                    file.left -= Int64(n)
-                    try extract?(file.name, Data(piece), file.left == 0)
-                    buffer.removeFirst(n)
-                    if file.left == 0 {
+            for event in try parser.feed(data) {
+                switch event {
+                case .file(let name, let size):
+                    current = (name, size, SHA256())
+                case .bytes(let bytes, let last):
+                    guard var file = current else { throw Failure("the backup has a malformed entry") }
+                    file.digest.update(data: bytes)
+                    try extract?(file.name, bytes, last)
+                    if last {
                         files.append(
                             Entry(
                                 name: file.name, size: file.size,
@@ -339,57 +336,13 @@ public enum BackupArchive {
                     } else {
                         current = file
                     }
-                    continue
-                }
-                let bytes = [UInt8](buffer.prefix(1 + 2 + maxName + 8))
-                switch bytes[0] {
-                case UInt8(ascii: "F"):
-                    guard bytes.count >= 3 else { return }
-                    let nameLength = Int(bytes[1]) << 8 | Int(bytes[2])
-                    guard nameLength > 0, nameLength <= maxName else {
-                        throw Failure("the backup has a malformed entry")
-                    }
-                    guard bytes.count >= 3 + nameLength + 8 else { return }
-                    let name = String(decoding: bytes[3..<(3 + nameLength)], as: UTF8.self)
-                    guard Self.safe(name) else { throw Failure("the backup names an unsafe path: \(name)") }
-                    let size = bytes[(3 + nameLength)..<(3 + nameLength + 8)].reduce(Int64(0)) { $0 << 8 | Int64($1) }
-                    guard size >= 0 else { throw Failure("the backup has a malformed entry") }
-                    buffer.removeFirst(3 + nameLength + 8)
-                    if size == 0 {
-                        try extract?(name, Data(), true)
-                        files.append(
-                            Entry(
-                                name: name, size: 0,
-                                sha256: SHA256.hash(data: Data()).map { String(format: "%02x", $0) }.joined()))
-                    } else {
-                        current = (name, size, SHA256(), size)
-                    }
-                case UInt8(ascii: "M"):
-                    guard buffer.count >= 5 else { return }
-                    let length = [UInt8](buffer[buffer.startIndex + 1..<buffer.startIndex + 5]).reduce(0) {
-                        $0 << 8 | Int($1)
-                    }
-                    guard length <= maxManifest else { throw Failure("the backup's manifest is too large") }
-                    guard buffer.count >= 5 + length else { return }
-                    let json = buffer.subdata(in: buffer.startIndex + 5..<buffer.startIndex + 5 + length)
+                case .manifest(let json):
                     guard let parsed = try? JSONDecoder().decode(Manifest.self, from: json) else {
                         throw Failure("the backup's manifest is malformed")
                     }
                     manifest = parsed
-                    finished = true
-                    buffer.removeFirst(5 + length)
-                default:
-                    throw Failure("the backup has a malformed entry")
                 }
             }
-        }
-
-        /// A relative path without `..`, empty or absolute parts.
-        static func safe(_ name: String) -> Bool {
-            !name.hasPrefix("/")
-                && !name.split(separator: "/", omittingEmptySubsequences: false).contains {
-                    $0.isEmpty || $0 == "." || $0 == ".."
-                }
         }
     }
 }
