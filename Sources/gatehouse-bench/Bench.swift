@@ -15,7 +15,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             KMIP.self, EST.self, ACME.self, Tunnel.self, PAM.self, RecordingBench.self, Flood.self, Scale.self,
             ConsoleBench.self,
-            Stores.self, BackupBench.self,
+            Stores.self, BackupBench.self, HTTPBench.self,
         ])
 }
 

@@ -623,15 +623,52 @@ let expectedAllowed: [String: Set<String>] = [
         #expect(try await engine.listClientSecrets(admin, identityId: i.id).allSatisfy { $0.prefix.count == 9 })
     }
 
+    /// Two nodes on one store: a token checked on node B is held there as checked for at most `AccessCache.ttl`
+    /// (2 s), so a revocation on node A is refused by B within that time; its expiry is checked on every request.
+    @Test func aTokenRevokedOnAnotherNodeIsRefusedWithinTheCacheLifetime() async throws {
+        let clock = TestClock()
+        let storage = InMemoryStorage()
+        let key = SymmetricKey(size: .bits256)
+        let a = try await openEngine(storage, key: key, clock: clock.read, node: "a")
+        let b = try await openEngine(storage, key: key, clock: clock.read, node: "b")
+        let i = try await a.createIdentity(admin, IdentitySpec(name: "svc"))
+        let ua = try await a.attachUniversalAuth(
+            admin, identityId: i.id, AuthMethodSpec(accessTokenTTL: 60, accessTokenMaxTTL: 60))
+        let (_, s) = try await a.createClientSecret(admin, identityId: i.id, ClientSecretSpec())
+        let t = try await login(a, ua.clientId, String(decoding: s.bytes, as: UTF8.self))
+        func onB() async -> EngineError.Code? {
+            await code { _ = try await b.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test") }
+        }
+        #expect(await onB() == nil)
+        try await a.revokeToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
+        #expect(
+            await code { _ = try await a.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test") }
+                == .unauthenticated, "refused at once on the node that revoked it")
+        clock.advance(2.5)
+        #expect(await onB() == .unauthenticated, "refused by the other node once its check is older than 2 s")
+
+        // Expiry is not cached: a token checked a moment before it expires is refused the moment after.
+        let t2 = try await login(a, ua.clientId, String(decoding: s.bytes, as: UTF8.self))
+        clock.advance(59.5)
+        _ = try await b.authenticate(bearerToken: t2.accessToken, ipAddress: nil, frontEnd: "test")
+        clock.advance(1)
+        #expect(
+            await code { _ = try await b.authenticate(bearerToken: t2.accessToken, ipAddress: nil, frontEnd: "test") }
+                == .unauthenticated)
+    }
+
     @Test func revokedAndDeletedTokensStopWorking() async throws {
         let (engine, i, ua, secret) = try await universal(TestClock())
         let t = try await login(engine, ua.clientId, secret)
+        // Used first, so that the revocation has to reach a token this node holds as checked.
+        _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
         try await engine.revokeToken(CallContext(principal: .anonymous, frontEnd: "test"), accessToken: t.accessToken)
         #expect(
             await code {
                 _ = try await engine.authenticate(bearerToken: t.accessToken, ipAddress: nil, frontEnd: "test")
             } == .unauthenticated)
         let t2 = try await login(engine, ua.clientId, secret)
+        _ = try await engine.authenticate(bearerToken: t2.accessToken, ipAddress: nil, frontEnd: "test")
         try await engine.deleteIdentity(admin, id: i.id)
         #expect(
             await code {

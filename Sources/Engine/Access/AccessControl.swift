@@ -37,7 +37,7 @@ struct ClientSecretBody: Codable {
     var numUses: Int
     var isRevoked: Bool
 }
-struct TokenBody: Codable {
+struct TokenBody: Codable, Sendable {
     var identityId: String
     var authMethod: String
     var expiresAt: Date
@@ -132,6 +132,14 @@ final class AccessCache: Sendable {
     func rules(_ key: String, now: Date) -> Rules? { ruleMap.get(key, now: now, generation: currentGeneration) }
     func storeRules(_ key: String, _ value: Rules, expires: Date, generation g: Int) {
         ruleMap.set(key, value, expires: expires, generation: g)
+    }
+    /// Access tokens that passed their checks (by token hash): a keep-alive client sending the same token needs no
+    /// store read and no JSON decoding per request. Only valid tokens are kept, so an unknown token costs nothing
+    /// here; use-limited tokens are never kept (each use is a write).
+    private let tokenMap = Map<TokenBody>()
+    func token(_ hash: String, now: Date) -> TokenBody? { tokenMap.get(hash, now: now, generation: currentGeneration) }
+    func storeToken(_ hash: String, _ value: TokenBody, expires: Date, generation g: Int) {
+        tokenMap.set(hash, value, expires: expires, generation: g)
     }
     func caller(_ key: String, now: Date) -> Caller?? { callerMap.get(key, now: now, generation: currentGeneration) }
     func storeCaller(_ key: String, _ value: Caller?, expires: Date, generation g: Int) {

@@ -48,21 +48,31 @@ extension AccessService {
         }
         let hash = PKIService.hex(Self.hash(bearerToken))
         let now = clock()
-        let outcome: Outcome<TokenBody> = try await transact { tx in
-            guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
-                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+        let outcome: Outcome<TokenBody>
+        if let cached = accessCache.token(hash, now: now) {
+            // Checked again against this request (expiry, client address); a change to the token on this node (renew,
+            // revoke, identity deleted) empties the cache, and another node's within `AccessCache.ttl`.
+            outcome =
+                tokenProblem(cached, ip: ipAddress, now: now).map {
+                    .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: $0))
+                } ?? .success(cached)
+        } else {
+            let generation = accessCache.currentGeneration
+            // A read first: a token without a use limit is checked without the writer's lock.
+            let record = try await read { tx in try await tx.get(kind: AccessKind.accessToken, id: hash) }
+            if let record {
+                let body = try decode(TokenBody.self, record)
+                if let problem = tokenProblem(body, ip: ipAddress, now: now) {
+                    outcome = .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+                } else if body.settings.accessTokenNumUsesLimit > 0 {
+                    outcome = try await countUse(hash, ip: ipAddress, now: now)
+                } else {
+                    accessCache.storeToken(hash, body, expires: now + AccessCache.ttl, generation: generation)
+                    outcome = .success(body)
+                }
+            } else {
+                outcome = .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
             }
-            var body = try self.decode(TokenBody.self, record)
-            if let problem = self.tokenProblem(body, ip: ipAddress, now: now) {
-                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
-            }
-            // Only limited tokens pay for a write per use.
-            if body.settings.accessTokenNumUsesLimit > 0 {
-                body.numUses += 1
-                record.body = try Self.encode(body)
-                _ = try await tx.update(record)
-            }
-            return .success(body)
         }
         switch outcome {
         case .failure(let e):
@@ -77,6 +87,23 @@ extension AccessService {
             return Principal(
                 method: .token, id: body.identityId, name: caller.name,
                 attributes: ["tokenId": String(hash.prefix(16)), "authMethod": body.authMethod])
+        }
+    }
+
+    /// A use of a use-limited token: checked again and counted in one transaction.
+    private func countUse(_ hash: String, ip: String?, now: Date) async throws -> Outcome<TokenBody> {
+        try await transact { tx in
+            guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
+                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+            }
+            var body = try self.decode(TokenBody.self, record)
+            if let problem = self.tokenProblem(body, ip: ip, now: now) {
+                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+            }
+            body.numUses += 1
+            record.body = try Self.encode(body)
+            _ = try await tx.update(record)
+            return .success(body)
         }
     }
 
@@ -281,6 +308,7 @@ extension AccessService {
     }
 
     public func renewToken(_ ctx: CallContext, accessToken: String) async throws -> IssuedToken {
+        defer { accessCache.invalidate() }
         let hash = PKIService.hex(Self.hash(accessToken))
         let now = clock()
         let outcome: Outcome<IssuedToken> = try await transact { tx in
@@ -327,6 +355,7 @@ extension AccessService {
     }
 
     public func revokeToken(_ ctx: CallContext, accessToken: String) async throws {
+        defer { accessCache.invalidate() }
         let hash = PKIService.hex(Self.hash(accessToken))
         let found: Bool = try await transact { tx in
             guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else { return false }
