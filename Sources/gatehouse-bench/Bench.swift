@@ -121,6 +121,21 @@ struct FreshDaemon {
     }
 }
 
+/// Runs a command (found on PATH); returns its standard output (standard error is dropped).
+func commandOutput(_ arguments: [String], environment: [String: String]? = nil) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = arguments
+    if let environment { p.environment = environment }
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try p.run()
+    let out = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: out, as: UTF8.self)
+}
+
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

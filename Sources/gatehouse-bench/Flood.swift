@@ -146,18 +146,7 @@ struct Flood: AsyncParsableCommand {
         return (bytes, events, types)
     }
 
-    static func run(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func run(_ arguments: [String]) throws -> String { try commandOutput(arguments) }
 
     /// wrk's summary (requests/s and the non-2xx count) for unauthenticated GETs of an admin API path.
     static func wrk(port: Int, seconds: Double, connections: Int) async -> String {

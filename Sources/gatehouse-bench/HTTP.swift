@@ -42,19 +42,8 @@ struct HTTPBench: AsyncParsableCommand {
         }
     }
 
-    /// Runs a command; returns its standard output (standard error is dropped).
     static func output(_ arguments: [String], environment: [String: String]? = nil) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = arguments
-        if let environment { p.environment = environment }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: out, as: UTF8.self)
+        try commandOutput(arguments, environment: environment)
     }
 
     /// wrk's latency figure ("812.00us", "1.23ms", "2.01s") in milliseconds.
@@ -195,9 +184,11 @@ struct HTTPBench: AsyncParsableCommand {
             nginxProcess.waitUntilExit()
         }
         guard let https = daemon.ports["https"] else { throw ValidationError("the daemon has no HTTPS port") }
-        let keyType =
-            (try? Self.output(["openssl", "pkey", "-in", certs + "/server.key", "-noout", "-text"]))?
-            .split(separator: "\n").first.map(String.init) ?? "?"
+        // "Private-Key: (256 bit)" and "ASN1 OID: prime256v1" (EC) or "Private-Key: (2048 bit, 2 primes)" (RSA).
+        let keyText = (try? Self.output(["openssl", "pkey", "-in", certs + "/server.key", "-noout", "-text"])) ?? ""
+        let keyType = keyText.split(separator: "\n").filter {
+            $0.hasPrefix("Private-Key:") || $0.hasPrefix("ASN1 OID:")
+        }.joined(separator: ", ")
         say(
             "server key: \(keyType); wrk -t\(threads) -c\(connections) -d\(seconds)s; \(ProcessInfo.processInfo.activeProcessorCount) cores"
         )
