@@ -175,7 +175,7 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
             await failures.delayRefusal()
             response = Self.tooManyFailures(request, retryAfter: retryAfter)
             RequestMetrics.record(
-                listener: listener, operation: "\(request.method) rate-limited", status: 429,
+                listener: listener, operation: "\(Self.methodLabel(request.method)) rate-limited", status: 429,
                 elapsed: ContinuousClock.now - start)
             return response
         }
@@ -202,9 +202,18 @@ public struct ErrorAndMetricsMiddleware: RouterMiddleware {
             response = HTTPErrorMapping.response(for: error)
         }
         RequestMetrics.record(
-            listener: listener, operation: "\(request.method) \(context.endpointPath ?? "unmatched")",
+            listener: listener, operation: "\(Self.methodLabel(request.method)) \(context.endpointPath ?? "unmatched")",
             status: Int(response.status.code), elapsed: ContinuousClock.now - start)
         return response
+    }
+
+    /// The method as a metric label: the methods routes use, every other one as `OTHER`, so that no client can add
+    /// label values (and metric series) at will.
+    static func methodLabel(_ method: HTTPRequest.Method) -> String {
+        switch method {
+        case .get, .head, .post, .put, .delete, .patch, .options: method.rawValue
+        default: "OTHER"
+        }
     }
 
     /// 429 with Retry-After, as an ACME problem document on ACME paths (RFC 8555 §6.6 `rateLimited`).

@@ -83,6 +83,29 @@ import X509
         #expect(daemon.stop() == 0)
     }
 
+    /// Requests are counted per listener and route; a method no route uses is counted as OTHER, so a client cannot
+    /// add metric series at will.
+    @Test func requestMetricsCountRoutesAndFoldUnknownMethods() throws {
+        let dir = try freshDirectory()
+        let daemon = try DaemonProcess(directory: dir.path)
+        try daemon.waitUntilListening()
+        for _ in 0..<3 { _ = try curl(daemon.adminCurl + [daemon.httpsBase + "/healthz"]) }
+        for method in ["PROPFIND", "MKCOL", "LOCK"] {
+            _ = try curl(daemon.adminCurl + ["-X", method, daemon.httpsBase + "/healthz"])
+        }
+        let (_, metrics, _) = try curl([daemon.operationsBase + "/metrics"])
+        func count(_ operation: String) -> Double? {
+            metrics.split(separator: "\n").first {
+                $0.hasPrefix("gatehouse_requests_total{") && $0.contains("listener=\"https\"")
+                    && $0.contains("operation=\"\(operation)")
+            }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+        }
+        #expect((count("GET /healthz") ?? 0) >= 3, "\(metrics.prefix(3000))")
+        #expect(count("OTHER ") == 3, "\(metrics.prefix(3000))")
+        #expect(!metrics.contains("PROPFIND") && !metrics.contains("MKCOL"))
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func optionalClientAuthIsAnonymousWithoutACertificate() throws {
         let dir = try freshDirectory()
         let daemon = try DaemonProcess(directory: dir.path)
