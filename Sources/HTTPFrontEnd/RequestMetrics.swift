@@ -17,9 +17,9 @@ public enum RequestMetrics {
 
     public static func record(listener: String, operation: String, status: Int, elapsed: Duration) {
         let key = listener + "\u{0}" + operation
-        let dims = [("listener", listener), ("operation", operation)]
         let h = handles.withLock { map in
             if let found = map[key] { return found }
+            let dims = [("listener", listener), ("operation", operation)]
             let made = Handles(
                 requests: Counter(label: "gatehouse_requests_total", dimensions: dims),
                 duration: Timer(
@@ -33,12 +33,12 @@ public enum RequestMetrics {
             errorCounters.withLock { map in
                 if let found = map[errorKey] { return found }
                 let made = Counter(
-                    label: "gatehouse_request_errors_total", dimensions: dims + [("status", String(status))])
+                    label: "gatehouse_request_errors_total",
+                    dimensions: [("listener", listener), ("operation", operation), ("status", String(status))])
                 map[errorKey] = made
                 return made
             }.increment()
         }
-        h.duration.recordNanoseconds(
-            elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        h.duration.recordNanoseconds(HTTPListener.timeAmount(elapsed).nanoseconds)
     }
 }

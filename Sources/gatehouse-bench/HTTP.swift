@@ -101,8 +101,8 @@ struct HTTPBench: AsyncParsableCommand {
 
     /// Starts nginx on a free port with the daemon's certificate; returns (process, HTTPS port, mTLS port).
     func startNginx(dir: String, certs: String) throws -> (Process, Int, Int) {
-        let port = try freePort()
-        let mtlsPort = try freePort()
+        let port = try freeLoopbackPort()
+        let mtlsPort = try freeLoopbackPort()
         let conf = """
             worker_processes auto;
             daemon off;
@@ -147,23 +147,6 @@ struct HTTPBench: AsyncParsableCommand {
         }
         p.terminate()
         throw ValidationError("nginx did not start (see \(dir)/nginx-error.log)")
-    }
-
-    func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw ValidationError("no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     func run() async throws {

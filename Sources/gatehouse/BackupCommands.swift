@@ -112,8 +112,7 @@ struct BackupCreate: AsyncParsableCommand {
                         "files": "\(manifest.files.count)", "bytes": "\(writer.bytesWritten)",
                         "rootKeyIncluded": "\(rootKeyFile != nil)",
                     ])
-                    let elapsed = (ContinuousClock.now - started).components
-                    let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+                    let seconds = secondsSince(started)
                     let mb = Double(writer.bytesWritten) / 1_048_576
                     print(
                         "backup written: \(out) (\(manifest.files.count) files, \(String(format: "%.1f", mb)) MiB in \(String(format: "%.2f", seconds)) s, \(String(format: "%.1f", mb / max(seconds, 0.001))) MiB/s)"
@@ -186,10 +185,8 @@ struct BackupVerify: AsyncParsableCommand {
                 "backup of \(contents.header.created): \(contents.manifest.files.count) files, \(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB (\(facts.joined(separator: " ")))"
             )
             print("signed by \(contents.signerFingerprint)")
-            let elapsed = (ContinuousClock.now - started).components
-            let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
             print(
-                "every chunk authenticates, every file matches the manifest, the signature verifies (\(String(format: "%.2f", seconds)) s)"
+                "every chunk authenticates, every file matches the manifest, the signature verifies (\(String(format: "%.2f", secondsSince(started))) s)"
             )
         } catch let e as BackupArchive.Failure {
             fail(e.description)
@@ -306,6 +303,12 @@ struct RestoreCommand: AsyncParsableCommand {
             fail("restored, but the store does not open: \(e.description)")
         }
     }
+}
+
+/// Seconds elapsed since `start`, for the commands' summaries.
+func secondsSince(_ start: ContinuousClock.Instant) -> Double {
+    let elapsed = (ContinuousClock.now - start).components
+    return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
 }
 
 func fingerprint(_ publicKey: Data) -> String {

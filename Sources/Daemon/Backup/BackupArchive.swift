@@ -16,9 +16,6 @@ import _CryptoExtras
 ///     'F' | u16 name length | name | u64 size | bytes        a file
 ///     'M' | u32 length | manifest (JSON)                       the last entry: names, sizes and SHA-256 of each file
 public enum BackupArchive {
-    static let magic = BackupFraming.magic
-    static let chunkSize = BackupFraming.chunkSize
-    static let maxName = BackupFraming.maxName
 
     /// How the backup key is obtained; in the clear in the header.
     public struct Header: Codable, Sendable, Equatable {
@@ -136,7 +133,7 @@ public enum BackupArchive {
             encoder.dateEncodingStrategy = .iso8601
             let json = try encoder.encode(header)
             headerHash = Data(SHA256.hash(data: json))
-            var start = Data(magic)
+            var start = Data(BackupFraming.magic)
             withUnsafeBytes(of: UInt32(json.count).bigEndian) { start.append(contentsOf: $0) }
             start.append(json)
             try write(start)
@@ -149,7 +146,7 @@ public enum BackupArchive {
         }
 
         func seal(final: Bool) throws {
-            let flag: UInt8 = final ? UInt8(ascii: "F") : UInt8(ascii: "C")
+            let flag = final ? BackupFraming.final : BackupFraming.more
             let box = try AES.GCM.seal(pending, using: key, authenticating: aad(headerHash, index, flag))
             guard let sealed = box.combined else { throw Failure("AES-GCM produced no output") }
             var chunk = Data([flag])
@@ -162,9 +159,9 @@ public enum BackupArchive {
 
         func plain(_ data: Data) throws {
             pending.append(data)
-            while pending.count >= chunkSize {
-                let rest = pending.subdata(in: chunkSize..<pending.count)
-                pending = pending.prefix(chunkSize)
+            while pending.count >= BackupFraming.chunkSize {
+                let rest = pending.subdata(in: BackupFraming.chunkSize..<pending.count)
+                pending = pending.prefix(BackupFraming.chunkSize)
                 try seal(final: false)
                 pending = rest
             }
@@ -176,7 +173,7 @@ public enum BackupArchive {
             defer { try? input.close() }
             let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
             let nameBytes = Data(name.utf8)
-            guard nameBytes.count <= maxName else { throw Failure("name too long: \(name)") }
+            guard nameBytes.count <= BackupFraming.maxName else { throw Failure("name too long: \(name)") }
             var head = Data([UInt8(ascii: "F")])
             withUnsafeBytes(of: UInt16(nameBytes.count).bigEndian) { head.append(contentsOf: $0) }
             head.append(nameBytes)
@@ -185,7 +182,9 @@ public enum BackupArchive {
             var digest = SHA256()
             var left = size
             while left > 0 {
-                guard let piece = try input.read(upToCount: Int(min(Int64(chunkSize), left))), !piece.isEmpty else {
+                guard let piece = try input.read(upToCount: Int(min(Int64(BackupFraming.chunkSize), left))),
+                    !piece.isEmpty
+                else {
                     throw Failure("\(path) shrank while it was read")
                 }
                 digest.update(data: piece)
@@ -255,7 +254,8 @@ public enum BackupArchive {
         let signer: Curve25519.Signing.PublicKey
         var parser = EntryReader(extract: extract)
         do {
-            let headerLength = try BackupFraming.headerLength([UInt8](try take(magic.count + 4, short: true)))
+            let headerLength = try BackupFraming.headerLength(
+                [UInt8](try take(BackupFraming.magic.count + 4, short: true)))
             let headerJSON = try take(headerLength)
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601

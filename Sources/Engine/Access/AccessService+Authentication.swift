@@ -53,9 +53,8 @@ extension AccessService {
             // Checked again against this request (expiry, client address); a change to the token on this node (renew,
             // revoke, identity deleted) empties the cache, and another node's within `AccessCache.ttl`.
             outcome =
-                tokenProblem(cached, ip: ipAddress, now: now).map {
-                    .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: $0))
-                } ?? .success(cached)
+                tokenProblem(cached, ip: ipAddress, now: now).map { .failure(Self.invalidToken($0)) }
+                ?? .success(cached)
         } else {
             let generation = accessCache.currentGeneration
             // A read first: a token without a use limit is checked without the writer's lock.
@@ -63,7 +62,7 @@ extension AccessService {
             if let record {
                 let body = try decode(TokenBody.self, record)
                 if let problem = tokenProblem(body, ip: ipAddress, now: now) {
-                    outcome = .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+                    outcome = .failure(Self.invalidToken(problem))
                 } else if body.settings.accessTokenNumUsesLimit > 0 {
                     outcome = try await countUse(hash, ip: ipAddress, now: now)
                 } else {
@@ -71,7 +70,7 @@ extension AccessService {
                     outcome = .success(body)
                 }
             } else {
-                outcome = .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+                outcome = .failure(Self.invalidToken("unknown token"))
             }
         }
         switch outcome {
@@ -82,7 +81,7 @@ extension AccessService {
             throw e
         case .success(let body):
             guard let caller = try await identityCaller(body.identityId) else {
-                throw EngineError(.unauthenticated, "invalid access token", diagnostic: "identity deleted")
+                throw Self.invalidToken("identity deleted")
             }
             return Principal(
                 method: .token, id: body.identityId, name: caller.name,
@@ -90,15 +89,20 @@ extension AccessService {
         }
     }
 
+    /// What every refused access token gets (the reason goes to the audit event only).
+    static func invalidToken(_ diagnostic: String) -> EngineError {
+        EngineError(.unauthenticated, "invalid access token", diagnostic: diagnostic)
+    }
+
     /// A use of a use-limited token: checked again and counted in one transaction.
     private func countUse(_ hash: String, ip: String?, now: Date) async throws -> Outcome<TokenBody> {
         try await transact { tx in
             guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
-                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+                return .failure(Self.invalidToken("unknown token"))
             }
             var body = try self.decode(TokenBody.self, record)
             if let problem = self.tokenProblem(body, ip: ip, now: now) {
-                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+                return .failure(Self.invalidToken(problem))
             }
             body.numUses += 1
             record.body = try Self.encode(body)
@@ -313,11 +317,11 @@ extension AccessService {
         let now = clock()
         let outcome: Outcome<IssuedToken> = try await transact { tx in
             guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else {
-                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: "unknown token"))
+                return .failure(Self.invalidToken("unknown token"))
             }
             var body = try self.decode(TokenBody.self, record)
             if let problem = self.tokenProblem(body, ip: ctx.ipAddress, now: now) {
-                return .failure(EngineError(.unauthenticated, "invalid access token", diagnostic: problem))
+                return .failure(Self.invalidToken(problem))
             }
             let s = body.settings
             if s.accessTokenPeriod > 0 {
