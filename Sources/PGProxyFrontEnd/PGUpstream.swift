@@ -101,6 +101,15 @@ final class PGUpstreamTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandl
         context.fireChannelInactive()
     }
 
+    /// A connection that never came up (refused, timed out) closes without ever being active: the promise fails
+    /// here, or it would be left unfulfilled (a leaked promise, fatal in a debug build). Once TLS is in place the
+    /// handshake watcher owns it. (A second completion of a promise is ignored.)
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if !tlsInstalled {
+            installed.fail(PGUpstreamError(.unreachable, "the connection closed before SSLRequest was answered"))
+        }
+    }
+
     func fail(_ context: ChannelHandlerContext, _ error: PGUpstreamError) {
         installed.fail(error)
         context.close(promise: nil)

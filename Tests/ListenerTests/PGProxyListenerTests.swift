@@ -200,6 +200,21 @@ func fatal(_ message: PGBackendMessage?) -> (code: String, text: String)? {
 
     // The clear-text start, with the listener's real policy (TLS negotiated by the proxy itself).
 
+    /// A resource whose server refuses the connection: a clear "connection test failed", for every TLS mode. (The
+    /// upstream TLS negotiator used to leave its promise unfulfilled when the connection never came up, which a
+    /// debug build stops the process for.)
+    @Test(arguments: PAMTLSMode.allCases) func anUnreachableResourceFailsItsConnectionTestClearly(_ mode: PAMTLSMode)
+        async throws
+    {
+        let port = try freeLoopbackPort()
+        let target = PAMTarget(host: "127.0.0.1", port: port, database: "x", tlsMode: mode)
+        await #expect {
+            try await PGConnector().checkReachable(target)
+        } throws: { error in
+            "\(error)".contains("connection test failed") && "\(error)".contains("127.0.0.1:\(port)")
+        }
+    }
+
     @Test func anSSLRequestIsAnsweredSAndTLSStartsOnTheSameConnection() async throws {
         let l = try listener()
         try await withConnection(PGChildChannel(listener: l), policy: l.policy, counter: counter) { channel in
