@@ -224,14 +224,19 @@ public final class GatehouseDaemon: Sendable {
             case "operations":
                 let router = HTTPListener.operationsRouter(settings: settings, registry: registry, readiness: readiness)
                 services.append(
-                    HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
+                    HTTPListener.make(
+                        settings, router: router, eventLoopRoutes: HTTPListener.healthRoutes(), counter: counter,
+                        logger: logger, onBound: onBound))
             default:
+                let failures = HTTPListener.failureLimiter(settings)
                 let router = HTTPListener.apiRouter(
                     services: AdminServices(serving: engine), settings: settings,
                     estDefaultProfile: config.estDefaultProfile,
-                    acme: acmeSettings, acmeValidator: acmeValidator, readiness: readiness)
+                    acme: acmeSettings, acmeValidator: acmeValidator, failures: failures, readiness: readiness)
                 services.append(
-                    HTTPListener.make(settings, router: router, counter: counter, logger: logger, onBound: onBound))
+                    HTTPListener.make(
+                        settings, router: router, eventLoopRoutes: HTTPListener.healthRoutes(failures: failures),
+                        counter: counter, logger: logger, onBound: onBound))
             }
         }
         services.append(ReloadService(contexts: tlsContexts, logger: logger))

@@ -64,7 +64,9 @@ public enum HTTPListener {
     }
 
     /// The server builder: HTTP/1.1 behind the listener policy (TLS when configured, and the connection guard).
-    static func server(_ settings: Settings, counter: ConnectionCounter) -> HTTPServerBuilder {
+    static func server(_ settings: Settings, counter: ConnectionCounter, eventLoopRoutes: [EventLoopRoute])
+        -> HTTPServerBuilder
+    {
         let hsts = settings.tls != nil
         return HTTPServerBuilder { responder in
             GuardedChildChannel(
@@ -76,17 +78,41 @@ public enum HTTPListener {
                 let sync = channel.pipeline.syncOperations
                 let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
                 try sync.addHandler(HTTPConnectionPolicyHandler(hsts: hsts), position: .after(decoder))
+                // Answers that need no engine call, on the event loop (after the state handler, before the router).
+                if !eventLoopRoutes.isEmpty {
+                    let state = try sync.handler(type: HTTPConnectionStateHandler.self)
+                    try sync.addHandler(
+                        EventLoopResponder(listener: settings.name, routes: eventLoopRoutes), position: .after(state))
+                }
             }
         }
     }
 
+    /// The failure limiter of an API listener, shared by its router and its event-loop routes.
+    public static func failureLimiter(_ settings: Settings) -> FailureRateLimiter {
+        FailureRateLimiter(
+            listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute)
+    }
+
+    /// `/healthz` answered on the event loop. With a failure limiter, a source that is out of failures is left to
+    /// the router (which turns it away unless its client certificate was verified).
+    public static func healthRoutes(failures: FailureRateLimiter? = nil) -> [EventLoopRoute] {
+        let ok = ByteBuffer(string: "ok\n")
+        return [
+            EventLoopRoute(path: "/healthz") { peer in
+                guard failures?.allows(peer) ?? true else { return nil }
+                return EventLoopRoute.Answer(contentType: "text/plain; charset=utf-8", body: ok)
+            }
+        ]
+    }
+
     /// Makes a listener service from a router.
     public static func make(
-        _ settings: Settings, router: Router<GatehouseRequestContext>, counter: ConnectionCounter, logger: Logger,
-        onBound: @escaping @Sendable (Int) async -> Void
+        _ settings: Settings, router: Router<GatehouseRequestContext>, eventLoopRoutes: [EventLoopRoute] = [],
+        counter: ConnectionCounter, logger: Logger, onBound: @escaping @Sendable (Int) async -> Void
     ) -> some Service {
         Application(
-            router: router, server: server(settings, counter: counter),
+            router: router, server: server(settings, counter: counter, eventLoopRoutes: eventLoopRoutes),
             configuration: ApplicationConfiguration(
                 address: .hostname(settings.host, port: settings.port), serverName: nil),
             onServerRunning: { channel in await onBound(channel.localAddress?.port ?? settings.port) },
@@ -97,16 +123,14 @@ public enum HTTPListener {
     public static func apiRouter(
         services: AdminServices, settings: Settings, estDefaultProfile: String? = nil,
         acme: ACMESettings = ACMESettings(),
-        acmeValidator: ACMEValidator, readiness: @escaping @Sendable () async -> (Bool, String)
+        acmeValidator: ACMEValidator, failures: FailureRateLimiter? = nil,
+        readiness: @escaping @Sendable () async -> (Bool, String)
     ) -> Router<GatehouseRequestContext> {
         let router = Router(context: GatehouseRequestContext.self)
         let table = RouteTable()
         router.add(
             middleware: ErrorAndMetricsMiddleware(
-                listener: settings.name, routes: table,
-                failures: FailureRateLimiter(
-                    listener: settings.name, burst: settings.failureBurst, refillPerMinute: settings.failuresPerMinute))
-        )
+                listener: settings.name, routes: table, failures: failures ?? failureLimiter(settings)))
         AdminAPI(
             services: services, maxBodySize: settings.maxMessageSize, estDefaultProfile: estDefaultProfile, acme: acme,
             acmeValidator: acmeValidator

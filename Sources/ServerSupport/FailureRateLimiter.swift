@@ -52,6 +52,14 @@ public final class FailureRateLimiter: Sendable {
         return (false, max(1, Int(((1 - tokens) / refillPerSecond).rounded(.up))))
     }
 
+    /// Whether `source` has a failure left, without counting a refusal (for answers that need no authentication and
+    /// leave a refused source to `check`).
+    public func allows(_ source: String?) -> Bool {
+        guard burst > 0, let source else { return true }
+        let now = Self.now()
+        return buckets.withLock { buckets in buckets[source].map { refilled($0, now) >= 1 } ?? true }
+    }
+
     /// Waits the tarpit (returns early when the task is cancelled, e.g. at shutdown).
     public func delayRefusal() async {
         try? await Task.sleep(for: tarpit)
