@@ -81,9 +81,9 @@ public enum ESTCodec {
             try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { s in
                 try s.appendConstructedNode(identifier: .sequence) { s in
                     try s.serialize(1)
-                    try s.appendConstructedNode(identifier: .set) { _ in }
+                    s.appendConstructedNode(identifier: .set) { _ in }
                     try s.appendConstructedNode(identifier: .sequence) { s in try s.serialize(oidData) }
-                    try s.appendConstructedNode(
+                    s.appendConstructedNode(
                         identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
                     ) { s in
                         for c in certificates.sorted(by: { $0.lexicographicallyPrecedes($1) }) {

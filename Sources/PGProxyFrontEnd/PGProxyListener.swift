@@ -481,7 +481,7 @@ public struct PGOpenSessionMarkers: Sendable {
 
     public func add(_ id: String) {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: directory + "/" + id, contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/" + id, contents: nil)
     }
 
     public func remove(_ id: String) { try? FileManager.default.removeItem(atPath: directory + "/" + id) }

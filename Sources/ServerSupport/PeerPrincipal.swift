@@ -63,9 +63,9 @@ public enum PeerPrincipal {
             guard let leafDER = chain.first, let leaf = try? Certificate(derEncoded: leafDER) else { return .anonymous }
             let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
             var verifier = Verifier(rootCertificates: CertificateStore(capture.listenerRoots)) {
-                RFC5280Policy(validationTime: Date())
+                RFC5280Policy()  // validity checked against the current time
             }
-            let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+            let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))
             var verified = false
             if case .validCertificate = result { verified = true }
             let principal = principal(der: leafDER, chain: chain, verifiedByListener: verified) ?? .anonymous

@@ -35,7 +35,10 @@ struct BackupBench: AsyncParsableCommand {
             .doubleValue ?? 0
         let key = work + "/backup.key"
         let raw = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n"
-        FileManager.default.createFile(atPath: key, contents: Data(raw.utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: key, contents: Data(raw.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw ValidationError("cannot write \(key)") }
         var backups: [Double] = []
         var restores: [Double] = []
         var archiveBytes = 0.0

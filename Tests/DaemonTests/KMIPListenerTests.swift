@@ -185,7 +185,8 @@ import Testing
         // base64.
         let (_, audit, _) = try curl(daemon.adminCurl + [daemon.httpsBase + "/api/v1/audit/events?limit=1000"])
         for type in [
-            "kms.create", "kms.register", "kms.get", "kms.activate", "kms.encrypt", "kms.decrypt", "kms.mac",
+            "kms.create", "kms.register", "kms.get", "kms.locate", "kms.activate", "kms.encrypt", "kms.decrypt",
+            "kms.mac",
             "kms.revoke", "kms.destroy",
         ] {
             #expect(audit.contains("\"\(type)\""), "audit lacks \(type)")

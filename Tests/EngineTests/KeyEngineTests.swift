@@ -681,5 +681,9 @@ import X509
                 == 2)
         #expect(try await engine.locateObjects(admin, project: "p", LocateFilter(state: .active)).isEmpty)
         #expect(try await engine.locateObjects(admin, project: "p1", LocateFilter()).isEmpty)
+        // Each Locate is audited with the number it found (an enumeration of keys leaves a record).
+        let located = try await engine.auditEvents(admin, cursor: nil, limit: 1000).items.map(\.event.event)
+            .filter { $0.type == "kms.locate" }
+        #expect(located.map { $0.metadata["located"] } == ["1", "3", "2", "0", "0"])
     }
 }

@@ -3,7 +3,7 @@ import EngineAPI
 import Foundation
 import StorageAPI
 import Synchronization
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 /// Record kinds of the identity subsystem.
 enum AccessKind {
@@ -208,9 +208,9 @@ extension EngineService {
             guard config.allowedCommonNames.contains(principal.name) else { continue }
             guard let ca = try? Certificate(pemEncoded: config.caCertificate) else { continue }
             var verifier = Verifier(rootCertificates: CertificateStore([ca])) {
-                RFC5280Policy(validationTime: now)
+                RFC5280Policy(fixedExpiryValidationTime: now)
             }
-            let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+            let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))
             if case .validCertificate = result { return config.identityId }
         }
         return nil

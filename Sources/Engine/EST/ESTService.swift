@@ -5,7 +5,7 @@ import Foundation
 import StorageAPI
 import SwiftASN1
 import Synchronization
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 /// EST enrollment (RFC 7030): the device authenticates to the profile, not as an identity. Certificates come from
 /// the PKI domain through `CertificateIssuing`.
@@ -89,8 +89,10 @@ extension ESTService {
         if let until = estVerifiedChains.withLock({ $0[cacheKey] }), until > now { return "est:bootstrap-certificate" }
         guard let roots = try? PKIService.pemCertificates(pem), !roots.isEmpty else { return nil }
         let intermediates = chain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
-        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: now) }
-        let result = await verifier.validate(leafCertificate: leaf, intermediates: CertificateStore(intermediates))
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
+            RFC5280Policy(fixedExpiryValidationTime: now)
+        }
+        let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))
         if case .validCertificate = result {
             estVerifiedChains.withLock { cache in
                 if cache.count > 10_000 { cache = cache.filter { $0.value > now } }

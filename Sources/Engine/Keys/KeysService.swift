@@ -391,9 +391,20 @@ extension KeysService {
         return meta
     }
 
+    /// The objects a KMIP Locate finds. Audited as `kms.locate` with the number found: enumerating a project's keys
+    /// is as much worth a record as reading one.
     public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
         let p = try await keyProject(ctx, explicit: project)
         let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .read))
+        let ids = try await locate(p, decision, filter)
+        try await transact { tx in
+            try await self.audit.append(
+                self.allowed(ctx, decision, "kms.locate", project: p, ["located": String(ids.count)]), tx)
+        }
+        return ids
+    }
+
+    private func locate(_ p: String, _ decision: Decision, _ filter: LocateFilter) async throws -> [String] {
         func permitted(_ m: ManagedObject) -> Bool {
             Self.locateMatches(m, filter)
                 && decision.permits(AccessRequest(.project(p), .kmsKeys, .read, ["name": m.names.first ?? m.id]))
