@@ -19,11 +19,13 @@ public struct EventLoopRoute: Sendable {
         }
     }
 
-    public var method: HTTPRequest.Method
+    public let method: HTTPRequest.Method
     /// The exact path (a request with a query string goes to the router).
-    public var path: String
+    public let path: String
     /// Given the client's address; nil defers to the router (which answers the same request its own way).
-    public var answer: @Sendable (_ peerAddress: String?) -> Answer?
+    public let answer: @Sendable (_ peerAddress: String?) -> Answer?
+    /// The request metrics' operation label, as the router's middleware writes it ("GET /healthz").
+    let operation: String
 
     public init(
         method: HTTPRequest.Method = .get, path: String, answer: @escaping @Sendable (_ peerAddress: String?) -> Answer?
@@ -31,6 +33,7 @@ public struct EventLoopRoute: Sendable {
         self.method = method
         self.path = path
         self.answer = answer
+        self.operation = "\(method.rawValue) \(path)"
     }
 }
 
@@ -53,7 +56,7 @@ final class EventLoopResponder: ChannelDuplexHandler, RemovableChannelHandler {
     enum State {
         case idle
         /// The request matched a route; its body (if any) is dropped, and the answer goes out with its end.
-        case answering(method: HTTPRequest.Method, path: String, EventLoopRoute.Answer, start: ContinuousClock.Instant)
+        case answering(EventLoopRoute, EventLoopRoute.Answer, start: ContinuousClock.Instant)
         /// The request is the router's; its parts pass through until its end.
         case forwarding
     }
@@ -77,7 +80,7 @@ final class EventLoopResponder: ChannelDuplexHandler, RemovableChannelHandler {
                 let route = routes.first(where: { $0.method == request.method && $0.path == path }),
                 let answer = route.answer(context.channel.remoteAddress?.ipAddress)
             {
-                state = .answering(method: request.method, path: path, answer, start: .now)
+                state = .answering(route, answer, start: .now)
                 return
             }
             outstanding += 1
@@ -85,12 +88,11 @@ final class EventLoopResponder: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(data)
         case (.answering, .body):
             return
-        case (.answering(let method, let path, let answer, let start), .end):
+        case (.answering(let route, let answer, let start), .end):
             state = .idle
             respond(context: context, answer)
             RequestMetrics.record(
-                listener: listener, operation: "\(method.rawValue) \(path)", status: answer.status.code,
-                elapsed: .now - start)
+                listener: listener, operation: route.operation, status: answer.status.code, elapsed: .now - start)
         case (.forwarding, .end):
             state = .idle
             context.fireChannelRead(data)

@@ -97,14 +97,16 @@ public enum HTTPListener {
     /// `/healthz` answered on the event loop. With a failure limiter, a source that is out of failures is left to
     /// the router (which turns it away unless its client certificate was verified).
     public static func healthRoutes(failures: FailureRateLimiter? = nil) -> [EventLoopRoute] {
-        let ok = ByteBuffer(string: "ok\n")
-        return [
+        [
             EventLoopRoute(path: "/healthz") { peer in
                 guard failures?.allows(peer) ?? true else { return nil }
-                return EventLoopRoute.Answer(contentType: "text/plain; charset=utf-8", body: ok)
+                return alive
             }
         ]
     }
+
+    /// `/healthz`'s answer, the same from the router and from the event loop.
+    static let alive = EventLoopRoute.Answer(contentType: "text/plain; charset=utf-8", body: ByteBuffer(string: "ok\n"))
 
     /// Makes a listener service from a router.
     public static func make(
@@ -160,7 +162,10 @@ public enum HTTPListener {
     static func addHealthRoutes(
         to router: Router<GatehouseRequestContext>, readiness: @escaping @Sendable () async -> (Bool, String)
     ) {
-        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/healthz") { _, _ -> Response in
+            Response(
+                status: alive.status, headers: [.contentType: alive.contentType], body: .init(byteBuffer: alive.body))
+        }
         router.get("/readyz") { _, _ -> Response in
             let (ready, detail) = await readiness()
             return Response(

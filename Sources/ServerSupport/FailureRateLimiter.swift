@@ -44,20 +44,20 @@ public final class FailureRateLimiter: Sendable {
 
     /// Whether a request from `source` may go on; when not, the seconds until it may (for Retry-After).
     public func check(_ source: String?) -> (allowed: Bool, retryAfter: Int) {
-        guard burst > 0, let source else { return (true, 0) }
-        let now = Self.now()
-        let tokens: Double? = buckets.withLock { buckets in buckets[source].map { refilled($0, now) } }
-        guard let tokens, tokens < 1 else { return (true, 0) }
+        guard let tokens = tokens(source), tokens < 1 else { return (true, 0) }
         limited.increment()
         return (false, max(1, Int(((1 - tokens) / refillPerSecond).rounded(.up))))
     }
 
     /// Whether `source` has a failure left, without counting a refusal (for answers that need no authentication and
     /// leave a refused source to `check`).
-    public func allows(_ source: String?) -> Bool {
-        guard burst > 0, let source else { return true }
+    public func allows(_ source: String?) -> Bool { tokens(source).map { $0 >= 1 } ?? true }
+
+    /// The tokens `source` has now; nil when it has no bucket (or the limiter is off).
+    private func tokens(_ source: String?) -> Double? {
+        guard burst > 0, let source else { return nil }
         let now = Self.now()
-        return buckets.withLock { buckets in buckets[source].map { refilled($0, now) >= 1 } ?? true }
+        return buckets.withLock { buckets in buckets[source].map { refilled($0, now) } }
     }
 
     /// Waits the tarpit (returns early when the task is cancelled, e.g. at shutdown).
