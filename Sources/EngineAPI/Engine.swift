@@ -197,8 +197,23 @@ public protocol Authenticator: Sendable {
     func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal
 }
 
+/// Browser sessions started from a bearer token: what the web console's sign-in and sign-out need.
+public protocol BrowserSessions: Sendable {
+    /// A browser session (the web console's sign-in): checks `bearerToken` as `authenticate` does and issues a new
+    /// token for the same identity, whose principal carries `authMethod` `Principal.sessionAuthMethod`. It lives at
+    /// most `lifetime` seconds and never outlives the token that started it: it is refused once that token expires,
+    /// is revoked or is deleted. A token with a use limit, or a session token, cannot start one. Audited as
+    /// `token.session.start`.
+    func startSession(bearerToken: String, ipAddress: String?, frontEnd: String, lifetime: Int) async throws
+        -> (principal: Principal, session: IssuedToken)
+    /// Ends a session token (sign-out): refused from then on, at once on this node and within the access cache's
+    /// lifetime on the others. Audited as `token.session.end`. Any other kind of token is left alone
+    /// (`.invalidArgument`).
+    func endSession(_ ctx: CallContext, sessionToken: String) async throws
+}
+
 /// Identities, authentication and access control (part of `Engine`).
-public protocol AccessEngine: Authenticator {
+public protocol AccessEngine: Authenticator, BrowserSessions {
     // MARK: Authentication
     /// Universal Auth login: client ID + client secret → access token.
     func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken

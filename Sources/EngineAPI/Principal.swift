@@ -2,6 +2,10 @@ import Foundation
 
 /// Who is calling: the result of a front end authenticating its peer. The engine decides what it may do.
 public struct Principal: Sendable, Hashable, CustomStringConvertible {
+    /// The `authMethod` attribute of a principal authenticated with a browser session token
+    /// (`Authenticator.startSession`).
+    public static let sessionAuthMethod = "session"
+
     /// How the peer proved its identity.
     public enum Method: String, Sendable, Hashable, Codable {
         /// A TLS client certificate verified against the listener's client-CA chain.

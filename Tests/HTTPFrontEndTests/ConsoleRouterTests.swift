@@ -17,8 +17,13 @@ import Testing
 @Suite struct ConsoleRouterTests {
     struct World {
         let engine: GatehouseEngine
+        /// The tokens as issued (what a reviewer types into the sign-in form).
         let admin: String
         let viewer: String
+        let adminID: String
+        /// Console sessions started from them (what the cookie holds after signing in).
+        let adminSession: String
+        let viewerSession: String
     }
 
     /// A project whose description is markup, an organization admin and a viewer who may read certificates only.
@@ -41,7 +46,13 @@ import Testing
             RoleSpec(slug: "certs-only", permissions: [Permission(subject: "certificates", actions: ["read"])]))
         try await engine.setMembership(
             system, project: "ops", identityId: viewer.id, roles: [RoleGrant(role: "certs-only")])
-        return World(engine: engine, admin: admin.token, viewer: viewer.token)
+        func session(_ token: String) async throws -> String {
+            try await engine.startSession(bearerToken: token, ipAddress: nil, frontEnd: "test", lifetime: 3600)
+                .session.accessToken
+        }
+        return World(
+            engine: engine, admin: admin.token, viewer: viewer.token, adminID: admin.id,
+            adminSession: try await session(admin.token), viewerSession: try await session(viewer.token))
     }
 
     static func app(_ engine: GatehouseEngine) -> some ApplicationProtocol {
@@ -64,12 +75,15 @@ import Testing
             #expect(signIn.status == .seeOther)
             #expect(signIn.headers[.location] == "/console")
             let setCookie = try #require(signIn.headers[.setCookie])
-            #expect(setCookie.hasPrefix("\(Console.cookieName)=\(world.admin);"))
+            // The cookie holds a session of its own, not the token that was typed in.
+            #expect(setCookie.hasPrefix("\(Console.cookieName)=ghat_"))
+            #expect(!setCookie.contains(world.admin))
             for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
                 #expect(setCookie.contains(attribute), "cookie attribute \(attribute): \(setCookie)")
             }
 
-            let overview = try await client.execute(uri: "/console", method: .get, headers: Self.cookie(world.admin))
+            let cookieToken = try #require(Self.cookieValue(setCookie))
+            let overview = try await client.execute(uri: "/console", method: .get, headers: Self.cookie(cookieToken))
             #expect(overview.status == .ok)
             let html = String(buffer: overview.body)
             #expect(html.contains("<span id=\"principal\">reviewer</span>"))
@@ -93,6 +107,97 @@ import Testing
         }
     }
 
+    static func cookieValue(_ setCookie: String) -> String? {
+        setCookie.split(separator: ";").first.flatMap { $0.split(separator: "=", maxSplits: 1).last }.map(String.init)
+    }
+
+    static func signIn(_ client: some TestClientProtocol, _ token: String) async throws -> String? {
+        let r = try await client.execute(
+            uri: "/console/login", method: .post, headers: Self.form, body: ByteBuffer(string: "token=" + token))
+        guard r.status == .seeOther, let setCookie = r.headers[.setCookie] else { return nil }
+        return Self.cookieValue(setCookie)
+    }
+
+    @Test func signingOutEndsTheSessionButNotTheTokenItCameFrom() async throws {
+        let world = try await Self.world()
+        try await Self.app(world.engine).test(.router) { client in
+            let session = try #require(try await Self.signIn(client, world.admin))
+            let before = try await client.execute(uri: "/console/audit", method: .get, headers: Self.cookie(session))
+            #expect(before.status == .ok)
+
+            let signOut = try await client.execute(uri: "/console/logout", method: .post, headers: Self.cookie(session))
+            #expect(signOut.status == .seeOther)
+            #expect(signOut.headers[.location] == "/console/login")
+            #expect(signOut.headers[.setCookie]?.contains("Max-Age=0") == true)
+
+            // A copy of the cookie kept after signing out is worth nothing.
+            let replayed = try await client.execute(uri: "/console/audit", method: .get, headers: Self.cookie(session))
+            #expect(replayed.status == .unauthorized)
+            #expect(String(buffer: replayed.body).contains("Your session has ended"))
+            #expect(replayed.headers[.setCookie]?.contains("Max-Age=0") == true)
+            await #expect(throws: EngineError.self) {
+                try await world.engine.authenticate(bearerToken: session, ipAddress: nil, frontEnd: "test")
+            }
+            // The token typed in still works for the API, and can start a new console session.
+            let principal = try await world.engine.authenticate(
+                bearerToken: world.admin, ipAddress: nil, frontEnd: "test")
+            #expect(principal.name == "reviewer")
+            #expect(try await Self.signIn(client, world.admin) != nil)
+
+            // Both ends are audited, with the identity as the actor.
+            for type in ["token.session.start", "token.session.end"] {
+                let events = try await world.engine.searchAudit(.system("test"), AuditSearch(type: type, limit: 10))
+                #expect(
+                    events.items.contains { $0.event.actor.metadata["name"] == "reviewer" },
+                    "\(type): \(events.items.map(\.event.actor))")
+            }
+            // Signing out twice, or with a cookie that is already over, still clears the cookie.
+            let again = try await client.execute(uri: "/console/logout", method: .post, headers: Self.cookie(session))
+            #expect(again.status == .seeOther)
+            #expect(again.headers[.setCookie]?.contains("Max-Age=0") == true)
+        }
+    }
+
+    @Test func aSessionLastsNoLongerThanItsTokenAndOnlySessionsGoInTheCookie() async throws {
+        let world = try await Self.world()
+        let system = CallContext.system("test")
+        try await Self.app(world.engine).test(.router) { client in
+            // Revoking the token that started a session ends the session too.
+            let session = try #require(try await Self.signIn(client, world.admin))
+            try await world.engine.revokeToken(system, accessToken: world.admin)
+            let after = try await client.execute(uri: "/console", method: .get, headers: Self.cookie(session))
+            #expect(after.status == .unauthorized)
+
+            // An API token put into the cookie by hand is not a console session.
+            let viewerToken = try await client.execute(
+                uri: "/console", method: .get, headers: Self.cookie(world.viewer))
+            #expect(viewerToken.status == .unauthorized)
+            #expect(viewerToken.headers[.setCookie]?.contains("Max-Age=0") == true)
+
+            // A session token cannot start another session, and a use-limited token cannot start one at all.
+            let viewerSession = try #require(try await Self.signIn(client, world.viewer))
+            #expect(try await Self.signIn(client, viewerSession) == nil)
+            let limited = try await world.engine.createIdentity(system, IdentitySpec(name: "once", orgRole: .admin))
+            _ = try await world.engine.attachTokenAuth(
+                system, identityId: limited.id, AuthMethodSpec(accessTokenNumUsesLimit: 3))
+            let limitedToken = try await world.engine.createIdentityToken(system, identityId: limited.id).accessToken
+            let refused = try await client.execute(
+                uri: "/console/login", method: .post, headers: Self.form,
+                body: ByteBuffer(string: "token=" + limitedToken))
+            #expect(refused.status == .unauthorized)
+            #expect(String(buffer: refused.body).contains("use limit"))
+        }
+        // A session never outlives the token it came from.
+        let shortLived = try await world.engine.createIdentity(system, IdentitySpec(name: "brief", orgRole: .admin))
+        _ = try await world.engine.attachTokenAuth(
+            system, identityId: shortLived.id, AuthMethodSpec(accessTokenTTL: 60, accessTokenMaxTTL: 60))
+        let brief = try await world.engine.createIdentityToken(system, identityId: shortLived.id).accessToken
+        let started = try await world.engine.startSession(
+            bearerToken: brief, ipAddress: nil, frontEnd: "test", lifetime: Console.sessionLifetime)
+        #expect(started.session.expiresIn <= 60)
+        #expect(started.principal.attributes["authMethod"] == Principal.sessionAuthMethod)
+    }
+
     @Test func formPostsFromAnotherSiteAreRefused() async throws {
         let world = try await Self.world()
         try await Self.app(world.engine).test(.router) { client in
@@ -110,7 +215,7 @@ import Testing
                 uri: "/console/login", method: .post, headers: fetch, body: ByteBuffer(string: "token=" + world.admin))
             #expect(crossSite.status == .forbidden)
 
-            var signOut = Self.cookie(world.admin)
+            var signOut = Self.cookie(world.adminSession)
             signOut[HTTPField.Name("Sec-Fetch-Site")!] = "cross-site"
             let logout = try await client.execute(uri: "/console/logout", method: .post, headers: signOut)
             #expect(logout.status == .forbidden)
@@ -127,7 +232,7 @@ import Testing
         let world = try await Self.world()
         try await Self.app(world.engine).test(.router) { client in
             for page in Self.pages {
-                let r = try await client.execute(uri: page, method: .get, headers: Self.cookie(world.admin))
+                let r = try await client.execute(uri: page, method: .get, headers: Self.cookie(world.adminSession))
                 let csp = try #require(r.headers[.contentSecurityPolicy], "\(page) has no CSP")
                 #expect(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "\(page): \(csp)")
                 #expect(!csp.contains("unsafe"), "\(page): \(csp)")
@@ -154,7 +259,7 @@ import Testing
         let world = try await Self.world()
         try await Self.app(world.engine).test(.router) { client in
             let r = try await client.execute(
-                uri: "/console/projects/ops", method: .get, headers: Self.cookie(world.admin))
+                uri: "/console/projects/ops", method: .get, headers: Self.cookie(world.adminSession))
             #expect(r.status == .ok)
             let html = String(buffer: r.body)
             #expect(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;quotes&quot;"))
@@ -162,7 +267,7 @@ import Testing
             // A filter value comes back escaped in its field.
             let filtered = try await client.execute(
                 uri: "/console/projects/ops/sessions?identity=%22%3E%3Cb%3Ex", method: .get,
-                headers: Self.cookie(world.admin))
+                headers: Self.cookie(world.adminSession))
             #expect(String(buffer: filtered.body).contains("value=\"&quot;&gt;&lt;b&gt;x\""))
         }
     }
@@ -171,21 +276,21 @@ import Testing
         let world = try await Self.world()
         try await Self.app(world.engine).test(.router) { client in
             let sessions = try await client.execute(
-                uri: "/console/projects/ops/sessions", method: .get, headers: Self.cookie(world.viewer))
+                uri: "/console/projects/ops/sessions", method: .get, headers: Self.cookie(world.viewerSession))
             #expect(sessions.status == .forbidden)
             let html = String(buffer: sessions.body)
             #expect(html.contains("id=\"error\""))
             #expect(!html.contains("id=\"sessions\""))
             // The project page shows what the viewer may see and says which panels are refused.
             let project = try await client.execute(
-                uri: "/console/projects/ops", method: .get, headers: Self.cookie(world.viewer))
+                uri: "/console/projects/ops", method: .get, headers: Self.cookie(world.viewerSession))
             #expect(project.status == .ok)
             let body = String(buffer: project.body)
             #expect(body.contains("id=\"expiries\""))
             #expect(!body.contains("id=\"open-sessions\""))
             #expect(!body.contains("id=\"active-grants\""))
             let audit = try await client.execute(
-                uri: "/console/audit", method: .get, headers: Self.cookie(world.viewer))
+                uri: "/console/audit", method: .get, headers: Self.cookie(world.viewerSession))
             #expect(audit.status == .forbidden)
             // The refusals are audited by the engine, as the API's are.
             let refusals = try await world.engine.searchAudit(
@@ -201,19 +306,19 @@ import Testing
                 "/console/projects/ops/sessions?since=yesterday", "/console/audit?limit=5000",
                 "/console/projects/ops/certificates?status=lost", "/console/projects/ops/kmip?offset=-3",
             ] {
-                let r = try await client.execute(uri: uri, method: .get, headers: Self.cookie(world.admin))
+                let r = try await client.execute(uri: uri, method: .get, headers: Self.cookie(world.adminSession))
                 #expect(r.status == .badRequest, "\(uri)")
             }
             // Five projects, two per page: the next link carries the cursor and the limit.
             for i in 1...4 { _ = try await world.engine.createProject(.system("test"), slug: "p\(i)", description: "") }
             let first = try await client.execute(
-                uri: "/console?limit=2", method: .get, headers: Self.cookie(world.admin))
+                uri: "/console?limit=2", method: .get, headers: Self.cookie(world.adminSession))
             let html = String(buffer: first.body)
             let next = try #require(html.firstMatch(of: #/href="(/console\?[^"]+)" rel="next"/#)?.1)
             #expect(next.contains("limit=2") && next.contains("after="))
             let second = try await client.execute(
                 uri: String(next).replacingOccurrences(of: "&amp;", with: "&"), method: .get,
-                headers: Self.cookie(world.admin))
+                headers: Self.cookie(world.adminSession))
             #expect(second.status == .ok)
             #expect(
                 String(buffer: second.body).components(separatedBy: "<tr><td><a href=\"/console/projects/").count == 3)
@@ -321,7 +426,8 @@ import Testing
         override func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal
         {
             guard bearerToken == "ghat_good" else { throw EngineError(.unauthenticated, "invalid access token") }
-            return Principal(method: .token, id: "id-r", name: "reviewer")
+            return Principal(
+                method: .token, id: "id-r", name: "reviewer", attributes: ["authMethod": Principal.sessionAuthMethod])
         }
     }
 

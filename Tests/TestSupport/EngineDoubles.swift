@@ -19,9 +19,26 @@ open class AuthenticatorDouble: Authenticator, @unchecked Sendable {
     }
 }
 
+/// `BrowserSessions` whose every call is unscripted; subclass and override.
+open class BrowserSessionsDouble: BrowserSessions, @unchecked Sendable {
+    public init() {}
+    open func startSession(bearerToken: String, ipAddress: String?, frontEnd: String, lifetime: Int) async throws -> (
+        principal: Principal, session: IssuedToken
+    ) { throw TestDouble.unimplemented("startSession") }
+    open func endSession(_ ctx: CallContext, sessionToken: String) async throws {
+        throw TestDouble.unimplemented("endSession")
+    }
+}
+
 /// `AccessEngine` whose every call is unscripted; subclass and override.
 open class AccessEngineDouble: AuthenticatorDouble, AccessEngine, @unchecked Sendable {
     public override init() {}
+    open func startSession(bearerToken: String, ipAddress: String?, frontEnd: String, lifetime: Int) async throws -> (
+        principal: Principal, session: IssuedToken
+    ) { throw TestDouble.unimplemented("startSession") }
+    open func endSession(_ ctx: CallContext, sessionToken: String) async throws {
+        throw TestDouble.unimplemented("endSession")
+    }
     open func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws
         -> IssuedToken
     { throw TestDouble.unimplemented("loginUniversalAuth") }

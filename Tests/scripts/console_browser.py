@@ -83,6 +83,8 @@ def sign_in(driver, token):
     check(cookie.get("sameSite") == "Strict", "the console cookie is SameSite=Strict")
     check(driver.execute_script("return document.cookie").find("gatehouse_console") < 0,
           "scripts cannot read the console cookie")
+    check(cookie.get("value") != token, "the cookie holds a console session, not the token typed in")
+    return cookie
 
 
 def watch_a_running_session(driver):
@@ -203,9 +205,16 @@ def main():
 
         watch_a_running_session(driver)
 
+        session = driver.get_cookie("gatehouse_console")
         driver.find_element(By.CSS_SELECTOR, "form[action='/console/logout'] button").click()
         WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.ID, "token")))
         check(driver.get_cookie("gatehouse_console") is None, "signing out removes the cookie")
+        # A copy of the cookie kept from before signing out no longer opens the console: the session has ended.
+        driver.add_cookie({k: session[k] for k in ("name", "value", "path", "secure", "httpOnly", "sameSite")})
+        driver.get(URL + "/console/audit")
+        message = WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.ID, "login-error")))
+        check("session has ended" in message.text, "a replayed cookie is refused: " + message.text)
+        check(driver.get_cookie("gatehouse_console") is None, "the refused cookie is cleared")
 
         # A viewer without PAM permission sees no sessions and cannot open the recording.
         sign_in(driver, os.environ["VIEWER_TOKEN"])

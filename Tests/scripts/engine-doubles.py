@@ -30,14 +30,16 @@ public enum TestDouble {
 ''')
 for p in protos:
     print('/// `%s` whose every call is unscripted; subclass and override.' % p)
-    parent = re.search(r'public protocol %s: (\w+)' % p, src).group(1)
+    parents = [x.strip() for x in re.search(r'public protocol %s: ([\w, ]+)' % p, src).group(1).split(',')]
+    parent = parents[0]
     if parent in protos:
         print('open class %sDouble: %sDouble, %s, @unchecked Sendable {' % (p, parent, p))
         print('    public override init() {}')
     else:
         print('open class %sDouble: %s, @unchecked Sendable {' % (p, p))
         print('    public init() {}')
-    for f in funcs(body(p)):
+    # A second parent protocol's calls are this double's own (a class inherits from one double only).
+    for f in [f for q in parents[1:] if q in protos for f in funcs(body(q))] + funcs(body(p)):
         b = default_body(f)
         print('    open %s { %s }' % (f, b) if b else '    open %s {}' % f)
     print('}\n')

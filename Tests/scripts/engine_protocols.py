@@ -2,7 +2,7 @@
 import glob, os, re
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '../..')
-protos = ['Authenticator', 'AccessEngine', 'SecretsEngine', 'AuditEngine', 'KeyEngine', 'KMIPPKIEngine', 'PKIEngine',
+protos = ['Authenticator', 'BrowserSessions', 'AccessEngine', 'SecretsEngine', 'AuditEngine', 'KeyEngine', 'KMIPPKIEngine', 'PKIEngine',
           'ESTEngine', 'AlertEngine', 'ACMEEngine', 'SSHEngine', 'PAMEngine', 'PAMSessionEngine']
 src = ''.join(open(f).read() for f in sorted(glob.glob(os.path.join(root, 'Sources/EngineAPI/*.swift'))))
 

@@ -44,6 +44,9 @@ struct TokenBody: Codable, Sendable {
     var settings: AccessTokenSettings
     var numUses: Int
     var isRevoked: Bool
+    /// For a browser session token (`startSession`): the hash of the token that started it. The session is refused
+    /// as soon as that token is expired, revoked or gone.
+    var parent: String? = nil
 }
 struct LockoutBody: Codable {
     var failures: Int

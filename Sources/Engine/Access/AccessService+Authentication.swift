@@ -6,16 +6,17 @@ import StorageAPI
 // Logins, access tokens and lockout.
 extension AccessService {
     /// Creates an access token record; returns (token id for audit, issued token).
-    func issueToken(identityId: String, method: String, _ settings: AccessTokenSettings, _ tx: any StorageTransaction)
-        async throws -> (String, IssuedToken)
-    {
+    func issueToken(
+        identityId: String, method: String, _ settings: AccessTokenSettings, parent: String? = nil,
+        _ tx: any StorageTransaction
+    ) async throws -> (String, IssuedToken) {
         let token = Self.randomToken("ghat_")
         let hash = PKIService.hex(Self.hash(token))
         let now = clock()
         let lifetime = settings.accessTokenPeriod > 0 ? settings.accessTokenPeriod : settings.accessTokenTTL
         let body = TokenBody(
             identityId: identityId, authMethod: method, expiresAt: now + TimeInterval(lifetime), settings: settings,
-            numUses: 0, isRevoked: false)
+            numUses: 0, isRevoked: false, parent: parent)
         try await tx.insert(
             Record(
                 kind: AccessKind.accessToken, id: hash, scope: identityId, body: try Self.encode(body), createdAt: now))
@@ -32,6 +33,108 @@ extension AccessService {
         }
         if !CIDR.allows(body.settings.accessTokenTrustedIps, ip) { return "token used from an untrusted address" }
         return nil
+    }
+
+    /// A stored token and, for a session token, the token that started it (nil when that one is gone).
+    func tokenWithParent(_ hash: String, _ tx: any StorageTransaction) async throws -> (TokenBody, TokenBody?)? {
+        guard let record = try await tx.get(kind: AccessKind.accessToken, id: hash) else { return nil }
+        let body = try decode(TokenBody.self, record)
+        guard let parent = body.parent else { return (body, nil) }
+        return (body, try await tx.get(kind: AccessKind.accessToken, id: parent).map { try decode(TokenBody.self, $0) })
+    }
+
+    /// Why a session token cannot be used because of the token that started it, or nil (also for other tokens).
+    func parentProblem(_ body: TokenBody, _ parent: TokenBody?, ip: String?, now: Date) -> String? {
+        guard body.parent != nil else { return nil }
+        guard let parent else { return "the token that started the session is gone" }
+        return tokenProblem(parent, ip: ip, now: now).map { "the token that started the session: \($0)" }
+    }
+
+    public func startSession(bearerToken: String, ipAddress: String?, frontEnd: String, lifetime: Int) async throws
+        -> (principal: Principal, session: IssuedToken)
+    {
+        let ctx = CallContext(principal: .anonymous, frontEnd: frontEnd, ipAddress: ipAddress)
+        guard bearerToken.hasPrefix("ghat_"), bearerToken.utf8.count < 200, lifetime > 0 else {
+            await auditFailure(
+                ctx, "authentication.failed", project: nil, ["method": "token", "reason": "malformed token"])
+            throw EngineError(.unauthenticated, "invalid access token")
+        }
+        let hash = PKIService.hex(Self.hash(bearerToken))
+        let tokenId = String(hash.prefix(16))
+        let now = clock()
+        // Who starts it (the audit event's actor), then the token checked again where the session is written.
+        let stored = try await read { tx in try await tx.get(kind: AccessKind.accessToken, id: hash) }
+        let starter: Caller? =
+            if let stored { try await identityCaller(try decode(TokenBody.self, stored).identityId) } else { nil }
+        let outcome: Outcome<(Principal, IssuedToken)> = try await transact { tx in
+            guard let record = try await tx.get(kind: AccessKind.accessToken, id: hash), let caller = starter else {
+                return .failure(Self.invalidToken(stored == nil ? "unknown token" : "identity deleted"))
+            }
+            let parent = try self.decode(TokenBody.self, record)
+            if let problem = self.tokenProblem(parent, ip: ipAddress, now: now) {
+                return .failure(Self.invalidToken(problem))
+            }
+            // A session lasts hours: one from a use-limited token would outlast its limit, and one from a session
+            // would outlast its sign-out.
+            guard parent.settings.accessTokenNumUsesLimit == 0, parent.parent == nil else {
+                return .failure(
+                    EngineError(
+                        .permissionDenied,
+                        parent.parent == nil
+                            ? "a token with a use limit cannot start a session"
+                            : "a session token cannot start another",
+                        diagnostic: "session from a limited token"))
+            }
+            let life = min(lifetime, Int(parent.expiresAt.timeIntervalSince(now).rounded(.down)))
+            guard life > 0 else { return .failure(Self.invalidToken("token expired")) }
+            let settings = AccessTokenSettings(
+                accessTokenTTL: life, accessTokenMaxTTL: life,
+                accessTokenTrustedIps: parent.settings.accessTokenTrustedIps)
+            let (sessionId, issued) = try await self.issueToken(
+                identityId: parent.identityId, method: Principal.sessionAuthMethod, settings, parent: hash, tx)
+            let startedBy = CallContext(
+                principal: Principal(
+                    method: .token, id: parent.identityId, name: caller.name,
+                    attributes: ["tokenId": tokenId, "authMethod": parent.authMethod]),
+                frontEnd: frontEnd, ipAddress: ipAddress)
+            try await self.audit.append(
+                self.event(
+                    startedBy, "token.session.start", project: nil,
+                    ["identityId": parent.identityId, "sessionTokenId": sessionId, "expiresIn": String(life)]), tx)
+            let principal = Principal(
+                method: .token, id: parent.identityId, name: caller.name,
+                attributes: ["tokenId": sessionId, "authMethod": Principal.sessionAuthMethod])
+            return .success((principal, issued))
+        }
+        switch outcome {
+        case .failure(let e):
+            await auditFailure(
+                ctx, "authentication.failed", project: nil,
+                ["method": "token", "tokenId": tokenId, "reason": e.diagnostic, "action": "session.start"])
+            throw e
+        case .success(let started):
+            return started
+        }
+    }
+
+    public func endSession(_ ctx: CallContext, sessionToken: String) async throws {
+        defer { accessCache.invalidate() }
+        let hash = PKIService.hex(Self.hash(sessionToken))
+        let ended: Bool = try await transact { tx in
+            guard var record = try await tx.get(kind: AccessKind.accessToken, id: hash) else { return false }
+            var body = try self.decode(TokenBody.self, record)
+            guard body.parent != nil else { return false }
+            if body.isRevoked { return true }
+            body.isRevoked = true
+            record.body = try Self.encode(body)
+            _ = try await tx.update(record)
+            try await self.audit.append(
+                self.event(
+                    ctx, "token.session.end", project: nil,
+                    ["identityId": body.identityId, "sessionTokenId": String(hash.prefix(16))]), tx)
+            return true
+        }
+        guard ended else { throw EngineError(.invalidArgument, "not a session token") }
     }
 
     enum Outcome<T: Sendable>: Sendable {
@@ -57,11 +160,13 @@ extension AccessService {
                 ?? .success(cached)
         } else {
             let generation = accessCache.currentGeneration
-            // A read first: a token without a use limit is checked without the writer's lock.
-            let record = try await read { tx in try await tx.get(kind: AccessKind.accessToken, id: hash) }
-            if let record {
-                let body = try decode(TokenBody.self, record)
-                if let problem = tokenProblem(body, ip: ipAddress, now: now) {
+            // A read first: a token without a use limit is checked without the writer's lock. A session token is
+            // read with the token that started it.
+            let found = try await read { tx in try await self.tokenWithParent(hash, tx) }
+            if let (body, parent) = found {
+                if let problem = tokenProblem(body, ip: ipAddress, now: now)
+                    ?? parentProblem(body, parent, ip: ipAddress, now: now)
+                {
                     outcome = .failure(Self.invalidToken(problem))
                 } else if body.settings.accessTokenNumUsesLimit > 0 {
                     outcome = try await countUse(hash, ip: ipAddress, now: now)

@@ -9,6 +9,11 @@ extension GatehouseEngine {  // Authenticator
     public func authenticate(bearerToken: String, ipAddress: String?, frontEnd: String) async throws -> Principal { try await access.authenticate(bearerToken: bearerToken, ipAddress: ipAddress, frontEnd: frontEnd) }
 }
 
+extension GatehouseEngine {  // BrowserSessions
+    public func startSession(bearerToken: String, ipAddress: String?, frontEnd: String, lifetime: Int) async throws -> (principal: Principal, session: IssuedToken) { try await access.startSession(bearerToken: bearerToken, ipAddress: ipAddress, frontEnd: frontEnd, lifetime: lifetime) }
+    public func endSession(_ ctx: CallContext, sessionToken: String) async throws { try await access.endSession(ctx, sessionToken: sessionToken) }
+}
+
 extension GatehouseEngine {  // AccessEngine
     public func loginUniversalAuth(_ ctx: CallContext, clientId: String, clientSecret: SecretBytes) async throws -> IssuedToken { try await access.loginUniversalAuth(ctx, clientId: clientId, clientSecret: clientSecret) }
     public func loginTLSCertAuth(_ ctx: CallContext, identityId: String) async throws -> IssuedToken { try await access.loginTLSCertAuth(ctx, identityId: identityId) }

@@ -20,6 +20,8 @@ struct Console: Sendable {
     static let frontEnd = "console"
     /// The sign-in form's body limit: a token is a few hundred bytes.
     static let maxFormBody = 8 * 1024
+    /// Seconds a console sign-in lasts at most (a working day); never longer than the token it started from.
+    static let sessionLifetime = 8 * 3600
 
     static let securityHeaders: HTTPFields = [
         .contentSecurityPolicy:
@@ -38,7 +40,7 @@ struct Console: Sendable {
         router.get("console/static/:file") { _, c in try asset(c.parameters.require("file")) }
         router.get("console/login") { r, _ in signInPage(r, status: .ok, message: nil) }
         router.post("console/login") { r, c in try await signIn(r, c) }
-        router.post("console/logout") { r, _ in try signOut(r) }
+        router.post("console/logout") { r, c in try await signOut(r, c) }
         router.get("console/audit") { r, c in try await page(r, c) { try await audit($0, r) } }
         router.get("console/audit/verify") { r, c in try await page(r, c) { try await auditVerify($0) } }
         router.get("console/projects/:project") { r, c in
@@ -67,7 +69,7 @@ struct Console: Sendable {
 
     // MARK: - Authentication
 
-    /// Who is asking: the console cookie's token when there is one, else the client certificate. Nil when neither
+    /// Who is asking: the console cookie's session when there is one, else the client certificate. Nil when neither
     /// (the caller is sent to the sign-in page).
     func caller(_ request: Request, _ context: GatehouseRequestContext) async throws -> CallContext? {
         let requestID = RandomUUID.string()
@@ -75,6 +77,11 @@ struct Console: Sendable {
         if let token = request.cookies[Self.cookieName]?.value, !token.isEmpty {
             principal = try await services.authenticator.authenticate(
                 bearerToken: token, ipAddress: context.peerAddress, frontEnd: Self.frontEnd)
+            // The cookie holds only a session the sign-in started, which signing out ends: never a token that is
+            // also used elsewhere.
+            guard principal.attributes["authMethod"] == Principal.sessionAuthMethod else {
+                throw EngineError(.unauthenticated, "the console cookie holds no console session; sign in again")
+            }
         } else {
             principal = await context.principal()
             guard principal.method != .anonymous else { return nil }
@@ -136,8 +143,9 @@ struct Console: Sendable {
             ConsolePage(title: "Sign in", status: status, template: "login", data: data), call: nil)
     }
 
-    /// `POST /console/login` with `token=…` (form): the token is checked with the engine (which audits a failure)
-    /// and kept in the console cookie.
+    /// `POST /console/login` with `token=…` (form): the engine checks the token (and audits a failure) and starts a
+    /// session from it; the cookie keeps the session's own token, so signing out can end it without touching the
+    /// token that was entered.
     func signIn(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         var request = request
         guard sameOrigin(request) else {
@@ -152,22 +160,36 @@ struct Console: Sendable {
         guard token.count <= 4096, token.unicodeScalars.allSatisfy(ConsoleViews.isTokenCharacter) else {
             return signInPage(request, status: .unauthorized, message: "That is not an access token.")
         }
+        let session: IssuedToken
         do {
-            _ = try await services.authenticator.authenticate(
-                bearerToken: token, ipAddress: context.peerAddress, frontEnd: Self.frontEnd)
+            session = try await services.access.startSession(
+                bearerToken: token, ipAddress: context.peerAddress, frontEnd: Self.frontEnd,
+                lifetime: Self.sessionLifetime
+            ).session
         } catch let e as EngineError where e.code == .unauthenticated || e.code == .permissionDenied {
             return signInPage(request, status: .unauthorized, message: "The token was refused: \(e.message)")
         }
         var response = redirect("/console")
         response.setCookie(
             Cookie(
-                name: Self.cookieName, value: token, path: "/console", secure: true, httpOnly: true,
+                name: Self.cookieName, value: session.accessToken, path: "/console", secure: true, httpOnly: true,
                 sameSite: .strict))
         return response
     }
 
-    func signOut(_ request: Request) throws -> Response {
+    /// `POST /console/logout`: the cookie's session is ended in the engine (audited), so a copy of the cookie is
+    /// worthless from then on, and the browser is told to forget it.
+    func signOut(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         guard sameOrigin(request) else { throw HTTPError(.forbidden, message: "cross-origin sign-out refused") }
+        if let token = request.cookies[Self.cookieName]?.value, !token.isEmpty {
+            do {
+                if let ctx = try await caller(request, context) {
+                    try await services.access.endSession(ctx, sessionToken: token)
+                }
+            } catch let e as EngineError where e.code == .unauthenticated || e.code == .invalidArgument {
+                // Already over (expired, ended, or never a session): there is nothing left to end.
+            }
+        }
         var response = redirect("/console/login")
         response.setCookie(Self.clearedCookie)
         return response
