@@ -142,121 +142,174 @@ public struct RecordingDecoder {
     public static func read(_ file: [UInt8], expectedSession: String, key: [UInt8], verify: ([UInt8], [UInt8]) -> Bool)
         throws -> Result
     {
-        var r = Cursor(file)
-        guard r.take(8) == RecordingFormat.magic, let headerLength = r.u32(), headerLength <= 4096,
-            let headerJSON = r.take(headerLength),
-            let header = try? JSONDecoder.recording.decode(RecordingEncoder.Header.self, from: Data(headerJSON)),
-            header.v == 1
-        else { throw RecordingError("not a Gatehouse recording (bad header)") }
-        guard header.session == expectedSession else {
-            return Result(
-                session: header.session, chunks: [],
-                integrity: .tampered("the file belongs to session \(header.session)"))
+        var reader = RecordingReader(expectedSession: expectedSession, key: key)
+        let chunks = try reader.feed(file, verify: verify)
+        guard let session = reader.session else { throw RecordingError("not a Gatehouse recording (bad header)") }
+        return Result(session: session, chunks: chunks, integrity: reader.integrityIfEnded)
+    }
+}
+
+/// Reads a recording as it grows (a live view of a running session): each `feed` takes the bytes appended since the
+/// last one and returns the chunks that became whole, so following a recording costs what was added, not what is
+/// there. A record cut by the end of what was fed waits for the rest. `RecordingDecoder.read` is one feed of the
+/// whole file. Pure: no I/O; the caller fetches the bytes.
+public struct RecordingReader: Sendable {
+    public let expectedSession: String
+    let key: SymmetricKey
+    /// The header's session, once the header has arrived.
+    public private(set) var session: String?
+    /// Bytes fed and not yet part of a whole record.
+    var pending: [UInt8] = []
+    /// Where `pending` starts in the file.
+    public private(set) var consumed = 0
+    var chain: [UInt8] = []
+    /// Chunks opened so far.
+    public private(set) var chunkCount: UInt64 = 0
+    /// Set once the recording is settled for good: complete (a verified manifest) or tampered.
+    var verdict: RecordingDecoder.Integrity?
+
+    public init(expectedSession: String, key: [UInt8]) {
+        self.expectedSession = expectedSession
+        self.key = SymmetricKey(data: key)
+    }
+
+    /// The bytes appended to the file since the last call, in order. Returns the chunks that became whole. Throws only
+    /// when the header is not a recording's; after a verdict, more bytes change nothing (more after the manifest is
+    /// tampering).
+    public mutating func feed(_ bytes: [UInt8], verify: ([UInt8], [UInt8]) -> Bool) throws -> [[UInt8]] {
+        if case .complete = verdict, !bytes.isEmpty {
+            verdict = .tampered("the manifest is malformed or followed by data")
         }
-        let symmetric = SymmetricKey(data: key)
-        var chain = Array(SHA256.hash(data: file[0..<r.offset]))
+        guard verdict == nil else { return [] }
+        pending += bytes
+        var at = 0
+        defer {
+            pending.removeFirst(at)
+            consumed += at
+        }
+        func u32(_ i: Int) -> Int { pending[i..<i + 4].reduce(0) { $0 << 8 | Int($1) } }
+        if session == nil {
+            let magic = RecordingFormat.magic
+            guard pending.prefix(magic.count).elementsEqual(magic.prefix(pending.count)) else {
+                throw RecordingError("not a Gatehouse recording (bad header)")
+            }
+            guard pending.count >= magic.count + 4 else { return [] }
+            let headerLength = u32(magic.count)
+            guard headerLength <= 4096 else { throw RecordingError("not a Gatehouse recording (bad header)") }
+            let end = magic.count + 4 + headerLength
+            guard pending.count >= end else { return [] }
+            guard
+                let header = try? JSONDecoder.recording.decode(
+                    RecordingEncoder.Header.self, from: Data(pending[magic.count + 4..<end])),
+                header.v == 1
+            else { throw RecordingError("not a Gatehouse recording (bad header)") }
+            session = header.session
+            guard header.session == expectedSession else {
+                verdict = .tampered("the file belongs to session \(header.session)")
+                return []
+            }
+            chain = Array(SHA256.hash(data: pending[0..<end]))
+            at = end
+        }
         var chunks: [[UInt8]] = []
-        while !r.atEnd {
-            let recordStart = r.offset
-            guard let kind = r.byte() else { break }
-            switch kind {
+        while at < pending.count {
+            let start = at
+            switch pending[start] {
             case 1:
-                guard let index = r.u64(), let length = r.u32() else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
-                }
+                guard pending.count - start >= 13 else { return chunks }
+                let index = pending[start + 1..<start + 9].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                let length = u32(start + 9)
                 // A writer never produces a length outside these bounds: a changed length field is tampering.
                 guard length >= 16, length <= RecordingFormat.maxChunk + 16 else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .tampered("chunk \(chunks.count) has an impossible length (\(length) bytes)"))
+                    verdict = .tampered("chunk \(chunkCount) has an impossible length (\(length) bytes)")
+                    return chunks
                 }
-                guard let body = r.take(length) else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .incomplete("the last chunk is cut short (the writer stopped mid-write)"))
-                }
-                guard index == UInt64(chunks.count) else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .tampered("chunk \(chunks.count) is missing or out of order (found index \(index))"))
+                let end = start + 13 + length
+                guard pending.count >= end else { return chunks }
+                guard index == chunkCount else {
+                    verdict = .tampered("chunk \(chunkCount) is missing or out of order (found index \(index))")
+                    return chunks
                 }
                 do {
                     let box = try AES.GCM.SealedBox(
-                        nonce: try RecordingFormat.nonce(index), ciphertext: body.dropLast(16), tag: body.suffix(16))
+                        nonce: try RecordingFormat.nonce(index), ciphertext: pending[start + 13..<end - 16],
+                        tag: pending[end - 16..<end])
                     chunks.append(
                         Array(
                             try AES.GCM.open(
-                                box, using: symmetric, authenticating: RecordingFormat.aad(expectedSession, index))))
+                                box, using: key, authenticating: RecordingFormat.aad(expectedSession, index))))
                 } catch {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .tampered("chunk \(index) fails authentication"))
+                    verdict = .tampered("chunk \(index) fails authentication")
+                    return chunks
                 }
-                chain = Array(SHA256.hash(data: chain + file[recordStart..<r.offset]))
+                var hasher = SHA256()
+                hasher.update(data: chain)
+                hasher.update(data: pending[start..<end])
+                chain = Array(hasher.finalize())
+                chunkCount += 1
+                at = end
             case 2:
-                guard let length = r.u32(), length <= 65536, let manifestBytes = r.take(length),
-                    let sigLength = r.u16(),
-                    let signature = r.take(sigLength), r.atEnd
-                else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .tampered("the manifest is malformed or followed by data"))
+                guard pending.count - start >= 5 else { return chunks }
+                let length = u32(start + 1)
+                guard length <= 65536 else {
+                    verdict = .tampered("the manifest is malformed or followed by data")
+                    return chunks
                 }
-                guard verify(RecordingFormat.signedManifestBytes(manifestBytes), signature) else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .tampered("the manifest's signature does not verify"))
+                guard pending.count - start >= 7 + length else { return chunks }
+                let manifestBytes = Array(pending[start + 5..<start + 5 + length])
+                let sigLength = Int(pending[start + 5 + length]) << 8 | Int(pending[start + 6 + length])
+                let end = start + 7 + length + sigLength
+                guard pending.count >= end else { return chunks }
+                at = end
+                guard end == pending.count else {
+                    verdict = .tampered("the manifest is malformed or followed by data")
+                    return chunks
                 }
-                guard
-                    let manifest = try? JSONDecoder.recording.decode(RecordingManifest.self, from: Data(manifestBytes))
-                else {
-                    return Result(
-                        session: header.session, chunks: chunks, integrity: .tampered("the manifest is unreadable"))
-                }
-                let hex = chain.map { String(format: "%02x", $0) }.joined()
-                guard manifest.session == expectedSession, manifest.chunks == UInt64(chunks.count),
-                    manifest.chain == hex
-                else {
-                    return Result(
-                        session: header.session, chunks: chunks,
-                        integrity: .tampered(
-                            "the chunks do not match the signed manifest (\(manifest.chunks) chunks signed, \(chunks.count) present)"
-                        ))
-                }
-                return Result(session: header.session, chunks: chunks, integrity: .complete(manifest))
+                verdict = manifestVerdict(manifestBytes, Array(pending[start + 7 + length..<end]), verify)
+                return chunks
             default:
-                return Result(
-                    session: header.session, chunks: chunks,
-                    integrity: .tampered("unknown record type \(kind) at byte \(recordStart)"))
+                verdict = .tampered("unknown record type \(pending[start]) at byte \(consumed + start)")
+                return chunks
             }
         }
-        return Result(
-            session: header.session, chunks: chunks,
-            integrity: .incomplete("no manifest: the session did not close (crash or still running)"))
+        return chunks
+    }
+
+    func manifestVerdict(_ manifestBytes: [UInt8], _ signature: [UInt8], _ verify: ([UInt8], [UInt8]) -> Bool)
+        -> RecordingDecoder.Integrity
+    {
+        guard verify(RecordingFormat.signedManifestBytes(manifestBytes), signature) else {
+            return .tampered("the manifest's signature does not verify")
+        }
+        guard let manifest = try? JSONDecoder.recording.decode(RecordingManifest.self, from: Data(manifestBytes)) else {
+            return .tampered("the manifest is unreadable")
+        }
+        let hex = chain.map { String(format: "%02x", $0) }.joined()
+        guard manifest.session == expectedSession, manifest.chunks == chunkCount, manifest.chain == hex else {
+            return .tampered(
+                "the chunks do not match the signed manifest (\(manifest.chunks) chunks signed, \(chunkCount) present)")
+        }
+        return .complete(manifest)
+    }
+
+    /// What the recording is worth if the file ends where the bytes fed so far end.
+    public var integrityIfEnded: RecordingDecoder.Integrity {
+        if let verdict { return verdict }
+        switch pending.first {
+        case nil:
+            return .incomplete("no manifest: the session did not close (crash or still running)")
+        case 1:
+            return .incomplete("the last chunk is cut short (the writer stopped mid-write)")
+        default:
+            // A manifest is written whole, once: a cut one was cut by someone else.
+            return .tampered("the manifest is malformed or followed by data")
+        }
     }
 }
 
 public struct RecordingError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ d: String) { description = d }
-}
-
-struct Cursor {
-    let bytes: [UInt8]
-    var offset = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-    var atEnd: Bool { offset >= bytes.count }
-    mutating func take(_ n: Int) -> [UInt8]? {
-        guard n >= 0, bytes.count - offset >= n else { return nil }
-        defer { offset += n }
-        return Array(bytes[offset..<offset + n])
-    }
-    mutating func byte() -> UInt8? { take(1)?.first }
-    mutating func u16() -> Int? { take(2).map { Int($0[0]) << 8 | Int($0[1]) } }
-    mutating func u32() -> Int? { take(4).map { $0.reduce(0) { $0 << 8 | Int($1) } } }
-    mutating func u64() -> UInt64? { take(8).map { $0.reduce(0) { $0 << 8 | UInt64($1) } } }
 }
 
 extension JSONEncoder {

@@ -14,6 +14,10 @@ public protocol RecordingStore: Sendable {
     func write(sessionId: String, offset: Int, _ bytes: [UInt8]) async throws
     /// The recording's bytes as stored, or nil when the store has none for the session.
     func read(sessionId: String) async throws -> [UInt8]?
+    /// The recording's bytes from `offset` to its end (empty when it ends at or before `offset`), or nil when the
+    /// store has none: what a live view reads each time it looks, so that following a recording costs what was added
+    /// since, not what is there.
+    func read(sessionId: String, from offset: Int) async throws -> [UInt8]?
     /// How many bytes of the recording the store holds (0 when none): where an upload resumes.
     func length(sessionId: String) async throws -> Int
     /// Removes the session's recording (nothing when there is none).
@@ -84,6 +88,34 @@ public struct LocalRecordingStore: RecordingStore {
             throw StorageError(.unavailable, "cannot read \(path)")
         }
         return [UInt8](data)
+    }
+
+    public func read(sessionId: String, from offset: Int) async throws -> [UInt8]? {
+        guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
+        guard let path = try? path(sessionId) else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw StorageError(.unavailable, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw StorageError(.unavailable, "cannot read the size of \(path)") }
+        let count = max(0, Int(st.st_size) - offset)
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { b -> Int in
+                guard let base = b.baseAddress else { return 0 }
+                return pread(fd, base + done, count - done, off_t(offset + done))
+            }
+            guard n >= 0 else {
+                throw StorageError(.unavailable, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(bytes[..<done])
     }
 
     public func length(sessionId: String) async throws -> Int {

@@ -70,6 +70,34 @@ public struct PostgresRecordingStore: RecordingStore {
         }
     }
 
+    public func read(sessionId: String, from offset: Int) async throws -> [UInt8]? {
+        guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
+        guard Self.isValidSessionID(sessionId) else { return nil }
+        return try await storage.onConnection { conn, logger -> [UInt8]? in
+            // The piece that holds `offset` and those after it, through the (session, start_at) key; pieces before
+            // it are not read.
+            var bytes: [UInt8] = []
+            var next: Int64?
+            for try await (start, piece) in try await conn.query(
+                """
+                SELECT start_at, bytes FROM recording_pieces WHERE session = \(sessionId) AND start_at >= coalesce(
+                    (SELECT max(start_at) FROM recording_pieces WHERE session = \(sessionId) AND start_at <= \(Int64(offset))), 0)
+                ORDER BY start_at
+                """,
+                logger: logger
+            ).decode((Int64, ByteBuffer).self) {
+                if let next, start != next {
+                    throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(next)")
+                }
+                next = start + Int64(piece.readableBytes)
+                let skip = max(0, Int(Int64(offset) - start))
+                if skip < piece.readableBytes { bytes += piece.readableBytesView.dropFirst(skip) }
+            }
+            guard let next else { return nil }
+            return next >= Int64(offset) ? bytes : []
+        }
+    }
+
     public func length(sessionId: String) async throws -> Int {
         guard Self.isValidSessionID(sessionId) else { return 0 }
         return try await storage.onConnection { conn, logger -> Int in

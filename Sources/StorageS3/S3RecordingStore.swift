@@ -75,6 +75,29 @@ public struct S3RecordingStore: RecordingStore {
         return bytes
     }
 
+    public func read(sessionId: String, from offset: Int) async throws -> [UInt8]? {
+        guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
+        guard Self.isValidSessionID(sessionId) else { return nil }
+        let pieces = try await pieces(sessionId)
+        guard !pieces.isEmpty else { return nil }
+        // The listing names every piece; only those that reach past `offset` are fetched.
+        var bytes: [UInt8] = []
+        var next = 0
+        for piece in pieces {
+            guard piece.offset == next else {
+                throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(next)")
+            }
+            next = piece.offset + piece.size
+            guard next > offset else { continue }
+            guard let part = try await client.get(key(sessionId, piece.offset)), part.count == piece.size else {
+                throw StorageError(
+                    .corrupt, "piece \(piece.offset) of recording \(sessionId) changed while it was read")
+            }
+            bytes += part.dropFirst(max(0, offset - piece.offset))
+        }
+        return bytes
+    }
+
     public func length(sessionId: String) async throws -> Int {
         guard Self.isValidSessionID(sessionId) else { return 0 }
         return try await pieces(sessionId).last.map { $0.offset + $0.size } ?? 0

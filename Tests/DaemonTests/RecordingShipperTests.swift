@@ -30,6 +30,9 @@ import Testing
             writes.withLock { $0 += 1 }
         }
         func read(sessionId: String) async throws -> [UInt8]? { data.withLock { $0[sessionId] } }
+        func read(sessionId: String, from offset: Int) async throws -> [UInt8]? {
+            data.withLock { $0[sessionId].map { Array($0.dropFirst(offset)) } }
+        }
         func length(sessionId: String) async throws -> Int {
             if failing.withLock({ $0 }) { throw StorageError(.unavailable, "the store is down") }
             return data.withLock { $0[sessionId]?.count ?? 0 }

@@ -21,6 +21,9 @@ actor CountingRecordingStore: RecordingStore {
         bytes[sessionId] = b
     }
     func read(sessionId: String) async throws -> [UInt8]? { bytes[sessionId] }
+    func read(sessionId: String, from offset: Int) async throws -> [UInt8]? {
+        bytes[sessionId].map { Array($0.dropFirst(offset)) }
+    }
     func length(sessionId: String) async throws -> Int { bytes[sessionId]?.count ?? 0 }
     func delete(sessionId: String) async throws {
         // Slow enough that two nodes sweeping at once overlap.

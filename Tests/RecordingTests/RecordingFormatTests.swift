@@ -145,4 +145,105 @@ import Testing
         #expect(r.chunks.isEmpty)
         #expect(throws: RecordingError.self) { try read(Array("not a recording".utf8), "session-a") }
     }
+
+    /// The outcome of reading `file` fed in pieces of `piece` bytes: the chunks and the verdict, or nil when the
+    /// reader refused the header.
+    func readInPieces(_ file: [UInt8], _ session: String, piece: Int) -> ([[UInt8]], RecordingDecoder.Integrity)? {
+        var reader = RecordingReader(expectedSession: session, key: key)
+        var chunks: [[UInt8]] = []
+        var offset = 0
+        repeat {
+            let end = min(file.count, offset + piece)
+            do {
+                chunks += try reader.feed(Array(file[offset..<end])) { signer.publicKey.isValidSignature($1, for: $0) }
+            } catch {
+                return nil
+            }
+            #expect(reader.consumed <= end)
+            offset = end
+        } while offset < file.count
+        guard reader.session != nil else { return nil }
+        return (chunks, reader.integrityIfEnded)
+    }
+
+    static func verdict(_ integrity: RecordingDecoder.Integrity) -> String {
+        switch integrity {
+        case .complete(let manifest): "complete \(manifest.chunks) \(manifest.chain)"
+        case .incomplete: "incomplete"
+        case .tampered: "tampered"
+        }
+    }
+
+    /// A live view feeds the reader what was appended since its last look: wherever those boundaries fall, it must
+    /// find what one read of the whole file finds, for good files, cut files and damaged ones (fixed cases, then
+    /// random damage from a fixed seed so a failure reproduces).
+    @Test func readingAGrowingFileInPiecesFindsWhatOneReadFinds() throws {
+        let (file, records) = try make("s1", chunks: 5)
+        var variants: [[UInt8]] = [
+            file, Array(file[..<records[4].upperBound]), Array(file[..<(records[3].lowerBound + 20)]),
+            Array(file[..<(records[4].upperBound + 9)]), file + [1, 2], Array(file[..<5]), [],
+        ]
+        var rng = SplitMix64(seed: 0x5EED)
+        for _ in 0..<300 {
+            var damaged = file
+            switch rng.next() % 4 {
+            case 0: damaged[Int(rng.next() % UInt64(damaged.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            case 1: damaged.removeLast(Int(rng.next() % UInt64(damaged.count)))
+            case 2: damaged.insert(UInt8(truncatingIfNeeded: rng.next()), at: Int(rng.next() % UInt64(damaged.count)))
+            default: damaged.remove(at: Int(rng.next() % UInt64(damaged.count)))
+            }
+            variants.append(damaged)
+        }
+        for variant in variants {
+            let whole: ([[UInt8]], RecordingDecoder.Integrity)? = (try? read(variant, "s1")).map {
+                ($0.chunks, $0.integrity)
+            }
+            for piece in [1, 3, 13, 64, 1000, max(1, variant.count)] {
+                let pieces = readInPieces(variant, "s1", piece: piece)
+                #expect(pieces?.0 == whole?.0, "chunks differ in pieces of \(piece)")
+                // The same verdict; the reason may differ when a damaged manifest looks whole before the bytes after
+                // it arrive (its signature fails then, and later it is "followed by data").
+                #expect(
+                    pieces.map { Self.verdict($0.1) } == whole.map { Self.verdict($0.1) },
+                    "verdict differs in pieces of \(piece): \(String(describing: pieces?.1)) / \(String(describing: whole?.1))"
+                )
+            }
+        }
+        // Fed one record at a time, the chunks come as soon as they are whole, and the verdict settles at the end.
+        var reader = RecordingReader(expectedSession: "s1", key: key)
+        let verify: ([UInt8], [UInt8]) -> Bool = { signer.publicKey.isValidSignature($1, for: $0) }
+        #expect(try reader.feed(Array(file[..<records[0].lowerBound]), verify: verify).isEmpty)
+        for (i, record) in records.enumerated() {
+            #expect(try reader.feed(Array(file[record]), verify: verify) == [Array("chunk \(i)\n".utf8)])
+            #expect(reader.consumed == record.upperBound)
+            guard case .incomplete = reader.integrityIfEnded else {
+                Issue.record("a running recording reads as \(reader.integrityIfEnded)")
+                return
+            }
+        }
+        #expect(try reader.feed(Array(file[records[4].upperBound...]), verify: verify).isEmpty)
+        guard case .complete = reader.integrityIfEnded else {
+            Issue.record("\(reader.integrityIfEnded)")
+            return
+        }
+        // Anything after the manifest is tampering, however late it comes.
+        _ = try reader.feed([0], verify: verify)
+        guard case .tampered = reader.integrityIfEnded else {
+            Issue.record("data after the manifest read as \(reader.integrityIfEnded)")
+            return
+        }
+    }
+}
+
+/// A small seeded generator (SplitMix64), so the random damage above is the same on every run.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

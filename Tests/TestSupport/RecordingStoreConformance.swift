@@ -29,6 +29,19 @@ public enum RecordingStoreConformance {
         try check(
             try await store.length(sessionId: id) == first.count + second.count, "the length is where an upload resumes"
         )
+        // Reads from an offset: inside the first piece, at the boundary, inside the second, at the end and past it.
+        try check(try await store.read(sessionId: id, from: 0) == first + second, "a read from 0 is the whole")
+        let whole = first + second
+        for offset in [1, first.count - 1, first.count, first.count + 1, whole.count - 1] {
+            try check(
+                try await store.read(sessionId: id, from: offset) == Array(whole[offset...]),
+                "a read from \(offset) is the rest of the recording")
+        }
+        try check(try await store.read(sessionId: id, from: whole.count) == [], "a read from the end is empty")
+        try check(try await store.read(sessionId: id, from: whole.count + 5) == [], "a read past the end is empty")
+        try check(
+            try await store.read(sessionId: UUID().uuidString.lowercased(), from: 0) == nil,
+            "a read from an offset of a session never written is nil")
         // A gap would lose bytes without anyone knowing: refused.
         var refused = false
         do { try await store.write(sessionId: id, offset: first.count + second.count + 10, [1, 2, 3]) } catch {

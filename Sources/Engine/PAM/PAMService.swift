@@ -619,15 +619,7 @@ extension PAMService {
     func openPAMRecording(_ ctx: CallContext, sessionId: String) async throws
         -> (body: PAMSessionBody, decision: Decision, result: RecordingDecoder.Result?, bytes: Int)
     {
-        let body = try await transact(relaxed: true) { tx in try await self.pamSession(sessionId, tx).1 }
-        let decision = try await authorize(
-            ctx, AccessRequest(.project(body.info.project), .pamSessions, .read, ["name": body.info.resourceName]))
-        if let deleted = body.info.recordingDeletedAt {
-            throw EngineError(
-                .gone,
-                "the recording of session \(sessionId) was deleted at \(Self.iso(deleted)) (\(body.info.recordingDeletion ?? "retention"))"
-            )
-        }
+        let (body, decision) = try await readableSession(ctx, sessionId: sessionId)
         guard let sealed = body.sealedRecordingKey, let recordings else { return (body, decision, nil, 0) }
         let file: [UInt8]
         do {
@@ -640,9 +632,7 @@ extension PAMService {
             throw EngineError(
                 .unavailable, "the recording store (\(recordings.description)) cannot be read: \(e.detail)")
         }
-        let key = try await transact(relaxed: true) { tx in
-            try await self.keyring.open(sealed, binding: "pam-recording/\(sessionId)", tx)
-        }
+        let key = try await recordingKey(sealed, sessionId: sessionId)
         let publicKey = try await recordingSigningKey().publicKey
         do {
             let result = try RecordingDecoder.read(file, expectedSession: sessionId, key: key) { message, signature in
@@ -654,18 +644,45 @@ extension PAMService {
         }
     }
 
+    /// A session's record and the caller's permission to read its recordings (refused, or `.gone` when the recording
+    /// was deleted).
+    func readableSession(_ ctx: CallContext, sessionId: String) async throws -> (PAMSessionBody, Decision) {
+        let body = try await transact(relaxed: true) { tx in try await self.pamSession(sessionId, tx).1 }
+        let decision = try await authorize(
+            ctx, AccessRequest(.project(body.info.project), .pamSessions, .read, ["name": body.info.resourceName]))
+        if let deleted = body.info.recordingDeletedAt {
+            throw EngineError(
+                .gone,
+                "the recording of session \(sessionId) was deleted at \(Self.iso(deleted)) (\(body.info.recordingDeletion ?? "retention"))"
+            )
+        }
+        return (body, decision)
+    }
+
+    /// The session's recording key, unwrapped with the root key.
+    func recordingKey(_ sealed: Data, sessionId: String) async throws -> [UInt8] {
+        try await transact(relaxed: true) { tx in
+            try await self.keyring.open(sealed, binding: "pam-recording/\(sessionId)", tx)
+        }
+    }
+
     /// A recording's events: JSON lines; a long one (a statement of several megabytes) spans chunks, so lines are
     /// cut from the chunks joined.
     static func recordingEvents(_ result: RecordingDecoder.Result) -> [PAMRecordingEvent] {
-        let decoder = JSONDecoder()
         var joined: [UInt8] = []
         joined.reserveCapacity(result.chunks.reduce(0) { $0 + $1.count })
         for chunk in result.chunks { joined += chunk }
-        let lines = joined.split(separator: UInt8(ascii: "\n")).filter { !$0.isEmpty }
+        return events(lines: joined[...])
+    }
+
+    /// The events in `text`, one JSON object a line (a last line without its newline counts).
+    static func events(lines text: ArraySlice<UInt8>) -> [PAMRecordingEvent] {
+        let decoder = JSONDecoder()
+        let lines = text.split(separator: UInt8(ascii: "\n")).filter { !$0.isEmpty }
         // One decode of the lines as a JSON array: a decoder call costs more than a small event, and a long
         // session has tens of thousands of them.
         var array: [UInt8] = [UInt8(ascii: "[")]
-        array.reserveCapacity(joined.count + lines.count + 2)
+        array.reserveCapacity(text.count + lines.count + 2)
         for (i, line) in lines.enumerated() {
             if i > 0 { array.append(UInt8(ascii: ",")) }
             array += line
@@ -689,31 +706,6 @@ extension PAMService {
                     ["sessionId": sessionId, "integrity": integrity, "events": eventCount]), tx)
         }
         return PAMRecording(integrity: integrity, integrityDetail: detail, session: body.info, events: events)
-    }
-
-    public func followPAMRecording(_ ctx: CallContext, sessionId: String, from: Int, interval: Duration) async throws
-        -> PAMRecordingFollow
-    {
-        // The first open authorizes; the follow is audited once, not at every poll.
-        let (body, decision, _, _) = try await openPAMRecording(ctx, sessionId: sessionId)
-        try await transact { tx in
-            try await self.audit.append(
-                self.allowed(
-                    ctx, decision, "pam.recording.follow", project: body.info.project,
-                    ["sessionId": sessionId, "from": String(from)]), tx)
-        }
-        return PAMRecordingFollow(from: max(0, from), interval: interval) { [self] seen in
-            // Each poll authorizes again (a withdrawn permission stops the view) and decrypts the recording as it is
-            // now; the proxy seals what it has every second.
-            let (body, _, opened, _) = try await self.openPAMRecording(ctx, sessionId: sessionId)
-            guard let opened else {
-                return PAMRecordingUpdate(events: [], session: body.info, integrity: "missing")
-            }
-            let events = Self.recordingEvents(opened)
-            let (integrity, _) = Self.recordingIntegrity(opened.integrity, session: body.info)
-            return PAMRecordingUpdate(
-                events: seen < events.count ? Array(events[seen...]) : [], session: body.info, integrity: integrity)
-        }
     }
 
     public func verifyPAMRecording(_ ctx: CallContext, sessionId: String) async throws -> PAMRecordingVerdict {

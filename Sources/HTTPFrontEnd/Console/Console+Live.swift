@@ -27,20 +27,18 @@ extension Console {
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                var events: [PAMRecordingEvent] = []
+                // The timeline grows with each poll's events; rows are sent once nothing can change them.
+                var timeline = ConsoleViews.Timeline()
                 var sent = shown
                 var quiet = 0
                 for try await update in follow {
-                    events += update.events
+                    timeline.add(update.events)
                     let ended = update.session.endedAt != nil
                     var out = ""
-                    if !update.events.isEmpty || ended {
-                        let rows = ConsoleViews.timeline(events).rows
-                        let settled = ended ? rows.count : rows.count - 1
-                        while sent < settled {
-                            out += "event: row\ndata: " + Self.liveJSON(rows[sent]) + "\n\n"
-                            sent += 1
-                        }
+                    let settled = ended ? timeline.rows.count : timeline.settled
+                    while sent < settled {
+                        out += "event: row\ndata: " + Self.liveJSON(timeline.rows[sent]) + "\n\n"
+                        sent += 1
                     }
                     if ended { out += "event: ended\ndata: {}\n\n" }
                     if out.isEmpty {

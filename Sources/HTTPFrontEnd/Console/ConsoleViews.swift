@@ -135,53 +135,30 @@ struct ConsoleViews: Sendable {
     struct Timeline {
         var rows: [Row] = []
         var statements = 0
-    }
-
-    /// The recording's events as the reviewer reads them: one row per statement (simple query, or an extended
-    /// protocol execute with its statement text and bound parameters), with its outcome (command tag, rows, error,
-    /// COPY bytes) and its duration (from the statement to its completion) folded in; the session's start and end.
-    static func timeline(_ events: [PAMRecordingEvent]) -> Timeline {
-        var t = Timeline()
-        t.rows.reserveCapacity(events.count / 2 + 2)
+        // What later events refer to: prepared statements, bound portals, and the statement still open (its row and
+        // when it began), which outcomes fold into.
         var prepared: [String: String] = [:]
         var portals: [String: (text: String, parameters: [String?])] = [:]
         var pending: Int?
         var pendingStart = 0.0
 
-        func openStatement(_ e: PAMRecordingEvent, kind: String, sql: String, parameters: [String?]) {
-            var row: Row = ["t": seconds(e.t), "kind": kind, "sql": sql, "statement": true, "duration": ""]
-            if !parameters.isEmpty {
-                row["parameters"] = parameters.enumerated().map { i, p in
-                    ["n": "$\(i + 1)", "value": p ?? "NULL"] as Row
-                }
-            }
-            t.rows.append(row)
-            t.statements += 1
-            pending = t.rows.count - 1
-            pendingStart = e.t
-        }
-        func note(_ e: PAMRecordingEvent, _ fields: Row) {
-            if let i = pending {
-                t.rows[i].merge(fields) { old, new in
-                    if let a = old as? String, let b = new as? String { return a + "; " + b }
-                    return new
-                }
-                t.rows[i]["duration"] = milliseconds(e.t - pendingStart)
-            } else {
-                var row = fields
-                row["duration"] = ""
-                row["t"] = seconds(e.t)
-                row["kind"] = e.kind
-                t.rows.append(row)
-            }
+        /// Rows no later event can change: every row before the open statement, or all but the last when none is
+        /// open (a live view sends these and holds the rest back).
+        var settled: Int { min(pending ?? rows.count - 1, rows.count - 1) }
+
+        /// Adds events in recording order: a live view adds what each poll brought, so the whole recording is not
+        /// folded again every second.
+        mutating func add(_ events: some Sequence<PAMRecordingEvent>) {
+            for e in events { add(e) }
         }
 
-        for e in events {
+        mutating func add(_ e: PAMRecordingEvent) {
             switch e.kind {
             case "start":
                 let detail = (e.detail ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                t.rows.append([
-                    "t": seconds(e.t), "kind": "start", "note": detail.joined(separator: " "), "duration": "",
+                rows.append([
+                    "t": ConsoleViews.seconds(e.t), "kind": "start", "note": detail.joined(separator: " "),
+                    "duration": "",
                 ])
             case "query":
                 openStatement(e, kind: "query", sql: e.text ?? "", parameters: [])
@@ -202,16 +179,58 @@ struct ConsoleViews: Sendable {
             case "error":
                 note(e, ["error": "\(e.sqlState ?? "") \(e.text ?? "")", "failed": true])
             case "copyIn":
-                note(e, ["copy": "COPY in " + bytes(e.bytes ?? 0)])
+                note(e, ["copy": "COPY in " + ConsoleViews.bytes(e.bytes ?? 0)])
             case "copyOut":
-                note(e, ["copy": "COPY out " + bytes(e.bytes ?? 0)])
+                note(e, ["copy": "COPY out " + ConsoleViews.bytes(e.bytes ?? 0)])
             case "end":
                 pending = nil
-                t.rows.append(["t": seconds(e.t), "kind": "end", "note": e.text ?? "", "end": true, "duration": ""])
+                rows.append([
+                    "t": ConsoleViews.seconds(e.t), "kind": "end", "note": e.text ?? "", "end": true, "duration": "",
+                ])
             default:
-                t.rows.append(["t": seconds(e.t), "kind": e.kind, "note": e.text ?? "", "duration": ""])
+                rows.append(["t": ConsoleViews.seconds(e.t), "kind": e.kind, "note": e.text ?? "", "duration": ""])
             }
         }
+
+        mutating func openStatement(_ e: PAMRecordingEvent, kind: String, sql: String, parameters: [String?]) {
+            var row: Row = [
+                "t": ConsoleViews.seconds(e.t), "kind": kind, "sql": sql, "statement": true, "duration": "",
+            ]
+            if !parameters.isEmpty {
+                row["parameters"] = parameters.enumerated().map { i, p in
+                    ["n": "$\(i + 1)", "value": p ?? "NULL"] as Row
+                }
+            }
+            rows.append(row)
+            statements += 1
+            pending = rows.count - 1
+            pendingStart = e.t
+        }
+
+        mutating func note(_ e: PAMRecordingEvent, _ fields: Row) {
+            if let i = pending {
+                rows[i].merge(fields) { old, new in
+                    if let a = old as? String, let b = new as? String { return a + "; " + b }
+                    return new
+                }
+                rows[i]["duration"] = ConsoleViews.milliseconds(e.t - pendingStart)
+            } else {
+                var row = fields
+                row["duration"] = ""
+                row["t"] = ConsoleViews.seconds(e.t)
+                row["kind"] = e.kind
+                rows.append(row)
+            }
+        }
+    }
+
+    /// The recording's events as the reviewer reads them: one row per statement (simple query, or an extended
+    /// protocol execute with its statement text and bound parameters), with its outcome (command tag, rows, error,
+    /// COPY bytes) and its duration (from the statement to its completion) folded in; the session's start and end.
+    static func timeline(_ events: [PAMRecordingEvent]) -> Timeline {
+        var t = Timeline()
+        t.rows.reserveCapacity(events.count / 2 + 2)
+        t.add(events)
         return t
     }
 
