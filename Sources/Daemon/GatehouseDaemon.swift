@@ -247,6 +247,7 @@ public final class GatehouseDaemon: Sendable {
         services.append(PeriodicService.rootKeyWatch(engine, logger: logger))
         services.append(PeriodicService.crlRefresh(engine, logger: logger))
         services.append(PeriodicService.acmeSweep(engine, logger: logger))
+        services.append(PeriodicService.tokenSweep(engine, logger: logger))
         services.append(PeriodicService.refusalSummaries(engine, logger: logger))
         services.append(PeriodicService.auditCheckpoint(engine, logger: logger))
         services.append(ExpiryAlertService(engine: engine, interval: config.pkiAlertInterval, logger: logger))

@@ -71,6 +71,15 @@ extension PeriodicService {
         }
     }
 
+    /// Deletes access tokens that expired more than a day ago (logins and console sign-ins each leave one), every
+    /// hour.
+    static func tokenSweep(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "expired token sweep", interval: .seconds(3600), logger: logger) {
+            let n = await engine.deleteExpiredTokens()
+            if n > 0 { logger.info("deleted expired access tokens", metadata: ["count": "\(n)"]) }
+        }
+    }
+
     /// Writes the count of refusals a source had beyond those audited in full, once their window is over (every
     /// 15 seconds, so a flood that stopped is on record soon after).
     static func refusalSummaries(_ engine: GatehouseEngine, logger: Logger) -> PeriodicService {

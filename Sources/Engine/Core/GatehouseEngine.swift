@@ -157,6 +157,9 @@ public final class GatehouseEngine: Engine, EngineService {
         try await acme.acmeSweep(batch: batch, maxBatches: maxBatches)
     }
 
+    /// Deletes access tokens that expired more than a day ago (the daemon's periodic sweep).
+    public func deleteExpiredTokens() async -> Int { await access.deleteExpiredTokens() }
+
     /// Re-wraps all data keys under a new root key (`switchRootKey` in batches of 100). Returns how many were
     /// re-wrapped.
     public func rotateRootKey(to provider: any RootKeyProvider) async throws -> Int {

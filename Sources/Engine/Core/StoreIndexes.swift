@@ -9,7 +9,7 @@ extension GatehouseEngine {
     public static let indexCatalog = IndexCatalog([
         KeysService.kmsObjectIndexer, PAMService.pamSessionIndexer, PKIService.certificateIndexer,
         PAMService.pamGrantIndexer,
-        AccessService.membershipIndexer, AccessService.privilegeIndexer,
+        AccessService.membershipIndexer, AccessService.privilegeIndexer, AccessService.tokenIndexer,
     ])
 }
 
@@ -393,5 +393,26 @@ extension EngineService {
             guard chunk.count == query.limit, let last = chunk.last else { return Page(items: items, next: nil) }
             query.after = last.cursor
         }
+    }
+}
+
+extension AccessService {
+    enum TokenIndex {
+        /// Every access token by its expiry (milliseconds), unscoped: the sweep of expired tokens reads it.
+        static let expires = "expires"
+    }
+
+    /// Only the expiry of a stored token.
+    private struct TokenExpiry: Decodable {
+        var expiresAt: Date
+    }
+
+    static let tokenIndexer = RecordIndexer(
+        kind: AccessKind.accessToken, version: 1, [IndexDefinition(TokenIndex.expires, scoped: false)]
+    ) { record in
+        guard let json = try? StoredJSON.unpack(record.body),
+            let token = try? JSONDecoder().decode(TokenExpiry.self, from: json)
+        else { return [] }
+        return [IndexEntry(TokenIndex.expires, IndexKey().appending(Record.millis(token.expiresAt)))]
     }
 }
