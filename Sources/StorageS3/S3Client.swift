@@ -96,6 +96,16 @@ public struct S3Client: Sendable {
     let timeout: TimeAmount = .seconds(30)
     /// Bounds what is read of a response: a piece, or a page of a listing.
     static let maxResponse = 16 << 20
+    /// Requests sent, by kind (`PUT`, `GET`, `HEAD`, `DELETE`, `LIST` for a page of a listing).
+    let counts = RequestCounts()
+
+    final class RequestCounts: Sendable {
+        let map = Mutex<[String: Int]>([:])
+        func add(_ kind: String) { map.withLock { $0[kind, default: 0] += 1 } }
+    }
+
+    /// How many requests of each kind this client has sent (`PUT`, `GET`, `HEAD`, `DELETE`, `LIST`).
+    public var requestCounts: [String: Int] { counts.map.withLock { $0 } }
 
     public init(location: S3Location, credentials: SigV4.Credentials) throws {
         guard let url = URL(string: location.endpoint), let scheme = url.scheme?.lowercased(),
@@ -176,6 +186,7 @@ public struct S3Client: Sendable {
             request.headers.add(name: "Content-Length", value: String(body.count))
             request.body = .bytes(ByteBuffer(bytes: body))
         }
+        counts.add(key == nil && method == .GET ? "LIST" : method.rawValue)
         let what = "\(method.rawValue) \(location.endpoint)\(path)"
         let response: HTTPClientResponse
         do {
@@ -229,6 +240,14 @@ public struct S3Client: Sendable {
         }
         guard r.status == .ok else { throw failure(r, "GET \(key)") }
         return Array(r.body.readableBytesView)
+    }
+
+    /// Whether the object exists (HEAD: no body is sent back).
+    public func exists(_ key: String) async throws -> Bool {
+        let r = try await send(.HEAD, key: key)
+        if r.status == .notFound { return false }
+        guard r.status == .ok else { throw failure(r, "HEAD \(key)") }
+        return true
     }
 
     public func delete(_ key: String) async throws {

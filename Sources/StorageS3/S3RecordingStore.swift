@@ -1,5 +1,6 @@
 import Foundation
 import StorageAPI
+import Synchronization
 
 /// Session recordings in an S3-compatible bucket: each uploaded piece is one object,
 /// `<prefix><session>/<offset, 20 digits>`, so keys sort in byte order and a recording is the listing of its session's
@@ -8,9 +9,43 @@ import StorageAPI
 public struct S3RecordingStore: RecordingStore {
     public let client: S3Client
     public var description: String { "S3 bucket \(client.location.bucket) at \(client.location.endpoint)" }
+    let ends = KnownEnds()
 
     public init(client: S3Client) {
         self.client = client
+    }
+
+    /// Where each session's recording ended when this store last listed or wrote it: the end and the offset of the
+    /// last piece. It lets the shipper append without listing every piece of the session first (a listing per write
+    /// made shipping a long session quadratic). One node writes a session's recording (the one whose proxy recorded
+    /// it), so what it wrote last is the end; a deleted recording is noticed by its last piece being gone. Bounded:
+    /// emptied when full.
+    final class KnownEnds: Sendable {
+        static let capacity = 10_000
+        let map = Mutex<[String: (end: Int, last: Int)]>([:])
+        func get(_ session: String) -> (end: Int, last: Int)? { map.withLock { $0[session] } }
+        func set(_ session: String, end: Int, last: Int) {
+            map.withLock {
+                if $0.count >= Self.capacity, $0[session] == nil { $0.removeAll() }
+                $0[session] = (end, last)
+            }
+        }
+        func forget(_ session: String) { _ = map.withLock { $0.removeValue(forKey: session) } }
+    }
+
+    /// The session's end as known here, checked with a HEAD of its last piece (one request, whatever the number of
+    /// pieces): nil when unknown or when the last piece is gone (the recording was deleted).
+    func checkedEnd(_ sessionId: String) async throws -> Int? {
+        guard let known = ends.get(sessionId) else { return nil }
+        guard try await client.exists(key(sessionId, known.last)) else {
+            ends.forget(sessionId)
+            return nil
+        }
+        return known.end
+    }
+
+    func remember(_ sessionId: String, _ pieces: [(offset: Int, size: Int)]) {
+        if let last = pieces.last { ends.set(sessionId, end: last.offset + last.size, last: last.offset) }
     }
 
     /// What the keys of a session's pieces start with. Session ids have a fixed length, so no session's prefix is
@@ -42,10 +77,22 @@ public struct S3RecordingStore: RecordingStore {
             throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
         }
         guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
+        // Appending where this store last saw the recording end (the shipper's every write): no listing.
+        if offset > 0, try await checkedEnd(sessionId) == offset {
+            if !bytes.isEmpty {
+                try await client.put(key(sessionId, offset), bytes)
+                ends.set(sessionId, end: offset + bytes.count, last: offset)
+            }
+            return
+        }
         let pieces = try await pieces(sessionId)
+        remember(sessionId, pieces)
         let end = pieces.last.map { $0.offset + $0.size } ?? 0
         if offset == end {
-            if !bytes.isEmpty { try await client.put(key(sessionId, offset), bytes) }
+            if !bytes.isEmpty {
+                try await client.put(key(sessionId, offset), bytes)
+                ends.set(sessionId, end: offset + bytes.count, last: offset)
+            }
             return
         }
         // Not at the end: the same piece again (an upload retried), or a write that would leave a gap.
@@ -58,29 +105,17 @@ public struct S3RecordingStore: RecordingStore {
     }
 
     public func read(sessionId: String) async throws -> [UInt8]? {
-        guard Self.isValidSessionID(sessionId) else { return nil }
-        let pieces = try await pieces(sessionId)
-        guard !pieces.isEmpty else { return nil }
-        var bytes: [UInt8] = []
-        for piece in pieces {
-            guard piece.offset == bytes.count else {
-                throw StorageError(.corrupt, "recording \(sessionId) has a gap at \(bytes.count)")
-            }
-            guard let part = try await client.get(key(sessionId, piece.offset)), part.count == piece.size else {
-                throw StorageError(
-                    .corrupt, "piece \(piece.offset) of recording \(sessionId) changed while it was read")
-            }
-            bytes += part
-        }
-        return bytes
+        try await read(sessionId: sessionId, from: 0)
     }
 
     public func read(sessionId: String, from offset: Int) async throws -> [UInt8]? {
         guard offset >= 0 else { throw StorageError(.corrupt, "a negative offset") }
         guard Self.isValidSessionID(sessionId) else { return nil }
+        // The listing names every piece (a page per 1,000; ListObjectsV2's start-after would list only the new ones,
+        // but its key has a `/`, whose signature moto checks wrongly); only the pieces that reach past `offset` are
+        // fetched.
         let pieces = try await pieces(sessionId)
         guard !pieces.isEmpty else { return nil }
-        // The listing names every piece; only those that reach past `offset` are fetched.
         var bytes: [UInt8] = []
         var next = 0
         for piece in pieces {
@@ -95,18 +130,23 @@ public struct S3RecordingStore: RecordingStore {
             }
             bytes += part.dropFirst(max(0, offset - piece.offset))
         }
+        remember(sessionId, pieces)
         return bytes
     }
 
     public func length(sessionId: String) async throws -> Int {
         guard Self.isValidSessionID(sessionId) else { return 0 }
-        return try await pieces(sessionId).last.map { $0.offset + $0.size } ?? 0
+        if let end = try await checkedEnd(sessionId) { return end }
+        let pieces = try await pieces(sessionId)
+        remember(sessionId, pieces)
+        return pieces.last.map { $0.offset + $0.size } ?? 0
     }
 
     public func delete(sessionId: String) async throws {
         guard Self.isValidSessionID(sessionId) else {
             throw StorageError(.notFound, "no recording for '\(sessionId.prefix(64))'")
         }
+        ends.forget(sessionId)
         for piece in try await pieces(sessionId) {
             try await client.delete(key(sessionId, piece.offset))
         }

@@ -126,6 +126,39 @@ import Testing
         #expect(try await store.read(sessionId: id) == (0..<1005).map { UInt8(truncatingIfNeeded: $0) })
     }
 
+    /// Shipping a long session: each piece appended costs the same few requests however many pieces came before (a
+    /// HEAD of the last piece and the PUT), not a listing of them all; a recording deleted by another node is
+    /// noticed, and a write after it is refused as a gap.
+    @Test func appendingAPieceCostsTheSameRequestsWhateverTheLength() async throws {
+        let dir = try TemporaryDirectory()
+        guard let moto = try MotoServer.start(logDirectory: dir.path) else { return }
+        defer { moto.stop() }
+        let credentials = SigV4.Credentials(accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey)
+        let location = S3Location(endpoint: moto.endpoint, region: "us-east-1", bucket: moto.bucket, prefix: "long.")
+        let shipper = S3RecordingStore(client: try S3Client(location: location, credentials: credentials))
+        let other = S3RecordingStore(client: try S3Client(location: location, credentials: credentials))
+        let id = UUID().uuidString.lowercased()
+        // A shipper's round: where the store's copy ends, then the pieces after it.
+        var offset = try await shipper.length(sessionId: id)
+        for i in 0..<300 {
+            let piece = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 10 + i % 7)
+            try await shipper.write(sessionId: id, offset: offset, piece)
+            offset += piece.count
+            if i % 50 == 49 { #expect(try await shipper.length(sessionId: id) == offset) }
+        }
+        let counts = shipper.client.requestCounts
+        #expect(counts["PUT"] == 300, "\(counts)")
+        #expect((counts["LIST"] ?? 0) <= 2, "appends list the pieces once, not per write: \(counts)")
+        #expect((counts["HEAD"] ?? 0) <= 306, "\(counts)")
+        // Another node reads it all back.
+        let all = try #require(try await other.read(sessionId: id))
+        #expect(all.count == offset)
+        // Another node deletes it (retention): the shipper's next write finds the last piece gone and refuses the gap.
+        try await other.delete(sessionId: id)
+        await #expect(throws: StorageError.self) { try await shipper.write(sessionId: id, offset: offset, [1]) }
+        #expect(try await shipper.length(sessionId: id) == 0)
+    }
+
     /// Wrong credentials, an unknown key, a missing bucket, an endpoint that is down: each is a clear message.
     @Test func credentialAndEndpointErrorsSayWhatToCheck() async throws {
         let dir = try TemporaryDirectory()
