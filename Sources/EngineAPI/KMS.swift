@@ -441,6 +441,10 @@ public protocol KeyEngine: Sendable {
     /// Erases the material and keeps the metadata (Destroyed / Destroyed Compromised).
     func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject
     func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String]
+    /// `locateObjects` with each object's attributes (what a listing shows), read in the same index scans: one call
+    /// for a page instead of one per object. Authorized and audited as a Locate.
+    func locateObjectAttributes(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws
+        -> [ManagedObject]
     func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?)
         async throws -> CipherResult
     func decrypt(

@@ -198,6 +198,41 @@ import Testing
         #expect(started.principal.attributes["authMethod"] == Principal.sessionAuthMethod)
     }
 
+    /// The KMIP page is one Locate per page, with the attributes it shows: pages follow each other without gaps or
+    /// repeats, and each page is audited once as a Locate (not a read per object).
+    @Test func kmipObjectsArePagedWithOneLocateAPage() async throws {
+        let world = try await Self.world()
+        let system = CallContext.system("test")
+        var created: Set<String> = []
+        for _ in 0..<5 {
+            created.insert(
+                try await world.engine.createKey(
+                    system, project: "ops",
+                    ObjectSpec(objectType: .symmetricKey, algorithm: 3, cryptographicLength: 256)
+                ).id)
+        }
+        let expected = created
+        try await Self.app(world.engine).test(.router) { client in
+            var seen: [String] = []
+            var uri: String? = "/console/projects/ops/kmip?limit=2"
+            var pages = 0
+            while let next = uri {
+                let r = try await client.execute(uri: next, method: .get, headers: Self.cookie(world.adminSession))
+                #expect(r.status == .ok)
+                let html = String(buffer: r.body)
+                seen += html.matches(of: #/href="/console/kmip/objects/([^"]+)"/#).map { String($0.1) }
+                uri = html.firstMatch(of: #/href="([^"]+)" rel="next"/#).map {
+                    String($0.1).replacingOccurrences(of: "&amp;", with: "&")
+                }
+                pages += 1
+            }
+            #expect(pages == 3)
+            #expect(seen.count == 5 && Set(seen) == expected, "\(seen)")
+            let locates = try await world.engine.searchAudit(system, AuditSearch(type: "kms.locate", limit: 100))
+            #expect(locates.items.count == 3)
+        }
+    }
+
     @Test func formPostsFromAnotherSiteAreRefused() async throws {
         let world = try await Self.world()
         try await Self.app(world.engine).test(.router) { client in

@@ -201,6 +201,9 @@ open class KeyEngineDouble: KeyEngine, @unchecked Sendable {
     open func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
         throw TestDouble.unimplemented("locateObjects")
     }
+    open func locateObjectAttributes(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws
+        -> [ManagedObject]
+    { throw TestDouble.unimplemented("locateObjectAttributes") }
     open func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?)
         async throws -> CipherResult
     { throw TestDouble.unimplemented("encrypt") }

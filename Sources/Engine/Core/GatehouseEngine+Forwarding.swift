@@ -74,6 +74,7 @@ extension GatehouseEngine {  // KeyEngine
     public func revokeObject(_ ctx: CallContext, id: String, reason: UInt32, message: String?, compromiseOccurrence: Date?) async throws -> ManagedObject { try await keys.revokeObject(ctx, id: id, reason: reason, message: message, compromiseOccurrence: compromiseOccurrence) }
     public func destroyObject(_ ctx: CallContext, id: String) async throws -> ManagedObject { try await keys.destroyObject(ctx, id: id) }
     public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] { try await keys.locateObjects(ctx, project: project, filter) }
+    public func locateObjectAttributes(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [ManagedObject] { try await keys.locateObjectAttributes(ctx, project: project, filter) }
     public func encrypt(_ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?) async throws -> CipherResult { try await keys.encrypt(ctx, id: id, p, data: data, iv: iv, aad: aad) }
     public func decrypt( _ ctx: CallContext, id: String, _ p: CipherParameters, data: [UInt8], iv: [UInt8]?, aad: [UInt8]?, tag: [UInt8]? ) async throws -> CipherResult { try await keys.decrypt(ctx, id: id, p, data: data, iv: iv, aad: aad, tag: tag) }
     public func rekey(_ ctx: CallContext, id: String, offset: TimeInterval?) async throws -> ManagedObject { try await keys.rekey(ctx, id: id, offset: offset) }

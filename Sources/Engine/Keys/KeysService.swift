@@ -394,17 +394,23 @@ extension KeysService {
     /// The objects a KMIP Locate finds. Audited as `kms.locate` with the number found: enumerating a project's keys
     /// is as much worth a record as reading one.
     public func locateObjects(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws -> [String] {
-        let p = try await keyProject(ctx, explicit: project)
-        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .read))
-        let ids = try await locate(p, decision, filter)
-        try await transact { tx in
-            try await self.audit.append(
-                self.allowed(ctx, decision, "kms.locate", project: p, ["located": String(ids.count)]), tx)
-        }
-        return ids
+        try await locateObjectAttributes(ctx, project: project, filter).map(\.id)
     }
 
-    private func locate(_ p: String, _ decision: Decision, _ filter: LocateFilter) async throws -> [String] {
+    public func locateObjectAttributes(_ ctx: CallContext, project: String?, _ filter: LocateFilter) async throws
+        -> [ManagedObject]
+    {
+        let p = try await keyProject(ctx, explicit: project)
+        let decision = try await authorize(ctx, AccessRequest(.project(p), .kmsKeys, .read))
+        let found = try await locate(p, decision, filter)
+        try await transact { tx in
+            try await self.audit.append(
+                self.allowed(ctx, decision, "kms.locate", project: p, ["located": String(found.count)]), tx)
+        }
+        return found
+    }
+
+    private func locate(_ p: String, _ decision: Decision, _ filter: LocateFilter) async throws -> [ManagedObject] {
         func permitted(_ m: ManagedObject) -> Bool {
             Self.locateMatches(m, filter)
                 && decision.permits(AccessRequest(.project(p), .kmsKeys, .read, ["name": m.names.first ?? m.id]))
@@ -415,7 +421,8 @@ extension KeysService {
                 let record = try await read({ tx in try await tx.get(kind: Self.objectKind, id: id) }),
                 record.scope == p
             else { return [] }
-            return permitted(try decode(ManagedObjectBody.self, record).meta) ? [id] : []
+            let m = try decode(ManagedObjectBody.self, record).meta
+            return permitted(m) ? [m] : []
         }
         // Index scans, newest first (every key ends with the Initial Date), page by page until the filter's Offset
         // Items and Maximum Items are satisfied: the cost follows the objects examined, not the size of the project.
@@ -430,7 +437,7 @@ extension KeysService {
                     after: nil, descending: true,
                     limit: pageSize))
         }
-        var ids: [String] = []
+        var found: [ManagedObject] = []
         var seen = Set<String>()
         var skipped = 0
         while true {
@@ -448,15 +455,15 @@ extension KeysService {
                     guard let x = scans[a].head?.1, let y = scans[b].head?.1 else { return false }
                     return (Record.millis(x.initialDate), x.id) < (Record.millis(y.initialDate), y.id)
                 }), let (hit, m) = scans[next].head
-            else { return ids }
+            else { return found }
             scans[next].position += 1
             guard seen.insert(hit.record.id).inserted, permitted(m) else { continue }
             if skipped < filter.offsetItems {
                 skipped += 1
                 continue
             }
-            ids.append(m.id)
-            if let wanted, ids.count >= wanted { return ids }
+            found.append(m)
+            if let wanted, found.count >= wanted { return found }
         }
     }
 

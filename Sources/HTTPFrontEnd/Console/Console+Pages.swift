@@ -229,15 +229,12 @@ extension Console {
         guard let offset = Int(q["offset"] ?? "0"), offset >= 0 else {
             throw ConsoleInputError(message: "offset must be a whole number")
         }
-        let ids = try await services.keys.locateObjects(
+        // One Locate for the page, with the attributes it shows (not a read per object).
+        let objects = try await services.keys.locateObjectAttributes(
             call.ctx, project: project, LocateFilter(maximumItems: limit + 1, offsetItems: offset))
-        var rows: [Row] = []
-        for id in ids.prefix(limit) {
-            guard let object = try? await services.keys.objectAttributes(call.ctx, id: id) else { continue }
-            rows.append(views.kmipRow(object))
-        }
+        let rows: [Row] = objects.prefix(limit).map(views.kmipRow)
         var data: Row = ["project": project, "rows": rows]
-        if ids.count > limit {
+        if objects.count > limit {
             data["next"] = q.link(
                 "/console/projects/\(ConsoleViews.path(project))/kmip", replacing: ["offset": String(offset + limit)])
         }
