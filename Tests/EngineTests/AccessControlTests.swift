@@ -407,6 +407,55 @@ let expectedAllowed: [String: Set<String>] = [
             } == .invalidArgument)
     }
 
+    /// A project with more than 10,000 custom roles and privileges (a year of temporary grants): an authorization
+    /// reads the caller's own membership, the roles it grants and its privileges through their keys and indexes, so
+    /// a grant stored after the others (its id sorting last) counts like any other and the project's size does not.
+    @Test func grantsCountWhateverTheNumberOfOthersInTheProject() async throws {
+        let storage = InMemoryStorage()
+        let engine = try await openEngine(storage, key: SymmetricKey(size: .bits256))
+        _ = try await engine.createSecret(admin, project: "p", name: "s", value: SecretBytes([1]))
+        let others = (0..<10_050).map { _ in UUID().uuidString.lowercased() }
+        let read = [Permission(subject: "secrets", actions: ["read"])]
+        try await storage.withTransaction { tx in
+            for (i, id) in others.enumerated() {
+                try await tx.insert(
+                    Record(
+                        kind: AccessKind.privilege, id: id, scope: "p",
+                        body: try JSONEncoder().encode(
+                            PrivilegeBody(identityId: id, slug: "p\(i)", permissions: read, isTemporary: false)),
+                        createdAt: Date()))
+                try await tx.insert(
+                    Record(
+                        kind: AccessKind.role, id: id, scope: "p", name: "role-\(i)",
+                        body: try JSONEncoder().encode(RoleBody(description: "", permissions: read)), createdAt: Date())
+                )
+            }
+        }
+        let byPrivilege = try await engine.createIdentity(admin, IdentitySpec(name: "late-privilege"))
+        let byRole = try await engine.createIdentity(admin, IdentitySpec(name: "late-role"))
+        try await storage.withTransaction { tx in
+            try await tx.insert(
+                Record(
+                    kind: AccessKind.privilege, id: "ffffffff-ffff-ffff-ffff-fffffffffffe", scope: "p",
+                    body: try JSONEncoder().encode(
+                        PrivilegeBody(identityId: byPrivilege.id, slug: "late", permissions: read, isTemporary: false)),
+                    createdAt: Date()))
+            try await tx.insert(
+                Record(
+                    kind: AccessKind.role, id: "ffffffff-ffff-ffff-ffff-ffffffffffff", scope: "p", name: "zz-late",
+                    body: try JSONEncoder().encode(RoleBody(description: "", permissions: read)), createdAt: Date()))
+        }
+        _ = try await engine.setMembership(
+            admin, project: "p", identityId: byRole.id, roles: [RoleGrant(role: "zz-late")])
+        _ = try await engine.readSecret(caller(byPrivilege), project: "p", name: "s")
+        _ = try await engine.readSecret(caller(byRole), project: "p", name: "s")
+        // Someone else's privilege grants nothing.
+        let nobody = try await engine.createIdentity(admin, IdentitySpec(name: "nobody"))
+        #expect(
+            await code { _ = try await engine.readSecret(caller(nobody), project: "p", name: "s") } == .permissionDenied
+        )
+    }
+
     @Test func hostilePermissionsAreRejected() async throws {
         let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
         let bad: [[Permission]] = [

@@ -203,7 +203,9 @@ extension EngineService {
         let intermediates = principal.certificateChain.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
         let configs: [Record] = try await read { tx in
             if let only { return try await tx.get(kind: AccessKind.tlsCertAuth, id: only).map { [$0] } ?? [] }
-            return try await tx.list(kind: AccessKind.tlsCertAuth, scope: AccessKind.org, afterID: nil, limit: 10_000)
+            // The methods that accept the certificate's common name, through their index (every page of them).
+            return try await Self.lookupEvery(
+                tx, kind: AccessKind.tlsCertAuth, index: TLSCertAuthIndex.commonName, IndexKey(principal.name))
         }
         let now = clock()
         for record in configs {
@@ -269,10 +271,24 @@ extension EngineService {
         if let cached = accessCache.rules(key, now: now) { return cached }
         let generation = accessCache.currentGeneration
         var expires = now + AccessCache.ttl
+        // What this identity holds in this project, by key and index: its membership, the custom roles it grants,
+        // and its privileges. Neither the project's other roles nor anyone else's privileges are read.
         let (membership, customRoles, privileges) = try await read { tx in
             let m = try await tx.find(kind: AccessKind.membership, scope: project, name: identityId)
-            let roles = try await tx.list(kind: AccessKind.role, scope: project, afterID: nil, limit: 10_000)
-            let privileges = try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000)
+            var roles: [Record] = []
+            if let m {
+                for grant in try self.decode(MembershipBody.self, m).roles
+                where PolicyEvaluator.builtInRole(grant.role, project: project) == nil
+                    && !roles.contains(where: { $0.name == grant.role })
+                {
+                    if let role = try await tx.find(kind: AccessKind.role, scope: project, name: grant.role) {
+                        roles.append(role)
+                    }
+                }
+            }
+            let privileges = try await Self.lookupEvery(
+                tx, kind: AccessKind.privilege, index: PrivilegeIndex.identity,
+                IndexKey(identityId).appending(project))
             return (m, roles, privileges)
         }
         var rules: [(origin: String, permission: Permission)] = []
@@ -313,6 +329,21 @@ extension EngineService {
         }
         accessCache.storeRules(key, rules, expires: expires, generation: generation)
         return rules
+    }
+
+    /// Every record whose key in an unscoped index starts with `prefix`, a page at a time.
+    static func lookupEvery(_ tx: any StorageTransaction, kind: String, index: String, _ prefix: IndexKey)
+        async throws -> [Record]
+    {
+        var records: [Record] = []
+        var after: IndexCursor?
+        while true {
+            let page = try await tx.lookup(
+                .prefix(kind: kind, index: index, scope: nil, prefix, after: after, limit: 500))
+            records += page.map(\.record)
+            guard page.count == 500, let last = page.last else { return records }
+            after = last.cursor
+        }
     }
 
     /// Writes an audit event for a refused call (best effort: a failure to audit is logged, the refusal stands).

@@ -10,6 +10,7 @@ extension GatehouseEngine {
         KeysService.kmsObjectIndexer, PAMService.pamSessionIndexer, PKIService.certificateIndexer,
         PAMService.pamGrantIndexer,
         AccessService.membershipIndexer, AccessService.privilegeIndexer, AccessService.tokenIndexer,
+        AccessService.tlsCertAuthIndexer,
     ])
 }
 
@@ -197,8 +198,15 @@ enum MembershipIndex {
 }
 
 enum PrivilegeIndex {
-    /// Across projects: the identity a privilege is granted to.
+    /// Across projects: (the identity a privilege is granted to, its project), so an authorization reads the
+    /// caller's privileges in one project and an identity's deletion finds them in every project.
     static let identity = "identity"
+}
+
+enum TLSCertAuthIndex {
+    /// Each common name a TLS Certificate Auth method accepts: a certificate login reads the methods that name its
+    /// certificate, not every identity's.
+    static let commonName = "cn"
 }
 
 extension AccessService {
@@ -211,10 +219,24 @@ extension AccessService {
 
 extension AccessService {
     static let privilegeIndexer = RecordIndexer(
-        kind: AccessKind.privilege, version: 1, [IndexDefinition(PrivilegeIndex.identity, scoped: false)]
+        kind: AccessKind.privilege, version: 2, [IndexDefinition(PrivilegeIndex.identity, scoped: false)]
     ) { record in
         guard let p = try? JSONDecoder().decode(PrivilegeBody.self, from: record.body) else { return [] }
-        return [IndexEntry(PrivilegeIndex.identity, IndexKey(p.identityId))]
+        return [IndexEntry(PrivilegeIndex.identity, IndexKey(p.identityId).appending(record.scope))]
+    }
+
+    /// Only the common names of a stored TLS Certificate Auth method.
+    private struct AcceptedNames: Decodable {
+        var allowedCommonNames: [String]
+    }
+
+    static let tlsCertAuthIndexer = RecordIndexer(
+        kind: AccessKind.tlsCertAuth, version: 1, [IndexDefinition(TLSCertAuthIndex.commonName, scoped: false)]
+    ) { record in
+        guard let json = try? StoredJSON.unpack(record.body),
+            let names = try? JSONDecoder().decode(AcceptedNames.self, from: json).allowedCommonNames
+        else { return [] }
+        return Set(names).map { IndexEntry(TLSCertAuthIndex.commonName, IndexKey($0)) }
     }
 }
 
