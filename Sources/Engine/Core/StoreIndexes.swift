@@ -8,7 +8,7 @@ import StorageAPI
 extension GatehouseEngine {
     public static let indexCatalog = IndexCatalog([
         KeysService.kmsObjectIndexer, PAMService.pamSessionIndexer, PKIService.certificateIndexer,
-        PAMService.pamGrantIndexer,
+        PAMService.pamGrantIndexer, PAMService.pamAccountIndexer,
         AccessService.membershipIndexer, AccessService.privilegeIndexer, AccessService.tokenIndexer,
         AccessService.tlsCertAuthIndexer,
     ])
@@ -237,6 +237,37 @@ extension AccessService {
             let names = try? JSONDecoder().decode(AcceptedNames.self, from: json).allowedCommonNames
         else { return [] }
         return Set(names).map { IndexEntry(TLSCertAuthIndex.commonName, IndexKey($0)) }
+    }
+}
+
+// MARK: - PAM accounts
+
+extension PAMService {
+    enum PAMAccountIndex {
+        /// Across resources: when an account with a rotation interval is next due (a failed rotation waits before
+        /// the next attempt), so the scheduler reads the accounts that are due, not every account.
+        static let due = "due"
+    }
+
+    static let pamAccountIndexer = RecordIndexer(
+        kind: PAMKind.account, version: 1, [IndexDefinition(PAMAccountIndex.due, scoped: false)]
+    ) { record in
+        guard let json = try? StoredJSON.unpack(record.body),
+            let body = try? JSONDecoder().decode(PAMAccountBody.self, from: json),
+            let due = rotationDue(body)
+        else { return [] }
+        return [IndexEntry(PAMAccountIndex.due, IndexKey().appending(Record.millis(due)))]
+    }
+
+    /// When a scheduled rotation of the account is due: its interval after the last change, and after a failure not
+    /// before 10 minutes (or the interval, if shorter) after the last attempt. Nil without an interval.
+    static func rotationDue(_ body: PAMAccountBody) -> Date? {
+        guard let interval = body.info.rotationInterval, let seconds = DurationText.seconds(interval) else {
+            return nil
+        }
+        let due = body.info.passwordChangedAt.addingTimeInterval(TimeInterval(seconds))
+        guard body.info.lastRotationError != nil, let attempt = body.lastRotationAttempt else { return due }
+        return max(due, attempt.addingTimeInterval(min(600, TimeInterval(seconds))))
     }
 }
 

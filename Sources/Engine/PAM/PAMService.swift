@@ -817,28 +817,41 @@ extension PAMService {
         return try await rotate(ctx, decision: decision, accountId: id, resource: resource)
     }
 
+    /// Rotates the accounts whose rotation is due, read a page at a time from the `due` index: a sweep costs what is
+    /// due, not how many accounts there are, and has no cap.
     public func rotateDuePAMAccounts() async -> Int {
         let now = clock()
-        let due: [(String, String)]
-        do {
-            due = try await transact(relaxed: true) { tx in
-                try await tx.list(kind: PAMKind.account, scope: nil, afterID: nil, limit: 100_000).compactMap {
-                    r -> (String, String)? in
-                    let b = try self.decode(PAMAccountBody.self, r)
-                    guard let interval = b.info.rotationInterval, let seconds = DurationText.seconds(interval),
-                        b.info.passwordChangedAt.addingTimeInterval(TimeInterval(seconds)) <= now,
-                        // After a failure, wait 10 minutes (or the interval, if shorter) before trying again.
-                        b.info.lastRotationError == nil
-                            || (b.lastRotationAttempt ?? .distantPast).addingTimeInterval(
-                                min(600, TimeInterval(seconds))) <= now
-                    else { return nil }
-                    return (b.info.id, b.info.resourceId)
+        var rotated = 0
+        var cursor: IndexCursor?
+        while true {
+            let page: [IndexedRecord]
+            do {
+                let after = cursor
+                page = try await read { tx in
+                    try await tx.lookup(
+                        IndexQuery(
+                            kind: PAMKind.account, index: PAMAccountIndex.due, scope: nil,
+                            upper: IndexKey().appending(Record.millis(now) + 1), after: after, limit: 200))
                 }
+            } catch {
+                logger.error("cannot list accounts to rotate", metadata: ["error": "\(error)"])
+                return rotated
             }
-        } catch {
-            logger.error("cannot list accounts to rotate", metadata: ["error": "\(error)"])
-            return 0
+            var due: [(String, String)] = []
+            for hit in page {
+                guard let body = try? decode(PAMAccountBody.self, hit.record),
+                    let when = Self.rotationDue(body), when <= now
+                else { continue }
+                due.append((body.info.id, body.info.resourceId))
+            }
+            rotated += await rotateAccounts(due)
+            guard page.count == 200, let last = page.last else { return rotated }
+            cursor = last.cursor
         }
+    }
+
+    /// Rotates each (account, resource) as the scheduler; returns how many rotated.
+    func rotateAccounts(_ due: [(String, String)]) async -> Int {
         var rotated = 0
         let ctx = CallContext.system("pam-rotation")
         for (accountId, resourceId) in due {
