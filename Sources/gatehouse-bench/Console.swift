@@ -19,6 +19,9 @@ struct ConsoleBench: AsyncParsableCommand {
     @Option(help: "Requests per page measured.") var requests = 30
     @Option(help: "Seconds to wait before measuring (to attach a profiler to the daemon, whose pid is printed).")
     var settle = 0
+    @Option(help: "Live-view watchers of a running session of --statements statements (0: not measured).")
+    var liveViewers = 4
+    @Option(help: "Seconds the live view is measured (and the idle daemon before it).") var liveSeconds = 10
 
     func run() async throws {
         let (upstream, binary, work, _) = try PAM.prepare(pgURL: pgURL, gatehouse: gatehouse, name: "console")
@@ -113,9 +116,80 @@ struct ConsoleBench: AsyncParsableCommand {
             }
             print(line)
         }
+        if liveViewers > 0 {
+            try await measureLiveView(
+                daemon: daemon, proxy: proxy, base: base, curlTLS: curlTLS, work: work, children: &children)
+        }
         let rss =
             (try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("VmRSS") } ?? ""
         print("\ndaemon \(rss.replacingOccurrences(of: "\t", with: " "))")
+    }
+
+    /// The live view of a running session that has already recorded `statements` statements: psql runs them
+    /// through the proxy and then sleeps in the session, while `liveViewers` curls follow its replay page's event
+    /// stream. The daemon's CPU time (utime + stime) over `liveSeconds` with the viewers attached, less the same
+    /// idle, is what watching costs. Each poll should cost what the session recorded since the last, not its size.
+    func measureLiveView(
+        daemon: Spawned, proxy: String, base: String, curlTLS: [String], work: String, children: inout [Spawned]
+    ) async throws {
+        let script = work + "/live.sql"
+        let done = work + "/live.done"
+        let sql =
+            String(repeating: "select 1;\n", count: statements) + "\\! touch \(done)\n"
+            + "select pg_sleep(\(liveSeconds * 3 + 30));\n"
+        try sql.write(toFile: script, atomically: true, encoding: .utf8)
+        let psql = try Spawned(["psql", "-X", "-q", "-o", "/dev/null", "-f", script, proxy])
+        children.append(psql)
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: done) {
+            guard Date() < deadline else { throw ValidationError("the live session did not run its statements") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        // The proxy seals what it has every second: let the last statements reach the recording.
+        try await Task.sleep(for: .seconds(3))
+        let open = try shell(
+            ["curl", "-sS"] + curlTLS + [base + "/api/v1/projects/bench/pam/sessions?limit=1&endReason=open"])
+        guard let listed = try JSONSerialization.jsonObject(with: Data(open.utf8)) as? [String: Any],
+            let first = (listed["sessions"] as? [[String: Any]])?.first, let session = first["id"] as? String,
+            first["endedAt"] == nil
+        else {
+            throw ValidationError("cannot find the running session: \(open.prefix(300))")
+        }
+        func cpuSeconds() -> Double {
+            // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks, after the command in parentheses.
+            guard let stat = try? String(contentsOfFile: "/proc/\(daemon.pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return 0 }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 13, let u = Double(fields[11]), let k = Double(fields[12]) else { return 0 }
+            return (u + k) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+        let idleStart = cpuSeconds()
+        try await Task.sleep(for: .seconds(liveSeconds))
+        let idle = (cpuSeconds() - idleStart) / Double(liveSeconds)
+        var viewers: [Spawned] = []
+        for i in 0..<liveViewers {
+            let viewer = try Spawned(
+                ["curl", "-sS", "-N", "--max-time", "\(liveSeconds * 2 + 10)"] + curlTLS
+                    + [
+                        "-o", work + "/live-\(i).out",
+                        base + "/console/sessions/\(session)/live?from=\(statements + 2)",
+                    ])
+            viewers.append(viewer)
+            children.append(viewer)
+        }
+        // The first poll of each view reads the recording from its start; what follows is the steady state.
+        try await Task.sleep(for: .seconds(3))
+        let liveStart = cpuSeconds()
+        try await Task.sleep(for: .seconds(liveSeconds))
+        let live = (cpuSeconds() - liveStart) / Double(liveSeconds)
+        for v in viewers { v.terminate() }
+        psql.terminate()
+        print(
+            String(
+                format:
+                    "live view of a running %d-statement session, %d viewers: daemon CPU %.1f ms/s (idle %.1f ms/s), %.2f ms per viewer per poll",
+                statements, liveViewers, live * 1000, idle * 1000, max(0, live - idle) * 1000 / Double(liveViewers)))
     }
 }
