@@ -152,3 +152,18 @@ extension Storage {
         }
     }
 }
+
+extension StorageTransaction {
+    /// Every record of `kind` in `scope` (nil: every scope), in id order, read a page of `pageSize` at a time: for
+    /// the lists that are returned whole (a project's roles, CAs, resources), so that none is silently cut short.
+    public func listEvery(kind: String, scope: String?, pageSize: Int = 1000) async throws -> [Record] {
+        var records: [Record] = []
+        var after: String?
+        while true {
+            let page = try await list(kind: kind, scope: scope, afterID: after, limit: pageSize)
+            records += page
+            guard page.count == pageSize, let last = page.last else { return records }
+            after = last.id
+        }
+    }
+}

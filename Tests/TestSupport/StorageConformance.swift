@@ -154,6 +154,17 @@ public enum StorageConformance {
         #expect(all == 26)
         let p1 = try await s.withTransaction { try await $0.count(kind: "thing", scope: "p1") }
         #expect(p1 == 25)
+        // A list returned whole follows every page: in pages of 10, 7 or exactly the size, nothing is cut short.
+        for pageSize in [10, 7, 25, 1000] {
+            let every = try await s.withReadTransaction {
+                try await $0.listEvery(kind: "thing", scope: "p1", pageSize: pageSize)
+            }
+            #expect(every.map(\.id) == (0..<25).map { String(format: "l%03d", $0) }, "pages of \(pageSize)")
+        }
+        let everywhere = try await s.withReadTransaction {
+            try await $0.listEvery(kind: "thing", scope: nil, pageSize: 4)
+        }
+        #expect(everywhere.count == 26)
     }
 
     struct Boom: Error {}

@@ -105,7 +105,7 @@ extension ACMEService {
     public func acmeDirectoryProfiles(_ ctx: CallContext, profile: String) async throws -> [ProfileInfo] {
         let own = try await acmeProfile(ctx, profile: profile)
         let siblings = try await read { tx in
-            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000).compactMap {
+            try await tx.listEvery(kind: PKIKind.profile, scope: AccessKind.org).compactMap {
                 r -> ProfileInfo? in
                 let info = try self.cachedDecode(ProfileBody.self, r).info
                 return info.id != own.id && Self.sameDirectory(info, own) ? info : nil

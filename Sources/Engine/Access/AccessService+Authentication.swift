@@ -289,7 +289,7 @@ extension AccessService {
                     diagnostic: "locked out"))
         }
         // Check every secret (no early exit) in constant time per comparison.
-        let secrets = try await tx.list(kind: AccessKind.clientSecret, scope: identityId, afterID: nil, limit: 1000)
+        let secrets = try await tx.listEvery(kind: AccessKind.clientSecret, scope: identityId)
         var match: (Record, ClientSecretBody)?
         for r in secrets {
             let b = try self.decode(ClientSecretBody.self, r)

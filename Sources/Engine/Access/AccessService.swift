@@ -372,7 +372,7 @@ extension AccessService {
         try await authorize(ctx, AccessRequest(.organization, .identities, .read))
         return try await transact { tx in
             _ = try await self.requireIdentity(identityId, tx)
-            return try await tx.list(kind: AccessKind.clientSecret, scope: identityId, afterID: nil, limit: 1000)
+            return try await tx.listEvery(kind: AccessKind.clientSecret, scope: identityId)
                 .map(self.clientSecretInfo)
         }
     }
@@ -524,7 +524,7 @@ extension AccessService {
             let builtIns = ["admin", "developer", "viewer"].compactMap {
                 PolicyEvaluator.builtInRole($0, project: project)
             }
-            let custom = try await tx.list(kind: AccessKind.role, scope: project, afterID: nil, limit: 10_000).map {
+            let custom = try await tx.listEvery(kind: AccessKind.role, scope: project).map {
                 r in
                 let b = try self.decode(RoleBody.self, r)
                 return RoleInfo(
@@ -634,7 +634,7 @@ extension AccessService {
         try await authorize(ctx, AccessRequest(.project(project), .members, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: AccessKind.membership, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: AccessKind.membership, scope: project).map {
                 r in
                 MembershipInfo(
                     project: project, identityId: r.name ?? "", roles: try self.decode(MembershipBody.self, r).roles)
@@ -700,7 +700,7 @@ extension AccessService {
         try await authorize(ctx, AccessRequest(.project(project), .members, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: AccessKind.privilege, scope: project, afterID: nil, limit: 10_000).map(
+            return try await tx.listEvery(kind: AccessKind.privilege, scope: project).map(
                 self.privilegeInfo)
         }
     }

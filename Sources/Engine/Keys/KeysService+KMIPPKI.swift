@@ -263,7 +263,7 @@ extension KeysService {
             throw EngineError(.invalidArgument, "Certify needs a public key or a certificate request")
         }
         let profile = try await transact { tx -> ProfileInfo? in
-            try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
+            try await tx.listEvery(kind: PKIKind.profile, scope: AccessKind.org)
                 .map { try self.decode(ProfileBody.self, $0).info }.first {
                     $0.project == project && $0.enrollment == .kmip
                 }

@@ -159,7 +159,7 @@ extension PAMService {
         let decision = try await authorize(ctx, AccessRequest(.project(project), .pamResources, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: PAMKind.resource, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: PAMKind.resource, scope: project).map {
                 try self.decode(PAMResourceBody.self, $0).info
             }.filter { decision.permits(AccessRequest(.project(project), .pamResources, .read, ["name": $0.name])) }
         }
@@ -253,7 +253,7 @@ extension PAMService {
         try await authorize(
             ctx, AccessRequest(.project(resource.project), .pamAccounts, .read, ["name": resource.name]))
         return try await transact(relaxed: true) { tx in
-            try await tx.list(kind: PAMKind.account, scope: resourceId, afterID: nil, limit: 10_000).map {
+            try await tx.listEvery(kind: PAMKind.account, scope: resourceId).map {
                 try self.decode(PAMAccountBody.self, $0).info
             }
         }

@@ -67,7 +67,7 @@ extension PKIService {
         try await authorize(ctx, AccessRequest(.project(project), .pkiAlerts, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: Self.alertKind, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: Self.alertKind, scope: project).map {
                 try self.decode(AlertInfo.self, $0)
             }
         }
@@ -119,7 +119,7 @@ extension PKIService {
         }
         let now = clock()
         let rules = try await transact(relaxed: true) { tx in
-            try await tx.list(kind: Self.alertKind, scope: nil, afterID: nil, limit: 10_000).map {
+            try await tx.listEvery(kind: Self.alertKind, scope: nil).map {
                 try self.decode(AlertInfo.self, $0)
             }
         }

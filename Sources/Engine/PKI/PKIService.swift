@@ -411,7 +411,7 @@ extension PKIService {
         try await authorize(ctx, AccessRequest(.project(project), .certificateAuthorities, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: PKIKind.ca, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: PKIKind.ca, scope: project).map {
                 try self.decode(CABody.self, $0).info
             }
         }
@@ -566,7 +566,7 @@ extension PKIService {
         try await authorize(ctx, AccessRequest(.project(project), .certificateTemplates, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: PKIKind.template, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: PKIKind.template, scope: project).map {
                 try self.decode(TemplateInfo.self, $0)
             }
         }
@@ -582,7 +582,7 @@ extension PKIService {
         let t = try await read { tx in try await self.loadTemplate(id, tx) }
         let decision = try await authorize(ctx, AccessRequest(.project(t.project), .certificateTemplates, .delete))
         try await transact { tx in
-            let profiles = try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
+            let profiles = try await tx.listEvery(kind: PKIKind.profile, scope: AccessKind.org)
             for p in profiles where try self.decode(ProfileBody.self, p).info.templateId == id {
                 throw EngineError(.wrongState, "the template is used by profile '\(p.name ?? p.id)'")
             }
@@ -673,7 +673,7 @@ extension PKIService {
         try await authorize(ctx, AccessRequest(.project(project), .certificateProfiles, .read))
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: PKIKind.profile, scope: AccessKind.org, afterID: nil, limit: 10_000)
+            return try await tx.listEvery(kind: PKIKind.profile, scope: AccessKind.org)
                 .map { try self.decode(ProfileBody.self, $0).info }.filter { $0.project == project }
         }
     }
@@ -1142,7 +1142,7 @@ extension PKIService {
     /// Regenerates the CRLs that passed half their lifetime (the daemon calls this on a schedule).
     public func refreshCRLs() async throws -> Int {
         let ids = try await transact { tx in
-            try await tx.list(kind: PKIKind.ca, scope: nil, afterID: nil, limit: 10_000).map(\.id)
+            try await tx.listEvery(kind: PKIKind.ca, scope: nil).map(\.id)
         }
         var n = 0
         for id in ids {
@@ -1189,7 +1189,7 @@ extension PKIService {
                         }
                     }
                     if ca == nil {
-                        for r in try await tx.list(kind: PKIKind.ca, scope: nil, afterID: nil, limit: 10_000) {
+                        for r in try await tx.listEvery(kind: PKIKind.ca, scope: nil) {
                             let candidate = try await self.loadCA(r.id, tx)
                             if self.ocspMatches(candidate, certID) {
                                 ca = candidate

@@ -232,7 +232,7 @@ extension SSHService {
         try await authorize(ctx, AccessRequest(.project(project), .sshCertificateAuthorities, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: SSHKind.ca, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: SSHKind.ca, scope: project).map {
                 try self.decode(SSHCABody.self, $0).info
             }
         }
@@ -492,7 +492,7 @@ extension SSHService {
         try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: SSHKind.hostGroup, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: SSHKind.hostGroup, scope: project).map {
                 try self.decode(SSHHostGroupInfo.self, $0)
             }
         }
@@ -570,7 +570,7 @@ extension SSHService {
         try await authorize(ctx, AccessRequest(.project(project), .sshHosts, .read))
         return try await transact(relaxed: true) { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.list(kind: SSHKind.host, scope: project, afterID: nil, limit: 10_000).map {
+            return try await tx.listEvery(kind: SSHKind.host, scope: project).map {
                 try self.decode(SSHHostInfo.self, $0)
             }
         }
