@@ -372,7 +372,7 @@ let package = Package(
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "RecordingTests",
-            dependencies: ["Recording", "EngineAPI", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Recording", "EngineAPI", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .testTarget(
             name: "TTLVTests",

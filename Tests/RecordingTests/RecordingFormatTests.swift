@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Recording
+import TestSupport
 import Testing
 
 /// The recording container: every chunk authenticated with the session and its index, the chain and the signed
@@ -183,7 +184,7 @@ import Testing
             file, Array(file[..<records[4].upperBound]), Array(file[..<(records[3].lowerBound + 20)]),
             Array(file[..<(records[4].upperBound + 9)]), file + [1, 2], Array(file[..<5]), [],
         ]
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SeededGenerator(seed: 0x5EED)
         for _ in 0..<300 {
             var damaged = file
             switch rng.next() % 4 {
@@ -232,18 +233,5 @@ import Testing
             Issue.record("data after the manifest read as \(reader.integrityIfEnded)")
             return
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64), so the random damage above is the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -18,48 +18,40 @@ extension AccessService {
         let cutoff = clock().addingTimeInterval(-Self.expiredTokenGrace)
         let ctx = CallContext.system("token-sweep")
         var deleted = 0
-        var cursor: IndexCursor?
-        while true {
-            let hits: [IndexedRecord]
-            do {
-                let after = cursor
-                hits = try await read { tx in
-                    try await tx.lookup(
-                        IndexQuery(
-                            kind: AccessKind.accessToken, index: TokenIndex.expires, scope: nil,
-                            upper: IndexKey().appending(Record.millis(cutoff)), after: after,
-                            limit: Self.tokenSweepPage))
-                }
-            } catch {
-                logger.error("cannot list expired access tokens", metadata: ["error": "\(error)"])
-                return deleted
-            }
-            guard !hits.isEmpty else { return deleted }
-            let ids = hits.map(\.record.id)
-            do {
-                deleted += try await transact { tx in
-                    var n = 0
-                    for id in ids {
-                        guard let record = try await tx.get(kind: AccessKind.accessToken, id: id),
-                            try self.decode(TokenBody.self, record).expiresAt < cutoff
-                        else { continue }
-                        try await tx.delete(kind: AccessKind.accessToken, id: id, expectedVersion: record.version)
-                        n += 1
+        let expired = IndexQuery(
+            kind: AccessKind.accessToken, index: TokenIndex.expires, scope: nil,
+            upper: IndexKey().appending(Record.millis(cutoff)), limit: Self.tokenSweepPage)
+        do {
+            try await forEachPage(expired) { hits in
+                let ids = hits.map(\.record.id)
+                do {
+                    deleted += try await self.transact { tx in
+                        var n = 0
+                        for id in ids {
+                            guard let record = try await tx.get(kind: AccessKind.accessToken, id: id),
+                                try self.decode(TokenBody.self, record).expiresAt < cutoff
+                            else { continue }
+                            try await tx.delete(kind: AccessKind.accessToken, id: id, expectedVersion: record.version)
+                            n += 1
+                        }
+                        if n > 0 {
+                            try await self.audit.append(
+                                self.event(
+                                    ctx, "token.expired.delete", project: nil,
+                                    ["count": String(n), "expiredBefore": PAMService.iso(cutoff)]), tx)
+                        }
+                        return n
                     }
-                    if n > 0 {
-                        try await self.audit.append(
-                            self.event(
-                                ctx, "token.expired.delete", project: nil,
-                                ["count": String(n), "expiredBefore": PAMService.iso(cutoff)]), tx)
-                    }
-                    return n
+                    return true
+                } catch {
+                    // Another node deleted this page first (a conflict), or the store is away: the next sweep goes on.
+                    logger.notice("the expired token sweep stopped early", metadata: ["error": "\(error)"])
+                    return false
                 }
-            } catch {
-                logger.notice("the expired token sweep stopped early", metadata: ["error": "\(error)"])
-                return deleted
             }
-            guard hits.count == Self.tokenSweepPage, let last = hits.last else { return deleted }
-            cursor = last.cursor
+        } catch {
+            logger.error("cannot list expired access tokens", metadata: ["error": "\(error)"])
         }
+        return deleted
     }
 }

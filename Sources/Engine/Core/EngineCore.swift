@@ -119,6 +119,19 @@ extension EngineService {
         try await mappingStorageErrors { try await storage.withReadTransaction(body) }
     }
 
+    /// Reads the entries of `query` a page at a time (each page in its own read transaction, after the last entry
+    /// of the one before) and hands each page to `body`, until it returns false or the entries run out: for the
+    /// periodic sweeps, whose cost follows what they find.
+    func forEachPage(_ query: IndexQuery, _ body: ([IndexedRecord]) async throws -> Bool) async throws {
+        var query = query
+        while true {
+            let current = query
+            let page = try await read { tx in try await tx.lookup(current) }
+            guard !page.isEmpty, try await body(page), page.count == query.limit, let last = page.last else { return }
+            query.after = last.cursor
+        }
+    }
+
     /// Runs a storage call, turning its errors into `EngineError`s.
     func mappingStorageErrors<T: Sendable>(_ call: () async throws -> T) async throws -> T {
         do {

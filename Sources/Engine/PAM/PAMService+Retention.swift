@@ -154,28 +154,20 @@ extension PAMService {
 
     func deleteExpiredRecordings(project: String, retention: String, cutoff: Date) async -> Int {
         var deleted = 0
-        var cursor: IndexCursor?
-        while true {
-            let hits: [IndexedRecord]
-            do {
-                let after = cursor
-                hits = try await read { tx in
-                    try await tx.lookup(
-                        IndexQuery(
-                            kind: PAMKind.session, index: PAMSessionIndex.retained, scope: project,
-                            upper: IndexKey().appending(Record.millis(cutoff)), after: after, limit: 100))
+        let expired = IndexQuery(
+            kind: PAMKind.session, index: PAMSessionIndex.retained, scope: project,
+            upper: IndexKey().appending(Record.millis(cutoff)), limit: 100)
+        do {
+            try await forEachPage(expired) { hits in
+                for hit in hits where await self.deleteRecording(hit.record.id, retention: retention, cutoff: cutoff) {
+                    deleted += 1
                 }
-            } catch {
-                logger.error(
-                    "cannot list expired recordings", metadata: ["project": "\(project)", "error": "\(error)"])
-                return deleted
+                return true
             }
-            for hit in hits where await deleteRecording(hit.record.id, retention: retention, cutoff: cutoff) {
-                deleted += 1
-            }
-            guard hits.count == 100, let last = hits.last else { return deleted }
-            cursor = last.cursor
+        } catch {
+            logger.error("cannot list expired recordings", metadata: ["project": "\(project)", "error": "\(error)"])
         }
+        return deleted
     }
 
     /// Deletes one expired recording; false when another node holds it, it is no longer due, or the store failed.

@@ -822,32 +822,25 @@ extension PAMService {
     public func rotateDuePAMAccounts() async -> Int {
         let now = clock()
         var rotated = 0
-        var cursor: IndexCursor?
-        while true {
-            let page: [IndexedRecord]
-            do {
-                let after = cursor
-                page = try await read { tx in
-                    try await tx.lookup(
-                        IndexQuery(
-                            kind: PAMKind.account, index: PAMAccountIndex.due, scope: nil,
-                            upper: IndexKey().appending(Record.millis(now) + 1), after: after, limit: 200))
+        let due = IndexQuery(
+            kind: PAMKind.account, index: PAMAccountIndex.due, scope: nil,
+            upper: IndexKey().appending(Record.millis(now) + 1), limit: 200)
+        do {
+            try await forEachPage(due) { page in
+                var accounts: [(String, String)] = []
+                for hit in page {
+                    guard let body = try? self.decode(PAMAccountBody.self, hit.record),
+                        let when = Self.rotationDue(body), when <= now
+                    else { continue }
+                    accounts.append((body.info.id, body.info.resourceId))
                 }
-            } catch {
-                logger.error("cannot list accounts to rotate", metadata: ["error": "\(error)"])
-                return rotated
+                rotated += await self.rotateAccounts(accounts)
+                return true
             }
-            var due: [(String, String)] = []
-            for hit in page {
-                guard let body = try? decode(PAMAccountBody.self, hit.record),
-                    let when = Self.rotationDue(body), when <= now
-                else { continue }
-                due.append((body.info.id, body.info.resourceId))
-            }
-            rotated += await rotateAccounts(due)
-            guard page.count == 200, let last = page.last else { return rotated }
-            cursor = last.cursor
+        } catch {
+            logger.error("cannot list accounts to rotate", metadata: ["error": "\(error)"])
         }
+        return rotated
     }
 
     /// Rotates each (account, resource) as the scheduler; returns how many rotated.
