@@ -259,7 +259,10 @@ public protocol AccessEngine: Authenticator, BrowserSessions {
     func deleteRole(_ ctx: CallContext, project: String, slug: String) async throws
     func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws
         -> MembershipInfo
-    func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo]
+    /// The project's memberships in identity id order, `limit` (1–1000) after the identity `after`: read through an
+    /// index, so a page costs its size, not the project's.
+    func listMemberships(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws
+        -> Page<MembershipInfo>
     func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws
     func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo
     func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo]

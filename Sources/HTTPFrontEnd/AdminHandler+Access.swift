@@ -211,9 +211,10 @@ extension AdminHandler {
     // Memberships
 
     func listMemberships(_ input: Operations.ListMemberships.Input) async throws -> Operations.ListMemberships.Output {
-        let all = try await access.listMemberships(try await call(), project: input.path.project)
-        let (items, next) = try paginate(all, after: input.query.after, limit: input.query.limit) { $0.identityId }
-        return .ok(.init(body: .json(.init(identityMemberships: try wire(items), next: next))))
+        let page = try await access.listMemberships(
+            try await call(), project: input.path.project, after: input.query.after, limit: try limit(input.query.limit)
+        )
+        return .ok(.init(body: .json(.init(identityMemberships: try wire(page.items), next: page.next))))
     }
 
     func setMembership(_ input: Operations.SetMembership.Input) async throws -> Operations.SetMembership.Output {

@@ -141,7 +141,10 @@ let operations: [(String, Bool, Operation)] = [
                 c, project: p, identityId: w.spare.id, roles: [RoleGrant(role: "admin")])
         }
     ),
-    ("membership.list", true, { w, c, p in _ = try await w.engine.listMemberships(c, project: p) }),
+    (
+        "membership.list", true,
+        { w, c, p in _ = try await w.engine.listMemberships(c, project: p, after: nil, limit: 10) }
+    ),
     (
         "membership.delete", true,
         { w, c, p in try await w.engine.deleteMembership(c, project: p, identityId: w.spare.id) }
@@ -454,6 +457,40 @@ let expectedAllowed: [String: Set<String>] = [
         #expect(
             await code { _ = try await engine.readSecret(caller(nobody), project: "p", name: "s") } == .permissionDenied
         )
+    }
+
+    /// A project's members in pages, through the per-project index: identity order, no gap or repeat, `next` only
+    /// while more follow, and a page costs its size (1,205 members read in pages of 500).
+    @Test func membersArePagedInIdentityOrder() async throws {
+        let engine = try await openEngine(InMemoryStorage(), key: SymmetricKey(size: .bits256))
+        var ids: [String] = []
+        for i in 0..<1205 {
+            let identity = try await engine.createIdentity(admin, IdentitySpec(name: "member-\(i)"))
+            _ = try await engine.setMembership(
+                admin, project: "p", identityId: identity.id, roles: [RoleGrant(role: "viewer")])
+            ids.append(identity.id)
+        }
+        // A member of another project is not listed.
+        let elsewhere = try await engine.createIdentity(admin, IdentitySpec(name: "elsewhere"))
+        _ = try await engine.createProject(admin, slug: "q", description: "")
+        _ = try await engine.setMembership(
+            admin, project: "q", identityId: elsewhere.id, roles: [RoleGrant(role: "viewer")])
+        var seen: [String] = []
+        var after: String?
+        var pages = 0
+        repeat {
+            let page = try await engine.listMemberships(admin, project: "p", after: after, limit: 500)
+            #expect(page.items.count == (pages < 2 ? 500 : 205))
+            seen += page.items.map(\.identityId)
+            after = page.next
+            pages += 1
+        } while after != nil
+        #expect(pages == 3)
+        #expect(seen == ids.sorted())
+        // After an id that is no member: the members that sort after it.
+        let middle = ids.sorted()[600]
+        let from = try await engine.listMemberships(admin, project: "p", after: middle + "0", limit: 1000)
+        #expect(from.items.map(\.identityId) == Array(ids.sorted()[601...]))
     }
 
     @Test func hostilePermissionsAreRejected() async throws {

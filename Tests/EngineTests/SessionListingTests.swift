@@ -122,7 +122,8 @@ import Testing
         }
         try await engine.deleteIdentity(admin, id: leaving.id)
         for project in ["p", "p1"] {
-            let members = try await engine.listMemberships(admin, project: project).map(\.identityId)
+            let members = try await engine.listMemberships(admin, project: project, after: nil, limit: 1000).items.map(
+                \.identityId)
             let privileges = try await engine.listPrivileges(admin, project: project).map(\.identityId)
             #expect(!members.contains(leaving.id) && members.contains(staying.id), "\(project): \(members)")
             #expect(privileges == [staying.id], "\(project): \(privileges)")

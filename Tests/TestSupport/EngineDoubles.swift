@@ -121,9 +121,9 @@ open class AccessEngineDouble: AuthenticatorDouble, AccessEngine, @unchecked Sen
     open func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws
         -> MembershipInfo
     { throw TestDouble.unimplemented("setMembership") }
-    open func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] {
-        throw TestDouble.unimplemented("listMemberships")
-    }
+    open func listMemberships(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<
+        MembershipInfo
+    > { throw TestDouble.unimplemented("listMemberships") }
     open func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws {
         throw TestDouble.unimplemented("deleteMembership")
     }

@@ -629,16 +629,25 @@ extension AccessService {
         }
     }
 
-    public func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] {
+    public func listMemberships(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws
+        -> Page<MembershipInfo>
+    {
         try Self.validateSlug(project, "project slug")
         try await authorize(ctx, AccessRequest(.project(project), .members, .read))
+        let limit = min(max(limit, 1), 1000)
         return try await transact { tx in
             _ = try await self.requireProject(project, tx)
-            return try await tx.listEvery(kind: AccessKind.membership, scope: project).map {
-                r in
+            // After the identity `after`: the first key past every key that starts with its own.
+            let hits = try await tx.lookup(
+                IndexQuery(
+                    kind: AccessKind.membership, index: MembershipIndex.member, scope: project,
+                    lower: after.map { IndexKey($0).prefixEnd } ?? IndexKey(), limit: limit + 1))
+            let items = try hits.prefix(limit).map { hit in
                 MembershipInfo(
-                    project: project, identityId: r.name ?? "", roles: try self.decode(MembershipBody.self, r).roles)
+                    project: project, identityId: hit.record.name ?? "",
+                    roles: try self.decode(MembershipBody.self, hit.record).roles)
             }
+            return Page(items: items, next: hits.count > limit ? items.last?.identityId : nil)
         }
     }
 

@@ -43,7 +43,7 @@ extension GatehouseEngine {  // AccessEngine
     public func getRole(_ ctx: CallContext, project: String, slug: String) async throws -> RoleInfo { try await access.getRole(ctx, project: project, slug: slug) }
     public func deleteRole(_ ctx: CallContext, project: String, slug: String) async throws { try await access.deleteRole(ctx, project: project, slug: slug) }
     public func setMembership(_ ctx: CallContext, project: String, identityId: String, roles: [RoleGrant]) async throws -> MembershipInfo { try await access.setMembership(ctx, project: project, identityId: identityId, roles: roles) }
-    public func listMemberships(_ ctx: CallContext, project: String) async throws -> [MembershipInfo] { try await access.listMemberships(ctx, project: project) }
+    public func listMemberships(_ ctx: CallContext, project: String, after: String?, limit: Int) async throws -> Page<MembershipInfo> { try await access.listMemberships(ctx, project: project, after: after, limit: limit) }
     public func deleteMembership(_ ctx: CallContext, project: String, identityId: String) async throws { try await access.deleteMembership(ctx, project: project, identityId: identityId) }
     public func createPrivilege(_ ctx: CallContext, project: String, _ spec: PrivilegeSpec) async throws -> PrivilegeInfo { try await access.createPrivilege(ctx, project: project, spec) }
     public func listPrivileges(_ ctx: CallContext, project: String) async throws -> [PrivilegeInfo] { try await access.listPrivileges(ctx, project: project) }

@@ -195,6 +195,8 @@ extension PAMService {
 enum MembershipIndex {
     /// Across projects: the identity (a membership's name is its identity id, its scope the project).
     static let identity = "identity"
+    /// Per project: the identity, for the project's member list in identity order, a page at a time.
+    static let member = "member"
 }
 
 enum PrivilegeIndex {
@@ -211,9 +213,12 @@ enum TLSCertAuthIndex {
 
 extension AccessService {
     static let membershipIndexer = RecordIndexer(
-        kind: AccessKind.membership, version: 1, [IndexDefinition(MembershipIndex.identity, scoped: false)]
+        kind: AccessKind.membership, version: 2,
+        [IndexDefinition(MembershipIndex.identity, scoped: false), IndexDefinition(MembershipIndex.member)]
     ) { record in
-        record.name.map { [IndexEntry(MembershipIndex.identity, IndexKey($0))] } ?? []
+        record.name.map {
+            [IndexEntry(MembershipIndex.identity, IndexKey($0)), IndexEntry(MembershipIndex.member, IndexKey($0))]
+        } ?? []
     }
 }
 

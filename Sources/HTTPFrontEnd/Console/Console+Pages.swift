@@ -241,7 +241,15 @@ extension Console {
         // KMIP clients: the project's identities that log in with a certificate of the KMIP client CA.
         data["clients"] = await panel {
             let ca = try await services.kmipPKI.kmipPKI(call.ctx)
-            let members = try await services.access.listMemberships(call.ctx, project: project)
+            // Every member, a page at a time (each one's TLS Certificate Auth is read: a cost per member).
+            var members: [MembershipInfo] = []
+            var after: String?
+            repeat {
+                let page = try await services.access.listMemberships(
+                    call.ctx, project: project, after: after, limit: 1000)
+                members += page.items
+                after = page.next
+            } while after != nil
             var clients: [Row] = []
             for m in members {
                 guard let auth = try? await services.access.getTLSCertAuth(call.ctx, identityId: m.identityId),
