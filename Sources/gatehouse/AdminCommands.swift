@@ -284,7 +284,14 @@ struct IdentityCommand: AsyncParsableCommand {
             let created = await api.withClient { client in
                 let identity = try await client.getIdentity(path: .init(identityId: id)).ok.body.json.identity
                 if !identity.authMethods.contains("token-auth") {
-                    _ = try await client.attachTokenAuth(path: .init(identityId: id), body: .json(spec)).created
+                    do {
+                        _ = try await client.attachTokenAuth(path: .init(identityId: id), body: .json(spec)).created
+                    } catch  where apiFailure(error)?.status == 409 {
+                        // Attached meanwhile (another `identity token` for the same identity): its settings stand.
+                    }
+                } else if spec != Components.Schemas.AuthMethodSpec() {
+                    FileHandle.standardError.write(
+                        Data("token auth is already attached to \(id): its settings apply, not these options\n".utf8))
                 }
                 return try await client.createAccessToken(path: .init(identityId: id)).created.body.json
             }

@@ -46,6 +46,25 @@ import X509
         let (_, table, _) = try cli(daemon, ["identity", "list"])
         #expect(table.contains("billing-svc") && table.contains("universal-auth") && table.hasPrefix("ID"))
 
+        // Two `identity token` at once for an identity without Token Auth: one attaches it, and both get a token.
+        for n in 0..<3 {
+            let (_, racerJSON, _) = try cli(daemon, ["identity", "create", "racer-\(n)", "--output", "json"])
+            let racer = try #require(try json(racerJSON)["id"] as? String)
+            let g = "'\(ProcessRunner.gatehouseBinary)' identity token \(racer) --data-dir '\(daemon.dataDirectory)'"
+            let both = try ProcessRunner.run(
+                [
+                    "bash", "-c",
+                    "\(g) > \(dir.path)/a 2>&1 & p1=$!; \(g) > \(dir.path)/b 2>&1 & p2=$!; wait $p1; s1=$?; wait $p2; echo $s1 $?",
+                ],
+                timeout: 60)
+            #expect(
+                both.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0 0", "\(both.stdout) \(both.stderr)")
+            for file in ["a", "b"] {
+                let out = (try? String(contentsOfFile: dir.path + "/" + file, encoding: .utf8)) ?? ""
+                #expect(out.hasPrefix("ghat_"), "racer \(n) \(file): \(out)")
+            }
+        }
+
         // Log in, then use the token (CLI and raw HTTP).
         let (s4, token, e4) = try cli(
             daemon, ["login", "--client-id", clientId], env: ["GATEHOUSE_CLIENT_SECRET": secret])
